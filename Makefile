@@ -1,0 +1,92 @@
+# shoal: libshoal (src/) with thin programs on top (cmd/).
+# make            bin/shoald bin/shoal
+# make test       unit tests, the same under ASan+UBSan, fuzz corpus replay,
+#                 integration tests on lab clusters; ends "N passed, M failed"
+# make bench      prints figures; make fuzz FUZZ_RUNS=N runs the fuzzer
+CC ?= gcc
+PKGS := libuv raft jansson libcurl openssl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser
+WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes \
+        -Wmissing-prototypes -Wno-unused-parameter -Wno-format-truncation -Werror
+CFLAGS ?= -O2 -g
+ALL_CFLAGS := -std=gnu11 $(WARN) -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) $(CFLAGS)
+ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+              -fno-sanitize-recover=undefined
+
+LIB_SRC := $(sort $(wildcard src/*/*.c))
+SHOALD_SRC := $(sort $(wildcard cmd/shoald/*.c))
+SHOAL_SRC := $(sort $(wildcard cmd/shoal/*.c))
+UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
+HDRS := $(wildcard src/*/*.h cmd/*/*.h tests/unit/*.h)
+
+OBJ := $(LIB_SRC:%.c=build/rel/%.o)
+AOBJ := $(LIB_SRC:%.c=build/asan/%.o)
+
+.PHONY: all test unit unit-asan fuzz bench clean format format-check
+all: bin/shoald bin/shoal
+
+build/rel/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+build/asan/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -c $< -o $@
+
+build/rel/libshoal.a: $(OBJ)
+	@rm -f $@; ar rcs $@ $^
+
+build/asan/libshoal.a: $(AOBJ)
+	@rm -f $@; ar rcs $@ $^
+
+bin/shoald: $(SHOALD_SRC) build/rel/libshoal.a $(HDRS)
+	@mkdir -p bin
+	$(CC) $(ALL_CFLAGS) $(SHOALD_SRC) build/rel/libshoal.a $(PKG_LIBS) -lm -o $@
+
+bin/shoal: $(SHOAL_SRC) build/rel/libshoal.a $(HDRS)
+	@mkdir -p bin
+	$(CC) $(ALL_CFLAGS) $(SHOAL_SRC) build/rel/libshoal.a $(PKG_LIBS) -lm -o $@
+
+build/rel/unit-tests: $(UNIT_SRC) build/rel/libshoal.a $(HDRS)
+	$(CC) $(ALL_CFLAGS) -Itests/unit $(UNIT_SRC) build/rel/libshoal.a $(PKG_LIBS) -lm -o $@
+
+build/asan/unit-tests: $(UNIT_SRC) build/asan/libshoal.a $(HDRS)
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -Itests/unit $(UNIT_SRC) build/asan/libshoal.a $(PKG_LIBS) -lm -o $@
+
+unit: build/rel/unit-tests
+	./build/rel/unit-tests
+
+unit-asan: build/asan/unit-tests
+	./build/asan/unit-tests
+
+# The fuzz target is built with clang's libFuzzer; the replay binary (same
+# target, a plain main) runs the corpus under ASan in `make test`.
+FUZZ_SRC := tests/fuzz/fuzz_api.c
+build/fuzz/fuzz-api: $(FUZZ_SRC) $(LIB_SRC) $(HDRS)
+	@mkdir -p build/fuzz
+	clang -std=gnu11 -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) -g -O1 \
+	  -fsanitize=fuzzer,address,undefined $(FUZZ_SRC) $(LIB_SRC) $(PKG_LIBS) -lm -o $@
+
+build/asan/fuzz-replay: $(FUZZ_SRC) tests/fuzz/replay.c build/asan/libshoal.a
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) $(FUZZ_SRC) tests/fuzz/replay.c build/asan/libshoal.a $(PKG_LIBS) -lm -o $@
+
+FUZZ_RUNS ?= 100000
+fuzz: build/fuzz/fuzz-api
+	mkdir -p build/fuzz/corpus
+	./build/fuzz/fuzz-api -runs=$(FUZZ_RUNS) build/fuzz/corpus tests/fuzz/corpus
+
+test: all build/rel/unit-tests build/asan/unit-tests build/asan/fuzz-replay
+	./scripts/test.sh
+
+bench: all
+	./scripts/bench.sh
+
+format:
+	clang-format -i $(LIB_SRC) $(HDRS) $(SHOALD_SRC) $(SHOAL_SRC) $(UNIT_SRC)
+
+format-check:
+	clang-format --dry-run --Werror $(LIB_SRC) $(HDRS) $(SHOALD_SRC) $(SHOAL_SRC) $(UNIT_SRC)
+
+clean:
+	rm -rf build bin

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what shoal needs to build, test and run its lab on Debian 12.
+# Idempotent: only missing packages are installed. Used by the README
+# commands and by .ci/run.
+set -euo pipefail
+pkgs=(
+  build-essential pkg-config clang libclang-rt-14-dev clang-format
+  libuv1-dev libraft-dev libjansson-dev libhttp-parser-dev
+  libcurl4-openssl-dev libssl-dev
+  iproute2 util-linux procps python3 openssl curl
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  [ "$(id -u)" -eq 0 ] || { echo "deps: need root to install: ${missing[*]}" >&2; exit 1; }
+  echo "deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,93 @@
+#include "core/jsonx.h"
+
+#include "core/err.h"
+#include "core/util.h"
+
+json_t *jx_get(const json_t *root, const char *path) {
+  const json_t *cur = root;
+  const char *p = path;
+  while (cur && *p) {
+    const char *dot = strchr(p, '.');
+    size_t n = dot ? (size_t)(dot - p) : strlen(p);
+    if (!json_is_object(cur))
+      return NULL;
+    cur = json_object_getn(cur, p, n);
+    p += n;
+    if (*p == '.')
+      p++;
+  }
+  return (json_t *)cur;
+}
+
+const char *jx_str(const json_t *root, const char *path, const char *dflt) {
+  json_t *v = jx_get(root, path);
+  return json_is_string(v) ? json_string_value(v) : dflt;
+}
+
+int64_t jx_int(const json_t *root, const char *path, int64_t dflt) {
+  json_t *v = jx_get(root, path);
+  if (json_is_integer(v))
+    return json_integer_value(v);
+  if (json_is_real(v))
+    return (int64_t)json_real_value(v);
+  return dflt;
+}
+
+bool jx_bool(const json_t *root, const char *path, bool dflt) {
+  json_t *v = jx_get(root, path);
+  return json_is_boolean(v) ? json_is_true(v) : dflt;
+}
+
+void jx_set(json_t *root, const char *path, json_t *value) {
+  json_t *cur = root;
+  const char *p = path;
+  for (;;) {
+    const char *dot = strchr(p, '.');
+    if (!dot) {
+      json_object_set_new(cur, p, value);
+      return;
+    }
+    json_t *next = json_object_getn(cur, p, (size_t)(dot - p));
+    if (!json_is_object(next)) {
+      next = json_object();
+      json_object_setn_new(cur, p, (size_t)(dot - p), next);
+    }
+    cur = next;
+    p = dot + 1;
+  }
+}
+
+int jx_parse_object(const char *data, size_t len, json_t **out, sh_err *err) {
+  json_error_t je;
+  if (len == 0)
+    return sh_error(err, 400, "request body is empty");
+  json_t *j = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
+  if (!j)
+    return sh_error(err, 400, "invalid JSON: %s", je.text);
+  if (!json_is_object(j)) {
+    json_decref(j);
+    return sh_error(err, 400,
+                    "invalid JSON: expected an object at the top level");
+  }
+  *out = j;
+  return 0;
+}
+
+char *jx_dump(const json_t *j) {
+  char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+  if (!s)
+    return xstrdup("null");
+  return s;
+}
+
+void jx_merge(json_t *dst, const json_t *src) {
+  const char *k;
+  json_t *v;
+  json_object_foreach((json_t *)src, k, v) {
+    json_t *d = json_object_get(dst, k);
+    if (json_is_object(d) && json_is_object(v))
+      jx_merge(d, v);
+    else
+      json_object_set_new(dst, k, json_deep_copy(v));
+  }
+}

@@ -1,0 +1,37 @@
+/* jansson helpers: scope-bound references and typed lookups by path. */
+#ifndef SHOAL_CORE_JSONX_H
+#define SHOAL_CORE_JSONX_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct sh_err;
+
+static inline void sh_json_decrefp(json_t **j) {
+  if (*j)
+    json_decref(*j);
+}
+#define cleanup_json __attribute__((cleanup(sh_json_decrefp)))
+
+/* Looks up a dotted path ("Spec.Dispatcher.HeartbeatPeriod"); NULL if any
+ * step is missing or not an object. Borrowed reference. */
+json_t *jx_get(const json_t *root, const char *path);
+const char *jx_str(const json_t *root, const char *path, const char *dflt);
+int64_t jx_int(const json_t *root, const char *path, int64_t dflt);
+bool jx_bool(const json_t *root, const char *path, bool dflt);
+/* Sets a dotted path, creating intermediate objects; steals `value`. */
+void jx_set(json_t *root, const char *path, json_t *value);
+
+/* Parses a request body; a body that is not JSON, or JSON of another type
+ * than an object, is a 400 with a message like Docker's. */
+int jx_parse_object(const char *data, size_t len, json_t **out,
+                    struct sh_err *err);
+/* Compact serialization, caller frees. */
+char *jx_dump(const json_t *j);
+
+/* Deep-merges src into dst: objects merge key by key, anything else in src
+ * replaces dst's value. Steals nothing. */
+void jx_merge(json_t *dst, const json_t *src);
+
+#endif

@@ -1,0 +1,51 @@
+/* Minimal unit-test harness: TEST(name) { ... } registers a test; CHECK*
+ * macros record failures and return from the test. Each test runs in a
+ * forked child so a crash fails that test, not the run. */
+#ifndef SHOAL_TEST_H
+#define SHOAL_TEST_H
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef void (*test_fn)(int *failed);
+void test_register(const char *name, const char *file, test_fn fn);
+
+#define TEST(name)                                                             \
+  static void test_##name(int *failed_);                                       \
+  __attribute__((constructor)) static void test_reg_##name(void) {             \
+    test_register(#name, __FILE__, test_##name);                               \
+  }                                                                            \
+  static void test_##name(int *failed_)
+
+#define FAIL_(...)                                                             \
+  do {                                                                         \
+    fprintf(stderr, "    %s:%d: ", __FILE__, __LINE__);                        \
+    fprintf(stderr, __VA_ARGS__);                                              \
+    fputc('\n', stderr);                                                       \
+    *failed_ = 1;                                                              \
+    return;                                                                    \
+  } while (0)
+
+#define CHECK(c)                                                               \
+  do {                                                                         \
+    if (!(c))                                                                  \
+      FAIL_("CHECK(%s) failed", #c);                                           \
+  } while (0)
+
+#define CHECK_INT_EQ(a, b)                                                     \
+  do {                                                                         \
+    long long a_ = (long long)(a), b_ = (long long)(b);                        \
+    if (a_ != b_)                                                              \
+      FAIL_("%s == %s: %lld != %lld", #a, #b, a_, b_);                         \
+  } while (0)
+
+#define CHECK_STR_EQ(a, b)                                                     \
+  do {                                                                         \
+    const char *a_ = (a), *b_ = (b);                                           \
+    if (!a_ || !b_ || strcmp(a_, b_) != 0)                                     \
+      FAIL_("%s == %s: \"%s\" != \"%s\"", #a, #b, a_ ? a_ : "(null)",          \
+            b_ ? b_ : "(null)");                                               \
+  } while (0)
+
+#endif

@@ -1,0 +1,103 @@
+#include "test.h"
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/id.h"
+#include "core/jsonx.h"
+#include "core/util.h"
+
+TEST(id_is_25_base36_chars) {
+  char a[ID_LEN + 1], b[ID_LEN + 1];
+  id_new(a);
+  id_new(b);
+  CHECK_INT_EQ(strlen(a), 25);
+  CHECK(strcmp(a, b) != 0);
+  for (int i = 0; i < 25; i++)
+    CHECK((a[i] >= '0' && a[i] <= '9') || (a[i] >= 'a' && a[i] <= 'z'));
+}
+
+TEST(base36_known_values) {
+  uint8_t v[2] = {0x01, 0x00}; /* 256 = 7*36 + 4 */
+  char out[16];
+  CHECK_STR_EQ(base36_encode(v, 2, 0, out, sizeof out), "74");
+  CHECK_STR_EQ(base36_encode(v, 2, 5, out, sizeof out), "00074");
+  uint8_t z[1] = {0};
+  CHECK_STR_EQ(base36_encode(z, 1, 0, out, sizeof out), "0");
+}
+
+TEST(duration_round_trip) {
+  char buf[64];
+  int64_t ns;
+  sh_err err = {0};
+  CHECK_INT_EQ(clock_parse_duration("2160h0m0s", &ns, &err), 0);
+  CHECK_INT_EQ(ns, INT64_C(2160) * 3600 * NS_PER_SEC);
+  CHECK_STR_EQ(clock_format_duration(ns, buf, sizeof buf), "2160h0m0s");
+  CHECK_INT_EQ(clock_parse_duration("5s", &ns, &err), 0);
+  CHECK_STR_EQ(clock_format_duration(ns, buf, sizeof buf), "5s");
+  CHECK_INT_EQ(clock_parse_duration("1m30s", &ns, &err), 0);
+  CHECK_STR_EQ(clock_format_duration(ns, buf, sizeof buf), "1m30s");
+  CHECK_INT_EQ(clock_parse_duration("1.5s", &ns, &err), 0);
+  CHECK_STR_EQ(clock_format_duration(ns, buf, sizeof buf), "1.5s");
+  CHECK_INT_EQ(clock_parse_duration("300ms", &ns, &err), 0);
+  CHECK_STR_EQ(clock_format_duration(ns, buf, sizeof buf), "300ms");
+  CHECK(clock_parse_duration("5x", &ns, &err) < 0);
+  CHECK_INT_EQ(err.status, 400);
+  CHECK(clock_parse_duration("", &ns, &err) < 0);
+  CHECK(clock_parse_duration("10", &ns, &err) < 0);
+}
+
+TEST(rfc3339_round_trip) {
+  char buf[64];
+  int64_t ns = INT64_C(1700000000) * NS_PER_SEC + 123456000;
+  clock_format_rfc3339(ns, buf, sizeof buf);
+  CHECK_STR_EQ(buf, "2023-11-14T22:13:20.123456Z");
+  int64_t back;
+  sh_err err = {0};
+  CHECK_INT_EQ(clock_parse_rfc3339(buf, &back, &err), 0);
+  CHECK_INT_EQ(back, ns);
+  CHECK(clock_parse_rfc3339("yesterday", &back, &err) < 0);
+}
+
+TEST(jx_paths) {
+  cleanup_json json_t *j = json_object();
+  jx_set(j, "Spec.Dispatcher.HeartbeatPeriod", json_integer(5000000000));
+  CHECK_INT_EQ(jx_int(j, "Spec.Dispatcher.HeartbeatPeriod", 0), 5000000000);
+  CHECK_INT_EQ(jx_int(j, "Spec.Missing.X", 7), 7);
+  CHECK_STR_EQ(jx_str(j, "Spec", "dflt"), "dflt");
+  sh_err err = {0};
+  json_t *o = NULL;
+  CHECK(jx_parse_object("[1]", 3, &o, &err) < 0);
+  CHECK_INT_EQ(err.status, 400);
+  CHECK(jx_parse_object("{\"a\":", 5, &o, &err) < 0);
+  CHECK_INT_EQ(jx_parse_object("{\"a\":1}", 7, &o, &err), 0);
+  json_decref(o);
+}
+
+TEST(err_wrap_keeps_status) {
+  sh_err err = {0};
+  sh_error(&err, 404, "node %s not found", "x");
+  sh_err_wrap(&err, "update");
+  CHECK_STR_EQ(err.msg, "update: node x not found");
+  CHECK_INT_EQ(err.status, 404);
+}
+
+TEST(atomic_file_write) {
+  char dir[] = "/tmp/shoal-test-XXXXXX";
+  CHECK(mkdtemp(dir) != NULL);
+  cleanup_free char *p = xasprintf("%s/a/b/f", dir);
+  cleanup_free char *d = xasprintf("%s/a/b", dir);
+  sh_err err = {0};
+  CHECK_INT_EQ(mkdir_p(d, 0700, &err), 0);
+  CHECK_INT_EQ(write_file_atomic(p, "hello", 5, 0600, &err), 0);
+  cleanup_free char *data = NULL;
+  size_t len = 0;
+  CHECK_INT_EQ(read_file(p, &data, &len, &err), 0);
+  CHECK_INT_EQ(len, 5);
+  CHECK_STR_EQ(data, "hello");
+  cleanup_free char *missing = xasprintf("%s/nope", dir);
+  char *x = NULL;
+  CHECK(read_file(missing, &x, NULL, &err) < 0);
+  CHECK_INT_EQ(err.status, 404);
+  cleanup_free char *cmd = xasprintf("rm -rf %s", dir);
+  CHECK_INT_EQ(system(cmd), 0);
+}
