@@ -28,11 +28,13 @@ all: bin/shoald bin/shoal
 
 build/rel/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 build/asan/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -c $< -o $@
+	@echo "  CC/ASAN $<"
+	@$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -c $< -o $@
 
 build/rel/libshoal.a: $(OBJ)
 	@rm -f $@; ar rcs $@ $^

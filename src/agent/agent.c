@@ -1,0 +1,301 @@
+/* The agent's dispatcher session and heartbeats. */
+#include "agent/agent.h"
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/jsonx.h"
+#include "core/util.h"
+#include "http/client.h"
+
+#include <sys/sysinfo.h>
+#include <sys/utsname.h>
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+
+struct agent {
+  uv_loop_t *loop;
+  struct http_client *client;
+  char *node_id, *cert_pem, *key_pem, *root_pem;
+  json_t *managers;
+  json_t *description;
+  size_t mgr_idx;
+  struct agent_config cb; /* callbacks and ud only */
+
+  struct http_call *session_call;
+  struct http_call *hb_call;
+  sh_buf linebuf;
+  char sid[64];
+  int64_t period_ns;
+  bool connected;
+  bool stopping;
+  unsigned backoff_ms;
+  uv_timer_t retry_timer;
+  uv_timer_t hb_timer;
+  int handles_open;
+  void (*leave_done)(void *);
+  void *leave_ud;
+};
+
+json_t *agent_local_description(const char *hostname,
+                                const char *engine_version) {
+  struct utsname u;
+  uname(&u);
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  struct sysinfo si;
+  long long mem = 0;
+  if (sysinfo(&si) == 0)
+    mem = (long long)si.totalram * si.mem_unit;
+  return json_pack("{s:s, s:{s:s, s:s}, s:{s:I, s:I}, s:{s:s, s:{}, s:[]}}",
+                   "Hostname", hostname, "Platform", "Architecture",
+                   u.machine, "OS", "linux", "Resources", "NanoCPUs",
+                   (json_int_t)(cpus > 0 ? cpus : 1) * 1000000000LL,
+                   "MemoryBytes", (json_int_t)mem, "Engine", "EngineVersion",
+                   engine_version, "Labels", "Plugins");
+}
+
+static const char *current_manager(struct agent *a) {
+  size_t n = json_array_size(a->managers);
+  if (n == 0)
+    return NULL;
+  return json_string_value(json_array_get(a->managers, a->mgr_idx % n));
+}
+
+static void start_session(struct agent *a);
+
+static void retry_cb(uv_timer_t *t) { start_session(t->data); }
+
+static void schedule_retry(struct agent *a) {
+  if (a->stopping)
+    return;
+  a->mgr_idx++;
+  if (a->backoff_ms == 0)
+    a->backoff_ms = BACKOFF_MIN_MS;
+  else if ((a->backoff_ms *= 2) > BACKOFF_MAX_MS)
+    a->backoff_ms = BACKOFF_MAX_MS;
+  uv_timer_start(&a->retry_timer, retry_cb, a->backoff_ms, 0);
+}
+
+static void fill_tls(struct agent *a, struct http_call_opts *o) {
+  o->cert_pem = a->cert_pem;
+  o->key_pem = a->key_pem;
+  o->ca_pem = a->root_pem;
+}
+
+static void hb_send(uv_timer_t *t);
+
+static void hb_done(const struct http_result *res, void *ud) {
+  struct agent *a = ud;
+  a->hb_call = NULL;
+  if (a->stopping)
+    return;
+  if (res->status == 200) {
+    cleanup_json json_t *j = json_loads(res->body, 0, NULL);
+    int64_t p = jx_int(j, "Period", 0);
+    if (p > 0)
+      a->period_ns = p;
+  } else if (res->status == 404 || res->status == 503) {
+    /* Session gone (manager restarted or lost leadership): reconnect. */
+    if (a->session_call) {
+      http_call_cancel(a->session_call);
+      a->session_call = NULL;
+    }
+    a->connected = false;
+    schedule_retry(a);
+    return;
+  }
+  uv_timer_start(&a->hb_timer, hb_send, (uint64_t)(a->period_ns / NS_PER_MS),
+                 0);
+}
+
+static void hb_send(uv_timer_t *t) {
+  struct agent *a = t->data;
+  if (!a->connected || a->hb_call)
+    return;
+  const char *mgr = current_manager(a);
+  cleanup_free char *url = xasprintf("https://%s/swarm/v1/heartbeat", mgr);
+  cleanup_free char *body = xasprintf("{\"SessionID\":\"%s\"}", a->sid);
+  struct http_call_opts o = {.method = "POST",
+                             .url = url,
+                             .body = body,
+                             .body_len = strlen(body),
+                             .timeout_ms = a->period_ns / NS_PER_MS + 1000};
+  fill_tls(a, &o);
+  a->hb_call = http_client_call(a->client, &o, NULL, hb_done, a);
+}
+
+static void handle_message(struct agent *a, json_t *msg) {
+  const char *type = jx_str(msg, "Type", "");
+  if (strcmp(type, "session") == 0) {
+    snprintf(a->sid, sizeof a->sid, "%s", jx_str(msg, "SessionID", ""));
+    int64_t p = jx_int(msg, "HeartbeatPeriod", 0);
+    a->period_ns = p > 0 ? p : 5 * NS_PER_SEC;
+    json_t *mgrs = json_object_get(msg, "Managers");
+    if (json_is_array(mgrs) && json_array_size(mgrs) > 0 &&
+        !json_equal(mgrs, a->managers)) {
+      /* Keep talking to the manager we reached; remember the others. */
+      const char *cur = current_manager(a);
+      size_t i;
+      json_t *v;
+      size_t idx = 0;
+      json_array_foreach(mgrs, i, v) if (cur &&
+                                         strcmp(json_string_value(v), cur) == 0)
+          idx = i;
+      json_decref(a->managers);
+      a->managers = json_deep_copy(mgrs);
+      a->mgr_idx = idx;
+      if (a->cb.on_managers)
+        a->cb.on_managers(a->cb.ud, a->managers);
+    }
+    a->connected = true;
+    a->backoff_ms = 0;
+    uv_timer_start(&a->hb_timer, hb_send,
+                   (uint64_t)(a->period_ns / NS_PER_MS), 0);
+    if (a->cb.on_ready)
+      a->cb.on_ready(a->cb.ud);
+  }
+}
+
+static bool session_data(const char *data, size_t len, void *ud) {
+  struct agent *a = ud;
+  buf_append(&a->linebuf, data, len);
+  if (a->linebuf.len > 16 * 1024 * 1024)
+    return false; /* a manager never sends lines this long */
+  char *nl;
+  while ((nl = memchr(a->linebuf.data, '\n', a->linebuf.len))) {
+    size_t n = (size_t)(nl - a->linebuf.data);
+    json_t *msg = json_loadb(a->linebuf.data, n, 0, NULL);
+    memmove(a->linebuf.data, nl + 1, a->linebuf.len - n - 1);
+    a->linebuf.len -= n + 1;
+    a->linebuf.data[a->linebuf.len] = '\0';
+    if (msg) {
+      handle_message(a, msg);
+      json_decref(msg);
+    }
+  }
+  return true;
+}
+
+static void session_done(const struct http_result *res, void *ud) {
+  struct agent *a = ud;
+  a->session_call = NULL;
+  a->connected = false;
+  uv_timer_stop(&a->hb_timer);
+  if (a->stopping)
+    return;
+  if (res->status == 404 || res->status == 401) {
+    /* This node is no longer part of the cluster. */
+    if (a->cb.on_rejected)
+      a->cb.on_rejected(a->cb.ud, res->status,
+                        res->body && *res->body ? res->body : "rejected");
+  }
+  schedule_retry(a);
+}
+
+static void start_session(struct agent *a) {
+  if (a->stopping || a->session_call)
+    return;
+  const char *mgr = current_manager(a);
+  if (!mgr)
+    return;
+  buf_reset(&a->linebuf);
+  cleanup_free char *url = xasprintf("https://%s/swarm/v1/session", mgr);
+  json_t *body = json_pack("{s:O}", "Description", a->description);
+  cleanup_free char *b = jx_dump(body);
+  json_decref(body);
+  struct http_call_opts o = {.method = "POST",
+                             .url = url,
+                             .body = b,
+                             .body_len = strlen(b)};
+  fill_tls(a, &o);
+  a->session_call = http_client_call(a->client, &o, session_data,
+                                     session_done, a);
+}
+
+struct agent *agent_start(const struct agent_config *cfg) {
+  struct agent *a = xcalloc(1, sizeof *a);
+  a->loop = cfg->loop;
+  a->client = cfg->client;
+  a->node_id = xstrdup(cfg->node_id);
+  a->cert_pem = xstrdup(cfg->cert_pem);
+  a->key_pem = xstrdup(cfg->key_pem);
+  a->root_pem = xstrdup(cfg->root_pem);
+  a->managers = json_deep_copy(cfg->managers);
+  a->description = json_deep_copy(cfg->description);
+  a->cb = *cfg;
+  a->period_ns = 5 * NS_PER_SEC;
+  uv_timer_init(a->loop, &a->retry_timer);
+  uv_timer_init(a->loop, &a->hb_timer);
+  a->retry_timer.data = a->hb_timer.data = a;
+  a->handles_open = 2;
+  start_session(a);
+  return a;
+}
+
+bool agent_connected(const struct agent *a) { return a && a->connected; }
+
+static void handle_closed(uv_handle_t *h) {
+  struct agent *a = h->data;
+  if (--a->handles_open > 0)
+    return;
+  free(a->node_id);
+  free(a->cert_pem);
+  free(a->key_pem);
+  free(a->root_pem);
+  json_decref(a->managers);
+  json_decref(a->description);
+  buf_free(&a->linebuf);
+  void (*done)(void *) = a->leave_done;
+  void *ud = a->leave_ud;
+  free(a);
+  if (done)
+    done(ud);
+}
+
+static void finish_stop(struct agent *a) {
+  a->stopping = true;
+  if (a->session_call) {
+    http_call_cancel(a->session_call);
+    a->session_call = NULL;
+  }
+  if (a->hb_call) {
+    http_call_cancel(a->hb_call);
+    a->hb_call = NULL;
+  }
+  uv_close((uv_handle_t *)&a->retry_timer, handle_closed);
+  uv_close((uv_handle_t *)&a->hb_timer, handle_closed);
+}
+
+void agent_stop(struct agent *a) {
+  if (a)
+    finish_stop(a);
+}
+
+static void leave_sent(const struct http_result *res, void *ud) {
+  struct agent *a = ud;
+  a->hb_call = NULL;
+  finish_stop(a);
+}
+
+void agent_leave(struct agent *a, void (*done)(void *ud), void *ud) {
+  a->leave_done = done;
+  a->leave_ud = ud;
+  const char *mgr = current_manager(a);
+  if (!mgr || a->stopping) {
+    finish_stop(a);
+    return;
+  }
+  if (a->hb_call) {
+    http_call_cancel(a->hb_call);
+    a->hb_call = NULL;
+  }
+  uv_timer_stop(&a->hb_timer);
+  cleanup_free char *url = xasprintf("https://%s/swarm/v1/leave", mgr);
+  struct http_call_opts o = {.method = "POST",
+                             .url = url,
+                             .body = "{}",
+                             .body_len = 2,
+                             .timeout_ms = 2000};
+  fill_tls(a, &o);
+  a->hb_call = http_client_call(a->client, &o, NULL, leave_sent, a);
+}

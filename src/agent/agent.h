@@ -1,0 +1,43 @@
+/* The agent: a node's side of the dispatcher session. It keeps one session
+ * open with a manager over mutual TLS, heartbeats at the period the
+ * manager gives, follows the manager list, and reconnects (with backoff,
+ * rotating through the known managers) when the session breaks. Later it
+ * will receive task assignments on the same stream and report status. */
+#ifndef SHOAL_AGENT_AGENT_H
+#define SHOAL_AGENT_AGENT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <uv.h>
+
+struct http_client;
+struct agent;
+
+struct agent_config {
+  uv_loop_t *loop;
+  struct http_client *client;
+  const char *node_id;
+  const char *cert_pem, *key_pem, *root_pem;
+  const json_t *managers;    /* array of "ip:port", borrowed */
+  const json_t *description; /* Node.Description, borrowed */
+  /* A session was established (called on every (re)connect). */
+  void (*on_ready)(void *ud);
+  /* The manager list changed (to persist it). */
+  void (*on_managers)(void *ud, const json_t *managers);
+  /* The cluster refused this node (removed from the swarm). */
+  void (*on_rejected)(void *ud, int status, const char *msg);
+  void *ud;
+};
+
+struct agent *agent_start(const struct agent_config *cfg);
+/* Tells the manager this node leaves (best effort), then stops. */
+void agent_leave(struct agent *a, void (*done)(void *ud), void *ud);
+/* Stops without telling anyone (daemon shutdown). */
+void agent_stop(struct agent *a);
+bool agent_connected(const struct agent *a);
+/* Builds this host's Node.Description (hostname, platform, resources,
+ * engine). New reference. */
+json_t *agent_local_description(const char *hostname,
+                                const char *engine_version);
+
+#endif

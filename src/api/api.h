@@ -1,0 +1,49 @@
+/* The Docker Engine API (v1.47) that shoald serves on its sockets: version
+ * negotiation and routing (router.c), and handlers per area: system
+ * (_ping, version, info), swarm, nodes, and the container/service list
+ * endpoints that answer empty until those features land. Errors are
+ * {"message": ...} with Docker's status codes. */
+#ifndef SHOAL_API_API_H
+#define SHOAL_API_API_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct shoald;
+struct http_req;
+struct sh_err;
+
+/* The http_server handler; ud is the struct shoald. */
+void api_handle(struct http_req *req, void *ud);
+
+/* Listens on a -H value: unix:///path, tcp://host:port, fd:// unsupported.
+ * Creates d->api on first use. */
+int api_listen(struct shoald *d, const char *host, struct sh_err *err);
+
+/* Per-request context passed to handlers. */
+struct api_call {
+  struct shoald *d;
+  struct http_req *req;
+  const char *path;  /* without the /vX.Y prefix */
+  int version_major, version_minor;
+};
+
+void api_reply_json(struct http_req *req, int status, json_t *body);
+void api_reply_err(struct http_req *req, const struct sh_err *err);
+/* Request body as a JSON object (400 with Docker's wording if not). */
+int api_body(struct http_req *req, json_t **out, struct sh_err *err);
+/* Query flags "1"/"true" (Docker's boolValue). */
+bool api_query_bool(struct http_req *req, const char *name);
+
+/* ?version=N as moby parses it ("invalid <what> version '...'"). */
+int api_query_version(struct http_req *req, const char *what, int64_t *out,
+                      struct sh_err *err);
+
+/* Handlers: each returns true when it took the route. */
+bool api_system(struct api_call *c);
+bool api_swarm(struct api_call *c);
+bool api_nodes(struct api_call *c);
+bool api_stubs(struct api_call *c);
+
+#endif

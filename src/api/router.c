@@ -1,0 +1,134 @@
+/* Version negotiation and routing, as dockerd: an optional /vX.Y prefix
+ * (1.24 <= X.Y <= 1.47), then the route. */
+#include "api/api.h"
+
+#include "core/err.h"
+#include "core/jsonx.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "daemon/daemon.h"
+#include "http/server.h"
+
+#include <ctype.h>
+
+void api_reply_json(struct http_req *req, int status, json_t *body) {
+  cleanup_free char *s = jx_dump(body);
+  json_decref(body);
+  http_respond_json(req, status, s);
+}
+
+void api_reply_err(struct http_req *req, const sh_err *err) {
+  http_respond_error(req, err->status ? err->status : 500,
+                     err->msg[0] ? err->msg : "internal error");
+}
+
+int api_body(struct http_req *req, json_t **out, sh_err *err) {
+  const char *ct = http_req_header(req, "Content-Type");
+  if (req->body_len == 0)
+    return sh_error(err, 400, "request body is empty");
+  if (ct && !str_has_prefix(ct, "application/json"))
+    return sh_error(err, 400,
+                    "unsupported Content-Type header (%s): must be "
+                    "'application/json'",
+                    ct);
+  return jx_parse_object(req->body, req->body_len, out, err);
+}
+
+bool api_query_bool(struct http_req *req, const char *name) {
+  cleanup_free char *v = http_req_query(req, name);
+  if (!v)
+    return false;
+  return !(strcmp(v, "") == 0 || strcmp(v, "0") == 0 ||
+           strcasecmp(v, "false") == 0 || strcasecmp(v, "no") == 0 ||
+           strcasecmp(v, "none") == 0);
+}
+
+/* "/v1.47/info" -> version 1.47 and "/info". Returns -1 when the prefix is
+ * there but not a version. */
+static int split_version(const char *path, int *maj, int *min,
+                         const char **rest) {
+  *rest = path;
+  if (path[0] != '/' || path[1] != 'v' || !isdigit((unsigned char)path[2]))
+    return 0;
+  const char *p = path + 2;
+  char *end;
+  long a = strtol(p, &end, 10);
+  if (*end != '.')
+    return -1;
+  long b = strtol(end + 1, &end, 10);
+  if (*end != '/' && *end != '\0')
+    return -1;
+  if (a < 0 || a > 99 || b < 0 || b > 999)
+    return -1;
+  *maj = (int)a;
+  *min = (int)b;
+  *rest = *end ? end : "/";
+  return 1;
+}
+
+void api_handle(struct http_req *req, void *ud) {
+  struct shoald *d = ud;
+  struct api_call c = {.d = d, .req = req, .version_major = 1,
+                       .version_minor = 47};
+  int v = split_version(req->path, &c.version_major, &c.version_minor,
+                        &c.path);
+  if (v < 0)
+    return http_respond_error(req, 404, "page not found");
+  if (v > 0) {
+    int ver = c.version_major * 1000 + c.version_minor;
+    if (ver > 1047) {
+      char m[160];
+      snprintf(m, sizeof m,
+               "client version %d.%d is too new. Maximum supported API "
+               "version is " SHOAL_API_VERSION,
+               c.version_major, c.version_minor);
+      return http_respond_error(req, 400, m);
+    }
+    if (ver < 1024) {
+      char m[200];
+      snprintf(m, sizeof m,
+               "client version %d.%d is too old. Minimum supported API "
+               "version is " SHOAL_MIN_API_VERSION
+               ", please upgrade your client to a newer version",
+               c.version_major, c.version_minor);
+      return http_respond_error(req, 400, m);
+    }
+  }
+  log_debug("%s %s", req->method, req->url);
+  if (api_system(&c) || api_swarm(&c) || api_nodes(&c) || api_stubs(&c))
+    return;
+  http_respond_error(req, 404, "page not found");
+}
+
+int api_listen(struct shoald *d, const char *host, sh_err *err) {
+  if (!d->api)
+    d->api = http_server_new(d->loop, api_handle, d);
+  if (str_has_prefix(host, "unix://")) {
+    const char *path = host + strlen("unix://");
+    cleanup_free char *dir = xstrdup(path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+      *slash = '\0';
+      if (mkdir_p(dir, 0755, err) < 0)
+        return -1;
+    }
+    return http_server_listen_unix(d->api, path, err);
+  }
+  if (str_has_prefix(host, "tcp://")) {
+    const char *hp = host + strlen("tcp://");
+    const char *colon = strrchr(hp, ':');
+    if (!colon)
+      return sh_error(err, 400, "invalid -H %s: missing port", host);
+    cleanup_free char *h = xstrndup(hp, (size_t)(colon - hp));
+    int port = atoi(colon + 1);
+    if (port <= 0 || port > 65535)
+      return sh_error(err, 400, "invalid -H %s: bad port", host);
+    log_warn("API listening on tcp://%s:%d without TLS: anyone who can reach "
+             "it controls this daemon",
+             h, port);
+    return http_server_listen_tcp(d->api, *h ? h : "0.0.0.0", port, NULL,
+                                  err);
+  }
+  return sh_error(err, 400, "invalid -H %s: use unix:///path or tcp://host:port",
+                  host);
+}

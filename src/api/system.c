@@ -1,0 +1,226 @@
+/* _ping, version, info. */
+#include "api/api.h"
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/jsonx.h"
+#include "core/util.h"
+#include "daemon/daemon.h"
+#include "http/server.h"
+#include "manager/manager.h"
+#include "store/store.h"
+
+#include <dirent.h>
+#include <sys/sysinfo.h>
+#include <sys/utsname.h>
+
+static const char *swarm_header(struct shoald *d, char *buf, size_t n) {
+  if (d->swarm == SWARM_INACTIVE)
+    snprintf(buf, n, "inactive");
+  else
+    snprintf(buf, n, "%s/%s", shoald_swarm_state_name(d),
+             shoald_is_manager(d) ? "manager" : "worker");
+  return buf;
+}
+
+static void ping(struct api_call *c) {
+  char sw[64], swh[80];
+  snprintf(swh, sizeof swh, "Swarm: %s", swarm_header(c->d, sw, sizeof sw));
+  const char *headers[] = {"Api-Version: " SHOAL_API_VERSION,
+                           "Builder-Version: 1",
+                           "Docker-Experimental: false",
+                           "Ostype: linux",
+                           swh,
+                           "Cache-Control: no-cache, no-store, must-revalidate",
+                           "Pragma: no-cache",
+                           NULL};
+  bool head = strcmp(c->req->method, "HEAD") == 0;
+  http_respond(c->req, 200, "text/plain; charset=utf-8", head ? "" : "OK",
+               head ? 0 : 2, headers);
+}
+
+static const char *os_pretty(char *buf, size_t n) {
+  cleanup_free char *data = NULL;
+  snprintf(buf, n, "Linux");
+  if (read_file("/etc/os-release", &data, NULL, NULL) < 0)
+    return buf;
+  char *p = strstr(data, "PRETTY_NAME=");
+  if (!p)
+    return buf;
+  p += strlen("PRETTY_NAME=");
+  if (*p == '"')
+    p++;
+  size_t len = strcspn(p, "\"\n");
+  snprintf(buf, n, "%.*s", (int)len, p);
+  return buf;
+}
+
+static const char *os_version(char *buf, size_t n) {
+  cleanup_free char *data = NULL;
+  buf[0] = '\0';
+  if (read_file("/etc/os-release", &data, NULL, NULL) < 0)
+    return buf;
+  char *p = strstr(data, "\nVERSION_ID=");
+  if (!p)
+    return buf;
+  p += strlen("\nVERSION_ID=");
+  if (*p == '"')
+    p++;
+  size_t len = strcspn(p, "\"\n");
+  snprintf(buf, n, "%.*s", (int)len, p);
+  return buf;
+}
+
+static json_t *version_json(void) {
+  struct utsname u;
+  uname(&u);
+  const char *arch = strcmp(u.machine, "x86_64") == 0    ? "amd64"
+                     : strcmp(u.machine, "aarch64") == 0 ? "arm64"
+                                                          : u.machine;
+  return json_pack(
+      "{s:{s:s}, s:[{s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}}], s:s, "
+      "s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
+      "Platform", "Name", "shoal", "Components", "Name", "Engine", "Version",
+      SHOAL_VERSION, "Details", "ApiVersion", SHOAL_API_VERSION,
+      "MinAPIVersion", SHOAL_MIN_API_VERSION, "GitCommit", "shoal",
+      "GoVersion", "n/a (C)", "BuildTime", __DATE__ " " __TIME__, "Os",
+      "linux", "Arch", arch, "KernelVersion", u.release, "Version",
+      SHOAL_VERSION, "ApiVersion", SHOAL_API_VERSION, "MinAPIVersion",
+      SHOAL_MIN_API_VERSION, "GitCommit", "shoal", "GoVersion", "n/a (C)",
+      "Os", "linux", "Arch", arch, "KernelVersion", u.release, "BuildTime",
+      __DATE__ " " __TIME__);
+}
+
+/* The Swarm block of /info (moby's SwarmInfo). */
+static json_t *swarm_info(struct shoald *d) {
+  json_t *s = json_pack(
+      "{s:s, s:s, s:s, s:b, s:s}", "NodeID", d->node_id, "NodeAddr", "",
+      "LocalNodeState", shoald_swarm_state_name(d), "ControlAvailable",
+      shoald_is_manager(d), "Error", d->swarm_error ? d->swarm_error : "");
+  if (d->swarm == SWARM_INACTIVE) {
+    json_object_set_new(s, "RemoteManagers", json_null());
+    return s;
+  }
+  char ip[64] = "";
+  if (d->advertise_addr && *d->advertise_addr) {
+    snprintf(ip, sizeof ip, "%s", d->advertise_addr);
+    char *colon = strrchr(ip, ':');
+    if (colon && strchr(ip, ':') == colon)
+      *colon = '\0';
+  }
+  json_object_set_new(s, "NodeAddr", json_string(ip));
+  json_t *remotes = json_array();
+  if (d->mgr) {
+    struct store *st = manager_store(d->mgr);
+    json_t *nodes = store_list(st, STORE_NODE);
+    size_t i, managers = 0;
+    json_t *n;
+    json_array_foreach(nodes, i, n) {
+      const char *addr = jx_str(n, "ManagerStatus.Addr", NULL);
+      if (addr) {
+        managers++;
+        json_array_append_new(remotes,
+                              json_pack("{s:s, s:s}", "NodeID",
+                                        jx_str(n, "ID", ""), "Addr", addr));
+      }
+    }
+    json_object_set_new(s, "Nodes", json_integer((json_int_t)json_array_size(nodes)));
+    json_object_set_new(s, "Managers", json_integer((json_int_t)managers));
+    json_decref(nodes);
+    json_t *cluster = manager_swarm_view(d->mgr);
+    if (cluster) {
+      json_object_del(cluster, "JoinTokens");
+      json_object_set_new(s, "Cluster", cluster);
+    }
+  } else {
+    size_t i;
+    json_t *a;
+    json_array_foreach(d->managers, i, a) json_array_append_new(
+        remotes, json_pack("{s:s, s:O}", "NodeID", "", "Addr", a));
+  }
+  json_object_set_new(s, "RemoteManagers", remotes);
+  return s;
+}
+
+static void info(struct api_call *c) {
+  struct shoald *d = c->d;
+  struct utsname u;
+  uname(&u);
+  struct sysinfo si;
+  sysinfo(&si);
+  char os[128], osv[64], now[64];
+  clock_format_rfc3339(clock_wall_ns(), now, sizeof now);
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  int nfd = 0;
+  DIR *dir = opendir("/proc/self/fd");
+  if (dir) {
+    while (readdir(dir))
+      nfd++;
+    closedir(dir);
+    nfd -= 3; /* ., .. and the dir's own fd */
+  }
+  json_t *j = json_pack(
+      "{s:s, s:i, s:i, s:i, s:i, s:i, s:s, s:[], s:{s:[s], s:[s, s, s], "
+      "s:n, s:[s]}, s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:b, "
+      "s:i, s:b, s:i, s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:s}",
+      "ID", d->node_id[0] ? d->node_id : "", "Containers", 0,
+      "ContainersRunning", 0, "ContainersPaused", 0, "ContainersStopped", 0,
+      "Images", 0, "Driver", "overlay2", "DriverStatus", "Plugins",
+      "Volume", "local", "Network", "bridge", "host", "overlay",
+      "Authorization", "Log", "k8s-file", "MemoryLimit", 1, "SwapLimit", 1,
+      "KernelMemoryTCP", 0, "CpuCfsPeriod", 1, "CpuCfsQuota", 1, "CPUShares",
+      1, "CPUSet", 1, "PidsLimit", 1, "IPv4Forwarding", 1, "Debug",
+      d->cfg.debug, "OomKillDisable", 0, "NFd", nfd, "ExperimentalBuild", 0,
+      "NGoroutines", 1, "SystemTime", now, "LoggingDriver", "k8s-file",
+      "CgroupDriver", "cgroupfs", "CgroupVersion", "2", "NEventsListener", 0,
+      "KernelVersion", u.release, "OperatingSystem",
+      os_pretty(os, sizeof os), "OSVersion", os_version(osv, sizeof osv),
+      "OSType", "linux", "Architecture", u.machine);
+  json_object_set_new(j, "IndexServerAddress",
+                      json_string("https://index.docker.io/v1/"));
+  json_object_set_new(
+      j, "RegistryConfig",
+      json_pack("{s:[], s:[], s:{}, s:[]}", "InsecureRegistryCIDRs",
+                "AllowNondistributableArtifactsCIDRs", "IndexConfigs",
+                "Mirrors"));
+  json_object_set_new(j, "NCPU", json_integer(ncpu > 0 ? ncpu : 1));
+  json_object_set_new(j, "MemTotal",
+                      json_integer((json_int_t)si.totalram * si.mem_unit));
+  json_object_set_new(j, "DockerRootDir", json_string(d->cfg.data_root));
+  json_object_set_new(j, "HttpProxy", json_string(""));
+  json_object_set_new(j, "HttpsProxy", json_string(""));
+  json_object_set_new(j, "NoProxy", json_string(""));
+  json_object_set_new(j, "Name", json_string(d->hostname));
+  json_object_set_new(j, "Labels", json_array());
+  json_object_set_new(j, "ServerVersion", json_string(SHOAL_VERSION));
+  json_object_set_new(
+      j, "Runtimes",
+      json_pack("{s:{s:s}}", "crun", "path", "/usr/bin/crun"));
+  json_object_set_new(j, "DefaultRuntime", json_string("crun"));
+  json_object_set_new(j, "Swarm", swarm_info(d));
+  json_object_set_new(j, "LiveRestoreEnabled", json_false());
+  json_object_set_new(j, "Isolation", json_string(""));
+  json_object_set_new(j, "InitBinary", json_string(""));
+  json_object_set_new(j, "SecurityOptions",
+                      json_pack("[s]", "name=seccomp,profile=builtin"));
+  json_object_set_new(j, "Warnings", json_array());
+  api_reply_json(c->req, 200, j);
+}
+
+bool api_system(struct api_call *c) {
+  const char *m = c->req->method;
+  if (strcmp(c->path, "/_ping") == 0 &&
+      (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0)) {
+    ping(c);
+    return true;
+  }
+  if (strcmp(c->path, "/version") == 0 && strcmp(m, "GET") == 0) {
+    api_reply_json(c->req, 200, version_json());
+    return true;
+  }
+  if (strcmp(c->path, "/info") == 0 && strcmp(m, "GET") == 0) {
+    info(c);
+    return true;
+  }
+  return false;
+}

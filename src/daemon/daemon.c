@@ -1,0 +1,762 @@
+/* shoald's swarm lifecycle: init, join, leave, resume after restart. */
+#include "daemon/daemon.h"
+
+#include "agent/agent.h"
+#include "ca/ca.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/id.h"
+#include "core/jsonx.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "http/client.h"
+#include "http/server.h"
+#include "manager/manager.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <openssl/sha.h>
+
+#define JOIN_TIMEOUT_MS 20000
+#define MSG_SWARM_EXISTS                                                       \
+  "This node is already part of a swarm. Use \"docker swarm leave\" to "      \
+  "leave this swarm and join another one."
+#define MSG_NO_SWARM "This node is not part of a swarm"
+#define MSG_NOT_MANAGER                                                        \
+  "This node is not a swarm manager. Worker nodes can't be used to view or "  \
+  "modify cluster state. Please run this command on a manager node or "       \
+  "promote the current node to a manager."
+#define MSG_NOT_IN_SWARM                                                       \
+  "This node is not a swarm manager. Use \"docker swarm init\" or \"docker "  \
+  "swarm join\" to connect this node to swarm and try again."
+#define MSG_JOIN_TIMEOUT                                                       \
+  "Timeout was reached before node joined. The attempt to join the swarm "    \
+  "will continue in the background. Use the \"docker info\" command to see "  \
+  "the current swarm status of your node."
+
+static char *swarm_path(struct shoald *d, const char *leaf) {
+  return xasprintf("%s/swarm%s%s", d->cfg.data_root, leaf ? "/" : "",
+                   leaf ? leaf : "");
+}
+
+static void set_str(char **dst, const char *v) {
+  free(*dst);
+  *dst = v ? xstrdup(v) : NULL;
+}
+
+static void forget_identity(struct shoald *d) {
+  d->node_id[0] = d->cluster_id[0] = '\0';
+  set_str(&d->role, NULL);
+  set_str(&d->listen_addr, NULL);
+  set_str(&d->advertise_addr, NULL);
+  set_str(&d->availability, NULL);
+  set_str(&d->cert_pem, NULL);
+  set_str(&d->key_pem, NULL);
+  set_str(&d->root_pem, NULL);
+  set_str(&d->swarm_error, NULL);
+  json_decref(d->managers);
+  d->managers = NULL;
+}
+
+/* Persists identity and membership; the key file is private. */
+static int save_state(struct shoald *d, sh_err *err) {
+  cleanup_free char *certdir = swarm_path(d, "certificates");
+  if (mkdir_p(certdir, 0700, err) < 0)
+    return -1;
+  cleanup_free char *crt = swarm_path(d, "certificates/swarm-node.crt");
+  cleanup_free char *key = swarm_path(d, "certificates/swarm-node.key");
+  cleanup_free char *ca = swarm_path(d, "certificates/swarm-root-ca.crt");
+  if (write_file_atomic(key, d->key_pem, strlen(d->key_pem), 0600, err) < 0 ||
+      write_file_atomic(crt, d->cert_pem, strlen(d->cert_pem), 0644, err) <
+          0 ||
+      write_file_atomic(ca, d->root_pem, strlen(d->root_pem), 0644, err) < 0)
+    return -1;
+  json_t *st = json_pack(
+      "{s:s, s:s, s:s, s:s, s:s, s:s, s:O}", "NodeID", d->node_id, "ClusterID",
+      d->cluster_id, "Role", d->role, "ListenAddr", d->listen_addr,
+      "AdvertiseAddr", d->advertise_addr, "Availability",
+      d->availability ? d->availability : "active", "Managers",
+      d->managers ? d->managers : json_array());
+  cleanup_free char *body = json_dumps(st, JSON_INDENT(2));
+  json_decref(st);
+  cleanup_free char *path = swarm_path(d, "state.json");
+  return write_file_atomic(path, body, strlen(body), 0600, err);
+}
+
+static int load_state(struct shoald *d, bool *found, sh_err *err) {
+  cleanup_free char *path = swarm_path(d, "state.json");
+  cleanup_free char *body = NULL;
+  sh_err e = {0};
+  *found = false;
+  if (read_file(path, &body, NULL, &e) < 0) {
+    if (e.status == 404)
+      return 0;
+    *err = e;
+    return -1;
+  }
+  cleanup_json json_t *st = NULL;
+  if (jx_parse_object(body, strlen(body), &st, err) < 0)
+    return sh_err_wrap(err, "corrupt %s", path);
+  cleanup_free char *crt = swarm_path(d, "certificates/swarm-node.crt");
+  cleanup_free char *key = swarm_path(d, "certificates/swarm-node.key");
+  cleanup_free char *ca = swarm_path(d, "certificates/swarm-root-ca.crt");
+  if (read_file(crt, &d->cert_pem, NULL, err) < 0 ||
+      read_file(key, &d->key_pem, NULL, err) < 0 ||
+      read_file(ca, &d->root_pem, NULL, err) < 0)
+    return -1;
+  snprintf(d->node_id, sizeof d->node_id, "%s", jx_str(st, "NodeID", ""));
+  snprintf(d->cluster_id, sizeof d->cluster_id, "%s",
+           jx_str(st, "ClusterID", ""));
+  set_str(&d->role, jx_str(st, "Role", "worker"));
+  set_str(&d->listen_addr, jx_str(st, "ListenAddr", "0.0.0.0:2377"));
+  set_str(&d->advertise_addr, jx_str(st, "AdvertiseAddr", ""));
+  set_str(&d->availability, jx_str(st, "Availability", "active"));
+  json_t *mgrs = json_object_get(st, "Managers");
+  d->managers = json_is_array(mgrs) ? json_deep_copy(mgrs) : json_array();
+  *found = true;
+  return 0;
+}
+
+static int rm_entry(const char *p, const struct stat *sb, int flag,
+                    struct FTW *ftw) {
+  return remove(p) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+static void clear_state(struct shoald *d) {
+  cleanup_free char *dir = swarm_path(d, NULL);
+  nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void on_agent_ready(void *ud) {
+  struct shoald *d = ud;
+  if (d->swarm == SWARM_PENDING)
+    d->swarm = SWARM_ACTIVE;
+  if (d->join_done) {
+    shoald_done_fn done = d->join_done;
+    d->join_done = NULL;
+    uv_timer_stop(&d->join_timer);
+    done(d->join_ud, 0, NULL);
+  }
+}
+
+static void on_agent_managers(void *ud, const json_t *managers) {
+  struct shoald *d = ud;
+  json_decref(d->managers);
+  d->managers = json_deep_copy(managers);
+  sh_err err = {0};
+  if (save_state(d, &err) < 0)
+    log_warn("saving manager list: %s", err.msg);
+}
+
+static void on_agent_rejected(void *ud, int status, const char *msg) {
+  struct shoald *d = ud;
+  if (d->swarm != SWARM_ERROR)
+    log_warn("the swarm refused this node's session (%d): %s", status, msg);
+}
+
+static void start_agent(struct shoald *d) {
+  cleanup_json json_t *desc =
+      agent_local_description(d->hostname, SHOAL_VERSION);
+  struct agent_config ac = {
+      .loop = d->loop,
+      .client = d->client,
+      .node_id = d->node_id,
+      .cert_pem = d->cert_pem,
+      .key_pem = d->key_pem,
+      .root_pem = d->root_pem,
+      .managers = d->managers,
+      .description = desc,
+      .on_ready = on_agent_ready,
+      .on_managers = on_agent_managers,
+      .on_rejected = on_agent_rejected,
+      .ud = d,
+  };
+  d->agent = agent_start(&ac);
+}
+
+static void fill_manager_config(struct shoald *d, struct manager_config *mc,
+                                const json_t *desc) {
+  *mc = (struct manager_config){
+      .loop = d->loop,
+      .state_dir = NULL,
+      .node_id = d->node_id,
+      .listen_addr = d->listen_addr,
+      .advertise_addr = d->advertise_addr,
+      .cert_pem = d->cert_pem,
+      .key_pem = d->key_pem,
+      .root_pem = d->root_pem,
+      .hostname = d->hostname,
+      .availability = d->availability,
+      .engine_version = SHOAL_VERSION,
+      .description = desc,
+  };
+}
+
+int shoald_init(struct shoald *d, uv_loop_t *loop, sh_err *err) {
+  d->loop = loop;
+  d->started_ns = clock_wall_ns();
+  if (gethostname(d->hostname, sizeof d->hostname) < 0)
+    snprintf(d->hostname, sizeof d->hostname, "localhost");
+  d->client = http_client_new(loop);
+  uv_timer_init(loop, &d->join_timer);
+  d->join_timer.data = d;
+  return 0;
+}
+
+static int open_manager(struct shoald *d, bool force_new, sh_err *err) {
+  cleanup_free char *dir = swarm_path(d, NULL);
+  cleanup_json json_t *desc =
+      agent_local_description(d->hostname, SHOAL_VERSION);
+  struct manager_config mc;
+  fill_manager_config(d, &mc, desc);
+  mc.state_dir = dir;
+  return manager_open(&mc, force_new, &d->mgr, err);
+}
+
+int shoald_resume(struct shoald *d, sh_err *err) {
+  bool found = false;
+  if (load_state(d, &found, err) < 0)
+    return -1;
+  if (!found)
+    return 0;
+  if (strcmp(d->role, "manager") == 0 && open_manager(d, false, err) < 0) {
+    d->swarm = SWARM_ERROR;
+    set_str(&d->swarm_error, err->msg);
+    return -1;
+  }
+  d->swarm = SWARM_ACTIVE;
+  start_agent(d);
+  log_info("resumed swarm membership as %s, node %s", d->role, d->node_id);
+  return 0;
+}
+
+const char *shoald_swarm_state_name(const struct shoald *d) {
+  switch (d->swarm) {
+  case SWARM_PENDING:
+    return "pending";
+  case SWARM_ACTIVE:
+    return "active";
+  case SWARM_ERROR:
+    return "error";
+  default:
+    return "inactive";
+  }
+}
+
+bool shoald_is_manager(const struct shoald *d) { return d->mgr != NULL; }
+
+int shoald_require_manager(const struct shoald *d, sh_err *err) {
+  if (d->mgr)
+    return 0;
+  if (d->swarm == SWARM_INACTIVE)
+    return sh_error(err, 503, MSG_NOT_IN_SWARM);
+  return sh_error(err, 503, MSG_NOT_MANAGER);
+}
+
+/* ---- swarm init ---- */
+
+struct init_ctx {
+  struct shoald *d;
+  shoald_done_fn done;
+  void *ud;
+};
+
+static void init_committed(void *ud, int status, const sh_err *err) {
+  struct init_ctx *c = ud;
+  struct shoald *d = c->d;
+  if (status < 0) {
+    sh_err e = *err;
+    if (d->mgr) {
+      manager_close(d->mgr, NULL, NULL);
+      d->mgr = NULL;
+    }
+    clear_state(d);
+    forget_identity(d);
+    d->swarm = SWARM_INACTIVE;
+    c->done(c->ud, -1, &e);
+    free(c);
+    return;
+  }
+  d->swarm = SWARM_ACTIVE;
+  start_agent(d);
+  log_info("swarm initialized, node %s is a manager", d->node_id);
+  c->done(c->ud, 0, NULL);
+  free(c);
+}
+
+/* Splits "host[:port]" keeping the default port when absent. */
+static int host_port(const char *in, const char *dflt_port, char *host,
+                     size_t hn, char *port, size_t pn) {
+  const char *colon = strrchr(in, ':');
+  if (colon && strchr(in, ':') == colon) {
+    snprintf(host, hn, "%.*s", (int)(colon - in), in);
+    snprintf(port, pn, "%s", colon + 1);
+  } else {
+    snprintf(host, hn, "%s", in);
+    snprintf(port, pn, "%s", dflt_port);
+  }
+  return 0;
+}
+
+static int valid_port(const char *p) {
+  char *end;
+  long v = strtol(p, &end, 10);
+  return *p && !*end && v > 0 && v < 65536;
+}
+
+/* Resolves listen and advertise addresses into d (as dockerd). */
+static int resolve_addrs(struct shoald *d, const json_t *req, sh_err *err) {
+  const char *listen = jx_str(req, "ListenAddr", "");
+  if (!*listen)
+    listen = "0.0.0.0:2377";
+  char lhost[128], lport[16], lip[64];
+  host_port(listen, "2377", lhost, sizeof lhost, lport, sizeof lport);
+  if (!valid_port(lport))
+    return sh_error(err, 400, "could not parse listen address %s", listen);
+  if (shoald_resolve_listen(lhost, lip, sizeof lip, err) < 0)
+    return -1;
+  const char *adv = jx_str(req, "AdvertiseAddr", "");
+  char ahost[128] = "", aport[16], aip[64];
+  if (*adv) {
+    host_port(adv, lport, ahost, sizeof ahost, aport, sizeof aport);
+    if (!valid_port(aport))
+      return sh_error(err, 400,
+                      "advertise address must be a non-zero IP address or "
+                      "network interface (with optional port number)");
+  } else {
+    snprintf(aport, sizeof aport, "%s", lport);
+  }
+  if (shoald_pick_advertise_ip(ahost, lip, aip, sizeof aip, err) < 0)
+    return -1;
+  cleanup_free char *la = xasprintf("%s:%s", lip, lport);
+  cleanup_free char *aa = strchr(aip, ':') ? xasprintf("[%s]:%s", aip, aport)
+                                           : xasprintf("%s:%s", aip, aport);
+  set_str(&d->listen_addr, la);
+  set_str(&d->advertise_addr, aa);
+  return 0;
+}
+
+static int init_force_new(struct shoald *d, shoald_done_fn done, void *ud,
+                          sh_err *err);
+
+int shoald_swarm_init(struct shoald *d, const json_t *req, shoald_done_fn done,
+                      void *ud, sh_err *err) {
+  bool force = jx_bool(req, "ForceNewCluster", false);
+  if (d->swarm != SWARM_INACTIVE) {
+    if (!force)
+      return sh_error(err, 503, MSG_SWARM_EXISTS);
+    if (!d->mgr)
+      return sh_error(err, 503, MSG_NOT_MANAGER);
+    return init_force_new(d, done, ud, err);
+  }
+  const json_t *spec = json_object_get(req, "Spec");
+  if (spec && !json_is_object(spec))
+    return sh_error(err, 400, "Spec must be an object");
+  const char *avail = jx_str(req, "Availability", "active");
+  if (!*avail)
+    avail = "active";
+  if (strcmp(avail, "active") && strcmp(avail, "pause") &&
+      strcmp(avail, "drain"))
+    return sh_error(err, 400, "invalid availability %s", avail);
+  json_t *pool = json_object_get(req, "DefaultAddrPool");
+  if (pool && !json_is_array(pool) && !json_is_null(pool))
+    return sh_error(err, 400, "DefaultAddrPool must be an array");
+  int64_t subnet = jx_int(req, "SubnetSize", 0);
+  if (subnet != 0 && (subnet < 1 || subnet > 29))
+    return sh_error(err, 400, "subnet size is out of range: %lld",
+                    (long long)subnet);
+  int64_t dpp = jx_int(req, "DataPathPort", 0);
+  if (dpp != 0 && (dpp < 1024 || dpp > 49151))
+    return sh_error(err, 400,
+                    "Datapath port number is not in valid range "
+                    "(1024-49151) : %lld",
+                    (long long)dpp);
+  if (resolve_addrs(d, req, err) < 0)
+    return -1;
+
+  struct manager_init in = {
+      .cert_expiry_ns = jx_int(spec, "CAConfig.NodeCertExpiry", 0),
+      .heartbeat_period_ns = jx_int(spec, "Dispatcher.HeartbeatPeriod", 0),
+      .task_history_limit =
+          jx_get(spec, "Orchestration.TaskHistoryRetentionLimit")
+              ? jx_int(spec, "Orchestration.TaskHistoryRetentionLimit", 5)
+              : -1,
+      .snapshot_interval = jx_int(spec, "Raft.SnapshotInterval", 0),
+      .keep_old_snapshots = jx_int(spec, "Raft.KeepOldSnapshots", 0),
+      .default_addr_pool = json_is_array(pool) ? pool : NULL,
+      .subnet_size = subnet,
+      .data_path_port = dpp,
+      .autolock = jx_bool(spec, "EncryptionConfig.AutoLockManagers", false) ||
+                  jx_bool(req, "AutoLockManagers", false),
+  };
+  if (in.autolock)
+    return sh_error(err, 501,
+                    "autolock (--autolock) is not supported by shoal yet");
+  json_t *ext = jx_get(spec, "CAConfig.ExternalCAs");
+  if (json_is_array(ext) && json_array_size(ext) > 0)
+    return sh_error(err, 501,
+                    "external CAs (--external-ca) are not supported by shoal "
+                    "yet");
+  cleanup_free char *root_key = NULL;
+  cleanup_free char *csr = NULL;
+  cleanup_free char *dir = NULL;
+  cleanup_json json_t *desc = NULL;
+  char node_id[ID_LEN + 1], cluster_id[ID_LEN + 1];
+  id_new(node_id);
+  id_new(cluster_id);
+  set_str(&d->root_pem, NULL);
+  if (ca_root_create(&d->root_pem, &root_key, err) < 0 ||
+      ca_csr_create(&d->key_pem, &csr, err) < 0)
+    goto fail;
+  int64_t expiry = in.cert_expiry_ns > 0 ? in.cert_expiry_ns
+                                         : INT64_C(2160) * 3600 * NS_PER_SEC;
+  if (ca_sign_csr(d->root_pem, root_key, csr, node_id, CA_ROLE_MANAGER,
+                  cluster_id, expiry, &d->cert_pem, err) < 0)
+    goto fail;
+  snprintf(d->node_id, sizeof d->node_id, "%s", node_id);
+  snprintf(d->cluster_id, sizeof d->cluster_id, "%s", cluster_id);
+  set_str(&d->role, "manager");
+  set_str(&d->availability, avail);
+  json_decref(d->managers);
+  d->managers = json_pack("[s]", d->advertise_addr);
+  in.root_cert_pem = d->root_pem;
+  in.root_key_pem = root_key;
+  in.cluster_id = cluster_id;
+  if (save_state(d, err) < 0)
+    goto fail;
+
+  dir = swarm_path(d, NULL);
+  desc = agent_local_description(d->hostname, SHOAL_VERSION);
+  struct manager_config mc;
+  fill_manager_config(d, &mc, desc);
+  mc.state_dir = dir;
+  struct init_ctx *c = xcalloc(1, sizeof *c);
+  c->d = d;
+  c->done = done;
+  c->ud = ud;
+  if (manager_create(&mc, &in, init_committed, c, &d->mgr, err) < 0) {
+    free(c);
+    d->mgr = NULL;
+    goto fail;
+  }
+  d->swarm = SWARM_PENDING;
+  return 0;
+fail:
+  clear_state(d);
+  forget_identity(d);
+  d->swarm = SWARM_INACTIVE;
+  return -1;
+}
+
+struct force_ctx {
+  struct shoald *d;
+  shoald_done_fn done;
+  void *ud;
+};
+
+static void force_reopen(void *ud) {
+  struct force_ctx *c = ud;
+  struct shoald *d = c->d;
+  sh_err err = {0};
+  if (open_manager(d, true, &err) < 0) {
+    d->swarm = SWARM_ERROR;
+    set_str(&d->swarm_error, err.msg);
+    c->done(c->ud, -1, &err);
+  } else {
+    d->swarm = SWARM_ACTIVE;
+    start_agent(d);
+    c->done(c->ud, 0, NULL);
+  }
+  free(c);
+}
+
+/* Stops the manager and reopens its state as the only voter. */
+static int init_force_new(struct shoald *d, shoald_done_fn done, void *ud,
+                          sh_err *err) {
+  struct force_ctx *c = xcalloc(1, sizeof *c);
+  c->d = d;
+  c->done = done;
+  c->ud = ud;
+  if (d->agent) {
+    agent_stop(d->agent);
+    d->agent = NULL;
+  }
+  struct manager *m = d->mgr;
+  d->mgr = NULL;
+  manager_close(m, force_reopen, c);
+  return 0;
+}
+
+/* ---- swarm join ---- */
+
+struct join_ctx {
+  struct shoald *d;
+  shoald_done_fn done;
+  void *ud;
+  char *remote;
+  char *token;
+  char *csr;
+  char *key_pem;
+  char *root_pem;
+  char *availability;
+};
+
+static void join_ctx_free(struct join_ctx *c) {
+  free(c->remote);
+  free(c->token);
+  free(c->csr);
+  free(c->key_pem);
+  free(c->root_pem);
+  free(c->availability);
+  free(c);
+}
+
+static void join_fail(struct join_ctx *c, int status, const char *msg) {
+  sh_err e = {0};
+  sh_error(&e, status, "%s", msg);
+  c->d->swarm = SWARM_INACTIVE;
+  c->done(c->ud, -1, &e);
+  join_ctx_free(c);
+}
+
+static void join_timeout(uv_timer_t *t) {
+  struct shoald *d = t->data;
+  if (!d->join_done)
+    return;
+  shoald_done_fn done = d->join_done;
+  d->join_done = NULL;
+  sh_err e = {0};
+  sh_error(&e, 503, MSG_JOIN_TIMEOUT);
+  done(d->join_ud, -1, &e);
+}
+
+static const char *error_message(const struct http_result *res, char *buf,
+                                 size_t n) {
+  if (res->status == 0) {
+    snprintf(buf, n, "%s", res->error ? res->error : "connection failed");
+    return buf;
+  }
+  json_t *j = json_loads(res->body ? res->body : "", 0, NULL);
+  snprintf(buf, n, "%s", jx_str(j, "message", res->body ? res->body : ""));
+  json_decref(j);
+  return buf;
+}
+
+static void join_registered(const struct http_result *res, void *ud) {
+  struct join_ctx *c = ud;
+  struct shoald *d = c->d;
+  char msg[SH_ERR_MSG_MAX];
+  if (res->status != 200) {
+    int st = res->status ? res->status : 503;
+    return join_fail(c, st, error_message(res, msg, sizeof msg));
+  }
+  cleanup_json json_t *j = json_loads(res->body, 0, NULL);
+  const char *node_id = jx_str(j, "NodeID", NULL);
+  const char *cert = jx_str(j, "Certificate", NULL);
+  sh_err err = {0};
+  if (!node_id || !cert || ca_cert_verify(cert, c->root_pem, &err) < 0 ||
+      ca_key_matches(cert, c->key_pem, &err) < 0)
+    return join_fail(c, 500,
+                     "the manager answered the join with an invalid "
+                     "certificate");
+  struct ca_cert_info info;
+  if (ca_cert_info(cert, &info, &err) < 0)
+    return join_fail(c, 500, err.msg);
+  snprintf(d->node_id, sizeof d->node_id, "%s", node_id);
+  snprintf(d->cluster_id, sizeof d->cluster_id, "%s", info.o);
+  set_str(&d->role, jx_str(j, "Role", "worker"));
+  set_str(&d->cert_pem, cert);
+  d->key_pem = STEAL_POINTER(&c->key_pem);
+  d->root_pem = STEAL_POINTER(&c->root_pem);
+  set_str(&d->availability, c->availability);
+  json_t *mgrs = json_object_get(j, "Managers");
+  json_decref(d->managers);
+  d->managers = json_is_array(mgrs) && json_array_size(mgrs)
+                    ? json_deep_copy(mgrs)
+                    : json_pack("[s]", c->remote);
+  if (save_state(d, &err) < 0) {
+    forget_identity(d);
+    return join_fail(c, 500, err.msg);
+  }
+  d->join_done = c->done;
+  d->join_ud = c->ud;
+  uv_timer_start(&d->join_timer, join_timeout, JOIN_TIMEOUT_MS, 0);
+  log_info("joined the swarm as %s, node %s", d->role, d->node_id);
+  start_agent(d);
+  join_ctx_free(c);
+}
+
+static void join_got_ca(const struct http_result *res, void *ud) {
+  struct join_ctx *c = ud;
+  struct shoald *d = c->d;
+  char msg[SH_ERR_MSG_MAX];
+  if (res->status != 200)
+    return join_fail(c, res->status ? 500 : 503,
+                     error_message(res, msg, sizeof msg));
+  /* The token pins the CA: check it before trusting anything else. */
+  char want[CA_DIGEST_LEN + 1], secret[CA_SECRET_LEN + 1];
+  char got[CA_DIGEST_LEN + 1];
+  sh_err err = {0};
+  if (ca_token_parse(c->token, want, secret, &err) < 0)
+    return join_fail(c, 400, err.msg);
+  if (ca_root_digest(res->body, got, &err) < 0 || strcmp(want, got) != 0) {
+    char hex[65];
+    ca_digest_hex(want, hex);
+    snprintf(msg, sizeof msg,
+             "remote CA does not match fingerprint. Expected: %s", hex);
+    return join_fail(c, 500, msg);
+  }
+  c->root_pem = xstrdup(res->body);
+  if (ca_csr_create(&c->key_pem, &c->csr, &err) < 0)
+    return join_fail(c, 500, err.msg);
+  cleanup_json json_t *desc =
+      agent_local_description(d->hostname, SHOAL_VERSION);
+  json_t *body =
+      json_pack("{s:s, s:s, s:s, s:s, s:O}", "Token", c->token, "CSR", c->csr,
+                "Hostname", d->hostname, "Availability", c->availability,
+                "Description", desc);
+  cleanup_free char *b = jx_dump(body);
+  json_decref(body);
+  cleanup_free char *url = xasprintf("https://%s/swarm/v1/join", c->remote);
+  struct http_call_opts o = {.method = "POST",
+                             .url = url,
+                             .body = b,
+                             .body_len = strlen(b),
+                             .ca_pem = c->root_pem,
+                             .timeout_ms = 15000};
+  http_client_call(d->client, &o, NULL, join_registered, c);
+}
+
+int shoald_swarm_join(struct shoald *d, const json_t *req, shoald_done_fn done,
+                      void *ud, sh_err *err) {
+  if (d->swarm != SWARM_INACTIVE)
+    return sh_error(err, 503, MSG_SWARM_EXISTS);
+  json_t *remotes = json_object_get(req, "RemoteAddrs");
+  const char *token = jx_str(req, "JoinToken", NULL);
+  if (!json_is_array(remotes) || json_array_size(remotes) == 0 ||
+      !json_is_string(json_array_get(remotes, 0)))
+    return sh_error(err, 400, "at least 1 RemoteAddr is required to join");
+  if (!token)
+    return sh_error(err, 400, "invalid join token");
+  char dg[CA_DIGEST_LEN + 1], sec[CA_SECRET_LEN + 1];
+  if (ca_token_parse(token, dg, sec, err) < 0)
+    return -1;
+  const char *avail = jx_str(req, "Availability", "active");
+  if (!*avail)
+    avail = "active";
+  if (strcmp(avail, "active") && strcmp(avail, "pause") &&
+      strcmp(avail, "drain"))
+    return sh_error(err, 400, "invalid availability %s", avail);
+  const char *remote = json_string_value(json_array_get(remotes, 0));
+  char rhost[128], rport[16];
+  host_port(remote, "2377", rhost, sizeof rhost, rport, sizeof rport);
+  if (!*rhost || !valid_port(rport))
+    return sh_error(err, 400, "invalid remote address %s", remote);
+  /* Listen/advertise addresses for later manager duty: resolve them now
+   * so a bad value fails early, as dockerd does. */
+  const char *listen = jx_str(req, "ListenAddr", "");
+  char lhost[128], lport[16], lip[64];
+  host_port(*listen ? listen : "0.0.0.0:2377", "2377", lhost, sizeof lhost,
+            lport, sizeof lport);
+  if (shoald_resolve_listen(lhost, lip, sizeof lip, err) < 0)
+    return -1;
+  cleanup_free char *la = xasprintf("%s:%s", lip, lport);
+  set_str(&d->listen_addr, la);
+  const char *adv = jx_str(req, "AdvertiseAddr", "");
+  set_str(&d->advertise_addr, adv);
+
+  struct join_ctx *c = xcalloc(1, sizeof *c);
+  c->d = d;
+  c->done = done;
+  c->ud = ud;
+  c->remote = xasprintf("%s:%s", rhost, rport);
+  c->token = xstrdup(token);
+  c->availability = xstrdup(avail);
+  cleanup_free char *url = xasprintf("https://%s/swarm/v1/ca", c->remote);
+  struct http_call_opts o = {
+      .method = "GET", .url = url, .insecure = true, .timeout_ms = 10000};
+  d->swarm = SWARM_PENDING;
+  http_client_call(d->client, &o, NULL, join_got_ca, c);
+  return 0;
+}
+
+/* ---- swarm leave ---- */
+
+struct leave_ctx {
+  struct shoald *d;
+  shoald_done_fn done;
+  void *ud;
+  int pending;
+};
+
+static void leave_step(void *ud) {
+  struct leave_ctx *c = ud;
+  if (--c->pending > 0)
+    return;
+  struct shoald *d = c->d;
+  clear_state(d);
+  forget_identity(d);
+  d->swarm = SWARM_INACTIVE;
+  log_info("left the swarm");
+  c->done(c->ud, 0, NULL);
+  free(c);
+}
+
+int shoald_swarm_leave(struct shoald *d, bool force, shoald_done_fn done,
+                       void *ud, sh_err *err) {
+  if (d->swarm == SWARM_INACTIVE)
+    return sh_error(err, 503, MSG_NO_SWARM);
+  if (d->mgr && !force)
+    return sh_error(
+        err, 503,
+        "You are attempting to leave the swarm on a node that is "
+        "participating as a manager. Removing the last manager erases all "
+        "current state of the swarm. Use `--force` to ignore this message. ");
+  if (d->join_done) {
+    shoald_done_fn jd = d->join_done;
+    d->join_done = NULL;
+    uv_timer_stop(&d->join_timer);
+    sh_err e = {0};
+    sh_error(&e, 503, "the join was cancelled by swarm leave");
+    jd(d->join_ud, -1, &e);
+  }
+  struct leave_ctx *c = xcalloc(1, sizeof *c);
+  c->d = d;
+  c->done = done;
+  c->ud = ud;
+  c->pending = 1; /* released below */
+  if (d->agent) {
+    c->pending++;
+    struct agent *a = d->agent;
+    d->agent = NULL;
+    agent_leave(a, leave_step, c);
+  }
+  if (d->mgr) {
+    c->pending++;
+    struct manager *m = d->mgr;
+    d->mgr = NULL;
+    manager_close(m, leave_step, c);
+  }
+  leave_step(c);
+  return 0;
+}
+
+void shoald_shutdown(struct shoald *d) {
+  if (d->agent) {
+    agent_stop(d->agent);
+    d->agent = NULL;
+  }
+  if (d->mgr) {
+    manager_close(d->mgr, NULL, NULL);
+    d->mgr = NULL;
+  }
+  if (d->api) {
+    http_server_close(d->api);
+    d->api = NULL;
+  }
+  if (d->client) {
+    http_client_close(d->client);
+    d->client = NULL;
+  }
+  uv_close((uv_handle_t *)&d->join_timer, NULL);
+}

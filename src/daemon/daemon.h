@@ -1,0 +1,113 @@
+/* shoald's one state struct and the node-level swarm lifecycle: init,
+ * join, leave, and the restart path that brings a node back into its swarm
+ * from what it persisted under the data root:
+ *
+ *   <data-root>/swarm/state.json         node ID, role, addresses, managers
+ *   <data-root>/swarm/certificates/      swarm-node.crt/.key, swarm-root-ca.crt
+ *   <data-root>/swarm/raft/              managers only: raft log + snapshots
+ *
+ * The Engine API (src/api) calls these; they drive the manager and the
+ * agent. */
+#ifndef SHOAL_DAEMON_DAEMON_H
+#define SHOAL_DAEMON_DAEMON_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct sh_err;
+struct http_client;
+struct http_server;
+struct manager;
+struct agent;
+
+#define SHOAL_VERSION "0.1.0"
+#define SHOAL_API_VERSION "1.47"
+#define SHOAL_MIN_API_VERSION "1.24"
+
+struct shoald_config {
+  char *data_root;  /* default /var/lib/shoal */
+  char *exec_root;  /* default /run/shoal */
+  char *pidfile;    /* default <exec-root>/shoald.pid */
+  char **hosts;     /* -H values; default unix:///run/shoal/shoal.sock */
+  int nhosts;
+  bool debug;
+};
+
+enum swarm_state {
+  SWARM_INACTIVE,
+  SWARM_PENDING, /* joining */
+  SWARM_ACTIVE,
+  SWARM_ERROR,
+};
+
+struct shoald {
+  uv_loop_t *loop;
+  struct shoald_config cfg;
+  char hostname[256];
+  int64_t started_ns;
+  struct http_server *api;
+  struct http_client *client;
+
+  /* Swarm membership of this node (persisted in state.json). */
+  enum swarm_state swarm;
+  char *swarm_error;
+  char node_id[32];
+  char cluster_id[32];
+  char *role;            /* "manager" | "worker" */
+  char *listen_addr;     /* "0.0.0.0:2377" */
+  char *advertise_addr;  /* "192.168.33.10:2377" */
+  char *availability;
+  json_t *managers;      /* known manager addresses */
+  char *cert_pem, *key_pem, *root_pem;
+
+  struct manager *mgr; /* when a manager */
+  struct agent *agent; /* when in a swarm */
+
+  /* A pending join waits for the first session. */
+  void (*join_done)(void *ud, int status, const struct sh_err *err);
+  void *join_ud;
+  uv_timer_t join_timer;
+
+  uv_signal_t sigterm, sigint;
+};
+
+int shoald_init(struct shoald *d, uv_loop_t *loop, struct sh_err *err);
+/* Re-enters the swarm recorded under the data root, if any. */
+int shoald_resume(struct shoald *d, struct sh_err *err);
+void shoald_shutdown(struct shoald *d);
+
+typedef void (*shoald_done_fn)(void *ud, int status, const struct sh_err *err);
+
+/* POST /swarm/init: body is the Engine API's SwarmInitRequest. done runs
+ * once the cluster exists (status 0). */
+int shoald_swarm_init(struct shoald *d, const json_t *req, shoald_done_fn done,
+                      void *ud, struct sh_err *err);
+/* POST /swarm/join: SwarmJoinRequest. done runs once this node has a
+ * session with a manager (or with a timeout message, as Docker). */
+int shoald_swarm_join(struct shoald *d, const json_t *req, shoald_done_fn done,
+                      void *ud, struct sh_err *err);
+/* POST /swarm/leave. */
+int shoald_swarm_leave(struct shoald *d, bool force, shoald_done_fn done,
+                       void *ud, struct sh_err *err);
+
+/* "Swarm" field of /info and the _ping Swarm header pieces. */
+const char *shoald_swarm_state_name(const struct shoald *d);
+bool shoald_is_manager(const struct shoald *d);
+/* Docker's error for cluster calls on a node that cannot answer them:
+ * not in a swarm, or a worker. Returns -1 with 503 set when not a
+ * manager, 0 otherwise. */
+int shoald_require_manager(const struct shoald *d, struct sh_err *err);
+
+/* Picks the address to advertise as Docker does (explicit address or
+ * interface name, else the listen address, else the only global IPv4 on
+ * the host). out gets "ip"; errors carry Docker's messages. */
+int shoald_pick_advertise_ip(const char *advertise, const char *listen_ip,
+                             char *out, size_t n, struct sh_err *err);
+
+/* A listen host: IP literal (unspecified allowed) or interface name. */
+int shoald_resolve_listen(const char *listen, char *ip, size_t n,
+                          struct sh_err *err);
+
+#endif

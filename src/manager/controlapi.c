@@ -1,0 +1,328 @@
+/* Control operations: the cluster object, swarm and node updates, node
+ * removal, and the API views of stored objects. Validation follows
+ * swarmkit's controlapi so users see Docker's messages. */
+#include "ca/ca.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/jsonx.h"
+#include "core/util.h"
+#include "manager/dispatcher.h"
+#include "manager/internal.h"
+#include "store/store.h"
+
+#include <arpa/inet.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#define HOUR_NS (INT64_C(3600) * NS_PER_SEC)
+#define DEFAULT_CERT_EXPIRY (2160 * HOUR_NS)
+#define MIN_CERT_EXPIRY HOUR_NS
+
+int addr_split(const char *addr, char *host, size_t hostlen, int *port,
+               sh_err *err) {
+  const char *colon = strrchr(addr, ':');
+  const char *h = addr;
+  size_t hl = colon ? (size_t)(colon - addr) : strlen(addr);
+  if (colon && strchr(addr, ':') != colon && addr[0] != '[')
+    colon = NULL, hl = strlen(addr); /* bare IPv6 */
+  if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') {
+    h++;
+    hl -= 2;
+  }
+  if (hl >= hostlen)
+    return sh_error(err, 400, "invalid address %s", addr);
+  memcpy(host, h, hl);
+  host[hl] = '\0';
+  if (colon) {
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end || p <= 0 || p > 65535)
+      return sh_error(err, 400, "invalid port in address %s", addr);
+    *port = (int)p;
+  }
+  return 0;
+}
+
+const char *ip_of(const char *addr, char *buf, size_t n) {
+  int port = 0;
+  if (addr_split(addr, buf, n, &port, NULL) < 0)
+    snprintf(buf, n, "%s", addr);
+  return buf;
+}
+
+/* The issuer facts the Engine API shows in TLSInfo: subject and public key
+ * of the root CA, DER in base64. */
+static json_t *tls_info(const char *root_pem) {
+  json_t *info = json_pack("{s:s}", "TrustRoot", root_pem);
+  BIO *bio = BIO_new_mem_buf(root_pem, -1);
+  X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+  BIO_free(bio);
+  if (!x)
+    return info;
+  unsigned char *der = NULL;
+  int n = i2d_X509_NAME(X509_get_subject_name(x), &der);
+  if (n > 0) {
+    char *b64 = xmalloc((size_t)n * 2 + 8);
+    EVP_EncodeBlock((unsigned char *)b64, der, n);
+    json_object_set_new(info, "CertIssuerSubject", json_string(b64));
+    free(b64);
+  }
+  OPENSSL_free(der);
+  der = NULL;
+  n = i2d_PUBKEY(X509_get0_pubkey(x), &der);
+  if (n > 0) {
+    char *b64 = xmalloc((size_t)n * 2 + 8);
+    EVP_EncodeBlock((unsigned char *)b64, der, n);
+    json_object_set_new(info, "CertIssuerPublicKey", json_string(b64));
+    free(b64);
+  }
+  OPENSSL_free(der);
+  X509_free(x);
+  return info;
+}
+
+static int validate_cluster_spec(const json_t *spec, sh_err *err) {
+  json_t *exp = jx_get(spec, "CAConfig.NodeCertExpiry");
+  if (exp && !json_is_integer(exp))
+    return rpc_error(err, 400, "invalid argument");
+  if (exp && json_integer_value(exp) < MIN_CERT_EXPIRY)
+    return rpc_error(err, 400, "minimum certificate expiry time is: 1h0m0s");
+  json_t *hb = jx_get(spec, "Dispatcher.HeartbeatPeriod");
+  if (hb && !json_is_integer(hb))
+    return rpc_error(err, 400, "invalid argument");
+  if (hb && json_integer_value(hb) < 0)
+    return rpc_error(err, 400,
+                     "heartbeat time period cannot be a negative duration");
+  json_t *name = json_object_get(spec, "Name");
+  if (name && !(json_is_string(name) &&
+                strcmp(json_string_value(name), "default") == 0))
+    return rpc_error(err, 400, "modification of cluster name is not allowed");
+  if (jx_bool(spec, "EncryptionConfig.AutoLockManagers", false))
+    return sh_error(err, 501,
+                    "autolock (--autolock) is not supported by shoal yet");
+  json_t *ext = jx_get(spec, "CAConfig.ExternalCAs");
+  if (json_is_array(ext) && json_array_size(ext) > 0)
+    return sh_error(err, 501,
+                    "external CAs (--external-ca) are not supported by shoal "
+                    "yet");
+  return 0;
+}
+
+static int64_t pos_or(int64_t v, int64_t dflt) { return v > 0 ? v : dflt; }
+
+json_t *cluster_object_new(const struct manager_init *in, sh_err *err) {
+  json_t *pool = in->default_addr_pool && json_array_size(in->default_addr_pool)
+                     ? json_deep_copy(in->default_addr_pool)
+                     : json_pack("[s]", "10.0.0.0/8");
+  json_t *spec = json_pack(
+      "{s:s, s:{}, s:{s:I}, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I}, "
+      "s:{s:I}, s:{}, s:{s:b}}",
+      "Name", "default", "Labels", "Orchestration",
+      "TaskHistoryRetentionLimit",
+      (json_int_t)(in->task_history_limit >= 0 ? in->task_history_limit : 5),
+      "Raft", "SnapshotInterval",
+      (json_int_t)pos_or(in->snapshot_interval, 10000), "KeepOldSnapshots",
+      (json_int_t)(in->keep_old_snapshots > 0 ? in->keep_old_snapshots : 0),
+      "LogEntriesForSlowFollowers", (json_int_t)500, "ElectionTick",
+      (json_int_t)10, "HeartbeatTick", (json_int_t)1, "Dispatcher",
+      "HeartbeatPeriod",
+      (json_int_t)pos_or(in->heartbeat_period_ns, 5 * NS_PER_SEC),
+      "CAConfig", "NodeCertExpiry",
+      (json_int_t)pos_or(in->cert_expiry_ns, DEFAULT_CERT_EXPIRY),
+      "TaskDefaults", "EncryptionConfig", "AutoLockManagers", in->autolock);
+  if (validate_cluster_spec(spec, err) < 0) {
+    json_decref(spec);
+    json_decref(pool);
+    return NULL;
+  }
+  cleanup_free char *wtok = NULL;
+  cleanup_free char *mtok = NULL;
+  if (ca_token_new(in->root_cert_pem, &wtok, err) < 0 ||
+      ca_token_new(in->root_cert_pem, &mtok, err) < 0) {
+    json_decref(spec);
+    json_decref(pool);
+    return NULL;
+  }
+  json_t *c = json_pack(
+      "{s:s, s:o, s:o, s:b, s:o, s:I, s:I, s:{s:s, s:s}, s:s}", "ID",
+      in->cluster_id, "Spec", spec, "TLSInfo", tls_info(in->root_cert_pem),
+      "RootRotationInProgress", 0, "DefaultAddrPool", pool, "SubnetSize",
+      (json_int_t)pos_or(in->subnet_size, 24), "DataPathPort",
+      (json_int_t)pos_or(in->data_path_port, 4789), "JoinTokens", "Worker",
+      wtok, "Manager", mtok, "_CAKey", in->root_key_pem);
+  return c;
+}
+
+json_t *manager_swarm_view(struct manager *m) {
+  json_t *c = store_cluster(m->store);
+  return c ? store_public(c) : NULL;
+}
+
+json_t *manager_node_view(struct manager *m, const json_t *node) {
+  json_t *v = store_public(node);
+  json_t *ms = json_object_get(v, "ManagerStatus");
+  if (json_is_object(ms)) {
+    const char *leader = manager_leader_id(m);
+    const char *id = jx_str(node, "ID", "");
+    if (leader && strcmp(leader, id) == 0)
+      json_object_set_new(ms, "Leader", json_true());
+  }
+  return v;
+}
+
+json_t *manager_addresses(struct manager *m) {
+  json_t *out = json_array();
+  json_t *nodes = store_list(m->store, STORE_NODE);
+  size_t i;
+  json_t *n;
+  json_array_foreach(nodes, i, n) {
+    const char *addr = jx_str(n, "ManagerStatus.Addr", NULL);
+    if (addr && *addr)
+      json_array_append_new(out, json_string(addr));
+  }
+  json_decref(nodes);
+  if (json_array_size(out) == 0)
+    json_array_append_new(out, json_string(m->advertise_addr));
+  return out;
+}
+
+int manager_update_swarm(struct manager *m, int64_t version,
+                         const json_t *spec, bool rotate_worker,
+                         bool rotate_manager, manager_done_fn done, void *ud,
+                         sh_err *err) {
+  json_t *cur = store_cluster(m->store);
+  if (!cur)
+    return sh_error(err, 503, "This node is not part of a swarm");
+  if (!json_is_object(spec))
+    return sh_error(err, 400, "invalid argument");
+  if (validate_cluster_spec(spec, err) < 0)
+    return -1;
+  json_t *next = json_deep_copy(cur);
+  /* The API replaces the whole spec; absent sections keep defaults like
+   * swarmkit's (zero values become defaults). */
+  json_t *newspec = json_deep_copy(spec);
+  if (!json_object_get(newspec, "Name"))
+    json_object_set_new(newspec, "Name", json_string("default"));
+  if (jx_int(newspec, "Orchestration.TaskHistoryRetentionLimit", -1) < 0 &&
+      !jx_get(newspec, "Orchestration.TaskHistoryRetentionLimit"))
+    jx_set(newspec, "Orchestration.TaskHistoryRetentionLimit",
+           json_integer(jx_int(cur, "Spec.Orchestration.TaskHistoryRetentionLimit", 5)));
+  static const char *keep[] = {"Raft.SnapshotInterval",
+                               "Raft.LogEntriesForSlowFollowers",
+                               "Raft.ElectionTick", "Raft.HeartbeatTick",
+                               "Dispatcher.HeartbeatPeriod",
+                               "CAConfig.NodeCertExpiry"};
+  for (size_t i = 0; i < ARRAY_SIZE(keep); i++) {
+    if (jx_int(newspec, keep[i], 0) <= 0) {
+      char path[128];
+      snprintf(path, sizeof path, "Spec.%s", keep[i]);
+      jx_set(newspec, keep[i], json_integer(jx_int(cur, path, 0)));
+    }
+  }
+  if (!jx_get(newspec, "Raft.KeepOldSnapshots"))
+    jx_set(newspec, "Raft.KeepOldSnapshots",
+           json_integer(jx_int(cur, "Spec.Raft.KeepOldSnapshots", 0)));
+  json_object_set_new(next, "Spec", newspec);
+  const char *root = jx_str(cur, "TLSInfo.TrustRoot", "");
+  if (rotate_worker || rotate_manager) {
+    cleanup_free char *tok = NULL;
+    if (rotate_worker) {
+      if (ca_token_new(root, &tok, err) < 0)
+        goto fail;
+      jx_set(next, "JoinTokens.Worker", json_string(tok));
+      free(STEAL_POINTER(&tok));
+    }
+    if (rotate_manager) {
+      if (ca_token_new(root, &tok, err) < 0)
+        goto fail;
+      jx_set(next, "JoinTokens.Manager", json_string(tok));
+    }
+  }
+  struct store_tx *tx = store_tx_new();
+  store_tx_put(tx, STORE_CLUSTER, next, version);
+  return manager_propose(m, tx, done, ud, err);
+fail:
+  json_decref(next);
+  return -1;
+}
+
+static bool valid_in(const char *v, const char *const *set) {
+  for (; *set; set++)
+    if (strcmp(v, *set) == 0)
+      return true;
+  return false;
+}
+
+int manager_update_node(struct manager *m, const char *ref, int64_t version,
+                        const json_t *spec, manager_done_fn done, void *ud,
+                        sh_err *err) {
+  json_t *cur = store_find(m->store, STORE_NODE, ref, err);
+  if (!cur)
+    return -1;
+  if (!json_is_object(spec))
+    return sh_error(err, 400, "invalid argument");
+  static const char *const avail[] = {"active", "pause", "drain", NULL};
+  static const char *const roles[] = {"worker", "manager", NULL};
+  const char *a = jx_str(spec, "Availability", NULL);
+  json_t *aj = json_object_get(spec, "Availability");
+  if (aj && (!json_is_string(aj) || !valid_in(a, avail)))
+    return sh_error(err, 400, "invalid availability");
+  json_t *rj = json_object_get(spec, "Role");
+  const char *role = jx_str(spec, "Role", NULL);
+  if (rj && (!json_is_string(rj) || !valid_in(role, roles)))
+    return sh_error(err, 400, "invalid role");
+  json_t *labels = json_object_get(spec, "Labels");
+  if (labels && !json_is_object(labels) && !json_is_null(labels))
+    return sh_error(err, 400, "invalid labels");
+  if (labels && json_is_object(labels)) {
+    const char *k;
+    json_t *v;
+    json_object_foreach(labels, k, v) if (!json_is_string(v)) return sh_error(
+        err, 400, "label %s: value must be a string", k);
+  }
+  const char *cur_role = jx_str(cur, "Spec.Role", "worker");
+  if (role && strcmp(role, cur_role) != 0)
+    return sh_error(err, 501,
+                    "changing a node's role (promote/demote) is not "
+                    "supported by shoal yet");
+  json_t *next = json_deep_copy(cur);
+  json_t *ns = json_object_get(next, "Spec");
+  json_object_set_new(ns, "Availability",
+                      json_string(a ? a : jx_str(cur, "Spec.Availability",
+                                                 "active")));
+  json_object_set_new(ns, "Role", json_string(role ? role : cur_role));
+  json_object_set_new(ns, "Labels", json_is_object(labels)
+                                        ? json_deep_copy(labels)
+                                        : json_object());
+  if (json_object_get(spec, "Name"))
+    json_object_set(ns, "Name", json_object_get(spec, "Name"));
+  struct store_tx *tx = store_tx_new();
+  store_tx_put(tx, STORE_NODE, next, version);
+  return manager_propose(m, tx, done, ud, err);
+}
+
+int manager_remove_node(struct manager *m, const char *ref, bool force,
+                        manager_done_fn done, void *ud, sh_err *err) {
+  json_t *cur = store_find(m->store, STORE_NODE, ref, err);
+  if (!cur)
+    return -1;
+  const char *id = jx_str(cur, "ID", "");
+  const char *role = jx_str(cur, "Spec.Role", "worker");
+  /* swarmkit refuses raft members even with --force: demote first. */
+  if (strcmp(role, "manager") == 0 || json_object_get(cur, "ManagerStatus"))
+    return sh_error(err, 400,
+                    "rpc error: code = FailedPrecondition desc = node %s is "
+                    "a cluster manager and is a member of the raft cluster. "
+                    "It must be demoted to worker before removal",
+                    id);
+  const char *state = jx_str(cur, "Status.State", "unknown");
+  if (!force && strcmp(state, "ready") == 0)
+    return sh_error(err, 400,
+                    "rpc error: code = FailedPrecondition desc = node %s is "
+                    "not down and can't be removed",
+                    id);
+  dispatcher_drop(m->disp, id);
+  struct store_tx *tx = store_tx_new();
+  store_tx_delete(tx, STORE_NODE, id, STORE_ANY_VERSION);
+  return manager_propose(m, tx, done, ud, err);
+}

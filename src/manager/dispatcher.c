@@ -1,0 +1,321 @@
+/* Node sessions and heartbeats; node health on the leader. */
+#include "manager/dispatcher.h"
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/id.h"
+#include "core/jsonx.h"
+#include "core/util.h"
+#include "http/server.h"
+#include "manager/internal.h"
+#include "raft/raftnode.h"
+#include "store/store.h"
+
+#define CHECK_INTERVAL_MS 250
+#define STATUS_RETRIES 5
+
+struct session {
+  struct dispatcher *d;
+  char node_id[ID_LEN + 1];
+  char sid[ID_LEN + 1];
+  struct http_req *req; /* the open stream; NULL once closed */
+  int64_t last_mono;
+  struct session *next;
+};
+
+struct dispatcher {
+  struct manager *m;
+  struct session *sessions;
+  uv_timer_t timer;
+  bool timer_init;
+  bool leader;
+  /* Nodes that must open a session before a deadline (mono ns), set when
+   * this manager becomes leader: node ID -> deadline. */
+  json_t *deadlines;
+};
+
+static int64_t period_ns(struct dispatcher *d) {
+  int64_t p = jx_int(store_cluster(d->m->store), "Spec.Dispatcher.HeartbeatPeriod",
+                     5 * NS_PER_SEC);
+  return p > 0 ? p : 5 * NS_PER_SEC;
+}
+
+/* Status updates compare-and-swap on Version.Index and retry, so they never
+ * overwrite a concurrent user change (labels, availability). */
+struct status_upd {
+  struct dispatcher *d;
+  char node_id[ID_LEN + 1];
+  char *state, *message, *addr;
+  json_t *desc;
+  int tries;
+};
+
+static void status_upd_free(struct status_upd *u) {
+  free(u->state);
+  free(u->message);
+  free(u->addr);
+  json_decref(u->desc);
+  free(u);
+}
+
+static void status_upd_run(struct status_upd *u);
+
+static void status_upd_done(void *ud, int status, const sh_err *err) {
+  struct status_upd *u = ud;
+  if (status < 0 && err && strstr(err->msg, "update out of sequence") &&
+      ++u->tries < STATUS_RETRIES && u->d) {
+    status_upd_run(u);
+    return;
+  }
+  status_upd_free(u);
+}
+
+static void status_upd_run(struct status_upd *u) {
+  json_t *cur = store_get(u->d->m->store, STORE_NODE, u->node_id);
+  if (!cur) {
+    status_upd_free(u);
+    return;
+  }
+  json_t *next = json_deep_copy(cur);
+  jx_set(next, "Status.State", json_string(u->state));
+  jx_set(next, "Status.Message", json_string(u->message));
+  if (u->addr && *u->addr)
+    jx_set(next, "Status.Addr", json_string(u->addr));
+  if (u->desc)
+    json_object_set(next, "Description", u->desc);
+  struct store_tx *tx = store_tx_new();
+  store_tx_put(tx, STORE_NODE, next, jx_int(cur, "Version.Index", 0));
+  sh_err err = {0};
+  if (manager_propose(u->d->m, tx, status_upd_done, u, &err) < 0)
+    status_upd_free(u);
+}
+
+static void set_status(struct dispatcher *d, const char *node_id,
+                       const char *state, const char *message,
+                       const char *addr, const json_t *desc) {
+  json_t *cur = store_get(d->m->store, STORE_NODE, node_id);
+  if (!cur)
+    return;
+  /* Skip no-op writes: raft entries are not free. */
+  if (!desc && strcmp(jx_str(cur, "Status.State", ""), state) == 0 &&
+      strcmp(jx_str(cur, "Status.Message", ""), message) == 0 &&
+      (!addr || !*addr || strcmp(jx_str(cur, "Status.Addr", ""), addr) == 0))
+    return;
+  struct status_upd *u = xcalloc(1, sizeof *u);
+  u->d = d;
+  snprintf(u->node_id, sizeof u->node_id, "%s", node_id);
+  u->state = xstrdup(state);
+  u->message = xstrdup(message);
+  u->addr = xstrdup(addr ? addr : "");
+  u->desc = desc ? json_deep_copy(desc) : NULL;
+  status_upd_run(u);
+}
+
+static struct session *find_session(struct dispatcher *d, const char *node_id) {
+  for (struct session *s = d->sessions; s; s = s->next)
+    if (strcmp(s->node_id, node_id) == 0)
+      return s;
+  return NULL;
+}
+
+static void session_unlink(struct dispatcher *d, struct session *s) {
+  for (struct session **pp = &d->sessions; *pp; pp = &(*pp)->next) {
+    if (*pp == s) {
+      *pp = s->next;
+      return;
+    }
+  }
+}
+
+/* Ends the session: closes its stream (if still open) and frees it. */
+static void session_end(struct dispatcher *d, struct session *s) {
+  session_unlink(d, s);
+  if (s->req) {
+    struct http_req *req = s->req;
+    s->req = NULL;
+    req->on_close = NULL;
+    http_stream_end(req);
+  }
+  free(s);
+}
+
+static void stream_closed(struct http_req *req, void *ud) {
+  struct session *s = ud;
+  /* The node went away or reconnects; heartbeats on this session now fail
+   * and the agent opens a new one. Health is judged by heartbeats. */
+  s->req = NULL;
+  session_unlink(s->d, s);
+  free(s);
+  http_req_release(req);
+}
+
+static void send_line(struct http_req *req, const json_t *msg) {
+  cleanup_free char *line = jx_dump(msg);
+  size_t n = strlen(line);
+  line = xrealloc(line, n + 2);
+  line[n] = '\n';
+  line[n + 1] = '\0';
+  http_stream_write(req, line, n + 1);
+}
+
+void dispatcher_send(struct dispatcher *d, const char *node_id,
+                     const json_t *msg) {
+  struct session *s = find_session(d, node_id);
+  if (s && s->req)
+    send_line(s->req, msg);
+}
+
+void dispatcher_drop(struct dispatcher *d, const char *node_id) {
+  struct session *s = find_session(d, node_id);
+  if (s)
+    session_end(d, s);
+  json_object_del(d->deadlines, node_id);
+}
+
+void dispatcher_session(struct dispatcher *d, struct http_req *req,
+                        const char *node_id) {
+  if (!d->leader)
+    return http_respond_error(req, 503, RAFTNODE_NO_LEADER_MSG);
+  json_t *node = store_get(d->m->store, STORE_NODE, node_id);
+  if (!node)
+    return http_respond_error(req, 404, "node not found");
+  cleanup_json json_t *body = NULL;
+  sh_err err = {0};
+  if (req->body_len > 0 &&
+      jx_parse_object(req->body, req->body_len, &body, &err) < 0)
+    return http_respond_error(req, 400, err.msg);
+
+  struct session *old = find_session(d, node_id);
+  if (old)
+    session_end(d, old);
+  struct session *s = xcalloc(1, sizeof *s);
+  s->d = d;
+  snprintf(s->node_id, sizeof s->node_id, "%s", node_id);
+  id_new(s->sid);
+  s->req = req;
+  s->last_mono = clock_mono_ns();
+  s->next = d->sessions;
+  d->sessions = s;
+  json_object_del(d->deadlines, node_id);
+  req->on_close = stream_closed;
+  req->on_close_ud = s;
+
+  http_stream_begin(req, 200, "application/json", NULL);
+  json_t *hello = json_pack("{s:s, s:s, s:s, s:I, s:o}", "Type", "session",
+                            "SessionID", s->sid, "NodeID", node_id,
+                            "HeartbeatPeriod", (json_int_t)period_ns(d),
+                            "Managers", manager_addresses(d->m));
+  send_line(req, hello);
+  json_decref(hello);
+
+  json_t *desc = body ? json_object_get(body, "Description") : NULL;
+  set_status(d, node_id, "ready", "", req->peer_addr,
+             json_is_object(desc) ? desc : NULL);
+}
+
+void dispatcher_heartbeat(struct dispatcher *d, struct http_req *req,
+                          const char *node_id) {
+  if (!d->leader)
+    return http_respond_error(req, 503, RAFTNODE_NO_LEADER_MSG);
+  cleanup_json json_t *body = NULL;
+  sh_err err = {0};
+  if (jx_parse_object(req->body, req->body_len, &body, &err) < 0)
+    return http_respond_error(req, 400, err.msg);
+  struct session *s = find_session(d, node_id);
+  const char *sid = jx_str(body, "SessionID", "");
+  if (!s || strcmp(s->sid, sid) != 0)
+    return http_respond_error(req, 404, "session invalid");
+  s->last_mono = clock_mono_ns();
+  char out[64];
+  snprintf(out, sizeof out, "{\"Period\":%lld}", (long long)period_ns(d));
+  http_respond_json(req, 200, out);
+}
+
+void dispatcher_leave(struct dispatcher *d, struct http_req *req,
+                      const char *node_id) {
+  struct session *s = find_session(d, node_id);
+  if (s)
+    session_end(d, s);
+  json_object_del(d->deadlines, node_id);
+  if (d->leader)
+    set_status(d, node_id, "down", "node left the swarm", NULL, NULL);
+  http_respond_json(req, 200, "{}");
+}
+
+static void check_expiry(uv_timer_t *t) {
+  struct dispatcher *d = t->data;
+  if (!d->leader)
+    return;
+  int64_t now = clock_mono_ns();
+  int64_t ttl = period_ns(d) * HEARTBEAT_GRACE;
+  for (struct session *s = d->sessions, *next; s; s = next) {
+    next = s->next;
+    if (now - s->last_mono > ttl) {
+      char id[ID_LEN + 1];
+      snprintf(id, sizeof id, "%s", s->node_id);
+      session_end(d, s);
+      set_status(d, id, "down", "heartbeat failure", NULL, NULL);
+    }
+  }
+  const char *id;
+  json_t *v;
+  void *tmp;
+  json_object_foreach_safe(d->deadlines, tmp, id, v) {
+    if (now > json_integer_value(v)) {
+      set_status(d, id, "down", "heartbeat failure", NULL, NULL);
+      json_object_del(d->deadlines, id);
+    }
+  }
+}
+
+struct dispatcher *dispatcher_new(struct manager *m) {
+  struct dispatcher *d = xcalloc(1, sizeof *d);
+  d->m = m;
+  d->deadlines = json_object();
+  uv_timer_init(m->loop, &d->timer);
+  d->timer.data = d;
+  d->timer_init = true;
+  return d;
+}
+
+void dispatcher_set_leader(struct dispatcher *d, bool leader) {
+  if (leader == d->leader)
+    return;
+  d->leader = leader;
+  if (!leader) {
+    uv_timer_stop(&d->timer);
+    while (d->sessions)
+      session_end(d, d->sessions);
+    json_object_clear(d->deadlines);
+    return;
+  }
+  /* Every node that is not down must open a session with this leader
+   * within the grace time, or it goes down. */
+  int64_t deadline = clock_mono_ns() + period_ns(d) * HEARTBEAT_GRACE;
+  json_t *nodes = store_list(d->m->store, STORE_NODE);
+  size_t i;
+  json_t *n;
+  json_array_foreach(nodes, i, n) {
+    if (strcmp(jx_str(n, "Status.State", ""), "down") != 0)
+      json_object_set_new(d->deadlines, jx_str(n, "ID", ""),
+                          json_integer(deadline));
+  }
+  json_decref(nodes);
+  uv_timer_start(&d->timer, check_expiry, CHECK_INTERVAL_MS,
+                 CHECK_INTERVAL_MS);
+}
+
+static void timer_closed(uv_handle_t *h) {
+  struct dispatcher *d = h->data;
+  json_decref(d->deadlines);
+  free(d);
+}
+
+void dispatcher_free(struct dispatcher *d) {
+  if (!d)
+    return;
+  while (d->sessions)
+    session_end(d, d->sessions);
+  d->leader = false;
+  uv_close((uv_handle_t *)&d->timer, timer_closed);
+}

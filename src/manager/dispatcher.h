@@ -1,0 +1,39 @@
+/* The dispatcher: the manager side of node sessions. A node opens a session
+ * (a long-lived streaming response carrying session facts now and task
+ * assignments later) and heartbeats within the period the cluster spec
+ * sets. On the leader it is the authority on node health: a node whose
+ * heartbeats stop for HEARTBEAT_GRACE periods goes Down ("heartbeat
+ * failure"); a node that opens a session goes Ready. */
+#ifndef SHOAL_MANAGER_DISPATCHER_H
+#define SHOAL_MANAGER_DISPATCHER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+struct manager;
+struct http_req;
+struct dispatcher;
+
+/* Missed periods before a node is declared down (swarmkit uses 3). */
+#define HEARTBEAT_GRACE 3
+
+struct dispatcher *dispatcher_new(struct manager *m);
+void dispatcher_free(struct dispatcher *d);
+/* Leader-only duties start/stop here. */
+void dispatcher_set_leader(struct dispatcher *d, bool leader);
+/* POST /swarm/v1/session and /swarm/v1/heartbeat from authenticated
+ * nodes; node_id is the certificate's CN. */
+void dispatcher_session(struct dispatcher *d, struct http_req *req,
+                        const char *node_id);
+void dispatcher_heartbeat(struct dispatcher *d, struct http_req *req,
+                          const char *node_id);
+/* A node said it leaves the swarm: end its session, mark it down now. */
+void dispatcher_leave(struct dispatcher *d, struct http_req *req,
+                      const char *node_id);
+/* Pushes a message to a node's session stream (when it has one). */
+void dispatcher_send(struct dispatcher *d, const char *node_id,
+                     const json_t *msg);
+/* Ends the node's session (node removed). */
+void dispatcher_drop(struct dispatcher *d, const char *node_id);
+
+#endif

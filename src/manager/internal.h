@@ -1,0 +1,54 @@
+/* Private to src/manager: the manager's state and helpers shared by its
+ * files (manager.c lifecycle, controlapi.c operations, swarmapi.c the
+ * swarm port's handlers, dispatcher.c sessions). */
+#ifndef SHOAL_MANAGER_INTERNAL_H
+#define SHOAL_MANAGER_INTERNAL_H
+
+#include "manager/manager.h"
+
+#include <stddef.h>
+
+struct http_req;
+struct raftnode;
+struct http_server;
+struct dispatcher;
+
+struct manager {
+  uv_loop_t *loop;
+  char *node_id, *state_dir, *listen_addr, *advertise_addr;
+  char *cert_pem, *key_pem, *root_pem;
+  char *hostname, *engine_version;
+  struct store *store;
+  struct raftnode *raft;
+  struct http_server *srv;
+  struct dispatcher *disp;
+  bool leader;
+  /* swarm init: the first transaction waits for leadership. */
+  struct store_tx *init_tx;
+  manager_done_fn init_done;
+  void *init_ud;
+};
+
+uint64_t manager_raft_id_for(const char *node_id);
+json_t *manager_new_node_object(struct manager *m, const char *node_id,
+                                const char *role, const char *availability,
+                                const char *hostname, const char *addr,
+                                const json_t *description);
+/* The cluster object for swarm init (Spec with defaults, TLS info, tokens,
+ * the CA key under "_CAKey"). */
+json_t *cluster_object_new(const struct manager_init *init, struct sh_err *err);
+/* Handler for the swarm port (node-to-node API). */
+void swarmapi_handle(struct http_req *req, void *ud);
+
+/* swarmkit's errors reach Docker users as "rpc error: code = <Code> desc =
+ * <msg>": rpc_error formats that from an HTTP status. */
+const char *rpc_code_name(int status);
+int rpc_error(struct sh_err *err, int status, const char *msg);
+
+/* "1.2.3.4:2377" -> host and port (port stays as given when absent). */
+int addr_split(const char *addr, char *host, size_t hostlen, int *port,
+               struct sh_err *err);
+/* The IP part of "ip:port" into buf; returns buf. */
+const char *ip_of(const char *addr, char *buf, size_t n);
+
+#endif

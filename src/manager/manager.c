@@ -1,0 +1,331 @@
+/* Manager lifecycle: store + raft + swarm port + dispatcher. */
+#include "manager/manager.h"
+
+#include "ca/ca.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/id.h"
+#include "core/jsonx.h"
+#include "core/util.h"
+#include "http/server.h"
+#include "manager/dispatcher.h"
+#include "manager/internal.h"
+#include "raft/raftnode.h"
+#include "store/store.h"
+
+#include <openssl/sha.h>
+
+/* Raft timing: one tick is ours to choose (swarmkit's is 1 s); 100 ms with
+ * Docker's default ticks gives 100 ms heartbeats and 1 s elections. */
+#define RAFT_TICK_MS 100
+
+static int fsm_apply(void *ud, const char *data, size_t len, uint64_t index,
+                     sh_err *err) {
+  struct manager *m = ud;
+  return store_apply(m->store, data, len, index, err);
+}
+
+static char *fsm_snapshot(void *ud, size_t *len) {
+  struct manager *m = ud;
+  return store_snapshot(m->store, len);
+}
+
+static int fsm_restore(void *ud, const char *data, size_t len, sh_err *err) {
+  struct manager *m = ud;
+  return store_restore(m->store, data, len, err);
+}
+
+struct store *manager_store(struct manager *m) { return m->store; }
+bool manager_is_leader(const struct manager *m) { return m->leader; }
+const char *manager_node_id(const struct manager *m) { return m->node_id; }
+
+const char *manager_leader_id(const struct manager *m) {
+  uint64_t id = 0;
+  const char *addr = NULL;
+  raftnode_leader(m->raft, &id, &addr);
+  if (id == 0)
+    return NULL;
+  /* Raft ids map to node IDs through the nodes' stored RaftID. */
+  json_t *nodes = store_list(m->store, STORE_NODE);
+  const char *found = NULL;
+  size_t i;
+  json_t *n;
+  json_array_foreach(nodes, i, n) {
+    if ((uint64_t)jx_int(n, "_RaftID", 0) == id) {
+      found = jx_str(n, "ID", NULL);
+      break;
+    }
+  }
+  json_decref(nodes);
+  return found;
+}
+
+uint64_t manager_raft_id_for(const char *node_id) {
+  /* Stable 64-bit id from the node ID; never 0. */
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256((const unsigned char *)node_id, strlen(node_id), md);
+  uint64_t id = 0;
+  for (int i = 0; i < 8; i++)
+    id = (id << 8) | md[i];
+  return id ? id : 1;
+}
+
+static void on_leader(void *ud, bool leader) {
+  struct manager *m = ud;
+  m->leader = leader;
+  dispatcher_set_leader(m->disp, leader);
+  if (leader && m->init_tx) {
+    sh_err err = {0};
+    struct store_tx *tx = STEAL_POINTER(&m->init_tx);
+    if (manager_propose(m, tx, m->init_done, m->init_ud, &err) < 0 &&
+        m->init_done)
+      m->init_done(m->init_ud, -1, &err);
+  }
+}
+
+struct propose_ctx {
+  manager_done_fn done;
+  void *ud;
+};
+
+const char *rpc_code_name(int status) {
+  switch (status) {
+  case 400:
+    return "InvalidArgument";
+  case 404:
+    return "NotFound";
+  case 409:
+    return "AlreadyExists";
+  case 412:
+    return "FailedPrecondition";
+  case 501:
+    return "Unimplemented";
+  case 503:
+    return "Unavailable";
+  default:
+    return "Unknown";
+  }
+}
+
+int rpc_error(sh_err *err, int status, const char *msg) {
+  return sh_error(err, status, "rpc error: code = %s desc = %s",
+                  rpc_code_name(status), msg);
+}
+
+static void propose_done(void *ud, int status, const sh_err *err) {
+  struct propose_ctx *c = ud;
+  /* The FSM's verdicts are swarmkit's gRPC errors as Docker users see them;
+   * raft-level failures (no leader, 503) are the daemon's own words. */
+  sh_err e = {0};
+  if (status < 0 && err && err->status != 503) {
+    rpc_error(&e, err->status, err->msg);
+    err = &e;
+  }
+  if (c->done)
+    c->done(c->ud, status, err);
+  free(c);
+}
+
+int manager_propose(struct manager *m, struct store_tx *tx,
+                    manager_done_fn done, void *ud, sh_err *err) {
+  size_t len = 0;
+  cleanup_free char *data = store_tx_encode(tx, clock_wall_ns(), &len);
+  store_tx_free(tx);
+  struct propose_ctx *c = xcalloc(1, sizeof *c);
+  c->done = done;
+  c->ud = ud;
+  if (raftnode_propose(m->raft, data, len, propose_done, c, err) < 0) {
+    free(c);
+    return -1;
+  }
+  return 0;
+}
+
+static int start_common(struct manager *m, const struct manager_config *cfg,
+                        sh_err *err) {
+  m->loop = cfg->loop;
+  m->node_id = xstrdup(cfg->node_id);
+  m->state_dir = xstrdup(cfg->state_dir);
+  m->listen_addr = xstrdup(cfg->listen_addr);
+  m->advertise_addr = xstrdup(cfg->advertise_addr);
+  m->cert_pem = xstrdup(cfg->cert_pem);
+  m->key_pem = xstrdup(cfg->key_pem);
+  m->root_pem = xstrdup(cfg->root_pem);
+  m->hostname = xstrdup(cfg->hostname ? cfg->hostname : "");
+  m->engine_version =
+      xstrdup(cfg->engine_version ? cfg->engine_version : MANAGER_ENGINE_VERSION);
+  m->store = store_new();
+  m->disp = dispatcher_new(m);
+
+  cleanup_free char *raftdir = xasprintf("%s/raft", cfg->state_dir);
+  if (mkdir_p(raftdir, 0700, err) < 0)
+    return -1;
+  struct raftnode_config rc = {
+      .dir = raftdir,
+      .id = manager_raft_id_for(cfg->node_id),
+      /* Raft between managers goes over the swarm port's TLS in the HA
+       * work; a single voter only needs a loopback listener. */
+      .address = "127.0.0.1:0",
+      .tick_ms = RAFT_TICK_MS,
+      .heartbeat_ticks = 1,
+      .election_ticks = 10,
+      .snapshot_interval = 10000,
+      .keep_old_snapshots = 0,
+      .log_entries_for_slow_followers = 500,
+  };
+  struct raftnode_fsm fsm = {fsm_apply, fsm_snapshot, fsm_restore, m};
+  if (raftnode_open(m->loop, &rc, &fsm, &m->raft, err) < 0)
+    return -1;
+  return 0;
+}
+
+static int listen_swarm_port(struct manager *m, sh_err *err) {
+  SSL_CTX *tls =
+      ca_tls_server_ctx(m->cert_pem, m->key_pem, m->root_pem, false, err);
+  if (!tls)
+    return -1;
+  m->srv = http_server_new(m->loop, swarmapi_handle, m);
+  char host[128];
+  int port = SWARM_DEFAULT_PORT;
+  if (addr_split(m->listen_addr, host, sizeof host, &port, err) < 0) {
+    SSL_CTX_free(tls);
+    return -1;
+  }
+  int r = http_server_listen_tcp(m->srv, host, port, tls, err);
+  SSL_CTX_free(tls);
+  if (r < 0)
+    return sh_err_wrap(err, "failed to listen on remote API address");
+  return 0;
+}
+
+json_t *manager_new_node_object(struct manager *m, const char *node_id,
+                                const char *role, const char *availability,
+                                const char *hostname, const char *addr,
+                                const json_t *description) {
+  json_t *node = json_pack(
+      "{s:s, s:{s:{}, s:s, s:s}, s:{s:s, s:s}, s:I}", "ID", node_id, "Spec",
+      "Labels", "Role", role, "Availability",
+      availability && *availability ? availability : "active", "Status",
+      "State", "unknown", "Addr", addr ? addr : "", "_RaftID",
+      (json_int_t)manager_raft_id_for(node_id));
+  json_t *desc = description ? json_deep_copy(description) : json_object();
+  if (!json_object_get(desc, "Hostname"))
+    json_object_set_new(desc, "Hostname", json_string(hostname ? hostname : ""));
+  json_object_set_new(node, "Description", desc);
+  return node;
+}
+
+int manager_create(const struct manager_config *cfg,
+                   const struct manager_init *init, manager_done_fn done,
+                   void *ud, struct manager **out, sh_err *err) {
+  struct manager *m = xcalloc(1, sizeof *m);
+  if (start_common(m, cfg, err) < 0)
+    goto fail;
+  if (raftnode_bootstrap(m->raft, err) < 0)
+    goto fail;
+
+  /* The first transaction: the cluster object and this manager's node. */
+  char ipbuf[64];
+  json_t *cluster = cluster_object_new(init, err);
+  if (!cluster)
+    goto fail;
+  json_t *node = manager_new_node_object(
+      m, cfg->node_id, "manager", cfg->availability, cfg->hostname,
+      ip_of(cfg->advertise_addr, ipbuf, sizeof ipbuf), cfg->description);
+  json_object_set_new(node, "ManagerStatus",
+                      json_pack("{s:s, s:s}", "Reachability", "reachable",
+                                "Addr", cfg->advertise_addr));
+  jx_set(node, "Status.State", json_string("ready"));
+  struct store_tx *tx = store_tx_new();
+  store_tx_put(tx, STORE_CLUSTER, cluster, STORE_MUST_CREATE);
+  store_tx_put(tx, STORE_NODE, node, STORE_MUST_CREATE);
+  m->init_tx = tx;
+  m->init_done = done;
+  m->init_ud = ud;
+
+  if (listen_swarm_port(m, err) < 0)
+    goto fail;
+  if (raftnode_start(m->raft, on_leader, m, err) < 0)
+    goto fail;
+  *out = m;
+  return 0;
+fail:
+  manager_close(m, NULL, NULL);
+  return -1;
+}
+
+int manager_open(const struct manager_config *cfg, bool force_new_cluster,
+                 struct manager **out, sh_err *err) {
+  struct manager *m = xcalloc(1, sizeof *m);
+  if (start_common(m, cfg, err) < 0)
+    goto fail;
+  if (!raftnode_has_state(m->raft)) {
+    sh_error(err, 500, "no raft state in %s", cfg->state_dir);
+    goto fail;
+  }
+  if (force_new_cluster && raftnode_recover_single(m->raft, err) < 0)
+    goto fail;
+  if (listen_swarm_port(m, err) < 0)
+    goto fail;
+  if (raftnode_start(m->raft, on_leader, m, err) < 0)
+    goto fail;
+  *out = m;
+  return 0;
+fail:
+  manager_close(m, NULL, NULL);
+  return -1;
+}
+
+struct close_ctx {
+  struct manager *m;
+  void (*done)(void *);
+  void *ud;
+};
+
+static void free_manager(struct manager *m) {
+  store_free(m->store);
+  store_tx_free(m->init_tx);
+  free(m->node_id);
+  free(m->state_dir);
+  free(m->listen_addr);
+  free(m->advertise_addr);
+  free(m->cert_pem);
+  free(m->key_pem);
+  free(m->root_pem);
+  free(m->hostname);
+  free(m->engine_version);
+  free(m);
+}
+
+static void raft_closed(void *ud) {
+  struct close_ctx *c = ud;
+  void (*done)(void *) = c->done;
+  void *dud = c->ud;
+  free_manager(c->m);
+  free(c);
+  if (done)
+    done(dud);
+}
+
+void manager_close(struct manager *m, void (*done)(void *ud), void *ud) {
+  if (!m)
+    return;
+  if (m->disp) {
+    dispatcher_free(m->disp);
+    m->disp = NULL;
+  }
+  if (m->srv) {
+    http_server_close(m->srv);
+    m->srv = NULL;
+  }
+  struct close_ctx *c = xcalloc(1, sizeof *c);
+  c->m = m;
+  c->done = done;
+  c->ud = ud;
+  if (m->raft) {
+    raftnode_close(m->raft, raft_closed, c);
+    m->raft = NULL;
+  } else {
+    raft_closed(c);
+  }
+}

@@ -1,0 +1,102 @@
+/* The manager: the cluster store replicated by raft, the swarm port
+ * (node-to-node API over mutual TLS: CA, join, dispatcher), and the
+ * control operations the Engine API calls. Runs on managers only; never
+ * touches the host (no netlink, no containers).
+ *
+ * Leader-only components (the dispatcher's node-health authority now; the
+ * orchestrator and scheduler later) start when raft makes this node leader
+ * and stop when it stops being leader (manager_leader_hook). */
+#ifndef SHOAL_MANAGER_MANAGER_H
+#define SHOAL_MANAGER_MANAGER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct sh_err;
+struct store;
+struct store_tx;
+struct http_client;
+
+#define SWARM_DEFAULT_PORT 2377
+#define MANAGER_ENGINE_VERSION "0.1.0"
+
+struct manager;
+
+struct manager_config {
+  uv_loop_t *loop;
+  const char *state_dir;    /* <data-root>/swarm */
+  const char *node_id;
+  const char *listen_addr;  /* "0.0.0.0:2377" */
+  const char *advertise_addr; /* "192.168.33.10:2377" */
+  const char *cert_pem, *key_pem, *root_pem; /* this node's identity */
+  /* Local node facts for its Node object. */
+  const char *hostname;
+  const char *availability; /* "active" | "pause" | "drain" */
+  const char *engine_version;
+  const json_t *description; /* Node.Description of this host, borrowed */
+};
+
+/* What `swarm init` asks for; zero/NULL fields take Docker's defaults. */
+struct manager_init {
+  int64_t cert_expiry_ns;       /* default 2160h */
+  int64_t heartbeat_period_ns;  /* default 5s */
+  int64_t task_history_limit;   /* default 5; < 0 means unset */
+  int64_t snapshot_interval;    /* default 10000 */
+  int64_t keep_old_snapshots;   /* default 0 */
+  json_t *default_addr_pool;    /* array of CIDR strings, borrowed */
+  int64_t subnet_size;          /* default 24 */
+  int64_t data_path_port;       /* default 4789 */
+  bool autolock;
+  const char *root_cert_pem, *root_key_pem; /* the CA made by init */
+  const char *cluster_id;
+};
+
+typedef void (*manager_done_fn)(void *ud, int status, const struct sh_err *err);
+
+/* New cluster: bootstraps raft here and commits the cluster object and
+ * this node's Node object; done runs once they are committed. */
+int manager_create(const struct manager_config *cfg,
+                   const struct manager_init *init, manager_done_fn done,
+                   void *ud, struct manager **out, struct sh_err *err);
+/* Existing cluster after a restart: replays the log from state_dir.
+ * force_new_cluster makes this node the only voter first. */
+int manager_open(const struct manager_config *cfg, bool force_new_cluster,
+                 struct manager **out, struct sh_err *err);
+/* Stops the listener, dispatcher and raft; done runs when all is closed. */
+void manager_close(struct manager *m, void (*done)(void *ud), void *ud);
+
+struct store *manager_store(struct manager *m);
+bool manager_is_leader(const struct manager *m);
+/* Raft leader's node ID, or NULL when unknown. */
+const char *manager_leader_id(const struct manager *m);
+/* This node's node ID. */
+const char *manager_node_id(const struct manager *m);
+
+/* Proposes a transaction through raft (steals tx); done gets the FSM's
+ * verdict. Fails with 503 and Docker's no-leader message off the leader. */
+int manager_propose(struct manager *m, struct store_tx *tx,
+                    manager_done_fn done, void *ud, struct sh_err *err);
+
+/* A node object as the Engine API shows it: public fields plus computed
+ * ManagerStatus.Leader. New reference. */
+json_t *manager_node_view(struct manager *m, const json_t *node);
+/* The cluster as the Engine API's Swarm object (with JoinTokens). */
+json_t *manager_swarm_view(struct manager *m);
+
+/* Control operations for the Engine API. Each validates, then proposes. */
+int manager_update_swarm(struct manager *m, int64_t version,
+                         const json_t *spec, bool rotate_worker,
+                         bool rotate_manager, manager_done_fn done, void *ud,
+                         struct sh_err *err);
+int manager_update_node(struct manager *m, const char *ref, int64_t version,
+                        const json_t *spec, manager_done_fn done, void *ud,
+                        struct sh_err *err);
+int manager_remove_node(struct manager *m, const char *ref, bool force,
+                        manager_done_fn done, void *ud, struct sh_err *err);
+
+/* Addresses of the managers ("ip:port"), new array of strings. */
+json_t *manager_addresses(struct manager *m);
+
+#endif

@@ -1,0 +1,641 @@
+/* The in-memory cluster state and its transactions (see store.h).
+ *
+ * Each kind is a jansson object ID -> object; kinds whose Spec.Name must be
+ * unique also keep a name -> ID object. Applying a transaction first stages
+ * every op against a view of "live + already staged", checks all
+ * preconditions, and only then commits, so a failed transaction leaves no
+ * trace. */
+#include "store/store.h"
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/jsonx.h"
+#include "core/util.h"
+
+/* moby maps swarmkit's plain "update out of sequence" error (gRPC code
+ * Unknown) to HTTP 500 (api/server/httpstatus statusCodeFromGRPCError). */
+#define STORE_SEQ_STATUS 500
+#define STORE_SEQ_MSG "update out of sequence"
+
+static const char *const kind_names[STORE_NKINDS] = {
+    [STORE_CLUSTER] = "cluster", [STORE_NODE] = "node",
+    [STORE_SERVICE] = "service", [STORE_TASK] = "task",
+    [STORE_NETWORK] = "network", [STORE_SECRET] = "secret",
+    [STORE_CONFIG] = "config",
+};
+
+struct watcher {
+  int id;
+  store_watch_fn fn;
+  void *ud;
+};
+
+struct store {
+  json_t *objs[STORE_NKINDS];  /* ID -> object */
+  json_t *names[STORE_NKINDS]; /* Spec.Name -> ID, unique-name kinds only */
+  uint64_t index;
+  struct watcher *watchers;
+  size_t nwatchers, capwatchers;
+  int next_watch_id;
+  int notifying; /* >0 while watchers run: unwatch only marks */
+};
+
+struct store_tx {
+  json_t *ops; /* array, encoded as-is */
+};
+
+const char *store_kind_name(enum store_kind k) {
+  if ((int)k < 0 || k >= STORE_NKINDS)
+    return "object";
+  return kind_names[k];
+}
+
+static bool kind_from_name(const char *s, enum store_kind *k) {
+  for (int i = 0; i < STORE_NKINDS; i++) {
+    if (strcmp(kind_names[i], s) == 0) {
+      *k = (enum store_kind)i;
+      return true;
+    }
+  }
+  return false;
+}
+
+static bool unique_names(enum store_kind k) {
+  return k == STORE_SERVICE || k == STORE_NETWORK || k == STORE_SECRET ||
+         k == STORE_CONFIG;
+}
+
+/* The name an object is found by: Spec.Name, Description.Hostname for
+ * nodes without one, top-level Name for tasks. */
+static const char *obj_name(enum store_kind k, const json_t *o) {
+  const char *n = jx_str(o, "Spec.Name", NULL);
+  if (k == STORE_NODE && (!n || !*n))
+    n = jx_str(o, "Description.Hostname", NULL);
+  if (k == STORE_TASK && (!n || !*n))
+    n = jx_str(o, "Name", NULL);
+  return n && *n ? n : NULL;
+}
+
+static int64_t obj_version(const json_t *o) {
+  return jx_int(o, "Version.Index", 0);
+}
+
+struct store *store_new(void) {
+  struct store *s = xcalloc(1, sizeof *s);
+  for (int i = 0; i < STORE_NKINDS; i++) {
+    s->objs[i] = json_object();
+    s->names[i] = json_object();
+  }
+  s->next_watch_id = 1;
+  return s;
+}
+
+void store_free(struct store *s) {
+  if (!s)
+    return;
+  for (int i = 0; i < STORE_NKINDS; i++) {
+    json_decref(s->objs[i]);
+    json_decref(s->names[i]);
+  }
+  free(s->watchers);
+  free(s);
+}
+
+json_t *store_get(struct store *s, enum store_kind k, const char *id) {
+  if (!id || (int)k < 0 || k >= STORE_NKINDS)
+    return NULL;
+  return json_object_get(s->objs[k], id);
+}
+
+json_t *store_find(struct store *s, enum store_kind k, const char *ref,
+                   sh_err *err) {
+  const char *kn = store_kind_name(k);
+  if (!ref || !*ref || (int)k < 0 || k >= STORE_NKINDS) {
+    sh_error(err, 404, "%s %s not found", kn, ref ? ref : "");
+    return NULL;
+  }
+  json_t *o = json_object_get(s->objs[k], ref);
+  if (o)
+    return o;
+
+  /* Full name. */
+  json_t *found = NULL;
+  size_t matches = 0;
+  if (unique_names(k)) {
+    const char *id = json_string_value(json_object_get(s->names[k], ref));
+    if (id)
+      return json_object_get(s->objs[k], id);
+  } else {
+    const char *id;
+    json_t *v;
+    json_object_foreach(s->objs[k], id, v) {
+      const char *n = obj_name(k, v);
+      if (n && strcmp(n, ref) == 0) {
+        found = v;
+        matches++;
+      }
+    }
+    if (matches == 1)
+      return found;
+    if (matches > 1) {
+      sh_error(err, 400, "%s %s is ambiguous (%zu matches found)", kn, ref,
+               matches);
+      return NULL;
+    }
+  }
+
+  /* Unique ID prefix. */
+  const char *id;
+  json_t *v;
+  json_object_foreach(s->objs[k], id, v) {
+    if (str_has_prefix(id, ref)) {
+      found = v;
+      matches++;
+    }
+  }
+  if (matches == 1)
+    return found;
+  if (matches > 1) {
+    sh_error(err, 400, "%s %s is ambiguous (%zu matches found)", kn, ref,
+             matches);
+    return NULL;
+  }
+  sh_error(err, 404, "%s %s not found", kn, ref);
+  return NULL;
+}
+
+struct list_item {
+  int64_t created;
+  const char *id;
+  json_t *obj;
+};
+
+static int list_cmp(const void *a, const void *b) {
+  const struct list_item *x = a, *y = b;
+  if (x->created != y->created)
+    return x->created < y->created ? -1 : 1;
+  return strcmp(x->id, y->id);
+}
+
+json_t *store_list(struct store *s, enum store_kind k) {
+  json_t *arr = json_array();
+  if ((int)k < 0 || k >= STORE_NKINDS)
+    return arr;
+  size_t n = json_object_size(s->objs[k]);
+  if (n == 0)
+    return arr;
+  struct list_item *items = xcalloc(n, sizeof *items);
+  size_t i = 0;
+  const char *id;
+  json_t *v;
+  json_object_foreach(s->objs[k], id, v) {
+    int64_t ns = 0;
+    const char *c = jx_str(v, "CreatedAt", NULL);
+    if (!c || clock_parse_rfc3339(c, &ns, NULL) < 0)
+      ns = 0;
+    items[i++] = (struct list_item){ns, id, v};
+  }
+  qsort(items, n, sizeof *items, list_cmp);
+  for (i = 0; i < n; i++)
+    json_array_append(arr, items[i].obj);
+  free(items);
+  return arr;
+}
+
+size_t store_count(struct store *s, enum store_kind k) {
+  if ((int)k < 0 || k >= STORE_NKINDS)
+    return 0;
+  return json_object_size(s->objs[k]);
+}
+
+json_t *store_cluster(struct store *s) {
+  const char *id;
+  json_t *v;
+  json_object_foreach(s->objs[STORE_CLUSTER], id, v) return v;
+  return NULL;
+}
+
+uint64_t store_index(struct store *s) {
+  return s->index;
+}
+
+static json_t *public_copy(const json_t *j) {
+  if (json_is_object(j)) {
+    json_t *out = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)j, k, v) {
+      if (k[0] == '_')
+        continue;
+      json_object_set_new(out, k, public_copy(v));
+    }
+    return out;
+  }
+  if (json_is_array(j)) {
+    json_t *out = json_array();
+    size_t i;
+    json_t *v;
+    json_array_foreach(j, i, v) json_array_append_new(out, public_copy(v));
+    return out;
+  }
+  return json_deep_copy(j);
+}
+
+json_t *store_public(const json_t *obj) {
+  if (!obj)
+    return NULL;
+  return public_copy(obj);
+}
+
+/* ---- transactions ---- */
+
+struct store_tx *store_tx_new(void) {
+  struct store_tx *tx = xcalloc(1, sizeof *tx);
+  tx->ops = json_array();
+  return tx;
+}
+
+void store_tx_free(struct store_tx *tx) {
+  if (!tx)
+    return;
+  json_decref(tx->ops);
+  free(tx);
+}
+
+void store_tx_put(struct store_tx *tx, enum store_kind k, json_t *obj,
+                  int64_t expect_version) {
+  json_array_append_new(tx->ops, json_pack("{s:s, s:s, s:I, s:o}", "op", "put",
+                                           "kind", store_kind_name(k), "expect",
+                                           (json_int_t)expect_version, "obj",
+                                           obj ? obj : json_null()));
+}
+
+void store_tx_delete(struct store_tx *tx, enum store_kind k, const char *id,
+                     int64_t expect_version) {
+  json_array_append_new(tx->ops, json_pack("{s:s, s:s, s:s, s:I}", "op",
+                                           "delete", "kind", store_kind_name(k),
+                                           "id", id ? id : "", "expect",
+                                           (json_int_t)expect_version));
+}
+
+bool store_tx_empty(const struct store_tx *tx) {
+  return !tx || json_array_size(tx->ops) == 0;
+}
+
+char *store_tx_encode(const struct store_tx *tx, int64_t now_ns, size_t *len) {
+  json_t *doc =
+      json_pack("{s:I, s:O}", "time", (json_int_t)now_ns, "ops", tx->ops);
+  char *out = json_dumps(doc, JSON_COMPACT);
+  json_decref(doc);
+  if (!out)
+    out = xstrdup("{}");
+  if (len)
+    *len = strlen(out);
+  return out;
+}
+
+/* ---- apply ---- */
+
+/* One touched object in a transaction being applied. */
+struct staged {
+  enum store_kind kind;
+  char *id;
+  json_t *old; /* live value before the tx (ref), or NULL */
+  json_t *cur; /* value after the ops so far (ref), NULL when deleted */
+};
+
+struct stage {
+  struct staged *v;
+  size_t n, cap;
+};
+
+static void stage_free(struct stage *st) {
+  for (size_t i = 0; i < st->n; i++) {
+    json_decref(st->v[i].old);
+    json_decref(st->v[i].cur);
+    free(st->v[i].id);
+  }
+  free(st->v);
+}
+
+static struct staged *stage_find(struct stage *st, enum store_kind k,
+                                 const char *id) {
+  for (size_t i = 0; i < st->n; i++)
+    if (st->v[i].kind == k && strcmp(st->v[i].id, id) == 0)
+      return &st->v[i];
+  return NULL;
+}
+
+/* The staged entry for (k, id), created from the live store if needed. */
+static struct staged *stage_get(struct store *s, struct stage *st,
+                                enum store_kind k, const char *id) {
+  struct staged *e = stage_find(st, k, id);
+  if (e)
+    return e;
+  if (st->n == st->cap) {
+    st->cap = st->cap ? st->cap * 2 : 8;
+    st->v = xrealloc(st->v, st->cap * sizeof *st->v);
+  }
+  e = &st->v[st->n++];
+  e->kind = k;
+  e->old = json_incref(json_object_get(s->objs[k], id));
+  e->cur = json_incref(e->old);
+  e->id = xstrdup(id);
+  return e;
+}
+
+static int parse_op(const json_t *op, enum store_kind *k, bool *is_put,
+                    int64_t *expect, sh_err *err) {
+  if (!json_is_object(op))
+    return sh_error(err, 400, "invalid transaction: op is not an object");
+  const char *o = jx_str(op, "op", NULL);
+  const char *kn = jx_str(op, "kind", NULL);
+  json_t *ex = json_object_get(op, "expect");
+  if (!o || !kn || !json_is_integer(ex))
+    return sh_error(err, 400, "invalid transaction: malformed op");
+  if (!kind_from_name(kn, k))
+    return sh_error(err, 400, "invalid transaction: unknown kind %s", kn);
+  *expect = json_integer_value(ex);
+  if (*expect < STORE_ANY_VERSION)
+    return sh_error(err, 400, "invalid transaction: bad expected version");
+  if (strcmp(o, "put") == 0) {
+    *is_put = true;
+    json_t *obj = json_object_get(op, "obj");
+    const char *id = jx_str(obj, "ID", NULL);
+    if (!json_is_object(obj) || !id || !*id)
+      return sh_error(err, 400, "invalid transaction: object without ID");
+  } else if (strcmp(o, "delete") == 0) {
+    *is_put = false;
+    const char *id = jx_str(op, "id", NULL);
+    if (!id || !*id)
+      return sh_error(err, 400, "invalid transaction: delete without id");
+  } else {
+    return sh_error(err, 400, "invalid transaction: unknown op %s", o);
+  }
+  return 0;
+}
+
+/* Checks one op against the staged view and records its effect. */
+static int stage_op(struct store *s, struct stage *st, json_t *op,
+                    const char *now, uint64_t index, sh_err *err) {
+  enum store_kind k = STORE_CLUSTER;
+  bool is_put = false;
+  int64_t expect = 0;
+  if (parse_op(op, &k, &is_put, &expect, err) < 0)
+    return -1;
+  const char *kn = store_kind_name(k);
+  json_t *obj = json_object_get(op, "obj");
+  const char *id = is_put ? jx_str(obj, "ID", NULL) : jx_str(op, "id", NULL);
+  struct staged *e = stage_get(s, st, k, id);
+
+  if (is_put) {
+    if (expect == STORE_MUST_CREATE && e->cur)
+      return sh_error(err, 409, "%s with ID %s already exists", kn, id);
+    if (expect > 0) {
+      if (!e->cur)
+        return sh_error(err, 404, "%s %s not found", kn, id);
+      if (obj_version(e->cur) != expect)
+        return sh_error(err, STORE_SEQ_STATUS, STORE_SEQ_MSG);
+    }
+    /* Stamp a private copy: the op (and the tx document) stays intact. */
+    json_t *nv = json_deep_copy(obj);
+    const char *created = e->cur ? jx_str(e->cur, "CreatedAt", NULL) : NULL;
+    json_object_set_new(nv, "CreatedAt", json_string(created ? created : now));
+    json_object_set_new(nv, "UpdatedAt", json_string(now));
+    json_object_set_new(nv, "Version",
+                        json_pack("{s:I}", "Index", (json_int_t)index));
+    json_decref(e->cur);
+    e->cur = nv;
+  } else {
+    if (!e->cur)
+      return sh_error(err, 404, "%s %s not found", kn, id);
+    if (expect > 0 && obj_version(e->cur) != expect)
+      return sh_error(err, STORE_SEQ_STATUS, STORE_SEQ_MSG);
+    json_decref(e->cur);
+    e->cur = NULL;
+  }
+  return 0;
+}
+
+/* Name uniqueness over the state the transaction would produce. */
+static int check_names(struct store *s, struct stage *st, sh_err *err) {
+  for (size_t i = 0; i < st->n; i++) {
+    struct staged *e = &st->v[i];
+    if (!e->cur || !unique_names(e->kind))
+      continue;
+    const char *name = obj_name(e->kind, e->cur);
+    if (!name)
+      continue;
+    const char *kn = store_kind_name(e->kind);
+    for (size_t j = 0; j < st->n; j++) {
+      struct staged *f = &st->v[j];
+      if (j == i || f->kind != e->kind || !f->cur)
+        continue;
+      const char *fn = obj_name(f->kind, f->cur);
+      if (fn && strcmp(fn, name) == 0)
+        return sh_error(err, 409, "%s with name %s already exists", kn, name);
+    }
+    const char *owner =
+        json_string_value(json_object_get(s->names[e->kind], name));
+    if (owner && strcmp(owner, e->id) != 0 && !stage_find(st, e->kind, owner))
+      return sh_error(err, 409, "%s with name %s already exists", kn, name);
+  }
+  return 0;
+}
+
+static void notify(struct store *s, const struct store_change *ch, size_t n) {
+  s->notifying++;
+  for (size_t i = 0; i < s->nwatchers; i++) {
+    struct watcher w = s->watchers[i];
+    if (w.fn)
+      w.fn(ch, n, s->index, w.ud);
+  }
+  s->notifying--;
+  if (s->notifying == 0) {
+    size_t j = 0;
+    for (size_t i = 0; i < s->nwatchers; i++)
+      if (s->watchers[i].fn)
+        s->watchers[j++] = s->watchers[i];
+    s->nwatchers = j;
+  }
+}
+
+int store_apply(struct store *s, const char *data, size_t len, uint64_t index,
+                sh_err *err) {
+  json_error_t je;
+  if (!data || len == 0)
+    return sh_error(err, 400, "invalid transaction: empty");
+  cleanup_json json_t *doc = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
+  if (!json_is_object(doc))
+    return sh_error(err, 400, "invalid transaction: %s",
+                    doc ? "not an object" : je.text);
+  json_t *t = json_object_get(doc, "time");
+  json_t *ops = json_object_get(doc, "ops");
+  if (!json_is_integer(t) || !json_is_array(ops))
+    return sh_error(err, 400, "invalid transaction: missing time or ops");
+  char now[64];
+  clock_format_rfc3339(json_integer_value(t), now, sizeof now);
+
+  struct stage st = {0};
+  size_t i;
+  json_t *op;
+  json_array_foreach(ops, i, op) {
+    if (stage_op(s, &st, op, now, index, err) < 0) {
+      stage_free(&st);
+      return -1;
+    }
+  }
+  if (check_names(s, &st, err) < 0) {
+    stage_free(&st);
+    return -1;
+  }
+
+  /* Commit. Names first leave the index, then enter it, so a swap of names
+   * inside one transaction works. */
+  for (i = 0; i < st.n; i++) {
+    struct staged *e = &st.v[i];
+    if (e->old && unique_names(e->kind)) {
+      const char *n = obj_name(e->kind, e->old);
+      const char *owner =
+          n ? json_string_value(json_object_get(s->names[e->kind], n)) : NULL;
+      if (owner && strcmp(owner, e->id) == 0)
+        json_object_del(s->names[e->kind], n);
+    }
+  }
+  struct store_change *changes = xcalloc(st.n ? st.n : 1, sizeof *changes);
+  size_t nch = 0;
+  for (i = 0; i < st.n; i++) {
+    struct staged *e = &st.v[i];
+    if (!e->old && !e->cur)
+      continue; /* created and deleted in the same transaction */
+    if (e->cur) {
+      json_object_set(s->objs[e->kind], e->id, e->cur);
+      const char *n = unique_names(e->kind) ? obj_name(e->kind, e->cur) : NULL;
+      if (n)
+        json_object_set_new(s->names[e->kind], n, json_string(e->id));
+    } else {
+      json_object_del(s->objs[e->kind], e->id);
+    }
+    changes[nch++] = (struct store_change){e->kind, e->id, e->old, e->cur};
+  }
+  s->index = index;
+  notify(s, changes, nch);
+  free(changes);
+  stage_free(&st);
+  if (err)
+    sh_err_clear(err);
+  return 0;
+}
+
+/* ---- snapshot ---- */
+
+char *store_snapshot(struct store *s, size_t *len) {
+  json_t *objs = json_object();
+  for (int k = 0; k < STORE_NKINDS; k++) {
+    json_t *arr = json_array();
+    const char *id;
+    json_t *v;
+    json_object_foreach(s->objs[k], id, v) json_array_append(arr, v);
+    json_object_set_new(objs, kind_names[k], arr);
+  }
+  json_t *doc =
+      json_pack("{s:I, s:o}", "index", (json_int_t)s->index, "objects", objs);
+  char *out = json_dumps(doc, JSON_COMPACT);
+  json_decref(doc);
+  if (!out)
+    out = xstrdup("{}");
+  if (len)
+    *len = strlen(out);
+  return out;
+}
+
+int store_restore(struct store *s, const char *data, size_t len, sh_err *err) {
+  json_error_t je;
+  if (!data || len == 0)
+    return sh_error(err, 400, "invalid snapshot: empty");
+  cleanup_json json_t *doc = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
+  if (!json_is_object(doc))
+    return sh_error(err, 400, "invalid snapshot: %s",
+                    doc ? "not an object" : je.text);
+  json_t *idx = json_object_get(doc, "index");
+  json_t *objs = json_object_get(doc, "objects");
+  if (!json_is_integer(idx) || json_integer_value(idx) < 0 ||
+      !json_is_object(objs))
+    return sh_error(err, 400, "invalid snapshot: missing index or objects");
+
+  json_t *nobjs[STORE_NKINDS], *nnames[STORE_NKINDS];
+  for (int k = 0; k < STORE_NKINDS; k++) {
+    nobjs[k] = json_object();
+    nnames[k] = json_object();
+  }
+  int rc = 0;
+  const char *kn;
+  json_t *arr;
+  json_object_foreach(objs, kn, arr) {
+    enum store_kind k;
+    if (!kind_from_name(kn, &k) || !json_is_array(arr)) {
+      rc = sh_error(err, 400, "invalid snapshot: bad kind %s", kn);
+      goto out;
+    }
+    size_t i;
+    json_t *o;
+    json_array_foreach(arr, i, o) {
+      const char *id = jx_str(o, "ID", NULL);
+      if (!json_is_object(o) || !id || !*id || json_object_get(nobjs[k], id)) {
+        rc = sh_error(err, 400, "invalid snapshot: bad %s object", kn);
+        goto out;
+      }
+      json_object_set(nobjs[k], id, o);
+      const char *n = unique_names(k) ? obj_name(k, o) : NULL;
+      if (n)
+        json_object_set_new(nnames[k], n, json_string(id));
+    }
+  }
+  for (int k = 0; k < STORE_NKINDS; k++) {
+    json_t *tmp = s->objs[k];
+    s->objs[k] = nobjs[k];
+    nobjs[k] = tmp;
+    tmp = s->names[k];
+    s->names[k] = nnames[k];
+    nnames[k] = tmp;
+  }
+  s->index = (uint64_t)json_integer_value(idx);
+out:
+  for (int k = 0; k < STORE_NKINDS; k++) {
+    json_decref(nobjs[k]);
+    json_decref(nnames[k]);
+  }
+  if (rc == 0) {
+    notify(s, NULL, 0);
+    if (err)
+      sh_err_clear(err);
+  }
+  return rc;
+}
+
+/* ---- watchers ---- */
+
+int store_watch(struct store *s, store_watch_fn fn, void *ud) {
+  if (s->nwatchers == s->capwatchers) {
+    s->capwatchers = s->capwatchers ? s->capwatchers * 2 : 4;
+    s->watchers = xrealloc(s->watchers, s->capwatchers * sizeof *s->watchers);
+  }
+  int id = s->next_watch_id++;
+  s->watchers[s->nwatchers++] = (struct watcher){id, fn, ud};
+  return id;
+}
+
+void store_unwatch(struct store *s, int watch_id) {
+  for (size_t i = 0; i < s->nwatchers; i++) {
+    if (s->watchers[i].id != watch_id)
+      continue;
+    if (s->notifying) {
+      s->watchers[i].fn = NULL; /* compacted after the notification */
+    } else {
+      memmove(&s->watchers[i], &s->watchers[i + 1],
+              (s->nwatchers - i - 1) * sizeof *s->watchers);
+      s->nwatchers--;
+    }
+    return;
+  }
+}

@@ -1,0 +1,111 @@
+/* The cluster state: every object kind the managers keep, in memory, as
+ * JSON objects shaped like the Engine API's (Node, Service, Task, Network,
+ * Secret, Config; the cluster as the API's Swarm object).
+ *
+ * The store changes only by applying transactions that raft has committed
+ * (store_apply is the FSM's apply): a proposer builds a store_tx, encodes
+ * it, raft replicates it, and every manager applies the same bytes at the
+ * same index. Preconditions (the object's Version.Index, name uniqueness,
+ * existence) are checked at apply time, so a stale write fails the same way
+ * everywhere and leaves the store unchanged ("update out of sequence").
+ *
+ * Applying stamps Version.Index with the raft index, UpdatedAt with the
+ * transaction's time (CreatedAt on first put), so results are deterministic.
+ * Keys starting with '_' are internal (CA key, token secrets) and are
+ * stripped from API output by store_public(). Watchers are called after
+ * each applied transaction with what changed. */
+#ifndef SHOAL_STORE_STORE_H
+#define SHOAL_STORE_STORE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sh_err;
+
+enum store_kind {
+  STORE_CLUSTER,
+  STORE_NODE,
+  STORE_SERVICE,
+  STORE_TASK,
+  STORE_NETWORK,
+  STORE_SECRET,
+  STORE_CONFIG,
+  STORE_NKINDS
+};
+
+const char *store_kind_name(enum store_kind k); /* "node", "service" ... */
+
+/* Expectations for a put/delete, checked at apply time. */
+#define STORE_ANY_VERSION (-1) /* no check */
+#define STORE_MUST_CREATE 0    /* object must not exist yet */
+
+struct store;
+struct store_tx;
+
+struct store *store_new(void);
+void store_free(struct store *s);
+
+/* Borrowed reference to the object with exactly this ID, or NULL. */
+json_t *store_get(struct store *s, enum store_kind k, const char *id);
+/* Resolves as Docker does: full ID, then name (Spec.Name, or
+ * Description.Hostname for nodes), then a unique ID prefix. 404 "<kind>
+ * <ref> not found" when none; 400 "<kind> <ref> is ambiguous (N matches
+ * found)" when a
+ * prefix or name matches several. Borrowed reference. */
+json_t *store_find(struct store *s, enum store_kind k, const char *ref,
+                   struct sh_err *err);
+/* New array holding references to the live objects (do not modify them),
+ * sorted by CreatedAt then ID. */
+json_t *store_list(struct store *s, enum store_kind k);
+size_t store_count(struct store *s, enum store_kind k);
+/* The single cluster object, or NULL before init. Borrowed. */
+json_t *store_cluster(struct store *s);
+/* Raft index of the last applied transaction. */
+uint64_t store_index(struct store *s);
+
+/* A deep copy with '_'-prefixed keys removed at every level. */
+json_t *store_public(const json_t *obj);
+
+/* Transactions. put steals obj (which must have "ID"). */
+struct store_tx *store_tx_new(void);
+void store_tx_free(struct store_tx *tx);
+void store_tx_put(struct store_tx *tx, enum store_kind k, json_t *obj,
+                  int64_t expect_version);
+void store_tx_delete(struct store_tx *tx, enum store_kind k, const char *id,
+                     int64_t expect_version);
+bool store_tx_empty(const struct store_tx *tx);
+/* The bytes raft replicates (JSON); now_ns stamps the objects. */
+char *store_tx_encode(const struct store_tx *tx, int64_t now_ns,
+                      size_t *len);
+
+/* FSM apply: all-or-nothing. Errors: 500 "update out of sequence" for a
+ * stale version (moby maps swarmkit's gRPC Unknown to 500), 409 "<kind> with name X already exists" / "... ID X
+ * already exists", 404 "<kind> X not found" for a missing update or delete
+ * target, 400 for undecodable bytes. Watchers run only on success. */
+int store_apply(struct store *s, const char *data, size_t len,
+                uint64_t index, struct sh_err *err);
+
+/* Snapshot of every object and the applied index, and its restore (which
+ * replaces the whole content). */
+char *store_snapshot(struct store *s, size_t *len);
+int store_restore(struct store *s, const char *data, size_t len,
+                  struct sh_err *err);
+
+/* Change notification. old/new are borrowed for the duration of the call:
+ * old is NULL on create, new is NULL on delete. */
+struct store_change {
+  enum store_kind kind;
+  const char *id;
+  const json_t *old_obj;
+  const json_t *new_obj;
+};
+typedef void (*store_watch_fn)(const struct store_change *changes, size_t n,
+                               uint64_t index, void *ud);
+/* Returns a watch id for store_unwatch. Also called after restore with
+ * n == 0 (everything may have changed). */
+int store_watch(struct store *s, store_watch_fn fn, void *ud);
+void store_unwatch(struct store *s, int watch_id);
+
+#endif

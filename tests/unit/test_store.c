@@ -1,0 +1,551 @@
+#include "test.h"
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/jsonx.h"
+#include "core/util.h"
+#include "store/store.h"
+
+#define T0 (INT64_C(1700000000) * NS_PER_SEC)
+
+/* Encodes and applies tx at index; returns store_apply's result. */
+static int apply_tx(struct store *s, struct store_tx *tx, uint64_t index,
+                    int64_t now, sh_err *err) {
+  size_t len;
+  char *data = store_tx_encode(tx, now, &len);
+  store_tx_free(tx);
+  int r = store_apply(s, data, len, index, err);
+  free(data);
+  return r;
+}
+
+static json_t *svc(const char *id, const char *name) {
+  return json_pack("{s:s, s:{s:s, s:{}}}", "ID", id, "Spec", "Name", name,
+                   "Labels");
+}
+
+static int put1(struct store *s, enum store_kind k, json_t *o, int64_t expect,
+                uint64_t index, sh_err *err) {
+  struct store_tx *tx = store_tx_new();
+  store_tx_put(tx, k, o, expect);
+  return apply_tx(s, tx, index, T0 + (int64_t)index, err);
+}
+
+/* Compact sorted dump of the whole store, to compare states. */
+static char *dump_all(struct store *s) {
+  json_t *all = json_object();
+  for (int k = 0; k < STORE_NKINDS; k++)
+    json_object_set_new(all, store_kind_name(k),
+                        store_list(s, (enum store_kind)k));
+  json_object_set_new(all, "index", json_integer((json_int_t)store_index(s)));
+  char *out = json_dumps(all, JSON_COMPACT | JSON_SORT_KEYS);
+  json_decref(all);
+  return out;
+}
+
+TEST(store_create_update_delete) {
+  struct store *s = store_new();
+  sh_err err = {0};
+  CHECK_INT_EQ(
+      put1(s, STORE_SERVICE, svc("svc1", "web"), STORE_MUST_CREATE, 5, &err),
+      0);
+  json_t *o = store_get(s, STORE_SERVICE, "svc1");
+  CHECK(o != NULL);
+  CHECK_INT_EQ(jx_int(o, "Version.Index", -1), 5);
+  char ts[64];
+  clock_format_rfc3339(T0 + 5, ts, sizeof ts);
+  CHECK_STR_EQ(jx_str(o, "CreatedAt", NULL), ts);
+  CHECK_STR_EQ(jx_str(o, "UpdatedAt", NULL), ts);
+  CHECK_INT_EQ(store_index(s), 5);
+  CHECK_INT_EQ(store_count(s, STORE_SERVICE), 1);
+
+  /* Update with the right version: new index, CreatedAt kept. */
+  json_t *upd = svc("svc1", "web");
+  jx_set(upd, "Spec.Labels.a", json_string("b"));
+  jx_set(upd, "CreatedAt", json_string("bogus"));
+  CHECK_INT_EQ(put1(s, STORE_SERVICE, upd, 5, 9, &err), 0);
+  o = store_get(s, STORE_SERVICE, "svc1");
+  CHECK_INT_EQ(jx_int(o, "Version.Index", -1), 9);
+  CHECK_STR_EQ(jx_str(o, "CreatedAt", NULL), ts);
+  clock_format_rfc3339(T0 + 9, ts, sizeof ts);
+  CHECK_STR_EQ(jx_str(o, "UpdatedAt", NULL), ts);
+  CHECK_STR_EQ(jx_str(o, "Spec.Labels.a", NULL), "b");
+
+  /* Update of a missing object with a version: 404. */
+  CHECK(put1(s, STORE_SERVICE, svc("nope", "x"), 3, 10, &err) < 0);
+  CHECK_INT_EQ(err.status, 404);
+  CHECK_STR_EQ(err.msg, "service nope not found");
+
+  /* Create over an existing one: 409. */
+  CHECK(put1(s, STORE_SERVICE, svc("svc1", "web"), STORE_MUST_CREATE, 10,
+             &err) < 0);
+  CHECK_INT_EQ(err.status, 409);
+
+  /* Delete. */
+  struct store_tx *tx = store_tx_new();
+  store_tx_delete(tx, STORE_SERVICE, "svc1", 9);
+  CHECK_INT_EQ(apply_tx(s, tx, 11, T0, &err), 0);
+  CHECK(store_get(s, STORE_SERVICE, "svc1") == NULL);
+  CHECK_INT_EQ(store_count(s, STORE_SERVICE), 0);
+  CHECK_INT_EQ(store_index(s), 11);
+  tx = store_tx_new();
+  store_tx_delete(tx, STORE_SERVICE, "svc1", STORE_ANY_VERSION);
+  CHECK(apply_tx(s, tx, 12, T0, &err) < 0);
+  CHECK_INT_EQ(err.status, 404);
+  store_free(s);
+}
+
+TEST(store_stale_version_refused_and_unchanged) {
+  struct store *s = store_new();
+  sh_err err = {0};
+  CHECK_INT_EQ(put1(s, STORE_NODE, json_pack("{s:s}", "ID", "n1"),
+                    STORE_MUST_CREATE, 3, &err),
+               0);
+  CHECK_INT_EQ(put1(s, STORE_NODE, json_pack("{s:s}", "ID", "n1"), 3, 4, &err),
+               0);
+  char *before = dump_all(s);
+  /* Writer that read version 3 loses. */
+  CHECK(put1(s, STORE_NODE, json_pack("{s:s, s:s}", "ID", "n1", "X", "y"), 3, 5,
+             &err) < 0);
+  CHECK_STR_EQ(err.msg, "update out of sequence");
+  CHECK_INT_EQ(err.status, 500);
+  struct store_tx *tx = store_tx_new();
+  store_tx_delete(tx, STORE_NODE, "n1", 3);
+  CHECK(apply_tx(s, tx, 6, T0, &err) < 0);
+  CHECK_STR_EQ(err.msg, "update out of sequence");
+  char *after = dump_all(s);
+  CHECK_STR_EQ(before, after);
+  CHECK_INT_EQ(store_index(s), 4);
+  free(before);
+  free(after);
+  store_free(s);
+}
+
+static int watch_calls;
+static void count_watch(const struct store_change *c, size_t n, uint64_t index,
+                        void *ud) {
+  (void)c;
+  (void)n;
+  (void)index;
+  (void)ud;
+  watch_calls++;
+}
+
+TEST(store_multi_op_tx_is_atomic) {
+  struct store *s = store_new();
+  sh_err err = {0};
+  store_watch(s, count_watch, NULL);
+  CHECK_INT_EQ(
+      put1(s, STORE_SERVICE, svc("a", "a"), STORE_MUST_CREATE, 2, &err), 0);
+  CHECK_INT_EQ(watch_calls, 1);
+  char *before = dump_all(s);
+  /* Two good ops then one stale: nothing may land. */
+  struct store_tx *tx = store_tx_new();
+  store_tx_put(tx, STORE_SERVICE, svc("b", "b"), STORE_MUST_CREATE);
+  store_tx_put(tx, STORE_TASK, json_pack("{s:s}", "ID", "t1"),
+               STORE_MUST_CREATE);
+  store_tx_put(tx, STORE_SERVICE, svc("a", "a2"), 1);
+  CHECK(apply_tx(s, tx, 3, T0, &err) < 0);
+  CHECK_STR_EQ(err.msg, "update out of sequence");
+  char *after = dump_all(s);
+  CHECK_STR_EQ(before, after);
+  CHECK_INT_EQ(watch_calls, 1);
+  free(after);
+
+  /* The same with a missing delete target last. */
+  tx = store_tx_new();
+  store_tx_put(tx, STORE_SERVICE, svc("b", "b"), STORE_MUST_CREATE);
+  store_tx_delete(tx, STORE_SERVICE, "a", 2);
+  store_tx_delete(tx, STORE_TASK, "ghost", STORE_ANY_VERSION);
+  CHECK(apply_tx(s, tx, 3, T0, &err) < 0);
+  CHECK_INT_EQ(err.status, 404);
+  CHECK_STR_EQ(err.msg, "task ghost not found");
+  after = dump_all(s);
+  CHECK_STR_EQ(before, after);
+  free(after);
+
+  /* All good: all land, one watcher call, same index on every object. */
+  tx = store_tx_new();
+  store_tx_put(tx, STORE_SERVICE, svc("b", "b"), STORE_MUST_CREATE);
+  store_tx_put(tx, STORE_TASK, json_pack("{s:s}", "ID", "t1"),
+               STORE_MUST_CREATE);
+  store_tx_put(tx, STORE_SERVICE, svc("a", "a2"), 2);
+  CHECK(store_tx_empty(tx) == false);
+  CHECK_INT_EQ(apply_tx(s, tx, 7, T0, &err), 0);
+  CHECK_INT_EQ(watch_calls, 2);
+  CHECK_INT_EQ(jx_int(store_get(s, STORE_SERVICE, "b"), "Version.Index", 0), 7);
+  CHECK_INT_EQ(jx_int(store_get(s, STORE_TASK, "t1"), "Version.Index", 0), 7);
+  CHECK_STR_EQ(jx_str(store_get(s, STORE_SERVICE, "a"), "Spec.Name", NULL),
+               "a2");
+  free(before);
+  store_free(s);
+}
+
+TEST(store_name_uniqueness) {
+  struct store *s = store_new();
+  sh_err err = {0};
+  CHECK_INT_EQ(
+      put1(s, STORE_SERVICE, svc("s1", "web"), STORE_MUST_CREATE, 1, &err), 0);
+  CHECK(put1(s, STORE_SERVICE, svc("s2", "web"), STORE_MUST_CREATE, 2, &err) <
+        0);
+  CHECK_INT_EQ(err.status, 409);
+  CHECK_STR_EQ(err.msg, "service with name web already exists");
+  CHECK(store_get(s, STORE_SERVICE, "s2") == NULL);
+  /* Same name in another kind is fine. */
+  CHECK_INT_EQ(
+      put1(s, STORE_SECRET, svc("x1", "web"), STORE_MUST_CREATE, 3, &err), 0);
+  /* Two new objects with one name in one transaction. */
+  struct store_tx *tx = store_tx_new();
+  store_tx_put(tx, STORE_NETWORK, svc("n1", "net"), STORE_MUST_CREATE);
+  store_tx_put(tx, STORE_NETWORK, svc("n2", "net"), STORE_MUST_CREATE);
+  CHECK(apply_tx(s, tx, 4, T0, &err) < 0);
+  CHECK_STR_EQ(err.msg, "network with name net already exists");
+  CHECK_INT_EQ(store_count(s, STORE_NETWORK), 0);
+  /* Rename frees the old name; a delete frees it in the same tx. */
+  CHECK_INT_EQ(put1(s, STORE_SERVICE, svc("s1", "web2"), 1, 5, &err), 0);
+  CHECK_INT_EQ(
+      put1(s, STORE_SERVICE, svc("s2", "web"), STORE_MUST_CREATE, 6, &err), 0);
+  tx = store_tx_new();
+  store_tx_delete(tx, STORE_SERVICE, "s2", STORE_ANY_VERSION);
+  store_tx_put(tx, STORE_SERVICE, svc("s3", "web"), STORE_MUST_CREATE);
+  CHECK_INT_EQ(apply_tx(s, tx, 7, T0, &err), 0);
+  CHECK_STR_EQ(jx_str(store_find(s, STORE_SERVICE, "web", &err), "ID", NULL),
+               "s3");
+  CHECK_STR_EQ(jx_str(store_find(s, STORE_SERVICE, "web2", &err), "ID", NULL),
+               "s1");
+  /* Nodes may share hostnames. */
+  CHECK_INT_EQ(put1(s, STORE_NODE,
+                    json_pack("{s:s, s:{s:s}}", "ID", "node1", "Description",
+                              "Hostname", "h"),
+                    STORE_MUST_CREATE, 8, &err),
+               0);
+  CHECK_INT_EQ(put1(s, STORE_NODE,
+                    json_pack("{s:s, s:{s:s}}", "ID", "node2", "Description",
+                              "Hostname", "h"),
+                    STORE_MUST_CREATE, 9, &err),
+               0);
+  store_free(s);
+}
+
+TEST(store_find_id_name_prefix_ambiguous) {
+  struct store *s = store_new();
+  sh_err err = {0};
+  CHECK_INT_EQ(
+      put1(s, STORE_SERVICE, svc("abc111", "web"), STORE_MUST_CREATE, 1, &err),
+      0);
+  CHECK_INT_EQ(
+      put1(s, STORE_SERVICE, svc("abc222", "db"), STORE_MUST_CREATE, 2, &err),
+      0);
+  CHECK_INT_EQ(
+      put1(s, STORE_SERVICE, svc("web", "other"), STORE_MUST_CREATE, 3, &err),
+      0);
+  /* Full ID wins over a name. */
+  CHECK_STR_EQ(jx_str(store_find(s, STORE_SERVICE, "web", &err), "ID", NULL),
+               "web");
+  CHECK_STR_EQ(jx_str(store_find(s, STORE_SERVICE, "db", &err), "ID", NULL),
+               "abc222");
+  CHECK_STR_EQ(jx_str(store_find(s, STORE_SERVICE, "abc1", &err), "ID", NULL),
+               "abc111");
+  CHECK(store_find(s, STORE_SERVICE, "abc", &err) == NULL);
+  CHECK_INT_EQ(err.status, 400);
+  CHECK_STR_EQ(err.msg, "service abc is ambiguous (2 matches found)");
+  CHECK(store_find(s, STORE_SERVICE, "zzz", &err) == NULL);
+  CHECK_INT_EQ(err.status, 404);
+  CHECK_STR_EQ(err.msg, "service zzz not found");
+
+  /* Nodes by hostname; two nodes with one hostname are ambiguous. */
+  CHECK_INT_EQ(put1(s, STORE_NODE,
+                    json_pack("{s:s, s:{s:s}}", "ID", "n1aaaa", "Description",
+                              "Hostname", "swarma"),
+                    STORE_MUST_CREATE, 4, &err),
+               0);
+  CHECK_STR_EQ(jx_str(store_find(s, STORE_NODE, "swarma", &err), "ID", NULL),
+               "n1aaaa");
+  CHECK_INT_EQ(put1(s, STORE_NODE,
+                    json_pack("{s:s, s:{s:s}}", "ID", "n2bbbb", "Description",
+                              "Hostname", "swarma"),
+                    STORE_MUST_CREATE, 5, &err),
+               0);
+  CHECK(store_find(s, STORE_NODE, "swarma", &err) == NULL);
+  CHECK_STR_EQ(err.msg, "node swarma is ambiguous (2 matches found)");
+  CHECK(store_find(s, STORE_NODE, "n", &err) == NULL);
+  CHECK_STR_EQ(err.msg, "node n is ambiguous (2 matches found)");
+  CHECK(store_find(s, STORE_NODE, "n2", &err) != NULL);
+  CHECK(store_find(s, STORE_NODE, "x", &err) == NULL);
+  CHECK_STR_EQ(err.msg, "node x not found");
+  CHECK(store_find(s, STORE_NODE, "", &err) == NULL);
+  CHECK_INT_EQ(err.status, 404);
+  store_free(s);
+}
+
+TEST(store_list_sorted_by_created_then_id) {
+  struct store *s = store_new();
+  sh_err err = {0};
+  /* CreatedAt .5s sorts after a whole second despite its shorter text. */
+  struct store_tx *tx = store_tx_new();
+  store_tx_put(tx, STORE_TASK, json_pack("{s:s}", "ID", "late"),
+               STORE_MUST_CREATE);
+  CHECK_INT_EQ(apply_tx(s, tx, 1, T0 + NS_PER_SEC / 2, &err), 0);
+  tx = store_tx_new();
+  store_tx_put(tx, STORE_TASK, json_pack("{s:s}", "ID", "zz"),
+               STORE_MUST_CREATE);
+  store_tx_put(tx, STORE_TASK, json_pack("{s:s}", "ID", "aa"),
+               STORE_MUST_CREATE);
+  CHECK_INT_EQ(apply_tx(s, tx, 2, T0, &err), 0);
+  json_t *l = store_list(s, STORE_TASK);
+  CHECK_INT_EQ(json_array_size(l), 3);
+  CHECK_STR_EQ(jx_str(json_array_get(l, 0), "ID", NULL), "aa");
+  CHECK_STR_EQ(jx_str(json_array_get(l, 1), "ID", NULL), "zz");
+  CHECK_STR_EQ(jx_str(json_array_get(l, 2), "ID", NULL), "late");
+  json_decref(l);
+  CHECK(store_cluster(s) == NULL);
+  CHECK_INT_EQ(put1(s, STORE_CLUSTER, json_pack("{s:s}", "ID", "c1"),
+                    STORE_MUST_CREATE, 3, &err),
+               0);
+  CHECK_STR_EQ(jx_str(store_cluster(s), "ID", NULL), "c1");
+  store_free(s);
+}
+
+TEST(store_public_strips_underscore_keys_deeply) {
+  json_t *o = json_pack("{s:s, s:s, s:{s:s, s:i}, s:[{s:i, s:i}, i]}", "ID",
+                        "x", "_Key", "secret", "Spec", "_Token", "t", "A", 1,
+                        "L", "_p", 1, "q", 2, 3);
+  json_t *p = store_public(o);
+  char *d = json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS);
+  CHECK_STR_EQ(d, "{\"ID\":\"x\",\"L\":[{\"q\":2},3],\"Spec\":{\"A\":1}}");
+  /* The original is untouched. */
+  CHECK_STR_EQ(jx_str(o, "_Key", NULL), "secret");
+  CHECK_STR_EQ(jx_str(o, "Spec._Token", NULL), "t");
+  free(d);
+  json_decref(p);
+  json_decref(o);
+}
+
+TEST(store_snapshot_restore_round_trip) {
+  struct store *s = store_new();
+  sh_err err = {0};
+  CHECK_INT_EQ(put1(s, STORE_CLUSTER,
+                    json_pack("{s:s, s:s}", "ID", "c", "_CAKey", "k"),
+                    STORE_MUST_CREATE, 1, &err),
+               0);
+  CHECK_INT_EQ(
+      put1(s, STORE_SERVICE, svc("s1", "web"), STORE_MUST_CREATE, 2, &err), 0);
+  CHECK_INT_EQ(put1(s, STORE_NODE,
+                    json_pack("{s:s, s:{s:s}}", "ID", "n1", "Description",
+                              "Hostname", "h"),
+                    STORE_MUST_CREATE, 3, &err),
+               0);
+  CHECK_INT_EQ(
+      put1(s, STORE_SECRET, svc("sec", "pw"), STORE_MUST_CREATE, 4, &err), 0);
+  size_t len;
+  char *snap = store_snapshot(s, &len);
+  CHECK(len == strlen(snap));
+
+  struct store *r = store_new();
+  store_watch(r, count_watch, NULL);
+  watch_calls = 0;
+  CHECK_INT_EQ(put1(r, STORE_TASK, json_pack("{s:s}", "ID", "junk"),
+                    STORE_MUST_CREATE, 1, &err),
+               0);
+  CHECK_INT_EQ(store_restore(r, snap, len, &err), 0);
+  CHECK_INT_EQ(watch_calls, 2);
+  char *a = dump_all(s), *b = dump_all(r);
+  CHECK_STR_EQ(a, b);
+  CHECK(store_get(r, STORE_TASK, "junk") == NULL);
+  CHECK_INT_EQ(store_index(r), 4);
+  /* Name index rebuilt: duplicates still refused, find by name works. */
+  CHECK(put1(r, STORE_SERVICE, svc("s9", "web"), STORE_MUST_CREATE, 5, &err) <
+        0);
+  CHECK_INT_EQ(err.status, 409);
+  CHECK(store_find(r, STORE_SERVICE, "web", &err) != NULL);
+  /* Snapshot of the restored store is the same document. */
+  char *snap2 = store_snapshot(r, NULL);
+  json_t *j1 = json_loads(snap, 0, NULL), *j2 = json_loads(snap2, 0, NULL);
+  CHECK(json_equal(j1, j2));
+  json_decref(j1);
+  json_decref(j2);
+
+  /* Bad snapshots leave the store alone. */
+  CHECK(store_restore(r, "{\"index\":1}", 11, &err) < 0);
+  CHECK_INT_EQ(err.status, 400);
+  CHECK(store_restore(r, snap, len / 2, &err) < 0);
+  CHECK(store_restore(r,
+                      "{\"index\":1,\"objects\":{\"node\":[{\"ID\":\"a\"},{"
+                      "\"ID\":\"a\"}]}}",
+                      50, &err) < 0);
+  free(b);
+  b = dump_all(r);
+  CHECK_STR_EQ(a, b);
+  free(a);
+  free(b);
+  free(snap);
+  free(snap2);
+  store_free(r);
+  store_free(s);
+}
+
+struct seen {
+  int calls;
+  size_t n;
+  uint64_t index;
+  char old_name[32], new_name[32];
+  bool old_null, new_null;
+  int unwatch_id;
+  struct store *s;
+};
+
+static void record_watch(const struct store_change *c, size_t n, uint64_t index,
+                         void *ud) {
+  struct seen *w = ud;
+  w->calls++;
+  w->n = n;
+  w->index = index;
+  if (n == 0)
+    return;
+  w->old_null = c[0].old_obj == NULL;
+  w->new_null = c[0].new_obj == NULL;
+  snprintf(w->old_name, sizeof w->old_name, "%s",
+           c[0].old_obj ? jx_str(c[0].old_obj, "Spec.Name", "") : "");
+  snprintf(w->new_name, sizeof w->new_name, "%s",
+           c[0].new_obj ? jx_str(c[0].new_obj, "Spec.Name", "") : "");
+  if (w->unwatch_id)
+    store_unwatch(w->s, w->unwatch_id);
+}
+
+TEST(store_watchers_see_old_and_new) {
+  struct store *s = store_new();
+  sh_err err = {0};
+  struct seen w = {0};
+  w.s = s;
+  int id = store_watch(s, record_watch, &w);
+  CHECK_INT_EQ(
+      put1(s, STORE_CONFIG, svc("c1", "one"), STORE_MUST_CREATE, 4, &err), 0);
+  CHECK_INT_EQ(w.calls, 1);
+  CHECK_INT_EQ(w.n, 1);
+  CHECK_INT_EQ(w.index, 4);
+  CHECK(w.old_null);
+  CHECK_STR_EQ(w.new_name, "one");
+  CHECK_INT_EQ(put1(s, STORE_CONFIG, svc("c1", "two"), 4, 5, &err), 0);
+  CHECK_STR_EQ(w.old_name, "one");
+  CHECK_STR_EQ(w.new_name, "two");
+  struct store_tx *tx = store_tx_new();
+  store_tx_delete(tx, STORE_CONFIG, "c1", 5);
+  CHECK_INT_EQ(apply_tx(s, tx, 6, T0, &err), 0);
+  CHECK(w.new_null);
+  CHECK_STR_EQ(w.old_name, "two");
+  CHECK_INT_EQ(w.calls, 3);
+  /* Failed transactions are not seen. */
+  CHECK(put1(s, STORE_CONFIG, svc("c1", "x"), 5, 7, &err) < 0);
+  CHECK_INT_EQ(w.calls, 3);
+  /* Unwatch from inside the callback. */
+  w.unwatch_id = id;
+  CHECK_INT_EQ(
+      put1(s, STORE_CONFIG, svc("c2", "y"), STORE_MUST_CREATE, 8, &err), 0);
+  CHECK_INT_EQ(w.calls, 4);
+  CHECK_INT_EQ(
+      put1(s, STORE_CONFIG, svc("c3", "z"), STORE_MUST_CREATE, 9, &err), 0);
+  CHECK_INT_EQ(w.calls, 4);
+  store_free(s);
+}
+
+static uint32_t rng_state = 12345;
+static uint32_t rnd(void) {
+  rng_state = rng_state * 1103515245u + 12345u;
+  return rng_state >> 8;
+}
+
+TEST(store_apply_garbage_is_400_and_changes_nothing) {
+  struct store *s = store_new();
+  sh_err err = {0};
+  CHECK_INT_EQ(
+      put1(s, STORE_SERVICE, svc("s1", "web"), STORE_MUST_CREATE, 1, &err), 0);
+  struct store_tx *tx = store_tx_new();
+  store_tx_put(tx, STORE_SERVICE, svc("s2", "db"), STORE_MUST_CREATE);
+  store_tx_put(tx, STORE_NODE, json_pack("{s:s}", "ID", "n"),
+               STORE_ANY_VERSION);
+  store_tx_delete(tx, STORE_SERVICE, "s1", 1);
+  size_t vlen;
+  char *valid = store_tx_encode(tx, T0, &vlen);
+  store_tx_free(tx);
+  char *before = dump_all(s);
+
+  /* Random bytes. */
+  char buf[512];
+  for (int i = 0; i < 400; i++) {
+    size_t n = 1 + rnd() % sizeof buf;
+    for (size_t j = 0; j < n; j++)
+      buf[j] = (char)rnd();
+    if (i % 4 == 0)
+      buf[0] = '{';
+    err.status = 0;
+    CHECK(store_apply(s, buf, n, 100, &err) < 0);
+    CHECK_INT_EQ(err.status, 400);
+  }
+  /* Every truncation of a valid entry. */
+  for (size_t n = 0; n < vlen; n++) {
+    err.status = 0;
+    CHECK(store_apply(s, valid, n, 100, &err) < 0);
+    CHECK_INT_EQ(err.status, 400);
+  }
+  /* Well-formed JSON of the wrong shape. */
+  const char *bad[] = {
+      "[]",
+      "null",
+      "{}",
+      "{\"time\":1}",
+      "{\"time\":\"x\",\"ops\":[]}",
+      "{\"time\":1,\"ops\":{}}",
+      "{\"time\":1,\"ops\":[1]}",
+      "{\"time\":1,\"ops\":[{\"op\":\"put\",\"kind\":\"node\",\"expect\":0}]}",
+      "{\"time\":1,\"ops\":[{\"op\":\"put\",\"kind\":\"node\",\"expect\":0,"
+      "\"obj\":{\"ID\":1}}]}",
+      "{\"time\":1,\"ops\":[{\"op\":\"put\",\"kind\":\"node\",\"expect\":0,"
+      "\"obj\":{\"ID\":\"\"}}]}",
+      "{\"time\":1,\"ops\":[{\"op\":\"put\",\"kind\":\"nod\",\"expect\":0,"
+      "\"obj\":{\"ID\":\"a\"}}]}",
+      "{\"time\":1,\"ops\":[{\"op\":\"zap\",\"kind\":\"node\",\"expect\":0,"
+      "\"obj\":{\"ID\":\"a\"}}]}",
+      "{\"time\":1,\"ops\":[{\"op\":\"put\",\"kind\":\"node\",\"expect\":-5,"
+      "\"obj\":{\"ID\":\"a\"}}]}",
+      "{\"time\":1,\"ops\":[{\"op\":\"put\",\"kind\":\"node\",\"expect\":0,"
+      "\"obj\":{\"ID\":\"a\"}},{\"op\":\"delete\",\"kind\":\"node\","
+      "\"expect\":-1}]}",
+      "{\"time\":1,\"time\":2,\"ops\":[]}",
+  };
+  for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+    err.status = 0;
+    CHECK(store_apply(s, bad[i], strlen(bad[i]), 100, &err) < 0);
+    CHECK_INT_EQ(err.status, 400);
+  }
+  CHECK(store_apply(s, NULL, 0, 100, &err) < 0);
+  char *after = dump_all(s);
+  CHECK_STR_EQ(before, after);
+  /* The full entry still applies. */
+  CHECK_INT_EQ(store_apply(s, valid, vlen, 100, &err), 0);
+  CHECK(store_get(s, STORE_SERVICE, "s1") == NULL);
+  CHECK(store_get(s, STORE_SERVICE, "s2") != NULL);
+  free(before);
+  free(after);
+  free(valid);
+  store_free(s);
+}
+
+TEST(store_same_bytes_same_state) {
+  /* Two managers applying the same entries end identical. */
+  struct store *a = store_new(), *b = store_new();
+  sh_err err = {0};
+  struct store_tx *tx = store_tx_new();
+  store_tx_put(tx, STORE_SERVICE, svc("s1", "web"), STORE_MUST_CREATE);
+  size_t len;
+  char *d = store_tx_encode(tx, T0 + 123, &len);
+  store_tx_free(tx);
+  CHECK_INT_EQ(store_apply(a, d, len, 3, &err), 0);
+  CHECK_INT_EQ(store_apply(b, d, len, 3, &err), 0);
+  char *x = dump_all(a), *y = dump_all(b);
+  CHECK_STR_EQ(x, y);
+  free(x);
+  free(y);
+  free(d);
+  store_free(a);
+  store_free(b);
+}
