@@ -78,7 +78,11 @@ fuzz: build/fuzz/fuzz-api
 	mkdir -p build/fuzz/corpus
 	./build/fuzz/fuzz-api -runs=$(FUZZ_RUNS) build/fuzz/corpus tests/fuzz/corpus
 
-test: all build/rel/unit-tests build/asan/unit-tests build/asan/fuzz-replay
+# deps first: pkg-config flags are read when make starts, so the builds run
+# in a sub-make once the packages exist.
+test:
+	./scripts/deps.sh
+	$(MAKE) all build/rel/unit-tests build/asan/unit-tests build/asan/fuzz-replay
 	./scripts/test.sh
 
 bench: all

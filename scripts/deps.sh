@@ -8,6 +8,7 @@ pkgs=(
   libuv1-dev libraft-dev libjansson-dev libhttp-parser-dev
   libcurl4-openssl-dev libssl-dev
   iproute2 util-linux procps python3 openssl curl
+  iputils-ping
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -26,6 +26,7 @@ struct agent {
   struct http_call *hb_call;
   sh_buf linebuf;
   char sid[64];
+  char addr[64]; /* this node's address as the manager sees it */
   int64_t period_ns;
   bool connected;
   bool stopping;
@@ -128,6 +129,7 @@ static void handle_message(struct agent *a, json_t *msg) {
   const char *type = jx_str(msg, "Type", "");
   if (strcmp(type, "session") == 0) {
     snprintf(a->sid, sizeof a->sid, "%s", jx_str(msg, "SessionID", ""));
+    snprintf(a->addr, sizeof a->addr, "%s", jx_str(msg, "Addr", ""));
     int64_t p = jx_int(msg, "HeartbeatPeriod", 0);
     a->period_ns = p > 0 ? p : 5 * NS_PER_SEC;
     json_t *mgrs = json_object_get(msg, "Managers");
@@ -233,6 +235,10 @@ struct agent *agent_start(const struct agent_config *cfg) {
 }
 
 bool agent_connected(const struct agent *a) { return a && a->connected; }
+
+const char *agent_node_addr(const struct agent *a) {
+  return a && a->addr[0] ? a->addr : NULL;
+}
 
 static void handle_closed(uv_handle_t *h) {
   struct agent *a = h->data;

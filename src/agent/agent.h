@@ -35,6 +35,8 @@ void agent_leave(struct agent *a, void (*done)(void *ud), void *ud);
 /* Stops without telling anyone (daemon shutdown). */
 void agent_stop(struct agent *a);
 bool agent_connected(const struct agent *a);
+/* This node's IP as its manager sees it (NULL before a session). */
+const char *agent_node_addr(const struct agent *a);
 /* Builds this host's Node.Description (hostname, platform, resources,
  * engine). New reference. */
 json_t *agent_local_description(const char *hostname,

@@ -23,8 +23,9 @@ int filters_parse(const char *raw, const char *const *allowed,
       if (strcmp(*a, k) == 0)
         ok = true;
     if (!ok) {
+      sh_error(err, 400, "invalid filter '%s'", k);
       json_decref(j);
-      return sh_error(err, 400, "invalid filter '%s'", k);
+      return -1;
     }
     json_t *vals = json_array();
     if (json_is_array(v)) {
@@ -32,10 +33,11 @@ int filters_parse(const char *raw, const char *const *allowed,
       json_t *e;
       json_array_foreach(v, i, e) {
         if (!json_is_string(e)) {
+          sh_error(err, 400, "invalid filter '%s': values must be strings",
+                   k);
           json_decref(vals);
           json_decref(j);
-          return sh_error(err, 400, "invalid filter '%s': values must be "
-                                    "strings", k);
+          return -1;
         }
         json_array_append(vals, e);
       }
@@ -45,9 +47,10 @@ int filters_parse(const char *raw, const char *const *allowed,
       json_object_foreach(v, vk, vv) if (json_is_true(vv))
           json_array_append_new(vals, json_string(vk));
     } else {
+      sh_error(err, 400, "invalid filter '%s'", k);
       json_decref(vals);
       json_decref(j);
-      return sh_error(err, 400, "invalid filter '%s'", k);
+      return -1;
     }
     json_object_set_new(out->map, k, vals);
   }

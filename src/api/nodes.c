@@ -2,6 +2,7 @@
 #include "api/api.h"
 
 #include "api/filters.h"
+#include "api/schema.h"
 #include "core/err.h"
 #include "core/jsonx.h"
 #include "core/util.h"
@@ -116,6 +117,7 @@ bool api_nodes(struct api_call *c) {
     cleanup_json json_t *spec = NULL;
     if (api_query_version(c->req, "node", &version, &err) < 0 ||
         api_body(c->req, &spec, &err) < 0 ||
+        schema_check(spec, "NodeSpec", schema_node_spec, &err) < 0 ||
         manager_update_node(c->d->mgr, ref, version, spec, done_empty, c->req,
                             &err) < 0)
       api_reply_err(c->req, &err);

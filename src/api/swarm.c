@@ -1,6 +1,8 @@
 /* /swarm endpoints: inspect, init, join, leave, update, unlock key. */
 #include "api/api.h"
 
+#include "api/schema.h"
+
 #include "core/err.h"
 #include "core/jsonx.h"
 #include "core/util.h"
@@ -52,10 +54,12 @@ static void empty_done(void *ud, int status, const sh_err *err) {
 static void with_body(struct api_call *c,
                       int (*op)(struct shoald *, const json_t *,
                                 shoald_done_fn, void *, sh_err *),
+                      const char *type, const struct schema_field *schema,
                       shoald_done_fn done) {
   sh_err err = {0};
   cleanup_json json_t *body = NULL;
-  if (api_body(c->req, &body, &err) < 0)
+  if (api_body(c->req, &body, &err) < 0 ||
+      schema_check(body, type, schema, &err) < 0)
     return api_reply_err(c->req, &err);
   c->req->user = c->d;
   if (op(c->d, body, done, c->req, &err) < 0)
@@ -70,7 +74,8 @@ static void update(struct api_call *c) {
   if (api_query_version(c->req, "swarm", &version, &err) < 0)
     return api_reply_err(c->req, &err);
   cleanup_json json_t *spec = NULL;
-  if (api_body(c->req, &spec, &err) < 0)
+  if (api_body(c->req, &spec, &err) < 0 ||
+      schema_check(spec, "Spec", schema_swarm_spec, &err) < 0)
     return api_reply_err(c->req, &err);
   if (api_query_bool(c->req, "rotateManagerUnlockKey"))
     return http_respond_error(c->req, 501,
@@ -101,9 +106,11 @@ bool api_swarm(struct api_call *c) {
     else
       api_reply_json(c->req, 200, v);
   } else if (strcmp(p, "/swarm/init") == 0 && post) {
-    with_body(c, shoald_swarm_init, init_done);
+    with_body(c, shoald_swarm_init, "InitRequest", schema_init_request,
+              init_done);
   } else if (strcmp(p, "/swarm/join") == 0 && post) {
-    with_body(c, shoald_swarm_join, empty_done);
+    with_body(c, shoald_swarm_join, "JoinRequest", schema_join_request,
+              empty_done);
   } else if (strcmp(p, "/swarm/leave") == 0 && post) {
     if (shoald_swarm_leave(c->d, api_query_bool(c->req, "force"), empty_done,
                            c->req, &err) < 0)

@@ -1,6 +1,8 @@
 /* _ping, version, info. */
 #include "api/api.h"
 
+#include "agent/agent.h"
+
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/jsonx.h"
@@ -108,6 +110,8 @@ static json_t *swarm_info(struct shoald *d) {
     if (colon && strchr(ip, ':') == colon)
       *colon = '\0';
   }
+  if (!ip[0] && agent_node_addr(d->agent))
+    snprintf(ip, sizeof ip, "%s", agent_node_addr(d->agent));
   json_object_set_new(s, "NodeAddr", json_string(ip));
   json_t *remotes = json_array();
   if (d->mgr) {
@@ -142,6 +146,11 @@ static json_t *swarm_info(struct shoald *d) {
   return s;
 }
 
+/* "2" on a unified hierarchy (cgroup2 mounted at /sys/fs/cgroup). */
+static const char *cgroup_version(void) {
+  return access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0 ? "2" : "1";
+}
+
 static void info(struct api_call *c) {
   struct shoald *d = c->d;
   struct utsname u;
@@ -172,7 +181,7 @@ static void info(struct api_call *c) {
       1, "CPUSet", 1, "PidsLimit", 1, "IPv4Forwarding", 1, "Debug",
       d->cfg.debug, "OomKillDisable", 0, "NFd", nfd, "ExperimentalBuild", 0,
       "NGoroutines", 1, "SystemTime", now, "LoggingDriver", "k8s-file",
-      "CgroupDriver", "cgroupfs", "CgroupVersion", "2", "NEventsListener", 0,
+      "CgroupDriver", "cgroupfs", "CgroupVersion", cgroup_version(), "NEventsListener", 0,
       "KernelVersion", u.release, "OperatingSystem",
       os_pretty(os, sizeof os), "OSVersion", os_version(osv, sizeof osv),
       "OSType", "linux", "Architecture", u.machine);

@@ -357,7 +357,7 @@ int shoald_swarm_init(struct shoald *d, const json_t *req, shoald_done_fn done,
     avail = "active";
   if (strcmp(avail, "active") && strcmp(avail, "pause") &&
       strcmp(avail, "drain"))
-    return sh_error(err, 400, "invalid availability %s", avail);
+    return sh_error(err, 400, "invalid Availability: \"%s\"", avail);
   json_t *pool = json_object_get(req, "DefaultAddrPool");
   if (pool && !json_is_array(pool) && !json_is_null(pool))
     return sh_error(err, 400, "DefaultAddrPool must be an array");
@@ -646,7 +646,7 @@ int shoald_swarm_join(struct shoald *d, const json_t *req, shoald_done_fn done,
     avail = "active";
   if (strcmp(avail, "active") && strcmp(avail, "pause") &&
       strcmp(avail, "drain"))
-    return sh_error(err, 400, "invalid availability %s", avail);
+    return sh_error(err, 400, "invalid Availability: \"%s\"", avail);
   const char *remote = json_string_value(json_array_get(remotes, 0));
   char rhost[128], rport[16];
   host_port(remote, "2377", rhost, sizeof rhost, rport, sizeof rport);

@@ -111,6 +111,15 @@ static int validate_cluster_spec(const json_t *spec, sh_err *err) {
 static int64_t pos_or(int64_t v, int64_t dflt) { return v > 0 ? v : dflt; }
 
 json_t *cluster_object_new(const struct manager_init *in, sh_err *err) {
+  /* Zero means "default"; anything else is validated as given. */
+  if (in->heartbeat_period_ns < 0) {
+    rpc_error(err, 400, "heartbeat time period cannot be a negative duration");
+    return NULL;
+  }
+  if (in->cert_expiry_ns != 0 && in->cert_expiry_ns < MIN_CERT_EXPIRY) {
+    rpc_error(err, 400, "minimum certificate expiry time is: 1h0m0s");
+    return NULL;
+  }
   json_t *pool = in->default_addr_pool && json_array_size(in->default_addr_pool)
                      ? json_deep_copy(in->default_addr_pool)
                      : json_pack("[s]", "10.0.0.0/8");
@@ -160,6 +169,12 @@ json_t *manager_swarm_view(struct manager *m) {
 
 json_t *manager_node_view(struct manager *m, const json_t *node) {
   json_t *v = store_public(node);
+  /* Every node holds a certificate from the cluster's root: show its
+   * issuer as swarmkit does. */
+  json_t *tls = jx_get(store_cluster(m->store), "TLSInfo");
+  json_t *desc = json_object_get(v, "Description");
+  if (json_is_object(desc) && tls && !json_object_get(desc, "TLSInfo"))
+    json_object_set_new(desc, "TLSInfo", json_deep_copy(tls));
   json_t *ms = json_object_get(v, "ManagerStatus");
   if (json_is_object(ms)) {
     const char *leader = manager_leader_id(m);
@@ -266,11 +281,11 @@ int manager_update_node(struct manager *m, const char *ref, int64_t version,
   const char *a = jx_str(spec, "Availability", NULL);
   json_t *aj = json_object_get(spec, "Availability");
   if (aj && (!json_is_string(aj) || !valid_in(a, avail)))
-    return sh_error(err, 400, "invalid availability");
+    return sh_error(err, 400, "invalid Availability: \"%s\"", a ? a : "");
   json_t *rj = json_object_get(spec, "Role");
   const char *role = jx_str(spec, "Role", NULL);
   if (rj && (!json_is_string(rj) || !valid_in(role, roles)))
-    return sh_error(err, 400, "invalid role");
+    return sh_error(err, 400, "invalid Role: \"%s\"", role ? role : "");
   json_t *labels = json_object_get(spec, "Labels");
   if (labels && !json_is_object(labels) && !json_is_null(labels))
     return sh_error(err, 400, "invalid labels");

@@ -96,8 +96,10 @@ static void set_status(struct dispatcher *d, const char *node_id,
   json_t *cur = store_get(d->m->store, STORE_NODE, node_id);
   if (!cur)
     return;
-  /* Skip no-op writes: raft entries are not free. */
-  if (!desc && strcmp(jx_str(cur, "Status.State", ""), state) == 0 &&
+  /* Skip no-op writes: raft entries are not free, and every write bumps
+   * the version a user may be about to update with. */
+  if ((!desc || json_equal(desc, json_object_get(cur, "Description"))) &&
+      strcmp(jx_str(cur, "Status.State", ""), state) == 0 &&
       strcmp(jx_str(cur, "Status.Message", ""), message) == 0 &&
       (!addr || !*addr || strcmp(jx_str(cur, "Status.Addr", ""), addr) == 0))
     return;
@@ -141,10 +143,14 @@ static void session_end(struct dispatcher *d, struct session *s) {
 
 static void stream_closed(struct http_req *req, void *ud) {
   struct session *s = ud;
+  struct dispatcher *d = s->d;
   /* The node went away or reconnects; heartbeats on this session now fail
-   * and the agent opens a new one. Health is judged by heartbeats. */
+   * and the agent opens a new one. It must do so within the grace time of
+   * its last heartbeat, or it goes down. */
+  int64_t deadline = s->last_mono + period_ns(d) * HEARTBEAT_GRACE;
+  json_object_set_new(d->deadlines, s->node_id, json_integer(deadline));
   s->req = NULL;
-  session_unlink(s->d, s);
+  session_unlink(d, s);
   free(s);
   http_req_release(req);
 }
@@ -201,10 +207,13 @@ void dispatcher_session(struct dispatcher *d, struct http_req *req,
   req->on_close_ud = s;
 
   http_stream_begin(req, 200, "application/json", NULL);
-  json_t *hello = json_pack("{s:s, s:s, s:s, s:I, s:o}", "Type", "session",
-                            "SessionID", s->sid, "NodeID", node_id,
+  /* Addr: how the manager sees the node, its address when it advertised
+   * none (workers). */
+  json_t *hello = json_pack("{s:s, s:s, s:s, s:I, s:o, s:s}", "Type",
+                            "session", "SessionID", s->sid, "NodeID", node_id,
                             "HeartbeatPeriod", (json_int_t)period_ns(d),
-                            "Managers", manager_addresses(d->m));
+                            "Managers", manager_addresses(d->m), "Addr",
+                            req->peer_addr);
   send_line(req, hello);
   json_decref(hello);
 

@@ -1,0 +1,1087 @@
+/* HTTP/1.1 server: libuv streams, http_parser, OpenSSL over memory BIOs.
+ *
+ * One request per connection is outstanding at a time: the parser is paused
+ * when a request completes and resumed once the handler has answered, so
+ * pipelined requests are answered in order. Connection memory outlives its
+ * libuv handle while the handler still owns a request on it. */
+#include "http/server.h"
+
+#include "core/err.h"
+#include "core/util.h"
+
+#include <errno.h>
+#include <http_parser.h>
+#include <jansson.h>
+#include <limits.h>
+#include <openssl/err.h>
+#include <openssl/x509.h>
+#include <stdint.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define READ_BUF_SIZE 65536
+/* Stop reading a connection when this much pipelined input waits. */
+#define MAX_PENDING_INPUT (1u << 20)
+
+#define container_of(ptr, type, member)                                        \
+  ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+union stream_u {
+  uv_handle_t handle;
+  uv_stream_t stream;
+  uv_tcp_t tcp;
+  uv_pipe_t pipe;
+};
+
+struct http_listener {
+  union stream_u h;
+  struct http_server *srv;
+  SSL_CTX *tls;
+  bool is_tcp;
+  struct http_listener *next;
+};
+
+struct http_server {
+  uv_loop_t *loop;
+  http_handler_fn handler;
+  void *ud;
+  struct http_listener *listeners;
+  struct http_conn *conns;
+  int open_handles; /* listeners + connections not yet closed */
+  int port;         /* last TCP port bound */
+  bool closing;
+};
+
+/* A request with the parser's private state around the public part. */
+struct req_priv {
+  struct http_req pub;
+  sh_buf url, body;
+  bool keep_alive, is_head, upgrade, http10;
+  bool streaming, chunked;
+};
+
+struct http_conn {
+  union stream_u h;
+  struct http_server *srv; /* NULL once the handle is closed */
+  struct http_conn *prev, *next;
+
+  SSL *ssl;
+  BIO *rbio, *wbio; /* network -> SSL, SSL -> network */
+  bool handshake_done;
+  bool peer_verified;
+  char peer_cn[128], peer_ou[64], peer_o[128];
+  char peer_addr[64];
+
+  http_parser parser;
+  struct req_priv *cur;    /* being parsed */
+  struct req_priv *ready;  /* parsed, not yet given to the handler */
+  struct req_priv *active; /* owned by the handler */
+  sh_buf hfield, hvalue;
+  bool in_value;
+  int err_status; /* set by a parser callback that fails on purpose */
+
+  sh_buf in; /* plaintext not yet parsed */
+  size_t in_off;
+
+  bool in_process, reading, closing, handle_closed, close_after;
+  int api_depth; /* inside http_respond/http_stream_* for the active req */
+  bool notify_on_closed; /* on_close still owed to the active request */
+  uv_shutdown_t shutdown;
+  char rbuf[READ_BUF_SIZE];
+};
+
+struct wreq {
+  uv_write_t w;
+  struct http_conn *conn;
+  char *data;
+};
+
+static void conn_close(struct http_conn *c, bool graceful);
+static void conn_process(struct http_conn *c);
+
+/* ---- small helpers ---- */
+
+static const struct {
+  int code;
+  const char *text;
+} status_texts[] = {
+    {100, "Continue"},
+    {101, "Switching Protocols"},
+    {200, "OK"},
+    {201, "Created"},
+    {202, "Accepted"},
+    {204, "No Content"},
+    {206, "Partial Content"},
+    {301, "Moved Permanently"},
+    {302, "Found"},
+    {304, "Not Modified"},
+    {307, "Temporary Redirect"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {406, "Not Acceptable"},
+    {408, "Request Timeout"},
+    {409, "Conflict"},
+    {410, "Gone"},
+    {411, "Length Required"},
+    {412, "Precondition Failed"},
+    {413, "Request Entity Too Large"},
+    {415, "Unsupported Media Type"},
+    {416, "Requested Range Not Satisfiable"},
+    {422, "Unprocessable Entity"},
+    {429, "Too Many Requests"},
+    {431, "Request Header Fields Too Large"},
+    {500, "Internal Server Error"},
+    {501, "Not Implemented"},
+    {502, "Bad Gateway"},
+    {503, "Service Unavailable"},
+    {504, "Gateway Timeout"},
+};
+
+const char *http_status_text(int status) {
+  for (size_t i = 0; i < ARRAY_SIZE(status_texts); i++)
+    if (status_texts[i].code == status)
+      return status_texts[i].text;
+  return "Unknown";
+}
+
+static int hexval(int ch) {
+  if (ch >= '0' && ch <= '9')
+    return ch - '0';
+  if (ch >= 'a' && ch <= 'f')
+    return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F')
+    return ch - 'A' + 10;
+  return -1;
+}
+
+/* Percent-decodes s[0..n); malformed escapes are kept as they are. */
+static char *pct_decode(const char *s, size_t n, bool plus_is_space,
+                        size_t *out_len) {
+  char *out = xmalloc(n + 1);
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    int hi, lo;
+    if (s[i] == '%' && i + 2 < n &&
+        (hi = hexval((unsigned char)s[i + 1])) >= 0 &&
+        (lo = hexval((unsigned char)s[i + 2])) >= 0) {
+      out[o++] = (char)(hi * 16 + lo);
+      i += 2;
+    } else if (plus_is_space && s[i] == '+') {
+      out[o++] = ' ';
+    } else {
+      out[o++] = s[i];
+    }
+  }
+  out[o] = '\0';
+  if (out_len)
+    *out_len = o;
+  return out;
+}
+
+static bool srv_closing(const struct http_conn *c) {
+  return !c->srv || c->srv->closing;
+}
+
+static void req_free(struct req_priv *rp) {
+  if (!rp)
+    return;
+  for (int i = 0; i < rp->pub.nheaders; i++) {
+    free(rp->pub.headers[i].name);
+    free(rp->pub.headers[i].value);
+  }
+  buf_free(&rp->url);
+  buf_free(&rp->body);
+  free(rp->pub.path);
+  free(rp->pub.query);
+  free(rp);
+}
+
+static struct req_priv *priv(struct http_req *req) {
+  return container_of(req, struct req_priv, pub);
+}
+
+/* ---- output ---- */
+
+static void on_write(uv_write_t *w, int status) {
+  struct wreq *wr = container_of(w, struct wreq, w);
+  struct http_conn *c = wr->conn;
+  free(wr->data);
+  free(wr);
+  if (status < 0 && !c->closing)
+    conn_close(c, false);
+}
+
+/* Queues data (taking ownership of the malloc'd buffer) on the socket. */
+static void raw_write_owned(struct http_conn *c, char *data, size_t len) {
+  if (len == 0 || c->handle_closed || uv_is_closing(&c->h.handle)) {
+    free(data);
+    return;
+  }
+  struct wreq *wr = xmalloc(sizeof *wr);
+  wr->conn = c;
+  wr->data = data;
+  uv_buf_t b = uv_buf_init(data, (unsigned)len);
+  if (uv_write(&wr->w, &c->h.stream, &b, 1, on_write) < 0) {
+    free(data);
+    free(wr);
+    if (!c->closing)
+      conn_close(c, false);
+  }
+}
+
+/* Moves whatever OpenSSL produced for the network onto the socket. */
+static void tls_flush(struct http_conn *c) {
+  size_t pending;
+  while (c->wbio && (pending = BIO_ctrl_pending(c->wbio)) > 0) {
+    char *data = xmalloc(pending);
+    int got = BIO_read(c->wbio, data, (int)pending);
+    if (got <= 0) {
+      free(data);
+      break;
+    }
+    raw_write_owned(c, data, (size_t)got);
+  }
+}
+
+/* Sends b's bytes on the connection (encrypting on TLS) and empties b. */
+static void conn_send(struct http_conn *c, sh_buf *b) {
+  if (c->closing || b->len == 0) {
+    buf_free(b);
+    return;
+  }
+  if (c->ssl) {
+    size_t written = 0;
+    ERR_clear_error();
+    int r = SSL_write_ex(c->ssl, b->data, b->len, &written);
+    buf_free(b);
+    tls_flush(c);
+    if (r != 1) {
+      ERR_clear_error();
+      conn_close(c, false);
+    }
+    return;
+  }
+  size_t len = b->len;
+  raw_write_owned(c, STEAL_POINTER(&b->data), len);
+  buf_free(b);
+}
+
+static bool status_has_body(int status) {
+  return !(status < 200 || status == 204 || status == 304);
+}
+
+/* Status line and headers. content_length < 0: none (streams). */
+static void build_head(sh_buf *out, int status, const char *content_type,
+                       long long content_length, bool chunked, bool keep_alive,
+                       const char *const *headers) {
+  char date[64];
+  time_t now = time(NULL);
+  struct tm tm;
+  gmtime_r(&now, &tm);
+  strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  buf_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status,
+             http_status_text(status), date);
+  if (content_type && status_has_body(status))
+    buf_printf(out, "Content-Type: %s\r\n", content_type);
+  if (content_length >= 0 && status_has_body(status))
+    buf_printf(out, "Content-Length: %lld\r\n", content_length);
+  if (chunked)
+    buf_printf(out, "Transfer-Encoding: chunked\r\n");
+  if (!keep_alive)
+    buf_printf(out, "Connection: close\r\n");
+  for (int i = 0; headers && headers[i]; i++) {
+    /* A header with CR/LF would split the response: drop it. */
+    if (strpbrk(headers[i], "\r\n"))
+      continue;
+    buf_printf(out, "%s\r\n", headers[i]);
+  }
+  buf_append(out, "\r\n", 2);
+}
+
+static char *error_json(const char *msg) {
+  json_t *s = json_string(msg ? msg : "");
+  if (!s) {
+    /* Not UTF-8: replace the offending bytes rather than lose the text. */
+    cleanup_free char *clean = xstrdup(msg);
+    for (char *p = clean; *p; p++)
+      if ((unsigned char)*p >= 0x80)
+        *p = '?';
+    s = json_string(clean);
+  }
+  json_t *o = json_object();
+  json_object_set_new(o, "message", s ? s : json_string(""));
+  char *text = json_dumps(o, JSON_COMPACT);
+  json_decref(o);
+  char *out = xasprintf("%s\n", text ? text : "{}");
+  free(text);
+  return out;
+}
+
+/* Answers a protocol error outside any request and closes afterwards. */
+static void conn_fail(struct http_conn *c, int status, const char *msg) {
+  if (c->closing)
+    return;
+  cleanup_free char *body = error_json(msg);
+  sh_buf out = {0};
+  build_head(&out, status, "application/json", (long long)strlen(body), false,
+             false, NULL);
+  buf_append(&out, body, strlen(body));
+  conn_send(c, &out);
+  conn_close(c, true);
+}
+
+/* ---- connection lifetime ---- */
+
+static void maybe_free_server(struct http_server *srv) {
+  if (srv->closing && srv->open_handles == 0)
+    free(srv);
+}
+
+static void conn_free_state(struct http_conn *c) {
+  if (c->ssl) {
+    SSL_free(c->ssl); /* frees both BIOs */
+    c->ssl = NULL;
+    c->rbio = c->wbio = NULL;
+  }
+  req_free(c->cur);
+  c->cur = NULL;
+  req_free(c->ready);
+  c->ready = NULL;
+  buf_free(&c->hfield);
+  buf_free(&c->hvalue);
+  buf_free(&c->in);
+}
+
+static void on_conn_closed(uv_handle_t *h) {
+  struct http_conn *c = h->data;
+  c->handle_closed = true;
+  conn_free_state(c);
+  struct http_server *srv = c->srv;
+  if (srv) {
+    if (c->prev)
+      c->prev->next = c->next;
+    else
+      srv->conns = c->next;
+    if (c->next)
+      c->next->prev = c->prev;
+    c->srv = NULL;
+    srv->open_handles--;
+    maybe_free_server(srv);
+  }
+  if (!c->active) {
+    free(c);
+    return;
+  }
+  if (c->notify_on_closed && c->active->pub.on_close) {
+    c->notify_on_closed = false;
+    /* may release the request, which frees c */
+    c->active->pub.on_close(&c->active->pub, c->active->pub.on_close_ud);
+  }
+}
+
+static void on_shutdown(uv_shutdown_t *sr, int status) {
+  (void)status;
+  struct http_conn *c = sr->data;
+  if (!uv_is_closing(&c->h.handle))
+    uv_close(&c->h.handle, on_conn_closed);
+}
+
+/* Closes the connection; graceful lets queued output drain first. A request
+ * the handler still owns is told through its on_close. */
+static void conn_close(struct http_conn *c, bool graceful) {
+  if (c->closing)
+    return;
+  if (graceful && c->ssl && c->handshake_done) {
+    ERR_clear_error();
+    SSL_shutdown(c->ssl); /* queues close_notify */
+    ERR_clear_error();
+    tls_flush(c);
+    if (c->closing)
+      return;
+  }
+  c->closing = true;
+  if (c->reading) {
+    uv_read_stop(&c->h.stream);
+    c->reading = false;
+  }
+  /* While the handler is inside one of our calls on this request, on_close
+   * would pull the request from under it: tell it from the close callback
+   * instead (a later loop turn). */
+  if (c->active && c->api_depth)
+    c->notify_on_closed = true;
+  else if (c->active && c->active->pub.on_close)
+    c->active->pub.on_close(&c->active->pub, c->active->pub.on_close_ud);
+  if (uv_is_closing(&c->h.handle))
+    return;
+  if (graceful) {
+    c->shutdown.data = c;
+    if (uv_shutdown(&c->shutdown, &c->h.stream, on_shutdown) == 0)
+      return;
+  }
+  uv_close(&c->h.handle, on_conn_closed);
+}
+
+/* Ends the handler's ownership of the connection's current request. */
+static void req_finish(struct req_priv *rp, bool answered) {
+  struct http_conn *c = rp->pub.conn_;
+  req_free(rp);
+  c->active = NULL;
+  if (c->handle_closed) {
+    free(c);
+    return;
+  }
+  if (c->closing)
+    return;
+  if (!answered || c->close_after || srv_closing(c)) {
+    conn_close(c, true);
+    return;
+  }
+  conn_process(c);
+}
+
+/* ---- parsing ---- */
+
+static int header_push(struct http_conn *c) {
+  struct http_req *r = &c->cur->pub;
+  if (r->nheaders >= HTTP_MAX_HEADERS) {
+    c->err_status = 431;
+    return -1;
+  }
+  r->headers[r->nheaders].name =
+      xstrndup(c->hfield.data ? c->hfield.data : "", c->hfield.len);
+  r->headers[r->nheaders].value =
+      xstrndup(c->hvalue.data ? c->hvalue.data : "", c->hvalue.len);
+  r->nheaders++;
+  buf_reset(&c->hfield);
+  buf_reset(&c->hvalue);
+  c->in_value = false;
+  return 0;
+}
+
+static int on_message_begin(http_parser *p) {
+  struct http_conn *c = p->data;
+  req_free(c->cur);
+  c->cur = xcalloc(1, sizeof *c->cur);
+  buf_reset(&c->hfield);
+  buf_reset(&c->hvalue);
+  c->in_value = false;
+  return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len) {
+  struct http_conn *c = p->data;
+  buf_append(&c->cur->url, at, len);
+  return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len) {
+  struct http_conn *c = p->data;
+  if (c->in_value && header_push(c) < 0)
+    return -1;
+  buf_append(&c->hfield, at, len);
+  return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len) {
+  struct http_conn *c = p->data;
+  c->in_value = true;
+  buf_append(&c->hvalue, at, len);
+  return 0;
+}
+
+static int on_headers_complete(http_parser *p) {
+  struct http_conn *c = p->data;
+  if ((c->in_value || c->hfield.len) && header_push(c) < 0)
+    return -1;
+  if (p->http_major != 1) {
+    c->err_status = 400;
+    return -1;
+  }
+  if (p->content_length != ULLONG_MAX && p->content_length > HTTP_MAX_BODY) {
+    c->err_status = 413;
+    return -1;
+  }
+  const char *expect = http_req_header(&c->cur->pub, "Expect");
+  if (expect && strcasecmp(expect, "100-continue") == 0 && p->http_major == 1 &&
+      p->http_minor >= 1) {
+    sh_buf out = {0};
+    buf_printf(&out, "HTTP/1.1 100 Continue\r\n\r\n");
+    conn_send(c, &out);
+  }
+  return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len) {
+  struct http_conn *c = p->data;
+  if (c->cur->body.len + len > HTTP_MAX_BODY) {
+    c->err_status = 413;
+    return -1;
+  }
+  buf_append(&c->cur->body, at, len);
+  return 0;
+}
+
+static int on_message_complete(http_parser *p) {
+  struct http_conn *c = p->data;
+  struct req_priv *rp = c->cur;
+  struct http_req *r = &rp->pub;
+  if (!rp->url.data)
+    buf_append(&rp->url, "", 0);
+  if (!rp->body.data)
+    buf_append(&rp->body, "", 0);
+  r->method = http_method_str((enum http_method)p->method);
+  r->url = rp->url.data;
+  r->body = rp->body.data;
+  r->body_len = rp->body.len;
+  const char *q = memchr(rp->url.data, '?', rp->url.len);
+  size_t path_len = q ? (size_t)(q - rp->url.data) : rp->url.len;
+  size_t decoded_len = 0;
+  r->path = pct_decode(rp->url.data, path_len, false, &decoded_len);
+  r->query = xstrdup(q ? q + 1 : "");
+  if (decoded_len != strlen(r->path)) { /* "%00" in the path */
+    c->err_status = 400;
+    return -1;
+  }
+  rp->keep_alive = http_should_keep_alive(p) != 0;
+  rp->is_head = p->method == HTTP_HEAD;
+  rp->upgrade = p->upgrade != 0;
+  rp->http10 = p->http_major == 1 && p->http_minor == 0;
+  r->peer_verified = c->peer_verified;
+  memcpy(r->peer_cn, c->peer_cn, sizeof r->peer_cn);
+  memcpy(r->peer_ou, c->peer_ou, sizeof r->peer_ou);
+  memcpy(r->peer_o, c->peer_o, sizeof r->peer_o);
+  memcpy(r->peer_addr, c->peer_addr, sizeof r->peer_addr);
+  r->conn_ = c;
+  c->ready = STEAL_POINTER(&c->cur);
+  /* One request at a time: the rest of the input waits for the answer. */
+  http_parser_pause(p, 1);
+  return 0;
+}
+
+static const http_parser_settings parser_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+static void update_reading(struct http_conn *c);
+
+static void parse_failed(struct http_conn *c) {
+  int status = c->err_status ? c->err_status : 400;
+  const char *msg = "malformed HTTP request";
+  if (status == 413)
+    msg = "request body too large";
+  else if (status == 431)
+    msg = "too many request headers";
+  conn_fail(c, status, msg);
+}
+
+/* Parses buffered input and hands complete requests to the handler, one at
+ * a time. Re-entrant calls (the handler answering at once) return early:
+ * the outer loop goes on. */
+static void conn_process(struct http_conn *c) {
+  if (c->in_process)
+    return;
+  c->in_process = true;
+  while (!c->closing && !c->active && !srv_closing(c)) {
+    if (c->ready) {
+      struct req_priv *rp = STEAL_POINTER(&c->ready);
+      if (rp->upgrade) /* not supported: answer, then close */
+        rp->keep_alive = false;
+      c->active = rp;
+      struct http_server *srv = c->srv;
+      srv->handler(&rp->pub, srv->ud);
+      continue;
+    }
+    size_t avail = c->in.len - c->in_off;
+    if (avail == 0)
+      break;
+    size_t n = http_parser_execute(&c->parser, &parser_settings,
+                                   c->in.data + c->in_off, avail);
+    if (n > avail)
+      n = avail;
+    c->in_off += n;
+    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+    if (e == HPE_PAUSED) {
+      http_parser_pause(&c->parser, 0);
+      if (!c->ready) {
+        parse_failed(c);
+        break;
+      }
+      continue;
+    }
+    if (e != HPE_OK) {
+      parse_failed(c);
+      break;
+    }
+    if (n < avail && !c->ready) { /* no progress without an error */
+      parse_failed(c);
+      break;
+    }
+  }
+  if (!c->closing) {
+    if (c->in_off == c->in.len) {
+      buf_reset(&c->in);
+      c->in_off = 0;
+    } else if (c->in_off > 0) {
+      memmove(c->in.data, c->in.data + c->in_off, c->in.len - c->in_off);
+      c->in.len -= c->in_off;
+      c->in.data[c->in.len] = '\0';
+      c->in_off = 0;
+    }
+  }
+  c->in_process = false;
+  update_reading(c);
+}
+
+/* ---- input ---- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)suggested;
+  struct http_conn *c = h->data;
+  *buf = uv_buf_init(c->rbuf, sizeof c->rbuf);
+}
+
+/* Copies subject field nid into out; false when absent, too long or not
+ * a plain string. */
+static bool name_field(X509_NAME *name, int nid, char *out, size_t n) {
+  out[0] = '\0';
+  int idx = X509_NAME_get_index_by_NID(name, nid, -1);
+  if (idx < 0)
+    return true; /* absent: stays empty */
+  X509_NAME_ENTRY *e = X509_NAME_get_entry(name, idx);
+  unsigned char *utf8 = NULL;
+  int len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(e));
+  if (len < 0)
+    return false;
+  bool ok = (size_t)len < n && memchr(utf8, '\0', (size_t)len) == NULL;
+  if (ok) {
+    memcpy(out, utf8, (size_t)len);
+    out[len] = '\0';
+  }
+  OPENSSL_free(utf8);
+  return ok;
+}
+
+static void tls_capture_peer(struct http_conn *c) {
+  X509 *cert = SSL_get1_peer_certificate(c->ssl);
+  if (cert && SSL_get_verify_result(c->ssl) == X509_V_OK) {
+    X509_NAME *name = X509_get_subject_name(cert);
+    bool ok =
+        name_field(name, NID_commonName, c->peer_cn, sizeof c->peer_cn) &&
+        name_field(name, NID_organizationalUnitName, c->peer_ou,
+                   sizeof c->peer_ou) &&
+        name_field(name, NID_organizationName, c->peer_o, sizeof c->peer_o);
+    c->peer_verified = ok;
+    if (!ok)
+      c->peer_cn[0] = c->peer_ou[0] = c->peer_o[0] = '\0';
+  }
+  X509_free(cert);
+}
+
+/* Feeds ciphertext to OpenSSL and appends the plaintext to c->in.
+ * Returns 0, 1 when the peer sent close_notify, -1 when the connection was
+ * closed on a TLS error. */
+static int tls_feed(struct http_conn *c, const char *data, size_t len) {
+  if (BIO_write(c->rbio, data, (int)len) != (int)len) {
+    conn_close(c, false);
+    return -1;
+  }
+  ERR_clear_error();
+  if (!c->handshake_done) {
+    int r = SSL_do_handshake(c->ssl);
+    if (r != 1) {
+      int e = SSL_get_error(c->ssl, r);
+      ERR_clear_error();
+      tls_flush(c); /* the alert, if any */
+      if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+        return 0;
+      conn_close(c, true);
+      return -1;
+    }
+    c->handshake_done = true;
+    tls_capture_peer(c);
+  }
+  int ret = 0;
+  for (;;) {
+    char tmp[16384];
+    size_t got = 0;
+    if (SSL_read_ex(c->ssl, tmp, sizeof tmp, &got) == 1) {
+      buf_append(&c->in, tmp, got);
+      continue;
+    }
+    int e = SSL_get_error(c->ssl, 0);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+      break;
+    ERR_clear_error();
+    tls_flush(c);
+    if (e == SSL_ERROR_ZERO_RETURN) {
+      ret = 1;
+      break;
+    }
+    conn_close(c, false);
+    return -1;
+  }
+  ERR_clear_error();
+  tls_flush(c); /* session tickets, key updates */
+  return c->closing ? -1 : ret;
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  struct http_conn *c = s->data;
+  if (n == 0 || c->closing)
+    return;
+  if (n < 0) {
+    /* EOF means the peer is gone, as Go's server treats it: a pending
+     * request learns through on_close. Queued output still drains. */
+    conn_close(c, n == UV_EOF);
+    return;
+  }
+  bool eof = false;
+  if (c->ssl) {
+    int r = tls_feed(c, buf->base, (size_t)n);
+    if (r < 0)
+      return;
+    eof = r == 1;
+  } else {
+    buf_append(&c->in, buf->base, (size_t)n);
+  }
+  conn_process(c);
+  if (eof)
+    conn_close(c, true);
+}
+
+static void update_reading(struct http_conn *c) {
+  if (c->closing || c->handle_closed)
+    return;
+  bool want = c->in.len - c->in_off < MAX_PENDING_INPUT;
+  if (want && !c->reading) {
+    if (uv_read_start(&c->h.stream, on_alloc, on_read) == 0)
+      c->reading = true;
+  } else if (!want && c->reading) {
+    uv_read_stop(&c->h.stream);
+    c->reading = false;
+  }
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+  struct http_listener *l = server->data;
+  struct http_server *srv = l->srv;
+  if (status < 0 || srv->closing)
+    return;
+  struct http_conn *c = xcalloc(1, sizeof *c);
+  int r = l->is_tcp ? uv_tcp_init(srv->loop, &c->h.tcp)
+                    : uv_pipe_init(srv->loop, &c->h.pipe, 0);
+  if (r < 0) {
+    free(c);
+    return;
+  }
+  c->h.handle.data = c;
+  c->srv = srv;
+  c->next = srv->conns;
+  if (srv->conns)
+    srv->conns->prev = c;
+  srv->conns = c;
+  srv->open_handles++;
+  http_parser_init(&c->parser, HTTP_REQUEST);
+  c->parser.data = c;
+  if (uv_accept(server, &c->h.stream) < 0) {
+    conn_close(c, false);
+    return;
+  }
+  if (l->is_tcp) {
+    uv_tcp_nodelay(&c->h.tcp, 1);
+    struct sockaddr_storage ss;
+    int sl = sizeof ss;
+    if (uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss, &sl) == 0) {
+      if (ss.ss_family == AF_INET)
+        uv_ip4_name((struct sockaddr_in *)&ss, c->peer_addr,
+                    sizeof c->peer_addr);
+      else if (ss.ss_family == AF_INET6)
+        uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer_addr,
+                    sizeof c->peer_addr);
+    }
+  }
+  if (l->tls) {
+    c->ssl = SSL_new(l->tls);
+    c->rbio = BIO_new(BIO_s_mem());
+    c->wbio = BIO_new(BIO_s_mem());
+    if (!c->ssl || !c->rbio || !c->wbio) {
+      BIO_free(c->rbio);
+      BIO_free(c->wbio);
+      c->rbio = c->wbio = NULL;
+      ERR_clear_error();
+      conn_close(c, false);
+      return;
+    }
+    SSL_set_bio(c->ssl, c->rbio, c->wbio);
+    SSL_set_options(c->ssl, SSL_OP_NO_RENEGOTIATION);
+    SSL_set_accept_state(c->ssl);
+  }
+  update_reading(c);
+}
+
+/* ---- server ---- */
+
+struct http_server *http_server_new(uv_loop_t *loop, http_handler_fn handler,
+                                    void *ud) {
+  struct http_server *srv = xcalloc(1, sizeof *srv);
+  srv->loop = loop;
+  srv->handler = handler;
+  srv->ud = ud;
+  srv->port = -1;
+  return srv;
+}
+
+static void on_listener_closed(uv_handle_t *h) {
+  struct http_listener *l = h->data;
+  struct http_server *srv = l->srv;
+  SSL_CTX_free(l->tls);
+  free(l);
+  srv->open_handles--;
+  maybe_free_server(srv);
+}
+
+static struct http_listener *listener_add(struct http_server *srv,
+                                          bool is_tcp) {
+  struct http_listener *l = xcalloc(1, sizeof *l);
+  l->srv = srv;
+  l->is_tcp = is_tcp;
+  if (is_tcp)
+    uv_tcp_init(srv->loop, &l->h.tcp);
+  else
+    uv_pipe_init(srv->loop, &l->h.pipe, 0);
+  l->h.handle.data = l;
+  l->next = srv->listeners;
+  srv->listeners = l;
+  srv->open_handles++;
+  return l;
+}
+
+static void listener_drop(struct http_server *srv, struct http_listener *l) {
+  struct http_listener **pp = &srv->listeners;
+  while (*pp != l)
+    pp = &(*pp)->next;
+  *pp = l->next;
+  uv_close(&l->h.handle, on_listener_closed);
+}
+
+int http_server_listen_unix(struct http_server *srv, const char *path,
+                            sh_err *err) {
+  struct stat st;
+  if (lstat(path, &st) == 0) {
+    if (!S_ISSOCK(st.st_mode))
+      return sh_error(err, 500, "listen %s: exists and is not a socket", path);
+    if (unlink(path) < 0)
+      return sh_errno(err, errno, "remove stale socket %s", path);
+  }
+  struct http_listener *l = listener_add(srv, false);
+  int r = uv_pipe_bind(&l->h.pipe, path);
+  if (r == 0 && chmod(path, 0660) < 0)
+    r = -errno;
+  if (r == 0)
+    r = uv_listen(&l->h.stream, 128, on_connection);
+  if (r < 0) {
+    listener_drop(srv, l);
+    return sh_error(err, 500, "listen %s: %s", path, uv_strerror(r));
+  }
+  return 0;
+}
+
+int http_server_listen_tcp(struct http_server *srv, const char *host, int port,
+                           SSL_CTX *tls, sh_err *err) {
+  struct sockaddr_storage ss;
+  if (!host || !*host)
+    host = "0.0.0.0";
+  int r;
+  if (strchr(host, ':'))
+    r = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss);
+  else
+    r = uv_ip4_addr(host, port, (struct sockaddr_in *)&ss);
+  if (r < 0)
+    return sh_error(err, 400, "listen: invalid address %s", host);
+  struct http_listener *l = listener_add(srv, true);
+  r = uv_tcp_bind(&l->h.tcp, (struct sockaddr *)&ss, 0);
+  if (r == 0)
+    r = uv_listen(&l->h.stream, 128, on_connection);
+  if (r < 0) {
+    listener_drop(srv, l);
+    return sh_error(err, 500, "listen %s:%d: %s", host, port, uv_strerror(r));
+  }
+  struct sockaddr_storage bound;
+  int blen = sizeof bound;
+  if (uv_tcp_getsockname(&l->h.tcp, (struct sockaddr *)&bound, &blen) == 0)
+    srv->port = ntohs(bound.ss_family == AF_INET6
+                          ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                          : ((struct sockaddr_in *)&bound)->sin_port);
+  if (tls) {
+    SSL_CTX_up_ref(tls);
+    l->tls = tls;
+  }
+  return 0;
+}
+
+int http_server_port(struct http_server *srv) {
+  return srv->port;
+}
+
+void http_server_set_tls(struct http_server *srv, SSL_CTX *tls) {
+  if (!tls)
+    return;
+  for (struct http_listener *l = srv->listeners; l; l = l->next) {
+    if (!l->tls)
+      continue;
+    SSL_CTX_up_ref(tls);
+    SSL_CTX_free(l->tls);
+    l->tls = tls;
+  }
+}
+
+void http_server_close(struct http_server *srv) {
+  if (!srv || srv->closing)
+    return;
+  srv->closing = true;
+  while (srv->listeners)
+    listener_drop(srv, srv->listeners);
+  /* The list only shrinks in close callbacks, so walking it is safe. */
+  for (struct http_conn *c = srv->conns; c; c = c->next)
+    conn_close(c, false);
+  maybe_free_server(srv);
+}
+
+/* ---- request accessors ---- */
+
+const char *http_req_header(const struct http_req *req, const char *name) {
+  for (int i = 0; i < req->nheaders; i++)
+    if (strcasecmp(req->headers[i].name, name) == 0)
+      return req->headers[i].value;
+  return NULL;
+}
+
+char *http_req_query(const struct http_req *req, const char *name) {
+  const char *p = req->query;
+  size_t nlen = strlen(name);
+  while (p && *p) {
+    const char *end = strchr(p, '&');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    const char *eq = memchr(p, '=', len);
+    size_t klen = eq ? (size_t)(eq - p) : len;
+    cleanup_free char *key = pct_decode(p, klen, true, NULL);
+    if (strlen(key) == nlen && memcmp(key, name, nlen) == 0) {
+      if (!eq)
+        return xstrdup("");
+      return pct_decode(eq + 1, len - klen - 1, true, NULL);
+    }
+    p = end ? end + 1 : NULL;
+  }
+  return NULL;
+}
+
+/* ---- responses ---- */
+
+void http_respond(struct http_req *req, int status, const char *content_type,
+                  const char *body, size_t len, const char *const *headers) {
+  struct req_priv *rp = priv(req);
+  struct http_conn *c = req->conn_;
+  if (!c->closing && !rp->streaming) {
+    bool keep = rp->keep_alive && !srv_closing(c);
+    sh_buf out = {0};
+    build_head(&out, status, content_type, (long long)len, false, keep,
+               headers);
+    if (!rp->is_head && status_has_body(status) && len)
+      buf_append(&out, body, len);
+    c->api_depth++;
+    conn_send(c, &out);
+    c->api_depth--;
+    if (!keep)
+      c->close_after = true;
+  } else if (rp->streaming) {
+    /* Misuse after http_stream_begin: the framing is lost. */
+    req_finish(rp, false);
+    return;
+  }
+  req_finish(rp, true);
+}
+
+void http_respond_json(struct http_req *req, int status, const char *json) {
+  http_respond(req, status, "application/json", json, json ? strlen(json) : 0,
+               NULL);
+}
+
+void http_respond_error(struct http_req *req, int status, const char *msg) {
+  cleanup_free char *body = error_json(msg);
+  http_respond_json(req, status, body);
+}
+
+void http_stream_begin(struct http_req *req, int status,
+                       const char *content_type, const char *const *headers) {
+  struct req_priv *rp = priv(req);
+  struct http_conn *c = req->conn_;
+  if (rp->streaming)
+    return;
+  rp->streaming = true;
+  /* HTTP/1.0 has no chunked encoding: the body ends with the connection. */
+  rp->chunked = !rp->http10 && !rp->is_head && status_has_body(status);
+  if (rp->http10)
+    rp->keep_alive = false;
+  if (c->closing)
+    return;
+  bool keep = rp->keep_alive && !srv_closing(c);
+  sh_buf out = {0};
+  build_head(&out, status, content_type, -1, !rp->http10, keep, headers);
+  c->api_depth++;
+  conn_send(c, &out);
+  c->api_depth--;
+  if (!keep)
+    c->close_after = true;
+}
+
+int http_stream_write(struct http_req *req, const void *data, size_t len) {
+  struct req_priv *rp = priv(req);
+  struct http_conn *c = req->conn_;
+  if (c->closing)
+    return -1;
+  if (!rp->streaming)
+    http_stream_begin(req, 200, NULL, NULL);
+  if (len == 0 || rp->is_head)
+    return 0;
+  sh_buf out = {0};
+  if (rp->chunked)
+    buf_printf(&out, "%zx\r\n", len);
+  buf_append(&out, data, len);
+  if (rp->chunked)
+    buf_append(&out, "\r\n", 2);
+  c->api_depth++;
+  conn_send(c, &out);
+  c->api_depth--;
+  return c->closing ? -1 : 0;
+}
+
+void http_stream_end(struct http_req *req) {
+  struct req_priv *rp = priv(req);
+  struct http_conn *c = req->conn_;
+  if (!rp->streaming)
+    http_stream_begin(req, 200, NULL, NULL);
+  if (!c->closing && rp->chunked) {
+    sh_buf out = {0};
+    buf_append(&out, "0\r\n\r\n", 5);
+    c->api_depth++;
+    conn_send(c, &out);
+    c->api_depth--;
+  }
+  if (!rp->chunked && !rp->is_head)
+    c->close_after = true; /* unframed body: only the close ends it */
+  req_finish(rp, true);
+}
+
+void http_req_release(struct http_req *req) {
+  req_finish(priv(req), false);
+}

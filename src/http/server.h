@@ -1,0 +1,109 @@
+/* HTTP/1.1 server on the libuv loop, for the Engine API (unix socket, TCP)
+ * and the node-to-node port (TCP + mutual TLS).
+ *
+ * Parsing is http_parser's; TLS is OpenSSL over memory BIOs, so all I/O
+ * stays on the loop thread. Connections are keep-alive; request bodies may
+ * be chunked and are limited to HTTP_MAX_BODY (413 past it). Responses are
+ * either whole (http_respond) or streamed with chunked encoding
+ * (http_stream_*), which the dispatcher session and `logs -f` use.
+ *
+ * A request is handed to the handler once its body is complete. The handler
+ * owns the request until it answers, now or later from another callback
+ * (raft commit, timer). If the peer goes away first, req->on_close is called
+ * (when set) and the answer is dropped; the request stays valid until the
+ * handler answers or calls http_req_release(). */
+#ifndef SHOAL_HTTP_SERVER_H
+#define SHOAL_HTTP_SERVER_H
+
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+struct sh_err;
+
+#define HTTP_MAX_BODY (16u * 1024 * 1024)
+#define HTTP_MAX_HEADERS 64
+
+struct http_header {
+  char *name; /* as received */
+  char *value;
+};
+
+struct http_req {
+  const char *method; /* "GET", "POST", "HEAD", "DELETE", "PUT" */
+  char *url;          /* raw request target: "/v1.47/nodes?filters=..." */
+  char *path;         /* url before '?', percent-decoded */
+  char *query;        /* after '?', raw (""/never NULL) */
+  struct http_header headers[HTTP_MAX_HEADERS];
+  int nheaders;
+  char *body; /* NUL-terminated; len in body_len */
+  size_t body_len;
+
+  /* Peer identity on a TLS listener when the client sent a certificate
+   * that verified against the server's CA; empty strings otherwise. */
+  bool peer_verified;
+  char peer_cn[128];  /* node ID */
+  char peer_ou[64];   /* role: swarm-manager | swarm-worker */
+  char peer_o[128];   /* cluster ID */
+  char peer_addr[64]; /* remote IP for TCP peers, "" for unix */
+
+  /* Set by the handler when it keeps a streaming response open. Called
+   * once when the peer goes away (or the server closes) while the handler
+   * owns the request; never from inside the handler's own http_* call on
+   * this request (then it comes on a later loop turn). */
+  void (*on_close)(struct http_req *req, void *ud);
+  void *on_close_ud;
+
+  void *user;              /* free for the handler's use */
+  struct http_conn *conn_; /* private */
+};
+
+typedef void (*http_handler_fn)(struct http_req *req, void *ud);
+
+struct http_server;
+
+struct http_server *http_server_new(uv_loop_t *loop, http_handler_fn handler,
+                                    void *ud);
+/* Listens on a unix socket (removing a stale one), mode 0660. */
+int http_server_listen_unix(struct http_server *srv, const char *path,
+                            struct sh_err *err);
+/* Listens on host:port; with tls != NULL every connection is TLS with that
+ * context (the server takes a reference; client-cert policy is the
+ * context's). */
+int http_server_listen_tcp(struct http_server *srv, const char *host, int port,
+                           SSL_CTX *tls, struct sh_err *err);
+/* Replaces the TLS context for new connections (certificate renewal). */
+void http_server_set_tls(struct http_server *srv, SSL_CTX *tls);
+/* Port of the last TCP listener (useful after listening on port 0); -1
+ * when there is none. */
+int http_server_port(struct http_server *srv);
+/* Stops listening and closes every connection; frees srv when done. */
+void http_server_close(struct http_server *srv);
+
+/* Case-insensitive header lookup; NULL when absent. */
+const char *http_req_header(const struct http_req *req, const char *name);
+/* Query parameter, percent-decoded, caller frees; NULL when absent. */
+char *http_req_query(const struct http_req *req, const char *name);
+
+/* Extra response headers, "Name: value" strings, NULL-terminated list. */
+/* Sends a whole response and ends the request (req is freed). */
+void http_respond(struct http_req *req, int status, const char *content_type,
+                  const char *body, size_t len, const char *const *headers);
+/* Convenience: JSON body (application/json) and {"message": ...} errors. */
+void http_respond_json(struct http_req *req, int status, const char *json);
+void http_respond_error(struct http_req *req, int status, const char *msg);
+
+/* Streaming: begin sends the status line and headers with
+ * Transfer-Encoding: chunked; write sends one chunk (returns < 0 when the
+ * peer is gone); end sends the last chunk and ends the request. */
+void http_stream_begin(struct http_req *req, int status,
+                       const char *content_type, const char *const *headers);
+int http_stream_write(struct http_req *req, const void *data, size_t len);
+void http_stream_end(struct http_req *req);
+/* Drops a request without answering (after on_close, or on shutdown). */
+void http_req_release(struct http_req *req);
+
+const char *http_status_text(int status);
+
+#endif

@@ -1,0 +1,382 @@
+"""Helpers for shoal's integration tests: lab clusters driven through the
+stock docker CLI, bin/shoal and the raw Engine API. Python stdlib only."""
+
+import atexit
+import http.client
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LAB = os.path.join(ROOT, "lab", "lab")
+SHOAL = os.path.join(ROOT, "bin", "shoal")
+SHOALD = os.environ.get("SHOALD", os.path.join(ROOT, "bin", "shoald"))
+DOCKER = os.environ.get("SHOAL_TEST_DOCKER", "/usr/local/bin/docker")
+
+# The seed's hosts: swarma also has the VirtualBox NAT address on eth0.
+SEED = {"swarma": "192.168.33.10,10.0.2.15", "swarmb": "192.168.33.11", "moby": "192.168.33.1"}
+
+NODE_ID = r"[0-9a-z]{25}"
+TOKEN = r"SWMTKN-1-[0-9a-z]{50}-[0-9a-z]{25}"
+
+
+class Skip(Exception):
+    """Raise to report a test as skipped (never counted as passed)."""
+
+
+def timeout(seconds):
+    """Decorator: a per-test timeout for the runner, in seconds."""
+    def mark(fn):
+        fn.timeout = seconds
+        return fn
+    return mark
+
+
+def wait_until(fn, timeout=30, interval=0.25, what=None):
+    """Calls fn until it returns something truthy; returns that. On timeout,
+    fails with the last value or exception seen."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = fn()
+            if last:
+                return last
+        except AssertionError as e:
+            last = e
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %ss waiting for %s; last: %r"
+                                 % (timeout, what or getattr(fn, "__name__", "condition"), last))
+        time.sleep(interval)
+
+
+def _cli_env():
+    env = dict(os.environ)
+    for k in ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH",
+              "DOCKER_API_VERSION"):
+        env.pop(k, None)
+    global _docker_config
+    if _docker_config is None:
+        _docker_config = tempfile.mkdtemp(prefix="shoal-it-docker-config-")
+    env["DOCKER_CONFIG"] = _docker_config
+    env["DOCKER_CLI_HINTS"] = "false"
+    return env
+
+
+_docker_config = None
+
+
+@atexit.register
+def _drop_docker_config():
+    if _docker_config:
+        shutil.rmtree(_docker_config, ignore_errors=True)
+
+
+def run(argv, check=True, timeout=60, input=None, env=None):
+    """Runs argv; returns (rc, stdout, stderr) as text."""
+    e = _cli_env()
+    e.update(env or {})
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                       input=input, env=e)
+    if check and p.returncode != 0:
+        raise AssertionError("command failed (rc %d): %s\nstdout: %s\nstderr: %s"
+                             % (p.returncode, " ".join(argv), p.stdout.strip(), p.stderr.strip()))
+    return p.returncode, p.stdout, p.stderr
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout=30):
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.path)
+        self.sock = s
+
+
+def api_raw(sock, method, path, body=None, headers=None, timeout=30):
+    """One HTTP request over a unix socket; returns (status, headers, bytes).
+    body may be bytes/str (sent as is) or any other value (sent as JSON)."""
+    hdrs = dict(headers or {})
+    if body is not None and not isinstance(body, (bytes, str)):
+        body = json.dumps(body)
+        hdrs.setdefault("Content-Type", "application/json")
+    if isinstance(body, str):
+        body = body.encode()
+    c = UnixHTTPConnection(sock, timeout=timeout)
+    try:
+        c.request(method, path, body=body, headers=hdrs)
+        r = c.getresponse()
+        data = r.read()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+    finally:
+        c.close()
+
+
+def decode(data):
+    if not data:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        return data.decode(errors="replace")
+
+
+def parse_table(out, columns):
+    """Parses a docker CLI table: checks the header names `columns` and
+    slices each row at the header's column starts. Returns dicts."""
+    lines = [l for l in out.splitlines() if l.strip()]
+    assert lines, "empty table output"
+    header = lines[0]
+    got = re.split(r"\s{2,}", header.strip())
+    assert got == columns, "table header %r, want columns %r" % (header, columns)
+    starts = []
+    pos = 0
+    for c in columns:
+        i = header.index(c, pos)
+        starts.append(i)
+        pos = i + len(c)
+    rows = []
+    for l in lines[1:]:
+        row = {}
+        for k, c in enumerate(columns):
+            end = starts[k + 1] if k + 1 < len(starts) else None
+            row[c] = l[starts[k]:end].strip()
+        rows.append(row)
+    return rows
+
+
+def parse_swarm_info(out):
+    """The Swarm part of `docker info` as {key: value}; nested headings
+    ("Raft:") are dropped, list items (Manager Addresses) become lists."""
+    lines = out.splitlines()
+    start = None
+    for i, l in enumerate(lines):
+        if re.match(r"^\s*Swarm: ", l):
+            start = i
+            break
+    assert start is not None, "no 'Swarm:' line in docker info output:\n" + out
+    indent = len(lines[start]) - len(lines[start].lstrip())
+    res = {"Swarm": lines[start].split(": ", 1)[1].strip()}
+    heading = None
+    for l in lines[start + 1:]:
+        if not l.strip():
+            continue
+        ind = len(l) - len(l.lstrip())
+        if ind <= indent:
+            break
+        s = l.strip()
+        if ": " in s:
+            k, v = s.split(": ", 1)
+            res[k] = v.strip()
+        elif s.endswith(":"):
+            heading = s[:-1]
+            res.setdefault(heading, [])
+        elif heading is not None and isinstance(res.get(heading), list):
+            res[heading].append(s)
+    return res
+
+
+def parse_pretty(out):
+    """`node inspect --pretty` as {key: value} (first occurrence wins) plus
+    "Labels": [...]."""
+    res = {"Labels": []}
+    section = None
+    for l in out.splitlines():
+        s = l.strip()
+        if not s:
+            continue
+        if s.startswith("- ") and section == "Labels":
+            res["Labels"].append(s[2:])
+            continue
+        if s.endswith(":") and ":" not in s[:-1]:
+            section = s[:-1]
+            continue
+        if ":" in s:
+            k, v = s.split(":", 1)
+            key = k.strip()
+            if not l.startswith((" ", "\t")):
+                section = None
+            full = section + "." + key if section and l.startswith((" ", "\t")) else key
+            res.setdefault(full, v.strip())
+    return res
+
+
+def _stale_labs():
+    """Labs left by runs that died: /tmp/shoal-it-<pid>-<n> with a dead pid."""
+    for d in os.listdir("/tmp"):
+        m = re.match(r"^shoal-it-(\d+)-\d+$", d)
+        if m and not os.path.exists("/proc/" + m.group(1)):
+            yield os.path.join("/tmp", d)
+
+
+_lab_seq = 0
+
+
+class Lab:
+    """A lab cluster for one test:
+
+        with Lab(SEED) as lab:
+            lab.docker("swarma", "swarm", "init", "--advertise-addr", lab.ip("swarma"))
+
+    Brings the hosts up and starts shoald on each (start=False: none, or a
+    list of hosts); on exit dumps every shoald log if the test failed, then
+    tears the lab down."""
+
+    def __init__(self, hosts=None, start=True, shoald_args=None):
+        global _lab_seq
+        if os.geteuid() != 0:
+            raise Skip("needs root for network namespaces")
+        self.hosts = dict(hosts or SEED)
+        _lab_seq += 1
+        self.dir = "/tmp/shoal-it-%d-%d" % (os.getpid(), _lab_seq)
+        self.start_hosts = list(self.hosts) if start is True else list(start or [])
+        self.shoald_args = shoald_args
+
+    # -- lifecycle --
+    def lab(self, *args, check=True, timeout=60, env=None):
+        return run([LAB, "--dir", self.dir] + list(args), check=check, timeout=timeout, env=env)
+
+    def __enter__(self):
+        for d in _stale_labs():
+            run([LAB, "--dir", d, "down"], check=False)
+        self.lab("down")
+        try:
+            self.lab("up", *["%s=%s" % kv for kv in self.hosts.items()])
+            for h in self.start_hosts:
+                self.start(h)
+        except BaseException:
+            self.__exit__(*sys.exc_info())
+            raise
+        return self
+
+    def __exit__(self, etype, e, tb):
+        try:
+            if etype is not None and not issubclass(etype, Skip):
+                self.dump_logs()
+        finally:
+            self.lab("down", check=False)
+        return False
+
+    def dump_logs(self, lines=60):
+        for h in self.hosts:
+            log = os.path.join(self.dir, h, "shoald.log")
+            try:
+                with open(log, errors="replace") as f:
+                    tail = f.readlines()[-lines:]
+            except OSError:
+                continue
+            print("    --- shoald log of %s (last %d lines) ---" % (h, len(tail)))
+            for l in tail:
+                print("    | " + l.rstrip("\n"))
+
+    def start(self, host):
+        env = {"SHOALD": SHOALD}
+        if self.shoald_args is not None:
+            env["SHOALD_ARGS"] = self.shoald_args
+        self.lab("start", host, timeout=30, env=env)
+
+    def stop(self, host, sig="TERM"):
+        self.lab("stop", host, sig, timeout=30)
+
+    def restart(self, host):
+        self.stop(host)
+        self.start(host)
+
+    def pid(self, host):
+        return int(self.lab("pid", host)[1].strip())
+
+    def sock(self, host):
+        return os.path.join(self.dir, host, "shoal.sock")
+
+    def ip(self, host, n=0):
+        return self.hosts[host].split(",")[n]
+
+    def logs(self, host):
+        return self.lab("logs", host)[1]
+
+    # -- clients --
+    def exec(self, host, *cmd, check=True, timeout=60, input=None):
+        return run([LAB, "--dir", self.dir, "exec", host] + list(cmd), check=check,
+                   timeout=timeout, input=input)
+
+    def docker(self, host, *args, check=True, timeout=60):
+        return run([DOCKER, "-H", "unix://" + self.sock(host)] + list(args),
+                   check=check, timeout=timeout)
+
+    def shoal(self, host, *args, check=True, timeout=60):
+        return run([SHOAL, "-H", "unix://" + self.sock(host)] + list(args),
+                   check=check, timeout=timeout)
+
+    def api(self, host, method, path, body=None, headers=None, timeout=30):
+        """Raw Engine API call; returns (status, decoded JSON or text)."""
+        st, _, data = api_raw(self.sock(host), method, path, body, headers, timeout)
+        return st, decode(data)
+
+    # -- swarm shortcuts (all through the stock docker CLI) --
+    def init(self, host="swarma", *extra):
+        """swarm init advertising the host's eth1 address; returns node ID."""
+        _, out, _ = self.docker(host, "swarm", "init", "--advertise-addr", self.ip(host), *extra)
+        m = re.search(r"current node \((%s)\) is now a manager" % NODE_ID, out)
+        assert m, "unexpected init output: %r" % out
+        return m.group(1)
+
+    def token(self, host="swarma", role="worker"):
+        tok = self.docker(host, "swarm", "join-token", "-q", role)[1].strip()
+        assert re.fullmatch(TOKEN, tok), "bad token %r" % tok
+        return tok
+
+    def join(self, host, token, manager="swarma", check=True):
+        return self.docker(host, "swarm", "join", "--token", token,
+                           "%s:2377" % self.ip(manager), check=check, timeout=90)
+
+    def node_id(self, host):
+        return self.docker(host, "info", "--format", "{{.Swarm.NodeID}}")[1].strip()
+
+    def node_ls(self, host="swarma"):
+        out = self.docker(host, "node", "ls")[1]
+        return parse_table(out, NODE_LS_COLUMNS)
+
+    def node_status(self, manager, node):
+        """(State, Availability) of a node as the manager sees it."""
+        out = self.docker(manager, "node", "inspect", "--format",
+                          "{{.Status.State}} {{.Spec.Availability}}", node)[1]
+        return tuple(out.split())
+
+    def swarm_info(self, host="swarma"):
+        return parse_swarm_info(self.docker(host, "info")[1])
+
+    def cluster(self, workers=("swarmb", "moby"), manager="swarma", *init_args):
+        """init on manager, join the workers; returns {host: node ID}."""
+        ids = {manager: self.init(manager, *init_args)}
+        tok = self.token(manager)
+        for w in workers:
+            self.join(w, tok, manager)
+            ids[w] = self.node_id(w)
+        return ids
+
+
+NODE_LS_COLUMNS = ["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS", "ENGINE VERSION"]
+
+
+def openssl_selfsigned(directory, cn="intruder", ou="swarm-manager"):
+    """A throwaway EC P-256 certificate and key from a CA nobody trusts."""
+    key = os.path.join(directory, "key.pem")
+    crt = os.path.join(directory, "cert.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", crt,
+                    "-subj", "/O=other/OU=%s/CN=%s" % (ou, cn), "-days", "1"],
+                   check=True, capture_output=True)
+    return crt, key
+
+
+def have(path):
+    return os.path.exists(path) or shutil.which(path) is not None

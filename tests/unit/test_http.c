@@ -1,0 +1,1270 @@
+/* http/: server and client against each other on one loop, raw-socket
+ * protocol checks, TLS identities with throwaway certificates, and a
+ * garbage-input run. */
+#include "test.h"
+
+#include "core/err.h"
+#include "core/util.h"
+#include "http/client.h"
+#include "http/server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#define LEAK_CHECK() (__lsan_do_recoverable_leak_check() == 0)
+#else
+#define LEAK_CHECK() true
+#endif
+
+/* ---- fixture ---- */
+
+struct fx {
+  uv_loop_t loop;
+  uv_timer_t ticker; /* keeps uv_run(ONCE) returning */
+  struct http_server *srv;
+  struct http_client *cli;
+  char dir[64], sock[128];
+  int port;
+
+  int nreq;
+  char method[16], path[256], query[256], body[256], ctype[128], xtest[64];
+  char peer[512], peer_addr[64];
+  void *conn;
+  struct http_req *held;
+  bool hold_on_close, on_close_called;
+  struct http_req *stream_req;
+  uv_timer_t delay_timer;
+  struct http_req *delayed;
+};
+
+static void delay_fire(uv_timer_t *t) {
+  struct fx *f = t->data;
+  http_respond(f->delayed, 200, "text/plain", "delayed", 7, NULL);
+  f->delayed = NULL;
+}
+
+static void held_closed(struct http_req *req, void *ud) {
+  struct fx *f = ud;
+  f->on_close_called = true;
+  f->held = NULL;
+  http_req_release(req);
+}
+
+static void handler(struct http_req *req, void *ud) {
+  struct fx *f = ud;
+  f->nreq++;
+  snprintf(f->method, sizeof f->method, "%s", req->method);
+  snprintf(f->path, sizeof f->path, "%s", req->path);
+  snprintf(f->query, sizeof f->query, "%s", req->query);
+  snprintf(f->body, sizeof f->body, "%s", req->body);
+  const char *ct = http_req_header(req, "content-type");
+  snprintf(f->ctype, sizeof f->ctype, "%s", ct ? ct : "");
+  const char *xt = http_req_header(req, "X-TEST");
+  snprintf(f->xtest, sizeof f->xtest, "%s", xt ? xt : "");
+  snprintf(f->peer_addr, sizeof f->peer_addr, "%s", req->peer_addr);
+  f->conn = req->conn_;
+
+  if (strcmp(req->path, "/echo") == 0) {
+    cleanup_free char *out =
+        xasprintf("%s %s %s", req->method, req->path, req->body);
+    http_respond(req, 200, "text/plain", out, strlen(out), NULL);
+  } else if (strcmp(req->path, "/json") == 0) {
+    http_respond_json(req, 201, "{\"Id\":\"abc\"}");
+  } else if (strcmp(req->path, "/missing") == 0) {
+    http_respond_error(req, 404, "no such thing: \"x\"\n\\");
+  } else if (strcmp(req->path, "/hold") == 0) {
+    f->held = req;
+    if (f->hold_on_close) {
+      req->on_close = held_closed;
+      req->on_close_ud = f;
+    }
+  } else if (strcmp(req->path, "/delay") == 0) {
+    f->delayed = req;
+    uv_timer_start(&f->delay_timer, delay_fire, 50, 0);
+  } else if (strcmp(req->path, "/stream") == 0) {
+    f->stream_req = req;
+    http_stream_begin(req, 200, "text/plain", NULL);
+    http_stream_write(req, "c0", 2);
+  } else if (strcmp(req->path, "/peer") == 0) {
+    snprintf(f->peer, sizeof f->peer, "verified=%d cn=%s ou=%s o=%s",
+             req->peer_verified, req->peer_cn, req->peer_ou, req->peer_o);
+    http_respond(req, 200, "text/plain", f->peer, strlen(f->peer), NULL);
+  } else if (strcmp(req->path, "/query") == 0) {
+    const char *names[] = {"a", "b", "c", "d", "e"};
+    sh_buf out = {0};
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+      cleanup_free char *v = http_req_query(req, names[i]);
+      buf_printf(&out, "%s=%s;", names[i], v ? v : "(null)");
+    }
+    http_respond(req, 200, "text/plain", out.data, out.len, NULL);
+    buf_free(&out);
+  } else if (strcmp(req->path, "/nocontent") == 0) {
+    const char *hdrs[] = {"X-Extra: 1", "Bad: a\r\nInjected: 1", NULL};
+    http_respond(req, 204, NULL, NULL, 0, hdrs);
+  } else {
+    http_respond(req, 200, "text/plain", "ok", 2, NULL);
+  }
+}
+
+static void tick(uv_timer_t *t) {
+  (void)t;
+}
+
+static void fx_init(struct fx *f) {
+  memset(f, 0, sizeof *f);
+  uv_loop_init(&f->loop);
+  uv_timer_init(&f->loop, &f->ticker);
+  uv_timer_start(&f->ticker, tick, 5, 5);
+  uv_timer_init(&f->loop, &f->delay_timer);
+  f->delay_timer.data = f;
+  snprintf(f->dir, sizeof f->dir, "/tmp/shoal-http-XXXXXX");
+  if (!mkdtemp(f->dir))
+    abort();
+  snprintf(f->sock, sizeof f->sock, "%s/api.sock", f->dir);
+  f->srv = http_server_new(&f->loop, handler, f);
+  f->cli = http_client_new(&f->loop);
+}
+
+static int fx_listen_unix(struct fx *f) {
+  sh_err err = {0};
+  return http_server_listen_unix(f->srv, f->sock, &err);
+}
+
+static int fx_listen_tcp(struct fx *f, SSL_CTX *tls) {
+  sh_err err = {0};
+  if (http_server_listen_tcp(f->srv, "127.0.0.1", 0, tls, &err) < 0)
+    return -1;
+  f->port = http_server_port(f->srv);
+  return f->port;
+}
+
+/* Runs the loop until *flag or timeout. */
+static bool run_until(struct fx *f, const bool *flag, int timeout_ms) {
+  uv_update_time(&f->loop);
+  uint64_t end = uv_now(&f->loop) + (uint64_t)timeout_ms;
+  while (!*flag) {
+    uv_update_time(&f->loop);
+    if (uv_now(&f->loop) > end)
+      return false;
+    uv_run(&f->loop, UV_RUN_ONCE);
+  }
+  return true;
+}
+
+static void run_for(struct fx *f, int ms) {
+  bool never = false;
+  run_until(f, &never, ms);
+}
+
+static void walk_close(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h))
+    uv_close(h, NULL);
+}
+
+/* Closes everything; true when every handle went away and nothing leaked. */
+static bool fx_done(struct fx *f) {
+  if (f->srv)
+    http_server_close(f->srv);
+  if (f->cli)
+    http_client_close(f->cli);
+  uv_close((uv_handle_t *)&f->ticker, NULL);
+  uv_close((uv_handle_t *)&f->delay_timer, NULL);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  int r = uv_loop_close(&f->loop);
+  if (r != 0) {
+    uv_walk(&f->loop, walk_close, NULL);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&f->loop);
+  }
+  unlink(f->sock);
+  rmdir(f->dir);
+  return r == 0 && LEAK_CHECK();
+}
+
+/* ---- client helpers ---- */
+
+struct res {
+  bool done;
+  int status;
+  char *body, *error, *chain;
+  size_t body_len;
+};
+
+static void res_free(struct res *r) {
+  free(r->body);
+  free(r->error);
+  free(r->chain);
+  memset(r, 0, sizeof *r);
+}
+
+static void on_done(const struct http_result *hr, void *ud) {
+  struct res *r = ud;
+  r->done = true;
+  r->status = hr->status;
+  r->body = xstrndup(hr->body, hr->body_len);
+  r->body_len = hr->body_len;
+  r->error = hr->error ? xstrdup(hr->error) : NULL;
+  r->chain = hr->peer_chain_pem ? xstrdup(hr->peer_chain_pem) : NULL;
+}
+
+static bool call(struct fx *f, struct http_call_opts *o, struct res *r) {
+  memset(r, 0, sizeof *r);
+  if (!http_client_call(f->cli, o, NULL, on_done, r))
+    return false;
+  return run_until(f, &r->done, 10000);
+}
+
+static char *unix_url(const char *path) {
+  return xasprintf("http://localhost%s", path);
+}
+
+/* ---- raw socket helpers ---- */
+
+static int raw_unix(const char *path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    close(fd);
+    return -1;
+  }
+  fcntl(fd, F_SETFL, O_NONBLOCK);
+  return fd;
+}
+
+static void raw_send(int fd, const void *data, size_t len) {
+  const char *p = data;
+  while (len) {
+    ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return;
+    p += n;
+    len -= (size_t)n;
+  }
+}
+
+static int count_str(const char *hay, const char *needle) {
+  int n = 0;
+  for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+    n++;
+  return n;
+}
+
+/* Reads until EOF, or until `responses` status lines arrived (0: EOF
+ * only), or timeout. Returns what arrived; *eof tells how it ended. */
+static char *raw_read(struct fx *f, int fd, int responses, int timeout_ms,
+                      bool *eof) {
+  sh_buf b = {0};
+  buf_append(&b, "", 0);
+  *eof = false;
+  uv_update_time(&f->loop);
+  uint64_t end = uv_now(&f->loop) + (uint64_t)timeout_ms;
+  for (;;) {
+    char tmp[4096];
+    ssize_t n = recv(fd, tmp, sizeof tmp, MSG_DONTWAIT);
+    if (n > 0) {
+      buf_append(&b, tmp, (size_t)n);
+      if (responses && count_str(b.data, "HTTP/1.1 ") >= responses &&
+          strstr(b.data, "\r\n\r\n"))
+        break;
+      continue;
+    }
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+      *eof = true;
+      break;
+    }
+    uv_update_time(&f->loop);
+    if (uv_now(&f->loop) > end)
+      break;
+    uv_run(&f->loop, UV_RUN_ONCE);
+  }
+  return b.data;
+}
+
+/* ---- certificates ---- */
+
+struct tcert {
+  X509 *cert;
+  EVP_PKEY *key;
+  char *cert_pem, *key_pem;
+};
+
+static void add_ext(X509 *x, X509 *issuer, int nid, const char *value) {
+  X509V3_CTX ctx;
+  X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
+  X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+  if (!e)
+    abort();
+  X509_add_ext(x, e, -1);
+  X509_EXTENSION_free(e);
+}
+
+static char *pem_of(X509 *x, EVP_PKEY *k) {
+  BIO *b = BIO_new(BIO_s_mem());
+  if (x)
+    PEM_write_bio_X509(b, x);
+  else
+    PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL);
+  char *data;
+  long n = BIO_get_mem_data(b, &data);
+  char *out = xstrndup(data, (size_t)n);
+  BIO_free(b);
+  return out;
+}
+
+/* A CA (issuer == NULL) or a leaf signed by issuer. */
+static void make_cert(struct tcert *out, const char *cn, const char *ou,
+                      const char *o, const struct tcert *issuer) {
+  static long serial = 1;
+  out->key = EVP_EC_gen("P-256");
+  X509 *x = X509_new();
+  X509_set_version(x, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
+  X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+  X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+  X509_set_pubkey(x, out->key);
+  X509_NAME *n = X509_get_subject_name(x);
+  if (o)
+    X509_NAME_add_entry_by_txt(n, "O", MBSTRING_UTF8, (const unsigned char *)o,
+                               -1, -1, 0);
+  if (ou)
+    X509_NAME_add_entry_by_txt(n, "OU", MBSTRING_UTF8,
+                               (const unsigned char *)ou, -1, -1, 0);
+  X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn,
+                             -1, -1, 0);
+  X509 *iss = issuer ? issuer->cert : x;
+  X509_set_issuer_name(x, X509_get_subject_name(iss));
+  add_ext(x, iss, NID_subject_key_identifier, "hash");
+  if (!issuer) {
+    add_ext(x, iss, NID_basic_constraints, "critical,CA:TRUE");
+    add_ext(x, iss, NID_key_usage, "critical,keyCertSign,cRLSign");
+  } else {
+    add_ext(x, iss, NID_authority_key_identifier, "keyid:always");
+    add_ext(x, iss, NID_basic_constraints, "critical,CA:FALSE");
+    add_ext(x, iss, NID_key_usage, "critical,digitalSignature");
+    add_ext(x, iss, NID_ext_key_usage, "serverAuth,clientAuth");
+  }
+  X509_sign(x, issuer ? issuer->key : out->key, EVP_sha256());
+  out->cert = x;
+  out->cert_pem = pem_of(x, NULL);
+  out->key_pem = pem_of(NULL, out->key);
+}
+
+static void tcert_free(struct tcert *t) {
+  X509_free(t->cert);
+  EVP_PKEY_free(t->key);
+  free(t->cert_pem);
+  free(t->key_pem);
+}
+
+static int accept_any(int ok, X509_STORE_CTX *ctx) {
+  (void)ok;
+  (void)ctx;
+  return 1;
+}
+
+enum peer_policy {
+  PEER_OPTIONAL,
+  PEER_OPTIONAL_ACCEPT_UNTRUSTED,
+  PEER_REQUIRED
+};
+
+static SSL_CTX *server_ctx(const struct tcert *srv, const struct tcert *ca,
+                           enum peer_policy pol) {
+  SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+  SSL_CTX_use_certificate(ctx, srv->cert);
+  SSL_CTX_use_PrivateKey(ctx, srv->key);
+  SSL_CTX_add1_chain_cert(ctx, ca->cert);
+  X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), ca->cert);
+  int mode = SSL_VERIFY_PEER;
+  if (pol == PEER_REQUIRED)
+    mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+  SSL_CTX_set_verify(ctx, mode,
+                     pol == PEER_OPTIONAL_ACCEPT_UNTRUSTED ? accept_any : NULL);
+  return ctx;
+}
+
+struct pki {
+  struct tcert ca, srv, cli, other_ca, other_cli;
+};
+
+static void pki_make(struct pki *p) {
+  make_cert(&p->ca, "swarm-ca", NULL, NULL, NULL);
+  make_cert(&p->srv, "node1", "swarm-manager", "cluster1", &p->ca);
+  make_cert(&p->cli, "node2", "swarm-worker", "cluster1", &p->ca);
+  make_cert(&p->other_ca, "swarm-ca", NULL, NULL, NULL);
+  make_cert(&p->other_cli, "node3", "swarm-manager", "cluster1", &p->other_ca);
+}
+
+static void pki_free(struct pki *p) {
+  tcert_free(&p->ca);
+  tcert_free(&p->srv);
+  tcert_free(&p->cli);
+  tcert_free(&p->other_ca);
+  tcert_free(&p->other_cli);
+}
+
+/* ---- plain HTTP ---- */
+
+TEST(http_get_post_unix) {
+  struct fx f;
+  fx_init(&f);
+  CHECK_INT_EQ(fx_listen_unix(&f), 0);
+  cleanup_free char *url = unix_url("/echo?x=1&y=%20");
+  struct http_call_opts o = {.url = url, .unix_socket = f.sock};
+  struct res r;
+  CHECK(call(&f, &o, &r));
+  CHECK_INT_EQ(r.status, 200);
+  CHECK_STR_EQ(r.body, "GET /echo ");
+  CHECK_STR_EQ(f.query, "x=1&y=%20");
+  CHECK_STR_EQ(f.peer_addr, "");
+  res_free(&r);
+
+  o.method = "POST";
+  o.body = "{\"a\":1}";
+  o.body_len = strlen(o.body);
+  CHECK(call(&f, &o, &r));
+  CHECK_INT_EQ(r.status, 200);
+  CHECK_STR_EQ(r.body, "POST /echo {\"a\":1}");
+  CHECK_STR_EQ(f.ctype, "application/json");
+  res_free(&r);
+
+  /* PUT, DELETE, empty POST */
+  o.method = "PUT";
+  CHECK(call(&f, &o, &r));
+  CHECK_STR_EQ(r.body, "PUT /echo {\"a\":1}");
+  res_free(&r);
+  o.method = "DELETE";
+  o.body = NULL;
+  o.body_len = 0;
+  CHECK(call(&f, &o, &r));
+  CHECK_STR_EQ(r.body, "DELETE /echo ");
+  res_free(&r);
+  o.method = "POST";
+  CHECK(call(&f, &o, &r));
+  CHECK_STR_EQ(r.body, "POST /echo ");
+  CHECK_STR_EQ(f.ctype, "");
+  res_free(&r);
+
+  /* JSON helper */
+  cleanup_free char *url2 = unix_url("/json");
+  struct http_call_opts o2 = {.url = url2, .unix_socket = f.sock};
+  CHECK(call(&f, &o2, &r));
+  CHECK_INT_EQ(r.status, 201);
+  CHECK_STR_EQ(r.body, "{\"Id\":\"abc\"}");
+  res_free(&r);
+  CHECK(fx_done(&f));
+}
+
+TEST(http_tcp_keepalive) {
+  struct fx f;
+  fx_init(&f);
+  CHECK(fx_listen_tcp(&f, NULL) > 0);
+  cleanup_free char *url = xasprintf("http://127.0.0.1:%d/echo", f.port);
+  struct http_call_opts o = {.url = url};
+  struct res r;
+  CHECK(call(&f, &o, &r));
+  CHECK_INT_EQ(r.status, 200);
+  CHECK_STR_EQ(f.peer_addr, "127.0.0.1");
+  void *first = f.conn;
+  res_free(&r);
+  CHECK(call(&f, &o, &r));
+  CHECK_INT_EQ(r.status, 200);
+  CHECK(first == f.conn); /* same connection, kept alive */
+  CHECK_INT_EQ(f.nreq, 2);
+  res_free(&r);
+  CHECK(fx_done(&f));
+}
+
+TEST(http_error_json_and_headers) {
+  struct fx f;
+  fx_init(&f);
+  CHECK_INT_EQ(fx_listen_unix(&f), 0);
+  cleanup_free char *url = unix_url("/missing");
+  struct http_call_opts o = {.url = url, .unix_socket = f.sock};
+  struct res r;
+  CHECK(call(&f, &o, &r));
+  CHECK_INT_EQ(r.status, 404);
+  json_error_t jerr;
+  json_t *j = json_loads(r.body, 0, &jerr);
+  CHECK(j != NULL);
+  CHECK_STR_EQ(json_string_value(json_object_get(j, "message")),
+               "no such thing: \"x\"\n\\");
+  json_decref(j);
+  res_free(&r);
+
+  /* Raw: status line, headers, no Server header. */
+  int fd = raw_unix(f.sock);
+  CHECK(fd >= 0);
+  const char *rq =
+      "GET /missing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  raw_send(fd, rq, strlen(rq));
+  bool eof;
+  cleanup_free char *resp = raw_read(&f, fd, 0, 5000, &eof);
+  close(fd);
+  CHECK(eof);
+  CHECK(str_has_prefix(resp, "HTTP/1.1 404 Not Found\r\n"));
+  CHECK(strstr(resp, "\r\nContent-Type: application/json\r\n"));
+  CHECK(strstr(resp, "\r\nContent-Length: "));
+  CHECK(strstr(resp, "\r\nDate: "));
+  CHECK(strstr(resp, "\r\nConnection: close\r\n"));
+  CHECK(!strstr(resp, "Server:"));
+
+  /* 204: no body, no length; header injection dropped */
+  fd = raw_unix(f.sock);
+  rq = "GET /nocontent HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  raw_send(fd, rq, strlen(rq));
+  cleanup_free char *resp2 = raw_read(&f, fd, 0, 5000, &eof);
+  close(fd);
+  CHECK(str_has_prefix(resp2, "HTTP/1.1 204 No Content\r\n"));
+  CHECK(strstr(resp2, "\r\nX-Extra: 1\r\n"));
+  CHECK(!strstr(resp2, "Injected"));
+  CHECK(!strstr(resp2, "Content-Length"));
+  CHECK(str_has_suffix(resp2, "\r\n\r\n"));
+  CHECK(fx_done(&f));
+}
+
+TEST(http_head_request) {
+  struct fx f;
+  fx_init(&f);
+  CHECK_INT_EQ(fx_listen_unix(&f), 0);
+  cleanup_free char *url = unix_url("/echo");
+  struct http_call_opts o = {
+      .url = url, .unix_socket = f.sock, .method = "HEAD"};
+  struct res r;
+  CHECK(call(&f, &o, &r));
+  CHECK_INT_EQ(r.status, 200);
+  CHECK_INT_EQ(r.body_len, 0);
+  CHECK_STR_EQ(f.method, "HEAD");
+  res_free(&r);
+
+  int fd = raw_unix(f.sock);
+  const char *rq =
+      "HEAD /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  raw_send(fd, rq, strlen(rq));
+  bool eof;
+  cleanup_free char *resp = raw_read(&f, fd, 0, 5000, &eof);
+  close(fd);
+  CHECK(eof);
+  CHECK(str_has_prefix(resp, "HTTP/1.1 200 OK\r\n"));
+  CHECK(strstr(resp, "\r\nContent-Length: 11\r\n")); /* "HEAD /echo " */
+  CHECK(str_has_suffix(resp, "\r\n\r\n"));           /* and no body */
+  CHECK(fx_done(&f));
+}
+
+/* res first: on_done gets the same ud as on_data. */
+struct stream_state {
+  struct res r;
+  struct fx *f;
+  sh_buf got;
+  int pieces, next;
+  bool abort_after_first, cancel_in_data;
+  struct http_call *call;
+};
+
+static bool stream_data(const char *data, size_t len, void *ud) {
+  struct stream_state *s = ud;
+  buf_append(&s->got, data, len);
+  s->pieces++;
+  if (s->abort_after_first)
+    return false;
+  if (s->cancel_in_data) {
+    http_call_cancel(s->call);
+    return true;
+  }
+  /* The server sends the next chunk only once this one arrived, so the
+   * stream only completes if the client delivers pieces as they come. */
+  char expect[8];
+  snprintf(expect, sizeof expect, "c%d", s->next);
+  if (str_has_suffix(s->got.data, expect)) {
+    s->next++;
+    if (s->next < 5) {
+      char chunk[8];
+      snprintf(chunk, sizeof chunk, "c%d", s->next);
+      http_stream_write(s->f->stream_req, chunk, strlen(chunk));
+    } else {
+      http_stream_end(s->f->stream_req);
+      s->f->stream_req = NULL;
+    }
+  }
+  return true;
+}
+
+TEST(http_stream_incremental) {
+  struct fx f;
+  fx_init(&f);
+  CHECK(fx_listen_tcp(&f, NULL) > 0);
+  cleanup_free char *url = xasprintf("http://127.0.0.1:%d/stream", f.port);
+  struct http_call_opts o = {.url = url};
+  struct stream_state s = {.f = &f};
+  CHECK(http_client_call(f.cli, &o, stream_data, on_done, &s));
+  CHECK(run_until(&f, &s.r.done, 10000));
+  CHECK_INT_EQ(s.r.status, 200);
+  CHECK(s.r.error == NULL);
+  CHECK_INT_EQ(s.r.body_len, 0);
+  CHECK_STR_EQ(s.got.data, "c0c1c2c3c4");
+  CHECK(s.pieces >= 5);
+  res_free(&s.r);
+  buf_free(&s.got);
+  struct res r;
+
+  /* Still usable after a stream: keep-alive with chunked framing. */
+  cleanup_free char *url2 = xasprintf("http://127.0.0.1:%d/echo", f.port);
+  struct http_call_opts o2 = {.url = url2};
+  CHECK(call(&f, &o2, &r));
+  CHECK_STR_EQ(r.body, "GET /echo ");
+  res_free(&r);
+  CHECK(fx_done(&f));
+}
+
+TEST(http_stream_abort_and_cancel) {
+  struct fx f;
+  fx_init(&f);
+  f.hold_on_close = true;
+  CHECK(fx_listen_tcp(&f, NULL) > 0);
+  cleanup_free char *url = xasprintf("http://127.0.0.1:%d/stream", f.port);
+  struct http_call_opts o = {.url = url};
+
+  /* on_data returns false: done runs with the status and "aborted" */
+  struct stream_state s = {.f = &f, .abort_after_first = true};
+  CHECK(http_client_call(f.cli, &o, stream_data, on_done, &s));
+  CHECK(run_until(&f, &s.r.done, 10000));
+  CHECK_INT_EQ(s.r.status, 200);
+  CHECK_STR_EQ(s.r.error, "aborted");
+  res_free(&s.r);
+  buf_free(&s.got);
+  /* the server notices the peer going away on its next write */
+  bool gone = false;
+  for (int i = 0; i < 200 && !gone; i++) {
+    gone = http_stream_write(f.stream_req, "x", 1) < 0;
+    run_for(&f, 10);
+  }
+  CHECK(gone);
+  http_req_release(f.stream_req);
+  f.stream_req = NULL;
+
+  /* cancel from inside on_data: done is never called */
+  struct stream_state s2 = {.f = &f, .cancel_in_data = true};
+  s2.call = http_client_call(f.cli, &o, stream_data, on_done, &s2);
+  CHECK(s2.call);
+  bool got_piece = false;
+  for (int i = 0; i < 500 && !got_piece; i++) {
+    run_for(&f, 10);
+    got_piece = s2.pieces > 0;
+  }
+  CHECK(got_piece);
+  run_for(&f, 100);
+  CHECK(!s2.r.done);
+  buf_free(&s2.got);
+  if (f.stream_req)
+    http_req_release(f.stream_req);
+  f.stream_req = NULL;
+
+  /* cancel from outside; held request learns through on_close */
+  cleanup_free char *hold = xasprintf("http://127.0.0.1:%d/hold", f.port);
+  struct http_call_opts oh = {.url = hold};
+  struct res r3 = {0};
+  struct http_call *c3 = http_client_call(f.cli, &oh, NULL, on_done, &r3);
+  CHECK(c3);
+  for (int i = 0; i < 500 && !f.held; i++)
+    run_for(&f, 10);
+  CHECK(f.held != NULL);
+  http_call_cancel(c3);
+  CHECK(run_until(&f, &f.on_close_called, 5000));
+  CHECK(!r3.done);
+  CHECK(fx_done(&f));
+}
+
+TEST(http_client_timeout_refused_close) {
+  struct fx f;
+  fx_init(&f);
+  f.hold_on_close = true;
+  CHECK(fx_listen_tcp(&f, NULL) > 0);
+  cleanup_free char *hold = xasprintf("http://127.0.0.1:%d/hold", f.port);
+  struct http_call_opts o = {.url = hold, .timeout_ms = 200};
+  struct res r;
+  CHECK(call(&f, &o, &r));
+  CHECK_INT_EQ(r.status, 0);
+  CHECK(r.error && *r.error);
+  res_free(&r);
+  CHECK(run_until(&f, &f.on_close_called, 5000));
+
+  /* refused: bind a port, close it, call it */
+  struct http_call_opts o2 = {.url = "http://127.0.0.1:1/"};
+  CHECK(call(&f, &o2, &r));
+  CHECK_INT_EQ(r.status, 0);
+  CHECK(r.error != NULL);
+  res_free(&r);
+
+  /* client close aborts an outstanding call with status 0 */
+  f.on_close_called = false;
+  struct http_call_opts o3 = {.url = hold};
+  struct res r3 = {0};
+  CHECK(http_client_call(f.cli, &o3, NULL, on_done, &r3));
+  for (int i = 0; i < 500 && !f.held; i++)
+    run_for(&f, 10);
+  CHECK(f.held != NULL);
+  http_client_close(f.cli);
+  f.cli = NULL;
+  CHECK(r3.done);
+  CHECK_INT_EQ(r3.status, 0);
+  res_free(&r3);
+  CHECK(run_until(&f, &f.on_close_called, 5000));
+  CHECK(fx_done(&f));
+}
+
+TEST(http_body_too_large) {
+  struct fx f;
+  fx_init(&f);
+  CHECK_INT_EQ(fx_listen_unix(&f), 0);
+  size_t n = HTTP_MAX_BODY + 1;
+  char *big = xmalloc(n);
+  memset(big, 'a', n);
+  cleanup_free char *url = unix_url("/echo");
+  struct http_call_opts o = {.url = url,
+                             .unix_socket = f.sock,
+                             .method = "POST",
+                             .body = big,
+                             .body_len = n};
+  struct res r;
+  CHECK(call(&f, &o, &r));
+  free(big);
+  CHECK_INT_EQ(r.status, 413);
+  CHECK_INT_EQ(f.nreq, 0);
+  res_free(&r);
+
+  /* exactly at the limit is fine */
+  big = xmalloc(HTTP_MAX_BODY);
+  memset(big, 'b', HTTP_MAX_BODY);
+  o.body = big;
+  o.body_len = HTTP_MAX_BODY;
+  cleanup_free char *url2 = unix_url("/size");
+  o.url = url2;
+  CHECK(call(&f, &o, &r));
+  free(big);
+  CHECK_INT_EQ(r.status, 200);
+  CHECK_INT_EQ(f.nreq, 1);
+  res_free(&r);
+
+  /* declared length over the limit, raw */
+  int fd = raw_unix(f.sock);
+  const char *rq = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                   "99999999\r\n\r\nabc";
+  raw_send(fd, rq, strlen(rq));
+  bool eof;
+  cleanup_free char *resp = raw_read(&f, fd, 0, 5000, &eof);
+  close(fd);
+  CHECK(eof);
+  CHECK(str_has_prefix(resp, "HTTP/1.1 413 "));
+
+  /* chunked body growing past the limit */
+  fd = raw_unix(f.sock);
+  rq = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+       "1000001\r\n";
+  raw_send(fd, rq, strlen(rq));
+  char *chunk = xmalloc(65536);
+  memset(chunk, 'c', 65536);
+  bool closed = false;
+  sh_buf got = {0};
+  for (int i = 0; i < 300 && !closed; i++) {
+    send(fd, chunk, 65536, MSG_NOSIGNAL | MSG_DONTWAIT);
+    run_for(&f, 2);
+    char tmp[1024];
+    ssize_t k = recv(fd, tmp, sizeof tmp, MSG_DONTWAIT);
+    if (k > 0)
+      buf_append(&got, tmp, (size_t)k);
+    closed = k == 0 || (k < 0 && errno != EAGAIN);
+  }
+  free(chunk);
+  close(fd);
+  CHECK(got.data && str_has_prefix(got.data, "HTTP/1.1 413 "));
+  buf_free(&got);
+  CHECK_INT_EQ(f.nreq, 1);
+  CHECK(fx_done(&f));
+}
+
+TEST(http_chunked_request_pipelining_query) {
+  struct fx f;
+  fx_init(&f);
+  CHECK_INT_EQ(fx_listen_unix(&f), 0);
+  int fd = raw_unix(f.sock);
+  const char *rq =
+      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+  raw_send(fd, rq, strlen(rq));
+  bool eof;
+  cleanup_free char *resp = raw_read(&f, fd, 1, 5000, &eof);
+  CHECK(str_has_suffix(resp, "\r\n\r\nPOST /echo hello world"));
+
+  /* pipelined: the slow first request is still answered first */
+  rq = "GET /delay HTTP/1.1\r\nHost: x\r\n\r\n"
+       "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n"
+       "GET /query?a=1&b=hello%20world&c&d=x+y HTTP/1.1\r\nHost: x\r\n"
+       "X-Test: yes\r\nConnection: close\r\n\r\n";
+  raw_send(fd, rq, strlen(rq));
+  cleanup_free char *resp2 = raw_read(&f, fd, 0, 5000, &eof);
+  close(fd);
+  CHECK(eof);
+  CHECK_INT_EQ(count_str(resp2, "HTTP/1.1 200 OK"), 3);
+  char *a = strstr(resp2, "delayed"), *b = strstr(resp2, "GET /echo"),
+       *c = strstr(resp2, "a=1;b=hello world;c=;d=x y;e=(null);");
+  CHECK(a && b && c && a < b && b < c);
+  CHECK_STR_EQ(f.xtest, "yes");
+
+  /* percent-decoded path; NUL in the path is refused */
+  fd = raw_unix(f.sock);
+  rq = "GET /a%2Fb%20c?q=%41 HTTP/1.1\r\nHost: x\r\n\r\n";
+  raw_send(fd, rq, strlen(rq));
+  cleanup_free char *resp3 = raw_read(&f, fd, 1, 5000, &eof);
+  CHECK(str_has_prefix(resp3, "HTTP/1.1 200 "));
+  CHECK_STR_EQ(f.path, "/a/b c");
+  CHECK_STR_EQ(f.query, "q=%41");
+  rq = "GET /a%00b HTTP/1.1\r\nHost: x\r\n\r\n";
+  raw_send(fd, rq, strlen(rq));
+  cleanup_free char *resp4 = raw_read(&f, fd, 0, 5000, &eof);
+  close(fd);
+  CHECK(eof);
+  CHECK(str_has_prefix(resp4, "HTTP/1.1 400 "));
+
+  /* HTTP/1.0 without keep-alive closes after the answer */
+  fd = raw_unix(f.sock);
+  rq = "GET /echo HTTP/1.0\r\n\r\n";
+  raw_send(fd, rq, strlen(rq));
+  cleanup_free char *resp5 = raw_read(&f, fd, 0, 5000, &eof);
+  close(fd);
+  CHECK(eof);
+  CHECK(strstr(resp5, "GET /echo"));
+  CHECK(fx_done(&f));
+}
+
+TEST(http_malformed_request) {
+  struct fx f;
+  fx_init(&f);
+  CHECK_INT_EQ(fx_listen_unix(&f), 0);
+  const char *bad[] = {
+      "GARBAGE\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost x\r\n\r\n",
+      "GET / HTTP/9.9\r\n\r\n",
+      "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+      "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+  };
+  for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+    int fd = raw_unix(f.sock);
+    CHECK(fd >= 0);
+    raw_send(fd, bad[i], strlen(bad[i]));
+    bool eof;
+    cleanup_free char *resp = raw_read(&f, fd, 0, 5000, &eof);
+    close(fd);
+    if (!eof || !str_has_prefix(resp, "HTTP/1.1 400 "))
+      FAIL_("case %zu: got \"%s\"", i, resp);
+  }
+  /* too many headers */
+  sh_buf many = {0};
+  buf_printf(&many, "GET / HTTP/1.1\r\n");
+  for (int i = 0; i < HTTP_MAX_HEADERS + 1; i++)
+    buf_printf(&many, "X-H%d: v\r\n", i);
+  buf_printf(&many, "\r\n");
+  int fd = raw_unix(f.sock);
+  raw_send(fd, many.data, many.len);
+  buf_free(&many);
+  bool eof;
+  cleanup_free char *resp = raw_read(&f, fd, 0, 5000, &eof);
+  close(fd);
+  CHECK(str_has_prefix(resp, "HTTP/1.1 431 "));
+  CHECK_INT_EQ(f.nreq, 0);
+
+  cleanup_free char *url = unix_url("/echo");
+  struct http_call_opts o = {.url = url, .unix_socket = f.sock};
+  struct res r;
+  CHECK(call(&f, &o, &r));
+  CHECK_INT_EQ(r.status, 200);
+  res_free(&r);
+  CHECK(fx_done(&f));
+}
+
+TEST(http_disconnect_pending) {
+  struct fx f;
+  fx_init(&f);
+  CHECK_INT_EQ(fx_listen_unix(&f), 0);
+  /* with on_close: told, releases */
+  f.hold_on_close = true;
+  int fd = raw_unix(f.sock);
+  const char *rq = "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n";
+  raw_send(fd, rq, strlen(rq));
+  for (int i = 0; i < 500 && !f.held; i++)
+    run_for(&f, 10);
+  CHECK(f.held != NULL);
+  close(fd);
+  CHECK(run_until(&f, &f.on_close_called, 5000));
+  CHECK(f.held == NULL);
+
+  /* without on_close: the late answer is dropped, nothing breaks */
+  f.hold_on_close = false;
+  fd = raw_unix(f.sock);
+  raw_send(fd, rq, strlen(rq));
+  for (int i = 0; i < 500 && !f.held; i++)
+    run_for(&f, 10);
+  CHECK(f.held != NULL);
+  close(fd);
+  run_for(&f, 50);
+  CHECK_INT_EQ(http_stream_write(f.held, "x", 1), -1);
+  http_respond(f.held, 200, "text/plain", "late", 4, NULL);
+  f.held = NULL;
+
+  /* a pending request when the server shuts down */
+  f.hold_on_close = true;
+  f.on_close_called = false;
+  fd = raw_unix(f.sock);
+  raw_send(fd, rq, strlen(rq));
+  for (int i = 0; i < 500 && !f.held; i++)
+    run_for(&f, 10);
+  CHECK(f.held != NULL);
+  http_server_close(f.srv);
+  f.srv = NULL;
+  CHECK(f.on_close_called);
+  run_for(&f, 20);
+  close(fd);
+  CHECK(fx_done(&f));
+}
+
+static uint32_t rnd_state = 12345;
+static uint32_t rnd(void) {
+  rnd_state ^= rnd_state << 13;
+  rnd_state ^= rnd_state >> 17;
+  rnd_state ^= rnd_state << 5;
+  return rnd_state;
+}
+
+TEST(http_fuzz_garbage) {
+  struct fx f;
+  fx_init(&f);
+  CHECK_INT_EQ(fx_listen_unix(&f), 0);
+  const char *seeds[] = {
+      "GET /echo?x=1 HTTP/1.1\r\nHost: x\r\n\r\n",
+      "POST /echo HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
+      ("POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
+       "0\r\n\r\n"),
+      "HEAD /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+  };
+  const char alphabet[] = "\r\n :%?/0123456789abcdefGETPOSHTP\x00\xff\t";
+  for (int iter = 0; iter < 400; iter++) {
+    sh_buf in = {0};
+    int kind = iter % 4;
+    if (kind == 0) { /* random bytes */
+      size_t n = rnd() % 300;
+      for (size_t i = 0; i < n; i++) {
+        char ch = (char)rnd();
+        buf_append(&in, &ch, 1);
+      }
+    } else if (kind == 1) { /* random protocol-ish characters */
+      size_t n = rnd() % 300;
+      for (size_t i = 0; i < n; i++)
+        buf_append(&in, &alphabet[rnd() % (sizeof alphabet - 1)], 1);
+    } else { /* mutated valid requests, sometimes several */
+      int reps = 1 + (int)(rnd() % 3);
+      for (int k = 0; k < reps; k++) {
+        const char *s = seeds[rnd() % ARRAY_SIZE(seeds)];
+        buf_append(&in, s, strlen(s));
+      }
+      int muts = 1 + (int)(rnd() % 4);
+      for (int m = 0; m < muts && in.len; m++) {
+        size_t pos = rnd() % in.len;
+        switch (rnd() % 3) {
+        case 0:
+          in.data[pos] = alphabet[rnd() % (sizeof alphabet - 1)];
+          break;
+        case 1:
+          in.data[pos] = (char)rnd();
+          break;
+        default:
+          in.len = pos; /* truncate */
+          break;
+        }
+      }
+    }
+    int fd = raw_unix(f.sock);
+    CHECK(fd >= 0);
+    if (in.len)
+      raw_send(fd, in.data, in.len);
+    shutdown(fd, SHUT_WR);
+    bool eof;
+    char *resp = raw_read(&f, fd, 0, 3000, &eof);
+    close(fd);
+    bool ok = eof && (resp[0] == '\0' || str_has_prefix(resp, "HTTP/1."));
+    if (!ok)
+      FAIL_("iteration %d: eof=%d response \"%.60s\"", iter, eof, resp);
+    free(resp);
+    buf_free(&in);
+    /* a stream left open by a fuzzed request ends here */
+    if (f.stream_req) {
+      http_stream_end(f.stream_req);
+      f.stream_req = NULL;
+    }
+    if (f.held) {
+      http_req_release(f.held);
+      f.held = NULL;
+    }
+  }
+  cleanup_free char *url = unix_url("/echo");
+  struct http_call_opts o = {.url = url, .unix_socket = f.sock};
+  struct res r;
+  CHECK(call(&f, &o, &r));
+  CHECK_INT_EQ(r.status, 200);
+  res_free(&r);
+  CHECK(fx_done(&f));
+}
+
+/* ---- TLS ---- */
+
+static void peer_call(struct fx *f, const struct pki *p,
+                      const struct tcert *cli, const struct tcert *trust,
+                      bool insecure, struct res *r) {
+  cleanup_free char *url = xasprintf("https://127.0.0.1:%d/peer", f->port);
+  struct http_call_opts o = {.url = url,
+                             .cert_pem = cli ? cli->cert_pem : NULL,
+                             .key_pem = cli ? cli->key_pem : NULL,
+                             .ca_pem = trust ? trust->cert_pem : NULL,
+                             .insecure = insecure};
+  (void)p;
+  f->peer[0] = '\0';
+  call(f, &o, r);
+}
+
+TEST(http_tls_peer_identity) {
+  struct pki p;
+  pki_make(&p);
+  struct fx f;
+  fx_init(&f);
+  SSL_CTX *ctx = server_ctx(&p.srv, &p.ca, PEER_OPTIONAL);
+  CHECK(fx_listen_tcp(&f, ctx) > 0);
+  SSL_CTX_free(ctx); /* the server holds its own reference */
+  struct res r;
+
+  peer_call(&f, &p, &p.cli, &p.ca, false, &r);
+  CHECK_INT_EQ(r.status, 200);
+  CHECK_STR_EQ(r.body, "verified=1 cn=node2 ou=swarm-worker o=cluster1");
+  CHECK(r.chain && strstr(r.chain, p.srv.cert_pem));
+  res_free(&r);
+
+  peer_call(&f, &p, NULL, &p.ca, false, &r);
+  CHECK_INT_EQ(r.status, 200);
+  CHECK_STR_EQ(r.body, "verified=0 cn= ou= o=");
+  res_free(&r);
+
+  /* server not trusted: wrong root, or no root at all */
+  int before = f.nreq;
+  peer_call(&f, &p, &p.cli, &p.other_ca, false, &r);
+  CHECK_INT_EQ(r.status, 0);
+  res_free(&r);
+  peer_call(&f, &p, &p.cli, NULL, false, &r);
+  CHECK_INT_EQ(r.status, 0);
+  res_free(&r);
+  CHECK_INT_EQ(f.nreq, before);
+
+  /* insecure (pre-join): works, and the chain is there to check */
+  peer_call(&f, &p, NULL, NULL, true, &r);
+  CHECK_INT_EQ(r.status, 200);
+  CHECK(r.chain && strstr(r.chain, p.srv.cert_pem) &&
+        strstr(r.chain, p.ca.cert_pem));
+  res_free(&r);
+
+  /* a client certificate from another CA is refused by default policy */
+  before = f.nreq;
+  peer_call(&f, &p, &p.other_cli, &p.ca, false, &r);
+  CHECK_INT_EQ(r.status, 0);
+  CHECK_INT_EQ(f.nreq, before);
+  res_free(&r);
+  CHECK(fx_done(&f));
+  pki_free(&p);
+}
+
+TEST(http_tls_foreign_and_required) {
+  struct pki p;
+  pki_make(&p);
+  struct fx f;
+  fx_init(&f);
+  /* a context that lets unverified certificates through: not verified */
+  SSL_CTX *lax = server_ctx(&p.srv, &p.ca, PEER_OPTIONAL_ACCEPT_UNTRUSTED);
+  CHECK(fx_listen_tcp(&f, lax) > 0);
+  SSL_CTX_free(lax);
+  struct res r;
+  peer_call(&f, &p, &p.other_cli, &p.ca, false, &r);
+  CHECK_INT_EQ(r.status, 200);
+  CHECK_STR_EQ(r.body, "verified=0 cn= ou= o=");
+  res_free(&r);
+  peer_call(&f, &p, &p.cli, &p.ca, false, &r);
+  CHECK_INT_EQ(r.status, 200);
+  CHECK_STR_EQ(r.body, "verified=1 cn=node2 ou=swarm-worker o=cluster1");
+  res_free(&r);
+
+  /* second listener requiring a client certificate */
+  SSL_CTX *strict = server_ctx(&p.srv, &p.ca, PEER_REQUIRED);
+  CHECK(fx_listen_tcp(&f, strict) > 0);
+  SSL_CTX_free(strict);
+  int before = f.nreq;
+  peer_call(&f, &p, NULL, &p.ca, false, &r);
+  CHECK_INT_EQ(r.status, 0);
+  res_free(&r);
+  peer_call(&f, &p, &p.other_cli, &p.ca, false, &r);
+  CHECK_INT_EQ(r.status, 0);
+  res_free(&r);
+  CHECK_INT_EQ(f.nreq, before);
+  peer_call(&f, &p, &p.cli, &p.ca, false, &r);
+  CHECK_INT_EQ(r.status, 200);
+  CHECK_STR_EQ(r.body, "verified=1 cn=node2 ou=swarm-worker o=cluster1");
+  res_free(&r);
+
+  /* renewal: new connections get the new certificate */
+  struct tcert renewed;
+  make_cert(&renewed, "node1", "swarm-manager", "cluster1", &p.ca);
+  SSL_CTX *next = server_ctx(&renewed, &p.ca, PEER_REQUIRED);
+  http_server_set_tls(f.srv, next);
+  SSL_CTX_free(next);
+  peer_call(&f, &p, &p.cli, NULL, true, &r);
+  CHECK_INT_EQ(r.status, 200);
+  CHECK(r.chain && strstr(r.chain, renewed.cert_pem));
+  res_free(&r);
+  tcert_free(&renewed);
+
+  /* garbage on a TLS listener */
+  for (int i = 0; i < 50; i++) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)f.port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    char junk[200];
+    size_t n = rnd() % sizeof junk;
+    for (size_t k = 0; k < n; k++)
+      junk[k] = (char)rnd();
+    if (i % 2) { /* looks like a TLS record header */
+      junk[0] = 0x16;
+      junk[1] = 0x03;
+      junk[2] = 0x01;
+    }
+    raw_send(fd, junk, n);
+    shutdown(fd, SHUT_WR);
+    bool eof;
+    cleanup_free char *resp = raw_read(&f, fd, 0, 3000, &eof);
+    close(fd);
+    CHECK(eof);
+    CHECK(!str_has_prefix(resp, "HTTP/")); /* never plaintext on TLS */
+  }
+  peer_call(&f, &p, &p.cli, &p.ca, false, &r);
+  CHECK_INT_EQ(r.status, 200);
+  res_free(&r);
+  CHECK(fx_done(&f));
+  pki_free(&p);
+}
+
+TEST(http_tls_stream_and_keepalive) {
+  struct pki p;
+  pki_make(&p);
+  struct fx f;
+  fx_init(&f);
+  SSL_CTX *ctx = server_ctx(&p.srv, &p.ca, PEER_REQUIRED);
+  CHECK(fx_listen_tcp(&f, ctx) > 0);
+  SSL_CTX_free(ctx);
+  cleanup_free char *url = xasprintf("https://127.0.0.1:%d/stream", f.port);
+  struct http_call_opts o = {.url = url,
+                             .cert_pem = p.cli.cert_pem,
+                             .key_pem = p.cli.key_pem,
+                             .ca_pem = p.ca.cert_pem};
+  struct stream_state s = {.f = &f};
+  CHECK(http_client_call(f.cli, &o, stream_data, on_done, &s));
+  CHECK(run_until(&f, &s.r.done, 10000));
+  CHECK_INT_EQ(s.r.status, 200);
+  CHECK_STR_EQ(s.got.data, "c0c1c2c3c4");
+  void *first = f.conn;
+  res_free(&s.r);
+  struct res r;
+  buf_free(&s.got);
+  cleanup_free char *url2 = xasprintf("https://127.0.0.1:%d/echo", f.port);
+  o.url = url2;
+  o.method = "POST";
+  o.body = "over tls";
+  o.body_len = 8;
+  CHECK(call(&f, &o, &r));
+  CHECK_STR_EQ(r.body, "POST /echo over tls");
+  CHECK(first == f.conn);
+  res_free(&r);
+  CHECK(fx_done(&f));
+  pki_free(&p);
+}
+
+/* done callbacks that start, cancel, and close */
+struct chain {
+  struct fx *f;
+  struct res first, second, third;
+  struct http_call *victim;
+  struct http_call_opts next;
+};
+
+static void chain_second_done(const struct http_result *hr, void *ud) {
+  struct chain *ch = ud;
+  on_done(hr, &ch->second);
+  http_client_close(ch->f->cli); /* the held call is aborted with status 0 */
+  ch->f->cli = NULL;
+}
+
+static void chain_first_done(const struct http_result *hr, void *ud) {
+  struct chain *ch = ud;
+  on_done(hr, &ch->first);
+  http_call_cancel(ch->victim);
+  if (!http_client_call(ch->f->cli, &ch->next, NULL, chain_second_done, ch))
+    ch->second.done = true; /* fails the status check below */
+}
+
+TEST(http_client_reentrant_done) {
+  struct fx f;
+  fx_init(&f);
+  f.hold_on_close = true;
+  CHECK(fx_listen_tcp(&f, NULL) > 0);
+  cleanup_free char *echo = xasprintf("http://127.0.0.1:%d/echo", f.port);
+  cleanup_free char *hold = xasprintf("http://127.0.0.1:%d/hold", f.port);
+  cleanup_free char *json = xasprintf("http://127.0.0.1:%d/json", f.port);
+  struct chain ch = {.f = &f};
+  ch.next = (struct http_call_opts){.url = json};
+  struct http_call_opts oh = {.url = hold}, oe = {.url = echo};
+  /* victim: cancelled by the first done, never reports */
+  struct res victim = {0};
+  ch.victim = http_client_call(f.cli, &oh, NULL, on_done, &victim);
+  CHECK(ch.victim);
+  for (int i = 0; i < 500 && !f.held; i++)
+    run_for(&f, 10);
+  CHECK(f.held);
+  /* third: still held when the client closes */
+  f.held = NULL;
+  CHECK(http_client_call(f.cli, &oh, NULL, on_done, &ch.third));
+  for (int i = 0; i < 500 && !f.held; i++)
+    run_for(&f, 10);
+  CHECK(f.held);
+  CHECK(http_client_call(f.cli, &oe, NULL, chain_first_done, &ch));
+  CHECK(run_until(&f, &ch.second.done, 5000));
+  CHECK_INT_EQ(ch.first.status, 200);
+  CHECK_INT_EQ(ch.second.status, 201);
+  CHECK(!victim.done);
+  CHECK(ch.third.done);
+  CHECK_INT_EQ(ch.third.status, 0);
+  res_free(&ch.first);
+  res_free(&ch.second);
+  res_free(&ch.third);
+  run_for(&f, 50); /* both held requests see their peers go */
+  CHECK(f.held == NULL);
+  CHECK(fx_done(&f));
+}
