@@ -48,8 +48,8 @@ json_t *agent_local_description(const char *hostname,
   if (sysinfo(&si) == 0)
     mem = (long long)si.totalram * si.mem_unit;
   return json_pack("{s:s, s:{s:s, s:s}, s:{s:I, s:I}, s:{s:s, s:{}, s:[]}}",
-                   "Hostname", hostname, "Platform", "Architecture",
-                   u.machine, "OS", "linux", "Resources", "NanoCPUs",
+                   "Hostname", hostname, "Platform", "Architecture", u.machine,
+                   "OS", "linux", "Resources", "NanoCPUs",
                    (json_int_t)(cpus > 0 ? cpus : 1) * 1000000000LL,
                    "MemoryBytes", (json_int_t)mem, "Engine", "EngineVersion",
                    engine_version, "Labels", "Plugins");
@@ -64,7 +64,9 @@ static const char *current_manager(struct agent *a) {
 
 static void start_session(struct agent *a);
 
-static void retry_cb(uv_timer_t *t) { start_session(t->data); }
+static void retry_cb(uv_timer_t *t) {
+  start_session(t->data);
+}
 
 static void schedule_retry(struct agent *a) {
   if (a->stopping)
@@ -140,9 +142,8 @@ static void handle_message(struct agent *a, json_t *msg) {
       size_t i;
       json_t *v;
       size_t idx = 0;
-      json_array_foreach(mgrs, i, v) if (cur &&
-                                         strcmp(json_string_value(v), cur) == 0)
-          idx = i;
+      json_array_foreach(mgrs, i, v) if (cur && strcmp(json_string_value(v),
+                                                       cur) == 0) idx = i;
       json_decref(a->managers);
       a->managers = json_deep_copy(mgrs);
       a->mgr_idx = idx;
@@ -151,8 +152,8 @@ static void handle_message(struct agent *a, json_t *msg) {
     }
     a->connected = true;
     a->backoff_ms = 0;
-    uv_timer_start(&a->hb_timer, hb_send,
-                   (uint64_t)(a->period_ns / NS_PER_MS), 0);
+    uv_timer_start(&a->hb_timer, hb_send, (uint64_t)(a->period_ns / NS_PER_MS),
+                   0);
     if (a->cb.on_ready)
       a->cb.on_ready(a->cb.ud);
   }
@@ -205,13 +206,11 @@ static void start_session(struct agent *a) {
   json_t *body = json_pack("{s:O}", "Description", a->description);
   cleanup_free char *b = jx_dump(body);
   json_decref(body);
-  struct http_call_opts o = {.method = "POST",
-                             .url = url,
-                             .body = b,
-                             .body_len = strlen(b)};
+  struct http_call_opts o = {
+      .method = "POST", .url = url, .body = b, .body_len = strlen(b)};
   fill_tls(a, &o);
-  a->session_call = http_client_call(a->client, &o, session_data,
-                                     session_done, a);
+  a->session_call =
+      http_client_call(a->client, &o, session_data, session_done, a);
 }
 
 struct agent *agent_start(const struct agent_config *cfg) {
@@ -234,7 +233,9 @@ struct agent *agent_start(const struct agent_config *cfg) {
   return a;
 }
 
-bool agent_connected(const struct agent *a) { return a && a->connected; }
+bool agent_connected(const struct agent *a) {
+  return a && a->connected;
+}
 
 const char *agent_node_addr(const struct agent *a) {
   return a && a->addr[0] ? a->addr : NULL;

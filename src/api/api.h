@@ -25,7 +25,7 @@ int api_listen(struct shoald *d, const char *host, struct sh_err *err);
 struct api_call {
   struct shoald *d;
   struct http_req *req;
-  const char *path;  /* without the /vX.Y prefix */
+  const char *path; /* without the /vX.Y prefix */
   int version_major, version_minor;
 };
 

@@ -33,8 +33,7 @@ int filters_parse(const char *raw, const char *const *allowed,
       json_t *e;
       json_array_foreach(v, i, e) {
         if (!json_is_string(e)) {
-          sh_error(err, 400, "invalid filter '%s': values must be strings",
-                   k);
+          sh_error(err, 400, "invalid filter '%s': values must be strings", k);
           json_decref(vals);
           json_decref(j);
           return -1;

@@ -68,10 +68,9 @@ static int split_version(const char *path, int *maj, int *min,
 
 void api_handle(struct http_req *req, void *ud) {
   struct shoald *d = ud;
-  struct api_call c = {.d = d, .req = req, .version_major = 1,
-                       .version_minor = 47};
-  int v = split_version(req->path, &c.version_major, &c.version_minor,
-                        &c.path);
+  struct api_call c = {
+      .d = d, .req = req, .version_major = 1, .version_minor = 47};
+  int v = split_version(req->path, &c.version_major, &c.version_minor, &c.path);
   if (v < 0)
     return http_respond_error(req, 404, "page not found");
   if (v > 0) {
@@ -126,9 +125,8 @@ int api_listen(struct shoald *d, const char *host, sh_err *err) {
     log_warn("API listening on tcp://%s:%d without TLS: anyone who can reach "
              "it controls this daemon",
              h, port);
-    return http_server_listen_tcp(d->api, *h ? h : "0.0.0.0", port, NULL,
-                                  err);
+    return http_server_listen_tcp(d->api, *h ? h : "0.0.0.0", port, NULL, err);
   }
-  return sh_error(err, 400, "invalid -H %s: use unix:///path or tcp://host:port",
-                  host);
+  return sh_error(err, 400,
+                  "invalid -H %s: use unix:///path or tcp://host:port", host);
 }

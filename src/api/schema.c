@@ -24,8 +24,9 @@
       {p "CAConfig.SigningCAKey", SCHEMA_STRING, "string"},                    \
       {p "CAConfig.ForceRotate", SCHEMA_UINT, "uint64"},                       \
       {p "EncryptionConfig", SCHEMA_OBJECT, "swarm.EncryptionConfig"},         \
-      {p "EncryptionConfig.AutoLockManagers", SCHEMA_BOOL, "bool"},            \
-      {p "TaskDefaults", SCHEMA_OBJECT, "swarm.TaskDefaults"}
+      {p "EncryptionConfig.AutoLockManagers", SCHEMA_BOOL, "bool"}, {          \
+    p "TaskDefaults", SCHEMA_OBJECT, "swarm.TaskDefaults"                      \
+  }
 
 const struct schema_field schema_swarm_spec[] = {SPEC_FIELDS(""), {0}};
 

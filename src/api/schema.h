@@ -13,16 +13,16 @@ struct sh_err;
 enum schema_type {
   SCHEMA_STRING,
   SCHEMA_BOOL,
-  SCHEMA_INT,      /* signed integer */
-  SCHEMA_UINT,     /* unsigned integer */
+  SCHEMA_INT,  /* signed integer */
+  SCHEMA_UINT, /* unsigned integer */
   SCHEMA_OBJECT,
-  SCHEMA_STRMAP,   /* map[string]string */
-  SCHEMA_STRLIST,  /* []string */
-  SCHEMA_LIST,     /* any array */
+  SCHEMA_STRMAP,  /* map[string]string */
+  SCHEMA_STRLIST, /* []string */
+  SCHEMA_LIST,    /* any array */
 };
 
 struct schema_field {
-  const char *path;    /* dotted, relative to the body */
+  const char *path; /* dotted, relative to the body */
   enum schema_type type;
   const char *go_type; /* as Go names it: "int64", "time.Duration" */
 };

@@ -52,8 +52,8 @@ static void empty_done(void *ud, int status, const sh_err *err) {
 }
 
 static void with_body(struct api_call *c,
-                      int (*op)(struct shoald *, const json_t *,
-                                shoald_done_fn, void *, sh_err *),
+                      int (*op)(struct shoald *, const json_t *, shoald_done_fn,
+                                void *, sh_err *),
                       const char *type, const struct schema_field *schema,
                       shoald_done_fn done) {
   sh_err err = {0};

@@ -78,19 +78,19 @@ static json_t *version_json(void) {
   uname(&u);
   const char *arch = strcmp(u.machine, "x86_64") == 0    ? "amd64"
                      : strcmp(u.machine, "aarch64") == 0 ? "arm64"
-                                                          : u.machine;
+                                                         : u.machine;
   return json_pack(
-      "{s:{s:s}, s:[{s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}}], s:s, "
+      "{s:{s:s}, s:[{s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}}], "
+      "s:s, "
       "s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
       "Platform", "Name", "shoal", "Components", "Name", "Engine", "Version",
       SHOAL_VERSION, "Details", "ApiVersion", SHOAL_API_VERSION,
-      "MinAPIVersion", SHOAL_MIN_API_VERSION, "GitCommit", "shoal",
-      "GoVersion", "n/a (C)", "BuildTime", __DATE__ " " __TIME__, "Os",
-      "linux", "Arch", arch, "KernelVersion", u.release, "Version",
-      SHOAL_VERSION, "ApiVersion", SHOAL_API_VERSION, "MinAPIVersion",
-      SHOAL_MIN_API_VERSION, "GitCommit", "shoal", "GoVersion", "n/a (C)",
-      "Os", "linux", "Arch", arch, "KernelVersion", u.release, "BuildTime",
-      __DATE__ " " __TIME__);
+      "MinAPIVersion", SHOAL_MIN_API_VERSION, "GitCommit", "shoal", "GoVersion",
+      "n/a (C)", "BuildTime", __DATE__ " " __TIME__, "Os", "linux", "Arch",
+      arch, "KernelVersion", u.release, "Version", SHOAL_VERSION, "ApiVersion",
+      SHOAL_API_VERSION, "MinAPIVersion", SHOAL_MIN_API_VERSION, "GitCommit",
+      "shoal", "GoVersion", "n/a (C)", "Os", "linux", "Arch", arch,
+      "KernelVersion", u.release, "BuildTime", __DATE__ " " __TIME__);
 }
 
 /* The Swarm block of /info (moby's SwarmInfo). */
@@ -128,7 +128,8 @@ static json_t *swarm_info(struct shoald *d) {
                                         jx_str(n, "ID", ""), "Addr", addr));
       }
     }
-    json_object_set_new(s, "Nodes", json_integer((json_int_t)json_array_size(nodes)));
+    json_object_set_new(s, "Nodes",
+                        json_integer((json_int_t)json_array_size(nodes)));
     json_object_set_new(s, "Managers", json_integer((json_int_t)managers));
     json_decref(nodes);
     json_t *cluster = manager_swarm_view(d->mgr);
@@ -174,24 +175,24 @@ static void info(struct api_call *c) {
       "s:i, s:b, s:i, s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:s}",
       "ID", d->node_id[0] ? d->node_id : "", "Containers", 0,
       "ContainersRunning", 0, "ContainersPaused", 0, "ContainersStopped", 0,
-      "Images", 0, "Driver", "overlay2", "DriverStatus", "Plugins",
-      "Volume", "local", "Network", "bridge", "host", "overlay",
-      "Authorization", "Log", "k8s-file", "MemoryLimit", 1, "SwapLimit", 1,
-      "KernelMemoryTCP", 0, "CpuCfsPeriod", 1, "CpuCfsQuota", 1, "CPUShares",
-      1, "CPUSet", 1, "PidsLimit", 1, "IPv4Forwarding", 1, "Debug",
-      d->cfg.debug, "OomKillDisable", 0, "NFd", nfd, "ExperimentalBuild", 0,
-      "NGoroutines", 1, "SystemTime", now, "LoggingDriver", "k8s-file",
-      "CgroupDriver", "cgroupfs", "CgroupVersion", cgroup_version(), "NEventsListener", 0,
-      "KernelVersion", u.release, "OperatingSystem",
-      os_pretty(os, sizeof os), "OSVersion", os_version(osv, sizeof osv),
-      "OSType", "linux", "Architecture", u.machine);
+      "Images", 0, "Driver", "overlay2", "DriverStatus", "Plugins", "Volume",
+      "local", "Network", "bridge", "host", "overlay", "Authorization", "Log",
+      "k8s-file", "MemoryLimit", 1, "SwapLimit", 1, "KernelMemoryTCP", 0,
+      "CpuCfsPeriod", 1, "CpuCfsQuota", 1, "CPUShares", 1, "CPUSet", 1,
+      "PidsLimit", 1, "IPv4Forwarding", 1, "Debug", d->cfg.debug,
+      "OomKillDisable", 0, "NFd", nfd, "ExperimentalBuild", 0, "NGoroutines", 1,
+      "SystemTime", now, "LoggingDriver", "k8s-file", "CgroupDriver",
+      "cgroupfs", "CgroupVersion", cgroup_version(), "NEventsListener", 0,
+      "KernelVersion", u.release, "OperatingSystem", os_pretty(os, sizeof os),
+      "OSVersion", os_version(osv, sizeof osv), "OSType", "linux",
+      "Architecture", u.machine);
   json_object_set_new(j, "IndexServerAddress",
                       json_string("https://index.docker.io/v1/"));
-  json_object_set_new(
-      j, "RegistryConfig",
-      json_pack("{s:[], s:[], s:{}, s:[]}", "InsecureRegistryCIDRs",
-                "AllowNondistributableArtifactsCIDRs", "IndexConfigs",
-                "Mirrors"));
+  json_object_set_new(j, "RegistryConfig",
+                      json_pack("{s:[], s:[], s:{}, s:[]}",
+                                "InsecureRegistryCIDRs",
+                                "AllowNondistributableArtifactsCIDRs",
+                                "IndexConfigs", "Mirrors"));
   json_object_set_new(j, "NCPU", json_integer(ncpu > 0 ? ncpu : 1));
   json_object_set_new(j, "MemTotal",
                       json_integer((json_int_t)si.totalram * si.mem_unit));
@@ -202,9 +203,8 @@ static void info(struct api_call *c) {
   json_object_set_new(j, "Name", json_string(d->hostname));
   json_object_set_new(j, "Labels", json_array());
   json_object_set_new(j, "ServerVersion", json_string(SHOAL_VERSION));
-  json_object_set_new(
-      j, "Runtimes",
-      json_pack("{s:{s:s}}", "crun", "path", "/usr/bin/crun"));
+  json_object_set_new(j, "Runtimes",
+                      json_pack("{s:{s:s}}", "crun", "path", "/usr/bin/crun"));
   json_object_set_new(j, "DefaultRuntime", json_string("crun"));
   json_object_set_new(j, "Swarm", swarm_info(d));
   json_object_set_new(j, "LiveRestoreEnabled", json_false());

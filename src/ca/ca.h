@@ -6,8 +6,8 @@
  *   ("swarm-manager" or "swarm-worker"), O = cluster ID, ECDSA P-256 keys,
  *   valid for the cluster's cert expiry, usable for TLS client and server;
  * - join tokens "SWMTKN-1-<digest>-<secret>": digest = sha256 of the root
- *   CA certificate PEM text as served, as a base-36 number left-padded to 50 chars;
- *   secret = 128 random bits in base 36, padded to 25 chars.
+ *   CA certificate PEM text as served, as a base-36 number left-padded to 50
+ * chars; secret = 128 random bits in base 36, padded to 25 chars.
  *
  * All keys and certificates cross this interface as PEM text. */
 #ifndef SHOAL_CA_CA_H

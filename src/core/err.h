@@ -17,7 +17,8 @@ typedef struct sh_err {
   char msg[SH_ERR_MSG_MAX];
 } sh_err;
 
-/* Sets err (if non-NULL) and returns -1 so callers can `return sh_error(...)`. */
+/* Sets err (if non-NULL) and returns -1 so callers can `return sh_error(...)`.
+ */
 int sh_error(sh_err *err, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Like sh_error with strerror(errnum) appended: "msg: No such file". */

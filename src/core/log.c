@@ -7,7 +7,9 @@
 
 static enum log_level min_level = LOG_INFO;
 
-void log_set_level(enum log_level l) { min_level = l; }
+void log_set_level(enum log_level l) {
+  min_level = l;
+}
 
 void log_msg(enum log_level l, const char *func, const char *fmt, ...) {
   static const char *names[] = {"debug", "info", "warning", "error"};

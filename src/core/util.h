@@ -15,7 +15,9 @@
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-static inline void sh_freep(void *p) { free(*(void **)p); }
+static inline void sh_freep(void *p) {
+  free(*(void **)p);
+}
 static inline void sh_fclosep(FILE **f) {
   if (*f)
     fclose(*f);
@@ -57,15 +59,17 @@ void buf_printf(sh_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void buf_reset(sh_buf *b);
 void buf_free(sh_buf *b);
-static inline void sh_buf_freep(sh_buf *b) { buf_free(b); }
+static inline void sh_buf_freep(sh_buf *b) {
+  buf_free(b);
+}
 #define cleanup_buf __attribute__((cleanup(sh_buf_freep)))
 
 /* Whole-file helpers; write_file_atomic writes to a temp file, fsyncs and
  * renames so a crash never leaves a half-written file. */
 struct sh_err;
 int read_file(const char *path, char **out, size_t *len, struct sh_err *err);
-int write_file_atomic(const char *path, const void *data, size_t len,
-                      int mode, struct sh_err *err);
+int write_file_atomic(const char *path, const void *data, size_t len, int mode,
+                      struct sh_err *err);
 int mkdir_p(const char *path, int mode, struct sh_err *err);
 
 #endif

@@ -71,8 +71,8 @@ static size_t list_addrs(struct sysaddr *out, size_t max) {
   return n;
 }
 
-static int multiple(sh_err *err, const char *ia, const char *ib,
-                    const char *a, const char *b) {
+static int multiple(sh_err *err, const char *ia, const char *ib, const char *a,
+                    const char *b) {
   if (strcmp(ia, ib) == 0)
     return sh_error(err, 400,
                     "could not choose an IP address to advertise since this "
@@ -151,8 +151,8 @@ static int resolve_ip_or_iface(const char *in, bool unspecified_ok, char *out,
     *slot = addrs[i].ip;
   }
   if (!v4 && !v6)
-    return sh_error(err, 400,
-                    "interface %s has no usable IPv4 or IPv6 address", in);
+    return sh_error(err, 400, "interface %s has no usable IPv4 or IPv6 address",
+                    in);
   snprintf(out, n, "%s", v4 ? v4 : v6);
   return 0;
 }
@@ -169,8 +169,7 @@ int shoald_pick_advertise_ip(const char *advertise, const char *listen_ip,
   return system_addr(out, n, err);
 }
 
-int shoald_resolve_listen(const char *listen, char *ip, size_t n,
-                          sh_err *err) {
+int shoald_resolve_listen(const char *listen, char *ip, size_t n, sh_err *err) {
   return resolve_ip_or_iface(
       listen, true, ip, n,
       "listen address must be an IP address or network interface (with "

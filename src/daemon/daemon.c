@@ -19,19 +19,19 @@
 
 #define JOIN_TIMEOUT_MS 20000
 #define MSG_SWARM_EXISTS                                                       \
-  "This node is already part of a swarm. Use \"docker swarm leave\" to "      \
+  "This node is already part of a swarm. Use \"docker swarm leave\" to "       \
   "leave this swarm and join another one."
 #define MSG_NO_SWARM "This node is not part of a swarm"
 #define MSG_NOT_MANAGER                                                        \
-  "This node is not a swarm manager. Worker nodes can't be used to view or "  \
-  "modify cluster state. Please run this command on a manager node or "       \
+  "This node is not a swarm manager. Worker nodes can't be used to view or "   \
+  "modify cluster state. Please run this command on a manager node or "        \
   "promote the current node to a manager."
 #define MSG_NOT_IN_SWARM                                                       \
-  "This node is not a swarm manager. Use \"docker swarm init\" or \"docker "  \
+  "This node is not a swarm manager. Use \"docker swarm init\" or \"docker "   \
   "swarm join\" to connect this node to swarm and try again."
 #define MSG_JOIN_TIMEOUT                                                       \
-  "Timeout was reached before node joined. The attempt to join the swarm "    \
-  "will continue in the background. Use the \"docker info\" command to see "  \
+  "Timeout was reached before node joined. The attempt to join the swarm "     \
+  "will continue in the background. Use the \"docker info\" command to see "   \
   "the current swarm status of your node."
 
 static char *swarm_path(struct shoald *d, const char *leaf) {
@@ -67,16 +67,15 @@ static int save_state(struct shoald *d, sh_err *err) {
   cleanup_free char *key = swarm_path(d, "certificates/swarm-node.key");
   cleanup_free char *ca = swarm_path(d, "certificates/swarm-root-ca.crt");
   if (write_file_atomic(key, d->key_pem, strlen(d->key_pem), 0600, err) < 0 ||
-      write_file_atomic(crt, d->cert_pem, strlen(d->cert_pem), 0644, err) <
-          0 ||
+      write_file_atomic(crt, d->cert_pem, strlen(d->cert_pem), 0644, err) < 0 ||
       write_file_atomic(ca, d->root_pem, strlen(d->root_pem), 0644, err) < 0)
     return -1;
-  json_t *st = json_pack(
-      "{s:s, s:s, s:s, s:s, s:s, s:s, s:O}", "NodeID", d->node_id, "ClusterID",
-      d->cluster_id, "Role", d->role, "ListenAddr", d->listen_addr,
-      "AdvertiseAddr", d->advertise_addr, "Availability",
-      d->availability ? d->availability : "active", "Managers",
-      d->managers ? d->managers : json_array());
+  json_t *st =
+      json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:O}", "NodeID", d->node_id,
+                "ClusterID", d->cluster_id, "Role", d->role, "ListenAddr",
+                d->listen_addr, "AdvertiseAddr", d->advertise_addr,
+                "Availability", d->availability ? d->availability : "active",
+                "Managers", d->managers ? d->managers : json_array());
   cleanup_free char *body = json_dumps(st, JSON_INDENT(2));
   json_decref(st);
   cleanup_free char *path = swarm_path(d, "state.json");
@@ -243,7 +242,9 @@ const char *shoald_swarm_state_name(const struct shoald *d) {
   }
 }
 
-bool shoald_is_manager(const struct shoald *d) { return d->mgr != NULL; }
+bool shoald_is_manager(const struct shoald *d) {
+  return d->mgr != NULL;
+}
 
 int shoald_require_manager(const struct shoald *d, sh_err *err) {
   if (d->mgr)
@@ -392,11 +393,8 @@ int shoald_swarm_init(struct shoald *d, const json_t *req, shoald_done_fn done,
   if (in.autolock)
     return sh_error(err, 501,
                     "autolock (--autolock) is not supported by shoal yet");
-  json_t *ext = jx_get(spec, "CAConfig.ExternalCAs");
-  if (json_is_array(ext) && json_array_size(ext) > 0)
-    return sh_error(err, 501,
-                    "external CAs (--external-ca) are not supported by shoal "
-                    "yet");
+  if (manager_check_supported(spec, err) < 0)
+    return -1;
   cleanup_free char *root_key = NULL;
   cleanup_free char *csr = NULL;
   cleanup_free char *dir = NULL;
@@ -611,10 +609,9 @@ static void join_got_ca(const struct http_result *res, void *ud) {
     return join_fail(c, 500, err.msg);
   cleanup_json json_t *desc =
       agent_local_description(d->hostname, SHOAL_VERSION);
-  json_t *body =
-      json_pack("{s:s, s:s, s:s, s:s, s:O}", "Token", c->token, "CSR", c->csr,
-                "Hostname", d->hostname, "Availability", c->availability,
-                "Description", desc);
+  json_t *body = json_pack(
+      "{s:s, s:s, s:s, s:s, s:O}", "Token", c->token, "CSR", c->csr, "Hostname",
+      d->hostname, "Availability", c->availability, "Description", desc);
   cleanup_free char *b = jx_dump(body);
   json_decref(body);
   cleanup_free char *url = xasprintf("https://%s/swarm/v1/join", c->remote);

@@ -27,10 +27,10 @@ struct agent;
 #define SHOAL_MIN_API_VERSION "1.24"
 
 struct shoald_config {
-  char *data_root;  /* default /var/lib/shoal */
-  char *exec_root;  /* default /run/shoal */
-  char *pidfile;    /* default <exec-root>/shoald.pid */
-  char **hosts;     /* -H values; default unix:///run/shoal/shoal.sock */
+  char *data_root; /* default /var/lib/shoal */
+  char *exec_root; /* default /run/shoal */
+  char *pidfile;   /* default <exec-root>/shoald.pid */
+  char **hosts;    /* -H values; default unix:///run/shoal/shoal.sock */
   int nhosts;
   bool debug;
 };
@@ -55,11 +55,11 @@ struct shoald {
   char *swarm_error;
   char node_id[32];
   char cluster_id[32];
-  char *role;            /* "manager" | "worker" */
-  char *listen_addr;     /* "0.0.0.0:2377" */
-  char *advertise_addr;  /* "192.168.33.10:2377" */
+  char *role;           /* "manager" | "worker" */
+  char *listen_addr;    /* "0.0.0.0:2377" */
+  char *advertise_addr; /* "192.168.33.10:2377" */
   char *availability;
-  json_t *managers;      /* known manager addresses */
+  json_t *managers; /* known manager addresses */
   char *cert_pem, *key_pem, *root_pem;
 
   struct manager *mgr; /* when a manager */

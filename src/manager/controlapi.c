@@ -50,6 +50,17 @@ const char *ip_of(const char *addr, char *buf, size_t n) {
   return buf;
 }
 
+/* Sets key to base64(der) and frees der (OpenSSL-allocated). */
+static void set_b64(json_t *obj, const char *key, unsigned char *der, int n) {
+  if (n > 0) {
+    char *b64 = xmalloc((size_t)n * 2 + 8);
+    EVP_EncodeBlock((unsigned char *)b64, der, n);
+    json_object_set_new(obj, key, json_string(b64));
+    free(b64);
+  }
+  OPENSSL_free(der);
+}
+
 /* The issuer facts the Engine API shows in TLSInfo: subject and public key
  * of the root CA, DER in base64. */
 static json_t *tls_info(const char *root_pem) {
@@ -61,22 +72,10 @@ static json_t *tls_info(const char *root_pem) {
     return info;
   unsigned char *der = NULL;
   int n = i2d_X509_NAME(X509_get_subject_name(x), &der);
-  if (n > 0) {
-    char *b64 = xmalloc((size_t)n * 2 + 8);
-    EVP_EncodeBlock((unsigned char *)b64, der, n);
-    json_object_set_new(info, "CertIssuerSubject", json_string(b64));
-    free(b64);
-  }
-  OPENSSL_free(der);
+  set_b64(info, "CertIssuerSubject", der, n);
   der = NULL;
   n = i2d_PUBKEY(X509_get0_pubkey(x), &der);
-  if (n > 0) {
-    char *b64 = xmalloc((size_t)n * 2 + 8);
-    EVP_EncodeBlock((unsigned char *)b64, der, n);
-    json_object_set_new(info, "CertIssuerPublicKey", json_string(b64));
-    free(b64);
-  }
-  OPENSSL_free(der);
+  set_b64(info, "CertIssuerPublicKey", der, n);
   X509_free(x);
   return info;
 }
@@ -97,6 +96,10 @@ static int validate_cluster_spec(const json_t *spec, sh_err *err) {
   if (name && !(json_is_string(name) &&
                 strcmp(json_string_value(name), "default") == 0))
     return rpc_error(err, 400, "modification of cluster name is not allowed");
+  return manager_check_supported(spec, err);
+}
+
+int manager_check_supported(const json_t *spec, sh_err *err) {
   if (jx_bool(spec, "EncryptionConfig.AutoLockManagers", false))
     return sh_error(err, 501,
                     "autolock (--autolock) is not supported by shoal yet");
@@ -108,7 +111,9 @@ static int validate_cluster_spec(const json_t *spec, sh_err *err) {
   return 0;
 }
 
-static int64_t pos_or(int64_t v, int64_t dflt) { return v > 0 ? v : dflt; }
+static int64_t pos_or(int64_t v, int64_t dflt) {
+  return v > 0 ? v : dflt;
+}
 
 json_t *cluster_object_new(const struct manager_init *in, sh_err *err) {
   /* Zero means "default"; anything else is validated as given. */
@@ -126,8 +131,7 @@ json_t *cluster_object_new(const struct manager_init *in, sh_err *err) {
   json_t *spec = json_pack(
       "{s:s, s:{}, s:{s:I}, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I}, "
       "s:{s:I}, s:{}, s:{s:b}}",
-      "Name", "default", "Labels", "Orchestration",
-      "TaskHistoryRetentionLimit",
+      "Name", "default", "Labels", "Orchestration", "TaskHistoryRetentionLimit",
       (json_int_t)(in->task_history_limit >= 0 ? in->task_history_limit : 5),
       "Raft", "SnapshotInterval",
       (json_int_t)pos_or(in->snapshot_interval, 10000), "KeepOldSnapshots",
@@ -135,8 +139,8 @@ json_t *cluster_object_new(const struct manager_init *in, sh_err *err) {
       "LogEntriesForSlowFollowers", (json_int_t)500, "ElectionTick",
       (json_int_t)10, "HeartbeatTick", (json_int_t)1, "Dispatcher",
       "HeartbeatPeriod",
-      (json_int_t)pos_or(in->heartbeat_period_ns, 5 * NS_PER_SEC),
-      "CAConfig", "NodeCertExpiry",
+      (json_int_t)pos_or(in->heartbeat_period_ns, 5 * NS_PER_SEC), "CAConfig",
+      "NodeCertExpiry",
       (json_int_t)pos_or(in->cert_expiry_ns, DEFAULT_CERT_EXPIRY),
       "TaskDefaults", "EncryptionConfig", "AutoLockManagers", in->autolock);
   if (validate_cluster_spec(spec, err) < 0) {
@@ -201,10 +205,9 @@ json_t *manager_addresses(struct manager *m) {
   return out;
 }
 
-int manager_update_swarm(struct manager *m, int64_t version,
-                         const json_t *spec, bool rotate_worker,
-                         bool rotate_manager, manager_done_fn done, void *ud,
-                         sh_err *err) {
+int manager_update_swarm(struct manager *m, int64_t version, const json_t *spec,
+                         bool rotate_worker, bool rotate_manager,
+                         manager_done_fn done, void *ud, sh_err *err) {
   json_t *cur = store_cluster(m->store);
   if (!cur)
     return sh_error(err, 503, "This node is not part of a swarm");
@@ -221,12 +224,12 @@ int manager_update_swarm(struct manager *m, int64_t version,
   if (jx_int(newspec, "Orchestration.TaskHistoryRetentionLimit", -1) < 0 &&
       !jx_get(newspec, "Orchestration.TaskHistoryRetentionLimit"))
     jx_set(newspec, "Orchestration.TaskHistoryRetentionLimit",
-           json_integer(jx_int(cur, "Spec.Orchestration.TaskHistoryRetentionLimit", 5)));
-  static const char *keep[] = {"Raft.SnapshotInterval",
-                               "Raft.LogEntriesForSlowFollowers",
-                               "Raft.ElectionTick", "Raft.HeartbeatTick",
-                               "Dispatcher.HeartbeatPeriod",
-                               "CAConfig.NodeCertExpiry"};
+           json_integer(
+               jx_int(cur, "Spec.Orchestration.TaskHistoryRetentionLimit", 5)));
+  static const char *keep[] = {
+      "Raft.SnapshotInterval",      "Raft.LogEntriesForSlowFollowers",
+      "Raft.ElectionTick",          "Raft.HeartbeatTick",
+      "Dispatcher.HeartbeatPeriod", "CAConfig.NodeCertExpiry"};
   for (size_t i = 0; i < ARRAY_SIZE(keep); i++) {
     if (jx_int(newspec, keep[i], 0) <= 0) {
       char path[128];
@@ -302,13 +305,13 @@ int manager_update_node(struct manager *m, const char *ref, int64_t version,
                     "supported by shoal yet");
   json_t *next = json_deep_copy(cur);
   json_t *ns = json_object_get(next, "Spec");
-  json_object_set_new(ns, "Availability",
-                      json_string(a ? a : jx_str(cur, "Spec.Availability",
-                                                 "active")));
+  json_object_set_new(
+      ns, "Availability",
+      json_string(a ? a : jx_str(cur, "Spec.Availability", "active")));
   json_object_set_new(ns, "Role", json_string(role ? role : cur_role));
-  json_object_set_new(ns, "Labels", json_is_object(labels)
-                                        ? json_deep_copy(labels)
-                                        : json_object());
+  json_object_set_new(ns, "Labels",
+                      json_is_object(labels) ? json_deep_copy(labels)
+                                             : json_object());
   if (json_object_get(spec, "Name"))
     json_object_set(ns, "Name", json_object_get(spec, "Name"));
   struct store_tx *tx = store_tx_new();

@@ -35,8 +35,8 @@ struct dispatcher {
 };
 
 static int64_t period_ns(struct dispatcher *d) {
-  int64_t p = jx_int(store_cluster(d->m->store), "Spec.Dispatcher.HeartbeatPeriod",
-                     5 * NS_PER_SEC);
+  int64_t p = jx_int(store_cluster(d->m->store),
+                     "Spec.Dispatcher.HeartbeatPeriod", 5 * NS_PER_SEC);
   return p > 0 ? p : 5 * NS_PER_SEC;
 }
 
@@ -91,8 +91,8 @@ static void status_upd_run(struct status_upd *u) {
 }
 
 static void set_status(struct dispatcher *d, const char *node_id,
-                       const char *state, const char *message,
-                       const char *addr, const json_t *desc) {
+                       const char *state, const char *message, const char *addr,
+                       const json_t *desc) {
   json_t *cur = store_get(d->m->store, STORE_NODE, node_id);
   if (!cur)
     return;
@@ -209,11 +209,10 @@ void dispatcher_session(struct dispatcher *d, struct http_req *req,
   http_stream_begin(req, 200, "application/json", NULL);
   /* Addr: how the manager sees the node, its address when it advertised
    * none (workers). */
-  json_t *hello = json_pack("{s:s, s:s, s:s, s:I, s:o, s:s}", "Type",
-                            "session", "SessionID", s->sid, "NodeID", node_id,
-                            "HeartbeatPeriod", (json_int_t)period_ns(d),
-                            "Managers", manager_addresses(d->m), "Addr",
-                            req->peer_addr);
+  json_t *hello = json_pack(
+      "{s:s, s:s, s:s, s:I, s:o, s:s}", "Type", "session", "SessionID", s->sid,
+      "NodeID", node_id, "HeartbeatPeriod", (json_int_t)period_ns(d),
+      "Managers", manager_addresses(d->m), "Addr", req->peer_addr);
   send_line(req, hello);
   json_decref(hello);
 
@@ -310,8 +309,7 @@ void dispatcher_set_leader(struct dispatcher *d, bool leader) {
                           json_integer(deadline));
   }
   json_decref(nodes);
-  uv_timer_start(&d->timer, check_expiry, CHECK_INTERVAL_MS,
-                 CHECK_INTERVAL_MS);
+  uv_timer_start(&d->timer, check_expiry, CHECK_INTERVAL_MS, CHECK_INTERVAL_MS);
 }
 
 static void timer_closed(uv_handle_t *h) {

@@ -35,9 +35,15 @@ static int fsm_restore(void *ud, const char *data, size_t len, sh_err *err) {
   return store_restore(m->store, data, len, err);
 }
 
-struct store *manager_store(struct manager *m) { return m->store; }
-bool manager_is_leader(const struct manager *m) { return m->leader; }
-const char *manager_node_id(const struct manager *m) { return m->node_id; }
+struct store *manager_store(struct manager *m) {
+  return m->store;
+}
+bool manager_is_leader(const struct manager *m) {
+  return m->leader;
+}
+const char *manager_node_id(const struct manager *m) {
+  return m->node_id;
+}
 
 const char *manager_leader_id(const struct manager *m) {
   uint64_t id = 0;
@@ -152,8 +158,8 @@ static int start_common(struct manager *m, const struct manager_config *cfg,
   m->key_pem = xstrdup(cfg->key_pem);
   m->root_pem = xstrdup(cfg->root_pem);
   m->hostname = xstrdup(cfg->hostname ? cfg->hostname : "");
-  m->engine_version =
-      xstrdup(cfg->engine_version ? cfg->engine_version : MANAGER_ENGINE_VERSION);
+  m->engine_version = xstrdup(cfg->engine_version ? cfg->engine_version
+                                                  : MANAGER_ENGINE_VERSION);
   m->store = store_new();
   m->disp = dispatcher_new(m);
 
@@ -202,17 +208,29 @@ json_t *manager_new_node_object(struct manager *m, const char *node_id,
                                 const char *role, const char *availability,
                                 const char *hostname, const char *addr,
                                 const json_t *description) {
-  json_t *node = json_pack(
-      "{s:s, s:{s:{}, s:s, s:s}, s:{s:s, s:s}, s:I}", "ID", node_id, "Spec",
-      "Labels", "Role", role, "Availability",
-      availability && *availability ? availability : "active", "Status",
-      "State", "unknown", "Addr", addr ? addr : "", "_RaftID",
-      (json_int_t)manager_raft_id_for(node_id));
+  json_t *node =
+      json_pack("{s:s, s:{s:{}, s:s, s:s}, s:{s:s, s:s}, s:I}", "ID", node_id,
+                "Spec", "Labels", "Role", role, "Availability",
+                availability && *availability ? availability : "active",
+                "Status", "State", "unknown", "Addr", addr ? addr : "",
+                "_RaftID", (json_int_t)manager_raft_id_for(node_id));
   json_t *desc = description ? json_deep_copy(description) : json_object();
   if (!json_object_get(desc, "Hostname"))
-    json_object_set_new(desc, "Hostname", json_string(hostname ? hostname : ""));
+    json_object_set_new(desc, "Hostname",
+                        json_string(hostname ? hostname : ""));
   json_object_set_new(node, "Description", desc);
   return node;
+}
+
+/* Last step of create/open: serve the swarm port, then start raft. */
+static int go_live(struct manager *m, struct manager **out, sh_err *err) {
+  if (listen_swarm_port(m, err) < 0 ||
+      raftnode_start(m->raft, on_leader, m, err) < 0) {
+    manager_close(m, NULL, NULL);
+    return -1;
+  }
+  *out = m;
+  return 0;
 }
 
 int manager_create(const struct manager_config *cfg,
@@ -243,12 +261,7 @@ int manager_create(const struct manager_config *cfg,
   m->init_done = done;
   m->init_ud = ud;
 
-  if (listen_swarm_port(m, err) < 0)
-    goto fail;
-  if (raftnode_start(m->raft, on_leader, m, err) < 0)
-    goto fail;
-  *out = m;
-  return 0;
+  return go_live(m, out, err);
 fail:
   manager_close(m, NULL, NULL);
   return -1;
@@ -265,12 +278,7 @@ int manager_open(const struct manager_config *cfg, bool force_new_cluster,
   }
   if (force_new_cluster && raftnode_recover_single(m->raft, err) < 0)
     goto fail;
-  if (listen_swarm_port(m, err) < 0)
-    goto fail;
-  if (raftnode_start(m->raft, on_leader, m, err) < 0)
-    goto fail;
-  *out = m;
-  return 0;
+  return go_live(m, out, err);
 fail:
   manager_close(m, NULL, NULL);
   return -1;

@@ -26,10 +26,10 @@ struct manager;
 
 struct manager_config {
   uv_loop_t *loop;
-  const char *state_dir;    /* <data-root>/swarm */
+  const char *state_dir; /* <data-root>/swarm */
   const char *node_id;
-  const char *listen_addr;  /* "0.0.0.0:2377" */
-  const char *advertise_addr; /* "192.168.33.10:2377" */
+  const char *listen_addr;                   /* "0.0.0.0:2377" */
+  const char *advertise_addr;                /* "192.168.33.10:2377" */
   const char *cert_pem, *key_pem, *root_pem; /* this node's identity */
   /* Local node facts for its Node object. */
   const char *hostname;
@@ -40,14 +40,14 @@ struct manager_config {
 
 /* What `swarm init` asks for; zero/NULL fields take Docker's defaults. */
 struct manager_init {
-  int64_t cert_expiry_ns;       /* default 2160h */
-  int64_t heartbeat_period_ns;  /* default 5s */
-  int64_t task_history_limit;   /* default 5; < 0 means unset */
-  int64_t snapshot_interval;    /* default 10000 */
-  int64_t keep_old_snapshots;   /* default 0 */
-  json_t *default_addr_pool;    /* array of CIDR strings, borrowed */
-  int64_t subnet_size;          /* default 24 */
-  int64_t data_path_port;       /* default 4789 */
+  int64_t cert_expiry_ns;      /* default 2160h */
+  int64_t heartbeat_period_ns; /* default 5s */
+  int64_t task_history_limit;  /* default 5; < 0 means unset */
+  int64_t snapshot_interval;   /* default 10000 */
+  int64_t keep_old_snapshots;  /* default 0 */
+  json_t *default_addr_pool;   /* array of CIDR strings, borrowed */
+  int64_t subnet_size;         /* default 24 */
+  int64_t data_path_port;      /* default 4789 */
   bool autolock;
   const char *root_cert_pem, *root_key_pem; /* the CA made by init */
   const char *cluster_id;
@@ -86,15 +86,18 @@ json_t *manager_node_view(struct manager *m, const json_t *node);
 json_t *manager_swarm_view(struct manager *m);
 
 /* Control operations for the Engine API. Each validates, then proposes. */
-int manager_update_swarm(struct manager *m, int64_t version,
-                         const json_t *spec, bool rotate_worker,
-                         bool rotate_manager, manager_done_fn done, void *ud,
-                         struct sh_err *err);
+int manager_update_swarm(struct manager *m, int64_t version, const json_t *spec,
+                         bool rotate_worker, bool rotate_manager,
+                         manager_done_fn done, void *ud, struct sh_err *err);
 int manager_update_node(struct manager *m, const char *ref, int64_t version,
                         const json_t *spec, manager_done_fn done, void *ud,
                         struct sh_err *err);
 int manager_remove_node(struct manager *m, const char *ref, bool force,
                         manager_done_fn done, void *ud, struct sh_err *err);
+
+/* Refuses spec features shoal does not implement (autolock, external CAs)
+ * with 501 and a message naming the option. */
+int manager_check_supported(const json_t *spec, struct sh_err *err);
 
 /* Addresses of the managers ("ip:port"), new array of strings. */
 json_t *manager_addresses(struct manager *m);

@@ -13,7 +13,7 @@
 #include "store/store.h"
 
 #define INVALID_TOKEN_MSG                                                      \
-  "rpc error: code = InvalidArgument desc = A valid join token is necessary " \
+  "rpc error: code = InvalidArgument desc = A valid join token is necessary "  \
   "to join this cluster"
 
 static void respond_err(struct http_req *req, const sh_err *err) {
@@ -37,8 +37,7 @@ static void join_committed(void *ud, int status, const sh_err *err) {
     json_t *resp = json_pack(
         "{s:s, s:s, s:s, s:s, s:s, s:o}", "NodeID", c->node_id, "ClusterID",
         jx_str(cluster, "ID", ""), "Certificate", c->cert_pem, "RootCA",
-        c->m->root_pem, "Role", c->role, "Managers",
-        manager_addresses(c->m));
+        c->m->root_pem, "Role", c->role, "Managers", manager_addresses(c->m));
     cleanup_free char *body = jx_dump(resp);
     json_decref(resp);
     http_respond_json(c->req, 200, body);
@@ -83,8 +82,8 @@ static void handle_join(struct manager *m, struct http_req *req) {
   c->m = m;
   c->role = role;
   id_new(c->node_id);
-  if (ca_sign_csr(m->root_pem, jx_str(cluster, "_CAKey", ""), csr,
-                  c->node_id, CA_ROLE_WORKER, jx_str(cluster, "ID", ""),
+  if (ca_sign_csr(m->root_pem, jx_str(cluster, "_CAKey", ""), csr, c->node_id,
+                  CA_ROLE_WORKER, jx_str(cluster, "ID", ""),
                   jx_int(cluster, "Spec.CAConfig.NodeCertExpiry", 0),
                   &c->cert_pem, &err) < 0) {
     free(c);
@@ -92,8 +91,8 @@ static void handle_join(struct manager *m, struct http_req *req) {
   }
   json_t *desc = json_object_get(body, "Description");
   json_t *node = manager_new_node_object(
-      m, c->node_id, role, avail, jx_str(body, "Hostname", ""),
-      req->peer_addr, json_is_object(desc) ? desc : NULL);
+      m, c->node_id, role, avail, jx_str(body, "Hostname", ""), req->peer_addr,
+      json_is_object(desc) ? desc : NULL);
   struct store_tx *tx = store_tx_new();
   store_tx_put(tx, STORE_NODE, node, STORE_MUST_CREATE);
   if (manager_propose(m, tx, join_committed, c, &err) < 0) {

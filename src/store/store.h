@@ -77,15 +77,15 @@ void store_tx_delete(struct store_tx *tx, enum store_kind k, const char *id,
                      int64_t expect_version);
 bool store_tx_empty(const struct store_tx *tx);
 /* The bytes raft replicates (JSON); now_ns stamps the objects. */
-char *store_tx_encode(const struct store_tx *tx, int64_t now_ns,
-                      size_t *len);
+char *store_tx_encode(const struct store_tx *tx, int64_t now_ns, size_t *len);
 
 /* FSM apply: all-or-nothing. Errors: 500 "update out of sequence" for a
- * stale version (moby maps swarmkit's gRPC Unknown to 500), 409 "<kind> with name X already exists" / "... ID X
- * already exists", 404 "<kind> X not found" for a missing update or delete
- * target, 400 for undecodable bytes. Watchers run only on success. */
-int store_apply(struct store *s, const char *data, size_t len,
-                uint64_t index, struct sh_err *err);
+ * stale version (moby maps swarmkit's gRPC Unknown to 500), 409 "<kind> with
+ * name X already exists" / "... ID X already exists", 404 "<kind> X not found"
+ * for a missing update or delete target, 400 for undecodable bytes. Watchers
+ * run only on success. */
+int store_apply(struct store *s, const char *data, size_t len, uint64_t index,
+                struct sh_err *err);
 
 /* Snapshot of every object and the applied index, and its restore (which
  * replaces the whole content). */

@@ -8,22 +8,20 @@
 #include "daemon/daemon.h"
 #include "manager/internal.h"
 
-static const char *const node_filters[] = {"id", "label", "role", "name",
-                                           "node.label", NULL};
+static const char *const node_filters[] = {"id",   "label",      "role",
+                                           "name", "node.label", NULL};
 
 TEST(filters_both_syntaxes) {
   struct filters f = {0};
   sh_err err = {0};
-  CHECK_INT_EQ(filters_parse("{\"role\":[\"manager\"]}", node_filters, &f,
-                             &err),
-               0);
+  CHECK_INT_EQ(
+      filters_parse("{\"role\":[\"manager\"]}", node_filters, &f, &err), 0);
   CHECK(filters_match(&f, "role", "manager"));
   CHECK(!filters_match(&f, "role", "worker"));
   CHECK(filters_match(&f, "name", "anything")); /* absent filter */
   filters_free(&f);
-  CHECK_INT_EQ(filters_parse("{\"role\":{\"worker\":true}}", node_filters, &f,
-                             &err),
-               0);
+  CHECK_INT_EQ(
+      filters_parse("{\"role\":{\"worker\":true}}", node_filters, &f, &err), 0);
   CHECK(filters_match(&f, "role", "worker"));
   CHECK(!filters_match(&f, "role", "manager"));
   filters_free(&f);
@@ -68,8 +66,7 @@ TEST(addr_split_forms) {
   char host[64];
   int port = 2377;
   sh_err err = {0};
-  CHECK_INT_EQ(addr_split("192.168.33.10:4000", host, sizeof host, &port,
-                          &err),
+  CHECK_INT_EQ(addr_split("192.168.33.10:4000", host, sizeof host, &port, &err),
                0);
   CHECK_STR_EQ(host, "192.168.33.10");
   CHECK_INT_EQ(port, 4000);
@@ -77,8 +74,7 @@ TEST(addr_split_forms) {
   CHECK_INT_EQ(addr_split("10.0.0.1", host, sizeof host, &port, &err), 0);
   CHECK_STR_EQ(host, "10.0.0.1");
   CHECK_INT_EQ(port, 2377);
-  CHECK_INT_EQ(addr_split("[fe80::1]:2377", host, sizeof host, &port, &err),
-               0);
+  CHECK_INT_EQ(addr_split("[fe80::1]:2377", host, sizeof host, &port, &err), 0);
   CHECK_STR_EQ(host, "fe80::1");
   CHECK(addr_split("1.2.3.4:99999", host, sizeof host, &port, &err) < 0);
   CHECK(addr_split("1.2.3.4:x", host, sizeof host, &port, &err) < 0);
@@ -87,24 +83,24 @@ TEST(addr_split_forms) {
 TEST(advertise_explicit_and_bad) {
   char ip[64];
   sh_err err = {0};
-  CHECK_INT_EQ(shoald_pick_advertise_ip("192.168.33.10", "0.0.0.0", ip,
-                                        sizeof ip, &err),
-               0);
+  CHECK_INT_EQ(
+      shoald_pick_advertise_ip("192.168.33.10", "0.0.0.0", ip, sizeof ip, &err),
+      0);
   CHECK_STR_EQ(ip, "192.168.33.10");
   CHECK(shoald_pick_advertise_ip("0.0.0.0", "0.0.0.0", ip, sizeof ip, &err) <
         0);
   CHECK_STR_EQ(err.msg, "advertise address must be a non-zero IP address or "
                         "network interface (with optional port number)");
-  CHECK(shoald_pick_advertise_ip("nosuchif0", "0.0.0.0", ip, sizeof ip,
-                                 &err) < 0);
+  CHECK(shoald_pick_advertise_ip("nosuchif0", "0.0.0.0", ip, sizeof ip, &err) <
+        0);
   CHECK_INT_EQ(err.status, 400);
   /* lo has only loopback addresses: not usable. */
   CHECK(shoald_pick_advertise_ip("lo", "0.0.0.0", ip, sizeof ip, &err) < 0);
   CHECK_STR_EQ(err.msg, "interface lo has no usable IPv4 or IPv6 address");
 }
 
-static json_t *new_cluster(struct manager_init *in, sh_err *err,
-                           char **root, char **key) {
+static json_t *new_cluster(struct manager_init *in, sh_err *err, char **root,
+                           char **key) {
   if (ca_root_create(root, key, err) < 0)
     return NULL;
   in->root_cert_pem = *root;
@@ -120,8 +116,7 @@ TEST(cluster_defaults_are_dockers) {
   cleanup_free char *key = NULL;
   cleanup_json json_t *c = new_cluster(&in, &err, &root, &key);
   CHECK(c != NULL);
-  CHECK_INT_EQ(jx_int(c, "Spec.Orchestration.TaskHistoryRetentionLimit", 0),
-               5);
+  CHECK_INT_EQ(jx_int(c, "Spec.Orchestration.TaskHistoryRetentionLimit", 0), 5);
   CHECK_INT_EQ(jx_int(c, "Spec.Raft.SnapshotInterval", 0), 10000);
   CHECK_INT_EQ(jx_int(c, "Spec.Raft.HeartbeatTick", 0), 1);
   CHECK_INT_EQ(jx_int(c, "Spec.Raft.ElectionTick", 0), 10);
