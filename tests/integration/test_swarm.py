@@ -403,9 +403,11 @@ def test_shoal_cli_prints_what_docker_prints():
         assert tok == lab.token("swarma")
         _, out, _ = lab.shoal("swarmb", "swarm", "join", "--token", tok, "192.168.33.10:2377")
         assert out == "This node joined a swarm as a worker.\n", out
-        for args in (("node", "ls"), ("swarm", "join-token", "worker"), ("swarm", "join-token", "manager")):
+        for args in (("node", "ls"), ("swarm", "join-token", "worker"), ("swarm", "join-token", "manager"),
+                     ("node", "inspect", "--pretty", "self"), ("info", "--format", "{{.Swarm.NodeID}}")):
             d = lab.docker("swarma", *args)[1]
-            s = lab.shoal("swarma", *args)[1]
+            # The printed join command names the CLI that printed it.
+            s = lab.shoal("swarma", *args)[1].replace("    shoal swarm join ", "    docker swarm join ")
             assert s == d, "%s:\n--- docker\n%s--- shoal\n%s" % (" ".join(args), d, s)
         parse_table(lab.shoal("swarma", "node", "ls")[1],
                     ["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS", "ENGINE VERSION"])
