@@ -142,6 +142,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   uv_loop_t *loop = uv_default_loop();
+  d->api_forwarded = api_handle_forwarded;
   if (shoald_init(d, loop, &err) < 0) {
     log_error("%s", err.msg);
     return 1;

@@ -17,6 +17,10 @@ struct sh_err;
 /* The http_server handler; ud is the struct shoald. */
 void api_handle(struct http_req *req, void *ud);
 
+/* The swarm port's handler for API calls a follower manager forwarded
+ * (path prefixed with /swarm/v1/forward); ud is the struct shoald. */
+void api_handle_forwarded(struct http_req *req, void *ud);
+
 /* Listens on a -H value: unix:///path, tcp://host:port, fd:// unsupported.
  * Creates d->api on first use. */
 int api_listen(struct shoald *d, const char *host, struct sh_err *err);
@@ -45,5 +49,7 @@ bool api_system(struct api_call *c);
 bool api_swarm(struct api_call *c);
 bool api_nodes(struct api_call *c);
 bool api_stubs(struct api_call *c);
+/* On a follower manager, forwards cluster writes to the leader. */
+bool api_forward(struct api_call *c);
 
 #endif

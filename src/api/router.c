@@ -94,7 +94,8 @@ void api_handle(struct http_req *req, void *ud) {
     }
   }
   log_debug("%s %s", req->method, req->url);
-  if (api_system(&c) || api_swarm(&c) || api_nodes(&c) || api_stubs(&c))
+  if (api_forward(&c) || api_system(&c) || api_swarm(&c) || api_nodes(&c) ||
+      api_stubs(&c))
     return;
   http_respond_error(req, 404, "page not found");
 }

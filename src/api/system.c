@@ -73,24 +73,41 @@ static const char *os_version(char *buf, size_t n) {
   return buf;
 }
 
+/* The build time as RFC 3339, like dockerd's "BuildTime". */
+static const char *build_time(void) {
+  static char out[64];
+  if (!out[0]) {
+    struct tm tm = {0};
+    char when[64];
+    snprintf(when, sizeof when, "%s %s", __DATE__, __TIME__);
+    if (strptime(when, "%b %d %Y %H:%M:%S", &tm))
+      strftime(out, sizeof out, "%Y-%m-%dT%H:%M:%S.000000000+00:00", &tm);
+    else
+      snprintf(out, sizeof out, "%s", when);
+  }
+  return out;
+}
+
 static json_t *version_json(void) {
   struct utsname u;
   uname(&u);
   const char *arch = strcmp(u.machine, "x86_64") == 0    ? "amd64"
                      : strcmp(u.machine, "aarch64") == 0 ? "arm64"
                                                          : u.machine;
-  return json_pack(
-      "{s:{s:s}, s:[{s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}}], "
-      "s:s, "
-      "s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
-      "Platform", "Name", "shoal", "Components", "Name", "Engine", "Version",
-      SHOAL_VERSION, "Details", "ApiVersion", SHOAL_API_VERSION,
-      "MinAPIVersion", SHOAL_MIN_API_VERSION, "GitCommit", "shoal", "GoVersion",
-      "n/a (C)", "BuildTime", __DATE__ " " __TIME__, "Os", "linux", "Arch",
-      arch, "KernelVersion", u.release, "Version", SHOAL_VERSION, "ApiVersion",
+  json_t *details = json_pack(
+      "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "ApiVersion",
       SHOAL_API_VERSION, "MinAPIVersion", SHOAL_MIN_API_VERSION, "GitCommit",
-      "shoal", "GoVersion", "n/a (C)", "Os", "linux", "Arch", arch,
-      "KernelVersion", u.release, "BuildTime", __DATE__ " " __TIME__);
+      "shoal", "GoVersion", "n/a (C)", "BuildTime", build_time(),
+      "Experimental", "false", "Os", "linux", "Arch", arch, "KernelVersion",
+      u.release);
+  return json_pack(
+      "{s:{s:s}, s:[{s:s, s:s, s:o}], s:s, s:s, s:s, s:s, s:s, s:s, s:s, "
+      "s:s, s:s}",
+      "Platform", "Name", "shoal", "Components", "Name", "Engine", "Version",
+      SHOAL_VERSION, "Details", details, "Version", SHOAL_VERSION,
+      "ApiVersion", SHOAL_API_VERSION, "MinAPIVersion", SHOAL_MIN_API_VERSION,
+      "GitCommit", "shoal", "GoVersion", "n/a (C)", "Os", "linux", "Arch",
+      arch, "KernelVersion", u.release, "BuildTime", build_time());
 }
 
 /* The Swarm block of /info (moby's SwarmInfo). */

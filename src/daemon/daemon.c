@@ -188,6 +188,8 @@ static void fill_manager_config(struct shoald *d, struct manager_config *mc,
       .availability = d->availability,
       .engine_version = SHOAL_VERSION,
       .description = desc,
+      .forwarded = d->api_forwarded,
+      .forwarded_ud = d,
   };
 }
 

@@ -19,6 +19,7 @@
 struct sh_err;
 struct http_client;
 struct http_server;
+struct http_req;
 struct manager;
 struct agent;
 
@@ -49,6 +50,9 @@ struct shoald {
   int64_t started_ns;
   struct http_server *api;
   struct http_client *client;
+  /* The Engine API handler for calls follower managers forward here (set
+   * by the program: the API layer sits above this one). */
+  void (*api_forwarded)(struct http_req *req, void *ud);
 
   /* Swarm membership of this node (persisted in state.json). */
   enum swarm_state swarm;

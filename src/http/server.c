@@ -5,6 +5,7 @@
  * pipelined requests are answered in order. Connection memory outlives its
  * libuv handle while the handler still owns a request on it. */
 #include "http/server.h"
+#include "http/tlsconn.h"
 
 #include "core/err.h"
 #include "core/util.h"
@@ -85,6 +86,9 @@ struct http_conn {
   size_t in_off;
 
   bool in_process, reading, closing, handle_closed, close_after;
+  /* After http_req_upgrade: no more HTTP; plaintext goes through bridge. */
+  bool upgraded;
+  struct bridge *bridge;
   int api_depth; /* inside http_respond/http_stream_* for the active req */
   bool notify_on_closed; /* on_close still owed to the active request */
   uv_shutdown_t shutdown;
@@ -404,6 +408,8 @@ static void conn_close(struct http_conn *c, bool graceful) {
       return;
   }
   c->closing = true;
+  if (c->bridge)
+    bridge_close(STEAL_POINTER(&c->bridge));
   if (c->reading) {
     uv_read_stop(&c->h.stream);
     c->reading = false;
@@ -588,10 +594,10 @@ static void parse_failed(struct http_conn *c) {
  * a time. Re-entrant calls (the handler answering at once) return early:
  * the outer loop goes on. */
 static void conn_process(struct http_conn *c) {
-  if (c->in_process)
+  if (c->in_process || c->upgraded)
     return;
   c->in_process = true;
-  while (!c->closing && !c->active && !srv_closing(c)) {
+  while (!c->closing && !c->active && !c->upgraded && !srv_closing(c)) {
     if (c->ready) {
       struct req_priv *rp = STEAL_POINTER(&c->ready);
       if (rp->upgrade) /* not supported: answer, then close */
@@ -754,7 +760,13 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   } else {
     buf_append(&c->in, buf->base, (size_t)n);
   }
-  conn_process(c);
+  if (c->upgraded) {
+    bridge_push(c->bridge, c->in.data, c->in.len);
+    buf_reset(&c->in);
+    c->in_off = 0;
+  } else {
+    conn_process(c);
+  }
   if (eof)
     conn_close(c, true);
 }
@@ -1084,4 +1096,66 @@ void http_stream_end(struct http_req *req) {
 
 void http_req_release(struct http_req *req) {
   req_finish(priv(req), false);
+}
+
+/* ---- upgrade ---- */
+
+static void conn_bridge_to_net(void *ud, const char *data, size_t len) {
+  struct http_conn *c = ud;
+  sh_buf out = {0};
+  buf_append(&out, data, len);
+  conn_send(c, &out);
+}
+
+static void conn_bridge_closed(void *ud) {
+  struct http_conn *c = ud;
+  c->bridge = NULL;
+  conn_close(c, true);
+}
+
+static const struct bridge_ops conn_bridge_ops = {conn_bridge_to_net,
+                                                  conn_bridge_closed};
+
+int http_req_upgrade(struct http_req *req, const char *protocol, int *fd_out,
+                     sh_err *err) {
+  struct req_priv *rp = priv(req);
+  struct http_conn *c = req->conn_;
+  if (rp->streaming || !protocol || strpbrk(protocol, "\r\n")) {
+    req_finish(rp, false);
+    return sh_error(err, 400, "upgrade: invalid use");
+  }
+  if (c->closing || srv_closing(c)) {
+    req_finish(rp, false);
+    return sh_error(err, 503, "upgrade: connection closed");
+  }
+  struct bridge *br = NULL;
+  int fd = -1;
+  if (bridge_new(c->srv->loop, &conn_bridge_ops, c, &br, &fd, err) < 0) {
+    http_respond_error(req, 500, err->msg);
+    return -1;
+  }
+  cleanup_free char *up = xasprintf("Upgrade: %s", protocol);
+  const char *headers[] = {up, "Connection: Upgrade", NULL};
+  sh_buf out = {0};
+  build_head(&out, 101, NULL, -1, false, true, headers);
+  c->api_depth++;
+  conn_send(c, &out);
+  c->api_depth--;
+  req_free(rp);
+  c->active = NULL;
+  if (c->closing) { /* the 101 could not be sent */
+    bridge_close(br);
+    close(fd);
+    return sh_error(err, 503, "upgrade: connection closed");
+  }
+  c->upgraded = true;
+  c->bridge = br;
+  /* Bytes that came after the request head belong to the new protocol. */
+  if (c->in.len > c->in_off)
+    bridge_push(br, c->in.data + c->in_off, c->in.len - c->in_off);
+  buf_reset(&c->in);
+  c->in_off = 0;
+  update_reading(c);
+  *fd_out = fd;
+  return 0;
 }

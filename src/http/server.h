@@ -104,6 +104,17 @@ void http_stream_end(struct http_req *req);
 /* Drops a request without answering (after on_close, or on shutdown). */
 void http_req_release(struct http_req *req);
 
+/* Takes the connection out of HTTP: answers "101 Switching Protocols"
+ * (Upgrade: protocol, Connection: Upgrade) and bridges the connection's
+ * plaintext (decrypted on TLS) to one end of a socketpair; *fd_out is the
+ * other end, owned by the caller (e.g. uv_pipe_open it). Bytes the client
+ * sent after the request head come first. Closing the fd ends the
+ * connection; the connection ending (peer, error, http_server_close) makes
+ * the fd read EOF. The request ends here in every case (req is freed); on
+ * failure the connection is closed. See http/tlsconn.h for the client. */
+int http_req_upgrade(struct http_req *req, const char *protocol, int *fd_out,
+                     struct sh_err *err);
+
 const char *http_status_text(int status);
 
 #endif

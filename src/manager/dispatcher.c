@@ -8,6 +8,7 @@
 #include "core/util.h"
 #include "http/server.h"
 #include "manager/internal.h"
+#include "manager/orchtask.h"
 #include "raft/raftnode.h"
 #include "store/store.h"
 
@@ -29,6 +30,13 @@ struct dispatcher {
   uv_timer_t timer;
   bool timer_init;
   bool leader;
+  int watch_id;
+  /* Nodes whose assignments changed since the last flush (node ID ->
+   * true); flushed once per loop turn so a burst of commits sends one
+   * message per node. */
+  json_t *dirty;
+  uv_timer_t flush;
+  int closing;
   /* Nodes that must open a session before a deadline (mono ns), set when
    * this manager becomes leader: node ID -> deadline. */
   json_t *deadlines;
@@ -178,6 +186,157 @@ void dispatcher_drop(struct dispatcher *d, const char *node_id) {
   json_object_del(d->deadlines, node_id);
 }
 
+/* What a node must know: every task placed on it that it should run or
+ * that may still be running there (so it can stop it). */
+static bool task_for_agent(const json_t *t) {
+  enum task_state st = task_state(t);
+  return task_desired(t) <= TS_RUNNING || st < TS_COMPLETE;
+}
+
+static void send_assignments(struct dispatcher *d, struct session *s) {
+  json_t *tasks = store_list(d->m->store, STORE_TASK);
+  json_t *mine = json_array();
+  size_t i;
+  json_t *t;
+  json_array_foreach(tasks, i, t) {
+    if (strcmp(jx_str(t, "NodeID", ""), s->node_id) == 0 && task_for_agent(t))
+      json_array_append_new(mine, store_public(t));
+  }
+  json_decref(tasks);
+  json_t *msg =
+      json_pack("{s:s, s:o}", "Type", "assignments", "Tasks", mine);
+  send_line(s->req, msg);
+  json_decref(msg);
+}
+
+static void flush_dirty(uv_timer_t *t) {
+  struct dispatcher *d = t->data;
+  const char *id;
+  json_t *v;
+  json_object_foreach(d->dirty, id, v) {
+    struct session *s = find_session(d, id);
+    if (s && s->req)
+      send_assignments(d, s);
+  }
+  json_object_clear(d->dirty);
+}
+
+static void mark_dirty(struct dispatcher *d, const json_t *task) {
+  const char *node = jx_str(task, "NodeID", "");
+  if (!*node)
+    return;
+  json_object_set_new(d->dirty, node, json_true());
+  if (!uv_is_active((uv_handle_t *)&d->flush))
+    uv_timer_start(&d->flush, flush_dirty, 0, 0);
+}
+
+static void on_store_change(const struct store_change *ch, size_t n,
+                            uint64_t index, void *ud) {
+  struct dispatcher *d = ud;
+  if (!d->leader)
+    return;
+  if (n == 0) { /* restore: everything may have changed */
+    for (struct session *s = d->sessions; s; s = s->next)
+      json_object_set_new(d->dirty, s->node_id, json_true());
+    if (!uv_is_active((uv_handle_t *)&d->flush))
+      uv_timer_start(&d->flush, flush_dirty, 0, 0);
+    return;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (ch[i].kind != STORE_TASK)
+      continue;
+    if (ch[i].old_obj)
+      mark_dirty(d, ch[i].old_obj);
+    if (ch[i].new_obj)
+      mark_dirty(d, ch[i].new_obj);
+  }
+}
+
+/* Task status reports from an agent: batched into one transaction with a
+ * version check per task; states only move forward (as swarmkit). */
+struct task_report {
+  struct dispatcher *d;
+  struct http_req *req;
+  char node_id[ID_LEN + 1];
+  json_t *updates;
+  int tries;
+};
+
+static void report_run(struct task_report *r);
+
+static void report_done(void *ud, int status, const sh_err *err) {
+  struct task_report *r = ud;
+  if (status < 0 && err && strstr(err->msg, "update out of sequence") &&
+      ++r->tries < STATUS_RETRIES) {
+    report_run(r);
+    return;
+  }
+  if (status < 0)
+    http_respond_error(r->req, err && err->status ? err->status : 500,
+                       err ? err->msg : "task status update failed");
+  else
+    http_respond_json(r->req, 200, "{}");
+  json_decref(r->updates);
+  free(r);
+}
+
+static void report_run(struct task_report *r) {
+  struct store *st = r->d->m->store;
+  struct store_tx *tx = store_tx_new();
+  size_t i;
+  json_t *u;
+  json_array_foreach(r->updates, i, u) {
+    json_t *cur = store_get(st, STORE_TASK, jx_str(u, "ID", ""));
+    json_t *status = json_object_get(u, "Status");
+    if (!cur || !json_is_object(status) ||
+        strcmp(jx_str(cur, "NodeID", ""), r->node_id) != 0)
+      continue; /* deleted, or not this node's: nothing to record */
+    enum task_state now = task_state(cur);
+    enum task_state next = task_state_parse(jx_str(status, "State", ""));
+    if (next < now)
+      continue;
+    json_t *t = json_deep_copy(cur);
+    json_t *ns = json_deep_copy(status);
+    json_t *ps = json_object_get(cur, "Status");
+    /* Keep what the agent does not know (e.g. PortStatus). */
+    if (json_is_object(ps)) {
+      const char *k;
+      json_t *v;
+      json_object_foreach(ps, k, v) if (!json_object_get(ns, k))
+          json_object_set(ns, k, v);
+    }
+    json_object_set_new(t, "Status", ns);
+    store_tx_put(tx, STORE_TASK, t, jx_int(cur, "Version.Index", 0));
+  }
+  if (store_tx_empty(tx)) {
+    store_tx_free(tx);
+    report_done(r, 0, NULL);
+    return;
+  }
+  sh_err err = {0};
+  if (manager_propose(r->d->m, tx, report_done, r, &err) < 0)
+    report_done(r, -1, &err);
+}
+
+void dispatcher_task_status(struct dispatcher *d, struct http_req *req,
+                            const char *node_id) {
+  if (!d->leader)
+    return http_respond_error(req, 503, RAFTNODE_NO_LEADER_MSG);
+  cleanup_json json_t *body = NULL;
+  sh_err err = {0};
+  if (jx_parse_object(req->body, req->body_len, &body, &err) < 0)
+    return http_respond_error(req, 400, err.msg);
+  json_t *ups = json_object_get(body, "Updates");
+  if (!json_is_array(ups))
+    return http_respond_error(req, 400, "Updates must be an array");
+  struct task_report *r = xcalloc(1, sizeof *r);
+  r->d = d;
+  r->req = req;
+  snprintf(r->node_id, sizeof r->node_id, "%s", node_id);
+  r->updates = json_incref(ups);
+  report_run(r);
+}
+
 void dispatcher_session(struct dispatcher *d, struct http_req *req,
                         const char *node_id) {
   if (!d->leader)
@@ -215,6 +374,7 @@ void dispatcher_session(struct dispatcher *d, struct http_req *req,
       "Managers", manager_addresses(d->m), "Addr", req->peer_addr);
   send_line(req, hello);
   json_decref(hello);
+  send_assignments(d, s);
 
   json_t *desc = body ? json_object_get(body, "Description") : NULL;
   set_status(d, node_id, "ready", "", req->peer_addr,
@@ -280,9 +440,13 @@ struct dispatcher *dispatcher_new(struct manager *m) {
   struct dispatcher *d = xcalloc(1, sizeof *d);
   d->m = m;
   d->deadlines = json_object();
+  d->dirty = json_object();
   uv_timer_init(m->loop, &d->timer);
   d->timer.data = d;
+  uv_timer_init(m->loop, &d->flush);
+  d->flush.data = d;
   d->timer_init = true;
+  d->watch_id = store_watch(m->store, on_store_change, d);
   return d;
 }
 
@@ -314,7 +478,10 @@ void dispatcher_set_leader(struct dispatcher *d, bool leader) {
 
 static void timer_closed(uv_handle_t *h) {
   struct dispatcher *d = h->data;
+  if (--d->closing > 0)
+    return;
   json_decref(d->deadlines);
+  json_decref(d->dirty);
   free(d);
 }
 
@@ -324,5 +491,8 @@ void dispatcher_free(struct dispatcher *d) {
   while (d->sessions)
     session_end(d, d->sessions);
   d->leader = false;
+  store_unwatch(d->m->store, d->watch_id);
+  d->closing = 2;
   uv_close((uv_handle_t *)&d->timer, timer_closed);
+  uv_close((uv_handle_t *)&d->flush, timer_closed);
 }

@@ -1,6 +1,7 @@
 /* The dispatcher: the manager side of node sessions. A node opens a session
  * (a long-lived streaming response carrying session facts now and task
- * assignments later) and heartbeats within the period the cluster spec
+ * the node's task assignments: after each change, the full list of tasks
+ * placed on it) and heartbeats within the period the cluster spec
  * sets. On the leader it is the authority on node health: a node whose
  * heartbeats stop for HEARTBEAT_GRACE periods goes Down ("heartbeat
  * failure"); a node that opens a session goes Ready. */
@@ -27,6 +28,9 @@ void dispatcher_session(struct dispatcher *d, struct http_req *req,
                         const char *node_id);
 void dispatcher_heartbeat(struct dispatcher *d, struct http_req *req,
                           const char *node_id);
+/* POST /swarm/v1/tasks: task status reports from the node's agent. */
+void dispatcher_task_status(struct dispatcher *d, struct http_req *req,
+                            const char *node_id);
 /* A node said it leaves the swarm: end its session, mark it down now. */
 void dispatcher_leave(struct dispatcher *d, struct http_req *req,
                       const char *node_id);

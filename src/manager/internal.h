@@ -23,6 +23,8 @@ struct manager {
   struct http_server *srv;
   struct dispatcher *disp;
   bool leader;
+  void (*forwarded)(struct http_req *req, void *ud);
+  void *forwarded_ud;
   /* swarm init: the first transaction waits for leadership. */
   struct store_tx *init_tx;
   manager_done_fn init_done;

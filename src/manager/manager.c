@@ -45,6 +45,13 @@ const char *manager_node_id(const struct manager *m) {
   return m->node_id;
 }
 
+const char *manager_leader_addr(const struct manager *m) {
+  uint64_t id = 0;
+  const char *addr = NULL;
+  raftnode_leader(m->raft, &id, &addr);
+  return id && addr && *addr ? addr : NULL;
+}
+
 const char *manager_leader_id(const struct manager *m) {
   uint64_t id = 0;
   const char *addr = NULL;
@@ -160,6 +167,8 @@ static int start_common(struct manager *m, const struct manager_config *cfg,
   m->hostname = xstrdup(cfg->hostname ? cfg->hostname : "");
   m->engine_version = xstrdup(cfg->engine_version ? cfg->engine_version
                                                   : MANAGER_ENGINE_VERSION);
+  m->forwarded = cfg->forwarded;
+  m->forwarded_ud = cfg->forwarded_ud;
   m->store = store_new();
   m->disp = dispatcher_new(m);
 

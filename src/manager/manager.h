@@ -18,6 +18,7 @@ struct sh_err;
 struct store;
 struct store_tx;
 struct http_client;
+struct http_req;
 
 #define SWARM_DEFAULT_PORT 2377
 #define MANAGER_ENGINE_VERSION "0.1.0"
@@ -36,6 +37,10 @@ struct manager_config {
   const char *availability; /* "active" | "pause" | "drain" */
   const char *engine_version;
   const json_t *description; /* Node.Description of this host, borrowed */
+  /* Engine API calls forwarded by follower managers (the API layer's
+   * handler; the manager only authenticates and routes). */
+  void (*forwarded)(struct http_req *req, void *ud);
+  void *forwarded_ud;
 };
 
 /* What `swarm init` asks for; zero/NULL fields take Docker's defaults. */
@@ -71,6 +76,8 @@ struct store *manager_store(struct manager *m);
 bool manager_is_leader(const struct manager *m);
 /* Raft leader's node ID, or NULL when unknown. */
 const char *manager_leader_id(const struct manager *m);
+/* The leader's swarm address ("ip:port"), or NULL when unknown. */
+const char *manager_leader_addr(const struct manager *m);
 /* This node's node ID. */
 const char *manager_node_id(const struct manager *m);
 

@@ -121,12 +121,22 @@ void swarmapi_handle(struct http_req *req, void *ud) {
     return http_respond_error(req, 401,
                               "a certificate from this swarm's CA is "
                               "required");
+  if (str_has_prefix(req->path, "/swarm/v1/forward/")) {
+    if (strcmp(req->peer_ou, CA_ROLE_MANAGER) != 0 || !m->forwarded)
+      return http_respond_error(req, 403,
+                                "only managers may forward API calls");
+    if (!m->leader)
+      return http_respond_error(req, 503, RAFTNODE_NO_LEADER_MSG);
+    return m->forwarded(req, m->forwarded_ud);
+  }
   if (strcmp(req->method, "POST") != 0)
     return http_respond_error(req, 405, "method not allowed");
   if (strcmp(req->path, "/swarm/v1/session") == 0)
     return dispatcher_session(m->disp, req, req->peer_cn);
   if (strcmp(req->path, "/swarm/v1/heartbeat") == 0)
     return dispatcher_heartbeat(m->disp, req, req->peer_cn);
+  if (strcmp(req->path, "/swarm/v1/tasks") == 0)
+    return dispatcher_task_status(m->disp, req, req->peer_cn);
   if (strcmp(req->path, "/swarm/v1/leave") == 0)
     return dispatcher_leave(m->disp, req, req->peer_cn);
   http_respond_error(req, 404, "page not found");

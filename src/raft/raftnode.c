@@ -19,16 +19,30 @@
  * - raft_close fails pending applies with RAFT_LEADERSHIPLOST, closes the
  *   io (and through it the transport); the io and transport memory may be
  *   released only after the close callback, and not from inside it (libraft
- *   is still on the stack), so we free one loop iteration later. */
+ *   is still on the stack), so we free one loop iteration later.
+ * - one configuration change at a time (RAFT_CANTCHANGE otherwise, also
+ *   while a promotion catches up); raft_add makes a spare, raft_assign to
+ *   voter catches it up first and gives up (RAFT_NOCONNECTION) when it does
+ *   not answer; raft_close fails a pending change (RAFT_LEADERSHIPLOST)
+ *   and a pending transfer (its callback has no status) synchronously. */
 #include "raft/raftnode.h"
 
 #include "core/err.h"
 #include "core/util.h"
+#include "http/server.h"
+#include "raft/internal.h"
 
 #include <dirent.h>
+#include <openssl/sha.h>
 #include <raft.h>
 #include <raft/uv.h>
 #include <stdio.h>
+
+/* How long a membership change waits for raft to accept it. */
+#define MEMBER_OP_WAIT_MS 10000
+#define MEMBER_OP_RETRY_MS 50
+
+struct member_op;
 
 struct raftnode {
   uv_loop_t *loop;
@@ -40,6 +54,10 @@ struct raftnode {
   char *dir;
   char *address;
   uint64_t id;
+  bool tls; /* TLS transport (else libraft's TCP) */
+
+  /* Membership changes, oldest first; the head is the one running. */
+  struct member_op *ops_head, *ops_tail;
 
   uv_check_t check; /* leadership poll after each loop iteration */
   uv_timer_t kick;  /* first poll right after start; close sequencing */
@@ -166,8 +184,22 @@ static void kick_cb(uv_timer_t *h) {
 
 /* ---- open / state ---- */
 
-/* The one place the raft transport is made (a TLS shim goes here). */
-static int transport_init(struct raftnode *rn, sh_err *err) {
+uint64_t raftnode_id_for(const char *node_id) {
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256((const unsigned char *)node_id, strlen(node_id), md);
+  uint64_t id = 0;
+  for (int i = 0; i < 8; i++)
+    id = (id << 8) | md[i];
+  return id ? id : 1;
+}
+
+/* The one place the raft transport is made. */
+static int transport_init(struct raftnode *rn,
+                          const struct raftnode_config *cfg, sh_err *err) {
+  if (rn->tls)
+    return tls_transport_init(&rn->transport, rn->loop, cfg->tls_cert_pem,
+                              cfg->tls_key_pem, cfg->tls_root_pem,
+                              cfg->cluster_id, err);
   int rv = raft_uv_tcp_init(&rn->transport, rn->loop);
   if (rv != 0)
     return sh_error(err, 500, "raft transport: %s", raft_strerror(rv));
@@ -175,7 +207,10 @@ static int transport_init(struct raftnode *rn, sh_err *err) {
 }
 
 static void transport_free(struct raftnode *rn) {
-  raft_uv_tcp_close(&rn->transport);
+  if (rn->tls)
+    tls_transport_free(&rn->transport);
+  else
+    raft_uv_tcp_close(&rn->transport);
 }
 
 static void node_free(struct raftnode *rn) {
@@ -196,10 +231,16 @@ int raftnode_open(uv_loop_t *loop, const struct raftnode_config *cfg,
   if (hb >= el)
     return sh_error(err, 400,
                     "raft: election ticks must exceed heartbeat ticks");
+  int ntls = !!cfg->tls_cert_pem + !!cfg->tls_key_pem + !!cfg->tls_root_pem +
+             !!cfg->cluster_id;
+  if (ntls != 0 && ntls != 4)
+    return sh_error(err, 400,
+                    "raft: TLS needs certificate, key, root CA and cluster ID");
   if (mkdir_p(cfg->dir, 0700, err) < 0)
     return -1;
 
   struct raftnode *rn = xcalloc(1, sizeof *rn);
+  rn->tls = ntls == 4;
   rn->loop = loop;
   rn->dir = xstrdup(cfg->dir);
   rn->address = xstrdup(cfg->address);
@@ -211,7 +252,7 @@ int raftnode_open(uv_loop_t *loop, const struct raftnode_config *cfg,
   rn->rfsm.snapshot = fsm_snapshot_cb;
   rn->rfsm.restore = fsm_restore_cb;
 
-  if (transport_init(rn, err) < 0) {
+  if (transport_init(rn, cfg, err) < 0) {
     node_free(rn);
     return -1;
   }
@@ -330,6 +371,15 @@ int raftnode_start(struct raftnode *rn, raftnode_leader_fn on_leader, void *ud,
   return 0;
 }
 
+int raftnode_join(struct raftnode *rn, raftnode_leader_fn on_leader, void *ud,
+                  sh_err *err) {
+  if (raftnode_has_state(rn))
+    return sh_error(err, 409, "raft: %s already holds raft state", rn->dir);
+  /* An empty configuration: raft waits, as a non-voter, for the leader's
+   * entries (the first one carries the configuration that adds us). */
+  return raftnode_start(rn, on_leader, ud, err);
+}
+
 bool raftnode_is_leader(const struct raftnode *rn) {
   return rn->started && !rn->closing &&
          raft_state((struct raft *)&rn->raft) == RAFT_LEADER;
@@ -405,6 +455,294 @@ int raftnode_propose(struct raftnode *rn, const char *data, size_t len,
   return 0;
 }
 
+/* ---- membership ---- */
+
+enum op_kind { OP_ADD, OP_REMOVE, OP_TRANSFER };
+
+struct member_op {
+  struct raftnode *rn;
+  enum op_kind kind;
+  uint64_t id;
+  char *address;
+  raftnode_done_fn done;
+  void *ud;
+  struct raft_change change;
+  struct raft_transfer transfer;
+  uv_timer_t timer; /* next step on a later loop turn; retries */
+  uint64_t deadline;
+  bool in_raft; /* raft holds change/transfer and owes a callback */
+  struct member_op *next;
+};
+
+static void op_step(struct member_op *op);
+
+static void op_timer_cb(uv_timer_t *t) {
+  op_step(t->data);
+}
+
+static void op_schedule(struct member_op *op, uint64_t ms) {
+  uv_timer_start(&op->timer, op_timer_cb, ms, 0);
+}
+
+static void op_closed(uv_handle_t *h) {
+  struct member_op *op = h->data;
+  free(op->address);
+  free(op);
+}
+
+/* Ends the head op: done, then the next op starts. */
+static void op_finish(struct member_op *op, int rc, const sh_err *e) {
+  struct raftnode *rn = op->rn;
+  rn->ops_head = op->next;
+  if (!rn->ops_head)
+    rn->ops_tail = NULL;
+  uv_close((uv_handle_t *)&op->timer, op_closed);
+  sh_err ok = {0};
+  if (op->done)
+    op->done(op->ud, rc, rc < 0 ? e : &ok);
+  if (rn->ops_head && !rn->closing)
+    op_schedule(rn->ops_head, 0);
+}
+
+static void op_fail(struct member_op *op, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void op_fail(struct member_op *op, int status, const char *fmt, ...) {
+  sh_err e = {0};
+  va_list ap;
+  va_start(ap, fmt);
+  char msg[SH_ERR_MSG_MAX];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  sh_error(&e, status, "%s", msg);
+  op_finish(op, -1, &e);
+}
+
+static void op_fail_raft(struct member_op *op, int rv) {
+  switch (rv) {
+  case RAFT_NOTLEADER:
+  case RAFT_LEADERSHIPLOST:
+  case RAFT_SHUTDOWN:
+  case RAFT_CANCELED:
+    op_fail(op, 503, "%s", RAFTNODE_NO_LEADER_MSG);
+    break;
+  case RAFT_NOCONNECTION:
+    op_fail(op, 503, "raft: member %llu did not catch up (not reachable)",
+            (unsigned long long)op->id);
+    break;
+  case RAFT_CANTCHANGE:
+    op_fail(op, 504, "raft: another membership change is still in progress");
+    break;
+  case RAFT_BADID:
+  case RAFT_NOTFOUND:
+    op_fail(op, 404, "raft: no voting member %llu", (unsigned long long)op->id);
+    break;
+  case RAFT_DUPLICATEID:
+  case RAFT_DUPLICATEADDRESS:
+  case RAFT_BADROLE:
+    op_fail(op, 409, "raft: %s", raft_strerror(rv));
+    break;
+  default:
+    op_fail(op, 500, "raft: %s", raft_strerror(rv));
+  }
+}
+
+static void op_change_cb(struct raft_change *req, int status) {
+  struct member_op *op = req->data;
+  op->in_raft = false;
+  if (status != 0) {
+    op_fail_raft(op, status);
+    return;
+  }
+  /* A new spare: promote it next, outside raft's callback. */
+  if (op->kind == OP_ADD)
+    op_schedule(op, 0);
+  else
+    op_finish(op, 0, NULL);
+}
+
+static void op_transfer_cb(struct raft_transfer *req) {
+  struct member_op *op = req->data;
+  op->in_raft = false;
+  if (op->rn->closing || raft_state(&op->rn->raft) == RAFT_LEADER)
+    op_fail(op, 503, "raft: leadership transfer to %llu did not complete",
+            (unsigned long long)op->id);
+  else
+    op_finish(op, 0, NULL);
+}
+
+static const struct raft_server *conf_get(struct raftnode *rn, uint64_t id) {
+  for (unsigned i = 0; i < rn->raft.configuration.n; i++)
+    if (rn->raft.configuration.servers[i].id == id)
+      return &rn->raft.configuration.servers[i];
+  return NULL;
+}
+
+static void op_step(struct member_op *op) {
+  struct raftnode *rn = op->rn;
+  if (rn->closing || !rn->started || raft_state(&rn->raft) != RAFT_LEADER) {
+    op_fail(op, 503, "%s", RAFTNODE_NO_LEADER_MSG);
+    return;
+  }
+  int rv = 0;
+  const struct raft_server *srv = conf_get(rn, op->id);
+  op->change.data = op;
+  op->transfer.data = op;
+  switch (op->kind) {
+  case OP_ADD:
+    if (srv && strcmp(srv->address, op->address) != 0) {
+      op_fail(op, 409, "raft: member %llu has address %s",
+              (unsigned long long)op->id, srv->address);
+      return;
+    }
+    if (srv && srv->role == RAFT_VOTER) {
+      op_finish(op, 0, NULL);
+      return;
+    }
+    rv = srv ? raft_assign(&rn->raft, &op->change, op->id, RAFT_VOTER,
+                           op_change_cb)
+             : raft_add(&rn->raft, &op->change, op->id, op->address,
+                        op_change_cb);
+    break;
+  case OP_REMOVE:
+    if (op->id == rn->id) {
+      op_fail(op, 409,
+              "raft: the leader cannot remove itself; transfer leadership "
+              "first");
+      return;
+    }
+    if (!srv) {
+      op_finish(op, 0, NULL);
+      return;
+    }
+    rv = raft_remove(&rn->raft, &op->change, op->id, op_change_cb);
+    break;
+  case OP_TRANSFER:
+    rv = raft_transfer(&rn->raft, &op->transfer, op->id, op_transfer_cb);
+    break;
+  }
+  if (rv == 0) {
+    op->in_raft = true;
+    return;
+  }
+  /* Busy with an earlier change (or a new leader's uncommitted one). */
+  if (rv == RAFT_CANTCHANGE && uv_now(rn->loop) < op->deadline) {
+    op_schedule(op, MEMBER_OP_RETRY_MS);
+    return;
+  }
+  op_fail_raft(op, rv);
+}
+
+static int op_enqueue(struct raftnode *rn, enum op_kind kind, uint64_t id,
+                      const char *address, raftnode_done_fn done, void *ud,
+                      sh_err *err) {
+  if (!raftnode_is_leader(rn))
+    return sh_error(err, 503, "%s", RAFTNODE_NO_LEADER_MSG);
+  struct member_op *op = xcalloc(1, sizeof *op);
+  op->rn = rn;
+  op->kind = kind;
+  op->id = id;
+  op->address = address ? xstrdup(address) : NULL;
+  op->done = done;
+  op->ud = ud;
+  op->deadline = uv_now(rn->loop) + MEMBER_OP_WAIT_MS;
+  uv_timer_init(rn->loop, &op->timer);
+  op->timer.data = op;
+  if (rn->ops_tail)
+    rn->ops_tail->next = op;
+  else
+    rn->ops_head = op;
+  rn->ops_tail = op;
+  if (rn->ops_head == op)
+    op_schedule(op, 0);
+  return 0;
+}
+
+int raftnode_add(struct raftnode *rn, uint64_t id, const char *address,
+                 raftnode_done_fn done, void *ud, sh_err *err) {
+  if (id == 0 || !address || !*address)
+    return sh_error(err, 400, "raft: member id and address required");
+  if (id == rn->id)
+    return sh_error(err, 409, "raft: %llu is this node",
+                    (unsigned long long)id);
+  return op_enqueue(rn, OP_ADD, id, address, done, ud, err);
+}
+
+int raftnode_remove(struct raftnode *rn, uint64_t id, raftnode_done_fn done,
+                    void *ud, sh_err *err) {
+  if (id == 0)
+    return sh_error(err, 400, "raft: member id required");
+  return op_enqueue(rn, OP_REMOVE, id, NULL, done, ud, err);
+}
+
+int raftnode_transfer_leadership(struct raftnode *rn, uint64_t id,
+                                 raftnode_done_fn done, void *ud, sh_err *err) {
+  if (id == rn->id)
+    return sh_error(err, 409, "raft: %llu is already the leader",
+                    (unsigned long long)id);
+  return op_enqueue(rn, OP_TRANSFER, id, NULL, done, ud, err);
+}
+
+/* Fails the changes that raft did not fail itself (close). */
+static void ops_fail_all(struct raftnode *rn) {
+  while (rn->ops_head) {
+    struct member_op *op = rn->ops_head;
+    uv_timer_stop(&op->timer);
+    op_fail(op, 503, "%s", RAFTNODE_NO_LEADER_MSG);
+  }
+}
+
+int raftnode_configuration(const struct raftnode *rn,
+                           struct raftnode_member **out, size_t *n,
+                           sh_err *err) {
+  *out = NULL;
+  *n = 0;
+  if (rn->closing)
+    return sh_error(err, 503, "raft: closing");
+  const struct raft_configuration *c = &rn->raft.configuration;
+  uint64_t leader = 0;
+  raftnode_leader(rn, &leader, NULL);
+  struct raftnode_member *m = xcalloc(c->n ? c->n : 1, sizeof *m);
+  for (unsigned i = 0; i < c->n; i++) {
+    const struct raft_server *s = &c->servers[i];
+    m[i].id = s->id;
+    m[i].address = xstrdup(s->address ? s->address : "");
+    m[i].role = s->role == RAFT_VOTER     ? RAFTNODE_VOTER
+                : s->role == RAFT_STANDBY ? RAFTNODE_STANDBY
+                                          : RAFTNODE_SPARE;
+    m[i].leader = s->id == leader;
+    int reach = 0;
+    if (s->id == rn->id)
+      reach = 1;
+    else if (rn->tls)
+      reach = tls_transport_reach((struct raft_uv_transport *)&rn->transport,
+                                  s->id);
+    m[i].reach = reach > 0   ? RAFTNODE_REACHABLE
+                 : reach < 0 ? RAFTNODE_UNREACHABLE
+                             : RAFTNODE_REACH_UNKNOWN;
+  }
+  *out = m;
+  *n = c->n;
+  return 0;
+}
+
+void raftnode_members_free(struct raftnode_member *m, size_t n) {
+  for (size_t i = 0; m && i < n; i++)
+    free(m[i].address);
+  free(m);
+}
+
+void raftnode_accept_upgrade(struct raftnode *rn, struct http_req *req) {
+  if (!rn || rn->closing || !rn->started) {
+    http_respond_error(req, 503, "raft: not running");
+    return;
+  }
+  if (!rn->tls) {
+    http_respond_error(req, 404, "raft: TLS transport not configured");
+    return;
+  }
+  tls_transport_accept(&rn->transport, req);
+}
+
 /* ---- close ---- */
 
 static void close_step(struct raftnode *rn) {
@@ -438,5 +776,7 @@ void raftnode_close(struct raftnode *rn, void (*done)(void *ud), void *ud) {
   rn->pending_closes = 2; /* the check handle, then the kick timer */
   uv_timer_stop(&rn->kick);
   uv_close((uv_handle_t *)&rn->check, handle_closed);
+  /* Fails a pending change or transfer through its callback. */
   raft_close(&rn->raft, raft_closed);
+  ops_fail_all(rn);
 }

@@ -17,6 +17,7 @@
 
 struct sh_err;
 struct raftnode;
+struct http_req;
 
 struct raftnode_fsm {
   /* Applies a committed entry. A failure is the entry's verdict (the state
@@ -30,16 +31,31 @@ struct raftnode_fsm {
 };
 
 struct raftnode_config {
-  const char *dir;          /* log + snapshots, created if missing */
-  uint64_t id;              /* this server's raft id, non-zero */
-  const char *address;      /* "ip:port" for raft traffic */
-  unsigned tick_ms;         /* one "tick"; default 100 */
-  unsigned heartbeat_ticks; /* default 1 (Docker's Heartbeat Tick) */
-  unsigned election_ticks;  /* default 10 (Docker's Election Tick) */
-  unsigned snapshot_interval; /* entries between snapshots, default 10000 */
+  const char *dir;             /* log + snapshots, created if missing */
+  uint64_t id;                 /* this server's raft id, non-zero */
+  const char *address;         /* "ip:port" for raft traffic */
+  unsigned tick_ms;            /* one "tick"; default 100 */
+  unsigned heartbeat_ticks;    /* default 1 (Docker's Heartbeat Tick) */
+  unsigned election_ticks;     /* default 10 (Docker's Election Tick) */
+  unsigned snapshot_interval;  /* entries between snapshots, default 10000 */
   unsigned keep_old_snapshots; /* default 0 */
   unsigned log_entries_for_slow_followers; /* trailing, default 500 */
+  /* Mutual TLS between managers over the swarm port: this node's
+   * certificate and key, the swarm's root CA and the cluster ID (all four,
+   * PEM text), and address is this node's swarm port. Dialed peers must
+   * present a manager certificate of this cluster whose CN (node ID) maps
+   * to the raft id dialed (raftnode_id_for); the swarm port's handler
+   * passes POST /swarm/v1/raft to raftnode_accept_upgrade. All NULL:
+   * libraft's plain TCP transport listening on address (tests). */
+  const char *tls_cert_pem;
+  const char *tls_key_pem;
+  const char *tls_root_pem;
+  const char *cluster_id;
 };
+
+/* A node ID's raft id: the first 8 bytes of sha256(node ID), big-endian;
+ * 0 becomes 1. Every manager computes peers' ids this way. */
+uint64_t raftnode_id_for(const char *node_id);
 
 /* Leadership changes: called on the loop when this node becomes leader
  * (true) or stops being leader (false). */
@@ -59,8 +75,14 @@ int raftnode_bootstrap(struct raftnode *rn, struct sh_err *err);
 int raftnode_recover_single(struct raftnode *rn, struct sh_err *err);
 /* Starts raft: loads snapshot + log (the FSM sees restore/apply calls),
  * then elections and replication. */
-int raftnode_start(struct raftnode *rn, raftnode_leader_fn on_leader,
-                   void *ud, struct sh_err *err);
+int raftnode_start(struct raftnode *rn, raftnode_leader_fn on_leader, void *ud,
+                   struct sh_err *err);
+/* Starts a node that joins an existing cluster: a fresh directory, no
+ * configuration of its own; it takes part once the leader adds it
+ * (raftnode_add there) and then receives the log (or a snapshot). 409 when
+ * the directory already holds raft state (use raftnode_start). */
+int raftnode_join(struct raftnode *rn, raftnode_leader_fn on_leader, void *ud,
+                  struct sh_err *err);
 
 bool raftnode_is_leader(const struct raftnode *rn);
 /* Known leader's id and address; id 0 when unknown. */
@@ -79,12 +101,63 @@ typedef void (*raftnode_done_fn)(void *ud, int status,
 int raftnode_propose(struct raftnode *rn, const char *data, size_t len,
                      raftnode_done_fn done, void *ud, struct sh_err *err);
 
+/* ---- membership (leader only) ----
+ * Changes run one at a time in the order asked (raft allows one
+ * configuration change in flight); each calls done exactly once, on a
+ * later loop turn: status 0, or < 0 with err (503 with the no-leader
+ * message when leadership is lost, 409 for refused changes, 504 when a
+ * change could not start within 10 s). They return < 0 without calling
+ * done when this node is not the leader. */
+
+/* Adds id as a spare, lets it catch up, then promotes it to voter. A
+ * member that is already a voter at that address succeeds at once; a
+ * non-voter is promoted. 503 when the new member does not catch up (it
+ * stays a spare: add it again once it is reachable). */
+int raftnode_add(struct raftnode *rn, uint64_t id, const char *address,
+                 raftnode_done_fn done, void *ud, struct sh_err *err);
+/* Removes id from the configuration (absent ids succeed). The leader
+ * cannot remove itself: transfer leadership first (409). */
+int raftnode_remove(struct raftnode *rn, uint64_t id, raftnode_done_fn done,
+                    void *ud, struct sh_err *err);
+/* Hands leadership to voter id (0: the most up-to-date voter). done's
+ * status 0 means this node is no longer the leader. */
+int raftnode_transfer_leadership(struct raftnode *rn, uint64_t id,
+                                 raftnode_done_fn done, void *ud,
+                                 struct sh_err *err);
+
+enum raftnode_role { RAFTNODE_VOTER, RAFTNODE_STANDBY, RAFTNODE_SPARE };
+enum raftnode_reach {
+  RAFTNODE_REACH_UNKNOWN, /* never contacted (or plain TCP transport) */
+  RAFTNODE_REACHABLE,     /* last connection to/from it succeeded */
+  RAFTNODE_UNREACHABLE,   /* the last attempt to connect failed */
+};
+struct raftnode_member {
+  uint64_t id;
+  char *address;
+  enum raftnode_role role;
+  enum raftnode_reach reach; /* this node's own view; itself: reachable */
+  bool leader;               /* the leader this node knows of */
+};
+/* The configuration as this node knows it (the leader's is the latest).
+ * *out is malloc'd; free with raftnode_members_free. */
+int raftnode_configuration(const struct raftnode *rn,
+                           struct raftnode_member **out, size_t *n,
+                           struct sh_err *err);
+void raftnode_members_free(struct raftnode_member *m, size_t n);
+
+/* Serves POST /swarm/v1/raft on the swarm port: requires a verified client
+ * certificate with OU swarm-manager and this cluster's O, and a claimed
+ * raft id equal to raftnode_id_for(CN); then upgrades the connection and
+ * gives it to raft. Always answers or upgrades req (403/400/503 refusals,
+ * nothing logged). rn may be NULL (503). */
+void raftnode_accept_upgrade(struct raftnode *rn, struct http_req *req);
+
 /* Stops raft; done runs on the loop once libraft has closed. */
 void raftnode_close(struct raftnode *rn, void (*done)(void *ud), void *ud);
 
 /* Docker's message when no leader can take a write. */
 #define RAFTNODE_NO_LEADER_MSG                                                 \
-  "The swarm does not have a leader. It's possible that too few managers "    \
+  "The swarm does not have a leader. It's possible that too few managers "     \
   "are online. Make sure more than half of the managers are online."
 
 #endif

@@ -101,3 +101,73 @@ TEST(atomic_file_write) {
   cleanup_free char *cmd = xasprintf("rm -rf %s", dir);
   CHECK_INT_EQ(system(cmd), 0);
 }
+
+#include "core/workq.h"
+
+#include <pthread.h>
+
+struct wq_case {
+  int ran, done, cancelled;
+  pthread_t worker;
+};
+
+static void wq_work(void *ud) {
+  struct wq_case *c = ud;
+  c->worker = pthread_self();
+  usleep(1000);
+  __atomic_add_fetch(&c->ran, 1, __ATOMIC_SEQ_CST);
+}
+
+static void wq_done(void *ud, int cancelled) {
+  struct wq_case *c = ud;
+  c->done++;
+  c->cancelled += cancelled;
+}
+
+TEST(workq_runs_off_loop_and_completes_on_loop) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  struct workq *q = workq_new(&loop, 3);
+  struct wq_case cases[20] = {{0}};
+  for (int i = 0; i < 20; i++)
+    workq_submit(q, wq_work, wq_done, &cases[i]);
+  int total = 0;
+  for (int spins = 0; spins < 5000 && total < 20; spins++) {
+    uv_run(&loop, UV_RUN_NOWAIT);
+    usleep(200);
+    total = 0;
+    for (int i = 0; i < 20; i++)
+      total += cases[i].done;
+  }
+  CHECK_INT_EQ(total, 20);
+  for (int i = 0; i < 20; i++) {
+    CHECK_INT_EQ(cases[i].ran, 1);
+    CHECK_INT_EQ(cases[i].cancelled, 0);
+    CHECK(!pthread_equal(cases[i].worker, pthread_self()));
+  }
+  workq_close(q);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK_INT_EQ(uv_loop_close(&loop), 0);
+}
+
+TEST(workq_close_cancels_queued_work) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  struct workq *q = workq_new(&loop, 1);
+  struct wq_case cases[50] = {{0}};
+  for (int i = 0; i < 50; i++)
+    workq_submit(q, wq_work, wq_done, &cases[i]);
+  workq_close(q);
+  int done = 0, ran = 0, cancelled = 0;
+  for (int i = 0; i < 50; i++) {
+    done += cases[i].done;
+    ran += cases[i].ran;
+    cancelled += cases[i].cancelled;
+  }
+  /* Every job completed exactly once: either ran or was cancelled. */
+  CHECK_INT_EQ(done, 50);
+  CHECK_INT_EQ(ran + cancelled, 50);
+  CHECK(cancelled > 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK_INT_EQ(uv_loop_close(&loop), 0);
+}

@@ -1,0 +1,136 @@
+#include "core/workq.h"
+
+#include "core/util.h"
+
+#include <pthread.h>
+
+struct job {
+  workq_work_fn work;
+  workq_done_fn done;
+  void *ud;
+  int cancelled;
+  struct job *next;
+};
+
+struct workq {
+  uv_async_t async;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  struct job *queue, *queue_tail; /* waiting for a thread */
+  struct job *finished;           /* waiting for the loop */
+  bool stopping;
+  int nthreads;
+  pthread_t *threads;
+};
+
+static void push_finished(struct workq *q, struct job *j) {
+  j->next = q->finished;
+  q->finished = j;
+}
+
+static void *thread_main(void *arg) {
+  struct workq *q = arg;
+  pthread_mutex_lock(&q->mu);
+  for (;;) {
+    while (!q->queue && !q->stopping)
+      pthread_cond_wait(&q->cv, &q->mu);
+    if (!q->queue)
+      break;
+    struct job *j = q->queue;
+    q->queue = j->next;
+    if (!q->queue)
+      q->queue_tail = NULL;
+    pthread_mutex_unlock(&q->mu);
+    j->work(j->ud);
+    pthread_mutex_lock(&q->mu);
+    push_finished(q, j);
+    uv_async_send(&q->async);
+  }
+  pthread_mutex_unlock(&q->mu);
+  return NULL;
+}
+
+static void on_async(uv_async_t *a) {
+  struct workq *q = a->data;
+  pthread_mutex_lock(&q->mu);
+  struct job *list = q->finished;
+  q->finished = NULL;
+  pthread_mutex_unlock(&q->mu);
+  /* Completions in submission order are not promised; reverse the LIFO
+   * list so they mostly are. */
+  struct job *rev = NULL;
+  while (list) {
+    struct job *n = list->next;
+    list->next = rev;
+    rev = list;
+    list = n;
+  }
+  while (rev) {
+    struct job *n = rev->next;
+    rev->done(rev->ud, rev->cancelled);
+    free(rev);
+    rev = n;
+  }
+}
+
+struct workq *workq_new(uv_loop_t *loop, int nthreads) {
+  struct workq *q = xcalloc(1, sizeof *q);
+  pthread_mutex_init(&q->mu, NULL);
+  pthread_cond_init(&q->cv, NULL);
+  uv_async_init(loop, &q->async, on_async);
+  q->async.data = q;
+  q->nthreads = nthreads > 0 ? nthreads : 1;
+  q->threads = xcalloc((size_t)q->nthreads, sizeof *q->threads);
+  for (int i = 0; i < q->nthreads; i++)
+    if (pthread_create(&q->threads[i], NULL, thread_main, q) != 0)
+      abort();
+  return q;
+}
+
+void workq_submit(struct workq *q, workq_work_fn work, workq_done_fn done,
+                  void *ud) {
+  struct job *j = xcalloc(1, sizeof *j);
+  j->work = work;
+  j->done = done;
+  j->ud = ud;
+  pthread_mutex_lock(&q->mu);
+  if (q->stopping) {
+    j->cancelled = 1;
+    push_finished(q, j);
+    uv_async_send(&q->async);
+  } else {
+    if (q->queue_tail)
+      q->queue_tail->next = j;
+    else
+      q->queue = j;
+    q->queue_tail = j;
+    pthread_cond_signal(&q->cv);
+  }
+  pthread_mutex_unlock(&q->mu);
+}
+
+static void closed(uv_handle_t *h) {
+  struct workq *q = h->data;
+  pthread_mutex_destroy(&q->mu);
+  pthread_cond_destroy(&q->cv);
+  free(q->threads);
+  free(q);
+}
+
+void workq_close(struct workq *q) {
+  pthread_mutex_lock(&q->mu);
+  q->stopping = true;
+  while (q->queue) {
+    struct job *j = q->queue;
+    q->queue = j->next;
+    j->cancelled = 1;
+    push_finished(q, j);
+  }
+  q->queue_tail = NULL;
+  pthread_cond_broadcast(&q->cv);
+  pthread_mutex_unlock(&q->mu);
+  for (int i = 0; i < q->nthreads; i++)
+    pthread_join(q->threads[i], NULL);
+  on_async(&q->async); /* deliver every completion before closing */
+  uv_close((uv_handle_t *)&q->async, closed);
+}

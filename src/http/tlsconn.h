@@ -1,0 +1,92 @@
+/* Byte streams that leave HTTP after "101 Switching Protocols" (raft
+ * between managers), over TLS on the libuv loop.
+ *
+ * Both ends look the same to their user: a connected socketpair end (an
+ * fd) carrying the decrypted bytes, which fits any code that wants a
+ * uv_stream_t (uv_pipe_open). Server side: http_req_upgrade (server.h).
+ * Client side: tlsconn_upgrade below dials, speaks TLS, sends the upgrade
+ * request and bridges once the answer is 101. The bridge is shared by both.
+ *
+ * Closing the fd ends the network connection (TLS close_notify, then FIN);
+ * the network connection ending shuts the bridge's end down, so the fd's
+ * reader sees EOF after every byte that arrived. No flow control beyond
+ * the kernel's socket buffers: writers are expected to be message-sized
+ * (raft bounds what it has in flight). */
+#ifndef SHOAL_HTTP_TLSCONN_H
+#define SHOAL_HTTP_TLSCONN_H
+
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+struct sh_err;
+
+/* ---- socketpair bridge ---- */
+
+struct bridge;
+struct bridge_ops {
+  /* Bytes the fd's owner wrote: send them to the network. */
+  void (*to_net)(void *ud, const char *data, size_t len);
+  /* The fd's owner closed it (or it failed): end the network side. The
+   * bridge is gone after this call; never called after bridge_close. */
+  void (*closed)(void *ud);
+};
+/* Makes a socketpair; the bridge keeps one end on the loop, *fd_out is the
+ * other (non-blocking, close-on-exec, owned by the caller). */
+int bridge_new(uv_loop_t *loop, const struct bridge_ops *ops, void *ud,
+               struct bridge **out, int *fd_out, struct sh_err *err);
+/* Bytes from the network, for the fd's reader. */
+void bridge_push(struct bridge *br, const char *data, size_t len);
+/* The network side is gone: the fd's reader gets what was pushed, then
+ * EOF. The bridge frees itself; no callback follows. */
+void bridge_close(struct bridge *br);
+
+/* ---- TLS client with HTTP upgrade ---- */
+
+/* Subject of the server's verified certificate. */
+struct tlsconn_peer {
+  char cn[128]; /* node ID */
+  char ou[64];  /* role */
+  char o[128];  /* cluster ID */
+};
+
+/* Client TLS context (TLS 1.2+): presents cert/key, trusts only root_pem
+ * and fails the handshake on a server certificate that does not chain to
+ * it. No host name check: node certificates name nodes, not hosts; the
+ * caller's verify callback checks the subject. */
+SSL_CTX *tlsconn_client_ctx(const char *cert_pem, const char *key_pem,
+                            const char *root_pem, struct sh_err *err);
+
+/* Called after the handshake with the server's verified subject; false
+ * refuses the server (the request is never sent). */
+typedef bool (*tlsconn_verify_fn)(void *ud, const struct tlsconn_peer *peer);
+/* fd >= 0 (the caller owns it) on success; fd < 0 and err set otherwise
+ * (err->status 499 when canceled). Called exactly once, never from inside
+ * tlsconn_upgrade or tlsconn_cancel. */
+typedef void (*tlsconn_upgrade_cb)(void *ud, int fd, const struct sh_err *err);
+
+struct tlsconn_upgrade_opts {
+  const char *address;        /* "ip:port" or "[ip6]:port" */
+  SSL_CTX *tls;               /* client context; NULL: plain TCP */
+  const char *path;           /* "/swarm/v1/raft" */
+  const char *protocol;       /* Upgrade: token, e.g. "shoal-raft" */
+  const char *const *headers; /* extra "Name: value", NULL-terminated */
+  unsigned timeout_ms;        /* connect + handshake + answer; default 5000 */
+  tlsconn_verify_fn verify;   /* required with tls */
+  void *verify_ud;
+};
+
+struct tlsconn;
+/* Starts dialing; *out identifies the attempt until cb has run. */
+int tlsconn_upgrade(uv_loop_t *loop, const struct tlsconn_upgrade_opts *opts,
+                    tlsconn_upgrade_cb cb, void *ud, struct tlsconn **out,
+                    struct sh_err *err);
+/* Abandons an attempt whose cb has not run yet: cb runs later with 499. */
+void tlsconn_cancel(struct tlsconn *tc);
+
+/* Splits "ip:port" / "[ip6]:port" into a socket address. */
+int tlsconn_parse_addr(const char *address, struct sockaddr_storage *ss,
+                       struct sh_err *err);
+
+#endif

@@ -1,0 +1,1046 @@
+/* The orchestrator (see orchestrator.h). Each service is worked on in a
+ * private copy of its tasks: the steps below mutate the copies freely and
+ * the transaction is the difference with the store at the end, so every
+ * object appears at most once per transaction with the version it was
+ * read at. Facts follow swarmkit's manager/orchestrator (replicated,
+ * global, restart, update, taskreaper). */
+#include "manager/orchestrator.h"
+
+#include "core/clock.h"
+#include "core/jsonx.h"
+#include "core/util.h"
+#include "manager/constraint.h"
+#include "store/store.h"
+
+#define DEFAULT_RESTART_DELAY (5 * NS_PER_SEC)
+#define DEFAULT_MONITOR (5 * NS_PER_SEC)
+#define OLD_TASK_TIMEOUT                                                       \
+  (60 * NS_PER_SEC) /* swarmkit's defaultOldTaskTimeout */
+#define DEFAULT_HISTORY 5
+
+struct work {
+  struct store *s;
+  int64_t now;
+  struct orch_out *out;
+  json_t *svc;        /* mutable copy, NULL for tasks of a removed service */
+  const json_t *svc0; /* as read */
+  json_t *tasks;      /* array: mutable copies, store order then new ones */
+  json_t *orig;       /* id -> task as read (new reference) */
+  json_t *deleted;    /* id -> version */
+  bool stop;          /* a failure action fired: leave the rest for later */
+};
+
+/* ---- small helpers ---- */
+
+static void set_str(json_t *o, const char *k, const char *v) {
+  json_object_set_new(o, k, json_string(v));
+}
+
+static char *fmt_time(int64_t ns, char *buf, size_t n) {
+  return clock_format_rfc3339(ns, buf, n);
+}
+
+static json_t *w_find(struct work *w, const char *id) {
+  size_t i;
+  json_t *t;
+  if (!id)
+    return NULL;
+  json_array_foreach(w->tasks, i, t) {
+    if (strcmp(jx_str(t, "ID", ""), id) == 0)
+      return t;
+  }
+  return NULL;
+}
+
+static void w_delete(struct work *w, json_t *t) {
+  size_t i;
+  json_t *x;
+  json_array_foreach(w->tasks, i, x) {
+    if (x != t)
+      continue;
+    const char *id = jx_str(t, "ID", "");
+    json_t *o = json_object_get(w->orig, id);
+    if (o)
+      json_object_set_new(w->deleted, id,
+                          json_integer(jx_int(o, "Version.Index", 0)));
+    json_array_remove(w->tasks, i);
+    return;
+  }
+}
+
+static void set_desired(json_t *t, enum task_state s) {
+  set_str(t, "DesiredState", task_state_name(s));
+}
+
+static json_t *node_of(struct work *w, const json_t *t) {
+  const char *nid = jx_str(t, "NodeID", "");
+  return *nid ? store_get(w->s, STORE_NODE, nid) : NULL;
+}
+
+static bool node_is(const json_t *n, const char *path, const char *v) {
+  return n && strcmp(jx_str(n, path, ""), v) == 0;
+}
+
+static int64_t restart_delay(const json_t *t) {
+  json_t *d = jx_get(t, "Spec.RestartPolicy.Delay");
+  return json_is_integer(d) ? json_integer_value(d) : DEFAULT_RESTART_DELAY;
+}
+
+static const char *restart_condition(const json_t *t) {
+  const char *c = jx_str(t, "Spec.RestartPolicy.Condition", "");
+  return *c ? c : "any";
+}
+
+/* Parsed constraints of the service's template. */
+struct cons {
+  struct constraint *c;
+  size_t n;
+};
+
+static void cons_load(struct cons *c, const json_t *svc) {
+  if (constraints_parse(jx_get(svc, "Spec.TaskTemplate.Placement.Constraints"),
+                        &c->c, &c->n, NULL) < 0) {
+    c->c = NULL; /* validated at create; treat as none like swarmkit */
+    c->n = 0;
+  }
+}
+
+/* ---- restart supervisor ---- */
+
+static bool should_restart(const json_t *t) {
+  const char *cond = restart_condition(t);
+  if (strcmp(cond, "none") == 0)
+    return false;
+  if (strcmp(cond, "on-failure") == 0 && task_state(t) == TS_COMPLETE)
+    return false;
+  int64_t max = jx_int(t, "Spec.RestartPolicy.MaxAttempts", 0);
+  if (max <= 0)
+    return true;
+  json_t *r = json_object_get(t, "_Restart");
+  if (!r || jx_int(r, "SpecVersion", -1) != jx_int(t, "_SpecVersion", 0))
+    return true;
+  int64_t window = jx_int(t, "Spec.RestartPolicy.Window", 0);
+  if (window <= 0)
+    return jx_int(r, "Count", 0) < max;
+  /* Restarts between (failure time - window) and the failure time. */
+  int64_t ts = task_timestamp(t);
+  int64_t n = 0;
+  size_t i;
+  json_t *v;
+  json_array_foreach(json_object_get(r, "Times"), i, v) {
+    int64_t at = json_integer_value(v);
+    if (at > ts - window && at < ts)
+      n++;
+  }
+  return n < max;
+}
+
+/* The restart history a replacement of old carries (RecordRestartHistory). */
+static void record_restart(struct work *w, const json_t *old, json_t *nt) {
+  int64_t max = jx_int(nt, "Spec.RestartPolicy.MaxAttempts", 0);
+  if (max <= 0)
+    return;
+  int64_t sv = jx_int(nt, "_SpecVersion", 0);
+  json_t *prev = json_object_get(old, "_Restart");
+  int64_t count = 0;
+  json_t *times = json_array();
+  int64_t window = jx_int(nt, "Spec.RestartPolicy.Window", 0);
+  if (prev && jx_int(prev, "SpecVersion", -1) == sv) {
+    count = jx_int(prev, "Count", 0);
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(prev, "Times"), i, v) {
+      if (window > 0 && json_integer_value(v) > w->now - window)
+        json_array_append(times, v);
+    }
+  }
+  if (window > 0)
+    json_array_append_new(times, json_integer(w->now));
+  json_object_set_new(nt, "_Restart",
+                      json_pack("{s:I, s:I, s:o}", "Count",
+                                (json_int_t)(count + 1), "SpecVersion",
+                                (json_int_t)sv, "Times", times));
+}
+
+/* Makes t start after delay, once the tasks in wait_for stopped. */
+static void delay_start(struct work *w, json_t *t, int64_t delay,
+                        json_t *wait_for /* stolen, may be NULL */) {
+  if (delay <= 0 && (!wait_for || json_array_size(wait_for) == 0)) {
+    json_decref(wait_for);
+    json_object_del(t, "_Start");
+    set_desired(t, TS_RUNNING);
+    return;
+  }
+  set_desired(t, TS_READY);
+  json_object_set_new(t, "_Start",
+                      json_pack("{s:I, s:o, s:I}", "After",
+                                (json_int_t)(w->now + delay), "WaitFor",
+                                wait_for ? wait_for : json_array(), "Timeout",
+                                (json_int_t)(w->now + OLD_TASK_TIMEOUT)));
+  orch_out_wake(w->out, w->now + delay);
+}
+
+/* Shuts t down and, if its restart policy says so, adds its replacement. */
+static void restart_task(struct work *w, json_t *t) {
+  if (task_desired(t) > TS_COMPLETE)
+    return;
+  /* A replacement still waiting for its own delay restarts only after it,
+   * against tight restart loops. */
+  int64_t after = jx_int(t, "_Start.After", 0);
+  if (task_desired(t) < TS_RUNNING && after > w->now) {
+    orch_out_wake(w->out, after);
+    return;
+  }
+  json_object_del(t, "_Start");
+  set_desired(t, TS_SHUTDOWN);
+  if (!should_restart(t))
+    return;
+  json_t *node = node_of(w, t);
+  json_t *nt =
+      service_is_global(w->svc)
+          ? task_new(w->out, w->svc, 0, jx_str(t, "NodeID", ""), w->now)
+          : task_new(w->out, w->svc, jx_int(t, "Slot", 0), NULL, w->now);
+  record_restart(w, t, nt);
+  /* No delay when the node is being drained. */
+  int64_t delay =
+      node_is(node, "Spec.Availability", "drain") ? 0 : restart_delay(t);
+  json_t *wait_for = NULL;
+  if (!node_is(node, "Status.State", "down") && task_state(t) <= TS_RUNNING)
+    wait_for = json_pack("[s]", jx_str(t, "ID", ""));
+  delay_start(w, nt, delay, wait_for);
+  json_array_append_new(w->tasks, nt);
+}
+
+/* Moves delayed tasks to running once their delay and wait are over. */
+static void delayed_starts(struct work *w) {
+  size_t i;
+  json_t *t;
+  json_array_foreach(w->tasks, i, t) {
+    json_t *st = json_object_get(t, "_Start");
+    if (!st || task_desired(t) >= TS_RUNNING)
+      continue;
+    int64_t after = jx_int(st, "After", 0);
+    if (w->now < after) {
+      orch_out_wake(w->out, after);
+      continue;
+    }
+    bool stopped = true;
+    size_t j;
+    json_t *idj;
+    json_array_foreach(json_object_get(st, "WaitFor"), j, idj) {
+      json_t *old = w_find(w, json_string_value(idj));
+      if (!old)
+        old = store_get(w->s, STORE_TASK, json_string_value(idj));
+      if (!old || task_state(old) > TS_RUNNING)
+        continue;
+      json_t *n = node_of(w, old);
+      if (!n || node_is(n, "Status.State", "down"))
+        continue;
+      stopped = false;
+    }
+    int64_t timeout = jx_int(st, "Timeout", 0);
+    if (!stopped && w->now < timeout) {
+      orch_out_wake(w->out, timeout);
+      continue;
+    }
+    json_object_del(t, "_Start");
+    set_desired(t, TS_RUNNING);
+  }
+}
+
+/* ---- slots ---- */
+
+/* A slot: the tasks of one replica (replicated) or one node (global). */
+struct slot {
+  int64_t num;
+  const char *node;
+  json_t *tasks;     /* all tasks of the slot (borrowed copies) */
+  json_t *updatable; /* UpdatableTasksInSlot */
+};
+
+struct slots {
+  struct slot *v;
+  size_t n;
+};
+
+static void slots_free(struct slots *ss) {
+  for (size_t i = 0; i < ss->n; i++) {
+    json_decref(ss->v[i].tasks);
+    json_decref(ss->v[i].updatable);
+  }
+  free(ss->v);
+  ss->v = NULL;
+  ss->n = 0;
+}
+
+static const char *update_state(const json_t *svc) {
+  return jx_str(svc, "UpdateStatus.State", "");
+}
+
+static void slot_updatable(struct work *w, struct slot *sl) {
+  sl->updatable = json_array();
+  size_t i;
+  json_t *t, *newest = NULL;
+  json_array_foreach(sl->tasks, i, t) {
+    if (task_desired(t) <= TS_RUNNING)
+      json_array_append(sl->updatable, t);
+  }
+  if (json_array_size(sl->updatable) > 0)
+    return;
+  if (strcmp(update_state(w->svc), "rollback_started") == 0)
+    return;
+  json_array_foreach(sl->tasks, i, t) {
+    if (!newest || task_timestamp(t) >= task_timestamp(newest))
+      newest = t;
+  }
+  /* A stopped task that will not be restarted still holds its slot (and
+   * is updated when the spec changes). */
+  if (newest && !should_restart(newest))
+    json_array_append(sl->updatable, newest);
+}
+
+/* Groups the service's tasks by slot number or node. */
+static void slots_build(struct work *w, bool global, struct slots *ss) {
+  ss->v = NULL;
+  ss->n = 0;
+  size_t i;
+  json_t *t;
+  json_array_foreach(w->tasks, i, t) {
+    int64_t num = global ? 0 : jx_int(t, "Slot", 0);
+    const char *node = global ? jx_str(t, "NodeID", "") : "";
+    struct slot *sl = NULL;
+    for (size_t j = 0; j < ss->n; j++)
+      if (ss->v[j].num == num && strcmp(ss->v[j].node, node) == 0)
+        sl = &ss->v[j];
+    if (!sl) {
+      ss->v = xrealloc(ss->v, (ss->n + 1) * sizeof *ss->v);
+      sl = &ss->v[ss->n++];
+      *sl = (struct slot){num, node, json_array(), NULL};
+    }
+    json_array_append(sl->tasks, t);
+  }
+  for (size_t j = 0; j < ss->n; j++)
+    slot_updatable(w, &ss->v[j]);
+}
+
+/* ---- update supervisor ---- */
+
+static bool placement_only_diff(const json_t *tmpl, const json_t *spec) {
+  json_t *a = json_deep_copy(tmpl), *b = json_deep_copy(spec);
+  json_object_del(a, "Placement");
+  json_object_del(b, "Placement");
+  bool same = json_equal(a, b);
+  json_decref(a);
+  json_decref(b);
+  return same;
+}
+
+static bool eq_or_both_null(const json_t *a, const json_t *b) {
+  if (!a || !b)
+    return !a && !b;
+  return json_equal(a, b);
+}
+
+/* IsTaskDirty: does t differ from what the service asks for now? */
+static bool task_dirty(struct work *w, const json_t *t) {
+  if (jx_int(t, "_SpecVersion", -1) == service_spec_version(w->svc))
+    return false;
+  json_t *tmpl = jx_get(w->svc, "Spec.TaskTemplate");
+  json_t *spec = json_object_get(t, "Spec");
+  if (!eq_or_both_null(tmpl, spec)) {
+    if (!tmpl || !spec || !placement_only_diff(tmpl, spec))
+      return true;
+    /* Only the placement changed: a task on a node that still fits
+     * stays. */
+    struct cons c;
+    cons_load(&c, w->svc);
+    json_t *n = node_of(w, t);
+    bool fits = n && constraints_match(c.c, c.n, n);
+    constraints_free(c.c, c.n);
+    if (!fits)
+      return true;
+  }
+  json_t *ep = json_object_get(t, "_EndpointSpec");
+  return ep && !eq_or_both_null(jx_get(w->svc, "Spec.EndpointSpec"), ep);
+}
+
+static bool slot_dirty(struct work *w, json_t *upd) {
+  return json_array_size(upd) > 1 ||
+         (json_array_size(upd) == 1 && task_dirty(w, json_array_get(upd, 0)));
+}
+
+struct ucfg {
+  int64_t parallelism, delay, monitor;
+  const char *action;
+  double ratio;
+  bool start_first;
+};
+
+static void ucfg_load(const json_t *svc, bool rollback, struct ucfg *c) {
+  json_t *u =
+      jx_get(svc, rollback ? "Spec.RollbackConfig" : "Spec.UpdateConfig");
+  c->parallelism = u ? jx_int(u, "Parallelism", 0) : 1;
+  c->delay = jx_int(u, "Delay", 0);
+  c->monitor = jx_int(u, "Monitor", 0);
+  if (c->monitor <= 0)
+    c->monitor = DEFAULT_MONITOR;
+  c->action = jx_str(u, "FailureAction", "");
+  if (!*c->action)
+    c->action = "pause";
+  json_t *r = json_object_get(u, "MaxFailureRatio");
+  c->ratio = json_is_number(r) ? json_number_value(r) : 0;
+  c->start_first = strcmp(jx_str(u, "Order", ""), "start-first") == 0;
+}
+
+static json_t *update_book(struct work *w) {
+  json_t *u = json_object_get(w->svc, "_Update");
+  if (!json_is_object(u)) {
+    u = json_pack("{s:I, s:{}, s:[], s:I, s:b, s:I}", "Total", (json_int_t)0,
+                  "Tasks", "Failed", "NextAt", (json_int_t)0, "BatchOpen", 0,
+                  "MonitorUntil", (json_int_t)0);
+    json_object_set_new(w->svc, "_Update", u);
+  }
+  return u;
+}
+
+static void update_status(struct work *w, const char *state, const char *msg,
+                          bool completed) {
+  json_t *us = json_object_get(w->svc, "UpdateStatus");
+  if (!json_is_object(us)) {
+    us = json_object();
+    json_object_set_new(w->svc, "UpdateStatus", us);
+  }
+  char ts[64];
+  set_str(us, "State", state);
+  set_str(us, "Message", msg);
+  if (!json_object_get(us, "StartedAt"))
+    set_str(us, "StartedAt", fmt_time(w->now, ts, sizeof ts));
+  if (completed)
+    set_str(us, "CompletedAt", fmt_time(w->now, ts, sizeof ts));
+}
+
+static void shutdown_running(json_t *t) {
+  if (task_desired(t) <= TS_RUNNING)
+    set_desired(t, TS_SHUTDOWN);
+}
+
+/* A failed task of this update: pause, roll back, or go on. */
+static void update_failure(struct work *w, const struct ucfg *c,
+                           const char *task_id) {
+  bool in_rollback = strcmp(update_state(w->svc), "rollback_started") == 0;
+  char msg[256];
+  if (strcmp(c->action, "pause") == 0) {
+    snprintf(msg, sizeof msg,
+             "update paused due to failure or early termination of task %s",
+             task_id);
+    update_status(w, in_rollback ? "rollback_paused" : "paused", msg, false);
+    w->stop = true;
+  } else if (strcmp(c->action, "rollback") == 0) {
+    if (in_rollback) {
+      snprintf(msg, sizeof msg,
+               "rollback paused due to failure or early termination of task "
+               "%s",
+               task_id);
+      update_status(w, "rollback_paused", msg, false);
+      w->stop = true;
+      return;
+    }
+    json_t *prev = json_object_get(w->svc, "PreviousSpec");
+    if (!json_is_object(prev))
+      return; /* swarmkit: "no previous spec is available", no change */
+    snprintf(msg, sizeof msg,
+             "update rolled back due to failure or early termination of task "
+             "%s",
+             task_id);
+    update_status(w, "rollback_started", msg, false);
+    json_object_set(w->svc, "Spec", prev);
+    json_object_set_new(
+        w->svc, "_SpecVersion",
+        json_integer(jx_int(w->svc, "_PreviousSpecVersion", 0)));
+    json_object_del(w->svc, "PreviousSpec");
+    json_object_del(w->svc, "_PreviousSpecVersion");
+    json_object_del(w->svc, "_Update");
+    w->stop = true;
+  }
+}
+
+/* Watches the tasks this update made: running time, failures within the
+ * monitor period, start-first old tasks to stop. */
+static void update_observe(struct work *w) {
+  const char *st = update_state(w->svc);
+  bool active =
+      strcmp(st, "updating") == 0 || strcmp(st, "rollback_started") == 0;
+  json_t *u = json_object_get(w->svc, "_Update");
+  if (!json_is_object(u))
+    return;
+  struct ucfg c;
+  ucfg_load(w->svc, strcmp(st, "rollback_started") == 0, &c);
+  json_t *tracked = json_object_get(u, "Tasks");
+  json_t *failed = json_object_get(u, "Failed");
+  const char *id;
+  json_t *info, *tmp;
+  json_object_foreach_safe(tracked, tmp, id, info) {
+    json_t *t = w_find(w, id);
+    if (!t) {
+      json_object_del(tracked, id);
+      continue;
+    }
+    enum task_state s = task_state(t);
+    int64_t since = jx_int(info, "Since", 0);
+    if (s == TS_RUNNING && since == 0) {
+      since = w->now;
+      json_object_set_new(info, "Since", json_integer(since));
+      /* start-first: the old tasks go once the new one runs. */
+      size_t i;
+      json_t *oid;
+      json_array_foreach(json_object_get(info, "Old"), i, oid) {
+        json_t *old = w_find(w, json_string_value(oid));
+        if (old)
+          shutdown_running(old);
+      }
+    }
+    if (s <= TS_RUNNING || !active || strcmp(c.action, "continue") == 0)
+      continue;
+    bool seen = false;
+    size_t i;
+    json_t *f;
+    json_array_foreach(failed, i, f) if (strcmp(json_string_value(f), id) == 0)
+        seen = true;
+    if (seen || (since != 0 && w->now - since > c.monitor))
+      continue;
+    json_array_append_new(failed, json_string(id));
+    int64_t total = jx_int(u, "Total", 1);
+    if (total <= 0)
+      total = 1;
+    /* swarmkit compares in float32 */
+    if ((float)json_array_size(failed) / (float)total > (float)c.ratio) {
+      update_failure(w, &c, id);
+      return;
+    }
+  }
+}
+
+static int64_t tracked_in_flight(struct work *w, json_t *u) {
+  int64_t n = 0;
+  const char *id;
+  json_t *info;
+  json_object_foreach(json_object_get(u, "Tasks"), id, info) {
+    json_t *t = w_find(w, id);
+    if (t && task_state(t) < TS_RUNNING && task_desired(t) <= TS_RUNNING)
+      n++;
+  }
+  return n;
+}
+
+static void use_existing(struct work *w, json_t *upd, json_t *keep) {
+  json_t *removed = json_array();
+  size_t i;
+  json_t *t;
+  json_array_foreach(upd, i, t) {
+    if (t == keep || task_desired(t) > TS_RUNNING)
+      continue;
+    set_desired(t, TS_SHUTDOWN);
+    json_array_append_new(removed, json_string(jx_str(t, "ID", "")));
+  }
+  if (task_desired(keep) != TS_RUNNING)
+    delay_start(w, keep, 0, removed);
+  else
+    json_decref(removed);
+}
+
+static void update_slot(struct work *w, const struct slot *sl, json_t *u,
+                        const struct ucfg *c) {
+  json_t *running = NULL, *clean = NULL;
+  size_t i;
+  json_t *t;
+  json_array_foreach(sl->updatable, i, t) {
+    if (task_dirty(w, t))
+      continue;
+    if (task_desired(t) == TS_RUNNING) {
+      running = t;
+      break;
+    }
+    if (task_desired(t) < TS_RUNNING)
+      clean = t;
+  }
+  if (running || clean) {
+    use_existing(w, sl->updatable, running ? running : clean);
+    return;
+  }
+  json_t *first = json_array_get(sl->updatable, 0);
+  json_t *nt =
+      service_is_global(w->svc)
+          ? task_new(w->out, w->svc, 0, jx_str(first, "NodeID", ""), w->now)
+          : task_new(w->out, w->svc, jx_int(first, "Slot", 0), NULL, w->now);
+  json_t *old = json_array();
+  json_array_foreach(sl->updatable, i, t) {
+    if (task_desired(t) <= TS_RUNNING)
+      json_array_append_new(old, json_string(jx_str(t, "ID", "")));
+  }
+  json_t *info = json_pack("{s:I}", "Since", (json_int_t)0);
+  if (c->start_first) {
+    set_desired(nt, TS_RUNNING);
+    json_object_set_new(info, "Old", old);
+  } else {
+    json_array_foreach(sl->updatable, i, t) shutdown_running(t);
+    delay_start(w, nt, 0, old);
+  }
+  json_object_set_new(json_object_get(u, "Tasks"), jx_str(nt, "ID", ""), info);
+  json_array_append_new(w->tasks, nt);
+}
+
+/* Updater.Run over the slots the orchestrator keeps (indexes into ss). */
+static void update_run(struct work *w, struct slots *ss, const size_t *keep,
+                       size_t nkeep) {
+  const char *st = update_state(w->svc);
+  if (strcmp(st, "paused") == 0 || strcmp(st, "rollback_paused") == 0)
+    return;
+  bool rollback = strcmp(st, "rollback_started") == 0;
+  struct ucfg c;
+  ucfg_load(w->svc, rollback, &c);
+
+  size_t *dirty = xcalloc(nkeep ? nkeep : 1, sizeof *dirty);
+  size_t ndirty = 0;
+  for (size_t i = 0; i < nkeep; i++)
+    if (slot_dirty(w, ss->v[keep[i]].updatable))
+      dirty[ndirty++] = keep[i];
+
+  json_t *u = json_object_get(w->svc, "_Update");
+  int64_t inflight = json_is_object(u) ? tracked_in_flight(w, u) : 0;
+  bool active = strcmp(st, "updating") == 0 || rollback;
+
+  /* The batch in flight is done: the next one waits Delay. */
+  if (json_is_object(u) && inflight == 0 && jx_bool(u, "BatchOpen", false)) {
+    json_object_set_new(u, "BatchOpen", json_false());
+    json_object_set_new(u, "NextAt", json_integer(w->now + c.delay));
+  }
+  if (ndirty == 0 && inflight == 0) {
+    if (active) {
+      u = update_book(w);
+      int64_t next = jx_int(u, "NextAt", 0);
+      int64_t until = jx_int(u, "MonitorUntil", 0);
+      if (until == 0) {
+        int64_t m = c.delay >= c.monitor ? c.delay + NS_PER_SEC : c.monitor;
+        until = (next > w->now ? next : w->now) + m;
+        json_object_set_new(u, "MonitorUntil", json_integer(until));
+      }
+      if (w->now >= until) {
+        update_status(w, rollback ? "rollback_completed" : "completed",
+                      rollback ? "rollback completed" : "update completed",
+                      true);
+        json_object_del(w->svc, "_Update");
+      } else {
+        orch_out_wake(w->out, until);
+      }
+    } else if (json_is_object(u)) {
+      json_object_del(w->svc, "_Update");
+    }
+    free(dirty);
+    return;
+  }
+  if (!json_object_get(w->svc, "UpdateStatus"))
+    update_status(w, "updating", "update in progress", false);
+  u = update_book(w);
+  if (jx_int(u, "Total", 0) == 0)
+    json_object_set_new(u, "Total", json_integer((json_int_t)ndirty));
+  json_object_set_new(u, "MonitorUntil", json_integer(0));
+
+  if (inflight > 0 || ndirty == 0) {
+    free(dirty);
+    return;
+  }
+  int64_t next = jx_int(u, "NextAt", 0);
+  if (w->now < next) {
+    orch_out_wake(w->out, next);
+    free(dirty);
+    return;
+  }
+  size_t batch = c.parallelism > 0 ? (size_t)c.parallelism : ndirty;
+  for (size_t i = 0; i < ndirty && i < batch; i++)
+    update_slot(w, &ss->v[dirty[i]], u, &c);
+  json_object_set_new(u, "BatchOpen", json_true());
+  free(dirty);
+}
+
+/* ---- replicated services ---- */
+
+struct rank {
+  size_t idx;      /* into slots */
+  bool running;    /* some task observed running */
+  int64_t num;     /* slot number */
+  int64_t pernode; /* nth copy on its node, -1 when unknown */
+};
+
+static int rank_by_state(const void *a, const void *b) {
+  const struct rank *x = a, *y = b;
+  if (x->running != y->running)
+    return x->running ? -1 : 1;
+  return x->num < y->num ? -1 : x->num > y->num;
+}
+
+static int rank_by_node_index(const void *a, const void *b) {
+  const struct rank *x = a, *y = b;
+  if ((x->pernode < 0) != (y->pernode < 0))
+    return x->pernode < 0 ? 1 : -1;
+  if (x->pernode != y->pernode)
+    return x->pernode < y->pernode ? -1 : 1;
+  /* keep the first order (qsort is not stable) */
+  return rank_by_state(a, b);
+}
+
+static void delete_slot_tasks(struct work *w, struct slot *sl) {
+  size_t i;
+  json_t *t;
+  json_array_foreach(sl->tasks, i, t) w_delete(w, t);
+}
+
+static void reconcile_replicated(struct work *w) {
+  struct slots ss;
+  slots_build(w, false, &ss);
+  size_t *run = xcalloc(ss.n + 1, sizeof *run);
+  size_t nrun = 0;
+  for (size_t i = 0; i < ss.n; i++)
+    if (json_array_size(ss.v[i].updatable) > 0)
+      run[nrun++] = i;
+  int64_t want = service_replicas(w->svc);
+  if (want < 0)
+    want = 0;
+
+  if ((size_t)want >= nrun) {
+    update_run(w, &ss, run, nrun);
+    /* Fill the lowest free slot numbers; dead slots reused keep history. */
+    int64_t num = 0;
+    for (int64_t k = 0; k < want - (int64_t)nrun; k++) {
+      bool taken;
+      do {
+        num++;
+        taken = false;
+        for (size_t i = 0; i < nrun; i++)
+          if (ss.v[run[i]].num == num)
+            taken = true;
+      } while (taken);
+      for (size_t i = 0; i < ss.n; i++)
+        if (ss.v[i].num == num && json_array_size(ss.v[i].updatable) == 0)
+          ss.v[i].num = -1; /* reused: not dead any more */
+      json_array_append_new(w->tasks,
+                            task_new(w->out, w->svc, num, NULL, w->now));
+    }
+    for (size_t i = 0; i < ss.n; i++)
+      if (json_array_size(ss.v[i].updatable) == 0 && ss.v[i].num != -1)
+        delete_slot_tasks(w, &ss.v[i]);
+  } else {
+    /* Scale down: keep running slots, spread over nodes; remove copies
+     * from the nodes that hold most. */
+    struct rank *r = xcalloc(nrun, sizeof *r);
+    for (size_t i = 0; i < nrun; i++) {
+      struct slot *sl = &ss.v[run[i]];
+      r[i] = (struct rank){run[i], false, sl->num, -1};
+      size_t j;
+      json_t *t;
+      json_array_foreach(sl->updatable, j, t) if (task_state(t) == TS_RUNNING)
+          r[i]
+              .running = true;
+    }
+    qsort(r, nrun, sizeof *r, rank_by_state);
+    json_t *pernode = json_object();
+    for (size_t i = 0; i < nrun; i++) {
+      json_t *up = ss.v[r[i].idx].updatable;
+      const char *nid = jx_str(json_array_get(up, 0), "NodeID", "");
+      if (json_array_size(up) == 1 && *nid) {
+        int64_t c = jx_int(pernode, nid, 0) + 1;
+        json_object_set_new(pernode, nid, json_integer(c));
+        r[i].pernode = c;
+      }
+    }
+    json_decref(pernode);
+    qsort(r, nrun, sizeof *r, rank_by_node_index);
+    size_t *keep = xcalloc(nrun, sizeof *keep);
+    for (size_t i = 0; i < (size_t)want; i++)
+      keep[i] = r[i].idx;
+    update_run(w, &ss, keep, (size_t)want);
+    for (size_t i = 0; i < ss.n; i++)
+      if (json_array_size(ss.v[i].updatable) == 0)
+        delete_slot_tasks(w, &ss.v[i]);
+    for (size_t i = (size_t)want; i < nrun; i++) {
+      size_t j;
+      json_t *t;
+      json_array_foreach(ss.v[r[i].idx].tasks, j, t) {
+        if (task_desired(t) <= TS_REMOVE)
+          set_desired(t, TS_REMOVE);
+      }
+    }
+    free(keep);
+    free(r);
+  }
+  free(run);
+  slots_free(&ss);
+}
+
+static void run_replicated(struct work *w) {
+  size_t n = json_array_size(w->tasks);
+  for (size_t i = 0; i < n; i++) {
+    json_t *t = json_array_get(w->tasks, i);
+    if (task_desired(t) > TS_RUNNING)
+      continue;
+    bool assigned = *jx_str(t, "NodeID", "") != '\0';
+    if (task_state(t) > TS_RUNNING || (assigned && node_invalid(node_of(w, t))))
+      restart_task(w, t);
+  }
+  delayed_starts(w);
+  update_observe(w);
+  if (!w->stop)
+    reconcile_replicated(w);
+}
+
+/* ---- global services ---- */
+
+static bool node_eligible(const json_t *n) {
+  return !node_invalid(n);
+}
+
+static void run_global(struct work *w) {
+  struct cons c;
+  cons_load(&c, w->svc);
+  size_t n = json_array_size(w->tasks);
+  for (size_t i = 0; i < n; i++) {
+    json_t *t = json_array_get(w->tasks, i);
+    if (task_desired(t) > TS_RUNNING)
+      continue;
+    json_t *node = node_of(w, t);
+    if (!node || node_invalid(node)) {
+      shutdown_running(t);
+      continue;
+    }
+    if (task_state(t) > TS_RUNNING) {
+      if (node_is(node, "Spec.Availability", "pause") ||
+          !constraints_match(c.c, c.n, node))
+        shutdown_running(t);
+      else
+        restart_task(w, t);
+    }
+  }
+  delayed_starts(w);
+  update_observe(w);
+  if (w->stop) {
+    constraints_free(c.c, c.n);
+    return;
+  }
+
+  struct slots ss;
+  slots_build(w, true, &ss);
+  size_t *keep = xcalloc(ss.n + 1, sizeof *keep);
+  size_t nkeep = 0;
+  bool *seen = xcalloc(ss.n + 1, sizeof *seen);
+  json_t *nodes = store_list(w->s, STORE_NODE);
+  size_t i;
+  json_t *node;
+  json_array_foreach(nodes, i, node) {
+    if (!node_eligible(node))
+      continue;
+    const char *nid = jx_str(node, "ID", "");
+    struct slot *sl = NULL;
+    for (size_t j = 0; j < ss.n; j++) {
+      if (strcmp(ss.v[j].node, nid) == 0) {
+        sl = &ss.v[j];
+        seen[j] = true;
+        if (json_array_size(sl->updatable) > 0)
+          break;
+        sl = NULL;
+      }
+    }
+    if (!constraints_match(c.c, c.n, node)) {
+      if (sl) {
+        size_t k;
+        json_t *t;
+        json_array_foreach(sl->updatable, k, t) shutdown_running(t);
+      }
+      continue;
+    }
+    if (node_is(node, "Spec.Availability", "pause"))
+      continue;
+    if (!sl)
+      json_array_append_new(w->tasks, task_new(w->out, w->svc, 0, nid, w->now));
+    else
+      keep[nkeep++] = (size_t)(sl - ss.v);
+  }
+  json_decref(nodes);
+  /* Tasks on nodes that are drained, down or gone. */
+  for (size_t j = 0; j < ss.n; j++) {
+    if (seen[j])
+      continue;
+    size_t k;
+    json_t *t;
+    json_array_foreach(ss.v[j].updatable, k, t) shutdown_running(t);
+  }
+  update_run(w, &ss, keep, nkeep);
+  free(seen);
+  free(keep);
+  slots_free(&ss);
+  constraints_free(c.c, c.n);
+}
+
+/* ---- task reaper ---- */
+
+struct hist {
+  json_t *t;
+  int64_t ts;
+  size_t pos;
+};
+
+static int hist_cmp(const void *a, const void *b) {
+  const struct hist *x = a, *y = b;
+  if (x->ts != y->ts)
+    return x->ts < y->ts ? -1 : 1;
+  return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+static void reap(struct work *w, int64_t limit) {
+  /* Removed slots and services: gone once stopped or never started. */
+  for (size_t i = json_array_size(w->tasks); i-- > 0;) {
+    json_t *t = json_array_get(w->tasks, i);
+    enum task_state s = task_state(t);
+    if (task_desired(t) == TS_REMOVE && (s < TS_ASSIGNED || s >= TS_COMPLETE))
+      w_delete(w, t);
+  }
+  if (!w->svc)
+    return;
+  int64_t max =
+      jx_int(w->svc, "Spec.TaskTemplate.RestartPolicy.MaxAttempts", 0);
+  if (max > 0)
+    limit = max + 1; /* keep enough to know the restart history */
+  if (limit < 0)
+    return;
+  bool global = service_is_global(w->svc);
+  struct slots ss;
+  slots_build(w, global, &ss);
+  for (size_t k = 0; k < ss.n; k++) {
+    size_t n = json_array_size(ss.v[k].tasks);
+    if ((int64_t)n <= limit)
+      continue;
+    struct hist *h = xcalloc(n, sizeof *h);
+    for (size_t i = 0; i < n; i++) {
+      json_t *t = json_array_get(ss.v[k].tasks, i);
+      h[i] = (struct hist){t, task_timestamp(t), i};
+    }
+    qsort(h, n, sizeof *h, hist_cmp);
+    int64_t keep = limit;
+    for (size_t i = 0; i < n; i++) {
+      enum task_state s = task_state(h[i].t);
+      bool never = s < TS_ASSIGNED && task_desired(h[i].t) > TS_RUNNING;
+      if (s > TS_RUNNING || never) {
+        w_delete(w, h[i].t);
+        keep++;
+        if ((int64_t)n <= keep)
+          break;
+      }
+    }
+    free(h);
+  }
+  slots_free(&ss);
+}
+
+/* ---- driver ---- */
+
+static void work_init(struct work *w, struct store *s, int64_t now,
+                      struct orch_out *out, const json_t *svc) {
+  memset(w, 0, sizeof *w);
+  w->s = s;
+  w->now = now;
+  w->out = out;
+  w->svc0 = svc;
+  w->svc = svc ? json_deep_copy(svc) : NULL;
+  w->tasks = json_array();
+  w->orig = json_object();
+  w->deleted = json_object();
+}
+
+static void work_add(struct work *w, json_t *t) {
+  json_array_append_new(w->tasks, json_deep_copy(t));
+  json_object_set(w->orig, jx_str(t, "ID", ""), t);
+}
+
+/* The transaction: differences between the copies and the store. */
+static void work_emit(struct work *w) {
+  struct store_tx *tx = store_tx_new();
+  if (w->svc && !json_equal(w->svc, w->svc0))
+    store_tx_put(tx, STORE_SERVICE, json_incref(w->svc),
+                 jx_int(w->svc0, "Version.Index", 0));
+  size_t i;
+  json_t *t;
+  json_array_foreach(w->tasks, i, t) {
+    json_t *o = json_object_get(w->orig, jx_str(t, "ID", ""));
+    if (!o)
+      store_tx_put(tx, STORE_TASK, json_incref(t), STORE_MUST_CREATE);
+    else if (!json_equal(o, t))
+      store_tx_put(tx, STORE_TASK, json_incref(t),
+                   jx_int(o, "Version.Index", 0));
+  }
+  const char *id;
+  json_t *v;
+  json_object_foreach(w->deleted, id, v)
+      store_tx_delete(tx, STORE_TASK, id, json_integer_value(v));
+  orch_out_add(w->out, tx);
+}
+
+static void work_free(struct work *w) {
+  json_decref(w->svc);
+  json_decref(w->tasks);
+  json_decref(w->orig);
+  json_decref(w->deleted);
+}
+
+int orchestrator_run(struct store *s, int64_t now_ns, struct orch_out *out) {
+  size_t before = out->ntx;
+  json_t *cluster = store_cluster(s);
+  json_t *lim = jx_get(cluster, "Spec.Orchestration.TaskHistoryRetentionLimit");
+  int64_t limit =
+      json_is_integer(lim) ? json_integer_value(lim) : DEFAULT_HISTORY;
+  json_t *tasks = store_list(s, STORE_TASK);
+  json_t *services = store_list(s, STORE_SERVICE);
+  size_t i, j;
+  json_t *svc, *t;
+  json_array_foreach(services, i, svc) {
+    struct work w;
+    work_init(&w, s, now_ns, out, svc);
+    const char *sid = jx_str(svc, "ID", "");
+    json_array_foreach(tasks, j, t) {
+      if (strcmp(jx_str(t, "ServiceID", ""), sid) == 0)
+        work_add(&w, t);
+    }
+    if (service_is_global(svc))
+      run_global(&w);
+    else if (jx_get(svc, "Spec.Mode.Replicated") || !jx_get(svc, "Spec.Mode"))
+      run_replicated(&w);
+    reap(&w, limit);
+    work_emit(&w);
+    work_free(&w);
+  }
+  /* Tasks whose service is gone: desired "remove", deleted once stopped. */
+  json_t *orphans = json_object(); /* service ID -> work index */
+  json_array_foreach(tasks, j, t) {
+    const char *sid = jx_str(t, "ServiceID", "");
+    if (*sid && !store_get(s, STORE_SERVICE, sid))
+      json_object_set_new(orphans, sid, json_true());
+  }
+  const char *sid;
+  json_t *dummy;
+  json_object_foreach(orphans, sid, dummy) {
+    struct work w;
+    work_init(&w, s, now_ns, out, NULL);
+    json_array_foreach(tasks, j, t) {
+      if (strcmp(jx_str(t, "ServiceID", ""), sid) == 0)
+        work_add(&w, t);
+    }
+    json_array_foreach(w.tasks, j, t) {
+      if (task_desired(t) < TS_REMOVE)
+        set_desired(t, TS_REMOVE);
+    }
+    reap(&w, limit);
+    work_emit(&w);
+    work_free(&w);
+  }
+  json_decref(orphans);
+  json_decref(services);
+  json_decref(tasks);
+  return (int)(out->ntx - before);
+}

@@ -1,0 +1,125 @@
+/* Helpers shared by the orchestrator and the scheduler (see orchtask.h). */
+#include "manager/orchtask.h"
+
+#include "core/clock.h"
+#include "core/jsonx.h"
+#include "core/util.h"
+#include "store/store.h"
+
+static const char *const state_names[] = {
+    [TS_NEW] = "new",           [TS_ALLOCATED] = "allocated",
+    [TS_PENDING] = "pending",   [TS_ASSIGNED] = "assigned",
+    [TS_ACCEPTED] = "accepted", [TS_PREPARING] = "preparing",
+    [TS_READY] = "ready",       [TS_STARTING] = "starting",
+    [TS_RUNNING] = "running",   [TS_COMPLETE] = "complete",
+    [TS_SHUTDOWN] = "shutdown", [TS_FAILED] = "failed",
+    [TS_REJECTED] = "rejected", [TS_REMOVE] = "remove",
+    [TS_ORPHANED] = "orphaned",
+};
+
+enum task_state task_state_parse(const char *s) {
+  if (s)
+    for (size_t i = 0; i < ARRAY_SIZE(state_names); i++)
+      if (strcmp(s, state_names[i]) == 0)
+        return (enum task_state)i;
+  return TS_NEW;
+}
+
+const char *task_state_name(enum task_state s) {
+  if ((size_t)s >= ARRAY_SIZE(state_names))
+    return "new";
+  return state_names[s];
+}
+
+enum task_state task_state(const json_t *t) {
+  return task_state_parse(jx_str(t, "Status.State", NULL));
+}
+
+enum task_state task_desired(const json_t *t) {
+  return task_state_parse(jx_str(t, "DesiredState", NULL));
+}
+
+void orch_out_init(struct orch_out *o) {
+  memset(o, 0, sizeof *o);
+}
+
+void orch_out_free(struct orch_out *o) {
+  for (size_t i = 0; i < o->ntx; i++)
+    store_tx_free(o->txs[i]);
+  free(o->txs);
+  o->txs = NULL;
+  o->ntx = o->cap = 0;
+}
+
+void orch_out_add(struct orch_out *o, struct store_tx *tx) {
+  if (store_tx_empty(tx)) {
+    store_tx_free(tx);
+    return;
+  }
+  if (o->ntx == o->cap) {
+    o->cap = o->cap ? o->cap * 2 : 8;
+    o->txs = xrealloc(o->txs, o->cap * sizeof *o->txs);
+  }
+  o->txs[o->ntx++] = tx;
+}
+
+void orch_out_wake(struct orch_out *o, int64_t at_ns) {
+  if (at_ns > 0 && (o->next_wakeup_ns == 0 || at_ns < o->next_wakeup_ns))
+    o->next_wakeup_ns = at_ns;
+}
+
+bool service_is_global(const json_t *svc) {
+  return jx_get(svc, "Spec.Mode.Global") != NULL;
+}
+
+int64_t service_replicas(const json_t *svc) {
+  return jx_int(svc, "Spec.Mode.Replicated.Replicas", 1);
+}
+
+int64_t service_spec_version(const json_t *svc) {
+  return jx_int(svc, "_SpecVersion", 0);
+}
+
+int64_t task_timestamp(const json_t *t) {
+  int64_t ns = 0;
+  const char *ts = jx_str(t, "Status.Timestamp", NULL);
+  if (!ts || clock_parse_rfc3339(ts, &ns, NULL) < 0)
+    return 0;
+  return ns;
+}
+
+json_t *task_new(struct orch_out *o, const json_t *svc, int64_t slot,
+                 const char *node_id, int64_t now_ns) {
+  char id[ID_LEN + 1];
+  if (o && o->new_id)
+    o->new_id(id, o->id_ud);
+  else
+    id_new(id);
+  char ts[64];
+  clock_format_rfc3339(now_ns, ts, sizeof ts);
+  const char *sname = jx_str(svc, "Spec.Name", "");
+  json_t *tmpl = jx_get(svc, "Spec.TaskTemplate");
+  json_t *ep = jx_get(svc, "Spec.EndpointSpec");
+  json_t *t = json_pack(
+      "{s:s, s:{}, s:o, s:s, s:{s:s, s:s, s:s}, s:s, s:I}", "ID", id, "Labels",
+      "Spec", tmpl ? json_deep_copy(tmpl) : json_object(), "ServiceID",
+      jx_str(svc, "ID", ""), "Status", "Timestamp", ts, "State", "pending",
+      "Message", "pending task scheduling", "DesiredState", "running",
+      "_SpecVersion", (json_int_t)service_spec_version(svc));
+  if (ep)
+    json_object_set_new(t, "_EndpointSpec", json_deep_copy(ep));
+  if (node_id && *node_id) {
+    json_object_set_new(t, "NodeID", json_string(node_id));
+    json_object_set_new(t, "Name", json_sprintf("%s.%s", sname, node_id));
+  } else {
+    json_object_set_new(t, "Slot", json_integer(slot));
+    json_object_set_new(t, "Name",
+                        json_sprintf("%s.%lld", sname, (long long)slot));
+  }
+  return t;
+}
+
+bool node_invalid(const json_t *node) {
+  return !node || strcmp(jx_str(node, "Status.State", ""), "down") == 0 ||
+         strcmp(jx_str(node, "Spec.Availability", "active"), "drain") == 0;
+}

@@ -1,0 +1,89 @@
+/* Shared pieces of the leader's pure service logic (orchestrator.c,
+ * scheduler.c): task states in swarmkit's order, spec lookups with Docker's
+ * defaults, new tasks, and the output both produce.
+ *
+ * Bookkeeping stored on objects (keys starting with '_', hidden from the
+ * API):
+ *   Service "_SpecVersion"          Version.Index the current Spec was set
+ *                                   at (swarmkit's SpecVersion; 0 at create)
+ *   Service "_PreviousSpecVersion"  the same for PreviousSpec
+ *   Service "_Update"               the update supervisor's progress
+ *   Task "_SpecVersion"             the service's _SpecVersion it was made
+ *                                   from (`_up-to-date`: equal to the
+ *                                   service's)
+ *   Task "_EndpointSpec"            the service's EndpointSpec it was made
+ *                                   from (host-mode ports for the scheduler)
+ *   Task "_Restart"                 {Count, SpecVersion, Times[]} restarts
+ *                                   so far in this slot (MaxAttempts/Window)
+ *   Task "_Start"                   {After, WaitFor[], Timeout}: a delayed
+ *                                   start (DesiredState "ready" until then) */
+#ifndef SHOAL_MANAGER_ORCHTASK_H
+#define SHOAL_MANAGER_ORCHTASK_H
+
+#include "core/id.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+struct store_tx;
+
+/* swarmkit's TaskState order; comparisons between states are meaningful. */
+enum task_state {
+  TS_NEW = 0,
+  TS_ALLOCATED,
+  TS_PENDING,
+  TS_ASSIGNED,
+  TS_ACCEPTED,
+  TS_PREPARING,
+  TS_READY,
+  TS_STARTING,
+  TS_RUNNING,
+  TS_COMPLETE,
+  TS_SHUTDOWN,
+  TS_FAILED,
+  TS_REJECTED,
+  TS_REMOVE,
+  TS_ORPHANED,
+};
+/* "running" -> TS_RUNNING; unknown strings -> TS_NEW. */
+enum task_state task_state_parse(const char *s);
+const char *task_state_name(enum task_state s);
+enum task_state task_state(const json_t *task);   /* Status.State */
+enum task_state task_desired(const json_t *task); /* DesiredState */
+
+/* What the orchestrator and the scheduler produce: transactions to
+ * propose (one per service, so one conflict does not block the others)
+ * and when to run again even if the store does not change. The caller
+ * proposes every tx, and runs again only once they have been applied or
+ * rejected (a second run over the same store would repeat the work). */
+struct orch_out {
+  struct store_tx **txs;
+  size_t ntx, cap;
+  int64_t next_wakeup_ns; /* 0: no timer needed */
+  /* New object IDs; NULL means id_new(). Tests make them predictable. */
+  void (*new_id)(char out[ID_LEN + 1], void *ud);
+  void *id_ud;
+};
+void orch_out_init(struct orch_out *o);
+/* Frees the transactions still held (those not taken by the caller). */
+void orch_out_free(struct orch_out *o);
+/* Takes ownership of tx (freed at once when empty). */
+void orch_out_add(struct orch_out *o, struct store_tx *tx);
+void orch_out_wake(struct orch_out *o, int64_t at_ns);
+
+bool service_is_global(const json_t *svc);
+int64_t service_replicas(const json_t *svc);
+int64_t service_spec_version(const json_t *svc);
+/* Time of the task's last status change (Status.Timestamp), 0 if none. */
+int64_t task_timestamp(const json_t *task);
+/* A new task of svc for slot (replicated) or node (global), desired
+ * running, in state "pending" (there is no allocator yet). */
+json_t *task_new(struct orch_out *o, const json_t *svc, int64_t slot,
+                 const char *node_id, int64_t now_ns);
+/* Node no longer fit to run tasks: missing, down or drained. */
+bool node_invalid(const json_t *node);
+
+#endif

@@ -1,0 +1,146 @@
+#include "manager/reconciler.h"
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "manager/internal.h"
+#include "manager/orchestrator.h"
+#include "manager/scheduler.h"
+#include "store/store.h"
+
+struct reconciler {
+  struct manager *m;
+  uv_timer_t kick;   /* 0 ms: coalesces bursts of store changes */
+  uv_timer_t wakeup; /* a delay the orchestrator asked for */
+  int watch_id;
+  bool leader;
+  bool dirty;      /* the store changed since the last run started */
+  int inflight;    /* proposals of the current run not yet decided */
+  int closing;
+  bool stopped;
+  /* Each pass (orchestrator, then scheduler) waits for its proposals. */
+  int pass;
+};
+
+static void run(struct reconciler *r);
+static void on_timer(uv_timer_t *t) { run(t->data); }
+
+/* Freed once both timers closed and no proposal is outstanding (raft
+ * answers pending proposals with an error when it closes). */
+static void maybe_free(struct reconciler *r) {
+  if (r->stopped && r->closing == 0 && r->inflight == 0)
+    free(r);
+}
+
+static void kick(struct reconciler *r) {
+  r->dirty = true;
+  if (r->leader && r->inflight == 0 && !uv_is_active((uv_handle_t *)&r->kick))
+    uv_timer_start(&r->kick, on_timer, 0, 0);
+}
+
+static void on_change(const struct store_change *ch, size_t n, uint64_t index,
+                      void *ud) {
+  kick(ud);
+}
+
+static void proposal_done(void *ud, int status, const sh_err *err) {
+  struct reconciler *r = ud;
+  if (r->stopped) {
+    r->inflight--;
+    maybe_free(r);
+    return;
+  }
+  /* A refused proposal (a concurrent change got there first) is fine: the
+   * next run decides again on fresh state. */
+  if (status < 0 && err && err->status == 503)
+    log_debug("reconcile proposal not committed: %s", err->msg);
+  if (--r->inflight == 0 && r->leader) {
+    if (r->pass == 1)
+      uv_timer_start(&r->kick, on_timer, 0, 0);
+    else if (r->dirty)
+      uv_timer_start(&r->kick, on_timer, 0, 0);
+  }
+}
+
+static void propose_all(struct reconciler *r, struct orch_out *out) {
+  for (size_t i = 0; i < out->ntx; i++) {
+    struct store_tx *tx = out->txs[i];
+    out->txs[i] = NULL;
+    sh_err err = {0};
+    r->inflight++;
+    if (manager_propose(r->m, tx, proposal_done, r, &err) < 0)
+      r->inflight--;
+  }
+  out->ntx = 0;
+}
+
+static void run(struct reconciler *r) {
+  if (!r->leader || r->inflight > 0)
+    return;
+  struct store *s = r->m->store;
+  int64_t now = clock_wall_ns();
+  struct orch_out out;
+  orch_out_init(&out);
+  /* Pass 0: orchestrator; pass 1 (after its proposals are applied):
+   * scheduler, so new tasks are placed in the same reconcile. */
+  if (r->pass == 0) {
+    r->dirty = false;
+    orchestrator_run(s, now, &out);
+    if (out.next_wakeup_ns > 0) {
+      int64_t ms = (out.next_wakeup_ns - now) / NS_PER_MS;
+      uv_timer_start(&r->wakeup, on_timer, ms > 0 ? (uint64_t)ms : 1,
+                     0);
+    }
+    r->pass = 1;
+    propose_all(r, &out);
+    orch_out_free(&out);
+    if (r->inflight == 0)
+      run(r); /* nothing to wait for: schedule now */
+    return;
+  }
+  r->pass = 0;
+  scheduler_run(s, now, &out);
+  propose_all(r, &out);
+  orch_out_free(&out);
+  if (r->inflight == 0 && r->dirty)
+    uv_timer_start(&r->kick, on_timer, 0, 0);
+}
+
+struct reconciler *reconciler_new(struct manager *m) {
+  struct reconciler *r = xcalloc(1, sizeof *r);
+  r->m = m;
+  uv_timer_init(m->loop, &r->kick);
+  uv_timer_init(m->loop, &r->wakeup);
+  r->kick.data = r->wakeup.data = r;
+  r->watch_id = store_watch(m->store, on_change, r);
+  return r;
+}
+
+void reconciler_set_leader(struct reconciler *r, bool leader) {
+  r->leader = leader;
+  if (leader) {
+    r->pass = 0;
+    kick(r);
+  } else {
+    uv_timer_stop(&r->kick);
+    uv_timer_stop(&r->wakeup);
+  }
+}
+
+static void closed(uv_handle_t *h) {
+  struct reconciler *r = h->data;
+  r->closing--;
+  maybe_free(r);
+}
+
+void reconciler_free(struct reconciler *r) {
+  if (!r)
+    return;
+  r->leader = false;
+  r->stopped = true;
+  store_unwatch(r->m->store, r->watch_id);
+  r->closing = 2;
+  uv_close((uv_handle_t *)&r->kick, closed);
+  uv_close((uv_handle_t *)&r->wakeup, closed);
+}

@@ -1,0 +1,440 @@
+/* The scheduler (see scheduler.h). Tasks are placed one at a time in store
+ * order; after each decision the chosen node's counts, free resources and
+ * host ports change, so the next task sees them (this spreads a service's
+ * replicas like swarmkit's round over the sorted nodes). */
+#include "manager/scheduler.h"
+
+#include "core/clock.h"
+#include "core/jsonx.h"
+#include "core/util.h"
+#include "manager/constraint.h"
+#include "store/store.h"
+
+#include <strings.h>
+
+struct ninfo {
+  json_t *node; /* borrowed */
+  const char *id;
+  int64_t cpu, mem;   /* available */
+  int64_t active;     /* tasks desired to run (<= complete) */
+  json_t *by_service; /* service ID -> active tasks */
+  json_t *ports;      /* "tcp/8080" -> true, host-mode published ports */
+};
+
+enum filter {
+  F_READY,
+  F_RESOURCES,
+  F_CONSTRAINTS,
+  F_PLATFORM,
+  F_HOSTPORT,
+  F_MAXREPLICAS,
+  F_N
+};
+
+/* What the filters need to know about one task. */
+struct tfilter {
+  const char *service;
+  int64_t cpu, mem;
+  struct constraint *cons;
+  size_t ncons;
+  json_t *platforms; /* borrowed array or NULL */
+  json_t *ports;     /* new array of "proto/port" host-mode ports */
+  int64_t max_replicas;
+};
+
+static void explain(sh_buf *b, enum filter f, int n) {
+  bool one = n == 1;
+  switch (f) {
+  case F_READY:
+    buf_printf(b, "%d %s not available for new tasks", n,
+               one ? "node" : "nodes");
+    break;
+  case F_RESOURCES:
+    buf_printf(b, "insufficient resources on %d %s", n, one ? "node" : "nodes");
+    break;
+  case F_CONSTRAINTS:
+    buf_printf(b, "scheduling constraints not satisfied on %d %s", n,
+               one ? "node" : "nodes");
+    break;
+  case F_PLATFORM:
+    buf_printf(b, "unsupported platform on %d %s", n, one ? "node" : "nodes");
+    break;
+  case F_HOSTPORT:
+    buf_printf(b, "host-mode port already in use on %d %s", n,
+               one ? "node" : "nodes");
+    break;
+  case F_MAXREPLICAS:
+  case F_N:
+    buf_printf(b, "max replicas per node limit exceed");
+    break;
+  }
+}
+
+static void port_key(char *out, size_t n, const json_t *p) {
+  const char *proto = jx_str(p, "Protocol", "");
+  snprintf(out, n, "%s/%lld", *proto ? proto : "tcp",
+           (long long)jx_int(p, "PublishedPort", 0));
+}
+
+static json_t *host_ports(const json_t *task) {
+  json_t *out = json_array();
+  size_t i;
+  json_t *p;
+  json_array_foreach(jx_get(task, "_EndpointSpec.Ports"), i, p) {
+    if (strcmp(jx_str(p, "PublishMode", ""), "host") == 0 &&
+        jx_int(p, "PublishedPort", 0) != 0) {
+      char k[64];
+      port_key(k, sizeof k, p);
+      json_array_append_new(out, json_string(k));
+    }
+  }
+  return out;
+}
+
+static void ninfo_add(struct ninfo *ni, const json_t *t) {
+  ni->cpu -= jx_int(t, "Spec.Resources.Reservations.NanoCPUs", 0);
+  ni->mem -= jx_int(t, "Spec.Resources.Reservations.MemoryBytes", 0);
+  json_t *ports = host_ports(t);
+  size_t i;
+  json_t *p;
+  json_array_foreach(ports, i, p)
+      json_object_set_new(ni->ports, json_string_value(p), json_true());
+  json_decref(ports);
+  if (task_desired(t) <= TS_COMPLETE) {
+    const char *sid = jx_str(t, "ServiceID", "");
+    ni->active++;
+    json_object_set_new(ni->by_service, sid,
+                        json_integer(jx_int(ni->by_service, sid, 0) + 1));
+  }
+}
+
+static const char *norm_arch(const char *a) {
+  if (strcmp(a, "x86_64") == 0)
+    return "amd64";
+  if (strcmp(a, "aarch64") == 0)
+    return "arm64";
+  return a;
+}
+
+/* The first filter that rejects the node, or -1 when it fits. */
+static int check(const struct tfilter *f, const struct ninfo *ni) {
+  if (strcmp(jx_str(ni->node, "Status.State", ""), "ready") != 0 ||
+      strcmp(jx_str(ni->node, "Spec.Availability", "active"), "active") != 0)
+    return F_READY;
+  if ((f->cpu || f->mem) && (f->cpu > ni->cpu || f->mem > ni->mem))
+    return F_RESOURCES;
+  if (f->ncons && !constraints_match(f->cons, f->ncons, ni->node))
+    return F_CONSTRAINTS;
+  if (json_array_size(f->platforms) > 0) {
+    const char *os = jx_str(ni->node, "Description.Platform.OS", NULL);
+    const char *arch =
+        jx_str(ni->node, "Description.Platform.Architecture", NULL);
+    bool ok = false;
+    size_t i;
+    json_t *p;
+    json_array_foreach(f->platforms, i, p) {
+      if (!os || !arch)
+        break;
+      const char *pa = norm_arch(jx_str(p, "Architecture", ""));
+      const char *po = jx_str(p, "OS", "");
+      if ((!*pa || strcmp(pa, norm_arch(arch)) == 0) &&
+          (!*po || strcmp(po, os) == 0))
+        ok = true;
+    }
+    if (!ok)
+      return F_PLATFORM;
+  }
+  size_t i;
+  json_t *p;
+  json_array_foreach(f->ports, i, p) {
+    if (json_object_get(ni->ports, json_string_value(p)))
+      return F_HOSTPORT;
+  }
+  if (f->max_replicas > 0 &&
+      jx_int(ni->by_service, f->service, 0) >= f->max_replicas)
+    return F_MAXREPLICAS;
+  return -1;
+}
+
+static void tfilter_load(struct tfilter *f, const json_t *t) {
+  memset(f, 0, sizeof *f);
+  f->service = jx_str(t, "ServiceID", "");
+  f->cpu = jx_int(t, "Spec.Resources.Reservations.NanoCPUs", 0);
+  f->mem = jx_int(t, "Spec.Resources.Reservations.MemoryBytes", 0);
+  if (constraints_parse(jx_get(t, "Spec.Placement.Constraints"), &f->cons,
+                        &f->ncons, NULL) < 0) {
+    f->cons = NULL; /* validated at create: treat as none, like swarmkit */
+    f->ncons = 0;
+  }
+  f->platforms = jx_get(t, "Spec.Placement.Platforms");
+  f->ports = host_ports(t);
+  f->max_replicas = jx_int(t, "Spec.Placement.MaxReplicas", 0);
+}
+
+static void tfilter_free(struct tfilter *f) {
+  constraints_free(f->cons, f->ncons);
+  json_decref(f->ports);
+}
+
+/* swarmkit's Pipeline.Explain: failures per filter, most first. */
+static char *explain_all(const struct tfilter *f, struct ninfo *nis, size_t n) {
+  int count[F_N] = {0};
+  for (size_t i = 0; i < n; i++) {
+    int r = check(f, &nis[i]);
+    if (r >= 0)
+      count[r]++;
+  }
+  int order[F_N];
+  for (int i = 0; i < F_N; i++)
+    order[i] = i;
+  for (int i = 1; i < F_N; i++) /* stable insertion sort, descending */
+    for (int j = i; j > 0 && count[order[j]] > count[order[j - 1]]; j--) {
+      int tmp = order[j];
+      order[j] = order[j - 1];
+      order[j - 1] = tmp;
+    }
+  sh_buf b = {0};
+  buf_append(&b, "", 0);
+  for (int i = 0; i < F_N; i++) {
+    if (!count[order[i]])
+      continue;
+    if (b.len)
+      buf_printf(&b, "; ");
+    explain(&b, (enum filter)order[i], count[order[i]]);
+  }
+  return b.data;
+}
+
+/* The value a node has at one level of the spread tree; NULL (and
+ * *supported false) for descriptors swarmkit skips. */
+static const char *label_value(const json_t *node, const char *desc,
+                               bool *supported) {
+  static const char nl[] = "node.labels.", el[] = "engine.labels.";
+  *supported = true;
+  const json_t *labels = NULL;
+  const char *key = NULL;
+  if (strlen(desc) > strlen(nl) && strncasecmp(desc, nl, strlen(nl)) == 0) {
+    labels = jx_get(node, "Spec.Labels");
+    key = desc + strlen(nl);
+  } else if (strlen(desc) > strlen(el) &&
+             strncasecmp(desc, el, strlen(el)) == 0) {
+    labels = jx_get(node, "Description.Engine.Labels");
+    key = desc + strlen(el);
+  } else {
+    *supported = false;
+    return NULL;
+  }
+  const char *v = json_string_value(json_object_get(labels, key));
+  return v ? v : ""; /* nodes without the label form the "" branch */
+}
+
+/* nodeLess: fewer tasks of the service, then fewer tasks. */
+static bool node_less(const struct ninfo *a, const struct ninfo *b,
+                      const char *sid) {
+  int64_t sa = jx_int(a->by_service, sid, 0),
+          sb = jx_int(b->by_service, sid, 0);
+  if (sa != sb)
+    return sa < sb;
+  return a->active < b->active;
+}
+
+/* Picks the node for a task among nis (fit[i] says which pass the
+ * filters), honouring the spread preferences. */
+static struct ninfo *choose(const json_t *t, struct ninfo *nis, size_t n,
+                            const bool *fit) {
+  const char *sid = jx_str(t, "ServiceID", "");
+  bool *in = xcalloc(n ? n : 1, sizeof *in); /* current branch */
+  for (size_t i = 0; i < n; i++)
+    in[i] = true;
+  size_t pi;
+  json_t *pref;
+  json_array_foreach(jx_get(t, "Spec.Placement.Preferences"), pi, pref) {
+    const char *desc = jx_str(pref, "Spread.SpreadDescriptor", NULL);
+    if (!desc)
+      continue;
+    bool supported;
+    label_value(nis[0].node, desc, &supported);
+    if (!supported)
+      continue;
+    /* The branch (label value) with fewest tasks of the service among
+     * those where some node fits. */
+    json_t *tasks = json_object(), *usable = json_object();
+    for (size_t i = 0; i < n; i++) {
+      if (!in[i])
+        continue;
+      const char *v = label_value(nis[i].node, desc, &supported);
+      json_object_set_new(tasks, v,
+                          json_integer(jx_int(tasks, v, 0) +
+                                       jx_int(nis[i].by_service, sid, 0)));
+      if (fit[i])
+        json_object_set_new(usable, v, json_true());
+    }
+    const char *best = NULL;
+    int64_t best_n = 0;
+    const char *v;
+    json_t *x;
+    json_object_foreach(usable, v, x) {
+      int64_t c = jx_int(tasks, v, 0);
+      if (!best || c < best_n || (c == best_n && strcmp(v, best) < 0)) {
+        best = v;
+        best_n = c;
+      }
+    }
+    if (best)
+      for (size_t i = 0; i < n; i++)
+        if (in[i] &&
+            strcmp(label_value(nis[i].node, desc, &supported), best) != 0)
+          in[i] = false;
+    json_decref(tasks);
+    json_decref(usable);
+  }
+  struct ninfo *pick = NULL;
+  for (size_t i = 0; i < n; i++)
+    if (in[i] && fit[i] && (!pick || node_less(&nis[i], pick, sid)))
+      pick = &nis[i];
+  free(in);
+  return pick;
+}
+
+/* One transaction per service. */
+struct txs {
+  json_t *index; /* service ID -> position */
+  struct store_tx **v;
+  size_t n;
+};
+
+static struct store_tx *tx_for(struct txs *x, const char *sid) {
+  json_t *pos = json_object_get(x->index, sid);
+  if (pos)
+    return x->v[json_integer_value(pos)];
+  x->v = xrealloc(x->v, (x->n + 1) * sizeof *x->v);
+  x->v[x->n] = store_tx_new();
+  json_object_set_new(x->index, sid, json_integer((json_int_t)x->n));
+  return x->v[x->n++];
+}
+
+static void put_task(struct txs *x, const json_t *orig, json_t *nt) {
+  store_tx_put(tx_for(x, jx_str(orig, "ServiceID", "")), STORE_TASK, nt,
+               jx_int(orig, "Version.Index", 0));
+}
+
+static json_t *with_status(const json_t *t, const char *state, const char *msg,
+                           const char *errmsg, int64_t now) {
+  json_t *nt = json_deep_copy(t);
+  json_t *st = json_object_get(nt, "Status");
+  if (!json_is_object(st)) {
+    st = json_object();
+    json_object_set_new(nt, "Status", st);
+  }
+  char ts[64];
+  json_object_set_new(st, "Timestamp",
+                      json_string(clock_format_rfc3339(now, ts, sizeof ts)));
+  if (state)
+    json_object_set_new(st, "State", json_string(state));
+  if (msg)
+    json_object_set_new(st, "Message", json_string(msg));
+  if (errmsg)
+    json_object_set_new(st, "Err", json_string(errmsg));
+  else
+    json_object_del(st, "Err");
+  return nt;
+}
+
+int scheduler_run(struct store *s, int64_t now_ns, struct orch_out *out) {
+  json_t *nodes = store_list(s, STORE_NODE);
+  json_t *tasks = store_list(s, STORE_TASK);
+  size_t nn = json_array_size(nodes);
+  struct ninfo *nis = xcalloc(nn ? nn : 1, sizeof *nis);
+  size_t i;
+  json_t *n, *t;
+  json_array_foreach(nodes, i, n) {
+    nis[i] = (struct ninfo){
+        n,
+        jx_str(n, "ID", ""),
+        jx_int(n, "Description.Resources.NanoCPUs", 0),
+        jx_int(n, "Description.Resources.MemoryBytes", 0),
+        0,
+        json_object(),
+        json_object(),
+    };
+  }
+  /* What already runs (or is about to) on each node. */
+  json_array_foreach(tasks, i, t) {
+    enum task_state st = task_state(t);
+    const char *nid = jx_str(t, "NodeID", "");
+    if (!*nid || st <= TS_PENDING || st > TS_RUNNING)
+      continue;
+    for (size_t k = 0; k < nn; k++)
+      if (strcmp(nis[k].id, nid) == 0)
+        ninfo_add(&nis[k], t);
+  }
+
+  struct txs x = {json_object(), NULL, 0};
+  bool *fit = xcalloc(nn ? nn : 1, sizeof *fit);
+  json_array_foreach(tasks, i, t) {
+    if (task_state(t) != TS_PENDING || task_desired(t) > TS_RUNNING)
+      continue;
+    const char *nid = jx_str(t, "NodeID", "");
+    struct tfilter f;
+    tfilter_load(&f, t);
+    if (*nid) {
+      struct ninfo *ni = NULL;
+      for (size_t k = 0; k < nn; k++)
+        if (strcmp(nis[k].id, nid) == 0)
+          ni = &nis[k];
+      if (ni) {
+        if (check(&f, ni) < 0) {
+          put_task(&x, t,
+                   with_status(t, "assigned",
+                               "scheduler confirmed task can run on "
+                               "preassigned node",
+                               NULL, now_ns));
+          ninfo_add(ni, t);
+        } else {
+          char *why = explain_all(&f, ni, 1);
+          if (strcmp(jx_str(t, "Status.Err", ""), why) != 0)
+            put_task(&x, t, with_status(t, NULL, NULL, why, now_ns));
+          free(why);
+        }
+      }
+      tfilter_free(&f);
+      continue;
+    }
+    bool any = false;
+    for (size_t k = 0; k < nn; k++) {
+      fit[k] = check(&f, &nis[k]) < 0;
+      any = any || fit[k];
+    }
+    struct ninfo *pick = any ? choose(t, nis, nn, fit) : NULL;
+    if (pick) {
+      json_t *nt = with_status(t, "assigned", "scheduler assigned task to node",
+                               NULL, now_ns);
+      json_object_set_new(nt, "NodeID", json_string(pick->id));
+      ninfo_add(pick, nt);
+      put_task(&x, t, nt);
+    } else {
+      char *why = explain_all(&f, nis, nn);
+      char *msg = *why ? xasprintf("no suitable node (%s)", why)
+                       : xstrdup("no suitable node");
+      if (strcmp(jx_str(t, "Status.Err", ""), msg) != 0)
+        put_task(&x, t, with_status(t, NULL, NULL, msg, now_ns));
+      free(msg);
+      free(why);
+    }
+    tfilter_free(&f);
+  }
+  for (size_t k = 0; k < x.n; k++)
+    orch_out_add(out, x.v[k]);
+  int ret = (int)x.n;
+  free(x.v);
+  json_decref(x.index);
+  free(fit);
+  for (size_t k = 0; k < nn; k++) {
+    json_decref(nis[k].by_service);
+    json_decref(nis[k].ports);
+  }
+  free(nis);
+  json_decref(tasks);
+  json_decref(nodes);
+  return ret;
+}

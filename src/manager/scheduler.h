@@ -1,0 +1,28 @@
+/* The scheduler: assigns pending tasks to nodes, as a pure function of the
+ * store (swarmkit's manager/scheduler). Filters, in swarmkit's order:
+ * node ready and active, reservations within the node's resources minus
+ * those of the tasks already there, placement constraints, platforms,
+ * host-mode published ports, Placement.MaxReplicas. Among the nodes left:
+ * Placement.Preferences spread over a label (fewest tasks of the service
+ * per label value, level by level), then fewest tasks of this service,
+ * then fewest tasks in total. An assigned task gets NodeID and state
+ * "assigned"; one that fits nowhere stays pending with swarmkit's
+ * explanation in Status.Err ("no suitable node (scheduling constraints not
+ * satisfied on 3 nodes)"). Tasks made for a node (global services) are
+ * checked against it ("scheduler confirmed task can run on preassigned
+ * node"). */
+#ifndef SHOAL_MANAGER_SCHEDULER_H
+#define SHOAL_MANAGER_SCHEDULER_H
+
+#include "manager/orchtask.h"
+
+#include <stdint.h>
+
+struct store;
+
+/* One transaction per service with decisions; every task put expects the
+ * version it was read at. now_ns stamps Status.Timestamp. Returns the
+ * number of transactions. */
+int scheduler_run(struct store *s, int64_t now_ns, struct orch_out *out);
+
+#endif

@@ -1,0 +1,669 @@
+/* Service control operations (see services.h). The checks run in the
+ * order moby's ServiceSpecToGRPC then swarmkit's validateServiceSpec run
+ * them, so the first error a user sees is Docker's. */
+#include "manager/services.h"
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/jsonx.h"
+#include "core/util.h"
+#include "manager/constraint.h"
+#include "manager/internal.h"
+#include "store/store.h"
+
+#include <ctype.h>
+
+#define DEFAULT_STOP_GRACE (10 * NS_PER_SEC)
+#define DEFAULT_DELAY (5 * NS_PER_SEC)
+#define DEFAULT_MONITOR (5 * NS_PER_SEC)
+#define DYNAMIC_PORT_START 30000
+#define DYNAMIC_PORT_END 32767
+
+static int rpcf(sh_err *err, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int rpcf(sh_err *err, int status, const char *fmt, ...) {
+  char msg[SH_ERR_MSG_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  return rpc_error(err, status, msg);
+}
+
+static bool in_set(const char *v, const char *const *set) {
+  for (; *set; set++)
+    if (strcmp(v, *set) == 0)
+      return true;
+  return false;
+}
+
+/* ^[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*$ : alphanumerics, with '-' and '_'
+ * only between them. */
+static bool valid_dns_name(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || !isalnum((unsigned char)s[0]) ||
+      !isalnum((unsigned char)s[n - 1]))
+    return false;
+  for (size_t i = 0; i < n; i++)
+    if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
+      return false;
+  return true;
+}
+
+/* A light form of distribution's reference grammar: optional domain
+ * (may hold '.', ':' port, uppercase), lowercase path components joined
+ * by '/', separators [._-] inside, then ":tag" and/or "@algo:hex". */
+static bool valid_reference(const char *ref) {
+  const char *at = strchr(ref, '@');
+  size_t len = at ? (size_t)(at - ref) : strlen(ref);
+  if (at) {
+    const char *d = at + 1, *colon = strchr(d, ':');
+    if (!colon || colon == d || !colon[1])
+      return false;
+    for (const char *p = colon + 1; *p; p++)
+      if (!isxdigit((unsigned char)*p))
+        return false;
+  }
+  if (len == 0)
+    return false;
+  cleanup_free char *name = xstrndup(ref, len);
+  /* tag: after the last ':' that follows the last '/' */
+  char *slash = strrchr(name, '/');
+  char *colon = strrchr(slash ? slash : name, ':');
+  if (colon) {
+    *colon = '\0';
+    const char *tag = colon + 1;
+    size_t tl = strlen(tag);
+    if (tl == 0 || tl > 128 ||
+        !(isalnum((unsigned char)tag[0]) || tag[0] == '_'))
+      return false;
+    for (size_t i = 0; i < tl; i++)
+      if (!isalnum((unsigned char)tag[i]) && !strchr("_.-", tag[i]))
+        return false;
+  }
+  char *comp = name;
+  char *first_slash = strchr(name, '/');
+  if (first_slash) {
+    /* A first component with '.' or ':' or "localhost" is a domain. */
+    size_t dl = (size_t)(first_slash - name);
+    bool domain = memchr(name, '.', dl) || memchr(name, ':', dl) ||
+                  (dl == 9 && strncmp(name, "localhost", 9) == 0);
+    for (size_t i = 0; i < dl; i++)
+      if (isupper((unsigned char)name[i]))
+        domain = true;
+    if (domain) {
+      for (size_t i = 0; i < dl; i++)
+        if (!isalnum((unsigned char)name[i]) && !strchr(".-:", name[i]))
+          return false;
+      comp = first_slash + 1;
+    }
+  }
+  /* path components: [a-z0-9]+ joined by '.', '_', '__' or '-'+ */
+  for (char *c = comp;; c++) {
+    char *end = strchr(c, '/');
+    size_t cl = end ? (size_t)(end - c) : strlen(c);
+    if (cl == 0 || !isalnum((unsigned char)c[0]) ||
+        !isalnum((unsigned char)c[cl - 1]))
+      return false;
+    for (size_t i = 0; i < cl; i++) {
+      unsigned char ch = (unsigned char)c[i];
+      if (isupper(ch))
+        return false;
+      if (!isalnum(ch) && !strchr("._-", ch))
+        return false;
+    }
+    if (!end)
+      break;
+    c = end;
+  }
+  return true;
+}
+
+static int check_resources(const json_t *r, sh_err *err) {
+  int64_t cpu = jx_int(r, "NanoCPUs", 0), mem = jx_int(r, "MemoryBytes", 0);
+  if (cpu != 0 && cpu < 1000000)
+    return rpcf(err, 400, "invalid cpu value %g: Must be at least %g",
+                (double)cpu / 1e9, 1e6 / 1e9);
+  if (mem != 0 && mem < 4 * 1024 * 1024)
+    return rpcf(err, 400, "invalid memory value %lld: Must be at least 4MiB",
+                (long long)mem);
+  return 0;
+}
+
+static int check_update_config(const json_t *u, const char *what, sh_err *err) {
+  if (!u)
+    return 0;
+  static const char *const actions[] = {"", "pause", "continue", "rollback",
+                                        NULL};
+  static const char *const orders[] = {"", "stop-first", "start-first", NULL};
+  const char *a = jx_str(u, "FailureAction", "");
+  if (!in_set(a, actions))
+    return sh_error(err, 400, "unrecognized update failure action %s", a);
+  const char *o = jx_str(u, "Order", "");
+  if (!in_set(o, orders))
+    return sh_error(err, 400, "unrecognized update order %s", o);
+  (void)what;
+  return 0;
+}
+
+/* swarmkit's validateUpdate (UpdateConfig only, as in swarmkit). */
+static int check_update_values(const json_t *u, sh_err *err) {
+  if (!u)
+    return 0;
+  if (jx_int(u, "Delay", 0) < 0)
+    return rpc_error(err, 400, "TaskSpec: update-delay cannot be negative");
+  if (jx_int(u, "Monitor", 0) < 0)
+    return rpc_error(err, 400, "TaskSpec: update-monitor cannot be negative");
+  json_t *r = json_object_get(u, "MaxFailureRatio");
+  double ratio = json_is_number(r) ? json_number_value(r) : 0;
+  if (ratio < 0 || ratio > 1)
+    return rpc_error(err, 400,
+                     "TaskSpec: update-maxfailureratio cannot be less than 0 "
+                     "or bigger than 1");
+  return 0;
+}
+
+static int count_modes(const json_t *mode) {
+  int n = 0;
+  static const char *const modes[] = {"Replicated", "Global", "ReplicatedJob",
+                                      "GlobalJob"};
+  for (size_t i = 0; i < ARRAY_SIZE(modes); i++)
+    if (json_object_get(mode, modes[i]) &&
+        !json_is_null(json_object_get(mode, modes[i])))
+      n++;
+  return n;
+}
+
+int services_validate_spec(const json_t *spec, sh_err *err) {
+  if (!json_is_object(spec))
+    return rpc_error(err, 400, "invalid argument");
+  json_t *tt = json_object_get(spec, "TaskTemplate");
+  json_t *mode = json_object_get(spec, "Mode");
+  /* moby: ServiceSpecToGRPC */
+  const char *runtime = jx_str(tt, "Runtime", "");
+  if (*runtime && strcmp(runtime, "container") != 0)
+    return sh_error(err, 400, "unsupported runtime");
+  json_t *cs = json_object_get(tt, "ContainerSpec");
+  if (!json_is_object(cs))
+    return sh_error(err, 400, "mismatched Runtime and *Spec fields");
+  static const char *const conds[] = {"", "none", "on-failure", "any", NULL};
+  const char *cond = jx_str(tt, "RestartPolicy.Condition", "");
+  if (!in_set(cond, conds))
+    return sh_error(err, 400, "invalid RestartCondition: \"%s\"", cond);
+  if (check_update_config(json_object_get(spec, "UpdateConfig"), "update",
+                          err) < 0 ||
+      check_update_config(json_object_get(spec, "RollbackConfig"), "rollback",
+                          err) < 0)
+    return -1;
+  static const char *const emodes[] = {"", "vip", "dnsrr", NULL};
+  const char *emode = jx_str(spec, "EndpointSpec.Mode", "");
+  if (!in_set(emode, emodes))
+    return sh_error(err, 400, "invalid resolution mode: \"%s\"", emode);
+  if (count_modes(mode) > 1)
+    return sh_error(err, 400, "must specify only one service mode");
+  if (jx_get(spec, "Mode.ReplicatedJob") || jx_get(spec, "Mode.GlobalJob"))
+    return sh_error(err, 501, "jobs are not supported by shoal yet");
+
+  /* swarmkit: validateServiceSpec */
+  const char *name = jx_str(spec, "Name", "");
+  if (*name) {
+    if (!valid_dns_name(name))
+      return rpc_error(err, 400, "name must be valid as a DNS name component");
+    if (strlen(name) > 63)
+      return rpc_error(err, 400, "name must be 63 characters or fewer");
+  }
+  if (check_resources(jx_get(tt, "Resources.Limits"), err) < 0 ||
+      check_resources(jx_get(tt, "Resources.Reservations"), err) < 0)
+    return -1;
+  if (jx_int(tt, "RestartPolicy.Delay", 0) < 0)
+    return rpc_error(err, 400, "TaskSpec: restart-delay cannot be negative");
+  if (jx_int(tt, "RestartPolicy.Window", 0) < 0)
+    return rpc_error(err, 400, "TaskSpec: restart-window cannot be negative");
+  struct constraint *c = NULL;
+  size_t nc = 0;
+  sh_err cerr = {0};
+  if (constraints_parse(jx_get(tt, "Placement.Constraints"), &c, &nc, &cerr) <
+      0)
+    return rpc_error(err, 500, cerr.msg); /* a plain error: gRPC Unknown */
+  constraints_free(c, nc);
+  const char *image = jx_str(cs, "Image", "");
+  if (!*image)
+    return rpc_error(err, 400,
+                     "ContainerSpec: image reference must be provided");
+  if (!valid_reference(image))
+    return rpcf(err, 400, "ContainerSpec: \"%s\" is not a valid repository/tag",
+                image);
+  json_t *seen = json_object();
+  size_t i;
+  json_t *m;
+  json_array_foreach(json_object_get(cs, "Mounts"), i, m) {
+    const char *target = jx_str(m, "Target", "");
+    if (json_object_get(seen, target)) {
+      json_decref(seen);
+      return rpcf(err, 400, "ContainerSpec: duplicate mount point: %s", target);
+    }
+    json_object_set_new(seen, target, json_true());
+  }
+  json_decref(seen);
+  if (jx_int(spec, "Mode.Replicated.Replicas", 0) < 0)
+    return rpc_error(err, 400, "Number of replicas must be non-negative");
+  if (check_update_values(json_object_get(spec, "UpdateConfig"), err) < 0)
+    return -1;
+  /* validateEndpointSpec */
+  json_t *seenp = json_object();
+  json_t *p;
+  json_array_foreach(jx_get(spec, "EndpointSpec.Ports"), i, p) {
+    const char *pm = jx_str(p, "PublishMode", "");
+    if (strcmp(emode, "dnsrr") == 0 && (!*pm || strcmp(pm, "ingress") == 0)) {
+      json_decref(seenp);
+      return rpc_error(err, 400,
+                       "EndpointSpec: port published with ingress mode can't "
+                       "be used with dnsrr mode");
+    }
+    int64_t pub = jx_int(p, "PublishedPort", 0);
+    if (pub == 0)
+      continue;
+    const char *proto = jx_str(p, "Protocol", "");
+    char key[64];
+    snprintf(key, sizeof key, "%s/%lld", *proto ? proto : "tcp",
+             (long long)pub);
+    if (json_object_get(seenp, key)) {
+      json_decref(seenp);
+      return rpc_error(err, 400,
+                       "EndpointSpec: duplicate published ports provided");
+    }
+    json_object_set_new(seenp, key, json_true());
+  }
+  json_decref(seenp);
+  return 0;
+}
+
+/* ---- normalization: the spec as moby stores and shows it ---- */
+
+static void default_str(json_t *o, const char *k, const char *v) {
+  const char *cur = jx_str(o, k, "");
+  if (!*cur)
+    json_object_set_new(o, k, json_string(v));
+}
+
+static void default_int(json_t *o, const char *k, int64_t v) {
+  if (!json_is_integer(json_object_get(o, k)))
+    json_object_set_new(o, k, json_integer(v));
+}
+
+static void normalize_update(json_t *u) {
+  if (!json_is_object(u))
+    return;
+  default_int(u, "Parallelism", 0);
+  default_int(u, "Delay", 0);
+  default_str(u, "FailureAction", "pause");
+  if (jx_int(u, "Monitor", 0) == 0)
+    json_object_del(u, "Monitor"); /* moby leaves 0 out */
+  if (!json_is_number(json_object_get(u, "MaxFailureRatio")))
+    json_object_set_new(u, "MaxFailureRatio", json_integer(0));
+  default_str(u, "Order", "stop-first");
+}
+
+/* Moby's name generator idea: an adjective and a notable name. */
+static const char *const left_words[] = {
+    "admiring", "brave",      "clever",   "dazzling", "eager",   "focused",
+    "gallant",  "happy",      "jolly",    "keen",     "loving",  "modest",
+    "nifty",    "optimistic", "quirky",   "relaxed",  "serene",  "trusting",
+    "upbeat",   "vibrant",    "wizardly", "youthful", "zealous", "gifted"};
+static const char *const right_words[] = {
+    "babbage", "curie",   "darwin",  "euclid",   "fermi",      "galileo",
+    "hopper",  "johnson", "kepler",  "lovelace", "meitner",    "newton",
+    "noether", "pasteur", "ritchie", "shannon",  "tesla",      "turing",
+    "wozniak", "yalow",   "hypatia", "lamarr",   "mirzakhani", "thompson"};
+
+static char *random_name(const char *id) {
+  uint64_t h = 1469598103934665603ULL; /* FNV-1a over the new ID */
+  for (const char *p = id; *p; p++)
+    h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+  return xasprintf(
+      "%s_%s", left_words[h % ARRAY_SIZE(left_words)],
+      right_words[(h / ARRAY_SIZE(left_words)) % ARRAY_SIZE(right_words)]);
+}
+
+static json_t *normalize_spec(const json_t *spec, const char *id) {
+  json_t *n = json_deep_copy(spec);
+  if (!*jx_str(n, "Name", "")) {
+    cleanup_free char *name = random_name(id);
+    json_object_set_new(n, "Name", json_string(name));
+  }
+  if (!json_is_object(json_object_get(n, "Labels")))
+    json_object_set_new(n, "Labels", json_object());
+  json_t *tt = json_object_get(n, "TaskTemplate");
+  default_str(tt, "Runtime", "container");
+  default_int(tt, "ForceUpdate", 0);
+  json_t *rp = json_object_get(tt, "RestartPolicy");
+  if (json_is_object(rp)) {
+    default_str(rp, "Condition", "any");
+    default_int(rp, "MaxAttempts", 0);
+  }
+  json_t *mode = json_object_get(n, "Mode");
+  if (!json_is_object(mode) || count_modes(mode) == 0) {
+    json_object_set_new(n, "Mode",
+                        json_pack("{s:{s:i}}", "Replicated", "Replicas", 1));
+  } else if (json_object_get(mode, "Replicated")) {
+    json_t *r = json_object_get(mode, "Replicated");
+    if (!json_is_object(r)) {
+      r = json_object();
+      json_object_set_new(mode, "Replicated", r);
+    }
+    default_int(r, "Replicas", 1);
+  }
+  normalize_update(json_object_get(n, "UpdateConfig"));
+  normalize_update(json_object_get(n, "RollbackConfig"));
+  json_t *ep = json_object_get(n, "EndpointSpec");
+  if (json_is_object(ep)) {
+    default_str(ep, "Mode", "vip");
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(ep, "Ports"), i, p) {
+      default_str(p, "Protocol", "tcp");
+      default_str(p, "PublishMode", "ingress");
+    }
+  }
+  return n;
+}
+
+/* ---- published ports ---- */
+
+static bool port_used_by(const json_t *svc, int64_t port, const char *proto) {
+  const char *lists[] = {"Spec.EndpointSpec.Ports", "Endpoint.Ports"};
+  for (size_t k = 0; k < ARRAY_SIZE(lists); k++) {
+    size_t i;
+    json_t *p;
+    json_array_foreach(jx_get(svc, lists[k]), i, p) {
+      if (jx_int(p, "PublishedPort", 0) == port &&
+          strcmp(jx_str(p, "Protocol", "tcp"), proto) == 0)
+        return true;
+    }
+  }
+  return false;
+}
+
+/* swarmkit's checkPortConflicts: ingress ports are cluster-wide; host-mode
+ * ports only clash with another service's ingress port. */
+static int check_ports(struct store *s, const json_t *spec, const char *self_id,
+                       sh_err *err) {
+  json_t *ports = jx_get(spec, "EndpointSpec.Ports");
+  if (json_array_size(ports) == 0)
+    return 0;
+  json_t *services = store_list(s, STORE_SERVICE);
+  int rc = 0;
+  size_t i, j;
+  json_t *svc, *p;
+  json_array_foreach(services, i, svc) {
+    const char *id = jx_str(svc, "ID", "");
+    if (self_id && strcmp(id, self_id) == 0)
+      continue;
+    const char *lists[] = {"Spec.EndpointSpec.Ports", "Endpoint.Ports"};
+    for (size_t k = 0; k < ARRAY_SIZE(lists) && rc == 0; k++) {
+      json_t *q;
+      json_array_foreach(jx_get(svc, lists[k]), j, q) {
+        int64_t port = jx_int(q, "PublishedPort", 0);
+        if (port == 0)
+          continue;
+        const char *proto = jx_str(q, "Protocol", "tcp");
+        bool q_host = strcmp(jx_str(q, "PublishMode", "ingress"), "host") == 0;
+        size_t m;
+        json_array_foreach(ports, m, p) {
+          if (jx_int(p, "PublishedPort", 0) != port ||
+              strcmp(jx_str(p, "Protocol", "tcp"), proto) != 0)
+            continue;
+          bool p_host =
+              strcmp(jx_str(p, "PublishMode", "ingress"), "host") == 0;
+          if (q_host && !p_host) {
+            rc = rpcf(err, 400,
+                      "port '%lld' is already in use by service '%s' (%s) as "
+                      "a host-published port",
+                      (long long)port, jx_str(svc, "Spec.Name", ""), id);
+            break;
+          }
+          if (!q_host) {
+            rc = rpcf(err, 400,
+                      "port '%lld' is already in use by service '%s' (%s) as "
+                      "an ingress port",
+                      (long long)port, jx_str(svc, "Spec.Name", ""), id);
+            break;
+          }
+        }
+        if (rc)
+          break;
+      }
+    }
+    if (rc)
+      break;
+  }
+  json_decref(services);
+  return rc;
+}
+
+/* Endpoint {Spec, Ports}: ingress ports without a number get the lowest
+ * free one from 30000 (the allocator's dynamic range). */
+static json_t *endpoint_for(struct store *s, const json_t *spec,
+                            const json_t *cur_endpoint, const char *self_id) {
+  json_t *ep = jx_get(spec, "EndpointSpec");
+  json_t *out = json_object();
+  json_object_set_new(out, "Spec", ep ? json_deep_copy(ep) : json_object());
+  json_t *ports = json_array();
+  json_t *services = store_list(s, STORE_SERVICE);
+  size_t i;
+  json_t *p;
+  json_array_foreach(json_object_get(ep, "Ports"), i, p) {
+    json_t *np = json_deep_copy(p);
+    if (jx_int(p, "PublishedPort", 0) == 0 &&
+        strcmp(jx_str(p, "PublishMode", "ingress"), "ingress") == 0) {
+      const char *proto = jx_str(p, "Protocol", "tcp");
+      int64_t chosen = 0;
+      /* Keep the port this service had for the same target. */
+      size_t j;
+      json_t *q;
+      json_array_foreach(json_object_get(cur_endpoint, "Ports"), j, q) {
+        if (jx_int(q, "TargetPort", 0) == jx_int(p, "TargetPort", 0) &&
+            strcmp(jx_str(q, "Protocol", "tcp"), proto) == 0)
+          chosen = jx_int(q, "PublishedPort", 0);
+      }
+      for (int64_t port = DYNAMIC_PORT_START;
+           !chosen && port <= DYNAMIC_PORT_END; port++) {
+        bool used = false;
+        size_t k;
+        json_t *svc;
+        json_array_foreach(services, k, svc) {
+          if (self_id && strcmp(jx_str(svc, "ID", ""), self_id) == 0)
+            continue;
+          if (port_used_by(svc, port, proto))
+            used = true;
+        }
+        json_array_foreach(ports, k, q) {
+          if (jx_int(q, "PublishedPort", 0) == port)
+            used = true;
+        }
+        json_array_foreach(json_object_get(ep, "Ports"), k, q) {
+          if (jx_int(q, "PublishedPort", 0) == port)
+            used = true;
+        }
+        if (!used)
+          chosen = port;
+      }
+      json_object_set_new(np, "PublishedPort", json_integer(chosen));
+    }
+    json_array_append_new(ports, np);
+  }
+  json_decref(services);
+  if (json_array_size(ports))
+    json_object_set_new(out, "Ports", ports);
+  else
+    json_decref(ports);
+  return out;
+}
+
+/* ---- operations ---- */
+
+json_t *services_create(struct store *s, const json_t *spec, const char *id,
+                        sh_err *err) {
+  if (services_validate_spec(spec, err) < 0)
+    return NULL;
+  json_t *n = normalize_spec(spec, id);
+  const char *name = jx_str(n, "Name", "");
+  json_t *same = store_find(s, STORE_SERVICE, name, NULL);
+  if (same && strcmp(jx_str(same, "Spec.Name", ""), name) == 0) {
+    rpcf(err, 409,
+         "name conflicts with an existing object: service %s already exists",
+         name);
+    json_decref(n);
+    return NULL;
+  }
+  if (check_ports(s, n, NULL, err) < 0) {
+    json_decref(n);
+    return NULL;
+  }
+  json_t *svc =
+      json_pack("{s:s, s:o, s:o, s:i}", "ID", id, "Spec", n, "Endpoint",
+                endpoint_for(s, n, NULL, NULL), "_SpecVersion", 0);
+  return svc;
+}
+
+json_t *services_update(struct store *s, const char *ref, int64_t version,
+                        const json_t *spec, const char *rollback,
+                        int64_t now_ns, sh_err *err) {
+  bool previous = false;
+  if (rollback && *rollback && strcmp(rollback, "none") != 0) {
+    if (strcmp(rollback, "previous") != 0) {
+      sh_error(err, 400, "unrecognized rollback option %s", rollback);
+      return NULL;
+    }
+    previous = true;
+  }
+  json_t *cur = store_find(s, STORE_SERVICE, ref, err);
+  if (!cur)
+    return NULL;
+  const char *id = jx_str(cur, "ID", "");
+  if (services_validate_spec(spec, err) < 0)
+    return NULL;
+  json_t *n = normalize_spec(spec, id);
+  if (!*jx_str(spec, "Name", ""))
+    json_object_set_new(n, "Name", json_string(jx_str(cur, "Spec.Name", "")));
+  json_t *cur_spec = json_object_get(cur, "Spec");
+  if (!json_equal(json_object_get(n, "EndpointSpec"),
+                  json_object_get(cur_spec, "EndpointSpec")) &&
+      check_ports(s, n, id, err) < 0) {
+    json_decref(n);
+    return NULL;
+  }
+  bool cur_global = jx_get(cur_spec, "Mode.Global") != NULL;
+  bool new_global = jx_get(n, "Mode.Global") != NULL;
+  if (cur_global != new_global) {
+    json_decref(n);
+    rpc_error(err, 501, "service mode change is not allowed");
+    return NULL;
+  }
+  if (strcmp(jx_str(cur_spec, "Name", ""), jx_str(n, "Name", "")) != 0) {
+    json_decref(n);
+    rpc_error(err, 501, "renaming services is not supported");
+    return NULL;
+  }
+  json_t *next = json_deep_copy(cur);
+  json_object_del(next, "_Update");
+  if (previous) {
+    json_decref(n);
+    json_t *prev = json_object_get(cur, "PreviousSpec");
+    if (!json_is_object(prev)) {
+      json_decref(next);
+      rpcf(err, 412, "service %s does not have a previous spec", id);
+      return NULL;
+    }
+    json_object_set(next, "Spec", prev);
+    json_object_set(next, "PreviousSpec", cur_spec);
+    json_object_set_new(next, "_SpecVersion",
+                        json_integer(jx_int(cur, "_PreviousSpecVersion", 0)));
+    json_object_set_new(next, "_PreviousSpecVersion",
+                        json_integer(jx_int(cur, "_SpecVersion", 0)));
+    char ts[64];
+    json_object_set_new(next, "UpdateStatus",
+                        json_pack("{s:s, s:s, s:s}", "State",
+                                  "rollback_started", "Message",
+                                  "manually requested rollback", "StartedAt",
+                                  clock_format_rfc3339(now_ns, ts, sizeof ts)));
+  } else {
+    json_object_set(next, "PreviousSpec", cur_spec);
+    json_object_set_new(next, "_PreviousSpecVersion",
+                        json_integer(jx_int(cur, "_SpecVersion", 0)));
+    json_object_set_new(next, "Spec", n);
+    /* swarmkit: SpecVersion = the version the update was made against */
+    json_object_set_new(next, "_SpecVersion", json_integer(version));
+    json_object_del(next, "UpdateStatus");
+  }
+  json_object_set_new(next, "Endpoint",
+                      endpoint_for(s, json_object_get(next, "Spec"),
+                                   json_object_get(cur, "Endpoint"), id));
+  return next;
+}
+
+const char *services_remove(struct store *s, const char *ref, sh_err *err) {
+  json_t *cur = store_find(s, STORE_SERVICE, ref, err);
+  return cur ? jx_str(cur, "ID", NULL) : NULL;
+}
+
+static void defaults_update(json_t *spec, const char *key) {
+  json_t *u = json_object_get(spec, key);
+  if (!json_is_object(u)) {
+    json_object_set_new(spec, key,
+                        json_pack("{s:i, s:s, s:I, s:i, s:s}", "Parallelism", 1,
+                                  "FailureAction", "pause", "Monitor",
+                                  (json_int_t)DEFAULT_MONITOR,
+                                  "MaxFailureRatio", 0, "Order", "stop-first"));
+    return;
+  }
+  if (jx_int(u, "Monitor", 0) == 0)
+    json_object_set_new(u, "Monitor", json_integer(DEFAULT_MONITOR));
+}
+
+json_t *services_spec_with_defaults(const json_t *spec) {
+  json_t *n = json_deep_copy(spec);
+  json_t *tt = json_object_get(n, "TaskTemplate");
+  if (!json_is_object(tt)) {
+    tt = json_object();
+    json_object_set_new(n, "TaskTemplate", tt);
+  }
+  json_t *cs = json_object_get(tt, "ContainerSpec");
+  if (json_is_object(cs)) {
+    default_int(cs, "StopGracePeriod", DEFAULT_STOP_GRACE);
+    if (!json_is_object(json_object_get(cs, "DNSConfig")))
+      json_object_set_new(cs, "DNSConfig", json_object());
+  }
+  if (!json_is_object(json_object_get(tt, "Resources")))
+    json_object_set_new(tt, "Resources", json_object());
+  json_t *rp = json_object_get(tt, "RestartPolicy");
+  if (!json_is_object(rp)) {
+    json_object_set_new(tt, "RestartPolicy",
+                        json_pack("{s:s, s:I, s:i}", "Condition", "any",
+                                  "Delay", (json_int_t)DEFAULT_DELAY,
+                                  "MaxAttempts", 0));
+  } else {
+    default_int(rp, "Delay", DEFAULT_DELAY);
+    default_int(rp, "MaxAttempts", 0);
+  }
+  if (!json_is_object(json_object_get(tt, "Placement")))
+    json_object_set_new(tt, "Placement", json_object());
+  defaults_update(n, "UpdateConfig");
+  defaults_update(n, "RollbackConfig");
+  json_t *ep = json_object_get(n, "EndpointSpec");
+  if (!json_is_object(ep))
+    json_object_set_new(n, "EndpointSpec", json_pack("{s:s}", "Mode", "vip"));
+  return n;
+}
+
+json_t *services_view(const json_t *svc, bool insert_defaults) {
+  json_t *v = store_public(svc);
+  if (insert_defaults && json_is_object(json_object_get(v, "Spec"))) {
+    json_t *spec = services_spec_with_defaults(json_object_get(v, "Spec"));
+    json_object_set_new(v, "Spec", spec);
+    json_t *prev = json_object_get(v, "PreviousSpec");
+    if (json_is_object(prev))
+      json_object_set_new(v, "PreviousSpec", services_spec_with_defaults(prev));
+  }
+  return v;
+}

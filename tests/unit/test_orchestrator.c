@@ -1,0 +1,662 @@
+/* Orchestrator: replicated and global services, restarts, drain/down,
+ * history, rolling updates, removal; through the fixture's store. */
+#include "fixture.h"
+#include "test.h"
+
+#define WEB                                                                    \
+  "{\"Name\":\"web\",\"TaskTemplate\":{\"ContainerSpec\":{\"Image\":"          \
+  "\"nginx\"}%s},\"Mode\":{\"Replicated\":{\"Replicas\":%d}}%s}"
+
+static const char *web(char *buf, size_t n, int replicas, const char *tmpl,
+                       const char *rest) {
+  snprintf(buf, n, WEB, tmpl ? tmpl : "", replicas, rest ? rest : "");
+  return buf;
+}
+
+static void three_nodes(struct fx *f) {
+  fx_node(f, "node1", NULL);
+  fx_node(f, "node2", NULL);
+  fx_node(f, "node3", NULL);
+}
+
+static bool distinct_nodes(json_t *tasks) {
+  size_t i, j;
+  json_t *a, *b;
+  json_array_foreach(tasks, i, a) {
+    json_array_foreach(tasks, j, b) {
+      if (i != j &&
+          strcmp(jx_str(a, "NodeID", "a"), jx_str(b, "NodeID", "b")) == 0)
+        return false;
+    }
+  }
+  return true;
+}
+
+TEST(orch_two_replicas_spread_on_three_nodes) {
+  struct fx f;
+  fx_init(&f, 5);
+  three_nodes(&f);
+  char b[512];
+  fx_service(&f, "svc1", web(b, sizeof b, 2, NULL, NULL));
+  CHECK_INT_EQ(fx_orch(&f), 1);
+  json_t *l = fx_tasks(&f, "svc1", "running", "pending");
+  CHECK_INT_EQ(json_array_size(l), 2);
+  CHECK_INT_EQ(jx_int(json_array_get(l, 0), "Slot", 0), 1);
+  CHECK_STR_EQ(jx_str(json_array_get(l, 1), "Name", ""), "web.2");
+  CHECK_STR_EQ(jx_str(json_array_get(l, 0), "Spec.ContainerSpec.Image", ""),
+               "nginx");
+  json_decref(l);
+  fx_converge(&f, true);
+  l = fx_tasks(&f, "svc1", "running", "running");
+  CHECK_INT_EQ(json_array_size(l), 2);
+  CHECK(distinct_nodes(l));
+  json_decref(l);
+  /* Converged: nothing more to do. */
+  CHECK_INT_EQ(fx_orch(&f), 0);
+  CHECK_INT_EQ(fx_sched(&f), 0);
+  fx_free(&f);
+}
+
+TEST(orch_scale_up_and_down) {
+  struct fx f;
+  fx_init(&f, 5);
+  three_nodes(&f);
+  char b[512];
+  fx_service(&f, "svc1", web(b, sizeof b, 2, NULL, NULL));
+  fx_converge(&f, true);
+  fx_scale(&f, "svc1", 4);
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "running", "running"), 4);
+  CHECK_INT_EQ(fx_on_node(&f, "svc1", "node1") +
+                   fx_on_node(&f, "svc1", "node2") +
+                   fx_on_node(&f, "svc1", "node3"),
+               4);
+  CHECK(fx_on_node(&f, "svc1", "node1") >= 1 &&
+        fx_on_node(&f, "svc1", "node2") >= 1 &&
+        fx_on_node(&f, "svc1", "node3") >= 1);
+  /* No scale-up touched UpdateStatus. */
+  CHECK(!jx_get(store_get(f.s, STORE_SERVICE, "svc1"), "UpdateStatus"));
+
+  /* The node holding two copies loses one. */
+  const char *two = fx_on_node(&f, "svc1", "node1") == 2   ? "node1"
+                    : fx_on_node(&f, "svc1", "node2") == 2 ? "node2"
+                                                           : "node3";
+  fx_scale(&f, "svc1", 3);
+  fx_orch(&f);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "remove", NULL), 1);
+  json_t *rm = fx_tasks(&f, "svc1", "remove", NULL);
+  CHECK_STR_EQ(jx_str(json_array_get(rm, 0), "NodeID", ""), two);
+  json_decref(rm);
+  fx_converge(&f, true);
+  /* Stopped and reaped. */
+  CHECK_INT_EQ(fx_count(&f, "svc1", "remove", NULL), 0);
+  CHECK_INT_EQ(fx_count(&f, "svc1", NULL, NULL), 3);
+  json_t *l = fx_tasks(&f, "svc1", "running", "running");
+  CHECK(distinct_nodes(l));
+  json_decref(l);
+
+  fx_scale(&f, "svc1", 0);
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_count(&f, "svc1", NULL, NULL), 0);
+  fx_free(&f);
+}
+
+TEST(orch_global_one_per_node_and_joining_node) {
+  struct fx f;
+  fx_init(&f, 5);
+  three_nodes(&f);
+  fx_service(&f, "g1",
+             "{\"Name\":\"mon\",\"TaskTemplate\":{\"ContainerSpec\":{"
+             "\"Image\":\"busybox\"}},\"Mode\":{\"Global\":{}}}");
+  fx_orch(&f);
+  json_t *l = fx_tasks(&f, "g1", "running", "pending");
+  CHECK_INT_EQ(json_array_size(l), 3);
+  CHECK_STR_EQ(jx_str(json_array_get(l, 0), "NodeID", ""), "node1");
+  CHECK_STR_EQ(jx_str(json_array_get(l, 0), "Name", ""), "mon.node1");
+  CHECK(!jx_get(json_array_get(l, 0), "Slot"));
+  json_decref(l);
+  fx_sched(&f);
+  l = fx_tasks(&f, "g1", NULL, "assigned");
+  CHECK_INT_EQ(json_array_size(l), 3);
+  CHECK_STR_EQ(jx_str(json_array_get(l, 0), "Status.Message", ""),
+               "scheduler confirmed task can run on preassigned node");
+  json_decref(l);
+  fx_converge(&f, true);
+  f.now += NS_PER_SEC;
+  fx_node(&f, "node4", NULL);
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_count(&f, "g1", "running", "running"), 4);
+  CHECK_INT_EQ(fx_on_node(&f, "g1", "node4"), 1);
+  fx_free(&f);
+}
+
+TEST(orch_global_constraints_and_drain) {
+  struct fx f;
+  fx_init(&f, 5);
+  fx_node(&f, "node1", "{\"disk\":\"ssd\"}");
+  fx_node(&f, "node2", "{\"disk\":\"ssd\"}");
+  fx_node(&f, "node3", "{\"disk\":\"hdd\"}");
+  fx_service(&f, "g1",
+             "{\"Name\":\"mon\",\"TaskTemplate\":{\"ContainerSpec\":{"
+             "\"Image\":\"busybox\"},\"Placement\":{\"Constraints\":["
+             "\"node.labels.disk==ssd\"]}},\"Mode\":{\"Global\":{}}}");
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_count(&f, "g1", "running", "running"), 2);
+  CHECK_INT_EQ(fx_on_node(&f, "g1", "node3"), 0);
+  fx_set(&f, STORE_NODE, "node2", "Spec.Availability", json_string("drain"));
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_count(&f, "g1", "running", "running"), 1);
+  CHECK_INT_EQ(fx_count(&f, "g1", "shutdown", "shutdown"), 1);
+  fx_free(&f);
+}
+
+TEST(orch_drain_moves_tasks_and_keeps_history) {
+  struct fx f;
+  fx_init(&f, 5);
+  three_nodes(&f);
+  char b[512];
+  fx_service(&f, "svc1", web(b, sizeof b, 3, NULL, NULL));
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_on_node(&f, "svc1", "node1"), 1);
+  f.now += NS_PER_SEC;
+  fx_set(&f, STORE_NODE, "node1", "Spec.Availability", json_string("drain"));
+  fx_orch(&f);
+  /* Old task shut down; its replacement waits for it (no delay on drain). */
+  CHECK_INT_EQ(fx_count(&f, "svc1", "shutdown", "running"), 1);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "ready", "pending"), 1);
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "running", "running"), 3);
+  CHECK_INT_EQ(fx_on_node(&f, "svc1", "node1"), 0);
+  json_t *old = fx_tasks(&f, "svc1", "shutdown", "shutdown");
+  CHECK_INT_EQ(json_array_size(old), 1);
+  CHECK_STR_EQ(jx_str(json_array_get(old, 0), "NodeID", ""), "node1");
+  json_decref(old);
+  fx_free(&f);
+}
+
+TEST(orch_pause_places_nothing_new) {
+  struct fx f;
+  fx_init(&f, 5);
+  three_nodes(&f);
+  char b[512];
+  fx_service(&f, "svc1", web(b, sizeof b, 3, NULL, NULL));
+  fx_converge(&f, true);
+  fx_set(&f, STORE_NODE, "node1", "Spec.Availability", json_string("pause"));
+  fx_scale(&f, "svc1", 6);
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "running", "running"), 6);
+  CHECK_INT_EQ(fx_on_node(&f, "svc1", "node1"), 1); /* kept, nothing new */
+  CHECK_INT_EQ(fx_on_node(&f, "svc1", "node2"), 3);
+  fx_free(&f);
+}
+
+TEST(orch_node_down_reschedules_after_delay) {
+  struct fx f;
+  fx_init(&f, 5);
+  three_nodes(&f);
+  char b[512];
+  fx_service(&f, "svc1", web(b, sizeof b, 3, NULL, NULL));
+  fx_converge(&f, true);
+  f.now += NS_PER_SEC;
+  fx_set(&f, STORE_NODE, "node2", "Status.State", json_string("down"));
+  fx_converge(&f, true);
+  /* Replacement assigned elsewhere, waiting for the restart delay (5s). */
+  json_t *l = fx_tasks(&f, "svc1", "ready", "assigned");
+  CHECK_INT_EQ(json_array_size(l), 1);
+  CHECK(strcmp(jx_str(json_array_get(l, 0), "NodeID", ""), "node2") != 0);
+  json_decref(l);
+  CHECK_INT_EQ(f.wakeup, f.now + 5 * NS_PER_SEC);
+  f.now += 5 * NS_PER_SEC;
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "running", "running"), 3);
+  CHECK_INT_EQ(fx_on_node(&f, "svc1", "node2"), 0);
+  fx_free(&f);
+}
+
+/* Fails the running task of slot 1 and returns the number of tasks of
+ * the slot desired running afterwards. */
+static void fail_slot1(struct fx *f, const char *state) {
+  json_t *l = fx_tasks(f, "svc1", "running", "running");
+  size_t i;
+  json_t *t;
+  json_array_foreach(l, i, t) {
+    if (jx_int(t, "Slot", 0) == 1)
+      fx_task_state(f, jx_str(t, "ID", ""), state);
+  }
+  json_decref(l);
+}
+
+static size_t slot_count(struct fx *f, int64_t slot) {
+  json_t *l = fx_tasks(f, "svc1", NULL, NULL);
+  size_t n = 0, i;
+  json_t *t;
+  json_array_foreach(l, i, t) n += jx_int(t, "Slot", 0) == slot;
+  json_decref(l);
+  return n;
+}
+
+TEST(orch_restart_condition_none) {
+  struct fx f;
+  fx_init(&f, 5);
+  three_nodes(&f);
+  char b[512];
+  fx_service(
+      &f, "svc1",
+      web(b, sizeof b, 1, ",\"RestartPolicy\":{\"Condition\":\"none\"}", NULL));
+  fx_converge(&f, true);
+  fail_slot1(&f, "failed");
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_count(&f, "svc1", NULL, NULL), 1);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "shutdown", "failed"), 1);
+  f.now += 60 * NS_PER_SEC;
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_count(&f, "svc1", NULL, NULL), 1);
+  fx_free(&f);
+}
+
+TEST(orch_restart_on_failure_ignores_success) {
+  struct fx f;
+  fx_init(&f, 5);
+  three_nodes(&f);
+  char b[512];
+  fx_service(&f, "svc1",
+             web(b, sizeof b, 1,
+                 ",\"RestartPolicy\":{\"Condition\":\"on-failure\","
+                 "\"Delay\":0}",
+                 NULL));
+  fx_converge(&f, true);
+  fail_slot1(&f, "failed");
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "running", "running"), 1);
+  CHECK_INT_EQ(slot_count(&f, 1), 2);
+  fail_slot1(&f, "complete");
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "running", NULL), 0);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "shutdown", "complete"), 1);
+  fx_free(&f);
+}
+
+TEST(orch_restart_any_delay_and_max_attempts) {
+  struct fx f;
+  fx_init(&f, 5);
+  three_nodes(&f);
+  char b[512];
+  fx_service(&f, "svc1",
+             web(b, sizeof b, 1,
+                 ",\"RestartPolicy\":{\"Condition\":\"any\",\"Delay\":"
+                 "10000000000,\"MaxAttempts\":2}",
+                 NULL));
+  fx_converge(&f, true);
+  for (int attempt = 1; attempt <= 2; attempt++) {
+    f.now += NS_PER_SEC;
+    fail_slot1(&f, "complete");
+    fx_converge(&f, true);
+    /* The replacement waits for the delay. */
+    CHECK_INT_EQ(fx_count(&f, "svc1", "ready", "assigned"), 1);
+    CHECK_INT_EQ(f.wakeup, f.now + 10 * NS_PER_SEC);
+    f.now += 9 * NS_PER_SEC;
+    fx_converge(&f, true);
+    CHECK_INT_EQ(fx_count(&f, "svc1", "ready", "assigned"), 1);
+    f.now += NS_PER_SEC;
+    fx_converge(&f, true);
+    CHECK_INT_EQ(fx_count(&f, "svc1", "running", "running"), 1);
+  }
+  /* Third failure: two restarts used up. */
+  f.now += NS_PER_SEC;
+  fail_slot1(&f, "failed");
+  fx_converge(&f, true);
+  f.now += 20 * NS_PER_SEC;
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "running", NULL), 0);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "ready", NULL), 0);
+  CHECK_INT_EQ(slot_count(&f, 1), 3);
+  fx_free(&f);
+}
+
+TEST(orch_restart_window) {
+  struct fx f;
+  fx_init(&f, 5);
+  three_nodes(&f);
+  char b[512];
+  /* One restart per 60s window. */
+  fx_service(&f, "svc1",
+             web(b, sizeof b, 1,
+                 ",\"RestartPolicy\":{\"Delay\":0,\"MaxAttempts\":1,"
+                 "\"Window\":60000000000}",
+                 NULL));
+  fx_converge(&f, true);
+  f.now += NS_PER_SEC;
+  fail_slot1(&f, "failed");
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "running", "running"), 1);
+  f.now += NS_PER_SEC; /* inside the window: no more restarts */
+  fail_slot1(&f, "failed");
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "running", NULL), 0);
+  fx_free(&f);
+
+  fx_init(&f, 5);
+  three_nodes(&f);
+  fx_service(&f, "svc1",
+             web(b, sizeof b, 1,
+                 ",\"RestartPolicy\":{\"Delay\":0,\"MaxAttempts\":1,"
+                 "\"Window\":60000000000}",
+                 NULL));
+  fx_converge(&f, true);
+  f.now += NS_PER_SEC;
+  fail_slot1(&f, "failed");
+  fx_converge(&f, true);
+  f.now += 120 * NS_PER_SEC; /* the first restart left the window */
+  fail_slot1(&f, "failed");
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "running", "running"), 1);
+  fx_free(&f);
+}
+
+TEST(orch_history_bounded_by_retention_limit) {
+  struct fx f;
+  fx_init(&f, 3);
+  three_nodes(&f);
+  char b[512];
+  fx_service(&f, "svc1",
+             web(b, sizeof b, 2, ",\"RestartPolicy\":{\"Delay\":0}", NULL));
+  fx_converge(&f, true);
+  for (int i = 0; i < 6; i++) {
+    f.now += NS_PER_SEC;
+    fail_slot1(&f, "failed");
+    fx_converge(&f, true);
+    CHECK(slot_count(&f, 1) <= 3);
+  }
+  CHECK_INT_EQ(slot_count(&f, 1), 3);
+  CHECK_INT_EQ(slot_count(&f, 2), 1);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "running", "running"), 2);
+  /* The newest history stays: the oldest failures went first. */
+  json_t *l = fx_tasks(&f, "svc1", "shutdown", "failed");
+  CHECK_INT_EQ(json_array_size(l), 2);
+  json_decref(l);
+  fx_free(&f);
+
+  /* -1: never clean up. */
+  fx_init(&f, -1);
+  three_nodes(&f);
+  fx_service(&f, "svc1",
+             web(b, sizeof b, 1, ",\"RestartPolicy\":{\"Delay\":0}", NULL));
+  fx_converge(&f, true);
+  for (int i = 0; i < 7; i++) {
+    f.now += NS_PER_SEC;
+    fail_slot1(&f, "failed");
+    fx_converge(&f, true);
+  }
+  CHECK_INT_EQ(slot_count(&f, 1), 8);
+  fx_free(&f);
+}
+
+static void set_image(struct fx *f, const char *image, const char *update) {
+  json_t *cur = store_get(f->s, STORE_SERVICE, "svc1");
+  json_t *spec = json_deep_copy(json_object_get(cur, "Spec"));
+  jx_set(spec, "TaskTemplate.ContainerSpec.Image", json_string(image));
+  if (update)
+    json_object_set_new(spec, "UpdateConfig", json_loads(update, 0, NULL));
+  char *s = jx_dump(spec);
+  json_decref(spec);
+  fx_update(f, "svc1", s, NULL);
+  free(s);
+}
+
+static size_t with_image(struct fx *f, const char *image, const char *desired) {
+  json_t *l = fx_tasks(f, "svc1", desired, NULL);
+  size_t n = 0, i;
+  json_t *t;
+  json_array_foreach(l, i, t) n +=
+      strcmp(jx_str(t, "Spec.ContainerSpec.Image", ""), image) == 0;
+  json_decref(l);
+  return n;
+}
+
+TEST(orch_rolling_update_one_batch_at_a_time) {
+  struct fx f;
+  fx_init(&f, 5);
+  three_nodes(&f);
+  char b[512];
+  fx_service(&f, "svc1", web(b, sizeof b, 3, NULL, NULL));
+  fx_converge(&f, true);
+  f.now += NS_PER_SEC;
+  set_image(&f, "nginx:2",
+            "{\"Parallelism\":1,\"Delay\":10000000000,\"Monitor\":"
+            "1000000000}");
+  fx_orch(&f);
+  json_t *svc = store_get(f.s, STORE_SERVICE, "svc1");
+  CHECK_STR_EQ(jx_str(svc, "UpdateStatus.State", ""), "updating");
+  CHECK_STR_EQ(jx_str(svc, "UpdateStatus.Message", ""), "update in progress");
+  CHECK_STR_EQ(jx_str(svc, "PreviousSpec.TaskTemplate.ContainerSpec.Image", ""),
+               "nginx");
+  /* One slot replaced: stop-first, new task waits for the old one. */
+  CHECK_INT_EQ(with_image(&f, "nginx:2", NULL), 1);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "shutdown", "running"), 1);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "ready", NULL), 1);
+  fx_converge(&f, true);
+  CHECK_INT_EQ(with_image(&f, "nginx:2", "running"), 1);
+  CHECK_INT_EQ(with_image(&f, "nginx", "running"), 2);
+  /* Delay between batches. */
+  CHECK_INT_EQ(f.wakeup, f.now + 10 * NS_PER_SEC);
+  f.now += 5 * NS_PER_SEC;
+  fx_converge(&f, true);
+  CHECK_INT_EQ(with_image(&f, "nginx:2", NULL), 1);
+  f.now += 5 * NS_PER_SEC;
+  fx_converge(&f, true);
+  CHECK_INT_EQ(with_image(&f, "nginx:2", "running"), 2);
+  f.now += 10 * NS_PER_SEC;
+  fx_converge(&f, true);
+  CHECK_INT_EQ(with_image(&f, "nginx:2", "running"), 3);
+  /* The last slot's Delay, then Monitor (Delay + 1s as Delay >= Monitor). */
+  f.now += 20 * NS_PER_SEC;
+  fx_converge(&f, true);
+  svc = store_get(f.s, STORE_SERVICE, "svc1");
+  CHECK_STR_EQ(jx_str(svc, "UpdateStatus.State", ""), "updating");
+  f.now += NS_PER_SEC;
+  fx_converge(&f, true);
+  svc = store_get(f.s, STORE_SERVICE, "svc1");
+  CHECK_STR_EQ(jx_str(svc, "UpdateStatus.State", ""), "completed");
+  CHECK_STR_EQ(jx_str(svc, "UpdateStatus.Message", ""), "update completed");
+  CHECK(jx_get(svc, "UpdateStatus.CompletedAt"));
+  CHECK(!jx_get(svc, "_Update"));
+  CHECK_INT_EQ(fx_count(&f, "svc1", "shutdown", "shutdown"), 3);
+  fx_free(&f);
+}
+
+static const char *failing_new_task(struct fx *f, char *id, size_t n) {
+  json_t *l = fx_tasks(f, "svc1", "running", "running");
+  size_t i;
+  json_t *t;
+  id[0] = '\0';
+  json_array_foreach(l, i, t) {
+    if (strcmp(jx_str(t, "Spec.ContainerSpec.Image", ""), "nginx:bad") == 0)
+      snprintf(id, n, "%s", jx_str(t, "ID", ""));
+  }
+  json_decref(l);
+  if (*id)
+    fx_task_state(f, id, "failed");
+  return id;
+}
+
+TEST(orch_update_failure_pauses) {
+  struct fx f;
+  fx_init(&f, 5);
+  three_nodes(&f);
+  char b[512];
+  fx_service(&f, "svc1", web(b, sizeof b, 3, NULL, NULL));
+  fx_converge(&f, true);
+  f.now += NS_PER_SEC;
+  set_image(&f, "nginx:bad",
+            "{\"Parallelism\":1,\"Delay\":30000000000,\"FailureAction\":"
+            "\"pause\"}");
+  fx_converge(&f, true);
+  char id[64];
+  f.now += NS_PER_SEC;
+  CHECK(*failing_new_task(&f, id, sizeof id));
+  fx_orch(&f);
+  json_t *svc = store_get(f.s, STORE_SERVICE, "svc1");
+  CHECK_STR_EQ(jx_str(svc, "UpdateStatus.State", ""), "paused");
+  char want[160];
+  snprintf(want, sizeof want,
+           "update paused due to failure or early termination of task %s", id);
+  CHECK_STR_EQ(jx_str(svc, "UpdateStatus.Message", ""), want);
+  /* Paused: no more slots are replaced. */
+  f.now += 60 * NS_PER_SEC;
+  fx_converge(&f, true);
+  CHECK_INT_EQ(with_image(&f, "nginx", "running"), 2);
+  CHECK_STR_EQ(
+      jx_str(store_get(f.s, STORE_SERVICE, "svc1"), "UpdateStatus.State", ""),
+      "paused");
+  fx_free(&f);
+}
+
+TEST(orch_update_failure_rolls_back) {
+  struct fx f;
+  fx_init(&f, 5);
+  three_nodes(&f);
+  char b[512];
+  fx_service(&f, "svc1", web(b, sizeof b, 3, NULL, NULL));
+  fx_converge(&f, true);
+  f.now += NS_PER_SEC;
+  set_image(&f, "nginx:bad",
+            "{\"Parallelism\":1,\"FailureAction\":\"rollback\"}");
+  fx_converge(&f, true);
+  char id[64];
+  f.now += NS_PER_SEC;
+  CHECK(*failing_new_task(&f, id, sizeof id));
+  fx_orch(&f);
+  json_t *svc = store_get(f.s, STORE_SERVICE, "svc1");
+  CHECK_STR_EQ(jx_str(svc, "UpdateStatus.State", ""), "rollback_started");
+  CHECK_STR_EQ(jx_str(svc, "Spec.TaskTemplate.ContainerSpec.Image", ""),
+               "nginx");
+  CHECK(!jx_get(svc, "PreviousSpec"));
+  for (int i = 0; i < 4; i++) {
+    fx_converge(&f, true);
+    f.now += 6 * NS_PER_SEC;
+  }
+  fx_converge(&f, true);
+  svc = store_get(f.s, STORE_SERVICE, "svc1");
+  CHECK_STR_EQ(jx_str(svc, "UpdateStatus.State", ""), "rollback_completed");
+  CHECK_STR_EQ(jx_str(svc, "UpdateStatus.Message", ""), "rollback completed");
+  CHECK_INT_EQ(with_image(&f, "nginx", "running"), 3);
+  CHECK_INT_EQ(with_image(&f, "nginx:bad", "running"), 0);
+  fx_free(&f);
+}
+
+TEST(orch_manual_rollback_restores_previous_spec) {
+  struct fx f;
+  fx_init(&f, 5);
+  three_nodes(&f);
+  char b[512];
+  fx_service(&f, "svc1", web(b, sizeof b, 2, NULL, NULL));
+  fx_converge(&f, true);
+  set_image(&f, "nginx:2", "{\"Parallelism\":0}");
+  for (int i = 0; i < 3; i++) {
+    fx_converge(&f, true);
+    f.now += 6 * NS_PER_SEC;
+  }
+  CHECK_INT_EQ(with_image(&f, "nginx:2", "running"), 2);
+  fx_update(&f, "svc1", NULL, "previous");
+  json_t *svc = store_get(f.s, STORE_SERVICE, "svc1");
+  CHECK_STR_EQ(jx_str(svc, "UpdateStatus.Message", ""),
+               "manually requested rollback");
+  for (int i = 0; i < 4; i++) {
+    fx_converge(&f, true);
+    f.now += 6 * NS_PER_SEC;
+  }
+  svc = store_get(f.s, STORE_SERVICE, "svc1");
+  CHECK_STR_EQ(jx_str(svc, "UpdateStatus.State", ""), "rollback_completed");
+  CHECK_INT_EQ(with_image(&f, "nginx", "running"), 2);
+  /* Tasks are up to date with the restored spec version. */
+  json_t *l = fx_tasks(&f, "svc1", "running", NULL);
+  CHECK_INT_EQ(jx_int(json_array_get(l, 0), "_SpecVersion", -1),
+               jx_int(svc, "_SpecVersion", -2));
+  json_decref(l);
+  fx_free(&f);
+}
+
+TEST(orch_update_order_start_first_vs_stop_first) {
+  struct fx f;
+  fx_init(&f, 5);
+  three_nodes(&f);
+  char b[512];
+  fx_service(&f, "svc1", web(b, sizeof b, 1, NULL, NULL));
+  fx_converge(&f, true);
+  set_image(&f, "nginx:2", "{\"Parallelism\":1,\"Order\":\"start-first\"}");
+  fx_orch(&f);
+  /* Start-first: both desired running; the old stops once the new runs. */
+  CHECK_INT_EQ(fx_count(&f, "svc1", "running", NULL), 2);
+  fx_sched(&f);
+  fx_agent(&f);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "running", "running"), 2);
+  fx_orch(&f);
+  CHECK_INT_EQ(with_image(&f, "nginx", "shutdown"), 1);
+  CHECK_INT_EQ(with_image(&f, "nginx:2", "running"), 1);
+
+  set_image(&f, "nginx:3", "{\"Parallelism\":1,\"Order\":\"stop-first\"}");
+  fx_orch(&f);
+  /* Stop-first: the old goes first, the new waits in "ready". */
+  CHECK_INT_EQ(fx_count(&f, "svc1", "running", NULL), 0);
+  CHECK_INT_EQ(with_image(&f, "nginx:3", "ready"), 1);
+  fx_sched(&f);
+  fx_orch(&f);
+  CHECK_INT_EQ(with_image(&f, "nginx:3", "ready"), 1); /* old still runs */
+  fx_agent(&f);                                        /* the old one stops */
+  fx_orch(&f);
+  CHECK_INT_EQ(with_image(&f, "nginx:3", "running"), 1);
+  fx_free(&f);
+}
+
+TEST(orch_service_removal) {
+  struct fx f;
+  fx_init(&f, 5);
+  three_nodes(&f);
+  char b[512];
+  fx_service(&f, "svc1", web(b, sizeof b, 3, NULL, NULL));
+  fx_converge(&f, true);
+  struct store_tx *tx = store_tx_new();
+  store_tx_delete(tx, STORE_SERVICE, "svc1", STORE_ANY_VERSION);
+  fx_apply_tx(&f, tx, false);
+  fx_orch(&f);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "remove", "running"), 3);
+  fx_agent(&f);
+  fx_orch(&f);
+  CHECK_INT_EQ(fx_count(&f, "svc1", NULL, NULL), 0);
+  fx_free(&f);
+}
+
+TEST(orch_tx_uses_versions_and_conflicts_fail_alone) {
+  struct fx f;
+  fx_init(&f, 5);
+  three_nodes(&f);
+  char b[512];
+  fx_service(&f, "svc1", web(b, sizeof b, 1, NULL, NULL));
+  fx_service(&f, "svc2",
+             "{\"Name\":\"api\",\"TaskTemplate\":{\"ContainerSpec\":{"
+             "\"Image\":\"busybox\"}}}");
+  fx_converge(&f, true);
+  fail_slot1(&f, "failed");
+  /* The orchestrator reads the store, then the task changes again. */
+  struct orch_out o;
+  orch_out_init(&o);
+  o.new_id = fx_new_id;
+  o.id_ud = &f;
+  orchestrator_run(f.s, f.now, &o);
+  CHECK_INT_EQ(o.ntx, 1);
+  fail_slot1(&f, "failed"); /* no-op on a failed task: ID not running */
+  json_t *failed = fx_tasks(&f, "svc1", "running", "failed");
+  CHECK_INT_EQ(json_array_size(failed), 1);
+  fx_task_state(&f, jx_str(json_array_get(failed, 0), "ID", ""), "rejected");
+  json_decref(failed);
+  fx_apply_out(&f, &o);
+  orch_out_free(&o);
+  CHECK_INT_EQ(f.failed_txs, 1); /* stale version: refused as a whole */
+  CHECK_INT_EQ(fx_count(&f, "svc1", NULL, NULL), 1);
+  fx_converge(&f, true);
+  f.now += 5 * NS_PER_SEC; /* the restart delay */
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "running", "running"), 1);
+  CHECK_INT_EQ(fx_count(&f, "svc2", "running", "running"), 1);
+  fx_free(&f);
+}

@@ -1,0 +1,263 @@
+/* Scheduler: filters, explanations, spread, preassigned tasks. */
+#include "fixture.h"
+#include "manager/constraint.h"
+#include "test.h"
+
+static void svc(struct fx *f, const char *id, int replicas, const char *tmpl) {
+  char b[1024];
+  snprintf(b, sizeof b,
+           "{\"Name\":\"%s\",\"TaskTemplate\":{\"ContainerSpec\":{\"Image\":"
+           "\"nginx\"}%s},\"Mode\":{\"Replicated\":{\"Replicas\":%d}}}",
+           id, tmpl ? tmpl : "", replicas);
+  fx_service(f, id, b);
+}
+
+static size_t on(struct fx *f, const char *service, const char *node) {
+  json_t *l = fx_tasks(f, service, NULL, "assigned");
+  size_t n = 0, i;
+  json_t *t;
+  json_array_foreach(l, i, t) n += strcmp(jx_str(t, "NodeID", ""), node) == 0;
+  json_decref(l);
+  return n;
+}
+
+static const char *first_err(struct fx *f, const char *service, char *buf,
+                             size_t n) {
+  json_t *l = fx_tasks(f, service, NULL, "pending");
+  snprintf(buf, n, "%s", jx_str(json_array_get(l, 0), "Status.Err", ""));
+  json_decref(l);
+  return buf;
+}
+
+TEST(sched_assigns_with_message_and_spreads) {
+  struct fx f;
+  fx_init(&f, 5);
+  fx_node(&f, "node1", NULL);
+  fx_node(&f, "node2", NULL);
+  fx_node(&f, "node3", NULL);
+  svc(&f, "web", 5, NULL);
+  fx_orch(&f);
+  CHECK_INT_EQ(fx_sched(&f), 1); /* one transaction for the service */
+  json_t *l = fx_tasks(&f, "web", "running", "assigned");
+  CHECK_INT_EQ(json_array_size(l), 5);
+  CHECK_STR_EQ(jx_str(json_array_get(l, 0), "Status.Message", ""),
+               "scheduler assigned task to node");
+  json_decref(l);
+  CHECK_INT_EQ(on(&f, "web", "node1"), 2);
+  CHECK_INT_EQ(on(&f, "web", "node2"), 2);
+  CHECK_INT_EQ(on(&f, "web", "node3"), 1);
+  /* Fewest tasks in total breaks ties between services. */
+  svc(&f, "api", 1, NULL);
+  fx_orch(&f);
+  fx_sched(&f);
+  CHECK_INT_EQ(on(&f, "api", "node3"), 1);
+  fx_free(&f);
+}
+
+TEST(sched_constraints_eq_ne_and_labels) {
+  struct fx f;
+  fx_init(&f, 5);
+  fx_node(&f, "node1", "{\"zone\":\"a\"}");
+  fx_node(&f, "node2", "{\"zone\":\"b\"}");
+  fx_node(&f, "node3", "{\"zone\":\"b\"}");
+  svc(&f, "in_b", 2,
+      ",\"Placement\":{\"Constraints\":[\"node.labels.zone==b\"]}");
+  svc(&f, "not2", 2,
+      ",\"Placement\":{\"Constraints\":[\"node.hostname != node2\","
+      "\"node.role==worker\"]}");
+  svc(&f, "byid", 1, ",\"Placement\":{\"Constraints\":[\"node.id==node3\"]}");
+  svc(&f, "none", 1,
+      ",\"Placement\":{\"Constraints\":[\"node.labels.zone==c\"]}");
+  fx_orch(&f);
+  fx_sched(&f);
+  CHECK_INT_EQ(on(&f, "in_b", "node1"), 0);
+  CHECK_INT_EQ(on(&f, "in_b", "node2") + on(&f, "in_b", "node3"), 2);
+  CHECK_INT_EQ(on(&f, "not2", "node2"), 0);
+  CHECK_INT_EQ(on(&f, "not2", "node1"), 1);
+  CHECK_INT_EQ(on(&f, "byid", "node3"), 1);
+  char err[256];
+  CHECK_STR_EQ(first_err(&f, "none", err, sizeof err),
+               "no suitable node (scheduling constraints not satisfied on 3 "
+               "nodes)");
+  /* Unchanged explanation: nothing to write. */
+  CHECK_INT_EQ(fx_sched(&f), 0);
+  /* A matching node appears. */
+  fx_node(&f, "node4", "{\"zone\":\"c\"}");
+  fx_sched(&f);
+  CHECK_INT_EQ(on(&f, "none", "node4"), 1);
+  json_t *l = fx_tasks(&f, "none", NULL, "assigned");
+  bool has_err = jx_get(json_array_get(l, 0), "Status.Err") != NULL;
+  json_decref(l);
+  CHECK(!has_err);
+  fx_free(&f);
+}
+
+TEST(sched_reservations_exclude_nodes) {
+  struct fx f;
+  fx_init(&f, 5);
+  fx_node(&f, "node1", NULL);
+  fx_node(&f, "node2", NULL);
+  /* 3 of the 4 CPUs each: one per node. */
+  svc(&f, "big", 3,
+      ",\"Resources\":{\"Reservations\":{\"NanoCPUs\":3000000000}}");
+  fx_orch(&f);
+  fx_sched(&f);
+  CHECK_INT_EQ(on(&f, "big", "node1"), 1);
+  CHECK_INT_EQ(on(&f, "big", "node2"), 1);
+  char err[256];
+  CHECK_STR_EQ(first_err(&f, "big", err, sizeof err),
+               "no suitable node (insufficient resources on 2 nodes)");
+  /* Memory larger than any node. */
+  svc(&f, "huge", 1,
+      ",\"Resources\":{\"Reservations\":{\"MemoryBytes\":8589934592}}");
+  fx_orch(&f);
+  fx_sched(&f);
+  CHECK_STR_EQ(first_err(&f, "huge", err, sizeof err),
+               "no suitable node (insufficient resources on 2 nodes)");
+  fx_free(&f);
+}
+
+TEST(sched_max_replicas_per_node) {
+  struct fx f;
+  fx_init(&f, 5);
+  fx_node(&f, "node1", NULL);
+  fx_node(&f, "node2", NULL);
+  fx_node(&f, "node3", NULL);
+  svc(&f, "web", 4, ",\"Placement\":{\"MaxReplicas\":1}");
+  fx_orch(&f);
+  fx_sched(&f);
+  CHECK_INT_EQ(fx_count(&f, "web", NULL, "assigned"), 3);
+  char err[256];
+  CHECK_STR_EQ(first_err(&f, "web", err, sizeof err),
+               "no suitable node (max replicas per node limit exceed)");
+  fx_free(&f);
+}
+
+TEST(sched_explains_several_filters) {
+  struct fx f;
+  fx_init(&f, 5);
+  fx_node(&f, "node1", NULL);
+  fx_node(&f, "node2", NULL);
+  fx_node(&f, "node3", NULL);
+  fx_set(&f, STORE_NODE, "node1", "Status.State", json_string("down"));
+  svc(&f, "web", 1, ",\"Placement\":{\"Constraints\":[\"node.labels.x==y\"]}");
+  fx_orch(&f);
+  fx_sched(&f);
+  char err[256];
+  CHECK_STR_EQ(first_err(&f, "web", err, sizeof err),
+               "no suitable node (scheduling constraints not satisfied on 2 "
+               "nodes; 1 node not available for new tasks)");
+  fx_free(&f);
+
+  fx_init(&f, 5);
+  svc(&f, "web", 1, NULL);
+  fx_orch(&f);
+  fx_sched(&f);
+  CHECK_STR_EQ(first_err(&f, "web", err, sizeof err), "no suitable node");
+  fx_free(&f);
+}
+
+TEST(sched_spread_preference) {
+  struct fx f;
+  fx_init(&f, 5);
+  fx_node(&f, "node1", "{\"dc\":\"east\"}");
+  fx_node(&f, "node2", "{\"dc\":\"east\"}");
+  fx_node(&f, "node3", "{\"dc\":\"east\"}");
+  fx_node(&f, "node4", "{\"dc\":\"west\"}");
+  svc(&f, "web", 4,
+      ",\"Placement\":{\"Preferences\":[{\"Spread\":{\"SpreadDescriptor\":"
+      "\"node.labels.dc\"}}]}");
+  fx_orch(&f);
+  fx_sched(&f);
+  /* Half per datacenter, however many nodes each has. */
+  CHECK_INT_EQ(on(&f, "web", "node4"), 2);
+  CHECK_INT_EQ(on(&f, "web", "node1") + on(&f, "web", "node2") +
+                   on(&f, "web", "node3"),
+               2);
+  fx_free(&f);
+}
+
+TEST(sched_host_ports_and_platforms) {
+  struct fx f;
+  fx_init(&f, 5);
+  fx_node(&f, "node1", NULL);
+  fx_node(&f, "node2", NULL);
+  svc(&f, "web", 3, NULL);
+  /* a host-mode port: one task per node */
+  char b[512];
+  snprintf(b, sizeof b,
+           "{\"Name\":\"hp\",\"TaskTemplate\":{\"ContainerSpec\":{\"Image\":"
+           "\"nginx\"}},\"Mode\":{\"Replicated\":{\"Replicas\":3}},"
+           "\"EndpointSpec\":{\"Ports\":[{\"TargetPort\":80,"
+           "\"PublishedPort\":8080,\"PublishMode\":\"host\"}]}}");
+  fx_service(&f, "hp", b);
+  fx_orch(&f);
+  fx_sched(&f);
+  CHECK_INT_EQ(on(&f, "hp", "node1"), 1);
+  CHECK_INT_EQ(on(&f, "hp", "node2"), 1);
+  char err[256];
+  CHECK_STR_EQ(first_err(&f, "hp", err, sizeof err),
+               "no suitable node (host-mode port already in use on 2 nodes)");
+  svc(&f, "arm", 1,
+      ",\"Placement\":{\"Platforms\":[{\"Architecture\":\"arm64\","
+      "\"OS\":\"linux\"}]}");
+  svc(&f, "amd", 1,
+      ",\"Placement\":{\"Platforms\":[{\"Architecture\":\"amd64\","
+      "\"OS\":\"linux\"}]}");
+  fx_orch(&f);
+  fx_sched(&f);
+  CHECK_STR_EQ(first_err(&f, "arm", err, sizeof err),
+               "no suitable node (unsupported platform on 2 nodes)");
+  CHECK_INT_EQ(fx_count(&f, "amd", NULL, "assigned"), 1); /* x86_64 = amd64 */
+  fx_free(&f);
+}
+
+TEST(sched_preassigned_checked_against_its_node) {
+  struct fx f;
+  fx_init(&f, 5);
+  fx_node(&f, "node1", NULL);
+  fx_node(&f, "node2", NULL);
+  fx_set(&f, STORE_NODE, "node2", "Status.State", json_string("unknown"));
+  fx_service(&f, "g",
+             "{\"Name\":\"g\",\"TaskTemplate\":{\"ContainerSpec\":{\"Image\":"
+             "\"busybox\"}},\"Mode\":{\"Global\":{}}}");
+  fx_orch(&f);
+  fx_sched(&f);
+  CHECK_INT_EQ(fx_count(&f, "g", NULL, "assigned"), 1);
+  json_t *l = fx_tasks(&f, "g", NULL, "pending");
+  CHECK_INT_EQ(json_array_size(l), 1);
+  CHECK_STR_EQ(jx_str(json_array_get(l, 0), "NodeID", ""), "node2");
+  CHECK_STR_EQ(jx_str(json_array_get(l, 0), "Status.Err", ""),
+               "1 node not available for new tasks");
+  json_decref(l);
+  fx_free(&f);
+}
+
+TEST(constraint_parse_errors_and_matching) {
+  struct constraint *c = NULL;
+  size_t n = 0;
+  sh_err err = {0};
+  json_t *l = json_pack("[s]", "node.labels.a=b");
+  CHECK(constraints_parse(l, &c, &n, &err) < 0);
+  CHECK_STR_EQ(err.msg, "constraint expected one operator from ==, !=");
+  json_decref(l);
+  l = json_pack("[s]", "x==y");
+  CHECK(constraints_parse(l, &c, &n, &err) < 0);
+  CHECK_STR_EQ(err.msg, "key 'x' is invalid");
+  json_decref(l);
+  l = json_pack("[s]", "node.labels.a==b>c");
+  CHECK(constraints_parse(l, &c, &n, &err) < 0);
+  CHECK_STR_EQ(err.msg, "value 'b>c' is invalid");
+  json_decref(l);
+  l = json_pack("[s, s]", "node.hostname==HOST1", "node.labels.k!=v");
+  CHECK(constraints_parse(l, &c, &n, &err) == 0);
+  CHECK_INT_EQ(n, 2);
+  json_t *node = json_pack("{s:s, s:{s:{}}, s:{s:s}}", "ID", "n1", "Spec",
+                           "Labels", "Description", "Hostname", "host1");
+  CHECK(constraints_match(c, n, node)); /* case-insensitive value */
+  jx_set(node, "Spec.Labels.k", json_string("v"));
+  CHECK(!constraints_match(c, n, node));
+  constraints_free(c, n);
+  json_decref(node);
+  json_decref(l);
+}

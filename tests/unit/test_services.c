@@ -1,0 +1,242 @@
+/* Service control operations: validation messages, normalization,
+ * conflicts, update/rollback bookkeeping, insertDefaults. */
+#include "fixture.h"
+#include "test.h"
+
+static int create_err(struct fx *f, const char *spec_json, sh_err *err) {
+  json_t *spec = json_loads(spec_json, 0, NULL);
+  json_t *svc = services_create(f->s, spec, "newid", err);
+  json_decref(spec);
+  if (svc) {
+    json_decref(svc);
+    return 0;
+  }
+  return -1;
+}
+
+#define IMG "\"TaskTemplate\":{\"ContainerSpec\":{\"Image\":\"nginx\"}}"
+
+TEST(services_validation_messages) {
+  struct fx f;
+  fx_init(&f, 5);
+  sh_err err = {0};
+  CHECK(create_err(&f,
+                   "{\"Name\":\"web\",\"TaskTemplate\":{\"ContainerSpec\":{}}}",
+                   &err) < 0);
+  CHECK_STR_EQ(err.msg, "rpc error: code = InvalidArgument desc = "
+                        "ContainerSpec: image reference must be provided");
+  CHECK_INT_EQ(err.status, 400);
+  CHECK(create_err(&f,
+                   "{\"Name\":\"web\",\"TaskTemplate\":{\"ContainerSpec\":{"
+                   "\"Image\":\"Nginx\"}}}",
+                   &err) < 0);
+  CHECK_STR_EQ(err.msg, "rpc error: code = InvalidArgument desc = "
+                        "ContainerSpec: \"Nginx\" is not a valid "
+                        "repository/tag");
+  CHECK(create_err(&f, "{\"Name\":\"-web\"," IMG "}", &err) < 0);
+  CHECK_STR_EQ(err.msg, "rpc error: code = InvalidArgument desc = name must "
+                        "be valid as a DNS name component");
+  CHECK(create_err(&f,
+                   "{\"Name\":\"web\"," IMG ",\"Mode\":{\"Global\":{},"
+                   "\"Replicated\":{\"Replicas\":2}}}",
+                   &err) < 0);
+  CHECK_STR_EQ(err.msg, "must specify only one service mode");
+  CHECK(create_err(&f,
+                   "{\"Name\":\"web\",\"TaskTemplate\":{\"ContainerSpec\":{"
+                   "\"Image\":\"nginx\"},\"RestartPolicy\":{\"Condition\":"
+                   "\"always\"}}}",
+                   &err) < 0);
+  CHECK_STR_EQ(err.msg, "invalid RestartCondition: \"always\"");
+  CHECK(create_err(&f,
+                   "{\"Name\":\"web\",\"TaskTemplate\":{\"ContainerSpec\":{"
+                   "\"Image\":\"nginx\"},\"Placement\":{\"Constraints\":["
+                   "\"node.role=manager\"]}}}",
+                   &err) < 0);
+  CHECK_STR_EQ(err.msg, "rpc error: code = Unknown desc = constraint "
+                        "expected one operator from ==, !=");
+  CHECK(create_err(&f,
+                   "{\"Name\":\"web\"," IMG ",\"UpdateConfig\":{"
+                   "\"MaxFailureRatio\":1.5}}",
+                   &err) < 0);
+  CHECK_STR_EQ(err.msg, "rpc error: code = InvalidArgument desc = TaskSpec: "
+                        "update-maxfailureratio cannot be less than 0 or "
+                        "bigger than 1");
+  CHECK(create_err(&f,
+                   "{\"Name\":\"web\",\"TaskTemplate\":{\"ContainerSpec\":{"
+                   "\"Image\":\"nginx\"},\"Resources\":{\"Limits\":{"
+                   "\"MemoryBytes\":1000}}}}",
+                   &err) < 0);
+  CHECK_STR_EQ(err.msg, "rpc error: code = InvalidArgument desc = invalid "
+                        "memory value 1000: Must be at least 4MiB");
+  CHECK(create_err(&f,
+                   "{\"Name\":\"web\"," IMG ",\"EndpointSpec\":{\"Ports\":["
+                   "{\"TargetPort\":80,\"PublishedPort\":80},{\"TargetPort\":"
+                   "81,\"PublishedPort\":80}]}}",
+                   &err) < 0);
+  CHECK_STR_EQ(err.msg, "rpc error: code = InvalidArgument desc = "
+                        "EndpointSpec: duplicate published ports provided");
+  CHECK(create_err(&f,
+                   "{\"Name\":\"web\",\"TaskTemplate\":{\"ContainerSpec\":{"
+                   "\"Image\":\"localhost:5000/team/nginx:1.25@sha256:"
+                   "0123abcd\"}}}",
+                   &err) == 0);
+  fx_free(&f);
+}
+
+TEST(services_create_normalizes) {
+  struct fx f;
+  fx_init(&f, 5);
+  sh_err err = {0};
+  json_t *spec =
+      json_loads("{\"TaskTemplate\":{\"ContainerSpec\":{\"Image\":\"nginx\"},"
+                 "\"RestartPolicy\":{}},\"UpdateConfig\":{\"Parallelism\":2},"
+                 "\"EndpointSpec\":{\"Ports\":[{\"TargetPort\":80}]}}",
+                 0, NULL);
+  json_t *svc = services_create(f.s, spec, "abc", &err);
+  json_decref(spec);
+  CHECK(svc != NULL);
+  CHECK(strchr(jx_str(svc, "Spec.Name", ""), '_') != NULL); /* random name */
+  CHECK_INT_EQ(jx_int(svc, "Spec.Mode.Replicated.Replicas", 0), 1);
+  CHECK_STR_EQ(jx_str(svc, "Spec.TaskTemplate.RestartPolicy.Condition", ""),
+               "any");
+  CHECK_STR_EQ(jx_str(svc, "Spec.UpdateConfig.FailureAction", ""), "pause");
+  CHECK_STR_EQ(jx_str(svc, "Spec.UpdateConfig.Order", ""), "stop-first");
+  CHECK_STR_EQ(jx_str(svc, "Spec.EndpointSpec.Mode", ""), "vip");
+  json_t *p = json_array_get(jx_get(svc, "Endpoint.Ports"), 0);
+  CHECK_STR_EQ(jx_str(p, "Protocol", ""), "tcp");
+  CHECK_STR_EQ(jx_str(p, "PublishMode", ""), "ingress");
+  CHECK_INT_EQ(jx_int(p, "PublishedPort", 0), 30000);
+  fx_put(&f, STORE_SERVICE, svc, STORE_MUST_CREATE);
+  /* The next service gets the next dynamic port. */
+  spec = json_loads("{\"Name\":\"two\"," IMG ",\"EndpointSpec\":{\"Ports\":[{"
+                    "\"TargetPort\":80}]}}",
+                    0, NULL);
+  svc = services_create(f.s, spec, "def", &err);
+  json_decref(spec);
+  CHECK_INT_EQ(jx_int(json_array_get(jx_get(svc, "Endpoint.Ports"), 0),
+                      "PublishedPort", 0),
+               30001);
+  json_decref(svc);
+  fx_free(&f);
+}
+
+TEST(services_conflicts) {
+  struct fx f;
+  fx_init(&f, 5);
+  fx_service(&f, "id1",
+             "{\"Name\":\"x\"," IMG ",\"EndpointSpec\":{\"Ports\":[{"
+             "\"TargetPort\":80,\"PublishedPort\":8080}]}}");
+  sh_err err = {0};
+  CHECK(create_err(&f, "{\"Name\":\"x\"," IMG "}", &err) < 0);
+  CHECK_INT_EQ(err.status, 409);
+  CHECK_STR_EQ(err.msg, "rpc error: code = AlreadyExists desc = name "
+                        "conflicts with an existing object: service x "
+                        "already exists");
+  CHECK(create_err(&f,
+                   "{\"Name\":\"y\"," IMG ",\"EndpointSpec\":{\"Ports\":[{"
+                   "\"TargetPort\":81,\"PublishedPort\":8080}]}}",
+                   &err) < 0);
+  CHECK_STR_EQ(err.msg, "rpc error: code = InvalidArgument desc = port "
+                        "'8080' is already in use by service 'x' (id1) as an "
+                        "ingress port");
+  /* The same port on another protocol is fine. */
+  CHECK(create_err(&f,
+                   "{\"Name\":\"y\"," IMG ",\"EndpointSpec\":{\"Ports\":[{"
+                   "\"TargetPort\":81,\"PublishedPort\":8080,\"Protocol\":"
+                   "\"udp\"}]}}",
+                   &err) == 0);
+  fx_free(&f);
+}
+
+TEST(services_update_rollback_and_versions) {
+  struct fx f;
+  fx_init(&f, 5);
+  fx_service(&f, "id1", "{\"Name\":\"x\"," IMG "}");
+  json_t *cur = store_get(f.s, STORE_SERVICE, "id1");
+  int64_t v1 = jx_int(cur, "Version.Index", 0);
+  sh_err err = {0};
+  /* rollback without a previous spec */
+  json_t *r = services_update(f.s, "x", v1, json_object_get(cur, "Spec"),
+                              "previous", f.now, &err);
+  CHECK(r == NULL);
+  CHECK_INT_EQ(err.status, 412);
+  CHECK_STR_EQ(err.msg, "rpc error: code = FailedPrecondition desc = service "
+                        "id1 does not have a previous spec");
+  /* rename and mode change refused */
+  json_t *spec = json_loads("{\"Name\":\"z\"," IMG "}", 0, NULL);
+  CHECK(!services_update(f.s, "x", v1, spec, NULL, f.now, &err));
+  CHECK_STR_EQ(err.msg, "rpc error: code = Unimplemented desc = renaming "
+                        "services is not supported");
+  json_decref(spec);
+  spec =
+      json_loads("{\"Name\":\"x\"," IMG ",\"Mode\":{\"Global\":{}}}", 0, NULL);
+  CHECK(!services_update(f.s, "x", v1, spec, NULL, f.now, &err));
+  CHECK_STR_EQ(err.msg, "rpc error: code = Unimplemented desc = service mode "
+                        "change is not allowed");
+  json_decref(spec);
+  /* an update: previous spec and spec version recorded */
+  fx_update(&f, "id1",
+            "{\"Name\":\"x\",\"TaskTemplate\":{\"ContainerSpec\":{\"Image\":"
+            "\"nginx:2\"}}}",
+            NULL);
+  cur = store_get(f.s, STORE_SERVICE, "id1");
+  CHECK_STR_EQ(jx_str(cur, "PreviousSpec.TaskTemplate.ContainerSpec.Image", ""),
+               "nginx");
+  CHECK_INT_EQ(jx_int(cur, "_SpecVersion", 0), v1);
+  CHECK_INT_EQ(jx_int(cur, "_PreviousSpecVersion", -1), 0);
+  /* a stale version fails in apply */
+  json_t *next = services_update(f.s, "id1", v1, json_object_get(cur, "Spec"),
+                                 NULL, f.now, &err);
+  CHECK(next != NULL);
+  struct store_tx *tx = store_tx_new();
+  store_tx_put(tx, STORE_SERVICE, next, v1);
+  size_t len;
+  char *data = store_tx_encode(tx, f.now, &len);
+  store_tx_free(tx);
+  CHECK(store_apply(f.s, data, len, f.index + 1, &err) < 0);
+  free(data);
+  CHECK_STR_EQ(err.msg, "update out of sequence");
+  /* rollback swaps the specs */
+  fx_update(&f, "id1", NULL, "previous");
+  cur = store_get(f.s, STORE_SERVICE, "id1");
+  CHECK_STR_EQ(jx_str(cur, "Spec.TaskTemplate.ContainerSpec.Image", ""),
+               "nginx");
+  CHECK_STR_EQ(jx_str(cur, "PreviousSpec.TaskTemplate.ContainerSpec.Image", ""),
+               "nginx:2");
+  CHECK_STR_EQ(jx_str(cur, "UpdateStatus.State", ""), "rollback_started");
+  CHECK_INT_EQ(jx_int(cur, "_SpecVersion", -1), 0);
+  /* removal resolves names */
+  CHECK_STR_EQ(services_remove(f.s, "x", &err), "id1");
+  CHECK(services_remove(f.s, "nope", &err) == NULL);
+  CHECK_STR_EQ(err.msg, "service nope not found");
+  fx_free(&f);
+}
+
+TEST(services_insert_defaults_view) {
+  struct fx f;
+  fx_init(&f, 5);
+  fx_service(&f, "id1",
+             "{\"Name\":\"x\",\"TaskTemplate\":{\"ContainerSpec\":{\"Image\":"
+             "\"nginx\"},\"RestartPolicy\":{\"Condition\":\"none\"}}}");
+  json_t *svc = store_get(f.s, STORE_SERVICE, "id1");
+  json_t *plain = services_view(svc, false);
+  CHECK(!json_object_get(plain, "_SpecVersion"));
+  CHECK(!jx_get(plain, "Spec.UpdateConfig"));
+  json_decref(plain);
+  json_t *v = services_view(svc, true);
+  CHECK_INT_EQ(jx_int(v, "Spec.UpdateConfig.Parallelism", 0), 1);
+  CHECK_STR_EQ(jx_str(v, "Spec.UpdateConfig.FailureAction", ""), "pause");
+  CHECK_INT_EQ(jx_int(v, "Spec.UpdateConfig.Monitor", 0), 5 * NS_PER_SEC);
+  CHECK_STR_EQ(jx_str(v, "Spec.UpdateConfig.Order", ""), "stop-first");
+  CHECK_INT_EQ(jx_int(v, "Spec.UpdateConfig.MaxFailureRatio", -1), 0);
+  CHECK_STR_EQ(jx_str(v, "Spec.RollbackConfig.FailureAction", ""), "pause");
+  CHECK_STR_EQ(jx_str(v, "Spec.TaskTemplate.RestartPolicy.Condition", ""),
+               "none");
+  CHECK_INT_EQ(jx_int(v, "Spec.TaskTemplate.RestartPolicy.Delay", 0),
+               5 * NS_PER_SEC);
+  CHECK_INT_EQ(jx_int(v, "Spec.TaskTemplate.ContainerSpec.StopGracePeriod", 0),
+               10 * NS_PER_SEC);
+  CHECK_STR_EQ(jx_str(v, "Spec.EndpointSpec.Mode", ""), "vip");
+  json_decref(v);
+  fx_free(&f);
+}
