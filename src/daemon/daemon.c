@@ -12,6 +12,7 @@
 #include "http/client.h"
 #include "http/server.h"
 #include "manager/manager.h"
+#include "raft/raftnode.h"
 
 #include <errno.h>
 #include <ftw.h>
@@ -177,6 +178,8 @@ static void fill_manager_config(struct shoald *d, struct manager_config *mc,
                                 const json_t *desc) {
   *mc = (struct manager_config){
       .loop = d->loop,
+      .client = d->client,
+      .cluster_id = d->cluster_id,
       .state_dir = NULL,
       .node_id = d->node_id,
       .listen_addr = d->listen_addr,
@@ -249,6 +252,10 @@ bool shoald_is_manager(const struct shoald *d) {
 }
 
 int shoald_require_manager(const struct shoald *d, sh_err *err) {
+  /* Like swarmkit, cluster state is only served while there is a leader:
+   * without quorum a manager's copy may be stale. */
+  if (d->mgr && !manager_leader_addr(d->mgr))
+    return sh_error(err, 503, RAFTNODE_NO_LEADER_MSG);
   if (d->mgr)
     return 0;
   if (d->swarm == SWARM_INACTIVE)
@@ -542,6 +549,35 @@ static const char *error_message(const struct http_result *res, char *buf,
   return buf;
 }
 
+/* The join failed after this node got its identity: forget it all. */
+static void fail_pending_join(struct shoald *d, const sh_err *err) {
+  sh_err e = *err;
+  shoald_done_fn done = d->join_done;
+  void *ud = d->join_ud;
+  d->join_done = NULL;
+  uv_timer_stop(&d->join_timer);
+  if (d->mgr) {
+    manager_close(d->mgr, NULL, NULL);
+    d->mgr = NULL;
+  }
+  clear_state(d);
+  forget_identity(d);
+  d->swarm = SWARM_INACTIVE;
+  if (done)
+    done(ud, -1, &e);
+}
+
+static void manager_joined(void *ud, int status, const sh_err *err) {
+  struct shoald *d = ud;
+  if (status < 0) {
+    log_error("joining raft failed: %s", err->msg);
+    fail_pending_join(d, err);
+    return;
+  }
+  log_info("this node is now a raft member");
+  start_agent(d);
+}
+
 static void join_registered(const struct http_result *res, void *ud) {
   struct join_ctx *c = ud;
   struct shoald *d = c->d;
@@ -565,6 +601,8 @@ static void join_registered(const struct http_result *res, void *ud) {
   snprintf(d->node_id, sizeof d->node_id, "%s", node_id);
   snprintf(d->cluster_id, sizeof d->cluster_id, "%s", info.o);
   set_str(&d->role, jx_str(j, "Role", "worker"));
+  if (strcmp(d->role, "manager") == 0 && *jx_str(j, "Addr", ""))
+    set_str(&d->advertise_addr, jx_str(j, "Addr", ""));
   set_str(&d->cert_pem, cert);
   d->key_pem = STEAL_POINTER(&c->key_pem);
   d->root_pem = STEAL_POINTER(&c->root_pem);
@@ -582,7 +620,21 @@ static void join_registered(const struct http_result *res, void *ud) {
   d->join_ud = c->ud;
   uv_timer_start(&d->join_timer, join_timeout, JOIN_TIMEOUT_MS, 0);
   log_info("joined the swarm as %s, node %s", d->role, d->node_id);
-  start_agent(d);
+  if (strcmp(d->role, "manager") == 0) {
+    /* Raft first: the agent's session then finds a full manager here. */
+    cleanup_free char *dir = swarm_path(d, NULL);
+    cleanup_json json_t *mdesc =
+        agent_local_description(d->hostname, SHOAL_VERSION);
+    struct manager_config mc;
+    fill_manager_config(d, &mc, mdesc);
+    mc.state_dir = dir;
+    if (manager_join(&mc, c->remote, manager_joined, d, &d->mgr, &err) < 0) {
+      d->mgr = NULL;
+      fail_pending_join(d, &err);
+    }
+  } else {
+    start_agent(d);
+  }
   join_ctx_free(c);
 }
 
@@ -662,7 +714,17 @@ int shoald_swarm_join(struct shoald *d, const json_t *req, shoald_done_fn done,
   cleanup_free char *la = xasprintf("%s:%s", lip, lport);
   set_str(&d->listen_addr, la);
   const char *adv = jx_str(req, "AdvertiseAddr", "");
-  set_str(&d->advertise_addr, adv);
+  if (*adv) {
+    char ahost[128], aport[16], aip[64];
+    host_port(adv, lport, ahost, sizeof ahost, aport, sizeof aport);
+    if (!valid_port(aport) ||
+        shoald_pick_advertise_ip(ahost, lip, aip, sizeof aip, err) < 0)
+      return -1;
+    cleanup_free char *aa = xasprintf("%s:%s", aip, aport);
+    set_str(&d->advertise_addr, aa);
+  } else {
+    set_str(&d->advertise_addr, "");
+  }
 
   struct join_ctx *c = xcalloc(1, sizeof *c);
   c->d = d;

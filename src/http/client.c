@@ -376,6 +376,9 @@ struct http_call *http_client_call(struct http_client *c,
     /* No form-urlencoded default on body-less POSTs. */
     call->hdrs = curl_slist_append(call->hdrs, "Content-Type:");
   }
+  for (const char *const *h = opts->headers; h && *h; h++)
+    if (!strpbrk(*h, "\r\n"))
+      call->hdrs = curl_slist_append(call->hdrs, *h);
   curl_easy_setopt(easy, CURLOPT_HTTPHEADER, call->hdrs);
 
   /* Swarm certificates name nodes, not hosts. */

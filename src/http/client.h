@@ -24,6 +24,7 @@ struct http_call_opts {
   const char *body;        /* optional */
   size_t body_len;
   const char *content_type; /* default application/json when body */
+  const char *const *headers; /* extra "Name: value" lines, NULL-ended */
   const char *cert_pem;     /* client certificate (PEM text), optional */
   const char *key_pem;      /* its key (PEM text) */
   const char *ca_pem;       /* trusted root(s) (PEM text) */

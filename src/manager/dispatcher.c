@@ -48,77 +48,111 @@ static int64_t period_ns(struct dispatcher *d) {
   return p > 0 ? p : 5 * NS_PER_SEC;
 }
 
-/* Status updates compare-and-swap on Version.Index and retry, so they never
- * overwrite a concurrent user change (labels, availability). */
-struct status_upd {
+/* Node updates by the dispatcher (status, description, manager
+ * reachability) compare-and-swap on Version.Index and retry, so they never
+ * overwrite a concurrent user change (labels, availability). `sets` maps
+ * dotted paths to new values. */
+struct node_patch {
   struct dispatcher *d;
   char node_id[ID_LEN + 1];
-  char *state, *message, *addr;
-  json_t *desc;
+  json_t *sets;
   int tries;
 };
 
-static void status_upd_free(struct status_upd *u) {
-  free(u->state);
-  free(u->message);
-  free(u->addr);
-  json_decref(u->desc);
+static void patch_run(struct node_patch *u);
+
+static void patch_free(struct node_patch *u) {
+  json_decref(u->sets);
   free(u);
 }
 
-static void status_upd_run(struct status_upd *u);
-
-static void status_upd_done(void *ud, int status, const sh_err *err) {
-  struct status_upd *u = ud;
+static void patch_done(void *ud, int status, const sh_err *err) {
+  struct node_patch *u = ud;
   if (status < 0 && err && strstr(err->msg, "update out of sequence") &&
       ++u->tries < STATUS_RETRIES && u->d) {
-    status_upd_run(u);
+    patch_run(u);
     return;
   }
-  status_upd_free(u);
+  patch_free(u);
 }
 
-static void status_upd_run(struct status_upd *u) {
+static void patch_run(struct node_patch *u) {
   json_t *cur = store_get(u->d->m->store, STORE_NODE, u->node_id);
   if (!cur) {
-    status_upd_free(u);
+    patch_free(u);
     return;
   }
   json_t *next = json_deep_copy(cur);
-  jx_set(next, "Status.State", json_string(u->state));
-  jx_set(next, "Status.Message", json_string(u->message));
-  if (u->addr && *u->addr)
-    jx_set(next, "Status.Addr", json_string(u->addr));
-  if (u->desc)
-    json_object_set(next, "Description", u->desc);
+  const char *path;
+  json_t *v;
+  json_object_foreach(u->sets, path, v) jx_set(next, path, json_deep_copy(v));
   struct store_tx *tx = store_tx_new();
   store_tx_put(tx, STORE_NODE, next, jx_int(cur, "Version.Index", 0));
   sh_err err = {0};
-  if (manager_propose(u->d->m, tx, status_upd_done, u, &err) < 0)
-    status_upd_free(u);
+  if (manager_propose(u->d->m, tx, patch_done, u, &err) < 0)
+    patch_free(u);
+}
+
+/* Proposes the sets that change something (steals sets). */
+static void patch_node(struct dispatcher *d, const char *node_id,
+                       json_t *sets) {
+  json_t *cur = store_get(d->m->store, STORE_NODE, node_id);
+  const char *path;
+  json_t *v;
+  bool changes = false;
+  json_object_foreach(sets, path, v) if (!json_equal(jx_get(cur, path), v))
+      changes = true;
+  /* Skip no-op writes: raft entries are not free, and every write bumps
+   * the version a user may be about to update with. */
+  if (!cur || !changes) {
+    json_decref(sets);
+    return;
+  }
+  struct node_patch *u = xcalloc(1, sizeof *u);
+  u->d = d;
+  snprintf(u->node_id, sizeof u->node_id, "%s", node_id);
+  u->sets = sets;
+  patch_run(u);
 }
 
 static void set_status(struct dispatcher *d, const char *node_id,
-                       const char *state, const char *message, const char *addr,
-                       const json_t *desc) {
-  json_t *cur = store_get(d->m->store, STORE_NODE, node_id);
-  if (!cur)
+                       const char *state, const char *message,
+                       const char *addr, const json_t *desc) {
+  json_t *sets = json_pack("{s:s, s:s}", "Status.State", state,
+                           "Status.Message", message);
+  if (addr && *addr)
+    json_object_set_new(sets, "Status.Addr", json_string(addr));
+  if (desc)
+    json_object_set_new(sets, "Description", json_deep_copy(desc));
+  patch_node(d, node_id, sets);
+}
+
+/* The leader's view of each manager's raft connectivity, kept in
+ * ManagerStatus.Reachability so every manager shows the same. */
+static void sync_reachability(struct dispatcher *d) {
+  struct raftnode_member *mem = NULL;
+  size_t n = 0;
+  if (raftnode_configuration(d->m->raft, &mem, &n, NULL) < 0)
     return;
-  /* Skip no-op writes: raft entries are not free, and every write bumps
-   * the version a user may be about to update with. */
-  if ((!desc || json_equal(desc, json_object_get(cur, "Description"))) &&
-      strcmp(jx_str(cur, "Status.State", ""), state) == 0 &&
-      strcmp(jx_str(cur, "Status.Message", ""), message) == 0 &&
-      (!addr || !*addr || strcmp(jx_str(cur, "Status.Addr", ""), addr) == 0))
-    return;
-  struct status_upd *u = xcalloc(1, sizeof *u);
-  u->d = d;
-  snprintf(u->node_id, sizeof u->node_id, "%s", node_id);
-  u->state = xstrdup(state);
-  u->message = xstrdup(message);
-  u->addr = xstrdup(addr ? addr : "");
-  u->desc = desc ? json_deep_copy(desc) : NULL;
-  status_upd_run(u);
+  json_t *nodes = store_list(d->m->store, STORE_NODE);
+  for (size_t i = 0; i < n; i++) {
+    const char *reach = mem[i].reach == RAFTNODE_REACHABLE ? "reachable"
+                        : mem[i].reach == RAFTNODE_UNREACHABLE
+                            ? "unreachable"
+                            : NULL;
+    if (!reach)
+      continue;
+    size_t j;
+    json_t *node;
+    json_array_foreach(nodes, j, node) {
+      if ((uint64_t)jx_int(node, "_RaftID", 0) == mem[i].id &&
+          json_object_get(node, "ManagerStatus"))
+        patch_node(d, jx_str(node, "ID", ""),
+                   json_pack("{s:s}", "ManagerStatus.Reachability", reach));
+    }
+  }
+  json_decref(nodes);
+  raftnode_members_free(mem, n);
 }
 
 static struct session *find_session(struct dispatcher *d, const char *node_id) {
@@ -414,6 +448,7 @@ static void check_expiry(uv_timer_t *t) {
   struct dispatcher *d = t->data;
   if (!d->leader)
     return;
+  sync_reachability(d);
   int64_t now = clock_mono_ns();
   int64_t ttl = period_ns(d) * HEARTBEAT_GRACE;
   for (struct session *s = d->sessions, *next; s; s = next) {

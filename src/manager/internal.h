@@ -12,6 +12,7 @@ struct http_req;
 struct raftnode;
 struct http_server;
 struct dispatcher;
+struct reconciler;
 
 struct manager {
   uv_loop_t *loop;
@@ -22,6 +23,9 @@ struct manager {
   struct raftnode *raft;
   struct http_server *srv;
   struct dispatcher *disp;
+  struct reconciler *recon;
+  struct http_client *client;
+  char *cluster_id;
   bool leader;
   void (*forwarded)(struct http_req *req, void *ud);
   void *forwarded_ud;
@@ -31,7 +35,6 @@ struct manager {
   void *init_ud;
 };
 
-uint64_t manager_raft_id_for(const char *node_id);
 json_t *manager_new_node_object(struct manager *m, const char *node_id,
                                 const char *role, const char *availability,
                                 const char *hostname, const char *addr,

@@ -27,6 +27,8 @@ struct manager;
 
 struct manager_config {
   uv_loop_t *loop;
+  struct http_client *client; /* for calls to other managers */
+  const char *cluster_id;
   const char *state_dir; /* <data-root>/swarm */
   const char *node_id;
   const char *listen_addr;                   /* "0.0.0.0:2377" */
@@ -69,6 +71,12 @@ int manager_create(const struct manager_config *cfg,
  * force_new_cluster makes this node the only voter first. */
 int manager_open(const struct manager_config *cfg, bool force_new_cluster,
                  struct manager **out, struct sh_err *err);
+/* Joins an existing cluster as a manager: starts raft with an empty log
+ * (listening on the swarm port), then asks the managers at remote to add
+ * this node as a voter; done runs once it is in the configuration. */
+int manager_join(const struct manager_config *cfg, const char *remote,
+                 manager_done_fn done, void *ud, struct manager **out,
+                 struct sh_err *err);
 /* Stops the listener, dispatcher and raft; done runs when all is closed. */
 void manager_close(struct manager *m, void (*done)(void *ud), void *ud);
 

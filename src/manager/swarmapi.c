@@ -6,6 +6,7 @@
 #include "core/id.h"
 #include "core/jsonx.h"
 #include "core/util.h"
+#include "http/client.h"
 #include "http/server.h"
 #include "manager/dispatcher.h"
 #include "manager/internal.h"
@@ -26,6 +27,7 @@ struct join_ctx {
   char node_id[ID_LEN + 1];
   char *cert_pem;
   const char *role;
+  char addr[128];
 };
 
 static void join_committed(void *ud, int status, const sh_err *err) {
@@ -35,15 +37,93 @@ static void join_committed(void *ud, int status, const sh_err *err) {
   } else {
     json_t *cluster = store_cluster(c->m->store);
     json_t *resp = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:o}", "NodeID", c->node_id, "ClusterID",
-        jx_str(cluster, "ID", ""), "Certificate", c->cert_pem, "RootCA",
-        c->m->root_pem, "Role", c->role, "Managers", manager_addresses(c->m));
+        "{s:s, s:s, s:s, s:s, s:s, s:o, s:s}", "NodeID", c->node_id,
+        "ClusterID", jx_str(cluster, "ID", ""), "Certificate", c->cert_pem,
+        "RootCA", c->m->root_pem, "Role", c->role, "Managers",
+        manager_addresses(c->m), "Addr", c->addr);
     cleanup_free char *body = jx_dump(resp);
     json_decref(resp);
     http_respond_json(c->req, 200, body);
   }
   free(c->cert_pem);
   free(c);
+}
+
+/* ---- proxying to the leader ---- */
+
+/* Followers pass node-to-node calls that must run on the leader (joins,
+ * raft membership) to it, over mutual TLS with their own certificate. The
+ * leader trusts the forwarded facts (the original peer's address and node
+ * ID) only from a manager. */
+#define OBSERVED_ADDR_HEADER "Shoal-Observed-Addr"
+#define FOR_NODE_HEADER "Shoal-For-Node"
+
+static void proxied(const struct http_result *res, void *ud) {
+  struct http_req *req = ud;
+  if (res->status == 0)
+    return http_respond_error(req, 503, RAFTNODE_NO_LEADER_MSG);
+  http_respond(req, res->status, "application/json",
+               res->body ? res->body : "", res->body_len, NULL);
+}
+
+static void proxy_to_leader(struct manager *m, struct http_req *req) {
+  const char *leader = manager_leader_addr(m);
+  if (!leader)
+    return http_respond_error(req, 503, RAFTNODE_NO_LEADER_MSG);
+  cleanup_free char *url = xasprintf("https://%s%s", leader, req->url);
+  char h1[128], h2[128];
+  snprintf(h1, sizeof h1, OBSERVED_ADDR_HEADER ": %s", req->peer_addr);
+  snprintf(h2, sizeof h2, FOR_NODE_HEADER ": %s", req->peer_cn);
+  const char *headers[] = {h1, h2, NULL};
+  struct http_call_opts o = {.method = req->method,
+                             .url = url,
+                             .body = req->body,
+                             .body_len = req->body_len,
+                             .headers = headers,
+                             .cert_pem = m->cert_pem,
+                             .key_pem = m->key_pem,
+                             .ca_pem = m->root_pem,
+                             .timeout_ms = 30000};
+  http_client_call(m->client, &o, NULL, proxied, req);
+}
+
+/* The peer's address, or the one a forwarding manager vouches for. */
+static const char *origin_addr(struct http_req *req) {
+  const char *fwd = http_req_header(req, OBSERVED_ADDR_HEADER);
+  if (fwd && req->peer_verified && strcmp(req->peer_ou, CA_ROLE_MANAGER) == 0)
+    return fwd;
+  return req->peer_addr;
+}
+
+static const char *origin_node(struct http_req *req) {
+  const char *fwd = http_req_header(req, FOR_NODE_HEADER);
+  if (fwd && *fwd && strcmp(req->peer_ou, CA_ROLE_MANAGER) == 0)
+    return fwd;
+  return req->peer_cn;
+}
+
+/* POST /swarm/v1/raft/join from a manager whose raft is listening. */
+static void raft_added(void *ud, int status, const sh_err *err) {
+  struct http_req *req = ud;
+  if (status < 0)
+    return respond_err(req, err);
+  http_respond_json(req, 200, "{}");
+}
+
+static void handle_raft_join(struct manager *m, struct http_req *req) {
+  if (strcmp(req->peer_ou, CA_ROLE_MANAGER) != 0)
+    return http_respond_error(req, 403, "only managers can join raft");
+  if (!m->leader)
+    return proxy_to_leader(m, req);
+  const char *node_id = origin_node(req);
+  json_t *node = store_get(m->store, STORE_NODE, node_id);
+  const char *addr = jx_str(node, "ManagerStatus.Addr", NULL);
+  if (!node || strcmp(jx_str(node, "Spec.Role", ""), "manager") != 0 || !addr)
+    return http_respond_error(req, 403, "node is not a manager of this swarm");
+  sh_err err = {0};
+  if (raftnode_add(m->raft, raftnode_id_for(node_id), addr, raft_added, req,
+                   &err) < 0)
+    respond_err(req, &err);
 }
 
 static void handle_join(struct manager *m, struct http_req *req) {
@@ -65,25 +145,34 @@ static void handle_join(struct manager *m, struct http_req *req) {
     role = "manager";
   else
     return http_respond_error(req, 400, INVALID_TOKEN_MSG);
-  if (strcmp(role, "manager") == 0)
-    return http_respond_error(
-        req, 501, "joining as a manager is not supported by shoal yet");
   if (!m->leader)
-    return http_respond_error(req, 503, RAFTNODE_NO_LEADER_MSG);
+    return proxy_to_leader(m, req);
+  bool manager = strcmp(role, "manager") == 0;
+  /* A manager's address for raft and the dispatcher: the one it advertises,
+   * else how we see it, on its listen port. */
+  char adv[128];
+  const char *want = jx_str(body, "AdvertiseAddr", "");
+  int64_t lport = jx_int(body, "ListenPort", SWARM_DEFAULT_PORT);
+  if (*want)
+    snprintf(adv, sizeof adv, "%s", want);
+  else
+    snprintf(adv, sizeof adv, "%s:%lld", origin_addr(req), (long long)lport);
   const char *avail = jx_str(body, "Availability", "active");
   if (!*avail)
     avail = "active";
   if (strcmp(avail, "active") && strcmp(avail, "pause") &&
       strcmp(avail, "drain"))
-    return http_respond_error(req, 400, "invalid availability");
+    return http_respond_error(req, 400, "invalid Availability");
 
   struct join_ctx *c = xcalloc(1, sizeof *c);
   c->req = req;
   c->m = m;
   c->role = role;
   id_new(c->node_id);
+  snprintf(c->addr, sizeof c->addr, "%s", adv);
   if (ca_sign_csr(m->root_pem, jx_str(cluster, "_CAKey", ""), csr, c->node_id,
-                  CA_ROLE_WORKER, jx_str(cluster, "ID", ""),
+                  manager ? CA_ROLE_MANAGER : CA_ROLE_WORKER,
+                  jx_str(cluster, "ID", ""),
                   jx_int(cluster, "Spec.CAConfig.NodeCertExpiry", 0),
                   &c->cert_pem, &err) < 0) {
     free(c);
@@ -91,8 +180,12 @@ static void handle_join(struct manager *m, struct http_req *req) {
   }
   json_t *desc = json_object_get(body, "Description");
   json_t *node = manager_new_node_object(
-      m, c->node_id, role, avail, jx_str(body, "Hostname", ""), req->peer_addr,
-      json_is_object(desc) ? desc : NULL);
+      m, c->node_id, role, avail, jx_str(body, "Hostname", ""),
+      origin_addr(req), json_is_object(desc) ? desc : NULL);
+  if (manager)
+    json_object_set_new(node, "ManagerStatus",
+                        json_pack("{s:s, s:s}", "Reachability", "unknown",
+                                  "Addr", adv));
   struct store_tx *tx = store_tx_new();
   store_tx_put(tx, STORE_NODE, node, STORE_MUST_CREATE);
   if (manager_propose(m, tx, join_committed, c, &err) < 0) {
@@ -113,6 +206,9 @@ void swarmapi_handle(struct http_req *req, void *ud) {
   if (strcmp(req->path, "/swarm/v1/join") == 0 &&
       strcmp(req->method, "POST") == 0)
     return handle_join(m, req);
+  /* Raft's own stream: the raft module checks the peer itself. */
+  if (strcmp(req->path, "/swarm/v1/raft") == 0)
+    return raftnode_accept_upgrade(m->raft, req);
 
   /* Everything else: only this cluster's nodes. */
   json_t *cluster = store_cluster(m->store);
@@ -135,6 +231,8 @@ void swarmapi_handle(struct http_req *req, void *ud) {
     return dispatcher_session(m->disp, req, req->peer_cn);
   if (strcmp(req->path, "/swarm/v1/heartbeat") == 0)
     return dispatcher_heartbeat(m->disp, req, req->peer_cn);
+  if (strcmp(req->path, "/swarm/v1/raft/join") == 0)
+    return handle_raft_join(m, req);
   if (strcmp(req->path, "/swarm/v1/tasks") == 0)
     return dispatcher_task_status(m->disp, req, req->peer_cn);
   if (strcmp(req->path, "/swarm/v1/leave") == 0)
