@@ -763,16 +763,27 @@ static void leave_step(void *ud) {
   free(c);
 }
 
+/* Out of raft (or it failed: --force leaves regardless): stop the
+ * manager. */
+static void left_raft(void *ud, int status, const sh_err *err) {
+  struct leave_ctx *c = ud;
+  struct shoald *d = c->d;
+  if (status < 0)
+    log_warn("leaving raft: %s", err ? err->msg : "failed");
+  struct manager *m = d->mgr;
+  d->mgr = NULL;
+  if (m)
+    manager_close(m, leave_step, c);
+  else
+    leave_step(c);
+}
+
 int shoald_swarm_leave(struct shoald *d, bool force, shoald_done_fn done,
                        void *ud, sh_err *err) {
   if (d->swarm == SWARM_INACTIVE)
     return sh_error(err, 503, MSG_NO_SWARM);
   if (d->mgr && !force)
-    return sh_error(
-        err, 503,
-        "You are attempting to leave the swarm on a node that is "
-        "participating as a manager. Removing the last manager erases all "
-        "current state of the swarm. Use `--force` to ignore this message. ");
+    return manager_leave_check(d->mgr, err);
   if (d->join_done) {
     shoald_done_fn jd = d->join_done;
     d->join_done = NULL;
@@ -794,9 +805,7 @@ int shoald_swarm_leave(struct shoald *d, bool force, shoald_done_fn done,
   }
   if (d->mgr) {
     c->pending++;
-    struct manager *m = d->mgr;
-    d->mgr = NULL;
-    manager_close(m, leave_step, c);
+    manager_leave_raft(d->mgr, left_raft, c);
   }
   leave_step(c);
   return 0;

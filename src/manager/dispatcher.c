@@ -135,21 +135,25 @@ static void sync_reachability(struct dispatcher *d) {
   if (raftnode_configuration(d->m->raft, &mem, &n, NULL) < 0)
     return;
   json_t *nodes = store_list(d->m->store, STORE_NODE);
-  for (size_t i = 0; i < n; i++) {
-    const char *reach = mem[i].reach == RAFTNODE_REACHABLE ? "reachable"
-                        : mem[i].reach == RAFTNODE_UNREACHABLE
-                            ? "unreachable"
-                            : NULL;
-    if (!reach)
+  size_t j;
+  json_t *node;
+  json_array_foreach(nodes, j, node) {
+    if (!json_object_get(node, "ManagerStatus"))
       continue;
-    size_t j;
-    json_t *node;
-    json_array_foreach(nodes, j, node) {
-      if ((uint64_t)jx_int(node, "_RaftID", 0) == mem[i].id &&
-          json_object_get(node, "ManagerStatus"))
-        patch_node(d, jx_str(node, "ID", ""),
-                   json_pack("{s:s}", "ManagerStatus.Reachability", reach));
+    uint64_t rid = (uint64_t)jx_int(node, "_RaftID", 0);
+    /* Managers outside the configuration (gone before a
+     * force-new-cluster, or not yet added) are unreachable. */
+    const char *reach = "unreachable";
+    for (size_t i = 0; i < n; i++) {
+      if (mem[i].id != rid)
+        continue;
+      reach = mem[i].reach == RAFTNODE_REACHABLE     ? "reachable"
+              : mem[i].reach == RAFTNODE_UNREACHABLE ? "unreachable"
+                                                     : NULL;
     }
+    if (reach)
+      patch_node(d, jx_str(node, "ID", ""),
+                 json_pack("{s:s}", "ManagerStatus.Reachability", reach));
   }
   json_decref(nodes);
   raftnode_members_free(mem, n);

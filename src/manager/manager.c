@@ -347,6 +347,133 @@ int manager_join(const struct manager_config *cfg, const char *remote,
   return 0;
 }
 
+/* ---- leaving ---- */
+
+int manager_leave_check(struct manager *m, sh_err *err) {
+  /* moby's wording (daemon/cluster/swarm.go): counts are the raft voters
+   * this manager sees reachable or not. */
+  struct raftnode_member *mem = NULL;
+  size_t n = 0;
+  int reachable = 0, unreachable = 0;
+  if (raftnode_configuration(m->raft, &mem, &n, NULL) == 0) {
+    for (size_t i = 0; i < n; i++) {
+      if (mem[i].role != RAFTNODE_VOTER)
+        continue;
+      if (mem[i].reach == RAFTNODE_UNREACHABLE)
+        unreachable++;
+      else
+        reachable++;
+    }
+    raftnode_members_free(mem, n);
+  }
+  if (reachable == 0)
+    reachable = 1;
+  char msg[SH_ERR_MSG_MAX];
+  int off = snprintf(msg, sizeof msg,
+                     "You are attempting to leave the swarm on a node that is "
+                     "participating as a manager. ");
+  if (manager_leader_addr(m) && reachable - 2 <= unreachable) {
+    if (reachable == 1 && unreachable == 0)
+      return sh_error(err, 503,
+                      "%sRemoving the last manager erases all current state "
+                      "of the swarm. Use `--force` to ignore this message. ",
+                      msg);
+    off += snprintf(msg + off, sizeof msg - (size_t)off,
+                    "Removing this node leaves %d managers out of %d. Without "
+                    "a Raft quorum your swarm will be inaccessible. ",
+                    reachable - 1, reachable + unreachable);
+  } else if (!manager_leader_addr(m)) {
+    off += snprintf(msg + off, sizeof msg - (size_t)off,
+                    "Doing so may lose the consensus of your cluster. ");
+  }
+  return sh_error(err, 503,
+                  "%sThe only way to restore a swarm that has lost consensus "
+                  "is to reinitialize it with `--force-new-cluster`. Use "
+                  "`--force` to suppress this message.",
+                  msg);
+}
+
+struct leave_raft_ctx {
+  struct manager *m;
+  manager_done_fn done;
+  void *ud;
+};
+
+static void leave_answered(const struct http_result *res, void *ud) {
+  struct leave_raft_ctx *c = ud;
+  sh_err err = {0};
+  if (res->status == 200) {
+    c->done(c->ud, 0, NULL);
+  } else {
+    sh_error(&err, res->status ? res->status : 503, "%s",
+             res->error ? res->error : "raft leave refused");
+    c->done(c->ud, -1, &err);
+  }
+  free(c);
+}
+
+static void ask_leader_to_remove(struct leave_raft_ctx *c) {
+  struct manager *m = c->m;
+  const char *leader = manager_leader_addr(m);
+  if (!leader || m->leader) {
+    sh_err err = {0};
+    sh_error(&err, 503, RAFTNODE_NO_LEADER_MSG);
+    c->done(c->ud, -1, &err);
+    free(c);
+    return;
+  }
+  cleanup_free char *url = xasprintf("https://%s/swarm/v1/raft/leave", leader);
+  struct http_call_opts o = {.method = "POST",
+                             .url = url,
+                             .body = "{}",
+                             .body_len = 2,
+                             .cert_pem = m->cert_pem,
+                             .key_pem = m->key_pem,
+                             .ca_pem = m->root_pem,
+                             .timeout_ms = 10000};
+  http_client_call(m->client, &o, NULL, leave_answered, c);
+}
+
+static void leadership_moved(void *ud, int status, const sh_err *err) {
+  struct leave_raft_ctx *c = ud;
+  if (status < 0) {
+    c->done(c->ud, -1, err);
+    free(c);
+    return;
+  }
+  ask_leader_to_remove(c);
+}
+
+void manager_leave_raft(struct manager *m, manager_done_fn done, void *ud) {
+  struct leave_raft_ctx *c = xcalloc(1, sizeof *c);
+  c->m = m;
+  c->done = done;
+  c->ud = ud;
+  struct raftnode_member *mem = NULL;
+  size_t n = 0, voters = 0;
+  if (raftnode_configuration(m->raft, &mem, &n, NULL) == 0) {
+    for (size_t i = 0; i < n; i++)
+      voters += mem[i].role == RAFTNODE_VOTER;
+    raftnode_members_free(mem, n);
+  }
+  if (voters <= 1) { /* the last manager: nothing to leave */
+    done(ud, 0, NULL);
+    free(c);
+    return;
+  }
+  sh_err err = {0};
+  /* A leader cannot remove itself: hand leadership over first. */
+  if (m->leader) {
+    if (raftnode_transfer_leadership(m->raft, 0, leadership_moved, c, &err) <
+        0) {
+      done(ud, -1, &err);
+      free(c);
+    }
+    return;
+  }
+  ask_leader_to_remove(c);
+}
+
 struct close_ctx {
   struct manager *m;
   void (*done)(void *);

@@ -77,6 +77,13 @@ int manager_open(const struct manager_config *cfg, bool force_new_cluster,
 int manager_join(const struct manager_config *cfg, const char *remote,
                  manager_done_fn done, void *ud, struct manager **out,
                  struct sh_err *err);
+/* Docker's refusal of `swarm leave` without --force on a manager, worded
+ * by what leaving would do to quorum (always fails with 503). */
+int manager_leave_check(struct manager *m, struct sh_err *err);
+/* Takes this manager out of the raft configuration (handing leadership
+ * over first when it leads); done runs when the leader removed it, or at
+ * once for the last manager. */
+void manager_leave_raft(struct manager *m, manager_done_fn done, void *ud);
 /* Stops the listener, dispatcher and raft; done runs when all is closed. */
 void manager_close(struct manager *m, void (*done)(void *ud), void *ud);
 
