@@ -129,6 +129,12 @@ static void hb_send(uv_timer_t *t) {
 
 static void handle_message(struct agent *a, json_t *msg) {
   const char *type = jx_str(msg, "Type", "");
+  if (strcmp(type, "node") == 0) {
+    json_t *node = json_object_get(msg, "Node");
+    if (json_is_object(node) && a->cb.on_node)
+      a->cb.on_node(a->cb.ud, node);
+    return;
+  }
   if (strcmp(type, "session") == 0) {
     snprintf(a->sid, sizeof a->sid, "%s", jx_str(msg, "SessionID", ""));
     snprintf(a->addr, sizeof a->addr, "%s", jx_str(msg, "Addr", ""));
@@ -305,4 +311,16 @@ void agent_leave(struct agent *a, void (*done)(void *ud), void *ud) {
                              .timeout_ms = 2000};
   fill_tls(a, &o);
   a->hb_call = http_client_call(a->client, &o, NULL, leave_sent, a);
+}
+
+const char *agent_manager(const struct agent *a) {
+  return a ? current_manager((struct agent *)a) : NULL;
+}
+
+void agent_set_identity(struct agent *a, const char *cert_pem,
+                        const char *key_pem) {
+  free(a->cert_pem);
+  free(a->key_pem);
+  a->cert_pem = xstrdup(cert_pem);
+  a->key_pem = xstrdup(key_pem);
 }

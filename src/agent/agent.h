@@ -24,6 +24,9 @@ struct agent_config {
   void (*on_ready)(void *ud);
   /* The manager list changed (to persist it). */
   void (*on_managers)(void *ud, const json_t *managers);
+  /* This node's object as the managers have it (sent at session start
+   * and on every change): role changes start from here. */
+  void (*on_node)(void *ud, const json_t *node);
   /* The cluster refused this node (removed from the swarm). */
   void (*on_rejected)(void *ud, int status, const char *msg);
   void *ud;
@@ -35,6 +38,11 @@ void agent_leave(struct agent *a, void (*done)(void *ud), void *ud);
 /* Stops without telling anyone (daemon shutdown). */
 void agent_stop(struct agent *a);
 bool agent_connected(const struct agent *a);
+/* The manager the agent talks to now ("ip:port"), NULL if none. */
+const char *agent_manager(const struct agent *a);
+/* A new certificate (role change, renewal) for the next connections. */
+void agent_set_identity(struct agent *a, const char *cert_pem,
+                        const char *key_pem);
 /* This node's IP as its manager sees it (NULL before a session). */
 const char *agent_node_addr(const struct agent *a);
 /* Builds this host's Node.Description (hostname, platform, resources,

@@ -154,6 +154,164 @@ static void on_agent_rejected(void *ud, int status, const char *msg) {
     log_warn("the swarm refused this node's session (%d): %s", status, msg);
 }
 
+/* ---- promote / demote: the node follows its Spec.Role ---- */
+
+static void fill_manager_config(struct shoald *d, struct manager_config *mc,
+                                const json_t *desc);
+
+static void role_change_done(struct shoald *d, const char *what,
+                             const sh_err *err) {
+  d->role_changing = false;
+  if (err)
+    log_error("%s failed: %s", what, err->msg);
+  else
+    log_info("%s: this node is now a %s", what, d->role);
+}
+
+static void promoted_joined(void *ud, int status, const sh_err *err) {
+  struct shoald *d = ud;
+  role_change_done(d, "promotion", status < 0 ? err : NULL);
+}
+
+static void promoted_join_raft(struct shoald *d) {
+  sh_err err = {0};
+  const char *remote = d->agent ? agent_manager(d->agent) : NULL;
+  cleanup_free char *dir = swarm_path(d, NULL);
+  cleanup_json json_t *desc =
+      agent_local_description(d->hostname, SHOAL_VERSION);
+  struct manager_config mc;
+  fill_manager_config(d, &mc, desc);
+  mc.state_dir = dir;
+  if (!remote ||
+      manager_join(&mc, remote, promoted_joined, d, &d->mgr, &err) < 0) {
+    d->mgr = NULL;
+    if (!remote)
+      sh_error(&err, 503, "no manager to join");
+    role_change_done(d, "promotion", &err);
+  }
+}
+
+struct renew_ctx {
+  struct shoald *d;
+  char *key_pem;
+  char *csr;
+  bool to_manager;
+};
+
+static void renewed(const struct http_result *res, void *ud) {
+  struct renew_ctx *c = ud;
+  struct shoald *d = c->d;
+  sh_err err = {0};
+  cleanup_json json_t *j =
+      res->status == 200 ? json_loads(res->body, 0, NULL) : NULL;
+  const char *cert = jx_str(j, "Certificate", NULL);
+  struct ca_cert_info info;
+  if (!cert || ca_cert_verify(cert, d->root_pem, &err) < 0 ||
+      ca_key_matches(cert, c->key_pem, &err) < 0 ||
+      ca_cert_info(cert, &info, &err) < 0) {
+    if (!err.msg[0])
+      sh_error(&err, res->status ? res->status : 503, "certificate renewal "
+                                                      "failed");
+    role_change_done(d, c->to_manager ? "promotion" : "demotion", &err);
+    goto out;
+  }
+  set_str(&d->cert_pem, cert);
+  set_str(&d->key_pem, c->key_pem);
+  set_str(&d->role, c->to_manager ? "manager" : "worker");
+  if (c->to_manager && *jx_str(j, "Addr", ""))
+    set_str(&d->advertise_addr, jx_str(j, "Addr", ""));
+  if (save_state(d, &err) < 0) {
+    role_change_done(d, "role change", &err);
+    goto out;
+  }
+  if (d->agent)
+    agent_set_identity(d->agent, d->cert_pem, d->key_pem);
+  if (!c->to_manager) {
+    role_change_done(d, "demotion", NULL);
+    goto out;
+  }
+  promoted_join_raft(d);
+out:
+  free(c->key_pem);
+  free(c->csr);
+  free(c);
+}
+
+/* Asks a manager (not this node) for a certificate of the new role. */
+static void renew_for_role(struct shoald *d, bool to_manager,
+                           const char *remote) {
+  struct renew_ctx *c = xcalloc(1, sizeof *c);
+  c->d = d;
+  c->to_manager = to_manager;
+  sh_err err = {0};
+  if (!remote || ca_csr_create(&c->key_pem, &c->csr, &err) < 0) {
+    if (!remote)
+      sh_error(&err, 503, "no manager to renew the certificate with");
+    role_change_done(d, "role change", &err);
+    free(c->key_pem);
+    free(c->csr);
+    free(c);
+    return;
+  }
+  json_t *body = json_pack("{s:s, s:s}", "CSR", c->csr, "Addr",
+                           to_manager && d->advertise_addr
+                               ? d->advertise_addr
+                               : "");
+  cleanup_free char *b = jx_dump(body);
+  json_decref(body);
+  cleanup_free char *url = xasprintf("https://%s/swarm/v1/renew", remote);
+  struct http_call_opts o = {.method = "POST",
+                             .url = url,
+                             .body = b,
+                             .body_len = strlen(b),
+                             .cert_pem = d->cert_pem,
+                             .key_pem = d->key_pem,
+                             .ca_pem = d->root_pem,
+                             .timeout_ms = 15000};
+  http_client_call(d->client, &o, NULL, renewed, c);
+}
+
+/* A manager other than this node, for calls a demoted manager makes. */
+static const char *other_manager(struct shoald *d) {
+  size_t i;
+  json_t *v;
+  json_array_foreach(d->managers, i, v) {
+    const char *a = json_string_value(v);
+    if (a && (!d->advertise_addr || strcmp(a, d->advertise_addr) != 0))
+      return a;
+  }
+  return NULL;
+}
+
+static void demoted_closed(void *ud) {
+  struct shoald *d = ud;
+  /* Out of raft for good: its log must not come back on restart. */
+  cleanup_free char *raftdir = swarm_path(d, "raft");
+  nftw(raftdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  renew_for_role(d, false, other_manager(d));
+}
+
+static void on_agent_node(void *ud, const json_t *node) {
+  struct shoald *d = ud;
+  if (d->role_changing || !d->role || d->swarm != SWARM_ACTIVE)
+    return;
+  const char *want = jx_str(node, "Spec.Role", "worker");
+  json_t *ms = json_object_get(node, "ManagerStatus");
+  bool in_raft = json_is_object(ms);
+  if (strcmp(d->role, "worker") == 0 && strcmp(want, "manager") == 0) {
+    d->role_changing = true;
+    log_info("promoted: getting a manager certificate and joining raft");
+    renew_for_role(d, true, d->agent ? agent_manager(d->agent) : NULL);
+  } else if (strcmp(d->role, "manager") == 0 && strcmp(want, "worker") == 0 &&
+             !in_raft && d->mgr) {
+    d->role_changing = true;
+    log_info("demoted: stopping the manager");
+    struct manager *m = d->mgr;
+    d->mgr = NULL;
+    manager_close(m, demoted_closed, d);
+  }
+}
+
 static void start_agent(struct shoald *d) {
   cleanup_json json_t *desc =
       agent_local_description(d->hostname, SHOAL_VERSION);
@@ -168,6 +326,7 @@ static void start_agent(struct shoald *d) {
       .description = desc,
       .on_ready = on_agent_ready,
       .on_managers = on_agent_managers,
+      .on_node = on_agent_node,
       .on_rejected = on_agent_rejected,
       .ud = d,
   };

@@ -67,6 +67,7 @@ struct shoald {
   char *cert_pem, *key_pem, *root_pem;
 
   struct manager *mgr; /* when a manager */
+  bool role_changing;  /* a promotion or demotion is under way */
   struct agent *agent; /* when in a swarm */
 
   /* A pending join waits for the first session. */

@@ -299,10 +299,21 @@ int manager_update_node(struct manager *m, const char *ref, int64_t version,
         err, 400, "label %s: value must be a string", k);
   }
   const char *cur_role = jx_str(cur, "Spec.Role", "worker");
-  if (role && strcmp(role, cur_role) != 0)
-    return sh_error(err, 501,
-                    "changing a node's role (promote/demote) is not "
-                    "supported by shoal yet");
+  if (role && strcmp(role, "worker") == 0 && strcmp(cur_role, "manager") == 0) {
+    /* swarmkit refuses to demote the last manager; the leader's role loop
+     * (dispatcher) takes a demoted node out of raft. */
+    json_t *nodes = store_list(m->store, STORE_NODE);
+    size_t i, managers = 0;
+    json_t *n;
+    json_array_foreach(nodes, i, n) managers +=
+        strcmp(jx_str(n, "Spec.Role", ""), "manager") == 0;
+    json_decref(nodes);
+    if (managers <= 1) {
+      rpc_error(err, 412, "attempting to demote the last manager of the swarm");
+      err->status = 400; /* moby's status for FailedPrecondition */
+      return -1;
+    }
+  }
   json_t *next = json_deep_copy(cur);
   json_t *ns = json_object_get(next, "Spec");
   json_object_set_new(

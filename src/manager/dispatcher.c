@@ -37,6 +37,7 @@ struct dispatcher {
   json_t *dirty;
   uv_timer_t flush;
   int closing;
+  bool role_busy; /* a demotion's raft change is in flight */
   /* Nodes that must open a session before a deadline (mono ns), set when
    * this manager becomes leader: node ID -> deadline. */
   json_t *deadlines;
@@ -85,7 +86,12 @@ static void patch_run(struct node_patch *u) {
   json_t *next = json_deep_copy(cur);
   const char *path;
   json_t *v;
-  json_object_foreach(u->sets, path, v) jx_set(next, path, json_deep_copy(v));
+  json_object_foreach(u->sets, path, v) {
+    if (json_is_null(v) && !strchr(path, '.'))
+      json_object_del(next, path); /* null removes a top-level key */
+    else
+      jx_set(next, path, json_deep_copy(v));
+  }
   struct store_tx *tx = store_tx_new();
   store_tx_put(tx, STORE_NODE, next, jx_int(cur, "Version.Index", 0));
   sh_err err = {0};
@@ -231,6 +237,15 @@ static bool task_for_agent(const json_t *t) {
   return task_desired(t) <= TS_RUNNING || st < TS_COMPLETE;
 }
 
+/* The node's own object: its agent follows role changes (promote and
+ * demote) from it. */
+static void send_node(struct http_req *req, const json_t *node) {
+  json_t *msg = json_pack("{s:s, s:o}", "Type", "node", "Node",
+                          store_public(node));
+  send_line(req, msg);
+  json_decref(msg);
+}
+
 static void send_assignments(struct dispatcher *d, struct session *s) {
   json_t *tasks = store_list(d->m->store, STORE_TASK);
   json_t *mine = json_array();
@@ -281,6 +296,11 @@ static void on_store_change(const struct store_change *ch, size_t n,
     return;
   }
   for (size_t i = 0; i < n; i++) {
+    if (ch[i].kind == STORE_NODE && ch[i].new_obj) {
+      struct session *s = find_session(d, ch[i].id);
+      if (s && s->req)
+        send_node(s->req, ch[i].new_obj);
+    }
     if (ch[i].kind != STORE_TASK)
       continue;
     if (ch[i].old_obj)
@@ -412,6 +432,7 @@ void dispatcher_session(struct dispatcher *d, struct http_req *req,
       "Managers", manager_addresses(d->m), "Addr", req->peer_addr);
   send_line(req, hello);
   json_decref(hello);
+  send_node(req, node);
   send_assignments(d, s);
 
   json_t *desc = body ? json_object_get(body, "Description") : NULL;
@@ -448,11 +469,63 @@ void dispatcher_leave(struct dispatcher *d, struct http_req *req,
   http_respond_json(req, 200, "{}");
 }
 
+/* swarmkit's role manager: a node demoted to worker that is still a raft
+ * member is taken out of raft (a leader hands leadership over first), then
+ * loses its manager status; its agent sees that and stops its manager. */
+static void demoted_removed(void *ud, int status, const sh_err *err) {
+  struct node_patch *u = ud;
+  if (status < 0 || !u->d) {
+    patch_free(u);
+    return;
+  }
+  u->d->role_busy = false;
+  patch_run(u);
+}
+
+static void leadership_handed(void *ud, int status, const sh_err *err) {
+  struct dispatcher *d = ud;
+  d->role_busy = false;
+}
+
+static void reconcile_roles(struct dispatcher *d) {
+  if (d->role_busy)
+    return;
+  json_t *nodes = store_list(d->m->store, STORE_NODE);
+  size_t i;
+  json_t *n;
+  json_array_foreach(nodes, i, n) {
+    if (strcmp(jx_str(n, "Spec.Role", ""), "worker") != 0 ||
+        !json_object_get(n, "ManagerStatus"))
+      continue;
+    sh_err err = {0};
+    const char *id = jx_str(n, "ID", "");
+    d->role_busy = true;
+    if (strcmp(id, d->m->node_id) == 0) {
+      if (raftnode_transfer_leadership(d->m->raft, 0, leadership_handed, d,
+                                       &err) < 0)
+        d->role_busy = false;
+      break;
+    }
+    struct node_patch *u = xcalloc(1, sizeof *u);
+    u->d = d;
+    snprintf(u->node_id, sizeof u->node_id, "%s", id);
+    u->sets = json_pack("{s:n}", "ManagerStatus");
+    if (raftnode_remove(d->m->raft, (uint64_t)jx_int(n, "_RaftID", 0),
+                        demoted_removed, u, &err) < 0) {
+      patch_free(u);
+      d->role_busy = false;
+    }
+    break;
+  }
+  json_decref(nodes);
+}
+
 static void check_expiry(uv_timer_t *t) {
   struct dispatcher *d = t->data;
   if (!d->leader)
     return;
   sync_reachability(d);
+  reconcile_roles(d);
   int64_t now = clock_mono_ns();
   int64_t ttl = period_ns(d) * HEARTBEAT_GRACE;
   for (struct session *s = d->sessions, *next; s; s = next) {

@@ -150,6 +150,88 @@ static void handle_raft_leave(struct manager *m, struct http_req *req) {
   }
 }
 
+/* POST /swarm/v1/renew {CSR, Addr}: a node's new certificate for the role
+ * its Spec now says (promote / demote). A node becoming a manager gets its
+ * manager status (raft address) first, so it can then join raft. */
+struct renew_ctx {
+  struct manager *m;
+  struct http_req *req;
+  char node_id[ID_LEN + 1];
+  char *csr;
+};
+
+static void renew_sign(void *ud, int status, const sh_err *err) {
+  struct renew_ctx *c = ud;
+  struct manager *m = c->m;
+  sh_err e = {0};
+  json_t *cluster = store_cluster(m->store);
+  json_t *node = store_get(m->store, STORE_NODE, c->node_id);
+  char *cert = NULL;
+  if (status < 0) {
+    respond_err(c->req, err);
+  } else if (!node) {
+    http_respond_error(c->req, 404, "node not found");
+  } else {
+    bool mgr = strcmp(jx_str(node, "Spec.Role", ""), "manager") == 0;
+    if (ca_sign_csr(m->root_pem, jx_str(cluster, "_CAKey", ""), c->csr,
+                    c->node_id, mgr ? CA_ROLE_MANAGER : CA_ROLE_WORKER,
+                    jx_str(cluster, "ID", ""),
+                    jx_int(cluster, "Spec.CAConfig.NodeCertExpiry", 0), &cert,
+                    &e) < 0) {
+      respond_err(c->req, &e);
+    } else {
+      json_t *resp = json_pack(
+          "{s:s, s:s, s:s}", "Certificate", cert, "Role",
+          mgr ? "manager" : "worker", "Addr",
+          jx_str(node, "ManagerStatus.Addr", ""));
+      cleanup_free char *body = jx_dump(resp);
+      json_decref(resp);
+      http_respond_json(c->req, 200, body);
+    }
+  }
+  free(cert);
+  free(c->csr);
+  free(c);
+}
+
+static void handle_renew(struct manager *m, struct http_req *req) {
+  if (!m->leader)
+    return proxy_to_leader(m, req);
+  sh_err err = {0};
+  cleanup_json json_t *body = NULL;
+  if (jx_parse_object(req->body, req->body_len, &body, &err) < 0)
+    return respond_err(req, &err);
+  const char *node_id = origin_node(req);
+  json_t *node = store_get(m->store, STORE_NODE, node_id);
+  const char *csr = jx_str(body, "CSR", NULL);
+  if (!node || !csr)
+    return http_respond_error(req, 404, "node not found");
+  struct renew_ctx *c = xcalloc(1, sizeof *c);
+  c->m = m;
+  c->req = req;
+  snprintf(c->node_id, sizeof c->node_id, "%s", node_id);
+  c->csr = xstrdup(csr);
+  if (strcmp(jx_str(node, "Spec.Role", ""), "manager") == 0 &&
+      !json_object_get(node, "ManagerStatus")) {
+    char adv[128];
+    const char *want = jx_str(body, "Addr", "");
+    if (*want)
+      snprintf(adv, sizeof adv, "%s", want);
+    else
+      snprintf(adv, sizeof adv, "%s:%d", origin_addr(req), SWARM_DEFAULT_PORT);
+    json_t *next = json_deep_copy(node);
+    json_object_set_new(next, "ManagerStatus",
+                        json_pack("{s:s, s:s}", "Reachability", "unknown",
+                                  "Addr", adv));
+    struct store_tx *tx = store_tx_new();
+    store_tx_put(tx, STORE_NODE, next, jx_int(node, "Version.Index", 0));
+    if (manager_propose(m, tx, renew_sign, c, &err) < 0)
+      renew_sign(c, -1, &err);
+    return;
+  }
+  renew_sign(c, 0, NULL);
+}
+
 static void handle_join(struct manager *m, struct http_req *req) {
   sh_err err = {0};
   cleanup_json json_t *body = NULL;
@@ -259,6 +341,8 @@ void swarmapi_handle(struct http_req *req, void *ud) {
     return handle_raft_join(m, req);
   if (strcmp(req->path, "/swarm/v1/raft/leave") == 0)
     return handle_raft_leave(m, req);
+  if (strcmp(req->path, "/swarm/v1/renew") == 0)
+    return handle_renew(m, req);
   if (strcmp(req->path, "/swarm/v1/tasks") == 0)
     return dispatcher_task_status(m->disp, req, req->peer_cn);
   if (strcmp(req->path, "/swarm/v1/leave") == 0)
