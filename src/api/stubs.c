@@ -20,13 +20,5 @@ bool api_stubs(struct api_call *c) {
       http_respond_json(c->req, 200, "[]");
     return true;
   }
-  if (strcmp(p, "/services") == 0 || strcmp(p, "/tasks") == 0) {
-    sh_err err = {0};
-    if (shoald_require_manager(c->d, &err) < 0)
-      api_reply_err(c->req, &err);
-    else
-      http_respond_json(c->req, 200, "[]");
-    return true;
-  }
   return false;
 }

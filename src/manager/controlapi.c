@@ -3,11 +3,14 @@
  * swarmkit's controlapi so users see Docker's messages. */
 #include "ca/ca.h"
 #include "core/clock.h"
+#include "core/id.h"
 #include "core/err.h"
 #include "core/jsonx.h"
 #include "core/util.h"
 #include "manager/dispatcher.h"
 #include "manager/internal.h"
+#include "manager/orchtask.h"
+#include "manager/services.h"
 #include "store/store.h"
 
 #include <arpa/inet.h>
@@ -354,4 +357,86 @@ int manager_remove_node(struct manager *m, const char *ref, bool force,
   struct store_tx *tx = store_tx_new();
   store_tx_delete(tx, STORE_NODE, id, STORE_ANY_VERSION);
   return manager_propose(m, tx, done, ud, err);
+}
+
+/* ---- services ---- */
+
+int manager_create_service(struct manager *m, const json_t *spec,
+                           char id_out[ID_LEN + 1], manager_done_fn done,
+                           void *ud, sh_err *err) {
+  id_new(id_out);
+  json_t *svc = services_create(m->store, spec, id_out, err);
+  if (!svc)
+    return -1;
+  struct store_tx *tx = store_tx_new();
+  store_tx_put(tx, STORE_SERVICE, svc, STORE_MUST_CREATE);
+  return manager_propose(m, tx, done, ud, err);
+}
+
+int manager_update_service(struct manager *m, const char *ref,
+                           int64_t version, const json_t *spec,
+                           const char *rollback, manager_done_fn done,
+                           void *ud, sh_err *err) {
+  json_t *svc =
+      services_update(m->store, ref, version, spec, rollback, clock_wall_ns(),
+                      err);
+  if (!svc)
+    return -1;
+  struct store_tx *tx = store_tx_new();
+  store_tx_put(tx, STORE_SERVICE, svc, version);
+  return manager_propose(m, tx, done, ud, err);
+}
+
+int manager_remove_service(struct manager *m, const char *ref,
+                           manager_done_fn done, void *ud, sh_err *err) {
+  const char *id = services_remove(m->store, ref, err);
+  if (!id)
+    return -1;
+  struct store_tx *tx = store_tx_new();
+  store_tx_delete(tx, STORE_SERVICE, id, STORE_ANY_VERSION);
+  return manager_propose(m, tx, done, ud, err);
+}
+
+json_t *manager_service_view(struct manager *m, const json_t *svc,
+                             bool insert_defaults, bool status) {
+  json_t *v = services_view(svc, insert_defaults);
+  if (!status)
+    return v;
+  /* ServiceStatus, as `service ls` shows REPLICAS. */
+  const char *id = jx_str(svc, "ID", "");
+  json_t *tasks = store_list(m->store, STORE_TASK);
+  json_t *nodes_up = json_object();
+  json_t *nodes = store_list(m->store, STORE_NODE);
+  size_t i;
+  json_t *t;
+  json_array_foreach(nodes, i, t) {
+    if (strcmp(jx_str(t, "Status.State", ""), "down") != 0)
+      json_object_set_new(nodes_up, jx_str(t, "ID", ""), json_true());
+  }
+  int64_t running = 0, desired = 0, completed = 0;
+  json_array_foreach(tasks, i, t) {
+    if (strcmp(jx_str(t, "ServiceID", ""), id) != 0)
+      continue;
+    enum task_state st = task_state(t);
+    if (task_desired(t) <= TS_RUNNING) {
+      if (service_is_global(svc))
+        desired++;
+      if (st == TS_RUNNING &&
+          json_object_get(nodes_up, jx_str(t, "NodeID", "")))
+        running++;
+    }
+    if (st == TS_COMPLETE)
+      completed++;
+  }
+  if (!service_is_global(svc))
+    desired = service_replicas(svc);
+  json_object_set_new(v, "ServiceStatus",
+                      json_pack("{s:I, s:I, s:I}", "RunningTasks",
+                                (json_int_t)running, "DesiredTasks",
+                                (json_int_t)desired, "CompletedTasks",
+                                (json_int_t)completed));
+  json_decref(tasks);
+  json_decref(nodes);
+  json_decref(nodes_up);
+  return v;
 }

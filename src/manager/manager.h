@@ -117,6 +117,21 @@ int manager_update_node(struct manager *m, const char *ref, int64_t version,
 int manager_remove_node(struct manager *m, const char *ref, bool force,
                         manager_done_fn done, void *ud, struct sh_err *err);
 
+/* Services: validation and defaults in services.c; these propose. */
+int manager_create_service(struct manager *m, const json_t *spec,
+                           char id_out[26], manager_done_fn done, void *ud,
+                           struct sh_err *err);
+int manager_update_service(struct manager *m, const char *ref,
+                           int64_t version, const json_t *spec,
+                           const char *rollback, manager_done_fn done,
+                           void *ud, struct sh_err *err);
+int manager_remove_service(struct manager *m, const char *ref,
+                           manager_done_fn done, void *ud,
+                           struct sh_err *err);
+/* The API's Service (insertDefaults; ServiceStatus when status). */
+json_t *manager_service_view(struct manager *m, const json_t *svc,
+                             bool insert_defaults, bool status);
+
 /* Refuses spec features shoal does not implement (autolock, external CAs)
  * with 501 and a message naming the option. */
 int manager_check_supported(const json_t *spec, struct sh_err *err);

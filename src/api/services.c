@@ -1,0 +1,245 @@
+/* /services and /tasks endpoints. */
+#include "api/api.h"
+
+#include "api/filters.h"
+#include "core/err.h"
+#include "core/id.h"
+#include "core/jsonx.h"
+#include "core/util.h"
+#include "daemon/daemon.h"
+#include "http/server.h"
+#include "manager/manager.h"
+#include "store/store.h"
+
+static const char *const service_filters[] = {"id", "label", "mode", "name",
+                                              NULL};
+static const char *const task_filters[] = {
+    "desired-state", "id", "label", "name", "node", "service", "_up-to-date",
+    NULL};
+
+static int parse_filters(struct api_call *c, const char *const *allowed,
+                         struct filters *f) {
+  sh_err err = {0};
+  cleanup_free char *raw = http_req_query(c->req, "filters");
+  if (filters_parse(raw, allowed, f, &err) < 0) {
+    filters_free(f);
+    api_reply_err(c->req, &err);
+    return -1;
+  }
+  return 0;
+}
+
+static bool service_matches(const struct filters *f, const json_t *s) {
+  const char *mode = jx_get(s, "Spec.Mode.Global") ? "global" : "replicated";
+  return filters_match_prefix(f, "id", jx_str(s, "ID", "")) &&
+         filters_match_prefix(f, "name", jx_str(s, "Spec.Name", "")) &&
+         filters_match(f, "mode", mode) &&
+         filters_match_labels(f, "label", jx_get(s, "Spec.Labels"));
+}
+
+static void list_services(struct api_call *c) {
+  struct filters f = {0};
+  if (parse_filters(c, service_filters, &f) < 0)
+    return;
+  bool status = api_query_bool(c->req, "status");
+  struct manager *m = c->d->mgr;
+  json_t *all = store_list(manager_store(m), STORE_SERVICE);
+  json_t *out = json_array();
+  size_t i;
+  json_t *s;
+  json_array_foreach(all, i, s) {
+    if (service_matches(&f, s))
+      json_array_append_new(out, manager_service_view(m, s, false, status));
+  }
+  json_decref(all);
+  filters_free(&f);
+  api_reply_json(c->req, 200, out);
+}
+
+/* Task filters as swarmkit/moby apply them. */
+static bool task_matches(struct store *st, const struct filters *f,
+                         const json_t *t) {
+  if (!filters_match_prefix(f, "id", jx_str(t, "ID", "")))
+    return false;
+  if (!filters_match_labels(f, "label", jx_get(t, "Labels")))
+    return false;
+  if (!filters_match(f, "desired-state", jx_str(t, "DesiredState", "")))
+    return false;
+  json_t *svc = store_get(st, STORE_SERVICE, jx_str(t, "ServiceID", ""));
+  if (filters_has(f, "service") &&
+      !filters_match_prefix(f, "service", jx_str(t, "ServiceID", "")) &&
+      !filters_match(f, "service", jx_str(svc, "Spec.Name", "")))
+    return false;
+  json_t *node = store_get(st, STORE_NODE, jx_str(t, "NodeID", ""));
+  if (filters_has(f, "node") &&
+      !filters_match_prefix(f, "node", jx_str(t, "NodeID", "")) &&
+      !filters_match(f, "node", jx_str(node, "Description.Hostname", "")))
+    return false;
+  if (filters_has(f, "name")) {
+    char name[256];
+    if (jx_int(t, "Slot", 0) > 0)
+      snprintf(name, sizeof name, "%s.%lld", jx_str(svc, "Spec.Name", ""),
+               (long long)jx_int(t, "Slot", 0));
+    else
+      snprintf(name, sizeof name, "%s.%s", jx_str(svc, "Spec.Name", ""),
+               jx_str(t, "NodeID", ""));
+    if (!filters_match_prefix(f, "name", name))
+      return false;
+  }
+  if (filters_has(f, "_up-to-date")) {
+    bool up = svc && jx_int(t, "_SpecVersion", -1) ==
+                         jx_int(svc, "_SpecVersion", -2);
+    if (!filters_match(f, "_up-to-date", up ? "true" : "false") &&
+        !filters_match(f, "_up-to-date", up ? "1" : "0"))
+      return false;
+  }
+  return true;
+}
+
+static void list_tasks(struct api_call *c) {
+  struct filters f = {0};
+  if (parse_filters(c, task_filters, &f) < 0)
+    return;
+  struct store *st = manager_store(c->d->mgr);
+  json_t *all = store_list(st, STORE_TASK);
+  json_t *out = json_array();
+  size_t i;
+  json_t *t;
+  json_array_foreach(all, i, t) {
+    if (task_matches(st, &f, t))
+      json_array_append_new(out, store_public(t));
+  }
+  json_decref(all);
+  filters_free(&f);
+  api_reply_json(c->req, 200, out);
+}
+
+struct create_ctx {
+  struct http_req *req;
+  char id[ID_LEN + 1];
+};
+
+static void created(void *ud, int status, const sh_err *err) {
+  struct create_ctx *cc = ud;
+  if (status < 0)
+    api_reply_err(cc->req, err);
+  else
+    api_reply_json(cc->req, 201,
+                   json_pack("{s:s, s:[]}", "ID", cc->id, "Warnings"));
+  free(cc);
+}
+
+static void updated(void *ud, int status, const sh_err *err) {
+  struct http_req *req = ud;
+  if (status < 0)
+    return api_reply_err(req, err);
+  api_reply_json(req, 200, json_pack("{s:[]}", "Warnings"));
+}
+
+static void removed(void *ud, int status, const sh_err *err) {
+  struct http_req *req = ud;
+  if (status < 0)
+    return api_reply_err(req, err);
+  http_respond(req, 200, "text/plain; charset=utf-8", "", 0, NULL);
+}
+
+static bool services(struct api_call *c) {
+  const char *p = c->path + strlen("/services");
+  const char *m = c->req->method;
+  struct manager *mgr = c->d->mgr;
+  sh_err err = {0};
+  if (!*p) {
+    if (strcmp(m, "GET") != 0)
+      return false;
+    list_services(c);
+    return true;
+  }
+  if (strcmp(p, "/create") == 0) {
+    if (strcmp(m, "POST") != 0)
+      return false;
+    cleanup_json json_t *spec = NULL;
+    struct create_ctx *cc = xcalloc(1, sizeof *cc);
+    cc->req = c->req;
+    if (api_body(c->req, &spec, &err) < 0 ||
+        manager_create_service(mgr, spec, cc->id, created, cc, &err) < 0) {
+      free(cc);
+      api_reply_err(c->req, &err);
+    }
+    return true;
+  }
+  if (*p != '/')
+    return false;
+  cleanup_free char *ref = xstrdup(p + 1);
+  char *slash = strchr(ref, '/');
+  const char *action = "";
+  if (slash) {
+    *slash = '\0';
+    action = slash + 1;
+  }
+  if (!*ref)
+    return false;
+  if (strcmp(action, "update") == 0 && strcmp(m, "POST") == 0) {
+    int64_t version;
+    cleanup_json json_t *spec = NULL;
+    cleanup_free char *rollback = http_req_query(c->req, "rollback");
+    if (api_query_version(c->req, "service", &version, &err) < 0 ||
+        api_body(c->req, &spec, &err) < 0 ||
+        manager_update_service(mgr, ref, version, spec, rollback, updated,
+                               c->req, &err) < 0)
+      api_reply_err(c->req, &err);
+    return true;
+  }
+  if (*action)
+    return false;
+  if (strcmp(m, "GET") == 0) {
+    json_t *s = store_find(manager_store(mgr), STORE_SERVICE, ref, &err);
+    if (!s)
+      api_reply_err(c->req, &err);
+    else
+      api_reply_json(c->req, 200,
+                     manager_service_view(
+                         mgr, s, api_query_bool(c->req, "insertDefaults"),
+                         false));
+    return true;
+  }
+  if (strcmp(m, "DELETE") == 0) {
+    if (manager_remove_service(mgr, ref, removed, c->req, &err) < 0)
+      api_reply_err(c->req, &err);
+    return true;
+  }
+  return false;
+}
+
+static bool tasks(struct api_call *c) {
+  if (strcmp(c->req->method, "GET") != 0)
+    return false;
+  const char *p = c->path + strlen("/tasks");
+  if (!*p) {
+    list_tasks(c);
+    return true;
+  }
+  if (*p != '/' || strchr(p + 1, '/'))
+    return false;
+  sh_err err = {0};
+  json_t *t = store_find(manager_store(c->d->mgr), STORE_TASK, p + 1, &err);
+  if (!t)
+    api_reply_err(c->req, &err);
+  else
+    api_reply_json(c->req, 200, store_public(t));
+  return true;
+}
+
+bool api_services(struct api_call *c) {
+  bool svc = strcmp(c->path, "/services") == 0 ||
+             str_has_prefix(c->path, "/services/");
+  bool tsk =
+      strcmp(c->path, "/tasks") == 0 || str_has_prefix(c->path, "/tasks/");
+  if (!svc && !tsk)
+    return false;
+  sh_err err = {0};
+  if (shoald_require_manager(c->d, &err) < 0) {
+    api_reply_err(c->req, &err);
+    return true;
+  }
+  return svc ? services(c) : tasks(c);
+}
