@@ -21,8 +21,11 @@ static void usage(FILE *f) {
         "(default \"/run/shoal\")\n"
         "  -H, --host list          Daemon socket(s) to connect to (default "
         "unix:///run/shoal/shoal.sock)\n"
+        "      --insecure-registry list   Enable insecure registry "
+        "communication\n"
         "      --pidfile string     Path to use for daemon PID file (default "
         "\"<exec-root>/shoald.pid\")\n"
+        "      --registry-mirror list     Preferred registry mirror\n"
         "  -v, --version            Print version information and quit\n",
         f);
 }
@@ -77,11 +80,16 @@ int main(int argc, char **argv) {
       {"host", required_argument, NULL, 'H'},
       {"pidfile", required_argument, NULL, 'p'},
       {"debug", no_argument, NULL, 'D'},
+      {"registry-mirror", required_argument, NULL, 'm'},
+      {"insecure-registry", required_argument, NULL, 'i'},
       {"version", no_argument, NULL, 'v'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
   cfg->hosts = xcalloc((size_t)argc + 1, sizeof *cfg->hosts);
+  cfg->mirrors = xcalloc((size_t)argc + 1, sizeof *cfg->mirrors);
+  cfg->insecure = xcalloc((size_t)argc + 1, sizeof *cfg->insecure);
+  int nmirrors = 0, ninsecure = 0;
   int c;
   opterr = 0;
   while ((c = getopt_long(argc, argv, "H:Dvh", opts, NULL)) != -1) {
@@ -103,6 +111,12 @@ int main(int argc, char **argv) {
       break;
     case 'D':
       cfg->debug = true;
+      break;
+    case 'm':
+      cfg->mirrors[nmirrors++] = xstrdup(optarg);
+      break;
+    case 'i':
+      cfg->insecure[ninsecure++] = xstrdup(optarg);
       break;
     case 'v':
       printf("shoald version %s, API %s\n", SHOAL_VERSION, SHOAL_API_VERSION);

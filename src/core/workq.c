@@ -109,6 +109,16 @@ void workq_submit(struct workq *q, workq_work_fn work, workq_done_fn done,
   pthread_mutex_unlock(&q->mu);
 }
 
+void workq_post(struct workq *q, workq_done_fn fn, void *ud) {
+  struct job *j = xcalloc(1, sizeof *j);
+  j->done = fn;
+  j->ud = ud;
+  pthread_mutex_lock(&q->mu);
+  push_finished(q, j);
+  uv_async_send(&q->async);
+  pthread_mutex_unlock(&q->mu);
+}
+
 static void closed(uv_handle_t *h) {
   struct workq *q = h->data;
   pthread_mutex_destroy(&q->mu);

@@ -18,6 +18,9 @@ typedef void (*workq_done_fn)(void *ud, int cancelled);
 struct workq *workq_new(uv_loop_t *loop, int nthreads);
 void workq_submit(struct workq *q, workq_work_fn work, workq_done_fn done,
                   void *ud);
+/* From any thread: runs fn(ud, 0) on the loop thread soon (progress
+ * reports from work in flight). After workq_close it is not called. */
+void workq_post(struct workq *q, workq_done_fn fn, void *ud);
 /* Cancels queued work (done(cancelled=1) on the loop), waits for running
  * work to finish, joins the threads, then frees q once its handle closes. */
 void workq_close(struct workq *q);

@@ -9,8 +9,10 @@
 #include "core/jsonx.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "core/workq.h"
 #include "http/client.h"
 #include "http/server.h"
+#include "image/image.h"
 #include "manager/manager.h"
 #include "raft/raftnode.h"
 
@@ -361,6 +363,14 @@ int shoald_init(struct shoald *d, uv_loop_t *loop, sh_err *err) {
   if (gethostname(d->hostname, sizeof d->hostname) < 0)
     snprintf(d->hostname, sizeof d->hostname, "localhost");
   d->client = http_client_new(loop);
+  d->work = workq_new(loop, 4);
+  cleanup_free char *imgroot = xasprintf("%s/image", d->cfg.data_root);
+  struct image_opts io = {
+      .mirrors = (const char *const *)d->cfg.mirrors,
+      .insecure = (const char *const *)d->cfg.insecure,
+  };
+  if (image_store_open(imgroot, &io, &d->images, err) < 0)
+    return sh_err_wrap(err, "opening the image store");
   uv_timer_init(loop, &d->join_timer);
   d->join_timer.data = d;
   return 0;
@@ -986,6 +996,14 @@ void shoald_shutdown(struct shoald *d) {
   if (d->client) {
     http_client_close(d->client);
     d->client = NULL;
+  }
+  if (d->work) {
+    workq_close(d->work); /* waits for running pulls */
+    d->work = NULL;
+  }
+  if (d->images) {
+    image_store_close(d->images);
+    d->images = NULL;
   }
   uv_close((uv_handle_t *)&d->join_timer, NULL);
 }

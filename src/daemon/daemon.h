@@ -22,6 +22,8 @@ struct http_server;
 struct http_req;
 struct manager;
 struct agent;
+struct image_store;
+struct workq;
 
 #define SHOAL_VERSION "0.1.0"
 #define SHOAL_API_VERSION "1.47"
@@ -34,6 +36,8 @@ struct shoald_config {
   char **hosts;    /* -H values; default unix:///run/shoal/shoal.sock */
   int nhosts;
   bool debug;
+  char **mirrors;  /* --registry-mirror, NULL-ended */
+  char **insecure; /* --insecure-registry, NULL-ended */
 };
 
 enum swarm_state {
@@ -50,6 +54,8 @@ struct shoald {
   int64_t started_ns;
   struct http_server *api;
   struct http_client *client;
+  struct workq *work;          /* blocking work: pulls, unpacking, crun */
+  struct image_store *images;  /* <data-root>/image */
   /* The Engine API handler for calls follower managers forward here (set
    * by the program: the API layer sits above this one). */
   void (*api_forwarded)(struct http_req *req, void *ud);

@@ -1,0 +1,148 @@
+/* Images: references, a Registry HTTP API v2 client, and a content store
+ * with layers unpacked once each for overlayfs.
+ *
+ * Every call that talks to a registry or unpacks layers BLOCKS: call it
+ * from a thread of the daemon's own, never from the libuv loop or libuv's
+ * thread pool (libraft's disk work lives there). A store is safe to use from
+ * many threads at once: concurrent pulls of the same image or layer share
+ * the work and never corrupt the store.
+ *
+ * On disk, under the root given to image_store_open():
+ *   blobs/sha256/<hex>        manifests and image configs (verified)
+ *   layers/<diffid hex>/diff  an unpacked layer, overlayfs whiteouts
+ *   layers/<diffid hex>/link  its short name; l/<name> -> ../layers/<hex>/diff
+ *   images/<id hex>.json      image record (layers, manifest, size, times)
+ *   repositories.json         references ("docker.io/library/nginx:latest")
+ *                             -> image ID, written atomically
+ *   tmp/                      downloads and unpacking in progress
+ *
+ * Errors follow core/err.h with the status and message dockerd gives. */
+#ifndef SHOAL_IMAGE_IMAGE_H
+#define SHOAL_IMAGE_IMAGE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/err.h"
+
+/* ---- references ---------------------------------------------------- */
+
+/* A normalized reference, as Docker's distribution/reference makes it:
+ * "nginx" -> domain "docker.io", path "library/nginx", tag "latest". */
+struct image_ref {
+  char *domain; /* "docker.io", "host:5000", "[::1]:5000" */
+  char *path;   /* "library/nginx", "a/b" */
+  char *tag;    /* NULL when only a digest was given */
+  char *digest; /* "sha256:<64 hex>" or NULL */
+};
+
+/* Parses and normalizes; a tag defaults to "latest" unless a digest is
+ * given. Bad input is a 400 "invalid reference format" (with Docker's
+ * detail, e.g. "...: repository name (library/Nginx) must be lowercase"). */
+int image_ref_parse(const char *s, struct image_ref *out, sh_err *err);
+void image_ref_free(struct image_ref *r);
+/* "docker.io/library/nginx:latest" (tag and/or "@digest"); caller frees. */
+char *image_ref_full(const struct image_ref *r);
+/* The short form Docker shows: "nginx:latest", "host:5000/a/b@sha256:..".
+ * with_tag false leaves the tag and digest off ("nginx"). Caller frees. */
+char *image_ref_familiar(const struct image_ref *r, bool with_tag);
+
+/* ---- store -------------------------------------------------------- */
+
+struct image_opts {
+  /* dockerd's --registry-mirror: URLs ("http://10.0.0.1:5000") tried in
+   * order for docker.io images before registry-1.docker.io. NULL-ended. */
+  const char *const *mirrors;
+  /* dockerd's --insecure-registry: "host:port" (or "host") reached over
+   * plain HTTP. 127.0.0.0/8 and localhost are insecure always, as in
+   * dockerd. NULL-ended. */
+  const char *const *insecure;
+  /* Seconds; 0 means the defaults (connect 15 s, stall 60 s). */
+  long connect_timeout, stall_timeout;
+};
+
+struct image_store;
+
+/* Opens (creating if needed) the store at root. opts is copied. */
+int image_store_open(const char *root, const struct image_opts *opts,
+                     struct image_store **out, sh_err *err);
+void image_store_close(struct image_store *s);
+/* The absolute root; image_layers() paths are relative to it. */
+const char *image_store_root(const struct image_store *s);
+
+/* Registry credentials, e.g. decoded from an X-Registry-Auth header. */
+struct image_auth {
+  char *username, *password, *serveraddress, *identitytoken;
+};
+/* Decodes X-Registry-Auth (base64url or base64 of a JSON object
+ * {username, password, serveraddress, identitytoken}). Empty input gives
+ * empty credentials. Bad input is a 400. */
+int image_auth_decode(const char *header, struct image_auth *out, sh_err *err);
+void image_auth_free(struct image_auth *a);
+
+/* Progress events, shaped as the Engine API's pull and load streams:
+ * {"status":"Pulling fs layer","progressDetail":{},"id":"<12 hex>"},
+ * {"status":"Downloading","progressDetail":{"current":N,"total":M},
+ *  "progress":"[==>  ] 1.2MB/4.4MB","id":..}, "Verifying Checksum",
+ * "Download complete", "Extracting", "Pull complete", "Already exists",
+ * {"status":"Digest: sha256:.."}, {"status":"Status: Downloaded newer image
+ * for nginx:latest"}; for loads {"stream":"Loaded image: busybox:latest\n"}.
+ * Called from the pulling thread (one call at a time per pull); the event
+ * is borrowed. */
+typedef void (*image_progress_fn)(const json_t *event, void *ud);
+
+/* Pulls ref (a tag or digest; a tag-less name means :latest) for this host's
+ * platform (linux/<uname arch>). auth may be NULL. *image_id gets
+ * "sha256:<hex>" (caller frees). Pulling what is already here only checks
+ * the manifest ("Status: Image is up to date for ..."). */
+int image_pull(struct image_store *s, const char *ref,
+               const struct image_auth *auth, image_progress_fn cb, void *ud,
+               char **image_id, sh_err *err);
+
+/* Finds a local image by full or short ID ("sha256:ab12..", "ab12"), name
+ * ("nginx", "nginx:1.2") or name@digest. 404 "No such image: <ref>". */
+int image_resolve(struct image_store *s, const char *ref, char **image_id,
+                  sh_err *err);
+
+/* Engine API ImageInspect JSON (GET /images/{name}/json). */
+int image_inspect(struct image_store *s, const char *ref, json_t **out,
+                  sh_err *err);
+/* Engine API ImageSummary array (GET /images/json), newest first. */
+int image_list(struct image_store *s, json_t **out, sh_err *err);
+
+/* DELETE /images/{name}: removing a tag untags it; the image goes when no
+ * reference is left ([{"Untagged":"nginx:latest"},{"Deleted":"sha256:.."}]).
+ * Removing by ID an image with several repositories needs force (409, as
+ * dockerd). Whether containers use it is the caller's check. Layers no
+ * image uses any more are deleted. */
+int image_remove(struct image_store *s, const char *ref, bool force,
+                 json_t **out, sh_err *err);
+
+/* Adds a reference (e.g. "myrepo:v2") to a local image. */
+int image_tag(struct image_store *s, const char *source, const char *target,
+              sh_err *err);
+
+/* POST /images/load: reads a tar stream (optionally compressed) from fd:
+ * docker-archive (manifest.json + layer tars) or OCI archive (index.json +
+ * blobs/). Reports {"stream":"Loaded image: X\n"} (or "Loaded image ID:
+ * sha256:..") through cb; *loaded (may be NULL) gets the IDs. */
+int image_load(struct image_store *s, int fd, image_progress_fn cb, void *ud,
+               json_t **loaded, sh_err *err);
+
+/* GET /distribution/{name}/json: asks the registry, returns
+ * {"Descriptor":{"mediaType","digest","size"},"Platforms":[...]}. */
+int image_distribution(struct image_store *s, const char *ref,
+                       const struct image_auth *auth, json_t **out,
+                       sh_err *err);
+
+/* For the executor: the image's layers as overlayfs lower dirs, top-most
+ * first (the order lowerdir= wants), each a short link "l/<26 chars>"
+ * relative to image_store_root() so that a mount made from that directory
+ * fits 128 layers in one page; and the image config (the whole config
+ * JSON: "config", "rootfs", "os", ...). Free with image_layers_free. */
+int image_layers(struct image_store *s, const char *image_id, char ***dirs,
+                 size_t *n, json_t **config, sh_err *err);
+void image_layers_free(char **dirs, size_t n);
+
+#endif

@@ -1,0 +1,334 @@
+/* Layer unpacking: one pass over the compressed blob. A "raw" libarchive
+ * reader undoes gzip/zstd; its output feeds both the diff ID hash and a
+ * tar reader (chained through a read callback), whose entries are checked,
+ * turned into overlayfs form and written by archive_write_disk under the
+ * layer's directory. */
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+
+#include "core/util.h"
+#include "image/internal.h"
+
+#define WH_PREFIX ".wh."
+#define WH_OPAQUE ".wh..wh..opq"
+#define WH_META ".wh..wh."
+
+struct chain {
+  int fd;
+  int64_t consumed;
+  layer_progress_fn progress;
+  void *ud;
+  struct archive *raw;
+  EVP_MD_CTX *md;
+  char in[64 * 1024];
+  char out[64 * 1024];
+};
+
+static la_ssize_t fd_read_cb(struct archive *a, void *ud, const void **buf) {
+  struct chain *c = ud;
+  for (;;) {
+    ssize_t n = read(c->fd, c->in, sizeof c->in);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      archive_set_error(a, errno, "read layer");
+      return -1;
+    }
+    c->consumed += n;
+    if (c->progress && n > 0)
+      c->progress(c->consumed, c->ud);
+    *buf = c->in;
+    return n;
+  }
+}
+
+/* The tar reader pulls uncompressed bytes from the raw reader and hashes
+ * them on the way. */
+static la_ssize_t tar_read_cb(struct archive *a, void *ud, const void **buf) {
+  struct chain *c = ud;
+  la_ssize_t n = archive_read_data(c->raw, c->out, sizeof c->out);
+  if (n < 0) {
+    archive_set_error(a, archive_errno(c->raw), "%s",
+                      archive_error_string(c->raw));
+    return -1;
+  }
+  EVP_DigestUpdate(c->md, c->out, (size_t)n);
+  *buf = c->out;
+  return n;
+}
+
+/* "a/./b//c/" -> "a/b/c"; NULL for ".." anywhere. Leading '/' dropped, so
+ * an absolute path lands inside the layer (as Docker does). */
+char *path_clean(const char *in) {
+  sh_buf b = {0};
+  const char *p = in;
+  while (*p) {
+    while (*p == '/')
+      p++;
+    const char *e = strchr(p, '/');
+    size_t n = e ? (size_t)(e - p) : strlen(p);
+    if (n == 2 && p[0] == '.' && p[1] == '.') {
+      buf_free(&b);
+      return NULL;
+    }
+    if (n > 0 && !(n == 1 && p[0] == '.')) {
+      if (b.len)
+        buf_append(&b, "/", 1);
+      buf_append(&b, p, n);
+    }
+    p += n;
+  }
+  if (!b.data)
+    return xstrdup("");
+  return b.data;
+}
+
+/* True if a directory component of rel (not the last) is a symlink inside
+ * dir: writing through it could land outside the layer. */
+static bool through_symlink(const char *dir, const char *rel) {
+  cleanup_free char *path = xasprintf("%s/%s", dir, rel);
+  size_t base = strlen(dir) + 1;
+  for (char *s = path + base; *s; s++) {
+    if (*s != '/')
+      continue;
+    *s = '\0';
+    struct stat st;
+    bool link = lstat(path, &st) == 0 && S_ISLNK(st.st_mode);
+    *s = '/';
+    if (link)
+      return true;
+  }
+  return false;
+}
+
+static int mkdir_parents(const char *dir, const char *rel, sh_err *err) {
+  cleanup_free char *path = xasprintf("%s/%s", dir, rel);
+  char *slash = strrchr(path, '/');
+  *slash = '\0';
+  return mkdir_p(path, 0755, err);
+}
+
+static int whiteout(const char *dir, const char *rel, const char *base,
+                    sh_err *err) {
+  cleanup_free char *parent_rel = xstrndup(rel, (size_t)(base - rel));
+  if (mkdir_parents(dir, rel, err) < 0)
+    return -1;
+  if (!strcmp(base, WH_OPAQUE)) {
+    cleanup_free char *parent = xasprintf("%s/%s", dir, parent_rel);
+    if (setxattr(parent, "trusted.overlay.opaque", "y", 1, 0) < 0)
+      return sh_errno(err, errno, "layer: opaque directory %s", parent_rel);
+    return 0;
+  }
+  if (str_has_prefix(base, WH_META))
+    return 0; /* AUFS bookkeeping (.wh..wh.plnk ...), meaningless here */
+  const char *name = base + strlen(WH_PREFIX);
+  if (!*name || !strcmp(name, ".") || !strcmp(name, ".."))
+    return sh_error(err, 500, "layer: bad whiteout %s", rel);
+  cleanup_free char *target = xasprintf("%s/%s%s", dir, parent_rel, name);
+  struct stat st;
+  if (lstat(target, &st) == 0)
+    rm_rf(target);
+  if (mknod(target, S_IFCHR | 0, makedev(0, 0)) < 0)
+    return sh_errno(err, errno, "layer: whiteout %s%s", parent_rel, name);
+  return 0;
+}
+
+/* Drops trusted.* attributes: overlayfs reads its own from there. */
+static void filter_xattrs(struct archive_entry *e) {
+  if (archive_entry_xattr_reset(e) == 0)
+    return;
+  struct kept {
+    char *name;
+    void *val;
+    size_t len;
+  } kept[64];
+  int nk = 0;
+  bool drop = false;
+  const char *name;
+  const void *val;
+  size_t len;
+  while (archive_entry_xattr_next(e, &name, &val, &len) == ARCHIVE_OK) {
+    if (str_has_prefix(name, "trusted.") || nk == (int)ARRAY_SIZE(kept)) {
+      drop = true;
+      continue;
+    }
+    kept[nk].name = xstrdup(name);
+    kept[nk].val = xmalloc(len ? len : 1);
+    memcpy(kept[nk].val, val, len);
+    kept[nk].len = len;
+    nk++;
+  }
+  if (drop) {
+    archive_entry_xattr_clear(e);
+    for (int i = 0; i < nk; i++)
+      archive_entry_xattr_add_entry(e, kept[i].name, kept[i].val, kept[i].len);
+  }
+  for (int i = 0; i < nk; i++) {
+    free(kept[i].name);
+    free(kept[i].val);
+  }
+}
+
+static int disk_error(struct archive *w, const char *rel, sh_err *err) {
+  return sh_error(err, 500, "layer: extract %s: %s", rel,
+                  archive_error_string(w));
+}
+
+/* One entry: returns 0 when written or skipped. */
+static int unpack_entry(struct archive *rd, struct archive *w,
+                        struct archive_entry *e, const char *dir, int64_t *size,
+                        sh_err *err) {
+  const char *orig = archive_entry_pathname(e);
+  if (!orig)
+    return sh_error(err, 500, "layer: entry without a name");
+  cleanup_free char *rel = path_clean(orig);
+  if (!rel)
+    return sh_error(err, 500, "layer: path %s escapes the layer", orig);
+  if (!*rel)
+    return 0; /* the layer root itself */
+  if (through_symlink(dir, rel))
+    return sh_error(err, 500, "layer: path %s goes through a symlink", orig);
+  const char *slash = strrchr(rel, '/');
+  const char *base = slash ? slash + 1 : rel;
+  if (str_has_prefix(base, WH_PREFIX))
+    return whiteout(dir, rel, base, err);
+
+  mode_t type = archive_entry_filetype(e);
+  const char *hl = archive_entry_hardlink(e);
+  cleanup_free char *hl_abs = NULL;
+  if (hl) {
+    cleanup_free char *hrel = path_clean(hl);
+    if (!hrel || !*hrel)
+      return sh_error(err, 500, "layer: hardlink %s -> %s escapes the layer",
+                      orig, hl);
+    struct stat st;
+    cleanup_free char *target = xasprintf("%s/%s", dir, hrel);
+    if (through_symlink(dir, hrel) || lstat(target, &st) < 0 ||
+        S_ISDIR(st.st_mode))
+      return sh_error(err, 500,
+                      "layer: hardlink %s -> %s points outside the layer or "
+                      "to nothing",
+                      orig, hl);
+    hl_abs = STEAL_POINTER(&target);
+    archive_entry_set_hardlink(e, hl_abs);
+  } else if (type == AE_IFCHR || type == AE_IFBLK) {
+    /* Only an overlayfs whiteout (0:0 char device) may be a device. */
+    if (type != AE_IFCHR || archive_entry_rdev(e) != 0)
+      return 0;
+  } else if (type == AE_IFSOCK) {
+    return 0;
+  } else if (type == AE_IFREG) {
+    *size += archive_entry_size(e);
+  }
+  cleanup_free char *abs = xasprintf("%s/%s", dir, rel);
+  archive_entry_set_pathname(e, abs);
+  filter_xattrs(e);
+  int r = archive_write_header(w, e);
+  if (r < ARCHIVE_WARN)
+    return disk_error(w, rel, err);
+  if (!hl && type == AE_IFREG && archive_entry_size(e) > 0) {
+    const void *buf;
+    size_t len;
+    la_int64_t off;
+    while ((r = archive_read_data_block(rd, &buf, &len, &off)) == ARCHIVE_OK) {
+      if (archive_write_data_block(w, buf, len, off) < ARCHIVE_WARN)
+        return disk_error(w, rel, err);
+    }
+    if (r != ARCHIVE_EOF)
+      return sh_error(err, 500, "layer: read %s: %s", rel,
+                      archive_error_string(rd));
+  }
+  if (archive_write_finish_entry(w) < ARCHIVE_WARN)
+    return disk_error(w, rel, err);
+  return 0;
+}
+
+int layer_unpack(int fd, const char *dir, const char *expect_diffid,
+                 char diffid[DIGEST_LEN + 1], int64_t *size,
+                 layer_progress_fn progress, void *ud, sh_err *err) {
+  struct chain *c = xcalloc(1, sizeof *c);
+  c->fd = fd;
+  c->progress = progress;
+  c->ud = ud;
+  c->md = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(c->md, EVP_sha256(), NULL);
+  struct archive *tar = NULL, *w = NULL;
+  int rc = -1;
+  *size = 0;
+
+  c->raw = archive_read_new();
+  archive_read_support_filter_all(c->raw);
+  archive_read_support_format_raw(c->raw);
+  struct archive_entry *e;
+  if (archive_read_open2(c->raw, c, NULL, fd_read_cb, NULL, NULL) !=
+          ARCHIVE_OK ||
+      archive_read_next_header(c->raw, &e) != ARCHIVE_OK) {
+    sh_error(err, 500, "layer: %s", archive_error_string(c->raw));
+    goto out;
+  }
+  tar = archive_read_new();
+  archive_read_support_format_tar(tar);
+  archive_read_support_format_gnutar(tar);
+  if (archive_read_open2(tar, c, NULL, tar_read_cb, NULL, NULL) != ARCHIVE_OK) {
+    sh_error(err, 500, "layer: not a tar archive: %s",
+             archive_error_string(tar));
+    goto out;
+  }
+  w = archive_write_disk_new();
+  int flags = ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM |
+              ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+              ARCHIVE_EXTRACT_SECURE_NODOTDOT;
+  if (geteuid() == 0)
+    flags |= ARCHIVE_EXTRACT_OWNER;
+  archive_write_disk_set_options(w, flags);
+  for (;;) {
+    int r = archive_read_next_header(tar, &e);
+    if (r == ARCHIVE_EOF)
+      break;
+    if (r < ARCHIVE_WARN) {
+      sh_error(err, 500, "layer: bad tar: %s", archive_error_string(tar));
+      goto out;
+    }
+    if (unpack_entry(tar, w, e, dir, size, err) < 0)
+      goto out;
+  }
+  if (archive_write_close(w) != ARCHIVE_OK) {
+    sh_error(err, 500, "layer: %s", archive_error_string(w));
+    goto out;
+  }
+  /* The tar reader stops at the end marker; hash what follows too. */
+  la_ssize_t n;
+  while ((n = archive_read_data(c->raw, c->out, sizeof c->out)) > 0)
+    EVP_DigestUpdate(c->md, c->out, (size_t)n);
+  if (n < 0) {
+    sh_error(err, 500, "layer: %s", archive_error_string(c->raw));
+    goto out;
+  }
+  unsigned char md[32];
+  EVP_DigestFinal_ex(c->md, md, NULL);
+  memcpy(diffid, "sha256:", 7);
+  for (int i = 0; i < 32; i++)
+    snprintf(diffid + 7 + 2 * i, 3, "%02x", md[i]);
+  if (expect_diffid && strcmp(expect_diffid, diffid) != 0) {
+    sh_error(err, 500,
+             "layer: content digest %s does not match the image's diff ID %s",
+             diffid, expect_diffid);
+    goto out;
+  }
+  rc = 0;
+out:
+  if (w)
+    archive_write_free(w);
+  if (tar)
+    archive_read_free(tar);
+  archive_read_free(c->raw);
+  EVP_MD_CTX_free(c->md);
+  free(c);
+  return rc;
+}

@@ -1,0 +1,836 @@
+/* The content store: image records, references, unpacked layers with short
+ * links, and the local image operations (resolve, inspect, list, remove,
+ * tag, layers). Metadata changes happen under one mutex and land on disk by
+ * rename, so a crash leaves either the old or the new state. */
+#include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdarg.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+
+#include "core/clock.h"
+#include "core/id.h"
+#include "core/util.h"
+#include "image/internal.h"
+
+#define SHORT_LINK_LEN 26
+
+static char **strv_copy(const char *const *v) {
+  size_t n = 0;
+  while (v && v[n])
+    n++;
+  char **out = xcalloc(n + 1, sizeof *out);
+  for (size_t i = 0; i < n; i++)
+    out[i] = xstrdup(v[i]);
+  return out;
+}
+
+static int rm_cb(const char *p, const struct stat *st, int flag,
+                 struct FTW *f) {
+  (void)st, (void)flag, (void)f;
+  remove(p);
+  return 0;
+}
+
+int rm_rf(const char *path) {
+  return nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+__attribute__((format(printf, 2, 3))) static char *
+path_of(const struct image_store *s, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *rel = NULL;
+  if (vasprintf(&rel, fmt, ap) < 0)
+    abort();
+  va_end(ap);
+  char *out = xasprintf("%s/%s", s->root, rel);
+  free(rel);
+  return out;
+}
+
+int store_tmpdir(struct image_store *s, const char *prefix, char **out,
+                 sh_err *err) {
+  char hex[65];
+  id_new_hex(hex);
+  hex[16] = '\0';
+  char *p = xasprintf("%s/tmp/%s-%s", s->root, prefix, hex);
+  if (mkdir(p, 0700) < 0) {
+    int e = errno;
+    free(p);
+    return sh_errno(err, e, "image store: mkdir");
+  }
+  *out = p;
+  return 0;
+}
+
+static int save_refs(struct image_store *s, sh_err *err) {
+  cleanup_free char *data =
+      json_dumps(s->refs, JSON_SORT_KEYS | JSON_INDENT(1));
+  cleanup_free char *path = path_of(s, "%s", "repositories.json");
+  return write_file_atomic(path, data, strlen(data), 0600, err);
+}
+
+int image_store_open(const char *root, const struct image_opts *opts,
+                     struct image_store **out, sh_err *err) {
+  if (mkdir_p(root, 0700, err) < 0)
+    return -1;
+  char *real = realpath(root, NULL);
+  if (!real)
+    return sh_errno(err, errno, "image store %s", root);
+  struct image_store *s = xcalloc(1, sizeof *s);
+  s->root = real;
+  static const char *const dirs[] = {"tmp", "layers", "l", "images"};
+  for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+    cleanup_free char *d = path_of(s, "%s", dirs[i]);
+    if (mkdir_p(d, 0700, err) < 0) {
+      free(s->root);
+      free(s);
+      return -1;
+    }
+  }
+  /* Whatever an interrupted pull left in tmp/ is garbage now. */
+  cleanup_free char *tmp = path_of(s, "%s", "tmp");
+  rm_rf(tmp);
+  mkdir(tmp, 0700);
+  s->mirrors = strv_copy(opts ? opts->mirrors : NULL);
+  s->insecure = strv_copy(opts ? opts->insecure : NULL);
+  s->connect_timeout =
+      opts && opts->connect_timeout > 0 ? opts->connect_timeout : 15;
+  s->stall_timeout = opts && opts->stall_timeout > 0 ? opts->stall_timeout : 60;
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_cond_init(&s->cond, NULL);
+  cleanup_free char *refs_path = path_of(s, "%s", "repositories.json");
+  json_error_t je;
+  s->refs = json_load_file(refs_path, 0, &je);
+  if (!json_is_object(s->refs)) {
+    json_decref(s->refs);
+    s->refs = json_object();
+  }
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  *out = s;
+  return 0;
+}
+
+void image_store_close(struct image_store *s) {
+  if (!s)
+    return;
+  strv_free(s->mirrors);
+  strv_free(s->insecure);
+  json_decref(s->refs);
+  free(s->pins);
+  pthread_mutex_destroy(&s->mu);
+  pthread_cond_destroy(&s->cond);
+  free(s->root);
+  free(s);
+}
+
+const char *image_store_root(const struct image_store *s) {
+  return s->root;
+}
+
+/* ---- layers and pins ---- */
+
+static struct layer_pin *pin_find(struct image_store *s, const char *diffid) {
+  for (size_t i = 0; i < s->npins; i++)
+    if (!strcmp(s->pins[i].diffid, diffid))
+      return &s->pins[i];
+  return NULL;
+}
+
+static void pin_drop(struct image_store *s, struct layer_pin *p) {
+  if (--p->pins > 0 || p->busy)
+    return;
+  *p = s->pins[--s->npins];
+}
+
+bool store_layer_present(struct image_store *s, const char *diffid) {
+  cleanup_free char *p = path_of(s, "layers/%s/diff", diffid + 7);
+  struct stat st;
+  return lstat(p, &st) == 0;
+}
+
+void store_layer_acquire(struct image_store *s, const char *diffid,
+                         bool *present) {
+  pthread_mutex_lock(&s->mu);
+  struct layer_pin *p;
+  while ((p = pin_find(s, diffid)) && p->busy)
+    pthread_cond_wait(&s->cond, &s->mu);
+  if (!p) {
+    if (s->npins == s->cappins) {
+      s->cappins = s->cappins ? 2 * s->cappins : 16;
+      s->pins = xrealloc(s->pins, s->cappins * sizeof *s->pins);
+    }
+    p = &s->pins[s->npins++];
+    memset(p, 0, sizeof *p);
+    snprintf(p->diffid, sizeof p->diffid, "%s", diffid);
+  }
+  p->pins++;
+  *present = store_layer_present(s, diffid);
+  p->busy = !*present;
+  pthread_mutex_unlock(&s->mu);
+}
+
+static void layer_done(struct image_store *s, const char *diffid,
+                       bool keep_pin) {
+  pthread_mutex_lock(&s->mu);
+  struct layer_pin *p = pin_find(s, diffid);
+  if (p) {
+    p->busy = false;
+    if (!keep_pin)
+      pin_drop(s, p);
+  }
+  pthread_cond_broadcast(&s->cond);
+  pthread_mutex_unlock(&s->mu);
+}
+
+void store_layer_abort(struct image_store *s, const char *diffid) {
+  layer_done(s, diffid, false);
+}
+
+void store_layer_release(struct image_store *s, const char *diffid) {
+  pthread_mutex_lock(&s->mu);
+  struct layer_pin *p = pin_find(s, diffid);
+  if (p)
+    pin_drop(s, p);
+  pthread_mutex_unlock(&s->mu);
+}
+
+/* 26 characters of [A-Z0-9], as Docker's overlay2 l/ names. */
+static void short_name(char out[SHORT_LINK_LEN + 1]) {
+  static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  unsigned char rnd[SHORT_LINK_LEN];
+  id_random(rnd, sizeof rnd);
+  for (int i = 0; i < SHORT_LINK_LEN; i++)
+    out[i] = al[rnd[i] % 36];
+  out[SHORT_LINK_LEN] = '\0';
+}
+
+int store_layer_commit(struct image_store *s, const char *diffid,
+                       const char *tmpdir, int64_t size, sh_err *err) {
+  char name[SHORT_LINK_LEN + 1];
+  cleanup_free char *link = NULL;
+  for (int tries = 0;; tries++) {
+    short_name(name);
+    free(link);
+    link = path_of(s, "l/%s", name);
+    cleanup_free char *target = xasprintf("../layers/%s/diff", diffid + 7);
+    if (symlink(target, link) == 0)
+      break;
+    if (errno != EEXIST || tries > 8) {
+      int e = errno;
+      layer_done(s, diffid, false);
+      return sh_errno(err, e, "image store: link %s", link);
+    }
+  }
+  cleanup_free char *linkf = xasprintf("%s/link", tmpdir);
+  cleanup_free char *sizef = xasprintf("%s/size", tmpdir);
+  char sz[32];
+  snprintf(sz, sizeof sz, "%lld", (long long)size);
+  cleanup_free char *dest = path_of(s, "layers/%s", diffid + 7);
+  if (write_file_atomic(linkf, name, strlen(name), 0600, err) < 0 ||
+      write_file_atomic(sizef, sz, strlen(sz), 0600, err) < 0 ||
+      (rename(tmpdir, dest) < 0 &&
+       sh_errno(err, errno, "image store: layer %s", diffid) < 0)) {
+    unlink(link);
+    layer_done(s, diffid, false);
+    return -1;
+  }
+  layer_done(s, diffid, true);
+  return 0;
+}
+
+static int64_t layer_size(struct image_store *s, const char *diffid) {
+  cleanup_free char *p = path_of(s, "layers/%s/size", diffid + 7);
+  cleanup_free char *data = NULL;
+  size_t len;
+  if (read_file(p, &data, &len, NULL) < 0)
+    return 0;
+  return strtoll(data, NULL, 10);
+}
+
+static char *layer_link(struct image_store *s, const char *diffid) {
+  cleanup_free char *p = path_of(s, "layers/%s/link", diffid + 7);
+  char *data = NULL;
+  size_t len;
+  if (read_file(p, &data, &len, NULL) < 0)
+    return NULL;
+  return data;
+}
+
+/* ---- image records ---- */
+
+bool store_has_image(struct image_store *s, const char *id) {
+  cleanup_free char *p = path_of(s, "images/%s/meta.json", id + 7);
+  return access(p, F_OK) == 0;
+}
+
+/* meta.json of an image, or NULL. */
+static json_t *load_meta(struct image_store *s, const char *id) {
+  cleanup_free char *p = path_of(s, "images/%s/meta.json", id + 7);
+  json_error_t je;
+  return json_load_file(p, 0, &je);
+}
+
+static json_t *load_config(struct image_store *s, const char *id) {
+  cleanup_free char *p = path_of(s, "images/%s/config.json", id + 7);
+  json_error_t je;
+  return json_load_file(p, 0, &je);
+}
+
+int store_image_commit(struct image_store *s, const char *id,
+                       const char *config, size_t config_len,
+                       const json_t *diffids, const char *const *refs,
+                       sh_err *err) {
+  char now[64];
+  clock_format_rfc3339(clock_wall_ns(), now, sizeof now);
+  int64_t size = 0;
+  size_t i;
+  json_t *d;
+  json_array_foreach(diffids, i, d) size += layer_size(s, json_string_value(d));
+  pthread_mutex_lock(&s->mu);
+  int rc = 0;
+  if (!store_has_image(s, id) && !config) {
+    rc = sh_error(err, 404, "No such image: %s", id); /* removed meanwhile */
+    goto out;
+  }
+  if (!store_has_image(s, id)) {
+    cleanup_free char *tmp = NULL;
+    if (store_tmpdir(s, "image", &tmp, err) < 0) {
+      rc = -1;
+      goto out;
+    }
+    cleanup_json json_t *meta =
+        json_pack("{s:s, s:O, s:I, s:s}", "id", id, "layers", diffids, "size",
+                  (json_int_t)size, "pulled", now);
+    cleanup_free char *m = json_dumps(meta, JSON_COMPACT);
+    cleanup_free char *cf = xasprintf("%s/config.json", tmp);
+    cleanup_free char *mf = xasprintf("%s/meta.json", tmp);
+    cleanup_free char *dest = path_of(s, "images/%s", id + 7);
+    if (write_file_atomic(cf, config, config_len, 0600, err) < 0 ||
+        write_file_atomic(mf, m, strlen(m), 0600, err) < 0 ||
+        (rename(tmp, dest) < 0 &&
+         sh_errno(err, errno, "image store: image %s", id) < 0)) {
+      rm_rf(tmp);
+      rc = -1;
+      goto out;
+    }
+  }
+  bool changed = false;
+  for (const char *const *r = refs; r && *r; r++) {
+    const char *cur = json_string_value(json_object_get(s->refs, *r));
+    if (cur && !strcmp(cur, id))
+      continue;
+    json_object_set_new(s->refs, *r, json_string(id));
+    changed = true;
+  }
+  if (changed) {
+    json_t *meta = load_meta(s, id);
+    if (meta) {
+      json_object_set_new(meta, "last_tag_time", json_string(now));
+      cleanup_free char *m = json_dumps(meta, JSON_COMPACT);
+      cleanup_free char *mf = path_of(s, "images/%s/meta.json", id + 7);
+      write_file_atomic(mf, m, strlen(m), 0600, NULL);
+      json_decref(meta);
+    }
+    rc = save_refs(s, err);
+  }
+out:
+  pthread_mutex_unlock(&s->mu);
+  return rc;
+}
+
+char *store_ref_lookup(struct image_store *s, const char *full) {
+  pthread_mutex_lock(&s->mu);
+  const char *id = json_string_value(json_object_get(s->refs, full));
+  char *out = id ? xstrdup(id) : NULL;
+  pthread_mutex_unlock(&s->mu);
+  return out;
+}
+
+/* Image IDs on disk; NULL-ended, caller frees with strv_free. */
+static char **list_ids(struct image_store *s) {
+  cleanup_free char *dir = path_of(s, "%s", "images");
+  DIR *d = opendir(dir);
+  size_t n = 0, cap = 16;
+  char **v = xcalloc(cap, sizeof *v);
+  struct dirent *de;
+  while (d && (de = readdir(d))) {
+    if (!is_hex64(de->d_name))
+      continue;
+    if (n + 1 >= cap)
+      v = xrealloc(v, (cap *= 2) * sizeof *v);
+    v[n++] = xasprintf("sha256:%s", de->d_name);
+    v[n] = NULL;
+  }
+  if (d)
+    closedir(d);
+  return v;
+}
+
+/* Under s->mu. */
+static int resolve_locked(struct image_store *s, const char *ref, char **id,
+                          struct image_ref *parsed, bool *by_id, sh_err *err) {
+  *by_id = false;
+  if (digest_valid(ref) && store_has_image(s, ref)) {
+    *id = xstrdup(ref);
+    *by_id = true;
+    return 0;
+  }
+  struct image_ref r;
+  sh_err perr = {0};
+  if (image_ref_parse(ref, &r, &perr) == 0) {
+    cleanup_free char *full = image_ref_full(&r);
+    const char *v = json_string_value(json_object_get(s->refs, full));
+    if (v && store_has_image(s, v)) {
+      *id = xstrdup(v);
+      if (parsed)
+        *parsed = r;
+      else
+        image_ref_free(&r);
+      return 0;
+    }
+    image_ref_free(&r);
+  }
+  /* A (short) ID: unique hex prefix. */
+  const char *hex = str_has_prefix(ref, "sha256:") ? ref + 7 : ref;
+  size_t hl = strlen(hex);
+  bool ok = hl > 0 && hl <= 64 && strspn(hex, "0123456789abcdef") == hl;
+  char *found = NULL;
+  if (ok) {
+    char **ids = list_ids(s);
+    for (char **p = ids; *p; p++) {
+      if (strncmp(*p + 7, hex, hl))
+        continue;
+      if (found) {
+        free(found);
+        strv_free(ids);
+        return sh_error(err, 400, "ambiguous image ID %s", ref);
+      }
+      found = xstrdup(*p);
+    }
+    strv_free(ids);
+  }
+  if (!found)
+    return sh_error(err, 404, "No such image: %s", ref);
+  *id = found;
+  *by_id = true;
+  return 0;
+}
+
+int image_resolve(struct image_store *s, const char *ref, char **image_id,
+                  sh_err *err) {
+  bool by_id;
+  pthread_mutex_lock(&s->mu);
+  int rc = resolve_locked(s, ref, image_id, NULL, &by_id, err);
+  pthread_mutex_unlock(&s->mu);
+  return rc;
+}
+
+/* RepoTags and RepoDigests of an image, familiar form. Under s->mu. */
+static void refs_of(struct image_store *s, const char *id, json_t **tags,
+                    json_t **digests) {
+  *tags = json_array();
+  *digests = json_array();
+  const char *k;
+  json_t *v;
+  json_object_foreach(s->refs, k, v) {
+    if (strcmp(json_string_value(v), id))
+      continue;
+    struct image_ref r;
+    if (image_ref_parse(k, &r, NULL) < 0)
+      continue;
+    char *f = image_ref_familiar(&r, true);
+    json_array_append_new(r.digest ? *digests : *tags, json_string(f));
+    free(f);
+    image_ref_free(&r);
+  }
+}
+
+static json_int_t created_secs(const json_t *config) {
+  int64_t ns = 0;
+  const char *c = jx_str(config, "created", NULL);
+  if (c && clock_parse_rfc3339(c, &ns, NULL) < 0)
+    ns = 0;
+  return (json_int_t)(ns / NS_PER_SEC);
+}
+
+int image_inspect(struct image_store *s, const char *ref, json_t **out,
+                  sh_err *err) {
+  cleanup_free char *id = NULL;
+  bool by_id;
+  pthread_mutex_lock(&s->mu);
+  int rc = resolve_locked(s, ref, &id, NULL, &by_id, err);
+  cleanup_json json_t *meta = rc == 0 ? load_meta(s, id) : NULL;
+  cleanup_json json_t *config = rc == 0 ? load_config(s, id) : NULL;
+  json_t *tags = NULL, *digests = NULL;
+  if (rc == 0)
+    refs_of(s, id, &tags, &digests);
+  pthread_mutex_unlock(&s->mu);
+  if (rc < 0)
+    return rc;
+  if (!meta || !config) {
+    json_decref(tags);
+    json_decref(digests);
+    return sh_error(err, 500, "image %s: record unreadable", id);
+  }
+  json_t *layers = json_object_get(meta, "layers");
+  size_t nl = json_array_size(layers);
+  sh_buf lower = {0};
+  for (size_t i = nl; i-- > 1;) {
+    cleanup_free char *p =
+        path_of(s, "layers/%s/diff",
+                json_string_value(json_array_get(layers, i - 1)) + 7);
+    buf_printf(&lower, "%s%s", lower.len ? ":" : "", p);
+  }
+  json_t *data = json_object();
+  if (lower.len)
+    json_object_set_new(data, "LowerDir", json_string(lower.data));
+  buf_free(&lower);
+  if (nl) {
+    cleanup_free char *up =
+        path_of(s, "layers/%s/diff",
+                json_string_value(json_array_get(layers, nl - 1)) + 7);
+    json_object_set_new(data, "UpperDir", json_string(up));
+  }
+  const char *ltt = jx_str(meta, "last_tag_time", "0001-01-01T00:00:00Z");
+  json_t *cfg = json_object_get(config, "config");
+  json_t *j = json_pack(
+      "{s:s, s:o, s:o, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:I, "
+      "s:{s:s, s:o}, s:{s:s, s:O}, s:{s:s}}",
+      "Id", id, "RepoTags", tags, "RepoDigests", digests, "Parent", "",
+      "Comment", jx_str(config, "comment", ""), "Created",
+      jx_str(config, "created", "0001-01-01T00:00:00Z"), "DockerVersion",
+      jx_str(config, "docker_version", ""), "Author",
+      jx_str(config, "author", ""), "Config",
+      json_is_object(cfg) ? json_incref(cfg) : json_object(), "Architecture",
+      jx_str(config, "architecture", ""), "Os", jx_str(config, "os", ""),
+      "Size", (json_int_t)jx_int(meta, "size", 0), "GraphDriver", "Name",
+      "overlay2", "Data", data, "RootFS", "Type", "layers", "Layers", layers,
+      "Metadata", "LastTagTime", ltt);
+  if (!j)
+    return sh_error(err, 500, "image %s: bad record", id);
+  const char *variant = jx_str(config, "variant", NULL);
+  if (variant && *variant)
+    json_object_set_new(j, "Variant", json_string(variant));
+  const char *osv = jx_str(config, "os.version", NULL);
+  if (osv && *osv)
+    json_object_set_new(j, "OsVersion", json_string(osv));
+  *out = j;
+  return 0;
+}
+
+static int by_created_desc(const void *a, const void *b) {
+  json_int_t x =
+      json_integer_value(json_object_get(*(json_t *const *)a, "Created"));
+  json_int_t y =
+      json_integer_value(json_object_get(*(json_t *const *)b, "Created"));
+  return x < y ? 1 : x > y ? -1 : 0;
+}
+
+int image_list(struct image_store *s, json_t **out, sh_err *err) {
+  (void)err;
+  pthread_mutex_lock(&s->mu);
+  char **ids = list_ids(s);
+  size_t n = 0;
+  for (char **p = ids; *p; p++)
+    n++;
+  json_t **items = xcalloc(n + 1, sizeof *items);
+  size_t k = 0;
+  for (char **p = ids; *p; p++) {
+    cleanup_json json_t *meta = load_meta(s, *p);
+    cleanup_json json_t *config = load_config(s, *p);
+    if (!meta || !config)
+      continue;
+    json_t *tags, *digests;
+    refs_of(s, *p, &tags, &digests);
+    json_t *labels = jx_get(config, "config.Labels");
+    items[k++] = json_pack(
+        "{s:s, s:s, s:o, s:o, s:I, s:I, s:i, s:o, s:i}", "Id", *p, "ParentId",
+        "", "RepoTags", tags, "RepoDigests", digests, "Created",
+        created_secs(config), "Size", (json_int_t)jx_int(meta, "size", 0),
+        "SharedSize", -1, "Labels",
+        json_is_object(labels) ? json_incref(labels) : json_object(),
+        "Containers", -1);
+  }
+  pthread_mutex_unlock(&s->mu);
+  strv_free(ids);
+  qsort(items, k, sizeof *items, by_created_desc);
+  json_t *arr = json_array();
+  for (size_t i = 0; i < k; i++)
+    json_array_append_new(arr, items[i]);
+  free(items);
+  *out = arr;
+  return 0;
+}
+
+/* Deletes layers no image uses and nobody has pinned. Under s->mu. */
+static void gc_layers(struct image_store *s, json_t *deleted) {
+  cleanup_json json_t *used = json_object();
+  char **ids = list_ids(s);
+  for (char **p = ids; *p; p++) {
+    cleanup_json json_t *meta = load_meta(s, *p);
+    size_t i;
+    json_t *d;
+    json_array_foreach(json_object_get(meta, "layers"), i, d)
+        json_object_set(used, json_string_value(d), json_true());
+  }
+  strv_free(ids);
+  cleanup_free char *dir = path_of(s, "%s", "layers");
+  DIR *dd = opendir(dir);
+  struct dirent *de;
+  while (dd && (de = readdir(dd))) {
+    if (!is_hex64(de->d_name))
+      continue;
+    cleanup_free char *diffid = xasprintf("sha256:%s", de->d_name);
+    if (json_object_get(used, diffid) || pin_find(s, diffid))
+      continue;
+    cleanup_free char *link = layer_link(s, diffid);
+    if (link) {
+      cleanup_free char *lp = path_of(s, "l/%s", link);
+      unlink(lp);
+    }
+    /* Out of sight first, so a half-deleted layer never looks present. */
+    cleanup_free char *src = xasprintf("%s/%s", dir, de->d_name);
+    cleanup_free char *tmp = NULL;
+    if (store_tmpdir(s, "del", &tmp, NULL) < 0)
+      continue;
+    cleanup_free char *dst = xasprintf("%s/x", tmp);
+    if (rename(src, dst) == 0)
+      json_array_append_new(deleted, json_pack("{s:s}", "Deleted", diffid));
+    rm_rf(tmp);
+  }
+  if (dd)
+    closedir(dd);
+}
+
+/* Repository part of a full reference ("docker.io/library/nginx"). */
+static char *repo_of(const char *full) {
+  const char *at = strchr(full, '@');
+  size_t n = at ? (size_t)(at - full) : strlen(full);
+  const char *slash = memrchr(full, '/', n);
+  const char *colon = memrchr(slash ? slash : full, ':',
+                              n - (size_t)((slash ? slash : full) - full));
+  if (colon)
+    n = (size_t)(colon - full);
+  return xstrndup(full, n);
+}
+
+static void untag(struct image_store *s, const char *full, json_t *res) {
+  struct image_ref r;
+  if (image_ref_parse(full, &r, NULL) == 0) {
+    cleanup_free char *f = image_ref_familiar(&r, true);
+    json_array_append_new(res, json_pack("{s:s}", "Untagged", f));
+    image_ref_free(&r);
+  }
+  json_object_del(s->refs, full);
+}
+
+int image_remove(struct image_store *s, const char *ref, bool force,
+                 json_t **out, sh_err *err) {
+  cleanup_free char *id = NULL;
+  struct image_ref r = {0};
+  bool by_id;
+  pthread_mutex_lock(&s->mu);
+  int rc = resolve_locked(s, ref, &id, &r, &by_id, err);
+  if (rc < 0) {
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+  }
+  json_t *res = json_array();
+  /* The references this image has, and their repositories. */
+  cleanup_json json_t *mine = json_array();
+  cleanup_json json_t *repos = json_object();
+  const char *k;
+  json_t *v;
+  json_object_foreach(s->refs, k, v) {
+    if (strcmp(json_string_value(v), id))
+      continue;
+    json_array_append_new(mine, json_string(k));
+    cleanup_free char *repo = repo_of(k);
+    json_object_set(repos, repo, json_true());
+  }
+  size_t i;
+  json_t *e;
+  if (by_id) {
+    if (json_object_size(repos) > 1 && !force) {
+      image_ref_free(&r);
+      json_decref(res);
+      pthread_mutex_unlock(&s->mu);
+      return sh_error(err, 409,
+                      "conflict: unable to delete %.12s (must be forced) - "
+                      "image is referenced in multiple repositories",
+                      id + 7);
+    }
+    json_array_foreach(mine, i, e) untag(s, json_string_value(e), res);
+  } else {
+    cleanup_free char *full = image_ref_full(&r);
+    untag(s, full, res);
+    /* Once no tag of that repository is left, its digest references go
+     * too (dockerd does the same). */
+    cleanup_free char *repo = repo_of(full);
+    bool tag_left = false;
+    json_array_foreach(mine, i, e) {
+      const char *o = json_string_value(e);
+      cleanup_free char *orepo = repo_of(o);
+      if (strcmp(o, full) && !strcmp(orepo, repo) && !strchr(o, '@'))
+        tag_left = true;
+    }
+    if (!tag_left) {
+      json_array_foreach(mine, i, e) {
+        const char *o = json_string_value(e);
+        cleanup_free char *orepo = repo_of(o);
+        if (strchr(o, '@') && !strcmp(orepo, repo) &&
+            json_object_get(s->refs, o))
+          untag(s, o, res);
+      }
+    }
+  }
+  image_ref_free(&r);
+  bool referenced = false;
+  json_object_foreach(s->refs, k, v) referenced |=
+      !strcmp(json_string_value(v), id);
+  rc = save_refs(s, err);
+  if (rc == 0 && !referenced) {
+    cleanup_free char *dir = path_of(s, "images/%s", id + 7);
+    cleanup_free char *tmp = NULL;
+    if (store_tmpdir(s, "del", &tmp, err) < 0) {
+      rc = -1;
+    } else {
+      cleanup_free char *dst = xasprintf("%s/x", tmp);
+      if (rename(dir, dst) < 0)
+        rc = sh_errno(err, errno, "image store: remove %s", id);
+      rm_rf(tmp);
+    }
+    if (rc == 0) {
+      json_array_append_new(res, json_pack("{s:s}", "Deleted", id));
+      gc_layers(s, res);
+    }
+  }
+  pthread_mutex_unlock(&s->mu);
+  if (rc < 0) {
+    json_decref(res);
+    return rc;
+  }
+  *out = res;
+  return 0;
+}
+
+int image_tag(struct image_store *s, const char *source, const char *target,
+              sh_err *err) {
+  struct image_ref r;
+  if (image_ref_parse(target, &r, err) < 0)
+    return -1;
+  if (r.digest) {
+    image_ref_free(&r);
+    return sh_error(err, 400,
+                    "refusing to create a tag with a digest "
+                    "reference");
+  }
+  cleanup_free char *full = image_ref_full(&r);
+  image_ref_free(&r);
+  cleanup_free char *id = NULL;
+  if (image_resolve(s, source, &id, err) < 0)
+    return -1;
+  const char *refs[] = {full, NULL};
+  return store_image_commit(s, id, NULL, 0, NULL, refs, err);
+}
+
+int image_layers(struct image_store *s, const char *image_id, char ***dirs,
+                 size_t *n, json_t **config, sh_err *err) {
+  cleanup_free char *id = NULL;
+  if (image_resolve(s, image_id, &id, err) < 0)
+    return -1;
+  pthread_mutex_lock(&s->mu);
+  cleanup_json json_t *meta = load_meta(s, id);
+  json_t *cfg = load_config(s, id);
+  pthread_mutex_unlock(&s->mu);
+  if (!meta || !cfg) {
+    json_decref(cfg);
+    return sh_error(err, 500, "image %s: record unreadable", id);
+  }
+  json_t *layers = json_object_get(meta, "layers");
+  size_t nl = json_array_size(layers);
+  char **v = xcalloc(nl + 1, sizeof *v);
+  for (size_t i = 0; i < nl; i++) {
+    const char *diffid = json_string_value(json_array_get(layers, i));
+    char *link = diffid ? layer_link(s, diffid) : NULL;
+    if (!link) {
+      image_layers_free(v, nl);
+      json_decref(cfg);
+      return sh_error(err, 500, "image %s: layer %s missing", id,
+                      diffid ? diffid : "?");
+    }
+    v[nl - 1 - i] = xasprintf("l/%s", link); /* top-most first */
+    free(link);
+  }
+  *dirs = v;
+  *n = nl;
+  if (config)
+    *config = cfg;
+  else
+    json_decref(cfg);
+  return 0;
+}
+
+void image_layers_free(char **dirs, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    free(dirs[i]);
+  free(dirs);
+}
+
+/* ---- X-Registry-Auth ---- */
+
+void image_auth_free(struct image_auth *a) {
+  if (!a)
+    return;
+  free(a->username);
+  free(a->password);
+  free(a->serveraddress);
+  free(a->identitytoken);
+  memset(a, 0, sizeof *a);
+}
+
+int image_auth_decode(const char *header, struct image_auth *out, sh_err *err) {
+  memset(out, 0, sizeof *out);
+  if (!header || !*header)
+    return 0;
+  /* base64url (what the CLI sends) or standard base64, padding optional. */
+  size_t n = strlen(header);
+  cleanup_free char *b = xmalloc(n + 4);
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = header[i];
+    if (c == '-')
+      c = '+';
+    else if (c == '_')
+      c = '/';
+    else if (c == '=' || c == '\n' || c == '\r' || c == ' ')
+      continue;
+    b[k++] = c;
+  }
+  while (k % 4)
+    b[k++] = '=';
+  b[k] = '\0';
+  cleanup_free unsigned char *dec = xmalloc(k / 4 * 3 + 1);
+  int dl = EVP_DecodeBlock(dec, (unsigned char *)b, (int)k);
+  if (dl < 0)
+    return sh_error(err, 400, "invalid X-Registry-Auth header: bad base64");
+  while (k > 0 && b[k - 1] == '=' && dl > 0)
+    k--, dl--; /* EVP_DecodeBlock counts padding as zero bytes */
+  json_error_t je;
+  cleanup_json json_t *j = json_loadb((char *)dec, (size_t)dl, 0, &je);
+  if (!json_is_object(j))
+    return sh_error(err, 400, "invalid X-Registry-Auth header: %s", je.text);
+  const char *u = jx_str(j, "username", NULL), *p = jx_str(j, "password", NULL),
+             *sa = jx_str(j, "serveraddress", NULL),
+             *it = jx_str(j, "identitytoken", NULL);
+  out->username = u && *u ? xstrdup(u) : NULL;
+  out->password = p ? xstrdup(p) : NULL;
+  out->serveraddress = sa && *sa ? xstrdup(sa) : NULL;
+  out->identitytoken = it && *it ? xstrdup(it) : NULL;
+  return 0;
+}
