@@ -4,6 +4,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "daemon/daemon.h"
+#include "exec/exec.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -155,6 +156,10 @@ int main(int argc, char **argv) {
     log_error("%s", err.msg);
     return 1;
   }
+  /* Before any thread exists: unshare(CLONE_NEWNS) needs a lone thread
+   * (crun refuses "hybrid" cgroup hosts; see exec.h). */
+  if (exec_prepare_host_mounts(&err) < 0)
+    log_warn("preparing mounts for containers: %s", err.msg);
   uv_loop_t *loop = uv_default_loop();
   d->api_forwarded = api_handle_forwarded;
   if (shoald_init(d, loop, &err) < 0) {

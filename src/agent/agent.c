@@ -24,6 +24,9 @@ struct agent {
 
   struct http_call *session_call;
   struct http_call *hb_call;
+  struct http_call *report_call;
+  json_t *unsent; /* task status updates waiting for delivery */
+  json_t *in_flight; /* the batch being sent, NULL when none */
   sh_buf linebuf;
   char sid[64];
   char addr[64]; /* this node's address as the manager sees it */
@@ -129,6 +132,12 @@ static void hb_send(uv_timer_t *t) {
 
 static void handle_message(struct agent *a, json_t *msg) {
   const char *type = jx_str(msg, "Type", "");
+  if (strcmp(type, "assignments") == 0) {
+    json_t *tasks = json_object_get(msg, "Tasks");
+    if (json_is_array(tasks) && a->cb.on_assignments)
+      a->cb.on_assignments(a->cb.ud, tasks);
+    return;
+  }
   if (strcmp(type, "node") == 0) {
     json_t *node = json_object_get(msg, "Node");
     if (json_is_object(node) && a->cb.on_node)
@@ -162,6 +171,7 @@ static void handle_message(struct agent *a, json_t *msg) {
                    0);
     if (a->cb.on_ready)
       a->cb.on_ready(a->cb.ud);
+    agent_report(a, NULL); /* deliver what waited for a session */
   }
 }
 
@@ -231,6 +241,8 @@ struct agent *agent_start(const struct agent_config *cfg) {
   a->description = json_deep_copy(cfg->description);
   a->cb = *cfg;
   a->period_ns = 5 * NS_PER_SEC;
+  a->unsent = json_array();
+
   uv_timer_init(a->loop, &a->retry_timer);
   uv_timer_init(a->loop, &a->hb_timer);
   a->retry_timer.data = a->hb_timer.data = a;
@@ -257,6 +269,8 @@ static void handle_closed(uv_handle_t *h) {
   free(a->root_pem);
   json_decref(a->managers);
   json_decref(a->description);
+  json_decref(a->unsent);
+  json_decref(a->in_flight);
   buf_free(&a->linebuf);
   void (*done)(void *) = a->leave_done;
   void *ud = a->leave_ud;
@@ -274,6 +288,10 @@ static void finish_stop(struct agent *a) {
   if (a->hb_call) {
     http_call_cancel(a->hb_call);
     a->hb_call = NULL;
+  }
+  if (a->report_call) {
+    http_call_cancel(a->report_call);
+    a->report_call = NULL;
   }
   uv_close((uv_handle_t *)&a->retry_timer, handle_closed);
   uv_close((uv_handle_t *)&a->hb_timer, handle_closed);
@@ -323,4 +341,66 @@ void agent_set_identity(struct agent *a, const char *cert_pem,
   free(a->key_pem);
   a->cert_pem = xstrdup(cert_pem);
   a->key_pem = xstrdup(key_pem);
+}
+
+/* One report in flight at a time; what arrives meanwhile is merged (the
+ * latest status of each task wins) and sent next. */
+static void report_sent(const struct http_result *res, void *ud) {
+  struct agent *a = ud;
+  a->report_call = NULL;
+  if (a->stopping)
+    return;
+  if (res->status != 200) {
+    /* Not delivered: keep the batch (minus tasks updated since). */
+    json_t *batch = a->in_flight;
+    size_t i;
+    json_t *u;
+    json_array_foreach(batch, i, u) {
+      bool newer = false;
+      size_t k;
+      json_t *v;
+      json_array_foreach(a->unsent, k, v) if (strcmp(jx_str(v, "ID", ""),
+                                                     jx_str(u, "ID", "")) == 0)
+          newer = true;
+      if (!newer)
+        json_array_append(a->unsent, u);
+    }
+  }
+  json_decref(a->in_flight);
+  a->in_flight = NULL;
+  if (a->connected && json_array_size(a->unsent) > 0)
+    agent_report(a, NULL);
+}
+
+void agent_report(struct agent *a, const json_t *updates) {
+  size_t i;
+  json_t *u;
+  json_array_foreach(updates, i, u) {
+    size_t k;
+    json_t *v;
+    json_array_foreach(a->unsent, k, v) {
+      if (strcmp(jx_str(v, "ID", ""), jx_str(u, "ID", "")) == 0) {
+        json_array_remove(a->unsent, k);
+        break;
+      }
+    }
+    json_array_append(a->unsent, u);
+  }
+  const char *mgr = current_manager(a);
+  if (a->report_call || !a->connected || !mgr ||
+      json_array_size(a->unsent) == 0)
+    return;
+  json_t *body = json_pack("{s:O}", "Updates", a->unsent);
+  a->in_flight = a->unsent;
+  a->unsent = json_array();
+  cleanup_free char *b = jx_dump(body);
+  json_decref(body);
+  cleanup_free char *url = xasprintf("https://%s/swarm/v1/tasks", mgr);
+  struct http_call_opts o = {.method = "POST",
+                             .url = url,
+                             .body = b,
+                             .body_len = strlen(b),
+                             .timeout_ms = 15000};
+  fill_tls(a, &o);
+  a->report_call = http_client_call(a->client, &o, NULL, report_sent, a);
 }

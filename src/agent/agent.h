@@ -27,6 +27,8 @@ struct agent_config {
   /* This node's object as the managers have it (sent at session start
    * and on every change): role changes start from here. */
   void (*on_node)(void *ud, const json_t *node);
+  /* The full list of tasks placed on this node (after every change). */
+  void (*on_assignments)(void *ud, const json_t *tasks);
   /* The cluster refused this node (removed from the swarm). */
   void (*on_rejected)(void *ud, int status, const char *msg);
   void *ud;
@@ -38,6 +40,9 @@ void agent_leave(struct agent *a, void (*done)(void *ud), void *ud);
 /* Stops without telling anyone (daemon shutdown). */
 void agent_stop(struct agent *a);
 bool agent_connected(const struct agent *a);
+/* Sends task status updates ([{ID, Status}]) to the dispatcher; updates
+ * that cannot be delivered now are kept and sent after reconnecting. */
+void agent_report(struct agent *a, const json_t *updates);
 /* The manager the agent talks to now ("ip:port"), NULL if none. */
 const char *agent_manager(const struct agent *a);
 /* A new certificate (role change, renewal) for the next connections. */

@@ -2,6 +2,8 @@
 #include "daemon/daemon.h"
 
 #include "agent/agent.h"
+#include "agent/worker.h"
+#include "exec/exec.h"
 #include "ca/ca.h"
 #include "core/clock.h"
 #include "core/err.h"
@@ -314,6 +316,41 @@ static void on_agent_node(void *ud, const json_t *node) {
   }
 }
 
+static void worker_report(void *ud, const json_t *updates) {
+  struct shoald *d = ud;
+  if (d->agent)
+    agent_report(d->agent, updates);
+}
+
+static void on_agent_assignments(void *ud, const json_t *tasks) {
+  struct shoald *d = ud;
+  if (d->worker)
+    worker_assign(d->worker, tasks);
+}
+
+static void start_worker(struct shoald *d) {
+  if (d->worker || !d->exec)
+    return;
+  struct worker_config wc = {
+      .loop = d->loop,
+      .work = d->work,
+      .images = d->images,
+      .exec = d->exec,
+      .node_id = d->node_id,
+      .report = worker_report,
+      .ud = d,
+  };
+  d->worker = worker_new(&wc);
+  worker_adopt(d->worker);
+}
+
+static void stop_worker(struct shoald *d) {
+  if (d->worker) {
+    worker_free(d->worker);
+    d->worker = NULL;
+  }
+}
+
 static void start_agent(struct shoald *d) {
   cleanup_json json_t *desc =
       agent_local_description(d->hostname, SHOAL_VERSION);
@@ -329,10 +366,12 @@ static void start_agent(struct shoald *d) {
       .on_ready = on_agent_ready,
       .on_managers = on_agent_managers,
       .on_node = on_agent_node,
+      .on_assignments = on_agent_assignments,
       .on_rejected = on_agent_rejected,
       .ud = d,
   };
   d->agent = agent_start(&ac);
+  start_worker(d);
 }
 
 static void fill_manager_config(struct shoald *d, struct manager_config *mc,
@@ -371,6 +410,12 @@ int shoald_init(struct shoald *d, uv_loop_t *loop, sh_err *err) {
   };
   if (image_store_open(imgroot, &io, &d->images, err) < 0)
     return sh_err_wrap(err, "opening the image store");
+  sh_err xerr = {0};
+  if (exec_open(d->cfg.data_root, d->cfg.exec_root, &d->exec, &xerr) < 0) {
+    /* A manager without a runtime still manages; tasks sent here fail. */
+    log_warn("no container runtime: %s", xerr.msg);
+    d->exec = NULL;
+  }
   uv_timer_init(loop, &d->join_timer);
   d->join_timer.data = d;
   return 0;
@@ -961,6 +1006,7 @@ int shoald_swarm_leave(struct shoald *d, bool force, shoald_done_fn done,
     sh_error(&e, 503, "the join was cancelled by swarm leave");
     jd(d->join_ud, -1, &e);
   }
+  stop_worker(d);
   struct leave_ctx *c = xcalloc(1, sizeof *c);
   c->d = d;
   c->done = done;
@@ -981,6 +1027,7 @@ int shoald_swarm_leave(struct shoald *d, bool force, shoald_done_fn done,
 }
 
 void shoald_shutdown(struct shoald *d) {
+  stop_worker(d);
   if (d->agent) {
     agent_stop(d->agent);
     d->agent = NULL;
@@ -1004,6 +1051,10 @@ void shoald_shutdown(struct shoald *d) {
   if (d->images) {
     image_store_close(d->images);
     d->images = NULL;
+  }
+  if (d->exec) {
+    exec_close(d->exec);
+    d->exec = NULL;
   }
   uv_close((uv_handle_t *)&d->join_timer, NULL);
 }

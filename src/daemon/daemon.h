@@ -24,6 +24,8 @@ struct manager;
 struct agent;
 struct image_store;
 struct workq;
+struct executor;
+struct worker;
 
 #define SHOAL_VERSION "0.1.0"
 #define SHOAL_API_VERSION "1.47"
@@ -56,6 +58,8 @@ struct shoald {
   struct http_client *client;
   struct workq *work;          /* blocking work: pulls, unpacking, crun */
   struct image_store *images;  /* <data-root>/image */
+  struct executor *exec;       /* crun + conmon; NULL when unavailable */
+  struct worker *worker;       /* runs this node's tasks (in a swarm) */
   /* The Engine API handler for calls follower managers forward here (set
    * by the program: the API layer sits above this one). */
   void (*api_forwarded)(struct http_req *req, void *ud);

@@ -1,0 +1,538 @@
+/* Task controllers: assignments -> containers -> status reports. */
+#include "agent/worker.h"
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/id.h"
+#include "core/jsonx.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "core/workq.h"
+#include "exec/exec.h"
+#include "image/image.h"
+
+#include <signal.h>
+
+#define MONITOR_MS 1000
+#define REPORT_DELAY_MS 30
+#define DEFAULT_GRACE_NS (10 * NS_PER_SEC)
+
+enum phase {
+  P_NEW,      /* nothing on disk yet */
+  P_PREPARED, /* image present, container created */
+  P_RUNNING,
+  P_EXITED,  /* ended by itself: complete or failed */
+  P_STOPPED, /* stopped because the task's desired state said so */
+  P_FAILED,  /* could not be prepared or started */
+};
+
+struct tctl {
+  struct worker *w;
+  char id[ID_LEN + 1];
+  json_t *task;
+  char cid[65];
+  enum phase phase;
+  bool busy;
+  bool assigned;
+  struct tctl *next;
+};
+
+struct worker {
+  struct worker_config cfg;
+  char *node_id;
+  struct tctl *tasks;
+  json_t *pending; /* status updates not sent yet */
+  uv_timer_t report_timer, monitor;
+  int jobs;        /* runtime calls in flight */
+  int handles;     /* open timers */
+  bool stopping;
+  bool adopting;   /* assignments wait until adoption finished */
+  bool have_assignment;
+};
+
+enum job_kind { J_PREPARE, J_START, J_STATE, J_STOP, J_REMOVE, J_ADOPT };
+
+struct job {
+  struct worker *w;
+  struct tctl *t;
+  enum job_kind kind;
+  json_t *task; /* a private copy for the thread */
+  char cid[65];
+  char task_id[ID_LEN + 1];
+  int rc;
+  sh_err err;
+  pid_t pid;
+  struct exec_state st;
+  json_t *adopted; /* J_ADOPT: [{task, cid, running, exit}] */
+};
+
+static void reconcile(struct tctl *t);
+static void maybe_free(struct worker *w);
+
+/* ---- reporting ---- */
+
+static void flush_reports(uv_timer_t *timer) {
+  struct worker *w = timer->data;
+  if (json_array_size(w->pending) == 0)
+    return;
+  if (w->cfg.report)
+    w->cfg.report(w->cfg.ud, w->pending);
+  json_array_clear(w->pending);
+}
+
+static void report(struct tctl *t, const char *state, const char *message,
+                   const char *errmsg, int exit_code, pid_t pid) {
+  struct worker *w = t->w;
+  char ts[64];
+  clock_format_rfc3339(clock_wall_ns(), ts, sizeof ts);
+  json_t *st = json_pack("{s:s, s:s, s:s}", "Timestamp", ts, "State", state,
+                         "Message", message);
+  if (errmsg && *errmsg)
+    json_object_set_new(st, "Err", json_string(errmsg));
+  if (t->cid[0])
+    json_object_set_new(st, "ContainerStatus",
+                        json_pack("{s:s, s:i, s:i}", "ContainerID", t->cid,
+                                  "PID", (int)pid, "ExitCode", exit_code));
+  /* Later reports of the same task in one batch replace earlier ones. */
+  size_t i;
+  json_t *u;
+  json_array_foreach(w->pending, i, u) {
+    if (strcmp(jx_str(u, "ID", ""), t->id) == 0) {
+      json_array_remove(w->pending, i);
+      break;
+    }
+  }
+  json_array_append_new(w->pending,
+                        json_pack("{s:s, s:o}", "ID", t->id, "Status", st));
+  if (!uv_is_active((uv_handle_t *)&w->report_timer))
+    uv_timer_start(&w->report_timer, flush_reports, REPORT_DELAY_MS, 0);
+}
+
+/* ---- the runtime calls, on work-queue threads ---- */
+
+static const char *task_service_name(const json_t *task, char *buf,
+                                     size_t n) {
+  snprintf(buf, n, "%s", jx_str(task, "Name", "task"));
+  char *dot = strrchr(buf, '.');
+  if (dot)
+    *dot = '\0';
+  return buf;
+}
+
+/* NULL-ended copies of a JSON array of strings (NULL when absent). */
+static char **strv(const json_t *arr) {
+  if (!json_is_array(arr) || json_array_size(arr) == 0)
+    return NULL;
+  char **v = xcalloc(json_array_size(arr) + 1, sizeof *v);
+  size_t i, k = 0;
+  json_t *e;
+  json_array_foreach(arr, i, e) if (json_is_string(e)) v[k++] =
+      xstrdup(json_string_value(e));
+  return v;
+}
+
+static void strv_free(char **v) {
+  for (char **p = v; p && *p; p++)
+    free(*p);
+  free(v);
+}
+
+static int prepare(struct job *j) {
+  struct worker *w = j->w;
+  const json_t *task = j->task;
+  const json_t *cs = jx_get(task, "Spec.ContainerSpec");
+  const char *image = jx_str(cs, "Image", "");
+  cleanup_free char *image_id = NULL;
+  if (image_resolve(w->cfg.images, image, &image_id, NULL) < 0 &&
+      image_pull(w->cfg.images, image, NULL, NULL, NULL, &image_id, &j->err) <
+          0)
+    return -1;
+  char **dirs = NULL;
+  size_t n = 0;
+  json_t *config = NULL;
+  if (image_layers(w->cfg.images, image_id, &dirs, &n, &config, &j->err) < 0)
+    return -1;
+  /* The image store gives the top layer first, relative to its root; the
+   * executor wants absolute paths, lowest first. */
+  const char *root = image_store_root(w->cfg.images);
+  char **layers = xcalloc(n + 1, sizeof *layers);
+  for (size_t i = 0; i < n; i++)
+    layers[i] = xasprintf("%s/%s", root, dirs[n - 1 - i]);
+  image_layers_free(dirs, n);
+
+  char sname[256];
+  task_service_name(task, sname, sizeof sname);
+  json_t *labels = json_is_object(jx_get(cs, "Labels"))
+                       ? json_deep_copy(jx_get(cs, "Labels"))
+                       : json_object();
+  json_object_set_new(labels, "com.docker.swarm.node.id",
+                      json_string(w->node_id));
+  json_object_set_new(labels, "com.docker.swarm.service.id",
+                      json_string(jx_str(task, "ServiceID", "")));
+  json_object_set_new(labels, "com.docker.swarm.service.name",
+                      json_string(sname));
+  json_object_set_new(labels, "com.docker.swarm.task", json_string(""));
+  json_object_set_new(labels, "com.docker.swarm.task.id",
+                      json_string(j->task_id));
+  cleanup_free char *name =
+      xasprintf("%s.%s", jx_str(task, "Name", sname), j->task_id);
+  json_object_set_new(labels, "com.docker.swarm.task.name",
+                      json_string(name));
+
+  char **cmd = strv(jx_get(cs, "Command"));
+  char **args = strv(jx_get(cs, "Args"));
+  char **env = strv(jx_get(cs, "Env"));
+  char cid[65];
+  id_new_hex(cid);
+  struct exec_spec spec = {
+      .id = cid,
+      .name = name,
+      .image = image,
+      .image_id = image_id,
+      .layers = (const char *const *)layers,
+      .image_config = config,
+      .entrypoint = (const char *const *)cmd,
+      .cmd = (const char *const *)args,
+      .env = (const char *const *)env,
+      .user = jx_str(cs, "User", NULL),
+      .workdir = jx_str(cs, "Dir", NULL),
+      .hostname = jx_str(cs, "Hostname", NULL),
+      .labels = labels,
+      .read_only = jx_bool(cs, "ReadOnly", false),
+      .res =
+          {
+              .nano_cpus = jx_int(task, "Spec.Resources.Limits.NanoCPUs", 0),
+              .memory_bytes =
+                  jx_int(task, "Spec.Resources.Limits.MemoryBytes", 0),
+              .pids_limit = jx_int(task, "Spec.Resources.Limits.Pids", 0),
+          },
+      .stop_signal = jx_str(cs, "StopSignal", NULL),
+  };
+  if (spec.user && !*spec.user)
+    spec.user = NULL;
+  if (spec.workdir && !*spec.workdir)
+    spec.workdir = NULL;
+  if (spec.hostname && !*spec.hostname)
+    spec.hostname = NULL;
+  int rc = exec_create(w->cfg.exec, &spec, &j->err);
+  if (rc == 0)
+    snprintf(j->cid, sizeof j->cid, "%s", cid);
+  strv_free(cmd);
+  strv_free(args);
+  strv_free(env);
+  json_decref(labels);
+  json_decref(config);
+  for (size_t i = 0; i < n; i++)
+    free(layers[i]);
+  free(layers);
+  return rc;
+}
+
+static void adopt(struct job *j) {
+  struct worker *w = j->w;
+  struct exec_entry *list = NULL;
+  size_t n = 0;
+  j->adopted = json_array();
+  if (exec_list(w->cfg.exec, &list, &n, &j->err) < 0)
+    return;
+  for (size_t i = 0; i < n; i++) {
+    json_t *info = NULL;
+    struct exec_state st;
+    if (exec_inspect_json(w->cfg.exec, list[i].id, &info, NULL) < 0)
+      continue;
+    const char *tid = jx_str(
+        json_object_get(jx_get(info, "Config.Labels"),
+                        "com.docker.swarm.task.id"),
+        "", NULL);
+    if (tid && exec_state(w->cfg.exec, list[i].id, &st, NULL) == 0)
+      json_array_append_new(
+          j->adopted,
+          json_pack("{s:s, s:s, s:b, s:i}", "Task", tid, "Container",
+                    list[i].id, "Running", st.status == EXEC_STATUS_RUNNING,
+                    "ExitCode", st.exit_code));
+    json_decref(info);
+  }
+  exec_list_free(list, n);
+}
+
+static void job_work(void *ud) {
+  struct job *j = ud;
+  executor *ex = j->w->cfg.exec;
+  switch (j->kind) {
+  case J_PREPARE:
+    j->rc = prepare(j);
+    break;
+  case J_START:
+    j->rc = exec_start(ex, j->cid, &j->pid, &j->err);
+    break;
+  case J_STATE:
+    j->rc = exec_state(ex, j->cid, &j->st, &j->err);
+    break;
+  case J_STOP: {
+    const json_t *cs = jx_get(j->task, "Spec.ContainerSpec");
+    int64_t grace = jx_int(cs, "StopGracePeriod", DEFAULT_GRACE_NS);
+    const char *sig = jx_str(cs, "StopSignal", NULL);
+    j->rc = exec_stop(ex, j->cid, sig && *sig ? exec_parse_signal(sig) : 0,
+                      grace, &j->err);
+    if (j->rc == 0)
+      exec_state(ex, j->cid, &j->st, NULL);
+    break;
+  }
+  case J_REMOVE:
+    j->rc = exec_remove(ex, j->cid, true, &j->err);
+    break;
+  case J_ADOPT:
+    adopt(j);
+    break;
+  }
+}
+
+/* ---- controllers, on the loop ---- */
+
+static void tctl_free(struct tctl *t) {
+  struct worker *w = t->w;
+  for (struct tctl **pp = &w->tasks; *pp; pp = &(*pp)->next) {
+    if (*pp == t) {
+      *pp = t->next;
+      break;
+    }
+  }
+  json_decref(t->task);
+  free(t);
+}
+
+static struct tctl *find(struct worker *w, const char *id) {
+  for (struct tctl *t = w->tasks; t; t = t->next)
+    if (strcmp(t->id, id) == 0)
+      return t;
+  return NULL;
+}
+
+static struct tctl *tctl_new(struct worker *w, const char *id) {
+  struct tctl *t = xcalloc(1, sizeof *t);
+  t->w = w;
+  snprintf(t->id, sizeof t->id, "%s", id);
+  t->next = w->tasks;
+  w->tasks = t;
+  return t;
+}
+
+static void exited(struct tctl *t, int code) {
+  t->phase = P_EXITED;
+  if (code == 0) {
+    report(t, "complete", "finished", NULL, 0, 0);
+  } else {
+    char e[64];
+    snprintf(e, sizeof e, "task: non-zero exit (%d)", code);
+    report(t, "failed", "started", e, code, 0);
+  }
+}
+
+static void job_done(void *ud, int cancelled) {
+  struct job *j = ud;
+  struct worker *w = j->w;
+  struct tctl *t = j->t;
+  w->jobs--;
+  if (t)
+    t->busy = false;
+  if (cancelled || w->stopping) {
+    /* Shutting down: the container keeps running; a restart adopts it. */
+  } else if (j->kind == J_ADOPT) {
+    size_t i;
+    json_t *a;
+    json_array_foreach(j->adopted, i, a) {
+      const char *tid = jx_str(a, "Task", "");
+      struct tctl *at = find(w, tid);
+      if (!at)
+        at = tctl_new(w, tid);
+      snprintf(at->cid, sizeof at->cid, "%s", jx_str(a, "Container", ""));
+      at->phase = jx_bool(a, "Running", false) ? P_RUNNING : P_EXITED;
+    }
+    w->adopting = false;
+    log_info("adopted %zu task containers", json_array_size(j->adopted));
+    for (struct tctl *x = w->tasks, *next; x; x = next) {
+      next = x->next;
+      if (w->have_assignment)
+        reconcile(x);
+    }
+  } else if (t) {
+    switch (j->kind) {
+    case J_PREPARE:
+      if (j->rc < 0) {
+        t->phase = P_FAILED;
+        report(t, "rejected", "preparing", j->err.msg, 0, 0);
+      } else {
+        snprintf(t->cid, sizeof t->cid, "%s", j->cid);
+        t->phase = P_PREPARED;
+        report(t, "ready", "prepared", NULL, 0, 0);
+      }
+      break;
+    case J_START:
+      if (j->rc < 0) {
+        t->phase = P_FAILED;
+        report(t, "failed", "starting", j->err.msg, 0, 0);
+      } else {
+        t->phase = P_RUNNING;
+        report(t, "running", "started", NULL, 0, j->pid);
+      }
+      break;
+    case J_STATE:
+      if (j->rc == 0 && j->st.status == EXEC_STATUS_EXITED &&
+          t->phase == P_RUNNING)
+        exited(t, j->st.exit_code);
+      break;
+    case J_STOP:
+      t->phase = P_STOPPED;
+      report(t, "shutdown", "shutdown", NULL,
+             j->rc == 0 ? j->st.exit_code : 0, 0);
+      break;
+    case J_REMOVE:
+      t->cid[0] = '\0';
+      break;
+    case J_ADOPT:
+      break;
+    }
+    if (t->assigned || t->cid[0])
+      reconcile(t);
+    else
+      tctl_free(t);
+  }
+  json_decref(j->task);
+  json_decref(j->adopted);
+  free(j);
+  maybe_free(w);
+}
+
+static void run_job(struct worker *w, struct tctl *t, enum job_kind kind) {
+  struct job *j = xcalloc(1, sizeof *j);
+  j->w = w;
+  j->t = t;
+  j->kind = kind;
+  if (t) {
+    t->busy = true;
+    j->task = json_deep_copy(t->task);
+    snprintf(j->cid, sizeof j->cid, "%s", t->cid);
+    snprintf(j->task_id, sizeof j->task_id, "%s", t->id);
+  }
+  w->jobs++;
+  workq_submit(w->cfg.work, job_work, job_done, j);
+}
+
+static bool desired_running(const json_t *task) {
+  const char *d = jx_str(task, "DesiredState", "");
+  return strcmp(d, "running") == 0 || strcmp(d, "ready") == 0 ||
+         strcmp(d, "new") == 0 || strcmp(d, "pending") == 0 ||
+         strcmp(d, "assigned") == 0 || strcmp(d, "accepted") == 0;
+}
+
+static void reconcile(struct tctl *t) {
+  struct worker *w = t->w;
+  if (t->busy || w->stopping || w->adopting)
+    return;
+  if (!t->assigned) {
+    /* The task is gone from this node: stop its container, remove it. */
+    if (t->phase == P_RUNNING || t->phase == P_PREPARED)
+      run_job(w, t, J_STOP);
+    else if (t->cid[0])
+      run_job(w, t, J_REMOVE);
+    else
+      tctl_free(t);
+    return;
+  }
+  if (desired_running(t->task)) {
+    bool run = strcmp(jx_str(t->task, "DesiredState", ""), "running") == 0;
+    if (t->phase == P_NEW) {
+      report(t, "preparing", "preparing", NULL, 0, 0);
+      run_job(w, t, J_PREPARE);
+    } else if (t->phase == P_PREPARED && run) {
+      report(t, "starting", "starting", NULL, 0, 0);
+      run_job(w, t, J_START);
+    }
+    return;
+  }
+  /* Desired shutdown (or further). */
+  if (t->phase == P_RUNNING || t->phase == P_PREPARED) {
+    run_job(w, t, J_STOP);
+  } else if (t->phase == P_NEW) {
+    t->phase = P_STOPPED;
+    report(t, "shutdown", "shutdown", NULL, 0, 0);
+  }
+}
+
+void worker_assign(struct worker *w, const json_t *tasks) {
+  if (w->stopping)
+    return;
+  w->have_assignment = true;
+  for (struct tctl *t = w->tasks; t; t = t->next)
+    t->assigned = false;
+  size_t i;
+  json_t *task;
+  json_array_foreach(tasks, i, task) {
+    const char *id = jx_str(task, "ID", NULL);
+    if (!id)
+      continue;
+    struct tctl *t = find(w, id);
+    if (!t)
+      t = tctl_new(w, id);
+    json_decref(t->task);
+    t->task = json_deep_copy(task);
+    t->assigned = true;
+  }
+  for (struct tctl *t = w->tasks, *next; t; t = next) {
+    next = t->next;
+    if (!t->task && !t->assigned) {
+      /* adopted, not assigned: a task this node no longer has */
+      t->task = json_object();
+    }
+    reconcile(t);
+  }
+}
+
+static void monitor(uv_timer_t *timer) {
+  struct worker *w = timer->data;
+  for (struct tctl *t = w->tasks; t; t = t->next)
+    if (t->phase == P_RUNNING && !t->busy && t->cid[0])
+      run_job(w, t, J_STATE);
+}
+
+void worker_adopt(struct worker *w) {
+  w->adopting = true;
+  run_job(w, NULL, J_ADOPT);
+}
+
+struct worker *worker_new(const struct worker_config *cfg) {
+  struct worker *w = xcalloc(1, sizeof *w);
+  w->cfg = *cfg;
+  w->node_id = xstrdup(cfg->node_id);
+  w->pending = json_array();
+  uv_timer_init(cfg->loop, &w->report_timer);
+  uv_timer_init(cfg->loop, &w->monitor);
+  w->report_timer.data = w->monitor.data = w;
+  w->handles = 2;
+  uv_timer_start(&w->monitor, monitor, MONITOR_MS, MONITOR_MS);
+  return w;
+}
+
+static void maybe_free(struct worker *w) {
+  if (!w->stopping || w->jobs > 0 || w->handles > 0)
+    return;
+  while (w->tasks)
+    tctl_free(w->tasks);
+  json_decref(w->pending);
+  free(w->node_id);
+  free(w);
+}
+
+static void handle_closed(uv_handle_t *h) {
+  struct worker *w = h->data;
+  w->handles--;
+  maybe_free(w);
+}
+
+void worker_free(struct worker *w) {
+  if (!w)
+    return;
+  w->stopping = true;
+  uv_close((uv_handle_t *)&w->report_timer, handle_closed);
+  uv_close((uv_handle_t *)&w->monitor, handle_closed);
+}

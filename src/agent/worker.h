@@ -1,0 +1,43 @@
+/* The worker: runs the tasks the dispatcher assigns to this node as
+ * containers, and reports their status. One controller per task walks
+ * swarmkit's states: preparing (pull the image, create the container) ->
+ * starting -> running -> complete | failed; shutdown when the task's
+ * desired state says so; rejected when it cannot be prepared. Blocking
+ * runtime calls (image pulls, crun/conmon) run on the daemon's work queue;
+ * the worker itself lives on the loop.
+ *
+ * Containers are labelled with their task, so a restarted daemon adopts
+ * the ones still running (worker_adopt) instead of starting them again. */
+#ifndef SHOAL_AGENT_WORKER_H
+#define SHOAL_AGENT_WORKER_H
+
+#include <jansson.h>
+#include <uv.h>
+
+struct workq;
+struct image_store;
+struct executor;
+struct worker;
+
+struct worker_config {
+  uv_loop_t *loop;
+  struct workq *work;
+  struct image_store *images;
+  struct executor *exec;
+  const char *node_id;
+  /* Status updates to send to the dispatcher: an array of {ID, Status}
+   * (borrowed for the call). */
+  void (*report)(void *ud, const json_t *updates);
+  void *ud;
+};
+
+struct worker *worker_new(const struct worker_config *cfg);
+/* The full list of tasks the dispatcher placed on this node. */
+void worker_assign(struct worker *w, const json_t *tasks);
+/* Finds the containers of tasks on disk (after a restart). */
+void worker_adopt(struct worker *w);
+/* Stops reconciling (containers keep running) and frees w once no runtime
+ * call is in flight. */
+void worker_free(struct worker *w);
+
+#endif

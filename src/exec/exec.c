@@ -1,0 +1,866 @@
+/* The executor: container directories, conmon + crun, state from disk. */
+#include "exec/internal.h"
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/id.h"
+#include "core/jsonx.h"
+#include "core/util.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <linux/openat2.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/inotify.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/vfs.h>
+#include <sys/wait.h>
+
+#define CGROUP_ROOT "/sys/fs/cgroup"
+#define DEFAULT_GRACE_NS (10 * NS_PER_SEC)
+/* How long an exit may take to show up once the process is gone. */
+#define EXIT_FILE_WAIT_NS (2 * NS_PER_SEC)
+
+/* ---- host setup ---- */
+
+static bool fs_is(const char *path, unsigned long magic) {
+  struct statfs s;
+  return statfs(path, &s) == 0 && (unsigned long)s.f_type == magic;
+}
+
+enum exec_cgroup_mode exec_detect_cgroup_mode(void) {
+  if (fs_is(CGROUP_ROOT, CGROUP2_SUPER_MAGIC))
+    return EXEC_CGROUP_V2;
+  if (fs_is(CGROUP_ROOT "/unified", CGROUP2_SUPER_MAGIC)) {
+    /* crun only minds a cgroup2 mount that holds controllers. */
+    cleanup_free char *ctl = NULL;
+    size_t len = 0;
+    if (read_file(CGROUP_ROOT "/unified/cgroup.controllers", &ctl, &len,
+                  NULL) == 0) {
+      for (size_t i = 0; i < len; i++)
+        if (!isspace((unsigned char)ctl[i]))
+          return EXEC_CGROUP_HYBRID;
+    }
+  }
+  return EXEC_CGROUP_V1;
+}
+
+int exec_prepare_host_mounts(sh_err *err) {
+  if (exec_detect_cgroup_mode() != EXEC_CGROUP_HYBRID)
+    return 0;
+  if (unshare(CLONE_NEWNS) < 0) {
+    if (errno == EINVAL)
+      return sh_error(err, 500,
+                      "cgroup hybrid mode: unshare(CLONE_NEWNS) needs a "
+                      "single-threaded process; call exec_prepare_host_mounts "
+                      "before starting threads");
+    return sh_errno(err, errno, "unshare mount namespace");
+  }
+  /* Slave: mounts made on the host still reach us; ours stay here. */
+  if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+    return sh_errno(err, errno, "make / a slave mount");
+  if (umount2(CGROUP_ROOT "/unified", MNT_DETACH) < 0)
+    return sh_errno(err, errno, "unmount " CGROUP_ROOT "/unified");
+  return 1;
+}
+
+/* ---- executor ---- */
+
+static char *find_bin(const char *name) {
+  const char *path = getenv("PATH");
+  cleanup_free char *dirs =
+      xasprintf("%s:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:"
+                "/bin",
+                path ? path : "");
+  char *save = NULL;
+  for (char *d = strtok_r(dirs, ":", &save); d;
+       d = strtok_r(NULL, ":", &save)) {
+    if (*d != '/')
+      continue;
+    char *p = xasprintf("%s/%s", d, name);
+    if (access(p, X_OK) == 0)
+      return p;
+    free(p);
+  }
+  return NULL;
+}
+
+static bool detect_swap(enum exec_cgroup_mode mode) {
+  if (mode != EXEC_CGROUP_V2)
+    return access(CGROUP_ROOT "/memory/memory.memsw.limit_in_bytes", F_OK) == 0;
+  /* v2 has no swap file at the root: look at our own cgroup. */
+  cleanup_free char *cg = NULL;
+  size_t len;
+  if (read_file("/proc/self/cgroup", &cg, &len, NULL) < 0)
+    return false;
+  char *p = strstr(cg, "0::");
+  if (!p)
+    return false;
+  p += 3;
+  p[strcspn(p, "\n")] = '\0';
+  cleanup_free char *f = xasprintf(CGROUP_ROOT "%s/memory.swap.max",
+                                   strcmp(p, "/") ? p : "/init.scope");
+  return access(f, F_OK) == 0;
+}
+
+int exec_open(const char *data_root, const char *exec_root, executor **out,
+              sh_err *err) {
+  if (!data_root || data_root[0] != '/' || !exec_root || exec_root[0] != '/')
+    return sh_error(err, 500, "executor: roots must be absolute paths");
+  enum exec_cgroup_mode mode = exec_detect_cgroup_mode();
+  if (mode == EXEC_CGROUP_HYBRID)
+    return sh_error(err, 500,
+                    "cgroups in hybrid mode (controllers on " CGROUP_ROOT
+                    "/unified): crun refuses them; exec_prepare_host_mounts "
+                    "must run first");
+  executor *ex = xcalloc(1, sizeof *ex);
+  ex->data_root = xstrdup(data_root);
+  ex->exec_root = xstrdup(exec_root);
+  ex->crun_root = xasprintf("%s/crun", exec_root);
+  ex->sock_dir = xasprintf("%s/sock", exec_root);
+  ex->cgmode = mode;
+  ex->swap_limit = detect_swap(mode);
+  ex->crun = find_bin("crun");
+  ex->conmon = find_bin("conmon");
+  if (!ex->crun || !ex->conmon) {
+    int rc =
+        sh_error(err, 500, "%s not found in PATH (install crun and conmon)",
+                 !ex->crun ? "crun" : "conmon");
+    exec_close(ex);
+    return rc;
+  }
+  cleanup_free char *c1 = xasprintf("%s/containers", data_root);
+  cleanup_free char *c2 = xasprintf("%s/volumes", data_root);
+  cleanup_free char *c3 = xasprintf("%s/containers", exec_root);
+  const char *dirs[] = {c1, c2, c3, ex->crun_root, ex->sock_dir};
+  for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)
+    if (mkdir_p(dirs[i], 0700, err) < 0) {
+      exec_close(ex);
+      return -1;
+    }
+  *out = ex;
+  return 0;
+}
+
+void exec_close(executor *ex) {
+  if (!ex)
+    return;
+  free(ex->data_root);
+  free(ex->exec_root);
+  free(ex->crun_root);
+  free(ex->sock_dir);
+  free(ex->crun);
+  free(ex->conmon);
+  free(ex);
+}
+
+enum exec_cgroup_mode exec_cgroup_mode(const executor *ex) {
+  return ex->cgmode;
+}
+
+const char *exec_status_string(enum exec_status s) {
+  switch (s) {
+  case EXEC_STATUS_CREATED:
+    return "created";
+  case EXEC_STATUS_RUNNING:
+    return "running";
+  case EXEC_STATUS_EXITED:
+    return "exited";
+  }
+  return "unknown";
+}
+
+/* ---- paths and files ---- */
+
+void exec_paths_init(const executor *ex, const char *id, struct ctr_paths *p) {
+  p->dir = xasprintf("%s/containers/%s", ex->data_root, id);
+  p->rootfs = xasprintf("%s/rootfs", p->dir);
+  p->upper = xasprintf("%s/upper", p->dir);
+  p->work = xasprintf("%s/work", p->dir);
+  p->lower_empty = xasprintf("%s/empty", p->dir);
+  p->config = xasprintf("%s/config.json", p->dir);
+  p->meta = xasprintf("%s/shoal.json", p->dir);
+  p->state = xasprintf("%s/state.json", p->dir);
+  p->log = xasprintf("%s/container.log", p->dir);
+  p->hosts = xasprintf("%s/hosts", p->dir);
+  p->hostname = xasprintf("%s/hostname", p->dir);
+  p->resolv = xasprintf("%s/resolv.conf", p->dir);
+  p->run = xasprintf("%s/containers/%s", ex->exec_root, id);
+  p->conmon_pid = xasprintf("%s/conmon.pid", p->run);
+  p->pidfile = xasprintf("%s/pid", p->run);
+  p->exit_dir = xasprintf("%s/exit", p->run);
+  p->exit_file = xasprintf("%s/%s", p->exit_dir, id);
+  p->persist = xasprintf("%s/persist", p->run);
+  p->conmon_log = xasprintf("%s/conmon.log", p->run);
+  p->sock_link = xasprintf("%s/%s", ex->sock_dir, id);
+  p->crun_state = xasprintf("%s/%s", ex->crun_root, id);
+}
+
+void exec_paths_free(struct ctr_paths *p) {
+  char **f[] = {&p->dir,         &p->rootfs,     &p->upper,      &p->work,
+                &p->lower_empty, &p->config,     &p->meta,       &p->state,
+                &p->log,         &p->hosts,      &p->hostname,   &p->resolv,
+                &p->run,         &p->conmon_pid, &p->pidfile,    &p->exit_dir,
+                &p->exit_file,   &p->persist,    &p->conmon_log, &p->sock_link,
+                &p->crun_state};
+  for (size_t i = 0; i < ARRAY_SIZE(f); i++) {
+    free(*f[i]);
+    *f[i] = NULL;
+  }
+}
+
+bool exec_valid_id(const char *id) {
+  if (!id || strlen(id) != 64)
+    return false;
+  for (const char *p = id; *p; p++)
+    if (!isdigit((unsigned char)*p) && !(*p >= 'a' && *p <= 'f'))
+      return false;
+  return true;
+}
+
+int exec_write_json(const char *path, const json_t *j, sh_err *err) {
+  char *s = json_dumps(j, JSON_INDENT(1) | JSON_SORT_KEYS);
+  int rc = write_file_atomic(path, s, strlen(s), 0600, err);
+  free(s);
+  return rc;
+}
+
+json_t *exec_read_json(const char *path) {
+  return json_load_file(path, 0, NULL);
+}
+
+/* Loads shoal.json; 404 in Docker's words when the container is unknown. */
+int exec_load_meta(const executor *ex, const char *id, struct ctr_paths *p,
+                   json_t **meta, sh_err *err) {
+  if (!exec_valid_id(id))
+    return sh_error(err, 404, "No such container: %s", id ? id : "");
+  exec_paths_init(ex, id, p);
+  *meta = exec_read_json(p->meta);
+  if (!*meta)
+    return sh_error(err, 404, "No such container: %s", id);
+  return 0;
+}
+
+/* ---- state ---- */
+
+struct runinfo {
+  int64_t started_ns;
+  pid_t pid;
+  uint64_t pid_start;
+};
+
+static bool load_runinfo(const struct ctr_paths *p, struct runinfo *ri) {
+  memset(ri, 0, sizeof *ri);
+  cleanup_json json_t *st = exec_read_json(p->state);
+  if (!st)
+    return false;
+  ri->started_ns = jx_int(st, "StartedNs", 0);
+  ri->pid = (pid_t)jx_int(st, "Pid", 0);
+  ri->pid_start = (uint64_t)jx_int(st, "PidStart", 0);
+  return true;
+}
+
+static bool runinfo_alive(const struct runinfo *ri) {
+  return ri->pid > 0 && ri->pid_start &&
+         exec_proc_starttime(ri->pid) == ri->pid_start;
+}
+
+/* The exit file conmon wrote, if any: code and when. */
+static bool read_exit(const struct ctr_paths *p, int *code, int64_t *when) {
+  char buf[32];
+  int fd = open(p->exit_file, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  struct stat st;
+  fstat(fd, &st);
+  close(fd);
+  buf[n > 0 ? n : 0] = '\0';
+  *code = n > 0 ? atoi(buf) : -1;
+  *when = (int64_t)st.st_mtim.tv_sec * NS_PER_SEC + st.st_mtim.tv_nsec;
+  return true;
+}
+
+static bool oom_marked(const struct ctr_paths *p) {
+  cleanup_free char *a = xasprintf("%s/oom", p->persist);
+  cleanup_free char *b = xasprintf("%s/oom", p->dir);
+  return access(a, F_OK) == 0 || access(b, F_OK) == 0;
+}
+
+/* conmon's PID if it still runs for this container, else 0. */
+static pid_t conmon_alive(const struct ctr_paths *p, const char *id) {
+  if (!exec_valid_id(id))
+    return 0;
+  cleanup_free char *s = NULL;
+  size_t len;
+  if (read_file(p->conmon_pid, &s, &len, NULL) < 0)
+    return 0;
+  pid_t pid = (pid_t)atoi(s);
+  if (pid <= 1)
+    return 0;
+  cleanup_free char *cmdf = xasprintf("/proc/%d/cmdline", (int)pid);
+  cleanup_free char *cmd = NULL;
+  size_t n = 0;
+  if (read_file(cmdf, &cmd, &n, NULL) < 0 || !memmem(cmd, n, id, 64) ||
+      exec_proc_starttime(pid) == 0)
+    return 0;
+  return pid;
+}
+
+/* Waits for conmon's exit file while the process is gone: conmon reaps and
+ * writes it right after. */
+static bool exit_after_death(const struct ctr_paths *p, const char *id,
+                             int *code, int64_t *when) {
+  if (read_exit(p, code, when))
+    return true;
+  if (!conmon_alive(p, id)) /* nobody left to write it */
+    return false;
+  int64_t deadline = clock_mono_ns() + EXIT_FILE_WAIT_NS;
+  while (clock_mono_ns() < deadline) {
+    if (read_exit(p, code, when))
+      return true;
+    usleep(10000);
+  }
+  return false;
+}
+
+static int state_of(const struct ctr_paths *p, const json_t *meta,
+                    struct exec_state *out, sh_err *err) {
+  (void)err;
+  memset(out, 0, sizeof *out);
+  const char *created = jx_str(meta, "Created", NULL);
+  if (created)
+    clock_parse_rfc3339(created, &out->created_ns, NULL);
+  struct runinfo ri;
+  bool started = load_runinfo(p, &ri);
+  out->started_ns = ri.started_ns;
+  int code;
+  int64_t when;
+  if (read_exit(p, &code, &when)) {
+    out->status = EXEC_STATUS_EXITED;
+    out->exit_code = code;
+    out->finished_ns = when;
+    out->oom_killed = oom_marked(p);
+    if (code < 0)
+      snprintf(out->error, sizeof out->error, "unreadable exit status");
+    return 0;
+  }
+  if (!started) {
+    out->status = EXEC_STATUS_CREATED;
+    return 0;
+  }
+  if (runinfo_alive(&ri)) {
+    out->status = EXEC_STATUS_RUNNING;
+    out->pid = ri.pid;
+    return 0;
+  }
+  out->status = EXEC_STATUS_EXITED;
+  if (exit_after_death(p, jx_str(meta, "Id", ""), &code, &when)) {
+    out->exit_code = code;
+    out->finished_ns = when;
+    out->oom_killed = oom_marked(p);
+  } else {
+    /* conmon is gone too (killed, or the host rebooted and took the
+     * exec-root with it): the code is lost. */
+    out->exit_code = 255;
+    snprintf(out->error, sizeof out->error,
+             "container process is gone and conmon recorded no exit status");
+  }
+  return 0;
+}
+
+int exec_state(executor *ex, const char *id, struct exec_state *out,
+               sh_err *err) {
+  cleanup_paths struct ctr_paths p = {0};
+  cleanup_json json_t *meta = NULL;
+  if (exec_load_meta(ex, id, &p, &meta, err) < 0)
+    return -1;
+  return state_of(&p, meta, out, err);
+}
+
+/* ---- start ---- */
+
+static int crun_cmd(const executor *ex, const char *const *args, char **out,
+                    sh_err *err) {
+  cleanup_free char *root = xasprintf("--root=%s", ex->crun_root);
+  const char *argv[16] = {ex->crun, root};
+  size_t n = 2;
+  for (size_t i = 0; args[i] && n < ARRAY_SIZE(argv) - 1; i++)
+    argv[n++] = args[i];
+  argv[n] = NULL;
+  return exec_proc_run(argv, out, err);
+}
+
+static int crun_delete(const executor *ex, const struct ctr_paths *p,
+                       const char *id, sh_err *err) {
+  if (access(p->crun_state, F_OK) < 0)
+    return 0;
+  cleanup_free char *out = NULL;
+  const char *args[] = {"delete", "--force", id, NULL};
+  int rc = crun_cmd(ex, args, &out, err);
+  if (rc < 0)
+    return rc;
+  if (rc != 0 && access(p->crun_state, F_OK) == 0)
+    return sh_error(err, 500, "crun delete %s: %s", id, out);
+  return 0;
+}
+
+/* Reads conmon's one-line sync message: {"data": pid} or {"data": -1,
+ * "message": "..."}. */
+static int read_sync(int fd, int64_t timeout_ns, char *buf, size_t cap) {
+  size_t len = 0;
+  int64_t deadline = clock_mono_ns() + timeout_ns;
+  while (len + 1 < cap) {
+    int64_t left = deadline - clock_mono_ns();
+    if (left <= 0)
+      return -ETIMEDOUT;
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int r = poll(&pfd, 1, (int)(left / NS_PER_MS) + 1);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      continue;
+    ssize_t n = read(fd, buf + len, cap - 1 - len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    len += (size_t)n;
+    if (memchr(buf, '\n', len))
+      break;
+  }
+  buf[len] = '\0';
+  return (int)len;
+}
+
+static char *tail_of_file(const char *path) {
+  cleanup_free char *s = NULL;
+  size_t len = 0;
+  if (read_file(path, &s, &len, NULL) < 0 || len == 0)
+    return xstrdup("");
+  while (len && s[len - 1] == '\n')
+    s[--len] = '\0';
+  char *last = strrchr(s, '\n');
+  return xstrdup(last ? last + 1 : s);
+}
+
+/* Docker answers 400 for what the user can fix (no such executable). */
+static int runtime_error(sh_err *err, const char *what, const char *msg) {
+  bool user = strstr(msg, "not found") || strstr(msg, "No such file") ||
+              strstr(msg, "ermission denied") || strstr(msg, "not a directory");
+  return sh_error(err, user ? 400 : 500, "OCI runtime %s failed: %s", what,
+                  *msg ? msg : "unknown error");
+}
+
+static int start_conmon(executor *ex, const char *id, const json_t *meta,
+                        const struct ctr_paths *p, pid_t *pid, sh_err *err) {
+  int sp[2];
+  if (pipe2(sp, O_CLOEXEC) < 0)
+    return sh_errno(err, errno, "pipe");
+  cleanup_fd int rd = sp[0];
+  cleanup_fd int wr = sp[1];
+  cleanup_fd int logfd =
+      open(p->conmon_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (logfd < 0)
+    return sh_errno(err, errno, "open %s", p->conmon_log);
+  cleanup_free char *name = xstrdup(jx_str(meta, "Shoal.Name", id));
+  cleanup_free char *log = xasprintf("k8s-file:%s", p->log);
+  cleanup_free char *root = xasprintf("--root=%s", ex->crun_root);
+  const char *argv[] = {ex->conmon,
+                        "--api-version",
+                        "1",
+                        "-c",
+                        id,
+                        "-u",
+                        id,
+                        "-n",
+                        name,
+                        "-r",
+                        ex->crun,
+                        "-b",
+                        p->dir,
+                        "-p",
+                        p->pidfile,
+                        "--conmon-pidfile",
+                        p->conmon_pid,
+                        "-l",
+                        log,
+                        "--exit-dir",
+                        p->exit_dir,
+                        "--persist-dir",
+                        p->persist,
+                        "--socket-dir-path",
+                        ex->sock_dir,
+                        "--runtime-arg",
+                        root,
+                        NULL};
+  const char *envp[] = {
+      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+      "_OCI_SYNCPIPE=3", NULL};
+  struct proc_opts o = {.argv = argv,
+                        .envp = envp,
+                        .fd_out = logfd,
+                        .fd_err = logfd,
+                        .fd3 = wr,
+                        .cwd = p->dir};
+  pid_t cpid;
+  if (exec_proc_spawn(&o, &cpid, err) < 0)
+    return -1;
+  close(wr);
+  wr = -1;
+  /* conmon forks at once; the first process only hands over. */
+  int st = exec_proc_wait(cpid);
+  if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+    cleanup_free char *why = tail_of_file(p->conmon_log);
+    return sh_error(err, 500, "conmon failed: %s", *why ? why : "no output");
+  }
+  char buf[4096];
+  int n = read_sync(rd, 60 * NS_PER_SEC, buf, sizeof buf);
+  if (n == -ETIMEDOUT)
+    return sh_error(err, 500, "conmon: no answer from crun create in 60s");
+  cleanup_json json_t *msg = json_loads(buf, JSON_DISABLE_EOF_CHECK, NULL);
+  json_int_t data = msg ? jx_int(msg, "data", -1) : -1;
+  if (data <= 0) {
+    cleanup_free char *why =
+        msg ? xstrdup(jx_str(msg, "message", "")) : tail_of_file(p->conmon_log);
+    for (size_t k = strlen(why); k > 0 && why[k - 1] == '\n'; k--)
+      why[k - 1] = '\0';
+    return runtime_error(err, "create", why);
+  }
+  *pid = (pid_t)data;
+  return 0;
+}
+
+static int ensure_rootfs(const json_t *meta, const struct ctr_paths *p,
+                         sh_err *err) {
+  if (exec_overlay_mounted(p->rootfs))
+    return 0;
+  /* A restarted daemon in a new mount namespace: mount it again here. */
+  json_t *layers = jx_get(meta, "Shoal.Layers");
+  size_t n = json_array_size(layers);
+  const char **v = xcalloc(n + 1, sizeof *v);
+  for (size_t i = 0; i < n; i++)
+    v[i] = json_string_value(json_array_get(layers, i));
+  int rc =
+      exec_overlay_mount(v, p->lower_empty, p->upper, p->work, p->rootfs, err);
+  free(v);
+  return rc;
+}
+
+int exec_start(executor *ex, const char *id, pid_t *pid_out, sh_err *err) {
+  cleanup_paths struct ctr_paths p = {0};
+  cleanup_json json_t *meta = NULL;
+  if (exec_load_meta(ex, id, &p, &meta, err) < 0)
+    return -1;
+  struct exec_state st;
+  state_of(&p, meta, &st, err);
+  if (st.status == EXEC_STATUS_RUNNING) {
+    if (pid_out)
+      *pid_out = st.pid;
+    return 1;
+  }
+  if (st.status == EXEC_STATUS_EXITED)
+    return sh_error(err, 409, "container %s has already run; create a new one",
+                    id);
+  /* Leftovers of a start that died half-way. */
+  if (crun_delete(ex, &p, id, err) < 0)
+    return -1;
+  if (ensure_rootfs(meta, &p, err) < 0)
+    return -1;
+  const char *dirs[] = {p.run, p.exit_dir, p.persist};
+  for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)
+    if (mkdir_p(dirs[i], 0700, err) < 0)
+      return -1;
+  unlink(p.pidfile);
+  unlink(p.conmon_pid);
+
+  pid_t pid = 0;
+  if (start_conmon(ex, id, meta, &p, &pid, err) < 0) {
+    crun_delete(ex, &p, id, NULL);
+    return -1;
+  }
+  uint64_t pid_start = exec_proc_starttime(pid);
+  cleanup_free char *out = NULL;
+  const char *args[] = {"start", id, NULL};
+  int rc = crun_cmd(ex, args, &out, err);
+  if (rc != 0) {
+    crun_delete(ex, &p, id, NULL);
+    return rc < 0 ? rc : runtime_error(err, "start", out);
+  }
+  cleanup_json json_t *state =
+      json_pack("{s:I,s:i,s:I}", "StartedNs", (json_int_t)clock_wall_ns(),
+                "Pid", (int)pid, "PidStart", (json_int_t)pid_start);
+  if (exec_write_json(p.state, state, err) < 0)
+    return -1;
+  if (pid_out)
+    *pid_out = pid;
+  return 0;
+}
+
+/* ---- stop, kill ---- */
+
+static int signal_pid(const struct runinfo *ri, int sig, sh_err *err) {
+  /* A pidfd pins the process: a recycled PID cannot get the signal. */
+  int fd = (int)syscall(SYS_pidfd_open, ri->pid, 0);
+  if (fd < 0)
+    return errno == ESRCH ? 0 : sh_errno(err, errno, "pidfd_open");
+  int rc = 0;
+  if (exec_proc_starttime(ri->pid) == ri->pid_start &&
+      syscall(SYS_pidfd_send_signal, fd, sig, NULL, 0) < 0 && errno != ESRCH)
+    rc = sh_errno(err, errno, "signal %d", sig);
+  close(fd);
+  return rc;
+}
+
+/* Waits until conmon recorded the exit (or the process is gone for good). */
+static bool wait_exit(const struct ctr_paths *p, const struct runinfo *ri,
+                      int64_t timeout_ns) {
+  int ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+  if (ifd >= 0)
+    inotify_add_watch(ifd, p->exit_dir,
+                      IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE);
+  int64_t now = clock_mono_ns(), deadline = now + timeout_ns, dead_since = 0;
+  bool done = false;
+  for (;;) {
+    if (access(p->exit_file, F_OK) == 0) {
+      done = true;
+      break;
+    }
+    now = clock_mono_ns();
+    if (!runinfo_alive(ri)) {
+      if (!dead_since)
+        dead_since = now;
+      else if (now - dead_since > EXIT_FILE_WAIT_NS) {
+        done = true;
+        break;
+      }
+    }
+    if (now >= deadline)
+      break;
+    int64_t left = deadline - now;
+    int ms = left > 100 * NS_PER_MS ? 100 : (int)(left / NS_PER_MS) + 1;
+    struct pollfd pfd = {.fd = ifd, .events = POLLIN};
+    if (ifd >= 0 && poll(&pfd, 1, ms) > 0) {
+      char ev[1024];
+      while (read(ifd, ev, sizeof ev) > 0) {
+      }
+    } else if (ifd < 0) {
+      usleep((useconds_t)ms * 1000);
+    }
+  }
+  if (ifd >= 0)
+    close(ifd);
+  return done;
+}
+
+int exec_stop(executor *ex, const char *id, int sig, int64_t grace_ns,
+              sh_err *err) {
+  cleanup_paths struct ctr_paths p = {0};
+  cleanup_json json_t *meta = NULL;
+  if (exec_load_meta(ex, id, &p, &meta, err) < 0)
+    return -1;
+  struct runinfo ri;
+  if (!load_runinfo(&p, &ri) || access(p.exit_file, F_OK) == 0 ||
+      !runinfo_alive(&ri))
+    return 1;
+  if (sig <= 0)
+    sig = (int)jx_int(meta, "Shoal.StopSignal", SIGTERM);
+  if (grace_ns < 0)
+    grace_ns = DEFAULT_GRACE_NS;
+  if (sig != SIGKILL) {
+    if (signal_pid(&ri, sig, err) < 0)
+      return -1;
+    if (wait_exit(&p, &ri, grace_ns))
+      return 0;
+  }
+  if (signal_pid(&ri, SIGKILL, err) < 0)
+    return -1;
+  if (!wait_exit(&p, &ri, 10 * NS_PER_SEC))
+    return sh_error(err, 500, "container %s did not exit after SIGKILL", id);
+  return 0;
+}
+
+int exec_kill(executor *ex, const char *id, int sig, sh_err *err) {
+  cleanup_paths struct ctr_paths p = {0};
+  cleanup_json json_t *meta = NULL;
+  if (exec_load_meta(ex, id, &p, &meta, err) < 0)
+    return -1;
+  if (sig <= 0 || sig > 64)
+    return sh_error(err, 400, "Invalid signal: %d", sig);
+  struct runinfo ri;
+  if (!load_runinfo(&p, &ri) || access(p.exit_file, F_OK) == 0 ||
+      !runinfo_alive(&ri))
+    return sh_error(err, 409, "Container %s is not running", id);
+  return signal_pid(&ri, sig, err);
+}
+
+/* ---- remove ---- */
+
+/* conmon normally leaves once the container is gone; make sure. */
+static void reap_conmon(const struct ctr_paths *p, const char *id) {
+  for (int i = 0; i < 200; i++) {
+    pid_t pid = conmon_alive(p, id);
+    if (!pid)
+      return;
+    if (i == 199)
+      kill(pid, SIGKILL);
+    else
+      usleep(10000);
+  }
+}
+
+static void remove_cgroups(const executor *ex, const char *cg) {
+  if (ex->cgmode == EXEC_CGROUP_V2) {
+    cleanup_free char *d = xasprintf(CGROUP_ROOT "%s", cg);
+    rmdir(d);
+    return;
+  }
+  DIR *dir = opendir(CGROUP_ROOT);
+  if (!dir)
+    return;
+  struct dirent *de;
+  while ((de = readdir(dir))) {
+    if (de->d_name[0] == '.')
+      continue;
+    cleanup_free char *d = xasprintf(CGROUP_ROOT "/%s%s", de->d_name, cg);
+    rmdir(d);
+  }
+  closedir(dir);
+}
+
+int exec_remove(executor *ex, const char *id, bool force, sh_err *err) {
+  cleanup_paths struct ctr_paths p = {0};
+  cleanup_json json_t *meta = NULL;
+  if (exec_load_meta(ex, id, &p, &meta, err) < 0)
+    return -1;
+  struct exec_state st;
+  state_of(&p, meta, &st, err);
+  if (st.status == EXEC_STATUS_RUNNING) {
+    if (!force)
+      return sh_error(err, 409,
+                      "You cannot remove a running container %s. Stop the "
+                      "container before attempting removal or force remove",
+                      id);
+    if (exec_stop(ex, id, SIGKILL, 0, err) < 0)
+      return -1;
+  }
+  if (crun_delete(ex, &p, id, err) < 0)
+    return -1;
+  reap_conmon(&p, id);
+  /* Not mounted here (a daemon restarted in a new namespace) is fine: the
+   * old namespace's mount goes away with its last process. */
+  if (umount2(p.rootfs, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+    return sh_errno(err, errno, "unmount %s", p.rootfs);
+  remove_cgroups(ex, jx_str(meta, "Shoal.Cgroup", "/shoal/none"));
+  unlink(p.sock_link);
+  if (exec_rm_rf(p.run, err) < 0 || exec_rm_rf(p.dir, err) < 0)
+    return -1;
+  return 0;
+}
+
+/* ---- list, inspect, logs ---- */
+
+static int entry_cmp(const void *a, const void *b) {
+  const struct exec_entry *x = a, *y = b;
+  if (x->created_ns != y->created_ns)
+    return x->created_ns < y->created_ns ? -1 : 1;
+  return strcmp(x->id, y->id);
+}
+
+int exec_list(executor *ex, struct exec_entry **out, size_t *n, sh_err *err) {
+  cleanup_free char *path = xasprintf("%s/containers", ex->data_root);
+  DIR *d = opendir(path);
+  if (!d)
+    return sh_errno(err, errno, "open %s", path);
+  struct exec_entry *v = NULL;
+  size_t len = 0, cap = 0;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    if (!exec_valid_id(de->d_name))
+      continue;
+    cleanup_free char *mp = xasprintf("%s/%s/shoal.json", path, de->d_name);
+    cleanup_json json_t *meta = exec_read_json(mp);
+    if (!meta) /* being created or removed */
+      continue;
+    if (len == cap) {
+      cap = cap ? cap * 2 : 16;
+      v = xrealloc(v, cap * sizeof *v);
+    }
+    struct exec_entry *e = &v[len++];
+    memset(e, 0, sizeof *e);
+    snprintf(e->id, sizeof e->id, "%s", de->d_name);
+    e->name = xstrdup(jx_str(meta, "Shoal.Name", ""));
+    clock_parse_rfc3339(jx_str(meta, "Created", ""), &e->created_ns, NULL);
+  }
+  closedir(d);
+  if (len)
+    qsort(v, len, sizeof *v, entry_cmp);
+  *out = v;
+  *n = len;
+  return 0;
+}
+
+void exec_list_free(struct exec_entry *list, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    free(list[i].name);
+  free(list);
+}
+
+static json_t *time_json(int64_t ns) {
+  char buf[64];
+  if (!ns)
+    return json_string("0001-01-01T00:00:00Z");
+  return json_string(clock_format_rfc3339(ns, buf, sizeof buf));
+}
+
+int exec_inspect_json(executor *ex, const char *id, json_t **out, sh_err *err) {
+  cleanup_paths struct ctr_paths p = {0};
+  json_t *meta = NULL;
+  if (exec_load_meta(ex, id, &p, &meta, err) < 0)
+    return -1;
+  struct exec_state st;
+  state_of(&p, meta, &st, err);
+  json_object_del(meta, "Shoal");
+  json_object_set_new(meta, "State",
+                      json_pack("{s:s,s:b,s:b,s:b,s:b,s:b,s:i,s:i,s:s,s:o,s:o}",
+                                "Status", exec_status_string(st.status),
+                                "Running", st.status == EXEC_STATUS_RUNNING,
+                                "Paused", 0, "Restarting", 0, "OOMKilled",
+                                st.oom_killed, "Dead", 0, "Pid", (int)st.pid,
+                                "ExitCode", st.exit_code, "Error", st.error,
+                                "StartedAt", time_json(st.started_ns),
+                                "FinishedAt", time_json(st.finished_ns)));
+  *out = meta;
+  return 0;
+}
+
+struct logs_ctx {
+  const struct ctr_paths *p;
+  const char *id;
+};
+
+/* Started, and neither the process nor conmon (which writes the log and
+ * then the exit file) is left: nothing more will come. */
+static bool logs_gone(void *arg) {
+  struct logs_ctx *c = arg;
+  struct runinfo ri;
+  return load_runinfo(c->p, &ri) && !runinfo_alive(&ri) &&
+         !conmon_alive(c->p, c->id);
+}
+
+int exec_logs(executor *ex, const char *id, const struct exec_logs_opts *o,
+              sh_err *err) {
+  cleanup_paths struct ctr_paths p = {0};
+  cleanup_json json_t *meta = NULL;
+  if (exec_load_meta(ex, id, &p, &meta, err) < 0)
+    return -1;
+  struct logs_ctx c = {&p, id};
+  return exec_logs_file(p.log, p.exit_file, logs_gone, &c, o, err);
+}

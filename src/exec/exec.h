@@ -1,0 +1,189 @@
+/* Container executor: one container per task, run by crun under conmon.
+ *
+ * conmon holds the container's stdio, writes its log (k8s-file) and its
+ * exit code, and outlives the daemon, so containers survive a restart of
+ * shoald. Everything needed to find, inspect, stop and remove a container
+ * is on disk under the two roots the caller gives (a restarted daemon may
+ * live in a new mount namespace):
+ *   <data-root>/containers/<id>/   bundle (config.json), shoal.json (what
+ *                                  inspect shows), state.json, container.log,
+ *                                  hosts, hostname, resolv.conf, upper/,
+ *                                  work/, rootfs/ (overlay mount point)
+ *   <data-root>/volumes/<name>/_data
+ *   <exec-root>/crun/              crun --root
+ *   <exec-root>/sock/              conmon socket dir
+ *   <exec-root>/containers/<id>/   conmon.pid, pid, exit/<id>, persist/
+ * Containers get the cgroup /shoal/<id> (cgroupfs driver).
+ *
+ * Every function BLOCKS (it runs crun and conmon and waits for them): call
+ * them from worker threads, never from the event loop or libuv's pool.
+ * Calls for different containers may run concurrently. */
+#ifndef SHOAL_EXEC_EXEC_H
+#define SHOAL_EXEC_EXEC_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct sh_err;
+typedef struct executor executor;
+
+enum exec_cgroup_mode {
+  EXEC_CGROUP_V1,     /* v1 controllers only (lab hosts) */
+  EXEC_CGROUP_V2,     /* unified hierarchy only (Debian 12) */
+  EXEC_CGROUP_HYBRID, /* v1 plus a cgroup2 mount holding controllers: crun
+                         refuses it until exec_prepare_host_mounts ran */
+};
+
+/* For the daemon's main() BEFORE it starts any thread (unshare(CLONE_NEWNS)
+ * fails with EINVAL in a threaded process). On a hybrid host it moves the
+ * process into a mount namespace of its own (slave propagation: host mounts
+ * still show up, ours stay private) and unmounts /sys/fs/cgroup/unified
+ * there, which crun then accepts. Changes nothing on the host. Returns 1 if
+ * it did so, 0 if the host needed nothing. */
+int exec_prepare_host_mounts(struct sh_err *err);
+
+/* What the host has, as seen from this mount namespace. */
+enum exec_cgroup_mode exec_detect_cgroup_mode(void);
+
+/* Creates the directories under both roots, finds crun and conmon in PATH
+ * and detects the cgroup setup. Fails (500) on a hybrid host that was not
+ * prepared, with a message that says so. */
+int exec_open(const char *data_root, const char *exec_root, executor **out,
+              struct sh_err *err);
+void exec_close(executor *ex);
+enum exec_cgroup_mode exec_cgroup_mode(const executor *ex);
+
+enum exec_mount_type { EXEC_MOUNT_BIND, EXEC_MOUNT_VOLUME, EXEC_MOUNT_TMPFS };
+
+struct exec_mount {
+  enum exec_mount_type type;
+  /* bind: absolute host path (must exist); volume: name, NULL or "" for an
+   * anonymous volume (a random name); tmpfs: unused */
+  const char *source;
+  const char *target; /* absolute path in the container */
+  bool read_only;
+  int64_t tmpfs_size;  /* bytes; 0: the kernel's default */
+  unsigned tmpfs_mode; /* 0: 01777 */
+};
+
+/* ContainerSpec.Resources.Limits. 0 means no limit. */
+struct exec_resources {
+  int64_t nano_cpus;    /* -> cpu quota over a 100 ms period */
+  int64_t memory_bytes; /* -> memory limit (and swap 2x, as dockerd) */
+  int64_t pids_limit;   /* -> pids limit */
+};
+
+/* Everything a container is made of. Strings and vectors are borrowed;
+ * vectors are NULL-terminated. */
+struct exec_spec {
+  const char *id;            /* 64 lowercase hex */
+  const char *name;          /* "my-web.1.<task id>", without '/' */
+  const char *image;         /* reference as given: Config.Image */
+  const char *image_id;      /* "sha256:...": Image */
+  const char *const *layers; /* layer directories, lowest first */
+  /* The image config (OCI/Docker: the whole document, or its "config"
+   * object): Env, Cmd, Entrypoint, WorkingDir, User, StopSignal, Labels. */
+  const json_t *image_config;
+  /* ContainerSpec.Command -> entrypoint, .Args -> cmd. As Docker: an
+   * entrypoint given here also drops the image's Cmd. NULL: the image's. */
+  const char *const *entrypoint;
+  const char *const *cmd;
+  const char *const *env; /* "K=V": added to the image's, same keys win */
+  const char *user;    /* "uid[:gid]" or names from the rootfs; NULL: image's */
+  const char *workdir; /* NULL: image's, then "/" */
+  const char *hostname; /* NULL: the first 12 characters of id */
+  const json_t *labels; /* object of strings, merged over the image's */
+  const struct exec_mount *mounts;
+  size_t n_mounts;
+  bool read_only; /* read-only root filesystem */
+  struct exec_resources res;
+  const char *stop_signal; /* "SIGTERM", "TERM", "15"; NULL: image's */
+  /* Network namespace to join (e.g. /run/netns/x), NULL: a new private one
+   * with only loopback, up. */
+  const char *netns_path;
+  const char *const *extra_hosts; /* "name:ip" lines added to /etc/hosts */
+  const char *resolv_conf;        /* contents; NULL: the host's, minus loopback
+                                     name servers (Docker's rule) */
+};
+
+/* exec_create builds the rootfs (overlayfs over the layers), the OCI bundle
+ * and the container's files; nothing runs yet. 409 if the ID exists, 400
+ * for a spec Docker would refuse (no command, unknown user, bad mount). */
+int exec_create(executor *ex, const struct exec_spec *spec, struct sh_err *err);
+
+/* Starts conmon, which runs `crun create`, then `crun start`. Returns once
+ * the container's process runs; *pid (may be NULL) is its host PID. A
+ * running container: returns 1 and its pid. */
+int exec_start(executor *ex, const char *id, pid_t *pid, struct sh_err *err);
+
+enum exec_status {
+  EXEC_STATUS_CREATED,
+  EXEC_STATUS_RUNNING,
+  EXEC_STATUS_EXITED,
+};
+const char *exec_status_string(enum exec_status s); /* "created" ... */
+
+struct exec_state {
+  enum exec_status status;
+  pid_t pid; /* while running, else 0 */
+  int exit_code;
+  bool oom_killed;
+  int64_t created_ns, started_ns, finished_ns; /* wall clock; 0: never */
+  char error[256];
+};
+
+/* 404 "No such container: <id>" for an unknown id. */
+int exec_state(executor *ex, const char *id, struct exec_state *out,
+               struct sh_err *err);
+
+/* Sends `sig` (0: the container's stop signal: the spec's, else the
+ * image's, else SIGTERM), waits up to grace_ns (< 0: 10 s) for the exit,
+ * then SIGKILL and waits for the exit. Returns 1 if it was not running. */
+int exec_stop(executor *ex, const char *id, int sig, int64_t grace_ns,
+              struct sh_err *err);
+
+/* 409 "Container <id> is not running" unless running. */
+int exec_kill(executor *ex, const char *id, int sig, struct sh_err *err);
+
+/* crun delete, unmount, remove the container's directories (volumes stay).
+ * A running container needs force (then SIGKILL), else 409. */
+int exec_remove(executor *ex, const char *id, bool force, struct sh_err *err);
+
+struct exec_entry {
+  char id[65];
+  char *name;
+  int64_t created_ns;
+};
+/* Every container on disk, oldest first: what a restarted daemon adopts. */
+int exec_list(executor *ex, struct exec_entry **out, size_t *n,
+              struct sh_err *err);
+void exec_list_free(struct exec_entry *list, size_t n);
+
+struct exec_logs_opts {
+  bool want_stdout, want_stderr;
+  bool timestamps;            /* prefix each message with its RFC 3339 time */
+  bool follow;                /* after the end, wait for more until the exit */
+  int64_t since_ns, until_ns; /* wall clock; 0: unbounded */
+  long tail;                  /* < 0: all */
+  /* Receives Docker's multiplexed frames (8-byte header: stream 1 or 2,
+   * three zeros, big-endian length; then the message). < 0 stops. */
+  int (*write)(void *arg, const void *buf, size_t len);
+  /* Optional, polled while following: true ends the stream. */
+  bool (*cancelled)(void *arg);
+  void *arg;
+};
+/* Streams the container's log as Docker's logs endpoint does (no TTY). */
+int exec_logs(executor *ex, const char *id, const struct exec_logs_opts *o,
+              struct sh_err *err);
+
+/* The Engine API's ContainerInspect fields this executor knows. */
+int exec_inspect_json(executor *ex, const char *id, json_t **out,
+                      struct sh_err *err);
+
+/* "SIGTERM", "TERM", "term", "15" -> 15; -1 if not a signal. */
+int exec_parse_signal(const char *s);
+
+#endif

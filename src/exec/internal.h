@@ -1,0 +1,165 @@
+/* Private to src/exec: shared state, paths, and the pure pieces (OCI
+ * config, resources, users, log parsing) that the unit tests reach. */
+#ifndef SHOAL_EXEC_INTERNAL_H
+#define SHOAL_EXEC_INTERNAL_H
+
+#include "exec/exec.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct sh_err;
+
+struct executor {
+  char *data_root, *exec_root;
+  char *crun, *conmon; /* absolute paths of the binaries */
+  char *crun_root, *sock_dir;
+  enum exec_cgroup_mode cgmode;
+  bool swap_limit; /* the kernel accounts swap: set memory+swap too */
+};
+
+/* Every path of one container (see exec.h). */
+struct ctr_paths {
+  char *dir, *rootfs, *upper, *work, *lower_empty, *config, *meta, *state, *log,
+      *hosts, *hostname, *resolv;
+  char *run, *conmon_pid, *pidfile, *exit_dir, *exit_file, *persist,
+      *conmon_log, *sock_link, *crun_state;
+};
+void exec_paths_init(const executor *ex, const char *id, struct ctr_paths *p);
+void exec_paths_free(struct ctr_paths *p);
+static inline void ctr_paths_freep(struct ctr_paths *p) {
+  exec_paths_free(p);
+}
+#define cleanup_paths __attribute__((cleanup(ctr_paths_freep)))
+
+bool exec_valid_id(const char *id);
+int exec_write_json(const char *path, const json_t *j, struct sh_err *err);
+json_t *exec_read_json(const char *path);
+/* Loads shoal.json; 404 "No such container: <id>" if unknown. */
+int exec_load_meta(const executor *ex, const char *id, struct ctr_paths *p,
+                   json_t **meta, struct sh_err *err);
+
+/* ---- spec.c: from image config + spec to what runs (pure) ---- */
+
+/* The process as Docker composes it from image config and spec. */
+struct exec_process {
+  json_t *entrypoint, *cmd; /* arrays or json null, as Config shows them */
+  json_t *args;             /* entrypoint + cmd: what runs */
+  json_t *env;              /* Config.Env: image env, spec env wins */
+  json_t *labels;           /* image labels, spec labels win */
+  char *workdir, *user;     /* user "" means root */
+  char *stop_signal;        /* as given (Config.StopSignal), NULL if none */
+  int stop_signo;           /* resolved, SIGTERM by default */
+};
+int exec_compose(const struct exec_spec *s, struct exec_process *out,
+                 struct sh_err *err);
+void exec_process_free(struct exec_process *p);
+
+struct exec_user {
+  uid_t uid;
+  gid_t gid;
+  gid_t groups[64]; /* supplementary groups from /etc/group */
+  size_t n_groups;
+  char home[256];
+};
+/* Resolves "uid[:gid]" / "name[:group]" against etc/passwd and etc/group
+ * of the root filesystem opened as rootfd (lookups never leave it). */
+int exec_resolve_user(int rootfd, const char *user, struct exec_user *out,
+                      struct sh_err *err);
+
+/* Validates limits as dockerd does and maps them to OCI linux.resources
+ * (crun writes cpu.max / memory.max / pids.max on cgroup v2, the
+ * cfs/limit_in_bytes/pids.max files on v1). *out is a new object. */
+int exec_oci_resources(const struct exec_resources *r, bool swap_limit,
+                       json_t **out, struct sh_err *err);
+
+/* Where limits land in the cgroup filesystem, relative to the cgroup
+ * mount (v1: "<controller>/<cgroup path>/<file>", v2: "<cgroup>/<file>"). */
+struct exec_cgroup_file {
+  char path[160];
+  char value[64];
+};
+size_t exec_cgroup_files(enum exec_cgroup_mode mode, const char *cgroup,
+                         const struct exec_resources *r, bool swap_limit,
+                         struct exec_cgroup_file *out, size_t max);
+
+struct exec_oci_mount {
+  bool tmpfs; /* else bind */
+  const char *source, *target;
+  bool read_only;
+  int64_t size;
+  unsigned mode;
+};
+struct exec_oci_input {
+  const char *rootfs;
+  bool read_only;
+  const json_t *args, *env; /* env: the full process environment */
+  const char *cwd;
+  const struct exec_user *user;
+  const char *hostname;
+  const struct exec_oci_mount *mounts;
+  size_t n_mounts;
+  const char *hosts_path, *hostname_path, *resolv_path;
+  const json_t *resources;
+  const char *netns_path;
+  const char *cgroups_path;
+  enum exec_cgroup_mode cgmode;
+};
+/* The OCI runtime config, Docker's defaults included (14 capabilities,
+ * masked and read-only paths, /dev /proc /sys mounts, device rules). */
+json_t *exec_oci_config(const struct exec_oci_input *in);
+
+/* ---- logs.c: conmon's k8s-file log to Docker's stream ---- */
+
+struct k8s_line {
+  int64_t ts;   /* wall ns */
+  int stream;   /* 1 stdout, 2 stderr */
+  bool partial; /* "P": the message continues on the next line */
+  const char *msg;
+  size_t len;
+};
+/* Parses "TIME stdout|stderr F|P message" (no trailing newline). */
+int exec_k8s_parse_line(const char *line, size_t len, struct k8s_line *out);
+void exec_frame_header(unsigned char hdr[8], int stream, uint32_t len);
+/* Streams a log file. Following stops once exit_file exists, or gone()
+ * (optional) says nobody will write any more, and the log is read to its
+ * end; or on cancel / a write error. */
+int exec_logs_file(const char *log_path, const char *exit_file,
+                   bool (*gone)(void *), void *gone_arg,
+                   const struct exec_logs_opts *o, struct sh_err *err);
+
+/* ---- proc.c: processes and files ---- */
+
+struct proc_opts {
+  const char *const *argv;
+  const char *const *envp; /* NULL: a minimal PATH */
+  int fd_out, fd_err;      /* -1: /dev/null (stdin is always /dev/null) */
+  int fd3;                 /* -1: none; else becomes fd 3 in the child */
+  const char *cwd;         /* NULL: inherit */
+};
+/* posix_spawn with default signal dispositions, an empty signal mask and
+ * every other descriptor closed. */
+int exec_proc_spawn(const struct proc_opts *o, pid_t *pid, struct sh_err *err);
+/* waitpid that survives EINTR; returns the raw status or -1. */
+int exec_proc_wait(pid_t pid);
+/* Runs argv to completion; *output gets stdout+stderr (trimmed). Returns
+ * the exit status (>= 0) or < 0 if it could not run. */
+int exec_proc_run(const char *const *argv, char **output, struct sh_err *err);
+/* /proc/<pid>/stat start time (clock ticks since boot); 0 if gone or a
+ * zombie. */
+uint64_t exec_proc_starttime(pid_t pid);
+/* rm -rf that never crosses into another mount. ENOENT is success. */
+int exec_rm_rf(const char *path, struct sh_err *err);
+
+/* ---- mount.c ---- */
+int exec_overlay_mount(const char *const *layers, const char *lower_empty,
+                       const char *upper, const char *work, const char *target,
+                       struct sh_err *err);
+bool exec_overlay_mounted(const char *target);
+/* Mount option strings longer than this go through /proc/self/fd paths:
+ * the kernel (6.1) takes one page of options. Tests lower it. */
+extern size_t exec_overlay_opt_max;
+
+#endif

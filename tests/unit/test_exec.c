@@ -1,0 +1,1308 @@
+/* Executor tests. The pure parts (OCI config, resources, users, log
+ * parsing) run anywhere; the rest runs real containers with crun and
+ * conmon from a busybox-static layer, as root. */
+#include "test.h"
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/id.h"
+#include "core/jsonx.h"
+#include "core/util.h"
+#include "exec/exec.h"
+#include "exec/internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+/* ---- helpers ---- */
+
+static int write_str(const char *path, const char *s) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return -1;
+  ssize_t n = write(fd, s, strlen(s));
+  close(fd);
+  return n == (ssize_t)strlen(s) ? 0 : -1;
+}
+
+static char *slurp(const char *path) {
+  char *s = NULL;
+  size_t len;
+  if (read_file(path, &s, &len, NULL) < 0)
+    return NULL;
+  return s;
+}
+
+static bool json_array_has(const json_t *a, const char *s) {
+  size_t i;
+  json_t *v;
+  json_array_foreach(a, i,
+                     v) if (json_is_string(v) &&
+                            strcmp(json_string_value(v), s) == 0) return true;
+  return false;
+}
+
+/* Demultiplexes Docker's log frames into stdout and stderr text. */
+struct frames {
+  sh_buf raw, out, err;
+  int nframes;
+  bool bad;
+};
+
+static int collect(void *arg, const void *buf, size_t len) {
+  struct frames *f = arg;
+  const unsigned char *b = buf;
+  if (len < 8 || (b[0] != 1 && b[0] != 2) || b[1] || b[2] || b[3]) {
+    f->bad = true;
+    return 0;
+  }
+  uint32_t n =
+      (uint32_t)b[4] << 24 | (uint32_t)b[5] << 16 | (uint32_t)b[6] << 8 | b[7];
+  if (n != len - 8)
+    f->bad = true;
+  buf_append(&f->raw, buf, len);
+  buf_append(b[0] == 1 ? &f->out : &f->err, b + 8, len - 8);
+  f->nframes++;
+  return 0;
+}
+
+static void frames_free(struct frames *f) {
+  buf_free(&f->raw);
+  buf_free(&f->out);
+  buf_free(&f->err);
+}
+
+static const char *str0(const sh_buf *b) {
+  return b->data ? b->data : "";
+}
+
+/* ---- pure: signals, composition, OCI config, resources ---- */
+
+TEST(exec_parse_signal_names) {
+  CHECK_INT_EQ(exec_parse_signal("SIGTERM"), SIGTERM);
+  CHECK_INT_EQ(exec_parse_signal("term"), SIGTERM);
+  CHECK_INT_EQ(exec_parse_signal("9"), SIGKILL);
+  CHECK_INT_EQ(exec_parse_signal("SIGQUIT"), SIGQUIT);
+  CHECK_INT_EQ(exec_parse_signal("RTMIN+3"), SIGRTMIN + 3);
+  CHECK_INT_EQ(exec_parse_signal("NOPE"), -1);
+  CHECK_INT_EQ(exec_parse_signal("0"), -1);
+  CHECK_INT_EQ(exec_parse_signal("99"), -1);
+}
+
+TEST(exec_compose_follows_docker_rules) {
+  cleanup_json json_t *ic = json_loads(
+      "{\"architecture\":\"amd64\",\"config\":{\"Env\":[\"PATH=/bin\","
+      "\"A=1\"],\"Entrypoint\":[\"/entry\"],\"Cmd\":[\"serve\"],"
+      "\"WorkingDir\":\"/srv\",\"User\":\"www\",\"StopSignal\":\"SIGQUIT\","
+      "\"Labels\":{\"a\":\"img\",\"b\":\"img\"}}}",
+      0, NULL);
+  CHECK(ic);
+  cleanup_json json_t *labels = json_pack("{s:s}", "b", "spec");
+  const char *env[] = {"A=2", "B=3", NULL};
+  const char *cmd[] = {"run", "fast", NULL};
+  struct exec_spec s = {
+      .image_config = ic, .env = env, .cmd = cmd, .labels = labels};
+  struct exec_process p;
+  sh_err err = {0};
+  CHECK_INT_EQ(exec_compose(&s, &p, &err), 0);
+  /* Args replace Cmd, the image's entrypoint stays. */
+  CHECK_INT_EQ(json_array_size(p.args), 3);
+  CHECK_STR_EQ(json_string_value(json_array_get(p.args, 0)), "/entry");
+  CHECK_STR_EQ(json_string_value(json_array_get(p.args, 2)), "fast");
+  CHECK_INT_EQ(json_array_size(p.env), 3);
+  CHECK(json_array_has(p.env, "A=2") && json_array_has(p.env, "B=3"));
+  CHECK(!json_array_has(p.env, "A=1"));
+  CHECK_STR_EQ(p.workdir, "/srv");
+  CHECK_STR_EQ(p.user, "www");
+  CHECK_INT_EQ(p.stop_signo, SIGQUIT);
+  CHECK_STR_EQ(jx_str(p.labels, "a", ""), "img");
+  CHECK_STR_EQ(jx_str(p.labels, "b", ""), "spec");
+  exec_process_free(&p);
+
+  /* An entrypoint from the spec drops the image's Cmd. */
+  const char *ent[] = {"/bin/sh", NULL};
+  struct exec_spec s2 = {.image_config = ic,
+                         .entrypoint = ent,
+                         .stop_signal = "KILL",
+                         .workdir = "/w"};
+  CHECK_INT_EQ(exec_compose(&s2, &p, &err), 0);
+  CHECK_INT_EQ(json_array_size(p.args), 1);
+  CHECK(json_is_null(p.cmd));
+  CHECK_INT_EQ(p.stop_signo, SIGKILL);
+  CHECK_STR_EQ(p.workdir, "/w");
+  exec_process_free(&p);
+
+  struct exec_spec s3 = {.image_config = NULL};
+  CHECK(exec_compose(&s3, &p, &err) < 0);
+  CHECK_INT_EQ(err.status, 400);
+  CHECK_STR_EQ(err.msg, "No command specified");
+  struct exec_spec s4 = {.cmd = cmd, .workdir = "rel"};
+  CHECK(exec_compose(&s4, &p, &err) < 0 && err.status == 400);
+  struct exec_spec s5 = {.cmd = cmd, .stop_signal = "SIGNOPE"};
+  CHECK(exec_compose(&s5, &p, &err) < 0);
+  CHECK_STR_EQ(err.msg, "Invalid signal: SIGNOPE");
+}
+
+TEST(exec_resources_map_to_oci_and_cgroups) {
+  struct exec_resources r = {
+      .nano_cpus = 500000000, .memory_bytes = 64 << 20, .pids_limit = 100};
+  cleanup_json json_t *res = NULL;
+  sh_err err = {0};
+  CHECK_INT_EQ(exec_oci_resources(&r, true, &res, &err), 0);
+  CHECK_INT_EQ(jx_int(res, "cpu.quota", 0), 50000);
+  CHECK_INT_EQ(jx_int(res, "cpu.period", 0), 100000);
+  CHECK_INT_EQ(jx_int(res, "memory.limit", 0), 64 << 20);
+  CHECK_INT_EQ(jx_int(res, "memory.swap", 0), 128 << 20);
+  CHECK_INT_EQ(jx_int(res, "pids.limit", 0), 100);
+  json_t *dev0 = json_array_get(json_object_get(res, "devices"), 0);
+  CHECK(json_is_false(json_object_get(dev0, "allow")));
+
+  /* cgroup v2 (Debian 12 hosts): the unified files crun writes. */
+  struct exec_cgroup_file f[8];
+  size_t n = exec_cgroup_files(EXEC_CGROUP_V2, "/shoal/abc", &r, true, f, 8);
+  CHECK_INT_EQ(n, 4);
+  CHECK_STR_EQ(f[0].path, "shoal/abc/cpu.max");
+  CHECK_STR_EQ(f[0].value, "50000 100000");
+  CHECK_STR_EQ(f[1].path, "shoal/abc/memory.max");
+  CHECK_STR_EQ(f[1].value, "67108864");
+  CHECK_STR_EQ(f[2].path, "shoal/abc/memory.swap.max");
+  CHECK_STR_EQ(f[2].value, "67108864");
+  CHECK_STR_EQ(f[3].path, "shoal/abc/pids.max");
+  CHECK_STR_EQ(f[3].value, "100");
+  /* cgroup v1 (lab hosts, this machine). */
+  n = exec_cgroup_files(EXEC_CGROUP_V1, "/shoal/abc", &r, false, f, 8);
+  CHECK_INT_EQ(n, 4);
+  CHECK_STR_EQ(f[0].path, "cpu/shoal/abc/cpu.cfs_quota_us");
+  CHECK_STR_EQ(f[1].path, "cpu/shoal/abc/cpu.cfs_period_us");
+  CHECK_STR_EQ(f[2].path, "memory/shoal/abc/memory.limit_in_bytes");
+  CHECK_STR_EQ(f[3].path, "pids/shoal/abc/pids.max");
+
+  struct exec_resources none = {0};
+  json_decref(res);
+  res = NULL;
+  CHECK_INT_EQ(exec_oci_resources(&none, true, &res, &err), 0);
+  CHECK(!json_object_get(res, "cpu") && !json_object_get(res, "memory"));
+  CHECK_INT_EQ(exec_cgroup_files(EXEC_CGROUP_V2, "x", &none, true, f, 8), 0);
+
+  json_t *bad = NULL;
+  struct exec_resources tiny = {.memory_bytes = 1 << 20};
+  CHECK(exec_oci_resources(&tiny, true, &bad, &err) < 0);
+  CHECK_STR_EQ(err.msg, "Minimum memory limit allowed is 6MB");
+  struct exec_resources cpu = {.nano_cpus = 1000};
+  CHECK(exec_oci_resources(&cpu, true, &bad, &err) < 0 && err.status == 400);
+}
+
+TEST(exec_oci_config_has_docker_defaults) {
+  json_t *args = json_pack("[s]", "sh");
+  json_t *env = json_pack("[s]", "PATH=/bin");
+  json_t *res = json_object();
+  struct exec_user root = {0};
+  struct exec_oci_mount mounts[] = {
+      {.tmpfs = false, .source = "/host/a", .target = "/data/deep/x"},
+      {.tmpfs = true, .target = "/data", .size = 1 << 20, .read_only = true},
+      {.tmpfs = true, .target = "/dev/shm"},
+  };
+  struct exec_oci_input in = {
+      .rootfs = "/r",
+      .read_only = true,
+      .args = args,
+      .env = env,
+      .cwd = "/",
+      .user = &root,
+      .hostname = "h",
+      .mounts = mounts,
+      .n_mounts = 3,
+      .hosts_path = "/c/hosts",
+      .hostname_path = "/c/hostname",
+      .resolv_path = "/c/resolv.conf",
+      .resources = res,
+      .netns_path = "/run/netns/x",
+      .cgroups_path = "/shoal/abc",
+      .cgmode = EXEC_CGROUP_V1,
+  };
+  cleanup_json json_t *c = exec_oci_config(&in);
+  json_decref(args);
+  json_decref(env);
+  json_decref(res);
+  json_t *caps = jx_get(c, "process.capabilities");
+  CHECK_INT_EQ(json_array_size(json_object_get(caps, "bounding")), 14);
+  CHECK_INT_EQ(json_array_size(json_object_get(caps, "effective")), 14);
+  CHECK(json_array_has(json_object_get(caps, "bounding"), "CAP_CHOWN"));
+  CHECK(json_array_has(json_object_get(caps, "bounding"), "CAP_AUDIT_WRITE"));
+  CHECK(!json_array_has(json_object_get(caps, "bounding"), "CAP_SYS_ADMIN"));
+  CHECK(jx_bool(c, "root.readonly", false));
+  CHECK_STR_EQ(jx_str(c, "linux.cgroupsPath", ""), "/shoal/abc");
+  json_t *masked = jx_get(c, "linux.maskedPaths");
+  CHECK(json_array_has(masked, "/proc/kcore"));
+  CHECK(json_array_has(masked, "/sys/firmware"));
+  CHECK(json_array_has(jx_get(c, "linux.readonlyPaths"), "/proc/sys"));
+  /* The given network namespace is joined; no cgroup namespace on v1. */
+  json_t *ns = jx_get(c, "linux.namespaces");
+  bool netns = false, cgns = false;
+  size_t i;
+  json_t *n;
+  json_array_foreach(ns, i, n) {
+    if (strcmp(jx_str(n, "type", ""), "network") == 0)
+      netns = strcmp(jx_str(n, "path", ""), "/run/netns/x") == 0;
+    cgns = cgns || strcmp(jx_str(n, "type", ""), "cgroup") == 0;
+  }
+  CHECK(netns && !cgns);
+  /* Mounts: defaults, /etc files read-only (ro rootfs), a user tmpfs
+   * replaces /dev/shm, parents before children. */
+  json_t *m = json_object_get(c, "mounts");
+  int idx_data = -1, idx_deep = -1, n_shm = 0;
+  bool proc = false, pts = false, hosts_ro = false;
+  json_array_foreach(m, i, n) {
+    const char *d = jx_str(n, "destination", "");
+    if (!strcmp(d, "/data"))
+      idx_data = (int)i;
+    if (!strcmp(d, "/data/deep/x"))
+      idx_deep = (int)i;
+    if (!strcmp(d, "/dev/shm"))
+      n_shm++;
+    proc = proc || !strcmp(d, "/proc");
+    pts = pts || !strcmp(d, "/dev/pts");
+    if (!strcmp(d, "/etc/hosts"))
+      hosts_ro = json_array_has(json_object_get(n, "options"), "ro") &&
+                 !strcmp(jx_str(n, "source", ""), "/c/hosts");
+  }
+  CHECK(proc && pts && hosts_ro);
+  CHECK_INT_EQ(n_shm, 1);
+  CHECK(idx_data >= 0 && idx_deep > idx_data);
+  json_t *tm = json_array_get(m, (size_t)idx_data);
+  CHECK(json_array_has(json_object_get(tm, "options"), "size=1048576"));
+  CHECK(json_array_has(json_object_get(tm, "options"), "ro"));
+
+  /* A non-root user keeps only the bounding set (dockerd). */
+  struct exec_user app = {.uid = 1000, .gid = 1000};
+  in.user = &app;
+  in.cgmode = EXEC_CGROUP_V2;
+  in.netns_path = NULL;
+  args = json_pack("[s]", "sh");
+  env = json_array();
+  in.args = args;
+  in.env = env;
+  in.resources = NULL;
+  cleanup_json json_t *c2 = exec_oci_config(&in);
+  json_decref(args);
+  json_decref(env);
+  CHECK(!jx_get(c2, "process.capabilities.effective"));
+  CHECK_INT_EQ(jx_int(c2, "process.user.uid", -1), 1000);
+  cgns = false;
+  json_array_foreach(jx_get(c2, "linux.namespaces"), i, n) {
+    cgns = cgns || strcmp(jx_str(n, "type", ""), "cgroup") == 0;
+    if (strcmp(jx_str(n, "type", ""), "network") == 0)
+      CHECK(!json_object_get(n, "path"));
+  }
+  CHECK(cgns);
+}
+
+TEST(exec_user_resolution_reads_rootfs) {
+  char dir[] = "/tmp/shoal-user-XXXXXX";
+  CHECK(mkdtemp(dir));
+  char p[128];
+  snprintf(p, sizeof p, "%s/etc", dir);
+  mkdir(p, 0755);
+  snprintf(p, sizeof p, "%s/etc/passwd", dir);
+  write_str(p, "root:x:0:0:root:/root:/bin/sh\n"
+               "app:x:1234:1235::/home/app:/bin/sh\n");
+  snprintf(p, sizeof p, "%s/etc/group", dir);
+  write_str(p, "root:x:0:\napp:x:1235:\nextra:x:2000:app,bob\nother:x:3000:\n");
+  int fd = open(dir, O_PATH | O_DIRECTORY);
+  struct exec_user u;
+  sh_err err = {0};
+  int ok = 1;
+  if (exec_resolve_user(fd, "app", &u, &err) < 0 || u.uid != 1234 ||
+      u.gid != 1235 || strcmp(u.home, "/home/app") || u.n_groups != 1 ||
+      u.groups[0] != 2000)
+    ok = 0;
+  if (exec_resolve_user(fd, "1234:other", &u, &err) < 0 || u.uid != 1234 ||
+      u.gid != 3000)
+    ok = 0;
+  if (exec_resolve_user(fd, "4242", &u, &err) < 0 || u.uid != 4242 ||
+      u.gid != 0 || strcmp(u.home, "/"))
+    ok = 0;
+  if (exec_resolve_user(fd, "", &u, &err) < 0 || u.uid != 0 ||
+      strcmp(u.home, "/root"))
+    ok = 0;
+  int missing = exec_resolve_user(fd, "nobody", &u, &err);
+  int badgroup = exec_resolve_user(fd, "app:nogroup", &u, &err);
+  close(fd);
+  exec_rm_rf(dir, NULL);
+  CHECK(ok);
+  CHECK(missing < 0 && badgroup < 0);
+  CHECK_STR_EQ(err.msg,
+               "unable to find group nogroup: no matching entries in group "
+               "file");
+}
+
+/* ---- pure: logs ---- */
+
+TEST(exec_k8s_line_parse) {
+  struct k8s_line l;
+  const char *a = "2026-11-26T05:58:46.892421294+00:00 stdout F hello world";
+  CHECK_INT_EQ(exec_k8s_parse_line(a, strlen(a), &l), 0);
+  CHECK_INT_EQ(l.stream, 1);
+  CHECK(!l.partial);
+  CHECK_INT_EQ(l.len, 11);
+  CHECK(memcmp(l.msg, "hello world", 11) == 0);
+  int64_t want;
+  clock_parse_rfc3339("2026-11-26T05:58:46.892421294Z", &want, NULL);
+  CHECK_INT_EQ(l.ts, want);
+  const char *b = "2026-11-26T07:58:46.5+02:00 stderr P ";
+  CHECK_INT_EQ(exec_k8s_parse_line(b, strlen(b), &l), 0);
+  CHECK(l.partial && l.stream == 2 && l.len == 0);
+  clock_parse_rfc3339("2026-11-26T05:58:46.5Z", &want, NULL);
+  CHECK_INT_EQ(l.ts, want);
+  const char *c = "garbage stdout F x";
+  CHECK(exec_k8s_parse_line(c, strlen(c), &l) < 0);
+  const char *d = "2026-11-26T05:58:46Z stdin F x";
+  CHECK(exec_k8s_parse_line(d, strlen(d), &l) < 0);
+}
+
+TEST(exec_logs_file_frames_partials_tail_since) {
+  char path[] = "/tmp/shoal-log-XXXXXX";
+  int fd = mkstemp(path);
+  CHECK(fd >= 0);
+  const char *log = "2026-01-01T00:00:01.000000000+00:00 stdout F one\n"
+                    "2026-01-01T00:00:02.000000000+00:00 stderr P par\n"
+                    "2026-01-01T00:00:02.500000000+00:00 stdout F two\n"
+                    "2026-01-01T00:00:03.000000000+00:00 stderr F tial\n"
+                    "2026-01-01T00:00:04.000000000+00:00 stdout F \n"
+                    "2026-01-01T00:00:05.000000000+00:00 stdout F three\n"
+                    "2026-01-01T00:00:06.000000000+00:00 stdout P unterminated";
+  CHECK(write(fd, log, strlen(log)) == (ssize_t)strlen(log));
+  close(fd);
+
+  struct frames f = {0};
+  struct exec_logs_opts o = {.want_stdout = true,
+                             .want_stderr = true,
+                             .tail = -1,
+                             .write = collect,
+                             .arg = &f};
+  sh_err err = {0};
+  int rc = exec_logs_file(path, NULL, NULL, NULL, &o, &err);
+  int nframes = f.nframes;
+  bool bad = f.bad;
+  char *out = xstrdup(str0(&f.out)), *errs = xstrdup(str0(&f.err));
+  frames_free(&f);
+  /* The last line has no newline: a writer is mid-line, it waits. */
+  CHECK_INT_EQ(rc, 0);
+  CHECK(!bad);
+  CHECK_INT_EQ(nframes, 5);
+  CHECK_STR_EQ(out, "one\ntwo\n\nthree\n");
+  CHECK_STR_EQ(errs, "partial\n");
+  free(out);
+  free(errs);
+
+  /* tail 2 (complete messages), stdout only, with timestamps. */
+  struct frames g = {0};
+  o = (struct exec_logs_opts){.want_stdout = true,
+                              .tail = 2,
+                              .timestamps = true,
+                              .write = collect,
+                              .arg = &g};
+  rc = exec_logs_file(path, NULL, NULL, NULL, &o, &err);
+  out = xstrdup(str0(&g.out));
+  nframes = g.nframes;
+  frames_free(&g);
+  CHECK_INT_EQ(rc, 0);
+  CHECK_INT_EQ(nframes, 2);
+  CHECK_STR_EQ(out, "2026-01-01T00:00:04.000000000Z \n"
+                    "2026-01-01T00:00:05.000000000Z three\n");
+  free(out);
+
+  /* since / until, by the first piece's time for joined partials. */
+  struct frames h = {0};
+  o = (struct exec_logs_opts){.want_stdout = true,
+                              .want_stderr = true,
+                              .tail = -1,
+                              .write = collect,
+                              .arg = &h};
+  clock_parse_rfc3339("2026-01-01T00:00:02Z", &o.since_ns, NULL);
+  clock_parse_rfc3339("2026-01-01T00:00:03.5Z", &o.until_ns, NULL);
+  rc = exec_logs_file(path, NULL, NULL, NULL, &o, &err);
+  out = xstrdup(str0(&h.out));
+  errs = xstrdup(str0(&h.err));
+  frames_free(&h);
+  CHECK_STR_EQ(out, "two\n");
+  CHECK_STR_EQ(errs, "partial\n");
+  free(out);
+  free(errs);
+
+  /* Following ends when the exit file exists; the dangling partial line is
+   * flushed then (tail 0 drops only complete messages). */
+  char exitf[64];
+  snprintf(exitf, sizeof exitf, "%s.exit", path);
+  write_str(exitf, "0");
+  struct frames k = {0};
+  o = (struct exec_logs_opts){.want_stdout = true,
+                              .tail = 0,
+                              .follow = true,
+                              .write = collect,
+                              .arg = &k};
+  fd = open(path, O_WRONLY | O_APPEND);
+  CHECK(write(fd, "\n", 1) == 1);
+  close(fd);
+  rc = exec_logs_file(path, exitf, NULL, NULL, &o, &err);
+  out = xstrdup(str0(&k.out));
+  frames_free(&k);
+  unlink(path);
+  unlink(exitf);
+  CHECK_INT_EQ(rc, 0);
+  CHECK_STR_EQ(out, "unterminated");
+  free(out);
+
+  unsigned char hdr[8];
+  exec_frame_header(hdr, 2, 0x01020304);
+  CHECK(hdr[0] == 2 && hdr[1] == 0 && hdr[3] == 0 && hdr[4] == 1 &&
+        hdr[7] == 4);
+}
+
+/* ---- real containers ---- */
+
+static const char *const applets[] = {
+    "sh",    "sleep", "echo", "id",   "pwd",   "hostname", "cat",
+    "touch", "ls",    "dd",   "true", "false", "test",     "mount",
+    "grep",  "env",   "head", "ip",   NULL};
+
+struct fx {
+  char root[64];
+  char data[96], run[96], layer[96], layer2[96];
+  const char *layers[3];
+  executor *ex;
+};
+
+static void fx_done(struct fx *f) {
+  if (f->ex) {
+    struct exec_entry *v = NULL;
+    size_t n = 0;
+    if (exec_list(f->ex, &v, &n, NULL) == 0) {
+      for (size_t i = 0; i < n; i++)
+        exec_remove(f->ex, v[i].id, true, NULL);
+      exec_list_free(v, n);
+    }
+    exec_close(f->ex);
+  }
+  if (f->root[0])
+    exec_rm_rf(f->root, NULL);
+}
+#define cleanup_fx __attribute__((cleanup(fx_done)))
+
+static int copy_file(const char *from, const char *to, mode_t mode) {
+  int in = open(from, O_RDONLY | O_CLOEXEC);
+  int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  char buf[65536];
+  ssize_t n;
+  int rc = in >= 0 && out >= 0 ? 0 : -1;
+  while (rc == 0 && (n = read(in, buf, sizeof buf)) > 0)
+    if (write(out, buf, (size_t)n) != n)
+      rc = -1;
+  if (in >= 0)
+    close(in);
+  if (out >= 0)
+    close(out);
+  return rc;
+}
+
+/* Fills f: roots in a fresh temp dir, and a busybox layer (bin/busybox,
+ * applet links, etc/passwd with an "app" user), plus a second layer that
+ * shadows a file of the first. Returns a message on failure. */
+static const char *fx_setup(struct fx *f) {
+  memset(f, 0, sizeof *f);
+  if (geteuid() != 0)
+    return "container tests need root";
+  sh_err err = {0};
+  /* This test process is single-threaded: unshare works here. */
+  if (exec_prepare_host_mounts(&err) < 0)
+    return "exec_prepare_host_mounts failed";
+  snprintf(f->root, sizeof f->root, "/tmp/shoal-exec-XXXXXX");
+  if (!mkdtemp(f->root))
+    return "mkdtemp";
+  snprintf(f->data, sizeof f->data, "%s/data", f->root);
+  snprintf(f->run, sizeof f->run, "%s/run", f->root);
+  snprintf(f->layer, sizeof f->layer, "%s/layers/busybox", f->root);
+  snprintf(f->layer2, sizeof f->layer2, "%s/layers/top", f->root);
+  char p[256];
+  snprintf(p, sizeof p, "%s/bin", f->layer);
+  if (mkdir_p(p, 0755, NULL) < 0)
+    return "mkdir layer";
+  snprintf(p, sizeof p, "%s/bin/busybox", f->layer);
+  if (copy_file("/bin/busybox", p, 0755) < 0)
+    return "copy /bin/busybox (install busybox-static)";
+  for (size_t i = 0; applets[i]; i++) {
+    snprintf(p, sizeof p, "%s/bin/%s", f->layer, applets[i]);
+    if (symlink("busybox", p) < 0)
+      return "symlink";
+  }
+  snprintf(p, sizeof p, "%s/etc", f->layer);
+  mkdir(p, 0755);
+  snprintf(p, sizeof p, "%s/etc/passwd", f->layer);
+  write_str(p, "root:x:0:0:root:/root:/bin/sh\n"
+               "app:x:1234:1234::/home/app:/bin/sh\n");
+  snprintf(p, sizeof p, "%s/etc/group", f->layer);
+  write_str(p, "root:x:0:\napp:x:1234:\n");
+  snprintf(p, sizeof p, "%s/etc/motd", f->layer);
+  write_str(p, "lower\n");
+  snprintf(p, sizeof p, "%s/etc", f->layer2);
+  mkdir_p(p, 0755, NULL);
+  snprintf(p, sizeof p, "%s/etc/motd", f->layer2);
+  write_str(p, "upper\n");
+  f->layers[0] = f->layer;
+  f->layers[1] = f->layer2;
+  if (exec_open(f->data, f->run, &f->ex, &err) < 0)
+    return "exec_open failed";
+  return NULL;
+}
+
+#define FX(f)                                                                  \
+  cleanup_fx struct fx f;                                                      \
+  do {                                                                         \
+    const char *why_ = fx_setup(&f);                                           \
+    if (why_)                                                                  \
+      FAIL_("setup: %s", why_);                                                \
+  } while (0)
+
+static void spec_init(struct fx *f, struct exec_spec *s, char id[65],
+                      const char *const *cmd) {
+  id_new_hex(id);
+  static __thread char name[64];
+  snprintf(name, sizeof name, "web.1.%.25s", id);
+  *s = (struct exec_spec){.id = id,
+                          .name = name,
+                          .image = "busybox:test",
+                          .image_id = "sha256:0000",
+                          .layers = f->layers,
+                          .cmd = cmd};
+}
+
+static bool wait_status(executor *ex, const char *id, enum exec_status want,
+                        struct exec_state *st, int64_t timeout_ns) {
+  int64_t end = clock_mono_ns() + timeout_ns;
+  do {
+    if (exec_state(ex, id, st, NULL) == 0 && st->status == want)
+      return true;
+    usleep(20000);
+  } while (clock_mono_ns() < end);
+  return false;
+}
+
+/* Logs of a container that has exited, as text. */
+static void logs_of(executor *ex, const char *id, char **out, char **errs) {
+  struct frames f = {0};
+  struct exec_logs_opts o = {.want_stdout = true,
+                             .want_stderr = true,
+                             .tail = -1,
+                             .write = collect,
+                             .arg = &f};
+  exec_logs(ex, id, &o, NULL);
+  *out = xstrdup(str0(&f.out));
+  if (errs)
+    *errs = xstrdup(str0(&f.err));
+  frames_free(&f);
+}
+
+TEST(exec_run_logs_and_stop_with_grace) {
+  FX(f);
+  char id[65];
+  struct exec_spec s;
+  const char *cmd[] = {"sh", "-c", "echo hello; echo err >&2; sleep 30", NULL};
+  spec_init(&f, &s, id, cmd);
+  sh_err err = {0};
+  if (exec_create(f.ex, &s, &err) < 0)
+    FAIL_("create: %s", err.msg);
+  struct exec_state st;
+  CHECK_INT_EQ(exec_state(f.ex, id, &st, &err), 0);
+  CHECK_INT_EQ(st.status, EXEC_STATUS_CREATED);
+  pid_t pid = 0;
+  if (exec_start(f.ex, id, &pid, &err) < 0)
+    FAIL_("start: %s", err.msg);
+  CHECK(pid > 0);
+  CHECK_INT_EQ(exec_state(f.ex, id, &st, &err), 0);
+  CHECK_INT_EQ(st.status, EXEC_STATUS_RUNNING);
+  CHECK_INT_EQ(st.pid, pid);
+  CHECK(st.started_ns > 0);
+  char procp[64];
+  snprintf(procp, sizeof procp, "/proc/%d", (int)pid);
+  CHECK(access(procp, F_OK) == 0);
+  pid_t again = 0;
+  CHECK_INT_EQ(exec_start(f.ex, id, &again, &err), 1);
+  CHECK_INT_EQ(again, pid);
+
+  /* Both lines, as stdout and stderr frames. */
+  struct frames fr = {0};
+  for (int i = 0; i < 100; i++) {
+    frames_free(&fr);
+    memset(&fr, 0, sizeof fr);
+    struct exec_logs_opts o = {.want_stdout = true,
+                               .want_stderr = true,
+                               .tail = -1,
+                               .write = collect,
+                               .arg = &fr};
+    CHECK_INT_EQ(exec_logs(f.ex, id, &o, &err), 0);
+    if (fr.nframes >= 2)
+      break;
+    usleep(20000);
+  }
+  char *out = xstrdup(str0(&fr.out)), *errs = xstrdup(str0(&fr.err));
+  bool bad = fr.bad;
+  frames_free(&fr);
+  CHECK(!bad);
+  CHECK_STR_EQ(out, "hello\n");
+  CHECK_STR_EQ(errs, "err\n");
+  free(out);
+  free(errs);
+
+  /* PID 1 (busybox sh) ignores SIGTERM: SIGKILL after the grace. */
+  int64_t t0 = clock_mono_ns();
+  CHECK_INT_EQ(exec_stop(f.ex, id, 0, NS_PER_SEC, &err), 0);
+  int64_t took = clock_mono_ns() - t0;
+  CHECK(took >= NS_PER_SEC && took < 5 * NS_PER_SEC);
+  CHECK_INT_EQ(exec_state(f.ex, id, &st, &err), 0);
+  CHECK_INT_EQ(st.status, EXEC_STATUS_EXITED);
+  CHECK_INT_EQ(st.exit_code, 137);
+  CHECK(!st.oom_killed);
+  CHECK(st.finished_ns >= st.started_ns);
+  CHECK_INT_EQ(exec_stop(f.ex, id, 0, NS_PER_SEC, &err), 1);
+  CHECK(exec_kill(f.ex, id, SIGTERM, &err) < 0 && err.status == 409);
+  CHECK(exec_start(f.ex, id, NULL, &err) < 0 && err.status == 409);
+
+  cleanup_json json_t *j = NULL;
+  CHECK_INT_EQ(exec_inspect_json(f.ex, id, &j, &err), 0);
+  CHECK_STR_EQ(jx_str(j, "Id", ""), id);
+  CHECK(str_has_prefix(jx_str(j, "Name", ""), "/web.1."));
+  CHECK_STR_EQ(jx_str(j, "Path", ""), "sh");
+  CHECK_INT_EQ(json_array_size(json_object_get(j, "Args")), 2);
+  CHECK_STR_EQ(jx_str(j, "State.Status", ""), "exited");
+  CHECK_INT_EQ(jx_int(j, "State.ExitCode", -1), 137);
+  CHECK(!jx_bool(j, "State.Running", true));
+  CHECK(str_has_suffix(jx_str(j, "State.FinishedAt", ""), "Z"));
+  CHECK_STR_EQ(jx_str(j, "Config.Image", ""), "busybox:test");
+  CHECK_STR_EQ(jx_str(j, "Image", ""), "sha256:0000");
+  CHECK_STR_EQ(jx_str(j, "GraphDriver.Name", ""), "overlay2");
+  CHECK(str_has_suffix(jx_str(j, "GraphDriver.Data.MergedDir", ""), "/rootfs"));
+  CHECK(!jx_get(j, "Shoal"));
+}
+
+TEST(exec_exit_code_and_stop_signal_handled) {
+  FX(f);
+  char id[65];
+  struct exec_spec s;
+  const char *cmd[] = {"sh", "-c", "exit 3", NULL};
+  spec_init(&f, &s, id, cmd);
+  sh_err err = {0};
+  if (exec_create(f.ex, &s, &err) < 0 || exec_start(f.ex, id, NULL, &err) < 0)
+    FAIL_("%s", err.msg);
+  struct exec_state st;
+  CHECK(wait_status(f.ex, id, EXEC_STATUS_EXITED, &st, 5 * NS_PER_SEC));
+  CHECK_INT_EQ(st.exit_code, 3);
+  CHECK(st.finished_ns > 0);
+
+  /* A process that handles the stop signal exits within the grace. */
+  char id2[65];
+  const char *cmd2[] = {"sh", "-c",
+                        "trap 'echo bye; exit 0' USR1; echo ready; "
+                        "while true; do sleep 0.1; done",
+                        NULL};
+  spec_init(&f, &s, id2, cmd2);
+  s.stop_signal = "SIGUSR1";
+  if (exec_create(f.ex, &s, &err) < 0 || exec_start(f.ex, id2, NULL, &err) < 0)
+    FAIL_("%s", err.msg);
+  char *out = NULL;
+  for (int i = 0; i < 100; i++) {
+    free(out);
+    logs_of(f.ex, id2, &out, NULL);
+    if (strstr(out, "ready"))
+      break;
+    usleep(20000);
+  }
+  free(out);
+  int64_t t0 = clock_mono_ns();
+  CHECK_INT_EQ(exec_stop(f.ex, id2, 0, 5 * NS_PER_SEC, &err), 0);
+  CHECK(clock_mono_ns() - t0 < 3 * NS_PER_SEC);
+  CHECK_INT_EQ(exec_state(f.ex, id2, &st, &err), 0);
+  CHECK_INT_EQ(st.exit_code, 0);
+  logs_of(f.ex, id2, &out, NULL);
+  CHECK_STR_EQ(out, "ready\nbye\n");
+  free(out);
+}
+
+TEST(exec_env_workdir_user_hostname) {
+  FX(f);
+  char id[65];
+  struct exec_spec s;
+  const char *cmd[] = {"sh", "-c",
+                       "id -u; id -g; pwd; hostname; echo $FOO; echo $HOME; "
+                       "cat /etc/hostname; cat /etc/motd; grep -c localhost "
+                       "/etc/hosts; ip -o link show lo | grep -c UP",
+                       NULL};
+  spec_init(&f, &s, id, cmd);
+  const char *env[] = {"FOO=bar", NULL};
+  s.env = env;
+  s.user = "app";
+  s.workdir = "/work/dir";
+  s.hostname = "myhost";
+  cleanup_json json_t *ic =
+      json_pack("{s:{s:[s]}}", "config", "Env", "FOO=image");
+  s.image_config = ic;
+  sh_err err = {0};
+  if (exec_create(f.ex, &s, &err) < 0 || exec_start(f.ex, id, NULL, &err) < 0)
+    FAIL_("%s", err.msg);
+  struct exec_state st;
+  CHECK(wait_status(f.ex, id, EXEC_STATUS_EXITED, &st, 5 * NS_PER_SEC));
+  char *out, *errs;
+  logs_of(f.ex, id, &out, &errs);
+  CHECK_STR_EQ(errs, "");
+  CHECK_STR_EQ(out, "1234\n1234\n/work/dir\nmyhost\nbar\n/home/app\nmyhost\n"
+                    "upper\n2\n1\n");
+  free(out);
+  free(errs);
+  CHECK_INT_EQ(st.exit_code, 0);
+
+  /* Numeric uid:gid, and an unknown user name is refused at create. */
+  char id2[65];
+  const char *cmd2[] = {"sh", "-c", "id -u; id -g", NULL};
+  spec_init(&f, &s, id2, cmd2);
+  s.user = "4321:99";
+  if (exec_create(f.ex, &s, &err) < 0 || exec_start(f.ex, id2, NULL, &err) < 0)
+    FAIL_("%s", err.msg);
+  CHECK(wait_status(f.ex, id2, EXEC_STATUS_EXITED, &st, 5 * NS_PER_SEC));
+  logs_of(f.ex, id2, &out, NULL);
+  CHECK_STR_EQ(out, "4321\n99\n");
+  free(out);
+  char id3[65];
+  spec_init(&f, &s, id3, cmd2);
+  s.user = "nosuchuser";
+  CHECK(exec_create(f.ex, &s, &err) < 0);
+  CHECK_INT_EQ(err.status, 400);
+  char d3[256];
+  snprintf(d3, sizeof d3, "%s/containers/%s", f.data, id3);
+  CHECK(access(d3, F_OK) < 0);
+}
+
+TEST(exec_readonly_rootfs_tmpfs_and_volumes) {
+  FX(f);
+  char id[65];
+  struct exec_spec s;
+  const char *cmd[] = {"sh", "-c",
+                       "touch /x 2>/dev/null && echo wrote || echo refused; "
+                       "echo hi > /scratch/f && cat /scratch/f; "
+                       "echo kept > /vol/f; cat /bind/in; "
+                       "touch /bind/x 2>/dev/null || echo bind-ro",
+                       NULL};
+  spec_init(&f, &s, id, cmd);
+  char bind[128];
+  snprintf(bind, sizeof bind, "%s/bindsrc", f.root);
+  mkdir(bind, 0755);
+  char in[160];
+  snprintf(in, sizeof in, "%s/in", bind);
+  write_str(in, "from-host\n");
+  struct exec_mount m[] = {
+      {.type = EXEC_MOUNT_TMPFS, .target = "/scratch", .tmpfs_size = 1 << 20},
+      {.type = EXEC_MOUNT_VOLUME, .source = "vol1", .target = "/vol"},
+      {.type = EXEC_MOUNT_BIND,
+       .source = bind,
+       .target = "/bind",
+       .read_only = true},
+  };
+  s.mounts = m;
+  s.n_mounts = 3;
+  s.read_only = true;
+  sh_err err = {0};
+  if (exec_create(f.ex, &s, &err) < 0 || exec_start(f.ex, id, NULL, &err) < 0)
+    FAIL_("%s", err.msg);
+  struct exec_state st;
+  CHECK(wait_status(f.ex, id, EXEC_STATUS_EXITED, &st, 5 * NS_PER_SEC));
+  char *out, *errs;
+  logs_of(f.ex, id, &out, &errs);
+  CHECK_STR_EQ(out, "refused\nhi\nfrom-host\nbind-ro\n");
+  CHECK_STR_EQ(errs, "");
+  free(out);
+  free(errs);
+  char vf[256];
+  snprintf(vf, sizeof vf, "%s/volumes/vol1/_data/f", f.data);
+  char *kept = slurp(vf);
+  CHECK(kept && strcmp(kept, "kept\n") == 0);
+  free(kept);
+
+  cleanup_json json_t *j = NULL;
+  CHECK_INT_EQ(exec_inspect_json(f.ex, id, &j, &err), 0);
+  json_t *mounts = json_object_get(j, "Mounts");
+  CHECK_INT_EQ(json_array_size(mounts), 3);
+  CHECK_STR_EQ(jx_str(json_array_get(mounts, 1), "Name", ""), "vol1");
+  CHECK(!jx_bool(json_array_get(mounts, 2), "RW", true));
+  CHECK(jx_bool(j, "HostConfig.ReadonlyRootfs", false));
+
+  /* Docker's refusals. */
+  char id2[65];
+  spec_init(&f, &s, id2, cmd);
+  struct exec_mount bad[] = {
+      {.type = EXEC_MOUNT_BIND, .source = "/no/such/dir", .target = "/b"}};
+  s.mounts = bad;
+  s.n_mounts = 1;
+  CHECK(exec_create(f.ex, &s, &err) < 0 && err.status == 400);
+  CHECK(strstr(err.msg, "bind source path does not exist"));
+}
+
+static long long read_ll(const char *path) {
+  char *s = slurp(path);
+  long long v = s ? atoll(s) : -1;
+  free(s);
+  return v;
+}
+
+TEST(exec_resource_limits_land_in_cgroup) {
+  FX(f);
+  char id[65];
+  struct exec_spec s;
+  const char *cmd[] = {"sleep", "30", NULL};
+  spec_init(&f, &s, id, cmd);
+  s.res = (struct exec_resources){
+      .nano_cpus = 500000000, .memory_bytes = 64 << 20, .pids_limit = 50};
+  sh_err err = {0};
+  if (exec_create(f.ex, &s, &err) < 0 || exec_start(f.ex, id, NULL, &err) < 0)
+    FAIL_("%s", err.msg);
+  struct exec_cgroup_file files[8];
+  char cg[128];
+  snprintf(cg, sizeof cg, "/shoal/%s", id);
+  size_t n = exec_cgroup_files(exec_cgroup_mode(f.ex), cg, &s.res,
+                               f.ex->swap_limit, files, 8);
+  CHECK(n >= 4);
+  for (size_t i = 0; i < n; i++) {
+    char path[300];
+    snprintf(path, sizeof path, "/sys/fs/cgroup/%s", files[i].path);
+    char *v = slurp(path);
+    if (!v)
+      FAIL_("missing %s", path);
+    v[strcspn(v, "\n")] = '\0';
+    bool same = strcmp(v, files[i].value) == 0;
+    if (!same)
+      fprintf(stderr, "    %s: %s, want %s\n", path, v, files[i].value);
+    free(v);
+    CHECK(same);
+  }
+  if (exec_cgroup_mode(f.ex) == EXEC_CGROUP_V1) {
+    char p[256];
+    snprintf(p, sizeof p,
+             "/sys/fs/cgroup/memory/shoal/%s/memory.limit_in_bytes", id);
+    CHECK_INT_EQ(read_ll(p), 64 << 20);
+  }
+  CHECK_INT_EQ(exec_stop(f.ex, id, SIGKILL, 0, &err), 0);
+}
+
+TEST(exec_oom_killed_is_reported) {
+  FX(f);
+  char id[65];
+  struct exec_spec s;
+  /* dd's block buffer is one allocation larger than the limit. */
+  const char *cmd[] = {"dd",     "if=/dev/zero", "of=/dev/null",
+                       "bs=64M", "count=1",      NULL};
+  spec_init(&f, &s, id, cmd);
+  s.res.memory_bytes = 16 << 20;
+  sh_err err = {0};
+  if (exec_create(f.ex, &s, &err) < 0 || exec_start(f.ex, id, NULL, &err) < 0)
+    FAIL_("%s", err.msg);
+  struct exec_state st;
+  CHECK(wait_status(f.ex, id, EXEC_STATUS_EXITED, &st, 10 * NS_PER_SEC));
+  CHECK_INT_EQ(st.exit_code, 137);
+  CHECK(st.oom_killed);
+}
+
+TEST(exec_start_errors_are_docker_like) {
+  FX(f);
+  char id[65];
+  struct exec_spec s;
+  const char *cmd[] = {"/no/such/binary", NULL};
+  spec_init(&f, &s, id, cmd);
+  sh_err err = {0};
+  CHECK_INT_EQ(exec_create(f.ex, &s, &err), 0);
+  CHECK(exec_start(f.ex, id, NULL, &err) < 0);
+  CHECK_INT_EQ(err.status, 400);
+  CHECK(strstr(err.msg, "OCI runtime create failed"));
+  CHECK(strstr(err.msg, "/no/such/binary"));
+  struct exec_state st;
+  CHECK_INT_EQ(exec_state(f.ex, id, &st, &err), 0);
+  CHECK_INT_EQ(st.status, EXEC_STATUS_CREATED);
+  CHECK_INT_EQ(exec_remove(f.ex, id, false, &err), 0);
+  CHECK(exec_state(f.ex, id, &st, &err) < 0 && err.status == 404);
+  char want[128];
+  snprintf(want, sizeof want, "No such container: %s", id);
+  CHECK_STR_EQ(err.msg, want);
+}
+
+static bool mounted_anywhere(const char *path) {
+  char *mi = slurp("/proc/self/mountinfo");
+  bool yes = mi && strstr(mi, path);
+  free(mi);
+  return yes;
+}
+
+TEST(exec_remove_cleans_everything) {
+  FX(f);
+  char id[65];
+  struct exec_spec s;
+  const char *cmd[] = {"sleep", "30", NULL};
+  spec_init(&f, &s, id, cmd);
+  s.res.memory_bytes = 32 << 20;
+  sh_err err = {0};
+  if (exec_create(f.ex, &s, &err) < 0 || exec_start(f.ex, id, NULL, &err) < 0)
+    FAIL_("%s", err.msg);
+  char dir[256], run[256], crun[256], cg[256], rootfs[300];
+  snprintf(dir, sizeof dir, "%s/containers/%s", f.data, id);
+  snprintf(run, sizeof run, "%s/containers/%s", f.run, id);
+  snprintf(crun, sizeof crun, "%s/crun/%s", f.run, id);
+  snprintf(cg, sizeof cg, "/sys/fs/cgroup/%s/shoal/%s",
+           exec_cgroup_mode(f.ex) == EXEC_CGROUP_V2 ? "" : "memory", id);
+  snprintf(rootfs, sizeof rootfs, "%s/rootfs", dir);
+  CHECK(mounted_anywhere(rootfs));
+  CHECK(access(crun, F_OK) == 0 && access(cg, F_OK) == 0);
+  CHECK(exec_remove(f.ex, id, false, &err) < 0 && err.status == 409);
+  CHECK_INT_EQ(exec_remove(f.ex, id, true, &err), 0);
+  CHECK(!mounted_anywhere(rootfs));
+  CHECK(access(dir, F_OK) < 0 && access(run, F_OK) < 0);
+  CHECK(access(crun, F_OK) < 0);
+  CHECK(access(cg, F_OK) < 0);
+  struct exec_entry *v;
+  size_t n;
+  CHECK_INT_EQ(exec_list(f.ex, &v, &n, &err), 0);
+  exec_list_free(v, n);
+  CHECK_INT_EQ(n, 0);
+}
+
+/* conmon killed (or the exec-root lost in a reboot): the exit code is
+ * unknown, said so at once, and the container can still be removed. */
+TEST(exec_lost_conmon_reports_unknown_exit) {
+  FX(f);
+  char id[65];
+  struct exec_spec s;
+  const char *cmd[] = {"sleep", "30", NULL};
+  spec_init(&f, &s, id, cmd);
+  sh_err err = {0};
+  if (exec_create(f.ex, &s, &err) < 0 || exec_start(f.ex, id, NULL, &err) < 0)
+    FAIL_("%s", err.msg);
+  char p[256];
+  snprintf(p, sizeof p, "%s/containers/%s/conmon.pid", f.run, id);
+  char *cp = slurp(p);
+  CHECK(cp && atoi(cp) > 1);
+  pid_t conmon = (pid_t)atoi(cp);
+  free(cp);
+  CHECK_INT_EQ(kill(conmon, SIGKILL), 0);
+  for (int i = 0; i < 100 && exec_proc_starttime(conmon); i++)
+    usleep(10000);
+  CHECK_INT_EQ(exec_kill(f.ex, id, SIGKILL, &err), 0);
+  struct exec_state st;
+  CHECK(wait_status(f.ex, id, EXEC_STATUS_EXITED, &st, 5 * NS_PER_SEC));
+  int64_t t0 = clock_mono_ns();
+  CHECK_INT_EQ(exec_state(f.ex, id, &st, &err), 0);
+  CHECK(clock_mono_ns() - t0 < 500 * NS_PER_MS);
+  CHECK_INT_EQ(st.exit_code, 255);
+  CHECK(st.error[0]);
+  CHECK_INT_EQ(exec_remove(f.ex, id, false, &err), 0);
+}
+
+/* A restarted daemon: a fresh executor in a NEW mount namespace where the
+ * old overlay mount is not visible finds, inspects, stops and removes the
+ * running container from what is on disk. */
+TEST(exec_adopts_running_container_after_restart) {
+  FX(f);
+  char id[65];
+  struct exec_spec s;
+  const char *cmd[] = {"sh", "-c", "echo up; sleep 30", NULL};
+  spec_init(&f, &s, id, cmd);
+  sh_err err = {0};
+  pid_t pid = 0;
+  if (exec_create(f.ex, &s, &err) < 0 || exec_start(f.ex, id, &pid, &err) < 0)
+    FAIL_("%s", err.msg);
+  exec_close(f.ex);
+  f.ex = NULL;
+
+  pid_t child = fork();
+  if (child == 0) {
+    int code = 0;
+    char rootfs[300];
+    snprintf(rootfs, sizeof rootfs, "%s/containers/%s/rootfs", f.data, id);
+    if (unshare(CLONE_NEWNS) < 0 ||
+        mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+        umount2(rootfs, MNT_DETACH) < 0)
+      _exit(10);
+    executor *ex2 = NULL;
+    struct exec_entry *v = NULL;
+    size_t n = 0;
+    struct exec_state st;
+    json_t *j = NULL;
+    if (exec_open(f.data, f.run, &ex2, &err) < 0)
+      _exit(11);
+    if (exec_list(ex2, &v, &n, &err) < 0 || n != 1 || strcmp(v[0].id, id) ||
+        !str_has_prefix(v[0].name, "web.1."))
+      code = 12;
+    else if (exec_state(ex2, id, &st, &err) < 0 ||
+             st.status != EXEC_STATUS_RUNNING || st.pid != pid)
+      code = 13;
+    else if (exec_inspect_json(ex2, id, &j, &err) < 0 ||
+             jx_int(j, "State.Pid", 0) != pid)
+      code = 14;
+    else if (exec_stop(ex2, id, 0, NS_PER_SEC / 2, &err) != 0)
+      code = 15;
+    else if (exec_state(ex2, id, &st, &err) < 0 || st.exit_code != 137)
+      code = 16;
+    else if (exec_remove(ex2, id, false, &err) < 0)
+      code = 17;
+    if (code)
+      fprintf(stderr, "    adoption step %d: %s\n", code, err.msg);
+    json_decref(j);
+    exec_list_free(v, n);
+    exec_close(ex2);
+    _exit(code);
+  }
+  int wst = 0;
+  waitpid(child, &wst, 0);
+  CHECK(WIFEXITED(wst));
+  CHECK_INT_EQ(WEXITSTATUS(wst), 0);
+  /* Removed there, gone here too. */
+  char dir[256];
+  snprintf(dir, sizeof dir, "%s/containers/%s", f.data, id);
+  CHECK(access(dir, F_OK) < 0);
+  CHECK(kill(pid, 0) < 0);
+}
+
+/* Many layers with long paths: the overlay option string passes a page. */
+TEST(exec_many_layers_go_by_descriptor) {
+  FX(f);
+  enum { NL = 40 };
+  static char paths[NL][200];
+  const char *layers[NL + 2];
+  layers[0] = f.layer;
+  for (int i = 0; i < NL; i++) {
+    snprintf(paths[i], sizeof paths[i],
+             "%s/layers/%03d-a-rather-long-layer-directory-name-as-a-content-"
+             "store-would-make-it-sha256-0123456789abcdef0123456789abcdef",
+             f.root, i);
+    char etc[260];
+    snprintf(etc, sizeof etc, "%s/etc", paths[i]);
+    mkdir_p(etc, 0755, NULL);
+    char motd[280];
+    snprintf(motd, sizeof motd, "%s/etc/motd", paths[i]);
+    char txt[16];
+    snprintf(txt, sizeof txt, "layer%d\n", i);
+    write_str(motd, txt);
+    layers[i + 1] = paths[i];
+  }
+  layers[NL + 1] = NULL;
+  char id[65];
+  struct exec_spec s;
+  const char *cmd[] = {"cat", "/etc/motd", NULL};
+  spec_init(&f, &s, id, cmd);
+  s.layers = layers;
+  sh_err err = {0};
+  if (exec_create(f.ex, &s, &err) < 0 || exec_start(f.ex, id, NULL, &err) < 0)
+    FAIL_("%s", err.msg);
+  struct exec_state st;
+  CHECK(wait_status(f.ex, id, EXEC_STATUS_EXITED, &st, 5 * NS_PER_SEC));
+  char *out;
+  logs_of(f.ex, id, &out, NULL);
+  CHECK_STR_EQ(out, "layer39\n");
+  free(out);
+}
+
+/* Hybrid hosts (this machine) need the mount preparation; others not. */
+TEST(exec_open_checks_cgroup_mode) {
+  if (geteuid() != 0)
+    FAIL_("needs root");
+  sh_err err = {0};
+  char root[] = "/tmp/shoal-exec-mode-XXXXXX";
+  CHECK(mkdtemp(root));
+  char d[64], r[64];
+  snprintf(d, sizeof d, "%s/d", root);
+  snprintf(r, sizeof r, "%s/r", root);
+  executor *ex = NULL;
+  int before = -1, prep = -1, after = -1;
+  enum exec_cgroup_mode m0 = exec_detect_cgroup_mode();
+  if (m0 == EXEC_CGROUP_HYBRID) {
+    before = exec_open(d, r, &ex, &err);
+    CHECK(strstr(err.msg, "hybrid"));
+  }
+  prep = exec_prepare_host_mounts(&err);
+  after = exec_open(d, r, &ex, &err);
+  enum exec_cgroup_mode m1 = ex ? exec_cgroup_mode(ex) : m0;
+  exec_close(ex);
+  exec_rm_rf(root, NULL);
+  if (m0 == EXEC_CGROUP_HYBRID) {
+    CHECK(before < 0);
+    CHECK_INT_EQ(prep, 1);
+    CHECK_INT_EQ(m1, EXEC_CGROUP_V1);
+  } else {
+    CHECK_INT_EQ(prep, 0);
+  }
+  CHECK_INT_EQ(after, 0);
+}
+
+TEST(exec_logs_follow_until_exit) {
+  FX(f);
+  char id[65];
+  struct exec_spec s;
+  const char *cmd[] = {"sh", "-c",
+                       "echo a; sleep 0.3; echo b >&2; sleep 0.2; "
+                       "echo c; exit 5",
+                       NULL};
+  spec_init(&f, &s, id, cmd);
+  sh_err err = {0};
+  if (exec_create(f.ex, &s, &err) < 0 || exec_start(f.ex, id, NULL, &err) < 0)
+    FAIL_("%s", err.msg);
+  struct frames fr = {0};
+  struct exec_logs_opts o = {.want_stdout = true,
+                             .want_stderr = true,
+                             .follow = true,
+                             .tail = -1,
+                             .write = collect,
+                             .arg = &fr};
+  int64_t t0 = clock_mono_ns();
+  int rc = exec_logs(f.ex, id, &o, &err);
+  int64_t took = clock_mono_ns() - t0;
+  char *out = xstrdup(str0(&fr.out)), *errs = xstrdup(str0(&fr.err));
+  int nframes = fr.nframes;
+  frames_free(&fr);
+  CHECK_INT_EQ(rc, 0);
+  CHECK_STR_EQ(out, "a\nc\n");
+  CHECK_STR_EQ(errs, "b\n");
+  CHECK_INT_EQ(nframes, 3);
+  CHECK(took >= 400 * NS_PER_MS && took < 5 * NS_PER_SEC);
+  free(out);
+  free(errs);
+  struct exec_state st;
+  CHECK_INT_EQ(exec_state(f.ex, id, &st, &err), 0);
+  CHECK_INT_EQ(st.exit_code, 5);
+}
+
+/* The daemon calls in from several worker threads at once. */
+struct worker {
+  struct fx *f;
+  int n;
+  char failure[256];
+};
+
+static void *worker_main(void *arg) {
+  struct worker *w = arg;
+  for (int i = 0; i < 3 && !w->failure[0]; i++) {
+    char id[65];
+    struct exec_spec s;
+    char echo[64];
+    snprintf(echo, sizeof echo, "echo w%d-%d; sleep 30", w->n, i);
+    const char *cmd[] = {"sh", "-c", echo, NULL};
+    char name[64];
+    spec_init(w->f, &s, id, cmd);
+    snprintf(name, sizeof name, "w%d.%d", w->n, i);
+    s.name = name;
+    sh_err err = {0};
+    struct exec_state st;
+    char *out = NULL;
+    if (exec_create(w->f->ex, &s, &err) < 0 ||
+        exec_start(w->f->ex, id, NULL, &err) < 0) {
+      snprintf(w->failure, sizeof w->failure, "start: %s", err.msg);
+      break;
+    }
+    for (int k = 0; k < 200; k++) {
+      free(out);
+      logs_of(w->f->ex, id, &out, NULL);
+      if (*out)
+        break;
+      usleep(10000);
+    }
+    char want[32];
+    snprintf(want, sizeof want, "w%d-%d\n", w->n, i);
+    if (strcmp(out, want))
+      snprintf(w->failure, sizeof w->failure, "logs %s: %s", want, out);
+    free(out);
+    if (exec_stop(w->f->ex, id, SIGKILL, 0, &err) < 0 ||
+        exec_state(w->f->ex, id, &st, &err) < 0 || st.exit_code != 137 ||
+        exec_remove(w->f->ex, id, false, &err) < 0)
+      snprintf(w->failure, sizeof w->failure, "stop/remove: %s", err.msg);
+  }
+  return NULL;
+}
+
+TEST(exec_concurrent_workers) {
+  FX(f);
+  enum { NW = 6 };
+  struct worker w[NW];
+  pthread_t t[NW];
+  for (int i = 0; i < NW; i++) {
+    w[i] = (struct worker){.f = &f, .n = i};
+    pthread_create(&t[i], NULL, worker_main, &w[i]);
+  }
+  for (int i = 0; i < NW; i++)
+    pthread_join(t[i], NULL);
+  for (int i = 0; i < NW; i++)
+    if (w[i].failure[0])
+      FAIL_("worker %d: %s", i, w[i].failure);
+  struct exec_entry *v;
+  size_t n;
+  sh_err err = {0};
+  CHECK_INT_EQ(exec_list(f.ex, &v, &n, &err), 0);
+  exec_list_free(v, n);
+  CHECK_INT_EQ(n, 0);
+}
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Figures for the report (SHOAL_EXEC_BENCH=1): create->running latency
+ * and conmon's resident memory. */
+TEST(exec_bench_start_latency) {
+  if (!getenv("SHOAL_EXEC_BENCH"))
+    return;
+  FX(f);
+  enum { N = 20 };
+  int64_t create[N], start[N];
+  char ids[N][65];
+  long rss_total = 0;
+  int rss_n = 0;
+  for (int i = 0; i < N; i++) {
+    struct exec_spec s;
+    const char *cmd[] = {"sleep", "60", NULL};
+    spec_init(&f, &s, ids[i], cmd);
+    sh_err err = {0};
+    int64_t t0 = clock_mono_ns();
+    if (exec_create(f.ex, &s, &err) < 0)
+      FAIL_("%s", err.msg);
+    int64_t t1 = clock_mono_ns();
+    if (exec_start(f.ex, ids[i], NULL, &err) < 0)
+      FAIL_("%s", err.msg);
+    create[i] = t1 - t0;
+    start[i] = clock_mono_ns() - t1;
+    char p[256];
+    snprintf(p, sizeof p, "%s/containers/%s/conmon.pid", f.run, ids[i]);
+    char *pid = slurp(p);
+    if (pid) {
+      snprintf(p, sizeof p, "/proc/%d/status", atoi(pid));
+      char *status = slurp(p);
+      char *rss = status ? strstr(status, "VmRSS:") : NULL;
+      if (rss) {
+        rss_total += atol(rss + 6);
+        rss_n++;
+      }
+      free(status);
+      free(pid);
+    }
+  }
+  qsort(create, N, sizeof create[0], cmp_i64);
+  qsort(start, N, sizeof start[0], cmp_i64);
+  fprintf(stderr,
+          "    bench: create median %.1f ms (max %.1f), start (conmon + crun "
+          "create + crun start) median %.1f ms (max %.1f); conmon RSS avg "
+          "%ld kB over %d\n",
+          create[N / 2] / 1e6, create[N - 1] / 1e6, start[N / 2] / 1e6,
+          start[N - 1] / 1e6, rss_n ? rss_total / rss_n : 0, rss_n);
+  int64_t t0 = clock_mono_ns();
+  for (int i = 0; i < N; i++)
+    exec_remove(f.ex, ids[i], true, NULL);
+  fprintf(stderr, "    bench: force remove %.1f ms per container\n",
+          (clock_mono_ns() - t0) / 1e6 / N);
+}
