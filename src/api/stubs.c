@@ -12,11 +12,8 @@ bool api_stubs(struct api_call *c) {
   if (strcmp(c->req->method, "GET") != 0)
     return false;
   const char *p = c->path;
-  if (strcmp(p, "/containers/json") == 0 || strcmp(p, "/volumes") == 0) {
-    if (strcmp(p, "/volumes") == 0)
-      http_respond_json(c->req, 200, "{\"Volumes\":[],\"Warnings\":[]}");
-    else
-      http_respond_json(c->req, 200, "[]");
+  if (strcmp(p, "/volumes") == 0) {
+    http_respond_json(c->req, 200, "{\"Volumes\":[],\"Warnings\":[]}");
     return true;
   }
   return false;

@@ -1,0 +1,330 @@
+/* Container endpoints for the tasks this node runs: list, inspect, logs.
+ * The executor's calls touch disk and processes: they run on the work
+ * queue. */
+#include "api/api.h"
+
+#include "api/filters.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/jsonx.h"
+#include "core/util.h"
+#include "core/workq.h"
+#include "daemon/daemon.h"
+#include "exec/exec.h"
+#include "http/server.h"
+
+#include <stdatomic.h>
+
+static const char *const container_filters[] = {
+    "id", "name", "label", "status", "ancestor", NULL};
+
+enum c_op { C_LIST, C_INSPECT, C_LOGS };
+
+struct c_job {
+  struct shoald *d;
+  struct http_req *req;
+  enum c_op op;
+  char *ref;
+  bool all;
+  struct filters f;
+  struct exec_logs_opts lo;
+  atomic_bool gone; /* the client went away (logs -f) */
+  json_t *result;
+  sh_err err;
+  int rc;
+  bool streaming;
+};
+
+/* Full ID, exact name (with or without '/'), or a unique ID prefix. */
+static int resolve(executor *ex, const char *ref, char id[65], sh_err *err) {
+  struct exec_entry *list = NULL;
+  size_t n = 0;
+  if (exec_list(ex, &list, &n, err) < 0)
+    return -1;
+  const char *name = ref[0] == '/' ? ref + 1 : ref;
+  int found = 0;
+  for (size_t i = 0; i < n && found < 2; i++) {
+    if (strcmp(list[i].id, ref) == 0 || strcmp(list[i].name, name) == 0) {
+      snprintf(id, 65, "%s", list[i].id);
+      found = 1;
+      break;
+    }
+  }
+  if (!found && strlen(ref) >= 1) {
+    for (size_t i = 0; i < n; i++) {
+      if (str_has_prefix(list[i].id, ref)) {
+        snprintf(id, 65, "%s", list[i].id);
+        found++;
+      }
+    }
+  }
+  exec_list_free(list, n);
+  if (found == 1)
+    return 0;
+  if (found > 1)
+    return sh_error(err, 400, "multiple IDs found with provided prefix: %s",
+                    ref);
+  return sh_error(err, 404, "No such container: %s", ref);
+}
+
+/* "Up 5 minutes" / "Exited (0) 3 seconds ago", as docker ps shows. */
+static void human_status(const json_t *info, char *out, size_t n) {
+  const char *status = jx_str(info, "State.Status", "");
+  int64_t t = 0;
+  const char *when = strcmp(status, "running") == 0
+                         ? jx_str(info, "State.StartedAt", "")
+                         : jx_str(info, "State.FinishedAt", "");
+  clock_parse_rfc3339(when, &t, NULL);
+  int64_t secs = t > 0 ? (clock_wall_ns() - t) / NS_PER_SEC : 0;
+  char dur[64];
+  if (secs < 1)
+    snprintf(dur, sizeof dur, "Less than a second");
+  else if (secs < 60)
+    snprintf(dur, sizeof dur, "%lld seconds", (long long)secs);
+  else if (secs < 120)
+    snprintf(dur, sizeof dur, "About a minute");
+  else if (secs < 3600)
+    snprintf(dur, sizeof dur, "%lld minutes", (long long)secs / 60);
+  else if (secs < 7200)
+    snprintf(dur, sizeof dur, "About an hour");
+  else
+    snprintf(dur, sizeof dur, "%lld hours", (long long)secs / 3600);
+  if (strcmp(status, "running") == 0)
+    snprintf(out, n, "Up %s", dur);
+  else if (strcmp(status, "created") == 0)
+    snprintf(out, n, "Created");
+  else
+    snprintf(out, n, "Exited (%lld) %s ago",
+             (long long)jx_int(info, "State.ExitCode", 0), dur);
+}
+
+static json_t *summary(const json_t *info) {
+  char st[96];
+  human_status(info, st, sizeof st);
+  int64_t created = 0;
+  clock_parse_rfc3339(jx_str(info, "Created", ""), &created, NULL);
+  /* Command as docker shows it: path and args joined. */
+  sh_buf cmd = {0};
+  buf_printf(&cmd, "%s", jx_str(info, "Path", ""));
+  size_t i;
+  json_t *a;
+  json_array_foreach(jx_get(info, "Args"), i, a) {
+    const char *arg = json_string_value(a);
+    /* dockerd quotes arguments holding spaces: nginx -g 'daemon off;' */
+    buf_printf(&cmd, strchr(arg, ' ') ? " '%s'" : " %s", arg);
+  }
+  json_t *s = json_pack(
+      "{s:s, s:[s], s:s, s:s, s:s, s:I, s:s, s:s, s:[], s:O, s:{s:s}, "
+      "s:{s:{}}, s:[]}",
+      "Id", jx_str(info, "Id", ""), "Names", jx_str(info, "Name", ""), "Image",
+      jx_str(info, "Config.Image", ""), "ImageID", jx_str(info, "Image", ""),
+      "Command", cmd.data ? cmd.data : "", "Created",
+      (json_int_t)(created / NS_PER_SEC), "State",
+      jx_str(info, "State.Status", ""), "Status", st, "Ports", "Labels",
+      jx_get(info, "Config.Labels") ? jx_get(info, "Config.Labels")
+                                    : json_object(),
+      "HostConfig", "NetworkMode", "default", "NetworkSettings", "Networks",
+      "Mounts");
+  buf_free(&cmd);
+  return s;
+}
+
+static bool matches(const struct filters *f, const json_t *info) {
+  const char *name = jx_str(info, "Name", "");
+  if (name[0] == '/')
+    name++;
+  return filters_match_prefix(f, "id", jx_str(info, "Id", "")) &&
+         (!filters_has(f, "name") || filters_match_prefix(f, "name", name)) &&
+         filters_match(f, "status", jx_str(info, "State.Status", "")) &&
+         filters_match(f, "ancestor", jx_str(info, "Config.Image", "")) &&
+         filters_match_labels(f, "label", jx_get(info, "Config.Labels"));
+}
+
+static int list(struct c_job *j) {
+  struct exec_entry *es = NULL;
+  size_t n = 0;
+  if (exec_list(j->d->exec, &es, &n, &j->err) < 0)
+    return -1;
+  j->result = json_array();
+  /* Newest first, as docker ps. */
+  for (size_t i = n; i > 0; i--) {
+    json_t *info = NULL;
+    if (exec_inspect_json(j->d->exec, es[i - 1].id, &info, NULL) < 0)
+      continue;
+    bool running = strcmp(jx_str(info, "State.Status", ""), "running") == 0;
+    if ((j->all || running || filters_has(&j->f, "status")) &&
+        matches(&j->f, info))
+      json_array_append_new(j->result, summary(info));
+    json_decref(info);
+  }
+  exec_list_free(es, n);
+  return 0;
+}
+
+struct chunk {
+  struct http_req *req;
+  void *data;
+  size_t len;
+};
+
+static void chunk_on_loop(void *ud, int cancelled) {
+  struct chunk *c = ud;
+  if (!cancelled)
+    http_stream_write(c->req, c->data, c->len);
+  free(c->data);
+  free(c);
+}
+
+static int log_write(void *arg, const void *buf, size_t len) {
+  struct c_job *j = arg;
+  if (atomic_load(&j->gone))
+    return -1;
+  struct chunk *c = xcalloc(1, sizeof *c);
+  c->req = j->req;
+  c->data = xmalloc(len);
+  memcpy(c->data, buf, len);
+  c->len = len;
+  workq_post(j->d->work, chunk_on_loop, c);
+  return 0;
+}
+
+static bool log_cancelled(void *arg) {
+  struct c_job *j = arg;
+  return atomic_load(&j->gone);
+}
+
+static void work(void *ud) {
+  struct c_job *j = ud;
+  char id[65];
+  switch (j->op) {
+  case C_LIST:
+    j->rc = list(j);
+    break;
+  case C_INSPECT:
+    j->rc = resolve(j->d->exec, j->ref, id, &j->err);
+    if (j->rc == 0)
+      j->rc = exec_inspect_json(j->d->exec, id, &j->result, &j->err);
+    break;
+  case C_LOGS:
+    j->rc = resolve(j->d->exec, j->ref, id, &j->err);
+    if (j->rc == 0)
+      j->rc = exec_logs(j->d->exec, id, &j->lo, &j->err);
+    break;
+  }
+}
+
+static void job_free(struct c_job *j) {
+  free(j->ref);
+  filters_free(&j->f);
+  json_decref(j->result);
+  free(j);
+}
+
+static void on_gone(struct http_req *req, void *ud) {
+  struct c_job *j = ud;
+  atomic_store(&j->gone, true);
+}
+
+static void done(void *ud, int cancelled) {
+  struct c_job *j = ud;
+  if (cancelled && j->rc == 0)
+    j->rc = sh_error(&j->err, 503, "the daemon is shutting down");
+  if (j->streaming) {
+    if (atomic_load(&j->gone))
+      http_req_release(j->req);
+    else {
+      j->req->on_close = NULL;
+      http_stream_end(j->req);
+    }
+  } else if (j->rc < 0) {
+    api_reply_err(j->req, &j->err);
+  } else {
+    api_reply_json(j->req, 200, json_incref(j->result));
+  }
+  job_free(j);
+}
+
+static int64_t query_time(struct http_req *req, const char *name) {
+  cleanup_free char *v = http_req_query(req, name);
+  if (!v || !*v)
+    return 0;
+  /* Docker sends seconds, optionally with a fraction. */
+  return (int64_t)(strtod(v, NULL) * 1e9);
+}
+
+static void logs(struct api_call *c, struct c_job *j) {
+  j->lo.want_stdout = api_query_bool(c->req, "stdout");
+  j->lo.want_stderr = api_query_bool(c->req, "stderr");
+  if (!j->lo.want_stdout && !j->lo.want_stderr) {
+    sh_err err = {0};
+    sh_error(&err, 400, "Bad parameters: you must choose at least one stream");
+    job_free(j);
+    return api_reply_err(c->req, &err);
+  }
+  j->lo.timestamps = api_query_bool(c->req, "timestamps");
+  j->lo.follow = api_query_bool(c->req, "follow");
+  j->lo.since_ns = query_time(c->req, "since");
+  j->lo.until_ns = query_time(c->req, "until");
+  cleanup_free char *tail = http_req_query(c->req, "tail");
+  j->lo.tail = tail && *tail && strcmp(tail, "all") != 0 ? atol(tail) : -1;
+  j->lo.write = log_write;
+  j->lo.cancelled = log_cancelled;
+  j->lo.arg = j;
+  j->streaming = true;
+  c->req->on_close = on_gone;
+  c->req->on_close_ud = j;
+  http_stream_begin(c->req, 200, "application/vnd.docker.multiplexed-stream",
+                    NULL);
+  workq_submit(c->d->work, work, done, j);
+}
+
+bool api_containers(struct api_call *c) {
+  const char *p = c->path;
+  if (!str_has_prefix(p, "/containers/") ||
+      strcmp(c->req->method, "GET") != 0)
+    return false;
+  sh_err err = {0};
+  if (!c->d->exec) {
+    if (strcmp(p, "/containers/json") == 0) {
+      http_respond_json(c->req, 200, "[]");
+      return true;
+    }
+    sh_error(&err, 404, "No such container: %s", p + strlen("/containers/"));
+    api_reply_err(c->req, &err);
+    return true;
+  }
+  struct c_job *j = xcalloc(1, sizeof *j);
+  j->d = c->d;
+  j->req = c->req;
+  if (strcmp(p, "/containers/json") == 0) {
+    cleanup_free char *raw = http_req_query(c->req, "filters");
+    if (filters_parse(raw, container_filters, &j->f, &err) < 0) {
+      job_free(j);
+      api_reply_err(c->req, &err);
+      return true;
+    }
+    j->op = C_LIST;
+    j->all = api_query_bool(c->req, "all");
+    workq_submit(c->d->work, work, done, j);
+    return true;
+  }
+  const char *rest = p + strlen("/containers/");
+  const char *slash = strchr(rest, '/');
+  if (!slash || slash == rest) {
+    job_free(j);
+    return false;
+  }
+  j->ref = xstrndup(rest, (size_t)(slash - rest));
+  if (strcmp(slash, "/json") == 0) {
+    j->op = C_INSPECT;
+    workq_submit(c->d->work, work, done, j);
+    return true;
+  }
+  if (strcmp(slash, "/logs") == 0) {
+    j->op = C_LOGS;
+    logs(c, j);
+    return true;
+  }
+  job_free(j);
+  return false;
+}
