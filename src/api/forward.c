@@ -35,14 +35,77 @@ static bool is_cluster_write(const char *method, const char *path) {
   return false;
 }
 
-static void relay(const struct http_result *res, void *ud) {
-  struct http_req *req = ud;
-  if (res->status == 0) {
-    http_respond_error(req, 503, RAFTNODE_NO_LEADER_MSG);
-    return;
+/* A forwarded write's answer, held until this follower has applied the
+ * leader's log up to the write: a client that reads right after writing
+ * through any manager sees its write (swarmkit reads from the leader). */
+struct relay {
+  struct shoald *d;
+  struct http_req *req;
+  int status;
+  char *body;
+  size_t len;
+  uint64_t want;
+  int waited_ms;
+  uv_timer_t timer;
+};
+
+#define CATCH_UP_POLL_MS 5
+#define CATCH_UP_MAX_MS 3000
+
+static void relay_closed(uv_handle_t *h) {
+  struct relay *r = h->data;
+  free(r->body);
+  free(r);
+}
+
+static void relay_answer(struct relay *r) {
+  if (r->status == 0)
+    http_respond_error(r->req, 503, RAFTNODE_NO_LEADER_MSG);
+  else
+    http_respond(r->req, r->status, "application/json", r->body ? r->body : "",
+                 r->len, NULL);
+  uv_close((uv_handle_t *)&r->timer, relay_closed);
+}
+
+static void relay_poll(uv_timer_t *t) {
+  struct relay *r = t->data;
+  r->waited_ms += CATCH_UP_POLL_MS;
+  if (!r->d->mgr || manager_applied_index(r->d->mgr) >= r->want ||
+      r->waited_ms >= CATCH_UP_MAX_MS) {
+    uv_timer_stop(t);
+    relay_answer(r);
   }
-  http_respond(req, res->status, "application/json",
-               res->body ? res->body : "", res->body_len, NULL);
+}
+
+static void got_index(const struct http_result *res, void *ud) {
+  struct relay *r = ud;
+  json_t *j = res->status == 200 ? json_loads(res->body, 0, NULL) : NULL;
+  r->want = (uint64_t)jx_int(j, "Index", 0);
+  json_decref(j);
+  uv_timer_start(&r->timer, relay_poll, 0, CATCH_UP_POLL_MS);
+}
+
+static void relay(const struct http_result *res, void *ud) {
+  struct relay *r = ud;
+  r->status = res->status;
+  if (res->body) {
+    r->body = xmalloc(res->body_len + 1);
+    memcpy(r->body, res->body, res->body_len);
+    r->body[res->body_len] = '\0';
+    r->len = res->body_len;
+  }
+  const char *leader = r->d->mgr ? manager_leader_addr(r->d->mgr) : NULL;
+  if (res->status < 200 || res->status >= 300 || !leader)
+    return relay_answer(r);
+  struct shoald *d = r->d;
+  cleanup_free char *url = xasprintf("https://%s/swarm/v1/index", leader);
+  struct http_call_opts o = {.method = "GET",
+                             .url = url,
+                             .cert_pem = d->cert_pem,
+                             .key_pem = d->key_pem,
+                             .ca_pem = d->root_pem,
+                             .timeout_ms = 3000};
+  http_client_call(d->client, &o, NULL, got_index, r);
 }
 
 bool api_forward(struct api_call *c) {
@@ -69,7 +132,12 @@ bool api_forward(struct api_call *c) {
       .ca_pem = d->root_pem,
       .timeout_ms = 30000,
   };
-  http_client_call(d->client, &o, NULL, relay, c->req);
+  struct relay *r = xcalloc(1, sizeof *r);
+  r->d = d;
+  r->req = c->req;
+  uv_timer_init(d->loop, &r->timer);
+  r->timer.data = r;
+  http_client_call(d->client, &o, NULL, relay, r);
   return true;
 }
 

@@ -124,8 +124,12 @@ static void patch_node(struct dispatcher *d, const char *node_id,
 static void set_status(struct dispatcher *d, const char *node_id,
                        const char *state, const char *message,
                        const char *addr, const json_t *desc) {
-  json_t *sets = json_pack("{s:s, s:s}", "Status.State", state,
-                           "Status.Message", message);
+  json_t *sets = json_pack("{s:s}", "Status.State", state);
+  /* An empty message is left out (as Docker shows it) unless it clears
+   * an old one. */
+  json_t *cur = store_get(d->m->store, STORE_NODE, node_id);
+  if (*message || *jx_str(cur, "Status.Message", ""))
+    json_object_set_new(sets, "Status.Message", json_string(message));
   if (addr && *addr)
     json_object_set_new(sets, "Status.Addr", json_string(addr));
   if (desc)

@@ -48,6 +48,10 @@ const char *manager_node_id(const struct manager *m) {
   return m->node_id;
 }
 
+uint64_t manager_applied_index(const struct manager *m) {
+  return raftnode_last_applied(m->raft);
+}
+
 const char *manager_leader_addr(const struct manager *m) {
   uint64_t id = 0;
   const char *addr = NULL;

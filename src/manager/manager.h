@@ -93,6 +93,8 @@ bool manager_is_leader(const struct manager *m);
 const char *manager_leader_id(const struct manager *m);
 /* The leader's swarm address ("ip:port"), or NULL when unknown. */
 const char *manager_leader_addr(const struct manager *m);
+/* The raft index this manager's store has applied. */
+uint64_t manager_applied_index(const struct manager *m);
 /* This node's node ID. */
 const char *manager_node_id(const struct manager *m);
 

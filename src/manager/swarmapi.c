@@ -331,6 +331,14 @@ void swarmapi_handle(struct http_req *req, void *ud) {
       return http_respond_error(req, 503, RAFTNODE_NO_LEADER_MSG);
     return m->forwarded(req, m->forwarded_ud);
   }
+  if (strcmp(req->path, "/swarm/v1/index") == 0) {
+    /* How far this manager has applied the log: a follower that forwarded
+     * a write waits to reach it, so the client reads its own write. */
+    char out[64];
+    snprintf(out, sizeof out, "{\"Index\":%llu}",
+             (unsigned long long)raftnode_last_applied(m->raft));
+    return http_respond_json(req, 200, out);
+  }
   if (strcmp(req->method, "POST") != 0)
     return http_respond_error(req, 405, "method not allowed");
   if (strcmp(req->path, "/swarm/v1/session") == 0)
