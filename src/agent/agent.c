@@ -25,7 +25,7 @@ struct agent {
   struct http_call *session_call;
   struct http_call *hb_call;
   struct http_call *report_call;
-  json_t *unsent; /* task status updates waiting for delivery */
+  json_t *unsent;    /* task status updates waiting for delivery */
   json_t *in_flight; /* the batch being sent, NULL when none */
   sh_buf linebuf;
   char sid[64];

@@ -43,10 +43,10 @@ struct worker {
   struct tctl *tasks;
   json_t *pending; /* status updates not sent yet */
   uv_timer_t report_timer, monitor;
-  int jobs;        /* runtime calls in flight */
-  int handles;     /* open timers */
+  int jobs;    /* runtime calls in flight */
+  int handles; /* open timers */
   bool stopping;
-  bool adopting;   /* assignments wait until adoption finished */
+  bool adopting; /* assignments wait until adoption finished */
   bool have_assignment;
 };
 
@@ -110,8 +110,7 @@ static void report(struct tctl *t, const char *state, const char *message,
 
 /* ---- the runtime calls, on work-queue threads ---- */
 
-static const char *task_service_name(const json_t *task, char *buf,
-                                     size_t n) {
+static const char *task_service_name(const json_t *task, char *buf, size_t n) {
   snprintf(buf, n, "%s", jx_str(task, "Name", "task"));
   char *dot = strrchr(buf, '.');
   if (dot)
@@ -176,8 +175,7 @@ static int prepare(struct job *j) {
                       json_string(j->task_id));
   cleanup_free char *name =
       xasprintf("%s.%s", jx_str(task, "Name", sname), j->task_id);
-  json_object_set_new(labels, "com.docker.swarm.task.name",
-                      json_string(name));
+  json_object_set_new(labels, "com.docker.swarm.task.name", json_string(name));
 
   char **cmd = strv(jx_get(cs, "Command"));
   char **args = strv(jx_get(cs, "Args"));
@@ -240,16 +238,15 @@ static void adopt(struct job *j) {
     struct exec_state st;
     if (exec_inspect_json(w->cfg.exec, list[i].id, &info, NULL) < 0)
       continue;
-    const char *tid = jx_str(
-        json_object_get(jx_get(info, "Config.Labels"),
-                        "com.docker.swarm.task.id"),
-        "", NULL);
+    const char *tid = jx_str(json_object_get(jx_get(info, "Config.Labels"),
+                                             "com.docker.swarm.task.id"),
+                             "", NULL);
     if (tid && exec_state(w->cfg.exec, list[i].id, &st, NULL) == 0)
-      json_array_append_new(
-          j->adopted,
-          json_pack("{s:s, s:s, s:b, s:i}", "Task", tid, "Container",
-                    list[i].id, "Running", st.status == EXEC_STATUS_RUNNING,
-                    "ExitCode", st.exit_code));
+      json_array_append_new(j->adopted,
+                            json_pack("{s:s, s:s, s:b, s:i}", "Task", tid,
+                                      "Container", list[i].id, "Running",
+                                      st.status == EXEC_STATUS_RUNNING,
+                                      "ExitCode", st.exit_code));
     json_decref(info);
   }
   exec_list_free(list, n);
@@ -383,8 +380,8 @@ static void job_done(void *ud, int cancelled) {
       break;
     case J_STOP:
       t->phase = P_STOPPED;
-      report(t, "shutdown", "shutdown", NULL,
-             j->rc == 0 ? j->st.exit_code : 0, 0);
+      report(t, "shutdown", "shutdown", NULL, j->rc == 0 ? j->st.exit_code : 0,
+             0);
       break;
     case J_REMOVE:
       t->cid[0] = '\0';

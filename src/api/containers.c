@@ -15,8 +15,8 @@
 
 #include <stdatomic.h>
 
-static const char *const container_filters[] = {
-    "id", "name", "label", "status", "ancestor", NULL};
+static const char *const container_filters[] = {"id",     "name",     "label",
+                                                "status", "ancestor", NULL};
 
 enum c_op { C_LIST, C_INSPECT, C_LOGS };
 
@@ -280,8 +280,7 @@ static void logs(struct api_call *c, struct c_job *j) {
 
 bool api_containers(struct api_call *c) {
   const char *p = c->path;
-  if (!str_has_prefix(p, "/containers/") ||
-      strcmp(c->req->method, "GET") != 0)
+  if (!str_has_prefix(p, "/containers/") || strcmp(c->req->method, "GET") != 0)
     return false;
   sh_err err = {0};
   if (!c->d->exec) {

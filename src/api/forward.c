@@ -20,9 +20,8 @@
 static bool is_cluster_write(const char *method, const char *path) {
   if (strcmp(method, "POST") != 0 && strcmp(method, "DELETE") != 0)
     return false;
-  static const char *const prefixes[] = {"/nodes/", "/services/",
-                                         "/secrets/", "/configs/",
-                                         "/networks/"};
+  static const char *const prefixes[] = {"/nodes/", "/services/", "/secrets/",
+                                         "/configs/", "/networks/"};
   if (strcmp(path, "/swarm/update") == 0 ||
       strcmp(path, "/services/create") == 0 ||
       strcmp(path, "/secrets/create") == 0 ||

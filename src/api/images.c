@@ -146,15 +146,18 @@ static int read_auth(struct api_call *c, struct img_job *j, sh_err *err) {
   return 0;
 }
 
-static void start(struct img_job *j) { workq_submit(j->d->work, work, done, j); }
+static void start(struct img_job *j) {
+  workq_submit(j->d->work, work, done, j);
+}
 
 static void pull(struct api_call *c) {
   sh_err err = {0};
   cleanup_free char *from = http_req_query(c->req, "fromImage");
   cleanup_free char *tag = http_req_query(c->req, "tag");
   if (!from || !*from) {
-    sh_error(&err, 400, "fromSrc and fromImage are not supported by shoal: "
-                        "use fromImage");
+    sh_error(&err, 400,
+             "fromSrc and fromImage are not supported by shoal: "
+             "use fromImage");
     return api_reply_err(c->req, &err);
   }
   cleanup_free char *ref = NULL;

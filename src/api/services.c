@@ -13,9 +13,9 @@
 
 static const char *const service_filters[] = {"id", "label", "mode", "name",
                                               NULL};
-static const char *const task_filters[] = {
-    "desired-state", "id", "label", "name", "node", "service", "_up-to-date",
-    NULL};
+static const char *const task_filters[] = {"desired-state", "id",   "label",
+                                           "name",          "node", "service",
+                                           "_up-to-date",   NULL};
 
 static int parse_filters(struct api_call *c, const char *const *allowed,
                          struct filters *f) {
@@ -87,8 +87,8 @@ static bool task_matches(struct store *st, const struct filters *f,
       return false;
   }
   if (filters_has(f, "_up-to-date")) {
-    bool up = svc && jx_int(t, "_SpecVersion", -1) ==
-                         jx_int(svc, "_SpecVersion", -2);
+    bool up =
+        svc && jx_int(t, "_SpecVersion", -1) == jx_int(svc, "_SpecVersion", -2);
     if (!filters_match(f, "_up-to-date", up ? "true" : "false") &&
         !filters_match(f, "_up-to-date", up ? "1" : "0"))
       return false;
@@ -196,10 +196,10 @@ static bool services(struct api_call *c) {
     if (!s)
       api_reply_err(c->req, &err);
     else
-      api_reply_json(c->req, 200,
-                     manager_service_view(
-                         mgr, s, api_query_bool(c->req, "insertDefaults"),
-                         false));
+      api_reply_json(
+          c->req, 200,
+          manager_service_view(mgr, s, api_query_bool(c->req, "insertDefaults"),
+                               false));
     return true;
   }
   if (strcmp(m, "DELETE") == 0) {

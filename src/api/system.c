@@ -94,20 +94,20 @@ static json_t *version_json(void) {
   const char *arch = strcmp(u.machine, "x86_64") == 0    ? "amd64"
                      : strcmp(u.machine, "aarch64") == 0 ? "arm64"
                                                          : u.machine;
-  json_t *details = json_pack(
-      "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "ApiVersion",
-      SHOAL_API_VERSION, "MinAPIVersion", SHOAL_MIN_API_VERSION, "GitCommit",
-      "shoal", "GoVersion", "n/a (C)", "BuildTime", build_time(),
-      "Experimental", "false", "Os", "linux", "Arch", arch, "KernelVersion",
-      u.release);
+  json_t *details =
+      json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "ApiVersion",
+                SHOAL_API_VERSION, "MinAPIVersion", SHOAL_MIN_API_VERSION,
+                "GitCommit", "shoal", "GoVersion", "n/a (C)", "BuildTime",
+                build_time(), "Experimental", "false", "Os", "linux", "Arch",
+                arch, "KernelVersion", u.release);
   return json_pack(
       "{s:{s:s}, s:[{s:s, s:s, s:o}], s:s, s:s, s:s, s:s, s:s, s:s, s:s, "
       "s:s, s:s}",
       "Platform", "Name", "shoal", "Components", "Name", "Engine", "Version",
-      SHOAL_VERSION, "Details", details, "Version", SHOAL_VERSION,
-      "ApiVersion", SHOAL_API_VERSION, "MinAPIVersion", SHOAL_MIN_API_VERSION,
-      "GitCommit", "shoal", "GoVersion", "n/a (C)", "Os", "linux", "Arch",
-      arch, "KernelVersion", u.release, "BuildTime", build_time());
+      SHOAL_VERSION, "Details", details, "Version", SHOAL_VERSION, "ApiVersion",
+      SHOAL_API_VERSION, "MinAPIVersion", SHOAL_MIN_API_VERSION, "GitCommit",
+      "shoal", "GoVersion", "n/a (C)", "Os", "linux", "Arch", arch,
+      "KernelVersion", u.release, "BuildTime", build_time());
 }
 
 /* The Swarm block of /info (moby's SwarmInfo). */

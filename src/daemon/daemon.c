@@ -214,8 +214,9 @@ static void renewed(const struct http_result *res, void *ud) {
       ca_key_matches(cert, c->key_pem, &err) < 0 ||
       ca_cert_info(cert, &info, &err) < 0) {
     if (!err.msg[0])
-      sh_error(&err, res->status ? res->status : 503, "certificate renewal "
-                                                      "failed");
+      sh_error(&err, res->status ? res->status : 503,
+               "certificate renewal "
+               "failed");
     role_change_done(d, c->to_manager ? "promotion" : "demotion", &err);
     goto out;
   }
@@ -257,10 +258,9 @@ static void renew_for_role(struct shoald *d, bool to_manager,
     free(c);
     return;
   }
-  json_t *body = json_pack("{s:s, s:s}", "CSR", c->csr, "Addr",
-                           to_manager && d->advertise_addr
-                               ? d->advertise_addr
-                               : "");
+  json_t *body =
+      json_pack("{s:s, s:s}", "CSR", c->csr, "Addr",
+                to_manager && d->advertise_addr ? d->advertise_addr : "");
   cleanup_free char *b = jx_dump(body);
   json_decref(body);
   cleanup_free char *url = xasprintf("https://%s/swarm/v1/renew", remote);

@@ -56,10 +56,10 @@ struct shoald {
   int64_t started_ns;
   struct http_server *api;
   struct http_client *client;
-  struct workq *work;          /* blocking work: pulls, unpacking, crun */
-  struct image_store *images;  /* <data-root>/image */
-  struct executor *exec;       /* crun + conmon; NULL when unavailable */
-  struct worker *worker;       /* runs this node's tasks (in a swarm) */
+  struct workq *work;         /* blocking work: pulls, unpacking, crun */
+  struct image_store *images; /* <data-root>/image */
+  struct executor *exec;      /* crun + conmon; NULL when unavailable */
+  struct worker *worker;      /* runs this node's tasks (in a swarm) */
   /* The Engine API handler for calls follower managers forward here (set
    * by the program: the API layer sits above this one). */
   void (*api_forwarded)(struct http_req *req, void *ud);

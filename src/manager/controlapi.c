@@ -373,13 +373,11 @@ int manager_create_service(struct manager *m, const json_t *spec,
   return manager_propose(m, tx, done, ud, err);
 }
 
-int manager_update_service(struct manager *m, const char *ref,
-                           int64_t version, const json_t *spec,
-                           const char *rollback, manager_done_fn done,
-                           void *ud, sh_err *err) {
-  json_t *svc =
-      services_update(m->store, ref, version, spec, rollback, clock_wall_ns(),
-                      err);
+int manager_update_service(struct manager *m, const char *ref, int64_t version,
+                           const json_t *spec, const char *rollback,
+                           manager_done_fn done, void *ud, sh_err *err) {
+  json_t *svc = services_update(m->store, ref, version, spec, rollback,
+                                clock_wall_ns(), err);
   if (!svc)
     return -1;
   struct store_tx *tx = store_tx_new();

@@ -122,8 +122,8 @@ static void patch_node(struct dispatcher *d, const char *node_id,
 }
 
 static void set_status(struct dispatcher *d, const char *node_id,
-                       const char *state, const char *message,
-                       const char *addr, const json_t *desc) {
+                       const char *state, const char *message, const char *addr,
+                       const json_t *desc) {
   json_t *sets = json_pack("{s:s}", "Status.State", state);
   /* An empty message is left out (as Docker shows it) unless it clears
    * an old one. */
@@ -244,8 +244,8 @@ static bool task_for_agent(const json_t *t) {
 /* The node's own object: its agent follows role changes (promote and
  * demote) from it. */
 static void send_node(struct http_req *req, const json_t *node) {
-  json_t *msg = json_pack("{s:s, s:o}", "Type", "node", "Node",
-                          store_public(node));
+  json_t *msg =
+      json_pack("{s:s, s:o}", "Type", "node", "Node", store_public(node));
   send_line(req, msg);
   json_decref(msg);
 }
@@ -260,8 +260,7 @@ static void send_assignments(struct dispatcher *d, struct session *s) {
       json_array_append_new(mine, store_public(t));
   }
   json_decref(tasks);
-  json_t *msg =
-      json_pack("{s:s, s:o}", "Type", "assignments", "Tasks", mine);
+  json_t *msg = json_pack("{s:s, s:o}", "Type", "assignments", "Tasks", mine);
   send_line(s->req, msg);
   json_decref(msg);
 }

@@ -80,7 +80,6 @@ const char *manager_leader_id(const struct manager *m) {
   return found;
 }
 
-
 static void on_leader(void *ud, bool leader) {
   struct manager *m = ud;
   m->leader = leader;
@@ -300,26 +299,43 @@ fail:
 
 /* ---- joining an existing cluster as a manager ---- */
 
-struct raft_join_ctx {
+/* A raft membership request to another manager (join or leave); done
+ * gets the answer. */
+struct member_call {
   struct manager *m;
   manager_done_fn done;
   void *ud;
 };
 
-static void raft_join_answered(const struct http_result *res, void *ud) {
-  struct raft_join_ctx *c = ud;
+static void member_answered(const struct http_result *res, void *ud) {
+  struct member_call *c = ud;
   sh_err err = {0};
   if (res->status == 200) {
     c->done(c->ud, 0, NULL);
   } else {
     json_t *j = res->body ? json_loads(res->body, 0, NULL) : NULL;
-    sh_error(&err, res->status ? res->status : 503, "%s",
-             jx_str(j, "message",
-                    res->error ? res->error : "raft join refused"));
+    sh_error(
+        &err, res->status ? res->status : 503, "%s",
+        jx_str(j, "message",
+               res->error ? res->error : "raft membership change refused"));
     json_decref(j);
     c->done(c->ud, -1, &err);
   }
   free(c);
+}
+
+static void send_member_call(struct manager *m, const char *remote,
+                             const char *path, struct member_call *c) {
+  cleanup_free char *url = xasprintf("https://%s%s", remote, path);
+  struct http_call_opts o = {.method = "POST",
+                             .url = url,
+                             .body = "{}",
+                             .body_len = 2,
+                             .cert_pem = m->cert_pem,
+                             .key_pem = m->key_pem,
+                             .ca_pem = m->root_pem,
+                             .timeout_ms = 30000};
+  http_client_call(m->client, &o, NULL, member_answered, c);
 }
 
 int manager_join(const struct manager_config *cfg, const char *remote,
@@ -333,20 +349,11 @@ int manager_join(const struct manager_config *cfg, const char *remote,
   }
   /* Our raft listens; ask the leader (through any manager: followers
    * forward) to add us to the configuration. */
-  struct raft_join_ctx *c = xcalloc(1, sizeof *c);
+  struct member_call *c = xcalloc(1, sizeof *c);
   c->m = m;
   c->done = done;
   c->ud = ud;
-  cleanup_free char *url = xasprintf("https://%s/swarm/v1/raft/join", remote);
-  struct http_call_opts o = {.method = "POST",
-                             .url = url,
-                             .body = "{}",
-                             .body_len = 2,
-                             .cert_pem = m->cert_pem,
-                             .key_pem = m->key_pem,
-                             .ca_pem = m->root_pem,
-                             .timeout_ms = 30000};
-  http_client_call(m->client, &o, NULL, raft_join_answered, c);
+  send_member_call(m, remote, "/swarm/v1/raft/join", c);
   *out = m;
   return 0;
 }
@@ -397,26 +404,7 @@ int manager_leave_check(struct manager *m, sh_err *err) {
                   msg);
 }
 
-struct leave_raft_ctx {
-  struct manager *m;
-  manager_done_fn done;
-  void *ud;
-};
-
-static void leave_answered(const struct http_result *res, void *ud) {
-  struct leave_raft_ctx *c = ud;
-  sh_err err = {0};
-  if (res->status == 200) {
-    c->done(c->ud, 0, NULL);
-  } else {
-    sh_error(&err, res->status ? res->status : 503, "%s",
-             res->error ? res->error : "raft leave refused");
-    c->done(c->ud, -1, &err);
-  }
-  free(c);
-}
-
-static void ask_leader_to_remove(struct leave_raft_ctx *c) {
+static void ask_leader_to_remove(struct member_call *c) {
   struct manager *m = c->m;
   const char *leader = manager_leader_addr(m);
   if (!leader || m->leader) {
@@ -426,20 +414,11 @@ static void ask_leader_to_remove(struct leave_raft_ctx *c) {
     free(c);
     return;
   }
-  cleanup_free char *url = xasprintf("https://%s/swarm/v1/raft/leave", leader);
-  struct http_call_opts o = {.method = "POST",
-                             .url = url,
-                             .body = "{}",
-                             .body_len = 2,
-                             .cert_pem = m->cert_pem,
-                             .key_pem = m->key_pem,
-                             .ca_pem = m->root_pem,
-                             .timeout_ms = 10000};
-  http_client_call(m->client, &o, NULL, leave_answered, c);
+  send_member_call(m, leader, "/swarm/v1/raft/leave", c);
 }
 
 static void leadership_moved(void *ud, int status, const sh_err *err) {
-  struct leave_raft_ctx *c = ud;
+  struct member_call *c = ud;
   if (status < 0) {
     c->done(c->ud, -1, err);
     free(c);
@@ -449,7 +428,7 @@ static void leadership_moved(void *ud, int status, const sh_err *err) {
 }
 
 void manager_leave_raft(struct manager *m, manager_done_fn done, void *ud) {
-  struct leave_raft_ctx *c = xcalloc(1, sizeof *c);
+  struct member_call *c = xcalloc(1, sizeof *c);
   c->m = m;
   c->done = done;
   c->ud = ud;

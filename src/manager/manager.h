@@ -123,13 +123,11 @@ int manager_remove_node(struct manager *m, const char *ref, bool force,
 int manager_create_service(struct manager *m, const json_t *spec,
                            char id_out[26], manager_done_fn done, void *ud,
                            struct sh_err *err);
-int manager_update_service(struct manager *m, const char *ref,
-                           int64_t version, const json_t *spec,
-                           const char *rollback, manager_done_fn done,
-                           void *ud, struct sh_err *err);
+int manager_update_service(struct manager *m, const char *ref, int64_t version,
+                           const json_t *spec, const char *rollback,
+                           manager_done_fn done, void *ud, struct sh_err *err);
 int manager_remove_service(struct manager *m, const char *ref,
-                           manager_done_fn done, void *ud,
-                           struct sh_err *err);
+                           manager_done_fn done, void *ud, struct sh_err *err);
 /* The API's Service (insertDefaults; ServiceStatus when status). */
 json_t *manager_service_view(struct manager *m, const json_t *svc,
                              bool insert_defaults, bool status);

@@ -15,8 +15,8 @@ struct reconciler {
   uv_timer_t wakeup; /* a delay the orchestrator asked for */
   int watch_id;
   bool leader;
-  bool dirty;      /* the store changed since the last run started */
-  int inflight;    /* proposals of the current run not yet decided */
+  bool dirty;   /* the store changed since the last run started */
+  int inflight; /* proposals of the current run not yet decided */
   int closing;
   bool stopped;
   /* Each pass (orchestrator, then scheduler) waits for its proposals. */
@@ -24,7 +24,9 @@ struct reconciler {
 };
 
 static void run(struct reconciler *r);
-static void on_timer(uv_timer_t *t) { run(t->data); }
+static void on_timer(uv_timer_t *t) {
+  run(t->data);
+}
 
 /* Freed once both timers closed and no proposal is outstanding (raft
  * answers pending proposals with an error when it closes). */
@@ -89,8 +91,7 @@ static void run(struct reconciler *r) {
     orchestrator_run(s, now, &out);
     if (out.next_wakeup_ns > 0) {
       int64_t ms = (out.next_wakeup_ns - now) / NS_PER_MS;
-      uv_timer_start(&r->wakeup, on_timer, ms > 0 ? (uint64_t)ms : 1,
-                     0);
+      uv_timer_start(&r->wakeup, on_timer, ms > 0 ? (uint64_t)ms : 1, 0);
     }
     r->pass = 1;
     propose_all(r, &out);

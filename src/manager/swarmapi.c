@@ -36,11 +36,11 @@ static void join_committed(void *ud, int status, const sh_err *err) {
     respond_err(c->req, err);
   } else {
     json_t *cluster = store_cluster(c->m->store);
-    json_t *resp = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:o, s:s}", "NodeID", c->node_id,
-        "ClusterID", jx_str(cluster, "ID", ""), "Certificate", c->cert_pem,
-        "RootCA", c->m->root_pem, "Role", c->role, "Managers",
-        manager_addresses(c->m), "Addr", c->addr);
+    json_t *resp =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s}", "NodeID", c->node_id,
+                  "ClusterID", jx_str(cluster, "ID", ""), "Certificate",
+                  c->cert_pem, "RootCA", c->m->root_pem, "Role", c->role,
+                  "Managers", manager_addresses(c->m), "Addr", c->addr);
     cleanup_free char *body = jx_dump(resp);
     json_decref(resp);
     http_respond_json(c->req, 200, body);
@@ -62,8 +62,8 @@ static void proxied(const struct http_result *res, void *ud) {
   struct http_req *req = ud;
   if (res->status == 0)
     return http_respond_error(req, 503, RAFTNODE_NO_LEADER_MSG);
-  http_respond(req, res->status, "application/json",
-               res->body ? res->body : "", res->body_len, NULL);
+  http_respond(req, res->status, "application/json", res->body ? res->body : "",
+               res->body_len, NULL);
 }
 
 static void proxy_to_leader(struct manager *m, struct http_req *req) {
@@ -180,10 +180,9 @@ static void renew_sign(void *ud, int status, const sh_err *err) {
                     &e) < 0) {
       respond_err(c->req, &e);
     } else {
-      json_t *resp = json_pack(
-          "{s:s, s:s, s:s}", "Certificate", cert, "Role",
-          mgr ? "manager" : "worker", "Addr",
-          jx_str(node, "ManagerStatus.Addr", ""));
+      json_t *resp = json_pack("{s:s, s:s, s:s}", "Certificate", cert, "Role",
+                               mgr ? "manager" : "worker", "Addr",
+                               jx_str(node, "ManagerStatus.Addr", ""));
       cleanup_free char *body = jx_dump(resp);
       json_decref(resp);
       http_respond_json(c->req, 200, body);
@@ -220,9 +219,9 @@ static void handle_renew(struct manager *m, struct http_req *req) {
     else
       snprintf(adv, sizeof adv, "%s:%d", origin_addr(req), SWARM_DEFAULT_PORT);
     json_t *next = json_deep_copy(node);
-    json_object_set_new(next, "ManagerStatus",
-                        json_pack("{s:s, s:s}", "Reachability", "unknown",
-                                  "Addr", adv));
+    json_object_set_new(
+        next, "ManagerStatus",
+        json_pack("{s:s, s:s}", "Reachability", "unknown", "Addr", adv));
     struct store_tx *tx = store_tx_new();
     store_tx_put(tx, STORE_NODE, next, jx_int(node, "Version.Index", 0));
     if (manager_propose(m, tx, renew_sign, c, &err) < 0)
@@ -289,9 +288,9 @@ static void handle_join(struct manager *m, struct http_req *req) {
       m, c->node_id, role, avail, jx_str(body, "Hostname", ""),
       origin_addr(req), json_is_object(desc) ? desc : NULL);
   if (manager)
-    json_object_set_new(node, "ManagerStatus",
-                        json_pack("{s:s, s:s}", "Reachability", "unknown",
-                                  "Addr", adv));
+    json_object_set_new(
+        node, "ManagerStatus",
+        json_pack("{s:s, s:s}", "Reachability", "unknown", "Addr", adv));
   struct store_tx *tx = store_tx_new();
   store_tx_put(tx, STORE_NODE, node, STORE_MUST_CREATE);
   if (manager_propose(m, tx, join_committed, c, &err) < 0) {
