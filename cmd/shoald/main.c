@@ -37,10 +37,14 @@ static int write_pidfile(const char *path, sh_err *err) {
   if (read_file(path, &old, NULL, NULL) == 0) {
     long pid = strtol(old, NULL, 10);
     if (pid > 0 && pid != getpid() && kill((pid_t)pid, 0) == 0) {
-      cleanup_free char *comm_path = xasprintf("/proc/%ld/comm", pid);
-      cleanup_free char *comm = NULL;
-      if (read_file(comm_path, &comm, NULL, NULL) == 0 &&
-          str_has_prefix(comm, "shoald"))
+      /* A live shoald (a zombie waiting to be reaped is not). */
+      cleanup_free char *stat_path = xasprintf("/proc/%ld/stat", pid);
+      cleanup_free char *stat = NULL;
+      const char *paren = NULL;
+      if (read_file(stat_path, &stat, NULL, NULL) == 0)
+        paren = strrchr(stat, ')');
+      bool zombie = paren && paren[1] == ' ' && paren[2] == 'Z';
+      if (!zombie && paren && strstr(stat, "(shoald)"))
         return sh_error(err, 500,
                         "pid file found, ensure shoald is not running or "
                         "delete %s",

@@ -13,6 +13,13 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 
+struct log_post {
+  char *url;
+  void *data;
+  size_t len;
+  struct log_post *next;
+};
+
 struct agent {
   uv_loop_t *loop;
   struct http_client *client;
@@ -27,6 +34,8 @@ struct agent {
   struct http_call *report_call;
   json_t *unsent;    /* task status updates waiting for delivery */
   json_t *in_flight; /* the batch being sent, NULL when none */
+  struct log_post *logs_head, *logs_tail; /* queued, sent one at a time */
+  struct http_call *log_call;
   sh_buf linebuf;
   char sid[64];
   char addr[64]; /* this node's address as the manager sees it */
@@ -132,6 +141,16 @@ static void hb_send(uv_timer_t *t) {
 
 static void handle_message(struct agent *a, json_t *msg) {
   const char *type = jx_str(msg, "Type", "");
+  if (strcmp(type, "logs") == 0) {
+    if (a->cb.on_logs)
+      a->cb.on_logs(a->cb.ud, msg);
+    return;
+  }
+  if (strcmp(type, "logs-cancel") == 0) {
+    if (a->cb.on_logs_cancel)
+      a->cb.on_logs_cancel(a->cb.ud, jx_str(msg, "Sub", ""));
+    return;
+  }
   if (strcmp(type, "assignments") == 0) {
     json_t *tasks = json_object_get(msg, "Tasks");
     if (json_is_array(tasks) && a->cb.on_assignments)
@@ -271,6 +290,13 @@ static void handle_closed(uv_handle_t *h) {
   json_decref(a->description);
   json_decref(a->unsent);
   json_decref(a->in_flight);
+  while (a->logs_head) {
+    struct log_post *p = a->logs_head;
+    a->logs_head = p->next;
+    free(p->url);
+    free(p->data);
+    free(p);
+  }
   buf_free(&a->linebuf);
   void (*done)(void *) = a->leave_done;
   void *ud = a->leave_ud;
@@ -292,6 +318,10 @@ static void finish_stop(struct agent *a) {
   if (a->report_call) {
     http_call_cancel(a->report_call);
     a->report_call = NULL;
+  }
+  if (a->log_call) {
+    http_call_cancel(a->log_call);
+    a->log_call = NULL;
   }
   uv_close((uv_handle_t *)&a->retry_timer, handle_closed);
   uv_close((uv_handle_t *)&a->hb_timer, handle_closed);
@@ -403,4 +433,54 @@ void agent_report(struct agent *a, const json_t *updates) {
                              .timeout_ms = 15000};
   fill_tls(a, &o);
   a->report_call = http_client_call(a->client, &o, NULL, report_sent, a);
+}
+
+static void send_next_log(struct agent *a);
+
+static void log_posted(const struct http_result *res, void *ud) {
+  struct agent *a = ud;
+  a->log_call = NULL;
+  if (!a->stopping)
+    send_next_log(a);
+}
+
+static void send_next_log(struct agent *a) {
+  if (a->log_call || !a->logs_head)
+    return;
+  struct log_post *p = a->logs_head;
+  a->logs_head = p->next;
+  if (!a->logs_head)
+    a->logs_tail = NULL;
+  struct http_call_opts o = {.method = "POST",
+                             .url = p->url,
+                             .body = p->data ? p->data : "",
+                             .body_len = p->len,
+                             .content_type = "application/octet-stream",
+                             .timeout_ms = 15000};
+  fill_tls(a, &o);
+  a->log_call = http_client_call(a->client, &o, NULL, log_posted, a);
+  free(p->url);
+  free(p->data);
+  free(p);
+}
+
+void agent_send_logs(struct agent *a, const char *sub, const char *task_id,
+                     const void *data, size_t len, bool last) {
+  const char *mgr = current_manager(a);
+  if (!mgr || a->stopping)
+    return;
+  struct log_post *p = xcalloc(1, sizeof *p);
+  p->url = xasprintf("https://%s/swarm/v1/logs/%s?task=%s%s", mgr, sub,
+                     task_id, last ? "&last=1" : "");
+  if (len) {
+    p->data = xmalloc(len);
+    memcpy(p->data, data, len);
+  }
+  p->len = len;
+  if (a->logs_tail)
+    a->logs_tail->next = p;
+  else
+    a->logs_head = p;
+  a->logs_tail = p;
+  send_next_log(a);
 }

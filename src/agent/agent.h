@@ -29,6 +29,9 @@ struct agent_config {
   void (*on_node)(void *ud, const json_t *node);
   /* The full list of tasks placed on this node (after every change). */
   void (*on_assignments)(void *ud, const json_t *tasks);
+  /* A manager wants task logs / no longer wants them (log broker). */
+  void (*on_logs)(void *ud, const json_t *msg);
+  void (*on_logs_cancel)(void *ud, const char *sub);
   /* The cluster refused this node (removed from the swarm). */
   void (*on_rejected)(void *ud, int status, const char *msg);
   void *ud;
@@ -43,6 +46,9 @@ bool agent_connected(const struct agent *a);
 /* Sends task status updates ([{ID, Status}]) to the dispatcher; updates
  * that cannot be delivered now are kept and sent after reconnecting. */
 void agent_report(struct agent *a, const json_t *updates);
+/* Sends log frames of a task to the manager's log broker, in order. */
+void agent_send_logs(struct agent *a, const char *sub, const char *task_id,
+                     const void *data, size_t len, bool last);
 /* The manager the agent talks to now ("ip:port"), NULL if none. */
 const char *agent_manager(const struct agent *a);
 /* A new certificate (role change, renewal) for the next connections. */

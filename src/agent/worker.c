@@ -11,7 +11,9 @@
 #include "exec/exec.h"
 #include "image/image.h"
 
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 
 #define MONITOR_MS 1000
 #define REPORT_DELAY_MS 30
@@ -37,8 +39,19 @@ struct tctl {
   struct tctl *next;
 };
 
+struct log_stream {
+  struct worker *w;
+  char sub[ID_LEN + 1];
+  char task[ID_LEN + 1];
+  char cid[65];
+  struct exec_logs_opts o;
+  atomic_bool cancelled;
+  struct log_stream *next;
+};
+
 struct worker {
   struct worker_config cfg;
+  struct log_stream *streams;
   char *node_id;
   struct tctl *tasks;
   json_t *pending; /* status updates not sent yet */
@@ -510,6 +523,132 @@ struct worker *worker_new(const struct worker_config *cfg) {
   return w;
 }
 
+/* ---- logs ---- */
+
+#define LOG_CHUNK (64 * 1024)
+
+struct log_chunk {
+  struct log_stream *ls;
+  void *data;
+  size_t len;
+  bool last;
+};
+
+static void chunk_on_loop(void *ud, int cancelled) {
+  struct log_chunk *c = ud;
+  struct log_stream *ls = c->ls;
+  struct worker *w = ls->w;
+  if (!w->stopping && w->cfg.send_logs &&
+      !atomic_load(&ls->cancelled))
+    w->cfg.send_logs(w->cfg.ud, ls->sub, ls->task, c->data, c->len, c->last);
+  if (c->last) {
+    for (struct log_stream **pp = &w->streams; *pp; pp = &(*pp)->next) {
+      if (*pp == ls) {
+        *pp = ls->next;
+        break;
+      }
+    }
+    free(ls);
+    w->jobs--;
+  }
+  free(c->data);
+  free(c);
+  maybe_free(w);
+}
+
+struct log_buf {
+  struct log_stream *ls;
+  sh_buf b;
+};
+
+static void post_chunk(struct log_stream *ls, sh_buf *b, bool last) {
+  struct log_chunk *c = xcalloc(1, sizeof *c);
+  c->ls = ls;
+  c->len = b->len;
+  c->data = b->len ? xmalloc(b->len) : NULL;
+  if (b->len)
+    memcpy(c->data, b->data, b->len);
+  c->last = last;
+  buf_reset(b);
+  workq_post(ls->w->cfg.work, chunk_on_loop, c);
+}
+
+static int log_write(void *arg, const void *buf, size_t len) {
+  struct log_buf *lb = arg;
+  if (atomic_load(&lb->ls->cancelled))
+    return -1;
+  buf_append(&lb->b, buf, len);
+  if (lb->b.len >= LOG_CHUNK)
+    post_chunk(lb->ls, &lb->b, false);
+  return 0;
+}
+
+static bool log_cancelled(void *arg) {
+  struct log_buf *lb = arg;
+  /* A followed log: also flush what is buffered while waiting. */
+  if (lb->b.len > 0)
+    post_chunk(lb->ls, &lb->b, false);
+  return atomic_load(&lb->ls->cancelled);
+}
+
+static void *log_thread(void *arg) {
+  struct log_stream *ls = arg;
+  struct log_buf lb = {.ls = ls};
+  struct exec_logs_opts o = ls->o;
+  o.write = log_write;
+  o.cancelled = log_cancelled;
+  o.arg = &lb;
+  sh_err err = {0};
+  exec_logs(ls->w->cfg.exec, ls->cid, &o, &err);
+  post_chunk(ls, &lb.b, true);
+  buf_free(&lb.b);
+  return NULL;
+}
+
+void worker_logs(struct worker *w, const json_t *msg) {
+  if (w->stopping)
+    return;
+  const char *sub = jx_str(msg, "Sub", "");
+  json_t *opts = json_object_get(msg, "Options");
+  size_t i;
+  json_t *t;
+  json_array_foreach(json_object_get(msg, "Tasks"), i, t) {
+    struct log_stream *ls = xcalloc(1, sizeof *ls);
+    ls->w = w;
+    snprintf(ls->sub, sizeof ls->sub, "%s", sub);
+    snprintf(ls->task, sizeof ls->task, "%s", jx_str(t, "ID", ""));
+    snprintf(ls->cid, sizeof ls->cid, "%s", jx_str(t, "Container", ""));
+    /* Always with timestamps: the manager keeps or drops them. */
+    ls->o = (struct exec_logs_opts){
+        .want_stdout = jx_bool(opts, "Stdout", true),
+        .want_stderr = jx_bool(opts, "Stderr", true),
+        .timestamps = true,
+        .follow = jx_bool(opts, "Follow", false),
+        .since_ns = jx_int(opts, "Since", 0),
+        .tail = (long)jx_int(opts, "Tail", -1),
+    };
+    atomic_init(&ls->cancelled, false);
+    ls->next = w->streams;
+    w->streams = ls;
+    w->jobs++;
+    pthread_t th;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&th, &attr, log_thread, ls) != 0) {
+      sh_buf empty = {0};
+      post_chunk(ls, &empty, true);
+    }
+    pthread_attr_destroy(&attr);
+  }
+}
+
+void worker_logs_cancel(struct worker *w, const char *sub) {
+  for (struct log_stream *ls = w->streams; ls; ls = ls->next)
+    if (strcmp(ls->sub, sub) == 0)
+      atomic_store(&ls->cancelled, true);
+}
+
 static void maybe_free(struct worker *w) {
   if (!w->stopping || w->jobs > 0 || w->handles > 0)
     return;
@@ -530,6 +669,8 @@ void worker_free(struct worker *w) {
   if (!w)
     return;
   w->stopping = true;
+  for (struct log_stream *ls = w->streams; ls; ls = ls->next)
+    atomic_store(&ls->cancelled, true);
   uv_close((uv_handle_t *)&w->report_timer, handle_closed);
   uv_close((uv_handle_t *)&w->monitor, handle_closed);
 }

@@ -12,6 +12,8 @@
 #define SHOAL_AGENT_WORKER_H
 
 #include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <uv.h>
 
 struct workq;
@@ -28,12 +30,20 @@ struct worker_config {
   /* Status updates to send to the dispatcher: an array of {ID, Status}
    * (borrowed for the call). */
   void (*report)(void *ud, const json_t *updates);
+  /* Log frames of a task for a log subscription; last marks its end. */
+  void (*send_logs)(void *ud, const char *sub, const char *task_id,
+                    const void *data, size_t len, bool last);
   void *ud;
 };
 
 struct worker *worker_new(const struct worker_config *cfg);
 /* The full list of tasks the dispatcher placed on this node. */
 void worker_assign(struct worker *w, const json_t *tasks);
+/* A manager asks for logs: {"Sub", "Tasks":[{ID, Container}], "Options":
+ * {Follow, Stdout, Stderr, Tail, Since}}. Each task's log is read on a
+ * thread of its own (a followed log can last as long as the container). */
+void worker_logs(struct worker *w, const json_t *msg);
+void worker_logs_cancel(struct worker *w, const char *sub);
 /* Finds the containers of tasks on disk (after a restart). */
 void worker_adopt(struct worker *w);
 /* Stops reconciling (containers keep running) and frees w once no runtime

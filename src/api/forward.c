@@ -45,6 +45,7 @@ struct relay {
   size_t len;
   uint64_t want;
   int waited_ms;
+  bool read; /* a read: nothing to catch up with */
   uv_timer_t timer;
 };
 
@@ -84,6 +85,31 @@ static void got_index(const struct http_result *res, void *ud) {
   uv_timer_start(&r->timer, relay_poll, 0, CATCH_UP_POLL_MS);
 }
 
+/* Logs stream through as they come. */
+struct log_relay {
+  struct http_req *req;
+  struct http_call *call;
+};
+
+static bool log_data(const char *data, size_t len, void *ud) {
+  struct log_relay *l = ud;
+  return http_stream_write(l->req, data, len) >= 0;
+}
+
+static void log_done(const struct http_result *res, void *ud) {
+  struct log_relay *l = ud;
+  l->req->on_close = NULL;
+  http_stream_end(l->req);
+  free(l);
+}
+
+static void log_client_gone(struct http_req *req, void *ud) {
+  struct log_relay *l = ud;
+  http_call_cancel(l->call);
+  http_req_release(req);
+  free(l);
+}
+
 static void relay(const struct http_result *res, void *ud) {
   struct relay *r = ud;
   r->status = res->status;
@@ -94,7 +120,7 @@ static void relay(const struct http_result *res, void *ud) {
     r->len = res->body_len;
   }
   const char *leader = r->d->mgr ? manager_leader_addr(r->d->mgr) : NULL;
-  if (res->status < 200 || res->status >= 300 || !leader)
+  if (res->status < 200 || res->status >= 300 || !leader || r->read)
     return relay_answer(r);
   struct shoald *d = r->d;
   cleanup_free char *url = xasprintf("https://%s/swarm/v1/index", leader);
@@ -107,10 +133,26 @@ static void relay(const struct http_result *res, void *ud) {
   http_client_call(d->client, &o, NULL, got_index, r);
 }
 
+/* Cluster reads: swarmkit answers them from the leader, so a client never
+ * sees a follower's older copy. */
+static bool is_cluster_read(const char *method, const char *path) {
+  if (strcmp(method, "GET") != 0)
+    return false;
+  static const char *const roots[] = {"/swarm", "/nodes", "/services",
+                                      "/tasks"};
+  for (size_t i = 0; i < ARRAY_SIZE(roots); i++) {
+    size_t n = strlen(roots[i]);
+    if (strncmp(path, roots[i], n) == 0 && (path[n] == '\0' || path[n] == '/'))
+      return strcmp(path, "/swarm/unlockkey") != 0;
+  }
+  return false;
+}
+
 bool api_forward(struct api_call *c) {
   struct shoald *d = c->d;
+  bool read = is_cluster_read(c->req->method, c->path);
   if (!d->mgr || manager_is_leader(d->mgr) ||
-      !is_cluster_write(c->req->method, c->path))
+      (!read && !is_cluster_write(c->req->method, c->path)))
     return false;
   const char *leader = manager_leader_addr(d->mgr);
   if (!leader) {
@@ -131,9 +173,21 @@ bool api_forward(struct api_call *c) {
       .ca_pem = d->root_pem,
       .timeout_ms = 30000,
   };
+  if (read && str_has_suffix(c->path, "/logs")) {
+    struct log_relay *l = xcalloc(1, sizeof *l);
+    l->req = c->req;
+    o.timeout_ms = 0;
+    http_stream_begin(c->req, 200, "application/vnd.docker.multiplexed-stream",
+                      NULL);
+    c->req->on_close = log_client_gone;
+    c->req->on_close_ud = l;
+    l->call = http_client_call(d->client, &o, log_data, log_done, l);
+    return true;
+  }
   struct relay *r = xcalloc(1, sizeof *r);
   r->d = d;
   r->req = c->req;
+  r->read = read;
   uv_timer_init(d->loop, &r->timer);
   r->timer.data = r;
   http_client_call(d->client, &o, NULL, relay, r);

@@ -8,6 +8,7 @@
 #include "core/util.h"
 #include "daemon/daemon.h"
 #include "http/server.h"
+#include "manager/logbroker.h"
 #include "manager/manager.h"
 #include "store/store.h"
 
@@ -143,6 +144,31 @@ static void removed(void *ud, int status, const sh_err *err) {
   http_respond(req, 200, "text/plain; charset=utf-8", "", 0, NULL);
 }
 
+/* GET /services/{id}/logs and /tasks/{id}/logs. */
+static void logs(struct api_call *c, const char *service, const char *task) {
+  sh_err err = {0};
+  struct log_options o = {
+      .follow = api_query_bool(c->req, "follow"),
+      .stdout_ = api_query_bool(c->req, "stdout"),
+      .stderr_ = api_query_bool(c->req, "stderr"),
+      .timestamps = api_query_bool(c->req, "timestamps"),
+      .details = api_query_bool(c->req, "details"),
+      .tail = -1,
+  };
+  if (!o.stdout_ && !o.stderr_) {
+    sh_error(&err, 400, "Bad parameters: you must choose at least one stream");
+    return api_reply_err(c->req, &err);
+  }
+  cleanup_free char *tail = http_req_query(c->req, "tail");
+  if (tail && *tail && strcmp(tail, "all") != 0)
+    o.tail = atol(tail);
+  cleanup_free char *since = http_req_query(c->req, "since");
+  if (since && *since)
+    o.since_ns = (int64_t)(strtod(since, NULL) * 1e9);
+  if (manager_logs(c->d->mgr, c->req, service, task, &o, &err) < 0)
+    api_reply_err(c->req, &err);
+}
+
 static bool services(struct api_call *c) {
   const char *p = c->path + strlen("/services");
   const char *m = c->req->method;
@@ -189,6 +215,10 @@ static bool services(struct api_call *c) {
       api_reply_err(c->req, &err);
     return true;
   }
+  if (strcmp(action, "logs") == 0 && strcmp(m, "GET") == 0) {
+    logs(c, ref, NULL);
+    return true;
+  }
   if (*action)
     return false;
   if (strcmp(m, "GET") == 0) {
@@ -216,6 +246,12 @@ static bool tasks(struct api_call *c) {
   const char *p = c->path + strlen("/tasks");
   if (!*p) {
     list_tasks(c);
+    return true;
+  }
+  if (*p == '/' && str_has_suffix(p, "/logs") && strchr(p + 1, '/') &&
+      strcmp(strchr(p + 1, '/'), "/logs") == 0) {
+    cleanup_free char *ref = xstrndup(p + 1, strlen(p + 1) - strlen("/logs"));
+    logs(c, NULL, ref);
     return true;
   }
   if (*p != '/' || strchr(p + 1, '/'))

@@ -328,6 +328,25 @@ static void on_agent_assignments(void *ud, const json_t *tasks) {
     worker_assign(d->worker, tasks);
 }
 
+static void worker_send_logs(void *ud, const char *sub, const char *task_id,
+                             const void *data, size_t len, bool last) {
+  struct shoald *d = ud;
+  if (d->agent)
+    agent_send_logs(d->agent, sub, task_id, data, len, last);
+}
+
+static void on_agent_logs(void *ud, const json_t *msg) {
+  struct shoald *d = ud;
+  if (d->worker)
+    worker_logs(d->worker, msg);
+}
+
+static void on_agent_logs_cancel(void *ud, const char *sub) {
+  struct shoald *d = ud;
+  if (d->worker)
+    worker_logs_cancel(d->worker, sub);
+}
+
 static void start_worker(struct shoald *d) {
   if (d->worker || !d->exec)
     return;
@@ -338,6 +357,7 @@ static void start_worker(struct shoald *d) {
       .exec = d->exec,
       .node_id = d->node_id,
       .report = worker_report,
+      .send_logs = worker_send_logs,
       .ud = d,
   };
   d->worker = worker_new(&wc);
@@ -367,6 +387,8 @@ static void start_agent(struct shoald *d) {
       .on_managers = on_agent_managers,
       .on_node = on_agent_node,
       .on_assignments = on_agent_assignments,
+      .on_logs = on_agent_logs,
+      .on_logs_cancel = on_agent_logs_cancel,
       .on_rejected = on_agent_rejected,
       .ud = d,
   };
@@ -977,21 +999,6 @@ static void leave_step(void *ud) {
   free(c);
 }
 
-/* Out of raft (or it failed: --force leaves regardless): stop the
- * manager. */
-static void left_raft(void *ud, int status, const sh_err *err) {
-  struct leave_ctx *c = ud;
-  struct shoald *d = c->d;
-  if (status < 0)
-    log_warn("leaving raft: %s", err ? err->msg : "failed");
-  struct manager *m = d->mgr;
-  d->mgr = NULL;
-  if (m)
-    manager_close(m, leave_step, c);
-  else
-    leave_step(c);
-}
-
 int shoald_swarm_leave(struct shoald *d, bool force, shoald_done_fn done,
                        void *ud, sh_err *err) {
   if (d->swarm == SWARM_INACTIVE)
@@ -1019,8 +1026,12 @@ int shoald_swarm_leave(struct shoald *d, bool force, shoald_done_fn done,
     agent_leave(a, leave_step, c);
   }
   if (d->mgr) {
+    /* As Docker: --force does not reconfigure raft; the others keep this
+     * node as an unreachable manager until it is demoted and removed. */
     c->pending++;
-    manager_leave_raft(d->mgr, left_raft, c);
+    struct manager *m = d->mgr;
+    d->mgr = NULL;
+    manager_close(m, leave_step, c);
   }
   leave_step(c);
   return 0;

@@ -339,9 +339,8 @@ int manager_remove_node(struct manager *m, const char *ref, bool force,
   if (!cur)
     return -1;
   const char *id = jx_str(cur, "ID", "");
-  const char *role = jx_str(cur, "Spec.Role", "worker");
   /* swarmkit refuses raft members even with --force: demote first. */
-  if (strcmp(role, "manager") == 0 || json_object_get(cur, "ManagerStatus"))
+  if (manager_is_raft_member(m, id))
     return sh_error(err, 400,
                     "rpc error: code = FailedPrecondition desc = node %s is "
                     "a cluster manager and is a member of the raft cluster. "

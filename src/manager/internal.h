@@ -13,6 +13,7 @@ struct raftnode;
 struct http_server;
 struct dispatcher;
 struct reconciler;
+struct logbroker;
 
 struct manager {
   uv_loop_t *loop;
@@ -24,9 +25,11 @@ struct manager {
   struct http_server *srv;
   struct dispatcher *disp;
   struct reconciler *recon;
+  struct logbroker *logs;
   struct http_client *client;
   char *cluster_id;
   bool leader;
+  bool forced_new; /* force-new-cluster: drop departed managers' status */
   void (*forwarded)(struct http_req *req, void *ud);
   void *forwarded_ud;
   /* swarm init: the first transaction waits for leadership. */
@@ -44,6 +47,9 @@ json_t *manager_new_node_object(struct manager *m, const char *node_id,
 json_t *cluster_object_new(const struct manager_init *init, struct sh_err *err);
 /* Handler for the swarm port (node-to-node API). */
 void swarmapi_handle(struct http_req *req, void *ud);
+
+/* Whether the node is in the raft configuration. */
+bool manager_is_raft_member(struct manager *m, const char *node_id);
 
 /* swarmkit's errors reach Docker users as "rpc error: code = <Code> desc =
  * <msg>": rpc_error formats that from an HTTP status. */

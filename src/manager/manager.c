@@ -11,6 +11,7 @@
 #include "http/server.h"
 #include "manager/dispatcher.h"
 #include "manager/internal.h"
+#include "manager/logbroker.h"
 #include "manager/reconciler.h"
 #include "raft/raftnode.h"
 #include "store/store.h"
@@ -48,6 +49,14 @@ const char *manager_node_id(const struct manager *m) {
   return m->node_id;
 }
 
+int manager_logs(struct manager *m, struct http_req *req,
+                 const char *service_ref, const char *task_ref,
+                 const struct log_options *o, sh_err *err) {
+  if (!m->leader)
+    return sh_error(err, 503, RAFTNODE_NO_LEADER_MSG);
+  return logbroker_subscribe(m->logs, req, service_ref, task_ref, o, err);
+}
+
 uint64_t manager_applied_index(const struct manager *m) {
   return raftnode_last_applied(m->raft);
 }
@@ -80,8 +89,48 @@ const char *manager_leader_id(const struct manager *m) {
   return found;
 }
 
+bool manager_is_raft_member(struct manager *m, const char *node_id) {
+  struct raftnode_member *mem = NULL;
+  size_t n = 0;
+  bool found = false;
+  if (raftnode_configuration(m->raft, &mem, &n, NULL) < 0)
+    return false;
+  for (size_t i = 0; i < n; i++)
+    found |= mem[i].id == raftnode_id_for(node_id);
+  raftnode_members_free(mem, n);
+  return found;
+}
+
+/* After force-new-cluster the other managers are no longer raft members:
+ * as in swarmkit they lose their manager status (and can be removed). */
+static void drop_departed_managers(struct manager *m) {
+  struct store_tx *tx = store_tx_new();
+  json_t *nodes = store_list(m->store, STORE_NODE);
+  size_t i;
+  json_t *n;
+  json_array_foreach(nodes, i, n) {
+    const char *id = jx_str(n, "ID", "");
+    if (!json_object_get(n, "ManagerStatus") || strcmp(id, m->node_id) == 0 ||
+        manager_is_raft_member(m, id))
+      continue;
+    json_t *next = json_deep_copy(n);
+    json_object_del(next, "ManagerStatus");
+    store_tx_put(tx, STORE_NODE, next, jx_int(n, "Version.Index", 0));
+  }
+  json_decref(nodes);
+  sh_err err = {0};
+  if (store_tx_empty(tx))
+    store_tx_free(tx);
+  else
+    manager_propose(m, tx, NULL, NULL, &err);
+}
+
 static void on_leader(void *ud, bool leader) {
   struct manager *m = ud;
+  if (leader && m->forced_new) {
+    m->forced_new = false;
+    drop_departed_managers(m);
+  }
   m->leader = leader;
   dispatcher_set_leader(m->disp, leader);
   reconciler_set_leader(m->recon, leader);
@@ -172,6 +221,7 @@ static int start_common(struct manager *m, const struct manager_config *cfg,
   m->store = store_new();
   m->disp = dispatcher_new(m);
   m->recon = reconciler_new(m);
+  m->logs = logbroker_new(m);
 
   cleanup_free char *raftdir = xasprintf("%s/raft", cfg->state_dir);
   if (mkdir_p(raftdir, 0700, err) < 0)
@@ -291,6 +341,7 @@ int manager_open(const struct manager_config *cfg, bool force_new_cluster,
   }
   if (force_new_cluster && raftnode_recover_single(m->raft, err) < 0)
     goto fail;
+  m->forced_new = force_new_cluster;
   return go_live(m, out, err);
 fail:
   manager_close(m, NULL, NULL);
@@ -361,22 +412,22 @@ int manager_join(const struct manager_config *cfg, const char *remote,
 /* ---- leaving ---- */
 
 int manager_leave_check(struct manager *m, sh_err *err) {
-  /* moby's wording (daemon/cluster/swarm.go): counts are the raft voters
-   * this manager sees reachable or not. */
-  struct raftnode_member *mem = NULL;
-  size_t n = 0;
+  /* moby's wording (daemon/cluster/swarm.go), counting managers as the
+   * leader last saw them (ManagerStatus.Reachability, replicated). */
   int reachable = 0, unreachable = 0;
-  if (raftnode_configuration(m->raft, &mem, &n, NULL) == 0) {
-    for (size_t i = 0; i < n; i++) {
-      if (mem[i].role != RAFTNODE_VOTER)
-        continue;
-      if (mem[i].reach == RAFTNODE_UNREACHABLE)
-        unreachable++;
-      else
-        reachable++;
-    }
-    raftnode_members_free(mem, n);
+  json_t *nodes = store_list(m->store, STORE_NODE);
+  size_t i;
+  json_t *n;
+  json_array_foreach(nodes, i, n) {
+    if (!json_object_get(n, "ManagerStatus"))
+      continue;
+    if (strcmp(jx_str(n, "ManagerStatus.Reachability", ""), "unreachable") ==
+        0)
+      unreachable++;
+    else
+      reachable++;
   }
+  json_decref(nodes);
   if (reachable == 0)
     reachable = 1;
   char msg[SH_ERR_MSG_MAX];
@@ -402,59 +453,6 @@ int manager_leave_check(struct manager *m, sh_err *err) {
                   "is to reinitialize it with `--force-new-cluster`. Use "
                   "`--force` to suppress this message.",
                   msg);
-}
-
-static void ask_leader_to_remove(struct member_call *c) {
-  struct manager *m = c->m;
-  const char *leader = manager_leader_addr(m);
-  if (!leader || m->leader) {
-    sh_err err = {0};
-    sh_error(&err, 503, RAFTNODE_NO_LEADER_MSG);
-    c->done(c->ud, -1, &err);
-    free(c);
-    return;
-  }
-  send_member_call(m, leader, "/swarm/v1/raft/leave", c);
-}
-
-static void leadership_moved(void *ud, int status, const sh_err *err) {
-  struct member_call *c = ud;
-  if (status < 0) {
-    c->done(c->ud, -1, err);
-    free(c);
-    return;
-  }
-  ask_leader_to_remove(c);
-}
-
-void manager_leave_raft(struct manager *m, manager_done_fn done, void *ud) {
-  struct member_call *c = xcalloc(1, sizeof *c);
-  c->m = m;
-  c->done = done;
-  c->ud = ud;
-  struct raftnode_member *mem = NULL;
-  size_t n = 0, voters = 0;
-  if (raftnode_configuration(m->raft, &mem, &n, NULL) == 0) {
-    for (size_t i = 0; i < n; i++)
-      voters += mem[i].role == RAFTNODE_VOTER;
-    raftnode_members_free(mem, n);
-  }
-  if (voters <= 1) { /* the last manager: nothing to leave */
-    done(ud, 0, NULL);
-    free(c);
-    return;
-  }
-  sh_err err = {0};
-  /* A leader cannot remove itself: hand leadership over first. */
-  if (m->leader) {
-    if (raftnode_transfer_leadership(m->raft, 0, leadership_moved, c, &err) <
-        0) {
-      done(ud, -1, &err);
-      free(c);
-    }
-    return;
-  }
-  ask_leader_to_remove(c);
 }
 
 struct close_ctx {
@@ -495,6 +493,10 @@ void manager_close(struct manager *m, void (*done)(void *ud), void *ud) {
   if (m->recon) {
     reconciler_free(m->recon);
     m->recon = NULL;
+  }
+  if (m->logs) {
+    logbroker_free(m->logs);
+    m->logs = NULL;
   }
   if (m->disp) {
     dispatcher_free(m->disp);

@@ -80,10 +80,6 @@ int manager_join(const struct manager_config *cfg, const char *remote,
 /* Docker's refusal of `swarm leave` without --force on a manager, worded
  * by what leaving would do to quorum (always fails with 503). */
 int manager_leave_check(struct manager *m, struct sh_err *err);
-/* Takes this manager out of the raft configuration (handing leadership
- * over first when it leads); done runs when the leader removed it, or at
- * once for the last manager. */
-void manager_leave_raft(struct manager *m, manager_done_fn done, void *ud);
 /* Stops the listener, dispatcher and raft; done runs when all is closed. */
 void manager_close(struct manager *m, void (*done)(void *ud), void *ud);
 
@@ -93,6 +89,12 @@ bool manager_is_leader(const struct manager *m);
 const char *manager_leader_id(const struct manager *m);
 /* The leader's swarm address ("ip:port"), or NULL when unknown. */
 const char *manager_leader_addr(const struct manager *m);
+/* `service logs` / `task logs` (leader only: the nodes' sessions are
+ * here); streams to req. */
+struct log_options;
+int manager_logs(struct manager *m, struct http_req *req,
+                 const char *service_ref, const char *task_ref,
+                 const struct log_options *o, struct sh_err *err);
 /* The raft index this manager's store has applied. */
 uint64_t manager_applied_index(const struct manager *m);
 /* This node's node ID. */

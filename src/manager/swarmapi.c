@@ -10,6 +10,7 @@
 #include "http/server.h"
 #include "manager/dispatcher.h"
 #include "manager/internal.h"
+#include "manager/logbroker.h"
 #include "raft/raftnode.h"
 #include "store/store.h"
 
@@ -124,30 +125,6 @@ static void handle_raft_join(struct manager *m, struct http_req *req) {
   if (raftnode_add(m->raft, raftnode_id_for(node_id), addr, raft_added, req,
                    &err) < 0)
     respond_err(req, &err);
-}
-
-/* POST /swarm/v1/raft/leave: a manager leaving (swarm leave --force). */
-static void handle_raft_leave(struct manager *m, struct http_req *req) {
-  if (strcmp(req->peer_ou, CA_ROLE_MANAGER) != 0)
-    return http_respond_error(req, 403, "only managers can leave raft");
-  if (!m->leader)
-    return proxy_to_leader(m, req);
-  const char *node_id = origin_node(req);
-  sh_err err = {0};
-  if (raftnode_remove(m->raft, raftnode_id_for(node_id), raft_added, req,
-                      &err) < 0)
-    return respond_err(req, &err);
-  /* Its node stays, as Docker shows a departed manager: no longer in
-   * raft, so no manager status. */
-  json_t *node = store_get(m->store, STORE_NODE, node_id);
-  if (node) {
-    json_t *next = json_deep_copy(node);
-    json_object_del(next, "ManagerStatus");
-    jx_set(next, "Spec.Role", json_string("worker"));
-    struct store_tx *tx = store_tx_new();
-    store_tx_put(tx, STORE_NODE, next, STORE_ANY_VERSION);
-    manager_propose(m, tx, NULL, NULL, &err);
-  }
 }
 
 /* POST /swarm/v1/renew {CSR, Addr}: a node's new certificate for the role
@@ -346,10 +323,10 @@ void swarmapi_handle(struct http_req *req, void *ud) {
     return dispatcher_heartbeat(m->disp, req, req->peer_cn);
   if (strcmp(req->path, "/swarm/v1/raft/join") == 0)
     return handle_raft_join(m, req);
-  if (strcmp(req->path, "/swarm/v1/raft/leave") == 0)
-    return handle_raft_leave(m, req);
   if (strcmp(req->path, "/swarm/v1/renew") == 0)
     return handle_renew(m, req);
+  if (str_has_prefix(req->path, "/swarm/v1/logs/"))
+    return logbroker_publish(m->logs, req, req->peer_cn);
   if (strcmp(req->path, "/swarm/v1/tasks") == 0)
     return dispatcher_task_status(m->disp, req, req->peer_cn);
   if (strcmp(req->path, "/swarm/v1/leave") == 0)

@@ -74,6 +74,15 @@ struct raftnode {
   int pending_closes;
   void (*close_done)(void *ud);
   void *close_ud;
+
+  /* Leader only: when each peer was last heard from (libraft's
+   * recent_recv, sampled), so a silent peer (partition) shows unreachable
+   * even while its TCP connection looks alive. */
+  struct {
+    uint64_t id;
+    uint64_t at_ms;
+  } heard[16];
+  unsigned election_ms;
 };
 
 struct propose_req {
@@ -171,6 +180,7 @@ static void check_leader(struct raftnode *rn) {
   if (now == rn->was_leader)
     return;
   rn->was_leader = now;
+  memset(rn->heard, 0, sizeof rn->heard); /* a new term: hear afresh */
   if (rn->on_leader)
     rn->on_leader(rn->leader_ud, now);
 }
@@ -274,6 +284,7 @@ int raftnode_open(uv_loop_t *loop, const struct raftnode_config *cfg,
   rn->raft.data = rn;
   raft_set_heartbeat_timeout(&rn->raft, tick * hb);
   raft_set_election_timeout(&rn->raft, tick * el);
+  rn->election_ms = tick * el;
   raft_set_snapshot_threshold(
       &rn->raft, cfg->snapshot_interval ? cfg->snapshot_interval : 10000);
   raft_set_snapshot_trailing(&rn->raft,
@@ -691,6 +702,31 @@ static void ops_fail_all(struct raftnode *rn) {
   }
 }
 
+/* Leader: records peers heard from; returns 1 heard recently, -1 silent
+ * for two election timeouts, 0 no opinion. */
+static int leader_heard(struct raftnode *rn, unsigned i, uint64_t id) {
+  if (rn->raft.state != RAFT_LEADER || !rn->raft.leader_state.progress)
+    return 0;
+  uint64_t now = uv_now(rn->loop);
+  size_t slot = ARRAY_SIZE(rn->heard), free_slot = ARRAY_SIZE(rn->heard);
+  for (size_t k = 0; k < ARRAY_SIZE(rn->heard); k++) {
+    if (rn->heard[k].id == id)
+      slot = k;
+    else if (!rn->heard[k].id && free_slot == ARRAY_SIZE(rn->heard))
+      free_slot = k;
+  }
+  if (slot == ARRAY_SIZE(rn->heard)) {
+    if (free_slot == ARRAY_SIZE(rn->heard))
+      return 0;
+    slot = free_slot;
+    rn->heard[slot].id = id;
+    rn->heard[slot].at_ms = now; /* grace from the first sample */
+  }
+  if (rn->raft.leader_state.progress[i].recent_recv)
+    rn->heard[slot].at_ms = now;
+  return now - rn->heard[slot].at_ms > 2 * (uint64_t)rn->election_ms ? -1 : 1;
+}
+
 int raftnode_configuration(const struct raftnode *rn,
                            struct raftnode_member **out, size_t *n,
                            sh_err *err) {
@@ -716,6 +752,10 @@ int raftnode_configuration(const struct raftnode *rn,
     else if (rn->tls)
       reach = tls_transport_reach((struct raft_uv_transport *)&rn->transport,
                                   s->id);
+    int heard = s->id == rn->id ? 0
+                                : leader_heard((struct raftnode *)rn, i, s->id);
+    if (heard < 0 || (heard > 0 && reach == 0))
+      reach = heard;
     m[i].reach = reach > 0   ? RAFTNODE_REACHABLE
                  : reach < 0 ? RAFTNODE_UNREACHABLE
                              : RAFTNODE_REACH_UNKNOWN;

@@ -380,3 +380,286 @@ def openssl_selfsigned(directory, cn="intruder", ou="swarm-manager"):
 
 def have(path):
     return os.path.exists(path) or shutil.which(path) is not None
+
+
+# ---- highly-available managers (test_ha.py, scripts/bench.py) ----
+
+# dockerd/swarmkit's text when no leader can answer (raft quorum lost).
+NO_LEADER = ("The swarm does not have a leader. It's possible that too few managers are online. "
+             "Make sure more than half of the managers are online.")
+
+
+def ha_hosts(managers, workers=0, base=10):
+    """{name: ip} for a lab of managers m1..mN (192.168.33.10..) and workers
+    w1..wK (192.168.33.30..), all on the shared bridge."""
+    hosts = {"m%d" % (i + 1): "192.168.33.%d" % (base + i) for i in range(managers)}
+    hosts.update({"w%d" % (i + 1): "192.168.33.%d" % (30 + i) for i in range(workers)})
+    return hosts
+
+
+def raft_id_for(node_id):
+    """shoal's 64-bit raft id of a node ID (SHA-256 of the ID, first 8
+    bytes big-endian, never 0)."""
+    import hashlib
+    v = int.from_bytes(hashlib.sha256(node_id.encode()).digest()[:8], "big")
+    return v or 1
+
+
+def cert_subject(crt):
+    """{"CN": ..., "O": ..., "OU": ...} of a PEM certificate (openssl CLI)."""
+    out = subprocess.run(["openssl", "x509", "-noout", "-subject", "-nameopt", "RFC2253", "-in", crt],
+                         check=True, capture_output=True, text=True).stdout
+    subj = out.strip().split("=", 1)[1] if out.startswith("subject=") else out.strip()
+    res = {}
+    for part in re.split(r"(?<!\\),", subj):
+        if "=" in part:
+            k, v = part.split("=", 1)
+            res.setdefault(k.strip(), v.strip())
+    return res
+
+
+class HALab(Lab):
+    """A Lab with helpers for clusters of several managers (Lab itself is
+    unchanged)."""
+
+    def ha_cluster(self, managers, workers=(), via=None):
+        """init on managers[0], join the other managers with the manager
+        token (through `via`, default the first manager) and the workers
+        with the worker token; returns {host: node ID}."""
+        first = managers[0]
+        via = via or first
+        ids = {first: self.init(first)}
+        mtok, wtok = self.token(first, "manager"), self.token(first, "worker")
+        for m in managers[1:]:
+            _, out, _ = self.join(m, mtok, via)
+            assert out == "This node joined a swarm as a manager.\n", out
+            ids[m] = self.node_id(m)
+        for w in workers:
+            _, out, _ = self.join(w, wtok, via)
+            assert out == "This node joined a swarm as a worker.\n", out
+            ids[w] = self.node_id(w)
+        return ids
+
+    def nodes(self, host, timeout=10):
+        """GET /nodes on host; the list, or raises AssertionError."""
+        st, body = self.api(host, "GET", "/nodes", timeout=timeout)
+        assert st == 200, "GET /nodes on %s: %s %r" % (host, st, body)
+        return body
+
+    def leader(self, host, timeout=10):
+        """The hostname host reports as Leader (None if none)."""
+        for n in self.nodes(host, timeout):
+            if (n.get("ManagerStatus") or {}).get("Leader"):
+                return n["Description"]["Hostname"]
+        return None
+
+    def manager_status(self, host, timeout=10):
+        """{hostname: "Leader"|"Reachable"|"Unreachable"|""} as node ls on
+        host shows it (through the API)."""
+        res = {}
+        for n in self.nodes(host, timeout):
+            ms = n.get("ManagerStatus")
+            res[n["Description"]["Hostname"]] = ("" if not ms else "Leader" if ms.get("Leader")
+                                                 else ms.get("Reachability", "").capitalize())
+        return res
+
+    def wait_leader(self, hosts, timeout=20, exclude=()):
+        """Waits until every host in hosts names the same leader (not in
+        exclude) and that leader is one of hosts; returns it."""
+        def agreed():
+            seen = set()
+            for h in hosts:
+                try:
+                    seen.add(self.leader(h, timeout=5))
+                except (AssertionError, OSError):
+                    return None
+            if len(seen) == 1:
+                l = seen.pop()
+                if l in hosts and l not in exclude:
+                    return l
+            return None
+        return wait_until(agreed, timeout, interval=0.1, what="one leader agreed by %s" % (list(hosts),))
+
+    def kill(self, host):
+        """SIGKILLs host's shoald and waits (up to 5 s) until it is dead;
+        returns time.monotonic() just before the signal. start() later waits
+        for the process to be reaped too (shoald refuses to start while a
+        pid file names a live "shoald", which a zombie still is)."""
+        pid = self.pid(host)
+        if not hasattr(self, "_killed"):
+            self._killed = {}
+        self._killed[host] = pid
+        t0 = time.monotonic()
+        os.kill(pid, 9)
+        deadline = t0 + 5
+        while time.monotonic() < deadline:
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                        break
+            except OSError:
+                break
+            time.sleep(0.005)
+        return t0
+
+    def start(self, host):
+        pid = getattr(self, "_killed", {}).pop(host, None)
+        if pid is not None:
+            deadline = time.monotonic() + 10
+            while os.path.exists("/proc/%d" % pid) and time.monotonic() < deadline:
+                time.sleep(0.01)
+        super().start(host)
+
+    def try_label(self, host, node, key, value="1", timeout=5):
+        """One node update through host's API adding label key=value
+        (GET then POST with the version read). Returns (status, message):
+        200 means acknowledged; 0 means no answer (connection or timeout)."""
+        try:
+            st, n = self.api(host, "GET", "/nodes/" + node, timeout=timeout)
+            if st != 200:
+                return st, (n or {}).get("message") if isinstance(n, dict) else n
+            spec = n["Spec"]
+            spec["Labels"] = dict(spec.get("Labels") or {})
+            spec["Labels"][key] = value
+            st, body = self.api(host, "POST", "/nodes/%s/update?version=%d"
+                                % (node, n["Version"]["Index"]), spec, timeout=timeout)
+            msg = body.get("message") if isinstance(body, dict) else body
+            return st, msg
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            return 0, "%s: %s" % (type(e).__name__, e)
+
+    def node_objects(self, host, timeout=10):
+        """{node ID: node JSON} from GET /nodes on host."""
+        return {n["ID"]: n for n in self.nodes(host, timeout)}
+
+    def certs(self, host):
+        """(cert, key, root CA) PEM paths of host's swarm identity."""
+        d = os.path.join(self.dir, host, "data", "swarm", "certificates")
+        return (os.path.join(d, "swarm-node.crt"), os.path.join(d, "swarm-node.key"),
+                os.path.join(d, "swarm-root-ca.crt"))
+
+    def link(self, host, up, dev="eth1"):
+        """Sets a network link of host up or down (a partition in the lab)."""
+        self.exec(host, "ip", "link", "set", dev, "up" if up else "down")
+
+
+
+# ---- services as real containers (test_services.py) ----
+
+# A registry host of its own on the lab's shared bridge, so every host (and
+# no other network) reaches it; shoald takes it as its Docker Hub mirror, so
+# `nginx` means library/nginx from there.
+REGISTRY_HOST = "registry"
+REGISTRY_IP = "192.168.33.5"
+REGISTRY_ADDR = REGISTRY_IP + ":5000"
+REGISTRY_SH = os.path.join(ROOT, "scripts", "registry.sh")
+TEST_IMAGES_SH = os.path.join(ROOT, "scripts", "test-images.sh")
+IMAGES_DIR = os.environ.get("SHOAL_IMAGES_DIR", os.path.join(ROOT, "build", "images"))
+
+SERVICE_LS_COLUMNS = ["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"]
+SERVICE_PS_COLUMNS = ["ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR", "PORTS"]
+PS_COLUMNS = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+
+_images_built = False
+
+
+def build_test_images():
+    """scripts/test-images.sh once per test run (it caches in build/images
+    and rebuilds only what changed)."""
+    global _images_built
+    if not _images_built:
+        for tool in ("docker-registry", "skopeo", "umoci", "crun", "conmon"):
+            if not have(tool):
+                raise Skip("%s missing (scripts/deps.sh)" % tool)
+        run([TEST_IMAGES_SH, IMAGES_DIR], timeout=600)
+        _images_built = True
+
+
+def _lab_container_pids(labdir):
+    """PIDs of processes whose mounts come from labdir: task containers,
+    which live in namespaces of their own and so survive `lab down`."""
+    pids = []
+    needle = "=" + labdir.rstrip("/") + "/"
+    for p in os.listdir("/proc"):
+        if not p.isdigit() or int(p) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/mountinfo" % p, errors="replace") as f:
+                if needle in f.read():
+                    pids.append(int(p))
+        except OSError:
+            pass
+    return pids
+
+
+class ServiceLab(Lab):
+    """A Lab whose hosts pull from a registry inside the lab: an extra host
+    `registry` (192.168.33.5) runs Debian's docker-registry holding the test
+    images (library/busybox, library/nginx), and every shoald starts with
+    --registry-mirror http://192.168.33.5:5000. On exit the registry is
+    stopped by PID and task containers left on the hosts are ended."""
+
+    def __init__(self, hosts=None, start=True, shoald_args=None):
+        hosts = dict(hosts or SEED)
+        start_hosts = list(hosts) if start is True else list(start or [])
+        hosts[REGISTRY_HOST] = REGISTRY_IP
+        args = "--registry-mirror http://" + REGISTRY_ADDR
+        if shoald_args:
+            args += " " + shoald_args
+        super().__init__(hosts, start=[], shoald_args=args)
+        self.later = start_hosts
+        self.registry_dir = None
+
+    def __enter__(self):
+        build_test_images()
+        super().__enter__()
+        try:
+            self.registry_dir = os.path.join(self.dir, REGISTRY_HOST, "registry")
+            self.exec(REGISTRY_HOST, REGISTRY_SH, "start", self.registry_dir, REGISTRY_ADDR, timeout=30)
+            self.exec(REGISTRY_HOST, REGISTRY_SH, "push", REGISTRY_ADDR, IMAGES_DIR, timeout=120)
+            for h in self.later:
+                self.start(h)
+            self.start_hosts = list(self.later)
+        except BaseException:
+            self.__exit__(*sys.exc_info())
+            raise
+        return self
+
+    def __exit__(self, etype, e, tb):
+        try:
+            if self.registry_dir:
+                run([REGISTRY_SH, "stop", self.registry_dir], check=False)
+        finally:
+            super().__exit__(etype, e, tb)
+            for pid in _lab_container_pids(self.dir):
+                try:
+                    os.kill(pid, 9)
+                except OSError:
+                    pass
+        return False
+
+    def service(self, host, *args, check=True, timeout=120):
+        return self.docker(host, "service", *args, check=check, timeout=timeout)
+
+    def service_ls(self, host="swarma"):
+        return parse_table(self.service(host, "ls")[1], SERVICE_LS_COLUMNS)
+
+    def service_ps(self, service, host="swarma", *flags):
+        """`docker service ps [flags] service` rows (history rows keep their
+        "\\_ " prefix in NAME)."""
+        return parse_table(self.service(host, "ps", *flags, service)[1], SERVICE_PS_COLUMNS)
+
+    def ps(self, host, *flags):
+        return parse_table(self.docker(host, "ps", *flags)[1], PS_COLUMNS)
+
+    def container_pid(self, host, container):
+        out = self.docker(host, "inspect", "--format", "{{.State.Pid}}", container)[1].strip()
+        assert out.isdigit() and int(out) > 0, "State.Pid of %s on %s: %r" % (container, host, out)
+        return int(out)
+
+    def fetch_in_container(self, host, pid, port=80, path="/"):
+        """GET http://localhost:port/path from inside the network namespace
+        of container process pid, entered from host (the published port and
+        its routing mesh are not used)."""
+        return self.exec(host, "nsenter", "-t", str(pid), "-n", "curl", "-s", "-m", "5",
+                         "http://localhost:%d%s" % (port, path), check=False, timeout=15)[1]
