@@ -356,7 +356,10 @@ static void job_done(void *ud, int cancelled) {
       if (!at)
         at = tctl_new(w, tid);
       snprintf(at->cid, sizeof at->cid, "%s", jx_str(a, "Container", ""));
-      at->phase = jx_bool(a, "Running", false) ? P_RUNNING : P_EXITED;
+      at->phase = P_RUNNING;
+      /* It ended while no daemon watched: say so now. */
+      if (!jx_bool(a, "Running", false))
+        exited(at, (int)jx_int(a, "ExitCode", 0));
     }
     w->adopting = false;
     log_info("adopted %zu task containers", json_array_size(j->adopted));
