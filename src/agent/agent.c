@@ -470,8 +470,8 @@ void agent_send_logs(struct agent *a, const char *sub, const char *task_id,
   if (!mgr || a->stopping)
     return;
   struct log_post *p = xcalloc(1, sizeof *p);
-  p->url = xasprintf("https://%s/swarm/v1/logs/%s?task=%s%s", mgr, sub,
-                     task_id, last ? "&last=1" : "");
+  p->url = xasprintf("https://%s/swarm/v1/logs/%s?task=%s%s", mgr, sub, task_id,
+                     last ? "&last=1" : "");
   if (len) {
     p->data = xmalloc(len);
     memcpy(p->data, data, len);

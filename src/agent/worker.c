@@ -541,8 +541,7 @@ static void chunk_on_loop(void *ud, int cancelled) {
   struct log_chunk *c = ud;
   struct log_stream *ls = c->ls;
   struct worker *w = ls->w;
-  if (!w->stopping && w->cfg.send_logs &&
-      !atomic_load(&ls->cancelled))
+  if (!w->stopping && w->cfg.send_logs && !atomic_load(&ls->cancelled))
     w->cfg.send_logs(w->cfg.ud, ls->sub, ls->task, c->data, c->len, c->last);
   if (c->last) {
     for (struct log_stream **pp = &w->streams; *pp; pp = &(*pp)->next) {

@@ -126,6 +126,18 @@ static json_t *summary(const json_t *info) {
       "HostConfig", "NetworkMode", "default", "NetworkSettings", "Networks",
       "Mounts");
   buf_free(&cmd);
+  /* Exposed, unpublished ports: {"PrivatePort": 80, "Type": "tcp"}. */
+  json_t *ports = json_object_get(s, "Ports");
+  const char *k;
+  json_t *v;
+  json_object_foreach(jx_get(info, "Config.ExposedPorts"), k, v) {
+    int port = atoi(k);
+    const char *slash = strchr(k, '/');
+    if (port > 0)
+      json_array_append_new(ports,
+                            json_pack("{s:i, s:s}", "PrivatePort", port, "Type",
+                                      slash ? slash + 1 : "tcp"));
+  }
   return s;
 }
 

@@ -10,6 +10,7 @@
 #include "http/server.h"
 #include "manager/logbroker.h"
 #include "manager/manager.h"
+#include "manager/orchestrator.h"
 #include "store/store.h"
 
 static const char *const service_filters[] = {"id", "label", "mode", "name",
@@ -88,8 +89,8 @@ static bool task_matches(struct store *st, const struct filters *f,
       return false;
   }
   if (filters_has(f, "_up-to-date")) {
-    bool up =
-        svc && jx_int(t, "_SpecVersion", -1) == jx_int(svc, "_SpecVersion", -2);
+    /* swarmkit: not IsTaskDirty (scaling leaves tasks up to date). */
+    bool up = svc && !orchestrator_task_dirty(st, (json_t *)svc, t);
     if (!filters_match(f, "_up-to-date", up ? "true" : "false") &&
         !filters_match(f, "_up-to-date", up ? "1" : "0"))
       return false;

@@ -331,6 +331,13 @@ static int create_in(executor *ex, const struct exec_spec *s,
       proc.labels);
   if (proc.stop_signal)
     json_object_set_new(config, "StopSignal", json_string(proc.stop_signal));
+  /* The image's exposed ports, as docker inspect and docker ps show. */
+  const json_t *icfg = json_object_get(s->image_config, "config");
+  if (!icfg)
+    icfg = s->image_config;
+  json_t *exposed = json_object_get(icfg, "ExposedPorts");
+  if (json_is_object(exposed))
+    json_object_set(config, "ExposedPorts", exposed);
 
   json_t *hc = json_pack(
       "{s:n,s:s,s:o,s:b,s:I,s:I,s:I,s:I,s:I,s:o,s:{s:s,s:i},s:{s:s,s:{}},"

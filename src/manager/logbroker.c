@@ -62,7 +62,9 @@ static void sub_end(struct sub *s, bool client_gone) {
   sub_free(s);
 }
 
-static void client_gone(struct http_req *req, void *ud) { sub_end(ud, true); }
+static void client_gone(struct http_req *req, void *ud) {
+  sub_end(ud, true);
+}
 
 void logbroker_free(struct logbroker *b) {
   if (!b)
@@ -105,13 +107,12 @@ int logbroker_subscribe(struct logbroker *b, struct http_req *req,
       list = json_array();
       json_object_set_new(per_node, node, list);
     }
-    json_array_append_new(list, json_pack("{s:s, s:s}", "ID",
-                                          jx_str(t, "ID", ""), "Container",
-                                          cid));
-    json_object_set_new(
-        s->pending, jx_str(t, "ID", ""),
-        json_pack("{s:s, s:s}", "Node", node, "Service",
-                  jx_str(t, "ServiceID", "")));
+    json_array_append_new(
+        list,
+        json_pack("{s:s, s:s}", "ID", jx_str(t, "ID", ""), "Container", cid));
+    json_object_set_new(s->pending, jx_str(t, "ID", ""),
+                        json_pack("{s:s, s:s}", "Node", node, "Service",
+                                  jx_str(t, "ServiceID", "")));
   }
   json_decref(tasks);
   s->next = b->subs;
@@ -124,11 +125,11 @@ int logbroker_subscribe(struct logbroker *b, struct http_req *req,
   const char *node;
   json_t *list;
   json_object_foreach(per_node, node, list) {
-    json_t *msg = json_pack(
-        "{s:s, s:s, s:O, s:{s:b, s:b, s:b, s:I, s:I}}", "Type", "logs", "Sub",
-        s->id, "Tasks", list, "Options", "Follow", o->follow, "Stdout",
-        o->stdout_, "Stderr", o->stderr_, "Tail", (json_int_t)o->tail, "Since",
-        (json_int_t)o->since_ns);
+    json_t *msg =
+        json_pack("{s:s, s:s, s:O, s:{s:b, s:b, s:b, s:I, s:I}}", "Type",
+                  "logs", "Sub", s->id, "Tasks", list, "Options", "Follow",
+                  o->follow, "Stdout", o->stdout_, "Stderr", o->stderr_, "Tail",
+                  (json_int_t)o->tail, "Since", (json_int_t)o->since_ns);
     json_array_append_new(s->nodes, json_string(node));
     dispatcher_send(b->m->disp, node, msg);
     json_decref(msg);
@@ -196,8 +197,7 @@ void logbroker_publish(struct logbroker *b, struct http_req *req,
   json_t *ctx = json_object_get(s->pending, task);
   if (!ctx || strcmp(jx_str(ctx, "Node", ""), node_id) != 0)
     return http_respond_error(req, 404, "no such task in this subscription");
-  forward_frames(s, task, ctx, (const unsigned char *)req->body,
-                 req->body_len);
+  forward_frames(s, task, ctx, (const unsigned char *)req->body, req->body_len);
   if (last)
     json_object_del(s->pending, task);
   http_respond_json(req, 200, "{}");

@@ -421,8 +421,7 @@ int manager_leave_check(struct manager *m, sh_err *err) {
   json_array_foreach(nodes, i, n) {
     if (!json_object_get(n, "ManagerStatus"))
       continue;
-    if (strcmp(jx_str(n, "ManagerStatus.Reachability", ""), "unreachable") ==
-        0)
+    if (strcmp(jx_str(n, "ManagerStatus.Reachability", ""), "unreachable") == 0)
       unreachable++;
     else
       reachable++;

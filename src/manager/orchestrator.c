@@ -1044,3 +1044,10 @@ int orchestrator_run(struct store *s, int64_t now_ns, struct orch_out *out) {
   json_decref(tasks);
   return (int)(out->ntx - before);
 }
+
+bool orchestrator_task_dirty(struct store *s, const json_t *svc,
+                             const json_t *task) {
+  /* task_dirty reads only the store and the service. */
+  struct work w = {.s = s, .svc = (json_t *)svc, .svc0 = svc};
+  return task_dirty(&w, task);
+}

@@ -23,6 +23,8 @@
 
 #include "manager/orchtask.h"
 
+#include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct store;
@@ -33,5 +35,11 @@ struct store;
  * next_wakeup_ns is the earliest time a delay, monitor period or restart
  * window ends. Returns the number of transactions. */
 int orchestrator_run(struct store *s, int64_t now_ns, struct orch_out *out);
+
+/* swarmkit's IsTaskDirty: the task no longer matches what the service
+ * asks for (its template, endpoint, or placement on its node). Scaling
+ * leaves tasks clean. The `_up-to-date` task filter uses it. */
+bool orchestrator_task_dirty(struct store *s, const json_t *svc,
+                             const json_t *task);
 
 #endif

@@ -752,8 +752,8 @@ int raftnode_configuration(const struct raftnode *rn,
     else if (rn->tls)
       reach = tls_transport_reach((struct raft_uv_transport *)&rn->transport,
                                   s->id);
-    int heard = s->id == rn->id ? 0
-                                : leader_heard((struct raftnode *)rn, i, s->id);
+    int heard =
+        s->id == rn->id ? 0 : leader_heard((struct raftnode *)rn, i, s->id);
     if (heard < 0 || (heard > 0 && reach == 0))
       reach = heard;
     m[i].reach = reach > 0   ? RAFTNODE_REACHABLE
