@@ -3,10 +3,15 @@
 and tears it down): idle RSS, API read latency, raft write latency, worker
 join time. With --ha, on a lab of five hosts instead: failover time (leader
 SIGKILL to the first accepted write) and write latency with 3 and 5
-managers. Python stdlib only.
+managers. With --services, on a lab of three hosts plus a registry host
+(shoald started with --registry-mirror): time from service create to N/N
+tasks running as crun containers on one node and on three, task start
+latency, shoald RSS with 50 tasks and the RSS of one conmon. Python stdlib
+only.
 
     bench.py --lab LAB --dir DIR --manager HOST=IP --worker HOST=IP --root ROOT
     bench.py --ha --lab LAB --dir DIR --managers H1=IP1,...,H5=IP5
+    bench.py --services --lab LAB --dir DIR --hosts M=IP,W1=IP,W2=IP
 
 Every loop is bounded in count and in wall-clock time; a loop that hits its
 time cap reports what it measured and says so."""
@@ -21,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.parse
 
 API = "/v1.47"
 SETTLE_S = 3.0
@@ -32,6 +38,12 @@ JOIN_ROUNDS, JOIN_CAP = 5, 60.0
 HA_WRITE_N, HA_WRITE_CAP = 200, 30.0
 FAILOVER_ROUNDS, FAILOVER_CAP = 5, 60.0
 WAIT_CAP = 20.0  # any single "wait until" inside setup or a round
+SVC_SIZES = (1, 10, 50)
+SVC_POLL_S = 0.05
+SVC_RUN_CAP = 60.0      # create -> N/N running, per round
+SVC_GONE_CAP = 30.0     # remove -> no container left, per round
+SVC_PHASE_CAP = 100.0   # all rounds of one phase (1 node, 3 nodes)
+SVC_MAX_POLLS = int(SVC_RUN_CAP / SVC_POLL_S) + 1
 
 
 class BenchError(Exception):
@@ -367,12 +379,239 @@ def main_ha(args):
     print("bench: HA measured in %.1fs" % (time.monotonic() - t_start))
 
 
+# ---- services as crun containers (--services) ----
+
+def parse_ts(ts):
+    """Seconds since the epoch of an RFC 3339 UTC timestamp with up to
+    nanoseconds ("2026-01-02T03:04:05.123456789Z"); datetime keeps only
+    microseconds, so the fraction is added by hand."""
+    import calendar
+    if not ts.endswith("Z"):
+        raise ValueError("timestamp not in UTC: %r" % ts)
+    base, _, frac = ts[:-1].partition(".")
+    secs = calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S"))
+    return secs + (int(frac) / 10 ** len(frac) if frac else 0.0)
+
+
+def lab_conmons(labdir):
+    """PIDs of conmon processes whose command line points into labdir."""
+    needle = labdir.rstrip("/") + "/"
+    pids = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % p, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0].decode(errors="replace")) == "conmon" and \
+                any(needle in a.decode(errors="replace") for a in argv):
+            pids.append(int(p))
+    return pids
+
+
+def rss_kib_or_none(pid):
+    try:
+        return rss_kib(pid)
+    except (OSError, BenchError):
+        return None  # ended while we looked
+
+
+def svc_round(mgr, nodes, n, labdir, name, at_full=None):
+    """One round: create busybox `sleep 3600` replicated n, poll the tasks
+    every SVC_POLL_S until n are running, call at_full() if given, remove
+    the service and wait until no container of it is left on any node (API)
+    and no conmon of the lab remains. Returns a dict of figures."""
+    body = {"Name": name,
+            "TaskTemplate": {"ContainerSpec": {"Image": "busybox", "Command": ["sleep", "3600"],
+                                               # sleep as PID 1 ignores SIGTERM
+                                               "StopGracePeriod": 100000000}},
+            "Mode": {"Replicated": {"Replicas": n}}}
+    res = {"n": n, "capped": False, "gone_capped": False, "running": 0}
+    w0 = time.time()
+    t0 = time.monotonic()
+    sid = mgr.json("POST", "/services/create", body, want=(200, 201))["ID"]
+    q = "/tasks?filters=" + urllib.parse.quote(json.dumps({"service": [sid]}))
+    running = []
+    for _ in range(SVC_MAX_POLLS):
+        tasks = mgr.json("GET", q)
+        running = [t for t in tasks if t.get("DesiredState") == "running"
+                   and t["Status"]["State"] == "running"]
+        if len(running) >= n:
+            break
+        if time.monotonic() - t0 > SVC_RUN_CAP:
+            res["capped"] = True
+            break
+        time.sleep(SVC_POLL_S)
+    else:
+        res["capped"] = True
+    res["t_running"] = time.monotonic() - t0
+    res["running"] = len(running)
+    res["starts"] = [parse_ts(t["Status"]["Timestamp"]) - w0 for t in running]
+    per_node = {}
+    for t in running:
+        per_node[t.get("NodeID", "?")] = per_node.get(t.get("NodeID", "?"), 0) + 1
+    res["per_node"] = sorted(per_node.values(), reverse=True)
+    if at_full and not res["capped"]:
+        at_full(res)
+
+    t1 = time.monotonic()
+    mgr.json("DELETE", "/services/" + sid, want=(200, 204))
+    flt = "/containers/json?all=1&filters=" + urllib.parse.quote(
+        json.dumps({"label": ["com.docker.swarm.service.id=" + sid]}))
+
+    def gone():
+        return all(not c.json("GET", flt) for c in nodes) and not lab_conmons(labdir)
+    t_gone_end = t1 + SVC_GONE_CAP
+    while not gone():
+        if time.monotonic() > t_gone_end:
+            res["gone_capped"] = True
+            break
+        time.sleep(SVC_POLL_S)
+    res["t_gone"] = time.monotonic() - t1
+    return res
+
+
+def svc_phase(mgr, nodes, labdir, tag, at_full=None):
+    out, capped = [], False
+    t_end = time.monotonic() + SVC_PHASE_CAP
+    for n in SVC_SIZES:
+        if time.monotonic() > t_end:
+            capped = True
+            break
+        out.append(svc_round(mgr, nodes, n, labdir, "bench-%s-%d" % (tag, n),
+                             at_full if n == SVC_SIZES[-1] else None))
+    return out, capped
+
+
+def pull(c, image="busybox", tag="latest"):
+    """POST /images/create and read the progress stream to its end; fails on
+    an error message in the stream."""
+    st, raw = c.call("POST", "/images/create?fromImage=%s&tag=%s" % (image, tag))
+    if st != 200 or b'"error"' in raw:
+        raise BenchError("pull %s:%s: HTTP %d %s" % (image, tag, st, raw[-300:].decode(errors="replace")))
+
+
+def main_services(args):
+    t_start = time.monotonic()
+    hosts = [kv.split("=") for kv in args.hosts.split(",")]
+    if len(hosts) != 3:
+        raise BenchError("--services wants 3 hosts (manager first), got %d" % len(hosts))
+    (m_host, m_ip), workers = hosts[0], hosts[1:]
+    sock = {h: os.path.join(args.dir, h, "shoal.sock") for h, _ in hosts}
+    mgr = Client(sock[m_host], timeout=60)
+
+    # One node: the manager alone (the workers' shoald is not running yet).
+    mgr_id = mgr.json("POST", "/swarm/init", {"ListenAddr": "0.0.0.0:2377", "AdvertiseAddr": m_ip})
+    wait_for(lambda: node_state(mgr, mgr_id) == "ready", "manager Ready")
+    pull(mgr)
+    time.sleep(SETTLE_S)
+    m_pid = lab_pid(args, m_host)
+    rss = {"first": rss_kib(m_pid)}
+
+    def at_full(res):
+        time.sleep(1.0)  # let the last status reports and their raft writes land
+        rss["full"] = rss_kib(m_pid)
+        vals = [v for v in (rss_kib_or_none(p) for p in lab_conmons(args.dir)) if v is not None]
+        rss["conmon"] = (sum(vals), len(vals))
+
+    one = []
+    one_capped = False
+    # Rounds 1 and 10, then the idle figure right before the 50-task round.
+    t_end = time.monotonic() + SVC_PHASE_CAP
+    for n in SVC_SIZES:
+        if time.monotonic() > t_end:
+            one_capped = True
+            break
+        if n == SVC_SIZES[-1]:
+            time.sleep(1.0)
+            rss["idle"] = rss_kib(m_pid)
+        one.append(svc_round(mgr, [mgr], n, args.dir, "bench-1node-%d" % n,
+                             at_full if n == SVC_SIZES[-1] else None))
+
+    # Three nodes: start the workers' shoald, join them, pull on each.
+    token = mgr.json("GET", "/swarm")["JoinTokens"]["Worker"]
+    wclients = []
+    for h, ip in workers:
+        lab_run(args, "start", h)
+        c = Client(sock[h], timeout=60)
+        join(c, m_ip, ip, token)
+        wid = worker_node_id(c)
+        wait_for(lambda: node_state(mgr, wid) == "ready", "worker %s Ready" % h, interval=0.02)
+        pull(c)
+        wclients.append(c)
+    time.sleep(1.0)
+    three, three_capped = svc_phase(mgr, [mgr] + wclients, args.dir, "3node")
+    for c in [mgr] + wclients:
+        c.close()
+
+    # ---- report ----
+    print()
+    print("shoal bench: services  (busybox sleep 3600 as crun containers; image pulled beforehand on "
+          "every node; lab: %s; times in ms)" % ", ".join("%s=%s" % tuple(h) for h in hosts))
+    print()
+    w = 36
+    print("%-*s %6s %11s %11s   %s" % (w, "create -> N/N running (ms)", "N", "running", "removed",
+                                      "note"))
+    print("%-*s %6s %11s %11s   %s" % (w, "-" * w, "-" * 6, "-" * 11, "-" * 11, "-" * 24))
+    for label, rounds, capped in (("1 node (manager)", one, one_capped),
+                                  ("3 nodes (1 manager + 2 workers)", three, three_capped)):
+        for r in rounds:
+            notes = []
+            if r["capped"]:
+                notes.append("CAPPED (%d/%d running after %.0fs)" % (r["running"], r["n"], r["t_running"]))
+            if r["gone_capped"]:
+                notes.append("CAPPED (containers left after %.0fs)" % SVC_GONE_CAP)
+            if len(r["per_node"]) > 1:
+                notes.append("tasks per node %s" % "/".join(str(x) for x in r["per_node"]))
+            print("%-*s %6d %11s %11s   %s" % (w, label, r["n"], ms(r["t_running"]), ms(r["t_gone"]),
+                                              "; ".join(notes)))
+        if capped:
+            print("%-*s   CAPPED (phase over %.0fs; sizes %s wanted)" % (w, label, SVC_PHASE_CAP, SVC_SIZES))
+    print("%-*s   %s" % (w, "", "removed = DELETE /services/<id> -> no container (API) and no conmon left"))
+    print()
+    print("%-*s %6s %9s %9s %9s %9s" % (w, "task start latency (ms)", "n", "p50", "p99", "min", "max"))
+    print("%-*s %6s %9s %9s %9s %9s" % (w, "-" * w, "-" * 6, "-" * 9, "-" * 9, "-" * 9, "-" * 9))
+    for label, rounds in (("1 node, N=%d" % SVC_SIZES[-1], one), ("3 nodes, N=%d" % SVC_SIZES[-1], three)):
+        xs = rounds[-1]["starts"] if rounds and rounds[-1]["n"] == SVC_SIZES[-1] else []
+        if not xs:
+            print("%-*s %6d   (no samples)" % (w, label, 0))
+            continue
+        print("%-*s %6d %9s %9s %9s %9s" % (w, label, len(xs), ms(statistics.median(xs)), ms(pct(xs, 99)),
+                                            ms(min(xs)), ms(max(xs))))
+    print("%-*s   %s" % (w, "", "create sent -> the task's Status.Timestamp of state running"))
+    print()
+    print("%-*s %14s   %s" % (w, "memory (1 node)", "value", "note"))
+    print("%-*s %14s   %s" % (w, "-" * w, "-" * 14, "-" * 30))
+    print("%-*s %14s   %s" % (w, "shoald RSS, idle after init+pull", "%d KiB" % rss["first"],
+                              "VmRSS, %.0fs after settle" % SETTLE_S))
+    if "idle" in rss:
+        print("%-*s %14s   %s" % (w, "shoald RSS, idle before N=%d" % SVC_SIZES[-1], "%d KiB" % rss["idle"],
+                                  "after the 1 and 10 rounds"))
+    if "full" in rss:
+        n = SVC_SIZES[-1]
+        print("%-*s %14s   %s" % (w, "shoald RSS, %d tasks running" % n, "%d KiB" % rss["full"],
+                                  "1 s after %d/%d running" % (n, n)))
+        print("%-*s %14s   %s" % (w, "shoald RSS per task", "%.1f KiB" % ((rss["full"] - rss["idle"]) / n),
+                                  "(running - idle before) / %d" % n))
+        tot, cnt = rss["conmon"]
+        print("%-*s %14s   %s" % (w, "conmon RSS, one", "%.1f KiB" % (tot / cnt) if cnt else "-",
+                                  "sum VmRSS of %d conmon / %d" % (cnt, cnt)))
+    else:
+        print("%-*s %14s   %s" % (w, "shoald RSS, %d tasks running" % SVC_SIZES[-1], "-", "not measured (round capped)"))
+    print()
+    print("bench: services measured in %.1fs" % (time.monotonic() - t_start))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lab", required=True)
     ap.add_argument("--dir", required=True)
     ap.add_argument("--ha", action="store_true", help="the HA figures on 5 hosts (--managers)")
     ap.add_argument("--managers", help="H1=IP1,...,H5=IP5 (with --ha)")
+    ap.add_argument("--services", action="store_true", help="the service figures on 3 hosts (--hosts)")
+    ap.add_argument("--hosts", help="M=IP,W1=IP,W2=IP (with --services; manager first)")
     ap.add_argument("--manager", help="HOST=IP")
     ap.add_argument("--worker", help="HOST=IP")
     ap.add_argument("--root")
@@ -381,6 +620,10 @@ def main():
         if not args.managers:
             ap.error("--ha needs --managers")
         return main_ha(args)
+    if args.services:
+        if not args.hosts:
+            ap.error("--services needs --hosts")
+        return main_services(args)
     if not (args.manager and args.worker and args.root):
         ap.error("--manager, --worker and --root are required")
     mgr_host, mgr_ip = args.manager.split("=")

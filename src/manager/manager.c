@@ -415,25 +415,25 @@ int manager_leave_check(struct manager *m, sh_err *err) {
   /* moby's wording (daemon/cluster/swarm.go), counting managers as the
    * leader last saw them (ManagerStatus.Reachability, replicated). */
   int reachable = 0, unreachable = 0;
+  bool active = false; /* this manager counts as reachable */
   json_t *nodes = store_list(m->store, STORE_NODE);
   size_t i;
   json_t *n;
   json_array_foreach(nodes, i, n) {
-    if (!json_object_get(n, "ManagerStatus"))
-      continue;
-    if (strcmp(jx_str(n, "ManagerStatus.Reachability", ""), "unreachable") == 0)
-      unreachable++;
-    else
+    const char *r = jx_str(n, "ManagerStatus.Reachability", "");
+    if (strcmp(r, "reachable") == 0) {
       reachable++;
+      active |= strcmp(jx_str(n, "ID", ""), m->node_id) == 0;
+    } else if (strcmp(r, "unreachable") == 0) {
+      unreachable++;
+    }
   }
   json_decref(nodes);
-  if (reachable == 0)
-    reachable = 1;
   char msg[SH_ERR_MSG_MAX];
   int off = snprintf(msg, sizeof msg,
                      "You are attempting to leave the swarm on a node that is "
                      "participating as a manager. ");
-  if (manager_leader_addr(m) && reachable - 2 <= unreachable) {
+  if (active && reachable - 2 <= unreachable) {
     if (reachable == 1 && unreachable == 0)
       return sh_error(err, 503,
                       "%sRemoving the last manager erases all current state "
