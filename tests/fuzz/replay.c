@@ -46,6 +46,6 @@ int main(int argc, char **argv) {
     if (dir)
       closedir(dir);
   }
-  printf("fuzz corpus: %d passed, %d failed\n", passed, failed);
+  printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }
