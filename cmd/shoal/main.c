@@ -22,11 +22,15 @@ static const char ROOT_HELP[] =
     "\n"
     "Management Commands:\n"
     "  node        Manage Swarm nodes\n"
+    "  service     Manage Swarm services\n"
     "  swarm       Manage Swarm\n"
     "  system      Manage Docker\n"
     "\n"
     "Commands:\n"
     "  info        Display system-wide information\n"
+    "  inspect     Return low-level information on Docker objects\n"
+    "  logs        Fetch the logs of a container\n"
+    "  ps          List containers\n"
     "  version     Show the Docker version information\n"
     "\n"
     "Global Options:\n"
@@ -58,7 +62,9 @@ static struct cli_flag root_flags[] = {
 };
 
 static const struct shoal_subcmd root_cmds[] = {
-    {"info", NULL, cmd_info},       {"node", NULL, cmd_node},
+    {"info", NULL, cmd_info},       {"inspect", NULL, cmd_inspect},
+    {"logs", NULL, cmd_logs},       {"node", NULL, cmd_node},
+    {"ps", NULL, cmd_ps},           {"service", NULL, cmd_service},
     {"swarm", NULL, cmd_swarm},     {"system", NULL, cmd_system},
     {"version", NULL, cmd_version},
 };

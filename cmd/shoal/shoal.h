@@ -6,6 +6,7 @@
 #define SHOAL_CMD_SHOAL_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "cli/client.h"
 #include "cli/flags.h"
@@ -48,5 +49,20 @@ int cmd_node(struct shoal *s, int argc, char **argv);
 int cmd_system(struct shoal *s, int argc, char **argv);
 int cmd_info(struct shoal *s, int argc, char **argv);
 int cmd_version(struct shoal *s, int argc, char **argv);
+int cmd_service(struct shoal *s, int argc, char **argv);
+int cmd_ps(struct shoal *s, int argc, char **argv);
+int cmd_logs(struct shoal *s, int argc, char **argv);
+int cmd_inspect(struct shoal *s, int argc, char **argv);
+
+/* Wall clock in Unix ns (relative times in tables). */
+int64_t shoal_now_ns(void);
+/* "-f a=b -f a=c" -> "filters=%7B..." (escaped JSON), or "" without filters;
+ * sep is put before it when it is not empty. Caller frees. */
+char *shoal_filters_query(struct cli_flag *f, const char *sep);
+/* A multiplexed (or raw, for TTY) log stream: fn gets each frame with its
+ * stream number (1 stdout, 2 stderr); blocks until the daemon ends it. */
+typedef int (*shoal_frame_fn)(int stream, const char *p, size_t n, void *arg);
+int shoal_stream(cli_client *c, const char *path, shoal_frame_fn fn, void *arg,
+                 sh_err *err);
 
 #endif

@@ -502,3 +502,110 @@ def test_scale_without_detach_converges():
         assert out.startswith("web scaled to 2\n"), out
         assert "overall progress: 2 out of 2 tasks" in out, out
         assert re.search(r"^verify: Service web converged$", out, re.M), out
+
+
+@timeout(420)
+def test_shoal_cli_matches_docker_cli_for_service_commands():
+    """bin/shoal's service/ps/logs/inspect commands print what the stock
+    docker CLI prints against the same cluster: same commands, same
+    services, outputs compared after the program name, relative times and
+    column padding (which follows the times' widths) are normalized."""
+    def norm(text):
+        text = text.replace("shoal", "docker")
+        text = re.sub(r"(Less than a second|About an? \w+|\d+ \w+) ago", "T ago", text,
+                      flags=re.I)
+        text = re.sub(r"Up (Less than a second|About an? \w+|\d+ \w+)", "Up T", text)
+        return [re.sub(r" {2,}", "  ", l).rstrip() for l in text.splitlines()]
+
+    def both(lab, *args, check=False):
+        d = lab.docker("swarma", *args, check=False, timeout=120)
+        s = lab.shoal("swarma", *args, check=False, timeout=120)
+        return d, s
+
+    def same(lab, *args):
+        d, s = both(lab, *args)
+        assert d[0] == s[0], "exit codes of %r: docker %d, shoal %d (%r)" % (args, d[0], s[0], s[2])
+        assert norm(d[1]) == norm(s[1]), "stdout of %r differs:\ndocker:\n%s\nshoal:\n%s" % (
+            args, d[1], s[1])
+        assert norm(d[2]) == norm(s[2]), "stderr of %r differs:\ndocker:\n%s\nshoal:\n%s" % (
+            args, d[2], s[2])
+        return s
+
+    flags = ["--replicas", "2", "--env", "A=1", "--limit-memory", "64M", "--reserve-cpu", "0.1",
+             "--constraint", "node.role==manager", "--restart-condition", "on-failure",
+             "--update-parallelism", "1", "--update-delay", "2s", "--update-failure-action",
+             "pause"]
+    with ServiceLab({"swarma": SEED["swarma"]}) as lab:
+        lab.init("swarma")
+        # the same service created by each CLI: the specs must be equal
+        rc, out_d, err = lab.docker("swarma", "service", "create", "-d", "--name", "webd",
+                                    "--publish", "8080:80", *flags, "nginx")
+        assert rc == 0 and re.fullmatch(TASK_ID + r"\n", out_d), (out_d, err)
+        rc, out_s, err = lab.shoal("swarma", "service", "create", "-d", "--name", "webs",
+                                   "--publish", "8081:80", *flags, "nginx")
+        assert rc == 0 and re.fullmatch(TASK_ID + r"\n", out_s), (out_s, err)
+        wait_running(lab, "webd", 2)
+        wait_running(lab, "webs", 2)
+
+        def spec(name):
+            s = json.loads(lab.docker("swarma", "service", "inspect", name)[1])[0]["Spec"]
+            s["Name"] = "N"
+            s["EndpointSpec"]["Ports"][0]["PublishedPort"] = 0
+            return s
+        assert spec("webd") == spec("webs"), (spec("webd"), spec("webs"))
+
+        for svc in ("webd", "webs"):
+            same(lab, "service", "ps", svc)
+            same(lab, "service", "ps", "--no-trunc", svc)
+            same(lab, "service", "ps", "-q", svc)
+            same(lab, "service", "inspect", svc)
+            same(lab, "service", "inspect", "--pretty", svc)
+            same(lab, "service", "inspect", "--format", "{{.Spec.Name}} {{.Spec.Mode.Replicated.Replicas}} {{.ID}}", svc)
+        same(lab, "service", "ls")
+        same(lab, "service", "ls", "-q")
+        same(lab, "ps")
+        same(lab, "ps", "-a", "-q")
+        cname = container_of(lab, running(lab, "webd")[0])[1]
+        same(lab, "inspect", cname)
+        same(lab, "logs", cname)
+        # service logs: same lines, in whatever order the tasks' logs merge
+        d, s = both(lab, "service", "logs", "webd")
+        assert d[0] == s[0] == 0, (d, s)
+        assert sorted(norm(d[1])) == sorted(norm(s[1])) and sorted(norm(d[2])) == sorted(
+            norm(s[2])), (d, s)
+        # errors: messages and exit codes
+        for args in (("service", "ps", "nope"), ("service", "inspect", "nope"),
+                     ("service", "inspect", "--pretty", "nope"), ("service", "rm", "nope"),
+                     ("service", "scale", "nope=2"), ("service", "scale", "webd"),
+                     ("service", "scale", "webd=x"), ("service", "logs", "nope"),
+                     ("service", "update", "--replicas", "2", "nope"), ("service", "create"),
+                     ("service", "create", "--limit-memory", "x", "busybox"),
+                     ("inspect", "nope"), ("logs", "nope"), ("service", "--help"),
+                     ("service", "create", "--help"), ("ps", "--help")):
+            same(lab, *args)
+
+        # scale without -d: the CLI's convergence display, off a terminal
+        for cli, svc in ((lab.docker, "webd"), (lab.shoal, "webs")):
+            rc, out, err = cli("swarma", "service", "scale", svc + "=3", timeout=120)
+            assert rc == 0, (rc, out, err)
+            lines = out.splitlines()
+            assert lines[0] == "%s scaled to 3" % svc, out
+            assert lines[1] == "overall progress: 0 out of 3 tasks", out
+            assert lines[2:5] == ["1/3:  ", "2/3:  ", "3/3:  "], out
+            assert "overall progress: 3 out of 3 tasks" in lines, out
+            assert lines[-1] == "verify: Service %s converged" % svc, out
+            for l in lines[5:-1]:
+                assert re.fullmatch(r"overall progress: \d out of 3 tasks|verify: Waiting \d "
+                                    r"seconds to verify that tasks are stable\.\.\.", l), l
+        # update: image, replicas, env
+        for cli, svc in ((lab.docker, "webd"), (lab.shoal, "webs")):
+            rc, out, err = cli("swarma", "service", "update", "-d", "--env-add", "B=2",
+                               "--replicas", "2", "--image", "nginx:latest", svc)
+            assert (rc, out) == (0, svc + "\n"), (rc, out, err)
+        wait_running(lab, "webd", 2)
+        wait_running(lab, "webs", 2)
+        assert spec("webd") == spec("webs"), (spec("webd"), spec("webs"))
+        # rm: names echoed, errors collected
+        d = lab.docker("swarma", "service", "rm", "webd", "nope", check=False)
+        s = lab.shoal("swarma", "service", "rm", "webs", "nope", check=False)
+        assert (d[0], d[1].replace("webd", "X"), d[2]) == (s[0], s[1].replace("webs", "X"), s[2]), (d, s)

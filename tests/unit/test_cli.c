@@ -1040,3 +1040,394 @@ TEST(cli_client_against_fake_daemon) {
   unlink(logp);
   rmdir(dir);
 }
+
+/* ---- services, tasks, containers (cli/svc.h) ------------------------------
+ */
+
+#include "cli/svc.h"
+
+/* 2026-01-01T00:01:00Z: the "now" the relative times below are taken at */
+#define SVC_NOW (INT64_C(1767225660) * INT64_C(1000000000))
+
+TEST(cli_svc_time_duration_image_helpers) {
+  CHECK_INT_EQ(svc_parse_time("2026-01-01T00:00:00Z"),
+               INT64_C(1767225600) * INT64_C(1000000000));
+  CHECK_INT_EQ(svc_parse_time("2026-01-01T01:00:00.5+01:00"),
+               INT64_C(1767225600) * INT64_C(1000000000) + 500000000);
+  CHECK_INT_EQ(svc_parse_time("yesterday"), -1);
+  char d[64];
+  CHECK_STR_EQ(svc_go_duration(0, d, sizeof d), "0s");
+  CHECK_STR_EQ(svc_go_duration(4, d, sizeof d), "4ns");
+  CHECK_STR_EQ(svc_go_duration(INT64_C(10000000000), d, sizeof d), "10s");
+  CHECK_STR_EQ(svc_go_duration(INT64_C(1500000000), d, sizeof d), "1.5s");
+  CHECK_STR_EQ(svc_go_duration(INT64_C(90000000000), d, sizeof d), "1m30s");
+  CHECK_STR_EQ(svc_go_duration(INT64_C(3600000000000), d, sizeof d), "1h0m0s");
+  CHECK_STR_EQ(svc_go_duration(INT64_C(250000000), d, sizeof d), "250ms");
+  struct {
+    const char *in, *want;
+  } imgs[] = {
+      {"nginx:latest@sha256:abc", "nginx:latest"},
+      {"nginx@sha256:abc", "nginx@sha256:abc"},
+      {"nginx", "nginx"},
+      {"docker.io/library/busybox:1.36", "busybox:1.36"},
+      {"127.0.0.1:5098/library/nginx:latest@sha256:abc",
+       "127.0.0.1:5098/library/nginx:latest"},
+      {"127.0.0.1:5098/nginx", "127.0.0.1:5098/nginx"},
+  };
+  for (size_t i = 0; i < ARRAY_SIZE(imgs); i++) {
+    cleanup_free char *got = svc_image_display(imgs[i].in);
+    CHECK_STR_EQ(got, imgs[i].want);
+  }
+  cleanup_free char *e1 = svc_ellipsis("nginx -g 'daemon off;'", 20);
+  CHECK_STR_EQ(e1, "nginx -g 'daemon of…");
+  cleanup_free char *e2 = svc_ellipsis("short", 20);
+  CHECK_STR_EQ(e2, "short");
+}
+
+static json_t *fixture_service(const char *id, const char *name,
+                               const char *mode_json, const char *ports) {
+  json_t *s = J("{\"Spec\":{\"TaskTemplate\":{\"ContainerSpec\":{\"Image\":"
+                "\"nginx:latest@sha256:652e\"}}},"
+                "\"ServiceStatus\":{\"RunningTasks\":2,\"DesiredTasks\":3,"
+                "\"CompletedTasks\":0}}");
+  json_object_set_new(s, "ID", json_string(id));
+  jx_set(s, "Spec.Name", json_string(name));
+  jx_set(s, "Spec.Mode", J(mode_json));
+  if (ports)
+    jx_set(s, "Endpoint.Ports", J(ports));
+  return s;
+}
+
+TEST(cli_service_ls_rows_sorted_with_ports_and_modes) {
+  json_t *list = json_array();
+  json_array_append_new(
+      list, fixture_service("6efkajq22pepr62xw5b5x6wyo", "web-10",
+                            "{\"Replicated\":{\"Replicas\":3}}",
+                            "[{\"Protocol\":\"tcp\",\"TargetPort\":80,"
+                            "\"PublishedPort\":8080,\"PublishMode\":"
+                            "\"ingress\"}]"));
+  json_array_append_new(
+      list,
+      fixture_service("29n897bcsdsrzfvw2qpj1y8wy", "web-2", "{\"Global\":{}}",
+                      /* consecutive ports fold into a range; udp sorts
+                       * after tcp; host-mode ports are not listed */
+                      "[{\"Protocol\":\"udp\",\"TargetPort\":53,"
+                      "\"PublishedPort\":53,\"PublishMode\":\"ingress\"},"
+                      "{\"Protocol\":\"tcp\",\"TargetPort\":81,"
+                      "\"PublishedPort\":8081,\"PublishMode\":\"ingress\"},"
+                      "{\"Protocol\":\"tcp\",\"TargetPort\":80,"
+                      "\"PublishedPort\":8080,\"PublishMode\":\"ingress\"},"
+                      "{\"Protocol\":\"tcp\",\"TargetPort\":90,"
+                      "\"PublishedPort\":9090,\"PublishMode\":\"host\"}]"));
+  json_t *bb = fixture_service("a57dbe8abcdefghijklmnopqr", "bb",
+                               "{\"Replicated\":{\"Replicas\":1}}", NULL);
+  jx_set(bb, "Spec.TaskTemplate.ContainerSpec.Image",
+         json_string("busybox@sha256:6263"));
+  jx_set(bb, "Spec.TaskTemplate.Placement.MaxReplicas", json_integer(2));
+  json_array_append_new(list, bb);
+  cleanup_buf sh_buf out = {0};
+  sh_err err = {0};
+  CHECK_INT_EQ(render_service_list(list, NULL, false, &out, &err), 0);
+  CHECK_STR_EQ(out.data,
+               "ID             NAME      MODE         REPLICAS               "
+               "IMAGE                 PORTS\n"
+               "a57dbe8abcde   bb        replicated   2/3 (max 2 per node)   "
+               "busybox@sha256:6263   \n"
+               "29n897bcsdsr   web-2     global       2/3                    "
+               "nginx:latest          *:8080-8081->80-81/tcp, *:53->53/udp\n"
+               "6efkajq22pep   web-10    replicated   2/3                    "
+               "nginx:latest          *:8080->80/tcp\n");
+  cleanup_buf sh_buf q = {0};
+  CHECK_INT_EQ(render_service_list(list, NULL, true, &q, &err), 0);
+  CHECK_STR_EQ(q.data, "a57dbe8abcde\n29n897bcsdsr\n6efkajq22pep\n");
+  cleanup_buf sh_buf f = {0};
+  CHECK_INT_EQ(render_service_list(list, "{{.Name}}", false, &f, &err), 0);
+  CHECK_STR_EQ(f.data, "bb\nweb-2\nweb-10\n");
+  json_decref(list);
+}
+
+static json_t *fixture_task(const char *id, int slot, const char *desired,
+                            const char *state, const char *created,
+                            const char *ts, const char *errmsg) {
+  json_t *t = J("{\"ServiceID\":\"svc1\",\"NodeID\":\"node1\",\"Spec\":{"
+                "\"ContainerSpec\":{\"Image\":\"nginx:latest@sha256:652e\"}}}");
+  json_object_set_new(t, "ID", json_string(id));
+  json_object_set_new(t, "Slot", json_integer(slot));
+  json_object_set_new(t, "DesiredState", json_string(desired));
+  json_object_set_new(t, "CreatedAt", json_string(created));
+  jx_set(t, "Status.State", json_string(state));
+  jx_set(t, "Status.Timestamp", json_string(ts));
+  if (errmsg)
+    jx_set(t, "Status.Err", json_string(errmsg));
+  return t;
+}
+
+TEST(cli_service_ps_rows_history_and_errors) {
+  json_t *tasks = json_array();
+  /* the older task of slot 1 comes first in the answer; docker puts the
+   * newest first and marks the older one as history */
+  json_array_append_new(tasks,
+                        fixture_task("exh5xo7atgyu99hyvqo90it86", 1, "shutdown",
+                                     "shutdown", "2026-01-01T00:00:00Z",
+                                     "2026-01-01T00:00:44Z", NULL));
+  json_array_append_new(tasks,
+                        fixture_task("3yiua0fym4m2clb9i9q9gamip", 1, "running",
+                                     "running", "2026-01-01T00:00:40Z",
+                                     "2026-01-01T00:00:55Z", NULL));
+  json_array_append_new(
+      tasks,
+      fixture_task("5qgjpizml4oxalv1vffnjbl6r", 10, "shutdown", "rejected",
+                   "2026-01-01T00:00:10Z", "2026-01-01T00:00:00Z",
+                   "No such image: nginx:latest@sha256:652e"));
+  json_array_append_new(tasks,
+                        fixture_task("9qs0637zfcra1anawxk7gimx6", 2, "running",
+                                     "preparing", "2026-01-01T00:00:10Z",
+                                     "2025-12-31T23:00:30Z", NULL));
+  json_t *names = J("{\"svc1\":\"web\"}");
+  json_t *nodes = J("{\"node1\":\"swarma\"}");
+  cleanup_buf sh_buf out = {0};
+  sh_err err = {0};
+  CHECK_INT_EQ(render_task_list(tasks, names, nodes, true, false, NULL, SVC_NOW,
+                                &out, &err),
+               0);
+  CHECK_STR_EQ(
+      out.data,
+      "ID             NAME        IMAGE          NODE      DESIRED STATE "
+      "  CURRENT STATE                 ERROR                             "
+      " PORTS\n"
+      "3yiua0fym4m2   web.1       nginx:latest   swarma    Running       "
+      "  Running 5 seconds ago                                           "
+      " \n"
+      "exh5xo7atgyu    \\_ web.1   nginx:latest   swarma    Shutdown     "
+      "   Shutdown 16 seconds ago                                        "
+      "  \n"
+      "9qs0637zfcra   web.2       nginx:latest   swarma    Running       "
+      "  Preparing about an hour ago                                     "
+      " \n"
+      "5qgjpizml4ox   web.10      nginx:latest   swarma    Shutdown      "
+      "  Rejected about a minute ago   \"No such image: nginx:latest@s…\""
+      "   \n");
+  cleanup_buf sh_buf nt = {0};
+  CHECK_INT_EQ(render_task_list(tasks, names, J("{}"), false, false,
+                                "{{.ID}} {{.Name}} {{.Node}} {{.Image}}",
+                                SVC_NOW, &nt, &err),
+               0);
+  /* no table: no history marker; unresolved nodes print as IDs */
+  CHECK_STR_EQ(nt.data, "3yiua0fym4m2clb9i9q9gamip web.1 node1 "
+                        "nginx:latest@sha256:652e\n"
+                        "exh5xo7atgyu99hyvqo90it86 web.1 node1 "
+                        "nginx:latest@sha256:652e\n"
+                        "9qs0637zfcra1anawxk7gimx6 web.2 node1 "
+                        "nginx:latest@sha256:652e\n"
+                        "5qgjpizml4oxalv1vffnjbl6r web.10 node1 "
+                        "nginx:latest@sha256:652e\n");
+  json_decref(tasks);
+  json_decref(names);
+  json_decref(nodes);
+}
+
+TEST(cli_service_inspect_pretty_matches_docker_golden) {
+  /* docker/cli cli/command/service/inspect_test.go's service */
+  json_t *s = J(
+      "{\"ID\":\"de179gar9d0o7ltdybungplod\",\"Version\":{\"Index\":315},"
+      "\"Spec\":{\"Name\":\"my_service\",\"Labels\":{\"com.label\":\"foo\"},"
+      "\"TaskTemplate\":{\"LogDriver\":{\"Name\":\"driver\",\"Options\":{"
+      "\"max-file\":\"5\"}},\"ContainerSpec\":{\"Image\":\"foo/bar@sha256:"
+      "this_is_a_test\",\"Configs\":[{\"ConfigID\":"
+      "\"mtc3i44r1awdoziy2iceg73z8\",\"ConfigName\":\"configtest.conf\","
+      "\"File\":{\"Name\":\"/configtest.conf\"}}],\"Secrets\":[{\"SecretID\":"
+      "\"3hv39ehbbb4hdozo7spod9ftn\",\"SecretName\":\"secrettest.conf\","
+      "\"File\":{\"Name\":\"/secrettest.conf\"}}],\"Healthcheck\":{\"Test\":["
+      "\"CMD-SHELL\",\"curl\"],\"Interval\":4,\"Retries\":3,\"StartPeriod\":2,"
+      "\"Timeout\":1}},\"Resources\":{\"Limits\":{\"NanoCPUs\":100000000000,"
+      "\"MemoryBytes\":10490000,\"Pids\":20}},\"Networks\":[{\"Target\":"
+      "\"5vpyomhb6ievnk0i0o60gcnei\",\"Aliases\":[\"web\"]}]},"
+      "\"Mode\":{\"Replicated\":{\"Replicas\":2}},\"EndpointSpec\":{\"Mode\":"
+      "\"vip\",\"Ports\":[{\"Protocol\":\"tcp\",\"TargetPort\":5000}]}},"
+      "\"Endpoint\":{\"Ports\":[{\"Protocol\":\"tcp\",\"TargetPort\":5000,"
+      "\"PublishedPort\":30000}]},"
+      "\"UpdateStatus\":{\"StartedAt\":\"2026-01-01T00:00:00Z\","
+      "\"CompletedAt\":\"2026-01-01T00:00:00Z\"}}");
+  json_t *nets = J("{\"5vpyomhb6ievnk0i0o60gcnei\":\"mynetwork\"}");
+  cleanup_buf sh_buf out = {0};
+  render_service_pretty(s, nets, SVC_NOW, &out);
+  /* testdata/service-inspect-pretty.golden */
+  CHECK_STR_EQ(out.data, "\n"
+                         "ID:\t\tde179gar9d0o7ltdybungplod\n"
+                         "Name:\t\tmy_service\n"
+                         "Labels:\n"
+                         " com.label=foo\n"
+                         "Service Mode:\tReplicated\n"
+                         " Replicas:\t2\n"
+                         "Placement:\n"
+                         "ContainerSpec:\n"
+                         " Image:\t\tfoo/bar@sha256:this_is_a_test\n"
+                         "Configs:\n"
+                         " Target:\t/configtest.conf\n"
+                         "  Source:\tconfigtest.conf\n"
+                         "Secrets:\n"
+                         " Target:\t/secrettest.conf\n"
+                         "  Source:\tsecrettest.conf\n"
+                         "Log Driver:\n"
+                         " Name:\t\tdriver\n"
+                         " LogOpts:\n"
+                         "  max-file:       5\n"
+                         "\n"
+                         "Resources:\n"
+                         " Limits:\n"
+                         "  CPU:\t\t100\n"
+                         "  Memory:\t10MiB\n"
+                         "  PIDs:\t\t20\n"
+                         "Networks: mynetwork \n"
+                         "Endpoint Mode:\tvip\n"
+                         "Ports:\n"
+                         " PublishedPort = 30000\n"
+                         "  Protocol = tcp\n"
+                         "  TargetPort = 5000\n"
+                         "  PublishMode =  \n"
+                         " Healthcheck:\n"
+                         "  Interval = 4ns\n"
+                         "  Retries = 3\n"
+                         "  StartPeriod =\t2ns\n"
+                         "  Timeout =\t1ns\n"
+                         "  Tests:\n"
+                         "\t Test = CMD-SHELL\n"
+                         "\t Test = curl \n"
+                         "\n");
+  json_decref(s);
+  json_decref(nets);
+}
+
+TEST(cli_service_inspect_pretty_seed_service) {
+  /* what dockerd answers for the hands-on's service (insertDefaults) and
+   * what docker 28 prints for it */
+  json_t *s =
+      J("{\"ID\":\"44fa3cojqfe3r7fhymu27m7es\",\"Spec\":{\"Name\":\"web2\","
+        "\"Labels\":{},\"TaskTemplate\":{\"ContainerSpec\":{\"Image\":"
+        "\"nginx:latest@sha256:652e\",\"Env\":[\"A=1\"],\"Init\":false},"
+        "\"Resources\":{\"Limits\":{\"NanoCPUs\":500000000},\"Reservations\":{"
+        "\"MemoryBytes\":33554432}},\"Placement\":{\"Constraints\":["
+        "\"node.role==manager\"]}},\"Mode\":{\"Replicated\":{\"Replicas\":2}},"
+        "\"UpdateConfig\":{\"Parallelism\":2,\"Delay\":5000000000,"
+        "\"FailureAction\":\"rollback\",\"Monitor\":5000000000,"
+        "\"MaxFailureRatio\":0,\"Order\":\"stop-first\"},\"RollbackConfig\":{"
+        "\"Parallelism\":1,\"FailureAction\":\"pause\",\"Monitor\":5000000000,"
+        "\"MaxFailureRatio\":0,\"Order\":\"stop-first\"},\"EndpointSpec\":{"
+        "\"Mode\":\"vip\"}},\"Endpoint\":{\"Ports\":[{\"Protocol\":\"tcp\","
+        "\"TargetPort\":80,\"PublishedPort\":8081,\"PublishMode\":"
+        "\"ingress\"}]},\"UpdateStatus\":{\"State\":\"updating\",\"Message\":"
+        "\"update in progress\",\"StartedAt\":\"2026-01-01T00:00:00Z\"}}");
+  cleanup_buf sh_buf out = {0};
+  render_service_pretty(s, NULL, SVC_NOW, &out);
+  CHECK_STR_EQ(out.data, "\nID:\t\t44fa3cojqfe3r7fhymu27m7es\n"
+                         "Name:\t\tweb2\n"
+                         "Service Mode:\tReplicated\n"
+                         " Replicas:\t2\n"
+                         "UpdateStatus:\n"
+                         " State:\t\tupdating\n"
+                         " Started:\tAbout a minute ago\n"
+                         " Message:\tupdate in progress\n"
+                         "Placement:\n"
+                         " Constraints:\t[node.role==manager]\n"
+                         "UpdateConfig:\n"
+                         " Parallelism:\t2\n"
+                         " Delay:\t\t5s\n"
+                         " On failure:\trollback\n"
+                         " Monitoring Period: 5s\n"
+                         " Max failure ratio: 0\n"
+                         " Update order:      stop-first\n"
+                         "RollbackConfig:\n"
+                         " Parallelism:\t1\n"
+                         " On failure:\tpause\n"
+                         " Monitoring Period: 5s\n"
+                         " Max failure ratio: 0\n"
+                         " Rollback order:    stop-first\n"
+                         "ContainerSpec:\n"
+                         " Image:\t\tnginx:latest@sha256:652e\n"
+                         " Env:\t\tA=1 \n"
+                         " Init:\t\tfalse\n"
+                         "Resources:\n"
+                         " Reservations:\n"
+                         "  Memory:\t32MiB\n"
+                         " Limits:\n"
+                         "  CPU:\t\t0.5\n"
+                         "Endpoint Mode:\tvip\n"
+                         "Ports:\n"
+                         " PublishedPort = 8081\n"
+                         "  Protocol = tcp\n"
+                         "  TargetPort = 80\n"
+                         "  PublishMode = ingress \n\n");
+  json_decref(s);
+}
+
+TEST(cli_container_ps_rows) {
+  json_t *list =
+      J("[{\"Id\":\"0c24fd5a778c1111\",\"Names\":[\"/web.1.exh5xo7atgyu\"],"
+        "\"Image\":\"nginx:latest@sha256:652e\",\"Command\":\"nginx -g "
+        "'daemon off;'\",\"Created\":1767225657,\"Status\":\"Up 3 seconds\","
+        "\"Ports\":[{\"PrivatePort\":80,\"Type\":\"tcp\"}]},"
+        "{\"Id\":\"b627132d559d2222\",\"Names\":[\"/bb.1.3k8b\"],\"Image\":"
+        "\"sha256:29b45a8a64ab2334d5\",\"Command\":\"sleep \\\"1000\\\"\","
+        "\"Created\":1767225540,\"Status\":\"Exited (0) 1 second ago\","
+        "\"Ports\":[{\"IP\":\"0.0.0.0\",\"PrivatePort\":80,\"PublicPort\":"
+        "8080,\"Type\":\"tcp\"}]}]");
+  cleanup_buf sh_buf out = {0};
+  sh_err err = {0};
+  CHECK_INT_EQ(
+      render_container_list(list, true, false, NULL, SVC_NOW, &out, &err), 0);
+  CHECK_STR_EQ(
+      out.data,
+      "CONTAINER ID   IMAGE          COMMAND                  CREATED    "
+      "     STATUS                    PORTS                  NAMES\n"
+      "0c24fd5a778c   nginx:latest   \"nginx -g 'daemon of…\"   3 seconds"
+      " ago   Up 3 seconds              80/tcp                 web.1.exh5"
+      "xo7atgyu\n"
+      "b627132d559d   29b45a8a64ab   \"sleep \\\"1000\\\"\"         2 min"
+      "utes ago   Exited (0) 1 second ago   0.0.0.0:8080->80/tcp   bb.1.3"
+      "k8b\n");
+  cleanup_buf sh_buf q = {0};
+  CHECK_INT_EQ(render_container_list(list, true, true, NULL, SVC_NOW, &q, &err),
+               0);
+  CHECK_STR_EQ(q.data, "0c24fd5a778c\nb627132d559d\n");
+  json_decref(list);
+}
+
+TEST(cli_service_progress_lines_non_tty) {
+  json_t *svc = J("{\"ID\":\"s1\",\"Spec\":{\"Mode\":{\"Replicated\":{"
+                  "\"Replicas\":2}}}}");
+  json_t *active = J("{\"n1\":true}");
+  json_t *t0 = J("[{\"Slot\":1,\"NodeID\":\"n1\",\"DesiredState\":"
+                 "\"running\",\"Status\":{\"State\":\"preparing\"}}]");
+  struct svc_progress p = {0};
+  struct svc_display d0 = {.tty = false, .width = 200};
+  cleanup_buf sh_buf a = {0};
+  CHECK_INT_EQ(svc_progress_update(&p, svc, t0, active, false, &d0, &a), 0);
+  CHECK_STR_EQ(a.data, "overall progress: 0 out of 2 tasks\n1/2:  \n2/2:  \n"
+                       "overall progress: 0 out of 2 tasks\n");
+  /* errors are shown per slot; the progress bars are not */
+  json_t *t1 = J("[{\"Slot\":1,\"NodeID\":\"n1\",\"DesiredState\":"
+                 "\"running\",\"Status\":{\"State\":\"running\"}},"
+                 "{\"Slot\":2,\"NodeID\":\"n1\",\"DesiredState\":\"running\","
+                 "\"Status\":{\"State\":\"rejected\",\"Err\":\"no suitable "
+                 "node\"}}]");
+  cleanup_buf sh_buf b = {0};
+  CHECK_INT_EQ(svc_progress_update(&p, svc, t1, active, false, &d0, &b), 0);
+  CHECK(strstr(b.data, ": no suitable node\n") != NULL);
+  CHECK(strstr(b.data, "overall progress: 1 out of 2 tasks\n") != NULL);
+  json_t *t2 = J("[{\"Slot\":1,\"NodeID\":\"n1\",\"DesiredState\":"
+                 "\"running\",\"Status\":{\"State\":\"running\"}},"
+                 "{\"Slot\":2,\"NodeID\":\"n1\",\"DesiredState\":\"running\","
+                 "\"Status\":{\"State\":\"running\"}}]");
+  cleanup_buf sh_buf c = {0};
+  CHECK_INT_EQ(svc_progress_update(&p, svc, t2, active, false, &d0, &c), 1);
+  CHECK_STR_EQ(c.data, "overall progress: 2 out of 2 tasks\n");
+  /* once done, nothing more is printed while everything runs */
+  cleanup_buf sh_buf d = {0};
+  CHECK_INT_EQ(svc_progress_update(&p, svc, t2, active, false, &d0, &d), 1);
+  CHECK(d.len == 0);
+  json_decref(svc);
+  json_decref(active);
+  json_decref(t0);
+  json_decref(t1);
+  json_decref(t2);
+}
