@@ -190,6 +190,31 @@ static int prepare(struct job *j) {
       xasprintf("%s.%s", jx_str(task, "Name", sname), j->task_id);
   json_object_set_new(labels, "com.docker.swarm.task.name", json_string(name));
 
+  /* ContainerSpec.Mounts: bind, volume, tmpfs. */
+  json_t *jm = jx_get(cs, "Mounts");
+  size_t nm = json_is_array(jm) ? json_array_size(jm) : 0;
+  struct exec_mount *mounts = xcalloc(nm ? nm : 1, sizeof *mounts);
+  size_t k = 0;
+  for (size_t i = 0; i < nm; i++) {
+    json_t *m = json_array_get(jm, i);
+    const char *type = jx_str(m, "Type", "volume");
+    struct exec_mount *em = &mounts[k];
+    if (strcmp(type, "bind") == 0)
+      em->type = EXEC_MOUNT_BIND;
+    else if (strcmp(type, "tmpfs") == 0)
+      em->type = EXEC_MOUNT_TMPFS;
+    else if (strcmp(type, "volume") == 0)
+      em->type = EXEC_MOUNT_VOLUME;
+    else
+      continue; /* npipe, cluster: not on Linux hosts */
+    em->source = jx_str(m, "Source", NULL);
+    em->target = jx_str(m, "Target", "");
+    em->read_only = jx_bool(m, "ReadOnly", false);
+    em->tmpfs_size = jx_int(m, "TmpfsOptions.SizeBytes", 0);
+    em->tmpfs_mode = (unsigned)jx_int(m, "TmpfsOptions.Mode", 0);
+    k++;
+  }
+
   char **cmd = strv(jx_get(cs, "Command"));
   char **args = strv(jx_get(cs, "Args"));
   char **env = strv(jx_get(cs, "Env"));
@@ -218,6 +243,8 @@ static int prepare(struct job *j) {
               .pids_limit = jx_int(task, "Spec.Resources.Limits.Pids", 0),
           },
       .stop_signal = jx_str(cs, "StopSignal", NULL),
+      .mounts = mounts,
+      .n_mounts = k,
   };
   if (spec.user && !*spec.user)
     spec.user = NULL;
@@ -231,6 +258,7 @@ static int prepare(struct job *j) {
   strv_free(cmd);
   strv_free(args);
   strv_free(env);
+  free(mounts);
   json_decref(labels);
   json_decref(config);
   for (size_t i = 0; i < n; i++)
