@@ -7,6 +7,8 @@
 
 #include "shoal.h"
 
+#include "cli/render.h"
+
 #ifndef SHOAL_VERSION
 #define SHOAL_VERSION "0.1.0"
 #endif
@@ -92,6 +94,33 @@ int shoal_failf(const char *fmt, ...) {
   va_end(ap);
   fputc('\n', stderr);
   return 1;
+}
+
+int shoal_inspect_output(sh_buf *raws, int nargs, const char **ptrs,
+                         size_t *lens, int n, const char *format,
+                         sh_buf *errors) {
+  cleanup_buf sh_buf out = {0};
+  sh_err err = {0};
+  int rc = 0;
+  if (render_inspect(ptrs, lens, n, format, &out, &err) < 0) {
+    shoal_print(&out);
+    fprintf(stderr, "%s\n", err.msg);
+    rc = err.status == 64 ? 64 : 1;
+  } else {
+    shoal_print(&out);
+  }
+  if (errors->len) {
+    fflush(stdout);
+    fprintf(stderr, "%s\n", errors->data);
+    rc = rc ? rc : 1;
+  }
+  for (int i = 0; i < nargs; i++)
+    buf_free(&raws[i]);
+  free(raws);
+  free(ptrs);
+  free(lens);
+  buf_free(errors);
+  return rc;
 }
 
 void shoal_print(const sh_buf *b) {

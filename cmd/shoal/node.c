@@ -256,26 +256,7 @@ static int node_inspect(struct shoal *s, int argc, char **argv) {
     lens[n] = raws[n].len;
     n++;
   }
-  cleanup_buf sh_buf out = {0};
-  rc = 0;
-  if (render_inspect(ptrs, lens, n, format, &out, &err) < 0) {
-    shoal_print(&out);
-    fprintf(stderr, "%s\n", err.msg);
-    rc = 1;
-  } else {
-    shoal_print(&out);
-  }
-  if (errors.len) {
-    fprintf(stderr, "%s\n", errors.data);
-    rc = rc ? rc : 1;
-  }
-  for (int i = 0; i < nargs; i++)
-    buf_free(&raws[i]);
-  free(raws);
-  free(ptrs);
-  free(lens);
-  buf_free(&errors);
-  return rc;
+  return shoal_inspect_output(raws, nargs, ptrs, lens, n, format, &errors);
 }
 
 /* ---- node update / promote / demote -------------------------------------- */

@@ -30,6 +30,12 @@ int shoal_fail(const sh_err *err);
 /* Prints a message on stderr; returns 1. */
 int shoal_failf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void shoal_print(const sh_buf *b);
+/* The end of every inspect command: renders the n documents (ptrs/lens)
+ * with format, prints the lookup errors gathered in errors, frees raws
+ * (nargs buffers), ptrs, lens and errors; returns the exit code. */
+int shoal_inspect_output(sh_buf *raws, int nargs, const char **ptrs,
+                         size_t *lens, int n, const char *format,
+                         sh_buf *errors);
 
 typedef int (*shoal_cmd_fn)(struct shoal *s, int argc, char **argv);
 struct shoal_subcmd {
