@@ -999,12 +999,55 @@ static void leave_step(void *ud) {
   free(c);
 }
 
+/* A follower words its refusal from the leader's node list, as Docker
+ * does: its own replica may not show a manager that just went down. */
+struct leave_check {
+  struct shoald *d;
+  shoald_done_fn done;
+  void *ud;
+};
+
+static void leave_checked(const struct http_result *res, void *ud) {
+  struct leave_check *c = ud;
+  sh_err err = {0};
+  json_t *nodes = res->status == 200 ? json_loads(res->body, 0, NULL) : NULL;
+  if (c->d->mgr)
+    manager_leave_check(c->d->mgr, json_is_array(nodes) ? nodes : NULL, &err);
+  else
+    sh_error(&err, 503, MSG_NO_SWARM);
+  json_decref(nodes);
+  c->done(c->ud, -1, &err);
+  free(c);
+}
+
+static int leave_check_with_leader(struct shoald *d, shoald_done_fn done,
+                                   void *ud, sh_err *err) {
+  struct leave_check *c = xcalloc(1, sizeof *c);
+  c->d = d;
+  c->done = done;
+  c->ud = ud;
+  cleanup_free char *url =
+      xasprintf("https://%s/swarm/v1/forward/v" SHOAL_API_VERSION "/nodes",
+                manager_leader_addr(d->mgr));
+  struct http_call_opts o = {.method = "GET",
+                             .url = url,
+                             .cert_pem = d->cert_pem,
+                             .key_pem = d->key_pem,
+                             .ca_pem = d->root_pem,
+                             .timeout_ms = 5000};
+  http_client_call(d->client, &o, NULL, leave_checked, c);
+  return 0;
+}
+
 int shoald_swarm_leave(struct shoald *d, bool force, shoald_done_fn done,
                        void *ud, sh_err *err) {
   if (d->swarm == SWARM_INACTIVE)
     return sh_error(err, 503, MSG_NO_SWARM);
-  if (d->mgr && !force)
-    return manager_leave_check(d->mgr, err);
+  if (d->mgr && !force) {
+    if (manager_is_leader(d->mgr) || !manager_leader_addr(d->mgr))
+      return manager_leave_check(d->mgr, NULL, err);
+    return leave_check_with_leader(d, done, ud, err);
+  }
   if (d->join_done) {
     shoald_done_fn jd = d->join_done;
     d->join_done = NULL;

@@ -411,12 +411,14 @@ int manager_join(const struct manager_config *cfg, const char *remote,
 
 /* ---- leaving ---- */
 
-int manager_leave_check(struct manager *m, sh_err *err) {
+int manager_leave_check(struct manager *m, const json_t *leader_nodes,
+                        sh_err *err) {
   /* moby's wording (daemon/cluster/swarm.go), counting managers as the
-   * leader last saw them (ManagerStatus.Reachability, replicated). */
+   * leader sees them (ManagerStatus.Reachability). */
   int reachable = 0, unreachable = 0;
   bool active = false; /* this manager counts as reachable */
-  json_t *nodes = store_list(m->store, STORE_NODE);
+  json_t *nodes = leader_nodes ? json_incref((json_t *)leader_nodes)
+                               : store_list(m->store, STORE_NODE);
   size_t i;
   json_t *n;
   json_array_foreach(nodes, i, n) {

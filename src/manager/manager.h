@@ -78,8 +78,11 @@ int manager_join(const struct manager_config *cfg, const char *remote,
                  manager_done_fn done, void *ud, struct manager **out,
                  struct sh_err *err);
 /* Docker's refusal of `swarm leave` without --force on a manager, worded
- * by what leaving would do to quorum (always fails with 503). */
-int manager_leave_check(struct manager *m, struct sh_err *err);
+ * by what leaving would do to quorum (always fails with 503). The counts
+ * come from leader_nodes (the leader's node list, as Docker asks the
+ * leader) or, when NULL, this manager's replica. */
+int manager_leave_check(struct manager *m, const json_t *leader_nodes,
+                        struct sh_err *err);
 /* Stops the listener, dispatcher and raft; done runs when all is closed. */
 void manager_close(struct manager *m, void (*done)(void *ud), void *ud);
 
