@@ -10,8 +10,12 @@
 #include <sys/sysinfo.h>
 #include <sys/utsname.h>
 
+/* Reconnects back off from 100 ms to 1 s, with jitter: a new leader
+ * marks down every node that has not found it within 3 heartbeats, so a
+ * node must keep trying through an election, and 1 s keeps a thousand
+ * nodes' retries light for the managers. */
 #define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
+#define BACKOFF_MAX_MS 1000
 
 struct log_post {
   char *url;
@@ -88,7 +92,8 @@ static void schedule_retry(struct agent *a) {
     a->backoff_ms = BACKOFF_MIN_MS;
   else if ((a->backoff_ms *= 2) > BACKOFF_MAX_MS)
     a->backoff_ms = BACKOFF_MAX_MS;
-  uv_timer_start(&a->retry_timer, retry_cb, a->backoff_ms, 0);
+  unsigned jitter = (unsigned)random() % (a->backoff_ms / 4 + 1);
+  uv_timer_start(&a->retry_timer, retry_cb, a->backoff_ms - jitter, 0);
 }
 
 static void fill_tls(struct agent *a, struct http_call_opts *o) {
@@ -139,8 +144,55 @@ static void hb_send(uv_timer_t *t) {
   a->hb_call = http_client_call(a->client, &o, NULL, hb_done, a);
 }
 
+/* The managers the swarm has now (from the session's first message and
+ * every membership change after it), persisted so a restarted node finds
+ * the current ones. */
+static void set_managers(struct agent *a, const json_t *mgrs) {
+  if (!json_is_array(mgrs) || json_array_size(mgrs) == 0 ||
+      json_equal(mgrs, a->managers))
+    return;
+  /* Keep talking to the manager we reached; remember the others. */
+  const char *cur = current_manager(a);
+  size_t i, idx = 0;
+  json_t *v;
+  json_array_foreach(mgrs, i, v) {
+    if (!json_is_string(v))
+      return;
+    if (cur && strcmp(json_string_value(v), cur) == 0)
+      idx = i;
+  }
+  json_decref(a->managers);
+  a->managers = json_deep_copy(mgrs);
+  a->mgr_idx = idx;
+  if (a->cb.on_managers)
+    a->cb.on_managers(a->cb.ud, a->managers);
+}
+
+/* A follower that refused the session named the leader: go there next. */
+static void follow_leader_hint(struct agent *a, const char *body) {
+  cleanup_json json_t *j = body ? json_loads(body, 0, NULL) : NULL;
+  const char *leader = jx_str(j, "Leader", NULL);
+  if (!leader || !*leader)
+    return;
+  size_t i, n = json_array_size(a->managers);
+  for (i = 0; i < n; i++)
+    if (strcmp(json_string_value(json_array_get(a->managers, i)), leader) == 0)
+      break;
+  if (i == n) /* a manager this node has not heard of yet */
+    json_array_append_new(a->managers, json_string(leader));
+  /* schedule_retry steps one on: land on the leader, after the shortest
+   * backoff (never at once: two managers naming each other while an
+   * election settles must not make a busy loop). */
+  a->mgr_idx = i + json_array_size(a->managers) - 1;
+  a->backoff_ms = 0;
+}
+
 static void handle_message(struct agent *a, json_t *msg) {
   const char *type = jx_str(msg, "Type", "");
+  if (strcmp(type, "managers") == 0) {
+    set_managers(a, json_object_get(msg, "Managers"));
+    return;
+  }
   if (strcmp(type, "logs") == 0) {
     if (a->cb.on_logs)
       a->cb.on_logs(a->cb.ud, msg);
@@ -168,22 +220,7 @@ static void handle_message(struct agent *a, json_t *msg) {
     snprintf(a->addr, sizeof a->addr, "%s", jx_str(msg, "Addr", ""));
     int64_t p = jx_int(msg, "HeartbeatPeriod", 0);
     a->period_ns = p > 0 ? p : 5 * NS_PER_SEC;
-    json_t *mgrs = json_object_get(msg, "Managers");
-    if (json_is_array(mgrs) && json_array_size(mgrs) > 0 &&
-        !json_equal(mgrs, a->managers)) {
-      /* Keep talking to the manager we reached; remember the others. */
-      const char *cur = current_manager(a);
-      size_t i;
-      json_t *v;
-      size_t idx = 0;
-      json_array_foreach(mgrs, i, v) if (cur && strcmp(json_string_value(v),
-                                                       cur) == 0) idx = i;
-      json_decref(a->managers);
-      a->managers = json_deep_copy(mgrs);
-      a->mgr_idx = idx;
-      if (a->cb.on_managers)
-        a->cb.on_managers(a->cb.ud, a->managers);
-    }
+    set_managers(a, json_object_get(msg, "Managers"));
     a->connected = true;
     a->backoff_ms = 0;
     uv_timer_start(&a->hb_timer, hb_send, (uint64_t)(a->period_ns / NS_PER_MS),
@@ -226,6 +263,8 @@ static void session_done(const struct http_result *res, void *ud) {
     if (a->cb.on_rejected)
       a->cb.on_rejected(a->cb.ud, res->status,
                         res->body && *res->body ? res->body : "rejected");
+  } else if (res->status == 503) {
+    follow_leader_hint(a, res->body);
   }
   schedule_retry(a);
 }

@@ -5,6 +5,7 @@
 #include "core/err.h"
 #include "core/id.h"
 #include "core/jsonx.h"
+#include "core/log.h"
 #include "core/util.h"
 #include "http/server.h"
 #include "manager/internal.h"
@@ -41,6 +42,9 @@ struct dispatcher {
   /* Nodes that must open a session before a deadline (mono ns), set when
    * this manager becomes leader: node ID -> deadline. */
   json_t *deadlines;
+  /* The manager list the sessions were last sent; a change of manager
+   * membership sends the new one to every node. */
+  json_t *managers;
 };
 
 static int64_t period_ns(struct dispatcher *d) {
@@ -128,6 +132,10 @@ static void set_status(struct dispatcher *d, const char *node_id,
   /* An empty message is left out (as Docker shows it) unless it clears
    * an old one. */
   json_t *cur = store_get(d->m->store, STORE_NODE, node_id);
+  if (cur && strcmp(jx_str(cur, "Status.State", ""), state) != 0)
+    log_info("node %s (%s) is %s%s%s", node_id,
+             jx_str(cur, "Description.Hostname", "?"), state,
+             *message ? ": " : "", message);
   if (*message || *jx_str(cur, "Status.Message", ""))
     json_object_set_new(sets, "Status.Message", json_string(message));
   if (addr && *addr)
@@ -286,6 +294,24 @@ static void mark_dirty(struct dispatcher *d, const json_t *task) {
     uv_timer_start(&d->flush, flush_dirty, 0, 0);
 }
 
+/* Every node follows manager membership: without it, a node that joined
+ * before the later managers knows only the early ones and is stranded
+ * when leadership moves to a manager it never heard of. */
+static void send_managers(struct dispatcher *d) {
+  json_t *now = manager_addresses(d->m);
+  if (d->managers && json_equal(now, d->managers)) {
+    json_decref(now);
+    return;
+  }
+  json_decref(d->managers);
+  d->managers = now;
+  json_t *msg = json_pack("{s:s, s:O}", "Type", "managers", "Managers", now);
+  for (struct session *s = d->sessions; s; s = s->next)
+    if (s->req)
+      send_line(s->req, msg);
+  json_decref(msg);
+}
+
 static void on_store_change(const struct store_change *ch, size_t n,
                             uint64_t index, void *ud) {
   struct dispatcher *d = ud;
@@ -298,7 +324,10 @@ static void on_store_change(const struct store_change *ch, size_t n,
       uv_timer_start(&d->flush, flush_dirty, 0, 0);
     return;
   }
+  bool nodes_changed = false;
   for (size_t i = 0; i < n; i++) {
+    if (ch[i].kind == STORE_NODE)
+      nodes_changed = true;
     if (ch[i].kind == STORE_NODE && ch[i].new_obj) {
       struct session *s = find_session(d, ch[i].id);
       if (s && s->req)
@@ -311,6 +340,8 @@ static void on_store_change(const struct store_change *ch, size_t n,
     if (ch[i].new_obj)
       mark_dirty(d, ch[i].new_obj);
   }
+  if (nodes_changed)
+    send_managers(d);
 }
 
 /* Task status reports from an agent: batched into one transaction with a
@@ -400,8 +431,16 @@ void dispatcher_task_status(struct dispatcher *d, struct http_req *req,
 
 void dispatcher_session(struct dispatcher *d, struct http_req *req,
                         const char *node_id) {
-  if (!d->leader)
-    return http_respond_error(req, 503, RAFTNODE_NO_LEADER_MSG);
+  if (!d->leader) {
+    /* Point the node at the leader: it need not try every manager. */
+    const char *leader = manager_leader_addr(d->m);
+    json_t *body = json_pack("{s:s}", "message", RAFTNODE_NO_LEADER_MSG);
+    if (leader && *leader)
+      json_object_set_new(body, "Leader", json_string(leader));
+    cleanup_free char *out = jx_dump(body);
+    json_decref(body);
+    return http_respond_json(req, 503, out);
+  }
   json_t *node = store_get(d->m->store, STORE_NODE, node_id);
   if (!node)
     return http_respond_error(req, 404, "node not found");
@@ -433,6 +472,8 @@ void dispatcher_session(struct dispatcher *d, struct http_req *req,
       "{s:s, s:s, s:s, s:I, s:o, s:s}", "Type", "session", "SessionID", s->sid,
       "NodeID", node_id, "HeartbeatPeriod", (json_int_t)period_ns(d),
       "Managers", manager_addresses(d->m), "Addr", req->peer_addr);
+  if (!d->managers)
+    d->managers = json_deep_copy(json_object_get(hello, "Managers"));
   send_line(req, hello);
   json_decref(hello);
   send_node(req, node);
@@ -597,6 +638,7 @@ static void timer_closed(uv_handle_t *h) {
     return;
   json_decref(d->deadlines);
   json_decref(d->dirty);
+  json_decref(d->managers);
   free(d);
 }
 

@@ -294,7 +294,11 @@ void swarmapi_handle(struct http_req *req, void *ud) {
 
   /* Everything else: only this cluster's nodes. */
   json_t *cluster = store_cluster(m->store);
-  if (!req->peer_verified || !cluster ||
+  /* A manager still loading its raft log has no cluster object yet: that
+   * is "try again", not a refusal of the node. */
+  if (req->peer_verified && !cluster)
+    return http_respond_error(req, 503, RAFTNODE_NO_LEADER_MSG);
+  if (!req->peer_verified ||
       strcmp(req->peer_o, jx_str(cluster, "ID", "")) != 0)
     return http_respond_error(req, 401,
                               "a certificate from this swarm's CA is "

@@ -28,6 +28,7 @@
 #include "raft/raftnode.h"
 
 #include "core/err.h"
+#include "core/log.h"
 #include "core/util.h"
 #include "http/server.h"
 #include "raft/internal.h"
@@ -62,6 +63,7 @@ struct raftnode {
   uv_check_t check; /* leadership poll after each loop iteration */
   uv_timer_t kick;  /* first poll right after start; close sequencing */
   bool started, closing, was_leader;
+  raft_id known_leader; /* last leader seen, for the log */
   raftnode_leader_fn on_leader;
   void *leader_ud;
 
@@ -173,9 +175,31 @@ static int fsm_restore_cb(struct raft_fsm *f, struct raft_buffer *buf) {
 
 /* ---- leadership ---- */
 
+/* Every change of leader this node sees goes to the log: failovers are
+ * the first thing to look for when a cluster misbehaved. */
+static void log_leader_change(struct raftnode *rn) {
+  raft_id id = 0;
+  const char *addr = NULL;
+  raft_leader(&rn->raft, &id, &addr);
+  if (id == rn->known_leader)
+    return;
+  rn->known_leader = id;
+  if (id == 0)
+    log_warn("raft: no leader (term %llu)",
+             (unsigned long long)rn->raft.current_term);
+  else if (id == rn->raft.id)
+    log_info("raft: this node is the leader (term %llu)",
+             (unsigned long long)rn->raft.current_term);
+  else
+    log_info("raft: the leader is %llx at %s (term %llu)",
+             (unsigned long long)id, addr ? addr : "?",
+             (unsigned long long)rn->raft.current_term);
+}
+
 static void check_leader(struct raftnode *rn) {
   if (!rn->started || rn->closing)
     return;
+  log_leader_change(rn);
   bool now = raft_state(&rn->raft) == RAFT_LEADER;
   if (now == rn->was_leader)
     return;
