@@ -52,6 +52,7 @@ bool api_stubs(struct api_call *c);
 bool api_services(struct api_call *c);
 bool api_images(struct api_call *c);
 bool api_containers(struct api_call *c);
+bool api_networks(struct api_call *c);
 /* On a follower manager, forwards cluster writes to the leader. */
 bool api_forward(struct api_call *c);
 

@@ -74,6 +74,9 @@ struct shoald {
   char *advertise_addr; /* "192.168.33.10:2377" */
   char *availability;
   json_t *managers; /* known manager addresses */
+  /* This node's own networks (host, none), with IDs kept under the data
+   * root; loaded by the API on first use. */
+  json_t *local_networks;
   char *cert_pem, *key_pem, *root_pem;
 
   struct manager *mgr; /* when a manager */

@@ -9,6 +9,7 @@
 #include "core/util.h"
 #include "manager/dispatcher.h"
 #include "manager/internal.h"
+#include "manager/networks.h"
 #include "manager/orchtask.h"
 #include "manager/services.h"
 #include "store/store.h"
@@ -360,9 +361,31 @@ int manager_remove_node(struct manager *m, const char *ref, bool force,
 
 /* ---- services ---- */
 
+/* Networks named by a service must exist (moby resolves them before
+ * swarmkit sees the spec); attaching tasks to them waits for the overlay
+ * data plane, so it is refused rather than stored and ignored. */
+static int check_service_networks(struct manager *m, const json_t *spec,
+                                  sh_err *err) {
+  const char *lists[] = {"TaskTemplate.Networks", "Networks"};
+  for (size_t l = 0; l < ARRAY_SIZE(lists); l++) {
+    size_t i;
+    json_t *a;
+    json_array_foreach(jx_get(spec, lists[l]), i, a) {
+      if (!networks_find(m->store, jx_str(a, "Target", ""), err))
+        return -1;
+      return sh_error(err, 501,
+                      "attaching services to networks (--network) is not "
+                      "supported by shoal yet");
+    }
+  }
+  return 0;
+}
+
 int manager_create_service(struct manager *m, const json_t *spec,
                            char id_out[ID_LEN + 1], manager_done_fn done,
                            void *ud, sh_err *err) {
+  if (check_service_networks(m, spec, err) < 0)
+    return -1;
   id_new(id_out);
   json_t *svc = services_create(m->store, spec, id_out, err);
   if (!svc)
@@ -375,6 +398,8 @@ int manager_create_service(struct manager *m, const json_t *spec,
 int manager_update_service(struct manager *m, const char *ref, int64_t version,
                            const json_t *spec, const char *rollback,
                            manager_done_fn done, void *ud, sh_err *err) {
+  if (check_service_networks(m, spec, err) < 0)
+    return -1;
   json_t *svc = services_update(m->store, ref, version, spec, rollback,
                                 clock_wall_ns(), err);
   if (!svc)
@@ -391,6 +416,60 @@ int manager_remove_service(struct manager *m, const char *ref,
     return -1;
   struct store_tx *tx = store_tx_new();
   store_tx_delete(tx, STORE_SERVICE, id, STORE_ANY_VERSION);
+  return manager_propose(m, tx, done, ud, err);
+}
+
+struct net_create {
+  struct manager *m;
+  json_t *net; /* in m->net_pending until decided */
+  manager_done_fn done;
+  void *ud;
+};
+
+static void net_created(void *ud, int status, const sh_err *err) {
+  struct net_create *c = ud;
+  size_t i;
+  json_t *n;
+  json_array_foreach(c->m->net_pending, i, n) {
+    if (n == c->net) {
+      json_array_remove(c->m->net_pending, i);
+      break;
+    }
+  }
+  if (c->done)
+    c->done(c->ud, status, err);
+  free(c);
+}
+
+int manager_create_network(struct manager *m, const json_t *req,
+                           char id_out[ID_LEN + 1], manager_done_fn done,
+                           void *ud, sh_err *err) {
+  if (!m->net_pending)
+    m->net_pending = json_array();
+  id_new(id_out);
+  json_t *net = networks_create(m->store, req, id_out, m->net_pending, err);
+  if (!net)
+    return -1;
+  struct net_create *c = xcalloc(1, sizeof *c);
+  *c = (struct net_create){.m = m, .net = net, .done = done, .ud = ud};
+  json_array_append(m->net_pending, net);
+  struct store_tx *tx = store_tx_new();
+  store_tx_put(tx, STORE_NETWORK, net, STORE_MUST_CREATE);
+  if (manager_propose(m, tx, net_created, c, err) < 0) {
+    json_array_remove(m->net_pending, json_array_size(m->net_pending) - 1);
+    free(c);
+    return -1;
+  }
+  return 0;
+}
+
+int manager_remove_network(struct manager *m, const char *ref,
+                           manager_done_fn done, void *ud, sh_err *err) {
+  const char *id = networks_remove(m->store, ref, err);
+  if (!id)
+    return -1;
+  struct store_tx *tx = store_tx_new();
+  store_tx_delete(tx, STORE_NETWORK, id, STORE_ANY_VERSION);
   return manager_propose(m, tx, done, ud, err);
 }
 

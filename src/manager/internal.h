@@ -32,6 +32,9 @@ struct manager {
   bool forced_new; /* force-new-cluster: drop departed managers' status */
   void (*forwarded)(struct http_req *req, void *ud);
   void *forwarded_ud;
+  /* Networks proposed but not applied yet: a second create meanwhile
+   * must not take the same subnet or VXLAN ID. */
+  json_t *net_pending;
   /* swarm init: the first transaction waits for leadership. */
   struct store_tx *init_tx;
   manager_done_fn init_done;
@@ -55,6 +58,10 @@ bool manager_is_raft_member(struct manager *m, const char *node_id);
  * <msg>": rpc_error formats that from an HTTP status. */
 const char *rpc_code_name(int status);
 int rpc_error(struct sh_err *err, int status, const char *msg);
+
+/* swarmkit's isValidDNSName: [a-zA-Z0-9] at both ends, [-_a-zA-Z0-9]
+ * between (names of services and networks). */
+bool valid_dns_name(const char *s);
 
 /* "1.2.3.4:2377" -> host and port (port stays as given when absent). */
 int addr_split(const char *addr, char *host, size_t hostlen, int *port,

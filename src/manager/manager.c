@@ -11,6 +11,7 @@
 #include "http/server.h"
 #include "manager/dispatcher.h"
 #include "manager/internal.h"
+#include "manager/networks.h"
 #include "manager/logbroker.h"
 #include "manager/reconciler.h"
 #include "raft/raftnode.h"
@@ -154,6 +155,8 @@ const char *rpc_code_name(int status) {
     return "InvalidArgument";
   case 404:
     return "NotFound";
+  case 403:
+    return "PermissionDenied";
   case 409:
     return "AlreadyExists";
   case 412:
@@ -168,8 +171,9 @@ const char *rpc_code_name(int status) {
 }
 
 int rpc_error(sh_err *err, int status, const char *msg) {
-  return sh_error(err, status, "rpc error: code = %s desc = %s",
-                  rpc_code_name(status), msg);
+  /* 412 names FailedPrecondition here; moby answers it with 400. */
+  return sh_error(err, status == 412 ? 400 : status,
+                  "rpc error: code = %s desc = %s", rpc_code_name(status), msg);
 }
 
 static void propose_done(void *ud, int status, const sh_err *err) {
@@ -320,6 +324,10 @@ int manager_create(const struct manager_config *cfg,
   struct store_tx *tx = store_tx_new();
   store_tx_put(tx, STORE_CLUSTER, cluster, STORE_MUST_CREATE);
   store_tx_put(tx, STORE_NODE, node, STORE_MUST_CREATE);
+  /* Docker makes the ingress network at init (the routing mesh's). */
+  char net_id[ID_LEN + 1];
+  id_new(net_id);
+  store_tx_put(tx, STORE_NETWORK, networks_ingress(net_id), STORE_MUST_CREATE);
   m->init_tx = tx;
   m->init_done = done;
   m->init_ud = ud;
@@ -475,6 +483,7 @@ static void free_manager(struct manager *m) {
   free(m->hostname);
   free(m->engine_version);
   free(m->cluster_id);
+  json_decref(m->net_pending);
   free(m);
 }
 

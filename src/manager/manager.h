@@ -137,6 +137,14 @@ int manager_remove_service(struct manager *m, const char *ref,
 json_t *manager_service_view(struct manager *m, const json_t *svc,
                              bool insert_defaults, bool status);
 
+/* Swarm networks (networks.c checks and allocates; these propose).
+ * create fills id_out; remove takes a name, ID or ID prefix. */
+int manager_create_network(struct manager *m, const json_t *req,
+                           char id_out[26], manager_done_fn done, void *ud,
+                           struct sh_err *err);
+int manager_remove_network(struct manager *m, const char *ref,
+                           manager_done_fn done, void *ud, struct sh_err *err);
+
 /* Refuses spec features shoal does not implement (autolock, external CAs)
  * with 501 and a message naming the option. */
 int manager_check_supported(const json_t *spec, struct sh_err *err);

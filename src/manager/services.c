@@ -39,7 +39,7 @@ static bool in_set(const char *v, const char *const *set) {
 
 /* ^[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*$ : alphanumerics, with '-' and '_'
  * only between them. */
-static bool valid_dns_name(const char *s) {
+bool valid_dns_name(const char *s) {
   size_t n = strlen(s);
   if (n == 0 || !isalnum((unsigned char)s[0]) ||
       !isalnum((unsigned char)s[n - 1]))

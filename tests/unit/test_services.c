@@ -159,7 +159,7 @@ TEST(services_update_rollback_and_versions) {
   json_t *r = services_update(f.s, "x", v1, json_object_get(cur, "Spec"),
                               "previous", f.now, &err);
   CHECK(r == NULL);
-  CHECK_INT_EQ(err.status, 412);
+  CHECK_INT_EQ(err.status, 400);
   CHECK_STR_EQ(err.msg, "rpc error: code = FailedPrecondition desc = service "
                         "id1 does not have a previous spec");
   /* rename and mode change refused */

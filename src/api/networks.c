@@ -1,0 +1,377 @@
+/* /networks endpoints: list (filters), inspect, create, remove, prune.
+ * A node answers with its own networks (host, none) and, on a manager,
+ * the swarm's (from the store), as dockerd merges its local networks
+ * with the cluster's. */
+#include "api/api.h"
+
+#include "api/filters.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/id.h"
+#include "core/jsonx.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "daemon/daemon.h"
+#include "http/server.h"
+#include "manager/manager.h"
+#include "manager/networks.h"
+#include "store/store.h"
+
+#include <regex.h>
+
+#define NOT_MANAGER_OVERLAY                                                    \
+  "This node is not a swarm manager. Use \"docker swarm init\" or \"docker "   \
+  "swarm join\" to connect this node to swarm and try again."
+
+/* ---- this node's own networks ---- */
+
+static json_t *local_view(const char *name, const json_t *rec) {
+  return json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:{s:s, s:n, s:[]}, s:b, "
+                   "s:b, s:b, s:{s:s}, s:b, s:{}, s:{}, s:{}}",
+                   "Name", name, "Id", jx_str(rec, "Id", ""), "Created",
+                   jx_str(rec, "Created", ""), "Scope", "local", "Driver",
+                   strcmp(name, "none") == 0 ? "null" : name, "EnableIPv6", 0,
+                   "IPAM", "Driver", "default", "Options", "Config", "Internal",
+                   0, "Attachable", 0, "Ingress", 0, "ConfigFrom", "Network",
+                   "", "ConfigOnly", 0, "Containers", "Options", "Labels");
+}
+
+/* host and none exist on every node (tasks run with no network today;
+ * host is the node's own namespace). Their IDs are made once and kept in
+ * <data-root>/network/local.json, as dockerd keeps them in its store. */
+static const json_t *local_networks(struct shoald *d) {
+  if (d->local_networks)
+    return d->local_networks;
+  cleanup_free char *dir = xasprintf("%s/network", d->cfg.data_root);
+  cleanup_free char *path = xasprintf("%s/local.json", dir);
+  cleanup_free char *raw = NULL;
+  size_t len = 0;
+  json_t *recs = NULL;
+  if (read_file(path, &raw, &len, NULL) == 0)
+    recs = json_loadb(raw, len, 0, NULL);
+  if (!json_is_object(recs) || !json_object_get(recs, "host") ||
+      !json_object_get(recs, "none")) {
+    json_decref(recs);
+    recs = json_object();
+    char ts[64];
+    clock_format_rfc3339(clock_wall_ns(), ts, sizeof ts);
+    const char *names[] = {"host", "none"};
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+      char hex[65];
+      id_new_hex(hex);
+      json_object_set_new(recs, names[i],
+                          json_pack("{s:s, s:s}", "Id", hex, "Created", ts));
+    }
+    cleanup_free char *out = jx_dump(recs);
+    sh_err err = {0};
+    if (mkdir_p(dir, 0700, &err) < 0 ||
+        write_file_atomic(path, out, strlen(out), 0600, &err) < 0)
+      log_warn("keeping local network IDs: %s", err.msg);
+  }
+  json_t *views = json_array();
+  const char *name;
+  json_t *rec;
+  json_object_foreach(recs, name, rec)
+      json_array_append_new(views, local_view(name, rec));
+  json_decref(recs);
+  d->local_networks = views;
+  return views;
+}
+
+/* The swarm's networks when this node is a manager, new array of views. */
+static json_t *swarm_networks(struct shoald *d) {
+  json_t *out = json_array();
+  if (!d->mgr)
+    return out;
+  json_t *nets = store_list(manager_store(d->mgr), STORE_NETWORK);
+  size_t i;
+  json_t *n;
+  json_array_foreach(nets, i, n) json_array_append_new(out, networks_view(n));
+  json_decref(nets);
+  return out;
+}
+
+/* ---- list ---- */
+
+static const char *const network_filters[] = {
+    "dangling", "driver", "id", "label", "name", "scope", "type", NULL};
+
+/* moby's filters.Args.Match: each value is a regular expression. */
+static bool match_regex(const struct filters *f, const char *key,
+                        const char *v) {
+  json_t *vals = json_object_get(f->map, key);
+  if (json_array_size(vals) == 0)
+    return true;
+  size_t i;
+  json_t *x;
+  json_array_foreach(vals, i, x) {
+    regex_t re;
+    if (regcomp(&re, json_string_value(x), REG_EXTENDED | REG_NOSUB) != 0)
+      continue;
+    bool hit = regexec(&re, v, 0, NULL, 0) == 0;
+    regfree(&re);
+    if (hit)
+      return true;
+  }
+  return false;
+}
+
+static bool in_use(struct shoald *d, const json_t *view) {
+  const char *name = jx_str(view, "Name", "");
+  if (networks_is_predefined(name))
+    return true;
+  if (!d->mgr || strcmp(jx_str(view, "Scope", ""), "swarm") != 0)
+    return false;
+  struct store *st = manager_store(d->mgr);
+  return networks_in_use(st,
+                         store_get(st, STORE_NETWORK, jx_str(view, "Id", "")));
+}
+
+static bool network_matches(struct shoald *d, const struct filters *f,
+                            const json_t *v, int dangling) {
+  const char *name = jx_str(v, "Name", "");
+  if (!filters_match(f, "driver", jx_str(v, "Driver", "")) ||
+      !match_regex(f, "name", name) ||
+      !match_regex(f, "id", jx_str(v, "Id", "")) ||
+      !filters_match_labels(f, "label", json_object_get(v, "Labels")) ||
+      !filters_match(f, "scope", jx_str(v, "Scope", "")))
+    return false;
+  json_t *types = json_object_get(f->map, "type");
+  if (json_array_size(types) > 0) {
+    /* moby looks at the first value only. */
+    bool builtin =
+        strcmp(json_string_value(json_array_get(types, 0)), "builtin") == 0;
+    if (builtin != networks_is_predefined(name))
+      return false;
+  }
+  if (dangling >= 0 && in_use(d, v) == (dangling == 1))
+    return false;
+  return true;
+}
+
+static void list(struct api_call *c) {
+  sh_err err = {0};
+  cleanup_free char *raw = http_req_query(c->req, "filters");
+  struct filters f = {0};
+  if (filters_parse(raw, network_filters, &f, &err) < 0) {
+    filters_free(&f);
+    return api_reply_err(c->req, &err);
+  }
+  int dangling = -1;
+  json_t *dv = json_object_get(f.map, "dangling");
+  size_t i;
+  json_t *v;
+  if (json_array_size(dv) > 1) {
+    sh_error(&err, 400, "got more than one value for filter key \"dangling\"");
+  } else if (json_array_size(dv) == 1) {
+    const char *s = json_string_value(json_array_get(dv, 0));
+    if (strcmp(s, "1") == 0 || strcmp(s, "true") == 0)
+      dangling = 1;
+    else if (strcmp(s, "0") == 0 || strcmp(s, "false") == 0)
+      dangling = 0;
+    else
+      sh_error(&err, 400,
+               "invalid value for filter 'dangling', must be \"true\" (or "
+               "\"1\"), or \"false\" (or \"0\")");
+  }
+  json_array_foreach(json_object_get(f.map, "type"), i, v) {
+    const char *t = json_string_value(v);
+    if (strcmp(t, "builtin") && strcmp(t, "custom"))
+      sh_error(&err, 400, "invalid filter: 'type'='%s'", t);
+  }
+  if (err.status) {
+    filters_free(&f);
+    return api_reply_err(c->req, &err);
+  }
+  json_t *out = swarm_networks(c->d);
+  json_array_foreach(local_networks(c->d), i, v) json_array_append(out, v);
+  json_t *res = json_array();
+  json_array_foreach(out, i, v) {
+    if (network_matches(c->d, &f, v, dangling))
+      json_array_append(res, v);
+  }
+  json_decref(out);
+  filters_free(&f);
+  api_reply_json(c->req, 200, res);
+}
+
+/* ---- inspect / find: local first, then the swarm's (moby's
+ * findUniqueNetwork): full ID, then exact name, then a unique ID prefix. */
+
+static json_t *find(struct shoald *d, const char *ref, const char *scope,
+                    sh_err *err) {
+  json_t *all = json_array();
+  size_t i;
+  json_t *v;
+  if (!*scope || strcmp(scope, "local") == 0)
+    json_array_foreach(local_networks(d), i, v) json_array_append(all, v);
+  if (!*scope || strcmp(scope, "swarm") == 0) {
+    json_t *sw = swarm_networks(d);
+    json_array_extend(all, sw);
+    json_decref(sw);
+  }
+  json_t *found = NULL, *by_name = NULL, *by_prefix = NULL;
+  int names = 0, prefixes = 0;
+  json_array_foreach(all, i, v) {
+    const char *id = jx_str(v, "Id", "");
+    if (strcmp(id, ref) == 0) {
+      found = v;
+      break;
+    }
+    if (strcmp(jx_str(v, "Name", ""), ref) == 0) {
+      by_name = v;
+      names++;
+    }
+    if (*ref && str_has_prefix(id, ref)) {
+      by_prefix = v;
+      prefixes++;
+    }
+  }
+  if (!found && names > 1)
+    sh_error(err, 400,
+             "network %s is ambiguous (%d matches found based on name)", ref,
+             names);
+  else if (!found && names == 1)
+    found = by_name;
+  else if (!found && prefixes > 1)
+    sh_error(err, 400,
+             "network %s is ambiguous (%d matches found based on ID prefix)",
+             ref, prefixes);
+  else if (!found && prefixes == 1)
+    found = by_prefix;
+  else if (!found)
+    sh_error(err, 404, "network %s not found", ref);
+  json_incref(found);
+  json_decref(all);
+  return found;
+}
+
+/* ---- create / remove ---- */
+
+struct create_ctx {
+  struct http_req *req;
+  char id[ID_LEN + 1];
+};
+
+static void created(void *ud, int status, const sh_err *err) {
+  struct create_ctx *c = ud;
+  if (status < 0)
+    api_reply_err(c->req, err);
+  else
+    api_reply_json(c->req, 201,
+                   json_pack("{s:s, s:s}", "Id", c->id, "Warning", ""));
+  free(c);
+}
+
+static void create(struct api_call *c) {
+  sh_err err = {0};
+  cleanup_json json_t *body = NULL;
+  if (api_body(c->req, &body, &err) < 0)
+    return api_reply_err(c->req, &err);
+  const char *name = jx_str(body, "Name", "");
+  const char *driver = jx_str(body, "Driver", "");
+  if (!c->d->mgr) {
+    /* dockerd's order without a cluster store: predefined names, then
+     * overlay needs a manager. */
+    if (networks_is_predefined(name))
+      sh_error(&err, 403,
+               "operation is not permitted on predefined %s network ", name);
+    else if (strcmp(driver, "overlay") == 0)
+      sh_error(&err, 403, NOT_MANAGER_OVERLAY);
+    else if (networks_check_driver(driver, &err) == 0)
+      sh_error(&err, 403, NOT_MANAGER_OVERLAY);
+    return api_reply_err(c->req, &err);
+  }
+  struct create_ctx *ctx = xcalloc(1, sizeof *ctx);
+  ctx->req = c->req;
+  if (manager_create_network(c->d->mgr, body, ctx->id, created, ctx, &err) <
+      0) {
+    free(ctx);
+    api_reply_err(c->req, &err);
+  }
+}
+
+static void removed(void *ud, int status, const sh_err *err) {
+  struct http_req *req = ud;
+  if (status < 0)
+    return api_reply_err(req, err);
+  http_respond(req, 204, NULL, "", 0, NULL);
+}
+
+static void remove_network(struct api_call *c, const char *ref) {
+  sh_err err = {0};
+  cleanup_json json_t *n = find(c->d, ref, "", &err);
+  if (!n)
+    return api_reply_err(c->req, &err);
+  if (strcmp(jx_str(n, "Scope", ""), "local") == 0) {
+    sh_error(&err, 403, "%s is a pre-defined network and cannot be removed",
+             jx_str(n, "Name", ""));
+    return api_reply_err(c->req, &err);
+  }
+  if (manager_remove_network(c->d->mgr, jx_str(n, "Id", ""), removed, c->req,
+                             &err) < 0)
+    api_reply_err(c->req, &err);
+}
+
+bool api_networks(struct api_call *c) {
+  const char *p = c->path;
+  if (strcmp(p, "/networks") != 0 && !str_has_prefix(p, "/networks/"))
+    return false;
+  const char *m = c->req->method;
+  sh_err err = {0};
+  if (strcmp(p, "/networks") == 0) {
+    if (strcmp(m, "GET") != 0)
+      return false;
+    list(c);
+    return true;
+  }
+  if (strcmp(p, "/networks/create") == 0) {
+    if (strcmp(m, "POST") != 0)
+      return false;
+    create(c);
+    return true;
+  }
+  if (strcmp(p, "/networks/prune") == 0) {
+    if (strcmp(m, "POST") != 0)
+      return false;
+    static const char *const prune_filters[] = {"label", "label!", "until",
+                                                NULL};
+    cleanup_free char *raw = http_req_query(c->req, "filters");
+    struct filters f = {0};
+    if (filters_parse(raw, prune_filters, &f, &err) < 0)
+      api_reply_err(c->req, &err);
+    else /* prune removes unused local networks: shoal makes none */
+      api_reply_json(c->req, 200, json_pack("{s:n}", "NetworksDeleted"));
+    filters_free(&f);
+    return true;
+  }
+  cleanup_free char *ref = xstrdup(p + strlen("/networks/"));
+  char *slash = strchr(ref, '/');
+  if (slash) {
+    *slash = '\0';
+    if (strcmp(m, "POST") != 0 || (strcmp(slash + 1, "connect") != 0 &&
+                                   strcmp(slash + 1, "disconnect") != 0))
+      return false;
+    sh_error(&err, 501,
+             "connecting containers to networks is not supported by shoal "
+             "yet");
+    api_reply_err(c->req, &err);
+    return true;
+  }
+  if (!*ref)
+    return false;
+  if (strcmp(m, "GET") == 0) {
+    cleanup_free char *scope = http_req_query(c->req, "scope");
+    json_t *n = find(c->d, ref, scope ? scope : "", &err);
+    if (!n)
+      api_reply_err(c->req, &err);
+    else
+      api_reply_json(c->req, 200, n);
+    return true;
+  }
+  if (strcmp(m, "DELETE") == 0) {
+    remove_network(c, ref);
+    return true;
+  }
+  return false;
+}
