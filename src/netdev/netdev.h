@@ -1,0 +1,79 @@
+/* The node's links, addresses, routes, neighbours and VXLAN forwarding
+ * entries, through rtnetlink (libnl-route-3): what the overlay driver
+ * builds for each network (a namespace holding a bridge and a VXLAN
+ * device, a veth into each task) and docker_gwbridge. No `ip` command is
+ * run.
+ *
+ * A struct netdev is a netlink socket bound to one network namespace: the
+ * one current when netdev_open ran, or the one netns_fd names (the socket
+ * is created inside it, then the thread returns to its namespace).
+ * Blocking calls: use them from work-queue threads, never the loop.
+ * Errors: 404 when a link is missing, 409 when it exists, 500 otherwise,
+ * with the kernel's reason ("netlink: add link br0: File exists"). */
+#ifndef SHOAL_NETDEV_NETDEV_H
+#define SHOAL_NETDEV_NETDEV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct sh_err;
+struct netdev;
+
+/* netns_fd: an open /proc/.../ns/net or bind-mounted file; -1 for the
+ * caller's namespace. */
+int netdev_open(int netns_fd, struct netdev **out, struct sh_err *err);
+void netdev_close(struct netdev *nd);
+
+/* ---- links ---- */
+bool netdev_exists(struct netdev *nd, const char *name);
+int netdev_ifindex(struct netdev *nd, const char *name, struct sh_err *err);
+int netdev_bridge_add(struct netdev *nd, const char *name, unsigned mtu,
+                      struct sh_err *err);
+/* A VXLAN device without learning (peers come as static FDB entries),
+ * UDP port dstport; it keeps its socket in the namespace it is made in,
+ * so make it in the host's and move it (netdev_move). */
+int netdev_vxlan_add(struct netdev *nd, const char *name, uint32_t vni,
+                     uint16_t dstport, unsigned mtu, struct sh_err *err);
+/* A veth pair; both ends stay here (move one with netdev_move). */
+int netdev_veth_add(struct netdev *nd, const char *name, const char *peer,
+                    unsigned mtu, struct sh_err *err);
+/* Moves a link into another namespace, renaming it (new_name may be NULL
+ * to keep the name). */
+int netdev_move(struct netdev *nd, const char *name, int netns_fd,
+                const char *new_name, struct sh_err *err);
+int netdev_set_master(struct netdev *nd, const char *name, const char *master,
+                      struct sh_err *err);
+int netdev_set_up(struct netdev *nd, const char *name, struct sh_err *err);
+/* "02:42:0a:00:00:02" */
+int netdev_set_mac(struct netdev *nd, const char *name, const char *mac,
+                   struct sh_err *err);
+int netdev_del(struct netdev *nd, const char *name, struct sh_err *err);
+
+/* ---- addresses and routes ---- */
+/* cidr: "10.0.0.2/24" */
+int netdev_addr_add(struct netdev *nd, const char *name, const char *cidr,
+                    struct sh_err *err);
+/* A default route via gateway (through whichever link reaches it). */
+int netdev_route_default(struct netdev *nd, const char *gateway,
+                         struct sh_err *err);
+
+/* ---- forwarding entries for a peer's task ---- */
+/* On a VXLAN device: frames for mac go to the node at dst (static). */
+int netdev_fdb_add(struct netdev *nd, const char *vxlan, const char *mac,
+                   const char *dst, struct sh_err *err);
+int netdev_fdb_del(struct netdev *nd, const char *vxlan, const char *mac,
+                   const char *dst, struct sh_err *err);
+/* A permanent ARP entry on a link: ip is at mac. */
+int netdev_neigh_add(struct netdev *nd, const char *link, const char *ip,
+                     const char *mac, struct sh_err *err);
+int netdev_neigh_del(struct netdev *nd, const char *link, const char *ip,
+                     struct sh_err *err);
+
+/* ---- namespaces ---- */
+/* Makes a new network namespace kept alive by a bind mount at path (as
+ * `ip netns add` does, without running it); returns an fd to it. */
+int netns_create(const char *path, int *fd_out, struct sh_err *err);
+/* Unmounts and removes it (the namespace goes with its last user). */
+int netns_remove(const char *path, struct sh_err *err);
+
+#endif
