@@ -14,18 +14,27 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <unistd.h>
 
 #define MONITOR_MS 1000
 #define REPORT_DELAY_MS 30
 #define DEFAULT_GRACE_NS (10 * NS_PER_SEC)
+/* Threads for the worker's local container work (exit status, removal,
+ * adoption): its own, so that stops and removals never wait behind image
+ * pulls and creates on the daemon's queue, nor hold them up. Niced: when
+ * hundreds of containers go at once, their removal (crun delete, unmount)
+ * must not take the CPU from the API's reads. */
+#define LOCAL_THREADS 4
+#define LOCAL_NICE 10
 
 enum phase {
   P_NEW,      /* nothing on disk yet */
   P_PREPARED, /* image present, container created */
   P_RUNNING,
-  P_EXITED,  /* ended by itself: complete or failed */
-  P_STOPPED, /* stopped because the task's desired state said so */
-  P_FAILED,  /* could not be prepared or started */
+  P_STOPPING, /* stop signal sent; the exit comes as a loop event */
+  P_EXITED,   /* ended by itself: complete or failed */
+  P_STOPPED,  /* stopped because the task's desired state said so */
+  P_FAILED,   /* could not be prepared or started */
 };
 
 struct tctl {
@@ -36,6 +45,11 @@ struct tctl {
   enum phase phase;
   bool busy;
   bool assigned;
+  /* While running: the process's exit as an event, and stops without a
+   * thread. NULL: not watchable (the 1 s poll covers it). */
+  struct exec_watch *watch;
+  int stop_signal;  /* the container's */
+  bool proc_exited; /* the watch saw the exit; status not read yet */
   struct tctl *next;
 };
 
@@ -51,6 +65,7 @@ struct log_stream {
 
 struct worker {
   struct worker_config cfg;
+  struct workq *local; /* exit status, stop fallbacks, removal, adoption */
   struct log_stream *streams;
   char *node_id;
   struct tctl *tasks;
@@ -60,10 +75,20 @@ struct worker {
   int handles; /* open timers */
   bool stopping;
   bool adopting; /* assignments wait until adoption finished */
+  /* An assignment (the leader's full list for this node) arrived: only
+   * from then on may a task it does not name lose its container. */
   bool have_assignment;
 };
 
-enum job_kind { J_PREPARE, J_START, J_STATE, J_STOP, J_REMOVE, J_ADOPT };
+enum job_kind {
+  J_PREPARE,
+  J_START,
+  J_STATE,  /* the 1 s poll, for containers without a watch */
+  J_EXITED, /* the watch saw the exit: read its status */
+  J_STOP,   /* blocking stop: only for containers without a watch */
+  J_REMOVE,
+  J_ADOPT
+};
 
 struct job {
   struct worker *w;
@@ -75,8 +100,11 @@ struct job {
   int rc;
   sh_err err;
   pid_t pid;
+  int pidfd; /* J_START: for the watch, -1 if none */
+  int stop_signal;
   struct exec_state st;
-  json_t *adopted; /* J_ADOPT: [{task, cid, running, exit}] */
+  /* J_ADOPT: [{Task, Container, Running, ExitCode, Pidfd, StopSignal}] */
+  json_t *adopted;
 };
 
 static void reconcile(struct tctl *t);
@@ -282,12 +310,16 @@ static void adopt(struct job *j) {
     const char *tid = jx_str(json_object_get(jx_get(info, "Config.Labels"),
                                              "com.docker.swarm.task.id"),
                              "", NULL);
-    if (tid && exec_state(w->cfg.exec, list[i].id, &st, NULL) == 0)
-      json_array_append_new(j->adopted,
-                            json_pack("{s:s, s:s, s:b, s:i}", "Task", tid,
-                                      "Container", list[i].id, "Running",
-                                      st.status == EXEC_STATUS_RUNNING,
-                                      "ExitCode", st.exit_code));
+    if (tid && exec_state(w->cfg.exec, list[i].id, &st, NULL) == 0) {
+      int fd = -1, sig = SIGTERM;
+      if (st.status == EXEC_STATUS_RUNNING)
+        exec_pidfd(w->cfg.exec, list[i].id, &fd, &sig, NULL);
+      json_array_append_new(
+          j->adopted,
+          json_pack("{s:s, s:s, s:b, s:i, s:i, s:i}", "Task", tid, "Container",
+                    list[i].id, "Running", st.status == EXEC_STATUS_RUNNING,
+                    "ExitCode", st.exit_code, "Pidfd", fd, "StopSignal", sig));
+    }
     json_decref(info);
   }
   exec_list_free(list, n);
@@ -302,8 +334,11 @@ static void job_work(void *ud) {
     break;
   case J_START:
     j->rc = exec_start(ex, j->cid, &j->pid, &j->err);
+    if (j->rc >= 0)
+      exec_pidfd(ex, j->cid, &j->pidfd, &j->stop_signal, NULL);
     break;
   case J_STATE:
+  case J_EXITED:
     j->rc = exec_state(ex, j->cid, &j->st, &j->err);
     break;
   case J_STOP: {
@@ -335,6 +370,7 @@ static void tctl_free(struct tctl *t) {
       break;
     }
   }
+  exec_watch_free(t->watch);
   json_decref(t->task);
   free(t);
 }
@@ -350,9 +386,31 @@ static struct tctl *tctl_new(struct worker *w, const char *id) {
   struct tctl *t = xcalloc(1, sizeof *t);
   t->w = w;
   snprintf(t->id, sizeof t->id, "%s", id);
+  t->stop_signal = SIGTERM;
   t->next = w->tasks;
   w->tasks = t;
   return t;
+}
+
+static void on_proc_exit(struct exec_watch *wa, void *ud) {
+  struct tctl *t = ud;
+  exec_watch_free(wa);
+  t->watch = NULL;
+  t->proc_exited = true;
+  reconcile(t);
+}
+
+/* Takes pidfd (from exec_pidfd; -1: none, the 1 s poll covers the task). */
+static void watch(struct tctl *t, int pidfd) {
+  if (pidfd < 0)
+    return;
+  sh_err err = {0};
+  if (exec_watch_new(t->w->cfg.loop, pidfd, on_proc_exit, t, &t->watch, &err) <
+      0) {
+    t->watch = NULL;
+    log_warn("container %s of task %s: %s; polling its state instead", t->cid,
+             t->id, err.msg);
+  }
 }
 
 static void exited(struct tctl *t, int code) {
@@ -366,6 +424,71 @@ static void exited(struct tctl *t, int code) {
   }
 }
 
+static void stopped(struct tctl *t, int code) {
+  t->phase = P_STOPPED;
+  report(t, "shutdown", "shutdown", NULL, code, 0);
+}
+
+static void run_job(struct worker *w, struct tctl *t, enum job_kind kind);
+
+/* The signal now; the exit, or SIGKILL once the task's grace period ran
+ * out, comes back as a loop event: no thread waits, so every stop runs at
+ * once. */
+static void stop(struct tctl *t, const char *why) {
+  log_info("stopping container %s of task %s: %s", t->cid, t->id, why);
+  if (t->watch) {
+    const json_t *cs = jx_get(t->task, "Spec.ContainerSpec");
+    int64_t grace = jx_int(cs, "StopGracePeriod", DEFAULT_GRACE_NS);
+    /* The container's own stop signal already is the spec's, if any. */
+    sh_err err = {0};
+    if (exec_watch_stop(t->watch, t->stop_signal, grace, &err) >= 0) {
+      t->phase = P_STOPPING;
+      return;
+    }
+    log_warn("stopping container %s: %s; stopping it on a thread", t->cid,
+             err.msg);
+  }
+  /* Created but never started, or not watchable. */
+  run_job(t->w, t, J_STOP);
+}
+
+static void close_pidfd(int fd) {
+  if (fd >= 0)
+    close(fd);
+}
+
+static void adopted(struct worker *w, const json_t *list) {
+  size_t i;
+  json_t *a;
+  json_array_foreach(list, i, a) {
+    const char *tid = jx_str(a, "Task", "");
+    struct tctl *at = find(w, tid);
+    if (!at)
+      at = tctl_new(w, tid);
+    snprintf(at->cid, sizeof at->cid, "%s", jx_str(a, "Container", ""));
+    at->phase = P_RUNNING;
+    bool running = jx_bool(a, "Running", false);
+    log_info("adopted container %s of task %s (%s)", at->cid, tid,
+             running ? "running" : "exited");
+    if (running) {
+      at->stop_signal = (int)jx_int(a, "StopSignal", SIGTERM);
+      watch(at, (int)jx_int(a, "Pidfd", -1));
+    } else {
+      /* It ended while no daemon watched: say so now. */
+      exited(at, (int)jx_int(a, "ExitCode", 0));
+    }
+  }
+  w->adopting = false;
+  log_info("adopted %zu task containers%s", json_array_size(list),
+           w->have_assignment ? ""
+                              : "; they keep running until an assignment "
+                                "from the leader says otherwise");
+  for (struct tctl *x = w->tasks, *next; x; x = next) {
+    next = x->next;
+    reconcile(x);
+  }
+}
+
 static void job_done(void *ud, int cancelled) {
   struct job *j = ud;
   struct worker *w = j->w;
@@ -375,27 +498,13 @@ static void job_done(void *ud, int cancelled) {
     t->busy = false;
   if (cancelled || w->stopping) {
     /* Shutting down: the container keeps running; a restart adopts it. */
-  } else if (j->kind == J_ADOPT) {
+    close_pidfd(j->pidfd);
     size_t i;
     json_t *a;
-    json_array_foreach(j->adopted, i, a) {
-      const char *tid = jx_str(a, "Task", "");
-      struct tctl *at = find(w, tid);
-      if (!at)
-        at = tctl_new(w, tid);
-      snprintf(at->cid, sizeof at->cid, "%s", jx_str(a, "Container", ""));
-      at->phase = P_RUNNING;
-      /* It ended while no daemon watched: say so now. */
-      if (!jx_bool(a, "Running", false))
-        exited(at, (int)jx_int(a, "ExitCode", 0));
-    }
-    w->adopting = false;
-    log_info("adopted %zu task containers", json_array_size(j->adopted));
-    for (struct tctl *x = w->tasks, *next; x; x = next) {
-      next = x->next;
-      if (w->have_assignment)
-        reconcile(x);
-    }
+    json_array_foreach(j->adopted, i, a)
+        close_pidfd((int)jx_int(a, "Pidfd", -1));
+  } else if (j->kind == J_ADOPT) {
+    adopted(w, j->adopted);
   } else if (t) {
     switch (j->kind) {
     case J_PREPARE:
@@ -415,6 +524,9 @@ static void job_done(void *ud, int cancelled) {
       } else {
         t->phase = P_RUNNING;
         report(t, "running", "started", NULL, 0, j->pid);
+        t->stop_signal = j->stop_signal;
+        watch(t, j->pidfd);
+        j->pidfd = -1;
       }
       break;
     case J_STATE:
@@ -422,12 +534,23 @@ static void job_done(void *ud, int cancelled) {
           t->phase == P_RUNNING)
         exited(t, j->st.exit_code);
       break;
+    case J_EXITED: {
+      /* The process is gone; an unreadable status is still an end. */
+      int code = j->rc == 0 ? j->st.exit_code : 255;
+      t->proc_exited = false;
+      if (t->phase == P_STOPPING)
+        stopped(t, code);
+      else if (t->phase == P_RUNNING)
+        exited(t, code);
+      break;
+    }
     case J_STOP:
-      t->phase = P_STOPPED;
-      report(t, "shutdown", "shutdown", NULL, j->rc == 0 ? j->st.exit_code : 0,
-             0);
+      stopped(t, j->rc == 0 ? j->st.exit_code : 0);
       break;
     case J_REMOVE:
+      if (j->rc < 0)
+        log_warn("removing container %s of task %s: %s", j->cid, t->id,
+                 j->err.msg);
       t->cid[0] = '\0';
       break;
     case J_ADOPT:
@@ -449,6 +572,8 @@ static void run_job(struct worker *w, struct tctl *t, enum job_kind kind) {
   j->w = w;
   j->t = t;
   j->kind = kind;
+  j->pidfd = -1;
+  j->stop_signal = SIGTERM;
   if (t) {
     t->busy = true;
     j->task = json_deep_copy(t->task);
@@ -456,7 +581,10 @@ static void run_job(struct worker *w, struct tctl *t, enum job_kind kind) {
     snprintf(j->task_id, sizeof j->task_id, "%s", t->id);
   }
   w->jobs++;
-  workq_submit(w->cfg.work, job_work, job_done, j);
+  /* Pulls and creates may take minutes: everything else stays off their
+   * queue. */
+  bool slow = kind == J_PREPARE || kind == J_START;
+  workq_submit(slow ? w->cfg.work : w->local, job_work, job_done, j);
 }
 
 static bool desired_running(const json_t *task) {
@@ -470,14 +598,28 @@ static void reconcile(struct tctl *t) {
   struct worker *w = t->w;
   if (t->busy || w->stopping || w->adopting)
     return;
+  if (t->proc_exited) {
+    run_job(w, t, J_EXITED);
+    return;
+  }
+  if (t->phase == P_STOPPING)
+    return; /* its exit comes as an event */
   if (!t->assigned) {
-    /* The task is gone from this node: stop its container, remove it. */
-    if (t->phase == P_RUNNING || t->phase == P_PREPARED)
-      run_job(w, t, J_STOP);
-    else if (t->cid[0])
+    /* Only the leader's assignment takes a container away. Until the first
+     * one (a restart with no leader, or no manager in reach) adopted
+     * containers keep running, whatever this node may guess. */
+    if (!w->have_assignment)
+      return;
+    if (t->phase == P_RUNNING || t->phase == P_PREPARED) {
+      stop(t, "task no longer assigned to this node");
+    } else if (t->cid[0]) {
+      log_info("removing container %s: task %s no longer assigned to this "
+               "node",
+               t->cid, t->id);
       run_job(w, t, J_REMOVE);
-    else
+    } else {
       tctl_free(t);
+    }
     return;
   }
   if (desired_running(t->task)) {
@@ -493,7 +635,10 @@ static void reconcile(struct tctl *t) {
   }
   /* Desired shutdown (or further). */
   if (t->phase == P_RUNNING || t->phase == P_PREPARED) {
-    run_job(w, t, J_STOP);
+    char why[64];
+    snprintf(why, sizeof why, "desired state %s",
+             jx_str(t->task, "DesiredState", ""));
+    stop(t, why);
   } else if (t->phase == P_NEW) {
     t->phase = P_STOPPED;
     report(t, "shutdown", "shutdown", NULL, 0, 0);
@@ -529,10 +674,12 @@ void worker_assign(struct worker *w, const json_t *tasks) {
   }
 }
 
+/* Fallback for containers without a watch (a pidfd could not be had). */
 static void monitor(uv_timer_t *timer) {
   struct worker *w = timer->data;
   for (struct tctl *t = w->tasks; t; t = t->next)
-    if (t->phase == P_RUNNING && !t->busy && t->cid[0])
+    if (t->phase == P_RUNNING && !t->busy && t->cid[0] && !t->watch &&
+        !t->proc_exited)
       run_job(w, t, J_STATE);
 }
 
@@ -546,6 +693,7 @@ struct worker *worker_new(const struct worker_config *cfg) {
   w->cfg = *cfg;
   w->node_id = xstrdup(cfg->node_id);
   w->pending = json_array();
+  w->local = workq_new_nice(cfg->loop, LOCAL_THREADS, LOCAL_NICE);
   uv_timer_init(cfg->loop, &w->report_timer);
   uv_timer_init(cfg->loop, &w->monitor);
   w->report_timer.data = w->monitor.data = w;
@@ -701,6 +849,15 @@ void worker_free(struct worker *w) {
   w->stopping = true;
   for (struct log_stream *ls = w->streams; ls; ls = ls->next)
     atomic_store(&ls->cancelled, true);
+  /* Containers keep running (a restart adopts them): only stop watching. */
+  for (struct tctl *t = w->tasks; t; t = t->next) {
+    exec_watch_free(t->watch);
+    t->watch = NULL;
+  }
+  /* Waits for local work in flight (short, except the stop of a container
+   * that could not be watched). */
+  workq_close(w->local);
+  w->local = NULL;
   uv_close((uv_handle_t *)&w->report_timer, handle_closed);
   uv_close((uv_handle_t *)&w->monitor, handle_closed);
 }

@@ -1,6 +1,8 @@
 /* Container endpoints for the tasks this node runs: list, inspect, logs.
- * The executor's calls touch disk and processes: they run on the work
- * queue. */
+ * The executor's calls touch disk and processes: they run on threads.
+ * List and inspect take milliseconds and have a queue of their own, so a
+ * `docker ps` never waits behind image pulls and creates; logs (a follow
+ * can last as long as the container) stay on the general queue. */
 #include "api/api.h"
 
 #include "api/filters.h"
@@ -153,23 +155,18 @@ static bool matches(const struct filters *f, const json_t *info) {
 }
 
 static int list(struct c_job *j) {
-  struct exec_entry *es = NULL;
-  size_t n = 0;
-  if (exec_list(j->d->exec, &es, &n, &j->err) < 0)
+  cleanup_json json_t *all = NULL;
+  if (exec_inspect_all(j->d->exec, &all, &j->err) < 0)
     return -1;
   j->result = json_array();
-  /* Newest first, as docker ps. */
-  for (size_t i = n; i > 0; i--) {
-    json_t *info = NULL;
-    if (exec_inspect_json(j->d->exec, es[i - 1].id, &info, NULL) < 0)
-      continue;
+  size_t i;
+  json_t *info;
+  json_array_foreach(all, i, info) {
     bool running = strcmp(jx_str(info, "State.Status", ""), "running") == 0;
     if ((j->all || running || filters_has(&j->f, "status")) &&
         matches(&j->f, info))
       json_array_append_new(j->result, summary(info));
-    json_decref(info);
   }
-  exec_list_free(es, n);
   return 0;
 }
 
@@ -256,6 +253,10 @@ static void done(void *ud, int cancelled) {
   job_free(j);
 }
 
+static struct workq *read_queue(struct shoald *d) {
+  return d->reads ? d->reads : d->work;
+}
+
 static int64_t query_time(struct http_req *req, const char *name) {
   cleanup_free char *v = http_req_query(req, name);
   if (!v || !*v)
@@ -316,7 +317,7 @@ bool api_containers(struct api_call *c) {
     }
     j->op = C_LIST;
     j->all = api_query_bool(c->req, "all");
-    workq_submit(c->d->work, work, done, j);
+    workq_submit(read_queue(c->d), work, done, j);
     return true;
   }
   const char *rest = p + strlen("/containers/");
@@ -328,7 +329,7 @@ bool api_containers(struct api_call *c) {
   j->ref = xstrndup(rest, (size_t)(slash - rest));
   if (strcmp(slash, "/json") == 0) {
     j->op = C_INSPECT;
-    workq_submit(c->d->work, work, done, j);
+    workq_submit(read_queue(c->d), work, done, j);
     return true;
   }
   if (strcmp(slash, "/logs") == 0) {

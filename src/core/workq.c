@@ -3,6 +3,8 @@
 #include "core/util.h"
 
 #include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 struct job {
   workq_work_fn work;
@@ -19,6 +21,7 @@ struct workq {
   struct job *queue, *queue_tail; /* waiting for a thread */
   struct job *finished;           /* waiting for the loop */
   bool stopping;
+  int nice;
   int nthreads;
   pthread_t *threads;
 };
@@ -30,6 +33,9 @@ static void push_finished(struct workq *q, struct job *j) {
 
 static void *thread_main(void *arg) {
   struct workq *q = arg;
+  /* Linux: the nice value is per thread. Best effort. */
+  if (q->nice)
+    (void)setpriority(PRIO_PROCESS, (id_t)gettid(), q->nice);
   pthread_mutex_lock(&q->mu);
   for (;;) {
     while (!q->queue && !q->stopping)
@@ -74,7 +80,12 @@ static void on_async(uv_async_t *a) {
 }
 
 struct workq *workq_new(uv_loop_t *loop, int nthreads) {
+  return workq_new_nice(loop, nthreads, 0);
+}
+
+struct workq *workq_new_nice(uv_loop_t *loop, int nthreads, int nice) {
   struct workq *q = xcalloc(1, sizeof *q);
+  q->nice = nice;
   pthread_mutex_init(&q->mu, NULL);
   pthread_cond_init(&q->cv, NULL);
   uv_async_init(loop, &q->async, on_async);

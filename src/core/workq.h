@@ -16,6 +16,9 @@ typedef void (*workq_work_fn)(void *ud);
 typedef void (*workq_done_fn)(void *ud, int cancelled);
 
 struct workq *workq_new(uv_loop_t *loop, int nthreads);
+/* Threads at nice `nice` (and so the processes they spawn): background
+ * work that must leave the CPU to the API under load. */
+struct workq *workq_new_nice(uv_loop_t *loop, int nthreads, int nice);
 void workq_submit(struct workq *q, workq_work_fn work, workq_done_fn done,
                   void *ud);
 /* From any thread: runs fn(ud, 0) on the loop thread soon (progress

@@ -425,6 +425,7 @@ int shoald_init(struct shoald *d, uv_loop_t *loop, sh_err *err) {
     snprintf(d->hostname, sizeof d->hostname, "localhost");
   d->client = http_client_new(loop);
   d->work = workq_new(loop, 4);
+  d->reads = workq_new(loop, 2);
   cleanup_free char *imgroot = xasprintf("%s/image", d->cfg.data_root);
   struct image_opts io = {
       .mirrors = (const char *const *)d->cfg.mirrors,
@@ -1101,6 +1102,10 @@ void shoald_shutdown(struct shoald *d) {
   if (d->work) {
     workq_close(d->work); /* waits for running pulls */
     d->work = NULL;
+  }
+  if (d->reads) {
+    workq_close(d->reads);
+    d->reads = NULL;
   }
   if (d->images) {
     image_store_close(d->images);

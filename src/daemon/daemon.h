@@ -57,6 +57,7 @@ struct shoald {
   struct http_server *api;
   struct http_client *client;
   struct workq *work;         /* blocking work: pulls, unpacking, crun */
+  struct workq *reads;        /* container list/inspect: never behind a pull */
   struct image_store *images; /* <data-root>/image */
   struct executor *exec;      /* crun + conmon; NULL when unavailable */
   struct worker *worker;      /* runs this node's tasks (in a swarm) */

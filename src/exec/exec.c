@@ -233,7 +233,13 @@ int exec_write_json(const char *path, const json_t *j, sh_err *err) {
 }
 
 json_t *exec_read_json(const char *path) {
-  return json_load_file(path, 0, NULL);
+  /* One read, not jansson's getc per byte: docker ps reads every
+   * container's files. */
+  cleanup_free char *s = NULL;
+  size_t len = 0;
+  if (read_file(path, &s, &len, NULL) < 0)
+    return NULL;
+  return json_loadb(s, len, 0, NULL);
 }
 
 /* Loads shoal.json; 404 in Docker's words when the container is unknown. */
@@ -331,7 +337,10 @@ static bool exit_after_death(const struct ctr_paths *p, const char *id,
   return false;
 }
 
-static int state_of(const struct ctr_paths *p, const json_t *meta,
+/* wait: a process just gone whose exit conmon has not recorded yet waits
+ * for the record (up to EXIT_FILE_WAIT_NS); else it still shows as
+ * running, as dockerd shows a container until its exit event. */
+static int state_of(const struct ctr_paths *p, const json_t *meta, bool wait,
                     struct exec_state *out, sh_err *err) {
   (void)err;
   memset(out, 0, sizeof *out);
@@ -361,6 +370,10 @@ static int state_of(const struct ctr_paths *p, const json_t *meta,
     out->pid = ri.pid;
     return 0;
   }
+  if (!wait && conmon_alive(p, jx_str(meta, "Id", ""))) {
+    out->status = EXEC_STATUS_RUNNING;
+    return 0;
+  }
   out->status = EXEC_STATUS_EXITED;
   if (exit_after_death(p, jx_str(meta, "Id", ""), &code, &when)) {
     out->exit_code = code;
@@ -382,7 +395,7 @@ int exec_state(executor *ex, const char *id, struct exec_state *out,
   cleanup_json json_t *meta = NULL;
   if (exec_load_meta(ex, id, &p, &meta, err) < 0)
     return -1;
-  return state_of(&p, meta, out, err);
+  return state_of(&p, meta, true, out, err);
 }
 
 /* ---- start ---- */
@@ -560,7 +573,7 @@ int exec_start(executor *ex, const char *id, pid_t *pid_out, sh_err *err) {
   if (exec_load_meta(ex, id, &p, &meta, err) < 0)
     return -1;
   struct exec_state st;
-  state_of(&p, meta, &st, err);
+  state_of(&p, meta, true, &st, err);
   if (st.status == EXEC_STATUS_RUNNING) {
     if (pid_out)
       *pid_out = st.pid;
@@ -687,6 +700,30 @@ int exec_stop(executor *ex, const char *id, int sig, int64_t grace_ns,
   return 0;
 }
 
+int exec_pidfd(executor *ex, const char *id, int *pidfd, int *stop_signal,
+               sh_err *err) {
+  *pidfd = -1;
+  cleanup_paths struct ctr_paths p = {0};
+  cleanup_json json_t *meta = NULL;
+  if (exec_load_meta(ex, id, &p, &meta, err) < 0)
+    return -1;
+  if (stop_signal)
+    *stop_signal = (int)jx_int(meta, "Shoal.StopSignal", SIGTERM);
+  struct runinfo ri;
+  if (!load_runinfo(&p, &ri) || access(p.exit_file, F_OK) == 0)
+    return 1;
+  int fd = (int)syscall(SYS_pidfd_open, ri.pid, 0);
+  if (fd < 0)
+    return errno == ESRCH ? 1 : sh_errno(err, errno, "pidfd_open");
+  /* Checked after the open: a match means fd is the container's process. */
+  if (exec_proc_starttime(ri.pid) != ri.pid_start) {
+    close(fd);
+    return 1;
+  }
+  *pidfd = fd;
+  return 0;
+}
+
 int exec_kill(executor *ex, const char *id, int sig, sh_err *err) {
   cleanup_paths struct ctr_paths p = {0};
   cleanup_json json_t *meta = NULL;
@@ -741,7 +778,7 @@ int exec_remove(executor *ex, const char *id, bool force, sh_err *err) {
   if (exec_load_meta(ex, id, &p, &meta, err) < 0)
     return -1;
   struct exec_state st;
-  state_of(&p, meta, &st, err);
+  state_of(&p, meta, true, &st, err);
   if (st.status == EXEC_STATUS_RUNNING) {
     if (!force)
       return sh_error(err, 409,
@@ -826,7 +863,7 @@ int exec_inspect_json(executor *ex, const char *id, json_t **out, sh_err *err) {
   if (exec_load_meta(ex, id, &p, &meta, err) < 0)
     return -1;
   struct exec_state st;
-  state_of(&p, meta, &st, err);
+  state_of(&p, meta, false, &st, err);
   json_object_del(meta, "Shoal");
   json_object_set_new(meta, "State",
                       json_pack("{s:s,s:b,s:b,s:b,s:b,s:b,s:i,s:i,s:s,s:o,s:o}",
@@ -838,6 +875,54 @@ int exec_inspect_json(executor *ex, const char *id, json_t **out, sh_err *err) {
                                 "StartedAt", time_json(st.started_ns),
                                 "FinishedAt", time_json(st.finished_ns)));
   *out = meta;
+  return 0;
+}
+
+struct inspected {
+  json_t *info;
+  int64_t created_ns;
+  const char *id;
+};
+
+static int inspected_newest_first(const void *a, const void *b) {
+  const struct inspected *x = a, *y = b;
+  if (x->created_ns != y->created_ns)
+    return x->created_ns > y->created_ns ? -1 : 1;
+  return strcmp(y->id, x->id);
+}
+
+int exec_inspect_all(executor *ex, json_t **out, sh_err *err) {
+  cleanup_free char *path = xasprintf("%s/containers", ex->data_root);
+  DIR *d = opendir(path);
+  if (!d)
+    return sh_errno(err, errno, "open %s", path);
+  struct inspected *v = NULL;
+  size_t len = 0, cap = 0;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    json_t *info = NULL;
+    /* Being created or removed: not listed. */
+    if (!exec_valid_id(de->d_name) ||
+        exec_inspect_json(ex, de->d_name, &info, NULL) < 0)
+      continue;
+    if (len == cap) {
+      cap = cap ? cap * 2 : 16;
+      v = xrealloc(v, cap * sizeof *v);
+    }
+    v[len].info = info;
+    v[len].id = jx_str(info, "Id", "");
+    v[len].created_ns = 0;
+    clock_parse_rfc3339(jx_str(info, "Created", ""), &v[len].created_ns, NULL);
+    len++;
+  }
+  closedir(d);
+  if (len)
+    qsort(v, len, sizeof *v, inspected_newest_first);
+  json_t *arr = json_array();
+  for (size_t i = 0; i < len; i++)
+    json_array_append_new(arr, v[i].info);
+  free(v);
+  *out = arr;
   return 0;
 }
 

@@ -16,7 +16,8 @@
  * Containers get the cgroup /shoal/<id> (cgroupfs driver).
  *
  * Every function BLOCKS (it runs crun and conmon and waits for them): call
- * them from worker threads, never from the event loop or libuv's pool.
+ * them from worker threads, never from the event loop or libuv's pool;
+ * except exec_watch_*, which are for the loop.
  * Calls for different containers may run concurrently. */
 #ifndef SHOAL_EXEC_EXEC_H
 #define SHOAL_EXEC_EXEC_H
@@ -26,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <uv.h>
 
 struct sh_err;
 typedef struct executor executor;
@@ -145,6 +147,14 @@ int exec_state(executor *ex, const char *id, struct exec_state *out,
 int exec_stop(executor *ex, const char *id, int sig, int64_t grace_ns,
               struct sh_err *err);
 
+/* For watching a running container from an event loop without a thread:
+ * *pidfd refers to its process (readable once it exited; a signal through
+ * it cannot reach a recycled PID) and *stop_signal (may be NULL) is the
+ * container's (the spec's, else the image's, else SIGTERM). Returns 1 and
+ * *pidfd = -1 if it is not running. The caller closes *pidfd. */
+int exec_pidfd(executor *ex, const char *id, int *pidfd, int *stop_signal,
+               struct sh_err *err);
+
 /* 409 "Container <id> is not running" unless running. */
 int exec_kill(executor *ex, const char *id, int sig, struct sh_err *err);
 
@@ -161,6 +171,10 @@ struct exec_entry {
 int exec_list(executor *ex, struct exec_entry **out, size_t *n,
               struct sh_err *err);
 void exec_list_free(struct exec_entry *list, size_t n);
+
+/* exec_inspect_json of every container, newest first (docker ps order):
+ * one read of each container's files. */
+int exec_inspect_all(executor *ex, json_t **out, struct sh_err *err);
 
 struct exec_logs_opts {
   bool want_stdout, want_stderr;
@@ -179,11 +193,32 @@ struct exec_logs_opts {
 int exec_logs(executor *ex, const char *id, const struct exec_logs_opts *o,
               struct sh_err *err);
 
-/* The Engine API's ContainerInspect fields this executor knows. */
+/* The Engine API's ContainerInspect fields this executor knows. Never waits
+ * for conmon: a process gone this instant still shows as running. */
 int exec_inspect_json(executor *ex, const char *id, json_t **out,
                       struct sh_err *err);
 
 /* "SIGTERM", "TERM", "term", "15" -> 15; -1 if not a signal. */
 int exec_parse_signal(const char *s);
+
+/* ---- on the event loop (these never block) ----
+ * A running container's exit as a loop event, and a stop that holds no
+ * thread: the signal now, a timer for the grace, SIGKILL when it runs out.
+ * Reading the exit status and removing the container stay blocking calls
+ * (exec_state, exec_remove) for a worker thread. */
+struct exec_watch;
+typedef void (*exec_exit_fn)(struct exec_watch *wa, void *ud);
+
+/* Watches the process behind pidfd (from exec_pidfd; wa owns it from now
+ * on, also on failure). on_exit runs once, on the loop, when it ended. */
+int exec_watch_new(uv_loop_t *loop, int pidfd, exec_exit_fn on_exit, void *ud,
+                   struct exec_watch **out, struct sh_err *err);
+/* Sends sig (SIGTERM if <= 0); unless it exits within grace_ns (< 0: 10 s),
+ * sends SIGKILL. Returns 1 if the process had already exited. */
+int exec_watch_stop(struct exec_watch *wa, int sig, int64_t grace_ns,
+                    struct sh_err *err);
+/* No more callbacks; freed once libuv lets go of its handles (the loop
+ * must run on). NULL is fine. */
+void exec_watch_free(struct exec_watch *wa);
 
 #endif

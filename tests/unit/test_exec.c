@@ -1248,6 +1248,132 @@ TEST(exec_concurrent_workers) {
   CHECK_INT_EQ(n, 0);
 }
 
+static void count_exit(struct exec_watch *wa, void *ud) {
+  int *n = ud;
+  (*n)++;
+  exec_watch_free(wa);
+}
+
+static void stop_loop(uv_timer_t *t) {
+  uv_stop(t->loop);
+}
+
+/* Runs loop until *n reaches want or timeout_ns passed. */
+static void run_until(uv_loop_t *loop, const int *n, int want,
+                      int64_t timeout_ns) {
+  uv_timer_t guard;
+  uv_timer_init(loop, &guard);
+  uv_timer_start(&guard, stop_loop, (uint64_t)(timeout_ns / NS_PER_MS), 0);
+  while (*n < want && uv_is_active((uv_handle_t *)&guard))
+    uv_run(loop, UV_RUN_ONCE);
+  uv_close((uv_handle_t *)&guard, NULL);
+  uv_run(loop, UV_RUN_NOWAIT);
+}
+
+/* Stops on the loop hold no thread: 20 containers whose PID 1 ignores
+ * SIGTERM, each with a 1 s grace, are all gone after about one grace
+ * period (one at a time would take 20 s). */
+TEST(exec_watch_stops_run_concurrently) {
+  FX(f);
+  enum { N = 20 };
+  char ids[N][65];
+  int fds[N];
+  const char *cmd[] = {"sh", "-c", "trap '' TERM; while :; do sleep 1; done",
+                       NULL};
+  sh_err err = {0};
+  for (int i = 0; i < N; i++) {
+    struct exec_spec s;
+    spec_init(&f, &s, ids[i], cmd);
+    int sig = 0;
+    if (exec_create(f.ex, &s, &err) < 0 ||
+        exec_start(f.ex, ids[i], NULL, &err) < 0 ||
+        exec_pidfd(f.ex, ids[i], &fds[i], &sig, &err) != 0)
+      FAIL_("container %d: %s", i, err.msg);
+    CHECK_INT_EQ(sig, SIGTERM);
+  }
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  int exited = 0;
+  struct exec_watch *wa[N];
+  for (int i = 0; i < N; i++)
+    CHECK_INT_EQ(
+        exec_watch_new(&loop, fds[i], count_exit, &exited, &wa[i], &err), 0);
+  int64_t t0 = clock_mono_ns();
+  for (int i = 0; i < N; i++)
+    CHECK_INT_EQ(exec_watch_stop(wa[i], 0, NS_PER_SEC, &err), 0);
+  run_until(&loop, &exited, N, 15 * NS_PER_SEC);
+  int64_t took = clock_mono_ns() - t0;
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK_INT_EQ(uv_loop_close(&loop), 0);
+  CHECK_INT_EQ(exited, N);
+  /* SIGTERM was ignored: the grace ran out, then SIGKILL for all at once. */
+  CHECK(took >= NS_PER_SEC);
+  if (took >= 3 * NS_PER_SEC)
+    FAIL_("20 stops with a 1 s grace took %.1f s", (double)took / 1e9);
+  for (int i = 0; i < N; i++) {
+    struct exec_state st;
+    CHECK_INT_EQ(exec_state(f.ex, ids[i], &st, &err), 0);
+    CHECK_INT_EQ(st.status, EXEC_STATUS_EXITED);
+    CHECK_INT_EQ(st.exit_code, 137);
+  }
+}
+
+/* A process that ends by itself is an event too; one that honours its
+ * stop signal exits well within the grace, with its own code. */
+TEST(exec_watch_sees_exits) {
+  FX(f);
+  char a[65], b[65];
+  struct exec_spec s;
+  const char *quit[] = {"sh", "-c", "sleep 0.3; exit 3", NULL};
+  const char *polite[] = {
+      "sh", "-c", "trap 'exit 7' TERM; echo ready; while :; do sleep 0.1; done",
+      NULL};
+  sh_err err = {0};
+  int fa = -1, fb = -1;
+  spec_init(&f, &s, a, quit);
+  if (exec_create(f.ex, &s, &err) < 0 || exec_start(f.ex, a, NULL, &err) < 0 ||
+      exec_pidfd(f.ex, a, &fa, NULL, &err) != 0)
+    FAIL_("%s", err.msg);
+  spec_init(&f, &s, b, polite);
+  if (exec_create(f.ex, &s, &err) < 0 || exec_start(f.ex, b, NULL, &err) < 0 ||
+      exec_pidfd(f.ex, b, &fb, NULL, &err) != 0)
+    FAIL_("%s", err.msg);
+  /* A signal before the trap is set would be ignored (PID 1). */
+  char *out = NULL;
+  for (int i = 0; i < 250; i++) {
+    free(out);
+    logs_of(f.ex, b, &out, NULL);
+    if (strcmp(out, "ready\n") == 0)
+      break;
+    usleep(20000);
+  }
+  CHECK_STR_EQ(out, "ready\n");
+  free(out);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  int exited = 0;
+  struct exec_watch *wa, *wb;
+  CHECK_INT_EQ(exec_watch_new(&loop, fa, count_exit, &exited, &wa, &err), 0);
+  CHECK_INT_EQ(exec_watch_new(&loop, fb, count_exit, &exited, &wb, &err), 0);
+  int64_t t0 = clock_mono_ns();
+  CHECK_INT_EQ(exec_watch_stop(wb, 0, 10 * NS_PER_SEC, &err), 0);
+  run_until(&loop, &exited, 2, 5 * NS_PER_SEC);
+  int64_t took = clock_mono_ns() - t0;
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK_INT_EQ(uv_loop_close(&loop), 0);
+  CHECK_INT_EQ(exited, 2);
+  CHECK(took < 3 * NS_PER_SEC);
+  struct exec_state st;
+  CHECK(wait_status(f.ex, a, EXEC_STATUS_EXITED, &st, NS_PER_SEC));
+  CHECK_INT_EQ(st.exit_code, 3);
+  CHECK(wait_status(f.ex, b, EXEC_STATUS_EXITED, &st, NS_PER_SEC));
+  CHECK_INT_EQ(st.exit_code, 7);
+  /* Not running any more: no pidfd to have. */
+  int fd = 0;
+  CHECK_INT_EQ(exec_pidfd(f.ex, a, &fd, NULL, &err), 1);
+  CHECK_INT_EQ(fd, -1);
+}
+
 static int cmp_i64(const void *a, const void *b) {
   int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
   return x < y ? -1 : x > y;
