@@ -117,6 +117,8 @@ on swarma --fail swarm init
 on swarma swarm init --advertise-addr 192.168.33.10
 on swarma node ls
 on swarma info
+on swarma network ls
+on swarma network inspect ingress
 on swarma swarm join-token worker
 
 echo; echo "== 2.2 Connect SWARM Worker nodes"
