@@ -1,0 +1,316 @@
+/* Service VIPs and task addresses on swarm networks (see allocator.h). */
+#include "manager/allocator.h"
+
+#include "core/jsonx.h"
+#include "core/util.h"
+#include "ipam/ipam.h"
+#include "manager/orchtask.h"
+#include "store/store.h"
+
+#include <stdio.h>
+
+/* Tasks allocated per transaction: a large scale-up is many small writes,
+ * not one huge raft entry. */
+#define TASKS_PER_TX 200
+
+/* One network's free addresses for this run. */
+struct pool {
+  const json_t *net;
+  struct ipam_set *set;
+  unsigned len; /* prefix length, for "addr/len" */
+  struct pool *next;
+};
+
+static void pools_free(struct pool *p) {
+  while (p) {
+    struct pool *n = p->next;
+    ipam_set_free(p->set);
+    free(p);
+    p = n;
+  }
+}
+
+static struct pool *pool_of(struct pool *pools, const char *net_id) {
+  for (struct pool *p = pools; p; p = p->next)
+    if (strcmp(jx_str(p->net, "ID", ""), net_id) == 0)
+      return p;
+  return NULL;
+}
+
+/* "10.0.0.3/24" -> taken in its network's pool (unknown or outside:
+ * ignored, a network may have been removed under a dying task). */
+static void reserve(struct pool *pools, const char *net_id, const char *cidr) {
+  struct pool *p = pool_of(pools, net_id);
+  uint32_t ip;
+  struct ipam_prefix pre;
+  if (!p || ipam_parse_cidr(cidr, &pre, &ip, NULL) < 0)
+    return;
+  ipam_set_reserve(p->set, ip, NULL);
+}
+
+/* A task's container may still exist while its state is up to running:
+ * its addresses stay taken until then. */
+static bool task_holds_addresses(const json_t *t) {
+  return task_state(t) <= TS_RUNNING;
+}
+
+static struct pool *pools_build(struct store *s) {
+  struct pool *pools = NULL;
+  json_t *nets = store_list(s, STORE_NETWORK);
+  size_t i;
+  json_t *n;
+  json_array_foreach(nets, i, n) {
+    const json_t *c = json_array_get(jx_get(n, "IPAMOptions.Configs"), 0);
+    struct ipam_prefix sub, range;
+    uint32_t gw = 0;
+    if (ipam_parse_cidr(jx_str(c, "Subnet", ""), &sub, NULL, NULL) < 0)
+      continue;
+    bool has_range =
+        ipam_parse_cidr(jx_str(c, "Range", ""), &range, NULL, NULL) == 0;
+    ipam_parse_ip(jx_str(c, "Gateway", ""), &gw, NULL);
+    struct pool *p = xcalloc(1, sizeof *p);
+    if (ipam_set_new(sub, has_range ? &range : NULL, gw, &p->set, NULL) < 0) {
+      free(p);
+      continue;
+    }
+    p->net = n; /* the store keeps it */
+    p->len = sub.len;
+    p->next = pools;
+    pools = p;
+  }
+  json_decref(nets);
+
+  json_t *svcs = store_list(s, STORE_SERVICE);
+  json_array_foreach(svcs, i, n) {
+    size_t k;
+    json_t *v;
+    json_array_foreach(jx_get(n, "Endpoint.VirtualIPs"), k, v)
+        reserve(pools, jx_str(v, "NetworkID", ""), jx_str(v, "Addr", ""));
+  }
+  json_decref(svcs);
+  json_t *tasks = store_list(s, STORE_TASK);
+  json_array_foreach(tasks, i, n) {
+    if (!task_holds_addresses(n))
+      continue;
+    size_t k, a;
+    json_t *att, *addr;
+    json_array_foreach(json_object_get(n, "NetworksAttachments"), k, att)
+        json_array_foreach(json_object_get(att, "Addresses"), a, addr) reserve(
+            pools, jx_str(att, "Network.ID", ""), json_string_value(addr));
+  }
+  json_decref(tasks);
+  return pools;
+}
+
+static int pool_alloc(struct pool *p, char *out, size_t n) {
+  uint32_t ip;
+  if (ipam_set_alloc(p->set, &ip, NULL) < 0)
+    return -1;
+  char b[20];
+  snprintf(out, n, "%s/%u", ipam_ip_str(ip, b), p->len);
+  return 0;
+}
+
+/* ---- what a service needs ---- */
+
+static bool publishes_ingress(const json_t *svc) {
+  size_t i;
+  json_t *p;
+  json_array_foreach(jx_get(svc, "Spec.EndpointSpec.Ports"), i, p) {
+    const char *mode = jx_str(p, "PublishMode", "");
+    if (!*mode || strcmp(mode, "ingress") == 0)
+      return true;
+  }
+  return false;
+}
+
+static const json_t *ingress_network(struct store *s) {
+  json_t *nets = store_list(s, STORE_NETWORK);
+  const json_t *found = NULL;
+  size_t i;
+  json_t *n;
+  json_array_foreach(nets, i, n) if (jx_bool(n, "Spec.Ingress", false)) found =
+      n;
+  json_decref(nets);
+  return found;
+}
+
+json_t *allocator_service_networks(struct store *s, const json_t *svc) {
+  json_t *out = json_array();
+  const json_t *ing = publishes_ingress(svc) ? ingress_network(s) : NULL;
+  if (ing)
+    json_array_append_new(out, json_string(jx_str(ing, "ID", "")));
+  const char *lists[] = {"Spec.TaskTemplate.Networks", "Spec.Networks"};
+  for (size_t l = 0; l < ARRAY_SIZE(lists); l++) {
+    size_t i;
+    json_t *a;
+    json_array_foreach(jx_get(svc, lists[l]), i, a) {
+      const char *id = jx_str(a, "Target", "");
+      if (store_get(s, STORE_NETWORK, id))
+        json_array_append_new(out, json_string(id));
+    }
+  }
+  return out;
+}
+
+static const json_t *attachment_on(const json_t *task, const char *net_id) {
+  size_t i;
+  json_t *a;
+  json_array_foreach(json_object_get(task, "NetworksAttachments"), i, a) {
+    if (strcmp(jx_str(a, "Network.ID", ""), net_id) == 0 &&
+        json_array_size(json_object_get(a, "Addresses")) > 0)
+      return a;
+  }
+  return NULL;
+}
+
+bool allocator_task_allocated(struct store *s, const json_t *svc,
+                              const json_t *task) {
+  cleanup_json json_t *nets = allocator_service_networks(s, svc);
+  size_t i;
+  json_t *id;
+  json_array_foreach(nets, i, id) {
+    if (!attachment_on(task, json_string_value(id)))
+      return false;
+  }
+  return true;
+}
+
+/* ---- the run ---- */
+
+static const json_t *vip_on(const json_t *svc, const char *net_id) {
+  size_t i;
+  json_t *v;
+  json_array_foreach(jx_get(svc, "Endpoint.VirtualIPs"), i, v) {
+    if (strcmp(jx_str(v, "NetworkID", ""), net_id) == 0)
+      return v;
+  }
+  return NULL;
+}
+
+/* The service's VIPs as they should be; NULL when they already are. */
+static json_t *service_vips(struct pool *pools, const json_t *svc,
+                            const json_t *nets) {
+  bool vip_mode = strcmp(jx_str(svc, "Spec.EndpointSpec.Mode", "vip"), "dnsrr");
+  json_t *want = json_array();
+  size_t i;
+  json_t *id;
+  if (vip_mode) {
+    json_array_foreach(nets, i, id) {
+      const char *nid = json_string_value(id);
+      const json_t *have = vip_on(svc, nid);
+      struct pool *p = pool_of(pools, nid);
+      char addr[32];
+      if (have)
+        json_array_append(want, (json_t *)have);
+      else if (p && pool_alloc(p, addr, sizeof addr) == 0)
+        json_array_append_new(
+            want, json_pack("{s:s, s:s}", "NetworkID", nid, "Addr", addr));
+    }
+  }
+  const json_t *cur = jx_get(svc, "Endpoint.VirtualIPs");
+  if (json_equal(want, cur) || (json_array_size(want) == 0 && !cur)) {
+    json_decref(want);
+    return NULL;
+  }
+  return want;
+}
+
+/* The task's attachments, in the service's network order; NULL when no
+ * address is free on one of them (nothing is taken then). */
+static json_t *task_attachments(struct pool *pools, const json_t *task,
+                                const json_t *nets) {
+  json_t *atts = json_array();
+  size_t i;
+  json_t *id;
+  json_array_foreach(nets, i, id) {
+    const char *nid = json_string_value(id);
+    const json_t *have = attachment_on(task, nid);
+    struct pool *p = pool_of(pools, nid);
+    char addr[32];
+    if (have) {
+      json_array_append(atts, (json_t *)have);
+    } else if (p && pool_alloc(p, addr, sizeof addr) == 0) {
+      json_array_append_new(atts, json_pack("{s:O, s:[s]}", "Network", p->net,
+                                            "Addresses", addr));
+    } else {
+      /* Give back what this task took on earlier networks. */
+      size_t k;
+      json_t *a;
+      json_array_foreach(atts, k, a) {
+        if (attachment_on(task, jx_str(a, "Network.ID", "")))
+          continue;
+        struct pool *q = pool_of(pools, jx_str(a, "Network.ID", ""));
+        struct ipam_prefix pre;
+        uint32_t ip;
+        if (q && ipam_parse_cidr(json_string_value(json_array_get(
+                                     json_object_get(a, "Addresses"), 0)),
+                                 &pre, &ip, NULL) == 0)
+          ipam_set_release(q->set, ip);
+      }
+      json_decref(atts);
+      return NULL;
+    }
+  }
+  return atts;
+}
+
+int allocator_run(struct store *s, struct orch_out *out, size_t *exhausted) {
+  size_t before = out->ntx, short_of = 0;
+  struct pool *pools = pools_build(s);
+  json_t *svcs = store_list(s, STORE_SERVICE);
+  json_t *tasks = store_list(s, STORE_TASK);
+  size_t i;
+  json_t *svc;
+  json_array_foreach(svcs, i, svc) {
+    json_t *nets = allocator_service_networks(s, svc);
+    json_t *vips = service_vips(pools, svc, nets);
+    if (vips) {
+      json_t *next = json_deep_copy(svc);
+      if (json_array_size(vips) > 0)
+        jx_set(next, "Endpoint.VirtualIPs", vips);
+      else {
+        json_decref(vips);
+        json_object_del(json_object_get(next, "Endpoint"), "VirtualIPs");
+      }
+      struct store_tx *tx = store_tx_new();
+      store_tx_put(tx, STORE_SERVICE, next, jx_int(svc, "Version.Index", 0));
+      orch_out_add(out, tx);
+    }
+    const char *sid = jx_str(svc, "ID", "");
+    struct store_tx *tx = NULL;
+    int in_tx = 0;
+    size_t k;
+    json_t *t;
+    json_array_foreach(tasks, k, t) {
+      if (strcmp(jx_str(t, "ServiceID", ""), sid) != 0 ||
+          task_state(t) > TS_PENDING || task_desired(t) > TS_RUNNING ||
+          allocator_task_allocated(s, svc, t))
+        continue;
+      json_t *atts = task_attachments(pools, t, nets);
+      if (!atts) {
+        short_of++;
+        continue;
+      }
+      json_t *next = json_deep_copy(t);
+      json_object_set_new(next, "NetworksAttachments", atts);
+      if (!tx)
+        tx = store_tx_new();
+      store_tx_put(tx, STORE_TASK, next, jx_int(t, "Version.Index", 0));
+      if (++in_tx == TASKS_PER_TX) {
+        orch_out_add(out, tx);
+        tx = NULL;
+        in_tx = 0;
+      }
+    }
+    if (tx)
+      orch_out_add(out, tx);
+    json_decref(nets);
+  }
+  json_decref(tasks);
+  json_decref(svcs);
+  pools_free(pools);
+  if (exhausted)
+    *exhausted = short_of;
+  return (int)(out->ntx - before);
+}
