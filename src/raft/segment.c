@@ -339,7 +339,11 @@ static int scan_open(const char *dir, const struct seg *s, struct open_scan *o,
     why = b.why;
     goto torn;
   }
-  goto out; /* ends exactly after the last batch */
+  if (o->batches > 0)
+    goto out; /* ends exactly after the last batch */
+  /* Only the format word: libraft fails a short read on it. */
+  memset(&b, 0, sizeof b);
+  why = "no batch after the format word";
 
 torn:
   o->needs_cut = true;

@@ -779,6 +779,7 @@ enum damage {
   ZERO_LAST_BATCH,   /* the whole last batch zeroed */
   FLIP_LAST_DATA,    /* a flipped byte in the last batch's payload */
   FLIP_LAST_HDR,     /* a flipped byte in the last batch's entry header */
+  CUT_FORMAT_ONLY,   /* nothing left but the format word */
 };
 
 /* Applies one damage to the last batch of the crashed open segment and
@@ -834,6 +835,9 @@ static bool torn_case(enum damage dmg, int expect_entries, bool expect_repair) {
     break;
   case FLIP_LAST_HDR:
     done = flip(path, s + 16 + 1);
+    break;
+  case CUT_FORMAT_ONLY:
+    done = cut_file(path, 8);
     break;
   }
   if (!done)
@@ -950,6 +954,19 @@ out:
     rmdir_all(dir);
   free(dir);
   return ok;
+}
+
+TEST(raftseg_cut_to_the_format_word) {
+  CHECK(torn_case(CUT_FORMAT_ONLY, 0, true));
+}
+
+/* libraft's crc32 (MSB-first 0x04c11db7, init 0, no final xor), whose check
+ * value was computed independently; zlib's crc32 gives 0xcbf43926. The
+ * torn tests above also match it against files libraft wrote. */
+TEST(raftseg_crc32_is_libraft_s) {
+  CHECK_INT_EQ(segment_crc32("123456789", 9, 0), 0x89a1897f);
+  CHECK_INT_EQ(segment_crc32("6789", 4, segment_crc32("12345", 5, 0)),
+               0x89a1897f);
 }
 
 TEST(raftseg_cut_closed_segment_is_refused) {
