@@ -1,8 +1,9 @@
 """Raft storage faults (issue 7, items 4 and 6) as a user meets them with the
 stock docker CLI on a one-manager lab: a full disk under --data-root (the
 write fails naming the cause, works again once space is freed, and the
-daemon restarts on a nearly full disk), and a raft segment torn by a crash
-(the daemon starts with the state committed before the tear)."""
+daemon restarts on a nearly full disk), a raft segment torn by a crash
+(the daemon starts with the state committed before the tear), and a
+damaged closed segment (a clean error naming the file, never a crash)."""
 
 import json
 import os
@@ -174,3 +175,28 @@ def test_torn_open_segment_starts_with_the_committed_state():
             label(lab, "after%d" % rnd)
             kept.append("after%d" % rnd)
         assert set(kept) <= set(labels(lab)), (kept, labels(lab))
+
+
+@timeout(180)
+def test_cut_closed_segment_is_a_clean_error_naming_the_file():
+    with Lab(HOSTS, start=["m1"]) as lab:
+        lab.node = lab.init("m1")
+        for i in range(3):
+            label(lab, "c%d" % i)
+        # A clean stop finalizes the open segment into a closed one.
+        lab.stop("m1")
+        closed = sorted(n for n in os.listdir(raft_dir(lab)) if re.fullmatch(r"\d{16}-\d{16}", n))
+        assert closed, os.listdir(raft_dir(lab))
+        seg = os.path.join(raft_dir(lab), closed[-1])
+        size = os.path.getsize(seg)
+        os.truncate(seg, size - 12)
+        lab.start("m1")
+        # The daemon runs and says why the swarm is not back; nothing was
+        # changed on disk.
+        _, out, _ = lab.docker("m1", "info", "--format", "{{.Swarm.LocalNodeState}}|{{.Swarm.Error}}")
+        state, _, error = out.strip().partition("|")
+        assert state == "error", out
+        assert closed[-1] in error and "closed segment damaged" in error, out
+        assert "could not rejoin the swarm: raft storage: %s" % seg in lab.logs("m1"), lab.logs("m1")
+        assert os.path.getsize(seg) == size - 12
+        assert lab.pid("m1") > 0
