@@ -312,8 +312,10 @@ static int scan_open(const char *dir, const struct seg *s, struct open_scan *o,
                   s->name, (unsigned long long)le64(p));
     goto out;
   }
+  /* Where the non-zero bytes end, once: the tail can be megabytes. */
+  size_t data_end = nonzero_end(p, off, len);
   while (off < len) {
-    if (nonzero_end(p, off, len) == off) {
+    if (off >= data_end) {
       /* Zeros to the end: libraft reads 16 of them as "no more batches";
        * fewer (a cut file) make it fail a short read. */
       if (len - off >= SEG_PREAMBLE)
