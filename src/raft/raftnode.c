@@ -273,11 +273,12 @@ static void node_free(struct raftnode *rn) {
 static void log_repairs(const char *dir, const struct segment_report *rep) {
   for (unsigned i = 0; i < rep->n; i++) {
     const struct segment_repair *r = &rep->repairs[i];
+    unsigned long long kept = r->kept_entries;
+    const char *kept_s = kept == 1 ? "y" : "ies";
     if (r->dropped_bytes == 0) {
       log_warn("raft storage: %s/%s: torn write (%s): truncated from %zu to "
-               "%zu bytes, no data lost; %llu entries kept",
-               dir, r->file, r->why, r->old_size, r->new_size,
-               (unsigned long long)r->kept_entries);
+               "%zu bytes, no data lost; kept %llu entr%s",
+               dir, r->file, r->why, r->old_size, r->new_size, kept, kept_s);
       continue;
     }
     char entries[48] = "an unknown number of entries";
@@ -287,9 +288,9 @@ static void log_repairs(const char *dir, const struct segment_report *rep) {
                r->dropped_entries == 1 ? "y" : "ies");
     log_warn("raft storage: %s/%s: torn write (%s): truncated from %zu to "
              "%zu bytes, dropped %zu bytes holding %s of an unfinished "
-             "batch; %llu entries kept",
+             "batch; kept %llu entr%s",
              dir, r->file, r->why, r->old_size, r->new_size, r->dropped_bytes,
-             entries, (unsigned long long)r->kept_entries);
+             entries, kept, kept_s);
   }
 }
 
