@@ -61,6 +61,11 @@ uint64_t raftnode_id_for(const char *node_id);
  * (true) or stops being leader (false). */
 typedef void (*raftnode_leader_fn)(void *ud, bool leader);
 
+/* Checks cfg->dir before libraft reads it: a torn tail of the newest open
+ * segment (a crash mid-write) is cut back to the last whole batch, with a
+ * warning naming the file and what was dropped; any other damage (a torn
+ * or corrupt closed segment, a bad batch followed by good ones, bad
+ * metadata) fails with 500 naming the file, and nothing is changed. */
 int raftnode_open(uv_loop_t *loop, const struct raftnode_config *cfg,
                   const struct raftnode_fsm *fsm, struct raftnode **out,
                   struct sh_err *err);
@@ -94,8 +99,11 @@ uint64_t raftnode_last_applied(const struct raftnode *rn);
  * committed and applied here: status 0 and err cleared when the FSM
  * accepted it; status < 0 with err set otherwise: the FSM's verdict, or 503
  * with Docker's "The swarm does not have a leader..." message when this
- * node is not (or stops being) the leader. Returns < 0 without calling done
- * when the proposal could not even be queued. */
+ * node is not (or stops being) the leader, or 500 naming the cause and the
+ * directory when the disk write failed ("raft: no space left on device:
+ * DIR (...)"; logged once per burst of failures, and when writes work
+ * again). Returns < 0 without calling done when the proposal could not
+ * even be queued. */
 typedef void (*raftnode_done_fn)(void *ud, int status,
                                  const struct sh_err *err);
 int raftnode_propose(struct raftnode *rn, const char *data, size_t len,
