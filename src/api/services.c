@@ -2,6 +2,7 @@
 #include "api/api.h"
 
 #include "api/filters.h"
+#include "api/schema.h"
 #include "core/err.h"
 #include "core/id.h"
 #include "core/jsonx.h"
@@ -188,6 +189,8 @@ static bool services(struct api_call *c) {
     struct create_ctx *cc = xcalloc(1, sizeof *cc);
     cc->req = c->req;
     if (api_body(c->req, &spec, &err) < 0 ||
+        schema_check_go(c->req->body, c->req->body_len, &go_service_spec,
+                        &err) < 0 ||
         manager_create_service(mgr, spec, cc->id, created, cc, &err) < 0) {
       free(cc);
       api_reply_err(c->req, &err);
@@ -209,8 +212,11 @@ static bool services(struct api_call *c) {
     int64_t version;
     cleanup_json json_t *spec = NULL;
     cleanup_free char *rollback = http_req_query(c->req, "rollback");
-    if (api_query_version(c->req, "service", &version, &err) < 0 ||
-        api_body(c->req, &spec, &err) < 0 ||
+    /* moby decodes the body before it reads ?version=. */
+    if (api_body(c->req, &spec, &err) < 0 ||
+        schema_check_go(c->req->body, c->req->body_len, &go_service_spec,
+                        &err) < 0 ||
+        api_query_version(c->req, "service", &version, &err) < 0 ||
         manager_update_service(mgr, ref, version, spec, rollback, updated,
                                c->req, &err) < 0)
       api_reply_err(c->req, &err);

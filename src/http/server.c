@@ -24,6 +24,12 @@
 #define READ_BUF_SIZE 65536
 /* Stop reading a connection when this much pipelined input waits. */
 #define MAX_PENDING_INPUT (1u << 20)
+/* Request line and headers, as dockerd's Go server bounds them: it leaves
+ * http.Server.MaxHeaderBytes at DefaultMaxHeaderBytes (1 MiB) and net/http
+ * reads up to 4096 bytes more before answering 431. */
+#define MAX_HEADER_BYTES ((1u << 20) + 4096)
+/* Go's net/http answer past that (text/plain, then the connection closes). */
+#define HEADERS_TOO_LARGE "431 Request Header Fields Too Large"
 
 #define container_of(ptr, type, member)                                        \
   ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
@@ -80,6 +86,12 @@ struct http_conn {
   struct req_priv *active; /* owned by the handler */
   sh_buf hfield, hvalue;
   bool in_value;
+  size_t head_bytes; /* request line + headers of the current request */
+  /* After Go's 431: output shut down, input read and dropped (up to
+   * linger_left bytes) until the peer closes, so the peer reads the answer
+   * instead of a reset for the request bytes it was still sending. */
+  bool lingering;
+  size_t linger_left;
   int err_status; /* set by a parser callback that fails on purpose */
 
   sh_buf in; /* plaintext not yet parsed */
@@ -468,10 +480,22 @@ static int header_push(struct http_conn *c) {
   return 0;
 }
 
+/* Counts the request head as it arrives, so an oversized one is refused
+ * before it is buffered whole. */
+static int head_add(struct http_conn *c, size_t len) {
+  c->head_bytes += len;
+  if (c->head_bytes > MAX_HEADER_BYTES) {
+    c->err_status = 431;
+    return -1;
+  }
+  return 0;
+}
+
 static int on_message_begin(http_parser *p) {
   struct http_conn *c = p->data;
   req_free(c->cur);
   c->cur = xcalloc(1, sizeof *c->cur);
+  c->head_bytes = 0;
   buf_reset(&c->hfield);
   buf_reset(&c->hvalue);
   c->in_value = false;
@@ -480,12 +504,16 @@ static int on_message_begin(http_parser *p) {
 
 static int on_url(http_parser *p, const char *at, size_t len) {
   struct http_conn *c = p->data;
+  if (head_add(c, len) < 0)
+    return -1;
   buf_append(&c->cur->url, at, len);
   return 0;
 }
 
 static int on_header_field(http_parser *p, const char *at, size_t len) {
   struct http_conn *c = p->data;
+  if (head_add(c, len + 4) < 0) /* ": " and CRLF */
+    return -1;
   if (c->in_value && header_push(c) < 0)
     return -1;
   buf_append(&c->hfield, at, len);
@@ -494,6 +522,8 @@ static int on_header_field(http_parser *p, const char *at, size_t len) {
 
 static int on_header_value(http_parser *p, const char *at, size_t len) {
   struct http_conn *c = p->data;
+  if (head_add(c, len) < 0)
+    return -1;
   c->in_value = true;
   buf_append(&c->hvalue, at, len);
   return 0;
@@ -579,9 +609,51 @@ static const http_parser_settings parser_settings = {
 };
 
 static void update_reading(struct http_conn *c);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+
+static void on_linger_shutdown(uv_shutdown_t *sr, int status) {
+  struct http_conn *c = sr->data;
+  if (status < 0 && c->lingering) {
+    c->lingering = false;
+    conn_close(c, false);
+  }
+}
+
+/* Go's closeWriteAndWait: the answer goes out, then the write side shuts,
+ * then the rest of the request is read and dropped until the peer closes
+ * (or MAX_HEADER_BYTES more arrived). TLS connections just close. */
+static void conn_linger(struct http_conn *c) {
+  if (c->ssl || c->closing || uv_is_closing(&c->h.handle)) {
+    conn_close(c, true);
+    return;
+  }
+  c->lingering = true;
+  c->linger_left = MAX_HEADER_BYTES;
+  buf_reset(&c->in);
+  c->in_off = 0;
+  c->shutdown.data = c;
+  if (uv_shutdown(&c->shutdown, &c->h.stream, on_linger_shutdown) < 0) {
+    c->lingering = false;
+    conn_close(c, false);
+    return;
+  }
+  if (!c->reading && uv_read_start(&c->h.stream, on_alloc, on_read) == 0)
+    c->reading = true;
+}
 
 static void parse_failed(struct http_conn *c) {
   int status = c->err_status ? c->err_status : 400;
+  if (status == 431 && c->head_bytes > MAX_HEADER_BYTES) {
+    /* Byte for byte what Go's net/http writes. */
+    sh_buf out = {0};
+    buf_printf(&out,
+               "HTTP/1.1 " HEADERS_TOO_LARGE "\r\nContent-Type: text/plain; "
+               "charset=utf-8\r\nConnection: close\r\n\r\n" HEADERS_TOO_LARGE);
+    conn_send(c, &out);
+    conn_linger(c);
+    return;
+  }
   const char *msg = "malformed HTTP request";
   if (status == 413)
     msg = "request body too large";
@@ -745,6 +817,15 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   struct http_conn *c = s->data;
   if (n == 0 || c->closing)
     return;
+  if (c->lingering) {
+    if (n < 0 || (size_t)n >= c->linger_left) {
+      c->lingering = false;
+      conn_close(c, false);
+    } else {
+      c->linger_left -= (size_t)n;
+    }
+    return;
+  }
   if (n < 0) {
     /* EOF means the peer is gone, as Go's server treats it: a pending
      * request learns through on_close. Queued output still drains. */
@@ -845,6 +926,9 @@ static void on_connection(uv_stream_t *server, int status) {
 
 struct http_server *http_server_new(uv_loop_t *loop, http_handler_fn handler,
                                     void *ud) {
+  /* http_parser's own limit (80 KiB by default, a 400) must not come
+   * first: MAX_HEADER_BYTES is ours. Process-wide, set before any parse. */
+  http_parser_set_max_header_size(2 * MAX_HEADER_BYTES);
   struct http_server *srv = xcalloc(1, sizeof *srv);
   srv->loop = loop;
   srv->handler = handler;

@@ -1,5 +1,6 @@
 /* The orchestrator (see orchestrator.h). Each service is worked on in a
- * private copy of its tasks: the steps below mutate the copies freely and
+ * private (shallow) copy of its tasks: the steps below set top-level keys
+ * of the copies freely (never nested ones, which the store shares) and
  * the transaction is the difference with the store at the end, so every
  * object appears at most once per transaction with the version it was
  * read at. Facts follow swarmkit's manager/orchestrator (replicated,
@@ -26,6 +27,7 @@ struct work {
   const json_t *svc0; /* as read */
   json_t *tasks;      /* array: mutable copies, store order then new ones */
   json_t *orig;       /* id -> task as read (new reference) */
+  json_t *byid;       /* id -> task in tasks (borrowed) */
   json_t *deleted;    /* id -> version */
   bool stop;          /* a failure action fired: leave the rest for later */
 };
@@ -41,31 +43,42 @@ static char *fmt_time(int64_t ns, char *buf, size_t n) {
 }
 
 static json_t *w_find(struct work *w, const char *id) {
-  size_t i;
-  json_t *t;
-  if (!id)
-    return NULL;
-  json_array_foreach(w->tasks, i, t) {
-    if (strcmp(jx_str(t, "ID", ""), id) == 0)
-      return t;
-  }
-  return NULL;
+  return id ? json_object_get(w->byid, id) : NULL;
 }
 
+/* Adds a task (stolen) to the work. */
+static void w_append(struct work *w, json_t *t) {
+  json_object_set(w->byid, jx_str(t, "ID", ""), t);
+  json_array_append_new(w->tasks, t);
+}
+
+/* Searches from the end: deletions mostly come in reverse order (the
+ * reaper), so removing every task of a large service stays linear. */
 static void w_delete(struct work *w, json_t *t) {
-  size_t i;
-  json_t *x;
-  json_array_foreach(w->tasks, i, x) {
-    if (x != t)
+  for (size_t i = json_array_size(w->tasks); i-- > 0;) {
+    if (json_array_get(w->tasks, i) != t)
       continue;
     const char *id = jx_str(t, "ID", "");
     json_t *o = json_object_get(w->orig, id);
     if (o)
       json_object_set_new(w->deleted, id,
                           json_integer(jx_int(o, "Version.Index", 0)));
+    json_object_del(w->byid, id);
     json_array_remove(w->tasks, i);
     return;
   }
+}
+
+/* The per-run budget of task changes (orch_out.budget): one large service
+ * is worked through in batches over several runs, so a run stays short
+ * and the loop keeps serving between them. */
+static bool w_take(struct work *w, int64_t n) {
+  if (w->out->budget < n) {
+    w->out->more = true;
+    return false;
+  }
+  w->out->budget -= n;
+  return true;
 }
 
 static void set_desired(json_t *t, enum task_state s) {
@@ -191,6 +204,8 @@ static void restart_task(struct work *w, json_t *t) {
     orch_out_wake(w->out, after);
     return;
   }
+  if (!w_take(w, 2)) /* the old task and its replacement */
+    return;
   json_object_del(t, "_Start");
   set_desired(t, TS_SHUTDOWN);
   if (!should_restart(t))
@@ -208,7 +223,7 @@ static void restart_task(struct work *w, json_t *t) {
   if (!node_is(node, "Status.State", "down") && task_state(t) <= TS_RUNNING)
     wait_for = json_pack("[s]", jx_str(t, "ID", ""));
   delay_start(w, nt, delay, wait_for);
-  json_array_append_new(w->tasks, nt);
+  w_append(w, nt);
 }
 
 /* Moves delayed tasks to running once their delay and wait are over. */
@@ -305,20 +320,27 @@ static void slots_build(struct work *w, bool global, struct slots *ss) {
   ss->n = 0;
   size_t i;
   json_t *t;
+  size_t cap = 0;
+  json_t *index = json_object(); /* "slot/node" -> position in ss->v */
   json_array_foreach(w->tasks, i, t) {
     int64_t num = global ? 0 : jx_int(t, "Slot", 0);
     const char *node = global ? jx_str(t, "NodeID", "") : "";
-    struct slot *sl = NULL;
-    for (size_t j = 0; j < ss->n; j++)
-      if (ss->v[j].num == num && strcmp(ss->v[j].node, node) == 0)
-        sl = &ss->v[j];
+    char key[128];
+    snprintf(key, sizeof key, "%lld/%s", (long long)num, node);
+    json_t *pos = json_object_get(index, key);
+    struct slot *sl = pos ? &ss->v[json_integer_value(pos)] : NULL;
     if (!sl) {
-      ss->v = xrealloc(ss->v, (ss->n + 1) * sizeof *ss->v);
+      if (ss->n == cap) {
+        cap = cap ? cap * 2 : 16;
+        ss->v = xrealloc(ss->v, cap * sizeof *ss->v);
+      }
+      json_object_set_new(index, key, json_integer((json_int_t)ss->n));
       sl = &ss->v[ss->n++];
       *sl = (struct slot){num, node, json_array(), NULL};
     }
     json_array_append(sl->tasks, t);
   }
+  json_decref(index);
   for (size_t j = 0; j < ss->n; j++)
     slot_updatable(w, &ss->v[j]);
 }
@@ -586,7 +608,7 @@ static void update_slot(struct work *w, const struct slot *sl, json_t *u,
     delay_start(w, nt, 0, old);
   }
   json_object_set_new(json_object_get(u, "Tasks"), jx_str(nt, "ID", ""), info);
-  json_array_append_new(w->tasks, nt);
+  w_append(w, nt);
 }
 
 /* Updater.Run over the slots the orchestrator keeps (indexes into ss). */
@@ -656,9 +678,11 @@ static void update_run(struct work *w, struct slots *ss, const size_t *keep,
     return;
   }
   size_t batch = c.parallelism > 0 ? (size_t)c.parallelism : ndirty;
-  for (size_t i = 0; i < ndirty && i < batch; i++)
-    update_slot(w, &ss->v[dirty[i]], u, &c);
-  json_object_set_new(u, "BatchOpen", json_true());
+  size_t done = 0;
+  for (; done < ndirty && done < batch && w_take(w, 2); done++)
+    update_slot(w, &ss->v[dirty[done]], u, &c);
+  if (done > 0)
+    json_object_set_new(u, "BatchOpen", json_true());
   free(dirty);
 }
 
@@ -688,6 +712,11 @@ static int rank_by_node_index(const void *a, const void *b) {
   return rank_by_state(a, b);
 }
 
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
 static void delete_slot_tasks(struct work *w, struct slot *sl) {
   size_t i;
   json_t *t;
@@ -708,23 +737,34 @@ static void reconcile_replicated(struct work *w) {
 
   if ((size_t)want >= nrun) {
     update_run(w, &ss, run, nrun);
-    /* Fill the lowest free slot numbers; dead slots reused keep history. */
+    /* Fill the lowest free slot numbers; dead slots reused keep history.
+     * Slot numbers in use, sorted, so this is O(n log n), not O(n^2). */
+    int64_t *used = xcalloc(nrun + 1, sizeof *used);
+    for (size_t i = 0; i < nrun; i++)
+      used[i] = ss.v[run[i]].num;
+    qsort(used, nrun, sizeof *used, cmp_i64);
+    json_t *dead = json_object(); /* slot number -> position in ss.v */
+    for (size_t i = 0; i < ss.n; i++)
+      if (json_array_size(ss.v[i].updatable) == 0) {
+        char k[32];
+        snprintf(k, sizeof k, "%lld", (long long)ss.v[i].num);
+        json_object_set_new(dead, k, json_integer((json_int_t)i));
+      }
     int64_t num = 0;
-    for (int64_t k = 0; k < want - (int64_t)nrun; k++) {
-      bool taken;
-      do {
-        num++;
-        taken = false;
-        for (size_t i = 0; i < nrun; i++)
-          if (ss.v[run[i]].num == num)
-            taken = true;
-      } while (taken);
-      for (size_t i = 0; i < ss.n; i++)
-        if (ss.v[i].num == num && json_array_size(ss.v[i].updatable) == 0)
-          ss.v[i].num = -1; /* reused: not dead any more */
-      json_array_append_new(w->tasks,
-                            task_new(w->out, w->svc, num, NULL, w->now));
+    size_t u = 0;
+    for (int64_t k = 0; k < want - (int64_t)nrun && w_take(w, 1); k++) {
+      for (num++; u < nrun && used[u] <= num; u++)
+        if (used[u] == num)
+          num++;
+      char key[32];
+      snprintf(key, sizeof key, "%lld", (long long)num);
+      json_t *pos = json_object_get(dead, key);
+      if (pos)
+        ss.v[json_integer_value(pos)].num = -1; /* reused: not dead any more */
+      w_append(w, task_new(w->out, w->svc, num, NULL, w->now));
     }
+    json_decref(dead);
+    free(used);
     for (size_t i = 0; i < ss.n; i++)
       if (json_array_size(ss.v[i].updatable) == 0 && ss.v[i].num != -1)
         delete_slot_tasks(w, &ss.v[i]);
@@ -765,7 +805,7 @@ static void reconcile_replicated(struct work *w) {
       size_t j;
       json_t *t;
       json_array_foreach(ss.v[r[i].idx].tasks, j, t) {
-        if (task_desired(t) <= TS_REMOVE)
+        if (task_desired(t) < TS_REMOVE && w_take(w, 1))
           set_desired(t, TS_REMOVE);
       }
     }
@@ -858,9 +898,10 @@ static void run_global(struct work *w) {
     }
     if (node_is(node, "Spec.Availability", "pause"))
       continue;
-    if (!sl)
-      json_array_append_new(w->tasks, task_new(w->out, w->svc, 0, nid, w->now));
-    else
+    if (!sl) {
+      if (w_take(w, 1))
+        w_append(w, task_new(w->out, w->svc, 0, nid, w->now));
+    } else
       keep[nkeep++] = (size_t)(sl - ss.v);
   }
   json_decref(nodes);
@@ -899,7 +940,8 @@ static void reap(struct work *w, int64_t limit) {
   for (size_t i = json_array_size(w->tasks); i-- > 0;) {
     json_t *t = json_array_get(w->tasks, i);
     enum task_state s = task_state(t);
-    if (task_desired(t) == TS_REMOVE && (s < TS_ASSIGNED || s >= TS_COMPLETE))
+    if (task_desired(t) == TS_REMOVE && (s < TS_ASSIGNED || s >= TS_COMPLETE) &&
+        w_take(w, 1))
       w_delete(w, t);
   }
   if (!w->svc)
@@ -927,7 +969,7 @@ static void reap(struct work *w, int64_t limit) {
     for (size_t i = 0; i < n; i++) {
       enum task_state s = task_state(h[i].t);
       bool never = s < TS_ASSIGNED && task_desired(h[i].t) > TS_RUNNING;
-      if (s > TS_RUNNING || never) {
+      if ((s > TS_RUNNING || never) && w_take(w, 1)) {
         w_delete(w, h[i].t);
         keep++;
         if ((int64_t)n <= keep)
@@ -951,11 +993,15 @@ static void work_init(struct work *w, struct store *s, int64_t now,
   w->svc = svc ? json_deep_copy(svc) : NULL;
   w->tasks = json_array();
   w->orig = json_object();
+  w->byid = json_object();
   w->deleted = json_object();
 }
 
+/* A shallow copy: the steps only set top-level keys of existing tasks
+ * (DesiredState, _Start), and a deep copy of every task on every run
+ * dominated the cost of large services. */
 static void work_add(struct work *w, json_t *t) {
-  json_array_append_new(w->tasks, json_deep_copy(t));
+  w_append(w, json_copy(t));
   json_object_set(w->orig, jx_str(t, "ID", ""), t);
 }
 
@@ -986,7 +1032,120 @@ static void work_free(struct work *w) {
   json_decref(w->svc);
   json_decref(w->tasks);
   json_decref(w->orig);
+  json_decref(w->byid);
   json_decref(w->deleted);
+}
+
+/* A replicated service at rest: no update under way, and each task desired
+ * and observed running or on its way (not stopped, no delayed start), of
+ * the current spec, on a usable node if placed, in its own slot within
+ * 1..Replicas. The full run would change nothing but add tasks for the
+ * free slots, so it is skipped: a large service costs one light scan per
+ * run instead of a copy and regrouping of every task. */
+static bool replicated_at_rest(struct store *s, const json_t *svc,
+                               const json_t *tasks, int64_t want,
+                               unsigned char *used) {
+  const char *st = update_state(svc);
+  if (json_object_get(svc, "_Update") || strcmp(st, "updating") == 0 ||
+      strcmp(st, "rollback_started") == 0 ||
+      json_array_size(tasks) > (size_t)want)
+    return false;
+  int64_t version = service_spec_version(svc);
+  size_t i;
+  json_t *t;
+  json_array_foreach(tasks, i, t) {
+    int64_t slot = jx_int(t, "Slot", 0);
+    if (task_desired(t) != TS_RUNNING || task_state(t) > TS_RUNNING ||
+        json_object_get(t, "_Start") || slot < 1 || slot > want || used[slot] ||
+        jx_int(t, "_SpecVersion", -1) != version)
+      return false;
+    const char *nid = jx_str(t, "NodeID", "");
+    if (*nid && node_invalid(store_get(s, STORE_NODE, nid)))
+      return false;
+    used[slot] = 1;
+  }
+  return true;
+}
+
+/* New tasks for the lowest free slots of a service at rest. */
+static void fill_free_slots(const json_t *svc, const unsigned char *used,
+                            int64_t want, size_t have, int64_t now,
+                            struct orch_out *out) {
+  if ((int64_t)have >= want)
+    return;
+  struct store_tx *tx = store_tx_new();
+  for (int64_t slot = 1; slot <= want; slot++) {
+    if (used[slot])
+      continue;
+    if (out->budget < 1) {
+      out->more = true;
+      break;
+    }
+    out->budget--;
+    store_tx_put(tx, STORE_TASK, task_new(out, svc, slot, NULL, now),
+                 STORE_MUST_CREATE);
+  }
+  orch_out_add(out, tx);
+}
+
+static void run_service(struct store *s, int64_t now_ns, struct orch_out *out,
+                        const json_t *svc, const json_t *tasks, int64_t limit) {
+  bool replicated =
+      jx_get(svc, "Spec.Mode.Replicated") || !jx_get(svc, "Spec.Mode");
+  if (replicated && !service_is_global(svc)) {
+    int64_t want = service_replicas(svc);
+    if (want < 0)
+      want = 0;
+    unsigned char *used = xcalloc((size_t)want + 1, 1);
+    bool rest = replicated_at_rest(s, svc, tasks, want, used);
+    if (rest)
+      fill_free_slots(svc, used, want, json_array_size(tasks), now_ns, out);
+    free(used);
+    if (rest)
+      return;
+  }
+  struct work w;
+  work_init(&w, s, now_ns, out, svc);
+  size_t j;
+  json_t *t;
+  json_array_foreach(tasks, j, t) work_add(&w, t);
+  if (service_is_global(svc))
+    run_global(&w);
+  else if (replicated)
+    run_replicated(&w);
+  reap(&w, limit);
+  work_emit(&w);
+  work_free(&w);
+}
+
+/* Tasks whose service is gone: desired "remove", or deleted at once when
+ * never started or already stopped. Straight over the store's objects:
+ * a removed service of any size costs one scan per run. */
+static void run_orphans(const json_t *tasks, struct orch_out *out) {
+  struct store_tx *tx = store_tx_new();
+  size_t i;
+  json_t *t;
+  json_array_foreach(tasks, i, t) {
+    enum task_state st = task_state(t);
+    bool stopped = st < TS_ASSIGNED || st >= TS_COMPLETE;
+    bool removing = task_desired(t) >= TS_REMOVE;
+    if (removing && !stopped)
+      continue; /* waiting for its node to stop it */
+    if (out->budget < 1) {
+      out->more = true;
+      break;
+    }
+    out->budget--;
+    int64_t v = jx_int(t, "Version.Index", 0);
+    if (stopped) {
+      store_tx_delete(tx, STORE_TASK, jx_str(t, "ID", ""), v);
+    } else {
+      json_t *nt = json_copy(t);
+      set_desired(nt, TS_REMOVE);
+      store_tx_put(tx, STORE_TASK, nt, v);
+    }
+  }
+  orch_out_add(out, tx);
 }
 
 int orchestrator_run(struct store *s, int64_t now_ns, struct orch_out *out) {
@@ -997,49 +1156,32 @@ int orchestrator_run(struct store *s, int64_t now_ns, struct orch_out *out) {
       json_is_integer(lim) ? json_integer_value(lim) : DEFAULT_HISTORY;
   json_t *tasks = store_list(s, STORE_TASK);
   json_t *services = store_list(s, STORE_SERVICE);
-  size_t i, j;
+  /* service ID -> its tasks in store order, grouped in one pass */
+  json_t *by_service = json_object();
+  size_t i;
   json_t *svc, *t;
-  json_array_foreach(services, i, svc) {
-    struct work w;
-    work_init(&w, s, now_ns, out, svc);
-    const char *sid = jx_str(svc, "ID", "");
-    json_array_foreach(tasks, j, t) {
-      if (strcmp(jx_str(t, "ServiceID", ""), sid) == 0)
-        work_add(&w, t);
-    }
-    if (service_is_global(svc))
-      run_global(&w);
-    else if (jx_get(svc, "Spec.Mode.Replicated") || !jx_get(svc, "Spec.Mode"))
-      run_replicated(&w);
-    reap(&w, limit);
-    work_emit(&w);
-    work_free(&w);
-  }
-  /* Tasks whose service is gone: desired "remove", deleted once stopped. */
-  json_t *orphans = json_object(); /* service ID -> work index */
-  json_array_foreach(tasks, j, t) {
+  json_array_foreach(tasks, i, t) {
     const char *sid = jx_str(t, "ServiceID", "");
-    if (*sid && !store_get(s, STORE_SERVICE, sid))
-      json_object_set_new(orphans, sid, json_true());
+    json_t *l = json_object_get(by_service, sid);
+    if (!l) {
+      l = json_array();
+      json_object_set_new(by_service, sid, l);
+    }
+    json_array_append(l, t);
+  }
+  json_t *none = json_array();
+  json_array_foreach(services, i, svc) {
+    json_t *l = json_object_get(by_service, jx_str(svc, "ID", ""));
+    run_service(s, now_ns, out, svc, l ? l : none, limit);
   }
   const char *sid;
-  json_t *dummy;
-  json_object_foreach(orphans, sid, dummy) {
-    struct work w;
-    work_init(&w, s, now_ns, out, NULL);
-    json_array_foreach(tasks, j, t) {
-      if (strcmp(jx_str(t, "ServiceID", ""), sid) == 0)
-        work_add(&w, t);
-    }
-    json_array_foreach(w.tasks, j, t) {
-      if (task_desired(t) < TS_REMOVE)
-        set_desired(t, TS_REMOVE);
-    }
-    reap(&w, limit);
-    work_emit(&w);
-    work_free(&w);
+  json_t *l;
+  json_object_foreach(by_service, sid, l) {
+    if (*sid && !store_get(s, STORE_SERVICE, sid))
+      run_orphans(l, out);
   }
-  json_decref(orphans);
+  json_decref(none);
+  json_decref(by_service);
   json_decref(services);
   json_decref(tasks);
   return (int)(out->ntx - before);

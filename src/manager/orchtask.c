@@ -4,6 +4,7 @@
 #include "core/clock.h"
 #include "core/jsonx.h"
 #include "core/util.h"
+#include "manager/services.h"
 #include "store/store.h"
 
 static const char *const state_names[] = {
@@ -41,6 +42,7 @@ enum task_state task_desired(const json_t *t) {
 
 void orch_out_init(struct orch_out *o) {
   memset(o, 0, sizeof *o);
+  o->budget = ORCH_BATCH;
 }
 
 void orch_out_free(struct orch_out *o) {
@@ -73,7 +75,10 @@ bool service_is_global(const json_t *svc) {
 }
 
 int64_t service_replicas(const json_t *svc) {
-  return jx_int(svc, "Spec.Mode.Replicated.Replicas", 1);
+  int64_t n = jx_int(svc, "Spec.Mode.Replicated.Replicas", 1);
+  /* Refused at create and update; a spec already in raft from before the
+   * limit must not make the leader build tasks without end either. */
+  return n > SERVICES_MAX_REPLICAS ? SERVICES_MAX_REPLICAS : n;
 }
 
 int64_t service_spec_version(const json_t *svc) {

@@ -59,10 +59,22 @@ enum task_state task_desired(const json_t *task); /* DesiredState */
  * and when to run again even if the store does not change. The caller
  * proposes every tx, and runs again only once they have been applied or
  * rejected (a second run over the same store would repeat the work). */
+/* Task changes per orchestrator or scheduler run. A run's transaction is
+ * one raft entry, encoded, appended and applied on the loop thread; 100
+ * tasks keep each of those steps within a few milliseconds, so a large
+ * service converges in batches while the API keeps answering between
+ * them. */
+#define ORCH_BATCH 100
+
 struct orch_out {
   struct store_tx **txs;
   size_t ntx, cap;
   int64_t next_wakeup_ns; /* 0: no timer needed */
+  /* Task changes (creations, updates, deletions) this run may still
+   * decide; orch_out_init sets ORCH_BATCH. When it runs out, the rest
+   * waits for a later run and `more` is set so the caller runs again. */
+  int64_t budget;
+  bool more;
   /* New object IDs; NULL means id_new(). Tests make them predictable. */
   void (*new_id)(char out[ID_LEN + 1], void *ud);
   void *id_ud;
@@ -75,6 +87,8 @@ void orch_out_add(struct orch_out *o, struct store_tx *tx);
 void orch_out_wake(struct orch_out *o, int64_t at_ns);
 
 bool service_is_global(const json_t *svc);
+/* Spec.Mode.Replicated.Replicas (1 when unset), at most
+ * SERVICES_MAX_REPLICAS. */
 int64_t service_replicas(const json_t *svc);
 int64_t service_spec_version(const json_t *svc);
 /* Time of the task's last status change (Status.Timestamp), 0 if none. */

@@ -21,7 +21,19 @@ struct reconciler {
   bool stopped;
   /* Each pass (orchestrator, then scheduler) waits for its proposals. */
   int pass;
+  /* A pass left work for later (orch_out.more): the next passes are
+   * paced, so API requests get loop turns between the batches. */
+  bool batching;
 };
+
+/* Between the passes of a large change: idle loop turns after each pass
+ * (up to tens of milliseconds over thousands of tasks), so _ping and other
+ * requests are answered promptly while the batches go on. */
+#define BATCH_PAUSE_MS 25
+
+static uint64_t next_delay(const struct reconciler *r) {
+  return r->batching ? BATCH_PAUSE_MS : 0;
+}
 
 static void run(struct reconciler *r);
 static void on_timer(uv_timer_t *t) {
@@ -57,12 +69,8 @@ static void proposal_done(void *ud, int status, const sh_err *err) {
    * next run decides again on fresh state. */
   if (status < 0 && err && err->status == 503)
     log_debug("reconcile proposal not committed: %s", err->msg);
-  if (--r->inflight == 0 && r->leader) {
-    if (r->pass == 1)
-      uv_timer_start(&r->kick, on_timer, 0, 0);
-    else if (r->dirty)
-      uv_timer_start(&r->kick, on_timer, 0, 0);
-  }
+  if (--r->inflight == 0 && r->leader && (r->pass == 1 || r->dirty))
+    uv_timer_start(&r->kick, on_timer, next_delay(r), 0);
 }
 
 static void propose_all(struct reconciler *r, struct orch_out *out) {
@@ -88,12 +96,15 @@ static void run(struct reconciler *r) {
    * scheduler, so new tasks are placed in the same reconcile. */
   if (r->pass == 0) {
     r->dirty = false;
+    r->batching = false;
     orchestrator_run(s, now, &out);
     if (out.next_wakeup_ns > 0) {
       int64_t ms = (out.next_wakeup_ns - now) / NS_PER_MS;
       uv_timer_start(&r->wakeup, on_timer, ms > 0 ? (uint64_t)ms : 1, 0);
     }
     r->pass = 1;
+    if (out.more)
+      r->dirty = r->batching = true; /* run again for the rest */
     propose_all(r, &out);
     orch_out_free(&out);
     if (r->inflight == 0)
@@ -102,10 +113,12 @@ static void run(struct reconciler *r) {
   }
   r->pass = 0;
   scheduler_run(s, now, &out);
+  if (out.more)
+    r->dirty = r->batching = true;
   propose_all(r, &out);
   orch_out_free(&out);
   if (r->inflight == 0 && r->dirty)
-    uv_timer_start(&r->kick, on_timer, 0, 0);
+    uv_timer_start(&r->kick, on_timer, next_delay(r), 0);
 }
 
 struct reconciler *reconciler_new(struct manager *m) {

@@ -371,10 +371,30 @@ int scheduler_run(struct store *s, int64_t now_ns, struct orch_out *out) {
 
   struct txs x = {json_object(), NULL, 0};
   bool *fit = xcalloc(nn ? nn : 1, sizeof *fit);
+  /* swarmkit's task groups: tasks of one service and spec version ask the
+   * same of a node, so once one fits nowhere the others get its answer
+   * without going through the nodes again (until a placement changes the
+   * nodes). "service/specversion" -> Status.Err. */
+  json_t *nofit = json_object();
   json_array_foreach(tasks, i, t) {
     if (task_state(t) != TS_PENDING || task_desired(t) > TS_RUNNING)
       continue;
+    if (out->budget <= 0) { /* the rest in a later run */
+      out->more = true;
+      break;
+    }
     const char *nid = jx_str(t, "NodeID", "");
+    char group[128];
+    snprintf(group, sizeof group, "%s/%lld", jx_str(t, "ServiceID", ""),
+             (long long)jx_int(t, "_SpecVersion", 0));
+    const char *known = *nid ? NULL : jx_str(nofit, group, NULL);
+    if (known) {
+      if (strcmp(jx_str(t, "Status.Err", ""), known) != 0) {
+        put_task(&x, t, with_status(t, NULL, NULL, known, now_ns));
+        out->budget--;
+      }
+      continue;
+    }
     struct tfilter f;
     tfilter_load(&f, t);
     if (*nid) {
@@ -389,11 +409,15 @@ int scheduler_run(struct store *s, int64_t now_ns, struct orch_out *out) {
                                "scheduler confirmed task can run on "
                                "preassigned node",
                                NULL, now_ns));
+          out->budget--;
+          json_object_clear(nofit);
           ninfo_add(ni, t);
         } else {
           char *why = explain_all(&f, ni, 1);
-          if (strcmp(jx_str(t, "Status.Err", ""), why) != 0)
+          if (strcmp(jx_str(t, "Status.Err", ""), why) != 0) {
             put_task(&x, t, with_status(t, NULL, NULL, why, now_ns));
+            out->budget--;
+          }
           free(why);
         }
       }
@@ -412,12 +436,17 @@ int scheduler_run(struct store *s, int64_t now_ns, struct orch_out *out) {
       json_object_set_new(nt, "NodeID", json_string(pick->id));
       ninfo_add(pick, nt);
       put_task(&x, t, nt);
+      out->budget--;
+      json_object_clear(nofit);
     } else {
       char *why = explain_all(&f, nis, nn);
       char *msg = *why ? xasprintf("no suitable node (%s)", why)
                        : xstrdup("no suitable node");
-      if (strcmp(jx_str(t, "Status.Err", ""), msg) != 0)
+      if (strcmp(jx_str(t, "Status.Err", ""), msg) != 0) {
         put_task(&x, t, with_status(t, NULL, NULL, msg, now_ns));
+        out->budget--;
+      }
+      json_object_set_new(nofit, group, json_string(msg));
       free(msg);
       free(why);
     }
@@ -428,6 +457,7 @@ int scheduler_run(struct store *s, int64_t now_ns, struct orch_out *out) {
   int ret = (int)x.n;
   free(x.v);
   json_decref(x.index);
+  json_decref(nofit);
   free(fit);
   for (size_t k = 0; k < nn; k++) {
     json_decref(nis[k].by_service);

@@ -163,6 +163,31 @@ static int check_update_values(const json_t *u, sh_err *err) {
   return 0;
 }
 
+/* What one service may make the store hold (see services.h). Every task
+ * carries a copy of the TaskTemplate and EndpointSpec, so the bound is
+ * on replicas and on replicas times that copy. */
+static int check_size(const json_t *spec, sh_err *err) {
+  json_t *r = jx_get(spec, "Mode.Replicated.Replicas");
+  int64_t n = json_is_integer(r) ? json_integer_value(r) : 1;
+  if (n > SERVICES_MAX_REPLICAS)
+    return rpcf(err, 400,
+                "replicas %lld exceeds the limit of %d tasks per service",
+                (long long)n, SERVICES_MAX_REPLICAS);
+  size_t per_task = SERVICES_TASK_OVERHEAD;
+  const char *parts[] = {"TaskTemplate", "EndpointSpec"};
+  for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
+    json_t *p = json_object_get(spec, parts[i]);
+    cleanup_free char *text = p ? json_dumps(p, JSON_COMPACT) : NULL;
+    per_task += text ? strlen(text) : 0;
+  }
+  if ((uint64_t)n * per_task > SERVICES_MAX_TASK_BYTES)
+    return rpcf(err, 400,
+                "%lld tasks of %zu bytes each exceed the limit of %d MiB of "
+                "tasks per service",
+                (long long)n, per_task, SERVICES_MAX_TASK_BYTES >> 20);
+  return 0;
+}
+
 static int count_modes(const json_t *mode) {
   int n = 0;
   static const char *const modes[] = {"Replicated", "Global", "ReplicatedJob",
@@ -247,6 +272,8 @@ int services_validate_spec(const json_t *spec, sh_err *err) {
   json_decref(seen);
   if (jx_int(spec, "Mode.Replicated.Replicas", 0) < 0)
     return rpc_error(err, 400, "Number of replicas must be non-negative");
+  if (check_size(spec, err) < 0)
+    return -1;
   if (check_update_values(json_object_get(spec, "UpdateConfig"), err) < 0)
     return -1;
   /* validateEndpointSpec */

@@ -1,6 +1,7 @@
 #include "test.h"
 
 #include "api/filters.h"
+#include "api/schema.h"
 #include "ca/ca.h"
 #include "core/err.h"
 #include "core/jsonx.h"
@@ -149,4 +150,126 @@ TEST(cluster_refuses_short_expiry) {
   CHECK_STR_EQ(err.msg, "rpc error: code = InvalidArgument desc = minimum "
                         "certificate expiry time is: 1h0m0s");
   CHECK_INT_EQ(err.status, 400);
+}
+
+/* The message Go's decoder gives for body as a swarm.ServiceSpec, or "" */
+static const char *spec_error(const char *body, char *out, size_t n) {
+  sh_err err = {0};
+  out[0] = '\0';
+  if (schema_check_go(body, strlen(body), &go_service_spec, &err) < 0) {
+    snprintf(out, n, "%d %s", err.status, err.msg);
+  }
+  return out;
+}
+
+#define GO_ERR "400 invalid JSON: json: cannot unmarshal "
+
+TEST(schema_service_spec_type_errors_as_go) {
+  char m[512];
+  /* A string, a float and a negative number into uint64. */
+  CHECK_STR_EQ(spec_error("{\"Mode\":{\"Replicated\":{\"Replicas\":\"3\"}}}", m,
+                          sizeof m),
+               GO_ERR "string into Go struct field "
+                      "ReplicatedService.Mode.Replicated.Replicas of type "
+                      "uint64");
+  CHECK_STR_EQ(spec_error("{\"Mode\":{\"Replicated\":{\"Replicas\":1e12}}}", m,
+                          sizeof m),
+               GO_ERR "number 1e12 into Go struct field "
+                      "ReplicatedService.Mode.Replicated.Replicas of type "
+                      "uint64");
+  CHECK_STR_EQ(
+      spec_error("{\"Mode\":{\"Replicated\":{\"Replicas\":-1}}}", m, sizeof m),
+      GO_ERR "number -1 into Go struct field "
+             "ReplicatedService.Mode.Replicated.Replicas of type "
+             "uint64");
+  CHECK_STR_EQ(
+      spec_error("{\"Mode\":{\"ReplicatedJob\":{\"MaxConcurrent\":2.5}}}", m,
+                 sizeof m),
+      GO_ERR "number 2.5 into Go struct field "
+             "ReplicatedJob.Mode.ReplicatedJob.MaxConcurrent of type uint64");
+  /* Field names match case-insensitively; the path shows Go's. */
+  CHECK_STR_EQ(spec_error("{\"mode\":{\"replicated\":{\"replicas\":true}}}", m,
+                          sizeof m),
+               GO_ERR "bool into Go struct field "
+                      "ReplicatedService.Mode.Replicated.Replicas of type "
+                      "uint64");
+  /* Whole objects of the wrong kind name the field's type. */
+  CHECK_STR_EQ(spec_error("{\"TaskTemplate\":\"x\"}", m, sizeof m),
+               GO_ERR "string into Go struct field ServiceSpec.TaskTemplate "
+                      "of type swarm.TaskSpec");
+  CHECK_STR_EQ(spec_error("{\"Mode\":[]}", m, sizeof m),
+               GO_ERR "array into Go struct field ServiceSpec.Mode of type "
+                      "swarm.ServiceMode");
+  /* Deep in TaskTemplate: lists, maps (element type), time.Duration. */
+  CHECK_STR_EQ(spec_error("{\"TaskTemplate\":{\"ContainerSpec\":{\"Image\":"
+                          "\"nginx\",\"Args\":[\"a\",1]}}}",
+                          m, sizeof m),
+               GO_ERR "number into Go struct field "
+                      "ContainerSpec.TaskTemplate.ContainerSpec.Args of type "
+                      "string");
+  CHECK_STR_EQ(spec_error("{\"Labels\":{\"a\":\"b\",\"c\":{}}}", m, sizeof m),
+               GO_ERR "object into Go struct field ServiceSpec.Labels of "
+                      "type string");
+  CHECK_STR_EQ(
+      spec_error("{\"TaskTemplate\":{\"RestartPolicy\":{\"Delay\":\"5s\"}}}", m,
+                 sizeof m),
+      GO_ERR "string into Go struct field "
+             "RestartPolicy.TaskTemplate.RestartPolicy.Delay of type "
+             "time.Duration");
+  CHECK_STR_EQ(
+      spec_error("{\"TaskTemplate\":{\"ContainerSpec\":{\"Mounts\":[{"
+                 "\"Target\":\"/a\",\"TmpfsOptions\":{\"Mode\":-1}}]}}}",
+                 m, sizeof m),
+      GO_ERR "number -1 into Go struct field "
+             "TmpfsOptions.TaskTemplate.ContainerSpec.Mounts.TmpfsOptions.Mode "
+             "of type fs.FileMode");
+  CHECK_STR_EQ(spec_error("{\"UpdateConfig\":{\"Parallelism\":1,"
+                          "\"MaxFailureRatio\":\"0.5\"}}",
+                          m, sizeof m),
+               GO_ERR "string into Go struct field "
+                      "UpdateConfig.UpdateConfig.MaxFailureRatio of type "
+                      "float32");
+  CHECK_STR_EQ(spec_error("{\"RollbackConfig\":{\"Delay\":1.5}}", m, sizeof m),
+               GO_ERR "number 1.5 into Go struct field "
+                      "UpdateConfig.RollbackConfig.Delay of type "
+                      "time.Duration");
+  CHECK_STR_EQ(spec_error("{\"EndpointSpec\":{\"Ports\":[{\"TargetPort\":80},"
+                          "{\"TargetPort\":4294967296}]}}",
+                          m, sizeof m),
+               GO_ERR
+               "number 4294967296 into Go struct field "
+               "PortConfig.EndpointSpec.Ports.TargetPort of type uint32");
+  CHECK_STR_EQ(spec_error("{\"Networks\":[{\"Target\":5}]}", m, sizeof m),
+               GO_ERR "number into Go struct field "
+                      "NetworkAttachmentConfig.Networks.Target of type "
+                      "string");
+  CHECK_STR_EQ(spec_error("{\"TaskTemplate\":{\"Networks\":[{\"Aliases\":"
+                          "\"a\"}]}}",
+                          m, sizeof m),
+               GO_ERR "string into Go struct field "
+                      "NetworkAttachmentConfig.TaskTemplate.Networks.Aliases "
+                      "of type []string");
+  /* The first error in document order wins, as in Go. */
+  CHECK_STR_EQ(spec_error("{\"Name\":1,\"Mode\":{\"Replicated\":{"
+                          "\"Replicas\":\"x\"}}}",
+                          m, sizeof m),
+               GO_ERR "number into Go struct field ServiceSpec.Name of type "
+                      "string");
+}
+
+TEST(schema_service_spec_accepts_what_go_accepts) {
+  char m[512];
+  CHECK_STR_EQ(
+      spec_error(
+          "{\"Name\":\"web\",\"Labels\":{\"a\":\"b\"},\"TaskTemplate\":"
+          "{\"ContainerSpec\":{\"Image\":\"nginx\",\"Args\":[\"-g\"],"
+          "\"Init\":null,\"Unknown\":{\"deep\":[1,{\"x\":[]}]}},"
+          "\"RestartPolicy\":{\"Delay\":-1,\"MaxAttempts\":0},"
+          "\"Placement\":{\"Constraints\":[\"node.role==manager\"]}},"
+          "\"Mode\":{\"Replicated\":{\"Replicas\":18446744073709551615}},"
+          "\"UpdateConfig\":{\"MaxFailureRatio\":0.25,\"Delay\":0},"
+          "\"EndpointSpec\":{\"Ports\":[{\"TargetPort\":65535}]},"
+          "\"Extra\":\"ignored\"}",
+          m, sizeof m),
+      "");
 }

@@ -796,6 +796,61 @@ TEST(http_body_too_large) {
   CHECK(fx_done(&f));
 }
 
+/* Sends req without blocking while the loop runs; returns what came back
+ * until the server closed the connection or time ran out. */
+static char *exchange(struct fx *f, const char *req, size_t len) {
+  int fd = raw_unix(f->sock);
+  size_t off = 0;
+  bool closed = false;
+  sh_buf got = {0};
+  buf_append(&got, "", 0);
+  for (int i = 0; i < 2000 && !closed; i++) {
+    if (off < len) {
+      ssize_t k = send(fd, req + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (k > 0)
+        off += (size_t)k;
+    }
+    run_for(f, 2);
+    char tmp[4096];
+    ssize_t k = recv(fd, tmp, sizeof tmp, MSG_DONTWAIT);
+    if (k > 0)
+      buf_append(&got, tmp, (size_t)k);
+    closed = k == 0 || (k < 0 && errno != EAGAIN);
+  }
+  close(fd);
+  return got.data;
+}
+
+/* Request heads as dockerd's Go server bounds them: 1 MiB (+4 KiB) of
+ * request line and headers, then Go's 431 answer, byte for byte. */
+TEST(http_header_limits_as_go) {
+  struct fx f;
+  fx_init(&f);
+  CHECK_INT_EQ(fx_listen_unix(&f), 0);
+  sh_buf rq = {0};
+  buf_printf(&rq, "GET /echo HTTP/1.1\r\nHost: x\r\nX-Big: ");
+  for (int i = 0; i < 100 * 1024; i++)
+    buf_append(&rq, "a", 1);
+  buf_printf(&rq, "\r\nConnection: close\r\n\r\n");
+  cleanup_free char *ok = exchange(&f, rq.data, rq.len);
+  CHECK(str_has_prefix(ok, "HTTP/1.1 200 "));
+  CHECK_INT_EQ(f.nreq, 1);
+  buf_free(&rq);
+
+  buf_printf(&rq, "GET /echo HTTP/1.1\r\nHost: x\r\nX-Big: ");
+  for (int i = 0; i < (1 << 20) + 8192; i++)
+    buf_append(&rq, "a", 1);
+  buf_printf(&rq, "\r\n\r\n");
+  cleanup_free char *big = exchange(&f, rq.data, rq.len);
+  buf_free(&rq);
+  CHECK_STR_EQ(big, "HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                    "Content-Type: text/plain; charset=utf-8\r\n"
+                    "Connection: close\r\n\r\n"
+                    "431 Request Header Fields Too Large");
+  CHECK_INT_EQ(f.nreq, 1);
+  CHECK(fx_done(&f));
+}
+
 TEST(http_chunked_request_pipelining_query) {
   struct fx f;
   fx_init(&f);

@@ -660,3 +660,91 @@ TEST(orch_tx_uses_versions_and_conflicts_fail_alone) {
   CHECK_INT_EQ(fx_count(&f, "svc2", "running", "running"), 1);
   fx_free(&f);
 }
+
+/* A large service is made, placed and removed in batches of at most
+ * ORCH_BATCH task changes per run, and converges over the runs. */
+TEST(orch_large_service_in_batches) {
+  struct fx f;
+  fx_init(&f, 5);
+  three_nodes(&f);
+  char b[512];
+  int n = 2 * ORCH_BATCH + 17;
+  fx_service(&f, "svc1",
+             web(b, sizeof b, n,
+                 ",\"Placement\":{\"Constraints\":[\"node.labels.none==x\"]}",
+                 NULL));
+  struct orch_out o;
+  orch_out_init(&o);
+  o.new_id = fx_new_id;
+  o.id_ud = &f;
+  orchestrator_run(f.s, f.now, &o);
+  CHECK(o.more); /* the rest is left for later runs */
+  fx_apply_out(&f, &o);
+  orch_out_free(&o);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "running", "pending"), ORCH_BATCH);
+  /* The scheduler explains no more than a batch per run either. */
+  CHECK_INT_EQ(fx_sched(&f), 1);
+  json_t *l = fx_tasks(&f, "svc1", "running", "pending");
+  size_t i, explained = 0;
+  json_t *t;
+  json_array_foreach(l, i, t) {
+    if (strcmp(jx_str(t, "Status.Err", ""),
+               "no suitable node (scheduling constraints not satisfied on 3 "
+               "nodes)") == 0)
+      explained++;
+  }
+  json_decref(l);
+  CHECK_INT_EQ(explained, ORCH_BATCH);
+  /* Later runs make the rest; slots 1..n, each once. */
+  int runs = 0;
+  for (; runs < 20 && fx_orch(&f) + fx_sched(&f) > 0; runs++)
+    ;
+  CHECK(runs >= 2 && runs < 20);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "running", "pending"), n);
+  l = fx_tasks(&f, "svc1", NULL, NULL);
+  char *seen = calloc((size_t)n + 1, 1);
+  json_array_foreach(l, i, t) {
+    int64_t slot = jx_int(t, "Slot", 0);
+    CHECK(slot >= 1 && slot <= n && !seen[slot]);
+    seen[slot] = 1;
+    CHECK(*jx_str(t, "Status.Err", ""));
+  }
+  free(seen);
+  json_decref(l);
+
+  /* Removal: at most a batch of deletions per run, then nothing left. */
+  struct store_tx *tx = store_tx_new();
+  store_tx_delete(tx, STORE_SERVICE, "svc1", STORE_ANY_VERSION);
+  fx_apply_tx(&f, tx, false);
+  fx_orch(&f);
+  CHECK_INT_EQ(fx_count(&f, "svc1", NULL, NULL), n - ORCH_BATCH);
+  for (runs = 0; runs < 20 && fx_orch(&f) > 0; runs++)
+    ;
+  CHECK_INT_EQ(fx_count(&f, "svc1", NULL, NULL), 0);
+  fx_free(&f);
+}
+
+/* A spec already in raft from before the replica limit: the leader makes
+ * tasks up to the limit, a batch at a time, never without end. */
+TEST(orch_replicas_over_limit_in_store_are_capped) {
+  struct fx f;
+  fx_init(&f, 5);
+  three_nodes(&f);
+  json_t *svc = json_pack(
+      "{s:s, s:{s:s, s:{s:{s:s}}, s:{s:{s:I}}}, s:i}", "ID", "svc1", "Spec",
+      "Name", "web", "TaskTemplate", "ContainerSpec", "Image", "nginx", "Mode",
+      "Replicated", "Replicas", (json_int_t)1000000000000LL, "_SpecVersion", 0);
+  fx_put(&f, STORE_SERVICE, svc, STORE_MUST_CREATE);
+  struct orch_out o;
+  orch_out_init(&o);
+  o.new_id = fx_new_id;
+  o.id_ud = &f;
+  orchestrator_run(f.s, f.now, &o);
+  CHECK(o.more);
+  fx_apply_out(&f, &o);
+  orch_out_free(&o);
+  CHECK_INT_EQ(fx_count(&f, "svc1", NULL, NULL), ORCH_BATCH);
+  CHECK_INT_EQ(service_replicas(store_get(f.s, STORE_SERVICE, "svc1")),
+               SERVICES_MAX_REPLICAS);
+  fx_free(&f);
+}

@@ -240,3 +240,48 @@ TEST(services_insert_defaults_view) {
   json_decref(v);
   fx_free(&f);
 }
+
+/* What one service may hold is bounded at create and at update (scale). */
+TEST(services_replica_and_size_limits) {
+  struct fx f;
+  fx_init(&f, 5);
+  sh_err err = {0};
+  CHECK(create_err(&f,
+                   "{\"Name\":\"big\"," IMG
+                   ",\"Mode\":{\"Replicated\":{\"Replicas\":1000000000000}}}",
+                   &err) < 0);
+  CHECK_INT_EQ(err.status, 400);
+  CHECK_STR_EQ(err.msg, "rpc error: code = InvalidArgument desc = replicas "
+                        "1000000000000 exceeds the limit of 5000 tasks per "
+                        "service");
+  char spec[256];
+  snprintf(spec, sizeof spec,
+           "{\"Name\":\"big\"," IMG ",\"Mode\":{\"Replicated\":{\"Replicas\":"
+           "%d}}}",
+           SERVICES_MAX_REPLICAS);
+  CHECK_INT_EQ(create_err(&f, spec, &err), 0);
+  /* A large template times many replicas: refused on size. */
+  sh_buf b = {0};
+  buf_printf(&b, "{\"Name\":\"fat\",\"TaskTemplate\":{\"ContainerSpec\":{"
+                 "\"Image\":\"nginx\",\"Env\":[\"X=");
+  for (int i = 0; i < 8192; i++)
+    buf_append(&b, "x", 1);
+  buf_printf(&b, "\"]}},\"Mode\":{\"Replicated\":{\"Replicas\":5000}}}");
+  CHECK(create_err(&f, b.data, &err) < 0);
+  CHECK_INT_EQ(err.status, 400);
+  CHECK(strstr(err.msg, "exceed the limit of 32 MiB of tasks per service"));
+  buf_free(&b);
+
+  /* Scaling an existing service past the limit: refused by update. */
+  fx_service(&f, "svc1", "{\"Name\":\"web\"," IMG "}");
+  json_t *cur = store_get(f.s, STORE_SERVICE, "svc1");
+  json_t *next = json_deep_copy(json_object_get(cur, "Spec"));
+  jx_set(next, "Mode.Replicated.Replicas", json_integer(5001));
+  json_t *svc = services_update(f.s, "svc1", jx_int(cur, "Version.Index", 0),
+                                next, NULL, f.now, &err);
+  CHECK(!svc);
+  CHECK_STR_EQ(err.msg, "rpc error: code = InvalidArgument desc = replicas "
+                        "5001 exceeds the limit of 5000 tasks per service");
+  json_decref(next);
+  fx_free(&f);
+}
