@@ -4,6 +4,7 @@
 #include "core/jsonx.h"
 #include "core/util.h"
 #include "ipam/ipam.h"
+#include "manager/networks.h"
 #include "manager/orchtask.h"
 #include "store/store.h"
 
@@ -113,17 +114,6 @@ static int pool_alloc(struct pool *p, char *out, size_t n) {
 
 /* ---- what a service needs ---- */
 
-static bool publishes_ingress(const json_t *svc) {
-  size_t i;
-  json_t *p;
-  json_array_foreach(jx_get(svc, "Spec.EndpointSpec.Ports"), i, p) {
-    const char *mode = jx_str(p, "PublishMode", "");
-    if (!*mode || strcmp(mode, "ingress") == 0)
-      return true;
-  }
-  return false;
-}
-
 static const json_t *ingress_network(struct store *s) {
   json_t *nets = store_list(s, STORE_NETWORK);
   const json_t *found = NULL;
@@ -137,7 +127,8 @@ static const json_t *ingress_network(struct store *s) {
 
 json_t *allocator_service_networks(struct store *s, const json_t *svc) {
   json_t *out = json_array();
-  const json_t *ing = publishes_ingress(svc) ? ingress_network(s) : NULL;
+  const json_t *ing =
+      networks_publishes_ingress(svc) ? ingress_network(s) : NULL;
   if (ing)
     json_array_append_new(out, json_string(jx_str(ing, "ID", "")));
   const char *lists[] = {"Spec.TaskTemplate.Networks", "Spec.Networks"};

@@ -409,7 +409,7 @@ json_t *networks_find(struct store *s, const char *ref, sh_err *err) {
   return NULL;
 }
 
-static bool service_publishes_ingress(const json_t *svc) {
+bool networks_publishes_ingress(const json_t *svc) {
   size_t i;
   json_t *p;
   json_array_foreach(jx_get(svc, "Spec.EndpointSpec.Ports"), i, p) {
@@ -440,7 +440,7 @@ bool networks_in_use(struct store *s, const json_t *net) {
   json_t *v;
   bool used = false;
   json_array_foreach(svcs, i, v) used |=
-      ingress ? service_publishes_ingress(v) : service_uses(v, id);
+      ingress ? networks_publishes_ingress(v) : service_uses(v, id);
   json_decref(svcs);
   return used;
 }
@@ -456,7 +456,7 @@ const char *networks_remove(struct store *s, const char *ref, sh_err *err) {
   json_t *v;
   bool ingress = jx_bool(net, "Spec.Ingress", false);
   json_array_foreach(svcs, i, v) {
-    if (ingress ? service_publishes_ingress(v) : service_uses(v, id)) {
+    if (ingress ? networks_publishes_ingress(v) : service_uses(v, id)) {
       if (ingress)
         snprintf(msg, sizeof msg,
                  "ingress network cannot be removed because service %s "

@@ -33,6 +33,9 @@ bool networks_is_predefined(const char *name);
  * \"X\" not found" for any other. */
 int networks_check_driver(const char *driver, struct sh_err *err);
 
+/* Whether a service publishes a port in ingress mode (the default). */
+bool networks_publishes_ingress(const json_t *svc);
+
 /* Whether a service uses the network (ingress: publishes a port in
  * ingress mode), which `network ls --filter dangling` reads. */
 bool networks_in_use(struct store *s, const json_t *net);
