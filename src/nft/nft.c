@@ -1,0 +1,105 @@
+/* libnftables, one context per namespace. */
+#include "nft/nft.h"
+
+#include "core/err.h"
+#include "core/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <nftables/libnftables.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct nft {
+  struct nft_ctx *ctx;
+  int netns_fd; /* -1: the caller's namespace */
+};
+
+/* Enters n's namespace for one call; *self keeps the way back. */
+static int enter(const struct nft *n, int *self, sh_err *err) {
+  *self = -1;
+  if (n->netns_fd < 0)
+    return 0;
+  *self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (*self < 0)
+    return sh_errno(err, errno, "open this thread's network namespace");
+  if (setns(n->netns_fd, CLONE_NEWNET) < 0) {
+    int e = errno;
+    close(*self);
+    return sh_errno(err, e, "enter network namespace");
+  }
+  return 0;
+}
+
+static void leave(int self) {
+  if (self < 0)
+    return;
+  if (setns(self, CLONE_NEWNET) < 0)
+    abort(); /* a thread stranded in another namespace is worse */
+  close(self);
+}
+
+int nft_open(int netns_fd, struct nft **out, sh_err *err) {
+  struct nft *n = xcalloc(1, sizeof *n);
+  n->netns_fd = -1;
+  if (netns_fd >= 0 && (n->netns_fd = dup(netns_fd)) < 0) {
+    free(n);
+    return sh_errno(err, errno, "dup network namespace");
+  }
+  int self;
+  if (enter(n, &self, err) < 0) {
+    nft_close(n);
+    return -1;
+  }
+  n->ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+  leave(self);
+  if (!n->ctx) {
+    nft_close(n);
+    return sh_error(err, 500, "nftables: cannot make a context");
+  }
+  nft_ctx_buffer_output(n->ctx);
+  nft_ctx_buffer_error(n->ctx);
+  *out = n;
+  return 0;
+}
+
+void nft_close(struct nft *n) {
+  if (!n)
+    return;
+  if (n->ctx)
+    nft_ctx_free(n->ctx);
+  if (n->netns_fd >= 0)
+    close(n->netns_fd);
+  free(n);
+}
+
+static int run(struct nft *n, const char *cmd, sh_err *err) {
+  int self;
+  if (enter(n, &self, err) < 0)
+    return -1;
+  int rc = nft_run_cmd_from_buffer(n->ctx, cmd);
+  leave(self);
+  if (rc != 0) {
+    const char *e = nft_ctx_get_error_buffer(n->ctx);
+    cleanup_free char *msg = xstrdup(e && *e ? e : "failed");
+    size_t len = strlen(msg);
+    while (len && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
+      msg[--len] = '\0';
+    return sh_error(err, 500, "nftables: %s", msg);
+  }
+  return 0;
+}
+
+int nft_apply(struct nft *n, const char *rules, sh_err *err) {
+  return run(n, rules, err);
+}
+
+int nft_query(struct nft *n, const char *cmd, char **out, sh_err *err) {
+  if (run(n, cmd, err) < 0)
+    return -1;
+  const char *o = nft_ctx_get_output_buffer(n->ctx);
+  *out = xstrdup(o ? o : "");
+  return 0;
+}
