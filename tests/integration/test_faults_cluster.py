@@ -9,6 +9,7 @@ import json
 import random
 import threading
 import time
+import urllib.parse
 
 from lib import HALab, ServiceLab, ha_hosts, timeout, wait_until
 
@@ -65,6 +66,24 @@ def containers(lab, host, service=None):
 
 def all_containers(lab, hosts, service=None):
     return {h: containers(lab, h, service) for h in hosts}
+
+
+def task_ids(lab, hosts, service):
+    """Task IDs of the running containers of service on hosts, as a sorted
+    list (a task twice means a slot running twice)."""
+    out = []
+    for h in hosts:
+        out += lab.docker(h, "ps", "--filter", "label=com.docker.swarm.service.name=" + service,
+                          "--format", '{{.Label "com.docker.swarm.task.id"}}')[1].split()
+    return sorted(out)
+
+
+def desired_running(lab, manager, service):
+    """IDs of the service's tasks the leader wants running, sorted."""
+    flt = urllib.parse.quote(json.dumps({"service": [service], "desired-state": ["running"]}))
+    st, body = lab.api(manager, "GET", "/tasks?filters=" + flt, timeout=10)
+    assert st == 200, (st, body)
+    return sorted(t["ID"] for t in body)
 
 
 def replicas(lab, manager, service):
@@ -152,11 +171,14 @@ def test_leader_sigkill_rounds_nodes_follow_and_slots_run_once():
             print("    round %d: killed %s, %s leads after %.2fs; scale %s"
                   % (rnd, leader, new, elected, results))
 
+            # Settled: each service runs exactly the tasks the leader wants
+            # running, one container each, as many as its replicas (a count
+            # alone can match while an old container is still on its way
+            # out and its replacement not yet up).
             def settled():
                 for s in services:
-                    want = replicas(lab, new, s)
-                    have = sum(len(c) for c in all_containers(lab, HOSTS, s).values())
-                    if have != want:
+                    want = desired_running(lab, new, s)
+                    if len(want) != replicas(lab, new, s) or task_ids(lab, HOSTS, s) != want:
                         return None
                 return True
             wait_until(settled, 90, interval=1,
