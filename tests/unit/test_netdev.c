@@ -3,6 +3,8 @@
  * makes is seen outside it. */
 #include "test.h"
 
+#include "netns.h"
+
 #include "core/err.h"
 #include "core/util.h"
 #include "netdev/netdev.h"
@@ -16,14 +18,6 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
-
-/* A private network namespace and a scratch directory for this test. */
-static int sandbox(char *dir, size_t n) {
-  if (geteuid() != 0 || unshare(CLONE_NEWNET) < 0)
-    return -1;
-  snprintf(dir, n, "/tmp/shoal-netdev-XXXXXX");
-  return mkdtemp(dir) ? 0 : -1;
-}
 
 static int enter(int fd) {
   return setns(fd, CLONE_NEWNET);
@@ -74,9 +68,7 @@ out:
 }
 
 TEST(netdev_errors_name_the_link_and_the_reason) {
-  char dir[64];
-  if (sandbox(dir, sizeof dir) < 0)
-    FAIL_("needs root and network namespaces");
+  NETNS_SANDBOX(dir);
   struct netdev *nd = NULL;
   sh_err err = {0};
   CHECK_INT_EQ(netdev_open(-1, &nd, &err), 0);
@@ -99,9 +91,7 @@ TEST(netdev_errors_name_the_link_and_the_reason) {
  * from one task reaches the other only once the static FDB and ARP
  * entries name the peer, as the overlay driver will set them. */
 TEST(netdev_two_nodes_talk_over_vxlan) {
-  char dir[64];
-  if (sandbox(dir, sizeof dir) < 0)
-    FAIL_("needs root and network namespaces");
+  NETNS_SANDBOX(dir);
   sh_err err = {0};
   char p[256];
   struct node a = {0}, b = {0};

@@ -3,6 +3,8 @@
  * over a service's tasks without IPVS (DNAT to numgen). */
 #include "test.h"
 
+#include "netns.h"
+
 #include "core/err.h"
 #include "core/util.h"
 #include "netdev/netdev.h"
@@ -17,17 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static int sandbox(char *dir, size_t n) {
-  if (geteuid() != 0 || unshare(CLONE_NEWNET) < 0)
-    return -1;
-  snprintf(dir, n, "/tmp/shoal-nft-XXXXXX");
-  return mkdtemp(dir) ? 0 : -1;
-}
-
 TEST(nft_errors_are_nfts_own_words) {
-  char dir[64];
-  if (sandbox(dir, sizeof dir) < 0)
-    FAIL_("needs root and network namespaces");
+  NETNS_SANDBOX(dir);
   struct nft *n = NULL;
   sh_err err = {0};
   CHECK_INT_EQ(nft_open(-1, &n, &err), 0);
@@ -110,9 +103,7 @@ static void sleep_ms(long ms) {
 }
 
 TEST(nft_dnat_numgen_spreads_new_flows_over_backends) {
-  char dir[64];
-  if (sandbox(dir, sizeof dir) < 0)
-    FAIL_("needs root and network namespaces");
+  NETNS_SANDBOX(dir);
   sh_err err = {0};
   struct netdev *node = NULL;
   CHECK_INT_EQ(netdev_open(-1, &node, &err), 0);
