@@ -115,14 +115,45 @@ int netdev_bridge_add(struct netdev *nd, const char *name, unsigned mtu,
 }
 
 int netdev_vxlan_add(struct netdev *nd, const char *name, uint32_t vni,
-                     uint16_t dstport, unsigned mtu, sh_err *err) {
+                     uint16_t dstport, unsigned mtu, bool proxy, sh_err *err) {
   struct rtnl_link *l = rtnl_link_vxlan_alloc();
   if (!l)
     return sh_error(err, 500, "netlink: out of memory");
   rtnl_link_vxlan_set_id(l, vni);
   rtnl_link_vxlan_set_port(l, dstport);
   rtnl_link_vxlan_set_learning(l, 0);
+  if (proxy)
+    rtnl_link_vxlan_set_proxy(l, 1);
   return add_link(nd, l, name, mtu, err);
+}
+
+static void cache_freep(struct nl_cache **c) {
+  if (*c)
+    nl_cache_free(*c);
+}
+#define cleanup_cache __attribute__((cleanup(cache_freep)))
+
+static void names_push(char ***v, size_t *n, const char *s) {
+  *v = xrealloc(*v, (*n + 1) * sizeof **v);
+  (*v)[(*n)++] = xstrdup(s);
+}
+
+void netdev_names_free(char **names, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    free(names[i]);
+  free(names);
+}
+
+int netdev_links(struct netdev *nd, char ***names, size_t *n, sh_err *err) {
+  cleanup_cache struct nl_cache *c = NULL;
+  int rc = rtnl_link_alloc_cache(nd->sk, AF_UNSPEC, &c);
+  if (rc < 0)
+    return nl_fail(err, rc, "list", "links");
+  *names = NULL;
+  *n = 0;
+  for (struct nl_object *o = nl_cache_get_first(c); o; o = nl_cache_get_next(o))
+    names_push(names, n, rtnl_link_get_name((struct rtnl_link *)o));
+  return 0;
 }
 
 int netdev_veth_add(struct netdev *nd, const char *name, const char *peer,
@@ -241,6 +272,52 @@ int netdev_route_default(struct netdev *nd, const char *gateway, sh_err *err) {
   return rc < 0 ? nl_fail(err, rc, "add default route via", gateway) : 0;
 }
 
+int netdev_ipv4_nets(struct netdev *nd, char ***nets, size_t *n, sh_err *err) {
+  cleanup_cache struct nl_cache *ac = NULL;
+  cleanup_cache struct nl_cache *rc_ = NULL;
+  int rc = rtnl_addr_alloc_cache(nd->sk, &ac);
+  if (rc < 0)
+    return nl_fail(err, rc, "list", "addresses");
+  rc = rtnl_route_alloc_cache(nd->sk, AF_INET, 0, &rc_);
+  if (rc < 0)
+    return nl_fail(err, rc, "list", "routes");
+  *nets = NULL;
+  *n = 0;
+  char buf[64];
+  for (struct nl_object *o = nl_cache_get_first(ac); o;
+       o = nl_cache_get_next(o)) {
+    struct rtnl_addr *a = (struct rtnl_addr *)o;
+    struct nl_addr *l = rtnl_addr_get_local(a);
+    if (rtnl_addr_get_family(a) != AF_INET || !l)
+      continue;
+    /* The subnet, not the host: mask the local address to its prefix. */
+    struct nl_addr *p = nl_addr_clone(l);
+    nl_addr_set_prefixlen(p, rtnl_addr_get_prefixlen(a));
+    uint8_t *b = nl_addr_get_binary_addr(p);
+    unsigned len = nl_addr_get_prefixlen(p);
+    for (unsigned i = 0; i < 4; i++) {
+      unsigned keep = len >= 8 * (i + 1) ? 8 : len > 8 * i ? len - 8 * i : 0;
+      b[i] &= (uint8_t)(0xff00 >> keep);
+    }
+    snprintf(buf, sizeof buf, "%u.%u.%u.%u/%u", b[0], b[1], b[2], b[3], len);
+    nl_addr_put(p);
+    names_push(nets, n, buf);
+  }
+  for (struct nl_object *o = nl_cache_get_first(rc_); o;
+       o = nl_cache_get_next(o)) {
+    struct rtnl_route *r = (struct rtnl_route *)o;
+    struct nl_addr *d = rtnl_route_get_dst(r);
+    if (rtnl_route_get_table(r) != RT_TABLE_MAIN || !d ||
+        nl_addr_get_prefixlen(d) == 0 || nl_addr_get_len(d) != 4)
+      continue;
+    uint8_t *b = nl_addr_get_binary_addr(d);
+    snprintf(buf, sizeof buf, "%u.%u.%u.%u/%u", b[0], b[1], b[2], b[3],
+             nl_addr_get_prefixlen(d));
+    names_push(nets, n, buf);
+  }
+  return 0;
+}
+
 /* One neighbour-table entry: an FDB entry on a VXLAN device (AF_BRIDGE,
  * NTF_SELF, dst = the peer node) or an ARP entry (AF_INET). */
 static int neigh_op(struct netdev *nd, bool add, int family, const char *link,
@@ -298,6 +375,86 @@ int netdev_neigh_add(struct netdev *nd, const char *link, const char *ip,
 int netdev_neigh_del(struct netdev *nd, const char *link, const char *ip,
                      sh_err *err) {
   return neigh_op(nd, false, AF_INET, link, ip, NULL, err);
+}
+
+int netdev_neigh_list(struct netdev *nd, const char *link, bool fdb,
+                      struct netdev_neigh **out, size_t *n, sh_err *err) {
+  int idx = netdev_ifindex(nd, link, err);
+  if (idx < 0)
+    return -1;
+  cleanup_cache struct nl_cache *c = NULL;
+  /* AF_ITER: one dump per family, so the bridge FDB comes with ARP. */
+  int rc = rtnl_neigh_alloc_cache_flags(nd->sk, &c, NL_CACHE_AF_ITER);
+  if (rc < 0)
+    return nl_fail(err, rc, "list neighbours of", link);
+  *out = NULL;
+  *n = 0;
+  for (struct nl_object *o = nl_cache_get_first(c); o;
+       o = nl_cache_get_next(o)) {
+    struct rtnl_neigh *e = (struct rtnl_neigh *)o;
+    struct nl_addr *dst = rtnl_neigh_get_dst(e);
+    struct nl_addr *ll = rtnl_neigh_get_lladdr(e);
+    if (rtnl_neigh_get_ifindex(e) != idx || !ll || !dst ||
+        nl_addr_get_len(dst) != 4)
+      continue;
+    int family = rtnl_neigh_get_family(e);
+    if (fdb) {
+      /* The device's own entries, not the bridge's (NTF_MASTER). */
+      if (family != AF_BRIDGE || !(rtnl_neigh_get_flags(e) & NTF_SELF))
+        continue;
+    } else if (family != AF_INET ||
+               !(rtnl_neigh_get_state(e) & NUD_PERMANENT)) {
+      continue;
+    }
+    *out = xrealloc(*out, (*n + 1) * sizeof **out);
+    struct netdev_neigh *x = &(*out)[(*n)++];
+    uint8_t *b = nl_addr_get_binary_addr(dst);
+    snprintf(x->ip, sizeof x->ip, "%u.%u.%u.%u", b[0], b[1], b[2], b[3]);
+    uint8_t *m = nl_addr_get_binary_addr(ll);
+    if (nl_addr_get_len(ll) == 6)
+      snprintf(x->mac, sizeof x->mac, "%02x:%02x:%02x:%02x:%02x:%02x", m[0],
+               m[1], m[2], m[3], m[4], m[5]);
+    else
+      x->mac[0] = '\0';
+  }
+  return 0;
+}
+
+/* ---- sysctls ---- */
+
+int netdev_sysctl_set(int netns_fd, const char *key, const char *value,
+                      sh_err *err) {
+  if (strstr(key, ".."))
+    return sh_error(err, 400, "invalid sysctl %s", key);
+  int self = -1;
+  if (netns_fd >= 0) {
+    self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (self < 0)
+      return sh_errno(err, errno, "open this thread's network namespace");
+    if (setns(netns_fd, CLONE_NEWNET) < 0) {
+      int e = errno;
+      close(self);
+      return sh_errno(err, e, "enter network namespace");
+    }
+  }
+  /* /proc/sys/net resolves to the namespace of the thread opening it. */
+  cleanup_free char *path = xasprintf("/proc/sys/%s", key);
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  int e = errno;
+  if (self >= 0) {
+    if (setns(self, CLONE_NEWNET) < 0)
+      abort(); /* a thread stranded in another namespace is worse */
+    close(self);
+  }
+  if (fd < 0)
+    return sh_errno(err, e, "open %s", path);
+  size_t len = strlen(value);
+  ssize_t w = write(fd, value, len);
+  e = errno;
+  close(fd);
+  if (w != (ssize_t)len)
+    return sh_errno(err, w < 0 ? e : EIO, "write %s", path);
+  return 0;
 }
 
 /* ---- namespaces ---- */

@@ -14,6 +14,7 @@
 #define SHOAL_NETDEV_NETDEV_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct sh_err;
@@ -31,9 +32,17 @@ int netdev_bridge_add(struct netdev *nd, const char *name, unsigned mtu,
                       struct sh_err *err);
 /* A VXLAN device without learning (peers come as static FDB entries),
  * UDP port dstport; it keeps its socket in the namespace it is made in,
- * so make it in the host's and move it (netdev_move). */
+ * so make it in the host's and move it (netdev_move). proxy: the device
+ * answers ARP requests itself from its neighbour table (no ARP crosses
+ * the underlay). */
 int netdev_vxlan_add(struct netdev *nd, const char *name, uint32_t vni,
-                     uint16_t dstport, unsigned mtu, struct sh_err *err);
+                     uint16_t dstport, unsigned mtu, bool proxy,
+                     struct sh_err *err);
+/* The names of every link in the namespace (malloc'd array of malloc'd
+ * strings; free with netdev_names_free). */
+int netdev_links(struct netdev *nd, char ***names, size_t *n,
+                 struct sh_err *err);
+void netdev_names_free(char **names, size_t n);
 /* A veth pair; both ends stay here (move one with netdev_move). */
 int netdev_veth_add(struct netdev *nd, const char *name, const char *peer,
                     unsigned mtu, struct sh_err *err);
@@ -56,6 +65,11 @@ int netdev_addr_add(struct netdev *nd, const char *name, const char *cidr,
 /* A default route via gateway (through whichever link reaches it). */
 int netdev_route_default(struct netdev *nd, const char *gateway,
                          struct sh_err *err);
+/* Every IPv4 prefix the namespace already uses: the subnets of its
+ * addresses and the destinations of its main-table routes (not the
+ * default route), as "10.0.0.0/24" (free with netdev_names_free). */
+int netdev_ipv4_nets(struct netdev *nd, char ***nets, size_t *n,
+                     struct sh_err *err);
 
 /* ---- forwarding entries for a peer's task ---- */
 /* On a VXLAN device: frames for mac go to the node at dst (static). */
@@ -68,6 +82,21 @@ int netdev_neigh_add(struct netdev *nd, const char *link, const char *ip,
                      const char *mac, struct sh_err *err);
 int netdev_neigh_del(struct netdev *nd, const char *link, const char *ip,
                      struct sh_err *err);
+/* The static entries on a link: with fdb, its own forwarding entries
+ * (ip: the remote node, as on a VXLAN device); else its permanent ARP
+ * entries (ip: the neighbour). Free with free(). */
+struct netdev_neigh {
+  char ip[16];  /* "10.0.1.5" */
+  char mac[18]; /* "02:42:0a:00:01:05" */
+};
+int netdev_neigh_list(struct netdev *nd, const char *link, bool fdb,
+                      struct netdev_neigh **out, size_t *n, struct sh_err *err);
+
+/* ---- sysctls ---- */
+/* Writes /proc/sys/<key> (key "net/ipv4/ip_forward") as seen from the
+ * namespace netns_fd (-1: the caller's); net.* keys are per namespace. */
+int netdev_sysctl_set(int netns_fd, const char *key, const char *value,
+                      struct sh_err *err);
 
 /* ---- namespaces ---- */
 /* Makes a new network namespace kept alive by a bind mount at path (as

@@ -46,7 +46,7 @@ static int make_node(const char *dir, const char *name, int under,
       netdev_open(nd->task, &t, err) < 0)
     goto out;
   (void)under;
-  if (netdev_vxlan_add(h, "vx-test", 4097, 4789, 1450, err) < 0 ||
+  if (netdev_vxlan_add(h, "vx-test", 4097, 4789, 1450, false, err) < 0 ||
       netdev_move(h, "vx-test", nd->ov, "vxlan0", err) < 0 ||
       netdev_bridge_add(o, "br0", 1450, err) < 0 ||
       netdev_set_master(o, "vxlan0", "br0", err) < 0 ||

@@ -1,0 +1,86 @@
+/* The overlay module's pure parts (names, addresses, rule text, parsing
+ * of the manager's network objects), private to src/overlay/ and its
+ * tests. */
+#ifndef SHOAL_OVERLAY_INTERNAL_H
+#define SHOAL_OVERLAY_INTERNAL_H
+
+#include "ipam/ipam.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sh_err;
+
+#define OV_DEFAULT_MTU 1450
+#define OV_GW_BRIDGE "docker_gwbridge"
+#define OV_GW_MTU 1500
+/* Node-side ends of gateway veths: "gw-" + 12 chars of the task ID; the
+ * bridge table's icc rule matches this prefix. */
+#define OV_GW_PORT_PREFIX "gw-"
+
+/* One of a task's attachments, as the data plane needs it. */
+struct ov_attach {
+  char net_id[65];
+  char name[128];
+  uint32_t vni;
+  unsigned mtu;
+  bool internal;
+  uint32_t ip;            /* the task's address */
+  struct ipam_prefix net; /* its subnet */
+  uint32_t gateway;       /* br0's address; 0 when the network has none */
+};
+
+/* A host-mode published port. */
+struct ov_port {
+  int proto; /* 6 tcp, 17 udp */
+  uint16_t target, published;
+};
+
+/* "02:42:0a:00:01:03": Docker's MAC for an IPv4 address. */
+void ov_mac(uint32_t ip, char out[18]);
+/* "1-" + the first 10 characters of the network ID. */
+void ov_net_ns_name(const char *net_id, char out[16]);
+/* "vx-<vni, 6 hex>-<first 5 of the network ID>" (15 chars at most). */
+void ov_vxlan_name(uint32_t vni, const char *net_id, char out[16]);
+/* A task's veth end in a network's namespace ("ve-<task 10>-<i hex>"),
+ * its temporary peer name ("vt-..."), and the gateway veth ends in the
+ * node's namespace ("gw-<task 12>", "gt-<task 12>"). */
+void ov_veth_names(const char *task_id, unsigned i, char host[16],
+                   char peer[16]);
+void ov_gw_names(const char *task_id, char host[16], char peer[16]);
+/* Task and network IDs become file names: letters and digits only. */
+bool ov_id_ok(const char *id);
+
+/* Parses one NetworksAttachments entry. 400 with the reason. */
+int ov_parse_attach(const json_t *att, struct ov_attach *out,
+                    struct sh_err *err);
+/* The host-mode entries of a task's ports (others are skipped). */
+int ov_parse_ports(const json_t *ports, struct ov_port **out, size_t *n,
+                   struct sh_err *err);
+
+/* docker_gwbridge's subnet: the first /16 of 172.18.0.0 .. 172.31.0.0
+ * overlapping none of used ("10.0.0.0/8" strings). 503 when all do. */
+int ov_gw_pick(char *const *used, size_t nused, struct ipam_prefix *out,
+               struct sh_err *err);
+/* The next free address of subnet after last (next-fit, wrapping), never
+ * the network, broadcast or gateway (.1) address, nor one of taken.
+ * 0 when none is free. */
+uint32_t ov_gw_next(struct ipam_prefix subnet, uint32_t last,
+                    const uint32_t *taken, size_t ntaken);
+
+/* One host port's DNAT target. */
+struct ov_dnat {
+  struct ov_port port;
+  uint32_t ip;
+};
+/* The whole `ip shoal` table as one idempotent batch: masquerade for the
+ * gateway subnet and DNAT of host-mode ports to their tasks (a map, so
+ * every change rewrites the set, never rule handles). Malloc'd. */
+char *ov_nat_rules(struct ipam_prefix gw, const struct ov_dnat *d, size_t n);
+/* The `bridge shoal` table: no traffic between two docker_gwbridge
+ * ports (enable_icc false). */
+const char *ov_bridge_rules(void);
+
+#endif

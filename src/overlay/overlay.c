@@ -1,0 +1,878 @@
+/* The overlay data plane on one node: namespaces, links, forwarding
+ * entries and NAT, from the tasks' network attachments. */
+#include "overlay/overlay.h"
+
+#include "core/err.h"
+#include "core/jsonx.h"
+#include "core/util.h"
+#include "netdev/netdev.h"
+#include "nft/nft.h"
+#include "overlay/internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <openssl/sha.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+
+#define MAX_ATTACH 16
+
+struct ov_net {
+  char id[65];
+  int fd;
+  struct netdev *nd;
+};
+
+struct overlay {
+  pthread_mutex_t mu;
+  char *netns_dir, *state_path;
+  int node_fd; /* -1: the caller's namespace */
+  struct netdev *node;
+  struct nft *nft;
+  /* Persisted: task ID -> {"Attachments", "Ports", "VxlanPort", "GwIP"}. */
+  json_t *tasks;
+  bool have_gw; /* gw is chosen (docker_gwbridge exists or existed) */
+  struct ipam_prefix gw;
+  uint32_t gw_last;
+  bool gw_ready; /* bridge, forwarding and nft tables in place */
+  /* In memory only: net ID -> {"<addr>": "<host>"}. */
+  json_t *peers;
+  struct ov_net *nets;
+  size_t nnets;
+};
+
+/* ---- small helpers ---- */
+
+static bool is_netns(const char *path) {
+  struct statfs s;
+  return statfs(path, &s) == 0 && s.f_type == NSFS_MAGIC;
+}
+
+static char *task_path(struct overlay *ov, const char *id) {
+  return xasprintf("%s/%s", ov->netns_dir, id);
+}
+
+static char *net_path(struct overlay *ov, const char *net_id) {
+  char n[16];
+  ov_net_ns_name(net_id, n);
+  return xasprintf("%s/%s", ov->netns_dir, n);
+}
+
+static struct ov_net *find_net(struct overlay *ov, const char *id) {
+  for (size_t i = 0; i < ov->nnets; i++)
+    if (!strcmp(ov->nets[i].id, id))
+      return &ov->nets[i];
+  return NULL;
+}
+
+static const char *att_net_id(const json_t *att) {
+  return jx_str(att, "Network.ID", "");
+}
+
+static size_t net_users(struct overlay *ov, const char *net_id) {
+  size_t n = 0;
+  const char *k;
+  json_t *t;
+  json_object_foreach(ov->tasks, k, t) {
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(t, "Attachments"), i, a) {
+      if (!strcmp(att_net_id(a), net_id))
+        n++;
+    }
+  }
+  return n;
+}
+
+static uint32_t task_gw_ip(const json_t *t) {
+  uint32_t ip = 0;
+  const char *s = jx_str(t, "GwIP", NULL);
+  if (s && ipam_parse_ip(s, &ip, NULL) < 0)
+    ip = 0;
+  return ip;
+}
+
+static int save_state(struct overlay *ov, sh_err *err) {
+  cleanup_json json_t *st = json_pack("{sO}", "Tasks", ov->tasks);
+  char b[20];
+  if (ov->have_gw) {
+    json_object_set_new(st, "GwSubnet",
+                        json_string(ipam_prefix_str(ov->gw, b)));
+    json_object_set_new(st, "GwLast", json_string(ipam_ip_str(ov->gw_last, b)));
+  }
+  cleanup_free char *s = jx_dump(st);
+  return write_file_atomic(ov->state_path, s, strlen(s), 0600, err);
+}
+
+static int load_state(struct overlay *ov, sh_err *err) {
+  cleanup_free char *data = NULL;
+  size_t len = 0;
+  sh_err e = {0};
+  if (read_file(ov->state_path, &data, &len, &e) < 0) {
+    if (e.status == 404)
+      return 0;
+    if (err)
+      *err = e;
+    return -1;
+  }
+  json_error_t je;
+  cleanup_json json_t *st = json_loadb(data, len, 0, &je);
+  if (!json_is_object(st))
+    return sh_error(err, 500, "%s: %s", ov->state_path, je.text);
+  json_t *tasks = json_object_get(st, "Tasks");
+  if (json_is_object(tasks)) {
+    json_decref(ov->tasks);
+    ov->tasks = json_incref(tasks);
+  }
+  const char *sub = jx_str(st, "GwSubnet", NULL);
+  if (sub && ipam_parse_cidr(sub, &ov->gw, NULL, NULL) == 0) {
+    ov->have_gw = true;
+    if (ipam_parse_ip(jx_str(st, "GwLast", ""), &ov->gw_last, NULL) < 0)
+      ov->gw_last = 0;
+  }
+  return 0;
+}
+
+/* ---- networks ---- */
+
+static int apply_peer(struct ov_net *n, const char *addr, const char *host,
+                      sh_err *err) {
+  uint32_t ip;
+  if (ipam_parse_ip(addr, &ip, err) < 0)
+    return -1;
+  char mac[18];
+  ov_mac(ip, mac);
+  if (netdev_fdb_add(n->nd, "vxlan0", mac, host, err) < 0 ||
+      netdev_neigh_add(n->nd, "vxlan0", addr, mac, err) < 0)
+    return -1;
+  return 0;
+}
+
+static int apply_peers(struct overlay *ov, struct ov_net *n, sh_err *err) {
+  const char *addr;
+  json_t *host;
+  json_object_foreach(json_object_get(ov->peers, n->id), addr, host) {
+    if (apply_peer(n, addr, json_string_value(host), err) < 0)
+      return -1;
+  }
+  return 0;
+}
+
+static void net_free(struct ov_net *n) {
+  netdev_close(n->nd);
+  if (n->fd >= 0)
+    close(n->fd);
+}
+
+/* Opens a network namespace left by an earlier run. */
+static int net_adopt(struct overlay *ov, const char *net_id, sh_err *err) {
+  cleanup_free char *path = net_path(ov, net_id);
+  struct ov_net n = {.fd = -1};
+  snprintf(n.id, sizeof n.id, "%s", net_id);
+  if (!is_netns(path))
+    return sh_error(err, 404, "no namespace for network %s", net_id);
+  if ((n.fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+    return sh_errno(err, errno, "open %s", path);
+  if (netdev_open(n.fd, &n.nd, err) < 0) {
+    net_free(&n);
+    return -1;
+  }
+  ov->nets = xrealloc(ov->nets, (ov->nnets + 1) * sizeof *ov->nets);
+  ov->nets[ov->nnets++] = n;
+  return 0;
+}
+
+/* Deletes vxlan0 first: the namespace itself goes away later (cleanup
+ * runs in the background), and until then its VNI would stay taken. */
+static void net_ns_destroy(const char *path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    struct netdev *nd = NULL;
+    if (netdev_open(fd, &nd, NULL) == 0) {
+      if (netdev_exists(nd, "vxlan0"))
+        netdev_del(nd, "vxlan0", NULL);
+      netdev_close(nd);
+    }
+    close(fd);
+  }
+  netns_remove(path, NULL);
+}
+
+static void net_remove(struct overlay *ov, struct ov_net *n) {
+  cleanup_free char *path = net_path(ov, n->id);
+  if (netdev_exists(n->nd, "vxlan0"))
+    netdev_del(n->nd, "vxlan0", NULL);
+  net_free(n);
+  netns_remove(path, NULL);
+  size_t i = (size_t)(n - ov->nets);
+  memmove(&ov->nets[i], &ov->nets[i + 1],
+          (ov->nnets - i - 1) * sizeof *ov->nets);
+  ov->nnets--;
+}
+
+static int net_create(struct overlay *ov, const struct ov_attach *a,
+                      uint16_t port, struct ov_net **out, sh_err *err) {
+  cleanup_free char *path = net_path(ov, a->net_id);
+  if (is_netns(path)) {
+    /* A leftover (no task of ours uses it): start clean. */
+    net_ns_destroy(path);
+  } else {
+    unlink(path);
+  }
+  struct ov_net n = {.fd = -1};
+  snprintf(n.id, sizeof n.id, "%s", a->net_id);
+  char vx[16], cidr[20], gw[20];
+  ov_vxlan_name(a->vni, a->net_id, vx);
+  if (netns_create(path, &n.fd, err) < 0)
+    return -1;
+  if (netdev_exists(ov->node, vx))
+    netdev_del(ov->node, vx, NULL);
+  snprintf(cidr, sizeof cidr, "%s/%u", ipam_ip_str(a->gateway, gw), a->net.len);
+  if (netdev_open(n.fd, &n.nd, err) < 0 ||
+      netdev_bridge_add(n.nd, "br0", a->mtu, err) < 0 ||
+      (a->gateway && netdev_addr_add(n.nd, "br0", cidr, err) < 0) ||
+      netdev_vxlan_add(ov->node, vx, a->vni, port, a->mtu, true, err) < 0 ||
+      netdev_move(ov->node, vx, n.fd, "vxlan0", err) < 0 ||
+      netdev_set_master(n.nd, "vxlan0", "br0", err) < 0 ||
+      netdev_set_up(n.nd, "br0", err) < 0 ||
+      netdev_set_up(n.nd, "vxlan0", err) < 0) {
+    sh_err_wrap(err, "network %s", a->name);
+    if (netdev_exists(ov->node, vx))
+      netdev_del(ov->node, vx, NULL);
+    net_free(&n);
+    net_ns_destroy(path);
+    return -1;
+  }
+  ov->nets = xrealloc(ov->nets, (ov->nnets + 1) * sizeof *ov->nets);
+  ov->nets[ov->nnets++] = n;
+  *out = &ov->nets[ov->nnets - 1];
+  if (apply_peers(ov, *out, err) < 0) {
+    sh_err_wrap(err, "network %s: peers", a->name);
+    net_remove(ov, *out);
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- docker_gwbridge and NAT ---- */
+
+static int ensure_nft(struct overlay *ov, sh_err *err) {
+  return ov->nft ? 0 : nft_open(ov->node_fd, &ov->nft, err);
+}
+
+static int apply_nat(struct overlay *ov, sh_err *err) {
+  struct ov_dnat *d = NULL;
+  size_t n = 0;
+  const char *k;
+  json_t *t;
+  json_object_foreach(ov->tasks, k, t) {
+    uint32_t ip = task_gw_ip(t);
+    struct ov_port *p = NULL;
+    size_t np = 0;
+    if (!ip || ov_parse_ports(json_object_get(t, "Ports"), &p, &np, NULL) < 0)
+      continue;
+    d = xrealloc(d, (n + np + 1) * sizeof *d);
+    for (size_t i = 0; i < np; i++)
+      d[n++] = (struct ov_dnat){p[i], ip};
+    free(p);
+  }
+  cleanup_free char *rules = ov_nat_rules(ov->gw, d, n);
+  free(d);
+  if (ensure_nft(ov, err) < 0)
+    return -1;
+  return nft_apply(ov->nft, rules, err);
+}
+
+static int ensure_gw(struct overlay *ov, sh_err *err) {
+  if (ov->gw_ready)
+    return 0;
+  bool exists = netdev_exists(ov->node, OV_GW_BRIDGE);
+  if (exists && !ov->have_gw) {
+    /* Not ours to trust (no state says its subnet): make it again. */
+    if (netdev_del(ov->node, OV_GW_BRIDGE, err) < 0)
+      return -1;
+    exists = false;
+  }
+  if (!exists) {
+    if (!ov->have_gw) {
+      char **used = NULL;
+      size_t n = 0;
+      if (netdev_ipv4_nets(ov->node, &used, &n, err) < 0)
+        return -1;
+      int rc = ov_gw_pick(used, n, &ov->gw, err);
+      netdev_names_free(used, n);
+      if (rc < 0)
+        return -1;
+      ov->have_gw = true;
+      ov->gw_last = 0;
+    }
+    char ip[20], cidr[24];
+    snprintf(cidr, sizeof cidr, "%s/%u", ipam_ip_str(ov->gw.addr + 1, ip),
+             ov->gw.len);
+    if (netdev_bridge_add(ov->node, OV_GW_BRIDGE, OV_GW_MTU, err) < 0 ||
+        netdev_addr_add(ov->node, OV_GW_BRIDGE, cidr, err) < 0 ||
+        netdev_set_up(ov->node, OV_GW_BRIDGE, err) < 0) {
+      netdev_del(ov->node, OV_GW_BRIDGE, NULL);
+      return -1;
+    }
+  }
+  if (netdev_sysctl_set(ov->node_fd, "net/ipv4/ip_forward", "1", err) < 0 ||
+      ensure_nft(ov, err) < 0 || nft_apply(ov->nft, ov_bridge_rules(), err) < 0)
+    return -1;
+  ov->gw_ready = true;
+  if (apply_nat(ov, err) < 0) {
+    ov->gw_ready = false;
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- tasks ---- */
+
+static void detach_locked(struct overlay *ov, const char *id) {
+  json_t *t = json_object_get(ov->tasks, id);
+  cleanup_free char *path = task_path(ov, id);
+  char host[16], peer[16];
+  size_t i;
+  json_t *a;
+  /* Deleting our veth ends now frees their names at once (the task's
+   * namespace may linger while a container still holds it). */
+  json_array_foreach(json_object_get(t, "Attachments"), i, a) {
+    struct ov_net *n = find_net(ov, att_net_id(a));
+    ov_veth_names(id, (unsigned)i, host, peer);
+    if (n && netdev_exists(n->nd, host))
+      netdev_del(n->nd, host, NULL);
+  }
+  ov_gw_names(id, host, peer);
+  if (netdev_exists(ov->node, host))
+    netdev_del(ov->node, host, NULL);
+  netns_remove(path, NULL);
+  if (!t)
+    return;
+  bool had_ports =
+      task_gw_ip(t) && json_array_size(json_object_get(t, "Ports"));
+  json_t *atts = json_incref(json_object_get(t, "Attachments"));
+  json_object_del(ov->tasks, id);
+  json_array_foreach(atts, i, a) {
+    struct ov_net *n = find_net(ov, att_net_id(a));
+    if (n && net_users(ov, n->id) == 0)
+      net_remove(ov, n);
+  }
+  json_decref(atts);
+  if (had_ports && ov->gw_ready)
+    apply_nat(ov, NULL);
+  save_state(ov, NULL);
+}
+
+static int port_conflict(struct overlay *ov, const struct ov_port *p, size_t np,
+                         sh_err *err) {
+  const char *k;
+  json_t *t;
+  json_object_foreach(ov->tasks, k, t) {
+    struct ov_port *q = NULL;
+    size_t nq = 0;
+    if (ov_parse_ports(json_object_get(t, "Ports"), &q, &nq, NULL) < 0)
+      continue;
+    for (size_t i = 0; i < np; i++)
+      for (size_t j = 0; j < nq; j++)
+        if (p[i].proto == q[j].proto && p[i].published == q[j].published) {
+          free(q);
+          return sh_error(err, 409,
+                          "Bind for 0.0.0.0:%u failed: port is already "
+                          "allocated",
+                          p[i].published);
+        }
+    free(q);
+  }
+  return 0;
+}
+
+static int link_task_iface(struct netdev *from, const char *host,
+                           const char *peer, unsigned mtu, const char *master,
+                           int task_fd, struct netdev *tnd, const char *ifname,
+                           uint32_t ip, unsigned len, sh_err *err) {
+  char mac[18], b[20], cidr[24];
+  ov_mac(ip, mac);
+  snprintf(cidr, sizeof cidr, "%s/%u", ipam_ip_str(ip, b), len);
+  if (netdev_veth_add(from, host, peer, mtu, err) < 0)
+    return -1;
+  if (netdev_set_master(from, host, master, err) < 0 ||
+      netdev_set_up(from, host, err) < 0 ||
+      netdev_move(from, peer, task_fd, ifname, err) < 0 ||
+      netdev_set_mac(tnd, ifname, mac, err) < 0 ||
+      netdev_addr_add(tnd, ifname, cidr, err) < 0 ||
+      netdev_set_up(tnd, ifname, err) < 0)
+    return -1;
+  return 0;
+}
+
+static int attach_locked(struct overlay *ov, const struct overlay_task *task,
+                         const char *path, sh_err *err) {
+  const char *id = task->task_id;
+  size_t natt = json_array_size(task->attachments);
+  if (natt > MAX_ATTACH)
+    return sh_error(err, 400, "a task can join %d networks at most",
+                    MAX_ATTACH);
+  struct ov_attach att[MAX_ATTACH];
+  bool need_gw = natt == 0;
+  for (size_t i = 0; i < natt; i++) {
+    if (ov_parse_attach(json_array_get(task->attachments, i), &att[i], err) < 0)
+      return -1;
+    need_gw |= !att[i].internal;
+  }
+  cleanup_free struct ov_port *ports = NULL;
+  size_t nports = 0;
+  if (ov_parse_ports(task->ports, &ports, &nports, err) < 0 ||
+      port_conflict(ov, ports, nports, err) < 0)
+    return -1;
+  if (need_gw && ensure_gw(ov, err) < 0)
+    return -1;
+
+  if (is_netns(path))
+    netns_remove(path, NULL);
+  else
+    unlink(path);
+  cleanup_fd int tfd = -1;
+  if (netns_create(path, &tfd, err) < 0)
+    return -1;
+  /* Recorded first, so that a failure below undoes it all (detach). */
+  json_t *t = json_object();
+  json_object_set_new(t, "Attachments",
+                      task->attachments ? json_deep_copy(task->attachments)
+                                        : json_array());
+  json_object_set_new(t, "Ports",
+                      task->ports ? json_deep_copy(task->ports) : json_array());
+  json_object_set_new(t, "VxlanPort",
+                      json_integer(task->vxlan_port ? task->vxlan_port : 4789));
+  json_object_set_new(ov->tasks, id, t);
+
+  struct netdev *tnd = NULL;
+  if (netdev_open(tfd, &tnd, err) < 0)
+    return -1;
+  int rc = -1;
+  char host[16], peer[16], ifname[16];
+  unsigned eth = 0;
+  for (size_t i = 0; i < natt; i++, eth++) {
+    struct ov_net *n = find_net(ov, att[i].net_id);
+    if (!n &&
+        net_create(ov, &att[i], task->vxlan_port ? task->vxlan_port : 4789, &n,
+                   err) < 0)
+      goto out;
+    ov_veth_names(id, (unsigned)i, host, peer);
+    snprintf(ifname, sizeof ifname, "eth%u", eth);
+    if (link_task_iface(n->nd, host, peer, att[i].mtu, "br0", tfd, tnd, ifname,
+                        att[i].ip, att[i].net.len, err) < 0) {
+      sh_err_wrap(err, "network %s", att[i].name);
+      goto out;
+    }
+  }
+  if (need_gw) {
+    uint32_t *taken = xcalloc(json_object_size(ov->tasks) + 1, sizeof *taken);
+    size_t nt = 0;
+    const char *k;
+    json_t *o;
+    json_object_foreach(ov->tasks, k, o) {
+      if ((taken[nt] = task_gw_ip(o)))
+        nt++;
+    }
+    uint32_t ip = ov_gw_next(ov->gw, ov->gw_last, taken, nt);
+    free(taken);
+    if (!ip) {
+      sh_error(err, 503, "no free address on " OV_GW_BRIDGE);
+      goto out;
+    }
+    ov->gw_last = ip;
+    char b[20];
+    json_object_set_new(t, "GwIP", json_string(ipam_ip_str(ip, b)));
+    ov_gw_names(id, host, peer);
+    snprintf(ifname, sizeof ifname, "eth%u", eth);
+    if (link_task_iface(ov->node, host, peer, OV_GW_MTU, OV_GW_BRIDGE, tfd, tnd,
+                        ifname, ip, ov->gw.len, err) < 0 ||
+        netdev_route_default(tnd, ipam_ip_str(ov->gw.addr + 1, b), err) < 0) {
+      sh_err_wrap(err, OV_GW_BRIDGE);
+      goto out;
+    }
+    if (nports && apply_nat(ov, err) < 0)
+      goto out;
+  }
+  if (netdev_set_up(tnd, "lo", err) < 0 || save_state(ov, err) < 0)
+    goto out;
+  rc = 0;
+out:
+  netdev_close(tnd);
+  return rc;
+}
+
+int overlay_attach(struct overlay *ov, const struct overlay_task *task,
+                   char **netns_path, sh_err *err) {
+  if (!ov_id_ok(task->task_id))
+    return sh_error(err, 400, "invalid task ID");
+  if (task->attachments && !json_is_array(task->attachments))
+    return sh_error(err, 400, "attachments must be an array");
+  pthread_mutex_lock(&ov->mu);
+  char *path = task_path(ov, task->task_id);
+  int rc = 0;
+  if (json_object_get(ov->tasks, task->task_id) && is_netns(path))
+    goto done;
+  detach_locked(ov, task->task_id);
+  rc = attach_locked(ov, task, path, err);
+  if (rc < 0)
+    detach_locked(ov, task->task_id);
+done:
+  pthread_mutex_unlock(&ov->mu);
+  if (rc < 0)
+    free(path);
+  else
+    *netns_path = path;
+  return rc;
+}
+
+int overlay_detach(struct overlay *ov, const char *task_id, sh_err *err) {
+  if (!ov_id_ok(task_id))
+    return sh_error(err, 400, "invalid task ID");
+  pthread_mutex_lock(&ov->mu);
+  detach_locked(ov, task_id);
+  pthread_mutex_unlock(&ov->mu);
+  return 0;
+}
+
+/* ---- peers ---- */
+
+static int peers_locked(struct overlay *ov, const char *net_id,
+                        const json_t *add, const json_t *del, bool reset,
+                        sh_err *err) {
+  json_t *set = json_object_get(ov->peers, net_id);
+  if (!set || reset) {
+    set = json_object();
+    json_object_set_new(ov->peers, net_id, set);
+  }
+  struct ov_net *n = find_net(ov, net_id);
+  size_t i;
+  const json_t *p;
+  json_array_foreach(del, i, p) {
+    const char *addr = jx_str(p, "Addr", NULL);
+    const char *host = jx_str(p, "Host", NULL);
+    uint32_t ip;
+    if (!addr || ipam_parse_ip(addr, &ip, err) < 0)
+      return sh_error(err, 400, "invalid peer address");
+    json_object_del(set, addr);
+    if (n) {
+      char mac[18];
+      ov_mac(ip, mac);
+      if (host)
+        netdev_fdb_del(n->nd, "vxlan0", mac, host, NULL);
+      netdev_neigh_del(n->nd, "vxlan0", addr, NULL);
+    }
+  }
+  json_array_foreach(add, i, p) {
+    const char *addr = jx_str(p, "Addr", NULL);
+    const char *host = jx_str(p, "Host", NULL);
+    uint32_t a, h;
+    if (!addr || !host || ipam_parse_ip(addr, &a, err) < 0 ||
+        ipam_parse_ip(host, &h, err) < 0)
+      return sh_error(err, 400, "invalid peer %s on %s", addr ? addr : "",
+                      host ? host : "");
+    json_object_set_new(set, addr, json_string(host));
+  }
+  if (!n)
+    return 0;
+  if (reset) {
+    /* Strays: entries the kernel kept from before (a restart), not in
+     * the new set or pointing elsewhere. */
+    struct netdev_neigh *e = NULL;
+    size_t ne = 0;
+    if (netdev_neigh_list(n->nd, "vxlan0", true, &e, &ne, err) < 0)
+      return -1;
+    for (size_t k = 0; k < ne; k++) {
+      bool keep = false;
+      const char *addr;
+      json_t *host;
+      json_object_foreach(set, addr, host) {
+        uint32_t ip = 0;
+        char mac[18];
+        ipam_parse_ip(addr, &ip, NULL);
+        ov_mac(ip, mac);
+        keep |=
+            !strcmp(mac, e[k].mac) && !strcmp(json_string_value(host), e[k].ip);
+      }
+      if (!keep)
+        netdev_fdb_del(n->nd, "vxlan0", e[k].mac, e[k].ip, NULL);
+    }
+    free(e);
+    e = NULL;
+    if (netdev_neigh_list(n->nd, "vxlan0", false, &e, &ne, err) < 0)
+      return -1;
+    for (size_t k = 0; k < ne; k++) {
+      uint32_t ip = 0;
+      char mac[18];
+      ipam_parse_ip(e[k].ip, &ip, NULL);
+      ov_mac(ip, mac);
+      if (!json_object_get(set, e[k].ip) || strcmp(mac, e[k].mac))
+        netdev_neigh_del(n->nd, "vxlan0", e[k].ip, NULL);
+    }
+    free(e);
+    return apply_peers(ov, n, err);
+  }
+  json_array_foreach(add, i, p) {
+    if (apply_peer(n, jx_str(p, "Addr", ""), jx_str(p, "Host", ""), err) < 0)
+      return -1;
+  }
+  return 0;
+}
+
+int overlay_peers(struct overlay *ov, const char *net_id, const json_t *add,
+                  const json_t *del, bool reset, sh_err *err) {
+  if (!ov_id_ok(net_id))
+    return sh_error(err, 400, "invalid network ID");
+  pthread_mutex_lock(&ov->mu);
+  int rc = peers_locked(ov, net_id, add, del, reset, err);
+  pthread_mutex_unlock(&ov->mu);
+  return rc;
+}
+
+/* ---- gc, leave, open, close ---- */
+
+static bool in_list(const char *const *list, const char *s) {
+  for (; list && *list; list++)
+    if (!strcmp(*list, s))
+      return true;
+  return false;
+}
+
+static bool is_net_ns_name(struct overlay *ov, const char *name) {
+  if (strncmp(name, "1-", 2) != 0)
+    return false;
+  for (size_t i = 0; i < ov->nnets; i++) {
+    char n[16];
+    ov_net_ns_name(ov->nets[i].id, n);
+    if (!strcmp(n, name))
+      return true;
+  }
+  return false;
+}
+
+/* Detaches what is not live (all when live is NULL and all is set). */
+static void sweep(struct overlay *ov, const char *const *live, bool all) {
+  cleanup_json json_t *ids = json_array();
+  const char *k;
+  json_t *t;
+  json_object_foreach(ov->tasks, k, t) {
+    if (all || !in_list(live, k))
+      json_array_append_new(ids, json_string(k));
+  }
+  size_t i;
+  json_t *v;
+  json_array_foreach(ids, i, v) detach_locked(ov, json_string_value(v));
+  DIR *d = opendir(ov->netns_dir);
+  if (!d)
+    return;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.')
+      continue;
+    if (!strncmp(e->d_name, "1-", 2)) {
+      if (!is_net_ns_name(ov, e->d_name)) {
+        cleanup_free char *p = xasprintf("%s/%s", ov->netns_dir, e->d_name);
+        net_ns_destroy(p);
+      }
+    } else if (ov_id_ok(e->d_name) && (all || !in_list(live, e->d_name))) {
+      detach_locked(ov, e->d_name);
+    }
+  }
+  closedir(d);
+}
+
+int overlay_gc(struct overlay *ov, const char *const *live_task_ids,
+               sh_err *err) {
+  pthread_mutex_lock(&ov->mu);
+  sweep(ov, live_task_ids, false);
+  int rc = save_state(ov, err);
+  pthread_mutex_unlock(&ov->mu);
+  return rc;
+}
+
+int overlay_leave(struct overlay *ov, sh_err *err) {
+  pthread_mutex_lock(&ov->mu);
+  sweep(ov, NULL, true);
+  while (ov->nnets)
+    net_remove(ov, &ov->nets[0]);
+  int rc = 0;
+  if (netdev_exists(ov->node, OV_GW_BRIDGE) &&
+      netdev_del(ov->node, OV_GW_BRIDGE, err) < 0)
+    rc = -1;
+  /* VXLAN devices stranded in the node's namespace by a failed move. */
+  char **links = NULL;
+  size_t nl = 0;
+  if (netdev_links(ov->node, &links, &nl, NULL) == 0) {
+    for (size_t i = 0; i < nl; i++)
+      if (str_has_prefix(links[i], "vx-") ||
+          str_has_prefix(links[i], OV_GW_PORT_PREFIX))
+        netdev_del(ov->node, links[i], NULL);
+    netdev_names_free(links, nl);
+  }
+  if (ensure_nft(ov, rc < 0 ? NULL : err) < 0) {
+    rc = -1;
+  } else {
+    /* Either may be absent; nft has no "delete if present" here. */
+    nft_apply(ov->nft, "delete table ip shoal", NULL);
+    nft_apply(ov->nft, "delete table bridge shoal", NULL);
+  }
+  if (unlink(ov->state_path) < 0 && errno != ENOENT && rc == 0)
+    rc = sh_errno(err, errno, "remove %s", ov->state_path);
+  json_object_clear(ov->tasks);
+  json_object_clear(ov->peers);
+  ov->have_gw = ov->gw_ready = false;
+  ov->gw_last = 0;
+  pthread_mutex_unlock(&ov->mu);
+  return rc;
+}
+
+/* After a restart: drop tasks whose namespace is gone, reopen the
+ * networks the rest use, remove network namespaces nobody uses, and put
+ * docker_gwbridge's rules back as the state says. */
+static int reconcile(struct overlay *ov, sh_err *err) {
+  cleanup_json json_t *gone = json_array();
+  const char *k;
+  json_t *t;
+  json_object_foreach(ov->tasks, k, t) {
+    cleanup_free char *p = task_path(ov, k);
+    bool ok = is_netns(p);
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(t, "Attachments"), i, a) {
+      const char *nid = att_net_id(a);
+      if (ok && !find_net(ov, nid) &&
+          (!ov_id_ok(nid) || net_adopt(ov, nid, NULL) < 0))
+        ok = false;
+    }
+    if (!ok)
+      json_array_append_new(gone, json_string(k));
+  }
+  size_t i;
+  json_t *v;
+  json_array_foreach(gone, i, v) detach_locked(ov, json_string_value(v));
+  DIR *d = opendir(ov->netns_dir);
+  if (d) {
+    struct dirent *e;
+    while ((e = readdir(d))) {
+      if (!strncmp(e->d_name, "1-", 2) && !is_net_ns_name(ov, e->d_name)) {
+        cleanup_free char *p = xasprintf("%s/%s", ov->netns_dir, e->d_name);
+        net_ns_destroy(p);
+      }
+    }
+    closedir(d);
+  }
+  if (ov->have_gw && netdev_exists(ov->node, OV_GW_BRIDGE) &&
+      ensure_gw(ov, err) < 0)
+    return -1;
+  return save_state(ov, err);
+}
+
+int overlay_open(const struct overlay_config *cfg, struct overlay **out,
+                 sh_err *err) {
+  if (!cfg->exec_root || !cfg->data_root)
+    return sh_error(err, 500, "overlay: exec root and data root are needed");
+  struct overlay *ov = xcalloc(1, sizeof *ov);
+  pthread_mutex_init(&ov->mu, NULL);
+  ov->node_fd = -1;
+  ov->tasks = json_object();
+  ov->peers = json_object();
+  ov->netns_dir = xasprintf("%s/netns", cfg->exec_root);
+  cleanup_free char *dir = xasprintf("%s/network", cfg->data_root);
+  ov->state_path = xasprintf("%s/overlay.json", dir);
+  if (mkdir_p(ov->netns_dir, 0755, err) < 0 || mkdir_p(dir, 0700, err) < 0)
+    goto fail;
+  if (cfg->netns_fd >= 0 &&
+      (ov->node_fd = fcntl(cfg->netns_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+    sh_errno(err, errno, "dup network namespace");
+    goto fail;
+  }
+  if (netdev_open(ov->node_fd, &ov->node, err) < 0 || load_state(ov, err) < 0)
+    goto fail;
+  pthread_mutex_lock(&ov->mu);
+  int rc = reconcile(ov, err);
+  pthread_mutex_unlock(&ov->mu);
+  if (rc < 0)
+    goto fail;
+  *out = ov;
+  return 0;
+fail:
+  overlay_close(ov);
+  return -1;
+}
+
+void overlay_close(struct overlay *ov) {
+  if (!ov)
+    return;
+  for (size_t i = 0; i < ov->nnets; i++)
+    net_free(&ov->nets[i]);
+  free(ov->nets);
+  netdev_close(ov->node);
+  nft_close(ov->nft);
+  if (ov->node_fd >= 0)
+    close(ov->node_fd);
+  json_decref(ov->tasks);
+  json_decref(ov->peers);
+  free(ov->netns_dir);
+  free(ov->state_path);
+  pthread_mutex_destroy(&ov->mu);
+  free(ov);
+}
+
+/* ---- view ---- */
+
+static json_t *endpoint(const char *task, const char *net, uint32_t ip,
+                        unsigned len) {
+  unsigned char h[SHA256_DIGEST_LENGTH];
+  cleanup_free char *key = xasprintf("%s/%s", task, net);
+  SHA256((const unsigned char *)key, strlen(key), h);
+  char hex[65], mac[18], b[20], cidr[24];
+  for (int i = 0; i < 32; i++)
+    snprintf(hex + 2 * i, 3, "%02x", h[i]);
+  ov_mac(ip, mac);
+  snprintf(cidr, sizeof cidr, "%s/%u", ipam_ip_str(ip, b), len);
+  return json_pack("{ssssssss}", "EndpointID", hex, "MacAddress", mac,
+                   "IPv4Address", cidr, "IPv6Address", "");
+}
+
+static json_t *net_obj(json_t *nets, const char *id) {
+  json_t *o = json_object_get(nets, id);
+  if (!o) {
+    o = json_object();
+    json_object_set_new(nets, id, o);
+  }
+  return o;
+}
+
+json_t *overlay_view(struct overlay *ov) {
+  pthread_mutex_lock(&ov->mu);
+  json_t *nets = json_object();
+  const char *k;
+  json_t *t;
+  json_object_foreach(ov->tasks, k, t) {
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(t, "Attachments"), i, a) {
+      struct ov_attach p;
+      if (ov_parse_attach(a, &p, NULL) == 0)
+        json_object_set_new(net_obj(nets, p.net_id), k,
+                            endpoint(k, p.net_id, p.ip, p.net.len));
+    }
+    uint32_t gw = task_gw_ip(t);
+    if (gw && ov->have_gw)
+      json_object_set_new(net_obj(nets, OV_GW_BRIDGE), k,
+                          endpoint(k, OV_GW_BRIDGE, gw, ov->gw.len));
+  }
+  json_t *g = json_object();
+  if (ov->have_gw) {
+    char b[20];
+    json_object_set_new(g, "Subnet", json_string(ipam_prefix_str(ov->gw, b)));
+    json_object_set_new(g, "Gateway",
+                        json_string(ipam_ip_str(ov->gw.addr + 1, b)));
+  }
+  pthread_mutex_unlock(&ov->mu);
+  return json_pack("{soso}", "Networks", nets, "GwBridge", g);
+}

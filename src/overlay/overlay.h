@@ -1,0 +1,91 @@
+/* The node side of swarm overlay networks (Docker's overlay driver is the
+ * reference): the namespaces, links, forwarding entries and NAT that give
+ * a task its network interfaces.
+ *
+ * Per overlay network on this node: a namespace bound at
+ * <exec_root>/netns/1-<first 10 of the network ID>, holding bridge br0
+ * (the network's gateway address, its MTU; default 1450) and vxlan0 (the
+ * network's VNI, the data-path UDP port, no learning, proxy ARP). It is
+ * made with the network's first local task and removed with its last.
+ * Per task: a namespace bound at <exec_root>/netns/<task ID> (the
+ * container joins it by path), one veth per attachment in order (eth0,
+ * eth1, ...; MAC 02:42:<IPv4>), then one more on docker_gwbridge with a
+ * locally allocated address and the default route, unless every network
+ * of the task is internal. docker_gwbridge (172.18.0.0/16 or the first
+ * free /16 up to 172.31) is masqueraded (nft `table ip shoal`), its
+ * ports cannot reach each other (`table bridge shoal`), and host-mode
+ * published ports are DNAT'ed to their task's gateway address.
+ *
+ * State (tasks, their gateway addresses and host ports) is persisted in
+ * <data_root>/network/overlay.json and reconciled by overlay_open after a
+ * restart. One mutex serializes the calls; they block on netlink: call
+ * them from work-queue threads, never the loop. Errors: 400 for invalid
+ * input, 409 for a host port in use, 500 for the kernel's refusals. */
+#ifndef SHOAL_OVERLAY_OVERLAY_H
+#define SHOAL_OVERLAY_OVERLAY_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct sh_err;
+struct overlay;
+
+struct overlay_config {
+  const char *exec_root; /* e.g. /run/shoal */
+  const char *data_root; /* e.g. /var/lib/shoal */
+  int netns_fd;          /* the node's namespace; -1: the caller's */
+};
+
+int overlay_open(const struct overlay_config *cfg, struct overlay **out,
+                 struct sh_err *err);
+/* Frees the handle; the data plane stays as it is (see overlay_leave). */
+void overlay_close(struct overlay *ov);
+
+struct overlay_task {
+  const char *task_id;
+  /* The task's NetworksAttachments: [{"Network": {"ID", "Spec": {"Name",
+   * "Internal", "DriverConfiguration": {"Options"}}, "DriverState":
+   * {"Options": {"com.docker.network.driver.overlay.vxlanid_list"}},
+   * "IPAMOptions": {"Configs": [{"Subnet", "Gateway"}]}}, "Addresses":
+   * ["10.0.1.3/24"]}]; NULL or [] for a task with egress only. */
+  const json_t *attachments;
+  /* Endpoint ports [{"Protocol", "TargetPort", "PublishedPort",
+   * "PublishMode"}]; only "host" ones are handled here. May be NULL. */
+  const json_t *ports;
+  uint16_t vxlan_port; /* data-path port; 0: 4789 */
+};
+
+/* Builds the task's namespace and interfaces; *netns_path (malloc'd)
+ * names the namespace for the container's OCI spec. Idempotent: a task
+ * already attached gets its path again. */
+int overlay_attach(struct overlay *ov, const struct overlay_task *task,
+                   char **netns_path, struct sh_err *err);
+/* Removes the task's namespace, gateway address and host ports, and a
+ * network's namespace with its last task. 0 for an unknown task. */
+int overlay_detach(struct overlay *ov, const char *task_id, struct sh_err *err);
+
+/* The remote tasks of a network: add/del are [{"Addr": "10.0.1.5",
+ * "Host": "192.168.33.12"}] (Host: the node running it). reset: the set
+ * becomes add, and kernel entries outside it are deleted. Kept while the
+ * network has no namespace here and applied when it gets one. */
+int overlay_peers(struct overlay *ov, const char *net_id, const json_t *add,
+                  const json_t *del, bool reset, struct sh_err *err);
+/* Detaches every task not in live (NULL-terminated), whether known from
+ * the state or only found under <exec_root>/netns. */
+int overlay_gc(struct overlay *ov, const char *const *live_task_ids,
+               struct sh_err *err);
+/* Removes all the module made: task and network namespaces,
+ * docker_gwbridge, the nft tables, the state file. The handle stays
+ * usable (empty). */
+int overlay_leave(struct overlay *ov, struct sh_err *err);
+
+/* This node's endpoints for the API (new reference):
+ * {"Networks": {"<net ID>" | "docker_gwbridge": {"<task ID>":
+ *    {"EndpointID", "MacAddress", "IPv4Address": "10.0.1.3/24",
+ *     "IPv6Address": ""}}},
+ *  "GwBridge": {"Subnet": "172.18.0.0/16", "Gateway": "172.18.0.1"}}
+ * (GwBridge is {} until docker_gwbridge exists). */
+json_t *overlay_view(struct overlay *ov);
+
+#endif

@@ -1,0 +1,205 @@
+/* The overlay module's pure parts: no kernel calls here. */
+#include "overlay/internal.h"
+
+#include "core/err.h"
+#include "core/jsonx.h"
+#include "core/util.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void ov_mac(uint32_t ip, char out[18]) {
+  snprintf(out, 18, "02:42:%02x:%02x:%02x:%02x", ip >> 24, (ip >> 16) & 255,
+           (ip >> 8) & 255, ip & 255);
+}
+
+void ov_net_ns_name(const char *net_id, char out[16]) {
+  snprintf(out, 16, "1-%.10s", net_id);
+}
+
+void ov_vxlan_name(uint32_t vni, const char *net_id, char out[16]) {
+  snprintf(out, 16, "vx-%06x-%.5s", vni & 0xffffff, net_id);
+}
+
+void ov_veth_names(const char *task_id, unsigned i, char host[16],
+                   char peer[16]) {
+  snprintf(host, 16, "ve-%.10s-%x", task_id, i & 15);
+  snprintf(peer, 16, "vt-%.10s-%x", task_id, i & 15);
+}
+
+void ov_gw_names(const char *task_id, char host[16], char peer[16]) {
+  snprintf(host, 16, OV_GW_PORT_PREFIX "%.12s", task_id);
+  snprintf(peer, 16, "gt-%.12s", task_id);
+}
+
+bool ov_id_ok(const char *id) {
+  if (!id || !*id || strlen(id) > 64)
+    return false;
+  for (const char *p = id; *p; p++)
+    if (!isalnum((unsigned char)*p))
+      return false;
+  return true;
+}
+
+int ov_parse_attach(const json_t *att, struct ov_attach *out, sh_err *err) {
+  memset(out, 0, sizeof *out);
+  const json_t *net = jx_get(att, "Network");
+  const char *id = jx_str(net, "ID", NULL);
+  if (!ov_id_ok(id))
+    return sh_error(err, 400, "attachment without a valid network ID");
+  snprintf(out->net_id, sizeof out->net_id, "%s", id);
+  snprintf(out->name, sizeof out->name, "%s",
+           jx_str(net, "Spec.Name", out->net_id));
+  out->internal = jx_bool(net, "Spec.Internal", false);
+  const json_t *dopts = jx_get(net, "DriverState.Options");
+  const char *vni = json_string_value(
+      json_object_get(dopts, "com.docker.network.driver.overlay.vxlanid_list"));
+  char *end = NULL;
+  unsigned long v = vni ? strtoul(vni, &end, 10) : 0;
+  if (!vni || end == vni || (*end && *end != ',') || v == 0 || v > 0xffffff)
+    return sh_error(err, 400, "network %s has no VXLAN ID", out->name);
+  out->vni = (uint32_t)v;
+  out->mtu = OV_DEFAULT_MTU;
+  const json_t *sopts = jx_get(net, "Spec.DriverConfiguration.Options");
+  const char *mtu = json_string_value(
+      json_object_get(sopts, "com.docker.network.driver.mtu"));
+  if (mtu && *mtu) {
+    unsigned long m = strtoul(mtu, &end, 10);
+    if (*end || m < 68 || m > 65535)
+      return sh_error(err, 400, "network %s: invalid MTU %s", out->name, mtu);
+    out->mtu = (unsigned)m;
+  }
+  const char *addr = json_string_value(json_array_get(
+      json_object_get((json_t *)att, "Addresses"), 0)); /* borrowed */
+  if (!addr)
+    return sh_error(err, 400, "no address on network %s", out->name);
+  if (ipam_parse_cidr(addr, &out->net, &out->ip, err) < 0)
+    return -1;
+  const char *gw = jx_str(json_array_get(jx_get(net, "IPAMOptions.Configs"), 0),
+                          "Gateway", NULL);
+  if (gw && *gw && ipam_parse_ip(gw, &out->gateway, err) < 0)
+    return -1;
+  return 0;
+}
+
+int ov_parse_ports(const json_t *ports, struct ov_port **out, size_t *n,
+                   sh_err *err) {
+  *out = NULL;
+  *n = 0;
+  size_t i;
+  const json_t *p;
+  json_array_foreach(ports, i, p) {
+    if (strcmp(jx_str(p, "PublishMode", "ingress"), "host") != 0)
+      continue;
+    const char *proto = jx_str(p, "Protocol", "tcp");
+    int64_t t = jx_int(p, "TargetPort", 0), pub = jx_int(p, "PublishedPort", 0);
+    int pr = !strcmp(proto, "tcp") ? 6 : !strcmp(proto, "udp") ? 17 : 0;
+    if (!pr || t < 1 || t > 65535 || pub < 1 || pub > 65535) {
+      free(*out);
+      *out = NULL;
+      *n = 0;
+      return sh_error(err, 400,
+                      "invalid host-mode port %" PRId64 ":%" PRId64
+                      "/%s (host ports need a published port)",
+                      pub, t, proto);
+    }
+    *out = xrealloc(*out, (*n + 1) * sizeof **out);
+    (*out)[(*n)++] = (struct ov_port){pr, (uint16_t)t, (uint16_t)pub};
+  }
+  return 0;
+}
+
+int ov_gw_pick(char *const *used, size_t nused, struct ipam_prefix *out,
+               sh_err *err) {
+  for (uint32_t b = 18; b <= 31; b++) {
+    struct ipam_prefix c = {(172u << 24) | (b << 16), 16};
+    bool clash = false;
+    for (size_t i = 0; i < nused && !clash; i++) {
+      struct ipam_prefix u;
+      if (ipam_parse_cidr(used[i], &u, NULL, NULL) == 0)
+        clash = ipam_overlaps(c, u);
+    }
+    if (!clash) {
+      *out = c;
+      return 0;
+    }
+  }
+  return sh_error(err, 503,
+                  "no free subnet for docker_gwbridge in 172.18.0.0/16 .. "
+                  "172.31.0.0/16");
+}
+
+uint32_t ov_gw_next(struct ipam_prefix subnet, uint32_t last,
+                    const uint32_t *taken, size_t ntaken) {
+  uint64_t size = ipam_size(subnet);
+  if (size < 4)
+    return 0;
+  uint32_t first = subnet.addr + 2, lastok = subnet.addr + (uint32_t)size - 2;
+  uint32_t ip = last;
+  for (uint64_t i = 0; i < size; i++) {
+    ip = (ip < first || ip >= lastok) ? first : ip + 1;
+    bool used = false;
+    for (size_t k = 0; k < ntaken && !used; k++)
+      used = taken[k] == ip;
+    if (!used)
+      return ip;
+  }
+  return 0;
+}
+
+char *ov_nat_rules(struct ipam_prefix gw, const struct ov_dnat *d, size_t n) {
+  sh_buf b = {0};
+  char net[20], ip[20];
+  ipam_prefix_str(gw, net);
+  /* Declaring a table adds what is missing and keeps what is there;
+   * flushing then refilling makes the batch the whole truth. */
+  buf_printf(
+      &b,
+      "table ip shoal {\n"
+      "  map hostports {\n"
+      "    type inet_proto . inet_service : ipv4_addr . inet_service\n"
+      "  }\n"
+      "  chain prerouting {\n"
+      "    type nat hook prerouting priority dstnat; policy accept;\n"
+      "  }\n"
+      "  chain output {\n"
+      "    type nat hook output priority -100; policy accept;\n"
+      "  }\n"
+      "  chain postrouting {\n"
+      "    type nat hook postrouting priority srcnat; policy accept;\n"
+      "  }\n"
+      "}\n"
+      "flush chain ip shoal prerouting\n"
+      "flush chain ip shoal output\n"
+      "flush chain ip shoal postrouting\n"
+      "flush map ip shoal hostports\n"
+      "add rule ip shoal prerouting fib daddr type local dnat ip to "
+      "meta l4proto . th dport map @hostports\n"
+      "add rule ip shoal output fib daddr type local dnat ip to "
+      "meta l4proto . th dport map @hostports\n"
+      "add rule ip shoal postrouting ip saddr %s oifname != \"" OV_GW_BRIDGE
+      "\" masquerade\n",
+      net);
+  for (size_t i = 0; i < n; i++)
+    buf_printf(&b, "add element ip shoal hostports { %s . %u : %s . %u }\n",
+               d[i].port.proto == 6 ? "tcp" : "udp", d[i].port.published,
+               ipam_ip_str(d[i].ip, ip), d[i].port.target);
+  return b.data;
+}
+
+const char *ov_bridge_rules(void) {
+  /* Port isolation would have to be set on each new port and libnl 3.7
+   * cannot set it; this kernel lacks `meta ibrname`. One rule on the
+   * gateway ports' name prefix covers every port, present and future. */
+  return "table bridge shoal {\n"
+         "  chain forward {\n"
+         "    type filter hook forward priority 0; policy accept;\n"
+         "  }\n"
+         "}\n"
+         "flush chain bridge shoal forward\n"
+         "add rule bridge shoal forward iifname \"" OV_GW_PORT_PREFIX
+         "*\" oifname \"" OV_GW_PORT_PREFIX "*\" drop\n";
+}

@@ -1,0 +1,779 @@
+/* The overlay data plane against the real kernel, each test in a network
+ * namespace of its own (NETNS_SANDBOX): "nodes" are namespaces joined by
+ * a veth underlay, each with its own overlay instance; what is checked is
+ * what a user sees: datagrams and connections that arrive or do not,
+ * interfaces, addresses, rules, files. */
+#include "test.h"
+
+#include "netns.h"
+
+#include "core/err.h"
+#include "core/jsonx.h"
+#include "core/util.h"
+#include "netdev/netdev.h"
+#include "nft/nft.h"
+#include "overlay/internal.h"
+#include "overlay/overlay.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <ftw.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+/* ---- pure parts ---- */
+
+TEST(overlay_names_macs_and_rules) {
+  char b[64], h[16], p[16];
+  ov_mac(0x0a000103, b);
+  CHECK_STR_EQ(b, "02:42:0a:00:01:03");
+  ov_mac(0xac120002, b);
+  CHECK_STR_EQ(b, "02:42:ac:12:00:02");
+  ov_net_ns_name("abcdefghijklmnopqrstuvwxy", h);
+  CHECK_STR_EQ(h, "1-abcdefghij");
+  ov_vxlan_name(4097, "abcdefghijklmnopqrstuvwxy", h);
+  CHECK_STR_EQ(h, "vx-001001-abcde");
+  ov_veth_names("t0123456789abcdefghijklmn", 1, h, p);
+  CHECK_STR_EQ(h, "ve-t012345678-1");
+  CHECK_STR_EQ(p, "vt-t012345678-1");
+  ov_gw_names("t0123456789abcdefghijklmn", h, p);
+  CHECK_STR_EQ(h, "gw-t0123456789a");
+  CHECK_INT_EQ(strlen(h), 15);
+  CHECK(ov_id_ok("abc123"));
+  CHECK(!ov_id_ok("../etc"));
+  CHECK(!ov_id_ok("1-abc"));
+  CHECK(!ov_id_ok(""));
+
+  struct ov_dnat d[] = {{{6, 80, 8080}, 0xac120002},
+                        {{17, 53, 5353}, 0xac120003}};
+  struct ipam_prefix gw = {0xac120000, 16};
+  cleanup_free char *r = ov_nat_rules(gw, d, 2);
+  CHECK(strstr(r, "add rule ip shoal postrouting ip saddr 172.18.0.0/16 "
+                  "oifname != \"docker_gwbridge\" masquerade\n") != NULL);
+  CHECK(strstr(r, "fib daddr type local dnat ip to meta l4proto . th dport "
+                  "map @hostports") != NULL);
+  CHECK(strstr(r, "{ tcp . 8080 : 172.18.0.2 . 80 }") != NULL);
+  CHECK(strstr(r, "{ udp . 5353 : 172.18.0.3 . 53 }") != NULL);
+  CHECK(strstr(ov_bridge_rules(), "iifname \"gw-*\" oifname \"gw-*\" drop"));
+}
+
+TEST(overlay_gateway_subnet_and_addresses) {
+  struct ipam_prefix g;
+  sh_err err = {0};
+  char *none[] = {NULL};
+  CHECK_INT_EQ(ov_gw_pick(none, 0, &g, &err), 0);
+  CHECK_INT_EQ(g.addr, 0xac120000);
+  CHECK_INT_EQ(g.len, 16);
+  char *used[] = {"10.0.0.0/8", "172.18.5.0/24", "172.16.0.0/15",
+                  "172.19.0.0/16"};
+  CHECK_INT_EQ(ov_gw_pick(used, 4, &g, &err), 0);
+  CHECK_INT_EQ(g.addr, 0xac140000); /* 172.20.0.0/16 */
+  char *all[] = {"172.16.0.0/12"};
+  CHECK(ov_gw_pick(all, 1, &g, &err) < 0);
+  CHECK_INT_EQ(err.status, 503);
+
+  /* Next-fit: after .2 comes .3 even when .2 is free again; skips taken
+   * ones; wraps before the broadcast address. */
+  struct ipam_prefix s = {0xac120000, 16};
+  CHECK_INT_EQ(ov_gw_next(s, 0, NULL, 0), 0xac120002);
+  CHECK_INT_EQ(ov_gw_next(s, 0xac120002, NULL, 0), 0xac120003);
+  uint32_t taken[] = {0xac120003, 0xac120004};
+  CHECK_INT_EQ(ov_gw_next(s, 0xac120002, taken, 2), 0xac120005);
+  CHECK_INT_EQ(ov_gw_next(s, 0xac12fffe, NULL, 0), 0xac120002);
+  struct ipam_prefix tiny = {0xc0a80000, 30}; /* .2 only */
+  uint32_t t2[] = {0xc0a80002};
+  CHECK_INT_EQ(ov_gw_next(tiny, 0, t2, 1), 0);
+}
+
+static json_t *net_json(const char *id, unsigned vni, const char *subnet,
+                        const char *gw, bool internal, const char *mtu) {
+  char v[16];
+  snprintf(v, sizeof v, "%u", vni);
+  json_t *opts = json_object();
+  if (mtu)
+    json_object_set_new(opts, "com.docker.network.driver.mtu",
+                        json_string(mtu));
+  return json_pack(
+      "{ss s{ss so s{ss so} sb sb} s{ss s{ss}} s{s{ss} s[{ssss}]}}", "ID", id,
+      "Spec", "Name", id, "Labels", json_object(), "DriverConfiguration",
+      "Name", "overlay", "Options", opts, "Internal", internal, "Ingress", 0,
+      "DriverState", "Name", "overlay", "Options",
+      "com.docker.network.driver.overlay.vxlanid_list", v, "IPAMOptions",
+      "Driver", "Name", "default", "Configs", "Subnet", subnet, "Gateway", gw);
+}
+
+/* [{"Network": net, "Addresses": [addr]}], steals net. */
+static json_t *atts1(json_t *net, const char *addr) {
+  return json_pack("[{sos[s]}]", "Network", net, "Addresses", addr);
+}
+
+#define NET1 "n1aaaaaaaaaaaaaaaaaaaaaaa"
+#define NET2 "n2bbbbbbbbbbbbbbbbbbbbbbb"
+#define NET3 "n3ccccccccccccccccccccccc"
+
+static json_t *net1(void) {
+  return net_json(NET1, 4097, "10.0.1.0/24", "10.0.1.1", false, NULL);
+}
+static json_t *net2(void) {
+  return net_json(NET2, 4098, "10.0.2.0/24", "10.0.2.1", false, "1400");
+}
+
+TEST(overlay_parses_the_managers_network_objects) {
+  sh_err err = {0};
+  struct ov_attach a;
+  cleanup_json json_t *x = atts1(net2(), "10.0.2.7/24");
+  CHECK_INT_EQ(ov_parse_attach(json_array_get(x, 0), &a, &err), 0);
+  CHECK_STR_EQ(a.net_id, NET2);
+  CHECK_INT_EQ(a.vni, 4098);
+  CHECK_INT_EQ(a.mtu, 1400);
+  CHECK_INT_EQ(a.ip, 0x0a000207);
+  CHECK_INT_EQ(a.net.addr, 0x0a000200);
+  CHECK_INT_EQ(a.net.len, 24);
+  CHECK_INT_EQ(a.gateway, 0x0a000201);
+  CHECK(!a.internal);
+  cleanup_json json_t *y = atts1(net1(), "10.0.1.3/24");
+  CHECK_INT_EQ(ov_parse_attach(json_array_get(y, 0), &a, &err), 0);
+  CHECK_INT_EQ(a.mtu, 1450);
+  json_object_del(jx_get(json_array_get(y, 0), "Network.DriverState.Options"),
+                  "com.docker.network.driver.overlay.vxlanid_list");
+  CHECK(ov_parse_attach(json_array_get(y, 0), &a, &err) < 0);
+  CHECK_INT_EQ(err.status, 400);
+
+  cleanup_json json_t *ports = json_pack(
+      "[{sssisiss},{sssisiss}]", "Protocol", "udp", "TargetPort", 53,
+      "PublishedPort", 5353, "PublishMode", "host", "Protocol", "tcp",
+      "TargetPort", 80, "PublishedPort", 30000, "PublishMode", "ingress");
+  struct ov_port *p = NULL;
+  size_t n = 0;
+  CHECK_INT_EQ(ov_parse_ports(ports, &p, &n, &err), 0);
+  CHECK_INT_EQ(n, 1);
+  CHECK_INT_EQ(p[0].proto, 17);
+  CHECK_INT_EQ(p[0].target, 53);
+  CHECK_INT_EQ(p[0].published, 5353);
+  free(p);
+}
+
+/* ---- against the kernel ---- */
+
+/* NETNS_SANDBOX plus a mount namespace of the test's own, so that the
+ * namespaces it binds vanish with it even when a check fails midway. */
+#define OV_SANDBOX(dir)                                                        \
+  NETNS_SANDBOX(dir);                                                          \
+  if (unshare(CLONE_NEWNS) < 0 ||                                              \
+      mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)                   \
+  FAIL_("needs a mount namespace")
+
+static int rm_one(const char *p, const struct stat *st, int flag,
+                  struct FTW *f) {
+  (void)st, (void)flag, (void)f;
+  return remove(p);
+}
+
+static void rm_tree(const char *dir) {
+  nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+struct node {
+  int ns;
+  char root[128];
+  struct overlay *ov;
+};
+
+static int node_open(struct node *n, sh_err *err) {
+  char e[192], d[192];
+  snprintf(e, sizeof e, "%s/exec", n->root);
+  snprintf(d, sizeof d, "%s/data", n->root);
+  struct overlay_config c = {e, d, n->ns};
+  return overlay_open(&c, &n->ov, err);
+}
+
+static int node_new(const char *dir, const char *name, struct node *n,
+                    sh_err *err) {
+  char p[192];
+  snprintf(n->root, sizeof n->root, "%s/%s", dir, name);
+  if (mkdir(n->root, 0755) < 0)
+    return sh_errno(err, errno, "mkdir");
+  snprintf(p, sizeof p, "%s/ns", n->root);
+  if (netns_create(p, &n->ns, err) < 0)
+    return -1;
+  struct netdev *nd = NULL;
+  if (netdev_open(n->ns, &nd, err) < 0)
+    return -1;
+  int rc = netdev_set_up(nd, "lo", err);
+  netdev_close(nd);
+  return rc < 0 ? -1 : node_open(n, err);
+}
+
+/* Two nodes on an underlay: A 192.168.77.1, B 192.168.77.2. */
+static int two_nodes(const char *dir, struct node *a, struct node *b,
+                     sh_err *err) {
+  if (node_new(dir, "A", a, err) < 0 || node_new(dir, "B", b, err) < 0)
+    return -1;
+  struct netdev *ha = NULL, *hb = NULL;
+  int rc = -1;
+  if (netdev_open(a->ns, &ha, err) < 0 || netdev_open(b->ns, &hb, err) < 0 ||
+      netdev_veth_add(ha, "ua", "ub", 0, err) < 0 ||
+      netdev_move(ha, "ub", b->ns, NULL, err) < 0 ||
+      netdev_addr_add(ha, "ua", "192.168.77.1/24", err) < 0 ||
+      netdev_addr_add(hb, "ub", "192.168.77.2/24", err) < 0 ||
+      netdev_set_up(ha, "ua", err) < 0 || netdev_set_up(hb, "ub", err) < 0)
+    goto out;
+  rc = 0;
+out:
+  netdev_close(ha);
+  netdev_close(hb);
+  return rc;
+}
+
+/* Tears a node down: leave, then its own namespace. */
+static void node_end(struct node *n) {
+  char p[192];
+  if (n->ov) {
+    overlay_leave(n->ov, NULL);
+    overlay_close(n->ov);
+  }
+  snprintf(p, sizeof p, "%s/ns", n->root);
+  netns_remove(p, NULL);
+  close(n->ns);
+}
+
+static int attach(struct node *n, const char *task, json_t *atts, json_t *ports,
+                  int *fd, sh_err *err) {
+  struct overlay_task t = {task, atts, ports, 0};
+  char *path = NULL;
+  int rc = overlay_attach(n->ov, &t, &path, err);
+  json_decref(atts);
+  json_decref(ports);
+  if (rc < 0)
+    return -1;
+  if (fd)
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+  free(path);
+  return 0;
+}
+
+static int peer(struct node *n, const char *net, const char *addr,
+                const char *host, sh_err *err) {
+  cleanup_json json_t *add = json_pack("[{ssss}]", "Addr", addr, "Host", host);
+  return overlay_peers(n->ov, net, add, NULL, false, err);
+}
+
+/* A socket made inside namespace ns. */
+static int sock_in(int ns, int type) {
+  int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  setns(ns, CLONE_NEWNET);
+  int s = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+  setns(self, CLONE_NEWNET);
+  close(self);
+  return s;
+}
+
+static struct sockaddr_in sin_of(const char *ip, int port) {
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+  inet_pton(AF_INET, ip, &a.sin_addr);
+  return a;
+}
+
+static int udp_listen(int ns, int port) {
+  int s = sock_in(ns, SOCK_DGRAM);
+  struct sockaddr_in a = sin_of("0.0.0.0", port);
+  bind(s, (struct sockaddr *)&a, sizeof a);
+  struct timeval tv = {.tv_usec = 200000};
+  setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return s;
+}
+
+/* Sends from namespace `from` to ip:port until rx gets it (new links
+ * carry traffic once activated, up to a second), `tries` times 200 ms.
+ * 0 and the sender's address in src when it arrived. */
+static int udp_reach(int from, const char *ip, int port, int rx, int tries,
+                     char src[20]) {
+  int tx = sock_in(from, SOCK_DGRAM);
+  struct sockaddr_in to = sin_of(ip, port);
+  int rc = -1;
+  for (int i = 0; i < tries && rc < 0; i++) {
+    sendto(tx, "hello", 5, 0, (struct sockaddr *)&to, sizeof to);
+    struct sockaddr_in f;
+    socklen_t fl = sizeof f;
+    char buf[16];
+    if (recvfrom(rx, buf, sizeof buf, 0, (struct sockaddr *)&f, &fl) == 5) {
+      inet_ntop(AF_INET, &f.sin_addr, src, 20);
+      rc = 0;
+    }
+  }
+  close(tx);
+  return rc;
+}
+
+static bool file_exists(const char *p) {
+  struct stat st;
+  return stat(p, &st) == 0;
+}
+
+static int ns_at(struct node *n, const char *name) {
+  char p[256];
+  snprintf(p, sizeof p, "%s/exec/netns/%s", n->root, name);
+  return open(p, O_RDONLY | O_CLOEXEC);
+}
+
+static bool has_str(char **v, size_t n, const char *s) {
+  for (size_t i = 0; i < n; i++)
+    if (!strcmp(v[i], s))
+      return true;
+  return false;
+}
+
+TEST(overlay_two_nodes_talk_over_vxlan_and_networks_are_isolated) {
+  OV_SANDBOX(dir);
+  sh_err err = {0};
+  struct node a = {0}, b = {0};
+  if (two_nodes(dir, &a, &b, &err) < 0)
+    FAIL_("%s", err.msg);
+  int ta1, tb1, ta2, tb2;
+  if (attach(&a, "ta1", atts1(net1(), "10.0.1.3/24"), NULL, &ta1, &err) < 0 ||
+      attach(&b, "tb1", atts1(net1(), "10.0.1.4/24"), NULL, &tb1, &err) < 0 ||
+      attach(&a, "ta2", atts1(net2(), "10.0.2.3/24"), NULL, &ta2, &err) < 0 ||
+      attach(&b, "tb2", atts1(net2(), "10.0.2.4/24"), NULL, &tb2, &err) < 0)
+    FAIL_("%s", err.msg);
+  /* Peers for a network come before or after its namespace: B learns
+   * of ta1 after, A of tb1 after too, net2 the same. */
+  CHECK_INT_EQ(peer(&a, NET1, "10.0.1.4", "192.168.77.2", &err), 0);
+  CHECK_INT_EQ(peer(&b, NET1, "10.0.1.3", "192.168.77.1", &err), 0);
+  CHECK_INT_EQ(peer(&a, NET2, "10.0.2.4", "192.168.77.2", &err), 0);
+  CHECK_INT_EQ(peer(&b, NET2, "10.0.2.3", "192.168.77.1", &err), 0);
+
+  char src[20] = "";
+  int rx1 = udp_listen(tb1, 5000), rx2 = udp_listen(tb2, 5000);
+  CHECK_INT_EQ(udp_reach(ta1, "10.0.1.4", 5000, rx1, 25, src), 0);
+  CHECK_STR_EQ(src, "10.0.1.3");
+  CHECK_INT_EQ(udp_reach(ta2, "10.0.2.4", 5000, rx2, 25, src), 0);
+  CHECK_STR_EQ(src, "10.0.2.3");
+  /* ARP was answered by vxlan0's proxy: the task has no static entry. */
+  struct netdev *t = NULL;
+  CHECK_INT_EQ(netdev_open(ta1, &t, &err), 0);
+  struct netdev_neigh *ne = NULL;
+  size_t nn = 9;
+  CHECK_INT_EQ(netdev_neigh_list(t, "eth0", false, &ne, &nn, &err), 0);
+  CHECK_INT_EQ(nn, 0);
+  free(ne);
+  char **links = NULL;
+  size_t nl = 0;
+  CHECK_INT_EQ(netdev_links(t, &links, &nl, &err), 0);
+  CHECK_INT_EQ(nl, 3); /* lo, eth0 (net1), eth1 (docker_gwbridge) */
+  CHECK(has_str(links, nl, "eth0") && has_str(links, nl, "eth1"));
+  netdev_names_free(links, nl);
+  netdev_close(t);
+
+  /* Another network's task is out of reach. */
+  CHECK(udp_reach(ta1, "10.0.2.4", 5000, rx2, 5, src) < 0);
+  CHECK(udp_reach(ta2, "10.0.1.4", 5000, rx1, 5, src) < 0);
+
+  /* The view shows both endpoints of A. */
+  cleanup_json json_t *v = overlay_view(a.ov);
+  CHECK_STR_EQ(
+      jx_str(jx_get(jx_get(v, "Networks"), NET1), "ta1.IPv4Address", NULL),
+      "10.0.1.3/24");
+  CHECK_STR_EQ(
+      jx_str(jx_get(jx_get(v, "Networks"), NET1), "ta1.MacAddress", NULL),
+      "02:42:0a:00:01:03");
+  CHECK_INT_EQ(
+      strlen(jx_str(jx_get(jx_get(v, "Networks"), NET1), "ta1.EndpointID", "")),
+      64);
+
+  /* The last task of net2 on A takes net2's namespace with it. */
+  char p[256];
+  snprintf(p, sizeof p, "%s/exec/netns/1-n2bbbbbbbb", a.root);
+  CHECK(file_exists(p));
+  CHECK_INT_EQ(overlay_detach(a.ov, "ta2", &err), 0);
+  CHECK(!file_exists(p));
+  snprintf(p, sizeof p, "%s/exec/netns/ta2", a.root);
+  CHECK(!file_exists(p));
+  snprintf(p, sizeof p, "%s/exec/netns/1-n1aaaaaaaa", a.root);
+  CHECK(file_exists(p));
+  /* And net1 still works. */
+  CHECK_INT_EQ(udp_reach(ta1, "10.0.1.4", 5000, rx1, 5, src), 0);
+  close(rx1);
+  close(rx2);
+  close(ta1);
+  close(tb1);
+  close(ta2);
+  close(tb2);
+  node_end(&a);
+  node_end(&b);
+  rm_tree(dir);
+}
+
+static int tcp_connect(int from, const char *ip, int port, int lfd) {
+  for (int i = 0; i < 25; i++) {
+    int s = sock_in(from, SOCK_STREAM | SOCK_NONBLOCK);
+    struct sockaddr_in to = sin_of(ip, port);
+    connect(s, (struct sockaddr *)&to, sizeof to);
+    struct pollfd pf = {s, POLLOUT, 0};
+    int ok = poll(&pf, 1, 200) == 1;
+    int e = 0;
+    socklen_t el = sizeof e;
+    getsockopt(s, SOL_SOCKET, SO_ERROR, &e, &el);
+    close(s);
+    if (ok && e == 0) {
+      struct pollfd pl = {lfd, POLLIN, 0};
+      if (poll(&pl, 1, 1000) == 1) {
+        int c = accept(lfd, NULL, NULL);
+        close(c);
+        return 0;
+      }
+    }
+    if (!ok || e)
+      usleep(100000);
+  }
+  return -1;
+}
+
+TEST(overlay_gwbridge_egress_masquerade_icc_and_host_ports) {
+  OV_SANDBOX(dir);
+  sh_err err = {0};
+  struct node a = {0}, b = {0};
+  if (two_nodes(dir, &a, &b, &err) < 0)
+    FAIL_("%s", err.msg);
+  cleanup_json json_t *ports =
+      json_pack("[{sssisiss}]", "Protocol", "tcp", "TargetPort", 80,
+                "PublishedPort", 8080, "PublishMode", "host");
+  int t1, t2;
+  if (attach(&a, "task1", atts1(net1(), "10.0.1.3/24"), json_incref(ports), &t1,
+             &err) < 0 ||
+      attach(&a, "task2", atts1(net1(), "10.0.1.4/24"), NULL, &t2, &err) < 0)
+    FAIL_("%s", err.msg);
+  /* The same host port for another task is refused, and leaves nothing. */
+  CHECK(attach(&a, "task3", json_array(), json_incref(ports), NULL, &err) < 0);
+  CHECK_INT_EQ(err.status, 409);
+  char p[256];
+  snprintf(p, sizeof p, "%s/exec/netns/task3", a.root);
+  CHECK(!file_exists(p));
+
+  cleanup_json json_t *v = overlay_view(a.ov);
+  CHECK_STR_EQ(jx_str(v, "GwBridge.Subnet", NULL), "172.18.0.0/16");
+  CHECK_STR_EQ(jx_str(v, "GwBridge.Gateway", NULL), "172.18.0.1");
+  json_t *gw = jx_get(jx_get(v, "Networks"), "docker_gwbridge");
+  CHECK_STR_EQ(jx_str(gw, "task1.IPv4Address", NULL), "172.18.0.2/16");
+  CHECK_STR_EQ(jx_str(gw, "task1.MacAddress", NULL), "02:42:ac:12:00:02");
+  CHECK_STR_EQ(jx_str(gw, "task2.IPv4Address", NULL), "172.18.0.3/16");
+
+  /* eth1 is on docker_gwbridge's subnet. */
+  struct netdev *t = NULL;
+  CHECK_INT_EQ(netdev_open(t1, &t, &err), 0);
+  char **nets = NULL;
+  size_t nn = 0;
+  CHECK_INT_EQ(netdev_ipv4_nets(t, &nets, &nn, &err), 0);
+  CHECK(has_str(nets, nn, "172.18.0.0/16"));
+  CHECK(has_str(nets, nn, "10.0.1.0/24"));
+  netdev_names_free(nets, nn);
+  netdev_close(t);
+
+  /* Egress: a datagram to node B (which has no route back to 172.18/16)
+   * arrives from node A's address: default route, forwarding and
+   * masquerade at work. */
+  int rxb = udp_listen(b.ns, 6000);
+  char src[20] = "";
+  CHECK_INT_EQ(udp_reach(t1, "192.168.77.2", 6000, rxb, 25, src), 0);
+  CHECK_STR_EQ(src, "192.168.77.1");
+  CHECK_INT_EQ(udp_reach(t2, "192.168.77.2", 6000, rxb, 25, src), 0);
+  CHECK_STR_EQ(src, "192.168.77.1");
+  struct nft *n = NULL;
+  CHECK_INT_EQ(nft_open(a.ns, &n, &err), 0);
+  char *out = NULL;
+  CHECK_INT_EQ(nft_query(n, "list table ip shoal", &out, &err), 0);
+  CHECK(strstr(out, "ip saddr 172.18.0.0/16 oifname != \"docker_gwbridge\" "
+                    "masquerade") != NULL);
+  CHECK(strstr(out, "tcp . 8080 : 172.18.0.2 . 80") != NULL);
+  free(out);
+
+  /* No container-to-container traffic through docker_gwbridge. */
+  int rx1 = udp_listen(t1, 7000);
+  CHECK(udp_reach(t2, "172.18.0.2", 7000, rx1, 5, src) < 0);
+  /* (while the overlay path between them works) */
+  CHECK_INT_EQ(udp_reach(t2, "10.0.1.3", 7000, rx1, 25, src), 0);
+  CHECK_STR_EQ(src, "10.0.1.4");
+
+  /* Host port: node B connects to A's address, port 8080; the task's
+   * listener on 80 accepts. */
+  int l = sock_in(t1, SOCK_STREAM);
+  struct sockaddr_in any = sin_of("0.0.0.0", 80);
+  CHECK_INT_EQ(bind(l, (struct sockaddr *)&any, sizeof any), 0);
+  CHECK_INT_EQ(listen(l, 8), 0);
+  CHECK_INT_EQ(tcp_connect(b.ns, "192.168.77.1", 8080, l), 0);
+  /* From node A itself too (the output hook). */
+  CHECK_INT_EQ(tcp_connect(a.ns, "192.168.77.1", 8080, l), 0);
+
+  /* Detach removes the port's DNAT. */
+  CHECK_INT_EQ(overlay_detach(a.ov, "task1", &err), 0);
+  CHECK_INT_EQ(nft_query(n, "list table ip shoal", &out, &err), 0);
+  CHECK(strstr(out, "8080") == NULL);
+  CHECK(strstr(out, "masquerade") != NULL);
+  free(out);
+  nft_close(n);
+  close(l);
+  close(rx1);
+  close(rxb);
+  close(t1);
+  close(t2);
+  node_end(&a);
+  node_end(&b);
+  rm_tree(dir);
+}
+
+static int vx_entries(int ns, bool fdb, struct netdev_neigh **e, size_t *n,
+                      sh_err *err) {
+  struct netdev *nd = NULL;
+  if (netdev_open(ns, &nd, err) < 0)
+    return -1;
+  int rc = netdev_neigh_list(nd, "vxlan0", fdb, e, n, err);
+  netdev_close(nd);
+  return rc;
+}
+
+TEST(overlay_peers_wait_for_the_namespace_and_reset_removes_strays) {
+  OV_SANDBOX(dir);
+  sh_err err = {0};
+  struct node a = {0};
+  if (node_new(dir, "A", &a, &err) < 0)
+    FAIL_("%s", err.msg);
+  /* Known before any task of the network is here. */
+  CHECK_INT_EQ(peer(&a, NET1, "10.0.1.9", "192.168.77.9", &err), 0);
+  cleanup_json json_t *bad =
+      json_pack("[{ssss}]", "Addr", "10.0.1.x", "Host", "192.168.77.9");
+  CHECK(overlay_peers(a.ov, NET1, bad, NULL, false, &err) < 0);
+  CHECK_INT_EQ(err.status, 400);
+  if (attach(&a, "ta1", atts1(net1(), "10.0.1.3/24"), NULL, NULL, &err) < 0)
+    FAIL_("%s", err.msg);
+  int ns = ns_at(&a, "1-n1aaaaaaaa");
+  CHECK(ns >= 0);
+  struct netdev_neigh *e = NULL;
+  size_t n = 0;
+  CHECK_INT_EQ(vx_entries(ns, true, &e, &n, &err), 0);
+  CHECK_INT_EQ(n, 1);
+  CHECK_STR_EQ(e[0].mac, "02:42:0a:00:01:09");
+  CHECK_STR_EQ(e[0].ip, "192.168.77.9");
+  free(e);
+  CHECK_INT_EQ(vx_entries(ns, false, &e, &n, &err), 0);
+  CHECK_INT_EQ(n, 1);
+  CHECK_STR_EQ(e[0].ip, "10.0.1.9");
+  CHECK_STR_EQ(e[0].mac, "02:42:0a:00:01:09");
+  free(e);
+
+  /* Strays, as a previous run would have left them. */
+  struct netdev *nd = NULL;
+  CHECK_INT_EQ(netdev_open(ns, &nd, &err), 0);
+  CHECK_INT_EQ(
+      netdev_fdb_add(nd, "vxlan0", "02:42:0a:00:01:63", "192.168.77.99", &err),
+      0);
+  CHECK_INT_EQ(
+      netdev_neigh_add(nd, "vxlan0", "10.0.1.99", "02:42:0a:00:01:63", &err),
+      0);
+  netdev_close(nd);
+  /* Reset: the peer moved to another node, the strays go. */
+  cleanup_json json_t *set =
+      json_pack("[{ssss}]", "Addr", "10.0.1.9", "Host", "192.168.77.10");
+  CHECK_INT_EQ(overlay_peers(a.ov, NET1, set, NULL, true, &err), 0);
+  CHECK_INT_EQ(vx_entries(ns, true, &e, &n, &err), 0);
+  CHECK_INT_EQ(n, 1);
+  CHECK_STR_EQ(e[0].mac, "02:42:0a:00:01:09");
+  CHECK_STR_EQ(e[0].ip, "192.168.77.10");
+  free(e);
+  CHECK_INT_EQ(vx_entries(ns, false, &e, &n, &err), 0);
+  CHECK_INT_EQ(n, 1);
+  CHECK_STR_EQ(e[0].ip, "10.0.1.9");
+  free(e);
+  /* Delete. */
+  CHECK_INT_EQ(overlay_peers(a.ov, NET1, NULL, set, false, &err), 0);
+  CHECK_INT_EQ(vx_entries(ns, true, &e, &n, &err), 0);
+  CHECK_INT_EQ(n, 0);
+  free(e);
+  CHECK_INT_EQ(vx_entries(ns, false, &e, &n, &err), 0);
+  CHECK_INT_EQ(n, 0);
+  free(e);
+  close(ns);
+  node_end(&a);
+  rm_tree(dir);
+}
+
+TEST(overlay_restart_keeps_state_and_gc_removes_the_dead) {
+  OV_SANDBOX(dir);
+  sh_err err = {0};
+  struct node a = {0};
+  if (node_new(dir, "A", &a, &err) < 0)
+    FAIL_("%s", err.msg);
+  cleanup_json json_t *ports =
+      json_pack("[{sssisiss}]", "Protocol", "udp", "TargetPort", 53,
+                "PublishedPort", 5353, "PublishMode", "host");
+  if (attach(&a, "ta1", atts1(net1(), "10.0.1.3/24"), NULL, NULL, &err) < 0 ||
+      attach(&a, "ta2", atts1(net1(), "10.0.1.4/24"), json_incref(ports), NULL,
+             &err) < 0)
+    FAIL_("%s", err.msg);
+  cleanup_json json_t *before = overlay_view(a.ov);
+
+  /* A restart: the same view, the same rules. */
+  overlay_close(a.ov);
+  a.ov = NULL;
+  CHECK_INT_EQ(node_open(&a, &err), 0);
+  cleanup_json json_t *after = overlay_view(a.ov);
+  CHECK(json_equal(before, after));
+  /* Attach is idempotent: the same namespace. */
+  int before_fd = ns_at(&a, "ta1");
+  struct stat s1, s2;
+  CHECK(fstat(before_fd, &s1) == 0);
+  if (attach(&a, "ta1", atts1(net1(), "10.0.1.3/24"), NULL, NULL, &err) < 0)
+    FAIL_("%s", err.msg);
+  int again = ns_at(&a, "ta1");
+  CHECK(fstat(again, &s2) == 0);
+  CHECK(s1.st_ino == s2.st_ino);
+  close(before_fd);
+  close(again);
+
+  /* A stray task namespace (no state) and a dead task: gc with only ta1
+   * alive removes both; net1 stays for ta1. */
+  char p[256];
+  snprintf(p, sizeof p, "%s/exec/netns/stray1", a.root);
+  CHECK_INT_EQ(netns_create(p, NULL, &err), 0);
+  const char *live[] = {"ta1", NULL};
+  CHECK_INT_EQ(overlay_gc(a.ov, live, &err), 0);
+  CHECK(!file_exists(p));
+  snprintf(p, sizeof p, "%s/exec/netns/ta2", a.root);
+  CHECK(!file_exists(p));
+  snprintf(p, sizeof p, "%s/exec/netns/1-n1aaaaaaaa", a.root);
+  CHECK(file_exists(p));
+  snprintf(p, sizeof p, "%s/data/network/overlay.json", a.root);
+  cleanup_free char *st = NULL;
+  CHECK_INT_EQ(read_file(p, &st, NULL, &err), 0);
+  CHECK(strstr(st, "\"ta1\"") != NULL);
+  CHECK(strstr(st, "\"ta2\"") == NULL);
+  struct nft *n = NULL;
+  char *out = NULL;
+  CHECK_INT_EQ(nft_open(a.ns, &n, &err), 0);
+  CHECK_INT_EQ(nft_query(n, "list map ip shoal hostports", &out, &err), 0);
+  CHECK(strstr(out, "5353") == NULL);
+  free(out);
+  nft_close(n);
+  /* Next-fit survives the restart: .4, not ta2's .3 again. */
+  if (attach(&a, "ta3", json_array(), NULL, NULL, &err) < 0)
+    FAIL_("%s", err.msg);
+  cleanup_json json_t *v = overlay_view(a.ov);
+  CHECK_STR_EQ(jx_str(jx_get(jx_get(v, "Networks"), "docker_gwbridge"),
+                      "ta3.IPv4Address", NULL),
+               "172.18.0.4/16");
+  node_end(&a);
+  rm_tree(dir);
+}
+
+TEST(overlay_internal_networks_egress_only_tasks_and_busy_subnets) {
+  OV_SANDBOX(dir);
+  sh_err err = {0};
+  struct node a = {0};
+  if (node_new(dir, "A", &a, &err) < 0)
+    FAIL_("%s", err.msg);
+  /* A network without a gateway interface. */
+  int t = -1;
+  json_t *in = net_json(NET3, 4099, "10.0.3.0/24", "10.0.3.1", true, NULL);
+  if (attach(&a, "ti1", atts1(in, "10.0.3.2/24"), NULL, &t, &err) < 0)
+    FAIL_("%s", err.msg);
+  struct netdev *node = NULL, *nd = NULL;
+  CHECK_INT_EQ(netdev_open(a.ns, &node, &err), 0);
+  CHECK(!netdev_exists(node, "docker_gwbridge"));
+  CHECK_INT_EQ(netdev_open(t, &nd, &err), 0);
+  char **l = NULL;
+  size_t nl = 0;
+  CHECK_INT_EQ(netdev_links(nd, &l, &nl, &err), 0);
+  CHECK_INT_EQ(nl, 2); /* lo, eth0 */
+  netdev_names_free(l, nl);
+  netdev_close(nd);
+  close(t);
+
+  /* 172.18.0.0/16 is taken on this node: docker_gwbridge takes the next. */
+  CHECK_INT_EQ(netdev_bridge_add(node, "busy", 0, &err), 0);
+  CHECK_INT_EQ(netdev_addr_add(node, "busy", "172.18.5.1/24", &err), 0);
+  if (attach(&a, "te1", NULL, NULL, &t, &err) < 0)
+    FAIL_("%s", err.msg);
+  CHECK_INT_EQ(netdev_open(t, &nd, &err), 0);
+  char **nets = NULL;
+  size_t nn = 0;
+  CHECK_INT_EQ(netdev_ipv4_nets(nd, &nets, &nn, &err), 0);
+  CHECK(has_str(nets, nn, "172.19.0.0/16"));
+  CHECK(!has_str(nets, nn, "172.18.0.0/16"));
+  netdev_names_free(nets, nn);
+  netdev_close(nd);
+  close(t);
+
+  /* Invalid input leaves nothing behind. */
+  cleanup_json json_t *bad = atts1(net1(), "10.0.1.3/24");
+  json_object_del(jx_get(json_array_get(bad, 0), "Network.DriverState.Options"),
+                  "com.docker.network.driver.overlay.vxlanid_list");
+  CHECK(attach(&a, "tbad", json_incref(bad), NULL, NULL, &err) < 0);
+  CHECK_INT_EQ(err.status, 400);
+  char p[256];
+  snprintf(p, sizeof p, "%s/exec/netns/tbad", a.root);
+  CHECK(!file_exists(p));
+  netdev_del(node, "busy", NULL);
+  netdev_close(node);
+  node_end(&a);
+  rm_tree(dir);
+}
+
+TEST(overlay_leave_leaves_nothing) {
+  OV_SANDBOX(dir);
+  sh_err err = {0};
+  struct node a = {0}, b = {0};
+  if (two_nodes(dir, &a, &b, &err) < 0)
+    FAIL_("%s", err.msg);
+  cleanup_json json_t *ports =
+      json_pack("[{sssisiss}]", "Protocol", "tcp", "TargetPort", 80,
+                "PublishedPort", 8080, "PublishMode", "host");
+  if (attach(&a, "ta1", atts1(net1(), "10.0.1.3/24"), json_incref(ports), NULL,
+             &err) < 0 ||
+      attach(&a, "ta2", atts1(net2(), "10.0.2.3/24"), NULL, NULL, &err) < 0)
+    FAIL_("%s", err.msg);
+  CHECK_INT_EQ(peer(&a, NET1, "10.0.1.4", "192.168.77.2", &err), 0);
+  CHECK_INT_EQ(overlay_leave(a.ov, &err), 0);
+
+  struct netdev *node = NULL;
+  CHECK_INT_EQ(netdev_open(a.ns, &node, &err), 0);
+  char **l = NULL;
+  size_t nl = 0;
+  CHECK_INT_EQ(netdev_links(node, &l, &nl, &err), 0);
+  CHECK_INT_EQ(nl, 2); /* lo and the underlay */
+  CHECK(has_str(l, nl, "lo") && has_str(l, nl, "ua"));
+  netdev_names_free(l, nl);
+  netdev_close(node);
+  char p[256];
+  snprintf(p, sizeof p, "%s/exec/netns", a.root);
+  DIR *d = opendir(p);
+  CHECK(d != NULL);
+  int entries = 0;
+  struct dirent *e;
+  while ((e = readdir(d)))
+    entries += e->d_name[0] != '.';
+  closedir(d);
+  CHECK_INT_EQ(entries, 0);
+  snprintf(p, sizeof p, "%s/data/network/overlay.json", a.root);
+  CHECK(!file_exists(p));
+  struct nft *n = NULL;
+  char *out = NULL;
+  CHECK_INT_EQ(nft_open(a.ns, &n, &err), 0);
+  CHECK_INT_EQ(nft_query(n, "list tables", &out, &err), 0);
+  CHECK_STR_EQ(out, "");
+  free(out);
+  nft_close(n);
+  cleanup_json json_t *v = overlay_view(a.ov);
+  CHECK_INT_EQ(json_object_size(jx_get(v, "Networks")), 0);
+  /* Usable again after leave. */
+  if (attach(&a, "ta3", atts1(net1(), "10.0.1.5/24"), NULL, NULL, &err) < 0)
+    FAIL_("%s", err.msg);
+  node_end(&a);
+  node_end(&b);
+  rm_tree(dir);
+}
