@@ -297,6 +297,14 @@ static int ensure_gw(struct overlay *ov, sh_err *err) {
     exists = false;
   }
   if (!exists) {
+    /* A fresh start (a reboot emptied exec_root): choose again unless a
+     * task still holds an address in the old subnet. */
+    bool held = false;
+    const char *k;
+    json_t *t;
+    json_object_foreach(ov->tasks, k, t) held |= task_gw_ip(t) != 0;
+    if (!held)
+      ov->have_gw = false;
     if (!ov->have_gw) {
       char **used = NULL;
       size_t n = 0;

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <ftw.h>
@@ -624,6 +625,12 @@ TEST(overlay_restart_keeps_state_and_gc_removes_the_dead) {
   CHECK_INT_EQ(node_open(&a, &err), 0);
   cleanup_json json_t *after = overlay_view(a.ov);
   CHECK(json_equal(before, after));
+  struct nft *n = NULL;
+  char *out = NULL;
+  CHECK_INT_EQ(nft_open(a.ns, &n, &err), 0);
+  CHECK_INT_EQ(nft_query(n, "list map ip shoal hostports", &out, &err), 0);
+  CHECK(strstr(out, "udp . 5353 : 172.18.0.3 . 53") != NULL);
+  free(out);
   /* Attach is idempotent: the same namespace. */
   int before_fd = ns_at(&a, "ta1");
   struct stat s1, s2;
@@ -653,9 +660,6 @@ TEST(overlay_restart_keeps_state_and_gc_removes_the_dead) {
   CHECK_INT_EQ(read_file(p, &st, NULL, &err), 0);
   CHECK(strstr(st, "\"ta1\"") != NULL);
   CHECK(strstr(st, "\"ta2\"") == NULL);
-  struct nft *n = NULL;
-  char *out = NULL;
-  CHECK_INT_EQ(nft_open(a.ns, &n, &err), 0);
   CHECK_INT_EQ(nft_query(n, "list map ip shoal hostports", &out, &err), 0);
   CHECK(strstr(out, "5353") == NULL);
   free(out);
@@ -775,5 +779,88 @@ TEST(overlay_leave_leaves_nothing) {
     FAIL_("%s", err.msg);
   node_end(&a);
   node_end(&b);
+  rm_tree(dir);
+}
+
+/* Worker threads attach and detach tasks of the same networks at once. */
+struct worker_arg {
+  struct overlay *ov;
+  int k;
+  int rc;
+  sh_err err;
+};
+
+static void *worker(void *p) {
+  struct worker_arg *w = p;
+  for (int i = 0; i < 2 && w->rc == 0; i++) {
+    char id[32], addr[32];
+    snprintf(id, sizeof id, "w%dt%d", w->k, i);
+    snprintf(addr, sizeof addr, "10.0.%d.%d/24", i + 1, 10 + w->k);
+    json_t *a = atts1(i ? net2() : net1(), addr);
+    struct overlay_task t = {id, a, NULL, 0};
+    char *path = NULL;
+    w->rc = overlay_attach(w->ov, &t, &path, &w->err);
+    free(path);
+    json_decref(a);
+  }
+  return NULL;
+}
+
+static void *unworker(void *p) {
+  struct worker_arg *w = p;
+  for (int i = 0; i < 2 && w->rc == 0; i++) {
+    char id[32];
+    snprintf(id, sizeof id, "w%dt%d", w->k, i);
+    w->rc = overlay_detach(w->ov, id, &w->err);
+  }
+  return NULL;
+}
+
+TEST(overlay_threads_share_networks) {
+  OV_SANDBOX(dir);
+  sh_err err = {0};
+  struct node a = {0};
+  if (node_new(dir, "A", &a, &err) < 0)
+    FAIL_("%s", err.msg);
+  pthread_t th[4];
+  struct worker_arg w[4];
+  for (int k = 0; k < 4; k++) {
+    w[k] = (struct worker_arg){.ov = a.ov, .k = k};
+    pthread_create(&th[k], NULL, worker, &w[k]);
+  }
+  for (int k = 0; k < 4; k++) {
+    pthread_join(th[k], NULL);
+    if (w[k].rc < 0)
+      FAIL_("%s", w[k].err.msg);
+  }
+  cleanup_json json_t *v = overlay_view(a.ov);
+  json_t *nets = jx_get(v, "Networks");
+  CHECK_INT_EQ(json_object_size(json_object_get(nets, NET1)), 4);
+  CHECK_INT_EQ(json_object_size(json_object_get(nets, NET2)), 4);
+  json_t *gw = json_object_get(nets, "docker_gwbridge");
+  CHECK_INT_EQ(json_object_size(gw), 8);
+  /* Eight different gateway addresses. */
+  const char *k1, *k2;
+  json_t *e1, *e2;
+  json_object_foreach(gw, k1, e1) {
+    json_object_foreach(gw, k2, e2) {
+      if (strcmp(k1, k2))
+        CHECK(strcmp(jx_str(e1, "IPv4Address", ""),
+                     jx_str(e2, "IPv4Address", "")) != 0);
+    }
+  }
+  for (int k = 0; k < 4; k++)
+    pthread_create(&th[k], NULL, unworker, &w[k]);
+  for (int k = 0; k < 4; k++) {
+    pthread_join(th[k], NULL);
+    if (w[k].rc < 0)
+      FAIL_("%s", w[k].err.msg);
+  }
+  char p[256];
+  snprintf(p, sizeof p, "%s/exec/netns/1-n1aaaaaaaa", a.root);
+  CHECK(!file_exists(p));
+  snprintf(p, sizeof p, "%s/exec/netns/1-n2bbbbbbbb", a.root);
+  CHECK(!file_exists(p));
+  node_end(&a);
   rm_tree(dir);
 }
