@@ -430,6 +430,9 @@ static int attach_locked(struct overlay *ov, const struct overlay_task *task,
     if (ov_parse_attach(json_array_get(task->attachments, i), &att[i], err) < 0)
       return -1;
     need_gw |= !att[i].internal;
+    for (size_t j = 0; j < i; j++)
+      if (!strcmp(att[j].net_id, att[i].net_id))
+        return sh_error(err, 400, "network %s is attached twice", att[i].name);
   }
   cleanup_free struct ov_port *ports = NULL;
   size_t nports = 0;

@@ -51,7 +51,9 @@ struct overlay_task {
    * ["10.0.1.3/24"]}]; NULL or [] for a task with egress only. */
   const json_t *attachments;
   /* Endpoint ports [{"Protocol", "TargetPort", "PublishedPort",
-   * "PublishMode"}]; only "host" ones are handled here. May be NULL. */
+   * "PublishMode"}]; only "host" ones are handled here (DNAT to the
+   * task's docker_gwbridge address, so none for a task on internal
+   * networks only). May be NULL. */
   const json_t *ports;
   uint16_t vxlan_port; /* data-path port; 0: 4789 */
 };

@@ -719,6 +719,10 @@ TEST(overlay_internal_networks_egress_only_tasks_and_busy_subnets) {
                   "com.docker.network.driver.overlay.vxlanid_list");
   CHECK(attach(&a, "tbad", json_incref(bad), NULL, NULL, &err) < 0);
   CHECK_INT_EQ(err.status, 400);
+  json_t *twice = atts1(net1(), "10.0.1.3/24");
+  json_array_append_new(twice, json_deep_copy(json_array_get(twice, 0)));
+  CHECK(attach(&a, "tbad", twice, NULL, NULL, &err) < 0);
+  CHECK(strstr(err.msg, "attached twice") != NULL);
   char p[256];
   snprintf(p, sizeof p, "%s/exec/netns/tbad", a.root);
   CHECK(!file_exists(p));
