@@ -11,6 +11,9 @@ pkgs=(
   crun conmon
   iproute2 util-linux procps python3 openssl curl
   iputils-ping
+  # tests and benchmarks only: what a user would list with (nft), measure
+  # throughput with (iperf3); the product speaks netlink itself
+  nftables iperf3
 )
 missing=()
 for p in "${pkgs[@]}"; do

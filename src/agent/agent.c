@@ -43,6 +43,8 @@ struct agent {
   sh_buf linebuf;
   char sid[64];
   char addr[64]; /* this node's address as the manager sees it */
+  uint16_t data_path_port;
+  json_t *ingress; /* the swarm's ingress network, from the session */
   int64_t period_ns;
   bool connected;
   bool stopping;
@@ -209,6 +211,11 @@ static void handle_message(struct agent *a, json_t *msg) {
       a->cb.on_assignments(a->cb.ud, tasks);
     return;
   }
+  if (strcmp(type, "peers") == 0) {
+    if (a->cb.on_peers)
+      a->cb.on_peers(a->cb.ud, msg);
+    return;
+  }
   if (strcmp(type, "node") == 0) {
     json_t *node = json_object_get(msg, "Node");
     if (json_is_object(node) && a->cb.on_node)
@@ -218,6 +225,13 @@ static void handle_message(struct agent *a, json_t *msg) {
   if (strcmp(type, "session") == 0) {
     snprintf(a->sid, sizeof a->sid, "%s", jx_str(msg, "SessionID", ""));
     snprintf(a->addr, sizeof a->addr, "%s", jx_str(msg, "Addr", ""));
+    json_t *ing = json_object_get(msg, "Ingress");
+    if (json_is_object(ing)) {
+      json_decref(a->ingress);
+      a->ingress = json_incref(ing);
+    }
+    int64_t dpp = jx_int(msg, "DataPathPort", 0);
+    a->data_path_port = dpp > 0 && dpp < 65536 ? (uint16_t)dpp : 0;
     int64_t p = jx_int(msg, "HeartbeatPeriod", 0);
     a->period_ns = p > 0 ? p : 5 * NS_PER_SEC;
     set_managers(a, json_object_get(msg, "Managers"));
@@ -309,6 +323,14 @@ struct agent *agent_start(const struct agent_config *cfg) {
   return a;
 }
 
+const json_t *agent_ingress(const struct agent *a) {
+  return a->ingress;
+}
+
+uint16_t agent_data_path_port(const struct agent *a) {
+  return a->data_path_port;
+}
+
 bool agent_connected(const struct agent *a) {
   return a && a->connected;
 }
@@ -329,6 +351,7 @@ static void handle_closed(uv_handle_t *h) {
   json_decref(a->description);
   json_decref(a->unsent);
   json_decref(a->in_flight);
+  json_decref(a->ingress);
   while (a->logs_head) {
     struct log_post *p = a->logs_head;
     a->logs_head = p->next;

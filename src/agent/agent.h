@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <uv.h>
 
 struct http_client;
@@ -29,6 +30,8 @@ struct agent_config {
   void (*on_node)(void *ud, const json_t *node);
   /* The full list of tasks placed on this node (after every change). */
   void (*on_assignments)(void *ud, const json_t *tasks);
+  /* Changes to who is where on this node's networks: {Reset, Add, Del}. */
+  void (*on_peers)(void *ud, const json_t *msg);
   /* A manager wants task logs / no longer wants them (log broker). */
   void (*on_logs)(void *ud, const json_t *msg);
   void (*on_logs_cancel)(void *ud, const char *sub);
@@ -43,6 +46,10 @@ void agent_leave(struct agent *a, void (*done)(void *ud), void *ud);
 /* Stops without telling anyone (daemon shutdown). */
 void agent_stop(struct agent *a);
 bool agent_connected(const struct agent *a);
+/* The cluster's VXLAN UDP port, from the session (0 before one). */
+uint16_t agent_data_path_port(const struct agent *a);
+/* The swarm's ingress network object (borrowed; NULL before a session). */
+const json_t *agent_ingress(const struct agent *a);
 /* Sends task status updates ([{ID, Status}]) to the dispatcher; updates
  * that cannot be delivered now are kept and sent after reconnecting. */
 void agent_report(struct agent *a, const json_t *updates);

@@ -10,6 +10,7 @@
 #include "core/workq.h"
 #include "exec/exec.h"
 #include "image/image.h"
+#include "overlay/overlay.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -78,6 +79,14 @@ struct worker {
   /* An assignment (the leader's full list for this node) arrived: only
    * from then on may a task it does not name lose its container. */
   bool have_assignment;
+  uint16_t vxlan_port; /* the cluster's data-path port; 0: default */
+  /* Peer changes from the leader, applied in order by one job at a time
+   * (a later message may undo an earlier one). */
+  json_t *peer_queue;
+  bool peer_busy;
+  /* The peer sets as the leader last described them: network ID ->
+   * {"<net> <addr>" -> {Network, Addr, Host, Name}} (for the API). */
+  json_t *peer_sets;
 };
 
 enum job_kind {
@@ -87,7 +96,8 @@ enum job_kind {
   J_EXITED, /* the watch saw the exit: read its status */
   J_STOP,   /* blocking stop: only for containers without a watch */
   J_REMOVE,
-  J_ADOPT
+  J_ADOPT,
+  J_PEERS /* apply queued peer changes */
 };
 
 struct job {
@@ -103,8 +113,10 @@ struct job {
   int pidfd; /* J_START: for the watch, -1 if none */
   int stop_signal;
   struct exec_state st;
-  /* J_ADOPT: [{Task, Container, Running, ExitCode, Pidfd, StopSignal}] */
+  /* J_ADOPT: [{Task, Container, Running, ExitCode, Pidfd, StopSignal}];
+   * J_PEERS: the peer messages to apply, in order */
   json_t *adopted;
+  uint16_t vxlan_port;
 };
 
 static void reconcile(struct tctl *t);
@@ -177,6 +189,105 @@ static void strv_free(char **v) {
   free(v);
 }
 
+/* --network host: the task shares the node's namespace (an attachment to
+ * the predefined swarm network of driver host, without an address). */
+static bool uses_host_network(const json_t *task) {
+  size_t i;
+  json_t *a;
+  json_array_foreach(json_object_get(task, "NetworksAttachments"), i, a) {
+    if (strcmp(jx_str(a, "Network.DriverState.Name", ""), "host") == 0)
+      return true;
+  }
+  return false;
+}
+
+/* The task's network namespace, made ready before its container exists:
+ * one interface per network, the gateway bridge, host-mode ports.
+ * *netns: NULL without a data plane (a private namespace, loopback
+ * only). */
+static int attach_networks(struct job *j, char **netns) {
+  struct worker *w = j->w;
+  *netns = NULL;
+  if (!w->cfg.overlay)
+    return 0;
+  if (uses_host_network(j->task)) {
+    *netns = xasprintf("/proc/%d/ns/net", (int)getpid());
+    return 0;
+  }
+  cleanup_json json_t *ports = json_array();
+  size_t i;
+  json_t *p;
+  json_array_foreach(jx_get(j->task, "Endpoint.Spec.Ports"), i, p) {
+    if (strcmp(jx_str(p, "PublishMode", "ingress"), "host") == 0)
+      json_array_append(ports, p);
+  }
+  struct overlay_task ot = {
+      .task_id = j->task_id,
+      .attachments = json_object_get(j->task, "NetworksAttachments"),
+      .ports = ports,
+      .vxlan_port = j->vxlan_port,
+  };
+  return overlay_attach(w->cfg.overlay, &ot, netns, &j->err);
+}
+
+/* NetworkSettings.Networks of the task's container, by network name, as
+ * dockerd shows a swarm task's (docker_gwbridge is not among them). */
+static json_t *network_settings(struct job *j, bool host) {
+  json_t *out = json_object();
+  if (host) {
+    json_object_set_new(out, "host",
+                        json_pack("{s:s, s:s, s:s, s:i}", "NetworkID", "host",
+                                  "IPAddress", "", "MacAddress", "",
+                                  "IPPrefixLen", 0));
+    return out;
+  }
+  cleanup_json json_t *view =
+      j->w->cfg.overlay ? overlay_view(j->w->cfg.overlay) : NULL;
+  size_t i;
+  json_t *att;
+  json_array_foreach(json_object_get(j->task, "NetworksAttachments"), i, att) {
+    const char *nid = jx_str(att, "Network.ID", "");
+    char ip[64];
+    snprintf(
+        ip, sizeof ip, "%s",
+        json_string_value(json_array_get(json_object_get(att, "Addresses"), 0))
+            ?: "");
+    char *slash = strchr(ip, '/');
+    int len = slash ? atoi(slash + 1) : 0;
+    if (slash)
+      *slash = '\0';
+    const json_t *ep = json_object_get(
+        json_object_get(json_object_get(view, "Networks"), nid), j->task_id);
+    json_t *aliases = json_array();
+    size_t k;
+    json_t *na;
+    json_array_foreach(jx_get(j->task, "Spec.Networks"), k, na) {
+      if (strcmp(jx_str(na, "Target", ""), nid) == 0 &&
+          json_is_array(json_object_get(na, "Aliases")))
+        json_array_extend(aliases, json_object_get(na, "Aliases"));
+    }
+    json_object_set_new(
+        out, jx_str(att, "Network.Spec.Name", nid),
+        json_pack("{s:{s:s}, s:n, s:o, s:s, s:s, s:s, s:s, s:s, s:i}",
+                  "IPAMConfig", "IPv4Address", ip, "Links", "Aliases", aliases,
+                  "MacAddress", jx_str(ep, "MacAddress", ""), "NetworkID", nid,
+                  "EndpointID", jx_str(ep, "EndpointID", ""), "Gateway", "",
+                  "IPAddress", ip, "IPPrefixLen", len));
+  }
+  return out;
+}
+
+/* The container is gone or no longer runs: its addresses may go to
+ * another task now, so its endpoints must go first. */
+static void detach_networks(struct job *j) {
+  if (!j->w->cfg.overlay || !j->task_id[0])
+    return;
+  sh_err err = {0};
+  if (overlay_detach(j->w->cfg.overlay, j->task_id, &err) < 0)
+    log_warn("task %s: releasing its network endpoints: %s", j->task_id,
+             err.msg);
+}
+
 static int prepare(struct job *j) {
   struct worker *w = j->w;
   const json_t *task = j->task;
@@ -243,6 +354,21 @@ static int prepare(struct job *j) {
     k++;
   }
 
+  cleanup_free char *netns = NULL;
+  if (attach_networks(j, &netns) < 0) {
+    detach_networks(j);
+    free(mounts);
+    json_decref(labels);
+    json_decref(config);
+    for (size_t i = 0; i < n; i++)
+      free(layers[i]);
+    free(layers);
+    return -1;
+  }
+
+  bool host = w->cfg.overlay && uses_host_network(task);
+  cleanup_json json_t *nets = netns ? network_settings(j, host) : NULL;
+
   char **cmd = strv(jx_get(cs, "Command"));
   char **args = strv(jx_get(cs, "Args"));
   char **env = strv(jx_get(cs, "Env"));
@@ -273,6 +399,9 @@ static int prepare(struct job *j) {
       .stop_signal = jx_str(cs, "StopSignal", NULL),
       .mounts = mounts,
       .n_mounts = k,
+      .netns_path = netns,
+      .network_mode = host ? "host" : NULL,
+      .networks = nets,
   };
   if (spec.user && !*spec.user)
     spec.user = NULL;
@@ -283,6 +412,8 @@ static int prepare(struct job *j) {
   int rc = exec_create(w->cfg.exec, &spec, &j->err);
   if (rc == 0)
     snprintf(j->cid, sizeof j->cid, "%s", cid);
+  else
+    detach_networks(j);
   strv_free(cmd);
   strv_free(args);
   strv_free(env);
@@ -323,7 +454,72 @@ static void adopt(struct job *j) {
     json_decref(info);
   }
   exec_list_free(list, n);
+  if (w->cfg.overlay) {
+    /* Endpoints of tasks whose container ended or vanished while no
+     * daemon watched go now (their addresses may be reassigned). */
+    size_t na = json_array_size(j->adopted), k = 0;
+    const char **live = xcalloc(na + 1, sizeof *live);
+    size_t i;
+    json_t *a;
+    json_array_foreach(j->adopted, i, a) {
+      if (jx_bool(a, "Running", false))
+        live[k++] = jx_str(a, "Task", "");
+    }
+    sh_err err = {0};
+    if (overlay_gc(w->cfg.overlay, live, &err) < 0)
+      log_warn("cleaning up network endpoints: %s", err.msg);
+    free(live);
+  }
 }
+
+/* Peer messages {Reset, Add:[{Network, Addr, Host}], Del:[...]} grouped
+ * per network for the data plane. */
+static void apply_peers(struct job *j) {
+  struct worker *w = j->w;
+  size_t i;
+  json_t *msg;
+  json_array_foreach(j->adopted, i, msg) {
+    bool reset = jx_bool(msg, "Reset", false);
+    cleanup_json json_t *by_net = json_object();
+    const char *lists[] = {"Add", "Del"};
+    for (size_t l = 0; l < 2; l++) {
+      size_t k;
+      json_t *p;
+      json_array_foreach(json_object_get(msg, lists[l]), k, p) {
+        const char *net = jx_str(p, "Network", "");
+        json_t *e = json_object_get(by_net, net);
+        if (!e) {
+          e = json_pack("{s:[], s:[]}", "Add", "Del");
+          json_object_set_new(by_net, net, e);
+        }
+        json_array_append(json_object_get(e, lists[l]), p);
+      }
+    }
+    sh_err err = {0};
+    if (reset) {
+      /* Networks this node holds that the full set leaves out have no
+       * peers any more. */
+      cleanup_json json_t *view = overlay_view(w->cfg.overlay);
+      const char *held;
+      json_t *v;
+      json_object_foreach(json_object_get(view, "Networks"), held, v) {
+        if (strcmp(held, "docker_gwbridge") && !json_object_get(by_net, held))
+          json_object_set_new(by_net, held,
+                              json_pack("{s:[], s:[]}", "Add", "Del"));
+      }
+    }
+    const char *net;
+    json_t *e;
+    json_object_foreach(by_net, net, e) {
+      if (overlay_peers(w->cfg.overlay, net, json_object_get(e, "Add"),
+                        reset ? NULL : json_object_get(e, "Del"), reset,
+                        &err) < 0)
+        log_warn("network %s peers: %s", net, err.msg);
+    }
+  }
+}
+
+static void apply_peers(struct job *j);
 
 static void job_work(void *ud) {
   struct job *j = ud;
@@ -336,10 +532,15 @@ static void job_work(void *ud) {
     j->rc = exec_start(ex, j->cid, &j->pid, &j->err);
     if (j->rc >= 0)
       exec_pidfd(ex, j->cid, &j->pidfd, &j->stop_signal, NULL);
+    else
+      detach_networks(j);
     break;
   case J_STATE:
   case J_EXITED:
     j->rc = exec_state(ex, j->cid, &j->st, &j->err);
+    if (j->kind == J_EXITED ||
+        (j->rc == 0 && j->st.status == EXEC_STATUS_EXITED))
+      detach_networks(j);
     break;
   case J_STOP: {
     const json_t *cs = jx_get(j->task, "Spec.ContainerSpec");
@@ -349,13 +550,18 @@ static void job_work(void *ud) {
                       grace, &j->err);
     if (j->rc == 0)
       exec_state(ex, j->cid, &j->st, NULL);
+    detach_networks(j);
     break;
   }
   case J_REMOVE:
     j->rc = exec_remove(ex, j->cid, true, &j->err);
+    detach_networks(j);
     break;
   case J_ADOPT:
     adopt(j);
+    break;
+  case J_PEERS:
+    apply_peers(j);
     break;
   }
 }
@@ -505,6 +711,10 @@ static void job_done(void *ud, int cancelled) {
         close_pidfd((int)jx_int(a, "Pidfd", -1));
   } else if (j->kind == J_ADOPT) {
     adopted(w, j->adopted);
+  } else if (j->kind == J_PEERS) {
+    w->peer_busy = false;
+    if (json_array_size(w->peer_queue) > 0)
+      run_job(w, NULL, J_PEERS);
   } else if (t) {
     switch (j->kind) {
     case J_PREPARE:
@@ -554,6 +764,7 @@ static void job_done(void *ud, int cancelled) {
       t->cid[0] = '\0';
       break;
     case J_ADOPT:
+    case J_PEERS:
       break;
     }
     if (t->assigned || t->cid[0])
@@ -574,6 +785,12 @@ static void run_job(struct worker *w, struct tctl *t, enum job_kind kind) {
   j->kind = kind;
   j->pidfd = -1;
   j->stop_signal = SIGTERM;
+  j->vxlan_port = w->vxlan_port;
+  if (kind == J_PEERS) {
+    j->adopted = w->peer_queue;
+    w->peer_queue = json_array();
+    w->peer_busy = true;
+  }
   if (t) {
     t->busy = true;
     j->task = json_deep_copy(t->task);
@@ -683,6 +900,84 @@ static void monitor(uv_timer_t *timer) {
       run_job(w, t, J_STATE);
 }
 
+static void remember_peers(struct worker *w, const json_t *msg) {
+  if (jx_bool(msg, "Reset", false))
+    json_object_clear(w->peer_sets);
+  const char *lists[] = {"Del", "Add"};
+  for (size_t l = 0; l < 2; l++) {
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(msg, lists[l]), i, p) {
+      const char *net = jx_str(p, "Network", "");
+      json_t *set = json_object_get(w->peer_sets, net);
+      if (!set) {
+        set = json_object();
+        json_object_set_new(w->peer_sets, net, set);
+      }
+      cleanup_free char *key = xasprintf("%s %s", net, jx_str(p, "Addr", ""));
+      if (l == 0)
+        json_object_del(set, key);
+      else
+        json_object_set(set, key, p);
+    }
+  }
+}
+
+json_t *worker_network_view(struct worker *w) {
+  json_t *nets = json_object(), *eps = json_object(), *peers = json_object();
+  for (struct tctl *t = w->tasks; t; t = t->next) {
+    if (!t->cid[0] || !t->task)
+      continue;
+    cleanup_free char *name = xasprintf(
+        "%s.%s", jx_str(t->task, "Name", jx_str(t->task, "ServiceID", "")),
+        t->id);
+    json_object_set_new(
+        eps, t->id, json_pack("{s:s, s:s}", "Container", t->cid, "Name", name));
+    size_t i;
+    json_t *att;
+    json_array_foreach(json_object_get(t->task, "NetworksAttachments"), i,
+                       att) {
+      const json_t *n = json_object_get(att, "Network");
+      if (json_is_object(n))
+        json_object_set(nets, jx_str(n, "ID", ""), (json_t *)n);
+    }
+  }
+  const char *net;
+  json_t *set;
+  json_object_foreach(w->peer_sets, net, set) {
+    json_t *list = json_array();
+    json_t *seen = json_object();
+    const char *key;
+    json_t *p;
+    json_object_foreach(set, key, p) {
+      const char *host = jx_str(p, "Host", "");
+      if (json_object_get(seen, host))
+        continue;
+      json_object_set_new(seen, host, json_true());
+      json_array_append_new(
+          list,
+          json_pack("{s:s, s:s}", "Name", jx_str(p, "Name", host), "IP", host));
+    }
+    json_decref(seen);
+    json_object_set_new(peers, net, list);
+  }
+  return json_pack("{s:o, s:o, s:o}", "Networks", nets, "Endpoints", eps,
+                   "Peers", peers);
+}
+
+void worker_peers(struct worker *w, const json_t *msg) {
+  if (w->stopping || !w->cfg.overlay)
+    return;
+  remember_peers(w, msg);
+  json_array_append(w->peer_queue, (json_t *)msg);
+  if (!w->peer_busy)
+    run_job(w, NULL, J_PEERS);
+}
+
+void worker_set_vxlan_port(struct worker *w, uint16_t port) {
+  w->vxlan_port = port;
+}
+
 void worker_adopt(struct worker *w) {
   w->adopting = true;
   run_job(w, NULL, J_ADOPT);
@@ -693,6 +988,8 @@ struct worker *worker_new(const struct worker_config *cfg) {
   w->cfg = *cfg;
   w->node_id = xstrdup(cfg->node_id);
   w->pending = json_array();
+  w->peer_queue = json_array();
+  w->peer_sets = json_object();
   w->local = workq_new_nice(cfg->loop, LOCAL_THREADS, LOCAL_NICE);
   uv_timer_init(cfg->loop, &w->report_timer);
   uv_timer_init(cfg->loop, &w->monitor);
@@ -833,6 +1130,8 @@ static void maybe_free(struct worker *w) {
   while (w->tasks)
     tctl_free(w->tasks);
   json_decref(w->pending);
+  json_decref(w->peer_queue);
+  json_decref(w->peer_sets);
   free(w->node_id);
   free(w);
 }

@@ -14,11 +14,13 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 struct workq;
 struct image_store;
 struct executor;
+struct overlay;
 struct worker;
 
 struct worker_config {
@@ -26,6 +28,9 @@ struct worker_config {
   struct workq *work;
   struct image_store *images;
   struct executor *exec;
+  /* The node's data plane for swarm networks; NULL: tasks get a private
+   * namespace with loopback only (unit tests). */
+  struct overlay *overlay;
   const char *node_id;
   /* Status updates to send to the dispatcher: an array of {ID, Status}
    * (borrowed for the call). */
@@ -44,6 +49,16 @@ void worker_assign(struct worker *w, const json_t *tasks);
  * thread of its own (a followed log can last as long as the container). */
 void worker_logs(struct worker *w, const json_t *msg);
 void worker_logs_cancel(struct worker *w, const char *sub);
+/* A peer message from the leader ({Reset, Add, Del}; see
+ * manager/peers.h), applied in order. */
+void worker_peers(struct worker *w, const json_t *msg);
+/* The cluster's VXLAN port, for networks created from now on. */
+void worker_set_vxlan_port(struct worker *w, uint16_t port);
+/* What `network ls/inspect` show on this node (new reference):
+ * {"Networks": {ID: network object} of the tasks with a container here,
+ *  "Endpoints": {task ID: {"Container", "Name"}},
+ *  "Peers": {network ID: [{"Name", "IP"}]} (the other nodes holding it)}. */
+json_t *worker_network_view(struct worker *w);
 /* Finds the containers of tasks on disk (after a restart). */
 void worker_adopt(struct worker *w);
 /* Stops reconciling (containers keep running) and frees w once no runtime

@@ -128,6 +128,12 @@ static json_t *summary(const json_t *info) {
       "HostConfig", "NetworkMode", "default", "NetworkSettings", "Networks",
       "Mounts");
   buf_free(&cmd);
+  const json_t *nets = jx_get(info, "NetworkSettings.Networks");
+  if (json_is_object(nets))
+    jx_set(s, "NetworkSettings.Networks", json_deep_copy(nets));
+  const char *mode = jx_str(info, "HostConfig.NetworkMode", "");
+  if (*mode)
+    jx_set(s, "HostConfig.NetworkMode", json_string(mode));
   /* Exposed, unpublished ports: {"PrivatePort": 80, "Type": "tcp"}. */
   json_t *ports = json_object_get(s, "Ports");
   const char *k;

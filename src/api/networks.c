@@ -11,10 +11,13 @@
 #include "core/jsonx.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "agent/agent.h"
+#include "agent/worker.h"
 #include "daemon/daemon.h"
 #include "http/server.h"
 #include "manager/manager.h"
 #include "manager/networks.h"
+#include "overlay/overlay.h"
 #include "store/store.h"
 
 #include <regex.h>
@@ -36,6 +39,19 @@ static json_t *local_view(const char *name, const json_t *rec) {
                    "", "ConfigOnly", 0, "Containers", "Options", "Labels");
 }
 
+/* docker_gwbridge as dockerd shows it: its subnet and endpoints are
+ * filled in from the data plane (see present_local). */
+static json_t *gwbridge_view(const json_t *rec) {
+  json_t *v = local_view("docker_gwbridge", rec);
+  json_object_set_new(v, "Driver", json_string("bridge"));
+  json_object_set_new(
+      v, "Options",
+      json_pack("{s:s, s:s, s:s}", "com.docker.network.bridge.enable_icc",
+                "false", "com.docker.network.bridge.enable_ip_masquerade",
+                "true", "com.docker.network.bridge.name", "docker_gwbridge"));
+  return v;
+}
+
 /* host and none exist on every node (tasks run with no network today;
  * host is the node's own namespace). Their IDs are made once and kept in
  * <data-root>/network/local.json, as dockerd keeps them in its store. */
@@ -49,19 +65,22 @@ static const json_t *local_networks(struct shoald *d) {
   json_t *recs = NULL;
   if (read_file(path, &raw, &len, NULL) == 0)
     recs = json_loadb(raw, len, 0, NULL);
-  if (!json_is_object(recs) || !json_object_get(recs, "host") ||
-      !json_object_get(recs, "none")) {
-    json_decref(recs);
+  if (!json_is_object(recs))
     recs = json_object();
-    char ts[64];
-    clock_format_rfc3339(clock_wall_ns(), ts, sizeof ts);
-    const char *names[] = {"host", "none"};
-    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
-      char hex[65];
-      id_new_hex(hex);
-      json_object_set_new(recs, names[i],
-                          json_pack("{s:s, s:s}", "Id", hex, "Created", ts));
-    }
+  const char *names[] = {"host", "none", "docker_gwbridge"};
+  bool added = false;
+  char ts[64];
+  clock_format_rfc3339(clock_wall_ns(), ts, sizeof ts);
+  for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+    if (json_object_get(recs, names[i]))
+      continue;
+    char hex[65];
+    id_new_hex(hex);
+    json_object_set_new(recs, names[i],
+                        json_pack("{s:s, s:s}", "Id", hex, "Created", ts));
+    added = true;
+  }
+  if (added) {
     cleanup_free char *out = jx_dump(recs);
     sh_err err = {0};
     if (mkdir_p(dir, 0700, &err) < 0 ||
@@ -71,23 +90,152 @@ static const json_t *local_networks(struct shoald *d) {
   json_t *views = json_array();
   const char *name;
   json_t *rec;
-  json_object_foreach(recs, name, rec)
+  json_object_foreach(recs, name, rec) {
+    if (strcmp(name, "docker_gwbridge") == 0)
+      json_array_append_new(views, gwbridge_view(rec));
+    else
       json_array_append_new(views, local_view(name, rec));
+  }
   json_decref(recs);
   d->local_networks = views;
   return views;
 }
 
-/* The swarm's networks when this node is a manager, new array of views. */
-static json_t *swarm_networks(struct shoald *d) {
+/* What this node's data plane and worker know, for the views below. */
+struct local_state {
+  json_t *overlay; /* overlay_view, or NULL */
+  json_t *worker;  /* worker_network_view, or NULL */
+};
+
+static void local_state_load(struct shoald *d, struct local_state *ls) {
+  ls->overlay = d->overlay ? overlay_view(d->overlay) : NULL;
+  ls->worker = d->worker ? worker_network_view(d->worker) : NULL;
+}
+
+static void local_state_free(struct local_state *ls) {
+  json_decref(ls->overlay);
+  json_decref(ls->worker);
+}
+
+/* This node's endpoints on a network (the overlay view's key: a network
+ * ID or "docker_gwbridge") as Containers: {container ID: {Name,
+ * EndpointID, MacAddress, IPv4Address, IPv6Address}}. */
+static json_t *containers_on(const struct local_state *ls, const char *key,
+                             bool gateway) {
+  json_t *out = json_object();
+  const char *task;
+  json_t *ep;
+  json_object_foreach(jx_get(json_object_get(ls->overlay, "Networks"), key),
+                      task, ep) {
+    const json_t *who =
+        json_object_get(json_object_get(ls->worker, "Endpoints"), task);
+    const char *cid = jx_str(who, "Container", "");
+    if (!*cid)
+      continue;
+    char short_id[13];
+    snprintf(short_id, sizeof short_id, "%s", cid);
+    cleanup_free char *gw = xasprintf("gateway_%s", short_id);
+    json_object_set_new(out, cid,
+                        json_pack("{s:s, s:s, s:s, s:s, s:s}", "Name",
+                                  gateway ? gw : jx_str(who, "Name", ""),
+                                  "EndpointID", jx_str(ep, "EndpointID", ""),
+                                  "MacAddress", jx_str(ep, "MacAddress", ""),
+                                  "IPv4Address", jx_str(ep, "IPv4Address", ""),
+                                  "IPv6Address", ""));
+  }
+  return out;
+}
+
+/* A local view made current: docker_gwbridge exists once the data plane
+ * made it (swarm init or join), with its subnet and endpoints. NULL: not
+ * on this node now. */
+static json_t *present_local(struct shoald *d, const json_t *view,
+                             const struct local_state *ls, bool full) {
+  if (strcmp(jx_str(view, "Name", ""), "docker_gwbridge") != 0)
+    return json_deep_copy(view);
+  const json_t *gw = json_object_get(ls->overlay, "GwBridge");
+  if (!*jx_str(gw, "Subnet", ""))
+    return NULL;
+  json_t *v = json_deep_copy(view);
+  jx_set(v, "IPAM.Config",
+         json_pack("[{s:s, s:s}]", "Subnet", jx_str(gw, "Subnet", ""),
+                   "Gateway", jx_str(gw, "Gateway", "")));
+  if (full)
+    json_object_set_new(v, "Containers",
+                        containers_on(ls, "docker_gwbridge", true));
+  return v;
+}
+
+/* A swarm network's view on this node: its local endpoints and the
+ * nodes holding it (this one and its peers), as dockerd shows them. */
+static json_t *present_swarm(struct shoald *d, const json_t *net,
+                             const struct local_state *ls, bool full) {
+  json_t *v = networks_view(net);
+  if (!full)
+    return v;
+  const char *id = jx_str(net, "ID", "");
+  json_t *ctrs = containers_on(ls, id, false);
+  json_object_set_new(v, "Containers", ctrs);
+  const json_t *others =
+      json_object_get(json_object_get(ls->worker, "Peers"), id);
+  if (json_object_size(ctrs) > 0 || json_array_size(others) > 0) {
+    json_t *peers = json_array();
+    if (json_object_size(ctrs) > 0) {
+      const char *addr = d->agent ? agent_node_addr(d->agent) : NULL;
+      json_array_append_new(peers, json_pack("{s:s, s:s}", "Name", d->hostname,
+                                             "IP", addr ? addr : ""));
+    }
+    if (json_is_array(others))
+      json_array_extend(peers, (json_t *)others);
+    json_object_set_new(v, "Peers", peers);
+  }
+  return v;
+}
+
+/* The swarm's networks this node shows, new array of views: all of them
+ * on a manager; on a worker, ingress and the networks of its tasks (as
+ * a Docker worker knows only those). hidden: also the predefined ones. */
+static json_t *swarm_networks(struct shoald *d, const struct local_state *ls,
+                              bool full, bool hidden) {
   json_t *out = json_array();
-  if (!d->mgr)
-    return out;
-  json_t *nets = store_list(manager_store(d->mgr), STORE_NETWORK);
   size_t i;
   json_t *n;
-  json_array_foreach(nets, i, n) json_array_append_new(out, networks_view(n));
-  json_decref(nets);
+  if (d->mgr) {
+    json_t *nets = store_list(manager_store(d->mgr), STORE_NETWORK);
+    json_array_foreach(nets, i, n) {
+      if (hidden || !networks_is_hidden(n))
+        json_array_append_new(out, present_swarm(d, n, ls, full));
+    }
+    json_decref(nets);
+    return out;
+  }
+  json_t *seen = json_object();
+  const json_t *ing = d->agent ? agent_ingress(d->agent) : NULL;
+  if (ing) {
+    json_array_append_new(out, present_swarm(d, ing, ls, full));
+    json_object_set_new(seen, jx_str(ing, "ID", ""), json_true());
+  }
+  const char *id;
+  json_object_foreach(json_object_get(ls->worker, "Networks"), id, n) {
+    if (!json_object_get(seen, id) && (hidden || !networks_is_hidden(n)))
+      json_array_append_new(out, present_swarm(d, n, ls, full));
+    json_object_set_new(seen, id, json_true());
+  }
+  json_decref(seen);
+  return out;
+}
+
+/* Local networks present on this node, new array of views. */
+static json_t *local_list(struct shoald *d, const struct local_state *ls,
+                          bool full) {
+  json_t *out = json_array();
+  size_t i;
+  json_t *v;
+  json_array_foreach(local_networks(d), i, v) {
+    json_t *p = present_local(d, v, ls, full);
+    if (p)
+      json_array_append_new(out, p);
+  }
   return out;
 }
 
@@ -183,8 +331,13 @@ static void list(struct api_call *c) {
     filters_free(&f);
     return api_reply_err(c->req, &err);
   }
-  json_t *out = swarm_networks(c->d);
-  json_array_foreach(local_networks(c->d), i, v) json_array_append(out, v);
+  struct local_state ls;
+  local_state_load(c->d, &ls);
+  json_t *out = swarm_networks(c->d, &ls, false, false);
+  json_t *locals = local_list(c->d, &ls, false);
+  json_array_extend(out, locals);
+  json_decref(locals);
+  local_state_free(&ls);
   json_t *res = json_array();
   json_array_foreach(out, i, v) {
     if (network_matches(c->d, &f, v, dangling))
@@ -203,13 +356,20 @@ static json_t *find(struct shoald *d, const char *ref, const char *scope,
   json_t *all = json_array();
   size_t i;
   json_t *v;
-  if (!*scope || strcmp(scope, "local") == 0)
-    json_array_foreach(local_networks(d), i, v) json_array_append(all, v);
+  struct local_state ls;
+  local_state_load(d, &ls);
+  if (!*scope || strcmp(scope, "local") == 0) {
+    json_t *locals = local_list(d, &ls, true);
+    json_array_extend(all, locals);
+    json_decref(locals);
+  }
   if (!*scope || strcmp(scope, "swarm") == 0) {
-    json_t *sw = swarm_networks(d);
+    /* The CLI resolves `--network host` with scope swarm. */
+    json_t *sw = swarm_networks(d, &ls, true, strcmp(scope, "swarm") == 0);
     json_array_extend(all, sw);
     json_decref(sw);
   }
+  local_state_free(&ls);
   json_t *found = NULL, *by_name = NULL, *by_prefix = NULL;
   int names = 0, prefixes = 0;
   json_array_foreach(all, i, v) {

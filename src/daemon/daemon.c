@@ -4,6 +4,7 @@
 #include "agent/agent.h"
 #include "agent/worker.h"
 #include "exec/exec.h"
+#include "overlay/overlay.h"
 #include "ca/ca.h"
 #include "core/clock.h"
 #include "core/err.h"
@@ -131,8 +132,25 @@ static void clear_state(struct shoald *d) {
   nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* As dockerd on init and join: docker_gwbridge exists on every node of a
+ * swarm, before any task needs it. */
+static void gwbridge_work(void *ud) {
+  struct shoald *d = ud;
+  sh_err err = {0};
+  if (overlay_ensure_gwbridge(d->overlay, &err) < 0)
+    log_warn("docker_gwbridge: %s", err.msg);
+}
+
+static void gwbridge_done(void *ud, int cancelled) {}
+
 static void on_agent_ready(void *ud) {
   struct shoald *d = ud;
+  if (d->overlay && !d->gwbridge_asked) {
+    d->gwbridge_asked = true;
+    workq_submit(d->work, gwbridge_work, gwbridge_done, d);
+  }
+  if (d->worker && d->agent)
+    worker_set_vxlan_port(d->worker, agent_data_path_port(d->agent));
   if (d->swarm == SWARM_PENDING)
     d->swarm = SWARM_ACTIVE;
   if (d->join_done) {
@@ -328,6 +346,12 @@ static void on_agent_assignments(void *ud, const json_t *tasks) {
     worker_assign(d->worker, tasks);
 }
 
+static void on_agent_peers(void *ud, const json_t *msg) {
+  struct shoald *d = ud;
+  if (d->worker)
+    worker_peers(d->worker, msg);
+}
+
 static void worker_send_logs(void *ud, const char *sub, const char *task_id,
                              const void *data, size_t len, bool last) {
   struct shoald *d = ud;
@@ -355,6 +379,7 @@ static void start_worker(struct shoald *d) {
       .work = d->work,
       .images = d->images,
       .exec = d->exec,
+      .overlay = d->overlay,
       .node_id = d->node_id,
       .report = worker_report,
       .send_logs = worker_send_logs,
@@ -387,6 +412,7 @@ static void start_agent(struct shoald *d) {
       .on_managers = on_agent_managers,
       .on_node = on_agent_node,
       .on_assignments = on_agent_assignments,
+      .on_peers = on_agent_peers,
       .on_logs = on_agent_logs,
       .on_logs_cancel = on_agent_logs_cancel,
       .on_rejected = on_agent_rejected,
@@ -438,6 +464,17 @@ int shoald_init(struct shoald *d, uv_loop_t *loop, sh_err *err) {
     /* A manager without a runtime still manages; tasks sent here fail. */
     log_warn("no container runtime: %s", xerr.msg);
     d->exec = NULL;
+  }
+  struct overlay_config oc = {
+      .exec_root = d->cfg.exec_root,
+      .data_root = d->cfg.data_root,
+      .netns_fd = -1,
+  };
+  sh_err oerr = {0};
+  if (d->exec && overlay_open(&oc, &d->overlay, &oerr) < 0) {
+    /* Tasks still run, in namespaces of their own without networks. */
+    log_warn("no network data plane: %s", oerr.msg);
+    d->overlay = NULL;
   }
   uv_timer_init(loop, &d->join_timer);
   d->join_timer.data = d;
@@ -995,9 +1032,47 @@ static void leave_step(void *ud) {
   clear_state(d);
   forget_identity(d);
   d->swarm = SWARM_INACTIVE;
+  d->gwbridge_asked = false;
   log_info("left the swarm");
   c->done(c->ud, 0, NULL);
   free(c);
+}
+
+/* As Docker: leaving force-removes this node's task containers; then
+ * the data plane goes (namespaces, links, nftables tables). Blocking:
+ * on the work queue. */
+static void leave_cleanup_work(void *ud) {
+  struct leave_ctx *c = ud;
+  struct shoald *d = c->d;
+  if (d->exec) {
+    struct exec_entry *list = NULL;
+    size_t n = 0;
+    sh_err err = {0};
+    if (exec_list(d->exec, &list, &n, &err) < 0)
+      log_warn("swarm leave: listing containers: %s", err.msg);
+    for (size_t i = 0; i < n; i++) {
+      json_t *info = NULL;
+      if (exec_inspect_json(d->exec, list[i].id, &info, NULL) < 0)
+        continue;
+      bool task = json_object_get(jx_get(info, "Config.Labels"),
+                                  "com.docker.swarm.task.id") != NULL;
+      json_decref(info);
+      if (task && exec_remove(d->exec, list[i].id, true, &err) < 0)
+        log_warn("swarm leave: removing container %s: %s", list[i].id, err.msg);
+      else if (task)
+        log_info("swarm leave: removed container %s", list[i].id);
+    }
+    exec_list_free(list, n);
+  }
+  if (d->overlay) {
+    sh_err err = {0};
+    if (overlay_leave(d->overlay, &err) < 0)
+      log_warn("swarm leave: removing the network data plane: %s", err.msg);
+  }
+}
+
+static void leave_cleanup_done(void *ud, int cancelled) {
+  leave_step(ud);
 }
 
 /* A follower words its refusal from the leader's node list, as Docker
@@ -1063,6 +1138,8 @@ int shoald_swarm_leave(struct shoald *d, bool force, shoald_done_fn done,
   c->done = done;
   c->ud = ud;
   c->pending = 1; /* released below */
+  c->pending++;
+  workq_submit(d->work, leave_cleanup_work, leave_cleanup_done, c);
   if (d->agent) {
     c->pending++;
     struct agent *a = d->agent;
@@ -1110,6 +1187,10 @@ void shoald_shutdown(struct shoald *d) {
   if (d->images) {
     image_store_close(d->images);
     d->images = NULL;
+  }
+  if (d->overlay) {
+    overlay_close(d->overlay);
+    d->overlay = NULL;
   }
   if (d->exec) {
     exec_close(d->exec);

@@ -61,6 +61,8 @@ struct shoald {
   struct image_store *images; /* <data-root>/image */
   struct executor *exec;      /* crun + conmon; NULL when unavailable */
   struct worker *worker;      /* runs this node's tasks (in a swarm) */
+  struct overlay *overlay;    /* swarm networks' data plane; NULL: none */
+  bool gwbridge_asked;        /* docker_gwbridge made for this swarm */
   /* The Engine API handler for calls follower managers forward here (set
    * by the program: the API layer sits above this one). */
   void (*api_forwarded)(struct http_req *req, void *ud);

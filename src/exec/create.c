@@ -342,8 +342,11 @@ static int create_in(executor *ex, const struct exec_spec *s,
   json_t *hc = json_pack(
       "{s:n,s:s,s:o,s:b,s:I,s:I,s:I,s:I,s:I,s:o,s:{s:s,s:i},s:{s:s,s:{}},"
       "s:I,s:b,s:o,s:s}",
-      "Binds", "NetworkMode", s->netns_path ? "container" : "none", "Mounts",
-      hc_mounts, "ReadonlyRootfs", s->read_only, "NanoCpus",
+      "Binds", "NetworkMode",
+      s->network_mode ? s->network_mode
+      : s->netns_path ? "default"
+                      : "none",
+      "Mounts", hc_mounts, "ReadonlyRootfs", s->read_only, "NanoCpus",
       (json_int_t)s->res.nano_cpus, "Memory", (json_int_t)s->res.memory_bytes,
       "MemorySwap",
       (json_int_t)(s->res.memory_bytes && ex->swap_limit
@@ -392,10 +395,12 @@ static int create_in(executor *ex, const struct exec_spec *s,
                                 "Data", "LowerDir", lowerdir_json(s->layers),
                                 "UpperDir", p->upper, "MergedDir", p->rootfs,
                                 "WorkDir", p->work));
-  json_object_set_new(meta, "NetworkSettings",
-                      json_pack("{s:s,s:{},s:{}}", "SandboxKey",
-                                s->netns_path ? s->netns_path : "", "Ports",
-                                "Networks"));
+  json_object_set_new(
+      meta, "NetworkSettings",
+      json_pack("{s:s,s:{},s:o}", "SandboxKey",
+                s->netns_path ? s->netns_path : "", "Ports", "Networks",
+                json_is_object(s->networks) ? json_deep_copy(s->networks)
+                                            : json_object()));
   /* Ours, not the API's: what stop, start and remove need later. */
   json_object_set_new(
       meta, "Shoal",

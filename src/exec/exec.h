@@ -106,6 +106,11 @@ struct exec_spec {
   /* Network namespace to join (e.g. /run/netns/x), NULL: a new private one
    * with only loopback, up. */
   const char *netns_path;
+  /* What inspect shows: HostConfig.NetworkMode (NULL: "none" without a
+   * netns_path, else "default") and NetworkSettings.Networks (an object
+   * by network name; NULL: {}). */
+  const char *network_mode;
+  const json_t *networks;
   const char *const *extra_hosts; /* "name:ip" lines added to /etc/hosts */
   const char *resolv_conf;        /* contents; NULL: the host's, minus loopback
                                      name servers (Docker's rule) */

@@ -23,14 +23,14 @@ struct http_call_opts {
   const char *unix_socket; /* optional: talk HTTP over this unix socket */
   const char *body;        /* optional */
   size_t body_len;
-  const char *content_type; /* default application/json when body */
+  const char *content_type;   /* default application/json when body */
   const char *const *headers; /* extra "Name: value" lines, NULL-ended */
-  const char *cert_pem;     /* client certificate (PEM text), optional */
-  const char *key_pem;      /* its key (PEM text) */
-  const char *ca_pem;       /* trusted root(s) (PEM text) */
-  bool insecure;            /* skip server verification (pre-join only) */
-  long timeout_ms;          /* whole call; 0 = none (streams) */
-  long connect_timeout_ms;  /* default 5000 */
+  const char *cert_pem;       /* client certificate (PEM text), optional */
+  const char *key_pem;        /* its key (PEM text) */
+  const char *ca_pem;         /* trusted root(s) (PEM text) */
+  bool insecure;              /* skip server verification (pre-join only) */
+  long timeout_ms;            /* whole call; 0 = none (streams) */
+  long connect_timeout_ms;    /* default 5000 */
 };
 
 struct http_result {

@@ -144,12 +144,15 @@ json_t *allocator_service_networks(struct store *s, const json_t *svc) {
   return out;
 }
 
+/* A host network's attachment has no address: the task shares its
+ * node's namespace. */
 static const json_t *attachment_on(const json_t *task, const char *net_id) {
   size_t i;
   json_t *a;
   json_array_foreach(json_object_get(task, "NetworksAttachments"), i, a) {
     if (strcmp(jx_str(a, "Network.ID", ""), net_id) == 0 &&
-        json_array_size(json_object_get(a, "Addresses")) > 0)
+        (json_array_size(json_object_get(a, "Addresses")) > 0 ||
+         networks_is_host(json_object_get(a, "Network"))))
       return a;
   }
   return NULL;
@@ -209,8 +212,8 @@ static json_t *service_vips(struct pool *pools, const json_t *svc,
 
 /* The task's attachments, in the service's network order; NULL when no
  * address is free on one of them (nothing is taken then). */
-static json_t *task_attachments(struct pool *pools, const json_t *task,
-                                const json_t *nets) {
+static json_t *task_attachments(struct store *s, struct pool *pools,
+                                const json_t *task, const json_t *nets) {
   json_t *atts = json_array();
   size_t i;
   json_t *id;
@@ -219,8 +222,12 @@ static json_t *task_attachments(struct pool *pools, const json_t *task,
     const json_t *have = attachment_on(task, nid);
     struct pool *p = pool_of(pools, nid);
     char addr[32];
+    const json_t *net = p ? NULL : store_get(s, STORE_NETWORK, nid);
     if (have) {
       json_array_append(atts, (json_t *)have);
+    } else if (net && networks_is_host(net)) {
+      json_array_append_new(
+          atts, json_pack("{s:O, s:[]}", "Network", net, "Addresses"));
     } else if (p && pool_alloc(p, addr, sizeof addr) == 0) {
       json_array_append_new(atts, json_pack("{s:O, s:[s]}", "Network", p->net,
                                             "Addresses", addr));
@@ -278,7 +285,7 @@ int allocator_run(struct store *s, struct orch_out *out, size_t *exhausted) {
           task_state(t) > TS_PENDING || task_desired(t) > TS_RUNNING ||
           allocator_task_allocated(s, svc, t))
         continue;
-      json_t *atts = task_attachments(pools, t, nets);
+      json_t *atts = task_attachments(s, pools, t, nets);
       if (!atts) {
         short_of++;
         continue;

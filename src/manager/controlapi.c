@@ -364,30 +364,56 @@ int manager_remove_node(struct manager *m, const char *ref, bool force,
 /* Networks named by a service must exist (moby resolves them before
  * swarmkit sees the spec); attaching tasks to them waits for the overlay
  * data plane, so it is refused rather than stored and ignored. */
-static int check_service_networks(struct manager *m, const json_t *spec,
-                                  sh_err *err) {
+/* As moby resolves a service's networks before swarmkit sees them: each
+ * Target, a name or an ID (prefix), becomes the network's ID ("host":
+ * the predefined swarm network, the node's own namespace). Returns a new spec,
+ * NULL with err set. */
+static json_t *resolve_service_networks(struct manager *m, const json_t *spec,
+                                        sh_err *err) {
+  json_t *out = json_deep_copy(spec);
   const char *lists[] = {"TaskTemplate.Networks", "Networks"};
   for (size_t l = 0; l < ARRAY_SIZE(lists); l++) {
     size_t i;
     json_t *a;
-    json_array_foreach(jx_get(spec, lists[l]), i, a) {
-      if (!networks_find(m->store, jx_str(a, "Target", ""), err))
-        return -1;
-      return sh_error(err, 501,
-                      "attaching services to networks (--network) is not "
-                      "supported by shoal yet");
+    json_array_foreach(jx_get(out, lists[l]), i, a) {
+      const char *target = jx_str(a, "Target", "");
+      if (strcmp(target, "bridge") == 0 || strcmp(target, "none") == 0) {
+        json_decref(out);
+        sh_error(err, 501,
+                 "the %s network cannot be used with services in shoal yet; "
+                 "use an overlay network or host",
+                 target);
+        return NULL;
+      }
+      json_t *net = networks_find(m->store, target, err);
+      if (!net) {
+        json_decref(out);
+        return NULL;
+      }
+      if (jx_bool(net, "Spec.Ingress", false)) {
+        char msg[256];
+        snprintf(msg, sizeof msg,
+                 "Service cannot be explicitly attached to the ingress "
+                 "network \"%s\"",
+                 jx_str(net, "Spec.Name", ""));
+        rpc_error(err, 400, msg);
+        json_decref(out);
+        return NULL;
+      }
+      json_object_set_new(a, "Target", json_string(jx_str(net, "ID", "")));
     }
   }
-  return 0;
+  return out;
 }
 
 int manager_create_service(struct manager *m, const json_t *spec,
                            char id_out[ID_LEN + 1], manager_done_fn done,
                            void *ud, sh_err *err) {
-  if (check_service_networks(m, spec, err) < 0)
+  cleanup_json json_t *resolved = resolve_service_networks(m, spec, err);
+  if (!resolved)
     return -1;
   id_new(id_out);
-  json_t *svc = services_create(m->store, spec, id_out, err);
+  json_t *svc = services_create(m->store, resolved, id_out, err);
   if (!svc)
     return -1;
   struct store_tx *tx = store_tx_new();
@@ -398,9 +424,10 @@ int manager_create_service(struct manager *m, const json_t *spec,
 int manager_update_service(struct manager *m, const char *ref, int64_t version,
                            const json_t *spec, const char *rollback,
                            manager_done_fn done, void *ud, sh_err *err) {
-  if (check_service_networks(m, spec, err) < 0)
+  cleanup_json json_t *resolved = resolve_service_networks(m, spec, err);
+  if (!resolved)
     return -1;
-  json_t *svc = services_update(m->store, ref, version, spec, rollback,
+  json_t *svc = services_update(m->store, ref, version, resolved, rollback,
                                 clock_wall_ns(), err);
   if (!svc)
     return -1;

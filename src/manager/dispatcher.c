@@ -10,6 +10,7 @@
 #include "http/server.h"
 #include "manager/internal.h"
 #include "manager/orchtask.h"
+#include "manager/peers.h"
 #include "raft/raftnode.h"
 #include "store/store.h"
 
@@ -22,6 +23,8 @@ struct session {
   char sid[ID_LEN + 1];
   struct http_req *req; /* the open stream; NULL once closed */
   int64_t last_mono;
+  /* The peer set this node was last sent (see peers.h). */
+  json_t *peers_sent;
   struct session *next;
 };
 
@@ -45,6 +48,8 @@ struct dispatcher {
   /* The manager list the sessions were last sent; a change of manager
    * membership sends the new one to every node. */
   json_t *managers;
+  /* Tasks or nodes changed: peer sets are compared at the next flush. */
+  bool peers_dirty;
 };
 
 static int64_t period_ns(struct dispatcher *d) {
@@ -202,6 +207,7 @@ static void session_end(struct dispatcher *d, struct session *s) {
     req->on_close = NULL;
     http_stream_end(req);
   }
+  json_decref(s->peers_sent);
   free(s);
 }
 
@@ -215,6 +221,7 @@ static void stream_closed(struct http_req *req, void *ud) {
   json_object_set_new(d->deadlines, s->node_id, json_integer(deadline));
   s->req = NULL;
   session_unlink(d, s);
+  json_decref(s->peers_sent);
   free(s);
   http_req_release(req);
 }
@@ -242,10 +249,14 @@ void dispatcher_drop(struct dispatcher *d, const char *node_id) {
   json_object_del(d->deadlines, node_id);
 }
 
-/* What a node must know: every task placed on it that it should run or
+/* What a node must know: every task assigned to it that it should run or
  * that may still be running there (so it can stop it). */
 static bool task_for_agent(const json_t *t) {
   enum task_state st = task_state(t);
+  /* A global task names its node from the start; it is the node's only
+   * once the scheduler assigned it (after the allocator). */
+  if (st < TS_ASSIGNED)
+    return false;
   return task_desired(t) <= TS_RUNNING || st < TS_COMPLETE;
 }
 
@@ -264,13 +275,40 @@ static void send_assignments(struct dispatcher *d, struct session *s) {
   size_t i;
   json_t *t;
   json_array_foreach(tasks, i, t) {
-    if (strcmp(jx_str(t, "NodeID", ""), s->node_id) == 0 && task_for_agent(t))
-      json_array_append_new(mine, store_public(t));
+    if (strcmp(jx_str(t, "NodeID", ""), s->node_id) == 0 && task_for_agent(t)) {
+      json_t *pub = store_public(t);
+      /* The node publishes host-mode ports itself (swarmkit's
+       * Task.Endpoint). */
+      const json_t *ep = json_object_get(t, "_EndpointSpec");
+      if (ep)
+        json_object_set_new(pub, "Endpoint", json_pack("{s:O}", "Spec", ep));
+      json_array_append_new(mine, pub);
+    }
   }
   json_decref(tasks);
   json_t *msg = json_pack("{s:s, s:o}", "Type", "assignments", "Tasks", mine);
   send_line(s->req, msg);
   json_decref(msg);
+}
+
+/* Sends the node what changed in its peer set (all of it, with Reset,
+ * on a new session: the node may hold entries from before). */
+static void send_peers(struct session *s, const json_t *all, bool reset) {
+  json_t *want = json_object_get(all, s->node_id);
+  if (!want)
+    want = json_object_get(all, ""); /* not ready yet: none */
+  json_t *empty = json_object();
+  json_t *diff = peers_diff(reset ? empty : s->peers_sent, want ? want : empty);
+  if (diff || reset) {
+    json_t *msg = diff ? diff : json_pack("{s:[], s:[]}", "Add", "Del");
+    json_object_set_new(msg, "Type", json_string("peers"));
+    json_object_set_new(msg, "Reset", json_boolean(reset));
+    send_line(s->req, msg);
+    json_decref(msg);
+  }
+  json_decref(s->peers_sent);
+  s->peers_sent = want ? json_deep_copy(want) : json_object();
+  json_decref(empty);
 }
 
 static void flush_dirty(uv_timer_t *t) {
@@ -283,6 +321,20 @@ static void flush_dirty(uv_timer_t *t) {
       send_assignments(d, s);
   }
   json_object_clear(d->dirty);
+  if (d->peers_dirty) {
+    d->peers_dirty = false;
+    json_t *all = peers_by_node(d->m->store);
+    for (struct session *s = d->sessions; s; s = s->next)
+      if (s->req)
+        send_peers(s, all, false);
+    json_decref(all);
+  }
+}
+
+static void mark_peers(struct dispatcher *d) {
+  d->peers_dirty = true;
+  if (!uv_is_active((uv_handle_t *)&d->flush))
+    uv_timer_start(&d->flush, flush_dirty, 0, 0);
 }
 
 static void mark_dirty(struct dispatcher *d, const json_t *task) {
@@ -318,6 +370,7 @@ static void on_store_change(const struct store_change *ch, size_t n,
   if (!d->leader)
     return;
   if (n == 0) { /* restore: everything may have changed */
+    d->peers_dirty = true;
     for (struct session *s = d->sessions; s; s = s->next)
       json_object_set_new(d->dirty, s->node_id, json_true());
     if (!uv_is_active((uv_handle_t *)&d->flush))
@@ -328,6 +381,8 @@ static void on_store_change(const struct store_change *ch, size_t n,
   for (size_t i = 0; i < n; i++) {
     if (ch[i].kind == STORE_NODE)
       nodes_changed = true;
+    if (ch[i].kind == STORE_NODE || ch[i].kind == STORE_TASK)
+      mark_peers(d);
     if (ch[i].kind == STORE_NODE && ch[i].new_obj) {
       struct session *s = find_session(d, ch[i].id);
       if (s && s->req)
@@ -468,16 +523,31 @@ void dispatcher_session(struct dispatcher *d, struct http_req *req,
   http_stream_begin(req, 200, "application/json", NULL);
   /* Addr: how the manager sees the node, its address when it advertised
    * none (workers). */
+  /* DataPathPort: the cluster's VXLAN port. */
+  const json_t *cl = store_cluster(d->m->store);
   json_t *hello = json_pack(
-      "{s:s, s:s, s:s, s:I, s:o, s:s}", "Type", "session", "SessionID", s->sid,
-      "NodeID", node_id, "HeartbeatPeriod", (json_int_t)period_ns(d),
-      "Managers", manager_addresses(d->m), "Addr", req->peer_addr);
+      "{s:s, s:s, s:s, s:I, s:o, s:s, s:I}", "Type", "session", "SessionID",
+      s->sid, "NodeID", node_id, "HeartbeatPeriod", (json_int_t)period_ns(d),
+      "Managers", manager_addresses(d->m), "Addr", req->peer_addr,
+      "DataPathPort", (json_int_t)jx_int(cl, "DataPathPort", 4789));
+  /* Ingress: every node shows it in `network ls`, as on Docker. */
+  json_t *nets = store_list(d->m->store, STORE_NETWORK);
+  size_t ni;
+  json_t *net;
+  json_array_foreach(nets, ni, net) {
+    if (jx_bool(net, "Spec.Ingress", false))
+      json_object_set_new(hello, "Ingress", store_public(net));
+  }
+  json_decref(nets);
   if (!d->managers)
     d->managers = json_deep_copy(json_object_get(hello, "Managers"));
   send_line(req, hello);
   json_decref(hello);
   send_node(req, node);
   send_assignments(d, s);
+  json_t *all = peers_by_node(d->m->store);
+  send_peers(s, all, true);
+  json_decref(all);
 
   json_t *desc = body ? json_object_get(body, "Description") : NULL;
   set_status(d, node_id, "ready", "", req->peer_addr,

@@ -328,6 +328,9 @@ int manager_create(const struct manager_config *cfg,
   char net_id[ID_LEN + 1];
   id_new(net_id);
   store_tx_put(tx, STORE_NETWORK, networks_ingress(net_id), STORE_MUST_CREATE);
+  id_new(net_id);
+  store_tx_put(tx, STORE_NETWORK, networks_predefined_host(net_id),
+               STORE_MUST_CREATE);
   m->init_tx = tx;
   m->init_done = done;
   m->init_ud = ud;

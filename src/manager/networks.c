@@ -49,6 +49,25 @@ json_t *networks_ingress(const char *id) {
       ipam_options(NETWORKS_INGRESS_SUBNET, NULL, NETWORKS_INGRESS_GATEWAY));
 }
 
+json_t *networks_predefined_host(const char *id) {
+  return json_pack("{s:s, s:{s:s, s:{s:s}, s:{s:s}, s:s}, s:{s:s}}", "ID", id,
+                   "Spec", "Name", "host", "Labels",
+                   "com.docker.swarm.predefined", "true", "DriverConfiguration",
+                   "Name", "host", "Scope", "swarm", "DriverState", "Name",
+                   "host");
+}
+
+bool networks_is_hidden(const json_t *net) {
+  return strcmp(jx_str(json_object_get(jx_get(net, "Spec.Labels"),
+                                       "com.docker.swarm.predefined"),
+                       "", ""),
+                "true") == 0;
+}
+
+bool networks_is_host(const json_t *net) {
+  return strcmp(jx_str(net, "DriverState.Name", ""), "host") == 0;
+}
+
 /* ---- what is taken: subnets and VXLAN IDs of every network ---- */
 
 struct taken {
@@ -204,7 +223,7 @@ json_t *networks_create(struct store *s, const json_t *req, const char *id,
   json_t *n;
   bool taken_name = false;
   json_array_foreach(nets, i, n) taken_name |=
-      strcmp(jx_str(n, "Spec.Name", ""), name) == 0;
+      !networks_is_hidden(n) && strcmp(jx_str(n, "Spec.Name", ""), name) == 0;
   json_array_foreach(pending, i, n) taken_name |=
       strcmp(jx_str(n, "Spec.Name", ""), name) == 0;
   json_decref(nets);

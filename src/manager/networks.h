@@ -43,6 +43,15 @@ bool networks_in_use(struct store *s, const json_t *net);
 /* The ingress Network with ID id (swarm init). New reference. */
 json_t *networks_ingress(const char *id);
 
+/* swarmkit's predefined swarm network "host" (swarm init): what `service
+ * create --network host` names (the CLI asks for it with scope swarm).
+ * Hidden from lists; its tasks share their node's namespace. */
+json_t *networks_predefined_host(const char *id);
+/* Whether a Network is one of those (label com.docker.swarm.predefined). */
+bool networks_is_hidden(const json_t *net);
+/* Whether a Network's tasks use their node's own namespace (driver host). */
+bool networks_is_host(const json_t *net);
+
 /* The Network for a NetworkCreateRequest, with ID id, allocated from the
  * cluster's default address pools (DefaultAddrPool, SubnetSize) beside
  * every network in the store and in `pending` (an array of Network

@@ -5,6 +5,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "manager/internal.h"
+#include "manager/allocator.h"
 #include "manager/orchestrator.h"
 #include "manager/scheduler.h"
 #include "store/store.h"
@@ -24,6 +25,7 @@ struct reconciler {
   /* A pass left work for later (orch_out.more): the next passes are
    * paced, so API requests get loop turns between the batches. */
   bool batching;
+  bool exhausted_said; /* the allocator's shortage was logged */
 };
 
 /* Between the passes of a large change: idle loop turns after each pass
@@ -69,7 +71,7 @@ static void proposal_done(void *ud, int status, const sh_err *err) {
    * next run decides again on fresh state. */
   if (status < 0 && err && err->status == 503)
     log_debug("reconcile proposal not committed: %s", err->msg);
-  if (--r->inflight == 0 && r->leader && (r->pass == 1 || r->dirty))
+  if (--r->inflight == 0 && r->leader && (r->pass != 0 || r->dirty))
     uv_timer_start(&r->kick, on_timer, next_delay(r), 0);
 }
 
@@ -93,8 +95,11 @@ static void run(struct reconciler *r) {
   struct orch_out out;
   orch_out_init(&out);
   /* Pass 0: orchestrator; pass 1 (after its proposals are applied):
-   * scheduler, so new tasks are placed in the same reconcile. */
-  if (r->pass == 0) {
+   * allocator, which gives new tasks their network addresses; pass 2:
+   * scheduler, which places allocated tasks. One reconcile takes a new
+   * task from creation to a node. */
+  switch (r->pass) {
+  case 0:
     r->dirty = false;
     r->batching = false;
     orchestrator_run(s, now, &out);
@@ -102,22 +107,30 @@ static void run(struct reconciler *r) {
       int64_t ms = (out.next_wakeup_ns - now) / NS_PER_MS;
       uv_timer_start(&r->wakeup, on_timer, ms > 0 ? (uint64_t)ms : 1, 0);
     }
-    r->pass = 1;
-    if (out.more)
-      r->dirty = r->batching = true; /* run again for the rest */
-    propose_all(r, &out);
-    orch_out_free(&out);
-    if (r->inflight == 0)
-      run(r); /* nothing to wait for: schedule now */
-    return;
+    break;
+  case 1: {
+    size_t exhausted = 0;
+    allocator_run(s, &out, &exhausted);
+    if (exhausted && !r->exhausted_said)
+      log_warn("%zu tasks wait for a free address on their networks",
+               exhausted);
+    r->exhausted_said = exhausted > 0;
+    break;
   }
-  r->pass = 0;
-  scheduler_run(s, now, &out);
+  default:
+    scheduler_run(s, now, &out);
+    break;
+  }
+  r->pass = (r->pass + 1) % 3;
   if (out.more)
-    r->dirty = r->batching = true;
+    r->dirty = r->batching = true; /* run again for the rest */
   propose_all(r, &out);
   orch_out_free(&out);
-  if (r->inflight == 0 && r->dirty)
+  if (r->inflight > 0)
+    return; /* proposal_done runs the next pass */
+  if (r->pass != 0)
+    run(r); /* nothing to wait for: the next pass now */
+  else if (r->dirty)
     uv_timer_start(&r->kick, on_timer, next_delay(r), 0);
 }
 

@@ -4,6 +4,8 @@
  * replicas like swarmkit's round over the sorted nodes). */
 #include "manager/scheduler.h"
 
+#include "manager/allocator.h"
+
 #include "core/clock.h"
 #include "core/jsonx.h"
 #include "core/util.h"
@@ -378,6 +380,11 @@ int scheduler_run(struct store *s, int64_t now_ns, struct orch_out *out) {
   json_t *nofit = json_object();
   json_array_foreach(tasks, i, t) {
     if (task_state(t) != TS_PENDING || task_desired(t) > TS_RUNNING)
+      continue;
+    /* Only tasks with their network addresses go to a node (the
+     * allocator runs just before). */
+    const json_t *svc = store_get(s, STORE_SERVICE, jx_str(t, "ServiceID", ""));
+    if (svc && !allocator_task_allocated(s, svc, t))
       continue;
     if (out->budget <= 0) { /* the rest in a later run */
       out->more = true;

@@ -887,3 +887,12 @@ json_t *overlay_view(struct overlay *ov) {
   pthread_mutex_unlock(&ov->mu);
   return json_pack("{soso}", "Networks", nets, "GwBridge", g);
 }
+
+int overlay_ensure_gwbridge(struct overlay *ov, sh_err *err) {
+  pthread_mutex_lock(&ov->mu);
+  int rc = ensure_gw(ov, err);
+  if (rc == 0)
+    rc = save_state(ov, err);
+  pthread_mutex_unlock(&ov->mu);
+  return rc;
+}

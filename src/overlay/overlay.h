@@ -82,6 +82,10 @@ int overlay_gc(struct overlay *ov, const char *const *live_task_ids,
  * usable (empty). */
 int overlay_leave(struct overlay *ov, struct sh_err *err);
 
+/* Makes docker_gwbridge and its nftables rules now (as dockerd does on
+ * swarm init and join), not only with the first task. */
+int overlay_ensure_gwbridge(struct overlay *ov, struct sh_err *err);
+
 /* This node's endpoints for the API (new reference):
  * {"Networks": {"<net ID>" | "docker_gwbridge": {"<task ID>":
  *    {"EndpointID", "MacAddress", "IPv4Address": "10.0.1.3/24",

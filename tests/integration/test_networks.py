@@ -1,13 +1,13 @@
 """Networks as a user checks them with the stock docker CLI (issue 8, the
 control plane): the seed's `network ls` and `network inspect ingress` on a
 manager, overlay networks created, inspected, listed with filters and
-removed, with dockerd's and swarmkit's errors for bad input. Tasks are not
-attached to networks yet: `service create --network` resolves the name and
-is refused with a message, never stored and ignored."""
+removed, with dockerd's and swarmkit's errors for bad input; a service's
+networks resolved to IDs as moby does (the data plane is test_overlay.py)."""
 
+import json
 import re
 
-from lib import SEED, Lab, parse_table, timeout
+from lib import SEED, Lab, parse_table, timeout, wait_until
 
 NETWORK_LS = ["NETWORK ID", "NAME", "DRIVER", "SCOPE"]
 SWARM_ID = r"[0-9a-z]{25}"
@@ -34,8 +34,8 @@ def test_seed_network_ls_and_inspect_ingress():
         seed_manager(lab)
         rows = net_ls(lab, "swarma")
         got = {r["NAME"]: (r["DRIVER"], r["SCOPE"]) for r in rows}
-        assert got == {"host": ("host", "local"), "ingress": ("overlay", "swarm"),
-                       "none": ("null", "local")}, rows
+        assert got == {"docker_gwbridge": ("bridge", "local"), "host": ("host", "local"),
+                       "ingress": ("overlay", "swarm"), "none": ("null", "local")}, rows
         ids = {r["NAME"]: r["NETWORK ID"] for r in rows}
         assert re.fullmatch(r"[0-9a-z]{12}", ids["ingress"]), ids
         assert re.fullmatch(r"[0-9a-f]{12}", ids["host"]), ids
@@ -54,9 +54,25 @@ def test_seed_network_ls_and_inspect_ingress():
         lab.restart("swarma")
         assert lab.docker("swarma", "network", "inspect", "-f", "{{.Id}}", "host")[1].strip() == host_id
 
-        # A node that is not a manager keeps its local networks and cannot
-        # create overlays.
-        assert {r["NAME"] for r in net_ls(lab, "swarmb")} == {"host", "none"}
+        # docker_gwbridge as the seed shows it: a local bridge Docker's
+        # way, masqueraded, no traffic between its containers.
+        _, out, _ = lab.docker("swarma", "network", "inspect", "docker_gwbridge", "--format",
+                               "{{.Scope}} {{.Driver}} {{range .IPAM.Config}}{{.Subnet}} "
+                               "{{.Gateway}}{{end}} {{json .Options}}")
+        assert out.strip() == (
+            'local bridge 172.18.0.0/16 172.18.0.1 {"com.docker.network.bridge.enable_icc":"false",'
+            '"com.docker.network.bridge.enable_ip_masquerade":"true",'
+            '"com.docker.network.bridge.name":"docker_gwbridge"}'), out
+        link = lab.exec("swarma", "ip", "-o", "addr", "show", "dev", "docker_gwbridge")[1]
+        assert " 172.18.0.1/16 " in link, link
+
+        # A worker that joined shows ingress and its own docker_gwbridge,
+        # and cannot create overlays.
+        lab.join("swarmb", lab.token("swarma"))
+        wait_until(lambda: {r["NAME"] for r in net_ls(lab, "swarmb")} ==
+                   {"docker_gwbridge", "host", "ingress", "none"}, 15, what="swarmb's networks")
+        ing = lab.docker("swarmb", "network", "inspect", "-f", "{{.Id}} {{.Scope}}", "ingress")[1].split()
+        assert ing == [full, "swarm"], ing
         assert err_of(lab, "swarmb", "network", "create", "-d", "overlay", "x") == (
             'Error response from daemon: This node is not a swarm manager. Use "docker swarm '
             'init" or "docker swarm join" to connect this node to swarm and try again.')
@@ -81,14 +97,14 @@ def test_overlay_create_inspect_filters_and_remove():
         assert lines[1] == "auto false 10.0.0.0/24 10.0.0.1 {} 4098", lines
 
         assert [r["NAME"] for r in net_ls(lab, "swarma", "--filter", "type=custom")] == \
-            ["auto", "ingress", "web"]
+            ["auto", "docker_gwbridge", "ingress", "web"]
         assert [r["NAME"] for r in net_ls(lab, "swarma", "--filter", "type=builtin")] == \
             ["host", "none"]
         assert [r["NAME"] for r in net_ls(lab, "swarma", "--filter", "label=team=web")] == ["web"]
         assert [r["NAME"] for r in net_ls(lab, "swarma", "--filter", "scope=local")] == \
-            ["host", "none"]
+            ["docker_gwbridge", "host", "none"]
         assert [r["NAME"] for r in net_ls(lab, "swarma", "--filter", "dangling=true")] == \
-            ["auto", "ingress", "web"]
+            ["auto", "docker_gwbridge", "ingress", "web"]
         assert lab.docker("swarma", "network", "ls", "-q", "--no-trunc", "--filter",
                           "name=we")[1].split() == [nid]
         assert err_of(lab, "swarma", "network", "ls", "--filter", "type=x") == \
@@ -129,10 +145,20 @@ def test_overlay_create_inspect_filters_and_remove():
         # A service may not silently ignore its networks.
         assert err_of(lab, "swarma", "service", "create", "--network", "nope", "busybox") == \
             pre + "network nope not found"
-        rc, _, err = lab.docker("swarma", "service", "create", "--network", "web", "busybox",
-                                check=False)
-        assert rc != 0 and "not supported by shoal yet" in err, err
+        assert err_of(lab, "swarma", "service", "create", "--network", "ingress", "busybox") == \
+            pre + 'rpc error: code = InvalidArgument desc = Service cannot be explicitly ' \
+            'attached to the ingress network "ingress"'
         assert lab.docker("swarma", "service", "ls", "-q")[1] == ""
+        # By name, in the long form with an alias: stored as the network's ID.
+        lab.docker("swarma", "service", "create", "--detach", "--name", "att", "--network",
+                   "name=web,alias=w1", "busybox", "sleep", "600")
+        _, out, _ = lab.docker("swarma", "service", "inspect", "--format",
+                               "{{json .Spec.TaskTemplate.Networks}}", "att")
+        assert json.loads(out) == [{"Target": nid, "Aliases": ["w1"]}], out
+        rc, _, err = lab.docker("swarma", "network", "rm", "web", check=False)
+        sid = lab.docker("swarma", "service", "inspect", "-f", "{{.ID}}", "att")[1].strip()
+        assert rc != 0 and "network %s is in use by service %s" % (nid, sid) in err, err
+        lab.docker("swarma", "service", "rm", "att")
 
         # ingress cannot go while a service publishes through it.
         lab.docker("swarma", "service", "create", "--detach", "--name", "pub", "--publish",

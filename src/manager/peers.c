@@ -1,0 +1,116 @@
+/* Peer sets per node (see peers.h). */
+#include "manager/peers.h"
+
+#include "core/jsonx.h"
+#include "core/util.h"
+#include "manager/orchtask.h"
+#include "store/store.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static bool present(const json_t *t) {
+  enum task_state st = task_state(t);
+  return st >= TS_ASSIGNED && st <= TS_RUNNING;
+}
+
+json_t *peers_by_node(struct store *s) {
+  /* Ready nodes' addresses. */
+  cleanup_json json_t *nodes = store_list(s, STORE_NODE);
+  cleanup_json json_t *addr = json_object();
+  cleanup_json json_t *names = json_object();
+  size_t i;
+  json_t *n;
+  json_array_foreach(nodes, i, n) {
+    if (strcmp(jx_str(n, "Status.State", ""), "ready") == 0 &&
+        *jx_str(n, "Status.Addr", ""))
+      json_object_set_new(addr, jx_str(n, "ID", ""),
+                          json_string(jx_str(n, "Status.Addr", "")));
+    json_object_set_new(names, jx_str(n, "ID", ""),
+                        json_string(jx_str(n, "Description.Hostname", "")));
+  }
+  /* network ID -> {node ID -> {key -> peer}}: each network's endpoints
+   * grouped by the node they are on. */
+  cleanup_json json_t *by_net = json_object();
+  cleanup_json json_t *tasks = store_list(s, STORE_TASK);
+  json_t *t;
+  json_array_foreach(tasks, i, t) {
+    const char *node = jx_str(t, "NodeID", "");
+    const char *host = jx_str(addr, node, NULL);
+    if (!host || !present(t))
+      continue;
+    size_t k;
+    json_t *att;
+    json_array_foreach(json_object_get(t, "NetworksAttachments"), k, att) {
+      const char *net = jx_str(att, "Network.ID", "");
+      json_t *on_net = json_object_get(by_net, net);
+      if (!on_net) {
+        on_net = json_object();
+        json_object_set_new(by_net, net, on_net);
+      }
+      json_t *on_node = json_object_get(on_net, node);
+      if (!on_node) {
+        on_node = json_object();
+        json_object_set_new(on_net, node, on_node);
+      }
+      size_t a;
+      json_t *cidr;
+      json_array_foreach(json_object_get(att, "Addresses"), a, cidr) {
+        char ip[64];
+        snprintf(ip, sizeof ip, "%s", json_string_value(cidr));
+        char *slash = strchr(ip, '/');
+        if (slash)
+          *slash = '\0';
+        cleanup_free char *key = xasprintf("%s %s", net, ip);
+        json_object_set_new(on_node, key,
+                            json_pack("{s:s, s:s, s:s, s:s}", "Network", net,
+                                      "Addr", ip, "Host", host, "Name",
+                                      jx_str(names, node, "")));
+      }
+    }
+  }
+  /* Each node: the other nodes' endpoints on the networks it holds. */
+  json_t *out = json_object();
+  const char *node;
+  json_t *v;
+  json_object_foreach(addr, node, v)
+      json_object_set_new(out, node, json_object());
+  const char *net;
+  json_t *on_net;
+  json_object_foreach(by_net, net, on_net) {
+    const char *holder;
+    json_t *mine;
+    json_object_foreach(on_net, holder, mine) {
+      json_t *set = json_object_get(out, holder);
+      const char *other;
+      json_t *theirs;
+      json_object_foreach(on_net, other, theirs) {
+        if (strcmp(other, holder) != 0)
+          json_object_update(set, theirs);
+      }
+    }
+  }
+  return out;
+}
+
+json_t *peers_diff(const json_t *sent, const json_t *want) {
+  json_t *add = json_array(), *del = json_array();
+  const char *key;
+  json_t *p;
+  json_object_foreach((json_t *)want, key, p) {
+    const json_t *had = json_object_get(sent, key);
+    if (!had || !json_equal(had, p))
+      json_array_append(add, p);
+  }
+  json_object_foreach((json_t *)sent, key, p) {
+    const json_t *now = json_object_get(want, key);
+    if (!now || !json_equal(now, p))
+      json_array_append(del, p);
+  }
+  if (json_array_size(add) == 0 && json_array_size(del) == 0) {
+    json_decref(add);
+    json_decref(del);
+    return NULL;
+  }
+  return json_pack("{s:o, s:o}", "Add", add, "Del", del);
+}

@@ -1,0 +1,154 @@
+#include "test.h"
+
+#include "fixture.h"
+#include "manager/allocator.h"
+#include "manager/networks.h"
+#include "manager/peers.h"
+
+static void alloc(struct fx *f) {
+  struct orch_out o;
+  orch_out_init(&o);
+  allocator_run(f->s, &o, NULL);
+  fx_apply_out(f, &o);
+  orch_out_free(&o);
+}
+
+static void net(struct fx *f, const char *id, const char *subnet) {
+  char body[256];
+  snprintf(body, sizeof body,
+           "{\"Name\":\"%s\",\"Driver\":\"overlay\",\"IPAM\":{\"Config\":[{"
+           "\"Subnet\":\"%s\"}]}}",
+           id, subnet);
+  json_t *req = json_loads(body, 0, NULL);
+  sh_err err = {0};
+  json_t *n = networks_create(f->s, req, id, NULL, &err);
+  json_decref(req);
+  if (!n)
+    abort();
+  fx_put(f, STORE_NETWORK, n, STORE_MUST_CREATE);
+}
+
+#define SVC(name, netid, n)                                                    \
+  "{\"Name\":\"" name "\",\"TaskTemplate\":{\"ContainerSpec\":{\"Image\":"     \
+  "\"busybox\"},\"Networks\":[{\"Target\":\"" netid "\"}]},\"Mode\":{"         \
+  "\"Replicated\":{\"Replicas\":" #n "}}}"
+
+/* The addresses of a peer set, sorted, as "addr@host" joined by ' '. */
+static char *render(const json_t *set) {
+  sh_buf b = {0};
+  void *iter;
+  json_t *keys = json_array();
+  for (iter = json_object_iter((json_t *)set); iter;
+       iter = json_object_iter_next((json_t *)set, iter))
+    json_array_append_new(keys, json_string(json_object_iter_key(iter)));
+  size_t n = json_array_size(keys);
+  for (size_t i = 0; i < n; i++) /* tiny: selection sort */
+    for (size_t k = i + 1; k < n; k++)
+      if (strcmp(json_string_value(json_array_get(keys, k)),
+                 json_string_value(json_array_get(keys, i))) < 0) {
+        json_t *a = json_incref(json_array_get(keys, i));
+        json_array_set(keys, i, json_array_get(keys, k));
+        json_array_set_new(keys, k, a);
+      }
+  for (size_t i = 0; i < n; i++) {
+    const json_t *v =
+        json_object_get(set, json_string_value(json_array_get(keys, i)));
+    buf_printf(&b, "%s%s@%s", i ? " " : "", jx_str(v, "Addr", ""),
+               jx_str(v, "Host", ""));
+  }
+  json_decref(keys);
+  return b.data ? b.data : xstrdup("");
+}
+
+TEST(peers_are_the_other_nodes_tasks_on_the_networks_a_node_holds) {
+  struct fx f;
+  fx_init(&f, 5);
+  fx_node(&f, "n1", NULL);
+  fx_node(&f, "n2", NULL);
+  fx_node(&f, "n3", NULL);
+  fx_set(&f, STORE_NODE, "n1", "Status.Addr", json_string("192.168.33.11"));
+  fx_set(&f, STORE_NODE, "n2", "Status.Addr", json_string("192.168.33.12"));
+  fx_set(&f, STORE_NODE, "n3", "Status.Addr", json_string("192.168.33.13"));
+  net(&f, "netA", "10.0.1.0/24");
+  net(&f, "netB", "10.0.2.0/24");
+  fx_service(&f, "a", SVC("a", "netA", 2));
+  fx_service(&f, "b", SVC("b", "netB", 1));
+  fx_orch(&f);
+  /* Not allocated yet: the scheduler leaves the tasks pending. */
+  CHECK_INT_EQ(fx_sched(&f), 0);
+  alloc(&f);
+  CHECK(fx_sched(&f) > 0);
+  fx_agent(&f);
+
+  json_t *tasks = fx_tasks(&f, NULL, "running", NULL);
+  CHECK_INT_EQ(json_array_size(tasks), 3);
+  json_decref(tasks);
+  /* Spread: a's two tasks on two nodes, b's on the third. Each node
+   * holding netA sees the other's task of a; the node of b sees none. */
+  json_t *all = peers_by_node(f.s);
+  int with_one = 0, with_none = 0;
+  const char *node;
+  json_t *set;
+  json_object_foreach(all, node, set) {
+    cleanup_free char *r = render(set);
+    if (json_object_size(set) == 1) {
+      with_one++;
+      CHECK(str_has_prefix(r, "10.0.1."));
+      CHECK(strstr(r, "@192.168.33.") != NULL);
+      /* never itself */
+      char self[32];
+      snprintf(self, sizeof self, "@192.168.33.1%c", node[1]);
+      CHECK(strstr(r, self) == NULL);
+    } else if (json_object_size(set) == 0)
+      with_none++;
+  }
+  CHECK_INT_EQ(with_one, 2);
+  CHECK_INT_EQ(with_none, 1);
+
+  /* A node that goes down takes its tasks out of the others' sets. */
+  json_t *as = fx_tasks(&f, "a", NULL, NULL);
+  json_t *t = json_array_get(as, 0);
+  const char *down = jx_str(t, "NodeID", "");
+  char down_id[8];
+  snprintf(down_id, sizeof down_id, "%s", down);
+  fx_set(&f, STORE_NODE, down_id, "Status.State", json_string("down"));
+  json_t *after = peers_by_node(f.s);
+  CHECK(json_object_get(after, down_id) == NULL);
+  json_object_foreach(after, node, set) CHECK_INT_EQ(json_object_size(set), 0);
+
+  /* The change as a node receives it: one deletion. */
+  const char *other = NULL;
+  json_object_foreach(all, node, set) {
+    if (strcmp(node, down_id) && json_object_size(set) == 1)
+      other = node;
+  }
+  CHECK(other != NULL);
+  json_t *d =
+      peers_diff(json_object_get(all, other), json_object_get(after, other));
+  CHECK(d != NULL);
+  CHECK_INT_EQ(json_array_size(json_object_get(d, "Add")), 0);
+  CHECK_INT_EQ(json_array_size(json_object_get(d, "Del")), 1);
+  json_decref(d);
+  /* and nothing when nothing changed */
+  CHECK(peers_diff(json_object_get(after, other),
+                   json_object_get(after, other)) == NULL);
+  json_decref(as);
+  json_decref(all);
+  json_decref(after);
+  fx_free(&f);
+}
+
+TEST(peers_diff_moves_a_changed_host_as_delete_then_add) {
+  json_t *a = json_pack("{s:{s:s, s:s, s:s}}", "n 10.0.0.2", "Network", "n",
+                        "Addr", "10.0.0.2", "Host", "192.168.33.11");
+  json_t *b = json_pack("{s:{s:s, s:s, s:s}}", "n 10.0.0.2", "Network", "n",
+                        "Addr", "10.0.0.2", "Host", "192.168.33.12");
+  json_t *d = peers_diff(a, b);
+  CHECK_STR_EQ(jx_str(json_array_get(json_object_get(d, "Del"), 0), "Host", ""),
+               "192.168.33.11");
+  CHECK_STR_EQ(jx_str(json_array_get(json_object_get(d, "Add"), 0), "Host", ""),
+               "192.168.33.12");
+  json_decref(d);
+  json_decref(a);
+  json_decref(b);
+}
