@@ -30,6 +30,9 @@ struct agent_config {
   void (*on_node)(void *ud, const json_t *node);
   /* The full list of tasks placed on this node (after every change). */
   void (*on_assignments)(void *ud, const json_t *tasks);
+  /* This node's ingress endpoint: {Network, Addresses} (its
+   * ingress-sbox's attachment). */
+  void (*on_ingress)(void *ud, const json_t *attachment);
   /* Changes to who is where on this node's networks: {Reset, Add, Del}. */
   void (*on_peers)(void *ud, const json_t *msg);
   /* A manager wants task logs / no longer wants them (log broker). */

@@ -87,6 +87,7 @@ struct worker {
   /* The peer sets as the leader last described them: network ID ->
    * {"<net> <addr>" -> {Network, Addr, Host, Name}} (for the API). */
   json_t *peer_sets;
+  json_t *ingress; /* this node's ingress attachment, as last applied */
 };
 
 enum job_kind {
@@ -97,7 +98,8 @@ enum job_kind {
   J_STOP,   /* blocking stop: only for containers without a watch */
   J_REMOVE,
   J_ADOPT,
-  J_PEERS /* apply queued peer changes */
+  J_PEERS,  /* apply queued peer changes */
+  J_INGRESS /* (re)build the node's ingress sandbox */
 };
 
 struct job {
@@ -458,9 +460,10 @@ static void adopt(struct job *j) {
     /* Endpoints of tasks whose container ended or vanished while no
      * daemon watched go now (their addresses may be reassigned). */
     size_t na = json_array_size(j->adopted), k = 0;
-    const char **live = xcalloc(na + 1, sizeof *live);
+    const char **live = xcalloc(na + 2, sizeof *live);
     size_t i;
     json_t *a;
+    live[k++] = OVERLAY_INGRESS_SBOX;
     json_array_foreach(j->adopted, i, a) {
       if (jx_bool(a, "Running", false))
         live[k++] = jx_str(a, "Task", "");
@@ -521,6 +524,36 @@ static void apply_peers(struct job *j) {
 
 static void apply_peers(struct job *j);
 
+/* The node's ingress-sbox: a namespace on ingress (its endpoint address)
+ * and docker_gwbridge. Rebuilt only when its address changed. */
+static void build_ingress(struct job *j) {
+  struct overlay *ov = j->w->cfg.overlay;
+  const char *want =
+      json_string_value(json_array_get(jx_get(j->task, "Addresses"), 0));
+  const char *net = jx_str(j->task, "Network.ID", "");
+  cleanup_json json_t *view = overlay_view(ov);
+  const json_t *have =
+      json_object_get(json_object_get(json_object_get(view, "Networks"), net),
+                      OVERLAY_INGRESS_SBOX);
+  if (want && strcmp(jx_str(have, "IPv4Address", ""), want) == 0)
+    return;
+  sh_err err = {0};
+  overlay_detach(ov, OVERLAY_INGRESS_SBOX, NULL);
+  json_t *atts = json_pack("[O]", j->task);
+  struct overlay_task ot = {
+      .task_id = OVERLAY_INGRESS_SBOX,
+      .attachments = atts,
+      .vxlan_port = j->vxlan_port,
+  };
+  char *path = NULL;
+  if (overlay_attach(ov, &ot, &path, &err) < 0)
+    log_warn("ingress sandbox: %s", err.msg);
+  else
+    log_info("ingress sandbox ready: endpoint %s", want ? want : "");
+  free(path);
+  json_decref(atts);
+}
+
 static void job_work(void *ud) {
   struct job *j = ud;
   executor *ex = j->w->cfg.exec;
@@ -562,6 +595,9 @@ static void job_work(void *ud) {
     break;
   case J_PEERS:
     apply_peers(j);
+    break;
+  case J_INGRESS:
+    build_ingress(j);
     break;
   }
 }
@@ -765,6 +801,7 @@ static void job_done(void *ud, int cancelled) {
       break;
     case J_ADOPT:
     case J_PEERS:
+    case J_INGRESS:
       break;
     }
     if (t->assigned || t->cid[0])
@@ -974,6 +1011,23 @@ void worker_peers(struct worker *w, const json_t *msg) {
     run_job(w, NULL, J_PEERS);
 }
 
+void worker_set_ingress(struct worker *w, const json_t *attachment) {
+  if (w->stopping || !w->cfg.overlay ||
+      (w->ingress && json_equal(w->ingress, attachment)))
+    return;
+  json_decref(w->ingress);
+  w->ingress = json_deep_copy(attachment);
+  struct job *j = xcalloc(1, sizeof *j);
+  j->w = w;
+  j->kind = J_INGRESS;
+  j->pidfd = -1;
+  j->vxlan_port = w->vxlan_port;
+  j->task = json_deep_copy(attachment);
+  w->jobs++;
+  /* On the slow queue, behind the creates: this node's tasks first. */
+  workq_submit(w->cfg.work, job_work, job_done, j);
+}
+
 void worker_set_vxlan_port(struct worker *w, uint16_t port) {
   w->vxlan_port = port;
 }
@@ -1132,6 +1186,7 @@ static void maybe_free(struct worker *w) {
   json_decref(w->pending);
   json_decref(w->peer_queue);
   json_decref(w->peer_sets);
+  json_decref(w->ingress);
   free(w->node_id);
   free(w);
 }

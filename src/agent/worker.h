@@ -52,6 +52,9 @@ void worker_logs_cancel(struct worker *w, const char *sub);
 /* A peer message from the leader ({Reset, Add, Del}; see
  * manager/peers.h), applied in order. */
 void worker_peers(struct worker *w, const json_t *msg);
+/* This node's ingress attachment {Network, Addresses}: its ingress-sbox
+ * is (re)built when it changes. */
+void worker_set_ingress(struct worker *w, const json_t *attachment);
 /* The cluster's VXLAN port, for networks created from now on. */
 void worker_set_vxlan_port(struct worker *w, uint16_t port);
 /* What `network ls/inspect` show on this node (new reference):

@@ -129,15 +129,19 @@ static json_t *containers_on(const struct local_state *ls, const char *key,
                       task, ep) {
     const json_t *who =
         json_object_get(json_object_get(ls->worker, "Endpoints"), task);
-    const char *cid = jx_str(who, "Container", "");
+    bool sbox = strcmp(task, OVERLAY_INGRESS_SBOX) == 0;
+    /* dockerd's names for the node's hidden ingress sandbox */
+    const char *cid = sbox ? "ingress-sbox" : jx_str(who, "Container", "");
     if (!*cid)
       continue;
     char short_id[13];
     snprintf(short_id, sizeof short_id, "%s", cid);
-    cleanup_free char *gw = xasprintf("gateway_%s", short_id);
+    cleanup_free char *gw = xasprintf("gateway_%s", sbox ? cid : short_id);
+    const char *name = gateway ? gw
+                       : sbox  ? "ingress-endpoint"
+                               : jx_str(who, "Name", "");
     json_object_set_new(out, cid,
-                        json_pack("{s:s, s:s, s:s, s:s, s:s}", "Name",
-                                  gateway ? gw : jx_str(who, "Name", ""),
+                        json_pack("{s:s, s:s, s:s, s:s, s:s}", "Name", name,
                                   "EndpointID", jx_str(ep, "EndpointID", ""),
                                   "MacAddress", jx_str(ep, "MacAddress", ""),
                                   "IPv4Address", jx_str(ep, "IPv4Address", ""),
@@ -268,6 +272,12 @@ static bool in_use(struct shoald *d, const json_t *view) {
   const char *name = jx_str(view, "Name", "");
   if (networks_is_predefined(name))
     return true;
+  if (strcmp(name, "docker_gwbridge") == 0 && d->overlay) {
+    /* in use while an endpoint (a task, the ingress sandbox) is on it */
+    cleanup_json json_t *ov = overlay_view(d->overlay);
+    return json_object_size(
+               jx_get(json_object_get(ov, "Networks"), "docker_gwbridge")) > 0;
+  }
   if (!d->mgr || strcmp(jx_str(view, "Scope", ""), "swarm") != 0)
     return false;
   struct store *st = manager_store(d->mgr);

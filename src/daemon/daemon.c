@@ -346,6 +346,12 @@ static void on_agent_assignments(void *ud, const json_t *tasks) {
     worker_assign(d->worker, tasks);
 }
 
+static void on_agent_ingress(void *ud, const json_t *att) {
+  struct shoald *d = ud;
+  if (d->worker)
+    worker_set_ingress(d->worker, att);
+}
+
 static void on_agent_peers(void *ud, const json_t *msg) {
   struct shoald *d = ud;
   if (d->worker)
@@ -413,6 +419,7 @@ static void start_agent(struct shoald *d) {
       .on_node = on_agent_node,
       .on_assignments = on_agent_assignments,
       .on_peers = on_agent_peers,
+      .on_ingress = on_agent_ingress,
       .on_logs = on_agent_logs,
       .on_logs_cancel = on_agent_logs_cancel,
       .on_rejected = on_agent_rejected,

@@ -89,6 +89,12 @@ static struct pool *pools_build(struct store *s) {
         reserve(pools, jx_str(v, "NetworkID", ""), jx_str(v, "Addr", ""));
   }
   json_decref(svcs);
+  json_t *nodes = store_list(s, STORE_NODE);
+  json_array_foreach(nodes, i, n) {
+    const json_t *att = json_object_get(n, "_Ingress");
+    reserve(pools, jx_str(att, "Network", ""), jx_str(att, "Addr", ""));
+  }
+  json_decref(nodes);
   json_t *tasks = store_list(s, STORE_TASK);
   json_array_foreach(tasks, i, n) {
     if (!task_holds_addresses(n))
@@ -253,9 +259,43 @@ static json_t *task_attachments(struct store *s, struct pool *pools,
   return atts;
 }
 
+/* Every node's ingress endpoint (its ingress-sbox, the routing mesh's
+ * way into the ingress network): one address each, as swarmkit gives
+ * nodes their ingress attachment. */
+static void allocate_nodes(struct store *s, struct pool *pools,
+                           struct orch_out *out, size_t *short_of) {
+  const json_t *ing = ingress_network(s);
+  struct pool *p = ing ? pool_of(pools, jx_str(ing, "ID", "")) : NULL;
+  if (!p)
+    return;
+  const char *ing_id = jx_str(ing, "ID", "");
+  json_t *nodes = store_list(s, STORE_NODE);
+  size_t i;
+  json_t *n;
+  json_array_foreach(nodes, i, n) {
+    const json_t *att = json_object_get(n, "_Ingress");
+    if (strcmp(jx_str(att, "Network", ""), ing_id) == 0)
+      continue;
+    char addr[32];
+    if (pool_alloc(p, addr, sizeof addr) < 0) {
+      (*short_of)++;
+      continue;
+    }
+    json_t *next = json_deep_copy(n);
+    json_object_set_new(
+        next, "_Ingress",
+        json_pack("{s:s, s:s}", "Network", ing_id, "Addr", addr));
+    struct store_tx *tx = store_tx_new();
+    store_tx_put(tx, STORE_NODE, next, jx_int(n, "Version.Index", 0));
+    orch_out_add(out, tx);
+  }
+  json_decref(nodes);
+}
+
 int allocator_run(struct store *s, struct orch_out *out, size_t *exhausted) {
   size_t before = out->ntx, short_of = 0;
   struct pool *pools = pools_build(s);
+  allocate_nodes(s, pools, out, &short_of);
   json_t *svcs = store_list(s, STORE_SERVICE);
   json_t *tasks = store_list(s, STORE_TASK);
   size_t i;

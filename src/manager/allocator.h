@@ -5,6 +5,8 @@
  *    attaches to (Endpoint.VirtualIPs [{NetworkID, Addr}]), ingress first
  *    when it publishes a port in ingress mode; dropped networks lose
  *    theirs;
+ *  - every node an address on ingress (Node "_Ingress": {Network, Addr}),
+ *    its ingress-sbox's, kept while the node exists;
  *  - every task not yet on a node (state new..pending, desired running)
  *    one address per network of its service (NetworksAttachments
  *    [{Network, Addresses ["10.0.0.3/24"]}]), in the same order.

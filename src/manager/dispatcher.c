@@ -262,9 +262,19 @@ static bool task_for_agent(const json_t *t) {
 
 /* The node's own object: its agent follows role changes (promote and
  * demote) from it. */
-static void send_node(struct http_req *req, const json_t *node) {
+static void send_node(struct dispatcher *d, struct http_req *req,
+                      const json_t *node) {
   json_t *msg =
       json_pack("{s:s, s:o}", "Type", "node", "Node", store_public(node));
+  /* Its ingress-sbox's endpoint, in a task attachment's shape. */
+  const json_t *att = json_object_get(node, "_Ingress");
+  const json_t *net =
+      att ? store_get(d->m->store, STORE_NETWORK, jx_str(att, "Network", ""))
+          : NULL;
+  if (net)
+    json_object_set_new(msg, "Ingress",
+                        json_pack("{s:o, s:[s]}", "Network", store_public(net),
+                                  "Addresses", jx_str(att, "Addr", "")));
   send_line(req, msg);
   json_decref(msg);
 }
@@ -386,7 +396,7 @@ static void on_store_change(const struct store_change *ch, size_t n,
     if (ch[i].kind == STORE_NODE && ch[i].new_obj) {
       struct session *s = find_session(d, ch[i].id);
       if (s && s->req)
-        send_node(s->req, ch[i].new_obj);
+        send_node(d, s->req, ch[i].new_obj);
     }
     if (ch[i].kind != STORE_TASK)
       continue;
@@ -543,7 +553,7 @@ void dispatcher_session(struct dispatcher *d, struct http_req *req,
     d->managers = json_deep_copy(json_object_get(hello, "Managers"));
   send_line(req, hello);
   json_decref(hello);
-  send_node(req, node);
+  send_node(d, req, node);
   send_assignments(d, s);
   json_t *all = peers_by_node(d->m->store);
   send_peers(s, all, true);

@@ -14,6 +14,35 @@ static bool present(const json_t *t) {
   return st >= TS_ASSIGNED && st <= TS_RUNNING;
 }
 
+/* by_net[net][node], made when missing. */
+static json_t *endpoints_of(json_t *by_net, const char *net, const char *node) {
+  json_t *on_net = json_object_get(by_net, net);
+  if (!on_net) {
+    on_net = json_object();
+    json_object_set_new(by_net, net, on_net);
+  }
+  json_t *on_node = json_object_get(on_net, node);
+  if (!on_node) {
+    on_node = json_object();
+    json_object_set_new(on_net, node, on_node);
+  }
+  return on_node;
+}
+
+/* One endpoint: cidr may carry a prefix length. */
+static void add_endpoint(json_t *on_node, const char *net, const char *cidr,
+                         const char *host, const char *name) {
+  char ip[64];
+  snprintf(ip, sizeof ip, "%s", cidr ? cidr : "");
+  char *slash = strchr(ip, '/');
+  if (slash)
+    *slash = '\0';
+  cleanup_free char *key = xasprintf("%s %s", net, ip);
+  json_object_set_new(on_node, key,
+                      json_pack("{s:s, s:s, s:s, s:s}", "Network", net, "Addr",
+                                ip, "Host", host, "Name", name));
+}
+
 json_t *peers_by_node(struct store *s) {
   /* Ready nodes' addresses. */
   cleanup_json json_t *nodes = store_list(s, STORE_NODE);
@@ -43,31 +72,25 @@ json_t *peers_by_node(struct store *s) {
     json_t *att;
     json_array_foreach(json_object_get(t, "NetworksAttachments"), k, att) {
       const char *net = jx_str(att, "Network.ID", "");
-      json_t *on_net = json_object_get(by_net, net);
-      if (!on_net) {
-        on_net = json_object();
-        json_object_set_new(by_net, net, on_net);
-      }
-      json_t *on_node = json_object_get(on_net, node);
-      if (!on_node) {
-        on_node = json_object();
-        json_object_set_new(on_net, node, on_node);
-      }
+      json_t *on_node = endpoints_of(by_net, net, node);
       size_t a;
       json_t *cidr;
-      json_array_foreach(json_object_get(att, "Addresses"), a, cidr) {
-        char ip[64];
-        snprintf(ip, sizeof ip, "%s", json_string_value(cidr));
-        char *slash = strchr(ip, '/');
-        if (slash)
-          *slash = '\0';
-        cleanup_free char *key = xasprintf("%s %s", net, ip);
-        json_object_set_new(on_node, key,
-                            json_pack("{s:s, s:s, s:s, s:s}", "Network", net,
-                                      "Addr", ip, "Host", host, "Name",
-                                      jx_str(names, node, "")));
-      }
+      json_array_foreach(json_object_get(att, "Addresses"), a, cidr)
+          add_endpoint(on_node, net, json_string_value(cidr), host,
+                       jx_str(names, node, ""));
     }
+  }
+  /* Each node's ingress-sbox is an endpoint on ingress: every node holds
+   * ingress, and sees the others' sandboxes and ingress tasks. */
+  json_array_foreach(nodes, i, n) {
+    const char *node = jx_str(n, "ID", "");
+    const char *host = jx_str(addr, node, NULL);
+    const json_t *att = json_object_get(n, "_Ingress");
+    if (!host || !att)
+      continue;
+    const char *net = jx_str(att, "Network", "");
+    add_endpoint(endpoints_of(by_net, net, node), net, jx_str(att, "Addr", ""),
+                 host, jx_str(names, node, ""));
   }
   /* Each node: the other nodes' endpoints on the networks it holds. */
   json_t *out = json_object();

@@ -42,6 +42,10 @@ int overlay_open(const struct overlay_config *cfg, struct overlay **out,
 /* Frees the handle; the data plane stays as it is (see overlay_leave). */
 void overlay_close(struct overlay *ov);
 
+/* The task ID under which a node's ingress sandbox is attached (to
+ * ingress and docker_gwbridge, as dockerd's ingress-sbox). */
+#define OVERLAY_INGRESS_SBOX "ingress_sbox"
+
 struct overlay_task {
   const char *task_id;
   /* The task's NetworksAttachments: [{"Network": {"ID", "Spec": {"Name",

@@ -38,8 +38,9 @@ void ov_gw_names(const char *task_id, char host[16], char peer[16]) {
 bool ov_id_ok(const char *id) {
   if (!id || !*id || strlen(id) > 64)
     return false;
+  /* Task and network IDs; '_' for the node's own ingress_sbox. */
   for (const char *p = id; *p; p++)
-    if (!isalnum((unsigned char)*p))
+    if (!isalnum((unsigned char)*p) && *p != '_')
       return false;
   return true;
 }

@@ -66,6 +66,20 @@ def test_seed_network_ls_and_inspect_ingress():
         link = lab.exec("swarma", "ip", "-o", "addr", "show", "dev", "docker_gwbridge")[1]
         assert " 172.18.0.1/16 " in link, link
 
+        # The node's hidden ingress sandbox, on both networks, as the seed
+        # shows it: ingress-endpoint on ingress, gateway_ingress-sbox.
+        def sbox(host, net):
+            ins = json.loads(lab.docker(host, "network", "inspect", net)[1])[0]
+            return ins["Containers"].get("ingress-sbox"), ins
+        ep, _ = wait_until(lambda: sbox("swarma", "ingress") if sbox("swarma", "ingress")[0] else None,
+                           15, what="ingress-sbox on ingress")
+        assert ep["Name"] == "ingress-endpoint", ep
+        m = re.fullmatch(r"10\.255\.(\d+)\.(\d+)/16", ep["IPv4Address"])
+        assert m, ep
+        assert ep["MacAddress"] == "02:42:0a:ff:%02x:%02x" % (int(m.group(1)), int(m.group(2))), ep
+        gw, _ = sbox("swarma", "docker_gwbridge")
+        assert gw["Name"] == "gateway_ingress-sbox" and gw["IPv4Address"] == "172.18.0.2/16", gw
+
         # A worker that joined shows ingress and its own docker_gwbridge,
         # and cannot create overlays.
         lab.join("swarmb", lab.token("swarma"))
@@ -73,6 +87,17 @@ def test_seed_network_ls_and_inspect_ingress():
                    {"docker_gwbridge", "host", "ingress", "none"}, 15, what="swarmb's networks")
         ing = lab.docker("swarmb", "network", "inspect", "-f", "{{.Id}} {{.Scope}}", "ingress")[1].split()
         assert ing == [full, "swarm"], ing
+        # Its own sandbox with another address; each node lists both as Peers.
+        epb, insb = wait_until(lambda: sbox("swarmb", "ingress") if sbox("swarmb", "ingress")[0] else None,
+                               15, what="swarmb's ingress-sbox")
+        assert epb["IPv4Address"] != ep["IPv4Address"] and epb["IPv4Address"].startswith("10.255."), epb
+        wait_until(lambda: sorted(p["IP"] for p in sbox("swarma", "ingress")[1].get("Peers") or []) ==
+                   [lab.ip("swarma"), lab.ip("swarmb")], 15, what="both nodes in swarma's ingress Peers")
+        # Over VXLAN, one sandbox reaches the other.
+        sb = "%s/swarma/exec/netns/ingress_sbox" % lab.dir
+        rc, out, _ = lab.exec("swarma", "nsenter", "--net=" + sb, "ping", "-c", "1", "-W", "2",
+                              epb["IPv4Address"].split("/")[0], check=False)
+        assert rc == 0, out
         assert err_of(lab, "swarmb", "network", "create", "-d", "overlay", "x") == (
             'Error response from daemon: This node is not a swarm manager. Use "docker swarm '
             'init" or "docker swarm join" to connect this node to swarm and try again.')
@@ -104,7 +129,7 @@ def test_overlay_create_inspect_filters_and_remove():
         assert [r["NAME"] for r in net_ls(lab, "swarma", "--filter", "scope=local")] == \
             ["docker_gwbridge", "host", "none"]
         assert [r["NAME"] for r in net_ls(lab, "swarma", "--filter", "dangling=true")] == \
-            ["auto", "docker_gwbridge", "ingress", "web"]
+            ["auto", "ingress", "web"]
         assert lab.docker("swarma", "network", "ls", "-q", "--no-trunc", "--filter",
                           "name=we")[1].split() == [nid]
         assert err_of(lab, "swarma", "network", "ls", "--filter", "type=x") == \

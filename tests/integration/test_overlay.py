@@ -103,6 +103,37 @@ def test_tasks_talk_across_nodes_isolated_per_network_with_egress():
             rc, out, _ = curl(lab, r, "http://%s:5000/v2/" % REGISTRY_IP)
             assert rc == 0 and out.strip() == "{}", (r["NODE"], rc, out)
 
+        # network inspect on a node: its own endpoints, and the nodes that
+        # hold the network.
+        ins = json.loads(lab.docker("swarma", "network", "inspect", "front")[1])[0]
+        mine = [r for r in web if r["NODE"] == "swarma"][0]
+        ctrs = list(ins["Containers"].values())
+        assert [c["Name"] for c in ctrs] == ["%s.%s" % (mine["NAME"], mine["ID"])], ins["Containers"]
+        assert ctrs[0]["IPv4Address"] == addrs[mine["ID"]]["front"], ctrs
+        assert sorted(p["IP"] for p in ins["Peers"]) == [lab.ip("swarma"), lab.ip("swarmb")], ins["Peers"]
+
+        # --network-add: the tasks are replaced by ones on both networks,
+        # which reach db; --network-rm takes front away again.
+        lab.service("swarma", "update", "--network-add", "back", "web")
+        def on_both():
+            a, _ = task_addrs(lab, "web")
+            rows = running(lab, "web")
+            ok = len(rows) == 2 and all(set(a.get(r["ID"], {})) == {"front", "back"} for r in rows)
+            return rows if ok else None
+        web = wait_until(on_both, 90, what="web on front and back")
+        for r in web:
+            for d in db:
+                page = curl(lab, r, "http://%s/" % ip_of(db_addrs[d["ID"]]["back"]))[1]
+                assert WELCOME in page, (r["NODE"], d["NODE"], page[:200])
+        lab.service("swarma", "update", "--network-rm", "front", "web")
+        def on_back():
+            a, _ = task_addrs(lab, "web")
+            rows = running(lab, "web")
+            ok = len(rows) == 2 and all(set(a.get(r["ID"], {})) == {"back"} for r in rows)
+            return rows if ok else None
+        wait_until(on_back, 90, what="web on back only")
+        lab.service("swarma", "update", "--network-add", "front", "web")
+
         # network rm while in use: Docker's message; the service keeps it.
         rc, _, err = lab.docker("swarma", "network", "rm", "front", check=False)
         fid = lab.docker("swarma", "network", "inspect", "-f", "{{.Id}}", "front")[1].strip()
