@@ -211,7 +211,7 @@ static void handle_message(struct agent *a, json_t *msg) {
       a->cb.on_assignments(a->cb.ud, tasks);
     return;
   }
-  if (strcmp(type, "peers") == 0) {
+  if (strcmp(type, "peers") == 0 || strcmp(type, "mesh") == 0) {
     if (a->cb.on_peers)
       a->cb.on_peers(a->cb.ud, msg);
     return;

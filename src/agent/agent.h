@@ -33,7 +33,9 @@ struct agent_config {
   /* This node's ingress endpoint: {Network, Addresses} (its
    * ingress-sbox's attachment). */
   void (*on_ingress)(void *ud, const json_t *attachment);
-  /* Changes to who is where on this node's networks: {Reset, Add, Del}. */
+  /* The data plane's messages, in order: who is where on this node's
+   * networks ({Type "peers", Reset, Add, Del}) and the routing mesh's
+   * table ({Type "mesh", Ports}). */
   void (*on_peers)(void *ud, const json_t *msg);
   /* A manager wants task logs / no longer wants them (log broker). */
   void (*on_logs)(void *ud, const json_t *msg);

@@ -482,6 +482,12 @@ static void apply_peers(struct job *j) {
   size_t i;
   json_t *msg;
   json_array_foreach(j->adopted, i, msg) {
+    if (strcmp(jx_str(msg, "Type", ""), "mesh") == 0) {
+      sh_err err = {0};
+      if (overlay_mesh(w->cfg.overlay, json_object_get(msg, "Ports"), &err) < 0)
+        log_warn("routing mesh: %s", err.msg);
+      continue;
+    }
     bool reset = jx_bool(msg, "Reset", false);
     cleanup_json json_t *by_net = json_object();
     const char *lists[] = {"Add", "Del"};
@@ -1005,7 +1011,8 @@ json_t *worker_network_view(struct worker *w) {
 void worker_peers(struct worker *w, const json_t *msg) {
   if (w->stopping || !w->cfg.overlay)
     return;
-  remember_peers(w, msg);
+  if (strcmp(jx_str(msg, "Type", ""), "peers") == 0)
+    remember_peers(w, msg);
   json_array_append(w->peer_queue, (json_t *)msg);
   if (!w->peer_busy)
     run_job(w, NULL, J_PEERS);

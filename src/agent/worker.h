@@ -49,8 +49,9 @@ void worker_assign(struct worker *w, const json_t *tasks);
  * thread of its own (a followed log can last as long as the container). */
 void worker_logs(struct worker *w, const json_t *msg);
 void worker_logs_cancel(struct worker *w, const char *sub);
-/* A peer message from the leader ({Reset, Add, Del}; see
- * manager/peers.h), applied in order. */
+/* A data plane message from the leader, applied in order: peers
+ * ({Type "peers", Reset, Add, Del}; see manager/peers.h) or the routing
+ * mesh ({Type "mesh", Ports}; see manager/mesh.h). */
 void worker_peers(struct worker *w, const json_t *msg);
 /* This node's ingress attachment {Network, Addresses}: its ingress-sbox
  * is (re)built when it changes. */

@@ -10,6 +10,7 @@
 #include "http/server.h"
 #include "manager/internal.h"
 #include "manager/orchtask.h"
+#include "manager/mesh.h"
 #include "manager/peers.h"
 #include "raft/raftnode.h"
 #include "store/store.h"
@@ -50,6 +51,8 @@ struct dispatcher {
   json_t *managers;
   /* Tasks or nodes changed: peer sets are compared at the next flush. */
   bool peers_dirty;
+  /* The routing mesh's table as every session was last sent it. */
+  json_t *mesh_sent;
 };
 
 static int64_t period_ns(struct dispatcher *d) {
@@ -301,6 +304,12 @@ static void send_assignments(struct dispatcher *d, struct session *s) {
   json_decref(msg);
 }
 
+static void send_mesh(struct http_req *req, json_t *mesh) {
+  json_t *msg = json_pack("{s:s, s:O}", "Type", "mesh", "Ports", mesh);
+  send_line(req, msg);
+  json_decref(msg);
+}
+
 /* Sends the node what changed in its peer set (all of it, with Reset,
  * on a new session: the node may hold entries from before). */
 static void send_peers(struct session *s, const json_t *all, bool reset) {
@@ -338,6 +347,16 @@ static void flush_dirty(uv_timer_t *t) {
       if (s->req)
         send_peers(s, all, false);
     json_decref(all);
+    json_t *mesh = mesh_table(d->m->store);
+    if (d->mesh_sent && json_equal(mesh, d->mesh_sent)) {
+      json_decref(mesh);
+    } else {
+      json_decref(d->mesh_sent);
+      d->mesh_sent = mesh;
+      for (struct session *s = d->sessions; s; s = s->next)
+        if (s->req)
+          send_mesh(s->req, mesh);
+    }
   }
 }
 
@@ -391,7 +410,8 @@ static void on_store_change(const struct store_change *ch, size_t n,
   for (size_t i = 0; i < n; i++) {
     if (ch[i].kind == STORE_NODE)
       nodes_changed = true;
-    if (ch[i].kind == STORE_NODE || ch[i].kind == STORE_TASK)
+    if (ch[i].kind == STORE_NODE || ch[i].kind == STORE_TASK ||
+        ch[i].kind == STORE_SERVICE)
       mark_peers(d);
     if (ch[i].kind == STORE_NODE && ch[i].new_obj) {
       struct session *s = find_session(d, ch[i].id);
@@ -558,6 +578,9 @@ void dispatcher_session(struct dispatcher *d, struct http_req *req,
   json_t *all = peers_by_node(d->m->store);
   send_peers(s, all, true);
   json_decref(all);
+  if (!d->mesh_sent)
+    d->mesh_sent = mesh_table(d->m->store);
+  send_mesh(req, d->mesh_sent);
 
   json_t *desc = body ? json_object_get(body, "Description") : NULL;
   set_status(d, node_id, "ready", "", req->peer_addr,
@@ -695,6 +718,8 @@ void dispatcher_set_leader(struct dispatcher *d, bool leader) {
     while (d->sessions)
       session_end(d, d->sessions);
     json_object_clear(d->deadlines);
+    json_decref(d->mesh_sent);
+    d->mesh_sent = NULL;
     return;
   }
   /* Every node that is not down must open a session with this leader
@@ -719,6 +744,7 @@ static void timer_closed(uv_handle_t *h) {
   json_decref(d->deadlines);
   json_decref(d->dirty);
   json_decref(d->managers);
+  json_decref(d->mesh_sent);
   free(d);
 }
 

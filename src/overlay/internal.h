@@ -83,4 +83,27 @@ char *ov_nat_rules(struct ipam_prefix gw, const struct ov_dnat *d, size_t n);
  * ports (enable_icc false). */
 const char *ov_bridge_rules(void);
 
+/* A port of the routing mesh: published on every node, spread over the
+ * service's tasks' ingress addresses. */
+struct ov_mesh_port {
+  int proto; /* 6 tcp, 17 udp */
+  uint16_t published, target;
+  uint32_t *backends;
+  size_t nbackends;
+};
+/* Parses [{"Protocol", "PublishedPort", "TargetPort", "Backends":
+ * ["10.255.0.5", ...]}]. Free with ov_mesh_free. 400 with the reason. */
+int ov_mesh_parse(const json_t *ports, struct ov_mesh_port **out, size_t *n,
+                  struct sh_err *err);
+void ov_mesh_free(struct ov_mesh_port *p, size_t n);
+/* The node's `ip shoal_mesh` table: published ports on any local address
+ * DNAT'ed to the ingress sandbox's gateway address (sbox), and connections
+ * the node makes itself masqueraded so the sandbox can answer them. */
+char *ov_mesh_node_rules(uint32_t sbox, const struct ov_mesh_port *p, size_t n);
+/* The ingress sandbox's `ip shoal_lb` table: each port's new connections
+ * spread over its backends (numgen, round robin), masqueraded out of the
+ * sandbox's ingress interface (ingress_if). */
+char *ov_mesh_lb_rules(const char *ingress_if, const struct ov_mesh_port *p,
+                       size_t n);
+
 #endif

@@ -40,9 +40,14 @@ struct overlay {
   bool gw_ready; /* bridge, forwarding and nft tables in place */
   /* In memory only: net ID -> {"<addr>": "<host>"}. */
   json_t *peers;
+  /* In memory only: the routing mesh's ports (overlay_mesh), applied
+   * whenever the ingress sandbox exists. */
+  json_t *mesh;
   struct ov_net *nets;
   size_t nnets;
 };
+
+static int apply_mesh(struct overlay *ov, sh_err *err);
 
 /* ---- small helpers ---- */
 
@@ -532,6 +537,8 @@ int overlay_attach(struct overlay *ov, const struct overlay_task *task,
   rc = attach_locked(ov, task, path, err);
   if (rc < 0)
     detach_locked(ov, task->task_id);
+  else if (strcmp(task->task_id, OVERLAY_INGRESS_SBOX) == 0)
+    rc = apply_mesh(ov, err); /* a new sandbox gets the mesh at once */
 done:
   pthread_mutex_unlock(&ov->mu);
   if (rc < 0)
@@ -730,6 +737,7 @@ int overlay_leave(struct overlay *ov, sh_err *err) {
     /* Either may be absent; nft has no "delete if present" here. */
     nft_apply(ov->nft, "delete table ip shoal", NULL);
     nft_apply(ov->nft, "delete table bridge shoal", NULL);
+    nft_apply(ov->nft, "delete table ip shoal_mesh", NULL);
   }
   if (unlink(ov->state_path) < 0 && errno != ENOENT && rc == 0)
     rc = sh_errno(err, errno, "remove %s", ov->state_path);
@@ -827,6 +835,7 @@ void overlay_close(struct overlay *ov) {
     close(ov->node_fd);
   json_decref(ov->tasks);
   json_decref(ov->peers);
+  json_decref(ov->mesh);
   free(ov->netns_dir);
   free(ov->state_path);
   pthread_mutex_destroy(&ov->mu);
@@ -893,6 +902,53 @@ int overlay_ensure_gwbridge(struct overlay *ov, sh_err *err) {
   int rc = ensure_gw(ov, err);
   if (rc == 0)
     rc = save_state(ov, err);
+  pthread_mutex_unlock(&ov->mu);
+  return rc;
+}
+
+/* ---- the routing mesh ---- */
+
+/* The ingress sandbox's first interface is its ingress endpoint. */
+#define SBOX_INGRESS_IF "eth0"
+
+static int apply_mesh(struct overlay *ov, sh_err *err) {
+  const json_t *t = json_object_get(ov->tasks, OVERLAY_INGRESS_SBOX);
+  cleanup_free char *path = task_path(ov, OVERLAY_INGRESS_SBOX);
+  uint32_t sbox = t ? task_gw_ip(t) : 0;
+  if (!ov->mesh || !sbox || !is_netns(path))
+    return 0; /* applied once the sandbox exists */
+  struct ov_mesh_port *ports = NULL;
+  size_t n = 0;
+  if (ov_mesh_parse(ov->mesh, &ports, &n, err) < 0)
+    return -1;
+  cleanup_free char *node_rules = ov_mesh_node_rules(sbox, ports, n);
+  cleanup_free char *lb_rules = ov_mesh_lb_rules(SBOX_INGRESS_IF, ports, n);
+  ov_mesh_free(ports, n);
+  cleanup_fd int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return sh_errno(err, errno, "open %s", path);
+  struct nft *lb = NULL;
+  int rc = -1;
+  if (netdev_sysctl_set(fd, "net/ipv4/ip_forward", "1", err) < 0 ||
+      netdev_sysctl_set(ov->node_fd,
+                        "net/ipv4/conf/" OV_GW_BRIDGE "/route_localnet", "1",
+                        err) < 0 ||
+      nft_open(fd, &lb, err) < 0 || nft_apply(lb, lb_rules, err) < 0 ||
+      ensure_nft(ov, err) < 0 || nft_apply(ov->nft, node_rules, err) < 0)
+    goto out;
+  rc = 0;
+out:
+  nft_close(lb);
+  return rc;
+}
+
+int overlay_mesh(struct overlay *ov, const json_t *ports, sh_err *err) {
+  if (!json_is_array(ports))
+    return sh_error(err, 400, "mesh ports must be an array");
+  pthread_mutex_lock(&ov->mu);
+  json_decref(ov->mesh);
+  ov->mesh = json_deep_copy(ports);
+  int rc = apply_mesh(ov, err);
   pthread_mutex_unlock(&ov->mu);
   return rc;
 }

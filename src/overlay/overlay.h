@@ -86,6 +86,17 @@ int overlay_gc(struct overlay *ov, const char *const *live_task_ids,
  * usable (empty). */
 int overlay_leave(struct overlay *ov, struct sh_err *err);
 
+/* The routing mesh (Docker's ingress load balancing, on nftables since
+ * this kernel has no IPVS): ports is the whole table, [{"Protocol",
+ * "PublishedPort", "TargetPort", "Backends": ["10.255.0.5", ...]}]. Every
+ * local address of the node answers on each PublishedPort: the node
+ * DNATs to its ingress sandbox (table ip shoal_mesh), which spreads new
+ * connections over the backends' ingress addresses and masquerades them
+ * out of its ingress endpoint (table ip shoal_lb); established
+ * connections keep their backend. Kept and applied whenever the sandbox
+ * (OVERLAY_INGRESS_SBOX) exists. */
+int overlay_mesh(struct overlay *ov, const json_t *ports, struct sh_err *err);
+
 /* Makes docker_gwbridge and its nftables rules now (as dockerd does on
  * swarm init and join), not only with the first task. */
 int overlay_ensure_gwbridge(struct overlay *ov, struct sh_err *err);

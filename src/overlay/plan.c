@@ -204,3 +204,126 @@ const char *ov_bridge_rules(void) {
          "add rule bridge shoal forward iifname \"" OV_GW_PORT_PREFIX
          "*\" oifname \"" OV_GW_PORT_PREFIX "*\" drop\n";
 }
+
+int ov_mesh_parse(const json_t *ports, struct ov_mesh_port **out, size_t *n,
+                  sh_err *err) {
+  *out = NULL;
+  *n = 0;
+  size_t np = json_array_size(ports);
+  struct ov_mesh_port *v = xcalloc(np ? np : 1, sizeof *v);
+  size_t k = 0;
+  size_t i;
+  const json_t *p;
+  json_array_foreach(ports, i, p) {
+    const char *proto = jx_str(p, "Protocol", "tcp");
+    int64_t t = jx_int(p, "TargetPort", 0), pub = jx_int(p, "PublishedPort", 0);
+    int pr = !strcmp(proto, "tcp") ? 6 : !strcmp(proto, "udp") ? 17 : 0;
+    if (!pr || t < 1 || t > 65535 || pub < 1 || pub > 65535) {
+      ov_mesh_free(v, k);
+      return sh_error(err, 400, "invalid routing mesh port %s %lld:%lld", proto,
+                      (long long)pub, (long long)t);
+    }
+    struct ov_mesh_port *m = &v[k++];
+    m->proto = pr;
+    m->published = (uint16_t)pub;
+    m->target = (uint16_t)t;
+    const json_t *b = json_object_get(p, "Backends");
+    m->backends = xcalloc(json_array_size(b) + 1, sizeof *m->backends);
+    size_t j;
+    const json_t *ip;
+    json_array_foreach(b, j, ip) {
+      uint32_t a;
+      if (ipam_parse_ip(json_string_value(ip) ? json_string_value(ip) : "", &a,
+                        err) < 0) {
+        ov_mesh_free(v, k);
+        return -1;
+      }
+      m->backends[m->nbackends++] = a;
+    }
+  }
+  *out = v;
+  *n = k;
+  return 0;
+}
+
+void ov_mesh_free(struct ov_mesh_port *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    free(p[i].backends);
+  free(p);
+}
+
+static const char *proto_name(int pr) {
+  return pr == 6 ? "tcp" : "udp";
+}
+
+char *ov_mesh_node_rules(uint32_t sbox, const struct ov_mesh_port *p,
+                         size_t n) {
+  sh_buf b = {0};
+  char ip[20];
+  ipam_ip_str(sbox, ip);
+  buf_printf(&b,
+             "table ip shoal_mesh {\n"
+             "  set ports {\n"
+             "    type inet_proto . inet_service\n"
+             "  }\n"
+             "  chain prerouting {\n"
+             "    type nat hook prerouting priority dstnat; policy accept;\n"
+             "  }\n"
+             "  chain output {\n"
+             "    type nat hook output priority -100; policy accept;\n"
+             "  }\n"
+             "  chain postrouting {\n"
+             "    type nat hook postrouting priority srcnat; policy accept;\n"
+             "  }\n"
+             "}\n"
+             "flush chain ip shoal_mesh prerouting\n"
+             "flush chain ip shoal_mesh output\n"
+             "flush chain ip shoal_mesh postrouting\n"
+             "flush set ip shoal_mesh ports\n"
+             "add rule ip shoal_mesh prerouting fib daddr type local "
+             "meta l4proto . th dport @ports dnat ip to %s\n"
+             "add rule ip shoal_mesh output fib daddr type local "
+             "meta l4proto . th dport @ports dnat ip to %s\n"
+             /* the node's own connections (127.0.0.1 too, with
+              * route_localnet): answered through the node */
+             "add rule ip shoal_mesh postrouting ip daddr %s "
+             "fib saddr type local masquerade\n",
+             ip, ip, ip);
+  for (size_t i = 0; i < n; i++)
+    buf_printf(&b, "add element ip shoal_mesh ports { %s . %u }\n",
+               proto_name(p[i].proto), p[i].published);
+  return b.data;
+}
+
+char *ov_mesh_lb_rules(const char *ingress_if, const struct ov_mesh_port *p,
+                       size_t n) {
+  sh_buf b = {0};
+  buf_printf(&b,
+             "table ip shoal_lb {\n"
+             "  chain prerouting {\n"
+             "    type nat hook prerouting priority dstnat; policy accept;\n"
+             "  }\n"
+             "  chain postrouting {\n"
+             "    type nat hook postrouting priority srcnat; policy accept;\n"
+             "  }\n"
+             "}\n"
+             "flush chain ip shoal_lb prerouting\n"
+             "flush chain ip shoal_lb postrouting\n"
+             "add rule ip shoal_lb postrouting oifname \"%s\" masquerade\n",
+             ingress_if);
+  for (size_t i = 0; i < n; i++) {
+    if (p[i].nbackends == 0)
+      continue; /* nothing runs: the sandbox itself refuses */
+    buf_printf(&b,
+               "add rule ip shoal_lb prerouting %s dport %u dnat to numgen "
+               "inc mod %zu map { ",
+               proto_name(p[i].proto), p[i].published, p[i].nbackends);
+    for (size_t k = 0; k < p[i].nbackends; k++) {
+      char ip[20];
+      buf_printf(&b, "%s%zu : %s", k ? ", " : "", k,
+                 ipam_ip_str(p[i].backends[k], ip));
+    }
+    buf_printf(&b, " } : %u\n", p[i].target);
+  }
+  return b.data;
+}

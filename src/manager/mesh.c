@@ -1,0 +1,97 @@
+/* The routing mesh's table (see mesh.h). */
+#include "manager/mesh.h"
+
+#include "core/jsonx.h"
+#include "core/util.h"
+#include "manager/orchtask.h"
+#include "store/store.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(json_string_value(*(json_t *const *)a),
+                json_string_value(*(json_t *const *)b));
+}
+
+/* The task's address on the ingress network, without its prefix length;
+ * "" when it has none. */
+static void ingress_addr(const json_t *task, char out[64]) {
+  out[0] = '\0';
+  size_t i;
+  json_t *att;
+  json_array_foreach(json_object_get(task, "NetworksAttachments"), i, att) {
+    if (!jx_bool(att, "Network.Spec.Ingress", false))
+      continue;
+    snprintf(
+        out, 64, "%s",
+        json_string_value(json_array_get(json_object_get(att, "Addresses"), 0))
+            ?: "");
+    char *slash = strchr(out, '/');
+    if (slash)
+      *slash = '\0';
+  }
+}
+
+json_t *mesh_table(struct store *s) {
+  cleanup_json json_t *nodes = store_list(s, STORE_NODE);
+  cleanup_json json_t *ready = json_object();
+  size_t i;
+  json_t *n;
+  json_array_foreach(nodes, i, n) {
+    if (strcmp(jx_str(n, "Status.State", ""), "ready") == 0)
+      json_object_set_new(ready, jx_str(n, "ID", ""), json_true());
+  }
+  /* service ID -> [addresses] */
+  cleanup_json json_t *backends = json_object();
+  cleanup_json json_t *tasks = store_list(s, STORE_TASK);
+  json_t *t;
+  json_array_foreach(tasks, i, t) {
+    if (task_state(t) != TS_RUNNING || task_desired(t) != TS_RUNNING ||
+        !json_object_get(ready, jx_str(t, "NodeID", "")))
+      continue;
+    char ip[64];
+    ingress_addr(t, ip);
+    if (!*ip)
+      continue;
+    const char *sid = jx_str(t, "ServiceID", "");
+    json_t *l = json_object_get(backends, sid);
+    if (!l) {
+      l = json_array();
+      json_object_set_new(backends, sid, l);
+    }
+    json_array_append_new(l, json_string(ip));
+  }
+  json_t *out = json_array();
+  cleanup_json json_t *svcs = store_list(s, STORE_SERVICE);
+  json_t *svc;
+  json_array_foreach(svcs, i, svc) {
+    const char *sid = jx_str(svc, "ID", "");
+    json_t *l = json_object_get(backends, sid);
+    /* Sorted, so that an unchanged set is an unchanged table. */
+    size_t nb = json_array_size(l);
+    json_t **v = xcalloc(nb ? nb : 1, sizeof *v);
+    for (size_t k = 0; k < nb; k++)
+      v[k] = json_array_get(l, k);
+    qsort(v, nb, sizeof *v, cmp_str);
+    json_t *sorted = json_array();
+    for (size_t k = 0; k < nb; k++)
+      json_array_append(sorted, v[k]);
+    free(v);
+    size_t k;
+    json_t *p;
+    json_array_foreach(jx_get(svc, "Endpoint.Ports"), k, p) {
+      if (strcmp(jx_str(p, "PublishMode", "ingress"), "ingress") != 0 ||
+          jx_int(p, "PublishedPort", 0) <= 0)
+        continue;
+      json_array_append_new(
+          out, json_pack(
+                   "{s:s, s:s, s:I, s:I, s:O}", "Service", sid, "Protocol",
+                   jx_str(p, "Protocol", "tcp"), "PublishedPort",
+                   (json_int_t)jx_int(p, "PublishedPort", 0), "TargetPort",
+                   (json_int_t)jx_int(p, "TargetPort", 0), "Backends", sorted));
+    }
+    json_decref(sorted);
+  }
+  return out;
+}

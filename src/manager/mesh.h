@@ -1,0 +1,19 @@
+/* The routing mesh's table, a pure function of the store: every port a
+ * service publishes in ingress mode, with the ingress addresses of its
+ * tasks that run now (on ready nodes, still desired running). Every node
+ * gets the whole table (it is small: ports x tasks) over its dispatcher
+ * session when it changes; each node's ingress sandbox spreads new
+ * connections over the backends (see overlay/overlay.h). A task that stops,
+ * or whose node goes down, leaves the table at once. */
+#ifndef SHOAL_MANAGER_MESH_H
+#define SHOAL_MANAGER_MESH_H
+
+#include <jansson.h>
+
+struct store;
+
+/* [{"Service", "Protocol", "PublishedPort", "TargetPort", "Backends":
+ * ["10.255.0.5", ...]}], by service ID then port; backends sorted. */
+json_t *mesh_table(struct store *s);
+
+#endif

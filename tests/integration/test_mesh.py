@@ -1,0 +1,84 @@
+"""Issue 9, the routing mesh: a port published once answers on every node of
+the swarm, from the node itself and from a client host outside it, and new
+connections spread over every running replica wherever it runs. Replicas
+here are busybox httpd serving their own hostname (the container's short
+ID), so the answers say which replica served them."""
+
+from lib import SEED, ServiceLab, timeout, wait_until
+from test_services import running, wait_running
+
+HOSTS = ("swarma", "swarmb", "moby")
+WHOAMI = ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www"]
+
+
+def three_nodes(lab):
+    lab.docker("swarma", "swarm", "init", "--advertise-addr", lab.ip("swarma"))
+    tok = lab.token("swarma")
+    for h in HOSTS[1:]:
+        lab.join(h, tok)
+    wait_until(lambda: sum(r["STATUS"] == "Ready" for r in lab.node_ls("swarma")) == 3, 30,
+               what="3 Ready nodes")
+
+
+def get(lab, frm, url):
+    rc, out, _ = lab.exec(frm, "curl", "-s", "-m", "3", url, check=False, timeout=10)
+    return out.strip() if rc == 0 else None
+
+
+def replica_names(lab, svc):
+    """The hostnames (12-character container IDs) of the running replicas."""
+    names = set()
+    for r in running(lab, svc):
+        cid = lab.docker(r["NODE"], "ps", "-q", "--filter", "name=%s.%s" % (r["NAME"], r["ID"]))[1].strip()
+        assert cid, r
+        names.add(cid[:12])
+    return names
+
+
+@timeout(300)
+def test_published_port_answers_on_every_node_and_spreads_over_replicas():
+    with ServiceLab({h: SEED[h] for h in HOSTS}) as lab:
+        three_nodes(lab)
+        # Two replicas, pinned away from moby: moby answers with none there.
+        lab.service("swarma", "create", "--detach", "--name", "my-web", "--publish", "8080:80",
+                    "--replicas", "2", "--constraint", "node.hostname!=moby", "busybox", *WHOAMI)
+        wait_running(lab, "my-web", 2, 90)
+        names = replica_names(lab, "my-web")
+        assert len(names) == 2, names
+
+        # Every node, from a client outside the swarm, the node itself on its
+        # own address and on 127.0.0.1: each answer is one of the replicas,
+        # and each node's answers reach both.
+        for h in HOSTS:
+            for frm, url in (("registry", "http://%s:8080/" % lab.ip(h)),
+                             (h, "http://%s:8080/" % lab.ip(h)),
+                             (h, "http://127.0.0.1:8080/")):
+                seen = set()
+                for _ in range(6):
+                    got = wait_until(lambda: get(lab, frm, url), 20, what="%s from %s" % (url, frm))
+                    assert got in names, (h, frm, url, got, names)
+                    seen.add(got)
+                assert seen == names, (h, frm, url, seen, names)
+
+        # Scale up: the new replica gets traffic; scale down and drain: the
+        # mesh stops sending to tasks that are gone.
+        lab.service("swarma", "scale", "--detach", "my-web=3")
+        wait_running(lab, "my-web", 3, 90)
+        names3 = replica_names(lab, "my-web")
+
+        def all_three():
+            seen = {get(lab, "registry", "http://%s:8080/" % lab.ip("moby")) for _ in range(9)}
+            return seen == names3
+        wait_until(all_three, 20, what="all 3 replicas answering through moby")
+        lab.service("swarma", "scale", "--detach", "my-web=1")
+        wait_running(lab, "my-web", 1, 90)
+        left = replica_names(lab, "my-web")
+        for _ in range(6):
+            for h in HOSTS:
+                assert get(lab, "registry", "http://%s:8080/" % lab.ip(h)) in left
+
+        # Removing the service closes the port everywhere.
+        lab.service("swarma", "rm", "my-web")
+        for h in HOSTS:
+            wait_until(lambda: get(lab, "registry", "http://%s:8080/" % lab.ip(h)) is None, 20,
+                       what="8080 closed on " + h)
