@@ -119,6 +119,7 @@ on swarma node ls
 on swarma info
 on swarma network ls
 on swarma network inspect ingress
+on swarma network inspect docker_gwbridge
 on swarma swarm join-token worker
 
 echo; echo "== 2.2 Connect SWARM Worker nodes"
@@ -173,16 +174,24 @@ on swarma node ls
 wait_for "swarma's tasks to move" drained
 on swarma service ps my-web
 
+echo; echo "== 2.4 Use Docker SWARM mode routing mesh"
+echo "Port 8080 answers on every node, swarma included (drained, no replica there),"
+echo "and from a host outside the swarm (the registry host):"
+on swarma service inspect --pretty my-web
+page_title() { grep -o '<title>.*</title>' || true; }
+for ip in 192.168.33.10 192.168.33.11 192.168.33.1; do
+  printf '\n%sregistry$ curl -s %s:8080 | grep title%s\n' "$bold" "$ip" "$off"
+  wait_for "$ip:8080 to answer" "$lab" exec registry curl -s -o /dev/null -m 3 "$ip:8080"
+  "$lab" exec registry curl -s -m 3 "$ip:8080" | page_title
+done
 echo
-echo "The routing mesh (port 8080 published on every node) comes in a later"
-echo "release of shoal. Until then, fetch nginx's page from inside one replica's"
-echo "network namespace, on the node that runs it:"
-read -r node cname < <(quiet swarma service ps my-web --no-trunc --filter desired-state=running \
-  --format '{{.Node}} {{.Name}}.{{.ID}}' | sort | head -n 1)
-on "$node" ps --filter "name=$cname"
-on "$node" inspect --format '{{.State.Pid}}' "$cname"
-pid=$(quiet "$node" inspect --format '{{.State.Pid}}' "$cname")
-in_host "$node" nsenter -t "$pid" -n curl -s localhost:80
+echo "Load balancing: 8 requests to the manager's address, then the replicas' access"
+echo "logs, which name the replica (task) that served each one:"
+printf '\n%sregistry$ for i in $(seq 8); do curl -s -o /dev/null -w "%%{http_code} " 192.168.33.10:8080; done%s\n' "$bold" "$off"
+for _ in $(seq 8); do "$lab" exec registry curl -s -o /dev/null -m 3 -w "%{http_code} " 192.168.33.10:8080; done
+echo
+sleep 1
+on swarma service logs my-web
 
 echo; echo "== 2.5 Undeploy a service from a SWARM cluster"
 on swarma service ls

@@ -66,6 +66,38 @@ TEST(overlay_names_macs_and_rules) {
   CHECK(strstr(ov_bridge_rules(), "iifname \"gw-*\" oifname \"gw-*\" drop"));
 }
 
+TEST(overlay_mesh_rules_spread_each_port_over_its_backends) {
+  sh_err err = {0};
+  json_t *ports = json_loads(
+      "[{\"Protocol\":\"tcp\",\"PublishedPort\":8080,\"TargetPort\":80,"
+      "\"Backends\":[\"10.255.0.5\",\"10.255.0.6\"]},"
+      "{\"Protocol\":\"udp\",\"PublishedPort\":5353,\"TargetPort\":53,"
+      "\"Backends\":[]}]",
+      0, NULL);
+  struct ov_mesh_port *p = NULL;
+  size_t n = 0;
+  CHECK_INT_EQ(ov_mesh_parse(ports, &p, &n, &err), 0);
+  CHECK_INT_EQ(n, 2);
+  cleanup_free char *lb = ov_mesh_lb_rules("eth0", p, n);
+  CHECK(strstr(lb, "add rule ip shoal_lb prerouting tcp dport 8080 dnat to "
+                   "numgen inc mod 2 map { 0 : 10.255.0.5, 1 : 10.255.0.6 } "
+                   ": 80\n") != NULL);
+  CHECK(strstr(lb, "udp dport 5353") == NULL); /* no backend, no rule */
+  CHECK(strstr(lb, "oifname \"eth0\" masquerade") != NULL);
+  cleanup_free char *node = ov_mesh_node_rules(0xac120002, p, n);
+  CHECK(strstr(node, "dnat ip to 172.18.0.2") != NULL);
+  CHECK(strstr(node, "add element ip shoal_mesh ports { tcp . 8080 }") != NULL);
+  CHECK(strstr(node, "add element ip shoal_mesh ports { udp . 5353 }") != NULL);
+  ov_mesh_free(p, n);
+  json_decref(ports);
+  ports = json_loads("[{\"Protocol\":\"sctp\",\"PublishedPort\":1,"
+                     "\"TargetPort\":1}]",
+                     0, NULL);
+  CHECK_INT_EQ(ov_mesh_parse(ports, &p, &n, &err), -1);
+  CHECK_INT_EQ(err.status, 400);
+  json_decref(ports);
+}
+
 TEST(overlay_gateway_subnet_and_addresses) {
   struct ipam_prefix g;
   sh_err err = {0};

@@ -3,6 +3,7 @@
 #include "fixture.h"
 #include "manager/allocator.h"
 #include "manager/networks.h"
+#include "manager/mesh.h"
 #include "manager/peers.h"
 
 static void alloc(struct fx *f) {
@@ -151,4 +152,81 @@ TEST(peers_diff_moves_a_changed_host_as_delete_then_add) {
   json_decref(d);
   json_decref(a);
   json_decref(b);
+}
+
+#define PUB(name, n)                                                           \
+  "{\"Name\":\"" name "\",\"TaskTemplate\":{\"ContainerSpec\":{\"Image\":"     \
+  "\"busybox\"}},\"Mode\":{\"Replicated\":{\"Replicas\":" #n "}},"             \
+  "\"EndpointSpec\":{\"Ports\":[{\"TargetPort\":80,\"PublishedPort\":8080},"   \
+  "{\"TargetPort\":53,\"PublishedPort\":5353,\"Protocol\":\"udp\"},"           \
+  "{\"TargetPort\":81,\"PublishedPort\":8081,\"PublishMode\":\"host\"}]}}"
+
+TEST(mesh_table_lists_ingress_ports_over_running_tasks_on_ready_nodes) {
+  struct fx f;
+  fx_init(&f, 5);
+  fx_node(&f, "n1", NULL);
+  fx_node(&f, "n2", NULL);
+  fx_set(&f, STORE_NODE, "n1", "Status.Addr", json_string("192.168.33.11"));
+  fx_set(&f, STORE_NODE, "n2", "Status.Addr", json_string("192.168.33.12"));
+  fx_put(&f, STORE_NETWORK, networks_ingress("ing"), STORE_MUST_CREATE);
+  fx_service(&f, "web", PUB("web", 2));
+  fx_orch(&f);
+  alloc(&f);
+  /* Nodes get their ingress-sbox addresses, distinct, not a task's. */
+  const char *n1 =
+      jx_str(store_get(f.s, STORE_NODE, "n1"), "_Ingress.Addr", "");
+  const char *n2 =
+      jx_str(store_get(f.s, STORE_NODE, "n2"), "_Ingress.Addr", "");
+  CHECK(str_has_prefix(n1, "10.255.") && str_has_prefix(n2, "10.255."));
+  CHECK(strcmp(n1, n2) != 0);
+
+  /* Assigned, not running yet: no backends; the ports are there. */
+  fx_sched(&f);
+  json_t *m = mesh_table(f.s);
+  CHECK_INT_EQ(json_array_size(m), 2); /* the host-mode port is not */
+  CHECK_INT_EQ(json_array_size(jx_get(json_array_get(m, 0), "Backends")), 0);
+  json_decref(m);
+  fx_agent(&f);
+  m = mesh_table(f.s);
+  const json_t *tcp = json_array_get(m, 0), *udp = json_array_get(m, 1);
+  CHECK_STR_EQ(jx_str(tcp, "Protocol", ""), "tcp");
+  CHECK_INT_EQ(jx_int(tcp, "PublishedPort", 0), 8080);
+  CHECK_INT_EQ(jx_int(tcp, "TargetPort", 0), 80);
+  CHECK_STR_EQ(jx_str(udp, "Protocol", ""), "udp");
+  const json_t *b = json_object_get(tcp, "Backends");
+  CHECK_INT_EQ(json_array_size(b), 2);
+  for (size_t i = 0; i < 2; i++) {
+    const char *ip = json_string_value(json_array_get(b, i));
+    CHECK(str_has_prefix(ip, "10.255.") && !strchr(ip, '/'));
+    CHECK(strcmp(ip, n1) != 0 && strcmp(ip, n2) != 0);
+  }
+  CHECK(strcmp(json_string_value(json_array_get(b, 0)),
+               json_string_value(json_array_get(b, 1))) < 0);
+  json_decref(m);
+
+  /* Every node's sandbox is a peer of the others on ingress. */
+  json_t *all = peers_by_node(f.s);
+  cleanup_free char *r1 = render(json_object_get(all, "n1"));
+  char want[64];
+  snprintf(want, sizeof want, "%.*s@192.168.33.12", (int)(strchr(n2, '/') - n2),
+           n2);
+  CHECK(strstr(r1, want) != NULL);
+  json_decref(all);
+
+  /* A node down: its task leaves the backends at once. */
+  fx_set(&f, STORE_NODE, "n2", "Status.State", json_string("down"));
+  m = mesh_table(f.s);
+  CHECK_INT_EQ(json_array_size(jx_get(json_array_get(m, 0), "Backends")), 1);
+  json_decref(m);
+  /* A task desired shut down stops getting new connections before it
+   * stops. */
+  json_t *tasks = fx_tasks(&f, "web", "running", "running");
+  for (size_t i = 0; i < json_array_size(tasks); i++)
+    fx_set(&f, STORE_TASK, jx_str(json_array_get(tasks, i), "ID", ""),
+           "DesiredState", json_string("shutdown"));
+  json_decref(tasks);
+  m = mesh_table(f.s);
+  CHECK_INT_EQ(json_array_size(jx_get(json_array_get(m, 0), "Backends")), 0);
+  json_decref(m);
+  fx_free(&f);
 }
