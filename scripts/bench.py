@@ -682,7 +682,8 @@ def iperf(args, srv_host, srv_pid, cli_host, cli_pid, addr, tag):
     (in the network namespace of srv_pid if given), client on cli_host (in
     cli_pid's if given) to addr. The server is our child (lab exec and
     nsenter exec, so its PID is iperf3's); it ends after the one test and is
-    killed by that PID if not. Returns (Gbit/s received, retransmits)."""
+    killed by that PID if not. Returns (Gbit/s received, retransmits, bytes
+    sent)."""
     def cmd(host, pid, *rest):
         c = [args.lab, "--dir", args.dir, "exec", host]
         if pid:
@@ -712,13 +713,22 @@ def iperf(args, srv_host, srv_pid, cli_host, cli_pid, addr, tag):
         if res.get("error") or out.returncode != 0:
             raise BenchError("iperf3 client on %s -> %s: %s" % (cli_host, addr, res.get("error")))
         end = res["end"]
-        return end["sum_received"]["bits_per_second"] / 1e9, end["sum_sent"].get("retransmits", 0)
+        return (end["sum_received"]["bits_per_second"] / 1e9, end["sum_sent"].get("retransmits", 0),
+                end["sum_sent"]["bytes"])
     finally:
         try:
             srv.wait(timeout=5)
         except subprocess.TimeoutExpired:
             srv.kill()
             srv.wait(timeout=5)
+
+
+def vxlan_tx_bytes(args, host, nid):
+    """Bytes sent by vxlan0 in host's namespace of network nid (see
+    docs/architecture.md, the data plane)."""
+    ns = os.path.join(args.dir, host, "exec", "netns", "1-" + nid[:10])
+    out = lab_run(args, "exec", host, "nsenter", "--net=" + ns, "ip", "-j", "-s", "link", "show", "dev", "vxlan0")
+    return json.loads(out)[0]["stats64"]["tx"]["bytes"]
 
 
 def main_networks(args):
@@ -798,8 +808,16 @@ def main_networks(args):
             if kind == "hosts":
                 paths[kind].append(iperf(args, w_host, None, m_host, None, w_ip, "%s-%d" % (kind, r)))
             else:
-                paths[kind].append(iperf(args, w_host, end[w_host][0], m_host, end[m_host][0],
-                                         end[w_host][1], "%s-%d" % (kind, r)))
+                # The test's bytes must have left through the client node's
+                # vxlan0, or this row would measure something else.
+                tx0 = vxlan_tx_bytes(args, m_host, nid)
+                x = iperf(args, w_host, end[w_host][0], m_host, end[m_host][0], end[w_host][1],
+                          "%s-%d" % (kind, r))
+                tx = vxlan_tx_bytes(args, m_host, nid) - tx0
+                if tx < x[2]:
+                    raise BenchError("iperf3 sent %d bytes to %s but vxlan0 on %s only %d"
+                                     % (x[2], end[w_host][1], m_host, tx))
+                paths[kind].append(x)
     mgr.json("DELETE", "/services/" + sid, want=(200, 204))
     mgr.close()
     wkr.close()
@@ -862,7 +880,8 @@ def main_networks(args):
     if iperf_capped:
         print("%-*s   CAPPED (iperf3 rounds over %.0fs; %d of each wanted)" % (w, "", IPERF_CAP, IPERF_ROUNDS))
     print("%-*s   %s" % (w, "", "iperf3 -t %d, one TCP stream, receiver's rate; hosts = the lab's eth1 "
-                              "(veth + bridge)" % IPERF_SECS))
+                              "(veth + bridge, MTU 1500)" % IPERF_SECS))
+    print("%-*s   %s" % (w, "", "overlay: MTU 1450, every test's bytes checked on %s's vxlan0 counters" % m_host))
     print()
     print("bench: networks measured in %.1fs" % (time.monotonic() - t_start))
 
