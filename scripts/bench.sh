@@ -110,7 +110,8 @@ reg_lab_up() {
 }
 # want PART: BENCH_ONLY is empty or names PART.
 want() { [ -z "${BENCH_ONLY:-}" ] || [[ ",$BENCH_ONLY," == *",$1,"* ]]; }
-for part in ${BENCH_ONLY//,/ }; do
+only=${BENCH_ONLY:-}
+for part in ${only//,/ }; do
   case "$part" in
     base|ha|services|networks) ;;
     *) echo "bench: BENCH_ONLY names no part '$part' (base, ha, services, networks)" >&2; exit 2 ;;
