@@ -6,12 +6,17 @@ SIGKILL to the first accepted write) and write latency with 3 and 5
 managers. With --services, on a lab of three hosts plus a registry host
 (shoald started with --registry-mirror): time from service create to N/N
 tasks running as crun containers on one node and on three, task start
-latency, shoald RSS with 50 tasks and the RSS of one conmon. Python stdlib
+latency, shoald RSS with 50 tasks and the RSS of one conmon. With
+--networks, on a lab of two hosts plus a registry host: create to 50/50
+running on the manager alone with no network and with an overlay network,
+next to 10 bare `crun run -d`; TCP throughput (iperf3) between tasks on the
+two nodes over VXLAN, next to the same between the two hosts. Python stdlib
 only.
 
     bench.py --lab LAB --dir DIR --manager HOST=IP --worker HOST=IP --root ROOT
     bench.py --ha --lab LAB --dir DIR --managers H1=IP1,...,H5=IP5
     bench.py --services --lab LAB --dir DIR --hosts M=IP,W1=IP,W2=IP
+    bench.py --networks --lab LAB --dir DIR --hosts M=IP,W=IP --images IMAGES
 
 Every loop is bounded in count and in wall-clock time; a loop that hits its
 time cap reports what it measured and says so."""
@@ -418,16 +423,19 @@ def rss_kib_or_none(pid):
         return None  # ended while we looked
 
 
-def svc_round(mgr, nodes, n, labdir, name, at_full=None):
-    """One round: create busybox `sleep 3600` replicated n, poll the tasks
-    every SVC_POLL_S until n are running, call at_full() if given, remove
-    the service and wait until no container of it is left on any node (API)
-    and no conmon of the lab remains. Returns a dict of figures."""
+def svc_round(mgr, nodes, n, labdir, name, at_full=None, network=None):
+    """One round: create busybox `sleep 3600` replicated n (attached to the
+    network ID `network` if given), poll the tasks every SVC_POLL_S until n
+    are running, call at_full() if given, remove the service and wait until
+    no container of it is left on any node (API) and no conmon of the lab
+    remains. Returns a dict of figures."""
     body = {"Name": name,
             "TaskTemplate": {"ContainerSpec": {"Image": "busybox", "Command": ["sleep", "3600"],
                                                # sleep as PID 1 ignores SIGTERM
                                                "StopGracePeriod": 100000000}},
             "Mode": {"Replicated": {"Replicas": n}}}
+    if network:
+        body["TaskTemplate"]["Networks"] = [{"Target": network}]
     res = {"n": n, "capped": False, "gone_capped": False, "running": 0}
     w0 = time.time()
     t0 = time.monotonic()
@@ -604,6 +612,280 @@ def main_services(args):
     print("bench: services measured in %.1fs" % (time.monotonic() - t_start))
 
 
+# ---- networks (--networks) ----
+
+NET_N = 50              # replicas per start-latency round, on the manager alone
+NET_ROUNDS = 2          # rounds per variant, alternating (no network, overlay)
+NET_START_CAP = 110.0   # all start-latency rounds
+CRUN_N = 10             # bare crun containers started one after another
+CRUN_CAP = 30.0
+IPERF_SECS = 5
+IPERF_ROUNDS = 2        # per path, alternating (hosts, overlay)
+IPERF_CAP = 60.0        # all iperf3 rounds
+IPERF_PORT = 5201
+
+# Runs inside the lab host (its mount and cgroup view, like shoald's crun):
+# CRUN_N times `crun run -d` of a busybox bundle, each timed; then removes
+# them all. Container stdio goes to files: a detached container keeps the
+# descriptors it was given, so a pipe would never reach EOF.
+CRUN_SCRIPT = r'''
+import json, os, subprocess, sys, time
+bundle, root, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+ids = ["benchcrun%d" % i for i in range(n)]
+out = []
+try:
+    for cid in ids:
+        with open(os.path.join(bundle, "crun.log"), "ab") as log:
+            t0 = time.perf_counter()
+            rc = subprocess.run(["crun", "--root", root, "run", "-d", "--bundle", bundle, cid],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=log, timeout=20).returncode
+            out.append(time.perf_counter() - t0)
+        if rc != 0:
+            sys.exit("crun run %s: exit %d (see %s/crun.log)" % (cid, rc, bundle))
+finally:
+    for cid in ids:
+        subprocess.run(["crun", "--root", root, "delete", "--force", cid], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=20)
+print(json.dumps(out))
+'''
+
+
+def crun_limit(args, host):
+    """Seconds of each of CRUN_N sequential `crun run -d` (create + start) of
+    busybox `sleep 3600` with crun's default spec: own empty network
+    namespace, no interface set up, no conmon, rootfs unpacked once."""
+    base = os.path.join(args.dir, "crun-bench")
+    bundle, root = os.path.join(base, "bundle"), os.path.join(base, "state")
+    os.makedirs(root, exist_ok=True)
+    if not os.path.isdir(os.path.join(bundle, "rootfs")):
+        os.makedirs(bundle, exist_ok=True)
+        subprocess.run(["umoci", "raw", "unpack", "--image", os.path.join(args.images, "busybox") + ":latest",
+                        os.path.join(bundle, "rootfs")], check=True, capture_output=True, timeout=60)
+    subprocess.run(["crun", "spec"], cwd=bundle, check=True, capture_output=True, timeout=15)
+    cfgp = os.path.join(bundle, "config.json")
+    with open(cfgp) as f:
+        cfg = json.load(f)
+    cfg["process"]["args"] = ["/bin/busybox", "sleep", "3600"]
+    cfg["process"]["terminal"] = False
+    with open(cfgp, "w") as f:
+        json.dump(cfg, f)
+    out = subprocess.run([args.lab, "--dir", args.dir, "exec", host, "timeout", "-k", "5", str(int(CRUN_CAP)),
+                          "python3", "-c", CRUN_SCRIPT, bundle, root, str(CRUN_N)],
+                         capture_output=True, text=True, timeout=CRUN_CAP + 15)
+    if out.returncode != 0:
+        raise BenchError("bare crun on %s: exit %d: %s" % (host, out.returncode, out.stderr.strip()[-500:]))
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def iperf(args, srv_host, srv_pid, cli_host, cli_pid, addr, tag):
+    """One iperf3 TCP test of IPERF_SECS s: server `iperf3 -s -1` on srv_host
+    (in the network namespace of srv_pid if given), client on cli_host (in
+    cli_pid's if given) to addr. The server is our child (lab exec and
+    nsenter exec, so its PID is iperf3's); it ends after the one test and is
+    killed by that PID if not. Returns (Gbit/s received, retransmits, bytes
+    sent)."""
+    def cmd(host, pid, *rest):
+        c = [args.lab, "--dir", args.dir, "exec", host]
+        if pid:
+            c += ["nsenter", "-t", str(pid), "-n"]
+        return c + ["iperf3"] + list(rest)
+    logp = os.path.join(args.dir, "iperf-%s.log" % tag)
+    with open(logp, "wb") as log:
+        srv = subprocess.Popen(cmd(srv_host, srv_pid, "-s", "-1", "--forceflush", "-p", str(IPERF_PORT)),
+                               stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        def listening():
+            if srv.poll() is not None:
+                with open(logp, errors="replace") as f:
+                    raise BenchError("iperf3 server on %s exited %d: %s" % (srv_host, srv.returncode,
+                                                                            f.read()[-300:]))
+            with open(logp, errors="replace") as f:
+                return "Server listening" in f.read()
+        wait_for(listening, "iperf3 server on %s listening" % srv_host, cap=10.0, interval=0.02)
+        out = subprocess.run(cmd(cli_host, cli_pid, "-c", addr, "-p", str(IPERF_PORT), "-t", str(IPERF_SECS),
+                                 "-J", "--connect-timeout", "3000"),
+                             capture_output=True, text=True, timeout=IPERF_SECS + 20)
+        try:
+            res = json.loads(out.stdout)
+        except ValueError:
+            raise BenchError("iperf3 client on %s: exit %d: %s %s" % (cli_host, out.returncode,
+                                                                      out.stdout[-300:], out.stderr[-300:]))
+        if res.get("error") or out.returncode != 0:
+            raise BenchError("iperf3 client on %s -> %s: %s" % (cli_host, addr, res.get("error")))
+        end = res["end"]
+        return (end["sum_received"]["bits_per_second"] / 1e9, end["sum_sent"].get("retransmits", 0),
+                end["sum_sent"]["bytes"])
+    finally:
+        try:
+            srv.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            srv.kill()
+            srv.wait(timeout=5)
+
+
+def vxlan_tx_bytes(args, host, nid):
+    """Bytes sent by vxlan0 in host's namespace of network nid (see
+    docs/architecture.md, the data plane)."""
+    ns = os.path.join(args.dir, host, "exec", "netns", "1-" + nid[:10])
+    out = lab_run(args, "exec", host, "nsenter", "--net=" + ns, "ip", "-j", "-s", "link", "show", "dev", "vxlan0")
+    return json.loads(out)[0]["stats64"]["tx"]["bytes"]
+
+
+def main_networks(args):
+    t_start = time.monotonic()
+    hosts = [kv.split("=") for kv in args.hosts.split(",")]
+    if len(hosts) != 2:
+        raise BenchError("--networks wants 2 hosts (manager first), got %d" % len(hosts))
+    (m_host, m_ip), (w_host, w_ip) = hosts
+    sock = {h: os.path.join(args.dir, h, "shoal.sock") for h, _ in hosts}
+    mgr = Client(sock[m_host], timeout=60)
+    mgr_id = mgr.json("POST", "/swarm/init", {"ListenAddr": "0.0.0.0:2377", "AdvertiseAddr": m_ip})
+    wait_for(lambda: node_state(mgr, mgr_id) == "ready", "manager Ready")
+    pull(mgr)
+    nid = mgr.json("POST", "/networks/create", {"Name": "benchnet", "Driver": "overlay"},
+                   want=(200, 201))["Id"]
+    time.sleep(1.0)
+
+    # 1. Start latency on the manager alone: the bare crun limit, then
+    # rounds alternating no network / overlay.
+    crun_xs = crun_limit(args, m_host)
+    rounds = {"none": [], "overlay": []}
+    start_capped = False
+    t_end = time.monotonic() + NET_START_CAP
+    for r in range(NET_ROUNDS):
+        for kind in ("none", "overlay"):
+            if time.monotonic() > t_end:
+                start_capped = True
+                break
+            rounds[kind].append(svc_round(mgr, [mgr], NET_N, args.dir, "benchnet-%s-%d" % (kind, r),
+                                          network=nid if kind == "overlay" else None))
+
+    # 2. Throughput: the worker joins; a global service on benchnet puts one
+    # task on each node; iperf3 of the nodes runs in the tasks' namespaces.
+    token = mgr.json("GET", "/swarm")["JoinTokens"]["Worker"]
+    lab_run(args, "start", w_host)
+    wkr = Client(sock[w_host], timeout=60)
+    join(wkr, m_ip, w_ip, token)
+    wid = worker_node_id(wkr)
+    wait_for(lambda: node_state(mgr, wid) == "ready", "worker %s Ready" % w_host, interval=0.02)
+    pull(wkr)
+    host_of = {mgr_id: m_host, wid: w_host}
+    body = {"Name": "benchiperf",
+            "TaskTemplate": {"ContainerSpec": {"Image": "busybox", "Command": ["sleep", "3600"],
+                                               "StopGracePeriod": 100000000},
+                             "Networks": [{"Target": nid}]},
+            "Mode": {"Global": {}}}
+    sid = mgr.json("POST", "/services/create", body, want=(200, 201))["ID"]
+    q = "/tasks?filters=" + urllib.parse.quote(json.dumps({"service": [sid]}))
+
+    def both_running():
+        ts = [t for t in mgr.json("GET", q) if t.get("DesiredState") == "running"
+              and t["Status"]["State"] == "running"]
+        return ts if len({t.get("NodeID") for t in ts}) == 2 else None
+    tasks, _ = wait_for(both_running, "benchiperf running on both nodes", cap=60.0, interval=0.1)
+    end = {}  # host -> (container pid, overlay address)
+    for t in tasks:
+        h = host_of[t["NodeID"]]
+        addr = [a["Addresses"][0].split("/")[0] for a in t.get("NetworksAttachments") or []
+                if a["Network"]["ID"] == nid]
+        if not addr:
+            raise BenchError("task %s has no address on benchnet: %r" % (t["ID"], t.get("NetworksAttachments")))
+        cid = t["Status"]["ContainerStatus"]["ContainerID"]
+        c = Client(sock[h])
+        pid = c.json("GET", "/containers/%s/json" % cid)["State"]["Pid"]
+        c.close()
+        if not pid:
+            raise BenchError("container %s on %s has no State.Pid" % (cid, h))
+        end[h] = (pid, addr[0])
+    paths = {"hosts": [], "overlay": []}
+    iperf_capped = False
+    t_end = time.monotonic() + IPERF_CAP
+    for r in range(IPERF_ROUNDS):
+        for kind in ("hosts", "overlay"):
+            if time.monotonic() > t_end:
+                iperf_capped = True
+                break
+            if kind == "hosts":
+                paths[kind].append(iperf(args, w_host, None, m_host, None, w_ip, "%s-%d" % (kind, r)))
+            else:
+                # The test's bytes must have left through the client node's
+                # vxlan0, or this row would measure something else.
+                tx0 = vxlan_tx_bytes(args, m_host, nid)
+                x = iperf(args, w_host, end[w_host][0], m_host, end[m_host][0], end[w_host][1],
+                          "%s-%d" % (kind, r))
+                tx = vxlan_tx_bytes(args, m_host, nid) - tx0
+                if tx < x[2]:
+                    raise BenchError("iperf3 sent %d bytes to %s but vxlan0 on %s only %d"
+                                     % (x[2], end[w_host][1], m_host, tx))
+                paths[kind].append(x)
+    mgr.json("DELETE", "/services/" + sid, want=(200, 204))
+    mgr.close()
+    wkr.close()
+
+    # ---- report ----
+    print()
+    print("shoal bench: networks  (busybox sleep 3600 as crun containers; image pulled beforehand; "
+          "lab: %s; times in ms)" % ", ".join("%s=%s" % tuple(h) for h in hosts))
+    print()
+    w = 40
+    print("%-*s %6s %11s %9s %9s %9s   %s" % (w, "task start, 1 node (ms)", "N", "total", "per task",
+                                            "p50", "max", "note"))
+    print("%-*s %6s %11s %9s %9s %9s   %s" % (w, "-" * w, "-" * 6, "-" * 11, "-" * 9, "-" * 9, "-" * 9,
+                                            "-" * 20))
+    print("%-*s %6d %11s %9s %9s %9s   %s" % (w, "limit: bare crun run -d, sequential", len(crun_xs),
+                                            ms(sum(crun_xs)), ms(sum(crun_xs) / len(crun_xs)),
+                                            ms(statistics.median(crun_xs)), ms(max(crun_xs)),
+                                            "empty netns, no conmon"))
+    labels = {"none": "create -> N/N running, no network", "overlay": "create -> N/N running, overlay"}
+    for r in range(NET_ROUNDS):
+        for kind in ("none", "overlay"):
+            if r >= len(rounds[kind]):
+                continue
+            x = rounds[kind][r]
+            notes = ["round %d" % (r + 1)]
+            if x["capped"]:
+                notes.append("CAPPED (%d/%d running after %.0fs)" % (x["running"], x["n"], x["t_running"]))
+            if x["gone_capped"]:
+                notes.append("CAPPED (containers left after %.0fs)" % SVC_GONE_CAP)
+            st = x["starts"] or [float("nan")]
+            print("%-*s %6d %11s %9s %9s %9s   %s" % (w, labels[kind], x["n"], ms(x["t_running"]),
+                                                    ms(x["t_running"] / x["n"]), ms(statistics.median(st)),
+                                                    ms(max(st)), "; ".join(notes)))
+    if start_capped:
+        print("%-*s   CAPPED (start rounds over %.0fs; %d of each wanted)" % (w, "", NET_START_CAP, NET_ROUNDS))
+    ok = {k: [x["t_running"] for x in v if not x["capped"]] for k, v in rounds.items()}
+    if ok["none"] and ok["overlay"]:
+        d = (statistics.fmean(ok["overlay"]) - statistics.fmean(ok["none"])) / NET_N
+        print("%-*s %6s %11s %9s   %s" % (w, "overlay - no network, per task", "", "", ms(d),
+                                          "means of the rounds; limit per container: %s"
+                                          % ms(sum(crun_xs) / len(crun_xs))))
+    print("%-*s   %s" % (w, "", "no network = docker_gwbridge only; p50/max = create sent -> Status.Timestamp"))
+    print()
+    print("%-*s %6s %9s %9s %9s   %s" % (w, "TCP throughput, 2 nodes (Gbit/s)", "rounds", "mean", "min",
+                                        "max", "retransmits"))
+    print("%-*s %6s %9s %9s %9s   %s" % (w, "-" * w, "-" * 6, "-" * 9, "-" * 9, "-" * 9, "-" * 20))
+    names = {"hosts": "limit: host %s -> host %s" % (m_host, w_host),
+             "overlay": "task -> task over VXLAN (benchnet)"}
+    for kind in ("hosts", "overlay"):
+        xs = paths[kind]
+        if not xs:
+            print("%-*s %6d   (no samples)" % (w, names[kind], 0))
+            continue
+        g = [x[0] for x in xs]
+        print("%-*s %6d %9.2f %9.2f %9.2f   %s" % (w, names[kind], len(xs), statistics.fmean(g), min(g), max(g),
+                                                 "/".join(str(x[1]) for x in xs)))
+    if paths["hosts"] and paths["overlay"]:
+        ratio = statistics.fmean(x[0] for x in paths["overlay"]) / statistics.fmean(x[0] for x in paths["hosts"])
+        print("%-*s %6s %9.2f   %s" % (w, "overlay / hosts", "", ratio, "ratio of the means"))
+    if iperf_capped:
+        print("%-*s   CAPPED (iperf3 rounds over %.0fs; %d of each wanted)" % (w, "", IPERF_CAP, IPERF_ROUNDS))
+    print("%-*s   %s" % (w, "", "iperf3 -t %d, one TCP stream, receiver's rate; hosts = the lab's eth1 "
+                              "(veth + bridge, MTU 1500)" % IPERF_SECS))
+    print("%-*s   %s" % (w, "", "overlay: MTU 1450, every test's bytes checked on %s's vxlan0 counters" % m_host))
+    print()
+    print("bench: networks measured in %.1fs" % (time.monotonic() - t_start))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lab", required=True)
@@ -611,7 +893,10 @@ def main():
     ap.add_argument("--ha", action="store_true", help="the HA figures on 5 hosts (--managers)")
     ap.add_argument("--managers", help="H1=IP1,...,H5=IP5 (with --ha)")
     ap.add_argument("--services", action="store_true", help="the service figures on 3 hosts (--hosts)")
-    ap.add_argument("--hosts", help="M=IP,W1=IP,W2=IP (with --services; manager first)")
+    ap.add_argument("--hosts", help="M=IP,W1=IP,W2=IP (with --services; manager first), "
+                    "M=IP,W=IP (with --networks)")
+    ap.add_argument("--networks", action="store_true", help="the network figures on 2 hosts (--hosts)")
+    ap.add_argument("--images", help="the test images (with --networks; busybox for bare crun)")
     ap.add_argument("--manager", help="HOST=IP")
     ap.add_argument("--worker", help="HOST=IP")
     ap.add_argument("--root")
@@ -624,6 +909,10 @@ def main():
         if not args.hosts:
             ap.error("--services needs --hosts")
         return main_services(args)
+    if args.networks:
+        if not (args.hosts and args.images):
+            ap.error("--networks needs --hosts and --images")
+        return main_networks(args)
     if not (args.manager and args.worker and args.root):
         ap.error("--manager, --worker and --root are required")
     mgr_host, mgr_ip = args.manager.split("=")
@@ -720,6 +1009,7 @@ def main():
 if __name__ == "__main__":
     try:
         main()
-    except (BenchError, OSError, http.client.HTTPException, KeyError, ValueError) as e:
+    except (BenchError, OSError, http.client.HTTPException, KeyError, ValueError,
+            subprocess.SubprocessError) as e:
         print("bench: FAILED: %s: %s" % (type(e).__name__, e), file=sys.stderr)
         sys.exit(1)

@@ -8,13 +8,20 @@
 # scripts/test-images.sh, pulled through --registry-mirror), the service
 # figures: create to N/N tasks running (crun containers) for N = 1, 10, 50
 # on one node and on three, task start latency, shoald RSS with 50 tasks and
-# the RSS of one conmon.
+# the RSS of one conmon; then, on a lab of two hosts plus a registry host,
+# the network figures: create to 50/50 running on the manager alone with no
+# network and with an overlay network, the difference per task, next to the
+# time of 10 bare `crun run -d` (the limit); TCP throughput of iperf3 between
+# two tasks on the two nodes over VXLAN, next to the same between the two
+# hosts' own addresses (the limit), and their ratio.
 # Builds nothing (make bench builds first; test images are built if stale).
 # Its own labs in $SHOAL_BENCH_DIR (default /tmp/shoal-bench),
-# $SHOAL_BENCH_DIR-ha and $SHOAL_BENCH_DIR-svc, torn down on exit.
-# The measuring is scripts/bench.py; every loop there has a count and a
-# wall-clock cap, and each part a cap of BENCH_TIMEOUT s (HA: BENCH_HA_TIMEOUT,
-# services: BENCH_SVC_TIMEOUT).
+# $SHOAL_BENCH_DIR-ha, $SHOAL_BENCH_DIR-svc and $SHOAL_BENCH_DIR-net, torn
+# down on exit. The measuring is scripts/bench.py; every loop there has a
+# count and a wall-clock cap, and each part a cap of BENCH_TIMEOUT s (HA:
+# BENCH_HA_TIMEOUT, services: BENCH_SVC_TIMEOUT, networks: BENCH_NET_TIMEOUT).
+# BENCH_ONLY=PART[,PART] runs only those parts (base, ha, services, networks),
+# e.g. BENCH_ONLY=networks make bench.
 #   scripts/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +39,8 @@ ha_hosts=(benchm1=192.168.33.10 benchm2=192.168.33.11 benchm3=192.168.33.12
 svc_dir=$dir-svc
 svc_hosts=(benchs1=192.168.33.10 benchs2=192.168.33.11 benchs3=192.168.33.12)
 svc_reg=registry=192.168.33.5 svc_reg_addr=192.168.33.5:5000
+net_dir=$dir-net
+net_hosts=(benchn1=192.168.33.10 benchn2=192.168.33.11)
 images=${SHOAL_IMAGES_DIR:-$root/build/images}
 lab=$root/lab/lab
 mgr=benchmgr mgr_ip=192.168.33.10
@@ -42,11 +51,13 @@ teardown() {
   local rc=$?
   if [ "$rc" -ne 0 ]; then
     [ "$rc" -eq 124 ] && echo "bench: timed out (BENCH_TIMEOUT=${BENCH_TIMEOUT:-150}s," \
-      "BENCH_HA_TIMEOUT=${BENCH_HA_TIMEOUT:-150}s, BENCH_SVC_TIMEOUT=${BENCH_SVC_TIMEOUT:-240}s)" >&2
+      "BENCH_HA_TIMEOUT=${BENCH_HA_TIMEOUT:-150}s, BENCH_SVC_TIMEOUT=${BENCH_SVC_TIMEOUT:-240}s," \
+      "BENCH_NET_TIMEOUT=${BENCH_NET_TIMEOUT:-200}s)" >&2
     echo "bench: FAILED (exit $rc)" >&2
     for h in "$mgr" "$wkr"; do
+      [ -f "$dir/$h/shoald.log" ] || continue
       echo "--- shoald log of $h (last 30 lines) ---" >&2
-      tail -n 30 "$dir/$h/shoald.log" 2>/dev/null >&2 || true
+      tail -n 30 "$dir/$h/shoald.log" >&2 || true
     done
     for hl in "${ha_hosts[@]}"; do
       [ -f "$ha_dir/${hl%%=*}/shoald.log" ] || continue
@@ -58,68 +69,113 @@ teardown() {
       echo "--- shoald log of ${hl%%=*} (last 30 lines) ---" >&2
       tail -n 30 "$svc_dir/${hl%%=*}/shoald.log" >&2 || true
     done
+    for hl in "${net_hosts[@]}"; do
+      [ -f "$net_dir/${hl%%=*}/shoald.log" ] || continue
+      echo "--- shoald log of ${hl%%=*} (last 30 lines) ---" >&2
+      tail -n 30 "$net_dir/${hl%%=*}/shoald.log" >&2 || true
+    done
   fi
   timeout 60 "$lab" --dir "$dir" down >/dev/null 2>&1 || echo "bench: lab down failed ($dir)" >&2
   timeout 60 "$lab" --dir "$ha_dir" down >/dev/null 2>&1 || echo "bench: lab down failed ($ha_dir)" >&2
-  svc_down || echo "bench: lab down failed ($svc_dir)" >&2
+  reg_lab_down "$svc_dir" || echo "bench: lab down failed ($svc_dir)" >&2
+  reg_lab_down "$net_dir" || echo "bench: lab down failed ($net_dir)" >&2
   exit "$rc"
 }
-# The registry by its PID, then the lab (which ends the task containers:
-# every process whose mounts point into the lab). Fails if one survived.
-svc_down() {
-  [ -f "$svc_dir/registry/registry/registry.pid" ] &&
-    timeout 10 "$root/scripts/registry.sh" stop "$svc_dir/registry/registry" >/dev/null 2>&1
-  timeout 60 "$lab" --dir "$svc_dir" down >/dev/null 2>&1 || return 1
+# reg_lab_down DIR: the registry by its PID, then the lab (which ends the
+# task containers: every process whose mounts point into the lab). Fails if
+# one survived.
+reg_lab_down() {
+  local d=$1
+  [ -f "$d/registry/registry/registry.pid" ] &&
+    timeout 10 "$root/scripts/registry.sh" stop "$d/registry/registry" >/dev/null 2>&1
+  timeout 60 "$lab" --dir "$d" down >/dev/null 2>&1 || return 1
   local p left=""
   for p in /proc/[0-9]*; do
-    grep -qF "$svc_dir/" "$p/mountinfo" 2>/dev/null && left="$left ${p#/proc/}"
+    grep -qF "$d/" "$p/mountinfo" 2>/dev/null && left="$left ${p#/proc/}"
   done
-  [ -z "$left" ] || { echo "bench: processes still mounting $svc_dir:$left" >&2; return 1; }
+  [ -z "$left" ] || { echo "bench: processes still mounting $d:$left" >&2; return 1; }
 }
+# reg_lab_up DIR HOST=IP...: a lab of those hosts plus the registry host
+# with the test images, shoald started on the first host only (with
+# SHOALD_ARGS, which the caller sets).
+reg_lab_up() {
+  local d=$1; shift
+  reg_lab_down "$d" || true
+  timeout 60 "$lab" --dir "$d" up "$@" "$svc_reg" >/dev/null
+  timeout 30 "$lab" --dir "$d" exec "${svc_reg%%=*}" "$root/scripts/registry.sh" start \
+    "$d/registry/registry" "$svc_reg_addr" >/dev/null
+  timeout 120 "$lab" --dir "$d" exec "${svc_reg%%=*}" "$root/scripts/registry.sh" push \
+    "$svc_reg_addr" "$images" >/dev/null
+  timeout 30 "$lab" --dir "$d" start "${1%%=*}" >/dev/null
+}
+# want PART: BENCH_ONLY is empty or names PART.
+want() { [ -z "${BENCH_ONLY:-}" ] || [[ ",$BENCH_ONLY," == *",$1,"* ]]; }
+only=${BENCH_ONLY:-}
+for part in ${only//,/ }; do
+  case "$part" in
+    base|ha|services|networks) ;;
+    *) echo "bench: BENCH_ONLY names no part '$part' (base, ha, services, networks)" >&2; exit 2 ;;
+  esac
+done
 trap teardown EXIT
 trap 'exit 130' INT TERM
 
-timeout 60 "$lab" --dir "$dir" down >/dev/null 2>&1 || true
-timeout 60 "$lab" --dir "$dir" up "$mgr=$mgr_ip" "$wkr=$wkr_ip" >/dev/null
-timeout 30 "$lab" --dir "$dir" start "$mgr" >/dev/null
-timeout 30 "$lab" --dir "$dir" start "$wkr" >/dev/null
-
-timeout -k 5 "${BENCH_TIMEOUT:-150}" python3 scripts/bench.py --lab "$lab" --dir "$dir" \
-  --manager "$mgr=$mgr_ip" --worker "$wkr=$wkr_ip" --root "$root"
-timeout 60 "$lab" --dir "$dir" down >/dev/null 2>&1 || true
+if want base; then
+  timeout 60 "$lab" --dir "$dir" down >/dev/null 2>&1 || true
+  timeout 60 "$lab" --dir "$dir" up "$mgr=$mgr_ip" "$wkr=$wkr_ip" >/dev/null
+  timeout 30 "$lab" --dir "$dir" start "$mgr" >/dev/null
+  timeout 30 "$lab" --dir "$dir" start "$wkr" >/dev/null
+  timeout -k 5 "${BENCH_TIMEOUT:-150}" python3 scripts/bench.py --lab "$lab" --dir "$dir" \
+    --manager "$mgr=$mgr_ip" --worker "$wkr=$wkr_ip" --root "$root"
+  timeout 60 "$lab" --dir "$dir" down >/dev/null 2>&1 || true
+fi
 
 # Highly-available managers: five hosts, shoald on each.
-timeout 60 "$lab" --dir "$ha_dir" down >/dev/null 2>&1 || true
-timeout 60 "$lab" --dir "$ha_dir" up "${ha_hosts[@]}" >/dev/null
-for hl in "${ha_hosts[@]}"; do
-  timeout 30 "$lab" --dir "$ha_dir" start "${hl%%=*}" >/dev/null
-done
-timeout -k 5 "${BENCH_HA_TIMEOUT:-150}" python3 scripts/bench.py --ha --lab "$lab" --dir "$ha_dir" \
-  --managers "$(IFS=,; echo "${ha_hosts[*]}")"
-timeout 60 "$lab" --dir "$ha_dir" down >/dev/null 2>&1 || true
+if want ha; then
+  timeout 60 "$lab" --dir "$ha_dir" down >/dev/null 2>&1 || true
+  timeout 60 "$lab" --dir "$ha_dir" up "${ha_hosts[@]}" >/dev/null
+  for hl in "${ha_hosts[@]}"; do
+    timeout 30 "$lab" --dir "$ha_dir" start "${hl%%=*}" >/dev/null
+  done
+  timeout -k 5 "${BENCH_HA_TIMEOUT:-150}" python3 scripts/bench.py --ha --lab "$lab" --dir "$ha_dir" \
+    --managers "$(IFS=,; echo "${ha_hosts[*]}")"
+  timeout 60 "$lab" --dir "$ha_dir" down >/dev/null 2>&1 || true
+fi
 
-# Services as crun containers: three hosts and a registry host; shoald
-# pulls busybox through the registry (--registry-mirror). bench.py starts
-# the workers' shoald itself (after the one-node rounds), with SHOALD_ARGS.
+# Services and networks run crun containers on hosts that pull busybox
+# through the registry host (--registry-mirror). bench.py starts the
+# workers' shoald itself (after the one-node rounds), with SHOALD_ARGS.
 missing=""
 for tool in docker-registry skopeo umoci crun conmon; do
   command -v "$tool" >/dev/null || missing="$missing $tool"
 done
 if [ -n "$missing" ]; then
-  echo "bench: services section skipped:$missing missing (scripts/deps.sh)"
+  for part in services networks; do
+    if want "$part"; then echo "bench: $part section skipped:$missing missing (scripts/deps.sh)"; fi
+  done
 else
-  timeout 600 scripts/test-images.sh "$images" >/dev/null
-  svc_down || true
-  timeout 60 "$lab" --dir "$svc_dir" up "${svc_hosts[@]}" "$svc_reg" >/dev/null
-  timeout 30 "$lab" --dir "$svc_dir" exec "${svc_reg%%=*}" "$root/scripts/registry.sh" start \
-    "$svc_dir/registry/registry" "$svc_reg_addr" >/dev/null
-  timeout 120 "$lab" --dir "$svc_dir" exec "${svc_reg%%=*}" "$root/scripts/registry.sh" push \
-    "$svc_reg_addr" "$images" >/dev/null
+  if want services || want networks; then
+    timeout 600 scripts/test-images.sh "$images" >/dev/null
+  fi
   export SHOALD_ARGS="--registry-mirror http://$svc_reg_addr"
-  timeout 30 "$lab" --dir "$svc_dir" start "${svc_hosts[0]%%=*}" >/dev/null
-  timeout -k 5 "${BENCH_SVC_TIMEOUT:-240}" python3 scripts/bench.py --services --lab "$lab" \
-    --dir "$svc_dir" --hosts "$(IFS=,; echo "${svc_hosts[*]}")"
+  if want services; then
+    reg_lab_up "$svc_dir" "${svc_hosts[@]}"
+    timeout -k 5 "${BENCH_SVC_TIMEOUT:-240}" python3 scripts/bench.py --services --lab "$lab" \
+      --dir "$svc_dir" --hosts "$(IFS=,; echo "${svc_hosts[*]}")"
+    reg_lab_down "$svc_dir"
+  fi
+  # Networks: two hosts; iperf3 is the node's own, run in the tasks'
+  # network namespaces (nsenter) and in the hosts'.
+  if want networks; then
+    if ! command -v iperf3 >/dev/null; then
+      echo "bench: networks section skipped: iperf3 missing (scripts/deps.sh)"
+    else
+      reg_lab_up "$net_dir" "${net_hosts[@]}"
+      timeout -k 5 "${BENCH_NET_TIMEOUT:-200}" python3 scripts/bench.py --networks --lab "$lab" \
+        --dir "$net_dir" --hosts "$(IFS=,; echo "${net_hosts[*]}")" --images "$images"
+      reg_lab_down "$net_dir"
+    fi
+  fi
   unset SHOALD_ARGS
-  svc_down
 fi
 echo "bench: done"
