@@ -484,7 +484,8 @@ static void apply_peers(struct job *j) {
   json_array_foreach(j->adopted, i, msg) {
     if (strcmp(jx_str(msg, "Type", ""), "mesh") == 0) {
       sh_err err = {0};
-      if (overlay_mesh(w->cfg.overlay, json_object_get(msg, "Ports"), &err) < 0)
+      if (overlay_mesh(w->cfg.overlay, json_object_get(msg, "Ports"),
+                       json_object_get(msg, "VIPs"), &err) < 0)
         log_warn("routing mesh: %s", err.msg);
       continue;
     }

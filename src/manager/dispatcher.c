@@ -304,8 +304,15 @@ static void send_assignments(struct dispatcher *d, struct session *s) {
   json_decref(msg);
 }
 
+/* The routing mesh's table and the VIPs: {Ports, VIPs} (see mesh.h). */
+static json_t *mesh_now(struct dispatcher *d) {
+  return json_pack("{s:o, s:o}", "Ports", mesh_table(d->m->store), "VIPs",
+                   mesh_vips(d->m->store));
+}
+
 static void send_mesh(struct http_req *req, json_t *mesh) {
-  json_t *msg = json_pack("{s:s, s:O}", "Type", "mesh", "Ports", mesh);
+  json_t *msg = json_deep_copy(mesh);
+  json_object_set_new(msg, "Type", json_string("mesh"));
   send_line(req, msg);
   json_decref(msg);
 }
@@ -347,7 +354,7 @@ static void flush_dirty(uv_timer_t *t) {
       if (s->req)
         send_peers(s, all, false);
     json_decref(all);
-    json_t *mesh = mesh_table(d->m->store);
+    json_t *mesh = mesh_now(d);
     if (d->mesh_sent && json_equal(mesh, d->mesh_sent)) {
       json_decref(mesh);
     } else {
@@ -579,7 +586,7 @@ void dispatcher_session(struct dispatcher *d, struct http_req *req,
   send_peers(s, all, true);
   json_decref(all);
   if (!d->mesh_sent)
-    d->mesh_sent = mesh_table(d->m->store);
+    d->mesh_sent = mesh_now(d);
   send_mesh(req, d->mesh_sent);
 
   json_t *desc = body ? json_object_get(body, "Description") : NULL;

@@ -14,23 +14,99 @@ static int cmp_str(const void *a, const void *b) {
                 json_string_value(*(json_t *const *)b));
 }
 
-/* The task's address on the ingress network, without its prefix length;
- * "" when it has none. */
+/* A sorted copy (so that an unchanged set is an unchanged table). */
+static json_t *sort_strings(const json_t *l) {
+  size_t nb = json_array_size(l);
+  json_t **v = xcalloc(nb ? nb : 1, sizeof *v);
+  for (size_t k = 0; k < nb; k++)
+    v[k] = json_array_get(l, k);
+  qsort(v, nb, sizeof *v, cmp_str);
+  json_t *sorted = json_array();
+  for (size_t k = 0; k < nb; k++)
+    json_array_append(sorted, v[k]);
+  free(v);
+  return sorted;
+}
+
+/* The task's address on a network, without its prefix length. */
+static void addr_on(const json_t *task, const char *net_id, char out[64]) {
+  out[0] = '\0';
+  size_t i;
+  json_t *att;
+  json_array_foreach(json_object_get(task, "NetworksAttachments"), i, att) {
+    if (strcmp(jx_str(att, "Network.ID", ""), net_id) != 0)
+      continue;
+    snprintf(out, 64, "%s",
+             json_string_value(
+                 json_array_get(json_object_get(att, "Addresses"), 0)) ?: "");
+    char *slash = strchr(out, '/');
+    if (slash)
+      *slash = '\0';
+  }
+}
+
+/* The task's address on the ingress network; "" when it has none. */
 static void ingress_addr(const json_t *task, char out[64]) {
   out[0] = '\0';
   size_t i;
   json_t *att;
   json_array_foreach(json_object_get(task, "NetworksAttachments"), i, att) {
-    if (!jx_bool(att, "Network.Spec.Ingress", false))
-      continue;
-    snprintf(
-        out, 64, "%s",
-        json_string_value(json_array_get(json_object_get(att, "Addresses"), 0))
-            ?: "");
-    char *slash = strchr(out, '/');
-    if (slash)
-      *slash = '\0';
+    if (jx_bool(att, "Network.Spec.Ingress", false)) {
+      addr_on(task, jx_str(att, "Network.ID", ""), out);
+      return;
+    }
   }
+}
+
+json_t *mesh_vips(struct store *s) {
+  cleanup_json json_t *nodes = store_list(s, STORE_NODE);
+  cleanup_json json_t *ready = json_object();
+  size_t i;
+  json_t *n;
+  json_array_foreach(nodes, i, n) {
+    if (strcmp(jx_str(n, "Status.State", ""), "ready") == 0)
+      json_object_set_new(ready, jx_str(n, "ID", ""), json_true());
+  }
+  cleanup_json json_t *tasks = store_list(s, STORE_TASK);
+  cleanup_json json_t *svcs = store_list(s, STORE_SERVICE);
+  json_t *out = json_array();
+  json_t *svc;
+  json_array_foreach(svcs, i, svc) {
+    const char *sid = jx_str(svc, "ID", "");
+    size_t k;
+    json_t *vip;
+    json_array_foreach(jx_get(svc, "Endpoint.VirtualIPs"), k, vip) {
+      const char *net = jx_str(vip, "NetworkID", "");
+      const json_t *nobj = store_get(s, STORE_NETWORK, net);
+      if (!nobj || jx_bool(nobj, "Spec.Ingress", false))
+        continue; /* ingress is the routing mesh's, not the tasks' */
+      json_t *backends = json_array();
+      size_t j;
+      json_t *t;
+      json_array_foreach(tasks, j, t) {
+        if (strcmp(jx_str(t, "ServiceID", ""), sid) != 0 ||
+            task_state(t) != TS_RUNNING || task_desired(t) != TS_RUNNING ||
+            !json_object_get(ready, jx_str(t, "NodeID", "")))
+          continue;
+        char ip[64];
+        addr_on(t, net, ip);
+        if (*ip)
+          json_array_append_new(backends, json_string(ip));
+      }
+      json_t *sorted = sort_strings(backends);
+      json_decref(backends);
+      char addr[64];
+      snprintf(addr, sizeof addr, "%s", jx_str(vip, "Addr", ""));
+      char *slash = strchr(addr, '/');
+      if (slash)
+        *slash = '\0';
+      json_array_append_new(out,
+                            json_pack("{s:s, s:s, s:s, s:o}", "Service", sid,
+                                      "Network", net, "Addr", addr,
+                                      "Backends", sorted));
+    }
+  }
+  return out;
 }
 
 json_t *mesh_table(struct store *s) {
@@ -68,16 +144,7 @@ json_t *mesh_table(struct store *s) {
   json_array_foreach(svcs, i, svc) {
     const char *sid = jx_str(svc, "ID", "");
     json_t *l = json_object_get(backends, sid);
-    /* Sorted, so that an unchanged set is an unchanged table. */
-    size_t nb = json_array_size(l);
-    json_t **v = xcalloc(nb ? nb : 1, sizeof *v);
-    for (size_t k = 0; k < nb; k++)
-      v[k] = json_array_get(l, k);
-    qsort(v, nb, sizeof *v, cmp_str);
-    json_t *sorted = json_array();
-    for (size_t k = 0; k < nb; k++)
-      json_array_append(sorted, v[k]);
-    free(v);
+    json_t *sorted = sort_strings(l);
     size_t k;
     json_t *p;
     json_array_foreach(jx_get(svc, "Endpoint.Ports"), k, p) {

@@ -16,4 +16,11 @@ struct store;
  * ["10.255.0.5", ...]}], by service ID then port; backends sorted. */
 json_t *mesh_table(struct store *s);
 
+/* Every service VIP on a network other than ingress, with the addresses
+ * of the service's running tasks on that network: [{"Service", "Network",
+ * "Addr" ("10.0.1.2", no prefix length), "Backends": [...]}]. Each task
+ * on the network balances connections to the VIP over them (see
+ * overlay_mesh). */
+json_t *mesh_vips(struct store *s);
+
 #endif

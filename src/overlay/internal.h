@@ -106,4 +106,15 @@ char *ov_mesh_node_rules(uint32_t sbox, const struct ov_mesh_port *p, size_t n);
 char *ov_mesh_lb_rules(const char *ingress_if, const struct ov_mesh_port *p,
                        size_t n);
 
+/* A task's view of a service VIP on one of its networks. */
+struct ov_vip {
+  uint32_t addr;
+  uint32_t *backends;
+  size_t nbackends;
+};
+/* The `ip shoal_vip` table in a task's namespace: connections the task
+ * makes to a VIP are DNAT'ed to one of its backends (numgen, any port).
+ * Malloc'd. */
+char *ov_vip_rules(const struct ov_vip *v, size_t n);
+
 #endif

@@ -41,13 +41,17 @@ struct overlay {
   /* In memory only: net ID -> {"<addr>": "<host>"}. */
   json_t *peers;
   /* In memory only: the routing mesh's ports (overlay_mesh), applied
-   * whenever the ingress sandbox exists. */
+   * whenever the ingress sandbox exists; the VIPs, and the VIP rules each
+   * task's namespace was last given (task ID -> rules text). */
   json_t *mesh;
+  json_t *vips;
+  json_t *vip_applied;
   struct ov_net *nets;
   size_t nnets;
 };
 
 static int apply_mesh(struct overlay *ov, sh_err *err);
+static int apply_vips(struct overlay *ov, const char *only, sh_err *err);
 
 /* ---- small helpers ---- */
 
@@ -539,6 +543,8 @@ int overlay_attach(struct overlay *ov, const struct overlay_task *task,
     detach_locked(ov, task->task_id);
   else if (strcmp(task->task_id, OVERLAY_INGRESS_SBOX) == 0)
     rc = apply_mesh(ov, err); /* a new sandbox gets the mesh at once */
+  else if (ov->vips)
+    rc = apply_vips(ov, task->task_id, err); /* before its container runs */
 done:
   pthread_mutex_unlock(&ov->mu);
   if (rc < 0)
@@ -743,6 +749,8 @@ int overlay_leave(struct overlay *ov, sh_err *err) {
     rc = sh_errno(err, errno, "remove %s", ov->state_path);
   json_object_clear(ov->tasks);
   json_object_clear(ov->peers);
+  json_decref(ov->vip_applied);
+  ov->vip_applied = NULL;
   ov->have_gw = ov->gw_ready = false;
   ov->gw_last = 0;
   pthread_mutex_unlock(&ov->mu);
@@ -836,6 +844,8 @@ void overlay_close(struct overlay *ov) {
   json_decref(ov->tasks);
   json_decref(ov->peers);
   json_decref(ov->mesh);
+  json_decref(ov->vips);
+  json_decref(ov->vip_applied);
   free(ov->netns_dir);
   free(ov->state_path);
   pthread_mutex_destroy(&ov->mu);
@@ -942,13 +952,90 @@ out:
   return rc;
 }
 
-int overlay_mesh(struct overlay *ov, const json_t *ports, sh_err *err) {
+/* The VIP rules for one task: the VIPs of the networks it is on. */
+static char *vip_rules_for(struct overlay *ov, const json_t *task) {
+  size_t nv = json_array_size(ov->vips), n = 0;
+  struct ov_vip *v = xcalloc(nv ? nv : 1, sizeof *v);
+  size_t i;
+  json_t *vip;
+  json_array_foreach(ov->vips, i, vip) {
+    const char *net = jx_str(vip, "Network", "");
+    bool on = false;
+    size_t k;
+    json_t *a;
+    json_array_foreach(json_object_get(task, "Attachments"), k, a) on |=
+        strcmp(att_net_id(a), net) == 0;
+    if (!on || ipam_parse_ip(jx_str(vip, "Addr", ""), &v[n].addr, NULL) < 0)
+      continue;
+    const json_t *bk = json_object_get(vip, "Backends");
+    v[n].backends = xcalloc(json_array_size(bk) + 1, sizeof *v[n].backends);
+    json_t *b;
+    json_array_foreach(bk, k, b) {
+      uint32_t ip;
+      if (ipam_parse_ip(json_string_value(b) ? json_string_value(b) : "", &ip,
+                        NULL) == 0)
+        v[n].backends[v[n].nbackends++] = ip;
+    }
+    n++;
+  }
+  char *rules = ov_vip_rules(v, n);
+  for (i = 0; i < n; i++)
+    free(v[i].backends);
+  free(v);
+  return rules;
+}
+
+/* Brings every task's VIP rules (or only task id's) up to date; a task
+ * whose rules did not change is not touched. */
+static int apply_vips(struct overlay *ov, const char *only, sh_err *err) {
+  if (!ov->vip_applied)
+    ov->vip_applied = json_object();
+  int rc = 0;
+  const char *id;
+  json_t *t;
+  json_object_foreach(ov->tasks, id, t) {
+    if ((only && strcmp(id, only) != 0) ||
+        strcmp(id, OVERLAY_INGRESS_SBOX) == 0 ||
+        json_array_size(json_object_get(t, "Attachments")) == 0)
+      continue;
+    cleanup_free char *rules = vip_rules_for(ov, t);
+    if (strcmp(jx_str(ov->vip_applied, id, ""), rules) == 0)
+      continue;
+    cleanup_free char *path = task_path(ov, id);
+    cleanup_fd int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct nft *n = NULL;
+    sh_err e = {0};
+    if (fd < 0 || nft_open(fd, &n, &e) < 0 || nft_apply(n, rules, &e) < 0) {
+      if (rc == 0)
+        sh_error(err, 500, "task %s: VIP rules: %s", id,
+                 fd < 0 ? strerror(errno) : e.msg);
+      rc = -1;
+    } else {
+      json_object_set_new(ov->vip_applied, id, json_string(rules));
+    }
+    nft_close(n);
+  }
+  /* Forget tasks that went. */
+  void *tmp;
+  json_object_foreach_safe(ov->vip_applied, tmp, id, t) {
+    if (!json_object_get(ov->tasks, id))
+      json_object_del(ov->vip_applied, id);
+  }
+  return rc;
+}
+
+int overlay_mesh(struct overlay *ov, const json_t *ports, const json_t *vips,
+                 sh_err *err) {
   if (!json_is_array(ports))
     return sh_error(err, 400, "mesh ports must be an array");
   pthread_mutex_lock(&ov->mu);
   json_decref(ov->mesh);
   ov->mesh = json_deep_copy(ports);
+  json_decref(ov->vips);
+  ov->vips = json_is_array(vips) ? json_deep_copy(vips) : json_array();
   int rc = apply_mesh(ov, err);
+  if (apply_vips(ov, NULL, rc < 0 ? NULL : err) < 0)
+    rc = -1;
   pthread_mutex_unlock(&ov->mu);
   return rc;
 }

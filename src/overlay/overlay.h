@@ -95,7 +95,13 @@ int overlay_leave(struct overlay *ov, struct sh_err *err);
  * out of its ingress endpoint (table ip shoal_lb); established
  * connections keep their backend. Kept and applied whenever the sandbox
  * (OVERLAY_INGRESS_SBOX) exists. */
-int overlay_mesh(struct overlay *ov, const json_t *ports, struct sh_err *err);
+/* vips: [{"Network", "Addr", "Backends": [...]}] (manager/mesh.h): each
+ * task on one of those networks gets, in its own namespace, `ip
+ * shoal_vip` DNAT'ing connections to the VIP over the backends (Docker's
+ * per-container IPVS); a new task gets its rules before its container
+ * starts. */
+int overlay_mesh(struct overlay *ov, const json_t *ports, const json_t *vips,
+                 struct sh_err *err);
 
 /* Makes docker_gwbridge and its nftables rules now (as dockerd does on
  * swarm init and join), not only with the first task. */

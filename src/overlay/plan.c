@@ -327,3 +327,27 @@ char *ov_mesh_lb_rules(const char *ingress_if, const struct ov_mesh_port *p,
   }
   return b.data;
 }
+
+char *ov_vip_rules(const struct ov_vip *v, size_t n) {
+  sh_buf b = {0};
+  buf_printf(&b, "table ip shoal_vip {\n"
+                 "  chain output {\n"
+                 "    type nat hook output priority -100; policy accept;\n"
+                 "  }\n"
+                 "}\n"
+                 "flush chain ip shoal_vip output\n");
+  for (size_t i = 0; i < n; i++) {
+    if (v[i].nbackends == 0)
+      continue;
+    char ip[20];
+    buf_printf(&b,
+               "add rule ip shoal_vip output ip daddr %s dnat to numgen inc "
+               "mod %zu map { ",
+               ipam_ip_str(v[i].addr, ip), v[i].nbackends);
+    for (size_t k = 0; k < v[i].nbackends; k++)
+      buf_printf(&b, "%s%zu : %s", k ? ", " : "", k,
+                 ipam_ip_str(v[i].backends[k], ip));
+    buf_printf(&b, " }\n");
+  }
+  return b.data;
+}

@@ -4,8 +4,10 @@ connections spread over every running replica wherever it runs. Replicas
 here are busybox httpd serving their own hostname (the container's short
 ID), so the answers say which replica served them."""
 
+import json
+
 from lib import SEED, ServiceLab, timeout, wait_until
-from test_services import running, wait_running
+from test_services import container_of, running, wait_running
 
 HOSTS = ("swarma", "swarmb", "moby")
 WHOAMI = ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www"]
@@ -82,3 +84,57 @@ def test_published_port_answers_on_every_node_and_spreads_over_replicas():
         for h in HOSTS:
             wait_until(lambda: get(lab, "registry", "http://%s:8080/" % lab.ip(h)) is None, 20,
                        what="8080 closed on " + h)
+
+
+@timeout(240)
+def test_service_vip_balances_from_other_tasks_and_dnsrr_has_none():
+    two = {h: SEED[h] for h in HOSTS[:2]}
+    with ServiceLab(two) as lab:
+        lab.docker("swarma", "swarm", "init", "--advertise-addr", lab.ip("swarma"))
+        lab.join("swarmb", lab.token("swarma"))
+        wait_until(lambda: sum(r["STATUS"] == "Ready" for r in lab.node_ls("swarma")) == 2, 30,
+                   what="2 Ready nodes")
+        lab.docker("swarma", "network", "create", "-d", "overlay", "app")
+        lab.service("swarma", "create", "--detach", "--name", "be", "--replicas", "2",
+                    "--network", "app", "busybox", *WHOAMI)
+        lab.service("swarma", "create", "--detach", "--name", "fe", "--replicas", "1",
+                    "--network", "app", "busybox", "sleep", "3600")
+        wait_running(lab, "be", 2, 90)
+        fe = wait_running(lab, "fe", 1, 90)[0]
+        names = replica_names(lab, "be")
+        nid = lab.docker("swarma", "network", "inspect", "-f", "{{.Id}}", "app")[1].strip()
+        vips = json.loads(lab.service("swarma", "inspect", "-f", "{{json .Endpoint.VirtualIPs}}", "be")[1])
+        assert [v["NetworkID"] for v in vips] == [nid], vips
+        vip = vips[0]["Addr"].split("/")[0]
+
+        # From the fe task: the VIP spreads new connections over both
+        # replicas, wherever they run.
+        host, cname = container_of(lab, fe)
+        pid = lab.container_pid(host, cname)
+
+        def via_vip():
+            rc, out, _ = lab.exec(host, "nsenter", "-t", str(pid), "-n", "curl", "-s", "-m", "3",
+                                  "http://%s/" % vip, check=False, timeout=10)
+            return out.strip() if rc == 0 else None
+        seen = set()
+        for _ in range(6):
+            got = wait_until(via_vip, 20, what="be's VIP from fe")
+            assert got in names, (got, names)
+            seen.add(got)
+        assert seen == names, (seen, names)
+
+        # Scale be down: the VIP follows.
+        lab.service("swarma", "scale", "--detach", "be=1")
+        wait_running(lab, "be", 1, 90)
+        left = replica_names(lab, "be")
+        wait_until(lambda: all(via_vip() in left for _ in range(4)), 20, what="VIP on the one replica left")
+
+        # dnsrr: no VIP; and it cannot publish in ingress mode (Docker's
+        # message).
+        lab.service("swarma", "create", "--detach", "--name", "rr", "--endpoint-mode", "dnsrr",
+                    "--network", "app", "busybox", "sleep", "3600")
+        out = lab.service("swarma", "inspect", "-f", "{{json .Endpoint.VirtualIPs}}", "rr")[1].strip()
+        assert out in ("null", "[]"), out
+        rc, _, err = lab.service("swarma", "create", "--name", "rr2", "--endpoint-mode", "dnsrr",
+                                 "--publish", "8082:80", "busybox", check=False)
+        assert rc != 0 and "port published with ingress mode can't be used with dnsrr mode" in err, err

@@ -64,7 +64,10 @@ TEST(allocator_gives_vips_and_task_addresses_ingress_first) {
   json_t *vips = jx_get(svc, "Endpoint.VirtualIPs");
   CHECK_INT_EQ(json_array_size(vips), 2);
   CHECK_STR_EQ(jx_str(json_array_get(vips, 0), "NetworkID", ""), "ing");
-  CHECK_STR_EQ(jx_str(json_array_get(vips, 0), "Addr", ""), "10.255.0.2/16");
+  /* The node's ingress sandbox got the first ingress address. */
+  CHECK_STR_EQ(jx_str(store_get(f.s, STORE_NODE, "n1"), "_Ingress.Addr", ""),
+               "10.255.0.2/16");
+  CHECK_STR_EQ(jx_str(json_array_get(vips, 0), "Addr", ""), "10.255.0.3/16");
   CHECK_STR_EQ(jx_str(json_array_get(vips, 1), "Addr", ""), "10.0.1.2/29");
   json_t *tasks = fx_tasks(&f, "svc1", NULL, NULL);
   CHECK_INT_EQ(json_array_size(tasks), 3);

@@ -98,6 +98,17 @@ TEST(overlay_mesh_rules_spread_each_port_over_its_backends) {
   json_decref(ports);
 }
 
+TEST(overlay_vip_rules_spread_connections_to_a_vip) {
+  uint32_t b[2] = {0x0a000105, 0x0a000106};
+  struct ov_vip v[2] = {{0x0a000102, b, 2}, {0x0a000103, NULL, 0}};
+  cleanup_free char *r = ov_vip_rules(v, 2);
+  CHECK(strstr(r, "add rule ip shoal_vip output ip daddr 10.0.1.2 dnat to "
+                  "numgen inc mod 2 map { 0 : 10.0.1.5, 1 : 10.0.1.6 }\n") !=
+        NULL);
+  CHECK(strstr(r, "10.0.1.3") == NULL); /* no backend, no rule */
+  CHECK(strstr(r, "flush chain ip shoal_vip output") != NULL);
+}
+
 TEST(overlay_gateway_subnet_and_addresses) {
   struct ipam_prefix g;
   sh_err err = {0};

@@ -230,3 +230,31 @@ TEST(mesh_table_lists_ingress_ports_over_running_tasks_on_ready_nodes) {
   json_decref(m);
   fx_free(&f);
 }
+
+TEST(mesh_vips_are_per_network_over_the_running_tasks_there) {
+  struct fx f;
+  fx_init(&f, 5);
+  fx_node(&f, "n1", NULL);
+  fx_put(&f, STORE_NETWORK, networks_ingress("ing"), STORE_MUST_CREATE);
+  net(&f, "netA", "10.0.1.0/24");
+  fx_service(&f, "a", SVC("a", "netA", 2));
+  fx_orch(&f);
+  alloc(&f);
+  fx_sched(&f);
+  json_t *v = mesh_vips(f.s);
+  CHECK_INT_EQ(json_array_size(v), 1);
+  const json_t *e = json_array_get(v, 0);
+  CHECK_STR_EQ(jx_str(e, "Network", ""), "netA");
+  CHECK(str_has_prefix(jx_str(e, "Addr", ""), "10.0.1.") &&
+        !strchr(jx_str(e, "Addr", ""), '/'));
+  CHECK_INT_EQ(json_array_size(json_object_get(e, "Backends")), 0);
+  json_decref(v);
+  fx_agent(&f);
+  v = mesh_vips(f.s);
+  const json_t *bk = jx_get(json_array_get(v, 0), "Backends");
+  CHECK_INT_EQ(json_array_size(bk), 2);
+  CHECK(strcmp(json_string_value(json_array_get(bk, 0)),
+               jx_str(json_array_get(v, 0), "Addr", "")) != 0);
+  json_decref(v);
+  fx_free(&f);
+}
