@@ -36,9 +36,10 @@ static void addr_on(const json_t *task, const char *net_id, char out[64]) {
   json_array_foreach(json_object_get(task, "NetworksAttachments"), i, att) {
     if (strcmp(jx_str(att, "Network.ID", ""), net_id) != 0)
       continue;
-    snprintf(out, 64, "%s",
-             json_string_value(
-                 json_array_get(json_object_get(att, "Addresses"), 0)) ?: "");
+    snprintf(
+        out, 64, "%s",
+        json_string_value(json_array_get(json_object_get(att, "Addresses"), 0))
+            ?: "");
     char *slash = strchr(out, '/');
     if (slash)
       *slash = '\0';
@@ -100,10 +101,9 @@ json_t *mesh_vips(struct store *s) {
       char *slash = strchr(addr, '/');
       if (slash)
         *slash = '\0';
-      json_array_append_new(out,
-                            json_pack("{s:s, s:s, s:s, s:o}", "Service", sid,
-                                      "Network", net, "Addr", addr,
-                                      "Backends", sorted));
+      json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:o}", "Service",
+                                           sid, "Network", net, "Addr", addr,
+                                           "Backends", sorted));
     }
   }
   return out;

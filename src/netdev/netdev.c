@@ -99,6 +99,14 @@ int netdev_ifindex(struct netdev *nd, const char *name, sh_err *err) {
   return rtnl_link_get_ifindex(l);
 }
 
+static int parse_addr(const char *s, int family, struct nl_addr **out,
+                      sh_err *err) {
+  int rc = nl_addr_parse(s, family, out);
+  if (rc < 0)
+    return sh_error(err, 400, "invalid address %s: %s", s, nl_geterror(rc));
+  return 0;
+}
+
 static int add_link(struct netdev *nd, struct rtnl_link *l, const char *name,
                     unsigned mtu, sh_err *err) {
   rtnl_link_set_name(l, name);
@@ -158,13 +166,30 @@ int netdev_links(struct netdev *nd, char ***names, size_t *n, sh_err *err) {
 
 int netdev_veth_add(struct netdev *nd, const char *name, const char *peer,
                     unsigned mtu, sh_err *err) {
+  return netdev_veth_add_in(nd, name, peer, -1, NULL, mtu, err);
+}
+
+int netdev_veth_add_in(struct netdev *nd, const char *name, const char *peer,
+                       int peer_netns_fd, const char *peer_mac, unsigned mtu,
+                       sh_err *err) {
+  struct nl_addr *a = NULL;
+  if (peer_mac && parse_addr(peer_mac, AF_LLC, &a, err) < 0)
+    return -1;
   struct rtnl_link *l = rtnl_link_veth_alloc();
-  if (!l)
+  if (!l) {
+    nl_addr_put(a);
     return sh_error(err, 500, "netlink: out of memory");
+  }
   struct rtnl_link *p = rtnl_link_veth_get_peer(l);
   rtnl_link_set_name(p, peer);
   if (mtu)
     rtnl_link_set_mtu(p, mtu);
+  if (peer_netns_fd >= 0)
+    rtnl_link_set_ns_fd(p, peer_netns_fd);
+  if (a) {
+    rtnl_link_set_addr(p, a);
+    nl_addr_put(a);
+  }
   rtnl_link_put(p);
   return add_link(nd, l, name, mtu, err);
 }
@@ -205,14 +230,6 @@ int netdev_set_up(struct netdev *nd, const char *name, sh_err *err) {
   struct rtnl_link *c = rtnl_link_alloc();
   rtnl_link_set_flags(c, IFF_UP);
   return change_link(nd, name, c, "set up", err);
-}
-
-static int parse_addr(const char *s, int family, struct nl_addr **out,
-                      sh_err *err) {
-  int rc = nl_addr_parse(s, family, out);
-  if (rc < 0)
-    return sh_error(err, 400, "invalid address %s: %s", s, nl_geterror(rc));
-  return 0;
 }
 
 int netdev_set_mac(struct netdev *nd, const char *name, const char *mac,

@@ -46,6 +46,12 @@ void netdev_names_free(char **names, size_t n);
 /* A veth pair; both ends stay here (move one with netdev_move). */
 int netdev_veth_add(struct netdev *nd, const char *name, const char *peer,
                     unsigned mtu, struct sh_err *err);
+/* A veth pair whose peer is made directly in the namespace
+ * peer_netns_fd (-1: here) with MAC peer_mac (NULL: random): moving a
+ * link costs the kernel several times its creation. */
+int netdev_veth_add_in(struct netdev *nd, const char *name, const char *peer,
+                       int peer_netns_fd, const char *peer_mac, unsigned mtu,
+                       struct sh_err *err);
 /* Moves a link into another namespace, renaming it (new_name may be NULL
  * to keep the name). */
 int netdev_move(struct netdev *nd, const char *name, int netns_fd,

@@ -414,12 +414,13 @@ static int link_task_iface(struct netdev *from, const char *host,
   char mac[18], b[20], cidr[24];
   ov_mac(ip, mac);
   snprintf(cidr, sizeof cidr, "%s/%u", ipam_ip_str(ip, b), len);
-  if (netdev_veth_add(from, host, peer, mtu, err) < 0)
+  /* The task's end is made in its namespace, named and addressed: no
+   * move, which would cost several times the creation. */
+  (void)peer;
+  if (netdev_veth_add_in(from, host, ifname, task_fd, mac, mtu, err) < 0)
     return -1;
   if (netdev_set_master(from, host, master, err) < 0 ||
       netdev_set_up(from, host, err) < 0 ||
-      netdev_move(from, peer, task_fd, ifname, err) < 0 ||
-      netdev_set_mac(tnd, ifname, mac, err) < 0 ||
       netdev_addr_add(tnd, ifname, cidr, err) < 0 ||
       netdev_set_up(tnd, ifname, err) < 0)
     return -1;
