@@ -356,24 +356,17 @@ static int prepare(struct job *j) {
     k++;
   }
 
-  cleanup_free char *netns = NULL;
-  if (attach_networks(j, &netns) < 0) {
-    detach_networks(j);
-    free(mounts);
-    json_decref(labels);
-    json_decref(config);
-    for (size_t i = 0; i < n; i++)
-      free(layers[i]);
-    free(layers);
-    return -1;
-  }
-
-  bool host = w->cfg.overlay && uses_host_network(task);
-  cleanup_json json_t *nets = netns ? network_settings(j, host) : NULL;
-
   char **cmd = strv(jx_get(cs, "Command"));
   char **args = strv(jx_get(cs, "Args"));
   char **env = strv(jx_get(cs, "Env"));
+  int rc = -1;
+  cleanup_free char *netns = NULL;
+  cleanup_json json_t *nets = NULL;
+  if (attach_networks(j, &netns) < 0)
+    goto done;
+  bool host = w->cfg.overlay && uses_host_network(task);
+  nets = netns ? network_settings(j, host) : NULL;
+
   char cid[65];
   id_new_hex(cid);
   struct exec_spec spec = {
@@ -411,10 +404,11 @@ static int prepare(struct job *j) {
     spec.workdir = NULL;
   if (spec.hostname && !*spec.hostname)
     spec.hostname = NULL;
-  int rc = exec_create(w->cfg.exec, &spec, &j->err);
+  rc = exec_create(w->cfg.exec, &spec, &j->err);
   if (rc == 0)
     snprintf(j->cid, sizeof j->cid, "%s", cid);
-  else
+done:
+  if (rc < 0)
     detach_networks(j);
   strv_free(cmd);
   strv_free(args);

@@ -59,15 +59,22 @@ static void ingress_addr(const json_t *task, char out[64]) {
   }
 }
 
-json_t *mesh_vips(struct store *s) {
+/* {node ID: true} of the ready nodes. */
+static json_t *ready_nodes(struct store *s) {
   cleanup_json json_t *nodes = store_list(s, STORE_NODE);
-  cleanup_json json_t *ready = json_object();
+  json_t *ready = json_object();
   size_t i;
   json_t *n;
   json_array_foreach(nodes, i, n) {
     if (strcmp(jx_str(n, "Status.State", ""), "ready") == 0)
       json_object_set_new(ready, jx_str(n, "ID", ""), json_true());
   }
+  return ready;
+}
+
+json_t *mesh_vips(struct store *s) {
+  cleanup_json json_t *ready = ready_nodes(s);
+  size_t i;
   cleanup_json json_t *tasks = store_list(s, STORE_TASK);
   cleanup_json json_t *svcs = store_list(s, STORE_SERVICE);
   json_t *out = json_array();
@@ -110,14 +117,8 @@ json_t *mesh_vips(struct store *s) {
 }
 
 json_t *mesh_table(struct store *s) {
-  cleanup_json json_t *nodes = store_list(s, STORE_NODE);
-  cleanup_json json_t *ready = json_object();
+  cleanup_json json_t *ready = ready_nodes(s);
   size_t i;
-  json_t *n;
-  json_array_foreach(nodes, i, n) {
-    if (strcmp(jx_str(n, "Status.State", ""), "ready") == 0)
-      json_object_set_new(ready, jx_str(n, "ID", ""), json_true());
-  }
   /* service ID -> [addresses] */
   cleanup_json json_t *backends = json_object();
   cleanup_json json_t *tasks = store_list(s, STORE_TASK);

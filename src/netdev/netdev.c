@@ -35,27 +35,41 @@ static int nl_fail(sh_err *err, int nlerr, const char *what, const char *name) {
                   nl_geterror(e));
 }
 
+/* This thread enters netns_fd (-1: stays); *self is where to come back
+ * (-1 when it stayed). */
+static int enter_netns(int netns_fd, int *self, sh_err *err) {
+  *self = -1;
+  if (netns_fd < 0)
+    return 0;
+  *self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (*self < 0)
+    return sh_errno(err, errno, "open this thread's network namespace");
+  if (setns(netns_fd, CLONE_NEWNET) < 0) {
+    int e = errno;
+    close(*self);
+    *self = -1;
+    return sh_errno(err, e, "enter network namespace");
+  }
+  return 0;
+}
+
+static void leave_netns(int self) {
+  if (self < 0)
+    return;
+  if (setns(self, CLONE_NEWNET) < 0)
+    abort(); /* a thread stranded in another namespace is worse */
+  close(self);
+}
+
 /* Runs in the namespace of netns_fd for the length of one call: the
  * socket belongs to the namespace it was made in. */
 int netdev_open(int netns_fd, struct netdev **out, sh_err *err) {
   int self = -1;
-  if (netns_fd >= 0) {
-    self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (self < 0)
-      return sh_errno(err, errno, "open this thread's network namespace");
-    if (setns(netns_fd, CLONE_NEWNET) < 0) {
-      int e = errno;
-      close(self);
-      return sh_errno(err, e, "enter network namespace");
-    }
-  }
+  if (enter_netns(netns_fd, &self, err) < 0)
+    return -1;
   struct nl_sock *sk = nl_socket_alloc();
   int rc = sk ? nl_connect(sk, NETLINK_ROUTE) : -NLE_NOMEM;
-  if (self >= 0) {
-    if (setns(self, CLONE_NEWNET) < 0)
-      abort(); /* a thread stranded in another namespace is worse */
-    close(self);
-  }
+  leave_netns(self);
   if (rc < 0) {
     nl_socket_free(sk);
     return nl_fail(err, rc, "connect", "rtnetlink");
@@ -444,25 +458,13 @@ int netdev_sysctl_set(int netns_fd, const char *key, const char *value,
   if (strstr(key, ".."))
     return sh_error(err, 400, "invalid sysctl %s", key);
   int self = -1;
-  if (netns_fd >= 0) {
-    self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (self < 0)
-      return sh_errno(err, errno, "open this thread's network namespace");
-    if (setns(netns_fd, CLONE_NEWNET) < 0) {
-      int e = errno;
-      close(self);
-      return sh_errno(err, e, "enter network namespace");
-    }
-  }
+  if (enter_netns(netns_fd, &self, err) < 0)
+    return -1;
   /* /proc/sys/net resolves to the namespace of the thread opening it. */
   cleanup_free char *path = xasprintf("/proc/sys/%s", key);
   int fd = open(path, O_WRONLY | O_CLOEXEC);
   int e = errno;
-  if (self >= 0) {
-    if (setns(self, CLONE_NEWNET) < 0)
-      abort(); /* a thread stranded in another namespace is worse */
-    close(self);
-  }
+  leave_netns(self);
   if (fd < 0)
     return sh_errno(err, e, "open %s", path);
   size_t len = strlen(value);

@@ -10,6 +10,7 @@
 #include "core/err.h"
 #include "core/jsonx.h"
 #include "core/util.h"
+#include "manager/networks.h"
 #include "manager/orchestrator.h"
 #include "manager/scheduler.h"
 #include "manager/services.h"
@@ -90,6 +91,25 @@ static inline void fx_node(struct fx *f, const char *id, const char *labels) {
 }
 
 /* Sets one field of a stored object (dotted path; value stolen). */
+/* An overlay network with ID and name id on subnet. */
+static inline void fx_network(struct fx *f, const char *id,
+                              const char *subnet) {
+  char body[256];
+  snprintf(body, sizeof body,
+           "{\"Name\":\"%s\",\"Driver\":\"overlay\",\"IPAM\":{\"Config\":[{"
+           "\"Subnet\":\"%s\"}]}}",
+           id, subnet);
+  json_t *req = json_loads(body, 0, NULL);
+  sh_err err = {0};
+  json_t *n = networks_create(f->s, req, id, NULL, &err);
+  json_decref(req);
+  if (!n) {
+    fprintf(stderr, "    fixture: network: %s\n", err.msg);
+    abort();
+  }
+  fx_put(f, STORE_NETWORK, n, STORE_MUST_CREATE);
+}
+
 static inline void fx_set(struct fx *f, enum store_kind k, const char *id,
                           const char *path, json_t *value) {
   json_t *cur = store_get(f->s, k, id);

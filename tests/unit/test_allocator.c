@@ -13,23 +13,6 @@ static int fx_alloc(struct fx *f, size_t *exhausted) {
   return n;
 }
 
-static void overlay(struct fx *f, const char *id, const char *subnet) {
-  char body[256];
-  snprintf(body, sizeof body,
-           "{\"Name\":\"%s\",\"Driver\":\"overlay\",\"IPAM\":{\"Config\":[{"
-           "\"Subnet\":\"%s\"}]}}",
-           id, subnet);
-  json_t *req = json_loads(body, 0, NULL);
-  sh_err err = {0};
-  json_t *n = networks_create(f->s, req, id, NULL, &err);
-  json_decref(req);
-  if (!n) {
-    fprintf(stderr, "    %s\n", err.msg);
-    abort();
-  }
-  fx_put(f, STORE_NETWORK, n, STORE_MUST_CREATE);
-}
-
 /* addresses of a task on a network, "" when none */
 static const char *addr_on(const json_t *t, const char *net) {
   size_t i;
@@ -54,7 +37,7 @@ TEST(allocator_gives_vips_and_task_addresses_ingress_first) {
   fx_node(&f, "n1", NULL);
   fx_put(&f, STORE_NETWORK, networks_ingress("ing"), STORE_MUST_CREATE);
   /* .0 network, .1 gateway, .7 broadcast: .2 to .6 for VIPs and tasks. */
-  overlay(&f, "netA", "10.0.1.0/29");
+  fx_network(&f, "netA", "10.0.1.0/29");
   fx_service(&f, "svc1", WEB);
   fx_orch(&f);
   size_t short_of = 9;
@@ -108,7 +91,7 @@ TEST(allocator_dnsrr_has_no_vip_and_dropped_networks_lose_theirs) {
   struct fx f;
   fx_init(&f, 5);
   fx_put(&f, STORE_NETWORK, networks_ingress("ing"), STORE_MUST_CREATE);
-  overlay(&f, "netA", "10.0.1.0/24");
+  fx_network(&f, "netA", "10.0.1.0/24");
   fx_service(&f, "dns1",
              "{\"Name\":\"d\",\"TaskTemplate\":{\"ContainerSpec\":{\"Image\":"
              "\"busybox\"},\"Networks\":[{\"Target\":\"netA\"}]},"

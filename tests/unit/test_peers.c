@@ -14,21 +14,6 @@ static void alloc(struct fx *f) {
   orch_out_free(&o);
 }
 
-static void net(struct fx *f, const char *id, const char *subnet) {
-  char body[256];
-  snprintf(body, sizeof body,
-           "{\"Name\":\"%s\",\"Driver\":\"overlay\",\"IPAM\":{\"Config\":[{"
-           "\"Subnet\":\"%s\"}]}}",
-           id, subnet);
-  json_t *req = json_loads(body, 0, NULL);
-  sh_err err = {0};
-  json_t *n = networks_create(f->s, req, id, NULL, &err);
-  json_decref(req);
-  if (!n)
-    abort();
-  fx_put(f, STORE_NETWORK, n, STORE_MUST_CREATE);
-}
-
 #define SVC(name, netid, n)                                                    \
   "{\"Name\":\"" name "\",\"TaskTemplate\":{\"ContainerSpec\":{\"Image\":"     \
   "\"busybox\"},\"Networks\":[{\"Target\":\"" netid "\"}]},\"Mode\":{"         \
@@ -70,8 +55,8 @@ TEST(peers_are_the_other_nodes_tasks_on_the_networks_a_node_holds) {
   fx_set(&f, STORE_NODE, "n1", "Status.Addr", json_string("192.168.33.11"));
   fx_set(&f, STORE_NODE, "n2", "Status.Addr", json_string("192.168.33.12"));
   fx_set(&f, STORE_NODE, "n3", "Status.Addr", json_string("192.168.33.13"));
-  net(&f, "netA", "10.0.1.0/24");
-  net(&f, "netB", "10.0.2.0/24");
+  fx_network(&f, "netA", "10.0.1.0/24");
+  fx_network(&f, "netB", "10.0.2.0/24");
   fx_service(&f, "a", SVC("a", "netA", 2));
   fx_service(&f, "b", SVC("b", "netB", 1));
   fx_orch(&f);
@@ -236,7 +221,7 @@ TEST(mesh_vips_are_per_network_over_the_running_tasks_there) {
   fx_init(&f, 5);
   fx_node(&f, "n1", NULL);
   fx_put(&f, STORE_NETWORK, networks_ingress("ing"), STORE_MUST_CREATE);
-  net(&f, "netA", "10.0.1.0/24");
+  fx_network(&f, "netA", "10.0.1.0/24");
   fx_service(&f, "a", SVC("a", "netA", 2));
   fx_orch(&f);
   alloc(&f);
