@@ -7,6 +7,7 @@ pkgs=(
   build-essential pkg-config clang libclang-rt-14-dev clang-format
   libuv1-dev libraft-dev libjansson-dev libhttp-parser-dev
   libcurl4-openssl-dev libssl-dev libarchive-dev libnl-route-3-dev libnftables-dev
+  libldns-dev
   busybox-static nginx-light docker-registry skopeo umoci
   crun conmon
   iproute2 util-linux procps python3 openssl curl

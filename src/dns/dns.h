@@ -30,7 +30,14 @@ enum dns_verdict {
  * its addresses (TTL 600, Docker's; several addresses shuffled so clients
  * spread), AAAA and other types an empty NOERROR answer. A name not in
  * names: DNS_FORWARD. A malformed query with a readable header: a FORMERR
- * reply; unreadable: DNS_DROP. *reply is malloc'd. */
+ * reply; unreadable: DNS_DROP. *reply is malloc'd.
+ * Details: a response (QR set) or fewer than 12 bytes is DNS_DROP; an
+ * opcode other than QUERY gets NOTIMP, QDCOUNT != 1 FORMERR; error replies
+ * carry the header only (ID, opcode, RD, CD), as miekg/dns sends them.
+ * Answers keep the query's spelling of the name, set AA and RA, and fit
+ * 512 bytes (or the query's EDNS size, answered with an OPT record):
+ * answers beyond that are dropped and TC set, as Docker does for UDP.
+ * Names that map to no IPv4 addresses answer empty NOERROR. */
 enum dns_verdict dns_answer(const uint8_t *query, size_t len,
                             const json_t *names, uint8_t **reply,
                             size_t *reply_len);
