@@ -8,6 +8,9 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "core/workq.h"
+#include "agent/dnsd.h"
+#include "dns/dns.h"
+#include "netdev/netdev.h"
 #include "exec/exec.h"
 #include "image/image.h"
 #include "overlay/overlay.h"
@@ -87,7 +90,8 @@ struct worker {
   /* The peer sets as the leader last described them: network ID ->
    * {"<net> <addr>" -> {Network, Addr, Host, Name}} (for the API). */
   json_t *peer_sets;
-  json_t *ingress; /* this node's ingress attachment, as last applied */
+  json_t *ingress;  /* this node's ingress attachment, as last applied */
+  struct dnsd *dns; /* the tasks' 127.0.0.11 (with a data plane) */
 };
 
 enum job_kind {
@@ -119,6 +123,9 @@ struct job {
    * J_PEERS: the peer messages to apply, in order */
   json_t *adopted;
   uint16_t vxlan_port;
+  /* J_PREPARE: the task's DNS socket (-1: none) and its networks */
+  int dns_fd;
+  json_t *dns_nets;
 };
 
 static void reconcile(struct tctl *t);
@@ -279,6 +286,33 @@ static json_t *network_settings(struct job *j, bool host) {
   return out;
 }
 
+/* The task's user networks (not ingress): the embedded DNS serves tasks
+ * on one, as Docker's does. */
+static json_t *dns_networks(const json_t *task) {
+  json_t *out = json_array();
+  size_t i;
+  json_t *att;
+  json_array_foreach(json_object_get(task, "NetworksAttachments"), i, att) {
+    if (!jx_bool(att, "Network.Spec.Ingress", false) &&
+        strcmp(jx_str(att, "Network.DriverState.Name", ""), "host") != 0)
+      json_array_append_new(out, json_string(jx_str(att, "Network.ID", "")));
+  }
+  return out;
+}
+
+/* A socket on 127.0.0.11:53 in the task's namespace for the DNS. */
+static int dns_socket(const char *netns, sh_err *err) {
+  cleanup_fd int nfd = open(netns, O_RDONLY | O_CLOEXEC);
+  if (nfd < 0)
+    return sh_errno(err, errno, "open %s", netns);
+  int fd = -1;
+  if (netns_udp_bind(nfd, "127.0.0.11", 53, &fd, err) < 0)
+    return -1;
+  return fd;
+}
+
+#define DNS_RESOLV_CONF "nameserver 127.0.0.11\noptions ndots:0\n"
+
 /* The container is gone or no longer runs: its addresses may go to
  * another task now, so its endpoints must go first. */
 static void detach_networks(struct job *j) {
@@ -362,10 +396,20 @@ static int prepare(struct job *j) {
   int rc = -1;
   cleanup_free char *netns = NULL;
   cleanup_json json_t *nets = NULL;
+  cleanup_json json_t *dns_nets = NULL;
   if (attach_networks(j, &netns) < 0)
     goto done;
   bool host = w->cfg.overlay && uses_host_network(task);
   nets = netns ? network_settings(j, host) : NULL;
+  dns_nets = host ? json_array() : dns_networks(task);
+  if (netns && json_array_size(dns_nets) > 0) {
+    sh_err derr = {0};
+    j->dns_fd = dns_socket(netns, &derr);
+    if (j->dns_fd < 0)
+      log_warn("task %s: no embedded DNS: %s", j->task_id, derr.msg);
+    else
+      j->dns_nets = json_incref(dns_nets);
+  }
 
   char cid[65];
   id_new_hex(cid);
@@ -396,6 +440,7 @@ static int prepare(struct job *j) {
       .n_mounts = k,
       .netns_path = netns,
       .network_mode = host ? "host" : NULL,
+      .resolv_conf = j->dns_fd >= 0 ? DNS_RESOLV_CONF : NULL,
       .networks = nets,
   };
   if (spec.user && !*spec.user)
@@ -422,6 +467,34 @@ done:
   return rc;
 }
 
+/* An adopted running task on user networks gets its DNS socket again
+ * (sockets do not outlive the daemon): DnsFd and DnsNets in a. */
+static void adopt_dns(struct job *j, json_t *a, const json_t *info) {
+  struct worker *w = j->w;
+  const char *netns = jx_str(info, "NetworkSettings.SandboxKey", "");
+  if (!w->cfg.overlay || !jx_bool(a, "Running", false) ||
+      !str_has_prefix(netns, "/") || str_has_prefix(netns, "/proc/") ||
+      strcmp(jx_str(info, "HostConfig.NetworkMode", ""), "host") == 0)
+    return;
+  const char *tid = jx_str(a, "Task", "");
+  cleanup_json json_t *view = overlay_view(w->cfg.overlay);
+  json_t *nets = json_array();
+  const char *net;
+  json_t *eps;
+  json_object_foreach(json_object_get(view, "Networks"), net, eps) {
+    if (strcmp(net, "docker_gwbridge") && json_object_get(eps, tid))
+      json_array_append_new(nets, json_string(net));
+  }
+  sh_err err = {0};
+  int fd = json_array_size(nets) ? dns_socket(netns, &err) : -1;
+  if (fd < 0) {
+    json_decref(nets);
+    return;
+  }
+  json_object_set_new(a, "DnsFd", json_integer(fd));
+  json_object_set_new(a, "DnsNets", nets);
+}
+
 static void adopt(struct job *j) {
   struct worker *w = j->w;
   struct exec_entry *list = NULL;
@@ -441,11 +514,12 @@ static void adopt(struct job *j) {
       int fd = -1, sig = SIGTERM;
       if (st.status == EXEC_STATUS_RUNNING)
         exec_pidfd(w->cfg.exec, list[i].id, &fd, &sig, NULL);
-      json_array_append_new(
-          j->adopted,
+      json_t *a =
           json_pack("{s:s, s:s, s:b, s:i, s:i, s:i}", "Task", tid, "Container",
                     list[i].id, "Running", st.status == EXEC_STATUS_RUNNING,
-                    "ExitCode", st.exit_code, "Pidfd", fd, "StopSignal", sig));
+                    "ExitCode", st.exit_code, "Pidfd", fd, "StopSignal", sig);
+      adopt_dns(j, a, info);
+      json_array_append_new(j->adopted, a);
     }
     json_decref(info);
   }
@@ -607,6 +681,8 @@ static void job_work(void *ud) {
 
 static void tctl_free(struct tctl *t) {
   struct worker *w = t->w;
+  if (w->dns)
+    dnsd_remove(w->dns, t->id);
   for (struct tctl **pp = &w->tasks; *pp; pp = &(*pp)->next) {
     if (*pp == t) {
       *pp = t->next;
@@ -658,6 +734,8 @@ static void watch(struct tctl *t, int pidfd) {
 
 static void exited(struct tctl *t, int code) {
   t->phase = P_EXITED;
+  if (t->w->dns)
+    dnsd_remove(t->w->dns, t->id);
   if (code == 0) {
     report(t, "complete", "finished", NULL, 0, 0);
   } else {
@@ -669,6 +747,8 @@ static void exited(struct tctl *t, int code) {
 
 static void stopped(struct tctl *t, int code) {
   t->phase = P_STOPPED;
+  if (t->w->dns)
+    dnsd_remove(t->w->dns, t->id);
   report(t, "shutdown", "shutdown", NULL, code, 0);
 }
 
@@ -713,6 +793,16 @@ static void adopted(struct worker *w, const json_t *list) {
     bool running = jx_bool(a, "Running", false);
     log_info("adopted container %s of task %s (%s)", at->cid, tid,
              running ? "running" : "exited");
+    int dfd = (int)jx_int(a, "DnsFd", -1);
+    if (dfd >= 0) {
+      sh_err derr = {0};
+      if (!w->dns || dnsd_add(w->dns, tid, dfd, json_object_get(a, "DnsNets"),
+                              &derr) < 0) {
+        if (!w->dns)
+          close(dfd);
+        log_warn("task %s: no embedded DNS: %s", tid, derr.msg);
+      }
+    }
     if (running) {
       at->stop_signal = (int)jx_int(a, "StopSignal", SIGTERM);
       watch(at, (int)jx_int(a, "Pidfd", -1));
@@ -744,8 +834,10 @@ static void job_done(void *ud, int cancelled) {
     close_pidfd(j->pidfd);
     size_t i;
     json_t *a;
-    json_array_foreach(j->adopted, i, a)
-        close_pidfd((int)jx_int(a, "Pidfd", -1));
+    json_array_foreach(j->adopted, i, a) {
+      close_pidfd((int)jx_int(a, "Pidfd", -1));
+      close_pidfd((int)jx_int(a, "DnsFd", -1));
+    }
   } else if (j->kind == J_ADOPT) {
     adopted(w, j->adopted);
   } else if (j->kind == J_PEERS) {
@@ -755,6 +847,12 @@ static void job_done(void *ud, int cancelled) {
   } else if (t) {
     switch (j->kind) {
     case J_PREPARE:
+      if (j->rc == 0 && j->dns_fd >= 0 && w->dns) {
+        sh_err derr = {0};
+        if (dnsd_add(w->dns, t->id, j->dns_fd, j->dns_nets, &derr) < 0)
+          log_warn("task %s: no embedded DNS: %s", t->id, derr.msg);
+        j->dns_fd = -1;
+      }
       if (j->rc < 0) {
         t->phase = P_FAILED;
         report(t, "rejected", "preparing", j->err.msg, 0, 0);
@@ -810,6 +908,9 @@ static void job_done(void *ud, int cancelled) {
     else
       tctl_free(t);
   }
+  if (j->dns_fd >= 0)
+    close(j->dns_fd);
+  json_decref(j->dns_nets);
   json_decref(j->task);
   json_decref(j->adopted);
   free(j);
@@ -822,6 +923,7 @@ static void run_job(struct worker *w, struct tctl *t, enum job_kind kind) {
   j->t = t;
   j->kind = kind;
   j->pidfd = -1;
+  j->dns_fd = -1;
   j->stop_signal = SIGTERM;
   j->vxlan_port = w->vxlan_port;
   if (kind == J_PEERS) {
@@ -1006,6 +1108,8 @@ json_t *worker_network_view(struct worker *w) {
 void worker_peers(struct worker *w, const json_t *msg) {
   if (w->stopping || !w->cfg.overlay)
     return;
+  if (w->dns && strcmp(jx_str(msg, "Type", ""), "mesh") == 0)
+    dnsd_set_names(w->dns, json_object_get(msg, "Names"));
   if (strcmp(jx_str(msg, "Type", ""), "peers") == 0)
     remember_peers(w, msg);
   json_array_append(w->peer_queue, (json_t *)msg);
@@ -1023,6 +1127,7 @@ void worker_set_ingress(struct worker *w, const json_t *attachment) {
   j->w = w;
   j->kind = J_INGRESS;
   j->pidfd = -1;
+  j->dns_fd = -1;
   j->vxlan_port = w->vxlan_port;
   j->task = json_deep_copy(attachment);
   w->jobs++;
@@ -1046,6 +1151,16 @@ struct worker *worker_new(const struct worker_config *cfg) {
   w->pending = json_array();
   w->peer_queue = json_array();
   w->peer_sets = json_object();
+  if (cfg->overlay) {
+    w->dns = dnsd_new(cfg->loop);
+    /* Other names go to the node's own resolvers (not loopback ones). */
+    cleanup_free char *rc = NULL;
+    size_t len = 0;
+    if (read_file("/etc/resolv.conf", &rc, &len, NULL) == 0) {
+      cleanup_json json_t *rs = dns_resolvers(rc);
+      dnsd_set_resolvers(w->dns, rs);
+    }
+  }
   w->local = workq_new_nice(cfg->loop, LOCAL_THREADS, LOCAL_NICE);
   uv_timer_init(cfg->loop, &w->report_timer);
   uv_timer_init(cfg->loop, &w->monitor);
@@ -1214,6 +1329,8 @@ void worker_free(struct worker *w) {
    * that could not be watched). */
   workq_close(w->local);
   w->local = NULL;
+  dnsd_free(w->dns);
+  w->dns = NULL;
   uv_close((uv_handle_t *)&w->report_timer, handle_closed);
   uv_close((uv_handle_t *)&w->monitor, handle_closed);
 }

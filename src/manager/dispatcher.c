@@ -304,10 +304,11 @@ static void send_assignments(struct dispatcher *d, struct session *s) {
   json_decref(msg);
 }
 
-/* The routing mesh's table and the VIPs: {Ports, VIPs} (see mesh.h). */
+/* The routing mesh's table, the VIPs and the DNS names: {Ports, VIPs,
+ * Names} (see mesh.h). */
 static json_t *mesh_now(struct dispatcher *d) {
-  return json_pack("{s:o, s:o}", "Ports", mesh_table(d->m->store), "VIPs",
-                   mesh_vips(d->m->store));
+  return json_pack("{s:o, s:o, s:o}", "Ports", mesh_table(d->m->store), "VIPs",
+                   mesh_vips(d->m->store), "Names", mesh_names(d->m->store));
 }
 
 static void send_mesh(struct http_req *req, json_t *mesh) {

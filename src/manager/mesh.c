@@ -6,6 +6,7 @@
 #include "manager/orchtask.h"
 #include "store/store.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -162,4 +163,97 @@ json_t *mesh_table(struct store *s) {
     json_decref(sorted);
   }
   return out;
+}
+
+/* names[net][name] gets ip (once). */
+static void add_name(json_t *names, const char *net, const char *name,
+                     const char *ip) {
+  json_t *on = json_object_get(names, net);
+  if (!on) {
+    on = json_object();
+    json_object_set_new(names, net, on);
+  }
+  cleanup_free char *lower = xstrdup(name);
+  for (char *c = lower; *c; c++)
+    *c = (char)tolower((unsigned char)*c);
+  json_t *l = json_object_get(on, lower);
+  if (!l) {
+    l = json_array();
+    json_object_set_new(on, lower, l);
+  }
+  size_t i;
+  json_t *v;
+  json_array_foreach(l, i, v) if (strcmp(json_string_value(v), ip) == 0) return;
+  json_array_append_new(l, json_string(ip));
+}
+
+json_t *mesh_names(struct store *s) {
+  cleanup_json json_t *ready = ready_nodes(s);
+  cleanup_json json_t *tasks = store_list(s, STORE_TASK);
+  cleanup_json json_t *svcs = store_list(s, STORE_SERVICE);
+  json_t *names = json_object();
+  size_t i;
+  json_t *svc;
+  json_array_foreach(svcs, i, svc) {
+    const char *sid = jx_str(svc, "ID", "");
+    const char *sname = jx_str(svc, "Spec.Name", "");
+    bool dnsrr =
+        strcmp(jx_str(svc, "Spec.EndpointSpec.Mode", "vip"), "dnsrr") == 0;
+    const json_t *nets = jx_get(svc, "Spec.TaskTemplate.Networks");
+    size_t k;
+    json_t *na;
+    json_array_foreach(nets, k, na) {
+      const char *net = jx_str(na, "Target", "");
+      const json_t *nobj = store_get(s, STORE_NETWORK, net);
+      if (!nobj || jx_bool(nobj, "Spec.Ingress", false))
+        continue;
+      /* The service's name and aliases: its VIP, or under dnsrr its
+       * tasks' addresses. */
+      const char *vip = NULL;
+      size_t v;
+      json_t *vo;
+      json_array_foreach(jx_get(svc, "Endpoint.VirtualIPs"), v, vo) {
+        if (strcmp(jx_str(vo, "NetworkID", ""), net) == 0)
+          vip = jx_str(vo, "Addr", NULL);
+      }
+      const json_t *aliases = json_object_get(na, "Aliases");
+      if (vip && !dnsrr) {
+        char ip[64];
+        snprintf(ip, sizeof ip, "%s", vip);
+        char *slash = strchr(ip, '/');
+        if (slash)
+          *slash = '\0';
+        add_name(names, net, sname, ip);
+        size_t a;
+        json_t *al;
+        json_array_foreach(aliases, a, al)
+            add_name(names, net, json_string_value(al), ip);
+      }
+      size_t j;
+      json_t *t;
+      json_array_foreach(tasks, j, t) {
+        if (strcmp(jx_str(t, "ServiceID", ""), sid) != 0 ||
+            task_state(t) != TS_RUNNING || task_desired(t) != TS_RUNNING ||
+            !json_object_get(ready, jx_str(t, "NodeID", "")))
+          continue;
+        char ip[64];
+        addr_on(t, net, ip);
+        if (!*ip)
+          continue;
+        cleanup_free char *tasks_name = xasprintf("tasks.%s", sname);
+        add_name(names, net, tasks_name, ip);
+        cleanup_free char *tname =
+            xasprintf("%s.%s", jx_str(t, "Name", sname), jx_str(t, "ID", ""));
+        add_name(names, net, tname, ip);
+        if (dnsrr || !vip) {
+          add_name(names, net, sname, ip);
+          size_t a;
+          json_t *al;
+          json_array_foreach(aliases, a, al)
+              add_name(names, net, json_string_value(al), ip);
+        }
+      }
+    }
+  }
+  return names;
 }

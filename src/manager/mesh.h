@@ -23,4 +23,11 @@ json_t *mesh_table(struct store *s);
  * overlay_mesh). */
 json_t *mesh_vips(struct store *s);
 
+/* What the embedded DNS answers on each network (Docker's names):
+ * {network ID: {name: [IPv4...]}} with, per service on the network, its
+ * name and aliases -> its VIP (under dnsrr: its running tasks'
+ * addresses), "tasks.<name>" -> its running tasks' addresses, and each
+ * task's name "<service>.<slot>.<task ID>" -> its address. Lowercase. */
+json_t *mesh_names(struct store *s);
+
 #endif

@@ -4,6 +4,7 @@
 #include "core/err.h"
 #include "core/util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_bridge.h>
@@ -19,6 +20,7 @@
 #include <netlink/route/route.h>
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -517,5 +519,28 @@ int netns_remove(const char *path, sh_err *err) {
     return sh_errno(err, errno, "unmount %s", path);
   if (unlink(path) < 0 && errno != ENOENT)
     return sh_errno(err, errno, "remove %s", path);
+  return 0;
+}
+
+int netns_udp_bind(int netns_fd, const char *ip, uint16_t port, int *fd_out,
+                   sh_err *err) {
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+  if (inet_pton(AF_INET, ip, &sa.sin_addr) != 1)
+    return sh_error(err, 400, "invalid address %s", ip);
+  int self = -1;
+  if (enter_netns(netns_fd, &self, err) < 0)
+    return -1;
+  /* The socket belongs to the namespace it is made in. */
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int e = errno;
+  if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    e = errno;
+    close(fd);
+    fd = -1;
+  }
+  leave_netns(self);
+  if (fd < 0)
+    return sh_errno(err, e, "bind %s:%u", ip, port);
+  *fd_out = fd;
   return 0;
 }

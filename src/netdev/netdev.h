@@ -110,5 +110,10 @@ int netdev_sysctl_set(int netns_fd, const char *key, const char *value,
 int netns_create(const char *path, int *fd_out, struct sh_err *err);
 /* Unmounts and removes it (the namespace goes with its last user). */
 int netns_remove(const char *path, struct sh_err *err);
+/* A non-blocking UDP socket bound to ip:port inside the namespace
+ * netns_fd (the embedded DNS's 127.0.0.11:53 in a task): *fd_out, for
+ * the caller's event loop. */
+int netns_udp_bind(int netns_fd, const char *ip, uint16_t port, int *fd_out,
+                   struct sh_err *err);
 
 #endif

@@ -1,10 +1,11 @@
-"""Issue 9, the routing mesh: a port published once answers on every node of
+"""Issue 9, the routing mesh, VIPs and the embedded DNS: a port published once answers on every node of
 the swarm, from the node itself and from a client host outside it, and new
 connections spread over every running replica wherever it runs. Replicas
 here are busybox httpd serving their own hostname (the container's short
 ID), so the answers say which replica served them."""
 
 import json
+import re
 
 from lib import SEED, ServiceLab, timeout, wait_until
 from test_services import container_of, running, wait_running
@@ -87,7 +88,7 @@ def test_published_port_answers_on_every_node_and_spreads_over_replicas():
 
 
 @timeout(240)
-def test_service_vip_balances_from_other_tasks_and_dnsrr_has_none():
+def test_service_vip_balances_dns_names_scoped_per_network_and_dnsrr():
     two = {h: SEED[h] for h in HOSTS[:2]}
     with ServiceLab(two) as lab:
         lab.docker("swarma", "swarm", "init", "--advertise-addr", lab.ip("swarma"))
@@ -96,7 +97,7 @@ def test_service_vip_balances_from_other_tasks_and_dnsrr_has_none():
                    what="2 Ready nodes")
         lab.docker("swarma", "network", "create", "-d", "overlay", "app")
         lab.service("swarma", "create", "--detach", "--name", "be", "--replicas", "2",
-                    "--network", "app", "busybox", *WHOAMI)
+                    "--network", "name=app,alias=backend", "busybox", *WHOAMI)
         lab.service("swarma", "create", "--detach", "--name", "fe", "--replicas", "1",
                     "--network", "app", "busybox", "sleep", "3600")
         wait_running(lab, "be", 2, 90)
@@ -122,6 +123,39 @@ def test_service_vip_balances_from_other_tasks_and_dnsrr_has_none():
             assert got in names, (got, names)
             seen.add(got)
         assert seen == names, (seen, names)
+
+        # The embedded DNS at 127.0.0.11: the service name gives its VIP,
+        # tasks.<name> every task's address; the task's own tools use it.
+        def in_fe(*cmd):
+            return lab.exec(host, "nsenter", "-t", str(pid), "-n", "-m", "--", *cmd,
+                            check=False, timeout=15)
+        rc, conf, _ = in_fe("cat", "/etc/resolv.conf")
+        assert "nameserver 127.0.0.11" in conf, conf
+        rc, out, _ = in_fe("nslookup", "be")
+        assert rc == 0 and vip in out, out
+        rc, out, _ = in_fe("nslookup", "tasks.be")
+        task_ips = sorted(set(re.findall(r"Address: (10\.\d+\.\d+\.\d+)", out)))
+        assert rc == 0 and len(task_ips) == 2 and vip not in task_ips, out
+        rc, out, _ = in_fe("wget", "-q", "-O", "-", "http://be/")
+        assert rc == 0 and out.strip() in names, (rc, out)
+        rc, out, _ = in_fe("nslookup", "FE")
+        assert rc == 0 and "Address" in out, out
+        rc, out, _ = in_fe("nslookup", "backend")
+        assert rc == 0 and vip in out, out
+        rc, out, _ = in_fe("nslookup", "nosuchservice")
+        assert rc != 0, out
+
+        # Names are scoped per network: a task on another network does not
+        # see be.
+        lab.docker("swarma", "network", "create", "-d", "overlay", "other")
+        lab.service("swarma", "create", "--detach", "--name", "lone", "--network", "other",
+                    "busybox", "sleep", "3600")
+        lone = wait_running(lab, "lone", 1, 90)[0]
+        lh, lc = container_of(lab, lone)
+        lpid = lab.container_pid(lh, lc)
+        rc, out, _ = lab.exec(lh, "nsenter", "-t", str(lpid), "-n", "-m", "--", "nslookup", "be",
+                              check=False, timeout=15)
+        assert rc != 0 and vip not in out, out
 
         # Scale be down: the VIP follows.
         lab.service("swarma", "scale", "--detach", "be=1")

@@ -243,3 +243,43 @@ TEST(mesh_vips_are_per_network_over_the_running_tasks_there) {
   json_decref(v);
   fx_free(&f);
 }
+
+TEST(mesh_names_per_network_vip_tasks_aliases_and_dnsrr) {
+  struct fx f;
+  fx_init(&f, 5);
+  fx_node(&f, "n1", NULL);
+  fx_network(&f, "netA", "10.0.1.0/24");
+  fx_network(&f, "netB", "10.0.2.0/24");
+  fx_service(&f, "a",
+             "{\"Name\":\"Web\",\"TaskTemplate\":{\"ContainerSpec\":{\"Image\":"
+             "\"busybox\"},\"Networks\":[{\"Target\":\"netA\",\"Aliases\":["
+             "\"front\"]}]},\"Mode\":{\"Replicated\":{\"Replicas\":2}}}");
+  fx_service(&f, "b",
+             "{\"Name\":\"rr\",\"TaskTemplate\":{\"ContainerSpec\":{\"Image\":"
+             "\"busybox\"},\"Networks\":[{\"Target\":\"netB\"}]},\"Mode\":{"
+             "\"Replicated\":{\"Replicas\":2}},\"EndpointSpec\":{\"Mode\":"
+             "\"dnsrr\"}}");
+  fx_orch(&f);
+  alloc(&f);
+  fx_sched(&f);
+  fx_agent(&f);
+  json_t *n = mesh_names(f.s);
+  const json_t *a = json_object_get(n, "netA"), *b = json_object_get(n, "netB");
+  /* lowercase service name and alias: the VIP; tasks.web: both tasks */
+  const json_t *vip = json_object_get(a, "web");
+  CHECK_INT_EQ(json_array_size(vip), 1);
+  CHECK(json_equal(json_object_get(a, "front"), vip));
+  CHECK_INT_EQ(json_array_size(json_object_get(a, "tasks.web")), 2);
+  CHECK(json_object_get(a, "rr") == NULL); /* scoped per network */
+  /* dnsrr: the name gives the tasks' addresses, no VIP */
+  CHECK_INT_EQ(json_array_size(json_object_get(b, "rr")), 2);
+  CHECK(json_equal(json_object_get(b, "rr"), json_object_get(b, "tasks.rr")));
+  /* each task's name */
+  size_t tnames = 0;
+  const char *k;
+  json_t *v;
+  json_object_foreach((json_t *)a, k, v) tnames += str_has_prefix(k, "web.");
+  CHECK_INT_EQ(tnames, 2);
+  json_decref(n);
+  fx_free(&f);
+}
