@@ -73,16 +73,28 @@ build/fuzz/fuzz-api: $(FUZZ_SRC) $(LIB_SRC) $(HDRS)
 build/asan/fuzz-replay: $(FUZZ_SRC) tests/fuzz/replay.c build/asan/libshoal.a
 	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) $(FUZZ_SRC) tests/fuzz/replay.c build/asan/libshoal.a $(PKG_LIBS) -lm -o $@
 
+# The embedded DNS server's codec, the same way.
+FUZZ_DNS_SRC := tests/fuzz/fuzz_dns.c
+build/fuzz/fuzz-dns: $(FUZZ_DNS_SRC) $(LIB_SRC) $(HDRS)
+	@mkdir -p build/fuzz
+	clang -std=gnu11 -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) -g -O1 \
+	  -fsanitize=fuzzer,address,undefined $(FUZZ_DNS_SRC) $(LIB_SRC) $(PKG_LIBS) -lm -o $@
+
+build/asan/fuzz-dns-replay: $(FUZZ_DNS_SRC) tests/fuzz/replay.c build/asan/libshoal.a
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) $(FUZZ_DNS_SRC) tests/fuzz/replay.c build/asan/libshoal.a $(PKG_LIBS) -lm -o $@
+
 FUZZ_RUNS ?= 100000
-fuzz: build/fuzz/fuzz-api
-	mkdir -p build/fuzz/corpus
+fuzz: build/fuzz/fuzz-api build/fuzz/fuzz-dns
+	mkdir -p build/fuzz/corpus build/fuzz/corpus-dns
 	./build/fuzz/fuzz-api -runs=$(FUZZ_RUNS) build/fuzz/corpus tests/fuzz/corpus
+	./build/fuzz/fuzz-dns -runs=$(FUZZ_RUNS) build/fuzz/corpus-dns tests/fuzz/corpus-dns
 
 # deps first: pkg-config flags are read when make starts, so the builds run
 # in a sub-make once the packages exist.
 test:
 	./scripts/deps.sh
-	$(MAKE) all build/rel/unit-tests build/asan/unit-tests build/asan/fuzz-replay
+	$(MAKE) all build/rel/unit-tests build/asan/unit-tests build/asan/fuzz-replay \
+	  build/asan/fuzz-dns-replay
 	./scripts/test.sh
 
 bench: all

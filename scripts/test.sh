@@ -3,7 +3,7 @@
 # lines into one, printed last. A suite that ends without such a line, or
 # exits non-zero with no failure counted (e.g. a sanitizer report at exit),
 # counts as one failure. Full output of each suite: build/test-logs/<suite>.log.
-#   scripts/test.sh [SUITE...]    suites: unit unit-asan fuzz-replay integration
+#   scripts/test.sh [SUITE...]    suites: unit unit-asan fuzz-replay fuzz-dns integration
 # Expects the binaries built (make test builds them first).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.." || exit 2
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 
-suites=(unit unit-asan fuzz-replay integration)
+suites=(unit unit-asan fuzz-replay fuzz-dns integration)
 [ $# -gt 0 ] && suites=("$@")
 
 suite_cmd() {
@@ -21,6 +21,7 @@ suite_cmd() {
     unit) echo ./build/rel/unit-tests ;;
     unit-asan) echo ./build/asan/unit-tests ;;
     fuzz-replay) echo ./build/asan/fuzz-replay tests/fuzz/corpus ;;
+    fuzz-dns) echo ./build/asan/fuzz-dns-replay tests/fuzz/corpus-dns ;;
     integration) echo python3 tests/integration/run.py ;;
     *) return 1 ;;
   esac
