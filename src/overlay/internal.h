@@ -83,6 +83,10 @@ char *ov_nat_rules(struct ipam_prefix gw, const struct ov_dnat *d, size_t n);
  * ports (enable_icc false). */
 const char *ov_bridge_rules(void);
 
+/* How long an idle established TCP connection through the mesh is kept
+ * (conntrack's default, 5 days; Docker's IPVS: 900 s). */
+#define OV_MESH_IDLE_TIMEOUT "432000"
+
 /* A port of the routing mesh: published on every node, spread over the
  * service's tasks' ingress addresses. */
 struct ov_mesh_port {

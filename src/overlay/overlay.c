@@ -940,7 +940,12 @@ static int apply_mesh(struct overlay *ov, sh_err *err) {
     return sh_errno(err, errno, "open %s", path);
   struct nft *lb = NULL;
   int rc = -1;
+  /* Swarm's IPVS cuts connections idle for 900 s (moby #31208); ours
+   * keep conntrack's own 5 days, set here so no host tuning changes it. */
   if (netdev_sysctl_set(fd, "net/ipv4/ip_forward", "1", err) < 0 ||
+      netdev_sysctl_set(fd,
+                        "net/netfilter/nf_conntrack_tcp_timeout_established",
+                        OV_MESH_IDLE_TIMEOUT, err) < 0 ||
       netdev_sysctl_set(ov->node_fd,
                         "net/ipv4/conf/" OV_GW_BRIDGE "/route_localnet", "1",
                         err) < 0 ||

@@ -63,6 +63,13 @@ def test_published_port_answers_on_every_node_and_spreads_over_replicas():
                     seen.add(got)
                 assert seen == names, (h, frm, url, seen, names)
 
+        # No silent idle cut (Swarm's IPVS: 900 s): the sandbox keeps idle
+        # established connections for conntrack's 5 days.
+        sb = "%s/moby/exec/netns/ingress_sbox" % lab.dir
+        idle = lab.exec("moby", "nsenter", "--net=" + sb, "cat",
+                        "/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_established")[1].strip()
+        assert idle == "432000", idle
+
         # Scale up: the new replica gets traffic; scale down and drain: the
         # mesh stops sending to tasks that are gone.
         lab.service("swarma", "scale", "--detach", "my-web=3")
