@@ -6,8 +6,9 @@ ID), so the answers say which replica served them."""
 
 import json
 import re
+import subprocess
 
-from lib import SEED, ServiceLab, timeout, wait_until
+from lib import LAB, SEED, ServiceLab, timeout, wait_until
 from test_services import container_of, running, wait_running
 
 HOSTS = ("swarma", "swarmb", "moby")
@@ -179,3 +180,63 @@ def test_service_vip_balances_dns_names_scoped_per_network_and_dnsrr():
         rc, _, err = lab.service("swarma", "create", "--name", "rr2", "--endpoint-mode", "dnsrr",
                                  "--publish", "8082:80", "busybox", check=False)
         assert rc != 0 and "port published with ingress mode can't be used with dnsrr mode" in err, err
+
+
+UDP_ECHO = ("import socket, sys\n"
+            "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            "s.bind(('0.0.0.0', 53)); s.settimeout(60)\n"
+            "for _ in range(int(sys.argv[1])):\n"
+            "    d, a = s.recvfrom(512); s.sendto(b'echo:' + d, a)\n")
+UDP_ASK = ("import socket, sys\n"
+           "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)\n"
+           "for _ in range(5):\n"
+           "    s.sendto(b'hi', (sys.argv[1], int(sys.argv[2])))\n"
+           "    try:\n"
+           "        print(s.recvfrom(512)[0].decode()); break\n"
+           "    except socket.timeout:\n"
+           "        pass\n")
+
+
+@timeout(240)
+def test_udp_port_through_the_mesh_and_publish_add_rm():
+    with ServiceLab({h: SEED[h] for h in HOSTS}) as lab:
+        three_nodes(lab)
+        lab.service("swarma", "create", "--detach", "--name", "u", "--replicas", "1",
+                    "--constraint", "node.hostname==swarmb", "--publish", "5353:53/udp",
+                    "busybox", "sleep", "3600")
+        row = wait_running(lab, "u", 1, 90)[0]
+        host, cname = container_of(lab, row)
+        pid = lab.container_pid(host, cname)
+        # A UDP echo server in the task's namespace (the node's python; the
+        # test image has no UDP server), for one datagram per node.
+        srv = subprocess.Popen(
+            [LAB, "--dir", lab.dir, "exec", host, "nsenter", "-t", str(pid), "-n",
+             "python3", "-c", UDP_ECHO, str(len(HOSTS))],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for h in HOSTS:
+                out = lab.exec("registry", "python3", "-c", UDP_ASK, lab.ip(h), "5353",
+                               timeout=20)[1].strip()
+                assert out == "echo:hi", (h, out)
+        finally:
+            try:
+                srv.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                srv.kill()
+                srv.wait()
+
+        # publish-add / publish-rm (by target port, as the CLI takes it)
+        # change what every node answers on.
+        lab.service("swarma", "create", "--detach", "--name", "w", "--replicas", "1",
+                    "busybox", *WHOAMI)
+        wait_running(lab, "w", 1, 90)
+        lab.service("swarma", "update", "--detach", "--publish-add", "8090:80", "w")
+        wait_until(lambda: get(lab, "registry", "http://%s:8090/" % lab.ip("moby")), 60,
+                   what="8090 after publish-add")
+        lab.service("swarma", "update", "--detach", "--publish-rm", "80", "w")
+        wait_until(lambda: get(lab, "registry", "http://%s:8090/" % lab.ip("moby")) is None, 60,
+                   what="8090 closed after publish-rm")
+        # A port another service publishes: Docker's refusal.
+        rc, _, err = lab.service("swarma", "create", "--name", "clash", "--publish", "5353:53/udp",
+                                 "busybox", check=False)
+        assert rc != 0 and "port '5353' is already in use by service 'u'" in err, err
