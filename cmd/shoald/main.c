@@ -7,6 +7,7 @@
 #include "exec/exec.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -18,6 +19,8 @@ static void usage(FILE *f) {
         "      --data-root string   Root directory of persistent state "
         "(default \"/var/lib/shoal\")\n"
         "  -D, --debug              Enable debug mode\n"
+        "      --dns list           DNS server to use (tasks' names that are "
+        "not the swarm's)\n"
         "      --exec-root string   Root directory for execution state files "
         "(default \"/run/shoal\")\n"
         "  -H, --host list          Daemon socket(s) to connect to (default "
@@ -87,6 +90,7 @@ int main(int argc, char **argv) {
       {"debug", no_argument, NULL, 'D'},
       {"registry-mirror", required_argument, NULL, 'm'},
       {"insecure-registry", required_argument, NULL, 'i'},
+      {"dns", required_argument, NULL, 'n'},
       {"version", no_argument, NULL, 'v'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
@@ -94,7 +98,8 @@ int main(int argc, char **argv) {
   cfg->hosts = xcalloc((size_t)argc + 1, sizeof *cfg->hosts);
   cfg->mirrors = xcalloc((size_t)argc + 1, sizeof *cfg->mirrors);
   cfg->insecure = xcalloc((size_t)argc + 1, sizeof *cfg->insecure);
-  int nmirrors = 0, ninsecure = 0;
+  cfg->dns = xcalloc((size_t)argc + 1, sizeof *cfg->dns);
+  int nmirrors = 0, ninsecure = 0, ndns = 0;
   int c;
   opterr = 0;
   while ((c = getopt_long(argc, argv, "H:Dvh", opts, NULL)) != -1) {
@@ -123,6 +128,18 @@ int main(int argc, char **argv) {
     case 'i':
       cfg->insecure[ninsecure++] = xstrdup(optarg);
       break;
+    case 'n': {
+      struct in_addr a;
+      if (inet_pton(AF_INET, optarg, &a) != 1) {
+        fprintf(stderr,
+                "invalid argument \"%s\" for \"--dns\" flag: %s is not an "
+                "ip address\nSee 'shoald --help'.\n",
+                optarg, optarg);
+        return 125;
+      }
+      cfg->dns[ndns++] = xstrdup(optarg);
+      break;
+    }
     case 'v':
       printf("shoald version %s, API %s\n", SHOAL_VERSION, SHOAL_API_VERSION);
       return 0;

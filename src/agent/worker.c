@@ -1153,13 +1153,19 @@ struct worker *worker_new(const struct worker_config *cfg) {
   w->peer_sets = json_object();
   if (cfg->overlay) {
     w->dns = dnsd_new(cfg->loop);
-    /* Other names go to the node's own resolvers (not loopback ones). */
+    /* Other names go to --dns, else the node's own resolvers (not
+     * loopback ones). */
+    cleanup_json json_t *rs = json_array();
+    for (size_t i = 0; cfg->dns && cfg->dns[i]; i++)
+      json_array_append_new(rs, json_string(cfg->dns[i]));
     cleanup_free char *rc = NULL;
     size_t len = 0;
-    if (read_file("/etc/resolv.conf", &rc, &len, NULL) == 0) {
-      cleanup_json json_t *rs = dns_resolvers(rc);
-      dnsd_set_resolvers(w->dns, rs);
+    if (json_array_size(rs) == 0 &&
+        read_file("/etc/resolv.conf", &rc, &len, NULL) == 0) {
+      json_decref(rs);
+      rs = dns_resolvers(rc);
     }
+    dnsd_set_resolvers(w->dns, rs);
   }
   w->local = workq_new_nice(cfg->loop, LOCAL_THREADS, LOCAL_NICE);
   uv_timer_init(cfg->loop, &w->report_timer);

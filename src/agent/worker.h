@@ -31,6 +31,9 @@ struct worker_config {
   /* The node's data plane for swarm networks; NULL: tasks get a private
    * namespace with loopback only (unit tests). */
   struct overlay *overlay;
+  /* Resolvers for names the embedded DNS does not know (dockerd's --dns);
+   * NULL or empty: the node's /etc/resolv.conf. */
+  const char *const *dns;
   const char *node_id;
   /* Status updates to send to the dispatcher: an array of {ID, Status}
    * (borrowed for the call). */

@@ -386,6 +386,7 @@ static void start_worker(struct shoald *d) {
       .images = d->images,
       .exec = d->exec,
       .overlay = d->overlay,
+      .dns = (const char *const *)d->cfg.dns,
       .node_id = d->node_id,
       .report = worker_report,
       .send_logs = worker_send_logs,

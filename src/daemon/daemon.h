@@ -40,6 +40,7 @@ struct shoald_config {
   bool debug;
   char **mirrors;  /* --registry-mirror, NULL-ended */
   char **insecure; /* --insecure-registry, NULL-ended */
+  char **dns;      /* --dns: resolvers for tasks' other names, NULL-ended */
 };
 
 enum swarm_state {

@@ -8,7 +8,7 @@ import json
 import re
 import subprocess
 
-from lib import LAB, SEED, ServiceLab, timeout, wait_until
+from lib import LAB, REGISTRY_IP, SEED, ServiceLab, timeout, wait_until
 from test_services import container_of, running, wait_running
 
 HOSTS = ("swarma", "swarmb", "moby")
@@ -240,3 +240,64 @@ def test_udp_port_through_the_mesh_and_publish_add_rm():
         rc, _, err = lab.service("swarma", "create", "--name", "clash", "--publish", "5353:53/udp",
                                  "busybox", check=False)
         assert rc != 0 and "port '5353' is already in use by service 'u'" in err, err
+
+
+# A resolver outside the swarm (on the registry host): example.test is
+# 192.0.2.7, every other name NXDOMAIN. Bounded: 20 queries or 90 s.
+FAKE_RESOLVER = r"""
+import socket, struct, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('0.0.0.0', 53)); s.settimeout(1)
+end = time.time() + 90
+n = 0
+while n < 20 and time.time() < end:
+    try:
+        q, a = s.recvfrom(512)
+    except socket.timeout:
+        continue
+    n += 1
+    i, labels = 12, []
+    while q[i]:
+        labels.append(q[i + 1:i + 1 + q[i]].decode()); i += 1 + q[i]
+    qtype = struct.unpack('>H', q[i + 1:i + 3])[0]
+    question = q[12:i + 5]
+    name = '.'.join(labels).lower()
+    if name == 'example.test':
+        ans = b'' if qtype != 1 else b'\xc0\x0c' + struct.pack('>HHIH', 1, 1, 60, 4) + bytes([192, 0, 2, 7])
+        hdr = q[:2] + struct.pack('>HHHHH', 0x8180, 1, 1 if ans else 0, 0, 0)
+        s.sendto(hdr + question + ans, a)
+    else:
+        s.sendto(q[:2] + struct.pack('>HHHHH', 0x8183, 1, 0, 0, 0) + question, a)
+"""
+
+
+@timeout(200)
+def test_dns_forwards_other_names_to_the_nodes_resolvers():
+    with ServiceLab({"swarma": SEED["swarma"]}, shoald_args="--dns " + REGISTRY_IP) as lab:
+        lab.docker("swarma", "swarm", "init", "--advertise-addr", lab.ip("swarma"))
+        lab.docker("swarma", "network", "create", "-d", "overlay", "app")
+        lab.service("swarma", "create", "--detach", "--name", "fe", "--network", "app",
+                    "busybox", "sleep", "3600")
+        fe = wait_running(lab, "fe", 1, 90)[0]
+        host, cname = container_of(lab, fe)
+        pid = lab.container_pid(host, cname)
+        srv = subprocess.Popen([LAB, "--dir", lab.dir, "exec", "registry", "python3", "-c", FAKE_RESOLVER],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            def ask(name):
+                return lab.exec(host, "nsenter", "-t", str(pid), "-n", "-m", "--", "nslookup",
+                                "-type=a", name, check=False, timeout=15)
+            rc, out = None, ""
+            for _ in range(10):  # until the resolver listens
+                rc, out, _ = ask("example.test")
+                if rc == 0:
+                    break
+            assert rc == 0 and "192.0.2.7" in out, out
+            rc, out, _ = ask("nosuch.test")
+            assert rc != 0 and "NXDOMAIN" in out, (rc, out)
+            # the swarm's own names still answered by the node
+            rc, out, _ = ask("fe")
+            assert rc == 0 and "Address" in out, out
+        finally:
+            srv.kill()
+            srv.wait()
