@@ -61,7 +61,7 @@ static int mkdir_in_root(int rootfd, const char *path, sh_err *err) {
   return 0;
 }
 
-static char *hosts_content(const struct exec_spec *s) {
+static char *hosts_content(const struct exec_spec *s, const char *hostname) {
   sh_buf b = {0};
   buf_printf(&b, "127.0.0.1\tlocalhost\n"
                  "::1\tlocalhost ip6-localhost ip6-loopback\n"
@@ -74,6 +74,16 @@ static char *hosts_content(const struct exec_spec *s) {
     const char *c = strchr(h, ':');
     if (c)
       buf_printf(&b, "%s\t%.*s\n", c + 1, (int)(c - h), h);
+  }
+  /* As dockerd: the container's own name at its first address. */
+  const char *net;
+  json_t *ep;
+  json_object_foreach((json_t *)s->networks, net, ep) {
+    const char *ip = jx_str(ep, "IPAddress", "");
+    if (*ip) {
+      buf_printf(&b, "%s\t%s\n", ip, hostname);
+      break;
+    }
   }
   return b.data;
 }
@@ -269,7 +279,7 @@ static int create_in(executor *ex, const struct exec_spec *s,
 
   hostname =
       s->hostname && *s->hostname ? xstrdup(s->hostname) : xstrndup(s->id, 12);
-  hosts = hosts_content(s);
+  hosts = hosts_content(s, hostname);
   resolv = resolv_content(s);
   hn = xasprintf("%s\n", hostname);
   if (write_text(p->hosts, hosts, err) < 0 ||

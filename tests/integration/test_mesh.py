@@ -139,6 +139,11 @@ def test_service_vip_balances_dns_names_scoped_per_network_and_dnsrr():
                             check=False, timeout=15)
         rc, conf, _ = in_fe("cat", "/etc/resolv.conf")
         assert "nameserver 127.0.0.11" in conf, conf
+        # /etc/hosts names the task's own hostname at its address, as
+        # dockerd writes it.
+        hn = in_fe("cat", "/etc/hostname")[1].strip()
+        hosts = in_fe("cat", "/etc/hosts")[1]
+        assert re.search(r"^10\.\d+\.\d+\.\d+\t%s$" % re.escape(hn), hosts, re.M), (hn, hosts)
         rc, out, _ = in_fe("nslookup", "be")
         assert rc == 0 and vip in out, out
         rc, out, _ = in_fe("nslookup", "tasks.be")
