@@ -241,6 +241,18 @@ def test_udp_port_through_the_mesh_and_publish_add_rm():
         lab.service("swarma", "update", "--detach", "--publish-rm", "80", "w")
         wait_until(lambda: get(lab, "registry", "http://%s:8090/" % lab.ip("moby")) is None, 60,
                    what="8090 closed after publish-rm")
+        # A published port left out: the lowest free one from 30000, shown
+        # and answering; mode=host alongside on another port.
+        lab.service("swarma", "create", "--detach", "--name", "auto", "--publish", "target=80",
+                    "--publish", "mode=host,target=80,published=8095", "busybox", *WHOAMI)
+        wait_running(lab, "auto", 1, 90)
+        pub = lab.service("swarma", "inspect", "-f",
+                          "{{range .Endpoint.Ports}}{{.PublishMode}}:{{.PublishedPort}} {{end}}",
+                          "auto")[1].split()
+        assert sorted(pub) == ["host:8095", "ingress:30000"], pub
+        wait_until(lambda: get(lab, "registry", "http://%s:30000/" % lab.ip("moby")), 30,
+                   what="30000 through the mesh")
+
         # A port another service publishes: Docker's refusal.
         rc, _, err = lab.service("swarma", "create", "--name", "clash", "--publish", "5353:53/udp",
                                  "busybox", check=False)
