@@ -318,3 +318,52 @@ def test_dns_forwards_other_names_to_the_nodes_resolvers():
         finally:
             srv.kill()
             srv.wait()
+
+
+# One keep-alive HTTP connection through the mesh: a request now, another
+# after argv[2] seconds on the same connection; prints both status lines.
+KEEPALIVE = r"""
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], 8080), timeout=10)
+def get():
+    s.sendall(b'GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n')
+    data = b''
+    while b'\r\n\r\n' not in data:
+        data += s.recv(4096)
+    head, body = data.split(b'\r\n\r\n', 1)
+    n = int([l.split(b':')[1] for l in head.split(b'\r\n') if l.lower().startswith(b'content-length')][0])
+    while len(body) < n:
+        body += s.recv(4096)
+    return head.split(b'\r\n')[0].decode()
+print(get(), flush=True)
+time.sleep(float(sys.argv[2]))
+print(get(), flush=True)
+"""
+
+
+@timeout(240)
+def test_established_connections_survive_mesh_changes():
+    with ServiceLab({h: SEED[h] for h in HOSTS[:2]}) as lab:
+        lab.docker("swarma", "swarm", "init", "--advertise-addr", lab.ip("swarma"))
+        lab.join("swarmb", lab.token("swarma"))
+        wait_until(lambda: sum(r["STATUS"] == "Ready" for r in lab.node_ls("swarma")) == 2, 30,
+                   what="2 Ready nodes")
+        lab.service("swarma", "create", "--detach", "--name", "kw", "--publish", "8080:80",
+                    "--replicas", "2", "nginx")
+        wait_running(lab, "kw", 2, 90)
+        wait_until(lambda: get(lab, "registry", "http://%s:8080/" % lab.ip("swarmb")), 30,
+                   what="8080 answering")
+        cli = subprocess.Popen([LAB, "--dir", lab.dir, "exec", "registry", "python3", "-c", KEEPALIVE,
+                                lab.ip("swarmb"), "20"], stdout=subprocess.PIPE, text=True)
+        try:
+            first = cli.stdout.readline().strip()
+            assert first == "HTTP/1.1 200 OK", first
+            # The mesh's rules change on every node while the connection idles.
+            lab.service("swarma", "scale", "--detach", "kw=4")
+            wait_running(lab, "kw", 4, 90)
+            out, _ = cli.communicate(timeout=60)
+            assert out.strip() == "HTTP/1.1 200 OK", out
+        finally:
+            if cli.poll() is None:
+                cli.kill()
+                cli.wait()
