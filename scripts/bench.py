@@ -10,13 +10,20 @@ latency, shoald RSS with 50 tasks and the RSS of one conmon. With
 --networks, on a lab of two hosts plus a registry host: create to 50/50
 running on the manager alone with no network and with an overlay network,
 next to 10 bare `crun run -d`; TCP throughput (iperf3) between tasks on the
-two nodes over VXLAN, next to the same between the two hosts. Python stdlib
+two nodes over VXLAN, next to the same between the two hosts. With --mesh,
+on a lab of two hosts plus a registry host (the client): a service of two
+nginx replicas published on 8080 in ingress mode; HTTP throughput (wrk) and
+connection setup (curl) through the routing mesh, from the client and from
+the manager itself, next to the same from the manager's ingress sandbox
+straight to each replica; then the time from SIGKILL of one replica to the
+last failed request of a client hitting the mesh every 20 ms. Python stdlib
 only.
 
     bench.py --lab LAB --dir DIR --manager HOST=IP --worker HOST=IP --root ROOT
     bench.py --ha --lab LAB --dir DIR --managers H1=IP1,...,H5=IP5
     bench.py --services --lab LAB --dir DIR --hosts M=IP,W1=IP,W2=IP
     bench.py --networks --lab LAB --dir DIR --hosts M=IP,W=IP --images IMAGES
+    bench.py --mesh --lab LAB --dir DIR --hosts M=IP,W=IP --client HOST
 
 Every loop is bounded in count and in wall-clock time; a loop that hits its
 time cap reports what it measured and says so."""
@@ -886,6 +893,399 @@ def main_networks(args):
     print("bench: networks measured in %.1fs" % (time.monotonic() - t_start))
 
 
+# ---- routing mesh (--mesh) ----
+
+MESH_PORT = 8080
+WRK_ARGS = ["-t1", "-c16", "-d5s", "--latency", "--timeout", "2s"]
+WRK_ROUNDS = 2          # per path, alternating
+WRK_CAP = 90.0          # all wrk rounds
+CONNECT_N = 200         # sequential connections per path
+CONNECT_CAP = 30.0      # per path (one curl, killed after this)
+KILL_PRE_S = 1.0        # requests before the kill, to see the mesh answer
+KILL_PERIOD_S = 0.020   # one request started every 20 ms ...
+KILL_N = 500            # ... at most this many ...
+KILL_CAP = 10.0         # ... within this many seconds from the loop's start
+
+# Runs on the client host: starts one HTTP GET every PERIOD s, each in its
+# own thread so that a request hanging on a dead backend does not hold back
+# the next, at most N, within CAP s; each has 1 s to connect and 1 s for the
+# answer (like curl -m 1; a thread, not a curl process, so a start is not
+# delayed by process creation on a loaded machine). Prints [[start, end,
+# outcome], ...], start taken right before connect(2), with CLOCK_MONOTONIC
+# times (the clock bench.py reads: the lab has no time namespaces). Outcome
+# "200" or the error: refused, timeout, reset, closed, HTTP code.
+KILL_LOOP = r'''
+import json, socket, sys, threading, time
+host, port, period, n, cap = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+out = []
+def get(r):
+    t0 = time.monotonic()
+    r[0] = t0
+    try:
+        with socket.create_connection((host, port), timeout=1.0) as s:
+            s.settimeout(max(0.05, t0 + 1.0 - time.monotonic()))
+            s.sendall(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+            head = s.recv(64)
+            r[2] = head.split(b" ")[1].decode() if head.startswith(b"HTTP/") else "closed"
+    except ConnectionRefusedError:
+        r[2] = "refused"
+    except ConnectionResetError:
+        r[2] = "reset"
+    except (socket.timeout, TimeoutError):
+        r[2] = "timeout"
+    except OSError as e:
+        r[2] = "error %d" % (e.errno or 0)
+    r[1] = time.monotonic()
+threads = []
+t_end = time.monotonic() + cap
+nxt = time.monotonic()
+while len(out) < n and time.monotonic() < t_end:
+    r = [None, None, None]
+    out.append(r)
+    th = threading.Thread(target=get, args=(r,), daemon=True)
+    th.start()
+    threads.append(th)
+    nxt += period
+    time.sleep(max(0.0, nxt - time.monotonic()))
+for th in threads:
+    th.join(timeout=3.0)
+print(json.dumps([r for r in out if r[1] is not None]))
+'''
+
+
+def in_host(args, host, netns=None):
+    """argv prefix running a command on a lab host, in the network namespace
+    netns (a PID or a bind-mounted path) if given."""
+    c = [args.lab, "--dir", args.dir, "exec", host]
+    if isinstance(netns, int):
+        c += ["nsenter", "-t", str(netns), "-n", "--"]
+    elif netns:
+        c += ["nsenter", "--net=" + netns, "--"]
+    return c
+
+
+def wrk_dur(s):
+    """wrk's '1.23ms' / '456.00us' / '1.02s' -> seconds."""
+    for unit, f in (("us", 1e-6), ("ms", 1e-3), ("s", 1.0)):
+        if s.endswith(unit):
+            return float(s[:-len(unit)]) * f
+    raise ValueError("wrk duration %r" % s)
+
+
+def wrk(args, prefix, url):
+    """One wrk run; returns dict rps, p50, p99 (s), requests, errors (socket
+    errors + non-2xx/3xx)."""
+    out = subprocess.run(prefix + ["timeout", "-k", "2", "20", "wrk"] + WRK_ARGS + [url],
+                         capture_output=True, text=True, timeout=30)
+    if out.returncode != 0:
+        raise BenchError("wrk %s: exit %d: %s %s" % (url, out.returncode, out.stdout[-300:], out.stderr[-300:]))
+    r = {"errors": 0, "raw": out.stdout}
+    for line in out.stdout.splitlines():
+        f = line.split()
+        if line.startswith("Requests/sec:"):
+            r["rps"] = float(f[1])
+        elif len(f) == 2 and f[0] in ("50%", "99%"):
+            r["p" + f[0][:-1]] = wrk_dur(f[1])
+        elif len(f) > 2 and f[1] == "requests" and f[2] == "in":
+            r["requests"] = int(f[0])
+        elif line.strip().startswith("Socket errors:"):
+            r["errors"] += sum(int(x.strip(",")) for x in f[3::2])
+        elif line.strip().startswith("Non-2xx or 3xx responses:"):
+            r["errors"] += int(f[-1])
+    if "rps" not in r or "p99" not in r:
+        raise BenchError("wrk %s: unparsed output: %s" % (url, out.stdout[-500:]))
+    return r
+
+
+def connect_times(args, prefix, url):
+    """CONNECT_N sequential connections by one curl (Connection: close, so
+    each transfer opens its own); returns (time_connect samples in s,
+    failures)."""
+    argv = ["timeout", "-k", "2", str(int(CONNECT_CAP)), "curl", "-s", "-m", "2", "-H", "Connection: close",
+            "-w", "%{time_connect} %{num_connects} %{http_code}\\n"]
+    for _ in range(CONNECT_N):
+        argv += ["-o", "/dev/null", url]
+    out = subprocess.run(prefix + argv, capture_output=True, text=True, timeout=CONNECT_CAP + 10)
+    xs, bad = [], 0
+    for line in out.stdout.splitlines():
+        t, nc, code = line.split()
+        if nc == "1" and code == "200":
+            xs.append(float(t))
+        else:
+            bad += 1
+    return xs, bad + max(0, CONNECT_N - len(out.stdout.splitlines()))
+
+
+def rx_packets(args, host, pid, addr):
+    """Packets received by the interface of task pid holding addr."""
+    out = subprocess.run(in_host(args, host, pid) + ["ip", "-j", "-s", "addr"], capture_output=True, text=True,
+                         timeout=15)
+    if out.returncode != 0:
+        raise BenchError("ip addr in task %d on %s: %s" % (pid, host, out.stderr.strip()))
+    for link in json.loads(out.stdout):
+        if any(a.get("local") == addr for a in link.get("addr_info", [])):
+            return link["stats64"]["rx"]["packets"]
+    raise BenchError("no interface with %s in task %d on %s" % (addr, pid, host))
+
+
+def kill_round(args, mgr, q, known, victim, client, mesh_url):
+    """SIGKILL of victim's nginx (its container's PID 1) while client runs
+    KILL_LOOP against the mesh; the kill's time is taken inside the lab
+    host right before kill(2). Meanwhile polls the manager for the task
+    leaving running and a replacement (a task ID not in known, added to it)
+    running."""
+    loop = subprocess.Popen(in_host(args, client) + ["timeout", "-k", "2", str(int(KILL_CAP) + 10), "python3", "-c",
+                                                     KILL_LOOP, mesh_url.split("/")[2].split(":")[0],
+                                                     str(MESH_PORT), str(KILL_PERIOD_S), str(KILL_N),
+                                                     str(KILL_CAP)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(KILL_PRE_S)
+        t_cmd0 = time.monotonic()
+        t_kill = float(lab_run(args, "exec", victim["host"], "python3", "-c",
+                               "import os, sys, time; t = time.monotonic(); os.kill(int(sys.argv[1]), 9); "
+                               "print(repr(t))", str(victim["pid"])).strip())
+        t_cmd1 = time.monotonic()
+        t_down = t_repl = None
+        t_stop = t_kill + KILL_CAP
+        while time.monotonic() < t_stop and (t_down is None or t_repl is None):
+            ts = mgr.json("GET", q)
+            now = time.monotonic()
+            for t in ts:
+                if t["ID"] == victim["id"] and t["Status"]["State"] != "running" and t_down is None:
+                    t_down = now
+                if t["ID"] not in known and t["Status"]["State"] == "running" and t_repl is None:
+                    t_repl = now
+                    known.add(t["ID"])
+            time.sleep(0.05)
+        out, err = loop.communicate(timeout=KILL_CAP + 15)
+    finally:
+        if loop.poll() is None:
+            loop.kill()
+            loop.wait(timeout=5)
+    if loop.returncode != 0:
+        raise BenchError("request loop on %s: exit %d: %s" % (client, loop.returncode, err[-300:]))
+    reqs = json.loads(out.strip().splitlines()[-1])
+    return {"victim": victim, "t_kill": t_kill, "t_down": t_down, "t_repl": t_repl, "reqs": reqs,
+            "t_cmd": (t_cmd0, t_cmd1)}
+
+
+def report_death(w, d, client, mesh_url):
+    v, t_kill, reqs = d["victim"], d["t_kill"], d["reqs"]
+
+    def ok(x):
+        return x[2] == "200"
+    before = [x for x in reqs if x[0] < t_kill]
+    after = [x for x in reqs if x[0] >= t_kill]
+    fails = [x for x in after if not ok(x)]
+    starts = [x[0] for x in reqs]
+    gap = statistics.fmean(b - a for a, b in zip(starts, starts[1:])) if len(starts) > 1 else float("nan")
+    print("task death: SIGKILL of the replica on %s (nginx pid %d); %s sends GET %s,"
+          % (v["host"], v["pid"], client, mesh_url))
+    print("1 s to connect and 1 s to answer, one started every %.0f ms wanted (%s ms on average), "
+          "not waiting for the earlier ones" % (KILL_PERIOD_S * 1000, ms(gap)))
+    print("%-*s %s" % (w, "requests before the kill", "%d, %d failed" % (len(before), sum(not ok(x) for x in before))))
+    kinds = sorted({x[2] for x in fails})
+    print("%-*s %s" % (w, "requests after the kill", "%d over %.1f s, %d failed%s"
+                       % (len(after), (after[-1][1] - t_kill) if after else 0.0, len(fails),
+                          " (%s)" % ", ".join("%s x%d" % (k, sum(1 for x in fails if x[2] == k)) for k in kinds)
+                          if fails else "")))
+    every_fail = [x for x in reqs if not ok(x)]
+    if every_fail:
+        print("%-*s %s" % (w, "failures: sent at ms from kill (outcome)",
+                           " ".join("%+.0f(%s)" % ((x[0] - t_kill) * 1000, x[2]) for x in every_fail[:12]) +
+                           (" ..." if len(every_fail) > 12 else "")))
+    print("%-*s %s" % (w, "first request sent at ms from kill", "%+.0f" % ((reqs[0][0] - t_kill) * 1000)))
+    print("%-*s %s" % (w, "kill command (lab exec) ran at ms from kill", "%+.0f .. %+.0f"
+                       % ((d["t_cmd"][0] - t_kill) * 1000, (d["t_cmd"][1] - t_kill) * 1000)))
+    if fails:
+        last = fails[-1]
+        print("%-*s %s" % (w, "kill -> last failed request sent", ms(last[0] - t_kill)))
+        print("%-*s %s" % (w, "kill -> last failed request ended", ms(last[1] - t_kill)))
+        ok_after = [x for x in after if x[0] > last[1]]
+        if not ok_after:
+            print("%-*s %s" % (w, "", "STILL FAILING at the end of the %.0f s loop" % KILL_CAP))
+        else:
+            print("%-*s %s" % (w, "clean after it", "%d requests over %.1f s" %
+                               (len(ok_after), ok_after[-1][1] - ok_after[0][0])))
+    else:
+        print("%-*s %s" % (w, "kill -> last failed request", "none failed"))
+    print("%-*s %s" % (w, "kill -> manager lists the task not running", ms(d["t_down"] - t_kill) if d["t_down"]
+                       else "not within %.0f s" % KILL_CAP))
+    print("%-*s %s" % (w, "kill -> manager lists a replacement running", ms(d["t_repl"] - t_kill) if d["t_repl"]
+                       else "not within %.0f s" % KILL_CAP))
+    print("%-*s %s" % (w, "", "(manager polled every 50 ms from the end of the kill command)"))
+    print()
+
+
+def main_mesh(args):
+    t_start = time.monotonic()
+    hosts = [kv.split("=") for kv in args.hosts.split(",")]
+    if len(hosts) != 2:
+        raise BenchError("--mesh wants 2 hosts (manager first), got %d" % len(hosts))
+    (m_host, m_ip), (w_host, w_ip) = hosts
+    client = args.client
+    sock = {h: os.path.join(args.dir, h, "shoal.sock") for h, _ in hosts}
+    mgr = Client(sock[m_host], timeout=60)
+    mgr_id = mgr.json("POST", "/swarm/init", {"ListenAddr": "0.0.0.0:2377", "AdvertiseAddr": m_ip})
+    wait_for(lambda: node_state(mgr, mgr_id) == "ready", "manager Ready")
+    token = mgr.json("GET", "/swarm")["JoinTokens"]["Worker"]
+    lab_run(args, "start", w_host)
+    wkr = Client(sock[w_host], timeout=60)
+    join(wkr, m_ip, w_ip, token)
+    wid = worker_node_id(wkr)
+    wait_for(lambda: node_state(mgr, wid) == "ready", "worker %s Ready" % w_host, interval=0.02)
+    pull(mgr, "nginx")
+    pull(wkr, "nginx")
+    host_of = {mgr_id: m_host, wid: w_host}
+    body = {"Name": "benchweb",
+            "TaskTemplate": {"ContainerSpec": {"Image": "nginx", "StopGracePeriod": 100000000}},
+            "Mode": {"Replicated": {"Replicas": 2}},
+            "EndpointSpec": {"Ports": [{"Protocol": "tcp", "TargetPort": 80, "PublishedPort": MESH_PORT}]}}
+    sid = mgr.json("POST", "/services/create", body, want=(200, 201))["ID"]
+    q = "/tasks?filters=" + urllib.parse.quote(json.dumps({"service": [sid]}))
+
+    def running_tasks():
+        return [t for t in mgr.json("GET", q) if t.get("DesiredState") == "running"
+                and t["Status"]["State"] == "running"]
+    tasks, _ = wait_for(lambda: (lambda ts: ts if len(ts) == 2 else None)(running_tasks()),
+                        "benchweb 2/2 running", cap=60.0, interval=0.1)
+    reps = []  # dicts: id, host, cid, pid, addr (ingress)
+    for t in tasks:
+        h = host_of[t["NodeID"]]
+        addr = [a["Addresses"][0].split("/")[0] for a in t.get("NetworksAttachments") or []
+                if a["Network"]["Spec"]["Name"] == "ingress"]
+        if not addr:
+            raise BenchError("task %s has no ingress address: %r" % (t["ID"], t.get("NetworksAttachments")))
+        cid = t["Status"]["ContainerStatus"]["ContainerID"]
+        c = Client(sock[h])
+        pid = c.json("GET", "/containers/%s/json" % cid)["State"]["Pid"]
+        c.close()
+        if not pid:
+            raise BenchError("container %s on %s has no State.Pid" % (cid, h))
+        reps.append({"id": t["ID"], "host": h, "cid": cid, "pid": pid, "addr": addr[0]})
+    # The one on the manager first; both on one node is reported, not fatal.
+    reps.sort(key=lambda r: r["host"] != m_host)
+    spread_nodes = len({r["host"] for r in reps})
+    sbox = os.path.join(args.dir, m_host, "exec", "netns", "ingress_sbox")
+    mesh_url = "http://%s:%d/" % (m_ip, MESH_PORT)
+
+    def answers(prefix, url):
+        out = subprocess.run(prefix + ["curl", "-s", "-o", "/dev/null", "-m", "1", "-w", "%{http_code}", url],
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() == "200"
+    wait_for(lambda: answers(in_host(args, client), mesh_url), "the mesh answering %s from %s" % (mesh_url, client),
+             cap=30.0, interval=0.1)
+    wait_for(lambda: answers(in_host(args, m_host), mesh_url), "the mesh answering on %s itself" % m_host,
+             cap=30.0, interval=0.1)
+    for r in reps:
+        u = "http://%s/" % r["addr"]
+        wait_for(lambda: answers(in_host(args, m_host, sbox), u), "%s from %s's ingress sandbox" % (u, m_host),
+                 cap=30.0, interval=0.1)
+
+    # The paths: (label, argv prefix, url).
+    def rep_label(r):
+        return "task on %s (%s)" % (r["host"], "local" if r["host"] == m_host else "VXLAN")
+    paths = [("mesh: %s -> %s:%d" % (client, m_host, MESH_PORT), in_host(args, client), mesh_url, True),
+             ("mesh: %s -> own address:%d" % (m_host, MESH_PORT), in_host(args, m_host), mesh_url, True)]
+    for r in reps:
+        paths.append(("direct: %s sandbox -> %s" % (m_host, rep_label(r)), in_host(args, m_host, sbox),
+                      "http://%s/" % r["addr"], False))
+
+    # 1. wrk, rounds alternating over the paths; the replicas' packet
+    # counters say how the mesh spread the connections.
+    wrk_res = {p[0]: [] for p in paths}
+    spread = {p[0]: [0] * len(reps) for p in paths if p[3]}
+    wrk_capped = False
+    t_end = time.monotonic() + WRK_CAP
+    for _ in range(WRK_ROUNDS):
+        for label, prefix, url, is_mesh in paths:
+            if time.monotonic() > t_end:
+                wrk_capped = True
+                break
+            rx0 = [rx_packets(args, r["host"], r["pid"], r["addr"]) for r in reps] if is_mesh else None
+            wrk_res[label].append(wrk(args, prefix, url))
+            if is_mesh:
+                for i, r in enumerate(reps):
+                    spread[label][i] += rx_packets(args, r["host"], r["pid"], r["addr"]) - rx0[i]
+
+    # 2. Connection setup, sequential.
+    conn = {}
+    for label, prefix, url, _ in paths:
+        conn[label] = connect_times(args, prefix, url)
+
+    # 3. SIGKILL one replica while the client requests the mesh on the
+    # manager's address: first the one on the worker (its connections cross
+    # VXLAN), then, once its replacement runs, the one on the manager.
+    deaths = []
+    known = {r["id"] for r in reps}
+    for victim in (reps[-1], reps[0]) if spread_nodes == 2 else (reps[-1],):
+        if deaths:
+            wait_for(lambda: (lambda ts: ts if len(ts) == 2 else None)(running_tasks()),
+                     "benchweb 2/2 running again", cap=30.0, interval=0.1)
+            time.sleep(1.0)  # the mesh message follows the task's state
+        deaths.append(kill_round(args, mgr, q, known, victim, client, mesh_url))
+
+    mgr.json("DELETE", "/services/" + sid, want=(200, 204))
+    mgr.close()
+    wkr.close()
+
+    # ---- report ----
+    print()
+    print("shoal bench: routing mesh  (service of 2 nginx replicas, --publish %d:80; lab: %s, client %s; "
+          "times in ms)" % (MESH_PORT, ", ".join("%s=%s" % tuple(h) for h in hosts), client))
+    print("replicas: %s" % "; ".join("%s on %s, ingress %s" % (r["id"][:10], r["host"], r["addr"]) for r in reps))
+    if spread_nodes != 2:
+        print("NOTE: both replicas run on one node (%s): no VXLAN path measured" % reps[0]["host"])
+    print()
+    w = 52
+    print("%-*s %6s %9s %9s %9s %7s   %s" % (w, "HTTP, wrk %s" % " ".join(WRK_ARGS[:3]), "rounds", "req/s",
+                                           "p50", "p99", "errors", "note"))
+    print("%-*s %6s %9s %9s %9s %7s   %s" % (w, "-" * w, "-" * 6, "-" * 9, "-" * 9, "-" * 9, "-" * 7, "-" * 20))
+    for label, _, _, is_mesh in paths:
+        xs = wrk_res[label]
+        if not xs:
+            print("%-*s %6d   (no samples)" % (w, label, 0))
+            continue
+        note = "req/s per round: " + "/".join("%.0f" % x["rps"] for x in xs)
+        if is_mesh:
+            tot = sum(spread[label]) or 1
+            note += "; rx packets %s" % " / ".join("%s %.0f%%" % (r["host"], 100.0 * n / tot)
+                                                   for r, n in zip(reps, spread[label]))
+        print("%-*s %6d %9.0f %9s %9s %7d   %s" % (w, label, len(xs), statistics.fmean(x["rps"] for x in xs),
+                                               ms(statistics.fmean(x["p50"] for x in xs)),
+                                               ms(statistics.fmean(x["p99"] for x in xs)),
+                                               sum(x["errors"] for x in xs), note))
+    direct = [x["rps"] for p in paths if not p[3] for x in wrk_res[p[0]]]
+    if direct:
+        d = statistics.fmean(direct)
+        for label, _, _, is_mesh in paths:
+            if is_mesh and wrk_res[label]:
+                print("%-*s %6s %9.2f   %s" % (w, "req/s ratio, mesh from " +
+                                               label.split(":")[1].strip().split(" ->")[0] + " / direct", "",
+                                               statistics.fmean(x["rps"] for x in wrk_res[label]) / d,
+                                               "req/s, mesh mean / mean of both direct rows"))
+    if wrk_capped:
+        print("%-*s   CAPPED (wrk rounds over %.0fs; %d of each wanted)" % (w, "", WRK_CAP, WRK_ROUNDS))
+    print("%-*s   %s" % (w, "", "nginx: 1 worker, access log to stdout (conmon); 2 CPUs shared by wrk, "
+                              "nginx, the kernel and any other load"))
+    print()
+    print("%-*s %6s %9s %9s %9s %7s" % (w, "TCP connect (curl time_connect, sequential)", "n", "p50", "p99",
+                                        "max", "failed"))
+    print("%-*s %6s %9s %9s %9s %7s" % (w, "-" * w, "-" * 6, "-" * 9, "-" * 9, "-" * 9, "-" * 7))
+    for label, _, _, _ in paths:
+        xs, bad = conn[label]
+        if not xs:
+            print("%-*s %6d   (no samples; %d failed)" % (w, label, 0, bad))
+            continue
+        print("%-*s %6d %9s %9s %9s %7d" % (w, label, len(xs), ms(pct(xs, 50)), ms(pct(xs, 99)), ms(max(xs)),
+                                            bad))
+    print()
+    for d in deaths:
+        report_death(w, d, client, mesh_url)
+    print("bench: mesh measured in %.1fs" % (time.monotonic() - t_start))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lab", required=True)
@@ -897,6 +1297,8 @@ def main():
                     "M=IP,W=IP (with --networks)")
     ap.add_argument("--networks", action="store_true", help="the network figures on 2 hosts (--hosts)")
     ap.add_argument("--images", help="the test images (with --networks; busybox for bare crun)")
+    ap.add_argument("--mesh", action="store_true", help="the routing mesh figures on 2 hosts (--hosts, --client)")
+    ap.add_argument("--client", help="the lab host outside the swarm running the client (with --mesh)")
     ap.add_argument("--manager", help="HOST=IP")
     ap.add_argument("--worker", help="HOST=IP")
     ap.add_argument("--root")
@@ -913,6 +1315,10 @@ def main():
         if not (args.hosts and args.images):
             ap.error("--networks needs --hosts and --images")
         return main_networks(args)
+    if args.mesh:
+        if not (args.hosts and args.client):
+            ap.error("--mesh needs --hosts and --client")
+        return main_mesh(args)
     if not (args.manager and args.worker and args.root):
         ap.error("--manager, --worker and --root are required")
     mgr_host, mgr_ip = args.manager.split("=")

@@ -13,15 +13,23 @@
 # network and with an overlay network, the difference per task, next to the
 # time of 10 bare `crun run -d` (the limit); TCP throughput of iperf3 between
 # two tasks on the two nodes over VXLAN, next to the same between the two
-# hosts' own addresses (the limit), and their ratio.
+# hosts' own addresses (the limit), and their ratio; then, on a lab of two
+# hosts plus a registry host, the routing mesh figures: a service of two
+# nginx replicas published with --publish 8080:80; HTTP req/s and p99 (wrk
+# -t1 -c16 -d5s) and TCP connect time (200 sequential curls) through the
+# mesh, from the registry host and from the manager itself, next to the
+# same from the manager's ingress sandbox straight to each replica's
+# ingress address; then the time from SIGKILL of one replica to the last
+# failed request of the registry host hitting the mesh every 20 ms.
 # Builds nothing (make bench builds first; test images are built if stale).
 # Its own labs in $SHOAL_BENCH_DIR (default /tmp/shoal-bench),
-# $SHOAL_BENCH_DIR-ha, $SHOAL_BENCH_DIR-svc and $SHOAL_BENCH_DIR-net, torn
-# down on exit. The measuring is scripts/bench.py; every loop there has a
+# $SHOAL_BENCH_DIR-ha, $SHOAL_BENCH_DIR-svc, $SHOAL_BENCH_DIR-net and
+# $SHOAL_BENCH_DIR-mesh, torn down on exit. The measuring is scripts/bench.py; every loop there has a
 # count and a wall-clock cap, and each part a cap of BENCH_TIMEOUT s (HA:
-# BENCH_HA_TIMEOUT, services: BENCH_SVC_TIMEOUT, networks: BENCH_NET_TIMEOUT).
-# BENCH_ONLY=PART[,PART] runs only those parts (base, ha, services, networks),
-# e.g. BENCH_ONLY=networks make bench.
+# BENCH_HA_TIMEOUT, services: BENCH_SVC_TIMEOUT, networks: BENCH_NET_TIMEOUT,
+# mesh: BENCH_MESH_TIMEOUT).
+# BENCH_ONLY=PART[,PART] runs only those parts (base, ha, services, networks,
+# mesh), e.g. BENCH_ONLY=mesh make bench.
 #   scripts/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +49,8 @@ svc_hosts=(benchs1=192.168.33.10 benchs2=192.168.33.11 benchs3=192.168.33.12)
 svc_reg=registry=192.168.33.5 svc_reg_addr=192.168.33.5:5000
 net_dir=$dir-net
 net_hosts=(benchn1=192.168.33.10 benchn2=192.168.33.11)
+mesh_dir=$dir-mesh
+mesh_hosts=(benchx1=192.168.33.10 benchx2=192.168.33.11)
 images=${SHOAL_IMAGES_DIR:-$root/build/images}
 lab=$root/lab/lab
 mgr=benchmgr mgr_ip=192.168.33.10
@@ -52,7 +62,7 @@ teardown() {
   if [ "$rc" -ne 0 ]; then
     [ "$rc" -eq 124 ] && echo "bench: timed out (BENCH_TIMEOUT=${BENCH_TIMEOUT:-150}s," \
       "BENCH_HA_TIMEOUT=${BENCH_HA_TIMEOUT:-150}s, BENCH_SVC_TIMEOUT=${BENCH_SVC_TIMEOUT:-240}s," \
-      "BENCH_NET_TIMEOUT=${BENCH_NET_TIMEOUT:-200}s)" >&2
+      "BENCH_NET_TIMEOUT=${BENCH_NET_TIMEOUT:-200}s, BENCH_MESH_TIMEOUT=${BENCH_MESH_TIMEOUT:-200}s)" >&2
     echo "bench: FAILED (exit $rc)" >&2
     for h in "$mgr" "$wkr"; do
       [ -f "$dir/$h/shoald.log" ] || continue
@@ -74,11 +84,17 @@ teardown() {
       echo "--- shoald log of ${hl%%=*} (last 30 lines) ---" >&2
       tail -n 30 "$net_dir/${hl%%=*}/shoald.log" >&2 || true
     done
+    for hl in "${mesh_hosts[@]}"; do
+      [ -f "$mesh_dir/${hl%%=*}/shoald.log" ] || continue
+      echo "--- shoald log of ${hl%%=*} (last 30 lines) ---" >&2
+      tail -n 30 "$mesh_dir/${hl%%=*}/shoald.log" >&2 || true
+    done
   fi
   timeout 60 "$lab" --dir "$dir" down >/dev/null 2>&1 || echo "bench: lab down failed ($dir)" >&2
   timeout 60 "$lab" --dir "$ha_dir" down >/dev/null 2>&1 || echo "bench: lab down failed ($ha_dir)" >&2
   reg_lab_down "$svc_dir" || echo "bench: lab down failed ($svc_dir)" >&2
   reg_lab_down "$net_dir" || echo "bench: lab down failed ($net_dir)" >&2
+  reg_lab_down "$mesh_dir" || echo "bench: lab down failed ($mesh_dir)" >&2
   exit "$rc"
 }
 # reg_lab_down DIR: the registry by its PID, then the lab (which ends the
@@ -113,8 +129,8 @@ want() { [ -z "${BENCH_ONLY:-}" ] || [[ ",$BENCH_ONLY," == *",$1,"* ]]; }
 only=${BENCH_ONLY:-}
 for part in ${only//,/ }; do
   case "$part" in
-    base|ha|services|networks) ;;
-    *) echo "bench: BENCH_ONLY names no part '$part' (base, ha, services, networks)" >&2; exit 2 ;;
+    base|ha|services|networks|mesh) ;;
+    *) echo "bench: BENCH_ONLY names no part '$part' (base, ha, services, networks, mesh)" >&2; exit 2 ;;
   esac
 done
 trap teardown EXIT
@@ -150,11 +166,11 @@ for tool in docker-registry skopeo umoci crun conmon; do
   command -v "$tool" >/dev/null || missing="$missing $tool"
 done
 if [ -n "$missing" ]; then
-  for part in services networks; do
+  for part in services networks mesh; do
     if want "$part"; then echo "bench: $part section skipped:$missing missing (scripts/deps.sh)"; fi
   done
 else
-  if want services || want networks; then
+  if want services || want networks || want mesh; then
     timeout 600 scripts/test-images.sh "$images" >/dev/null
   fi
   export SHOALD_ARGS="--registry-mirror http://$svc_reg_addr"
@@ -174,6 +190,18 @@ else
       timeout -k 5 "${BENCH_NET_TIMEOUT:-200}" python3 scripts/bench.py --networks --lab "$lab" \
         --dir "$net_dir" --hosts "$(IFS=,; echo "${net_hosts[*]}")" --images "$images"
       reg_lab_down "$net_dir"
+    fi
+  fi
+  # Routing mesh: two hosts; wrk and curl run on the registry host (outside
+  # the swarm), on the manager and in its ingress sandbox (nsenter).
+  if want mesh; then
+    if ! command -v wrk >/dev/null; then
+      echo "bench: mesh section skipped: wrk missing (scripts/deps.sh)"
+    else
+      reg_lab_up "$mesh_dir" "${mesh_hosts[@]}"
+      timeout -k 5 "${BENCH_MESH_TIMEOUT:-200}" python3 scripts/bench.py --mesh --lab "$lab" \
+        --dir "$mesh_dir" --hosts "$(IFS=,; echo "${mesh_hosts[*]}")" --client "${svc_reg%%=*}"
+      reg_lab_down "$mesh_dir"
     fi
   fi
   unset SHOALD_ARGS

@@ -13,8 +13,9 @@ pkgs=(
   iproute2 util-linux procps python3 openssl curl
   iputils-ping
   # tests and benchmarks only: what a user would list with (nft), measure
-  # throughput with (iperf3); the product speaks netlink itself
-  nftables iperf3
+  # throughput with (iperf3, wrk for HTTP through the routing mesh); the
+  # product speaks netlink itself
+  nftables iperf3 wrk
 )
 missing=()
 for p in "${pkgs[@]}"; do
