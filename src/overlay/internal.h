@@ -109,6 +109,13 @@ char *ov_mesh_node_rules(uint32_t sbox, const struct ov_mesh_port *p, size_t n);
  * sandbox's ingress interface (ingress_if). */
 char *ov_mesh_lb_rules(const char *ingress_if, const struct ov_mesh_port *p,
                        size_t n);
+/* How long a backend that left the mesh stays refused. */
+#define OV_MESH_GONE_SECS 120
+/* Connections already sent to a backend that left (its conntrack entry
+ * keeps sending the client's SYN retries there) are answered with a
+ * reset instead of silence: `set gone` of the sandbox's table, refilled
+ * with gone[i] for secs[i] more seconds. Appended to the lb rules. */
+char *ov_mesh_gone_rules(const uint32_t *gone, const unsigned *secs, size_t n);
 
 /* A task's view of a service VIP on one of its networks. */
 struct ov_vip {

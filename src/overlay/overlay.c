@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <time.h>
 
 #define MAX_ATTACH 16
 
@@ -44,6 +45,9 @@ struct overlay {
    * whenever the ingress sandbox exists; the VIPs, and the VIP rules each
    * task's namespace was last given (task ID -> rules text). */
   json_t *mesh;
+  /* Backends that left the mesh: address -> when (monotonic s) they stop
+   * being refused (see ov_mesh_gone_rules). */
+  json_t *gone;
   json_t *vips;
   json_t *vip_applied;
   struct ov_net *nets;
@@ -845,6 +849,7 @@ void overlay_close(struct overlay *ov) {
   json_decref(ov->tasks);
   json_decref(ov->peers);
   json_decref(ov->mesh);
+  json_decref(ov->gone);
   json_decref(ov->vips);
   json_decref(ov->vip_applied);
   free(ov->netns_dir);
@@ -922,6 +927,47 @@ int overlay_ensure_gwbridge(struct overlay *ov, sh_err *err) {
 /* The ingress sandbox's first interface is its ingress endpoint. */
 #define SBOX_INGRESS_IF "eth0"
 
+/* Backends of the last table that this one drops become gone; live ones
+ * stop being gone; expired ones are forgotten. ov->gone keeps the last
+ * table's backends too, under "live". */
+static char *gone_rules(struct overlay *ov, const struct ov_mesh_port *p,
+                        size_t n) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  json_int_t now = (json_int_t)ts.tv_sec;
+  if (!ov->gone)
+    ov->gone = json_pack("{s:{}, s:{}}", "live", "until");
+  json_t *live = json_object(), *until = json_object_get(ov->gone, "until");
+  for (size_t i = 0; i < n; i++)
+    for (size_t k = 0; k < p[i].nbackends; k++) {
+      char ip[20];
+      json_object_set_new(live, ipam_ip_str(p[i].backends[k], ip), json_true());
+    }
+  const char *ip;
+  json_t *v;
+  json_object_foreach(json_object_get(ov->gone, "live"), ip, v) {
+    if (!json_object_get(live, ip))
+      json_object_set_new(until, ip, json_integer(now + OV_MESH_GONE_SECS));
+  }
+  void *tmp;
+  json_object_foreach_safe(until, tmp, ip, v) {
+    if (json_object_get(live, ip) || json_integer_value(v) <= now)
+      json_object_del(until, ip);
+  }
+  json_object_set_new(ov->gone, "live", live);
+  size_t ng = json_object_size(until), k = 0;
+  uint32_t *addrs = xcalloc(ng + 1, sizeof *addrs);
+  unsigned *secs = xcalloc(ng + 1, sizeof *secs);
+  json_object_foreach(until, ip, v) {
+    if (ipam_parse_ip(ip, &addrs[k], NULL) == 0)
+      secs[k++] = (unsigned)(json_integer_value(v) - now);
+  }
+  char *rules = ov_mesh_gone_rules(addrs, secs, k);
+  free(addrs);
+  free(secs);
+  return rules;
+}
+
 static int apply_mesh(struct overlay *ov, sh_err *err) {
   const json_t *t = json_object_get(ov->tasks, OVERLAY_INGRESS_SBOX);
   cleanup_free char *path = task_path(ov, OVERLAY_INGRESS_SBOX);
@@ -933,7 +979,9 @@ static int apply_mesh(struct overlay *ov, sh_err *err) {
   if (ov_mesh_parse(ov->mesh, &ports, &n, err) < 0)
     return -1;
   cleanup_free char *node_rules = ov_mesh_node_rules(sbox, ports, n);
-  cleanup_free char *lb_rules = ov_mesh_lb_rules(SBOX_INGRESS_IF, ports, n);
+  cleanup_free char *lb_only = ov_mesh_lb_rules(SBOX_INGRESS_IF, ports, n);
+  cleanup_free char *gone = gone_rules(ov, ports, n);
+  cleanup_free char *lb_rules = xasprintf("%s%s", lb_only, gone);
   ov_mesh_free(ports, n);
   cleanup_fd int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)

@@ -351,3 +351,27 @@ char *ov_vip_rules(const struct ov_vip *v, size_t n) {
   }
   return b.data;
 }
+
+char *ov_mesh_gone_rules(const uint32_t *gone, const unsigned *secs, size_t n) {
+  sh_buf b = {0};
+  buf_printf(&b, "table ip shoal_lb {\n"
+                 "  set gone {\n"
+                 "    type ipv4_addr\n"
+                 "    flags timeout\n"
+                 "  }\n"
+                 "  chain forward {\n"
+                 "    type filter hook forward priority 0; policy accept;\n"
+                 "  }\n"
+                 "}\n"
+                 "flush chain ip shoal_lb forward\n"
+                 "flush set ip shoal_lb gone\n"
+                 "add rule ip shoal_lb forward ip daddr @gone meta l4proto tcp "
+                 "reject with tcp reset\n"
+                 "add rule ip shoal_lb forward ip daddr @gone reject\n");
+  for (size_t i = 0; i < n; i++) {
+    char ip[20];
+    buf_printf(&b, "add element ip shoal_lb gone { %s timeout %us }\n",
+               ipam_ip_str(gone[i], ip), secs[i] ? secs[i] : 1);
+  }
+  return b.data;
+}

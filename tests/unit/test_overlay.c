@@ -90,6 +90,14 @@ TEST(overlay_mesh_rules_spread_each_port_over_its_backends) {
   CHECK(strstr(node, "add element ip shoal_mesh ports { udp . 5353 }") != NULL);
   ov_mesh_free(p, n);
   json_decref(ports);
+  /* A backend that left is refused with a reset for a while. */
+  uint32_t gone[1] = {0x0aff0005};
+  unsigned secs[1] = {120};
+  cleanup_free char *g = ov_mesh_gone_rules(gone, secs, 1);
+  CHECK(strstr(g, "add element ip shoal_lb gone { 10.255.0.5 timeout 120s }") !=
+        NULL);
+  CHECK(strstr(g, "ip daddr @gone meta l4proto tcp reject with tcp reset") !=
+        NULL);
   ports = json_loads("[{\"Protocol\":\"sctp\",\"PublishedPort\":1,"
                      "\"TargetPort\":1}]",
                      0, NULL);
