@@ -142,8 +142,8 @@ int read_file(const char *path, char **out, size_t *len, sh_err *err) {
   return 0;
 }
 
-int write_file_atomic(const char *path, const void *data, size_t len, int mode,
-                      sh_err *err) {
+static int write_replace(const char *path, const void *data, size_t len,
+                         int mode, bool sync, sh_err *err) {
   cleanup_free char *tmp = xasprintf("%s.tmp.%d", path, (int)getpid());
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0)
@@ -163,7 +163,7 @@ int write_file_atomic(const char *path, const void *data, size_t len, int mode,
     p += n;
     left -= (size_t)n;
   }
-  if (fsync(fd) < 0 || close(fd) < 0) {
+  if ((sync && fsync(fd) < 0) || close(fd) < 0) {
     int e = errno;
     unlink(tmp);
     return sh_errno(err, e, "sync %s", tmp);
@@ -174,6 +174,16 @@ int write_file_atomic(const char *path, const void *data, size_t len, int mode,
     return sh_errno(err, e, "rename %s", path);
   }
   return 0;
+}
+
+int write_file_atomic(const char *path, const void *data, size_t len, int mode,
+                      sh_err *err) {
+  return write_replace(path, data, len, mode, true, err);
+}
+
+int write_file_replace(const char *path, const void *data, size_t len, int mode,
+                       sh_err *err) {
+  return write_replace(path, data, len, mode, false, err);
 }
 
 int mkdir_p(const char *path, int mode, sh_err *err) {

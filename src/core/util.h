@@ -70,6 +70,11 @@ struct sh_err;
 int read_file(const char *path, char **out, size_t *len, struct sh_err *err);
 int write_file_atomic(const char *path, const void *data, size_t len, int mode,
                       struct sh_err *err);
+/* The same without the fsync: readers never see a partial file and a
+ * crash of the process loses nothing, but a crash of the machine may. For
+ * state that a reboot makes moot anyway. */
+int write_file_replace(const char *path, const void *data, size_t len, int mode,
+                       struct sh_err *err);
 int mkdir_p(const char *path, int mode, struct sh_err *err);
 
 #endif

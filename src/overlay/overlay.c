@@ -117,7 +117,11 @@ static int save_state(struct overlay *ov, sh_err *err) {
     json_object_set_new(st, "GwLast", json_string(ipam_ip_str(ov->gw_last, b)));
   }
   cleanup_free char *s = jx_dump(st);
-  return write_file_atomic(ov->state_path, s, strlen(s), 0600, err);
+  /* No fsync: the namespaces it describes live in exec_root (a tmpfs on
+   * real hosts) and do not survive the machine either; a restart of
+   * shoald finds the file whole. One fsync per task start cost more than
+   * the task's links. */
+  return write_file_replace(ov->state_path, s, strlen(s), 0600, err);
 }
 
 static int load_state(struct overlay *ov, sh_err *err) {
