@@ -549,8 +549,18 @@ static void apply_peers(struct job *j) {
   struct worker *w = j->w;
   size_t i;
   json_t *msg;
+  /* A mesh message is the whole table: only the last one queued counts
+   * (during a scale-up one arrives per status batch, and each rewrites
+   * the rules of every local task on the network). */
+  size_t last_mesh = SIZE_MAX;
+  json_array_foreach(j->adopted, i, msg) {
+    if (strcmp(jx_str(msg, "Type", ""), "mesh") == 0)
+      last_mesh = i;
+  }
   json_array_foreach(j->adopted, i, msg) {
     if (strcmp(jx_str(msg, "Type", ""), "mesh") == 0) {
+      if (i != last_mesh)
+        continue;
       sh_err err = {0};
       if (overlay_mesh(w->cfg.overlay, json_object_get(msg, "Ports"),
                        json_object_get(msg, "VIPs"), &err) < 0)
