@@ -552,11 +552,13 @@ TEST(image_pull_corrupt_blob) {
     return;
   cleanup_registry struct registry reg = {0};
   CHECK(registry_start(&reg, NULL, true) == 0);
-  /* The busybox layer is the largest blob; flip a byte in the middle. */
+  /* The busybox layer is the largest blob; change a byte in the middle
+   * (to one it is not: writing a fixed 'X' left 1 build in 256 intact). */
   cleanup_free char *cmd = xasprintf(
       "for f in $(find %s/data -path '*/blobs/sha256/*' -name data -size "
-      "+100k); do printf 'X' | dd of=$f bs=1 seek=5000 conv=notrunc "
-      "status=none; done",
+      "+100k); do c=$(dd if=$f bs=1 skip=5000 count=1 status=none); "
+      "if [ \"$c\" = X ]; then n=Y; else n=X; fi; "
+      "printf $n | dd of=$f bs=1 seek=5000 conv=notrunc status=none; done",
       reg.dir);
   CHECK(system(cmd) == 0);
   cleanup_store struct store_h h = {0};
