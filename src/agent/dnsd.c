@@ -298,6 +298,7 @@ int dnsd_add(struct dnsd *d, const char *task_id, int fd, const json_t *nets,
   d->tasks = t;
   if ((rc = uv_udp_open(&t->udp, fd)) < 0 ||
       (rc = uv_udp_recv_start(&t->udp, alloc_cb, task_recv)) < 0) {
+    /* The handle owns fd once uv_udp_open took it; before, we do. */
     if (uv_fileno((uv_handle_t *)&t->udp, &(uv_os_fd_t){0}) < 0)
       close(fd);
     dnsd_remove(d, task_id);

@@ -229,3 +229,13 @@ void ipam_set_release(struct ipam_set *s, uint32_t ip) {
 size_t ipam_set_free_count(const struct ipam_set *s) {
   return s->nfree;
 }
+
+char *ipam_cidr_addr(const char *cidr, char *buf) {
+  uint32_t ip;
+  struct ipam_prefix pre;
+  buf[0] = '\0';
+  if (cidr && (ipam_parse_cidr(cidr, &pre, &ip, NULL) == 0 ||
+               ipam_parse_ip(cidr, &ip, NULL) == 0))
+    ipam_ip_str(ip, buf);
+  return buf;
+}

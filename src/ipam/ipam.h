@@ -26,6 +26,9 @@ int ipam_parse_cidr(const char *s, struct ipam_prefix *out, uint32_t *host,
                     struct sh_err *err);
 /* "a.b.c.d" / "a.b.c.d/n" into buf (at least 19 bytes). */
 char *ipam_ip_str(uint32_t ip, char *buf);
+/* The address of "10.0.1.3/24" (or of a bare "10.0.1.3") as text, into
+ * buf (20 bytes); "" when it is neither. Returns buf. */
+char *ipam_cidr_addr(const char *cidr, char *buf);
 char *ipam_prefix_str(struct ipam_prefix p, char *buf);
 
 uint32_t ipam_mask(unsigned len);

@@ -3,6 +3,7 @@
 
 #include "core/jsonx.h"
 #include "core/util.h"
+#include "ipam/ipam.h"
 #include "manager/orchtask.h"
 #include "store/store.h"
 
@@ -35,16 +36,19 @@ static void addr_on(const json_t *task, const char *net_id, char out[64]) {
   size_t i;
   json_t *att;
   json_array_foreach(json_object_get(task, "NetworksAttachments"), i, att) {
-    if (strcmp(jx_str(att, "Network.ID", ""), net_id) != 0)
-      continue;
-    snprintf(
-        out, 64, "%s",
-        json_string_value(json_array_get(json_object_get(att, "Addresses"), 0))
-            ?: "");
-    char *slash = strchr(out, '/');
-    if (slash)
-      *slash = '\0';
+    if (strcmp(jx_str(att, "Network.ID", ""), net_id) == 0)
+      ipam_cidr_addr(json_string_value(
+                         json_array_get(json_object_get(att, "Addresses"), 0)),
+                     out);
   }
+}
+
+/* A task of service sid that takes connections now: running, meant to
+ * run, on a ready node. */
+static bool serving(const json_t *t, const char *sid, const json_t *ready) {
+  return strcmp(jx_str(t, "ServiceID", ""), sid) == 0 &&
+         task_state(t) == TS_RUNNING && task_desired(t) == TS_RUNNING &&
+         json_object_get(ready, jx_str(t, "NodeID", "")) != NULL;
 }
 
 /* The task's address on the ingress network; "" when it has none. */
@@ -93,9 +97,7 @@ json_t *mesh_vips(struct store *s) {
       size_t j;
       json_t *t;
       json_array_foreach(tasks, j, t) {
-        if (strcmp(jx_str(t, "ServiceID", ""), sid) != 0 ||
-            task_state(t) != TS_RUNNING || task_desired(t) != TS_RUNNING ||
-            !json_object_get(ready, jx_str(t, "NodeID", "")))
+        if (!serving(t, sid, ready))
           continue;
         char ip[64];
         addr_on(t, net, ip);
@@ -105,10 +107,7 @@ json_t *mesh_vips(struct store *s) {
       json_t *sorted = sort_strings(backends);
       json_decref(backends);
       char addr[64];
-      snprintf(addr, sizeof addr, "%s", jx_str(vip, "Addr", ""));
-      char *slash = strchr(addr, '/');
-      if (slash)
-        *slash = '\0';
+      ipam_cidr_addr(jx_str(vip, "Addr", ""), addr);
       json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:o}", "Service",
                                            sid, "Network", net, "Addr", addr,
                                            "Backends", sorted));
@@ -219,10 +218,7 @@ json_t *mesh_names(struct store *s) {
       const json_t *aliases = json_object_get(na, "Aliases");
       if (vip && !dnsrr) {
         char ip[64];
-        snprintf(ip, sizeof ip, "%s", vip);
-        char *slash = strchr(ip, '/');
-        if (slash)
-          *slash = '\0';
+        ipam_cidr_addr(vip, ip);
         add_name(names, net, sname, ip);
         size_t a;
         json_t *al;
@@ -232,9 +228,7 @@ json_t *mesh_names(struct store *s) {
       size_t j;
       json_t *t;
       json_array_foreach(tasks, j, t) {
-        if (strcmp(jx_str(t, "ServiceID", ""), sid) != 0 ||
-            task_state(t) != TS_RUNNING || task_desired(t) != TS_RUNNING ||
-            !json_object_get(ready, jx_str(t, "NodeID", "")))
+        if (!serving(t, sid, ready))
           continue;
         char ip[64];
         addr_on(t, net, ip);

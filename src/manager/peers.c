@@ -3,6 +3,7 @@
 
 #include "core/jsonx.h"
 #include "core/util.h"
+#include "ipam/ipam.h"
 #include "manager/orchtask.h"
 #include "store/store.h"
 
@@ -33,10 +34,7 @@ static json_t *endpoints_of(json_t *by_net, const char *net, const char *node) {
 static void add_endpoint(json_t *on_node, const char *net, const char *cidr,
                          const char *host, const char *name) {
   char ip[64];
-  snprintf(ip, sizeof ip, "%s", cidr ? cidr : "");
-  char *slash = strchr(ip, '/');
-  if (slash)
-    *slash = '\0';
+  ipam_cidr_addr(cidr, ip);
   cleanup_free char *key = xasprintf("%s %s", net, ip);
   json_object_set_new(on_node, key,
                       json_pack("{s:s, s:s, s:s, s:s}", "Network", net, "Addr",

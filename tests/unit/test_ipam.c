@@ -145,3 +145,11 @@ TEST(ipam_set_ip_range_and_large_subnets) {
   CHECK_STR_EQ(ipam_ip_str(x, b), "10.255.200.7");
   ipam_set_free(s);
 }
+
+TEST(ipam_cidr_addr_is_the_address_without_its_length) {
+  char b[20];
+  CHECK_STR_EQ(ipam_cidr_addr("10.0.1.3/24", b), "10.0.1.3");
+  CHECK_STR_EQ(ipam_cidr_addr("10.255.0.2", b), "10.255.0.2");
+  CHECK_STR_EQ(ipam_cidr_addr("10.0/8", b), "");
+  CHECK_STR_EQ(ipam_cidr_addr(NULL, b), "");
+}
