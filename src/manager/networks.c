@@ -127,6 +127,46 @@ static unsigned free_vni(const struct taken *t) {
 
 /* ---- create ---- */
 
+/* Driver options: each is applied or refused, never stored and ignored.
+ * The VXLAN ID asked for is returned in *vni (0 when none). */
+static int check_options(const json_t *opts, const struct taken *t,
+                         unsigned *vni, sh_err *err) {
+  *vni = 0;
+  const char *k;
+  json_t *v;
+  json_object_foreach((json_t *)opts, k, v) {
+    const char *s = json_string_value(v);
+    char *end = NULL;
+    if (strcmp(k, "com.docker.network.driver.mtu") == 0) {
+      unsigned long m = strtoul(s, &end, 10);
+      if (!*s || *end || m < 68 || m > 65535)
+        return sh_error(err, 400,
+                        "invalid MTU %s: it must be a number from 68 to 65535",
+                        s);
+    } else if (strcmp(k, NETWORKS_VXLAN_OPT) == 0) {
+      unsigned long n = strtoul(s, &end, 10);
+      if (*end == ',')
+        return sh_error(err, 501,
+                        "more than one VXLAN ID per network is not supported "
+                        "by shoal yet");
+      if (!*s || *end || n == 0 || n > 0xffffff)
+        return sh_error(err, 400, "invalid VXLAN ID %s", s);
+      for (size_t i = 0; i < t->nv; i++)
+        if (t->vnis[i] == n)
+          return sh_error(err, 403, "VXLAN ID %lu is already in use", n);
+      *vni = (unsigned)n;
+    } else if (strcmp(k, "encrypted") == 0) {
+      return sh_error(err, 501,
+                      "encrypted overlay networks (--opt encrypted) are not "
+                      "supported by shoal yet");
+    } else {
+      return sh_error(err, 501,
+                      "network option \"%s\" is not supported by shoal", k);
+    }
+  }
+  return 0;
+}
+
 /* dockerd's ValidateIPAM (api/types/network): every problem of every
  * config, joined as Go's errors.Join prints them. */
 static int validate_ipam(const json_t *configs, sh_err *err) {
@@ -356,7 +396,13 @@ json_t *networks_create(struct store *s, const json_t *req, const char *id,
     snprintf(gw_s, sizeof gw_s, "%s", gw);
   else
     ipam_ip_str(sub.addr + 1, gw_s);
-  unsigned vni = free_vni(&t);
+  unsigned vni = 0;
+  if (check_options(json_object_get(req, "Options"), &t, &vni, err) < 0) {
+    taken_free(&t);
+    return NULL;
+  }
+  if (!vni)
+    vni = free_vni(&t);
   taken_free(&t);
 
   json_t *labels = json_object_get(req, "Labels");

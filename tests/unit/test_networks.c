@@ -101,3 +101,47 @@ TEST(networks_find_and_remove_rules) {
   CHECK_STR_EQ(networks_remove(f.s, "web", &err), "netabc");
   fx_free(&f);
 }
+
+TEST(networks_driver_options_applied_or_refused) {
+  struct fx f;
+  fx_init(&f, 5);
+  fx_put(&f, STORE_NETWORK, networks_ingress("ingress0"), STORE_MUST_CREATE);
+  sh_err err = {0};
+  json_t *a = create(&f, "a",
+                     "{\"Name\":\"a\",\"Driver\":\"overlay\",\"Options\":{"
+                     "\"com.docker.network.driver.overlay.vxlanid_list\":"
+                     "\"5000\",\"com.docker.network.driver.mtu\":\"1400\"}}",
+                     NULL, &err);
+  CHECK(a != NULL);
+  CHECK_STR_EQ(vni(a), "5000");
+  fx_put(&f, STORE_NETWORK, a, STORE_MUST_CREATE);
+  static const struct {
+    const char *opts;
+    int status;
+    const char *msg;
+  } bad[] = {
+      {"\"encrypted\":\"\"", 501,
+       "encrypted overlay networks (--opt encrypted) are not supported by "
+       "shoal yet"},
+      {"\"com.docker.network.driver.overlay.vxlanid_list\":\"5000\"", 403,
+       "VXLAN ID 5000 is already in use"},
+      {"\"com.docker.network.driver.overlay.vxlanid_list\":\"0x10\"", 400,
+       "invalid VXLAN ID 0x10"},
+      {"\"com.docker.network.driver.mtu\":\"big\"", 400,
+       "invalid MTU big: it must be a number from 68 to 65535"},
+      {"\"com.docker.network.bridge.name\":\"br9\"", 501,
+       "network option \"com.docker.network.bridge.name\" is not supported "
+       "by shoal"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    char body[256];
+    snprintf(body, sizeof body,
+             "{\"Name\":\"b\",\"Driver\":\"overlay\",\"Options\":{%s}}",
+             bad[i].opts);
+    err = (sh_err){0};
+    CHECK(create(&f, "b", body, NULL, &err) == NULL);
+    CHECK_INT_EQ(err.status, bad[i].status);
+    CHECK_STR_EQ(err.msg, bad[i].msg);
+  }
+  fx_free(&f);
+}
