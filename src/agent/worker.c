@@ -563,7 +563,8 @@ static void apply_peers(struct job *j) {
         continue;
       sh_err err = {0};
       if (overlay_mesh(w->cfg.overlay, json_object_get(msg, "Ports"),
-                       json_object_get(msg, "VIPs"), &err) < 0)
+                       json_object_get(msg, "VIPs"),
+                       json_object_get(msg, "Sandboxes"), &err) < 0)
         log_warn("routing mesh: %s", err.msg);
       continue;
     }

@@ -304,11 +304,13 @@ static void send_assignments(struct dispatcher *d, struct session *s) {
   json_decref(msg);
 }
 
-/* The routing mesh's table, the VIPs and the DNS names: {Ports, VIPs,
- * Names} (see mesh.h). */
+/* The routing mesh's table, the VIPs, the DNS names and the ingress
+ * sandboxes: {Ports, VIPs, Names, Sandboxes} (see mesh.h). */
 static json_t *mesh_now(struct dispatcher *d) {
-  return json_pack("{s:o, s:o, s:o}", "Ports", mesh_table(d->m->store), "VIPs",
-                   mesh_vips(d->m->store), "Names", mesh_names(d->m->store));
+  return json_pack("{s:o, s:o, s:o, s:o}", "Ports", mesh_table(d->m->store),
+                   "VIPs", mesh_vips(d->m->store), "Names",
+                   mesh_names(d->m->store), "Sandboxes",
+                   mesh_sandboxes(d->m->store));
 }
 
 static void send_mesh(struct http_req *req, json_t *mesh) {

@@ -152,16 +152,38 @@ json_t *mesh_table(struct store *s) {
       if (strcmp(jx_str(p, "PublishMode", "ingress"), "ingress") != 0 ||
           jx_int(p, "PublishedPort", 0) <= 0)
         continue;
-      json_array_append_new(
-          out, json_pack(
-                   "{s:s, s:s, s:I, s:I, s:O}", "Service", sid, "Protocol",
-                   jx_str(p, "Protocol", "tcp"), "PublishedPort",
-                   (json_int_t)jx_int(p, "PublishedPort", 0), "TargetPort",
-                   (json_int_t)jx_int(p, "TargetPort", 0), "Backends", sorted));
+      json_t *e =
+          json_pack("{s:s, s:s, s:I, s:I, s:O}", "Service", sid, "Protocol",
+                    jx_str(p, "Protocol", "tcp"), "PublishedPort",
+                    (json_int_t)jx_int(p, "PublishedPort", 0), "TargetPort",
+                    (json_int_t)jx_int(p, "TargetPort", 0), "Backends", sorted);
+      if (mesh_keeps_client_ip(svc))
+        json_object_set_new(e, "KeepClientIP", json_true());
+      json_array_append_new(out, e);
     }
     json_decref(sorted);
   }
   return out;
+}
+
+bool mesh_keeps_client_ip(const json_t *svc) {
+  const char *v = json_string_value(
+      json_object_get(jx_get(svc, "Spec.Labels"), MESH_KEEP_CLIENT_IP_LABEL));
+  return v && strcmp(v, "true") == 0;
+}
+
+json_t *mesh_sandboxes(struct store *s) {
+  cleanup_json json_t *nodes = store_list(s, STORE_NODE);
+  cleanup_json json_t *l = json_array();
+  size_t i;
+  json_t *n;
+  json_array_foreach(nodes, i, n) {
+    char ip[64];
+    ipam_cidr_addr(jx_str(n, "_Ingress.Addr", ""), ip);
+    if (*ip)
+      json_array_append_new(l, json_string(ip));
+  }
+  return sort_strings(l);
 }
 
 /* names[net][name] gets ip (once). */

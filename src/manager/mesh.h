@@ -9,12 +9,22 @@
 #define SHOAL_MANAGER_MESH_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 struct store;
 
 /* [{"Service", "Protocol", "PublishedPort", "TargetPort", "Backends":
- * ["10.255.0.5", ...]}], by service ID then port; backends sorted. */
+ * ["10.255.0.5", ...]}], by service ID then port; backends sorted. A
+ * service labelled MESH_KEEP_CLIENT_IP_LABEL=true has "KeepClientIP":
+ * true on its ports: no masquerade, its tasks see the client's address
+ * (moby #25526). */
 json_t *mesh_table(struct store *s);
+#define MESH_KEEP_CLIENT_IP_LABEL "shoal.ingress.keep-client-ip"
+bool mesh_keeps_client_ip(const json_t *service);
+
+/* Every node's ingress sandbox address, sorted: where a task that keeps
+ * its clients' addresses routes its replies back. */
+json_t *mesh_sandboxes(struct store *s);
 
 /* Every service VIP on a network other than ingress, with the addresses
  * of the service's running tasks on that network: [{"Service", "Network",

@@ -2,6 +2,7 @@
  * order moby's ServiceSpecToGRPC then swarmkit's validateServiceSpec run
  * them, so the first error a user sees is Docker's. */
 #include "manager/services.h"
+#include "manager/mesh.h"
 
 #include "core/clock.h"
 #include "core/err.h"
@@ -220,6 +221,13 @@ int services_validate_spec(const json_t *spec, sh_err *err) {
       check_update_config(json_object_get(spec, "RollbackConfig"), "rollback",
                           err) < 0)
     return -1;
+  const json_t *kci = json_object_get(json_object_get(spec, "Labels"),
+                                      MESH_KEEP_CLIENT_IP_LABEL);
+  if (kci &&
+      (!json_is_string(kci) || (strcmp(json_string_value(kci), "true") != 0 &&
+                                strcmp(json_string_value(kci), "false") != 0)))
+    return sh_error(err, 400, "label %s must be true or false",
+                    MESH_KEEP_CLIENT_IP_LABEL);
   static const char *const emodes[] = {"", "vip", "dnsrr", NULL};
   const char *emode = jx_str(spec, "EndpointSpec.Mode", "");
   if (!in_set(emode, emodes))

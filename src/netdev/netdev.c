@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fib_rules.h>
 #include <linux/if_bridge.h>
 #include <linux/neighbour.h>
 #include <net/if.h>
@@ -18,6 +19,7 @@
 #include <netlink/route/link/vxlan.h>
 #include <netlink/route/neighbour.h>
 #include <netlink/route/route.h>
+#include <netlink/route/rule.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
@@ -285,6 +287,11 @@ int netdev_addr_add(struct netdev *nd, const char *name, const char *cidr,
 }
 
 int netdev_route_default(struct netdev *nd, const char *gateway, sh_err *err) {
+  return netdev_route_default_in(nd, gateway, RT_TABLE_MAIN, true, err);
+}
+
+int netdev_route_default_in(struct netdev *nd, const char *gateway,
+                            uint32_t table, bool add, sh_err *err) {
   struct nl_addr *gw = NULL, *dst = NULL;
   if (parse_addr(gateway, AF_INET, &gw, err) < 0)
     return -1;
@@ -294,15 +301,44 @@ int netdev_route_default(struct netdev *nd, const char *gateway, sh_err *err) {
   }
   struct rtnl_route *r = rtnl_route_alloc();
   rtnl_route_set_family(r, AF_INET);
+  rtnl_route_set_table(r, table);
   rtnl_route_set_dst(r, dst);
   struct rtnl_nexthop *nh = rtnl_route_nh_alloc();
   rtnl_route_nh_set_gateway(nh, gw);
   rtnl_route_add_nexthop(r, nh);
   nl_addr_put(gw);
   nl_addr_put(dst);
-  int rc = rtnl_route_add(nd->sk, r, NLM_F_CREATE | NLM_F_REPLACE);
+  int rc = add ? rtnl_route_add(nd->sk, r, NLM_F_CREATE | NLM_F_REPLACE)
+               : rtnl_route_delete(nd->sk, r, 0);
   rtnl_route_put(r);
-  return rc < 0 ? nl_fail(err, rc, "add default route via", gateway) : 0;
+  if (!add && rc == -NLE_OBJ_NOTFOUND)
+    rc = 0; /* already gone */
+  return rc < 0 ? nl_fail(err, rc,
+                          add ? "add default route via"
+                              : "delete default route via",
+                          gateway)
+                : 0;
+}
+
+int netdev_rule_fwmark(struct netdev *nd, uint32_t mark, uint32_t table,
+                       uint32_t prio, bool add, sh_err *err) {
+  struct rtnl_rule *r = rtnl_rule_alloc();
+  rtnl_rule_set_family(r, AF_INET);
+  rtnl_rule_set_mark(r, mark);
+  rtnl_rule_set_mask(r, 0xffffffff);
+  rtnl_rule_set_table(r, table);
+  rtnl_rule_set_prio(r, prio);
+  rtnl_rule_set_action(r, FR_ACT_TO_TBL);
+  int rc = add ? rtnl_rule_add(nd->sk, r, NLM_F_CREATE | NLM_F_EXCL)
+               : rtnl_rule_delete(nd->sk, r, 0);
+  rtnl_rule_put(r);
+  if ((add && rc == -NLE_EXIST) || (!add && rc == -NLE_OBJ_NOTFOUND))
+    rc = 0; /* already as asked */
+  char what[32];
+  snprintf(what, sizeof what, "0x%x", mark);
+  return rc < 0 ? nl_fail(err, rc,
+                          add ? "add rule fwmark" : "delete rule fwmark", what)
+                : 0;
 }
 
 int netdev_ipv4_nets(struct netdev *nd, char ***nets, size_t *n, sh_err *err) {

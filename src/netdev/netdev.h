@@ -71,6 +71,13 @@ int netdev_addr_add(struct netdev *nd, const char *name, const char *cidr,
 /* A default route via gateway (through whichever link reaches it). */
 int netdev_route_default(struct netdev *nd, const char *gateway,
                          struct sh_err *err);
+/* The same in routing table `table`; add false deletes it (0 if absent). */
+int netdev_route_default_in(struct netdev *nd, const char *gateway,
+                            uint32_t table, bool add, struct sh_err *err);
+/* Policy rule "fwmark mark lookup table" at priority prio (add false
+ * deletes it; adding one present or deleting one absent is 0). */
+int netdev_rule_fwmark(struct netdev *nd, uint32_t mark, uint32_t table,
+                       uint32_t prio, bool add, struct sh_err *err);
 /* Every IPv4 prefix the namespace already uses: the subnets of its
  * addresses and the destinations of its main-table routes (not the
  * default route), as "10.0.0.0/24" (free with netdev_names_free). */

@@ -92,11 +92,12 @@ const char *ov_bridge_rules(void);
 struct ov_mesh_port {
   int proto; /* 6 tcp, 17 udp */
   uint16_t published, target;
+  bool keep_client_ip; /* no masquerade: the backend sees the client */
   uint32_t *backends;
   size_t nbackends;
 };
-/* Parses [{"Protocol", "PublishedPort", "TargetPort", "Backends":
- * ["10.255.0.5", ...]}]. Free with ov_mesh_free. 400 with the reason. */
+/* Parses [{"Protocol", "PublishedPort", "TargetPort", "KeepClientIP",
+ * "Backends": ["10.255.0.5", ...]}]. Free with ov_mesh_free. 400 with the reason. */
 int ov_mesh_parse(const json_t *ports, struct ov_mesh_port **out, size_t *n,
                   struct sh_err *err);
 void ov_mesh_free(struct ov_mesh_port *p, size_t n);
@@ -106,7 +107,18 @@ void ov_mesh_free(struct ov_mesh_port *p, size_t n);
 char *ov_mesh_node_rules(uint32_t sbox, const struct ov_mesh_port *p, size_t n);
 /* The ingress sandbox's `ip shoal_lb` table: each port's new connections
  * spread over its backends (numgen, round robin), masqueraded out of the
- * sandbox's ingress interface (ingress_if). */
+ * sandbox's ingress interface (ingress_if) unless the port keeps the
+ * client's address (packets marked OV_MESH_KEEP_MARK). */
+#define OV_MESH_KEEP_MARK 0x6b6369
+/* A backend that keeps the client's address answers through the sandbox
+ * that sent the connection: `ip shoal_kci` in the task's namespace marks
+ * each connection arriving on ingress_if with the sending sandbox's
+ * address, taken from its MAC (02:42:<IPv4>) as the kernel stores it, and
+ * routes the task's replies by that mark (see ov_kci_mark). */
+char *ov_kci_rules(const char *ingress_if);
+/* The mark (and routing table) of the connections a sandbox sent: its
+ * IPv4 address's bytes read as a host-order word, as the rule loads it. */
+uint32_t ov_kci_mark(uint32_t sbox);
 char *ov_mesh_lb_rules(const char *ingress_if, const struct ov_mesh_port *p,
                        size_t n);
 /* How long a backend that left the mesh stays refused. */

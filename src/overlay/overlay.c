@@ -50,12 +50,18 @@ struct overlay {
   json_t *gone;
   json_t *vips;
   json_t *vip_applied;
+  /* In memory only: every node's ingress sandbox address (overlay_mesh),
+   * and the sandboxes each client-IP-keeping task routes replies to
+   * (task ID -> {"If": "eth0", "Sboxes": {addr: true}}). */
+  json_t *sboxes;
+  json_t *kci_applied;
   struct ov_net *nets;
   size_t nnets;
 };
 
 static int apply_mesh(struct overlay *ov, sh_err *err);
 static int apply_vips(struct overlay *ov, const char *only, sh_err *err);
+static int apply_kci(struct overlay *ov, sh_err *err);
 
 /* ---- small helpers ---- */
 
@@ -552,8 +558,11 @@ int overlay_attach(struct overlay *ov, const struct overlay_task *task,
     detach_locked(ov, task->task_id);
   else if (strcmp(task->task_id, OVERLAY_INGRESS_SBOX) == 0)
     rc = apply_mesh(ov, err); /* a new sandbox gets the mesh at once */
-  else if (ov->vips)
+  else if (ov->vips) {
     rc = apply_vips(ov, task->task_id, err); /* before its container runs */
+    if (rc == 0)
+      rc = apply_kci(ov, err);
+  }
 done:
   pthread_mutex_unlock(&ov->mu);
   if (rc < 0)
@@ -760,6 +769,8 @@ int overlay_leave(struct overlay *ov, sh_err *err) {
   json_object_clear(ov->peers);
   json_decref(ov->vip_applied);
   ov->vip_applied = NULL;
+  json_decref(ov->kci_applied);
+  ov->kci_applied = NULL;
   ov->have_gw = ov->gw_ready = false;
   ov->gw_last = 0;
   pthread_mutex_unlock(&ov->mu);
@@ -856,6 +867,8 @@ void overlay_close(struct overlay *ov) {
   json_decref(ov->gone);
   json_decref(ov->vips);
   json_decref(ov->vip_applied);
+  json_decref(ov->sboxes);
+  json_decref(ov->kci_applied);
   free(ov->netns_dir);
   free(ov->state_path);
   pthread_mutex_destroy(&ov->mu);
@@ -1082,8 +1095,143 @@ static int apply_vips(struct overlay *ov, const char *only, sh_err *err) {
   return rc;
 }
 
+/* The task's interface whose address is in keep (backend addresses of
+ * ports that keep the client's address): "ethN", or "" for none. */
+static void kci_iface(const json_t *task, const json_t *keep, char out[16]) {
+  *out = 0;
+  size_t i;
+  json_t *a;
+  json_array_foreach(json_object_get(task, "Attachments"), i, a) {
+    const char *cidr =
+        json_string_value(json_array_get(json_object_get(a, "Addresses"), 0));
+    char ip[64];
+    ipam_cidr_addr(cidr ? cidr : "", ip);
+    if (*ip && json_object_get(keep, ip)) {
+      snprintf(out, 16, "eth%zu", i);
+      return;
+    }
+  }
+}
+
+/* Gives each local task that keeps its clients' addresses (a backend of a
+ * KeepClientIP port) its `ip shoal_kci` table and, per ingress sandbox,
+ * "fwmark <sandbox> lookup <sandbox>" with a default route via that
+ * sandbox; takes them from tasks that no longer keep it. Only what
+ * changed is touched. */
+#define KCI_RULE_PRIO 100
+static int kci_task(struct overlay *ov, const char *id, const char *ifname,
+                    const json_t *old, sh_err *err) {
+  cleanup_free char *path = task_path(ov, id);
+  cleanup_fd int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return sh_errno(err, errno, "open %s", path);
+  struct netdev *nd = NULL;
+  struct nft *nft = NULL;
+  cleanup_free char *rules = NULL;
+  int rc = -1;
+  if (netdev_open(fd, &nd, err) < 0 || nft_open(fd, &nft, err) < 0)
+    goto out;
+  const json_t *was = json_object_get(old, "Sboxes");
+  bool same_if = strcmp(jx_str(old, "If", ""), ifname) == 0;
+  const char *ip;
+  json_t *v;
+  /* Sandboxes that left, or every one if the task stops keeping. */
+  json_object_foreach((json_t *)was, ip, v) {
+    if (*ifname && same_if && json_object_get(ov->sboxes, ip))
+      continue;
+    uint32_t a;
+    if (ipam_parse_ip(ip, &a, NULL) < 0)
+      continue;
+    if (netdev_rule_fwmark(nd, ov_kci_mark(a), ov_kci_mark(a), KCI_RULE_PRIO,
+                           false, err) < 0 ||
+        netdev_route_default_in(nd, ip, ov_kci_mark(a), false, err) < 0)
+      goto out;
+  }
+  if (!*ifname) {
+    nft_apply(nft, "delete table ip shoal_kci", NULL); /* may be absent */
+    rc = 0;
+    goto out;
+  }
+  /* Loose reverse-path filtering: a client's address is routed out of
+   * docker_gwbridge, yet its packets come in from the sandbox. */
+  char key[64];
+  snprintf(key, sizeof key, "net/ipv4/conf/%s/rp_filter", ifname);
+  rules = ov_kci_rules(ifname);
+  if (netdev_sysctl_set(fd, "net/ipv4/conf/all/rp_filter", "2", err) < 0 ||
+      netdev_sysctl_set(fd, key, "2", err) < 0 ||
+      nft_apply(nft, rules, err) < 0)
+    goto out;
+  json_object_foreach(ov->sboxes, ip, v) {
+    if (same_if && json_object_get(was, ip))
+      continue;
+    uint32_t a;
+    if (ipam_parse_ip(ip, &a, err) < 0 ||
+        netdev_route_default_in(nd, ip, ov_kci_mark(a), true, err) < 0 ||
+        netdev_rule_fwmark(nd, ov_kci_mark(a), ov_kci_mark(a), KCI_RULE_PRIO,
+                           true, err) < 0)
+      goto out;
+  }
+  rc = 0;
+out:
+  nft_close(nft);
+  netdev_close(nd);
+  return rc;
+}
+
+static int apply_kci(struct overlay *ov, sh_err *err) {
+  if (!ov->kci_applied)
+    ov->kci_applied = json_object();
+  cleanup_json json_t *keep = json_object();
+  size_t i;
+  json_t *p;
+  json_array_foreach(ov->mesh, i, p) {
+    if (!jx_bool(p, "KeepClientIP", false))
+      continue;
+    size_t k;
+    json_t *b;
+    json_array_foreach(json_object_get(p, "Backends"), k, b) {
+      if (json_is_string(b))
+        json_object_set_new(keep, json_string_value(b), json_true());
+    }
+  }
+  int rc = 0;
+  const char *id;
+  json_t *t;
+  json_object_foreach(ov->tasks, id, t) {
+    if (strcmp(id, OVERLAY_INGRESS_SBOX) == 0)
+      continue;
+    char ifname[16];
+    kci_iface(t, keep, ifname);
+    const json_t *old = json_object_get(ov->kci_applied, id);
+    if (!*ifname && !old)
+      continue;
+    if (old && strcmp(jx_str(old, "If", ""), ifname) == 0 &&
+        json_equal(json_object_get(old, "Sboxes"), ov->sboxes))
+      continue;
+    sh_err e = {0};
+    if (kci_task(ov, id, ifname, old, &e) < 0) {
+      if (rc == 0)
+        sh_error(err, e.status, "task %s: client address rules: %s", id, e.msg);
+      rc = -1;
+      json_object_del(ov->kci_applied, id); /* redone in full next time */
+    } else if (*ifname) {
+      json_object_set_new(
+          ov->kci_applied, id,
+          json_pack("{s:s, s:O}", "If", ifname, "Sboxes", ov->sboxes));
+    } else {
+      json_object_del(ov->kci_applied, id);
+    }
+  }
+  void *tmp;
+  json_object_foreach_safe(ov->kci_applied, tmp, id, t) {
+    if (!json_object_get(ov->tasks, id))
+      json_object_del(ov->kci_applied, id);
+  }
+  return rc;
+}
+
 int overlay_mesh(struct overlay *ov, const json_t *ports, const json_t *vips,
-                 sh_err *err) {
+                 const json_t *sandboxes, sh_err *err) {
   if (!json_is_array(ports))
     return sh_error(err, 400, "mesh ports must be an array");
   pthread_mutex_lock(&ov->mu);
@@ -1091,8 +1239,20 @@ int overlay_mesh(struct overlay *ov, const json_t *ports, const json_t *vips,
   ov->mesh = json_deep_copy(ports);
   json_decref(ov->vips);
   ov->vips = json_is_array(vips) ? json_deep_copy(vips) : json_array();
+  json_decref(ov->sboxes);
+  ov->sboxes = json_object();
+  size_t i;
+  json_t *sb;
+  json_array_foreach(sandboxes, i, sb) {
+    uint32_t a;
+    if (json_is_string(sb) &&
+        ipam_parse_ip(json_string_value(sb), &a, NULL) == 0)
+      json_object_set_new(ov->sboxes, json_string_value(sb), json_true());
+  }
   int rc = apply_mesh(ov, err);
   if (apply_vips(ov, NULL, rc < 0 ? NULL : err) < 0)
+    rc = -1;
+  if (apply_kci(ov, rc < 0 ? NULL : err) < 0)
     rc = -1;
   pthread_mutex_unlock(&ov->mu);
   return rc;

@@ -100,8 +100,13 @@ int overlay_leave(struct overlay *ov, struct sh_err *err);
  * shoal_vip` DNAT'ing connections to the VIP over the backends (Docker's
  * per-container IPVS); a new task gets its rules before its container
  * starts. */
+/* A port with "KeepClientIP": true is not masqueraded: its backends see
+ * the client's address and send their replies back through the sandbox
+ * that forwarded the connection (policy routing by a connection mark in
+ * the task's namespace; sandboxes: every node's ingress sandbox address,
+ * ["10.255.0.2", ...]). */
 int overlay_mesh(struct overlay *ov, const json_t *ports, const json_t *vips,
-                 struct sh_err *err);
+                 const json_t *sandboxes, struct sh_err *err);
 
 /* Makes docker_gwbridge and its nftables rules now (as dockerd does on
  * swarm init and join), not only with the first task. */

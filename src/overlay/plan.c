@@ -5,6 +5,7 @@
 #include "core/jsonx.h"
 #include "core/util.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -227,6 +228,7 @@ int ov_mesh_parse(const json_t *ports, struct ov_mesh_port **out, size_t *n,
     m->proto = pr;
     m->published = (uint16_t)pub;
     m->target = (uint16_t)t;
+    m->keep_client_ip = jx_bool(p, "KeepClientIP", false);
     const json_t *b = json_object_get(p, "Backends");
     m->backends = xcalloc(json_array_size(b) + 1, sizeof *m->backends);
     size_t j;
@@ -309,15 +311,19 @@ char *ov_mesh_lb_rules(const char *ingress_if, const struct ov_mesh_port *p,
              "}\n"
              "flush chain ip shoal_lb prerouting\n"
              "flush chain ip shoal_lb postrouting\n"
-             "add rule ip shoal_lb postrouting oifname \"%s\" masquerade\n",
-             ingress_if);
+             "add rule ip shoal_lb postrouting oifname \"%s\" "
+             "meta mark != 0x%x masquerade\n",
+             ingress_if, OV_MESH_KEEP_MARK);
   for (size_t i = 0; i < n; i++) {
     if (p[i].nbackends == 0)
       continue; /* nothing runs: the sandbox itself refuses */
+    char keep[40] = "";
+    if (p[i].keep_client_ip)
+      snprintf(keep, sizeof keep, "meta mark set 0x%x ", OV_MESH_KEEP_MARK);
     buf_printf(&b,
-               "add rule ip shoal_lb prerouting %s dport %u dnat to numgen "
+               "add rule ip shoal_lb prerouting %s dport %u %sdnat to numgen "
                "inc mod %zu map { ",
-               proto_name(p[i].proto), p[i].published, p[i].nbackends);
+               proto_name(p[i].proto), p[i].published, keep, p[i].nbackends);
     for (size_t k = 0; k < p[i].nbackends; k++) {
       char ip[20];
       buf_printf(&b, "%s%zu : %s", k ? ", " : "", k,
@@ -326,6 +332,29 @@ char *ov_mesh_lb_rules(const char *ingress_if, const struct ov_mesh_port *p,
     buf_printf(&b, " } : %u\n", p[i].target);
   }
   return b.data;
+}
+
+char *ov_kci_rules(const char *ingress_if) {
+  /* @ll,64,32: bytes 2-5 of the source MAC, the sandbox's address. */
+  return xasprintf(
+      "table ip shoal_kci {\n"
+      "  chain prerouting {\n"
+      "    type filter hook prerouting priority mangle; policy accept;\n"
+      "  }\n"
+      "  chain output {\n"
+      "    type route hook output priority mangle; policy accept;\n"
+      "  }\n"
+      "}\n"
+      "flush chain ip shoal_kci prerouting\n"
+      "flush chain ip shoal_kci output\n"
+      "add rule ip shoal_kci prerouting iifname \"%s\" ct state new "
+      "ct mark set @ll,64,32\n"
+      "add rule ip shoal_kci output ct mark != 0 meta mark set ct mark\n",
+      ingress_if);
+}
+
+uint32_t ov_kci_mark(uint32_t sbox) {
+  return htonl(sbox);
 }
 
 char *ov_vip_rules(const struct ov_vip *v, size_t n) {

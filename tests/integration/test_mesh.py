@@ -367,3 +367,64 @@ def test_established_connections_survive_mesh_changes():
             if cli.poll() is None:
                 cli.kill()
                 cli.wait()
+
+
+# A replica's page naming the client it saw and itself (busybox httpd CGI).
+SEES = ["sh", "-c", "mkdir -p /www/cgi-bin && printf '#!/bin/sh\\necho Content-Type: text/plain\\n"
+        "echo\\necho $REMOTE_ADDR $(hostname)\\n' > /www/cgi-bin/ip && chmod +x /www/cgi-bin/ip && "
+        "exec httpd -f -p 80 -h /www"]
+
+
+@timeout(300)
+def test_keep_client_ip_label_shows_replicas_the_client_address():
+    with ServiceLab({h: SEED[h] for h in HOSTS}) as lab:
+        three_nodes(lab)
+        rc, _, err = lab.service("swarma", "create", "--detach", "--name", "bad", "--label",
+                                 "shoal.ingress.keep-client-ip=yes", "busybox", "true",
+                                 check=False)
+        assert rc == 1 and "label shoal.ingress.keep-client-ip must be true or false" in err, err
+
+        lab.service("swarma", "create", "--detach", "--name", "ip", "--publish", "8080:80",
+                    "--replicas", "2", "--constraint", "node.hostname!=moby", "--label",
+                    "shoal.ingress.keep-client-ip=true", "busybox", *SEES)
+        wait_running(lab, "ip", 2, 90)
+        names = replica_names(lab, "ip")
+        client = lab.ip("registry")
+
+        def seen_through(h):
+            got = get(lab, "registry", "http://%s:8080/cgi-bin/ip" % lab.ip(h))
+            if not got:
+                return None
+            addr, name = got.split()  # httpd listens dual-stack: [::ffff:a.b.c.d]
+            return addr.replace("[::ffff:", "").rstrip("]"), name
+
+        # Every node, moby with no replica too: the replica sees the client
+        # host's own address, and both replicas serve.
+        for h in HOSTS:
+            seen = set()
+            for _ in range(8):
+                got = wait_until(lambda: seen_through(h), 20, what="8080 on " + h)
+                assert got[0] == client, (h, got, client)
+                assert got[1] in names, (h, got, names)
+                seen.add(got[1])
+            assert seen == names, (h, seen, names)
+        # The node itself still gets answers (masqueraded by the node).
+        assert get(lab, "moby", "http://127.0.0.1:8080/cgi-bin/ip")
+
+        # Label off again: the mesh masquerades, replicas see ingress
+        # addresses, and the tasks' reply routing is taken away.
+        lab.service("swarma", "update", "--detach", "--label-add",
+                    "shoal.ingress.keep-client-ip=false", "ip")
+
+        def masqueraded():
+            got = seen_through("moby")
+            return got and got[0].startswith("10.255.")
+        wait_until(masqueraded, 30, what="masqueraded answers after the label is off")
+        for h in HOSTS:
+            got = wait_until(lambda: seen_through(h), 20, what="8080 on " + h)
+            assert got[0].startswith("10.255."), (h, got)
+        row = running(lab, "ip")[0]
+        host, cname = container_of(lab, row)
+        pid = lab.container_pid(host, cname)
+        rules = lab.exec(host, "nsenter", "-t", str(pid), "-n", "ip", "rule")[1]
+        assert "fwmark" not in rules, rules

@@ -83,13 +83,31 @@ TEST(overlay_mesh_rules_spread_each_port_over_its_backends) {
                    "numgen inc mod 2 map { 0 : 10.255.0.5, 1 : 10.255.0.6 } "
                    ": 80\n") != NULL);
   CHECK(strstr(lb, "udp dport 5353") == NULL); /* no backend, no rule */
-  CHECK(strstr(lb, "oifname \"eth0\" masquerade") != NULL);
+  CHECK(strstr(lb, "oifname \"eth0\" meta mark != 0x6b6369 masquerade") !=
+        NULL);
   cleanup_free char *node = ov_mesh_node_rules(0xac120002, p, n);
   CHECK(strstr(node, "dnat ip to 172.18.0.2") != NULL);
   CHECK(strstr(node, "add element ip shoal_mesh ports { tcp . 8080 }") != NULL);
   CHECK(strstr(node, "add element ip shoal_mesh ports { udp . 5353 }") != NULL);
   ov_mesh_free(p, n);
   json_decref(ports);
+  /* A port that keeps the client's address is marked, not masqueraded. */
+  ports = json_loads("[{\"Protocol\":\"tcp\",\"PublishedPort\":8080,"
+                     "\"TargetPort\":80,\"KeepClientIP\":true,"
+                     "\"Backends\":[\"10.255.0.5\"]}]",
+                     0, NULL);
+  CHECK_INT_EQ(ov_mesh_parse(ports, &p, &n, &err), 0);
+  cleanup_free char *keep = ov_mesh_lb_rules("eth0", p, n);
+  CHECK(strstr(keep, "tcp dport 8080 meta mark set 0x6b6369 dnat to numgen") !=
+        NULL);
+  ov_mesh_free(p, n);
+  json_decref(ports);
+  cleanup_free char *kci = ov_kci_rules("eth1");
+  CHECK(strstr(kci, "iifname \"eth1\" ct state new ct mark set @ll,64,32") !=
+        NULL);
+  /* The mark is the sandbox address's bytes as the rule loads them. */
+  uint32_t m = ov_kci_mark(0x0aff0002);
+  CHECK(memcmp(&m, "\x0a\xff\x00\x02", 4) == 0);
   /* A backend that left is refused with a reset for a while. */
   uint32_t gone[1] = {0x0aff0005};
   unsigned secs[1] = {120};
