@@ -52,6 +52,21 @@ static json_t *gwbridge_view(const json_t *rec) {
   return v;
 }
 
+/* bridge (docker0) as dockerd shows its default bridge. */
+static json_t *bridge_view(const json_t *rec) {
+  json_t *v = local_view("bridge", rec);
+  json_object_set_new(
+      v, "Options",
+      json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}",
+                "com.docker.network.bridge.default_bridge", "true",
+                "com.docker.network.bridge.enable_icc", "true",
+                "com.docker.network.bridge.enable_ip_masquerade", "true",
+                "com.docker.network.bridge.host_binding_ipv4", "0.0.0.0",
+                "com.docker.network.bridge.name", "docker0",
+                "com.docker.network.driver.mtu", "1500"));
+  return v;
+}
+
 /* host and none exist on every node (tasks run with no network today;
  * host is the node's own namespace). Their IDs are made once and kept in
  * <data-root>/network/local.json, as dockerd keeps them in its store. */
@@ -67,7 +82,7 @@ static const json_t *local_networks(struct shoald *d) {
     recs = json_loadb(raw, len, 0, NULL);
   if (!json_is_object(recs))
     recs = json_object();
-  const char *names[] = {"host", "none", "docker_gwbridge"};
+  const char *names[] = {"bridge", "host", "none", "docker_gwbridge"};
   bool added = false;
   char ts[64];
   clock_format_rfc3339(clock_wall_ns(), ts, sizeof ts);
@@ -93,6 +108,8 @@ static const json_t *local_networks(struct shoald *d) {
   json_object_foreach(recs, name, rec) {
     if (strcmp(name, "docker_gwbridge") == 0)
       json_array_append_new(views, gwbridge_view(rec));
+    else if (strcmp(name, "bridge") == 0)
+      json_array_append_new(views, bridge_view(rec));
     else
       json_array_append_new(views, local_view(name, rec));
   }
@@ -151,20 +168,22 @@ static json_t *containers_on(const struct local_state *ls, const char *key,
 }
 
 /* A local view made current: docker_gwbridge exists once the data plane
- * made it (swarm init or join), with its subnet and endpoints. NULL: not
- * on this node now. */
+ * made it (swarm init or join), bridge once docker0 exists (at start),
+ * each with its subnet and endpoints. NULL: not on this node now. */
 static json_t *present_local(struct shoald *d, const json_t *view,
                              const struct local_state *ls, bool full) {
-  if (strcmp(jx_str(view, "Name", ""), "docker_gwbridge") != 0)
+  const char *name = jx_str(view, "Name", "");
+  bool gwb = strcmp(name, "docker_gwbridge") == 0;
+  if (!gwb && strcmp(name, "bridge") != 0)
     return json_deep_copy(view);
-  const json_t *gw = json_object_get(ls->overlay, "GwBridge");
+  const json_t *gw = json_object_get(ls->overlay, gwb ? "GwBridge" : "Bridge");
   if (!*jx_str(gw, "Subnet", ""))
     return NULL;
   json_t *v = json_deep_copy(view);
   jx_set(v, "IPAM.Config",
          json_pack("[{s:s, s:s}]", "Subnet", jx_str(gw, "Subnet", ""),
                    "Gateway", jx_str(gw, "Gateway", "")));
-  if (full)
+  if (full && gwb)
     json_object_set_new(v, "Containers",
                         containers_on(ls, "docker_gwbridge", true));
   return v;

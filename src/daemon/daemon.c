@@ -483,6 +483,8 @@ int shoald_init(struct shoald *d, uv_loop_t *loop, sh_err *err) {
     /* Tasks still run, in namespaces of their own without networks. */
     log_warn("no network data plane: %s", oerr.msg);
     d->overlay = NULL;
+  } else if (d->overlay && overlay_ensure_bridge(d->overlay, &oerr) < 0) {
+    log_warn("the bridge network (docker0): %s", oerr.msg);
   }
   uv_timer_init(loop, &d->join_timer);
   d->join_timer.data = d;

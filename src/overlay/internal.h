@@ -15,6 +15,7 @@ struct sh_err;
 
 #define OV_DEFAULT_MTU 1450
 #define OV_GW_BRIDGE "docker_gwbridge"
+#define OV_DEFAULT_BRIDGE "docker0" /* the `bridge` network */
 #define OV_GW_MTU 1500
 /* Node-side ends of gateway veths: "gw-" + 12 chars of the task ID; the
  * bridge table's icc rule matches this prefix. */
@@ -60,10 +61,15 @@ int ov_parse_attach(const json_t *att, struct ov_attach *out,
 int ov_parse_ports(const json_t *ports, struct ov_port **out, size_t *n,
                    struct sh_err *err);
 
-/* docker_gwbridge's subnet: the first /16 of 172.18.0.0 .. 172.31.0.0
- * overlapping none of used ("10.0.0.0/8" strings). 503 when all do. */
-int ov_gw_pick(char *const *used, size_t nused, struct ipam_prefix *out,
-               struct sh_err *err);
+/* A local bridge's subnet (name, for the error): the first /16 of
+ * 172.<first>.0.0 .. 172.31.0.0 overlapping none of used ("10.0.0.0/8"
+ * strings). 503 when all do. docker0 starts at 17, docker_gwbridge at
+ * 18, as on a Docker host. */
+int ov_gw_pick(char *const *used, size_t nused, unsigned first,
+               const char *name, struct ipam_prefix *out, struct sh_err *err);
+/* docker0's masquerade (`table ip shoal_bridge`); containers on it may
+ * reach each other (Docker's enable_icc true). Malloc'd. */
+char *ov_docker0_rules(struct ipam_prefix br);
 /* The next free address of subnet after last (next-fit, wrapping), never
  * the network, broadcast or gateway (.1) address, nor one of taken.
  * 0 when none is free. */

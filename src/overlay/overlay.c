@@ -39,6 +39,8 @@ struct overlay {
   struct ipam_prefix gw;
   uint32_t gw_last;
   bool gw_ready; /* bridge, forwarding and nft tables in place */
+  bool have_br;  /* docker0's subnet is chosen (persisted, kept by leave) */
+  struct ipam_prefix br;
   /* In memory only: net ID -> {"<addr>": "<host>"}. */
   json_t *peers;
   /* In memory only: the routing mesh's ports (overlay_mesh), applied
@@ -117,6 +119,9 @@ static uint32_t task_gw_ip(const json_t *t) {
 static int save_state(struct overlay *ov, sh_err *err) {
   cleanup_json json_t *st = json_pack("{sO}", "Tasks", ov->tasks);
   char b[20];
+  if (ov->have_br)
+    json_object_set_new(st, "BridgeSubnet",
+                        json_string(ipam_prefix_str(ov->br, b)));
   if (ov->have_gw) {
     json_object_set_new(st, "GwSubnet",
                         json_string(ipam_prefix_str(ov->gw, b)));
@@ -150,6 +155,8 @@ static int load_state(struct overlay *ov, sh_err *err) {
     json_decref(ov->tasks);
     ov->tasks = json_incref(tasks);
   }
+  const char *brs = jx_str(st, "BridgeSubnet", NULL);
+  ov->have_br = brs && ipam_parse_cidr(brs, &ov->br, NULL, NULL) == 0;
   const char *sub = jx_str(st, "GwSubnet", NULL);
   if (sub && ipam_parse_cidr(sub, &ov->gw, NULL, NULL) == 0) {
     ov->have_gw = true;
@@ -333,7 +340,7 @@ static int ensure_gw(struct overlay *ov, sh_err *err) {
       size_t n = 0;
       if (netdev_ipv4_nets(ov->node, &used, &n, err) < 0)
         return -1;
-      int rc = ov_gw_pick(used, n, &ov->gw, err);
+      int rc = ov_gw_pick(used, n, 18, OV_GW_BRIDGE, &ov->gw, err);
       netdev_names_free(used, n);
       if (rc < 0)
         return -1;
@@ -359,6 +366,54 @@ static int ensure_gw(struct overlay *ov, sh_err *err) {
     return -1;
   }
   return 0;
+}
+
+/* docker0, the `bridge` network: made as dockerd makes it at start, in
+ * the subnet it had before (the state keeps it across reboots). */
+static int ensure_docker0(struct overlay *ov, sh_err *err) {
+  bool exists = netdev_exists(ov->node, OV_DEFAULT_BRIDGE);
+  if (exists && !ov->have_br) {
+    /* Not ours to trust (no state says its subnet): make it again. */
+    if (netdev_del(ov->node, OV_DEFAULT_BRIDGE, err) < 0)
+      return -1;
+    exists = false;
+  }
+  if (!ov->have_br) {
+    char **used = NULL;
+    size_t n = 0;
+    if (netdev_ipv4_nets(ov->node, &used, &n, err) < 0)
+      return -1;
+    int rc = ov_gw_pick(used, n, 17, OV_DEFAULT_BRIDGE, &ov->br, err);
+    netdev_names_free(used, n);
+    if (rc < 0)
+      return -1;
+    ov->have_br = true;
+  }
+  if (!exists) {
+    char ip[20], cidr[24];
+    snprintf(cidr, sizeof cidr, "%s/%u", ipam_ip_str(ov->br.addr + 1, ip),
+             ov->br.len);
+    if (netdev_bridge_add(ov->node, OV_DEFAULT_BRIDGE, OV_GW_MTU, err) < 0 ||
+        netdev_addr_add(ov->node, OV_DEFAULT_BRIDGE, cidr, err) < 0 ||
+        netdev_set_up(ov->node, OV_DEFAULT_BRIDGE, err) < 0) {
+      netdev_del(ov->node, OV_DEFAULT_BRIDGE, NULL);
+      return -1;
+    }
+  }
+  cleanup_free char *rules = ov_docker0_rules(ov->br);
+  if (netdev_sysctl_set(ov->node_fd, "net/ipv4/ip_forward", "1", err) < 0 ||
+      ensure_nft(ov, err) < 0 || nft_apply(ov->nft, rules, err) < 0)
+    return -1;
+  return 0;
+}
+
+int overlay_ensure_bridge(struct overlay *ov, sh_err *err) {
+  pthread_mutex_lock(&ov->mu);
+  int rc = ensure_docker0(ov, err);
+  if (rc == 0)
+    rc = save_state(ov, err);
+  pthread_mutex_unlock(&ov->mu);
+  return rc;
 }
 
 /* ---- tasks ---- */
@@ -763,9 +818,15 @@ int overlay_leave(struct overlay *ov, sh_err *err) {
     nft_apply(ov->nft, "delete table bridge shoal", NULL);
     nft_apply(ov->nft, "delete table ip shoal_mesh", NULL);
   }
-  if (unlink(ov->state_path) < 0 && errno != ENOENT && rc == 0)
-    rc = sh_errno(err, errno, "remove %s", ov->state_path);
   json_object_clear(ov->tasks);
+  ov->have_gw = false;
+  /* docker0 is the node's, not the swarm's: it stays, as with dockerd. */
+  if (ov->have_br) {
+    if (save_state(ov, rc < 0 ? NULL : err) < 0)
+      rc = -1;
+  } else if (unlink(ov->state_path) < 0 && errno != ENOENT && rc == 0) {
+    rc = sh_errno(err, errno, "remove %s", ov->state_path);
+  }
   json_object_clear(ov->peers);
   json_decref(ov->vip_applied);
   ov->vip_applied = NULL;
@@ -900,6 +961,17 @@ static json_t *net_obj(json_t *nets, const char *id) {
   return o;
 }
 
+/* {"Subnet", "Gateway"} of a local bridge, {} until it has them. */
+static json_t *subnet_view(bool have, struct ipam_prefix p) {
+  json_t *g = json_object();
+  if (have) {
+    char b[20];
+    json_object_set_new(g, "Subnet", json_string(ipam_prefix_str(p, b)));
+    json_object_set_new(g, "Gateway", json_string(ipam_ip_str(p.addr + 1, b)));
+  }
+  return g;
+}
+
 json_t *overlay_view(struct overlay *ov) {
   pthread_mutex_lock(&ov->mu);
   json_t *nets = json_object();
@@ -919,15 +991,10 @@ json_t *overlay_view(struct overlay *ov) {
       json_object_set_new(net_obj(nets, OV_GW_BRIDGE), k,
                           endpoint(k, OV_GW_BRIDGE, gw, ov->gw.len));
   }
-  json_t *g = json_object();
-  if (ov->have_gw) {
-    char b[20];
-    json_object_set_new(g, "Subnet", json_string(ipam_prefix_str(ov->gw, b)));
-    json_object_set_new(g, "Gateway",
-                        json_string(ipam_ip_str(ov->gw.addr + 1, b)));
-  }
+  json_t *g = subnet_view(ov->have_gw, ov->gw);
+  json_t *br = subnet_view(ov->have_br, ov->br);
   pthread_mutex_unlock(&ov->mu);
-  return json_pack("{soso}", "Networks", nets, "GwBridge", g);
+  return json_pack("{sososo}", "Networks", nets, "GwBridge", g, "Bridge", br);
 }
 
 int overlay_ensure_gwbridge(struct overlay *ov, sh_err *err) {

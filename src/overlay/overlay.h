@@ -82,8 +82,8 @@ int overlay_peers(struct overlay *ov, const char *net_id, const json_t *add,
 int overlay_gc(struct overlay *ov, const char *const *live_task_ids,
                struct sh_err *err);
 /* Removes all the module made: task and network namespaces,
- * docker_gwbridge, the nft tables, the state file. The handle stays
- * usable (empty). */
+ * docker_gwbridge, the nft tables, the state file; docker0 stays. The
+ * handle stays usable (empty). */
 int overlay_leave(struct overlay *ov, struct sh_err *err);
 
 /* The routing mesh (Docker's ingress load balancing, on nftables since
@@ -108,6 +108,11 @@ int overlay_leave(struct overlay *ov, struct sh_err *err);
 int overlay_mesh(struct overlay *ov, const json_t *ports, const json_t *vips,
                  const json_t *sandboxes, struct sh_err *err);
 
+/* Makes docker0, the node's `bridge` network (172.17.0.0/16 or the first
+ * free /16 after it; masqueraded by `table ip shoal_bridge`), as dockerd
+ * does at start. swarm leave keeps it. No container uses it yet. */
+int overlay_ensure_bridge(struct overlay *ov, struct sh_err *err);
+
 /* Makes docker_gwbridge and its nftables rules now (as dockerd does on
  * swarm init and join), not only with the first task. */
 int overlay_ensure_gwbridge(struct overlay *ov, struct sh_err *err);
@@ -116,8 +121,9 @@ int overlay_ensure_gwbridge(struct overlay *ov, struct sh_err *err);
  * {"Networks": {"<net ID>" | "docker_gwbridge": {"<task ID>":
  *    {"EndpointID", "MacAddress", "IPv4Address": "10.0.1.3/24",
  *     "IPv6Address": ""}}},
- *  "GwBridge": {"Subnet": "172.18.0.0/16", "Gateway": "172.18.0.1"}}
- * (GwBridge is {} until docker_gwbridge exists). */
+ *  "GwBridge": {"Subnet": "172.18.0.0/16", "Gateway": "172.18.0.1"},
+ *  "Bridge": {"Subnet": "172.17.0.0/16", "Gateway": "172.17.0.1"}}
+ * (GwBridge, Bridge: {} until docker_gwbridge, docker0 exist). */
 json_t *overlay_view(struct overlay *ov);
 
 #endif

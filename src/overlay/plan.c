@@ -114,9 +114,9 @@ int ov_parse_ports(const json_t *ports, struct ov_port **out, size_t *n,
   return 0;
 }
 
-int ov_gw_pick(char *const *used, size_t nused, struct ipam_prefix *out,
-               sh_err *err) {
-  for (uint32_t b = 18; b <= 31; b++) {
+int ov_gw_pick(char *const *used, size_t nused, unsigned first,
+               const char *name, struct ipam_prefix *out, sh_err *err) {
+  for (uint32_t b = first; b <= 31; b++) {
     struct ipam_prefix c = {(172u << 24) | (b << 16), 16};
     bool clash = false;
     for (size_t i = 0; i < nused && !clash; i++) {
@@ -130,8 +130,8 @@ int ov_gw_pick(char *const *used, size_t nused, struct ipam_prefix *out,
     }
   }
   return sh_error(err, 503,
-                  "no free subnet for docker_gwbridge in 172.18.0.0/16 .. "
-                  "172.31.0.0/16");
+                  "no free subnet for %s in 172.%u.0.0/16 .. 172.31.0.0/16",
+                  name, first);
 }
 
 uint32_t ov_gw_next(struct ipam_prefix subnet, uint32_t last,
@@ -190,6 +190,20 @@ char *ov_nat_rules(struct ipam_prefix gw, const struct ov_dnat *d, size_t n) {
                d[i].port.proto == 6 ? "tcp" : "udp", d[i].port.published,
                ipam_ip_str(d[i].ip, ip), d[i].port.target);
   return b.data;
+}
+
+char *ov_docker0_rules(struct ipam_prefix br) {
+  char net[20];
+  return xasprintf(
+      "table ip shoal_bridge {\n"
+      "  chain postrouting {\n"
+      "    type nat hook postrouting priority srcnat; policy accept;\n"
+      "  }\n"
+      "}\n"
+      "flush chain ip shoal_bridge postrouting\n"
+      "add rule ip shoal_bridge postrouting ip saddr %s oifname != "
+      "\"" OV_DEFAULT_BRIDGE "\" masquerade\n",
+      ipam_prefix_str(br, net));
 }
 
 const char *ov_bridge_rules(void) {

@@ -34,8 +34,9 @@ def test_seed_network_ls_and_inspect_ingress():
         seed_manager(lab)
         rows = net_ls(lab, "swarma")
         got = {r["NAME"]: (r["DRIVER"], r["SCOPE"]) for r in rows}
-        assert got == {"docker_gwbridge": ("bridge", "local"), "host": ("host", "local"),
-                       "ingress": ("overlay", "swarm"), "none": ("null", "local")}, rows
+        assert got == {"bridge": ("bridge", "local"), "docker_gwbridge": ("bridge", "local"),
+                       "host": ("host", "local"), "ingress": ("overlay", "swarm"),
+                       "none": ("null", "local")}, rows
         ids = {r["NAME"]: r["NETWORK ID"] for r in rows}
         assert re.fullmatch(r"[0-9a-z]{12}", ids["ingress"]), ids
         assert re.fullmatch(r"[0-9a-f]{12}", ids["host"]), ids
@@ -66,6 +67,20 @@ def test_seed_network_ls_and_inspect_ingress():
         link = lab.exec("swarma", "ip", "-o", "addr", "show", "dev", "docker_gwbridge")[1]
         assert " 172.18.0.1/16 " in link, link
 
+        # bridge is the node's docker0, as dockerd makes it at start.
+        _, out, _ = lab.docker("swarma", "network", "inspect", "bridge", "--format",
+                               "{{.Scope}} {{.Driver}} {{range .IPAM.Config}}{{.Subnet}} "
+                               "{{.Gateway}}{{end}} {{index .Options "
+                               "\"com.docker.network.bridge.name\"}} {{index .Options "
+                               "\"com.docker.network.bridge.default_bridge\"}}")
+        assert out.strip() == "local bridge 172.17.0.0/16 172.17.0.1 docker0 true", out
+        link = lab.exec("swarma", "ip", "-o", "addr", "show", "dev", "docker0")[1]
+        assert " 172.17.0.1/16 " in link, link
+        assert "ip saddr 172.17.0.0/16 oifname != \"docker0\" masquerade" in \
+            lab.exec("swarma", "nft", "list", "table", "ip", "shoal_bridge")[1]
+        assert err_of(lab, "swarma", "network", "rm", "bridge").splitlines()[0] == \
+            "Error response from daemon: bridge is a pre-defined network and cannot be removed"
+
         # The node's hidden ingress sandbox, on both networks, as the seed
         # shows it: ingress-endpoint on ingress, gateway_ingress-sbox.
         def sbox(host, net):
@@ -84,7 +99,8 @@ def test_seed_network_ls_and_inspect_ingress():
         # and cannot create overlays.
         lab.join("swarmb", lab.token("swarma"))
         wait_until(lambda: {r["NAME"] for r in net_ls(lab, "swarmb")} ==
-                   {"docker_gwbridge", "host", "ingress", "none"}, 15, what="swarmb's networks")
+                   {"bridge", "docker_gwbridge", "host", "ingress", "none"}, 15,
+                   what="swarmb's networks")
         ing = lab.docker("swarmb", "network", "inspect", "-f", "{{.Id}} {{.Scope}}", "ingress")[1].split()
         assert ing == [full, "swarm"], ing
         # Its own sandbox with another address; each node lists both as Peers.
@@ -124,10 +140,10 @@ def test_overlay_create_inspect_filters_and_remove():
         assert [r["NAME"] for r in net_ls(lab, "swarma", "--filter", "type=custom")] == \
             ["auto", "docker_gwbridge", "ingress", "web"]
         assert [r["NAME"] for r in net_ls(lab, "swarma", "--filter", "type=builtin")] == \
-            ["host", "none"]
+            ["bridge", "host", "none"]
         assert [r["NAME"] for r in net_ls(lab, "swarma", "--filter", "label=team=web")] == ["web"]
         assert [r["NAME"] for r in net_ls(lab, "swarma", "--filter", "scope=local")] == \
-            ["docker_gwbridge", "host", "none"]
+            ["bridge", "docker_gwbridge", "host", "none"]
         assert [r["NAME"] for r in net_ls(lab, "swarma", "--filter", "dangling=true")] == \
             ["auto", "ingress", "web"]
         assert lab.docker("swarma", "network", "ls", "-q", "--no-trunc", "--filter",
@@ -146,6 +162,15 @@ def test_overlay_create_inspect_filters_and_remove():
             pre + "operation is not permitted on predefined host network"
         assert err_of(lab, "swarma", "network", "create", "-d", "nosuch", "x") == \
             pre + 'plugin "nosuch" not found'
+        # Driver options are applied or refused, never stored and ignored.
+        assert err_of(lab, "swarma", "network", "create", "-d", "overlay", "--opt", "encrypted",
+                      "sec") == \
+            pre + "encrypted overlay networks (--opt encrypted) are not supported by shoal yet"
+        lab.docker("swarma", "network", "create", "-d", "overlay", "-o",
+                   "com.docker.network.driver.overlay.vxlanid_list=5001", "vx")
+        assert lab.docker("swarma", "network", "inspect", "-f", "{{index .Options "
+                          "\"com.docker.network.driver.overlay.vxlanid_list\"}}", "vx")[1] == "5001\n"
+        lab.docker("swarma", "network", "rm", "vx")
         assert err_of(lab, "swarma", "network", "create", "-d", "overlay", "bad_") == \
             pre + "rpc error: code = InvalidArgument desc = name must be valid as a DNS name component"
         st, body = lab.api("swarma", "POST", "/networks/create",

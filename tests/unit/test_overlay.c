@@ -139,16 +139,24 @@ TEST(overlay_gateway_subnet_and_addresses) {
   struct ipam_prefix g;
   sh_err err = {0};
   char *none[] = {NULL};
-  CHECK_INT_EQ(ov_gw_pick(none, 0, &g, &err), 0);
+  CHECK_INT_EQ(ov_gw_pick(none, 0, 18, "docker_gwbridge", &g, &err), 0);
   CHECK_INT_EQ(g.addr, 0xac120000);
   CHECK_INT_EQ(g.len, 16);
   char *used[] = {"10.0.0.0/8", "172.18.5.0/24", "172.16.0.0/15",
                   "172.19.0.0/16"};
-  CHECK_INT_EQ(ov_gw_pick(used, 4, &g, &err), 0);
+  CHECK_INT_EQ(ov_gw_pick(used, 4, 18, "docker_gwbridge", &g, &err), 0);
   CHECK_INT_EQ(g.addr, 0xac140000); /* 172.20.0.0/16 */
   char *all[] = {"172.16.0.0/12"};
-  CHECK(ov_gw_pick(all, 1, &g, &err) < 0);
+  CHECK(ov_gw_pick(all, 1, 18, "docker_gwbridge", &g, &err) < 0);
   CHECK_INT_EQ(err.status, 503);
+  CHECK_STR_EQ(err.msg, "no free subnet for docker_gwbridge in 172.18.0.0/16 "
+                        ".. 172.31.0.0/16");
+  /* docker0 takes 172.17 first, as on a Docker host. */
+  CHECK_INT_EQ(ov_gw_pick(none, 0, 17, "docker0", &g, &err), 0);
+  CHECK_INT_EQ(g.addr, 0xac110000);
+  cleanup_free char *d0 = ov_docker0_rules(g);
+  CHECK(strstr(d0, "ip saddr 172.17.0.0/16 oifname != \"docker0\" "
+                   "masquerade") != NULL);
 
   /* Next-fit: after .2 comes .3 even when .2 is free again; skips taken
    * ones; wraps before the broadcast address. */
