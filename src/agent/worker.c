@@ -91,6 +91,7 @@ struct worker {
    * {"<net> <addr>" -> {Network, Addr, Host, Name}} (for the API). */
   json_t *peer_sets;
   json_t *ingress;  /* this node's ingress attachment, as last applied */
+  json_t *mesh;     /* the keyed mesh table as the leader sent it (loop) */
   struct dnsd *dns; /* the tasks' 127.0.0.11 (with a data plane) */
 };
 
@@ -549,25 +550,46 @@ static void apply_peers(struct job *j) {
   struct worker *w = j->w;
   size_t i;
   json_t *msg;
-  /* A mesh message is the whole table: only the last one queued counts
-   * (during a scale-up one arrives per status batch, and each rewrites
-   * the rules of every local task on the network). */
-  size_t last_mesh = SIZE_MAX;
+  /* Mesh messages are changes: folded into one, so that a scale-up's
+   * many batches rewrite each changed rule once. */
+  bool mesh_reset = false, any = false;
+  cleanup_json json_t *set = json_object();
+  cleanup_json json_t *del = json_object();
   json_array_foreach(j->adopted, i, msg) {
-    if (strcmp(jx_str(msg, "Type", ""), "mesh") == 0)
-      last_mesh = i;
+    if (strcmp(jx_str(msg, "Type", ""), "mesh") != 0)
+      continue;
+    any = true;
+    if (jx_bool(msg, "Reset", false)) {
+      mesh_reset = true;
+      json_object_clear(set);
+      json_object_clear(del);
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(msg, "Set"), k, v) {
+      json_object_set(set, k, v);
+      json_object_del(del, k);
+    }
+    size_t d;
+    json_array_foreach(json_object_get(msg, "Del"), d, v) {
+      if (!json_is_string(v))
+        continue;
+      json_object_del(set, json_string_value(v));
+      json_object_set_new(del, json_string_value(v), json_true());
+    }
+  }
+  if (any) {
+    cleanup_json json_t *dels = json_array();
+    const char *k;
+    json_t *v;
+    json_object_foreach(del, k, v) json_array_append_new(dels, json_string(k));
+    sh_err err = {0};
+    if (overlay_mesh(w->cfg.overlay, mesh_reset, set, dels, &err) < 0)
+      log_warn("routing mesh: %s", err.msg);
   }
   json_array_foreach(j->adopted, i, msg) {
-    if (strcmp(jx_str(msg, "Type", ""), "mesh") == 0) {
-      if (i != last_mesh)
-        continue;
-      sh_err err = {0};
-      if (overlay_mesh(w->cfg.overlay, json_object_get(msg, "Ports"),
-                       json_object_get(msg, "VIPs"),
-                       json_object_get(msg, "Sandboxes"), &err) < 0)
-        log_warn("routing mesh: %s", err.msg);
+    if (strcmp(jx_str(msg, "Type", ""), "mesh") == 0)
       continue;
-    }
     bool reset = jx_bool(msg, "Reset", false);
     cleanup_json json_t *by_net = json_object();
     const char *lists[] = {"Add", "Del"};
@@ -1116,11 +1138,42 @@ json_t *worker_network_view(struct worker *w) {
                    "Peers", peers);
 }
 
+/* Keeps the keyed mesh table (see manager/mesh.h) and gives the DNS the
+ * names of every network when any of them changed. */
+static void mesh_names_changed(struct worker *w, const json_t *msg) {
+  if (!w->mesh || jx_bool(msg, "Reset", false)) {
+    json_decref(w->mesh);
+    w->mesh = json_object();
+  }
+  bool names = jx_bool(msg, "Reset", false);
+  const char *k;
+  json_t *v;
+  json_object_foreach(json_object_get(msg, "Set"), k, v) {
+    json_object_set(w->mesh, k, v);
+    names |= str_has_prefix(k, "names/");
+  }
+  size_t i;
+  json_array_foreach(json_object_get(msg, "Del"), i, v) {
+    if (!json_is_string(v))
+      continue;
+    json_object_del(w->mesh, json_string_value(v));
+    names |= str_has_prefix(json_string_value(v), "names/");
+  }
+  if (!names || !w->dns)
+    return;
+  cleanup_json json_t *all = json_object();
+  json_object_foreach(w->mesh, k, v) {
+    if (str_has_prefix(k, "names/"))
+      json_object_set(all, k + strlen("names/"), v);
+  }
+  dnsd_set_names(w->dns, all);
+}
+
 void worker_peers(struct worker *w, const json_t *msg) {
   if (w->stopping || !w->cfg.overlay)
     return;
-  if (w->dns && strcmp(jx_str(msg, "Type", ""), "mesh") == 0)
-    dnsd_set_names(w->dns, json_object_get(msg, "Names"));
+  if (strcmp(jx_str(msg, "Type", ""), "mesh") == 0)
+    mesh_names_changed(w, msg);
   if (strcmp(jx_str(msg, "Type", ""), "peers") == 0)
     remember_peers(w, msg);
   json_array_append(w->peer_queue, (json_t *)msg);
@@ -1321,6 +1374,7 @@ static void maybe_free(struct worker *w) {
   json_decref(w->peer_queue);
   json_decref(w->peer_sets);
   json_decref(w->ingress);
+  json_decref(w->mesh);
   free(w->node_id);
   free(w);
 }

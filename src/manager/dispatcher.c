@@ -305,17 +305,17 @@ static void send_assignments(struct dispatcher *d, struct session *s) {
 }
 
 /* The routing mesh's table, the VIPs, the DNS names and the ingress
- * sandboxes: {Ports, VIPs, Names, Sandboxes} (see mesh.h). */
+ * sandboxes, keyed (see mesh.h). */
 static json_t *mesh_now(struct dispatcher *d) {
-  return json_pack("{s:o, s:o, s:o, s:o}", "Ports", mesh_table(d->m->store),
-                   "VIPs", mesh_vips(d->m->store), "Names",
-                   mesh_names(d->m->store), "Sandboxes",
-                   mesh_sandboxes(d->m->store));
+  return mesh_keyed(d->m->store);
 }
 
-static void send_mesh(struct http_req *req, json_t *mesh) {
-  json_t *msg = json_deep_copy(mesh);
-  json_object_set_new(msg, "Type", json_string("mesh"));
+/* {"Type": "mesh", "Reset", "Set": {key: value}, "Del": [key]}: all of it
+ * with Reset on a new session, then what changed. */
+static void send_mesh(struct http_req *req, bool reset, const json_t *set,
+                      const json_t *del) {
+  json_t *msg = json_pack("{s:s, s:b, s:O, s:O}", "Type", "mesh", "Reset",
+                          reset, "Set", set, "Del", del);
   send_line(req, msg);
   json_decref(msg);
 }
@@ -357,16 +357,18 @@ static void flush_dirty(uv_timer_t *t) {
       if (s->req)
         send_peers(s, all, false);
     json_decref(all);
+    /* Every session holds d->mesh_sent (sent whole at its start, then
+     * each change): one diff serves them all. */
     json_t *mesh = mesh_now(d);
-    if (d->mesh_sent && json_equal(mesh, d->mesh_sent)) {
-      json_decref(mesh);
-    } else {
-      json_decref(d->mesh_sent);
-      d->mesh_sent = mesh;
+    json_t *diff = d->mesh_sent ? mesh_diff(d->mesh_sent, mesh) : NULL;
+    if (diff)
       for (struct session *s = d->sessions; s; s = s->next)
         if (s->req)
-          send_mesh(s->req, mesh);
-    }
+          send_mesh(s->req, false, json_object_get(diff, "Set"),
+                    json_object_get(diff, "Del"));
+    json_decref(diff);
+    json_decref(d->mesh_sent);
+    d->mesh_sent = mesh;
   }
 }
 
@@ -590,7 +592,9 @@ void dispatcher_session(struct dispatcher *d, struct http_req *req,
   json_decref(all);
   if (!d->mesh_sent)
     d->mesh_sent = mesh_now(d);
-  send_mesh(req, d->mesh_sent);
+  json_t *none = json_array();
+  send_mesh(req, true, d->mesh_sent, none);
+  json_decref(none);
 
   json_t *desc = body ? json_object_get(body, "Description") : NULL;
   set_status(d, node_id, "ready", "", req->peer_addr,

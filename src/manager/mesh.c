@@ -273,3 +273,51 @@ json_t *mesh_names(struct store *s) {
   }
   return names;
 }
+
+json_t *mesh_keyed(struct store *s) {
+  json_t *out = json_object();
+  char key[160];
+  size_t i;
+  json_t *e;
+  cleanup_json json_t *ports = mesh_table(s);
+  json_array_foreach(ports, i, e) {
+    snprintf(key, sizeof key, "port/%s/%lld", jx_str(e, "Protocol", "tcp"),
+             (long long)jx_int(e, "PublishedPort", 0));
+    json_object_set(out, key, e);
+  }
+  cleanup_json json_t *vips = mesh_vips(s);
+  json_array_foreach(vips, i, e) {
+    snprintf(key, sizeof key, "vip/%s/%s", jx_str(e, "Network", ""),
+             jx_str(e, "Addr", ""));
+    json_object_set(out, key, e);
+  }
+  cleanup_json json_t *names = mesh_names(s);
+  const char *net;
+  json_object_foreach(names, net, e) {
+    snprintf(key, sizeof key, "names/%s", net);
+    json_object_set(out, key, e);
+  }
+  json_object_set_new(out, "sandboxes", mesh_sandboxes(s));
+  return out;
+}
+
+json_t *mesh_diff(const json_t *old, const json_t *now) {
+  json_t *set = json_object(), *del = json_array();
+  const char *k;
+  json_t *v;
+  json_object_foreach((json_t *)now, k, v) {
+    const json_t *was = json_object_get(old, k);
+    if (!was || !json_equal(was, v))
+      json_object_set(set, k, v);
+  }
+  json_object_foreach((json_t *)old, k, v) {
+    if (!json_object_get(now, k))
+      json_array_append_new(del, json_string(k));
+  }
+  if (json_object_size(set) == 0 && json_array_size(del) == 0) {
+    json_decref(set);
+    json_decref(del);
+    return NULL;
+  }
+  return json_pack("{s:o, s:o}", "Set", set, "Del", del);
+}

@@ -1,8 +1,8 @@
 /* The routing mesh's table, a pure function of the store: every port a
  * service publishes in ingress mode, with the ingress addresses of its
  * tasks that run now (on ready nodes, still desired running). Every node
- * gets the whole table (it is small: ports x tasks) over its dispatcher
- * session when it changes; each node's ingress sandbox spreads new
+ * gets it over its dispatcher session, whole when the session starts and
+ * then only the entries that changed (mesh_keyed, mesh_diff); each node's ingress sandbox spreads new
  * connections over the backends (see overlay/overlay.h). A task that stops,
  * or whose node goes down, leaves the table at once. */
 #ifndef SHOAL_MANAGER_MESH_H
@@ -39,5 +39,15 @@ json_t *mesh_vips(struct store *s);
  * addresses), "tasks.<name>" -> its running tasks' addresses, and each
  * task's name "<service>.<slot>.<task ID>" -> its address. Lowercase. */
 json_t *mesh_names(struct store *s);
+
+/* All of the above as one keyed table, what nodes are sent (as changes)
+ * and overlay_mesh takes: "port/<proto>/<published>" -> a mesh_table
+ * entry, "vip/<network>/<addr>" -> a mesh_vips entry, "names/<network>"
+ * -> that network's names (mesh_names), "sandboxes" -> mesh_sandboxes. */
+json_t *mesh_keyed(struct store *s);
+
+/* What turns keyed table old into now: {"Set": {key: value} (new or
+ * changed), "Del": [key]}; NULL when they are equal. */
+json_t *mesh_diff(const json_t *old, const json_t *now);
 
 #endif

@@ -4,6 +4,7 @@
 #ifndef SHOAL_OVERLAY_INTERNAL_H
 #define SHOAL_OVERLAY_INTERNAL_H
 
+#include "core/util.h"
 #include "ipam/ipam.h"
 
 #include <jansson.h>
@@ -102,20 +103,41 @@ struct ov_mesh_port {
   uint32_t *backends;
   size_t nbackends;
 };
-/* Parses [{"Protocol", "PublishedPort", "TargetPort", "KeepClientIP",
- * "Backends": ["10.255.0.5", ...]}]. Free with ov_mesh_free. 400 with the reason. */
+/* Parses one {"Protocol", "PublishedPort", "TargetPort", "KeepClientIP",
+ * "Backends": ["10.255.0.5", ...]} (free m->backends); 400 with the
+ * reason. ov_mesh_parse: an array of them (free with ov_mesh_free). */
+int ov_mesh_port_parse(const json_t *p, struct ov_mesh_port *m,
+                       struct sh_err *err);
 int ov_mesh_parse(const json_t *ports, struct ov_mesh_port **out, size_t *n,
                   struct sh_err *err);
 void ov_mesh_free(struct ov_mesh_port *p, size_t n);
 /* The node's `ip shoal_mesh` table: published ports on any local address
  * DNAT'ed to the ingress sandbox's gateway address (sbox), and connections
- * the node makes itself masqueraded so the sandbox can answer them. */
+ * the node makes itself masqueraded so the sandbox can answer them.
+ * ov_mesh_node_port: one port in or out of it. */
 char *ov_mesh_node_rules(uint32_t sbox, const struct ov_mesh_port *p, size_t n);
-/* The ingress sandbox's `ip shoal_lb` table: each port's new connections
- * spread over its backends (numgen, round robin), masqueraded out of the
- * sandbox's ingress interface (ingress_if) unless the port keeps the
- * client's address (packets marked OV_MESH_KEEP_MARK). */
-#define OV_MESH_KEEP_MARK 0x6b6369
+void ov_mesh_node_port(sh_buf *b, const struct ov_mesh_port *p, bool add);
+
+/* The ingress sandbox's `ip shoal_lb` table, made afresh (ov_lb_table)
+ * then changed a port at a time (ov_lb_port): a verdict map from
+ * protocol . port to the port's chain p_<proto>_<port>, whose one rule
+ * spreads new connections over the backends (numgen, round robin).
+ * Connections leave the sandbox's ingress interface (ingress_if)
+ * masqueraded, unless the port keeps the client's address (packets
+ * marked OV_MESH_KEEP_MARK). A changed port rewrites its own chain and
+ * nothing else; established connections keep their backend (conntrack). */
+#define OV_MESH_KEEP_MARK "0x6b6369"
+void ov_lb_table(sh_buf *b, const char *ingress_if);
+/* was NULL: the port is new; now NULL: it goes; both: its backends or
+ * target changed. */
+void ov_lb_port(sh_buf *b, const struct ov_mesh_port *was,
+                const struct ov_mesh_port *now);
+/* How long a backend that left the mesh stays refused. */
+#define OV_MESH_GONE_SECS 120
+/* Connections already sent to a backend that left (its conntrack entry
+ * keeps sending the client's SYN retries there) are answered with a
+ * reset instead of silence: ip joins `set gone` for secs seconds. */
+void ov_lb_gone(sh_buf *b, uint32_t ip, unsigned secs);
 /* A backend that keeps the client's address answers through the sandbox
  * that sent the connection: `ip shoal_kci` in the task's namespace marks
  * each connection arriving on ingress_if with the sending sandbox's
@@ -125,15 +147,6 @@ char *ov_kci_rules(const char *ingress_if);
 /* The mark (and routing table) of the connections a sandbox sent: its
  * IPv4 address's bytes read as a host-order word, as the rule loads it. */
 uint32_t ov_kci_mark(uint32_t sbox);
-char *ov_mesh_lb_rules(const char *ingress_if, const struct ov_mesh_port *p,
-                       size_t n);
-/* How long a backend that left the mesh stays refused. */
-#define OV_MESH_GONE_SECS 120
-/* Connections already sent to a backend that left (its conntrack entry
- * keeps sending the client's SYN retries there) are answered with a
- * reset instead of silence: `set gone` of the sandbox's table, refilled
- * with gone[i] for secs[i] more seconds. Appended to the lb rules. */
-char *ov_mesh_gone_rules(const uint32_t *gone, const unsigned *secs, size_t n);
 
 /* A task's view of a service VIP on one of its networks. */
 struct ov_vip {
@@ -141,9 +154,12 @@ struct ov_vip {
   uint32_t *backends;
   size_t nbackends;
 };
-/* The `ip shoal_vip` table in a task's namespace: connections the task
- * makes to a VIP are DNAT'ed to one of its backends (numgen, any port).
- * Malloc'd. */
-char *ov_vip_rules(const struct ov_vip *v, size_t n);
+/* The `ip shoal_vip` table in a task's namespace, made afresh
+ * (ov_vip_table), then a VIP at a time (ov_vip_chain): connections the
+ * task makes to a VIP jump (verdict map) to the VIP's chain v_<hex addr>,
+ * DNAT'ed to one of its backends (numgen, any port). existed: the chain
+ * is there; keep false: the VIP goes. */
+void ov_vip_table(sh_buf *b);
+void ov_vip_chain(sh_buf *b, const struct ov_vip *v, bool existed, bool keep);
 
 #endif

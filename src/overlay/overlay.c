@@ -43,26 +43,27 @@ struct overlay {
   struct ipam_prefix br;
   /* In memory only: net ID -> {"<addr>": "<host>"}. */
   json_t *peers;
-  /* In memory only: the routing mesh's ports (overlay_mesh), applied
-   * whenever the ingress sandbox exists; the VIPs, and the VIP rules each
-   * task's namespace was last given (task ID -> rules text). */
+  /* In memory only: the mesh's keyed table (overlay_mesh), applied
+   * whenever the ingress sandbox exists; lb_built: the sandbox's tables
+   * hold it. */
   json_t *mesh;
+  bool lb_built;
   /* Backends that left the mesh: address -> when (monotonic s) they stop
-   * being refused (see ov_mesh_gone_rules). */
+   * being refused (see ov_lb_gone). */
   json_t *gone;
-  json_t *vips;
+  /* The VIP chains in each task's table (task ID -> {vip key: true}), and
+   * the sandboxes each client-IP-keeping task routes replies to (task ID
+   * -> {"If": "eth0", "Sboxes": {addr: true}}). */
   json_t *vip_applied;
-  /* In memory only: every node's ingress sandbox address (overlay_mesh),
-   * and the sandboxes each client-IP-keeping task routes replies to
-   * (task ID -> {"If": "eth0", "Sboxes": {addr: true}}). */
-  json_t *sboxes;
   json_t *kci_applied;
   struct ov_net *nets;
   size_t nnets;
 };
 
-static int apply_mesh(struct overlay *ov, sh_err *err);
-static int apply_vips(struct overlay *ov, const char *only, sh_err *err);
+static int apply_mesh(struct overlay *ov, const json_t *old,
+                      const json_t *changed, sh_err *err);
+static int apply_vips(struct overlay *ov, const char *only,
+                      const json_t *changed, sh_err *err);
 static int apply_kci(struct overlay *ov, sh_err *err);
 
 /* ---- small helpers ---- */
@@ -420,6 +421,8 @@ int overlay_ensure_bridge(struct overlay *ov, sh_err *err) {
 
 static void detach_locked(struct overlay *ov, const char *id) {
   json_t *t = json_object_get(ov->tasks, id);
+  if (strcmp(id, OVERLAY_INGRESS_SBOX) == 0)
+    ov->lb_built = false; /* its tables go with its namespace */
   cleanup_free char *path = task_path(ov, id);
   char host[16], peer[16];
   size_t i;
@@ -612,9 +615,10 @@ int overlay_attach(struct overlay *ov, const struct overlay_task *task,
   if (rc < 0)
     detach_locked(ov, task->task_id);
   else if (strcmp(task->task_id, OVERLAY_INGRESS_SBOX) == 0)
-    rc = apply_mesh(ov, err); /* a new sandbox gets the mesh at once */
-  else if (ov->vips) {
-    rc = apply_vips(ov, task->task_id, err); /* before its container runs */
+    rc = apply_mesh(ov, NULL, NULL, err); /* a new sandbox: all of it */
+  else if (ov->mesh) {
+    /* before its container runs */
+    rc = apply_vips(ov, task->task_id, NULL, err);
     if (rc == 0)
       rc = apply_kci(ov, err);
   }
@@ -832,6 +836,11 @@ int overlay_leave(struct overlay *ov, sh_err *err) {
   ov->vip_applied = NULL;
   json_decref(ov->kci_applied);
   ov->kci_applied = NULL;
+  json_decref(ov->mesh);
+  ov->mesh = NULL;
+  json_decref(ov->gone);
+  ov->gone = NULL;
+  ov->lb_built = false;
   ov->have_gw = ov->gw_ready = false;
   ov->gw_last = 0;
   pthread_mutex_unlock(&ov->mu);
@@ -926,9 +935,7 @@ void overlay_close(struct overlay *ov) {
   json_decref(ov->peers);
   json_decref(ov->mesh);
   json_decref(ov->gone);
-  json_decref(ov->vips);
   json_decref(ov->vip_applied);
-  json_decref(ov->sboxes);
   json_decref(ov->kci_applied);
   free(ov->netns_dir);
   free(ov->state_path);
@@ -1011,62 +1018,141 @@ int overlay_ensure_gwbridge(struct overlay *ov, sh_err *err) {
 /* The ingress sandbox's first interface is its ingress endpoint. */
 #define SBOX_INGRESS_IF "eth0"
 
-/* Backends of the last table that this one drops become gone; live ones
- * stop being gone; expired ones are forgotten. ov->gone keeps the last
- * table's backends too, under "live". */
-static char *gone_rules(struct overlay *ov, const struct ov_mesh_port *p,
-                        size_t n) {
+static json_int_t now_secs(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  json_int_t now = (json_int_t)ts.tv_sec;
-  if (!ov->gone)
-    ov->gone = json_pack("{s:{}, s:{}}", "live", "until");
-  json_t *live = json_object(), *until = json_object_get(ov->gone, "until");
-  for (size_t i = 0; i < n; i++)
-    for (size_t k = 0; k < p[i].nbackends; k++) {
-      char ip[20];
-      json_object_set_new(live, ipam_ip_str(p[i].backends[k], ip), json_true());
-    }
-  const char *ip;
-  json_t *v;
-  json_object_foreach(json_object_get(ov->gone, "live"), ip, v) {
-    if (!json_object_get(live, ip))
-      json_object_set_new(until, ip, json_integer(now + OV_MESH_GONE_SECS));
-  }
-  void *tmp;
-  json_object_foreach_safe(until, tmp, ip, v) {
-    if (json_object_get(live, ip) || json_integer_value(v) <= now)
-      json_object_del(until, ip);
-  }
-  json_object_set_new(ov->gone, "live", live);
-  size_t ng = json_object_size(until), k = 0;
-  uint32_t *addrs = xcalloc(ng + 1, sizeof *addrs);
-  unsigned *secs = xcalloc(ng + 1, sizeof *secs);
-  json_object_foreach(until, ip, v) {
-    if (ipam_parse_ip(ip, &addrs[k], NULL) == 0)
-      secs[k++] = (unsigned)(json_integer_value(v) - now);
-  }
-  char *rules = ov_mesh_gone_rules(addrs, secs, k);
-  free(addrs);
-  free(secs);
-  return rules;
+  return (json_int_t)ts.tv_sec;
 }
 
-static int apply_mesh(struct overlay *ov, sh_err *err) {
+/* Every backend address of every port of keyed table m: {addr: true}. */
+static json_t *port_backends(const json_t *m) {
+  json_t *all = json_object();
+  const char *k;
+  json_t *e;
+  json_object_foreach((json_t *)m, k, e) {
+    if (!str_has_prefix(k, "port/"))
+      continue;
+    size_t i;
+    json_t *b;
+    json_array_foreach(json_object_get(e, "Backends"), i, b) {
+      if (json_is_string(b))
+        json_object_set_new(all, json_string_value(b), json_true());
+    }
+  }
+  return all;
+}
+
+/* The sandbox's tables and the node's, made afresh from ov->mesh. */
+static int lb_build(struct overlay *ov, struct nft *lb, uint32_t sbox,
+                    sh_err *err) {
+  size_t n = 0;
+  struct ov_mesh_port *ports =
+      xcalloc(json_object_size(ov->mesh) + 1, sizeof *ports);
+  cleanup_buf sh_buf b = {0};
+  ov_lb_table(&b, SBOX_INGRESS_IF);
+  const char *k;
+  json_t *e;
+  json_object_foreach(ov->mesh, k, e) {
+    if (!str_has_prefix(k, "port/"))
+      continue;
+    if (ov_mesh_port_parse(e, &ports[n], err) < 0) {
+      ov_mesh_free(ports, n);
+      return -1;
+    }
+    ov_lb_port(&b, NULL, &ports[n++]);
+  }
+  json_int_t now = now_secs();
+  json_object_foreach(ov->gone, k, e) {
+    uint32_t ip;
+    if (json_integer_value(e) > now && ipam_parse_ip(k, &ip, NULL) == 0)
+      ov_lb_gone(&b, ip, (unsigned)(json_integer_value(e) - now));
+  }
+  cleanup_free char *node = ov_mesh_node_rules(sbox, ports, n);
+  ov_mesh_free(ports, n);
+  return nft_apply(lb, b.data, err) < 0 || ensure_nft(ov, err) < 0 ||
+                 nft_apply(ov->nft, node, err) < 0
+             ? -1
+             : 0;
+}
+
+/* The ports in changed, one chain and one set element at a time; the
+ * backends that left every port become gone, those back are not. */
+static int lb_update(struct overlay *ov, struct nft *lb, const json_t *old,
+                     const json_t *changed, sh_err *err) {
+  cleanup_buf sh_buf b = {0};
+  cleanup_buf sh_buf node = {0};
+  const char *k;
+  json_t *v;
+  json_object_foreach((json_t *)changed, k, v) {
+    if (!str_has_prefix(k, "port/"))
+      continue;
+    const json_t *was_j = json_object_get(old, k);
+    const json_t *now_j = json_object_get(ov->mesh, k);
+    struct ov_mesh_port was = {0}, now = {0};
+    if ((was_j && ov_mesh_port_parse(was_j, &was, err) < 0) ||
+        (now_j && ov_mesh_port_parse(now_j, &now, err) < 0)) {
+      free(was.backends);
+      return -1;
+    }
+    ov_lb_port(&b, was_j ? &was : NULL, now_j ? &now : NULL);
+    if (!was_j != !now_j)
+      ov_mesh_node_port(&node, now_j ? &now : &was, now_j != NULL);
+    free(was.backends);
+    free(now.backends);
+  }
+  cleanup_json json_t *before = port_backends(old);
+  cleanup_json json_t *after = port_backends(ov->mesh);
+  json_int_t now = now_secs();
+  if (!ov->gone)
+    ov->gone = json_object();
+  json_t *back = json_array();
+  const char *ip;
+  json_object_foreach(before, ip, v) {
+    uint32_t a;
+    if (!json_object_get(after, ip) && ipam_parse_ip(ip, &a, NULL) == 0) {
+      ov_lb_gone(&b, a, OV_MESH_GONE_SECS);
+      json_object_set_new(ov->gone, ip, json_integer(now + OV_MESH_GONE_SECS));
+    }
+  }
+  void *tmp;
+  json_object_foreach_safe(ov->gone, tmp, ip, v) {
+    if (json_object_get(after, ip)) {
+      if (json_integer_value(v) > now)
+        json_array_append_new(back, json_string(ip));
+      json_object_del(ov->gone, ip);
+    } else if (json_integer_value(v) <= now) {
+      json_object_del(ov->gone, ip); /* the kernel let it go too */
+    }
+  }
+  int rc = 0;
+  if ((b.len && nft_apply(lb, b.data, err) < 0) ||
+      (node.len &&
+       (ensure_nft(ov, err) < 0 || nft_apply(ov->nft, node.data, err) < 0)))
+    rc = -1;
+  /* One at a time, failures ignored: the element may just have expired
+   * (this nft has no "destroy element"). */
+  size_t i;
+  json_array_foreach(back, i, v) {
+    cleanup_free char *del = xasprintf("delete element ip shoal_lb gone { %s }",
+                                       json_string_value(v));
+    nft_apply(lb, del, NULL);
+  }
+  json_decref(back);
+  return rc;
+}
+
+/* Brings the sandbox's and the node's tables to ov->mesh: all of it when
+ * they were not built from the previous table (changed NULL, a new
+ * sandbox, a failure), else only the changed ports. */
+static int apply_mesh(struct overlay *ov, const json_t *old,
+                      const json_t *changed, sh_err *err) {
   const json_t *t = json_object_get(ov->tasks, OVERLAY_INGRESS_SBOX);
   cleanup_free char *path = task_path(ov, OVERLAY_INGRESS_SBOX);
   uint32_t sbox = t ? task_gw_ip(t) : 0;
-  if (!ov->mesh || !sbox || !is_netns(path))
+  if (!ov->mesh || !sbox || !is_netns(path)) {
+    ov->lb_built = false;
     return 0; /* applied once the sandbox exists */
-  struct ov_mesh_port *ports = NULL;
-  size_t n = 0;
-  if (ov_mesh_parse(ov->mesh, &ports, &n, err) < 0)
-    return -1;
-  cleanup_free char *node_rules = ov_mesh_node_rules(sbox, ports, n);
-  cleanup_free char *lb_only = ov_mesh_lb_rules(SBOX_INGRESS_IF, ports, n);
-  cleanup_free char *gone = gone_rules(ov, ports, n);
-  cleanup_free char *lb_rules = xasprintf("%s%s", lb_only, gone);
-  ov_mesh_free(ports, n);
+  }
   cleanup_fd int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return sh_errno(err, errno, "open %s", path);
@@ -1081,53 +1167,111 @@ static int apply_mesh(struct overlay *ov, sh_err *err) {
       netdev_sysctl_set(ov->node_fd,
                         "net/ipv4/conf/" OV_GW_BRIDGE "/route_localnet", "1",
                         err) < 0 ||
-      nft_open(fd, &lb, err) < 0 || nft_apply(lb, lb_rules, err) < 0 ||
-      ensure_nft(ov, err) < 0 || nft_apply(ov->nft, node_rules, err) < 0)
+      nft_open(fd, &lb, err) < 0)
     goto out;
-  rc = 0;
+  rc = ov->lb_built && changed ? lb_update(ov, lb, old, changed, err)
+                               : lb_build(ov, lb, sbox, err);
 out:
+  ov->lb_built = rc == 0;
   nft_close(lb);
   return rc;
 }
 
-/* The VIP rules for one task: the VIPs of the networks it is on. */
-static char *vip_rules_for(struct overlay *ov, const json_t *task) {
-  size_t nv = json_array_size(ov->vips), n = 0;
-  struct ov_vip *v = xcalloc(nv ? nv : 1, sizeof *v);
+static bool task_on_net(const json_t *task, const char *net) {
   size_t i;
-  json_t *vip;
-  json_array_foreach(ov->vips, i, vip) {
-    const char *net = jx_str(vip, "Network", "");
-    bool on = false;
-    size_t k;
-    json_t *a;
-    json_array_foreach(json_object_get(task, "Attachments"), k, a) on |=
-        strcmp(att_net_id(a), net) == 0;
-    if (!on || ipam_parse_ip(jx_str(vip, "Addr", ""), &v[n].addr, NULL) < 0)
-      continue;
-    const json_t *bk = json_object_get(vip, "Backends");
-    v[n].backends = xcalloc(json_array_size(bk) + 1, sizeof *v[n].backends);
-    json_t *b;
-    json_array_foreach(bk, k, b) {
-      uint32_t ip;
-      if (ipam_parse_ip(json_string_value(b) ? json_string_value(b) : "", &ip,
-                        NULL) == 0)
-        v[n].backends[v[n].nbackends++] = ip;
-    }
-    n++;
+  json_t *a;
+  json_array_foreach(json_object_get(task, "Attachments"), i, a) {
+    if (strcmp(att_net_id(a), net) == 0)
+      return true;
   }
-  char *rules = ov_vip_rules(v, n);
-  for (i = 0; i < n; i++)
-    free(v[i].backends);
-  free(v);
-  return rules;
+  return false;
 }
 
-/* Brings every task's VIP rules (or only task id's) up to date; a task
- * whose rules did not change is not touched. */
-static int apply_vips(struct overlay *ov, const char *only, sh_err *err) {
+/* A VIP entry {"Network", "Addr", "Backends"}; the address alone (for a
+ * VIP that goes) from its key "vip/<net>/<addr>". */
+static int vip_parse(const char *key, const json_t *e, struct ov_vip *v) {
+  memset(v, 0, sizeof *v);
+  const char *addr = e ? jx_str(e, "Addr", "") : strrchr(key, '/') + 1;
+  if (ipam_parse_ip(addr, &v->addr, NULL) < 0)
+    return -1;
+  const json_t *bk = json_object_get(e, "Backends");
+  v->backends = xcalloc(json_array_size(bk) + 1, sizeof *v->backends);
+  size_t k;
+  json_t *b;
+  json_array_foreach(bk, k, b) {
+    uint32_t ip;
+    if (ipam_parse_ip(json_string_value(b) ? json_string_value(b) : "", &ip,
+                      NULL) == 0)
+      v->backends[v->nbackends++] = ip;
+  }
+  return 0;
+}
+
+/* One task's `ip shoal_vip`: made afresh with every VIP of its networks
+ * when it has none yet (or changed is NULL), else only the changed VIPs
+ * of its networks are added, rewritten or removed. */
+static int vips_task(struct overlay *ov, const char *id, const json_t *task,
+                     const json_t *changed, sh_err *err) {
+  const json_t *applied = json_object_get(ov->vip_applied, id);
+  bool full = !applied || !changed;
+  cleanup_json json_t *next = full ? json_object() : json_deep_copy(applied);
+  cleanup_buf sh_buf b = {0};
+  if (full)
+    ov_vip_table(&b);
+  const char *k;
+  json_t *e;
+  json_object_foreach(full ? ov->mesh : (json_t *)changed, k, e) {
+    if (!str_has_prefix(k, "vip/"))
+      continue;
+    const json_t *now = json_object_get(ov->mesh, k);
+    bool on = now && task_on_net(task, jx_str(now, "Network", ""));
+    bool had = !full && json_object_get(applied, k);
+    if (!on && !had)
+      continue;
+    struct ov_vip v;
+    if (vip_parse(k, now, &v) < 0)
+      continue;
+    ov_vip_chain(&b, &v, had, on);
+    free(v.backends);
+    if (on)
+      json_object_set_new(next, k, json_true());
+    else
+      json_object_del(next, k);
+  }
+  if (!b.len)
+    return 0;
+  cleanup_free char *path = task_path(ov, id);
+  cleanup_fd int fd = open(path, O_RDONLY | O_CLOEXEC);
+  struct nft *n = NULL;
+  sh_err e2 = {0};
+  int rc = 0;
+  if (fd < 0 || nft_open(fd, &n, &e2) < 0 || nft_apply(n, b.data, &e2) < 0) {
+    sh_error(err, 500, "task %s: VIP rules: %s", id,
+             fd < 0 ? strerror(errno) : e2.msg);
+    json_object_del(ov->vip_applied, id); /* made afresh next time */
+    rc = -1;
+  } else {
+    json_object_set(ov->vip_applied, id, next);
+  }
+  nft_close(n);
+  return rc;
+}
+
+/* Brings every task's VIP rules (or only task id's) to ov->mesh; changed
+ * NULL: each table made afresh. */
+static int apply_vips(struct overlay *ov, const char *only,
+                      const json_t *changed, sh_err *err) {
   if (!ov->vip_applied)
     ov->vip_applied = json_object();
+  if (changed) {
+    bool any = false;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)changed, k, v) any |=
+        str_has_prefix(k, "vip/");
+    if (!any)
+      return 0;
+  }
   int rc = 0;
   const char *id;
   json_t *t;
@@ -1136,22 +1280,8 @@ static int apply_vips(struct overlay *ov, const char *only, sh_err *err) {
         strcmp(id, OVERLAY_INGRESS_SBOX) == 0 ||
         json_array_size(json_object_get(t, "Attachments")) == 0)
       continue;
-    cleanup_free char *rules = vip_rules_for(ov, t);
-    if (strcmp(jx_str(ov->vip_applied, id, ""), rules) == 0)
-      continue;
-    cleanup_free char *path = task_path(ov, id);
-    cleanup_fd int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct nft *n = NULL;
-    sh_err e = {0};
-    if (fd < 0 || nft_open(fd, &n, &e) < 0 || nft_apply(n, rules, &e) < 0) {
-      if (rc == 0)
-        sh_error(err, 500, "task %s: VIP rules: %s", id,
-                 fd < 0 ? strerror(errno) : e.msg);
+    if (vips_task(ov, id, t, only ? NULL : changed, rc < 0 ? NULL : err) < 0)
       rc = -1;
-    } else {
-      json_object_set_new(ov->vip_applied, id, json_string(rules));
-    }
-    nft_close(n);
   }
   /* Forget tasks that went. */
   void *tmp;
@@ -1187,7 +1317,7 @@ static void kci_iface(const json_t *task, const json_t *keep, char out[16]) {
  * changed is touched. */
 #define KCI_RULE_PRIO 100
 static int kci_task(struct overlay *ov, const char *id, const char *ifname,
-                    const json_t *old, sh_err *err) {
+                    const json_t *sboxes, const json_t *old, sh_err *err) {
   cleanup_free char *path = task_path(ov, id);
   cleanup_fd int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
@@ -1204,7 +1334,7 @@ static int kci_task(struct overlay *ov, const char *id, const char *ifname,
   json_t *v;
   /* Sandboxes that left, or every one if the task stops keeping. */
   json_object_foreach((json_t *)was, ip, v) {
-    if (*ifname && same_if && json_object_get(ov->sboxes, ip))
+    if (*ifname && same_if && json_object_get(sboxes, ip))
       continue;
     uint32_t a;
     if (ipam_parse_ip(ip, &a, NULL) < 0)
@@ -1228,7 +1358,7 @@ static int kci_task(struct overlay *ov, const char *id, const char *ifname,
       netdev_sysctl_set(fd, key, "2", err) < 0 ||
       nft_apply(nft, rules, err) < 0)
     goto out;
-  json_object_foreach(ov->sboxes, ip, v) {
+  json_object_foreach((json_t *)sboxes, ip, v) {
     if (same_if && json_object_get(was, ip))
       continue;
     uint32_t a;
@@ -1249,17 +1379,26 @@ static int apply_kci(struct overlay *ov, sh_err *err) {
   if (!ov->kci_applied)
     ov->kci_applied = json_object();
   cleanup_json json_t *keep = json_object();
-  size_t i;
+  cleanup_json json_t *sboxes = json_object();
+  const char *k;
   json_t *p;
-  json_array_foreach(ov->mesh, i, p) {
-    if (!jx_bool(p, "KeepClientIP", false))
+  json_object_foreach(ov->mesh, k, p) {
+    if (!str_has_prefix(k, "port/") || !jx_bool(p, "KeepClientIP", false))
       continue;
-    size_t k;
+    size_t i;
     json_t *b;
-    json_array_foreach(json_object_get(p, "Backends"), k, b) {
+    json_array_foreach(json_object_get(p, "Backends"), i, b) {
       if (json_is_string(b))
         json_object_set_new(keep, json_string_value(b), json_true());
     }
+  }
+  size_t i;
+  json_t *sb;
+  json_array_foreach(json_object_get(ov->mesh, "sandboxes"), i, sb) {
+    uint32_t a;
+    if (json_is_string(sb) &&
+        ipam_parse_ip(json_string_value(sb), &a, NULL) == 0)
+      json_object_set_new(sboxes, json_string_value(sb), json_true());
   }
   int rc = 0;
   const char *id;
@@ -1273,10 +1412,10 @@ static int apply_kci(struct overlay *ov, sh_err *err) {
     if (!*ifname && !old)
       continue;
     if (old && strcmp(jx_str(old, "If", ""), ifname) == 0 &&
-        json_equal(json_object_get(old, "Sboxes"), ov->sboxes))
+        json_equal(json_object_get(old, "Sboxes"), sboxes))
       continue;
     sh_err e = {0};
-    if (kci_task(ov, id, ifname, old, &e) < 0) {
+    if (kci_task(ov, id, ifname, sboxes, old, &e) < 0) {
       if (rc == 0)
         sh_error(err, e.status, "task %s: client address rules: %s", id, e.msg);
       rc = -1;
@@ -1284,7 +1423,7 @@ static int apply_kci(struct overlay *ov, sh_err *err) {
     } else if (*ifname) {
       json_object_set_new(
           ov->kci_applied, id,
-          json_pack("{s:s, s:O}", "If", ifname, "Sboxes", ov->sboxes));
+          json_pack("{s:s, s:O}", "If", ifname, "Sboxes", sboxes));
     } else {
       json_object_del(ov->kci_applied, id);
     }
@@ -1297,30 +1436,41 @@ static int apply_kci(struct overlay *ov, sh_err *err) {
   return rc;
 }
 
-int overlay_mesh(struct overlay *ov, const json_t *ports, const json_t *vips,
-                 const json_t *sandboxes, sh_err *err) {
-  if (!json_is_array(ports))
-    return sh_error(err, 400, "mesh ports must be an array");
+int overlay_mesh(struct overlay *ov, bool reset, const json_t *set,
+                 const json_t *del, sh_err *err) {
+  if ((set && !json_is_object(set)) || (del && !json_is_array(del)))
+    return sh_error(err, 400,
+                    "mesh changes: set must be an object, del an "
+                    "array");
   pthread_mutex_lock(&ov->mu);
-  json_decref(ov->mesh);
-  ov->mesh = json_deep_copy(ports);
-  json_decref(ov->vips);
-  ov->vips = json_is_array(vips) ? json_deep_copy(vips) : json_array();
-  json_decref(ov->sboxes);
-  ov->sboxes = json_object();
-  size_t i;
-  json_t *sb;
-  json_array_foreach(sandboxes, i, sb) {
-    uint32_t a;
-    if (json_is_string(sb) &&
-        ipam_parse_ip(json_string_value(sb), &a, NULL) == 0)
-      json_object_set_new(ov->sboxes, json_string_value(sb), json_true());
+  json_t *old = ov->mesh ? ov->mesh : json_object();
+  json_t *next = reset ? json_object() : json_copy(old);
+  cleanup_json json_t *changed = json_object();
+  const char *k;
+  json_t *v;
+  if (reset)
+    json_object_foreach(old, k, v) json_object_set_new(changed, k, json_true());
+  json_object_foreach((json_t *)set, k, v) {
+    json_object_set(next, k, v);
+    json_object_set_new(changed, k, json_true());
   }
-  int rc = apply_mesh(ov, err);
-  if (apply_vips(ov, NULL, rc < 0 ? NULL : err) < 0)
+  size_t i;
+  json_array_foreach(del, i, v) {
+    if (!json_is_string(v))
+      continue;
+    json_object_del(next, json_string_value(v));
+    json_object_set_new(changed, json_string_value(v), json_true());
+  }
+  ov->mesh = next;
+  /* A reset (a new session) makes every table afresh. */
+  int rc = apply_mesh(ov, old, reset ? NULL : changed, err);
+  if (apply_vips(ov, NULL, reset ? NULL : changed, rc < 0 ? NULL : err) < 0)
     rc = -1;
-  if (apply_kci(ov, rc < 0 ? NULL : err) < 0)
+  bool kci = reset || json_object_get(changed, "sandboxes");
+  json_object_foreach(changed, k, v) kci |= str_has_prefix(k, "port/");
+  if (kci && apply_kci(ov, rc < 0 ? NULL : err) < 0)
     rc = -1;
+  json_decref(old);
   pthread_mutex_unlock(&ov->mu);
   return rc;
 }

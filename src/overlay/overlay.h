@@ -87,26 +87,32 @@ int overlay_gc(struct overlay *ov, const char *const *live_task_ids,
 int overlay_leave(struct overlay *ov, struct sh_err *err);
 
 /* The routing mesh (Docker's ingress load balancing, on nftables since
- * this kernel has no IPVS): ports is the whole table, [{"Protocol",
- * "PublishedPort", "TargetPort", "Backends": ["10.255.0.5", ...]}]. Every
- * local address of the node answers on each PublishedPort: the node
- * DNATs to its ingress sandbox (table ip shoal_mesh), which spreads new
- * connections over the backends' ingress addresses and masquerades them
- * out of its ingress endpoint (table ip shoal_lb); established
- * connections keep their backend. Kept and applied whenever the sandbox
- * (OVERLAY_INGRESS_SBOX) exists. */
-/* vips: [{"Network", "Addr", "Backends": [...]}] (manager/mesh.h): each
- * task on one of those networks gets, in its own namespace, `ip
- * shoal_vip` DNAT'ing connections to the VIP over the backends (Docker's
- * per-container IPVS); a new task gets its rules before its container
- * starts. */
-/* A port with "KeepClientIP": true is not masqueraded: its backends see
- * the client's address and send their replies back through the sandbox
- * that forwarded the connection (policy routing by a connection mark in
- * the task's namespace; sandboxes: every node's ingress sandbox address,
- * ["10.255.0.2", ...]). */
-int overlay_mesh(struct overlay *ov, const json_t *ports, const json_t *vips,
-                 const json_t *sandboxes, struct sh_err *err);
+ * this kernel has no IPVS), the service VIPs and the ingress sandboxes,
+ * as one keyed table (manager/mesh.h, mesh_keyed):
+ *   "port/<proto>/<published>": {"Protocol", "PublishedPort",
+ *       "TargetPort", "KeepClientIP", "Backends": ["10.255.0.5", ...]}
+ *   "vip/<network ID>/<addr>": {"Network", "Addr", "Backends": [...]}
+ *   "sandboxes": ["10.255.0.2", ...] (every node's ingress sandbox)
+ * Other keys are ignored. reset: the table becomes set; else set's keys
+ * are added or replaced and del's (an array of keys) removed.
+ *
+ * Every local address of the node answers on each published port: the
+ * node DNATs to its ingress sandbox (table ip shoal_mesh), which spreads
+ * new connections over the backends' ingress addresses and masquerades
+ * them out of its ingress endpoint (table ip shoal_lb); established
+ * connections keep their backend. Each task on a VIP's network gets, in
+ * its own namespace, `ip shoal_vip` DNAT'ing connections to the VIP over
+ * the backends (Docker's per-container IPVS); a new task gets its rules
+ * before its container starts. A port with "KeepClientIP" is not
+ * masqueraded: its backends see the client's address and send replies
+ * back through the sandbox that forwarded the connection (policy routing
+ * by a connection mark in the task's namespace).
+ *
+ * Only what changed is rewritten: a port's chain and set elements, a
+ * VIP's chain in the namespaces of the tasks on its network; a reset, a
+ * new sandbox or a failed update makes the tables afresh. */
+int overlay_mesh(struct overlay *ov, bool reset, const json_t *set,
+                 const json_t *del, struct sh_err *err);
 
 /* Makes docker0, the node's `bridge` network (172.17.0.0/16 or the first
  * free /16 after it; masqueraded by `table ip shoal_bridge`), as dockerd

@@ -220,6 +220,35 @@ const char *ov_bridge_rules(void) {
          "*\" oifname \"" OV_GW_PORT_PREFIX "*\" drop\n";
 }
 
+int ov_mesh_port_parse(const json_t *p, struct ov_mesh_port *m, sh_err *err) {
+  memset(m, 0, sizeof *m);
+  const char *proto = jx_str(p, "Protocol", "tcp");
+  int64_t t = jx_int(p, "TargetPort", 0), pub = jx_int(p, "PublishedPort", 0);
+  int pr = !strcmp(proto, "tcp") ? 6 : !strcmp(proto, "udp") ? 17 : 0;
+  if (!pr || t < 1 || t > 65535 || pub < 1 || pub > 65535)
+    return sh_error(err, 400, "invalid routing mesh port %s %lld:%lld", proto,
+                    (long long)pub, (long long)t);
+  m->proto = pr;
+  m->published = (uint16_t)pub;
+  m->target = (uint16_t)t;
+  m->keep_client_ip = jx_bool(p, "KeepClientIP", false);
+  const json_t *b = json_object_get(p, "Backends");
+  m->backends = xcalloc(json_array_size(b) + 1, sizeof *m->backends);
+  size_t j;
+  const json_t *ip;
+  json_array_foreach(b, j, ip) {
+    uint32_t a;
+    if (ipam_parse_ip(json_string_value(ip) ? json_string_value(ip) : "", &a,
+                      err) < 0) {
+      free(m->backends);
+      m->backends = NULL;
+      return -1;
+    }
+    m->backends[m->nbackends++] = a;
+  }
+  return 0;
+}
+
 int ov_mesh_parse(const json_t *ports, struct ov_mesh_port **out, size_t *n,
                   sh_err *err) {
   *out = NULL;
@@ -230,32 +259,11 @@ int ov_mesh_parse(const json_t *ports, struct ov_mesh_port **out, size_t *n,
   size_t i;
   const json_t *p;
   json_array_foreach(ports, i, p) {
-    const char *proto = jx_str(p, "Protocol", "tcp");
-    int64_t t = jx_int(p, "TargetPort", 0), pub = jx_int(p, "PublishedPort", 0);
-    int pr = !strcmp(proto, "tcp") ? 6 : !strcmp(proto, "udp") ? 17 : 0;
-    if (!pr || t < 1 || t > 65535 || pub < 1 || pub > 65535) {
+    if (ov_mesh_port_parse(p, &v[k], err) < 0) {
       ov_mesh_free(v, k);
-      return sh_error(err, 400, "invalid routing mesh port %s %lld:%lld", proto,
-                      (long long)pub, (long long)t);
+      return -1;
     }
-    struct ov_mesh_port *m = &v[k++];
-    m->proto = pr;
-    m->published = (uint16_t)pub;
-    m->target = (uint16_t)t;
-    m->keep_client_ip = jx_bool(p, "KeepClientIP", false);
-    const json_t *b = json_object_get(p, "Backends");
-    m->backends = xcalloc(json_array_size(b) + 1, sizeof *m->backends);
-    size_t j;
-    const json_t *ip;
-    json_array_foreach(b, j, ip) {
-      uint32_t a;
-      if (ipam_parse_ip(json_string_value(ip) ? json_string_value(ip) : "", &a,
-                        err) < 0) {
-        ov_mesh_free(v, k);
-        return -1;
-      }
-      m->backends[m->nbackends++] = a;
-    }
+    k++;
   }
   *out = v;
   *n = k;
@@ -311,41 +319,91 @@ char *ov_mesh_node_rules(uint32_t sbox, const struct ov_mesh_port *p,
   return b.data;
 }
 
-char *ov_mesh_lb_rules(const char *ingress_if, const struct ov_mesh_port *p,
-                       size_t n) {
-  sh_buf b = {0};
-  buf_printf(&b,
+void ov_lb_table(sh_buf *b, const char *ingress_if) {
+  /* Declared, deleted and made again in one batch: whatever was there
+   * (a restart's leftovers) goes, atomically. */
+  buf_printf(b,
+             "table ip shoal_lb {}\n"
+             "delete table ip shoal_lb\n"
              "table ip shoal_lb {\n"
+             "  map ports {\n"
+             "    type inet_proto . inet_service : verdict\n"
+             "  }\n"
+             "  set gone {\n"
+             "    type ipv4_addr\n"
+             "    flags timeout\n"
+             "  }\n"
              "  chain prerouting {\n"
              "    type nat hook prerouting priority dstnat; policy accept;\n"
+             "    meta l4proto . th dport vmap @ports\n"
              "  }\n"
              "  chain postrouting {\n"
              "    type nat hook postrouting priority srcnat; policy accept;\n"
+             "    oifname \"%s\" meta mark != " OV_MESH_KEEP_MARK
+             " masquerade\n"
              "  }\n"
-             "}\n"
-             "flush chain ip shoal_lb prerouting\n"
-             "flush chain ip shoal_lb postrouting\n"
-             "add rule ip shoal_lb postrouting oifname \"%s\" "
-             "meta mark != 0x%x masquerade\n",
-             ingress_if, OV_MESH_KEEP_MARK);
-  for (size_t i = 0; i < n; i++) {
-    if (p[i].nbackends == 0)
-      continue; /* nothing runs: the sandbox itself refuses */
-    char keep[40] = "";
-    if (p[i].keep_client_ip)
-      snprintf(keep, sizeof keep, "meta mark set 0x%x ", OV_MESH_KEEP_MARK);
-    buf_printf(&b,
-               "add rule ip shoal_lb prerouting %s dport %u %sdnat to numgen "
-               "inc mod %zu map { ",
-               proto_name(p[i].proto), p[i].published, keep, p[i].nbackends);
-    for (size_t k = 0; k < p[i].nbackends; k++) {
-      char ip[20];
-      buf_printf(&b, "%s%zu : %s", k ? ", " : "", k,
-                 ipam_ip_str(p[i].backends[k], ip));
-    }
-    buf_printf(&b, " } : %u\n", p[i].target);
+             "  chain forward {\n"
+             "    type filter hook forward priority 0; policy accept;\n"
+             "    ip daddr @gone meta l4proto tcp reject with tcp reset\n"
+             "    ip daddr @gone reject\n"
+             "  }\n"
+             "}\n",
+             ingress_if);
+}
+
+/* Only the new connections' rule: nothing runs, no rule (the sandbox
+ * itself refuses). */
+static void lb_port_rule(sh_buf *b, const struct ov_mesh_port *p) {
+  if (p->nbackends == 0)
+    return;
+  buf_printf(b,
+             "add rule ip shoal_lb p_%s_%u meta l4proto %s %sdnat to numgen "
+             "inc mod %zu map { ",
+             proto_name(p->proto), p->published, proto_name(p->proto),
+             p->keep_client_ip ? "meta mark set " OV_MESH_KEEP_MARK " " : "",
+             p->nbackends);
+  for (size_t k = 0; k < p->nbackends; k++) {
+    char ip[20];
+    buf_printf(b, "%s%zu : %s", k ? ", " : "", k,
+               ipam_ip_str(p->backends[k], ip));
   }
-  return b.data;
+  buf_printf(b, " } : %u\n", p->target);
+}
+
+void ov_lb_port(sh_buf *b, const struct ov_mesh_port *was,
+                const struct ov_mesh_port *now) {
+  const struct ov_mesh_port *p = now ? now : was;
+  if (!p)
+    return;
+  const char *pr = proto_name(p->proto);
+  unsigned port = p->published;
+  if (!now) {
+    buf_printf(b,
+               "delete element ip shoal_lb ports { %s . %u }\n"
+               "flush chain ip shoal_lb p_%s_%u\n"
+               "delete chain ip shoal_lb p_%s_%u\n",
+               pr, port, pr, port, pr, port);
+    return;
+  }
+  if (was)
+    buf_printf(b, "flush chain ip shoal_lb p_%s_%u\n", pr, port);
+  else
+    buf_printf(b,
+               "add chain ip shoal_lb p_%s_%u\n"
+               "add element ip shoal_lb ports { %s . %u : jump p_%s_%u }\n",
+               pr, port, pr, port, pr, port);
+  lb_port_rule(b, now);
+}
+
+void ov_lb_gone(sh_buf *b, uint32_t ip, unsigned secs) {
+  char a[20];
+  buf_printf(b, "add element ip shoal_lb gone { %s timeout %us }\n",
+             ipam_ip_str(ip, a), secs ? secs : 1);
+}
+
+void ov_mesh_node_port(sh_buf *b, const struct ov_mesh_port *p, bool add) {
+  buf_printf(b, "%s element ip shoal_mesh ports { %s . %u }\n",
+             add ? "add" : "delete", proto_name(p->proto), p->published);
 }
 
 char *ov_kci_rules(const char *ingress_if) {
@@ -371,50 +429,46 @@ uint32_t ov_kci_mark(uint32_t sbox) {
   return htonl(sbox);
 }
 
-char *ov_vip_rules(const struct ov_vip *v, size_t n) {
-  sh_buf b = {0};
-  buf_printf(&b, "table ip shoal_vip {\n"
-                 "  chain output {\n"
-                 "    type nat hook output priority -100; policy accept;\n"
-                 "  }\n"
-                 "}\n"
-                 "flush chain ip shoal_vip output\n");
-  for (size_t i = 0; i < n; i++) {
-    if (v[i].nbackends == 0)
-      continue;
-    char ip[20];
-    buf_printf(&b,
-               "add rule ip shoal_vip output ip daddr %s dnat to numgen inc "
-               "mod %zu map { ",
-               ipam_ip_str(v[i].addr, ip), v[i].nbackends);
-    for (size_t k = 0; k < v[i].nbackends; k++)
-      buf_printf(&b, "%s%zu : %s", k ? ", " : "", k,
-                 ipam_ip_str(v[i].backends[k], ip));
-    buf_printf(&b, " }\n");
-  }
-  return b.data;
+void ov_vip_table(sh_buf *b) {
+  buf_printf(b, "table ip shoal_vip {}\n"
+                "delete table ip shoal_vip\n"
+                "table ip shoal_vip {\n"
+                "  map vips {\n"
+                "    type ipv4_addr : verdict\n"
+                "  }\n"
+                "  chain output {\n"
+                "    type nat hook output priority -100; policy accept;\n"
+                "    ip daddr vmap @vips\n"
+                "  }\n"
+                "}\n");
 }
 
-char *ov_mesh_gone_rules(const uint32_t *gone, const unsigned *secs, size_t n) {
-  sh_buf b = {0};
-  buf_printf(&b, "table ip shoal_lb {\n"
-                 "  set gone {\n"
-                 "    type ipv4_addr\n"
-                 "    flags timeout\n"
-                 "  }\n"
-                 "  chain forward {\n"
-                 "    type filter hook forward priority 0; policy accept;\n"
-                 "  }\n"
-                 "}\n"
-                 "flush chain ip shoal_lb forward\n"
-                 "flush set ip shoal_lb gone\n"
-                 "add rule ip shoal_lb forward ip daddr @gone meta l4proto tcp "
-                 "reject with tcp reset\n"
-                 "add rule ip shoal_lb forward ip daddr @gone reject\n");
-  for (size_t i = 0; i < n; i++) {
-    char ip[20];
-    buf_printf(&b, "add element ip shoal_lb gone { %s timeout %us }\n",
-               ipam_ip_str(gone[i], ip), secs[i] ? secs[i] : 1);
+void ov_vip_chain(sh_buf *b, const struct ov_vip *v, bool existed, bool keep) {
+  char ip[20];
+  ipam_ip_str(v->addr, ip);
+  unsigned hex = v->addr;
+  if (!keep) {
+    buf_printf(b,
+               "delete element ip shoal_vip vips { %s }\n"
+               "flush chain ip shoal_vip v_%08x\n"
+               "delete chain ip shoal_vip v_%08x\n",
+               ip, hex, hex);
+    return;
   }
-  return b.data;
+  if (existed)
+    buf_printf(b, "flush chain ip shoal_vip v_%08x\n", hex);
+  else
+    buf_printf(b,
+               "add chain ip shoal_vip v_%08x\n"
+               "add element ip shoal_vip vips { %s : jump v_%08x }\n",
+               hex, ip, hex);
+  if (v->nbackends == 0)
+    return;
+  buf_printf(b,
+             "add rule ip shoal_vip v_%08x dnat to numgen inc mod %zu map { ",
+             hex, v->nbackends);
+  for (size_t k = 0; k < v->nbackends; k++)
+    buf_printf(b, "%s%zu : %s", k ? ", " : "", k,
+               ipam_ip_str(v->backends[k], ip));
+  buf_printf(b, " }\n");
 }

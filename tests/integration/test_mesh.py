@@ -72,10 +72,21 @@ def test_published_port_answers_on_every_node_and_spreads_over_replicas():
         assert idle == "432000", idle
 
         # Scale up: the new replica gets traffic; scale down and drain: the
-        # mesh stops sending to tasks that are gone.
+        # mesh stops sending to tasks that are gone. Only the port's own
+        # chain is rewritten: the table and its dispatch rule keep their
+        # handles (a rebuilt table would renumber them).
+        def lb_handles():
+            out = lab.exec("moby", "nsenter", "--net=" + sb, "nft", "-a", "list", "table", "ip",
+                           "shoal_lb")[1]
+            return re.findall(r"(?:vmap @ports|masquerade) # handle (\d+)", out), out
+        handles, _ = lb_handles()
+        assert len(handles) == 2, handles
         lab.service("swarma", "scale", "--detach", "my-web=3")
         wait_running(lab, "my-web", 3, 90)
         names3 = replica_names(lab, "my-web")
+        wait_until(lambda: lb_handles()[1].count(" : 10.255.") == 3, 20,
+                   what="3 backends in moby's sandbox")
+        assert lb_handles()[0] == handles, (handles, lb_handles())
 
         def all_three():
             seen = {get(lab, "registry", "http://%s:8080/" % lab.ip("moby")) for _ in range(9)}

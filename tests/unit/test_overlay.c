@@ -66,73 +66,125 @@ TEST(overlay_names_macs_and_rules) {
   CHECK(strstr(ov_bridge_rules(), "iifname \"gw-*\" oifname \"gw-*\" drop"));
 }
 
-TEST(overlay_mesh_rules_spread_each_port_over_its_backends) {
+/* A parsed port (the fixtures are valid: a failure aborts the test). */
+static struct ov_mesh_port port_of(const char *js) {
+  json_t *j = json_loads(js, 0, NULL);
+  struct ov_mesh_port p;
+  if (ov_mesh_port_parse(j, &p, NULL) < 0)
+    abort();
+  json_decref(j);
+  return p;
+}
+
+TEST(overlay_mesh_rules_change_one_port_at_a_time) {
+  NETNS_SANDBOX(dir);
+  struct nft *n = NULL;
   sh_err err = {0};
-  json_t *ports = json_loads(
-      "[{\"Protocol\":\"tcp\",\"PublishedPort\":8080,\"TargetPort\":80,"
-      "\"Backends\":[\"10.255.0.5\",\"10.255.0.6\"]},"
-      "{\"Protocol\":\"udp\",\"PublishedPort\":5353,\"TargetPort\":53,"
-      "\"Backends\":[]}]",
-      0, NULL);
-  struct ov_mesh_port *p = NULL;
-  size_t n = 0;
-  CHECK_INT_EQ(ov_mesh_parse(ports, &p, &n, &err), 0);
-  CHECK_INT_EQ(n, 2);
-  cleanup_free char *lb = ov_mesh_lb_rules("eth0", p, n);
-  CHECK(strstr(lb, "add rule ip shoal_lb prerouting tcp dport 8080 dnat to "
-                   "numgen inc mod 2 map { 0 : 10.255.0.5, 1 : 10.255.0.6 } "
-                   ": 80\n") != NULL);
-  CHECK(strstr(lb, "udp dport 5353") == NULL); /* no backend, no rule */
-  CHECK(strstr(lb, "oifname \"eth0\" meta mark != 0x6b6369 masquerade") !=
+  CHECK_INT_EQ(nft_open(-1, &n, &err), 0);
+  struct ov_mesh_port two =
+      port_of("{\"Protocol\":\"tcp\",\"PublishedPort\":8080,\"TargetPort\":80,"
+              "\"Backends\":[\"10.255.0.5\",\"10.255.0.6\"]}");
+  struct ov_mesh_port one =
+      port_of("{\"Protocol\":\"tcp\",\"PublishedPort\":8080,\"TargetPort\":80,"
+              "\"KeepClientIP\":true,\"Backends\":[\"10.255.0.6\"]}");
+  struct ov_mesh_port udp =
+      port_of("{\"Protocol\":\"udp\",\"PublishedPort\":5353,\"TargetPort\":53,"
+              "\"Backends\":[]}");
+  /* Made afresh: the table, two ports, a backend refused for a while. */
+  sh_buf b = {0};
+  ov_lb_table(&b, "eth0");
+  ov_lb_port(&b, NULL, &two);
+  ov_lb_port(&b, NULL, &udp);
+  ov_lb_gone(&b, 0x0aff0009, 120);
+  CHECK_INT_EQ(nft_apply(n, b.data, &err), 0);
+  buf_free(&b);
+  char *out = NULL;
+  CHECK_INT_EQ(nft_query(n, "list table ip shoal_lb", &out, &err), 0);
+  CHECK(strstr(out, "tcp . 8080 : jump p_tcp_8080") != NULL);
+  CHECK(strstr(out, "udp . 5353 : jump p_udp_5353") != NULL);
+  CHECK(strstr(out, "meta l4proto tcp dnat to numgen inc mod 2 map { 0 : "
+                    "10.255.0.5, 1 : 10.255.0.6 }:80") != NULL);
+  CHECK(strstr(out, "oifname \"eth0\" meta mark != 0x006b6369 masquerade") !=
         NULL);
-  cleanup_free char *node = ov_mesh_node_rules(0xac120002, p, n);
+  CHECK(strstr(out, "ip daddr @gone reject with tcp reset") != NULL);
+  CHECK(strstr(out, "10.255.0.9 timeout 2m") != NULL);
+  free(out);
+  /* One port changes (a backend left, the label came): only its chain;
+   * the other goes. Applied on top, as a transaction each. */
+  ov_lb_port(&b, &two, &one);
+  CHECK(strstr(b.data, "flush chain ip shoal_lb p_tcp_8080\n") != NULL);
+  CHECK(strstr(b.data, "5353") == NULL);
+  ov_lb_port(&b, &udp, NULL);
+  CHECK_INT_EQ(nft_apply(n, b.data, &err), 0);
+  buf_free(&b);
+  CHECK_INT_EQ(nft_query(n, "list table ip shoal_lb", &out, &err), 0);
+  CHECK(strstr(out, "meta l4proto tcp meta mark set 0x006b6369 dnat to numgen "
+                    "inc mod 1 map { 0 : 10.255.0.6 }:80") != NULL);
+  CHECK(strstr(out, "10.255.0.5") == NULL);
+  CHECK(strstr(out, "5353") == NULL);
+  free(out);
+  /* The node's table: every published port to the sandbox; one port at
+   * a time after. */
+  cleanup_free char *node = ov_mesh_node_rules(0xac120002, &two, 1);
   CHECK(strstr(node, "dnat ip to 172.18.0.2") != NULL);
   CHECK(strstr(node, "add element ip shoal_mesh ports { tcp . 8080 }") != NULL);
-  CHECK(strstr(node, "add element ip shoal_mesh ports { udp . 5353 }") != NULL);
-  ov_mesh_free(p, n);
-  json_decref(ports);
-  /* A port that keeps the client's address is marked, not masqueraded. */
-  ports = json_loads("[{\"Protocol\":\"tcp\",\"PublishedPort\":8080,"
-                     "\"TargetPort\":80,\"KeepClientIP\":true,"
-                     "\"Backends\":[\"10.255.0.5\"]}]",
-                     0, NULL);
-  CHECK_INT_EQ(ov_mesh_parse(ports, &p, &n, &err), 0);
-  cleanup_free char *keep = ov_mesh_lb_rules("eth0", p, n);
-  CHECK(strstr(keep, "tcp dport 8080 meta mark set 0x6b6369 dnat to numgen") !=
-        NULL);
-  ov_mesh_free(p, n);
-  json_decref(ports);
+  ov_mesh_node_port(&b, &udp, true);
+  CHECK_STR_EQ(b.data, "add element ip shoal_mesh ports { udp . 5353 }\n");
+  buf_free(&b);
+  free(two.backends);
+  free(one.backends);
+  free(udp.backends);
+  nft_close(n);
+
   cleanup_free char *kci = ov_kci_rules("eth1");
   CHECK(strstr(kci, "iifname \"eth1\" ct state new ct mark set @ll,64,32") !=
         NULL);
   /* The mark is the sandbox address's bytes as the rule loads them. */
   uint32_t m = ov_kci_mark(0x0aff0002);
   CHECK(memcmp(&m, "\x0a\xff\x00\x02", 4) == 0);
-  /* A backend that left is refused with a reset for a while. */
-  uint32_t gone[1] = {0x0aff0005};
-  unsigned secs[1] = {120};
-  cleanup_free char *g = ov_mesh_gone_rules(gone, secs, 1);
-  CHECK(strstr(g, "add element ip shoal_lb gone { 10.255.0.5 timeout 120s }") !=
-        NULL);
-  CHECK(strstr(g, "ip daddr @gone meta l4proto tcp reject with tcp reset") !=
-        NULL);
-  ports = json_loads("[{\"Protocol\":\"sctp\",\"PublishedPort\":1,"
-                     "\"TargetPort\":1}]",
-                     0, NULL);
-  CHECK_INT_EQ(ov_mesh_parse(ports, &p, &n, &err), -1);
+  json_t *bad = json_loads("{\"Protocol\":\"sctp\",\"PublishedPort\":1,"
+                           "\"TargetPort\":1}",
+                           0, NULL);
+  struct ov_mesh_port p;
+  CHECK_INT_EQ(ov_mesh_port_parse(bad, &p, &err), -1);
   CHECK_INT_EQ(err.status, 400);
-  json_decref(ports);
+  json_decref(bad);
 }
 
-TEST(overlay_vip_rules_spread_connections_to_a_vip) {
-  uint32_t b[2] = {0x0a000105, 0x0a000106};
-  struct ov_vip v[2] = {{0x0a000102, b, 2}, {0x0a000103, NULL, 0}};
-  cleanup_free char *r = ov_vip_rules(v, 2);
-  CHECK(strstr(r, "add rule ip shoal_vip output ip daddr 10.0.1.2 dnat to "
-                  "numgen inc mod 2 map { 0 : 10.0.1.5, 1 : 10.0.1.6 }\n") !=
-        NULL);
-  CHECK(strstr(r, "10.0.1.3") == NULL); /* no backend, no rule */
-  CHECK(strstr(r, "flush chain ip shoal_vip output") != NULL);
+TEST(overlay_vip_rules_change_one_vip_at_a_time) {
+  NETNS_SANDBOX(dir);
+  struct nft *n = NULL;
+  sh_err err = {0};
+  CHECK_INT_EQ(nft_open(-1, &n, &err), 0);
+  uint32_t b2[2] = {0x0a000105, 0x0a000106};
+  struct ov_vip v1 = {0x0a000102, b2, 2}, v2 = {0x0a000103, NULL, 0};
+  sh_buf b = {0};
+  ov_vip_table(&b);
+  ov_vip_chain(&b, &v1, false, true);
+  ov_vip_chain(&b, &v2, false, true);
+  CHECK_INT_EQ(nft_apply(n, b.data, &err), 0);
+  buf_free(&b);
+  char *out = NULL;
+  CHECK_INT_EQ(nft_query(n, "list table ip shoal_vip", &out, &err), 0);
+  CHECK(strstr(out, "ip daddr vmap @vips") != NULL);
+  CHECK(strstr(out, "10.0.1.2 : jump v_0a000102") != NULL);
+  CHECK(strstr(out, "dnat to numgen inc mod 2 map { 0 : 10.0.1.5, 1 : "
+                    "10.0.1.6 }") != NULL);
+  free(out);
+  /* v2 gets a backend, v1 goes: nothing else is rewritten. */
+  uint32_t b1[1] = {0x0a000107};
+  v2.backends = b1;
+  v2.nbackends = 1;
+  ov_vip_chain(&b, &v2, true, true);
+  ov_vip_chain(&b, &v1, true, false);
+  CHECK(strstr(b.data, "ov_vip_table") == NULL);
+  CHECK_INT_EQ(nft_apply(n, b.data, &err), 0);
+  buf_free(&b);
+  CHECK_INT_EQ(nft_query(n, "list table ip shoal_vip", &out, &err), 0);
+  CHECK(strstr(out, "v_0a000102") == NULL);
+  CHECK(strstr(out, "dnat to numgen inc mod 1 map { 0 : 10.0.1.7 }") != NULL);
+  free(out);
+  nft_close(n);
 }
 
 TEST(overlay_gateway_subnet_and_addresses) {

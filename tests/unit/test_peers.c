@@ -283,3 +283,25 @@ TEST(mesh_names_per_network_vip_tasks_aliases_and_dnsrr) {
   json_decref(n);
   fx_free(&f);
 }
+
+TEST(mesh_diff_sends_only_what_changed) {
+  json_t *old = json_loads("{\"port/tcp/8080\":{\"Backends\":[\"10.255.0.5\"]},"
+                           "\"vip/n1/10.0.1.2\":{\"Backends\":[]},"
+                           "\"sandboxes\":[\"10.255.0.2\"]}",
+                           0, NULL);
+  json_t *now = json_loads("{\"port/tcp/8080\":{\"Backends\":[\"10.255.0.5\","
+                           "\"10.255.0.6\"]},\"names/n1\":{\"web\":[]},"
+                           "\"sandboxes\":[\"10.255.0.2\"]}",
+                           0, NULL);
+  json_t *d = mesh_diff(old, now);
+  CHECK(d != NULL);
+  cleanup_free char *set = jx_dump(json_object_get(d, "Set"));
+  CHECK_STR_EQ(set, "{\"port/tcp/8080\":{\"Backends\":[\"10.255.0.5\","
+                    "\"10.255.0.6\"]},\"names/n1\":{\"web\":[]}}");
+  cleanup_free char *del = jx_dump(json_object_get(d, "Del"));
+  CHECK_STR_EQ(del, "[\"vip/n1/10.0.1.2\"]");
+  json_decref(d);
+  CHECK(mesh_diff(now, now) == NULL);
+  json_decref(old);
+  json_decref(now);
+}
