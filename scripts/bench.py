@@ -56,6 +56,9 @@ SVC_RUN_CAP = 60.0      # create -> N/N running, per round
 SVC_GONE_CAP = 30.0     # remove -> no container left, per round
 SVC_PHASE_CAP = 100.0   # all rounds of one phase (1 node, 3 nodes)
 SVC_MAX_POLLS = int(SVC_RUN_CAP / SVC_POLL_S) + 1
+SECCOMP_N = 20          # replicas per round of the seccomp comparison (1 node)
+SECCOMP_ROUNDS = 2      # rounds per mode, alternating (default, unconfined)
+SECCOMP_CAP = 60.0      # all of its rounds
 
 
 class BenchError(Exception):
@@ -430,9 +433,10 @@ def rss_kib_or_none(pid):
         return None  # ended while we looked
 
 
-def svc_round(mgr, nodes, n, labdir, name, at_full=None, network=None):
+def svc_round(mgr, nodes, n, labdir, name, at_full=None, network=None, seccomp=None):
     """One round: create busybox `sleep 3600` replicated n (attached to the
-    network ID `network` if given), poll the tasks every SVC_POLL_S until n
+    network ID `network` if given; Privileges.Seccomp.Mode `seccomp` if
+    given), poll the tasks every SVC_POLL_S until n
     are running, call at_full() if given, remove the service and wait until
     no container of it is left on any node (API) and no conmon of the lab
     remains. Returns a dict of figures."""
@@ -443,6 +447,8 @@ def svc_round(mgr, nodes, n, labdir, name, at_full=None, network=None):
             "Mode": {"Replicated": {"Replicas": n}}}
     if network:
         body["TaskTemplate"]["Networks"] = [{"Target": network}]
+    if seccomp:
+        body["TaskTemplate"]["ContainerSpec"]["Privileges"] = {"Seccomp": {"Mode": seccomp}}
     res = {"n": n, "capped": False, "gone_capped": False, "running": 0}
     w0 = time.time()
     t0 = time.monotonic()
@@ -486,6 +492,19 @@ def svc_round(mgr, nodes, n, labdir, name, at_full=None, network=None):
         time.sleep(SVC_POLL_S)
     res["t_gone"] = time.monotonic() - t1
     return res
+
+
+def alternate(kinds, n_rounds, cap, run):
+    """run(kind, i) for round i of each kind in turn, until cap seconds have
+    passed; returns ({kind: [results]}, capped)."""
+    out = {k: [] for k in kinds}
+    t_end = time.monotonic() + cap
+    for i in range(n_rounds):
+        for k in kinds:
+            if time.monotonic() > t_end:
+                return out, True
+            out[k].append(run(k, i))
+    return out, False
 
 
 def svc_phase(mgr, nodes, labdir, tag, at_full=None):
@@ -545,6 +564,16 @@ def main_services(args):
         one.append(svc_round(mgr, [mgr], n, args.dir, "bench-1node-%d" % n,
                              at_full if n == SVC_SIZES[-1] else None))
 
+    # Seccomp: the same tasks under the default profile and unconfined,
+    # alternating, on the manager alone.
+    sc_rounds, sc_capped = alternate(
+        ("default", "unconfined"), SECCOMP_ROUNDS, SECCOMP_CAP,
+        lambda mode, i: svc_round(mgr, [mgr], SECCOMP_N, args.dir, "bench-seccomp-%s-%d" % (mode, i),
+                                  seccomp=mode))
+    sc = {mode: [x for r in rs for x in r["starts"]] for mode, rs in sc_rounds.items()}
+    sc_capped = sc_capped or any(r["capped"] for rs in sc_rounds.values() for r in rs)
+    sc_info = mgr.json("GET", "/info").get("SecurityOptions")
+
     # Three nodes: start the workers' shoald, join them, pull on each.
     token = mgr.json("GET", "/swarm")["JoinTokens"]["Worker"]
     wclients = []
@@ -596,6 +625,17 @@ def main_services(args):
         print("%-*s %6d %9s %9s %9s %9s" % (w, label, len(xs), ms(statistics.median(xs)), ms(pct(xs, 99)),
                                             ms(min(xs)), ms(max(xs))))
     print("%-*s   %s" % (w, "", "create sent -> the task's Status.Timestamp of state running"))
+    for mode in ("default", "unconfined"):
+        xs = sc[mode]
+        label = "1 node, seccomp %s" % mode
+        if not xs:
+            print("%-*s %6d   (no samples)" % (w, label, 0))
+            continue
+        print("%-*s %6d %9s %9s %9s %9s" % (w, label, len(xs), ms(statistics.median(xs)), ms(pct(xs, 99)),
+                                            ms(min(xs)), ms(max(xs))))
+    print("%-*s   %s" % (w, "", "%d rounds of N=%d per mode, alternating; info SecurityOptions %s%s"
+                         % (SECCOMP_ROUNDS, SECCOMP_N, json.dumps(sc_info),
+                            "; CAPPED at %.0fs" % SECCOMP_CAP if sc_capped else "")))
     print()
     print("%-*s %14s   %s" % (w, "memory (1 node)", "value", "note"))
     print("%-*s %14s   %s" % (w, "-" * w, "-" * 14, "-" * 30))
@@ -756,16 +796,10 @@ def main_networks(args):
     # 1. Start latency on the manager alone: the bare crun limit, then
     # rounds alternating no network / overlay.
     crun_xs = crun_limit(args, m_host)
-    rounds = {"none": [], "overlay": []}
-    start_capped = False
-    t_end = time.monotonic() + NET_START_CAP
-    for r in range(NET_ROUNDS):
-        for kind in ("none", "overlay"):
-            if time.monotonic() > t_end:
-                start_capped = True
-                break
-            rounds[kind].append(svc_round(mgr, [mgr], NET_N, args.dir, "benchnet-%s-%d" % (kind, r),
-                                          network=nid if kind == "overlay" else None))
+    rounds, start_capped = alternate(
+        ("none", "overlay"), NET_ROUNDS, NET_START_CAP,
+        lambda kind, r: svc_round(mgr, [mgr], NET_N, args.dir, "benchnet-%s-%d" % (kind, r),
+                                  network=nid if kind == "overlay" else None))
 
     # 2. Throughput: the worker joins; a global service on benchnet puts one
     # task on each node; iperf3 of the nodes runs in the tasks' namespaces.

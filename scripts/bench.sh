@@ -61,7 +61,7 @@ teardown() {
   local rc=$?
   if [ "$rc" -ne 0 ]; then
     [ "$rc" -eq 124 ] && echo "bench: timed out (BENCH_TIMEOUT=${BENCH_TIMEOUT:-150}s," \
-      "BENCH_HA_TIMEOUT=${BENCH_HA_TIMEOUT:-150}s, BENCH_SVC_TIMEOUT=${BENCH_SVC_TIMEOUT:-240}s," \
+      "BENCH_HA_TIMEOUT=${BENCH_HA_TIMEOUT:-150}s, BENCH_SVC_TIMEOUT=${BENCH_SVC_TIMEOUT:-320}s," \
       "BENCH_NET_TIMEOUT=${BENCH_NET_TIMEOUT:-200}s, BENCH_MESH_TIMEOUT=${BENCH_MESH_TIMEOUT:-200}s)" >&2
     echo "bench: FAILED (exit $rc)" >&2
     for h in "$mgr" "$wkr"; do
@@ -176,7 +176,7 @@ else
   export SHOALD_ARGS="--registry-mirror http://$svc_reg_addr"
   if want services; then
     reg_lab_up "$svc_dir" "${svc_hosts[@]}"
-    timeout -k 5 "${BENCH_SVC_TIMEOUT:-240}" python3 scripts/bench.py --services --lab "$lab" \
+    timeout -k 5 "${BENCH_SVC_TIMEOUT:-320}" python3 scripts/bench.py --services --lab "$lab" \
       --dir "$svc_dir" --hosts "$(IFS=,; echo "${svc_hosts[*]}")"
     reg_lab_down "$svc_dir"
   fi

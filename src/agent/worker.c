@@ -14,6 +14,7 @@
 #include "exec/exec.h"
 #include "image/image.h"
 #include "overlay/overlay.h"
+#include "seccomp/seccomp.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -330,6 +331,12 @@ static int prepare(struct job *j) {
   const json_t *task = j->task;
   const json_t *cs = jx_get(task, "Spec.ContainerSpec");
   const char *image = jx_str(cs, "Image", "");
+  /* Checked at service create; a spec from before that fails here. */
+  enum seccomp_mode smode;
+  cleanup_seccomp seccomp_profile *custom = NULL;
+  if (seccomp_from_swarm(jx_get(cs, "Privileges.Seccomp"), &smode, &custom,
+                         &j->err) < 0)
+    return -1;
   cleanup_free char *image_id = NULL;
   if (image_resolve(w->cfg.images, image, &image_id, NULL) < 0 &&
       image_pull(w->cfg.images, image, NULL, NULL, NULL, &image_id, &j->err) <
@@ -443,6 +450,9 @@ static int prepare(struct job *j) {
       .network_mode = host ? "host" : NULL,
       .resolv_conf = j->dns_fd >= 0 ? DNS_RESOLV_CONF : NULL,
       .networks = nets,
+      .seccomp = smode == SECCOMP_MODE_CUSTOM    ? custom
+                 : smode == SECCOMP_MODE_DEFAULT ? w->cfg.seccomp
+                                                 : NULL,
   };
   if (spec.user && !*spec.user)
     spec.user = NULL;

@@ -21,6 +21,7 @@ struct workq;
 struct image_store;
 struct executor;
 struct overlay;
+struct seccomp_profile;
 struct worker;
 
 struct worker_config {
@@ -31,6 +32,9 @@ struct worker_config {
   /* The node's data plane for swarm networks; NULL: tasks get a private
    * namespace with loopback only (unit tests). */
   struct overlay *overlay;
+  /* ContainerSpec.Privileges.Seccomp mode "default" (or none): this
+   * profile; NULL: such tasks run without seccomp. Borrowed. */
+  const struct seccomp_profile *seccomp;
   /* Resolvers for names the embedded DNS does not know (dockerd's --dns);
    * NULL or empty: the node's /etc/resolv.conf. */
   const char *const *dns;

@@ -410,7 +410,6 @@ int schema_check_go(const char *json, size_t len, const struct go_type *root,
 #define GO_LIST(var, name, elem)                                               \
   static const struct go_type var = {GO_SLICE, name, 0, NULL, elem}
 
-GO_SCALAR(t_any, GO_ANY, "", 0);
 GO_SCALAR(t_string, GO_STRING, "string", 0);
 GO_SCALAR(t_bool, GO_BOOL, "bool", 0);
 GO_SCALAR(t_int, GO_INT, "int", 64);
@@ -426,6 +425,7 @@ GO_SCALAR(t_mount_type, GO_STRING, "mount.Type", 0);
 GO_SCALAR(t_consistency, GO_STRING, "mount.Consistency", 0);
 GO_SCALAR(t_propagation, GO_STRING, "mount.Propagation", 0);
 GO_SCALAR(t_seccomp_mode, GO_STRING, "swarm.SeccompMode", 0);
+GO_SCALAR(t_bytes, GO_STRING, "[]uint8", 0); /* base64 */
 GO_SCALAR(t_apparmor_mode, GO_STRING, "swarm.AppArmorMode", 0);
 GO_SCALAR(t_isolation, GO_STRING, "container.Isolation", 0);
 GO_SCALAR(t_resolution, GO_STRING, "swarm.ResolutionMode", 0);
@@ -458,7 +458,7 @@ static const struct go_field f_selinux[] = {
     {"Type", &t_string},  {"Level", &t_string}, {0}};
 GO_STRUCT_T(t_selinux, "swarm.SELinuxContext", f_selinux);
 static const struct go_field f_seccomp[] = {
-    {"Mode", &t_seccomp_mode}, {"Profile", &t_any}, {0}};
+    {"Mode", &t_seccomp_mode}, {"Profile", &t_bytes}, {0}};
 GO_STRUCT_T(t_seccomp, "swarm.SeccompOpts", f_seccomp);
 static const struct go_field f_apparmor[] = {{"Mode", &t_apparmor_mode}, {0}};
 GO_STRUCT_T(t_apparmor, "swarm.AppArmorOpts", f_apparmor);

@@ -227,8 +227,12 @@ static void info(struct api_call *c) {
   json_object_set_new(j, "LiveRestoreEnabled", json_false());
   json_object_set_new(j, "Isolation", json_string(""));
   json_object_set_new(j, "InitBinary", json_string(""));
-  json_object_set_new(j, "SecurityOptions",
-                      json_pack("[s]", "name=seccomp,profile=builtin"));
+  /* Only what tasks here really get: the default seccomp profile when it
+   * was read and a runtime applies it. No AppArmor or SELinux. */
+  json_t *so = json_array();
+  if (d->exec && d->seccomp)
+    json_array_append_new(so, json_string("name=seccomp,profile=builtin"));
+  json_object_set_new(j, "SecurityOptions", so);
   json_object_set_new(j, "Warnings", json_array());
   api_reply_json(c->req, 200, j);
 }

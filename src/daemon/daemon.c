@@ -18,6 +18,7 @@
 #include "image/image.h"
 #include "manager/manager.h"
 #include "raft/raftnode.h"
+#include "seccomp/seccomp.h"
 
 #include <errno.h>
 #include <ftw.h>
@@ -386,6 +387,7 @@ static void start_worker(struct shoald *d) {
       .images = d->images,
       .exec = d->exec,
       .overlay = d->overlay,
+      .seccomp = d->seccomp,
       .dns = (const char *const *)d->cfg.dns,
       .node_id = d->node_id,
       .report = worker_report,
@@ -473,6 +475,12 @@ int shoald_init(struct shoald *d, uv_loop_t *loop, sh_err *err) {
     log_warn("no container runtime: %s", xerr.msg);
     d->exec = NULL;
   }
+  /* As dockerd built without seccomp when the profile cannot be had:
+   * tasks run unconfined, `docker info` does not claim it. */
+  sh_err serr = {0};
+  if (d->exec &&
+      seccomp_profile_load(SECCOMP_DEFAULT_PROFILE, &d->seccomp, &serr) < 0)
+    log_warn("no default seccomp profile, tasks run without one: %s", serr.msg);
   struct overlay_config oc = {
       .exec_root = d->cfg.exec_root,
       .data_root = d->cfg.data_root,
@@ -1206,5 +1214,7 @@ void shoald_shutdown(struct shoald *d) {
     exec_close(d->exec);
     d->exec = NULL;
   }
+  seccomp_profile_free(d->seccomp);
+  d->seccomp = NULL;
   uv_close((uv_handle_t *)&d->join_timer, NULL);
 }

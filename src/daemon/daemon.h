@@ -25,6 +25,7 @@ struct agent;
 struct image_store;
 struct workq;
 struct executor;
+struct seccomp_profile;
 struct worker;
 
 #define SHOAL_VERSION "0.1.0"
@@ -63,7 +64,10 @@ struct shoald {
   struct executor *exec;      /* crun + conmon; NULL when unavailable */
   struct worker *worker;      /* runs this node's tasks (in a swarm) */
   struct overlay *overlay;    /* swarm networks' data plane; NULL: none */
-  bool gwbridge_asked;        /* docker_gwbridge made for this swarm */
+  /* Tasks' default seccomp profile, read once at start; NULL when the
+   * file is missing or bad: tasks then run without one (see docs). */
+  struct seccomp_profile *seccomp;
+  bool gwbridge_asked; /* docker_gwbridge made for this swarm */
   /* The Engine API handler for calls follower managers forward here (set
    * by the program: the API layer sits above this one). */
   void (*api_forwarded)(struct http_req *req, void *ud);

@@ -322,6 +322,7 @@ static int create_in(executor *ex, const struct exec_spec *s,
       .netns_path = s->netns_path,
       .cgroups_path = cgpath,
       .cgmode = ex->cgmode,
+      .seccomp = s->seccomp,
   };
   oci = exec_oci_config(&in);
   if (exec_write_json(p->config, oci, err) < 0)

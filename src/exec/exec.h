@@ -30,6 +30,7 @@
 #include <uv.h>
 
 struct sh_err;
+struct seccomp_profile;
 typedef struct executor executor;
 
 enum exec_cgroup_mode {
@@ -114,6 +115,9 @@ struct exec_spec {
   const char *const *extra_hosts; /* "name:ip" lines added to /etc/hosts */
   const char *resolv_conf;        /* contents; NULL: the host's, minus loopback
                                      name servers (Docker's rule) */
+  /* The seccomp profile (seccomp/seccomp.h), evaluated against the
+   * container's capabilities; NULL: none (unconfined). */
+  const struct seccomp_profile *seccomp;
 };
 
 /* exec_create builds the rootfs (overlayfs over the layers), the OCI bundle

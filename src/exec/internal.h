@@ -106,9 +106,11 @@ struct exec_oci_input {
   const char *netns_path;
   const char *cgroups_path;
   enum exec_cgroup_mode cgmode;
+  const struct seccomp_profile *seccomp; /* NULL: no linux.seccomp */
 };
 /* The OCI runtime config, Docker's defaults included (14 capabilities,
- * masked and read-only paths, /dev /proc /sys mounts, device rules). */
+ * masked and read-only paths, /dev /proc /sys mounts, device rules), and
+ * linux.seccomp from the profile for this host and those capabilities. */
 json_t *exec_oci_config(const struct exec_oci_input *in);
 
 /* ---- logs.c: conmon's k8s-file log to Docker's stream ---- */

@@ -6,6 +6,7 @@
 #include "core/err.h"
 #include "core/jsonx.h"
 #include "core/util.h"
+#include "seccomp/seccomp.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -638,6 +639,14 @@ json_t *exec_oci_config(const struct exec_oci_input *in) {
                       json_pack("{s:s,s:s}",
                                 "net.ipv4.ip_unprivileged_port_start", "0",
                                 "net.ipv4.ping_group_range", "0 2147483647"));
+  /* dockerd evaluates the profile's "caps" against the bounding set. */
+  if (in->seccomp) {
+    struct seccomp_target t;
+    seccomp_target_host(&t, default_caps);
+    json_t *sc = seccomp_oci(in->seccomp, &t);
+    if (sc)
+      json_object_set_new(linux_, "seccomp", sc);
+  }
   json_object_set_new(c, "linux", linux_);
   return c;
 }

@@ -10,6 +10,7 @@
 #include "core/util.h"
 #include "manager/constraint.h"
 #include "manager/internal.h"
+#include "seccomp/seccomp.h"
 #include "store/store.h"
 
 #include <ctype.h>
@@ -278,6 +279,12 @@ int services_validate_spec(const json_t *spec, sh_err *err) {
     json_object_set_new(seen, target, json_true());
   }
   json_decref(seen);
+  /* Refused here rather than failing every task later. */
+  enum seccomp_mode smode;
+  cleanup_seccomp seccomp_profile *custom = NULL;
+  if (seccomp_from_swarm(jx_get(cs, "Privileges.Seccomp"), &smode, &custom,
+                         err) < 0)
+    return -1;
   if (jx_int(spec, "Mode.Replicated.Replicas", 0) < 0)
     return rpc_error(err, 400, "Number of replicas must be non-negative");
   if (check_size(spec, err) < 0)

@@ -10,6 +10,7 @@
 #include "core/util.h"
 #include "exec/exec.h"
 #include "exec/internal.h"
+#include "seccomp/seccomp.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -470,7 +471,7 @@ TEST(exec_logs_file_frames_partials_tail_since) {
 static const char *const applets[] = {
     "sh",    "sleep", "echo", "id",   "pwd",   "hostname", "cat",
     "touch", "ls",    "dd",   "true", "false", "test",     "mount",
-    "grep",  "env",   "head", "ip",   NULL};
+    "grep",  "env",   "head", "ip",   "mkdir", "unshare",  NULL};
 
 struct fx {
   char root[64];
@@ -731,6 +732,67 @@ TEST(exec_exit_code_and_stop_signal_handled) {
   logs_of(f.ex, id2, &out, NULL);
   CHECK_STR_EQ(out, "ready\nbye\n");
   free(out);
+}
+
+/* Runs cmd with the profile (NULL: none); exit code, stdout+stderr. */
+static int run_seccomp(struct fx *f, const seccomp_profile *prof,
+                       const char *script, char **out) {
+  char id[65];
+  struct exec_spec s;
+  const char *cmd[] = {"sh", "-c", script, NULL};
+  spec_init(f, &s, id, cmd);
+  s.seccomp = prof;
+  sh_err err = {0};
+  struct exec_state st;
+  if (exec_create(f->ex, &s, &err) < 0 ||
+      exec_start(f->ex, id, NULL, &err) < 0 ||
+      !wait_status(f->ex, id, EXEC_STATUS_EXITED, &st, 5 * NS_PER_SEC)) {
+    *out = xstrdup(err.msg);
+    return -1;
+  }
+  char *o, *e;
+  logs_of(f->ex, id, &o, &e);
+  *out = xasprintf("%s%s", o, e);
+  free(o);
+  free(e);
+  return st.exit_code;
+}
+
+/* crun takes the converted profile: the filter is on (Seccomp: 2), a
+ * rule excluded by a capability the container lacks denies with EPERM,
+ * and without a profile the same call works. */
+TEST(exec_seccomp_profile_applied_by_crun) {
+  FX(f);
+  static const char custom[] =
+      "{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": ["
+      " {\"names\": [\"unshare\"], \"action\": \"SCMP_ACT_ALLOW\","
+      "  \"includes\": {\"caps\": [\"CAP_SYS_ADMIN\"]}},"
+      " {\"names\": [\"unshare\"], \"action\": \"SCMP_ACT_ERRNO\","
+      "  \"errnoRet\": 1, \"excludes\": {\"caps\": [\"CAP_SYS_ADMIN\"]}}]}";
+  sh_err err = {0};
+  cleanup_seccomp seccomp_profile *prof = NULL;
+  CHECK(seccomp_profile_parse(custom, strlen(custom), &prof, &err) == 0);
+  const char *script = "grep Seccomp: /proc/self/status; unshare -U true";
+  cleanup_free char *out = NULL;
+  int rc = run_seccomp(&f, prof, script, &out);
+  if (rc != 1 || !strstr(out, "Seccomp:\t2") ||
+      !strstr(out, "Operation not permitted"))
+    FAIL_("with the profile: exit %d, \"%s\"", rc, out);
+  free(out);
+  out = NULL;
+  rc = run_seccomp(&f, NULL, script, &out);
+  if (rc != 0 || !strstr(out, "Seccomp:\t0"))
+    FAIL_("unconfined: exit %d, \"%s\"", rc, out);
+
+  /* The daemon's default profile, where the host has it. */
+  cleanup_seccomp seccomp_profile *host = NULL;
+  if (seccomp_profile_load(SECCOMP_DEFAULT_PROFILE, &host, &err) == 0) {
+    free(out);
+    out = NULL;
+    rc = run_seccomp(&f, host, "grep Seccomp: /proc/self/status", &out);
+    if (rc != 0 || !strstr(out, "Seccomp:\t2"))
+      FAIL_("default profile: exit %d, \"%s\"", rc, out);
+  }
 }
 
 TEST(exec_env_workdir_user_hostname) {
