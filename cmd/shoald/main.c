@@ -90,25 +90,25 @@ static int lock_pid_file(const char *path, long *holder, sh_err *err) {
 /* dockerd's refusal over a live daemon's pidfile (pkg/pidfile), here by
  * the file's lock; the same for another daemon on this data root. */
 static int lock_daemon_files(const struct shoald_config *cfg, sh_err *err) {
-  long holder;
-  if (lock_pid_file(cfg->pidfile, &holder, err) < 0) {
-    if (strcmp(err->msg, "locked") != 0)
-      return -1;
-    return sh_error(err, 500,
-                    "failed to start daemon, ensure shoald is not running or "
-                    "delete %s: process with PID %ld is still running",
-                    cfg->pidfile, holder);
-  }
   cleanup_free char *lock = xasprintf("%s/shoald.lock", cfg->data_root);
-  if (lock_pid_file(lock, &holder, err) < 0) {
+  const char *paths[] = {cfg->pidfile, lock};
+  for (int i = 0; i < 2; i++) {
+    long holder;
+    if (lock_pid_file(paths[i], &holder, err) >= 0)
+      continue; /* the fd stays open (and locked) until exit */
     if (strcmp(err->msg, "locked") != 0)
       return -1;
+    if (i == 0)
+      return sh_error(err, 500,
+                      "failed to start daemon, ensure shoald is not running "
+                      "or delete %s: process with PID %ld is still running",
+                      cfg->pidfile, holder);
     return sh_error(err, 500,
                     "failed to start daemon: data root %s is in use by "
                     "process with PID %ld",
                     cfg->data_root, holder);
   }
-  return 0; /* both fds stay open (and locked) until exit */
+  return 0;
 }
 
 /* dockerd's -G: the default group "docker" may be missing (a warning, the

@@ -162,20 +162,33 @@ void http_limits_default(struct http_limits *l) {
   };
 }
 
-/* "250ms", "30s", "2m", "0"; bare numbers are seconds. */
-static int parse_ms(const char *v, size_t n, unsigned *out) {
+/* A number and its unit suffix (copied to unit, lower case), from v[0..n). */
+static int parse_num(const char *v, size_t n, unsigned long long *x,
+                     char unit[4]) {
   char *end;
   cleanup_free char *s = xstrndup(v, n);
   errno = 0;
-  unsigned long long x = strtoull(s, &end, 10);
-  if (end == s || errno || s[0] == '-')
+  *x = strtoull(s, &end, 10);
+  if (end == s || errno || s[0] == '-' || strlen(end) > 3)
     return -1;
-  unsigned long long mul = 1000;
-  if (strcmp(end, "ms") == 0)
+  size_t i = 0;
+  for (; end[i]; i++)
+    unit[i] = (char)tolower((unsigned char)end[i]);
+  unit[i] = '\0';
+  return 0;
+}
+
+/* "250ms", "30s", "2m", "0"; bare numbers are seconds. */
+static int parse_ms(const char *v, size_t n, unsigned *out) {
+  unsigned long long x, mul = 1000;
+  char unit[4];
+  if (parse_num(v, n, &x, unit) < 0)
+    return -1;
+  if (strcmp(unit, "ms") == 0)
     mul = 1;
-  else if (strcmp(end, "m") == 0)
+  else if (strcmp(unit, "m") == 0)
     mul = 60000;
-  else if (*end && strcmp(end, "s") != 0)
+  else if (*unit && strcmp(unit, "s") != 0)
     return -1;
   if (x > UINT_MAX / mul)
     return -1;
@@ -185,14 +198,13 @@ static int parse_ms(const char *v, size_t n, unsigned *out) {
 
 /* "65536", "64k", "16m" (binary units). */
 static int parse_size(const char *v, size_t n, size_t *out) {
-  char *end;
-  cleanup_free char *s = xstrndup(v, n);
-  errno = 0;
-  unsigned long long x = strtoull(s, &end, 10);
-  if (end == s || errno || s[0] == '-')
+  unsigned long long x;
+  char unit[4];
+  if (parse_num(v, n, &x, unit) < 0)
     return -1;
+  const char *end = unit;
   unsigned shift = 0;
-  switch (tolower((unsigned char)*end)) {
+  switch (*end) {
   case '\0':
     break;
   case 'k':

@@ -203,13 +203,22 @@ static int flow_wait_acquired(struct flow_case *fc, int want) {
   return atomic_load(&fc->acquired);
 }
 
+/* A producer thread acquiring 100 bytes at a time on f. */
+static pthread_t flow_start(struct flow *f, size_t high, struct flow_case *fc) {
+  flow_init(f, high);
+  fc->f = f;
+  fc->last_ok = false;
+  atomic_init(&fc->acquired, 0);
+  pthread_t th;
+  if (pthread_create(&th, NULL, flow_producer, fc) != 0)
+    abort();
+  return th;
+}
+
 TEST(flow_bounds_the_producer) {
   struct flow f;
-  flow_init(&f, 250);
-  struct flow_case fc = {.f = &f};
-  atomic_init(&fc.acquired, 0);
-  pthread_t th;
-  CHECK_INT_EQ(pthread_create(&th, NULL, flow_producer, &fc), 0);
+  struct flow_case fc;
+  pthread_t th = flow_start(&f, 250, &fc);
   /* 0, 100, 200 are under the bound: three go out, the fourth waits. */
   CHECK_INT_EQ(flow_wait_acquired(&fc, 3), 3);
   CHECK_INT_EQ(flow_out(&f), 300);
@@ -224,11 +233,8 @@ TEST(flow_bounds_the_producer) {
 
 TEST(flow_close_wakes_the_producer) {
   struct flow f;
-  flow_init(&f, 100);
-  struct flow_case fc = {.f = &f};
-  atomic_init(&fc.acquired, 0);
-  pthread_t th;
-  CHECK_INT_EQ(pthread_create(&th, NULL, flow_producer, &fc), 0);
+  struct flow_case fc;
+  pthread_t th = flow_start(&f, 100, &fc);
   CHECK_INT_EQ(flow_wait_acquired(&fc, 1), 1);
   flow_close(&f);
   pthread_join(th, NULL);
