@@ -21,6 +21,8 @@ struct log_post {
   char *url;
   void *data;
   size_t len;
+  void (*sent)(void *arg);
+  void *sent_arg;
   struct log_post *next;
 };
 
@@ -39,6 +41,8 @@ struct agent {
   json_t *unsent;    /* task status updates waiting for delivery */
   json_t *in_flight; /* the batch being sent, NULL when none */
   struct log_post *logs_head, *logs_tail; /* queued, sent one at a time */
+  void (*log_sent)(void *arg);            /* of the post in flight */
+  void *log_sent_arg;
   struct http_call *log_call;
   sh_buf linebuf;
   char sid[64];
@@ -358,6 +362,8 @@ static void handle_closed(uv_handle_t *h) {
   while (a->logs_head) {
     struct log_post *p = a->logs_head;
     a->logs_head = p->next;
+    if (p->sent)
+      p->sent(p->sent_arg);
     free(p->url);
     free(p->data);
     free(p);
@@ -505,6 +511,9 @@ static void send_next_log(struct agent *a);
 static void log_posted(const struct http_result *res, void *ud) {
   struct agent *a = ud;
   a->log_call = NULL;
+  void (*sent)(void *) = STEAL_POINTER(&a->log_sent);
+  if (sent)
+    sent(a->log_sent_arg);
   if (!a->stopping)
     send_next_log(a);
 }
@@ -523,6 +532,8 @@ static void send_next_log(struct agent *a) {
                              .content_type = "application/octet-stream",
                              .timeout_ms = 15000};
   fill_tls(a, &o);
+  a->log_sent = p->sent;
+  a->log_sent_arg = p->sent_arg;
   a->log_call = http_client_call(a->client, &o, NULL, log_posted, a);
   free(p->url);
   free(p->data);
@@ -530,11 +541,17 @@ static void send_next_log(struct agent *a) {
 }
 
 void agent_send_logs(struct agent *a, const char *sub, const char *task_id,
-                     const void *data, size_t len, bool last) {
+                     const void *data, size_t len, bool last,
+                     void (*sent)(void *arg), void *sent_arg) {
   const char *mgr = current_manager(a);
-  if (!mgr || a->stopping)
+  if (!mgr || a->stopping) {
+    if (sent)
+      sent(sent_arg);
     return;
+  }
   struct log_post *p = xcalloc(1, sizeof *p);
+  p->sent = sent;
+  p->sent_arg = sent_arg;
   p->url = xasprintf("https://%s/swarm/v1/logs/%s?task=%s%s", mgr, sub, task_id,
                      last ? "&last=1" : "");
   if (len) {

@@ -58,9 +58,12 @@ const json_t *agent_ingress(const struct agent *a);
 /* Sends task status updates ([{ID, Status}]) to the dispatcher; updates
  * that cannot be delivered now are kept and sent after reconnecting. */
 void agent_report(struct agent *a, const json_t *updates);
-/* Sends log frames of a task to the manager's log broker, in order. */
+/* Sends log frames of a task to the manager's log broker, in order;
+ * sent(sent_arg), when set, runs on the loop once the post is answered,
+ * failed or dropped. */
 void agent_send_logs(struct agent *a, const char *sub, const char *task_id,
-                     const void *data, size_t len, bool last);
+                     const void *data, size_t len, bool last,
+                     void (*sent)(void *arg), void *sent_arg);
 /* The manager the agent talks to now ("ip:port"), NULL if none. */
 const char *agent_manager(const struct agent *a);
 /* A new certificate (role change, renewal) for the next connections. */

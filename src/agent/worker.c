@@ -3,6 +3,7 @@
 
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/flow.h"
 #include "core/id.h"
 #include "core/jsonx.h"
 #include "core/log.h"
@@ -58,8 +59,16 @@ struct tctl {
   struct tctl *next;
 };
 
+/* The reader's flow control, shared with the posts in flight (which may
+ * outlive the stream): refs only change on the loop. */
+struct log_flow {
+  struct flow f;
+  int refs;
+};
+
 struct log_stream {
   struct worker *w;
+  struct log_flow *lf;
   char sub[ID_LEN + 1];
   char task[ID_LEN + 1];
   char cid[65];
@@ -1253,6 +1262,10 @@ struct worker *worker_new(const struct worker_config *cfg) {
 /* ---- logs ---- */
 
 #define LOG_CHUNK (64 * 1024)
+/* Bytes of one stream read and not yet posted to the manager: the reader
+ * waits beyond this, so a client that stops reading stops the reading
+ * here (the broker holds the post until its client drains). */
+#define LOG_IN_FLIGHT (256 * 1024)
 
 struct log_chunk {
   struct log_stream *ls;
@@ -1261,12 +1274,39 @@ struct log_chunk {
   bool last;
 };
 
+struct log_sent {
+  struct log_flow *lf;
+  size_t len;
+};
+
+static void log_flow_unref(struct log_flow *lf) {
+  if (--lf->refs > 0)
+    return;
+  flow_destroy(&lf->f);
+  free(lf);
+}
+
+static void log_sent(void *arg) {
+  struct log_sent *s = arg;
+  flow_release(&s->lf->f, s->len);
+  log_flow_unref(s->lf);
+  free(s);
+}
+
 static void chunk_on_loop(void *ud, int cancelled) {
   struct log_chunk *c = ud;
   struct log_stream *ls = c->ls;
   struct worker *w = ls->w;
-  if (!w->stopping && w->cfg.send_logs && !atomic_load(&ls->cancelled))
-    w->cfg.send_logs(w->cfg.ud, ls->sub, ls->task, c->data, c->len, c->last);
+  if (!w->stopping && w->cfg.send_logs && !atomic_load(&ls->cancelled)) {
+    struct log_sent *s = xmalloc(sizeof *s);
+    s->lf = ls->lf;
+    s->len = c->len;
+    ls->lf->refs++;
+    w->cfg.send_logs(w->cfg.ud, ls->sub, ls->task, c->data, c->len, c->last,
+                     log_sent, s);
+  } else {
+    flow_release(&ls->lf->f, c->len);
+  }
   if (c->last) {
     for (struct log_stream **pp = &w->streams; *pp; pp = &(*pp)->next) {
       if (*pp == ls) {
@@ -1274,6 +1314,7 @@ static void chunk_on_loop(void *ud, int cancelled) {
         break;
       }
     }
+    log_flow_unref(ls->lf);
     free(ls);
     w->jobs--;
   }
@@ -1288,6 +1329,10 @@ struct log_buf {
 };
 
 static void post_chunk(struct log_stream *ls, sh_buf *b, bool last) {
+  /* Waits while too much is in flight; a cancel ends the wait (the data
+   * is then dropped on the loop). */
+  if (b->len)
+    (void)flow_acquire(&ls->lf->f, b->len);
   struct log_chunk *c = xcalloc(1, sizeof *c);
   c->ls = ls;
   c->len = b->len;
@@ -1354,6 +1399,9 @@ void worker_logs(struct worker *w, const json_t *msg) {
         .tail = (long)jx_int(opts, "Tail", -1),
     };
     atomic_init(&ls->cancelled, false);
+    ls->lf = xcalloc(1, sizeof *ls->lf);
+    ls->lf->refs = 1;
+    flow_init(&ls->lf->f, LOG_IN_FLIGHT);
     ls->next = w->streams;
     w->streams = ls;
     w->jobs++;
@@ -1370,9 +1418,12 @@ void worker_logs(struct worker *w, const json_t *msg) {
 }
 
 void worker_logs_cancel(struct worker *w, const char *sub) {
-  for (struct log_stream *ls = w->streams; ls; ls = ls->next)
-    if (strcmp(ls->sub, sub) == 0)
+  for (struct log_stream *ls = w->streams; ls; ls = ls->next) {
+    if (strcmp(ls->sub, sub) == 0) {
       atomic_store(&ls->cancelled, true);
+      flow_close(&ls->lf->f);
+    }
+  }
 }
 
 static void maybe_free(struct worker *w) {
@@ -1399,8 +1450,10 @@ void worker_free(struct worker *w) {
   if (!w)
     return;
   w->stopping = true;
-  for (struct log_stream *ls = w->streams; ls; ls = ls->next)
+  for (struct log_stream *ls = w->streams; ls; ls = ls->next) {
     atomic_store(&ls->cancelled, true);
+    flow_close(&ls->lf->f);
+  }
   /* Containers keep running (a restart adopts them): only stop watching. */
   for (struct tctl *t = w->tasks; t; t = t->next) {
     exec_watch_free(t->watch);

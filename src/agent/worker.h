@@ -42,9 +42,12 @@ struct worker_config {
   /* Status updates to send to the dispatcher: an array of {ID, Status}
    * (borrowed for the call). */
   void (*report)(void *ud, const json_t *updates);
-  /* Log frames of a task for a log subscription; last marks its end. */
+  /* Log frames of a task for a log subscription; last marks its end.
+   * sent(sent_arg) is called on the loop once the frames left (or were
+   * dropped): the reader reads on only while little is in flight. */
   void (*send_logs)(void *ud, const char *sub, const char *task_id,
-                    const void *data, size_t len, bool last);
+                    const void *data, size_t len, bool last,
+                    void (*sent)(void *arg), void *sent_arg);
   void *ud;
 };
 

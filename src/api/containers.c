@@ -10,6 +10,7 @@
 #include "core/err.h"
 #include "core/jsonx.h"
 #include "core/util.h"
+#include "core/flow.h"
 #include "core/workq.h"
 #include "daemon/daemon.h"
 #include "exec/exec.h"
@@ -31,6 +32,8 @@ struct c_job {
   struct filters f;
   struct exec_logs_opts lo;
   atomic_bool gone; /* the client went away (logs -f) */
+  struct flow flow; /* logs: bytes read and not yet sent */
+  size_t held;      /* logs: sent bytes waiting in the connection's queue */
   json_t *result;
   sh_err err;
   int rc;
@@ -176,26 +179,47 @@ static int list(struct c_job *j) {
   return 0;
 }
 
+/* A log reader stops reading while this much is out (read, not yet taken
+ * by the client's socket), and goes on once the queue is down to
+ * LOG_QUEUE_LOW: a client that never reads costs at most this. */
+#define LOG_QUEUE_HIGH (256 * 1024)
+#define LOG_QUEUE_LOW (64 * 1024)
+
 struct chunk {
-  struct http_req *req;
+  struct c_job *j;
   void *data;
   size_t len;
 };
 
+static void log_drained(struct http_req *req, void *ud) {
+  struct c_job *j = ud;
+  flow_release(&j->flow, j->held);
+  j->held = 0;
+  http_req_on_drain(req, 0, NULL, NULL);
+}
+
 static void chunk_on_loop(void *ud, int cancelled) {
   struct chunk *c = ud;
-  if (!cancelled)
-    http_stream_write(c->req, c->data, c->len);
+  struct c_job *j = c->j;
+  if (!cancelled && !atomic_load(&j->gone) &&
+      http_stream_write(j->req, c->data, c->len) == 0 &&
+      http_req_queued(j->req) > LOG_QUEUE_LOW) {
+    /* Given back when the client has read it. */
+    j->held += c->len;
+    http_req_on_drain(j->req, LOG_QUEUE_LOW, log_drained, j);
+  } else {
+    flow_release(&j->flow, c->len);
+  }
   free(c->data);
   free(c);
 }
 
 static int log_write(void *arg, const void *buf, size_t len) {
   struct c_job *j = arg;
-  if (atomic_load(&j->gone))
+  if (atomic_load(&j->gone) || !flow_acquire(&j->flow, len))
     return -1;
   struct chunk *c = xcalloc(1, sizeof *c);
-  c->req = j->req;
+  c->j = j;
   c->data = xmalloc(len);
   memcpy(c->data, buf, len);
   c->len = len;
@@ -238,6 +262,7 @@ static void job_free(struct c_job *j) {
 static void on_gone(struct http_req *req, void *ud) {
   struct c_job *j = ud;
   atomic_store(&j->gone, true);
+  flow_close(&j->flow);
 }
 
 static void done(void *ud, int cancelled) {
@@ -245,6 +270,8 @@ static void done(void *ud, int cancelled) {
   if (cancelled && j->rc == 0)
     j->rc = sh_error(&j->err, 503, "the daemon is shutting down");
   if (j->streaming) {
+    http_req_on_drain(j->req, 0, NULL, NULL);
+    flow_destroy(&j->flow);
     if (atomic_load(&j->gone))
       http_req_release(j->req);
     else {
@@ -257,6 +284,14 @@ static void done(void *ud, int cancelled) {
     api_reply_json(j->req, 200, json_incref(j->result));
   }
   job_free(j);
+}
+
+static void *log_thread(void *arg) {
+  struct c_job *j = arg;
+  work(j);
+  /* After every chunk this thread posted: done runs last. */
+  workq_post(j->d->work, done, j);
+  return NULL;
 }
 
 static struct workq *read_queue(struct shoald *d) {
@@ -294,7 +329,18 @@ static void logs(struct api_call *c, struct c_job *j) {
   c->req->on_close_ud = j;
   http_stream_begin(c->req, 200, "application/vnd.docker.multiplexed-stream",
                     NULL);
-  workq_submit(c->d->work, work, done, j);
+  flow_init(&j->flow, LOG_QUEUE_HIGH);
+  /* A thread of its own: a followed log lasts as long as the client wants,
+   * and must never hold one of the work queue's threads (pulls, creates). */
+  pthread_t th;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  if (pthread_create(&th, &attr, log_thread, j) != 0) {
+    j->rc = sh_error(&j->err, 500, "logs: cannot start a reader thread");
+    workq_post(c->d->work, done, j);
+  }
+  pthread_attr_destroy(&attr);
 }
 
 bool api_containers(struct api_call *c) {

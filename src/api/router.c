@@ -9,7 +9,9 @@
 #include "daemon/daemon.h"
 #include "http/server.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <unistd.h>
 
 void api_reply_json(struct http_req *req, int status, json_t *body) {
   cleanup_free char *s = jx_dump(body);
@@ -101,9 +103,65 @@ void api_handle(struct http_req *req, void *ud) {
   http_respond_error(req, 404, "page not found");
 }
 
+static bool is_loopback(const char *h) {
+  struct in6_addr a6;
+  struct in_addr a4;
+  if (strcmp(h, "localhost") == 0)
+    return true;
+  if (inet_pton(AF_INET, h, &a4) == 1)
+    return (ntohl(a4.s_addr) >> 24) == 127;
+  return inet_pton(AF_INET6, h, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+/* dockerd 28's loadListeners, word for word: TCP without --tlsverify warns
+ * and waits a second; on a non-loopback address without an explicit
+ * --tls=false / --tlsverify=false it waits 15 s more. */
+static void tcp_insecure_warn(struct shoald *d, const char *host,
+                              const char *h) {
+  log_warn("Binding to IP address without --tlsverify is insecure and gives "
+           "root access on this machine to everyone who has access to your "
+           "network. host=\"%s\"",
+           host);
+  log_warn("Binding to an IP address, even on localhost, can also give "
+           "access to scripts run in a browser. Be safe out there! "
+           "host=\"%s\"",
+           host);
+  log_warn("[DEPRECATION NOTICE] In future versions this will be a hard "
+           "failure preventing the daemon from starting! Learn more at: "
+           "https://docs.docker.com/go/api-security/ host=\"%s\"",
+           host);
+  sleep(1);
+  if (d->cfg.api_insecure_ok || d->cfg.api_tls || is_loopback(h))
+    return;
+  log_warn("Binding to an IP address without --tlsverify is deprecated. "
+           "Startup is intentionally being slowed down to show this message "
+           "host=\"%s\"",
+           host);
+  log_warn("Please consider generating tls certificates with client "
+           "validation to prevent exposing unauthenticated root access to "
+           "your network host=\"%s\"",
+           host);
+  log_warn("You can override this by explicitly specifying '--tls=false' or "
+           "'--tlsverify=false' host=\"%s\"",
+           host);
+  log_warn("Support for listening on TCP without authentication or explicit "
+           "intent to run without authentication will be removed in the next "
+           "release host=\"%s\"",
+           host);
+  sleep(15);
+}
+
 int api_listen(struct shoald *d, const char *host, sh_err *err) {
-  if (!d->api)
+  if (!d->api) {
     d->api = http_server_new(d->loop, api_handle, d);
+    /* Whoever may connect is authenticated (socket mode, --tlsverify): the
+     * one body limit applies, TLS client certificate or not. */
+    struct http_limits lim;
+    http_limits_default(&lim);
+    lim.max_body_unauth = lim.max_body;
+    http_limits_env(&lim);
+    http_server_set_limits(d->api, &lim);
+  }
   if (str_has_prefix(host, "unix://")) {
     const char *path = host + strlen("unix://");
     cleanup_free char *dir = xstrdup(path);
@@ -113,7 +171,7 @@ int api_listen(struct shoald *d, const char *host, sh_err *err) {
       if (mkdir_p(dir, 0755, err) < 0)
         return -1;
     }
-    return http_server_listen_unix(d->api, path, err);
+    return http_server_listen_unix(d->api, path, d->cfg.socket_gid, err);
   }
   if (str_has_prefix(host, "tcp://")) {
     const char *hp = host + strlen("tcp://");
@@ -124,10 +182,10 @@ int api_listen(struct shoald *d, const char *host, sh_err *err) {
     int port = atoi(colon + 1);
     if (port <= 0 || port > 65535)
       return sh_error(err, 400, "invalid -H %s: bad port", host);
-    log_warn("API listening on tcp://%s:%d without TLS: anyone who can reach "
-             "it controls this daemon",
-             h, port);
-    return http_server_listen_tcp(d->api, *h ? h : "0.0.0.0", port, NULL, err);
+    if (!d->cfg.api_tlsverify)
+      tcp_insecure_warn(d, host, h);
+    return http_server_listen_tcp(d->api, *h ? h : "0.0.0.0", port,
+                                  d->cfg.api_tls, err);
   }
   return sh_error(err, 400,
                   "invalid -H %s: use unix:///path or tcp://host:port", host);

@@ -360,10 +360,13 @@ static void on_agent_peers(void *ud, const json_t *msg) {
 }
 
 static void worker_send_logs(void *ud, const char *sub, const char *task_id,
-                             const void *data, size_t len, bool last) {
+                             const void *data, size_t len, bool last,
+                             void (*sent)(void *arg), void *sent_arg) {
   struct shoald *d = ud;
   if (d->agent)
-    agent_send_logs(d->agent, sub, task_id, data, len, last);
+    agent_send_logs(d->agent, sub, task_id, data, len, last, sent, sent_arg);
+  else if (sent)
+    sent(sent_arg);
 }
 
 static void on_agent_logs(void *ud, const json_t *msg) {

@@ -42,6 +42,11 @@ struct shoald_config {
   char **mirrors;  /* --registry-mirror, NULL-ended */
   char **insecure; /* --insecure-registry, NULL-ended */
   char **dns;      /* --dns: resolvers for tasks' other names, NULL-ended */
+  int socket_gid;  /* group of the unix sockets (-G); -1: the process's */
+  /* -H tcp:// with TLS (dockerd's --tls, --tlsverify and files). */
+  struct ssl_ctx_st *api_tls;
+  bool api_tlsverify;
+  bool api_insecure_ok; /* --tls=false given: tcp without TLS is intended */
 };
 
 enum swarm_state {
@@ -96,7 +101,7 @@ struct shoald {
   void *join_ud;
   uv_timer_t join_timer;
 
-  uv_signal_t sigterm, sigint;
+  uv_signal_t sigterm, sigint, sighup;
 };
 
 int shoald_init(struct shoald *d, uv_loop_t *loop, struct sh_err *err);

@@ -10,16 +10,19 @@
 #include "core/err.h"
 #include "core/util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <http_parser.h>
 #include <jansson.h>
 #include <limits.h>
+#include <openssl/buffer.h>
 #include <openssl/err.h>
 #include <openssl/x509.h>
 #include <stdint.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define READ_BUF_SIZE 65536
 /* Stop reading a connection when this much pipelined input waits. */
@@ -30,6 +33,23 @@
 #define MAX_HEADER_BYTES ((1u << 20) + 4096)
 /* Go's net/http answer past that (text/plain, then the connection closes). */
 #define HEADERS_TOO_LARGE "431 Request Header Fields Too Large"
+/* After an early 413: how long and how much of the rest of the request is
+ * read and dropped so the client reads the answer rather than a reset. */
+#define LINGER_MS 2000
+#define LINGER_BYTES (4u << 20)
+/* A TLS memory BIO holding more than this while empty is replaced: one
+ * large request must not leave an idle connection holding its buffer. */
+#define TLS_BIO_KEEP 4096
+
+/* Defaults, in the spirit of dockerd's Go server (see docs/architecture.md,
+ * "Endpoint limits"): dockerd sets ReadHeaderTimeout 5 min and no cap; we
+ * are stricter where a client that honest needs far less. */
+#define DEF_MAX_CONNS 1024
+#define DEF_HEADER_TIMEOUT_MS 30000
+/* Longer than the clients' own idle limits (Go's Transport 90 s, libcurl's
+ * 118 s), so a client never reuses a connection the server just closed. */
+#define DEF_IDLE_TIMEOUT_MS 180000
+#define DEF_MAX_BODY_UNAUTH (64u * 1024)
 
 #define container_of(ptr, type, member)                                        \
   ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
@@ -46,6 +66,7 @@ struct http_listener {
   struct http_server *srv;
   SSL_CTX *tls;
   bool is_tcp;
+  unsigned nconns; /* open connections accepted here */
   struct http_listener *next;
 };
 
@@ -55,9 +76,15 @@ struct http_server {
   void *ud;
   struct http_listener *listeners;
   struct http_conn *conns;
-  int open_handles; /* listeners + connections not yet closed */
+  int open_handles; /* listeners + connections + sweep not yet closed */
   int port;         /* last TCP port bound */
   bool closing;
+  struct http_limits lim;
+  uv_timer_t sweep; /* closes connections past their deadline */
+  /* One read buffer for every connection: on_read consumes it at once
+   * (copies into the parser's input or the TLS BIO), so an idle connection
+   * holds none. */
+  char rbuf[READ_BUF_SIZE];
 };
 
 /* A request with the parser's private state around the public part. */
@@ -66,13 +93,21 @@ struct req_priv {
   sh_buf url, body;
   bool keep_alive, is_head, upgrade, http10;
   bool streaming, chunked;
+  void (*drain_fn)(struct http_req *req, void *ud);
+  void *drain_ud;
+  size_t drain_low;
 };
 
 struct http_conn {
   union stream_u h;
   struct http_server *srv; /* NULL once the handle is closed */
+  struct http_listener *l; /* NULL once the listener is gone */
   struct http_conn *prev, *next;
+  /* uv_now() past which the connection is closed; 0: none. Set for the
+   * request head (header timeout), keep-alive waits and bodies (idle). */
+  uint64_t deadline;
 
+  SSL_CTX *tls_ctx; /* TLS listener: SSL made at the first byte */
   SSL *ssl;
   BIO *rbio, *wbio; /* network -> SSL, SSL -> network */
   bool handshake_done;
@@ -104,7 +139,6 @@ struct http_conn {
   int api_depth; /* inside http_respond/http_stream_* for the active req */
   bool notify_on_closed; /* on_close still owed to the active request */
   uv_shutdown_t shutdown;
-  char rbuf[READ_BUF_SIZE];
 };
 
 struct wreq {
@@ -115,6 +149,138 @@ struct wreq {
 
 static void conn_close(struct http_conn *c, bool graceful);
 static void conn_process(struct http_conn *c);
+
+/* ---- limits ---- */
+
+void http_limits_default(struct http_limits *l) {
+  *l = (struct http_limits){
+      .max_conns = DEF_MAX_CONNS,
+      .header_timeout_ms = DEF_HEADER_TIMEOUT_MS,
+      .idle_timeout_ms = DEF_IDLE_TIMEOUT_MS,
+      .max_body = HTTP_MAX_BODY,
+      .max_body_unauth = DEF_MAX_BODY_UNAUTH,
+  };
+}
+
+/* A number and its unit suffix (copied to unit, lower case), from v[0..n). */
+static int parse_num(const char *v, size_t n, unsigned long long *x,
+                     char unit[4]) {
+  char *end;
+  cleanup_free char *s = xstrndup(v, n);
+  errno = 0;
+  *x = strtoull(s, &end, 10);
+  if (end == s || errno || s[0] == '-' || strlen(end) > 3)
+    return -1;
+  size_t i = 0;
+  for (; end[i]; i++)
+    unit[i] = (char)tolower((unsigned char)end[i]);
+  unit[i] = '\0';
+  return 0;
+}
+
+/* "250ms", "30s", "2m", "0"; bare numbers are seconds. */
+static int parse_ms(const char *v, size_t n, unsigned *out) {
+  unsigned long long x, mul = 1000;
+  char unit[4];
+  if (parse_num(v, n, &x, unit) < 0)
+    return -1;
+  if (strcmp(unit, "ms") == 0)
+    mul = 1;
+  else if (strcmp(unit, "m") == 0)
+    mul = 60000;
+  else if (*unit && strcmp(unit, "s") != 0)
+    return -1;
+  if (x > UINT_MAX / mul)
+    return -1;
+  *out = (unsigned)(x * mul);
+  return 0;
+}
+
+/* "65536", "64k", "16m" (binary units). */
+static int parse_size(const char *v, size_t n, size_t *out) {
+  unsigned long long x;
+  char unit[4];
+  if (parse_num(v, n, &x, unit) < 0)
+    return -1;
+  const char *end = unit;
+  unsigned shift = 0;
+  switch (*end) {
+  case '\0':
+    break;
+  case 'k':
+    shift = 10;
+    break;
+  case 'm':
+    shift = 20;
+    break;
+  default:
+    return -1;
+  }
+  if (*end && end[1])
+    return -1;
+  if (x > (SIZE_MAX >> shift) || (x << shift) > (1ull << 32))
+    return -1;
+  *out = (size_t)(x << shift);
+  return 0;
+}
+
+int http_limits_parse(struct http_limits *l, const char *spec, sh_err *err) {
+  struct http_limits n = *l;
+  const char *p = spec ? spec : "";
+  while (*p) {
+    size_t len = strcspn(p, ",");
+    const char *eq = memchr(p, '=', len);
+    if (!eq)
+      return sh_error(err, 400, "http limits: \"%.*s\": want key=value",
+                      (int)len, p);
+    size_t klen = (size_t)(eq - p), vlen = len - klen - 1;
+    const char *v = eq + 1;
+    int r = -1;
+    size_t x;
+    if (klen == 5 && memcmp(p, "conns", 5) == 0) {
+      if ((r = parse_size(v, vlen, &x)) == 0 && x <= UINT_MAX)
+        n.max_conns = (unsigned)x;
+      else
+        r = -1;
+    } else if (klen == 6 && memcmp(p, "header", 6) == 0) {
+      r = parse_ms(v, vlen, &n.header_timeout_ms);
+    } else if (klen == 4 && memcmp(p, "idle", 4) == 0) {
+      r = parse_ms(v, vlen, &n.idle_timeout_ms);
+    } else if (klen == 4 && memcmp(p, "body", 4) == 0) {
+      r = parse_size(v, vlen, &n.max_body);
+    } else if (klen == 6 && memcmp(p, "unauth", 6) == 0) {
+      r = parse_size(v, vlen, &n.max_body_unauth);
+    }
+    if (r < 0)
+      return sh_error(err, 400, "http limits: invalid \"%.*s\"", (int)len, p);
+    p += len;
+    if (*p == ',')
+      p++;
+  }
+  *l = n;
+  return 0;
+}
+
+void http_limits_env(struct http_limits *l) {
+  const char *spec = getenv("SHOAL_HTTP_LIMITS");
+  sh_err err = {0};
+  if (spec)
+    (void)http_limits_parse(l, spec, &err);
+}
+
+/* Arms (ms > 0) or clears the connection's deadline. */
+static void conn_deadline(struct http_conn *c, unsigned ms) {
+  c->deadline = ms && c->srv ? uv_now(c->srv->loop) + ms : 0;
+}
+
+static size_t body_limit(const struct http_conn *c) {
+  const struct http_limits *l = &c->srv->lim;
+  /* Before authentication (no verified client certificate on a TLS
+   * listener) only small bodies: a join is a token and a CSR. */
+  if (c->tls_ctx && !c->peer_verified && l->max_body_unauth < l->max_body)
+    return l->max_body_unauth;
+  return l->max_body;
+}
 
 /* ---- small helpers ---- */
 
@@ -227,8 +393,14 @@ static void on_write(uv_write_t *w, int status) {
   struct http_conn *c = wr->conn;
   free(wr->data);
   free(wr);
-  if (status < 0 && !c->closing)
+  if (status < 0 && !c->closing) {
     conn_close(c, false);
+    return;
+  }
+  struct req_priv *rp = c->active;
+  if (status == 0 && !c->closing && rp && rp->drain_fn && !c->api_depth &&
+      uv_stream_get_write_queue_size(&c->h.stream) <= rp->drain_low)
+    rp->drain_fn(&rp->pub, rp->drain_ud);
 }
 
 /* Queues data (taking ownership of the malloc'd buffer) on the socket. */
@@ -363,6 +535,8 @@ static void conn_free_state(struct http_conn *c) {
     c->ssl = NULL;
     c->rbio = c->wbio = NULL;
   }
+  SSL_CTX_free(c->tls_ctx);
+  c->tls_ctx = NULL;
   req_free(c->cur);
   c->cur = NULL;
   req_free(c->ready);
@@ -377,6 +551,10 @@ static void on_conn_closed(uv_handle_t *h) {
   c->handle_closed = true;
   conn_free_state(c);
   struct http_server *srv = c->srv;
+  if (c->l) {
+    c->l->nconns--;
+    c->l = NULL;
+  }
   if (srv) {
     if (c->prev)
       c->prev->next = c->next;
@@ -458,6 +636,7 @@ static void req_finish(struct req_priv *rp, bool answered) {
     conn_close(c, true);
     return;
   }
+  conn_deadline(c, c->srv->lim.idle_timeout_ms);
   conn_process(c);
 }
 
@@ -496,6 +675,7 @@ static int on_message_begin(http_parser *p) {
   req_free(c->cur);
   c->cur = xcalloc(1, sizeof *c->cur);
   c->head_bytes = 0;
+  conn_deadline(c, c->srv->lim.header_timeout_ms);
   buf_reset(&c->hfield);
   buf_reset(&c->hvalue);
   c->in_value = false;
@@ -537,10 +717,12 @@ static int on_headers_complete(http_parser *p) {
     c->err_status = 400;
     return -1;
   }
-  if (p->content_length != ULLONG_MAX && p->content_length > HTTP_MAX_BODY) {
+  if (p->content_length != ULLONG_MAX && p->content_length > body_limit(c)) {
     c->err_status = 413;
     return -1;
   }
+  /* The body may take its time, but not stall. */
+  conn_deadline(c, c->srv->lim.idle_timeout_ms);
   const char *expect = http_req_header(&c->cur->pub, "Expect");
   if (expect && strcasecmp(expect, "100-continue") == 0 && p->http_major == 1 &&
       p->http_minor >= 1) {
@@ -553,11 +735,12 @@ static int on_headers_complete(http_parser *p) {
 
 static int on_body(http_parser *p, const char *at, size_t len) {
   struct http_conn *c = p->data;
-  if (c->cur->body.len + len > HTTP_MAX_BODY) {
+  if (c->cur->body.len + len > body_limit(c)) {
     c->err_status = 413;
     return -1;
   }
   buf_append(&c->cur->body, at, len);
+  conn_deadline(c, c->srv->lim.idle_timeout_ms);
   return 0;
 }
 
@@ -593,6 +776,9 @@ static int on_message_complete(http_parser *p) {
   memcpy(r->peer_addr, c->peer_addr, sizeof r->peer_addr);
   r->conn_ = c;
   c->ready = STEAL_POINTER(&c->cur);
+  buf_free(&c->hfield);
+  buf_free(&c->hvalue);
+  conn_deadline(c, 0); /* the handler's time is its own */
   /* One request at a time: the rest of the input waits for the answer. */
   http_parser_pause(p, 1);
   return 0;
@@ -621,15 +807,24 @@ static void on_linger_shutdown(uv_shutdown_t *sr, int status) {
 }
 
 /* Go's closeWriteAndWait: the answer goes out, then the write side shuts,
- * then the rest of the request is read and dropped until the peer closes
- * (or MAX_HEADER_BYTES more arrived). TLS connections just close. */
-static void conn_linger(struct http_conn *c) {
-  if (c->ssl || c->closing || uv_is_closing(&c->h.handle)) {
+ * then the rest of the request is read and dropped (not decrypted) until
+ * the peer closes, `left` more bytes arrived or LINGER_MS passed. */
+static void conn_linger(struct http_conn *c, size_t left) {
+  if (c->closing || uv_is_closing(&c->h.handle)) {
     conn_close(c, true);
     return;
   }
+  if (c->ssl && c->handshake_done) {
+    ERR_clear_error();
+    SSL_shutdown(c->ssl); /* queues close_notify after the answer */
+    ERR_clear_error();
+    tls_flush(c);
+    if (c->closing)
+      return;
+  }
   c->lingering = true;
-  c->linger_left = MAX_HEADER_BYTES;
+  c->linger_left = left;
+  conn_deadline(c, LINGER_MS);
   buf_reset(&c->in);
   c->in_off = 0;
   c->shutdown.data = c;
@@ -651,13 +846,26 @@ static void parse_failed(struct http_conn *c) {
                "HTTP/1.1 " HEADERS_TOO_LARGE "\r\nContent-Type: text/plain; "
                "charset=utf-8\r\nConnection: close\r\n\r\n" HEADERS_TOO_LARGE);
     conn_send(c, &out);
-    conn_linger(c);
+    conn_linger(c, MAX_HEADER_BYTES);
+    return;
+  }
+  if (status == 413) {
+    /* At once, from Content-Length or the body so far; the rest of the
+     * body is dropped unread, never buffered. */
+    sh_buf out = {0};
+    cleanup_free char *body = error_json("request body too large");
+    build_head(&out, 413, "application/json", (long long)strlen(body), false,
+               false, NULL);
+    buf_append(&out, body, strlen(body));
+    conn_send(c, &out);
+    req_free(STEAL_POINTER(&c->cur));
+    buf_free(&c->in);
+    c->in_off = 0;
+    conn_linger(c, LINGER_BYTES);
     return;
   }
   const char *msg = "malformed HTTP request";
-  if (status == 413)
-    msg = "request body too large";
-  else if (status == 431)
+  if (status == 431)
     msg = "too many request headers";
   conn_fail(c, status, msg);
 }
@@ -705,9 +913,9 @@ static void conn_process(struct http_conn *c) {
       break;
     }
   }
-  if (!c->closing) {
+  if (!c->closing && !c->lingering) {
     if (c->in_off == c->in.len) {
-      buf_reset(&c->in);
+      buf_free(&c->in); /* an idle connection holds no input buffer */
       c->in_off = 0;
     } else if (c->in_off > 0) {
       memmove(c->in.data, c->in.data + c->in_off, c->in.len - c->in_off);
@@ -725,7 +933,7 @@ static void conn_process(struct http_conn *c) {
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
   struct http_conn *c = h->data;
-  *buf = uv_buf_init(c->rbuf, sizeof c->rbuf);
+  *buf = uv_buf_init(c->srv->rbuf, sizeof c->srv->rbuf);
 }
 
 /* Copies subject field nid into out; false when absent, too long or not
@@ -763,6 +971,50 @@ static void tls_capture_peer(struct http_conn *c) {
       c->peer_cn[0] = c->peer_ou[0] = c->peer_o[0] = '\0';
   }
   X509_free(cert);
+}
+
+/* The connection's SSL, made at its first byte: an idle or refused
+ * connection costs no TLS state. */
+static int tls_start(struct http_conn *c) {
+  c->ssl = SSL_new(c->tls_ctx);
+  c->rbio = BIO_new(BIO_s_mem());
+  c->wbio = BIO_new(BIO_s_mem());
+  if (!c->ssl || !c->rbio || !c->wbio) {
+    SSL_free(c->ssl);
+    c->ssl = NULL;
+    BIO_free(c->rbio);
+    BIO_free(c->wbio);
+    c->rbio = c->wbio = NULL;
+    ERR_clear_error();
+    conn_close(c, false);
+    return -1;
+  }
+  SSL_set_bio(c->ssl, c->rbio, c->wbio);
+  SSL_set_options(c->ssl, SSL_OP_NO_RENEGOTIATION);
+  /* OpenSSL's own record buffers (about 34 KiB) go back while idle. */
+  SSL_set_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
+  SSL_set_accept_state(c->ssl);
+  return 0;
+}
+
+static bool bio_oversized(BIO *b) {
+  BUF_MEM *bm = NULL;
+  return BIO_ctrl_pending(b) == 0 && BIO_get_mem_ptr(b, &bm) == 1 && bm &&
+         bm->max > TLS_BIO_KEEP;
+}
+
+/* Gives back the memory BIOs' buffers once a large transfer is over. */
+static void tls_trim(struct http_conn *c) {
+  BIO *nb;
+  if (bio_oversized(c->rbio) && (nb = BIO_new(BIO_s_mem()))) {
+    SSL_set0_rbio(c->ssl, nb); /* frees the old one */
+    c->rbio = nb;
+  }
+  if (bio_oversized(c->wbio) && (nb = BIO_new(BIO_s_mem()))) {
+    SSL_set0_wbio(c->ssl, nb);
+    c->wbio = nb;
+  }
+  ERR_clear_error();
 }
 
 /* Feeds ciphertext to OpenSSL and appends the plaintext to c->in.
@@ -810,6 +1062,8 @@ static int tls_feed(struct http_conn *c, const char *data, size_t len) {
   }
   ERR_clear_error();
   tls_flush(c); /* session tickets, key updates */
+  if (!c->closing)
+    tls_trim(c);
   return c->closing ? -1 : ret;
 }
 
@@ -833,6 +1087,8 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     return;
   }
   bool eof = false;
+  if (c->tls_ctx && !c->ssl && tls_start(c) < 0)
+    return;
   if (c->ssl) {
     int r = tls_feed(c, buf->base, (size_t)n);
     if (r < 0)
@@ -865,11 +1121,36 @@ static void update_reading(struct http_conn *c) {
   }
 }
 
+static void refused_closed(uv_handle_t *h) {
+  free(h->data);
+}
+
+/* Over the cap: accepted only to be closed at once (a reset on TCP), so the
+ * backlog does not fill and the client is not left waiting. */
+static void conn_refuse(struct http_listener *l, uv_stream_t *server) {
+  union stream_u *u = xmalloc(sizeof *u);
+  int r = l->is_tcp ? uv_tcp_init(l->srv->loop, &u->tcp)
+                    : uv_pipe_init(l->srv->loop, &u->pipe, 0);
+  if (r < 0) {
+    free(u);
+    return;
+  }
+  u->handle.data = u;
+  if (uv_accept(server, &u->stream) == 0 && l->is_tcp &&
+      uv_tcp_close_reset(&u->tcp, refused_closed) == 0)
+    return;
+  uv_close(&u->handle, refused_closed);
+}
+
 static void on_connection(uv_stream_t *server, int status) {
   struct http_listener *l = server->data;
   struct http_server *srv = l->srv;
   if (status < 0 || srv->closing)
     return;
+  if (srv->lim.max_conns && l->nconns >= srv->lim.max_conns) {
+    conn_refuse(l, server);
+    return;
+  }
   struct http_conn *c = xcalloc(1, sizeof *c);
   int r = l->is_tcp ? uv_tcp_init(srv->loop, &c->h.tcp)
                     : uv_pipe_init(srv->loop, &c->h.pipe, 0);
@@ -879,6 +1160,8 @@ static void on_connection(uv_stream_t *server, int status) {
   }
   c->h.handle.data = c;
   c->srv = srv;
+  c->l = l;
+  l->nconns++;
   c->next = srv->conns;
   if (srv->conns)
     srv->conns->prev = c;
@@ -904,21 +1187,12 @@ static void on_connection(uv_stream_t *server, int status) {
     }
   }
   if (l->tls) {
-    c->ssl = SSL_new(l->tls);
-    c->rbio = BIO_new(BIO_s_mem());
-    c->wbio = BIO_new(BIO_s_mem());
-    if (!c->ssl || !c->rbio || !c->wbio) {
-      BIO_free(c->rbio);
-      BIO_free(c->wbio);
-      c->rbio = c->wbio = NULL;
-      ERR_clear_error();
-      conn_close(c, false);
-      return;
-    }
-    SSL_set_bio(c->ssl, c->rbio, c->wbio);
-    SSL_set_options(c->ssl, SSL_OP_NO_RENEGOTIATION);
-    SSL_set_accept_state(c->ssl);
+    SSL_CTX_up_ref(l->tls);
+    c->tls_ctx = l->tls;
   }
+  /* A new connection has the header timeout for its handshake and first
+   * request head. */
+  conn_deadline(c, srv->lim.header_timeout_ms);
   update_reading(c);
 }
 
@@ -934,7 +1208,47 @@ struct http_server *http_server_new(uv_loop_t *loop, http_handler_fn handler,
   srv->handler = handler;
   srv->ud = ud;
   srv->port = -1;
+  http_limits_default(&srv->lim);
+  uv_timer_init(loop, &srv->sweep);
+  srv->sweep.data = srv;
+  srv->open_handles++;
+  http_server_set_limits(srv, &srv->lim);
   return srv;
+}
+
+/* Closes connections past their deadline: a slow or stalled request head,
+ * a stalled body, a keep-alive connection idle too long, a linger over. */
+static void on_sweep(uv_timer_t *t) {
+  struct http_server *srv = t->data;
+  uint64_t now = uv_now(srv->loop);
+  /* The list only shrinks in close callbacks, so walking it is safe. */
+  for (struct http_conn *c = srv->conns; c; c = c->next) {
+    if (c->closing || !c->deadline || now < c->deadline || c->upgraded)
+      continue;
+    c->lingering = false;
+    conn_close(c, false);
+  }
+}
+
+void http_server_set_limits(struct http_server *srv,
+                            const struct http_limits *l) {
+  srv->lim = *l;
+  /* A quarter of the shortest timeout, at most a second. */
+  unsigned iv = 1000;
+  if (l->header_timeout_ms && l->header_timeout_ms / 4 < iv)
+    iv = l->header_timeout_ms / 4;
+  if (l->idle_timeout_ms && l->idle_timeout_ms / 4 < iv)
+    iv = l->idle_timeout_ms / 4;
+  if (iv < 50)
+    iv = 50;
+  uv_timer_start(&srv->sweep, on_sweep, iv, iv);
+  uv_unref((uv_handle_t *)&srv->sweep);
+}
+
+static void on_sweep_closed(uv_handle_t *h) {
+  struct http_server *srv = h->data;
+  srv->open_handles--;
+  maybe_free_server(srv);
 }
 
 static void on_listener_closed(uv_handle_t *h) {
@@ -963,6 +1277,9 @@ static struct http_listener *listener_add(struct http_server *srv,
 }
 
 static void listener_drop(struct http_server *srv, struct http_listener *l) {
+  for (struct http_conn *c = srv->conns; c; c = c->next)
+    if (c->l == l)
+      c->l = NULL;
   struct http_listener **pp = &srv->listeners;
   while (*pp != l)
     pp = &(*pp)->next;
@@ -970,7 +1287,7 @@ static void listener_drop(struct http_server *srv, struct http_listener *l) {
   uv_close(&l->h.handle, on_listener_closed);
 }
 
-int http_server_listen_unix(struct http_server *srv, const char *path,
+int http_server_listen_unix(struct http_server *srv, const char *path, int gid,
                             sh_err *err) {
   struct stat st;
   if (lstat(path, &st) == 0) {
@@ -982,6 +1299,8 @@ int http_server_listen_unix(struct http_server *srv, const char *path,
   struct http_listener *l = listener_add(srv, false);
   int r = uv_pipe_bind(&l->h.pipe, path);
   if (r == 0 && chmod(path, 0660) < 0)
+    r = -errno;
+  if (r == 0 && gid >= 0 && chown(path, (uid_t)-1, (gid_t)gid) < 0)
     r = -errno;
   if (r == 0)
     r = uv_listen(&l->h.stream, 128, on_connection);
@@ -1045,6 +1364,7 @@ void http_server_close(struct http_server *srv) {
   if (!srv || srv->closing)
     return;
   srv->closing = true;
+  uv_close((uv_handle_t *)&srv->sweep, on_sweep_closed);
   while (srv->listeners)
     listener_drop(srv, srv->listeners);
   /* The list only shrinks in close callbacks, so walking it is safe. */
@@ -1182,6 +1502,21 @@ void http_req_release(struct http_req *req) {
   req_finish(priv(req), false);
 }
 
+size_t http_req_queued(const struct http_req *req) {
+  const struct http_conn *c = req->conn_;
+  if (c->closing || c->handle_closed)
+    return 0;
+  return uv_stream_get_write_queue_size(&c->h.stream);
+}
+
+void http_req_on_drain(struct http_req *req, size_t low,
+                       void (*fn)(struct http_req *req, void *ud), void *ud) {
+  struct req_priv *rp = priv(req);
+  rp->drain_fn = fn;
+  rp->drain_ud = ud;
+  rp->drain_low = low;
+}
+
 /* ---- upgrade ---- */
 
 static void conn_bridge_to_net(void *ud, const char *data, size_t len) {
@@ -1227,7 +1562,8 @@ int http_req_upgrade(struct http_req *req, const char *protocol, int *fd_out,
   c->api_depth--;
   req_free(rp);
   c->active = NULL;
-  if (c->closing) { /* the 101 could not be sent */
+  conn_deadline(c, 0); /* the new protocol keeps its own time */
+  if (c->closing) {    /* the 101 could not be sent */
     bridge_close(br);
     close(fd);
     return sh_error(err, 503, "upgrade: connection closed");

@@ -3,7 +3,9 @@
  *
  * Parsing is http_parser's; TLS is OpenSSL over memory BIOs, so all I/O
  * stays on the loop thread. Connections are keep-alive; request bodies may
- * be chunked and are limited to HTTP_MAX_BODY (413 past it). Responses are
+ * be chunked and are limited (413 past it, see struct http_limits), as are
+ * the time to send a request head, idle keep-alive time and the number of
+ * connections per listener. Responses are
  * either whole (http_respond) or streamed with chunked encoding
  * (http_stream_*), which the dispatcher session and `logs -f` use.
  *
@@ -24,6 +26,27 @@ struct sh_err;
 
 #define HTTP_MAX_BODY (16u * 1024 * 1024)
 #define HTTP_MAX_HEADERS 64
+
+/* Connection limits of one server (every listener of it). Defaults in
+ * http_limits_default(); docs/architecture.md says why these values. */
+struct http_limits {
+  unsigned max_conns;         /* open connections per listener; 0: no cap */
+  unsigned header_timeout_ms; /* request line + headers (and TLS handshake) */
+  unsigned idle_timeout_ms;   /* keep-alive wait; body inactivity; 0: none */
+  size_t max_body;            /* any request body */
+  /* A request on a TLS listener from a peer without a verified client
+   * certificate (before authentication: the join endpoint, /ca). */
+  size_t max_body_unauth;
+};
+
+void http_limits_default(struct http_limits *l);
+/* Overrides from "conns=N,header=DUR,idle=DUR,body=SIZE,unauth=SIZE" (any
+ * subset; DUR as "500ms", "30s", "2m"; SIZE as "64k", "16m" or bytes). */
+int http_limits_parse(struct http_limits *l, const char *spec,
+                      struct sh_err *err);
+/* The environment's overrides (SHOAL_HTTP_LIMITS, for tests and tuning;
+ * shoald checks it at start), applied to l; invalid ones are ignored. */
+void http_limits_env(struct http_limits *l);
 
 struct http_header {
   char *name; /* as received */
@@ -65,14 +88,18 @@ struct http_server;
 
 struct http_server *http_server_new(uv_loop_t *loop, http_handler_fn handler,
                                     void *ud);
-/* Listens on a unix socket (removing a stale one), mode 0660. */
-int http_server_listen_unix(struct http_server *srv, const char *path,
+/* Listens on a unix socket (removing a stale one), mode 0660, group gid
+ * (-1: the process's). */
+int http_server_listen_unix(struct http_server *srv, const char *path, int gid,
                             struct sh_err *err);
 /* Listens on host:port; with tls != NULL every connection is TLS with that
  * context (the server takes a reference; client-cert policy is the
  * context's). */
 int http_server_listen_tcp(struct http_server *srv, const char *host, int port,
                            SSL_CTX *tls, struct sh_err *err);
+/* Applies to connections accepted from now on. */
+void http_server_set_limits(struct http_server *srv,
+                            const struct http_limits *l);
 /* Replaces the TLS context for new connections (certificate renewal). */
 void http_server_set_tls(struct http_server *srv, SSL_CTX *tls);
 /* Port of the last TCP listener (useful after listening on port 0); -1
@@ -101,6 +128,13 @@ void http_stream_begin(struct http_req *req, int status,
                        const char *content_type, const char *const *headers);
 int http_stream_write(struct http_req *req, const void *data, size_t len);
 void http_stream_end(struct http_req *req);
+/* Output queued on req's connection that the kernel has not taken yet. */
+size_t http_req_queued(const struct http_req *req);
+/* Flow control for streams: fn runs on the loop each time a write on req's
+ * connection completes with at most `low` bytes still queued, until the
+ * request ends or fn is set to NULL. Never from inside an http_* call. */
+void http_req_on_drain(struct http_req *req, size_t low,
+                       void (*fn)(struct http_req *req, void *ud), void *ud);
 /* Drops a request without answering (after on_close, or on shutdown). */
 void http_req_release(struct http_req *req);
 

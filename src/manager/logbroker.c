@@ -9,8 +9,22 @@
 #include "manager/internal.h"
 #include "store/store.h"
 
+/* A client that stops reading: once this much waits in its connection's
+ * queue, nodes' posts are held unanswered (each node sends one at a time,
+ * and its reader waits for the answer) until the queue is down to
+ * LOG_QUEUE_LOW. */
+#define LOG_QUEUE_HIGH (256 * 1024)
+#define LOG_QUEUE_LOW (64 * 1024)
+
+struct held {
+  struct sub *s;
+  struct http_req *req; /* a node's post */
+  struct held *next;
+};
+
 struct sub {
   struct logbroker *b;
+  struct held *held, **held_tail; /* posts in arrival order */
   char id[ID_LEN + 1];
   struct http_req *req; /* NULL once the client left */
   struct log_options o;
@@ -42,6 +56,48 @@ static void sub_free(struct sub *s) {
   free(s);
 }
 
+static bool publish_now(struct sub *s, struct http_req *req,
+                        const char *node_id);
+
+static struct held *held_pop(struct sub *s) {
+  struct held *h = s->held;
+  if (h && !(s->held = h->next))
+    s->held_tail = &s->held;
+  return h;
+}
+
+/* The node gave up on a held post (its timeout): drop it unanswered. */
+static void held_gone(struct http_req *req, void *ud) {
+  struct held *h = ud;
+  struct sub *s = h->s;
+  for (struct held **pp = &s->held; *pp; pp = &(*pp)->next) {
+    if (*pp == h) {
+      if (!(*pp = h->next))
+        s->held_tail = pp;
+      break;
+    }
+  }
+  free(h);
+  http_req_release(req);
+}
+
+/* The client's queue drained: answer held posts while it stays short. */
+static void client_drained(struct http_req *creq, void *ud) {
+  struct sub *s = ud;
+  http_req_on_drain(creq, 0, NULL, NULL);
+  struct held *h;
+  while (s->req && http_req_queued(s->req) <= LOG_QUEUE_HIGH &&
+         (h = held_pop(s))) {
+    struct http_req *req = h->req;
+    free(h);
+    req->on_close = NULL;
+    if (publish_now(s, req, req->peer_cn))
+      return; /* the subscription ended */
+  }
+  if (s->held && s->req)
+    http_req_on_drain(s->req, LOG_QUEUE_LOW, client_drained, s);
+}
+
 /* Tells the nodes to stop reading (follow) and forgets the subscription. */
 static void sub_end(struct sub *s, bool client_gone) {
   json_t *msg = json_pack("{s:s, s:s}", "Type", "logs-cancel", "Sub", s->id);
@@ -50,10 +106,18 @@ static void sub_end(struct sub *s, bool client_gone) {
   json_array_foreach(s->nodes, i, n)
       dispatcher_send(s->b->m->disp, json_string_value(n), msg);
   json_decref(msg);
+  /* Held posts are answered (their frames dropped): the nodes go on. */
+  struct held *h;
+  while ((h = held_pop(s))) {
+    h->req->on_close = NULL;
+    http_respond_json(h->req, 200, "{}");
+    free(h);
+  }
   if (s->req) {
     struct http_req *req = s->req;
     s->req = NULL;
     req->on_close = NULL;
+    http_req_on_drain(req, 0, NULL, NULL);
     if (client_gone)
       http_req_release(req);
     else
@@ -89,6 +153,7 @@ int logbroker_subscribe(struct logbroker *b, struct http_req *req,
   s->o = *o;
   s->pending = json_object();
   s->nodes = json_array();
+  s->held_tail = &s->held;
   /* Per node, the containers of the wanted tasks it ran. */
   json_t *per_node = json_object();
   json_t *tasks = store_list(st, STORE_TASK);
@@ -189,18 +254,46 @@ void logbroker_publish(struct logbroker *b, struct http_req *req,
   struct sub *s = b->subs;
   while (s && strcmp(s->id, id) != 0)
     s = s->next;
+  if (s && s->req && (s->held || http_req_queued(s->req) > LOG_QUEUE_HIGH)) {
+    /* The client is behind: this node waits (in order behind others). */
+    struct held *h = xcalloc(1, sizeof *h);
+    h->s = s;
+    h->req = req;
+    *s->held_tail = h;
+    s->held_tail = &h->next;
+    req->on_close = held_gone;
+    req->on_close_ud = h;
+    http_req_on_drain(s->req, LOG_QUEUE_LOW, client_drained, s);
+    return;
+  }
+  if (!s)
+    return http_respond_error(req, 404, "no such log subscription");
+  publish_now(s, req, node_id);
+}
+
+/* Sends a node's frames on and answers its post; true when that ended
+ * (and freed) the subscription. */
+static bool publish_now(struct sub *s, struct http_req *req,
+                        const char *node_id) {
   cleanup_free char *task = http_req_query(req, "task");
   cleanup_free char *lastv = http_req_query(req, "last");
   bool last = lastv && strcmp(lastv, "1") == 0;
-  if (!s || !task)
-    return http_respond_error(req, 404, "no such log subscription");
+  if (!task) {
+    http_respond_error(req, 404, "no such log subscription");
+    return false;
+  }
   json_t *ctx = json_object_get(s->pending, task);
-  if (!ctx || strcmp(jx_str(ctx, "Node", ""), node_id) != 0)
-    return http_respond_error(req, 404, "no such task in this subscription");
+  if (!ctx || strcmp(jx_str(ctx, "Node", ""), node_id) != 0) {
+    http_respond_error(req, 404, "no such task in this subscription");
+    return false;
+  }
   forward_frames(s, task, ctx, (const unsigned char *)req->body, req->body_len);
   if (last)
     json_object_del(s->pending, task);
   http_respond_json(req, 200, "{}");
-  if (json_object_size(s->pending) == 0 && !s->o.follow)
+  if (json_object_size(s->pending) == 0 && !s->o.follow) {
     sub_end(s, false);
+    return true;
+  }
+  return false;
 }

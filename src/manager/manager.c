@@ -252,12 +252,21 @@ static int start_common(struct manager *m, const struct manager_config *cfg,
   return 0;
 }
 
+/* Connections per swarm-port listener: 3 per node for 1,300 nodes. */
+#define SWARM_MAX_CONNS 4096
+
 static int listen_swarm_port(struct manager *m, sh_err *err) {
   SSL_CTX *tls =
       ca_tls_server_ctx(m->cert_pem, m->key_pem, m->root_pem, false, err);
   if (!tls)
     return -1;
   m->srv = http_server_new(m->loop, swarmapi_handle, m);
+  /* Every node holds a session and a call or two at the leader. */
+  struct http_limits lim;
+  http_limits_default(&lim);
+  lim.max_conns = SWARM_MAX_CONNS;
+  http_limits_env(&lim);
+  http_server_set_limits(m->srv, &lim);
   char host[128];
   int port = SWARM_DEFAULT_PORT;
   if (addr_split(m->listen_addr, host, sizeof host, &port, err) < 0) {

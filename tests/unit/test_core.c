@@ -171,3 +171,74 @@ TEST(workq_close_cancels_queued_work) {
   uv_run(&loop, UV_RUN_DEFAULT);
   CHECK_INT_EQ(uv_loop_close(&loop), 0);
 }
+
+/* ---- flow (log backpressure) ---- */
+
+#include "core/flow.h"
+
+#include <stdatomic.h>
+#include <unistd.h>
+
+struct flow_case {
+  struct flow *f;
+  atomic_int acquired;
+  bool last_ok;
+};
+
+static void *flow_producer(void *arg) {
+  struct flow_case *fc = arg;
+  for (int i = 0; i < 4; i++) {
+    fc->last_ok = flow_acquire(fc->f, 100);
+    if (!fc->last_ok)
+      break;
+    atomic_fetch_add(&fc->acquired, 1);
+  }
+  return NULL;
+}
+
+static int flow_wait_acquired(struct flow_case *fc, int want) {
+  for (int i = 0; i < 2000 && atomic_load(&fc->acquired) < want; i++)
+    usleep(1000);
+  usleep(20000); /* and that it does not go further */
+  return atomic_load(&fc->acquired);
+}
+
+/* A producer thread acquiring 100 bytes at a time on f. */
+static pthread_t flow_start(struct flow *f, size_t high, struct flow_case *fc) {
+  flow_init(f, high);
+  fc->f = f;
+  fc->last_ok = false;
+  atomic_init(&fc->acquired, 0);
+  pthread_t th;
+  if (pthread_create(&th, NULL, flow_producer, fc) != 0)
+    abort();
+  return th;
+}
+
+TEST(flow_bounds_the_producer) {
+  struct flow f;
+  struct flow_case fc;
+  pthread_t th = flow_start(&f, 250, &fc);
+  /* 0, 100, 200 are under the bound: three go out, the fourth waits. */
+  CHECK_INT_EQ(flow_wait_acquired(&fc, 3), 3);
+  CHECK_INT_EQ(flow_out(&f), 300);
+  flow_release(&f, 100); /* 200 out: under the bound again */
+  CHECK_INT_EQ(flow_wait_acquired(&fc, 4), 4);
+  pthread_join(th, NULL);
+  CHECK(fc.last_ok);
+  flow_release(&f, 1000); /* never below zero */
+  CHECK_INT_EQ(flow_out(&f), 0);
+  flow_destroy(&f);
+}
+
+TEST(flow_close_wakes_the_producer) {
+  struct flow f;
+  struct flow_case fc;
+  pthread_t th = flow_start(&f, 100, &fc);
+  CHECK_INT_EQ(flow_wait_acquired(&fc, 1), 1);
+  flow_close(&f);
+  pthread_join(th, NULL);
+  CHECK(!fc.last_ok);
+  CHECK(!flow_acquire(&f, 1)); /* closed stays closed */
+  flow_destroy(&f);
+}

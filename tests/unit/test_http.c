@@ -137,7 +137,7 @@ static void fx_init(struct fx *f) {
 
 static int fx_listen_unix(struct fx *f) {
   sh_err err = {0};
-  return http_server_listen_unix(f->srv, f->sock, &err);
+  return http_server_listen_unix(f->srv, f->sock, -1, &err);
 }
 
 static int fx_listen_tcp(struct fx *f, SSL_CTX *tls) {
@@ -1321,5 +1321,107 @@ TEST(http_client_reentrant_done) {
   res_free(&ch.third);
   run_for(&f, 50); /* both held requests see their peers go */
   CHECK(f.held == NULL);
+  CHECK(fx_done(&f));
+}
+
+/* ---- endpoint limits ---- */
+
+TEST(http_limits_parse_values) {
+  struct http_limits l;
+  http_limits_default(&l);
+  CHECK_INT_EQ(l.max_conns, 1024);
+  CHECK_INT_EQ(l.header_timeout_ms, 30000);
+  CHECK_INT_EQ(l.idle_timeout_ms, 180000);
+  CHECK_INT_EQ(l.max_body, HTTP_MAX_BODY);
+  CHECK_INT_EQ(l.max_body_unauth, 65536);
+  sh_err err = {0};
+  CHECK_INT_EQ(http_limits_parse(&l,
+                                 "conns=10,header=500ms,idle=2m,"
+                                 "body=1m,unauth=4k",
+                                 &err),
+               0);
+  CHECK_INT_EQ(l.max_conns, 10);
+  CHECK_INT_EQ(l.header_timeout_ms, 500);
+  CHECK_INT_EQ(l.idle_timeout_ms, 120000);
+  CHECK_INT_EQ(l.max_body, 1u << 20);
+  CHECK_INT_EQ(l.max_body_unauth, 4096);
+  CHECK_INT_EQ(http_limits_parse(&l, "header=3", &err), 0);
+  CHECK_INT_EQ(l.header_timeout_ms, 3000);
+  CHECK_INT_EQ(http_limits_parse(&l, "", &err), 0);
+  CHECK_INT_EQ(http_limits_parse(&l, NULL, &err), 0);
+  /* A bad spec changes nothing. */
+  const char *bad[] = {"conns",      "conns=x",   "header=5h", "body=-1",
+                       "body=9999m", "idle=1s,x", "what=1",    "unauth=1kk"};
+  for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+    struct http_limits before = l;
+    CHECK(http_limits_parse(&l, bad[i], &err) < 0);
+    CHECK(memcmp(&before, &l, sizeof l) == 0);
+  }
+}
+
+/* A request head that does not complete in time is cut; a keep-alive
+ * connection idle too long too; answered ones are unaffected. */
+TEST(http_header_and_idle_timeouts) {
+  struct fx f;
+  fx_init(&f);
+  struct http_limits l;
+  http_limits_default(&l);
+  l.header_timeout_ms = 300;
+  l.idle_timeout_ms = 600;
+  http_server_set_limits(f.srv, &l);
+  CHECK_INT_EQ(fx_listen_unix(&f), 0);
+  int slow = raw_unix(f.sock);
+  raw_send(slow, "GET /x HTTP/1.1\r\nHost: x\r\n", 26);
+  int idle = raw_unix(f.sock);
+  raw_send(idle, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n", 28);
+  bool eof;
+  cleanup_free char *r1 = raw_read(&f, idle, 1, 2000, &eof);
+  CHECK(str_has_prefix(r1, "HTTP/1.1 200 "));
+  /* The slow head goes after about 300 ms, well before the idle one. */
+  cleanup_free char *r2 = raw_read(&f, slow, 0, 450, &eof);
+  CHECK(eof);
+  CHECK_STR_EQ(r2, "");
+  cleanup_free char *r3 = raw_read(&f, idle, 0, 100, &eof);
+  CHECK(!eof);
+  cleanup_free char *r4 = raw_read(&f, idle, 0, 1500, &eof);
+  CHECK(eof);
+  close(slow);
+  close(idle);
+  CHECK(fx_done(&f));
+}
+
+/* Past the cap new connections are closed at once; existing ones work. */
+TEST(http_connection_cap) {
+  struct fx f;
+  fx_init(&f);
+  struct http_limits l;
+  http_limits_default(&l);
+  l.max_conns = 3;
+  http_server_set_limits(f.srv, &l);
+  CHECK_INT_EQ(fx_listen_unix(&f), 0);
+  int fds[5];
+  for (int i = 0; i < 5; i++) {
+    fds[i] = raw_unix(f.sock);
+    run_for(&f, 20);
+  }
+  bool eof;
+  for (int i = 3; i < 5; i++) {
+    cleanup_free char *r = raw_read(&f, fds[i], 0, 500, &eof);
+    CHECK(eof);
+  }
+  for (int i = 0; i < 3; i++) {
+    raw_send(fds[i], "GET /x HTTP/1.1\r\nHost: x\r\n\r\n", 28);
+    cleanup_free char *r = raw_read(&f, fds[i], 1, 2000, &eof);
+    CHECK(str_has_prefix(r, "HTTP/1.1 200 "));
+  }
+  for (int i = 0; i < 5; i++)
+    close(fds[i]);
+  run_for(&f, 50);
+  /* Slots come back when connections go. */
+  int again = raw_unix(f.sock);
+  raw_send(again, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n", 28);
+  cleanup_free char *r = raw_read(&f, again, 1, 2000, &eof);
+  CHECK(str_has_prefix(r, "HTTP/1.1 200 "));
+  close(again);
   CHECK(fx_done(&f));
 }
