@@ -1227,6 +1227,46 @@ TEST(http_tls_foreign_and_required) {
   pki_free(&p);
 }
 
+/* Clients of the swarm port talk to managers only: a worker's certificate
+ * (or another cluster's manager) on a server gets no request, with or
+ * without a client certificate; the join (no client certificate yet)
+ * accepts any manager of the pinned CA. */
+TEST(http_tls_client_requires_manager_server) {
+  struct pki p;
+  pki_make(&p);
+  struct tcert other_cluster;
+  make_cert(&other_cluster, "node9", "swarm-manager", "cluster2", &p.ca);
+  struct fx f;
+  fx_init(&f);
+  SSL_CTX *fake = server_ctx(&p.cli, &p.ca, PEER_OPTIONAL);
+  CHECK(fx_listen_tcp(&f, fake) > 0);
+  SSL_CTX_free(fake);
+  struct res r;
+  int before = f.nreq;
+  peer_call(&f, &p, NULL, &p.ca, false, &r);
+  CHECK_INT_EQ(r.status, 0);
+  CHECK(r.error && strstr(r.error, "not a manager of this swarm"));
+  res_free(&r);
+  peer_call(&f, &p, &p.cli, &p.ca, false, &r);
+  CHECK_INT_EQ(r.status, 0);
+  res_free(&r);
+  CHECK_INT_EQ(f.nreq, before);
+
+  SSL_CTX *other = server_ctx(&other_cluster, &p.ca, PEER_OPTIONAL);
+  http_server_set_tls(f.srv, other);
+  SSL_CTX_free(other);
+  peer_call(&f, &p, &p.cli, &p.ca, false, &r);
+  CHECK_INT_EQ(r.status, 0);
+  res_free(&r);
+  CHECK_INT_EQ(f.nreq, before);
+  peer_call(&f, &p, NULL, &p.ca, false, &r);
+  CHECK_INT_EQ(r.status, 200);
+  res_free(&r);
+  CHECK(fx_done(&f));
+  tcert_free(&other_cluster);
+  pki_free(&p);
+}
+
 TEST(http_tls_stream_and_keepalive) {
   struct pki p;
   pki_make(&p);
