@@ -171,8 +171,15 @@ int authz_check(const struct authz_env *env, const struct authz_rule *rule,
     who->via_manager = true;
     return 0;
   }
-  if (node_allowed(env, peer->cn, rule->need, err) < 0)
-    return -1;
+  if (node_allowed(env, peer->cn, rule->need, err) < 0) {
+    /* A follower's copy may lag the leader's (a node whose join was just
+     * committed): a forwardable call goes on to the leader, which checks
+     * it again with complete knowledge. */
+    bool unknown = err->status == 503;
+    if (!(unknown && rule->forwardable))
+      return -1;
+    sh_err_clear(err);
+  }
   who->node_id = peer->cn;
   return 0;
 }

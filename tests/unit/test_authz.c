@@ -170,6 +170,18 @@ TEST(authz_identity_from_cert_role_from_store) {
                503);
   CHECK_INT_EQ(call(&f, "POST", "/swarm/v1/session", "r1", WRK, NULL, NULL),
                403);
+  /* ...but a call the follower passes on to the leader goes on: the
+   * leader checks it with complete knowledge (a manager that just joined
+   * asks a follower to add it to raft). */
+  struct authz_who who2;
+  CHECK_INT_EQ(call(&f, "POST", "/swarm/v1/raft/join", "x9", MGR, NULL, &who2),
+               0);
+  CHECK_STR_EQ(who2.node_id, "x9");
+  CHECK_INT_EQ(call(&f, "POST", "/swarm/v1/renew", "x9", WRK, NULL, NULL), 0);
+  CHECK_INT_EQ(call(&f, "POST", "/swarm/v1/raft/join", "r1", MGR, NULL, NULL),
+               403);
+  CHECK_INT_EQ(call(&f, "POST", "/swarm/v1/raft/join", "w1", WRK, NULL, NULL),
+               403);
   store_free(f.s);
 }
 
