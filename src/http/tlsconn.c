@@ -219,25 +219,7 @@ int tlsconn_ctx_restrict(SSL_CTX *ctx) {
   return 0;
 }
 
-/* Copies subject field nid into out; false when too long or not text. */
-static bool subject_field(X509_NAME *name, int nid, char *out, size_t n) {
-  out[0] = '\0';
-  int idx = X509_NAME_get_index_by_NID(name, nid, -1);
-  if (idx < 0)
-    return true;
-  unsigned char *utf8 = NULL;
-  int len = ASN1_STRING_to_UTF8(
-      &utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, idx)));
-  if (len < 0)
-    return false;
-  bool ok = (size_t)len < n && memchr(utf8, '\0', (size_t)len) == NULL;
-  if (ok) {
-    memcpy(out, utf8, (size_t)len);
-    out[len] = '\0';
-  }
-  OPENSSL_free(utf8);
-  return ok;
-}
+static bool subject_field(X509_NAME *name, int nid, char *out, size_t n);
 
 int tlsconn_verify_manager(int preverify_ok, X509_STORE_CTX *x) {
   if (!preverify_ok || X509_STORE_CTX_get_error_depth(x) != 0)
@@ -333,6 +315,26 @@ fail:
   BIO_free(b);
   SSL_CTX_free(ctx);
   return NULL;
+}
+
+/* Copies subject field nid into out; false when too long or not text. */
+static bool subject_field(X509_NAME *name, int nid, char *out, size_t n) {
+  out[0] = '\0';
+  int idx = X509_NAME_get_index_by_NID(name, nid, -1);
+  if (idx < 0)
+    return true;
+  unsigned char *utf8 = NULL;
+  int len = ASN1_STRING_to_UTF8(
+      &utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, idx)));
+  if (len < 0)
+    return false;
+  bool ok = (size_t)len < n && memchr(utf8, '\0', (size_t)len) == NULL;
+  if (ok) {
+    memcpy(out, utf8, (size_t)len);
+    out[len] = '\0';
+  }
+  OPENSSL_free(utf8);
+  return ok;
 }
 
 /* ---- upgrade client ---- */
