@@ -10,6 +10,7 @@
 #include "core/err.h"
 #include "core/id.h"
 #include "core/util.h"
+#include "http/tlsconn.h"
 
 #include <ctype.h>
 #include <openssl/bio.h>
@@ -552,12 +553,11 @@ SSL_CTX *ca_tls_server_ctx(const char *cert_pem, const char *key_pem,
     return NULL;
 
   cleanup_sslctx SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-  if (ctx == NULL || !SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION)) {
+  if (ctx == NULL || tlsconn_ctx_restrict(ctx) < 0) {
     ossl_error(err, 500, "cannot create TLS context");
     return NULL;
   }
-  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
-                               SSL_OP_CIPHER_SERVER_PREFERENCE);
+  SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
   if (SSL_CTX_use_certificate(ctx, cert) != 1 ||
       SSL_CTX_use_PrivateKey(ctx, key) != 1 ||
       SSL_CTX_check_private_key(ctx) != 1) {

@@ -9,6 +9,7 @@
 #include "http/client.h"
 
 #include "core/util.h"
+#include "http/tlsconn.h"
 
 #include <curl/curl.h>
 #include <strings.h>
@@ -45,6 +46,7 @@ struct http_call {
   bool cancelled; /* drop without calling done */
   bool aborted;   /* on_data asked to stop */
   bool in_done;
+  bool verify_manager; /* the server must be a swarm manager */
 };
 
 static void after_curl(struct http_client *c);
@@ -239,11 +241,18 @@ static void call_complete(struct http_call *call, CURLcode code) {
     curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &status);
     cleanup_buf sh_buf chain = {0};
     collect_chain(call->easy, &chain);
+    char reason[CURL_ERROR_SIZE + 96];
     if (code == CURLE_OK) {
       res.status = (int)status;
     } else if (call->aborted) {
       res.status = (int)status;
       res.error = "aborted";
+    } else if (code == CURLE_PEER_FAILED_VERIFICATION) {
+      snprintf(reason, sizeof reason,
+               "the server is not a manager of this swarm (its certificate "
+               "was refused: %s)",
+               call->errbuf[0] ? call->errbuf : curl_easy_strerror(code));
+      res.error = reason;
     } else {
       res.error = call->errbuf[0] ? call->errbuf : curl_easy_strerror(code);
     }
@@ -310,6 +319,21 @@ static size_t on_curl_write(char *ptr, size_t size, size_t n, void *ud) {
     buf_append(&call->body, ptr, len);
   }
   return len;
+}
+
+/* libcurl's TLS context, just before the handshake: the swarm's cipher
+ * floor always, and for verified calls the server must be a manager (see
+ * tlsconn_verify_manager): certificates name nodes, not hosts, so this
+ * replaces the host name check. */
+static CURLcode on_ssl_ctx(CURL *easy, void *sslctx, void *ud) {
+  (void)easy;
+  const struct http_call *call = ud;
+  SSL_CTX *ctx = sslctx;
+  if (tlsconn_ctx_restrict(ctx) < 0)
+    return CURLE_SSL_CIPHER;
+  if (call->verify_manager)
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, tlsconn_verify_manager);
+  return CURLE_OK;
 }
 
 static void set_blob(CURL *easy, CURLoption opt, const char *pem) {
@@ -381,8 +405,12 @@ struct http_call *http_client_call(struct http_client *c,
       call->hdrs = curl_slist_append(call->hdrs, *h);
   curl_easy_setopt(easy, CURLOPT_HTTPHEADER, call->hdrs);
 
-  /* Swarm certificates name nodes, not hosts. */
+  /* Swarm certificates name nodes, not hosts: on_ssl_ctx checks the
+   * role and cluster in the certificate instead. */
   curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L);
+  call->verify_manager = !opts->insecure && !opts->unix_socket;
+  curl_easy_setopt(easy, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+  curl_easy_setopt(easy, CURLOPT_SSL_CTX_DATA, call);
   curl_easy_setopt(easy, CURLOPT_CERTINFO, 1L);
   if (opts->insecure) {
     curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 0L);

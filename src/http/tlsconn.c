@@ -201,6 +201,51 @@ static int ossl_fail(sh_err *err, const char *what) {
   return sh_error(err, 400, "%s%s%s", what, e ? ": " : "", reason);
 }
 
+/* ECDHE key exchange with AEAD ciphers only: no CBC (Lucky13 and
+ * padding oracles), no RSA key exchange (no forward secrecy). */
+#define TLS12_CIPHERS                                                          \
+  "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"               \
+  "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:"                 \
+  "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305"
+#define TLS13_SUITES                                                           \
+  "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+
+int tlsconn_ctx_restrict(SSL_CTX *ctx) {
+  if (!ctx || !SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
+      SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS) != 1 ||
+      SSL_CTX_set_ciphersuites(ctx, TLS13_SUITES) != 1)
+    return -1;
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+  return 0;
+}
+
+static bool subject_field(X509_NAME *name, int nid, char *out, size_t n);
+
+int tlsconn_verify_manager(int preverify_ok, X509_STORE_CTX *x) {
+  if (!preverify_ok || X509_STORE_CTX_get_error_depth(x) != 0)
+    return preverify_ok;
+  X509 *peer = X509_STORE_CTX_get_current_cert(x);
+  SSL *ssl =
+      X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
+  X509 *own = ssl ? SSL_get_certificate(ssl) : NULL;
+  char ou[64], o[128], mine[128] = "";
+  /* "swarm-manager": the CA's CA_ROLE_MANAGER (ca/ sits above http/). */
+  bool ok = peer &&
+            subject_field(X509_get_subject_name(peer),
+                          NID_organizationalUnitName, ou, sizeof ou) &&
+            subject_field(X509_get_subject_name(peer), NID_organizationName, o,
+                          sizeof o) &&
+            (!own || subject_field(X509_get_subject_name(own),
+                                   NID_organizationName, mine, sizeof mine)) &&
+            strcmp(ou, "swarm-manager") == 0 && *o &&
+            (!own || strcmp(o, mine) == 0);
+  if (!ok) {
+    X509_STORE_CTX_set_error(x, X509_V_ERR_APPLICATION_VERIFICATION);
+    return 0;
+  }
+  return 1;
+}
+
 SSL_CTX *tlsconn_client_ctx(const char *cert_pem, const char *key_pem,
                             const char *root_pem, sh_err *err) {
   if (!cert_pem || !key_pem || !root_pem) {
@@ -211,7 +256,7 @@ SSL_CTX *tlsconn_client_ctx(const char *cert_pem, const char *key_pem,
   BIO *b = NULL;
   X509 *x = NULL;
   EVP_PKEY *key = NULL;
-  if (!ctx || !SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION)) {
+  if (!ctx || tlsconn_ctx_restrict(ctx) < 0) {
     ossl_fail(err, "cannot create TLS context");
     goto fail;
   }
@@ -259,9 +304,9 @@ SSL_CTX *tlsconn_client_ctx(const char *cert_pem, const char *key_pem,
     goto fail;
   }
   BIO_free(b);
-  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
-  /* The default callback fails the handshake on any chain error. */
-  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+  /* Any chain error, or a server that is not a manager of our cluster,
+   * fails the handshake; the caller's verify callback checks the rest. */
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, tlsconn_verify_manager);
   SSL_CTX_set_verify_depth(ctx, 4);
   return ctx;
 fail:

@@ -51,6 +51,18 @@ struct tlsconn_peer {
   char o[128];  /* cluster ID */
 };
 
+/* The swarm's TLS floor, for every context (server, raft client, libcurl):
+ * TLS 1.3, or TLS 1.2 with ECDHE and an AEAD cipher (AES-GCM,
+ * ChaCha20-Poly1305) only; no compression, no renegotiation. 0 or -1. */
+int tlsconn_ctx_restrict(SSL_CTX *ctx);
+
+/* Verify callback for clients of the swarm port: on top of the chain to
+ * the pinned root, the server's certificate must say swarm-manager, and,
+ * when the client presents a certificate of its own, the same
+ * organization (cluster ID) as that one. A worker's certificate on a
+ * fake manager port fails the handshake: no request is ever sent. */
+int tlsconn_verify_manager(int preverify_ok, X509_STORE_CTX *x);
+
 /* Client TLS context (TLS 1.2+): presents cert/key, trusts only root_pem
  * and fails the handshake on a server certificate that does not chain to
  * it. No host name check: node certificates name nodes, not hosts; the

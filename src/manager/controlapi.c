@@ -334,6 +334,21 @@ int manager_update_node(struct manager *m, const char *ref, int64_t version,
   return manager_propose(m, tx, done, ud, err);
 }
 
+/* Docker's default NodeCertExpiry (90 days), and a margin for clocks. */
+#define REMOVED_MIN_NS (INT64_C(90) * 24 * 3600 * NS_PER_SEC)
+#define REMOVED_GRACE_NS (INT64_C(7) * 24 * 3600 * NS_PER_SEC)
+
+void manager_tx_node_removed(struct manager *m, struct store_tx *tx,
+                             const char *node_id) {
+  /* Kept while a certificate issued to the node may still be valid: the
+   * cluster's current expiry (at least Docker's default) from now. */
+  int64_t exp =
+      jx_int(store_cluster(m->store), "Spec.CAConfig.NodeCertExpiry", 0);
+  if (exp < REMOVED_MIN_NS)
+    exp = REMOVED_MIN_NS;
+  store_tx_node_removed(tx, node_id, clock_wall_ns() + exp + REMOVED_GRACE_NS);
+}
+
 int manager_remove_node(struct manager *m, const char *ref, bool force,
                         manager_done_fn done, void *ud, sh_err *err) {
   json_t *cur = store_find(m->store, STORE_NODE, ref, err);
@@ -356,6 +371,7 @@ int manager_remove_node(struct manager *m, const char *ref, bool force,
   dispatcher_drop(m->disp, id);
   struct store_tx *tx = store_tx_new();
   store_tx_delete(tx, STORE_NODE, id, STORE_ANY_VERSION);
+  manager_tx_node_removed(m, tx, id);
   return manager_propose(m, tx, done, ud, err);
 }
 

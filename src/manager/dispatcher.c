@@ -625,8 +625,14 @@ void dispatcher_leave(struct dispatcher *d, struct http_req *req,
   if (s)
     session_end(d, s);
   json_object_del(d->deadlines, node_id);
-  if (d->leader)
+  if (d->leader) {
     set_status(d, node_id, "down", "node left the swarm", NULL, NULL);
+    /* It wipes its identity: nothing may come back with its certificate. */
+    struct store_tx *tx = store_tx_new();
+    manager_tx_node_removed(d->m, tx, node_id);
+    sh_err err = {0};
+    manager_propose(d->m, tx, NULL, NULL, &err);
+  }
   http_respond_json(req, 200, "{}");
 }
 

@@ -14,6 +14,7 @@ struct http_server;
 struct dispatcher;
 struct reconciler;
 struct logbroker;
+struct store_tx;
 
 struct manager {
   uv_loop_t *loop;
@@ -48,6 +49,10 @@ json_t *manager_new_node_object(struct manager *m, const char *node_id,
 /* The cluster object for swarm init (Spec with defaults, TLS info, tokens,
  * the CA key under "_CAKey"). */
 json_t *cluster_object_new(const struct manager_init *init, struct sh_err *err);
+/* Adds to tx the record that node_id left or was removed: its
+ * certificates are refused on the swarm port from then on (authz.h). */
+void manager_tx_node_removed(struct manager *m, struct store_tx *tx,
+                             const char *node_id);
 /* Handler for the swarm port (node-to-node API). */
 void swarmapi_handle(struct http_req *req, void *ud);
 

@@ -1,6 +1,7 @@
-/* The swarm port (2377): node-to-node API over TLS. The CA and join
- * endpoints serve nodes that have no certificate yet; everything else
- * needs a client certificate issued by this cluster's CA. */
+/* The swarm port (2377): node-to-node API over TLS. Every request is
+ * decided by one policy (authz.h: endpoint -> the role the store must
+ * give the caller) before its handler runs; handlers act for the node the
+ * policy names, never for a name the request carries. */
 #include "ca/ca.h"
 #include "core/err.h"
 #include "core/id.h"
@@ -9,6 +10,7 @@
 #include "http/client.h"
 #include "http/server.h"
 #include "manager/dispatcher.h"
+#include "manager/authz.h"
 #include "manager/internal.h"
 #include "manager/logbroker.h"
 #include "raft/raftnode.h"
@@ -53,9 +55,11 @@ static void join_committed(void *ud, int status, const sh_err *err) {
 /* ---- proxying to the leader ---- */
 
 /* Followers pass node-to-node calls that must run on the leader (joins,
- * raft membership) to it, over mutual TLS with their own certificate. The
- * leader trusts the forwarded facts (the original peer's address and node
- * ID) only from a manager. */
+ * renewals, raft membership) to it, over mutual TLS with their own
+ * certificate, naming the node they checked (Shoal-For-Node) and the
+ * address they saw (Shoal-Observed-Addr). The leader believes those only
+ * from a current manager and raft member, and only on the endpoints the
+ * policy marks forwardable; it then checks the named node itself. */
 #define OBSERVED_ADDR_HEADER "Shoal-Observed-Addr"
 #define FOR_NODE_HEADER "Shoal-For-Node"
 
@@ -67,15 +71,17 @@ static void proxied(const struct http_result *res, void *ud) {
                res->body_len, NULL);
 }
 
-static void proxy_to_leader(struct manager *m, struct http_req *req) {
+static void proxy_to_leader(struct manager *m, struct http_req *req,
+                            const struct authz_who *who) {
   const char *leader = manager_leader_addr(m);
   if (!leader)
     return http_respond_error(req, 503, RAFTNODE_NO_LEADER_MSG);
   cleanup_free char *url = xasprintf("https://%s%s", leader, req->url);
   char h1[128], h2[128];
   snprintf(h1, sizeof h1, OBSERVED_ADDR_HEADER ": %s", req->peer_addr);
-  snprintf(h2, sizeof h2, FOR_NODE_HEADER ": %s", req->peer_cn);
-  const char *headers[] = {h1, h2, NULL};
+  snprintf(h2, sizeof h2, FOR_NODE_HEADER ": %s",
+           who->node_id ? who->node_id : "");
+  const char *headers[] = {h1, who->node_id ? h2 : NULL, NULL};
   struct http_call_opts o = {.method = req->method,
                              .url = url,
                              .body = req->body,
@@ -89,18 +95,12 @@ static void proxy_to_leader(struct manager *m, struct http_req *req) {
 }
 
 /* The peer's address, or the one a forwarding manager vouches for. */
-static const char *origin_addr(struct http_req *req) {
+static const char *origin_addr(struct http_req *req,
+                               const struct authz_who *who) {
   const char *fwd = http_req_header(req, OBSERVED_ADDR_HEADER);
-  if (fwd && req->peer_verified && strcmp(req->peer_ou, CA_ROLE_MANAGER) == 0)
+  if (fwd && who->via_manager)
     return fwd;
   return req->peer_addr;
-}
-
-static const char *origin_node(struct http_req *req) {
-  const char *fwd = http_req_header(req, FOR_NODE_HEADER);
-  if (fwd && *fwd && strcmp(req->peer_ou, CA_ROLE_MANAGER) == 0)
-    return fwd;
-  return req->peer_cn;
 }
 
 /* POST /swarm/v1/raft/join from a manager whose raft is listening. */
@@ -111,12 +111,11 @@ static void raft_added(void *ud, int status, const sh_err *err) {
   http_respond_json(req, 200, "{}");
 }
 
-static void handle_raft_join(struct manager *m, struct http_req *req) {
-  if (strcmp(req->peer_ou, CA_ROLE_MANAGER) != 0)
-    return http_respond_error(req, 403, "only managers can join raft");
+static void handle_raft_join(struct manager *m, struct http_req *req,
+                             const struct authz_who *who) {
   if (!m->leader)
-    return proxy_to_leader(m, req);
-  const char *node_id = origin_node(req);
+    return proxy_to_leader(m, req, who);
+  const char *node_id = who->node_id;
   json_t *node = store_get(m->store, STORE_NODE, node_id);
   const char *addr = jx_str(node, "ManagerStatus.Addr", NULL);
   if (!node || strcmp(jx_str(node, "Spec.Role", ""), "manager") != 0 || !addr)
@@ -170,14 +169,17 @@ static void renew_sign(void *ud, int status, const sh_err *err) {
   free(c);
 }
 
-static void handle_renew(struct manager *m, struct http_req *req) {
+/* Only ever for the node the policy named (the caller, or the client a
+ * follower passed on): never for an ID the request body chooses. */
+static void handle_renew(struct manager *m, struct http_req *req,
+                         const struct authz_who *who) {
   if (!m->leader)
-    return proxy_to_leader(m, req);
+    return proxy_to_leader(m, req, who);
   sh_err err = {0};
   cleanup_json json_t *body = NULL;
   if (jx_parse_object(req->body, req->body_len, &body, &err) < 0)
     return respond_err(req, &err);
-  const char *node_id = origin_node(req);
+  const char *node_id = who->node_id;
   json_t *node = store_get(m->store, STORE_NODE, node_id);
   const char *csr = jx_str(body, "CSR", NULL);
   if (!node || !csr)
@@ -194,7 +196,8 @@ static void handle_renew(struct manager *m, struct http_req *req) {
     if (*want)
       snprintf(adv, sizeof adv, "%s", want);
     else
-      snprintf(adv, sizeof adv, "%s:%d", origin_addr(req), SWARM_DEFAULT_PORT);
+      snprintf(adv, sizeof adv, "%s:%d", origin_addr(req, who),
+               SWARM_DEFAULT_PORT);
     json_t *next = json_deep_copy(node);
     json_object_set_new(
         next, "ManagerStatus",
@@ -208,7 +211,8 @@ static void handle_renew(struct manager *m, struct http_req *req) {
   renew_sign(c, 0, NULL);
 }
 
-static void handle_join(struct manager *m, struct http_req *req) {
+static void handle_join(struct manager *m, struct http_req *req,
+                        const struct authz_who *who) {
   sh_err err = {0};
   cleanup_json json_t *body = NULL;
   if (jx_parse_object(req->body, req->body_len, &body, &err) < 0)
@@ -228,7 +232,7 @@ static void handle_join(struct manager *m, struct http_req *req) {
   else
     return http_respond_error(req, 400, INVALID_TOKEN_MSG);
   if (!m->leader)
-    return proxy_to_leader(m, req);
+    return proxy_to_leader(m, req, who);
   bool manager = strcmp(role, "manager") == 0;
   /* A manager's address for raft and the dispatcher: the one it advertises,
    * else how we see it, on its listen port. */
@@ -238,7 +242,8 @@ static void handle_join(struct manager *m, struct http_req *req) {
   if (*want)
     snprintf(adv, sizeof adv, "%s", want);
   else
-    snprintf(adv, sizeof adv, "%s:%lld", origin_addr(req), (long long)lport);
+    snprintf(adv, sizeof adv, "%s:%lld", origin_addr(req, who),
+             (long long)lport);
   const char *avail = jx_str(body, "Availability", "active");
   if (!*avail)
     avail = "active";
@@ -263,7 +268,7 @@ static void handle_join(struct manager *m, struct http_req *req) {
   json_t *desc = json_object_get(body, "Description");
   json_t *node = manager_new_node_object(
       m, c->node_id, role, avail, jx_str(body, "Hostname", ""),
-      origin_addr(req), json_is_object(desc) ? desc : NULL);
+      origin_addr(req, who), json_is_object(desc) ? desc : NULL);
   if (manager)
     json_object_set_new(
         node, "ManagerStatus",
@@ -277,41 +282,50 @@ static void handle_join(struct manager *m, struct http_req *req) {
   }
 }
 
+static bool raft_member(void *ud, const char *node_id) {
+  return manager_is_raft_member(ud, node_id);
+}
+
 void swarmapi_handle(struct http_req *req, void *ud) {
   struct manager *m = ud;
-  if (strcmp(req->path, "/swarm/v1/ca") == 0 &&
-      strcmp(req->method, "GET") == 0) {
-    http_respond(req, 200, "application/x-pem-file", m->root_pem,
-                 strlen(m->root_pem), NULL);
-    return;
-  }
-  if (strcmp(req->path, "/swarm/v1/join") == 0 &&
-      strcmp(req->method, "POST") == 0)
-    return handle_join(m, req);
-  /* Raft's own stream: the raft module checks the peer itself. */
-  if (strcmp(req->path, "/swarm/v1/raft") == 0)
-    return raftnode_accept_upgrade(m->raft, req);
+  int status = 404;
+  const struct authz_rule *rule =
+      authz_rule_for(req->method, req->path, &status);
+  if (!rule)
+    return http_respond_error(
+        req, status, status == 405 ? "method not allowed" : "page not found");
+  struct authz_env env = {.store = m->store,
+                          .cluster_id = m->cluster_id,
+                          .leader = m->leader,
+                          .raft_member = raft_member,
+                          .ud = m};
+  struct authz_peer peer = {.verified = req->peer_verified,
+                            .cn = req->peer_cn,
+                            .ou = req->peer_ou,
+                            .o = req->peer_o};
+  struct authz_who who;
+  sh_err err = {0};
+  if (authz_check(&env, rule, &peer, http_req_header(req, FOR_NODE_HEADER),
+                  &who, &err) < 0)
+    return respond_err(req, &err);
 
-  /* Everything else: only this cluster's nodes. */
-  json_t *cluster = store_cluster(m->store);
-  /* A manager still loading its raft log has no cluster object yet: that
-   * is "try again", not a refusal of the node. */
-  if (req->peer_verified && !cluster)
-    return http_respond_error(req, 503, RAFTNODE_NO_LEADER_MSG);
-  if (!req->peer_verified ||
-      strcmp(req->peer_o, jx_str(cluster, "ID", "")) != 0)
-    return http_respond_error(req, 401,
-                              "a certificate from this swarm's CA is "
-                              "required");
-  if (str_has_prefix(req->path, "/swarm/v1/forward/")) {
-    if (strcmp(req->peer_ou, CA_ROLE_MANAGER) != 0 || !m->forwarded)
-      return http_respond_error(req, 403,
-                                "only managers may forward API calls");
+  const char *path = req->path;
+  if (strcmp(path, "/swarm/v1/ca") == 0)
+    return http_respond(req, 200, "application/x-pem-file", m->root_pem,
+                        strlen(m->root_pem), NULL);
+  if (strcmp(path, "/swarm/v1/join") == 0)
+    return handle_join(m, req, &who);
+  /* The raft module checks the raft id against the certificate. */
+  if (strcmp(path, "/swarm/v1/raft") == 0)
+    return raftnode_accept_upgrade(m->raft, req);
+  if (str_has_prefix(path, "/swarm/v1/forward/")) {
+    if (!m->forwarded)
+      return http_respond_error(req, 404, "page not found");
     if (!m->leader)
       return http_respond_error(req, 503, RAFTNODE_NO_LEADER_MSG);
     return m->forwarded(req, m->forwarded_ud);
   }
-  if (strcmp(req->path, "/swarm/v1/index") == 0) {
+  if (strcmp(path, "/swarm/v1/index") == 0) {
     /* How far this manager has applied the log: a follower that forwarded
      * a write waits to reach it, so the client reads its own write. */
     char out[64];
@@ -319,21 +333,19 @@ void swarmapi_handle(struct http_req *req, void *ud) {
              (unsigned long long)raftnode_last_applied(m->raft));
     return http_respond_json(req, 200, out);
   }
-  if (strcmp(req->method, "POST") != 0)
-    return http_respond_error(req, 405, "method not allowed");
-  if (strcmp(req->path, "/swarm/v1/session") == 0)
-    return dispatcher_session(m->disp, req, req->peer_cn);
-  if (strcmp(req->path, "/swarm/v1/heartbeat") == 0)
-    return dispatcher_heartbeat(m->disp, req, req->peer_cn);
-  if (strcmp(req->path, "/swarm/v1/raft/join") == 0)
-    return handle_raft_join(m, req);
-  if (strcmp(req->path, "/swarm/v1/renew") == 0)
-    return handle_renew(m, req);
-  if (str_has_prefix(req->path, "/swarm/v1/logs/"))
-    return logbroker_publish(m->logs, req, req->peer_cn);
-  if (strcmp(req->path, "/swarm/v1/tasks") == 0)
-    return dispatcher_task_status(m->disp, req, req->peer_cn);
-  if (strcmp(req->path, "/swarm/v1/leave") == 0)
-    return dispatcher_leave(m->disp, req, req->peer_cn);
+  if (strcmp(path, "/swarm/v1/session") == 0)
+    return dispatcher_session(m->disp, req, who.node_id);
+  if (strcmp(path, "/swarm/v1/heartbeat") == 0)
+    return dispatcher_heartbeat(m->disp, req, who.node_id);
+  if (strcmp(path, "/swarm/v1/raft/join") == 0)
+    return handle_raft_join(m, req, &who);
+  if (strcmp(path, "/swarm/v1/renew") == 0)
+    return handle_renew(m, req, &who);
+  if (str_has_prefix(path, "/swarm/v1/logs/"))
+    return logbroker_publish(m->logs, req, who.node_id);
+  if (strcmp(path, "/swarm/v1/tasks") == 0)
+    return dispatcher_task_status(m->disp, req, who.node_id);
+  if (strcmp(path, "/swarm/v1/leave") == 0)
+    return dispatcher_leave(m->disp, req, who.node_id);
   http_respond_error(req, 404, "page not found");
 }

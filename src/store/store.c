@@ -16,6 +16,8 @@
  * Unknown) to HTTP 500 (api/server/httpstatus statusCodeFromGRPCError). */
 #define STORE_SEQ_STATUS 500
 #define STORE_SEQ_MSG "update out of sequence"
+/* The cluster's removed-node list: node ID -> until (ns). */
+#define REMOVED_KEY "_RemovedNodes"
 
 static const char *const kind_names[STORE_NKINDS] = {
     [STORE_CLUSTER] = "cluster", [STORE_NODE] = "node",
@@ -215,6 +217,11 @@ json_t *store_cluster(struct store *s) {
   return NULL;
 }
 
+bool store_node_removed(struct store *s, const char *node_id) {
+  json_t *removed = json_object_get(store_cluster(s), REMOVED_KEY);
+  return node_id && json_object_get(removed, node_id) != NULL;
+}
+
 uint64_t store_index(struct store *s) {
   return s->index;
 }
@@ -276,6 +283,14 @@ void store_tx_delete(struct store_tx *tx, enum store_kind k, const char *id,
                                            "delete", "kind", store_kind_name(k),
                                            "id", id ? id : "", "expect",
                                            (json_int_t)expect_version));
+}
+
+void store_tx_node_removed(struct store_tx *tx, const char *node_id,
+                           int64_t until_ns) {
+  json_array_append_new(tx->ops,
+                        json_pack("{s:s, s:s, s:I}", "op", "node_removed", "id",
+                                  node_id ? node_id : "", "until",
+                                  (json_int_t)until_ns));
 }
 
 bool store_tx_empty(const struct store_tx *tx) {
@@ -375,9 +390,48 @@ static int parse_op(const json_t *op, enum store_kind *k, bool *is_put,
   return 0;
 }
 
+/* A new version of the cluster with node `id` in its removed list until
+ * `until`, and entries whose time has passed (at the tx's time) gone. */
+static int stage_node_removed(struct store *s, struct stage *st,
+                              const json_t *op, int64_t tx_ns, const char *now,
+                              uint64_t index, sh_err *err) {
+  const char *id = jx_str(op, "id", NULL);
+  json_t *until = json_object_get(op, "until");
+  if (!id || !*id || !json_is_integer(until))
+    return sh_error(err, 400, "invalid transaction: malformed node_removed");
+  json_t *cl = store_cluster(s);
+  if (!cl)
+    return sh_error(err, 404, "cluster not found");
+  struct staged *e = stage_get(s, st, STORE_CLUSTER, jx_str(cl, "ID", ""));
+  if (!e->cur)
+    return sh_error(err, 404, "cluster not found");
+  json_t *nv = json_deep_copy(e->cur);
+  json_t *list = json_object_get(nv, REMOVED_KEY);
+  if (!json_is_object(list)) {
+    list = json_object();
+    json_object_set_new(nv, REMOVED_KEY, list);
+  }
+  const char *k;
+  json_t *v, *tmp;
+  json_object_foreach_safe(list, tmp, k, v) {
+    if (!json_is_integer(v) || json_integer_value(v) < tx_ns)
+      json_object_del(list, k);
+  }
+  json_object_set_new(list, id, json_integer(json_integer_value(until)));
+  json_object_set_new(nv, "UpdatedAt", json_string(now));
+  json_object_set_new(nv, "Version",
+                      json_pack("{s:I}", "Index", (json_int_t)index));
+  json_decref(e->cur);
+  e->cur = nv;
+  return 0;
+}
+
 /* Checks one op against the staged view and records its effect. */
 static int stage_op(struct store *s, struct stage *st, json_t *op,
-                    const char *now, uint64_t index, sh_err *err) {
+                    int64_t tx_ns, const char *now, uint64_t index,
+                    sh_err *err) {
+  if (strcmp(jx_str(op, "op", ""), "node_removed") == 0)
+    return stage_node_removed(s, st, op, tx_ns, now, index, err);
   enum store_kind k = STORE_CLUSTER;
   bool is_put = false;
   int64_t expect = 0;
@@ -404,6 +458,13 @@ static int stage_op(struct store *s, struct stage *st, json_t *op,
     json_object_set_new(nv, "UpdatedAt", json_string(now));
     json_object_set_new(nv, "Version",
                         json_pack("{s:I}", "Index", (json_int_t)index));
+    /* Only node_removed changes the removed list: a put made from an
+     * older copy of the cluster must not bring a removed node back. */
+    json_t *removed = json_object_get(e->cur, REMOVED_KEY);
+    if (k == STORE_CLUSTER && removed)
+      json_object_set(nv, REMOVED_KEY, removed);
+    else if (k == STORE_CLUSTER)
+      json_object_del(nv, REMOVED_KEY);
     json_decref(e->cur);
     e->cur = nv;
   } else {
@@ -480,7 +541,7 @@ int store_apply(struct store *s, const char *data, size_t len, uint64_t index,
   size_t i;
   json_t *op;
   json_array_foreach(ops, i, op) {
-    if (stage_op(s, &st, op, now, index, err) < 0) {
+    if (stage_op(s, &st, op, json_integer_value(t), now, index, err) < 0) {
       stage_free(&st);
       return -1;
     }

@@ -62,6 +62,8 @@ json_t *store_list(struct store *s, enum store_kind k);
 size_t store_count(struct store *s, enum store_kind k);
 /* The single cluster object, or NULL before init. Borrowed. */
 json_t *store_cluster(struct store *s);
+/* Whether node_id is in the cluster's removed-node list. */
+bool store_node_removed(struct store *s, const char *node_id);
 /* Raft index of the last applied transaction. */
 uint64_t store_index(struct store *s);
 
@@ -75,6 +77,14 @@ void store_tx_put(struct store_tx *tx, enum store_kind k, json_t *obj,
                   int64_t expect_version);
 void store_tx_delete(struct store_tx *tx, enum store_kind k, const char *id,
                      int64_t expect_version);
+/* Records that a node was removed from the swarm (node rm, or the node
+ * left), as swarmkit's Cluster.BlacklistedCertificates: the cluster's
+ * "_RemovedNodes" maps the node ID to until_ns, after which no
+ * certificate issued to it can still be valid. Applying it bumps the
+ * cluster's version and drops entries already past their time; a put of
+ * the cluster keeps the list (only this op changes it). */
+void store_tx_node_removed(struct store_tx *tx, const char *node_id,
+                           int64_t until_ns);
 bool store_tx_empty(const struct store_tx *tx);
 /* The bytes raft replicates (JSON); now_ns stamps the objects. */
 char *store_tx_encode(const struct store_tx *tx, int64_t now_ns, size_t *len);

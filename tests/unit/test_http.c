@@ -397,6 +397,16 @@ static SSL_CTX *server_ctx(const struct tcert *srv, const struct tcert *ca,
   return ctx;
 }
 
+/* Listens on a new TLS port of f with srv's certificate; its port, or
+ * <= 0. */
+static int listen_tls(struct fx *f, const struct tcert *srv,
+                      const struct tcert *ca, enum peer_policy pol) {
+  SSL_CTX *ctx = server_ctx(srv, ca, pol);
+  int port = fx_listen_tcp(f, ctx);
+  SSL_CTX_free(ctx); /* the server holds its own reference */
+  return port;
+}
+
 struct pki {
   struct tcert ca, srv, cli, other_ca, other_cli;
 };
@@ -1104,9 +1114,7 @@ TEST(http_tls_peer_identity) {
   pki_make(&p);
   struct fx f;
   fx_init(&f);
-  SSL_CTX *ctx = server_ctx(&p.srv, &p.ca, PEER_OPTIONAL);
-  CHECK(fx_listen_tcp(&f, ctx) > 0);
-  SSL_CTX_free(ctx); /* the server holds its own reference */
+  CHECK(listen_tls(&f, &p.srv, &p.ca, PEER_OPTIONAL) > 0);
   struct res r;
 
   peer_call(&f, &p, &p.cli, &p.ca, false, &r);
@@ -1153,9 +1161,7 @@ TEST(http_tls_foreign_and_required) {
   struct fx f;
   fx_init(&f);
   /* a context that lets unverified certificates through: not verified */
-  SSL_CTX *lax = server_ctx(&p.srv, &p.ca, PEER_OPTIONAL_ACCEPT_UNTRUSTED);
-  CHECK(fx_listen_tcp(&f, lax) > 0);
-  SSL_CTX_free(lax);
+  CHECK(listen_tls(&f, &p.srv, &p.ca, PEER_OPTIONAL_ACCEPT_UNTRUSTED) > 0);
   struct res r;
   peer_call(&f, &p, &p.other_cli, &p.ca, false, &r);
   CHECK_INT_EQ(r.status, 200);
@@ -1167,9 +1173,7 @@ TEST(http_tls_foreign_and_required) {
   res_free(&r);
 
   /* second listener requiring a client certificate */
-  SSL_CTX *strict = server_ctx(&p.srv, &p.ca, PEER_REQUIRED);
-  CHECK(fx_listen_tcp(&f, strict) > 0);
-  SSL_CTX_free(strict);
+  CHECK(listen_tls(&f, &p.srv, &p.ca, PEER_REQUIRED) > 0);
   int before = f.nreq;
   peer_call(&f, &p, NULL, &p.ca, false, &r);
   CHECK_INT_EQ(r.status, 0);
@@ -1227,14 +1231,50 @@ TEST(http_tls_foreign_and_required) {
   pki_free(&p);
 }
 
+/* Clients of the swarm port talk to managers only: a worker's certificate
+ * (or another cluster's manager) on a server gets no request, with or
+ * without a client certificate; the join (no client certificate yet)
+ * accepts any manager of the pinned CA. */
+TEST(http_tls_client_requires_manager_server) {
+  struct pki p;
+  pki_make(&p);
+  struct tcert other_cluster;
+  make_cert(&other_cluster, "node9", "swarm-manager", "cluster2", &p.ca);
+  struct fx f;
+  fx_init(&f);
+  CHECK(listen_tls(&f, &p.cli, &p.ca, PEER_OPTIONAL) > 0);
+  struct res r;
+  int before = f.nreq;
+  peer_call(&f, &p, NULL, &p.ca, false, &r);
+  CHECK_INT_EQ(r.status, 0);
+  CHECK(r.error && strstr(r.error, "not a manager of this swarm"));
+  res_free(&r);
+  peer_call(&f, &p, &p.cli, &p.ca, false, &r);
+  CHECK_INT_EQ(r.status, 0);
+  res_free(&r);
+  CHECK_INT_EQ(f.nreq, before);
+
+  SSL_CTX *other = server_ctx(&other_cluster, &p.ca, PEER_OPTIONAL);
+  http_server_set_tls(f.srv, other);
+  SSL_CTX_free(other);
+  peer_call(&f, &p, &p.cli, &p.ca, false, &r);
+  CHECK_INT_EQ(r.status, 0);
+  res_free(&r);
+  CHECK_INT_EQ(f.nreq, before);
+  peer_call(&f, &p, NULL, &p.ca, false, &r);
+  CHECK_INT_EQ(r.status, 200);
+  res_free(&r);
+  CHECK(fx_done(&f));
+  tcert_free(&other_cluster);
+  pki_free(&p);
+}
+
 TEST(http_tls_stream_and_keepalive) {
   struct pki p;
   pki_make(&p);
   struct fx f;
   fx_init(&f);
-  SSL_CTX *ctx = server_ctx(&p.srv, &p.ca, PEER_REQUIRED);
-  CHECK(fx_listen_tcp(&f, ctx) > 0);
-  SSL_CTX_free(ctx);
+  CHECK(listen_tls(&f, &p.srv, &p.ca, PEER_REQUIRED) > 0);
   cleanup_free char *url = xasprintf("https://127.0.0.1:%d/stream", f.port);
   struct http_call_opts o = {.url = url,
                              .cert_pem = p.cli.cert_pem,

@@ -549,3 +549,66 @@ TEST(store_same_bytes_same_state) {
   store_free(a);
   store_free(b);
 }
+
+/* The removed-node list (swarmkit's BlacklistedCertificates): recorded
+ * with the node's delete in one transaction, kept by later puts of the
+ * cluster made from an older copy, pruned once past its time, and carried
+ * by snapshots. */
+TEST(store_removed_nodes_round_trip) {
+  struct store *s = store_new();
+  sh_err err = {0};
+  CHECK_INT_EQ(put1(s, STORE_CLUSTER, json_pack("{s:s}", "ID", "c"),
+                    STORE_MUST_CREATE, 1, &err),
+               0);
+  CHECK_INT_EQ(put1(s, STORE_NODE, json_pack("{s:s}", "ID", "n1"),
+                    STORE_MUST_CREATE, 2, &err),
+               0);
+  CHECK(!store_node_removed(s, "n1"));
+  json_t *stale = json_deep_copy(store_cluster(s));
+
+  struct store_tx *tx = store_tx_new();
+  store_tx_delete(tx, STORE_NODE, "n1", STORE_ANY_VERSION);
+  store_tx_node_removed(tx, "n1", T0 + 100);
+  CHECK_INT_EQ(apply_tx(s, tx, 3, T0, &err), 0);
+  CHECK(store_get(s, STORE_NODE, "n1") == NULL);
+  CHECK(store_node_removed(s, "n1"));
+  CHECK(!store_node_removed(s, "n2"));
+  CHECK_INT_EQ(jx_int(store_cluster(s), "Version.Index", 0), 3);
+  /* Hidden from the API's view of the swarm. */
+  json_t *pub = store_public(store_cluster(s));
+  CHECK(json_object_get(pub, "_RemovedNodes") == NULL);
+  json_decref(pub);
+
+  /* A put from a copy taken before the removal is out of sequence... */
+  json_t *again = json_deep_copy(stale);
+  CHECK(put1(s, STORE_CLUSTER, again, 1, 4, &err) < 0);
+  CHECK_INT_EQ(err.status, 500);
+  /* ...and even an unchecked one cannot drop the list. */
+  CHECK_INT_EQ(put1(s, STORE_CLUSTER, stale, STORE_ANY_VERSION, 4, &err), 0);
+  CHECK(store_node_removed(s, "n1"));
+
+  /* Snapshot and restore keep it. */
+  size_t len;
+  char *snap = store_snapshot(s, &len);
+  struct store *r = store_new();
+  CHECK_INT_EQ(store_restore(r, snap, len, &err), 0);
+  free(snap);
+  CHECK(store_node_removed(r, "n1"));
+
+  /* An entry past its time goes when the next one is recorded. */
+  tx = store_tx_new();
+  store_tx_node_removed(tx, "n2", T0 + 1000);
+  CHECK_INT_EQ(apply_tx(r, tx, 5, T0 + 500, &err), 0);
+  CHECK(!store_node_removed(r, "n1"));
+  CHECK(store_node_removed(r, "n2"));
+
+  /* Without a cluster there is nothing to record into. */
+  struct store *e = store_new();
+  tx = store_tx_new();
+  store_tx_node_removed(tx, "n1", T0);
+  CHECK(apply_tx(e, tx, 1, T0, &err) < 0);
+  CHECK_INT_EQ(err.status, 404);
+  store_free(e);
+  store_free(r);
+  store_free(s);
+}
