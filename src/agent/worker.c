@@ -1,5 +1,6 @@
 /* Task controllers: assignments -> containers -> status reports. */
 #include "agent/worker.h"
+#include "exec/caps.h"
 
 #include "core/clock.h"
 #include "core/err.h"
@@ -209,6 +210,27 @@ static void strv_free(char **v) {
   free(v);
 }
 
+/* ContainerSpec.Hosts ("IP name [alias...]", --host) as dockerd's
+ * ExtraHosts: one "name:IP" per name. */
+static char **extra_hosts(const json_t *hosts) {
+  size_t cap = 1, n = 0;
+  char **v = xcalloc(cap, sizeof *v);
+  size_t i;
+  json_t *h;
+  json_array_foreach(hosts, i, h) {
+    cleanup_free char *line =
+        xstrdup(json_string_value(h) ? json_string_value(h) : "");
+    char *save = NULL;
+    const char *ip = strtok_r(line, " \t", &save);
+    for (const char *name; ip && (name = strtok_r(NULL, " \t", &save));) {
+      v = xrealloc(v, (n + 2) * sizeof *v);
+      v[n++] = xasprintf("%s:%s", name, ip);
+      v[n] = NULL;
+    }
+  }
+  return v;
+}
+
 /* --network host: the task shares the node's namespace (an attachment to
  * the predefined swarm network of driver host, without an address). */
 static bool uses_host_network(const json_t *task) {
@@ -346,6 +368,10 @@ static int prepare(struct job *j) {
   if (seccomp_from_swarm(jx_get(cs, "Privileges.Seccomp"), &smode, &custom,
                          &j->err) < 0)
     return -1;
+  cleanup_free const char **caps = NULL;
+  if (exec_caps(json_object_get(cs, "CapabilityAdd"),
+                json_object_get(cs, "CapabilityDrop"), &caps, &j->err) < 0)
+    return -1;
   cleanup_free char *image_id = NULL;
   if (image_resolve(w->cfg.images, image, &image_id, NULL) < 0 &&
       image_pull(w->cfg.images, image, NULL, NULL, NULL, &image_id, &j->err) <
@@ -410,6 +436,7 @@ static int prepare(struct job *j) {
   char **cmd = strv(jx_get(cs, "Command"));
   char **args = strv(jx_get(cs, "Args"));
   char **env = strv(jx_get(cs, "Env"));
+  char **hosts = extra_hosts(json_object_get(cs, "Hosts"));
   int rc = -1;
   cleanup_free char *netns = NULL;
   cleanup_json json_t *nets = NULL;
@@ -462,6 +489,10 @@ static int prepare(struct job *j) {
       .seccomp = smode == SECCOMP_MODE_CUSTOM    ? custom
                  : smode == SECCOMP_MODE_DEFAULT ? w->cfg.seccomp
                                                  : NULL,
+      .caps = caps,
+      .no_new_privileges = jx_bool(cs, "Privileges.NoNewPrivileges", false),
+      .oom_score_adj = (int)jx_int(cs, "OomScoreAdj", 0),
+      .extra_hosts = (const char *const *)hosts,
   };
   if (spec.user && !*spec.user)
     spec.user = NULL;
@@ -478,6 +509,7 @@ done:
   strv_free(cmd);
   strv_free(args);
   strv_free(env);
+  strv_free(hosts);
   free(mounts);
   json_decref(labels);
   json_decref(config);

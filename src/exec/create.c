@@ -323,6 +323,9 @@ static int create_in(executor *ex, const struct exec_spec *s,
       .cgroups_path = cgpath,
       .cgmode = ex->cgmode,
       .seccomp = s->seccomp,
+      .caps = s->caps,
+      .no_new_privileges = s->no_new_privileges,
+      .oom_score_adj = s->oom_score_adj,
   };
   oci = exec_oci_config(&in);
   if (exec_write_json(p->config, oci, err) < 0)

@@ -118,6 +118,12 @@ struct exec_spec {
   /* The seccomp profile (seccomp/seccomp.h), evaluated against the
    * container's capabilities; NULL: none (unconfined). */
   const struct seccomp_profile *seccomp;
+  /* The capability set (exec/caps.h), NULL-terminated; NULL: Docker's
+   * defaults. no_new_privileges: the process cannot gain privileges
+   * (setuid binaries, file capabilities). */
+  const char *const *caps;
+  bool no_new_privileges;
+  int oom_score_adj; /* -1000 .. 1000 */
 };
 
 /* exec_create builds the rootfs (overlayfs over the layers), the OCI bundle

@@ -107,8 +107,11 @@ struct exec_oci_input {
   const char *cgroups_path;
   enum exec_cgroup_mode cgmode;
   const struct seccomp_profile *seccomp; /* NULL: no linux.seccomp */
+  const char *const *caps; /* NULL-terminated; NULL: Docker's 14 */
+  bool no_new_privileges;
+  int oom_score_adj;
 };
-/* The OCI runtime config, Docker's defaults included (14 capabilities,
+/* The OCI runtime config, Docker's defaults included (caps or the 14,
  * masked and read-only paths, /dev /proc /sys mounts, device rules), and
  * linux.seccomp from the profile for this host and those capabilities. */
 json_t *exec_oci_config(const struct exec_oci_input *in);

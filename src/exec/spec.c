@@ -2,6 +2,7 @@
  * defaults dockerd gives every container. Pure, except user lookups, which
  * read the container's own /etc/passwd and /etc/group. */
 #include "exec/internal.h"
+#include "exec/caps.h"
 
 #include "core/err.h"
 #include "core/jsonx.h"
@@ -446,24 +447,6 @@ size_t exec_cgroup_files(enum exec_cgroup_mode mode, const char *cgroup,
 
 /* ---- the OCI config ---- */
 
-static const char *const default_caps[] = {
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-    NULL,
-};
-
 static const char *const masked_paths[] = {
     "/proc/asound",
     "/proc/acpi",
@@ -519,16 +502,18 @@ json_t *exec_oci_config(const struct exec_oci_input *in) {
   }
   /* As dockerd: a non-root process gets the bounding set only, like a
    * process that execs as that user would. */
-  json_t *caps = json_pack("{s:o}", "bounding", strv_json(default_caps));
+  const char *const *cv = in->caps ? in->caps : exec_default_caps;
+  json_t *caps = json_pack("{s:o}", "bounding", strv_json(cv));
   if (in->user->uid == 0) {
-    json_object_set_new(caps, "effective", strv_json(default_caps));
-    json_object_set_new(caps, "permitted", strv_json(default_caps));
+    json_object_set_new(caps, "effective", strv_json(cv));
+    json_object_set_new(caps, "permitted", strv_json(cv));
   }
   json_object_set_new(c, "process",
                       json_pack("{s:b,s:o,s:O,s:O,s:s,s:o,s:b,s:i}", "terminal",
                                 0, "user", user, "args", in->args, "env",
                                 in->env, "cwd", in->cwd, "capabilities", caps,
-                                "noNewPrivileges", 0, "oomScoreAdj", 0));
+                                "noNewPrivileges", in->no_new_privileges,
+                                "oomScoreAdj", in->oom_score_adj));
   json_object_set_new(
       c, "root",
       json_pack("{s:s,s:b}", "path", in->rootfs, "readonly", in->read_only));
@@ -642,7 +627,7 @@ json_t *exec_oci_config(const struct exec_oci_input *in) {
   /* dockerd evaluates the profile's "caps" against the bounding set. */
   if (in->seccomp) {
     struct seccomp_target t;
-    seccomp_target_host(&t, default_caps);
+    seccomp_target_host(&t, cv);
     json_t *sc = seccomp_oci(in->seccomp, &t);
     if (sc)
       json_object_set_new(linux_, "seccomp", sc);

@@ -3,6 +3,7 @@
  * them, so the first error a user sees is Docker's. */
 #include "manager/services.h"
 #include "manager/mesh.h"
+#include "exec/caps.h"
 
 #include "core/clock.h"
 #include "core/err.h"
@@ -201,6 +202,78 @@ static int count_modes(const json_t *mode) {
   return n;
 }
 
+/* Privileges and capabilities shoal applies, or refuses (nothing stored
+ * and ignored): capabilities as dockerd checks them, NoNewPrivileges;
+ * no AppArmor, SELinux labels or Windows credential specs. */
+static int check_privileges(const json_t *cs, sh_err *err) {
+  cleanup_free const char **caps = NULL;
+  if (exec_caps(json_object_get(cs, "CapabilityAdd"),
+                json_object_get(cs, "CapabilityDrop"), &caps, err) < 0)
+    return -1;
+  const json_t *pv = json_object_get(cs, "Privileges");
+  const char *aa = jx_str(pv, "AppArmor.Mode", "");
+  if (*aa && strcmp(aa, "disabled") != 0)
+    return sh_error(err, 501,
+                    "AppArmor profiles are not applied by shoal: use mode "
+                    "\"disabled\" or leave it out");
+  const json_t *se = json_object_get(pv, "SELinuxContext");
+  if (*jx_str(se, "User", "") || *jx_str(se, "Role", "") ||
+      *jx_str(se, "Type", "") || *jx_str(se, "Level", ""))
+    return sh_error(err, 501, "SELinux labels are not applied by shoal");
+  const json_t *cred = json_object_get(pv, "CredentialSpec");
+  if (*jx_str(cred, "Config", "") || *jx_str(cred, "File", "") ||
+      *jx_str(cred, "Registry", ""))
+    return sh_error(err, 400,
+                    "credential specs are only for Windows containers");
+  return 0;
+}
+
+/* A ContainerSpec or TaskTemplate field set to something shoal would not
+ * apply is refused by name (the docker CLI sends Init false and an empty
+ * DNSConfig by default: those are what shoal does). */
+static int check_unapplied(const json_t *tt, sh_err *err) {
+  const json_t *cs = json_object_get(tt, "ContainerSpec");
+  const json_t *dns = json_object_get(cs, "DNSConfig");
+  const json_t *hc = json_object_get(cs, "Healthcheck");
+  const char *hc0 = json_string_value(json_array_get(jx_get(hc, "Test"), 0));
+  const char *iso = jx_str(cs, "Isolation", "");
+  const char *logd = jx_str(tt, "LogDriver.Name", "");
+  int64_t oom = jx_int(cs, "OomScoreAdj", 0);
+  const char *what =
+      jx_bool(cs, "Init", false)        ? "--init (ContainerSpec.Init)"
+      : jx_bool(cs, "TTY", false)       ? "--tty (ContainerSpec.TTY)"
+      : jx_bool(cs, "OpenStdin", false) ? "ContainerSpec.OpenStdin"
+      : json_array_size(json_object_get(cs, "Groups"))
+          ? "--group (ContainerSpec.Groups)"
+      : json_array_size(json_object_get(dns, "Nameservers")) ||
+              json_array_size(json_object_get(dns, "Search")) ||
+              json_array_size(json_object_get(dns, "Options"))
+          ? "--dns, --dns-search and --dns-option (ContainerSpec.DNSConfig)"
+      : hc0 && strcmp(hc0, "NONE") != 0
+          ? "healthchecks (--health-cmd, ContainerSpec.Healthcheck)"
+      : json_array_size(json_object_get(cs, "Secrets"))
+          ? "secrets (--secret, ContainerSpec.Secrets)"
+      : json_array_size(json_object_get(cs, "Configs"))
+          ? "configs (--config, ContainerSpec.Configs)"
+      : json_object_size(json_object_get(cs, "Sysctls"))
+          ? "--sysctl (ContainerSpec.Sysctls)"
+      : json_array_size(json_object_get(cs, "Ulimits"))
+          ? "--ulimit (ContainerSpec.Ulimits)"
+      : *iso && strcmp(iso, "default") != 0
+          ? "--isolation (ContainerSpec.Isolation)"
+      : *logd && strcmp(logd, "json-file") != 0
+          ? "--log-driver other than json-file (TaskTemplate.LogDriver)"
+          : NULL;
+  if (what)
+    return sh_error(err, 501, "%s is not supported by shoal yet", what);
+  if (oom < -1000 || oom > 1000)
+    return sh_error(err, 400,
+                    "Invalid value %lld, range for oom score adj "
+                    "is [-1000, 1000]",
+                    (long long)oom);
+  return 0;
+}
+
 int services_validate_spec(const json_t *spec, sh_err *err) {
   if (!json_is_object(spec))
     return rpc_error(err, 400, "invalid argument");
@@ -283,7 +356,8 @@ int services_validate_spec(const json_t *spec, sh_err *err) {
   enum seccomp_mode smode;
   cleanup_seccomp seccomp_profile *custom = NULL;
   if (seccomp_from_swarm(jx_get(cs, "Privileges.Seccomp"), &smode, &custom,
-                         err) < 0)
+                         err) < 0 ||
+      check_privileges(cs, err) < 0 || check_unapplied(tt, err) < 0)
     return -1;
   if (jx_int(spec, "Mode.Replicated.Replicas", 0) < 0)
     return rpc_error(err, 400, "Number of replicas must be non-negative");

@@ -317,6 +317,33 @@ static int apply_nat(struct overlay *ov, sh_err *err) {
   return nft_apply(ov->nft, rules, err);
 }
 
+/* The first /16 from 172.<first>.0.0 that nothing in the node's
+ * namespace uses (see ov_gw_pick). */
+static int pick_subnet(struct overlay *ov, unsigned first, const char *name,
+                       struct ipam_prefix *out, sh_err *err) {
+  char **used = NULL;
+  size_t n = 0;
+  if (netdev_ipv4_nets(ov->node, &used, &n, err) < 0)
+    return -1;
+  int rc = ov_gw_pick(used, n, first, name, out, err);
+  netdev_names_free(used, n);
+  return rc;
+}
+
+/* A local bridge with the subnet's first address, up. */
+static int make_bridge(struct overlay *ov, const char *name,
+                       struct ipam_prefix p, sh_err *err) {
+  char ip[20], cidr[24];
+  snprintf(cidr, sizeof cidr, "%s/%u", ipam_ip_str(p.addr + 1, ip), p.len);
+  if (netdev_bridge_add(ov->node, name, OV_GW_MTU, err) < 0 ||
+      netdev_addr_add(ov->node, name, cidr, err) < 0 ||
+      netdev_set_up(ov->node, name, err) < 0) {
+    netdev_del(ov->node, name, NULL);
+    return -1;
+  }
+  return 0;
+}
+
 static int ensure_gw(struct overlay *ov, sh_err *err) {
   if (ov->gw_ready)
     return 0;
@@ -337,26 +364,13 @@ static int ensure_gw(struct overlay *ov, sh_err *err) {
     if (!held)
       ov->have_gw = false;
     if (!ov->have_gw) {
-      char **used = NULL;
-      size_t n = 0;
-      if (netdev_ipv4_nets(ov->node, &used, &n, err) < 0)
-        return -1;
-      int rc = ov_gw_pick(used, n, 18, OV_GW_BRIDGE, &ov->gw, err);
-      netdev_names_free(used, n);
-      if (rc < 0)
+      if (pick_subnet(ov, 18, OV_GW_BRIDGE, &ov->gw, err) < 0)
         return -1;
       ov->have_gw = true;
       ov->gw_last = 0;
     }
-    char ip[20], cidr[24];
-    snprintf(cidr, sizeof cidr, "%s/%u", ipam_ip_str(ov->gw.addr + 1, ip),
-             ov->gw.len);
-    if (netdev_bridge_add(ov->node, OV_GW_BRIDGE, OV_GW_MTU, err) < 0 ||
-        netdev_addr_add(ov->node, OV_GW_BRIDGE, cidr, err) < 0 ||
-        netdev_set_up(ov->node, OV_GW_BRIDGE, err) < 0) {
-      netdev_del(ov->node, OV_GW_BRIDGE, NULL);
+    if (make_bridge(ov, OV_GW_BRIDGE, ov->gw, err) < 0)
       return -1;
-    }
   }
   if (netdev_sysctl_set(ov->node_fd, "net/ipv4/ip_forward", "1", err) < 0 ||
       ensure_nft(ov, err) < 0 || nft_apply(ov->nft, ov_bridge_rules(), err) < 0)
@@ -380,27 +394,12 @@ static int ensure_docker0(struct overlay *ov, sh_err *err) {
     exists = false;
   }
   if (!ov->have_br) {
-    char **used = NULL;
-    size_t n = 0;
-    if (netdev_ipv4_nets(ov->node, &used, &n, err) < 0)
-      return -1;
-    int rc = ov_gw_pick(used, n, 17, OV_DEFAULT_BRIDGE, &ov->br, err);
-    netdev_names_free(used, n);
-    if (rc < 0)
+    if (pick_subnet(ov, 17, OV_DEFAULT_BRIDGE, &ov->br, err) < 0)
       return -1;
     ov->have_br = true;
   }
-  if (!exists) {
-    char ip[20], cidr[24];
-    snprintf(cidr, sizeof cidr, "%s/%u", ipam_ip_str(ov->br.addr + 1, ip),
-             ov->br.len);
-    if (netdev_bridge_add(ov->node, OV_DEFAULT_BRIDGE, OV_GW_MTU, err) < 0 ||
-        netdev_addr_add(ov->node, OV_DEFAULT_BRIDGE, cidr, err) < 0 ||
-        netdev_set_up(ov->node, OV_DEFAULT_BRIDGE, err) < 0) {
-      netdev_del(ov->node, OV_DEFAULT_BRIDGE, NULL);
-      return -1;
-    }
-  }
+  if (!exists && make_bridge(ov, OV_DEFAULT_BRIDGE, ov->br, err) < 0)
+    return -1;
   cleanup_free char *rules = ov_docker0_rules(ov->br);
   if (netdev_sysctl_set(ov->node_fd, "net/ipv4/ip_forward", "1", err) < 0 ||
       ensure_nft(ov, err) < 0 || nft_apply(ov->nft, rules, err) < 0)
@@ -795,6 +794,16 @@ int overlay_gc(struct overlay *ov, const char *const *live_task_ids,
   return rc;
 }
 
+/* The mesh as this node knew it, and what its tables were built from. */
+static void forget_mesh(struct overlay *ov) {
+  json_t **held[] = {&ov->mesh, &ov->gone, &ov->vip_applied, &ov->kci_applied};
+  for (size_t i = 0; i < ARRAY_SIZE(held); i++) {
+    json_decref(*held[i]);
+    *held[i] = NULL;
+  }
+  ov->lb_built = false;
+}
+
 int overlay_leave(struct overlay *ov, sh_err *err) {
   pthread_mutex_lock(&ov->mu);
   sweep(ov, NULL, true);
@@ -832,15 +841,7 @@ int overlay_leave(struct overlay *ov, sh_err *err) {
     rc = sh_errno(err, errno, "remove %s", ov->state_path);
   }
   json_object_clear(ov->peers);
-  json_decref(ov->vip_applied);
-  ov->vip_applied = NULL;
-  json_decref(ov->kci_applied);
-  ov->kci_applied = NULL;
-  json_decref(ov->mesh);
-  ov->mesh = NULL;
-  json_decref(ov->gone);
-  ov->gone = NULL;
-  ov->lb_built = false;
+  forget_mesh(ov);
   ov->have_gw = ov->gw_ready = false;
   ov->gw_last = 0;
   pthread_mutex_unlock(&ov->mu);
@@ -933,10 +934,7 @@ void overlay_close(struct overlay *ov) {
     close(ov->node_fd);
   json_decref(ov->tasks);
   json_decref(ov->peers);
-  json_decref(ov->mesh);
-  json_decref(ov->gone);
-  json_decref(ov->vip_applied);
-  json_decref(ov->kci_applied);
+  forget_mesh(ov);
   free(ov->netns_dir);
   free(ov->state_path);
   pthread_mutex_destroy(&ov->mu);

@@ -8,6 +8,7 @@ as an SDK would."""
 import base64
 import copy
 import json
+import re
 
 from lib import SEED, ServiceLab, timeout, wait_until
 
@@ -114,3 +115,77 @@ def test_seccomp_default_unconfined_custom_and_refusals():
         st, r = lab.api("swarma", "POST", "/v1.47/services/sc-unconfined/update?version=%d"
                         % svc["Version"]["Index"], upd)
         assert (st, r["message"]) == (400, "invalid seccomp profile: defaultAction: not a string"), (st, r)
+
+
+CAPS = ("grep -E 'CapEff|NoNewPrivs' /proc/self/status; "
+        "if ip addr add 10.9.9.9/32 dev lo; then echo netadmin-ok; else echo netadmin-denied; fi; "
+        "if chown 1 /tmp; then echo chown-ok; else echo chown-denied; fi; sleep 3600")
+
+
+@timeout(240)
+def test_capabilities_and_no_new_privileges_are_applied():
+    with ServiceLab({"swarma": SEED["swarma"]}) as lab:
+        lab.init("swarma")
+        # Docker's defaults: no NET_ADMIN, CHOWN allowed.
+        lab.service("swarma", "create", "-d", "--name", "caps-default", "busybox",
+                    "sh", "-c", CAPS)
+        out = logs_until(lab, "caps-default", "netadmin-", "chown-")
+        assert "netadmin-denied" in out and "chown-ok" in out, out
+        assert "CapEff:\t00000000a80425fb" in out, out
+        # --cap-add / --cap-drop, as the CLI sends them.
+        lab.service("swarma", "create", "-d", "--name", "caps", "--cap-add", "NET_ADMIN",
+                    "--cap-drop", "CHOWN", "busybox", "sh", "-c", CAPS)
+        out = logs_until(lab, "caps", "netadmin-", "chown-")
+        assert "netadmin-ok" in out and "chown-denied" in out, out
+        assert "NoNewPrivs:\t0" in out, out
+        rc, _, err = lab.service("swarma", "create", "-d", "--name", "caps-bad", "--cap-add",
+                                 "NOPE", "busybox", "true", check=False)
+        assert rc == 1 and 'unknown capability: "CAP_NOPE"' in err, err
+        # NoNewPrivileges through the API (the CLI has no service flag).
+        body = {"Name": "nnp", "TaskTemplate": {"ContainerSpec": {
+            "Image": "busybox", "Command": ["sh", "-c", CAPS],
+            "Privileges": {"NoNewPrivileges": True}}}, "Mode": {"Replicated": {"Replicas": 1}}}
+        st, r = create(lab, body)
+        assert st == 201, (st, r)
+        logs_until(lab, "nnp", "NoNewPrivs:\t1")
+        # What shoal does not apply is refused, not stored.
+        body["Name"] = "aa"
+        body["TaskTemplate"]["ContainerSpec"]["Privileges"] = {"AppArmor": {"Mode": "default"}}
+        st, r = create(lab, body)
+        assert st == 501 and "AppArmor" in r["message"], (st, r)
+        names = [s["NAME"] for s in lab.service_ls("swarma")]
+        assert "aa" not in names and "caps-bad" not in names, names
+
+
+@timeout(180)
+def test_container_spec_fields_applied_or_refused():
+    """Every ContainerSpec field is applied or refused with a message,
+    never stored and ignored."""
+    with ServiceLab({"swarma": SEED["swarma"]}) as lab:
+        lab.init("swarma")
+        lab.service("swarma", "create", "-d", "--name", "hosts", "--host", "db.local:10.1.2.3",
+                    "busybox", "sh", "-c",
+                    "cat /etc/hosts; cat /proc/self/oom_score_adj; sleep 3600")
+        out = logs_until(lab, "hosts", "db.local")
+        assert re.search(r"^10\.1\.2\.3\s+db\.local$", out, re.M), out
+        pre = "Error response from daemon: "
+        for flags, what in ((["--init"], "--init (ContainerSpec.Init)"),
+                            (["--dns", "9.9.9.9"], "--dns, --dns-search and --dns-option "
+                             "(ContainerSpec.DNSConfig)"),
+                            (["--health-cmd", "true"], "healthchecks (--health-cmd, "
+                             "ContainerSpec.Healthcheck)"),
+                            (["--ulimit", "nofile=10:10"], "--ulimit (ContainerSpec.Ulimits)"),
+                            (["--sysctl", "net.core.somaxconn=1024"],
+                             "--sysctl (ContainerSpec.Sysctls)"),
+                            (["--tty"], "--tty (ContainerSpec.TTY)"),
+                            (["--log-driver", "syslog"],
+                             "--log-driver other than json-file (TaskTemplate.LogDriver)")):
+            rc, _, err = lab.service("swarma", "create", "-d", "--name", "refused", *flags,
+                                     "busybox", "true", check=False)
+            assert rc == 1 and err.strip() == pre + what + " is not supported by shoal yet", \
+                (flags, err)
+        # --no-healthcheck is what shoal does: accepted.
+        lab.service("swarma", "create", "-d", "--name", "nohc", "--no-healthcheck", "busybox",
+                    "sleep", "600")
+        names = [s["NAME"] for s in lab.service_ls("swarma")]
+        assert "refused" not in names and "nohc" in names, names
