@@ -377,9 +377,29 @@ int services_validate_spec(const json_t *spec, sh_err *err) {
                        "be used with dnsrr mode");
     }
     int64_t pub = jx_int(p, "PublishedPort", 0);
+    int64_t target = jx_int(p, "TargetPort", 0);
+    const char *proto = jx_str(p, "Protocol", "");
+    const char *why = NULL;
+    char msg[96];
+    if (*proto && strcmp(proto, "tcp") && strcmp(proto, "udp") &&
+        strcmp(proto, "sctp"))
+      why = "invalid protocol";
+    else if (target < 1 || target > 65535 || pub < 0 || pub > 65535)
+      why = "invalid port";
+    else if (*pm && strcmp(pm, "ingress") && strcmp(pm, "host"))
+      why = "invalid publish mode";
+    if (why) {
+      snprintf(msg, sizeof msg, "%s %s %lld:%lld (ports are 1-65535)", why,
+               *proto ? proto : "tcp", (long long)pub, (long long)target);
+      json_decref(seenp);
+      return sh_error(err, 400, "%s", msg);
+    }
+    if (strcmp(proto, "sctp") == 0) {
+      json_decref(seenp);
+      return sh_error(err, 501, "SCTP ports are not supported by shoal yet");
+    }
     if (pub == 0)
       continue;
-    const char *proto = jx_str(p, "Protocol", "");
     char key[64];
     snprintf(key, sizeof key, "%s/%lld", *proto ? proto : "tcp",
              (long long)pub);

@@ -1047,15 +1047,17 @@ static int lb_build(struct overlay *ov, struct nft *lb, uint32_t sbox,
   struct ov_mesh_port *ports =
       xcalloc(json_object_size(ov->mesh) + 1, sizeof *ports);
   cleanup_buf sh_buf b = {0};
+  bool bad = false;
   ov_lb_table(&b, SBOX_INGRESS_IF);
   const char *k;
   json_t *e;
   json_object_foreach(ov->mesh, k, e) {
     if (!str_has_prefix(k, "port/"))
       continue;
-    if (ov_mesh_port_parse(e, &ports[n], err) < 0) {
-      ov_mesh_free(ports, n);
-      return -1;
+    /* One bad entry leaves the others working (and is reported). */
+    if (ov_mesh_port_parse(e, &ports[n], bad ? NULL : err) < 0) {
+      bad = true;
+      continue;
     }
     ov_lb_port(&b, NULL, &ports[n++]);
   }
@@ -1067,10 +1069,11 @@ static int lb_build(struct overlay *ov, struct nft *lb, uint32_t sbox,
   }
   cleanup_free char *node = ov_mesh_node_rules(sbox, ports, n);
   ov_mesh_free(ports, n);
-  return nft_apply(lb, b.data, err) < 0 || ensure_nft(ov, err) < 0 ||
-                 nft_apply(ov->nft, node, err) < 0
-             ? -1
-             : 0;
+  if (nft_apply(lb, b.data, bad ? NULL : err) < 0 ||
+      ensure_nft(ov, bad ? NULL : err) < 0 ||
+      nft_apply(ov->nft, node, bad ? NULL : err) < 0)
+    return -1;
+  return bad ? -1 : 0;
 }
 
 /* The ports in changed, one chain and one set element at a time; the

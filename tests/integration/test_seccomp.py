@@ -184,6 +184,16 @@ def test_container_spec_fields_applied_or_refused():
                                      "busybox", "true", check=False)
             assert rc == 1 and err.strip() == pre + what + " is not supported by shoal yet", \
                 (flags, err)
+        # Ports out of range and protocols shoal does not know: clear errors.
+        for port, want in (({"Protocol": "tcp", "TargetPort": 80, "PublishedPort": 70000},
+                            (400, "invalid port tcp 70000:80 (ports are 1-65535)")),
+                           ({"Protocol": "icmp", "TargetPort": 80, "PublishedPort": 8080},
+                            (400, "invalid protocol icmp 8080:80 (ports are 1-65535)")),
+                           ({"Protocol": "sctp", "TargetPort": 80, "PublishedPort": 8080},
+                            (501, "SCTP ports are not supported by shoal yet"))):
+            st, r = create(lab, {"Name": "p", "TaskTemplate": {"ContainerSpec": {
+                "Image": "busybox", "Command": ["true"]}}, "EndpointSpec": {"Ports": [port]}})
+            assert (st, r["message"]) == want, (port, st, r)
         # --no-healthcheck is what shoal does: accepted.
         lab.service("swarma", "create", "-d", "--name", "nohc", "--no-healthcheck", "busybox",
                     "sleep", "600")
