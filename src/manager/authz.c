@@ -137,7 +137,7 @@ int authz_check(const struct authz_env *env, const struct authz_rule *rule,
     return 0;
   }
   if (!ours)
-    return sh_error(err, 401, "a certificate from this swarm's CA is required");
+    return sh_error(err, 401, AUTHZ_NO_CERT_MSG);
   if (rule->need == AUTHZ_RAFT) {
     if (forwarded)
       return sh_error(err, 403, "raft: not passed on for another node");

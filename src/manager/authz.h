@@ -12,6 +12,9 @@
 #ifndef SHOAL_MANAGER_AUTHZ_H
 #define SHOAL_MANAGER_AUTHZ_H
 
+/* The answer (401) to a caller without a certificate of this swarm. */
+#define AUTHZ_NO_CERT_MSG "a certificate from this swarm's CA is required"
+
 #include <stdbool.h>
 
 struct store;

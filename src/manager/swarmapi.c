@@ -291,6 +291,10 @@ void swarmapi_handle(struct http_req *req, void *ud) {
   int status = 404;
   const struct authz_rule *rule =
       authz_rule_for(req->method, req->path, &status);
+  /* A caller without a certificate learns nothing, not even which paths
+   * exist: 401 before 404. */
+  if (!rule && !req->peer_verified)
+    return http_respond_error(req, 401, AUTHZ_NO_CERT_MSG);
   if (!rule)
     return http_respond_error(
         req, status, status == 405 ? "method not allowed" : "page not found");
