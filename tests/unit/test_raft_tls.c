@@ -514,6 +514,74 @@ TEST(raft_tls_three_managers_failover_and_catch_up) {
   CHECK_INT_EQ(uv_loop_close(&loop), 0);
 }
 
+/* ---- renewal: new dials present the new certificate ---- */
+
+/* Proposes on n; true when it commits within ms. */
+static bool commits(struct tnode *n, const char *data, unsigned ms) {
+  return propose_wait(n, data, ms) == 0;
+}
+
+static bool either_leader_cb(void *arg) {
+  struct tnode *n = arg;
+  return raftnode_is_leader(n[0].rn) || raftnode_is_leader(n[1].rn);
+}
+
+TEST(raft_tls_renewed_identity_used_for_new_dials) {
+  signal(SIGPIPE, SIG_IGN);
+  uv_loop_init(&loop);
+  struct pki p = {0};
+  CHECK(pki_new(&p));
+  struct tnode n[2];
+  for (int i = 0; i < 2; i++)
+    CHECK(node_init(&n[i], i, &p, CA_ROLE_MANAGER));
+  CHECK(node_start(&n[0], BOOTSTRAP));
+  CHECK(run_cond(is_leader_cb, &n[0], 5000));
+  CHECK(node_start(&n[1], JOIN));
+  struct done_rec d = {0};
+  sh_err err = {0};
+  CHECK_INT_EQ(raftnode_add(n[0].rn, n[1].rid, n[1].addr, done_cb, &d, &err),
+               0);
+  CHECK(run_cond(flag_set, (void *)&d.called, 15000));
+  CHECK_INT_EQ(d.status, 0);
+  CHECK(commits(&n[0], "before", 3000));
+
+  /* The leader's next dials present a worker's certificate (what a
+   * manager's renewal would never give, so the peer's refusal shows the
+   * new identity is the one used): open streams go on... */
+  cleanup_free char *wcert = NULL, *wkey = NULL;
+  CHECK(pki_issue(&p, n[0].node_id, CA_ROLE_WORKER, CLUSTER, &wcert, &wkey));
+  CHECK_INT_EQ(raftnode_set_identity(n[0].rn, wcert, wkey, p.root, &err), 0);
+  CHECK(commits(&n[0], "open-stream", 3000));
+  /* ... a new dial (the follower restarted) is refused: no quorum. */
+  node_stop(&n[1]);
+  CHECK(node_start(&n[1], RESTART));
+  /* (the leader loses its quorum and may step down meanwhile) */
+  static struct done_rec held;
+  CHECK_INT_EQ(raftnode_propose(n[0].rn, "held", 4, done_cb, &held, &err), 0);
+  run_ms(1500);
+  CHECK(!fsm_has(&n[1].fsm, "held"));
+  /* A renewed manager certificate: the next dial gets through. */
+  cleanup_free char *mcert = NULL, *mkey = NULL;
+  CHECK(pki_issue(&p, n[0].node_id, CA_ROLE_MANAGER, CLUSTER, &mcert, &mkey));
+  CHECK_INT_EQ(raftnode_set_identity(n[0].rn, mcert, mkey, p.root, &err), 0);
+  /* (elections may still settle: ask whoever leads, for up to 15 s) */
+  bool done = false;
+  for (int tries = 0; tries < 10 && !done; tries++) {
+    if (!run_cond(either_leader_cb, n, 3000))
+      continue;
+    done = commits(raftnode_is_leader(n[0].rn) ? &n[0] : &n[1], "after", 1500);
+  }
+  CHECK(done);
+  struct tnode *pair[] = {&n[0], &n[1]};
+  CHECK(wait_all_have(pair, 2, "after@", 5000));
+
+  for (int i = 0; i < 2; i++)
+    node_free(&n[i]);
+  pki_free(&p);
+  run_ms(50);
+  CHECK_INT_EQ(uv_loop_close(&loop), 0);
+}
+
 /* ---- intruders ---- */
 
 struct dial_rec {
