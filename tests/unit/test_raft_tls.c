@@ -350,31 +350,42 @@ static int voters(struct tnode *n) {
 
 /* ---- the cluster: add, replicate, failover, catch-up ---- */
 
-TEST(raft_tls_three_managers_failover_and_catch_up) {
+/* The loop, a root and cnt managers' identities; the first one
+ * bootstraps raft and leads, the others are not started. */
+static bool managers_new(struct pki *p, struct tnode *n, int cnt) {
   signal(SIGPIPE, SIG_IGN);
   uv_loop_init(&loop);
-  struct pki p = {0};
-  CHECK(pki_new(&p));
-  struct tnode n[3];
-  for (int i = 0; i < 3; i++)
-    CHECK(node_init(&n[i], i, &p, CA_ROLE_MANAGER));
+  if (!pki_new(p))
+    return false;
+  for (int i = 0; i < cnt; i++)
+    if (!node_init(&n[i], i, p, CA_ROLE_MANAGER))
+      return false;
+  return node_start(&n[0], BOOTSTRAP) && run_cond(is_leader_cb, &n[0], 5000);
+}
 
-  CHECK(node_start(&n[0], BOOTSTRAP));
-  CHECK(run_cond(is_leader_cb, &n[0], 5000));
+/* n starts with an empty configuration and the leader adds it. */
+static bool join_added(struct tnode *leader, struct tnode *n) {
+  struct done_rec d = {0};
+  sh_err err = {0};
+  if (!node_start(n, JOIN) ||
+      raftnode_add(leader->rn, n->rid, n->addr, done_cb, &d, &err) < 0 ||
+      !run_cond(flag_set, (void *)&d.called, 15000))
+    return false;
+  if (d.status != 0)
+    fprintf(stderr, "    add %s: %s\n", n->node_id, d.err.msg);
+  return d.status == 0;
+}
+
+TEST(raft_tls_three_managers_failover_and_catch_up) {
+  struct pki p = {0};
+  struct tnode n[3];
+  CHECK(managers_new(&p, n, 3));
   CHECK(n[0].ls.leader);
   CHECK_INT_EQ(propose_wait(&n[0], "first", 3000), 0);
 
   /* The others join with empty configurations; the leader adds them. */
-  for (int i = 1; i < 3; i++) {
-    CHECK(node_start(&n[i], JOIN));
-    struct done_rec d = {0};
-    sh_err err = {0};
-    CHECK_INT_EQ(raftnode_add(n[0].rn, n[i].rid, n[i].addr, done_cb, &d, &err),
-                 0);
-    CHECK(run_cond(flag_set, (void *)&d.called, 15000));
-    if (d.status != 0)
-      FAIL_("add %d: %s", i, d.err.msg);
-  }
+  for (int i = 1; i < 3; i++)
+    CHECK(join_added(&n[0], &n[i]));
   CHECK_INT_EQ(voters(&n[0]), 3);
   struct tnode *all[] = {&n[0], &n[1], &n[2]};
   CHECK(wait_all_have(all, 3, "first@", 5000));
@@ -527,23 +538,12 @@ static bool either_leader_cb(void *arg) {
 }
 
 TEST(raft_tls_renewed_identity_used_for_new_dials) {
-  signal(SIGPIPE, SIG_IGN);
-  uv_loop_init(&loop);
   struct pki p = {0};
-  CHECK(pki_new(&p));
   struct tnode n[2];
-  for (int i = 0; i < 2; i++)
-    CHECK(node_init(&n[i], i, &p, CA_ROLE_MANAGER));
-  CHECK(node_start(&n[0], BOOTSTRAP));
-  CHECK(run_cond(is_leader_cb, &n[0], 5000));
-  CHECK(node_start(&n[1], JOIN));
-  struct done_rec d = {0};
-  sh_err err = {0};
-  CHECK_INT_EQ(raftnode_add(n[0].rn, n[1].rid, n[1].addr, done_cb, &d, &err),
-               0);
-  CHECK(run_cond(flag_set, (void *)&d.called, 15000));
-  CHECK_INT_EQ(d.status, 0);
+  CHECK(managers_new(&p, n, 2));
+  CHECK(join_added(&n[0], &n[1]));
   CHECK(commits(&n[0], "before", 3000));
+  sh_err err = {0};
 
   /* The leader's next dials present a worker's certificate (what a
    * manager's renewal would never give, so the peer's refusal shows the
