@@ -145,3 +145,23 @@ def test_cert_expiry_applies_to_next_renewal():
             assert 3400 < left <= 3660, (h, na, now)
             # Backdated an hour as swarmkit does.
             assert abs((na - nb).total_seconds() - 7200) < 120, (h, nb, na)
+
+
+@timeout(150)
+def test_node_down_during_force_rotate_renews_on_return():
+    with HALab(ha_hosts(1, 1)) as lab:
+        lab.ha_cluster(["m1"], ["w1"])
+        before = cert_facts(lab.certs("w1")[0])[0]
+        lab.stop("w1")
+        lab.docker("m1", "swarm", "ca", "--rotate", "--detach")
+        time.sleep(2)
+        assert cert_facts(lab.certs("w1")[0])[0] == before
+        lab.start("w1")
+        wait_until(lambda: cert_facts(lab.certs("w1")[0])[0] != before, 30,
+                   what="w1 renewed after its restart")
+        # Once renewed for this ForceRotate, a restart renews no more.
+        renewed = cert_facts(lab.certs("w1")[0])[0]
+        lab.restart("w1")
+        time.sleep(8)  # a session and its node message, several times over
+        assert cert_facts(lab.certs("w1")[0])[0] == renewed
+        assert lab.node_status("m1", lab.node_id("w1"))[0] == "ready"
