@@ -238,6 +238,12 @@ struct renew_ctx {
 
 static void on_agent_node(void *ud, const json_t *node);
 
+static void renew_ctx_free(struct renew_ctx *c) {
+  free(c->key_pem);
+  free(c->csr);
+  free(c);
+}
+
 static uint64_t rand64(void) {
   uint64_t v = 0;
   if (RAND_bytes((unsigned char *)&v, sizeof v) != 1)
@@ -295,6 +301,11 @@ static void renewed(const struct http_result *res, void *ud) {
   struct renew_ctx *c = ud;
   struct shoald *d = c->d;
   sh_err err = {0};
+  /* The node left the swarm (or is stopping) meanwhile: nothing to renew,
+   * and no state to write back. */
+  if (c->periodic &&
+      (!d->renewal.in_flight || d->swarm != SWARM_ACTIVE || !d->agent))
+    return renew_ctx_free(c);
   cleanup_json json_t *j =
       res->status == 200 ? json_loads(res->body, 0, NULL) : NULL;
   const char *cert = jx_str(j, "Certificate", NULL);
@@ -337,9 +348,7 @@ static void renewed(const struct http_result *res, void *ud) {
   }
   promoted_join_raft(d);
 out:
-  free(c->key_pem);
-  free(c->csr);
-  free(c);
+  renew_ctx_free(c);
 }
 
 /* Asks a manager for a new certificate: of the new role (promotion,
@@ -358,9 +367,7 @@ static void renew_cert(struct shoald *d, bool to_manager, bool periodic,
       periodic_done(d, NULL, &err);
     else
       role_change_done(d, "role change", &err);
-    free(c->key_pem);
-    free(c->csr);
-    free(c);
+    renew_ctx_free(c);
     return;
   }
   json_t *body =
@@ -387,10 +394,16 @@ static void renew_for_role(struct shoald *d, bool to_manager,
 
 static void renew_tick(uv_timer_t *t) {
   struct shoald *d = t->data;
-  if (d->swarm != SWARM_ACTIVE || !d->agent)
+  if (d->swarm == SWARM_INACTIVE)
     return;
-  if (d->role_changing || ca_renewal_wait(&d->renewal) > 0)
-    return schedule_renewal(d); /* a role change renews anyway */
+  if (ca_renewal_wait(&d->renewal) > 0)
+    return schedule_renewal(d);
+  /* Due, but joining or a role change under way (which renews anyway):
+   * look again in a second. */
+  if (d->swarm != SWARM_ACTIVE || !d->agent || d->role_changing) {
+    uv_timer_start(&d->renew_timer, renew_tick, 1000, 0);
+    return;
+  }
   ca_renewal_begin(&d->renewal);
   log_info("renewing this node's certificate");
   renew_cert(d, false, true, agent_manager(d->agent));
