@@ -224,6 +224,9 @@ static void handle_message(struct agent *a, json_t *msg) {
     json_t *node = json_object_get(msg, "Node");
     if (json_is_object(node) && a->cb.on_node)
       a->cb.on_node(a->cb.ud, node);
+    json_t *ca = json_object_get(msg, "CA");
+    if (json_is_object(ca) && a->cb.on_ca)
+      a->cb.on_ca(a->cb.ud, ca);
     json_t *ing = json_object_get(msg, "Ingress");
     if (json_is_object(ing) && a->cb.on_ingress)
       a->cb.on_ingress(a->cb.ud, ing);

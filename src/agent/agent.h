@@ -28,6 +28,8 @@ struct agent_config {
   /* This node's object as the managers have it (sent at session start
    * and on every change): role changes start from here. */
   void (*on_node)(void *ud, const json_t *node);
+  /* The cluster's CA facts ({"ForceRotate": N}), with every node message. */
+  void (*on_ca)(void *ud, const json_t *ca);
   /* The full list of tasks placed on this node (after every change). */
   void (*on_assignments)(void *ud, const json_t *tasks);
   /* This node's ingress endpoint: {Network, Addresses} (its

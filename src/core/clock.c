@@ -15,6 +15,13 @@ int64_t clock_wall_ns(void) {
   return (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
 }
 
+static int64_t system_wall(void *ud) {
+  (void)ud;
+  return clock_wall_ns();
+}
+
+const struct sh_clock clock_system = {system_wall, NULL};
+
 int64_t clock_mono_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -11,6 +11,15 @@ struct sh_err;
 
 int64_t clock_wall_ns(void);
 int64_t clock_mono_ns(void);
+
+/* A wall clock that can be swapped: code that schedules against
+ * certificate validity reads time through one, so unit tests drive it.
+ * clock_system reads CLOCK_REALTIME. */
+struct sh_clock {
+  int64_t (*wall_ns)(void *ud);
+  void *ud;
+};
+extern const struct sh_clock clock_system;
 /* Writes e.g. "2026-11-26T05:40:00.123456789Z"; returns out. */
 char *clock_format_rfc3339(int64_t wall_ns, char *out, size_t n);
 /* Parses RFC 3339 (fractional seconds and Z or +hh:mm offsets). */

@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <ftw.h>
+#include <openssl/rand.h>
 #include <openssl/sha.h>
 
 #define JOIN_TIMEOUT_MS 20000
@@ -63,6 +64,10 @@ static void forget_identity(struct shoald *d) {
   set_str(&d->swarm_error, NULL);
   json_decref(d->managers);
   d->managers = NULL;
+  json_decref(d->last_node);
+  d->last_node = NULL;
+  uv_timer_stop(&d->renew_timer);
+  ca_renewal_init(&d->renewal, d->renewal.clock);
 }
 
 /* Persists identity and membership; the key file is private. */
@@ -83,6 +88,10 @@ static int save_state(struct shoald *d, sh_err *err) {
                 d->listen_addr, "AdvertiseAddr", d->advertise_addr,
                 "Availability", d->availability ? d->availability : "active",
                 "Managers", d->managers ? d->managers : json_array());
+  /* The ForceRotate this node's certificate answers. */
+  if (d->renewal.force_known)
+    json_object_set_new(st, "ForceRotate",
+                        json_integer((json_int_t)d->renewal.force_done));
   cleanup_free char *body = json_dumps(st, JSON_INDENT(2));
   json_decref(st);
   cleanup_free char *path = swarm_path(d, "state.json");
@@ -117,6 +126,8 @@ static int load_state(struct shoald *d, bool *found, sh_err *err) {
   set_str(&d->listen_addr, jx_str(st, "ListenAddr", "0.0.0.0:2377"));
   set_str(&d->advertise_addr, jx_str(st, "AdvertiseAddr", ""));
   set_str(&d->availability, jx_str(st, "Availability", "active"));
+  if (json_is_integer(json_object_get(st, "ForceRotate")))
+    ca_renewal_force(&d->renewal, (uint64_t)jx_int(st, "ForceRotate", 0));
   json_t *mgrs = json_object_get(st, "Managers");
   d->managers = json_is_array(mgrs) ? json_deep_copy(mgrs) : json_array();
   *found = true;
@@ -182,9 +193,12 @@ static void on_agent_rejected(void *ud, int status, const char *msg) {
 static void fill_manager_config(struct shoald *d, struct manager_config *mc,
                                 const json_t *desc);
 
+static void schedule_renewal(struct shoald *d);
+
 static void role_change_done(struct shoald *d, const char *what,
                              const sh_err *err) {
   d->role_changing = false;
+  schedule_renewal(d);
   if (err)
     log_error("%s failed: %s", what, err->msg);
   else
@@ -219,12 +233,79 @@ struct renew_ctx {
   char *key_pem;
   char *csr;
   bool to_manager;
+  bool periodic; /* same role: expiry or ForceRotate */
 };
+
+static void on_agent_node(void *ud, const json_t *node);
+
+static void renew_ctx_free(struct renew_ctx *c) {
+  free(c->key_pem);
+  free(c->csr);
+  free(c);
+}
+
+static uint64_t rand64(void) {
+  uint64_t v = 0;
+  if (RAND_bytes((unsigned char *)&v, sizeof v) != 1)
+    v = (uint64_t)clock_mono_ns();
+  return v;
+}
+
+/* The current certificate's renewal point. */
+static void renewal_track_cert(struct shoald *d) {
+  struct ca_cert_info info;
+  sh_err err = {0};
+  if (!d->cert_pem || ca_cert_info(d->cert_pem, &info, &err) < 0)
+    return;
+  ca_renewal_set_cert(&d->renewal, info.not_before_ns, info.not_after_ns,
+                      rand64());
+}
+
+/* A periodic renewal ended: the new certificate is in use (or the attempt
+ * failed and waits for its backoff). A role change it held back runs now. */
+static void periodic_done(struct shoald *d, const struct ca_cert_info *info,
+                          const sh_err *err) {
+  if (err) {
+    log_warn("certificate renewal failed, retrying: %s", err->msg);
+    ca_renewal_failed(&d->renewal);
+  } else {
+    ca_renewal_done(&d->renewal, info->not_before_ns, info->not_after_ns,
+                    rand64());
+    char until[64];
+    log_info("certificate renewed, valid until %s",
+             clock_format_rfc3339(info->not_after_ns, until, sizeof until));
+  }
+  schedule_renewal(d);
+  if (d->last_node) {
+    cleanup_json json_t *n = json_incref(d->last_node);
+    on_agent_node(d, n);
+  }
+}
+
+/* The node's TLS identity everywhere it is used: files, agent calls, and
+ * on a manager the swarm port, raft dials and calls to other managers. */
+static int use_identity(struct shoald *d, const char *cert, const char *key,
+                        sh_err *err) {
+  set_str(&d->cert_pem, cert);
+  set_str(&d->key_pem, key);
+  if (save_state(d, err) < 0)
+    return -1;
+  if (d->agent)
+    agent_set_identity(d->agent, d->cert_pem, d->key_pem);
+  if (d->mgr && manager_set_identity(d->mgr, d->cert_pem, d->key_pem, err) < 0)
+    return -1;
+  return 0;
+}
 
 static void renewed(const struct http_result *res, void *ud) {
   struct renew_ctx *c = ud;
   struct shoald *d = c->d;
   sh_err err = {0};
+  /* The node left the swarm (or is stopping) meanwhile: nothing to renew,
+   * and no state to write back. */
+  if (c->periodic &&
+      (!d->renewal.in_flight || d->swarm != SWARM_ACTIVE || !d->agent))
+    return renew_ctx_free(c);
   cleanup_json json_t *j =
       res->status == 200 ? json_loads(res->body, 0, NULL) : NULL;
   const char *cert = jx_str(j, "Certificate", NULL);
@@ -234,13 +315,24 @@ static void renewed(const struct http_result *res, void *ud) {
       ca_cert_info(cert, &info, &err) < 0) {
     if (!err.msg[0])
       sh_error(&err, res->status ? res->status : 503,
-               "certificate renewal "
-               "failed");
-    role_change_done(d, c->to_manager ? "promotion" : "demotion", &err);
+               "certificate renewal failed%s%s", j ? ": " : "",
+               jx_str(j, "message", ""));
+    if (c->periodic)
+      periodic_done(d, NULL, &err);
+    else
+      role_change_done(d, c->to_manager ? "promotion" : "demotion", &err);
+    goto out;
+  }
+  if (c->periodic) {
+    if (use_identity(d, cert, c->key_pem, &err) < 0)
+      periodic_done(d, NULL, &err);
+    else
+      periodic_done(d, &info, NULL);
     goto out;
   }
   set_str(&d->cert_pem, cert);
   set_str(&d->key_pem, c->key_pem);
+  renewal_track_cert(d);
   set_str(&d->role, c->to_manager ? "manager" : "worker");
   if (c->to_manager && *jx_str(j, "Addr", ""))
     set_str(&d->advertise_addr, jx_str(j, "Addr", ""));
@@ -256,25 +348,26 @@ static void renewed(const struct http_result *res, void *ud) {
   }
   promoted_join_raft(d);
 out:
-  free(c->key_pem);
-  free(c->csr);
-  free(c);
+  renew_ctx_free(c);
 }
 
-/* Asks a manager (not this node) for a certificate of the new role. */
-static void renew_for_role(struct shoald *d, bool to_manager,
-                           const char *remote) {
+/* Asks a manager for a new certificate: of the new role (promotion,
+ * demotion: not this node), or of the same one (periodic). */
+static void renew_cert(struct shoald *d, bool to_manager, bool periodic,
+                       const char *remote) {
   struct renew_ctx *c = xcalloc(1, sizeof *c);
   c->d = d;
   c->to_manager = to_manager;
+  c->periodic = periodic;
   sh_err err = {0};
   if (!remote || ca_csr_create(&c->key_pem, &c->csr, &err) < 0) {
     if (!remote)
       sh_error(&err, 503, "no manager to renew the certificate with");
-    role_change_done(d, "role change", &err);
-    free(c->key_pem);
-    free(c->csr);
-    free(c);
+    if (periodic)
+      periodic_done(d, NULL, &err);
+    else
+      role_change_done(d, "role change", &err);
+    renew_ctx_free(c);
     return;
   }
   json_t *body =
@@ -292,6 +385,58 @@ static void renew_for_role(struct shoald *d, bool to_manager,
                              .ca_pem = d->root_pem,
                              .timeout_ms = 15000};
   http_client_call(d->client, &o, NULL, renewed, c);
+}
+
+static void renew_for_role(struct shoald *d, bool to_manager,
+                           const char *remote) {
+  renew_cert(d, to_manager, false, remote);
+}
+
+static void renew_tick(uv_timer_t *t) {
+  struct shoald *d = t->data;
+  if (d->swarm == SWARM_INACTIVE)
+    return;
+  if (ca_renewal_wait(&d->renewal) > 0)
+    return schedule_renewal(d);
+  /* Due, but joining or a role change under way (which renews anyway):
+   * look again in a second. */
+  if (d->swarm != SWARM_ACTIVE || !d->agent || d->role_changing) {
+    uv_timer_start(&d->renew_timer, renew_tick, 1000, 0);
+    return;
+  }
+  ca_renewal_begin(&d->renewal);
+  log_info("renewing this node's certificate");
+  renew_cert(d, false, true, agent_manager(d->agent));
+}
+
+/* Re-arms the renewal timer; capped so a wall-clock jump (or a suspend)
+ * is noticed within minutes. */
+#define RENEW_RECHECK_MS (5 * 60 * 1000)
+static void schedule_renewal(struct shoald *d) {
+  int64_t wait = ca_renewal_wait(&d->renewal);
+  if (wait == INT64_MAX || d->swarm == SWARM_INACTIVE) {
+    uv_timer_stop(&d->renew_timer);
+    return;
+  }
+  uint64_t ms = (uint64_t)(wait / NS_PER_MS);
+  if (ms > RENEW_RECHECK_MS)
+    ms = RENEW_RECHECK_MS;
+  uv_timer_start(&d->renew_timer, renew_tick, ms, 0);
+}
+
+static void on_agent_ca(void *ud, const json_t *ca) {
+  struct shoald *d = ud;
+  bool was_known = d->renewal.force_known;
+  uint64_t v = (uint64_t)jx_int(ca, "ForceRotate", 0);
+  if (ca_renewal_force(&d->renewal, v)) {
+    log_info("ForceRotate is now %llu: renewing the certificate",
+             (unsigned long long)v);
+    schedule_renewal(d);
+  } else if (!was_known) {
+    sh_err err = {0};
+    if (save_state(d, &err) < 0)
+      log_warn("saving state: %s", err.msg);
+  }
 }
 
 /* A manager other than this node, for calls a demoted manager makes. */
@@ -316,7 +461,13 @@ static void demoted_closed(void *ud) {
 
 static void on_agent_node(void *ud, const json_t *node) {
   struct shoald *d = ud;
-  if (d->role_changing || !d->role || d->swarm != SWARM_ACTIVE)
+  if (node != d->last_node) {
+    json_decref(d->last_node);
+    d->last_node = json_deep_copy(node);
+  }
+  /* A periodic renewal under way: its end looks at the node again. */
+  if (d->role_changing || d->renewal.in_flight || !d->role ||
+      d->swarm != SWARM_ACTIVE)
     return;
   const char *want = jx_str(node, "Spec.Role", "worker");
   json_t *ms = json_object_get(node, "ManagerStatus");
@@ -423,6 +574,7 @@ static void start_agent(struct shoald *d) {
       .on_ready = on_agent_ready,
       .on_managers = on_agent_managers,
       .on_node = on_agent_node,
+      .on_ca = on_agent_ca,
       .on_assignments = on_agent_assignments,
       .on_peers = on_agent_peers,
       .on_ingress = on_agent_ingress,
@@ -433,6 +585,8 @@ static void start_agent(struct shoald *d) {
   };
   d->agent = agent_start(&ac);
   start_worker(d);
+  renewal_track_cert(d);
+  schedule_renewal(d);
 }
 
 static void fill_manager_config(struct shoald *d, struct manager_config *mc,
@@ -499,6 +653,10 @@ int shoald_init(struct shoald *d, uv_loop_t *loop, sh_err *err) {
   }
   uv_timer_init(loop, &d->join_timer);
   d->join_timer.data = d;
+  uv_timer_init(loop, &d->renew_timer);
+  d->renew_timer.data = d;
+  if (!d->renewal.clock)
+    ca_renewal_init(&d->renewal, &clock_system);
   return 0;
 }
 
@@ -1220,4 +1378,7 @@ void shoald_shutdown(struct shoald *d) {
   seccomp_profile_free(d->seccomp);
   d->seccomp = NULL;
   uv_close((uv_handle_t *)&d->join_timer, NULL);
+  uv_close((uv_handle_t *)&d->renew_timer, NULL);
+  json_decref(d->last_node);
+  d->last_node = NULL;
 }

@@ -11,6 +11,8 @@
 #ifndef SHOAL_DAEMON_DAEMON_H
 #define SHOAL_DAEMON_DAEMON_H
 
+#include "ca/renew.h"
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -95,6 +97,11 @@ struct shoald {
   struct manager *mgr; /* when a manager */
   bool role_changing;  /* a promotion or demotion is under way */
   struct agent *agent; /* when in a swarm */
+  /* Certificate renewal before expiry and on ForceRotate (ca/renew.h);
+   * the clock is injectable for tests. */
+  struct ca_renewal renewal;
+  uv_timer_t renew_timer;
+  json_t *last_node; /* this node's object as last heard */
 
   /* A pending join waits for the first session. */
   void (*join_done)(void *ud, int status, const struct sh_err *err);

@@ -6,6 +6,7 @@
 #include "core/id.h"
 #include "core/err.h"
 #include "core/jsonx.h"
+#include "core/log.h"
 #include "core/util.h"
 #include "manager/dispatcher.h"
 #include "manager/internal.h"
@@ -107,6 +108,13 @@ int manager_check_supported(const json_t *spec, sh_err *err) {
   if (jx_bool(spec, "EncryptionConfig.AutoLockManagers", false))
     return sh_error(err, 501,
                     "autolock (--autolock) is not supported by shoal yet");
+  /* A root of the user's own would be a root rotation, not built yet; its
+   * key must never land in the spec the API shows. */
+  if (*jx_str(spec, "CAConfig.SigningCACert", "") ||
+      *jx_str(spec, "CAConfig.SigningCAKey", ""))
+    return sh_error(err, 501,
+                    "a root CA of your own (--ca-cert, --ca-key) is not "
+                    "supported by shoal yet");
   json_t *ext = jx_get(spec, "CAConfig.ExternalCAs");
   if (json_is_array(ext) && json_array_size(ext) > 0)
     return sh_error(err, 501,
@@ -260,6 +268,10 @@ int manager_update_swarm(struct manager *m, int64_t version, const json_t *spec,
       jx_set(next, "JoinTokens.Manager", json_string(tok));
     }
   }
+  if (jx_int(newspec, "CAConfig.ForceRotate", 0) !=
+      jx_int(cur, "Spec.CAConfig.ForceRotate", 0))
+    log_info("ForceRotate: every node renews its certificate now (the root "
+             "CA stays: root rotation is not built yet)");
   struct store_tx *tx = store_tx_new();
   store_tx_put(tx, STORE_CLUSTER, next, version);
   return manager_propose(m, tx, done, ud, err);

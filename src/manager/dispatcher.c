@@ -267,8 +267,11 @@ static bool task_for_agent(const json_t *t) {
  * demote) from it. */
 static void send_node(struct dispatcher *d, struct http_req *req,
                       const json_t *node) {
-  json_t *msg =
-      json_pack("{s:s, s:o}", "Type", "node", "Node", store_public(node));
+  /* CA: what makes every node renew now (ForceRotate). */
+  json_t *msg = json_pack("{s:s, s:o, s:{s:I}}", "Type", "node", "Node",
+                          store_public(node), "CA", "ForceRotate",
+                          (json_int_t)jx_int(store_cluster(d->m->store),
+                                             "Spec.CAConfig.ForceRotate", 0));
   /* Its ingress-sbox's endpoint, in a task attachment's shape. */
   const json_t *att = json_object_get(node, "_Ingress");
   const json_t *net =
@@ -405,6 +408,21 @@ static void send_managers(struct dispatcher *d) {
   json_decref(msg);
 }
 
+static bool force_rotated(const struct store_change *ch) {
+  const char *k = "Spec.CAConfig.ForceRotate";
+  return ch->new_obj && (!ch->old_obj || jx_int(ch->old_obj, k, 0) !=
+                                             jx_int(ch->new_obj, k, 0));
+}
+
+/* Every session hears its node again (the CA facts changed). */
+static void resend_nodes(struct dispatcher *d) {
+  for (struct session *s = d->sessions; s; s = s->next) {
+    json_t *node = store_get(d->m->store, STORE_NODE, s->node_id);
+    if (s->req && node)
+      send_node(d, s->req, node);
+  }
+}
+
 static void on_store_change(const struct store_change *ch, size_t n,
                             uint64_t index, void *ud) {
   struct dispatcher *d = ud;
@@ -422,6 +440,8 @@ static void on_store_change(const struct store_change *ch, size_t n,
   for (size_t i = 0; i < n; i++) {
     if (ch[i].kind == STORE_NODE)
       nodes_changed = true;
+    if (ch[i].kind == STORE_CLUSTER && force_rotated(&ch[i]))
+      resend_nodes(d);
     if (ch[i].kind == STORE_NODE || ch[i].kind == STORE_TASK ||
         ch[i].kind == STORE_SERVICE)
       mark_peers(d);

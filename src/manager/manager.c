@@ -280,6 +280,25 @@ static int listen_swarm_port(struct manager *m, sh_err *err) {
   return 0;
 }
 
+int manager_set_identity(struct manager *m, const char *cert_pem,
+                         const char *key_pem, sh_err *err) {
+  SSL_CTX *tls = ca_tls_server_ctx(cert_pem, key_pem, m->root_pem, false, err);
+  if (!tls)
+    return -1;
+  if (raftnode_set_identity(m->raft, cert_pem, key_pem, m->root_pem, err) < 0) {
+    SSL_CTX_free(tls);
+    return -1;
+  }
+  if (m->srv)
+    http_server_set_tls(m->srv, tls);
+  SSL_CTX_free(tls);
+  free(m->cert_pem);
+  free(m->key_pem);
+  m->cert_pem = xstrdup(cert_pem);
+  m->key_pem = xstrdup(key_pem);
+  return 0;
+}
+
 json_t *manager_new_node_object(struct manager *m, const char *node_id,
                                 const char *role, const char *availability,
                                 const char *hostname, const char *addr,

@@ -24,6 +24,11 @@ int tls_transport_init(struct raft_uv_transport *t, uv_loop_t *loop,
                        const char *cert_pem, const char *key_pem,
                        const char *root_pem, const char *cluster_id,
                        struct sh_err *err);
+/* New certificate and key (renewal): dials made from now on present
+ * them; connections already open stay as they are. */
+int tls_transport_set_identity(struct raft_uv_transport *t,
+                               const char *cert_pem, const char *key_pem,
+                               const char *root_pem, struct sh_err *err);
 /* Releases the transport: after raft's close completed, or when raft
  * never took it (raft_uv_init / raft_init failed). */
 void tls_transport_free(struct raft_uv_transport *t);

@@ -939,6 +939,15 @@ void raftnode_accept_upgrade(struct raftnode *rn, struct http_req *req) {
   tls_transport_accept(&rn->transport, req);
 }
 
+int raftnode_set_identity(struct raftnode *rn, const char *cert_pem,
+                          const char *key_pem, const char *root_pem,
+                          sh_err *err) {
+  if (!rn->tls)
+    return 0;
+  return tls_transport_set_identity(&rn->transport, cert_pem, key_pem, root_pem,
+                                    err);
+}
+
 /* ---- close ---- */
 
 static void close_step(struct raftnode *rn) {

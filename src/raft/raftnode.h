@@ -159,6 +159,10 @@ void raftnode_members_free(struct raftnode_member *m, size_t n);
  * gives it to raft. Always answers or upgrades req (403/400/503 refusals,
  * nothing logged). rn may be NULL (503). */
 void raftnode_accept_upgrade(struct raftnode *rn, struct http_req *req);
+/* This node's renewed certificate for the connections raft dials next. */
+int raftnode_set_identity(struct raftnode *rn, const char *cert_pem,
+                          const char *key_pem, const char *root_pem,
+                          struct sh_err *err);
 
 /* Stops raft; done runs on the loop once libraft has closed. */
 void raftnode_close(struct raftnode *rn, void (*done)(void *ud), void *ud);

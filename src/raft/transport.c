@@ -246,6 +246,19 @@ int tls_transport_init(struct raft_uv_transport *t, uv_loop_t *loop,
   return 0;
 }
 
+int tls_transport_set_identity(struct raft_uv_transport *t,
+                               const char *cert_pem, const char *key_pem,
+                               const char *root_pem, sh_err *err) {
+  struct tt *tt = t->impl;
+  SSL_CTX *client = tlsconn_client_ctx(cert_pem, key_pem, root_pem, err);
+  if (!client)
+    return sh_err_wrap(err, "raft TLS");
+  /* A dial under way made its SSL (which holds a reference) already. */
+  SSL_CTX_free(tt->client);
+  tt->client = client;
+  return 0;
+}
+
 void tls_transport_free(struct raft_uv_transport *t) {
   struct tt *tt = t->impl;
   if (!tt)

@@ -350,31 +350,42 @@ static int voters(struct tnode *n) {
 
 /* ---- the cluster: add, replicate, failover, catch-up ---- */
 
-TEST(raft_tls_three_managers_failover_and_catch_up) {
+/* The loop, a root and cnt managers' identities; the first one
+ * bootstraps raft and leads, the others are not started. */
+static bool managers_new(struct pki *p, struct tnode *n, int cnt) {
   signal(SIGPIPE, SIG_IGN);
   uv_loop_init(&loop);
-  struct pki p = {0};
-  CHECK(pki_new(&p));
-  struct tnode n[3];
-  for (int i = 0; i < 3; i++)
-    CHECK(node_init(&n[i], i, &p, CA_ROLE_MANAGER));
+  if (!pki_new(p))
+    return false;
+  for (int i = 0; i < cnt; i++)
+    if (!node_init(&n[i], i, p, CA_ROLE_MANAGER))
+      return false;
+  return node_start(&n[0], BOOTSTRAP) && run_cond(is_leader_cb, &n[0], 5000);
+}
 
-  CHECK(node_start(&n[0], BOOTSTRAP));
-  CHECK(run_cond(is_leader_cb, &n[0], 5000));
+/* n starts with an empty configuration and the leader adds it. */
+static bool join_added(struct tnode *leader, struct tnode *n) {
+  struct done_rec d = {0};
+  sh_err err = {0};
+  if (!node_start(n, JOIN) ||
+      raftnode_add(leader->rn, n->rid, n->addr, done_cb, &d, &err) < 0 ||
+      !run_cond(flag_set, (void *)&d.called, 15000))
+    return false;
+  if (d.status != 0)
+    fprintf(stderr, "    add %s: %s\n", n->node_id, d.err.msg);
+  return d.status == 0;
+}
+
+TEST(raft_tls_three_managers_failover_and_catch_up) {
+  struct pki p = {0};
+  struct tnode n[3];
+  CHECK(managers_new(&p, n, 3));
   CHECK(n[0].ls.leader);
   CHECK_INT_EQ(propose_wait(&n[0], "first", 3000), 0);
 
   /* The others join with empty configurations; the leader adds them. */
-  for (int i = 1; i < 3; i++) {
-    CHECK(node_start(&n[i], JOIN));
-    struct done_rec d = {0};
-    sh_err err = {0};
-    CHECK_INT_EQ(raftnode_add(n[0].rn, n[i].rid, n[i].addr, done_cb, &d, &err),
-                 0);
-    CHECK(run_cond(flag_set, (void *)&d.called, 15000));
-    if (d.status != 0)
-      FAIL_("add %d: %s", i, d.err.msg);
-  }
+  for (int i = 1; i < 3; i++)
+    CHECK(join_added(&n[0], &n[i]));
   CHECK_INT_EQ(voters(&n[0]), 3);
   struct tnode *all[] = {&n[0], &n[1], &n[2]};
   CHECK(wait_all_have(all, 3, "first@", 5000));
@@ -508,6 +519,63 @@ TEST(raft_tls_three_managers_failover_and_catch_up) {
   }
 
   for (int i = 0; i < 3; i++)
+    node_free(&n[i]);
+  pki_free(&p);
+  run_ms(50);
+  CHECK_INT_EQ(uv_loop_close(&loop), 0);
+}
+
+/* ---- renewal: new dials present the new certificate ---- */
+
+/* Proposes on n; true when it commits within ms. */
+static bool commits(struct tnode *n, const char *data, unsigned ms) {
+  return propose_wait(n, data, ms) == 0;
+}
+
+static bool either_leader_cb(void *arg) {
+  struct tnode *n = arg;
+  return raftnode_is_leader(n[0].rn) || raftnode_is_leader(n[1].rn);
+}
+
+TEST(raft_tls_renewed_identity_used_for_new_dials) {
+  struct pki p = {0};
+  struct tnode n[2];
+  CHECK(managers_new(&p, n, 2));
+  CHECK(join_added(&n[0], &n[1]));
+  CHECK(commits(&n[0], "before", 3000));
+  sh_err err = {0};
+
+  /* The leader's next dials present a worker's certificate (what a
+   * manager's renewal would never give, so the peer's refusal shows the
+   * new identity is the one used): open streams go on... */
+  cleanup_free char *wcert = NULL, *wkey = NULL;
+  CHECK(pki_issue(&p, n[0].node_id, CA_ROLE_WORKER, CLUSTER, &wcert, &wkey));
+  CHECK_INT_EQ(raftnode_set_identity(n[0].rn, wcert, wkey, p.root, &err), 0);
+  CHECK(commits(&n[0], "open-stream", 3000));
+  /* ... a new dial (the follower restarted) is refused: no quorum. */
+  node_stop(&n[1]);
+  CHECK(node_start(&n[1], RESTART));
+  /* (the leader loses its quorum and may step down meanwhile) */
+  static struct done_rec held;
+  CHECK_INT_EQ(raftnode_propose(n[0].rn, "held", 4, done_cb, &held, &err), 0);
+  run_ms(1500);
+  CHECK(!fsm_has(&n[1].fsm, "held"));
+  /* A renewed manager certificate: the next dial gets through. */
+  cleanup_free char *mcert = NULL, *mkey = NULL;
+  CHECK(pki_issue(&p, n[0].node_id, CA_ROLE_MANAGER, CLUSTER, &mcert, &mkey));
+  CHECK_INT_EQ(raftnode_set_identity(n[0].rn, mcert, mkey, p.root, &err), 0);
+  /* (elections may still settle: ask whoever leads, for up to 15 s) */
+  bool done = false;
+  for (int tries = 0; tries < 10 && !done; tries++) {
+    if (!run_cond(either_leader_cb, n, 3000))
+      continue;
+    done = commits(raftnode_is_leader(n[0].rn) ? &n[0] : &n[1], "after", 1500);
+  }
+  CHECK(done);
+  struct tnode *pair[] = {&n[0], &n[1]};
+  CHECK(wait_all_have(pair, 2, "after@", 5000));
+
+  for (int i = 0; i < 2; i++)
     node_free(&n[i]);
   pki_free(&p);
   run_ms(50);
