@@ -888,6 +888,8 @@ TEST(image_pull_bearer_token) {
   CHECK(image_layers(s, id, &dirs, &n, NULL, &err) == 0);
   image_layers_free(dirs, n);
   close(ts.fd);
+  free(ts.x5c);
+  EVP_PKEY_free(ts.key);
 }
 
 /* ---- load ---- */
@@ -975,5 +977,7 @@ TEST(image_load_archives) {
   CHECK(strstr(dump, "{\"Untagged\":\"hello:v1\"}"));
   CHECK(strstr(dump, "{\"Untagged\":\"other/name:x\"}"));
   CHECK(stat(hello, &st) < 0);
+  free(id);
+  id = NULL;
   CHECK(image_resolve(s, oid, &id, &err) == 0); /* the other image stays */
 }
