@@ -261,3 +261,27 @@ TEST(constraint_parse_errors_and_matching) {
   json_decref(node);
   json_decref(l);
 }
+
+/* A node whose daemon has no container runtime gets no tasks; a task only
+ * it could take waits with the reason. */
+TEST(sched_skips_nodes_without_a_runtime) {
+  cleanup_fx struct fx f = {0};
+  fx_init(&f, 5);
+  fx_node(&f, "node1", NULL);
+  fx_node(&f, "node2", NULL);
+  fx_set(&f, STORE_NODE, "node2", "Description._RuntimeError",
+         json_string("no container runtime: crun not found in PATH"));
+  svc(&f, "web", 4, NULL);
+  fx_orch(&f);
+  fx_sched(&f);
+  CHECK_INT_EQ(on(&f, "web", "node1"), 4);
+  CHECK_INT_EQ(on(&f, "web", "node2"), 0);
+  svc(&f, "pinned", 1,
+      ",\"Placement\":{\"Constraints\":[\"node.hostname==node2\"]}");
+  fx_orch(&f);
+  fx_sched(&f);
+  char err[256];
+  CHECK_STR_EQ(first_err(&f, "pinned", err, sizeof err),
+               "no suitable node (1 node not available for new tasks; "
+               "scheduling constraints not satisfied on 1 node)");
+}
