@@ -1,7 +1,7 @@
 /* The Docker Engine API (v1.47) that shoald serves on its sockets: version
  * negotiation and routing (router.c), and handlers per area: system
- * (_ping, version, info), swarm, nodes, and the container/service list
- * endpoints that answer empty until those features land. Errors are
+ * (_ping, version, info), swarm, nodes, services, images, containers,
+ * networks and volumes. Errors are
  * {"message": ...} with Docker's status codes. */
 #ifndef SHOAL_API_API_H
 #define SHOAL_API_API_H

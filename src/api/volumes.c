@@ -16,7 +16,6 @@
 #include "volume/volume.h"
 
 #include <ftw.h>
-#include <regex.h>
 #include <sys/stat.h>
 
 static const char *const list_filters[] = {"name", "label", "dangling",
@@ -63,28 +62,6 @@ static json_t *users_by_volume(struct shoald *d) {
   return by;
 }
 
-/* Go's filters.Args.Match: the value as a regular expression. */
-static bool name_matches(const struct filters *f, const char *name) {
-  if (!filters_has(f, "name"))
-    return true;
-  size_t i;
-  json_t *v;
-  json_array_foreach(json_object_get(f->map, "name"), i, v) {
-    const char *pat = json_string_value(v);
-    regex_t re;
-    if (regcomp(&re, pat, REG_EXTENDED | REG_NOSUB) != 0) {
-      if (strstr(name, pat))
-        return true;
-      continue;
-    }
-    bool ok = regexec(&re, name, 0, NULL, 0) == 0;
-    regfree(&re);
-    if (ok)
-      return true;
-  }
-  return false;
-}
-
 /* dangling: "true"/"1" or "false"/"0" (Go's GetBoolOrDefault). */
 static int dangling_want(const struct filters *f, int *out, sh_err *err) {
   *out = -1;
@@ -117,7 +94,7 @@ static int do_list(struct v_job *j) {
   json_t *v;
   json_array_foreach(all, i, v) {
     const char *name = jx_str(v, "Name", "");
-    if (!name_matches(&j->f, name) ||
+    if (!filters_match_regex(&j->f, "name", name) ||
         !filters_match(&j->f, "driver", "local") ||
         !filters_match_labels(&j->f, "label", jx_get(v, "Labels")))
       continue;
