@@ -20,7 +20,6 @@
 #include "overlay/overlay.h"
 #include "store/store.h"
 
-
 #define NOT_MANAGER_OVERLAY                                                    \
   "This node is not a swarm manager. Use \"docker swarm init\" or \"docker "   \
   "swarm join\" to connect this node to swarm and try again."
