@@ -1,7 +1,7 @@
 /* The Docker Engine API (v1.47) that shoald serves on its sockets: version
  * negotiation and routing (router.c), and handlers per area: system
- * (_ping, version, info), swarm, nodes, and the container/service list
- * endpoints that answer empty until those features land. Errors are
+ * (_ping, version, info), swarm, nodes, services, images, containers,
+ * networks and volumes. Errors are
  * {"message": ...} with Docker's status codes. */
 #ifndef SHOAL_API_API_H
 #define SHOAL_API_API_H
@@ -48,11 +48,11 @@ int api_query_version(struct http_req *req, const char *what, int64_t *out,
 bool api_system(struct api_call *c);
 bool api_swarm(struct api_call *c);
 bool api_nodes(struct api_call *c);
-bool api_stubs(struct api_call *c);
 bool api_services(struct api_call *c);
 bool api_images(struct api_call *c);
 bool api_containers(struct api_call *c);
 bool api_networks(struct api_call *c);
+bool api_volumes(struct api_call *c);
 /* On a follower manager, forwards cluster writes to the leader. */
 bool api_forward(struct api_call *c);
 

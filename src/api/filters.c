@@ -3,6 +3,8 @@
 #include "core/err.h"
 #include "core/util.h"
 
+#include <regex.h>
+
 int filters_parse(const char *raw, const char *const *allowed,
                   struct filters *out, sh_err *err) {
   out->map = json_object();
@@ -110,4 +112,23 @@ bool filters_match_labels(const struct filters *f, const char *name,
       return false;
   }
   return true;
+}
+
+bool filters_match_regex(const struct filters *f, const char *name,
+                         const char *v) {
+  json_t *vals = json_object_get(f->map, name);
+  if (json_array_size(vals) == 0)
+    return true;
+  size_t i;
+  json_t *x;
+  json_array_foreach(vals, i, x) {
+    regex_t re;
+    if (regcomp(&re, json_string_value(x), REG_EXTENDED | REG_NOSUB) != 0)
+      continue;
+    bool hit = regexec(&re, v, 0, NULL, 0) == 0;
+    regfree(&re);
+    if (hit)
+      return true;
+  }
+  return false;
 }

@@ -24,6 +24,11 @@ bool filters_match(const struct filters *f, const char *name, const char *v);
 /* Same, matching v's prefix (IDs). */
 bool filters_match_prefix(const struct filters *f, const char *name,
                           const char *v);
+/* moby's filters.Args.Match: true when the filter is absent or any of its
+ * values, as a regular expression, matches v (a value that does not
+ * compile matches nothing). */
+bool filters_match_regex(const struct filters *f, const char *name,
+                         const char *v);
 /* Label filters: "key" or "key=value" against a labels object. */
 bool filters_match_labels(const struct filters *f, const char *name,
                           const json_t *labels);

@@ -20,8 +20,6 @@
 #include "overlay/overlay.h"
 #include "store/store.h"
 
-#include <regex.h>
-
 #define NOT_MANAGER_OVERLAY                                                    \
   "This node is not a swarm manager. Use \"docker swarm init\" or \"docker "   \
   "swarm join\" to connect this node to swarm and try again."
@@ -267,26 +265,6 @@ static json_t *local_list(struct shoald *d, const struct local_state *ls,
 static const char *const network_filters[] = {
     "dangling", "driver", "id", "label", "name", "scope", "type", NULL};
 
-/* moby's filters.Args.Match: each value is a regular expression. */
-static bool match_regex(const struct filters *f, const char *key,
-                        const char *v) {
-  json_t *vals = json_object_get(f->map, key);
-  if (json_array_size(vals) == 0)
-    return true;
-  size_t i;
-  json_t *x;
-  json_array_foreach(vals, i, x) {
-    regex_t re;
-    if (regcomp(&re, json_string_value(x), REG_EXTENDED | REG_NOSUB) != 0)
-      continue;
-    bool hit = regexec(&re, v, 0, NULL, 0) == 0;
-    regfree(&re);
-    if (hit)
-      return true;
-  }
-  return false;
-}
-
 static bool in_use(struct shoald *d, const json_t *view) {
   const char *name = jx_str(view, "Name", "");
   if (networks_is_predefined(name))
@@ -308,8 +286,8 @@ static bool network_matches(struct shoald *d, const struct filters *f,
                             const json_t *v, int dangling) {
   const char *name = jx_str(v, "Name", "");
   if (!filters_match(f, "driver", jx_str(v, "Driver", "")) ||
-      !match_regex(f, "name", name) ||
-      !match_regex(f, "id", jx_str(v, "Id", "")) ||
+      !filters_match_regex(f, "name", name) ||
+      !filters_match_regex(f, "id", jx_str(v, "Id", "")) ||
       !filters_match_labels(f, "label", json_object_get(v, "Labels")) ||
       !filters_match(f, "scope", jx_str(v, "Scope", "")))
     return false;

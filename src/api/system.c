@@ -7,7 +7,10 @@
 #include "core/err.h"
 #include "core/jsonx.h"
 #include "core/util.h"
+#include "core/workq.h"
 #include "daemon/daemon.h"
+#include "exec/exec.h"
+#include "image/image.h"
 #include "http/server.h"
 #include "manager/manager.h"
 #include "store/store.h"
@@ -169,6 +172,46 @@ static const char *cgroup_version(void) {
   return access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0 ? "2" : "1";
 }
 
+/* The counts /info shows, read from the executor and the image store on
+ * the read queue (both touch disk). */
+struct info_job {
+  struct http_req *req;
+  struct shoald *d;
+  json_t *body;
+  json_int_t all, running, images;
+};
+
+static void info_count(void *ud) {
+  struct info_job *j = ud;
+  sh_err err = {0};
+  cleanup_json json_t *ctrs = NULL;
+  if (j->d->exec && exec_inspect_all(j->d->exec, &ctrs, &err) == 0) {
+    size_t i;
+    json_t *ci;
+    json_array_foreach(ctrs, i, ci) {
+      j->all++;
+      if (strcmp(jx_str(ci, "State.Status", ""), "running") == 0)
+        j->running++;
+    }
+  }
+  cleanup_json json_t *imgs = NULL;
+  if (j->d->images && image_list(j->d->images, &imgs, &err) == 0)
+    j->images = (json_int_t)json_array_size(imgs);
+}
+
+static void info_done(void *ud, int cancelled) {
+  struct info_job *j = ud;
+  /* shoal has no paused containers: every one not running is stopped. */
+  json_object_set_new(j->body, "Containers", json_integer(j->all));
+  json_object_set_new(j->body, "ContainersRunning", json_integer(j->running));
+  json_object_set_new(j->body, "ContainersPaused", json_integer(0));
+  json_object_set_new(j->body, "ContainersStopped",
+                      json_integer(j->all - j->running));
+  json_object_set_new(j->body, "Images", json_integer(j->images));
+  api_reply_json(j->req, 200, j->body);
+  free(j);
+}
+
 static void info(struct api_call *c) {
   struct shoald *d = c->d;
   struct utsname u;
@@ -187,14 +230,14 @@ static void info(struct api_call *c) {
     nfd -= 3; /* ., .. and the dir's own fd */
   }
   json_t *j = json_pack(
-      "{s:s, s:i, s:i, s:i, s:i, s:i, s:s, s:[], s:{s:[s], s:[s, s, s], "
+      "{s:s, s:i, s:i, s:i, s:i, s:i, s:s, s:[], s:{s:[s], s:[s, s, s, s], "
       "s:n, s:[s]}, s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:b, "
       "s:i, s:b, s:i, s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:s}",
       "ID", d->node_id[0] ? d->node_id : "", "Containers", 0,
       "ContainersRunning", 0, "ContainersPaused", 0, "ContainersStopped", 0,
       "Images", 0, "Driver", "overlay2", "DriverStatus", "Plugins", "Volume",
-      "local", "Network", "bridge", "host", "overlay", "Authorization", "Log",
-      "k8s-file", "MemoryLimit", 1, "SwapLimit", 1, "KernelMemoryTCP", 0,
+      "local", "Network", "bridge", "host", "null", "overlay", "Authorization",
+      "Log", "k8s-file", "MemoryLimit", 1, "SwapLimit", 1, "KernelMemoryTCP", 0,
       "CpuCfsPeriod", 1, "CpuCfsQuota", 1, "CPUShares", 1, "CPUSet", 1,
       "PidsLimit", 1, "IPv4Forwarding", 1, "Debug", d->cfg.debug,
       "OomKillDisable", 0, "NFd", nfd, "ExperimentalBuild", 0, "NGoroutines", 1,
@@ -234,7 +277,11 @@ static void info(struct api_call *c) {
     json_array_append_new(so, json_string("name=seccomp,profile=builtin"));
   json_object_set_new(j, "SecurityOptions", so);
   json_object_set_new(j, "Warnings", json_array());
-  api_reply_json(c->req, 200, j);
+  struct info_job *job = xcalloc(1, sizeof *job);
+  job->req = c->req;
+  job->d = d;
+  job->body = j;
+  workq_submit(d->reads ? d->reads : d->work, info_count, info_done, job);
 }
 
 bool api_system(struct api_call *c) {

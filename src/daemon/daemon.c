@@ -42,6 +42,8 @@
   "will continue in the background. Use the \"docker info\" command to see "   \
   "the current swarm status of your node."
 
+static json_t *node_description(const struct shoald *d);
+
 static char *swarm_path(struct shoald *d, const char *leaf) {
   return xasprintf("%s/swarm%s%s", d->cfg.data_root, leaf ? "/" : "",
                    leaf ? leaf : "");
@@ -214,8 +216,7 @@ static void promoted_join_raft(struct shoald *d) {
   sh_err err = {0};
   const char *remote = d->agent ? agent_manager(d->agent) : NULL;
   cleanup_free char *dir = swarm_path(d, NULL);
-  cleanup_json json_t *desc =
-      agent_local_description(d->hostname, SHOAL_VERSION);
+  cleanup_json json_t *desc = node_description(d);
   struct manager_config mc;
   fill_manager_config(d, &mc, desc);
   mc.state_dir = dir;
@@ -486,6 +487,47 @@ static void on_agent_node(void *ud, const json_t *node) {
   }
 }
 
+/* This node's description for the managers; a node without a runtime adds
+ * why (Description._RuntimeError, kept out of the API's view): the
+ * dispatcher shows it as the node's status message and the scheduler
+ * places no task here. */
+static json_t *node_description(const struct shoald *d) {
+  json_t *desc = agent_local_description(d->hostname, SHOAL_VERSION);
+  if (d->runtime_error)
+    json_object_set_new(desc, "_RuntimeError", json_string(d->runtime_error));
+  return desc;
+}
+
+/* Without a runtime there is no worker: a task the node is given anyway
+ * (placed before the managers knew) is rejected with the reason, never
+ * left assigned. */
+static void reject_without_runtime(struct shoald *d, const json_t *tasks) {
+  if (!d->agent || !d->runtime_error)
+    return;
+  json_t *updates = json_array();
+  char ts[64];
+  clock_format_rfc3339(clock_wall_ns(), ts, sizeof ts);
+  size_t i;
+  json_t *t;
+  json_array_foreach(tasks, i, t) {
+    const char *state = jx_str(t, "Status.State", "");
+    const char *desired = jx_str(t, "DesiredState", "");
+    if (strcmp(desired, "running") != 0 && strcmp(desired, "ready") != 0)
+      continue;
+    if (strcmp(state, "new") != 0 && strcmp(state, "pending") != 0 &&
+        strcmp(state, "assigned") != 0 && strcmp(state, "accepted") != 0)
+      continue;
+    json_array_append_new(updates,
+                          json_pack("{s:s, s:{s:s, s:s, s:s, s:s}}", "ID",
+                                    jx_str(t, "ID", ""), "Status", "Timestamp",
+                                    ts, "State", "rejected", "Message",
+                                    "preparing", "Err", d->runtime_error));
+  }
+  if (json_array_size(updates) > 0)
+    agent_report(d->agent, updates);
+  json_decref(updates);
+}
+
 static void worker_report(void *ud, const json_t *updates) {
   struct shoald *d = ud;
   if (d->agent)
@@ -496,6 +538,8 @@ static void on_agent_assignments(void *ud, const json_t *tasks) {
   struct shoald *d = ud;
   if (d->worker)
     worker_assign(d->worker, tasks);
+  else
+    reject_without_runtime(d, tasks);
 }
 
 static void on_agent_ingress(void *ud, const json_t *att) {
@@ -560,8 +604,7 @@ static void stop_worker(struct shoald *d) {
 }
 
 static void start_agent(struct shoald *d) {
-  cleanup_json json_t *desc =
-      agent_local_description(d->hostname, SHOAL_VERSION);
+  cleanup_json json_t *desc = node_description(d);
   struct agent_config ac = {
       .loop = d->loop,
       .client = d->client,
@@ -631,6 +674,7 @@ int shoald_init(struct shoald *d, uv_loop_t *loop, sh_err *err) {
     /* A manager without a runtime still manages; tasks sent here fail. */
     log_warn("no container runtime: %s", xerr.msg);
     d->exec = NULL;
+    d->runtime_error = xasprintf("no container runtime: %s", xerr.msg);
   }
   /* As dockerd built without seccomp when the profile cannot be had:
    * tasks run unconfined, `docker info` does not claim it. */
@@ -662,8 +706,7 @@ int shoald_init(struct shoald *d, uv_loop_t *loop, sh_err *err) {
 
 static int open_manager(struct shoald *d, bool force_new, sh_err *err) {
   cleanup_free char *dir = swarm_path(d, NULL);
-  cleanup_json json_t *desc =
-      agent_local_description(d->hostname, SHOAL_VERSION);
+  cleanup_json json_t *desc = node_description(d);
   struct manager_config mc;
   fill_manager_config(d, &mc, desc);
   mc.state_dir = dir;
@@ -886,7 +929,7 @@ int shoald_swarm_init(struct shoald *d, const json_t *req, shoald_done_fn done,
     goto fail;
 
   dir = swarm_path(d, NULL);
-  desc = agent_local_description(d->hostname, SHOAL_VERSION);
+  desc = node_description(d);
   struct manager_config mc;
   fill_manager_config(d, &mc, desc);
   mc.state_dir = dir;
@@ -1076,8 +1119,7 @@ static void join_registered(const struct http_result *res, void *ud) {
   if (strcmp(d->role, "manager") == 0) {
     /* Raft first: the agent's session then finds a full manager here. */
     cleanup_free char *dir = swarm_path(d, NULL);
-    cleanup_json json_t *mdesc =
-        agent_local_description(d->hostname, SHOAL_VERSION);
+    cleanup_json json_t *mdesc = node_description(d);
     struct manager_config mc;
     fill_manager_config(d, &mc, mdesc);
     mc.state_dir = dir;
@@ -1114,8 +1156,7 @@ static void join_got_ca(const struct http_result *res, void *ud) {
   c->root_pem = xstrdup(res->body);
   if (ca_csr_create(&c->key_pem, &c->csr, &err) < 0)
     return join_fail(c, 500, err.msg);
-  cleanup_json json_t *desc =
-      agent_local_description(d->hostname, SHOAL_VERSION);
+  cleanup_json json_t *desc = node_description(d);
   json_t *body = json_pack(
       "{s:s, s:s, s:s, s:s, s:O}", "Token", c->token, "CSR", c->csr, "Hostname",
       d->hostname, "Availability", c->availability, "Description", desc);
@@ -1375,6 +1416,8 @@ void shoald_shutdown(struct shoald *d) {
     exec_close(d->exec);
     d->exec = NULL;
   }
+  free(d->runtime_error);
+  d->runtime_error = NULL;
   seccomp_profile_free(d->seccomp);
   d->seccomp = NULL;
   uv_close((uv_handle_t *)&d->join_timer, NULL);

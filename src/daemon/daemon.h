@@ -69,8 +69,11 @@ struct shoald {
   struct workq *reads;        /* container list/inspect: never behind a pull */
   struct image_store *images; /* <data-root>/image */
   struct executor *exec;      /* crun + conmon; NULL when unavailable */
-  struct worker *worker;      /* runs this node's tasks (in a swarm) */
-  struct overlay *overlay;    /* swarm networks' data plane; NULL: none */
+  /* Why exec is NULL ("crun not found in PATH ..."), NULL when it is not:
+   * the node says so to the managers, which place no task here. */
+  char *runtime_error;
+  struct worker *worker;   /* runs this node's tasks (in a swarm) */
+  struct overlay *overlay; /* swarm networks' data plane; NULL: none */
   /* Tasks' default seccomp profile, read once at start; NULL when the
    * file is missing or bad: tasks then run without one (see docs). */
   struct seccomp_profile *seccomp;

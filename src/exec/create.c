@@ -7,6 +7,7 @@
 #include "core/id.h"
 #include "core/jsonx.h"
 #include "core/util.h"
+#include "volume/volume.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -116,15 +117,6 @@ static char *resolv_content(const struct exec_spec *s) {
   return b.data;
 }
 
-static bool valid_volume_name(const char *n) {
-  if (!isalnum((unsigned char)n[0]) || strlen(n) < 2)
-    return false;
-  for (const char *p = n + 1; *p; p++)
-    if (!isalnum((unsigned char)*p) && !strchr("_.-", *p))
-      return false;
-  return true;
-}
-
 static const char *mount_type_name(enum exec_mount_type t) {
   return t == EXEC_MOUNT_BIND     ? "bind"
          : t == EXEC_MOUNT_VOLUME ? "volume"
@@ -175,25 +167,15 @@ static int prepare_mounts(const executor *ex, const struct exec_spec *s,
       break;
     }
     case EXEC_MOUNT_VOLUME: {
-      char anon[65];
-      const char *name = m->source;
-      if (!name || !*name) {
-        id_new_hex(anon);
-        name = anon;
-      } else if (!valid_volume_name(name)) {
-        json_decref(hc);
-        return sh_error(err, 400,
-                        "create %s: \"%s\" includes invalid characters for a "
-                        "local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" "
-                        "are allowed. If you intended to pass a host "
-                        "directory, use absolute path",
-                        name, name);
-      }
-      owned[i] = xasprintf("%s/volumes/%s/_data", ex->data_root, name);
-      if (mkdir_p(owned[i], 0755, err) < 0) {
+      /* The volume module owns volumes: a task's named volume is the one
+       * `docker volume create` makes (or made). */
+      cleanup_json json_t *vol = NULL;
+      if (volume_create(ex->data_root, m->source, NULL, NULL, &vol, err) < 0) {
         json_decref(hc);
         return -1;
       }
+      const char *name = jx_str(vol, "Name", "");
+      owned[i] = xstrdup(jx_str(vol, "Mountpoint", ""));
       oci[i].source = owned[i];
       json_object_set_new(hc, "Source", json_string(name));
       mj = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:b,s:s}", "Type", "volume",

@@ -617,8 +617,10 @@ void dispatcher_session(struct dispatcher *d, struct http_req *req,
   json_decref(none);
 
   json_t *desc = body ? json_object_get(body, "Description") : NULL;
-  set_status(d, node_id, "ready", "", req->peer_addr,
-             json_is_object(desc) ? desc : NULL);
+  /* A node that cannot run containers says why: its status message shows
+   * it, and the scheduler places nothing there. */
+  set_status(d, node_id, "ready", jx_str(desc, "_RuntimeError", ""),
+             req->peer_addr, json_is_object(desc) ? desc : NULL);
 }
 
 void dispatcher_heartbeat(struct dispatcher *d, struct http_req *req,

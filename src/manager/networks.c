@@ -420,15 +420,16 @@ json_t *networks_create(struct store *s, const json_t *req, const char *id,
     json_array_append_new(json_object_get(spec_ipam, "Configs"), c);
   }
   return json_pack(
-      "{s:s, s:{s:s, s:O, s:{s:s, s:O}, s:b, s:b, s:b, s:b, s:o, s:s}, s:o, "
+      "{s:s, s:{s:s, s:o, s:{s:s, s:o}, s:b, s:b, s:b, s:b, s:o, s:s}, s:o, "
       "s:o}",
       "ID", id, "Spec", "Name", name, "Labels",
-      json_is_object(labels) ? labels : json_object(), "DriverConfiguration",
-      "Name", "overlay", "Options", json_is_object(opts) ? opts : json_object(),
-      "IPv6Enabled", 0, "Internal", jx_bool(req, "Internal", false),
-      "Attachable", jx_bool(req, "Attachable", false), "Ingress", ingress,
-      "IPAMOptions", spec_ipam, "Scope", "swarm", "DriverState",
-      driver_state(vni), "IPAMOptions",
+      json_is_object(labels) ? json_incref(labels) : json_object(),
+      "DriverConfiguration", "Name", "overlay", "Options",
+      json_is_object(opts) ? json_incref(opts) : json_object(), "IPv6Enabled",
+      0, "Internal", jx_bool(req, "Internal", false), "Attachable",
+      jx_bool(req, "Attachable", false), "Ingress", ingress, "IPAMOptions",
+      spec_ipam, "Scope", "swarm", "DriverState", driver_state(vni),
+      "IPAMOptions",
       ipam_options(subnet_s, cfg ? jx_str(cfg, "IPRange", "") : NULL, gw_s));
 }
 

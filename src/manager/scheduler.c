@@ -121,7 +121,8 @@ static const char *norm_arch(const char *a) {
 /* The first filter that rejects the node, or -1 when it fits. */
 static int check(const struct tfilter *f, const struct ninfo *ni) {
   if (strcmp(jx_str(ni->node, "Status.State", ""), "ready") != 0 ||
-      strcmp(jx_str(ni->node, "Spec.Availability", "active"), "active") != 0)
+      strcmp(jx_str(ni->node, "Spec.Availability", "active"), "active") != 0 ||
+      *jx_str(ni->node, "Description._RuntimeError", "")) /* no runtime */
     return F_READY;
   if ((f->cpu || f->mem) && (f->cpu > ni->cpu || f->mem > ni->mem))
     return F_RESOURCES;

@@ -72,9 +72,14 @@ static inline void fx_init(struct fx *f, int64_t history_limit) {
          STORE_MUST_CREATE);
 }
 
+/* Also as a cleanup: a second call (or one before fx_init on a zeroed
+ * fixture) does nothing. */
 static inline void fx_free(struct fx *f) {
-  store_free(f->s);
+  if (f->s)
+    store_free(f->s);
+  f->s = NULL;
 }
+#define cleanup_fx __attribute__((cleanup(fx_free)))
 
 /* A ready, active worker with 4 CPUs and 4 GiB. */
 static inline void fx_node(struct fx *f, const char *id, const char *labels) {

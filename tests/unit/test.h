@@ -1,6 +1,8 @@
 /* Minimal unit-test harness: TEST(name) { ... } registers a test; CHECK*
- * macros record failures and return from the test. Each test runs in a
- * forked child so a crash fails that test, not the run. */
+ * macros record failures and return from the test; SKIP(...) says why the
+ * test cannot run here and counts it as skipped, never as passed. Each test
+ * runs in a forked child so a crash fails that test, not the run; under
+ * ASan the child checks for leaks before it exits, so a leak fails it. */
 #ifndef SHOAL_TEST_H
 #define SHOAL_TEST_H
 
@@ -24,6 +26,20 @@ void test_register(const char *name, const char *file, test_fn fn);
     fprintf(stderr, __VA_ARGS__);                                              \
     fputc('\n', stderr);                                                       \
     *failed_ = 1;                                                              \
+    return;                                                                    \
+  } while (0)
+
+/* What a test left in *failed_: */
+#define TEST_PASSED 0
+#define TEST_FAILED 1
+#define TEST_SKIPPED 2
+
+#define SKIP(...)                                                              \
+  do {                                                                         \
+    fprintf(stderr, "    SKIP: ");                                             \
+    fprintf(stderr, __VA_ARGS__);                                              \
+    fputc('\n', stderr);                                                       \
+    *failed_ = TEST_SKIPPED;                                                   \
     return;                                                                    \
   } while (0)
 

@@ -32,7 +32,7 @@ static const char *addr_on(const json_t *t, const char *net) {
   "\"TargetPort\":80,\"PublishedPort\":8080}]}}"
 
 TEST(allocator_gives_vips_and_task_addresses_ingress_first) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   fx_node(&f, "n1", NULL);
   fx_put(&f, STORE_NETWORK, networks_ingress("ing"), STORE_MUST_CREATE);
@@ -88,7 +88,7 @@ TEST(allocator_gives_vips_and_task_addresses_ingress_first) {
 }
 
 TEST(allocator_dnsrr_has_no_vip_and_dropped_networks_lose_theirs) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   fx_put(&f, STORE_NETWORK, networks_ingress("ing"), STORE_MUST_CREATE);
   fx_network(&f, "netA", "10.0.1.0/24");

@@ -74,6 +74,12 @@ static void fx_init(struct fx *f, bool leader) {
                               .ud = (void *)"m1,d9"};
 }
 
+static void fx_free(struct fx *f) {
+  store_free(f->s);
+  f->s = NULL;
+}
+#define cleanup_fx __attribute__((cleanup(fx_free)))
+
 /* Status of a call by (cn, ou) to method path; 0 when allowed. */
 static int call(struct fx *f, const char *method, const char *path,
                 const char *cn, const char *ou, const char *for_node,
@@ -126,7 +132,7 @@ TEST(authz_table_lookup) {
 }
 
 TEST(authz_identity_from_cert_role_from_store) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, true);
   /* No certificate, or another cluster's: 401. */
   CHECK_INT_EQ(call(&f, "POST", "/swarm/v1/session", NULL, NULL, NULL, NULL),
@@ -164,7 +170,7 @@ TEST(authz_identity_from_cert_role_from_store) {
   /* Unknown to the leader: not a member. To a follower: try again. */
   CHECK_INT_EQ(call(&f, "POST", "/swarm/v1/session", "x9", WRK, NULL, NULL),
                403);
-  store_free(f.s);
+  fx_free(&f);
   fx_init(&f, false);
   CHECK_INT_EQ(call(&f, "POST", "/swarm/v1/session", "x9", WRK, NULL, NULL),
                503);
@@ -182,11 +188,11 @@ TEST(authz_identity_from_cert_role_from_store) {
                403);
   CHECK_INT_EQ(call(&f, "POST", "/swarm/v1/raft/join", "w1", WRK, NULL, NULL),
                403);
-  store_free(f.s);
+  fx_free(&f);
 }
 
 TEST(authz_for_node_only_from_managers_on_forwardable_calls) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, true);
   struct authz_who who;
   /* A raft-member manager passing a renewal on for its client. */
@@ -224,11 +230,11 @@ TEST(authz_for_node_only_from_managers_on_forwardable_calls) {
   CHECK_INT_EQ(call(&f, "POST", "/swarm/v1/join", "d1", MGR, NULL, &who), 0);
   CHECK(!who.via_manager);
   CHECK_INT_EQ(call(&f, "GET", "/swarm/v1/ca", NULL, NULL, NULL, NULL), 0);
-  store_free(f.s);
+  fx_free(&f);
 }
 
 TEST(authz_raft_members_and_bootstrap) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, true);
   CHECK_INT_EQ(call(&f, "POST", "/swarm/v1/raft", "m1", MGR, NULL, NULL), 0);
   /* Being added: manager in the store, not in the configuration yet. */
@@ -240,12 +246,12 @@ TEST(authz_raft_members_and_bootstrap) {
   CHECK_INT_EQ(call(&f, "POST", "/swarm/v1/raft", "d9", MGR, NULL, NULL), 0);
   /* Unknown: refused by the leader; a follower's log may be behind. */
   CHECK_INT_EQ(call(&f, "POST", "/swarm/v1/raft", "x9", MGR, NULL, NULL), 403);
-  store_free(f.s);
+  fx_free(&f);
   fx_init(&f, false);
   CHECK_INT_EQ(call(&f, "POST", "/swarm/v1/raft", "x9", MGR, NULL, NULL), 0);
   CHECK_INT_EQ(call(&f, "POST", "/swarm/v1/raft", "x9", WRK, NULL, NULL), 403);
   CHECK_INT_EQ(call(&f, "POST", "/swarm/v1/raft", "r1", MGR, NULL, NULL), 403);
-  store_free(f.s);
+  fx_free(&f);
   /* A manager with no state yet (joining, or loading its log): the
    * certificate is all it can check for raft; everything else waits. */
   struct store *empty = store_new();
@@ -256,5 +262,5 @@ TEST(authz_raft_members_and_bootstrap) {
   CHECK_INT_EQ(call(&f, "POST", "/swarm/v1/session", "x9", WRK, NULL, NULL),
                503);
   CHECK_INT_EQ(call(&f, "GET", "/swarm/v1/index", "x9", MGR, NULL, NULL), 503);
-  store_free(empty);
+  fx_free(&f);
 }

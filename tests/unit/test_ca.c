@@ -38,6 +38,16 @@ struct pki {
   char *root, *root_key, *key, *csr, *cert;
 };
 
+static void pki_free(struct pki *p) {
+  free(p->root);
+  free(p->root_key);
+  free(p->key);
+  free(p->csr);
+  free(p->cert);
+  memset(p, 0, sizeof *p);
+}
+#define cleanup_pki __attribute__((cleanup(pki_free)))
+
 static int make_pki(struct pki *p, const char *role, int64_t expiry_ns) {
   sh_err err = {0};
   memset(p, 0, sizeof *p);
@@ -82,7 +92,7 @@ TEST(ca_root_create_info) {
 }
 
 TEST(ca_sign_csr_info_verify_match) {
-  struct pki p, other;
+  cleanup_pki struct pki p = {0}, other = {0};
   sh_err err = {0};
   int64_t expiry = 90 * DAY_NS;
   CHECK_INT_EQ(make_pki(&p, CA_ROLE_WORKER, expiry), 0);
@@ -125,7 +135,7 @@ TEST(ca_sign_csr_info_verify_match) {
 }
 
 TEST(ca_manager_cert_names) {
-  struct pki p;
+  cleanup_pki struct pki p = {0};
   CHECK_INT_EQ(make_pki(&p, CA_ROLE_MANAGER, DAY_NS), 0);
   struct ca_cert_info info;
   sh_err err = {0};
@@ -138,7 +148,7 @@ TEST(ca_manager_cert_names) {
 }
 
 TEST(ca_serials_are_random) {
-  struct pki a, b;
+  cleanup_pki struct pki a = {0}, b = {0};
   CHECK_INT_EQ(make_pki(&a, CA_ROLE_WORKER, DAY_NS), 0);
   CHECK_INT_EQ(make_pki(&b, CA_ROLE_WORKER, DAY_NS), 0);
   X509 *xa = pem_x509(a.cert), *xb = pem_x509(b.cert);
@@ -156,7 +166,7 @@ TEST(ca_serials_are_random) {
  * must be refused with 400 (broken DER, or a signature that no longer
  * matches). */
 TEST(ca_tampered_csr_refused) {
-  struct pki p;
+  cleanup_pki struct pki p = {0};
   CHECK_INT_EQ(make_pki(&p, CA_ROLE_WORKER, DAY_NS), 0);
   const char *body = strchr(p.csr, '\n') + 1;
   const char *end = strstr(body, "-----END");
@@ -186,7 +196,7 @@ TEST(ca_tampered_csr_refused) {
 }
 
 TEST(ca_sign_csr_bad_arguments) {
-  struct pki p, other;
+  cleanup_pki struct pki p = {0}, other = {0};
   CHECK_INT_EQ(make_pki(&p, CA_ROLE_WORKER, DAY_NS), 0);
   CHECK_INT_EQ(make_pki(&other, CA_ROLE_WORKER, DAY_NS), 0);
   sh_err err = {0};
@@ -212,7 +222,7 @@ TEST(ca_sign_csr_bad_arguments) {
 }
 
 TEST(ca_garbage_pem_is_an_error) {
-  struct pki p;
+  cleanup_pki struct pki p = {0};
   CHECK_INT_EQ(make_pki(&p, CA_ROLE_WORKER, DAY_NS), 0);
   cleanup_free char *truncated = xstrndup(p.cert, strlen(p.cert) / 2);
   const char *junk[] = {
@@ -270,7 +280,7 @@ static void ref_digest(const char *pem, char out[CA_DIGEST_LEN + 1]) {
 }
 
 TEST(ca_root_digest_format) {
-  struct pki p, other;
+  cleanup_pki struct pki p = {0}, other = {0};
   CHECK_INT_EQ(make_pki(&p, CA_ROLE_WORKER, DAY_NS), 0);
   CHECK_INT_EQ(make_pki(&other, CA_ROLE_WORKER, DAY_NS), 0);
   sh_err err = {0};
@@ -302,7 +312,7 @@ TEST(ca_root_digest_format) {
 }
 
 TEST(ca_token_round_trip) {
-  struct pki p;
+  cleanup_pki struct pki p = {0};
   CHECK_INT_EQ(make_pki(&p, CA_ROLE_WORKER, DAY_NS), 0);
   sh_err err = {0};
   cleanup_free char *t1 = NULL;
@@ -458,7 +468,7 @@ static int handshake(SSL_CTX *sctx, SSL_CTX *cctx, SSL **server_out) {
 }
 
 TEST(ca_tls_mutual_auth) {
-  struct pki srv, cli, foreign;
+  cleanup_pki struct pki srv = {0}, cli = {0}, foreign = {0};
   CHECK_INT_EQ(make_pki(&srv, CA_ROLE_MANAGER, DAY_NS), 0);
   CHECK_INT_EQ(make_pki(&foreign, CA_ROLE_WORKER, DAY_NS), 0);
   /* A worker certificate from the server's own CA. */
@@ -509,7 +519,7 @@ TEST(ca_tls_mutual_auth) {
 }
 
 TEST(ca_tls_optional_client_cert) {
-  struct pki srv, foreign;
+  cleanup_pki struct pki srv = {0}, foreign = {0};
   sh_err err = {0};
   CHECK_INT_EQ(make_pki(&srv, CA_ROLE_MANAGER, DAY_NS), 0);
   CHECK_INT_EQ(make_pki(&foreign, CA_ROLE_WORKER, DAY_NS), 0);
@@ -540,7 +550,7 @@ TEST(ca_tls_optional_client_cert) {
 }
 
 TEST(ca_tls_server_ctx_key_mismatch) {
-  struct pki a, b;
+  cleanup_pki struct pki a = {0}, b = {0};
   sh_err err = {0};
   CHECK_INT_EQ(make_pki(&a, CA_ROLE_MANAGER, DAY_NS), 0);
   CHECK_INT_EQ(make_pki(&b, CA_ROLE_MANAGER, DAY_NS), 0);

@@ -1208,7 +1208,8 @@ TEST(cli_service_ps_rows_history_and_errors) {
       "  Rejected about a minute ago   \"No such image: nginx:latest@s…\""
       "   \n");
   cleanup_buf sh_buf nt = {0};
-  CHECK_INT_EQ(render_task_list(tasks, names, J("{}"), false, false,
+  cleanup_json json_t *no_nodes = J("{}");
+  CHECK_INT_EQ(render_task_list(tasks, names, no_nodes, false, false,
                                 "{{.ID}} {{.Name}} {{.Node}} {{.Image}}",
                                 SVC_NOW, &nt, &err),
                0);

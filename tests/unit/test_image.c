@@ -342,15 +342,15 @@ static int free_port(void) {
 }
 
 static bool have_registry(void) {
-  if (system("command -v docker-registry >/dev/null && command -v skopeo "
-             ">/dev/null && command -v umoci >/dev/null") != 0) {
-    fprintf(stderr,
-            "SKIP: docker-registry/skopeo/umoci missing (scripts/deps.sh "
-            "installs them)\n");
-    return false;
-  }
-  return true;
+  return system("command -v docker-registry >/dev/null && command -v skopeo "
+                ">/dev/null && command -v umoci >/dev/null") == 0;
 }
+#define NEED_REGISTRY()                                                        \
+  do {                                                                         \
+    if (!have_registry())                                                      \
+      SKIP("docker-registry/skopeo/umoci missing (scripts/deps.sh installs "   \
+           "them)");                                                           \
+  } while (0)
 
 /* Starts a registry; extra_config (may be NULL) is appended to its config
  * before start (auth). push: push the test images. */
@@ -420,8 +420,7 @@ static struct image_store *open_store(struct store_h *h,
 }
 
 TEST(image_pull_busybox) {
-  if (!have_registry())
-    return;
+  NEED_REGISTRY();
   cleanup_registry struct registry reg = {0};
   CHECK(registry_start(&reg, NULL, true) == 0);
   cleanup_store struct store_h h = {0};
@@ -519,8 +518,7 @@ TEST(image_pull_busybox) {
 }
 
 TEST(image_pull_errors) {
-  if (!have_registry())
-    return;
+  NEED_REGISTRY();
   cleanup_registry struct registry reg = {0};
   CHECK(registry_start(&reg, NULL, false) == 0);
   cleanup_store struct store_h h = {0};
@@ -548,8 +546,7 @@ TEST(image_pull_errors) {
 
 /* A corrupted blob in the registry's storage is refused; nothing stays. */
 TEST(image_pull_corrupt_blob) {
-  if (!have_registry())
-    return;
+  NEED_REGISTRY();
   cleanup_registry struct registry reg = {0};
   CHECK(registry_start(&reg, NULL, true) == 0);
   /* The busybox layer is the largest blob; change a byte in the middle
@@ -579,8 +576,7 @@ TEST(image_pull_corrupt_blob) {
 /* docker.io names fetched from a mirror URL, as dockerd's
  * --registry-mirror; and GET /distribution for it. */
 TEST(image_pull_mirror) {
-  if (!have_registry())
-    return;
+  NEED_REGISTRY();
   cleanup_registry struct registry reg = {0};
   CHECK(registry_start(&reg, NULL, true) == 0);
   cleanup_free char *mirror = xasprintf("http://%s", reg.host);
@@ -618,8 +614,7 @@ TEST(image_pull_mirror) {
 
 /* Manifest list: the linux/amd64 entry is chosen. */
 TEST(image_pull_index) {
-  if (!have_registry())
-    return;
+  NEED_REGISTRY();
   cleanup_registry struct registry reg = {0};
   CHECK(registry_start(&reg, NULL, true) == 0);
   /* Two manifests of busybox (v2s2 :latest, OCI :oci) with different
@@ -685,8 +680,7 @@ static void *cpull_run(void *arg) {
 
 /* Four threads pull nginx into one store at once; then time a cold pull. */
 TEST(image_pull_concurrent_nginx) {
-  if (!have_registry())
-    return;
+  NEED_REGISTRY();
   cleanup_registry struct registry reg = {0};
   CHECK(registry_start(&reg, NULL, true) == 0);
   cleanup_store struct store_h h = {0};
@@ -824,8 +818,7 @@ static void *token_serve(void *arg) {
 }
 
 TEST(image_pull_bearer_token) {
-  if (!have_registry())
-    return;
+  NEED_REGISTRY();
   cleanup_tmpdir struct tmpdir t = {0};
   tmpdir_make(&t);
   cleanup_free char *gen = xasprintf(
@@ -895,6 +888,8 @@ TEST(image_pull_bearer_token) {
   CHECK(image_layers(s, id, &dirs, &n, NULL, &err) == 0);
   image_layers_free(dirs, n);
   close(ts.fd);
+  free(ts.x5c);
+  EVP_PKEY_free(ts.key);
 }
 
 /* ---- load ---- */
@@ -902,8 +897,7 @@ TEST(image_pull_bearer_token) {
 TEST(image_load_archives) {
   if (system("command -v umoci >/dev/null") != 0 ||
       system("scripts/test-images.sh build/images >/dev/null") != 0) {
-    fprintf(stderr, "SKIP: test images unavailable\n");
-    return;
+    SKIP("test images unavailable");
   }
   cleanup_store struct store_h h = {0};
   struct image_store *s = open_store(&h, NULL);
@@ -983,5 +977,7 @@ TEST(image_load_archives) {
   CHECK(strstr(dump, "{\"Untagged\":\"hello:v1\"}"));
   CHECK(strstr(dump, "{\"Untagged\":\"other/name:x\"}"));
   CHECK(stat(hello, &st) < 0);
+  free(id);
+  id = NULL;
   CHECK(image_resolve(s, oid, &id, &err) == 0); /* the other image stays */
 }

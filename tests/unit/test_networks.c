@@ -28,7 +28,7 @@ static const char *vni(const json_t *n) {
 }
 
 TEST(networks_allocate_from_the_cluster_pool_beside_pending_ones) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   fx_set(&f, STORE_CLUSTER, "cluster1", "DefaultAddrPool",
          json_pack("[s]", "10.20.0.0/16"));
@@ -74,7 +74,7 @@ TEST(networks_allocate_from_the_cluster_pool_beside_pending_ones) {
 }
 
 TEST(networks_find_and_remove_rules) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   fx_put(&f, STORE_NETWORK, networks_ingress("ingress0"), STORE_MUST_CREATE);
   sh_err err = {0};
@@ -103,7 +103,7 @@ TEST(networks_find_and_remove_rules) {
 }
 
 TEST(networks_driver_options_applied_or_refused) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   fx_put(&f, STORE_NETWORK, networks_ingress("ingress0"), STORE_MUST_CREATE);
   sh_err err = {0};

@@ -33,7 +33,7 @@ static bool distinct_nodes(json_t *tasks) {
 }
 
 TEST(orch_two_replicas_spread_on_three_nodes) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   three_nodes(&f);
   char b[512];
@@ -58,7 +58,7 @@ TEST(orch_two_replicas_spread_on_three_nodes) {
 }
 
 TEST(orch_scale_up_and_down) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   three_nodes(&f);
   char b[512];
@@ -102,7 +102,7 @@ TEST(orch_scale_up_and_down) {
 }
 
 TEST(orch_global_one_per_node_and_joining_node) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   three_nodes(&f);
   fx_service(&f, "g1",
@@ -131,7 +131,7 @@ TEST(orch_global_one_per_node_and_joining_node) {
 }
 
 TEST(orch_global_constraints_and_drain) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   fx_node(&f, "node1", "{\"disk\":\"ssd\"}");
   fx_node(&f, "node2", "{\"disk\":\"ssd\"}");
@@ -151,7 +151,7 @@ TEST(orch_global_constraints_and_drain) {
 }
 
 TEST(orch_drain_moves_tasks_and_keeps_history) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   three_nodes(&f);
   char b[512];
@@ -175,7 +175,7 @@ TEST(orch_drain_moves_tasks_and_keeps_history) {
 }
 
 TEST(orch_pause_places_nothing_new) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   three_nodes(&f);
   char b[512];
@@ -191,7 +191,7 @@ TEST(orch_pause_places_nothing_new) {
 }
 
 TEST(orch_node_down_reschedules_after_delay) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   three_nodes(&f);
   char b[512];
@@ -236,7 +236,7 @@ static size_t slot_count(struct fx *f, int64_t slot) {
 }
 
 TEST(orch_restart_condition_none) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   three_nodes(&f);
   char b[512];
@@ -255,7 +255,7 @@ TEST(orch_restart_condition_none) {
 }
 
 TEST(orch_restart_on_failure_ignores_success) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   three_nodes(&f);
   char b[512];
@@ -277,7 +277,7 @@ TEST(orch_restart_on_failure_ignores_success) {
 }
 
 TEST(orch_restart_any_delay_and_max_attempts) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   three_nodes(&f);
   char b[512];
@@ -314,7 +314,7 @@ TEST(orch_restart_any_delay_and_max_attempts) {
 }
 
 TEST(orch_restart_window) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   three_nodes(&f);
   char b[512];
@@ -354,7 +354,7 @@ TEST(orch_restart_window) {
 }
 
 TEST(orch_history_bounded_by_retention_limit) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 3);
   three_nodes(&f);
   char b[512];
@@ -414,7 +414,7 @@ static size_t with_image(struct fx *f, const char *image, const char *desired) {
 }
 
 TEST(orch_rolling_update_one_batch_at_a_time) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   three_nodes(&f);
   char b[512];
@@ -480,7 +480,7 @@ static const char *failing_new_task(struct fx *f, char *id, size_t n) {
 }
 
 TEST(orch_update_failure_pauses) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   three_nodes(&f);
   char b[512];
@@ -512,7 +512,7 @@ TEST(orch_update_failure_pauses) {
 }
 
 TEST(orch_update_failure_rolls_back) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   three_nodes(&f);
   char b[512];
@@ -545,7 +545,7 @@ TEST(orch_update_failure_rolls_back) {
 }
 
 TEST(orch_manual_rollback_restores_previous_spec) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   three_nodes(&f);
   char b[512];
@@ -577,7 +577,7 @@ TEST(orch_manual_rollback_restores_previous_spec) {
 }
 
 TEST(orch_update_order_start_first_vs_stop_first) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   three_nodes(&f);
   char b[512];
@@ -609,7 +609,7 @@ TEST(orch_update_order_start_first_vs_stop_first) {
 }
 
 TEST(orch_service_removal) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   three_nodes(&f);
   char b[512];
@@ -627,7 +627,7 @@ TEST(orch_service_removal) {
 }
 
 TEST(orch_tx_uses_versions_and_conflicts_fail_alone) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   three_nodes(&f);
   char b[512];
@@ -664,7 +664,7 @@ TEST(orch_tx_uses_versions_and_conflicts_fail_alone) {
 /* A large service is made, placed and removed in batches of at most
  * ORCH_BATCH task changes per run, and converges over the runs. */
 TEST(orch_large_service_in_batches) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   three_nodes(&f);
   char b[512];
@@ -727,7 +727,7 @@ TEST(orch_large_service_in_batches) {
 /* A spec already in raft from before the replica limit: the leader makes
  * tasks up to the limit, a batch at a time, never without end. */
 TEST(orch_replicas_over_limit_in_store_are_capped) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   three_nodes(&f);
   json_t *svc = json_pack(

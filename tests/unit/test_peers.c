@@ -47,7 +47,7 @@ static char *render(const json_t *set) {
 }
 
 TEST(peers_are_the_other_nodes_tasks_on_the_networks_a_node_holds) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   fx_node(&f, "n1", NULL);
   fx_node(&f, "n2", NULL);
@@ -147,7 +147,7 @@ TEST(peers_diff_moves_a_changed_host_as_delete_then_add) {
   "{\"TargetPort\":81,\"PublishedPort\":8081,\"PublishMode\":\"host\"}]}}"
 
 TEST(mesh_table_lists_ingress_ports_over_running_tasks_on_ready_nodes) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   fx_node(&f, "n1", NULL);
   fx_node(&f, "n2", NULL);
@@ -217,7 +217,7 @@ TEST(mesh_table_lists_ingress_ports_over_running_tasks_on_ready_nodes) {
 }
 
 TEST(mesh_vips_are_per_network_over_the_running_tasks_there) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   fx_node(&f, "n1", NULL);
   fx_put(&f, STORE_NETWORK, networks_ingress("ing"), STORE_MUST_CREATE);
@@ -245,7 +245,7 @@ TEST(mesh_vips_are_per_network_over_the_running_tasks_there) {
 }
 
 TEST(mesh_names_per_network_vip_tasks_aliases_and_dnsrr) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   fx_node(&f, "n1", NULL);
   fx_network(&f, "netA", "10.0.1.0/24");

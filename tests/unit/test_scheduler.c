@@ -30,7 +30,7 @@ static const char *first_err(struct fx *f, const char *service, char *buf,
 }
 
 TEST(sched_assigns_with_message_and_spreads) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   fx_node(&f, "node1", NULL);
   fx_node(&f, "node2", NULL);
@@ -55,7 +55,7 @@ TEST(sched_assigns_with_message_and_spreads) {
 }
 
 TEST(sched_constraints_eq_ne_and_labels) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   fx_node(&f, "node1", "{\"zone\":\"a\"}");
   fx_node(&f, "node2", "{\"zone\":\"b\"}");
@@ -93,7 +93,7 @@ TEST(sched_constraints_eq_ne_and_labels) {
 }
 
 TEST(sched_reservations_exclude_nodes) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   fx_node(&f, "node1", NULL);
   fx_node(&f, "node2", NULL);
@@ -118,7 +118,7 @@ TEST(sched_reservations_exclude_nodes) {
 }
 
 TEST(sched_max_replicas_per_node) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   fx_node(&f, "node1", NULL);
   fx_node(&f, "node2", NULL);
@@ -134,7 +134,7 @@ TEST(sched_max_replicas_per_node) {
 }
 
 TEST(sched_explains_several_filters) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   fx_node(&f, "node1", NULL);
   fx_node(&f, "node2", NULL);
@@ -158,7 +158,7 @@ TEST(sched_explains_several_filters) {
 }
 
 TEST(sched_spread_preference) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   fx_node(&f, "node1", "{\"dc\":\"east\"}");
   fx_node(&f, "node2", "{\"dc\":\"east\"}");
@@ -178,7 +178,7 @@ TEST(sched_spread_preference) {
 }
 
 TEST(sched_host_ports_and_platforms) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   fx_node(&f, "node1", NULL);
   fx_node(&f, "node2", NULL);
@@ -213,7 +213,7 @@ TEST(sched_host_ports_and_platforms) {
 }
 
 TEST(sched_preassigned_checked_against_its_node) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   fx_node(&f, "node1", NULL);
   fx_node(&f, "node2", NULL);
@@ -260,4 +260,28 @@ TEST(constraint_parse_errors_and_matching) {
   constraints_free(c, n);
   json_decref(node);
   json_decref(l);
+}
+
+/* A node whose daemon has no container runtime gets no tasks; a task only
+ * it could take waits with the reason. */
+TEST(sched_skips_nodes_without_a_runtime) {
+  cleanup_fx struct fx f = {0};
+  fx_init(&f, 5);
+  fx_node(&f, "node1", NULL);
+  fx_node(&f, "node2", NULL);
+  fx_set(&f, STORE_NODE, "node2", "Description._RuntimeError",
+         json_string("no container runtime: crun not found in PATH"));
+  svc(&f, "web", 4, NULL);
+  fx_orch(&f);
+  fx_sched(&f);
+  CHECK_INT_EQ(on(&f, "web", "node1"), 4);
+  CHECK_INT_EQ(on(&f, "web", "node2"), 0);
+  svc(&f, "pinned", 1,
+      ",\"Placement\":{\"Constraints\":[\"node.hostname==node2\"]}");
+  fx_orch(&f);
+  fx_sched(&f);
+  char err[256];
+  CHECK_STR_EQ(first_err(&f, "pinned", err, sizeof err),
+               "no suitable node (1 node not available for new tasks; "
+               "scheduling constraints not satisfied on 1 node)");
 }

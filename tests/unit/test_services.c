@@ -17,7 +17,7 @@ static int create_err(struct fx *f, const char *spec_json, sh_err *err) {
 #define IMG "\"TaskTemplate\":{\"ContainerSpec\":{\"Image\":\"nginx\"}}"
 
 TEST(services_validation_messages) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   sh_err err = {0};
   CHECK(create_err(&f,
@@ -84,7 +84,7 @@ TEST(services_validation_messages) {
 }
 
 TEST(services_create_normalizes) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   sh_err err = {0};
   json_t *spec =
@@ -121,7 +121,7 @@ TEST(services_create_normalizes) {
 }
 
 TEST(services_conflicts) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   fx_service(&f, "id1",
              "{\"Name\":\"x\"," IMG ",\"EndpointSpec\":{\"Ports\":[{"
@@ -149,7 +149,7 @@ TEST(services_conflicts) {
 }
 
 TEST(services_update_rollback_and_versions) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   fx_service(&f, "id1", "{\"Name\":\"x\"," IMG "}");
   json_t *cur = store_get(f.s, STORE_SERVICE, "id1");
@@ -213,7 +213,7 @@ TEST(services_update_rollback_and_versions) {
 }
 
 TEST(services_insert_defaults_view) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   fx_service(&f, "id1",
              "{\"Name\":\"x\",\"TaskTemplate\":{\"ContainerSpec\":{\"Image\":"
@@ -243,7 +243,7 @@ TEST(services_insert_defaults_view) {
 
 /* What one service may hold is bounded at create and at update (scale). */
 TEST(services_replica_and_size_limits) {
-  struct fx f;
+  cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   sh_err err = {0};
   CHECK(create_err(&f,
