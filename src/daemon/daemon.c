@@ -6,6 +6,7 @@
 #include "exec/exec.h"
 #include "overlay/overlay.h"
 #include "ca/ca.h"
+#include "ca/keyfile.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/id.h"
@@ -22,6 +23,7 @@
 
 #include <errno.h>
 #include <ftw.h>
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
 
 #define JOIN_TIMEOUT_MS 20000
@@ -60,6 +62,8 @@ static void forget_identity(struct shoald *d) {
   set_str(&d->cert_pem, NULL);
   set_str(&d->key_pem, NULL);
   set_str(&d->root_pem, NULL);
+  OPENSSL_cleanse(d->raft_dek, sizeof d->raft_dek);
+  d->have_dek = false;
   set_str(&d->swarm_error, NULL);
   json_decref(d->managers);
   d->managers = NULL;
@@ -73,7 +77,15 @@ static int save_state(struct shoald *d, sh_err *err) {
   cleanup_free char *crt = swarm_path(d, "certificates/swarm-node.crt");
   cleanup_free char *key = swarm_path(d, "certificates/swarm-node.key");
   cleanup_free char *ca = swarm_path(d, "certificates/swarm-root-ca.crt");
-  if (write_file_atomic(key, d->key_pem, strlen(d->key_pem), 0600, err) < 0 ||
+  if (!d->have_dek && keyfile_random(d->raft_dek, sizeof d->raft_dek, err) < 0)
+    return -1;
+  d->have_dek = true;
+  cleanup_free char *keytext = NULL;
+  if (keyfile_encode(d->key_pem, d->raft_dek, NULL, &keytext, err) < 0)
+    return -1;
+  int rc = write_file_atomic(key, keytext, strlen(keytext), 0600, err);
+  OPENSSL_cleanse(keytext, strlen(keytext));
+  if (rc < 0 ||
       write_file_atomic(crt, d->cert_pem, strlen(d->cert_pem), 0644, err) < 0 ||
       write_file_atomic(ca, d->root_pem, strlen(d->root_pem), 0644, err) < 0)
     return -1;
@@ -106,10 +118,20 @@ static int load_state(struct shoald *d, bool *found, sh_err *err) {
   cleanup_free char *crt = swarm_path(d, "certificates/swarm-node.crt");
   cleanup_free char *key = swarm_path(d, "certificates/swarm-node.key");
   cleanup_free char *ca = swarm_path(d, "certificates/swarm-root-ca.crt");
+  cleanup_free char *keytext = NULL;
   if (read_file(crt, &d->cert_pem, NULL, err) < 0 ||
-      read_file(key, &d->key_pem, NULL, err) < 0 ||
+      read_file(key, &keytext, NULL, err) < 0 ||
       read_file(ca, &d->root_pem, NULL, err) < 0)
     return -1;
+  struct keyfile kf;
+  int rc = keyfile_decode(keytext, NULL, &kf, err);
+  OPENSSL_cleanse(keytext, strlen(keytext));
+  if (rc < 0)
+    return sh_err_wrap(err, "%s", key);
+  set_str(&d->key_pem, kf.key_pem);
+  memcpy(d->raft_dek, kf.dek, sizeof d->raft_dek);
+  d->have_dek = kf.has_dek;
+  keyfile_clear(&kf);
   snprintf(d->node_id, sizeof d->node_id, "%s", jx_str(st, "NodeID", ""));
   snprintf(d->cluster_id, sizeof d->cluster_id, "%s",
            jx_str(st, "ClusterID", ""));
@@ -119,6 +141,9 @@ static int load_state(struct shoald *d, bool *found, sh_err *err) {
   set_str(&d->availability, jx_str(st, "Availability", "active"));
   json_t *mgrs = json_object_get(st, "Managers");
   d->managers = json_is_array(mgrs) ? json_deep_copy(mgrs) : json_array();
+  /* A key file from before encryption at rest: a DEK before raft writes. */
+  if (!d->have_dek && save_state(d, err) < 0)
+    return -1;
   *found = true;
   return 0;
 }
@@ -447,6 +472,7 @@ static void fill_manager_config(struct shoald *d, struct manager_config *mc,
       .advertise_addr = d->advertise_addr,
       .cert_pem = d->cert_pem,
       .key_pem = d->key_pem,
+      .raft_dek = d->raft_dek,
       .root_pem = d->root_pem,
       .hostname = d->hostname,
       .availability = d->availability,

@@ -91,6 +91,10 @@ struct shoald {
    * root; loaded by the API on first use. */
   json_t *local_networks;
   char *cert_pem, *key_pem, *root_pem;
+  /* The raft data encryption key, kept in the key file's raft-dek header
+   * (ca/keyfile.h); every node has one, managers seal raft with it. */
+  unsigned char raft_dek[32];
+  bool have_dek;
 
   struct manager *mgr; /* when a manager */
   bool role_changing;  /* a promotion or demotion is under way */

@@ -34,6 +34,7 @@ struct manager_config {
   const char *listen_addr;                   /* "0.0.0.0:2377" */
   const char *advertise_addr;                /* "192.168.33.10:2377" */
   const char *cert_pem, *key_pem, *root_pem; /* this node's identity */
+  const unsigned char *raft_dek;             /* seals raft at rest (32 bytes) */
   /* Local node facts for its Node object. */
   const char *hostname;
   const char *availability; /* "active" | "pause" | "drain" */
