@@ -31,6 +31,9 @@
   "This node is already part of a swarm. Use \"docker swarm leave\" to "       \
   "leave this swarm and join another one."
 #define MSG_NO_SWARM "This node is not part of a swarm"
+#define MSG_SWARM_LOCKED                                                       \
+  "Swarm is encrypted and needs to be unlocked before it can be used. "        \
+  "Please use \"docker swarm unlock\" to unlock it."
 #define MSG_NOT_MANAGER                                                        \
   "This node is not a swarm manager. Worker nodes can't be used to view or "   \
   "modify cluster state. Please run this command on a manager node or "        \
@@ -64,6 +67,8 @@ static void forget_identity(struct shoald *d) {
   set_str(&d->root_pem, NULL);
   OPENSSL_cleanse(d->raft_dek, sizeof d->raft_dek);
   d->have_dek = false;
+  OPENSSL_cleanse(d->kek, sizeof d->kek);
+  d->have_kek = false;
   set_str(&d->swarm_error, NULL);
   json_decref(d->managers);
   d->managers = NULL;
@@ -81,7 +86,8 @@ static int save_state(struct shoald *d, sh_err *err) {
     return -1;
   d->have_dek = true;
   cleanup_free char *keytext = NULL;
-  if (keyfile_encode(d->key_pem, d->raft_dek, NULL, &keytext, err) < 0)
+  if (keyfile_encode(d->key_pem, d->raft_dek, d->have_kek ? d->kek : NULL,
+                     &keytext, err) < 0)
     return -1;
   int rc = write_file_atomic(key, keytext, strlen(keytext), 0600, err);
   OPENSSL_cleanse(keytext, strlen(keytext));
@@ -123,15 +129,19 @@ static int load_state(struct shoald *d, bool *found, sh_err *err) {
       read_file(key, &keytext, NULL, err) < 0 ||
       read_file(ca, &d->root_pem, NULL, err) < 0)
     return -1;
+  /* Autolock: the key file waits for the unlock key. */
+  bool locked = keyfile_locked(keytext);
   struct keyfile kf;
-  int rc = keyfile_decode(keytext, NULL, &kf, err);
+  int rc = locked ? 0 : keyfile_decode(keytext, NULL, &kf, err);
   OPENSSL_cleanse(keytext, strlen(keytext));
   if (rc < 0)
     return sh_err_wrap(err, "%s", key);
-  set_str(&d->key_pem, kf.key_pem);
-  memcpy(d->raft_dek, kf.dek, sizeof d->raft_dek);
-  d->have_dek = kf.has_dek;
-  keyfile_clear(&kf);
+  if (!locked) {
+    set_str(&d->key_pem, kf.key_pem);
+    memcpy(d->raft_dek, kf.dek, sizeof d->raft_dek);
+    d->have_dek = kf.has_dek;
+    keyfile_clear(&kf);
+  }
   snprintf(d->node_id, sizeof d->node_id, "%s", jx_str(st, "NodeID", ""));
   snprintf(d->cluster_id, sizeof d->cluster_id, "%s",
            jx_str(st, "ClusterID", ""));
@@ -142,8 +152,10 @@ static int load_state(struct shoald *d, bool *found, sh_err *err) {
   json_t *mgrs = json_object_get(st, "Managers");
   d->managers = json_is_array(mgrs) ? json_deep_copy(mgrs) : json_array();
   /* A key file from before encryption at rest: a DEK before raft writes. */
-  if (!d->have_dek && save_state(d, err) < 0)
+  if (!locked && !d->have_dek && save_state(d, err) < 0)
     return -1;
+  if (locked)
+    d->swarm = SWARM_LOCKED;
   *found = true;
   return 0;
 }
@@ -460,6 +472,36 @@ static void start_agent(struct shoald *d) {
   start_worker(d);
 }
 
+/* Autolock turned on, off, or its key rotated (as this manager applied
+ * it): the key file is sealed again under the new KEK, or opened. */
+static void unlock_key_changed(void *ud, const char *key) {
+  struct shoald *d = ud;
+  sh_err err = {0};
+  unsigned char kek[KEYFILE_KEK_LEN];
+  if (key && keyfile_unlock_key_parse(key, kek, &err) < 0) {
+    log_error("autolock: the cluster's unlock key does not parse");
+    return;
+  }
+  bool was = d->have_kek;
+  if (!key && !was)
+    return;
+  if (key && was && CRYPTO_memcmp(kek, d->kek, sizeof kek) == 0)
+    return;
+  d->have_kek = key != NULL;
+  if (key)
+    memcpy(d->kek, kek, sizeof d->kek);
+  else
+    OPENSSL_cleanse(d->kek, sizeof d->kek);
+  OPENSSL_cleanse(kek, sizeof kek);
+  if (save_state(d, &err) < 0)
+    log_error("autolock: re-sealing the key file: %s", err.msg);
+  else
+    log_info("autolock: %s",
+             !key  ? "off, the key file is no longer sealed"
+             : was ? "new unlock key, the key file is sealed again"
+                   : "on, the key file is sealed under the unlock key");
+}
+
 static void fill_manager_config(struct shoald *d, struct manager_config *mc,
                                 const json_t *desc) {
   *mc = (struct manager_config){
@@ -480,6 +522,8 @@ static void fill_manager_config(struct shoald *d, struct manager_config *mc,
       .description = desc,
       .forwarded = d->api_forwarded,
       .forwarded_ud = d,
+      .unlock_key_changed = unlock_key_changed,
+      .unlock_key_ud = d,
   };
 }
 
@@ -544,6 +588,11 @@ int shoald_resume(struct shoald *d, sh_err *err) {
     return -1;
   if (!found)
     return 0;
+  if (d->swarm == SWARM_LOCKED) {
+    log_warn("swarm is locked: this manager starts once \"docker swarm "
+             "unlock\" gives it the unlock key");
+    return 0;
+  }
   if (strcmp(d->role, "manager") == 0 && open_manager(d, false, err) < 0) {
     d->swarm = SWARM_ERROR;
     set_str(&d->swarm_error, err->msg);
@@ -555,6 +604,44 @@ int shoald_resume(struct shoald *d, sh_err *err) {
   return 0;
 }
 
+int shoald_swarm_unlock(struct shoald *d, const char *key, sh_err *err) {
+  if (d->swarm != SWARM_LOCKED)
+    return sh_error(err, 400, "swarm is not locked");
+  unsigned char kek[KEYFILE_KEK_LEN];
+  if (keyfile_unlock_key_parse(key, kek, err) < 0)
+    return -1;
+  cleanup_free char *path = swarm_path(d, "certificates/swarm-node.key");
+  cleanup_free char *text = NULL;
+  if (read_file(path, &text, NULL, err) < 0)
+    return -1;
+  struct keyfile kf;
+  int rc = keyfile_decode(text, kek, &kf, err);
+  OPENSSL_cleanse(text, strlen(text));
+  if (rc < 0) {
+    OPENSSL_cleanse(kek, sizeof kek);
+    if (err->status == 400)
+      return sh_error(err, 401,
+                      "swarm could not be unlocked: invalid key provided");
+    return -1;
+  }
+  set_str(&d->key_pem, kf.key_pem);
+  memcpy(d->raft_dek, kf.dek, sizeof d->raft_dek);
+  d->have_dek = kf.has_dek;
+  memcpy(d->kek, kek, sizeof d->kek);
+  d->have_kek = true;
+  OPENSSL_cleanse(kek, sizeof kek);
+  keyfile_clear(&kf);
+  d->swarm = SWARM_ACTIVE;
+  if (strcmp(d->role, "manager") == 0 && open_manager(d, false, err) < 0) {
+    d->swarm = SWARM_ERROR;
+    set_str(&d->swarm_error, err->msg);
+    return -1;
+  }
+  start_agent(d);
+  log_info("swarm unlocked, node %s", d->node_id);
+  return 0;
+}
+
 const char *shoald_swarm_state_name(const struct shoald *d) {
   switch (d->swarm) {
   case SWARM_PENDING:
@@ -563,6 +650,8 @@ const char *shoald_swarm_state_name(const struct shoald *d) {
     return "active";
   case SWARM_ERROR:
     return "error";
+  case SWARM_LOCKED:
+    return "locked";
   default:
     return "inactive";
   }
@@ -581,6 +670,8 @@ int shoald_require_manager(const struct shoald *d, sh_err *err) {
     return 0;
   if (d->swarm == SWARM_INACTIVE)
     return sh_error(err, 503, MSG_NOT_IN_SWARM);
+  if (d->swarm == SWARM_LOCKED)
+    return sh_error(err, 503, MSG_SWARM_LOCKED);
   return sh_error(err, 503, MSG_NOT_MANAGER);
 }
 
@@ -720,9 +811,6 @@ int shoald_swarm_init(struct shoald *d, const json_t *req, shoald_done_fn done,
       .autolock = jx_bool(spec, "EncryptionConfig.AutoLockManagers", false) ||
                   jx_bool(req, "AutoLockManagers", false),
   };
-  if (in.autolock)
-    return sh_error(err, 501,
-                    "autolock (--autolock) is not supported by shoal yet");
   if (manager_check_supported(spec, err) < 0)
     return -1;
   cleanup_free char *root_key = NULL;

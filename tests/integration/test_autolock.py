@@ -5,7 +5,9 @@ back with the key in its key file."""
 
 import os
 
-from lib import Lab, timeout, wait_until
+import re
+
+from lib import DOCKER, Lab, run, timeout, wait_until
 
 HOSTS = {"m1": "192.168.33.10"}
 SERVICE = "atrestsvcmarker7q"
@@ -45,3 +47,78 @@ def test_raft_data_is_encrypted_at_rest():
         assert SERVICE in out.split(), out
         for needle in (SERVICE.encode(), LABEL.encode(), b"PRIVATE KEY", b"BEGIN CERTIFICATE"):
             assert raft_files_contain(lab, needle) == [], needle
+
+
+LOCKED = ('Swarm is encrypted and needs to be unlocked before it can be used. '
+          'Please use "docker swarm unlock" to unlock it.')
+WRONG_KEY = "swarm could not be unlocked: invalid key provided"
+KEY_RE = r"SWMKEY-1-[A-Za-z0-9+/]{43}"
+
+
+def unlock(lab, key, check=True):
+    """docker swarm unlock, the key on stdin as a user pastes it."""
+    return run([DOCKER, "-H", "unix://" + lab.sock("m1"), "swarm", "unlock"], check=check,
+               timeout=30, input=key + "\n")
+
+
+def restart_locked(lab):
+    lab.restart("m1")
+    wait_until(lambda: "Swarm: locked" in lab.docker("m1", "info", check=False)[1],
+               timeout=30, what="docker info: Swarm: locked")
+    rc, out, errout = lab.docker("m1", "node", "ls", check=False)
+    assert rc != 0 and LOCKED in errout, (rc, out, errout)
+
+
+@timeout(170)
+def test_autolock_init_restart_unlock_rotate():
+    with Lab(HOSTS) as lab:
+        _, out, _ = lab.docker("m1", "swarm", "init", "--autolock", "--advertise-addr",
+                               lab.ip("m1"))
+        # The CLI prints the key as Docker does, from GET /swarm/unlockkey.
+        assert "docker swarm unlock" in out, out
+        keys = re.findall(KEY_RE, out)
+        assert len(keys) == 1, out
+        key = keys[0]
+        assert lab.docker("m1", "swarm", "unlock-key", "-q")[1].strip() == key
+        # Not in info nor in inspect.
+        assert key not in lab.docker("m1", "info")[1]
+        assert key not in repr(lab.api("m1", "GET", "/swarm")[1])
+        node = lab.docker("m1", "info", "--format", "{{.Swarm.NodeID}}")[1].strip()
+        lab.docker("m1", "service", "create", "--detach", "--no-resolve-image",
+                   "--replicas", "0", "--name", SERVICE, "busybox", timeout=60)
+        with open(os.path.join(swarm_dir(lab), "certificates", "swarm-node.key")) as f:
+            assert "ENCRYPTED PRIVATE KEY" in f.read()
+
+        restart_locked(lab)
+        rc, _, errout = unlock(lab, "SWMKEY-1-" + "A" * 43, check=False)
+        assert rc != 0 and WRONG_KEY in errout, errout
+        unlock(lab, key)
+        wait_until(lambda: lab.docker("m1", "node", "ls", check=False)[0] == 0,
+                   timeout=30, what="node ls after unlock")
+        assert node in lab.docker("m1", "node", "ls", "-q")[1]
+        assert SERVICE in lab.docker("m1", "service", "ls", "--format", "{{.Name}}")[1]
+
+        # Rotation: the new key unlocks, the old one no longer does.
+        _, out, _ = lab.docker("m1", "swarm", "unlock-key", "--rotate")
+        new = re.findall(KEY_RE, out)
+        assert len(new) == 1 and new[0] != key, out
+        wait_until(lambda: "sealed again" in lab.logs("m1"), timeout=15,
+                   what="key file sealed under the new key")
+        restart_locked(lab)
+        rc, _, errout = unlock(lab, key, check=False)
+        assert rc != 0 and WRONG_KEY in errout, errout
+        unlock(lab, new[0])
+        wait_until(lambda: lab.docker("m1", "node", "ls", check=False)[0] == 0,
+                   timeout=30, what="node ls after unlock with the new key")
+        assert SERVICE in lab.docker("m1", "service", "ls", "--format", "{{.Name}}")[1]
+
+        # Off again: the key file is open, a restart needs no key.
+        lab.docker("m1", "swarm", "update", "--autolock=false")
+        wait_until(lambda: "no longer sealed" in lab.logs("m1"), timeout=15,
+                   what="key file opened")
+        lab.restart("m1")
+        wait_until(lambda: lab.docker("m1", "node", "ls", check=False)[0] == 0,
+                   timeout=30, what="node ls after a restart without autolock")
+        for needle in (SERVICE.encode(), b"PRIVATE KEY", new[0].encode()):
+            assert raft_files_contain(lab, needle) == [], needle
+        assert new[0] not in lab.logs("m1")
