@@ -1254,6 +1254,10 @@ int shoald_swarm_leave(struct shoald *d, bool force, shoald_done_fn done,
                        void *ud, sh_err *err) {
   if (d->swarm == SWARM_INACTIVE)
     return sh_error(err, 503, MSG_NO_SWARM);
+  if (d->swarm == SWARM_LOCKED && !force)
+    return sh_error(err, 503,
+                    "Swarm is encrypted and locked. Please unlock it first or "
+                    "use `--force` to ignore this message.");
   if (d->mgr && !force) {
     if (manager_is_leader(d->mgr) || !manager_leader_addr(d->mgr))
       return manager_leave_check(d->mgr, NULL, err);
