@@ -13,6 +13,7 @@
 #include <string.h>
 
 #define DEK_HEADER "raft-dek: "
+#define KEK_VERSION_HEADER "kek-version: "
 #define DEK_AAD "shoal raft-dek v1"
 #define WRAPPED_LEN (12 + KEYFILE_DEK_LEN + 16)
 #define PEM_ENCRYPTED "ENCRYPTED PRIVATE KEY"
@@ -98,7 +99,8 @@ static char *bio_text(BIO *b) {
 }
 
 int keyfile_encode(const char *key_pem, const unsigned char *dek,
-                   const unsigned char *kek, char **out, sh_err *err) {
+                   const unsigned char *kek, unsigned long long kek_version,
+                   char **out, sh_err *err) {
   int rc = -1;
   BIO *in = BIO_new_mem_buf(key_pem, -1);
   EVP_PKEY *pkey = in ? PEM_read_bio_PrivateKey(in, NULL, NULL, NULL) : NULL;
@@ -131,7 +133,8 @@ int keyfile_encode(const char *key_pem, const unsigned char *dek,
   } else {
     hval = b64(dek, KEYFILE_DEK_LEN);
   }
-  header = xasprintf(DEK_HEADER "%s\n", hval);
+  header = xasprintf(KEK_VERSION_HEADER "%llu\n" DEK_HEADER "%s\n", kek_version,
+                     hval);
   if (!PEM_write_bio(res, name, header, der, derlen)) {
     sh_error(err, 500, "node key: cannot encode");
     goto out;
@@ -180,6 +183,9 @@ int keyfile_decode(const char *text, const unsigned char *kek,
     sh_error(err, 423, "node key: locked");
     goto out;
   }
+  const char *v = strstr(hdr ? hdr : "", KEK_VERSION_HEADER);
+  if (v)
+    out->kek_version = strtoull(v + strlen(KEK_VERSION_HEADER), NULL, 10);
   const char *h = strstr(hdr ? hdr : "", DEK_HEADER);
   if (h) {
     h += strlen(DEK_HEADER);

@@ -24,12 +24,17 @@ struct keyfile {
   char *key_pem; /* the private key, plain PEM */
   unsigned char dek[KEYFILE_DEK_LEN];
   bool has_dek; /* false: a key file from before encryption at rest */
+  /* The store version of the cluster object whose unlock key (or its
+   * absence) the file is sealed for, as swarmkit's kek-version: older
+   * states replayed from the log do not undo a newer sealing. */
+  unsigned long long kek_version;
 };
 
 /* The file's text for key_pem and dek, the key material sealed under kek
  * (KEYFILE_KEK_LEN bytes) when kek is non-NULL. */
 int keyfile_encode(const char *key_pem, const unsigned char *dek,
-                   const unsigned char *kek, char **out, struct sh_err *err);
+                   const unsigned char *kek, unsigned long long kek_version,
+                   char **out, struct sh_err *err);
 /* True when text needs a KEK to be read (autolock). */
 bool keyfile_locked(const char *text);
 /* Reads the file's text; kek is needed (and only used) when it is locked:

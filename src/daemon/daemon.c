@@ -69,6 +69,7 @@ static void forget_identity(struct shoald *d) {
   d->have_dek = false;
   OPENSSL_cleanse(d->kek, sizeof d->kek);
   d->have_kek = false;
+  d->kek_version = 0;
   set_str(&d->swarm_error, NULL);
   json_decref(d->managers);
   d->managers = NULL;
@@ -87,7 +88,7 @@ static int save_state(struct shoald *d, sh_err *err) {
   d->have_dek = true;
   cleanup_free char *keytext = NULL;
   if (keyfile_encode(d->key_pem, d->raft_dek, d->have_kek ? d->kek : NULL,
-                     &keytext, err) < 0)
+                     d->kek_version, &keytext, err) < 0)
     return -1;
   int rc = write_file_atomic(key, keytext, strlen(keytext), 0600, err);
   OPENSSL_cleanse(keytext, strlen(keytext));
@@ -140,6 +141,7 @@ static int load_state(struct shoald *d, bool *found, sh_err *err) {
     set_str(&d->key_pem, kf.key_pem);
     memcpy(d->raft_dek, kf.dek, sizeof d->raft_dek);
     d->have_dek = kf.has_dek;
+    d->kek_version = kf.kek_version;
     keyfile_clear(&kf);
   }
   snprintf(d->node_id, sizeof d->node_id, "%s", jx_str(st, "NodeID", ""));
@@ -474,8 +476,11 @@ static void start_agent(struct shoald *d) {
 
 /* Autolock turned on, off, or its key rotated (as this manager applied
  * it): the key file is sealed again under the new KEK, or opened. */
-static void unlock_key_changed(void *ud, const char *key) {
+static void unlock_key_changed(void *ud, const char *key, uint64_t version) {
   struct shoald *d = ud;
+  /* A state older than the one the file is sealed for (log replay). */
+  if (version < d->kek_version)
+    return;
   sh_err err = {0};
   unsigned char kek[KEYFILE_KEK_LEN];
   if (key && keyfile_unlock_key_parse(key, kek, &err) < 0) {
@@ -488,6 +493,7 @@ static void unlock_key_changed(void *ud, const char *key) {
   if (key && was && CRYPTO_memcmp(kek, d->kek, sizeof kek) == 0)
     return;
   d->have_kek = key != NULL;
+  d->kek_version = version;
   if (key)
     memcpy(d->kek, kek, sizeof d->kek);
   else
@@ -629,6 +635,7 @@ int shoald_swarm_unlock(struct shoald *d, const char *key, sh_err *err) {
   d->have_dek = kf.has_dek;
   memcpy(d->kek, kek, sizeof d->kek);
   d->have_kek = true;
+  d->kek_version = kf.kek_version;
   OPENSSL_cleanse(kek, sizeof kek);
   keyfile_clear(&kf);
   d->swarm = SWARM_ACTIVE;

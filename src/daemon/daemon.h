@@ -100,6 +100,7 @@ struct shoald {
    * is sealed under it. */
   unsigned char kek[32];
   bool have_kek;
+  unsigned long long kek_version; /* see ca/keyfile.h */
 
   struct manager *mgr; /* when a manager */
   bool role_changing;  /* a promotion or demotion is under way */

@@ -38,7 +38,9 @@ static void check_unlock_key(struct manager *m) {
     OPENSSL_cleanse(m->unlock_key, strlen(m->unlock_key));
   free(m->unlock_key);
   m->unlock_key = xstrdup(k);
-  m->unlock_key_changed(m->unlock_key_ud, *k ? k : NULL);
+  m->unlock_key_changed(
+      m->unlock_key_ud, *k ? k : NULL,
+      (uint64_t)jx_int(store_cluster(m->store), "Version.Index", 0));
 }
 
 static int fsm_apply(void *ud, const char *data, size_t len, uint64_t index,

@@ -36,8 +36,9 @@ struct manager_config {
   const char *cert_pem, *key_pem, *root_pem; /* this node's identity */
   const unsigned char *raft_dek;             /* seals raft at rest (32 bytes) */
   /* Autolock: called on the loop when the cluster's unlock key, as this
-   * manager applied it, changes (NULL: autolock off), and once at start. */
-  void (*unlock_key_changed)(void *ud, const char *key);
+   * manager applied it, changes (NULL: autolock off), and once at start;
+   * version is the cluster object's store version then. */
+  void (*unlock_key_changed)(void *ud, const char *key, uint64_t version);
   void *unlock_key_ud;
   /* Local node facts for its Node object. */
   const char *hostname;

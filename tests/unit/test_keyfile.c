@@ -16,7 +16,7 @@ TEST(keyfile_plain_round_trip) {
   sh_err err = {0};
   char *key = NULL, *csr = NULL, *text = NULL;
   CHECK_INT_EQ(ca_csr_create(&key, &csr, &err), 0);
-  CHECK_INT_EQ(keyfile_encode(key, dek, NULL, &text, &err), 0);
+  CHECK_INT_EQ(keyfile_encode(key, dek, NULL, 0, &text, &err), 0);
   CHECK(strstr(text, "raft-dek: ") != NULL);
   CHECK(!keyfile_locked(text));
   struct keyfile kf;
@@ -25,7 +25,7 @@ TEST(keyfile_plain_round_trip) {
   CHECK(memcmp(kf.dek, dek, sizeof dek) == 0);
   /* The same key comes back (as PEM of the same key). */
   char *cert_key = NULL;
-  CHECK_INT_EQ(keyfile_encode(kf.key_pem, dek, NULL, &cert_key, &err), 0);
+  CHECK_INT_EQ(keyfile_encode(kf.key_pem, dek, NULL, 0, &cert_key, &err), 0);
   CHECK_STR_EQ(cert_key, text);
   keyfile_clear(&kf);
   free(cert_key);
@@ -51,12 +51,12 @@ TEST(keyfile_kek_round_trip_and_wrong_key) {
   sh_err err = {0};
   char *key = NULL, *csr = NULL, *text = NULL, *plain = NULL;
   CHECK_INT_EQ(ca_csr_create(&key, &csr, &err), 0);
-  CHECK_INT_EQ(keyfile_encode(key, dek, kek, &text, &err), 0);
+  CHECK_INT_EQ(keyfile_encode(key, dek, kek, 7, &text, &err), 0);
   CHECK(keyfile_locked(text));
   CHECK(strstr(text, "ENCRYPTED PRIVATE KEY") != NULL);
   /* Neither the DEK nor the key shows in the file. */
   char *dek_b64 = NULL;
-  CHECK_INT_EQ(keyfile_encode(key, dek, NULL, &plain, &err), 0);
+  CHECK_INT_EQ(keyfile_encode(key, dek, NULL, 0, &plain, &err), 0);
   dek_b64 = strstr(plain, "raft-dek: ");
   CHECK(dek_b64 != NULL);
   dek_b64[10 + 43] = '\0';
@@ -73,10 +73,11 @@ TEST(keyfile_kek_round_trip_and_wrong_key) {
   CHECK_STR_EQ(err.msg, "invalid key");
   CHECK_INT_EQ(keyfile_decode(text, kek, &kf, &err), 0);
   CHECK(kf.has_dek);
+  CHECK_INT_EQ(kf.kek_version, 7);
   CHECK(memcmp(kf.dek, dek, sizeof dek) == 0);
   /* Re-encoding without the KEK (autolock off) gives the plain file. */
   char *again = NULL;
-  CHECK_INT_EQ(keyfile_encode(kf.key_pem, dek, NULL, &again, &err), 0);
+  CHECK_INT_EQ(keyfile_encode(kf.key_pem, dek, NULL, 0, &again, &err), 0);
   CHECK(!keyfile_locked(again));
   keyfile_clear(&kf);
   free(again);
