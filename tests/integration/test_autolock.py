@@ -122,3 +122,42 @@ def test_autolock_init_restart_unlock_rotate():
         for needle in (SERVICE.encode(), b"PRIVATE KEY", new[0].encode()):
             assert raft_files_contain(lab, needle) == [], needle
         assert new[0] not in lab.logs("m1")
+
+
+def key_file(lab, host):
+    with open(os.path.join(lab.dir, host, "data", "swarm", "certificates",
+                           "swarm-node.key")) as f:
+        return f.read()
+
+
+@timeout(170)
+def test_autolock_rotation_reaches_every_manager():
+    from lib import HALab, ha_hosts
+    with HALab(ha_hosts(3)) as lab:
+        lab.ha_cluster(["m1", "m2", "m3"])
+        # On through an update on a follower's API (forwarded to the leader).
+        _, out, _ = lab.docker("m2", "swarm", "update", "--autolock=true")
+        first = re.findall(KEY_RE, out)
+        assert len(first) == 1, out
+        wait_until(lambda: all("ENCRYPTED PRIVATE KEY" in key_file(lab, h)
+                               for h in ("m1", "m2", "m3")),
+                   timeout=20, what="every manager's key file sealed")
+        before = {h: key_file(lab, h) for h in ("m1", "m2", "m3")}
+        _, out, _ = lab.docker("m1", "swarm", "unlock-key", "--rotate")
+        new = re.findall(KEY_RE, out)
+        assert len(new) == 1 and new[0] != first[0], out
+        wait_until(lambda: all(key_file(lab, h) != before[h] for h in ("m1", "m2", "m3")),
+                   timeout=20, what="every manager's key file sealed under the new key")
+        # A restarted follower is locked; the old key no longer opens it.
+        lab.restart("m3")
+        wait_until(lambda: "Swarm: locked" in lab.docker("m3", "info", check=False)[1],
+                   timeout=30, what="m3 locked")
+        run_unlock = lambda k: run([DOCKER, "-H", "unix://" + lab.sock("m3"), "swarm", "unlock"],
+                                   check=False, timeout=30, input=k + "\n")
+        rc, _, errout = run_unlock(first[0])
+        assert rc != 0 and WRONG_KEY in errout, errout
+        rc, _, errout = run_unlock(new[0])
+        assert rc == 0, errout
+        wait_until(lambda: len(lab.nodes("m3")) == 3, timeout=30, what="m3 serves node ls")
+        for h in ("m1", "m2", "m3"):
+            assert new[0] not in lab.logs(h)
