@@ -90,6 +90,21 @@ static int kek_pass(char *buf, int size, int rwflag, void *u) {
   return KEYFILE_KEK_LEN;
 }
 
+/* One PEM block as OpenSSL's PEM_read_bio hands it out. */
+struct pem_parts {
+  char *name, *hdr;
+  unsigned char *der;
+  long len;
+};
+
+static void pem_parts_free(struct pem_parts *p) {
+  if (p->der)
+    OPENSSL_cleanse(p->der, (size_t)p->len);
+  OPENSSL_free(p->der);
+  OPENSSL_free(p->name);
+  OPENSSL_free(p->hdr);
+}
+
 static char *bio_text(BIO *b) {
   char *p = NULL;
   long n = BIO_get_mem_data(b, &p);
@@ -105,9 +120,7 @@ int keyfile_encode(const char *key_pem, const unsigned char *dek,
   BIO *in = BIO_new_mem_buf(key_pem, -1);
   EVP_PKEY *pkey = in ? PEM_read_bio_PrivateKey(in, NULL, NULL, NULL) : NULL;
   BIO *pk = BIO_new(BIO_s_mem()), *res = BIO_new(BIO_s_mem());
-  char *name = NULL, *hdr = NULL;
-  unsigned char *der = NULL;
-  long derlen = 0;
+  struct pem_parts pp = {0};
   char *hval = NULL, *header = NULL;
   if (!pkey || !pk || !res) {
     sh_error(err, 500, "node key: not a private key");
@@ -117,7 +130,7 @@ int keyfile_encode(const char *key_pem, const unsigned char *dek,
       kek ? PEM_write_bio_PKCS8PrivateKey(pk, pkey, EVP_aes_256_cbc(), NULL, 0,
                                           kek_pass, (void *)kek)
           : PEM_write_bio_PKCS8PrivateKey(pk, pkey, NULL, NULL, 0, NULL, NULL);
-  if (!ok || !PEM_read_bio(pk, &name, &hdr, &der, &derlen)) {
+  if (!ok || !PEM_read_bio(pk, &pp.name, &pp.hdr, &pp.der, &pp.len)) {
     sh_error(err, 500, "node key: cannot encode");
     goto out;
   }
@@ -135,7 +148,7 @@ int keyfile_encode(const char *key_pem, const unsigned char *dek,
   }
   header = xasprintf(KEK_VERSION_HEADER "%llu\n" DEK_HEADER "%s\n", kek_version,
                      hval);
-  if (!PEM_write_bio(res, name, header, der, derlen)) {
+  if (!PEM_write_bio(res, pp.name, header, pp.der, pp.len)) {
     sh_error(err, 500, "node key: cannot encode");
     goto out;
   }
@@ -148,11 +161,7 @@ out:
     OPENSSL_cleanse(header, strlen(header));
   free(hval);
   free(header);
-  if (der)
-    OPENSSL_cleanse(der, (size_t)derlen);
-  OPENSSL_free(der);
-  OPENSSL_free(name);
-  OPENSSL_free(hdr);
+  pem_parts_free(&pp);
   BIO_free(in);
   BIO_free(pk);
   BIO_free(res);
@@ -170,23 +179,22 @@ int keyfile_decode(const char *text, const unsigned char *kek,
   int rc = -1;
   BIO *in = BIO_new_mem_buf(text, -1);
   BIO *bare = BIO_new(BIO_s_mem()), *plain = BIO_new(BIO_s_mem());
-  char *name = NULL, *hdr = NULL;
-  unsigned char *der = NULL;
-  long derlen = 0;
+  struct pem_parts pp = {0};
   EVP_PKEY *pkey = NULL;
-  if (!in || !bare || !plain || !PEM_read_bio(in, &name, &hdr, &der, &derlen)) {
+  if (!in || !bare || !plain ||
+      !PEM_read_bio(in, &pp.name, &pp.hdr, &pp.der, &pp.len)) {
     sh_error(err, 500, "node key: not a PEM file");
     goto out;
   }
-  bool locked = strcmp(name, PEM_ENCRYPTED) == 0;
+  bool locked = strcmp(pp.name, PEM_ENCRYPTED) == 0;
   if (locked && !kek) {
     sh_error(err, 423, "node key: locked");
     goto out;
   }
-  const char *v = strstr(hdr ? hdr : "", KEK_VERSION_HEADER);
+  const char *v = strstr(pp.hdr ? pp.hdr : "", KEK_VERSION_HEADER);
   if (v)
     out->kek_version = strtoull(v + strlen(KEK_VERSION_HEADER), NULL, 10);
-  const char *h = strstr(hdr ? hdr : "", DEK_HEADER);
+  const char *h = strstr(pp.hdr ? pp.hdr : "", DEK_HEADER);
   if (h) {
     h += strlen(DEK_HEADER);
     size_t hl = strcspn(h, "\r\n");
@@ -208,7 +216,7 @@ int keyfile_decode(const char *text, const unsigned char *kek,
     out->has_dek = true;
   }
   /* OpenSSL refuses PEM headers other than Proc-Type: read it bare. */
-  if (!PEM_write_bio(bare, name, "", der, derlen) ||
+  if (!PEM_write_bio(bare, pp.name, "", pp.der, pp.len) ||
       !(pkey = PEM_read_bio_PrivateKey(bare, NULL, locked ? kek_pass : NULL,
                                        (void *)kek)) ||
       !PEM_write_bio_PrivateKey(plain, pkey, NULL, NULL, 0, NULL, NULL)) {
@@ -221,11 +229,7 @@ int keyfile_decode(const char *text, const unsigned char *kek,
 out:
   if (rc < 0)
     OPENSSL_cleanse(out->dek, sizeof out->dek);
-  if (der)
-    OPENSSL_cleanse(der, (size_t)derlen);
-  OPENSSL_free(der);
-  OPENSSL_free(name);
-  OPENSSL_free(hdr);
+  pem_parts_free(&pp);
   BIO_free(in);
   BIO_free(bare);
   BIO_free(plain);

@@ -41,6 +41,21 @@ bool atrest_is_sealed(const void *buf, size_t len) {
   return len >= SEAL_HDR && memcmp(buf, SEAL_MAGIC, 8) == 0;
 }
 
+/* Runs len bytes through c (EVP lengths are int: big buffers go in
+ * pieces); *w advances past the output. 0 on failure. */
+static int cipher_update(EVP_CIPHER_CTX *c, unsigned char **w,
+                         const unsigned char *r, size_t len) {
+  while (len > 0) {
+    int chunk = len > (1u << 30) ? (1 << 30) : (int)len, outl = 0;
+    if (EVP_CipherUpdate(c, *w, &outl, r, chunk) != 1)
+      return 0;
+    *w += outl;
+    r += chunk;
+    len -= (size_t)chunk;
+  }
+  return 1;
+}
+
 /* Seals the concatenation of bufs into a new raft_malloc'd buffer. */
 static int seal(const unsigned char *dek, const struct raft_buffer *bufs,
                 unsigned n, struct raft_buffer *out) {
@@ -65,18 +80,8 @@ static int seal(const unsigned char *dek, const struct raft_buffer *bufs,
   int outl = 0;
   ok = ok && EVP_EncryptUpdate(c, NULL, &outl, p, SEAL_AAD) == 1;
   unsigned char *w = p + SEAL_HDR;
-  for (unsigned i = 0; ok && i < n; i++) {
-    /* EVP lengths are int: feed big buffers in pieces. */
-    const unsigned char *r = bufs[i].base;
-    size_t left = bufs[i].len;
-    while (ok && left > 0) {
-      int chunk = left > (1u << 30) ? (1 << 30) : (int)left;
-      ok = EVP_EncryptUpdate(c, w, &outl, r, chunk) == 1;
-      w += outl;
-      r += chunk;
-      left -= (size_t)chunk;
-    }
-  }
+  for (unsigned i = 0; ok && i < n; i++)
+    ok = cipher_update(c, &w, bufs[i].base, bufs[i].len);
   ok = ok && EVP_EncryptFinal_ex(c, w, &outl) == 1 &&
        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16, p + SEAL_TAG_OFF) == 1;
   EVP_CIPHER_CTX_free(c);
@@ -111,15 +116,7 @@ int atrest_open(const unsigned char *dek, struct raft_buffer *b) {
                               p + SEAL_NONCE_OFF) == 1 &&
            EVP_DecryptUpdate(c, NULL, &outl, p, SEAL_AAD) == 1;
   unsigned char *w = plain;
-  const unsigned char *r = p + SEAL_HDR;
-  size_t left = len;
-  while (ok && left > 0) {
-    int chunk = left > (1u << 30) ? (1 << 30) : (int)left;
-    ok = EVP_DecryptUpdate(c, w, &outl, r, chunk) == 1;
-    w += outl;
-    r += chunk;
-    left -= (size_t)chunk;
-  }
+  ok = ok && cipher_update(c, &w, p + SEAL_HDR, len);
   ok =
       ok &&
       EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, 16, p + SEAL_TAG_OFF) == 1 &&

@@ -199,6 +199,29 @@ static struct raftnode *open_node(const char *dir, const char *addr,
   return open_node_dek(dir, addr, fsm, snap_interval, NULL, err);
 }
 
+/* Opens and starts a node on dir with f as its FSM, bootstrapping a fresh
+ * directory when boot; NULL with err set (and f's log freed) when open or
+ * start refused the directory. */
+static struct raftnode *start_node(const char *dir, const char *addr,
+                                   struct tfsm *f, unsigned snap_interval,
+                                   const unsigned char *dek, bool boot,
+                                   struct leader_seen *ls, sh_err *err) {
+  struct raftnode_fsm fsm = {tfsm_apply, tfsm_snapshot, tfsm_restore, f};
+  struct raftnode *rn = open_node_dek(dir, addr, &fsm, snap_interval, dek, err);
+  if (!rn)
+    return NULL;
+  if (boot && !raftnode_has_state(rn) && raftnode_bootstrap(rn, err) < 0) {
+    close_node(rn);
+    return NULL;
+  }
+  if (raftnode_start(rn, on_leader, ls, err) < 0) {
+    close_node(rn);
+    buf_free(&f->log);
+    return NULL;
+  }
+  return rn;
+}
+
 #define SETUP()                                                                \
   uv_loop_init(&loop);                                                         \
   char *dir = tmpdir();                                                        \
@@ -731,16 +754,10 @@ static bool zero_range(const char *path, size_t from, size_t to) {
  * err set when open/start refused the directory. */
 static char *restart_log(const char *dir, const char *addr, sh_err *err) {
   struct tfsm f = {0};
-  struct raftnode_fsm fsm = {tfsm_apply, tfsm_snapshot, tfsm_restore, &f};
-  struct raftnode *rn = open_node(dir, addr, &fsm, 1000, err);
+  struct leader_seen ls = {0};
+  struct raftnode *rn = start_node(dir, addr, &f, 1000, NULL, false, &ls, err);
   if (!rn)
     return NULL;
-  struct leader_seen ls = {0};
-  if (raftnode_start(rn, on_leader, &ls, err) < 0) {
-    close_node(rn);
-    buf_free(&f.log);
-    return NULL;
-  }
   bool led = run_until(&ls.leader, 5000);
   /* And the log takes new writes after the repair. */
   bool wrote = led && propose_n(rn, "after", 1) == 1;
@@ -1286,18 +1303,10 @@ static char *run_node(const char *dir, const char *addr,
                       const unsigned char *dek, const char *prefix, int n,
                       int *snapshots, sh_err *err) {
   struct tfsm f = {0};
-  struct raftnode_fsm fsm = {tfsm_apply, tfsm_snapshot, tfsm_restore, &f};
-  struct raftnode *rn = open_node_dek(dir, addr, &fsm, 8, dek, err);
+  struct leader_seen ls = {0};
+  struct raftnode *rn = start_node(dir, addr, &f, 8, dek, true, &ls, err);
   if (!rn)
     return NULL;
-  if (!raftnode_has_state(rn) && raftnode_bootstrap(rn, err) < 0)
-    return NULL;
-  struct leader_seen ls = {0};
-  if (raftnode_start(rn, on_leader, &ls, err) < 0) {
-    close_node(rn);
-    buf_free(&f.log);
-    return NULL;
-  }
   run_until(&ls.leader, 5000);
   for (int i = 0; i < n; i++) {
     char p[64];
