@@ -77,15 +77,22 @@ static void update(struct api_call *c) {
   if (api_body(c->req, &spec, &err) < 0 ||
       schema_check(spec, "Spec", schema_swarm_spec, &err) < 0)
     return api_reply_err(c->req, &err);
-  if (api_query_bool(c->req, "rotateManagerUnlockKey"))
-    return http_respond_error(c->req, 501,
-                              "autolock is not supported by shoal yet: there "
-                              "is no unlock key to rotate");
   if (manager_update_swarm(c->d->mgr, version, spec,
                            api_query_bool(c->req, "rotateWorkerToken"),
                            api_query_bool(c->req, "rotateManagerToken"),
+                           api_query_bool(c->req, "rotateManagerUnlockKey"),
                            empty_done, c->req, &err) < 0)
     api_reply_err(c->req, &err);
+}
+
+/* POST /swarm/unlock {"UnlockKey": "SWMKEY-1-..."}. */
+static void unlock(struct api_call *c) {
+  sh_err err = {0};
+  cleanup_json json_t *body = NULL;
+  if (api_body(c->req, &body, &err) < 0 ||
+      shoald_swarm_unlock(c->d, jx_str(body, "UnlockKey", ""), &err) < 0)
+    return api_reply_err(c->req, &err);
+  http_respond(c->req, 200, "text/plain; charset=utf-8", "", 0, NULL);
 }
 
 bool api_swarm(struct api_call *c) {
@@ -121,9 +128,11 @@ bool api_swarm(struct api_call *c) {
     if (shoald_require_manager(c->d, &err) < 0)
       api_reply_err(c->req, &err);
     else
-      api_reply_json(c->req, 200, json_pack("{s:s}", "UnlockKey", ""));
+      api_reply_json(
+          c->req, 200,
+          json_pack("{s:s}", "UnlockKey", manager_unlock_key(c->d->mgr)));
   } else if (strcmp(p, "/swarm/unlock") == 0 && post) {
-    http_respond_error(c->req, 400, "swarm is not locked");
+    unlock(c);
   } else {
     return false;
   }

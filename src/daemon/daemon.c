@@ -6,6 +6,7 @@
 #include "exec/exec.h"
 #include "overlay/overlay.h"
 #include "ca/ca.h"
+#include "ca/keyfile.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/id.h"
@@ -22,6 +23,7 @@
 
 #include <errno.h>
 #include <ftw.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
@@ -30,6 +32,9 @@
   "This node is already part of a swarm. Use \"docker swarm leave\" to "       \
   "leave this swarm and join another one."
 #define MSG_NO_SWARM "This node is not part of a swarm"
+#define MSG_SWARM_LOCKED                                                       \
+  "Swarm is encrypted and needs to be unlocked before it can be used. "        \
+  "Please use \"docker swarm unlock\" to unlock it."
 #define MSG_NOT_MANAGER                                                        \
   "This node is not a swarm manager. Worker nodes can't be used to view or "   \
   "modify cluster state. Please run this command on a manager node or "        \
@@ -63,6 +68,11 @@ static void forget_identity(struct shoald *d) {
   set_str(&d->cert_pem, NULL);
   set_str(&d->key_pem, NULL);
   set_str(&d->root_pem, NULL);
+  OPENSSL_cleanse(d->raft_dek, sizeof d->raft_dek);
+  d->have_dek = false;
+  OPENSSL_cleanse(d->kek, sizeof d->kek);
+  d->have_kek = false;
+  d->kek_version = 0;
   set_str(&d->swarm_error, NULL);
   json_decref(d->managers);
   d->managers = NULL;
@@ -80,7 +90,16 @@ static int save_state(struct shoald *d, sh_err *err) {
   cleanup_free char *crt = swarm_path(d, "certificates/swarm-node.crt");
   cleanup_free char *key = swarm_path(d, "certificates/swarm-node.key");
   cleanup_free char *ca = swarm_path(d, "certificates/swarm-root-ca.crt");
-  if (write_file_atomic(key, d->key_pem, strlen(d->key_pem), 0600, err) < 0 ||
+  if (!d->have_dek && keyfile_random(d->raft_dek, sizeof d->raft_dek, err) < 0)
+    return -1;
+  d->have_dek = true;
+  cleanup_free char *keytext = NULL;
+  if (keyfile_encode(d->key_pem, d->raft_dek, d->have_kek ? d->kek : NULL,
+                     d->kek_version, &keytext, err) < 0)
+    return -1;
+  int rc = write_file_atomic(key, keytext, strlen(keytext), 0600, err);
+  OPENSSL_cleanse(keytext, strlen(keytext));
+  if (rc < 0 ||
       write_file_atomic(crt, d->cert_pem, strlen(d->cert_pem), 0644, err) < 0 ||
       write_file_atomic(ca, d->root_pem, strlen(d->root_pem), 0644, err) < 0)
     return -1;
@@ -117,10 +136,25 @@ static int load_state(struct shoald *d, bool *found, sh_err *err) {
   cleanup_free char *crt = swarm_path(d, "certificates/swarm-node.crt");
   cleanup_free char *key = swarm_path(d, "certificates/swarm-node.key");
   cleanup_free char *ca = swarm_path(d, "certificates/swarm-root-ca.crt");
+  cleanup_free char *keytext = NULL;
   if (read_file(crt, &d->cert_pem, NULL, err) < 0 ||
-      read_file(key, &d->key_pem, NULL, err) < 0 ||
+      read_file(key, &keytext, NULL, err) < 0 ||
       read_file(ca, &d->root_pem, NULL, err) < 0)
     return -1;
+  /* Autolock: the key file waits for the unlock key. */
+  bool locked = keyfile_locked(keytext);
+  struct keyfile kf;
+  int rc = locked ? 0 : keyfile_decode(keytext, NULL, &kf, err);
+  OPENSSL_cleanse(keytext, strlen(keytext));
+  if (rc < 0)
+    return sh_err_wrap(err, "%s", key);
+  if (!locked) {
+    set_str(&d->key_pem, kf.key_pem);
+    memcpy(d->raft_dek, kf.dek, sizeof d->raft_dek);
+    d->have_dek = kf.has_dek;
+    d->kek_version = kf.kek_version;
+    keyfile_clear(&kf);
+  }
   snprintf(d->node_id, sizeof d->node_id, "%s", jx_str(st, "NodeID", ""));
   snprintf(d->cluster_id, sizeof d->cluster_id, "%s",
            jx_str(st, "ClusterID", ""));
@@ -132,6 +166,11 @@ static int load_state(struct shoald *d, bool *found, sh_err *err) {
     ca_renewal_force(&d->renewal, (uint64_t)jx_int(st, "ForceRotate", 0));
   json_t *mgrs = json_object_get(st, "Managers");
   d->managers = json_is_array(mgrs) ? json_deep_copy(mgrs) : json_array();
+  /* A key file from before encryption at rest: a DEK before raft writes. */
+  if (!locked && !d->have_dek && save_state(d, err) < 0)
+    return -1;
+  if (locked)
+    d->swarm = SWARM_LOCKED;
   *found = true;
   return 0;
 }
@@ -632,6 +671,40 @@ static void start_agent(struct shoald *d) {
   schedule_renewal(d);
 }
 
+/* Autolock turned on, off, or its key rotated (as this manager applied
+ * it): the key file is sealed again under the new KEK, or opened. */
+static void unlock_key_changed(void *ud, const char *key, uint64_t version) {
+  struct shoald *d = ud;
+  /* A state older than the one the file is sealed for (log replay). */
+  if (version < d->kek_version)
+    return;
+  sh_err err = {0};
+  unsigned char kek[KEYFILE_KEK_LEN];
+  if (key && keyfile_unlock_key_parse(key, kek, &err) < 0) {
+    log_error("autolock: the cluster's unlock key does not parse");
+    return;
+  }
+  bool was = d->have_kek;
+  if (!key && !was)
+    return;
+  if (key && was && CRYPTO_memcmp(kek, d->kek, sizeof kek) == 0)
+    return;
+  d->have_kek = key != NULL;
+  d->kek_version = version;
+  if (key)
+    memcpy(d->kek, kek, sizeof d->kek);
+  else
+    OPENSSL_cleanse(d->kek, sizeof d->kek);
+  OPENSSL_cleanse(kek, sizeof kek);
+  if (save_state(d, &err) < 0)
+    log_error("autolock: re-sealing the key file: %s", err.msg);
+  else
+    log_info("autolock: %s",
+             !key  ? "off, the key file is no longer sealed"
+             : was ? "new unlock key, the key file is sealed again"
+                   : "on, the key file is sealed under the unlock key");
+}
+
 static void fill_manager_config(struct shoald *d, struct manager_config *mc,
                                 const json_t *desc) {
   *mc = (struct manager_config){
@@ -644,6 +717,7 @@ static void fill_manager_config(struct shoald *d, struct manager_config *mc,
       .advertise_addr = d->advertise_addr,
       .cert_pem = d->cert_pem,
       .key_pem = d->key_pem,
+      .raft_dek = d->raft_dek,
       .root_pem = d->root_pem,
       .hostname = d->hostname,
       .availability = d->availability,
@@ -651,6 +725,8 @@ static void fill_manager_config(struct shoald *d, struct manager_config *mc,
       .description = desc,
       .forwarded = d->api_forwarded,
       .forwarded_ud = d,
+      .unlock_key_changed = unlock_key_changed,
+      .unlock_key_ud = d,
   };
 }
 
@@ -719,6 +795,11 @@ int shoald_resume(struct shoald *d, sh_err *err) {
     return -1;
   if (!found)
     return 0;
+  if (d->swarm == SWARM_LOCKED) {
+    log_warn("swarm is locked: this manager starts once \"docker swarm "
+             "unlock\" gives it the unlock key");
+    return 0;
+  }
   if (strcmp(d->role, "manager") == 0 && open_manager(d, false, err) < 0) {
     d->swarm = SWARM_ERROR;
     set_str(&d->swarm_error, err->msg);
@@ -730,6 +811,45 @@ int shoald_resume(struct shoald *d, sh_err *err) {
   return 0;
 }
 
+int shoald_swarm_unlock(struct shoald *d, const char *key, sh_err *err) {
+  if (d->swarm != SWARM_LOCKED)
+    return sh_error(err, 400, "swarm is not locked");
+  unsigned char kek[KEYFILE_KEK_LEN];
+  if (keyfile_unlock_key_parse(key, kek, err) < 0)
+    return -1;
+  cleanup_free char *path = swarm_path(d, "certificates/swarm-node.key");
+  cleanup_free char *text = NULL;
+  if (read_file(path, &text, NULL, err) < 0)
+    return -1;
+  struct keyfile kf;
+  int rc = keyfile_decode(text, kek, &kf, err);
+  OPENSSL_cleanse(text, strlen(text));
+  if (rc < 0) {
+    OPENSSL_cleanse(kek, sizeof kek);
+    if (err->status == 400)
+      return sh_error(err, 401,
+                      "swarm could not be unlocked: invalid key provided");
+    return -1;
+  }
+  set_str(&d->key_pem, kf.key_pem);
+  memcpy(d->raft_dek, kf.dek, sizeof d->raft_dek);
+  d->have_dek = kf.has_dek;
+  memcpy(d->kek, kek, sizeof d->kek);
+  d->have_kek = true;
+  d->kek_version = kf.kek_version;
+  OPENSSL_cleanse(kek, sizeof kek);
+  keyfile_clear(&kf);
+  d->swarm = SWARM_ACTIVE;
+  if (strcmp(d->role, "manager") == 0 && open_manager(d, false, err) < 0) {
+    d->swarm = SWARM_ERROR;
+    set_str(&d->swarm_error, err->msg);
+    return -1;
+  }
+  start_agent(d);
+  log_info("swarm unlocked, node %s", d->node_id);
+  return 0;
+}
+
 const char *shoald_swarm_state_name(const struct shoald *d) {
   switch (d->swarm) {
   case SWARM_PENDING:
@@ -738,6 +858,8 @@ const char *shoald_swarm_state_name(const struct shoald *d) {
     return "active";
   case SWARM_ERROR:
     return "error";
+  case SWARM_LOCKED:
+    return "locked";
   default:
     return "inactive";
   }
@@ -756,6 +878,8 @@ int shoald_require_manager(const struct shoald *d, sh_err *err) {
     return 0;
   if (d->swarm == SWARM_INACTIVE)
     return sh_error(err, 503, MSG_NOT_IN_SWARM);
+  if (d->swarm == SWARM_LOCKED)
+    return sh_error(err, 503, MSG_SWARM_LOCKED);
   return sh_error(err, 503, MSG_NOT_MANAGER);
 }
 
@@ -895,9 +1019,6 @@ int shoald_swarm_init(struct shoald *d, const json_t *req, shoald_done_fn done,
       .autolock = jx_bool(spec, "EncryptionConfig.AutoLockManagers", false) ||
                   jx_bool(req, "AutoLockManagers", false),
   };
-  if (in.autolock)
-    return sh_error(err, 501,
-                    "autolock (--autolock) is not supported by shoal yet");
   if (manager_check_supported(spec, err) < 0)
     return -1;
   cleanup_free char *root_key = NULL;
@@ -1339,6 +1460,10 @@ int shoald_swarm_leave(struct shoald *d, bool force, shoald_done_fn done,
                        void *ud, sh_err *err) {
   if (d->swarm == SWARM_INACTIVE)
     return sh_error(err, 503, MSG_NO_SWARM);
+  if (d->swarm == SWARM_LOCKED && !force)
+    return sh_error(err, 503,
+                    "Swarm is encrypted and locked. Please unlock it first or "
+                    "use `--force` to ignore this message.");
   if (d->mgr && !force) {
     if (manager_is_leader(d->mgr) || !manager_leader_addr(d->mgr))
       return manager_leave_check(d->mgr, NULL, err);

@@ -56,6 +56,7 @@ enum swarm_state {
   SWARM_PENDING, /* joining */
   SWARM_ACTIVE,
   SWARM_ERROR,
+  SWARM_LOCKED, /* autolock: a restarted manager waits for its unlock key */
 };
 
 struct shoald {
@@ -96,6 +97,15 @@ struct shoald {
    * root; loaded by the API on first use. */
   json_t *local_networks;
   char *cert_pem, *key_pem, *root_pem;
+  /* The raft data encryption key, kept in the key file's raft-dek header
+   * (ca/keyfile.h); every node has one, managers seal raft with it. */
+  unsigned char raft_dek[32];
+  bool have_dek;
+  /* Autolock's key-encryption key (the unlock key), when on: the key file
+   * is sealed under it. */
+  unsigned char kek[32];
+  bool have_kek;
+  unsigned long long kek_version; /* see ca/keyfile.h */
 
   struct manager *mgr; /* when a manager */
   bool role_changing;  /* a promotion or demotion is under way */
@@ -129,6 +139,11 @@ int shoald_swarm_init(struct shoald *d, const json_t *req, shoald_done_fn done,
  * session with a manager (or with a timeout message, as Docker). */
 int shoald_swarm_join(struct shoald *d, const json_t *req, shoald_done_fn done,
                       void *ud, struct sh_err *err);
+/* POST /swarm/unlock: opens the key file with key ("SWMKEY-1-...") and
+ * starts the swarm parts of a locked manager. Docker's errors: 400
+ * "invalid key string", 401 "swarm could not be unlocked: invalid key
+ * provided", 400 "swarm is not locked". */
+int shoald_swarm_unlock(struct shoald *d, const char *key, struct sh_err *err);
 /* POST /swarm/leave. */
 int shoald_swarm_leave(struct shoald *d, bool force, shoald_done_fn done,
                        void *ud, struct sh_err *err);

@@ -2,6 +2,7 @@
  * removal, and the API views of stored objects. Validation follows
  * swarmkit's controlapi so users see Docker's messages. */
 #include "ca/ca.h"
+#include "ca/keyfile.h"
 #include "core/clock.h"
 #include "core/id.h"
 #include "core/err.h"
@@ -16,6 +17,7 @@
 #include "store/store.h"
 
 #include <arpa/inet.h>
+#include <openssl/crypto.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
@@ -105,9 +107,6 @@ static int validate_cluster_spec(const json_t *spec, sh_err *err) {
 }
 
 int manager_check_supported(const json_t *spec, sh_err *err) {
-  if (jx_bool(spec, "EncryptionConfig.AutoLockManagers", false))
-    return sh_error(err, 501,
-                    "autolock (--autolock) is not supported by shoal yet");
   /* A root of the user's own would be a root rotation, not built yet; its
    * key must never land in the spec the API shows. */
   if (*jx_str(spec, "CAConfig.SigningCACert", "") ||
@@ -123,8 +122,27 @@ int manager_check_supported(const json_t *spec, sh_err *err) {
   return 0;
 }
 
+#define UNLOCK_KEY_FIELD "_UnlockKey"
+
 static int64_t pos_or(int64_t v, int64_t dflt) {
   return v > 0 ? v : dflt;
+}
+
+/* Autolock's key (swarmkit: 32 random bytes), in the store where every
+ * manager applies it; hidden from the API but for GET /swarm/unlockkey. */
+static int set_unlock_key(json_t *cluster, sh_err *err) {
+  unsigned char kek[KEYFILE_KEK_LEN];
+  if (keyfile_random(kek, sizeof kek, err) < 0)
+    return -1;
+  cleanup_free char *k = keyfile_unlock_key_format(kek);
+  OPENSSL_cleanse(kek, sizeof kek);
+  json_object_set_new(cluster, UNLOCK_KEY_FIELD, json_string(k));
+  OPENSSL_cleanse(k, strlen(k));
+  return 0;
+}
+
+const char *manager_unlock_key(struct manager *m) {
+  return jx_str(store_cluster(m->store), UNLOCK_KEY_FIELD, "");
 }
 
 json_t *cluster_object_new(const struct manager_init *in, sh_err *err) {
@@ -175,6 +193,10 @@ json_t *cluster_object_new(const struct manager_init *in, sh_err *err) {
       (json_int_t)pos_or(in->subnet_size, 24), "DataPathPort",
       (json_int_t)pos_or(in->data_path_port, 4789), "JoinTokens", "Worker",
       wtok, "Manager", mtok, "_CAKey", in->root_key_pem);
+  if (in->autolock && set_unlock_key(c, err) < 0) {
+    json_decref(c);
+    return NULL;
+  }
   return c;
 }
 
@@ -219,7 +241,8 @@ json_t *manager_addresses(struct manager *m) {
 
 int manager_update_swarm(struct manager *m, int64_t version, const json_t *spec,
                          bool rotate_worker, bool rotate_manager,
-                         manager_done_fn done, void *ud, sh_err *err) {
+                         bool rotate_unlock, manager_done_fn done, void *ud,
+                         sh_err *err) {
   json_t *cur = store_cluster(m->store);
   if (!cur)
     return sh_error(err, 503, "This node is not part of a swarm");
@@ -253,6 +276,11 @@ int manager_update_swarm(struct manager *m, int64_t version, const json_t *spec,
     jx_set(newspec, "Raft.KeepOldSnapshots",
            json_integer(jx_int(cur, "Spec.Raft.KeepOldSnapshots", 0)));
   json_object_set_new(next, "Spec", newspec);
+  if (!jx_bool(newspec, "EncryptionConfig.AutoLockManagers", false))
+    json_object_del(next, UNLOCK_KEY_FIELD);
+  else if ((rotate_unlock || !*jx_str(next, UNLOCK_KEY_FIELD, "")) &&
+           set_unlock_key(next, err) < 0)
+    goto fail;
   const char *root = jx_str(cur, "TLSInfo.TrustRoot", "");
   if (rotate_worker || rotate_manager) {
     cleanup_free char *tok = NULL;

@@ -33,6 +33,10 @@ struct manager {
   bool forced_new; /* force-new-cluster: drop departed managers' status */
   void (*forwarded)(struct http_req *req, void *ud);
   void *forwarded_ud;
+  void (*unlock_key_changed)(void *ud, const char *key, uint64_t version);
+  void *unlock_key_ud;
+  char *unlock_key; /* last one passed to unlock_key_changed */
+  bool unlock_key_told;
   /* Networks proposed but not applied yet: a second create meanwhile
    * must not take the same subnet or VXLAN ID. */
   json_t *net_pending;

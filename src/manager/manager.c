@@ -17,6 +17,7 @@
 #include "raft/raftnode.h"
 #include "store/store.h"
 
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
 
 /* Raft timing: one tick is ours to choose (swarmkit's is 1 s); 60 ms with
@@ -24,10 +25,31 @@
  * timeouts: failover in under 2 s on a LAN (Docker: about 10 s). */
 #define RAFT_TICK_MS 60
 
+/* Autolock: each manager re-seals its own key material when the unlock
+ * key it applied changes (swarmkit distributes the KEK the same way). */
+static void check_unlock_key(struct manager *m) {
+  if (!m->unlock_key_changed)
+    return;
+  const char *k = manager_unlock_key(m);
+  if (m->unlock_key_told && strcmp(k, m->unlock_key ? m->unlock_key : "") == 0)
+    return;
+  m->unlock_key_told = true;
+  if (m->unlock_key)
+    OPENSSL_cleanse(m->unlock_key, strlen(m->unlock_key));
+  free(m->unlock_key);
+  m->unlock_key = xstrdup(k);
+  m->unlock_key_changed(
+      m->unlock_key_ud, *k ? k : NULL,
+      (uint64_t)jx_int(store_cluster(m->store), "Version.Index", 0));
+}
+
 static int fsm_apply(void *ud, const char *data, size_t len, uint64_t index,
                      sh_err *err) {
   struct manager *m = ud;
-  return store_apply(m->store, data, len, index, err);
+  int rc = store_apply(m->store, data, len, index, err);
+  if (rc == 0 && store_cluster(m->store))
+    check_unlock_key(m);
+  return rc;
 }
 
 static char *fsm_snapshot(void *ud, size_t *len) {
@@ -37,7 +59,10 @@ static char *fsm_snapshot(void *ud, size_t *len) {
 
 static int fsm_restore(void *ud, const char *data, size_t len, sh_err *err) {
   struct manager *m = ud;
-  return store_restore(m->store, data, len, err);
+  int rc = store_restore(m->store, data, len, err);
+  if (rc == 0 && store_cluster(m->store))
+    check_unlock_key(m);
+  return rc;
 }
 
 struct store *manager_store(struct manager *m) {
@@ -222,6 +247,8 @@ static int start_common(struct manager *m, const struct manager_config *cfg,
   m->cluster_id = xstrdup(cfg->cluster_id ? cfg->cluster_id : "");
   m->forwarded = cfg->forwarded;
   m->forwarded_ud = cfg->forwarded_ud;
+  m->unlock_key_changed = cfg->unlock_key_changed;
+  m->unlock_key_ud = cfg->unlock_key_ud;
   m->store = store_new();
   m->disp = dispatcher_new(m);
   m->recon = reconciler_new(m);
@@ -239,6 +266,7 @@ static int start_common(struct manager *m, const struct manager_config *cfg,
       .tls_key_pem = cfg->key_pem,
       .tls_root_pem = cfg->root_pem,
       .cluster_id = cfg->cluster_id,
+      .dek = cfg->raft_dek,
       .tick_ms = RAFT_TICK_MS,
       .heartbeat_ticks = 1,
       .election_ticks = 10,
@@ -510,6 +538,9 @@ static void free_manager(struct manager *m) {
   free(m->advertise_addr);
   free(m->cert_pem);
   free(m->key_pem);
+  if (m->unlock_key)
+    OPENSSL_cleanse(m->unlock_key, strlen(m->unlock_key));
+  free(m->unlock_key);
   free(m->root_pem);
   free(m->hostname);
   free(m->engine_version);

@@ -34,6 +34,12 @@ struct manager_config {
   const char *listen_addr;                   /* "0.0.0.0:2377" */
   const char *advertise_addr;                /* "192.168.33.10:2377" */
   const char *cert_pem, *key_pem, *root_pem; /* this node's identity */
+  const unsigned char *raft_dek;             /* seals raft at rest (32 bytes) */
+  /* Autolock: called on the loop when the cluster's unlock key, as this
+   * manager applied it, changes (NULL: autolock off), and once at start;
+   * version is the cluster object's store version then. */
+  void (*unlock_key_changed)(void *ud, const char *key, uint64_t version);
+  void *unlock_key_ud;
   /* Local node facts for its Node object. */
   const char *hostname;
   const char *availability; /* "active" | "pause" | "drain" */
@@ -122,7 +128,10 @@ json_t *manager_swarm_view(struct manager *m);
 /* Control operations for the Engine API. Each validates, then proposes. */
 int manager_update_swarm(struct manager *m, int64_t version, const json_t *spec,
                          bool rotate_worker, bool rotate_manager,
-                         manager_done_fn done, void *ud, struct sh_err *err);
+                         bool rotate_unlock, manager_done_fn done, void *ud,
+                         struct sh_err *err);
+/* The unlock key ("SWMKEY-1-...") while autolock is on, else "". */
+const char *manager_unlock_key(struct manager *m);
 int manager_update_node(struct manager *m, const char *ref, int64_t version,
                         const json_t *spec, manager_done_fn done, void *ud,
                         struct sh_err *err);

@@ -4,6 +4,7 @@
 
 #include <raft.h>
 #include <raft/uv.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct sh_err;
@@ -38,5 +39,35 @@ void tls_transport_accept(struct raft_uv_transport *t, struct http_req *req);
 /* What the transport last saw of a peer: 1 reachable (connection made or
  * accepted), -1 unreachable (last dial failed), 0 never tried. */
 int tls_transport_reach(struct raft_uv_transport *t, raft_id id);
+
+/* Encryption at rest (atrest.c): libraft's io functions that touch entry
+ * and snapshot data, wrapped to seal them with the DEK. */
+#define ATREST_DEK_LEN 32
+struct atrest {
+  unsigned char dek[ATREST_DEK_LEN];
+  int (*load)(struct raft_io *io, raft_term *term, raft_id *voted_for,
+              struct raft_snapshot **snapshot, raft_index *start_index,
+              struct raft_entry *entries[], size_t *n_entries);
+  int (*append)(struct raft_io *io, struct raft_io_append *req,
+                const struct raft_entry entries[], unsigned n,
+                raft_io_append_cb cb);
+  int (*snapshot_put)(struct raft_io *io, unsigned trailing,
+                      struct raft_io_snapshot_put *req,
+                      const struct raft_snapshot *snapshot,
+                      raft_io_snapshot_put_cb cb);
+  int (*snapshot_get)(struct raft_io *io, struct raft_io_snapshot_get *req,
+                      raft_io_snapshot_get_cb cb);
+};
+/* Replaces io's load, append, snapshot_put and snapshot_get (keeping the
+ * originals in ar). */
+void atrest_wrap(struct raft_io *io, struct atrest *ar,
+                 const unsigned char dek[ATREST_DEK_LEN]);
+/* The atrest of a wrapped io (raftnode.c owns both). */
+struct atrest *atrest_of(struct raft_io *io);
+/* True when buf starts with the sealed format's magic. */
+bool atrest_is_sealed(const void *buf, size_t len);
+/* Opens a sealed buffer in place; plain ones are left alone (0). -1 when
+ * it does not open with dek. */
+int atrest_open(const unsigned char *dek, struct raft_buffer *b);
 
 #endif

@@ -57,6 +57,7 @@
 #include <openssl/sha.h>
 #include <raft.h>
 #include <raft/uv.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 
 /* How long a membership change waits for raft to accept it. */
@@ -82,6 +83,8 @@ struct raftnode {
   struct raft_io io;
   struct raft_uv_transport transport;
   struct raft_fsm rfsm;
+  struct atrest atrest; /* sealing of entries and snapshots on disk */
+  bool sealed;
   struct raftnode_fsm fsm;
   char *dir;
   char *address;
@@ -289,6 +292,7 @@ static void transport_free(struct raftnode *rn) {
 static void node_free(struct raftnode *rn) {
   free(rn->dir);
   free(rn->address);
+  OPENSSL_cleanse(rn->atrest.dek, sizeof rn->atrest.dek);
   free(rn);
 }
 
@@ -325,6 +329,12 @@ static void io_closed_once(struct raft_io *io) {
     return;
   rn->io_closed = true;
   rn->io_close_cb(io);
+}
+
+struct atrest *atrest_of(struct raft_io *io) {
+  struct raftnode *rn =
+      (struct raftnode *)((char *)io - offsetof(struct raftnode, io));
+  return &rn->atrest;
 }
 
 static void io_close_once(struct raft_io *io, raft_io_close_cb cb) {
@@ -387,6 +397,10 @@ int raftnode_open(uv_loop_t *loop, const struct raftnode_config *cfg,
   raft_uv_set_auto_recovery(&rn->io, false);
   rn->io_close = rn->io.close;
   rn->io.close = io_close_once;
+  if (cfg->dek) {
+    atrest_wrap(&rn->io, &rn->atrest, cfg->dek);
+    rn->sealed = true;
+  }
   rv = raft_init(&rn->raft, &rn->io, &rn->rfsm, cfg->id, rn->address);
   if (rv != 0) {
     sh_error(err, 500, "raft: %s", raft_errmsg(&rn->raft));

@@ -51,7 +51,13 @@ struct raftnode_config {
   const char *tls_key_pem;
   const char *tls_root_pem;
   const char *cluster_id;
+  /* The data encryption key (RAFTNODE_DEK_LEN bytes): every log entry and
+   * snapshot this node writes is sealed with it (AES-256-GCM); entries
+   * and snapshots written plain (an older shoal) still load. NULL: written
+   * plain (tests only). */
+  const unsigned char *dek;
 };
+#define RAFTNODE_DEK_LEN 32
 
 /* A node ID's raft id: the first 8 bytes of sha256(node ID), big-endian;
  * 0 becomes 1. Every manager computes peers' ids this way. */

@@ -533,10 +533,17 @@ class HALab(Lab):
         return {n["ID"]: n for n in self.nodes(host, timeout)}
 
     def certs(self, host):
-        """(cert, key, root CA) PEM paths of host's swarm identity."""
+        """(cert, key, root CA) PEM paths of host's swarm identity. The key
+        is a copy without the key file's PEM headers (raft-dek, as
+        swarmkit's), which OpenSSL's key readers refuse."""
         d = os.path.join(self.dir, host, "data", "swarm", "certificates")
-        return (os.path.join(d, "swarm-node.crt"), os.path.join(d, "swarm-node.key"),
-                os.path.join(d, "swarm-root-ca.crt"))
+        with open(os.path.join(d, "swarm-node.key")) as f:
+            lines = f.read().splitlines(True)
+        key = os.path.join(self.dir, host, "swarm-node-bare.key")
+        with open(key, "w") as f:
+            f.writelines(l for l in lines if not re.match(r"^[\w-]+: ", l) and l.strip())
+        os.chmod(key, 0o600)
+        return (os.path.join(d, "swarm-node.crt"), key, os.path.join(d, "swarm-root-ca.crt"))
 
     def link(self, host, up, dev="eth1"):
         """Sets a network link of host up or down (a partition in the lab)."""

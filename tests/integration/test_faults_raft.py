@@ -5,10 +5,13 @@ daemon restarts on a nearly full disk), a raft segment torn by a crash
 (the daemon starts with the state committed before the tear), and a
 damaged closed segment (a clean error naming the file, never a crash)."""
 
+import base64
 import json
 import os
 import re
 import struct
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from lib import Lab, timeout, wait_until
 
@@ -60,10 +63,34 @@ def log_count(lab, text):
     return lab.logs("m1").count(text)
 
 
+def raft_dek(lab):
+    """m1's raft data encryption key, from its key file's raft-dek header
+    (no autolock here, so stored as it is)."""
+    path = os.path.join(data_root(lab), "swarm", "certificates", "swarm-node.key")
+    with open(path) as f:
+        m = re.search(r"^raft-dek: (\S+)$", f.read(), re.M)
+    return base64.b64decode(m.group(1)) if m else None
+
+
+def entry_data(raw, dek):
+    """A framed entry (8-byte length, payload) as shoal writes it: sealed
+    with the DEK (magic, nonce, zero, length, tag, AES-256-GCM text; see
+    src/raft/atrest.c), or plain from an older shoal."""
+    if raw[:8] == b"shoalAE1" and dek:
+        (ln,) = struct.unpack_from("<Q", raw, 24)
+        try:
+            raw = AESGCM(dek).decrypt(raw[8:20], raw[48:48 + ln] + raw[32:48], raw[:32])
+        except Exception:
+            return ""
+    (ln,) = struct.unpack_from("<Q", raw, 0)
+    return raw[8:8 + ln].decode(errors="replace")
+
+
 def open_segment(lab):
     """(path, [(start, end, [payload JSON])...]) of the open segment holding
     entries: the on-disk format of libraft 0.15 (format word 1, then
     batches of two crc32s, an entry count, 16-byte entry headers, data)."""
+    dek = raft_dek(lab)
     for name in sorted(os.listdir(raft_dir(lab)), key=lambda n: (len(n), n)):
         if not name.startswith("open-"):
             continue
@@ -81,8 +108,7 @@ def open_segment(lab):
             sizes = [struct.unpack_from("<I", data, hdr + 16 * i + 12)[0] for i in range(n)]
             p, payloads = hdr + 16 * n, []
             for s in sizes:
-                (ln,) = struct.unpack_from("<Q", data, p)
-                payloads.append(data[p + 8:p + 8 + ln].decode(errors="replace"))
+                payloads.append(entry_data(data[p:p + s], dek))
                 p += s
             batches.append((off, p, payloads))
             off = p

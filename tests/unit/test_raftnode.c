@@ -172,10 +172,12 @@ static bool close_node(struct raftnode *rn) {
   return run_until(&closed_flag, 5000);
 }
 
-static struct raftnode *open_node(const char *dir, const char *addr,
-                                  const struct raftnode_fsm *fsm,
-                                  unsigned snap_interval, sh_err *err) {
+static struct raftnode *open_node_dek(const char *dir, const char *addr,
+                                      const struct raftnode_fsm *fsm,
+                                      unsigned snap_interval,
+                                      const unsigned char *dek, sh_err *err) {
   struct raftnode_config cfg = {
+      .dek = dek,
       .dir = dir,
       .id = 1,
       .address = addr,
@@ -188,6 +190,35 @@ static struct raftnode *open_node(const char *dir, const char *addr,
   struct raftnode *rn = NULL;
   if (raftnode_open(&loop, &cfg, fsm, &rn, err) < 0)
     return NULL;
+  return rn;
+}
+
+static struct raftnode *open_node(const char *dir, const char *addr,
+                                  const struct raftnode_fsm *fsm,
+                                  unsigned snap_interval, sh_err *err) {
+  return open_node_dek(dir, addr, fsm, snap_interval, NULL, err);
+}
+
+/* Opens and starts a node on dir with f as its FSM, bootstrapping a fresh
+ * directory when boot; NULL with err set (and f's log freed) when open or
+ * start refused the directory. */
+static struct raftnode *start_node(const char *dir, const char *addr,
+                                   struct tfsm *f, unsigned snap_interval,
+                                   const unsigned char *dek, bool boot,
+                                   struct leader_seen *ls, sh_err *err) {
+  struct raftnode_fsm fsm = {tfsm_apply, tfsm_snapshot, tfsm_restore, f};
+  struct raftnode *rn = open_node_dek(dir, addr, &fsm, snap_interval, dek, err);
+  if (!rn)
+    return NULL;
+  if (boot && !raftnode_has_state(rn) && raftnode_bootstrap(rn, err) < 0) {
+    close_node(rn);
+    return NULL;
+  }
+  if (raftnode_start(rn, on_leader, ls, err) < 0) {
+    close_node(rn);
+    buf_free(&f->log);
+    return NULL;
+  }
   return rn;
 }
 
@@ -723,16 +754,10 @@ static bool zero_range(const char *path, size_t from, size_t to) {
  * err set when open/start refused the directory. */
 static char *restart_log(const char *dir, const char *addr, sh_err *err) {
   struct tfsm f = {0};
-  struct raftnode_fsm fsm = {tfsm_apply, tfsm_snapshot, tfsm_restore, &f};
-  struct raftnode *rn = open_node(dir, addr, &fsm, 1000, err);
+  struct leader_seen ls = {0};
+  struct raftnode *rn = start_node(dir, addr, &f, 1000, NULL, false, &ls, err);
   if (!rn)
     return NULL;
-  struct leader_seen ls = {0};
-  if (raftnode_start(rn, on_leader, &ls, err) < 0) {
-    close_node(rn);
-    buf_free(&f.log);
-    return NULL;
-  }
   bool led = run_until(&ls.leader, 5000);
   /* And the log takes new writes after the repair. */
   bool wrote = led && propose_n(rn, "after", 1) == 1;
@@ -1240,5 +1265,108 @@ TEST(raftnode_disk_full_on_a_big_entry) {
   buf_free(&g.log);
   free(rdir);
   CHECK_INT_EQ(umount(dir), 0);
+  TEARDOWN();
+}
+
+/* ---- encryption at rest ---- */
+
+/* True when some file of dir contains needle. */
+static bool dir_contains(const char *dir, const char *needle) {
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  bool found = false;
+  while (d && !found && (e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.')
+      continue;
+    char *p = xasprintf("%s/%s", dir, e->d_name);
+    char *body = NULL;
+    size_t len = 0;
+    sh_err err = {0};
+    if (read_file(p, &body, &len, &err) == 0)
+      found = memmem(body, len, needle, strlen(needle)) != NULL;
+    free(body);
+    free(p);
+  }
+  if (d)
+    closedir(d);
+  return found;
+}
+
+static const unsigned char test_dek[RAFTNODE_DEK_LEN] =
+    "0123456789abcdef0123456789abcde";
+static const unsigned char other_dek[RAFTNODE_DEK_LEN] =
+    "fedcba9876543210fedcba987654321";
+
+/* Runs one node on dir (bootstrapped when fresh), proposes n entries
+ * "<prefix>i" one at a time, closes it. Returns the FSM log (malloc'd). */
+static char *run_node(const char *dir, const char *addr,
+                      const unsigned char *dek, const char *prefix, int n,
+                      int *snapshots, sh_err *err) {
+  struct tfsm f = {0};
+  struct leader_seen ls = {0};
+  struct raftnode *rn = start_node(dir, addr, &f, 8, dek, true, &ls, err);
+  if (!rn)
+    return NULL;
+  run_until(&ls.leader, 5000);
+  for (int i = 0; i < n; i++) {
+    char p[64];
+    snprintf(p, sizeof p, "%s%d-", prefix, i);
+    propose_n(rn, p, 1);
+  }
+  close_node(rn);
+  if (snapshots)
+    *snapshots = f.snapshots;
+  char *out = xstrdup(f.log.data ? f.log.data : "");
+  buf_free(&f.log);
+  return out;
+}
+
+TEST(raftnode_atrest_log_and_snapshots_sealed) {
+  SETUP();
+  int snaps = 0;
+  char *first =
+      run_node(dir, addr, test_dek, "SECRET-MARKER-", 20, &snaps, &err);
+  CHECK(first != NULL);
+  CHECK(snaps >= 2);
+  CHECK(dir_has_prefix(dir, "snapshot-"));
+  /* Neither the segments nor the snapshots show the payloads. */
+  CHECK(!dir_contains(dir, "SECRET-MARKER-"));
+  /* The right key reads it all back. */
+  char *again = run_node(dir, addr, test_dek, "z", 0, NULL, &err);
+  if (!again)
+    FAIL_("restart: %d %s", err.status, err.msg);
+  CHECK_STR_EQ(again, first);
+  /* Another key does not. */
+  sh_err_clear(&err);
+  char *wrong = run_node(dir, addr, other_dek, "z", 0, NULL, &err);
+  CHECK(wrong == NULL);
+  CHECK(strstr(err.msg, "does not decrypt") != NULL);
+  free(first);
+  free(again);
+  uv_run(&loop, UV_RUN_NOWAIT);
+  TEARDOWN();
+}
+
+TEST(raftnode_atrest_plain_log_migrates) {
+  SETUP();
+  /* An older shoal: no key, plain entries (few enough: no snapshot). */
+  char *old = run_node(dir, addr, NULL, "PLAIN-OLD-", 5, NULL, &err);
+  CHECK(old != NULL);
+  CHECK(dir_contains(dir, "PLAIN-OLD-"));
+  /* Now with a key: the old entries load, new ones are sealed. */
+  char *now = run_node(dir, addr, test_dek, "SEALED-NEW-", 3, NULL, &err);
+  if (!now)
+    FAIL_("restart with a key: %d %s", err.status, err.msg);
+  CHECK(str_has_prefix(now, old));
+  CHECK(strstr(now, "SEALED-NEW-2-") != NULL);
+  CHECK(!dir_contains(dir, "SEALED-NEW-"));
+  /* Enough writes for snapshots: the plain entries are compacted away. */
+  char *more = run_node(dir, addr, test_dek, "m", 30, NULL, &err);
+  CHECK(more != NULL);
+  CHECK(strstr(more, "PLAIN-OLD-4-") != NULL);
+  CHECK(!dir_contains(dir, "PLAIN-OLD-"));
+  free(old);
+  free(now);
+  free(more);
   TEARDOWN();
 }
