@@ -1028,9 +1028,21 @@ static void run_job(struct worker *w, struct tctl *t, enum job_kind kind) {
   workq_submit(slow ? w->cfg.work : w->local, job_work, job_done, j);
 }
 
+static bool terminal(const char *state) {
+  static const char *const ends[] = {"complete", "shutdown", "failed",
+                                     "rejected", "orphaned"};
+  for (size_t i = 0; i < ARRAY_SIZE(ends); i++)
+    if (strcmp(state, ends[i]) == 0)
+      return true;
+  return false;
+}
+
+/* Desired to run: "running", a job's "complete" (run to its end), or a
+ * state on the way there. */
 static bool desired_running(const json_t *task) {
   const char *d = jx_str(task, "DesiredState", "");
-  return strcmp(d, "running") == 0 || strcmp(d, "ready") == 0 ||
+  return strcmp(d, "running") == 0 || strcmp(d, "complete") == 0 ||
+         strcmp(d, "ready") == 0 ||
          strcmp(d, "new") == 0 || strcmp(d, "pending") == 0 ||
          strcmp(d, "assigned") == 0 || strcmp(d, "accepted") == 0;
 }
@@ -1064,7 +1076,8 @@ static void reconcile(struct tctl *t) {
     return;
   }
   if (desired_running(t->task)) {
-    bool run = strcmp(jx_str(t->task, "DesiredState", ""), "running") == 0;
+    const char *d = jx_str(t->task, "DesiredState", "");
+    bool run = strcmp(d, "running") == 0 || strcmp(d, "complete") == 0;
     if (t->phase == P_NEW) {
       report(t, "preparing", "preparing", NULL, 0, 0);
       run_job(w, t, J_PREPARE);
@@ -1082,7 +1095,10 @@ static void reconcile(struct tctl *t) {
     stop(t, why);
   } else if (t->phase == P_NEW) {
     t->phase = P_STOPPED;
-    report(t, "shutdown", "shutdown", NULL, 0, 0);
+    /* A task in history (it ended before this node learnt of it, e.g.
+     * across a restart) keeps the state it ended in. */
+    if (!terminal(jx_str(t->task, "Status.State", "")))
+      report(t, "shutdown", "shutdown", NULL, 0, 0);
   }
 }
 

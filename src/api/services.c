@@ -12,6 +12,7 @@
 #include "manager/logbroker.h"
 #include "manager/manager.h"
 #include "manager/orchestrator.h"
+#include "manager/services.h"
 #include "store/store.h"
 
 static const char *const service_filters[] = {"id", "label", "mode", "name",
@@ -33,7 +34,11 @@ static int parse_filters(struct api_call *c, const char *const *allowed,
 }
 
 static bool service_matches(const struct filters *f, const json_t *s) {
-  const char *mode = jx_get(s, "Spec.Mode.Global") ? "global" : "replicated";
+  const char *m = services_mode_name(json_object_get(s, "Spec"));
+  const char *mode = strcmp(m, "Global") == 0          ? "global"
+                     : strcmp(m, "ReplicatedJob") == 0 ? "replicated-job"
+                     : strcmp(m, "GlobalJob") == 0     ? "global-job"
+                                                       : "replicated";
   return filters_match_prefix(f, "id", jx_str(s, "ID", "")) &&
          filters_match_prefix(f, "name", jx_str(s, "Spec.Name", "")) &&
          filters_match(f, "mode", mode) &&

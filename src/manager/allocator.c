@@ -322,7 +322,7 @@ int allocator_run(struct store *s, struct orch_out *out, size_t *exhausted) {
     json_t *t;
     json_array_foreach(tasks, k, t) {
       if (strcmp(jx_str(t, "ServiceID", ""), sid) != 0 ||
-          task_state(t) > TS_PENDING || task_desired(t) > TS_RUNNING ||
+          task_state(t) > TS_PENDING || task_desired(t) > TS_COMPLETE ||
           allocator_task_allocated(s, svc, t))
         continue;
       json_t *atts = task_attachments(s, pools, t, nets);

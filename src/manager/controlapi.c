@@ -469,7 +469,8 @@ int manager_create_service(struct manager *m, const json_t *spec,
   if (!resolved)
     return -1;
   id_new(id_out);
-  json_t *svc = services_create(m->store, resolved, id_out, err);
+  json_t *svc =
+      services_create(m->store, resolved, id_out, clock_wall_ns(), err);
   if (!svc)
     return -1;
   struct store_tx *tx = store_tx_new();
@@ -573,21 +574,31 @@ json_t *manager_service_view(struct manager *m, const json_t *svc,
       json_object_set_new(nodes_up, jx_str(t, "ID", ""), json_true());
   }
   int64_t running = 0, desired = 0, completed = 0;
+  /* Jobs as swarmkit counts them: the current iteration's tasks only;
+   * a global job desires each of its tasks not yet complete. */
+  bool job = service_is_job(svc);
+  bool global = service_is_global(svc) || jx_get(svc, "Spec.Mode.GlobalJob");
+  int64_t iter = service_job_iteration(svc);
   json_array_foreach(tasks, i, t) {
     if (strcmp(jx_str(t, "ServiceID", ""), id) != 0)
       continue;
+    if (job && jx_int(t, "JobIteration.Index", -1) != iter)
+      continue;
     enum task_state st = task_state(t);
-    if (task_desired(t) <= TS_RUNNING) {
-      if (service_is_global(svc))
-        desired++;
-      if (st == TS_RUNNING &&
-          json_object_get(nodes_up, jx_str(t, "NodeID", "")))
-        running++;
-    }
+    enum task_state want = task_desired(t);
+    if (want <= TS_RUNNING && global)
+      desired++;
+    if (job && global && want == TS_COMPLETE && st != TS_COMPLETE)
+      desired++;
+    if ((want <= TS_RUNNING || job) && st == TS_RUNNING &&
+        json_object_get(nodes_up, jx_str(t, "NodeID", "")))
+      running++;
     if (st == TS_COMPLETE)
       completed++;
   }
-  if (!service_is_global(svc))
+  if (jx_get(svc, "Spec.Mode.ReplicatedJob"))
+    desired = jx_int(svc, "Spec.Mode.ReplicatedJob.MaxConcurrent", 0);
+  else if (!global)
     desired = service_replicas(svc);
   json_object_set_new(v, "ServiceStatus",
                       json_pack("{s:I, s:I, s:I}", "RunningTasks",

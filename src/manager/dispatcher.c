@@ -252,15 +252,15 @@ void dispatcher_drop(struct dispatcher *d, const char *node_id) {
   json_object_del(d->deadlines, node_id);
 }
 
-/* What a node must know: every task assigned to it that it should run or
- * that may still be running there (so it can stop it). */
+/* What a node must know: every task assigned to it, as swarmkit's
+ * assignment set, until the task is deleted from the store: tasks it
+ * should run or stop, and those in history, whose (exited) containers the
+ * node keeps until then, for `docker ps -a`, logs and inspect, as Docker
+ * does. */
 static bool task_for_agent(const json_t *t) {
-  enum task_state st = task_state(t);
   /* A global task names its node from the start; it is the node's only
    * once the scheduler assigned it (after the allocator). */
-  if (st < TS_ASSIGNED)
-    return false;
-  return task_desired(t) <= TS_RUNNING || st < TS_COMPLETE;
+  return task_state(t) >= TS_ASSIGNED;
 }
 
 /* The node's own object: its agent follows role changes (promote and

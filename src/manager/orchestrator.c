@@ -11,6 +11,7 @@
 #include "core/jsonx.h"
 #include "core/util.h"
 #include "manager/constraint.h"
+#include "manager/services.h"
 #include "store/store.h"
 
 #define DEFAULT_RESTART_DELAY (5 * NS_PER_SEC)
@@ -124,7 +125,11 @@ static bool should_restart(const json_t *t) {
   const char *cond = restart_condition(t);
   if (strcmp(cond, "none") == 0)
     return false;
-  if (strcmp(cond, "on-failure") == 0 && task_state(t) == TS_COMPLETE)
+  /* A job's task that completed is done whatever the condition says
+   * (swarmkit treats "any" as "on-failure" for jobs). */
+  if ((strcmp(cond, "on-failure") == 0 ||
+       json_object_get(t, "JobIteration")) &&
+      task_state(t) == TS_COMPLETE)
     return false;
   int64_t max = jx_int(t, "Spec.RestartPolicy.MaxAttempts", 0);
   if (max <= 0)
@@ -181,7 +186,7 @@ static void delay_start(struct work *w, json_t *t, int64_t delay,
   if (delay <= 0 && (!wait_for || json_array_size(wait_for) == 0)) {
     json_decref(wait_for);
     json_object_del(t, "_Start");
-    set_desired(t, TS_RUNNING);
+    set_desired(t, task_run_state(t));
     return;
   }
   set_desired(t, TS_READY);
@@ -259,7 +264,7 @@ static void delayed_starts(struct work *w) {
       continue;
     }
     json_object_del(t, "_Start");
-    set_desired(t, TS_RUNNING);
+    set_desired(t, task_run_state(t));
   }
 }
 
@@ -920,6 +925,144 @@ static void run_global(struct work *w) {
   constraints_free(c.c, c.n);
 }
 
+/* ---- jobs (swarmkit's jobs orchestrator) ---- */
+
+static bool of_iteration(const json_t *t, int64_t iter) {
+  json_t *ji = json_object_get(t, "JobIteration");
+  return ji && jx_int(ji, "Index", -1) == iter;
+}
+
+/* The job's work in one slot (a replicated job's slot, a global job's
+ * node), over its tasks of the current iteration. A slot whose newest
+ * task failed and may not restart is given up: it holds its place (where
+ * swarmkit would make a fresh task without end). */
+enum job_slot { JS_FREE, JS_ACTIVE, JS_DONE, JS_GIVEN_UP };
+
+static enum job_slot job_slot_state(struct work *w, json_t *tasks) {
+  json_t *newest = NULL;
+  size_t i;
+  json_t *t;
+  json_array_foreach(tasks, i, t) {
+    if (task_state(t) == TS_COMPLETE)
+      return JS_DONE;
+    if (task_desired(t) <= TS_COMPLETE)
+      return JS_ACTIVE;
+    if (!newest || task_timestamp(t) >= task_timestamp(newest))
+      newest = t;
+  }
+  if (!newest)
+    return JS_FREE;
+  return should_restart(newest) ? JS_FREE : JS_GIVEN_UP;
+}
+
+/* Failed tasks of this iteration restart per their policy; tasks of
+ * earlier iterations stop (a global job's go altogether). */
+static void job_restarts(struct work *w, bool global, int64_t iter) {
+  size_t n = json_array_size(w->tasks);
+  for (size_t i = 0; i < n; i++) {
+    json_t *t = json_array_get(w->tasks, i);
+    if (!of_iteration(t, iter)) {
+      bool stop = global || task_state(t) <= TS_RUNNING;
+      if (stop && task_desired(t) != TS_REMOVE && w_take(w, 1))
+        set_desired(t, TS_REMOVE);
+      continue;
+    }
+    if (task_desired(t) > TS_COMPLETE || task_state(t) == TS_COMPLETE)
+      continue;
+    bool assigned = *jx_str(t, "NodeID", "") != '\0';
+    json_t *node = assigned ? node_of(w, t) : NULL;
+    if (global && assigned && node_invalid(node)) {
+      /* swarmkit's global jobs: no move to another node. */
+      if (task_state(t) <= TS_RUNNING && w_take(w, 1))
+        set_desired(t, TS_SHUTDOWN);
+      continue;
+    }
+    if (task_state(t) > TS_COMPLETE || (assigned && node_invalid(node)))
+      restart_task(w, t);
+  }
+  delayed_starts(w);
+}
+
+/* The current iteration's tasks grouped by key (slot number or node). */
+static json_t *job_groups(struct work *w, bool global, int64_t iter) {
+  json_t *g = json_object();
+  size_t i;
+  json_t *t;
+  json_array_foreach(w->tasks, i, t) {
+    if (!of_iteration(t, iter))
+      continue;
+    char key[64];
+    if (global)
+      snprintf(key, sizeof key, "%s", jx_str(t, "NodeID", ""));
+    else
+      snprintf(key, sizeof key, "%lld", (long long)jx_int(t, "Slot", 0));
+    json_t *l = json_object_get(g, key);
+    if (!l) {
+      l = json_array();
+      json_object_set_new(g, key, l);
+    }
+    json_array_append(l, t);
+  }
+  return g;
+}
+
+static void run_replicated_job(struct work *w) {
+  int64_t iter = service_job_iteration(w->svc);
+  job_restarts(w, false, iter);
+  int64_t total = jx_int(w->svc, "Spec.Mode.ReplicatedJob.TotalCompletions", 0);
+  int64_t conc = jx_int(w->svc, "Spec.Mode.ReplicatedJob.MaxConcurrent", 0);
+  if (total > SERVICES_MAX_REPLICAS)
+    total = SERVICES_MAX_REPLICAS;
+  json_t *g = job_groups(w, false, iter);
+  int64_t active = 0;
+  /* Slots 0..total-1, as swarmkit numbers a job's tasks. */
+  unsigned char *free_slot = xcalloc((size_t)total + 1, 1);
+  for (int64_t s = 0; s < total; s++) {
+    char key[32];
+    snprintf(key, sizeof key, "%lld", (long long)s);
+    json_t *l = json_object_get(g, key);
+    enum job_slot st = l ? job_slot_state(w, l) : JS_FREE;
+    active += st == JS_ACTIVE;
+    free_slot[s] = st == JS_FREE;
+  }
+  for (int64_t s = 0; s < total && active < conc; s++) {
+    if (!free_slot[s] || !w_take(w, 1))
+      continue;
+    w_append(w, task_new(w->out, w->svc, s, NULL, w->now));
+    active++;
+  }
+  free(free_slot);
+  json_decref(g);
+}
+
+static bool job_node_eligible(const json_t *n) {
+  return strcmp(jx_str(n, "Spec.Availability", "active"), "active") == 0 &&
+         strcmp(jx_str(n, "Status.State", ""), "ready") == 0;
+}
+
+static void run_global_job(struct work *w) {
+  int64_t iter = service_job_iteration(w->svc);
+  job_restarts(w, true, iter);
+  struct cons c;
+  cons_load(&c, w->svc);
+  json_t *g = job_groups(w, true, iter);
+  json_t *nodes = store_list(w->s, STORE_NODE);
+  size_t i;
+  json_t *node;
+  json_array_foreach(nodes, i, node) {
+    if (!job_node_eligible(node) || !constraints_match(c.c, c.n, node))
+      continue;
+    const char *nid = jx_str(node, "ID", "");
+    json_t *l = json_object_get(g, nid);
+    if ((l && job_slot_state(w, l) != JS_FREE) || !w_take(w, 1))
+      continue;
+    w_append(w, task_new(w->out, w->svc, 0, nid, w->now));
+  }
+  json_decref(nodes);
+  json_decref(g);
+  constraints_free(c.c, c.n);
+}
+
 /* ---- task reaper ---- */
 
 struct hist {
@@ -952,7 +1095,9 @@ static void reap(struct work *w, int64_t limit) {
     limit = max + 1; /* keep enough to know the restart history */
   if (limit < 0)
     return;
-  bool global = service_is_global(w->svc);
+  bool global = service_is_global(w->svc) ||
+                jx_get(w->svc, "Spec.Mode.GlobalJob") != NULL;
+  int64_t iter = service_is_job(w->svc) ? service_job_iteration(w->svc) : -1;
   struct slots ss;
   slots_build(w, global, &ss);
   for (size_t k = 0; k < ss.n; k++) {
@@ -969,7 +1114,9 @@ static void reap(struct work *w, int64_t limit) {
     for (size_t i = 0; i < n; i++) {
       enum task_state s = task_state(h[i].t);
       bool never = s < TS_ASSIGNED && task_desired(h[i].t) > TS_RUNNING;
-      if ((s > TS_RUNNING || never) && w_take(w, 1)) {
+      /* A job's completion counts as long as its iteration is current. */
+      bool done = s == TS_COMPLETE && of_iteration(h[i].t, iter);
+      if ((s > TS_RUNNING || never) && !done && w_take(w, 1)) {
         w_delete(w, h[i].t);
         keep++;
         if ((int64_t)n <= keep)
@@ -1111,6 +1258,10 @@ static void run_service(struct store *s, int64_t now_ns, struct orch_out *out,
   json_array_foreach(tasks, j, t) work_add(&w, t);
   if (service_is_global(svc))
     run_global(&w);
+  else if (jx_get(svc, "Spec.Mode.ReplicatedJob"))
+    run_replicated_job(&w);
+  else if (jx_get(svc, "Spec.Mode.GlobalJob"))
+    run_global_job(&w);
   else if (replicated)
     run_replicated(&w);
   reap(&w, limit);

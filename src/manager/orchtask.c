@@ -74,6 +74,19 @@ bool service_is_global(const json_t *svc) {
   return jx_get(svc, "Spec.Mode.Global") != NULL;
 }
 
+bool service_is_job(const json_t *svc) {
+  return jx_get(svc, "Spec.Mode.ReplicatedJob") != NULL ||
+         jx_get(svc, "Spec.Mode.GlobalJob") != NULL;
+}
+
+int64_t service_job_iteration(const json_t *svc) {
+  return jx_int(svc, "JobStatus.JobIteration.Index", 0);
+}
+
+enum task_state task_run_state(const json_t *task) {
+  return json_object_get(task, "JobIteration") ? TS_COMPLETE : TS_RUNNING;
+}
+
 int64_t service_replicas(const json_t *svc) {
   int64_t n = jx_int(svc, "Spec.Mode.Replicated.Replicas", 1);
   /* Refused at create and update; a spec already in raft from before the
@@ -113,13 +126,22 @@ json_t *task_new(struct orch_out *o, const json_t *svc, int64_t slot,
       "_SpecVersion", (json_int_t)service_spec_version(svc));
   if (ep)
     json_object_set_new(t, "_EndpointSpec", json_deep_copy(ep));
+  if (service_is_job(svc)) {
+    json_object_set_new(t, "JobIteration",
+                        json_pack("{s:I}", "Index",
+                                  (json_int_t)service_job_iteration(svc)));
+    json_object_set_new(t, "DesiredState", json_string("complete"));
+  }
   if (node_id && *node_id) {
     json_object_set_new(t, "NodeID", json_string(node_id));
     json_object_set_new(t, "Name", json_sprintf("%s.%s", sname, node_id));
   } else {
     json_object_set_new(t, "Slot", json_integer(slot));
-    json_object_set_new(t, "Name",
-                        json_sprintf("%s.%lld", sname, (long long)slot));
+    /* Slot 0 (a replicated job's first) is named after its node once the
+     * scheduler places it, as swarmkit's naming does. */
+    if (slot != 0)
+      json_object_set_new(t, "Name",
+                          json_sprintf("%s.%lld", sname, (long long)slot));
   }
   return t;
 }

@@ -87,6 +87,13 @@ void orch_out_add(struct orch_out *o, struct store_tx *tx);
 void orch_out_wake(struct orch_out *o, int64_t at_ns);
 
 bool service_is_global(const json_t *svc);
+/* Spec.Mode.ReplicatedJob or GlobalJob: tasks run to completion. */
+bool service_is_job(const json_t *svc);
+/* JobStatus.JobIteration.Index (0 when none). */
+int64_t service_job_iteration(const json_t *svc);
+/* What a task that may start is desired to reach: "complete" for a job's
+ * task (it carries JobIteration), "running" otherwise. */
+enum task_state task_run_state(const json_t *task);
 /* Spec.Mode.Replicated.Replicas (1 when unset), at most
  * SERVICES_MAX_REPLICAS. */
 int64_t service_replicas(const json_t *svc);
@@ -94,7 +101,8 @@ int64_t service_spec_version(const json_t *svc);
 /* Time of the task's last status change (Status.Timestamp), 0 if none. */
 int64_t task_timestamp(const json_t *task);
 /* A new task of svc for slot (replicated) or node (global), desired
- * running, in state "pending" (there is no allocator yet). */
+ * running (a job's: complete, with its JobIteration), in state "pending"
+ * (there is no allocator yet). */
 json_t *task_new(struct orch_out *o, const json_t *svc, int64_t slot,
                  const char *node_id, int64_t now_ns);
 /* Node no longer fit to run tasks: missing, down or drained. */

@@ -380,7 +380,7 @@ int scheduler_run(struct store *s, int64_t now_ns, struct orch_out *out) {
    * nodes). "service/specversion" -> Status.Err. */
   json_t *nofit = json_object();
   json_array_foreach(tasks, i, t) {
-    if (task_state(t) != TS_PENDING || task_desired(t) > TS_RUNNING)
+    if (task_state(t) != TS_PENDING || task_desired(t) > TS_COMPLETE)
       continue;
     /* Only tasks with their network addresses go to a node (the
      * allocator runs just before). */
@@ -442,6 +442,10 @@ int scheduler_run(struct store *s, int64_t now_ns, struct orch_out *out) {
       json_t *nt = with_status(t, "assigned", "scheduler assigned task to node",
                                NULL, now_ns);
       json_object_set_new(nt, "NodeID", json_string(pick->id));
+      if (!json_object_get(nt, "Name"))
+        json_object_set_new(
+            nt, "Name",
+            json_sprintf("%s.%s", jx_str(svc, "Spec.Name", ""), pick->id));
       ninfo_add(pick, nt);
       put_task(&x, t, nt);
       out->budget--;

@@ -172,6 +172,12 @@ static int check_update_values(const json_t *u, sh_err *err) {
 static int check_size(const json_t *spec, sh_err *err) {
   json_t *r = jx_get(spec, "Mode.Replicated.Replicas");
   int64_t n = json_is_integer(r) ? json_integer_value(r) : 1;
+  /* A job's slots: as many as completions or concurrent tasks. */
+  if (jx_get(spec, "Mode.ReplicatedJob")) {
+    int64_t total = jx_int(spec, "Mode.ReplicatedJob.TotalCompletions", 0);
+    int64_t conc = jx_int(spec, "Mode.ReplicatedJob.MaxConcurrent", 0);
+    n = total > conc ? total : conc;
+  }
   if (n > SERVICES_MAX_REPLICAS)
     return rpcf(err, 400,
                 "replicas %lld exceeds the limit of %d tasks per service",
@@ -308,8 +314,21 @@ int services_validate_spec(const json_t *spec, sh_err *err) {
     return sh_error(err, 400, "invalid resolution mode: \"%s\"", emode);
   if (count_modes(mode) > 1)
     return sh_error(err, 400, "must specify only one service mode");
-  if (jx_get(spec, "Mode.ReplicatedJob") || jx_get(spec, "Mode.GlobalJob"))
-    return sh_error(err, 501, "jobs are not supported by shoal yet");
+  if (jx_get(spec, "Mode.ReplicatedJob") || jx_get(spec, "Mode.GlobalJob")) {
+    /* swarmkit validateMode; the update and rollback refusal is the docker
+     * CLI's (swarmkit would store and ignore them). */
+    if (jx_int(spec, "Mode.ReplicatedJob.MaxConcurrent", 0) < 0)
+      return rpc_error(err, 400,
+                       "Maximum concurrent jobs must not be negative");
+    if (jx_int(spec, "Mode.ReplicatedJob.TotalCompletions", 0) < 0)
+      return rpc_error(err, 400, "Total completed jobs must not be negative");
+    const json_t *uc = json_object_get(spec, "UpdateConfig");
+    const json_t *rc = json_object_get(spec, "RollbackConfig");
+    if ((uc && !json_is_null(uc)) || (rc && !json_is_null(rc)))
+      return sh_error(err, 400,
+                      "update and rollback configuration is not supported "
+                      "for jobs");
+  }
 
   /* swarmkit: validateServiceSpec */
   const char *name = jx_str(spec, "Name", "");
@@ -488,6 +507,18 @@ static json_t *normalize_spec(const json_t *spec, const char *id) {
       json_object_set_new(mode, "Replicated", r);
     }
     default_int(r, "Replicas", 1);
+  } else if (json_object_get(mode, "ReplicatedJob")) {
+    /* moby's defaults: one at a time, as many completions as that. */
+    json_t *r = json_object_get(mode, "ReplicatedJob");
+    if (!json_is_object(r)) {
+      r = json_object();
+      json_object_set_new(mode, "ReplicatedJob", r);
+    }
+    default_int(r, "MaxConcurrent", 1);
+    default_int(r, "TotalCompletions", jx_int(r, "MaxConcurrent", 1));
+  } else if (json_object_get(mode, "GlobalJob") &&
+             !json_is_object(json_object_get(mode, "GlobalJob"))) {
+    json_object_set_new(mode, "GlobalJob", json_object());
   }
   normalize_update(json_object_get(n, "UpdateConfig"));
   normalize_update(json_object_get(n, "RollbackConfig"));
@@ -638,8 +669,18 @@ static json_t *endpoint_for(struct store *s, const json_t *spec,
 
 /* ---- operations ---- */
 
+const char *services_mode_name(const json_t *spec) {
+  static const char *const modes[] = {"Global", "ReplicatedJob", "GlobalJob"};
+  for (size_t i = 0; i < ARRAY_SIZE(modes); i++) {
+    json_t *m = jx_get(json_object_get(spec, "Mode"), modes[i]);
+    if (m && !json_is_null(m))
+      return modes[i];
+  }
+  return "Replicated";
+}
+
 json_t *services_create(struct store *s, const json_t *spec, const char *id,
-                        sh_err *err) {
+                        int64_t now_ns, sh_err *err) {
   if (services_validate_spec(spec, err) < 0)
     return NULL;
   json_t *n = normalize_spec(spec, id);
@@ -659,6 +700,15 @@ json_t *services_create(struct store *s, const json_t *spec, const char *id,
   json_t *svc =
       json_pack("{s:s, s:o, s:o, s:i}", "ID", id, "Spec", n, "Endpoint",
                 endpoint_for(s, n, NULL, NULL), "_SpecVersion", 0);
+  const char *mode = services_mode_name(n);
+  if (strcmp(mode, "ReplicatedJob") == 0 || strcmp(mode, "GlobalJob") == 0) {
+    char ts[64];
+    json_object_set_new(
+        svc, "JobStatus",
+        json_pack("{s:{s:i}, s:s}", "JobIteration", "Index", 0,
+                  "LastExecution",
+                  clock_format_rfc3339(now_ns, ts, sizeof ts)));
+  }
   return svc;
 }
 
@@ -689,9 +739,7 @@ json_t *services_update(struct store *s, const char *ref, int64_t version,
     json_decref(n);
     return NULL;
   }
-  bool cur_global = jx_get(cur_spec, "Mode.Global") != NULL;
-  bool new_global = jx_get(n, "Mode.Global") != NULL;
-  if (cur_global != new_global) {
+  if (strcmp(services_mode_name(cur_spec), services_mode_name(n)) != 0) {
     json_decref(n);
     rpc_error(err, 501, "service mode change is not allowed");
     return NULL;
@@ -731,6 +779,18 @@ json_t *services_update(struct store *s, const char *ref, int64_t version,
     /* swarmkit: SpecVersion = the version the update was made against */
     json_object_set_new(next, "_SpecVersion", json_integer(version));
     json_object_del(next, "UpdateStatus");
+  }
+  /* swarmkit: every update of a job runs it again. */
+  json_t *js = json_object_get(next, "JobStatus");
+  if (json_is_object(js)) {
+    char ts[64];
+    json_object_set_new(
+        js, "JobIteration",
+        json_pack("{s:I}", "Index",
+                  (json_int_t)(jx_int(js, "JobIteration.Index", 0) + 1)));
+    json_object_set_new(
+        js, "LastExecution",
+        json_string(clock_format_rfc3339(now_ns, ts, sizeof ts)));
   }
   json_object_set_new(next, "Endpoint",
                       endpoint_for(s, json_object_get(next, "Spec"),

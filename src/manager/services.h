@@ -43,7 +43,13 @@ int services_validate_spec(const json_t *spec, struct sh_err *err);
  * (AlreadyExists "name conflicts with an existing object: service X
  * already exists") and ports used by other services. New reference. */
 json_t *services_create(struct store *s, const json_t *spec, const char *id,
-                        struct sh_err *err);
+                        int64_t now_ns, struct sh_err *err);
+
+/* The spec's mode: "Replicated" (also when none is set), "Global",
+ * "ReplicatedJob" or "GlobalJob". A job's Service carries JobStatus
+ * {JobIteration {Index}, LastExecution}: 0 and now_ns at create, the
+ * index raised by every update (which runs the job again). */
+const char *services_mode_name(const json_t *spec);
 
 /* The next Service for `POST /services/{ref}/update?version=V`. rollback
  * is NULL, "", "none" or "previous" (swaps in PreviousSpec, UpdateStatus

@@ -51,11 +51,16 @@ def timed_docker(lab, host, *args):
 
 
 # Runs inside the lab host (its network namespace): holds N idle TCP
-# connections to the swarm port until stdin closes; prints how many
-# connected and how many the server closed at once.
+# connections to the swarm port until stdin closes (with "tls", each first
+# completes a TLS handshake without a client certificate, then idles);
+# prints how many connected and how many failed.
 HOLD_IDLE = r"""
-import resource, socket, sys, time
+import resource, socket, ssl, sys, time
 n, addr = int(sys.argv[1]), sys.argv[2]
+tls = len(sys.argv) > 3 and sys.argv[3] == "tls"
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n + 100), hard))
 socks, failed = [], 0
@@ -64,6 +69,8 @@ for i in range(n):
     s.settimeout(5)
     try:
         s.connect((addr, 2377))
+        if tls:
+            s = ctx.wrap_socket(s)
         socks.append(s)
     except OSError:
         failed += 1
@@ -183,6 +190,20 @@ def test_idle_connections_caps_timeouts_and_preauth_body():
         p.stdin.close()
         p.wait(30)
 
+        # 2,000 idle connections that finished a TLS handshake (no client
+        # certificate): each holds an SSL object, not its buffers.
+        time.sleep(1)
+        tls_base = rss_mb(pid)
+        p = subprocess.Popen([LAB, "--dir", lab.dir, "exec", "swarma", "python3", "-c",
+                              HOLD_IDLE, "2000", ip, "tls"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+        tls_line = p.stdout.readline().strip()
+        time.sleep(1)
+        tls_fds, tls_rss = fds(pid), rss_mb(pid)
+        cli_during_tls = timed_docker(lab, "swarma", "version")
+        p.stdin.close()
+        p.wait(30)
+
         # A 16 MiB join before authentication.
         rss0 = rss_mb(pid)
         rc, out, _ = lab.exec("swarma", "python3", "-c", BIG_JOIN, ip, timeout=60)
@@ -196,6 +217,9 @@ def test_idle_connections_caps_timeouts_and_preauth_body():
               "docker version afterwards %.0f ms" % (api_fds, api_rss, closed, cli_after_api * 1e3))
         print("    2,000 on the swarm port (%s): %d fds, %.0f MB; docker version meanwhile %.0f ms"
               % (line, swarm_fds, swarm_rss, cli_during_swarm * 1e3))
+        print("    2,000 idle TLS on the swarm port (%s): %d fds, RSS %.0f -> %.0f MB; "
+              "docker version meanwhile %.0f ms" % (tls_line, tls_fds, tls_base, tls_rss,
+                                                   cli_during_tls * 1e3))
         print("    16 MiB join: RSS %.1f -> %.1f MB; answer: %s" % (
             rss0, rss1, out.strip().replace("\n", " | ")[:200]))
         print("    slow request head closed after %.1f s" % slow_closed[0][0])
@@ -208,6 +232,9 @@ def test_idle_connections_caps_timeouts_and_preauth_body():
         # Idle connections cost little: no TLS state before the first byte,
         # no read buffer of their own.
         assert swarm_rss - base_rss < 40, (base_rss, swarm_rss)
+        assert "connected 2000" in tls_line, tls_line
+        assert cli_during_tls < 3, cli_during_tls
+        assert tls_rss - tls_base < 60, (tls_base, tls_rss)
         assert "HTTP/1.1 413" in out and '"message"' in out, out
         assert rss1 - rss0 < 5, (rss0, rss1)
         took, data = slow_closed[0]

@@ -136,7 +136,7 @@ static inline const char *fx_service(struct fx *f, const char *id,
     abort();
   }
   sh_err err = {0};
-  json_t *svc = services_create(f->s, spec, id, &err);
+  json_t *svc = services_create(f->s, spec, id, f->now, &err);
   json_decref(spec);
   if (!svc) {
     fprintf(stderr, "    fixture: create: %s\n", err.msg);
@@ -205,8 +205,8 @@ static inline int fx_sched(struct fx *f) {
   return n;
 }
 
-/* The agents: tasks on ready nodes start when desired running and stop
- * when desired shut down. Returns the number of tasks changed. */
+/* The agents: tasks on ready nodes start when desired running (or
+ * complete) and stop when desired shut down. Returns the number of tasks changed. */
 static inline int fx_agent(struct fx *f) {
   json_t *tasks = store_list(f->s, STORE_TASK);
   int changed = 0;
@@ -218,9 +218,12 @@ static inline int fx_agent(struct fx *f) {
       continue;
     enum task_state st = task_state(t), want = task_desired(t);
     const char *to = NULL;
-    if (want == TS_RUNNING && st >= TS_ASSIGNED && st < TS_RUNNING)
+    /* A job's task (desired complete) runs until the test ends it. */
+    bool run = want == TS_RUNNING || want == TS_COMPLETE;
+    if (run && st >= TS_ASSIGNED && st < TS_RUNNING)
       to = "running";
-    else if (want > TS_RUNNING && st >= TS_ASSIGNED && st <= TS_RUNNING)
+    else if (!run && want > TS_RUNNING && st >= TS_ASSIGNED &&
+             st <= TS_RUNNING)
       to = "shutdown";
     if (!to)
       continue;

@@ -748,3 +748,161 @@ TEST(orch_replicas_over_limit_in_store_are_capped) {
                SERVICES_MAX_REPLICAS);
   fx_free(&f);
 }
+
+/* ---- jobs ---- */
+
+#define JOB                                                                    \
+  "{\"Name\":\"%s\",\"TaskTemplate\":{\"ContainerSpec\":{\"Image\":"          \
+  "\"busybox\"}%s},\"Mode\":{\"ReplicatedJob\":{%s}}}"
+
+/* Ends every running task of svc in state (complete or failed). */
+static void end_running(struct fx *f, const char *svc, const char *state) {
+  json_t *l = fx_tasks(f, svc, "complete", "running");
+  size_t i;
+  json_t *t;
+  json_array_foreach(l, i, t) fx_task_state(f, jx_str(t, "ID", ""), state);
+  json_decref(l);
+}
+
+TEST(orch_replicated_job_runs_max_concurrent_until_total_completions) {
+  cleanup_fx struct fx f = {0};
+  fx_init(&f, 5);
+  three_nodes(&f);
+  char b[512];
+  snprintf(b, sizeof b, JOB, "job", "",
+           "\"MaxConcurrent\":2,\"TotalCompletions\":5");
+  fx_service(&f, "svc1", b);
+  CHECK_INT_EQ(jx_int(store_get(f.s, STORE_SERVICE, "svc1"),
+                      "JobStatus.JobIteration.Index", -1),
+               0);
+  fx_converge(&f, true);
+  /* Two at a time, desired complete, of iteration 0, slots from 0. */
+  json_t *l = fx_tasks(&f, "svc1", "complete", "running");
+  CHECK_INT_EQ(json_array_size(l), 2);
+  CHECK_INT_EQ(jx_int(json_array_get(l, 0), "JobIteration.Index", -1), 0);
+  CHECK_INT_EQ(jx_int(json_array_get(l, 0), "Slot", -1), 0);
+  CHECK_INT_EQ(jx_int(json_array_get(l, 1), "Slot", -1), 1);
+  /* Slot 0 is named after its node once placed (swarmkit's naming). */
+  char name[64];
+  snprintf(name, sizeof name, "job.%s",
+           jx_str(json_array_get(l, 0), "NodeID", ""));
+  CHECK_STR_EQ(jx_str(json_array_get(l, 0), "Name", ""), name);
+  CHECK_STR_EQ(jx_str(json_array_get(l, 1), "Name", ""), "job.1");
+  json_decref(l);
+  end_running(&f, "svc1", "complete");
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "complete", "running"), 2);
+  end_running(&f, "svc1", "complete");
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "complete", "running"), 1);
+  end_running(&f, "svc1", "complete");
+  fx_converge(&f, true);
+  /* Done: five completions, nothing runs, nothing new (not even after
+   * the history reaper ran). */
+  CHECK_INT_EQ(fx_count(&f, "svc1", NULL, "complete"), 5);
+  CHECK_INT_EQ(fx_count(&f, "svc1", NULL, NULL), 5);
+  f.now += 60 * NS_PER_SEC;
+  CHECK_INT_EQ(fx_orch(&f), 0);
+  fx_free(&f);
+}
+
+TEST(orch_job_failed_task_restarts_in_its_slot_or_gives_up) {
+  cleanup_fx struct fx f = {0};
+  fx_init(&f, 5);
+  three_nodes(&f);
+  char b[512];
+  /* "any" behaves as on-failure for a job. */
+  snprintf(b, sizeof b, JOB, "job", "", "\"MaxConcurrent\":1,\"TotalCompletions\":1");
+  fx_service(&f, "svc1", b);
+  fx_converge(&f, true);
+  end_running(&f, "svc1", "failed");
+  fx_converge(&f, true);
+  f.now += 6 * NS_PER_SEC; /* the default restart delay */
+  fx_converge(&f, true);
+  json_t *l = fx_tasks(&f, "svc1", "complete", "running");
+  CHECK_INT_EQ(json_array_size(l), 1);
+  CHECK_INT_EQ(jx_int(json_array_get(l, 0), "Slot", -1), 0);
+  json_decref(l);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "shutdown", "failed"), 1);
+  end_running(&f, "svc1", "complete");
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_count(&f, "svc1", NULL, "complete"), 1);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "complete", "running"), 0);
+
+  /* Restart condition none: a failure gives the slot up for good. */
+  snprintf(b, sizeof b, JOB, "job2",
+           ",\"RestartPolicy\":{\"Condition\":\"none\"}",
+           "\"MaxConcurrent\":1,\"TotalCompletions\":2");
+  fx_service(&f, "svc2", b);
+  fx_converge(&f, true);
+  end_running(&f, "svc2", "failed");
+  fx_converge(&f, true);
+  f.now += 60 * NS_PER_SEC;
+  fx_converge(&f, true);
+  /* Slot 0 given up; slot 1 runs; nothing more after it. */
+  CHECK_INT_EQ(fx_count(&f, "svc2", "complete", "running"), 1);
+  end_running(&f, "svc2", "complete");
+  fx_converge(&f, true);
+  f.now += 60 * NS_PER_SEC;
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_count(&f, "svc2", NULL, NULL), 2);
+  CHECK_INT_EQ(fx_count(&f, "svc2", NULL, "complete"), 1);
+  fx_free(&f);
+}
+
+TEST(orch_job_update_runs_it_again) {
+  cleanup_fx struct fx f = {0};
+  fx_init(&f, 5);
+  three_nodes(&f);
+  char b[512];
+  snprintf(b, sizeof b, JOB, "job", "", "\"MaxConcurrent\":2,\"TotalCompletions\":2");
+  fx_service(&f, "svc1", b);
+  fx_converge(&f, true);
+  end_running(&f, "svc1", "complete");
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_count(&f, "svc1", NULL, "complete"), 2);
+  /* service update --force */
+  json_t *cur = store_get(f.s, STORE_SERVICE, "svc1");
+  json_t *spec = json_deep_copy(json_object_get(cur, "Spec"));
+  jx_set(spec, "TaskTemplate.ForceUpdate", json_integer(1));
+  char *text = jx_dump(spec);
+  json_decref(spec);
+  fx_update(&f, "svc1", text, NULL);
+  free(text);
+  CHECK_INT_EQ(jx_int(store_get(f.s, STORE_SERVICE, "svc1"),
+                      "JobStatus.JobIteration.Index", -1),
+               1);
+  fx_converge(&f, true);
+  json_t *l = fx_tasks(&f, "svc1", "complete", "running");
+  CHECK_INT_EQ(json_array_size(l), 2);
+  CHECK_INT_EQ(jx_int(json_array_get(l, 0), "JobIteration.Index", -1), 1);
+  json_decref(l);
+  /* The first run's completions stay in history. */
+  CHECK_INT_EQ(fx_count(&f, "svc1", NULL, "complete"), 2);
+  fx_free(&f);
+}
+
+TEST(orch_global_job_once_per_eligible_node_and_new_nodes) {
+  cleanup_fx struct fx f = {0};
+  fx_init(&f, 5);
+  three_nodes(&f);
+  fx_set(&f, STORE_NODE, "node3", "Spec.Availability", json_string("drain"));
+  fx_service(&f, "svc1",
+             "{\"Name\":\"gj\",\"TaskTemplate\":{\"ContainerSpec\":{"
+             "\"Image\":\"busybox\"}},\"Mode\":{\"GlobalJob\":{}}}");
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "complete", "running"), 2);
+  CHECK_INT_EQ(fx_on_node(&f, "svc1", "node3"), 0);
+  end_running(&f, "svc1", "complete");
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_count(&f, "svc1", NULL, "complete"), 2);
+  CHECK_INT_EQ(fx_count(&f, "svc1", NULL, NULL), 2);
+  /* A node that joins later runs it too. */
+  fx_node(&f, "node4", NULL);
+  fx_converge(&f, true);
+  json_t *l = fx_tasks(&f, "svc1", "complete", "running");
+  CHECK_INT_EQ(json_array_size(l), 1);
+  CHECK_STR_EQ(jx_str(json_array_get(l, 0), "NodeID", ""), "node4");
+  json_decref(l);
+  fx_free(&f);
+}

@@ -5,7 +5,7 @@
 
 static int create_err(struct fx *f, const char *spec_json, sh_err *err) {
   json_t *spec = json_loads(spec_json, 0, NULL);
-  json_t *svc = services_create(f->s, spec, "newid", err);
+  json_t *svc = services_create(f->s, spec, "newid", f->now, err);
   json_decref(spec);
   if (svc) {
     json_decref(svc);
@@ -92,7 +92,7 @@ TEST(services_create_normalizes) {
                  "\"RestartPolicy\":{}},\"UpdateConfig\":{\"Parallelism\":2},"
                  "\"EndpointSpec\":{\"Ports\":[{\"TargetPort\":80}]}}",
                  0, NULL);
-  json_t *svc = services_create(f.s, spec, "abc", &err);
+  json_t *svc = services_create(f.s, spec, "abc", f.now, &err);
   json_decref(spec);
   CHECK(svc != NULL);
   CHECK(strchr(jx_str(svc, "Spec.Name", ""), '_') != NULL); /* random name */
@@ -111,7 +111,7 @@ TEST(services_create_normalizes) {
   spec = json_loads("{\"Name\":\"two\"," IMG ",\"EndpointSpec\":{\"Ports\":[{"
                     "\"TargetPort\":80}]}}",
                     0, NULL);
-  svc = services_create(f.s, spec, "def", &err);
+  svc = services_create(f.s, spec, "def", f.now, &err);
   json_decref(spec);
   CHECK_INT_EQ(jx_int(json_array_get(jx_get(svc, "Endpoint.Ports"), 0),
                       "PublishedPort", 0),
@@ -283,5 +283,66 @@ TEST(services_replica_and_size_limits) {
   CHECK_STR_EQ(err.msg, "rpc error: code = InvalidArgument desc = replicas "
                         "5001 exceeds the limit of 5000 tasks per service");
   json_decref(next);
+  fx_free(&f);
+}
+
+TEST(services_jobs_validated_defaulted_and_iterated) {
+  cleanup_fx struct fx f = {0};
+  fx_init(&f, 5);
+  sh_err err = {0};
+  CHECK(create_err(&f,
+                   "{\"Name\":\"j\"," IMG ",\"Mode\":{\"ReplicatedJob\":{"
+                   "\"MaxConcurrent\":-1}}}",
+                   &err) < 0);
+  CHECK_STR_EQ(err.msg, "rpc error: code = InvalidArgument desc = Maximum "
+                        "concurrent jobs must not be negative");
+  CHECK(create_err(&f,
+                   "{\"Name\":\"j\"," IMG ",\"Mode\":{\"ReplicatedJob\":{"
+                   "\"TotalCompletions\":-2}}}",
+                   &err) < 0);
+  CHECK_STR_EQ(err.msg, "rpc error: code = InvalidArgument desc = Total "
+                        "completed jobs must not be negative");
+  CHECK(create_err(&f,
+                   "{\"Name\":\"j\"," IMG ",\"Mode\":{\"GlobalJob\":{}},"
+                   "\"UpdateConfig\":{\"Parallelism\":2}}",
+                   &err) < 0);
+  CHECK_STR_EQ(err.msg,
+               "update and rollback configuration is not supported for jobs");
+  CHECK(create_err(&f,
+                   "{\"Name\":\"j\"," IMG ",\"Mode\":{\"ReplicatedJob\":{"
+                   "\"MaxConcurrent\":9000}}}",
+                   &err) < 0);
+  CHECK_INT_EQ(err.status, 400);
+
+  /* moby's defaults: MaxConcurrent 1, TotalCompletions = MaxConcurrent. */
+  fx_service(&f, "j1",
+             "{\"Name\":\"j1\"," IMG ",\"Mode\":{\"ReplicatedJob\":{}}}");
+  json_t *svc = store_get(f.s, STORE_SERVICE, "j1");
+  CHECK_INT_EQ(jx_int(svc, "Spec.Mode.ReplicatedJob.MaxConcurrent", 0), 1);
+  CHECK_INT_EQ(jx_int(svc, "Spec.Mode.ReplicatedJob.TotalCompletions", 0), 1);
+  CHECK_INT_EQ(jx_int(svc, "JobStatus.JobIteration.Index", -1), 0);
+  CHECK(*jx_str(svc, "JobStatus.LastExecution", ""));
+  fx_service(&f, "j2",
+             "{\"Name\":\"j2\"," IMG ",\"Mode\":{\"ReplicatedJob\":{"
+             "\"MaxConcurrent\":3}}}");
+  CHECK_INT_EQ(jx_int(store_get(f.s, STORE_SERVICE, "j2"),
+                      "Spec.Mode.ReplicatedJob.TotalCompletions", 0),
+               3);
+  /* Every update runs the job again; the mode may not change. */
+  fx_update(&f, "j1", NULL, NULL);
+  CHECK_INT_EQ(jx_int(store_get(f.s, STORE_SERVICE, "j1"),
+                      "JobStatus.JobIteration.Index", -1),
+               1);
+  svc = store_get(f.s, STORE_SERVICE, "j1");
+  json_t *spec = json_deep_copy(json_object_get(svc, "Spec"));
+  json_object_set_new(spec, "Mode", json_pack("{s:{}}", "GlobalJob"));
+  CHECK(!services_update(f.s, "j1", jx_int(svc, "Version.Index", 0), spec,
+                         NULL, f.now, &err));
+  CHECK_STR_EQ(err.msg, "rpc error: code = Unimplemented desc = service mode "
+                        "change is not allowed");
+  json_decref(spec);
+  /* A replicated service has no JobStatus. */
+  fx_service(&f, "r1", "{\"Name\":\"r1\"," IMG "}");
+  CHECK(!jx_get(store_get(f.s, STORE_SERVICE, "r1"), "JobStatus"));
   fx_free(&f);
 }
