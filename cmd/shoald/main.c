@@ -4,6 +4,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "daemon/daemon.h"
+#include "events/events.h"
 #include "exec/exec.h"
 #include "http/server.h"
 
@@ -411,6 +412,8 @@ int main(int argc, char **argv) {
   log_info("shoald %s started (data root %s)", SHOAL_VERSION, cfg->data_root);
 
   uv_run(loop, UV_RUN_DEFAULT);
+  /* After the loop: streams of GET /events end in close callbacks. */
+  events_free(d->events);
   unlink(cfg->pidfile);
   log_info("shoald stopped");
   return exit_code;

@@ -9,6 +9,7 @@
 #include "core/jsonx.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "events/events.h"
 #include "core/workq.h"
 #include "agent/dnsd.h"
 #include "dns/dns.h"
@@ -190,6 +191,46 @@ static const char *task_service_name(const json_t *task, char *buf, size_t n) {
   if (dot)
     *dot = '\0';
   return buf;
+}
+
+/* The container's labels: the spec's and swarmkit's com.docker.swarm.*. */
+static json_t *task_labels(struct worker *w, const json_t *task,
+                           const char *task_id) {
+  const json_t *cs = jx_get(task, "Spec.ContainerSpec");
+  char sname[256];
+  task_service_name(task, sname, sizeof sname);
+  json_t *labels = json_is_object(jx_get(cs, "Labels"))
+                       ? json_deep_copy(jx_get(cs, "Labels"))
+                       : json_object();
+  json_object_set_new(labels, "com.docker.swarm.node.id",
+                      json_string(w->node_id));
+  json_object_set_new(labels, "com.docker.swarm.service.id",
+                      json_string(jx_str(task, "ServiceID", "")));
+  json_object_set_new(labels, "com.docker.swarm.service.name",
+                      json_string(sname));
+  json_object_set_new(labels, "com.docker.swarm.task", json_string(""));
+  json_object_set_new(labels, "com.docker.swarm.task.id", json_string(task_id));
+  json_object_set_new(
+      labels, "com.docker.swarm.task.name",
+      json_sprintf("%s.%s", jx_str(task, "Name", sname), task_id));
+  return labels;
+}
+
+/* A container event (docker events), as dockerd logs one: the
+ * container's labels, its image and name in the attributes. */
+static void container_event(struct tctl *t, const char *action, int exit_code) {
+  struct worker *w = t->w;
+  if (!w->cfg.events || !t->cid[0] || !t->task)
+    return;
+  json_t *attrs = task_labels(w, t->task, t->id);
+  json_object_set_new(
+      attrs, "image",
+      json_string(jx_str(t->task, "Spec.ContainerSpec.Image", "")));
+  json_object_set(attrs, "name",
+                  json_object_get(attrs, "com.docker.swarm.task.name"));
+  if (exit_code >= 0)
+    json_object_set_new(attrs, "exitCode", json_sprintf("%d", exit_code));
+  events_publish(w->cfg.events, "container", action, t->cid, attrs, "local");
 }
 
 /* NULL-ended copies of a JSON array of strings (NULL when absent). */
@@ -392,21 +433,9 @@ static int prepare(struct job *j) {
 
   char sname[256];
   task_service_name(task, sname, sizeof sname);
-  json_t *labels = json_is_object(jx_get(cs, "Labels"))
-                       ? json_deep_copy(jx_get(cs, "Labels"))
-                       : json_object();
-  json_object_set_new(labels, "com.docker.swarm.node.id",
-                      json_string(w->node_id));
-  json_object_set_new(labels, "com.docker.swarm.service.id",
-                      json_string(jx_str(task, "ServiceID", "")));
-  json_object_set_new(labels, "com.docker.swarm.service.name",
-                      json_string(sname));
-  json_object_set_new(labels, "com.docker.swarm.task", json_string(""));
-  json_object_set_new(labels, "com.docker.swarm.task.id",
-                      json_string(j->task_id));
+  json_t *labels = task_labels(w, task, j->task_id);
   cleanup_free char *name =
       xasprintf("%s.%s", jx_str(task, "Name", sname), j->task_id);
-  json_object_set_new(labels, "com.docker.swarm.task.name", json_string(name));
 
   /* ContainerSpec.Mounts: bind, volume, tmpfs. */
   json_t *jm = jx_get(cs, "Mounts");
@@ -818,6 +847,7 @@ static void watch(struct tctl *t, int pidfd) {
 
 static void exited(struct tctl *t, int code) {
   t->phase = P_EXITED;
+  container_event(t, "die", code);
   if (t->w->dns)
     dnsd_remove(t->w->dns, t->id);
   if (code == 0) {
@@ -831,6 +861,8 @@ static void exited(struct tctl *t, int code) {
 
 static void stopped(struct tctl *t, int code) {
   t->phase = P_STOPPED;
+  container_event(t, "die", code);
+  container_event(t, "stop", -1);
   if (t->w->dns)
     dnsd_remove(t->w->dns, t->id);
   report(t, "shutdown", "shutdown", NULL, code, 0);
@@ -943,6 +975,7 @@ static void job_done(void *ud, int cancelled) {
       } else {
         snprintf(t->cid, sizeof t->cid, "%s", j->cid);
         t->phase = P_PREPARED;
+        container_event(t, "create", -1);
         report(t, "ready", "prepared", NULL, 0, 0);
       }
       break;
@@ -952,6 +985,7 @@ static void job_done(void *ud, int cancelled) {
         report(t, "failed", "starting", j->err.msg, 0, 0);
       } else {
         t->phase = P_RUNNING;
+        container_event(t, "start", -1);
         report(t, "running", "started", NULL, 0, j->pid);
         t->stop_signal = j->stop_signal;
         watch(t, j->pidfd);
@@ -980,6 +1014,8 @@ static void job_done(void *ud, int cancelled) {
       if (j->rc < 0)
         log_warn("removing container %s of task %s: %s", j->cid, t->id,
                  j->err.msg);
+      else
+        container_event(t, "destroy", -1);
       t->cid[0] = '\0';
       break;
     case J_ADOPT:
@@ -1042,9 +1078,9 @@ static bool terminal(const char *state) {
 static bool desired_running(const json_t *task) {
   const char *d = jx_str(task, "DesiredState", "");
   return strcmp(d, "running") == 0 || strcmp(d, "complete") == 0 ||
-         strcmp(d, "ready") == 0 ||
-         strcmp(d, "new") == 0 || strcmp(d, "pending") == 0 ||
-         strcmp(d, "assigned") == 0 || strcmp(d, "accepted") == 0;
+         strcmp(d, "ready") == 0 || strcmp(d, "new") == 0 ||
+         strcmp(d, "pending") == 0 || strcmp(d, "assigned") == 0 ||
+         strcmp(d, "accepted") == 0;
 }
 
 static void reconcile(struct tctl *t) {

@@ -39,6 +39,9 @@ struct worker_config {
    * NULL or empty: the node's /etc/resolv.conf. */
   const char *const *dns;
   const char *node_id;
+  /* Container events (create, start, die, stop, destroy) go here; NULL:
+   * none. Borrowed. */
+  struct events *events;
   /* Status updates to send to the dispatcher: an array of {ID, Status}
    * (borrowed for the call). */
   void (*report)(void *ud, const json_t *updates);

@@ -52,6 +52,7 @@ bool api_services(struct api_call *c);
 bool api_images(struct api_call *c);
 bool api_containers(struct api_call *c);
 bool api_networks(struct api_call *c);
+bool api_events(struct api_call *c);
 bool api_volumes(struct api_call *c);
 /* On a follower manager, forwards cluster writes to the leader. */
 bool api_forward(struct api_call *c);

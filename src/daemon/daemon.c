@@ -13,6 +13,7 @@
 #include "core/jsonx.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "events/events.h"
 #include "core/workq.h"
 #include "http/client.h"
 #include "http/server.h"
@@ -627,6 +628,7 @@ static void start_worker(struct shoald *d) {
       .seccomp = d->seccomp,
       .dns = (const char *const *)d->cfg.dns,
       .node_id = d->node_id,
+      .events = d->events,
       .report = worker_report,
       .send_logs = worker_send_logs,
       .ud = d,
@@ -727,12 +729,14 @@ static void fill_manager_config(struct shoald *d, struct manager_config *mc,
       .forwarded_ud = d,
       .unlock_key_changed = unlock_key_changed,
       .unlock_key_ud = d,
+      .events = d->events,
   };
 }
 
 int shoald_init(struct shoald *d, uv_loop_t *loop, sh_err *err) {
   d->loop = loop;
   d->started_ns = clock_wall_ns();
+  d->events = events_new();
   if (gethostname(d->hostname, sizeof d->hostname) < 0)
     snprintf(d->hostname, sizeof d->hostname, "localhost");
   d->client = http_client_new(loop);

@@ -74,6 +74,7 @@ struct shoald {
    * the node says so to the managers, which place no task here. */
   char *runtime_error;
   struct worker *worker;   /* runs this node's tasks (in a swarm) */
+  struct events *events;   /* the node's event log (GET /events) */
   struct overlay *overlay; /* swarm networks' data plane; NULL: none */
   /* Tasks' default seccomp profile, read once at start; NULL when the
    * file is missing or bad: tasks then run without one (see docs). */

@@ -7,6 +7,7 @@
 #include "core/id.h"
 #include "core/jsonx.h"
 #include "core/util.h"
+#include "events/events.h"
 #include "http/client.h"
 #include "http/server.h"
 #include "manager/dispatcher.h"
@@ -230,6 +231,13 @@ int manager_propose(struct manager *m, struct store_tx *tx,
   return 0;
 }
 
+/* Swarm events (docker events on a manager) from what raft applies. */
+static void cluster_events(const struct store_change *ch, size_t n,
+                           uint64_t index, void *ud) {
+  if (n > 0)
+    events_cluster_changes(ud, ch, n);
+}
+
 static int start_common(struct manager *m, const struct manager_config *cfg,
                         sh_err *err) {
   m->loop = cfg->loop;
@@ -250,6 +258,8 @@ static int start_common(struct manager *m, const struct manager_config *cfg,
   m->unlock_key_changed = cfg->unlock_key_changed;
   m->unlock_key_ud = cfg->unlock_key_ud;
   m->store = store_new();
+  if (cfg->events)
+    store_watch(m->store, cluster_events, cfg->events);
   m->disp = dispatcher_new(m);
   m->recon = reconciler_new(m);
   m->logs = logbroker_new(m);

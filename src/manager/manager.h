@@ -49,6 +49,9 @@ struct manager_config {
    * handler; the manager only authenticates and routes). */
   void (*forwarded)(struct http_req *req, void *ud);
   void *forwarded_ud;
+  /* The node's event log: store changes become swarm events there (NULL:
+   * none). Borrowed; outlives the manager. */
+  struct events *events;
 };
 
 /* What `swarm init` asks for; zero/NULL fields take Docker's defaults. */

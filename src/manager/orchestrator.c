@@ -127,8 +127,7 @@ static bool should_restart(const json_t *t) {
     return false;
   /* A job's task that completed is done whatever the condition says
    * (swarmkit treats "any" as "on-failure" for jobs). */
-  if ((strcmp(cond, "on-failure") == 0 ||
-       json_object_get(t, "JobIteration")) &&
+  if ((strcmp(cond, "on-failure") == 0 || json_object_get(t, "JobIteration")) &&
       task_state(t) == TS_COMPLETE)
     return false;
   int64_t max = jx_int(t, "Spec.RestartPolicy.MaxAttempts", 0);

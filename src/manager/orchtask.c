@@ -127,9 +127,9 @@ json_t *task_new(struct orch_out *o, const json_t *svc, int64_t slot,
   if (ep)
     json_object_set_new(t, "_EndpointSpec", json_deep_copy(ep));
   if (service_is_job(svc)) {
-    json_object_set_new(t, "JobIteration",
-                        json_pack("{s:I}", "Index",
-                                  (json_int_t)service_job_iteration(svc)));
+    json_object_set_new(
+        t, "JobIteration",
+        json_pack("{s:I}", "Index", (json_int_t)service_job_iteration(svc)));
     json_object_set_new(t, "DesiredState", json_string("complete"));
   }
   if (node_id && *node_id) {

@@ -703,11 +703,10 @@ json_t *services_create(struct store *s, const json_t *spec, const char *id,
   const char *mode = services_mode_name(n);
   if (strcmp(mode, "ReplicatedJob") == 0 || strcmp(mode, "GlobalJob") == 0) {
     char ts[64];
-    json_object_set_new(
-        svc, "JobStatus",
-        json_pack("{s:{s:i}, s:s}", "JobIteration", "Index", 0,
-                  "LastExecution",
-                  clock_format_rfc3339(now_ns, ts, sizeof ts)));
+    json_object_set_new(svc, "JobStatus",
+                        json_pack("{s:{s:i}, s:s}", "JobIteration", "Index", 0,
+                                  "LastExecution",
+                                  clock_format_rfc3339(now_ns, ts, sizeof ts)));
   }
   return svc;
 }

@@ -206,7 +206,8 @@ static inline int fx_sched(struct fx *f) {
 }
 
 /* The agents: tasks on ready nodes start when desired running (or
- * complete) and stop when desired shut down. Returns the number of tasks changed. */
+ * complete) and stop when desired shut down. Returns the number of tasks
+ * changed. */
 static inline int fx_agent(struct fx *f) {
   json_t *tasks = store_list(f->s, STORE_TASK);
   int changed = 0;
@@ -222,8 +223,7 @@ static inline int fx_agent(struct fx *f) {
     bool run = want == TS_RUNNING || want == TS_COMPLETE;
     if (run && st >= TS_ASSIGNED && st < TS_RUNNING)
       to = "running";
-    else if (!run && want > TS_RUNNING && st >= TS_ASSIGNED &&
-             st <= TS_RUNNING)
+    else if (!run && want > TS_RUNNING && st >= TS_ASSIGNED && st <= TS_RUNNING)
       to = "shutdown";
     if (!to)
       continue;

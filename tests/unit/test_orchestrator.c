@@ -752,7 +752,7 @@ TEST(orch_replicas_over_limit_in_store_are_capped) {
 /* ---- jobs ---- */
 
 #define JOB                                                                    \
-  "{\"Name\":\"%s\",\"TaskTemplate\":{\"ContainerSpec\":{\"Image\":"          \
+  "{\"Name\":\"%s\",\"TaskTemplate\":{\"ContainerSpec\":{\"Image\":"           \
   "\"busybox\"}%s},\"Mode\":{\"ReplicatedJob\":{%s}}}"
 
 /* Ends every running task of svc in state (complete or failed). */
@@ -812,7 +812,8 @@ TEST(orch_job_failed_task_restarts_in_its_slot_or_gives_up) {
   three_nodes(&f);
   char b[512];
   /* "any" behaves as on-failure for a job. */
-  snprintf(b, sizeof b, JOB, "job", "", "\"MaxConcurrent\":1,\"TotalCompletions\":1");
+  snprintf(b, sizeof b, JOB, "job", "",
+           "\"MaxConcurrent\":1,\"TotalCompletions\":1");
   fx_service(&f, "svc1", b);
   fx_converge(&f, true);
   end_running(&f, "svc1", "failed");
@@ -855,7 +856,8 @@ TEST(orch_job_update_runs_it_again) {
   fx_init(&f, 5);
   three_nodes(&f);
   char b[512];
-  snprintf(b, sizeof b, JOB, "job", "", "\"MaxConcurrent\":2,\"TotalCompletions\":2");
+  snprintf(b, sizeof b, JOB, "job", "",
+           "\"MaxConcurrent\":2,\"TotalCompletions\":2");
   fx_service(&f, "svc1", b);
   fx_converge(&f, true);
   end_running(&f, "svc1", "complete");

@@ -336,8 +336,8 @@ TEST(services_jobs_validated_defaulted_and_iterated) {
   svc = store_get(f.s, STORE_SERVICE, "j1");
   json_t *spec = json_deep_copy(json_object_get(svc, "Spec"));
   json_object_set_new(spec, "Mode", json_pack("{s:{}}", "GlobalJob"));
-  CHECK(!services_update(f.s, "j1", jx_int(svc, "Version.Index", 0), spec,
-                         NULL, f.now, &err));
+  CHECK(!services_update(f.s, "j1", jx_int(svc, "Version.Index", 0), spec, NULL,
+                         f.now, &err));
   CHECK_STR_EQ(err.msg, "rpc error: code = Unimplemented desc = service mode "
                         "change is not allowed");
   json_decref(spec);

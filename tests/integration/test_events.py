@@ -1,0 +1,82 @@
+"""`docker events` against shoald, as a user watches a swarm: swarm events
+(services, nodes, networks) on managers, container events of each node's
+own task containers, filters, --since/--until replay; with the stock
+docker CLI."""
+
+import json
+import subprocess
+import time
+
+from lib import LAB, ServiceLab, timeout, wait_until
+
+HOSTS = {"swarma": "192.168.33.10", "swarmb": "192.168.33.11"}
+
+
+def replay(lab, host, since, *flags):
+    """`docker events --since T --until now` (ends by itself), parsed."""
+    until = "%.9f" % time.time()
+    _, out, _ = lab.docker(host, "events", "--since", "%.9f" % since, "--until", until,
+                           "--format", "{{json .}}", *flags, timeout=30)
+    return [json.loads(l) for l in out.splitlines() if l.strip()]
+
+
+def kinds(evs):
+    return [(e["Type"], e["Action"]) for e in evs]
+
+
+@timeout(300)
+def test_swarm_and_container_events_with_filters_and_replay():
+    with ServiceLab(HOSTS) as lab:
+        lab.cluster(("swarmb",))
+        t0 = time.time()
+        # A live stream, as a user leaves `docker events` running.
+        live = subprocess.Popen([LAB, "--dir", lab.dir, "exec", "swarma", "docker", "-H",
+                                 "unix://" + lab.sock("swarma"), "events", "--format",
+                                 "{{json .}}", "--filter", "type=service"],
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            time.sleep(1)
+            lab.service("swarma", "create", "-d", "--name", "web", "--replicas", "2", "nginx")
+            wait_until(lambda: lab.service_ls()[0]["REPLICAS"] == "2/2", 60, what="2/2")
+            lab.service("swarma", "scale", "-d", "web=3")
+            wait_until(lambda: lab.service_ls()[0]["REPLICAS"] == "3/3", 60, what="3/3")
+            lab.docker("swarma", "node", "update", "--availability", "pause", "swarmb")
+            lab.service("swarma", "rm", "web")
+            wait_until(lambda: not lab.ps("swarma", "-a") and not lab.ps("swarmb", "-a"), 60,
+                       what="task containers gone")
+            time.sleep(1)
+        finally:
+            live.terminate()
+            out, _ = live.communicate(timeout=10)
+        evs = [json.loads(l) for l in out.splitlines() if l.strip()]
+        assert evs and {e["Type"] for e in evs} == {"service"}, evs
+        assert kinds(evs)[0] == ("service", "create"), kinds(evs)
+        assert evs[0]["Actor"]["Attributes"]["name"] == "web" and evs[0]["scope"] == "swarm", evs[0]
+        scaled = [e for e in evs if e["Actor"]["Attributes"].get("replicas.new") == "3"]
+        assert scaled and scaled[0]["Actor"]["Attributes"]["replicas.old"] == "2", evs
+        assert kinds(evs)[-1] == ("service", "remove"), kinds(evs)
+
+        # Replay: the manager saw the node update; containers are local.
+        mgr = replay(lab, "swarma", t0)
+        node = [e for e in mgr if e["Type"] == "node" and
+                e["Actor"]["Attributes"].get("availability.new") == "pause"]
+        assert node and node[0]["Actor"]["Attributes"]["availability.old"] == "active", kinds(mgr)
+        for host in HOSTS:
+            evs = replay(lab, host, t0, "--filter", "type=container")
+            acts = [e["Action"] for e in evs]
+            assert {"create", "start", "die", "stop", "destroy"} <= set(acts), (host, acts)
+            started = [e for e in evs if e["Action"] == "start"]
+            a = started[0]["Actor"]["Attributes"]
+            assert a["com.docker.swarm.service.name"] == "web" and a["image"].startswith("nginx"), a
+            assert a["name"].startswith("web.") and started[0]["id"] == started[0]["Actor"]["ID"], a
+            # Containers are this node's own: their IDs are in its events only.
+        # A worker has no swarm events (dockerd: managers only).
+        assert not [e for e in replay(lab, "swarmb", t0) if e["scope"] == "swarm"]
+        # Filters: event, and a name prefix for the kind.
+        evs = replay(lab, "swarma", t0, "--filter", "event=create")
+        assert evs and {e["Action"] for e in evs} == {"create"}, kinds(evs)
+        evs = replay(lab, "swarma", t0, "--filter", "service=we")
+        assert evs and {e["Type"] for e in evs} == {"service"}, kinds(evs)
+        rc, _, err = lab.docker("swarma", "events", "--filter", "bogus=1", "--until", "1",
+                                check=False)
+        assert rc != 0 and "invalid filter 'bogus'" in err, err
