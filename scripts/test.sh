@@ -38,7 +38,7 @@ report=()
 for s in "${suites[@]}"; do
   cmd=$(suite_cmd "$s") || { echo "test: unknown suite '$s'"; exit 2; }
   if [ "$s" = fuzz-replay ] && [ ! -d tests/fuzz/corpus ]; then
-    report+=("$(printf '%-12s not run (no tests/fuzz/corpus)' "$s")")
+    report+=("$(printf '%-13s not run (no tests/fuzz/corpus)' "$s")")
     continue
   fi
   log=$logdir/$s.log
@@ -49,7 +49,7 @@ for s in "${suites[@]}"; do
   line=$(grep -E '^[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$' "$log" | tail -n 1)
   if [ -z "$line" ]; then
     bad=1; total_f=$((total_f + 1))
-    report+=("$(printf '%-12s CRASHED: no summary line (exit %d), counted as 1 failed' "$s" "$rc")")
+    report+=("$(printf '%-13s CRASHED: no summary line (exit %d), counted as 1 failed' "$s" "$rc")")
     continue
   fi
   read -r p f k < <(sed -E 's/^([0-9]+) passed, ([0-9]+) failed(, ([0-9]+) skipped)?$/\1 \2 \4/' <<<"$line")
@@ -60,7 +60,7 @@ for s in "${suites[@]}"; do
   fi
   [ "$f" -gt 0 ] && bad=1
   total_p=$((total_p + p)); total_f=$((total_f + f)); total_s=$((total_s + k))
-  report+=("$(printf '%-12s %s%s' "$s" "$line" "$note")")
+  report+=("$(printf '%-13s %s%s' "$s" "$line" "$note")")
 done
 
 echo

@@ -30,10 +30,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char scratch[64]; /* <tmp>/x: holds layer/ and outside/ only */
 
+static char root[] = "/tmp/shoal-fuzz-layer-XXXXXX";
+
+static void cleanup(void) {
+  rm_rf(root);
+}
+
 static void setup(void) {
-  static char root[] = "/tmp/shoal-fuzz-layer-XXXXXX";
   if (!mkdtemp(root))
     abort();
+  atexit(cleanup);
   snprintf(scratch, sizeof scratch, "%s/x", root);
 }
 

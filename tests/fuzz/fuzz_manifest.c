@@ -64,11 +64,16 @@ static void add_dir(struct archive *a, const char *name) {
   archive_entry_free(e);
 }
 
+static void cleanup(void) {
+  rm_rf(base);
+}
+
 static void setup(void) {
   const char *tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
   snprintf(base, sizeof base, "%s/shoal-fuzz-manifest-XXXXXX", tmp);
   if (!mkdtemp(base))
     abort();
+  atexit(cleanup);
   /* The layer every image may use: one directory, one file. */
   size_t cap = 64 * 1024, used = 0;
   layer_tar = xmalloc(cap);

@@ -26,6 +26,7 @@
 #include "manager/manager.h"
 #include "store/store.h"
 
+#include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdint.h>
@@ -61,12 +62,25 @@ static int free_port(void) {
   return ntohs(sa.sin_port);
 }
 
+static char *root;
+
+static int rm_cb(const char *path, const struct stat *st, int flag,
+                 struct FTW *ftw) {
+  remove(path);
+  return 0;
+}
+
+static void cleanup(void) {
+  nftw(root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static void setup(void) {
   uv_loop_t *loop = uv_default_loop();
   const char *tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-  char *root = xasprintf("%s/shoal-fuzz-swarm-XXXXXX", tmp);
+  root = xasprintf("%s/shoal-fuzz-swarm-XXXXXX", tmp);
   if (!mkdtemp(root))
     abort();
+  atexit(cleanup);
   sh_err err = {0};
   char *root_pem = NULL, *root_key = NULL, *key = NULL, *csr = NULL,
        *cert = NULL;
@@ -134,7 +148,6 @@ static void setup(void) {
   free(key);
   free(csr);
   free(cert);
-  free(root);
 }
 
 /* Input with the token placeholders filled in. */
