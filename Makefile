@@ -2,7 +2,7 @@
 # make            bin/shoald bin/shoal
 # make test       unit tests, the same under ASan+UBSan, fuzz corpus replay,
 #                 integration tests on lab clusters; ends "N passed, M failed"
-# make bench      prints figures; make fuzz FUZZ_RUNS=N runs the fuzzer
+# make bench      prints figures; make fuzz FUZZ_RUNS=N runs the fuzzers
 CC ?= gcc
 PKGS := libuv raft jansson libcurl openssl libarchive libnl-route-3.0 libnftables ldns
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -83,18 +83,34 @@ build/fuzz/fuzz-dns: $(FUZZ_DNS_SRC) $(LIB_SRC) $(HDRS)
 build/asan/fuzz-dns-replay: $(FUZZ_DNS_SRC) tests/fuzz/replay.c build/asan/libshoal.a
 	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) $(FUZZ_DNS_SRC) tests/fuzz/replay.c build/asan/libshoal.a $(PKG_LIBS) -lm -o $@
 
+# The swarm port before authentication, image manifests/indexes/configs,
+# layer tarballs and the raft snapshot decoder: fuzz_<name>.c with its seeds
+# in tests/fuzz/corpus-<name>, the same way.
+FUZZ_MORE := swarm manifest layer snapshot
+build/fuzz/fuzz-%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(HDRS)
+	@mkdir -p build/fuzz
+	clang -std=gnu11 -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) -g -O1 \
+	  -fsanitize=fuzzer,address,undefined $< $(LIB_SRC) $(PKG_LIBS) -lm -o $@
+
+build/asan/fuzz-%-replay: tests/fuzz/fuzz_%.c tests/fuzz/replay.c build/asan/libshoal.a
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) $< tests/fuzz/replay.c build/asan/libshoal.a $(PKG_LIBS) -lm -o $@
+
 FUZZ_RUNS ?= 100000
-fuzz: build/fuzz/fuzz-api build/fuzz/fuzz-dns
-	mkdir -p build/fuzz/corpus build/fuzz/corpus-dns
+fuzz: build/fuzz/fuzz-api build/fuzz/fuzz-dns $(FUZZ_MORE:%=build/fuzz/fuzz-%)
+	mkdir -p build/fuzz/corpus build/fuzz/corpus-dns $(FUZZ_MORE:%=build/fuzz/corpus-%)
 	./build/fuzz/fuzz-api -runs=$(FUZZ_RUNS) build/fuzz/corpus tests/fuzz/corpus
 	./build/fuzz/fuzz-dns -runs=$(FUZZ_RUNS) build/fuzz/corpus-dns tests/fuzz/corpus-dns
+	for t in $(FUZZ_MORE); do \
+	  ./build/fuzz/fuzz-$$t -runs=$(FUZZ_RUNS) build/fuzz/corpus-$$t \
+	    tests/fuzz/corpus-$$t || exit 1; \
+	done
 
 # deps first: pkg-config flags are read when make starts, so the builds run
 # in a sub-make once the packages exist.
 test:
 	./scripts/deps.sh
 	$(MAKE) all build/rel/unit-tests build/asan/unit-tests build/asan/fuzz-replay \
-	  build/asan/fuzz-dns-replay
+	  build/asan/fuzz-dns-replay $(FUZZ_MORE:%=build/asan/fuzz-%-replay)
 	./scripts/test.sh
 
 bench: all

@@ -3,7 +3,8 @@
 # lines: the skips on a line of their own, then "N passed, M failed" last. A suite that ends without such a line, or
 # exits non-zero with no failure counted (e.g. a sanitizer report at exit),
 # counts as one failure. Full output of each suite: build/test-logs/<suite>.log.
-#   scripts/test.sh [SUITE...]    suites: unit unit-asan fuzz-replay fuzz-dns integration
+#   scripts/test.sh [SUITE...]    suites: unit unit-asan fuzz-replay fuzz-dns
+#     fuzz-swarm fuzz-manifest fuzz-layer fuzz-snapshot integration
 # Expects the binaries built (make test builds them first).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
@@ -13,7 +14,8 @@ cd "$(dirname "$0")/.." || exit 2
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 
-suites=(unit unit-asan fuzz-replay fuzz-dns integration)
+suites=(unit unit-asan fuzz-replay fuzz-dns fuzz-swarm fuzz-manifest fuzz-layer
+  fuzz-snapshot integration)
 [ $# -gt 0 ] && suites=("$@")
 
 suite_cmd() {
@@ -22,6 +24,8 @@ suite_cmd() {
     unit-asan) echo ./build/asan/unit-tests ;;
     fuzz-replay) echo ./build/asan/fuzz-replay tests/fuzz/corpus ;;
     fuzz-dns) echo ./build/asan/fuzz-dns-replay tests/fuzz/corpus-dns ;;
+    fuzz-swarm | fuzz-manifest | fuzz-layer | fuzz-snapshot)
+      echo "./build/asan/$1-replay tests/fuzz/corpus-${1#fuzz-}" ;;
     integration) echo python3 tests/integration/run.py ;;
     *) return 1 ;;
   esac
@@ -34,7 +38,7 @@ report=()
 for s in "${suites[@]}"; do
   cmd=$(suite_cmd "$s") || { echo "test: unknown suite '$s'"; exit 2; }
   if [ "$s" = fuzz-replay ] && [ ! -d tests/fuzz/corpus ]; then
-    report+=("$(printf '%-12s not run (no tests/fuzz/corpus)' "$s")")
+    report+=("$(printf '%-13s not run (no tests/fuzz/corpus)' "$s")")
     continue
   fi
   log=$logdir/$s.log
@@ -45,7 +49,7 @@ for s in "${suites[@]}"; do
   line=$(grep -E '^[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$' "$log" | tail -n 1)
   if [ -z "$line" ]; then
     bad=1; total_f=$((total_f + 1))
-    report+=("$(printf '%-12s CRASHED: no summary line (exit %d), counted as 1 failed' "$s" "$rc")")
+    report+=("$(printf '%-13s CRASHED: no summary line (exit %d), counted as 1 failed' "$s" "$rc")")
     continue
   fi
   read -r p f k < <(sed -E 's/^([0-9]+) passed, ([0-9]+) failed(, ([0-9]+) skipped)?$/\1 \2 \4/' <<<"$line")
@@ -56,7 +60,7 @@ for s in "${suites[@]}"; do
   fi
   [ "$f" -gt 0 ] && bad=1
   total_p=$((total_p + p)); total_f=$((total_f + f)); total_s=$((total_s + k))
-  report+=("$(printf '%-12s %s%s' "$s" "$line" "$note")")
+  report+=("$(printf '%-13s %s%s' "$s" "$line" "$note")")
 done
 
 echo

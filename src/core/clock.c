@@ -85,8 +85,13 @@ int clock_parse_rfc3339(const char *s, int64_t *wall_ns, sh_err *err) {
   }
   if (*p)
     return sh_error(err, 400, "invalid time %s", s);
-  int64_t secs = (int64_t)timegm(&tm) - off;
-  *wall_ns = secs * NS_PER_SEC + frac;
+  int64_t secs = (int64_t)timegm(&tm) - off, ns;
+  /* Past year 2262 nanoseconds overflow int64 ("created" of a hostile
+   * image config, say). */
+  if (__builtin_mul_overflow(secs, NS_PER_SEC, &ns) ||
+      __builtin_add_overflow(ns, frac, &ns))
+    return sh_error(err, 400, "time out of range %s", s);
+  *wall_ns = ns;
   return 0;
 }
 

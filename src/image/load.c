@@ -210,7 +210,8 @@ static int load_image(struct unpacked *u, const char *config, size_t clen,
   json_error_t je;
   cleanup_json json_t *cj = json_loadb(config, clen, 0, &je);
   json_t *diffids = jx_get(cj, "rootfs.diff_ids");
-  if (!json_is_object(cj) || json_array_size(diffids) != nl || nl > MAX_LAYERS)
+  if (!json_is_object(cj) || !json_is_array(diffids) ||
+      json_array_size(diffids) != nl || nl > MAX_LAYERS)
     return sh_error(err, 400,
                     "load: image %s: layers don't match its "
                     "configuration",
@@ -282,8 +283,9 @@ static int load_image(struct unpacked *u, const char *config, size_t clen,
   if (rc == 0)
     rc = store_image_commit(u->s, id, config, clen, diffids,
                             (const char *const *)refs, err);
-  size_t pinned = rc == 0 ? nl : done - 1; /* the failing one dropped its pin */
-  for (size_t i = 0; i < pinned && i < nl; i++)
+  /* Layers 0..done-1 are pinned: the loop stops at the failing one (which
+   * dropped its pin or never took one), or at nl. */
+  for (size_t i = 0; i < done && i < nl; i++)
     store_layer_release(u->s, json_string_value(json_array_get(diffids, i)));
   if (rc == 0) {
     for (size_t i = 0; i < k; i++)

@@ -368,7 +368,7 @@ static int pull_from(struct image_store *s, struct reg *reg,
     json_error_t je;
     cj = json_loadb(config, clen, 0, &je);
     json_t *diffids = jx_get(cj, "rootfs.diff_ids");
-    if (json_array_size(diffids) != nl) {
+    if (!json_is_array(diffids) || json_array_size(diffids) != nl) {
       sh_error(err, 500,
                "layers from manifest don't match image "
                "configuration");

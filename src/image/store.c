@@ -299,6 +299,10 @@ int store_image_commit(struct image_store *s, const char *id,
   }
   if (!store_has_image(s, id)) {
     cleanup_free char *tmp = NULL;
+    if (!json_is_array(diffids)) {
+      rc = sh_error(err, 500, "image store: image %s has no diff IDs", id);
+      goto out;
+    }
     if (store_tmpdir(s, "image", &tmp, err) < 0) {
       rc = -1;
       goto out;

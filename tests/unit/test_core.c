@@ -58,6 +58,19 @@ TEST(rfc3339_round_trip) {
   CHECK(clock_parse_rfc3339("yesterday", &back, &err) < 0);
 }
 
+/* Past 2262 the nanoseconds overflow int64: a 400, not undefined
+ * behaviour (an image config's "created", found by fuzz_manifest). */
+TEST(rfc3339_out_of_range) {
+  int64_t ns = 0;
+  sh_err err = {0};
+  CHECK(clock_parse_rfc3339("6100-01-01T00:00:00Z", &ns, &err) < 0);
+  CHECK_INT_EQ(err.status, 400);
+  CHECK(clock_parse_rfc3339("2262-04-11T23:47:16.854775807Z", &ns, &err) == 0);
+  CHECK_INT_EQ(ns, INT64_MAX);
+  CHECK(clock_parse_rfc3339("2262-04-11T23:47:16.854775808Z", &ns, &err) < 0);
+  CHECK(clock_parse_rfc3339("1000-01-01T00:00:00Z", &ns, &err) < 0);
+}
+
 TEST(jx_paths) {
   cleanup_json json_t *j = json_object();
   jx_set(j, "Spec.Dispatcher.HeartbeatPeriod", json_integer(5000000000));

@@ -981,3 +981,93 @@ TEST(image_load_archives) {
   id = NULL;
   CHECK(image_resolve(s, oid, &id, &err) == 0); /* the other image stays */
 }
+
+/* A load that fails on a bad diff ID releases exactly the pins it took:
+ * it used to release one too few when layers before the bad one had been
+ * stored (the layer stayed pinned for the process's life), and, when the
+ * first diff ID was bad, to "release" every layer it names, dropping pins
+ * other pulls hold and calling strcmp(NULL) on a non-string diff ID once
+ * any pin existed (found by tests/fuzz/fuzz_manifest.c). */
+TEST(image_load_bad_diffid_pins) {
+  cleanup_store struct store_h h = {0};
+  struct image_store *s = open_store(&h, NULL);
+  CHECK(s);
+  const struct ent ents[] = {{F, "hello.txt", "hi\n", 0, 0}};
+  char diffid[DIGEST_LEN + 1];
+  cleanup_free char *lt = xasprintf("%s/layer.tar", h.t.path);
+  make_tar(lt, ents, 1, false, diffid);
+  /* 0: a good image, so that the layer is in the store; 1: the second
+   * diff ID is bad; 2: the first one is. */
+  for (int round = 0; round < 3; round++) {
+    cleanup_free char *ids = round == 0   ? xasprintf("\"%s\"", diffid)
+                             : round == 1 ? xasprintf("\"%s\", 7", diffid)
+                                          : xasprintf("7, \"%s\"", diffid);
+    cleanup_free char *config =
+        xasprintf("{\"architecture\":\"amd64\",\"os\":\"linux\","
+                  "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[%s]}}",
+                  ids);
+    cleanup_free char *cf = xasprintf("%s/config.json", h.t.path);
+    CHECK(write_file_atomic(cf, config, strlen(config), 0644, NULL) == 0);
+    const char *mf =
+        round == 0 ? "[{\"Config\":\"config.json\",\"RepoTags\":[\"p:1\"],"
+                     "\"Layers\":[\"layer.tar\"]}]"
+                   : "[{\"Config\":\"config.json\",\"RepoTags\":[\"p:1\"],"
+                     "\"Layers\":[\"layer.tar\",\"layer.tar\"]}]";
+    cleanup_free char *mpath = xasprintf("%s/manifest.json", h.t.path);
+    CHECK(write_file_atomic(mpath, mf, strlen(mf), 0644, NULL) == 0);
+    cleanup_free char *mk =
+        xasprintf("cd %s && tar -cf da.tar manifest.json config.json "
+                  "layer.tar",
+                  h.t.path);
+    CHECK(system(mk) == 0);
+    cleanup_free char *da = xasprintf("%s/da.tar", h.t.path);
+    int fd = open(da, O_RDONLY);
+    sh_err err = {0};
+    if (round == 0) {
+      if (image_load(s, fd, NULL, NULL, NULL, &err) < 0)
+        FAIL_("load: %s", err.msg);
+      close(fd);
+      CHECK_INT_EQ(s->npins, 0);
+      continue;
+    }
+    /* Another pull holds the layer meanwhile. */
+    bool present;
+    store_layer_acquire(s, diffid, &present);
+    CHECK(present);
+    CHECK_INT_EQ(s->npins, 1);
+    CHECK(image_load(s, fd, NULL, NULL, NULL, &err) < 0);
+    close(fd);
+    CHECK_INT_EQ(err.status, 400);
+    CHECK(strstr(err.msg, "bad diff ID"));
+    /* Only the other holder's pin is left. */
+    CHECK_INT_EQ(s->npins, 1);
+    CHECK_INT_EQ(s->pins[0].pins, 1);
+    store_layer_release(s, diffid);
+    CHECK_INT_EQ(s->npins, 0);
+  }
+}
+
+/* An image without layers whose config has no rootfs.diff_ids: refused,
+ * where it used to reach store_image_commit with no diff ID array and
+ * crash on a NULL string (found by tests/fuzz/fuzz_manifest.c). */
+TEST(image_load_no_diffids) {
+  cleanup_store struct store_h h = {0};
+  struct image_store *s = open_store(&h, NULL);
+  CHECK(s);
+  const char *config = "{\"architecture\":\"amd64\",\"os\":\"linux\"}";
+  cleanup_free char *cf = xasprintf("%s/config.json", h.t.path);
+  CHECK(write_file_atomic(cf, config, strlen(config), 0644, NULL) == 0);
+  const char *mf = "[{\"Config\":\"config.json\",\"Layers\":[]}]";
+  cleanup_free char *mpath = xasprintf("%s/manifest.json", h.t.path);
+  CHECK(write_file_atomic(mpath, mf, strlen(mf), 0644, NULL) == 0);
+  cleanup_free char *mk =
+      xasprintf("cd %s && tar -cf da.tar manifest.json config.json", h.t.path);
+  CHECK(system(mk) == 0);
+  cleanup_free char *da = xasprintf("%s/da.tar", h.t.path);
+  int fd = open(da, O_RDONLY);
+  sh_err err = {0};
+  CHECK(image_load(s, fd, NULL, NULL, NULL, &err) < 0);
+  close(fd);
+  CHECK_INT_EQ(err.status, 400);
+  CHECK(strstr(err.msg, "layers don't match"));
+}

@@ -1,0 +1,323 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora of the swarm, manifest and layer fuzz targets
+(tests/fuzz/corpus-{swarm,manifest,layer}); corpus-snapshot comes from the
+store code itself (tests/fuzz/gen_snapshot.c). Run from the repository root;
+needs the openssl command (for a real CSR). Files are rewritten, so the
+output is the committed corpus (except the CSR's key, which is random)."""
+import gzip
+import io
+import json
+import os
+import subprocess
+import tarfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def out(corpus, name, data):
+    d = os.path.join(HERE, "corpus-" + corpus)
+    os.makedirs(d, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+# ---- layer tarballs -------------------------------------------------------
+
+def tar(entries, fmt=tarfile.PAX_FORMAT):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as t:
+        for e in entries:
+            kind, name = e[0], e[1]
+            ti = tarfile.TarInfo(name)
+            ti.mtime = 1700000000
+            data = None
+            if kind == "dir":
+                ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+            elif kind == "file":
+                ti.mode = 0o644
+                data = e[2]
+                ti.size = len(data)
+            elif kind == "sym":
+                ti.type, ti.linkname = tarfile.SYMTYPE, e[2]
+            elif kind == "hard":
+                ti.type, ti.linkname = tarfile.LNKTYPE, e[2]
+            elif kind == "chr":
+                ti.type, ti.devmajor, ti.devminor = tarfile.CHRTYPE, e[2], e[3]
+            elif kind == "fifo":
+                ti.type = tarfile.FIFOTYPE
+            t.addfile(ti, io.BytesIO(data) if data is not None else None)
+    return buf.getvalue()
+
+
+def hardlink_with_data(name, target, data):
+    """A hardlink entry that carries data (pax allows it): tarfile will not
+    write one, so patch the size field of a plain one by hand."""
+    ti = tarfile.TarInfo(name)
+    ti.type, ti.linkname, ti.mtime = tarfile.LNKTYPE, target, 1700000000
+    hdr = bytearray(ti.tobuf(tarfile.USTAR_FORMAT))
+    hdr[124:136] = b"%011o\0" % len(data)
+    hdr[148:156] = b" " * 8
+    hdr[148:156] = b"%06o\0 " % sum(hdr)
+    pad = b"\0" * ((512 - len(data) % 512) % 512)
+    return bytes(hdr) + data + pad
+
+
+def layer_seeds():
+    base = [("dir", "etc"), ("file", "etc/hostname", b"fuzz\n"),
+            ("dir", "bin"), ("file", "bin/busybox", b"\x7fELF" + b"\0" * 60),
+            ("sym", "bin/sh", "busybox"), ("hard", "bin/ls", "bin/busybox"),
+            ("sym", "etc/mtab", "/proc/mounts")]
+    out("layer", "plain", tar(base))
+    out("layer", "gnu", tar(base, tarfile.GNU_FORMAT))
+    out("layer", "gzip", gzip.compress(tar(base), mtime=0))
+    out("layer", "whiteouts", tar([
+        ("dir", "etc"), ("file", "etc/.wh.passwd", b""),
+        ("dir", "var/lib/apt"), ("file", "var/lib/apt/.wh..wh..opq", b""),
+        ("file", ".wh..wh.plnk", b""), ("chr", "etc/shadow", 0, 0)]))
+    out("layer", "whiteout-empty", tar([("file", "etc/.wh.", b"")]))
+    out("layer", "dotdot", tar([("file", "../outside/f", b"pwned\n")]))
+    out("layer", "dotdot-inner", tar([("dir", "a"),
+                                      ("file", "a/../../outside/g", b"x")]))
+    out("layer", "absolute", tar([("file", "/etc/abs", b"inside\n"),
+                                  ("sym", "/abs-link", "/etc/abs")]))
+    out("layer", "symlink-dir", tar([("sym", "evil", "../outside"),
+                                     ("file", "evil/f", b"pwned\n")]))
+    out("layer", "symlink-abs-dir", tar([("sym", "evil", "/tmp"),
+                                         ("file", "evil/shoal-pwned", b"x")]))
+    out("layer", "symlink-replace", tar([("sym", "s", "../outside/f"),
+                                         ("file", "s", b"pwned\n")]))
+    out("layer", "dir-then-symlink", tar([("dir", "d"), ("sym", "d", "../outside"),
+                                          ("file", "d/f", b"pwned\n")]))
+    out("layer", "hardlink-out", tar([("hard", "h", "../outside/f")]))
+    sym = tarfile.TarInfo("s")
+    sym.type, sym.linkname, sym.mtime = tarfile.SYMTYPE, "../outside/f", 1
+    out("layer", "hardlink-symlink", sym.tobuf(tarfile.USTAR_FORMAT) +
+        hardlink_with_data("h", "s", b"pwned\n") + b"\0" * 1024)
+    out("layer", "whiteout-symlink", tar([("sym", "s", "../outside"),
+                                          ("file", "s/.wh.f", b"")]))
+    out("layer", "devices", tar([("chr", "dev/null", 1, 3), ("fifo", "run/fifo"),
+                                 ("chr", "dev/wh", 0, 0)]))
+    t = tar(base)
+    out("layer", "truncated", t[:700])
+    out("layer", "garbage", b"this is not a tar archive\n" * 3)
+    out("layer", "gzip-garbage", gzip.compress(b"not a tar" * 40, mtime=0))
+    out("layer", "empty", b"")
+
+
+# ---- manifests ------------------------------------------------------------
+
+SEP = "\n---\n"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+D_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+D_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+D_CONFIG = "application/vnd.docker.container.image.v1+json"
+D_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+
+
+def config(diff_ids=None, **extra):
+    c = {
+        "architecture": "amd64", "os": "linux",
+        "created": "2024-01-01T00:00:00Z",
+        "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:"
+                           "/usr/bin:/sbin:/bin"], "Cmd": ["sh"],
+                   "WorkingDir": "/", "Labels": {"org.example": "fuzz"},
+                   "ExposedPorts": {"80/tcp": {}}, "User": "1000:1000"},
+        "rootfs": {"type": "layers",
+                   "diff_ids": diff_ids if diff_ids is not None else ["@L@"]},
+        "history": [{"created": "2024-01-01T00:00:00Z",
+                     "created_by": "/bin/sh -c #(nop) ADD file:abc in / "}],
+    }
+    c.update(extra)
+    return json.dumps(c, indent=2)
+
+
+def manifest(mt=OCI_MANIFEST, cmt=OCI_CONFIG, lmt=OCI_LAYER, cfg="@2@",
+             layers=("@L@",)):
+    return json.dumps({
+        "schemaVersion": 2, "mediaType": mt,
+        "config": {"mediaType": cmt, "digest": cfg, "size": 1000},
+        "layers": [{"mediaType": lmt, "digest": d, "size": 2048}
+                   for d in layers],
+        "annotations": {"org.opencontainers.image.created": "2024-01-01"},
+    }, indent=3)
+
+
+def index(entries, mt=OCI_INDEX, ann=None):
+    d = {"schemaVersion": 2, "mediaType": mt, "manifests": entries}
+    if ann:
+        d["annotations"] = ann
+    return json.dumps(d, indent=2)
+
+
+def desc(digest, mt=OCI_MANIFEST, arch=None, variant=None, name=None):
+    d = {"mediaType": mt, "digest": digest, "size": 500}
+    if arch:
+        d["platform"] = {"architecture": arch, "os": "linux"}
+        if variant:
+            d["platform"]["variant"] = variant
+    if name:
+        d["annotations"] = {"io.containerd.image.name": name,
+                            "org.opencontainers.image.ref.name": "latest"}
+    return d
+
+
+def manifest_seeds():
+    out("manifest", "oci-single", SEP.join([
+        index([desc("@1@", name="docker.io/library/fuzz:latest")]),
+        manifest(), config()]))
+    out("manifest", "oci-index-platforms", SEP.join([
+        index([desc("@1@", OCI_INDEX, name="example.com/a/b:1.0")]),
+        index([desc("@4@", arch="arm64", variant="v8"),
+               desc("@2@", arch="amd64"),
+               desc("@4@", arch="s390x"),
+               {"mediaType": OCI_MANIFEST, "digest": "@4@", "size": 1,
+                "platform": {"architecture": "unknown", "os": "unknown"},
+                "annotations": {"vnd.docker.reference.type":
+                                "attestation-manifest"}}]),
+        manifest(cfg="@3@"), config(), manifest(cfg="@3@")]))
+    out("manifest", "docker-list", SEP.join([
+        index([desc("@1@", D_LIST, name="registry:5000/x/y:v2")]),
+        index([desc("@2@", D_MANIFEST, arch="amd64"),
+               desc("@2@", D_MANIFEST, arch="arm", variant="v7")], D_LIST),
+        manifest(D_MANIFEST, D_CONFIG, D_LAYER, cfg="@3@"), config()]))
+    out("manifest", "oci-two-layers-refname", SEP.join([
+        index([{"mediaType": OCI_MANIFEST, "digest": "@1@", "size": 9,
+                "annotations": {"org.opencontainers.image.ref.name":
+                                "fuzz/two:latest"}}]),
+        manifest(layers=("@L@", "@L@")), config(["@L@", "@L@"])]))
+    out("manifest", "docker-archive", SEP.join([
+        json.dumps([{"Config": "1", "RepoTags": ["fuzz:latest", "fuzz:1"],
+                     "Layers": ["layer.tar"]}]),
+        config()]))
+    out("manifest", "docker-archive-two", SEP.join([
+        json.dumps([{"Config": "1", "RepoTags": ["a:1"],
+                     "Layers": ["layer.tar"]},
+                    {"Config": "2", "RepoTags": None, "Layers": []}]),
+        config(), config([])]))
+    out("manifest", "docker-archive-dotpath", SEP.join([
+        json.dumps([{"Config": "1", "RepoTags": ["b"],
+                     "Layers": ["x/../blobs//./layer.tar"]}]),
+        config()]))
+    out("manifest", "created-far-future", SEP.join([
+        json.dumps([{"Config": "1", "RepoTags": ["t:1"],
+                     "Layers": ["layer.tar"]}]),
+        config(created="6100-01-01T00:00:00Z")]))
+    # Malformed ones.
+    out("manifest", "bad-diffid-type", SEP.join([
+        index([desc("@1@")]), manifest(layers=("@L@", "@L@")),
+        config(["@L@", 7])]))
+    out("manifest", "bad-diffid-first", SEP.join([
+        index([desc("@1@")]), manifest(), config([{"x": 1}])]))
+    out("manifest", "count-mismatch", SEP.join([
+        index([desc("@1@")]), manifest(), config(["@L@", "@L@"])]))
+    out("manifest", "wrong-diffid", SEP.join([
+        index([desc("@1@")]), manifest(),
+        config(["sha256:" + "0" * 64])]))
+    out("manifest", "deep-index", SEP.join([
+        index([desc("@1@", OCI_INDEX)]),
+        index([desc("@2@", OCI_INDEX, arch="amd64")]),
+        index([desc("@3@", OCI_INDEX, arch="amd64")]),
+        index([desc("@4@", arch="amd64")]),
+        manifest(cfg="@5@"), config()]))
+    out("manifest", "schema1", json.dumps({
+        "schemaVersion": 1, "name": "library/x", "tag": "latest",
+        "architecture": "amd64", "fsLayers": [], "history": []}))
+    out("manifest", "not-json", "{\"manifests\": [")
+    out("manifest", "no-manifests", "{\"schemaVersion\":2}")
+    out("manifest", "empty", "")
+
+
+# ---- the swarm port ---------------------------------------------------------
+
+TOKEN_LEN = 85  # "@WORKER@"/"@MANAGER@" become tokens of this length
+
+
+def csr():
+    key = subprocess.run(
+        ["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+         "ec_paramgen_curve:P-256"], check=True, capture_output=True).stdout
+    return subprocess.run(
+        ["openssl", "req", "-new", "-key", "/dev/stdin", "-subj", "/CN=fuzz"],
+        input=key, check=True, capture_output=True).stdout.decode()
+
+
+def request(method, path, body=None, headers=(), chunked=False):
+    lines = ["%s %s HTTP/1.1" % (method, path), "Host: 127.0.0.1:2377"]
+    lines += list(headers)
+    b = b""
+    if body is not None:
+        b = body.encode() if isinstance(body, str) else body
+        lines.append("Content-Type: application/json")
+        if chunked:
+            lines.append("Transfer-Encoding: chunked")
+            half = len(b) // 2
+            b = b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (
+                half, b[:half], len(b) - half, b[half:])
+        else:
+            n = len(b) + b.count(b"@WORKER@") * (TOKEN_LEN - 8) + \
+                b.count(b"@MANAGER@") * (TOKEN_LEN - 9)
+            lines.append("Content-Length: %d" % n)
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + b
+
+
+def swarm_seeds():
+    c = csr()
+    desc = {"Hostname": "worker-1",
+            "Platform": {"Architecture": "x86_64", "OS": "linux"},
+            "Resources": {"NanoCPUs": 2000000000, "MemoryBytes": 2 << 30},
+            "Engine": {"EngineVersion": "0.1.0", "Labels": {"a": "b"},
+                       "Plugins": [{"Type": "Network", "Name": "overlay"}]}}
+    out("swarm", "ca", request("GET", "/swarm/v1/ca"))
+    out("swarm", "join-worker", request("POST", "/swarm/v1/join", json.dumps({
+        "Token": "@WORKER@", "CSR": c, "Hostname": "worker-1",
+        "Availability": "active", "Description": desc})))
+    out("swarm", "join-manager", request("POST", "/swarm/v1/join", json.dumps({
+        "Token": "@MANAGER@", "CSR": c, "Hostname": "mgr-2",
+        "AdvertiseAddr": "10.0.0.2:2377", "ListenPort": 2377,
+        "Availability": "drain"})))
+    out("swarm", "join-chunked", request("POST", "/swarm/v1/join", json.dumps({
+        "Token": "@WORKER@", "CSR": c, "Availability": "pause"}),
+        chunked=True))
+    out("swarm", "join-forwarded", request(
+        "POST", "/swarm/v1/join", json.dumps({"Token": "@WORKER@", "CSR": c}),
+        ["Shoal-Observed-Addr: 1.2.3.4", "Shoal-For-Node: abc"]))
+    out("swarm", "join-bad-token", request("POST", "/swarm/v1/join", json.dumps({
+        "Token": "SWMTKN-1-" + "0" * 50 + "-" + "1" * 25, "CSR": c})))
+    out("swarm", "join-bad-csr", request("POST", "/swarm/v1/join", json.dumps({
+        "Token": "@WORKER@", "CSR": "-----BEGIN CERTIFICATE REQUEST-----\n"
+        "MIIBADCBpwIBADAPMQ0wCwYDVQQDDARmdXp6\n"
+        "-----END CERTIFICATE REQUEST-----\n"})))
+    out("swarm", "join-bad-avail", request("POST", "/swarm/v1/join", json.dumps({
+        "Token": "@WORKER@", "CSR": c, "Availability": "sleepy",
+        "Description": [1, 2]})))
+    out("swarm", "join-not-json", request("POST", "/swarm/v1/join",
+                                          "{\"Token\": [}"))
+    out("swarm", "join-get", request("GET", "/swarm/v1/join"))
+    out("swarm", "session", request("POST", "/swarm/v1/session",
+                                    json.dumps({"NodeID": "x"})))
+    out("swarm", "renew", request("POST", "/swarm/v1/renew",
+                                  json.dumps({"CSR": c}),
+                                  ["Shoal-For-Node: abc"]))
+    out("swarm", "raft-upgrade", request(
+        "POST", "/swarm/v1/raft", None,
+        ["Connection: Upgrade", "Upgrade: shoal-raft", "Content-Length: 0"]))
+    out("swarm", "forward", request("GET", "/swarm/v1/forward/v1.47/info"))
+    out("swarm", "logs", request("POST", "/swarm/v1/logs/abc", "{}"))
+    out("swarm", "pipelined", request("GET", "/swarm/v1/ca") +
+        request("GET", "/swarm/v1/index") +
+        request("GET", "/swarm/v1/%2e%2e/v1/ca?x=%zz"))
+    out("swarm", "huge-length", b"POST /swarm/v1/join HTTP/1.1\r\n"
+        b"Content-Length: 99999999\r\n\r\n{")
+    out("swarm", "http10", b"GET /swarm/v1/ca HTTP/1.0\r\n\r\n")
+    out("swarm", "garbage", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+
+
+if __name__ == "__main__":
+    layer_seeds()
+    manifest_seeds()
+    swarm_seeds()
