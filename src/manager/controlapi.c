@@ -13,6 +13,7 @@
 #include "manager/internal.h"
 #include "manager/networks.h"
 #include "manager/orchtask.h"
+#include "manager/secrets.h"
 #include "manager/services.h"
 #include "store/store.h"
 
@@ -553,6 +554,41 @@ int manager_remove_network(struct manager *m, const char *ref,
     return -1;
   struct store_tx *tx = store_tx_new();
   store_tx_delete(tx, STORE_NETWORK, id, STORE_ANY_VERSION);
+  return manager_propose(m, tx, done, ud, err);
+}
+
+/* ---- secrets and configs ---- */
+
+int manager_create_secret(struct manager *m, int kind, const json_t *spec,
+                          char id_out[ID_LEN + 1], manager_done_fn done,
+                          void *ud, sh_err *err) {
+  id_new(id_out);
+  json_t *obj = secrets_create(m->store, kind, spec, id_out, err);
+  if (!obj)
+    return -1;
+  struct store_tx *tx = store_tx_new();
+  store_tx_put(tx, kind, obj, STORE_MUST_CREATE);
+  return manager_propose(m, tx, done, ud, err);
+}
+
+int manager_update_secret(struct manager *m, int kind, const char *ref,
+                          int64_t version, const json_t *spec,
+                          manager_done_fn done, void *ud, sh_err *err) {
+  json_t *obj = secrets_update(m->store, kind, ref, spec, err);
+  if (!obj)
+    return -1;
+  struct store_tx *tx = store_tx_new();
+  store_tx_put(tx, kind, obj, version);
+  return manager_propose(m, tx, done, ud, err);
+}
+
+int manager_remove_secret(struct manager *m, int kind, const char *ref,
+                          manager_done_fn done, void *ud, sh_err *err) {
+  const char *id = secrets_remove(m->store, kind, ref, err);
+  if (!id)
+    return -1;
+  struct store_tx *tx = store_tx_new();
+  store_tx_delete(tx, kind, id, STORE_ANY_VERSION);
   return manager_propose(m, tx, done, ud, err);
 }
 
