@@ -8,6 +8,7 @@ rolling the task, and a task keeping its secrets across a shoald restart.
 The task never prints a secret: it prints its md5 sum, so the value
 itself must appear nowhere on disk (container logs included)."""
 
+import base64
 import hashlib
 import json
 import os
@@ -91,7 +92,7 @@ def test_secrets_and_configs():
                                check=False)
         assert rc != 0 and "invalid name, only 64 [a-zA-Z0-9-_.] characters allowed" in err, err
         st, r = lab.api("swarma", "POST", "/v1.47/secrets/create",
-                        {"Name": "big", "Data": "QQ==" * (512000 // 3 + 1)})
+                        {"Name": "big", "Data": base64.b64encode(b"A" * 512000).decode()})
         assert (st, r["message"]) == (400, "rpc error: code = InvalidArgument desc = secret "
                                       "data must be larger than 0 and less than 512000 "
                                       "bytes"), (st, r)
@@ -167,8 +168,15 @@ def test_secrets_and_configs():
         rc, _, err = lab.service("swarma", "create", "-d", "--name", "bad", "--secret",
                                  "source=s1,target=x", "--secret", "source=s2,target=x",
                                  "busybox", "true", check=False)
-        assert rc == 1 and "secret references 's1' and 's2' have a conflicting target: 'x'" \
-            in err, err
+        assert rc == 1 and "duplicate secret target for s2 not allowed" in err, err  # the CLI's
+        st, r = lab.api("swarma", "POST", "/v1.47/services/create", {
+            "Name": "bad", "TaskTemplate": {"ContainerSpec": {
+                "Image": "busybox", "Secrets": [
+                    {"SecretID": s1, "SecretName": "s1", "File": {"Name": "x"}},
+                    {"SecretID": s2, "SecretName": "s2", "File": {"Name": "x"}}]}}})
+        assert (st, r["message"]) == (400, "rpc error: code = InvalidArgument desc = secret "
+                                      "references 's1' and 's2' have a conflicting target: "
+                                      "'x'"), (st, r)
 
         # Neither inspect of the container nor of the task shows a value.
         name, pid = task_pid(lab, "swarma", "app")
