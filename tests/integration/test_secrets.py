@@ -182,7 +182,9 @@ def test_secrets_and_configs():
         name, pid = task_pid(lab, "swarma", "app")
         _, out, _ = lab.docker("swarma", "inspect", name)
         assert VALUE1 not in out and VALUE2 not in out, out
-        assert "/run/secrets" not in out, out  # dockerd lists no secret mounts
+        _, out, _ = lab.docker("swarma", "inspect", "--format",
+                               "{{json .Mounts}} {{json .HostConfig.Mounts}}", name)
+        assert "/run/secrets" not in out and "app.conf" not in out, out  # as dockerd
         _, out, _ = lab.service("swarma", "inspect", "app")
         assert VALUE1 not in out and VALUE2 not in out, out
         # On the node: a tmpfs of its own; the worker without the task has none.
