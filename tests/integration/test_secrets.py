@@ -144,7 +144,7 @@ def test_secrets_and_configs():
                     "md5sum /run/secrets/s1 /run/secrets/custom; "
                     "stat -c 'mode %n %u:%g %a' /run/secrets/s1 /run/secrets/custom "
                     "/etc/app.conf; cat /etc/app.conf; "
-                    "grep -E ' /run/secrets/| /etc/app.conf' /proc/mounts; sleep 3600")
+                    "grep -E ' /run/secrets/| /etc/[a-z]+.conf' /proc/mounts; sleep 3600")
         out = logs_until(lab, "app", md5(VALUE1), md5(VALUE2), "workers 4", "/etc/app.conf tmpfs")
         assert re.search(r"^mode /run/secrets/s1 0:0 444$", out, re.M), out
         assert re.search(r"^mode /run/secrets/custom 1000:1001 400$", out, re.M), out
@@ -209,10 +209,24 @@ def test_secrets_and_configs():
         refs = json.loads(out)
         assert sorted(r["SecretName"] for r in refs) == ["s1", "s2"], refs
         assert [r["File"]["Name"] for r in refs if r["SecretName"] == "s2"] == ["again"], refs
-        # the old tasks' containers are gone with their tmpfs (history kept
-        # the rest): at most the running one and the exited ones remain
-        wait_until(lambda: len(host_secret_mounts(lab, "swarma")) <= 3, 60,
-                   what="old secret mounts going")
+        # --config-rm / --config-add, in one update
+        lab.service("swarma", "update", "-d", "--config-rm", "appconf", "--config-add",
+                    "source=appconf,target=/etc/other.conf", "app")
+
+        def rolled_config():
+            _, o, e = lab.service("swarma", "logs", "--raw", "app", check=False)
+            return " /etc/other.conf tmpfs ro" in o + e or None
+        wait_until(rolled_config, 90, what="the task with /etc/other.conf")
+        _, out, _ = lab.service("swarma", "inspect", "--format",
+                                "{{json .Spec.TaskTemplate.ContainerSpec.Configs}}", "app")
+        assert [r["File"]["Name"] for r in json.loads(out)] == ["/etc/other.conf"], out
+        # The replaced tasks' containers are removed, and their tmpfs with
+        # them: one tmpfs per container left on the node.
+        def one_each():
+            ctrs = [r for r in lab.ps("swarma", "-a") if r["NAMES"].startswith("app.")]
+            mounts = host_secret_mounts(lab, "swarma")
+            return (len(ctrs), len(mounts)) == (1, 1) or None
+        wait_until(one_each, 60, what="one container and one secret tmpfs of app")
 
         # ---- a restart: the running task keeps its secrets ----
         name, pid = task_pid(lab, "swarma", "app")
