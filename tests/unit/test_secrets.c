@@ -304,7 +304,8 @@ TEST(secrets_node_gets_only_what_its_running_tasks_need) {
   CHECK_INT_EQ(json_array_size(cfg), 1);
   CHECK_STR_EQ(jx_str(json_array_get(cfg, 0), "Data", ""), "a2tr");
   /* no tasks: nothing */
-  cleanup_json json_t *none = secrets_for_tasks(f.s, json_array());
+  cleanup_json json_t *empty = json_array();
+  cleanup_json json_t *none = secrets_for_tasks(f.s, empty);
   CHECK_INT_EQ(json_array_size(json_object_get(none, "Secrets")), 0);
 }
 
