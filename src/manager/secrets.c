@@ -206,13 +206,10 @@ static bool service_uses(const json_t *svc, enum store_kind kind,
   return false;
 }
 
-const char *secrets_remove(struct store *s, enum store_kind kind,
-                           const char *ref, sh_err *err) {
-  json_t *cur = store_find(s, kind, ref, err);
-  if (!cur)
-    return NULL;
-  const char *id = jx_str(cur, "ID", "");
-  cleanup_json json_t *svcs = store_list(s, STORE_SERVICE);
+/* swarmkit's refusal when services reference obj (0 when none do). */
+static int check_use(enum store_kind kind, const json_t *obj,
+                     const json_t *svcs, sh_err *err) {
+  const char *id = jx_str(obj, "ID", "");
   cleanup_buf sh_buf names = {0};
   size_t i, n = 0;
   json_t *svc;
@@ -220,13 +217,41 @@ const char *secrets_remove(struct store *s, enum store_kind kind,
     if (service_uses(svc, kind, id))
       buf_printf(&names, "%s%s", n++ ? ", " : "", jx_str(svc, "Spec.Name", ""));
   }
-  if (n) {
-    rpcf(err, 400, "%s '%s' is in use by the following %s: %s", kname(kind),
-         jx_str(cur, "Spec.Name", ""), n == 1 ? "service" : "services",
-         names.data);
+  if (n)
+    return rpcf(err, 400, "%s '%s' is in use by the following %s: %s",
+                kname(kind), jx_str(obj, "Spec.Name", ""),
+                n == 1 ? "service" : "services", names.data);
+  return 0;
+}
+
+const char *secrets_remove(struct store *s, enum store_kind kind,
+                           const char *ref, sh_err *err) {
+  json_t *cur = store_find(s, kind, ref, err);
+  if (!cur)
     return NULL;
+  cleanup_json json_t *svcs = store_list(s, STORE_SERVICE);
+  if (check_use(kind, cur, svcs, err) < 0)
+    return NULL;
+  return jx_str(cur, "ID", "");
+}
+
+int secrets_check_pending_use(enum store_kind kind, const json_t *obj,
+                              const json_t *services, sh_err *err) {
+  return check_use(kind, obj, services, err);
+}
+
+int secrets_check_removing(const json_t *spec, const json_t *removing,
+                           sh_err *err) {
+  cleanup_json json_t *svc = json_pack("{s:O}", "Spec", spec);
+  size_t i;
+  json_t *r;
+  json_array_foreach(removing, i, r) {
+    enum store_kind kind = (enum store_kind)jx_int(r, "Kind", STORE_SECRET);
+    if (service_uses(svc, kind, jx_str(r, "ID", "")))
+      return rpcf(err, 400, "%s not found: %s", kname(kind),
+                  jx_str(r, "Name", ""));
   }
-  return id;
+  return 0;
 }
 
 json_t *secrets_view(enum store_kind kind, const json_t *obj) {

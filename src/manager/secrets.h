@@ -46,6 +46,18 @@ json_t *secrets_view(enum store_kind kind, const json_t *obj);
  * Runtime target (Windows credential specs) is refused (501). */
 int secrets_check_refs(struct store *s, const json_t *spec, struct sh_err *err);
 
+/* swarmkit makes the reference and in-use checks inside the store
+ * transaction; shoal's run on the leader before it proposes, so each must
+ * also see the other kind of write still in flight. removing: the
+ * removals proposed and not applied ([{Kind, ID, Name}]): a service spec
+ * naming one is refused as if it were gone ("secret not found: X").
+ * services: Service objects proposed and not applied: a removal of an
+ * object one references is refused as in use. */
+int secrets_check_removing(const json_t *spec, const json_t *removing,
+                           struct sh_err *err);
+int secrets_check_pending_use(enum store_kind kind, const json_t *obj,
+                              const json_t *services, struct sh_err *err);
+
 /* What a node needs for these tasks (the Engine API shape, as the
  * dispatcher sends them), only for tasks meant to run:
  * {"Secrets": [{ID, Name, Data}], "Configs": [...]}, each once. */

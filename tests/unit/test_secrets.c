@@ -414,3 +414,31 @@ TEST(b64_round_trip_and_refusals) {
   cleanup_free char *e = b64_encode("hunter2", 7);
   CHECK_STR_EQ(e, "aHVudGVyMg==");
 }
+
+TEST(secrets_writes_in_flight_see_each_other) {
+  cleanup_fx struct fx f = {0};
+  fx_init(&f, 5);
+  json_t *s =
+      put(&f, STORE_SECRET, "{\"Name\":\"db\",\"Data\":\"eA==\"}", "sec1");
+  cleanup_json json_t *spec = json_loads(
+      "{\"Name\":\"web\",\"TaskTemplate\":{\"ContainerSpec\":{\"Secrets\":[{"
+      "\"SecretID\":\"sec1\",\"SecretName\":\"db\",\"File\":{\"Name\":"
+      "\"db\"}}]}}}",
+      0, NULL);
+  sh_err err = {0};
+  /* a removal of db in flight: a service naming it is refused */
+  cleanup_json json_t *removing = json_pack(
+      "[{s:i, s:s, s:s}]", "Kind", STORE_SECRET, "ID", "sec1", "Name", "db");
+  CHECK(secrets_check_removing(spec, removing, &err) < 0);
+  CHECK_STR_EQ(err.msg, RPC_INVALID "secret not found: db");
+  cleanup_json json_t *other = json_pack(
+      "[{s:i, s:s, s:s}]", "Kind", STORE_CONFIG, "ID", "sec1", "Name", "db");
+  CHECK_INT_EQ(secrets_check_removing(spec, other, &err), 0);
+  /* a service naming db in flight: the removal is refused as in use */
+  cleanup_json json_t *svcs = json_pack("[{s:O}]", "Spec", spec);
+  CHECK(secrets_check_pending_use(STORE_SECRET, s, svcs, &err) < 0);
+  CHECK_STR_EQ(err.msg, RPC_INVALID "secret 'db' is in use by the following "
+                                    "service: web");
+  cleanup_json json_t *none = json_array();
+  CHECK_INT_EQ(secrets_check_pending_use(STORE_SECRET, s, none, &err), 0);
+}
