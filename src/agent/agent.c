@@ -212,7 +212,7 @@ static void handle_message(struct agent *a, json_t *msg) {
   if (strcmp(type, "assignments") == 0) {
     json_t *tasks = json_object_get(msg, "Tasks");
     if (json_is_array(tasks) && a->cb.on_assignments)
-      a->cb.on_assignments(a->cb.ud, tasks);
+      a->cb.on_assignments(a->cb.ud, tasks, msg);
     return;
   }
   if (strcmp(type, "peers") == 0 || strcmp(type, "mesh") == 0) {

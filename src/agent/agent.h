@@ -30,8 +30,10 @@ struct agent_config {
   void (*on_node)(void *ud, const json_t *node);
   /* The cluster's CA facts ({"ForceRotate": N}), with every node message. */
   void (*on_ca)(void *ud, const json_t *ca);
-  /* The full list of tasks placed on this node (after every change). */
-  void (*on_assignments)(void *ud, const json_t *tasks);
+  /* The full list of tasks placed on this node (after every change);
+   * files holds the secrets and configs they need ({"Secrets": [{ID,
+   * Name, Data}], "Configs": [...]}). */
+  void (*on_assignments)(void *ud, const json_t *tasks, const json_t *files);
   /* This node's ingress endpoint: {Network, Addresses} (its
    * ingress-sbox's attachment). */
   void (*on_ingress)(void *ud, const json_t *attachment);

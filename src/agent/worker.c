@@ -12,6 +12,7 @@
 #include "events/events.h"
 #include "core/workq.h"
 #include "agent/dnsd.h"
+#include "agent/secretfs.h"
 #include "dns/dns.h"
 #include "netdev/netdev.h"
 #include "exec/exec.h"
@@ -105,6 +106,9 @@ struct worker {
   json_t *ingress;  /* this node's ingress attachment, as last applied */
   json_t *mesh;     /* the keyed mesh table as the leader sent it (loop) */
   struct dnsd *dns; /* the tasks' 127.0.0.11 (with a data plane) */
+  /* The secrets and configs the assigned tasks need, as the last
+   * assignment carried them (memory only). */
+  json_t *files;
 };
 
 enum job_kind {
@@ -139,6 +143,11 @@ struct job {
   /* J_PREPARE: the task's DNS socket (-1: none) and its networks */
   int dns_fd;
   json_t *dns_nets;
+  /* J_PREPARE: the task's secret and config files (secretfs_plan), or
+   * why there are none (plan_rc < 0) */
+  json_t *plan;
+  int plan_rc;
+  sh_err plan_err;
 };
 
 static void reconcile(struct tctl *t);
@@ -400,6 +409,12 @@ static void detach_networks(struct job *j) {
 
 static int prepare(struct job *j) {
   struct worker *w = j->w;
+  if (j->plan_rc < 0) {
+    j->err = j->plan_err;
+    return -1;
+  }
+  if (json_array_size(j->plan) && !w->cfg.exec_root)
+    return sh_error(&j->err, 500, "no place for the task's secrets");
   const json_t *task = j->task;
   const json_t *cs = jx_get(task, "Spec.ContainerSpec");
   const char *image = jx_str(cs, "Image", "");
@@ -440,7 +455,8 @@ static int prepare(struct job *j) {
   /* ContainerSpec.Mounts: bind, volume, tmpfs. */
   json_t *jm = jx_get(cs, "Mounts");
   size_t nm = json_is_array(jm) ? json_array_size(jm) : 0;
-  struct exec_mount *mounts = xcalloc(nm ? nm : 1, sizeof *mounts);
+  size_t nf = json_array_size(j->plan);
+  struct exec_mount *mounts = xcalloc(nm + nf + 1, sizeof *mounts);
   size_t k = 0;
   for (size_t i = 0; i < nm; i++) {
     json_t *m = json_array_get(jm, i);
@@ -462,6 +478,24 @@ static int prepare(struct job *j) {
     k++;
   }
 
+  /* Secrets and configs: files on the task's tmpfs, each bind mounted
+   * read-only at its target; not listed in inspect's Mounts (dockerd
+   * keeps them out too). */
+  cleanup_free char *fdir = NULL;
+  char **fsrc = xcalloc(nf + 1, sizeof *fsrc);
+  if (nf &&
+      secretfs_setup(w->cfg.exec_root, j->task_id, j->plan, &fdir, &j->err) < 0)
+    nf = 0;
+  for (size_t i = 0; i < nf; i++) {
+    json_t *f = json_array_get(j->plan, i);
+    fsrc[i] = xasprintf("%s/%s", fdir, jx_str(f, "File", ""));
+    mounts[k++] = (struct exec_mount){.type = EXEC_MOUNT_BIND,
+                                      .source = fsrc[i],
+                                      .target = jx_str(f, "Target", ""),
+                                      .read_only = true,
+                                      .hidden = true};
+  }
+
   char **cmd = strv(jx_get(cs, "Command"));
   char **args = strv(jx_get(cs, "Args"));
   char **env = strv(jx_get(cs, "Env"));
@@ -470,6 +504,8 @@ static int prepare(struct job *j) {
   cleanup_free char *netns = NULL;
   cleanup_json json_t *nets = NULL;
   cleanup_json json_t *dns_nets = NULL;
+  if (json_array_size(j->plan) && !fdir)
+    goto done;
   if (attach_networks(j, &netns) < 0)
     goto done;
   bool host = w->cfg.overlay && uses_host_network(task);
@@ -533,8 +569,12 @@ static int prepare(struct job *j) {
   if (rc == 0)
     snprintf(j->cid, sizeof j->cid, "%s", cid);
 done:
-  if (rc < 0)
+  if (rc < 0) {
     detach_networks(j);
+    if (fdir)
+      secretfs_teardown(w->cfg.exec_root, j->task_id, NULL);
+  }
+  strv_free(fsrc);
   strv_free(cmd);
   strv_free(args);
   strv_free(env);
@@ -605,6 +645,16 @@ static void adopt(struct job *j) {
     json_decref(info);
   }
   exec_list_free(list, n);
+  if (w->cfg.exec_root) {
+    /* A task's secrets stay mounted with its container across restarts;
+     * those of containers that are gone go now. */
+    cleanup_json json_t *keep = json_object();
+    size_t i;
+    json_t *a;
+    json_array_foreach(j->adopted, i, a)
+        json_object_set_new(keep, jx_str(a, "Task", ""), json_true());
+    secretfs_sweep(w->cfg.exec_root, keep);
+  }
   if (w->cfg.overlay) {
     /* Endpoints of tasks whose container ended or vanished while no
      * daemon watched go now (their addresses may be reassigned). */
@@ -774,10 +824,15 @@ static void job_work(void *ud) {
     detach_networks(j);
     break;
   }
-  case J_REMOVE:
+  case J_REMOVE: {
     j->rc = exec_remove(ex, j->cid, true, &j->err);
     detach_networks(j);
+    sh_err ferr = {0};
+    if (j->rc == 0 && j->w->cfg.exec_root && j->task_id[0] &&
+        secretfs_teardown(j->w->cfg.exec_root, j->task_id, &ferr) < 0)
+      log_warn("task %s: removing its secrets: %s", j->task_id, ferr.msg);
     break;
+  }
   case J_ADOPT:
     adopt(j);
     break;
@@ -1033,6 +1088,7 @@ static void job_done(void *ud, int cancelled) {
   json_decref(j->dns_nets);
   json_decref(j->task);
   json_decref(j->adopted);
+  json_decref(j->plan);
   free(j);
   maybe_free(w);
 }
@@ -1051,6 +1107,8 @@ static void run_job(struct worker *w, struct tctl *t, enum job_kind kind) {
     w->peer_queue = json_array();
     w->peer_busy = true;
   }
+  if (t && kind == J_PREPARE)
+    j->plan_rc = secretfs_plan(t->task, w->files, &j->plan, &j->plan_err);
   if (t) {
     t->busy = true;
     j->task = json_deep_copy(t->task);
@@ -1136,6 +1194,13 @@ static void reconcile(struct tctl *t) {
     if (!terminal(jx_str(t->task, "Status.State", "")))
       report(t, "shutdown", "shutdown", NULL, 0, 0);
   }
+}
+
+void worker_set_files(struct worker *w, const json_t *files) {
+  json_decref(w->files);
+  w->files = json_pack(
+      "{s:O, s:O}", "Secrets", json_object_get(files, "Secrets") ?: json_null(),
+      "Configs", json_object_get(files, "Configs") ?: json_null());
 }
 
 void worker_assign(struct worker *w, const json_t *tasks) {
@@ -1516,6 +1581,7 @@ static void maybe_free(struct worker *w) {
   while (w->tasks)
     tctl_free(w->tasks);
   json_decref(w->pending);
+  json_decref(w->files);
   json_decref(w->peer_queue);
   json_decref(w->peer_sets);
   json_decref(w->ingress);

@@ -29,6 +29,10 @@ struct worker_config {
   struct workq *work;
   struct image_store *images;
   struct executor *exec;
+  /* Tasks' secrets and configs go on a tmpfs per task under
+   * <exec_root>/secrets (agent/secretfs.h); NULL: tasks that need any
+   * are rejected. */
+  const char *exec_root;
   /* The node's data plane for swarm networks; NULL: tasks get a private
    * namespace with loopback only (unit tests). */
   struct overlay *overlay;
@@ -55,6 +59,10 @@ struct worker_config {
 };
 
 struct worker *worker_new(const struct worker_config *cfg);
+/* The secrets and configs the node's tasks need, with each assignment
+ * ({"Secrets": [{ID, Name, Data}], "Configs": [...]}): they replace the
+ * ones held before, so what no task needs is dropped from memory. */
+void worker_set_files(struct worker *w, const json_t *files);
 /* The full list of tasks the dispatcher placed on this node. */
 void worker_assign(struct worker *w, const json_t *tasks);
 /* A manager asks for logs: {"Sub", "Tasks":[{ID, Container}], "Options":

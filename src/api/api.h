@@ -1,7 +1,7 @@
 /* The Docker Engine API (v1.47) that shoald serves on its sockets: version
  * negotiation and routing (router.c), and handlers per area: system
  * (_ping, version, info), swarm, nodes, services, images, containers,
- * networks and volumes. Errors are
+ * networks, volumes, secrets and configs. Errors are
  * {"message": ...} with Docker's status codes. */
 #ifndef SHOAL_API_API_H
 #define SHOAL_API_API_H
@@ -54,6 +54,8 @@ bool api_containers(struct api_call *c);
 bool api_networks(struct api_call *c);
 bool api_events(struct api_call *c);
 bool api_volumes(struct api_call *c);
+/* /secrets and /configs (secrets.c). */
+bool api_secrets(struct api_call *c);
 /* On a follower manager, forwards cluster writes to the leader. */
 bool api_forward(struct api_call *c);
 

@@ -138,8 +138,8 @@ static void relay(const struct http_result *res, void *ud) {
 static bool is_cluster_read(const char *method, const char *path) {
   if (strcmp(method, "GET") != 0)
     return false;
-  static const char *const roots[] = {"/swarm", "/nodes", "/services",
-                                      "/tasks"};
+  static const char *const roots[] = {"/swarm", "/nodes",   "/services",
+                                      "/tasks", "/secrets", "/configs"};
   for (size_t i = 0; i < ARRAY_SIZE(roots); i++) {
     size_t n = strlen(roots[i]);
     if (strncmp(path, roots[i], n) == 0 && (path[n] == '\0' || path[n] == '/'))

@@ -574,11 +574,13 @@ static void worker_report(void *ud, const json_t *updates) {
     agent_report(d->agent, updates);
 }
 
-static void on_agent_assignments(void *ud, const json_t *tasks) {
+static void on_agent_assignments(void *ud, const json_t *tasks,
+                                 const json_t *files) {
   struct shoald *d = ud;
-  if (d->worker)
+  if (d->worker) {
+    worker_set_files(d->worker, files);
     worker_assign(d->worker, tasks);
-  else
+  } else
     reject_without_runtime(d, tasks);
 }
 
@@ -624,6 +626,7 @@ static void start_worker(struct shoald *d) {
       .work = d->work,
       .images = d->images,
       .exec = d->exec,
+      .exec_root = d->cfg.exec_root,
       .overlay = d->overlay,
       .seccomp = d->seccomp,
       .dns = (const char *const *)d->cfg.dns,

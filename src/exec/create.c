@@ -199,6 +199,11 @@ static int prepare_mounts(const executor *ex, const struct exec_spec *s,
       }
       break;
     }
+    if (m->hidden) {
+      json_decref(mj);
+      json_decref(hc);
+      continue;
+    }
     json_array_append_new(mounts_out, mj);
     json_array_append_new(hc_mounts, hc);
   }

@@ -70,6 +70,7 @@ struct exec_mount {
   bool read_only;
   int64_t tmpfs_size;  /* bytes; 0: the kernel's default */
   unsigned tmpfs_mode; /* 0: 01777 */
+  bool hidden;         /* a task's secret or config: not in inspect's Mounts */
 };
 
 /* ContainerSpec.Resources.Limits. 0 means no limit. */

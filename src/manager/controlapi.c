@@ -13,6 +13,7 @@
 #include "manager/internal.h"
 #include "manager/networks.h"
 #include "manager/orchtask.h"
+#include "manager/secrets.h"
 #include "manager/services.h"
 #include "store/store.h"
 
@@ -415,6 +416,50 @@ int manager_remove_node(struct manager *m, const char *ref, bool force,
   return manager_propose(m, tx, done, ud, err);
 }
 
+/* ---- writes whose checks must see each other in flight ---- */
+
+struct pending {
+  json_t *list; /* the manager's, borrowed */
+  json_t *item;
+  manager_done_fn done;
+  void *ud;
+};
+
+static void pending_done(void *ud, int status, const sh_err *err) {
+  struct pending *p = ud;
+  size_t i;
+  json_t *n;
+  json_array_foreach(p->list, i, n) {
+    if (n == p->item) {
+      json_array_remove(p->list, i);
+      break;
+    }
+  }
+  json_decref(p->item);
+  if (p->done)
+    p->done(p->ud, status, err);
+  free(p);
+}
+
+/* Proposes tx with item in *list until raft decides. */
+static int propose_pending(struct manager *m, json_t **list, json_t *item,
+                           struct store_tx *tx, manager_done_fn done, void *ud,
+                           sh_err *err) {
+  if (!*list)
+    *list = json_array();
+  struct pending *p = xcalloc(1, sizeof *p);
+  *p = (struct pending){
+      .list = *list, .item = json_incref(item), .done = done, .ud = ud};
+  json_array_append(*list, item);
+  if (manager_propose(m, tx, pending_done, p, err) < 0) {
+    json_array_remove(*list, json_array_size(*list) - 1);
+    json_decref(p->item);
+    free(p);
+    return -1;
+  }
+  return 0;
+}
+
 /* ---- services ---- */
 
 /* Networks named by a service must exist (moby resolves them before
@@ -473,9 +518,16 @@ int manager_create_service(struct manager *m, const json_t *spec,
       services_create(m->store, resolved, id_out, clock_wall_ns(), err);
   if (!svc)
     return -1;
+  if (secrets_check_removing(json_object_get(svc, "Spec"), m->rm_pending, err) <
+      0) {
+    json_decref(svc);
+    return -1;
+  }
   struct store_tx *tx = store_tx_new();
-  store_tx_put(tx, STORE_SERVICE, svc, STORE_MUST_CREATE);
-  return manager_propose(m, tx, done, ud, err);
+  store_tx_put(tx, STORE_SERVICE, json_incref(svc), STORE_MUST_CREATE);
+  int rc = propose_pending(m, &m->svc_pending, svc, tx, done, ud, err);
+  json_decref(svc);
+  return rc;
 }
 
 int manager_update_service(struct manager *m, const char *ref, int64_t version,
@@ -488,9 +540,16 @@ int manager_update_service(struct manager *m, const char *ref, int64_t version,
                                 clock_wall_ns(), err);
   if (!svc)
     return -1;
+  if (secrets_check_removing(json_object_get(svc, "Spec"), m->rm_pending, err) <
+      0) {
+    json_decref(svc);
+    return -1;
+  }
   struct store_tx *tx = store_tx_new();
-  store_tx_put(tx, STORE_SERVICE, svc, version);
-  return manager_propose(m, tx, done, ud, err);
+  store_tx_put(tx, STORE_SERVICE, json_incref(svc), version);
+  int rc = propose_pending(m, &m->svc_pending, svc, tx, done, ud, err);
+  json_decref(svc);
+  return rc;
 }
 
 int manager_remove_service(struct manager *m, const char *ref,
@@ -555,6 +614,47 @@ int manager_remove_network(struct manager *m, const char *ref,
   struct store_tx *tx = store_tx_new();
   store_tx_delete(tx, STORE_NETWORK, id, STORE_ANY_VERSION);
   return manager_propose(m, tx, done, ud, err);
+}
+
+/* ---- secrets and configs ---- */
+
+int manager_create_secret(struct manager *m, int kind, const json_t *spec,
+                          char id_out[ID_LEN + 1], manager_done_fn done,
+                          void *ud, sh_err *err) {
+  id_new(id_out);
+  json_t *obj = secrets_create(m->store, kind, spec, id_out, err);
+  if (!obj)
+    return -1;
+  struct store_tx *tx = store_tx_new();
+  store_tx_put(tx, kind, obj, STORE_MUST_CREATE);
+  return manager_propose(m, tx, done, ud, err);
+}
+
+int manager_update_secret(struct manager *m, int kind, const char *ref,
+                          int64_t version, const json_t *spec,
+                          manager_done_fn done, void *ud, sh_err *err) {
+  json_t *obj = secrets_update(m->store, kind, ref, spec, err);
+  if (!obj)
+    return -1;
+  struct store_tx *tx = store_tx_new();
+  store_tx_put(tx, kind, obj, version);
+  return manager_propose(m, tx, done, ud, err);
+}
+
+int manager_remove_secret(struct manager *m, int kind, const char *ref,
+                          manager_done_fn done, void *ud, sh_err *err) {
+  const char *id = secrets_remove(m->store, kind, ref, err);
+  if (!id)
+    return -1;
+  json_t *cur = store_get(m->store, kind, id);
+  if (secrets_check_pending_use(kind, cur, m->svc_pending, err) < 0)
+    return -1;
+  cleanup_json json_t *item =
+      json_pack("{s:i, s:s, s:s}", "Kind", kind, "ID", id, "Name",
+                jx_str(cur, "Spec.Name", ""));
+  struct store_tx *tx = store_tx_new();
+  store_tx_delete(tx, kind, id, STORE_ANY_VERSION);
+  return propose_pending(m, &m->rm_pending, item, tx, done, ud, err);
 }
 
 json_t *manager_service_view(struct manager *m, const json_t *svc,

@@ -12,6 +12,7 @@
 #include "manager/orchtask.h"
 #include "manager/mesh.h"
 #include "manager/peers.h"
+#include "manager/secrets.h"
 #include "raft/raftnode.h"
 #include "store/store.h"
 
@@ -302,7 +303,15 @@ static void send_assignments(struct dispatcher *d, struct session *s) {
     }
   }
   json_decref(tasks);
-  json_t *msg = json_pack("{s:s, s:o}", "Type", "assignments", "Tasks", mine);
+  /* With the tasks, the secrets and configs they need (only those): the
+   * node keeps nothing else, so one that no task needs any more is gone
+   * from it with this message. */
+  json_t *files = secrets_for_tasks(d->m->store, mine);
+  json_t *msg =
+      json_pack("{s:s, s:o, s:O, s:O}", "Type", "assignments", "Tasks", mine,
+                "Secrets", json_object_get(files, "Secrets"), "Configs",
+                json_object_get(files, "Configs"));
+  json_decref(files);
   send_line(s->req, msg);
   json_decref(msg);
 }

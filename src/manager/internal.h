@@ -40,6 +40,11 @@ struct manager {
   /* Networks proposed but not applied yet: a second create meanwhile
    * must not take the same subnet or VXLAN ID. */
   json_t *net_pending;
+  /* Service writes (Service objects) and secret or config removals
+   * ({Kind, ID, Name}) proposed but not applied: each checks the other
+   * (secrets.h). */
+  json_t *svc_pending;
+  json_t *rm_pending;
   /* swarm init: the first transaction waits for leadership. */
   struct store_tx *init_tx;
   manager_done_fn init_done;

@@ -556,6 +556,8 @@ static void free_manager(struct manager *m) {
   free(m->engine_version);
   free(m->cluster_id);
   json_decref(m->net_pending);
+  json_decref(m->svc_pending);
+  json_decref(m->rm_pending);
   free(m);
 }
 

@@ -162,6 +162,17 @@ int manager_create_network(struct manager *m, const json_t *req,
 int manager_remove_network(struct manager *m, const char *ref,
                            manager_done_fn done, void *ud, struct sh_err *err);
 
+/* Secrets and configs (secrets.c checks; these propose). kind is
+ * STORE_SECRET or STORE_CONFIG; refs are IDs, names or ID prefixes. */
+int manager_create_secret(struct manager *m, int kind, const json_t *spec,
+                          char id_out[26], manager_done_fn done, void *ud,
+                          struct sh_err *err);
+int manager_update_secret(struct manager *m, int kind, const char *ref,
+                          int64_t version, const json_t *spec,
+                          manager_done_fn done, void *ud, struct sh_err *err);
+int manager_remove_secret(struct manager *m, int kind, const char *ref,
+                          manager_done_fn done, void *ud, struct sh_err *err);
+
 /* Refuses spec features shoal does not implement (autolock, external CAs)
  * with 501 and a message naming the option. */
 int manager_check_supported(const json_t *spec, struct sh_err *err);

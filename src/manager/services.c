@@ -2,6 +2,7 @@
  * order moby's ServiceSpecToGRPC then swarmkit's validateServiceSpec run
  * them, so the first error a user sees is Docker's. */
 #include "manager/services.h"
+#include "manager/secrets.h"
 #include "manager/mesh.h"
 #include "exec/caps.h"
 
@@ -257,10 +258,6 @@ static int check_unapplied(const json_t *tt, sh_err *err) {
           ? "--dns, --dns-search and --dns-option (ContainerSpec.DNSConfig)"
       : hc0 && strcmp(hc0, "NONE") != 0
           ? "healthchecks (--health-cmd, ContainerSpec.Healthcheck)"
-      : json_array_size(json_object_get(cs, "Secrets"))
-          ? "secrets (--secret, ContainerSpec.Secrets)"
-      : json_array_size(json_object_get(cs, "Configs"))
-          ? "configs (--config, ContainerSpec.Configs)"
       : json_object_size(json_object_get(cs, "Sysctls"))
           ? "--sysctl (ContainerSpec.Sysctls)"
       : json_array_size(json_object_get(cs, "Ulimits"))
@@ -681,7 +678,8 @@ const char *services_mode_name(const json_t *spec) {
 
 json_t *services_create(struct store *s, const json_t *spec, const char *id,
                         int64_t now_ns, sh_err *err) {
-  if (services_validate_spec(spec, err) < 0)
+  if (services_validate_spec(spec, err) < 0 ||
+      secrets_check_refs(s, spec, err) < 0)
     return NULL;
   json_t *n = normalize_spec(spec, id);
   const char *name = jx_str(n, "Name", "");
@@ -726,7 +724,8 @@ json_t *services_update(struct store *s, const char *ref, int64_t version,
   if (!cur)
     return NULL;
   const char *id = jx_str(cur, "ID", "");
-  if (services_validate_spec(spec, err) < 0)
+  if (services_validate_spec(spec, err) < 0 ||
+      secrets_check_refs(s, spec, err) < 0)
     return NULL;
   json_t *n = normalize_spec(spec, id);
   if (!*jx_str(spec, "Name", ""))
