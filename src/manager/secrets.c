@@ -350,7 +350,9 @@ json_t *secrets_for_tasks(struct store *s, const json_t *tasks) {
   size_t i;
   json_t *t;
   json_array_foreach(tasks, i, t) {
-    if (task_desired(t) > TS_RUNNING)
+    /* Tasks to run: desired running, or complete (a job's) and not
+     * ended yet. */
+    if (task_desired(t) > TS_COMPLETE || task_state(t) > TS_RUNNING)
       continue;
     for (int k = 0; k < 2; k++) {
       enum store_kind kind = k ? STORE_CONFIG : STORE_SECRET;
