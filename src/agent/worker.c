@@ -792,6 +792,17 @@ static void build_ingress(struct job *j) {
   json_decref(atts);
 }
 
+/* What an exited container no longer needs: its network endpoints and
+ * its secret files (dockerd too drops a container's secrets when it
+ * stops; the exited container stays for ps -a, logs and inspect). */
+static void release_exited(struct job *j) {
+  detach_networks(j);
+  sh_err err = {0};
+  if (j->w->cfg.exec_root && j->task_id[0] &&
+      secretfs_teardown(j->w->cfg.exec_root, j->task_id, &err) < 0)
+    log_warn("task %s: removing its secrets: %s", j->task_id, err.msg);
+}
+
 static void job_work(void *ud) {
   struct job *j = ud;
   executor *ex = j->w->cfg.exec;
@@ -811,7 +822,7 @@ static void job_work(void *ud) {
     j->rc = exec_state(ex, j->cid, &j->st, &j->err);
     if (j->kind == J_EXITED ||
         (j->rc == 0 && j->st.status == EXEC_STATUS_EXITED))
-      detach_networks(j);
+      release_exited(j);
     break;
   case J_STOP: {
     const json_t *cs = jx_get(j->task, "Spec.ContainerSpec");
@@ -821,7 +832,7 @@ static void job_work(void *ud) {
                       grace, &j->err);
     if (j->rc == 0)
       exec_state(ex, j->cid, &j->st, NULL);
-    detach_networks(j);
+    release_exited(j);
     break;
   }
   case J_REMOVE: {
