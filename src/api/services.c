@@ -69,11 +69,13 @@ static bool task_matches(struct store *st, const struct filters *f,
                          const json_t *t) {
   if (!filters_match_prefix(f, "id", jx_str(t, "ID", "")))
     return false;
-  if (!filters_match_labels(f, "label", jx_get(t, "Labels")))
-    return false;
   if (!filters_match(f, "desired-state", jx_str(t, "DesiredState", "")))
     return false;
   json_t *svc = store_get(st, STORE_SERVICE, jx_str(t, "ServiceID", ""));
+  /* swarmkit matches the service's labels (ServiceAnnotations), which is
+   * how `docker stack ps` finds a stack's tasks. */
+  if (!filters_match_labels(f, "label", jx_get(svc, "Spec.Labels")))
+    return false;
   if (filters_has(f, "service") &&
       !filters_match_prefix(f, "service", jx_str(t, "ServiceID", "")) &&
       !filters_match(f, "service", jx_str(svc, "Spec.Name", "")))

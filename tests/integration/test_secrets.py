@@ -220,13 +220,16 @@ def test_secrets_and_configs():
         _, out, _ = lab.service("swarma", "inspect", "--format",
                                 "{{json .Spec.TaskTemplate.ContainerSpec.Configs}}", "app")
         assert [r["File"]["Name"] for r in json.loads(out)] == ["/etc/other.conf"], out
-        # The replaced tasks' containers are removed, and their tmpfs with
-        # them: one tmpfs per container left on the node.
+        # The replaced tasks' containers stay, exited, while their tasks
+        # are in history (as on Docker: `docker ps -a`), but their secret
+        # files went with their exit: one tmpfs, the running task's.
         def one_each():
-            ctrs = [r for r in lab.ps("swarma", "-a") if r["NAMES"].startswith("app.")]
+            ctrs = [r for r in lab.ps("swarma") if r["NAMES"].startswith("app.")]
+            exited = [r for r in lab.ps("swarma", "-a") if r["NAMES"].startswith("app.")
+                      and r["STATUS"].startswith("Exited")]
             mounts = host_secret_mounts(lab, "swarma")
-            return (len(ctrs), len(mounts)) == (1, 1) or None
-        wait_until(one_each, 60, what="one container and one secret tmpfs of app")
+            return (len(ctrs), len(mounts)) == (1, 1) and len(exited) >= 2 or None
+        wait_until(one_each, 60, what="one running container and one secret tmpfs of app")
 
         # ---- a restart: the running task keeps its secrets ----
         name, pid = task_pid(lab, "swarma", "app")
