@@ -51,8 +51,7 @@ json_t *health_merge(const json_t *image_hc, const json_t *spec_hc) {
       for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
         if (jx_int(out, fields[i], 0) == 0 &&
             jx_int(image_hc, fields[i], 0) != 0)
-          json_object_set(out, fields[i],
-                          json_object_get(image_hc, fields[i]));
+          json_object_set(out, fields[i], json_object_get(image_hc, fields[i]));
     }
   }
   const char *t0 =
@@ -156,8 +155,7 @@ bool health_record(json_t *state, const struct health_params *p,
   return now != old;
 }
 
-int64_t health_next_interval(const json_t *state,
-                             const struct health_params *p,
+int64_t health_next_interval(const json_t *state, const struct health_params *p,
                              int64_t started_ns, int64_t now_ns) {
   if (now_ns - started_ns >= p->start_period_ns)
     return p->interval_ns;
@@ -375,8 +373,8 @@ static void run_probe(uv_timer_t *t) {
     /* The handle is still to be closed, as libuv wants. */
     pr->exited = true;
     pr->open++;
-    cleanup_free char *msg = xasprintf("exec %s: %s", h->argv[0],
-                                       uv_strerror(rc));
+    cleanup_free char *msg =
+        xasprintf("exec %s: %s", h->argv[0], uv_strerror(rc));
     probe_finish(pr, -1, msg);
     return;
   }

@@ -55,8 +55,7 @@ bool health_record(json_t *state, const struct health_params *p,
                    int exit_code, const char *output);
 /* The wait before the next probe: the start interval while starting
  * within the start period, else the interval. */
-int64_t health_next_interval(const json_t *state,
-                             const struct health_params *p,
+int64_t health_next_interval(const json_t *state, const struct health_params *p,
                              int64_t started_ns, int64_t now_ns);
 
 /* Output of a probe, capped as dockerd's limitedBuffer ("..." appended

@@ -257,10 +257,9 @@ static int create_in(executor *ex, const struct exec_spec *s,
       goto out;
     }
     /* A namespace path that is not ours is the host's (--network host). */
-    if (exec_check_sysctl(sysname,
-                          s->netns_path && str_has_prefix(s->netns_path,
-                                                          "/proc/"),
-                          err) < 0)
+    if (exec_check_sysctl(
+            sysname, s->netns_path && str_has_prefix(s->netns_path, "/proc/"),
+            err) < 0)
       goto out;
   }
   if (s->init && !ex->init) {
@@ -379,12 +378,12 @@ static int create_in(executor *ex, const struct exec_spec *s,
   json_object_set_new(hc, "DnsSearch", strv_array(s->dns_search));
   json_object_set_new(hc, "DnsOptions", strv_array(s->dns_options));
   json_object_set_new(hc, "GroupAdd", strv_array(s->groups));
-  json_object_set_new(hc, "Sysctls", json_is_object(s->sysctls)
-                                         ? json_deep_copy(s->sysctls)
-                                         : json_object());
-  json_object_set_new(hc, "Ulimits", json_is_array(s->ulimits)
-                                         ? json_deep_copy(s->ulimits)
-                                         : json_array());
+  json_object_set_new(hc, "Sysctls",
+                      json_is_object(s->sysctls) ? json_deep_copy(s->sysctls)
+                                                 : json_object());
+  json_object_set_new(hc, "Ulimits",
+                      json_is_array(s->ulimits) ? json_deep_copy(s->ulimits)
+                                                : json_array());
   for (size_t k = 0; s->extra_hosts && s->extra_hosts[k]; k++)
     json_array_append_new(json_object_get(hc, "ExtraHosts"),
                           json_string(s->extra_hosts[k]));

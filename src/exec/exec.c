@@ -215,7 +215,7 @@ void exec_paths_free(struct ctr_paths *p) {
                 &p->log,         &p->hosts,      &p->hostname,   &p->resolv,
                 &p->run,         &p->conmon_pid, &p->pidfile,    &p->exit_dir,
                 &p->exit_file,   &p->persist,    &p->conmon_log, &p->sock_link,
-                &p->crun_state, &p->health};
+                &p->crun_state,  &p->health};
   for (size_t i = 0; i < ARRAY_SIZE(f); i++) {
     free(*f[i]);
     *f[i] = NULL;

@@ -133,8 +133,8 @@ struct exec_spec {
   const char *const *dns_search;
   const char *const *dns_options;
   bool embedded_dns;
-  const json_t *sysctls; /* {name: value}, checked by exec_check_sysctl */
-  const json_t *ulimits; /* [{Name, Soft, Hard}] */
+  const json_t *sysctls;     /* {name: value}, checked by exec_check_sysctl */
+  const json_t *ulimits;     /* [{Name, Soft, Hard}] */
   const char *const *groups; /* --group: names (image's /etc/group), ids */
   /* Config.Healthcheck as inspect shows it (the image's merged with the
    * spec's, see agent/health.h); NULL: none. Only recorded here. */
@@ -145,6 +145,10 @@ struct exec_spec {
  * unless the container shares the host's network namespace. 400 with
  * their message otherwise. */
 int exec_check_sysctl(const char *name, bool host_netns, struct sh_err *err);
+/* ContainerSpec.Ulimits [{Name, Soft, Hard}] -> OCI process.rlimits (new
+ * array), with go-units' checks: 400 for an unknown name or soft > hard.
+ * -1 means unlimited. */
+int exec_rlimits(const json_t *ulimits, json_t **out, struct sh_err *err);
 
 /* exec_create builds the rootfs (overlayfs over the layers), the OCI bundle
  * and the container's files; nothing runs yet. 409 if the ID exists, 400

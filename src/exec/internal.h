@@ -76,8 +76,6 @@ int exec_resolve_user(int rootfd, const char *user, struct exec_user *out,
  * they are) to u's supplementary groups. 400 for an unknown name. */
 int exec_resolve_groups(int rootfd, const char *const *groups,
                         struct exec_user *u, struct sh_err *err);
-/* ContainerSpec.Ulimits [{Name, Soft, Hard}] -> OCI process.rlimits. */
-int exec_rlimits(const json_t *ulimits, json_t **out, struct sh_err *err);
 /* The container's /etc/resolv.conf from the host's and DNSConfig. */
 char *exec_resolv_conf(const char *host, const char *const *servers,
                        const char *const *search, const char *const *options,
@@ -124,9 +122,9 @@ struct exec_oci_input {
   const char *const *caps; /* NULL-terminated; NULL: Docker's 14 */
   bool no_new_privileges;
   int oom_score_adj;
-  const char *init_path;   /* --init: mounted at /sbin/docker-init, PID 1 */
-  const json_t *sysctls;   /* object: added to dockerd's */
-  const json_t *rlimits;   /* OCI process.rlimits; NULL: none */
+  const char *init_path; /* --init: mounted at /sbin/docker-init, PID 1 */
+  const json_t *sysctls; /* object: added to dockerd's */
+  const json_t *rlimits; /* OCI process.rlimits; NULL: none */
 };
 #define EXEC_INIT_PATH "/sbin/docker-init"
 /* The OCI runtime config, Docker's defaults included (caps or the 14,

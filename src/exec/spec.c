@@ -513,11 +513,11 @@ json_t *exec_oci_config(const struct exec_oci_input *in) {
   if (in->init_path)
     json_array_extend(args, json_pack("[s,s]", EXEC_INIT_PATH, "--"));
   json_array_extend(args, (json_t *)in->args);
-  json_t *process = json_pack(
-      "{s:b,s:o,s:o,s:O,s:s,s:o,s:b,s:i}", "terminal", 0, "user", user, "args",
-      args, "env", in->env, "cwd", in->cwd, "capabilities", caps,
-      "noNewPrivileges", in->no_new_privileges, "oomScoreAdj",
-      in->oom_score_adj);
+  json_t *process =
+      json_pack("{s:b,s:o,s:o,s:O,s:s,s:o,s:b,s:i}", "terminal", 0, "user",
+                user, "args", args, "env", in->env, "cwd", in->cwd,
+                "capabilities", caps, "noNewPrivileges", in->no_new_privileges,
+                "oomScoreAdj", in->oom_score_adj);
   if (json_array_size(in->rlimits))
     json_object_set_new(process, "rlimits", json_deep_copy(in->rlimits));
   json_object_set_new(c, "process", process);
@@ -607,9 +607,9 @@ json_t *exec_oci_config(const struct exec_oci_input *in) {
   free(order);
   if (in->init_path)
     json_array_append_new(
-        mounts, mount_json(EXEC_INIT_PATH, "bind", in->init_path,
-                           (const char *const[]){"rbind", "rprivate", "ro",
-                                                 NULL}));
+        mounts,
+        mount_json(EXEC_INIT_PATH, "bind", in->init_path,
+                   (const char *const[]){"rbind", "rprivate", "ro", NULL}));
   json_object_set_new(c, "mounts", mounts);
 
   json_t *ns = json_array();
@@ -657,8 +657,10 @@ json_t *exec_oci_config(const struct exec_oci_input *in) {
  * container's own. */
 int exec_check_sysctl(const char *name, bool host_netns, sh_err *err) {
   static const char *const ipc[] = {
-      "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni",          "kernel.sem",
-      "kernel.shmall", "kernel.shmmax", "kernel.shm_rmid_forced", "kernel.shmmni",
+      "kernel.msgmax",          "kernel.msgmnb",
+      "kernel.msgmni",          "kernel.sem",
+      "kernel.shmall",          "kernel.shmmax",
+      "kernel.shm_rmid_forced", "kernel.shmmni",
   };
   for (size_t i = 0; i < ARRAY_SIZE(ipc); i++)
     if (strcmp(name, ipc[i]) == 0)
@@ -712,13 +714,11 @@ int exec_rlimits(const json_t *ulimits, json_t **out, sh_err *err) {
                       (long long)soft, (long long)hard);
     }
     /* -1: unlimited, as RLIM_INFINITY. */
-    json_array_append_new(
-        res, json_pack("{s:s,s:I,s:I}", "type", oci, "soft",
-                       (json_int_t)(soft < 0 ? -1 : soft), "hard",
-                       (json_int_t)(hard < 0 ? -1 : hard)));
+    json_array_append_new(res,
+                          json_pack("{s:s,s:I,s:I}", "type", oci, "soft",
+                                    (json_int_t)(soft < 0 ? -1 : soft), "hard",
+                                    (json_int_t)(hard < 0 ? -1 : hard)));
   }
-  /* jansson has no unsigned: RLIM_INFINITY is written as -1, and crun
-   * reads it back as the all-ones value. */
   *out = res;
   return 0;
 }
