@@ -13,7 +13,7 @@ SCRIPT = ("printf 'pid1=%s\\n' \"$(tr '\\0' ' ' </proc/1/cmdline)\"; cat /etc/re
           "echo shmmni=$(cat /proc/sys/kernel/shmmni); echo somaxconn=$(cat "
           "/proc/sys/net/core/somaxconn); grep 'Max open files' /proc/self/limits; "
           "echo groups=$(id -G); if touch /probe 2>/dev/null; then echo root=rw; "
-          "else echo root=ro; fi; echo done; sleep 3600")
+          "else echo root=ro; fi; echo END-$((1+1)); sleep 3600")
 
 
 def logs_until(lab, svc, word, secs=90):
@@ -38,7 +38,7 @@ def test_spec_fields_applied_inside_the_task():
         lab.docker("swarma", "network", "create", "-d", "overlay", "appnet")
         lab.service("swarma", "create", "-d", "--name", "onnet", "--network", "appnet",
                     *common, "busybox", "sh", "-c", SCRIPT)
-        out = logs_until(lab, "fields", "done")
+        out = logs_until(lab, "fields", "END-2")
         assert re.search(r"^pid1=/sbin/docker-init -- sh -c ", out, re.M), out
         assert "nameserver 192.0.2.53\nsearch svc.example\noptions timeout:3\n" in out, out
         assert "shmmni=1234\n" in out and "somaxconn=777\n" in out, out
@@ -47,7 +47,7 @@ def test_spec_fields_applied_inside_the_task():
         assert "root=ro\n" in out, out
         # On an overlay network the embedded DNS answers: it is the only
         # server (192.0.2.53 is its upstream), search and options as given.
-        out = logs_until(lab, "onnet", "done")
+        out = logs_until(lab, "onnet", "END-2")
         assert "nameserver 127.0.0.11\nsearch svc.example\noptions timeout:3\n" \
                "options ndots:0\n" in out, out
         assert "nameserver 192.0.2.53" not in out, out
