@@ -72,8 +72,10 @@ json_t *health_probe_cmd(const json_t *hc, const json_t *shell) {
   if (strcmp(t0, "CMD-SHELL") == 0) {
     if (json_array_size(shell) > 0)
       json_array_extend(cmd, (json_t *)shell);
-    else
-      json_array_extend(cmd, json_pack("[s,s]", "/bin/sh", "-c"));
+    else {
+      json_array_append_new(cmd, json_string("/bin/sh"));
+      json_array_append_new(cmd, json_string("-c"));
+    }
   } else if (strcmp(t0, "CMD") != 0) {
     json_decref(cmd);
     return NULL; /* dockerd ignores other types too */

@@ -510,8 +510,10 @@ json_t *exec_oci_config(const struct exec_oci_input *in) {
   }
   /* --init: dockerd's docker-init (tini) runs the process as its child. */
   json_t *args = json_array();
-  if (in->init_path)
-    json_array_extend(args, json_pack("[s,s]", EXEC_INIT_PATH, "--"));
+  if (in->init_path) {
+    json_array_append_new(args, json_string(EXEC_INIT_PATH));
+    json_array_append_new(args, json_string("--"));
+  }
   json_array_extend(args, (json_t *)in->args);
   json_t *process =
       json_pack("{s:b,s:o,s:o,s:O,s:s,s:o,s:b,s:i}", "terminal", 0, "user",
