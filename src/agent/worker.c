@@ -1028,6 +1028,10 @@ static void adopted(struct worker *w, const json_t *list) {
         at->wait_healthy =
             health_state_status(jx_get(probe, "State")) == HEALTH_STARTING ||
             !jx_get(probe, "State");
+        /* Found unhealthy (the daemon went before it stopped it). */
+        at->unhealthy =
+            health_state_status(jx_get(probe, "State")) == HEALTH_UNHEALTHY &&
+            jx_get(probe, "State");
         start_health(at, probe);
       }
     } else {

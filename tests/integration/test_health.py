@@ -125,6 +125,26 @@ def test_healthcheck_gates_running_and_replaces_unhealthy_tasks():
         if gone:
             assert inspect(lab, gone[0]["ID"])["State"]["Health"]["Status"] == "unhealthy"
 
+        # A restart of shoald: the container is adopted, its health kept
+        # and probing goes on; the task stays the same, Running.
+        before = inspect(lab, rows[0]["ID"])["State"]["Health"]["Log"][-1]["End"]
+        task = tasks(lab, "ok")[0]["ID"]
+        lab.restart("swarma")
+
+        def probed_again():
+            try:
+                h = inspect(lab, rows[0]["ID"])["State"]["Health"]
+            except Exception:
+                return None
+            return h if h["Log"][-1]["Start"] > before else None
+        h = wait_until(probed_again, 60, interval=1, what="ok probed after the restart")
+        assert h["Status"] == "healthy" and len(h["Log"]) == 5, h
+        t = tasks(lab, "ok")
+        assert t[0]["ID"] == task and t[0]["CURRENT STATE"].startswith("Running"), t
+        assert "(healthy)" in containers(lab, "ok")[0]["STATUS"]
+        slow = tasks(lab, "slow")
+        assert slow[0]["CURRENT STATE"].startswith("Starting"), slow
+
 
 @timeout(300)
 def test_image_healthcheck_and_no_healthcheck():
