@@ -351,6 +351,10 @@ static int create_in(executor *ex, const struct exec_spec *s,
   json_t *exposed = json_object_get(icfg, "ExposedPorts");
   if (json_is_object(exposed))
     json_object_set(config, "ExposedPorts", exposed);
+  /* The image's SHELL: what a CMD-SHELL healthcheck runs under. */
+  json_t *shell = json_object_get(icfg, "Shell");
+  if (json_array_size(shell))
+    json_object_set(config, "Shell", shell);
 
   json_t *hc = json_pack(
       "{s:n,s:s,s:o,s:b,s:I,s:I,s:I,s:I,s:I,s:o,s:{s:s,s:i},s:{s:s,s:{}},"
