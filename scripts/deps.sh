@@ -10,6 +10,8 @@ pkgs=(
   libldns-dev
   busybox-static nginx-light docker-registry skopeo umoci
   crun conmon
+  # --init: tini-static as PID 1 inside any image
+  tini
   # /usr/share/containers/seccomp.json: the tasks' default seccomp profile
   golang-github-containers-common
   iproute2 util-linux procps python3 openssl curl

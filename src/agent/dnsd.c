@@ -20,6 +20,7 @@ struct dtask {
   char *id;
   uv_udp_t udp;
   json_t *nets;
+  json_t *resolvers; /* the task's --dns, NULL: the node's */
   struct dtask *next;
 };
 
@@ -163,7 +164,9 @@ static int open_upstream(struct dnsd *d) {
 static void forward(struct dtask *t, const struct sockaddr *client,
                     const uint8_t *q, size_t len) {
   struct dnsd *d = t->d;
-  const char *rs = json_string_value(json_array_get(d->resolvers, 0));
+  const json_t *list =
+      json_array_size(t->resolvers) ? t->resolvers : d->resolvers;
+  const char *rs = json_string_value(json_array_get(list, 0));
   struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(53)};
   uint8_t *reply = NULL;
   size_t rlen = 0;
@@ -243,6 +246,7 @@ static void task_closed(uv_handle_t *h) {
   struct dtask *t = h->data;
   struct dnsd *d = t->d;
   json_decref(t->nets);
+  json_decref(t->resolvers);
   free(t->id);
   free(t);
   d->handles--;
@@ -313,6 +317,18 @@ void dnsd_remove(struct dnsd *d, const char *task_id) {
       struct dtask *t = *pp;
       *pp = t->next;
       task_close(t);
+      return;
+    }
+  }
+}
+
+void dnsd_set_task_resolvers(struct dnsd *d, const char *task_id,
+                             const json_t *resolvers) {
+  for (struct dtask *t = d->tasks; t; t = t->next) {
+    if (strcmp(t->id, task_id) == 0) {
+      json_decref(t->resolvers);
+      t->resolvers =
+          json_array_size(resolvers) ? json_deep_copy(resolvers) : NULL;
       return;
     }
   }

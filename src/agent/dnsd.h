@@ -24,6 +24,10 @@ void dnsd_set_resolvers(struct dnsd *d, const json_t *resolvers);
 int dnsd_add(struct dnsd *d, const char *task_id, int fd, const json_t *nets,
              struct sh_err *err);
 void dnsd_remove(struct dnsd *d, const char *task_id);
+/* The task's own upstreams (its --dns servers, IPv4 strings), in place
+ * of the node's; NULL or empty: the node's again. */
+void dnsd_set_task_resolvers(struct dnsd *d, const char *task_id,
+                             const json_t *resolvers);
 /* Closes every socket; freed once libuv let go of them (the loop must run
  * on). NULL is fine. */
 void dnsd_free(struct dnsd *d);

@@ -12,6 +12,7 @@
 #include "events/events.h"
 #include "core/workq.h"
 #include "agent/dnsd.h"
+#include "agent/health.h"
 #include "agent/secretfs.h"
 #include "dns/dns.h"
 #include "netdev/netdev.h"
@@ -59,6 +60,13 @@ struct tctl {
   struct exec_watch *watch;
   int stop_signal;  /* the container's */
   bool proc_exited; /* the watch saw the exit; status not read yet */
+  /* A healthcheck: probes while running. As swarmkit's controller, the
+   * task stays "starting" until the first healthy probe (wait_healthy),
+   * and an unhealthy container is stopped and its task fails. */
+  struct health *health;
+  bool wait_healthy;
+  bool unhealthy;
+  pid_t pid;
   struct tctl *next;
 };
 
@@ -148,6 +156,9 @@ struct job {
   json_t *plan;
   int plan_rc;
   sh_err plan_err;
+  /* J_START: {Argv, Pidfile, Config, Started} for the health monitor
+   * (NULL: no healthcheck) */
+  json_t *probe;
 };
 
 static void reconcile(struct tctl *t);
@@ -394,8 +405,6 @@ static int dns_socket(const char *netns, sh_err *err) {
   return fd;
 }
 
-#define DNS_RESOLV_CONF "nameserver 127.0.0.11\noptions ndots:0\n"
-
 /* The container is gone or no longer runs: its addresses may go to
  * another task now, so its endpoints must go first. */
 static void detach_networks(struct job *j) {
@@ -496,6 +505,16 @@ static int prepare(struct job *j) {
                                       .hidden = true};
   }
 
+  /* dockerd merges the image's HEALTHCHECK under the service's. */
+  const json_t *icfg = json_object_get(config, "config");
+  if (!json_is_object(icfg))
+    icfg = config;
+  cleanup_json json_t *hc = health_merge(json_object_get(icfg, "Healthcheck"),
+                                         json_object_get(cs, "Healthcheck"));
+  char **groups = strv(jx_get(cs, "Groups"));
+  char **dns_servers = strv(jx_get(cs, "DNSConfig.Nameservers"));
+  char **dns_search = strv(jx_get(cs, "DNSConfig.Search"));
+  char **dns_options = strv(jx_get(cs, "DNSConfig.Options"));
   char **cmd = strv(jx_get(cs, "Command"));
   char **args = strv(jx_get(cs, "Args"));
   char **env = strv(jx_get(cs, "Env"));
@@ -549,7 +568,15 @@ static int prepare(struct job *j) {
       .n_mounts = k,
       .netns_path = netns,
       .network_mode = host ? "host" : NULL,
-      .resolv_conf = j->dns_fd >= 0 ? DNS_RESOLV_CONF : NULL,
+      .embedded_dns = j->dns_fd >= 0,
+      .dns_servers = (const char *const *)dns_servers,
+      .dns_search = (const char *const *)dns_search,
+      .dns_options = (const char *const *)dns_options,
+      .init = jx_bool(cs, "Init", false),
+      .sysctls = json_object_get(cs, "Sysctls"),
+      .ulimits = json_object_get(cs, "Ulimits"),
+      .groups = (const char *const *)groups,
+      .healthcheck = hc,
       .networks = nets,
       .seccomp = smode == SECCOMP_MODE_CUSTOM    ? custom
                  : smode == SECCOMP_MODE_DEFAULT ? w->cfg.seccomp
@@ -579,6 +606,10 @@ done:
   strv_free(args);
   strv_free(env);
   strv_free(hosts);
+  strv_free(groups);
+  strv_free(dns_servers);
+  strv_free(dns_search);
+  strv_free(dns_options);
   free(mounts);
   json_decref(labels);
   json_decref(config);
@@ -586,6 +617,37 @@ done:
     free(layers[i]);
   free(layers);
   return rc;
+}
+
+/* What the health monitor of a running container needs, from its
+ * inspect info (Config.Healthcheck, State): {Argv, Pidfile, Config,
+ * Started, State}; NULL without a healthcheck. Blocking (a thread). */
+static json_t *probe_setup(executor *ex, const char *cid, const json_t *info) {
+  const json_t *hc = jx_get(info, "Config.Healthcheck");
+  cleanup_json json_t *cmd =
+      hc ? health_probe_cmd(hc, jx_get(info, "Config.Shell")) : NULL;
+  if (!cmd)
+    return NULL;
+  char **argv = NULL;
+  cleanup_free char *pidfile = NULL;
+  sh_err err = {0};
+  if (exec_probe_argv(ex, cid, cmd, &argv, &pidfile, &err) < 0) {
+    log_warn("container %s: no healthcheck: %s", cid, err.msg);
+    return NULL;
+  }
+  json_t *a = json_array();
+  for (char **p = argv; *p; p++)
+    json_array_append_new(a, json_string(*p));
+  exec_argv_free(argv);
+  int64_t started = 0;
+  clock_parse_rfc3339(jx_str(info, "State.StartedAt", ""), &started, NULL);
+  json_t *out = json_pack("{s:o,s:s,s:O,s:I}", "Argv", a, "Pidfile", pidfile,
+                          "Config", hc, "Started",
+                          (json_int_t)(started ? started : clock_wall_ns()));
+  const json_t *state = jx_get(info, "State.Health");
+  if (state)
+    json_object_set(out, "State", (json_t *)state);
+  return out;
 }
 
 /* An adopted running task on user networks gets its DNS socket again
@@ -614,6 +676,8 @@ static void adopt_dns(struct job *j, json_t *a, const json_t *info) {
   }
   json_object_set_new(a, "DnsFd", json_integer(fd));
   json_object_set_new(a, "DnsNets", nets);
+  json_object_set(a, "DnsServers",
+                  json_object_get(json_object_get(info, "HostConfig"), "Dns"));
 }
 
 static void adopt(struct job *j) {
@@ -640,6 +704,11 @@ static void adopt(struct job *j) {
                     list[i].id, "Running", st.status == EXEC_STATUS_RUNNING,
                     "ExitCode", st.exit_code, "Pidfd", fd, "StopSignal", sig);
       adopt_dns(j, a, info);
+      json_t *probe = st.status == EXEC_STATUS_RUNNING
+                          ? probe_setup(w->cfg.exec, list[i].id, info)
+                          : NULL;
+      if (probe)
+        json_object_set_new(a, "Probe", probe);
       json_array_append_new(j->adopted, a);
     }
     json_decref(info);
@@ -812,10 +881,14 @@ static void job_work(void *ud) {
     break;
   case J_START:
     j->rc = exec_start(ex, j->cid, &j->pid, &j->err);
-    if (j->rc >= 0)
+    if (j->rc >= 0) {
       exec_pidfd(ex, j->cid, &j->pidfd, &j->stop_signal, NULL);
-    else
+      cleanup_json json_t *info = NULL;
+      if (exec_inspect_json(ex, j->cid, &info, NULL) == 0)
+        j->probe = probe_setup(ex, j->cid, info);
+    } else {
       detach_networks(j);
+    }
     break;
   case J_STATE:
   case J_EXITED:
@@ -869,6 +942,7 @@ static void tctl_free(struct tctl *t) {
     }
   }
   exec_watch_free(t->watch);
+  health_stop(t->health);
   json_decref(t->task);
   free(t);
 }
@@ -894,6 +968,8 @@ static void on_proc_exit(struct exec_watch *wa, void *ud) {
   struct tctl *t = ud;
   exec_watch_free(wa);
   t->watch = NULL;
+  health_stop(t->health);
+  t->health = NULL;
   t->proc_exited = true;
   reconcile(t);
 }
@@ -914,21 +990,33 @@ static void watch(struct tctl *t, int pidfd) {
 static void exited(struct tctl *t, int code) {
   t->phase = P_EXITED;
   container_event(t, "die", code);
+  health_stop(t->health);
+  t->health = NULL;
   if (t->w->dns)
     dnsd_remove(t->w->dns, t->id);
   if (code == 0) {
     report(t, "complete", "finished", NULL, 0, 0);
   } else {
-    char e[64];
-    snprintf(e, sizeof e, "task: non-zero exit (%d)", code);
+    /* swarmkit's exitError, with its cause when the healthcheck was it */
+    char e[96];
+    snprintf(e, sizeof e, "task: non-zero exit (%d)%s", code,
+             t->unhealthy ? ": dockerexec: unhealthy container" : "");
     report(t, "failed", "started", e, code, 0);
   }
 }
 
 static void stopped(struct tctl *t, int code) {
+  if (t->unhealthy) {
+    /* Stopped for its health, not by the desired state: an end of its
+     * own, as swarmkit reports it. */
+    exited(t, code);
+    return;
+  }
   t->phase = P_STOPPED;
   container_event(t, "die", code);
   container_event(t, "stop", -1);
+  health_stop(t->health);
+  t->health = NULL;
   if (t->w->dns)
     dnsd_remove(t->w->dns, t->id);
   report(t, "shutdown", "shutdown", NULL, code, 0);
@@ -941,6 +1029,8 @@ static void run_job(struct worker *w, struct tctl *t, enum job_kind kind);
  * once. */
 static void stop(struct tctl *t, const char *why) {
   log_info("stopping container %s of task %s: %s", t->cid, t->id, why);
+  health_stop(t->health);
+  t->health = NULL;
   if (t->watch) {
     const json_t *cs = jx_get(t->task, "Spec.ContainerSpec");
     int64_t grace = jx_int(cs, "StopGracePeriod", DEFAULT_GRACE_NS);
@@ -955,6 +1045,45 @@ static void stop(struct tctl *t, const char *why) {
   }
   /* Created but never started, or not watchable. */
   run_job(t->w, t, J_STOP);
+}
+
+static void on_health(struct health *h, enum health_status status, void *ud) {
+  struct tctl *t = ud;
+  if (t->phase != P_RUNNING)
+    return;
+  if (status == HEALTH_HEALTHY && t->wait_healthy) {
+    t->wait_healthy = false;
+    report(t, "running", "started", NULL, 0, t->pid);
+  } else if (status == HEALTH_UNHEALTHY && !t->unhealthy) {
+    /* swarmkit: shut the container down; its exit fails the task. */
+    t->unhealthy = true;
+    reconcile(t);
+  }
+}
+
+/* Starts probing a running container (probe: probe_setup's). */
+static void start_health(struct tctl *t, const json_t *probe) {
+  if (!probe)
+    return;
+  size_t n = json_array_size(json_object_get(probe, "Argv"));
+  char **argv = xcalloc(n + 1, sizeof *argv);
+  for (size_t i = 0; i < n; i++)
+    argv[i] = xstrdup(
+        json_string_value(json_array_get(json_object_get(probe, "Argv"), i)));
+  struct health_start hs = {
+      .loop = t->w->cfg.loop,
+      .exec = t->w->cfg.exec,
+      .cid = t->cid,
+      .argv = argv,
+      .pidfile = jx_str(probe, "Pidfile", NULL),
+      .hc = json_object_get(probe, "Config"),
+      .started_ns = jx_int(probe, "Started", 0),
+      .state = json_object_get(probe, "State"),
+      .on_change = on_health,
+      .ud = t,
+  };
+  health_stop(t->health);
+  t->health = health_start(&hs);
 }
 
 static void close_pidfd(int fd) {
@@ -983,11 +1112,26 @@ static void adopted(struct worker *w, const json_t *list) {
         if (!w->dns)
           close(dfd);
         log_warn("task %s: no embedded DNS: %s", tid, derr.msg);
+      } else {
+        dnsd_set_task_resolvers(w->dns, tid, json_object_get(a, "DnsServers"));
       }
     }
     if (running) {
       at->stop_signal = (int)jx_int(a, "StopSignal", SIGTERM);
       watch(at, (int)jx_int(a, "Pidfd", -1));
+      /* Probing goes on where it was; a task still starting turns
+       * running at its first healthy probe. */
+      const json_t *probe = json_object_get(a, "Probe");
+      if (probe) {
+        at->wait_healthy =
+            health_state_status(jx_get(probe, "State")) == HEALTH_STARTING ||
+            !jx_get(probe, "State");
+        /* Found unhealthy (the daemon went before it stopped it). */
+        at->unhealthy =
+            health_state_status(jx_get(probe, "State")) == HEALTH_UNHEALTHY &&
+            jx_get(probe, "State");
+        start_health(at, probe);
+      }
     } else {
       /* It ended while no daemon watched: say so now. */
       exited(at, (int)jx_int(a, "ExitCode", 0));
@@ -1033,6 +1177,10 @@ static void job_done(void *ud, int cancelled) {
         sh_err derr = {0};
         if (dnsd_add(w->dns, t->id, j->dns_fd, j->dns_nets, &derr) < 0)
           log_warn("task %s: no embedded DNS: %s", t->id, derr.msg);
+        else
+          dnsd_set_task_resolvers(
+              w->dns, t->id,
+              jx_get(t->task, "Spec.ContainerSpec.DNSConfig.Nameservers"));
         j->dns_fd = -1;
       }
       if (j->rc < 0) {
@@ -1052,7 +1200,12 @@ static void job_done(void *ud, int cancelled) {
       } else {
         t->phase = P_RUNNING;
         container_event(t, "start", -1);
-        report(t, "running", "started", NULL, 0, j->pid);
+        t->pid = j->pid;
+        /* With a healthcheck the task stays "starting" until healthy. */
+        t->wait_healthy = j->probe != NULL;
+        if (!t->wait_healthy)
+          report(t, "running", "started", NULL, 0, j->pid);
+        start_health(t, j->probe);
         t->stop_signal = j->stop_signal;
         watch(t, j->pidfd);
         j->pidfd = -1;
@@ -1097,6 +1250,7 @@ static void job_done(void *ud, int cancelled) {
   if (j->dns_fd >= 0)
     close(j->dns_fd);
   json_decref(j->dns_nets);
+  json_decref(j->probe);
   json_decref(j->task);
   json_decref(j->adopted);
   json_decref(j->plan);
@@ -1162,6 +1316,10 @@ static void reconcile(struct tctl *t) {
   }
   if (t->phase == P_STOPPING)
     return; /* its exit comes as an event */
+  if (t->unhealthy && t->phase == P_RUNNING) {
+    stop(t, "unhealthy container");
+    return;
+  }
   if (!t->assigned) {
     /* Only the leader's assignment takes a container away. Until the first
      * one (a restart with no leader, or no manager in reach) adopted
@@ -1619,6 +1777,8 @@ void worker_free(struct worker *w) {
   for (struct tctl *t = w->tasks; t; t = t->next) {
     exec_watch_free(t->watch);
     t->watch = NULL;
+    health_stop(t->health);
+    t->health = NULL;
   }
   /* Waits for local work in flight (short, except the stop of a container
    * that could not be watched). */

@@ -94,7 +94,12 @@ static void human_status(const json_t *info, char *out, size_t n) {
     snprintf(dur, sizeof dur, "About an hour");
   else
     snprintf(dur, sizeof dur, "%lld hours", (long long)secs / 3600);
-  if (strcmp(status, "running") == 0)
+  /* dockerd's State.String(): the health after the uptime. */
+  const char *health = jx_str(info, "State.Health.Status", "");
+  if (strcmp(status, "running") == 0 && *health)
+    snprintf(out, n, "Up %s (%s%s)", dur,
+             strcmp(health, "starting") == 0 ? "health: " : "", health);
+  else if (strcmp(status, "running") == 0)
     snprintf(out, n, "Up %s", dur);
   else if (strcmp(status, "created") == 0)
     snprintf(out, n, "Created");

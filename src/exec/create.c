@@ -89,32 +89,22 @@ static char *hosts_content(const struct exec_spec *s, const char *hostname) {
   return b.data;
 }
 
-/* Docker's rule: the host's resolv.conf without loopback name servers
- * (unreachable from a private network namespace), Google's if none is
- * left. */
+/* Docker's rules (exec_resolv_conf) over the host's resolv.conf. */
 static char *resolv_content(const struct exec_spec *s) {
   if (s->resolv_conf)
     return xstrdup(s->resolv_conf);
   cleanup_free char *host = NULL;
   size_t len;
-  sh_buf b = {0};
-  bool ns = false;
-  if (read_file("/etc/resolv.conf", &host, &len, NULL) == 0) {
-    char *save = NULL;
-    for (char *l = strtok_r(host, "\n", &save); l;
-         l = strtok_r(NULL, "\n", &save)) {
-      char addr[128];
-      if (sscanf(l, " nameserver %127s", addr) == 1) {
-        if (str_has_prefix(addr, "127.") || strcmp(addr, "::1") == 0)
-          continue;
-        ns = true;
-      }
-      buf_printf(&b, "%s\n", l);
-    }
-  }
-  if (!ns)
-    buf_printf(&b, "nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
-  return b.data;
+  read_file("/etc/resolv.conf", &host, &len, NULL);
+  return exec_resolv_conf(host, s->dns_servers, s->dns_search, s->dns_options,
+                          s->embedded_dns);
+}
+
+static json_t *strv_array(const char *const *v) {
+  json_t *a = json_array();
+  for (size_t i = 0; v && v[i]; i++)
+    json_array_append_new(a, json_string(v[i]));
+  return a;
 }
 
 static const char *mount_type_name(enum exec_mount_type t) {
@@ -232,7 +222,7 @@ static int create_in(executor *ex, const struct exec_spec *s,
   if (exec_compose(s, &proc, err) < 0)
     return -1;
   int rc = -1;
-  json_t *oci = NULL, *meta = NULL, *res = NULL;
+  json_t *oci = NULL, *meta = NULL, *res = NULL, *rlimits = NULL;
   json_t *mounts = json_array(), *hc_mounts = json_array();
   struct exec_oci_mount *om = xcalloc(s->n_mounts + 1, sizeof *om);
   char **owned = xcalloc(s->n_mounts + 1, sizeof *owned);
@@ -259,8 +249,30 @@ static int create_in(executor *ex, const struct exec_spec *s,
   if (exec_resolve_user(rootfd, proc.user, &user, err) < 0 ||
       mkdir_in_root(rootfd, proc.workdir, err) < 0)
     goto out;
-  if (exec_oci_resources(&s->res, ex->swap_limit, &res, err) < 0)
+  if (exec_resolve_groups(rootfd, s->groups, &user, err) < 0)
     goto out;
+  if (exec_oci_resources(&s->res, ex->swap_limit, &res, err) < 0 ||
+      exec_rlimits(s->ulimits, &rlimits, err) < 0)
+    goto out;
+  const char *sysname;
+  json_t *sysval;
+  json_object_foreach((json_t *)s->sysctls, sysname, sysval) {
+    if (!json_is_string(sysval)) {
+      sh_error(err, 400, "sysctl %s: the value must be a string", sysname);
+      goto out;
+    }
+    /* A namespace path that is not ours is the host's (--network host). */
+    if (exec_check_sysctl(
+            sysname, s->netns_path && str_has_prefix(s->netns_path, "/proc/"),
+            err) < 0)
+      goto out;
+  }
+  if (s->init && !ex->init) {
+    sh_error(err, 500,
+             "--init: tini is not installed on this node (Debian package "
+             "tini)");
+    goto out;
+  }
   if (prepare_mounts(ex, s, om, owned, mounts, hc_mounts, err) < 0)
     goto out;
 
@@ -313,6 +325,9 @@ static int create_in(executor *ex, const struct exec_spec *s,
       .caps = s->caps,
       .no_new_privileges = s->no_new_privileges,
       .oom_score_adj = s->oom_score_adj,
+      .init_path = s->init ? ex->init : NULL,
+      .sysctls = s->sysctls,
+      .rlimits = rlimits,
   };
   oci = exec_oci_config(&in);
   if (exec_write_json(p->config, oci, err) < 0)
@@ -332,6 +347,8 @@ static int create_in(executor *ex, const struct exec_spec *s,
       proc.labels);
   if (proc.stop_signal)
     json_object_set_new(config, "StopSignal", json_string(proc.stop_signal));
+  if (json_is_object(s->healthcheck))
+    json_object_set_new(config, "Healthcheck", json_deep_copy(s->healthcheck));
   /* The image's exposed ports, as docker inspect and docker ps show. */
   const json_t *icfg = json_object_get(s->image_config, "config");
   if (!icfg)
@@ -339,6 +356,10 @@ static int create_in(executor *ex, const struct exec_spec *s,
   json_t *exposed = json_object_get(icfg, "ExposedPorts");
   if (json_is_object(exposed))
     json_object_set(config, "ExposedPorts", exposed);
+  /* The image's SHELL: what a CMD-SHELL healthcheck runs under. */
+  json_t *shell = json_object_get(icfg, "Shell");
+  if (json_array_size(shell))
+    json_object_set(config, "Shell", shell);
 
   json_t *hc = json_pack(
       "{s:n,s:s,s:o,s:b,s:I,s:I,s:I,s:I,s:I,s:o,s:{s:s,s:i},s:{s:s,s:{}},"
@@ -361,6 +382,17 @@ static int create_in(executor *ex, const struct exec_spec *s,
       "Type", "k8s-file", "Config", "ShmSize", (json_int_t)67108864,
       "Privileged", 0, "ExtraHosts", json_array(), "Runtime", "crun");
   hc_mounts = NULL;
+  json_object_set_new(hc, "Init", json_boolean(s->init));
+  json_object_set_new(hc, "Dns", strv_array(s->dns_servers));
+  json_object_set_new(hc, "DnsSearch", strv_array(s->dns_search));
+  json_object_set_new(hc, "DnsOptions", strv_array(s->dns_options));
+  json_object_set_new(hc, "GroupAdd", strv_array(s->groups));
+  json_object_set_new(hc, "Sysctls",
+                      json_is_object(s->sysctls) ? json_deep_copy(s->sysctls)
+                                                 : json_object());
+  json_object_set_new(hc, "Ulimits",
+                      json_is_array(s->ulimits) ? json_deep_copy(s->ulimits)
+                                                : json_array());
   for (size_t k = 0; s->extra_hosts && s->extra_hosts[k]; k++)
     json_array_append_new(json_object_get(hc, "ExtraHosts"),
                           json_string(s->extra_hosts[k]));
@@ -428,6 +460,7 @@ out:
   json_decref(oci);
   json_decref(meta);
   json_decref(res);
+  json_decref(rlimits);
   json_decref(mounts);
   json_decref(hc_mounts);
   exec_process_free(&proc);

@@ -129,6 +129,10 @@ int exec_open(const char *data_root, const char *exec_root, executor **out,
   ex->swap_limit = detect_swap(mode);
   ex->crun = find_bin("crun");
   ex->conmon = find_bin("conmon");
+  /* --init runs inside any image: the static build if there is one. */
+  ex->init = find_bin("tini-static");
+  if (!ex->init)
+    ex->init = find_bin("tini");
   if (!ex->crun || !ex->conmon) {
     int rc =
         sh_error(err, 500, "%s not found in PATH (install crun and conmon)",
@@ -158,6 +162,7 @@ void exec_close(executor *ex) {
   free(ex->sock_dir);
   free(ex->crun);
   free(ex->conmon);
+  free(ex->init);
   free(ex);
 }
 
@@ -192,6 +197,7 @@ void exec_paths_init(const executor *ex, const char *id, struct ctr_paths *p) {
   p->hosts = xasprintf("%s/hosts", p->dir);
   p->hostname = xasprintf("%s/hostname", p->dir);
   p->resolv = xasprintf("%s/resolv.conf", p->dir);
+  p->health = xasprintf("%s/health.json", p->dir);
   p->run = xasprintf("%s/containers/%s", ex->exec_root, id);
   p->conmon_pid = xasprintf("%s/conmon.pid", p->run);
   p->pidfile = xasprintf("%s/pid", p->run);
@@ -209,7 +215,7 @@ void exec_paths_free(struct ctr_paths *p) {
                 &p->log,         &p->hosts,      &p->hostname,   &p->resolv,
                 &p->run,         &p->conmon_pid, &p->pidfile,    &p->exit_dir,
                 &p->exit_file,   &p->persist,    &p->conmon_log, &p->sock_link,
-                &p->crun_state};
+                &p->crun_state,  &p->health};
   for (size_t i = 0; i < ARRAY_SIZE(f); i++) {
     free(*f[i]);
     *f[i] = NULL;
@@ -874,6 +880,12 @@ int exec_inspect_json(executor *ex, const char *id, json_t **out, sh_err *err) {
                                 "ExitCode", st.exit_code, "Error", st.error,
                                 "StartedAt", time_json(st.started_ns),
                                 "FinishedAt", time_json(st.finished_ns)));
+  /* As dockerd: State.Health for a container with a healthcheck. */
+  json_t *health = exec_read_json(p.health);
+  if (json_is_object(health) && jx_get(meta, "Config.Healthcheck"))
+    json_object_set_new(json_object_get(meta, "State"), "Health", health);
+  else
+    json_decref(health);
   *out = meta;
   return 0;
 }
@@ -948,4 +960,55 @@ int exec_logs(executor *ex, const char *id, const struct exec_logs_opts *o,
     return -1;
   struct logs_ctx c = {&p, id};
   return exec_logs_file(p.log, p.exit_file, logs_gone, &c, o, err);
+}
+
+/* ---- health probes ---- */
+
+int exec_probe_argv(executor *ex, const char *id, const json_t *cmd,
+                    char ***argv_out, char **pidfile, sh_err *err) {
+  cleanup_paths struct ctr_paths p = {0};
+  cleanup_json json_t *meta = NULL;
+  if (exec_load_meta(ex, id, &p, &meta, err) < 0)
+    return -1;
+  cleanup_json json_t *oci = exec_read_json(p.config);
+  json_t *proc = json_object_get(oci, "process");
+  if (!json_is_object(proc))
+    return sh_error(err, 500, "container %s has no process config", id);
+  /* The container's process as it runs, with the probe's command. */
+  cleanup_json json_t *probe = json_deep_copy(proc);
+  json_object_set_new(probe, "args", json_deep_copy(cmd));
+  json_object_set_new(probe, "terminal", json_false());
+  json_object_del(probe, "rlimits");
+  json_object_del(probe, "oomScoreAdj");
+  cleanup_free char *file = xasprintf("%s/probe.json", p.run);
+  if (mkdir_p(p.run, 0700, err) < 0 || exec_write_json(file, probe, err) < 0)
+    return -1;
+  *pidfile = xasprintf("%s/probe.pid", p.run);
+  char **argv = xcalloc(7, sizeof *argv);
+  argv[0] = xstrdup(ex->crun);
+  argv[1] = xasprintf("--root=%s", ex->crun_root);
+  argv[2] = xstrdup("exec");
+  argv[3] = xasprintf("--process=%s", file);
+  argv[4] = xasprintf("--pid-file=%s", *pidfile);
+  argv[5] = xstrdup(id);
+  *argv_out = argv;
+  return 0;
+}
+
+void exec_argv_free(char **argv) {
+  for (char **a = argv; a && *a; a++)
+    free(*a);
+  free(argv);
+}
+
+int exec_set_health(executor *ex, const char *id, const json_t *health,
+                    sh_err *err) {
+  if (!exec_valid_id(id))
+    return sh_error(err, 404, "No such container: %s", id);
+  cleanup_free char *path =
+      xasprintf("%s/containers/%s/health.json", ex->data_root, id);
+  cleanup_free char *s = json_dumps(health, JSON_COMPACT);
+  if (!s)
+    return sh_error(err, 500, "health of %s: cannot encode", id);
+  return write_file_replace(path, s, strlen(s), 0600, err);
 }

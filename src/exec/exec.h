@@ -125,7 +125,31 @@ struct exec_spec {
   const char *const *caps;
   bool no_new_privileges;
   int oom_score_adj; /* -1000 .. 1000 */
+  bool init;         /* --init: tini as PID 1, then the process */
+  /* DNSConfig, NULL-terminated or NULL: each replaces the host's
+   * nameservers, search, options. embedded_dns: the task's resolver is
+   * 127.0.0.11 (the servers are its upstreams, not written). Ignored
+   * when resolv_conf is given. */
+  const char *const *dns_servers;
+  const char *const *dns_search;
+  const char *const *dns_options;
+  bool embedded_dns;
+  const json_t *sysctls;     /* {name: value}, checked by exec_check_sysctl */
+  const json_t *ulimits;     /* [{Name, Soft, Hard}] */
+  const char *const *groups; /* --group: names (image's /etc/group), ids */
+  /* Config.Healthcheck as inspect shows it (the image's merged with the
+   * spec's, see agent/health.h); NULL: none. Only recorded here. */
+  const json_t *healthcheck;
 };
+
+/* --sysctl as docker-cli and runc allow: IPC and mqueue sysctls, net.*
+ * unless the container shares the host's network namespace. 400 with
+ * their message otherwise. */
+int exec_check_sysctl(const char *name, bool host_netns, struct sh_err *err);
+/* ContainerSpec.Ulimits [{Name, Soft, Hard}] -> OCI process.rlimits (new
+ * array), with go-units' checks: 400 for an unknown name or soft > hard.
+ * -1 means unlimited. */
+int exec_rlimits(const json_t *ulimits, json_t **out, struct sh_err *err);
 
 /* exec_create builds the rootfs (overlayfs over the layers), the OCI bundle
  * and the container's files; nothing runs yet. 409 if the ID exists, 400
@@ -213,6 +237,21 @@ int exec_logs(executor *ex, const char *id, const struct exec_logs_opts *o,
  * for conmon: a process gone this instant still shows as running. */
 int exec_inspect_json(executor *ex, const char *id, json_t **out,
                       struct sh_err *err);
+
+/* For a health probe: the argv of `crun exec` running cmd (a JSON array
+ * of strings) in the running container as its own process runs (user,
+ * environment, working directory, capabilities), without a terminal. The
+ * caller spawns it (a child the loop watches); *pidfile (free it) gets
+ * the PID of the probe's process in the container, which a kill of crun
+ * leaves running. Blocks (writes the process
+ * file): call from a worker thread. Free with exec_argv_free. */
+int exec_probe_argv(executor *ex, const char *id, const json_t *cmd,
+                    char ***argv, char **pidfile, struct sh_err *err);
+void exec_argv_free(char **argv);
+/* Stores State.Health (inspect shows it) for a container; never fsyncs:
+ * health is redone after a reboot anyway. Small: fine on the loop. */
+int exec_set_health(executor *ex, const char *id, const json_t *health,
+                    struct sh_err *err);
 
 /* "SIGTERM", "TERM", "term", "15" -> 15; -1 if not a signal. */
 int exec_parse_signal(const char *s);

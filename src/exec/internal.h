@@ -18,12 +18,15 @@ struct executor {
   char *crun_root, *sock_dir;
   enum exec_cgroup_mode cgmode;
   bool swap_limit; /* the kernel accounts swap: set memory+swap too */
+  char *init;      /* --init's binary (tini, static if there is one); NULL:
+                      not installed */
 };
 
 /* Every path of one container (see exec.h). */
 struct ctr_paths {
   char *dir, *rootfs, *upper, *work, *lower_empty, *config, *meta, *state, *log,
       *hosts, *hostname, *resolv;
+  char *health; /* health.json: State.Health, written by the prober */
   char *run, *conmon_pid, *pidfile, *exit_dir, *exit_file, *persist,
       *conmon_log, *sock_link, *crun_state;
 };
@@ -69,6 +72,15 @@ struct exec_user {
 int exec_resolve_user(int rootfd, const char *user, struct exec_user *out,
                       struct sh_err *err);
 
+/* Adds --group's groups (names from etc/group of the rootfs, numbers as
+ * they are) to u's supplementary groups. 400 for an unknown name. */
+int exec_resolve_groups(int rootfd, const char *const *groups,
+                        struct exec_user *u, struct sh_err *err);
+/* The container's /etc/resolv.conf from the host's and DNSConfig. */
+char *exec_resolv_conf(const char *host, const char *const *servers,
+                       const char *const *search, const char *const *options,
+                       bool embedded);
+
 /* Validates limits as dockerd does and maps them to OCI linux.resources
  * (crun writes cpu.max / memory.max / pids.max on cgroup v2, the
  * cfs/limit_in_bytes/pids.max files on v1). *out is a new object. */
@@ -110,7 +122,11 @@ struct exec_oci_input {
   const char *const *caps; /* NULL-terminated; NULL: Docker's 14 */
   bool no_new_privileges;
   int oom_score_adj;
+  const char *init_path; /* --init: mounted at /sbin/docker-init, PID 1 */
+  const json_t *sysctls; /* object: added to dockerd's */
+  const json_t *rlimits; /* OCI process.rlimits; NULL: none */
 };
+#define EXEC_INIT_PATH "/sbin/docker-init"
 /* The OCI runtime config, Docker's defaults included (caps or the 14,
  * masked and read-only paths, /dev /proc /sys mounts, device rules), and
  * linux.seccomp from the profile for this host and those capabilities. */

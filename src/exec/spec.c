@@ -508,12 +508,21 @@ json_t *exec_oci_config(const struct exec_oci_input *in) {
     json_object_set_new(caps, "effective", strv_json(cv));
     json_object_set_new(caps, "permitted", strv_json(cv));
   }
-  json_object_set_new(c, "process",
-                      json_pack("{s:b,s:o,s:O,s:O,s:s,s:o,s:b,s:i}", "terminal",
-                                0, "user", user, "args", in->args, "env",
-                                in->env, "cwd", in->cwd, "capabilities", caps,
-                                "noNewPrivileges", in->no_new_privileges,
-                                "oomScoreAdj", in->oom_score_adj));
+  /* --init: dockerd's docker-init (tini) runs the process as its child. */
+  json_t *args = json_array();
+  if (in->init_path) {
+    json_array_append_new(args, json_string(EXEC_INIT_PATH));
+    json_array_append_new(args, json_string("--"));
+  }
+  json_array_extend(args, (json_t *)in->args);
+  json_t *process =
+      json_pack("{s:b,s:o,s:o,s:O,s:s,s:o,s:b,s:i}", "terminal", 0, "user",
+                user, "args", args, "env", in->env, "cwd", in->cwd,
+                "capabilities", caps, "noNewPrivileges", in->no_new_privileges,
+                "oomScoreAdj", in->oom_score_adj);
+  if (json_array_size(in->rlimits))
+    json_object_set_new(process, "rlimits", json_deep_copy(in->rlimits));
+  json_object_set_new(c, "process", process);
   json_object_set_new(
       c, "root",
       json_pack("{s:s,s:b}", "path", in->rootfs, "readonly", in->read_only));
@@ -598,6 +607,11 @@ json_t *exec_oci_config(const struct exec_oci_input *in) {
     }
   }
   free(order);
+  if (in->init_path)
+    json_array_append_new(
+        mounts,
+        mount_json(EXEC_INIT_PATH, "bind", in->init_path,
+                   (const char *const[]){"rbind", "rprivate", "ro", NULL}));
   json_object_set_new(c, "mounts", mounts);
 
   json_t *ns = json_array();
@@ -620,10 +634,12 @@ json_t *exec_oci_config(const struct exec_oci_input *in) {
   json_object_set_new(linux_, "maskedPaths", strv_json(masked_paths));
   json_object_set_new(linux_, "readonlyPaths", strv_json(readonly_paths));
   /* dockerd sets these in every container network namespace. */
-  json_object_set_new(linux_, "sysctl",
-                      json_pack("{s:s,s:s}",
-                                "net.ipv4.ip_unprivileged_port_start", "0",
-                                "net.ipv4.ping_group_range", "0 2147483647"));
+  json_t *sysctl = json_pack("{s:s,s:s}", "net.ipv4.ip_unprivileged_port_start",
+                             "0", "net.ipv4.ping_group_range", "0 2147483647");
+  /* --sysctl: the user's win over dockerd's. */
+  if (json_is_object(in->sysctls))
+    json_object_update(sysctl, (json_t *)in->sysctls);
+  json_object_set_new(linux_, "sysctl", sysctl);
   /* dockerd evaluates the profile's "caps" against the bounding set. */
   if (in->seccomp) {
     struct seccomp_target t;
@@ -634,4 +650,180 @@ json_t *exec_oci_config(const struct exec_oci_input *in) {
   }
   json_object_set_new(c, "linux", linux_);
   return c;
+}
+
+/* ---- sysctls, ulimits, groups, resolv.conf ---- */
+
+/* As docker-cli's ValidateSysctl and runc's check: only sysctls the
+ * kernel keeps per namespace, net.* only in a network namespace of the
+ * container's own. */
+int exec_check_sysctl(const char *name, bool host_netns, sh_err *err) {
+  static const char *const ipc[] = {
+      "kernel.msgmax",          "kernel.msgmnb",
+      "kernel.msgmni",          "kernel.sem",
+      "kernel.shmall",          "kernel.shmmax",
+      "kernel.shm_rmid_forced", "kernel.shmmni",
+  };
+  for (size_t i = 0; i < ARRAY_SIZE(ipc); i++)
+    if (strcmp(name, ipc[i]) == 0)
+      return 0;
+  if (str_has_prefix(name, "fs.mqueue."))
+    return 0;
+  if (str_has_prefix(name, "net.")) {
+    if (host_netns)
+      return sh_error(err, 400,
+                      "sysctl \"%s\" not allowed in host network namespace",
+                      name);
+    return 0;
+  }
+  return sh_error(err, 400, "sysctl '%s' is not allowed", name);
+}
+
+static const struct {
+  const char *name, *oci;
+} rlimits[] = {
+    {"core", "RLIMIT_CORE"},         {"cpu", "RLIMIT_CPU"},
+    {"data", "RLIMIT_DATA"},         {"fsize", "RLIMIT_FSIZE"},
+    {"locks", "RLIMIT_LOCKS"},       {"memlock", "RLIMIT_MEMLOCK"},
+    {"msgqueue", "RLIMIT_MSGQUEUE"}, {"nice", "RLIMIT_NICE"},
+    {"nofile", "RLIMIT_NOFILE"},     {"nproc", "RLIMIT_NPROC"},
+    {"rss", "RLIMIT_RSS"},           {"rtprio", "RLIMIT_RTPRIO"},
+    {"rttime", "RLIMIT_RTTIME"},     {"sigpending", "RLIMIT_SIGPENDING"},
+    {"stack", "RLIMIT_STACK"},
+};
+
+/* go-units' ParseUlimit rules on the API's {Name, Soft, Hard}. */
+int exec_rlimits(const json_t *ulimits, json_t **out, sh_err *err) {
+  json_t *res = json_array();
+  size_t i;
+  json_t *u;
+  json_array_foreach(ulimits, i, u) {
+    const char *name = jx_str(u, "Name", "");
+    const char *oci = NULL;
+    for (size_t k = 0; k < ARRAY_SIZE(rlimits) && !oci; k++)
+      if (strcmp(name, rlimits[k].name) == 0)
+        oci = rlimits[k].oci;
+    int64_t soft = jx_int(u, "Soft", 0), hard = jx_int(u, "Hard", 0);
+    if (!oci) {
+      json_decref(res);
+      return sh_error(err, 400, "invalid ulimit type: %s", name);
+    }
+    if (soft > hard && hard != -1) {
+      json_decref(res);
+      return sh_error(err, 400,
+                      "ulimit soft limit must be less than or equal to hard "
+                      "limit: %lld > %lld",
+                      (long long)soft, (long long)hard);
+    }
+    /* -1: unlimited, as RLIM_INFINITY. */
+    json_array_append_new(res,
+                          json_pack("{s:s,s:I,s:I}", "type", oci, "soft",
+                                    (json_int_t)(soft < 0 ? -1 : soft), "hard",
+                                    (json_int_t)(hard < 0 ? -1 : hard)));
+  }
+  *out = res;
+  return 0;
+}
+
+int exec_resolve_groups(int rootfd, const char *const *groups,
+                        struct exec_user *u, sh_err *err) {
+  cleanup_free char *group = NULL;
+  for (size_t i = 0; groups && groups[i]; i++) {
+    const char *g = groups[i];
+    gid_t gid;
+    if (all_digits(g)) {
+      gid = (gid_t)strtoul(g, NULL, 10);
+    } else {
+      if (!group)
+        group = read_in_root(rootfd, "etc/group");
+      bool found = false;
+      cleanup_free char *copy = group ? xstrdup(group) : NULL;
+      for (char *save = NULL, *line = copy ? strtok_r(copy, "\n", &save) : NULL;
+           line && !found; line = strtok_r(NULL, "\n", &save)) {
+        char *f[4];
+        if (split_colon(line, f, 4) >= 3 && strcmp(f[0], g) == 0 &&
+            all_digits(f[2])) {
+          gid = (gid_t)strtoul(f[2], NULL, 10);
+          found = true;
+        }
+      }
+      if (!found)
+        return sh_error(err, 400,
+                        "unable to find group %s: no matching entries in group "
+                        "file",
+                        g);
+    }
+    bool have = false;
+    for (size_t k = 0; k < u->n_groups; k++)
+      have = have || u->groups[k] == gid;
+    if (!have && u->n_groups < ARRAY_SIZE(u->groups))
+      u->groups[u->n_groups++] = gid;
+  }
+  return 0;
+}
+
+static void resolv_lines(sh_buf *b, const char *key, const char *const *v) {
+  if (!v || !v[0])
+    return;
+  buf_printf(b, "%s", key);
+  for (size_t i = 0; v[i]; i++)
+    buf_printf(b, " %s", v[i]);
+  buf_printf(b, "\n");
+}
+
+/* dockerd's rules (libnetwork resolvconf): what the user gave replaces
+ * the host's nameservers, search or options each; without the embedded
+ * DNS, loopback servers of the host are dropped (Google's if none is
+ * left); with it, 127.0.0.11 is the only server (the given ones are its
+ * upstreams) and ndots:0 is added unless an ndots option was given. */
+char *exec_resolv_conf(const char *host, const char *const *servers,
+                       const char *const *search, const char *const *options,
+                       bool embedded) {
+  cleanup_free char *copy = xstrdup(host ? host : "");
+  sh_buf hs = {0}, hsearch = {0}, hopts = {0};
+  for (char *save = NULL, *l = strtok_r(copy, "\n", &save); l;
+       l = strtok_r(NULL, "\n", &save)) {
+    char word[16], rest[1024];
+    if (sscanf(l, " %15s %1023[^\n]", word, rest) != 2)
+      continue;
+    if (strcmp(word, "nameserver") == 0) {
+      if (str_has_prefix(rest, "127.") || strcmp(rest, "::1") == 0)
+        continue;
+      buf_printf(&hs, "nameserver %s\n", rest);
+    } else if (strcmp(word, "search") == 0 || strcmp(word, "domain") == 0) {
+      buf_reset(&hsearch);
+      buf_printf(&hsearch, "search %s\n", rest);
+    } else if (strcmp(word, "options") == 0) {
+      buf_printf(&hopts, "options %s\n", rest);
+    }
+  }
+  sh_buf b = {0};
+  if (embedded)
+    buf_printf(&b, "nameserver 127.0.0.11\n");
+  else if (servers && servers[0])
+    for (size_t i = 0; servers[i]; i++)
+      buf_printf(&b, "nameserver %s\n", servers[i]);
+  else if (hs.data)
+    buf_printf(&b, "%s", hs.data);
+  else
+    buf_printf(&b, "nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+  if (search && search[0])
+    resolv_lines(&b, "search", search);
+  else if (hsearch.data)
+    buf_printf(&b, "%s", hsearch.data);
+  bool ndots = false;
+  if (options && options[0]) {
+    resolv_lines(&b, "options", options);
+    for (size_t i = 0; options[i]; i++)
+      ndots = ndots || str_has_prefix(options[i], "ndots:");
+  } else if (hopts.data) {
+    buf_printf(&b, "%s", hopts.data);
+    ndots = strstr(hopts.data, "ndots:") != NULL;
+  }
+  if (embedded && !ndots)
+    buf_printf(&b, "options ndots:0\n");
+  buf_free(&hs);
+  buf_free(&hsearch);
+  buf_free(&hopts);
+  return b.data;
 }

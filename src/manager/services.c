@@ -5,6 +5,7 @@
 #include "manager/secrets.h"
 #include "manager/mesh.h"
 #include "exec/caps.h"
+#include "exec/exec.h"
 
 #include "core/clock.h"
 #include "core/err.h"
@@ -238,30 +239,60 @@ static int check_privileges(const json_t *cs, sh_err *err) {
 /* A ContainerSpec or TaskTemplate field set to something shoal would not
  * apply is refused by name (the docker CLI sends Init false and an empty
  * DNSConfig by default: those are what shoal does). */
+/* swarmkit's validateHealthCheck */
+static int check_healthcheck(const json_t *hc, sh_err *err) {
+  static const char *const durs[] = {"Interval", "Timeout", "StartPeriod",
+                                     "StartInterval"};
+  for (size_t i = 0; i < ARRAY_SIZE(durs); i++) {
+    int64_t v = jx_int(hc, durs[i], 0);
+    if (v != 0 && v < NS_PER_MS) {
+      char msg[96];
+      snprintf(msg, sizeof msg,
+               "ContainerSpec: %s in HealthConfig cannot be less than 1ms",
+               durs[i]);
+      return rpc_error(err, 400, msg);
+    }
+  }
+  if (jx_int(hc, "Retries", 0) < 0)
+    return rpc_error(err, 400,
+                     "ContainerSpec: Retries in HealthConfig cannot be "
+                     "negative");
+  return 0;
+}
+
+/* --sysctl and --ulimit as the node would refuse them, at create time. */
+static int check_limits(const json_t *cs, sh_err *err) {
+  const char *name;
+  json_t *v;
+  json_object_foreach(json_object_get(cs, "Sysctls"), name, v) {
+    if (!json_is_string(v))
+      return sh_error(err, 400, "sysctl %s: the value must be a string", name);
+    /* net.* in the host's namespace is refused where the task lands. */
+    if (exec_check_sysctl(name, false, err) < 0)
+      return -1;
+  }
+  size_t i;
+  json_array_foreach(json_object_get(cs, "Ulimits"), i, v) {
+    cleanup_json json_t *one = json_pack("[O]", v);
+    cleanup_json json_t *oci = NULL;
+    if (exec_rlimits(one, &oci, err) < 0)
+      return -1;
+  }
+  return 0;
+}
+
 static int check_unapplied(const json_t *tt, sh_err *err) {
   const json_t *cs = json_object_get(tt, "ContainerSpec");
-  const json_t *dns = json_object_get(cs, "DNSConfig");
-  const json_t *hc = json_object_get(cs, "Healthcheck");
-  const char *hc0 = json_string_value(json_array_get(jx_get(hc, "Test"), 0));
   const char *iso = jx_str(cs, "Isolation", "");
   const char *logd = jx_str(tt, "LogDriver.Name", "");
   int64_t oom = jx_int(cs, "OomScoreAdj", 0);
+  /* TTY: conmon would hand the container a terminal, but shoal's logs
+   * (k8s-file, read back as Docker's multiplexed stream) and its stop
+   * path know no terminal; stdin: nothing attaches to a task's
+   * container. Both stay refused rather than half-done. */
   const char *what =
-      jx_bool(cs, "Init", false)        ? "--init (ContainerSpec.Init)"
-      : jx_bool(cs, "TTY", false)       ? "--tty (ContainerSpec.TTY)"
+      jx_bool(cs, "TTY", false)         ? "--tty (ContainerSpec.TTY)"
       : jx_bool(cs, "OpenStdin", false) ? "ContainerSpec.OpenStdin"
-      : json_array_size(json_object_get(cs, "Groups"))
-          ? "--group (ContainerSpec.Groups)"
-      : json_array_size(json_object_get(dns, "Nameservers")) ||
-              json_array_size(json_object_get(dns, "Search")) ||
-              json_array_size(json_object_get(dns, "Options"))
-          ? "--dns, --dns-search and --dns-option (ContainerSpec.DNSConfig)"
-      : hc0 && strcmp(hc0, "NONE") != 0
-          ? "healthchecks (--health-cmd, ContainerSpec.Healthcheck)"
-      : json_object_size(json_object_get(cs, "Sysctls"))
-          ? "--sysctl (ContainerSpec.Sysctls)"
-      : json_array_size(json_object_get(cs, "Ulimits"))
-          ? "--ulimit (ContainerSpec.Ulimits)"
       : *iso && strcmp(iso, "default") != 0
           ? "--isolation (ContainerSpec.Isolation)"
       : *logd && strcmp(logd, "json-file") != 0
@@ -274,6 +305,9 @@ static int check_unapplied(const json_t *tt, sh_err *err) {
                     "Invalid value %lld, range for oom score adj "
                     "is [-1000, 1000]",
                     (long long)oom);
+  if (check_healthcheck(json_object_get(cs, "Healthcheck"), err) < 0 ||
+      check_limits(cs, err) < 0)
+    return -1;
   return 0;
 }
 

@@ -304,6 +304,161 @@ TEST(exec_oci_config_has_docker_defaults) {
   CHECK(cgns);
 }
 
+TEST(exec_oci_config_init_sysctls_rlimits) {
+  json_t *args = json_pack("[s,s]", "nginx", "-g");
+  json_t *env = json_array();
+  struct exec_user root = {0};
+  cleanup_json json_t *sysctls = json_pack("{s:s,s:s}", "net.core.somaxconn",
+                                           "1024", "kernel.shmmni", "8192");
+  cleanup_json json_t *ul = json_pack("[{s:s,s:i,s:i}]", "Name", "nofile",
+                                      "Soft", 1024, "Hard", 2048);
+  cleanup_json json_t *rl = NULL;
+  sh_err err = {0};
+  CHECK(exec_rlimits(ul, &rl, &err) == 0);
+  struct exec_oci_input in = {
+      .rootfs = "/r",
+      .args = args,
+      .env = env,
+      .cwd = "/",
+      .user = &root,
+      .hostname = "h",
+      .cgroups_path = "/shoal/x",
+      .init_path = "/usr/bin/tini-static",
+      .sysctls = sysctls,
+      .rlimits = rl,
+  };
+  cleanup_json json_t *c = exec_oci_config(&in);
+  json_decref(args);
+  json_decref(env);
+  /* tini is PID 1 and runs the process after "--". */
+  json_t *a = jx_get(c, "process.args");
+  CHECK_INT_EQ(json_array_size(a), 4);
+  CHECK_STR_EQ(json_string_value(json_array_get(a, 0)), "/sbin/docker-init");
+  CHECK_STR_EQ(json_string_value(json_array_get(a, 1)), "--");
+  CHECK_STR_EQ(json_string_value(json_array_get(a, 2)), "nginx");
+  bool init_ro = false;
+  size_t i;
+  json_t *m;
+  json_array_foreach(json_object_get(c, "mounts"), i, m) {
+    if (strcmp(jx_str(m, "destination", ""), "/sbin/docker-init") == 0)
+      init_ro = strcmp(jx_str(m, "source", ""), "/usr/bin/tini-static") == 0 &&
+                json_array_has(json_object_get(m, "options"), "ro");
+  }
+  CHECK(init_ro);
+  /* The user's sysctls next to dockerd's. */
+  json_t *sc = jx_get(c, "linux.sysctl");
+  CHECK_STR_EQ(jx_str(json_object_get(sc, "net.core.somaxconn"), "", ""),
+               "1024");
+  CHECK_STR_EQ(jx_str(json_object_get(sc, "kernel.shmmni"), "", ""), "8192");
+  CHECK_STR_EQ(
+      jx_str(json_object_get(sc, "net.ipv4.ip_unprivileged_port_start"), "",
+             ""),
+      "0");
+  json_t *r = json_array_get(jx_get(c, "process.rlimits"), 0);
+  CHECK_STR_EQ(jx_str(r, "type", ""), "RLIMIT_NOFILE");
+  CHECK_INT_EQ(jx_int(r, "soft", 0), 1024);
+  CHECK_INT_EQ(jx_int(r, "hard", 0), 2048);
+
+  /* Without them: no init, no rlimits. */
+  in.init_path = NULL;
+  in.rlimits = NULL;
+  args = json_pack("[s]", "sh");
+  in.args = args;
+  cleanup_json json_t *c2 = exec_oci_config(&in);
+  json_decref(args);
+  CHECK_INT_EQ(json_array_size(jx_get(c2, "process.args")), 1);
+  CHECK(!jx_get(c2, "process.rlimits"));
+}
+
+TEST(exec_sysctl_and_ulimit_validation) {
+  sh_err err = {0};
+  CHECK(exec_check_sysctl("kernel.msgmax", false, &err) == 0);
+  CHECK(exec_check_sysctl("kernel.shm_rmid_forced", false, &err) == 0);
+  CHECK(exec_check_sysctl("fs.mqueue.queues_max", false, &err) == 0);
+  CHECK(exec_check_sysctl("net.ipv4.ip_forward", false, &err) == 0);
+  CHECK(exec_check_sysctl("net.ipv4.ip_forward", true, &err) < 0);
+  CHECK_STR_EQ(err.msg,
+               "sysctl \"net.ipv4.ip_forward\" not allowed in host network "
+               "namespace");
+  CHECK(exec_check_sysctl("vm.swappiness", false, &err) < 0);
+  CHECK_INT_EQ(err.status, 400);
+  CHECK_STR_EQ(err.msg, "sysctl 'vm.swappiness' is not allowed");
+  CHECK(exec_check_sysctl("kernel.hostname", false, &err) < 0);
+
+  json_t *rl = NULL;
+  cleanup_json json_t *bad =
+      json_pack("[{s:s,s:i,s:i}]", "Name", "nofiles", "Soft", 1, "Hard", 2);
+  CHECK(exec_rlimits(bad, &rl, &err) < 0);
+  CHECK_STR_EQ(err.msg, "invalid ulimit type: nofiles");
+  cleanup_json json_t *inv =
+      json_pack("[{s:s,s:i,s:i}]", "Name", "nproc", "Soft", 20, "Hard", 10);
+  CHECK(exec_rlimits(inv, &rl, &err) < 0);
+  CHECK_STR_EQ(err.msg, "ulimit soft limit must be less than or equal to "
+                        "hard limit: 20 > 10");
+  cleanup_json json_t *ok =
+      json_pack("[{s:s,s:i,s:i},{s:s,s:i,s:i}]", "Name", "core", "Soft", 0,
+                "Hard", 0, "Name", "stack", "Soft", 8388608, "Hard", -1);
+  CHECK(exec_rlimits(ok, &rl, &err) == 0);
+  CHECK_INT_EQ(json_array_size(rl), 2);
+  CHECK_STR_EQ(jx_str(json_array_get(rl, 1), "type", ""), "RLIMIT_STACK");
+  json_decref(rl);
+}
+
+TEST(exec_resolv_conf_follows_docker) {
+  const char *host = "nameserver 127.0.0.53\nnameserver 10.0.0.2\n"
+                     "search corp.example\noptions edns0\n";
+  /* Nothing given: the host's, minus loopback servers. */
+  cleanup_free char *a = exec_resolv_conf(host, NULL, NULL, NULL, false);
+  CHECK_STR_EQ(a, "nameserver 10.0.0.2\nsearch corp.example\noptions edns0\n");
+  /* Each given list replaces the host's. */
+  const char *ns[] = {"1.1.1.1", "9.9.9.9", NULL};
+  const char *search[] = {"a.example", "b.example", NULL};
+  const char *opts[] = {"timeout:2", "attempts:3", NULL};
+  cleanup_free char *b = exec_resolv_conf(host, ns, search, opts, false);
+  CHECK_STR_EQ(b, "nameserver 1.1.1.1\nnameserver 9.9.9.9\n"
+                  "search a.example b.example\n"
+                  "options timeout:2 attempts:3\n");
+  /* Only loopback servers on the host: Google's. */
+  cleanup_free char *c =
+      exec_resolv_conf("nameserver 127.0.0.1\n", NULL, NULL, NULL, false);
+  CHECK_STR_EQ(c, "nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+  /* The embedded DNS: 127.0.0.11 only (the servers are its upstreams),
+   * ndots:0 unless the user set ndots. */
+  cleanup_free char *d = exec_resolv_conf(host, ns, search, NULL, true);
+  CHECK_STR_EQ(d, "nameserver 127.0.0.11\nsearch a.example b.example\n"
+                  "options edns0\noptions ndots:0\n");
+  const char *ndots[] = {"ndots:2", NULL};
+  cleanup_free char *e = exec_resolv_conf("", NULL, NULL, ndots, true);
+  CHECK_STR_EQ(e, "nameserver 127.0.0.11\noptions ndots:2\n");
+}
+
+TEST(exec_groups_resolved_in_rootfs) {
+  char dir[] = "/tmp/shoal-grp-XXXXXX";
+  CHECK(mkdtemp(dir));
+  char p[128];
+  snprintf(p, sizeof p, "%s/etc", dir);
+  mkdir(p, 0755);
+  snprintf(p, sizeof p, "%s/etc/group", dir);
+  write_str(p, "root:x:0:\nvideo:x:44:\nstaff:x:50:\n");
+  int fd = open(dir, O_PATH | O_DIRECTORY);
+  struct exec_user u = {.n_groups = 1, .groups = {44}};
+  sh_err err = {0};
+  const char *g[] = {"video", "staff", "4242", NULL};
+  int rc = exec_resolve_groups(fd, g, &u, &err);
+  const char *bad[] = {"nosuch", NULL};
+  int rc2 = exec_resolve_groups(fd, bad, &u, &err);
+  close(fd);
+  exec_rm_rf(dir, NULL);
+  CHECK(rc == 0);
+  /* video was there already: not twice. */
+  CHECK_INT_EQ(u.n_groups, 3);
+  CHECK(u.groups[0] == 44 && u.groups[1] == 50 && u.groups[2] == 4242);
+  CHECK(rc2 < 0 && err.status == 400);
+  CHECK_STR_EQ(err.msg,
+               "unable to find group nosuch: no matching entries in group "
+               "file");
+}
+
 TEST(exec_user_resolution_reads_rootfs) {
   char dir[] = "/tmp/shoal-user-XXXXXX";
   CHECK(mkdtemp(dir));
@@ -846,6 +1001,96 @@ TEST(exec_env_workdir_user_hostname) {
   char d3[256];
   snprintf(d3, sizeof d3, "%s/containers/%s", f.data, id3);
   CHECK(access(d3, F_OK) < 0);
+}
+
+/* --init, --sysctl, --ulimit, --group, --dns as the process sees them, and
+ * a probe through exec_probe_argv (what the health monitor spawns). */
+TEST(exec_spec_fields_applied_and_probe_runs) {
+  FX(f);
+  if (access("/usr/bin/tini-static", X_OK) < 0 &&
+      access("/usr/bin/tini", X_OK) < 0)
+    SKIP("tini is not installed (scripts/deps.sh)");
+  char id[65];
+  struct exec_spec s;
+  const char *cmd[] = {"sh", "-c",
+                       "cat /proc/1/cmdline | head -c 17; echo; "
+                       "cat /proc/sys/kernel/shmmni; "
+                       "grep 'open files' /proc/self/limits; id -G; "
+                       "cat /etc/resolv.conf; sleep 30",
+                       NULL};
+  spec_init(&f, &s, id, cmd);
+  s.init = true;
+  cleanup_json json_t *sysctls = json_pack("{s:s}", "kernel.shmmni", "1234");
+  cleanup_json json_t *ul = json_pack("[{s:s,s:i,s:i}]", "Name", "nofile",
+                                      "Soft", 1000, "Hard", 2000);
+  const char *groups[] = {"app", "77", NULL};
+  const char *ns[] = {"192.0.2.53", NULL};
+  const char *search[] = {"svc.example", NULL};
+  const char *opts[] = {"timeout:3", NULL};
+  s.sysctls = sysctls;
+  s.ulimits = ul;
+  s.groups = groups;
+  s.dns_servers = ns;
+  s.dns_search = search;
+  s.dns_options = opts;
+  cleanup_json json_t *hc =
+      json_pack("{s:[s,s]}", "Test", "CMD-SHELL", "exit 0");
+  s.healthcheck = hc;
+  sh_err err = {0};
+  if (exec_create(f.ex, &s, &err) < 0 || exec_start(f.ex, id, NULL, &err) < 0)
+    FAIL_("%s", err.msg);
+  /* Until the script printed everything (it then sleeps). */
+  for (int i = 0; i < 250; i++) {
+    cleanup_free char *log = NULL;
+    size_t len = 0;
+    char lp[256];
+    snprintf(lp, sizeof lp, "%s/containers/%s/container.log", f.data, id);
+    if (read_file(lp, &log, &len, NULL) == 0 && strstr(log, "timeout:3"))
+      break;
+    usleep(20000);
+  }
+  /* A probe: crun exec in the running container, its exit code kept. */
+  cleanup_json json_t *probe = json_pack("[s,s,s]", "sh", "-c", "exit 3");
+  char **argv = NULL;
+  cleanup_free char *pidfile = NULL;
+  if (exec_probe_argv(f.ex, id, probe, &argv, &pidfile, &err) < 0)
+    FAIL_("%s", err.msg);
+  cleanup_free char *pout = NULL;
+  int prc = exec_proc_run((const char *const *)argv, &pout, &err);
+  exec_argv_free(argv);
+  CHECK_INT_EQ(prc, 3);
+  /* State.Health shows once stored, with Config.Healthcheck. */
+  cleanup_json json_t *h = json_pack("{s:s,s:i,s:[]}", "Status", "healthy",
+                                     "FailingStreak", 0, "Log");
+  CHECK(exec_set_health(f.ex, id, h, &err) == 0);
+  cleanup_json json_t *info = NULL;
+  CHECK(exec_inspect_json(f.ex, id, &info, &err) == 0);
+  CHECK_STR_EQ(jx_str(info, "State.Health.Status", ""), "healthy");
+  CHECK_STR_EQ(
+      jx_str(json_array_get(jx_get(info, "Config.Healthcheck.Test"), 0), "",
+             ""),
+      "CMD-SHELL");
+  CHECK(jx_bool(info, "HostConfig.Init", false));
+  exec_stop(f.ex, id, SIGKILL, 0, NULL);
+  struct exec_state st;
+  CHECK(wait_status(f.ex, id, EXEC_STATUS_EXITED, &st, 5 * NS_PER_SEC));
+  char *out;
+  logs_of(f.ex, id, &out, NULL);
+  CHECK(strstr(out, "/sbin/docker-init") == out);
+  CHECK(strstr(out, "\n1234\n"));
+  CHECK(strstr(out, "Max open files            1000                 2000"));
+  CHECK(strstr(out, "0 1234 77\n") || strstr(out, "0 77 1234\n"));
+  CHECK(strstr(out, "nameserver 192.0.2.53\nsearch svc.example\n"
+                    "options timeout:3\n"));
+  free(out);
+
+  /* A sysctl outside the container's namespaces is refused at create. */
+  char id2[65];
+  spec_init(&f, &s, id2, cmd);
+  cleanup_json json_t *badsys = json_pack("{s:s}", "vm.swappiness", "1");
+  s.sysctls = badsys;
+  CHECK(exec_create(f.ex, &s, &err) < 0);
+  CHECK_STR_EQ(err.msg, "sysctl 'vm.swappiness' is not allowed");
 }
 
 TEST(exec_readonly_rootfs_tmpfs_and_volumes) {

@@ -73,7 +73,7 @@ static const char *wfx_setup(struct wfx *f) {
   cleanup_free char *cp = xasprintf("cp /bin/busybox %s/busybox", bin);
   if (system(cp) != 0)
     return "copy /bin/busybox (install busybox-static)";
-  const char *applets[] = {"sh", "sleep", "echo", NULL};
+  const char *applets[] = {"sh", "sleep", "echo", "test", "touch", "rm", NULL};
   for (size_t i = 0; applets[i]; i++) {
     cleanup_free char *p = xasprintf("%s/%s", bin, applets[i]);
     if (symlink("busybox", p) < 0)
@@ -97,8 +97,9 @@ static const char *wfx_setup(struct wfx *f) {
   } while (0)
 
 /* A running container of task tid, as a worker would have made it. */
-static int task_container(struct wfx *f, const char *tid, const char *script,
-                          char id[65], pid_t *pid, sh_err *err) {
+static int task_container_hc(struct wfx *f, const char *tid, const char *script,
+                             const json_t *hc, char id[65], pid_t *pid,
+                             sh_err *err) {
   id_new_hex(id);
   char name[96];
   snprintf(name, sizeof name, "web.1.%s", tid);
@@ -111,10 +112,16 @@ static int task_container(struct wfx *f, const char *tid, const char *script,
                         .image_id = "sha256:0000",
                         .layers = f->layers,
                         .cmd = cmd,
-                        .labels = labels};
+                        .labels = labels,
+                        .healthcheck = hc};
   if (exec_create(f->ex, &s, err) < 0)
     return -1;
   return exec_start(f->ex, id, pid, err);
+}
+
+static int task_container(struct wfx *f, const char *tid, const char *script,
+                          char id[65], pid_t *pid, sh_err *err) {
+  return task_container_hc(f, tid, script, NULL, id, pid, err);
 }
 
 static void on_report(void *ud, const json_t *updates) {
@@ -251,4 +258,58 @@ TEST(worker_stops_run_concurrently) {
     CHECK_INT_EQ(st.status, EXEC_STATUS_EXITED);
     CHECK_INT_EQ(st.exit_code, 137);
   }
+}
+
+/* A task with a healthcheck, as swarmkit's controller runs it: not
+ * "running" until a probe passed; once unhealthy, its container is stopped
+ * and the task fails with swarmkit's error. Probes run in the container
+ * (crun exec). */
+TEST(worker_healthcheck_gates_running_and_fails_unhealthy) {
+  WFX(f);
+  char id[65];
+  pid_t pid = 0;
+  sh_err err = {0};
+  cleanup_json json_t *hc =
+      json_pack("{s:[s,s,s,s],s:I,s:I,s:I,s:i}", "Test", "CMD", "test", "-f",
+                "/ok", "Interval", (json_int_t)(200 * NS_PER_MS),
+                "StartInterval", (json_int_t)(200 * NS_PER_MS), "StartPeriod",
+                (json_int_t)(1500 * NS_PER_MS), "Retries", 2);
+  if (task_container_hc(&f, "task-hc",
+                        "sleep 1; touch /ok; sleep 2; rm /ok; "
+                        "while :; do sleep 1; done",
+                        hc, id, &pid, &err) < 0)
+    FAIL_("%s", err.msg);
+  start_worker(&f);
+  cleanup_json json_t *tasks = json_pack(
+      "[{s:s, s:s, s:{s:{s:s,s:I}}}]", "ID", "task-hc", "DesiredState",
+      "running", "Spec", "ContainerSpec", "Image", "busybox:test",
+      "StopGracePeriod", (json_int_t)(300 * NS_PER_MS));
+  worker_assign(f.w, tasks);
+  /* Adopted while starting: nothing reported before it is healthy. */
+  cleanup_json json_t *info = NULL;
+  for (int i = 0; i < 40; i++) {
+    run_for(&f, 50 * NS_PER_MS);
+    json_decref(info);
+    info = NULL;
+    CHECK(exec_inspect_json(f.ex, id, &info, &err) == 0);
+    if (jx_get(info, "State.Health"))
+      break;
+  }
+  CHECK_STR_EQ(jx_str(info, "State.Health.Status", ""), "starting");
+  CHECK_STR_EQ(last_state(&f, "task-hc"), "");
+  for (int i = 0; i < 40 && strcmp(last_state(&f, "task-hc"), "running"); i++)
+    run_for(&f, 100 * NS_PER_MS);
+  CHECK_STR_EQ(last_state(&f, "task-hc"), "running");
+  for (int i = 0; i < 80 && strcmp(last_state(&f, "task-hc"), "failed"); i++)
+    run_for(&f, 100 * NS_PER_MS);
+  CHECK_STR_EQ(last_state(&f, "task-hc"), "failed");
+  json_t *last = json_array_get(f.reports, json_array_size(f.reports) - 1);
+  CHECK_STR_EQ(jx_str(last, "Status.Err", ""),
+               "task: non-zero exit (137): dockerexec: unhealthy container");
+  json_decref(info);
+  info = NULL;
+  CHECK(exec_inspect_json(f.ex, id, &info, &err) == 0);
+  CHECK_STR_EQ(jx_str(info, "State.Status", ""), "exited");
+  CHECK_STR_EQ(jx_str(info, "State.Health.Status", ""), "unhealthy");
+  CHECK(json_array_size(jx_get(info, "State.Health.Log")) >= 3);
 }
