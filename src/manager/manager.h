@@ -93,9 +93,11 @@ int manager_leave_check(struct manager *m, const json_t *leader_nodes,
 void manager_close(struct manager *m, void (*done)(void *ud), void *ud);
 /* A renewed certificate: new swarm-port clients get it presented, raft
  * and calls to other managers present it from now on; open connections
- * stay up. */
+ * stay up. root_pem, when not NULL, is the only root trusted from now on
+ * (a root rotation completed). */
 int manager_set_identity(struct manager *m, const char *cert_pem,
-                         const char *key_pem, struct sh_err *err);
+                         const char *key_pem, const char *root_pem,
+                         struct sh_err *err);
 
 struct store *manager_store(struct manager *m);
 bool manager_is_leader(const struct manager *m);
