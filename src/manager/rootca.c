@@ -69,6 +69,11 @@ int rootca_apply_spec(const json_t *cur, json_t *next, sh_err *err) {
                 jx_int(cur, "Spec.CAConfig.ForceRotate", 0);
   cleanup_free char *key = xstrdup(want_key);
   cleanup_free char *given = xstrdup(want_cert);
+  /* Declared before any goto: cleanup runs at the label. */
+  cleanup_free char *cert = NULL;
+  cleanup_free char *cur_root = NULL;
+  cleanup_free char *made_cert = NULL;
+  cleanup_free char *made_key = NULL;
   drop_signing_fields(next);
   int rc = -1;
   if (*key && !*given) {
@@ -82,12 +87,10 @@ int rootca_apply_spec(const json_t *cur, json_t *next, sh_err *err) {
       rc = 0;
       goto out;
     }
-    cleanup_free char *c = NULL;
-    cleanup_free char *k = NULL;
-    if (ca_root_create(&c, &k, err) < 0)
+    if (ca_root_create(&made_cert, &made_key, err) < 0)
       goto out;
-    rc = start_rotation(cur, next, c, k, err);
-    OPENSSL_cleanse(k, strlen(k));
+    rc = start_rotation(cur, next, made_cert, made_key, err);
+    OPENSSL_cleanse(made_key, strlen(made_key));
     goto out;
   }
   if (!*key) {
@@ -97,7 +100,6 @@ int rootca_apply_spec(const json_t *cur, json_t *next, sh_err *err) {
                    "corresponding to the desired CA certificate");
     goto out;
   }
-  cleanup_free char *cert = NULL;
   bool is_ca = false;
   sh_err e = {0};
   if (ca_cert_normalize(given, &cert, &e) < 0 ||
@@ -105,7 +107,6 @@ int rootca_apply_spec(const json_t *cur, json_t *next, sh_err *err) {
     rc = rpc_error(err, e.status == 500 ? 500 : 400, e.msg);
     goto out;
   }
-  cleanup_free char *cur_root = NULL;
   if (ca_cert_normalize(root_of(cur), &cur_root, err) < 0)
     goto out;
   if (strcmp(cert, cur_root) == 0) {
