@@ -547,21 +547,28 @@ int ca_root_check(const char *cert_pem, const char *key_pem, bool *is_ca,
                     "the desired CA certificate cannot contain "
                     "multiple certificates");
   X509 *x = sk_X509_value(certs, 0);
-  /* A root must verify as its own chain (self-signed, within its dates). */
+  /* It must verify as its own chain, within its dates; as in Go, any
+   * certificate in the pool is an anchor (whether it can sign comes
+   * later: *is_ca). */
   cleanup_store X509_STORE *store = X509_STORE_new();
   cleanup_sctx X509_STORE_CTX *ctx = X509_STORE_CTX_new();
   if (store == NULL || ctx == NULL || !X509_STORE_add_cert(store, x) ||
       !X509_STORE_CTX_init(ctx, store, x, NULL))
     return ossl_error(err, 500, "cannot set up certificate verification");
+  X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_PARTIAL_CHAIN);
   if (X509_verify_cert(ctx) != 1) {
     int e = X509_STORE_CTX_get_error(ctx);
     ERR_clear_error();
-    bool dates =
-        e == X509_V_ERR_CERT_HAS_EXPIRED || e == X509_V_ERR_CERT_NOT_YET_VALID;
-    return sh_error(err, 400,
-                    "error while validating Root CA Certificate: x509: %s",
-                    dates ? "certificate has expired or is not yet valid"
-                          : X509_verify_cert_error_string(e));
+    /* In Go's words, as Docker users see them. */
+    const char *why = X509_verify_cert_error_string(e);
+    if (e == X509_V_ERR_CERT_HAS_EXPIRED || e == X509_V_ERR_CERT_NOT_YET_VALID)
+      why = "certificate has expired or is not yet valid";
+    else if (e == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
+             e == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT ||
+             e == X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE)
+      why = "certificate signed by unknown authority";
+    return sh_error(
+        err, 400, "error while validating Root CA Certificate: x509: %s", why);
   }
   cleanup_pkey EVP_PKEY *key = NULL;
   {
