@@ -53,6 +53,7 @@ struct agent {
   json_t *ingress; /* the swarm's ingress network, from the session */
   int64_t period_ns;
   bool connected;
+  bool hb_again; /* TLSInfo changed while a heartbeat was in flight */
   bool stopping;
   unsigned backoff_ms;
   uv_timer_t retry_timer;
@@ -133,7 +134,11 @@ static void tls_info_changed(struct agent *a) {
   update_tls_info(a);
   bool same = json_equal(before, json_object_get(a->description, "TLSInfo"));
   json_decref(before);
-  if (!same && a->connected && !a->hb_call)
+  if (same || !a->connected)
+    return;
+  if (a->hb_call)
+    a->hb_again = true; /* the one in flight has the old facts */
+  else
     uv_timer_start(&a->hb_timer, hb_send, 0, 0);
 }
 
@@ -142,11 +147,17 @@ static void hb_done(const struct http_result *res, void *ud) {
   a->hb_call = NULL;
   if (a->stopping)
     return;
+  bool again = a->hb_again;
+  a->hb_again = false;
   if (res->status == 200) {
     cleanup_json json_t *j = json_loads(res->body, 0, NULL);
     int64_t p = jx_int(j, "Period", 0);
     if (p > 0)
       a->period_ns = p;
+    if (again) {
+      uv_timer_start(&a->hb_timer, hb_send, 0, 0);
+      return;
+    }
   } else if (res->status == 404 || res->status == 503) {
     /* Session gone (manager restarted or lost leadership): reconnect. */
     if (a->session_call) {
@@ -473,17 +484,17 @@ const char *agent_manager(const struct agent *a) {
 }
 
 void agent_set_identity(struct agent *a, const char *cert_pem,
-                        const char *key_pem) {
+                        const char *key_pem, const char *root_pem) {
+  char *c = xstrdup(cert_pem), *k = xstrdup(key_pem);
   free(a->cert_pem);
   free(a->key_pem);
-  a->cert_pem = xstrdup(cert_pem);
-  a->key_pem = xstrdup(key_pem);
-  tls_info_changed(a);
-}
-
-void agent_set_root(struct agent *a, const char *root_pem) {
-  free(a->root_pem);
-  a->root_pem = xstrdup(root_pem);
+  a->cert_pem = c;
+  a->key_pem = k;
+  if (root_pem) {
+    char *r = xstrdup(root_pem);
+    free(a->root_pem);
+    a->root_pem = r;
+  }
   tls_info_changed(a);
 }
 

@@ -69,13 +69,12 @@ void agent_send_logs(struct agent *a, const char *sub, const char *task_id,
                      void (*sent)(void *arg), void *sent_arg);
 /* The manager the agent talks to now ("ip:port"), NULL if none. */
 const char *agent_manager(const struct agent *a);
-/* A new certificate (role change, renewal) for the next connections; its
- * facts (Description.TLSInfo) go to the manager with the next heartbeat,
- * sent at once. */
+/* A new certificate (role change, renewal) for the next connections, and
+ * root_pem, when not NULL, the only root to trust from now on (a root
+ * rotation completed); the facts (Description.TLSInfo) go to the manager
+ * with a heartbeat sent at once. */
 void agent_set_identity(struct agent *a, const char *cert_pem,
-                        const char *key_pem);
-/* A new root to trust (a root rotation completed), likewise. */
-void agent_set_root(struct agent *a, const char *root_pem);
+                        const char *key_pem, const char *root_pem);
 /* This node's IP as its manager sees it (NULL before a session). */
 const char *agent_node_addr(const struct agent *a);
 /* Builds this host's Node.Description (hostname, platform, resources,

@@ -341,11 +341,9 @@ static int use_identity(struct shoald *d, const char *cert, const char *key,
     set_str(&d->root_pem, root);
   if (save_state(d, err) < 0)
     return -1;
-  if (d->agent) {
-    agent_set_identity(d->agent, d->cert_pem, d->key_pem);
-    if (root)
-      agent_set_root(d->agent, d->root_pem);
-  }
+  if (d->agent)
+    agent_set_identity(d->agent, d->cert_pem, d->key_pem,
+                       root ? d->root_pem : NULL);
   if (d->mgr && manager_set_identity(d->mgr, d->cert_pem, d->key_pem,
                                      root ? d->root_pem : NULL, err) < 0)
     return -1;
@@ -411,11 +409,9 @@ static void renewed(const struct http_result *res, void *ud) {
     role_change_done(d, "role change", &err);
     goto out;
   }
-  if (d->agent) {
-    agent_set_identity(d->agent, d->cert_pem, d->key_pem);
-    if (root)
-      agent_set_root(d->agent, d->root_pem);
-  }
+  if (d->agent)
+    agent_set_identity(d->agent, d->cert_pem, d->key_pem,
+                       root ? d->root_pem : NULL);
   if (!c->to_manager) {
     role_change_done(d, "demotion", NULL);
     goto out;
