@@ -1095,8 +1095,17 @@ int shoald_swarm_init(struct shoald *d, const json_t *req, shoald_done_fn done,
   id_new(node_id);
   id_new(cluster_id);
   set_str(&d->root_pem, NULL);
-  if (ca_root_create(&d->root_pem, &root_key, err) < 0 ||
-      ca_csr_create(&d->key_pem, &csr, err) < 0)
+  /* A root of the user's own, or a new one. */
+  const char *own_cert = jx_str(spec, "CAConfig.SigningCACert", "");
+  const char *own_key = jx_str(spec, "CAConfig.SigningCAKey", "");
+  if (*own_cert || *own_key) {
+    if (manager_own_root(own_cert, own_key, &d->root_pem, err) < 0)
+      goto fail;
+    root_key = xstrdup(own_key);
+  } else if (ca_root_create(&d->root_pem, &root_key, err) < 0) {
+    goto fail;
+  }
+  if (ca_csr_create(&d->key_pem, &csr, err) < 0)
     goto fail;
   int64_t expiry = in.cert_expiry_ns > 0 ? in.cert_expiry_ns
                                          : INT64_C(2160) * 3600 * NS_PER_SEC;

@@ -161,6 +161,12 @@ int manager_create_network(struct manager *m, const json_t *req,
 int manager_remove_network(struct manager *m, const char *ref,
                            manager_done_fn done, void *ud, struct sh_err *err);
 
+/* A root CA of the user's own for swarm init (Spec.CAConfig.SigningCACert
+ * and SigningCAKey), checked as a root rotation checks one; *root_out is
+ * the certificate normalised. */
+int manager_own_root(const char *cert_pem, const char *key_pem, char **root_out,
+                     struct sh_err *err);
+
 /* Refuses spec features shoal does not implement (autolock, external CAs)
  * with 501 and a message naming the option. */
 int manager_check_supported(const json_t *spec, struct sh_err *err);

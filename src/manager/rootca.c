@@ -62,6 +62,39 @@ static void drop_signing_fields(json_t *next) {
   }
 }
 
+/* swarmkit's checks of a root of one's own (both fields given, or
+ * neither): *cert_out the certificate normalised. */
+static int check_own(const char *given, const char *key, char **cert_out,
+                     bool *is_ca, sh_err *err) {
+  if (*key && !*given)
+    return rpc_error(err, 400,
+                     "if a signing CA key is provided, the signing CA cert "
+                     "must also be provided");
+  if (!*key)
+    /* A certificate alone would need an external CA to sign with it. */
+    return rpc_error(err, 400,
+                     "there must be at least one valid, reachable external CA "
+                     "corresponding to the desired CA certificate");
+  sh_err e = {0};
+  if (ca_cert_normalize(given, cert_out, &e) < 0 ||
+      ca_root_check(*cert_out, key, is_ca, &e) < 0)
+    return rpc_error(err, e.status == 500 ? 500 : 400, e.msg);
+  return 0;
+}
+
+int manager_own_root(const char *cert_pem, const char *key_pem, char **root_out,
+                     sh_err *err) {
+  bool is_ca = false;
+  cleanup_free char *cert = NULL;
+  if (check_own(cert_pem ? cert_pem : "", key_pem ? key_pem : "", &cert, &is_ca,
+                err) < 0)
+    return -1;
+  if (!is_ca)
+    return rpc_error(err, 400, "certificate not a CA");
+  *root_out = STEAL_POINTER(&cert);
+  return 0;
+}
+
 int rootca_apply_spec(const json_t *cur, json_t *next, sh_err *err) {
   const char *want_cert = jx_str(next, "Spec.CAConfig.SigningCACert", "");
   const char *want_key = jx_str(next, "Spec.CAConfig.SigningCAKey", "");
@@ -76,13 +109,7 @@ int rootca_apply_spec(const json_t *cur, json_t *next, sh_err *err) {
   cleanup_free char *made_key = NULL;
   drop_signing_fields(next);
   int rc = -1;
-  if (*key && !*given) {
-    rc = rpc_error(err, 400,
-                   "if a signing CA key is provided, the signing CA cert must "
-                   "also be provided");
-    goto out;
-  }
-  if (!*given) {
+  if (!*given && !*key) {
     if (!forced) {
       rc = 0;
       goto out;
@@ -93,20 +120,9 @@ int rootca_apply_spec(const json_t *cur, json_t *next, sh_err *err) {
     OPENSSL_cleanse(made_key, strlen(made_key));
     goto out;
   }
-  if (!*key) {
-    /* A certificate alone would need an external CA to sign with it. */
-    rc = rpc_error(err, 400,
-                   "there must be at least one valid, reachable external CA "
-                   "corresponding to the desired CA certificate");
-    goto out;
-  }
   bool is_ca = false;
-  sh_err e = {0};
-  if (ca_cert_normalize(given, &cert, &e) < 0 ||
-      ca_root_check(cert, key, &is_ca, &e) < 0) {
-    rc = rpc_error(err, e.status == 500 ? 500 : 400, e.msg);
+  if (check_own(given, key, &cert, &is_ca, err) < 0)
     goto out;
-  }
   if (ca_cert_normalize(root_of(cur), &cur_root, err) < 0)
     goto out;
   if (strcmp(cert, cur_root) == 0) {

@@ -274,3 +274,17 @@ TEST(rootca_wrong_issuer_renews_now) {
                   fake_ns + 90LL * 24 * 3600 * NS_PER_SEC, 0);
   CHECK(ca_renewal_wait(&r) > 0);
 }
+
+TEST(rootca_own_root_at_init) {
+  sh_err err = {0};
+  cleanup_free char *root = NULL, *key = NULL, *got = NULL;
+  CHECK_INT_EQ(ca_root_create(&root, &key, &err), 0);
+  CHECK_INT_EQ(manager_own_root(root, key, &got, &err), 0);
+  CHECK_STR_EQ(got, root);
+  free(STEAL_POINTER(&got));
+  CHECK(manager_own_root("", key, &got, &err) < 0);
+  CHECK_STR_EQ(err.msg, "rpc error: code = InvalidArgument desc = if a signing "
+                        "CA key is provided, the signing CA cert must also be "
+                        "provided");
+  CHECK(got == NULL);
+}
