@@ -304,10 +304,10 @@ static void renewal_track_cert(struct shoald *d) {
                       rand64());
 }
 
-/* A periodic renewal ended: the new certificate is in use (or the attempt
- * failed and waits for its backoff). A role change it held back runs now. */
 static void check_ca(struct shoald *d);
 
+/* A periodic renewal ended: the new certificate is in use (or the attempt
+ * failed and waits for its backoff). A role change it held back runs now. */
 static void periodic_done(struct shoald *d, const struct ca_cert_info *info,
                           const sh_err *err) {
   if (err) {
