@@ -409,22 +409,20 @@ static void send_managers(struct dispatcher *d) {
   json_decref(msg);
 }
 
+static bool same_at(const json_t *a, const json_t *b, const char *path) {
+  const json_t *x = jx_get(a, path), *y = jx_get(b, path);
+  return (!x && !y) || (x && y && json_equal(x, y));
+}
+
 /* Whether the CA facts every node hears changed: ForceRotate, the root,
  * or the rotation under way. */
 static bool ca_changed(const struct store_change *ch) {
   if (!ch->new_obj)
     return false;
-  if (!ch->old_obj)
-    return true;
-  static const char *const keys[] = {
-      "Spec.CAConfig.ForceRotate", "TLSInfo.TrustRoot", "_RootRotation.CACert"};
-  for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
-    if (!json_equal(jx_get(ch->old_obj, keys[i]) ? jx_get(ch->old_obj, keys[i])
-                                                 : json_null(),
-                    jx_get(ch->new_obj, keys[i]) ? jx_get(ch->new_obj, keys[i])
-                                                 : json_null()))
-      return true;
-  return false;
+  return !ch->old_obj ||
+         !same_at(ch->old_obj, ch->new_obj, "Spec.CAConfig.ForceRotate") ||
+         !same_at(ch->old_obj, ch->new_obj, "TLSInfo.TrustRoot") ||
+         !same_at(ch->old_obj, ch->new_obj, "_RootRotation.CACert");
 }
 
 /* Every session hears its node again (the CA facts changed). */
