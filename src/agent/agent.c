@@ -1,6 +1,8 @@
 /* The agent's dispatcher session and heartbeats. */
 #include "agent/agent.h"
 
+#include "ca/ca.h"
+
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/jsonx.h"
@@ -51,6 +53,7 @@ struct agent {
   json_t *ingress; /* the swarm's ingress network, from the session */
   int64_t period_ns;
   bool connected;
+  bool hb_again; /* TLSInfo changed while a heartbeat was in flight */
   bool stopping;
   unsigned backoff_ms;
   uv_timer_t retry_timer;
@@ -110,16 +113,51 @@ static void fill_tls(struct agent *a, struct http_call_opts *o) {
 
 static void hb_send(uv_timer_t *t);
 
+/* Description.TLSInfo from the certificate in use: the root this node
+ * trusts and its certificate's verified issuer (swarmkit's NodeTLSInfo). */
+static void update_tls_info(struct agent *a) {
+  struct ca_issuer iss = {0};
+  sh_err err = {0};
+  json_t *info = json_pack("{s:s}", "TrustRoot", a->root_pem);
+  if (ca_cert_issuer(a->cert_pem, a->root_pem, &iss, &err) == 0) {
+    json_object_set_new(info, "CertIssuerSubject", json_string(iss.subject));
+    json_object_set_new(info, "CertIssuerPublicKey",
+                        json_string(iss.public_key));
+  }
+  ca_issuer_clear(&iss);
+  json_object_set_new(a->description, "TLSInfo", info);
+}
+
+/* Tells the manager at once (with a heartbeat) when the facts changed. */
+static void tls_info_changed(struct agent *a) {
+  json_t *before = json_incref(json_object_get(a->description, "TLSInfo"));
+  update_tls_info(a);
+  bool same = json_equal(before, json_object_get(a->description, "TLSInfo"));
+  json_decref(before);
+  if (same || !a->connected)
+    return;
+  if (a->hb_call)
+    a->hb_again = true; /* the one in flight has the old facts */
+  else
+    uv_timer_start(&a->hb_timer, hb_send, 0, 0);
+}
+
 static void hb_done(const struct http_result *res, void *ud) {
   struct agent *a = ud;
   a->hb_call = NULL;
   if (a->stopping)
     return;
+  bool again = a->hb_again;
+  a->hb_again = false;
   if (res->status == 200) {
     cleanup_json json_t *j = json_loads(res->body, 0, NULL);
     int64_t p = jx_int(j, "Period", 0);
     if (p > 0)
       a->period_ns = p;
+    if (again) {
+      uv_timer_start(&a->hb_timer, hb_send, 0, 0);
+      return;
+    }
   } else if (res->status == 404 || res->status == 503) {
     /* Session gone (manager restarted or lost leadership): reconnect. */
     if (a->session_call) {
@@ -140,7 +178,10 @@ static void hb_send(uv_timer_t *t) {
     return;
   const char *mgr = current_manager(a);
   cleanup_free char *url = xasprintf("https://%s/swarm/v1/heartbeat", mgr);
-  cleanup_free char *body = xasprintf("{\"SessionID\":\"%s\"}", a->sid);
+  json_t *hb = json_pack("{s:s, s:O}", "SessionID", a->sid, "TLSInfo",
+                         json_object_get(a->description, "TLSInfo"));
+  cleanup_free char *body = jx_dump(hb);
+  json_decref(hb);
   struct http_call_opts o = {.method = "POST",
                              .url = url,
                              .body = body,
@@ -320,7 +361,10 @@ struct agent *agent_start(const struct agent_config *cfg) {
   a->key_pem = xstrdup(cfg->key_pem);
   a->root_pem = xstrdup(cfg->root_pem);
   a->managers = json_deep_copy(cfg->managers);
-  a->description = json_deep_copy(cfg->description);
+  a->description = json_is_object(cfg->description)
+                       ? json_deep_copy(cfg->description)
+                       : json_object();
+  update_tls_info(a);
   a->cb = *cfg;
   a->period_ns = 5 * NS_PER_SEC;
   a->unsent = json_array();
@@ -440,11 +484,18 @@ const char *agent_manager(const struct agent *a) {
 }
 
 void agent_set_identity(struct agent *a, const char *cert_pem,
-                        const char *key_pem) {
+                        const char *key_pem, const char *root_pem) {
+  char *c = xstrdup(cert_pem), *k = xstrdup(key_pem);
   free(a->cert_pem);
   free(a->key_pem);
-  a->cert_pem = xstrdup(cert_pem);
-  a->key_pem = xstrdup(key_pem);
+  a->cert_pem = c;
+  a->key_pem = k;
+  if (root_pem) {
+    char *r = xstrdup(root_pem);
+    free(a->root_pem);
+    a->root_pem = r;
+  }
+  tls_info_changed(a);
 }
 
 /* One report in flight at a time; what arrives meanwhile is merged (the

@@ -28,7 +28,8 @@ struct agent_config {
   /* This node's object as the managers have it (sent at session start
    * and on every change): role changes start from here. */
   void (*on_node)(void *ud, const json_t *node);
-  /* The cluster's CA facts ({"ForceRotate": N}), with every node message. */
+  /* The cluster's CA facts ({ForceRotate, RootCA, Issuer: {Subject,
+   * PublicKey}}), with every node message. */
   void (*on_ca)(void *ud, const json_t *ca);
   /* The full list of tasks placed on this node (after every change);
    * files holds the secrets and configs they need ({"Secrets": [{ID,
@@ -70,9 +71,12 @@ void agent_send_logs(struct agent *a, const char *sub, const char *task_id,
                      void (*sent)(void *arg), void *sent_arg);
 /* The manager the agent talks to now ("ip:port"), NULL if none. */
 const char *agent_manager(const struct agent *a);
-/* A new certificate (role change, renewal) for the next connections. */
+/* A new certificate (role change, renewal) for the next connections, and
+ * root_pem, when not NULL, the only root to trust from now on (a root
+ * rotation completed); the facts (Description.TLSInfo) go to the manager
+ * with a heartbeat sent at once. */
 void agent_set_identity(struct agent *a, const char *cert_pem,
-                        const char *key_pem);
+                        const char *key_pem, const char *root_pem);
 /* This node's IP as its manager sees it (NULL before a session). */
 const char *agent_node_addr(const struct agent *a);
 /* Builds this host's Node.Description (hostname, platform, resources,

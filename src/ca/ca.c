@@ -404,24 +404,240 @@ int ca_cert_info(const char *cert_pem, struct ca_cert_info *out, sh_err *err) {
   return ca_x509_info(x, out, err);
 }
 
-int ca_cert_verify(const char *cert_pem, const char *root_pem, sh_err *err) {
-  cleanup_x509 X509 *x = NULL;
-  cleanup_x509 X509 *root = NULL;
-  if (parse_cert(cert_pem, &x, 400, "certificate", err) < 0 ||
-      parse_cert(root_pem, &root, 400, "root CA certificate", err) < 0)
-    return -1;
+/* Every certificate of a PEM bundle, in order (NULL when there is none). */
+static STACK_OF(X509) * parse_all(const char *pem) {
+  cleanup_bio BIO *b = mem_bio(pem);
+  STACK_OF(X509) *sk = sk_X509_new_null();
+  X509 *x;
+  while (b && sk && (x = PEM_read_bio_X509(b, NULL, no_password_cb, NULL))) {
+    if (!sk_X509_push(sk, x)) {
+      X509_free(x);
+      break;
+    }
+  }
+  ERR_clear_error(); /* the end of the PEM data reads as an error */
+  if (sk && sk_X509_num(sk) == 0) {
+    sk_X509_free(sk);
+    return NULL;
+  }
+  return sk;
+}
+
+static void sk_x509_freep(STACK_OF(X509) * *p) {
+  sk_X509_pop_free(*p, X509_free);
+}
+#define cleanup_sk_x509 __attribute__((cleanup(sk_x509_freep)))
+
+/* Builds and checks the chain of the bundle's first certificate (the
+ * others are untrusted intermediates) to a certificate of root_pem.
+ * check_time false ignores validity dates. On success *chain is the
+ * verified chain, leaf first (the caller frees it). */
+static int verify_chain(const char *cert_pem, const char *root_pem,
+                        bool check_time, STACK_OF(X509) * *chain, sh_err *err) {
+  cleanup_sk_x509 STACK_OF(X509) *certs = parse_all(cert_pem);
+  cleanup_sk_x509 STACK_OF(X509) *roots = parse_all(root_pem);
+  if (!certs)
+    return sh_error(err, 400, "invalid certificate");
+  if (!roots)
+    return sh_error(err, 400, "invalid root CA certificate");
+  X509 *leaf = sk_X509_shift(certs);
+  cleanup_x509 X509 *leaf_ref = leaf;
   cleanup_store X509_STORE *store = X509_STORE_new();
   cleanup_sctx X509_STORE_CTX *ctx = X509_STORE_CTX_new();
-  if (store == NULL || ctx == NULL || !X509_STORE_add_cert(store, root) ||
-      !X509_STORE_CTX_init(ctx, store, x, NULL))
+  if (store == NULL || ctx == NULL)
     return ossl_error(err, 500, "cannot set up certificate verification");
+  for (int i = 0; i < sk_X509_num(roots); i++)
+    if (!X509_STORE_add_cert(store, sk_X509_value(roots, i)))
+      return ossl_error(err, 500, "cannot set up certificate verification");
+  if (!X509_STORE_CTX_init(ctx, store, leaf, certs))
+    return ossl_error(err, 500, "cannot set up certificate verification");
+  if (!check_time)
+    X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_NO_CHECK_TIME);
   if (X509_verify_cert(ctx) != 1) {
     int e = X509_STORE_CTX_get_error(ctx);
     ERR_clear_error();
     return sh_error(err, 403, "certificate is not valid for this swarm: %s",
                     X509_verify_cert_error_string(e));
   }
+  if (chain)
+    *chain = X509_STORE_CTX_get1_chain(ctx);
   return 0;
+}
+
+int ca_cert_verify(const char *cert_pem, const char *root_pem, sh_err *err) {
+  return verify_chain(cert_pem, root_pem, true, NULL, err);
+}
+
+static char *b64_der(unsigned char *der, int n) {
+  char *out = NULL;
+  if (n > 0) {
+    out = xmalloc((size_t)n * 2 + 8);
+    EVP_EncodeBlock((unsigned char *)out, der, n);
+  }
+  OPENSSL_free(der);
+  return out ? out : xstrdup("");
+}
+
+/* Subject and public key of x, DER in base64 (as Go's RawSubject and
+ * RawSubjectPublicKeyInfo reach the Engine API). */
+static void x509_issuer_facts(X509 *x, struct ca_issuer *out) {
+  unsigned char *der = NULL;
+  int n = i2d_X509_NAME(X509_get_subject_name(x), &der);
+  out->subject = b64_der(der, n);
+  der = NULL;
+  n = i2d_PUBKEY(X509_get0_pubkey(x), &der);
+  out->public_key = b64_der(der, n);
+}
+
+void ca_issuer_clear(struct ca_issuer *i) {
+  free(i->subject);
+  free(i->public_key);
+  i->subject = i->public_key = NULL;
+}
+
+bool ca_issuer_equal(const struct ca_issuer *a, const struct ca_issuer *b) {
+  return a->subject && b->subject && a->public_key && b->public_key &&
+         strcmp(a->subject, b->subject) == 0 &&
+         strcmp(a->public_key, b->public_key) == 0;
+}
+
+int ca_cert_facts(const char *cert_pem, struct ca_issuer *out, sh_err *err) {
+  cleanup_x509 X509 *x = NULL;
+  if (parse_cert(cert_pem, &x, 400, "certificate", err) < 0)
+    return -1;
+  x509_issuer_facts(x, out);
+  return 0;
+}
+
+int ca_cert_issuer(const char *cert_pem, const char *root_pem,
+                   struct ca_issuer *out, sh_err *err) {
+  STACK_OF(X509) *chain = NULL;
+  if (verify_chain(cert_pem, root_pem, false, &chain, err) < 0)
+    return -1;
+  /* The leaf's verified issuer: an intermediate when the chain has one
+   * (a rotation's cross-signed root), else the root. */
+  int n = sk_X509_num(chain);
+  x509_issuer_facts(sk_X509_value(chain, n > 1 ? 1 : 0), out);
+  sk_X509_pop_free(chain, X509_free);
+  return 0;
+}
+
+int ca_cert_normalize(const char *pem, char **out, sh_err *err) {
+  cleanup_sk_x509 STACK_OF(X509) *certs = parse_all(pem);
+  if (!certs)
+    return sh_error(err, 400, "no valid root CA certificates found");
+  cleanup_bio BIO *b = BIO_new(BIO_s_mem());
+  for (int i = 0; b && i < sk_X509_num(certs); i++)
+    if (!PEM_write_bio_X509(b, sk_X509_value(certs, i)))
+      return ossl_error(err, 500, "cannot encode certificate");
+  if (b == NULL || (*out = bio_to_string(b)) == NULL)
+    return ossl_error(err, 500, "cannot encode certificate");
+  return 0;
+}
+
+int ca_root_check(const char *cert_pem, const char *key_pem, bool *is_ca,
+                  sh_err *err) {
+  cleanup_sk_x509 STACK_OF(X509) *certs = parse_all(cert_pem);
+  if (!certs)
+    return sh_error(err, 400,
+                    "invalid root certificates: no valid root CA certificates "
+                    "found");
+  if (sk_X509_num(certs) != 1)
+    return sh_error(err, 400,
+                    "the desired CA certificate cannot contain "
+                    "multiple certificates");
+  X509 *x = sk_X509_value(certs, 0);
+  /* It must verify as its own chain, within its dates; as in Go, any
+   * certificate in the pool is an anchor (whether it can sign comes
+   * later: *is_ca). */
+  cleanup_store X509_STORE *store = X509_STORE_new();
+  cleanup_sctx X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+  if (store == NULL || ctx == NULL || !X509_STORE_add_cert(store, x) ||
+      !X509_STORE_CTX_init(ctx, store, x, NULL))
+    return ossl_error(err, 500, "cannot set up certificate verification");
+  X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_PARTIAL_CHAIN);
+  if (X509_verify_cert(ctx) != 1) {
+    int e = X509_STORE_CTX_get_error(ctx);
+    ERR_clear_error();
+    /* In Go's words, as Docker users see them. */
+    const char *why = X509_verify_cert_error_string(e);
+    if (e == X509_V_ERR_CERT_HAS_EXPIRED || e == X509_V_ERR_CERT_NOT_YET_VALID)
+      why = "certificate has expired or is not yet valid";
+    else if (e == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
+             e == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT ||
+             e == X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE)
+      why = "certificate signed by unknown authority";
+    return sh_error(
+        err, 400, "error while validating Root CA Certificate: x509: %s", why);
+  }
+  cleanup_pkey EVP_PKEY *key = NULL;
+  {
+    cleanup_bio BIO *b = mem_bio(key_pem);
+    key = b ? PEM_read_bio_PrivateKey(b, NULL, no_password_cb, NULL) : NULL;
+    if (key == NULL) {
+      ERR_clear_error();
+      return sh_error(err, 400, "malformed private key");
+    }
+  }
+  EVP_PKEY *pub = X509_get0_pubkey(x);
+  if (pub == NULL || EVP_PKEY_eq(pub, key) != 1) {
+    ERR_clear_error();
+    return sh_error(err, 400, "certificate key mismatch");
+  }
+  /* swarmkit: the new root must stay valid for a year at least. */
+  time_t soon = time(NULL) + 365 * 24 * 3600;
+  if (X509_cmp_time(X509_get0_notAfter(x), &soon) < 0)
+    return sh_error(err, 400, "CA certificate expires too soon");
+  *is_ca = X509_check_ca(x) >= 1;
+  return 0;
+}
+
+bool ca_same_public_key(const char *a_pem, const char *b_pem) {
+  cleanup_x509 X509 *a = NULL;
+  cleanup_x509 X509 *b = NULL;
+  if (parse_cert(a_pem, &a, 400, "certificate", NULL) < 0 ||
+      parse_cert(b_pem, &b, 400, "certificate", NULL) < 0)
+    return false;
+  EVP_PKEY *ka = X509_get0_pubkey(a), *kb = X509_get0_pubkey(b);
+  bool same = ka && kb && EVP_PKEY_eq(ka, kb) == 1;
+  ERR_clear_error();
+  return same;
+}
+
+int ca_cross_sign(const char *old_cert_pem, const char *old_key_pem,
+                  const char *new_cert_pem, char **out, sh_err *err) {
+  cleanup_x509 X509 *old = NULL;
+  cleanup_x509 X509 *nw = NULL;
+  cleanup_pkey EVP_PKEY *old_key = NULL;
+  if (parse_cert(old_cert_pem, &old, 500, "root CA certificate", err) < 0 ||
+      parse_key(old_key_pem, &old_key, 500, "root CA key", err) < 0 ||
+      parse_cert(new_cert_pem, &nw, 400, "new CA certificate", err) < 0)
+    return -1;
+  if (X509_check_ca(nw) < 1)
+    return sh_error(err, 400, "certificate not a CA");
+  /* The new root as it is (subject, key, dates, extensions), issued by the
+   * old root: a leaf of the new key chains to either root through it. */
+  cleanup_x509 X509 *x = X509_dup(nw);
+  if (x == NULL || !X509_set_issuer_name(x, X509_get_subject_name(old)))
+    return ossl_error(err, 500, "cannot cross-sign new CA certificate");
+  int idx;
+  while ((idx = X509_get_ext_by_NID(x, NID_authority_key_identifier, -1)) >= 0)
+    X509_EXTENSION_free(X509_delete_ext(x, idx));
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, old, x, NULL, NULL, 0);
+  if (X509_get_ext_by_NID(x, NID_subject_key_identifier, -1) < 0 &&
+      add_ext(x, &ctx, NID_subject_key_identifier, "hash", err) < 0)
+    return -1;
+  /* Names alone cannot tell the two roots apart (both may be "swarm-ca"):
+   * the key identifiers do. */
+  if (add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always", err) < 0)
+    return -1;
+  if (!X509_sign(x, old_key, EVP_sha256()))
+    return ossl_error(err, 500,
+                      "could not cross-sign new CA certificate "
+                      "using old CA material");
+  return cert_to_pem(x, out, err);
 }
 
 int ca_key_matches(const char *cert_pem, const char *key_pem, sh_err *err) {
@@ -578,10 +794,17 @@ SSL_CTX *ca_tls_server_ctx(const char *cert_pem, const char *key_pem,
     }
     ERR_clear_error(); /* the end of the PEM data reads as an error */
   }
-  if (X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), root) != 1 ||
-      SSL_CTX_add_client_CA(ctx, root) != 1) {
-    ossl_error(err, 500, "cannot load root CA into TLS context");
-    return NULL;
+  /* Every certificate of root_pem is a root to trust. */
+  {
+    cleanup_sk_x509 STACK_OF(X509) *roots = parse_all(root_pem);
+    for (int i = 0; roots && i < sk_X509_num(roots); i++) {
+      X509 *r = sk_X509_value(roots, i);
+      if (X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), r) != 1 ||
+          SSL_CTX_add_client_CA(ctx, r) != 1) {
+        ossl_error(err, 500, "cannot load root CA into TLS context");
+        return NULL;
+      }
+    }
   }
   /* Without a session ID context, resumption fails once peers are
    * verified ("session id context uninitialized"). */

@@ -47,9 +47,43 @@ int ca_cert_info(const char *cert_pem, struct ca_cert_info *out,
 /* The same for a parsed certificate, e.g. a TLS peer's
  * (SSL_get0_peer_certificate). */
 int ca_x509_info(X509 *cert, struct ca_cert_info *out, struct sh_err *err);
-/* Verifies that cert_pem was issued by root_pem and is currently valid. */
+/* Verifies that cert_pem (a leaf, then any intermediates) chains to a
+ * certificate of root_pem and is currently valid. */
 int ca_cert_verify(const char *cert_pem, const char *root_pem,
                    struct sh_err *err);
+
+/* A certificate issuer as the Engine API's TLSInfo shows it: subject and
+ * SubjectPublicKeyInfo, DER in base64. */
+struct ca_issuer {
+  char *subject;
+  char *public_key;
+};
+void ca_issuer_clear(struct ca_issuer *i);
+bool ca_issuer_equal(const struct ca_issuer *a, const struct ca_issuer *b);
+/* The facts of a CA certificate itself (the issuer of what it signs). */
+int ca_cert_facts(const char *cert_pem, struct ca_issuer *out,
+                  struct sh_err *err);
+/* The verified issuer of cert_pem's leaf (its chain to root_pem; dates
+ * not checked): the cross-signed intermediate during a root rotation,
+ * else the root. */
+int ca_cert_issuer(const char *cert_pem, const char *root_pem,
+                   struct ca_issuer *out, struct sh_err *err);
+
+/* Root CA rotation (swarmkit's ca/certificates.go). */
+/* The bundle re-encoded (no PEM headers, canonical line breaks), so equal
+ * certificates compare equal as text. */
+int ca_cert_normalize(const char *pem, char **out, struct sh_err *err);
+/* swarmkit's checks of a root of one's own (400, swarmkit's messages):
+ * one certificate, self-signed and within its dates, key_pem its key,
+ * valid a year more. *is_ca tells whether it may sign certificates. */
+int ca_root_check(const char *cert_pem, const char *key_pem, bool *is_ca,
+                  struct sh_err *err);
+/* Whether two certificates carry the same public key. */
+bool ca_same_public_key(const char *a_pem, const char *b_pem);
+/* The new root certificate issued by the old root (same subject, key,
+ * dates and extensions; authority key ID of the old root). */
+int ca_cross_sign(const char *old_cert_pem, const char *old_key_pem,
+                  const char *new_cert_pem, char **out, struct sh_err *err);
 /* Checks that key_pem is the private key of cert_pem. */
 int ca_key_matches(const char *cert_pem, const char *key_pem,
                    struct sh_err *err);

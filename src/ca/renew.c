@@ -45,6 +45,16 @@ bool ca_renewal_force(struct ca_renewal *r, uint64_t force_rotate) {
   return true;
 }
 
+bool ca_renewal_wrong_issuer(struct ca_renewal *r) {
+  if (r->in_flight || r->backoff)
+    return false;
+  int64_t now = now_ns(r);
+  if (r->renew_at && r->renew_at <= now)
+    return false; /* due already */
+  r->renew_at = now;
+  return true;
+}
+
 int64_t ca_renewal_wait(const struct ca_renewal *r) {
   if (r->in_flight || r->renew_at == 0)
     return INT64_MAX;

@@ -5,7 +5,8 @@
  *   counted from its NotBefore (which the signer backdates by an hour), so
  *   a cluster's nodes do not all renew at once;
  * - at once when the cluster's CAConfig.ForceRotate moves past the value
- *   this node last renewed for;
+ *   this node last renewed for, or when a root rotation wants a
+ *   certificate from another issuer;
  * - after a failure, again after a backoff (30 s doubling to 5 min), never
  *   sooner than a minute after the last attempt started.
  *
@@ -47,6 +48,11 @@ void ca_renewal_set_cert(struct ca_renewal *r, int64_t not_before,
  * a renewal; a different one makes a renewal due now. Returns true when
  * it did. */
 bool ca_renewal_force(struct ca_renewal *r, uint64_t force_rotate);
+/* The certificate is not from the issuer the cluster wants (a root
+ * rotation): a renewal is due now, unless one is under way (the caller
+ * looks again when it ends) or the last one failed (its backoff stands).
+ * Returns true when it made one due. */
+bool ca_renewal_wrong_issuer(struct ca_renewal *r);
 /* ns until a renewal is due (0: due now); INT64_MAX when nothing is
  * scheduled. While one is in flight, INT64_MAX. */
 int64_t ca_renewal_wait(const struct ca_renewal *r);

@@ -56,8 +56,9 @@ static char *swarm_path(struct shoald *d, const char *leaf) {
 }
 
 static void set_str(char **dst, const char *v) {
-  free(*dst);
+  char *old = *dst; /* v may be *dst itself */
   *dst = v ? xstrdup(v) : NULL;
+  free(old);
 }
 
 static void forget_identity(struct shoald *d) {
@@ -79,6 +80,8 @@ static void forget_identity(struct shoald *d) {
   d->managers = NULL;
   json_decref(d->last_node);
   d->last_node = NULL;
+  json_decref(d->last_ca);
+  d->last_ca = NULL;
   uv_timer_stop(&d->renew_timer);
   ca_renewal_init(&d->renewal, d->renewal.clock);
 }
@@ -302,6 +305,8 @@ static void renewal_track_cert(struct shoald *d) {
                       rand64());
 }
 
+static void check_ca(struct shoald *d);
+
 /* A periodic renewal ended: the new certificate is in use (or the attempt
  * failed and waits for its backoff). A role change it held back runs now. */
 static void periodic_done(struct shoald *d, const struct ca_cert_info *info,
@@ -317,6 +322,9 @@ static void periodic_done(struct shoald *d, const struct ca_cert_info *info,
              clock_format_rfc3339(info->not_after_ns, until, sizeof until));
   }
   schedule_renewal(d);
+  /* A root rotation may have started while it ran. */
+  if (!err)
+    check_ca(d);
   if (d->last_node) {
     cleanup_json json_t *n = json_incref(d->last_node);
     on_agent_node(d, n);
@@ -324,18 +332,34 @@ static void periodic_done(struct shoald *d, const struct ca_cert_info *info,
 }
 
 /* The node's TLS identity everywhere it is used: files, agent calls, and
- * on a manager the swarm port, raft dials and calls to other managers. */
+ * on a manager the swarm port, raft dials and calls to other managers;
+ * root, when not NULL, is a new root to trust (and the only one). */
 static int use_identity(struct shoald *d, const char *cert, const char *key,
-                        sh_err *err) {
+                        const char *root, sh_err *err) {
   set_str(&d->cert_pem, cert);
   set_str(&d->key_pem, key);
+  if (root)
+    set_str(&d->root_pem, root);
   if (save_state(d, err) < 0)
     return -1;
   if (d->agent)
-    agent_set_identity(d->agent, d->cert_pem, d->key_pem);
-  if (d->mgr && manager_set_identity(d->mgr, d->cert_pem, d->key_pem, err) < 0)
+    agent_set_identity(d->agent, d->cert_pem, d->key_pem,
+                       root ? d->root_pem : NULL);
+  if (d->mgr && manager_set_identity(d->mgr, d->cert_pem, d->key_pem,
+                                     root ? d->root_pem : NULL, err) < 0)
     return -1;
   return 0;
+}
+
+/* The cluster's root after a rotation, offered with a renewed
+ * certificate that does not chain to the root this node trusts. */
+static const char *offered_root(struct shoald *d, const json_t *resp,
+                                const char *cert) {
+  const char *root = jx_str(resp, "RootCA", "");
+  if (!*root || !cert || strcmp(root, d->root_pem) == 0 ||
+      ca_cert_verify(cert, root, NULL) < 0)
+    return NULL;
+  return root;
 }
 
 static void renewed(const struct http_result *res, void *ud) {
@@ -351,7 +375,8 @@ static void renewed(const struct http_result *res, void *ud) {
       res->status == 200 ? json_loads(res->body, 0, NULL) : NULL;
   const char *cert = jx_str(j, "Certificate", NULL);
   struct ca_cert_info info;
-  if (!cert || ca_cert_verify(cert, d->root_pem, &err) < 0 ||
+  const char *root = offered_root(d, j, cert);
+  if (!cert || ca_cert_verify(cert, root ? root : d->root_pem, &err) < 0 ||
       ca_key_matches(cert, c->key_pem, &err) < 0 ||
       ca_cert_info(cert, &info, &err) < 0) {
     if (!err.msg[0])
@@ -364,8 +389,10 @@ static void renewed(const struct http_result *res, void *ud) {
       role_change_done(d, c->to_manager ? "promotion" : "demotion", &err);
     goto out;
   }
+  if (root)
+    log_info("the swarm's root CA changed: trusting the new root only");
   if (c->periodic) {
-    if (use_identity(d, cert, c->key_pem, &err) < 0)
+    if (use_identity(d, cert, c->key_pem, root, &err) < 0)
       periodic_done(d, NULL, &err);
     else
       periodic_done(d, &info, NULL);
@@ -373,6 +400,8 @@ static void renewed(const struct http_result *res, void *ud) {
   }
   set_str(&d->cert_pem, cert);
   set_str(&d->key_pem, c->key_pem);
+  if (root)
+    set_str(&d->root_pem, root);
   renewal_track_cert(d);
   set_str(&d->role, c->to_manager ? "manager" : "worker");
   if (c->to_manager && *jx_str(j, "Addr", ""))
@@ -382,7 +411,8 @@ static void renewed(const struct http_result *res, void *ud) {
     goto out;
   }
   if (d->agent)
-    agent_set_identity(d->agent, d->cert_pem, d->key_pem);
+    agent_set_identity(d->agent, d->cert_pem, d->key_pem,
+                       root ? d->root_pem : NULL);
   if (!c->to_manager) {
     role_change_done(d, "demotion", NULL);
     goto out;
@@ -465,8 +495,44 @@ static void schedule_renewal(struct shoald *d) {
   uv_timer_start(&d->renew_timer, renew_tick, ms, 0);
 }
 
+/* The CA facts besides ForceRotate: the root (a root rotation completed:
+ * trust the new root only, once this node's certificate chains to it)
+ * and the issuer the cluster wants (a rotation under way, or a
+ * certificate from before its end: renew now). */
+static void check_ca(struct shoald *d) {
+  if (!d->last_ca || !d->cert_pem || !d->key_pem || !d->root_pem ||
+      d->swarm != SWARM_ACTIVE)
+    return;
+  sh_err err = {0};
+  const char *root = jx_str(d->last_ca, "RootCA", "");
+  if (*root && strcmp(root, d->root_pem) != 0 &&
+      ca_cert_verify(d->cert_pem, root, NULL) == 0) {
+    cleanup_free char *cert = xstrdup(d->cert_pem);
+    cleanup_free char *key = xstrdup(d->key_pem);
+    log_info("the swarm's root CA changed: trusting the new root only");
+    if (use_identity(d, cert, key, root, &err) < 0)
+      log_warn("using the new root CA: %s", err.msg);
+  }
+  struct ca_issuer want = {
+      .subject = (char *)jx_str(d->last_ca, "Issuer.Subject", NULL),
+      .public_key = (char *)jx_str(d->last_ca, "Issuer.PublicKey", NULL)};
+  struct ca_issuer have = {0};
+  if (!want.subject || !want.public_key)
+    return;
+  if ((ca_cert_issuer(d->cert_pem, d->root_pem, &have, NULL) < 0 ||
+       !ca_issuer_equal(&have, &want)) &&
+      ca_renewal_wrong_issuer(&d->renewal)) {
+    log_info("root CA rotation: renewing the certificate from the new root");
+    schedule_renewal(d);
+  }
+  ca_issuer_clear(&have);
+}
+
 static void on_agent_ca(void *ud, const json_t *ca) {
   struct shoald *d = ud;
+  json_decref(d->last_ca);
+  d->last_ca = json_deep_copy(ca);
+  check_ca(d);
   bool was_known = d->renewal.force_known;
   uint64_t v = (uint64_t)jx_int(ca, "ForceRotate", 0);
   if (ca_renewal_force(&d->renewal, v)) {
@@ -1036,8 +1102,17 @@ int shoald_swarm_init(struct shoald *d, const json_t *req, shoald_done_fn done,
   id_new(node_id);
   id_new(cluster_id);
   set_str(&d->root_pem, NULL);
-  if (ca_root_create(&d->root_pem, &root_key, err) < 0 ||
-      ca_csr_create(&d->key_pem, &csr, err) < 0)
+  /* A root of the user's own, or a new one. */
+  const char *own_cert = jx_str(spec, "CAConfig.SigningCACert", "");
+  const char *own_key = jx_str(spec, "CAConfig.SigningCAKey", "");
+  if (*own_cert || *own_key) {
+    if (manager_own_root(own_cert, own_key, &d->root_pem, err) < 0)
+      goto fail;
+    root_key = xstrdup(own_key);
+  } else if (ca_root_create(&d->root_pem, &root_key, err) < 0) {
+    goto fail;
+  }
+  if (ca_csr_create(&d->key_pem, &csr, err) < 0)
     goto fail;
   int64_t expiry = in.cert_expiry_ns > 0 ? in.cert_expiry_ns
                                          : INT64_C(2160) * 3600 * NS_PER_SEC;
@@ -1556,4 +1631,6 @@ void shoald_shutdown(struct shoald *d) {
   uv_close((uv_handle_t *)&d->renew_timer, NULL);
   json_decref(d->last_node);
   d->last_node = NULL;
+  json_decref(d->last_ca);
+  d->last_ca = NULL;
 }

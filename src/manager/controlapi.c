@@ -13,6 +13,7 @@
 #include "manager/internal.h"
 #include "manager/networks.h"
 #include "manager/orchtask.h"
+#include "manager/rootca.h"
 #include "manager/secrets.h"
 #include "manager/services.h"
 #include "store/store.h"
@@ -58,36 +59,6 @@ const char *ip_of(const char *addr, char *buf, size_t n) {
   return buf;
 }
 
-/* Sets key to base64(der) and frees der (OpenSSL-allocated). */
-static void set_b64(json_t *obj, const char *key, unsigned char *der, int n) {
-  if (n > 0) {
-    char *b64 = xmalloc((size_t)n * 2 + 8);
-    EVP_EncodeBlock((unsigned char *)b64, der, n);
-    json_object_set_new(obj, key, json_string(b64));
-    free(b64);
-  }
-  OPENSSL_free(der);
-}
-
-/* The issuer facts the Engine API shows in TLSInfo: subject and public key
- * of the root CA, DER in base64. */
-static json_t *tls_info(const char *root_pem) {
-  json_t *info = json_pack("{s:s}", "TrustRoot", root_pem);
-  BIO *bio = BIO_new_mem_buf(root_pem, -1);
-  X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
-  BIO_free(bio);
-  if (!x)
-    return info;
-  unsigned char *der = NULL;
-  int n = i2d_X509_NAME(X509_get_subject_name(x), &der);
-  set_b64(info, "CertIssuerSubject", der, n);
-  der = NULL;
-  n = i2d_PUBKEY(X509_get0_pubkey(x), &der);
-  set_b64(info, "CertIssuerPublicKey", der, n);
-  X509_free(x);
-  return info;
-}
-
 static int validate_cluster_spec(const json_t *spec, sh_err *err) {
   json_t *exp = jx_get(spec, "CAConfig.NodeCertExpiry");
   if (exp && !json_is_integer(exp))
@@ -108,13 +79,6 @@ static int validate_cluster_spec(const json_t *spec, sh_err *err) {
 }
 
 int manager_check_supported(const json_t *spec, sh_err *err) {
-  /* A root of the user's own would be a root rotation, not built yet; its
-   * key must never land in the spec the API shows. */
-  if (*jx_str(spec, "CAConfig.SigningCACert", "") ||
-      *jx_str(spec, "CAConfig.SigningCAKey", ""))
-    return sh_error(err, 501,
-                    "a root CA of your own (--ca-cert, --ca-key) is not "
-                    "supported by shoal yet");
   json_t *ext = jx_get(spec, "CAConfig.ExternalCAs");
   if (json_is_array(ext) && json_array_size(ext) > 0)
     return sh_error(err, 501,
@@ -187,13 +151,14 @@ json_t *cluster_object_new(const struct manager_init *in, sh_err *err) {
     json_decref(pool);
     return NULL;
   }
-  json_t *c = json_pack(
-      "{s:s, s:o, s:o, s:b, s:o, s:I, s:I, s:{s:s, s:s}, s:s}", "ID",
-      in->cluster_id, "Spec", spec, "TLSInfo", tls_info(in->root_cert_pem),
-      "RootRotationInProgress", 0, "DefaultAddrPool", pool, "SubnetSize",
-      (json_int_t)pos_or(in->subnet_size, 24), "DataPathPort",
-      (json_int_t)pos_or(in->data_path_port, 4789), "JoinTokens", "Worker",
-      wtok, "Manager", mtok, "_CAKey", in->root_key_pem);
+  json_t *c =
+      json_pack("{s:s, s:o, s:o, s:b, s:o, s:I, s:I, s:{s:s, s:s}, s:s}", "ID",
+                in->cluster_id, "Spec", spec, "TLSInfo",
+                rootca_tls_info(in->root_cert_pem), "RootRotationInProgress", 0,
+                "DefaultAddrPool", pool, "SubnetSize",
+                (json_int_t)pos_or(in->subnet_size, 24), "DataPathPort",
+                (json_int_t)pos_or(in->data_path_port, 4789), "JoinTokens",
+                "Worker", wtok, "Manager", mtok, "_CAKey", in->root_key_pem);
   if (in->autolock && set_unlock_key(c, err) < 0) {
     json_decref(c);
     return NULL;
@@ -207,13 +172,8 @@ json_t *manager_swarm_view(struct manager *m) {
 }
 
 json_t *manager_node_view(struct manager *m, const json_t *node) {
+  /* Description.TLSInfo is what the node reports of its certificate. */
   json_t *v = store_public(node);
-  /* Every node holds a certificate from the cluster's root: show its
-   * issuer as swarmkit does. */
-  json_t *tls = jx_get(store_cluster(m->store), "TLSInfo");
-  json_t *desc = json_object_get(v, "Description");
-  if (json_is_object(desc) && tls && !json_object_get(desc, "TLSInfo"))
-    json_object_set_new(desc, "TLSInfo", json_deep_copy(tls));
   json_t *ms = json_object_get(v, "ManagerStatus");
   if (json_is_object(ms)) {
     const char *leader = manager_leader_id(m);
@@ -297,10 +257,10 @@ int manager_update_swarm(struct manager *m, int64_t version, const json_t *spec,
       jx_set(next, "JoinTokens.Manager", json_string(tok));
     }
   }
-  if (jx_int(newspec, "CAConfig.ForceRotate", 0) !=
-      jx_int(cur, "Spec.CAConfig.ForceRotate", 0))
-    log_info("ForceRotate: every node renews its certificate now (the root "
-             "CA stays: root rotation is not built yet)");
+  /* A new root (ForceRotate, or one of the user's own) starts a root
+   * rotation; the signing certificate and key leave the spec here. */
+  if (rootca_apply_spec(cur, next, err) < 0)
+    goto fail;
   struct store_tx *tx = store_tx_new();
   store_tx_put(tx, STORE_CLUSTER, next, version);
   return manager_propose(m, tx, done, ud, err);

@@ -9,6 +9,7 @@
 #include "core/util.h"
 #include "http/server.h"
 #include "manager/internal.h"
+#include "manager/rootca.h"
 #include "manager/orchtask.h"
 #include "manager/mesh.h"
 #include "manager/peers.h"
@@ -268,11 +269,11 @@ static bool task_for_agent(const json_t *t) {
  * demote) from it. */
 static void send_node(struct dispatcher *d, struct http_req *req,
                       const json_t *node) {
-  /* CA: what makes every node renew now (ForceRotate). */
-  json_t *msg = json_pack("{s:s, s:o, s:{s:I}}", "Type", "node", "Node",
-                          store_public(node), "CA", "ForceRotate",
-                          (json_int_t)jx_int(store_cluster(d->m->store),
-                                             "Spec.CAConfig.ForceRotate", 0));
+  /* CA: what makes a node renew now (ForceRotate, a certificate from
+   * another issuer than the one wanted) and the root to trust. */
+  json_t *msg =
+      json_pack("{s:s, s:o, s:o}", "Type", "node", "Node", store_public(node),
+                "CA", rootca_node_facts(store_cluster(d->m->store)));
   /* Its ingress-sbox's endpoint, in a task attachment's shape. */
   const json_t *att = json_object_get(node, "_Ingress");
   const json_t *net =
@@ -417,10 +418,20 @@ static void send_managers(struct dispatcher *d) {
   json_decref(msg);
 }
 
-static bool force_rotated(const struct store_change *ch) {
-  const char *k = "Spec.CAConfig.ForceRotate";
-  return ch->new_obj && (!ch->old_obj || jx_int(ch->old_obj, k, 0) !=
-                                             jx_int(ch->new_obj, k, 0));
+static bool same_at(const json_t *a, const json_t *b, const char *path) {
+  const json_t *x = jx_get(a, path), *y = jx_get(b, path);
+  return (!x && !y) || (x && y && json_equal(x, y));
+}
+
+/* Whether the CA facts every node hears changed: ForceRotate, the root,
+ * or the rotation under way. */
+static bool ca_changed(const struct store_change *ch) {
+  if (!ch->new_obj)
+    return false;
+  return !ch->old_obj ||
+         !same_at(ch->old_obj, ch->new_obj, "Spec.CAConfig.ForceRotate") ||
+         !same_at(ch->old_obj, ch->new_obj, "TLSInfo.TrustRoot") ||
+         !same_at(ch->old_obj, ch->new_obj, "_RootRotation.CACert");
 }
 
 /* Every session hears its node again (the CA facts changed). */
@@ -449,8 +460,10 @@ static void on_store_change(const struct store_change *ch, size_t n,
   for (size_t i = 0; i < n; i++) {
     if (ch[i].kind == STORE_NODE)
       nodes_changed = true;
-    if (ch[i].kind == STORE_CLUSTER && force_rotated(&ch[i]))
+    if (ch[i].kind == STORE_CLUSTER && ca_changed(&ch[i]))
       resend_nodes(d);
+    if (ch[i].kind == STORE_CLUSTER)
+      nodes_changed = true; /* a rotation may be complete already */
     if (ch[i].kind == STORE_NODE || ch[i].kind == STORE_TASK ||
         ch[i].kind == STORE_SERVICE)
       mark_peers(d);
@@ -466,8 +479,10 @@ static void on_store_change(const struct store_change *ch, size_t n,
     if (ch[i].new_obj)
       mark_dirty(d, ch[i].new_obj);
   }
-  if (nodes_changed)
+  if (nodes_changed) {
     send_managers(d);
+    rootca_reconcile(d->m);
+  }
 }
 
 /* Task status reports from an agent: batched into one transaction with a
@@ -632,6 +647,21 @@ void dispatcher_session(struct dispatcher *d, struct http_req *req,
              req->peer_addr, json_is_object(desc) ? desc : NULL);
 }
 
+/* TLSInfo as a node reports it: three strings, nothing else. */
+static bool valid_tls_info(const json_t *tls) {
+  if (!json_is_object(tls) || json_object_size(tls) > 3)
+    return false;
+  const char *k;
+  json_t *v;
+  json_object_foreach((json_t *)tls, k, v) {
+    if (!json_is_string(v) ||
+        (strcmp(k, "TrustRoot") != 0 && strcmp(k, "CertIssuerSubject") != 0 &&
+         strcmp(k, "CertIssuerPublicKey") != 0))
+      return false;
+  }
+  return true;
+}
+
 void dispatcher_heartbeat(struct dispatcher *d, struct http_req *req,
                           const char *node_id) {
   if (!d->leader)
@@ -645,6 +675,11 @@ void dispatcher_heartbeat(struct dispatcher *d, struct http_req *req,
   if (!s || strcmp(s->sid, sid) != 0)
     return http_respond_error(req, 404, "session invalid");
   s->last_mono = clock_mono_ns();
+  /* The node's certificate facts after a renewal or a new root: a root
+   * rotation completes once every node reports the new issuer. */
+  json_t *tls = json_object_get(body, "TLSInfo");
+  if (valid_tls_info(tls))
+    patch_node(d, node_id, json_pack("{s:O}", "Description.TLSInfo", tls));
   char out[64];
   snprintf(out, sizeof out, "{\"Period\":%lld}", (long long)period_ns(d));
   http_respond_json(req, 200, out);
@@ -786,6 +821,9 @@ void dispatcher_set_leader(struct dispatcher *d, bool leader) {
   }
   json_decref(nodes);
   uv_timer_start(&d->timer, check_expiry, CHECK_INTERVAL_MS, CHECK_INTERVAL_MS);
+  /* A rotation the last leader did not get to finish. */
+  d->m->rootca_finishing = false;
+  rootca_reconcile(d->m);
 }
 
 static void timer_closed(uv_handle_t *h) {

@@ -30,7 +30,8 @@ struct manager {
   struct http_client *client;
   char *cluster_id;
   bool leader;
-  bool forced_new; /* force-new-cluster: drop departed managers' status */
+  bool forced_new;       /* force-new-cluster: drop departed managers' status */
+  bool rootca_finishing; /* a root rotation's completion is proposed */
   void (*forwarded)(struct http_req *req, void *ud);
   void *forwarded_ud;
   void (*unlock_key_changed)(void *ud, const char *key, uint64_t version);

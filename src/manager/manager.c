@@ -319,21 +319,26 @@ static int listen_swarm_port(struct manager *m, sh_err *err) {
 }
 
 int manager_set_identity(struct manager *m, const char *cert_pem,
-                         const char *key_pem, sh_err *err) {
-  SSL_CTX *tls = ca_tls_server_ctx(cert_pem, key_pem, m->root_pem, false, err);
+                         const char *key_pem, const char *root_pem,
+                         sh_err *err) {
+  const char *root = root_pem ? root_pem : m->root_pem;
+  SSL_CTX *tls = ca_tls_server_ctx(cert_pem, key_pem, root, false, err);
   if (!tls)
     return -1;
-  if (raftnode_set_identity(m->raft, cert_pem, key_pem, m->root_pem, err) < 0) {
+  if (raftnode_set_identity(m->raft, cert_pem, key_pem, root, err) < 0) {
     SSL_CTX_free(tls);
     return -1;
   }
   if (m->srv)
     http_server_set_tls(m->srv, tls);
   SSL_CTX_free(tls);
+  char *c = xstrdup(cert_pem), *k = xstrdup(key_pem), *r = xstrdup(root);
   free(m->cert_pem);
   free(m->key_pem);
-  m->cert_pem = xstrdup(cert_pem);
-  m->key_pem = xstrdup(key_pem);
+  free(m->root_pem);
+  m->cert_pem = c;
+  m->key_pem = k;
+  m->root_pem = r;
   return 0;
 }
 

@@ -96,9 +96,11 @@ int manager_leave_check(struct manager *m, const json_t *leader_nodes,
 void manager_close(struct manager *m, void (*done)(void *ud), void *ud);
 /* A renewed certificate: new swarm-port clients get it presented, raft
  * and calls to other managers present it from now on; open connections
- * stay up. */
+ * stay up. root_pem, when not NULL, is the only root trusted from now on
+ * (a root rotation completed). */
 int manager_set_identity(struct manager *m, const char *cert_pem,
-                         const char *key_pem, struct sh_err *err);
+                         const char *key_pem, const char *root_pem,
+                         struct sh_err *err);
 
 struct store *manager_store(struct manager *m);
 bool manager_is_leader(const struct manager *m);
@@ -172,6 +174,11 @@ int manager_update_secret(struct manager *m, int kind, const char *ref,
                           manager_done_fn done, void *ud, struct sh_err *err);
 int manager_remove_secret(struct manager *m, int kind, const char *ref,
                           manager_done_fn done, void *ud, struct sh_err *err);
+/* A root CA of the user's own for swarm init (Spec.CAConfig.SigningCACert
+ * and SigningCAKey), checked as a root rotation checks one; *root_out is
+ * the certificate normalised. */
+int manager_own_root(const char *cert_pem, const char *key_pem, char **root_out,
+                     struct sh_err *err);
 
 /* Refuses spec features shoal does not implement (autolock, external CAs)
  * with 501 and a message naming the option. */

@@ -13,6 +13,7 @@
 #include "manager/authz.h"
 #include "manager/internal.h"
 #include "manager/logbroker.h"
+#include "manager/rootca.h"
 #include "raft/raftnode.h"
 #include "store/store.h"
 
@@ -33,6 +34,13 @@ struct join_ctx {
   char addr[128];
 };
 
+/* The cluster's root as this manager's store has it (it changes when a
+ * root rotation completes); before any state, the one this node trusts. */
+static const char *cluster_root(struct manager *m) {
+  const char *root = jx_str(store_cluster(m->store), "TLSInfo.TrustRoot", "");
+  return *root ? root : m->root_pem;
+}
+
 static void join_committed(void *ud, int status, const sh_err *err) {
   struct join_ctx *c = ud;
   if (status < 0) {
@@ -42,7 +50,7 @@ static void join_committed(void *ud, int status, const sh_err *err) {
     json_t *resp =
         json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s}", "NodeID", c->node_id,
                   "ClusterID", jx_str(cluster, "ID", ""), "Certificate",
-                  c->cert_pem, "RootCA", c->m->root_pem, "Role", c->role,
+                  c->cert_pem, "RootCA", cluster_root(c->m), "Role", c->role,
                   "Managers", manager_addresses(c->m), "Addr", c->addr);
     cleanup_free char *body = jx_dump(resp);
     json_decref(resp);
@@ -149,16 +157,16 @@ static void renew_sign(void *ud, int status, const sh_err *err) {
     http_respond_error(c->req, 404, "node not found");
   } else {
     bool mgr = strcmp(jx_str(node, "Spec.Role", ""), "manager") == 0;
-    if (ca_sign_csr(m->root_pem, jx_str(cluster, "_CAKey", ""), c->csr,
-                    c->node_id, mgr ? CA_ROLE_MANAGER : CA_ROLE_WORKER,
-                    jx_str(cluster, "ID", ""),
-                    jx_int(cluster, "Spec.CAConfig.NodeCertExpiry", 0), &cert,
-                    &e) < 0) {
+    if (rootca_sign(cluster, c->csr, c->node_id,
+                    mgr ? CA_ROLE_MANAGER : CA_ROLE_WORKER, &cert, &e) < 0) {
       respond_err(c->req, &e);
     } else {
-      json_t *resp = json_pack("{s:s, s:s, s:s}", "Certificate", cert, "Role",
-                               mgr ? "manager" : "worker", "Addr",
-                               jx_str(node, "ManagerStatus.Addr", ""));
+      /* RootCA: the root the cluster has now, which a node that missed a
+       * rotation's end checks the new certificate against. */
+      json_t *resp = json_pack("{s:s, s:s, s:s, s:s}", "Certificate", cert,
+                               "Role", mgr ? "manager" : "worker", "Addr",
+                               jx_str(node, "ManagerStatus.Addr", ""), "RootCA",
+                               jx_str(cluster, "TLSInfo.TrustRoot", ""));
       cleanup_free char *body = jx_dump(resp);
       json_decref(resp);
       http_respond_json(c->req, 200, body);
@@ -257,11 +265,9 @@ static void handle_join(struct manager *m, struct http_req *req,
   c->role = role;
   id_new(c->node_id);
   snprintf(c->addr, sizeof c->addr, "%s", adv);
-  if (ca_sign_csr(m->root_pem, jx_str(cluster, "_CAKey", ""), csr, c->node_id,
-                  manager ? CA_ROLE_MANAGER : CA_ROLE_WORKER,
-                  jx_str(cluster, "ID", ""),
-                  jx_int(cluster, "Spec.CAConfig.NodeCertExpiry", 0),
-                  &c->cert_pem, &err) < 0) {
+  if (rootca_sign(cluster, csr, c->node_id,
+                  manager ? CA_ROLE_MANAGER : CA_ROLE_WORKER, &c->cert_pem,
+                  &err) < 0) {
     free(c);
     return respond_err(req, &err);
   }
@@ -314,9 +320,11 @@ void swarmapi_handle(struct http_req *req, void *ud) {
     return respond_err(req, &err);
 
   const char *path = req->path;
-  if (strcmp(path, "/swarm/v1/ca") == 0)
-    return http_respond(req, 200, "application/x-pem-file", m->root_pem,
-                        strlen(m->root_pem), NULL);
+  if (strcmp(path, "/swarm/v1/ca") == 0) {
+    const char *root = cluster_root(m);
+    return http_respond(req, 200, "application/x-pem-file", root, strlen(root),
+                        NULL);
+  }
   if (strcmp(path, "/swarm/v1/join") == 0)
     return handle_join(m, req, &who);
   /* The raft module checks the raft id against the certificate. */

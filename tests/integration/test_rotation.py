@@ -1,9 +1,10 @@
 """Certificate renewal and rotation (issue 10) on a lab of 3 managers and
 a worker running busybox tasks, with the stock docker CLI: `docker swarm
-ca --rotate` (ForceRotate) makes every node renew its certificate at once,
-without a task restart, a leader change or a dropped session, and a
-manager's swarm port presents the new certificate; `docker swarm update
---cert-expiry 1h` gives the next certificates 1 h of validity."""
+ca --rotate` (ForceRotate, a root CA rotation: test_rootca.py) makes every
+node renew its certificate at once, without a task restart, a leader
+change or a dropped session, and a manager's swarm port presents the new
+certificate; `docker swarm update --cert-expiry 1h` gives the next
+certificates 1 h of validity."""
 
 import datetime
 import ssl
@@ -87,8 +88,12 @@ def test_force_rotate_renews_every_node_without_restart():
         before, ctrs, tk = serials(lab), containers(lab), tasks(lab)
         force = lab.api("m1", "GET", "/swarm")[1]["Spec"]["CAConfig"].get("ForceRotate", 0)
 
-        rc, out, err = lab.docker("m2", "swarm", "ca", "--rotate", timeout=60)
+        old_root = lab.docker("m1", "swarm", "ca")[1]
+        rc, out, err = lab.docker("m2", "swarm", "ca", "--rotate", timeout=120)
         assert "-----BEGIN CERTIFICATE-----" in out, (out, err)
+        # A new root: the CLI waited for the rotation to complete.
+        assert out.strip().endswith(lab.docker("m1", "swarm", "ca")[1].strip()), out
+        assert lab.docker("m1", "swarm", "ca")[1] != old_root
         spec = lab.api("m1", "GET", "/swarm")[1]["Spec"]["CAConfig"]
         assert spec.get("ForceRotate") == force + 1, spec
         wait_all_renewed(lab, before)
@@ -127,12 +132,13 @@ def test_cert_expiry_applies_to_next_renewal():
         lab.docker("m1", "swarm", "update", "--cert-expiry", "1h")
         assert lab.api("m2", "GET", "/swarm")[1]["Spec"]["CAConfig"]["NodeCertExpiry"] == \
             3600 * 10**9
-        # A root of one's own is refused (root rotation is not built): its
-        # key must not end up in the spec.
+        # A node certificate is no root of one's own (swarmkit checks its
+        # lifetime first: a root must last a year more); its key must not
+        # end up in the spec.
         crt, key, _ = lab.certs("m1")
         rc, out, err = lab.docker("m1", "swarm", "ca", "--rotate", "--detach", "--ca-cert", crt,
                                   "--ca-key", key, check=False)
-        assert rc != 0 and "not supported by shoal yet" in err, (rc, out, err)
+        assert rc != 0 and "CA certificate expires too soon" in err, (rc, out, err)
         ca_config = lab.api("m1", "GET", "/swarm")[1]["Spec"]["CAConfig"]
         assert not ca_config.get("SigningCAKey") and not ca_config.get("SigningCACert"), ca_config
         before = serials(lab)

@@ -4,6 +4,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/util.h"
+#include "http/tlsconn.h"
 
 #include <openssl/bn.h>
 #include <openssl/err.h>
@@ -556,5 +557,199 @@ TEST(ca_tls_server_ctx_key_mismatch) {
   CHECK_INT_EQ(make_pki(&b, CA_ROLE_MANAGER, DAY_NS), 0);
   CHECK(ca_tls_server_ctx(a.cert, b.key, a.root, true, &err) == NULL);
   CHECK_INT_EQ(err.status, 400);
+  CHECK_INT_EQ(ERR_peek_error(), 0);
+}
+
+/* ---- root CA rotation: the cross-signed chain ---- */
+
+struct rotation_pki {
+  struct pki old;            /* old root, a manager certificate from it */
+  char *root2, *key2;        /* the new root */
+  char *cross;               /* the new root signed by the old key */
+  char *nkey, *ncsr, *leaf2; /* a manager certificate from the new key */
+  char *bundle;              /* leaf2 + cross, as a rotation hands out */
+};
+
+static void rotation_pki_free(struct rotation_pki *p) {
+  pki_free(&p->old);
+  free(p->root2);
+  free(p->key2);
+  free(p->cross);
+  free(p->nkey);
+  free(p->ncsr);
+  free(p->leaf2);
+  free(p->bundle);
+}
+#define cleanup_rotation __attribute__((cleanup(rotation_pki_free)))
+
+static int make_rotation(struct rotation_pki *p) {
+  sh_err err = {0};
+  memset(p, 0, sizeof *p);
+  if (make_pki(&p->old, CA_ROLE_MANAGER, DAY_NS) < 0 ||
+      ca_root_create(&p->root2, &p->key2, &err) < 0 ||
+      ca_cross_sign(p->old.root, p->old.root_key, p->root2, &p->cross, &err) <
+          0 ||
+      ca_csr_create(&p->nkey, &p->ncsr, &err) < 0 ||
+      ca_sign_csr(p->root2, p->key2, p->ncsr, "managernode00000000000002",
+                  CA_ROLE_MANAGER, CLUSTER_ID, DAY_NS, &p->leaf2, &err) < 0) {
+    fprintf(stderr, "    make_rotation: %s\n", err.msg);
+    return -1;
+  }
+  p->bundle = xasprintf("%s%s", p->leaf2, p->cross);
+  return 0;
+}
+
+TEST(ca_cross_signed_chain_verifies_both_ways) {
+  cleanup_rotation struct rotation_pki p;
+  CHECK_INT_EQ(make_rotation(&p), 0);
+  sh_err err = {0};
+  /* Both roots are "swarm-ca": the key identifiers tell them apart. */
+  CHECK_INT_EQ(ca_cert_verify(p.bundle, p.old.root, &err), 0);
+  CHECK_INT_EQ(ca_cert_verify(p.bundle, p.root2, &err), 0);
+  CHECK_INT_EQ(ca_cert_verify(p.old.cert, p.old.root, &err), 0);
+  /* Without the cross-signed certificate the new leaf does not reach the
+   * old root, and an old certificate never reaches the new root. */
+  CHECK(ca_cert_verify(p.leaf2, p.old.root, &err) < 0);
+  CHECK_INT_EQ(err.status, 403);
+  CHECK(ca_cert_verify(p.old.cert, p.root2, &err) < 0);
+  /* The cross-signed certificate is the old root's child, not a root. */
+  CHECK(ca_cert_verify(p.cross, p.old.root, &err) == 0);
+  CHECK(ca_cert_verify(p.cross, p.root2, &err) < 0);
+
+  /* The issuer a node reports is the new root's, through either root. */
+  struct ca_issuer want = {0}, old = {0}, via_old = {0}, via_new = {0},
+                   have_old = {0};
+  CHECK_INT_EQ(ca_cert_facts(p.root2, &want, &err), 0);
+  CHECK_INT_EQ(ca_cert_facts(p.old.root, &old, &err), 0);
+  CHECK_INT_EQ(ca_cert_issuer(p.bundle, p.old.root, &via_old, &err), 0);
+  CHECK_INT_EQ(ca_cert_issuer(p.bundle, p.root2, &via_new, &err), 0);
+  CHECK_INT_EQ(ca_cert_issuer(p.old.cert, p.old.root, &have_old, &err), 0);
+  bool ok =
+      ca_issuer_equal(&via_old, &want) && ca_issuer_equal(&via_new, &want) &&
+      ca_issuer_equal(&have_old, &old) && !ca_issuer_equal(&have_old, &want) &&
+      strcmp(want.subject, old.subject) == 0; /* same name */
+  ca_issuer_clear(&want);
+  ca_issuer_clear(&old);
+  ca_issuer_clear(&via_old);
+  ca_issuer_clear(&via_new);
+  ca_issuer_clear(&have_old);
+  CHECK(ok);
+}
+
+TEST(ca_cross_signed_chain_over_tls) {
+  cleanup_rotation struct rotation_pki p;
+  CHECK_INT_EQ(make_rotation(&p), 0);
+  sh_err err = {0};
+  struct {
+    const char *srv_cert, *srv_key, *srv_root, *cli_cert, *cli_key, *cli_root;
+    int want;
+  } cases[] = {
+      /* During the rotation everyone trusts the old root: a new server
+       * sends the chain to an old client, and the other way round. */
+      {p.bundle, p.nkey, p.old.root, p.old.cert, p.old.key, p.old.root, 1},
+      {p.old.cert, p.old.key, p.old.root, p.bundle, p.nkey, p.old.root, 1},
+      {p.bundle, p.nkey, p.old.root, p.bundle, p.nkey, p.old.root, 1},
+      /* Without the chain an old-root client cannot verify. */
+      {p.leaf2, p.nkey, p.old.root, p.old.cert, p.old.key, p.old.root, 0},
+      /* After it: the new root only; an old certificate is refused. */
+      {p.bundle, p.nkey, p.root2, p.bundle, p.nkey, p.root2, 1},
+      {p.bundle, p.nkey, p.root2, p.old.cert, p.old.key, p.root2, 0},
+      {p.bundle, p.nkey, p.root2, p.old.cert, p.old.key, p.old.root, 0},
+      /* A node that has not heard of the end yet still talks. */
+      {p.bundle, p.nkey, p.root2, p.bundle, p.nkey, p.old.root, 1},
+  };
+  for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+    SSL_CTX *sctx = ca_tls_server_ctx(cases[i].srv_cert, cases[i].srv_key,
+                                      cases[i].srv_root, true, &err);
+    SSL_CTX *cctx = tlsconn_client_ctx(cases[i].cli_cert, cases[i].cli_key,
+                                       cases[i].cli_root, &err);
+    int got = sctx && cctx ? handshake(sctx, cctx, NULL) : -1;
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    if (got != cases[i].want)
+      FAIL_("case %zu: handshake %d, want %d", i, got, cases[i].want);
+  }
+}
+
+/* A self-signed certificate for ca_root_check: CA or not, valid from
+ * now + nb_sec to now + na_sec. */
+static void make_root_cert(bool ca, long nb_sec, long na_sec, char **cert,
+                           char **key) {
+  EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+  X509 *x = X509_new();
+  X509_set_version(x, X509_VERSION_3);
+  ASN1_INTEGER_set(X509_get_serialNumber(x), 7);
+  X509_gmtime_adj(X509_getm_notBefore(x), nb_sec);
+  X509_gmtime_adj(X509_getm_notAfter(x), na_sec);
+  X509_NAME *n = X509_get_subject_name(x);
+  X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
+                             (const unsigned char *)"my-ca", -1, -1, 0);
+  X509_set_issuer_name(x, n);
+  X509_set_pubkey(x, k);
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
+  X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints,
+                                          ca ? "critical,CA:TRUE" : "CA:FALSE");
+  X509_add_ext(x, e, -1);
+  X509_EXTENSION_free(e);
+  e = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_key_identifier, "hash");
+  X509_add_ext(x, e, -1);
+  X509_EXTENSION_free(e);
+  X509_sign(x, k, EVP_sha256());
+  BIO *b = BIO_new(BIO_s_mem());
+  PEM_write_bio_X509(b, x);
+  char *data = NULL;
+  long len = BIO_get_mem_data(b, &data);
+  *cert = xstrndup(data, (size_t)len);
+  BIO_free(b);
+  b = BIO_new(BIO_s_mem());
+  PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL);
+  len = BIO_get_mem_data(b, &data);
+  *key = xstrndup(data, (size_t)len);
+  BIO_free(b);
+  X509_free(x);
+  EVP_PKEY_free(k);
+}
+
+TEST(ca_root_check_swarmkit_rules) {
+  const long YEAR = 365L * 24 * 3600;
+  cleanup_free char *good = NULL, *good_key = NULL, *other = NULL,
+                    *other_key = NULL, *leafish = NULL, *leafish_key = NULL,
+                    *expired = NULL, *expired_key = NULL, *soon = NULL,
+                    *soon_key = NULL;
+  make_root_cert(true, -3600, 10 * YEAR, &good, &good_key);
+  make_root_cert(true, -3600, 10 * YEAR, &other, &other_key);
+  make_root_cert(false, -3600, 10 * YEAR, &leafish, &leafish_key);
+  make_root_cert(true, -2 * YEAR, -YEAR, &expired, &expired_key);
+  make_root_cert(true, -3600, YEAR / 2, &soon, &soon_key);
+  sh_err err = {0};
+  bool is_ca = false;
+  CHECK_INT_EQ(ca_root_check(good, good_key, &is_ca, &err), 0);
+  CHECK(is_ca);
+  CHECK_INT_EQ(ca_root_check(leafish, leafish_key, &is_ca, &err), 0);
+  CHECK(!is_ca);
+  CHECK(ca_root_check(good, other_key, &is_ca, &err) < 0);
+  CHECK_STR_EQ(err.msg, "certificate key mismatch");
+  CHECK(ca_root_check(good, "not a key", &is_ca, &err) < 0);
+  CHECK_STR_EQ(err.msg, "malformed private key");
+  CHECK(ca_root_check(expired, expired_key, &is_ca, &err) < 0);
+  CHECK_STR_EQ(err.msg, "error while validating Root CA Certificate: x509: "
+                        "certificate has expired or is not yet valid");
+  CHECK(ca_root_check(soon, soon_key, &is_ca, &err) < 0);
+  CHECK_STR_EQ(err.msg, "CA certificate expires too soon");
+  cleanup_free char *two = xasprintf("%s%s", good, other);
+  CHECK(ca_root_check(two, good_key, &is_ca, &err) < 0);
+  CHECK_STR_EQ(err.msg, "the desired CA certificate cannot contain multiple "
+                        "certificates");
+  CHECK(ca_root_check("junk", good_key, &is_ca, &err) < 0);
+  CHECK_INT_EQ(err.status, 400);
+  /* Not a CA: it cannot be cross-signed. */
+  cleanup_pki struct pki p = {0};
+  CHECK_INT_EQ(make_pki(&p, CA_ROLE_MANAGER, DAY_NS), 0);
+  cleanup_free char *cross = NULL;
+  CHECK(ca_cross_sign(p.root, p.root_key, leafish, &cross, &err) < 0);
+  CHECK_STR_EQ(err.msg, "certificate not a CA");
+  CHECK(cross == NULL);
   CHECK_INT_EQ(ERR_peek_error(), 0);
 }
