@@ -18,7 +18,7 @@ LIB_SRC := $(sort $(wildcard src/*/*.c))
 SHOALD_SRC := $(sort $(wildcard cmd/shoald/*.c))
 SHOAL_SRC := $(sort $(wildcard cmd/shoal/*.c))
 UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
-HDRS := $(wildcard src/*/*.h cmd/*/*.h tests/unit/*.h)
+HDRS := $(wildcard src/*/*.h cmd/*/*.h tests/unit/*.h tests/fuzz/*.h)
 
 OBJ := $(LIB_SRC:%.c=build/rel/%.o)
 AOBJ := $(LIB_SRC:%.c=build/asan/%.o)
@@ -70,7 +70,7 @@ build/fuzz/fuzz-api: $(FUZZ_SRC) $(LIB_SRC) $(HDRS)
 	clang -std=gnu11 -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) -g -O1 \
 	  -fsanitize=fuzzer,address,undefined $(FUZZ_SRC) $(LIB_SRC) $(PKG_LIBS) -lm -o $@
 
-build/asan/fuzz-replay: $(FUZZ_SRC) tests/fuzz/replay.c build/asan/libshoal.a
+build/asan/fuzz-replay: $(FUZZ_SRC) tests/fuzz/replay.c build/asan/libshoal.a $(HDRS)
 	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) $(FUZZ_SRC) tests/fuzz/replay.c build/asan/libshoal.a $(PKG_LIBS) -lm -o $@
 
 # The embedded DNS server's codec, the same way.
@@ -92,7 +92,7 @@ build/fuzz/fuzz-%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(HDRS)
 	clang -std=gnu11 -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) -g -O1 \
 	  -fsanitize=fuzzer,address,undefined $< $(LIB_SRC) $(PKG_LIBS) -lm -o $@
 
-build/asan/fuzz-%-replay: tests/fuzz/fuzz_%.c tests/fuzz/replay.c build/asan/libshoal.a
+build/asan/fuzz-%-replay: tests/fuzz/fuzz_%.c tests/fuzz/replay.c build/asan/libshoal.a $(HDRS)
 	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) $< tests/fuzz/replay.c build/asan/libshoal.a $(PKG_LIBS) -lm -o $@
 
 FUZZ_RUNS ?= 100000

@@ -73,6 +73,9 @@ bool manager_is_raft_member(struct manager *m, const char *node_id);
  * <msg>": rpc_error formats that from an HTTP status. */
 const char *rpc_code_name(int status);
 int rpc_error(struct sh_err *err, int status, const char *msg);
+/* The same with a printf format. */
+int rpcf(struct sh_err *err, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* swarmkit's isValidDNSName: [a-zA-Z0-9] at both ends, [-_a-zA-Z0-9]
  * between (names of services and networks). */

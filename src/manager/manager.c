@@ -202,6 +202,15 @@ int rpc_error(sh_err *err, int status, const char *msg) {
                   "rpc error: code = %s desc = %s", rpc_code_name(status), msg);
 }
 
+int rpcf(sh_err *err, int status, const char *fmt, ...) {
+  char msg[SH_ERR_MSG_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  return rpc_error(err, status, msg);
+}
+
 static void propose_done(void *ud, int status, const sh_err *err) {
   struct propose_ctx *c = ud;
   /* The FSM's verdicts are swarmkit's gRPC errors as Docker users see them;

@@ -2,9 +2,10 @@
  * service publishes in ingress mode, with the ingress addresses of its
  * tasks that run now (on ready nodes, still desired running). Every node
  * gets it over its dispatcher session, whole when the session starts and
- * then only the entries that changed (mesh_keyed, mesh_diff); each node's ingress sandbox spreads new
- * connections over the backends (see overlay/overlay.h). A task that stops,
- * or whose node goes down, leaves the table at once. */
+ * then only the entries that changed (mesh_keyed, mesh_diff); each node's
+ * ingress sandbox spreads new connections over the backends (see
+ * overlay/overlay.h). A task that stops, or whose node goes down, leaves the
+ * table at once. */
 #ifndef SHOAL_MANAGER_MESH_H
 #define SHOAL_MANAGER_MESH_H
 

@@ -17,17 +17,6 @@ static const char *kname(enum store_kind kind) {
   return kind == STORE_SECRET ? "secret" : "config";
 }
 
-static int rpcf(sh_err *err, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int rpcf(sh_err *err, int status, const char *fmt, ...) {
-  char msg[SH_ERR_MSG_MAX];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  return rpc_error(err, status, msg);
-}
-
 /* swarmkit's isValidConfigOrSecretName:
  * ^[a-zA-Z0-9]+(?:[a-zA-Z0-9-_.]*[a-zA-Z0-9])?$ */
 static bool valid_name(const char *n) {

@@ -24,17 +24,6 @@
 #define DYNAMIC_PORT_START 30000
 #define DYNAMIC_PORT_END 32767
 
-static int rpcf(sh_err *err, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int rpcf(sh_err *err, int status, const char *fmt, ...) {
-  char msg[SH_ERR_MSG_MAX];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  return rpc_error(err, status, msg);
-}
-
 static bool in_set(const char *v, const char *const *set) {
   for (; *set; set++)
     if (strcmp(v, *set) == 0)

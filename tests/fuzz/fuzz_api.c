@@ -9,6 +9,8 @@
 #include "daemon/daemon.h"
 #include "http/server.h"
 
+#include "feed.h"
+
 #include <poll.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -57,33 +59,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   snprintf(sa.sun_path, sizeof sa.sun_path, "%s", sock_path);
   if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
     abort();
-  /* Feed the bytes while letting the server run, then half-close. */
-  size_t off = 0;
-  bool eof = false;
-  char buf[65536];
-  for (int rounds = 0; rounds < 2000 && !eof; rounds++) {
-    if (off < size) {
-      ssize_t n = send(fd, data + off, size - off, MSG_DONTWAIT | MSG_NOSIGNAL);
-      if (n > 0)
-        off += (size_t)n;
-      else if (n < 0 && errno != EAGAIN)
-        break;
-      if (off == size)
-        shutdown(fd, SHUT_WR);
-    } else if (size == 0 && rounds == 0) {
-      shutdown(fd, SHUT_WR);
-    }
-    uv_run(uv_default_loop(), UV_RUN_NOWAIT);
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    if (poll(&p, 1, 1) > 0) {
-      ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
-      if (n == 0 || (n < 0 && errno != EAGAIN))
-        eof = true;
-    }
-  }
-  close(fd);
-  /* Let the server see the close and free the connection. */
-  for (int i = 0; i < 20; i++)
-    uv_run(uv_default_loop(), UV_RUN_NOWAIT);
+  fuzz_feed(fd, data, size, NULL);
   return 0;
 }

@@ -26,6 +26,8 @@
 #include "manager/manager.h"
 #include "store/store.h"
 
+#include "feed.h"
+
 #include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -215,38 +217,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
   if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
     abort();
-  /* Feed the bytes while letting the server run, then half-close. */
-  size_t off = 0;
-  bool eof = false;
-  char buf[65536];
-  for (int rounds = 0; rounds < 2000 && !eof; rounds++) {
-    if (off < len) {
-      ssize_t n = send(fd, msg + off, len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
-      if (n > 0)
-        off += (size_t)n;
-      else if (n < 0 && errno != EAGAIN)
-        break;
-      if (off == len)
-        shutdown(fd, SHUT_WR);
-    } else if (len == 0 && rounds == 0) {
-      shutdown(fd, SHUT_WR);
-    }
-    uv_run(uv_default_loop(), UV_RUN_NOWAIT);
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    if (poll(&p, 1, 1) > 0) {
-      ssize_t n = recv(fd, buf, sizeof buf - 1, MSG_DONTWAIT);
-      if (n == 0 || (n < 0 && errno != EAGAIN))
-        eof = true;
-      if (n > 0 && getenv("FUZZ_VERBOSE")) {
-        buf[n] = '\0';
-        fprintf(stderr, "swarm: %.*s\n", (int)strcspn(buf, "\r"), buf);
-      }
-    }
-  }
-  close(fd);
-  /* Let the server see the close and free the connection. */
-  for (int i = 0; i < 20; i++)
-    uv_run(uv_default_loop(), UV_RUN_NOWAIT);
+  fuzz_feed(fd, msg, len, getenv("FUZZ_VERBOSE") ? "swarm" : NULL);
   if (getenv("FUZZ_VERBOSE"))
     fprintf(stderr, "swarm: %zu nodes\n",
             store_count(manager_store(mgr), STORE_NODE));
