@@ -201,6 +201,42 @@ on swarma service ls
 wait_for "my-web's containers to go" no_containers
 on moby ps
 
+echo; echo "== Beyond the seed: a stack from a compose file"
+stackdir=$(mktemp -d)
+printf "s3cret\n" >"$stackdir/token.txt"
+cat >"$stackdir/compose.yml" <<'YAML'
+version: "3.8"
+services:
+  web:
+    image: nginx
+    ports: ["8081:80"]
+    secrets: [token]
+    deploy:
+      replicas: 2
+  probe:
+    image: busybox
+    command: ["sh", "-c", "wc -c /run/secrets/token; sleep 3600"]
+    secrets: [token]
+secrets:
+  token:
+    file: ./token.txt
+YAML
+printf '\n%s$ cat compose.yml%s\n' "$bold" "$off"
+cat "$stackdir/compose.yml"
+(cd "$stackdir" && on swarma stack deploy -c compose.yml demo)
+on swarma stack ls
+stack_up() { [ "$(quiet swarma stack services demo --format '{{.Replicas}}' | sort | tr '\n' ' ')" = "1/1 2/2 " ]; }
+wait_for "the stack's services" stack_up
+on swarma stack services demo
+on swarma stack ps demo
+printf '\n%sregistry$ curl -s 192.168.33.11:8081 | grep title%s\n' "$bold" "$off"
+wait_for "192.168.33.11:8081 to answer" "$lab" exec registry curl -s -o /dev/null -m 3 192.168.33.11:8081
+"$lab" exec registry curl -s -m 3 192.168.33.11:8081 | page_title
+on swarma service logs demo_probe
+on swarma stack rm demo
+rm -rf "$stackdir"
+wait_for "the stack's containers to go" no_containers
+
 echo
 if [ "$keep" -eq 1 ]; then
   echo "The hosts keep running. Try:"

@@ -4,10 +4,39 @@ own task containers, filters, --since/--until replay; with the stock
 docker CLI."""
 
 import json
+import os
 import subprocess
 import time
 
-from lib import LAB, ServiceLab, timeout, wait_until
+from lib import LAB, ServiceLab, Skip, run, timeout, wait_until
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+NPM_DIR = os.path.join(ROOT, "build", "npm")
+
+# dockerode's getEvents, as a Node.js program drives the Engine API: prints
+# READY once the stream is open, then what the daemon sends, for N seconds.
+DOCKERODE_EVENTS = r"""
+const Docker = require('dockerode');
+const d = new Docker({socketPath: process.argv[1]});
+d.getEvents({filters: {type: ['service']}}, (err, stream) => {
+  if (err) { console.error('ERR ' + err.message); process.exit(2); }
+  console.log('READY');
+  stream.on('data', (b) => process.stdout.write(b.toString()));
+  setTimeout(() => { stream.destroy(); process.exit(0); }, parseInt(process.argv[2]) * 1000);
+});
+"""
+
+
+def dockerode():
+    """node_modules with dockerode (npm install once into build/npm)."""
+    mods = os.path.join(NPM_DIR, "node_modules")
+    if not os.path.isdir(os.path.join(mods, "dockerode")):
+        os.makedirs(NPM_DIR, exist_ok=True)
+        rc, _, err = run(["npm", "install", "--prefix", NPM_DIR, "--no-audit", "--no-fund",
+                          "dockerode@4"], check=False, timeout=300)
+        if rc != 0:
+            raise Skip("npm could not install dockerode: %s" % err.strip()[-200:])
+    return mods
 
 HOSTS = {"swarma": "192.168.33.10", "swarmb": "192.168.33.11"}
 
@@ -80,3 +109,26 @@ def test_swarm_and_container_events_with_filters_and_replay():
         rc, _, err = lab.docker("swarma", "events", "--filter", "bogus=1", "--until", "1",
                                 check=False)
         assert rc != 0 and "invalid filter 'bogus'" in err, err
+
+
+@timeout(240)
+def test_events_through_dockerode():
+    mods = dockerode()
+    with ServiceLab({"swarma": HOSTS["swarma"]}) as lab:
+        lab.init("swarma")
+        env = dict(os.environ, NODE_PATH=mods)
+        p = subprocess.Popen(["node", "-e", DOCKERODE_EVENTS, lab.sock("swarma"), "25"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            assert p.stdout.readline().strip() == "READY", p.stderr.read()
+            lab.service("swarma", "create", "-d", "--name", "dn", "busybox", "sleep", "600")
+            lab.service("swarma", "scale", "-d", "dn=2")
+            lab.service("swarma", "rm", "dn")
+            out, err = p.communicate(timeout=40)
+        finally:
+            if p.poll() is None:
+                p.kill()
+        evs = [json.loads(l) for l in out.splitlines() if l.strip()]
+        acts = [(e["Action"], e["Actor"]["Attributes"].get("replicas.new")) for e in evs]
+        assert acts[0] == ("create", None) and ("update", "2") in acts and acts[-1][0] == "remove", (acts, err)
+        assert all(e["Type"] == "service" and e["Actor"]["Attributes"]["name"] == "dn" for e in evs), evs

@@ -186,3 +186,36 @@ def test_image_healthcheck_and_no_healthcheck():
         rc, _, err = lab.service("swarma", "create", "-d", "--name", "neg", "--health-retries",
                                  "-1", "--health-cmd", "true", "busybox", check=False)
         assert rc != 0 and "Retries in HealthConfig cannot be negative" in err, err
+
+
+@timeout(240)
+def test_rolling_update_waits_for_health():
+    """A rolling update (parallelism 1) replaces the next task only once the
+    new one is healthy: with a start period the slot stays Starting and the
+    old task of the other slot keeps running meanwhile."""
+    with ServiceLab({"swarma": SEED["swarma"]}) as lab:
+        lab.init("swarma")
+        lab.service("swarma", "create", "-d", "--name", "roll", "--replicas", "2",
+                    "--health-cmd", "test -f /tmp/ok", "--health-interval", "1s",
+                    "--health-retries", "30", "--update-parallelism", "1",
+                    "--update-delay", "0s", "busybox", "sh", "-c",
+                    "sleep 3; touch /tmp/ok; while :; do sleep 1; done")
+        wait_until(lambda: lab.service_ls()[0]["REPLICAS"] == "2/2", 60, what="2/2 healthy")
+        lab.service("swarma", "update", "-d", "--env-add", "V=2", "roll")
+        # While the first new task waits for its first healthy probe (about
+        # 3 s), one old task still runs and no second new task started.
+        def one_new_starting():
+            rows = [r for r in tasks(lab, "roll") if not r["NAME"].startswith("\\_")]
+            starting = [r for r in rows if r["CURRENT STATE"].startswith("Starting")]
+            return rows if starting else None
+        rows = wait_until(one_new_starting, 30, interval=0.2, what="a new task Starting")
+        env = [lab.api("swarma", "GET", "/tasks/" + r["ID"])[1]["Spec"]["ContainerSpec"].get("Env", [])
+               for r in rows]
+        assert sum("V=2" in e for e in env) == 1, (rows, env)
+        # Then both move on, each after its health.
+        wait_until(lambda: all("V=2" in json.dumps(lab.api("swarma", "GET", "/tasks/" + r["ID"])[1])
+                               for r in tasks(lab, "roll") if not r["NAME"].startswith("\\_")
+                               and r["CURRENT STATE"].startswith("Running")) and
+                   lab.service_ls()[0]["REPLICAS"] == "2/2" and
+                   len([r for r in tasks(lab, "roll") if r["NAME"].startswith("\\_")]) == 2,
+                   90, what="both slots updated and healthy")
