@@ -116,16 +116,8 @@ static void hb_send(uv_timer_t *t);
 /* Description.TLSInfo from the certificate in use: the root this node
  * trusts and its certificate's verified issuer (swarmkit's NodeTLSInfo). */
 static void update_tls_info(struct agent *a) {
-  struct ca_issuer iss = {0};
-  sh_err err = {0};
-  json_t *info = json_pack("{s:s}", "TrustRoot", a->root_pem);
-  if (ca_cert_issuer(a->cert_pem, a->root_pem, &iss, &err) == 0) {
-    json_object_set_new(info, "CertIssuerSubject", json_string(iss.subject));
-    json_object_set_new(info, "CertIssuerPublicKey",
-                        json_string(iss.public_key));
-  }
-  ca_issuer_clear(&iss);
-  json_object_set_new(a->description, "TLSInfo", info);
+  json_object_set_new(a->description, "TLSInfo",
+                      ca_tls_info(a->cert_pem, a->root_pem));
 }
 
 /* Tells the manager at once (with a heartbeat) when the facts changed. */

@@ -522,6 +522,19 @@ int ca_cert_issuer(const char *cert_pem, const char *root_pem,
   return 0;
 }
 
+json_t *ca_tls_info(const char *cert_pem, const char *root_pem) {
+  struct ca_issuer iss = {0};
+  json_t *info = json_pack("{s:s}", "TrustRoot", root_pem ? root_pem : "");
+  if (cert_pem && root_pem &&
+      ca_cert_issuer(cert_pem, root_pem, &iss, NULL) == 0) {
+    json_object_set_new(info, "CertIssuerSubject", json_string(iss.subject));
+    json_object_set_new(info, "CertIssuerPublicKey",
+                        json_string(iss.public_key));
+  }
+  ca_issuer_clear(&iss);
+  return info;
+}
+
 int ca_cert_normalize(const char *pem, char **out, sh_err *err) {
   cleanup_sk_x509 STACK_OF(X509) *certs = parse_all(pem);
   if (!certs)

@@ -13,6 +13,7 @@
 #ifndef SHOAL_CA_CA_H
 #define SHOAL_CA_CA_H
 
+#include <jansson.h>
 #include <openssl/ssl.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -68,6 +69,11 @@ int ca_cert_facts(const char *cert_pem, struct ca_issuer *out,
  * else the root. */
 int ca_cert_issuer(const char *cert_pem, const char *root_pem,
                    struct ca_issuer *out, struct sh_err *err);
+/* A node's Description.TLSInfo (swarmkit's NodeTLSInfo): TrustRoot
+ * root_pem and, when the chain verifies, its certificate's issuer. What
+ * the node reports and what a manager records when it signs the node's
+ * certificate, so the two compare equal. New reference. */
+json_t *ca_tls_info(const char *cert_pem, const char *root_pem);
 
 /* Root CA rotation (swarmkit's ca/certificates.go). */
 /* The bundle re-encoded (no PEM headers, canonical line breaks), so equal

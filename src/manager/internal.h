@@ -52,10 +52,13 @@ struct manager {
   void *init_ud;
 };
 
+/* A new Node; its Description.TLSInfo is that of cert_pem under root_pem
+ * (the certificate just signed for it), as the node will report it. */
 json_t *manager_new_node_object(struct manager *m, const char *node_id,
                                 const char *role, const char *availability,
                                 const char *hostname, const char *addr,
-                                const json_t *description);
+                                const json_t *description, const char *cert_pem,
+                                const char *root_pem);
 /* The cluster object for swarm init (Spec with defaults, TLS info, tokens,
  * the CA key under "_CAKey"). */
 json_t *cluster_object_new(const struct manager_init *init, struct sh_err *err);

@@ -354,7 +354,8 @@ int manager_set_identity(struct manager *m, const char *cert_pem,
 json_t *manager_new_node_object(struct manager *m, const char *node_id,
                                 const char *role, const char *availability,
                                 const char *hostname, const char *addr,
-                                const json_t *description) {
+                                const json_t *description, const char *cert_pem,
+                                const char *root_pem) {
   json_t *node =
       json_pack("{s:s, s:{s:{}, s:s, s:s}, s:{s:s, s:s}, s:I}", "ID", node_id,
                 "Spec", "Labels", "Role", role, "Availability",
@@ -365,6 +366,7 @@ json_t *manager_new_node_object(struct manager *m, const char *node_id,
   if (!json_object_get(desc, "Hostname"))
     json_object_set_new(desc, "Hostname",
                         json_string(hostname ? hostname : ""));
+  json_object_set_new(desc, "TLSInfo", ca_tls_info(cert_pem, root_pem));
   json_object_set_new(node, "Description", desc);
   return node;
 }
@@ -396,7 +398,8 @@ int manager_create(const struct manager_config *cfg,
     goto fail;
   json_t *node = manager_new_node_object(
       m, cfg->node_id, "manager", cfg->availability, cfg->hostname,
-      ip_of(cfg->advertise_addr, ipbuf, sizeof ipbuf), cfg->description);
+      ip_of(cfg->advertise_addr, ipbuf, sizeof ipbuf), cfg->description,
+      m->cert_pem, m->root_pem);
   json_object_set_new(node, "ManagerStatus",
                       json_pack("{s:s, s:s}", "Reachability", "reachable",
                                 "Addr", cfg->advertise_addr));

@@ -274,7 +274,8 @@ static void handle_join(struct manager *m, struct http_req *req,
   json_t *desc = json_object_get(body, "Description");
   json_t *node = manager_new_node_object(
       m, c->node_id, role, avail, jx_str(body, "Hostname", ""),
-      origin_addr(req, who), json_is_object(desc) ? desc : NULL);
+      origin_addr(req, who), json_is_object(desc) ? desc : NULL, c->cert_pem,
+      cluster_root(m));
   if (manager)
     json_object_set_new(
         node, "ManagerStatus",

@@ -63,7 +63,7 @@ int main(int argc, char **argv) {
     return 1;
   const char *mgr = "mgrnode000000000000000001";
   json_t *node = manager_new_node_object(NULL, mgr, "manager", "active",
-                                         "mgr-1", "10.0.0.1", NULL);
+                                         "mgr-1", "10.0.0.1", NULL, NULL, NULL);
   json_object_set_new(node, "ManagerStatus",
                       json_pack("{s:s, s:s}", "Reachability", "reachable",
                                 "Addr", "10.0.0.1:2377"));
@@ -85,9 +85,9 @@ int main(int argc, char **argv) {
       json_pack("{s:{s:s, s:s}, s:{s:I, s:I}}", "Platform", "Architecture",
                 "x86_64", "OS", "linux", "Resources", "NanoCPUs",
                 (json_int_t)2000000000, "MemoryBytes", (json_int_t)1 << 31);
-  json_t *w =
-      manager_new_node_object(NULL, "wrknode000000000000000002", "worker",
-                              "drain", "worker-1", "10.0.0.2", wdesc);
+  json_t *w = manager_new_node_object(NULL, "wrknode000000000000000002",
+                                      "worker", "drain", "worker-1", "10.0.0.2",
+                                      wdesc, NULL, NULL);
   json_decref(wdesc);
   store_tx_put(tx, STORE_NODE, w, STORE_MUST_CREATE);
   store_tx_put(tx, STORE_SERVICE,
