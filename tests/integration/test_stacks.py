@@ -189,3 +189,15 @@ def test_stack_deploy_ls_services_ps_redeploy_rm():
         wait_until(lambda: not [n for n in lab.docker("swarma", "network", "ls", "--format",
                                                           "{{.Name}}")[1].split() if n.startswith("st_")],
                    60, what="stack networks removed")
+
+        # A value the compose file allows but the swarm refuses comes back
+        # as the daemon's message, and the stack holds no service.
+        bad = os.path.join(d, "bad.yml")
+        with open(bad, "w") as f:
+            f.write('version: "3.8"\nservices:\n  x:\n    image: busybox\n'
+                    '    cap_add: [CAP_BOGUS]\n')
+        rc, out, err = lab.docker("swarma", "stack", "deploy", "-c", bad, "st2", check=False,
+                                  timeout=60)
+        assert rc != 0 and 'unknown capability: "CAP_BOGUS"' in err, (out, err)
+        assert not lab.docker("swarma", "service", "ls", "-q")[1].strip()
+        lab.docker("swarma", "stack", "rm", "st2", check=False)
