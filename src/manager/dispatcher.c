@@ -526,7 +526,10 @@ static void report_run(struct task_report *r) {
       continue; /* deleted, or not this node's: nothing to record */
     enum task_state now = task_state(cur);
     enum task_state next = task_state_parse(jx_str(status, "State", ""));
-    if (next < now)
+    /* No going back; and an end once recorded stays as it was (a node
+     * that restarts reports the exited containers it adopts again, which
+     * must not move the task's time in history). */
+    if (next < now || (now > TS_RUNNING && next == now))
       continue;
     json_t *t = json_deep_copy(cur);
     json_t *ns = json_deep_copy(status);
