@@ -43,6 +43,7 @@ import urllib.parse
 
 API = "/v1.47"
 SETTLE_S = 3.0
+IDLE_S = 11.0           # idle figures of the services part: past one heap trim
 
 # (count, wall-clock cap in seconds) per loop.
 READ_N, READ_CAP = 2000, 25.0
@@ -151,6 +152,20 @@ def rss_kib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise BenchError("no VmRSS for pid %d" % pid)
+
+
+def pss_kib(pid):
+    """Proportional set size: shared library pages split among the
+    processes mapping them (what a node really pays per process)."""
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    raise BenchError("no Pss for pid %d" % pid)
+
+
+def mem_kib(pid):
+    return rss_kib(pid), pss_kib(pid)
 
 
 def timed_loop(n, cap, step):
@@ -430,9 +445,9 @@ def lab_conmons(labdir):
     return pids
 
 
-def rss_kib_or_none(pid):
+def mem_kib_or_none(pid):
     try:
-        return rss_kib(pid)
+        return mem_kib(pid)
     except (OSError, BenchError):
         return None  # ended while we looked
 
@@ -544,15 +559,15 @@ def main_services(args):
     mgr_id = mgr.json("POST", "/swarm/init", {"ListenAddr": "0.0.0.0:2377", "AdvertiseAddr": m_ip})
     wait_for(lambda: node_state(mgr, mgr_id) == "ready", "manager Ready")
     pull(mgr)
-    time.sleep(SETTLE_S)
+    time.sleep(IDLE_S)
     m_pid = lab_pid(args, m_host)
-    rss = {"first": rss_kib(m_pid)}
+    rss = {"first": mem_kib(m_pid)}
 
     def at_full(res):
         time.sleep(1.0)  # let the last status reports and their raft writes land
-        rss["full"] = rss_kib(m_pid)
-        vals = [v for v in (rss_kib_or_none(p) for p in lab_conmons(args.dir)) if v is not None]
-        rss["conmon"] = (sum(vals), len(vals))
+        rss["full"] = mem_kib(m_pid)
+        vals = [v for v in (mem_kib_or_none(p) for p in lab_conmons(args.dir)) if v is not None]
+        rss["conmon"] = (sum(v[0] for v in vals), sum(v[1] for v in vals), len(vals))
         # shoal's linux.seccomp for these tasks, for the bare crun rows
         for cfgp in glob.glob(os.path.join(args.dir, m_host, "data", "containers", "*", "config.json")):
             with open(cfgp) as f:
@@ -570,7 +585,7 @@ def main_services(args):
             break
         if n == SVC_SIZES[-1]:
             time.sleep(1.0)
-            rss["idle"] = rss_kib(m_pid)
+            rss["idle"] = mem_kib(m_pid)
         one.append(svc_round(mgr, [mgr], n, args.dir, "bench-1node-%d" % n,
                              at_full if n == SVC_SIZES[-1] else None))
 
@@ -675,24 +690,22 @@ def main_services(args):
                          % (SECCOMP_ROUNDS, SECCOMP_N, json.dumps(sc_info),
                             "; CAPPED at %.0fs" % SECCOMP_CAP if sc_capped else "")))
     print()
-    print("%-*s %14s   %s" % (w, "memory (1 node)", "value", "note"))
-    print("%-*s %14s   %s" % (w, "-" * w, "-" * 14, "-" * 30))
-    print("%-*s %14s   %s" % (w, "shoald RSS, idle after init+pull", "%d KiB" % rss["first"],
-                              "VmRSS, %.0fs after settle" % SETTLE_S))
+    print("%-*s %11s %11s   %s" % (w, "memory (1 node), KiB", "RSS", "PSS", "note"))
+    print("%-*s %11s %11s   %s" % (w, "-" * w, "-" * 11, "-" * 11, "-" * 30))
+    row = lambda label, v, note: print("%-*s %11s %11s   %s" % (w, label, v[0], v[1], note))
+    row("shoald, idle after init+pull", rss["first"], "%.0fs after the pull (freed heap is returned every 10 s)" % IDLE_S)
     if "idle" in rss:
-        print("%-*s %14s   %s" % (w, "shoald RSS, idle before N=%d" % SVC_SIZES[-1], "%d KiB" % rss["idle"],
-                                  "after the 1 and 10 rounds"))
+        row("shoald, idle before N=%d" % SVC_SIZES[-1], rss["idle"], "after the 1 and 10 rounds, 1 s settle")
     if "full" in rss:
         n = SVC_SIZES[-1]
-        print("%-*s %14s   %s" % (w, "shoald RSS, %d tasks running" % n, "%d KiB" % rss["full"],
-                                  "1 s after %d/%d running" % (n, n)))
-        print("%-*s %14s   %s" % (w, "shoald RSS per task", "%.1f KiB" % ((rss["full"] - rss["idle"]) / n),
-                                  "(running - idle before) / %d" % n))
-        tot, cnt = rss["conmon"]
-        print("%-*s %14s   %s" % (w, "conmon RSS, one", "%.1f KiB" % (tot / cnt) if cnt else "-",
-                                  "sum VmRSS of %d conmon / %d" % (cnt, cnt)))
+        row("shoald, %d tasks running" % n, rss["full"], "1 s after %d/%d running" % (n, n))
+        row("shoald per task", ["%.1f" % ((rss["full"][i] - rss["idle"][i]) / n) for i in (0, 1)],
+            "(running - idle before) / %d" % n)
+        rt, pt, cnt = rss["conmon"]
+        row("conmon, one", ["%.1f" % (rt / cnt), "%.1f" % (pt / cnt)] if cnt else ["-", "-"],
+            "sums over %d conmon / %d" % (cnt, cnt))
     else:
-        print("%-*s %14s   %s" % (w, "shoald RSS, %d tasks running" % SVC_SIZES[-1], "-", "not measured (round capped)"))
+        row("shoald, %d tasks running" % SVC_SIZES[-1], ["-", "-"], "not measured (round capped)")
     print()
     print("bench: services measured in %.1fs" % (time.monotonic() - t_start))
 
@@ -1457,8 +1470,10 @@ def main():
     rows = []  # (figure, value, note)
 
     mgr_pid, wkr_pid = lab_pid(args, mgr_host), lab_pid(args, wkr_host)
-    rows.append(("idle RSS, manager shoald", "%d KiB" % rss_kib(mgr_pid), "VmRSS, %.0fs after settle" % SETTLE_S))
-    rows.append(("idle RSS, worker shoald", "%d KiB" % rss_kib(wkr_pid), "VmRSS, %.0fs after settle" % SETTLE_S))
+    for what, pid in (("manager", mgr_pid), ("worker", wkr_pid)):
+        r, p = mem_kib(pid)
+        rows.append(("idle RSS / PSS, %s shoald" % what, "%d / %d KiB" % (r, p),
+                     "%.0fs after settle (heap trimmed every 10 s)" % SETTLE_S))
 
     lat = []  # (what, n, samples, capped)
     for path in ("/info", "/nodes"):
