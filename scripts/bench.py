@@ -164,6 +164,14 @@ def pss_kib(pid):
     raise BenchError("no Pss for pid %d" % pid)
 
 
+def cpu_s(pid):
+    """User + system CPU seconds of pid and its reaped children (the crun
+    processes shoald and conmon ran and waited for)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def mem_kib(pid):
     return rss_kib(pid), pss_kib(pid)
 
@@ -566,6 +574,7 @@ def main_services(args):
     def at_full(res):
         time.sleep(1.0)  # let the last status reports and their raft writes land
         rss["full"] = mem_kib(m_pid)
+        rss["cpu"] = cpu_s(m_pid) - rss["cpu0"]
         vals = [v for v in (mem_kib_or_none(p) for p in lab_conmons(args.dir)) if v is not None]
         rss["conmon"] = (sum(v[0] for v in vals), sum(v[1] for v in vals), len(vals))
         # shoal's linux.seccomp for these tasks, for the bare crun rows
@@ -586,6 +595,7 @@ def main_services(args):
         if n == SVC_SIZES[-1]:
             time.sleep(1.0)
             rss["idle"] = mem_kib(m_pid)
+            rss["cpu0"] = cpu_s(m_pid)
         one.append(svc_round(mgr, [mgr], n, args.dir, "bench-1node-%d" % n,
                              at_full if n == SVC_SIZES[-1] else None))
 
@@ -701,6 +711,9 @@ def main_services(args):
         row("shoald, %d tasks running" % n, rss["full"], "1 s after %d/%d running" % (n, n))
         row("shoald per task", ["%.1f" % ((rss["full"][i] - rss["idle"][i]) / n) for i in (0, 1)],
             "(running - idle before) / %d" % n)
+        print("%-*s %11s %11s   %s" % (w, "shoald CPU per task started (ms)", ms(rss["cpu"] / n), "",
+                                          "user+sys of shoald and the children it reaped (crun start...), "
+                                          "create -> %d/%d running" % (n, n)))
         rt, pt, cnt = rss["conmon"]
         row("conmon, one", ["%.1f" % (rt / cnt), "%.1f" % (pt / cnt)] if cnt else ["-", "-"],
             "sums over %d conmon / %d" % (cnt, cnt))

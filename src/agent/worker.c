@@ -1362,6 +1362,12 @@ static void reconcile(struct tctl *t) {
      * across a restart) keeps the state it ended in. */
     if (!terminal(jx_str(t->task, "Status.State", "")))
       report(t, "shutdown", "shutdown", NULL, 0, 0);
+  } else if (t->cid[0] && t->phase != P_STOPPING &&
+             strcmp(jx_str(t->task, "DesiredState", ""), "remove") == 0) {
+    /* As swarmkit's agent: a task to be removed (its service is gone)
+     * loses its container as soon as it stopped, not one round trip
+     * later when the task leaves the assignment. */
+    run_job(w, t, J_REMOVE);
   }
 }
 
