@@ -42,9 +42,11 @@ build/rel/libshoal.a: $(OBJ)
 build/asan/libshoal.a: $(AOBJ)
 	@rm -f $@; ar rcs $@ $^
 
+# `shoald --version` names the commit built, as dockerd's "build <commit>".
+GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 bin/shoald: $(SHOALD_SRC) build/rel/libshoal.a $(HDRS)
 	@mkdir -p bin
-	$(CC) $(ALL_CFLAGS) $(SHOALD_SRC) build/rel/libshoal.a $(PKG_LIBS) -lm -o $@
+	$(CC) $(ALL_CFLAGS) -DSHOAL_GIT_COMMIT='"$(GIT_COMMIT)"' $(SHOALD_SRC) build/rel/libshoal.a $(PKG_LIBS) -lm -o $@
 
 bin/shoal: $(SHOAL_SRC) build/rel/libshoal.a $(HDRS)
 	@mkdir -p bin
