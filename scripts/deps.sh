@@ -20,6 +20,9 @@ pkgs=(
   # throughput with (iperf3, wrk for HTTP through the routing mesh); the
   # product speaks netlink itself
   nftables iperf3 wrk
+  # make deb and its checks: debhelper builds the package, lintian judges
+  # it; systemd-analyze (systemd) verifies the unit
+  debhelper lintian systemd
 )
 missing=()
 for p in "${pkgs[@]}"; do
