@@ -36,21 +36,34 @@ build/asan/%.o: %.c $(HDRS)
 	@echo "  CC/ASAN $<"
 	@$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -c $< -o $@
 
+# `shoald --version` and `shoal version` name the commit built, as
+# dockerd's "build <commit>".
+GIT_COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+build/rel/src/cli/render.o build/asan/src/cli/render.o: ALL_CFLAGS += \
+  -DSHOAL_GIT_COMMIT='"$(GIT_COMMIT)"'
+
+# /version's BuildTime without __DATE__ (Debian builds with -Wdate-time):
+# SOURCE_DATE_EPOCH when set (dpkg-buildpackage sets it), else the commit's.
+BUILD_EPOCH ?= $(or $(SOURCE_DATE_EPOCH),$(shell git log -1 --format=%ct 2>/dev/null))
+ifneq ($(BUILD_EPOCH),)
+build/rel/src/api/system.o build/asan/src/api/system.o \
+build/rel/src/cli/render.o build/asan/src/cli/render.o: ALL_CFLAGS += \
+  -DSHOAL_BUILD_TIME='"$(shell date -u -d @$(BUILD_EPOCH) +%Y-%m-%dT%H:%M:%SZ)"'
+endif
+
 build/rel/libshoal.a: $(OBJ)
 	@rm -f $@; ar rcs $@ $^
 
 build/asan/libshoal.a: $(AOBJ)
 	@rm -f $@; ar rcs $@ $^
 
-# `shoald --version` names the commit built, as dockerd's "build <commit>".
-GIT_COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 bin/shoald: $(SHOALD_SRC) build/rel/libshoal.a $(HDRS)
 	@mkdir -p bin
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -DSHOAL_GIT_COMMIT='"$(GIT_COMMIT)"' $(SHOALD_SRC) build/rel/libshoal.a $(PKG_LIBS) -lm -o $@
 
 bin/shoal: $(SHOAL_SRC) build/rel/libshoal.a $(HDRS)
 	@mkdir -p bin
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(SHOAL_SRC) build/rel/libshoal.a $(PKG_LIBS) -lm -o $@
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -DSHOAL_GIT_COMMIT='"$(GIT_COMMIT)"' $(SHOAL_SRC) build/rel/libshoal.a $(PKG_LIBS) -lm -o $@
 
 build/rel/unit-tests: $(UNIT_SRC) build/rel/libshoal.a $(HDRS)
 	$(CC) $(ALL_CFLAGS) -Itests/unit $(UNIT_SRC) build/rel/libshoal.a $(PKG_LIBS) -lm -o $@

@@ -21,5 +21,5 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
   exit 1
 }
 deb=$(ls "$out"/shoal_"$ver"_*.deb)
-lintian --fail-on error --no-tag-display-limit "$out"/shoal_"$ver"_*.changes | tee "$out/lintian.log"
+lintian --fail-on error --tag-display-limit 0 "$out"/shoal_"$ver"_*.changes | tee "$out/lintian.log"
 echo "$deb"

@@ -76,9 +76,16 @@ static const char *os_version(char *buf, size_t n) {
   return buf;
 }
 
-/* The build time as RFC 3339, like dockerd's "BuildTime". */
+/* The build time as RFC 3339, like dockerd's "BuildTime": the Makefile's
+ * SHOAL_BUILD_TIME (SOURCE_DATE_EPOCH or the commit's time, so package
+ * builds are reproducible), else the compiler's clock. */
 static const char *build_time(void) {
   static char out[64];
+#ifdef SHOAL_BUILD_TIME
+  /* "2026-12-02T04:00:00Z" */
+  snprintf(out, sizeof out, "%.19s.000000000+00:00", SHOAL_BUILD_TIME);
+  return out;
+#else
   if (!out[0]) {
     struct tm tm = {0};
     char when[64];
@@ -89,6 +96,7 @@ static const char *build_time(void) {
       snprintf(out, sizeof out, "%s", when);
   }
   return out;
+#endif
 }
 
 static json_t *version_json(void) {
