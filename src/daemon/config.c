@@ -622,6 +622,24 @@ void daemon_config_apply(struct shoald_config *cfg, const json_t *file,
   }
 }
 
+void daemon_config_free(struct shoald_config *cfg) {
+  free(cfg->data_root);
+  free(cfg->exec_root);
+  free(cfg->pidfile);
+  free(cfg->log_level);
+  free(cfg->config_file);
+  strv_replace(&cfg->hosts, NULL);
+  strv_replace(&cfg->mirrors, NULL);
+  strv_replace(&cfg->insecure, NULL);
+  strv_replace(&cfg->dns, NULL);
+  strv_replace(&cfg->labels, NULL);
+  json_decref(cfg->pools);
+  cfg->data_root = cfg->exec_root = cfg->pidfile = NULL;
+  cfg->log_level = cfg->config_file = NULL;
+  cfg->pools = NULL;
+  cfg->nhosts = 0;
+}
+
 void daemon_config_apply_log_level(const struct shoald_config *cfg) {
   enum log_level l = LOG_INFO;
   const char *s = cfg->log_level ? cfg->log_level : "info";

@@ -53,6 +53,9 @@ int daemon_config_check_pool(const json_t *pool, json_t **out,
 /* dockerd's GetConflictFreeLabels: the same key twice with two values. */
 int daemon_config_check_labels(char *const *labels, struct sh_err *err);
 
+/* Frees what the settings hold (the strings, lists and pools). */
+void daemon_config_free(struct shoald_config *cfg);
+
 /* The log level cfg asks for (debug wins, as -D in dockerd). */
 void daemon_config_apply_log_level(const struct shoald_config *cfg);
 

@@ -118,6 +118,7 @@ TEST(config_apply_and_reload_rules) {
   CHECK_STR_EQ(cfg.mirrors[0], "http://n:5000/");
   CHECK_STR_EQ(cfg.labels[0], "zone=a");
   CHECK_INT_EQ(cfg.max_downloads, 0);
+  daemon_config_free(&cfg);
 }
 
 TEST(config_pool_flag_and_picking) {
