@@ -96,6 +96,21 @@ def test_installed_unit_passes_systemd_analyze_verify():
         for f in ("usr/bin/shoald", "usr/bin/shoal", "usr/share/man/man8/shoald.8",
                   "usr/share/man/man1/shoal.1"):
             assert f in files, (f, sorted(files))
+        # --version and --help as dockerd prints them.
+        shoald = os.path.join(top, "usr/bin/shoald")
+        ver = run([shoald, "--version"])[1]
+        assert re.fullmatch(r"shoald version \d+\.\d+\.\d+, build [0-9a-f]{7,}\n", ver), ver
+        helptext = run([shoald, "--help"])[1]
+        assert helptext.startswith("Usage:\tshoald [OPTIONS]\n\n"), helptext
+        cols = {l.index(l.split("   ")[-1].strip()) for l in helptext.splitlines()
+                if l.startswith("  ") and "   " in l.strip()}
+        assert len(cols) == 1, "descriptions not in one column:\n" + helptext
+        for flag in ("--config-file string", "-D, --debug", "-H, --host list", "--label list",
+                     "-l, --log-level string", "--registry-mirror list",
+                     "--default-address-pool pool-options", "--max-concurrent-downloads int"):
+            assert flag in helptext, (flag, helptext)
+        rc, _, err = run([shoald, "--bogus"], check=False)
+        assert rc == 125 and err == "unknown flag: --bogus\nSee 'shoald --help'.\n", (rc, err)
         # The man pages render without a warning.
         for page in ("usr/share/man/man8/shoald.8", "usr/share/man/man1/shoal.1"):
             p = subprocess.run(["man", "--warnings", "-l", "-Tutf8", os.path.join(top, page)],
