@@ -21,8 +21,9 @@ pkgs=(
   # product speaks netlink itself
   nftables iperf3 wrk
   # make deb and its checks: debhelper builds the package, lintian judges
-  # it; systemd-analyze (systemd) verifies the unit
-  debhelper lintian systemd
+  # it; systemd-analyze (systemd) verifies the unit, man (man-db) renders
+  # the man pages and the unit's Documentation=
+  debhelper lintian systemd man-db
 )
 missing=()
 for p in "${pkgs[@]}"; do
