@@ -833,6 +833,7 @@ int shoald_init(struct shoald *d, uv_loop_t *loop, sh_err *err) {
   struct image_opts io = {
       .mirrors = (const char *const *)d->cfg.mirrors,
       .insecure = (const char *const *)d->cfg.insecure,
+      .max_downloads = d->cfg.max_downloads,
   };
   if (image_store_open(imgroot, &io, &d->images, err) < 0)
     return sh_err_wrap(err, "opening the image store");
@@ -853,6 +854,7 @@ int shoald_init(struct shoald *d, uv_loop_t *loop, sh_err *err) {
       .exec_root = d->cfg.exec_root,
       .data_root = d->cfg.data_root,
       .netns_fd = -1,
+      .pools = d->cfg.pools,
   };
   sh_err oerr = {0};
   if (d->exec && overlay_open(&oc, &d->overlay, &oerr) < 0) {

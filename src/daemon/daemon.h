@@ -44,7 +44,15 @@ struct shoald_config {
   char **mirrors;  /* --registry-mirror, NULL-ended */
   char **insecure; /* --insecure-registry, NULL-ended */
   char **dns;      /* --dns: resolvers for tasks' other names, NULL-ended */
-  int socket_gid;  /* group of the unix sockets (-G); -1: the process's */
+  char **labels;   /* --label / "labels": the engine's labels, NULL-ended */
+  char *log_level; /* --log-level; NULL: info */
+  /* --default-address-pool: [{"Base", "Size"}] the node's local bridges
+   * (docker0, docker_gwbridge) take their subnets from; NULL: 172.17/16
+   * and on, as dockerd's defaults. */
+  json_t *pools;
+  int max_downloads; /* layers pulled at once; 0: dockerd's default, 3 */
+  char *config_file; /* daemon.json (daemon/config.h) */
+  int socket_gid;    /* group of the unix sockets (-G); -1: the process's */
   /* -H tcp:// with TLS (dockerd's --tls, --tlsverify and files). */
   struct ssl_ctx_st *api_tls;
   bool api_tlsverify;

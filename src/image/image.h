@@ -60,6 +60,9 @@ struct image_opts {
   const char *const *insecure;
   /* Seconds; 0 means the defaults (connect 15 s, stall 60 s). */
   long connect_timeout, stall_timeout;
+  /* dockerd's max-concurrent-downloads: layers of one pull fetched at
+   * once; 0 means dockerd's default, 3. */
+  int max_downloads;
 };
 
 struct image_store;
@@ -68,6 +71,10 @@ struct image_store;
 int image_store_open(const char *root, const struct image_opts *opts,
                      struct image_store **out, sh_err *err);
 void image_store_close(struct image_store *s);
+/* SIGHUP's reload: the registry settings (as in image_opts) for the pulls
+ * that start from now on; pulls under way keep what they began with. */
+void image_store_reconfigure(struct image_store *s,
+                             const struct image_opts *opts);
 /* The absolute root; image_layers() paths are relative to it. */
 const char *image_store_root(const struct image_store *s);
 

@@ -38,7 +38,8 @@ struct layer_pin {
 
 struct image_store {
   char *root;
-  char **mirrors, **insecure;
+  char **mirrors, **insecure; /* under mu: a reload replaces them */
+  int max_downloads;          /* under mu */
   long connect_timeout, stall_timeout;
   pthread_mutex_t mu; /* refs, records, pins; never held across I/O with
                          a registry */

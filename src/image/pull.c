@@ -10,7 +10,8 @@
 #include "core/util.h"
 #include "image/internal.h"
 
-#define PULL_THREADS 3
+/* max-concurrent-downloads above this still runs this many threads. */
+#define PULL_THREADS_MAX 64
 #define PROGRESS_EVERY_NS (100 * NS_PER_MS)
 
 void host_platform(const char **arch, const char **variant) {
@@ -399,8 +400,13 @@ static int pull_from(struct image_store *s, struct reg *reg,
       emit(&p, p.jobs[i].was_present ? "Already exists" : "Pulling fs layer",
            p.jobs[i].short_id, -1, -1);
     }
-    pthread_t th[PULL_THREADS];
-    size_t nt = nl < PULL_THREADS ? nl : PULL_THREADS;
+    pthread_mutex_lock(&s->mu);
+    size_t max = (size_t)s->max_downloads;
+    pthread_mutex_unlock(&s->mu);
+    if (max > PULL_THREADS_MAX)
+      max = PULL_THREADS_MAX;
+    pthread_t th[PULL_THREADS_MAX];
+    size_t nt = nl < max ? nl : max;
     for (size_t i = 0; i < nt; i++)
       if (pthread_create(&th[i], NULL, worker, &p) != 0)
         abort();

@@ -2,6 +2,7 @@
  * per request, so layer downloads can run on several threads), bearer token
  * and basic auth from the registry's WWW-Authenticate challenge, bounded
  * bodies, and digest checks while streaming. */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
@@ -482,6 +483,25 @@ int reg_get_blob_file(struct reg *r, const char *digest, int64_t size,
 
 /* ---- endpoints ---- */
 
+/* entry: "host[:port]" or a CIDR ("10.0.0.0/8", IPv4) holding host. */
+static bool insecure_match(const char *entry, const char *domain,
+                           const char *host) {
+  if (!strcmp(entry, domain) || !strcmp(entry, host))
+    return true;
+  const char *slash = strchr(entry, '/');
+  struct in_addr net, ip;
+  if (!slash || inet_pton(AF_INET, host, &ip) != 1)
+    return false;
+  cleanup_free char *addr = xstrndup(entry, (size_t)(slash - entry));
+  char *end;
+  long len = strtol(slash + 1, &end, 10);
+  if (*end || len < 0 || len > 32 || inet_pton(AF_INET, addr, &net) != 1)
+    return false;
+  uint32_t mask = len == 0 ? 0 : htonl(~0u << (32 - len));
+  return (net.s_addr & mask) == (ip.s_addr & mask);
+}
+
+/* Under s->mu. */
 static bool host_is_insecure(struct image_store *s, const char *domain) {
   cleanup_free char *host = NULL;
   if (domain[0] == '[') {
@@ -494,12 +514,13 @@ static bool host_is_insecure(struct image_store *s, const char *domain) {
       !strcmp(host, "::1"))
     return true;
   for (char **p = s->insecure; p && *p; p++)
-    if (!strcmp(*p, domain) || !strcmp(*p, host))
+    if (insecure_match(*p, domain, host))
       return true;
   return false;
 }
 
 char **endpoints_for(struct image_store *s, const char *domain) {
+  pthread_mutex_lock(&s->mu);
   size_t n = 0;
   for (char **p = s->mirrors; p && *p; p++)
     n++;
@@ -513,6 +534,7 @@ char **endpoints_for(struct image_store *s, const char *domain) {
     v[k++] = xasprintf("%s://%s",
                        host_is_insecure(s, domain) ? "http" : "https", domain);
   }
+  pthread_mutex_unlock(&s->mu);
   return v;
 }
 
