@@ -66,7 +66,8 @@ struct xinst {
   bool drain_open;
   int handles; /* libuv handles not closed yet */
   bool busy;   /* work in flight */
-  bool multiplexed, client_gone, conn_ending, conn_eof, proc_exited;
+  bool multiplexed, client_gone, conn_ending, conn_eof, in_ending;
+  bool proc_exited;
   struct exec_detach dk;
   char rbuf[RBUF];
   sh_err start_err;
@@ -322,6 +323,26 @@ static void close_handle(struct xinst *x, uv_handle_t *h, bool *open) {
 
 static void maybe_finish(struct xinst *x);
 
+static void stdin_shut(uv_shutdown_t *sr, int status) {
+  (void)status;
+  struct xinst *x = sr->data;
+  free(sr);
+  close_handle(x, (uv_handle_t *)&x->in, &x->in_open);
+}
+
+/* The process's stdin ends after what was written to it. */
+static void end_stdin(struct xinst *x) {
+  if (!x->in_open || x->in_ending)
+    return;
+  x->in_ending = true;
+  uv_shutdown_t *sr = xmalloc(sizeof *sr);
+  sr->data = x;
+  if (uv_shutdown(sr, (uv_stream_t *)&x->in, stdin_shut) < 0) {
+    free(sr);
+    close_handle(x, (uv_handle_t *)&x->in, &x->in_open);
+  }
+}
+
 static void conn_shut(uv_shutdown_t *sr, int status) {
   (void)status;
   struct xinst *x = sr->data;
@@ -458,7 +479,7 @@ static void on_client(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     /* The client's stdin ended (a half-close): so does the process's. */
     x->conn_eof = true;
     uv_read_stop(s);
-    close_handle(x, (uv_handle_t *)&x->in, &x->in_open);
+    end_stdin(x);
     return;
   }
   if (n < 0) {
