@@ -69,6 +69,8 @@ struct xinst {
   bool multiplexed, client_gone, conn_ending, conn_eof, in_ending;
   bool proc_exited;
   struct exec_detach dk;
+  char errhead[512]; /* stderr's first bytes: crun's own error if it failed */
+  size_t errhead_len;
   char rbuf[RBUF];
   sh_err start_err;
   int start_rc;
@@ -426,6 +428,12 @@ static void on_output(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     maybe_finish(x);
     return;
   }
+  if (is_err && x->errhead_len < sizeof x->errhead - 1) {
+    size_t k = MIN((size_t)n, sizeof x->errhead - 1 - x->errhead_len);
+    memcpy(x->errhead + x->errhead_len, buf->base, k);
+    x->errhead_len += k;
+    x->errhead[x->errhead_len] = '\0';
+  }
   bool want = x->tty || (is_err ? x->open_stderr : x->open_stdout);
   if (want)
     to_client(x, is_err ? 2 : 1, buf->base, (size_t)n);
@@ -536,6 +544,14 @@ static void on_exit_(struct exec_watch *wa, void *ud) {
     r = waitpid(x->rt.pid, &st, WNOHANG);
   while (r < 0 && errno == EINTR);
   x->exit_code = r == x->rt.pid ? exec_cmd_exit_code(st) : 126;
+  /* crun ends 255 when it could not run the command; Docker says 127 for
+   * a missing one, 126 for one that cannot run (moby's
+   * setExitCodeFromError). */
+  if (x->exit_code == 255 && strstr(x->errhead, "not found in $PATH"))
+    x->exit_code = 127;
+  else if (x->exit_code == 255 && (strstr(x->errhead, "No such file") ||
+                                   strstr(x->errhead, "ermission denied")))
+    x->exit_code = strstr(x->errhead, "No such file") ? 127 : 126;
   x->has_exit = true;
   x->state = X_EXITED;
   x->ended_ns = clock_mono_ns();
