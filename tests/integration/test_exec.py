@@ -222,6 +222,7 @@ def test_exec_and_attach_with_the_docker_cli():
 
         # -it through a pty: typed commands, the size, a resize, exit.
         t = Pty([DOCKER, "-H", "unix://" + sock, "exec", "-it", box, "sh"], 30, 100)
+        t.expect("/ # ")
         t.send("echo hi-$((40+2))\n")
         t.expect("hi-42")
         t.send("stty size\n")
@@ -236,8 +237,11 @@ def test_exec_and_attach_with_the_docker_cli():
         assert t.wait() == 7
         # Ctrl-D ends the shell the same way.
         t = Pty([DOCKER, "-H", "unix://" + sock, "exec", "-it", box, "sh"], 24, 80)
+        t.expect("/ # ")
         t.send("echo ready\n")
         t.expect("ready")
+        t.expect("/ # ")
+        time.sleep(0.5)
         t.send("\x04")
         assert t.wait() == 0
 
