@@ -245,6 +245,23 @@ def test_exec_and_attach_with_the_docker_cli():
         t.send("\x04")
         assert t.wait() == 0
 
+        # Ctrl-P Ctrl-Q: the CLI leaves, the process runs on.
+        t = Pty([DOCKER, "-H", "unix://" + sock, "exec", "-it", box, "sh", "-c",
+                 "echo started; sleep 47"], 24, 80)
+        t.expect("started")
+        t.send("\x10\x11")
+        assert t.wait() == 0
+        _, out, _ = lab.docker("swarma", "exec", box, "ps")
+        assert "sleep 47" in out, out
+
+        # --privileged: every capability; without it the container's set.
+        _, out, _ = lab.docker("swarma", "exec", "--privileged", box, "grep", "CapEff", "/proc/self/status")
+        priv = int(out.split()[1], 16)
+        _, out, _ = lab.docker("swarma", "exec", box, "grep", "CapEff", "/proc/self/status")
+        plain = int(out.split()[1], 16)
+        assert plain & (1 << 21) == 0 and priv & (1 << 21), (hex(plain), hex(priv))  # CAP_SYS_ADMIN
+        assert priv & plain == plain and bin(priv).count("1") >= 40, (hex(plain), hex(priv))
+
         # Exec in a stopped container: Docker's 409 message.
         once = wait_until(lambda: (lab.docker("swarma", "ps", "-aq", "--no-trunc", "--filter",
                                               "name=once.", "--filter", "status=exited")[1].split()
