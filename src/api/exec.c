@@ -566,6 +566,7 @@ static void on_exit_(struct exec_watch *wa, void *ud) {
       x->drain.data = x;
       x->drain_open = true;
       x->handles++;
+      uv_unref((uv_handle_t *)&x->drain);
       uv_timer_start(&x->drain, drain_expired, DRAIN_MS, 0);
     }
   }
@@ -580,6 +581,9 @@ static bool open_pipe(struct xinst *x, uv_pipe_t *p, int *fd, bool *open) {
   p->data = x;
   x->handles++;
   *open = true;
+  /* A running exec does not hold shoald's loop when it stops (the
+   * process is left running, as its instance is lost anyway). */
+  uv_unref((uv_handle_t *)p);
   if (uv_pipe_open(p, *fd) < 0) {
     close_handle(x, (uv_handle_t *)p, open);
     return false;
@@ -659,6 +663,8 @@ static void start_done(void *ud, int cancelled) {
     http_respond(STEAL_POINTER(&x->req), 200, NULL, NULL, 0, NULL);
   if (exec_watch_new(x->d->loop, pidfd, on_exit_, x, &x->watch, &err) < 0)
     log_warn("exec %s: cannot watch its exit: %s", x->id, err.msg);
+  else
+    exec_watch_unref(x->watch);
 }
 
 static void api_exec_start(struct api_call *c, struct xinst *x) {

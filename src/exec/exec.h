@@ -339,6 +339,9 @@ int exec_watch_new(uv_loop_t *loop, int pidfd, exec_exit_fn on_exit, void *ud,
  * sends SIGKILL. Returns 1 if the process had already exited. */
 int exec_watch_stop(struct exec_watch *wa, int sig, int64_t grace_ns,
                     struct sh_err *err);
+/* The watch no longer keeps the loop running (a process the daemon may
+ * leave behind when it stops, e.g. a docker exec). */
+void exec_watch_unref(struct exec_watch *wa);
 /* No more callbacks; freed once libuv lets go of its handles (the loop
  * must run on). NULL is fine. */
 void exec_watch_free(struct exec_watch *wa);
