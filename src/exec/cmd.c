@@ -117,11 +117,9 @@ int exec_cmd_process(executor *ex, const char *id,
   }
   json_t *caps = json_object_get(x, "capabilities");
   if (o->privileged) {
-    /* docker exec --privileged: every capability, seccomp as it was. */
-    const char **all = NULL;
-    cleanup_json json_t *everything = json_pack("[s]", "ALL");
-    if (exec_caps(everything, NULL, &all, err) < 0)
-      return -1;
+    /* docker exec --privileged: every capability (that shoald holds, so
+     * crun can give it), seccomp as it was. */
+    const char **all = exec_caps_held();
     caps = json_object();
     json_object_set_new(caps, "bounding", strv_json(all));
     json_object_set_new(x, "capabilities", caps);
