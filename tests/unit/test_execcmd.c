@@ -3,7 +3,10 @@
 #include "test.h"
 
 #include "core/err.h"
+#include "exec/caps.h"
 #include "exec/exec.h"
+
+#include <stdlib.h>
 
 static size_t keys(const char *spec, unsigned char *k, int *status) {
   size_t n = 0;
@@ -71,4 +74,22 @@ TEST(exec_frame_header_is_dockers) {
   CHECK(memcmp(h, want, 8) == 0);
   exec_frame_header(h, 1, 5);
   CHECK(h[0] == 1 && h[7] == 5 && h[4] == 0);
+}
+
+/* --privileged gives what this process can give: its bounding set. */
+TEST(exec_caps_held_is_the_bounding_set) {
+  FILE *f = fopen("/proc/self/status", "r");
+  CHECK(f);
+  char line[256];
+  unsigned long long bnd = 0;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "CapBnd: %llx", &bnd) == 1)
+      break;
+  fclose(f);
+  const char **held = exec_caps_held();
+  size_t n = 0;
+  while (held[n])
+    n++;
+  free(held);
+  CHECK_INT_EQ(n, __builtin_popcountll(bnd));
 }
