@@ -665,6 +665,7 @@ int main(int argc, char **argv) {
   uv_run(loop, UV_RUN_DEFAULT);
   /* After the loop: streams of GET /events end in close callbacks. */
   events_free(d->events);
+  api_execs_free(d);
   unlink(cfg->pidfile);
   log_info("shoald stopped");
   return exit_code;

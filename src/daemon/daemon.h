@@ -29,6 +29,7 @@ struct workq;
 struct executor;
 struct seccomp_profile;
 struct worker;
+struct api_execs;
 
 #define SHOAL_VERSION "0.1.0"
 #define SHOAL_API_VERSION "1.47"
@@ -83,6 +84,7 @@ struct shoald {
   char *runtime_error;
   struct worker *worker;   /* runs this node's tasks (in a swarm) */
   struct events *events;   /* the node's event log (GET /events) */
+  struct api_execs *execs; /* docker exec instances (api/exec.c) */
   struct overlay *overlay; /* swarm networks' data plane; NULL: none */
   /* Tasks' default seccomp profile, read once at start; NULL when the
    * file is missing or bad: tasks then run without one (see docs). */
