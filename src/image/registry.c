@@ -385,12 +385,14 @@ static int get_url(struct reg *r, const char *url, const char *accept,
                       errbuf[0] ? errbuf : curl_easy_strerror(cc));
     if (rs->status == 401 && attempt == 0 && rs->www_auth) {
       cleanup_free char *ch = xstrdup(rs->www_auth);
-      buf_reset(&rs->body);
       if (answer_challenge(r, ch, err) < 0) {
         if (err && err->status)
           return -1;
-        break; /* no usable challenge: report the 401 below */
+        /* No usable challenge (no credentials for basic auth): the 401's
+         * own errors say why. */
+        break;
       }
+      buf_reset(&rs->body);
       continue;
     }
     break;
