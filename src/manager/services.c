@@ -510,8 +510,7 @@ static json_t *normalize_spec(const json_t *spec, const char *id) {
   if (!json_is_object(json_object_get(n, "Labels")))
     json_object_set_new(n, "Labels", json_object());
   json_t *tt = json_object_get(n, "TaskTemplate");
-  /* Only X-Registry-Auth sets the stored credentials (services_registry_auth).
-   */
+  /* Only X-Registry-Auth sets stored credentials (services_registry_auth). */
   json_object_del(json_object_get(tt, "ContainerSpec"), SERVICES_PULL_OPTIONS);
   default_str(tt, "Runtime", "container");
   default_int(tt, "ForceUpdate", 0);
@@ -829,15 +828,19 @@ const char *services_pull_auth(const json_t *container_spec) {
   return *a ? a : NULL;
 }
 
-static void set_pull_auth(json_t *spec, const char *auth) {
+/* Every task copies the credentials with the template: they count in
+ * the service's size (check_size). */
+static int set_pull_auth(json_t *spec, const char *auth, sh_err *err) {
   json_t *cs = jx_get(spec, "TaskTemplate.ContainerSpec");
   if (!json_is_object(cs))
-    return;
-  if (auth && *auth)
-    json_object_set_new(cs, SERVICES_PULL_OPTIONS,
-                        json_pack("{s:s}", "RegistryAuth", auth));
-  else
+    return 0;
+  if (!auth || !*auth) {
     json_object_del(cs, SERVICES_PULL_OPTIONS);
+    return 0;
+  }
+  json_object_set_new(cs, SERVICES_PULL_OPTIONS,
+                      json_pack("{s:s}", "RegistryAuth", auth));
+  return check_size(spec, err);
 }
 
 int services_registry_auth(json_t *next, const json_t *cur, bool rollback,
@@ -848,9 +851,7 @@ int services_registry_auth(json_t *next, const json_t *cur, bool rollback,
     if (image_auth_decode(header, &a, err) < 0)
       return -1;
     image_auth_free(&a);
-    if (!rollback)
-      set_pull_auth(spec, header);
-    return 0;
+    return rollback ? 0 : set_pull_auth(spec, header, err);
   }
   if (!cur) /* create without the header: none */
     return 0;
@@ -866,10 +867,10 @@ int services_registry_auth(json_t *next, const json_t *cur, bool rollback,
   } else {
     return sh_error(err, 400, "unsupported registryAuthFrom value");
   }
-  if (!rollback)
-    set_pull_auth(
-        spec, services_pull_auth(jx_get(src, "TaskTemplate.ContainerSpec")));
-  return 0;
+  if (rollback)
+    return 0;
+  return set_pull_auth(
+      spec, services_pull_auth(jx_get(src, "TaskTemplate.ContainerSpec")), err);
 }
 
 const char *services_remove(struct store *s, const char *ref, sh_err *err) {

@@ -3,7 +3,8 @@ a private image on a registry that wants a login (htpasswd basic auth) is
 refused to a service created without credentials, runs on a worker once the
 service is created after `docker login` with the flag, the credentials never
 show in inspect output, events or logs, and a later `service update --image`
-without the flag still pulls with the credentials kept in the service."""
+without the flag still pulls with the credentials kept in the service;
+`stack deploy --with-registry-auth` likewise."""
 
 import json
 import os
@@ -51,6 +52,7 @@ def test_with_registry_auth():
         try:
             push_private(lab, "v1")
             push_private(lab, "v2")
+            push_private(lab, "v3")
             run_test(lab)
         finally:
             subprocess.run([REGISTRY_SH, "stop", os.path.join(regdir, "reg")], capture_output=True)
@@ -143,6 +145,16 @@ def run_test(lab):
     st, body = lab.api("swarma", "POST", "/services/priv/update?version=%d" % ver, spec,
                        headers={"X-Registry-Auth": "%%%not-base64"})
     assert st == 400 and body["message"].startswith("invalid X-Registry-Auth header"), (st, body)
+
+    # stack deploy --with-registry-auth: the same header with each service.
+    compose = os.path.join(cfg, "compose.yml")
+    with open(compose, "w") as f:
+        f.write("version: '3.8'\nservices:\n  app:\n    image: %s/private/busybox:v3\n"
+                "    command: sleep 1000\n    deploy:\n      placement:\n"
+                "        constraints: [node.role == worker]\n" % PRIVATE)
+    docker("stack", "deploy", "--with-registry-auth", "--detach=true", "-c", compose, "st")
+    wait_until(lambda: running("st_app", "v3"), 90, what="st_app running on the worker")
+    leaks.append(("stack service inspect", lab.docker("swarma", "service", "inspect", "st_app")[1]))
 
     _, events, _ = lab.docker("swarma", "events", "--since", "10m", "--until",
                               str(int(time.time())))

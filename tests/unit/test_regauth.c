@@ -5,6 +5,8 @@
 #include "fixture.h"
 #include "test.h"
 
+#include <openssl/evp.h>
+
 /* base64url of {"username":"u","password":"pwN","serveraddress":"r:5001"} */
 #define AUTH1                                                                  \
   "eyJ1c2VybmFtZSI6InUiLCJwYXNzd29yZCI6InB3MSIsInNlcnZlcmFkZHJlc3MiOiJyOjUw"   \
@@ -171,5 +173,39 @@ TEST(regauth_tasks_carry_it_and_new_credentials_restart_nothing) {
   CHECK(json_array_size(l) > 0);
   json_array_foreach(l, i, t) CHECK(orchestrator_task_dirty(f.s, svc, t));
   json_decref(l);
+  fx_free(&f);
+}
+
+/* Each task copies the credentials: they count in the service's size
+ * limit like the rest of the template. */
+TEST(regauth_counts_in_the_task_size_limit) {
+  cleanup_fx struct fx f = {0};
+  fx_init(&f, 5);
+  size_t n = 8000;
+  cleanup_free char *json = xmalloc(n + 64);
+  int k = snprintf(json, n + 64, "{\"username\":\"u\",\"password\":\"");
+  memset(json + k, 'x', n);
+  snprintf(json + k + n, 64, "\"}");
+  size_t len = strlen(json);
+  cleanup_free char *b64 = xmalloc(4 * ((len + 2) / 3) + 1);
+  EVP_EncodeBlock((unsigned char *)b64, (unsigned char *)json, (int)len);
+  sh_err err = {0};
+  CHECK(create(&f, SPEC(5000), b64, &err) < 0);
+  CHECK_INT_EQ(err.status, 400);
+  CHECK(strstr(err.msg, "exceed the limit of 32 MiB of tasks per service"));
+  CHECK(create(&f, SPEC(10), b64, &err) == 0);
+  /* Kept by an update that scales up past the limit: refused too. */
+  json_t *cur = store_get(f.s, STORE_SERVICE, "svc1");
+  json_t *view = services_view(cur, false);
+  jx_set(json_object_get(view, "Spec"), "Mode.Replicated.Replicas",
+         json_integer(5000));
+  json_t *next =
+      services_update(f.s, "svc1", jx_int(cur, "Version.Index", 0),
+                      json_object_get(view, "Spec"), NULL, f.now, &err);
+  CHECK(next != NULL);
+  CHECK(services_registry_auth(next, cur, false, NULL, NULL, &err) < 0);
+  CHECK(strstr(err.msg, "exceed the limit"));
+  json_decref(next);
+  json_decref(view);
   fx_free(&f);
 }
