@@ -160,7 +160,7 @@ TEST(regauth_tasks_carry_it_and_new_credentials_restart_nothing) {
   CHECK_INT_EQ(fx_count(&f, "svc1", NULL, NULL), 2);
   /* A task that has not pulled yet (preparing) gets the new ones. */
   l = fx_tasks(&f, "svc1", NULL, NULL);
-  const char *id = jx_str(json_array_get(l, 0), "ID", "");
+  cleanup_free char *id = xstrdup(jx_str(json_array_get(l, 0), "ID", ""));
   fx_task_state(&f, id, "preparing");
   json_decref(l);
   svc = store_get(f.s, STORE_SERVICE, "svc1");
