@@ -1,5 +1,6 @@
 /* Image endpoints: pull (/images/create, streamed progress), list,
- * inspect, remove, load, and /distribution/{name}/json. Every image
+ * inspect, remove, load, /distribution/{name}/json and /auth (a login's
+ * check of credentials against a registry). Every image
  * operation runs on the daemon's work queue: they do disk and network I/O
  * that must not block the loop. */
 #include "api/api.h"
@@ -14,7 +15,15 @@
 
 #include <fcntl.h>
 
-enum img_op { OP_PULL, OP_LIST, OP_INSPECT, OP_REMOVE, OP_DIST, OP_LOAD };
+enum img_op {
+  OP_PULL,
+  OP_LIST,
+  OP_INSPECT,
+  OP_REMOVE,
+  OP_DIST,
+  OP_LOAD,
+  OP_AUTH
+};
 
 struct img_job {
   struct shoald *d;
@@ -89,6 +98,11 @@ static void work(void *ud) {
   case OP_DIST:
     j->rc = image_distribution(s, j->ref, auth, &j->result, &j->err);
     break;
+  case OP_AUTH:
+    j->rc = image_login(s, &j->auth, &j->err);
+    if (j->rc == 0)
+      j->result = json_pack("{s:s}", "Status", "Login Succeeded");
+    break;
   case OP_LOAD: {
     int fd = open(j->tmpfile, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -148,6 +162,38 @@ static int read_auth(struct api_call *c, struct img_job *j, sh_err *err) {
 
 static void start(struct img_job *j) {
   workq_submit(j->d->work, work, done, j);
+}
+
+/* POST /auth: the body is an AuthConfig; nothing is kept. */
+static void login(struct api_call *c) {
+  sh_err err = {0};
+  cleanup_json json_t *body = NULL;
+  if (api_body(c->req, &body, &err) < 0)
+    return api_reply_err(c->req, &err);
+  struct img_job *j = new_job(c, OP_AUTH, NULL);
+  j->have_auth = true;
+  const char *keys[] = {"username", "password", "serveraddress",
+                        "identitytoken"};
+  char **dst[] = {&j->auth.username, &j->auth.password, &j->auth.serveraddress,
+                  &j->auth.identitytoken};
+  for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+    json_t *v = json_object_get(body, keys[i]);
+    if (v && !json_is_string(v)) {
+      job_free(j);
+      sh_error(&err, 400,
+               "json: cannot unmarshal %s into Go struct field "
+               "AuthConfig.%s of type string",
+               json_is_number(v)    ? "number"
+               : json_is_boolean(v) ? "bool"
+               : json_is_array(v)   ? "array"
+                                    : "object",
+               keys[i]);
+      return api_reply_err(c->req, &err);
+    }
+    const char *str = json_string_value(v);
+    *dst[i] = str && *str ? xstrdup(str) : NULL;
+  }
+  start(j);
 }
 
 static void pull(struct api_call *c) {
@@ -214,6 +260,10 @@ bool api_images(struct api_call *c) {
   bool get = strcmp(m, "GET") == 0;
   if (strcmp(p, "/images/create") == 0 && strcmp(m, "POST") == 0) {
     pull(c);
+    return true;
+  }
+  if (strcmp(p, "/auth") == 0 && strcmp(m, "POST") == 0) {
+    login(c);
     return true;
   }
   if (strcmp(p, "/images/load") == 0 && strcmp(m, "POST") == 0) {

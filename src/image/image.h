@@ -88,6 +88,15 @@ struct image_auth {
 int image_auth_decode(const char *header, struct image_auth *out, sh_err *err);
 void image_auth_free(struct image_auth *a);
 
+/* POST /auth (`docker login`): checks the credentials against the
+ * registry named by auth->serveraddress (a host[:port], with or without
+ * a scheme and path; empty or Docker Hub's names mean Docker Hub), never
+ * against a mirror, which must not see the upstream's credentials (moby).
+ * 401 with moby's "login attempt to ... failed with status: ..." when the
+ * registry refuses them. Blocking. */
+int image_login(struct image_store *s, const struct image_auth *auth,
+                sh_err *err);
+
 /* Progress events, shaped as the Engine API's pull and load streams:
  * {"status":"Pulling fs layer","progressDetail":{},"id":"<12 hex>"},
  * {"status":"Downloading","progressDetail":{"current":N,"total":M},

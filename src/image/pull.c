@@ -560,3 +560,35 @@ int image_distribution(struct image_store *s, const char *ref,
     *err = have_answered ? answered : last;
   return rc;
 }
+
+/* ---- login ---- */
+
+int image_login(struct image_store *s, const struct image_auth *auth,
+                sh_err *err) {
+  const char *addr = auth && auth->serveraddress ? auth->serveraddress : "";
+  const char *host = strstr(addr, "://");
+  host = host ? host + 3 : addr;
+  cleanup_free char *domain = xstrndup(host, strcspn(host, "/"));
+  static const char *const hub[] = {"", DOCKER_IO, "index.docker.io",
+                                    "registry-1.docker.io"};
+  bool is_hub = false;
+  for (size_t i = 0; i < ARRAY_SIZE(hub); i++)
+    is_hub = is_hub || strcmp(domain, hub[i]) == 0;
+  cleanup_free char *base = NULL;
+  if (is_hub) {
+    base = xstrdup(DOCKER_HUB_URL);
+  } else {
+    /* The registry itself: the last endpoint (mirrors come first only
+     * for Docker Hub). */
+    char **eps = endpoints_for(s, domain);
+    size_t n = 0;
+    while (eps[n])
+      n++;
+    base = xstrdup(eps[n - 1]);
+    strv_free(eps);
+  }
+  struct reg *reg = reg_new(s, base, "", auth);
+  int rc = reg_login(reg, err);
+  reg_free(reg);
+  return rc;
+}
