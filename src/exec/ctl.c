@@ -294,9 +294,12 @@ int exec_top(executor *ex, const char *id, const char *ps_args, json_t **out,
   size_t cap = 4;
   for (const char *c = ps_args; *c; c++)
     cap += *c == ' ';
+  cleanup_free char *ps = exec_find_bin("ps");
+  if (!ps)
+    return sh_error(err, 500, "ps: executable file not found in $PATH");
   const char **argv = xcalloc(cap + 1, sizeof *argv);
   size_t argc = 0;
-  argv[argc++] = "ps";
+  argv[argc++] = ps;
   char *save = NULL;
   for (char *w = strtok_r(words, " ", &save); w; w = strtok_r(NULL, " ", &save))
     argv[argc++] = w;
@@ -520,9 +523,10 @@ int exec_export(executor *ex, const char *id,
     names[n++] = xstrdup(de->d_name);
   }
   closedir(d);
+  cleanup_free char *tar = exec_find_bin("tar");
   const char **argv = xcalloc(n + 10, sizeof *argv);
   size_t a = 0;
-  argv[a++] = "tar";
+  argv[a++] = tar ? tar : "/bin/tar";
   argv[a++] = "--numeric-owner";
   argv[a++] = "--xattrs";
   argv[a++] = "-C";

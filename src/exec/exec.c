@@ -73,7 +73,7 @@ int exec_prepare_host_mounts(sh_err *err) {
 
 /* ---- executor ---- */
 
-static char *find_bin(const char *name) {
+char *exec_find_bin(const char *name) {
   const char *path = getenv("PATH");
   cleanup_free char *dirs =
       xasprintf("%s:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:"
@@ -127,12 +127,12 @@ int exec_open(const char *data_root, const char *exec_root, executor **out,
   ex->sock_dir = xasprintf("%s/sock", exec_root);
   ex->cgmode = mode;
   ex->swap_limit = detect_swap(mode);
-  ex->crun = find_bin("crun");
-  ex->conmon = find_bin("conmon");
+  ex->crun = exec_find_bin("crun");
+  ex->conmon = exec_find_bin("conmon");
   /* --init runs inside any image: the static build if there is one. */
-  ex->init = find_bin("tini-static");
+  ex->init = exec_find_bin("tini-static");
   if (!ex->init)
-    ex->init = find_bin("tini");
+    ex->init = exec_find_bin("tini");
   if (!ex->crun || !ex->conmon) {
     int rc =
         sh_error(err, 500, "%s not found in PATH (install crun and conmon)",
