@@ -71,16 +71,13 @@ struct tctl {
    * and the one waiting for the container's exit. */
   struct ctlreq *ctls;
   struct ctlreq *waiting;
-  /* The task's end was reported; a container restarted by the user after
-   * it reports nothing more. */
-  bool ended;
   struct tctl *next;
 };
 
 struct ctlreq {
   struct worker_ctl c;
   char *ref;
-  bool exited; /* restart, remove: the exit came, the rest is to do */
+  bool exited; /* remove: the exit came, the removal is to do */
   struct ctlreq *next;
 };
 
@@ -926,23 +923,18 @@ static void ctl_work(struct job *j) {
     j->rc = exec_resume(ex, j->cid, &j->err);
     break;
   case WORKER_STOP:
-  case WORKER_RESTART:
-    if (!j->ctl->exited) {
-      /* Not watchable: a blocking stop, then the exit's status. */
-      const json_t *cs = jx_get(j->task, "Spec.ContainerSpec");
-      int64_t grace = c->grace_ns >= 0
-                          ? c->grace_ns
-                          : jx_int(cs, "StopGracePeriod", DEFAULT_GRACE_NS);
-      j->rc = exec_stop(ex, j->cid, c->signal, grace, &j->err);
-      if (j->rc >= 0 && exec_state(ex, j->cid, &j->st, NULL) == 0 &&
-          j->st.status == EXEC_STATUS_EXITED)
-        release_exited(j);
-      break;
-    }
-    j->rc = exec_rerun(ex, j->cid, &j->pid, &j->err);
-    if (j->rc >= 0)
-      exec_pidfd(ex, j->cid, &j->pidfd, &j->stop_signal, NULL);
+  case WORKER_RESTART: {
+    /* Not watchable: a blocking stop, then the exit's status. */
+    const json_t *cs = jx_get(j->task, "Spec.ContainerSpec");
+    int64_t grace = c->grace_ns >= 0
+                        ? c->grace_ns
+                        : jx_int(cs, "StopGracePeriod", DEFAULT_GRACE_NS);
+    j->rc = exec_stop(ex, j->cid, c->signal, grace, &j->err);
+    if (j->rc >= 0 && exec_state(ex, j->cid, &j->st, NULL) == 0 &&
+        j->st.status == EXEC_STATUS_EXITED)
+      release_exited(j);
     break;
+  }
   case WORKER_REMOVE:
     remove_container(j);
     break;
@@ -1088,9 +1080,6 @@ static void exited(struct tctl *t, int code) {
   if (t->w->dns)
     dnsd_remove(t->w->dns, t->id);
   ctl_exit(t);
-  if (t->ended)
-    return;
-  t->ended = true;
   if (code == 0) {
     report(t, "complete", "finished", NULL, 0, 0);
   } else {
@@ -1117,9 +1106,6 @@ static void stopped(struct tctl *t, int code) {
   if (t->w->dns)
     dnsd_remove(t->w->dns, t->id);
   ctl_exit(t);
-  if (t->ended)
-    return;
-  t->ended = true;
   report(t, "shutdown", "shutdown", NULL, code, 0);
 }
 
@@ -1432,14 +1418,12 @@ static void ctl_exit(struct tctl *t) {
   if (!r)
     return;
   t->waiting = NULL;
-  if (r->c.op == WORKER_STOP) {
+  if (r->c.op != WORKER_REMOVE) {
     container_event(t, "stop", -1);
     ctl_finish(r, 0, NULL);
     return;
   }
-  if (r->c.op == WORKER_RESTART)
-    container_event(t, "stop", -1);
-  /* restart: start it again; remove: remove it (job_done pumps). */
+  /* The removal (job_done pumps). */
   r->exited = true;
   r->next = t->ctls;
   t->ctls = r;
@@ -1468,12 +1452,8 @@ static void ctl_pump(struct tctl *t) {
   case WORKER_STOP:
   case WORKER_RESTART:
     if (!live) {
-      if (r->c.op == WORKER_STOP)
-        ctl_finish(r, 1, NULL);
-      else {
-        r->exited = true;
-        run_job_ctl(w, t, J_CTL, r);
-      }
+      /* restart: the task has ended already, its replacement runs. */
+      ctl_finish(r, r->c.op == WORKER_STOP ? 1 : 0, NULL);
       return;
     }
     break;
@@ -1533,30 +1513,10 @@ static void ctl_done(struct tctl *t, struct job *j) {
     break;
   case WORKER_STOP:
   case WORKER_RESTART:
-    if (!r->exited) {
-      /* The blocking stop's exit: the task's end. */
-      if (t->phase == P_RUNNING && j->st.status == EXEC_STATUS_EXITED)
-        exited(t, j->st.exit_code);
-      container_event(t, "stop", -1);
-      if (c->op == WORKER_STOP)
-        break;
-      r->exited = true;
-      r->next = t->ctls;
-      t->ctls = r;
-      return;
-    }
-    /* Running again, for a task that has ended: watched (so the task's
-     * desired shutdown stops it), never reported. */
-    t->phase = P_RUNNING;
-    t->ended = true;
-    t->pid = j->pid;
-    t->stop_signal = j->stop_signal;
-    exec_watch_free(t->watch);
-    t->watch = NULL;
-    watch(t, j->pidfd);
-    j->pidfd = -1;
-    container_event(t, "start", -1);
-    container_event(t, "restart", -1);
+    /* The blocking stop's exit: the task's end. */
+    if (t->phase == P_RUNNING && j->st.status == EXEC_STATUS_EXITED)
+      exited(t, j->st.exit_code);
+    container_event(t, "stop", -1);
     break;
   case WORKER_REMOVE:
     if (t->phase == P_RUNNING || t->phase == P_STOPPING)

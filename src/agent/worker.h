@@ -88,8 +88,10 @@ json_t *worker_network_view(struct worker *w);
  * restart, rm, pause, unpause) go through the task's controller, which
  * would otherwise race them. As on swarmkit, the container's exit is the
  * task's own end (complete, or failed with its exit code) and the
- * orchestrator replaces it. Blocking runtime calls run on the worker's
- * queue; a stop waits for the exit as a loop event. */
+ * orchestrator replaces it. So a restart is a stop: the task's replacement
+ * is what runs again (the old container's network endpoints went with its
+ * task). Blocking runtime calls run on the worker's queue; a stop waits
+ * for the exit as a loop event. */
 enum worker_ctl_op {
   WORKER_STOP,
   WORKER_KILL,
