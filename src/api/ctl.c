@@ -19,6 +19,7 @@
 #include "events/events.h"
 #include "exec/exec.h"
 #include "http/server.h"
+#include "volume/volume.h"
 
 #include <ctype.h>
 #include <signal.h>
@@ -53,6 +54,7 @@ struct ctl_job {
   int sig;
   int64_t grace_ns;
   bool force;
+  bool volumes; /* rm -v */
   char *arg; /* rename: the new name; top: ps arguments */
   json_t *result;
   sh_err err;
@@ -227,10 +229,48 @@ static void word_error(struct ctl_job *j) {
              msg);
 }
 
+/* rm -v: the container's anonymous volumes that no other container
+ * mounts go too; named ones stay (dockerd). Failures are only logged by
+ * dockerd: so here. */
+static void remove_volumes_work(void *ud) {
+  struct ctl_job *j = ud;
+  cleanup_json json_t *all = NULL;
+  if (exec_inspect_all(j->d->exec, &all, NULL) < 0)
+    return;
+  size_t i, k, x;
+  json_t *m, *c, *cm;
+  json_array_foreach(jx_get(j->info, "Mounts"), i, m) {
+    const char *name = jx_str(m, "Name", "");
+    cleanup_json json_t *vol = NULL;
+    if (strcmp(jx_str(m, "Type", ""), "volume") != 0 || !*name ||
+        volume_get(j->d->cfg.data_root, name, &vol, NULL) < 0 ||
+        !jx_get(vol, "Labels." VOLUME_ANON_LABEL))
+      continue;
+    bool used = false;
+    json_array_foreach(all, k, c) {
+      json_array_foreach(jx_get(c, "Mounts"), x, cm) {
+        if (strcmp(jx_str(cm, "Name", ""), name) == 0)
+          used = true;
+      }
+    }
+    if (!used)
+      volume_remove(j->d->cfg.data_root, name, NULL, false, NULL);
+  }
+}
+
+static void remove_volumes_done(void *ud, int cancelled) {
+  struct ctl_job *j = ud;
+  reply_status(j, 204);
+}
+
 static void finished(struct ctl_job *j, int rc) {
   if (rc < 0) {
     word_error(j);
     reply_err(j);
+    return;
+  }
+  if (j->op == OP_REMOVE && j->volumes) {
+    workq_submit(j->d->work, remove_volumes_work, remove_volumes_done, j);
     return;
   }
   if (j->op == OP_STOP && rc == 1) {
@@ -612,12 +652,11 @@ static int params(struct api_call *c, struct ctl_job *j, sh_err *err) {
     return query_signal(req, SIGKILL, &j->sig, err);
   case OP_REMOVE: {
     j->force = api_query_bool(req, "force");
+    j->volumes = api_query_bool(req, "v");
     if (api_query_bool(req, "link"))
       return sh_error(err, 500,
                       "Conflict, cannot remove the default link "
                       "name of the container");
-    /* -v: a task's volumes are named ones, which stay as on dockerd;
-     * containers here have no anonymous ones. */
     break;
   }
   case OP_RENAME: {

@@ -5,12 +5,14 @@ Docker Swarm, stopping, killing or removing a task's container ends the
 task (Complete or Failed, as its exit says) and the orchestrator replaces
 it. Expected texts are the docker CLI 28.x's and dockerd's."""
 
+import json
 import os
 import re
 import tarfile
+import threading
 import time
 
-from lib import SEED, ServiceLab, timeout, wait_until
+from lib import SEED, ServiceLab, UnixHTTPConnection, timeout, wait_until
 
 # Writes a file, deletes one, and exits 0 on SIGTERM (a clean stop).
 SCRIPT = ('mkdir -p /data && echo hi > /data/new && rm /etc/group && '
@@ -202,3 +204,78 @@ def test_container_commands_on_a_task_container():
         assert stopped[0] not in [r["NAMES"] for r in lab.ps("swarma", "-a")]
         # the daemon is still there
         assert docker("version", "--format", "{{.Server.Version}}")[0] == 0
+
+
+def api_stream_lines(lab, path, n, timeout=20):
+    """The first n lines of a streamed GET, then the connection is closed."""
+    c = UnixHTTPConnection(lab.sock("swarma"), timeout=timeout)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        assert r.status == 200, (r.status, r.read())
+        return [json.loads(r.readline()) for _ in range(n)]
+    finally:
+        c.close()
+
+
+def api_in_thread(lab, method, path):
+    """Starts an API call on a thread; returns a function that joins it
+    and gives (status, body)."""
+    out = {}
+
+    def call():
+        out["r"] = lab.api("swarma", method, path, timeout=60)
+    t = threading.Thread(target=call)
+    t.start()
+
+    def join():
+        t.join(60)
+        assert not t.is_alive(), "%s %s did not return" % (method, path)
+        return out["r"]
+    return join
+
+
+@timeout(240)
+def test_stats_stream_wait_conditions_and_rm_volumes():
+    with one_node() as lab:
+        lab.init("swarma")
+        lab.service("swarma", "create", "-d", "--name", "vol", "--mount", "type=volume,dst=/vol",
+                    "busybox", "sh", "-c", "while :; do echo x > /vol/f; sleep 1; done")
+        name = running_container(lab, "vol")
+        docker = lambda *a, check=True: lab.docker("swarma", *a, check=check)
+        vol = docker("inspect", "--format", "{{range .Mounts}}{{.Name}}{{end}}", name)[1].strip()
+        assert vol and vol in docker("volume", "ls", "-q")[1].split(), vol
+
+        # the stream: a frame a second, each with the previous one's CPU
+        a, b = api_stream_lines(lab, "/v1.47/containers/%s/stats" % name, 2)
+        assert b["precpu_stats"]["cpu_usage"]["total_usage"] == a["cpu_stats"]["cpu_usage"]["total_usage"]
+        assert b["preread"] == a["read"] and b["read"] > a["read"], (a["read"], b["read"])
+        assert b["pids_stats"]["current"] >= 1 and b["cpu_stats"]["online_cpus"] >= 1, b
+        st, body = lab.api("swarma", "GET", "/v1.47/containers/%s/stats?stream=true&one-shot=true" % name)
+        assert st == 400 and body["message"] == "cannot have stream=true and one-shot=true", (st, body)
+        st, body = lab.api("swarma", "GET", "/v1.47/containers/%s/stats?stream=false&one-shot=true" % name)
+        assert st == 200 and body["precpu_stats"]["cpu_usage"]["total_usage"] == 0, body
+        assert body["memory_stats"]["usage"] > 0, body
+
+        # wait: bad condition, next-exit, removed
+        st, body = lab.api("swarma", "POST", "/v1.47/containers/%s/wait?condition=later" % name)
+        assert st == 400 and body["message"] == 'invalid condition: "later"', (st, body)
+        st, body = lab.api("swarma", "POST", "/v1.47/containers/nosuch/wait")
+        assert st == 404 and body["message"] == "No such container: nosuch", (st, body)
+        next_exit = api_in_thread(lab, "POST", "/v1.47/containers/%s/wait?condition=next-exit" % name)
+        removed = api_in_thread(lab, "POST", "/v1.47/containers/%s/wait?condition=removed" % name)
+        time.sleep(1)
+        docker("kill", "-s", "KILL", name)
+        assert next_exit() == (200, {"StatusCode": 137})
+        time.sleep(1)
+        st, body = lab.api("swarma", "GET", "/v1.47/containers/%s/stats?stream=false" % name)
+        assert st == 200 and body["id"] and body["cpu_stats"]["cpu_usage"]["total_usage"] == 0, body
+
+        # rm -v of the exited container: its anonymous volume goes too
+        assert docker("rm", "-v", name)[1].strip() == name
+        assert removed() == (200, {"StatusCode": 137})
+        assert vol not in docker("volume", "ls", "-q")[1].split()
+        # the replacement has a volume of its own, which stays
+        new = running_container(lab, "vol", {name})
+        vol2 = docker("inspect", "--format", "{{range .Mounts}}{{.Name}}{{end}}", new)[1].strip()
+        assert vol2 and vol2 != vol and vol2 in docker("volume", "ls", "-q")[1].split()
