@@ -55,7 +55,7 @@ struct ctl_job {
   int64_t grace_ns;
   bool force;
   bool volumes; /* rm -v */
-  char *arg; /* rename: the new name; top: ps arguments */
+  char *arg;    /* rename: the new name; top: ps arguments */
   json_t *result;
   sh_err err;
   int rc;
@@ -244,7 +244,8 @@ static void remove_volumes_work(void *ud) {
     cleanup_json json_t *vol = NULL;
     if (strcmp(jx_str(m, "Type", ""), "volume") != 0 || !*name ||
         volume_get(j->d->cfg.data_root, name, &vol, NULL) < 0 ||
-        !jx_get(vol, "Labels." VOLUME_ANON_LABEL))
+        /* (the label's dots are no path: no jx_get) */
+        !json_object_get(json_object_get(vol, "Labels"), VOLUME_ANON_LABEL))
       continue;
     bool used = false;
     json_array_foreach(all, k, c) {
