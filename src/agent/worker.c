@@ -71,6 +71,9 @@ struct tctl {
    * and the one waiting for the container's exit. */
   struct ctlreq *ctls;
   struct ctlreq *waiting;
+  /* Frozen by docker pause: a signal waits for the thaw, so every stop
+   * thaws it first (dockerd too). */
+  bool paused;
   struct tctl *next;
 };
 
@@ -1074,6 +1077,7 @@ static void ctl_exit(struct tctl *t);
 
 static void exited(struct tctl *t, int code) {
   t->phase = P_EXITED;
+  t->paused = false;
   container_event(t, "die", code);
   health_stop(t->health);
   t->health = NULL;
@@ -1099,6 +1103,7 @@ static void stopped(struct tctl *t, int code) {
     return;
   }
   t->phase = P_STOPPED;
+  t->paused = false;
   container_event(t, "die", code);
   container_event(t, "stop", -1);
   health_stop(t->health);
@@ -1114,7 +1119,11 @@ static void run_job(struct worker *w, struct tctl *t, enum job_kind kind);
 /* The signal now; the exit, or SIGKILL once the task's grace period ran
  * out, comes back as a loop event: no thread waits, so every stop runs at
  * once. */
+static bool thaw_first(struct tctl *t);
+
 static void stop(struct tctl *t, const char *why) {
+  if (thaw_first(t))
+    return; /* job_done reconciles again */
   log_info("stopping container %s of task %s: %s", t->cid, t->id, why);
   health_stop(t->health);
   t->health = NULL;
@@ -1429,6 +1438,21 @@ static void ctl_exit(struct tctl *t) {
   t->ctls = r;
 }
 
+static void ctl_nothing(void *ud, int rc, const sh_err *err) {}
+
+/* A paused container is thawed (a job) before it is signalled. */
+static bool thaw_first(struct tctl *t) {
+  if (!t->paused)
+    return false;
+  struct ctlreq *r = xcalloc(1, sizeof *r);
+  r->c.op = WORKER_UNPAUSE;
+  r->c.done = ctl_nothing;
+  r->ref = xstrdup(t->cid);
+  r->c.ref = r->ref;
+  run_job_ctl(t->w, t, J_CTL, r);
+  return true;
+}
+
 static void ctl_pump(struct tctl *t) {
   struct worker *w = t->w;
   if (t->busy || t->waiting || !t->ctls || w->stopping || w->adopting)
@@ -1443,6 +1467,14 @@ static void ctl_pump(struct tctl *t) {
     return;
   }
   bool live = t->phase == P_RUNNING || t->phase == P_STOPPING;
+  bool signals = r->c.op == WORKER_KILL || r->c.op == WORKER_STOP ||
+                 r->c.op == WORKER_RESTART ||
+                 (r->c.op == WORKER_REMOVE && r->c.force);
+  if (live && signals && thaw_first(t)) {
+    r->next = t->ctls; /* after the thaw */
+    t->ctls = r;
+    return;
+  }
   switch (r->c.op) {
   case WORKER_KILL:
   case WORKER_PAUSE:
@@ -1463,10 +1495,16 @@ static void ctl_pump(struct tctl *t) {
       return;
     }
     if (!r->c.force) {
-      sh_error(&err, 409,
-               "cannot remove container \"%s\": container is running: stop "
-               "the container before removing or force remove",
-               r->ref);
+      if (t->paused)
+        sh_error(&err, 409,
+                 "cannot remove container \"%s\": container is paused and "
+                 "must be unpaused first",
+                 r->ref);
+      else
+        sh_error(&err, 409,
+                 "cannot remove container \"%s\": container is running: "
+                 "stop the container before removing or force remove",
+                 r->ref);
       ctl_finish(r, -1, &err);
       return;
     }
@@ -1497,6 +1535,8 @@ static void ctl_done(struct tctl *t, struct job *j) {
   struct ctlreq *r = j->ctl;
   j->ctl = NULL;
   const struct worker_ctl *c = &r->c;
+  if (c->op == WORKER_UNPAUSE)
+    t->paused = false;
   if (j->rc < 0) {
     ctl_finish(r, -1, &j->err);
     return;
@@ -1506,6 +1546,7 @@ static void ctl_done(struct tctl *t, struct job *j) {
     kill_event(t, c->signal);
     break;
   case WORKER_PAUSE:
+    t->paused = true;
     container_event(t, "pause", -1);
     break;
   case WORKER_UNPAUSE:

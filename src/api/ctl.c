@@ -183,6 +183,12 @@ static void direct_work(void *ud) {
   struct ctl_job *j = ud;
   executor *ex = j->d->exec;
   pid_t pid;
+  /* A frozen process takes no signal: thawed first, as dockerd. */
+  struct exec_state st;
+  if ((j->op == OP_STOP || j->op == OP_KILL || j->op == OP_RESTART ||
+       (j->op == OP_REMOVE && j->force)) &&
+      exec_state(ex, j->id, &st, NULL) == 0 && st.paused)
+    exec_resume(ex, j->id, NULL);
   switch (j->op) {
   case OP_STOP:
     j->rc = exec_stop(ex, j->id, j->sig, j->grace_ns, &j->err);

@@ -148,7 +148,12 @@ def test_container_commands_on_a_task_container():
         rc, _, err = docker("stop", "nosuch", check=False)
         assert rc == 1 and "No such container: nosuch" in err, err
 
-        # stop: the trap exits 0, so the task is Complete; then replaced
+        # stop: the trap exits 0, so the task is Complete; then replaced.
+        # Paused, it is thawed first (a frozen process takes no signal).
+        docker("pause", name)
+        rc, _, err = docker("rm", name, check=False)
+        assert rc == 1 and ('cannot remove container "%s": container is paused and must be '
+                            'unpaused first' % name) in err, err
         t0 = time.time()
         assert docker("stop", "-t", "5", name)[1].strip() == name
         assert time.time() - t0 < 5, "the trap exits at once"
