@@ -380,7 +380,6 @@ int exec_stats(executor *ex, const char *id, json_t **out, sh_err *err) {
                   "io_queue_recursive", "io_service_time_recursive",
                   "io_wait_time_recursive", "io_merged_recursive",
                   "io_time_recursive", "sectors_recursive", "pids_stats");
-    clock_format_rfc3339(0, now, sizeof now);
     snprintf(now, sizeof now, "0001-01-01T00:00:00Z");
   }
   json_object_set_new(s, "read", json_string(now));
