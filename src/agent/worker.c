@@ -67,7 +67,21 @@ struct tctl {
   bool wait_healthy;
   bool unhealthy;
   pid_t pid;
+  /* The node's container commands (worker_ctl), one at a time: queued,
+   * and the one waiting for the container's exit. */
+  struct ctlreq *ctls;
+  struct ctlreq *waiting;
+  /* Frozen by docker pause: a signal waits for the thaw, so every stop
+   * thaws it first (dockerd too). */
+  bool paused;
   struct tctl *next;
+};
+
+struct ctlreq {
+  struct worker_ctl c;
+  char *ref;
+  bool exited; /* remove: the exit came, the removal is to do */
+  struct ctlreq *next;
 };
 
 /* The reader's flow control, shared with the posts in flight (which may
@@ -128,6 +142,7 @@ enum job_kind {
   J_REMOVE,
   J_ADOPT,
   J_PEERS,  /* apply queued peer changes */
+  J_CTL,    /* a worker_ctl command's runtime call */
   J_INGRESS /* (re)build the node's ingress sandbox */
 };
 
@@ -159,6 +174,7 @@ struct job {
   /* J_START: {Argv, Pidfile, Config, Started} for the health monitor
    * (NULL: no healthcheck) */
   json_t *probe;
+  struct ctlreq *ctl; /* J_CTL */
 };
 
 static void reconcile(struct tctl *t);
@@ -251,6 +267,21 @@ static void container_event(struct tctl *t, const char *action, int exit_code) {
   if (exit_code >= 0)
     json_object_set_new(attrs, "exitCode", json_sprintf("%d", exit_code));
   events_publish(w->cfg.events, "container", action, t->cid, attrs, "local");
+}
+
+/* dockerd's kill event: the signal in the attributes. */
+static void kill_event(struct tctl *t, int sig) {
+  struct worker *w = t->w;
+  if (!w->cfg.events || !t->cid[0] || !t->task)
+    return;
+  json_t *attrs = task_labels(w, t->task, t->id);
+  json_object_set_new(
+      attrs, "image",
+      json_string(jx_str(t->task, "Spec.ContainerSpec.Image", "")));
+  json_object_set(attrs, "name",
+                  json_object_get(attrs, "com.docker.swarm.task.name"));
+  json_object_set_new(attrs, "signal", json_sprintf("%d", sig));
+  events_publish(w->cfg.events, "container", "kill", t->cid, attrs, "local");
 }
 
 /* NULL-ended copies of a JSON array of strings (NULL when absent). */
@@ -886,6 +917,47 @@ static void release_exited(struct job *j) {
     log_warn("task %s: removing its secrets: %s", j->task_id, err.msg);
 }
 
+static void remove_container(struct job *j) {
+  j->rc = exec_remove(j->w->cfg.exec, j->cid, true, &j->err);
+  detach_networks(j);
+  sh_err ferr = {0};
+  if (j->rc == 0 && j->w->cfg.exec_root && j->task_id[0] &&
+      secretfs_teardown(j->w->cfg.exec_root, j->task_id, &ferr) < 0)
+    log_warn("task %s: removing its secrets: %s", j->task_id, ferr.msg);
+}
+
+static void ctl_work(struct job *j) {
+  executor *ex = j->w->cfg.exec;
+  const struct worker_ctl *c = &j->ctl->c;
+  switch (c->op) {
+  case WORKER_KILL:
+    j->rc = exec_kill(ex, j->cid, c->signal, &j->err);
+    break;
+  case WORKER_PAUSE:
+    j->rc = exec_pause(ex, j->cid, &j->err);
+    break;
+  case WORKER_UNPAUSE:
+    j->rc = exec_resume(ex, j->cid, &j->err);
+    break;
+  case WORKER_STOP:
+  case WORKER_RESTART: {
+    /* Not watchable: a blocking stop, then the exit's status. */
+    const json_t *cs = jx_get(j->task, "Spec.ContainerSpec");
+    int64_t grace = c->grace_ns >= 0
+                        ? c->grace_ns
+                        : jx_int(cs, "StopGracePeriod", DEFAULT_GRACE_NS);
+    j->rc = exec_stop(ex, j->cid, c->signal, grace, &j->err);
+    if (j->rc >= 0 && exec_state(ex, j->cid, &j->st, NULL) == 0 &&
+        j->st.status == EXEC_STATUS_EXITED)
+      release_exited(j);
+    break;
+  }
+  case WORKER_REMOVE:
+    remove_container(j);
+    break;
+  }
+}
+
 static void job_work(void *ud) {
   struct job *j = ud;
   executor *ex = j->w->cfg.exec;
@@ -922,15 +994,12 @@ static void job_work(void *ud) {
     release_exited(j);
     break;
   }
-  case J_REMOVE: {
-    j->rc = exec_remove(ex, j->cid, true, &j->err);
-    detach_networks(j);
-    sh_err ferr = {0};
-    if (j->rc == 0 && j->w->cfg.exec_root && j->task_id[0] &&
-        secretfs_teardown(j->w->cfg.exec_root, j->task_id, &ferr) < 0)
-      log_warn("task %s: removing its secrets: %s", j->task_id, ferr.msg);
+  case J_REMOVE:
+    remove_container(j);
     break;
-  }
+  case J_CTL:
+    ctl_work(j);
+    break;
   case J_ADOPT:
     adopt(j);
     break;
@@ -945,8 +1014,25 @@ static void job_work(void *ud) {
 
 /* ---- controllers, on the loop ---- */
 
+static void ctl_finish(struct ctlreq *r, int rc, const sh_err *err);
+
 static void tctl_free(struct tctl *t) {
   struct worker *w = t->w;
+  if (t->waiting) {
+    t->waiting->next = t->ctls;
+    t->ctls = t->waiting;
+    t->waiting = NULL;
+  }
+  while (t->ctls) {
+    struct ctlreq *r = t->ctls;
+    t->ctls = r->next;
+    sh_err err = {0};
+    if (w->stopping)
+      sh_error(&err, 503, "the daemon is shutting down");
+    else
+      sh_error(&err, 404, "No such container: %s", r->ref);
+    ctl_finish(r, -1, &err);
+  }
   if (w->dns)
     dnsd_remove(w->dns, t->id);
   for (struct tctl **pp = &w->tasks; *pp; pp = &(*pp)->next) {
@@ -1001,13 +1087,17 @@ static void watch(struct tctl *t, int pidfd) {
   }
 }
 
+static void ctl_exit(struct tctl *t);
+
 static void exited(struct tctl *t, int code) {
   t->phase = P_EXITED;
+  t->paused = false;
   container_event(t, "die", code);
   health_stop(t->health);
   t->health = NULL;
   if (t->w->dns)
     dnsd_remove(t->w->dns, t->id);
+  ctl_exit(t);
   if (code == 0) {
     report(t, "complete", "finished", NULL, 0, 0);
   } else {
@@ -1027,12 +1117,14 @@ static void stopped(struct tctl *t, int code) {
     return;
   }
   t->phase = P_STOPPED;
+  t->paused = false;
   container_event(t, "die", code);
   container_event(t, "stop", -1);
   health_stop(t->health);
   t->health = NULL;
   if (t->w->dns)
     dnsd_remove(t->w->dns, t->id);
+  ctl_exit(t);
   report(t, "shutdown", "shutdown", NULL, code, 0);
 }
 
@@ -1041,7 +1133,11 @@ static void run_job(struct worker *w, struct tctl *t, enum job_kind kind);
 /* The signal now; the exit, or SIGKILL once the task's grace period ran
  * out, comes back as a loop event: no thread waits, so every stop runs at
  * once. */
+static bool thaw_first(struct tctl *t);
+
 static void stop(struct tctl *t, const char *why) {
+  if (thaw_first(t))
+    return; /* job_done reconciles again */
   log_info("stopping container %s of task %s: %s", t->cid, t->id, why);
   health_stop(t->health);
   t->health = NULL;
@@ -1162,6 +1258,9 @@ static void adopted(struct worker *w, const json_t *list) {
   }
 }
 
+static void ctl_done(struct tctl *t, struct job *j);
+static void ctl_pump(struct tctl *t);
+
 static void job_done(void *ud, int cancelled) {
   struct job *j = ud;
   struct worker *w = j->w;
@@ -1172,6 +1271,11 @@ static void job_done(void *ud, int cancelled) {
   if (cancelled || w->stopping) {
     /* Shutting down: the container keeps running; a restart adopts it. */
     close_pidfd(j->pidfd);
+    if (j->ctl) {
+      sh_err err = {0};
+      sh_error(&err, 503, "the daemon is shutting down");
+      ctl_finish(j->ctl, -1, &err);
+    }
     size_t i;
     json_t *a;
     json_array_foreach(j->adopted, i, a) {
@@ -1251,15 +1355,20 @@ static void job_done(void *ud, int cancelled) {
         container_event(t, "destroy", -1);
       t->cid[0] = '\0';
       break;
+    case J_CTL:
+      ctl_done(t, j);
+      break;
     case J_ADOPT:
     case J_PEERS:
     case J_INGRESS:
       break;
     }
-    if (t->assigned || t->cid[0])
+    if (t->assigned || t->cid[0] || t->ctls || t->waiting) {
       reconcile(t);
-    else
+      ctl_pump(t);
+    } else {
       tctl_free(t);
+    }
   }
   if (j->dns_fd >= 0)
     close(j->dns_fd);
@@ -1272,11 +1381,20 @@ static void job_done(void *ud, int cancelled) {
   maybe_free(w);
 }
 
+static void run_job_ctl(struct worker *w, struct tctl *t, enum job_kind kind,
+                        struct ctlreq *ctl);
+
 static void run_job(struct worker *w, struct tctl *t, enum job_kind kind) {
+  run_job_ctl(w, t, kind, NULL);
+}
+
+static void run_job_ctl(struct worker *w, struct tctl *t, enum job_kind kind,
+                        struct ctlreq *ctl) {
   struct job *j = xcalloc(1, sizeof *j);
   j->w = w;
   j->t = t;
   j->kind = kind;
+  j->ctl = ctl;
   j->pidfd = -1;
   j->dns_fd = -1;
   j->stop_signal = SIGTERM;
@@ -1299,6 +1417,189 @@ static void run_job(struct worker *w, struct tctl *t, enum job_kind kind) {
    * queue. */
   bool slow = kind == J_PREPARE || kind == J_START;
   workq_submit(slow ? w->cfg.work : w->local, job_work, job_done, j);
+}
+
+/* ---- the node's container commands (worker_ctl) ---- */
+
+static void ctl_finish(struct ctlreq *r, int rc, const sh_err *err) {
+  r->c.done(r->c.ud, rc, err);
+  free(r->ref);
+  free(r);
+}
+
+static int64_t ctl_grace(const struct tctl *t, const struct ctlreq *r) {
+  if (r->c.grace_ns >= 0)
+    return r->c.grace_ns;
+  return jx_int(jx_get(t->task, "Spec.ContainerSpec"), "StopGracePeriod",
+                DEFAULT_GRACE_NS);
+}
+
+/* The container's exit came (as the task's end): what waited for it goes
+ * on. */
+static void ctl_exit(struct tctl *t) {
+  struct ctlreq *r = t->waiting;
+  if (!r)
+    return;
+  t->waiting = NULL;
+  if (r->c.op != WORKER_REMOVE) {
+    container_event(t, "stop", -1);
+    ctl_finish(r, 0, NULL);
+    return;
+  }
+  /* The removal (job_done pumps). */
+  r->exited = true;
+  r->next = t->ctls;
+  t->ctls = r;
+}
+
+static void ctl_nothing(void *ud, int rc, const sh_err *err) {}
+
+/* A paused container is thawed (a job) before it is signalled. */
+static bool thaw_first(struct tctl *t) {
+  if (!t->paused)
+    return false;
+  struct ctlreq *r = xcalloc(1, sizeof *r);
+  r->c.op = WORKER_UNPAUSE;
+  r->c.done = ctl_nothing;
+  r->ref = xstrdup(t->cid);
+  r->c.ref = r->ref;
+  run_job_ctl(t->w, t, J_CTL, r);
+  return true;
+}
+
+static void ctl_pump(struct tctl *t) {
+  struct worker *w = t->w;
+  if (t->busy || t->waiting || !t->ctls || w->stopping || w->adopting)
+    return;
+  struct ctlreq *r = t->ctls;
+  t->ctls = r->next;
+  r->next = NULL;
+  sh_err err = {0};
+  if (!t->cid[0]) {
+    sh_error(&err, 404, "No such container: %s", r->ref);
+    ctl_finish(r, -1, &err);
+    return;
+  }
+  bool live = t->phase == P_RUNNING || t->phase == P_STOPPING;
+  bool signals = r->c.op == WORKER_KILL || r->c.op == WORKER_STOP ||
+                 r->c.op == WORKER_RESTART ||
+                 (r->c.op == WORKER_REMOVE && r->c.force);
+  if (live && signals && thaw_first(t)) {
+    r->next = t->ctls; /* after the thaw */
+    t->ctls = r;
+    return;
+  }
+  switch (r->c.op) {
+  case WORKER_KILL:
+  case WORKER_PAUSE:
+  case WORKER_UNPAUSE:
+    run_job_ctl(w, t, J_CTL, r);
+    return;
+  case WORKER_STOP:
+  case WORKER_RESTART:
+    if (!live) {
+      /* restart: the task has ended already, its replacement runs. */
+      ctl_finish(r, r->c.op == WORKER_STOP ? 1 : 0, NULL);
+      return;
+    }
+    break;
+  case WORKER_REMOVE:
+    if (!live) {
+      run_job_ctl(w, t, J_CTL, r);
+      return;
+    }
+    if (!r->c.force) {
+      if (t->paused)
+        sh_error(&err, 409,
+                 "cannot remove container \"%s\": container is paused and "
+                 "must be unpaused first",
+                 r->ref);
+      else
+        sh_error(&err, 409,
+                 "cannot remove container \"%s\": container is running: "
+                 "stop the container before removing or force remove",
+                 r->ref);
+      ctl_finish(r, -1, &err);
+      return;
+    }
+    break;
+  }
+  /* Stop (or SIGKILL for a forced removal) and wait for the exit. */
+  t->waiting = r;
+  if (t->phase == P_STOPPING)
+    return; /* already on its way out */
+  health_stop(t->health);
+  t->health = NULL;
+  bool kill9 = r->c.op == WORKER_REMOVE;
+  int sig = kill9 ? SIGKILL : r->c.signal > 0 ? r->c.signal : t->stop_signal;
+  if (t->watch) {
+    kill_event(t, sig);
+    if (exec_watch_stop(t->watch, sig, kill9 ? 0 : ctl_grace(t, r), &err) >= 0)
+      return;
+    log_warn("stopping container %s: %s; stopping it on a thread", t->cid,
+             err.msg);
+  }
+  /* Not watchable: a blocking stop on the worker's queue (a forced
+   * removal: exec_remove kills it). */
+  t->waiting = NULL;
+  run_job_ctl(w, t, J_CTL, r);
+}
+
+static void ctl_done(struct tctl *t, struct job *j) {
+  struct ctlreq *r = j->ctl;
+  j->ctl = NULL;
+  const struct worker_ctl *c = &r->c;
+  if (c->op == WORKER_UNPAUSE)
+    t->paused = false;
+  if (j->rc < 0) {
+    ctl_finish(r, -1, &j->err);
+    return;
+  }
+  switch (c->op) {
+  case WORKER_KILL:
+    kill_event(t, c->signal);
+    break;
+  case WORKER_PAUSE:
+    t->paused = true;
+    container_event(t, "pause", -1);
+    break;
+  case WORKER_UNPAUSE:
+    container_event(t, "unpause", -1);
+    break;
+  case WORKER_STOP:
+  case WORKER_RESTART:
+    /* The blocking stop's exit: the task's end. */
+    if (t->phase == P_RUNNING && j->st.status == EXEC_STATUS_EXITED)
+      exited(t, j->st.exit_code);
+    container_event(t, "stop", -1);
+    break;
+  case WORKER_REMOVE:
+    if (t->phase == P_RUNNING || t->phase == P_STOPPING)
+      exited(t, 137); /* killed by exec_remove (not watchable) */
+    container_event(t, "destroy", -1);
+    t->cid[0] = '\0';
+    break;
+  }
+  ctl_finish(r, 0, NULL);
+}
+
+bool worker_ctl(struct worker *w, const char *cid, const struct worker_ctl *c) {
+  struct tctl *t = NULL;
+  for (struct tctl *x = w->tasks; x && !t; x = x->next)
+    if (x->cid[0] && strcmp(x->cid, cid) == 0)
+      t = x;
+  if (!t || w->stopping)
+    return false;
+  struct ctlreq *r = xcalloc(1, sizeof *r);
+  r->c = *c;
+  r->ref = xstrdup(c->ref ? c->ref : cid);
+  r->c.ref = r->ref;
+  struct ctlreq **pp = &t->ctls;
+  while (*pp)
+    pp = &(*pp)->next;
+  *pp = r;
+  ctl_pump(t);
+  return true;
 }
 
 static bool terminal(const char *state) {

@@ -84,6 +84,37 @@ void worker_set_vxlan_port(struct worker *w, uint16_t port);
  *  "Endpoints": {task ID: {"Container", "Name"}},
  *  "Peers": {network ID: [{"Name", "IP"}]} (the other nodes holding it)}. */
 json_t *worker_network_view(struct worker *w);
+/* The node's container commands on a task's container (docker stop, kill,
+ * restart, rm, pause, unpause) go through the task's controller, which
+ * would otherwise race them. As on swarmkit, the container's exit is the
+ * task's own end (complete, or failed with its exit code) and the
+ * orchestrator replaces it. So a restart is a stop: the task's replacement
+ * is what runs again (the old container's network endpoints went with its
+ * task). Blocking runtime calls run on the worker's queue; a stop waits
+ * for the exit as a loop event. */
+enum worker_ctl_op {
+  WORKER_STOP,
+  WORKER_KILL,
+  WORKER_RESTART,
+  WORKER_REMOVE,
+  WORKER_PAUSE,
+  WORKER_UNPAUSE,
+};
+struct sh_err;
+struct worker_ctl {
+  enum worker_ctl_op op;
+  int signal;       /* stop, restart: 0 = the container's; kill: the signal */
+  int64_t grace_ns; /* stop, restart: < 0: the task's StopGracePeriod */
+  bool force;       /* remove: a running container too (SIGKILL first) */
+  const char *ref;  /* the container as the user named it (messages) */
+  /* On the loop, once: rc 0 done, 1 nothing to do (stop of a container
+   * not running: 304), < 0 failed with err. */
+  void (*done)(void *ud, int rc, const struct sh_err *err);
+  void *ud;
+};
+/* false: no task here owns container cid (the caller uses the executor);
+ * true: c->done will be called. */
+bool worker_ctl(struct worker *w, const char *cid, const struct worker_ctl *c);
 /* Finds the containers of tasks on disk (after a restart). */
 void worker_adopt(struct worker *w);
 /* Stops reconciling (containers keep running) and frees w once no runtime

@@ -21,7 +21,7 @@
 static const char *const container_filters[] = {"id",     "name",     "label",
                                                 "status", "ancestor", NULL};
 
-enum c_op { C_LIST, C_INSPECT, C_LOGS };
+enum c_op { C_LIST, C_INSPECT, C_LOGS, C_EXPORT };
 
 struct c_job {
   struct shoald *d;
@@ -38,10 +38,12 @@ struct c_job {
   sh_err err;
   int rc;
   bool streaming;
+  char exported[65]; /* export: the container, resolved before the head */
 };
 
 /* Full ID, exact name (with or without '/'), or a unique ID prefix. */
-static int resolve(executor *ex, const char *ref, char id[65], sh_err *err) {
+int api_resolve_container(executor *ex, const char *ref, char id[65],
+                          sh_err *err) {
   struct exec_entry *list = NULL;
   size_t n = 0;
   if (exec_list(ex, &list, &n, err) < 0)
@@ -76,9 +78,9 @@ static int resolve(executor *ex, const char *ref, char id[65], sh_err *err) {
 static void human_status(const json_t *info, char *out, size_t n) {
   const char *status = jx_str(info, "State.Status", "");
   int64_t t = 0;
-  const char *when = strcmp(status, "running") == 0
-                         ? jx_str(info, "State.StartedAt", "")
-                         : jx_str(info, "State.FinishedAt", "");
+  bool up = strcmp(status, "running") == 0 || strcmp(status, "paused") == 0;
+  const char *when = up ? jx_str(info, "State.StartedAt", "")
+                        : jx_str(info, "State.FinishedAt", "");
   clock_parse_rfc3339(when, &t, NULL);
   int64_t secs = t > 0 ? (clock_wall_ns() - t) / NS_PER_SEC : 0;
   char dur[64];
@@ -96,7 +98,9 @@ static void human_status(const json_t *info, char *out, size_t n) {
     snprintf(dur, sizeof dur, "%lld hours", (long long)secs / 3600);
   /* dockerd's State.String(): the health after the uptime. */
   const char *health = jx_str(info, "State.Health.Status", "");
-  if (strcmp(status, "running") == 0 && *health)
+  if (strcmp(status, "paused") == 0)
+    snprintf(out, n, "Up %s (Paused)", dur);
+  else if (strcmp(status, "running") == 0 && *health)
     snprintf(out, n, "Up %s (%s%s)", dur,
              strcmp(health, "starting") == 0 ? "health: " : "", health);
   else if (strcmp(status, "running") == 0)
@@ -176,7 +180,7 @@ static int list(struct c_job *j) {
   size_t i;
   json_t *info;
   json_array_foreach(all, i, info) {
-    bool running = strcmp(jx_str(info, "State.Status", ""), "running") == 0;
+    bool running = jx_bool(info, "State.Running", false);
     if ((j->all || running || filters_has(&j->f, "status")) &&
         matches(&j->f, info))
       json_array_append_new(j->result, summary(info));
@@ -245,14 +249,18 @@ static void work(void *ud) {
     j->rc = list(j);
     break;
   case C_INSPECT:
-    j->rc = resolve(j->d->exec, j->ref, id, &j->err);
+    j->rc = api_resolve_container(j->d->exec, j->ref, id, &j->err);
     if (j->rc == 0)
       j->rc = exec_inspect_json(j->d->exec, id, &j->result, &j->err);
     break;
   case C_LOGS:
-    j->rc = resolve(j->d->exec, j->ref, id, &j->err);
+    j->rc = api_resolve_container(j->d->exec, j->ref, id, &j->err);
     if (j->rc == 0)
       j->rc = exec_logs(j->d->exec, id, &j->lo, &j->err);
+    break;
+  case C_EXPORT:
+    j->rc = exec_export(j->d->exec, j->exported, log_write, log_cancelled, j,
+                        &j->err);
     break;
   }
 }
@@ -311,6 +319,26 @@ static int64_t query_time(struct http_req *req, const char *name) {
   return (int64_t)(strtod(v, NULL) * 1e9);
 }
 
+/* A streamed answer read on a thread of its own: a followed log lasts as
+ * long as the client wants, and must never hold one of the work queue's
+ * threads (pulls, creates). */
+static void start_stream(struct shoald *d, struct c_job *j, const char *ctype) {
+  j->streaming = true;
+  j->req->on_close = on_gone;
+  j->req->on_close_ud = j;
+  http_stream_begin(j->req, 200, ctype, NULL);
+  flow_init(&j->flow, LOG_QUEUE_HIGH);
+  pthread_t th;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  if (pthread_create(&th, &attr, log_thread, j) != 0) {
+    j->rc = sh_error(&j->err, 500, "cannot start a reader thread");
+    workq_post(d->work, done, j);
+  }
+  pthread_attr_destroy(&attr);
+}
+
 static void logs(struct api_call *c, struct c_job *j) {
   j->lo.want_stdout = api_query_bool(c->req, "stdout");
   j->lo.want_stderr = api_query_bool(c->req, "stderr");
@@ -329,23 +357,26 @@ static void logs(struct api_call *c, struct c_job *j) {
   j->lo.write = log_write;
   j->lo.cancelled = log_cancelled;
   j->lo.arg = j;
-  j->streaming = true;
-  c->req->on_close = on_gone;
-  c->req->on_close_ud = j;
-  http_stream_begin(c->req, 200, "application/vnd.docker.multiplexed-stream",
-                    NULL);
-  flow_init(&j->flow, LOG_QUEUE_HIGH);
-  /* A thread of its own: a followed log lasts as long as the client wants,
-   * and must never hold one of the work queue's threads (pulls, creates). */
-  pthread_t th;
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  if (pthread_create(&th, &attr, log_thread, j) != 0) {
-    j->rc = sh_error(&j->err, 500, "logs: cannot start a reader thread");
-    workq_post(c->d->work, done, j);
+  start_stream(c->d, j, "application/vnd.docker.multiplexed-stream");
+}
+
+/* export: the container is resolved first, so that an unknown one gets
+ * its 404 rather than an empty tar. */
+static void export_work(void *ud) {
+  struct c_job *j = ud;
+  j->rc = api_resolve_container(j->d->exec, j->ref, j->exported, &j->err);
+}
+
+static void export_resolved(void *ud, int cancelled) {
+  struct c_job *j = ud;
+  if (cancelled)
+    j->rc = sh_error(&j->err, 503, "the daemon is shutting down");
+  if (j->rc < 0) {
+    api_reply_err(j->req, &j->err);
+    job_free(j);
+    return;
   }
-  pthread_attr_destroy(&attr);
+  start_stream(j->d, j, "application/x-tar");
 }
 
 bool api_containers(struct api_call *c) {
@@ -392,6 +423,11 @@ bool api_containers(struct api_call *c) {
   if (strcmp(slash, "/logs") == 0) {
     j->op = C_LOGS;
     logs(c, j);
+    return true;
+  }
+  if (strcmp(slash, "/export") == 0) {
+    j->op = C_EXPORT;
+    workq_submit(read_queue(c->d), export_work, export_resolved, j);
     return true;
   }
   job_free(j);

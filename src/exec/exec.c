@@ -73,7 +73,7 @@ int exec_prepare_host_mounts(sh_err *err) {
 
 /* ---- executor ---- */
 
-static char *find_bin(const char *name) {
+char *exec_find_bin(const char *name) {
   const char *path = getenv("PATH");
   cleanup_free char *dirs =
       xasprintf("%s:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:"
@@ -127,12 +127,12 @@ int exec_open(const char *data_root, const char *exec_root, executor **out,
   ex->sock_dir = xasprintf("%s/sock", exec_root);
   ex->cgmode = mode;
   ex->swap_limit = detect_swap(mode);
-  ex->crun = find_bin("crun");
-  ex->conmon = find_bin("conmon");
+  ex->crun = exec_find_bin("crun");
+  ex->conmon = exec_find_bin("conmon");
   /* --init runs inside any image: the static build if there is one. */
-  ex->init = find_bin("tini-static");
+  ex->init = exec_find_bin("tini-static");
   if (!ex->init)
-    ex->init = find_bin("tini");
+    ex->init = exec_find_bin("tini");
   if (!ex->crun || !ex->conmon) {
     int rc =
         sh_error(err, 500, "%s not found in PATH (install crun and conmon)",
@@ -374,6 +374,7 @@ static int state_of(const struct ctr_paths *p, const json_t *meta, bool wait,
   if (runinfo_alive(&ri)) {
     out->status = EXEC_STATUS_RUNNING;
     out->pid = ri.pid;
+    out->paused = exec_paused_marked(p);
     return 0;
   }
   if (!wait && conmon_alive(p, jx_str(meta, "Id", ""))) {
@@ -557,8 +558,8 @@ static int start_conmon(executor *ex, const char *id, const json_t *meta,
   return 0;
 }
 
-static int ensure_rootfs(const json_t *meta, const struct ctr_paths *p,
-                         sh_err *err) {
+int exec_ensure_rootfs(const json_t *meta, const struct ctr_paths *p,
+                       sh_err *err) {
   if (exec_overlay_mounted(p->rootfs))
     return 0;
   /* A restarted daemon in a new mount namespace: mount it again here. */
@@ -591,7 +592,7 @@ int exec_start(executor *ex, const char *id, pid_t *pid_out, sh_err *err) {
   /* Leftovers of a start that died half-way. */
   if (crun_delete(ex, &p, id, err) < 0)
     return -1;
-  if (ensure_rootfs(meta, &p, err) < 0)
+  if (exec_ensure_rootfs(meta, &p, err) < 0)
     return -1;
   const char *dirs[] = {p.run, p.exit_dir, p.persist};
   for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)
@@ -599,6 +600,7 @@ int exec_start(executor *ex, const char *id, pid_t *pid_out, sh_err *err) {
       return -1;
   unlink(p.pidfile);
   unlink(p.conmon_pid);
+  exec_set_paused_mark(&p, false);
 
   pid_t pid = 0;
   if (start_conmon(ex, id, meta, &p, &pid, err) < 0) {
@@ -621,6 +623,28 @@ int exec_start(executor *ex, const char *id, pid_t *pid_out, sh_err *err) {
   if (pid_out)
     *pid_out = pid;
   return 0;
+}
+
+static void reap_conmon(const struct ctr_paths *p, const char *id);
+
+int exec_rerun(executor *ex, const char *id, pid_t *pid, sh_err *err) {
+  cleanup_paths struct ctr_paths p = {0};
+  cleanup_json json_t *meta = NULL;
+  if (exec_load_meta(ex, id, &p, &meta, err) < 0)
+    return -1;
+  struct exec_state st;
+  state_of(&p, meta, true, &st, err);
+  if (st.status == EXEC_STATUS_EXITED) {
+    /* The next run's state replaces the last one's, as dockerd's. */
+    if (crun_delete(ex, &p, id, err) < 0)
+      return -1;
+    reap_conmon(&p, id);
+    unlink(p.exit_file);
+    unlink(p.state);
+    cleanup_free char *oom = xasprintf("%s/oom", p.persist);
+    unlink(oom);
+  }
+  return exec_start(ex, id, pid, err);
 }
 
 /* ---- stop, kill ---- */
@@ -871,15 +895,15 @@ int exec_inspect_json(executor *ex, const char *id, json_t **out, sh_err *err) {
   struct exec_state st;
   state_of(&p, meta, false, &st, err);
   json_object_del(meta, "Shoal");
-  json_object_set_new(meta, "State",
-                      json_pack("{s:s,s:b,s:b,s:b,s:b,s:b,s:i,s:i,s:s,s:o,s:o}",
-                                "Status", exec_status_string(st.status),
-                                "Running", st.status == EXEC_STATUS_RUNNING,
-                                "Paused", 0, "Restarting", 0, "OOMKilled",
-                                st.oom_killed, "Dead", 0, "Pid", (int)st.pid,
-                                "ExitCode", st.exit_code, "Error", st.error,
-                                "StartedAt", time_json(st.started_ns),
-                                "FinishedAt", time_json(st.finished_ns)));
+  json_object_set_new(
+      meta, "State",
+      json_pack("{s:s,s:b,s:b,s:b,s:b,s:b,s:i,s:i,s:s,s:o,s:o}", "Status",
+                st.paused ? "paused" : exec_status_string(st.status), "Running",
+                st.status == EXEC_STATUS_RUNNING, "Paused", st.paused,
+                "Restarting", 0, "OOMKilled", st.oom_killed, "Dead", 0, "Pid",
+                (int)st.pid, "ExitCode", st.exit_code, "Error", st.error,
+                "StartedAt", time_json(st.started_ns), "FinishedAt",
+                time_json(st.finished_ns)));
   /* As dockerd: State.Health for a container with a healthcheck. */
   json_t *health = exec_read_json(p.health);
   if (json_is_object(health) && jx_get(meta, "Config.Healthcheck"))

@@ -170,7 +170,8 @@ const char *exec_status_string(enum exec_status s); /* "created" ... */
 
 struct exec_state {
   enum exec_status status;
-  pid_t pid; /* while running, else 0 */
+  pid_t pid;   /* while running, else 0 */
+  bool paused; /* running, frozen by exec_pause */
   int exit_code;
   bool oom_killed;
   int64_t created_ns, started_ns, finished_ns; /* wall clock; 0: never */
@@ -319,6 +320,44 @@ void exec_frame_header(unsigned char hdr[8], int stream, uint32_t len);
  * health is redone after a reboot anyway. Small: fine on the loop. */
 int exec_set_health(executor *ex, const char *id, const json_t *health,
                     struct sh_err *err);
+
+/* Starts an exited container again (docker restart, start): its last
+ * run's exit and state go, its rootfs and log stay. A container never
+ * started or running: as exec_start. */
+int exec_rerun(executor *ex, const char *id, pid_t *pid, struct sh_err *err);
+
+/* ---- control and inspection of one container (ctl.c) ---- */
+
+/* crun pause / resume (the freezer). 409 with dockerd's messages when not
+ * running, already paused, or not paused. */
+int exec_pause(executor *ex, const char *id, struct sh_err *err);
+int exec_resume(executor *ex, const char *id, struct sh_err *err);
+/* Sets Name ("/name") and what ps shows. The caller checks the name. */
+int exec_rename(executor *ex, const char *id, const char *name,
+                struct sh_err *err);
+/* docker top: `ps ps_args` (NULL or "": -ef) on the host, keeping the
+ * lines of the container's processes: {"Titles": [...], "Processes":
+ * [[...]]}. 409 unless running; 400 for "-o x=PID" renames (moby). */
+int exec_top(executor *ex, const char *id, const char *ps_args, json_t **out,
+             struct sh_err *err);
+/* The pure parts of exec_top, as moby's validatePSArgs and
+ * parsePSOutput. */
+int exec_top_check_args(const char *ps_args, struct sh_err *err);
+int exec_top_parse(const char *ps_output, const pid_t *pids, size_t n,
+                   json_t **out, struct sh_err *err);
+/* One stats sample (exec/cgstats.h's objects plus "read", "id", "name",
+ * "networks", "cpu_stats.system_cpu_usage", "online_cpus", "num_procs"),
+ * without precpu_stats. A container not running: zeros, as dockerd. */
+int exec_stats(executor *ex, const char *id, json_t **out, struct sh_err *err);
+/* docker diff: the overlay upper directory against the image layers:
+ * [{"Path", "Kind": 0 modified, 1 added, 2 deleted}], sorted by path. */
+int exec_changes(executor *ex, const char *id, json_t **out,
+                 struct sh_err *err);
+/* docker export: a tar of the container's filesystem (rootfs, mounted
+ * again if it must be) to write(). */
+int exec_export(executor *ex, const char *id,
+                int (*write)(void *arg, const void *buf, size_t len),
+                bool (*cancelled)(void *arg), void *arg, struct sh_err *err);
 
 /* "SIGTERM", "TERM", "term", "15" -> 15; -1 if not a signal. */
 int exec_parse_signal(const char *s);

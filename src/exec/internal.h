@@ -44,6 +44,15 @@ json_t *exec_read_json(const char *path);
 int exec_load_meta(const executor *ex, const char *id, struct ctr_paths *p,
                    json_t **meta, struct sh_err *err);
 
+/* name's absolute path in PATH (and the usual bin directories), or NULL. */
+char *exec_find_bin(const char *name);
+/* Mounts the container's overlay at p->rootfs unless it is. */
+int exec_ensure_rootfs(const json_t *meta, const struct ctr_paths *p,
+                       struct sh_err *err);
+/* ctl.c: the paused marker (<run>/paused), set by exec_pause. */
+bool exec_paused_marked(const struct ctr_paths *p);
+void exec_set_paused_mark(const struct ctr_paths *p, bool on);
+
 /* ---- spec.c: from image config + spec to what runs (pure) ---- */
 
 /* The process as Docker composes it from image config and spec. */

@@ -313,3 +313,93 @@ TEST(worker_healthcheck_gates_running_and_fails_unhealthy) {
   CHECK_STR_EQ(jx_str(info, "State.Health.Status", ""), "unhealthy");
   CHECK(json_array_size(jx_get(info, "State.Health.Log")) >= 3);
 }
+
+struct ctl_result {
+  int calls, rc;
+  char msg[256];
+};
+
+static void ctl_cb(void *ud, int rc, const sh_err *err) {
+  struct ctl_result *r = ud;
+  r->calls++;
+  r->rc = rc;
+  snprintf(r->msg, sizeof r->msg, "%s", rc < 0 && err ? err->msg : "");
+}
+
+static void ctl_wait(struct wfx *f, struct ctl_result *r) {
+  for (int i = 0; i < 100 && !r->calls; i++)
+    run_for(f, 50 * NS_PER_MS);
+}
+
+/* docker stop / pause / rm on a task's container go through its
+ * controller: the exit is the task's end (complete on 0, failed else),
+ * answered once the exit is handled; a paused one is thawed before it is
+ * killed; rm of a running one needs force. */
+TEST(worker_ctl_ends_tasks_as_swarmkit) {
+  WFX(f);
+  char a[65], b[65];
+  sh_err err = {0};
+  const char *polite = "trap 'exit 0' TERM; while :; do sleep 0.1; done";
+  if (task_container(&f, "task-a", polite, a, NULL, &err) < 0 ||
+      task_container(&f, "task-b", polite, b, NULL, &err) < 0)
+    FAIL_("%s", err.msg);
+  start_worker(&f);
+  cleanup_json json_t *tasks =
+      json_pack("[{s:s, s:s, s:{s:{s:s}}}, {s:s, s:s, s:{s:{s:s}}}]", "ID",
+                "task-a", "DesiredState", "running", "Spec", "ContainerSpec",
+                "Image", "busybox:test", "ID", "task-b", "DesiredState",
+                "running", "Spec", "ContainerSpec", "Image", "busybox:test");
+  run_for(&f, 300 * NS_PER_MS);
+  worker_assign(f.w, tasks);
+  run_for(&f, 300 * NS_PER_MS);
+
+  struct ctl_result r = {0};
+  struct worker_ctl c = {.op = WORKER_STOP,
+                         .grace_ns = 5 * NS_PER_SEC,
+                         .ref = "a",
+                         .done = ctl_cb,
+                         .ud = &r};
+  CHECK(!worker_ctl(f.w, "0123", &c)); /* not a task's: the caller's */
+  CHECK(worker_ctl(f.w, a, &c));
+  ctl_wait(&f, &r);
+  CHECK_INT_EQ(r.calls, 1);
+  CHECK_INT_EQ(r.rc, 0);
+  struct exec_state st;
+  CHECK_INT_EQ(exec_state(f.ex, a, &st, &err), 0);
+  CHECK_INT_EQ(st.status, EXEC_STATUS_EXITED);
+  CHECK_INT_EQ(st.exit_code, 0);
+  run_for(&f, 100 * NS_PER_MS); /* the report's batching */
+  CHECK_STR_EQ(last_state(&f, "task-a"), "complete");
+  /* Stopped already: nothing to do (dockerd's 304). */
+  r = (struct ctl_result){0};
+  CHECK(worker_ctl(f.w, a, &c));
+  ctl_wait(&f, &r);
+  CHECK_INT_EQ(r.rc, 1);
+
+  r = (struct ctl_result){0};
+  c.op = WORKER_PAUSE;
+  c.ref = "b";
+  CHECK(worker_ctl(f.w, b, &c));
+  ctl_wait(&f, &r);
+  CHECK_INT_EQ(r.rc, 0);
+  CHECK_INT_EQ(exec_state(f.ex, b, &st, &err), 0);
+  CHECK(st.paused);
+  r = (struct ctl_result){0};
+  c.op = WORKER_REMOVE;
+  CHECK(worker_ctl(f.w, b, &c));
+  ctl_wait(&f, &r);
+  CHECK_INT_EQ(r.rc, -1);
+  CHECK_STR_EQ(r.msg, "cannot remove container \"b\": container is paused "
+                      "and must be unpaused first");
+  r = (struct ctl_result){0};
+  c.force = true;
+  CHECK(worker_ctl(f.w, b, &c));
+  ctl_wait(&f, &r);
+  CHECK_INT_EQ(r.rc, 0);
+  CHECK(gone(&f, b));
+  run_for(&f, 100 * NS_PER_MS);
+  CHECK_STR_EQ(last_state(&f, "task-b"), "failed");
+  /* Gone: the worker no longer owns it. */
+  r = (struct ctl_result){0};
+  CHECK(!worker_ctl(f.w, b, &c));
+}
