@@ -253,8 +253,10 @@ static json_t *task_labels(struct worker *w, const json_t *task,
 }
 
 /* A container event (docker events), as dockerd logs one: the
- * container's labels, its image and name in the attributes. */
-static void container_event(struct tctl *t, const char *action, int exit_code) {
+ * container's labels, its image and name in the attributes, and one more
+ * attribute if key is given (exitCode of a die, signal of a kill). */
+static void publish_event(struct tctl *t, const char *action, const char *key,
+                          int value) {
   struct worker *w = t->w;
   if (!w->cfg.events || !t->cid[0] || !t->task)
     return;
@@ -264,24 +266,18 @@ static void container_event(struct tctl *t, const char *action, int exit_code) {
       json_string(jx_str(t->task, "Spec.ContainerSpec.Image", "")));
   json_object_set(attrs, "name",
                   json_object_get(attrs, "com.docker.swarm.task.name"));
-  if (exit_code >= 0)
-    json_object_set_new(attrs, "exitCode", json_sprintf("%d", exit_code));
+  if (key)
+    json_object_set_new(attrs, key, json_sprintf("%d", value));
   events_publish(w->cfg.events, "container", action, t->cid, attrs, "local");
+}
+
+static void container_event(struct tctl *t, const char *action, int exit_code) {
+  publish_event(t, action, exit_code >= 0 ? "exitCode" : NULL, exit_code);
 }
 
 /* dockerd's kill event: the signal in the attributes. */
 static void kill_event(struct tctl *t, int sig) {
-  struct worker *w = t->w;
-  if (!w->cfg.events || !t->cid[0] || !t->task)
-    return;
-  json_t *attrs = task_labels(w, t->task, t->id);
-  json_object_set_new(
-      attrs, "image",
-      json_string(jx_str(t->task, "Spec.ContainerSpec.Image", "")));
-  json_object_set(attrs, "name",
-                  json_object_get(attrs, "com.docker.swarm.task.name"));
-  json_object_set_new(attrs, "signal", json_sprintf("%d", sig));
-  events_publish(w->cfg.events, "container", "kill", t->cid, attrs, "local");
+  publish_event(t, "kill", "signal", sig);
 }
 
 /* NULL-ended copies of a JSON array of strings (NULL when absent). */

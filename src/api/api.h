@@ -54,11 +54,6 @@ bool api_containers(struct api_call *c);
 /* Lifecycle and inspection of one container (ctl.c): stop, kill, restart,
  * wait, DELETE, pause, unpause, rename, top, stats, changes. */
 bool api_container_ctl(struct api_call *c);
-/* Full ID, exact name (with or without '/'), or a unique ID prefix -> ID;
- * 404 "No such container: <ref>". Blocking (reads the executor's disk). */
-struct executor;
-int api_resolve_container(struct executor *ex, const char *ref, char id[65],
-                          struct sh_err *err);
 bool api_networks(struct api_call *c);
 bool api_events(struct api_call *c);
 bool api_volumes(struct api_call *c);

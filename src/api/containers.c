@@ -41,39 +41,6 @@ struct c_job {
   char exported[65]; /* export: the container, resolved before the head */
 };
 
-/* Full ID, exact name (with or without '/'), or a unique ID prefix. */
-int api_resolve_container(executor *ex, const char *ref, char id[65],
-                          sh_err *err) {
-  struct exec_entry *list = NULL;
-  size_t n = 0;
-  if (exec_list(ex, &list, &n, err) < 0)
-    return -1;
-  const char *name = ref[0] == '/' ? ref + 1 : ref;
-  int found = 0;
-  for (size_t i = 0; i < n && found < 2; i++) {
-    if (strcmp(list[i].id, ref) == 0 || strcmp(list[i].name, name) == 0) {
-      snprintf(id, 65, "%s", list[i].id);
-      found = 1;
-      break;
-    }
-  }
-  if (!found && strlen(ref) >= 1) {
-    for (size_t i = 0; i < n; i++) {
-      if (str_has_prefix(list[i].id, ref)) {
-        snprintf(id, 65, "%s", list[i].id);
-        found++;
-      }
-    }
-  }
-  exec_list_free(list, n);
-  if (found == 1)
-    return 0;
-  if (found > 1)
-    return sh_error(err, 400, "multiple IDs found with provided prefix: %s",
-                    ref);
-  return sh_error(err, 404, "No such container: %s", ref);
-}
-
 /* "Up 5 minutes" / "Exited (0) 3 seconds ago", as docker ps shows. */
 static void human_status(const json_t *info, char *out, size_t n) {
   const char *status = jx_str(info, "State.Status", "");
@@ -249,12 +216,12 @@ static void work(void *ud) {
     j->rc = list(j);
     break;
   case C_INSPECT:
-    j->rc = api_resolve_container(j->d->exec, j->ref, id, &j->err);
+    j->rc = exec_find(j->d->exec, j->ref, id, &j->err);
     if (j->rc == 0)
       j->rc = exec_inspect_json(j->d->exec, id, &j->result, &j->err);
     break;
   case C_LOGS:
-    j->rc = api_resolve_container(j->d->exec, j->ref, id, &j->err);
+    j->rc = exec_find(j->d->exec, j->ref, id, &j->err);
     if (j->rc == 0)
       j->rc = exec_logs(j->d->exec, id, &j->lo, &j->err);
     break;
@@ -364,7 +331,7 @@ static void logs(struct api_call *c, struct c_job *j) {
  * its 404 rather than an empty tar. */
 static void export_work(void *ud) {
   struct c_job *j = ud;
-  j->rc = api_resolve_container(j->d->exec, j->ref, j->exported, &j->err);
+  j->rc = exec_find(j->d->exec, j->ref, j->exported, &j->err);
 }
 
 static void export_resolved(void *ud, int cancelled) {

@@ -158,7 +158,7 @@ static int rename_work(struct ctl_job *j) {
 static void resolve_work(void *ud) {
   struct ctl_job *j = ud;
   executor *ex = j->d->exec;
-  j->rc = api_resolve_container(ex, j->ref, j->id, &j->err);
+  j->rc = exec_find(ex, j->ref, j->id, &j->err);
   if (j->rc == 0)
     j->rc = exec_inspect_json(ex, j->id, &j->info, &j->err);
   if (j->rc < 0)

@@ -64,25 +64,6 @@ const struct schema_field schema_node_spec[] = {
     {"Availability", SCHEMA_STRING, "swarm.NodeAvailability"},
     {0}};
 
-static const char *json_type_name(const json_t *v) {
-  switch (json_typeof(v)) {
-  case JSON_OBJECT:
-    return "object";
-  case JSON_ARRAY:
-    return "array";
-  case JSON_STRING:
-    return "string";
-  case JSON_INTEGER:
-  case JSON_REAL:
-    return "number";
-  case JSON_TRUE:
-  case JSON_FALSE:
-    return "bool";
-  default:
-    return "null";
-  }
-}
-
 static bool type_ok(const json_t *v, enum schema_type t) {
   switch (t) {
   case SCHEMA_STRING:
@@ -123,7 +104,7 @@ int schema_check(const json_t *body, const char *struct_name,
     json_t *v = jx_get(body, f->path);
     if (!v || json_is_null(v) || type_ok(v, f->type))
       continue;
-    const char *got = json_type_name(v);
+    const char *got = jx_kind(v);
     /* A negative number for an unsigned field is a number Go cannot hold. */
     if (f->type == SCHEMA_UINT && json_is_integer(v))
       return sh_error(err, 400,

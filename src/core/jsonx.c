@@ -91,3 +91,22 @@ void jx_merge(json_t *dst, const json_t *src) {
       json_object_set_new(dst, k, json_deep_copy(v));
   }
 }
+
+const char *jx_kind(const json_t *v) {
+  switch (json_typeof(v)) {
+  case JSON_OBJECT:
+    return "object";
+  case JSON_ARRAY:
+    return "array";
+  case JSON_STRING:
+    return "string";
+  case JSON_INTEGER:
+  case JSON_REAL:
+    return "number";
+  case JSON_TRUE:
+  case JSON_FALSE:
+    return "bool";
+  default:
+    return "null";
+  }
+}

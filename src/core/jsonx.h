@@ -34,4 +34,8 @@ char *jx_dump(const json_t *j);
  * replaces dst's value. Steals nothing. */
 void jx_merge(json_t *dst, const json_t *src);
 
+/* A JSON value's kind as Go's encoding/json names it in its errors:
+ * "object", "array", "string", "number", "bool", "null". */
+const char *jx_kind(const json_t *v);
+
 #endif

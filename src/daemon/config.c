@@ -1,6 +1,7 @@
 /* daemon.json with dockerd's rules (daemon/config in moby): see config.h. */
 #include "daemon/config.h"
 
+#include "core/jsonx.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -192,23 +193,6 @@ static void go_fmt(sh_buf *b, const json_t *v) {
   }
 }
 
-static const char *json_kind(const json_t *v) {
-  switch (json_typeof(v)) {
-  case JSON_STRING:
-    return "string";
-  case JSON_INTEGER:
-  case JSON_REAL:
-    return "number";
-  case JSON_TRUE:
-  case JSON_FALSE:
-    return "bool";
-  case JSON_ARRAY:
-    return "array";
-  default:
-    return "object";
-  }
-}
-
 /* encoding/json's refusal of a value of the wrong type. */
 static int type_check(const struct key *k, const json_t *v, sh_err *err) {
   static const char *const go[] = {"bool", "string", "[]string", "int",
@@ -235,7 +219,7 @@ static int type_check(const struct key *k, const json_t *v, sh_err *err) {
           return sh_error(err, 400,
                           "invalid JSON: json: cannot unmarshal %s into Go "
                           "struct field Config.%s of type %s",
-                          json_kind(e), k->file,
+                          jx_kind(e), k->file,
                           k->type == K_STRV ? "string"
                                             : "address.NetworkToSplit");
       }
@@ -247,7 +231,7 @@ static int type_check(const struct key *k, const json_t *v, sh_err *err) {
   return sh_error(err, 400,
                   "invalid JSON: json: cannot unmarshal %s into Go struct "
                   "field Config.%s of type %s",
-                  json_kind(v), k->file, go[k->type]);
+                  jx_kind(v), k->file, go[k->type]);
 }
 
 int daemon_config_check_label(const char *label, sh_err *err) {

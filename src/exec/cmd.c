@@ -23,21 +23,6 @@
 
 /* ---- the process config ---- */
 
-static void env_put(json_t *env, const char *kv) {
-  const char *eq = strchr(kv, '=');
-  size_t klen = eq ? (size_t)(eq - kv) : strlen(kv);
-  size_t i;
-  json_t *e;
-  json_array_foreach(env, i, e) {
-    const char *s = json_string_value(e);
-    if (s && strncmp(s, kv, klen) == 0 && (s[klen] == '=' || !s[klen])) {
-      json_array_set_new(env, i, json_string(kv));
-      return;
-    }
-  }
-  json_array_append_new(env, json_string(kv));
-}
-
 static json_t *strv_json(const char *const *v) {
   json_t *a = json_array();
   for (; v && *v; v++)
@@ -96,9 +81,9 @@ int exec_cmd_process(executor *ex, const char *id,
   }
   /* moby's CreateDaemonEnvironment: a terminal's TERM, then the exec's. */
   if (o->tty)
-    env_put(env, "TERM=xterm");
+    exec_env_set(env, "TERM=xterm");
   for (size_t i = 0; o->env && o->env[i]; i++)
-    env_put(env, o->env[i]);
+    exec_env_set(env, o->env[i]);
   if (o->workdir && *o->workdir)
     json_object_set_new(x, "cwd", json_string(o->workdir));
   if (o->user && *o->user) {

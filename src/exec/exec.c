@@ -574,13 +574,21 @@ int exec_ensure_rootfs(const json_t *meta, const struct ctr_paths *p,
   return rc;
 }
 
+/* exec_load_meta, then the container's state (waiting for an exit record
+ * being written). */
+static int load_with_state(executor *ex, const char *id, struct ctr_paths *p,
+                           json_t **meta, struct exec_state *st, sh_err *err) {
+  if (exec_load_meta(ex, id, p, meta, err) < 0)
+    return -1;
+  return state_of(p, *meta, true, st, err);
+}
+
 int exec_start(executor *ex, const char *id, pid_t *pid_out, sh_err *err) {
   cleanup_paths struct ctr_paths p = {0};
   cleanup_json json_t *meta = NULL;
-  if (exec_load_meta(ex, id, &p, &meta, err) < 0)
-    return -1;
   struct exec_state st;
-  state_of(&p, meta, true, &st, err);
+  if (load_with_state(ex, id, &p, &meta, &st, err) < 0)
+    return -1;
   if (st.status == EXEC_STATUS_RUNNING) {
     if (pid_out)
       *pid_out = st.pid;
@@ -630,10 +638,9 @@ static void reap_conmon(const struct ctr_paths *p, const char *id);
 int exec_rerun(executor *ex, const char *id, pid_t *pid, sh_err *err) {
   cleanup_paths struct ctr_paths p = {0};
   cleanup_json json_t *meta = NULL;
-  if (exec_load_meta(ex, id, &p, &meta, err) < 0)
-    return -1;
   struct exec_state st;
-  state_of(&p, meta, true, &st, err);
+  if (load_with_state(ex, id, &p, &meta, &st, err) < 0)
+    return -1;
   if (st.status == EXEC_STATUS_EXITED) {
     /* The next run's state replaces the last one's, as dockerd's. */
     if (crun_delete(ex, &p, id, err) < 0)

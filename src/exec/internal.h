@@ -202,4 +202,8 @@ bool exec_overlay_mounted(const char *target);
  * the kernel (6.1) takes one page of options. Tests lower it. */
 extern size_t exec_overlay_opt_max;
 
+/* Sets "K=V" in an OCI env array: replaces the entry of the same key,
+ * else appends (spec.c). */
+void exec_env_set(json_t *env, const char *kv);
+
 #endif

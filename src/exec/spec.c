@@ -72,7 +72,7 @@ static bool strv_empty(const char *const *v) {
 }
 
 /* Docker's ReplaceOrAppendEnvValues: same key replaces, else appends. */
-static void env_set(json_t *env, const char *kv) {
+void exec_env_set(json_t *env, const char *kv) {
   size_t klen = strcspn(kv, "=");
   size_t i;
   json_t *e;
@@ -133,10 +133,10 @@ int exec_compose(const struct exec_spec *s, struct exec_process *out,
   json_t *ienv = json_object_get(ic, "Env");
   json_array_foreach(ienv, i, a) {
     if (json_is_string(a))
-      env_set(out->env, json_string_value(a));
+      exec_env_set(out->env, json_string_value(a));
   }
   for (size_t k = 0; s->env && s->env[k]; k++)
-    env_set(out->env, s->env[k]);
+    exec_env_set(out->env, s->env[k]);
 
   out->labels = json_object();
   json_t *il = json_object_get(ic, "Labels");
