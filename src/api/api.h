@@ -50,6 +50,9 @@ bool api_swarm(struct api_call *c);
 bool api_nodes(struct api_call *c);
 bool api_services(struct api_call *c);
 bool api_images(struct api_call *c);
+/* Sends the image store's events (pull, tag, delete, ...) to the node's
+ * event log; once, after the store and the event log exist. */
+void api_images_events(struct shoald *d);
 bool api_containers(struct api_call *c);
 bool api_networks(struct api_call *c);
 bool api_events(struct api_call *c);
