@@ -43,9 +43,9 @@ enum img_op {
   OP_DF,
 };
 
-static const char *const list_filters[] = {
-    "dangling", "label", "label!", "before", "since", "reference", "until",
-    NULL};
+static const char *const list_filters[] = {"dangling", "label", "label!",
+                                           "before",   "since", "reference",
+                                           "until",    NULL};
 static const char *const prune_filters[] = {"dangling", "label", "label!",
                                             "until", NULL};
 
@@ -147,8 +147,8 @@ static void events_post(struct shoald *d, const char *action, const char *id,
 }
 
 /* dockerd's LogImageEvent: the image's labels, then its name. */
-static void on_store_event(const char *action, const char *id,
-                           const char *name, const json_t *labels, void *ud) {
+static void on_store_event(const char *action, const char *id, const char *name,
+                           const json_t *labels, void *ud) {
   json_t *attrs = json_object();
   const char *k;
   json_t *v;
@@ -266,7 +266,7 @@ static bool dangling(const json_t *sum) {
 
 struct match_ctx {
   struct filters *f;
-  int dangling; /* -1: either */
+  int dangling;                 /* -1: either */
   int64_t before, since, until; /* 0: none */
 };
 
@@ -298,8 +298,8 @@ static int match_setup(struct img_job *j, struct match_ctx *m) {
                   &j->err) < 0)
     return -1;
   if ((v = json_object_get(j->f.map, "until")) && json_array_size(v) &&
-      until_secs(json_string_value(json_array_get(v, 0)), &m->until,
-                 &j->err) < 0)
+      until_secs(json_string_value(json_array_get(v, 0)), &m->until, &j->err) <
+          0)
     return -1;
   return 0;
 }
@@ -312,9 +312,9 @@ static bool ref_matches(const char *pattern, const char *familiar) {
   const char *at = strchr(familiar, '@');
   size_t n = at ? (size_t)(at - familiar) : strlen(familiar);
   const char *slash = memrchr(familiar, '/', n);
-  const char *colon = memrchr(slash ? slash : familiar, ':',
-                              n - (size_t)((slash ? slash : familiar) -
-                                           familiar));
+  const char *colon =
+      memrchr(slash ? slash : familiar, ':',
+              n - (size_t)((slash ? slash : familiar) - familiar));
   cleanup_free char *name =
       xstrndup(familiar, colon ? (size_t)(colon - familiar) : n);
   return fnmatch(pattern, name, FNM_PATHNAME) == 0;
@@ -405,15 +405,15 @@ static int do_prune(struct img_job *j) {
   struct users u;
   if (users_load(j->d, &u, &j->err) < 0)
     return -1;
-  int rc = image_prune(j->d->images, all, summary_matches, &m, &u.u,
-                       &j->result, &j->err);
+  int rc = image_prune(j->d->images, all, summary_matches, &m, &u.u, &j->result,
+                       &j->err);
   users_free(&u);
   if (rc == 0)
-    events_post(j->d, "prune", "",
-                json_pack("{s:o}", "reclaimed",
-                          json_sprintf("%lld", (long long)jx_int(
-                                                   j->result, "SpaceReclaimed",
-                                                   0))));
+    events_post(
+        j->d, "prune", "",
+        json_pack("{s:o}", "reclaimed",
+                  json_sprintf("%lld", (long long)jx_int(
+                                           j->result, "SpaceReclaimed", 0))));
   return rc;
 }
 /* ---- system df ---- */
@@ -466,11 +466,12 @@ static json_t *container_df(const json_t *c, const json_t *images) {
   json_t *mounts = json_object_get(c, "Mounts");
   json_t *out = json_pack(
       "{s:s, s:[s], s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:O, s:O}", "Id",
-      jx_str(c, "Id", ""), "Names", name, "Image", jx_str(c, "Config.Image", ""),
-      "ImageID", iid, "Command", cmd.data ? cmd.data : "", "Created",
-      (json_int_t)(created / NS_PER_SEC), "SizeRw", (json_int_t)rw,
-      "SizeRootFs", (json_int_t)(rw + isize), "State", state, "Status", status,
-      "Labels", json_is_object(labels) ? labels : json_object(), "Mounts",
+      jx_str(c, "Id", ""), "Names", name, "Image",
+      jx_str(c, "Config.Image", ""), "ImageID", iid, "Command",
+      cmd.data ? cmd.data : "", "Created", (json_int_t)(created / NS_PER_SEC),
+      "SizeRw", (json_int_t)rw, "SizeRootFs", (json_int_t)(rw + isize), "State",
+      state, "Status", status, "Labels",
+      json_is_object(labels) ? labels : json_object(), "Mounts",
       json_is_array(mounts) ? mounts : json_array());
   buf_free(&cmd);
   return out;
@@ -489,8 +490,8 @@ static int do_df(struct img_job *j) {
   json_t *ctrs = json_array();
   size_t i, k;
   json_t *c, *m;
-  json_array_foreach(u.all, i, c) json_array_append_new(
-      ctrs, container_df(c, images));
+  json_array_foreach(u.all, i, c)
+      json_array_append_new(ctrs, container_df(c, images));
   json_object_set_new(j->result, "Containers", ctrs);
   json_t *vols = NULL;
   if (volume_list(j->d->cfg.data_root, &vols, NULL) < 0)
@@ -657,8 +658,8 @@ static void save_done(void *ud, int cancelled) {
 
 static void *save_thread(void *arg) {
   struct img_job *j = arg;
-  j->rc = image_save(j->d->images, (const char *const *)j->names, save_write,
-                     j, &j->err);
+  j->rc = image_save(j->d->images, (const char *const *)j->names, save_write, j,
+                     &j->err);
   /* After every chunk this thread posted: save_done runs last. */
   workq_post(j->d->work, save_done, j);
   return NULL;

@@ -169,10 +169,10 @@ int image_tag(struct image_store *s, const char *source, const char *target,
 
 /* GET /images/get: writes a docker-archive tar of the images (names or
  * IDs; NULL-ended) through write (< 0 stops), which is first called once
- * every image and layer archive was found: manifest.json, repositories, the configs and the layers as
- * their registry or archive blobs (blobs/sha256/<hex>), which `docker
- * load` takes. An image stored before shoal kept its layers' archives
- * cannot be saved (500 saying so). */
+ * every image and layer archive was found: manifest.json, repositories, the
+ * configs and the layers as their registry or archive blobs
+ * (blobs/sha256/<hex>), which `docker load` takes. An image stored before shoal
+ * kept its layers' archives cannot be saved (500 saying so). */
 int image_save(struct image_store *s, const char *const *refs,
                int (*write)(void *arg, const void *buf, size_t len), void *arg,
                sh_err *err);

@@ -24,8 +24,8 @@ struct pusher {
 static void say(struct pusher *p, const char *status, const char *id) {
   if (!p->cb)
     return;
-  cleanup_json json_t *ev = json_pack("{s:s, s:{}}", "status", status,
-                                      "progressDetail");
+  cleanup_json json_t *ev =
+      json_pack("{s:s, s:{}}", "status", status, "progressDetail");
   if (id)
     json_object_set_new(ev, "id", json_string(id));
   p->cb(ev, p->ud);
@@ -160,8 +160,8 @@ static int push_one(struct pusher *p, const char *repo, const char *tag,
   size_t i;
   json_t *l;
   if (all_gzip) {
-    json_array_foreach(layers, i, l) json_object_set_new(
-        l, "mediaType", json_string(MT_DOCKER_GZIP));
+    json_array_foreach(layers, i, l)
+        json_object_set_new(l, "mediaType", json_string(MT_DOCKER_GZIP));
   } else {
     json_array_foreach(layers, i, l) {
       if (!strcmp(jx_str(l, "mediaType", ""), MT_DOCKER_GZIP))
@@ -175,7 +175,8 @@ static int push_one(struct pusher *p, const char *repo, const char *tag,
       "{s:i, s:s, s:{s:s, s:I, s:s}, s:o}", "schemaVersion", 2, "mediaType",
       mmt, "config", "mediaType", all_gzip ? MT_DOCKER_CONFIG : MT_OCI_CONFIG,
       "size", (json_int_t)clen, "digest", id, "layers", layers);
-  cleanup_free char *body = json_dumps(man, JSON_INDENT(3) | JSON_PRESERVE_ORDER);
+  cleanup_free char *body =
+      json_dumps(man, JSON_INDENT(3) | JSON_PRESERVE_ORDER);
   size_t blen = strlen(body);
   char mdg[DIGEST_LEN + 1];
   digest_of(body, blen, mdg);
@@ -223,23 +224,23 @@ int image_push(struct image_store *s, const char *name, const char *tag,
     size_t rl = strlen(repo_full);
     json_object_foreach(s->refs, k, v) {
       if (!strncmp(k, repo_full, rl) && k[rl] == ':')
-        json_array_append_new(todo,
-                              json_pack("[s,s]", k + rl + 1,
-                                        json_string_value(v)));
+        json_array_append_new(
+            todo, json_pack("[s,s]", k + rl + 1, json_string_value(v)));
     }
     pthread_mutex_unlock(&s->mu);
   }
   if (json_array_size(todo) == 0) {
     image_ref_free(&r);
-    return sh_error(err, 404, "An image does not exist locally with the tag: %s",
+    return sh_error(err, 404,
+                    "An image does not exist locally with the tag: %s",
                     familiar_name);
   }
   cleanup_free char *base = endpoint_of(s, r.domain);
   struct pusher p = {.s = s, .cb = cb, .ud = ud};
   p.reg = reg_new(s, base, r.path, auth);
   reg_want_push(p.reg);
-  cleanup_free char *intro = xasprintf(
-      "The push refers to repository [%s/%s]", r.domain, r.path);
+  cleanup_free char *intro =
+      xasprintf("The push refers to repository [%s/%s]", r.domain, r.path);
   say(&p, intro, NULL);
   int rc = 0;
   size_t i;

@@ -226,9 +226,9 @@ static int fetch_token(struct reg *r, const char *challenge, sh_err *err) {
     buf_printf(&url, "service=%s&", e);
     curl_free(e);
   }
-  cleanup_free char *want =
-      scope ? NULL
-            : xasprintf("repository:%s:%s", r->repo, r->push ? "pull,push" : "pull");
+  cleanup_free char *want = scope ? NULL
+                                  : xasprintf("repository:%s:%s", r->repo,
+                                              r->push ? "pull,push" : "pull");
   char *e = curl_easy_escape(h, scope ? scope : want, 0);
   buf_printf(&url, "scope=%s", e);
   curl_free(e);

@@ -18,8 +18,7 @@ struct wctx {
   void *arg;
 };
 
-static la_ssize_t w_cb(struct archive *a, void *ud, const void *buf,
-                       size_t n) {
+static la_ssize_t w_cb(struct archive *a, void *ud, const void *buf, size_t n) {
   (void)a;
   struct wctx *w = ud;
   return w->write(w->arg, buf, n) < 0 ? -1 : (la_ssize_t)n;
@@ -141,9 +140,9 @@ static int put_file(struct archive *a, const char *name, const char *path,
   char buf[64 * 1024];
   int64_t left = size;
   while (left > 0) {
-    ssize_t n = read(fd, buf, (size_t)(left < (int64_t)sizeof buf
-                                           ? left
-                                           : (int64_t)sizeof buf));
+    ssize_t n =
+        read(fd, buf,
+             (size_t)(left < (int64_t)sizeof buf ? left : (int64_t)sizeof buf));
     if (n <= 0)
       return sh_error(err, 500, "save: %s changed while saving", path);
     if (archive_write_data(a, buf, (size_t)n) != n)
@@ -208,9 +207,8 @@ int image_save(struct image_store *s, const char *const *refs,
   cleanup_json json_t *repos = json_object();
   cleanup_json json_t *written = json_object();
   for (size_t i = 0; i < n && rc == 0; i++) {
-    cleanup_free char *cpath =
-        xasprintf("%s/images/%s/config.json", image_store_root(s),
-                  items[i].id + 7);
+    cleanup_free char *cpath = xasprintf("%s/images/%s/config.json",
+                                         image_store_root(s), items[i].id + 7);
     cleanup_free char *cname = xasprintf("blobs/sha256/%s", items[i].id + 7);
     struct stat st;
     if (stat(cpath, &st) < 0) {
@@ -235,18 +233,16 @@ int image_save(struct image_store *s, const char *const *refs,
         rc = sh_errno(err, errno, "save: %s", json_string_value(b));
         break;
       }
-      if ((rc = put_file(a, lname, json_string_value(b), st.st_size, err)) <
-          0)
+      if ((rc = put_file(a, lname, json_string_value(b), st.st_size, err)) < 0)
         break;
       json_object_set_new(written, lname, json_true());
     }
-    json_array_append_new(manifest,
-                          json_pack("{s:s, s:O, s:o}", "Config", cname,
-                                    "RepoTags", items[i].tags, "Layers",
-                                    layers));
+    json_array_append_new(manifest, json_pack("{s:s, s:O, s:o}", "Config",
+                                              cname, "RepoTags", items[i].tags,
+                                              "Layers", layers));
     /* The legacy repositories file: name -> tag -> top layer. */
-    const char *top = json_string_value(json_array_get(
-        items[i].names, json_array_size(items[i].names) - 1));
+    const char *top = json_string_value(
+        json_array_get(items[i].names, json_array_size(items[i].names) - 1));
     json_array_foreach(items[i].tags, k, b) {
       const char *t = json_string_value(b);
       const char *colon = strrchr(t, ':');

@@ -928,13 +928,12 @@ static json_t *summary_of(struct image_store *s, const char *id) {
   json_t *tags, *digests;
   refs_of(s, id, &tags, &digests);
   json_t *labels = jx_get(config, "config.Labels");
-  return json_pack("{s:s, s:s, s:o, s:o, s:I, s:I, s:i, s:o, s:i}", "Id", id,
-                   "ParentId", "", "RepoTags", tags, "RepoDigests", digests,
-                   "Created", created_secs(config), "Size",
-                   (json_int_t)jx_int(meta, "size", 0), "SharedSize", -1,
-                   "Labels",
-                   json_is_object(labels) ? json_incref(labels) : json_object(),
-                   "Containers", -1);
+  return json_pack(
+      "{s:s, s:s, s:o, s:o, s:I, s:I, s:i, s:o, s:i}", "Id", id, "ParentId", "",
+      "RepoTags", tags, "RepoDigests", digests, "Created", created_secs(config),
+      "Size", (json_int_t)jx_int(meta, "size", 0), "SharedSize", -1, "Labels",
+      json_is_object(labels) ? json_incref(labels) : json_object(),
+      "Containers", -1);
 }
 
 int image_prune(struct image_store *s, bool all,
@@ -968,10 +967,10 @@ int image_prune(struct image_store *s, bool all,
     json_decref(deleted);
     return rc;
   }
-  *out = json_pack("{s:o, s:I}", "ImagesDeleted",
-                   json_array_size(deleted) ? deleted
-                                            : (json_decref(deleted), json_null()),
-                   "SpaceReclaimed", (json_int_t)freed);
+  *out = json_pack(
+      "{s:o, s:I}", "ImagesDeleted",
+      json_array_size(deleted) ? deleted : (json_decref(deleted), json_null()),
+      "SpaceReclaimed", (json_int_t)freed);
   return 0;
 }
 
@@ -1082,11 +1081,11 @@ int image_history(struct image_store *s, const char *ref, json_t **out,
   if (json_array_size(rows) == 0) {
     json_array_foreach(layers, i, h) {
       json_array_append_new(
-          rows, json_pack("{s:s, s:I, s:s, s:[], s:I, s:s}", "Id", "<missing>",
-                          "Created", created_secs(config), "CreatedBy", "",
-                          "Tags", "Size",
-                          (json_int_t)layer_size(s, json_string_value(h)),
-                          "Comment", ""));
+          rows,
+          json_pack("{s:s, s:I, s:s, s:[], s:I, s:s}", "Id", "<missing>",
+                    "Created", created_secs(config), "CreatedBy", "", "Tags",
+                    "Size", (json_int_t)layer_size(s, json_string_value(h)),
+                    "Comment", ""));
     }
   }
   json_t *rev = json_array();

@@ -505,9 +505,9 @@ TEST(image_pull_busybox) {
   cleanup_json json_t *res = NULL;
   if (id3 && strcmp(id3, id) == 0) {
     cleanup_json json_t *r0 = NULL;
-    CHECK(image_remove(s, oref, false, &r0, &err) == 0);
+    CHECK(image_remove(s, oref, false, NULL, &r0, &err) == 0);
   }
-  CHECK(image_remove(s, ref, false, &res, &err) == 0);
+  CHECK(image_remove(s, ref, false, NULL, &res, &err) == 0);
   cleanup_free char *dump = jx_dump(res);
   CHECK(strstr(dump, "\"Untagged\""));
   if (!id3 || strcmp(id3, id) == 0) {
@@ -969,10 +969,10 @@ TEST(image_load_archives) {
   /* Tag, then remove by ID with two repositories: needs force. */
   CHECK(image_tag(s, "hello:v1", "other/name:x", &err) == 0);
   cleanup_json json_t *res = NULL;
-  CHECK(image_remove(s, cid, false, &res, &err) < 0);
+  CHECK(image_remove(s, cid, false, NULL, &res, &err) < 0);
   CHECK_INT_EQ(err.status, 409);
   CHECK(strstr(err.msg, "must be forced"));
-  CHECK(image_remove(s, cid, true, &res, &err) == 0);
+  CHECK(image_remove(s, cid, true, NULL, &res, &err) == 0);
   cleanup_free char *dump = jx_dump(res);
   CHECK(strstr(dump, "{\"Untagged\":\"hello:v1\"}"));
   CHECK(strstr(dump, "{\"Untagged\":\"other/name:x\"}"));
