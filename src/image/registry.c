@@ -314,6 +314,10 @@ static char *registry_error(struct reg *r, const struct resp *rs) {
       snprintf(r->last_code, sizeof r->last_code, "NOT_FOUND");
     else if (rs->status == 401)
       snprintf(r->last_code, sizeof r->last_code, "UNAUTHORIZED");
+    /* A 401 without a body (a HEAD): distribution's client makes it
+     * errcode's Unauthorized. */
+    if (rs->status == 401)
+      return xstrdup("unauthorized: authentication required");
     return xasprintf("unexpected status from %s: %ld", r->base, rs->status);
   }
   snprintf(r->last_code, sizeof r->last_code, "%s", code);
