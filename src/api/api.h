@@ -54,6 +54,8 @@ bool api_images(struct api_call *c);
  * event log; once, after the store and the event log exist. */
 void api_images_events(struct shoald *d);
 bool api_containers(struct api_call *c);
+/* POST /containers/prune (prune.c). */
+bool api_prune(struct api_call *c);
 bool api_networks(struct api_call *c);
 bool api_events(struct api_call *c);
 bool api_volumes(struct api_call *c);

@@ -254,8 +254,23 @@ def test_image_commands():
         _, out, _ = lab.docker("swarma", "images", "-q", "--no-trunc")
         left = set(out.split())
         assert left == {img, nginx}, left
+        # container prune: a finished task's exited container goes (as on
+        # Docker), running ones stay.
+        lab.service("swarma", "create", "--detach", "--name", "once", "--restart-condition", "none",
+                    "busybox", "true")
+        done = wait_until(lambda: [r for r in lab.ps("swarma", "-a") if r["STATUS"].startswith("Exited")],
+                          timeout=90, what="the finished task's container")
+        gone = done[0]["CONTAINER ID"]
+        _, out, _ = lab.docker("swarma", "container", "prune", "-f")
+        assert out.startswith("Deleted Containers:\n" + gone), out
+        assert "Total reclaimed space:" in out, out
+        assert gone not in lab.docker("swarma", "ps", "-a", "-q")[1]
+        assert {r["CONTAINER ID"] for r in lab.ps("swarma")} == {cid, c2["CONTAINER ID"]}
+        rc, out, err = lab.docker("swarma", "system", "prune", "-f", check=False)
+        assert rc == 0, (out, err)
+        assert "Total reclaimed space:" in out, out
         # ... and once the tasks are gone, everything.
-        lab.service("swarma", "rm", "web", "web2")
+        lab.service("swarma", "rm", "web", "web2", "once")
         wait_until(lambda: not lab.ps("swarma", "-a"), timeout=60, what="task containers removed")
         _, out, _ = lab.docker("swarma", "image", "prune", "-a", "-f")
         assert "deleted: " + img in out and "deleted: " + nginx in out, out
@@ -273,6 +288,10 @@ def test_image_commands():
                      ("push", AUTH_ADDR + "/me/box:1"), ("delete", img)]:
             assert want in acts, (want, acts)
         assert any(e["Action"] == "prune" for e in evs), acts
+        _, out, _ = lab.docker("swarma", "events", "--since", "%.9f" % t0, "--until", "%.9f" % time.time(),
+                               "--filter", "type=container", "--filter", "event=destroy",
+                               "--format", "{{.Actor.ID}}", timeout=30)
+        assert any(l.startswith(gone) for l in out.split()), out
 
 
 def relabel(src, dst, labels):
