@@ -11,6 +11,8 @@
  *   blobs/sha256/<hex>        manifests and image configs (verified)
  *   layers/<diffid hex>/diff  an unpacked layer, overlayfs whiteouts
  *   layers/<diffid hex>/link  its short name; l/<name> -> ../layers/<hex>/diff
+ *   layers/<diffid hex>/blob  the layer's archive as pulled or loaded (for
+ *                             save and push)
  *   images/<id hex>.json      image record (layers, manifest, size, times)
  *   repositories.json         references ("docker.io/library/nginx:latest")
  *                             -> image ID, written atomically
