@@ -186,6 +186,16 @@ def test_image_commands():
         with tarfile.open(tar2) as t:
             assert json.load(t.extractfile("manifest.json")) == manifest
 
+        # before / since: by the images' Created, as the API lists them
+        st, listed = lab.api("swarma", "GET", "/v1.47/images/json")
+        created = {i["Id"]: i["Created"] for i in listed}
+        for flt, ref, keep in (("before", "nginx", lambda c: c < created[nginx]),
+                               ("since", "busybox", lambda c: c > created[img])):
+            _, out, _ = lab.docker("swarma", "images", "-q", "--no-trunc", "--filter",
+                                   "%s=%s" % (flt, ref))
+            want = {i for i, c in created.items() if keep(c)}
+            assert set(out.split()) == want, (flt, out, created)
+
         # login / push / logout against a registry with basic auth
         pid_reg = start_auth_registry(lab, "tester", "s3cret")
         try:
