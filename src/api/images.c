@@ -696,7 +696,7 @@ static char **query_all(const char *raw, const char *key) {
       size_t k = 0;
       for (size_t i = kl + 1; i < l; i++) {
         unsigned x;
-        if (p[i] == '%' && i + 2 < l + 1 && sscanf(p + i + 1, "%2x", &x) == 1) {
+        if (p[i] == '%' && i + 2 < l && sscanf(p + i + 1, "%2x", &x) == 1) {
           d[k++] = (char)x;
           i += 2;
         } else {
