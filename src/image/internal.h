@@ -90,6 +90,11 @@ int64_t store_layer_size(struct image_store *s, const char *diffid);
 /* Full references ("docker.io/library/x:tag") naming id; a new array. */
 json_t *store_refs_of(struct image_store *s, const char *id);
 
+/* ---- save.c ---- */
+/* sha256 ("sha256:<hex>") and size of a file, read in pieces. */
+int file_sha256(const char *path, char out[DIGEST_LEN + 1], int64_t *size,
+                sh_err *err);
+
 /* ---- layer.c ---- */
 typedef void (*layer_progress_fn)(int64_t done, void *ud);
 /* Unpacks a tar stream (plain, gzip or zstd) from fd into dir, which must

@@ -55,20 +55,6 @@ static const char *layer_type(const char *path, bool *gzip) {
   return "application/vnd.oci.image.layer.v1.tar";
 }
 
-/* sha256 and size of a file. */
-static int file_digest(const char *path, char out[DIGEST_LEN + 1],
-                       int64_t *size, sh_err *err) {
-  cleanup_free char *data = NULL;
-  size_t len;
-  /* Layers of test images are small; a big one is read in one go too,
-   * which is fine for a blocking push thread but costs memory. */
-  if (read_file(path, &data, &len, err) < 0)
-    return -1;
-  digest_of(data, len, out);
-  *size = (int64_t)len;
-  return 0;
-}
-
 /* HEAD, then POST + PUT unless the registry has it. */
 static int push_blob(struct pusher *p, const char *repo, const char *digest,
                      const char *file, const void *mem, size_t len,
@@ -143,7 +129,7 @@ static int push_one(struct pusher *p, const char *repo, const char *tag,
     bool gz;
     const char *mt = layer_type(blob, &gz);
     all_gzip &= gz;
-    if ((rc = file_digest(blob, dg, &size, err)) < 0 ||
+    if ((rc = file_sha256(blob, dg, &size, err)) < 0 ||
         (rc = push_blob(p, repo, dg, blob, NULL, 0, shortid, err)) < 0)
       break;
     json_array_insert_new(layers, 0,

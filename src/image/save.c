@@ -32,8 +32,8 @@ struct item {
   json_t *names; /* "sha256:<hex>" of each blob */
 };
 
-static int file_sha256(const char *path, char out[DIGEST_LEN + 1],
-                       int64_t *size, sh_err *err) {
+int file_sha256(const char *path, char out[DIGEST_LEN + 1], int64_t *size,
+                sh_err *err) {
   cleanup_fd int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return sh_errno(err, errno, "save: open %s", path);
