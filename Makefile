@@ -10,7 +10,7 @@ PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser
 WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes \
         -Wmissing-prototypes -Wno-unused-parameter -Wno-format-truncation -Werror
 CFLAGS ?= -O2 -g
-ALL_CFLAGS := -std=gnu11 $(WARN) -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) $(CFLAGS)
+ALL_CFLAGS := -std=gnu11 $(WARN) -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) $(CPPFLAGS) $(CFLAGS)
 ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
               -fno-sanitize-recover=undefined
 
@@ -23,7 +23,7 @@ HDRS := $(wildcard src/*/*.h cmd/*/*.h tests/unit/*.h tests/fuzz/*.h)
 OBJ := $(LIB_SRC:%.c=build/rel/%.o)
 AOBJ := $(LIB_SRC:%.c=build/asan/%.o)
 
-.PHONY: all test unit unit-asan fuzz bench clean format format-check
+.PHONY: all test unit unit-asan fuzz bench clean format format-check install deb
 all: bin/shoald bin/shoal
 
 build/rel/%.o: %.c $(HDRS)
@@ -36,6 +36,21 @@ build/asan/%.o: %.c $(HDRS)
 	@echo "  CC/ASAN $<"
 	@$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -c $< -o $@
 
+# `shoald --version` and `shoal version` name the commit built, as
+# dockerd's "build <commit>".
+GIT_COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+build/rel/src/cli/render.o build/asan/src/cli/render.o: ALL_CFLAGS += \
+  -DSHOAL_GIT_COMMIT='"$(GIT_COMMIT)"'
+
+# /version's BuildTime without __DATE__ (Debian builds with -Wdate-time):
+# SOURCE_DATE_EPOCH when set (dpkg-buildpackage sets it), else the commit's.
+BUILD_EPOCH ?= $(or $(SOURCE_DATE_EPOCH),$(shell git log -1 --format=%ct 2>/dev/null))
+ifneq ($(BUILD_EPOCH),)
+build/rel/src/api/system.o build/asan/src/api/system.o \
+build/rel/src/cli/render.o build/asan/src/cli/render.o: ALL_CFLAGS += \
+  -DSHOAL_BUILD_TIME='"$(shell date -u -d @$(BUILD_EPOCH) +%Y-%m-%dT%H:%M:%SZ)"'
+endif
+
 build/rel/libshoal.a: $(OBJ)
 	@rm -f $@; ar rcs $@ $^
 
@@ -44,11 +59,11 @@ build/asan/libshoal.a: $(AOBJ)
 
 bin/shoald: $(SHOALD_SRC) build/rel/libshoal.a $(HDRS)
 	@mkdir -p bin
-	$(CC) $(ALL_CFLAGS) $(SHOALD_SRC) build/rel/libshoal.a $(PKG_LIBS) -lm -o $@
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -DSHOAL_GIT_COMMIT='"$(GIT_COMMIT)"' $(SHOALD_SRC) build/rel/libshoal.a $(PKG_LIBS) -lm -o $@
 
 bin/shoal: $(SHOAL_SRC) build/rel/libshoal.a $(HDRS)
 	@mkdir -p bin
-	$(CC) $(ALL_CFLAGS) $(SHOAL_SRC) build/rel/libshoal.a $(PKG_LIBS) -lm -o $@
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -DSHOAL_GIT_COMMIT='"$(GIT_COMMIT)"' $(SHOAL_SRC) build/rel/libshoal.a $(PKG_LIBS) -lm -o $@
 
 build/rel/unit-tests: $(UNIT_SRC) build/rel/libshoal.a $(HDRS)
 	$(CC) $(ALL_CFLAGS) -Itests/unit $(UNIT_SRC) build/rel/libshoal.a $(PKG_LIBS) -lm -o $@
@@ -121,6 +136,30 @@ format:
 
 format-check:
 	clang-format --dry-run --Werror $(LIB_SRC) $(HDRS) $(SHOALD_SRC) $(SHOAL_SRC) $(UNIT_SRC)
+
+# make install [PREFIX=/usr/local] [DESTDIR=...]: the programs, their man
+# pages, the systemd unit (its ExecStart pointing at $(BINDIR)) and an
+# empty /etc/shoal/daemon.json, never overwriting one that is there.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
+install: bin/shoald bin/shoal
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 \
+	  $(DESTDIR)$(SYSTEMD_UNIT_DIR) $(DESTDIR)$(SYSCONFDIR)/shoal
+	install -m 0755 bin/shoald bin/shoal $(DESTDIR)$(BINDIR)/
+	install -m 0644 docs/man/shoal.1 $(DESTDIR)$(MANDIR)/man1/shoal.1
+	install -m 0644 docs/man/shoald.8 $(DESTDIR)$(MANDIR)/man8/shoald.8
+	sed 's|@BINDIR@|$(BINDIR)|g' packaging/shoald.service.in > $(DESTDIR)$(SYSTEMD_UNIT_DIR)/shoald.service
+	chmod 0644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/shoald.service
+	[ -e $(DESTDIR)$(SYSCONFDIR)/shoal/daemon.json ] || \
+	  install -m 0644 packaging/daemon.json $(DESTDIR)$(SYSCONFDIR)/shoal/daemon.json
+
+# make deb: build/deb/shoal_<version>_<arch>.deb from this tree with
+# debhelper (debian/), then lintian on it.
+deb:
+	./scripts/deb.sh
 
 clean:
 	rm -rf build bin

@@ -30,6 +30,7 @@ time cap reports what it measured and says so."""
 
 import argparse
 import http.client
+import glob
 import json
 import math
 import os
@@ -42,6 +43,7 @@ import urllib.parse
 
 API = "/v1.47"
 SETTLE_S = 3.0
+IDLE_S = 11.0           # idle figures of the services part: past one heap trim
 
 # (count, wall-clock cap in seconds) per loop.
 READ_N, READ_CAP = 2000, 25.0
@@ -59,6 +61,9 @@ SVC_MAX_POLLS = int(SVC_RUN_CAP / SVC_POLL_S) + 1
 SECCOMP_N = 20          # replicas per round of the seccomp comparison (1 node)
 SECCOMP_ROUNDS = 2      # rounds per mode, alternating (default, unconfined)
 SECCOMP_CAP = 60.0      # all of its rounds
+LIMIT_ROUNDS = 3        # bare crun rounds per size and per bundle (the best is the limit)
+LIMIT_CAP = 60.0        # each bare crun measurement
+SEQ_N = 10              # bare crun containers one at a time, per round and bundle
 
 
 class BenchError(Exception):
@@ -147,6 +152,28 @@ def rss_kib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise BenchError("no VmRSS for pid %d" % pid)
+
+
+def pss_kib(pid):
+    """Proportional set size: shared library pages split among the
+    processes mapping them (what a node really pays per process)."""
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    raise BenchError("no Pss for pid %d" % pid)
+
+
+def cpu_s(pid):
+    """User + system CPU seconds of pid and its reaped children (the crun
+    processes shoald and conmon ran and waited for)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def mem_kib(pid):
+    return rss_kib(pid), pss_kib(pid)
 
 
 def timed_loop(n, cap, step):
@@ -426,9 +453,9 @@ def lab_conmons(labdir):
     return pids
 
 
-def rss_kib_or_none(pid):
+def mem_kib_or_none(pid):
     try:
-        return rss_kib(pid)
+        return mem_kib(pid)
     except (OSError, BenchError):
         return None  # ended while we looked
 
@@ -540,16 +567,23 @@ def main_services(args):
     mgr_id = mgr.json("POST", "/swarm/init", {"ListenAddr": "0.0.0.0:2377", "AdvertiseAddr": m_ip})
     wait_for(lambda: node_state(mgr, mgr_id) == "ready", "manager Ready")
     pull(mgr)
-    time.sleep(SETTLE_S)
+    time.sleep(IDLE_S)
     m_pid = lab_pid(args, m_host)
-    rss = {"first": rss_kib(m_pid)}
+    rss = {"first": mem_kib(m_pid)}
 
     def at_full(res):
         time.sleep(1.0)  # let the last status reports and their raft writes land
-        rss["full"] = rss_kib(m_pid)
-        vals = [v for v in (rss_kib_or_none(p) for p in lab_conmons(args.dir)) if v is not None]
-        rss["conmon"] = (sum(vals), len(vals))
+        rss["full"] = mem_kib(m_pid)
+        rss["cpu"] = cpu_s(m_pid) - rss["cpu0"]
+        vals = [v for v in (mem_kib_or_none(p) for p in lab_conmons(args.dir)) if v is not None]
+        rss["conmon"] = (sum(v[0] for v in vals), sum(v[1] for v in vals), len(vals))
+        # shoal's linux.seccomp for these tasks, for the bare crun rows
+        for cfgp in glob.glob(os.path.join(args.dir, m_host, "data", "containers", "*", "config.json")):
+            with open(cfgp) as f:
+                sc_section[0] = json.load(f).get("linux", {}).get("seccomp")
+            break
 
+    sc_section = [None]
     one = []
     one_capped = False
     # Rounds 1 and 10, then the idle figure right before the 50-task round.
@@ -560,7 +594,8 @@ def main_services(args):
             break
         if n == SVC_SIZES[-1]:
             time.sleep(1.0)
-            rss["idle"] = rss_kib(m_pid)
+            rss["idle"] = mem_kib(m_pid)
+            rss["cpu0"] = cpu_s(m_pid)
         one.append(svc_round(mgr, [mgr], n, args.dir, "bench-1node-%d" % n,
                              at_full if n == SVC_SIZES[-1] else None))
 
@@ -573,6 +608,17 @@ def main_services(args):
     sc = {mode: [x for r in rs for x in r["starts"]] for mode, rs in sc_rounds.items()}
     sc_capped = sc_capped or any(r["capped"] for rs in sc_rounds.values() for r in rs)
     sc_info = mgr.json("GET", "/info").get("SecurityOptions")
+
+    # The limits, on the same host in the same run: bare `crun run -d`,
+    # as many at a time as there are cores, for each size; and one at a
+    # time with and without shoal's seccomp section (its cost per task).
+    bundles = crun_bundles(args, sc_section[0])
+    par = os.cpu_count() or 1
+    limit = {}
+    for n in SVC_SIZES[1:]:
+        r = crun_par(args, m_host, bundles[:1], n, par, LIMIT_ROUNDS, LIMIT_CAP)
+        limit[n] = min(x["wall"] for x in r["plain"])
+    seq = crun_par(args, m_host, bundles, SEQ_N, 1, LIMIT_ROUNDS, LIMIT_CAP)
 
     # Three nodes: start the workers' shoald, join them, pull on each.
     token = mgr.json("GET", "/swarm")["JoinTokens"]["Worker"]
@@ -599,6 +645,11 @@ def main_services(args):
     print("%-*s %6s %11s %11s   %s" % (w, "create -> N/N running (ms)", "N", "running", "removed",
                                       "note"))
     print("%-*s %6s %11s %11s   %s" % (w, "-" * w, "-" * 6, "-" * 11, "-" * 11, "-" * 24))
+    for n in SVC_SIZES[1:]:
+        r = next((x for x in one if x["n"] == n and not x["capped"]), None)
+        print("%-*s %6d %11s %11s   %s" % (w, "limit: bare crun run -d, %d at a time" % par, n, ms(limit[n]), "",
+                                          "shoal 1 node / limit = %.2fx" % (r["t_running"] / limit[n])
+                                          if r else "shoal round capped"))
     for label, rounds, capped in (("1 node (manager)", one, one_capped),
                                   ("3 nodes (1 manager + 2 workers)", three, three_capped)):
         for r in rounds:
@@ -633,28 +684,41 @@ def main_services(args):
             continue
         print("%-*s %6d %9s %9s %9s %9s" % (w, label, len(xs), ms(statistics.median(xs)), ms(pct(xs, 99)),
                                             ms(min(xs)), ms(max(xs))))
+    for tag, label in (("plain", "bare crun run -d, no seccomp"), ("seccomp", "bare crun run -d, shoal's seccomp")):
+        xs = seq.get(tag)
+        if not xs:
+            print("%-*s   (not measured: no task config to take the section from)" % (w, label))
+            continue
+        print("%-*s %6d %9s %9s   %s" % (w, label, SEQ_N * len(xs), ms(min(x["wall"] for x in xs) / SEQ_N),
+                                         ms(min(x["cpu"] for x in xs)), "wall / CPU per container (ms), one at a time"))
+    if seq.get("seccomp"):
+        print("%-*s %6s %9s %9s   %s" % (w, "seccomp cost per container", "",
+                                         ms((min(x["wall"] for x in seq["seccomp"]) - min(x["wall"] for x in seq["plain"])) / SEQ_N),
+                                         ms(min(x["cpu"] for x in seq["seccomp"]) - min(x["cpu"] for x in seq["plain"])),
+                                         "wall / CPU (best of %d rounds each)" % LIMIT_ROUNDS))
     print("%-*s   %s" % (w, "", "%d rounds of N=%d per mode, alternating; info SecurityOptions %s%s"
                          % (SECCOMP_ROUNDS, SECCOMP_N, json.dumps(sc_info),
                             "; CAPPED at %.0fs" % SECCOMP_CAP if sc_capped else "")))
     print()
-    print("%-*s %14s   %s" % (w, "memory (1 node)", "value", "note"))
-    print("%-*s %14s   %s" % (w, "-" * w, "-" * 14, "-" * 30))
-    print("%-*s %14s   %s" % (w, "shoald RSS, idle after init+pull", "%d KiB" % rss["first"],
-                              "VmRSS, %.0fs after settle" % SETTLE_S))
+    print("%-*s %11s %11s   %s" % (w, "memory (1 node), KiB", "RSS", "PSS", "note"))
+    print("%-*s %11s %11s   %s" % (w, "-" * w, "-" * 11, "-" * 11, "-" * 30))
+    row = lambda label, v, note: print("%-*s %11s %11s   %s" % (w, label, v[0], v[1], note))
+    row("shoald, idle after init+pull", rss["first"], "%.0fs after the pull (freed heap is returned every 10 s)" % IDLE_S)
     if "idle" in rss:
-        print("%-*s %14s   %s" % (w, "shoald RSS, idle before N=%d" % SVC_SIZES[-1], "%d KiB" % rss["idle"],
-                                  "after the 1 and 10 rounds"))
+        row("shoald, idle before N=%d" % SVC_SIZES[-1], rss["idle"], "after the 1 and 10 rounds, 1 s settle")
     if "full" in rss:
         n = SVC_SIZES[-1]
-        print("%-*s %14s   %s" % (w, "shoald RSS, %d tasks running" % n, "%d KiB" % rss["full"],
-                                  "1 s after %d/%d running" % (n, n)))
-        print("%-*s %14s   %s" % (w, "shoald RSS per task", "%.1f KiB" % ((rss["full"] - rss["idle"]) / n),
-                                  "(running - idle before) / %d" % n))
-        tot, cnt = rss["conmon"]
-        print("%-*s %14s   %s" % (w, "conmon RSS, one", "%.1f KiB" % (tot / cnt) if cnt else "-",
-                                  "sum VmRSS of %d conmon / %d" % (cnt, cnt)))
+        row("shoald, %d tasks running" % n, rss["full"], "1 s after %d/%d running" % (n, n))
+        row("shoald per task", ["%.1f" % ((rss["full"][i] - rss["idle"][i]) / n) for i in (0, 1)],
+            "(running - idle before) / %d" % n)
+        print("%-*s %11s %11s   %s" % (w, "shoald CPU per task started (ms)", ms(rss["cpu"] / n), "",
+                                          "user+sys of shoald and the children it reaped (crun start...), "
+                                          "create -> %d/%d running" % (n, n)))
+        rt, pt, cnt = rss["conmon"]
+        row("conmon, one", ["%.1f" % (rt / cnt), "%.1f" % (pt / cnt)] if cnt else ["-", "-"],
+            "sums over %d conmon / %d" % (cnt, cnt))
     else:
-        print("%-*s %14s   %s" % (w, "shoald RSS, %d tasks running" % SVC_SIZES[-1], "-", "not measured (round capped)"))
+        row("shoald, %d tasks running" % SVC_SIZES[-1], ["-", "-"], "not measured (round capped)")
     print()
     print("bench: services measured in %.1fs" % (time.monotonic() - t_start))
 
@@ -671,57 +735,101 @@ IPERF_ROUNDS = 2        # per path, alternating (hosts, overlay)
 IPERF_CAP = 60.0        # all iperf3 rounds
 IPERF_PORT = 5201
 
-# Runs inside the lab host (its mount and cgroup view, like shoald's crun):
-# CRUN_N times `crun run -d` of a busybox bundle, each timed; then removes
-# them all. Container stdio goes to files: a detached container keeps the
-# descriptors it was given, so a pipe would never reach EOF.
-CRUN_SCRIPT = r'''
-import json, os, subprocess, sys, time
-bundle, root, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-ids = ["benchcrun%d" % i for i in range(n)]
-out = []
-try:
-    for cid in ids:
-        with open(os.path.join(bundle, "crun.log"), "ab") as log:
-            t0 = time.perf_counter()
-            rc = subprocess.run(["crun", "--root", root, "run", "-d", "--bundle", bundle, cid],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=log, timeout=20).returncode
-            out.append(time.perf_counter() - t0)
-        if rc != 0:
-            sys.exit("crun run %s: exit %d (see %s/crun.log)" % (cid, rc, bundle))
-finally:
-    for cid in ids:
-        subprocess.run(["crun", "--root", root, "delete", "--force", cid], stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=20)
-print(json.dumps(out))
-'''
+# Runs inside the lab host: for each bundle (argv 4..), starts n containers
+# with `crun run -d`, `par` at a time, and reports the wall time until all
+# were started plus the CPU time crun used per container (children's
+# rusage, plus what the container's cgroup counted: crun's child half
+# loads the seccomp filter there); then removes them. Rounds alternate between the bundles.
+CRUN_PAR_SCRIPT = r"""
+import concurrent.futures as cf, json, os, resource, subprocess, sys, time
+root, n, par, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+res = {}
+def one(bundle, cid):
+    with open(os.path.join(bundle, "crun.log"), "ab") as log:
+        rc = subprocess.run(["crun", "--root", root, "run", "-d", "--bundle", bundle, cid],
+                            stdin=subprocess.DEVNULL, stdout=log, stderr=log, timeout=20).returncode
+    if rc != 0:
+        raise SystemExit("crun run %s: exit %d (see %s/crun.log)" % (cid, rc, bundle))
+def cg_cpu(cid):
+    # CPU the container's process used before and after its exec (crun's
+    # cgroup /<id>: the child half of crun runs in it): v1, else v2.
+    try:
+        with open("/sys/fs/cgroup/cpuacct/%s/cpuacct.usage" % cid) as f:
+            return int(f.read()) / 1e9
+    except OSError:
+        with open("/sys/fs/cgroup/%s/cpu.stat" % cid) as f:
+            return int(f.read().split("usage_usec ")[1].split()[0]) / 1e6
+for r in range(rounds):
+    for b in sys.argv[5:]:
+        tag = os.path.basename(b)
+        ids = ["bench%s%d" % (tag, i) for i in range(n)]
+        c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        try:
+            with cf.ThreadPoolExecutor(par) as ex:
+                list(ex.map(lambda cid: one(b, cid), ids))
+            wall = time.perf_counter() - t0
+            c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            inside = sum(cg_cpu(cid) for cid in ids) / n
+        finally:
+            for cid in ids:
+                subprocess.run(["crun", "--root", root, "delete", "--force", cid], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=20)
+        cpu = (c1.ru_utime - c0.ru_utime + c1.ru_stime - c0.ru_stime) / n
+        res.setdefault(tag, []).append({"wall": wall, "cpu": cpu + inside})
+print(json.dumps(res))
+"""
+
+
+def crun_bundles(args, seccomp=None):
+    """Bundles for bare `crun run` of busybox `sleep 3600` with crun's
+    default spec (own empty network namespace, no conmon, rootfs unpacked
+    once and shared read-only): "plain", and with seccomp (a linux.seccomp
+    object, e.g. shoal's conversion of the default profile) "seccomp"."""
+    base = os.path.join(args.dir, "crun-limit")
+    rootfs = os.path.join(base, "rootfs")
+    if not os.path.isdir(rootfs):
+        os.makedirs(base, exist_ok=True)
+        subprocess.run(["umoci", "raw", "unpack", "--image", os.path.join(args.images, "busybox") + ":latest",
+                        rootfs], check=True, capture_output=True, timeout=60)
+    out = []
+    for tag, sc in (("plain", None), ("seccomp", seccomp)):
+        if tag == "seccomp" and sc is None:
+            continue
+        b = os.path.join(base, tag)
+        os.makedirs(b, exist_ok=True)
+        subprocess.run(["crun", "spec"], cwd=b, check=True, capture_output=True, timeout=15)
+        cfgp = os.path.join(b, "config.json")
+        with open(cfgp) as f:
+            cfg = json.load(f)
+        cfg["root"] = {"path": rootfs, "readonly": True}
+        cfg["process"]["args"] = ["/bin/busybox", "sleep", "3600"]
+        cfg["process"]["terminal"] = False
+        if sc is not None:
+            cfg["linux"]["seccomp"] = sc
+        with open(cfgp, "w") as f:
+            json.dump(cfg, f)
+        out.append(b)
+    return out
+
+
+def crun_par(args, host, bundles, n, par, rounds, cap):
+    """{tag: [{"wall", "cpu"}...]} of CRUN_PAR_SCRIPT on host."""
+    root = os.path.join(args.dir, "crun-limit", "state")
+    os.makedirs(root, exist_ok=True)
+    out = subprocess.run([args.lab, "--dir", args.dir, "exec", host, "timeout", "-k", "5", str(int(cap)),
+                          "python3", "-c", CRUN_PAR_SCRIPT, root, str(n), str(par), str(rounds)] + bundles,
+                         capture_output=True, text=True, timeout=cap + 15)
+    if out.returncode != 0:
+        raise BenchError("bare crun on %s: exit %d: %s" % (host, out.returncode, out.stderr.strip()[-500:]))
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def crun_limit(args, host):
     """Seconds of each of CRUN_N sequential `crun run -d` (create + start) of
-    busybox `sleep 3600` with crun's default spec: own empty network
-    namespace, no interface set up, no conmon, rootfs unpacked once."""
-    base = os.path.join(args.dir, "crun-bench")
-    bundle, root = os.path.join(base, "bundle"), os.path.join(base, "state")
-    os.makedirs(root, exist_ok=True)
-    if not os.path.isdir(os.path.join(bundle, "rootfs")):
-        os.makedirs(bundle, exist_ok=True)
-        subprocess.run(["umoci", "raw", "unpack", "--image", os.path.join(args.images, "busybox") + ":latest",
-                        os.path.join(bundle, "rootfs")], check=True, capture_output=True, timeout=60)
-    subprocess.run(["crun", "spec"], cwd=bundle, check=True, capture_output=True, timeout=15)
-    cfgp = os.path.join(bundle, "config.json")
-    with open(cfgp) as f:
-        cfg = json.load(f)
-    cfg["process"]["args"] = ["/bin/busybox", "sleep", "3600"]
-    cfg["process"]["terminal"] = False
-    with open(cfgp, "w") as f:
-        json.dump(cfg, f)
-    out = subprocess.run([args.lab, "--dir", args.dir, "exec", host, "timeout", "-k", "5", str(int(CRUN_CAP)),
-                          "python3", "-c", CRUN_SCRIPT, bundle, root, str(CRUN_N)],
-                         capture_output=True, text=True, timeout=CRUN_CAP + 15)
-    if out.returncode != 0:
-        raise BenchError("bare crun on %s: exit %d: %s" % (host, out.returncode, out.stderr.strip()[-500:]))
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    busybox `sleep 3600` with crun's default spec (crun_bundles "plain")."""
+    r = crun_par(args, host, crun_bundles(args)[:1], 1, 1, CRUN_N, CRUN_CAP)
+    return [x["wall"] for x in r["plain"]]
 
 
 def iperf(args, srv_host, srv_pid, cli_host, cli_pid, addr, tag):
@@ -1375,8 +1483,10 @@ def main():
     rows = []  # (figure, value, note)
 
     mgr_pid, wkr_pid = lab_pid(args, mgr_host), lab_pid(args, wkr_host)
-    rows.append(("idle RSS, manager shoald", "%d KiB" % rss_kib(mgr_pid), "VmRSS, %.0fs after settle" % SETTLE_S))
-    rows.append(("idle RSS, worker shoald", "%d KiB" % rss_kib(wkr_pid), "VmRSS, %.0fs after settle" % SETTLE_S))
+    for what, pid in (("manager", mgr_pid), ("worker", wkr_pid)):
+        r, p = mem_kib(pid)
+        rows.append(("idle RSS / PSS, %s shoald" % what, "%d / %d KiB" % (r, p),
+                     "%.0fs after settle (heap trimmed every 10 s)" % SETTLE_S))
 
     lat = []  # (what, n, samples, capped)
     for path in ("/info", "/nodes"):

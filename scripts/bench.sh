@@ -176,7 +176,7 @@ else
   export SHOALD_ARGS="--registry-mirror http://$svc_reg_addr"
   if want services; then
     reg_lab_up "$svc_dir" "${svc_hosts[@]}"
-    timeout -k 5 "${BENCH_SVC_TIMEOUT:-320}" python3 scripts/bench.py --services --lab "$lab" \
+    timeout -k 5 "${BENCH_SVC_TIMEOUT:-320}" python3 scripts/bench.py --services --lab "$lab" --images "$images" \
       --dir "$svc_dir" --hosts "$(IFS=,; echo "${svc_hosts[*]}")"
     reg_lab_down "$svc_dir"
   fi

@@ -20,6 +20,10 @@ pkgs=(
   # throughput with (iperf3, wrk for HTTP through the routing mesh); the
   # product speaks netlink itself
   nftables iperf3 wrk
+  # make deb and its checks: debhelper builds the package, lintian judges
+  # it; systemd-analyze (systemd) verifies the unit, man (man-db) renders
+  # the man pages and the unit's Documentation=
+  debhelper lintian systemd man-db
 )
 missing=()
 for p in "${pkgs[@]}"; do

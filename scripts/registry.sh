@@ -3,24 +3,34 @@
 # distribution 2.8) with a config of our own (the package's default config
 # wants htpasswd), plus pushing the test images into it with skopeo.
 #
-#   scripts/registry.sh start DIR ADDR:PORT     start, storage under DIR; waits until /v2/ answers
+#   scripts/registry.sh start DIR ADDR:PORT [HTPASSWD]
+#                                               start, storage under DIR; waits until /v2/ answers;
+#                                               with HTPASSWD (a bcrypt htpasswd file) clients must
+#                                               log in (basic auth, realm "shoal-test")
 #   scripts/registry.sh push HOST:PORT [IMAGES] push IMAGES/{busybox,nginx} (scripts/test-images.sh output)
 #                                               as library/NAME:latest (Docker schema2) and
 #                                               library/NAME:oci (OCI manifest)
 #   scripts/registry.sh up DIR ADDR:PORT [IMAGES]  build images if needed, start, push
 #   scripts/registry.sh stop DIR                stop the registry started with DIR
 #
-# No auth, plain HTTP: clients must treat ADDR:PORT as an insecure registry
+# Plain HTTP (no auth unless HTPASSWD): clients must treat ADDR:PORT as an insecure registry
 # (127.0.0.0/8 is insecure by default in dockerd and shoal).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 default_images=${SHOAL_IMAGES_DIR:-$here/../build/images}
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 start() {
-  local dir=$1 addr=$2
+  local dir=$1 addr=$2 htpasswd=${3:-} auth=""
   mkdir -p "$dir/data"
+  if [ -n "$htpasswd" ]; then
+    htpasswd=$(cd "$(dirname "$htpasswd")" && pwd)/$(basename "$htpasswd")
+    auth="auth:
+  htpasswd:
+    realm: shoal-test
+    path: $htpasswd"
+  fi
   dir=$(cd "$dir" && pwd)
   if [ -f "$dir/registry.pid" ] && kill -0 "$(cat "$dir/registry.pid")" 2>/dev/null; then
     echo "registry: already running (pid $(cat "$dir/registry.pid"))"
@@ -44,13 +54,15 @@ http:
   addr: $addr
   headers:
     X-Content-Type-Options: [nosniff]
+$auth
 EOF
   setsid docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 </dev/null &
   echo $! >"$dir/registry.pid"
   local host=$addr
   case $host in :*) host=127.0.0.1$host ;; esac
   for _ in $(seq 100); do
-    if curl -fsS -o /dev/null "http://$host/v2/" 2>/dev/null; then
+    # With auth /v2/ answers 401: any HTTP answer means it is up.
+    if [ "$(curl -sS -o /dev/null -w '%{http_code}' "http://$host/v2/" 2>/dev/null)" != 000 ]; then
       echo "registry: listening on $host (pid $(cat "$dir/registry.pid"), data $dir/data)"
       return 0
     fi
@@ -88,7 +100,7 @@ stop() {
 
 cmd=${1:-}
 case $cmd in
-  start) [ $# -eq 3 ] || usage; start "$2" "$3" ;;
+  start) [ $# -eq 3 ] || [ $# -eq 4 ] || usage; start "$2" "$3" "${4:-}" ;;
   push) [ $# -ge 2 ] || usage; push "$2" "${3:-}" ;;
   up)
     [ $# -ge 3 ] || usage

@@ -468,12 +468,22 @@ static int apply_common(struct cli_cmd *cmd, json_t *spec) {
   return 0;
 }
 
+/* The shoal CLI keeps no registry logins (no config file of its own):
+ * refused rather than sent without credentials. */
+static int no_registry_auth(void) {
+  return shoal_failf("--with-registry-auth is not supported by the shoal CLI "
+                     "yet: use the docker CLI (docker login, then docker "
+                     "service create|update --with-registry-auth)");
+}
+
 static int service_create(struct shoal *s, int argc, char **argv) {
   struct cli_cmd *cmd = &create_cmd;
   cleanup_free char **args = NULL;
   int nargs, rc;
   if (shoal_parse(cmd, argc, argv, &args, &nargs, &rc) < 0)
     return rc;
+  if (cli_flag(cmd, "with-registry-auth")->b)
+    return no_registry_auth();
   cleanup_json json_t *spec = json_object();
   json_t *tt = json_object();
   json_object_set_new(spec, "TaskTemplate", tt);
@@ -974,6 +984,8 @@ static int service_update(struct shoal *s, int argc, char **argv) {
   int nargs, rc;
   if (shoal_parse(cmd, argc, argv, &args, &nargs, &rc) < 0)
     return rc;
+  if (cli_flag(cmd, "with-registry-auth")->b)
+    return no_registry_auth();
   sh_err err = {0};
   cli_client *c = shoal_client(s, &err);
   if (!c)

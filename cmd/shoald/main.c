@@ -1,9 +1,12 @@
 /* shoald: one daemon per host. Flags follow dockerd's where they exist. */
 #include "api/api.h"
 #include "core/err.h"
+#include "core/jsonx.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "daemon/config.h"
 #include "daemon/daemon.h"
+#include "image/image.h"
 #include "events/events.h"
 #include "exec/exec.h"
 #include "http/server.h"
@@ -13,6 +16,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <limits.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <signal.h>
@@ -20,36 +24,75 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* --help as dockerd prints it (cobra and pflag): one line a flag, the
+ * descriptions in one column. */
+static const struct flag_help {
+  char shorthand;
+  const char *name, *type, *usage, *dflt;
+} flag_help[] = {
+    {0, "config-file", "string", "Daemon configuration file",
+     "\"" SHOALD_DEFAULT_CONFIG_FILE "\""},
+    {0, "data-root", "string", "Root directory of persistent shoal state",
+     "\"/var/lib/shoal\""},
+    {'D', "debug", NULL, "Enable debug mode", NULL},
+    {0, "default-address-pool", "pool-options",
+     "Default address pools for node specific local networks", NULL},
+    {0, "dns", "list", "DNS server to use", NULL},
+    {0, "exec-root", "string", "Root directory for execution state files",
+     "\"/run/shoal\""},
+    {'G', "group", "string", "Group for the unix socket", "\"docker\""},
+    {0, "help", NULL, "Print usage", NULL},
+    {'H', "host", "list", "Daemon socket(s) to connect to", NULL},
+    {0, "insecure-registry", "list", "Enable insecure registry communication",
+     NULL},
+    {0, "label", "list", "Set key=value labels to the daemon", NULL},
+    {'l', "log-level", "string",
+     "Set the logging level (\"debug\"|\"info\"|\"warn\"|\"error\"|\"fatal\")",
+     "\"info\""},
+    {0, "max-concurrent-downloads", "int", "Set the max concurrent downloads",
+     "3"},
+    {'p', "pidfile", "string", "Path to use for daemon PID file",
+     "\"/run/shoal/shoald.pid\""},
+    {0, "registry-mirror", "list", "Preferred Docker registry mirror", NULL},
+    {0, "tls", NULL, "Use TLS; implied by --tlsverify", NULL},
+    {0, "tlscacert", "string", "Trust certs signed only by this CA",
+     "\"~/.docker/ca.pem\""},
+    {0, "tlscert", "string", "Path to TLS certificate file",
+     "\"~/.docker/cert.pem\""},
+    {0, "tlskey", "string", "Path to TLS key file", "\"~/.docker/key.pem\""},
+    {0, "tlsverify", NULL, "Use TLS and verify the remote", NULL},
+    {0, "validate", NULL, "Validate daemon configuration and exit", NULL},
+    {'v', "version", NULL, "Print version information and quit", NULL},
+};
+
+#ifndef SHOAL_GIT_COMMIT
+#define SHOAL_GIT_COMMIT "unknown"
+#endif
+
 static void usage(FILE *f) {
   fputs("Usage:\tshoald [OPTIONS]\n\n"
-        "A container orchestrator that speaks the Docker Engine API\n\n"
-        "Options:\n"
-        "      --data-root string   Root directory of persistent state "
-        "(default \"/var/lib/shoal\")\n"
-        "  -D, --debug              Enable debug mode\n"
-        "  -G, --group string       Group for the unix socket (default "
-        "\"docker\")\n"
-        "      --dns list           DNS server to use (tasks' names that are "
-        "not the swarm's)\n"
-        "      --exec-root string   Root directory for execution state files "
-        "(default \"/run/shoal\")\n"
-        "  -H, --host list          Daemon socket(s) to connect to (default "
-        "unix:///run/shoal/shoal.sock)\n"
-        "      --insecure-registry list   Enable insecure registry "
-        "communication\n"
-        "      --pidfile string     Path to use for daemon PID file (default "
-        "\"<exec-root>/shoald.pid\")\n"
-        "      --registry-mirror list     Preferred registry mirror\n"
-        "      --tls                Use TLS; implied by --tlsverify\n"
-        "      --tlscacert string   Trust certs signed only by this CA "
-        "(default \"~/.docker/ca.pem\")\n"
-        "      --tlscert string     Path to TLS certificate file (default "
-        "\"~/.docker/cert.pem\")\n"
-        "      --tlskey string      Path to TLS key file (default "
-        "\"~/.docker/key.pem\")\n"
-        "      --tlsverify          Use TLS and verify the remote\n"
-        "  -v, --version            Print version information and quit\n",
+        "A container orchestrator that speaks the Docker Engine API.\n\n"
+        "Options:\n",
         f);
+  char lines[ARRAY_SIZE(flag_help)][96];
+  size_t width = 0;
+  for (size_t i = 0; i < ARRAY_SIZE(flag_help); i++) {
+    const struct flag_help *h = &flag_help[i];
+    char sh[8] = "    ";
+    if (h->shorthand)
+      snprintf(sh, sizeof sh, "-%c, ", h->shorthand);
+    snprintf(lines[i], sizeof lines[i], "  %s--%s%s%s", sh, h->name,
+             h->type ? " " : "", h->type ? h->type : "");
+    if (strlen(lines[i]) > width)
+      width = strlen(lines[i]);
+  }
+  for (size_t i = 0; i < ARRAY_SIZE(flag_help); i++) {
+    const struct flag_help *h = &flag_help[i];
+    fprintf(f, "%-*s   %s", (int)width, lines[i], h->usage);
+    if (h->dflt)
+      fprintf(f, " (default %s)", h->dflt);
+    fputc('\n', f);
+  }
 }
 
 /* Takes an exclusive lock on path (made if absent) and writes our PID in
@@ -208,55 +251,158 @@ static void on_signal(uv_signal_t *s, int signum) {
   shoald_shutdown(d);
 }
 
-/* dockerd reloads its configuration file on SIGHUP; shoald has none yet:
- * the hook says so and the daemon goes on. */
+/* The keys set by flags: daemon.json key -> the flag's value as dockerd
+ * prints it in a conflict. Kept for SIGHUP's re-read. */
+static json_t *cli_flags;
+static bool config_file_set;
+
+static void flag_set(const char *key, const char *value) {
+  json_object_set_new(cli_flags, key, json_string(value));
+}
+
+/* A list flag's value as Go prints it: "[a b]". */
+static void flag_add(const char *key, const char *value) {
+  const char *old = json_string_value(json_object_get(cli_flags, key));
+  cleanup_free char *v =
+      old ? xasprintf("%.*s %s]", (int)strlen(old) - 1, old, value)
+          : xasprintf("[%s]", value);
+  flag_set(key, v);
+}
+
+static char **strv_grow(char **v, const char *s) {
+  size_t n = 0;
+  while (v && v[n])
+    n++;
+  v = xrealloc(v, (n + 2) * sizeof *v);
+  v[n] = xstrdup(s);
+  v[n + 1] = NULL;
+  return v;
+}
+
+/* What SIGHUP changed, logged as dockerd logs its reloaded settings. */
+static char *reload_summary(const struct shoald_config *cfg) {
+  json_t *j = json_object();
+  json_t *l = json_array(), *m = json_array(), *in = json_array();
+  for (char **p = cfg->labels; p && *p; p++)
+    json_array_append_new(l, json_string(*p));
+  for (char **p = cfg->mirrors; p && *p; p++)
+    json_array_append_new(m, json_string(*p));
+  for (char **p = cfg->insecure; p && *p; p++)
+    json_array_append_new(in, json_string(*p));
+  json_object_set_new(j, "debug", json_boolean(cfg->debug));
+  json_object_set_new(j, "log-level",
+                      json_string(cfg->log_level ? cfg->log_level : "info"));
+  json_object_set_new(j, "labels", l);
+  json_object_set_new(j, "registry-mirrors", m);
+  json_object_set_new(j, "insecure-registries", in);
+  json_object_set_new(
+      j, "max-concurrent-downloads",
+      json_integer(cfg->max_downloads > 0 ? cfg->max_downloads : 3));
+  char *s = json_dumps(j, JSON_COMPACT);
+  json_decref(j);
+  return s;
+}
+
+/* dockerd's SIGHUP: the file again, with the same rules as at start; the
+ * reloadable keys take effect, a bad file changes nothing. */
 static void on_sighup(uv_signal_t *s, int signum) {
-  (void)s;
   (void)signum;
-  log_info("Got signal to reload configuration");
-  log_info("Reloaded configuration (nothing to reload)");
+  struct shoald *d = s->data;
+  struct shoald_config *cfg = &d->cfg;
+  log_info("Got signal to reload configuration, reloading from: %s",
+           cfg->config_file);
+  sh_err err = {0};
+  cleanup_json json_t *file = NULL;
+  if (daemon_config_read(cfg->config_file, config_file_set, cli_flags, &file,
+                         &err) < 0) {
+    log_error("Error reloading configuration: %s", err.msg);
+    return;
+  }
+  if (!file)
+    file = json_object();
+  daemon_config_apply(cfg, file, true);
+  daemon_config_apply_log_level(cfg);
+  struct image_opts io = {
+      .mirrors = (const char *const *)cfg->mirrors,
+      .insecure = (const char *const *)cfg->insecure,
+      .max_downloads = cfg->max_downloads,
+  };
+  if (d->images)
+    image_store_reconfigure(d->images, &io);
+  cleanup_free char *sum = reload_summary(cfg);
+  log_info("Reloaded configuration: %s", sum);
+}
+
+/* A flag's bad value, as cobra reports it. */
+static int bad_flag(const char *flag, const char *value, const char *why) {
+  fprintf(stderr,
+          "invalid argument \"%s\" for \"%s\" flag: %s\nSee 'shoald "
+          "--help'.\n",
+          value, flag, why);
+  return 125;
 }
 
 int main(int argc, char **argv) {
   struct shoald *d = &daemon_state;
   struct shoald_config *cfg = &d->cfg;
+  enum {
+    O_TLS = 1,
+    O_TLSVERIFY,
+    O_TLSCACERT,
+    O_TLSCERT,
+    O_TLSKEY,
+    O_CONFIG,
+    O_LABEL,
+    O_POOL,
+    O_MAXDL,
+    O_VALIDATE,
+  };
   static const struct option opts[] = {
       {"data-root", required_argument, NULL, 'r'},
       {"exec-root", required_argument, NULL, 'e'},
       {"host", required_argument, NULL, 'H'},
       {"pidfile", required_argument, NULL, 'p'},
       {"debug", no_argument, NULL, 'D'},
+      {"log-level", required_argument, NULL, 'l'},
       {"registry-mirror", required_argument, NULL, 'm'},
       {"insecure-registry", required_argument, NULL, 'i'},
       {"dns", required_argument, NULL, 'n'},
       {"version", no_argument, NULL, 'v'},
       {"group", required_argument, NULL, 'G'},
-      {"tls", optional_argument, NULL, 1},
-      {"tlsverify", optional_argument, NULL, 2},
-      {"tlscacert", required_argument, NULL, 3},
-      {"tlscert", required_argument, NULL, 4},
-      {"tlskey", required_argument, NULL, 5},
+      {"tls", optional_argument, NULL, O_TLS},
+      {"tlsverify", optional_argument, NULL, O_TLSVERIFY},
+      {"tlscacert", required_argument, NULL, O_TLSCACERT},
+      {"tlscert", required_argument, NULL, O_TLSCERT},
+      {"tlskey", required_argument, NULL, O_TLSKEY},
+      {"config-file", required_argument, NULL, O_CONFIG},
+      {"label", required_argument, NULL, O_LABEL},
+      {"default-address-pool", required_argument, NULL, O_POOL},
+      {"max-concurrent-downloads", required_argument, NULL, O_MAXDL},
+      {"validate", no_argument, NULL, O_VALIDATE},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
+  cli_flags = json_object();
   cfg->hosts = xcalloc((size_t)argc + 1, sizeof *cfg->hosts);
-  cfg->mirrors = xcalloc((size_t)argc + 1, sizeof *cfg->mirrors);
-  cfg->insecure = xcalloc((size_t)argc + 1, sizeof *cfg->insecure);
-  cfg->dns = xcalloc((size_t)argc + 1, sizeof *cfg->dns);
-  int nmirrors = 0, ninsecure = 0, ndns = 0;
+  cfg->mirrors = xcalloc(1, sizeof *cfg->mirrors);
+  cfg->insecure = xcalloc(1, sizeof *cfg->insecure);
+  cfg->dns = xcalloc(1, sizeof *cfg->dns);
+  cfg->labels = xcalloc(1, sizeof *cfg->labels);
   int c;
   const char *group = "docker";
-  bool group_set = false;
+  bool group_set = false, validate = false;
   struct tls_opts tls = {0};
+  sh_err err = {0};
   opterr = 0;
-  while ((c = getopt_long(argc, argv, "H:G:Dvh", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":H:G:l:p:Dvh", opts, NULL)) != -1) {
     switch (c) {
     case 'G':
       group = optarg;
       group_set = true;
+      flag_set("group", optarg);
       break;
-    case 1:
-    case 2: {
+    case O_TLS:
+    case O_TLSVERIFY: {
       /* Go's bool flags: --tls, --tls=true, --tls=false. */
       bool v =
           !optarg || strcmp(optarg, "true") == 0 || strcmp(optarg, "1") == 0;
@@ -266,69 +412,135 @@ int main(int argc, char **argv) {
                 "invalid argument \"%s\" for \"--%s\" flag: strconv."
                 "ParseBool: parsing \"%s\": invalid syntax\nSee 'shoald "
                 "--help'.\n",
-                optarg, c == 1 ? "tls" : "tlsverify", optarg);
+                optarg, c == O_TLS ? "tls" : "tlsverify", optarg);
         return 125;
       }
-      if (c == 1) {
+      if (c == O_TLS) {
         tls.tls = v;
         tls.tls_set = true;
       } else {
         tls.tlsverify = v;
         tls.tlsverify_set = true;
       }
+      flag_set(c == O_TLS ? "tls" : "tlsverify", v ? "true" : "false");
       break;
     }
-    case 3:
+    case O_TLSCACERT:
       tls.ca = optarg;
+      flag_set("tlscacert", optarg);
       break;
-    case 4:
+    case O_TLSCERT:
       tls.cert = optarg;
+      flag_set("tlscert", optarg);
       break;
-    case 5:
+    case O_TLSKEY:
       tls.key = optarg;
+      flag_set("tlskey", optarg);
       break;
     case 'r':
       free(cfg->data_root);
       cfg->data_root = xstrdup(optarg);
+      flag_set("data-root", optarg);
       break;
     case 'e':
       free(cfg->exec_root);
       cfg->exec_root = xstrdup(optarg);
+      flag_set("exec-root", optarg);
       break;
     case 'H':
       cfg->hosts[cfg->nhosts++] = xstrdup(optarg);
+      flag_add("hosts", optarg);
       break;
     case 'p':
       free(cfg->pidfile);
       cfg->pidfile = xstrdup(optarg);
+      flag_set("pidfile", optarg);
       break;
     case 'D':
       cfg->debug = true;
+      flag_set("debug", "true");
       break;
-    case 'm':
-      cfg->mirrors[nmirrors++] = xstrdup(optarg);
+    case 'l':
+      if (daemon_config_check_log_level(optarg, &err) < 0)
+        return bad_flag("--log-level", optarg, err.msg);
+      free(cfg->log_level);
+      cfg->log_level = xstrdup(optarg);
+      flag_set("log-level", optarg);
       break;
+    case 'm': {
+      char *m = NULL;
+      if (daemon_config_norm_mirror(optarg, &m, &err) < 0)
+        return bad_flag("--registry-mirror", optarg, err.msg);
+      cfg->mirrors = strv_grow(cfg->mirrors, m);
+      flag_add("registry-mirrors", m);
+      free(m);
+      break;
+    }
     case 'i':
-      cfg->insecure[ninsecure++] = xstrdup(optarg);
+      cfg->insecure = strv_grow(cfg->insecure, optarg);
+      flag_add("insecure-registries", optarg);
       break;
     case 'n': {
       struct in_addr a;
       if (inet_pton(AF_INET, optarg, &a) != 1) {
-        fprintf(stderr,
-                "invalid argument \"%s\" for \"--dns\" flag: %s is not an "
-                "ip address\nSee 'shoald --help'.\n",
-                optarg, optarg);
-        return 125;
+        cleanup_free char *why = xasprintf("%s is not an ip address", optarg);
+        return bad_flag("--dns", optarg, why);
       }
-      cfg->dns[ndns++] = xstrdup(optarg);
+      cfg->dns = strv_grow(cfg->dns, optarg);
+      flag_add("dns", optarg);
       break;
     }
+    case O_CONFIG:
+      free(cfg->config_file);
+      cfg->config_file = xstrdup(optarg);
+      config_file_set = true;
+      break;
+    case O_LABEL:
+      if (daemon_config_check_label(optarg, &err) < 0)
+        return bad_flag("--label", optarg, err.msg);
+      cfg->labels = strv_grow(cfg->labels, optarg);
+      flag_add("labels", optarg);
+      break;
+    case O_POOL: {
+      json_t *p = NULL;
+      if (daemon_config_parse_pool(optarg, &p, &err) < 0)
+        return bad_flag("--default-address-pool", optarg, err.msg);
+      if (!cfg->pools)
+        cfg->pools = json_array();
+      json_array_append_new(cfg->pools, p);
+      flag_add("default-address-pools", optarg);
+      break;
+    }
+    case O_MAXDL: {
+      char *end;
+      errno = 0;
+      long v = strtol(optarg, &end, 10);
+      if (!*optarg || *end || errno || v < INT_MIN || v > INT_MAX) {
+        cleanup_free char *why = xasprintf(
+            "strconv.ParseInt: parsing \"%s\": invalid syntax", optarg);
+        return bad_flag("--max-concurrent-downloads", optarg, why);
+      }
+      if (v < 0) {
+        fprintf(stderr, "invalid max concurrent downloads: %ld\n", v);
+        return 1;
+      }
+      cfg->max_downloads = (int)v;
+      flag_set("max-concurrent-downloads", optarg);
+      break;
+    }
+    case O_VALIDATE:
+      validate = true;
+      break;
     case 'v':
-      printf("shoald version %s, API %s\n", SHOAL_VERSION, SHOAL_API_VERSION);
+      printf("shoald version %s, build %s\n", SHOAL_VERSION, SHOAL_GIT_COMMIT);
       return 0;
     case 'h':
       usage(stdout);
       return 0;
+    case ':':
+      fprintf(stderr, "flag needs an argument: %s\nSee 'shoald --help'.\n",
+              argv[optind - 1]);
+      return 125;
     default:
       fprintf(stderr, "unknown flag: %s\nSee 'shoald --help'.\n",
               argv[optind - 1]);
@@ -336,9 +548,51 @@ int main(int argc, char **argv) {
     }
   }
   if (optind < argc) {
-    fprintf(stderr, "shoald: unexpected argument %s\nSee 'shoald --help'.\n",
-            argv[optind]);
+    fprintf(stderr,
+            "\"shoald\" accepts no arguments.\nSee 'shoald --help'.\n\n"
+            "Usage:  shoald [OPTIONS]\n\nA container orchestrator that speaks "
+            "the Docker Engine API.\n");
     return 125;
+  }
+  if (!cfg->config_file)
+    cfg->config_file = xstrdup(SHOALD_DEFAULT_CONFIG_FILE);
+  {
+    cleanup_json json_t *file = NULL;
+    if (daemon_config_read(cfg->config_file, config_file_set, cli_flags, &file,
+                           &err) < 0) {
+      fprintf(stderr, "%s\n", err.msg);
+      return 1;
+    }
+    if (file) {
+      daemon_config_apply(cfg, file, false);
+      /* The settings the program keeps itself. */
+      const json_t *v;
+      if (json_is_string(v = json_object_get(file, "group"))) {
+        group = json_string_value(v);
+        group_set = true;
+      }
+      if (json_is_boolean(v = json_object_get(file, "tls"))) {
+        tls.tls = json_is_true(v);
+        tls.tls_set = true;
+      }
+      if (json_is_boolean(v = json_object_get(file, "tlsverify"))) {
+        tls.tlsverify = json_is_true(v);
+        tls.tlsverify_set = true;
+      }
+      if (json_is_string(v = json_object_get(file, "tlscacert")))
+        tls.ca = xstrdup(json_string_value(v));
+      if (json_is_string(v = json_object_get(file, "tlscert")))
+        tls.cert = xstrdup(json_string_value(v));
+      if (json_is_string(v = json_object_get(file, "tlskey")))
+        tls.key = xstrdup(json_string_value(v));
+      /* group's string lives in file: keep it past this block. */
+      if (group_set && !json_object_get(cli_flags, "group"))
+        group = xstrdup(group);
+    }
+  }
+  if (validate) {
+    fputs("configuration OK\n", stderr);
+    return 0;
   }
   if (!cfg->data_root)
     cfg->data_root = xstrdup("/var/lib/shoal");
@@ -348,12 +602,10 @@ int main(int argc, char **argv) {
     cfg->pidfile = xasprintf("%s/shoald.pid", cfg->exec_root);
   if (cfg->nhosts == 0)
     cfg->hosts[cfg->nhosts++] = xstrdup("unix:///run/shoal/shoal.sock");
-  if (cfg->debug)
-    log_set_level(LOG_DEBUG);
+  daemon_config_apply_log_level(cfg);
   if (getenv("DOCKER_TLS_VERIFY") && *getenv("DOCKER_TLS_VERIFY") &&
       !tls.tlsverify_set)
     tls.tlsverify = true;
-  sh_err err = {0};
   struct http_limits lim;
   http_limits_default(&lim);
   if (http_limits_parse(&lim, getenv("SHOAL_HTTP_LIMITS"), &err) < 0) {
@@ -369,7 +621,6 @@ int main(int argc, char **argv) {
     log_error("%s", err.msg);
     return 1;
   }
-  /* dockerd's checkTLSAuthOK: TLS explicitly off counts as intent. */
   cfg->api_insecure_ok = tls.tls_set && !tls.tls;
 
   signal(SIGPIPE, SIG_IGN);
@@ -415,6 +666,7 @@ int main(int argc, char **argv) {
   uv_run(loop, UV_RUN_DEFAULT);
   /* After the loop: streams of GET /events end in close callbacks. */
   events_free(d->events);
+  api_execs_free(d);
   unlink(cfg->pidfile);
   log_info("shoald stopped");
   return exit_code;

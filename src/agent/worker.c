@@ -416,6 +416,21 @@ static void detach_networks(struct job *j) {
              err.msg);
 }
 
+/* Pulls with the service's registry credentials when the leader sent
+ * them (`--with-registry-auth`: swarmkit's PullOptions.RegistryAuth). */
+static int pull(struct worker *w, const json_t *cs, const char *image,
+                char **image_id, sh_err *err) {
+  struct image_auth auth = {0};
+  const char *enc = jx_str(cs, "PullOptions.RegistryAuth", NULL);
+  /* The leader checked it; the decoder's message could quote it. */
+  if (enc && image_auth_decode(enc, &auth, NULL) < 0)
+    return sh_error(err, 400, "invalid registry auth in the task's spec");
+  int rc = image_pull(w->cfg.images, image, enc ? &auth : NULL, NULL, NULL,
+                      image_id, err);
+  image_auth_free(&auth);
+  return rc;
+}
+
 static int prepare(struct job *j) {
   struct worker *w = j->w;
   if (j->plan_rc < 0) {
@@ -439,8 +454,7 @@ static int prepare(struct job *j) {
     return -1;
   cleanup_free char *image_id = NULL;
   if (image_resolve(w->cfg.images, image, &image_id, NULL) < 0 &&
-      image_pull(w->cfg.images, image, NULL, NULL, NULL, &image_id, &j->err) <
-          0)
+      pull(w, cs, image, &image_id, &j->err) < 0)
     return -1;
   char **dirs = NULL;
   size_t n = 0;
@@ -1362,6 +1376,12 @@ static void reconcile(struct tctl *t) {
      * across a restart) keeps the state it ended in. */
     if (!terminal(jx_str(t->task, "Status.State", "")))
       report(t, "shutdown", "shutdown", NULL, 0, 0);
+  } else if (t->cid[0] && t->phase != P_STOPPING &&
+             strcmp(jx_str(t->task, "DesiredState", ""), "remove") == 0) {
+    /* As swarmkit's agent: a task to be removed (its service is gone)
+     * loses its container as soon as it stopped, not one round trip
+     * later when the task leaves the assignment. */
+    run_job(w, t, J_REMOVE);
   }
 }
 

@@ -61,6 +61,11 @@ bool api_events(struct api_call *c);
 bool api_volumes(struct api_call *c);
 /* /secrets and /configs (secrets.c). */
 bool api_secrets(struct api_call *c);
+/* docker exec and attach: /containers/{id}/exec|attach|resize, /exec/{id}
+ * (exec.c). */
+bool api_exec(struct api_call *c);
+/* Frees the exec instances (at shutdown, the loop stopped). */
+void api_execs_free(struct shoald *d);
 /* On a follower manager, forwards cluster writes to the leader. */
 bool api_forward(struct api_call *c);
 

@@ -162,12 +162,19 @@ bool api_forward(struct api_call *c) {
   cleanup_free char *url =
       xasprintf("https://%s" FORWARD_PREFIX "%s", leader, c->req->url);
   const char *ct = http_req_header(c->req, "Content-Type");
+  /* Service create and update carry the registry credentials in a header
+   * (never logged; the leader keeps them in the sealed raft data). */
+  const char *auth = http_req_header(c->req, "X-Registry-Auth");
+  cleanup_free char *auth_line =
+      auth && *auth ? xasprintf("X-Registry-Auth: %s", auth) : NULL;
+  const char *headers[] = {auth_line, NULL};
   struct http_call_opts o = {
       .method = c->req->method,
       .url = url,
       .body = c->req->body,
       .body_len = c->req->body_len,
       .content_type = ct ? ct : "application/json",
+      .headers = auth_line ? headers : NULL,
       .cert_pem = d->cert_pem,
       .key_pem = d->key_pem,
       .ca_pem = d->root_pem,

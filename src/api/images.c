@@ -1,6 +1,7 @@
 /* Image endpoints: pull (/images/create, streamed progress), list (with
  * moby's filters), inspect, history, tag, remove, prune, load, save
- * (/images/get, a thread of its own with backpressure), push, POST /auth,
+ * (/images/get, a thread of its own with backpressure), push, POST /auth
+ * (a login's check of credentials against a registry),
  * /distribution/{name}/json, and GET /system/df. Every image operation
  * runs off the loop (disk and network I/O). What containers use comes
  * from the executor at each call: the image store knows no containers.
@@ -559,10 +560,9 @@ static void work(void *ud) {
     j->rc = image_push(s, j->ref, j->target, auth, on_progress, j, &j->err);
     break;
   case OP_AUTH:
-    j->rc = image_login(s, auth, &j->err);
+    j->rc = image_login(s, &j->auth, &j->err);
     if (j->rc == 0)
-      j->result = json_pack("{s:s, s:s}", "Status", "Login Succeeded",
-                            "IdentityToken", "");
+      j->result = json_pack("{s:s}", "Status", "Login Succeeded");
     break;
   case OP_SAVE:
     break; /* its own thread: save_thread */
@@ -761,6 +761,38 @@ static void start(struct img_job *j) {
   workq_submit(j->d->work, work, done, j);
 }
 
+/* POST /auth: the body is an AuthConfig; nothing is kept. */
+static void login(struct api_call *c) {
+  sh_err err = {0};
+  cleanup_json json_t *body = NULL;
+  if (api_body(c->req, &body, &err) < 0)
+    return api_reply_err(c->req, &err);
+  struct img_job *j = new_job(c, OP_AUTH, NULL);
+  j->have_auth = true;
+  const char *keys[] = {"username", "password", "serveraddress",
+                        "identitytoken"};
+  char **dst[] = {&j->auth.username, &j->auth.password, &j->auth.serveraddress,
+                  &j->auth.identitytoken};
+  for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+    json_t *v = json_object_get(body, keys[i]);
+    if (v && !json_is_string(v)) {
+      job_free(j);
+      sh_error(&err, 400,
+               "json: cannot unmarshal %s into Go struct field "
+               "AuthConfig.%s of type string",
+               json_is_number(v)    ? "number"
+               : json_is_boolean(v) ? "bool"
+               : json_is_array(v)   ? "array"
+                                    : "object",
+               keys[i]);
+      return api_reply_err(c->req, &err);
+    }
+    const char *str = json_string_value(v);
+    *dst[i] = str && *str ? xstrdup(str) : NULL;
+  }
+  start(j);
+}
+
 static void pull(struct api_call *c) {
   sh_err err = {0};
   cleanup_free char *from = http_req_query(c->req, "fromImage");
@@ -866,24 +898,6 @@ static void tag(struct api_call *c, const char *name) {
   start(j);
 }
 
-static void auth(struct api_call *c) {
-  sh_err err = {0};
-  cleanup_json json_t *body = NULL;
-  if (api_body(c->req, &body, &err) < 0)
-    return api_reply_err(c->req, &err);
-  struct img_job *j = new_job(c, OP_AUTH, NULL);
-  const char *u = jx_str(body, "username", NULL),
-             *p = jx_str(body, "password", NULL),
-             *sa = jx_str(body, "serveraddress", NULL),
-             *it = jx_str(body, "identitytoken", NULL);
-  j->auth.username = u && *u ? xstrdup(u) : NULL;
-  j->auth.password = p ? xstrdup(p) : NULL;
-  j->auth.serveraddress = sa && *sa ? xstrdup(sa) : NULL;
-  j->auth.identitytoken = it && *it ? xstrdup(it) : NULL;
-  j->have_auth = true;
-  start(j);
-}
-
 bool api_images(struct api_call *c) {
   const char *p = c->path;
   const char *m = c->req->method;
@@ -891,6 +905,10 @@ bool api_images(struct api_call *c) {
   bool post = strcmp(m, "POST") == 0;
   if (strcmp(p, "/images/create") == 0 && post) {
     pull(c);
+    return true;
+  }
+  if (strcmp(p, "/auth") == 0 && post) {
+    login(c);
     return true;
   }
   if (strcmp(p, "/images/load") == 0 && post) {
@@ -903,10 +921,6 @@ bool api_images(struct api_call *c) {
     return start_filtered(c, OP_PRUNE, prune_filters);
   if (strcmp(p, "/system/df") == 0 && get) {
     start(new_job(c, OP_DF, NULL));
-    return true;
-  }
-  if (strcmp(p, "/auth") == 0 && post) {
-    auth(c);
     return true;
   }
   if (strcmp(p, "/images/get") == 0 && get) {

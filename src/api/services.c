@@ -198,7 +198,9 @@ static bool services(struct api_call *c) {
     if (api_body(c->req, &spec, &err) < 0 ||
         schema_check_go(c->req->body, c->req->body_len, &go_service_spec,
                         &err) < 0 ||
-        manager_create_service(mgr, spec, cc->id, created, cc, &err) < 0) {
+        manager_create_service(mgr, spec,
+                               http_req_header(c->req, "X-Registry-Auth"),
+                               cc->id, created, cc, &err) < 0) {
       free(cc);
       api_reply_err(c->req, &err);
     }
@@ -219,13 +221,15 @@ static bool services(struct api_call *c) {
     int64_t version;
     cleanup_json json_t *spec = NULL;
     cleanup_free char *rollback = http_req_query(c->req, "rollback");
+    cleanup_free char *auth_from = http_req_query(c->req, "registryAuthFrom");
     /* moby decodes the body before it reads ?version=. */
     if (api_body(c->req, &spec, &err) < 0 ||
         schema_check_go(c->req->body, c->req->body_len, &go_service_spec,
                         &err) < 0 ||
         api_query_version(c->req, "service", &version, &err) < 0 ||
-        manager_update_service(mgr, ref, version, spec, rollback, updated,
-                               c->req, &err) < 0)
+        manager_update_service(mgr, ref, version, spec, rollback,
+                               http_req_header(c->req, "X-Registry-Auth"),
+                               auth_from, updated, c->req, &err) < 0)
       api_reply_err(c->req, &err);
     return true;
   }

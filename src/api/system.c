@@ -76,9 +76,16 @@ static const char *os_version(char *buf, size_t n) {
   return buf;
 }
 
-/* The build time as RFC 3339, like dockerd's "BuildTime". */
+/* The build time as RFC 3339, like dockerd's "BuildTime": the Makefile's
+ * SHOAL_BUILD_TIME (SOURCE_DATE_EPOCH or the commit's time, so package
+ * builds are reproducible), else the compiler's clock. */
 static const char *build_time(void) {
   static char out[64];
+#ifdef SHOAL_BUILD_TIME
+  /* "2026-12-02T04:00:00Z" */
+  snprintf(out, sizeof out, "%.19s.000000000+00:00", SHOAL_BUILD_TIME);
+  return out;
+#else
   if (!out[0]) {
     struct tm tm = {0};
     char when[64];
@@ -89,6 +96,7 @@ static const char *build_time(void) {
       snprintf(out, sizeof out, "%s", when);
   }
   return out;
+#endif
 }
 
 static json_t *version_json(void) {
@@ -212,6 +220,31 @@ static void info_done(void *ud, int cancelled) {
   free(j);
 }
 
+/* dockerd's registry.ServiceConfig: CIDRs among the insecure registries
+ * apart, the other names as IndexConfigs not Secure; docker.io official
+ * with the mirrors. 127.0.0.0/8 is insecure always, as in dockerd. */
+static json_t *registry_config(const struct shoald_config *cfg) {
+  json_t *cidrs = json_pack("[s, s]", "::1/128", "127.0.0.0/8");
+  json_t *mirrors = json_array();
+  for (char **p = cfg->mirrors; p && *p; p++)
+    json_array_append_new(mirrors, json_string(*p));
+  json_t *idx = json_object();
+  for (char **p = cfg->insecure; p && *p; p++) {
+    if (strchr(*p, '/'))
+      json_array_append_new(cidrs, json_string(*p));
+    else
+      json_object_set_new(idx, *p,
+                          json_pack("{s:s, s:[], s:b, s:b}", "Name", *p,
+                                    "Mirrors", "Secure", 0, "Official", 0));
+  }
+  json_object_set_new(idx, "docker.io",
+                      json_pack("{s:s, s:O, s:b, s:b}", "Name", "docker.io",
+                                "Mirrors", mirrors, "Secure", 1, "Official",
+                                1));
+  return json_pack("{s:o, s:o, s:o}", "InsecureRegistryCIDRs", cidrs,
+                   "IndexConfigs", idx, "Mirrors", mirrors);
+}
+
 static void info(struct api_call *c) {
   struct shoald *d = c->d;
   struct utsname u;
@@ -248,11 +281,9 @@ static void info(struct api_call *c) {
       "Architecture", u.machine);
   json_object_set_new(j, "IndexServerAddress",
                       json_string("https://index.docker.io/v1/"));
-  json_object_set_new(j, "RegistryConfig",
-                      json_pack("{s:[], s:[], s:{}, s:[]}",
-                                "InsecureRegistryCIDRs",
-                                "AllowNondistributableArtifactsCIDRs",
-                                "IndexConfigs", "Mirrors"));
+  json_object_set_new(j, "RegistryConfig", registry_config(&d->cfg));
+  if (json_array_size(d->cfg.pools))
+    json_object_set_new(j, "DefaultAddressPools", json_deep_copy(d->cfg.pools));
   json_object_set_new(j, "NCPU", json_integer(ncpu > 0 ? ncpu : 1));
   json_object_set_new(j, "MemTotal",
                       json_integer((json_int_t)si.totalram * si.mem_unit));
@@ -261,7 +292,10 @@ static void info(struct api_call *c) {
   json_object_set_new(j, "HttpsProxy", json_string(""));
   json_object_set_new(j, "NoProxy", json_string(""));
   json_object_set_new(j, "Name", json_string(d->hostname));
-  json_object_set_new(j, "Labels", json_array());
+  json_t *labels = json_array();
+  for (char **p = d->cfg.labels; p && *p; p++)
+    json_array_append_new(labels, json_string(*p));
+  json_object_set_new(j, "Labels", labels);
   json_object_set_new(j, "ServerVersion", json_string(SHOAL_VERSION));
   json_object_set_new(j, "Runtimes",
                       json_pack("{s:{s:s}}", "crun", "path", "/usr/bin/crun"));

@@ -698,14 +698,20 @@ static const char *go_arch(void) {
 }
 
 json_t *render_client_version(const char *api_version) {
+  char rfc[40], built[64];
+#ifdef SHOAL_BUILD_TIME
+  /* The Makefile's build time (reproducible builds: no __DATE__). */
+  snprintf(rfc, sizeof rfc, "%s", SHOAL_BUILD_TIME);
+#else
   /* __DATE__ is "Mmm dd yyyy"; docker shows the build time in ANSIC. */
   static const char *const mo = "JanFebMarAprMayJunJulAugSepOctNovDec";
-  char date[] = __DATE__, rfc[40], built[64];
+  char date[] = __DATE__;
   int day = atoi(date + 4), year = atoi(date + 7), mon = 1;
   for (int m = 0; m < 12; m++)
     if (strncmp(mo + 3 * m, date, 3) == 0)
       mon = m + 1;
   snprintf(rfc, sizeof rfc, "%04d-%02d-%02dT%sZ", year, mon, day, __TIME__);
+#endif
   text_ansic_time(rfc, built, sizeof built);
   return json_pack(
       "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "Version", SHOAL_VERSION,

@@ -29,6 +29,7 @@ struct workq;
 struct executor;
 struct seccomp_profile;
 struct worker;
+struct api_execs;
 
 #define SHOAL_VERSION "0.1.0"
 #define SHOAL_API_VERSION "1.47"
@@ -44,7 +45,15 @@ struct shoald_config {
   char **mirrors;  /* --registry-mirror, NULL-ended */
   char **insecure; /* --insecure-registry, NULL-ended */
   char **dns;      /* --dns: resolvers for tasks' other names, NULL-ended */
-  int socket_gid;  /* group of the unix sockets (-G); -1: the process's */
+  char **labels;   /* --label / "labels": the engine's labels, NULL-ended */
+  char *log_level; /* --log-level; NULL: info */
+  /* --default-address-pool: [{"Base", "Size"}] the node's local bridges
+   * (docker0, docker_gwbridge) take their subnets from; NULL: 172.17/16
+   * and on, as dockerd's defaults. */
+  json_t *pools;
+  int max_downloads; /* layers pulled at once; 0: dockerd's default, 3 */
+  char *config_file; /* daemon.json (daemon/config.h) */
+  int socket_gid;    /* group of the unix sockets (-G); -1: the process's */
   /* -H tcp:// with TLS (dockerd's --tls, --tlsverify and files). */
   struct ssl_ctx_st *api_tls;
   bool api_tlsverify;
@@ -75,6 +84,7 @@ struct shoald {
   char *runtime_error;
   struct worker *worker;   /* runs this node's tasks (in a swarm) */
   struct events *events;   /* the node's event log (GET /events) */
+  struct api_execs *execs; /* docker exec instances (api/exec.c) */
   struct overlay *overlay; /* swarm networks' data plane; NULL: none */
   /* Tasks' default seccomp profile, read once at start; NULL when the
    * file is missing or bad: tasks then run without one (see docs). */
@@ -115,8 +125,9 @@ struct shoald {
    * the clock is injectable for tests. */
   struct ca_renewal renewal;
   uv_timer_t renew_timer;
-  json_t *last_node; /* this node's object as last heard */
-  json_t *last_ca;   /* the cluster's CA facts as last heard */
+  uv_timer_t trim_timer; /* returns freed heap to the kernel while idle */
+  json_t *last_node;     /* this node's object as last heard */
+  json_t *last_ca;       /* the cluster's CA facts as last heard */
 
   /* A pending join waits for the first session. */
   void (*join_done)(void *ud, int status, const struct sh_err *err);

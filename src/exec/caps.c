@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 const char *const exec_default_caps[] = {"CAP_CHOWN",
                                          "CAP_DAC_OVERRIDE",
@@ -155,4 +156,14 @@ int exec_caps(const json_t *adds, const json_t *drops, const char ***out,
   free(d);
   *out = v;
   return 0;
+}
+
+const char **exec_caps_held(void) {
+  const char **v = xcalloc(ARRAY_SIZE(all_caps), sizeof *v);
+  size_t n = 0;
+  /* all_caps is in number order: the index is the capability. */
+  for (size_t i = 0; all_caps[i]; i++)
+    if (prctl(PR_CAPBSET_READ, (unsigned long)i, 0, 0, 0) == 1)
+      v[n++] = all_caps[i];
+  return v;
 }

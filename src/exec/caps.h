@@ -20,4 +20,9 @@ extern const char *const exec_default_caps[];
 int exec_caps(const json_t *adds, const json_t *drops, const char ***out,
               struct sh_err *err);
 
+/* Every capability in this process's bounding set, the ones it can give
+ * (docker exec --privileged): a malloc'd, NULL-terminated vector of
+ * static strings. */
+const char **exec_caps_held(void);
+
 #endif

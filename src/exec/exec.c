@@ -966,24 +966,10 @@ int exec_logs(executor *ex, const char *id, const struct exec_logs_opts *o,
 
 int exec_probe_argv(executor *ex, const char *id, const json_t *cmd,
                     char ***argv_out, char **pidfile, sh_err *err) {
-  cleanup_paths struct ctr_paths p = {0};
-  cleanup_json json_t *meta = NULL;
-  if (exec_load_meta(ex, id, &p, &meta, err) < 0)
+  struct exec_cmd_opts o = {.cmd = cmd};
+  cleanup_free char *file = NULL;
+  if (exec_cmd_process(ex, id, &o, "probe", &file, pidfile, err) < 0)
     return -1;
-  cleanup_json json_t *oci = exec_read_json(p.config);
-  json_t *proc = json_object_get(oci, "process");
-  if (!json_is_object(proc))
-    return sh_error(err, 500, "container %s has no process config", id);
-  /* The container's process as it runs, with the probe's command. */
-  cleanup_json json_t *probe = json_deep_copy(proc);
-  json_object_set_new(probe, "args", json_deep_copy(cmd));
-  json_object_set_new(probe, "terminal", json_false());
-  json_object_del(probe, "rlimits");
-  json_object_del(probe, "oomScoreAdj");
-  cleanup_free char *file = xasprintf("%s/probe.json", p.run);
-  if (mkdir_p(p.run, 0700, err) < 0 || exec_write_json(file, probe, err) < 0)
-    return -1;
-  *pidfile = xasprintf("%s/probe.pid", p.run);
   char **argv = xcalloc(7, sizeof *argv);
   argv[0] = xstrdup(ex->crun);
   argv[1] = xasprintf("--root=%s", ex->crun_root);
@@ -1011,4 +997,35 @@ int exec_set_health(executor *ex, const char *id, const json_t *health,
   if (!s)
     return sh_error(err, 500, "health of %s: cannot encode", id);
   return write_file_replace(path, s, strlen(s), 0600, err);
+}
+
+int exec_find(executor *ex, const char *ref, char id[65], sh_err *err) {
+  struct exec_entry *list = NULL;
+  size_t n = 0;
+  if (exec_list(ex, &list, &n, err) < 0)
+    return -1;
+  const char *name = ref[0] == '/' ? ref + 1 : ref;
+  int found = 0;
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(list[i].id, ref) == 0 || strcmp(list[i].name, name) == 0) {
+      snprintf(id, 65, "%s", list[i].id);
+      found = 1;
+      break;
+    }
+  for (size_t i = 0; !found && *ref && i < n; i++)
+    if (str_has_prefix(list[i].id, ref)) {
+      snprintf(id, 65, "%s", list[i].id);
+      found = found ? 2 : 1;
+      for (size_t k = i + 1; k < n; k++)
+        if (str_has_prefix(list[k].id, ref))
+          found = 2;
+      break;
+    }
+  exec_list_free(list, n);
+  if (found == 1)
+    return 0;
+  if (found > 1)
+    return sh_error(err, 400, "multiple IDs found with provided prefix: %s",
+                    ref);
+  return sh_error(err, 404, "No such container: %s", ref);
 }

@@ -207,6 +207,11 @@ struct exec_entry {
   char *name;
   int64_t created_ns;
 };
+/* A container by full ID, name (with or without '/') or unique ID prefix,
+ * as dockerd looks one up: 404 "No such container: <ref>", 400 for an
+ * ambiguous prefix. */
+int exec_find(executor *ex, const char *ref, char id[65], struct sh_err *err);
+
 /* Every container on disk, oldest first: what a restarted daemon adopts. */
 int exec_list(executor *ex, struct exec_entry **out, size_t *n,
               struct sh_err *err);
@@ -248,6 +253,68 @@ int exec_inspect_json(executor *ex, const char *id, json_t **out,
 int exec_probe_argv(executor *ex, const char *id, const json_t *cmd,
                     char ***argv, char **pidfile, struct sh_err *err);
 void exec_argv_free(char **argv);
+/* ---- exec'd processes (cmd.c): docker exec ----
+ * `crun exec` of a command into a running container as its own process
+ * runs (user, environment, working directory, capabilities, seccomp),
+ * with the exec's changes. crun stays our child while the process runs
+ * and exits with its status: watch pidfd, then waitpid(pid). */
+struct exec_cmd_opts {
+  const json_t *cmd;      /* array of strings: argv */
+  const char *const *env; /* "K=V", NULL-terminated: over the container's */
+  const char *user;       /* NULL or "": the container's */
+  const char *workdir;    /* NULL or "": the container's */
+  bool tty;               /* a pty: crun hands its master over */
+  bool privileged;        /* every capability */
+  bool want_stdin;        /* no tty: a pipe for stdin, else /dev/null */
+  bool discard_output;    /* no tty: stdout/stderr to /dev/null (detach) */
+  unsigned rows, cols;    /* tty: its first size; 0: the kernel's */
+};
+struct exec_cmd {
+  pid_t pid;      /* crun exec, our child; -1: none */
+  int pidfd;      /* of pid */
+  pid_t proc_pid; /* the process in the container; 0 if unknown */
+  int fd_in;      /* no tty: stdin's write end, or -1 */
+  int fd_out;     /* stdout's read end; tty: the pty master (read/write) */
+  int fd_err;     /* stderr's read end; tty: crun's own errors */
+  char *file, *pidfile;
+};
+void exec_cmd_init(struct exec_cmd *c);
+/* 400 "unable to find user X: no matching entries in passwd file" (moby's
+ * words) for a user the container does not have; exec create checks. */
+int exec_cmd_check(executor *ex, const char *id, const char *user,
+                   struct sh_err *err);
+/* Starts it; our fds are non-blocking. Blocks (spawn, waits for the
+ * terminal and the pid): a worker thread. */
+int exec_cmd_start(executor *ex, const char *id, const struct exec_cmd_opts *o,
+                   struct exec_cmd *c, struct sh_err *err);
+/* Closes what is still open and removes its files (not the process). */
+void exec_cmd_release(struct exec_cmd *c);
+/* TIOCSWINSZ on a pty master: -errno on failure. */
+int exec_cmd_resize(int master, unsigned rows, unsigned cols);
+/* A waitpid status as Docker reports it: the code, or 128 + signal. */
+int exec_cmd_exit_code(int status);
+
+/* Detach keys (moby/term's ToBytes: "ctrl-p,ctrl-q", "a", "ctrl-@"):
+ * NULL or "": Docker's ctrl-p ctrl-q. 400 "Invalid escape keys (%s)
+ * provided" otherwise. */
+#define EXEC_DETACH_KEYS_MAX 16
+int exec_detach_keys_parse(const char *spec, unsigned char *keys, size_t *n,
+                           struct sh_err *err);
+/* Scans a terminal's input for the sequence, across calls: copies what is
+ * for the process to out (room for len + EXEC_DETACH_KEYS_MAX), sets
+ * detached when the whole sequence came; returns the bytes of in used. */
+struct exec_detach {
+  unsigned char keys[EXEC_DETACH_KEYS_MAX];
+  size_t n, matched;
+  bool detached;
+};
+size_t exec_detach_scan(struct exec_detach *d, const unsigned char *in,
+                        size_t len, unsigned char *out, size_t *out_len);
+
+/* Docker's multiplexed stream: an 8-byte header per frame (stream 0-2,
+ * three zeros, big-endian length). */
+void exec_frame_header(unsigned char hdr[8], int stream, uint32_t len);
+
 /* Stores State.Health (inspect shows it) for a container; never fsyncs:
  * health is redone after a reboot anyway. Small: fine on the loop. */
 int exec_set_health(executor *ex, const char *id, const json_t *health,
@@ -272,6 +339,9 @@ int exec_watch_new(uv_loop_t *loop, int pidfd, exec_exit_fn on_exit, void *ud,
  * sends SIGKILL. Returns 1 if the process had already exited. */
 int exec_watch_stop(struct exec_watch *wa, int sig, int64_t grace_ns,
                     struct sh_err *err);
+/* The watch no longer keeps the loop running (a process the daemon may
+ * leave behind when it stops, e.g. a docker exec). */
+void exec_watch_unref(struct exec_watch *wa);
 /* No more callbacks; freed once libuv lets go of its handles (the loop
  * must run on). NULL is fine. */
 void exec_watch_free(struct exec_watch *wa);

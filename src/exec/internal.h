@@ -143,7 +143,6 @@ struct k8s_line {
 };
 /* Parses "TIME stdout|stderr F|P message" (no trailing newline). */
 int exec_k8s_parse_line(const char *line, size_t len, struct k8s_line *out);
-void exec_frame_header(unsigned char hdr[8], int stream, uint32_t len);
 /* Streams a log file. Following stops once exit_file exists, or gone()
  * (optional) says nobody will write any more, and the log is read to its
  * end; or on cancel / a write error. */
@@ -156,7 +155,8 @@ int exec_logs_file(const char *log_path, const char *exit_file,
 struct proc_opts {
   const char *const *argv;
   const char *const *envp; /* NULL: a minimal PATH */
-  int fd_out, fd_err;      /* -1: /dev/null (stdin is always /dev/null) */
+  int fd_in;               /* <= 0: /dev/null (never the daemon's own 0) */
+  int fd_out, fd_err;      /* -1: /dev/null */
   int fd3;                 /* -1: none; else becomes fd 3 in the child */
   const char *cwd;         /* NULL: inherit */
 };
@@ -173,6 +173,16 @@ int exec_proc_run(const char *const *argv, char **output, struct sh_err *err);
 uint64_t exec_proc_starttime(pid_t pid);
 /* rm -rf that never crosses into another mount. ENOENT is success. */
 int exec_rm_rf(const char *path, struct sh_err *err);
+
+/* ---- cmd.c ---- */
+
+/* Writes <exec-root>/containers/<id>/<tag>.json: the container's process
+ * config with o's command, environment, user, working directory, terminal
+ * and capabilities; *pidfile gets where crun is to write the pid. Both
+ * strings are the caller's. */
+int exec_cmd_process(executor *ex, const char *id,
+                     const struct exec_cmd_opts *o, const char *tag,
+                     char **file, char **pidfile, struct sh_err *err);
 
 /* ---- mount.c ---- */
 int exec_overlay_mount(const char *const *layers, const char *lower_empty,

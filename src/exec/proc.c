@@ -29,7 +29,7 @@ int exec_proc_spawn(const struct proc_opts *o, pid_t *pid, sh_err *err) {
   posix_spawnattr_t attr;
   posix_spawn_file_actions_init(&fa);
   posix_spawnattr_init(&attr);
-  posix_spawn_file_actions_adddup2(&fa, devnull, 0);
+  posix_spawn_file_actions_adddup2(&fa, o->fd_in > 0 ? o->fd_in : devnull, 0);
   posix_spawn_file_actions_adddup2(&fa, o->fd_out >= 0 ? o->fd_out : devnull,
                                    1);
   posix_spawn_file_actions_adddup2(&fa, o->fd_err >= 0 ? o->fd_err : devnull,

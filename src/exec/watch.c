@@ -103,3 +103,11 @@ void exec_watch_free(struct exec_watch *wa) {
   if (wa->open == 2)
     uv_close((uv_handle_t *)&wa->poll, closed);
 }
+
+void exec_watch_unref(struct exec_watch *wa) {
+  if (!wa)
+    return;
+  uv_unref((uv_handle_t *)&wa->grace);
+  if (wa->open == 2)
+    uv_unref((uv_handle_t *)&wa->poll);
+}

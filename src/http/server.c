@@ -135,6 +135,7 @@ struct http_conn {
   bool in_process, reading, closing, handle_closed, close_after;
   /* After http_req_upgrade: no more HTTP; plaintext goes through bridge. */
   bool upgraded;
+  bool peer_eof; /* upgraded and half-closed by the peer: no more reads */
   struct bridge *bridge;
   int api_depth; /* inside http_respond/http_stream_* for the active req */
   bool notify_on_closed; /* on_close still owed to the active request */
@@ -1067,6 +1068,18 @@ static int tls_feed(struct http_conn *c, const char *data, size_t len) {
   return c->closing ? -1 : ret;
 }
 
+/* An upgraded stream's peer is done sending but may still read (a
+ * hijacked exec's stdin ended): the bridge's reader sees EOF, output goes
+ * on until the bridge's owner closes. */
+static void upgraded_eof(struct http_conn *c) {
+  c->peer_eof = true;
+  if (c->reading) {
+    uv_read_stop(&c->h.stream);
+    c->reading = false;
+  }
+  bridge_eof(c->bridge);
+}
+
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   struct http_conn *c = s->data;
   if (n == 0 || c->closing)
@@ -1078,6 +1091,10 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     } else {
       c->linger_left -= (size_t)n;
     }
+    return;
+  }
+  if (n == UV_EOF && c->upgraded && c->bridge) {
+    upgraded_eof(c);
     return;
   }
   if (n < 0) {
@@ -1104,12 +1121,14 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   } else {
     conn_process(c);
   }
-  if (eof)
+  if (eof && c->upgraded && c->bridge)
+    upgraded_eof(c);
+  else if (eof)
     conn_close(c, true);
 }
 
 static void update_reading(struct http_conn *c) {
-  if (c->closing || c->handle_closed)
+  if (c->closing || c->handle_closed || c->peer_eof)
     return;
   bool want = c->in.len - c->in_off < MAX_PENDING_INPUT;
   if (want && !c->reading) {
@@ -1537,9 +1556,20 @@ static const struct bridge_ops conn_bridge_ops = {conn_bridge_to_net,
 
 int http_req_upgrade(struct http_req *req, const char *protocol, int *fd_out,
                      sh_err *err) {
+  if (!protocol || strpbrk(protocol, "\r\n")) {
+    req_finish(priv(req), false);
+    return sh_error(err, 400, "upgrade: invalid use");
+  }
+  cleanup_free char *up = xasprintf("Upgrade: %s", protocol);
+  const char *headers[] = {up, "Connection: Upgrade", NULL};
+  return http_req_hijack(req, 101, headers, fd_out, err);
+}
+
+int http_req_hijack(struct http_req *req, int status,
+                    const char *const *headers, int *fd_out, sh_err *err) {
   struct req_priv *rp = priv(req);
   struct http_conn *c = req->conn_;
-  if (rp->streaming || !protocol || strpbrk(protocol, "\r\n")) {
+  if (rp->streaming || (status != 101 && status != 200)) {
     req_finish(rp, false);
     return sh_error(err, 400, "upgrade: invalid use");
   }
@@ -1553,17 +1583,15 @@ int http_req_upgrade(struct http_req *req, const char *protocol, int *fd_out,
     http_respond_error(req, 500, err->msg);
     return -1;
   }
-  cleanup_free char *up = xasprintf("Upgrade: %s", protocol);
-  const char *headers[] = {up, "Connection: Upgrade", NULL};
   sh_buf out = {0};
-  build_head(&out, 101, NULL, -1, false, true, headers);
+  build_head(&out, status, NULL, -1, false, true, headers);
   c->api_depth++;
   conn_send(c, &out);
   c->api_depth--;
   req_free(rp);
   c->active = NULL;
   conn_deadline(c, 0); /* the new protocol keeps its own time */
-  if (c->closing) {    /* the 101 could not be sent */
+  if (c->closing) {    /* the head could not be sent */
     bridge_close(br);
     close(fd);
     return sh_error(err, 503, "upgrade: connection closed");

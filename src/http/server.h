@@ -149,6 +149,15 @@ void http_req_release(struct http_req *req);
 int http_req_upgrade(struct http_req *req, const char *protocol, int *fd_out,
                      struct sh_err *err);
 
+/* The same with the answer's status and headers given: 101 (with Upgrade
+ * and Connection headers among them) or 200, the plain hijack of Docker's
+ * attach and exec start for clients that send no Upgrade header (the
+ * stream then runs until either side closes). A peer's half-close (FIN)
+ * gives the fd's reader EOF while the fd can still write. */
+int http_req_hijack(struct http_req *req, int status,
+                    const char *const *headers, int *fd_out,
+                    struct sh_err *err);
+
 const char *http_status_text(int status);
 
 #endif

@@ -24,7 +24,10 @@ struct bridge {
   void *ud;
   bool detached; /* the owner is gone: no more callbacks */
   bool closing;
-  uv_shutdown_t sreq;
+  bool eof;         /* bridge_eof: our end's writes are shut down */
+  bool eof_pending; /* that shutdown has not completed yet */
+  bool close_after_eof;
+  uv_shutdown_t sreq, ereq;
   char rbuf[RBUF_SIZE];
 };
 
@@ -121,7 +124,7 @@ static void bridge_write_cb(uv_write_t *w, int status) {
 }
 
 void bridge_push(struct bridge *br, const char *data, size_t len) {
-  if (!br || br->closing || len == 0)
+  if (!br || br->closing || br->eof || len == 0)
     return;
   struct bwrite *bw = xmalloc(sizeof *bw);
   bw->br = br;
@@ -135,6 +138,23 @@ void bridge_push(struct bridge *br, const char *data, size_t len) {
   }
 }
 
+static void bridge_eof_cb(uv_shutdown_t *sr, int status) {
+  (void)status;
+  struct bridge *br = sr->data;
+  br->eof_pending = false;
+  if (br->close_after_eof && !uv_is_closing((uv_handle_t *)&br->pipe))
+    uv_close((uv_handle_t *)&br->pipe, bridge_handle_closed);
+}
+
+void bridge_eof(struct bridge *br) {
+  if (!br || br->closing || br->eof)
+    return;
+  br->eof = true;
+  br->ereq.data = br;
+  if (uv_shutdown(&br->ereq, (uv_stream_t *)&br->pipe, bridge_eof_cb) == 0)
+    br->eof_pending = true;
+}
+
 void bridge_close(struct bridge *br) {
   if (!br)
     return;
@@ -143,6 +163,14 @@ void bridge_close(struct bridge *br) {
     return;
   br->closing = true;
   uv_read_stop((uv_stream_t *)&br->pipe);
+  if (br->eof) {
+    /* Writes are shut down already: close once that shutdown is done. */
+    if (br->eof_pending)
+      br->close_after_eof = true;
+    else
+      uv_close((uv_handle_t *)&br->pipe, bridge_handle_closed);
+    return;
+  }
   /* Shutdown after the queued writes: the reader gets them, then EOF. */
   br->sreq.data = br;
   if (uv_shutdown(&br->sreq, (uv_stream_t *)&br->pipe, bridge_shutdown_cb) < 0)

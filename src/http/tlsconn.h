@@ -38,6 +38,10 @@ int bridge_new(uv_loop_t *loop, const struct bridge_ops *ops, void *ud,
                struct bridge **out, int *fd_out, struct sh_err *err);
 /* Bytes from the network, for the fd's reader. */
 void bridge_push(struct bridge *br, const char *data, size_t len);
+/* The peer half-closed (sent FIN, or TLS close_notify): the fd's reader
+ * gets what was pushed, then EOF; the fd's owner may still write (a
+ * `docker exec -i` client closes its stdin and waits for the output). */
+void bridge_eof(struct bridge *br);
 /* The network side is gone: the fd's reader gets what was pushed, then
  * EOF. The bridge frees itself; no callback follows. */
 void bridge_close(struct bridge *br);

@@ -62,6 +62,9 @@ struct image_opts {
   const char *const *insecure;
   /* Seconds; 0 means the defaults (connect 15 s, stall 60 s). */
   long connect_timeout, stall_timeout;
+  /* dockerd's max-concurrent-downloads: layers of one pull fetched at
+   * once; 0 means dockerd's default, 3. */
+  int max_downloads;
 };
 
 struct image_store;
@@ -70,6 +73,10 @@ struct image_store;
 int image_store_open(const char *root, const struct image_opts *opts,
                      struct image_store **out, sh_err *err);
 void image_store_close(struct image_store *s);
+/* SIGHUP's reload: the registry settings (as in image_opts) for the pulls
+ * that start from now on; pulls under way keep what they began with. */
+void image_store_reconfigure(struct image_store *s,
+                             const struct image_opts *opts);
 /* The absolute root; image_layers() paths are relative to it. */
 const char *image_store_root(const struct image_store *s);
 
@@ -82,6 +89,15 @@ struct image_auth {
  * empty credentials. Bad input is a 400. */
 int image_auth_decode(const char *header, struct image_auth *out, sh_err *err);
 void image_auth_free(struct image_auth *a);
+
+/* POST /auth (`docker login`): checks the credentials against the
+ * registry named by auth->serveraddress (a host[:port], with or without
+ * a scheme and path; empty or Docker Hub's names mean Docker Hub), never
+ * against a mirror, which must not see the upstream's credentials (moby).
+ * 401 with moby's "login attempt to ... failed with status: ..." when the
+ * registry refuses them. Blocking. */
+int image_login(struct image_store *s, const struct image_auth *auth,
+                sh_err *err);
 
 /* Progress events, shaped as the Engine API's pull and load streams:
  * {"status":"Pulling fs layer","progressDetail":{},"id":"<12 hex>"},
@@ -186,11 +202,6 @@ int image_save(struct image_store *s, const char *const *refs,
 int image_push(struct image_store *s, const char *name, const char *tag,
                const struct image_auth *auth, image_progress_fn cb, void *ud,
                sh_err *err);
-
-/* POST /auth: checks the credentials against the registry's /v2/ (and its
- * token server). 0: good; 401 "... unauthorized: ..." when refused. */
-int image_login(struct image_store *s, const struct image_auth *auth,
-                sh_err *err);
 
 /* Image events (dockerd's LogImageEvent): pull, tag, untag, delete, load,
  * save, push, with the image's ID (or the reference, for pull and push),

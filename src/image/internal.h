@@ -38,7 +38,8 @@ struct layer_pin {
 
 struct image_store {
   char *root;
-  char **mirrors, **insecure;
+  char **mirrors, **insecure; /* under mu: a reload replaces them */
+  int max_downloads;          /* under mu */
   long connect_timeout, stall_timeout;
   pthread_mutex_t mu; /* refs, records, pins; never held across I/O with
                          a registry */
@@ -124,6 +125,10 @@ const char *reg_base(const struct reg *r);
 const char *reg_last_code(const struct reg *r);
 /* Whether the registry answered the last call at all (any HTTP status). */
 bool reg_answered(const struct reg *r);
+/* GET base/v2/ with the credentials (moby's loginV2): 0 on 200, else 401
+ * "login attempt to <base>/v2/ failed with status: 401 Unauthorized" or
+ * the transport's error. Make r with an empty repository. */
+int reg_login(struct reg *r, sh_err *err);
 /* GET /v2/<repo>/manifests/<reference> with every supported Accept type;
  * verifies the digest when reference is one. Caller frees body and
  * media_type. */

@@ -10,7 +10,8 @@
 #include "core/util.h"
 #include "image/internal.h"
 
-#define PULL_THREADS 3
+/* max-concurrent-downloads above this still runs this many threads. */
+#define PULL_THREADS_MAX 64
 #define PROGRESS_EVERY_NS (100 * NS_PER_MS)
 
 void host_platform(const char **arch, const char **variant) {
@@ -400,8 +401,13 @@ static int pull_from(struct image_store *s, struct reg *reg,
       emit(&p, p.jobs[i].was_present ? "Already exists" : "Pulling fs layer",
            p.jobs[i].short_id, -1, -1);
     }
-    pthread_t th[PULL_THREADS];
-    size_t nt = nl < PULL_THREADS ? nl : PULL_THREADS;
+    pthread_mutex_lock(&s->mu);
+    size_t max = (size_t)s->max_downloads;
+    pthread_mutex_unlock(&s->mu);
+    if (max > PULL_THREADS_MAX)
+      max = PULL_THREADS_MAX;
+    pthread_t th[PULL_THREADS_MAX];
+    size_t nt = nl < max ? nl : max;
     for (size_t i = 0; i < nt; i++)
       if (pthread_create(&th[i], NULL, worker, &p) != 0)
         abort();
@@ -554,5 +560,37 @@ int image_distribution(struct image_store *s, const char *ref,
   image_ref_free(&r);
   if (rc < 0 && err)
     *err = have_answered ? answered : last;
+  return rc;
+}
+
+/* ---- login ---- */
+
+int image_login(struct image_store *s, const struct image_auth *auth,
+                sh_err *err) {
+  const char *addr = auth && auth->serveraddress ? auth->serveraddress : "";
+  const char *host = strstr(addr, "://");
+  host = host ? host + 3 : addr;
+  cleanup_free char *domain = xstrndup(host, strcspn(host, "/"));
+  static const char *const hub[] = {"", DOCKER_IO, "index.docker.io",
+                                    "registry-1.docker.io"};
+  bool is_hub = false;
+  for (size_t i = 0; i < ARRAY_SIZE(hub); i++)
+    is_hub = is_hub || strcmp(domain, hub[i]) == 0;
+  cleanup_free char *base = NULL;
+  if (is_hub) {
+    base = xstrdup(DOCKER_HUB_URL);
+  } else {
+    /* The registry itself: the last endpoint (mirrors come first only
+     * for Docker Hub). */
+    char **eps = endpoints_for(s, domain);
+    size_t n = 0;
+    while (eps[n])
+      n++;
+    base = xstrdup(eps[n - 1]);
+    strv_free(eps);
+  }
+  struct reg *reg = reg_new(s, base, "", auth);
+  int rc = reg_login(reg, err);
+  reg_free(reg);
   return rc;
 }

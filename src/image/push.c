@@ -1,8 +1,9 @@
-/* POST /images/{name}/push and POST /auth: the registry side of dockerd's
- * distribution/push_v2.go and registry/auth.go. Layers go up as the
+/* POST /images/{name}/push: the registry side of dockerd's
+ * distribution/push_v2.go. Layers go up as the
  * archives kept since their pull or load (so their digests are the ones a
  * registry already knows); the manifest is Docker's schema 2 when every
- * layer is gzip, else OCI's. Credentials never reach a mirror. */
+ * layer is gzip, else OCI's. Credentials never reach a mirror. (POST
+ * /auth is pull.c's image_login.) */
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -241,33 +242,5 @@ int image_push(struct image_store *s, const char *name, const char *tag,
   }
   reg_free(p.reg);
   image_ref_free(&r);
-  return rc;
-}
-
-int image_login(struct image_store *s, const struct image_auth *auth,
-                sh_err *err) {
-  const char *addr =
-      auth && auth->serveraddress ? auth->serveraddress : DOCKER_IO;
-  /* "https://host:5000/v1/" -> "host:5000" */
-  const char *h = strstr(addr, "://") ? strstr(addr, "://") + 3 : addr;
-  cleanup_free char *host = xstrndup(h, strcspn(h, "/"));
-  if (!strcmp(host, "index.docker.io") || !strcmp(host, "registry-1.docker.io"))
-    host = (free(host), xstrdup(DOCKER_IO));
-  cleanup_free char *base =
-      !strcmp(host, DOCKER_IO) ? xstrdup(DOCKER_HUB_URL) : endpoint_of(s, host);
-  struct reg *reg = reg_new(s, base, "", auth);
-  long st = 0;
-  int rc = reg_send(reg, "GET", "/v2/", NULL, NULL, 0, NULL, &st, NULL, err);
-  reg_free(reg);
-  /* A registry's own refusal (basic auth) is worded as dockerd's loginV2;
-   * a token server's ("Get <realm>: unauthorized: ...") stays as it is. */
-  if (rc < 0 && err && err->status == 401 && !str_has_prefix(err->msg, "Get "))
-    return sh_error(err, 500,
-                    "login attempt to %s/v2/ failed with status: 401 "
-                    "Unauthorized",
-                    base);
-  if (rc == 0 && st != 200)
-    return sh_error(err, 500, "login attempt to %s/v2/ failed with status: %ld",
-                    base, st);
   return rc;
 }

@@ -2,6 +2,7 @@
  * per request, so layer downloads can run on several threads), bearer token
  * and basic auth from the registry's WWW-Authenticate challenge, bounded
  * bodies, and digest checks while streaming. */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
@@ -226,12 +227,17 @@ static int fetch_token(struct reg *r, const char *challenge, sh_err *err) {
     buf_printf(&url, "service=%s&", e);
     curl_free(e);
   }
-  cleanup_free char *want = scope ? NULL
-                                  : xasprintf("repository:%s:%s", r->repo,
-                                              r->push ? "pull,push" : "pull");
-  char *e = curl_easy_escape(h, scope ? scope : want, 0);
-  buf_printf(&url, "scope=%s", e);
-  curl_free(e);
+  /* A login (no repository) asks for a token with no scope; a push for
+   * pull and push. */
+  cleanup_free char *want = scope || !*r->repo
+                                ? NULL
+                                : xasprintf("repository:%s:%s", r->repo,
+                                            r->push ? "pull,push" : "pull");
+  if (scope || want) {
+    char *e = curl_easy_escape(h, scope ? scope : want, 0);
+    buf_printf(&url, "scope=%s", e);
+    curl_free(e);
+  }
   char errbuf[CURL_ERROR_SIZE] = "";
   struct resp rs = {.h = h, .fd = -1, .max = 1 << 20};
   set_common(r->s, h, errbuf);
@@ -330,11 +336,25 @@ static char *registry_error(struct reg *r, const struct resp *rs) {
 /* GET base/v2/<repo>/<kind>/<ref> into rs (set up by the caller), with one
  * retry after answering an auth challenge. Fills err for transport errors
  * and non-2xx answers. */
+static int get_url(struct reg *r, const char *url, const char *accept,
+                   long timeout, struct resp *rs, sh_err *err);
+
 static int do_get(struct reg *r, const char *kind, const char *ref,
                   const char *accept, long timeout, struct resp *rs,
                   sh_err *err) {
   cleanup_free char *url =
       xasprintf("%s/v2/%s/%s/%s", r->base, r->repo, kind, ref);
+  int rc = get_url(r, url, accept, timeout, rs, err);
+  if (rc < 0 || (rs->status >= 200 && rs->status < 300))
+    return rc;
+  cleanup_free char *msg = registry_error(r, rs);
+  return sh_error(err, rs->status == 404 ? 404 : 500, "%s", msg);
+}
+
+/* GET url into rs, with one retry after answering an auth challenge.
+ * Fills err for transport errors only: the caller reads rs->status. */
+static int get_url(struct reg *r, const char *url, const char *accept,
+                   long timeout, struct resp *rs, sh_err *err) {
   r->last_code[0] = '\0';
   r->answered = false;
   for (int attempt = 0;; attempt++) {
@@ -375,20 +395,52 @@ static int do_get(struct reg *r, const char *kind, const char *ref,
                       errbuf[0] ? errbuf : curl_easy_strerror(cc));
     if (rs->status == 401 && attempt == 0 && rs->www_auth) {
       cleanup_free char *ch = xstrdup(rs->www_auth);
-      buf_reset(&rs->body);
       if (answer_challenge(r, ch, err) < 0) {
         if (err && err->status)
           return -1;
-        break; /* no usable challenge: report the 401 below */
+        /* No usable challenge (no credentials for basic auth): the 401's
+         * own errors say why. */
+        break;
       }
+      buf_reset(&rs->body);
       continue;
     }
     break;
   }
-  if (rs->status >= 200 && rs->status < 300)
-    return 0;
-  cleanup_free char *msg = registry_error(r, rs);
-  return sh_error(err, rs->status == 404 ? 404 : 500, "%s", msg);
+  return 0;
+}
+
+static const char *status_text(long status) {
+  switch (status) {
+  case 401:
+    return "Unauthorized";
+  case 403:
+    return "Forbidden";
+  case 404:
+    return "Not Found";
+  case 429:
+    return "Too Many Requests";
+  case 500:
+    return "Internal Server Error";
+  case 502:
+    return "Bad Gateway";
+  case 503:
+    return "Service Unavailable";
+  default:
+    return "";
+  }
+}
+
+int reg_login(struct reg *r, sh_err *err) {
+  cleanup_free char *url = xasprintf("%s/v2/", r->base);
+  struct resp rs = {.fd = -1, .max = 1 << 20};
+  int rc = get_url(r, url, NULL, 60, &rs, err);
+  if (rc == 0 && rs.status != 200)
+    /* moby's loginV2 */
+    rc = sh_error(err, 401, "login attempt to %s failed with status: %ld %s",
+                  url, rs.status, status_text(rs.status));
+  resp_free(&rs);
+  return rc;
 }
 
 #define ACCEPT_ALL                                                             \
@@ -644,6 +696,25 @@ int reg_send(struct reg *r, const char *method, const char *url,
 
 /* ---- endpoints ---- */
 
+/* entry: "host[:port]" or a CIDR ("10.0.0.0/8", IPv4) holding host. */
+static bool insecure_match(const char *entry, const char *domain,
+                           const char *host) {
+  if (!strcmp(entry, domain) || !strcmp(entry, host))
+    return true;
+  const char *slash = strchr(entry, '/');
+  struct in_addr net, ip;
+  if (!slash || inet_pton(AF_INET, host, &ip) != 1)
+    return false;
+  cleanup_free char *addr = xstrndup(entry, (size_t)(slash - entry));
+  char *end;
+  long len = strtol(slash + 1, &end, 10);
+  if (*end || len < 0 || len > 32 || inet_pton(AF_INET, addr, &net) != 1)
+    return false;
+  uint32_t mask = len == 0 ? 0 : htonl(~0u << (32 - len));
+  return (net.s_addr & mask) == (ip.s_addr & mask);
+}
+
+/* Under s->mu. */
 static bool host_is_insecure(struct image_store *s, const char *domain) {
   cleanup_free char *host = NULL;
   if (domain[0] == '[') {
@@ -656,12 +727,13 @@ static bool host_is_insecure(struct image_store *s, const char *domain) {
       !strcmp(host, "::1"))
     return true;
   for (char **p = s->insecure; p && *p; p++)
-    if (!strcmp(*p, domain) || !strcmp(*p, host))
+    if (insecure_match(*p, domain, host))
       return true;
   return false;
 }
 
 char **endpoints_for(struct image_store *s, const char *domain) {
+  pthread_mutex_lock(&s->mu);
   size_t n = 0;
   for (char **p = s->mirrors; p && *p; p++)
     n++;
@@ -675,6 +747,7 @@ char **endpoints_for(struct image_store *s, const char *domain) {
     v[k++] = xasprintf("%s://%s",
                        host_is_insecure(s, domain) ? "http" : "https", domain);
   }
+  pthread_mutex_unlock(&s->mu);
   return v;
 }
 

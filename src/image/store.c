@@ -28,6 +28,18 @@ static char **strv_copy(const char *const *v) {
   return out;
 }
 
+/* Mirrors as dockerd shows them end in '/'; URLs are built on the bare
+ * base. */
+static char **mirrors_copy(const char *const *v) {
+  char **out = strv_copy(v);
+  for (char **p = out; *p; p++) {
+    size_t n = strlen(*p);
+    while (n > 0 && (*p)[n - 1] == '/')
+      (*p)[--n] = '\0';
+  }
+  return out;
+}
+
 static int rm_cb(const char *p, const struct stat *st, int flag,
                  struct FTW *f) {
   (void)st, (void)flag, (void)f;
@@ -96,8 +108,9 @@ int image_store_open(const char *root, const struct image_opts *opts,
   cleanup_free char *tmp = path_of(s, "%s", "tmp");
   rm_rf(tmp);
   mkdir(tmp, 0700);
-  s->mirrors = strv_copy(opts ? opts->mirrors : NULL);
+  s->mirrors = mirrors_copy(opts ? opts->mirrors : NULL);
   s->insecure = strv_copy(opts ? opts->insecure : NULL);
+  s->max_downloads = opts && opts->max_downloads > 0 ? opts->max_downloads : 3;
   s->connect_timeout =
       opts && opts->connect_timeout > 0 ? opts->connect_timeout : 15;
   s->stall_timeout = opts && opts->stall_timeout > 0 ? opts->stall_timeout : 60;
@@ -113,6 +126,19 @@ int image_store_open(const char *root, const struct image_opts *opts,
   curl_global_init(CURL_GLOBAL_DEFAULT);
   *out = s;
   return 0;
+}
+
+void image_store_reconfigure(struct image_store *s,
+                             const struct image_opts *opts) {
+  char **m = mirrors_copy(opts->mirrors), **in = strv_copy(opts->insecure);
+  pthread_mutex_lock(&s->mu);
+  char **om = s->mirrors, **oin = s->insecure;
+  s->mirrors = m;
+  s->insecure = in;
+  s->max_downloads = opts->max_downloads > 0 ? opts->max_downloads : 3;
+  pthread_mutex_unlock(&s->mu);
+  strv_free(om);
+  strv_free(oin);
 }
 
 void image_store_close(struct image_store *s) {

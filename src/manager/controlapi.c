@@ -468,8 +468,8 @@ static json_t *resolve_service_networks(struct manager *m, const json_t *spec,
 }
 
 int manager_create_service(struct manager *m, const json_t *spec,
-                           char id_out[ID_LEN + 1], manager_done_fn done,
-                           void *ud, sh_err *err) {
+                           const char *registry_auth, char id_out[ID_LEN + 1],
+                           manager_done_fn done, void *ud, sh_err *err) {
   cleanup_json json_t *resolved = resolve_service_networks(m, spec, err);
   if (!resolved)
     return -1;
@@ -478,8 +478,9 @@ int manager_create_service(struct manager *m, const json_t *spec,
       services_create(m->store, resolved, id_out, clock_wall_ns(), err);
   if (!svc)
     return -1;
-  if (secrets_check_removing(json_object_get(svc, "Spec"), m->rm_pending, err) <
-      0) {
+  if (services_registry_auth(svc, NULL, false, registry_auth, NULL, err) < 0 ||
+      secrets_check_removing(json_object_get(svc, "Spec"), m->rm_pending, err) <
+          0) {
     json_decref(svc);
     return -1;
   }
@@ -492,6 +493,7 @@ int manager_create_service(struct manager *m, const json_t *spec,
 
 int manager_update_service(struct manager *m, const char *ref, int64_t version,
                            const json_t *spec, const char *rollback,
+                           const char *registry_auth, const char *auth_from,
                            manager_done_fn done, void *ud, sh_err *err) {
   cleanup_json json_t *resolved = resolve_service_networks(m, spec, err);
   if (!resolved)
@@ -500,8 +502,12 @@ int manager_update_service(struct manager *m, const char *ref, int64_t version,
                                 clock_wall_ns(), err);
   if (!svc)
     return -1;
-  if (secrets_check_removing(json_object_get(svc, "Spec"), m->rm_pending, err) <
-      0) {
+  const json_t *cur = store_get(m->store, STORE_SERVICE, jx_str(svc, "ID", ""));
+  bool back = rollback && strcmp(rollback, "previous") == 0;
+  if (services_registry_auth(svc, cur, back, registry_auth, auth_from, err) <
+          0 ||
+      secrets_check_removing(json_object_get(svc, "Spec"), m->rm_pending, err) <
+          0) {
     json_decref(svc);
     return -1;
   }

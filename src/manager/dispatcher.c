@@ -14,6 +14,7 @@
 #include "manager/mesh.h"
 #include "manager/peers.h"
 #include "manager/secrets.h"
+#include "manager/services.h"
 #include "raft/raftnode.h"
 #include "store/store.h"
 
@@ -287,6 +288,20 @@ static void send_node(struct dispatcher *d, struct http_req *req,
   json_decref(msg);
 }
 
+/* The registry credentials (`--with-registry-auth`) go with a task only
+ * to its node and only while it may still pull (meant to run, not yet
+ * started), as swarmkit's ContainerSpec.PullOptions. */
+static void add_pull_auth(json_t *pub, const json_t *t) {
+  const char *auth = services_pull_auth(jx_get(t, "Spec.ContainerSpec"));
+  json_t *cs = jx_get(pub, "Spec.ContainerSpec");
+  enum task_state want = task_desired(t);
+  if (!auth || !json_is_object(cs) || task_state(t) >= TS_RUNNING ||
+      (want > TS_RUNNING && want != TS_COMPLETE))
+    return;
+  json_object_set_new(cs, "PullOptions",
+                      json_pack("{s:s}", "RegistryAuth", auth));
+}
+
 static void send_assignments(struct dispatcher *d, struct session *s) {
   json_t *tasks = store_list(d->m->store, STORE_TASK);
   json_t *mine = json_array();
@@ -300,6 +315,7 @@ static void send_assignments(struct dispatcher *d, struct session *s) {
       const json_t *ep = json_object_get(t, "_EndpointSpec");
       if (ep)
         json_object_set_new(pub, "Endpoint", json_pack("{s:O}", "Spec", ep));
+      add_pull_auth(pub, t);
       json_array_append_new(mine, pub);
     }
   }

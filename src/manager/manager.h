@@ -143,12 +143,15 @@ int manager_update_node(struct manager *m, const char *ref, int64_t version,
 int manager_remove_node(struct manager *m, const char *ref, bool force,
                         manager_done_fn done, void *ud, struct sh_err *err);
 
-/* Services: validation and defaults in services.c; these propose. */
+/* Services: validation and defaults in services.c; these propose.
+ * registry_auth is the X-Registry-Auth header (NULL or "": none) and
+ * auth_from the update's ?registryAuthFrom= (services_registry_auth). */
 int manager_create_service(struct manager *m, const json_t *spec,
-                           char id_out[26], manager_done_fn done, void *ud,
-                           struct sh_err *err);
+                           const char *registry_auth, char id_out[26],
+                           manager_done_fn done, void *ud, struct sh_err *err);
 int manager_update_service(struct manager *m, const char *ref, int64_t version,
                            const json_t *spec, const char *rollback,
+                           const char *registry_auth, const char *auth_from,
                            manager_done_fn done, void *ud, struct sh_err *err);
 int manager_remove_service(struct manager *m, const char *ref,
                            manager_done_fn done, void *ud, struct sh_err *err);

@@ -367,6 +367,27 @@ static bool eq_or_both_null(const json_t *a, const json_t *b) {
   return json_equal(a, b);
 }
 
+/* Does the template differ from t's spec, PullOptions aside for a task
+ * that has pulled (swarmkit: desired to run and between ready and
+ * running, so new credentials alone restart nothing; swarmkit #971)? */
+static bool pull_auth_dirty(const json_t *tmpl, const json_t *t) {
+  json_t *spec = json_object_get(t, "Spec");
+  json_t *tcs = json_object_get(spec, "ContainerSpec");
+  enum task_state st = task_state(t);
+  if (!tmpl || !spec || !json_is_object(tcs) ||
+      !json_is_object(json_object_get(tmpl, "ContainerSpec")) ||
+      task_desired(t) > TS_RUNNING || st < TS_READY || st > TS_RUNNING)
+    return !eq_or_both_null(tmpl, spec);
+  cleanup_json json_t *own = json_deep_copy(tmpl);
+  json_t *cs = json_object_get(own, "ContainerSpec");
+  json_t *po = json_object_get(tcs, SERVICES_PULL_OPTIONS);
+  if (po)
+    json_object_set(cs, SERVICES_PULL_OPTIONS, po);
+  else
+    json_object_del(cs, SERVICES_PULL_OPTIONS);
+  return !json_equal(own, spec);
+}
+
 /* IsTaskDirty: does t differ from what the service asks for now? */
 static bool task_dirty(struct work *w, const json_t *t) {
   if (jx_int(t, "_SpecVersion", -1) == service_spec_version(w->svc))
@@ -374,16 +395,17 @@ static bool task_dirty(struct work *w, const json_t *t) {
   json_t *tmpl = jx_get(w->svc, "Spec.TaskTemplate");
   json_t *spec = json_object_get(t, "Spec");
   if (!eq_or_both_null(tmpl, spec)) {
-    if (!tmpl || !spec || !placement_only_diff(tmpl, spec))
-      return true;
-    /* Only the placement changed: a task on a node that still fits
-     * stays. */
-    struct cons c;
-    cons_load(&c, w->svc);
-    json_t *n = node_of(w, t);
-    bool fits = n && constraints_match(c.c, c.n, n);
-    constraints_free(c.c, c.n);
-    if (!fits)
+    bool fits = false;
+    if (tmpl && spec && placement_only_diff(tmpl, spec)) {
+      /* Only the placement changed: a task on a node that still fits
+       * stays. */
+      struct cons c;
+      cons_load(&c, w->svc);
+      json_t *n = node_of(w, t);
+      fits = n && constraints_match(c.c, c.n, n);
+      constraints_free(c.c, c.n);
+    }
+    if (!fits && pull_auth_dirty(tmpl, t))
       return true;
   }
   json_t *ep = json_object_get(t, "_EndpointSpec");

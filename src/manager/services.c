@@ -11,6 +11,7 @@
 #include "core/err.h"
 #include "core/jsonx.h"
 #include "core/util.h"
+#include "image/image.h"
 #include "manager/constraint.h"
 #include "manager/internal.h"
 #include "seccomp/seccomp.h"
@@ -509,6 +510,8 @@ static json_t *normalize_spec(const json_t *spec, const char *id) {
   if (!json_is_object(json_object_get(n, "Labels")))
     json_object_set_new(n, "Labels", json_object());
   json_t *tt = json_object_get(n, "TaskTemplate");
+  /* Only X-Registry-Auth sets stored credentials (services_registry_auth). */
+  json_object_del(json_object_get(tt, "ContainerSpec"), SERVICES_PULL_OPTIONS);
   default_str(tt, "Runtime", "container");
   default_int(tt, "ForceUpdate", 0);
   json_t *rp = json_object_get(tt, "RestartPolicy");
@@ -817,6 +820,57 @@ json_t *services_update(struct store *s, const char *ref, int64_t version,
                       endpoint_for(s, json_object_get(next, "Spec"),
                                    json_object_get(cur, "Endpoint"), id));
   return next;
+}
+
+const char *services_pull_auth(const json_t *container_spec) {
+  const char *a = jx_str(json_object_get(container_spec, SERVICES_PULL_OPTIONS),
+                         "RegistryAuth", "");
+  return *a ? a : NULL;
+}
+
+/* Every task copies the credentials with the template: they count in
+ * the service's size (check_size). */
+static int set_pull_auth(json_t *spec, const char *auth, sh_err *err) {
+  json_t *cs = jx_get(spec, "TaskTemplate.ContainerSpec");
+  if (!json_is_object(cs))
+    return 0;
+  if (!auth || !*auth) {
+    json_object_del(cs, SERVICES_PULL_OPTIONS);
+    return 0;
+  }
+  json_object_set_new(cs, SERVICES_PULL_OPTIONS,
+                      json_pack("{s:s}", "RegistryAuth", auth));
+  return check_size(spec, err);
+}
+
+int services_registry_auth(json_t *next, const json_t *cur, bool rollback,
+                           const char *header, const char *from, sh_err *err) {
+  json_t *spec = json_object_get(next, "Spec");
+  if (header && *header) {
+    struct image_auth a;
+    if (image_auth_decode(header, &a, err) < 0)
+      return -1;
+    image_auth_free(&a);
+    return rollback ? 0 : set_pull_auth(spec, header, err);
+  }
+  if (!cur) /* create without the header: none */
+    return 0;
+  /* moby's UpdateService: "if the encodedAuth isn't being updated then we
+   * shouldn't lose it". */
+  const json_t *src;
+  if (!from || !*from || strcmp(from, "spec") == 0) {
+    src = json_object_get(cur, "Spec");
+  } else if (strcmp(from, "previous-spec") == 0) {
+    src = json_object_get(cur, "PreviousSpec");
+    if (!json_is_object(src))
+      return sh_error(err, 400, "service does not have a previous spec");
+  } else {
+    return sh_error(err, 400, "unsupported registryAuthFrom value");
+  }
+  if (rollback)
+    return 0;
+  return set_pull_auth(
+      spec, services_pull_auth(jx_get(src, "TaskTemplate.ContainerSpec")), err);
 }
 
 const char *services_remove(struct store *s, const char *ref, sh_err *err) {

@@ -60,6 +60,30 @@ json_t *services_update(struct store *s, const char *ref, int64_t version,
                         const json_t *spec, const char *rollback,
                         int64_t now_ns, struct sh_err *err);
 
+/* Registry credentials for the nodes' pulls (`--with-registry-auth`), as
+ * swarmkit's ContainerSpec.PullOptions.RegistryAuth: the X-Registry-Auth
+ * header as the client sent it, kept in the store under ContainerSpec's
+ * internal key "_PullOptions" {RegistryAuth}, so no API view shows it (as
+ * moby's never does) while raft, PreviousSpec, rollbacks and the tasks
+ * carry it. A spec from the API never sets it.
+ *
+ * next is what services_create (cur NULL) or services_update (cur: the
+ * service before, rollback: the update was ?rollback=previous) made. As
+ * moby's CreateService and UpdateService: a header replaces the stored
+ * value (a malformed one is a 400 "invalid X-Registry-Auth header: ...");
+ * without one an update keeps the auth of the current spec (from NULL, ""
+ * or "spec") or of its PreviousSpec ("previous-spec"; "service does not
+ * have a previous spec" without one); any other from is "unsupported
+ * registryAuthFrom value". A rollback takes the previous spec with its
+ * own auth, as swarmkit does. */
+#define SERVICES_PULL_OPTIONS "_PullOptions"
+int services_registry_auth(json_t *next, const json_t *cur, bool rollback,
+                           const char *header, const char *from,
+                           struct sh_err *err);
+/* The stored encoded auth of a ContainerSpec (a service's or a task's),
+ * or NULL. Borrowed. */
+const char *services_pull_auth(const json_t *container_spec);
+
 /* The ID of the service `DELETE /services/{ref}` removes (delete it with
  * STORE_ANY_VERSION; the orchestrator then removes its tasks). Borrowed
  * from the store. */

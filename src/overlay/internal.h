@@ -68,6 +68,11 @@ int ov_parse_ports(const json_t *ports, struct ov_port **out, size_t *n,
  * 18, as on a Docker host. */
 int ov_gw_pick(char *const *used, size_t nused, unsigned first,
                const char *name, struct ipam_prefix *out, struct sh_err *err);
+/* The same from dockerd's default-address-pools ([{"Base", "Size"}]):
+ * the first subnet of Size in each Base, in order, overlapping nothing
+ * used. 503 with dockerd's message when none is free. */
+int ov_pool_pick(char *const *used, size_t nused, const json_t *pools,
+                 struct ipam_prefix *out, struct sh_err *err);
 /* docker0's masquerade (`table ip shoal_bridge`); containers on it may
  * reach each other (Docker's enable_icc true). Malloc'd. */
 char *ov_docker0_rules(struct ipam_prefix br);

@@ -39,6 +39,7 @@ struct overlay {
   struct ipam_prefix gw;
   uint32_t gw_last;
   bool gw_ready; /* bridge, forwarding and nft tables in place */
+  json_t *pools; /* default-address-pools; NULL: 172.x/16 */
   bool have_br;  /* docker0's subnet is chosen (persisted, kept by leave) */
   struct ipam_prefix br;
   /* In memory only: net ID -> {"<addr>": "<host>"}. */
@@ -153,6 +154,7 @@ static int load_state(struct overlay *ov, sh_err *err) {
     return sh_error(err, 500, "%s: %s", ov->state_path, je.text);
   json_t *tasks = json_object_get(st, "Tasks");
   if (json_is_object(tasks)) {
+    json_decref(ov->pools);
     json_decref(ov->tasks);
     ov->tasks = json_incref(tasks);
   }
@@ -325,7 +327,8 @@ static int pick_subnet(struct overlay *ov, unsigned first, const char *name,
   size_t n = 0;
   if (netdev_ipv4_nets(ov->node, &used, &n, err) < 0)
     return -1;
-  int rc = ov_gw_pick(used, n, first, name, out, err);
+  int rc = ov->pools ? ov_pool_pick(used, n, ov->pools, out, err)
+                     : ov_gw_pick(used, n, first, name, out, err);
   netdev_names_free(used, n);
   return rc;
 }
@@ -896,6 +899,7 @@ int overlay_open(const struct overlay_config *cfg, struct overlay **out,
   struct overlay *ov = xcalloc(1, sizeof *ov);
   pthread_mutex_init(&ov->mu, NULL);
   ov->node_fd = -1;
+  ov->pools = json_array_size(cfg->pools) ? json_deep_copy(cfg->pools) : NULL;
   ov->tasks = json_object();
   ov->peers = json_object();
   ov->netns_dir = xasprintf("%s/netns", cfg->exec_root);

@@ -35,6 +35,10 @@ struct overlay_config {
   const char *exec_root; /* e.g. /run/shoal */
   const char *data_root; /* e.g. /var/lib/shoal */
   int netns_fd;          /* the node's namespace; -1: the caller's */
+  /* dockerd's default-address-pools, [{"Base": "10.10.0.0/16", "Size":
+   * 24}]: docker0 and docker_gwbridge take the first free subnets of
+   * these in order; NULL: 172.17.0.0/16, 172.18.0.0/16 and on. */
+  const json_t *pools;
 };
 
 int overlay_open(const struct overlay_config *cfg, struct overlay **out,

@@ -134,6 +134,43 @@ int ov_gw_pick(char *const *used, size_t nused, unsigned first,
                   name, first);
 }
 
+static bool clashes(struct ipam_prefix c, char *const *used, size_t nused) {
+  for (size_t i = 0; i < nused; i++) {
+    struct ipam_prefix u;
+    if (ipam_parse_cidr(used[i], &u, NULL, NULL) == 0 && ipam_overlaps(c, u))
+      return true;
+  }
+  return false;
+}
+
+int ov_pool_pick(char *const *used, size_t nused, const json_t *pools,
+                 struct ipam_prefix *out, sh_err *err) {
+  size_t i;
+  json_t *p;
+  json_array_foreach(pools, i, p) {
+    struct ipam_prefix base;
+    int64_t size = jx_int(p, "Size", -1);
+    if (ipam_parse_cidr(jx_str(p, "Base", ""), &base, NULL, NULL) < 0 ||
+        size < base.len || size > 30)
+      continue;
+    /* At most 65536 candidates a pool: a /8 split in /24s. */
+    uint64_t n = 1ull << (size - base.len);
+    if (n > 65536)
+      n = 65536;
+    for (uint64_t k = 0; k < n; k++) {
+      struct ipam_prefix c = {
+          base.addr + (uint32_t)(k << (32 - (unsigned)size)), (unsigned)size};
+      if (!clashes(c, used, nused)) {
+        *out = c;
+        return 0;
+      }
+    }
+  }
+  return sh_error(err, 503,
+                  "could not find an available, non-overlapping IPv4 address "
+                  "pool among the defaults to assign to the network");
+}
+
 uint32_t ov_gw_next(struct ipam_prefix subnet, uint32_t last,
                     const uint32_t *taken, size_t ntaken) {
   uint64_t size = ipam_size(subnet);

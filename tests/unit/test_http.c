@@ -60,8 +60,71 @@ static void held_closed(struct http_req *req, void *ud) {
   http_req_release(req);
 }
 
+/* The far end of a hijacked connection: collects what the client sends
+ * and, at its EOF (the client's half-close), answers "got:<it>" and
+ * closes, as an exec's `cat` would. */
+struct echo {
+  uv_pipe_t p;
+  uv_write_t w;
+  uv_shutdown_t sd;
+  sh_buf got, reply;
+};
+
+static void echo_closed(uv_handle_t *h) {
+  struct echo *e = h->data;
+  buf_free(&e->got);
+  buf_free(&e->reply);
+  free(e);
+}
+
+static void echo_shut(uv_shutdown_t *sd, int status) {
+  (void)status;
+  struct echo *e = sd->data;
+  uv_close((uv_handle_t *)&e->p, echo_closed);
+}
+
+static void echo_alloc(uv_handle_t *h, size_t n, uv_buf_t *b) {
+  (void)h;
+  *b = uv_buf_init(xmalloc(n), (unsigned)n);
+}
+
+static void echo_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
+  struct echo *e = s->data;
+  if (n > 0)
+    buf_append(&e->got, b->base, (size_t)n);
+  free(b->base);
+  if (n >= 0)
+    return;
+  uv_read_stop(s);
+  buf_printf(&e->reply, "got:%s", e->got.data ? e->got.data : "");
+  uv_buf_t out = uv_buf_init(e->reply.data, (unsigned)e->reply.len);
+  uv_write(&e->w, s, &out, 1, NULL);
+  e->sd.data = e;
+  uv_shutdown(&e->sd, s, echo_shut);
+}
+
+static void hijack(struct http_req *req, uv_loop_t *loop) {
+  bool upgrade = http_req_header(req, "Upgrade") != NULL;
+  const char *h101[] = {"Content-Type: application/vnd.docker.raw-stream",
+                        "Connection: Upgrade", "Upgrade: tcp", NULL};
+  const char *h200[] = {"Content-Type: application/vnd.docker.raw-stream",
+                        NULL};
+  int fd;
+  sh_err err = {0};
+  if (http_req_hijack(req, upgrade ? 101 : 200, upgrade ? h101 : h200, &fd,
+                      &err) < 0)
+    return;
+  struct echo *e = xcalloc(1, sizeof *e);
+  uv_pipe_init(loop, &e->p, 0);
+  e->p.data = e;
+  uv_pipe_open(&e->p, fd);
+  uv_read_start((uv_stream_t *)&e->p, echo_alloc, echo_read);
+}
+
 static void handler(struct http_req *req, void *ud) {
   struct fx *f = ud;
+  if (strcmp(req->path, "/hijack") == 0)
+    return hijack(req, &f->loop);
   f->nreq++;
   snprintf(f->method, sizeof f->method, "%s", req->method);
   snprintf(f->path, sizeof f->path, "%s", req->path);
@@ -1463,5 +1526,40 @@ TEST(http_connection_cap) {
   cleanup_free char *r = raw_read(&f, again, 1, 2000, &eof);
   CHECK(str_has_prefix(r, "HTTP/1.1 200 "));
   close(again);
+  CHECK(fx_done(&f));
+}
+
+/* Docker's hijack (exec start, attach): 101 with the Upgrade header, a
+ * plain 200 without; the client's half-close is its stdin ending, and
+ * what the far end writes after it still arrives. */
+TEST(http_hijack_half_close) {
+  struct fx f;
+  fx_init(&f);
+  CHECK_INT_EQ(fx_listen_unix(&f), 0);
+  for (int upgrade = 1; upgrade >= 0; upgrade--) {
+    int fd = raw_unix(f.sock);
+    CHECK(fd >= 0);
+    const char *req = upgrade ? "POST /hijack HTTP/1.1\r\nHost: x\r\n"
+                                "Connection: Upgrade\r\nUpgrade: tcp\r\n"
+                                "Content-Length: 0\r\n\r\nin-the-head "
+                              : "POST /hijack HTTP/1.1\r\nHost: x\r\n"
+                                "Content-Length: 0\r\n\r\nin-the-head ";
+    raw_send(fd, req, strlen(req));
+    run_for(&f, 50);
+    raw_send(fd, "and-after", 9);
+    run_for(&f, 50);
+    shutdown(fd, SHUT_WR);
+    bool eof = false;
+    cleanup_free char *got = raw_read(&f, fd, 0, 3000, &eof);
+    close(fd);
+    CHECK(eof);
+    CHECK(str_has_prefix(got, upgrade ? "HTTP/1.1 101 " : "HTTP/1.1 200 OK"));
+    CHECK(strstr(got, "Content-Type: application/vnd.docker.raw-stream\r\n"));
+    CHECK(!upgrade || strstr(got, "Upgrade: tcp\r\n"));
+    CHECK(!strstr(got, "Content-Length") && !strstr(got, "chunked"));
+    const char *body = strstr(got, "\r\n\r\n");
+    CHECK(body);
+    CHECK_STR_EQ(body + 4, "got:in-the-head and-after");
+  }
   CHECK(fx_done(&f));
 }

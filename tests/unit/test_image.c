@@ -892,6 +892,66 @@ TEST(image_pull_bearer_token) {
   EVP_PKEY_free(ts.key);
 }
 
+/* htpasswd basic auth, what `docker login` checks (POST /auth) and what
+ * --with-registry-auth's pulls use; Docker's messages when refused. */
+TEST(image_login_and_pull_with_basic_auth) {
+  NEED_REGISTRY();
+  cleanup_tmpdir struct tmpdir t = {0};
+  tmpdir_make(&t);
+  cleanup_free char *gen =
+      xasprintf("python3 -W ignore -c \"import crypt; print('alice:' + "
+                "crypt.crypt('s3cret', crypt.mksalt(crypt.METHOD_BLOWFISH)))\" "
+                ">%s/htpasswd",
+                t.path);
+  if (system(gen) != 0)
+    SKIP("no bcrypt through python3's crypt");
+  cleanup_free char *auth = xasprintf(
+      "auth:\n  htpasswd:\n    realm: shoal-test\n    path: %s/htpasswd",
+      t.path);
+  cleanup_registry struct registry reg = {0};
+  CHECK(registry_start(&reg, auth, false) == 0);
+  cleanup_free char *push = xasprintf(
+      "skopeo --insecure-policy copy -q --dest-tls-verify=false "
+      "--dest-creds alice:s3cret --format v2s2 oci:build/images/busybox:latest "
+      "docker://%s/private/busybox:v1",
+      reg.host);
+  CHECK(system(push) == 0);
+
+  cleanup_store struct store_h h = {0};
+  struct image_store *s = open_store(&h, NULL);
+  CHECK(s);
+  sh_err err = {0};
+  struct image_auth good = {
+      .username = "alice", .password = "s3cret", .serveraddress = reg.host};
+  struct image_auth bad = {
+      .username = "alice", .password = "wrong", .serveraddress = reg.host};
+  CHECK(image_login(s, &good, &err) == 0);
+  CHECK(image_login(s, &bad, &err) < 0);
+  CHECK_INT_EQ(err.status, 401);
+  cleanup_free char *want = xasprintf(
+      "login attempt to http://%s/v2/ failed with status: 401 Unauthorized",
+      reg.host);
+  CHECK_STR_EQ(err.msg, want);
+  /* A scheme and path in the address, as the CLI may send it. */
+  cleanup_free char *url = xasprintf("http://%s/v1/", reg.host);
+  good.serveraddress = url;
+  CHECK(image_login(s, &good, &err) == 0);
+
+  cleanup_free char *ref = xasprintf("%s/private/busybox:v1", reg.host);
+  cleanup_free char *id = NULL;
+  CHECK(image_pull(s, ref, NULL, NULL, NULL, &id, &err) < 0);
+  cleanup_free char *denied =
+      xasprintf("pull access denied for %s/private/busybox, repository does "
+                "not exist or may require 'docker login': unauthorized: "
+                "authentication required",
+                reg.host);
+  CHECK_STR_EQ(err.msg, denied);
+  CHECK(image_pull(s, ref, &bad, NULL, NULL, &id, &err) < 0);
+  if (image_pull(s, ref, &good, NULL, NULL, &id, &err) < 0)
+    FAIL_("pull: %s", err.msg);
+  CHECK(str_has_prefix(id, "sha256:"));
+}
+
 /* ---- load ---- */
 
 TEST(image_load_archives) {

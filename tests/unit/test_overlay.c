@@ -321,7 +321,7 @@ static int node_open(struct node *n, sh_err *err) {
   char e[192], d[192];
   snprintf(e, sizeof e, "%s/exec", n->root);
   snprintf(d, sizeof d, "%s/data", n->root);
-  struct overlay_config c = {e, d, n->ns};
+  struct overlay_config c = {e, d, n->ns, NULL};
   return overlay_open(&c, &n->ov, err);
 }
 
