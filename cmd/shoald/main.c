@@ -642,6 +642,7 @@ int main(int argc, char **argv) {
     log_error("%s", err.msg);
     return 1;
   }
+  api_images_events(d);
   for (int i = 0; i < cfg->nhosts; i++) {
     if (api_listen(d, cfg->hosts[i], &err) < 0) {
       log_error("failed to listen on %s: %s", cfg->hosts[i], err.msg);

@@ -50,10 +50,15 @@ bool api_swarm(struct api_call *c);
 bool api_nodes(struct api_call *c);
 bool api_services(struct api_call *c);
 bool api_images(struct api_call *c);
+/* Sends the image store's events (pull, tag, delete, ...) to the node's
+ * event log; once, after the store and the event log exist. */
+void api_images_events(struct shoald *d);
 bool api_containers(struct api_call *c);
 /* Lifecycle and inspection of one container (ctl.c): stop, kill, restart,
  * wait, DELETE, pause, unpause, rename, top, stats, changes. */
 bool api_container_ctl(struct api_call *c);
+/* POST /containers/prune (prune.c). */
+bool api_prune(struct api_call *c);
 bool api_networks(struct api_call *c);
 bool api_events(struct api_call *c);
 bool api_volumes(struct api_call *c);

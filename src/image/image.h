@@ -11,6 +11,8 @@
  *   blobs/sha256/<hex>        manifests and image configs (verified)
  *   layers/<diffid hex>/diff  an unpacked layer, overlayfs whiteouts
  *   layers/<diffid hex>/link  its short name; l/<name> -> ../layers/<hex>/diff
+ *   layers/<diffid hex>/blob  the layer's archive as pulled or loaded (for
+ *                             save and push)
  *   images/<id hex>.json      image record (layers, manifest, size, times)
  *   repositories.json         references ("docker.io/library/nginx:latest")
  *                             -> image ID, written atomically
@@ -127,17 +129,89 @@ int image_inspect(struct image_store *s, const char *ref, json_t **out,
 /* Engine API ImageSummary array (GET /images/json), newest first. */
 int image_list(struct image_store *s, json_t **out, sh_err *err);
 
-/* DELETE /images/{name}: removing a tag untags it; the image goes when no
- * reference is left ([{"Untagged":"nginx:latest"},{"Deleted":"sha256:.."}]).
- * Removing by ID an image with several repositories needs force (409, as
- * dockerd). Whether containers use it is the caller's check. Layers no
- * image uses any more are deleted. */
+/* What the node's containers use, for removals, prunes and disk usage:
+ * the store does not know containers, the caller (the API, reading the
+ * executor) does. */
+struct image_user {
+  const char *container_id; /* 64 hex */
+  const char *image_id;     /* "sha256:.." */
+  bool running;
+  /* The container's overlay lower dirs (absolute, under the store's root:
+   * "<root>/l/<link>"), NULL-ended; NULL: none known. Layers named here are
+   * never deleted, even when their image is. */
+  const char *const *layer_dirs;
+};
+struct image_users {
+  const struct image_user *v;
+  size_t n;
+};
+
+/* DELETE /images/{name}, with dockerd's rules (daemon/images/
+ * image_delete.go): a reference untags only itself (and the digest
+ * references of its repository once no tag of it is left); the image goes
+ * when no reference is left and no container uses it. A reference whose
+ * image a container uses and that is the image's only one is refused
+ * without force (409 "conflict: unable to remove repository reference ...
+ * (must force) - container <c> is using its referenced image <i>"); by ID,
+ * a running container's image is never deleted ("(cannot be forced) -
+ * image is being used by running container <c>"), a stopped container's
+ * and one with several repositories only with force. Layers no image or
+ * container uses any more are deleted. out: [{"Untagged":..},{"Deleted":
+ * ..}]. users may be NULL (no containers). */
 int image_remove(struct image_store *s, const char *ref, bool force,
-                 json_t **out, sh_err *err);
+                 const struct image_users *users, json_t **out, sh_err *err);
+
+/* POST /images/prune: deletes dangling images (no reference; all: every
+ * image) that no container uses and that match (NULL: all) — match gets
+ * the image's ImageSummary. out: {"ImagesDeleted": [..] or null,
+ * "SpaceReclaimed": bytes}. Unused layers go too. */
+int image_prune(struct image_store *s, bool all,
+                bool (*match)(const json_t *summary, void *ud), void *ud,
+                const struct image_users *users, json_t **out, sh_err *err);
+
+/* GET /system/df's image part: {"LayersSize": bytes of every layer on
+ * disk, "Images": ImageSummary array with Containers and SharedSize (the
+ * bytes of layers other images share)}. */
+int image_disk_usage(struct image_store *s, const struct image_users *users,
+                     json_t **out, sh_err *err);
+
+/* GET /images/{name}/history: the config's history, newest first, as
+ * dockerd's ImageHistory (Id "<missing>" but for the top, Size of the
+ * layer each non-empty step made, Tags on the top). */
+int image_history(struct image_store *s, const char *ref, json_t **out,
+                  sh_err *err);
 
 /* Adds a reference (e.g. "myrepo:v2") to a local image. */
 int image_tag(struct image_store *s, const char *source, const char *target,
               sh_err *err);
+
+/* GET /images/get: writes a docker-archive tar of the images (names or
+ * IDs; NULL-ended) through write (< 0 stops), which is first called once
+ * every image and layer archive was found: manifest.json, repositories, the
+ * configs and the layers as their registry or archive blobs
+ * (blobs/sha256/<hex>), which `docker load` takes. An image stored before shoal
+ * kept its layers' archives cannot be saved (500 saying so). */
+int image_save(struct image_store *s, const char *const *refs,
+               int (*write)(void *arg, const void *buf, size_t len), void *arg,
+               sh_err *err);
+
+/* POST /images/{name}/push: pushes a local reference (tag given or every
+ * tag of the repository) to its registry with auth, reporting progress as
+ * dockerd's push stream ("The push refers to repository [..]", "Pushing",
+ * "Pushed", "Layer already exists", "<tag>: digest: sha256:.. size: N"). */
+int image_push(struct image_store *s, const char *name, const char *tag,
+               const struct image_auth *auth, image_progress_fn cb, void *ud,
+               sh_err *err);
+
+/* Image events (dockerd's LogImageEvent): pull, tag, untag, delete, load,
+ * save, push, with the image's ID (or the reference, for pull and push),
+ * its name and labels. Called from whichever thread does the work, maybe
+ * under the store's lock: fn must not call the store. labels may be NULL;
+ * borrowed. */
+typedef void (*image_event_fn)(const char *action, const char *id,
+                               const char *name, const json_t *labels,
+                               void *ud);
+void image_store_set_events(struct image_store *s, image_event_fn fn, void *ud);
 
 /* POST /images/load: reads a tar stream (optionally compressed) from fd:
  * docker-archive (manifest.json + layer tars) or OCI archive (index.json +

@@ -47,6 +47,8 @@ struct image_store {
   json_t *refs; /* full reference -> "sha256:<id>" */
   struct layer_pin *pins;
   size_t npins, cappins;
+  image_event_fn on_event;
+  void *event_ud;
 };
 
 /* ---- store.c ---- */
@@ -75,6 +77,24 @@ int store_image_commit(struct image_store *s, const char *id,
                        sh_err *err);
 /* The ID a full reference names now, or NULL (caller frees). */
 char *store_ref_lookup(struct image_store *s, const char *full);
+/* Tells the event hook (if any): the actor's id and name, with the labels
+ * of image_id's config (NULL: none). */
+void store_event(struct image_store *s, const char *action, const char *id,
+                 const char *name, const char *image_id);
+/* The image's record (meta.json: id, layers, size) and config, or NULL. */
+json_t *store_load_meta(struct image_store *s, const char *id);
+json_t *store_load_config(struct image_store *s, const char *id);
+/* The layer's archive as pulled or loaded (layers/<hex>/blob), kept for
+ * save and push; caller frees the path. */
+char *store_layer_blob(struct image_store *s, const char *diffid);
+int64_t store_layer_size(struct image_store *s, const char *diffid);
+/* Full references ("docker.io/library/x:tag") naming id; a new array. */
+json_t *store_refs_of(struct image_store *s, const char *id);
+
+/* ---- save.c ---- */
+/* sha256 ("sha256:<hex>") and size of a file, read in pieces. */
+int file_sha256(const char *path, char out[DIGEST_LEN + 1], int64_t *size,
+                sh_err *err);
 
 /* ---- layer.c ---- */
 typedef void (*layer_progress_fn)(int64_t done, void *ud);
@@ -123,6 +143,18 @@ typedef void (*reg_progress_fn)(int64_t done, int64_t total, void *ud);
 int reg_get_blob_file(struct reg *r, const char *digest, int64_t size,
                       const char *path, reg_progress_fn progress, void *ud,
                       sh_err *err);
+
+/* Tokens are asked for push as well as pull. */
+void reg_want_push(struct reg *r);
+/* One request to the registry: url is a path under the base ("/v2/..")
+ * or a full URL (an upload's Location); the body from memory or a file
+ * (NULL, 0, NULL: none). One retry after answering an auth challenge.
+ * 2xx and 404 return 0 with *status; other answers fill err with the
+ * registry's message (401 stays 401). *location (may be NULL) gets the
+ * Location header; caller frees. */
+int reg_send(struct reg *r, const char *method, const char *url,
+             const char *content_type, const void *body, size_t len,
+             const char *file, long *status, char **location, sh_err *err);
 
 /* The endpoints for a registry domain: mirrors then the hub for docker.io;
  * http:// for insecure registries, https:// otherwise. NULL-ended. */

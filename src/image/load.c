@@ -257,6 +257,12 @@ static int load_image(struct unpacked *u, const char *config, size_t clen,
       rc = -1;
       break;
     }
+    /* Keep the archive's bytes beside the layer for save and push. */
+    cleanup_free char *member = resolve(u, layer_paths[done]);
+    cleanup_free char *src = member ? xasprintf("%s/%s", u->dir, member) : NULL;
+    cleanup_free char *blob = xasprintf("%s/blob", tmp);
+    if (src)
+      (void)link(src, blob); /* same file system: tmp/ of the store */
     if (store_layer_commit(u->s, d, tmp, size, err) < 0) {
       rm_rf(tmp);
       rc = -1;
@@ -293,6 +299,7 @@ static int load_image(struct unpacked *u, const char *config, size_t clen,
     if (k == 0)
       say(u, "Loaded image ID: ", id);
     json_array_append_new(u->loaded, json_string(id));
+    store_event(u->s, "load", id, id, id);
   }
   strv_free(refs);
   strv_free(shown);

@@ -291,7 +291,8 @@ static int run_job(struct job *j, sh_err *err) {
     sh_err_wrap(err, "failed to register layer %.12s", j->blob + 7);
     goto fail;
   }
-  unlink(blob);
+  /* The blob stays beside the layer (layers/<hex>/blob) for save and
+   * push, which need the exact bytes its diff ID and digest name. */
   if (store_layer_commit(p->s, j->diffid, tmp, size, err) < 0) {
     rm_rf(tmp);
     return -1; /* commit dropped the claim */
@@ -430,6 +431,7 @@ static int pull_from(struct image_store *s, struct reg *reg,
                        familiar);
   emit(&p, st, NULL, -1, -1);
   free(st);
+  store_event(s, "pull", familiar, familiar, id);
   *image_id = xstrdup(id);
   rc = 0;
 out:

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <sys/stat.h>
 
 #include "core/util.h"
 #include "image/internal.h"
@@ -20,6 +21,7 @@ struct reg {
   char *authz;        /* "Bearer x" / "Basic y" once a challenge was met */
   char last_code[64];
   bool answered;
+  bool push; /* tokens for pull and push */
 };
 
 void digest_of(const void *data, size_t len, char out[DIGEST_LEN + 1]) {
@@ -225,9 +227,12 @@ static int fetch_token(struct reg *r, const char *challenge, sh_err *err) {
     buf_printf(&url, "service=%s&", e);
     curl_free(e);
   }
-  /* A login (no repository) asks for a token with no scope. */
-  cleanup_free char *want =
-      scope || !*r->repo ? NULL : xasprintf("repository:%s:pull", r->repo);
+  /* A login (no repository) asks for a token with no scope; a push for
+   * pull and push. */
+  cleanup_free char *want = scope || !*r->repo
+                                ? NULL
+                                : xasprintf("repository:%s:%s", r->repo,
+                                            r->push ? "pull,push" : "pull");
   if (scope || want) {
     char *e = curl_easy_escape(h, scope ? scope : want, 0);
     buf_printf(&url, "scope=%s", e);
@@ -315,6 +320,10 @@ static char *registry_error(struct reg *r, const struct resp *rs) {
       snprintf(r->last_code, sizeof r->last_code, "NOT_FOUND");
     else if (rs->status == 401)
       snprintf(r->last_code, sizeof r->last_code, "UNAUTHORIZED");
+    /* A 401 without a body (a HEAD): distribution's client makes it
+     * errcode's Unauthorized. */
+    if (rs->status == 401)
+      return xstrdup("unauthorized: authentication required");
     return xasprintf("unexpected status from %s: %ld", r->base, rs->status);
   }
   snprintf(r->last_code, sizeof r->last_code, "%s", code);
@@ -527,6 +536,161 @@ int reg_get_blob_file(struct reg *r, const char *digest, int64_t size,
   resp_free(&rs);
   if (rc < 0)
     unlink(path);
+  return rc;
+}
+
+void reg_want_push(struct reg *r) {
+  r->push = true;
+}
+
+struct upload {
+  int fd;
+  const char *mem;
+  size_t len, off;
+};
+
+static size_t read_cb(char *buf, size_t sz, size_t nm, void *ud) {
+  struct upload *u = ud;
+  size_t n = sz * nm;
+  if (u->fd >= 0) {
+    ssize_t got = read(u->fd, buf, n);
+    return got < 0 ? CURL_READFUNC_ABORT : (size_t)got;
+  }
+  if (n > u->len - u->off)
+    n = u->len - u->off;
+  memcpy(buf, u->mem + u->off, n);
+  u->off += n;
+  return n;
+}
+
+static size_t location_cb(char *data, size_t sz, size_t nm, void *ud) {
+  char **loc = ud;
+  size_t n = sz * nm;
+  if (n > 9 && !strncasecmp(data, "location:", 9)) {
+    const char *v = data + 9;
+    size_t vl = n - 9;
+    while (vl && (*v == ' ' || *v == '\t'))
+      v++, vl--;
+    while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+      vl--;
+    free(*loc);
+    *loc = xstrndup(v, vl);
+  }
+  return n;
+}
+
+struct send_hdrs {
+  struct resp *rs;
+  char **location;
+};
+
+static size_t send_header_cb(char *data, size_t sz, size_t nm, void *ud) {
+  struct send_hdrs *h = ud;
+  header_cb(data, sz, nm, h->rs);
+  return location_cb(data, sz, nm, h->location);
+}
+
+int reg_send(struct reg *r, const char *method, const char *url,
+             const char *content_type, const void *body, size_t len,
+             const char *file, long *status, char **location, sh_err *err) {
+  cleanup_free char *full =
+      url[0] == '/' ? xasprintf("%s%s", r->base, url) : xstrdup(url);
+  r->last_code[0] = '\0';
+  struct resp rs = {.fd = -1, .max = 1 << 20};
+  char *loc = NULL;
+  int rc = 0;
+  for (int attempt = 0;; attempt++) {
+    struct upload up = {.fd = -1, .mem = body, .len = len};
+    struct stat st;
+    if (file) {
+      up.fd = open(file, O_RDONLY | O_CLOEXEC);
+      if (up.fd < 0 || fstat(up.fd, &st) < 0) {
+        rc = sh_errno(err, errno, "open %s", file);
+        if (up.fd >= 0)
+          close(up.fd);
+        break;
+      }
+    }
+    CURL *h = curl_easy_init();
+    char errbuf[CURL_ERROR_SIZE] = "";
+    struct curl_slist *hdrs = NULL;
+    if (content_type) {
+      cleanup_free char *ct = xasprintf("Content-Type: %s", content_type);
+      hdrs = curl_slist_append(hdrs, ct);
+    }
+    pthread_mutex_lock(&r->mu);
+    if (r->authz) {
+      cleanup_free char *a = xasprintf("Authorization: %s", r->authz);
+      hdrs = curl_slist_append(hdrs, a);
+    }
+    pthread_mutex_unlock(&r->mu);
+    set_common(r->s, h, errbuf);
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(h, CURLOPT_URL, full);
+    if (!strcmp(method, "HEAD"))
+      curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    else if (!strcmp(method, "PUT") || !strcmp(method, "POST")) {
+      curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+      curl_easy_setopt(h, CURLOPT_READFUNCTION, read_cb);
+      curl_easy_setopt(h, CURLOPT_READDATA, &up);
+      curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE,
+                       (curl_off_t)(file ? st.st_size : (off_t)len));
+      curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    } else if (strcmp(method, "GET"))
+      curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    /* No "Expect: 100-continue": a 401 comes before the body either way. */
+    hdrs = curl_slist_append(hdrs, "Expect:");
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    struct send_hdrs sh = {&rs, &loc};
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, send_header_cb);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &sh);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &rs);
+    rs.h = h;
+    CURLcode cc = curl_easy_perform(h);
+    rs.status = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &rs.status);
+    curl_easy_cleanup(h);
+    curl_slist_free_all(hdrs);
+    if (up.fd >= 0)
+      close(up.fd);
+    rs.h = NULL;
+    r->answered = cc == CURLE_OK || rs.status > 0;
+    if (cc != CURLE_OK) {
+      /* Go's form: Put "url": reason. */
+      char word[8];
+      snprintf(word, sizeof word, "%c", method[0]);
+      for (size_t i = 1; method[i] && i < sizeof word - 1; i++)
+        word[i] = (char)tolower((unsigned char)method[i]), word[i + 1] = '\0';
+      rc = sh_error(err, 500, "%s \"%s\": %s", word, full,
+                    errbuf[0] ? errbuf : curl_easy_strerror(cc));
+      break;
+    }
+    if (rs.status == 401 && attempt == 0 && rs.www_auth) {
+      cleanup_free char *ch = xstrdup(rs.www_auth);
+      buf_reset(&rs.body);
+      if (answer_challenge(r, ch, err) < 0) {
+        if (err && err->status) {
+          rc = -1;
+          break;
+        }
+      } else {
+        continue;
+      }
+    }
+    break;
+  }
+  if (rc == 0 && (rs.status < 200 || rs.status >= 300) && rs.status != 404) {
+    cleanup_free char *msg = registry_error(r, &rs);
+    rc = sh_error(err, rs.status == 401 ? 401 : 500, "%s", msg);
+  }
+  if (status)
+    *status = rs.status;
+  if (location)
+    *location = loc;
+  else
+    free(loc);
+  resp_free(&rs);
   return rc;
 }
 

@@ -307,6 +307,38 @@ static json_t *load_config(struct image_store *s, const char *id) {
   return json_load_file(p, 0, &je);
 }
 
+json_t *store_load_meta(struct image_store *s, const char *id) {
+  return load_meta(s, id);
+}
+
+json_t *store_load_config(struct image_store *s, const char *id) {
+  return load_config(s, id);
+}
+
+char *store_layer_blob(struct image_store *s, const char *diffid) {
+  return path_of(s, "layers/%s/blob", diffid + 7);
+}
+
+int64_t store_layer_size(struct image_store *s, const char *diffid) {
+  return layer_size(s, diffid);
+}
+
+void image_store_set_events(struct image_store *s, image_event_fn fn,
+                            void *ud) {
+  s->on_event = fn;
+  s->event_ud = ud;
+}
+
+void store_event(struct image_store *s, const char *action, const char *id,
+                 const char *name, const char *image_id) {
+  if (!s->on_event)
+    return;
+  cleanup_json json_t *config = image_id ? load_config(s, image_id) : NULL;
+  const json_t *labels = jx_get(config, "config.Labels");
+  s->on_event(action, id, name, json_is_object(labels) ? labels : NULL,
+              s->event_ud);
+}
+
 int store_image_commit(struct image_store *s, const char *id,
                        const char *config, size_t config_len,
                        const json_t *diffids, const char *const *refs,
@@ -561,6 +593,8 @@ static int by_created_desc(const void *a, const void *b) {
   return x < y ? 1 : x > y ? -1 : 0;
 }
 
+static json_t *summary_of(struct image_store *s, const char *id);
+
 int image_list(struct image_store *s, json_t **out, sh_err *err) {
   (void)err;
   pthread_mutex_lock(&s->mu);
@@ -571,20 +605,9 @@ int image_list(struct image_store *s, json_t **out, sh_err *err) {
   json_t **items = xcalloc(n + 1, sizeof *items);
   size_t k = 0;
   for (char **p = ids; *p; p++) {
-    cleanup_json json_t *meta = load_meta(s, *p);
-    cleanup_json json_t *config = load_config(s, *p);
-    if (!meta || !config)
-      continue;
-    json_t *tags, *digests;
-    refs_of(s, *p, &tags, &digests);
-    json_t *labels = jx_get(config, "config.Labels");
-    items[k++] = json_pack(
-        "{s:s, s:s, s:o, s:o, s:I, s:I, s:i, s:o, s:i}", "Id", *p, "ParentId",
-        "", "RepoTags", tags, "RepoDigests", digests, "Created",
-        created_secs(config), "Size", (json_int_t)jx_int(meta, "size", 0),
-        "SharedSize", -1, "Labels",
-        json_is_object(labels) ? json_incref(labels) : json_object(),
-        "Containers", -1);
+    json_t *sum = summary_of(s, *p);
+    if (sum)
+      items[k++] = sum;
   }
   pthread_mutex_unlock(&s->mu);
   strv_free(ids);
@@ -597,9 +620,45 @@ int image_list(struct image_store *s, json_t **out, sh_err *err) {
   return 0;
 }
 
-/* Deletes layers no image uses and nobody has pinned. Under s->mu. */
-static void gc_layers(struct image_store *s, json_t *deleted) {
-  cleanup_json json_t *used = json_object();
+/* Diff IDs ("sha256:<hex>") of the layers containers mount, from their
+ * lower dirs: "<root>/l/<link>" (a link to ../layers/<hex>/diff) or
+ * "<root>/layers/<hex>/diff". */
+static json_t *layers_in_use(struct image_store *s,
+                             const struct image_users *u) {
+  json_t *set = json_object();
+  size_t rl = strlen(s->root);
+  for (size_t i = 0; u && i < u->n; i++) {
+    for (const char *const *d = u->v[i].layer_dirs; d && *d; d++) {
+      const char *p = *d;
+      if (strncmp(p, s->root, rl) || p[rl] != '/')
+        continue;
+      p += rl + 1;
+      char target[PATH_MAX];
+      const char *hex = NULL;
+      if (str_has_prefix(p, "l/")) {
+        ssize_t n = readlink(*d, target, sizeof target - 1);
+        if (n <= 0)
+          continue;
+        target[n] = '\0';
+        if (str_has_prefix(target, "../layers/"))
+          hex = target + strlen("../layers/");
+      } else if (str_has_prefix(p, "layers/")) {
+        hex = p + strlen("layers/");
+      }
+      if (!hex || strlen(hex) < 64)
+        continue;
+      cleanup_free char *diffid = xasprintf("sha256:%.64s", hex);
+      json_object_set_new(set, diffid, json_true());
+    }
+  }
+  return set;
+}
+
+/* Deletes layers no image and no container uses and nobody has pinned;
+ * returns the bytes freed. Under s->mu. */
+static int64_t gc_layers(struct image_store *s, const struct image_users *u,
+                         json_t *deleted) {
+  cleanup_json json_t *used = layers_in_use(s, u);
   char **ids = list_ids(s);
   for (char **p = ids; *p; p++) {
     cleanup_json json_t *meta = load_meta(s, *p);
@@ -609,6 +668,7 @@ static void gc_layers(struct image_store *s, json_t *deleted) {
         json_object_set(used, json_string_value(d), json_true());
   }
   strv_free(ids);
+  int64_t freed = 0;
   cleanup_free char *dir = path_of(s, "%s", "layers");
   DIR *dd = opendir(dir);
   struct dirent *de;
@@ -618,6 +678,7 @@ static void gc_layers(struct image_store *s, json_t *deleted) {
     cleanup_free char *diffid = xasprintf("sha256:%s", de->d_name);
     if (json_object_get(used, diffid) || pin_find(s, diffid))
       continue;
+    int64_t size = layer_size(s, diffid);
     cleanup_free char *link = layer_link(s, diffid);
     if (link) {
       cleanup_free char *lp = path_of(s, "l/%s", link);
@@ -629,12 +690,16 @@ static void gc_layers(struct image_store *s, json_t *deleted) {
     if (store_tmpdir(s, "del", &tmp, NULL) < 0)
       continue;
     cleanup_free char *dst = xasprintf("%s/x", tmp);
-    if (rename(src, dst) == 0)
-      json_array_append_new(deleted, json_pack("{s:s}", "Deleted", diffid));
+    if (rename(src, dst) == 0) {
+      freed += size;
+      if (deleted)
+        json_array_append_new(deleted, json_pack("{s:s}", "Deleted", diffid));
+    }
     rm_rf(tmp);
   }
   if (dd)
     closedir(dd);
+  return freed;
 }
 
 /* Repository part of a full reference ("docker.io/library/nginx"). */
@@ -649,7 +714,108 @@ static char *repo_of(const char *full) {
   return xstrndup(full, n);
 }
 
-static void untag(struct image_store *s, const char *full, json_t *res) {
+static bool is_canonical(const char *full) {
+  return strchr(full, '@') != NULL;
+}
+
+/* The full references naming id, sorted (a stable order for answers).
+ * Under s->mu. */
+static json_t *refs_for(struct image_store *s, const char *id) {
+  json_t *mine = json_array();
+  const char *k;
+  json_t *v;
+  json_object_foreach(s->refs, k, v) {
+    if (!strcmp(json_string_value(v), id))
+      json_array_append_new(mine, json_string(k));
+  }
+  return mine;
+}
+
+json_t *store_refs_of(struct image_store *s, const char *id) {
+  pthread_mutex_lock(&s->mu);
+  json_t *r = refs_for(s, id);
+  pthread_mutex_unlock(&s->mu);
+  return r;
+}
+
+/* moby's isSingleReference: every reference in one repository, at most
+ * one of them a tag. False for none. */
+static bool single_reference(const json_t *refs) {
+  size_t n = json_array_size(refs);
+  if (n <= 1)
+    return n == 1;
+  const char *single = NULL;
+  cleanup_json json_t *canon = json_object();
+  size_t i;
+  json_t *e;
+  json_array_foreach(refs, i, e) {
+    const char *r = json_string_value(e);
+    if (is_canonical(r)) {
+      cleanup_free char *repo = repo_of(r);
+      json_object_set_new(canon, repo, json_true());
+    } else if (!single) {
+      single = r;
+    } else {
+      return false;
+    }
+  }
+  if (!single)
+    single = json_string_value(json_array_get(refs, 0));
+  cleanup_free char *repo = repo_of(single);
+  return json_object_size(canon) == 1 && json_object_get(canon, repo);
+}
+
+static const struct image_user *first_user(const struct image_users *u,
+                                           const char *id, int running) {
+  for (size_t i = 0; u && i < u->n; i++) {
+    if (!u->v[i].image_id || strcmp(u->v[i].image_id, id))
+      continue;
+    if (running < 0 || (bool)running == u->v[i].running)
+      return &u->v[i];
+  }
+  return NULL;
+}
+
+enum {
+  CONFLICT_RUNNING = 1,
+  CONFLICT_ACTIVE_REF = 2,
+  CONFLICT_STOPPED = 4,
+  CONFLICT_HARD = CONFLICT_RUNNING,
+  CONFLICT_SOFT = CONFLICT_ACTIVE_REF | CONFLICT_STOPPED,
+};
+
+/* moby's checkImageDeleteConflict (no parent images here). *used: the
+ * conflict is a container's. Under s->mu. */
+static int check_conflict(struct image_store *s, const char *id, int mask,
+                          const struct image_users *u, bool *used,
+                          sh_err *err) {
+  *used = false;
+  const struct image_user *c;
+  const char *why = NULL;
+  char msg[128];
+  bool hard = false;
+  cleanup_json json_t *refs = NULL;
+  if ((mask & CONFLICT_RUNNING) && (c = first_user(u, id, 1))) {
+    snprintf(msg, sizeof msg, "image is being used by running container %.12s",
+             c->container_id);
+    why = msg, hard = true, *used = true;
+  } else if ((mask & CONFLICT_ACTIVE_REF) &&
+             json_array_size(refs = refs_for(s, id)) > 0) {
+    why = "image is referenced in multiple repositories";
+  } else if ((mask & CONFLICT_STOPPED) && (c = first_user(u, id, 0))) {
+    snprintf(msg, sizeof msg, "image is being used by stopped container %.12s",
+             c->container_id);
+    why = msg, *used = true;
+  }
+  if (!why)
+    return 0;
+  return sh_error(err, 409, "conflict: unable to delete %.12s (%s) - %s",
+                  id + 7, hard ? "cannot be forced" : "must be forced", why);
+}
+
+/* Removes a reference and says so in res. Under s->mu. */
+static void untag(struct image_store *s, const char *full, const char *id,
+                  json_t *res) {
   struct image_ref r;
   if (image_ref_parse(full, &r, NULL) == 0) {
     cleanup_free char *f = image_ref_familiar(&r, true);
@@ -657,10 +823,53 @@ static void untag(struct image_store *s, const char *full, json_t *res) {
     image_ref_free(&r);
   }
   json_object_del(s->refs, full);
+  store_event(s, "untag", id, id, id);
+}
+
+/* moby's imageDeleteHelper: the image goes unless a conflict in mask
+ * stands; quiet drops conflicts of an image still referenced or used.
+ * Under s->mu. *freed (may be NULL) gets the layers' bytes. */
+static int delete_image(struct image_store *s, const char *id, bool force,
+                        bool quiet, const struct image_users *u, json_t *res,
+                        int64_t *freed, sh_err *err) {
+  int mask = CONFLICT_HARD | (force ? 0 : CONFLICT_SOFT);
+  bool used;
+  sh_err cerr = {0};
+  if (check_conflict(s, id, mask, u, &used, &cerr) < 0) {
+    cleanup_json json_t *refs = refs_for(s, id);
+    if (quiet && (json_array_size(refs) > 0 || used))
+      return 0;
+    *err = cerr;
+    return -1;
+  }
+  cleanup_json json_t *refs = refs_for(s, id);
+  size_t i;
+  json_t *e;
+  json_array_foreach(refs, i, e) untag(s, json_string_value(e), id, res);
+  if (save_refs(s, err) < 0)
+    return -1;
+  /* Tell before the config goes: the event carries the image's labels. */
+  store_event(s, "delete", id, id, id);
+  cleanup_free char *dir = path_of(s, "images/%s", id + 7);
+  cleanup_free char *tmp = NULL;
+  if (store_tmpdir(s, "del", &tmp, err) < 0)
+    return -1;
+  cleanup_free char *dst = xasprintf("%s/x", tmp);
+  int rc = 0;
+  if (rename(dir, dst) < 0)
+    rc = sh_errno(err, errno, "image store: remove %s", id);
+  rm_rf(tmp);
+  if (rc < 0)
+    return -1;
+  json_array_append_new(res, json_pack("{s:s}", "Deleted", id));
+  int64_t f = gc_layers(s, u, res);
+  if (freed)
+    *freed += f;
+  return 0;
 }
 
 int image_remove(struct image_store *s, const char *ref, bool force,
-                 json_t **out, sh_err *err) {
+                 const struct image_users *users, json_t **out, sh_err *err) {
   cleanup_free char *id = NULL;
   struct image_ref r = {0};
   bool by_id;
@@ -671,81 +880,252 @@ int image_remove(struct image_store *s, const char *ref, bool force,
     return rc;
   }
   json_t *res = json_array();
-  /* The references this image has, and their repositories. */
-  cleanup_json json_t *mine = json_array();
-  cleanup_json json_t *repos = json_object();
-  const char *k;
-  json_t *v;
-  json_object_foreach(s->refs, k, v) {
-    if (strcmp(json_string_value(v), id))
-      continue;
-    json_array_append_new(mine, json_string(k));
-    cleanup_free char *repo = repo_of(k);
-    json_object_set(repos, repo, json_true());
-  }
-  size_t i;
-  json_t *e;
-  if (by_id) {
-    if (json_object_size(repos) > 1 && !force) {
-      image_ref_free(&r);
-      json_decref(res);
-      pthread_mutex_unlock(&s->mu);
-      return sh_error(err, 409,
-                      "conflict: unable to delete %.12s (must be forced) - "
-                      "image is referenced in multiple repositories",
-                      id + 7);
+  cleanup_json json_t *mine = refs_for(s, id);
+  bool quiet = false;
+  if (!by_id) {
+    const struct image_user *c;
+    if (!force && single_reference(mine) && (c = first_user(users, id, -1))) {
+      /* Untagging would leave the container's image dangling. */
+      rc = sh_error(err, 409,
+                    "conflict: unable to remove repository reference \"%s\" "
+                    "(must force) - container %.12s is using its referenced "
+                    "image %.12s",
+                    ref, c->container_id, id + 7);
+      goto out;
     }
-    json_array_foreach(mine, i, e) untag(s, json_string_value(e), res);
-  } else {
     cleanup_free char *full = image_ref_full(&r);
-    untag(s, full, res);
+    untag(s, full, id, res);
     /* Once no tag of that repository is left, its digest references go
-     * too (dockerd does the same). */
-    cleanup_free char *repo = repo_of(full);
-    bool tag_left = false;
-    json_array_foreach(mine, i, e) {
-      const char *o = json_string_value(e);
-      cleanup_free char *orepo = repo_of(o);
-      if (strcmp(o, full) && !strcmp(orepo, repo) && !strchr(o, '@'))
-        tag_left = true;
-    }
-    if (!tag_left) {
+     * too. */
+    if (!r.digest) {
+      cleanup_free char *repo = repo_of(full);
+      bool tag_left = false;
+      size_t i;
+      json_t *e;
       json_array_foreach(mine, i, e) {
         const char *o = json_string_value(e);
         cleanup_free char *orepo = repo_of(o);
-        if (strchr(o, '@') && !strcmp(orepo, repo) &&
+        if (strcmp(o, full) && !strcmp(orepo, repo) && !is_canonical(o))
+          tag_left = true;
+      }
+      json_array_foreach(mine, i, e) {
+        const char *o = json_string_value(e);
+        cleanup_free char *orepo = repo_of(o);
+        if (!tag_left && is_canonical(o) && !strcmp(orepo, repo) &&
             json_object_get(s->refs, o))
-          untag(s, o, res);
+          untag(s, o, id, res);
       }
     }
+    if ((rc = save_refs(s, err)) < 0)
+      goto out;
+    cleanup_json json_t *left = refs_for(s, id);
+    if (json_array_size(left) > 0)
+      goto out;
+    quiet = true;
+  } else if (single_reference(mine)) {
+    bool used;
+    int mask = CONFLICT_HARD | (force ? 0 : CONFLICT_STOPPED);
+    if ((rc = check_conflict(s, id, mask, users, &used, err)) < 0)
+      goto out;
+    size_t i;
+    json_t *e;
+    json_array_foreach(mine, i, e) untag(s, json_string_value(e), id, res);
+    if ((rc = save_refs(s, err)) < 0)
+      goto out;
   }
+  rc = delete_image(s, id, force, quiet, users, res, NULL, err);
+out:
   image_ref_free(&r);
-  bool referenced = false;
-  json_object_foreach(s->refs, k, v) referenced |=
-      !strcmp(json_string_value(v), id);
-  rc = save_refs(s, err);
-  if (rc == 0 && !referenced) {
-    cleanup_free char *dir = path_of(s, "images/%s", id + 7);
-    cleanup_free char *tmp = NULL;
-    if (store_tmpdir(s, "del", &tmp, err) < 0) {
-      rc = -1;
-    } else {
-      cleanup_free char *dst = xasprintf("%s/x", tmp);
-      if (rename(dir, dst) < 0)
-        rc = sh_errno(err, errno, "image store: remove %s", id);
-      rm_rf(tmp);
-    }
-    if (rc == 0) {
-      json_array_append_new(res, json_pack("{s:s}", "Deleted", id));
-      gc_layers(s, res);
-    }
-  }
   pthread_mutex_unlock(&s->mu);
   if (rc < 0) {
     json_decref(res);
     return rc;
   }
   *out = res;
+  return 0;
+}
+
+/* One ImageSummary (GET /images/json). Under s->mu. */
+static json_t *summary_of(struct image_store *s, const char *id) {
+  cleanup_json json_t *meta = load_meta(s, id);
+  cleanup_json json_t *config = load_config(s, id);
+  if (!meta || !config)
+    return NULL;
+  json_t *tags, *digests;
+  refs_of(s, id, &tags, &digests);
+  json_t *labels = jx_get(config, "config.Labels");
+  return json_pack(
+      "{s:s, s:s, s:o, s:o, s:I, s:I, s:i, s:o, s:i}", "Id", id, "ParentId", "",
+      "RepoTags", tags, "RepoDigests", digests, "Created", created_secs(config),
+      "Size", (json_int_t)jx_int(meta, "size", 0), "SharedSize", -1, "Labels",
+      json_is_object(labels) ? json_incref(labels) : json_object(),
+      "Containers", -1);
+}
+
+int image_prune(struct image_store *s, bool all,
+                bool (*match)(const json_t *summary, void *ud), void *ud,
+                const struct image_users *users, json_t **out, sh_err *err) {
+  json_t *deleted = json_array();
+  int64_t freed = 0;
+  int rc = 0;
+  pthread_mutex_lock(&s->mu);
+  char **ids = list_ids(s);
+  for (char **p = ids; *p && rc == 0; p++) {
+    if (first_user(users, *p, -1))
+      continue;
+    cleanup_json json_t *refs = refs_for(s, *p);
+    if (!all && json_array_size(refs) > 0)
+      continue;
+    cleanup_json json_t *sum = summary_of(s, *p);
+    if (!sum || (match && !match(sum, ud)))
+      continue;
+    /* Nothing uses it: every reference goes, then the image (moby
+     * removes each reference, the last one taking the image). */
+    sh_err e = {0};
+    if (delete_image(s, *p, true, false, users, deleted, &freed, &e) < 0)
+      rc = sh_error(err, e.status, "%s", e.msg);
+  }
+  strv_free(ids);
+  /* Layers whose containers went since the last removal. */
+  freed += gc_layers(s, users, NULL);
+  pthread_mutex_unlock(&s->mu);
+  if (rc < 0) {
+    json_decref(deleted);
+    return rc;
+  }
+  *out = json_pack(
+      "{s:o, s:I}", "ImagesDeleted",
+      json_array_size(deleted) ? deleted : (json_decref(deleted), json_null()),
+      "SpaceReclaimed", (json_int_t)freed);
+  return 0;
+}
+
+int image_disk_usage(struct image_store *s, const struct image_users *users,
+                     json_t **out, sh_err *err) {
+  (void)err;
+  pthread_mutex_lock(&s->mu);
+  char **ids = list_ids(s);
+  /* How many images hold each layer. */
+  cleanup_json json_t *count = json_object();
+  for (char **p = ids; *p; p++) {
+    cleanup_json json_t *meta = load_meta(s, *p);
+    size_t i;
+    json_t *d;
+    json_array_foreach(json_object_get(meta, "layers"), i, d) {
+      const char *k = json_string_value(d);
+      if (k)
+        json_object_set_new(
+            count, k,
+            json_integer(json_integer_value(json_object_get(count, k)) + 1));
+    }
+  }
+  json_t *images = json_array();
+  for (char **p = ids; *p; p++) {
+    json_t *sum = summary_of(s, *p);
+    if (!sum)
+      continue;
+    cleanup_json json_t *meta = load_meta(s, *p);
+    int64_t shared = 0;
+    size_t i;
+    json_t *d;
+    json_array_foreach(json_object_get(meta, "layers"), i, d) {
+      const char *k = json_string_value(d);
+      if (k && json_integer_value(json_object_get(count, k)) > 1)
+        shared += layer_size(s, k);
+    }
+    json_int_t nc = 0;
+    for (size_t k = 0; users && k < users->n; k++)
+      nc += users->v[k].image_id && !strcmp(users->v[k].image_id, *p);
+    json_object_set_new(sum, "SharedSize", json_integer(shared));
+    json_object_set_new(sum, "Containers", json_integer(nc));
+    json_array_append_new(images, sum);
+  }
+  strv_free(ids);
+  /* Every layer on disk, those only containers hold included. */
+  int64_t total = 0;
+  cleanup_free char *dir = path_of(s, "%s", "layers");
+  DIR *dd = opendir(dir);
+  struct dirent *de;
+  while (dd && (de = readdir(dd))) {
+    if (!is_hex64(de->d_name))
+      continue;
+    cleanup_free char *diffid = xasprintf("sha256:%s", de->d_name);
+    total += layer_size(s, diffid);
+  }
+  if (dd)
+    closedir(dd);
+  pthread_mutex_unlock(&s->mu);
+  *out = json_pack("{s:I, s:o}", "LayersSize", (json_int_t)total, "Images",
+                   images);
+  return 0;
+}
+
+int image_history(struct image_store *s, const char *ref, json_t **out,
+                  sh_err *err) {
+  cleanup_free char *id = NULL;
+  bool by_id;
+  pthread_mutex_lock(&s->mu);
+  int rc = resolve_locked(s, ref, &id, NULL, &by_id, err);
+  cleanup_json json_t *meta = rc == 0 ? load_meta(s, id) : NULL;
+  cleanup_json json_t *config = rc == 0 ? load_config(s, id) : NULL;
+  json_t *tags = NULL, *digests = NULL;
+  if (rc == 0)
+    refs_of(s, id, &tags, &digests);
+  pthread_mutex_unlock(&s->mu);
+  if (rc < 0)
+    return rc;
+  json_decref(digests);
+  if (!meta || !config) {
+    json_decref(tags);
+    return sh_error(err, 500, "image %s: record unreadable", id);
+  }
+  json_t *layers = json_object_get(meta, "layers");
+  json_t *hist = json_object_get(config, "history");
+  json_t *rows = json_array();
+  size_t li = 0, i;
+  json_t *h;
+  /* Oldest first, as the config lists it; each non-empty step made the
+   * next layer. */
+  json_array_foreach(hist, i, h) {
+    int64_t size = 0;
+    if (!json_is_true(json_object_get(h, "empty_layer"))) {
+      const char *d = json_string_value(json_array_get(layers, li++));
+      if (d)
+        size = layer_size(s, d);
+    }
+    int64_t ns = 0;
+    const char *c = jx_str(h, "created", NULL);
+    if (c && clock_parse_rfc3339(c, &ns, NULL) < 0)
+      ns = 0;
+    json_array_append_new(
+        rows, json_pack("{s:s, s:I, s:s, s:[], s:I, s:s}", "Id", "<missing>",
+                        "Created", (json_int_t)(ns / NS_PER_SEC), "CreatedBy",
+                        jx_str(h, "created_by", ""), "Tags", "Size",
+                        (json_int_t)size, "Comment", jx_str(h, "comment", "")));
+  }
+  /* An image without history (some tools make them): one row per layer. */
+  if (json_array_size(rows) == 0) {
+    json_array_foreach(layers, i, h) {
+      json_array_append_new(
+          rows,
+          json_pack("{s:s, s:I, s:s, s:[], s:I, s:s}", "Id", "<missing>",
+                    "Created", created_secs(config), "CreatedBy", "", "Tags",
+                    "Size", (json_int_t)layer_size(s, json_string_value(h)),
+                    "Comment", ""));
+    }
+  }
+  json_t *rev = json_array();
+  for (size_t k = json_array_size(rows); k-- > 0;)
+    json_array_append(rev, json_array_get(rows, k));
+  json_decref(rows);
+  json_t *top = json_array_get(rev, 0);
+  if (top) {
+    json_object_set_new(top, "Id", json_string(id));
+    json_object_set_new(top, "Tags", tags);
+  } else {
+    json_decref(tags);
+  }
+  *out = rev;
   return 0;
 }
 
@@ -761,12 +1141,16 @@ int image_tag(struct image_store *s, const char *source, const char *target,
                     "reference");
   }
   cleanup_free char *full = image_ref_full(&r);
+  cleanup_free char *fam = image_ref_familiar(&r, true);
   image_ref_free(&r);
   cleanup_free char *id = NULL;
   if (image_resolve(s, source, &id, err) < 0)
     return -1;
   const char *refs[] = {full, NULL};
-  return store_image_commit(s, id, NULL, 0, NULL, refs, err);
+  if (store_image_commit(s, id, NULL, 0, NULL, refs, err) < 0)
+    return -1;
+  store_event(s, "tag", id, fam, id);
+  return 0;
 }
 
 int image_layers(struct image_store *s, const char *image_id, char ***dirs,

@@ -505,9 +505,9 @@ TEST(image_pull_busybox) {
   cleanup_json json_t *res = NULL;
   if (id3 && strcmp(id3, id) == 0) {
     cleanup_json json_t *r0 = NULL;
-    CHECK(image_remove(s, oref, false, &r0, &err) == 0);
+    CHECK(image_remove(s, oref, false, NULL, &r0, &err) == 0);
   }
-  CHECK(image_remove(s, ref, false, &res, &err) == 0);
+  CHECK(image_remove(s, ref, false, NULL, &res, &err) == 0);
   cleanup_free char *dump = jx_dump(res);
   CHECK(strstr(dump, "\"Untagged\""));
   if (!id3 || strcmp(id3, id) == 0) {
@@ -1029,10 +1029,10 @@ TEST(image_load_archives) {
   /* Tag, then remove by ID with two repositories: needs force. */
   CHECK(image_tag(s, "hello:v1", "other/name:x", &err) == 0);
   cleanup_json json_t *res = NULL;
-  CHECK(image_remove(s, cid, false, &res, &err) < 0);
+  CHECK(image_remove(s, cid, false, NULL, &res, &err) < 0);
   CHECK_INT_EQ(err.status, 409);
   CHECK(strstr(err.msg, "must be forced"));
-  CHECK(image_remove(s, cid, true, &res, &err) == 0);
+  CHECK(image_remove(s, cid, true, NULL, &res, &err) == 0);
   cleanup_free char *dump = jx_dump(res);
   CHECK(strstr(dump, "{\"Untagged\":\"hello:v1\"}"));
   CHECK(strstr(dump, "{\"Untagged\":\"other/name:x\"}"));
@@ -1130,4 +1130,98 @@ TEST(image_load_no_diffids) {
   close(fd);
   CHECK_INT_EQ(err.status, 400);
   CHECK(strstr(err.msg, "layers don't match"));
+}
+
+static int fd_write(void *arg, const void *buf, size_t len) {
+  int fd = *(int *)arg;
+  return write(fd, buf, len) == (ssize_t)len ? 0 : -1;
+}
+
+struct evlog {
+  sh_buf b;
+};
+static void on_image_event(const char *action, const char *id, const char *name,
+                           const json_t *labels, void *ud) {
+  (void)labels;
+  struct evlog *l = ud;
+  buf_printf(&l->b, "%s %s %s\n", action, id, name);
+}
+
+/* save -> remove -> load gives the same image back; push to a registry
+ * and pull into another store gives the same image ID; the event hook
+ * hears each step. */
+TEST(image_save_load_push_roundtrip) {
+  NEED_REGISTRY();
+  cleanup_registry struct registry reg = {0};
+  CHECK(registry_start(&reg, NULL, true) == 0);
+  cleanup_store struct store_h h = {0};
+  struct image_store *s = open_store(&h, NULL);
+  CHECK(s);
+  struct evlog log = {0};
+  image_store_set_events(s, on_image_event, &log);
+  cleanup_free char *ref = xasprintf("%s/library/busybox:latest", reg.host);
+  cleanup_free char *id = NULL;
+  sh_err err = {0};
+  if (image_pull(s, ref, NULL, NULL, NULL, &id, &err) < 0)
+    FAIL_("pull: %s", err.msg);
+
+  cleanup_free char *tar = xasprintf("%s/save.tar", h.t.path);
+  int fd = open(tar, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  const char *names[] = {ref, NULL};
+  CHECK(image_save(s, names, fd_write, &fd, &err) == 0);
+  close(fd);
+  const char *bad[] = {"nosuch:1", NULL};
+  int dummy = -1;
+  CHECK(image_save(s, bad, fd_write, &dummy, &err) < 0);
+  CHECK_INT_EQ(err.status, 404);
+
+  cleanup_json json_t *res = NULL;
+  CHECK(image_remove(s, ref, false, NULL, &res, &err) == 0);
+  cleanup_free char *dump = jx_dump(res);
+  CHECK(strstr(dump, "\"Deleted\""));
+  fd = open(tar, O_RDONLY);
+  cleanup_json json_t *loaded = NULL;
+  if (image_load(s, fd, NULL, NULL, &loaded, &err) < 0)
+    FAIL_("load of the saved archive: %s", err.msg);
+  close(fd);
+  CHECK_STR_EQ(json_string_value(json_array_get(loaded, 0)), id);
+  cleanup_free char *again = NULL;
+  CHECK(image_resolve(s, ref, &again, &err) == 0);
+  CHECK_STR_EQ(again, id);
+
+  /* push under another name, pull it into a fresh store */
+  cleanup_free char *pushed = xasprintf("%s/pushed/box:v1", reg.host);
+  CHECK(image_tag(s, ref, pushed, &err) == 0);
+  cleanup_buf sh_buf ev = {0};
+  cleanup_free char *pname = xasprintf("%s/pushed/box", reg.host);
+  if (image_push(s, pname, "v1", NULL, collect, &ev, &err) < 0)
+    FAIL_("push: %s", err.msg);
+  CHECK(strstr(ev.data, "The push refers to repository"));
+  CHECK(strstr(ev.data, "\"Pushed\""));
+  CHECK(strstr(ev.data, "v1: digest: sha256:"));
+  buf_reset(&ev);
+  CHECK(image_push(s, pname, "v1", NULL, collect, &ev, &err) == 0);
+  CHECK(strstr(ev.data, "Layer already exists"));
+  CHECK(image_push(s, pname, "nope", NULL, NULL, NULL, &err) < 0);
+  CHECK_INT_EQ(err.status, 404);
+  cleanup_store struct store_h h2 = {0};
+  struct image_store *s2 = open_store(&h2, NULL);
+  CHECK(s2);
+  cleanup_free char *id2 = NULL;
+  if (image_pull(s2, pushed, NULL, NULL, NULL, &id2, &err) < 0)
+    FAIL_("pull of the pushed image: %s", err.msg);
+  CHECK_STR_EQ(id2, id);
+
+  /* login: the registry has no auth, /v2/ answers 200 */
+  struct image_auth a = {.serveraddress = reg.host};
+  CHECK(image_login(s, &a, &err) == 0);
+
+  CHECK(strstr(log.b.data, "pull "));
+  CHECK(strstr(log.b.data, "save "));
+  CHECK(strstr(log.b.data, "untag "));
+  CHECK(strstr(log.b.data, "delete "));
+  CHECK(strstr(log.b.data, "load "));
+  CHECK(strstr(log.b.data, "tag "));
+  CHECK(strstr(log.b.data, "push "));
+  buf_free(&log.b);
 }
