@@ -419,23 +419,6 @@ static int do_prune(struct img_job *j) {
 }
 /* ---- system df ---- */
 
-static __thread long long tree_bytes;
-
-static int add_size(const char *p, const struct stat *st, int flag,
-                    struct FTW *f) {
-  (void)p, (void)f;
-  if (flag == FTW_F)
-    tree_bytes += (long long)st->st_size;
-  return 0;
-}
-
-static long long tree_size(const char *dir) {
-  tree_bytes = 0;
-  if (dir && *dir)
-    nftw(dir, add_size, 16, FTW_PHYS);
-  return tree_bytes;
-}
-
 static json_t *container_df(const json_t *c, const json_t *images) {
   int64_t created = 0;
   clock_parse_rfc3339(jx_str(c, "Created", ""), &created, NULL);
@@ -445,7 +428,7 @@ static json_t *container_df(const json_t *c, const json_t *images) {
   json_t *a;
   json_array_foreach(json_object_get(c, "Args"), i, a)
       buf_printf(&cmd, " %s", json_string_value(a));
-  long long rw = tree_size(jx_str(c, "GraphDriver.Data.UpperDir", ""));
+  long long rw = util_tree_size(jx_str(c, "GraphDriver.Data.UpperDir", ""));
   long long isize = 0;
   const char *iid = jx_str(c, "Image", "");
   json_t *im;
@@ -510,7 +493,7 @@ static int do_df(struct img_job *j) {
     cleanup_free char *path = volume_data_path(j->d->cfg.data_root, name);
     json_object_set_new(v, "UsageData",
                         json_pack("{s:I, s:I}", "Size",
-                                  (json_int_t)tree_size(path), "RefCount",
+                                  (json_int_t)util_tree_size(path), "RefCount",
                                   refs));
   }
   json_object_set_new(j->result, "Volumes", vols);

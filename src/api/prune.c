@@ -32,23 +32,6 @@ struct p_job {
   int rc;
 };
 
-static __thread long long tree_bytes;
-
-static int add_size(const char *p, const struct stat *st, int flag,
-                    struct FTW *f) {
-  (void)p, (void)f;
-  if (flag == FTW_F)
-    tree_bytes += (long long)st->st_size;
-  return 0;
-}
-
-static long long tree_size(const char *dir) {
-  tree_bytes = 0;
-  if (dir && *dir)
-    nftw(dir, add_size, 16, FTW_PHYS);
-  return tree_bytes;
-}
-
 static bool labels_ok(const struct filters *f, const json_t *labels) {
   if (!filters_match_labels(f, "label", labels))
     return false;
@@ -109,7 +92,7 @@ static void work(void *ud) {
     if (!labels_ok(&j->f, labels))
       continue;
     const char *id = jx_str(c, "Id", "");
-    long long size = tree_size(jx_str(c, "GraphDriver.Data.UpperDir", ""));
+    long long size = util_tree_size(jx_str(c, "GraphDriver.Data.UpperDir", ""));
     sh_err e = {0};
     if (exec_remove(j->d->exec, id, false, &e) < 0)
       continue; /* started meanwhile, or gone */

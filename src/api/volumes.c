@@ -134,24 +134,6 @@ static int do_remove(struct v_job *j) {
                        json_object_get(users, j->name), j->force, &j->err);
 }
 
-/* What dockerd reports as SpaceReclaimed: the sizes of the files. */
-static __thread long long tree_bytes;
-
-static int add_size(const char *p, const struct stat *st, int flag,
-                    struct FTW *f) {
-  (void)p;
-  (void)f;
-  if (flag == FTW_F)
-    tree_bytes += (long long)st->st_size;
-  return 0;
-}
-
-static long long tree_size(const char *dir) {
-  tree_bytes = 0;
-  nftw(dir, add_size, 16, FTW_PHYS);
-  return tree_bytes;
-}
-
 /* Unused volumes; only anonymous ones unless all=true (API >= 1.42). */
 static int do_prune(struct v_job *j) {
   bool all = false;
@@ -194,7 +176,7 @@ static int do_prune(struct v_job *j) {
       if (hit)
         continue;
     }
-    long long size = tree_size(jx_str(v, "Mountpoint", ""));
+    long long size = util_tree_size(jx_str(v, "Mountpoint", ""));
     if (volume_remove(j->d->cfg.data_root, name, NULL, false, NULL) == 0) {
       json_array_append_new(deleted, json_string(name));
       reclaimed += size;

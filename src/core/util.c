@@ -3,6 +3,7 @@
 #include "core/err.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <sys/stat.h>
@@ -199,4 +200,21 @@ int mkdir_p(const char *path, int mode, sh_err *err) {
   if (mkdir(p, (mode_t)mode) < 0 && errno != EEXIST)
     return sh_errno(err, errno, "mkdir %s", p);
   return 0;
+}
+
+static __thread long long tree_bytes;
+
+static int add_size(const char *p, const struct stat *st, int flag,
+                    struct FTW *f) {
+  (void)p, (void)f;
+  if (flag == FTW_F)
+    tree_bytes += (long long)st->st_size;
+  return 0;
+}
+
+long long util_tree_size(const char *dir) {
+  tree_bytes = 0;
+  if (dir && *dir)
+    nftw(dir, add_size, 16, FTW_PHYS);
+  return tree_bytes;
 }

@@ -77,4 +77,8 @@ int write_file_replace(const char *path, const void *data, size_t len, int mode,
                        struct sh_err *err);
 int mkdir_p(const char *path, int mode, struct sh_err *err);
 
+/* The sizes of the regular files under dir, links not followed (what
+ * dockerd reports as a volume's or layer's size); 0 for NULL or "". */
+long long util_tree_size(const char *dir);
+
 #endif

@@ -520,25 +520,55 @@ static json_int_t created_secs(const json_t *config) {
   return (json_int_t)(ns / NS_PER_SEC);
 }
 
-int image_inspect(struct image_store *s, const char *ref, json_t **out,
-                  sh_err *err) {
-  cleanup_free char *id = NULL;
+/* One image's records, read under the store's lock: its ID, meta and
+ * config, and its references. 500 if a record is unreadable; on any
+ * error nothing is left to free. */
+struct image_rec {
+  char *id;
+  json_t *meta, *config, *tags, *digests;
+};
+
+static void image_rec_free(struct image_rec *r) {
+  free(r->id);
+  json_decref(r->meta);
+  json_decref(r->config);
+  json_decref(r->tags);
+  json_decref(r->digests);
+  memset(r, 0, sizeof *r);
+}
+
+static int image_rec_load(struct image_store *s, const char *ref,
+                          struct image_rec *r, sh_err *err) {
+  memset(r, 0, sizeof *r);
   bool by_id;
   pthread_mutex_lock(&s->mu);
-  int rc = resolve_locked(s, ref, &id, NULL, &by_id, err);
-  cleanup_json json_t *meta = rc == 0 ? load_meta(s, id) : NULL;
-  cleanup_json json_t *config = rc == 0 ? load_config(s, id) : NULL;
-  json_t *tags = NULL, *digests = NULL;
-  if (rc == 0)
-    refs_of(s, id, &tags, &digests);
-  pthread_mutex_unlock(&s->mu);
-  if (rc < 0)
-    return rc;
-  if (!meta || !config) {
-    json_decref(tags);
-    json_decref(digests);
-    return sh_error(err, 500, "image %s: record unreadable", id);
+  int rc = resolve_locked(s, ref, &r->id, NULL, &by_id, err);
+  if (rc == 0) {
+    r->meta = load_meta(s, r->id);
+    r->config = load_config(s, r->id);
+    refs_of(s, r->id, &r->tags, &r->digests);
   }
+  pthread_mutex_unlock(&s->mu);
+  if (rc < 0) {
+    image_rec_free(r);
+    return rc;
+  }
+  if (!r->meta || !r->config) {
+    sh_error(err, 500, "image %s: record unreadable", r->id);
+    image_rec_free(r);
+    return -1;
+  }
+  return 0;
+}
+
+int image_inspect(struct image_store *s, const char *ref, json_t **out,
+                  sh_err *err) {
+  __attribute__((cleanup(image_rec_free))) struct image_rec r;
+  if (image_rec_load(s, ref, &r, err) < 0)
+    return -1;
+  const char *id = r.id;
+  json_t *meta = r.meta, *config = r.config;
+  json_t *tags = json_incref(r.tags), *digests = json_incref(r.digests);
   json_t *layers = json_object_get(meta, "layers");
   size_t nl = json_array_size(layers);
   sh_buf lower = {0};
@@ -1062,23 +1092,12 @@ int image_disk_usage(struct image_store *s, const struct image_users *users,
 
 int image_history(struct image_store *s, const char *ref, json_t **out,
                   sh_err *err) {
-  cleanup_free char *id = NULL;
-  bool by_id;
-  pthread_mutex_lock(&s->mu);
-  int rc = resolve_locked(s, ref, &id, NULL, &by_id, err);
-  cleanup_json json_t *meta = rc == 0 ? load_meta(s, id) : NULL;
-  cleanup_json json_t *config = rc == 0 ? load_config(s, id) : NULL;
-  json_t *tags = NULL, *digests = NULL;
-  if (rc == 0)
-    refs_of(s, id, &tags, &digests);
-  pthread_mutex_unlock(&s->mu);
-  if (rc < 0)
-    return rc;
-  json_decref(digests);
-  if (!meta || !config) {
-    json_decref(tags);
-    return sh_error(err, 500, "image %s: record unreadable", id);
-  }
+  __attribute__((cleanup(image_rec_free))) struct image_rec r;
+  if (image_rec_load(s, ref, &r, err) < 0)
+    return -1;
+  const char *id = r.id;
+  json_t *meta = r.meta, *config = r.config;
+  json_t *tags = json_incref(r.tags);
   json_t *layers = json_object_get(meta, "layers");
   json_t *hist = json_object_get(config, "history");
   json_t *rows = json_array();
