@@ -9,9 +9,11 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser
 WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes \
         -Wmissing-prototypes -Wno-unused-parameter -Wno-format-truncation -Werror
-CFLAGS ?= -O2 -g
+# As strict as Debian's package build (dpkg-buildflags): _FORTIFY_SOURCE
+# turns ignored results of read/write/link into errors there, so here too.
+CFLAGS ?= -O2 -g -D_FORTIFY_SOURCE=2 -fstack-protector-strong
 ALL_CFLAGS := -std=gnu11 $(WARN) -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) $(CPPFLAGS) $(CFLAGS)
-ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+ASAN_FLAGS := -O1 -g -U_FORTIFY_SOURCE -fno-omit-frame-pointer -fsanitize=address,undefined \
               -fno-sanitize-recover=undefined
 
 LIB_SRC := $(sort $(wildcard src/*/*.c))

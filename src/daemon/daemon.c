@@ -804,12 +804,20 @@ static void fill_manager_config(struct shoald *d, struct manager_config *mc,
 }
 
 /* glibc keeps freed memory in each thread's arena; after a burst (a pull,
- * fifty starts) the daemon would hold it for good. Give it back while
- * idle: a trim walks the arenas in well under a millisecond. */
+ * fifty starts) the daemon would hold it for good. Give it back once the
+ * loop has been idle for a whole interval: a trim of a large heap takes
+ * milliseconds, which must not land in the middle of serving a burst. */
 #define TRIM_INTERVAL_MS 10000
+#define TRIM_MAX_BUSY_PERMILLE 20 /* loop busy at most 2% of the interval */
 
 static void trim_tick(uv_timer_t *t) {
-  (void)t;
+  struct shoald *d = t->data;
+  uint64_t now = uv_hrtime(), idle = uv_metrics_idle_time(d->loop);
+  uint64_t span = now - d->trim_at, idled = idle - d->trim_idle;
+  d->trim_at = now;
+  d->trim_idle = idle;
+  if (span > idled && (span - idled) * 1000 > span * TRIM_MAX_BUSY_PERMILLE)
+    return;
   malloc_trim(0);
 }
 
@@ -819,7 +827,12 @@ int shoald_init(struct shoald *d, uv_loop_t *loop, sh_err *err) {
    * the daemon's threads mostly wait on crun and the network, so two
    * arenas do not contend and keep the resident set small. */
   mallopt(M_ARENA_MAX, 2);
+  if (uv_loop_configure(loop, UV_METRICS_IDLE_TIME) != 0)
+    log_warn("no loop idle metrics: freed heap is not trimmed");
+  d->trim_at = uv_hrtime();
+  d->trim_idle = uv_metrics_idle_time(loop);
   uv_timer_init(loop, &d->trim_timer);
+  d->trim_timer.data = d;
   uv_timer_start(&d->trim_timer, trim_tick, TRIM_INTERVAL_MS, TRIM_INTERVAL_MS);
   uv_unref((uv_handle_t *)&d->trim_timer);
   d->started_ns = clock_wall_ns();

@@ -126,8 +126,10 @@ struct shoald {
   struct ca_renewal renewal;
   uv_timer_t renew_timer;
   uv_timer_t trim_timer; /* returns freed heap to the kernel while idle */
-  json_t *last_node;     /* this node's object as last heard */
-  json_t *last_ca;       /* the cluster's CA facts as last heard */
+  uint64_t trim_at,
+      trim_idle;     /* uv_hrtime and loop idle time at the last tick */
+  json_t *last_node; /* this node's object as last heard */
+  json_t *last_ca;   /* the cluster's CA facts as last heard */
 
   /* A pending join waits for the first session. */
   void (*join_done)(void *ud, int status, const struct sh_err *err);

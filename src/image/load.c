@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 #include <sys/stat.h>
 
+#include "core/log.h"
 #include "core/util.h"
 #include "image/internal.h"
 
@@ -261,8 +262,10 @@ static int load_image(struct unpacked *u, const char *config, size_t clen,
     cleanup_free char *member = resolve(u, layer_paths[done]);
     cleanup_free char *src = member ? xasprintf("%s/%s", u->dir, member) : NULL;
     cleanup_free char *blob = xasprintf("%s/blob", tmp);
-    if (src)
-      (void)link(src, blob); /* same file system: tmp/ of the store */
+    /* Same file system (tmp/ of the store); without it, save and push of
+     * this image ask for a pull. */
+    if (src && link(src, blob) < 0)
+      log_warn("load: keeping layer %s's archive: %s", d, strerror(errno));
     if (store_layer_commit(u->s, d, tmp, size, err) < 0) {
       rm_rf(tmp);
       rc = -1;
