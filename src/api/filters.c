@@ -132,3 +132,18 @@ bool filters_match_regex(const struct filters *f, const char *name,
   }
   return false;
 }
+
+bool filters_match_label_pair(const struct filters *f, const json_t *labels) {
+  if (!filters_match_labels(f, "label", labels))
+    return false;
+  size_t i;
+  json_t *v;
+  json_array_foreach(json_object_get(f->map, "label!"), i, v) {
+    struct filters one = {json_pack("{s:[O]}", "label", v)};
+    bool hit = filters_match_labels(&one, "label", labels);
+    filters_free(&one);
+    if (hit)
+      return false;
+  }
+  return true;
+}

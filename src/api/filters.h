@@ -32,5 +32,8 @@ bool filters_match_regex(const struct filters *f, const char *name,
 /* Label filters: "key" or "key=value" against a labels object. */
 bool filters_match_labels(const struct filters *f, const char *name,
                           const json_t *labels);
+/* moby's prune filters: every `label` matches (as filters_match_labels)
+ * and no `label!` (key or key=value) does. */
+bool filters_match_label_pair(const struct filters *f, const json_t *labels);
 
 #endif

@@ -358,21 +358,7 @@ static bool summary_matches(const json_t *sum, void *ud) {
   if (m->until && c >= m->until)
     return false;
   const json_t *labels = json_object_get(sum, "Labels");
-  if (!filters_match_labels(m->f, "label", labels))
-    return false;
-  if (filters_has(m->f, "label!")) {
-    /* label!=k or k=v: none of them may match. */
-    size_t i;
-    json_t *v;
-    json_array_foreach(json_object_get(m->f->map, "label!"), i, v) {
-      struct filters one = {json_pack("{s:[O]}", "label", v)};
-      bool hit = filters_match_labels(&one, "label", labels);
-      filters_free(&one);
-      if (hit)
-        return false;
-    }
-  }
-  return true;
+  return filters_match_label_pair(m->f, labels);
 }
 
 static int do_list(struct img_job *j) {

@@ -32,21 +32,6 @@ struct p_job {
   int rc;
 };
 
-static bool labels_ok(const struct filters *f, const json_t *labels) {
-  if (!filters_match_labels(f, "label", labels))
-    return false;
-  size_t i;
-  json_t *v;
-  json_array_foreach(json_object_get(f->map, "label!"), i, v) {
-    struct filters one = {json_pack("{s:[O]}", "label", v)};
-    bool hit = filters_match_labels(&one, "label", labels);
-    filters_free(&one);
-    if (hit)
-      return false;
-  }
-  return true;
-}
-
 static void work(void *ud) {
   struct p_job *j = ud;
   int64_t until = 0;
@@ -89,7 +74,7 @@ static void work(void *ud) {
     if (until && created > until)
       continue;
     const json_t *labels = jx_get(c, "Config.Labels");
-    if (!labels_ok(&j->f, labels))
+    if (!filters_match_label_pair(&j->f, labels))
       continue;
     const char *id = jx_str(c, "Id", "");
     long long size = util_tree_size(jx_str(c, "GraphDriver.Data.UpperDir", ""));
