@@ -38,7 +38,7 @@ struct c_job {
   sh_err err;
   int rc;
   bool streaming;
-  char exported[65]; /* export: the container, resolved before the head */
+  char id[65]; /* logs, export: the container, resolved before the head */
 };
 
 /* "Up 5 minutes" / "Exited (0) 3 seconds ago", as docker ps shows. */
@@ -221,13 +221,11 @@ static void work(void *ud) {
       j->rc = exec_inspect_json(j->d->exec, id, &j->result, &j->err);
     break;
   case C_LOGS:
-    j->rc = exec_find(j->d->exec, j->ref, id, &j->err);
-    if (j->rc == 0)
-      j->rc = exec_logs(j->d->exec, id, &j->lo, &j->err);
+    j->rc = exec_logs(j->d->exec, j->id, &j->lo, &j->err);
     break;
   case C_EXPORT:
-    j->rc = exec_export(j->d->exec, j->exported, log_write, log_cancelled, j,
-                        &j->err);
+    j->rc =
+        exec_export(j->d->exec, j->id, log_write, log_cancelled, j, &j->err);
     break;
   }
 }
@@ -306,6 +304,27 @@ static void start_stream(struct shoald *d, struct c_job *j, const char *ctype) {
   pthread_attr_destroy(&attr);
 }
 
+/* logs and export resolve the container before the head, so that an
+ * unknown one gets its 404 rather than a 200 and an empty stream. */
+static void resolve_work(void *ud) {
+  struct c_job *j = ud;
+  j->rc = exec_find(j->d->exec, j->ref, j->id, &j->err);
+}
+
+static void resolved(void *ud, int cancelled) {
+  struct c_job *j = ud;
+  if (cancelled)
+    j->rc = sh_error(&j->err, 503, "the daemon is shutting down");
+  if (j->rc < 0) {
+    api_reply_err(j->req, &j->err);
+    job_free(j);
+    return;
+  }
+  start_stream(j->d, j,
+               j->op == C_LOGS ? "application/vnd.docker.multiplexed-stream"
+                               : "application/x-tar");
+}
+
 static void logs(struct api_call *c, struct c_job *j) {
   j->lo.want_stdout = api_query_bool(c->req, "stdout");
   j->lo.want_stderr = api_query_bool(c->req, "stderr");
@@ -324,26 +343,7 @@ static void logs(struct api_call *c, struct c_job *j) {
   j->lo.write = log_write;
   j->lo.cancelled = log_cancelled;
   j->lo.arg = j;
-  start_stream(c->d, j, "application/vnd.docker.multiplexed-stream");
-}
-
-/* export: the container is resolved first, so that an unknown one gets
- * its 404 rather than an empty tar. */
-static void export_work(void *ud) {
-  struct c_job *j = ud;
-  j->rc = exec_find(j->d->exec, j->ref, j->exported, &j->err);
-}
-
-static void export_resolved(void *ud, int cancelled) {
-  struct c_job *j = ud;
-  if (cancelled)
-    j->rc = sh_error(&j->err, 503, "the daemon is shutting down");
-  if (j->rc < 0) {
-    api_reply_err(j->req, &j->err);
-    job_free(j);
-    return;
-  }
-  start_stream(j->d, j, "application/x-tar");
+  workq_submit(read_queue(c->d), resolve_work, resolved, j);
 }
 
 bool api_containers(struct api_call *c) {
@@ -394,7 +394,7 @@ bool api_containers(struct api_call *c) {
   }
   if (strcmp(slash, "/export") == 0) {
     j->op = C_EXPORT;
-    workq_submit(read_queue(c->d), export_work, export_resolved, j);
+    workq_submit(read_queue(c->d), resolve_work, resolved, j);
     return true;
   }
   job_free(j);

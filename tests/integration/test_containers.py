@@ -112,6 +112,11 @@ def test_container_commands_on_a_task_container():
             assert "etc/group" not in names and not [x for x in names if x.startswith("./")], names[:20]
         rc, _, err = docker("export", "-o", path, "nosuch", check=False)
         assert rc == 1 and "No such container: nosuch" in err, err
+        # logs of an unknown container: the 404 comes before any 200
+        st, body = lab.api("swarma", "GET", "/v1.47/containers/nosuch/logs?stdout=1")
+        assert st == 404 and body["message"] == "No such container: nosuch", (st, body)
+        rc, _, err = docker("logs", "nosuch", check=False)
+        assert rc == 1 and "No such container: nosuch" in err, err
 
         # port: nothing published on the container itself
         rc, out, _ = docker("port", name)
