@@ -74,6 +74,8 @@ struct tctl {
   /* Frozen by docker pause: a signal waits for the thaw, so every stop
    * thaws it first (dockerd too). */
   bool paused;
+  /* The container's name after a docker rename ("": the task's). */
+  char name[256];
   struct tctl *next;
 };
 
@@ -252,6 +254,14 @@ static json_t *task_labels(struct worker *w, const json_t *task,
   return labels;
 }
 
+/* The name events carry: the task's own unless docker rename changed it. */
+static void worker_name(struct tctl *t, const char *name) {
+  char tname[sizeof t->name];
+  snprintf(tname, sizeof tname, "%s.%s", jx_str(t->task, "Name", ""), t->id);
+  snprintf(t->name, sizeof t->name, "%s",
+           !name[0] || strcmp(name, tname) == 0 ? "" : name);
+}
+
 /* A container event (docker events), as dockerd logs one: the
  * container's labels, its image and name in the attributes, and one more
  * attribute if key is given (exitCode of a die, signal of a kill). */
@@ -264,8 +274,11 @@ static void publish_event(struct tctl *t, const char *action, const char *key,
   json_object_set_new(
       attrs, "image",
       json_string(jx_str(t->task, "Spec.ContainerSpec.Image", "")));
-  json_object_set(attrs, "name",
-                  json_object_get(attrs, "com.docker.swarm.task.name"));
+  if (t->name[0])
+    json_object_set_new(attrs, "name", json_string(t->name));
+  else
+    json_object_set(attrs, "name",
+                    json_object_get(attrs, "com.docker.swarm.task.name"));
   if (key)
     json_object_set_new(attrs, key, json_sprintf("%d", value));
   events_publish(w->cfg.events, "container", action, t->cid, attrs, "local");
@@ -740,10 +753,12 @@ static void adopt(struct job *j) {
       int fd = -1, sig = SIGTERM;
       if (st.status == EXEC_STATUS_RUNNING)
         exec_pidfd(w->cfg.exec, list[i].id, &fd, &sig, NULL);
-      json_t *a =
-          json_pack("{s:s, s:s, s:b, s:i, s:i, s:i}", "Task", tid, "Container",
-                    list[i].id, "Running", st.status == EXEC_STATUS_RUNNING,
-                    "ExitCode", st.exit_code, "Pidfd", fd, "StopSignal", sig);
+      const char *name = jx_str(info, "Name", "");
+      json_t *a = json_pack(
+          "{s:s, s:s, s:b, s:b, s:i, s:i, s:i, s:s}", "Task", tid, "Container",
+          list[i].id, "Running", st.status == EXEC_STATUS_RUNNING, "Paused",
+          st.paused, "ExitCode", st.exit_code, "Pidfd", fd, "StopSignal", sig,
+          "Name", name[0] == '/' ? name + 1 : name);
       adopt_dns(j, a, info);
       json_t *probe = st.status == EXEC_STATUS_RUNNING
                           ? probe_setup(w->cfg.exec, list[i].id, info)
@@ -1208,6 +1223,9 @@ static void adopted(struct worker *w, const json_t *list) {
     snprintf(at->cid, sizeof at->cid, "%s", jx_str(a, "Container", ""));
     at->phase = P_RUNNING;
     bool running = jx_bool(a, "Running", false);
+    /* Still frozen from before the restart: a stop thaws it first. */
+    at->paused = running && jx_bool(a, "Paused", false);
+    worker_name(at, jx_str(a, "Name", ""));
     log_info("adopted container %s of task %s (%s)", at->cid, tid,
              running ? "running" : "exited");
     int dfd = (int)jx_int(a, "DnsFd", -1);
@@ -1579,11 +1597,21 @@ static void ctl_done(struct tctl *t, struct job *j) {
   ctl_finish(r, 0, NULL);
 }
 
-bool worker_ctl(struct worker *w, const char *cid, const struct worker_ctl *c) {
-  struct tctl *t = NULL;
-  for (struct tctl *x = w->tasks; x && !t; x = x->next)
+static struct tctl *find_cid(struct worker *w, const char *cid) {
+  for (struct tctl *x = w->tasks; x; x = x->next)
     if (x->cid[0] && strcmp(x->cid, cid) == 0)
-      t = x;
+      return x;
+  return NULL;
+}
+
+void worker_renamed(struct worker *w, const char *cid, const char *name) {
+  struct tctl *t = find_cid(w, cid);
+  if (t)
+    worker_name(t, name);
+}
+
+bool worker_ctl(struct worker *w, const char *cid, const struct worker_ctl *c) {
+  struct tctl *t = find_cid(w, cid);
   if (!t || w->stopping)
     return false;
   struct ctlreq *r = xcalloc(1, sizeof *r);

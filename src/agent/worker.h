@@ -115,6 +115,8 @@ struct worker_ctl {
 /* false: no task here owns container cid (the caller uses the executor);
  * true: c->done will be called. */
 bool worker_ctl(struct worker *w, const char *cid, const struct worker_ctl *c);
+/* docker rename of a task's container: its events carry the new name. */
+void worker_renamed(struct worker *w, const char *cid, const char *name);
 /* Finds the containers of tasks on disk (after a restart). */
 void worker_adopt(struct worker *w);
 /* Stops reconciling (containers keep running) and frees w once no runtime

@@ -563,6 +563,9 @@ static void resolved(void *ud, int cancelled) {
   case OP_RENAME: {
     const char *old = jx_str(j->info, "Name", "");
     publish(j, "rename", NULL, NULL);
+    if (j->d->worker)
+      worker_renamed(j->d->worker, j->id,
+                     j->arg[0] == '/' ? j->arg + 1 : j->arg);
     if (j->d->events) {
       /* dockerd: the new name and the old one in the attributes */
       json_t *attrs =

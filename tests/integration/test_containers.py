@@ -159,6 +159,15 @@ def test_container_commands_on_a_task_container():
         rc, _, err = docker("rm", name, check=False)
         assert rc == 1 and ('cannot remove container "%s": container is paused and must be '
                             'unpaused first' % name) in err, err
+        out = docker("events", "--since", since, "--until", str(int(time.time()) + 1),
+                     "--filter", "container=" + cid, "--format", "{{.Action}}")[1].split()
+        for a in ("rename", "pause", "unpause"):
+            assert a in out, out
+        # shoald restarts while it is paused: adopted as paused, renamed
+        lab.restart("swarma")
+        wait_until(lambda: docker("inspect", "--format", "{{.State.Status}}", name,
+                                  check=False)[1].strip() == "paused", 30, what="adopted paused")
+        since = str(int(time.time()) - 1)
         t0 = time.time()
         assert docker("stop", "-t", "5", name)[1].strip() == name
         assert time.time() - t0 < 5, "the trap exits at once"
@@ -167,18 +176,28 @@ def test_container_commands_on_a_task_container():
         row = ended_task(lab, "job", task_of(lab, cid))
         assert row["CURRENT STATE"].startswith("Complete "), row
         out = docker("events", "--since", since, "--until", str(int(time.time()) + 1),
-                     "--filter", "container=" + cid, "--format", "{{.Action}}")[1].split()
-        for a in ("rename", "pause", "unpause", "kill", "die", "stop"):
-            assert a in out, out
-        assert out.index("kill") < out.index("die") < out.index("stop"), out
+                     "--filter", "container=" + cid, "--format",
+                     "{{.Action}} {{.Actor.Attributes.name}}")[1].splitlines()
+        acts = [l.split()[0] for l in out]
+        for a in ("kill", "die", "stop"):
+            assert a in acts, out
+        assert acts.index("kill") < acts.index("die") < acts.index("stop"), out
+        assert "die renamed" in out, out
         rc, _, _ = docker("stop", name)  # stopped already: 304, the CLI is content
         assert rc == 0
         old = {name}
 
-        # kill: SIGKILL, the task Failed with 137, replaced
+        # kill: SIGKILL, the task Failed with 137, replaced; renamed first,
+        # its events carry the new name
         name = running_container(lab, "job", old)
-        assert docker("kill", name)[1].strip() == name
-        assert docker("wait", name)[1].strip() == "137"
+        since = str(int(time.time()) - 1)
+        docker("rename", name, "victim")
+        assert docker("kill", "victim")[1].strip() == "victim"
+        assert docker("wait", "victim")[1].strip() == "137"
+        out = docker("events", "--since", since, "--until", str(int(time.time()) + 1),
+                     "--filter", "event=die", "--format", "{{.Actor.Attributes.name}}")[1].split()
+        assert out == ["victim"], out
+        docker("rename", "victim", name)
         row = ended_task(lab, "job", task_id_of(name))
         assert row["CURRENT STATE"].startswith("Failed ") and row["ERROR"].strip('"') == "task: non-zero exit (137)", row
         rc, _, err = docker("kill", name, check=False)
