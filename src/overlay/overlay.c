@@ -15,6 +15,7 @@
 #include <linux/magic.h>
 #include <openssl/sha.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <time.h>
@@ -60,6 +61,28 @@ struct overlay {
   struct ov_net *nets;
   size_t nnets;
 };
+
+/* The lock is taken by the worker's nice-10 threads (removals) as well
+ * as by starts: a holder at nice 10 on a busy node was preempted for
+ * hundreds of ms while starts waited behind it (priority inversion; nice
+ * is not covered by PTHREAD_PRIO_INHERIT). So the holder runs at nice 0
+ * and gets its own nice back at unlock. */
+static int ov_lock(struct overlay *ov) {
+  errno = 0;
+  int nice = getpriority(PRIO_PROCESS, (id_t)gettid());
+  if (errno != 0 || nice <= 0)
+    nice = 0;
+  else
+    (void)setpriority(PRIO_PROCESS, (id_t)gettid(), 0);
+  pthread_mutex_lock(&ov->mu);
+  return nice;
+}
+
+static void ov_unlock(struct overlay *ov, int nice) {
+  pthread_mutex_unlock(&ov->mu);
+  if (nice > 0)
+    (void)setpriority(PRIO_PROCESS, (id_t)gettid(), nice);
+}
 
 static int apply_mesh(struct overlay *ov, const json_t *old,
                       const json_t *changed, sh_err *err);
@@ -411,11 +434,11 @@ static int ensure_docker0(struct overlay *ov, sh_err *err) {
 }
 
 int overlay_ensure_bridge(struct overlay *ov, sh_err *err) {
-  pthread_mutex_lock(&ov->mu);
+  int nice = ov_lock(ov);
   int rc = ensure_docker0(ov, err);
   if (rc == 0)
     rc = save_state(ov, err);
-  pthread_mutex_unlock(&ov->mu);
+  ov_unlock(ov, nice);
   return rc;
 }
 
@@ -607,7 +630,7 @@ int overlay_attach(struct overlay *ov, const struct overlay_task *task,
     return sh_error(err, 400, "invalid task ID");
   if (task->attachments && !json_is_array(task->attachments))
     return sh_error(err, 400, "attachments must be an array");
-  pthread_mutex_lock(&ov->mu);
+  int nice = ov_lock(ov);
   char *path = task_path(ov, task->task_id);
   int rc = 0;
   if (json_object_get(ov->tasks, task->task_id) && is_netns(path))
@@ -625,7 +648,7 @@ int overlay_attach(struct overlay *ov, const struct overlay_task *task,
       rc = apply_kci(ov, err);
   }
 done:
-  pthread_mutex_unlock(&ov->mu);
+  ov_unlock(ov, nice);
   if (rc < 0)
     free(path);
   else
@@ -636,9 +659,9 @@ done:
 int overlay_detach(struct overlay *ov, const char *task_id, sh_err *err) {
   if (!ov_id_ok(task_id))
     return sh_error(err, 400, "invalid task ID");
-  pthread_mutex_lock(&ov->mu);
+  int nice = ov_lock(ov);
   detach_locked(ov, task_id);
-  pthread_mutex_unlock(&ov->mu);
+  ov_unlock(ov, nice);
   return 0;
 }
 
@@ -730,9 +753,9 @@ int overlay_peers(struct overlay *ov, const char *net_id, const json_t *add,
                   const json_t *del, bool reset, sh_err *err) {
   if (!ov_id_ok(net_id))
     return sh_error(err, 400, "invalid network ID");
-  pthread_mutex_lock(&ov->mu);
+  int nice = ov_lock(ov);
   int rc = peers_locked(ov, net_id, add, del, reset, err);
-  pthread_mutex_unlock(&ov->mu);
+  ov_unlock(ov, nice);
   return rc;
 }
 
@@ -790,10 +813,10 @@ static void sweep(struct overlay *ov, const char *const *live, bool all) {
 
 int overlay_gc(struct overlay *ov, const char *const *live_task_ids,
                sh_err *err) {
-  pthread_mutex_lock(&ov->mu);
+  int nice = ov_lock(ov);
   sweep(ov, live_task_ids, false);
   int rc = save_state(ov, err);
-  pthread_mutex_unlock(&ov->mu);
+  ov_unlock(ov, nice);
   return rc;
 }
 
@@ -808,7 +831,7 @@ static void forget_mesh(struct overlay *ov) {
 }
 
 int overlay_leave(struct overlay *ov, sh_err *err) {
-  pthread_mutex_lock(&ov->mu);
+  int nice = ov_lock(ov);
   sweep(ov, NULL, true);
   while (ov->nnets)
     net_remove(ov, &ov->nets[0]);
@@ -847,7 +870,7 @@ int overlay_leave(struct overlay *ov, sh_err *err) {
   forget_mesh(ov);
   ov->have_gw = ov->gw_ready = false;
   ov->gw_last = 0;
-  pthread_mutex_unlock(&ov->mu);
+  ov_unlock(ov, nice);
   return rc;
 }
 
@@ -914,9 +937,9 @@ int overlay_open(const struct overlay_config *cfg, struct overlay **out,
   }
   if (netdev_open(ov->node_fd, &ov->node, err) < 0 || load_state(ov, err) < 0)
     goto fail;
-  pthread_mutex_lock(&ov->mu);
+  int nice = ov_lock(ov);
   int rc = reconcile(ov, err);
-  pthread_mutex_unlock(&ov->mu);
+  ov_unlock(ov, nice);
   if (rc < 0)
     goto fail;
   *out = ov;
@@ -982,7 +1005,7 @@ static json_t *subnet_view(bool have, struct ipam_prefix p) {
 }
 
 json_t *overlay_view(struct overlay *ov) {
-  pthread_mutex_lock(&ov->mu);
+  int nice = ov_lock(ov);
   json_t *nets = json_object();
   const char *k;
   json_t *t;
@@ -1002,16 +1025,16 @@ json_t *overlay_view(struct overlay *ov) {
   }
   json_t *g = subnet_view(ov->have_gw, ov->gw);
   json_t *br = subnet_view(ov->have_br, ov->br);
-  pthread_mutex_unlock(&ov->mu);
+  ov_unlock(ov, nice);
   return json_pack("{sososo}", "Networks", nets, "GwBridge", g, "Bridge", br);
 }
 
 int overlay_ensure_gwbridge(struct overlay *ov, sh_err *err) {
-  pthread_mutex_lock(&ov->mu);
+  int nice = ov_lock(ov);
   int rc = ensure_gw(ov, err);
   if (rc == 0)
     rc = save_state(ov, err);
-  pthread_mutex_unlock(&ov->mu);
+  ov_unlock(ov, nice);
   return rc;
 }
 
@@ -1447,7 +1470,7 @@ int overlay_mesh(struct overlay *ov, bool reset, const json_t *set,
     return sh_error(err, 400,
                     "mesh changes: set must be an object, del an "
                     "array");
-  pthread_mutex_lock(&ov->mu);
+  int nice = ov_lock(ov);
   json_t *old = ov->mesh ? ov->mesh : json_object();
   json_t *next = reset ? json_object() : json_copy(old);
   cleanup_json json_t *changed = json_object();
@@ -1476,6 +1499,6 @@ int overlay_mesh(struct overlay *ov, bool reset, const json_t *set,
   if (kci && apply_kci(ov, rc < 0 ? NULL : err) < 0)
     rc = -1;
   json_decref(old);
-  pthread_mutex_unlock(&ov->mu);
+  ov_unlock(ov, nice);
   return rc;
 }
