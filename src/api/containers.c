@@ -6,17 +6,15 @@
 #include "api/api.h"
 
 #include "api/filters.h"
+#include "api/pump.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/jsonx.h"
 #include "core/util.h"
-#include "core/flow.h"
 #include "core/workq.h"
 #include "daemon/daemon.h"
 #include "exec/exec.h"
 #include "http/server.h"
-
-#include <stdatomic.h>
 
 static const char *const container_filters[] = {"id",     "name",     "label",
                                                 "status", "ancestor", NULL};
@@ -31,9 +29,7 @@ struct c_job {
   bool all;
   struct filters f;
   struct exec_logs_opts lo;
-  atomic_bool gone; /* the client went away (logs -f) */
-  struct flow flow; /* logs: bytes read and not yet sent */
-  size_t held;      /* logs: sent bytes waiting in the connection's queue */
+  struct api_pump pump; /* logs, export: the body */
   json_t *result;
   sh_err err;
   int rc;
@@ -161,53 +157,6 @@ static int list(struct c_job *j) {
 #define LOG_QUEUE_HIGH (256 * 1024)
 #define LOG_QUEUE_LOW (64 * 1024)
 
-struct chunk {
-  struct c_job *j;
-  void *data;
-  size_t len;
-};
-
-static void log_drained(struct http_req *req, void *ud) {
-  struct c_job *j = ud;
-  flow_release(&j->flow, j->held);
-  j->held = 0;
-  http_req_on_drain(req, 0, NULL, NULL);
-}
-
-static void chunk_on_loop(void *ud, int cancelled) {
-  struct chunk *c = ud;
-  struct c_job *j = c->j;
-  if (!cancelled && !atomic_load(&j->gone) &&
-      http_stream_write(j->req, c->data, c->len) == 0 &&
-      http_req_queued(j->req) > LOG_QUEUE_LOW) {
-    /* Given back when the client has read it. */
-    j->held += c->len;
-    http_req_on_drain(j->req, LOG_QUEUE_LOW, log_drained, j);
-  } else {
-    flow_release(&j->flow, c->len);
-  }
-  free(c->data);
-  free(c);
-}
-
-static int log_write(void *arg, const void *buf, size_t len) {
-  struct c_job *j = arg;
-  if (atomic_load(&j->gone) || !flow_acquire(&j->flow, len))
-    return -1;
-  struct chunk *c = xcalloc(1, sizeof *c);
-  c->j = j;
-  c->data = xmalloc(len);
-  memcpy(c->data, buf, len);
-  c->len = len;
-  workq_post(j->d->work, chunk_on_loop, c);
-  return 0;
-}
-
-static bool log_cancelled(void *arg) {
-  struct c_job *j = arg;
-  return atomic_load(&j->gone);
-}
-
 static void work(void *ud) {
   struct c_job *j = ud;
   char id[65];
@@ -224,8 +173,8 @@ static void work(void *ud) {
     j->rc = exec_logs(j->d->exec, j->id, &j->lo, &j->err);
     break;
   case C_EXPORT:
-    j->rc =
-        exec_export(j->d->exec, j->id, log_write, log_cancelled, j, &j->err);
+    j->rc = exec_export(j->d->exec, j->id, api_pump_write, api_pump_gone,
+                        &j->pump, &j->err);
     break;
   }
 }
@@ -237,25 +186,12 @@ static void job_free(struct c_job *j) {
   free(j);
 }
 
-static void on_gone(struct http_req *req, void *ud) {
-  struct c_job *j = ud;
-  atomic_store(&j->gone, true);
-  flow_close(&j->flow);
-}
-
 static void done(void *ud, int cancelled) {
   struct c_job *j = ud;
   if (cancelled && j->rc == 0)
     j->rc = sh_error(&j->err, 503, "the daemon is shutting down");
   if (j->streaming) {
-    http_req_on_drain(j->req, 0, NULL, NULL);
-    flow_destroy(&j->flow);
-    if (atomic_load(&j->gone))
-      http_req_release(j->req);
-    else {
-      j->req->on_close = NULL;
-      http_stream_end(j->req);
-    }
+    api_pump_end(&j->pump); /* begun at the start: always finished */
   } else if (j->rc < 0) {
     api_reply_err(j->req, &j->err);
   } else {
@@ -289,19 +225,12 @@ static int64_t query_time(struct http_req *req, const char *name) {
  * threads (pulls, creates). */
 static void start_stream(struct shoald *d, struct c_job *j, const char *ctype) {
   j->streaming = true;
-  j->req->on_close = on_gone;
-  j->req->on_close_ud = j;
-  http_stream_begin(j->req, 200, ctype, NULL);
-  flow_init(&j->flow, LOG_QUEUE_HIGH);
-  pthread_t th;
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  if (pthread_create(&th, &attr, log_thread, j) != 0) {
+  api_pump_init(&j->pump, j->req, d->work, ctype, LOG_QUEUE_HIGH, LOG_QUEUE_LOW,
+                false);
+  if (api_pump_thread(log_thread, j) < 0) {
     j->rc = sh_error(&j->err, 500, "cannot start a reader thread");
     workq_post(d->work, done, j);
   }
-  pthread_attr_destroy(&attr);
 }
 
 /* logs and export resolve the container before the head, so that an
@@ -340,9 +269,9 @@ static void logs(struct api_call *c, struct c_job *j) {
   j->lo.until_ns = query_time(c->req, "until");
   cleanup_free char *tail = http_req_query(c->req, "tail");
   j->lo.tail = tail && *tail && strcmp(tail, "all") != 0 ? atol(tail) : -1;
-  j->lo.write = log_write;
-  j->lo.cancelled = log_cancelled;
-  j->lo.arg = j;
+  j->lo.write = api_pump_write;
+  j->lo.cancelled = api_pump_gone;
+  j->lo.arg = &j->pump;
   workq_submit(read_queue(c->d), resolve_work, resolved, j);
 }
 

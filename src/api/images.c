@@ -9,9 +9,9 @@
 #include "api/api.h"
 
 #include "api/filters.h"
+#include "api/pump.h"
 #include "core/clock.h"
 #include "core/err.h"
-#include "core/flow.h"
 #include "core/jsonx.h"
 #include "core/util.h"
 #include "core/workq.h"
@@ -25,8 +25,6 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <ftw.h>
-#include <pthread.h>
-#include <stdatomic.h>
 
 enum img_op {
   OP_PULL,
@@ -59,10 +57,7 @@ struct img_job {
   char **names; /* save */
   bool force, all;
   struct filters f;
-  atomic_bool gone; /* save: the client went away */
-  struct flow flow; /* save: bytes written, not yet sent */
-  size_t held;
-  bool begun;
+  struct api_pump pump; /* save: the tar */
   struct image_auth auth;
   bool have_auth;
   char *tmpfile; /* load: the archive */
@@ -553,71 +548,11 @@ static void work(void *ud) {
 #define SAVE_QUEUE_HIGH (1024 * 1024)
 #define SAVE_QUEUE_LOW (256 * 1024)
 
-struct chunk {
-  struct img_job *j;
-  void *data;
-  size_t len;
-};
-
-static void save_drained(struct http_req *req, void *ud) {
-  struct img_job *j = ud;
-  flow_release(&j->flow, j->held);
-  j->held = 0;
-  http_req_on_drain(req, 0, NULL, NULL);
-}
-
-static void chunk_on_loop(void *ud, int cancelled) {
-  struct chunk *c = ud;
-  struct img_job *j = c->j;
-  if (!cancelled && !atomic_load(&j->gone) && !j->begun) {
-    /* The first bytes: every image was found, the answer is 200. */
-    http_stream_begin(j->req, 200, "application/x-tar", NULL);
-    j->begun = true;
-  }
-  if (!cancelled && !atomic_load(&j->gone) &&
-      http_stream_write(j->req, c->data, c->len) == 0 &&
-      http_req_queued(j->req) > SAVE_QUEUE_LOW) {
-    j->held += c->len;
-    http_req_on_drain(j->req, SAVE_QUEUE_LOW, save_drained, j);
-  } else {
-    flow_release(&j->flow, c->len);
-  }
-  free(c->data);
-  free(c);
-}
-
-static int save_write(void *arg, const void *buf, size_t len) {
-  struct img_job *j = arg;
-  if (atomic_load(&j->gone) || !flow_acquire(&j->flow, len))
-    return -1;
-  struct chunk *c = xcalloc(1, sizeof *c);
-  c->j = j;
-  c->data = xmalloc(len);
-  memcpy(c->data, buf, len);
-  c->len = len;
-  workq_post(j->d->work, chunk_on_loop, c);
-  return 0;
-}
-
-static void save_gone(struct http_req *req, void *ud) {
-  (void)req;
-  struct img_job *j = ud;
-  atomic_store(&j->gone, true);
-  flow_close(&j->flow);
-}
-
 static void save_done(void *ud, int cancelled) {
   struct img_job *j = ud;
   (void)cancelled;
-  http_req_on_drain(j->req, 0, NULL, NULL);
-  flow_destroy(&j->flow);
-  if (atomic_load(&j->gone)) {
-    http_req_release(j->req);
-  } else {
-    j->req->on_close = NULL;
-    if (j->begun)
-      http_stream_end(j->req); /* an error after the first byte cuts it */
-    else if (j->rc < 0)
+  if (!api_pump_end(&j->pump)) {
+    if (j->rc < 0)
       api_reply_err(j->req, &j->err);
     else
       http_respond_json(j->req, 200, "");
@@ -627,8 +562,8 @@ static void save_done(void *ud, int cancelled) {
 
 static void *save_thread(void *arg) {
   struct img_job *j = arg;
-  j->rc = image_save(j->d->images, (const char *const *)j->names, save_write, j,
-                     &j->err);
+  j->rc = image_save(j->d->images, (const char *const *)j->names,
+                     api_pump_write, &j->pump, &j->err);
   /* After every chunk this thread posted: save_done runs last. */
   workq_post(j->d->work, save_done, j);
   return NULL;
@@ -640,18 +575,13 @@ static void save_start(struct api_call *c, char **names) {
   j->req = c->req;
   j->op = OP_SAVE;
   j->names = names;
-  c->req->on_close = save_gone;
-  c->req->on_close_ud = j;
-  flow_init(&j->flow, SAVE_QUEUE_HIGH);
-  pthread_t th;
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  if (pthread_create(&th, &attr, save_thread, j) != 0) {
+  /* The head waits for the first byte: every image was found then. */
+  api_pump_init(&j->pump, c->req, c->d->work, "application/x-tar",
+                SAVE_QUEUE_HIGH, SAVE_QUEUE_LOW, true);
+  if (api_pump_thread(save_thread, j) < 0) {
     j->rc = sh_error(&j->err, 500, "save: cannot start a thread");
     workq_post(j->d->work, save_done, j);
   }
-  pthread_attr_destroy(&attr);
 }
 
 /* Every names= of the raw query, decoded. */
