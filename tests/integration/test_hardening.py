@@ -289,9 +289,10 @@ def test_log_readers_that_never_read_stay_bounded_and_hold_no_worker():
                   rss0, samples[9], samples[-1], max(samples)))
         print("    a new service's task ran %.1f s after create, followers active" % started)
         # Unbounded, 30 s of output to 7 readers would be 200 MB more, and
-        # growing. Measured: a step of ~85 MB in the first second (7 reader
-        # threads starting; not yet explained, see the report), then flat.
-        assert max(samples) - rss0 < 120, (rss0, samples)
+        # growing. Each reader may have 256 KiB out; measured +12 MB in all
+        # (it was +75 MB while every log line went to the loop as an
+        # allocation of its own).
+        assert max(samples) - rss0 < 30, (rss0, samples)
         assert samples[-1] - samples[0] < 10, samples
         assert started < 20, started
 

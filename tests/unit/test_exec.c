@@ -56,20 +56,27 @@ struct frames {
   bool bad;
 };
 
+/* A write holds whole frames, one or several (the reader batches them). */
 static int collect(void *arg, const void *buf, size_t len) {
   struct frames *f = arg;
   const unsigned char *b = buf;
-  if (len < 8 || (b[0] != 1 && b[0] != 2) || b[1] || b[2] || b[3]) {
-    f->bad = true;
-    return 0;
-  }
-  uint32_t n =
-      (uint32_t)b[4] << 24 | (uint32_t)b[5] << 16 | (uint32_t)b[6] << 8 | b[7];
-  if (n != len - 8)
-    f->bad = true;
   buf_append(&f->raw, buf, len);
-  buf_append(b[0] == 1 ? &f->out : &f->err, b + 8, len - 8);
-  f->nframes++;
+  while (len > 0) {
+    if (len < 8 || (b[0] != 1 && b[0] != 2) || b[1] || b[2] || b[3]) {
+      f->bad = true;
+      return 0;
+    }
+    uint32_t n = (uint32_t)b[4] << 24 | (uint32_t)b[5] << 16 |
+                 (uint32_t)b[6] << 8 | b[7];
+    if (n > len - 8) {
+      f->bad = true;
+      return 0;
+    }
+    buf_append(b[0] == 1 ? &f->out : &f->err, b + 8, n);
+    f->nframes++;
+    b += 8 + n;
+    len -= 8 + n;
+  }
   return 0;
 }
 
