@@ -496,6 +496,10 @@ static int prepare(struct job *j) {
   if (image_resolve(w->cfg.images, image, &image_id, NULL) < 0 &&
       pull(w, cs, image, &image_id, &j->err) < 0)
     return -1;
+  /* Until the container is on disk, an image removal keeps its layers. */
+  cleanup_image_pin struct image_pin *pin = NULL;
+  if (image_pin(w->cfg.images, image_id, &pin, &j->err) < 0)
+    return -1;
   char **dirs = NULL;
   size_t n = 0;
   json_t *config = NULL;

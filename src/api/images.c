@@ -181,9 +181,16 @@ static void users_free(struct users *u) {
   json_decref(u->all);
 }
 
+/* Removals list the containers again while creates keep finishing
+ * between the list and the removal (image_users.gen). */
+#define STALE_TRIES 5
+#define STALE_MSG                                                              \
+  "containers were being created from images during the removal; try again"
+
 /* Every container of the node (tasks' and others'), running or not. */
 static int users_load(struct shoald *d, struct users *u, sh_err *err) {
   memset(u, 0, sizeof *u);
+  u->u.gen = d->images ? image_store_gen(d->images) : 0;
   if (!d->exec)
     return 0;
   if (exec_inspect_all(d->exec, &u->all, err) < 0)
@@ -384,12 +391,17 @@ static int do_prune(struct img_job *j) {
   /* dangling=false is moby's -a. */
   bool all = m.dangling == 0;
   m.dangling = -1;
-  struct users u;
-  if (users_load(j->d, &u, &j->err) < 0)
-    return -1;
-  int rc = image_prune(j->d->images, all, summary_matches, &m, &u.u, &j->result,
-                       &j->err);
-  users_free(&u);
+  int rc = 1;
+  for (int tries = 0; rc == 1; tries++) {
+    struct users u;
+    if (users_load(j->d, &u, &j->err) < 0)
+      return -1;
+    rc = image_prune(j->d->images, all, summary_matches, &m, &u.u, &j->result,
+                     &j->err);
+    users_free(&u);
+    if (rc == 1 && tries == STALE_TRIES)
+      rc = sh_error(&j->err, 503, "%s", STALE_MSG);
+  }
   if (rc == 0)
     events_post(
         j->d, "prune", "",
@@ -502,10 +514,14 @@ static void work(void *ud) {
     j->rc = image_history(s, j->ref, &j->result, &j->err);
     break;
   case OP_REMOVE:
-    j->rc = users_load(j->d, &u, &j->err);
-    if (j->rc == 0) {
+    j->rc = 1;
+    for (int tries = 0; j->rc == 1; tries++) {
+      if ((j->rc = users_load(j->d, &u, &j->err)) < 0)
+        break;
       j->rc = image_remove(s, j->ref, j->force, &u.u, &j->result, &j->err);
       users_free(&u);
+      if (j->rc == 1 && tries == STALE_TRIES)
+        j->rc = sh_error(&j->err, 503, "%s", STALE_MSG);
     }
     break;
   case OP_TAG:

@@ -25,6 +25,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/err.h"
 
@@ -144,7 +145,26 @@ struct image_user {
 struct image_users {
   const struct image_user *v;
   size_t n;
+  /* image_store_gen() read before the containers were listed. A removal
+   * or prune given a list older than a container create that finished
+   * since returns 1: list again and retry (that container may be
+   * missing from the list, and its layers would go). */
+  uint64_t gen;
 };
+/* Counts container creates finished (image_unpin). */
+uint64_t image_store_gen(struct image_store *s);
+/* Pins an image's layers while a container is made from them, so that a
+ * removal meanwhile keeps them; 404 "No such image: <id>" when the image
+ * is gone. image_unpin once the container exists on disk (or its create
+ * failed). */
+struct image_pin;
+int image_pin(struct image_store *s, const char *image_id,
+              struct image_pin **out, sh_err *err);
+void image_unpin(struct image_pin *p); /* NULL: nothing */
+static inline void image_unpinp(struct image_pin **p) {
+  image_unpin(*p);
+}
+#define cleanup_image_pin __attribute__((cleanup(image_unpinp)))
 
 /* DELETE /images/{name}, with dockerd's rules (daemon/images/
  * image_delete.go): a reference untags only itself (and the digest
@@ -157,14 +177,15 @@ struct image_users {
  * image is being used by running container <c>"), a stopped container's
  * and one with several repositories only with force. Layers no image or
  * container uses any more are deleted. out: [{"Untagged":..},{"Deleted":
- * ..}]. users may be NULL (no containers). */
+ * ..}]. users may be NULL (no containers). 1: users is stale (see
+ * image_users.gen), nothing done. */
 int image_remove(struct image_store *s, const char *ref, bool force,
                  const struct image_users *users, json_t **out, sh_err *err);
 
 /* POST /images/prune: deletes dangling images (no reference; all: every
  * image) that no container uses and that match (NULL: all) — match gets
  * the image's ImageSummary. out: {"ImagesDeleted": [..] or null,
- * "SpaceReclaimed": bytes}. Unused layers go too. */
+ * "SpaceReclaimed": bytes}. Unused layers go too. 1: users is stale. */
 int image_prune(struct image_store *s, bool all,
                 bool (*match)(const json_t *summary, void *ud), void *ud,
                 const struct image_users *users, json_t **out, sh_err *err);

@@ -47,6 +47,7 @@ struct image_store {
   json_t *refs; /* full reference -> "sha256:<id>" */
   struct layer_pin *pins;
   size_t npins, cappins;
+  uint64_t gen; /* container creates finished (image_unpin) */
   image_event_fn on_event;
   void *event_ud;
 };

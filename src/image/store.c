@@ -179,12 +179,9 @@ bool store_layer_present(struct image_store *s, const char *diffid) {
   return lstat(p, &st) == 0;
 }
 
-void store_layer_acquire(struct image_store *s, const char *diffid,
-                         bool *present) {
-  pthread_mutex_lock(&s->mu);
-  struct layer_pin *p;
-  while ((p = pin_find(s, diffid)) && p->busy)
-    pthread_cond_wait(&s->cond, &s->mu);
+/* One more pin on diffid. Under s->mu. */
+static struct layer_pin *pin_add(struct image_store *s, const char *diffid) {
+  struct layer_pin *p = pin_find(s, diffid);
   if (!p) {
     if (s->npins == s->cappins) {
       s->cappins = s->cappins ? 2 * s->cappins : 16;
@@ -195,6 +192,16 @@ void store_layer_acquire(struct image_store *s, const char *diffid,
     snprintf(p->diffid, sizeof p->diffid, "%s", diffid);
   }
   p->pins++;
+  return p;
+}
+
+void store_layer_acquire(struct image_store *s, const char *diffid,
+                         bool *present) {
+  pthread_mutex_lock(&s->mu);
+  struct layer_pin *p;
+  while ((p = pin_find(s, diffid)) && p->busy)
+    pthread_cond_wait(&s->cond, &s->mu);
+  p = pin_add(s, diffid);
   *present = store_layer_present(s, diffid);
   p->busy = !*present;
   pthread_mutex_unlock(&s->mu);
@@ -904,6 +911,10 @@ int image_remove(struct image_store *s, const char *ref, bool force,
   struct image_ref r = {0};
   bool by_id;
   pthread_mutex_lock(&s->mu);
+  if (users && users->gen != s->gen) {
+    pthread_mutex_unlock(&s->mu);
+    return 1;
+  }
   int rc = resolve_locked(s, ref, &id, &r, &by_id, err);
   if (rc < 0) {
     pthread_mutex_unlock(&s->mu);
@@ -999,6 +1010,11 @@ int image_prune(struct image_store *s, bool all,
   int64_t freed = 0;
   int rc = 0;
   pthread_mutex_lock(&s->mu);
+  if (users && users->gen != s->gen) {
+    pthread_mutex_unlock(&s->mu);
+    json_decref(deleted);
+    return 1;
+  }
   char **ids = list_ids(s);
   for (char **p = ids; *p && rc == 0; p++) {
     if (first_user(users, *p, -1))
@@ -1207,6 +1223,62 @@ int image_layers(struct image_store *s, const char *image_id, char ***dirs,
   else
     json_decref(cfg);
   return 0;
+}
+
+struct image_pin {
+  struct image_store *s;
+  char **diffids; /* NULL-ended */
+};
+
+uint64_t image_store_gen(struct image_store *s) {
+  pthread_mutex_lock(&s->mu);
+  uint64_t g = s->gen;
+  pthread_mutex_unlock(&s->mu);
+  return g;
+}
+
+int image_pin(struct image_store *s, const char *image_id,
+              struct image_pin **out, sh_err *err) {
+  pthread_mutex_lock(&s->mu);
+  cleanup_json json_t *meta =
+      str_has_prefix(image_id, "sha256:") && is_hex64(image_id + 7)
+          ? load_meta(s, image_id)
+          : NULL;
+  if (!meta) {
+    pthread_mutex_unlock(&s->mu);
+    return sh_error(err, 404, "No such image: %s", image_id);
+  }
+  json_t *layers = json_object_get(meta, "layers");
+  struct image_pin *p = xcalloc(1, sizeof *p);
+  p->s = s;
+  p->diffids = xcalloc(json_array_size(layers) + 1, sizeof *p->diffids);
+  size_t i, k = 0;
+  json_t *d;
+  json_array_foreach(layers, i, d) {
+    if (!json_is_string(d))
+      continue;
+    p->diffids[k++] = xstrdup(json_string_value(d));
+    pin_add(s, json_string_value(d));
+  }
+  pthread_mutex_unlock(&s->mu);
+  *out = p;
+  return 0;
+}
+
+void image_unpin(struct image_pin *p) {
+  if (!p)
+    return;
+  struct image_store *s = p->s;
+  pthread_mutex_lock(&s->mu);
+  for (char **d = p->diffids; *d; d++) {
+    struct layer_pin *lp = pin_find(s, *d);
+    if (lp)
+      pin_drop(s, lp);
+  }
+  s->gen++;
+  pthread_mutex_unlock(&s->mu);
+  strv_free(p->diffids);
+  free(p);
 }
 
 void image_layers_free(char **dirs, size_t n) {

@@ -121,7 +121,7 @@ TEST(image_rm_in_use_rules) {
   char **dirs = dirs_of(s, id);
   CHECK(dirs);
   struct image_user u = {cid_a, id, true, (const char *const *)dirs};
-  struct image_users users = {&u, 1};
+  struct image_users users = {&u, 1, 0};
   sh_err err = {0};
   cleanup_json json_t *res = NULL;
 
@@ -346,7 +346,7 @@ TEST(image_rm_property) {
           uv[nu++] =
               (struct image_user){cids[c], ids[ctrs[c].img], ctrs[c].running,
                                   (const char *const *)ctrs[c].dirs};
-      struct image_users users = {uv, nu};
+      struct image_users users = {uv, nu, image_store_gen(s)};
       bool force = rnd(&seed) % 2;
       bool by_id = rnd(&seed) % 3 == 0;
       const char *ref =
@@ -434,4 +434,39 @@ TEST(image_rm_property) {
       free(ctrs[c].dirs);
     }
   }
+}
+
+/* A container being made from an image while it is removed: the pinned
+ * layers stay; a removal given a container list from before a create
+ * finished is told to list again (1) and does nothing. */
+TEST(image_rm_pin_and_stale_users) {
+  cleanup_fix struct fix f = {0};
+  CHECK(fix_open(&f) == 0);
+  struct image_store *s = f.s;
+  char id[DIGEST_LEN + 1];
+  const char *refs[] = {"docker.io/library/web:1", NULL};
+  CHECK(make_image(s, "cd", refs, id) == 0);
+  sh_err err = {0};
+  struct image_pin *pin = NULL;
+  CHECK(image_pin(s, "sha256:nope", &pin, &err) < 0);
+  CHECK_INT_EQ(err.status, 404);
+  CHECK(image_pin(s, id, &pin, &err) == 0);
+
+  struct image_users none = {NULL, 0, image_store_gen(s)};
+  cleanup_json json_t *res = NULL;
+  CHECK_INT_EQ(image_remove(s, "web:1", true, &none, &res, &err), 0);
+  CHECK(layer_on_disk(s, 'c') && layer_on_disk(s, 'd'));
+
+  /* The create finished: a list taken before it is stale. */
+  uint64_t before = image_store_gen(s);
+  image_unpin(pin);
+  CHECK(image_store_gen(s) == before + 1);
+  struct image_users stale = {NULL, 0, before};
+  cleanup_json json_t *pr = NULL;
+  CHECK_INT_EQ(image_prune(s, true, NULL, NULL, &stale, &pr, &err), 1);
+  CHECK(pr == NULL && layer_on_disk(s, 'c'));
+  /* Listed again (no container holds them): they go. */
+  struct image_users fresh = {NULL, 0, image_store_gen(s)};
+  CHECK_INT_EQ(image_prune(s, true, NULL, NULL, &fresh, &pr, &err), 0);
+  CHECK(!layer_on_disk(s, 'c') && !layer_on_disk(s, 'd'));
 }
