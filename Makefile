@@ -4,7 +4,8 @@
 #                 integration tests on lab clusters; ends "N passed, M failed"
 # make bench      prints figures; make fuzz FUZZ_RUNS=N runs the fuzzers
 CC ?= gcc
-PKGS := libuv raft jansson libcurl openssl libarchive libnl-route-3.0 libnftables ldns
+PKGS := libuv raft jansson libcurl openssl libarchive libnl-route-3.0 libnftables ldns \
+        libseccomp
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser
 WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes \

@@ -61,6 +61,7 @@ SVC_MAX_POLLS = int(SVC_RUN_CAP / SVC_POLL_S) + 1
 SECCOMP_N = 20          # replicas per round of the seccomp comparison (1 node)
 SECCOMP_ROUNDS = 2      # rounds per mode, alternating (default, unconfined)
 SECCOMP_CAP = 60.0      # all of its rounds
+BPF_ANNOTATION = "run.oci.seccomp_bpf_data"  # shoald's compiled filter for crun (src/seccomp/bpf.h)
 LIMIT_ROUNDS = 3        # bare crun rounds per size and per bundle (the best is the limit)
 LIMIT_CAP = 60.0        # each bare crun measurement
 SEQ_N = 10              # bare crun containers one at a time, per round and bundle
@@ -577,13 +578,17 @@ def main_services(args):
         rss["cpu"] = cpu_s(m_pid) - rss["cpu0"]
         vals = [v for v in (mem_kib_or_none(p) for p in lab_conmons(args.dir)) if v is not None]
         rss["conmon"] = (sum(v[0] for v in vals), sum(v[1] for v in vals), len(vals))
-        # shoal's linux.seccomp for these tasks, for the bare crun rows
+        # shoal's linux.seccomp for these tasks and the program shoald
+        # compiled from it (the annotation crun copies), for the bare crun rows
         for cfgp in glob.glob(os.path.join(args.dir, m_host, "data", "containers", "*", "config.json")):
             with open(cfgp) as f:
-                sc_section[0] = json.load(f).get("linux", {}).get("seccomp")
+                cfg = json.load(f)
+            sc_section[0] = cfg.get("linux", {}).get("seccomp")
+            sc_bpf[0] = cfg.get("annotations", {}).get(BPF_ANNOTATION)
             break
 
     sc_section = [None]
+    sc_bpf = [None]
     one = []
     one_capped = False
     # Rounds 1 and 10, then the idle figure right before the 50-task round.
@@ -612,7 +617,7 @@ def main_services(args):
     # The limits, on the same host in the same run: bare `crun run -d`,
     # as many at a time as there are cores, for each size; and one at a
     # time with and without shoal's seccomp section (its cost per task).
-    bundles = crun_bundles(args, sc_section[0])
+    bundles = crun_bundles(args, sc_section[0], sc_bpf[0])
     par = os.cpu_count() or 1
     limit = {}
     for n in SVC_SIZES[1:]:
@@ -677,25 +682,41 @@ def main_services(args):
                                             ms(min(xs)), ms(max(xs))))
     print("%-*s   %s" % (w, "", "create sent -> the task's Status.Timestamp of state running"))
     for mode in ("default", "unconfined"):
-        xs = sc[mode]
+        xs = sc.get(mode, [])
         label = "1 node, seccomp %s" % mode
         if not xs:
             print("%-*s %6d   (no samples)" % (w, label, 0))
             continue
         print("%-*s %6d %9s %9s %9s %9s" % (w, label, len(xs), ms(statistics.median(xs)), ms(pct(xs, 99)),
                                             ms(min(xs)), ms(max(xs))))
-    for tag, label in (("plain", "bare crun run -d, no seccomp"), ("seccomp", "bare crun run -d, shoal's seccomp")):
+    if sc.get("default") and sc.get("unconfined"):
+        print("%-*s %6s %9s %9s   %s" % (w, "1 node, seccomp default - unconfined", "",
+                                         ms(statistics.median(sc["default"]) - statistics.median(sc["unconfined"])),
+                                         ms(pct(sc["default"], 99) - pct(sc["unconfined"], 99)),
+                                         "p50 / p99 difference: shoal's cost of seccomp per task"))
+    for tag, label in (("plain", "bare crun run -d, no seccomp"),
+                       ("seccomp", "bare crun run -d, shoal's seccomp"),
+                       ("seccomp-bpf", "bare crun, seccomp + shoal's BPF")):
         xs = seq.get(tag)
         if not xs:
-            print("%-*s   (not measured: no task config to take the section from)" % (w, label))
+            print("%-*s   (not measured: no task config to take the section%s from)"
+                  % (w, label, " and annotation" if tag == "seccomp-bpf" else ""))
             continue
         print("%-*s %6d %9s %9s   %s" % (w, label, SEQ_N * len(xs), ms(min(x["wall"] for x in xs) / SEQ_N),
-                                         ms(min(x["cpu"] for x in xs)), "wall / CPU per container (ms), one at a time; CPU: see below"))
+                                         ms(min(x["cpu"] for x in xs)),
+                                         "wall / CPU per container (ms), one at a time; %s" %
+                                         {"plain": "the limit",
+                                          "seccomp": "crun compiles the section (as before shoald did it)",
+                                          "seccomp-bpf": "crun copies the %s annotation, as for "
+                                                         "shoal's tasks" % BPF_ANNOTATION}[tag]))
+    for tag, label in (("seccomp", "seccomp cost, crun compiling"), ("seccomp-bpf", "seccomp cost, shoal's BPF")):
+        if not seq.get(tag) or not seq.get("plain"):
+            continue
+        print("%-*s %6s %9s %9s   %s" % (w, label, "",
+                                         ms((min(x["wall"] for x in seq[tag]) - min(x["wall"] for x in seq["plain"])) / SEQ_N),
+                                         ms(min(x["cpu"] for x in seq[tag]) - min(x["cpu"] for x in seq["plain"])),
+                                         "per container over the limit, wall / CPU (best of %d rounds each)" % LIMIT_ROUNDS))
     if seq.get("seccomp"):
-        print("%-*s %6s %9s %9s   %s" % (w, "seccomp cost per container", "",
-                                         ms((min(x["wall"] for x in seq["seccomp"]) - min(x["wall"] for x in seq["plain"])) / SEQ_N),
-                                         ms(min(x["cpu"] for x in seq["seccomp"]) - min(x["cpu"] for x in seq["plain"])),
-                                         "wall / CPU (best of %d rounds each)" % LIMIT_ROUNDS))
         print("%-*s   %s" % (w, "", "CPU counts the crun processes waited for and the container's cgroup, not "
                              "crun's detached half, which compiles the filter (strace: ~26 ms): trust the wall"))
     print("%-*s   %s" % (w, "", "%d rounds of N=%d per mode, alternating; info SecurityOptions %s%s"
@@ -783,11 +804,13 @@ print(json.dumps(res))
 """
 
 
-def crun_bundles(args, seccomp=None):
+def crun_bundles(args, seccomp=None, bpf=None):
     """Bundles for bare `crun run` of busybox `sleep 3600` with crun's
     default spec (own empty network namespace, no conmon, rootfs unpacked
-    once and shared read-only): "plain", and with seccomp (a linux.seccomp
-    object, e.g. shoal's conversion of the default profile) "seccomp"."""
+    once and shared read-only): "plain"; with seccomp (a linux.seccomp
+    object, e.g. shoal's conversion of the default profile) "seccomp", which
+    crun compiles; and with that section plus bpf (shoald's compiled program,
+    base64, as the BPF_ANNOTATION of its tasks) "seccomp-bpf"."""
     base = os.path.join(args.dir, "crun-limit")
     rootfs = os.path.join(base, "rootfs")
     if not os.path.isdir(rootfs):
@@ -795,8 +818,8 @@ def crun_bundles(args, seccomp=None):
         subprocess.run(["umoci", "raw", "unpack", "--image", os.path.join(args.images, "busybox") + ":latest",
                         rootfs], check=True, capture_output=True, timeout=60)
     out = []
-    for tag, sc in (("plain", None), ("seccomp", seccomp)):
-        if tag == "seccomp" and sc is None:
+    for tag, sc, prog in (("plain", None, None), ("seccomp", seccomp, None), ("seccomp-bpf", seccomp, bpf)):
+        if tag != "plain" and (sc is None or (tag == "seccomp-bpf" and prog is None)):
             continue
         b = os.path.join(base, tag)
         os.makedirs(b, exist_ok=True)
@@ -809,6 +832,8 @@ def crun_bundles(args, seccomp=None):
         cfg["process"]["terminal"] = False
         if sc is not None:
             cfg["linux"]["seccomp"] = sc
+        if prog is not None:
+            cfg.setdefault("annotations", {})[BPF_ANNOTATION] = prog
         with open(cfgp, "w") as f:
             json.dump(cfg, f)
         out.append(b)

@@ -8,6 +8,8 @@ pkgs=(
   libuv1-dev libraft-dev libjansson-dev libhttp-parser-dev
   libcurl4-openssl-dev libssl-dev libarchive-dev libnl-route-3-dev libnftables-dev
   libldns-dev
+  # shoald compiles the tasks' seccomp filters once (src/seccomp/bpf.c)
+  libseccomp-dev
   busybox-static nginx-light docker-registry skopeo umoci
   crun conmon
   # --init: tini-static as PID 1 inside any image

@@ -7,6 +7,7 @@
 #include "core/id.h"
 #include "core/jsonx.h"
 #include "core/util.h"
+#include "seccomp/bpf.h"
 #include "volume/volume.h"
 
 #include <ctype.h>
@@ -330,6 +331,19 @@ static int create_in(executor *ex, const struct exec_spec *s,
       .rlimits = rlimits,
   };
   oci = exec_oci_config(&in);
+  /* The filter compiled once per distinct section (seccomp/bpf.h): crun
+   * copies it instead of compiling its own. The section stays: crun
+   * installs the filter with its flags. */
+  const json_t *sc = jx_get(oci, "linux.seccomp");
+  if (sc) {
+    cleanup_free char *bpf = NULL;
+    if (seccomp_bpf_cache_get(ex->bpf, sc, &bpf, err) < 0) {
+      sh_err_wrap(err, "seccomp");
+      goto out;
+    }
+    json_object_set_new(oci, "annotations",
+                        json_pack("{s:s}", SECCOMP_BPF_ANNOTATION, bpf));
+  }
   if (exec_write_json(p->config, oci, err) < 0)
     goto out;
 

@@ -6,6 +6,7 @@
 #include "core/id.h"
 #include "core/jsonx.h"
 #include "core/util.h"
+#include "seccomp/bpf.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -127,6 +128,7 @@ int exec_open(const char *data_root, const char *exec_root, executor **out,
   ex->sock_dir = xasprintf("%s/sock", exec_root);
   ex->cgmode = mode;
   ex->swap_limit = detect_swap(mode);
+  ex->bpf = seccomp_bpf_cache_new(EXEC_BPF_CACHE_MAX);
   ex->crun = exec_find_bin("crun");
   ex->conmon = exec_find_bin("conmon");
   /* --init runs inside any image: the static build if there is one. */
@@ -163,6 +165,7 @@ void exec_close(executor *ex) {
   free(ex->crun);
   free(ex->conmon);
   free(ex->init);
+  seccomp_bpf_cache_free(ex->bpf);
   free(ex);
 }
 

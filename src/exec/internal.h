@@ -12,6 +12,10 @@
 
 struct sh_err;
 
+/* Distinct seccomp programs kept: one per (profile, bounding caps) in use
+ * on the node; Docker's default profile's is ~12 KB of base64. */
+#define EXEC_BPF_CACHE_MAX 32
+
 struct executor {
   char *data_root, *exec_root;
   char *crun, *conmon; /* absolute paths of the binaries */
@@ -20,6 +24,8 @@ struct executor {
   bool swap_limit; /* the kernel accounts swap: set memory+swap too */
   char *init;      /* --init's binary (tini, static if there is one); NULL:
                       not installed */
+  /* Compiled seccomp programs, handed to crun (seccomp/bpf.h). */
+  struct seccomp_bpf_cache *bpf;
 };
 
 /* Every path of one container (see exec.h). */

@@ -3,13 +3,16 @@
  * conmon from a busybox-static layer, as root. */
 #include "test.h"
 
+#include "core/b64.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/id.h"
 #include "core/jsonx.h"
 #include "core/util.h"
 #include "exec/exec.h"
+#include "exec/caps.h"
 #include "exec/internal.h"
+#include "seccomp/bpf.h"
 #include "seccomp/seccomp.h"
 
 #include <errno.h>
@@ -955,6 +958,192 @@ TEST(exec_seccomp_profile_applied_by_crun) {
     if (rc != 0 || !strstr(out, "Seccomp:\t2"))
       FAIL_("default profile: exit %d, \"%s\"", rc, out);
   }
+}
+
+/* Runs argv (PATH lookup) with stdio on /dev/null and log; its exit code,
+ * -1 if it could not run. */
+static int run_argv(const char *const *argv, const char *log) {
+  pid_t pid = fork();
+  if (pid < 0)
+    return -1;
+  if (pid == 0) {
+    int in = open("/dev/null", O_RDONLY);
+    int out = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (in < 0 || out < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 ||
+        dup2(out, 2) < 0)
+      _exit(126);
+    execvp(argv[0], (char *const *)argv);
+    _exit(127);
+  }
+  int st;
+  if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st))
+    return -1;
+  return WEXITSTATUS(st);
+}
+
+/* `crun create` of /bin/true on the fixture's layer with linux.seccomp
+ * `sc` (and the annotation `b64` if given): the program crun wrote to its
+ * state directory (seccomp.bpf), NULL if it failed. */
+static unsigned char *crun_program(struct fx *f, const json_t *sc,
+                                   const char *b64, size_t *len) {
+  static int seq;
+  char bundle[160], state[160], cfg[200], log[200], id[32], bpf[240];
+  snprintf(bundle, sizeof bundle, "%s/bpfref%d", f->root, seq);
+  snprintf(state, sizeof state, "%s/crunref", f->root);
+  snprintf(id, sizeof id, "shoal-bpfref-%d", seq++);
+  snprintf(cfg, sizeof cfg, "%s/config.json", bundle);
+  snprintf(log, sizeof log, "%s/crun.log", bundle);
+  snprintf(bpf, sizeof bpf, "%s/%s/seccomp.bpf", state, id);
+  char dev[160];
+  snprintf(dev, sizeof dev, "%s/dev", f->layer); /* crun opens it */
+  if (mkdir_p(bundle, 0700, NULL) < 0 || mkdir_p(state, 0700, NULL) < 0 ||
+      mkdir_p(dev, 0755, NULL) < 0)
+    return NULL;
+  /* noNewPrivileges: crun installs the filter only at start, which never
+   * comes; create alone writes the program. */
+  cleanup_json json_t *c = json_pack(
+      "{s:s,s:[],s:{s:b,s:b,s:{s:i,s:i},s:[s],s:s,s:[s]},s:{s:s,s:b},s:{s:[{"
+      "s:s},{s:s}],s:O}}",
+      "ociVersion", "1.0.0", "mounts", "process", "terminal", 0,
+      "noNewPrivileges", 1, "user", "uid", 0, "gid", 0, "args", "/bin/true",
+      "cwd", "/", "env", "PATH=/bin", "root", "path", f->layer, "readonly", 1,
+      "linux", "namespaces", "type", "mount", "type", "pid", "seccomp", sc);
+  if (b64)
+    json_object_set_new(c, "annotations",
+                        json_pack("{s:s}", SECCOMP_BPF_ANNOTATION, b64));
+  if (exec_write_json(cfg, c, NULL) < 0)
+    return NULL;
+  const char *create[] = {"crun",     "--root", state, "create",
+                          "--bundle", bundle,   id,    NULL};
+  const char *del[] = {"crun", "--root", state, "delete", "--force", id, NULL};
+  unsigned char *out = NULL;
+  if (run_argv(create, log) == 0) {
+    char *data = NULL;
+    if (read_file(bpf, &data, len, NULL) == 0)
+      out = (unsigned char *)data;
+  } else {
+    cleanup_free char *why = slurp(log);
+    fprintf(stderr, "    crun create: %s\n", why ? why : "?");
+  }
+  run_argv(del, log);
+  return out;
+}
+
+/* shoald's program is crun's own, byte for byte, for the host's default
+ * profile (with and without CAP_SYS_ADMIN) and for a section that uses
+ * every kind of rule crun takes; crun takes the annotation's program over
+ * the section's; and a container gets both, its filter working. */
+TEST(exec_seccomp_bpf_same_as_crun) {
+  FX(f);
+  sh_err err = {0};
+  json_t *sections[4] = {0};
+  size_t n = 0;
+  sections[n++] = json_loads(
+      "{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"defaultErrnoRet\": 38,"
+      " \"architectures\": [\"SCMP_ARCH_X86_64\", \"SCMP_ARCH_X86\","
+      "  \"SCMP_ARCH_X32\"],"
+      " \"flags\": [\"SECCOMP_FILTER_FLAG_LOG\"],"
+      " \"syscalls\": ["
+      "  {\"names\": [\"read\", \"write\", \"no_such_call\", \"exit\"],"
+      "   \"action\": \"SCMP_ACT_ALLOW\"},"
+      "  {\"names\": [\"personality\"], \"action\": \"SCMP_ACT_ALLOW\","
+      "   \"args\": [{\"index\": 0, \"value\": 8, \"op\": \"SCMP_CMP_EQ\"},"
+      "    {\"index\": 0, \"value\": 131072, \"op\": \"SCMP_CMP_EQ\"}]},"
+      "  {\"names\": [\"clone\"], \"action\": \"SCMP_ACT_ALLOW\","
+      "   \"args\": [{\"index\": 0, \"value\": 2114060288, \"valueTwo\": 0,"
+      "    \"op\": \"SCMP_CMP_MASKED_EQ\"},"
+      "    {\"index\": 1, \"value\": 5, \"op\": \"SCMP_CMP_GE\"}]},"
+      "  {\"names\": [\"mkdir\"], \"action\": \"SCMP_ACT_ERRNO\","
+      "   \"errnoRet\": 13},"
+      "  {\"names\": [\"rmdir\"], \"action\": \"SCMP_ACT_ERRNO\","
+      "   \"errnoRet\": 38},"
+      "  {\"names\": [\"kill\"], \"action\": \"SCMP_ACT_TRAP\"},"
+      "  {\"names\": [\"tkill\"], \"action\": \"SCMP_ACT_KILL_PROCESS\"},"
+      "  {\"names\": [\"getpid\"], \"action\": \"SCMP_ACT_LOG\"},"
+      "  {\"names\": [\"ptrace\"], \"action\": \"SCMP_ACT_TRACE\"}]}",
+      0, NULL);
+  CHECK(sections[0]);
+  cleanup_seccomp seccomp_profile *host = NULL;
+  if (seccomp_profile_load(SECCOMP_DEFAULT_PROFILE, &host, &err) == 0) {
+    static const char *const admin[] = {"CAP_CHOWN", "CAP_SYS_ADMIN",
+                                        "CAP_SYS_PTRACE", NULL};
+    struct seccomp_target t;
+    seccomp_target_host(&t, exec_default_caps);
+    sections[n++] = seccomp_oci(host, &t);
+    seccomp_target_host(&t, admin);
+    sections[n++] = seccomp_oci(host, &t);
+  } else {
+    fprintf(stderr, "    (no %s: the custom section only)\n",
+            SECCOMP_DEFAULT_PROFILE);
+  }
+  int failed = 0;
+  for (size_t i = 0; i < n && !failed; i++) {
+    unsigned char *ours = NULL;
+    size_t olen = 0, clen = 0;
+    if (!sections[i] ||
+        seccomp_bpf_compile(sections[i], &ours, &olen, &err) < 0) {
+      fprintf(stderr, "    section %zu: %s\n", i, err.msg);
+      failed = 1;
+      break;
+    }
+    unsigned char *crun = crun_program(&f, sections[i], NULL, &clen);
+    if (!crun || clen != olen || memcmp(crun, ours, olen) != 0) {
+      fprintf(stderr, "    section %zu: crun's %zu bytes, ours %zu\n", i,
+              crun ? clen : 0, olen);
+      failed = 1;
+    }
+    /* The annotation wins over the section: crun copies, compiles nothing
+     * (an allow-all section, the first section's program). */
+    if (!failed && i == 0) {
+      cleanup_free char *b64 = b64_encode(ours, olen);
+      cleanup_json json_t *allow =
+          json_pack("{s:s}", "defaultAction", "SCMP_ACT_ALLOW");
+      size_t alen = 0;
+      cleanup_free unsigned char *got = crun_program(&f, allow, b64, &alen);
+      if (!got || alen != olen || memcmp(got, ours, olen) != 0) {
+        fprintf(stderr, "    crun did not take the annotation's program\n");
+        failed = 1;
+      }
+    }
+    free(ours);
+    free(crun);
+  }
+  for (size_t i = 0; i < n; i++)
+    json_decref(sections[i]);
+  CHECK(!failed);
+
+  /* A container: config.json has the section (crun installs the filter with
+   * its flags) and the annotation; crun's state has that program, and the
+   * rule holds. */
+  static const char custom[] =
+      "{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": ["
+      " {\"names\": [\"unshare\"], \"action\": \"SCMP_ACT_ERRNO\","
+      "  \"errnoRet\": 1}]}";
+  cleanup_seccomp seccomp_profile *prof = NULL;
+  CHECK(seccomp_profile_parse(custom, strlen(custom), &prof, &err) == 0);
+  char id[65];
+  struct exec_spec s;
+  const char *cmd[] = {"sh", "-c", "unshare -U true", NULL};
+  spec_init(&f, &s, id, cmd);
+  s.seccomp = prof;
+  struct exec_state st;
+  if (exec_create(f.ex, &s, &err) < 0 || exec_start(f.ex, id, NULL, &err) < 0)
+    FAIL_("%s", err.msg);
+  CHECK(wait_status(f.ex, id, EXEC_STATUS_EXITED, &st, 5 * NS_PER_SEC));
+  CHECK_INT_EQ(st.exit_code, 1);
+  char p[300];
+  snprintf(p, sizeof p, "%s/containers/%s/config.json", f.data, id);
+  cleanup_json json_t *cfg = exec_read_json(p);
+  CHECK(jx_get(cfg, "linux.seccomp"));
+  const char *b64 = json_string_value(json_object_get(
+      json_object_get(cfg, "annotations"), SECCOMP_BPF_ANNOTATION));
+  CHECK(b64 && *b64);
+  snprintf(p, sizeof p, "%s/crun/%s/seccomp.bpf", f.run, id);
+  cleanup_free char *state = NULL;
+  size_t slen = 0;
+  CHECK(read_file(p, &state, &slen, NULL) == 0);
+  cleanup_free char *enc = b64_encode(state, slen);
+  CHECK_STR_EQ(enc, b64);
 }
 
 TEST(exec_env_workdir_user_hostname) {
