@@ -26,6 +26,9 @@ pkgs=(
   # it; systemd-analyze (systemd) verifies the unit, man (man-db) renders
   # the man pages and the unit's Documentation=
   debhelper lintian systemd man-db
+  # the install test: a Debian 12 root (debootstrap) booted with systemd as
+  # PID 1 (systemd-nspawn) where apt installs the package
+  debootstrap systemd-container
 )
 missing=()
 for p in "${pkgs[@]}"; do

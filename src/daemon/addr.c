@@ -3,6 +3,7 @@
 #include "core/err.h"
 #include "core/util.h"
 #include "daemon/daemon.h"
+#include "netdev/netdev.h"
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
@@ -14,6 +15,8 @@ struct sysaddr {
   char ifname[IF_NAMESIZE + 1];
   char ip[INET6_ADDRSTRLEN];
   bool v4;
+  bool device; /* no link kind: a physical NIC, not veth/bridge/vxlan */
+  bool ours;   /* a bridge the daemon made for its networks */
 };
 
 static bool global_unicast4(const struct in_addr *a) {
@@ -67,6 +70,22 @@ static size_t list_addrs(struct sysaddr *out, size_t max) {
     out[n++] = s;
   }
   freeifaddrs(ifa);
+  struct netdev *nd = NULL;
+  sh_err kerr = {0};
+  if (n > 0 && netdev_open(-1, &nd, &kerr) == 0) {
+    for (size_t i = 0; i < n; i++) {
+      char kind[32];
+      out[i].device =
+          netdev_kind(nd, out[i].ifname, kind, sizeof kind, &kerr) == 0 &&
+          kind[0] == 0;
+    }
+    netdev_close(nd);
+  }
+  sh_err_clear(&kerr);
+  for (size_t i = 0; i < n; i++)
+    out[i].ours = strcmp(out[i].ifname, "docker0") == 0 ||
+                  strcmp(out[i].ifname, "docker_gwbridge") == 0 ||
+                  strncmp(out[i].ifname, "br-", 3) == 0;
   qsort(out, n, sizeof *out, cmp_sysaddr);
   return n;
 }
@@ -86,11 +105,18 @@ static int multiple(sh_err *err, const char *ia, const char *ib, const char *a,
                   a, ia, b, ib);
 }
 
-/* The system's only address, or Docker's error. */
-static int system_addr(char *out, size_t n, sh_err *err) {
-  struct sysaddr addrs[64];
-  size_t cnt = list_addrs(addrs, ARRAY_SIZE(addrs));
+/* The only address among addrs that keep() accepts, or Docker's error;
+ * *seen: some address was accepted. */
+static int only_addr(struct sysaddr *addrs, size_t cnt,
+                     bool (*keep)(const struct sysaddr *), const char **ip,
+                     bool *seen, sh_err *err) {
   const char *sys_ip = NULL, *sys_if = NULL;
+  size_t w = 0;
+  for (size_t i = 0; i < cnt; i++)
+    if (keep(&addrs[i]))
+      addrs[w++] = addrs[i];
+  cnt = w;
+  *seen = cnt > 0;
   for (size_t i = 0; i < cnt;) {
     /* One interface at a time: at most one v4 and one v6 each. */
     size_t j = i;
@@ -111,9 +137,34 @@ static int system_addr(char *out, size_t n, sh_err *err) {
     }
     i = j;
   }
-  if (!sys_ip)
+  *ip = sys_ip;
+  return 0;
+}
+
+static bool is_device(const struct sysaddr *a) {
+  return a->device;
+}
+static bool not_ours(const struct sysaddr *a) {
+  return !a->ours;
+}
+
+/* The system's only address, or Docker's error. As dockerd: first among
+ * physical devices only (docker0 and the like never count); with none,
+ * as inside a container whose eth0 is a veth, among all interfaces but
+ * the daemon's own bridges (dockerd skips its networks' subnets). */
+static int system_addr(char *out, size_t n, sh_err *err) {
+  struct sysaddr addrs[64], copy[64];
+  size_t cnt = list_addrs(addrs, ARRAY_SIZE(addrs));
+  memcpy(copy, addrs, cnt * sizeof *addrs);
+  const char *ip = NULL;
+  bool seen = false;
+  if (only_addr(copy, cnt, is_device, &ip, &seen, err) < 0)
+    return -1;
+  if (!ip && !seen && only_addr(addrs, cnt, not_ours, &ip, &seen, err) < 0)
+    return -1;
+  if (!ip)
     return sh_error(err, 400, "could not find the system's IP address");
-  snprintf(out, n, "%s", sys_ip);
+  snprintf(out, n, "%s", ip);
   return 0;
 }
 

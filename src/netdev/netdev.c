@@ -117,6 +117,16 @@ int netdev_ifindex(struct netdev *nd, const char *name, sh_err *err) {
   return rtnl_link_get_ifindex(l);
 }
 
+int netdev_kind(struct netdev *nd, const char *name, char *out, size_t n,
+                sh_err *err) {
+  cleanup_link struct rtnl_link *l = NULL;
+  if (get_link(nd, name, &l, err) < 0)
+    return -1;
+  const char *k = rtnl_link_get_type(l);
+  snprintf(out, n, "%s", k ? k : "");
+  return 0;
+}
+
 static int parse_addr(const char *s, int family, struct nl_addr **out,
                       sh_err *err) {
   int rc = nl_addr_parse(s, family, out);

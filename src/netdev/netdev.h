@@ -38,6 +38,10 @@ int netdev_bridge_add(struct netdev *nd, const char *name, unsigned mtu,
 int netdev_vxlan_add(struct netdev *nd, const char *name, uint32_t vni,
                      uint16_t dstport, unsigned mtu, bool proxy,
                      struct sh_err *err);
+/* The link's kind as `ip -d link` shows it ("veth", "bridge", ...); "" for
+ * a device without one: a physical NIC (netlink's "device"). */
+int netdev_kind(struct netdev *nd, const char *name, char *out, size_t n,
+                struct sh_err *err);
 /* The names of every link in the namespace (malloc'd array of malloc'd
  * strings; free with netdev_names_free). */
 int netdev_links(struct netdev *nd, char ***names, size_t *n,
