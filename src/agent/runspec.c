@@ -944,6 +944,7 @@ int runspec_parse(const json_t *body, struct runspec *r, sh_err *err) {
   if (!json_is_object(body))
     return sh_error(err, 400,
                     "config cannot be empty in order to create a container");
+  r->body = json_incref((json_t *)body);
   const json_t *hc = json_object_get(body, "HostConfig");
   const json_t *nc = json_object_get(body, "NetworkingConfig");
   if (parse_config(body, r, err) < 0 || parse_host_config(hc, r, err) < 0 ||
@@ -978,6 +979,7 @@ void runspec_free(struct runspec *r) {
   json_decref(r->port_bindings);
   json_decref(r->config_extra);
   json_decref(r->host_config_extra);
+  json_decref(r->body);
   memset(r, 0, sizeof *r);
 }
 

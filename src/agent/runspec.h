@@ -26,6 +26,7 @@ enum runspec_restart {
 };
 
 struct runspec {
+  json_t *body;      /* a reference: what is borrowed below lives in it */
   const char *image; /* borrowed from the body */
   /* NULL-ended, owned; NULL: the image's. entrypoint_reset: --entrypoint
    * "" (neither the image's entrypoint nor its Cmd). */

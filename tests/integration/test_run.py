@@ -75,7 +75,7 @@ def test_run_rm_echo_and_missing_images():
         assert rc == 125 and "--network front" in err, err
         rc, out, err = lab.docker("swarma", "run", "--rm", "--restart", "always",
                                   "busybox", "true", check=False)
-        assert rc == 125 and "Conflicting options: --restart and --rm" in err, err
+        assert rc == 125 and "cannot specify both --restart and --rm" in err, err
         st, body = lab.api("swarma", "POST", "/containers/create",
                            {"Image": "busybox", "HostConfig": {"AutoRemove": True,
                             "RestartPolicy": {"Name": "always"}}})
