@@ -118,7 +118,7 @@ def test_run_publish_on_bridge_and_ps_with_tasks():
         out = lab.exec("swarma", "curl", "-s", "-m", "3", "http://%s/" % ip)[1]
         assert "Welcome to nginx" in out
         # the container reaches out (NAT) and resolves as the host does
-        out = lab.docker("swarma", "exec", "web", "cat", "/etc/resolv.conf")[1]
+        out = lab.exec("swarma", "cat", inspect(lab, "web", "{{.ResolvConfPath}}"))[1]
         assert "127.0.0." not in out, out
         # docker port, ps
         assert lab.docker("swarma", "port", "web")[1].strip().startswith("80/tcp -> 0.0.0.0:8080")
