@@ -17,7 +17,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <linux/magic.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #define BACKOFF_MIN_MS 100
@@ -49,6 +52,10 @@ struct sa_ctr {
 struct standalone {
   struct standalone_config cfg;
   char *marker_dir;
+  /* The daemon's network namespace bound at a path that outlives its PID
+   * (a --network host container's config names it; its next run may
+   * come from another shoald process). */
+  char *host_netns;
   struct sa_ctr *ctrs;
   json_t *creating; /* names being created: {name: true} */
   int inflight;
@@ -608,7 +615,7 @@ static void create_work(void *ud) {
     netns = xasprintf("%s/netns/%s", sa->cfg.exec_root, j->id);
     mode = "bridge";
   } else if (rs->net == RUNSPEC_NET_HOST) {
-    netns = xasprintf("/proc/%d/ns/net", (int)getpid());
+    netns = xstrdup(sa->host_netns);
     mode = "host";
   }
   json_object_set_new(nets, mode, json_object());
@@ -968,6 +975,18 @@ struct standalone *standalone_new(const struct standalone_config *cfg) {
   if (mkdir_p(sa->marker_dir, 0700, &err) < 0)
     log_warn("standalone containers: %s", err.msg);
   sa->creating = json_object();
+  sa->host_netns = xasprintf("%s/host-netns", cfg->exec_root);
+  struct statfs fs;
+  if (statfs(sa->host_netns, &fs) != 0 || fs.f_type != NSFS_MAGIC) {
+    int fd = open(sa->host_netns, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0)
+      close(fd);
+    if (fd < 0 ||
+        mount("/proc/self/ns/net", sa->host_netns, NULL, MS_BIND, NULL) < 0)
+      log_warn("standalone containers: binding the host's network namespace "
+               "at %s: %s",
+               sa->host_netns, strerror(errno));
+  }
   return sa;
 }
 
@@ -993,6 +1012,7 @@ void standalone_free(struct standalone *sa) {
     uv_close((uv_handle_t *)&c->timer, ctr_closed);
   }
   json_decref(sa->creating);
+  free(sa->host_netns);
   free(sa->marker_dir);
   free(sa);
 }

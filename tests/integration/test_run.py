@@ -153,6 +153,12 @@ def test_run_publish_on_bridge_and_ps_with_tasks():
         assert inspect(lab, "web", "{{.NetworkSettings.IPAddress}}") == ""
         lab.docker("swarma", "start", "web")
         wait_until(page_from_b, 30, what="nginx back on swarma:8080")
+        # restart: a new run with its endpoint made again
+        pid = lab.container_pid("swarma", "web")
+        lab.docker("swarma", "restart", "-t", "1", "web")
+        assert lab.container_pid("swarma", "web") != pid
+        assert inspect(lab, "web", "{{.State.Status}}") == "running"
+        wait_until(page_from_b, 30, what="nginx on swarma:8080 after a restart")
         # task containers and standalone ones side by side
         lab.init("swarma")
         lab.service("swarma", "create", "--detach", "--name", "svc", "busybox",
@@ -198,12 +204,22 @@ def test_run_volumes_and_restart_policies():
                 return (status == "running" and int(p) != old and int(count) >= 1) and int(p)
             return f
         pid2 = wait_until(restarted(pid), 20, what="keeper restarted")
-        # ... and after a shoald restart (killed while no daemon watched)
+        # ... and after a shoald restart (killed while no daemon watched),
+        # a --network host one too (its namespace is named by a path that
+        # outlives the daemon's PID)
+        lab.docker("swarma", "run", "-d", "--name", "hostc", "--network", "host",
+                   "--restart", "always", "busybox", "sleep", "1000")
+        hpid = lab.container_pid("swarma", "hostc")
         lab.stop("swarma")
-        lab.exec("swarma", "kill", "-9", str(pid2))
+        lab.exec("swarma", "kill", "-9", str(pid2), str(hpid))
         time.sleep(1)
         lab.start("swarma")
         wait_until(restarted(pid2), 30, what="keeper restarted after the daemon's")
+        wait_until(lambda: inspect(lab, "hostc", "{{.State.Status}} {{.RestartCount}}")
+                   == "running 1", 30, what="hostc restarted after the daemon's")
+        hpid2 = lab.container_pid("swarma", "hostc")
+        assert lab.exec("swarma", "readlink", "/proc/%d/ns/net" % hpid2)[1] == \
+            lab.exec("swarma", "readlink", "/proc/self/ns/net")[1]
         # docker stop is no exit to restart
         lab.docker("swarma", "stop", "-t", "1", "keeper")
         time.sleep(2)
