@@ -590,7 +590,8 @@ static void create_work(void *ud) {
   /* The image's VOLUMEs no mount covers get anonymous volumes (dockerd). */
   const json_t *ivols = json_object_get(icfg, "Volumes");
   mounts = xcalloc(rs->n_mounts + json_object_size(ivols) + 1, sizeof *mounts);
-  memcpy(mounts, rs->mounts, rs->n_mounts * sizeof *mounts);
+  if (rs->n_mounts)
+    memcpy(mounts, rs->mounts, rs->n_mounts * sizeof *mounts);
   size_t nm = rs->n_mounts;
   const char *vk;
   json_t *vv;
