@@ -646,7 +646,8 @@ static void held_ports(struct overlay *ov, struct ov_port **out, size_t *n) {
     if (ov_parse_ports(json_object_get(t, "Ports"), &q, &nq, NULL) < 0)
       continue;
     *out = xrealloc(*out, (*n + nq + 1) * sizeof **out);
-    memcpy(*out + *n, q, nq * sizeof *q);
+    if (nq)
+      memcpy(*out + *n, q, nq * sizeof *q);
     *n += nq;
     free(q);
   }
