@@ -57,6 +57,8 @@ bool api_containers(struct api_call *c);
 /* Lifecycle and inspection of one container (ctl.c): stop, kill, restart,
  * wait, DELETE, pause, unpause, rename, top, stats, changes. */
 bool api_container_ctl(struct api_call *c);
+/* POST /containers/create and /containers/{id}/start (run.c). */
+bool api_run(struct api_call *c);
 /* POST /containers/prune (prune.c). */
 bool api_prune(struct api_call *c);
 bool api_networks(struct api_call *c);

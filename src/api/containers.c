@@ -116,10 +116,26 @@ static json_t *summary(const json_t *info) {
   json_object_foreach(jx_get(info, "Config.ExposedPorts"), k, v) {
     int port = atoi(k);
     const char *slash = strchr(k, '/');
-    if (port > 0)
+    const json_t *bound =
+        json_object_get(jx_get(info, "NetworkSettings.Ports"), k);
+    if (port > 0 && !json_array_size(bound))
       json_array_append_new(ports,
                             json_pack("{s:i, s:s}", "PrivatePort", port, "Type",
                                       slash ? slash + 1 : "tcp"));
+  }
+  /* Published ones (docker run -p): "0.0.0.0:8080->80/tcp" in ps. */
+  json_object_foreach(jx_get(info, "NetworkSettings.Ports"), k, v) {
+    int port = atoi(k);
+    const char *slash = strchr(k, '/');
+    size_t bi;
+    json_t *b;
+    json_array_foreach(v, bi, b) {
+      json_array_append_new(
+          ports, json_pack("{s:s, s:i, s:i, s:s}", "IP",
+                           jx_str(b, "HostIp", "0.0.0.0"), "PrivatePort", port,
+                           "PublicPort", atoi(jx_str(b, "HostPort", "0")),
+                           "Type", slash ? slash + 1 : "tcp"));
+    }
   }
   return s;
 }

@@ -9,6 +9,7 @@
  * time. */
 #include "api/api.h"
 
+#include "agent/standalone.h"
 #include "agent/worker.h"
 #include "core/clock.h"
 #include "core/err.h"
@@ -276,6 +277,8 @@ static void finished(struct ctl_job *j, int rc) {
     reply_err(j);
     return;
   }
+  if (j->op == OP_REMOVE && j->d->standalone)
+    standalone_removed(j->d->standalone, j->id);
   if (j->op == OP_REMOVE && j->volumes) {
     workq_submit(j->d->work, remove_volumes_work, remove_volumes_done, j);
     return;
@@ -524,6 +527,46 @@ static void wait_start(struct ctl_job *j) {
   /* The die or destroy event ends it (wait_event). */
 }
 
+/* ---- standalone containers (docker run) ---- */
+
+static void standalone_restarted(void *ud, int rc, const char *id,
+                                 const sh_err *err) {
+  struct ctl_job *j = ud;
+  (void)id;
+  j->rc = rc < 0 ? -1 : 0;
+  if (rc < 0 && err)
+    j->err = *err;
+  direct_done(j, 0);
+}
+
+/* Their owner hears of a stop, kill or removal first (no restart policy
+ * for it, no second die event) and does a restart itself (the container's
+ * endpoint goes and comes with its run). true: the job is the owner's. */
+static bool standalone_ctl(struct ctl_job *j) {
+  struct standalone *sa = j->d->standalone;
+  switch (j->op) {
+  case OP_RESTART:
+    return standalone_restart(sa, j->id, j->sig, j->grace_ns,
+                              standalone_restarted, j);
+  case OP_STOP:
+    standalone_stopping(sa, j->id, true, true, false);
+    break;
+  case OP_KILL: {
+    int stop = exec_parse_signal(jx_str(j->info, "Config.StopSignal", "TERM"));
+    standalone_stopping(sa, j->id, j->sig == SIGKILL || j->sig == stop, false,
+                        false);
+    break;
+  }
+  case OP_REMOVE:
+    if (j->force)
+      standalone_stopping(sa, j->id, true, false, true);
+    break;
+  default:
+    break;
+  }
+  return false;
+}
+
 /* ---- on the loop: after resolve ---- */
 
 static void resolved(void *ud, int cancelled) {
@@ -596,6 +639,8 @@ static void resolved(void *ud, int cancelled) {
     return;
   }
   if (j->d->worker && worker_ctl(j->d->worker, j->id, &wc))
+    return;
+  if (j->d->standalone && standalone_ctl(j))
     return;
   workq_submit(j->d->work, direct_work, direct_done, j);
 }

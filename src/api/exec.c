@@ -31,6 +31,7 @@
 #include <stdatomic.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #define EXEC_KEEP_NS (5 * 60 * NS_PER_SEC) /* dockerd's GC tick */
 #define EXEC_MAX 4096                      /* instances kept at once */
@@ -796,8 +797,9 @@ struct attach_job {
   struct http_req *req;
   char *ref;
   char cid[65];
-  bool logs, stream, want_out, want_err, upgrade;
-  int fd; /* the hijacked stream, blocking, written from the thread */
+  bool logs, stream, want_out, want_err, want_in, upgrade;
+  bool stdin_fwd; /* the container's stdin is open (docker run -i) */
+  int fd;         /* the hijacked stream, blocking, written from the thread */
   sh_err err;
   int rc;
 };
@@ -825,11 +827,12 @@ static int attach_write(void *arg, const void *buf, size_t len) {
 }
 
 /* The client closed (not only its stdin): the bridge's end is gone. What
- * the client sends (stdin: the container's is not open) is dropped. */
+ * the client sends is dropped unless the container's stdin is open (then
+ * stdin_thread reads it). */
 static bool attach_cancelled(void *arg) {
   struct attach_job *j = arg;
   char sink[4096];
-  while (recv(j->fd, sink, sizeof sink, MSG_DONTWAIT) > 0)
+  while (!j->stdin_fwd && recv(j->fd, sink, sizeof sink, MSG_DONTWAIT) > 0)
     ;
   struct pollfd pf = {.fd = j->fd, .events = 0};
   return poll(&pf, 1, 0) > 0 && (pf.revents & (POLLHUP | POLLERR));
@@ -859,6 +862,71 @@ static void *attach_thread(void *arg) {
 static void attach_work(void *ud) {
   struct attach_job *j = ud;
   j->rc = exec_find(j->d->exec, j->ref, j->cid, &j->err);
+  cleanup_json json_t *info = NULL;
+  if (j->rc == 0 && j->want_in &&
+      exec_inspect_json(j->d->exec, j->cid, &info, NULL) == 0)
+    j->stdin_fwd = jx_bool(info, "Config.OpenStdin", false);
+}
+
+/* docker run -i / attach to such a container: the client's stdin to the
+ * process's through conmon's attach socket. The connection is made once
+ * the container runs (run attaches before it starts; what the client
+ * sends meanwhile waits in the socket); the client's end of its stdin
+ * (CloseWrite) closes the process's (StdinOnce). conmon's copies of the
+ * output are dropped: the output stream comes from the log. */
+struct stdin_fwd {
+  executor *ex;
+  char cid[65];
+  int in; /* a dup of the hijacked stream */
+};
+
+static bool client_gone(int fd) {
+  struct pollfd pf = {.fd = fd, .events = 0};
+  return poll(&pf, 1, 0) > 0 && (pf.revents & (POLLHUP | POLLERR));
+}
+
+static void *stdin_thread(void *arg) {
+  struct stdin_fwd *f = arg;
+  int s = -1;
+  while (exec_attach_stdin(f->ex, f->cid, &s, NULL) < 0) {
+    struct exec_state st;
+    if (exec_state(f->ex, f->cid, &st, NULL) < 0 ||
+        st.status == EXEC_STATUS_EXITED || client_gone(f->in))
+      goto out;
+    usleep(50 * 1000);
+  }
+  char buf[8192];
+  for (;;) {
+    struct pollfd pf[2] = {{.fd = f->in, .events = POLLIN},
+                           {.fd = s, .events = POLLIN}};
+    if (poll(pf, 2, -1) < 0) {
+      if (errno == EINTR)
+        continue;
+      break;
+    }
+    if (pf[1].revents & POLLIN) {
+      ssize_t n = recv(s, buf, sizeof buf, MSG_DONTWAIT);
+      if (n == 0)
+        break;
+    } else if (pf[1].revents & (POLLHUP | POLLERR)) {
+      break;
+    }
+    if (pf[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+      ssize_t n = recv(f->in, buf, sizeof buf, MSG_DONTWAIT);
+      if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        continue;
+      if (n <= 0)
+        break;
+      if (send(s, buf, (size_t)n, MSG_NOSIGNAL) < 0)
+        break;
+    }
+  }
+out:
+  if (s >= 0)
+    close(s);
+  close(f->in);
+  free(f);
+  return NULL;
 }
 
 static void attach_done(void *ud, int cancelled) {
@@ -885,6 +953,19 @@ static void attach_done(void *ud, int cancelled) {
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  if (j->stdin_fwd) {
+    struct stdin_fwd *f = xcalloc(1, sizeof *f);
+    f->ex = j->d->exec;
+    memcpy(f->cid, j->cid, sizeof f->cid);
+    f->in = fcntl(j->fd, F_DUPFD_CLOEXEC, 0);
+    pthread_t sth;
+    if (f->in < 0 || pthread_create(&sth, &attr, stdin_thread, f) != 0) {
+      if (f->in >= 0)
+        close(f->in);
+      free(f);
+      j->stdin_fwd = false;
+    }
+  }
   if (pthread_create(&th, &attr, attach_thread, j) != 0)
     attach_free(j);
   pthread_attr_destroy(&attr);
@@ -900,6 +981,7 @@ static void attach(struct api_call *c, const char *ref) {
   j->stream = api_query_bool(c->req, "stream");
   j->want_out = api_query_bool(c->req, "stdout");
   j->want_err = api_query_bool(c->req, "stderr");
+  j->want_in = api_query_bool(c->req, "stdin");
   j->upgrade = http_req_header(c->req, "Upgrade") != NULL;
   cleanup_free char *keys = http_req_query(c->req, "detachKeys");
   unsigned char k[EXEC_DETACH_KEYS_MAX];

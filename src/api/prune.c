@@ -6,6 +6,8 @@
  * until, label, label!. Runs on the work queue (crun, unmounts). */
 #include "api/api.h"
 
+#include "agent/standalone.h"
+
 #include "api/filters.h"
 #include "core/clock.h"
 #include "core/err.h"
@@ -104,6 +106,12 @@ static void done(void *ud, int cancelled) {
   struct p_job *j = ud;
   if (cancelled && j->rc == 0)
     j->rc = sh_error(&j->err, 503, "the daemon is shutting down");
+  if (j->rc >= 0 && j->d->standalone) {
+    size_t k;
+    json_t *e;
+    json_array_foreach(j->destroyed, k, e)
+        standalone_removed(j->d->standalone, jx_str(e, "id", ""));
+  }
   if (j->rc < 0) {
     api_reply_err(j->req, &j->err);
   } else if (!j->d->events) {

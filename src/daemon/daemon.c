@@ -2,6 +2,7 @@
 #include "daemon/daemon.h"
 
 #include "agent/agent.h"
+#include "agent/standalone.h"
 #include "agent/worker.h"
 #include "exec/exec.h"
 #include "overlay/overlay.h"
@@ -877,6 +878,21 @@ int shoald_init(struct shoald *d, uv_loop_t *loop, sh_err *err) {
   } else if (d->overlay && overlay_ensure_bridge(d->overlay, &oerr) < 0) {
     log_warn("the bridge network (docker0): %s", oerr.msg);
   }
+  if (d->exec) {
+    struct standalone_config sc = {
+        .loop = loop,
+        .work = d->work,
+        .images = d->images,
+        .exec = d->exec,
+        .overlay = d->overlay,
+        .events = d->events,
+        .seccomp = d->seccomp,
+        .data_root = d->cfg.data_root,
+        .exec_root = d->cfg.exec_root,
+    };
+    d->standalone = standalone_new(&sc);
+    standalone_adopt(d->standalone);
+  }
   uv_timer_init(loop, &d->join_timer);
   d->join_timer.data = d;
   uv_timer_init(loop, &d->renew_timer);
@@ -1636,10 +1652,14 @@ void shoald_shutdown(struct shoald *d) {
     http_client_close(d->client);
     d->client = NULL;
   }
+  if (d->standalone)
+    standalone_stop(d->standalone);
   if (d->work) {
     workq_close(d->work); /* waits for running pulls */
     d->work = NULL;
   }
+  standalone_free(d->standalone);
+  d->standalone = NULL;
   if (d->reads) {
     workq_close(d->reads);
     d->reads = NULL;

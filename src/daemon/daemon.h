@@ -30,6 +30,7 @@ struct executor;
 struct seccomp_profile;
 struct worker;
 struct api_execs;
+struct standalone;
 
 #define SHOAL_VERSION "0.1.0"
 #define SHOAL_API_VERSION "1.47"
@@ -82,7 +83,9 @@ struct shoald {
   /* Why exec is NULL ("crun not found in PATH ..."), NULL when it is not:
    * the node says so to the managers, which place no task here. */
   char *runtime_error;
-  struct worker *worker;   /* runs this node's tasks (in a swarm) */
+  struct worker *worker; /* runs this node's tasks (in a swarm) */
+  /* owns the node's standalone containers (docker run), swarm or not */
+  struct standalone *standalone;
   struct events *events;   /* the node's event log (GET /events) */
   struct api_execs *execs; /* docker exec instances (api/exec.c) */
   struct overlay *overlay; /* swarm networks' data plane; NULL: none */

@@ -407,6 +407,10 @@ static int create_in(executor *ex, const struct exec_spec *s,
   json_object_set_new(hc, "Ulimits",
                       json_is_array(s->ulimits) ? json_deep_copy(s->ulimits)
                                                 : json_array());
+  if (json_is_object(s->config_extra))
+    json_object_update(config, (json_t *)s->config_extra);
+  if (json_is_object(s->host_config_extra))
+    json_object_update(hc, (json_t *)s->host_config_extra);
   for (size_t k = 0; s->extra_hosts && s->extra_hosts[k]; k++)
     json_array_append_new(json_object_get(hc, "ExtraHosts"),
                           json_string(s->extra_hosts[k]));

@@ -96,6 +96,21 @@ int exec_rename(executor *ex, const char *id, const char *name, sh_err *err) {
   return exec_write_json(p.meta, meta, err);
 }
 
+int exec_meta_update(executor *ex, const char *id, const json_t *patch,
+                     sh_err *err) {
+  cleanup_paths struct ctr_paths p = {0};
+  cleanup_json json_t *meta = NULL;
+  if (exec_load_meta(ex, id, &p, &meta, err) < 0)
+    return -1;
+  const char *k;
+  json_t *v;
+  json_object_foreach((json_t *)patch, k, v) {
+    if (strcmp(k, "Shoal") != 0 && strcmp(k, "Id") != 0)
+      json_object_set(meta, k, v);
+  }
+  return exec_write_json(p.meta, meta, err);
+}
+
 /* ---- top ---- */
 
 /* moby's psArgsRegexp \s+([^\s]*)=\s*(PID[^\s]*): only "pid=PID..." may

@@ -20,7 +20,9 @@
 #include <sys/inotify.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
 
@@ -523,7 +525,17 @@ static int start_conmon(executor *ex, const char *id, const json_t *meta,
                         ex->sock_dir,
                         "--runtime-arg",
                         root,
+                        NULL,
+                        NULL,
                         NULL};
+  /* docker run -i: conmon holds the container's stdin open for attach
+   * clients (closed when the first one leaves, unless !StdinOnce). */
+  size_t na = ARRAY_SIZE(argv) - 3;
+  if (jx_bool(meta, "Config.OpenStdin", false)) {
+    argv[na++] = "--stdin";
+    if (!jx_bool(meta, "Config.StdinOnce", false))
+      argv[na++] = "--leave-stdin-open";
+  }
   const char *envp[] = {
       "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
       "_OCI_SYNCPIPE=3", NULL};
@@ -982,6 +994,9 @@ struct logs_ctx {
 static bool logs_gone(void *arg) {
   struct logs_ctx *c = arg;
   struct runinfo ri;
+  /* Removed (docker run --rm) while followed: its exit file went too. */
+  if (access(c->p->meta, F_OK) != 0)
+    return true;
   return load_runinfo(c->p, &ri) && !runinfo_alive(&ri) &&
          !conmon_alive(c->p, c->id);
 }
@@ -994,6 +1009,32 @@ int exec_logs(executor *ex, const char *id, const struct exec_logs_opts *o,
     return -1;
   struct logs_ctx c = {&p, id};
   return exec_logs_file(p.log, p.exit_file, logs_gone, &c, o, err);
+}
+
+int exec_attach_stdin(executor *ex, const char *id, int *fd, sh_err *err) {
+  *fd = -1;
+  if (!exec_valid_id(id))
+    return sh_error(err, 404, "No such container: %s", id);
+  /* The socket's path may be longer than sun_path: through the
+   * directory's descriptor, as conmon binds it. */
+  cleanup_free char *dir = xasprintf("%s/%s", ex->sock_dir, id);
+  cleanup_fd int dfd = open(dir, O_PATH | O_CLOEXEC);
+  if (dfd < 0)
+    return sh_error(err, 409, "container %s is not running", id);
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  snprintf(a.sun_path, sizeof a.sun_path, "/proc/self/fd/%d/attach", dfd);
+  int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (s < 0)
+    return sh_errno(err, errno, "socket");
+  if (connect(s, (struct sockaddr *)&a, sizeof a) < 0) {
+    int e = errno;
+    close(s);
+    if (e == ENOENT || e == ECONNREFUSED)
+      return sh_error(err, 409, "container %s is not running", id);
+    return sh_errno(err, e, "connect to conmon's attach socket");
+  }
+  *fd = s;
+  return 0;
 }
 
 /* ---- health probes ---- */

@@ -140,6 +140,12 @@ struct exec_spec {
   /* Config.Healthcheck as inspect shows it (the image's merged with the
    * spec's, see agent/health.h); NULL: none. Only recorded here. */
   const json_t *healthcheck;
+  /* A standalone container's (docker create): keys set over what inspect
+   * shows in Config (AttachStdout, ExposedPorts, ...) and HostConfig
+   * (RestartPolicy, AutoRemove, PortBindings, Binds, ...); NULL: none.
+   * Only recorded here: the caller applies them. */
+  const json_t *config_extra;
+  const json_t *host_config_extra;
 };
 
 /* --sysctl as docker-cli and runc allow: IPC and mqueue sysctls, net.*
@@ -239,6 +245,15 @@ struct exec_logs_opts {
 int exec_logs(executor *ex, const char *id, const struct exec_logs_opts *o,
               struct sh_err *err);
 
+/* A connection to conmon's attach socket of a running container created
+ * with Config.OpenStdin (docker run -i): what is sent (packets of up to
+ * 8 KiB) goes to the process's stdin, closing it closes that stdin
+ * (Config.StdinOnce); conmon also sends the output to it (a 1-byte
+ * stream number before each packet), which the caller reads or drops.
+ * 409 while it does not run. */
+int exec_attach_stdin(executor *ex, const char *id, int *fd,
+                      struct sh_err *err);
+
 /* The Engine API's ContainerInspect fields this executor knows. Never waits
  * for conmon: a process gone this instant still shows as running. */
 int exec_inspect_json(executor *ex, const char *id, json_t **out,
@@ -325,6 +340,12 @@ int exec_set_health(executor *ex, const char *id, const json_t *health,
  * run's exit and state go, its rootfs and log stay. A container never
  * started or running: as exec_start. */
 int exec_rerun(executor *ex, const char *id, pid_t *pid, struct sh_err *err);
+
+/* Sets top-level keys of what inspect shows (patch's keys replace
+ * those of shoal.json: NetworkSettings after a network attach,
+ * RestartCount); "Shoal" and "Id" cannot be set. */
+int exec_meta_update(executor *ex, const char *id, const json_t *patch,
+                     struct sh_err *err);
 
 /* ---- control and inspection of one container (ctl.c) ---- */
 

@@ -73,9 +73,20 @@ int ov_gw_pick(char *const *used, size_t nused, unsigned first,
  * used. 503 with dockerd's message when none is free. */
 int ov_pool_pick(char *const *used, size_t nused, const json_t *pools,
                  struct ipam_prefix *out, struct sh_err *err);
-/* docker0's masquerade (`table ip shoal_bridge`); containers on it may
- * reach each other (Docker's enable_icc true). Malloc'd. */
-char *ov_docker0_rules(struct ipam_prefix br);
+/* docker0's masquerade and its containers' published ports (DNAT of
+ * local addresses, a map as `ip shoal` has: `table ip shoal_bridge`);
+ * containers on it may reach each other (Docker's enable_icc true).
+ * Malloc'd. */
+struct ov_dnat;
+char *ov_docker0_rules(struct ipam_prefix br, const struct ov_dnat *d,
+                       size_t n);
+/* A docker0 container's veth ends: "vd-<12 of the ID>" on the node (not
+ * "gw-": docker_gwbridge's isolation rule must not match them) and its
+ * temporary peer. */
+void ov_br_names(const char *id, char host[16], char peer[16]);
+/* The first port of 32768-60999 (dockerd's ephemeral range) for proto
+ * that is in none of used (n entries); 0 when all are. */
+uint16_t ov_ephemeral_port(int proto, const struct ov_port *used, size_t n);
 /* The next free address of subnet after last (next-fit, wrapping), never
  * the network, broadcast or gateway (.1) address, nor one of taken.
  * 0 when none is free. */

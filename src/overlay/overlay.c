@@ -86,6 +86,8 @@ static void ov_unlock(struct overlay *ov, int nice) {
 
 static int apply_mesh(struct overlay *ov, const json_t *old,
                       const json_t *changed, sh_err *err);
+static json_t *endpoint(const char *task, const char *net, uint32_t ip,
+                        unsigned len);
 static int apply_vips(struct overlay *ov, const char *only,
                       const json_t *changed, sh_err *err);
 static int apply_kci(struct overlay *ov, sh_err *err);
@@ -319,7 +321,13 @@ static int ensure_nft(struct overlay *ov, sh_err *err) {
   return ov->nft ? 0 : nft_open(ov->node_fd, &ov->nft, err);
 }
 
-static int apply_nat(struct overlay *ov, sh_err *err) {
+static bool is_bridge(const json_t *t) {
+  return jx_bool(t, "Bridge", false);
+}
+
+/* The host ports of docker_gwbridge's tasks, or of docker0's containers. */
+static void host_dnats(struct overlay *ov, bool bridge, struct ov_dnat **out,
+                       size_t *nout) {
   struct ov_dnat *d = NULL;
   size_t n = 0;
   const char *k;
@@ -328,13 +336,22 @@ static int apply_nat(struct overlay *ov, sh_err *err) {
     uint32_t ip = task_gw_ip(t);
     struct ov_port *p = NULL;
     size_t np = 0;
-    if (!ip || ov_parse_ports(json_object_get(t, "Ports"), &p, &np, NULL) < 0)
+    if (!ip || is_bridge(t) != bridge ||
+        ov_parse_ports(json_object_get(t, "Ports"), &p, &np, NULL) < 0)
       continue;
     d = xrealloc(d, (n + np + 1) * sizeof *d);
     for (size_t i = 0; i < np; i++)
       d[n++] = (struct ov_dnat){p[i], ip};
     free(p);
   }
+  *out = d;
+  *nout = n;
+}
+
+static int apply_nat(struct overlay *ov, sh_err *err) {
+  struct ov_dnat *d = NULL;
+  size_t n = 0;
+  host_dnats(ov, false, &d, &n);
   cleanup_free char *rules = ov_nat_rules(ov->gw, d, n);
   free(d);
   if (ensure_nft(ov, err) < 0)
@@ -409,6 +426,18 @@ static int ensure_gw(struct overlay *ov, sh_err *err) {
   return 0;
 }
 
+/* docker0's table: masquerade and its containers' published ports. */
+static int apply_bridge_nat(struct overlay *ov, sh_err *err) {
+  struct ov_dnat *d = NULL;
+  size_t n = 0;
+  host_dnats(ov, true, &d, &n);
+  cleanup_free char *rules = ov_docker0_rules(ov->br, d, n);
+  free(d);
+  if (ensure_nft(ov, err) < 0)
+    return -1;
+  return nft_apply(ov->nft, rules, err);
+}
+
 /* docker0, the `bridge` network: made as dockerd makes it at start, in
  * the subnet it had before (the state keeps it across reboots). */
 static int ensure_docker0(struct overlay *ov, sh_err *err) {
@@ -426,11 +455,9 @@ static int ensure_docker0(struct overlay *ov, sh_err *err) {
   }
   if (!exists && make_bridge(ov, OV_DEFAULT_BRIDGE, ov->br, err) < 0)
     return -1;
-  cleanup_free char *rules = ov_docker0_rules(ov->br);
-  if (netdev_sysctl_set(ov->node_fd, "net/ipv4/ip_forward", "1", err) < 0 ||
-      ensure_nft(ov, err) < 0 || nft_apply(ov->nft, rules, err) < 0)
+  if (netdev_sysctl_set(ov->node_fd, "net/ipv4/ip_forward", "1", err) < 0)
     return -1;
-  return 0;
+  return apply_bridge_nat(ov, err);
 }
 
 int overlay_ensure_bridge(struct overlay *ov, sh_err *err) {
@@ -460,7 +487,10 @@ static void detach_locked(struct overlay *ov, const char *id) {
     if (n && netdev_exists(n->nd, host))
       netdev_del(n->nd, host, NULL);
   }
-  ov_gw_names(id, host, peer);
+  if (is_bridge(t))
+    ov_br_names(id, host, peer);
+  else
+    ov_gw_names(id, host, peer);
   if (netdev_exists(ov->node, host))
     netdev_del(ov->node, host, NULL);
   netns_remove(path, NULL);
@@ -468,6 +498,7 @@ static void detach_locked(struct overlay *ov, const char *id) {
     return;
   bool had_ports =
       task_gw_ip(t) && json_array_size(json_object_get(t, "Ports"));
+  bool bridge = is_bridge(t);
   json_t *atts = json_incref(json_object_get(t, "Attachments"));
   json_object_del(ov->tasks, id);
   json_array_foreach(atts, i, a) {
@@ -476,7 +507,9 @@ static void detach_locked(struct overlay *ov, const char *id) {
       net_remove(ov, n);
   }
   json_decref(atts);
-  if (had_ports && ov->gw_ready)
+  if (had_ports && bridge)
+    apply_bridge_nat(ov, NULL);
+  else if (had_ports && ov->gw_ready)
     apply_nat(ov, NULL);
   save_state(ov, NULL);
 }
@@ -624,6 +657,135 @@ out:
   return rc;
 }
 
+/* Every host port held, docker_gwbridge's and docker0's. */
+static void held_ports(struct overlay *ov, struct ov_port **out, size_t *n) {
+  *out = NULL;
+  *n = 0;
+  const char *k;
+  json_t *t;
+  json_object_foreach(ov->tasks, k, t) {
+    struct ov_port *q = NULL;
+    size_t nq = 0;
+    if (ov_parse_ports(json_object_get(t, "Ports"), &q, &nq, NULL) < 0)
+      continue;
+    *out = xrealloc(*out, (*n + nq + 1) * sizeof **out);
+    if (nq)
+      memcpy(*out + *n, q, nq * sizeof *q);
+    *n += nq;
+    free(q);
+  }
+}
+
+/* Ports with PublishedPort 0 get a free one of the ephemeral range. */
+static int choose_ports(struct overlay *ov, json_t *ports, sh_err *err) {
+  struct ov_port *used = NULL;
+  size_t n = 0;
+  held_ports(ov, &used, &n);
+  size_t i;
+  json_t *p;
+  int rc = 0;
+  json_array_foreach(ports, i, p) {
+    if (jx_int(p, "PublishedPort", 0) != 0)
+      continue;
+    int proto = strcmp(jx_str(p, "Protocol", "tcp"), "udp") == 0 ? 17 : 6;
+    uint16_t port = ov_ephemeral_port(proto, used, n);
+    if (!port) {
+      rc = sh_error(err, 503, "no free port in the ephemeral range");
+      break;
+    }
+    json_object_set_new(p, "PublishedPort", json_integer(port));
+    used = xrealloc(used, (n + 1) * sizeof *used);
+    used[n++] = (struct ov_port){proto, 0, port};
+  }
+  free(used);
+  return rc;
+}
+
+/* A standalone container on docker0 (see overlay_task.bridge). */
+static int attach_bridge_locked(struct overlay *ov,
+                                const struct overlay_task *task,
+                                const char *path, sh_err *err) {
+  const char *id = task->task_id;
+  if (json_array_size(task->attachments))
+    return sh_error(err, 400, "a bridge endpoint has no attachments");
+  if (!ov->have_br && ensure_docker0(ov, err) < 0)
+    return -1;
+  cleanup_json json_t *ports =
+      task->ports ? json_deep_copy(task->ports) : json_array();
+  cleanup_free struct ov_port *pp = NULL;
+  size_t np = 0;
+  if (choose_ports(ov, ports, err) < 0 ||
+      ov_parse_ports(ports, &pp, &np, err) < 0 ||
+      port_conflict(ov, pp, np, err) < 0)
+    return -1;
+  if (is_netns(path))
+    netns_remove(path, NULL);
+  else
+    unlink(path);
+  cleanup_fd int tfd = -1;
+  if (netns_create(path, &tfd, err) < 0)
+    return -1;
+  uint32_t *taken = xcalloc(json_object_size(ov->tasks) + 1, sizeof *taken);
+  size_t nt = 0;
+  const char *k;
+  json_t *o;
+  json_object_foreach(ov->tasks, k, o) {
+    if (is_bridge(o) && (taken[nt] = task_gw_ip(o)))
+      nt++;
+  }
+  /* dockerd gives the lowest free address. */
+  uint32_t ip = ov_gw_next(ov->br, 0, taken, nt);
+  free(taken);
+  if (!ip)
+    return sh_error(err, 503, "no free address on " OV_DEFAULT_BRIDGE);
+  char b[20];
+  json_t *t =
+      json_pack("{s:[],s:O,s:i,s:b,s:s}", "Attachments", "Ports", ports,
+                "VxlanPort", 4789, "Bridge", 1, "GwIP", ipam_ip_str(ip, b));
+  /* Recorded first, so that a failure below undoes it all (detach). */
+  json_object_set_new(ov->tasks, id, t);
+  struct netdev *tnd = NULL;
+  if (netdev_open(tfd, &tnd, err) < 0)
+    return -1;
+  int rc = -1;
+  char host[16], peer[16];
+  ov_br_names(id, host, peer);
+  if (link_task_iface(ov->node, host, peer, OV_GW_MTU, OV_DEFAULT_BRIDGE, tfd,
+                      tnd, "eth0", ip, ov->br.len, err) < 0 ||
+      netdev_route_default(tnd, ipam_ip_str(ov->br.addr + 1, b), err) < 0 ||
+      netdev_set_up(tnd, "lo", err) < 0) {
+    sh_err_wrap(err, OV_DEFAULT_BRIDGE);
+    goto out;
+  }
+  if ((np && apply_bridge_nat(ov, err) < 0) || save_state(ov, err) < 0)
+    goto out;
+  rc = 0;
+out:
+  netdev_close(tnd);
+  return rc;
+}
+
+json_t *overlay_bridge_endpoint(struct overlay *ov, const char *id) {
+  pthread_mutex_lock(&ov->mu);
+  json_t *t = json_object_get(ov->tasks, id);
+  json_t *out = NULL;
+  uint32_t ip = task_gw_ip(t);
+  if (t && is_bridge(t) && ip) {
+    cleanup_json json_t *ep = endpoint(id, OV_DEFAULT_BRIDGE, ip, ov->br.len);
+    char b[20];
+    out =
+        json_pack("{s:s,s:i,s:s,s:O,s:O,s:O}", "IPAddress", ipam_ip_str(ip, b),
+                  "IPPrefixLen", (int)ov->br.len, "Gateway", "", "MacAddress",
+                  json_object_get(ep, "MacAddress"), "EndpointID",
+                  json_object_get(ep, "EndpointID"), "Ports",
+                  json_object_get(t, "Ports"));
+    json_object_set_new(out, "Gateway",
+                        json_string(ipam_ip_str(ov->br.addr + 1, b)));
+  }
+  pthread_mutex_unlock(&ov->mu);
+  return out;
+}
+
 int overlay_attach(struct overlay *ov, const struct overlay_task *task,
                    char **netns_path, sh_err *err) {
   if (!ov_id_ok(task->task_id))
@@ -636,7 +798,8 @@ int overlay_attach(struct overlay *ov, const struct overlay_task *task,
   if (json_object_get(ov->tasks, task->task_id) && is_netns(path))
     goto done;
   detach_locked(ov, task->task_id);
-  rc = attach_locked(ov, task, path, err);
+  rc = task->bridge ? attach_bridge_locked(ov, task, path, err)
+                    : attach_locked(ov, task, path, err);
   if (rc < 0)
     detach_locked(ov, task->task_id);
   else if (strcmp(task->task_id, OVERLAY_INGRESS_SBOX) == 0)
@@ -786,7 +949,8 @@ static void sweep(struct overlay *ov, const char *const *live, bool all) {
   const char *k;
   json_t *t;
   json_object_foreach(ov->tasks, k, t) {
-    if (all || !in_list(live, k))
+    /* docker0's containers are the node's, owned by agent/standalone. */
+    if (!is_bridge(t) && (all || !in_list(live, k)))
       json_array_append_new(ids, json_string(k));
   }
   size_t i;
@@ -804,7 +968,9 @@ static void sweep(struct overlay *ov, const char *const *live, bool all) {
         cleanup_free char *p = xasprintf("%s/%s", ov->netns_dir, e->d_name);
         net_ns_destroy(p);
       }
-    } else if (ov_id_ok(e->d_name) && (all || !in_list(live, e->d_name))) {
+    } else if (ov_id_ok(e->d_name) &&
+               !is_bridge(json_object_get(ov->tasks, e->d_name)) &&
+               strlen(e->d_name) != 64 && (all || !in_list(live, e->d_name))) {
       detach_locked(ov, e->d_name);
     }
   }
@@ -857,7 +1023,7 @@ int overlay_leave(struct overlay *ov, sh_err *err) {
     nft_apply(ov->nft, "delete table bridge shoal", NULL);
     nft_apply(ov->nft, "delete table ip shoal_mesh", NULL);
   }
-  json_object_clear(ov->tasks);
+  /* (sweep left only docker0's containers) */
   ov->have_gw = false;
   /* docker0 is the node's, not the swarm's: it stays, as with dockerd. */
   if (ov->have_br) {
@@ -1019,7 +1185,10 @@ json_t *overlay_view(struct overlay *ov) {
                             endpoint(k, p.net_id, p.ip, p.net.len));
     }
     uint32_t gw = task_gw_ip(t);
-    if (gw && ov->have_gw)
+    if (gw && is_bridge(t) && ov->have_br)
+      json_object_set_new(net_obj(nets, "bridge"), k,
+                          endpoint(k, OV_DEFAULT_BRIDGE, gw, ov->br.len));
+    else if (gw && ov->have_gw)
       json_object_set_new(net_obj(nets, OV_GW_BRIDGE), k,
                           endpoint(k, OV_GW_BRIDGE, gw, ov->gw.len));
   }

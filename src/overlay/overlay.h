@@ -64,6 +64,13 @@ struct overlay_task {
    * networks only). May be NULL. */
   const json_t *ports;
   uint16_t vxlan_port; /* data-path port; 0: 4789 */
+  /* A standalone container on the node's `bridge` network (docker run):
+   * no attachments, one veth on docker0 with an address of its subnet and
+   * the default route; its host-mode ports are DNAT'ed by docker0's table
+   * (`ip shoal_bridge`), a PublishedPort of 0 gets a free port of
+   * 32768-60999 (dockerd's ephemeral range). Such endpoints are the
+   * node's: overlay_gc and overlay_leave leave them alone. */
+  bool bridge;
 };
 
 /* Builds the task's namespace and interfaces; *netns_path (malloc'd)
@@ -71,6 +78,10 @@ struct overlay_task {
  * already attached gets its path again. */
 int overlay_attach(struct overlay *ov, const struct overlay_task *task,
                    char **netns_path, struct sh_err *err);
+/* A bridge endpoint as attached: {"IPAddress", "IPPrefixLen", "Gateway",
+ * "MacAddress", "EndpointID", "Ports": the ports with the published ones
+ * chosen}; NULL if id has none. */
+json_t *overlay_bridge_endpoint(struct overlay *ov, const char *id);
 /* Removes the task's namespace, gateway address and host ports, and a
  * network's namespace with its last task. 0 for an unknown task. */
 int overlay_detach(struct overlay *ov, const char *task_id, struct sh_err *err);

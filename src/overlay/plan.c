@@ -229,18 +229,59 @@ char *ov_nat_rules(struct ipam_prefix gw, const struct ov_dnat *d, size_t n) {
   return b.data;
 }
 
-char *ov_docker0_rules(struct ipam_prefix br) {
-  char net[20];
-  return xasprintf(
+char *ov_docker0_rules(struct ipam_prefix br, const struct ov_dnat *d,
+                       size_t n) {
+  sh_buf b = {0};
+  char net[20], ip[20];
+  buf_printf(
+      &b,
       "table ip shoal_bridge {\n"
+      "  map hostports {\n"
+      "    type inet_proto . inet_service : ipv4_addr . inet_service\n"
+      "  }\n"
+      "  chain prerouting {\n"
+      "    type nat hook prerouting priority dstnat; policy accept;\n"
+      "  }\n"
+      "  chain output {\n"
+      "    type nat hook output priority -100; policy accept;\n"
+      "  }\n"
       "  chain postrouting {\n"
       "    type nat hook postrouting priority srcnat; policy accept;\n"
       "  }\n"
       "}\n"
+      "flush chain ip shoal_bridge prerouting\n"
+      "flush chain ip shoal_bridge output\n"
       "flush chain ip shoal_bridge postrouting\n"
+      "flush map ip shoal_bridge hostports\n"
+      "add rule ip shoal_bridge prerouting fib daddr type local dnat ip to "
+      "meta l4proto . th dport map @hostports\n"
+      "add rule ip shoal_bridge output fib daddr type local dnat ip to "
+      "meta l4proto . th dport map @hostports\n"
       "add rule ip shoal_bridge postrouting ip saddr %s oifname != "
       "\"" OV_DEFAULT_BRIDGE "\" masquerade\n",
       ipam_prefix_str(br, net));
+  for (size_t i = 0; i < n; i++)
+    buf_printf(&b,
+               "add element ip shoal_bridge hostports { %s . %u : %s . %u }\n",
+               d[i].port.proto == 6 ? "tcp" : "udp", d[i].port.published,
+               ipam_ip_str(d[i].ip, ip), d[i].port.target);
+  return b.data;
+}
+
+void ov_br_names(const char *id, char host[16], char peer[16]) {
+  snprintf(host, 16, "vd-%.12s", id);
+  snprintf(peer, 16, "vp-%.12s", id);
+}
+
+uint16_t ov_ephemeral_port(int proto, const struct ov_port *used, size_t n) {
+  for (unsigned port = 32768; port <= 60999; port++) {
+    bool taken = false;
+    for (size_t i = 0; i < n && !taken; i++)
+      taken = used[i].proto == proto && used[i].published == port;
+    if (!taken)
+      return (uint16_t)port;
+  }
+  return 0;
 }
 
 const char *ov_bridge_rules(void) {

@@ -206,7 +206,7 @@ TEST(overlay_gateway_subnet_and_addresses) {
   /* docker0 takes 172.17 first, as on a Docker host. */
   CHECK_INT_EQ(ov_gw_pick(none, 0, 17, "docker0", &g, &err), 0);
   CHECK_INT_EQ(g.addr, 0xac110000);
-  cleanup_free char *d0 = ov_docker0_rules(g);
+  cleanup_free char *d0 = ov_docker0_rules(g, NULL, 0);
   CHECK(strstr(d0, "ip saddr 172.17.0.0/16 oifname != \"docker0\" "
                    "masquerade") != NULL);
 
@@ -377,7 +377,7 @@ static void node_end(struct node *n) {
 
 static int attach(struct node *n, const char *task, json_t *atts, json_t *ports,
                   int *fd, sh_err *err) {
-  struct overlay_task t = {task, atts, ports, 0};
+  struct overlay_task t = {task, atts, ports, 0, false};
   char *path = NULL;
   int rc = overlay_attach(n->ov, &t, &path, err);
   json_decref(atts);
@@ -861,6 +861,125 @@ TEST(overlay_internal_networks_egress_only_tasks_and_busy_subnets) {
   rm_tree(dir);
 }
 
+/* Standalone containers on docker0 (docker run -p): addresses, published
+ * ports (a chosen one for 0), reachability between them, NAT both ways;
+ * the worker's sweep and swarm leave keep them. */
+#define CID1 "c1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define CID2 "c2bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define CID3 "c3cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+
+static int battach(struct node *n, const char *id, json_t *ports, int *fd,
+                   sh_err *err) {
+  struct overlay_task t = {.task_id = id, .ports = ports, .bridge = true};
+  char *path = NULL;
+  int rc = overlay_attach(n->ov, &t, &path, err);
+  json_decref(ports);
+  if (rc < 0)
+    return -1;
+  if (fd)
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+  free(path);
+  return 0;
+}
+
+static json_t *tcp_port(int target, int published) {
+  return json_pack("[{sssisiss}]", "Protocol", "tcp", "TargetPort", target,
+                   "PublishedPort", published, "PublishMode", "host");
+}
+
+TEST(overlay_bridge_containers_ports_and_icc) {
+  OV_SANDBOX(dir);
+  sh_err err = {0};
+  struct node a = {0}, b = {0};
+  if (two_nodes(dir, &a, &b, &err) < 0 || overlay_ensure_bridge(a.ov, &err) < 0)
+    FAIL_("%s", err.msg);
+  int c1, c2;
+  if (battach(&a, CID1, tcp_port(80, 8080), &c1, &err) < 0 ||
+      battach(&a, CID2, tcp_port(80, 0), &c2, &err) < 0)
+    FAIL_("%s", err.msg);
+  /* A published port held by another endpoint: dockerd's words. */
+  CHECK(battach(&a, CID3, tcp_port(81, 8080), NULL, &err) < 0);
+  CHECK_INT_EQ(err.status, 409);
+  CHECK_STR_EQ(err.msg, "Bind for 0.0.0.0:8080 failed: port is already "
+                        "allocated");
+  cleanup_json json_t *e1 = overlay_bridge_endpoint(a.ov, CID1);
+  cleanup_json json_t *e2 = overlay_bridge_endpoint(a.ov, CID2);
+  CHECK(e1 && e2);
+  CHECK(overlay_bridge_endpoint(a.ov, CID3) == NULL);
+  CHECK_STR_EQ(jx_str(e1, "IPAddress", ""), "172.17.0.2");
+  CHECK_STR_EQ(jx_str(e1, "Gateway", ""), "172.17.0.1");
+  CHECK_INT_EQ(jx_int(e1, "IPPrefixLen", 0), 16);
+  CHECK_STR_EQ(jx_str(e1, "MacAddress", ""), "02:42:ac:11:00:02");
+  CHECK_STR_EQ(jx_str(e2, "IPAddress", ""), "172.17.0.3");
+  CHECK_INT_EQ(jx_int(json_array_get(json_object_get(e1, "Ports"), 0),
+                      "PublishedPort", 0),
+               8080);
+  /* port 0: the first of the ephemeral range */
+  CHECK_INT_EQ(jx_int(json_array_get(json_object_get(e2, "Ports"), 0),
+                      "PublishedPort", 0),
+               32768);
+  cleanup_json json_t *v = overlay_view(a.ov);
+  CHECK_STR_EQ(jx_str(json_object_get(jx_get(v, "Networks.bridge"), CID1),
+                      "IPv4Address", ""),
+               "172.17.0.2/16");
+
+  /* Containers on docker0 reach each other (enable_icc), and the outside
+   * masqueraded. */
+  char src[20] = "";
+  int rx1 = udp_listen(c1, 7000);
+  CHECK_INT_EQ(udp_reach(c2, "172.17.0.2", 7000, rx1, 25, src), 0);
+  CHECK_STR_EQ(src, "172.17.0.3");
+  int rxb = udp_listen(b.ns, 6000);
+  CHECK_INT_EQ(udp_reach(c1, "192.168.77.2", 6000, rxb, 25, src), 0);
+  CHECK_STR_EQ(src, "192.168.77.1");
+
+  /* Published: node B to A's address, and A itself. */
+  int l = sock_in(c1, SOCK_STREAM);
+  struct sockaddr_in any = sin_of("0.0.0.0", 80);
+  CHECK_INT_EQ(bind(l, (struct sockaddr *)&any, sizeof any), 0);
+  CHECK_INT_EQ(listen(l, 8), 0);
+  CHECK_INT_EQ(tcp_connect(b.ns, "192.168.77.1", 8080, l), 0);
+  CHECK_INT_EQ(tcp_connect(a.ns, "192.168.77.1", 8080, l), 0);
+  int l2 = sock_in(c2, SOCK_STREAM);
+  CHECK_INT_EQ(bind(l2, (struct sockaddr *)&any, sizeof any), 0);
+  CHECK_INT_EQ(listen(l2, 8), 0);
+  CHECK_INT_EQ(tcp_connect(b.ns, "192.168.77.1", 32768, l2), 0);
+
+  /* The worker's sweep of dead tasks and swarm leave keep them. */
+  const char *live[] = {NULL};
+  CHECK_INT_EQ(overlay_gc(a.ov, live, &err), 0);
+  CHECK_INT_EQ(overlay_leave(a.ov, &err), 0);
+  cleanup_json json_t *e1b = overlay_bridge_endpoint(a.ov, CID1);
+  CHECK(e1b != NULL);
+  CHECK_INT_EQ(tcp_connect(b.ns, "192.168.77.1", 8080, l), 0);
+
+  /* Detach: the port is free again. */
+  struct nft *n = NULL;
+  char *out = NULL;
+  CHECK_INT_EQ(nft_open(a.ns, &n, &err), 0);
+  CHECK_INT_EQ(nft_query(n, "list table ip shoal_bridge", &out, &err), 0);
+  CHECK(strstr(out, "tcp . 8080 : 172.17.0.2 . 80") != NULL);
+  free(out);
+  CHECK_INT_EQ(overlay_detach(a.ov, CID1, &err), 0);
+  CHECK_INT_EQ(nft_query(n, "list table ip shoal_bridge", &out, &err), 0);
+  CHECK(strstr(out, "8080") == NULL);
+  CHECK(strstr(out, "32768") != NULL);
+  free(out);
+  CHECK_INT_EQ(battach(&a, CID3, tcp_port(81, 8080), NULL, &err), 0);
+  nft_close(n);
+  overlay_detach(a.ov, CID2, NULL);
+  overlay_detach(a.ov, CID3, NULL);
+  close(l);
+  close(l2);
+  close(rx1);
+  close(rxb);
+  close(c1);
+  close(c2);
+  node_end(&a);
+  node_end(&b);
+  rm_tree(dir);
+}
+
 TEST(overlay_leave_leaves_nothing) {
   OV_SANDBOX(dir);
   sh_err err = {0};
@@ -930,7 +1049,7 @@ static void *worker(void *p) {
     snprintf(id, sizeof id, "w%dt%d", w->k, i);
     snprintf(addr, sizeof addr, "10.0.%d.%d/24", i + 1, 10 + w->k);
     json_t *a = atts1(i ? net2() : net1(), addr);
-    struct overlay_task t = {id, a, NULL, 0};
+    struct overlay_task t = {id, a, NULL, 0, false};
     char *path = NULL;
     w->rc = overlay_attach(w->ov, &t, &path, &w->err);
     free(path);

@@ -1,0 +1,1019 @@
+/* Standalone containers' owner; see standalone.h. */
+#include "agent/standalone.h"
+
+#include "agent/runspec.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/id.h"
+#include "core/jsonx.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "core/workq.h"
+#include "events/events.h"
+#include "exec/exec.h"
+#include "image/image.h"
+#include "overlay/overlay.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <linux/magic.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 60000
+#define BACKOFF_RESET_NS (10 * NS_PER_SEC)
+
+struct sa_job;
+
+/* One standalone container this daemon knows. */
+struct sa_ctr {
+  struct standalone *sa;
+  char id[65];
+  json_t *info; /* inspect data as last read (settings, labels, name) */
+  struct exec_watch *watch;
+  uv_timer_t timer; /* the restart policy's backoff */
+  bool timer_armed;
+  bool manual;     /* stopped by the user: no restart */
+  bool die_logged; /* the next exit's die event is ctl.c's */
+  bool forgotten;  /* removed: freed once idle */
+  bool removing;   /* rm under way: its exit touches no file of it */
+  bool running;
+  int64_t started_mono;
+  int64_t backoff_ms;
+  int restart_count;
+  struct sa_job *queue, *busy; /* runtime calls, one at a time */
+  struct sa_ctr *next;
+};
+
+struct standalone {
+  struct standalone_config cfg;
+  char *marker_dir;
+  /* The daemon's network namespace bound at a path that outlives its PID
+   * (a --network host container's config names it; its next run may
+   * come from another shoald process). */
+  char *host_netns;
+  struct sa_ctr *ctrs;
+  json_t *creating; /* names being created: {name: true} */
+  int inflight;
+  bool closing;
+};
+
+enum job_kind { J_START, J_EXIT, J_RESTART, J_FORGET };
+
+struct sa_job {
+  enum job_kind kind;
+  struct sa_ctr *c;
+  standalone_done_fn done;
+  void *ud;
+  int sig;
+  int64_t grace_ns;
+  bool automatic; /* a start of the restart policy's */
+  /* results */
+  int rc;
+  sh_err err;
+  int pidfd, stop_signal;
+  int exit_code;
+  bool gone, removed, died;
+  json_t *info;
+  struct sa_job *next;
+};
+
+static void run_next(struct sa_ctr *c);
+
+/* ---- small helpers ---- */
+
+static bool is_bridge(const json_t *info) {
+  return strcmp(jx_str(info, "HostConfig.NetworkMode", ""), "bridge") == 0;
+}
+
+static char *marker_path(struct standalone *sa, const char *id) {
+  return xasprintf("%s/%s.stopped", sa->marker_dir, id);
+}
+
+static void set_marker(struct standalone *sa, const char *id, bool on) {
+  cleanup_free char *p = marker_path(sa, id);
+  if (on) {
+    int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0)
+      close(fd);
+  } else {
+    unlink(p);
+  }
+}
+
+static bool has_marker(struct standalone *sa, const char *id) {
+  cleanup_free char *p = marker_path(sa, id);
+  return access(p, F_OK) == 0;
+}
+
+static void publish(struct standalone *sa, const json_t *info, const char *id,
+                    const char *action, const char *key, const char *value) {
+  if (!sa->cfg.events || !info)
+    return;
+  const json_t *labels = jx_get(info, "Config.Labels");
+  json_t *attrs =
+      json_is_object(labels) ? json_deep_copy(labels) : json_object();
+  json_object_set_new(attrs, "image",
+                      json_string(jx_str(info, "Config.Image", "")));
+  const char *name = jx_str(info, "Name", "");
+  json_object_set_new(attrs, "name",
+                      json_string(name[0] == '/' ? name + 1 : name));
+  if (key)
+    json_object_set_new(attrs, key, json_string(value));
+  events_publish(sa->cfg.events, "container", action, id, attrs, "local");
+}
+
+static struct sa_ctr *find(struct standalone *sa, const char *id) {
+  for (struct sa_ctr *c = sa->ctrs; c; c = c->next)
+    if (!c->forgotten && strcmp(c->id, id) == 0)
+      return c;
+  return NULL;
+}
+
+static void ctr_closed(uv_handle_t *h) {
+  struct sa_ctr *c = h->data;
+  json_decref(c->info);
+  free(c);
+}
+
+/* Unlinks and frees c once nothing of it is in flight. */
+static void ctr_release(struct sa_ctr *c) {
+  if (c->busy || c->queue)
+    return;
+  struct standalone *sa = c->sa;
+  for (struct sa_ctr **pp = &sa->ctrs; *pp; pp = &(*pp)->next)
+    if (*pp == c) {
+      *pp = c->next;
+      break;
+    }
+  exec_watch_free(c->watch);
+  c->watch = NULL;
+  uv_timer_stop(&c->timer);
+  uv_close((uv_handle_t *)&c->timer, ctr_closed);
+}
+
+static struct sa_ctr *ctr_new(struct standalone *sa, const char *id,
+                              json_t *info) {
+  struct sa_ctr *c = xcalloc(1, sizeof *c);
+  c->sa = sa;
+  snprintf(c->id, sizeof c->id, "%s", id);
+  c->info = info;
+  c->restart_count = (int)jx_int(info, "RestartCount", 0);
+  uv_timer_init(sa->cfg.loop, &c->timer);
+  c->timer.data = c;
+  c->next = sa->ctrs;
+  sa->ctrs = c;
+  return c;
+}
+
+static void enqueue(struct sa_ctr *c, struct sa_job *j) {
+  j->c = c;
+  j->pidfd = -1;
+  struct sa_job **pp = &c->queue;
+  while (*pp)
+    pp = &(*pp)->next;
+  *pp = j;
+  run_next(c);
+}
+
+/* ---- the network: docker0 endpoint and what inspect shows ---- */
+
+static json_t *net_settings(const json_t *info, const json_t *ep) {
+  const char *mode = jx_str(info, "HostConfig.NetworkMode", "none");
+  const char *sandbox = jx_str(info, "NetworkSettings.SandboxKey", "");
+  json_t *published = ep ? json_object_get(ep, "Ports") : NULL;
+  json_t *ports =
+      runspec_port_map(published, jx_get(info, "Config.ExposedPorts"));
+  json_t *netobj = json_pack(
+      "{s:n,s:n,s:n,s:s,s:s,s:s,s:i,s:s,s:s,s:s,s:i,s:s,s:n}", "IPAMConfig",
+      "Links", "Aliases", "MacAddress", ep ? jx_str(ep, "MacAddress", "") : "",
+      "NetworkID", "", "EndpointID", ep ? jx_str(ep, "EndpointID", "") : "",
+      "IPPrefixLen", ep ? (int)jx_int(ep, "IPPrefixLen", 0) : 0, "Gateway",
+      ep ? jx_str(ep, "Gateway", "") : "", "IPAddress",
+      ep ? jx_str(ep, "IPAddress", "") : "", "IPv6Gateway", "",
+      "GlobalIPv6PrefixLen", 0, "GlobalIPv6Address", "", "DNSNames");
+  json_t *ns =
+      json_pack("{s:s,s:o,s:{s:o},s:s,s:s,s:i,s:s,s:s,s:s,s:i,s:s}",
+                "SandboxKey", sandbox, "Ports", ports, "Networks", mode, netobj,
+                "IPAddress", ep ? jx_str(ep, "IPAddress", "") : "", "Gateway",
+                ep ? jx_str(ep, "Gateway", "") : "", "IPPrefixLen",
+                ep ? (int)jx_int(ep, "IPPrefixLen", 0) : 0, "MacAddress",
+                ep ? jx_str(ep, "MacAddress", "") : "", "EndpointID",
+                ep ? jx_str(ep, "EndpointID", "") : "", "GlobalIPv6Address", "",
+                "GlobalIPv6PrefixLen", 0, "IPv6Gateway", "");
+  return ns;
+}
+
+/* The ports this container publishes, from its settings. */
+static json_t *wanted_ports(const json_t *info) {
+  return runspec_ports(jx_get(info, "HostConfig.PortBindings"),
+                       jx_bool(info, "HostConfig.PublishAllPorts", false),
+                       jx_get(info, "Config.ExposedPorts"));
+}
+
+/* Thread: the endpoint on docker0 before a start. */
+static int net_up(struct standalone *sa, const char *id, const json_t *info,
+                  sh_err *err) {
+  if (!is_bridge(info))
+    return 0;
+  if (!sa->cfg.overlay)
+    return sh_error(err, 500,
+                    "the bridge network is not available on this node (no "
+                    "network data plane): use --network host or none");
+  cleanup_json json_t *ports = wanted_ports(info);
+  struct overlay_task t = {.task_id = id, .ports = ports, .bridge = true};
+  cleanup_free char *path = NULL;
+  if (overlay_attach(sa->cfg.overlay, &t, &path, err) < 0)
+    return -1;
+  cleanup_json json_t *ep = overlay_bridge_endpoint(sa->cfg.overlay, id);
+  cleanup_json json_t *patch =
+      json_pack("{s:o}", "NetworkSettings", net_settings(info, ep));
+  if (exec_meta_update(sa->cfg.exec, id, patch, err) < 0) {
+    overlay_detach(sa->cfg.overlay, id, NULL);
+    return -1;
+  }
+  return 0;
+}
+
+/* Thread: after the exit, the address and ports go (dockerd's release). */
+static void net_down(struct standalone *sa, const char *id,
+                     const json_t *info) {
+  if (!is_bridge(info) || !sa->cfg.overlay)
+    return;
+  overlay_detach(sa->cfg.overlay, id, NULL);
+  cleanup_json json_t *patch =
+      json_pack("{s:o}", "NetworkSettings", net_settings(info, NULL));
+  exec_meta_update(sa->cfg.exec, id, patch, NULL);
+}
+
+/* ---- jobs ---- */
+
+static void start_steps(struct sa_job *j) {
+  struct standalone *sa = j->c->sa;
+  executor *ex = sa->cfg.exec;
+  struct exec_state st;
+  if (exec_state(ex, j->c->id, &st, &j->err) < 0) {
+    j->rc = -1;
+    j->gone = j->err.status == 404;
+    return;
+  }
+  if (st.status == EXEC_STATUS_RUNNING) {
+    j->rc = 1;
+    return;
+  }
+  json_decref(j->info);
+  j->info = NULL;
+  if (exec_inspect_json(ex, j->c->id, &j->info, &j->err) < 0 ||
+      net_up(sa, j->c->id, j->info, &j->err) < 0) {
+    j->rc = -1;
+    return;
+  }
+  pid_t pid;
+  if (exec_rerun(ex, j->c->id, &pid, &j->err) < 0) {
+    net_down(sa, j->c->id, j->info);
+    j->rc = -1;
+    return;
+  }
+  set_marker(sa, j->c->id, false);
+  exec_pidfd(ex, j->c->id, &j->pidfd, &j->stop_signal, NULL);
+  if (j->automatic) {
+    cleanup_json json_t *patch =
+        json_pack("{s:i}", "RestartCount", j->c->restart_count);
+    exec_meta_update(ex, j->c->id, patch, NULL);
+  }
+  json_decref(j->info);
+  j->info = NULL;
+  exec_inspect_json(ex, j->c->id, &j->info, NULL);
+  j->rc = 0;
+}
+
+/* Thread: a run ended. */
+static void exit_steps(struct sa_job *j) {
+  struct standalone *sa = j->c->sa;
+  executor *ex = sa->cfg.exec;
+  struct exec_state st;
+  if (j->c->removing || exec_state(ex, j->c->id, &st, &j->err) < 0) {
+    /* removed meanwhile (rm -f, prune) */
+    j->gone = true;
+    if (sa->cfg.overlay)
+      overlay_detach(sa->cfg.overlay, j->c->id, NULL);
+    return;
+  }
+  if (st.status == EXEC_STATUS_RUNNING) /* started again meanwhile */
+    return;
+  j->died = true;
+  j->exit_code = st.exit_code;
+  net_down(sa, j->c->id, j->c->info);
+  if (j->c->manual)
+    set_marker(sa, j->c->id, true);
+  if (jx_bool(j->c->info, "HostConfig.AutoRemove", false)) {
+    if (exec_remove(ex, j->c->id, true, &j->err) == 0)
+      j->removed = true;
+    else
+      log_warn("container %s: --rm: %s", j->c->id, j->err.msg);
+  }
+}
+
+static void job_work(void *ud) {
+  struct sa_job *j = ud;
+  struct standalone *sa = j->c->sa;
+  switch (j->kind) {
+  case J_START:
+    start_steps(j);
+    break;
+  case J_EXIT:
+    exit_steps(j);
+    break;
+  case J_RESTART: {
+    /* dockerd's restart: a stop (not a manual one: the policy stays) and a
+     * start, its endpoint made again in between. */
+    int rc = exec_stop(sa->cfg.exec, j->c->id, j->sig, j->grace_ns, &j->err);
+    if (rc < 0) {
+      j->rc = -1;
+      return;
+    }
+    if (rc == 0)
+      j->died = true;
+    struct exec_state st;
+    if (exec_state(sa->cfg.exec, j->c->id, &st, NULL) == 0)
+      j->exit_code = st.exit_code;
+    net_down(sa, j->c->id, j->c->info);
+    start_steps(j);
+    break;
+  }
+  case J_FORGET:
+    if (sa->cfg.overlay)
+      overlay_detach(sa->cfg.overlay, j->c->id, NULL);
+    set_marker(sa, j->c->id, false);
+    break;
+  }
+}
+
+static void on_exit_watch(struct exec_watch *wa, void *ud);
+
+static void exited(struct sa_ctr *c) {
+  struct sa_job *j = xcalloc(1, sizeof *j);
+  j->kind = J_EXIT;
+  enqueue(c, j);
+}
+
+/* Watches the process; no pidfd: it ended already (echo hi). */
+static void watch(struct sa_ctr *c, int pidfd) {
+  exec_watch_free(c->watch);
+  c->watch = NULL;
+  if (pidfd < 0) {
+    exited(c);
+    return;
+  }
+  sh_err err = {0};
+  if (exec_watch_new(c->sa->cfg.loop, pidfd, on_exit_watch, c, &c->watch,
+                     &err) < 0) {
+    log_warn("container %s: cannot watch its process: %s", c->id, err.msg);
+    c->watch = NULL;
+    return;
+  }
+  /* The daemon may stop while it runs: conmon keeps it. */
+  exec_watch_unref(c->watch);
+}
+
+static void restart_tick(uv_timer_t *t) {
+  struct sa_ctr *c = t->data;
+  c->timer_armed = false;
+  if (c->forgotten || c->manual || c->sa->closing)
+    return;
+  struct sa_job *j = xcalloc(1, sizeof *j);
+  j->kind = J_START;
+  j->automatic = true;
+  enqueue(c, j);
+}
+
+/* dockerd's restartmanager.ShouldRestart: cancelled, a stop or kill by
+ * the user while this daemon ran; manual, the persisted mark of one (after
+ * a daemon restart only unless-stopped heeds it). */
+static bool should_restart(const json_t *info, bool cancelled, bool manual,
+                           int exit_code, int count) {
+  enum runspec_restart rp;
+  int max;
+  if (runspec_restart_parse(jx_get(info, "HostConfig.RestartPolicy"), &rp, &max,
+                            NULL) < 0 ||
+      cancelled)
+    return false;
+  switch (rp) {
+  case RUNSPEC_RESTART_ALWAYS:
+    return true;
+  case RUNSPEC_RESTART_UNLESS_STOPPED:
+    return !manual;
+  case RUNSPEC_RESTART_ON_FAILURE:
+    return exit_code != 0 && (max == 0 || count < max);
+  default:
+    return false;
+  }
+}
+
+static void schedule_restart(struct sa_ctr *c) {
+  int64_t ran = clock_mono_ns() - c->started_mono;
+  if (c->started_mono && ran >= BACKOFF_RESET_NS)
+    c->backoff_ms = 0;
+  c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : BACKOFF_MIN_MS;
+  if (c->backoff_ms > BACKOFF_MAX_MS)
+    c->backoff_ms = BACKOFF_MAX_MS;
+  c->restart_count++;
+  c->timer_armed = true;
+  uv_timer_start(&c->timer, restart_tick, (uint64_t)c->backoff_ms, 0);
+}
+
+static void job_done(void *ud, int cancelled) {
+  struct sa_job *j = ud;
+  struct sa_ctr *c = j->c;
+  struct standalone *sa = c->sa;
+  sa->inflight--;
+  c->busy = NULL;
+  if (cancelled && j->rc == 0)
+    j->rc = sh_error(&j->err, 503, "the daemon is shutting down");
+  char code[16];
+  snprintf(code, sizeof code, "%d", j->exit_code);
+  if ((j->kind == J_EXIT || j->kind == J_RESTART) && j->died) {
+    c->running = false;
+    if (!c->die_logged)
+      publish(sa, c->info, c->id, "die", "exitCode", code);
+    c->die_logged = false;
+  }
+  if ((j->kind == J_START || j->kind == J_RESTART) && j->rc == 0) {
+    if (j->info) {
+      json_decref(c->info);
+      c->info = json_incref(j->info);
+    }
+    c->running = true;
+    c->manual = false;
+    c->started_mono = clock_mono_ns();
+    watch(c, j->pidfd);
+    j->pidfd = -1;
+    publish(sa, c->info, c->id, "start", NULL, NULL);
+  }
+  if (j->kind == J_START && j->rc < 0 && j->automatic)
+    log_warn("container %s: restart: %s", c->id, j->err.msg);
+  if (j->kind == J_EXIT) {
+    if (j->removed)
+      publish(sa, c->info, c->id, "destroy", NULL, NULL);
+    if (j->gone || j->removed) {
+      c->forgotten = true;
+    } else if (j->died && !sa->closing &&
+               should_restart(c->info, c->manual, c->manual, j->exit_code,
+                              c->restart_count)) {
+      schedule_restart(c);
+    }
+  }
+  if (j->kind == J_FORGET || j->gone)
+    c->forgotten = true;
+  if (j->done)
+    j->done(j->ud, j->rc, c->id, &j->err);
+  if (j->pidfd >= 0)
+    close(j->pidfd);
+  json_decref(j->info);
+  free(j);
+  run_next(c);
+  if (c->forgotten)
+    ctr_release(c);
+}
+
+static void run_next(struct sa_ctr *c) {
+  if (c->busy || !c->queue || c->sa->closing)
+    return;
+  struct sa_job *j = c->queue;
+  c->queue = j->next;
+  j->next = NULL;
+  c->busy = j;
+  c->sa->inflight++;
+  workq_submit(c->sa->cfg.work, job_work, job_done, j);
+}
+
+static void on_exit_watch(struct exec_watch *wa, void *ud) {
+  struct sa_ctr *c = ud;
+  (void)wa;
+  exec_watch_free(c->watch);
+  c->watch = NULL;
+  exited(c);
+}
+
+/* ---- create ---- */
+
+struct create_job {
+  struct standalone *sa;
+  struct runspec rs;
+  char *name;
+  bool name_reserved;
+  char id[65];
+  standalone_done_fn done;
+  void *ud;
+  json_t *info;
+  int rc;
+  sh_err err;
+};
+
+/* dockerd: the name must be free (a 409 naming its holder). */
+static int name_free(executor *ex, const char *name, sh_err *err) {
+  struct exec_entry *list = NULL;
+  size_t n = 0;
+  if (exec_list(ex, &list, &n, err) < 0)
+    return -1;
+  int rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++)
+    if (strcmp(list[i].name, name) == 0)
+      rc = sh_error(err, 409,
+                    "Conflict. The container name \"/%s\" is already in use "
+                    "by container \"%s\". You have to remove (or rename) that "
+                    "container to be able to reuse that name.",
+                    name, list[i].id);
+  exec_list_free(list, n);
+  return rc;
+}
+
+static int resolve_image(struct image_store *is, const char *image,
+                         char **image_id, sh_err *err) {
+  if (image_resolve(is, image, image_id, err) == 0)
+    return 0;
+  if (err->status != 404)
+    return -1;
+  /* moby's wording, which makes the CLI pull and try again. */
+  struct image_ref ref;
+  if (image_ref_parse(image, &ref, NULL) < 0)
+    return -1;
+  cleanup_free char *fam = image_ref_familiar(&ref, true);
+  image_ref_free(&ref);
+  return sh_error(err, 404, "No such image: %s", fam);
+}
+
+static void create_work(void *ud) {
+  struct create_job *j = ud;
+  struct standalone *sa = j->sa;
+  struct runspec *rs = &j->rs;
+  cleanup_free char *image_id = NULL;
+  cleanup_free char *netns = NULL;
+  cleanup_json json_t *config = NULL;
+  cleanup_json json_t *nets = json_object();
+  cleanup_json json_t *patch = NULL;
+  cleanup_free struct exec_mount *mounts = NULL;
+  cleanup_free const char **image_cmd = NULL;
+  j->rc = -1;
+  if (name_free(sa->cfg.exec, j->name, &j->err) < 0)
+    return;
+  if (resolve_image(sa->cfg.images, rs->image, &image_id, &j->err) < 0)
+    return;
+  char **dirs = NULL;
+  size_t n = 0;
+  if (image_layers(sa->cfg.images, image_id, &dirs, &n, &config, &j->err) < 0)
+    return;
+  const char *root = image_store_root(sa->cfg.images);
+  char **layers = xcalloc(n + 1, sizeof *layers);
+  for (size_t i = 0; i < n; i++)
+    layers[i] = xasprintf("%s/%s", root, dirs[n - 1 - i]);
+  image_layers_free(dirs, n);
+
+  /* -v /host/dir:/x makes a missing host directory, as dockerd's Binds. */
+  for (char **b = rs->bind_sources; b && *b; b++)
+    if (mkdir_p(*b, 0755, &j->err) < 0)
+      goto out;
+  /* The exposed ports: the image's and the request's (for -P, ps). */
+  const json_t *icfg = json_object_get(config, "config");
+  if (!json_is_object(icfg))
+    icfg = config;
+  json_t *exposed = json_object();
+  if (json_is_object(json_object_get(icfg, "ExposedPorts")))
+    json_object_update(exposed, json_object_get(icfg, "ExposedPorts"));
+  if (json_is_object(jx_get(rs->config_extra, "ExposedPorts")))
+    json_object_update(exposed, jx_get(rs->config_extra, "ExposedPorts"));
+  json_object_set_new(rs->config_extra, "ExposedPorts", exposed);
+  /* The image's VOLUMEs no mount covers get anonymous volumes (dockerd). */
+  const json_t *ivols = json_object_get(icfg, "Volumes");
+  mounts = xcalloc(rs->n_mounts + json_object_size(ivols) + 1, sizeof *mounts);
+  if (rs->n_mounts)
+    memcpy(mounts, rs->mounts, rs->n_mounts * sizeof *mounts);
+  size_t nm = rs->n_mounts;
+  const char *vk;
+  json_t *vv;
+  json_object_foreach((json_t *)ivols, vk, vv) {
+    bool covered = false;
+    for (size_t i = 0; i < nm && !covered; i++)
+      covered = strcmp(mounts[i].target, vk) == 0;
+    if (!covered && vk[0] == '/')
+      mounts[nm++] =
+          (struct exec_mount){.type = EXEC_MOUNT_VOLUME, .target = vk};
+  }
+
+  id_new_hex(j->id);
+  const char *mode = "none";
+  if (rs->net == RUNSPEC_NET_BRIDGE) {
+    if (!sa->cfg.overlay) {
+      sh_error(&j->err, 500,
+               "the bridge network is not available on this node (no network "
+               "data plane): use --network host or none");
+      goto out;
+    }
+    netns = xasprintf("%s/netns/%s", sa->cfg.exec_root, j->id);
+    mode = "bridge";
+  } else if (rs->net == RUNSPEC_NET_HOST) {
+    netns = xstrdup(sa->host_netns);
+    mode = "host";
+  }
+  json_object_set_new(nets, mode, json_object());
+  char **entry = rs->entrypoint;
+  char **cmd = rs->cmd;
+  /* --entrypoint "": the request's Cmd (else the image's) is the whole
+   * command, as moby's merge leaves an empty entrypoint. */
+  const json_t *icmd = json_object_get(icfg, "Cmd");
+  if (rs->entrypoint_reset && !cmd && json_array_size(icmd)) {
+    image_cmd = xcalloc(json_array_size(icmd) + 1, sizeof *image_cmd);
+    size_t i;
+    json_t *a;
+    json_array_foreach(icmd, i, a) image_cmd[i] =
+        json_string_value(a) ? json_string_value(a) : "";
+  }
+  if (rs->entrypoint_reset) {
+    if (!cmd && !image_cmd) {
+      sh_error(&j->err, 400, "No command specified");
+      goto out;
+    }
+    entry = cmd ? cmd : (char **)image_cmd;
+    cmd = NULL;
+  }
+  struct exec_spec spec = {
+      .id = j->id,
+      .name = j->name,
+      .image = rs->image,
+      .image_id = image_id,
+      .layers = (const char *const *)layers,
+      .image_config = config,
+      .entrypoint = (const char *const *)entry,
+      .cmd = (const char *const *)cmd,
+      .env = (const char *const *)rs->env,
+      .user = rs->user,
+      .workdir = rs->workdir,
+      .hostname = rs->hostname,
+      .labels = rs->labels,
+      .mounts = mounts,
+      .n_mounts = nm,
+      .read_only = rs->read_only,
+      .res = rs->res,
+      .stop_signal = rs->stop_signal,
+      .netns_path = netns,
+      .network_mode = mode,
+      .networks = nets,
+      .extra_hosts = (const char *const *)rs->extra_hosts,
+      .seccomp = rs->seccomp_unconfined ? NULL : sa->cfg.seccomp,
+      .caps = rs->caps,
+      .no_new_privileges = rs->no_new_privileges,
+      .oom_score_adj = rs->oom_score_adj,
+      .init = rs->init,
+      .dns_servers = (const char *const *)rs->dns,
+      .dns_search = (const char *const *)rs->dns_search,
+      .dns_options = (const char *const *)rs->dns_options,
+      .sysctls = rs->sysctls,
+      .ulimits = rs->ulimits,
+      .groups = (const char *const *)rs->groups,
+      .config_extra = rs->config_extra,
+      .host_config_extra = rs->host_config_extra,
+  };
+  if (exec_create(sa->cfg.exec, &spec, &j->err) < 0)
+    goto out;
+  if (exec_inspect_json(sa->cfg.exec, j->id, &j->info, &j->err) < 0) {
+    exec_remove(sa->cfg.exec, j->id, true, NULL);
+    goto out;
+  }
+  /* NetworkSettings as dockerd shows a created container's. */
+  patch = json_pack("{s:o}", "NetworkSettings", net_settings(j->info, NULL));
+  exec_meta_update(sa->cfg.exec, j->id, patch, NULL);
+  j->rc = 0;
+out:
+  for (size_t i = 0; i < n; i++)
+    free(layers[i]);
+  free(layers);
+}
+
+static void create_done(void *ud, int cancelled) {
+  struct create_job *j = ud;
+  struct standalone *sa = j->sa;
+  sa->inflight--;
+  if (cancelled && j->rc == 0)
+    j->rc = sh_error(&j->err, 503, "the daemon is shutting down");
+  json_object_del(sa->creating, j->name);
+  if (j->rc == 0) {
+    ctr_new(sa, j->id, json_incref(j->info));
+    publish(sa, j->info, j->id, "create", NULL, NULL);
+  }
+  j->done(j->ud, j->rc, j->id, &j->err);
+  runspec_free(&j->rs);
+  json_decref(j->info);
+  free(j->name);
+  free(j);
+}
+
+void standalone_create(struct standalone *sa, const json_t *body,
+                       const char *name, standalone_done_fn done, void *ud) {
+  sh_err err = {0};
+  char gen[64];
+  if (name && *name && !runspec_name_ok(name)) {
+    sh_error(&err, 400,
+             "Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are "
+             "allowed",
+             name);
+    done(ud, -1, NULL, &err);
+    return;
+  }
+  if (!name || !*name) {
+    uint64_t r;
+    id_random(&r, sizeof r);
+    runspec_random_name(r, gen, sizeof gen);
+    name = gen;
+  }
+  if (name[0] == '/')
+    name++;
+  struct create_job *j = xcalloc(1, sizeof *j);
+  if (runspec_parse(body, &j->rs, &err) < 0) {
+    free(j);
+    done(ud, -1, NULL, &err);
+    return;
+  }
+  if (json_object_get(sa->creating, name)) {
+    /* Two creates of one name at once: the second loses, as on dockerd. */
+    sh_error(&err, 409,
+             "Conflict. The container name \"/%s\" is already in use by "
+             "container \"\". You have to remove (or rename) that container "
+             "to be able to reuse that name.",
+             name);
+    runspec_free(&j->rs);
+    free(j);
+    done(ud, -1, NULL, &err);
+    return;
+  }
+  json_object_set_new(sa->creating, name, json_true());
+  j->sa = sa;
+  j->name = xstrdup(name);
+  j->done = done;
+  j->ud = ud;
+  sa->inflight++;
+  workq_submit(sa->cfg.work, create_work, create_done, j);
+}
+
+/* ---- start, restart ---- */
+
+struct find_job {
+  struct standalone *sa;
+  char *ref;
+  char id[65];
+  json_t *info;
+  int sig;
+  int64_t grace_ns;
+  standalone_done_fn done;
+  void *ud;
+  int rc;
+  sh_err err;
+};
+
+static void find_work(void *ud) {
+  struct find_job *f = ud;
+  f->rc = exec_find(f->sa->cfg.exec, f->ref, f->id, &f->err);
+  if (f->rc == 0)
+    f->rc = exec_inspect_json(f->sa->cfg.exec, f->id, &f->info, &f->err);
+}
+
+static bool is_task(const json_t *info) {
+  return json_object_get(jx_get(info, "Config.Labels"),
+                         "com.docker.swarm.task.id") != NULL;
+}
+
+static void find_done(void *ud, int cancelled) {
+  struct find_job *f = ud;
+  struct standalone *sa = f->sa;
+  sa->inflight--;
+  if (cancelled && f->rc == 0)
+    f->rc = sh_error(&f->err, 503, "the daemon is shutting down");
+  if (f->rc == 0 && is_task(f->info))
+    f->rc = sh_error(&f->err, 409,
+                     "container %s is a swarm task's: the orchestrator starts "
+                     "its tasks (a stopped task is replaced by a new one)",
+                     f->ref);
+  if (f->rc < 0) {
+    f->done(f->ud, -1, NULL, &f->err);
+  } else {
+    struct sa_ctr *c = find(sa, f->id);
+    if (!c)
+      c = ctr_new(sa, f->id, json_incref(f->info));
+    struct sa_job *j = xcalloc(1, sizeof *j);
+    j->kind = J_START;
+    j->done = f->done;
+    j->ud = f->ud;
+    /* A start by the user ends a pending restart's wait (dockerd). */
+    uv_timer_stop(&c->timer);
+    c->timer_armed = false;
+    c->manual = false;
+    enqueue(c, j);
+  }
+  json_decref(f->info);
+  free(f->ref);
+  free(f);
+}
+
+void standalone_start(struct standalone *sa, const char *ref,
+                      standalone_done_fn done, void *ud) {
+  struct find_job *f = xcalloc(1, sizeof *f);
+  f->sa = sa;
+  f->ref = xstrdup(ref);
+  f->done = done;
+  f->ud = ud;
+  sa->inflight++;
+  workq_submit(sa->cfg.work, find_work, find_done, f);
+}
+
+bool standalone_restart(struct standalone *sa, const char *id, int sig,
+                        int64_t grace_ns, standalone_done_fn done, void *ud) {
+  struct sa_ctr *c = find(sa, id);
+  if (!c)
+    return false;
+  uv_timer_stop(&c->timer);
+  c->timer_armed = false;
+  /* Its exit is this restart's: no watch, no policy. */
+  exec_watch_free(c->watch);
+  c->watch = NULL;
+  struct sa_job *j = xcalloc(1, sizeof *j);
+  j->kind = J_RESTART;
+  j->sig = sig;
+  j->grace_ns = grace_ns;
+  j->done = done;
+  j->ud = ud;
+  enqueue(c, j);
+  return true;
+}
+
+void standalone_stopping(struct standalone *sa, const char *id, bool stop_like,
+                         bool die_logged, bool removing) {
+  struct sa_ctr *c = find(sa, id);
+  if (!c)
+    return;
+  if (removing)
+    c->removing = true;
+  if (stop_like) {
+    c->manual = true;
+    uv_timer_stop(&c->timer);
+    c->timer_armed = false;
+  }
+  if (die_logged && c->running)
+    c->die_logged = true;
+}
+
+void standalone_removed(struct standalone *sa, const char *id) {
+  struct sa_ctr *c = find(sa, id);
+  if (!c)
+    return;
+  uv_timer_stop(&c->timer);
+  exec_watch_free(c->watch);
+  c->watch = NULL;
+  struct sa_job *j = xcalloc(1, sizeof *j);
+  j->kind = J_FORGET;
+  enqueue(c, j);
+}
+
+/* ---- adoption ---- */
+
+struct adopt_job {
+  struct standalone *sa;
+  json_t *found; /* [{Id, Info, Running, ExitCode, Pidfd, Manual}] */
+};
+
+static void adopt_work(void *ud) {
+  struct adopt_job *a = ud;
+  struct standalone *sa = a->sa;
+  a->found = json_array();
+  struct exec_entry *list = NULL;
+  size_t n = 0;
+  if (exec_list(sa->cfg.exec, &list, &n, NULL) < 0)
+    return;
+  for (size_t i = 0; i < n; i++) {
+    json_t *info = NULL;
+    struct exec_state st;
+    if (exec_inspect_json(sa->cfg.exec, list[i].id, &info, NULL) < 0)
+      continue;
+    if (is_task(info) || exec_state(sa->cfg.exec, list[i].id, &st, NULL) < 0) {
+      json_decref(info);
+      continue;
+    }
+    int fd = -1;
+    if (st.status == EXEC_STATUS_RUNNING)
+      exec_pidfd(sa->cfg.exec, list[i].id, &fd, NULL, NULL);
+    else if (st.status == EXEC_STATUS_EXITED)
+      net_down(sa, list[i].id, info); /* ended while no daemon watched */
+    json_array_append_new(
+        a->found,
+        json_pack("{s:s,s:o,s:b,s:b,s:i,s:i,s:b}", "Id", list[i].id, "Info",
+                  info, "Running", st.status == EXEC_STATUS_RUNNING, "Exited",
+                  st.status == EXEC_STATUS_EXITED, "ExitCode", st.exit_code,
+                  "Pidfd", fd, "Manual", has_marker(sa, list[i].id)));
+  }
+  exec_list_free(list, n);
+}
+
+static void adopt_done(void *ud, int cancelled) {
+  struct adopt_job *a = ud;
+  struct standalone *sa = a->sa;
+  sa->inflight--;
+  size_t i;
+  json_t *f;
+  json_array_foreach(a->found, i, f) {
+    int fd = (int)jx_int(f, "Pidfd", -1);
+    if (cancelled || find(sa, jx_str(f, "Id", ""))) {
+      if (fd >= 0)
+        close(fd);
+      continue;
+    }
+    json_t *info = json_object_get(f, "Info");
+    struct sa_ctr *c = ctr_new(sa, jx_str(f, "Id", ""), json_incref(info));
+    c->manual = jx_bool(f, "Manual", false);
+    if (jx_bool(f, "Running", false)) {
+      c->running = true;
+      c->started_mono = clock_mono_ns();
+      log_info("adopted container %s (%s)", c->id, jx_str(info, "Name", ""));
+      watch(c, fd);
+      continue;
+    }
+    if (!jx_bool(f, "Exited", false))
+      continue;
+    int code = (int)jx_int(f, "ExitCode", 0);
+    if (jx_bool(info, "HostConfig.AutoRemove", false)) {
+      struct sa_job *j = xcalloc(1, sizeof *j);
+      j->kind = J_EXIT; /* its removal */
+      enqueue(c, j);
+    } else if (should_restart(info, false, c->manual, code, c->restart_count)) {
+      log_info("container %s: restarting it (restart policy %s)", c->id,
+               jx_str(info, "HostConfig.RestartPolicy.Name", ""));
+      struct sa_job *j = xcalloc(1, sizeof *j);
+      j->kind = J_START;
+      j->automatic = true;
+      c->restart_count++;
+      enqueue(c, j);
+    }
+  }
+  json_decref(a->found);
+  free(a);
+}
+
+void standalone_adopt(struct standalone *sa) {
+  struct adopt_job *a = xcalloc(1, sizeof *a);
+  a->sa = sa;
+  sa->inflight++;
+  workq_submit(sa->cfg.work, adopt_work, adopt_done, a);
+}
+
+/* ---- life ---- */
+
+struct standalone *standalone_new(const struct standalone_config *cfg) {
+  struct standalone *sa = xcalloc(1, sizeof *sa);
+  sa->cfg = *cfg;
+  sa->marker_dir = xasprintf("%s/standalone", cfg->data_root);
+  sh_err err = {0};
+  if (mkdir_p(sa->marker_dir, 0700, &err) < 0)
+    log_warn("standalone containers: %s", err.msg);
+  sa->creating = json_object();
+  sa->host_netns = xasprintf("%s/host-netns", cfg->exec_root);
+  struct statfs fs;
+  if (statfs(sa->host_netns, &fs) != 0 || fs.f_type != NSFS_MAGIC) {
+    int fd = open(sa->host_netns, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0)
+      close(fd);
+    if (fd < 0 ||
+        mount("/proc/self/ns/net", sa->host_netns, NULL, MS_BIND, NULL) < 0)
+      log_warn("standalone containers: binding the host's network namespace "
+               "at %s: %s",
+               sa->host_netns, strerror(errno));
+  }
+  return sa;
+}
+
+void standalone_stop(struct standalone *sa) {
+  sa->closing = true;
+}
+
+void standalone_free(struct standalone *sa) {
+  if (!sa)
+    return;
+  sa->closing = true;
+  /* Containers keep running under conmon; the queue's completions ran
+   * (workq_close) before this. */
+  while (sa->ctrs) {
+    struct sa_ctr *c = sa->ctrs;
+    sa->ctrs = c->next;
+    for (struct sa_job *j = c->queue, *nx; j; j = nx) {
+      nx = j->next;
+      free(j);
+    }
+    exec_watch_free(c->watch);
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, ctr_closed);
+  }
+  json_decref(sa->creating);
+  free(sa->host_netns);
+  free(sa->marker_dir);
+  free(sa);
+}

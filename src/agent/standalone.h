@@ -1,0 +1,83 @@
+/* Standalone containers (docker create / start / run) on this node: their
+ * owner, beside the worker that owns task containers. Both kinds are the
+ * executor's containers (one lifecycle, listed, inspected, logged,
+ * stopped and removed by the same commands); what only a standalone one
+ * has lives here: its network endpoint on the `bridge` network (docker0,
+ * with published ports), its restart policy (dockerd's backoff: 100 ms
+ * doubling to 1 min, reset after 10 s of running), --rm, and its
+ * create/start/die/destroy events.
+ *
+ * Everything is on the loop; runtime calls run on the work queue, one at
+ * a time per container. A container's settings are its inspect data
+ * (HostConfig.RestartPolicy, AutoRemove, NetworkMode, PortBindings,
+ * PublishAllPorts, Config.ExposedPorts, RestartCount); a manual stop is
+ * a marker file <data-root>/standalone/<id>.stopped. So a restarted
+ * shoald adopts them from disk: running ones are watched again, exited
+ * ones are restarted as their policy says (always; unless-stopped unless
+ * stopped by the user; on-failure after a failure), --rm ones removed. */
+#ifndef SHOAL_AGENT_STANDALONE_H
+#define SHOAL_AGENT_STANDALONE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <uv.h>
+
+struct sh_err;
+struct workq;
+struct image_store;
+struct executor;
+struct overlay;
+struct events;
+struct seccomp_profile;
+struct standalone;
+
+struct standalone_config {
+  uv_loop_t *loop;
+  struct workq *work;
+  struct image_store *images;
+  struct executor *exec;
+  struct overlay *overlay; /* NULL: only --network none and host */
+  struct events *events;   /* NULL: none */
+  const struct seccomp_profile *seccomp; /* the default profile, or NULL */
+  const char *data_root, *exec_root;
+};
+
+struct standalone *standalone_new(const struct standalone_config *cfg);
+/* At shutdown, before the work queue closes: nothing new is started
+ * (containers keep running under conmon). */
+void standalone_stop(struct standalone *sa);
+/* After the work queue closed (its completions ran). */
+void standalone_free(struct standalone *sa);
+/* Finds this node's standalone containers on disk (after a start). */
+void standalone_adopt(struct standalone *sa);
+
+/* On the loop, once: rc 0 done (id: the container's), 1 nothing to do
+ * (start of a running container: 304), < 0 failed with err. */
+typedef void (*standalone_done_fn)(void *ud, int rc, const char *id,
+                                   const struct sh_err *err);
+
+/* POST /containers/create: body is the request, name ?name= (NULL or "":
+ * a random one). 404 "No such image: X" (the CLI then pulls), 409 for a
+ * name in use, 400/501 from runspec_parse. */
+void standalone_create(struct standalone *sa, const json_t *body,
+                       const char *name, standalone_done_fn done, void *ud);
+/* POST /containers/{id}/start. */
+void standalone_start(struct standalone *sa, const char *ref,
+                      standalone_done_fn done, void *ud);
+/* docker restart of one of these: stop (sig 0: its stop signal; grace <
+ * 0: 10 s), then start again with its network. false: not one of ours. */
+bool standalone_restart(struct standalone *sa, const char *id, int sig,
+                        int64_t grace_ns, standalone_done_fn done, void *ud);
+
+/* The node's container commands (api/ctl.c) on a container: told before
+ * the executor's call, so a stop, a kill (stop_like: SIGKILL or the
+ * container's stop signal) or a removal is no exit to restart (dockerd's
+ * HasBeenManuallyStopped), and a stop's die event, which ctl.c logs, is
+ * not logged twice. No-ops for containers that are not ours. */
+void standalone_stopping(struct standalone *sa, const char *id, bool stop_like,
+                         bool die_logged, bool removing);
+/* After a removal (rm, prune): the endpoint goes and the container is
+ * forgotten. */
+void standalone_removed(struct standalone *sa, const char *id);
+
+#endif
