@@ -2,7 +2,8 @@
 # make            bin/shoald bin/shoal
 # make test       unit tests, the same under ASan+UBSan, fuzz corpus replay,
 #                 integration tests on lab clusters; ends "N passed, M failed"
-# make bench      prints figures; make fuzz FUZZ_RUNS=N runs the fuzzers
+# make bench      prints figures (build/rel/bench-control first: the
+#                 control plane's cost per change, in memory); make fuzz FUZZ_RUNS=N runs the fuzzers
 CC ?= gcc
 PKGS := libuv raft jansson libcurl openssl libarchive libnl-route-3.0 libnftables ldns \
         libseccomp
@@ -21,6 +22,7 @@ LIB_SRC := $(sort $(wildcard src/*/*.c))
 SHOALD_SRC := $(sort $(wildcard cmd/shoald/*.c))
 SHOAL_SRC := $(sort $(wildcard cmd/shoal/*.c))
 UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
+BENCH_SRC := $(sort $(wildcard tests/bench/*.c))
 HDRS := $(wildcard src/*/*.h cmd/*/*.h tests/unit/*.h tests/fuzz/*.h)
 
 OBJ := $(LIB_SRC:%.c=build/rel/%.o)
@@ -131,14 +133,19 @@ test:
 	  build/asan/fuzz-dns-replay $(FUZZ_MORE:%=build/asan/fuzz-%-replay)
 	./scripts/test.sh
 
-bench: all
+# The control plane's cost per change, in memory (tests/bench): first.
+build/rel/bench-control: tests/bench/bench_control.c build/rel/libshoal.a $(HDRS)
+	$(CC) $(ALL_CFLAGS) tests/bench/bench_control.c build/rel/libshoal.a $(PKG_LIBS) -lm -o $@
+
+bench: all build/rel/bench-control
+	./build/rel/bench-control
 	./scripts/bench.sh
 
 format:
-	clang-format -i $(LIB_SRC) $(HDRS) $(SHOALD_SRC) $(SHOAL_SRC) $(UNIT_SRC)
+	clang-format -i $(LIB_SRC) $(HDRS) $(SHOALD_SRC) $(SHOAL_SRC) $(UNIT_SRC) $(BENCH_SRC)
 
 format-check:
-	clang-format --dry-run --Werror $(LIB_SRC) $(HDRS) $(SHOALD_SRC) $(SHOAL_SRC) $(UNIT_SRC)
+	clang-format --dry-run --Werror $(LIB_SRC) $(HDRS) $(SHOALD_SRC) $(SHOAL_SRC) $(UNIT_SRC) $(BENCH_SRC)
 
 # make install [PREFIX=/usr/local] [DESTDIR=...]: the programs, their man
 # pages, the systemd unit (its ExecStart pointing at $(BINDIR)) and an

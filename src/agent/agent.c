@@ -51,6 +51,12 @@ struct agent {
   char addr[64]; /* this node's address as the manager sees it */
   uint16_t data_path_port;
   json_t *ingress; /* the swarm's ingress network, from the session */
+  /* This node's assignments as the manager last sent them (task ID ->
+   * task) and their secrets and configs: the manager sends the whole list
+   * once per session, then changes; the callback always gets the whole
+   * list. */
+  json_t *assigned;
+  json_t *files;
   int64_t period_ns;
   bool connected;
   bool hb_again; /* TLSInfo changed while a heartbeat was in flight */
@@ -226,6 +232,71 @@ static void follow_leader_hint(struct agent *a, const char *body) {
   a->backoff_ms = 0;
 }
 
+static int by_created(const void *x, const void *y) {
+  const json_t *a = *(json_t *const *)x, *b = *(json_t *const *)y;
+  int64_t ta = 0, tb = 0;
+  if (clock_parse_rfc3339(jx_str(a, "CreatedAt", ""), &ta, NULL) < 0)
+    ta = 0;
+  if (clock_parse_rfc3339(jx_str(b, "CreatedAt", ""), &tb, NULL) < 0)
+    tb = 0;
+  if (ta != tb)
+    return ta < tb ? -1 : 1;
+  return strcmp(jx_str(a, "ID", ""), jx_str(b, "ID", ""));
+}
+
+json_t *agent_assignments_apply(json_t **assigned, json_t **files,
+                                const json_t *msg) {
+  bool full = strcmp(jx_str(msg, "Type", ""), "assignments") == 0;
+  json_t *tasks = json_object_get(msg, full ? "Tasks" : "Set");
+  json_t *del = json_object_get(msg, "Del");
+  if (!json_is_array(tasks) || (!full && !json_is_array(del)))
+    return NULL;
+  if (full || !*assigned) {
+    json_decref(*assigned);
+    *assigned = json_object();
+  }
+  size_t i;
+  json_t *t;
+  json_array_foreach(del, i, t) {
+    if (json_is_string(t))
+      json_object_del(*assigned, json_string_value(t));
+  }
+  json_array_foreach(tasks, i, t) {
+    const char *id = jx_str(t, "ID", NULL);
+    if (json_is_object(t) && id && *id)
+      json_object_set(*assigned, id, t);
+  }
+  json_t *sec = json_object_get(msg, "Secrets");
+  json_t *conf = json_object_get(msg, "Configs");
+  if (full || sec || conf || !*files) {
+    json_decref(*files);
+    *files = json_pack("{s:O, s:O}", "Secrets", sec ? sec : json_null(),
+                       "Configs", conf ? conf : json_null());
+  }
+  size_t n = json_object_size(*assigned);
+  json_t **v = xcalloc(n ? n : 1, sizeof *v);
+  const char *id;
+  n = 0;
+  json_object_foreach(*assigned, id, t) v[n++] = t;
+  qsort(v, n, sizeof *v, by_created);
+  json_t *list = json_array();
+  for (i = 0; i < n; i++)
+    json_array_append(list, v[i]);
+  free(v);
+  return json_pack("{s:s, s:o, s:O, s:O}", "Type", "assignments", "Tasks", list,
+                   "Secrets", json_object_get(*files, "Secrets"), "Configs",
+                   json_object_get(*files, "Configs"));
+}
+
+/* The callback always gets the whole list, shaped as the full message; a
+ * malformed message changes nothing. */
+static void apply_assignments(struct agent *a, const json_t *msg) {
+  json_t *whole = agent_assignments_apply(&a->assigned, &a->files, msg);
+  if (whole && a->cb.on_assignments)
+    a->cb.on_assignments(a->cb.ud, json_object_get(whole, "Tasks"), whole);
+  json_decref(whole);
+}
+
 static void handle_message(struct agent *a, json_t *msg) {
   const char *type = jx_str(msg, "Type", "");
   if (strcmp(type, "managers") == 0) {
@@ -242,10 +313,9 @@ static void handle_message(struct agent *a, json_t *msg) {
       a->cb.on_logs_cancel(a->cb.ud, jx_str(msg, "Sub", ""));
     return;
   }
-  if (strcmp(type, "assignments") == 0) {
-    json_t *tasks = json_object_get(msg, "Tasks");
-    if (json_is_array(tasks) && a->cb.on_assignments)
-      a->cb.on_assignments(a->cb.ud, tasks, msg);
+  if (strcmp(type, "assignments") == 0 ||
+      strcmp(type, "assignment_changes") == 0) {
+    apply_assignments(a, msg);
     return;
   }
   if (strcmp(type, "peers") == 0 || strcmp(type, "mesh") == 0) {
@@ -398,6 +468,8 @@ static void handle_closed(uv_handle_t *h) {
   json_decref(a->unsent);
   json_decref(a->in_flight);
   json_decref(a->ingress);
+  json_decref(a->assigned);
+  json_decref(a->files);
   while (a->logs_head) {
     struct log_post *p = a->logs_head;
     a->logs_head = p->next;

@@ -31,9 +31,10 @@ struct agent_config {
   /* The cluster's CA facts ({ForceRotate, RootCA, Issuer: {Subject,
    * PublicKey}}), with every node message. */
   void (*on_ca)(void *ud, const json_t *ca);
-  /* The full list of tasks placed on this node (after every change);
-   * files holds the secrets and configs they need ({"Secrets": [{ID,
-   * Name, Data}], "Configs": [...]}). */
+  /* The full list of tasks placed on this node (after every change: the
+   * agent applies the session's changes to its copy); files holds the secrets
+   * and configs they need ({"Secrets": [{ID, Name, Data}], "Configs": [...]}).
+   */
   void (*on_assignments)(void *ud, const json_t *tasks, const json_t *files);
   /* This node's ingress endpoint: {Network, Addresses} (its
    * ingress-sbox's attachment). */
@@ -51,6 +52,16 @@ struct agent_config {
 };
 
 struct agent *agent_start(const struct agent_config *cfg);
+/* Brings a node's assignments up to date with a session message: Type
+ * "assignments" is the whole list, "assignment_changes" the changes to
+ * it ({"Set": [task], "Del": [ID]}, "Secrets" and "Configs" when those
+ * changed). *assigned (task ID -> task) and *files ({Secrets, Configs})
+ * are updated (made when NULL). Returns the whole list as the full
+ * message has it ({"Type": "assignments", "Tasks" in CreatedAt then ID
+ * order, "Secrets", "Configs"}; new reference), or NULL for a malformed
+ * message (nothing changed). */
+json_t *agent_assignments_apply(json_t **assigned, json_t **files,
+                                const json_t *msg);
 /* Tells the manager this node leaves (best effort), then stops. */
 void agent_leave(struct agent *a, void (*done)(void *ud), void *ud);
 /* Stops without telling anyone (daemon shutdown). */

@@ -45,13 +45,34 @@ static bool service_matches(const struct filters *f, const json_t *s) {
          filters_match_labels(f, "label", jx_get(s, "Spec.Labels"));
 }
 
+static bool has_empty(const struct filters *f, const char *name);
+
+/* The services a name filter (prefixes of Spec.Name) can match, from the
+ * name index's keys; every service without one. */
+static json_t *service_candidates(struct store *st, const struct filters *f) {
+  if (!filters_has(f, "name") || has_empty(f, "name"))
+    return store_list(st, STORE_SERVICE);
+  cleanup_json json_t *keys = store_index_keys(st, STORE_SERVICES_BY_NAME);
+  cleanup_json json_t *found = json_object();
+  size_t i, j;
+  json_t *k, *o;
+  json_array_foreach(keys, i, k) {
+    if (!filters_match_prefix(f, "name", json_string_value(k)))
+      continue;
+    cleanup_json json_t *l =
+        store_list_by(st, STORE_SERVICES_BY_NAME, json_string_value(k));
+    json_array_foreach(l, j, o) json_object_set(found, jx_str(o, "ID", ""), o);
+  }
+  return store_sorted(found);
+}
+
 static void list_services(struct api_call *c) {
   struct filters f = {0};
   if (parse_filters(c, service_filters, &f) < 0)
     return;
   bool status = api_query_bool(c->req, "status");
   struct manager *m = c->d->mgr;
-  json_t *all = store_list(manager_store(m), STORE_SERVICE);
+  json_t *all = service_candidates(manager_store(m), &f);
   json_t *out = json_array();
   size_t i;
   json_t *s;
@@ -106,12 +127,89 @@ static bool task_matches(struct store *st, const struct filters *f,
   return true;
 }
 
+/* Adds the tasks under every key of index ix that one of the filter's
+ * values names: a prefix of the key (an ID), or, through `names`, an
+ * object of that exact name (service name, node hostname). */
+static void candidates_by(struct store *st, const struct filters *f,
+                          const char *filter, enum store_index ix,
+                          enum store_kind named, const char *name_field,
+                          json_t *out) {
+  json_t *vals = json_object_get(f->map, filter);
+  cleanup_json json_t *keys = store_index_keys(st, ix);
+  json_t *want = json_object(); /* keys to take */
+  size_t i, j;
+  json_t *v, *k;
+  json_array_foreach(vals, i, v) {
+    const char *val = json_string_value(v);
+    json_array_foreach(keys, j, k) {
+      if (str_has_prefix(json_string_value(k), val))
+        json_object_set_new(want, json_string_value(k), json_true());
+    }
+  }
+  /* Names: few objects (services, nodes) against many tasks. */
+  cleanup_json json_t *objs = store_list(st, named);
+  json_array_foreach(objs, i, v) {
+    if (filters_match(f, filter, jx_str(v, name_field, "")))
+      json_object_set_new(want, jx_str(v, "ID", ""), json_true());
+  }
+  const char *key;
+  json_object_foreach(want, key, v) {
+    cleanup_json json_t *l = store_list_by(st, ix, key);
+    json_array_foreach(l, j, k) json_object_set(out, jx_str(k, "ID", ""), k);
+  }
+  json_decref(want);
+}
+
+/* The tasks a filter can match, found through the store's indexes when
+ * the filter has a service, node or desired-state (each task is still
+ * checked against every filter); every task otherwise. */
+/* Whether a filter has the value "" (which matches tasks without the
+ * field too: those are in no bucket). */
+static bool has_empty(const struct filters *f, const char *name) {
+  size_t i;
+  json_t *v;
+  json_array_foreach(json_object_get(f->map, name), i, v) {
+    if (!*json_string_value(v))
+      return true;
+  }
+  return false;
+}
+
+static json_t *task_candidates(struct store *st, const struct filters *f) {
+  if (has_empty(f, "service") || has_empty(f, "node") ||
+      has_empty(f, "desired-state"))
+    return store_list(st, STORE_TASK);
+  json_t *found = json_object();
+  if (filters_has(f, "service")) {
+    candidates_by(st, f, "service", STORE_TASKS_BY_SERVICE, STORE_SERVICE,
+                  "Spec.Name", found);
+  } else if (filters_has(f, "node")) {
+    candidates_by(st, f, "node", STORE_TASKS_BY_NODE, STORE_NODE,
+                  "Description.Hostname", found);
+  } else if (filters_has(f, "desired-state")) {
+    size_t i, j;
+    json_t *v, *t;
+    json_array_foreach(json_object_get(f->map, "desired-state"), i, v) {
+      cleanup_json json_t *l =
+          store_list_by(st, STORE_TASKS_BY_DESIRED, json_string_value(v));
+      json_array_foreach(l, j, t)
+          json_object_set(found, jx_str(t, "ID", ""), t);
+    }
+  } else {
+    json_decref(found);
+    return store_list(st, STORE_TASK);
+  }
+  json_t *out = store_sorted(found);
+  json_decref(found);
+  return out;
+}
+
 static void list_tasks(struct api_call *c) {
   struct filters f = {0};
   if (parse_filters(c, task_filters, &f) < 0)
     return;
   struct store *st = manager_store(c->d->mgr);
-  json_t *all = store_list(st, STORE_TASK);
+  json_t *all = task_candidates(st, &f);
   json_t *out = json_array();
   size_t i;
   json_t *t;

@@ -297,7 +297,6 @@ int allocator_run(struct store *s, struct orch_out *out, size_t *exhausted) {
   struct pool *pools = pools_build(s);
   allocate_nodes(s, pools, out, &short_of);
   json_t *svcs = store_list(s, STORE_SERVICE);
-  json_t *tasks = store_list(s, STORE_TASK);
   size_t i;
   json_t *svc;
   json_array_foreach(svcs, i, svc) {
@@ -320,9 +319,9 @@ int allocator_run(struct store *s, struct orch_out *out, size_t *exhausted) {
     int in_tx = 0;
     size_t k;
     json_t *t;
+    json_t *tasks = store_list_by(s, STORE_TASKS_BY_SERVICE, sid);
     json_array_foreach(tasks, k, t) {
-      if (strcmp(jx_str(t, "ServiceID", ""), sid) != 0 ||
-          task_state(t) > TS_PENDING || task_desired(t) > TS_COMPLETE ||
+      if (task_state(t) > TS_PENDING || task_desired(t) > TS_COMPLETE ||
           allocator_task_allocated(s, svc, t))
         continue;
       json_t *atts = task_attachments(s, pools, t, nets);
@@ -343,9 +342,9 @@ int allocator_run(struct store *s, struct orch_out *out, size_t *exhausted) {
     }
     if (tx)
       orch_out_add(out, tx);
+    json_decref(tasks);
     json_decref(nets);
   }
-  json_decref(tasks);
   json_decref(svcs);
   pools_free(pools);
   if (exhausted)

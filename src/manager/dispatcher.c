@@ -29,6 +29,12 @@ struct session {
   int64_t last_mono;
   /* The peer set this node was last sent (see peers.h). */
   json_t *peers_sent;
+  /* The assignments this node was last sent: task ID -> Version.Index
+   * (a task's message is a function of the task, so an unchanged version
+   * means nothing to send), and the secrets and configs with them. NULL
+   * before the first (full) message, or after a reset. */
+  json_t *tasks_sent;
+  json_t *files_sent;
   struct session *next;
 };
 
@@ -214,6 +220,8 @@ static void session_end(struct dispatcher *d, struct session *s) {
     http_stream_end(req);
   }
   json_decref(s->peers_sent);
+  json_decref(s->tasks_sent);
+  json_decref(s->files_sent);
   free(s);
 }
 
@@ -228,6 +236,8 @@ static void stream_closed(struct http_req *req, void *ud) {
   s->req = NULL;
   session_unlink(d, s);
   json_decref(s->peers_sent);
+  json_decref(s->tasks_sent);
+  json_decref(s->files_sent);
   free(s);
   http_req_release(req);
 }
@@ -302,34 +312,76 @@ static void add_pull_auth(json_t *pub, const json_t *t) {
                       json_pack("{s:s}", "RegistryAuth", auth));
 }
 
-static void send_assignments(struct dispatcher *d, struct session *s) {
-  json_t *tasks = store_list(d->m->store, STORE_TASK);
-  json_t *mine = json_array();
+/* A task as its node gets it. */
+static json_t *task_message(const json_t *t) {
+  json_t *pub = store_public(t);
+  /* The node publishes host-mode ports itself (swarmkit's
+   * Task.Endpoint). */
+  const json_t *ep = json_object_get(t, "_EndpointSpec");
+  if (ep)
+    json_object_set_new(pub, "Endpoint", json_pack("{s:O}", "Spec", ep));
+  add_pull_auth(pub, t);
+  return pub;
+}
+
+json_t *dispatcher_assignments(struct store *st, const char *node_id,
+                               json_t **tasks_sent, json_t **files_sent) {
+  bool full = *tasks_sent == NULL;
+  json_t *tasks = store_list_by(st, STORE_TASKS_BY_NODE, node_id);
+  json_t *mine = json_array(); /* store objects, for the secrets */
+  json_t *sent = json_object();
+  json_t *set = json_array();
   size_t i;
   json_t *t;
   json_array_foreach(tasks, i, t) {
-    if (strcmp(jx_str(t, "NodeID", ""), s->node_id) == 0 && task_for_agent(t)) {
-      json_t *pub = store_public(t);
-      /* The node publishes host-mode ports itself (swarmkit's
-       * Task.Endpoint). */
-      const json_t *ep = json_object_get(t, "_EndpointSpec");
-      if (ep)
-        json_object_set_new(pub, "Endpoint", json_pack("{s:O}", "Spec", ep));
-      add_pull_auth(pub, t);
-      json_array_append_new(mine, pub);
-    }
+    if (!task_for_agent(t))
+      continue;
+    const char *id = jx_str(t, "ID", "");
+    json_int_t v = jx_int(t, "Version.Index", 0);
+    json_array_append(mine, t);
+    json_object_set_new(sent, id, json_integer(v));
+    json_t *was = full ? NULL : json_object_get(*tasks_sent, id);
+    if (!was || json_integer_value(was) != v)
+      json_array_append_new(set, task_message(t));
   }
   json_decref(tasks);
+  json_t *del = json_array();
+  const char *id;
+  json_t *v;
+  json_object_foreach(full ? NULL : *tasks_sent, id, v) {
+    if (!json_object_get(sent, id))
+      json_array_append_new(del, json_string(id));
+  }
   /* With the tasks, the secrets and configs they need (only those): the
    * node keeps nothing else, so one that no task needs any more is gone
    * from it with this message. */
-  json_t *files = secrets_for_tasks(d->m->store, mine);
-  json_t *msg =
-      json_pack("{s:s, s:o, s:O, s:O}", "Type", "assignments", "Tasks", mine,
-                "Secrets", json_object_get(files, "Secrets"), "Configs",
-                json_object_get(files, "Configs"));
-  json_decref(files);
-  send_line(s->req, msg);
+  json_t *files = secrets_for_tasks(st, mine);
+  json_decref(mine);
+  bool files_changed = full || !json_equal(files, *files_sent);
+  json_t *msg = NULL;
+  if (full)
+    msg = json_pack("{s:s, s:O}", "Type", "assignments", "Tasks", set);
+  else if (json_array_size(set) || json_array_size(del) || files_changed)
+    msg = json_pack("{s:s, s:O, s:O}", "Type", "assignment_changes", "Set", set,
+                    "Del", del);
+  if (msg && files_changed) {
+    json_object_set(msg, "Secrets", json_object_get(files, "Secrets"));
+    json_object_set(msg, "Configs", json_object_get(files, "Configs"));
+  }
+  json_decref(set);
+  json_decref(del);
+  json_decref(*tasks_sent);
+  *tasks_sent = sent;
+  json_decref(*files_sent);
+  *files_sent = files;
+  return msg;
+}
+
+static void send_assignments(struct dispatcher *d, struct session *s) {
+  json_t *msg = dispatcher_assignments(d->m->store, s->node_id, &s->tasks_sent,
+                                       &s->files_sent);
+  if (msg)
+    send_line(s->req, msg);
   json_decref(msg);
 }
 
@@ -459,6 +511,28 @@ static void resend_nodes(struct dispatcher *d) {
   }
 }
 
+/* A task is in the peer sets and the mesh table only while assigned to
+ * running (peers.c present(), mesh.c serving()). */
+static bool in_peers(const json_t *t) {
+  enum task_state st = t ? task_state(t) : TS_NEW;
+  return st >= TS_ASSIGNED && st <= TS_RUNNING;
+}
+
+/* Whether a task change can change a peer set or the mesh table (both
+ * are computed over every task): most status steps (accepted,
+ * preparing, starting) cannot. */
+static bool task_moves_peers(const json_t *old, const json_t *cur) {
+  if (!in_peers(old) && !in_peers(cur))
+    return false;
+  if (!in_peers(old) || !in_peers(cur))
+    return true;
+  return !same_at(old, cur, "NodeID") ||
+         !same_at(old, cur, "NetworksAttachments") ||
+         !same_at(old, cur, "ServiceID") || !same_at(old, cur, "Name") ||
+         !same_at(old, cur, "DesiredState") ||
+         (task_state(old) == TS_RUNNING) != (task_state(cur) == TS_RUNNING);
+}
+
 static void on_store_change(const struct store_change *ch, size_t n,
                             uint64_t index, void *ud) {
   struct dispatcher *d = ud;
@@ -466,8 +540,12 @@ static void on_store_change(const struct store_change *ch, size_t n,
     return;
   if (n == 0) { /* restore: everything may have changed */
     d->peers_dirty = true;
-    for (struct session *s = d->sessions; s; s = s->next)
+    for (struct session *s = d->sessions; s; s = s->next) {
+      /* The whole list again: the node's view restarts from it. */
+      json_decref(s->tasks_sent);
+      s->tasks_sent = NULL;
       json_object_set_new(d->dirty, s->node_id, json_true());
+    }
     if (!uv_is_active((uv_handle_t *)&d->flush))
       uv_timer_start(&d->flush, flush_dirty, 0, 0);
     return;
@@ -480,8 +558,9 @@ static void on_store_change(const struct store_change *ch, size_t n,
       resend_nodes(d);
     if (ch[i].kind == STORE_CLUSTER)
       nodes_changed = true; /* a rotation may be complete already */
-    if (ch[i].kind == STORE_NODE || ch[i].kind == STORE_TASK ||
-        ch[i].kind == STORE_SERVICE)
+    if (ch[i].kind == STORE_NODE || ch[i].kind == STORE_SERVICE ||
+        (ch[i].kind == STORE_TASK &&
+         task_moves_peers(ch[i].old_obj, ch[i].new_obj)))
       mark_peers(d);
     if (ch[i].kind == STORE_NODE && ch[i].new_obj) {
       struct session *s = find_session(d, ch[i].id);

@@ -1,9 +1,9 @@
 /* The dispatcher: the manager side of node sessions. A node opens a session
  * (a long-lived streaming response carrying session facts now and task
- * the node's task assignments: after each change, the full list of tasks
- * placed on it) and heartbeats within the period the cluster spec
- * sets. On the leader it is the authority on node health: a node whose
- * heartbeats stop for HEARTBEAT_GRACE periods goes Down ("heartbeat
+ * the node's task assignments: the full list of tasks placed on it at
+ * the start, then the changes to it) and heartbeats within the period the
+ * cluster spec sets. On the leader it is the authority on node health: a node
+ * whose heartbeats stop for HEARTBEAT_GRACE periods goes Down ("heartbeat
  * failure"); a node that opens a session goes Ready. */
 #ifndef SHOAL_MANAGER_DISPATCHER_H
 #define SHOAL_MANAGER_DISPATCHER_H
@@ -39,5 +39,18 @@ void dispatcher_send(struct dispatcher *d, const char *node_id,
                      const json_t *msg);
 /* Ends the node's session (node removed). */
 void dispatcher_drop(struct dispatcher *d, const char *node_id);
+
+struct store;
+/* The message that brings a node's view of its assignments up to date
+ * (pure: the session's stream sends it). *tasks_sent (task ID ->
+ * Version.Index) and *files_sent are what the node was sent before, NULL
+ * on a new session or after a reset; both are replaced. With no
+ * *tasks_sent: {"Type": "assignments", "Tasks", "Secrets", "Configs"},
+ * the whole list; after that {"Type": "assignment_changes", "Set":
+ * [task], "Del": [ID]}, with "Secrets" and "Configs" when those changed,
+ * or NULL when nothing changed for the node. Its tasks come from the
+ * NodeID index: the cost is the node's tasks, not the store's. */
+json_t *dispatcher_assignments(struct store *st, const char *node_id,
+                               json_t **tasks_sent, json_t **files_sent);
 
 #endif

@@ -80,7 +80,6 @@ static json_t *ready_nodes(struct store *s) {
 json_t *mesh_vips(struct store *s) {
   cleanup_json json_t *ready = ready_nodes(s);
   size_t i;
-  cleanup_json json_t *tasks = store_list(s, STORE_TASK);
   cleanup_json json_t *svcs = store_list(s, STORE_SERVICE);
   json_t *out = json_array();
   json_t *svc;
@@ -94,6 +93,9 @@ json_t *mesh_vips(struct store *s) {
       if (!nobj || jx_bool(nobj, "Spec.Ingress", false))
         continue; /* ingress is the routing mesh's, not the tasks' */
       json_t *backends = json_array();
+      /* The service's tasks only (the ServiceID index). */
+      cleanup_json json_t *tasks =
+          store_list_by(s, STORE_TASKS_BY_SERVICE, sid);
       size_t j;
       json_t *t;
       json_array_foreach(tasks, j, t) {
@@ -210,7 +212,6 @@ static void add_name(json_t *names, const char *net, const char *name,
 
 json_t *mesh_names(struct store *s) {
   cleanup_json json_t *ready = ready_nodes(s);
-  cleanup_json json_t *tasks = store_list(s, STORE_TASK);
   cleanup_json json_t *svcs = store_list(s, STORE_SERVICE);
   json_t *names = json_object();
   size_t i;
@@ -221,6 +222,10 @@ json_t *mesh_names(struct store *s) {
     bool dnsrr =
         strcmp(jx_str(svc, "Spec.EndpointSpec.Mode", "vip"), "dnsrr") == 0;
     const json_t *nets = jx_get(svc, "Spec.TaskTemplate.Networks");
+    if (json_array_size(nets) == 0)
+      continue;
+    /* The service's tasks only (the ServiceID index). */
+    cleanup_json json_t *tasks = store_list_by(s, STORE_TASKS_BY_SERVICE, sid);
     size_t k;
     json_t *na;
     json_array_foreach(nets, k, na) {

@@ -1320,12 +1320,15 @@ static void run_orphans(const json_t *tasks, struct orch_out *out) {
   orch_out_add(out, tx);
 }
 
-int orchestrator_run(struct store *s, int64_t now_ns, struct orch_out *out) {
-  size_t before = out->ntx;
+static int64_t history_limit(struct store *s) {
   json_t *cluster = store_cluster(s);
   json_t *lim = jx_get(cluster, "Spec.Orchestration.TaskHistoryRetentionLimit");
-  int64_t limit =
-      json_is_integer(lim) ? json_integer_value(lim) : DEFAULT_HISTORY;
+  return json_is_integer(lim) ? json_integer_value(lim) : DEFAULT_HISTORY;
+}
+
+int orchestrator_run(struct store *s, int64_t now_ns, struct orch_out *out) {
+  size_t before = out->ntx;
+  int64_t limit = history_limit(s);
   json_t *tasks = store_list(s, STORE_TASK);
   json_t *services = store_list(s, STORE_SERVICE);
   /* service ID -> its tasks in store order, grouped in one pass */
@@ -1357,6 +1360,123 @@ int orchestrator_run(struct store *s, int64_t now_ns, struct orch_out *out) {
   json_decref(services);
   json_decref(tasks);
   return (int)(out->ntx - before);
+}
+
+int orchestrator_run_services(struct store *s, int64_t now_ns,
+                              struct orch_out *out, json_t *service_ids,
+                              json_t *wake) {
+  size_t before = out->ntx;
+  int64_t limit = history_limit(s);
+  int64_t wakeup = out->next_wakeup_ns;
+  const char *sid;
+  json_t *v, *tmp;
+  json_object_foreach_safe(service_ids, tmp, sid, v) {
+    json_t *svc = store_get(s, STORE_SERVICE, sid);
+    json_t *tasks = store_list_by(s, STORE_TASKS_BY_SERVICE, sid);
+    bool more = out->more;
+    out->more = false;
+    out->next_wakeup_ns = 0;
+    if (svc)
+      run_service(s, now_ns, out, svc, tasks, limit);
+    else if (*sid)
+      run_orphans(tasks, out);
+    json_decref(tasks);
+    if (out->next_wakeup_ns > 0) {
+      if (wake)
+        json_object_set_new(wake, sid, json_true());
+      if (wakeup == 0 || out->next_wakeup_ns < wakeup)
+        wakeup = out->next_wakeup_ns;
+    } else if (wake) {
+      json_object_del(wake, sid);
+    }
+    /* Done with it unless the budget ran out on the way. */
+    if (!out->more)
+      json_object_del(service_ids, sid);
+    out->more = out->more || more;
+  }
+  out->next_wakeup_ns = wakeup;
+  return (int)(out->ntx - before);
+}
+
+static void touch(json_t *touched, const json_t *task) {
+  const char *sid = jx_str(task, "ServiceID", "");
+  if (*sid)
+    json_object_set_new(touched, sid, json_true());
+}
+
+static void touch_each(json_t *task, void *ud) {
+  touch(ud, task);
+}
+
+static bool same_at(const json_t *a, const json_t *b, const char *path) {
+  const json_t *x = jx_get(a, path), *y = jx_get(b, path);
+  return (!x && !y) || (x && y && json_equal(x, y));
+}
+
+/* A node change the orchestrator acts on: the node came or went, or its
+ * spec (availability, labels), description (constraints) or state did;
+ * not an address or certificate update. */
+static bool node_relevant(const struct store_change *c) {
+  return !c->old_obj || !c->new_obj ||
+         !same_at(c->old_obj, c->new_obj, "Spec") ||
+         !same_at(c->old_obj, c->new_obj, "Description.Hostname") ||
+         !same_at(c->old_obj, c->new_obj, "Description.Platform") ||
+         !same_at(c->old_obj, c->new_obj, "Description.Engine") ||
+         !same_at(c->old_obj, c->new_obj, "Description.Resources") ||
+         !same_at(c->old_obj, c->new_obj, "Status.State");
+}
+
+void orchestrator_touched(struct store *s, const struct store_change *ch,
+                          size_t n, json_t *touched, bool *full) {
+  if (n == 0)
+    *full = true;
+  for (size_t i = 0; i < n && !*full; i++) {
+    const struct store_change *c = &ch[i];
+    switch (c->kind) {
+    case STORE_TASK:
+      if (c->old_obj)
+        touch(touched, c->old_obj);
+      if (c->new_obj)
+        touch(touched, c->new_obj);
+      break;
+    case STORE_SERVICE:
+      json_object_set_new(touched, c->id, json_true());
+      break;
+    case STORE_NODE: {
+      if (!node_relevant(c))
+        break;
+      /* Its tasks' services, and every global one: a new or returning
+       * node gets their tasks. */
+      store_each_by(s, STORE_TASKS_BY_NODE, c->id, touch_each, touched);
+      cleanup_json json_t *svcs = store_list(s, STORE_SERVICE);
+      size_t j;
+      json_t *svc;
+      json_array_foreach(svcs, j, svc) {
+        if (service_is_global(svc) || jx_get(svc, "Spec.Mode.GlobalJob"))
+          json_object_set_new(touched, jx_str(svc, "ID", ""), json_true());
+      }
+      break;
+    }
+    case STORE_CLUSTER:
+      *full = true; /* the history limit, for every service */
+      break;
+    default:
+      break; /* networks, secrets, configs: not the orchestrator's */
+    }
+  }
+}
+
+void orchestrator_touch_all(struct store *s, json_t *touched) {
+  cleanup_json json_t *svcs = store_list(s, STORE_SERVICE);
+  cleanup_json json_t *keys = store_index_keys(s, STORE_TASKS_BY_SERVICE);
+  size_t i;
+  json_t *v;
+  json_array_foreach(svcs, i, v)
+      json_object_set_new(touched, jx_str(v, "ID", ""), json_true());
+  json_array_foreach(keys, i, v) {
+    if (*json_string_value(v))
+      json_object_set_new(touched, json_string_value(v), json_true());
+  }
 }
 
 bool orchestrator_task_dirty(struct store *s, const json_t *svc,

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 struct store;
+struct store_change;
 
 /* Fills out (initialized by the caller with orch_out_init, new_id set if
  * wanted) with one transaction per service that needs changes: updates
@@ -35,6 +36,28 @@ struct store;
  * next_wakeup_ns is the earliest time a delay, monitor period or restart
  * window ends. Returns the number of transactions. */
 int orchestrator_run(struct store *s, int64_t now_ns, struct orch_out *out);
+
+/* The same for the services in service_ids only (an object ID -> any):
+ * a service ID with no service runs that service's leftover tasks as
+ * orphans. Each service done with is removed from service_ids; those the
+ * budget ran out on stay (and out->more is set). The IDs of services that
+ * asked for a wakeup are added to wake (when not NULL). The cost is that
+ * of the services named, not of the store. */
+int orchestrator_run_services(struct store *s, int64_t now_ns,
+                              struct orch_out *out, json_t *service_ids,
+                              json_t *wake);
+
+/* What store changes mean for the next orchestrator_run_services: the
+ * services they touch are added to touched (a task's service, a changed
+ * service, for a node that came, went or changed its spec, description
+ * or state: the services with tasks on it and every global one); *full
+ * is set when every service must be looked at (a restore: n == 0; a
+ * cluster change). */
+void orchestrator_touched(struct store *s, const struct store_change *ch,
+                          size_t n, json_t *touched, bool *full);
+/* Adds every service and every task's ServiceID (tasks of removed
+ * services) to touched: a full pass. */
+void orchestrator_touch_all(struct store *s, json_t *touched);
 
 /* swarmkit's IsTaskDirty: the task no longer matches what the service
  * asks for (its template, endpoint, or placement on its node). Scaling

@@ -2,6 +2,7 @@
 
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/jsonx.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "manager/internal.h"
@@ -26,6 +27,14 @@ struct reconciler {
    * paced, so API requests get loop turns between the batches. */
   bool batching;
   bool exhausted_said; /* the allocator's shortage was logged */
+  /* What the next orchestrator pass works on: the services a change
+   * touched (service ID -> true), or all of them (full: after a restore,
+   * on becoming leader, on a cluster change). */
+  json_t *touched;
+  bool full;
+  json_t *wake;     /* services that asked for a wakeup */
+  int64_t wake_at;  /* when the wakeup timer fires (0: not set) */
+  bool alloc_dirty; /* something the allocator looks at changed */
 };
 
 /* Between the passes of a large change: idle loop turns after each pass
@@ -45,8 +54,11 @@ static void on_timer(uv_timer_t *t) {
 /* Freed once both timers closed and no proposal is outstanding (raft
  * answers pending proposals with an error when it closes). */
 static void maybe_free(struct reconciler *r) {
-  if (r->stopped && r->closing == 0 && r->inflight == 0)
+  if (r->stopped && r->closing == 0 && r->inflight == 0) {
+    json_decref(r->touched);
+    json_decref(r->wake);
     free(r);
+  }
 }
 
 static void kick(struct reconciler *r) {
@@ -57,7 +69,46 @@ static void kick(struct reconciler *r) {
 
 static void on_change(const struct store_change *ch, size_t n, uint64_t index,
                       void *ud) {
-  kick(ud);
+  struct reconciler *r = ud;
+  if (!r->leader) {
+    kick(r); /* sets dirty; becoming leader starts with a full pass */
+    return;
+  }
+  orchestrator_touched(r->m->store, ch, n, r->touched, &r->full);
+  if (n == 0)
+    r->alloc_dirty = true;
+  for (size_t i = 0; i < n && !r->alloc_dirty; i++) {
+    const struct store_change *c = &ch[i];
+    switch (c->kind) {
+    case STORE_TASK:
+      /* New tasks wait for addresses; a task that ends frees some for
+       * those still waiting. */
+      r->alloc_dirty = (c->new_obj && task_state(c->new_obj) <= TS_PENDING) ||
+                       r->exhausted_said;
+      break;
+    case STORE_NODE:
+      r->alloc_dirty = !c->old_obj || !c->new_obj; /* ingress addresses */
+      break;
+    case STORE_SERVICE:
+    case STORE_CLUSTER:
+    case STORE_NETWORK:
+      r->alloc_dirty = true;
+      break;
+    default:
+      break;
+    }
+  }
+  kick(r);
+}
+
+/* The orchestrator asked to run again at `at` for the services in wake. */
+static void on_wakeup(uv_timer_t *t) {
+  struct reconciler *r = t->data;
+  r->wake_at = 0;
+  json_object_update(r->touched, r->wake);
+  json_object_clear(r->wake);
+  r->dirty = true;
+  run(r);
 }
 
 static void proposal_done(void *ud, int status, const sh_err *err) {
@@ -71,6 +122,13 @@ static void proposal_done(void *ud, int status, const sh_err *err) {
    * next run decides again on fresh state. */
   if (status < 0 && err && err->status == 503)
     log_debug("reconcile proposal not committed: %s", err->msg);
+  /* A stale version or a missing object means a concurrent change, which
+   * touched the same services; anything else: look at everything. */
+  if (status < 0) {
+    r->alloc_dirty = true;
+    if (!err || (err->status != 500 && err->status != 404))
+      r->full = true;
+  }
   if (--r->inflight == 0 && r->leader && (r->pass != 0 || r->dirty))
     uv_timer_start(&r->kick, on_timer, next_delay(r), 0);
 }
@@ -102,13 +160,23 @@ static void run(struct reconciler *r) {
   case 0:
     r->dirty = false;
     r->batching = false;
-    orchestrator_run(s, now, &out);
-    if (out.next_wakeup_ns > 0) {
+    if (r->full) {
+      r->full = false;
+      orchestrator_touch_all(s, r->touched);
+    }
+    orchestrator_run_services(s, now, &out, r->touched, r->wake);
+    /* Keep the earliest wakeup: this pass saw only some services. */
+    if (out.next_wakeup_ns > 0 &&
+        (r->wake_at == 0 || out.next_wakeup_ns < r->wake_at)) {
       int64_t ms = (out.next_wakeup_ns - now) / NS_PER_MS;
-      uv_timer_start(&r->wakeup, on_timer, ms > 0 ? (uint64_t)ms : 1, 0);
+      r->wake_at = out.next_wakeup_ns;
+      uv_timer_start(&r->wakeup, on_wakeup, ms > 0 ? (uint64_t)ms : 1, 0);
     }
     break;
   case 1: {
+    if (!r->alloc_dirty)
+      break; /* nothing it looks at changed: its scan would find nothing */
+    r->alloc_dirty = false;
     size_t exhausted = 0;
     allocator_run(s, &out, &exhausted);
     if (exhausted && !r->exhausted_said)
@@ -140,6 +208,8 @@ struct reconciler *reconciler_new(struct manager *m) {
   uv_timer_init(m->loop, &r->kick);
   uv_timer_init(m->loop, &r->wakeup);
   r->kick.data = r->wakeup.data = r;
+  r->touched = json_object();
+  r->wake = json_object();
   r->watch_id = store_watch(m->store, on_change, r);
   return r;
 }
@@ -148,10 +218,14 @@ void reconciler_set_leader(struct reconciler *r, bool leader) {
   r->leader = leader;
   if (leader) {
     r->pass = 0;
+    r->full = r->alloc_dirty = true;
     kick(r);
   } else {
     uv_timer_stop(&r->kick);
     uv_timer_stop(&r->wakeup);
+    r->wake_at = 0;
+    json_object_clear(r->touched);
+    json_object_clear(r->wake);
   }
 }
 

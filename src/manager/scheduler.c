@@ -343,9 +343,21 @@ static json_t *with_status(const json_t *t, const char *state, const char *msg,
   return nt;
 }
 
+/* What already runs (or is about to) on a node. */
+static void ninfo_each(json_t *t, void *ud) {
+  enum task_state st = task_state(t);
+  if (st > TS_PENDING && st <= TS_RUNNING)
+    ninfo_add(ud, t);
+}
+
 int scheduler_run(struct store *s, int64_t now_ns, struct orch_out *out) {
+  /* Only pending tasks are placed: none, nothing to do (the index answers
+   * without a scan). */
+  if (store_count_by(s, STORE_TASKS_BY_STATE, "pending") == 0)
+    return 0;
   json_t *nodes = store_list(s, STORE_NODE);
-  json_t *tasks = store_list(s, STORE_TASK);
+  /* In store order, as a scan of every task would meet them. */
+  json_t *tasks = store_list_by(s, STORE_TASKS_BY_STATE, "pending");
   size_t nn = json_array_size(nodes);
   struct ninfo *nis = xcalloc(nn ? nn : 1, sizeof *nis);
   size_t i;
@@ -361,16 +373,8 @@ int scheduler_run(struct store *s, int64_t now_ns, struct orch_out *out) {
         json_object(),
     };
   }
-  /* What already runs (or is about to) on each node. */
-  json_array_foreach(tasks, i, t) {
-    enum task_state st = task_state(t);
-    const char *nid = jx_str(t, "NodeID", "");
-    if (!*nid || st <= TS_PENDING || st > TS_RUNNING)
-      continue;
-    for (size_t k = 0; k < nn; k++)
-      if (strcmp(nis[k].id, nid) == 0)
-        ninfo_add(&nis[k], t);
-  }
+  for (size_t k = 0; k < nn; k++)
+    store_each_by(s, STORE_TASKS_BY_NODE, nis[k].id, ninfo_each, &nis[k]);
 
   struct txs x = {json_object(), NULL, 0};
   bool *fit = xcalloc(nn ? nn : 1, sizeof *fit);

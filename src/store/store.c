@@ -4,7 +4,8 @@
  * unique also keep a name -> ID object. Applying a transaction first stages
  * every op against a view of "live + already staged", checks all
  * preconditions, and only then commits, so a failed transaction leaves no
- * trace. */
+ * trace. The secondary indexes (store_list_by) change only in the commit,
+ * with the objects: field value -> {ID -> object}. */
 #include "store/store.h"
 
 #include "core/clock.h"
@@ -32,9 +33,22 @@ struct watcher {
   void *ud;
 };
 
+static const struct {
+  enum store_kind kind;
+  const char *field;
+} index_defs[STORE_NINDEXES] = {
+    [STORE_TASKS_BY_SERVICE] = {STORE_TASK, "ServiceID"},
+    [STORE_TASKS_BY_NODE] = {STORE_TASK, "NodeID"},
+    [STORE_TASKS_BY_DESIRED] = {STORE_TASK, "DesiredState"},
+    [STORE_TASKS_BY_STATE] = {STORE_TASK, "Status.State"},
+    [STORE_SERVICES_BY_NAME] = {STORE_SERVICE, "Spec.Name"},
+    [STORE_NETWORKS_BY_NAME] = {STORE_NETWORK, "Spec.Name"},
+};
+
 struct store {
   json_t *objs[STORE_NKINDS];  /* ID -> object */
   json_t *names[STORE_NKINDS]; /* Spec.Name -> ID, unique-name kinds only */
+  json_t *idx[STORE_NINDEXES]; /* field value -> {ID -> object} */
   uint64_t index;
   struct watcher *watchers;
   size_t nwatchers, capwatchers;
@@ -88,6 +102,8 @@ struct store *store_new(void) {
     s->objs[i] = json_object();
     s->names[i] = json_object();
   }
+  for (int i = 0; i < STORE_NINDEXES; i++)
+    s->idx[i] = json_object();
   s->next_watch_id = 1;
   return s;
 }
@@ -99,6 +115,8 @@ void store_free(struct store *s) {
     json_decref(s->objs[i]);
     json_decref(s->names[i]);
   }
+  for (int i = 0; i < STORE_NINDEXES; i++)
+    json_decref(s->idx[i]);
   free(s->watchers);
   free(s);
 }
@@ -179,18 +197,17 @@ static int list_cmp(const void *a, const void *b) {
   return strcmp(x->id, y->id);
 }
 
-json_t *store_list(struct store *s, enum store_kind k) {
+/* The objects of an ID -> object map, sorted by CreatedAt then ID. */
+static json_t *sorted(json_t *map) {
   json_t *arr = json_array();
-  if ((int)k < 0 || k >= STORE_NKINDS)
-    return arr;
-  size_t n = json_object_size(s->objs[k]);
+  size_t n = json_object_size(map);
   if (n == 0)
     return arr;
   struct list_item *items = xcalloc(n, sizeof *items);
   size_t i = 0;
   const char *id;
   json_t *v;
-  json_object_foreach(s->objs[k], id, v) {
+  json_object_foreach(map, id, v) {
     int64_t ns = 0;
     const char *c = jx_str(v, "CreatedAt", NULL);
     if (!c || clock_parse_rfc3339(c, &ns, NULL) < 0)
@@ -202,6 +219,84 @@ json_t *store_list(struct store *s, enum store_kind k) {
     json_array_append(arr, items[i].obj);
   free(items);
   return arr;
+}
+
+json_t *store_sorted(json_t *map) {
+  return sorted(map);
+}
+
+json_t *store_list(struct store *s, enum store_kind k) {
+  if ((int)k < 0 || k >= STORE_NKINDS)
+    return json_array();
+  return sorted(s->objs[k]);
+}
+
+/* ---- secondary indexes ---- */
+
+enum store_kind store_index_kind(enum store_index ix) {
+  return index_defs[ix].kind;
+}
+
+const char *store_index_field(enum store_index ix) {
+  return index_defs[ix].field;
+}
+
+static json_t *bucket(struct store *s, enum store_index ix, const char *key) {
+  if ((int)ix < 0 || ix >= STORE_NINDEXES || !key)
+    return NULL;
+  return json_object_get(s->idx[ix], key);
+}
+
+json_t *store_list_by(struct store *s, enum store_index ix, const char *key) {
+  json_t *b = bucket(s, ix, key);
+  return b ? sorted(b) : json_array();
+}
+
+size_t store_count_by(struct store *s, enum store_index ix, const char *key) {
+  return json_object_size(bucket(s, ix, key));
+}
+
+json_t *store_index_keys(struct store *s, enum store_index ix) {
+  json_t *keys = json_array();
+  if ((int)ix < 0 || ix >= STORE_NINDEXES)
+    return keys;
+  const char *k;
+  json_t *v;
+  json_object_foreach(s->idx[ix], k, v)
+      json_array_append_new(keys, json_string(k));
+  return keys;
+}
+
+void store_each_by(struct store *s, enum store_index ix, const char *key,
+                   void (*fn)(json_t *obj, void *ud), void *ud) {
+  const char *id;
+  json_t *v;
+  json_object_foreach(bucket(s, ix, key), id, v) fn(v, ud);
+}
+
+/* Adds (obj) or removes (obj NULL) object id of kind k under the values
+ * `from` has, in every index over k. */
+static void index_update(json_t **idx, enum store_kind k, const char *id,
+                         const json_t *from, json_t *obj) {
+  for (int i = 0; i < STORE_NINDEXES; i++) {
+    if (index_defs[i].kind != k)
+      continue;
+    const char *key = jx_str(from, index_defs[i].field, NULL);
+    if (!key)
+      continue;
+    json_t *b = json_object_get(idx[i], key);
+    if (obj) {
+      if (!b) {
+        b = json_object();
+        json_object_set_new(idx[i], key, b);
+      }
+      json_object_set(b, id, obj);
+    } else if (b) {
+      json_object_del(b, id);
+      if (json_object_size(b) == 0)
+        json_object_del(idx[i], key); /* no empty buckets pile up */
+    }
+  }
 }
 
 size_t store_count(struct store *s, enum store_kind k) {
@@ -569,6 +664,10 @@ int store_apply(struct store *s, const char *data, size_t len, uint64_t index,
     struct staged *e = &st.v[i];
     if (!e->old && !e->cur)
       continue; /* created and deleted in the same transaction */
+    if (e->old)
+      index_update(s->idx, e->kind, e->id, e->old, NULL);
+    if (e->cur)
+      index_update(s->idx, e->kind, e->id, e->cur, e->cur);
     if (e->cur) {
       json_object_set(s->objs[e->kind], e->id, e->cur);
       const char *n = unique_names(e->kind) ? obj_name(e->kind, e->cur) : NULL;
@@ -624,11 +723,13 @@ int store_restore(struct store *s, const char *data, size_t len, sh_err *err) {
       !json_is_object(objs))
     return sh_error(err, 400, "invalid snapshot: missing index or objects");
 
-  json_t *nobjs[STORE_NKINDS], *nnames[STORE_NKINDS];
+  json_t *nobjs[STORE_NKINDS], *nnames[STORE_NKINDS], *nidx[STORE_NINDEXES];
   for (int k = 0; k < STORE_NKINDS; k++) {
     nobjs[k] = json_object();
     nnames[k] = json_object();
   }
+  for (int i = 0; i < STORE_NINDEXES; i++)
+    nidx[i] = json_object();
   int rc = 0;
   const char *kn;
   json_t *arr;
@@ -647,6 +748,7 @@ int store_restore(struct store *s, const char *data, size_t len, sh_err *err) {
         goto out;
       }
       json_object_set(nobjs[k], id, o);
+      index_update(nidx, k, id, o, o);
       const char *n = unique_names(k) ? obj_name(k, o) : NULL;
       if (n)
         json_object_set_new(nnames[k], n, json_string(id));
@@ -660,12 +762,19 @@ int store_restore(struct store *s, const char *data, size_t len, sh_err *err) {
     s->names[k] = nnames[k];
     nnames[k] = tmp;
   }
+  for (int i = 0; i < STORE_NINDEXES; i++) {
+    json_t *tmp = s->idx[i];
+    s->idx[i] = nidx[i];
+    nidx[i] = tmp;
+  }
   s->index = (uint64_t)json_integer_value(idx);
 out:
   for (int k = 0; k < STORE_NKINDS; k++) {
     json_decref(nobjs[k]);
     json_decref(nnames[k]);
   }
+  for (int i = 0; i < STORE_NINDEXES; i++)
+    json_decref(nidx[i]);
   if (rc == 0) {
     notify(s, NULL, 0);
     if (err)

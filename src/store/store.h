@@ -60,6 +60,38 @@ json_t *store_find(struct store *s, enum store_kind k, const char *ref,
  * sorted by CreatedAt then ID. */
 json_t *store_list(struct store *s, enum store_kind k);
 size_t store_count(struct store *s, enum store_kind k);
+
+/* Secondary indexes, kept by store_apply and store_restore: the objects of
+ * one kind whose field equals a key. An object without the field (a task
+ * not yet placed has no NodeID) is in no bucket; an empty string is a key
+ * like any other. */
+enum store_index {
+  STORE_TASKS_BY_SERVICE, /* task ServiceID */
+  STORE_TASKS_BY_NODE,    /* task NodeID */
+  STORE_TASKS_BY_DESIRED, /* task DesiredState */
+  STORE_TASKS_BY_STATE,   /* task Status.State */
+  STORE_SERVICES_BY_NAME, /* service Spec.Name */
+  STORE_NETWORKS_BY_NAME, /* network Spec.Name */
+  STORE_NINDEXES
+};
+/* The kind an index is over. */
+enum store_kind store_index_kind(enum store_index ix);
+/* The field (dotted path) an index is keyed by. */
+const char *store_index_field(enum store_index ix);
+/* As store_list, restricted to the objects whose index field equals key:
+ * a new array of borrowed objects sorted by CreatedAt then ID. The cost
+ * is that of the result, not of the kind. */
+json_t *store_list_by(struct store *s, enum store_index ix, const char *key);
+size_t store_count_by(struct store *s, enum store_index ix, const char *key);
+/* The objects of an ID -> object map (references, as store_list's) in
+ * store_list's order: for a union of buckets. */
+json_t *store_sorted(json_t *map);
+/* The keys an index has now (a new array of strings, in no order). */
+json_t *store_index_keys(struct store *s, enum store_index ix);
+/* Calls fn on every object in the bucket, in no particular order (no
+ * sort: the cheapest walk). fn must not change the store. */
+void store_each_by(struct store *s, enum store_index ix, const char *key,
+                   void (*fn)(json_t *obj, void *ud), void *ud);
 /* The single cluster object, or NULL before init. Borrowed. */
 json_t *store_cluster(struct store *s);
 /* Whether node_id is in the cluster's removed-node list. */

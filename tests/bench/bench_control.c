@@ -1,0 +1,394 @@
+/* The control plane's cost per change, in memory (no cluster, no raft, no
+ * network): a store of 1,000 nodes and 100 services x 1,000 replicas
+ * (100,000 running tasks) built from a snapshot, then the work one task
+ * status change costs the leader, each figure next to the full scan the
+ * same step was before the store had indexes (store_list of every task,
+ * orchestrator_run over every service, the dispatcher's scan of all tasks
+ * for the node and its whole list). Medians over repeated runs, in CPU
+ * time of the measuring thread (the machine is shared: wall time would
+ * count other processes' turns).
+ *   build/rel/bench-control [NODES [SERVICES [REPLICAS]]] */
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/jsonx.h"
+#include "core/util.h"
+#include "manager/allocator.h"
+#include "manager/dispatcher.h"
+#include "manager/orchestrator.h"
+#include "manager/scheduler.h"
+#include "manager/secrets.h"
+#include "manager/services.h"
+#include "store/store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#define T0 (INT64_C(1767225600) * NS_PER_SEC)
+#define MAX_RUNS 64
+
+static volatile size_t sink; /* keeps the compiler from dropping a scan */
+
+/* CPU time of this thread, ns. */
+static int64_t cpu_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double median_us(int64_t *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_i64);
+  return (double)v[n / 2] / 1e3;
+}
+
+static long rss_kib(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long kib = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+      break;
+  if (f)
+    fclose(f);
+  return kib;
+}
+
+static void row(const char *what, double before_us, double after_us) {
+  if (before_us < 0)
+    printf("  %-58s %12s %12.1f us\n", what, "", after_us);
+  else if (after_us < 0.5)
+    printf("  %-58s %12.1f %12.1f us  (no work)\n", what, before_us, after_us);
+  else
+    printf("  %-58s %12.1f %12.1f us  (x%.0f)\n", what, before_us, after_us,
+           before_us / after_us);
+}
+
+/* Builds the cluster as a snapshot and restores it (one pass, as a
+ * restarted manager loads it). */
+static struct store *build(int nodes, int services, int replicas) {
+  struct store *tmp = store_new();
+  json_t *objs = json_object();
+  json_t *arr_nodes = json_array(), *arr_svcs = json_array(),
+         *arr_tasks = json_array();
+  char ts[64];
+  clock_format_rfc3339(T0, ts, sizeof ts);
+  json_object_set_new(objs, "cluster",
+                      json_pack("[{s:s, s:{s:s}, s:s, s:s, s:{s:I}}]", "ID",
+                                "cluster1", "Spec", "Name", "default",
+                                "CreatedAt", ts, "UpdatedAt", ts, "Version",
+                                "Index", (json_int_t)1));
+  for (int i = 0; i < nodes; i++) {
+    char id[32], host[32];
+    snprintf(id, sizeof id, "node%021d", i);
+    snprintf(host, sizeof host, "sim-%04d", i);
+    json_array_append_new(
+        arr_nodes,
+        json_pack("{s:s, s:{s:s, s:s, s:{}}, s:{s:s, s:{s:s, s:s}, s:{s:I, "
+                  "s:I}}, s:{s:s}, s:s, s:s, s:{s:I}}",
+                  "ID", id, "Spec", "Role", "worker", "Availability", "active",
+                  "Labels", "Description", "Hostname", host, "Platform",
+                  "Architecture", "x86_64", "OS", "linux", "Resources",
+                  "NanoCPUs", (json_int_t)(64 * NS_PER_SEC), "MemoryBytes",
+                  (json_int_t)(INT64_C(256) << 30), "Status", "State", "ready",
+                  "CreatedAt", ts, "UpdatedAt", ts, "Version", "Index",
+                  (json_int_t)2));
+  }
+  int64_t idx = 3;
+  for (int s = 0; s < services; s++) {
+    char id[32], spec[256];
+    snprintf(id, sizeof id, "svc%022d", s);
+    snprintf(spec, sizeof spec,
+             "{\"Name\":\"web%03d\",\"TaskTemplate\":{\"ContainerSpec\":{"
+             "\"Image\":\"busybox\"}},\"Mode\":{\"Replicated\":{\"Replicas\":"
+             "%d}}}",
+             s, replicas);
+    json_t *sp = json_loads(spec, 0, NULL);
+    sh_err err = {0};
+    json_t *svc = services_create(tmp, sp, id, T0, &err);
+    json_decref(sp);
+    if (!svc) {
+      fprintf(stderr, "bench: service: %s\n", err.msg);
+      exit(1);
+    }
+    json_object_set_new(svc, "CreatedAt", json_string(ts));
+    json_object_set_new(svc, "UpdatedAt", json_string(ts));
+    json_object_set_new(svc, "Version", json_pack("{s:I}", "Index", idx++));
+    for (int r = 1; r <= replicas; r++) {
+      char node[32];
+      snprintf(node, sizeof node, "node%021d", (s * replicas + r - 1) % nodes);
+      json_t *t = task_new(NULL, svc, r, node, T0);
+      json_object_set_new(t, "NodeID", json_string(node));
+      jx_set(t, "Status.State", json_string("running"));
+      json_object_set_new(t, "CreatedAt", json_string(ts));
+      json_object_set_new(t, "UpdatedAt", json_string(ts));
+      json_object_set_new(t, "Version", json_pack("{s:I}", "Index", idx));
+      json_array_append_new(arr_tasks, t);
+    }
+    json_array_append_new(arr_svcs, svc);
+  }
+  json_object_set_new(objs, "node", arr_nodes);
+  json_object_set_new(objs, "service", arr_svcs);
+  json_object_set_new(objs, "task", arr_tasks);
+  json_t *doc =
+      json_pack("{s:I, s:o}", "index", (json_int_t)idx, "objects", objs);
+  char *data = json_dumps(doc, JSON_COMPACT);
+  json_decref(doc);
+  store_free(tmp);
+  struct store *st = store_new();
+  sh_err err = {0};
+  int64_t t0 = cpu_ns();
+  if (store_restore(st, data, strlen(data), &err) < 0) {
+    fprintf(stderr, "bench: restore: %s\n", err.msg);
+    exit(1);
+  }
+  printf("  %-58s %25.1f ms\n", "restore of the snapshot (objects + indexes)",
+         (double)(cpu_ns() - t0) / 1e6);
+  printf("  %-58s %25.1f MiB\n", "snapshot size",
+         (double)strlen(data) / (1 << 20));
+  free(data);
+  return st;
+}
+
+/* The work the dispatcher did per change before: every task scanned for
+ * the node's, each sent again. */
+static json_t *old_assignments(struct store *st, const char *node) {
+  json_t *tasks = store_list(st, STORE_TASK);
+  json_t *mine = json_array();
+  size_t i;
+  json_t *t;
+  json_array_foreach(tasks, i, t) {
+    if (strcmp(jx_str(t, "NodeID", ""), node) == 0 &&
+        task_state(t) >= TS_ASSIGNED)
+      json_array_append_new(mine, store_public(t));
+  }
+  json_decref(tasks);
+  json_t *files = secrets_for_tasks(st, mine);
+  json_t *msg =
+      json_pack("{s:s, s:o, s:O, s:O}", "Type", "assignments", "Tasks", mine,
+                "Secrets", json_object_get(files, "Secrets"), "Configs",
+                json_object_get(files, "Configs"));
+  json_decref(files);
+  return msg;
+}
+
+static size_t msg_bytes(const json_t *msg) {
+  char *s = msg ? jx_dump(msg) : NULL;
+  size_t n = s ? strlen(s) : 0;
+  free(s);
+  return n;
+}
+
+int main(int argc, char **argv) {
+  int nodes = argc > 1 ? atoi(argv[1]) : 1000;
+  int services = argc > 2 ? atoi(argv[2]) : 100;
+  int replicas = argc > 3 ? atoi(argv[3]) : 1000;
+  int runs = 15, slow = 5; /* slow: the full scans */
+  if (nodes < 1 || services < 1 || replicas < 1) {
+    fprintf(stderr, "usage: bench-control [NODES [SERVICES [REPLICAS]]]\n");
+    return 2;
+  }
+  printf("control plane, in memory: %d nodes, %d services x %d replicas "
+         "(%d tasks)\n",
+         nodes, services, replicas, services * replicas);
+  struct store *st = build(nodes, services, replicas);
+  printf("  %-58s %25.1f MiB\n", "RSS with the store",
+         (double)rss_kib() / 1024);
+  printf("  %-58s %12s %12s\n", "", "full scan", "indexed");
+
+  /* One task of service 42 (or the last) fails on its node. */
+  char sid[32];
+  snprintf(sid, sizeof sid, "svc%022d", services > 42 ? 42 : services - 1);
+  json_t *tasks = store_list_by(st, STORE_TASKS_BY_SERVICE, sid);
+  json_t *victim = json_incref(json_array_get(tasks, 0));
+  json_decref(tasks);
+  const char *tid = jx_str(victim, "ID", "");
+  char node[32];
+  snprintf(node, sizeof node, "%s", jx_str(victim, "NodeID", ""));
+
+  /* The dispatcher's state for that node, as after its session started. */
+  json_t *sent = NULL, *files = NULL;
+  json_t *first = dispatcher_assignments(st, node, &sent, &files);
+  size_t full_bytes = msg_bytes(first);
+  json_decref(first);
+
+  int64_t v[MAX_RUNS];
+  /* store_apply of a status report on other tasks (service 0's), each its
+   * own transaction as the dispatcher proposes them. */
+  char sid0[32];
+  snprintf(sid0, sizeof sid0, "svc%022d", 0);
+  json_t *others = store_list_by(st, STORE_TASKS_BY_SERVICE, sid0);
+  for (int i = 0; i < runs && i < (int)json_array_size(others); i++) {
+    json_t *t = json_array_get(others, (size_t)i);
+    json_t *nt = json_deep_copy(t);
+    jx_set(nt, "Status.Message", json_string("started"));
+    struct store_tx *otx = store_tx_new();
+    store_tx_put(otx, STORE_TASK, nt, jx_int(t, "Version.Index", 0));
+    size_t olen;
+    char *od = store_tx_encode(otx, T0 + NS_PER_SEC, &olen);
+    store_tx_free(otx);
+    sh_err oerr = {0};
+    int64_t a0 = cpu_ns();
+    if (store_apply(st, od, olen, store_index(st) + 1, &oerr) < 0) {
+      fprintf(stderr, "bench: apply: %s\n", oerr.msg);
+      return 1;
+    }
+    v[i] = cpu_ns() - a0;
+    free(od);
+  }
+  json_decref(others);
+  double apply_us = median_us(v, runs < replicas ? runs : replicas);
+  row("store_apply of one task status change (indexes kept)", -1, apply_us);
+
+  json_t *next = json_deep_copy(victim);
+  jx_set(next, "Status.State", json_string("failed"));
+  jx_set(next, "Status.Err", json_string("task: non-zero exit (1)"));
+  struct store_tx *tx = store_tx_new();
+  store_tx_put(tx, STORE_TASK, next, jx_int(victim, "Version.Index", 0));
+  size_t len;
+  char *data = store_tx_encode(tx, T0 + NS_PER_SEC, &len);
+  store_tx_free(tx);
+  sh_err err = {0};
+  if (store_apply(st, data, len, store_index(st) + 1, &err) < 0) {
+    fprintf(stderr, "bench: apply: %s\n", err.msg);
+    return 1;
+  }
+  free(data);
+  int64_t t0;
+  json_t *now_obj = store_get(st, STORE_TASK, tid);
+  struct store_change ch = {STORE_TASK, tid, victim, now_obj};
+  int64_t now = T0 + 2 * NS_PER_SEC;
+
+  /* Orchestrator: every service (before) or the touched one. */
+  double before, after;
+  for (int i = 0; i < slow; i++) {
+    struct orch_out o;
+    orch_out_init(&o);
+    t0 = cpu_ns();
+    orchestrator_run(st, now, &o);
+    v[i] = cpu_ns() - t0;
+    orch_out_free(&o);
+  }
+  before = median_us(v, slow);
+  for (int i = 0; i < runs; i++) {
+    struct orch_out o;
+    orch_out_init(&o);
+    json_t *touched = json_object();
+    bool full = false;
+    t0 = cpu_ns();
+    orchestrator_touched(st, &ch, 1, touched, &full);
+    orchestrator_run_services(st, now, &o, touched, NULL);
+    v[i] = cpu_ns() - t0;
+    json_decref(touched);
+    orch_out_free(&o);
+  }
+  after = median_us(v, runs);
+  row("orchestrator pass after one task change", before, after);
+  double total_before = apply_us + before, total_after = apply_us + after;
+
+  /* Scheduler: before, its pass began with every task listed and scanned;
+   * now no pending task is a count from the index. */
+  for (int i = 0; i < slow; i++) {
+    t0 = cpu_ns();
+    json_t *all = store_list(st, STORE_TASK);
+    size_t n = 0, k;
+    json_t *t;
+    json_array_foreach(all, k, t) n += task_state(t) == TS_PENDING;
+    json_decref(all);
+    v[i] = cpu_ns() - t0;
+    sink += n;
+  }
+  before = median_us(v, slow);
+  for (int i = 0; i < runs; i++) {
+    struct orch_out o;
+    orch_out_init(&o);
+    t0 = cpu_ns();
+    scheduler_run(st, now, &o);
+    v[i] = cpu_ns() - t0;
+    orch_out_free(&o);
+  }
+  after = median_us(v, runs);
+  row("scheduler pass, nothing pending (before: its task scan)", before, after);
+  total_before += before;
+  total_after += after;
+
+  /* Allocator: it ran after every change; now only after changes it looks
+   * at (new tasks, services, networks, nodes), so a status change costs
+   * it nothing. */
+  for (int i = 0; i < slow; i++) {
+    struct orch_out o;
+    orch_out_init(&o);
+    size_t ex = 0;
+    t0 = cpu_ns();
+    allocator_run(st, &o, &ex);
+    v[i] = cpu_ns() - t0;
+    orch_out_free(&o);
+  }
+  before = median_us(v, slow);
+  row("allocator pass (skipped now after a status change)", before, 0);
+  total_before += before;
+
+  /* Tasks of one service (GET /tasks?filter=service=...). */
+  for (int i = 0; i < slow; i++) {
+    t0 = cpu_ns();
+    json_t *all = store_list(st, STORE_TASK);
+    json_t *out = json_array();
+    size_t k;
+    json_t *t;
+    json_array_foreach(all, k, t) if (strcmp(jx_str(t, "ServiceID", ""), sid) ==
+                                      0) json_array_append(out, t);
+    json_decref(all);
+    json_decref(out);
+    v[i] = cpu_ns() - t0;
+  }
+  before = median_us(v, slow);
+  for (int i = 0; i < runs; i++) {
+    t0 = cpu_ns();
+    json_t *out = store_list_by(st, STORE_TASKS_BY_SERVICE, sid);
+    json_decref(out);
+    v[i] = cpu_ns() - t0;
+  }
+  after = median_us(v, runs);
+  row("list the tasks of one service", before, after);
+
+  /* Dispatcher: the changed node's message. */
+  size_t old_bytes = 0, new_bytes = 0;
+  for (int i = 0; i < slow; i++) {
+    t0 = cpu_ns();
+    json_t *msg = old_assignments(st, node);
+    v[i] = cpu_ns() - t0;
+    old_bytes = msg_bytes(msg);
+    json_decref(msg);
+  }
+  before = median_us(v, slow);
+  for (int i = 0; i < runs; i++) {
+    json_t *s2 = json_deep_copy(sent), *f2 = json_deep_copy(files);
+    t0 = cpu_ns();
+    json_t *msg = dispatcher_assignments(st, node, &s2, &f2);
+    v[i] = cpu_ns() - t0;
+    new_bytes = msg_bytes(msg);
+    json_decref(msg);
+    json_decref(s2);
+    json_decref(f2);
+  }
+  after = median_us(v, runs);
+  row("dispatcher: the node's message after one change", before, after);
+  total_before += before;
+  total_after += after;
+  row("one task status change, leader's work in all", total_before,
+      total_after);
+  printf("  %-58s %12zu %12zu bytes\n",
+         "  its size (full list before, changes now)", old_bytes, new_bytes);
+  printf("  %-58s %12zu bytes\n", "  the full list at session start",
+         full_bytes);
+
+  json_decref(sent);
+  json_decref(files);
+  json_decref(victim);
+  store_free(st);
+  return 0;
+}

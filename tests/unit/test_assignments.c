@@ -1,0 +1,145 @@
+/* A node's assignments over its session: the dispatcher sends the whole
+ * list once, then changes; the agent applied to its copy must always
+ * hold what a fresh whole list says, over random task changes. */
+#include "test.h"
+
+#include "agent/agent.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/jsonx.h"
+#include "core/util.h"
+#include "manager/dispatcher.h"
+#include "store/store.h"
+
+#define T0 (INT64_C(1767225600) * NS_PER_SEC)
+
+static uint64_t rnd_next(uint64_t *st) {
+  uint64_t x = *st;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  return *st = x;
+}
+
+static unsigned rnd(uint64_t *st, unsigned n) {
+  return (unsigned)(rnd_next(st) % n);
+}
+
+static int apply(struct store *s, struct store_tx *tx, int64_t now) {
+  size_t len;
+  char *data = store_tx_encode(tx, now, &len);
+  store_tx_free(tx);
+  sh_err err = {0};
+  int rc = store_apply(s, data, len, store_index(s) + 1, &err);
+  free(data);
+  return rc;
+}
+
+static const char *const nodes[] = {NULL, "n1", "n2"};
+static const char *const states[] = {"pending", "assigned", "running",
+                                     "failed"};
+static const char *const desired[] = {"running", "shutdown"};
+
+static json_t *rand_task(uint64_t *st, const char *id) {
+  json_t *t = json_pack(
+      "{s:s, s:s, s:s, s:{s:s}, s:{s:{s:s}}}", "ID", id, "ServiceID", "svc1",
+      "DesiredState", desired[rnd(st, 2)], "Status", "State",
+      states[rnd(st, 4)], "Spec", "ContainerSpec", "Image", "busybox");
+  const char *node = nodes[rnd(st, 3)];
+  if (node)
+    json_object_set_new(t, "NodeID", json_string(node));
+  if (rnd(st, 3) == 0)
+    jx_set(t, "Spec.ContainerSpec.Secrets",
+           json_pack("[{s:s, s:s}]", "SecretID", "sec1", "SecretName", "s1"));
+  return t;
+}
+
+static bool on_n1(const json_t *t) {
+  return t && strcmp(jx_str(t, "NodeID", ""), "n1") == 0;
+}
+
+TEST(assignments_changes_rebuild_the_whole_list) {
+  struct store *s = store_new();
+  struct store_tx *tx = store_tx_new();
+  store_tx_put(tx, STORE_SECRET,
+               json_pack("{s:s, s:{s:s}, s:s}", "ID", "sec1", "Spec", "Name",
+                         "s1", "_Data", "aGk="),
+               STORE_MUST_CREATE);
+  CHECK_INT_EQ(apply(s, tx, T0), 0);
+
+  json_t *sent = NULL, *files = NULL;      /* the dispatcher's session */
+  json_t *assigned = NULL, *afiles = NULL; /* the agent's copy */
+  json_t *whole = NULL;
+  json_t *msg = dispatcher_assignments(s, "n1", &sent, &files);
+  CHECK(msg != NULL);
+  CHECK_STR_EQ(jx_str(msg, "Type", NULL), "assignments");
+  CHECK_INT_EQ(json_array_size(json_object_get(msg, "Tasks")), 0);
+  whole = agent_assignments_apply(&assigned, &afiles, msg);
+  json_decref(msg);
+  CHECK(whole != NULL);
+
+  uint64_t st = 0x9e3779b97f4a7c15ULL;
+  int deltas = 0;
+  for (int step = 0; step < 500; step++) {
+    char id[8];
+    snprintf(id, sizeof id, "t%02u", rnd(&st, 12));
+    json_t *cur = store_get(s, STORE_TASK, id);
+    json_t *old = json_incref(cur);
+    tx = store_tx_new();
+    if (cur && rnd(&st, 4) == 0)
+      store_tx_delete(tx, STORE_TASK, id, STORE_ANY_VERSION);
+    else
+      store_tx_put(tx, STORE_TASK, rand_task(&st, id), STORE_ANY_VERSION);
+    CHECK_INT_EQ(apply(s, tx, T0 + step / 4), 0);
+    json_t *now = store_get(s, STORE_TASK, id);
+
+    msg = dispatcher_assignments(s, "n1", &sent, &files);
+    if (!on_n1(old) && !on_n1(now) && msg) {
+      json_decref(old);
+      FAIL_("step %d: a change on another node sent %s", step,
+            jx_str(msg, "Type", ""));
+    }
+    json_decref(old);
+    if (msg) {
+      CHECK_STR_EQ(jx_str(msg, "Type", NULL), "assignment_changes");
+      /* One task changed: at most one entry either way. */
+      CHECK(json_array_size(json_object_get(msg, "Set")) +
+                json_array_size(json_object_get(msg, "Del")) <=
+            1);
+      json_decref(whole);
+      whole = agent_assignments_apply(&assigned, &afiles, msg);
+      json_decref(msg);
+      CHECK(whole != NULL);
+      deltas++;
+    }
+    json_t *fs = NULL, *ff = NULL;
+    json_t *fresh = dispatcher_assignments(s, "n1", &fs, &ff);
+    bool same = json_equal(json_object_get(fresh, "Tasks"),
+                           json_object_get(whole, "Tasks")) &&
+                json_equal(json_object_get(fresh, "Secrets"),
+                           json_object_get(whole, "Secrets")) &&
+                json_equal(json_object_get(fresh, "Configs"),
+                           json_object_get(whole, "Configs"));
+    json_decref(fresh);
+    json_decref(fs);
+    json_decref(ff);
+    if (!same)
+      FAIL_("step %d: the agent's list differs from the whole list", step);
+  }
+  CHECK(deltas > 50);
+
+  /* A malformed change leaves the agent's copy as it was. */
+  size_t before = json_object_size(assigned);
+  json_t *bad = json_pack("{s:s, s:i, s:[]}", "Type", "assignment_changes",
+                          "Set", 5, "Del");
+  CHECK(agent_assignments_apply(&assigned, &afiles, bad) == NULL);
+  json_decref(bad);
+  CHECK_INT_EQ(json_object_size(assigned), before);
+
+  json_decref(whole);
+  json_decref(sent);
+  json_decref(files);
+  json_decref(assigned);
+  json_decref(afiles);
+  store_free(s);
+}

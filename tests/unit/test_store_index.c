@@ -1,0 +1,255 @@
+/* The store's secondary indexes against a brute-force scan, over random
+ * sequences of transactions (puts that move objects between keys, deletes,
+ * refused transactions) and snapshot restores. */
+#include "test.h"
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/jsonx.h"
+#include "core/util.h"
+#include "store/store.h"
+
+#define T0 (INT64_C(1700000000) * NS_PER_SEC)
+#define NIDS 24
+
+/* xorshift64: the same sequence on every run, so a failure replays. */
+static uint64_t rnd_next(uint64_t *st) {
+  uint64_t x = *st;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  return *st = x;
+}
+
+static unsigned rnd(uint64_t *st, unsigned n) {
+  return (unsigned)(rnd_next(st) % n);
+}
+
+/* Every value a field takes below; NULL leaves the field out. */
+static const char *const services[] = {NULL, "svcA", "svcB", "svcC", ""};
+static const char *const nodes[] = {NULL, "", "node1", "node2", "node3"};
+static const char *const desired[] = {NULL, "running", "shutdown", "remove"};
+static const char *const states[] = {NULL, "new", "pending", "running",
+                                     "failed"};
+static const char *const names[] = {NULL, "web", "db", "cache", "queue"};
+#define PICK(st, a) (a)[rnd(st, sizeof(a) / sizeof *(a))]
+
+static void set_opt(json_t *o, const char *path, const char *v) {
+  if (v)
+    jx_set(o, path, json_string(v));
+}
+
+static json_t *rand_obj(uint64_t *st, enum store_kind k, const char *id) {
+  json_t *o = json_pack("{s:s}", "ID", id);
+  if (k == STORE_TASK) {
+    set_opt(o, "ServiceID", PICK(st, services));
+    set_opt(o, "NodeID", PICK(st, nodes));
+    set_opt(o, "DesiredState", PICK(st, desired));
+    set_opt(o, "Status.State", PICK(st, states));
+  } else {
+    set_opt(o, "Spec.Name", PICK(st, names));
+  }
+  return o;
+}
+
+static enum store_kind rand_kind(uint64_t *st) {
+  unsigned r = rnd(st, 4);
+  return r < 2 ? STORE_TASK : r == 2 ? STORE_SERVICE : STORE_NETWORK;
+}
+
+/* One random op on tx: a create, an update (right version, any version,
+ * or a stale one), or a delete. Returns false when it made a stale op. */
+static bool rand_op(uint64_t *st, struct store *s, struct store_tx *tx) {
+  enum store_kind k = rand_kind(st);
+  char id[16];
+  snprintf(id, sizeof id, "%c%02u", store_kind_name(k)[0], rnd(st, NIDS));
+  json_t *cur = store_get(s, k, id);
+  int64_t v = cur ? jx_int(cur, "Version.Index", 0) : STORE_MUST_CREATE;
+  unsigned what = rnd(st, 10);
+  bool stale = false;
+  if (cur && what == 0) {
+    v += 1000; /* never the current version */
+    stale = true;
+  } else if (what == 1) {
+    v = STORE_ANY_VERSION;
+  }
+  if (cur && what >= 7)
+    store_tx_delete(tx, k, id, v);
+  else
+    store_tx_put(tx, k, rand_obj(st, k, id), v);
+  return !stale;
+}
+
+/* Every index bucket equals the scan (same objects, same order), and the
+ * buckets hold every object with the field and nothing else. */
+static int check_indexes(struct store *s, char *why, size_t n) {
+  for (int ix = 0; ix < STORE_NINDEXES; ix++) {
+    enum store_kind k = store_index_kind((enum store_index)ix);
+    const char *field = store_index_field((enum store_index)ix);
+    cleanup_json json_t *all = store_list(s, k);
+    cleanup_json json_t *keys = json_object();
+    size_t i;
+    json_t *o;
+    json_array_foreach(all, i, o) {
+      const char *key = jx_str(o, field, NULL);
+      if (!key)
+        continue;
+      json_t *l = json_object_get(keys, key);
+      if (!l) {
+        l = json_array();
+        json_object_set_new(keys, key, l);
+      }
+      json_array_append(l, o);
+    }
+    /* The values used, present or not, and the scan's. */
+    const char *const *vals = k == STORE_TASK ? NULL : names;
+    const char *const *sets[] = {services, nodes, desired, states};
+    if (k == STORE_TASK)
+      vals = sets[ix - STORE_TASKS_BY_SERVICE];
+    for (size_t j = 0; j < 5; j++) {
+      if (vals == desired && j == 4)
+        break;
+      const char *key = vals[j];
+      if (!key)
+        continue;
+      json_t *want = json_object_get(keys, key);
+      cleanup_json json_t *got = store_list_by(s, (enum store_index)ix, key);
+      size_t wn = json_array_size(want);
+      if (json_array_size(got) != wn ||
+          store_count_by(s, (enum store_index)ix, key) != wn) {
+        snprintf(why, n, "%s=%s: %zu listed, %zu counted, %zu in the scan",
+                 field, key, json_array_size(got),
+                 store_count_by(s, (enum store_index)ix, key), wn);
+        return -1;
+      }
+      for (i = 0; i < wn; i++) {
+        if (json_array_get(got, i) != json_array_get(want, i)) {
+          snprintf(why, n, "%s=%s: item %zu is %s, the scan's %s", field, key,
+                   i, jx_str(json_array_get(got, i), "ID", "?"),
+                   jx_str(json_array_get(want, i), "ID", "?"));
+          return -1;
+        }
+      }
+    }
+  }
+  return 0;
+}
+
+static char *dump_all(struct store *s) {
+  json_t *all = json_object();
+  for (int k = 0; k < STORE_NKINDS; k++)
+    json_object_set_new(all, store_kind_name(k),
+                        store_list(s, (enum store_kind)k));
+  char *out = json_dumps(all, JSON_COMPACT | JSON_SORT_KEYS);
+  json_decref(all);
+  return out;
+}
+
+static void run_seed(uint64_t seed, int steps, int *failed_) {
+  struct store *s = store_new();
+  uint64_t st = seed;
+  uint64_t index = 0;
+  char why[256];
+  for (int step = 0; step < steps; step++) {
+    unsigned what = rnd(&st, 20);
+    if (what == 0) {
+      /* Snapshot and restore, into this store and into a fresh one. */
+      size_t len;
+      char *snap = store_snapshot(s, &len);
+      sh_err err = {0};
+      struct store *r = store_new();
+      int rc = store_restore(r, snap, len, &err);
+      int rc2 = store_restore(s, snap, len, &err);
+      free(snap);
+      if (rc == 0 && check_indexes(r, why, sizeof why) < 0)
+        rc = -2;
+      store_free(r);
+      if (rc < 0 || rc2 < 0) {
+        store_free(s);
+        FAIL_("seed %" PRIu64 " step %d: restore: %s", seed, step,
+              rc == -2 ? why : err.msg);
+      }
+    } else {
+      struct store_tx *tx = store_tx_new();
+      unsigned nops = 1 + rnd(&st, 3);
+      bool fresh = true;
+      for (unsigned i = 0; i < nops; i++)
+        fresh = rand_op(&st, s, tx) && fresh;
+      char *before = dump_all(s);
+      size_t len;
+      index++;
+      char *data = store_tx_encode(tx, T0 + (int64_t)(index / 3), &len);
+      store_tx_free(tx);
+      sh_err err = {0};
+      int rc = store_apply(s, data, len, index, &err);
+      free(data);
+      char *after = dump_all(s);
+      bool same = strcmp(before, after) == 0;
+      free(before);
+      free(after);
+      if ((!fresh && rc == 0) || (rc < 0 && !same)) {
+        store_free(s);
+        FAIL_("seed %" PRIu64 " step %d: a stale transaction %s", seed, step,
+              rc == 0 ? "was applied" : "changed the store");
+      }
+    }
+    if (check_indexes(s, why, sizeof why) < 0) {
+      store_free(s);
+      FAIL_("seed %" PRIu64 " step %d: %s", seed, step, why);
+    }
+  }
+  store_free(s);
+}
+
+TEST(store_index_matches_scan) {
+  for (uint64_t seed = 1; seed <= 20; seed++) {
+    run_seed(seed * 0x9e3779b97f4a7c15ULL, 600, failed_);
+    if (*failed_)
+      return;
+  }
+}
+
+TEST(store_index_follows_field_changes) {
+  struct store *s = store_new();
+  sh_err err = {0};
+  struct store_tx *tx = store_tx_new();
+  store_tx_put(
+      tx, STORE_TASK,
+      json_pack("{s:s, s:s, s:s}", "ID", "t1", "ServiceID", "a", "NodeID", ""),
+      STORE_MUST_CREATE);
+  size_t len;
+  char *data = store_tx_encode(tx, T0, &len);
+  store_tx_free(tx);
+  CHECK_INT_EQ(store_apply(s, data, len, 1, &err), 0);
+  free(data);
+  CHECK_INT_EQ(store_count_by(s, STORE_TASKS_BY_NODE, ""), 1);
+  CHECK_INT_EQ(store_count_by(s, STORE_TASKS_BY_SERVICE, "a"), 1);
+
+  /* Placed on a node: gone from "", found under the node, the new
+   * object (not the old one) in the bucket. */
+  tx = store_tx_new();
+  store_tx_put(tx, STORE_TASK,
+               json_pack("{s:s, s:s, s:s}", "ID", "t1", "ServiceID", "a",
+                         "NodeID", "n1"),
+               1);
+  data = store_tx_encode(tx, T0 + 1, &len);
+  store_tx_free(tx);
+  CHECK_INT_EQ(store_apply(s, data, len, 2, &err), 0);
+  free(data);
+  CHECK_INT_EQ(store_count_by(s, STORE_TASKS_BY_NODE, ""), 0);
+  json_t *l = store_list_by(s, STORE_TASKS_BY_NODE, "n1");
+  CHECK_INT_EQ(json_array_size(l), 1);
+  CHECK(json_array_get(l, 0) == store_get(s, STORE_TASK, "t1"));
+  json_decref(l);
+
+  /* Deleted: in no bucket. */
+  tx = store_tx_new();
+  store_tx_delete(tx, STORE_TASK, "t1", 2);
+  data = store_tx_encode(tx, T0 + 2, &len);
+  store_tx_free(tx);
+  CHECK_INT_EQ(store_apply(s, data, len, 3, &err), 0);
+  free(data);
+  CHECK_INT_EQ(store_count_by(s, STORE_TASKS_BY_NODE, "n1"), 0);
+  CHECK_INT_EQ(store_count_by(s, STORE_TASKS_BY_SERVICE, "a"), 0);
+  store_free(s);
+}
