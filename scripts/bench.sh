@@ -23,7 +23,8 @@
 # failed request of the registry host hitting the mesh every 20 ms; then,
 # on a lab of three managers plus a host running bin/shoal-sim, the
 # simulator figures at two scales, 100 nodes x 10 services x 1,000
-# replicas and 1,000 nodes x 100 x 1,000 (BENCH_SIM_SCALES, N:S:R,...).
+# replicas and 1,000 nodes x 100 x 1,000 (BENCH_SIM_SCALES, N:S:R,...;
+# BENCH_SIM_RUN_CAP, default 600 s, caps the wait for all tasks running).
 # Builds nothing (make bench builds first; test images are built if stale).
 # Its own labs in $SHOAL_BENCH_DIR (default /tmp/shoal-bench),
 # $SHOAL_BENCH_DIR-ha, $SHOAL_BENCH_DIR-svc, $SHOAL_BENCH_DIR-net and

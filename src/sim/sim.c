@@ -20,7 +20,8 @@
 
 /* Engine.EngineVersion of a simulated node: `docker node ls` shows it. */
 #define SIM_ENGINE_VERSION "0.1.0-sim"
-#define JOIN_TRIES 5
+/* A 503 (no leader: an election) is worth waiting out. */
+#define JOIN_TRIES 30
 #define JOIN_RETRY_MS 1000
 #define CA_TRIES 60 /* one a second: managers still starting */
 /* Status updates are batched per node as the real worker batches them. */
