@@ -1545,9 +1545,20 @@ def main_sim(args):
                        if (n["Description"].get("Engine") or {}).get("Labels", {}).get("sim") == "true"
                        and n["Status"]["State"] == "ready")
         wait_for(lambda: os.path.exists(ctl), "shoal-sim's control socket", interval=0.05)
-        _, t_join = wait_for(lambda: ready_count() == n_nodes, "%d simulated nodes Ready" % n_nodes,
-                             cap=SIM_JOIN_CAP, interval=1.0)
-        rows.append(("%d simulated nodes Ready (start -> node ls)" % n_nodes, "%.1f s" % t_join, ""))
+        # Capped without failing: how many made it, and at what rate.
+        t0 = time.monotonic()
+        ready = 0
+        while time.monotonic() - t0 < SIM_JOIN_CAP:
+            ready = ready_count()
+            if ready == n_nodes:
+                break
+            time.sleep(1.0)
+        t_join = time.monotonic() - t0
+        if ready == n_nodes:
+            rows.append(("%d simulated nodes Ready (start -> node ls)" % n_nodes, "%.1f s" % t_join, ""))
+        else:
+            rows.append(("simulated nodes Ready (start -> node ls)", "CAPPED",
+                         "%d of %d after %.0f s (%.1f/s)" % (ready, n_nodes, t_join, ready / t_join)))
         time.sleep(SETTLE_S)
         c0 = cpu_s(lpid)
         time.sleep(SIM_IDLE_S)
