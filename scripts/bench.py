@@ -1547,9 +1547,9 @@ def main_sim(args):
         wait_for(lambda: os.path.exists(ctl), "shoal-sim's control socket", interval=0.05)
         # Capped without failing: how many made it, and at what rate.
         t0 = time.monotonic()
-        ready = 0
+        ready = 0  # the most seen at once (a poll during an election sees none)
         while time.monotonic() - t0 < SIM_JOIN_CAP:
-            ready = ready_count()
+            ready = max(ready, ready_count())
             if ready == n_nodes:
                 break
             time.sleep(1.0)
@@ -1571,11 +1571,11 @@ def main_sim(args):
             spec = {"Name": "sim%03d" % i,
                     "TaskTemplate": {"ContainerSpec": {"Image": "busybox", "Args": ["sleep", "1d"]}},
                     "Mode": {"Replicated": {"Replicas": n_rep}}}
-            for _ in range(30):  # a 503 while an election runs: again
+            for _ in range(60):  # a 503 while an election runs: again
                 st, b = once(sock[leader], "POST", "/services/create", spec, timeout=120)
                 if st in (200, 201) or (st == 409 and "already exists" in str(b)):
                     break
-                time.sleep(0.5)
+                time.sleep(1.0)
             else:
                 raise BenchError("service create sim%03d: HTTP %d %r" % (i, st, b))
         t_created = time.monotonic() - t0
