@@ -1,5 +1,5 @@
 # shoal: libshoal (src/) with thin programs on top (cmd/).
-# make            bin/shoald bin/shoal
+# make            bin/shoald bin/shoal bin/shoal-sim
 # make test       unit tests, the same under ASan+UBSan, fuzz corpus replay,
 #                 integration tests on lab clusters; ends "N passed, M failed"
 # make bench      prints figures (build/rel/bench-control first: the
@@ -21,6 +21,7 @@ ASAN_FLAGS := -O1 -g -U_FORTIFY_SOURCE -fno-omit-frame-pointer -fsanitize=addres
 LIB_SRC := $(sort $(wildcard src/*/*.c))
 SHOALD_SRC := $(sort $(wildcard cmd/shoald/*.c))
 SHOAL_SRC := $(sort $(wildcard cmd/shoal/*.c))
+SIM_SRC := $(sort $(wildcard cmd/shoal-sim/*.c))
 UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
 BENCH_SRC := $(sort $(wildcard tests/bench/*.c))
 HDRS := $(wildcard src/*/*.h cmd/*/*.h tests/unit/*.h tests/fuzz/*.h)
@@ -29,7 +30,7 @@ OBJ := $(LIB_SRC:%.c=build/rel/%.o)
 AOBJ := $(LIB_SRC:%.c=build/asan/%.o)
 
 .PHONY: all test unit unit-asan fuzz bench clean format format-check install deb
-all: bin/shoald bin/shoal
+all: bin/shoald bin/shoal bin/shoal-sim
 
 build/rel/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -69,6 +70,11 @@ bin/shoald: $(SHOALD_SRC) build/rel/libshoal.a $(HDRS)
 bin/shoal: $(SHOAL_SRC) build/rel/libshoal.a $(HDRS)
 	@mkdir -p bin
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -DSHOAL_GIT_COMMIT='"$(GIT_COMMIT)"' $(SHOAL_SRC) build/rel/libshoal.a $(PKG_LIBS) -lm -o $@
+
+# The cluster simulator (src/sim): a tool to measure managers, not shipped.
+bin/shoal-sim: $(SIM_SRC) build/rel/libshoal.a $(HDRS)
+	@mkdir -p bin
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(SIM_SRC) build/rel/libshoal.a $(PKG_LIBS) -lm -o $@
 
 build/rel/unit-tests: $(UNIT_SRC) build/rel/libshoal.a $(HDRS)
 	$(CC) $(ALL_CFLAGS) -Itests/unit $(UNIT_SRC) build/rel/libshoal.a $(PKG_LIBS) -lm -o $@
@@ -142,10 +148,10 @@ bench: all build/rel/bench-control
 	./scripts/bench.sh
 
 format:
-	clang-format -i $(LIB_SRC) $(HDRS) $(SHOALD_SRC) $(SHOAL_SRC) $(UNIT_SRC) $(BENCH_SRC)
+	clang-format -i $(LIB_SRC) $(HDRS) $(SHOALD_SRC) $(SHOAL_SRC) $(SIM_SRC) $(UNIT_SRC) $(BENCH_SRC)
 
 format-check:
-	clang-format --dry-run --Werror $(LIB_SRC) $(HDRS) $(SHOALD_SRC) $(SHOAL_SRC) $(UNIT_SRC) $(BENCH_SRC)
+	clang-format --dry-run --Werror $(LIB_SRC) $(HDRS) $(SHOALD_SRC) $(SHOAL_SRC) $(SIM_SRC) $(UNIT_SRC) $(BENCH_SRC)
 
 # make install [PREFIX=/usr/local] [DESTDIR=...]: the programs, their man
 # pages, the systemd unit (its ExecStart pointing at $(BINDIR)) and an

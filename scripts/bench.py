@@ -16,14 +16,20 @@ nginx replicas published on 8080 in ingress mode; HTTP throughput (wrk) and
 connection setup (curl) through the routing mesh, from the client and from
 the manager itself, next to the same from the manager's ingress sandbox
 straight to each replica; then the time from SIGKILL of one replica to the
-last failed request of a client hitting the mesh every 20 ms. Python stdlib
-only.
+last failed request of a client hitting the mesh every 20 ms. With --sim,
+on a lab of three managers plus a host running bin/shoal-sim: N simulated
+nodes and S services x R replicas on them (time to all running, tasks/s,
+leader RSS and idle CPU, service ls and node ls latency, raft snapshot,
+rescheduling after a tenth of the nodes go down, failover with the full
+store). Python stdlib only.
 
     bench.py --lab LAB --dir DIR --manager HOST=IP --worker HOST=IP --root ROOT
     bench.py --ha --lab LAB --dir DIR --managers H1=IP1,...,H5=IP5
     bench.py --services --lab LAB --dir DIR --hosts M=IP,W1=IP,W2=IP
     bench.py --networks --lab LAB --dir DIR --hosts M=IP,W=IP --images IMAGES
     bench.py --mesh --lab LAB --dir DIR --hosts M=IP,W=IP --client HOST
+    bench.py --sim --lab LAB --dir DIR --managers H1=IP1,H2=IP2,H3=IP3 --simhost H=IP --root ROOT
+             [--sim-nodes N --sim-services S --sim-replicas R]
 
 Every loop is bounded in count and in wall-clock time; a loop that hits its
 time cap reports what it measured and says so."""
@@ -34,6 +40,7 @@ import glob
 import json
 import math
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -1455,6 +1462,301 @@ def main_mesh(args):
     print("bench: mesh measured in %.1fs" % (time.monotonic() - t_start))
 
 
+# ---- the cluster simulator (--sim) ----
+
+SIM_JOIN_CAP = 300.0     # all simulated nodes Ready
+SIM_RUN_CAP = float(os.environ.get("BENCH_SIM_RUN_CAP", "600"))  # create -> all running (10 min)
+SIM_DOWN_CAP = 60.0      # nodes taken down -> shown Down
+SIM_RESCHED_CAP = 180.0  # shown Down -> their tasks running elsewhere
+SIM_UP_CAP = 60.0        # brought back -> Ready
+SIM_IDLE_S = 10.0        # CPU of the leader while idle
+SIM_LS_N = 5             # docker service ls / node ls runs (and a 20 s cap)
+SIM_POLL_S = 0.25
+DOCKER = os.environ.get("SHOAL_TEST_DOCKER", "/usr/local/bin/docker")
+
+
+def sim_control(path, line, timeout=30.0):
+    """One command on shoal-sim's control socket; its JSON answer."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(path)
+        s.sendall((line + "\n").encode())
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                raise BenchError("shoal-sim closed its control socket on %r" % line)
+            buf += chunk
+    finally:
+        s.close()
+    return json.loads(buf)
+
+
+def main_sim(args):
+    t_start = time.monotonic()
+    mgrs = [kv.split("=") for kv in args.managers.split(",")]
+    sim_host = args.simhost.split("=")[0]
+    sock = {h: os.path.join(args.dir, h, "shoal.sock") for h, _ in mgrs}
+    ip = dict(mgrs)
+    names = [h for h, _ in mgrs]
+    n_nodes, n_svc, n_rep = args.sim_nodes, args.sim_services, args.sim_replicas
+    total = n_svc * n_rep
+
+    def jsoncall(h, method, path, body=None, timeout=60):
+        st, b = once(sock[h], method, path, body, timeout=timeout)
+        if st not in (200, 201):
+            raise BenchError("%s %s on %s: HTTP %d %r" % (method, path, h, st, b))
+        return b
+
+    def all_reachable():
+        def ok():
+            leader, reach = ha_view(sock[names[0]])
+            if leader is None or sorted(reach) != sorted(names) or \
+                    any(r != "reachable" for r in reach.values()):
+                return None
+            return leader
+        return wait_for(ok, "managers all reachable", interval=0.05)[0]
+
+    jsoncall(names[0], "POST", "/swarm/init", {"ListenAddr": "0.0.0.0:2377", "AdvertiseAddr": ip[names[0]]})
+    tokens = jsoncall(names[0], "GET", "/swarm")["JoinTokens"]
+    for h in names[1:]:
+        jsoncall(h, "POST", "/swarm/join", {"ListenAddr": "0.0.0.0:2377", "AdvertiseAddr": ip[h],
+                                           "RemoteAddrs": ["%s:2377" % ip[names[0]]],
+                                           "JoinToken": tokens["Manager"]})
+    leader = all_reachable()
+    # Every task on a simulated node: the managers run none.
+    # (A node update races the dispatcher's status writes: read again.)
+    for nid in [n["ID"] for n in jsoncall(leader, "GET", "/nodes")]:
+        for _ in range(20):
+            n = jsoncall(leader, "GET", "/nodes/" + nid)
+            st, _ = once(sock[leader], "POST", "/nodes/%s/update?version=%d" % (nid, n["Version"]["Index"]),
+                         dict(n["Spec"], Availability="drain"), timeout=30)
+            if st == 200:
+                break
+            time.sleep(0.1)
+        else:
+            raise BenchError("could not drain node %s" % nid)
+    lpid = lab_pid(args, leader)
+    rss_empty = rss_kib(lpid)
+
+    ctl = os.path.join(args.dir, "sim.sock")
+    log_path = os.path.join(args.dir, "shoal-sim.log")
+    argv = [args.lab, "--dir", args.dir, "exec", sim_host, os.path.join(args.root, "bin", "shoal-sim"),
+            "--join-token", tokens["Worker"], "--nodes", str(n_nodes), "--control", ctl,
+            "--stats", "10s", "--join-parallel", "32"]
+    for h in names:
+        argv += ["--manager", ip[h]]
+    rows = []
+    with open(log_path, "wb") as log:
+        sim = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        def sim_status():
+            if sim.poll() is not None:
+                raise BenchError("shoal-sim exited (%d); see %s" % (sim.returncode, log_path))
+            return sim_control(ctl, "status")
+
+        def nodes_or_none():
+            # Through any manager; None while there is no leader (an
+            # election under load): the waits go on until their caps.
+            for h in [leader] + [x for x in names if x != leader]:
+                st, b = once(sock[h], "GET", "/nodes", timeout=30)
+                if st == 200:
+                    return b
+            return None
+
+        def ready_count():
+            return sum(1 for n in (nodes_or_none() or [])
+                       if (n["Description"].get("Engine") or {}).get("Labels", {}).get("sim") == "true"
+                       and n["Status"]["State"] == "ready")
+        wait_for(lambda: os.path.exists(ctl), "shoal-sim's control socket", interval=0.05)
+        # Capped without failing: how many made it, and at what rate.
+        t0 = time.monotonic()
+        ready = 0  # the most seen at once (a poll during an election sees none)
+        while time.monotonic() - t0 < SIM_JOIN_CAP:
+            ready = max(ready, ready_count())
+            if ready == n_nodes:
+                break
+            time.sleep(1.0)
+        t_join = time.monotonic() - t0
+        if ready == n_nodes:
+            rows.append(("%d simulated nodes Ready (start -> node ls)" % n_nodes, "%.1f s" % t_join, ""))
+        else:
+            rows.append(("simulated nodes Ready (start -> node ls)", "CAPPED",
+                         "%d of %d after %.0f s (%.1f/s)" % (ready, n_nodes, t_join, ready / t_join)))
+        time.sleep(SETTLE_S)
+        c0 = cpu_s(lpid)
+        time.sleep(SIM_IDLE_S)
+        idle_nodes = (cpu_s(lpid) - c0) / SIM_IDLE_S * 100.0
+        rss_nodes = rss_kib(lpid)
+
+        # N services x R replicas, created back to back on the leader.
+        t0 = time.monotonic()
+        for i in range(n_svc):
+            spec = {"Name": "sim%03d" % i,
+                    "TaskTemplate": {"ContainerSpec": {"Image": "busybox", "Args": ["sleep", "1d"]}},
+                    "Mode": {"Replicated": {"Replicas": n_rep}}}
+            for _ in range(60):  # a 503 while an election runs: again
+                st, b = once(sock[leader], "POST", "/services/create", spec, timeout=120)
+                if st in (200, 201) or (st == 409 and "already exists" in str(b)):
+                    break
+                time.sleep(1.0)
+            else:
+                raise BenchError("service create sim%03d: HTTP %d %r" % (i, st, b))
+        t_created = time.monotonic() - t0
+        t_sim_all = None
+        last = (0, 0.0)
+        t_end = t0 + SIM_RUN_CAP
+        while time.monotonic() < t_end:
+            r = sim_status()["Tasks"]["Running"]
+            if r != last[0]:
+                last = (r, time.monotonic() - t0)
+            if r >= total:
+                t_sim_all = time.monotonic() - t0
+                break
+            time.sleep(SIM_POLL_S)
+
+        def api_running():
+            st, b = once(sock[leader], "GET", "/services?status=true", timeout=60)
+            return sum((x.get("ServiceStatus") or {}).get("RunningTasks", 0)
+                       for x in (b if st == 200 else []))
+        t_api_all = None
+        if t_sim_all is not None:
+            while time.monotonic() < t_end + 30:
+                if api_running() >= total:
+                    t_api_all = time.monotonic() - t0
+                    break
+                time.sleep(SIM_POLL_S)
+        rows.append(("create %d services x %d replicas (API calls)" % (n_svc, n_rep),
+                     "%.1f s" % t_created, ""))
+        if t_sim_all is not None:
+            rows.append(("create -> all %d running (sim reports)" % total, "%.1f s" % t_sim_all,
+                         "goal <= 10 s"))
+            rows.append(("tasks/s to all running", "%.0f/s" % (total / max(t_sim_all, 1e-3)),
+                         "goal >= 10,000/s"))
+            rows.append(("create -> all running (service ls counts)",
+                         "%.1f s" % t_api_all if t_api_all else "not within 30 s more", ""))
+        else:
+            rows.append(("create -> all %d running" % total, "CAPPED at %.0f s" % SIM_RUN_CAP,
+                         "%d running after %.1f s: %.0f tasks/s" % (last[0], last[1],
+                                                                    last[0] / last[1] if last[1] else 0)))
+        time.sleep(SETTLE_S)
+        rss_full = rss_kib(lpid)
+        c0 = cpu_s(lpid)
+        time.sleep(SIM_IDLE_S)
+        idle_full = (cpu_s(lpid) - c0) / SIM_IDLE_S * 100.0
+        st = sim_status()
+        rows.append(("leader RSS: swarm only / %d nodes / all tasks" % n_nodes,
+                     "%d MiB" % (rss_full // 1024),
+                     "%d / %d / %d MiB; goal <= 1024" % (rss_empty // 1024, rss_nodes // 1024, rss_full // 1024)))
+        rows.append(("leader CPU idle (heartbeats), all tasks", "%.1f %%" % idle_full,
+                     "of a core over %.0f s; %.1f %% with no tasks; goal <= 5 %%" % (SIM_IDLE_S, idle_nodes)))
+        rows.append(("shoal-sim RSS", "%d MiB" % (st["RSSKiB"] // 1024),
+                     "%.0f KiB a node, tasks included" % (st["RSSKiB"] / n_nodes)))
+
+        # docker service ls / node ls through the stock CLI, on the leader.
+        for what, cmd in (("docker service ls", ["service", "ls"]), ("docker node ls", ["node", "ls"])):
+            def one():
+                t = time.monotonic()
+                subprocess.run([DOCKER, "-H", "unix://" + sock[leader]] + cmd, check=True,
+                               capture_output=True, timeout=60)
+                return time.monotonic() - t
+            xs, capped = timed_loop(SIM_LS_N, 20.0, one)
+            rows.append((what + " (p50, max)", "%s ms" % ms(pct(xs, 50)),
+                         "max %s ms over %d%s; goal <= 200 ms" % (ms(max(xs)), len(xs),
+                                                                   ", CAPPED" if capped else "")))
+
+        # Raft snapshot: the leader's log line, the file on disk.
+        snap_line = None
+        with open(os.path.join(args.dir, leader, "shoald.log"), errors="replace") as f:
+            for line in f:
+                if "raft snapshot:" in line:
+                    snap_line = line
+        snaps = [p for p in glob.glob(os.path.join(args.dir, leader, "data", "**", "snapshot-*"),
+                                      recursive=True) if not p.endswith(".meta")]
+        if snap_line:
+            m = re.search(r"raft snapshot: (\d+) bytes, encoded in ([\d.]+) ms", snap_line)
+            rows.append(("raft snapshot (last, leader)", "%.1f MiB" % (int(m.group(1)) / 1048576.0),
+                         "encoded in %s ms on the loop" % m.group(2)))
+        else:
+            rows.append(("raft snapshot (last, leader)", "none yet", "taken every 10,000 entries"))
+        if snaps:
+            newest = max(snaps, key=os.path.getmtime)
+            rows.append(("raft snapshot file on disk (sealed)", "%.1f MiB" % (os.path.getsize(newest) / 1048576.0),
+                         os.path.basename(newest)))
+
+        # K nodes down: shown Down, then their tasks running elsewhere.
+        k = max(1, n_nodes // 10)
+        if t_sim_all is not None:
+            node_of = {n["Description"]["Hostname"]: n["ID"]
+                       for n in wait_for(nodes_or_none, "a node list", cap=60.0, interval=0.5)[0]}
+            down = sim_control(ctl, "down %d" % k)["Down"]
+            ids = {node_of[h] for h in down}
+            t0 = time.monotonic()
+
+            def all_down():
+                ns = nodes_or_none()
+                return ns is not None and all(n["Status"]["State"] == "down"
+                                              for n in ns if n["ID"] in ids)
+            _, t_down = wait_for(all_down, "%d nodes Down" % k, cap=SIM_DOWN_CAP, interval=0.1)
+            _, t_re = wait_for(lambda: sim_status()["Tasks"]["Running"] >= total,
+                               "the tasks of %d Down nodes running elsewhere" % k,
+                               cap=SIM_RESCHED_CAP, interval=0.1)
+            rows.append(("%d nodes down -> shown Down" % k, "%.1f s" % t_down,
+                         "3 heartbeats of 5 s at most"))
+            rows.append(("their tasks running elsewhere after Down", "%.1f s" % t_re,
+                         "%d tasks; goal <= 3 s" % (total * k // n_nodes)))
+            sim_control(ctl, "up")
+            _, t_up = wait_for(lambda: ready_count() == n_nodes, "nodes Ready again", cap=SIM_UP_CAP,
+                               interval=0.5)
+            rows.append(("%d nodes back -> Ready" % k, "%.1f s" % t_up, ""))
+
+        # Failover with the full store: SIGKILL the leader, first write.
+        rest = [h for h in names if h != leader]
+        node_of = {n["Description"]["Hostname"]: n["ID"]
+                   for n in wait_for(nodes_or_none, "a node list", cap=60.0, interval=0.5)[0]}
+        t0 = time.monotonic()
+        os.kill(lpid, 9)
+        kk = [0]
+
+        def accepted():
+            kk[0] += 1
+            return try_write(sock[rest[kk[0] % 2]], node_of[rest[0]], "failover.%d" % kk[0])
+        _, t_fo = wait_for(accepted, "a write after killing the leader", cap=30.0, interval=0.005)
+        rows.append(("failover with the full store (SIGKILL -> write)", "%.2f s" % t_fo, "goal < 2 s"))
+        st = sim_status()
+    except BaseException:
+        print("bench: simulator: what was measured before the failure:")
+        for f, v, note in rows:
+            print("  %-52s %14s   %s" % (f, v, note))
+        raise
+    finally:
+        sim.terminate()
+        try:
+            sim.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            sim.kill()
+            sim.wait(timeout=10)
+
+    print()
+    print("shoal bench: cluster simulator, %d simulated nodes, %d services x %d replicas, "
+          "3 managers  (lab: %s, simulator on %s)" % (n_nodes, n_svc, n_rep,
+                                                     ", ".join("%s=%s" % tuple(m) for m in mgrs), args.simhost))
+    print()
+    w = 52
+    print("%-*s %14s   %s" % (w, "figure", "value", "note"))
+    print("%-*s %14s   %s" % (w, "-" * w, "-" * 14, "-" * 30))
+    for f, v, note in rows:
+        print("%-*s %14s   %s" % (w, f, v, note))
+    print("%-*s %14s   %s" % (w, "status updates reported by the simulated nodes",
+                              str(st["Reported"]["Updates"]),
+                              "running %d, failed %d, shutdown %d" % (st["Reported"]["Running"],
+                                                                      st["Reported"]["Failed"],
+                                                                      st["Reported"]["Shutdown"])))
+    print()
+    print("bench: simulator measured in %.1fs" % (time.monotonic() - t_start))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lab", required=True)
@@ -1471,7 +1773,16 @@ def main():
     ap.add_argument("--manager", help="HOST=IP")
     ap.add_argument("--worker", help="HOST=IP")
     ap.add_argument("--root")
+    ap.add_argument("--sim", action="store_true", help="the simulator figures (--managers, --simhost, --root)")
+    ap.add_argument("--simhost", help="HOST=IP running shoal-sim (with --sim)")
+    ap.add_argument("--sim-nodes", type=int, default=1000)
+    ap.add_argument("--sim-services", type=int, default=100)
+    ap.add_argument("--sim-replicas", type=int, default=1000)
     args = ap.parse_args()
+    if args.sim:
+        if not (args.managers and args.simhost and args.root):
+            ap.error("--sim needs --managers, --simhost and --root")
+        return main_sim(args)
     if args.ha:
         if not args.managers:
             ap.error("--ha needs --managers")

@@ -20,16 +20,20 @@
 # mesh, from the registry host and from the manager itself, next to the
 # same from the manager's ingress sandbox straight to each replica's
 # ingress address; then the time from SIGKILL of one replica to the last
-# failed request of the registry host hitting the mesh every 20 ms.
+# failed request of the registry host hitting the mesh every 20 ms; then,
+# on a lab of three managers plus a host running bin/shoal-sim, the
+# simulator figures at two scales, 100 nodes x 10 services x 1,000
+# replicas and 1,000 nodes x 100 x 1,000 (BENCH_SIM_SCALES, N:S:R,...;
+# BENCH_SIM_RUN_CAP, default 600 s, caps the wait for all tasks running).
 # Builds nothing (make bench builds first; test images are built if stale).
 # Its own labs in $SHOAL_BENCH_DIR (default /tmp/shoal-bench),
 # $SHOAL_BENCH_DIR-ha, $SHOAL_BENCH_DIR-svc, $SHOAL_BENCH_DIR-net and
 # $SHOAL_BENCH_DIR-mesh, torn down on exit. The measuring is scripts/bench.py; every loop there has a
 # count and a wall-clock cap, and each part a cap of BENCH_TIMEOUT s (HA:
 # BENCH_HA_TIMEOUT, services: BENCH_SVC_TIMEOUT, networks: BENCH_NET_TIMEOUT,
-# mesh: BENCH_MESH_TIMEOUT).
+# mesh: BENCH_MESH_TIMEOUT, simulator: BENCH_SIM_TIMEOUT a scale).
 # BENCH_ONLY=PART[,PART] runs only those parts (base, ha, services, networks,
-# mesh), e.g. BENCH_ONLY=mesh make bench.
+# mesh, sim), e.g. BENCH_ONLY=mesh make bench.
 #   scripts/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,6 +55,9 @@ net_dir=$dir-net
 net_hosts=(benchn1=192.168.33.10 benchn2=192.168.33.11)
 mesh_dir=$dir-mesh
 mesh_hosts=(benchx1=192.168.33.10 benchx2=192.168.33.11)
+sim_dir=$dir-sim
+sim_hosts=(benchq1=192.168.33.10 benchq2=192.168.33.11 benchq3=192.168.33.12)
+sim_host=benchsim=192.168.33.20
 images=${SHOAL_IMAGES_DIR:-$root/build/images}
 lab=$root/lab/lab
 mgr=benchmgr mgr_ip=192.168.33.10
@@ -89,12 +96,18 @@ teardown() {
       echo "--- shoald log of ${hl%%=*} (last 30 lines) ---" >&2
       tail -n 30 "$mesh_dir/${hl%%=*}/shoald.log" >&2 || true
     done
+    for f in "$sim_dir"/benchq*/shoald.log "$sim_dir/shoal-sim.log"; do
+      [ -f "$f" ] || continue
+      echo "--- $f (last 30 lines) ---" >&2
+      tail -n 30 "$f" >&2 || true
+    done
   fi
   timeout 60 "$lab" --dir "$dir" down >/dev/null 2>&1 || echo "bench: lab down failed ($dir)" >&2
   timeout 60 "$lab" --dir "$ha_dir" down >/dev/null 2>&1 || echo "bench: lab down failed ($ha_dir)" >&2
   reg_lab_down "$svc_dir" || echo "bench: lab down failed ($svc_dir)" >&2
   reg_lab_down "$net_dir" || echo "bench: lab down failed ($net_dir)" >&2
   reg_lab_down "$mesh_dir" || echo "bench: lab down failed ($mesh_dir)" >&2
+  timeout 60 "$lab" --dir "$sim_dir" down >/dev/null 2>&1 || echo "bench: lab down failed ($sim_dir)" >&2
   exit "$rc"
 }
 # reg_lab_down DIR: the registry by its PID, then the lab (which ends the
@@ -129,8 +142,8 @@ want() { [ -z "${BENCH_ONLY:-}" ] || [[ ",$BENCH_ONLY," == *",$1,"* ]]; }
 only=${BENCH_ONLY:-}
 for part in ${only//,/ }; do
   case "$part" in
-    base|ha|services|networks|mesh) ;;
-    *) echo "bench: BENCH_ONLY names no part '$part' (base, ha, services, networks, mesh)" >&2; exit 2 ;;
+    base|ha|services|networks|mesh|sim) ;;
+    *) echo "bench: BENCH_ONLY names no part '$part' (base, ha, services, networks, mesh, sim)" >&2; exit 2 ;;
   esac
 done
 trap teardown EXIT
@@ -205,5 +218,24 @@ else
     fi
   fi
   unset SHOALD_ARGS
+fi
+# The cluster simulator: three managers, shoal-sim on a fourth host (no
+# containers, no registry). Each scale on a fresh lab; the small one
+# first, so a big one that does not finish still leaves figures.
+if want sim; then
+  [ -x bin/shoal-sim ] || { echo "bench: bin/shoal-sim missing (run make bench)" >&2; exit 1; }
+  IFS=, read -r -a scales <<<"${BENCH_SIM_SCALES:-100:10:1000,1000:100:1000}"
+  for scale in "${scales[@]}"; do
+    IFS=: read -r n s r <<<"$scale"
+    timeout 60 "$lab" --dir "$sim_dir" down >/dev/null 2>&1 || true
+    timeout 60 "$lab" --dir "$sim_dir" up "${sim_hosts[@]}" "$sim_host" >/dev/null
+    for hl in "${sim_hosts[@]}"; do
+      timeout 30 "$lab" --dir "$sim_dir" start "${hl%%=*}" >/dev/null
+    done
+    timeout -k 5 "${BENCH_SIM_TIMEOUT:-1200}" python3 scripts/bench.py --sim --lab "$lab" --dir "$sim_dir" \
+      --managers "$(IFS=,; echo "${sim_hosts[*]}")" --simhost "$sim_host" --root "$root" \
+      --sim-nodes "$n" --sim-services "$s" --sim-replicas "$r"
+    timeout 60 "$lab" --dir "$sim_dir" down >/dev/null 2>&1 || true
+  done
 fi
 echo "bench: done"

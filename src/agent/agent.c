@@ -375,6 +375,11 @@ static bool session_data(const char *data, size_t len, void *ud) {
       json_decref(msg);
     }
   }
+  /* A long message (a node's whole task list) leaves a big buffer: give
+   * it back once consumed, or each of a thousand simulated nodes keeps
+   * one. */
+  if (a->linebuf.len == 0 && a->linebuf.cap > 64 * 1024)
+    buf_free(&a->linebuf);
   return true;
 }
 

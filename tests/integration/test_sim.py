@@ -1,0 +1,145 @@
+"""The cluster simulator (bin/shoal-sim) against a real manager, through
+the stock docker CLI: ten simulated nodes join with the worker token and
+show Ready, marked by the engine label sim=true; a service of 1,000
+replicas reaches 1000/1000 on them (no container anywhere: the manager is
+drained); two nodes taken down go Down and their tasks run elsewhere;
+brought back, they are Ready again. Nothing here claims real containers."""
+
+import json
+import os
+import re
+import socket
+import subprocess
+import time
+
+from lib import LAB, ROOT, Lab, timeout, wait_until
+
+SIM = os.path.join(ROOT, "bin", "shoal-sim")
+HOSTS = {"simm1": "192.168.33.10", "simhost": "192.168.33.20"}
+NODES = 10
+REPLICAS = 1000
+
+
+def control(path, line, timeout_s=10):
+    """One command on the simulator's control socket; its JSON answer."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout_s)
+        s.connect(path)
+        s.sendall((line + "\n").encode())
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(65536)
+            assert chunk, "control socket closed before answering %r" % line
+            buf += chunk
+    return json.loads(buf)
+
+
+def sim_rows(lab):
+    """{hostname: status} of the nodes `docker node ls` shows with the
+    engine label sim=true."""
+    _, out, _ = lab.docker("simm1", "node", "ls", "--filter", "label=sim=true",
+                           "--format", "{{.Hostname}} {{.Status}}")
+    return dict(line.split() for line in out.splitlines() if line.strip())
+
+
+def replicas(lab, name):
+    _, out, _ = lab.docker("simm1", "service", "ls", "--filter", "name=" + name,
+                           "--format", "{{.Name}} {{.Replicas}}")
+    rows = dict(line.split(None, 1) for line in out.splitlines() if line.strip())
+    return rows.get(name)
+
+
+def running_by_node(lab, name):
+    """{hostname: tasks desired and currently running} from service ps."""
+    _, out, _ = lab.docker("simm1", "service", "ps", name, "--filter", "desired-state=running",
+                           "--format", "{{.Node}}|{{.CurrentState}}", timeout=60)
+    res = {}
+    for line in out.splitlines():
+        node, state = line.split("|", 1)
+        if state.startswith("Running"):
+            res[node] = res.get(node, 0) + 1
+    return res
+
+
+@timeout(150)
+def test_simulated_nodes_take_tasks_go_down_and_come_back():
+    assert os.access(SIM, os.X_OK), "bin/shoal-sim missing (make)"
+    with Lab(HOSTS, start=["simm1"]) as lab:
+        mgr_id = lab.init("simm1")
+        # Down within 3 heartbeats: 1 s keeps the test short.
+        lab.docker("simm1", "swarm", "update", "--dispatcher-heartbeat", "1s")
+        # Nothing for the real node: every task goes to simulated ones.
+        lab.docker("simm1", "node", "update", "--availability", "drain", mgr_id)
+        token = lab.token("simm1")
+        ctl = os.path.join(lab.dir, "sim.sock")
+        log_path = os.path.join(lab.dir, "shoal-sim.log")
+        with open(log_path, "wb") as log:
+            sim = subprocess.Popen(
+                [LAB, "--dir", lab.dir, "exec", "simhost", SIM, "--join-token", token,
+                 "--manager", lab.ip("simm1"), "--nodes", str(NODES), "--start-delay", "50ms",
+                 "--control", ctl, "--stats", "2s", "--data", os.path.join(lab.dir, "sim-data")],
+                stdout=log, stderr=subprocess.STDOUT)
+        try:
+            hosts = ["sim-%04d" % (i + 1) for i in range(NODES)]
+            wait_until(lambda: sim_rows(lab) == {h: "Ready" for h in hosts}, 30,
+                       what="10 simulated nodes Ready")
+            # Marked as simulated wherever a node is shown.
+            _, out, _ = lab.docker("simm1", "node", "inspect", "sim-0001", "--format",
+                                   "{{json .Description.Engine.Labels}} "
+                                   "{{.Description.Engine.EngineVersion}}")
+            labels, version = out.split()
+            assert json.loads(labels) == {"sim": "true"}, out
+            assert version.endswith("-sim"), out
+            _, out, _ = lab.docker("simm1", "node", "ls")
+            assert len(re.findall(r"\bsim-\d{4}\b", out)) == NODES, out
+            # Each has its own certificate from the swarm's CA: ten node IDs.
+            _, out, _ = lab.docker("simm1", "node", "ls", "-q", "--filter", "label=sim=true")
+            assert len(set(out.split())) == NODES, out
+
+            t0 = time.monotonic()
+            lab.docker("simm1", "service", "create", "-d", "--no-resolve-image", "--name", "big",
+                       "--replicas", str(REPLICAS), "busybox", "sleep", "1d")
+            want = "%d/%d" % (REPLICAS, REPLICAS)
+            wait_until(lambda: replicas(lab, "big") == want, 60, interval=0.5,
+                       what="service big %s" % want)
+            print("    1000 replicas running on 10 simulated nodes %.1fs after create"
+                  % (time.monotonic() - t0))
+            spread = running_by_node(lab, "big")
+            assert set(spread) == set(hosts) and sum(spread.values()) == REPLICAS, spread
+            assert control(ctl, "status")["Tasks"]["Running"] == REPLICAS
+
+            down = control(ctl, "down 2")["Down"]
+            assert down == ["sim-0010", "sim-0009"], down
+            wait_until(lambda: all(sim_rows(lab).get(h) == "Down" for h in down), 20,
+                       what="%s Down" % down)
+            t0 = time.monotonic()
+
+            def moved():
+                spread = running_by_node(lab, "big")
+                return (sum(spread.values()) == REPLICAS and not set(down) & set(spread)
+                        and replicas(lab, "big") == want)
+            wait_until(moved, 60, interval=0.5, what="the tasks of %s running elsewhere" % down)
+            print("    tasks of 2 Down nodes running elsewhere %.1fs later" % (time.monotonic() - t0))
+
+            assert control(ctl, "up")["Up"] == ["sim-0009", "sim-0010"]
+            wait_until(lambda: sim_rows(lab) == {h: "Ready" for h in hosts}, 20,
+                       what="all 10 simulated nodes Ready again")
+            # Back with the same identity: still ten nodes, no new ones.
+            _, out, _ = lab.docker("simm1", "node", "ls", "-q", "--filter", "label=sim=true")
+            assert len(out.split()) == NODES, out
+            assert replicas(lab, "big") == want
+            assert sim.poll() is None, "shoal-sim exited"
+        except BaseException:
+            with open(log_path, errors="replace") as f:
+                tail = f.readlines()[-40:]
+            print("    --- shoal-sim log (last %d lines) ---" % len(tail))
+            for l in tail:
+                print("    | " + l.rstrip("\n"))
+            raise
+        finally:
+            sim.terminate()
+            try:
+                sim.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                sim.kill()
+                sim.wait(timeout=10)
