@@ -1630,7 +1630,7 @@ bool worker_ctl(struct worker *w, const char *cid, const struct worker_ctl *c) {
   return true;
 }
 
-static bool terminal(const char *state) {
+bool worker_state_terminal(const char *state) {
   static const char *const ends[] = {"complete", "shutdown", "failed",
                                      "rejected", "orphaned"};
   for (size_t i = 0; i < ARRAY_SIZE(ends); i++)
@@ -1703,7 +1703,7 @@ static void reconcile(struct tctl *t) {
     t->phase = P_STOPPED;
     /* A task in history (it ended before this node learnt of it, e.g.
      * across a restart) keeps the state it ended in. */
-    if (!terminal(jx_str(t->task, "Status.State", "")))
+    if (!worker_state_terminal(jx_str(t->task, "Status.State", "")))
       report(t, "shutdown", "shutdown", NULL, 0, 0);
   } else if (t->cid[0] && t->phase != P_STOPPING &&
              strcmp(jx_str(t->task, "DesiredState", ""), "remove") == 0) {

@@ -115,6 +115,9 @@ struct worker_ctl {
 /* false: no task here owns container cid (the caller uses the executor);
  * true: c->done will be called. */
 bool worker_ctl(struct worker *w, const char *cid, const struct worker_ctl *c);
+/* A task state the task never leaves (complete, shutdown, failed,
+ * rejected, orphaned). */
+bool worker_state_terminal(const char *state);
 /* docker rename of a task's container: its events carry the new name. */
 void worker_renamed(struct worker *w, const char *cid, const char *name);
 /* Finds the containers of tasks on disk (after a restart). */

@@ -10,6 +10,7 @@
 #include "api/api.h"
 
 #include "agent/standalone.h"
+#include "agent/runspec.h"
 #include "agent/worker.h"
 #include "core/clock.h"
 #include "core/err.h"
@@ -116,17 +117,6 @@ static void publish(struct ctl_job *j, const char *action, const char *key,
 }
 
 /* ---- rename: Docker's name rules ---- */
-
-static bool valid_name(const char *n) {
-  if (n[0] == '/')
-    n++;
-  if (!isalnum((unsigned char)n[0]) || !n[1])
-    return false;
-  for (const char *c = n + 1; *c; c++)
-    if (!isalnum((unsigned char)*c) && !strchr("_.-", *c))
-      return false;
-  return true;
-}
 
 static int rename_work(struct ctl_job *j) {
   const char *name = j->arg[0] == '/' ? j->arg + 1 : j->arg;
@@ -718,7 +708,7 @@ static int params(struct api_call *c, struct ctl_job *j, sh_err *err) {
     j->arg = http_req_query(req, "name");
     if (!j->arg || !*j->arg)
       return sh_error(err, 400, "Neither old nor new names may be empty");
-    if (!valid_name(j->arg))
+    if (!runspec_name_ok(j->arg))
       return sh_error(err, 400,
                       "Error when allocating new name: Invalid container "
                       "name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",

@@ -348,15 +348,22 @@ static void host_dnats(struct overlay *ov, bool bridge, struct ov_dnat **out,
   *nout = n;
 }
 
-static int apply_nat(struct overlay *ov, sh_err *err) {
+/* The published ports' table of docker_gwbridge (tasks, host mode) or of
+ * docker0 (standalone containers, with docker0's masquerade). */
+static int apply_dnat(struct overlay *ov, bool docker0, sh_err *err) {
   struct ov_dnat *d = NULL;
   size_t n = 0;
-  host_dnats(ov, false, &d, &n);
-  cleanup_free char *rules = ov_nat_rules(ov->gw, d, n);
+  host_dnats(ov, docker0, &d, &n);
+  cleanup_free char *rules =
+      docker0 ? ov_docker0_rules(ov->br, d, n) : ov_nat_rules(ov->gw, d, n);
   free(d);
   if (ensure_nft(ov, err) < 0)
     return -1;
   return nft_apply(ov->nft, rules, err);
+}
+
+static int apply_nat(struct overlay *ov, sh_err *err) {
+  return apply_dnat(ov, false, err);
 }
 
 /* The first /16 from 172.<first>.0.0 that nothing in the node's
@@ -428,14 +435,7 @@ static int ensure_gw(struct overlay *ov, sh_err *err) {
 
 /* docker0's table: masquerade and its containers' published ports. */
 static int apply_bridge_nat(struct overlay *ov, sh_err *err) {
-  struct ov_dnat *d = NULL;
-  size_t n = 0;
-  host_dnats(ov, true, &d, &n);
-  cleanup_free char *rules = ov_docker0_rules(ov->br, d, n);
-  free(d);
-  if (ensure_nft(ov, err) < 0)
-    return -1;
-  return nft_apply(ov->nft, rules, err);
+  return apply_dnat(ov, true, err);
 }
 
 /* docker0, the `bridge` network: made as dockerd makes it at start, in

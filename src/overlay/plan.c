@@ -189,83 +189,59 @@ uint32_t ov_gw_next(struct ipam_prefix subnet, uint32_t last,
   return 0;
 }
 
-char *ov_nat_rules(struct ipam_prefix gw, const struct ov_dnat *d, size_t n) {
+/* A NAT table for a bridge's containers: published ports (hostports map,
+ * for traffic to any local address, from outside or from the host) and
+ * masquerade of what leaves by another interface. */
+static char *dnat_rules(const char *table, const char *bridge,
+                        struct ipam_prefix net, const struct ov_dnat *d,
+                        size_t n) {
   sh_buf b = {0};
-  char net[20], ip[20];
-  ipam_prefix_str(gw, net);
+  char ns[20], ip[20];
+  ipam_prefix_str(net, ns);
   /* Declaring a table adds what is missing and keeps what is there;
    * flushing then refilling makes the batch the whole truth. */
-  buf_printf(
-      &b,
-      "table ip shoal {\n"
-      "  map hostports {\n"
-      "    type inet_proto . inet_service : ipv4_addr . inet_service\n"
-      "  }\n"
-      "  chain prerouting {\n"
-      "    type nat hook prerouting priority dstnat; policy accept;\n"
-      "  }\n"
-      "  chain output {\n"
-      "    type nat hook output priority -100; policy accept;\n"
-      "  }\n"
-      "  chain postrouting {\n"
-      "    type nat hook postrouting priority srcnat; policy accept;\n"
-      "  }\n"
-      "}\n"
-      "flush chain ip shoal prerouting\n"
-      "flush chain ip shoal output\n"
-      "flush chain ip shoal postrouting\n"
-      "flush map ip shoal hostports\n"
-      "add rule ip shoal prerouting fib daddr type local dnat ip to "
-      "meta l4proto . th dport map @hostports\n"
-      "add rule ip shoal output fib daddr type local dnat ip to "
-      "meta l4proto . th dport map @hostports\n"
-      "add rule ip shoal postrouting ip saddr %s oifname != \"" OV_GW_BRIDGE
-      "\" masquerade\n",
-      net);
+  buf_printf(&b,
+             "table ip %s {\n"
+             "  map hostports {\n"
+             "    type inet_proto . inet_service : ipv4_addr . inet_service\n"
+             "  }\n"
+             "  chain prerouting {\n"
+             "    type nat hook prerouting priority dstnat; policy accept;\n"
+             "  }\n"
+             "  chain output {\n"
+             "    type nat hook output priority -100; policy accept;\n"
+             "  }\n"
+             "  chain postrouting {\n"
+             "    type nat hook postrouting priority srcnat; policy accept;\n"
+             "  }\n"
+             "}\n",
+             table);
+  static const char *const chains[] = {"prerouting", "output", "postrouting"};
+  for (size_t i = 0; i < ARRAY_SIZE(chains); i++)
+    buf_printf(&b, "flush chain ip %s %s\n", table, chains[i]);
+  buf_printf(&b,
+             "flush map ip %s hostports\n"
+             "add rule ip %s prerouting fib daddr type local dnat ip to "
+             "meta l4proto . th dport map @hostports\n"
+             "add rule ip %s output fib daddr type local dnat ip to "
+             "meta l4proto . th dport map @hostports\n"
+             "add rule ip %s postrouting ip saddr %s oifname != \"%s\" "
+             "masquerade\n",
+             table, table, table, table, ns, bridge);
   for (size_t i = 0; i < n; i++)
-    buf_printf(&b, "add element ip shoal hostports { %s . %u : %s . %u }\n",
+    buf_printf(&b, "add element ip %s hostports { %s . %u : %s . %u }\n", table,
                d[i].port.proto == 6 ? "tcp" : "udp", d[i].port.published,
                ipam_ip_str(d[i].ip, ip), d[i].port.target);
   return b.data;
 }
 
+char *ov_nat_rules(struct ipam_prefix gw, const struct ov_dnat *d, size_t n) {
+  return dnat_rules("shoal", OV_GW_BRIDGE, gw, d, n);
+}
+
 char *ov_docker0_rules(struct ipam_prefix br, const struct ov_dnat *d,
                        size_t n) {
-  sh_buf b = {0};
-  char net[20], ip[20];
-  buf_printf(
-      &b,
-      "table ip shoal_bridge {\n"
-      "  map hostports {\n"
-      "    type inet_proto . inet_service : ipv4_addr . inet_service\n"
-      "  }\n"
-      "  chain prerouting {\n"
-      "    type nat hook prerouting priority dstnat; policy accept;\n"
-      "  }\n"
-      "  chain output {\n"
-      "    type nat hook output priority -100; policy accept;\n"
-      "  }\n"
-      "  chain postrouting {\n"
-      "    type nat hook postrouting priority srcnat; policy accept;\n"
-      "  }\n"
-      "}\n"
-      "flush chain ip shoal_bridge prerouting\n"
-      "flush chain ip shoal_bridge output\n"
-      "flush chain ip shoal_bridge postrouting\n"
-      "flush map ip shoal_bridge hostports\n"
-      "add rule ip shoal_bridge prerouting fib daddr type local dnat ip to "
-      "meta l4proto . th dport map @hostports\n"
-      "add rule ip shoal_bridge output fib daddr type local dnat ip to "
-      "meta l4proto . th dport map @hostports\n"
-      "add rule ip shoal_bridge postrouting ip saddr %s oifname != "
-      "\"" OV_DEFAULT_BRIDGE "\" masquerade\n",
-      ipam_prefix_str(br, net));
-  for (size_t i = 0; i < n; i++)
-    buf_printf(&b,
-               "add element ip shoal_bridge hostports { %s . %u : %s . %u }\n",
-               d[i].port.proto == 6 ? "tcp" : "udp", d[i].port.published,
-               ipam_ip_str(d[i].ip, ip), d[i].port.target);
-  return b.data;
+  return dnat_rules("shoal_bridge", OV_DEFAULT_BRIDGE, br, d, n);
 }
 
 void ov_br_names(const char *id, char host[16], char peer[16]) {

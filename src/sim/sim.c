@@ -3,6 +3,7 @@
 #include "sim/sim.h"
 
 #include "agent/agent.h"
+#include "agent/worker.h"
 #include "ca/ca.h"
 #include "core/clock.h"
 #include "core/err.h"
@@ -262,15 +263,6 @@ static void step_cb(uv_timer_t *timer) {
 
 /* ---- a node's tasks ---- */
 
-static bool terminal(const char *state) {
-  static const char *const ends[] = {"complete", "shutdown", "failed",
-                                     "rejected", "orphaned"};
-  for (size_t i = 0; i < ARRAY_SIZE(ends); i++)
-    if (strcmp(state, ends[i]) == 0)
-      return true;
-  return false;
-}
-
 /* Desired states on the way to running: nothing to do yet. */
 static bool desired_before_run(const char *d) {
   static const char *const early[] = {"new", "pending", "assigned", "accepted",
@@ -342,7 +334,7 @@ static void apply(struct sim_task *t, const json_t *task, bool added) {
       strcmp(desired, "running") == 0 || strcmp(desired, "complete") == 0;
   if (added) {
     t->job = strcmp(desired, "complete") == 0;
-    if (terminal(state)) {
+    if (worker_state_terminal(state)) {
       set_phase(t, T_ENDED); /* in history: ended before we knew it */
       return;
     }

@@ -7,6 +7,7 @@
 #define SHOAL_TEST_H
 
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -63,5 +64,19 @@ void test_register(const char *name, const char *file, test_fn fn);
       FAIL_("%s == %s: \"%s\" != \"%s\"", #a, #b, a_ ? a_ : "(null)",          \
             b_ ? b_ : "(null)");                                               \
   } while (0)
+
+/* xorshift64 for property tests: the same sequence on every run, so a
+ * failure replays. */
+static inline uint64_t test_rnd_next(uint64_t *st) {
+  uint64_t x = *st;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  return *st = x;
+}
+
+static inline unsigned test_rnd(uint64_t *st, unsigned n) {
+  return (unsigned)(test_rnd_next(st) % n);
+}
 
 #endif

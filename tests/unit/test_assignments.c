@@ -13,18 +13,6 @@
 
 #define T0 (INT64_C(1767225600) * NS_PER_SEC)
 
-static uint64_t rnd_next(uint64_t *st) {
-  uint64_t x = *st;
-  x ^= x << 13;
-  x ^= x >> 7;
-  x ^= x << 17;
-  return *st = x;
-}
-
-static unsigned rnd(uint64_t *st, unsigned n) {
-  return (unsigned)(rnd_next(st) % n);
-}
-
 static int apply(struct store *s, struct store_tx *tx, int64_t now) {
   size_t len;
   char *data = store_tx_encode(tx, now, &len);
@@ -43,12 +31,12 @@ static const char *const desired[] = {"running", "shutdown"};
 static json_t *rand_task(uint64_t *st, const char *id) {
   json_t *t = json_pack(
       "{s:s, s:s, s:s, s:{s:s}, s:{s:{s:s}}}", "ID", id, "ServiceID", "svc1",
-      "DesiredState", desired[rnd(st, 2)], "Status", "State",
-      states[rnd(st, 4)], "Spec", "ContainerSpec", "Image", "busybox");
-  const char *node = nodes[rnd(st, 3)];
+      "DesiredState", desired[test_rnd(st, 2)], "Status", "State",
+      states[test_rnd(st, 4)], "Spec", "ContainerSpec", "Image", "busybox");
+  const char *node = nodes[test_rnd(st, 3)];
   if (node)
     json_object_set_new(t, "NodeID", json_string(node));
-  if (rnd(st, 3) == 0)
+  if (test_rnd(st, 3) == 0)
     jx_set(t, "Spec.ContainerSpec.Secrets",
            json_pack("[{s:s, s:s}]", "SecretID", "sec1", "SecretName", "s1"));
   return t;
@@ -82,11 +70,11 @@ TEST(assignments_changes_rebuild_the_whole_list) {
   int deltas = 0;
   for (int step = 0; step < 500; step++) {
     char id[8];
-    snprintf(id, sizeof id, "t%02u", rnd(&st, 12));
+    snprintf(id, sizeof id, "t%02u", test_rnd(&st, 12));
     json_t *cur = store_get(s, STORE_TASK, id);
     json_t *old = json_incref(cur);
     tx = store_tx_new();
-    if (cur && rnd(&st, 4) == 0)
+    if (cur && test_rnd(&st, 4) == 0)
       store_tx_delete(tx, STORE_TASK, id, STORE_ANY_VERSION);
     else
       store_tx_put(tx, STORE_TASK, rand_task(&st, id), STORE_ANY_VERSION);

@@ -12,19 +12,6 @@
 #define T0 (INT64_C(1700000000) * NS_PER_SEC)
 #define NIDS 24
 
-/* xorshift64: the same sequence on every run, so a failure replays. */
-static uint64_t rnd_next(uint64_t *st) {
-  uint64_t x = *st;
-  x ^= x << 13;
-  x ^= x >> 7;
-  x ^= x << 17;
-  return *st = x;
-}
-
-static unsigned rnd(uint64_t *st, unsigned n) {
-  return (unsigned)(rnd_next(st) % n);
-}
-
 /* Every value a field takes below; NULL leaves the field out. */
 static const char *const services[] = {NULL, "svcA", "svcB", "svcC", ""};
 static const char *const nodes[] = {NULL, "", "node1", "node2", "node3"};
@@ -32,7 +19,7 @@ static const char *const desired[] = {NULL, "running", "shutdown", "remove"};
 static const char *const states[] = {NULL, "new", "pending", "running",
                                      "failed"};
 static const char *const names[] = {NULL, "web", "db", "cache", "queue"};
-#define PICK(st, a) (a)[rnd(st, sizeof(a) / sizeof *(a))]
+#define PICK(st, a) (a)[test_rnd(st, sizeof(a) / sizeof *(a))]
 
 static void set_opt(json_t *o, const char *path, const char *v) {
   if (v)
@@ -53,7 +40,7 @@ static json_t *rand_obj(uint64_t *st, enum store_kind k, const char *id) {
 }
 
 static enum store_kind rand_kind(uint64_t *st) {
-  unsigned r = rnd(st, 4);
+  unsigned r = test_rnd(st, 4);
   return r < 2 ? STORE_TASK : r == 2 ? STORE_SERVICE : STORE_NETWORK;
 }
 
@@ -62,10 +49,10 @@ static enum store_kind rand_kind(uint64_t *st) {
 static bool rand_op(uint64_t *st, struct store *s, struct store_tx *tx) {
   enum store_kind k = rand_kind(st);
   char id[16];
-  snprintf(id, sizeof id, "%c%02u", store_kind_name(k)[0], rnd(st, NIDS));
+  snprintf(id, sizeof id, "%c%02u", store_kind_name(k)[0], test_rnd(st, NIDS));
   json_t *cur = store_get(s, k, id);
   int64_t v = cur ? jx_int(cur, "Version.Index", 0) : STORE_MUST_CREATE;
-  unsigned what = rnd(st, 10);
+  unsigned what = test_rnd(st, 10);
   bool stale = false;
   if (cur && what == 0) {
     v += 1000; /* never the current version */
@@ -151,7 +138,7 @@ static void run_seed(uint64_t seed, int steps, int *failed_) {
   uint64_t index = 0;
   char why[256];
   for (int step = 0; step < steps; step++) {
-    unsigned what = rnd(&st, 20);
+    unsigned what = test_rnd(&st, 20);
     if (what == 0) {
       /* Snapshot and restore, into this store and into a fresh one. */
       size_t len;
@@ -171,7 +158,7 @@ static void run_seed(uint64_t seed, int steps, int *failed_) {
       }
     } else {
       struct store_tx *tx = store_tx_new();
-      unsigned nops = 1 + rnd(&st, 3);
+      unsigned nops = 1 + test_rnd(&st, 3);
       bool fresh = true;
       for (unsigned i = 0; i < nops; i++)
         fresh = rand_op(&st, s, tx) && fresh;
