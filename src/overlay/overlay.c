@@ -514,6 +514,15 @@ static void detach_locked(struct overlay *ov, const char *id) {
   save_state(ov, NULL);
 }
 
+/* A new namespace at path, whatever a crash left there. */
+static int fresh_netns(const char *path, int *fd, sh_err *err) {
+  if (is_netns(path))
+    netns_remove(path, NULL);
+  else
+    unlink(path);
+  return netns_create(path, fd, err);
+}
+
 static int port_conflict(struct overlay *ov, const struct ov_port *p, size_t np,
                          sh_err *err) {
   const char *k;
@@ -582,12 +591,8 @@ static int attach_locked(struct overlay *ov, const struct overlay_task *task,
   if (need_gw && ensure_gw(ov, err) < 0)
     return -1;
 
-  if (is_netns(path))
-    netns_remove(path, NULL);
-  else
-    unlink(path);
   cleanup_fd int tfd = -1;
-  if (netns_create(path, &tfd, err) < 0)
+  if (fresh_netns(path, &tfd, err) < 0)
     return -1;
   /* Recorded first, so that a failure below undoes it all (detach). */
   json_t *t = json_object();
@@ -718,12 +723,8 @@ static int attach_bridge_locked(struct overlay *ov,
       ov_parse_ports(ports, &pp, &np, err) < 0 ||
       port_conflict(ov, pp, np, err) < 0)
     return -1;
-  if (is_netns(path))
-    netns_remove(path, NULL);
-  else
-    unlink(path);
   cleanup_fd int tfd = -1;
-  if (netns_create(path, &tfd, err) < 0)
+  if (fresh_netns(path, &tfd, err) < 0)
     return -1;
   uint32_t *taken = xcalloc(json_object_size(ov->tasks) + 1, sizeof *taken);
   size_t nt = 0;
