@@ -114,14 +114,7 @@ static void publish(struct standalone *sa, const json_t *info, const char *id,
                     const char *action, const char *key, const char *value) {
   if (!sa->cfg.events || !info)
     return;
-  const json_t *labels = jx_get(info, "Config.Labels");
-  json_t *attrs =
-      json_is_object(labels) ? json_deep_copy(labels) : json_object();
-  json_object_set_new(attrs, "image",
-                      json_string(jx_str(info, "Config.Image", "")));
-  const char *name = jx_str(info, "Name", "");
-  json_object_set_new(attrs, "name",
-                      json_string(name[0] == '/' ? name + 1 : name));
+  json_t *attrs = exec_event_attrs(info);
   if (key)
     json_object_set_new(attrs, key, json_string(value));
   events_publish(sa->cfg.events, "container", action, id, attrs, "local");

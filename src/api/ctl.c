@@ -103,14 +103,7 @@ static void publish(struct ctl_job *j, const char *action, const char *key,
                     const char *value) {
   if (!j->d->events || !j->info)
     return;
-  const json_t *labels = jx_get(j->info, "Config.Labels");
-  json_t *attrs =
-      json_is_object(labels) ? json_deep_copy(labels) : json_object();
-  json_object_set_new(attrs, "image",
-                      json_string(jx_str(j->info, "Config.Image", "")));
-  const char *name = jx_str(j->info, "Name", "");
-  json_object_set_new(attrs, "name",
-                      json_string(name[0] == '/' ? name + 1 : name));
+  json_t *attrs = exec_event_attrs(j->info);
   if (key)
     json_object_set_new(attrs, key, json_string(value));
   events_publish(j->d->events, "container", action, j->id, attrs, "local");
@@ -601,15 +594,10 @@ static void resolved(void *ud, int cancelled) {
                      j->arg[0] == '/' ? j->arg + 1 : j->arg);
     if (j->d->events) {
       /* dockerd: the new name and the old one in the attributes */
-      json_t *attrs =
-          json_pack("{s:s, s:s}", "name",
-                    j->arg[0] == '/' ? j->arg + 1 : j->arg, "oldName", old);
-      const json_t *labels = jx_get(j->info, "Config.Labels");
-      const char *k;
-      json_t *v;
-      json_object_foreach((json_t *)labels, k, v) json_object_set(attrs, k, v);
-      json_object_set_new(attrs, "image",
-                          json_string(jx_str(j->info, "Config.Image", "")));
+      json_t *attrs = exec_event_attrs(j->info);
+      json_object_set_new(attrs, "name",
+                          json_string(j->arg[0] == '/' ? j->arg + 1 : j->arg));
+      json_object_set_new(attrs, "oldName", json_string(old));
       events_publish(j->d->events, "container", "rename", j->id, attrs,
                      "local");
     }

@@ -177,13 +177,7 @@ static int running_container(executor *ex, const char *ref, char cid[65],
     cleanup_json json_t *info = NULL;
     if (exec_inspect_json(ex, cid, &info, err) < 0)
       return -1;
-    const json_t *labels = jx_get(info, "Config.Labels");
-    *attrs = json_is_object(labels) ? json_deep_copy(labels) : json_object();
-    json_object_set_new(*attrs, "image",
-                        json_string(jx_str(info, "Config.Image", "")));
-    const char *name = jx_str(info, "Name", "");
-    json_object_set_new(*attrs, "name",
-                        json_string(name[0] == '/' ? name + 1 : name));
+    *attrs = exec_event_attrs(info);
   }
   return 0;
 }

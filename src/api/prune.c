@@ -86,13 +86,7 @@ static void work(void *ud) {
     json_array_append_new(deleted, json_string(id));
     reclaimed += size;
     /* dockerd's destroy event: the labels, image and name. */
-    json_t *attrs =
-        json_is_object(labels) ? json_deep_copy(labels) : json_object();
-    json_object_set_new(attrs, "image",
-                        json_string(jx_str(c, "Config.Image", "")));
-    const char *name = jx_str(c, "Name", "/");
-    json_object_set_new(attrs, "name",
-                        json_string(name[0] == '/' ? name + 1 : name));
+    json_t *attrs = exec_event_attrs(c);
     json_array_append_new(j->destroyed,
                           json_pack("{s:s, s:o}", "id", id, "attrs", attrs));
   }

@@ -909,6 +909,18 @@ static json_t *time_json(int64_t ns) {
   return json_string(clock_format_rfc3339(ns, buf, sizeof buf));
 }
 
+json_t *exec_event_attrs(const json_t *info) {
+  const json_t *labels = jx_get(info, "Config.Labels");
+  json_t *attrs =
+      json_is_object(labels) ? json_deep_copy(labels) : json_object();
+  json_object_set_new(attrs, "image",
+                      json_string(jx_str(info, "Config.Image", "")));
+  const char *name = jx_str(info, "Name", "");
+  json_object_set_new(attrs, "name",
+                      json_string(name[0] == '/' ? name + 1 : name));
+  return attrs;
+}
+
 int exec_inspect_json(executor *ex, const char *id, json_t **out, sh_err *err) {
   cleanup_paths struct ctr_paths p = {0};
   json_t *meta = NULL;

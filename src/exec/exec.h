@@ -258,6 +258,10 @@ int exec_attach_stdin(executor *ex, const char *id, int *fd,
  * for conmon: a process gone this instant still shows as running. */
 int exec_inspect_json(executor *ex, const char *id, json_t **out,
                       struct sh_err *err);
+/* A container event's attributes, as dockerd gives them: the container's
+ * labels, "image" (as the user named it) and "name" (without '/'), from
+ * an inspect. New object. */
+json_t *exec_event_attrs(const json_t *info);
 
 /* For a health probe: the argv of `crun exec` running cmd (a JSON array
  * of strings) in the running container as its own process runs (user,
