@@ -626,11 +626,12 @@ def main_services(args):
     # time with and without shoal's seccomp section (its cost per task).
     bundles = crun_bundles(args, sc_section[0], sc_bpf[0])
     par = os.cpu_count() or 1
-    limit = {}
+    limit, limit_ro = {}, {}
     for n in SVC_SIZES[1:]:
-        r = crun_par(args, m_host, bundles[:1], n, par, LIMIT_ROUNDS, LIMIT_CAP)
+        r = crun_par(args, m_host, bundles[:2], n, par, LIMIT_ROUNDS, LIMIT_CAP)
         limit[n] = min(x["wall"] for x in r["plain"])
-    seq = crun_par(args, m_host, bundles, SEQ_N, 1, LIMIT_ROUNDS, LIMIT_CAP)
+        limit_ro[n] = min(x["wall"] for x in r["plain-ro"])
+    seq = crun_par(args, m_host, bundles[:1] + bundles[2:], SEQ_N, 1, LIMIT_ROUNDS, LIMIT_CAP)
 
     # Three nodes: start the workers' shoald, join them, pull on each.
     token = mgr.json("GET", "/swarm")["JoinTokens"]["Worker"]
@@ -662,6 +663,9 @@ def main_services(args):
         print("%-*s %6d %11s %11s   %s" % (w, "limit: bare crun run -d, %d at a time" % par, n, ms(limit[n]), "",
                                           "shoal 1 node / limit = %.2fx" % (r["t_running"] / limit[n])
                                           if r else "shoal round capped"))
+        print("%-*s %6d %11s %11s   %s" % (w, "  the same, crun from a read-only bind", n, ms(limit_ro[n]), "",
+                                          "as shoald runs crun; shoal / this = %.2fx" % (r["t_running"] / limit_ro[n])
+                                          if r else ""))
     for label, rounds, capped in (("1 node (manager)", one, one_capped),
                                   ("3 nodes (1 manager + 2 workers)", three, three_capped)):
         for r in rounds:
@@ -771,12 +775,22 @@ IPERF_PORT = 5201
 # rusage, plus what the container's cgroup counted; not crun's detached
 # half, which compiles a seccomp filter); then removes them. Rounds alternate between the bundles.
 CRUN_PAR_SCRIPT = r"""
-import concurrent.futures as cf, json, os, resource, subprocess, sys, time
+import atexit, concurrent.futures as cf, json, os, resource, shutil, subprocess, sys, time
 root, n, par, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 res = {}
+# A bundle whose name ends in "-ro" runs crun from a read-only bind of the
+# binary, as shoald does (crun then skips copying itself to a memfd).
+os.makedirs(root, exist_ok=True)
+ro = os.path.join(root, "crun.ro")
+if any(b.endswith("-ro") for b in sys.argv[5:]):
+    open(ro, "a").close()
+    subprocess.run(["mount", "--bind", shutil.which("crun"), ro], check=True)
+    subprocess.run(["mount", "-o", "remount,bind,ro", ro], check=True)
+    atexit.register(lambda: subprocess.run(["umount", ro]))
 def one(bundle, cid):
+    crun = ro if bundle.endswith("-ro") else "crun"
     with open(os.path.join(bundle, "crun.log"), "ab") as log:
-        rc = subprocess.run(["crun", "--root", root, "run", "-d", "--bundle", bundle, cid],
+        rc = subprocess.run([crun, "--root", root, "run", "-d", "--bundle", bundle, cid],
                             stdin=subprocess.DEVNULL, stdout=log, stderr=log, timeout=20).returncode
     if rc != 0:
         raise SystemExit("crun run %s: exit %d (see %s/crun.log)" % (cid, rc, bundle))
@@ -825,8 +839,9 @@ def crun_bundles(args, seccomp=None, bpf=None):
         subprocess.run(["umoci", "raw", "unpack", "--image", os.path.join(args.images, "busybox") + ":latest",
                         rootfs], check=True, capture_output=True, timeout=60)
     out = []
-    for tag, sc, prog in (("plain", None, None), ("seccomp", seccomp, None), ("seccomp-bpf", seccomp, bpf)):
-        if tag != "plain" and (sc is None or (tag == "seccomp-bpf" and prog is None)):
+    for tag, sc, prog in (("plain", None, None), ("plain-ro", None, None), ("seccomp", seccomp, None),
+                          ("seccomp-bpf", seccomp, bpf)):
+        if not tag.startswith("plain") and (sc is None or (tag == "seccomp-bpf" and prog is None)):
             continue
         b = os.path.join(base, tag)
         os.makedirs(b, exist_ok=True)

@@ -176,7 +176,8 @@ struct job {
   /* J_START: {Argv, Pidfile, Config, Started} for the health monitor
    * (NULL: no healthcheck) */
   json_t *probe;
-  struct ctlreq *ctl; /* J_CTL */
+  struct ctlreq *ctl;                  /* J_CTL */
+  int64_t queued_ns, start_ns, end_ns; /* for the debug log */
 };
 
 static void reconcile(struct tctl *t);
@@ -973,8 +974,16 @@ static void ctl_work(struct job *j) {
   }
 }
 
+static void job_work_kind(struct job *j);
+
 static void job_work(void *ud) {
   struct job *j = ud;
+  j->start_ns = clock_mono_ns();
+  job_work_kind(j);
+  j->end_ns = clock_mono_ns();
+}
+
+static void job_work_kind(struct job *j) {
   executor *ex = j->w->cfg.exec;
   switch (j->kind) {
   case J_PREPARE:
@@ -1284,6 +1293,12 @@ static void job_done(void *ud, int cancelled) {
   struct worker *w = j->w;
   struct tctl *t = j->t;
   w->jobs--;
+  if (!cancelled)
+    log_debug("job %d of task %s: queued %.1f ms, ran %.1f ms, then %.1f ms "
+              "to the loop",
+              (int)j->kind, j->task_id, (j->start_ns - j->queued_ns) / 1e6,
+              (j->end_ns - j->start_ns) / 1e6,
+              (clock_mono_ns() - j->end_ns) / 1e6);
   if (t)
     t->busy = false;
   if (cancelled || w->stopping) {
@@ -1434,6 +1449,7 @@ static void run_job_ctl(struct worker *w, struct tctl *t, enum job_kind kind,
   /* Pulls and creates may take minutes: everything else stays off their
    * queue. */
   bool slow = kind == J_PREPARE || kind == J_START;
+  j->queued_ns = clock_mono_ns();
   workq_submit(slow ? w->cfg.work : w->local, job_work, job_done, j);
 }
 
@@ -1882,6 +1898,7 @@ void worker_set_ingress(struct worker *w, const json_t *attachment) {
   j->task = json_deep_copy(attachment);
   w->jobs++;
   /* On the slow queue, behind the creates: this node's tasks first. */
+  j->queued_ns = clock_mono_ns();
   workq_submit(w->cfg.work, job_work, job_done, j);
 }
 

