@@ -72,7 +72,7 @@ SECCOMP_ROUNDS = 15     # rounds per mode, alternating (default, unconfined)
 SECCOMP_CAP = 90.0      # all of its rounds
 BPF_ANNOTATION = "run.oci.seccomp_bpf_data"  # shoald's compiled filter for crun (src/seccomp/bpf.h)
 LIMIT_ROUNDS = 3        # bare crun rounds per size and per bundle (the best is the limit)
-LIMIT_CAP = 60.0        # each bare crun measurement
+LIMIT_CAP = 120.0       # each bare crun measurement (two bundles at N=50: ~30 s idle)
 SEQ_N = 10              # bare crun containers one at a time, per round and bundle
 
 
