@@ -210,6 +210,15 @@ def test_cp_diff_export():
         assert open(os.path.join(lab.dir, "task-hostname")).read().strip() == \
             docker("exec", task, "hostname")[1].strip()
 
+        # an archive past the request body limit (16 MiB): 413, nothing kept
+        big = os.path.join(lab.dir, "big")
+        with open(big, "wb") as f:
+            f.write(b"\0" * (17 << 20))
+        rc, _, err = docker("cp", big, "box:/tmp/big", check=False)
+        assert rc == 1 and "request body too large" in err, err
+        rc, _, _ = docker("exec", "box", "test", "-e", "/tmp/big", check=False)
+        assert rc == 1
+
         # the daemon is still up
         st, _ = lab.api("swarma", "GET", "/_ping")
         assert st == 200
