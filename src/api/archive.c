@@ -11,6 +11,7 @@
 #include "core/util.h"
 #include "core/workq.h"
 #include "daemon/daemon.h"
+#include "events/events.h"
 #include "exec/exec.h"
 #include "http/server.h"
 
@@ -30,6 +31,7 @@ struct ar_job {
   char *header;           /* "X-Docker-Container-Path-Stat: ..." */
   const char *headers[2]; /* header, NULL */
   struct api_pump pump;
+  json_t *info; /* for the event: the container's inspect */
   sh_err err;
   int rc;
 };
@@ -38,6 +40,7 @@ static void job_free(struct ar_job *j) {
   free(j->ref);
   free(j->path);
   free(j->header);
+  json_decref(j->info);
   free(j);
 }
 
@@ -52,6 +55,16 @@ static void first_work(void *ud) {
                              j->req->body_len, &j->opts, &j->err);
   else
     j->rc = exec_archive_stat(ex, j->id, j->path, j->ref, &j->st, &j->err);
+  if (j->rc == 0 && j->op != AR_HEAD && j->d->events)
+    exec_inspect_json(ex, j->id, &j->info, NULL);
+}
+
+/* dockerd's container events for a copy: archive-path (GET) and
+ * extract-to-dir (PUT). */
+static void publish(struct ar_job *j, const char *action) {
+  if (j->d->events && j->info)
+    events_publish(j->d->events, "container", action, j->id,
+                   exec_event_attrs(j->info), "local");
 }
 
 static void stream_done(void *ud, int cancelled) {
@@ -85,6 +98,7 @@ static void first_done(void *ud, int cancelled) {
     return;
   }
   if (j->op == AR_PUT) {
+    publish(j, "extract-to-dir");
     http_respond(j->req, 200, NULL, "", 0, NULL);
     job_free(j);
     return;
@@ -98,6 +112,7 @@ static void first_done(void *ud, int cancelled) {
     job_free(j);
     return;
   }
+  publish(j, "archive-path");
   /* The head goes with the first chunk: an error before it is still a
    * proper error reply. */
   api_pump_init(&j->pump, j->req, j->d->work, "application/x-tar",

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import tarfile
+import time
 
 from lib import DOCKER, SEED, ServiceLab, _cli_env, timeout, wait_until
 
@@ -64,6 +65,7 @@ def test_cp_diff_export():
         before = sorted(os.listdir(host_dir))
 
         docker("run", "-d", "--name", "box", "busybox", "sleep", "3600")
+        t0 = int(time.time()) - 1
 
         # a file into a running container: content and mode
         src = os.path.join(lab.dir, "hello.txt")
@@ -160,6 +162,11 @@ def test_cp_diff_export():
         with open(sentinel) as f:
             assert f.read() == "host secret\n"
         assert sorted(os.listdir(host_dir)) == before
+
+        # dockerd's events for a copy each way
+        out = docker("events", "--since", str(t0), "--until", str(int(time.time()) + 1),
+                     "--filter", "container=box", "--format", "{{.Action}}")[1].split()
+        assert "extract-to-dir" in out and "archive-path" in out, out
 
         # the stat header
         st, hdrs, _ = lab_api_raw(lab, "HEAD", "/v1.47/containers/box/archive?path=/d/link")
