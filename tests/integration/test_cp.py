@@ -118,6 +118,8 @@ def test_cp_diff_export():
         # Docker's errors: unknown container, missing path, not a directory
         rc, _, err = docker("cp", "nosuch:/etc/hosts", outdir, check=False)
         assert rc == 1 and "No such container: nosuch" in err, err
+        rc, _, err = docker("cp", src, "nosuch:/tmp/x", check=False)
+        assert rc == 1 and "No such container: nosuch" in err, err
         rc, _, err = docker("cp", "box:/nope", outdir, check=False)
         assert rc == 1 and "Could not find the file /nope in container box" in err, err
         rc, _, err = raw(["cp", "-", "box:/tmp/hello.txt"], tar_bytes([("x", b"x", 0o644, 0)]))
@@ -151,6 +153,15 @@ def test_cp_diff_export():
         rc, _, err = raw(["cp", "-", "box:/tmp"], tar_bytes([(sentinel, b"abs\n", 0o644, 0)]))
         assert rc == 0, err
         assert cat("box", "/tmp" + sentinel) == "abs\n"
+        # a device node in a tar is made, as dockerd (root, no userns)
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as t:
+            ti = tarfile.TarInfo("nullish")
+            ti.type, ti.devmajor, ti.devminor, ti.mode = tarfile.CHRTYPE, 1, 3, 0o666
+            t.addfile(ti)
+        rc, _, err = raw(["cp", "-", "box:/tmp"], buf.getvalue())
+        assert rc == 0, err
+        assert stat("box", "%F %t %T", "/tmp/nullish") == "character special file 1 3"
         # a tar whose symlink points out of the destination
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as t:
