@@ -64,7 +64,8 @@ def test_cp_diff_export():
             f.write("host secret\n")
         before = sorted(os.listdir(host_dir))
 
-        docker("run", "-d", "--name", "box", "busybox", "sleep", "3600")
+        docker("run", "-d", "--name", "box", "-v", "vol1:/vol", "--tmpfs", "/scratch",
+               "busybox", "sleep", "3600")
         t0 = int(time.time()) - 1
 
         # a file into a running container: content and mode
@@ -196,13 +197,21 @@ def test_cp_diff_export():
         rc, _, err = docker("cp", src, "ro:/tmp/", check=False)
         assert rc == 1 and "container rootfs is marked read-only" in err, err
 
-        # a stopped container: both ways
+        # a running container's volume and tmpfs, as its process sees them
+        docker("exec", "box", "sh", "-c", "echo v > /vol/f && echo t > /scratch/t")
+        rc, data, err = raw(["cp", "box:/scratch/t", "-"])
+        assert rc == 0 and b"t\n" in data, err
+        # a stopped container: both ways, its volume mounted for the copy
         docker("stop", "-t", "1", "box")
+        docker("cp", "box:/vol/f", os.path.join(lab.dir, "vol-f"))
+        assert open(os.path.join(lab.dir, "vol-f")).read() == "v\n"
+        docker("cp", src, "box:/vol/g")
         docker("cp", src, "box:/tmp/while-stopped")
         rc, _, err = docker("cp", "box:/tmp/while-stopped", os.path.join(lab.dir, "back"))
         assert rc == 0 and open(os.path.join(lab.dir, "back")).read() == "hello from the host\n"
         docker("start", "box")
         assert cat("box", "/tmp/while-stopped") == "hello from the host\n"
+        assert cat("box", "/vol/g") == "hello from the host\n"
 
         # docker export still works
         path = os.path.join(lab.dir, "export.tar")
