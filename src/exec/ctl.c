@@ -1,5 +1,5 @@
 /* Control and inspection of one container: pause, rename, top, stats,
- * changes, export (see exec.h). */
+ * changes (see exec.h; export is archive.c's). */
 #include "exec/cgstats.h"
 #include "exec/internal.h"
 
