@@ -54,6 +54,8 @@ bool api_images(struct api_call *c);
  * event log; once, after the store and the event log exist. */
 void api_images_events(struct shoald *d);
 bool api_containers(struct api_call *c);
+/* docker cp: HEAD, GET, PUT /containers/{id}/archive (archive.c). */
+bool api_archive(struct api_call *c);
 /* Lifecycle and inspection of one container (ctl.c): stop, kill, restart,
  * wait, DELETE, pause, unpause, rename, top, stats, changes. */
 bool api_container_ctl(struct api_call *c);

@@ -34,6 +34,7 @@ void api_pump_init(struct api_pump *p, struct http_req *req, struct workq *q,
   p->req = req;
   p->q = q;
   p->ctype = ctype;
+  p->headers = NULL;
   p->low = low;
   p->lazy = lazy;
   p->begun = false;
@@ -53,7 +54,7 @@ static void chunk_on_loop(void *ud, int cancelled) {
   struct api_pump *p = c->p;
   bool live = !cancelled && !atomic_load(&p->gone);
   if (live && !p->begun) {
-    http_stream_begin(p->req, 200, p->ctype, NULL);
+    http_stream_begin(p->req, 200, p->ctype, p->headers);
     p->begun = true;
   }
   if (live && http_stream_write(p->req, c->data, c->len) == 0 &&

@@ -25,6 +25,7 @@ struct api_pump {
   struct http_req *req;
   struct workq *q;
   const char *ctype;
+  const char *const *headers; /* extra head lines; NULL: none */
   size_t low;
   bool lazy, begun;
   atomic_bool gone; /* the client went away */

@@ -98,8 +98,9 @@ void api_handle(struct http_req *req, void *ud) {
   log_debug("%s %s", req->method, req->url);
   if (api_forward(&c) || api_system(&c) || api_swarm(&c) || api_nodes(&c) ||
       api_services(&c) || api_images(&c) || api_prune(&c) || api_run(&c) ||
-      api_exec(&c) || api_containers(&c) || api_container_ctl(&c) ||
-      api_networks(&c) || api_volumes(&c) || api_events(&c) || api_secrets(&c))
+      api_exec(&c) || api_archive(&c) || api_containers(&c) ||
+      api_container_ctl(&c) || api_networks(&c) || api_volumes(&c) ||
+      api_events(&c) || api_secrets(&c))
     return;
   http_respond_error(req, 404, "page not found");
 }

@@ -1,5 +1,5 @@
 /* Control and inspection of one container: pause, rename, top, stats,
- * changes, export (see exec.h). */
+ * changes (see exec.h; export is archive.c's). */
 #include "exec/cgstats.h"
 #include "exec/internal.h"
 
@@ -506,85 +506,4 @@ int exec_changes(executor *ex, const char *id, json_t **out, sh_err *err) {
   free(v);
   *out = sorted;
   return 0;
-}
-
-/* ---- export ---- */
-
-int exec_export(executor *ex, const char *id,
-                int (*write_fn)(void *arg, const void *buf, size_t len),
-                bool (*cancelled)(void *arg), void *arg, sh_err *err) {
-  cleanup_paths struct ctr_paths p = {0};
-  cleanup_json json_t *meta = NULL;
-  if (exec_load_meta(ex, id, &p, &meta, err) < 0)
-    return -1;
-  if (exec_ensure_rootfs(meta, &p, err) < 0)
-    return -1;
-  /* The top-level names, so that entries read "bin/..." as dockerd's
-   * rather than "./bin/...". */
-  DIR *d = opendir(p.rootfs);
-  if (!d)
-    return sh_errno(err, errno, "open %s", p.rootfs);
-  size_t n = 0, cap = 16;
-  char **names = xcalloc(cap, sizeof *names);
-  struct dirent *de;
-  while ((de = readdir(d))) {
-    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-      continue;
-    if (n + 1 >= cap) {
-      cap *= 2;
-      names = xrealloc(names, cap * sizeof *names);
-    }
-    names[n++] = xstrdup(de->d_name);
-  }
-  closedir(d);
-  cleanup_free char *tar = exec_find_bin("tar");
-  const char **argv = xcalloc(n + 10, sizeof *argv);
-  size_t a = 0;
-  argv[a++] = tar ? tar : "/bin/tar";
-  argv[a++] = "--numeric-owner";
-  argv[a++] = "--xattrs";
-  argv[a++] = "-C";
-  argv[a++] = p.rootfs;
-  argv[a++] = "-cf";
-  argv[a++] = "-";
-  argv[a++] = "--";
-  for (size_t i = 0; i < n; i++)
-    argv[a++] = names[i];
-  argv[a] = NULL;
-  int rc = 0;
-  int po[2];
-  pid_t pid = 0;
-  if (pipe2(po, O_CLOEXEC) < 0) {
-    rc = sh_errno(err, errno, "pipe");
-    goto out;
-  }
-  struct proc_opts o = {.argv = argv, .fd_out = po[1], .fd_err = -1, .fd3 = -1};
-  rc = exec_proc_spawn(&o, &pid, err);
-  close(po[1]);
-  if (rc < 0) {
-    close(po[0]);
-    goto out;
-  }
-  char buf[64 * 1024];
-  for (;;) {
-    ssize_t k = read(po[0], buf, sizeof buf);
-    if (k < 0 && errno == EINTR)
-      continue;
-    if (k <= 0)
-      break;
-    if ((cancelled && cancelled(arg)) || write_fn(arg, buf, (size_t)k) < 0) {
-      kill(pid, SIGKILL);
-      break;
-    }
-  }
-  close(po[0]);
-  int st = exec_proc_wait(pid);
-  if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) > 1)
-    rc = sh_error(err, 500, "export of container %s: tar failed", id);
-out:
-  for (size_t i = 0; i < n; i++)
-    free(names[i]);
-  free(names);
-  free(argv);
-  return rc;
 }

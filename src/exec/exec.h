@@ -379,10 +379,61 @@ int exec_stats(executor *ex, const char *id, json_t **out, struct sh_err *err);
 int exec_changes(executor *ex, const char *id, json_t **out,
                  struct sh_err *err);
 /* docker export: a tar of the container's filesystem (rootfs, mounted
- * again if it must be) to write(). */
+ * again if it must be; no volumes) to write(), made by libarchive. */
 int exec_export(executor *ex, const char *id,
                 int (*write)(void *arg, const void *buf, size_t len),
                 bool (*cancelled)(void *arg), void *arg, struct sh_err *err);
+
+/* ---- docker cp (archive.c) ----
+ * The archive endpoints on a container, running or not, as dockerd's:
+ * paths are the container's (symlinks and ".." resolve inside its root),
+ * a running container's mounts are seen as its process sees them. ref is
+ * the container as the user named it, for the 404 "Could not find the
+ * file <path> in container <ref>". */
+struct exec_path_stat {
+  char name[256];
+  int64_t size;
+  uint32_t mode; /* Go's os.FileMode bits, as the header carries them */
+  int64_t mtime_ns;
+  char link_target[4096]; /* a symlink's target, resolved in the root */
+};
+int exec_archive_stat(executor *ex, const char *id, const char *path,
+                      const char *ref, struct exec_path_stat *out,
+                      struct sh_err *err);
+/* A tar of path (a directory's contents under its base name) to write(). */
+int exec_archive_get(executor *ex, const char *id, const char *path,
+                     const char *ref,
+                     int (*write)(void *arg, const void *buf, size_t len),
+                     bool (*cancelled)(void *arg), void *arg,
+                     struct sh_err *err);
+struct exec_extract_opts {
+  bool no_overwrite_dir_non_dir; /* refuse a dir replaced by a file, or back */
+  bool copy_uid_gid; /* files owned by the container's Config.User */
+};
+/* Extracts a tar (plain, gzip, bzip2, xz, zstd) into the directory path:
+ * 400 "extraction point is not a directory", "container rootfs is marked
+ * read-only", "mounted volume is marked read-only", a bad tar, or an
+ * entry leaving the destination. */
+int exec_archive_put(executor *ex, const char *id, const char *path,
+                     const char *ref, const void *tar, size_t len,
+                     const struct exec_extract_opts *o, struct sh_err *err);
+/* X-Docker-Container-Path-Stat: base64 of {name,size,mode,mtime,
+ * linkTarget}. New string. */
+char *exec_path_stat_header(const struct exec_path_stat *st);
+/* The pure parts, for the tests: the path made absolute as moby does
+ * (cleaned, keeping a trailing "/" or "/."); Go's filepath.Base; the
+ * mode bits; a path resolved in the scope of rootfd (FollowSymlinkInScope:
+ * ".." and absolute links never leave it; result absolute in the root);
+ * moby's writable check; a tar entry's name made relative to the
+ * destination (400 if it leaves it). */
+char *exec_archive_abs(const char *path);
+char *exec_archive_base(const char *path);
+uint32_t exec_go_filemode(mode_t m);
+int exec_scoped_resolve(int rootfd, const char *path, char **out,
+                        struct sh_err *err);
+int exec_archive_writable(const json_t *mounts, bool read_only_rootfs,
+                          const char *abs, struct sh_err *err);
+int exec_tar_entry_name(const char *name, char **out, struct sh_err *err);
 
 /* "SIGTERM", "TERM", "term", "15" -> 15; -1 if not a signal. */
 int exec_parse_signal(const char *s);
