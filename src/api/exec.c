@@ -793,7 +793,9 @@ struct attach_job {
   char cid[65];
   bool logs, stream, want_out, want_err, want_in, upgrade;
   bool stdin_fwd; /* the container's stdin is open (docker run -i) */
-  int fd;         /* the hijacked stream, blocking, written from the thread */
+  bool tty;       /* Config.Tty: raw output, detach keys on stdin */
+  struct exec_detach det;
+  int fd; /* the hijacked stream, blocking, written from the thread */
   sh_err err;
   int rc;
 };
@@ -841,6 +843,7 @@ static void *attach_thread(void *arg) {
       /* logs=0: only what comes from now on */
       .since_ns = j->logs ? 0 : clock_wall_ns(),
       .tail = -1,
+      .raw = j->tty,
       .write = attach_write,
       .cancelled = attach_cancelled,
       .arg = j,
@@ -857,9 +860,10 @@ static void attach_work(void *ud) {
   struct attach_job *j = ud;
   j->rc = exec_find(j->d->exec, j->ref, j->cid, &j->err);
   cleanup_json json_t *info = NULL;
-  if (j->rc == 0 && j->want_in &&
-      exec_inspect_json(j->d->exec, j->cid, &info, NULL) == 0)
-    j->stdin_fwd = jx_bool(info, "Config.OpenStdin", false);
+  if (j->rc == 0 && exec_inspect_json(j->d->exec, j->cid, &info, NULL) == 0) {
+    j->stdin_fwd = j->want_in && jx_bool(info, "Config.OpenStdin", false);
+    j->tty = jx_bool(info, "Config.Tty", false);
+  }
 }
 
 /* docker run -i / attach to such a container: the client's stdin to the
@@ -872,6 +876,10 @@ struct stdin_fwd {
   executor *ex;
   char cid[65];
   int in; /* a dup of the hijacked stream */
+  /* With a TTY, as dockerd: the detach keys end this client's stream
+   * (both ways) and leave the process and its terminal as they are. */
+  bool tty;
+  struct exec_detach det;
 };
 
 static bool client_gone(int fd) {
@@ -911,8 +919,21 @@ static void *stdin_thread(void *arg) {
         continue;
       if (n <= 0)
         break;
-      if (send(s, buf, (size_t)n, MSG_NOSIGNAL) < 0)
+      const char *p = buf;
+      size_t len = (size_t)n;
+      unsigned char keep[sizeof buf + EXEC_DETACH_KEYS_MAX];
+      if (f->tty) {
+        len = 0;
+        exec_detach_scan(&f->det, (const unsigned char *)buf, (size_t)n, keep,
+                         &len);
+        p = (const char *)keep;
+      }
+      if (len && send(s, p, len, MSG_NOSIGNAL) < 0)
         break;
+      if (f->det.detached) {
+        shutdown(f->in, SHUT_RDWR); /* the output thread sees the client go */
+        break;
+      }
     }
   }
 out:
@@ -931,10 +952,12 @@ static void attach_done(void *ud, int cancelled) {
     api_reply_err(j->req, &j->err);
     return attach_free(j);
   }
-  /* Task containers have no TTY: their output is multiplexed. */
+  /* A TTY's output is raw; else multiplexed (older clients: raw-stream
+   * named, framed all the same, as dockerd). */
   const char *ct =
-      j->upgrade ? "Content-Type: application/vnd.docker.multiplexed-stream"
-                 : "Content-Type: application/vnd.docker.raw-stream";
+      j->upgrade && !j->tty
+          ? "Content-Type: application/vnd.docker.multiplexed-stream"
+          : "Content-Type: application/vnd.docker.raw-stream";
   const char *h101[] = {ct, "Connection: Upgrade", "Upgrade: tcp", NULL};
   const char *h200[] = {ct, NULL};
   sh_err err = {0};
@@ -952,6 +975,8 @@ static void attach_done(void *ud, int cancelled) {
     f->ex = j->d->exec;
     memcpy(f->cid, j->cid, sizeof f->cid);
     f->in = fcntl(j->fd, F_DUPFD_CLOEXEC, 0);
+    f->tty = j->tty;
+    f->det = j->det;
     pthread_t sth;
     if (f->in < 0 || pthread_create(&sth, &attr, stdin_thread, f) != 0) {
       if (f->in >= 0)
@@ -981,20 +1006,24 @@ static void attach(struct api_call *c, const char *ref) {
   unsigned char k[EXEC_DETACH_KEYS_MAX];
   size_t nk;
   sh_err err = {0};
-  if (keys && *keys && exec_detach_keys_parse(keys, k, &nk, &err) < 0) {
+  if (exec_detach_keys_parse(keys, k, &nk, &err) < 0) {
     attach_free(j);
     return api_reply_err(c->req, &err);
   }
+  memcpy(j->det.keys, k, nk);
+  j->det.n = nk;
   workq_submit(c->d->reads ? c->d->reads : c->d->work, attach_work, attach_done,
                j);
 }
 
-/* POST /containers/{id}/resize: a container without a TTY has nothing to
- * resize (as containerd, a no-op), but it must exist and run. */
+/* POST /containers/{id}/resize: a TTY container's pty through conmon
+ * (exec_tty_resize); one without a TTY has nothing to resize (as containerd,
+ * a no-op), but it must exist and run. */
 struct resize_job {
   struct http_req *req;
   struct shoald *d;
   char *ref;
+  unsigned h, w;
   sh_err err;
   int rc;
 };
@@ -1003,6 +1032,8 @@ static void cresize_work(void *ud) {
   struct resize_job *j = ud;
   char cid[65];
   j->rc = running_container(j->d->exec, j->ref, cid, NULL, &j->err);
+  if (j->rc == 0)
+    j->rc = exec_tty_resize(j->d->exec, cid, j->h, j->w, &j->err);
 }
 
 static void cresize_done(void *ud, int cancelled) {
@@ -1027,6 +1058,8 @@ static void container_resize(struct api_call *c, const char *ref) {
   j->req = c->req;
   j->d = c->d;
   j->ref = xstrdup(ref);
+  j->h = h;
+  j->w = w;
   workq_submit(c->d->reads ? c->d->reads : c->d->work, cresize_work,
                cresize_done, j);
 }

@@ -631,6 +631,70 @@ TEST(exec_logs_file_frames_partials_tail_since) {
         hdr[7] == 4);
 }
 
+static int collect_raw(void *arg, const void *buf, size_t len) {
+  buf_append(arg, buf, len);
+  return 0;
+}
+
+/* A TTY's log (everything on stdout, prompts without a newline): raw
+ * bytes, no frame headers, a partial line sent as it comes. */
+TEST(exec_logs_file_raw_for_a_tty) {
+  char path[] = "/tmp/shoal-log-XXXXXX";
+  int fd = mkstemp(path);
+  CHECK(fd >= 0);
+  const char *log = "2026-01-01T00:00:01.000000000+00:00 stdout P / # \n"
+                    "2026-01-01T00:00:02.000000000+00:00 stdout F echo hi\r\n"
+                    "2026-01-01T00:00:02.500000000+00:00 stdout F hi\r\n"
+                    "2026-01-01T00:00:03.000000000+00:00 stdout P / # \n";
+  CHECK(write(fd, log, strlen(log)) == (ssize_t)strlen(log));
+  close(fd);
+  cleanup_buf sh_buf b = {0};
+  struct exec_logs_opts o = {.want_stdout = true,
+                             .want_stderr = true,
+                             .tail = -1,
+                             .raw = true,
+                             .write = collect_raw,
+                             .arg = &b};
+  sh_err err = {0};
+  CHECK_INT_EQ(exec_logs_file(path, NULL, NULL, NULL, &o, &err), 0);
+  CHECK_INT_EQ(b.len, strlen("/ # echo hi\r\nhi\r\n/ # "));
+  CHECK(b.len && memcmp(b.data, "/ # echo hi\r\nhi\r\n/ # ", b.len) == 0);
+  /* timestamps: each message has its own, as dockerd's */
+  buf_reset(&b);
+  o.timestamps = true;
+  o.tail = 1;
+  CHECK_INT_EQ(exec_logs_file(path, NULL, NULL, NULL, &o, &err), 0);
+  CHECK_STR_EQ(b.data ? b.data : "", "2026-01-01T00:00:03.000000000Z / # ");
+  unlink(path);
+}
+
+/* -t: crun makes the pty (process.terminal) at the CLI's size. */
+TEST(exec_oci_config_terminal) {
+  json_t *args = json_pack("[s]", "sh");
+  json_t *env = json_array();
+  struct exec_user root = {0};
+  struct exec_oci_input in = {.rootfs = "/r",
+                              .args = args,
+                              .env = env,
+                              .cwd = "/",
+                              .user = &root,
+                              .hostname = "h",
+                              .cgroups_path = "/shoal/x",
+                              .terminal = true,
+                              .console_rows = 30,
+                              .console_cols = 100};
+  cleanup_json json_t *c = exec_oci_config(&in);
+  CHECK(jx_bool(c, "process.terminal", false));
+  CHECK_INT_EQ(jx_int(c, "process.consoleSize.height", 0), 30);
+  CHECK_INT_EQ(jx_int(c, "process.consoleSize.width", 0), 100);
+  in.terminal = false;
+  cleanup_json json_t *c2 = exec_oci_config(&in);
+  CHECK(!jx_bool(c2, "process.terminal", true));
+  CHECK(!jx_get(c2, "process.consoleSize"));
+  json_decref(args);
+  json_decref(env);
+}
+
 /* ---- real containers ---- */
 
 static const char *const applets[] = {
