@@ -57,6 +57,9 @@ struct xinst {
   int exit_code;
   pid_t pid;
   int64_t ended_ns;
+  /* Started by an earlier shoald (exec_cmd_records): no session; its
+   * exit comes from the record's exit file when asked. */
+  bool adopted;
 
   /* a running session */
   struct exec_cmd rt;
@@ -83,9 +86,23 @@ struct api_execs {
   size_t n;
 };
 
+static struct xinst *adopt(struct shoald *d, const json_t *r);
+static json_t *inspect_json(const struct xinst *x);
+
+/* Instances an earlier shoald started are read back on first use. */
 static struct api_execs *registry(struct shoald *d) {
-  if (!d->execs)
+  if (!d->execs) {
     d->execs = xcalloc(1, sizeof *d->execs);
+    cleanup_json json_t *recs = d->exec ? exec_cmd_records(d->exec) : NULL;
+    size_t i;
+    json_t *r;
+    json_array_foreach(recs, i, r) {
+      struct xinst *x = adopt(d, r);
+      x->next = d->execs->head;
+      d->execs->head = x;
+      d->execs->n++;
+    }
+  }
   return d->execs;
 }
 
@@ -131,6 +148,8 @@ static void gc(struct api_execs *reg) {
         now - x->ended_ns > EXEC_KEEP_NS) {
       *pp = x->next;
       reg->n--;
+      if (x->d->exec)
+        exec_cmd_forget(x->d->exec, x->cid, x->id);
       inst_free(x);
     } else {
       pp = &x->next;
@@ -592,6 +611,7 @@ static bool open_pipe(struct xinst *x, uv_pipe_t *p, int *fd, bool *open) {
 struct start_job {
   struct xinst *x;
   struct exec_cmd_opts o;
+  json_t *info; /* what inspect shows, kept for a later shoald */
 };
 
 static void start_work(void *ud) {
@@ -602,6 +622,10 @@ static void start_work(void *ud) {
   if (x->start_rc == 0)
     x->start_rc =
         exec_cmd_start(x->d->exec, x->cid, &j->o, &x->rt, &x->start_err);
+  sh_err err = {0};
+  if (x->start_rc == 0 &&
+      exec_cmd_record(x->d->exec, x->cid, x->id, j->info, &x->rt, &err) < 0)
+    log_warn("exec %s: not kept across a restart: %s", x->id, err.msg);
 }
 
 static void start_failed(struct xinst *x) {
@@ -622,6 +646,7 @@ static void start_failed(struct xinst *x) {
 static void start_done(void *ud, int cancelled) {
   struct start_job *j = ud;
   struct xinst *x = j->x;
+  json_decref(j->info);
   free(j);
   x->busy = false;
   if (cancelled && x->start_rc == 0)
@@ -696,7 +721,10 @@ static void api_exec_start(struct api_call *c, struct xinst *x) {
       .discard_output = detach && !x->tty,
       .rows = x->rows,
       .cols = x->cols,
+      .record = x->id,
   };
+  j->info = inspect_json(x);
+  json_object_set_new(j->info, "Running", json_true());
   if (detach) {
     x->req = c->req;
   } else {
@@ -711,11 +739,13 @@ static void api_exec_start(struct api_call *c, struct xinst *x) {
     int fd = -1;
     if (http_req_hijack(c->req, upgrade ? 101 : 200, upgrade ? h101 : h200, &fd,
                         &err) < 0) {
+      json_decref(j->info);
       free(j);
       return;
     }
     if (!open_pipe(x, &x->conn, &fd, &x->conn_open)) {
       close(fd);
+      json_decref(j->info);
       free(j);
       return;
     }
@@ -727,6 +757,47 @@ static void api_exec_start(struct api_call *c, struct xinst *x) {
 }
 
 /* ---- inspect, resize ---- */
+
+static struct xinst *adopt(struct shoald *d, const json_t *r) {
+  struct xinst *x = xcalloc(1, sizeof *x);
+  exec_cmd_init(&x->rt);
+  x->d = d;
+  x->adopted = true;
+  snprintf(x->id, sizeof x->id, "%s", jx_str(r, "ID", ""));
+  snprintf(x->cid, sizeof x->cid, "%s", jx_str(r, "ContainerID", ""));
+  x->cmd = json_pack("[s]", jx_str(r, "ProcessConfig.entrypoint", ""));
+  json_array_extend(x->cmd, jx_get(r, "ProcessConfig.arguments"));
+  x->env = xcalloc(1, sizeof *x->env);
+  x->user = xstrdup(jx_str(r, "ProcessConfig.user", ""));
+  x->workdir = xstrdup("");
+  x->detach_spec = xstrdup(jx_str(r, "DetachKeys", ""));
+  x->tty = jx_bool(r, "ProcessConfig.tty", false);
+  x->privileged = jx_bool(r, "ProcessConfig.privileged", false);
+  x->open_stdin = jx_bool(r, "OpenStdin", false);
+  x->open_stdout = jx_bool(r, "OpenStdout", false);
+  x->open_stderr = jx_bool(r, "OpenStderr", false);
+  x->pid = (pid_t)jx_int(r, "Pid", 0);
+  const json_t *code = json_object_get(r, "ExitCode");
+  x->state = jx_bool(r, "Running", false) ? X_RUNNING : X_EXITED;
+  x->has_exit = json_is_integer(code);
+  x->exit_code = (int)json_integer_value(code);
+  x->ended_ns = clock_mono_ns();
+  return x;
+}
+
+/* An adopted instance's exit, once its record says so. */
+static void refresh(struct xinst *x) {
+  int code = 0;
+  if (!x->adopted || x->state != X_RUNNING || !x->d->exec)
+    return;
+  int st = exec_cmd_record_exit(x->d->exec, x->cid, x->id, &code);
+  if (st == 0)
+    return;
+  x->state = X_EXITED;
+  x->has_exit = st == 1;
+  x->exit_code = code;
+  x->ended_ns = clock_mono_ns();
+}
 
 static json_t *inspect_json(const struct xinst *x) {
   const char *ep = json_string_value(json_array_get(x->cmd, 0));
@@ -1118,8 +1189,10 @@ bool api_exec(struct api_call *c) {
         api_exec_start(c, x);
       else if (i == 1)
         exec_resize(c, x);
-      else
+      else {
+        refresh(x);
         api_reply_json(c->req, 200, inspect_json(x));
+      }
       return true;
     }
   return false;

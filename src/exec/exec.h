@@ -307,6 +307,10 @@ struct exec_cmd_opts {
   bool want_stdin;        /* no tty: a pipe for stdin, else /dev/null */
   bool discard_output;    /* no tty: stdout/stderr to /dev/null (detach) */
   unsigned rows, cols;    /* tty: its first size; 0: the kernel's */
+  /* The exec instance's ID (64 hex) or NULL: crun runs under /bin/sh,
+   * which writes crun's status to <exec-root>/containers/<id>/execs/
+   * <record>.exit when it ends, our child or not (a shoald restart). */
+  const char *record;
 };
 struct exec_cmd {
   pid_t pid;      /* crun exec, our child; -1: none */
@@ -328,6 +332,21 @@ int exec_cmd_start(executor *ex, const char *id, const struct exec_cmd_opts *o,
                    struct exec_cmd *c, struct sh_err *err);
 /* Closes what is still open and removes its files (not the process). */
 void exec_cmd_release(struct exec_cmd *c);
+/* Exec instances across a shoald restart (with exec_cmd_opts.record):
+ * exec_cmd_record keeps what GET /exec/{id}/json shows (info, plus the
+ * waiting shell's pid from c) as <record>.json beside the exit file;
+ * exec_cmd_records reads every container's back: [{info..., "Running",
+ * "ExitCode" (null until the exit file exists)}]; exec_cmd_record_exit
+ * says 1 (exited, *code), 0 (runs) or -1 (gone without a status: the
+ * host rebooted or the shell was killed); exec_cmd_forget removes both
+ * files. Small files: fine on the loop. */
+int exec_cmd_record(executor *ex, const char *id, const char *record,
+                    const json_t *info, const struct exec_cmd *c,
+                    struct sh_err *err);
+json_t *exec_cmd_records(executor *ex);
+int exec_cmd_record_exit(executor *ex, const char *id, const char *record,
+                         int *code);
+void exec_cmd_forget(executor *ex, const char *id, const char *record);
 /* TIOCSWINSZ on a pty master: -errno on failure. */
 int exec_cmd_resize(int master, unsigned rows, unsigned cols);
 /* A waitpid status as Docker reports it: the code, or 128 + signal. */

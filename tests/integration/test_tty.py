@@ -2,7 +2,8 @@
 docker CLI driven through a pty: docker run -it (typed commands, the exit
 code), docker run -dit then docker attach with a resize seen by stty,
 ctrl-p ctrl-q, raw (unframed) logs, a shoald restart under a TTY
-container, and service create --tty."""
+container (attach after it; exec instances started before it keep their
+exit codes), and service create --tty."""
 
 import socket
 import time
@@ -34,6 +35,19 @@ def get_raw(sock_path, path):
             out, body = out + body[:n], body[n + 2:]
         body = out
     return hdrs, body
+
+
+def stty_shows(t, size, secs=10):
+    """Asks stty until the terminal has size (a resize is a request the
+    CLI makes after attaching; it lands a moment later)."""
+    end = time.time() + secs
+    while True:
+        t.send("stty size\n")
+        try:
+            return t.expect(size, secs=1)
+        except AssertionError:
+            if time.time() > end:
+                raise
 
 
 def inspect(lab, ref, fmt):
@@ -68,13 +82,9 @@ def test_tty_run_attach_resize_logs_restart_and_services():
         # stty sees, ctrl-p ctrl-q leaves it running.
         lab.docker("swarma", "run", "-dit", "--name", "dt", "busybox", "sh")
         t = Pty(cli + ["attach", "dt"], 30, 100)
-        time.sleep(1)
-        t.send("stty size\n")
-        t.expect("30 100")
+        stty_shows(t, "30 100")
         t.resize(40, 120)
-        time.sleep(1)
-        t.send("stty size\n")
-        t.expect("40 120")
+        stty_shows(t, "40 120")
         t.send("\x10\x11")
         assert t.wait() == 1 and b"read escape sequence" in t.buf, t.buf
         assert inspect(lab, "dt", "{{.State.Status}}") == "running"
@@ -105,13 +115,38 @@ def test_tty_run_attach_resize_logs_restart_and_services():
 
         # A shoald restart: the TTY container runs on under conmon, and
         # attach, resize and its exit code work with the new daemon.
+        # Exec instances started before it: inspectable after it, with the
+        # exit code of one that ended before and of one that ends after.
+        execs = {}
+        for name, script in (("done", "exit 5"), ("later", "sleep 8; exit 6")):
+            st, created = lab.api("swarma", "POST", "/v1.47/containers/dt/exec",
+                                  {"Cmd": ["sh", "-c", script]})
+            assert st == 201, (st, created)
+            execs[name] = created["Id"]
+            st, _ = lab.api("swarma", "POST", "/v1.47/exec/%s/start" % created["Id"],
+                            {"Detach": True})
+            assert st == 200, st
+        wait_until(lambda: lab.api("swarma", "GET", "/v1.47/exec/%s/json" % execs["done"])[1]
+                   ["ExitCode"] == 5, 20, what="the first exec's exit")
         pid = lab.container_pid("swarma", "dt")
         lab.restart("swarma")
         assert lab.container_pid("swarma", "dt") == pid
+        st, info = lab.api("swarma", "GET", "/v1.47/exec/%s/json" % execs["done"])
+        assert st == 200 and info["Running"] is False and info["ExitCode"] == 5, (st, info)
+        assert info["ProcessConfig"]["arguments"] == ["-c", "exit 5"], info
+        st, info = lab.api("swarma", "GET", "/v1.47/exec/%s/json" % execs["later"])
+        assert st == 200 and info["Running"] is True and info["ExitCode"] is None, (st, info)
+        assert info["ContainerID"] == lab.docker("swarma", "inspect", "--format", "{{.Id}}",
+                                                 "dt")[1].strip(), info
+        info = wait_until(lambda: (lambda i: i if not i["Running"] else None)(
+            lab.api("swarma", "GET", "/v1.47/exec/%s/json" % execs["later"])[1]), 30,
+            what="the second exec's exit after the restart")
+        assert info["ExitCode"] == 6, info
+        st, body = lab.api("swarma", "POST", "/v1.47/exec/%s/start" % execs["later"],
+                           {"Detach": True})
+        assert st == 409, (st, body)
         t = Pty(cli + ["attach", "dt"], 25, 90)
-        time.sleep(1)
-        t.send("stty size\n")
-        t.expect("25 90")
+        stty_shows(t, "25 90")
         t.send("echo back-$((1+1))\n")
         t.expect("back-2\r\n")
         t.send("exit 4\n")
