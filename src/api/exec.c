@@ -865,6 +865,12 @@ struct attach_job {
   bool logs, stream, want_out, want_err, want_in, upgrade;
   bool stdin_fwd; /* the container's stdin is open (docker run -i) */
   bool tty;       /* Config.Tty: raw output, detach keys on stdin */
+  /* The run under way at attach (its start time, 0: never started):
+   * attached to a container not running, output and stdin wait for the
+   * next run (docker start -a / -ai of an exited container). */
+  int64_t started0;
+  bool was_running;
+  int64_t at_ns; /* wall clock at the attach */
   struct exec_detach det;
   int fd; /* the hijacked stream, blocking, written from the thread */
   sh_err err;
@@ -905,14 +911,36 @@ static bool attach_cancelled(void *arg) {
   return poll(&pf, 1, 0) > 0 && (pf.revents & (POLLHUP | POLLERR));
 }
 
+/* Attached to a container that does not run: waits for its next run
+ * (false: the client left or the container went). */
+static bool next_run(executor *ex, const char *cid, int64_t started0,
+                     bool (*gone)(void *), void *arg) {
+  for (;;) {
+    struct exec_state st;
+    if (exec_state(ex, cid, &st, NULL) < 0)
+      return false;
+    if (st.started_ns != started0)
+      return true;
+    if (gone(arg))
+      return false;
+    usleep(50 * 1000);
+  }
+}
+
 static void *attach_thread(void *arg) {
   struct attach_job *j = arg;
+  if (j->stream && !j->was_running &&
+      !next_run(j->d->exec, j->cid, j->started0, attach_cancelled, j)) {
+    shutdown(j->fd, SHUT_WR);
+    attach_free(j);
+    return NULL;
+  }
   struct exec_logs_opts lo = {
       .want_stdout = j->want_out,
       .want_stderr = j->want_err,
       .follow = j->stream,
-      /* logs=0: only what comes from now on */
-      .since_ns = j->logs ? 0 : clock_wall_ns(),
+      /* logs=0: only what comes from the attach on */
+      .since_ns = j->logs ? 0 : j->at_ns,
       .tail = -1,
       .raw = j->tty,
       .write = attach_write,
@@ -929,11 +957,17 @@ static void *attach_thread(void *arg) {
 
 static void attach_work(void *ud) {
   struct attach_job *j = ud;
+  j->at_ns = clock_wall_ns();
   j->rc = exec_find(j->d->exec, j->ref, j->cid, &j->err);
   cleanup_json json_t *info = NULL;
   if (j->rc == 0 && exec_inspect_json(j->d->exec, j->cid, &info, NULL) == 0) {
     j->stdin_fwd = j->want_in && jx_bool(info, "Config.OpenStdin", false);
     j->tty = jx_bool(info, "Config.Tty", false);
+    struct exec_state st;
+    if (exec_state(j->d->exec, j->cid, &st, NULL) == 0) {
+      j->started0 = st.started_ns;
+      j->was_running = st.status == EXEC_STATUS_RUNNING;
+    }
   }
 }
 
@@ -951,6 +985,7 @@ struct stdin_fwd {
    * (both ways) and leave the process and its terminal as they are. */
   bool tty;
   struct exec_detach det;
+  int64_t started0; /* the run at attach: stdin goes to a later one */
 };
 
 static bool client_gone(int fd) {
@@ -963,8 +998,11 @@ static void *stdin_thread(void *arg) {
   int s = -1;
   while (exec_attach_stdin(f->ex, f->cid, &s, NULL) < 0) {
     struct exec_state st;
+    /* An exit of the run seen at attach is not the end: start -ai
+     * starts it again. */
     if (exec_state(f->ex, f->cid, &st, NULL) < 0 ||
-        st.status == EXEC_STATUS_EXITED || client_gone(f->in))
+        (st.status == EXEC_STATUS_EXITED && st.started_ns != f->started0) ||
+        client_gone(f->in))
       goto out;
     usleep(50 * 1000);
   }
@@ -1048,6 +1086,7 @@ static void attach_done(void *ud, int cancelled) {
     f->in = fcntl(j->fd, F_DUPFD_CLOEXEC, 0);
     f->tty = j->tty;
     f->det = j->det;
+    f->started0 = j->was_running ? -1 : j->started0;
     pthread_t sth;
     if (f->in < 0 || pthread_create(&sth, &attr, stdin_thread, f) != 0) {
       if (f->in >= 0)

@@ -78,6 +78,15 @@ def test_tty_run_attach_resize_logs_restart_and_services():
         assert hdrs["content-type"] == "application/vnd.docker.raw-stream", hdrs
         assert b"hi-42\r\n" in data and FRAME not in data, data
 
+        # docker start -ai: the same container again, its terminal anew.
+        t = Pty(cli + ["start", "-ai", "it"], 24, 80)
+        t.send("\n")
+        t.expect("/ # ")
+        t.send("stty size; exit 2\n")
+        t.expect("24 80")
+        assert t.wait() == 2, t.buf
+        assert inspect(lab, "it", "{{.State.ExitCode}} {{.Config.Tty}}") == "2 true"
+
         # docker run -dit, then docker attach: typed input, a resize that
         # stty sees, ctrl-p ctrl-q leaves it running.
         lab.docker("swarma", "run", "-dit", "--name", "dt", "busybox", "sh")
