@@ -639,13 +639,9 @@ static int parse_config(const json_t *b, struct runspec *r, sh_err *err) {
       get_bool(b, "AttachStderr", "Config.AttachStderr", &errs, err) < 0 ||
       get_bool(b, "StdinOnce", "Config.StdinOnce", &once, err) < 0)
     return -1;
-  /* The main process's output is conmon's log, read back as Docker's
-   * multiplexed frames, which a terminal's stream does not have. Its
-   * stdin is conmon's (-i: through conmon's attach socket). */
-  if (tty)
-    return sh_error(err, 501,
-                    "--tty (Config.Tty) for a container's main process is not "
-                    "supported by shoal yet");
+  /* -t: conmon holds the pty (exec_spec.tty); stdin is conmon's (-i:
+   * through conmon's attach socket). */
+  r->tty = tty;
   if ((attach_stdin || once) && !open_stdin)
     return sh_error(err, 400,
                     "Config.AttachStdin and Config.StdinOnce need "
@@ -803,6 +799,21 @@ static int parse_host_config(const json_t *hc, struct runspec *r, sh_err *err) {
   const json_t *swp = json_object_get(hc, "MemorySwappiness");
   if (swp && !json_is_null(swp) && jx_int(hc, "MemorySwappiness", -1) != -1)
     return refuse("HostConfig", "MemorySwappiness", err);
+  /* The CLI's terminal size at create ([h, w]): the pty's first size. */
+  const json_t *cs = json_object_get(hc, "ConsoleSize");
+  if (cs && !json_is_null(cs)) {
+    json_int_t ch = json_integer_value(json_array_get(cs, 0));
+    json_int_t cw = json_integer_value(json_array_get(cs, 1));
+    if (!json_is_array(cs) || json_array_size(cs) != 2 ||
+        !json_is_integer(json_array_get(cs, 0)) ||
+        !json_is_integer(json_array_get(cs, 1)) || ch < 0 || cw < 0 ||
+        ch > 65535 || cw > 65535)
+      return sh_error(err, 400,
+                      "HostConfig.ConsoleSize: two sizes (height, width) "
+                      "from 0 to 65535");
+    r->console_rows = (unsigned)ch;
+    r->console_cols = (unsigned)cw;
+  }
 
   size_t i;
   json_t *e;

@@ -51,7 +51,9 @@ struct runspec {
   bool seccomp_unconfined, no_new_privileges;
   const char **caps; /* exec_caps's; NULL: Docker's defaults */
   char **dns, **dns_search, **dns_options, **groups, **extra_hosts;
-  const json_t *sysctls, *ulimits; /* borrowed */
+  const json_t *sysctls, *ulimits;     /* borrowed */
+  bool tty;                            /* Config.Tty */
+  unsigned console_rows, console_cols; /* HostConfig.ConsoleSize; 0: none */
   /* What inspect shows beside what the executor records. */
   json_t *config_extra, *host_config_extra;
 };

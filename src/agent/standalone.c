@@ -669,6 +669,9 @@ static void create_work(void *ud) {
       .groups = (const char *const *)rs->groups,
       .config_extra = rs->config_extra,
       .host_config_extra = rs->host_config_extra,
+      .tty = rs->tty,
+      .console_rows = rs->console_rows,
+      .console_cols = rs->console_cols,
   };
   if (exec_create(sa->cfg.exec, &spec, &j->err) < 0)
     goto out;

@@ -644,6 +644,7 @@ static int prepare(struct job *j) {
       .no_new_privileges = jx_bool(cs, "Privileges.NoNewPrivileges", false),
       .oom_score_adj = (int)jx_int(cs, "OomScoreAdj", 0),
       .extra_hosts = (const char *const *)hosts,
+      .tty = jx_bool(cs, "TTY", false),
   };
   if (spec.user && !*spec.user)
     spec.user = NULL;

@@ -254,6 +254,9 @@ static void start_stream(struct shoald *d, struct c_job *j, const char *ctype) {
 static void resolve_work(void *ud) {
   struct c_job *j = ud;
   j->rc = exec_find(j->d->exec, j->ref, j->id, &j->err);
+  /* A TTY's output is one stream of bytes: no frames, as dockerd. */
+  if (j->rc == 0 && j->op == C_LOGS)
+    j->lo.raw = exec_tty(j->d->exec, j->id);
 }
 
 static void resolved(void *ud, int cancelled) {
@@ -266,8 +269,9 @@ static void resolved(void *ud, int cancelled) {
     return;
   }
   start_stream(j->d, j,
-               j->op == C_LOGS ? "application/vnd.docker.multiplexed-stream"
-                               : "application/x-tar");
+               j->op != C_LOGS ? "application/x-tar"
+               : j->lo.raw     ? "application/vnd.docker.raw-stream"
+                               : "application/vnd.docker.multiplexed-stream");
 }
 
 static void logs(struct api_call *c, struct c_job *j) {

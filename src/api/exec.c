@@ -57,6 +57,9 @@ struct xinst {
   int exit_code;
   pid_t pid;
   int64_t ended_ns;
+  /* Started by an earlier shoald (exec_cmd_records): no session; its
+   * exit comes from the record's exit file when asked. */
+  bool adopted;
 
   /* a running session */
   struct exec_cmd rt;
@@ -83,9 +86,23 @@ struct api_execs {
   size_t n;
 };
 
+static struct xinst *adopt(struct shoald *d, const json_t *r);
+static json_t *inspect_json(const struct xinst *x);
+
+/* Instances an earlier shoald started are read back on first use. */
 static struct api_execs *registry(struct shoald *d) {
-  if (!d->execs)
+  if (!d->execs) {
     d->execs = xcalloc(1, sizeof *d->execs);
+    cleanup_json json_t *recs = d->exec ? exec_cmd_records(d->exec) : NULL;
+    size_t i;
+    json_t *r;
+    json_array_foreach(recs, i, r) {
+      struct xinst *x = adopt(d, r);
+      x->next = d->execs->head;
+      d->execs->head = x;
+      d->execs->n++;
+    }
+  }
   return d->execs;
 }
 
@@ -131,6 +148,8 @@ static void gc(struct api_execs *reg) {
         now - x->ended_ns > EXEC_KEEP_NS) {
       *pp = x->next;
       reg->n--;
+      if (x->d->exec)
+        exec_cmd_forget(x->d->exec, x->cid, x->id);
       inst_free(x);
     } else {
       pp = &x->next;
@@ -592,6 +611,7 @@ static bool open_pipe(struct xinst *x, uv_pipe_t *p, int *fd, bool *open) {
 struct start_job {
   struct xinst *x;
   struct exec_cmd_opts o;
+  json_t *info; /* what inspect shows, kept for a later shoald */
 };
 
 static void start_work(void *ud) {
@@ -602,6 +622,10 @@ static void start_work(void *ud) {
   if (x->start_rc == 0)
     x->start_rc =
         exec_cmd_start(x->d->exec, x->cid, &j->o, &x->rt, &x->start_err);
+  sh_err err = {0};
+  if (x->start_rc == 0 &&
+      exec_cmd_record(x->d->exec, x->cid, x->id, j->info, &x->rt, &err) < 0)
+    log_warn("exec %s: not kept across a restart: %s", x->id, err.msg);
 }
 
 static void start_failed(struct xinst *x) {
@@ -622,6 +646,7 @@ static void start_failed(struct xinst *x) {
 static void start_done(void *ud, int cancelled) {
   struct start_job *j = ud;
   struct xinst *x = j->x;
+  json_decref(j->info);
   free(j);
   x->busy = false;
   if (cancelled && x->start_rc == 0)
@@ -696,7 +721,10 @@ static void api_exec_start(struct api_call *c, struct xinst *x) {
       .discard_output = detach && !x->tty,
       .rows = x->rows,
       .cols = x->cols,
+      .record = x->id,
   };
+  j->info = inspect_json(x);
+  json_object_set_new(j->info, "Running", json_true());
   if (detach) {
     x->req = c->req;
   } else {
@@ -711,11 +739,13 @@ static void api_exec_start(struct api_call *c, struct xinst *x) {
     int fd = -1;
     if (http_req_hijack(c->req, upgrade ? 101 : 200, upgrade ? h101 : h200, &fd,
                         &err) < 0) {
+      json_decref(j->info);
       free(j);
       return;
     }
     if (!open_pipe(x, &x->conn, &fd, &x->conn_open)) {
       close(fd);
+      json_decref(j->info);
       free(j);
       return;
     }
@@ -727,6 +757,47 @@ static void api_exec_start(struct api_call *c, struct xinst *x) {
 }
 
 /* ---- inspect, resize ---- */
+
+static struct xinst *adopt(struct shoald *d, const json_t *r) {
+  struct xinst *x = xcalloc(1, sizeof *x);
+  exec_cmd_init(&x->rt);
+  x->d = d;
+  x->adopted = true;
+  snprintf(x->id, sizeof x->id, "%s", jx_str(r, "ID", ""));
+  snprintf(x->cid, sizeof x->cid, "%s", jx_str(r, "ContainerID", ""));
+  x->cmd = json_pack("[s]", jx_str(r, "ProcessConfig.entrypoint", ""));
+  json_array_extend(x->cmd, jx_get(r, "ProcessConfig.arguments"));
+  x->env = xcalloc(1, sizeof *x->env);
+  x->user = xstrdup(jx_str(r, "ProcessConfig.user", ""));
+  x->workdir = xstrdup("");
+  x->detach_spec = xstrdup(jx_str(r, "DetachKeys", ""));
+  x->tty = jx_bool(r, "ProcessConfig.tty", false);
+  x->privileged = jx_bool(r, "ProcessConfig.privileged", false);
+  x->open_stdin = jx_bool(r, "OpenStdin", false);
+  x->open_stdout = jx_bool(r, "OpenStdout", false);
+  x->open_stderr = jx_bool(r, "OpenStderr", false);
+  x->pid = (pid_t)jx_int(r, "Pid", 0);
+  const json_t *code = json_object_get(r, "ExitCode");
+  x->state = jx_bool(r, "Running", false) ? X_RUNNING : X_EXITED;
+  x->has_exit = json_is_integer(code);
+  x->exit_code = (int)json_integer_value(code);
+  x->ended_ns = clock_mono_ns();
+  return x;
+}
+
+/* An adopted instance's exit, once its record says so. */
+static void refresh(struct xinst *x) {
+  int code = 0;
+  if (!x->adopted || x->state != X_RUNNING || !x->d->exec)
+    return;
+  int st = exec_cmd_record_exit(x->d->exec, x->cid, x->id, &code);
+  if (st == 0)
+    return;
+  x->state = X_EXITED;
+  x->has_exit = st == 1;
+  x->exit_code = code;
+  x->ended_ns = clock_mono_ns();
+}
 
 static json_t *inspect_json(const struct xinst *x) {
   const char *ep = json_string_value(json_array_get(x->cmd, 0));
@@ -793,7 +864,15 @@ struct attach_job {
   char cid[65];
   bool logs, stream, want_out, want_err, want_in, upgrade;
   bool stdin_fwd; /* the container's stdin is open (docker run -i) */
-  int fd;         /* the hijacked stream, blocking, written from the thread */
+  bool tty;       /* Config.Tty: raw output, detach keys on stdin */
+  /* The run under way at attach (its start time, 0: never started):
+   * attached to a container not running, output and stdin wait for the
+   * next run (docker start -a / -ai of an exited container). */
+  int64_t started0;
+  bool was_running;
+  int64_t at_ns; /* wall clock at the attach */
+  struct exec_detach det;
+  int fd; /* the hijacked stream, blocking, written from the thread */
   sh_err err;
   int rc;
 };
@@ -832,15 +911,38 @@ static bool attach_cancelled(void *arg) {
   return poll(&pf, 1, 0) > 0 && (pf.revents & (POLLHUP | POLLERR));
 }
 
+/* Attached to a container that does not run: waits for its next run
+ * (false: the client left or the container went). */
+static bool next_run(executor *ex, const char *cid, int64_t started0,
+                     bool (*gone)(void *), void *arg) {
+  for (;;) {
+    struct exec_state st;
+    if (exec_state(ex, cid, &st, NULL) < 0)
+      return false;
+    if (st.started_ns != started0)
+      return true;
+    if (gone(arg))
+      return false;
+    usleep(50 * 1000);
+  }
+}
+
 static void *attach_thread(void *arg) {
   struct attach_job *j = arg;
+  if (j->stream && !j->was_running &&
+      !next_run(j->d->exec, j->cid, j->started0, attach_cancelled, j)) {
+    shutdown(j->fd, SHUT_WR);
+    attach_free(j);
+    return NULL;
+  }
   struct exec_logs_opts lo = {
       .want_stdout = j->want_out,
       .want_stderr = j->want_err,
       .follow = j->stream,
-      /* logs=0: only what comes from now on */
-      .since_ns = j->logs ? 0 : clock_wall_ns(),
+      /* logs=0: only what comes from the attach on */
+      .since_ns = j->logs ? 0 : j->at_ns,
       .tail = -1,
+      .raw = j->tty,
       .write = attach_write,
       .cancelled = attach_cancelled,
       .arg = j,
@@ -855,11 +957,18 @@ static void *attach_thread(void *arg) {
 
 static void attach_work(void *ud) {
   struct attach_job *j = ud;
+  j->at_ns = clock_wall_ns();
   j->rc = exec_find(j->d->exec, j->ref, j->cid, &j->err);
   cleanup_json json_t *info = NULL;
-  if (j->rc == 0 && j->want_in &&
-      exec_inspect_json(j->d->exec, j->cid, &info, NULL) == 0)
-    j->stdin_fwd = jx_bool(info, "Config.OpenStdin", false);
+  if (j->rc == 0 && exec_inspect_json(j->d->exec, j->cid, &info, NULL) == 0) {
+    j->stdin_fwd = j->want_in && jx_bool(info, "Config.OpenStdin", false);
+    j->tty = jx_bool(info, "Config.Tty", false);
+    struct exec_state st;
+    if (exec_state(j->d->exec, j->cid, &st, NULL) == 0) {
+      j->started0 = st.started_ns;
+      j->was_running = st.status == EXEC_STATUS_RUNNING;
+    }
+  }
 }
 
 /* docker run -i / attach to such a container: the client's stdin to the
@@ -872,6 +981,11 @@ struct stdin_fwd {
   executor *ex;
   char cid[65];
   int in; /* a dup of the hijacked stream */
+  /* With a TTY, as dockerd: the detach keys end this client's stream
+   * (both ways) and leave the process and its terminal as they are. */
+  bool tty;
+  struct exec_detach det;
+  int64_t started0; /* the run at attach: stdin goes to a later one */
 };
 
 static bool client_gone(int fd) {
@@ -884,8 +998,11 @@ static void *stdin_thread(void *arg) {
   int s = -1;
   while (exec_attach_stdin(f->ex, f->cid, &s, NULL) < 0) {
     struct exec_state st;
+    /* An exit of the run seen at attach is not the end: start -ai
+     * starts it again. */
     if (exec_state(f->ex, f->cid, &st, NULL) < 0 ||
-        st.status == EXEC_STATUS_EXITED || client_gone(f->in))
+        (st.status == EXEC_STATUS_EXITED && st.started_ns != f->started0) ||
+        client_gone(f->in))
       goto out;
     usleep(50 * 1000);
   }
@@ -911,8 +1028,21 @@ static void *stdin_thread(void *arg) {
         continue;
       if (n <= 0)
         break;
-      if (send(s, buf, (size_t)n, MSG_NOSIGNAL) < 0)
+      const char *p = buf;
+      size_t len = (size_t)n;
+      unsigned char keep[sizeof buf + EXEC_DETACH_KEYS_MAX];
+      if (f->tty) {
+        len = 0;
+        exec_detach_scan(&f->det, (const unsigned char *)buf, (size_t)n, keep,
+                         &len);
+        p = (const char *)keep;
+      }
+      if (len && send(s, p, len, MSG_NOSIGNAL) < 0)
         break;
+      if (f->det.detached) {
+        shutdown(f->in, SHUT_RDWR); /* the output thread sees the client go */
+        break;
+      }
     }
   }
 out:
@@ -931,10 +1061,12 @@ static void attach_done(void *ud, int cancelled) {
     api_reply_err(j->req, &j->err);
     return attach_free(j);
   }
-  /* Task containers have no TTY: their output is multiplexed. */
+  /* A TTY's output is raw; else multiplexed (older clients: raw-stream
+   * named, framed all the same, as dockerd). */
   const char *ct =
-      j->upgrade ? "Content-Type: application/vnd.docker.multiplexed-stream"
-                 : "Content-Type: application/vnd.docker.raw-stream";
+      j->upgrade && !j->tty
+          ? "Content-Type: application/vnd.docker.multiplexed-stream"
+          : "Content-Type: application/vnd.docker.raw-stream";
   const char *h101[] = {ct, "Connection: Upgrade", "Upgrade: tcp", NULL};
   const char *h200[] = {ct, NULL};
   sh_err err = {0};
@@ -952,6 +1084,9 @@ static void attach_done(void *ud, int cancelled) {
     f->ex = j->d->exec;
     memcpy(f->cid, j->cid, sizeof f->cid);
     f->in = fcntl(j->fd, F_DUPFD_CLOEXEC, 0);
+    f->tty = j->tty;
+    f->det = j->det;
+    f->started0 = j->was_running ? -1 : j->started0;
     pthread_t sth;
     if (f->in < 0 || pthread_create(&sth, &attr, stdin_thread, f) != 0) {
       if (f->in >= 0)
@@ -981,20 +1116,24 @@ static void attach(struct api_call *c, const char *ref) {
   unsigned char k[EXEC_DETACH_KEYS_MAX];
   size_t nk;
   sh_err err = {0};
-  if (keys && *keys && exec_detach_keys_parse(keys, k, &nk, &err) < 0) {
+  if (exec_detach_keys_parse(keys, k, &nk, &err) < 0) {
     attach_free(j);
     return api_reply_err(c->req, &err);
   }
+  memcpy(j->det.keys, k, nk);
+  j->det.n = nk;
   workq_submit(c->d->reads ? c->d->reads : c->d->work, attach_work, attach_done,
                j);
 }
 
-/* POST /containers/{id}/resize: a container without a TTY has nothing to
- * resize (as containerd, a no-op), but it must exist and run. */
+/* POST /containers/{id}/resize: a TTY container's pty through conmon
+ * (exec_tty_resize); one without a TTY has nothing to resize (as containerd,
+ * a no-op), but it must exist and run. */
 struct resize_job {
   struct http_req *req;
   struct shoald *d;
   char *ref;
+  unsigned h, w;
   sh_err err;
   int rc;
 };
@@ -1003,6 +1142,8 @@ static void cresize_work(void *ud) {
   struct resize_job *j = ud;
   char cid[65];
   j->rc = running_container(j->d->exec, j->ref, cid, NULL, &j->err);
+  if (j->rc == 0)
+    j->rc = exec_tty_resize(j->d->exec, cid, j->h, j->w, &j->err);
 }
 
 static void cresize_done(void *ud, int cancelled) {
@@ -1027,6 +1168,8 @@ static void container_resize(struct api_call *c, const char *ref) {
   j->req = c->req;
   j->d = c->d;
   j->ref = xstrdup(ref);
+  j->h = h;
+  j->w = w;
   workq_submit(c->d->reads ? c->d->reads : c->d->work, cresize_work,
                cresize_done, j);
 }
@@ -1085,8 +1228,10 @@ bool api_exec(struct api_call *c) {
         api_exec_start(c, x);
       else if (i == 1)
         exec_resize(c, x);
-      else
+      else {
+        refresh(x);
         api_reply_json(c->req, 200, inspect_json(x));
+      }
       return true;
     }
   return false;

@@ -10,6 +10,7 @@
 #include "core/util.h"
 #include "exec/caps.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -20,6 +21,9 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
+
+static char *record_path(const executor *ex, const char *id, const char *record,
+                         const char *ext);
 
 /* ---- the process config ---- */
 
@@ -281,6 +285,7 @@ int exec_cmd_start(executor *ex, const char *id, const struct exec_cmd_opts *o,
     return -1;
   cleanup_free char *sock_dir = NULL, *sock_path = NULL;
   cleanup_free char *root = NULL, *pf = NULL, *pidf = NULL, *cs = NULL;
+  cleanup_free char *exitf = NULL;
   cleanup_fd int lfd = -1;
   if (o->tty && (lfd = console_listen(&sock_dir, &sock_path, err)) < 0)
     goto fail;
@@ -300,8 +305,22 @@ int exec_cmd_start(executor *ex, const char *id, const struct exec_cmd_opts *o,
   pf = xasprintf("--process=%s", c->file);
   pidf = xasprintf("--pid-file=%s", c->pidfile);
   cs = sock_path ? xasprintf("--console-socket=%s", sock_path) : NULL;
-  const char *argv[8];
+  const char *argv[16];
   size_t k = 0;
+  if (o->record) {
+    /* The status outlives us: sh waits for crun and writes it down. */
+    exitf = record_path(ex, id, o->record, "exit");
+    cleanup_free char *dir =
+        xasprintf("%s/containers/%s/execs", ex->exec_root, id);
+    if (!exec_valid_id(o->record) || mkdir_p(dir, 0700, err) < 0)
+      goto fail;
+    argv[k++] = "/bin/sh";
+    argv[k++] = "-c";
+    argv[k++] = "f=$1; shift; \"$@\"; r=$?; echo $r >\"$f.tmp\" && "
+                "mv \"$f.tmp\" \"$f\"; exit $r";
+    argv[k++] = "sh";
+    argv[k++] = exitf;
+  }
   argv[k++] = ex->crun;
   argv[k++] = root;
   argv[k++] = "exec";
@@ -380,6 +399,105 @@ fail:
   }
   exec_cmd_release(c);
   return -1;
+}
+
+/* ---- records: instances across a restart ---- */
+
+static char *record_path(const executor *ex, const char *id, const char *record,
+                         const char *ext) {
+  return xasprintf("%s/containers/%s/execs/%s.%s", ex->exec_root, id, record,
+                   ext);
+}
+
+int exec_cmd_record(executor *ex, const char *id, const char *record,
+                    const json_t *info, const struct exec_cmd *c, sh_err *err) {
+  if (!exec_valid_id(id) || !exec_valid_id(record))
+    return sh_error(err, 400, "invalid exec record %s/%s", id, record);
+  cleanup_json json_t *j = json_deep_copy(info);
+  json_object_set_new(j, "Pid", json_integer(c->proc_pid));
+  json_object_set_new(j, "Shoal",
+                      json_pack("{s:i,s:I}", "Pid", (int)c->pid, "PidStart",
+                                (json_int_t)exec_proc_starttime(c->pid)));
+  cleanup_free char *path = record_path(ex, id, record, "json");
+  return exec_write_json(path, j, err);
+}
+
+int exec_cmd_record_exit(executor *ex, const char *id, const char *record,
+                         int *code) {
+  if (!exec_valid_id(id) || !exec_valid_id(record))
+    return -1;
+  cleanup_free char *ef = record_path(ex, id, record, "exit");
+  cleanup_free char *s = NULL;
+  size_t len = 0;
+  if (read_file(ef, &s, &len, NULL) == 0 && len > 0) {
+    *code = atoi(s);
+    return 1;
+  }
+  cleanup_free char *rf = record_path(ex, id, record, "json");
+  cleanup_json json_t *j = exec_read_json(rf);
+  pid_t pid = (pid_t)jx_int(j, "Shoal.Pid", 0);
+  uint64_t start = (uint64_t)jx_int(j, "Shoal.PidStart", 0);
+  if (pid > 0 && start && exec_proc_starttime(pid) == start)
+    return 0;
+  /* The shell may have written it just now. */
+  if (read_file(ef, &s, &len, NULL) == 0 && len > 0) {
+    *code = atoi(s);
+    return 1;
+  }
+  return -1;
+}
+
+json_t *exec_cmd_records(executor *ex) {
+  json_t *out = json_array();
+  cleanup_free char *root = xasprintf("%s/containers", ex->exec_root);
+  DIR *d = opendir(root);
+  if (!d)
+    return out;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    if (!exec_valid_id(de->d_name))
+      continue;
+    cleanup_free char *dir = xasprintf("%s/%s/execs", root, de->d_name);
+    DIR *e = opendir(dir);
+    if (!e)
+      continue;
+    struct dirent *fe;
+    while ((fe = readdir(e))) {
+      size_t n = strlen(fe->d_name);
+      if (n != 69 || strcmp(fe->d_name + 64, ".json") != 0)
+        continue;
+      char rec[65];
+      memcpy(rec, fe->d_name, 64);
+      rec[64] = '\0';
+      cleanup_free char *path = xasprintf("%s/%s", dir, fe->d_name);
+      json_t *j = exec_read_json(path);
+      if (!json_is_object(j)) {
+        json_decref(j);
+        continue;
+      }
+      int code = 0;
+      int st = exec_cmd_record_exit(ex, de->d_name, rec, &code);
+      json_object_set_new(j, "Running", json_boolean(st == 0));
+      json_object_set_new(j, "ExitCode",
+                          st == 1 ? json_integer(code) : json_null());
+      json_object_set_new(j, "ID", json_string(rec));
+      json_object_set_new(j, "ContainerID", json_string(de->d_name));
+      json_object_del(j, "Shoal");
+      json_array_append_new(out, j);
+    }
+    closedir(e);
+  }
+  closedir(d);
+  return out;
+}
+
+void exec_cmd_forget(executor *ex, const char *id, const char *record) {
+  if (!exec_valid_id(id) || !exec_valid_id(record))
+    return;
+  cleanup_free char *rf = record_path(ex, id, record, "json");
+  cleanup_free char *ef = record_path(ex, id, record, "exit");
+  unlink(rf);
+  unlink(ef);
 }
 
 int exec_cmd_exit_code(int status) {

@@ -288,13 +288,14 @@ static int create_in(executor *ex, const struct exec_spec *s,
     goto out;
 
   /* The process environment: Config.Env plus what dockerd adds. */
-  bool has_path = false, has_home = false;
+  bool has_path = false, has_home = false, has_term = false;
   size_t i;
   json_t *e;
   json_array_foreach(proc.env, i, e) {
     const char *v = json_string_value(e);
     has_path = has_path || str_has_prefix(v, "PATH=");
     has_home = has_home || str_has_prefix(v, "HOME=");
+    has_term = has_term || str_has_prefix(v, "TERM=");
   }
   if (!has_path)
     json_array_append_new(
@@ -304,6 +305,9 @@ static int create_in(executor *ex, const struct exec_spec *s,
   json_array_extend(penv, proc.env);
   if (!has_home)
     json_array_append_new(penv, json_sprintf("HOME=%s", user.home));
+  /* As dockerd: a terminal's type for the process, unless Env has one. */
+  if (s->tty && !has_term)
+    json_array_append_new(penv, json_string("TERM=xterm"));
 
   struct exec_oci_input in = {
       .rootfs = p->rootfs,
@@ -329,6 +333,9 @@ static int create_in(executor *ex, const struct exec_spec *s,
       .init_path = s->init ? ex->init : NULL,
       .sysctls = s->sysctls,
       .rlimits = rlimits,
+      .terminal = s->tty,
+      .console_rows = s->console_rows,
+      .console_cols = s->console_cols,
   };
   oci = exec_oci_config(&in);
   /* The filter compiled once per distinct section (seccomp/bpf.h): crun
@@ -354,7 +361,7 @@ static int create_in(executor *ex, const struct exec_spec *s,
       "{s:s,s:s,s:s,s:b,s:b,s:b,s:b,s:b,s:b,s:O,s:o,s:s,s:n,s:s,s:o,s:n,"
       "s:O}",
       "Hostname", hostname, "Domainname", "", "User", proc.user, "AttachStdin",
-      0, "AttachStdout", 0, "AttachStderr", 0, "Tty", 0, "OpenStdin", 0,
+      0, "AttachStdout", 0, "AttachStderr", 0, "Tty", s->tty, "OpenStdin", 0,
       "StdinOnce", 0, "Env", proc.env, "Cmd", strv_or_null(proc.cmd), "Image",
       s->image ? s->image : "", "Volumes", "WorkingDir", proc.workdir,
       "Entrypoint", strv_or_null(proc.entrypoint), "OnBuild", "Labels",

@@ -562,13 +562,21 @@ static int start_conmon(executor *ex, const char *id, const json_t *meta,
                         root,
                         NULL,
                         NULL,
+                        NULL,
                         NULL};
   /* docker run -i: conmon holds the container's stdin open for attach
    * clients (closed when the first one leaves, unless !StdinOnce). */
-  size_t na = ARRAY_SIZE(argv) - 3;
+  size_t na = ARRAY_SIZE(argv) - 4;
+  bool tty = jx_bool(meta, "Config.Tty", false);
+  /* -t: conmon makes the console socket for crun, holds the pty master,
+   * logs what it reads as stdout and takes resizes on <bundle>/ctl. */
+  if (tty)
+    argv[na++] = "-t";
   if (jx_bool(meta, "Config.OpenStdin", false)) {
     argv[na++] = "--stdin";
-    if (!jx_bool(meta, "Config.StdinOnce", false))
+    /* A terminal's input stays open across attach clients: one detaching
+     * (ctrl-p ctrl-q) is not the end of its input. */
+    if (tty || !jx_bool(meta, "Config.StdinOnce", false))
       argv[na++] = "--leave-stdin-open";
   }
   const char *envp[] = {
@@ -1081,6 +1089,42 @@ int exec_attach_stdin(executor *ex, const char *id, int *fd, sh_err *err) {
     return sh_errno(err, e, "connect to conmon's attach socket");
   }
   *fd = s;
+  return 0;
+}
+
+bool exec_tty(executor *ex, const char *id) {
+  cleanup_paths struct ctr_paths p = {0};
+  cleanup_json json_t *meta = NULL;
+  return exec_load_meta(ex, id, &p, &meta, NULL) == 0 &&
+         jx_bool(meta, "Config.Tty", false);
+}
+
+int exec_tty_resize(executor *ex, const char *id, unsigned rows, unsigned cols,
+                    sh_err *err) {
+  cleanup_paths struct ctr_paths p = {0};
+  cleanup_json json_t *meta = NULL;
+  struct exec_state st;
+  if (load_with_state(ex, id, &p, &meta, &st, err) < 0)
+    return -1;
+  if (st.status != EXEC_STATUS_RUNNING)
+    return sh_error(err, 409, "Container %s is not running", id);
+  if (!jx_bool(meta, "Config.Tty", false))
+    return 0;
+  if (rows > 1000 || cols > 1000)
+    return sh_error(err, 400,
+                    "cannot resize a terminal to %ux%u: at most 1000x1000",
+                    rows, cols);
+  /* Non-blocking: ENXIO when conmon (the fifo's reader) is gone. */
+  cleanup_free char *ctl = xasprintf("%s/ctl", p.dir);
+  cleanup_fd int fd = open(ctl, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0)
+    return errno == ENXIO || errno == ENOENT
+               ? sh_error(err, 409, "Container %s is not running", id)
+               : sh_errno(err, errno, "open %s", ctl);
+  char line[64];
+  int n = snprintf(line, sizeof line, "1 %u %u\n", rows, cols);
+  if (write(fd, line, (size_t)n) != n)
+    return sh_errno(err, errno, "resize %s", id);
   return 0;
 }
 

@@ -146,6 +146,11 @@ struct exec_spec {
    * Only recorded here: the caller applies them. */
   const json_t *config_extra;
   const json_t *host_config_extra;
+  /* Config.Tty: the process gets a pty (crun's terminal, conmon holds the
+   * master and logs what it reads as stdout); console_rows/cols: its
+   * first size (HostConfig.ConsoleSize), 0: the kernel's. */
+  bool tty;
+  unsigned console_rows, console_cols;
 };
 
 /* --sysctl as docker-cli and runc allow: IPC and mqueue sysctls, net.*
@@ -234,14 +239,16 @@ struct exec_logs_opts {
   bool follow;                /* after the end, wait for more until the exit */
   int64_t since_ns, until_ns; /* wall clock; 0: unbounded */
   long tail;                  /* < 0: all */
+  bool raw;                   /* no frame headers: a TTY container's */
   /* Receives Docker's multiplexed frames (8-byte header: stream 1 or 2,
-   * three zeros, big-endian length; then the message). < 0 stops. */
+   * three zeros, big-endian length; then the message), or with raw the
+   * bytes alone, partial lines as they come (a TTY's stream). < 0 stops. */
   int (*write)(void *arg, const void *buf, size_t len);
   /* Optional, polled while following: true ends the stream. */
   bool (*cancelled)(void *arg);
   void *arg;
 };
-/* Streams the container's log as Docker's logs endpoint does (no TTY). */
+/* Streams the container's log as Docker's logs endpoint does. */
 int exec_logs(executor *ex, const char *id, const struct exec_logs_opts *o,
               struct sh_err *err);
 
@@ -253,6 +260,18 @@ int exec_logs(executor *ex, const char *id, const struct exec_logs_opts *o,
  * 409 while it does not run. */
 int exec_attach_stdin(executor *ex, const char *id, int *fd,
                       struct sh_err *err);
+
+/* Config.Tty of a container: its log and attach streams are raw (no
+ * frame headers), as dockerd's. false for an unknown one. */
+bool exec_tty(executor *ex, const char *id);
+
+/* A TTY container's terminal size (POST /containers/{id}/resize): a line
+ * to conmon's control fifo (<bundle>/ctl: "1 <rows> <cols>"; conmon sets
+ * it on the pty master it holds). A container without a TTY: nothing to
+ * do (as containerd). 409 while it does not run; 400 past conmon's
+ * limit of 1000. */
+int exec_tty_resize(executor *ex, const char *id, unsigned rows, unsigned cols,
+                    struct sh_err *err);
 
 /* The Engine API's ContainerInspect fields this executor knows. Never waits
  * for conmon: a process gone this instant still shows as running. */
@@ -288,6 +307,10 @@ struct exec_cmd_opts {
   bool want_stdin;        /* no tty: a pipe for stdin, else /dev/null */
   bool discard_output;    /* no tty: stdout/stderr to /dev/null (detach) */
   unsigned rows, cols;    /* tty: its first size; 0: the kernel's */
+  /* The exec instance's ID (64 hex) or NULL: crun runs under /bin/sh,
+   * which writes crun's status to <exec-root>/containers/<id>/execs/
+   * <record>.exit when it ends, our child or not (a shoald restart). */
+  const char *record;
 };
 struct exec_cmd {
   pid_t pid;      /* crun exec, our child; -1: none */
@@ -309,6 +332,21 @@ int exec_cmd_start(executor *ex, const char *id, const struct exec_cmd_opts *o,
                    struct exec_cmd *c, struct sh_err *err);
 /* Closes what is still open and removes its files (not the process). */
 void exec_cmd_release(struct exec_cmd *c);
+/* Exec instances across a shoald restart (with exec_cmd_opts.record):
+ * exec_cmd_record keeps what GET /exec/{id}/json shows (info, plus the
+ * waiting shell's pid from c) as <record>.json beside the exit file;
+ * exec_cmd_records reads every container's back: [{info..., "Running",
+ * "ExitCode" (null until the exit file exists)}]; exec_cmd_record_exit
+ * says 1 (exited, *code), 0 (runs) or -1 (gone without a status: the
+ * host rebooted or the shell was killed); exec_cmd_forget removes both
+ * files. Small files: fine on the loop. */
+int exec_cmd_record(executor *ex, const char *id, const char *record,
+                    const json_t *info, const struct exec_cmd *c,
+                    struct sh_err *err);
+json_t *exec_cmd_records(executor *ex);
+int exec_cmd_record_exit(executor *ex, const char *id, const char *record,
+                         int *code);
+void exec_cmd_forget(executor *ex, const char *id, const char *record);
 /* TIOCSWINSZ on a pty master: -errno on failure. */
 int exec_cmd_resize(int master, unsigned rows, unsigned cols);
 /* A waitpid status as Docker reports it: the code, or 128 + signal. */

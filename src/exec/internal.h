@@ -141,6 +141,8 @@ struct exec_oci_input {
   const char *init_path; /* --init: mounted at /sbin/docker-init, PID 1 */
   const json_t *sysctls; /* object: added to dockerd's */
   const json_t *rlimits; /* OCI process.rlimits; NULL: none */
+  bool terminal;         /* process.terminal: crun makes a pty */
+  unsigned console_rows, console_cols; /* process.consoleSize; 0: none */
 };
 #define EXEC_INIT_PATH "/sbin/docker-init"
 /* The OCI runtime config, Docker's defaults included (caps or the 14,

@@ -148,7 +148,8 @@ static int send_frame(struct reader *r, int64_t ts, int stream, const char *msg,
   sh_buf *f = &r->out;
   size_t at = f->len;
   unsigned char hdr[8] = {0};
-  buf_append(f, hdr, 8);
+  if (!r->o->raw)
+    buf_append(f, hdr, 8);
   if (r->o->timestamps) {
     /* docker logs -t: RFC 3339 with a fixed nine-digit fraction, UTC. */
     time_t secs = (time_t)(ts / NS_PER_SEC);
@@ -159,8 +160,9 @@ static int send_frame(struct reader *r, int64_t ts, int stream, const char *msg,
     buf_printf(f, "%s.%09lldZ ", t, (long long)(ts % NS_PER_SEC));
   }
   buf_append(f, msg, len);
-  exec_frame_header((unsigned char *)f->data + at, stream,
-                    (uint32_t)(f->len - at - 8));
+  if (!r->o->raw)
+    exec_frame_header((unsigned char *)f->data + at, stream,
+                      (uint32_t)(f->len - at - 8));
   return f->len >= OUT_BATCH ? flush_out(r) : 0;
 }
 
@@ -212,8 +214,8 @@ static void on_line(struct reader *r, const char *line, size_t len) {
   buf_append(pb, l.msg, l.len);
   if (!l.partial)
     buf_append(pb, "\n", 1);
-  else if (pb->len < MAX_MESSAGE)
-    return;
+  else if (pb->len < MAX_MESSAGE && !r->o->raw)
+    return; /* a TTY's prompt has no newline: raw sends it as it comes */
   emit(r, r->pending_ts[l.stream], l.stream, pb->data, pb->len);
   buf_reset(pb);
 }

@@ -516,12 +516,16 @@ json_t *exec_oci_config(const struct exec_oci_input *in) {
   }
   json_array_extend(args, (json_t *)in->args);
   json_t *process =
-      json_pack("{s:b,s:o,s:o,s:O,s:s,s:o,s:b,s:i}", "terminal", 0, "user",
-                user, "args", args, "env", in->env, "cwd", in->cwd,
+      json_pack("{s:b,s:o,s:o,s:O,s:s,s:o,s:b,s:i}", "terminal", in->terminal,
+                "user", user, "args", args, "env", in->env, "cwd", in->cwd,
                 "capabilities", caps, "noNewPrivileges", in->no_new_privileges,
                 "oomScoreAdj", in->oom_score_adj);
   if (json_array_size(in->rlimits))
     json_object_set_new(process, "rlimits", json_deep_copy(in->rlimits));
+  if (in->terminal && in->console_rows && in->console_cols)
+    json_object_set_new(process, "consoleSize",
+                        json_pack("{s:i,s:i}", "height", in->console_rows,
+                                  "width", in->console_cols));
   json_object_set_new(c, "process", process);
   json_object_set_new(
       c, "root",

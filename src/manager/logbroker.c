@@ -28,6 +28,7 @@ struct sub {
   char id[ID_LEN + 1];
   struct http_req *req; /* NULL once the client left */
   struct log_options o;
+  bool tty;        /* ContainerSpec.TTY: raw bytes, no frames, as dockerd */
   json_t *pending; /* task ID -> {"Node","Service"} until its last post */
   json_t *nodes;   /* node IDs asked */
   struct sub *next;
@@ -154,6 +155,10 @@ int logbroker_subscribe(struct logbroker *b, struct http_req *req,
   s->pending = json_object();
   s->nodes = json_array();
   s->held_tail = &s->held;
+  s->tty = jx_bool(task ? task : svc,
+                   task ? "Spec.ContainerSpec.TTY"
+                        : "Spec.TaskTemplate.ContainerSpec.TTY",
+                   false);
   /* Per node, the containers of the wanted tasks it ran. */
   json_t *per_node = json_object();
   json_t *tasks = store_list(st, STORE_TASK);
@@ -185,7 +190,9 @@ int logbroker_subscribe(struct logbroker *b, struct http_req *req,
   s->req = req;
   req->on_close = client_gone;
   req->on_close_ud = s;
-  http_stream_begin(req, 200, "application/vnd.docker.multiplexed-stream",
+  http_stream_begin(req, 200,
+                    s->tty ? "application/vnd.docker.raw-stream"
+                           : "application/vnd.docker.multiplexed-stream",
                     NULL);
   const char *node;
   json_t *list;
@@ -242,7 +249,10 @@ static void forward_frames(struct sub *s, const char *task_id,
     out.data[5] = (char)(plen >> 16);
     out.data[6] = (char)(plen >> 8);
     out.data[7] = (char)plen;
-    http_stream_write(s->req, out.data, out.len);
+    if (s->tty)
+      http_stream_write(s->req, out.data + 8, plen);
+    else
+      http_stream_write(s->req, out.data, out.len);
     buf_free(&out);
     off += 8 + n;
   }

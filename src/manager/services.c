@@ -276,13 +276,10 @@ static int check_unapplied(const json_t *tt, sh_err *err) {
   const char *iso = jx_str(cs, "Isolation", "");
   const char *logd = jx_str(tt, "LogDriver.Name", "");
   int64_t oom = jx_int(cs, "OomScoreAdj", 0);
-  /* TTY: conmon would hand the container a terminal, but shoal's logs
-   * (k8s-file, read back as Docker's multiplexed stream) and its stop
-   * path know no terminal; stdin: nothing attaches to a task's
-   * container. Both stay refused rather than half-done. */
+  /* stdin: nothing attaches to a task's container (conmon runs it
+   * without --stdin); refused rather than half-done. TTY is applied. */
   const char *what =
-      jx_bool(cs, "TTY", false)         ? "--tty (ContainerSpec.TTY)"
-      : jx_bool(cs, "OpenStdin", false) ? "ContainerSpec.OpenStdin"
+      jx_bool(cs, "OpenStdin", false) ? "ContainerSpec.OpenStdin"
       : *iso && strcmp(iso, "default") != 0
           ? "--isolation (ContainerSpec.Isolation)"
       : *logd && strcmp(logd, "json-file") != 0

@@ -111,6 +111,15 @@ class Pty:
         while time.time() < end:
             pid, st = os.waitpid(self.pid, os.WNOHANG)
             if pid:
+                # What it wrote last may still wait in the pty.
+                while select.select([self.fd], [], [], 0.2)[0]:
+                    try:
+                        chunk = os.read(self.fd, 4096)
+                    except OSError:
+                        break
+                    if not chunk:
+                        break
+                    self.buf += chunk
                 return os.waitstatus_to_exitcode(st)
             try:
                 r, _, _ = select.select([self.fd], [], [], 0.2)

@@ -68,8 +68,9 @@ def test_run_rm_echo_and_missing_images():
                                   "true", check=False)
         assert rc == 125 and "--privileged (HostConfig.Privileged) is not supported" in err, err
         st, body = lab.api("swarma", "POST", "/containers/create",
-                           {"Image": "busybox", "Tty": True})
-        assert st == 501 and "--tty (Config.Tty)" in body["message"], (st, body)
+                           {"Image": "busybox", "Tty": True,
+                            "HostConfig": {"ConsoleSize": [24, "wide"]}})
+        assert st == 400 and "HostConfig.ConsoleSize" in body["message"], (st, body)
         rc, out, err = lab.docker("swarma", "run", "--rm", "--network", "front",
                                   "busybox", "true", check=False)
         assert rc == 125 and "--network front" in err, err

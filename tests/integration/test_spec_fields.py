@@ -64,8 +64,6 @@ def test_spec_fields_applied_inside_the_task():
         pre = "Error response from daemon: "
         for flags, want in ((["--sysctl", "vm.swappiness=10"],
                              "sysctl 'vm.swappiness' is not allowed"),
-                            (["--tty"], "--tty (ContainerSpec.TTY) is not supported by shoal "
-                                        "yet"),
                             (["--isolation", "hyperv"], "--isolation (ContainerSpec.Isolation) "
                                                         "is not supported by shoal yet")):
             rc, _, err = lab.service("swarma", "create", "-d", "--name", "refused", *flags,

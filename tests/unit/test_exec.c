@@ -631,6 +631,70 @@ TEST(exec_logs_file_frames_partials_tail_since) {
         hdr[7] == 4);
 }
 
+static int collect_raw(void *arg, const void *buf, size_t len) {
+  buf_append(arg, buf, len);
+  return 0;
+}
+
+/* A TTY's log (everything on stdout, prompts without a newline): raw
+ * bytes, no frame headers, a partial line sent as it comes. */
+TEST(exec_logs_file_raw_for_a_tty) {
+  char path[] = "/tmp/shoal-log-XXXXXX";
+  int fd = mkstemp(path);
+  CHECK(fd >= 0);
+  const char *log = "2026-01-01T00:00:01.000000000+00:00 stdout P / # \n"
+                    "2026-01-01T00:00:02.000000000+00:00 stdout F echo hi\r\n"
+                    "2026-01-01T00:00:02.500000000+00:00 stdout F hi\r\n"
+                    "2026-01-01T00:00:03.000000000+00:00 stdout P / # \n";
+  CHECK(write(fd, log, strlen(log)) == (ssize_t)strlen(log));
+  close(fd);
+  cleanup_buf sh_buf b = {0};
+  struct exec_logs_opts o = {.want_stdout = true,
+                             .want_stderr = true,
+                             .tail = -1,
+                             .raw = true,
+                             .write = collect_raw,
+                             .arg = &b};
+  sh_err err = {0};
+  CHECK_INT_EQ(exec_logs_file(path, NULL, NULL, NULL, &o, &err), 0);
+  CHECK_INT_EQ(b.len, strlen("/ # echo hi\r\nhi\r\n/ # "));
+  CHECK(b.len && memcmp(b.data, "/ # echo hi\r\nhi\r\n/ # ", b.len) == 0);
+  /* timestamps: each message has its own, as dockerd's */
+  buf_reset(&b);
+  o.timestamps = true;
+  o.tail = 1;
+  CHECK_INT_EQ(exec_logs_file(path, NULL, NULL, NULL, &o, &err), 0);
+  CHECK_STR_EQ(b.data ? b.data : "", "2026-01-01T00:00:03.000000000Z / # ");
+  unlink(path);
+}
+
+/* -t: crun makes the pty (process.terminal) at the CLI's size. */
+TEST(exec_oci_config_terminal) {
+  json_t *args = json_pack("[s]", "sh");
+  json_t *env = json_array();
+  struct exec_user root = {0};
+  struct exec_oci_input in = {.rootfs = "/r",
+                              .args = args,
+                              .env = env,
+                              .cwd = "/",
+                              .user = &root,
+                              .hostname = "h",
+                              .cgroups_path = "/shoal/x",
+                              .terminal = true,
+                              .console_rows = 30,
+                              .console_cols = 100};
+  cleanup_json json_t *c = exec_oci_config(&in);
+  CHECK(jx_bool(c, "process.terminal", false));
+  CHECK_INT_EQ(jx_int(c, "process.consoleSize.height", 0), 30);
+  CHECK_INT_EQ(jx_int(c, "process.consoleSize.width", 0), 100);
+  in.terminal = false;
+  cleanup_json json_t *c2 = exec_oci_config(&in);
+  CHECK(!jx_bool(c2, "process.terminal", true));
+  CHECK(!jx_get(c2, "process.consoleSize"));
+  json_decref(args);
+  json_decref(env);
+}
+
 /* ---- real containers ---- */
 
 static const char *const applets[] = {
@@ -1512,6 +1576,93 @@ TEST(exec_lost_conmon_reports_unknown_exit) {
 /* A restarted daemon: a fresh executor in a NEW mount namespace where the
  * old overlay mount is not visible finds, inspects, stops and removes the
  * running container from what is on disk. */
+/* docker exec with a record: sh waits for crun exec and writes its
+ * status down, so a later shoald can tell it; one whose shell is killed
+ * is gone without a status. A TTY main process gets a pty. */
+TEST(exec_cmd_records_outlive_their_parent) {
+  FX(f);
+  char id[65];
+  struct exec_spec s;
+  const char *cmd[] = {"sh", "-c",
+                       "test -t 0 && test -t 1 && echo tty; "
+                       "sleep 30",
+                       NULL};
+  spec_init(&f, &s, id, cmd);
+  s.tty = true;
+  sh_err err = {0};
+  if (exec_create(f.ex, &s, &err) < 0 || exec_start(f.ex, id, NULL, &err) < 0)
+    FAIL_("%s", err.msg);
+  CHECK(exec_tty(f.ex, id));
+  char rec[65], rec2[65];
+  id_new_hex(rec);
+  id_new_hex(rec2);
+  cleanup_json json_t *c1 = json_pack("[s,s,s]", "sh", "-c", "exit 7");
+  struct exec_cmd_opts o = {.cmd = c1, .discard_output = true, .record = rec};
+  struct exec_cmd c;
+  if (exec_cmd_start(f.ex, id, &o, &c, &err) < 0)
+    FAIL_("%s", err.msg);
+  cleanup_json json_t *info =
+      json_pack("{s:{s:s}}", "ProcessConfig", "entrypoint", "sh");
+  CHECK_INT_EQ(exec_cmd_record(f.ex, id, rec, info, &c, &err), 0);
+  CHECK_INT_EQ(exec_cmd_exit_code(exec_proc_wait(c.pid)), 7);
+  exec_cmd_release(&c);
+  int code = -1;
+  CHECK_INT_EQ(exec_cmd_record_exit(f.ex, id, rec, &code), 1);
+  CHECK_INT_EQ(code, 7);
+
+  cleanup_json json_t *c2 = json_pack("[s,s]", "sleep", "30");
+  o = (struct exec_cmd_opts){.cmd = c2, .discard_output = true, .record = rec2};
+  if (exec_cmd_start(f.ex, id, &o, &c, &err) < 0)
+    FAIL_("%s", err.msg);
+  CHECK_INT_EQ(exec_cmd_record(f.ex, id, rec2, info, &c, &err), 0);
+  CHECK_INT_EQ(exec_cmd_record_exit(f.ex, id, rec2, &code), 0);
+  cleanup_json json_t *all = exec_cmd_records(f.ex);
+  CHECK_INT_EQ(json_array_size(all), 2);
+  size_t i;
+  json_t *r;
+  int seen = 0;
+  json_array_foreach(all, i, r) {
+    CHECK_STR_EQ(jx_str(r, "ContainerID", ""), id);
+    CHECK_STR_EQ(jx_str(r, "ProcessConfig.entrypoint", ""), "sh");
+    CHECK(!json_object_get(r, "Shoal"));
+    if (strcmp(jx_str(r, "ID", ""), rec) == 0) {
+      CHECK(!jx_bool(r, "Running", true));
+      CHECK_INT_EQ(jx_int(r, "ExitCode", -1), 7);
+      seen++;
+    } else {
+      CHECK(jx_bool(r, "Running", false));
+      CHECK(json_is_null(json_object_get(r, "ExitCode")));
+      seen++;
+    }
+  }
+  CHECK_INT_EQ(seen, 2);
+  /* The waiting shell killed: no status, and it does not run. */
+  kill(c.pid, SIGKILL);
+  exec_proc_wait(c.pid);
+  if (c.proc_pid > 0)
+    kill(c.proc_pid, SIGKILL);
+  exec_cmd_release(&c);
+  CHECK_INT_EQ(exec_cmd_record_exit(f.ex, id, rec2, &code), -1);
+  exec_cmd_forget(f.ex, id, rec);
+  exec_cmd_forget(f.ex, id, rec2);
+  cleanup_json json_t *none = exec_cmd_records(f.ex);
+  CHECK_INT_EQ(json_array_size(none), 0);
+
+  /* The main process's terminal: its log says so; a resize is 409 once
+   * it no longer runs, a no-op for a container without a TTY. */
+  CHECK_INT_EQ(exec_tty_resize(f.ex, id, 40, 120, &err), 0);
+  CHECK_INT_EQ(exec_tty_resize(f.ex, id, 4000, 120, &err), -1);
+  CHECK_INT_EQ(err.status, 400);
+  char *out = NULL, *errs = NULL;
+  exec_stop(f.ex, id, 0, NS_PER_SEC / 2, &err);
+  logs_of(f.ex, id, &out, &errs);
+  CHECK(out && strstr(out, "tty\r\n") != NULL);
+  free(out);
+  free(errs);
+  CHECK_INT_EQ(exec_tty_resize(f.ex, id, 40, 120, &err), -1);
+  CHECK_INT_EQ(err.status, 409);
+}
+
 TEST(exec_adopts_running_container_after_restart) {
   FX(f);
   char id[65];

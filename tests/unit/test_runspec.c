@@ -94,6 +94,35 @@ TEST(runspec_reads_the_cli_request) {
   runspec_free(&r);
 }
 
+/* -t with the CLI's terminal size: the pty and its first size; a size
+ * that is not two numbers is 400. */
+TEST(runspec_reads_tty) {
+  cleanup_json json_t *b = body(cli_body);
+  jx_set(b, "Tty", json_true());
+  jx_set(b, "HostConfig.ConsoleSize", json_pack("[i,i]", 30, 100));
+  struct runspec r;
+  sh_err err = {0};
+  CHECK_INT_EQ(runspec_parse(b, &r, &err), 0);
+  CHECK(r.tty);
+  CHECK_INT_EQ(r.console_rows, 30);
+  CHECK_INT_EQ(r.console_cols, 100);
+  runspec_free(&r);
+  cleanup_json json_t *plain = body(cli_body);
+  CHECK_INT_EQ(runspec_parse(plain, &r, &err), 0);
+  CHECK(!r.tty && r.console_rows == 0 && r.console_cols == 0);
+  runspec_free(&r);
+  const char *bad[] = {"[24]", "[24, \"wide\"]", "[-1, 80]", "[24, 70000]",
+                       "\"24x80\""};
+  for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+    cleanup_json json_t *one = body(cli_body);
+    jx_set(one, "HostConfig.ConsoleSize",
+           json_loads(bad[i], JSON_DECODE_ANY, NULL));
+    CHECK_INT_EQ(runspec_parse(one, &r, &err), -1);
+    CHECK_INT_EQ(err.status, 400);
+    CHECK(strstr(err.msg, "HostConfig.ConsoleSize") != NULL);
+  }
+}
+
 /* One field changed in the CLI's request: the outcome. */
 static int parse_with(const char *path, json_t *value, sh_err *err) {
   cleanup_json json_t *b = body(cli_body);
@@ -117,10 +146,7 @@ TEST(runspec_refuses_what_it_does_not_apply) {
   /* a field the API has that shoal does not know at all */
   CHECK_INT_EQ(parse_with("HostConfig.Frobnicate", json_string("x"), &err), -1);
   CHECK_STR_EQ(err.msg, "HostConfig.Frobnicate is not supported by shoal yet");
-  CHECK_INT_EQ(parse_with("Tty", json_true(), &err), -1);
-  CHECK_INT_EQ(err.status, 501);
-  CHECK(strstr(err.msg, "--tty (Config.Tty)") != NULL);
-  /* -i is applied (conmon holds the stdin), -t not */
+  /* -i is applied (conmon holds the stdin), -t too (runspec_reads_tty) */
   CHECK_INT_EQ(parse_with("OpenStdin", json_true(), &err), 0);
   CHECK_INT_EQ(parse_with("StdinOnce", json_true(), &err), -1);
   CHECK_INT_EQ(err.status, 400);
