@@ -409,9 +409,7 @@ int exec_stats(executor *ex, const char *id, json_t **out, sh_err *err) {
 
 /* ---- changes ---- */
 
-/* What dockerd's init layer holds (mount points and files the runtime
- * provides): never a change of the container's. */
-static bool init_layer_path(const char *path) {
+bool exec_init_layer_path(const char *path) {
   static const char *const paths[] = {"/dev",          "/proc",
                                       "/sys",          "/.dockerenv",
                                       "/etc/hosts",    "/etc/resolv.conf",
@@ -461,7 +459,7 @@ static void walk_upper(const char *upper, const char *rel, const json_t *layers,
     if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
       continue;
     cleanup_free char *path = xasprintf("%s/%s", rel, de->d_name);
-    if (init_layer_path(path))
+    if (exec_init_layer_path(path))
       continue;
     cleanup_free char *full = xasprintf("%s%s", upper, path);
     struct stat st;
