@@ -264,11 +264,13 @@ static char *online(const char *path, const char *dflt) {
   return s;
 }
 
+/* Where crun 1.8 writes a weight: blkio.weight on v1 (it does not fall
+ * back to BFQ's file there), io.bfq.weight or io.weight on v2. */
 static bool blkio_weight(const executor *ex, const char *cg) {
-  static const char *const files[] = {"blkio.weight", "blkio.bfq.weight",
-                                      "io.weight", "io.bfq.weight"};
+  static const char *const files[] = {"blkio.weight", "io.weight",
+                                      "io.bfq.weight"};
   bool v2 = ex->cgmode == EXEC_CGROUP_V2;
-  for (size_t i = v2 ? 2 : 0; i < (v2 ? 4u : 2u); i++) {
+  for (size_t i = v2 ? 1 : 0; i < (v2 ? 3u : 1u); i++) {
     cleanup_free char *f =
         v2 ? xasprintf(CGROUP_ROOT "%s/%s", cg, files[i])
            : xasprintf(CGROUP_ROOT "/blkio%s/%s", cg, files[i]);
