@@ -89,26 +89,34 @@ int exec_resume(executor *ex, const char *id, sh_err *err) {
 int exec_rename(executor *ex, const char *id, const char *name, sh_err *err) {
   cleanup_paths struct ctr_paths p = {0};
   cleanup_json json_t *meta = NULL;
-  if (exec_load_meta(ex, id, &p, &meta, err) < 0)
-    return -1;
-  json_object_set_new(meta, "Name", json_sprintf("/%s", name));
-  jx_set(meta, "Shoal.Name", json_string(name));
-  return exec_write_json(p.meta, meta, err);
+  pthread_mutex_lock(&ex->meta_mu);
+  int rc = exec_load_meta(ex, id, &p, &meta, err);
+  if (rc == 0) {
+    json_object_set_new(meta, "Name", json_sprintf("/%s", name));
+    jx_set(meta, "Shoal.Name", json_string(name));
+    rc = exec_write_json(p.meta, meta, err);
+  }
+  pthread_mutex_unlock(&ex->meta_mu);
+  return rc;
 }
 
 int exec_meta_update(executor *ex, const char *id, const json_t *patch,
                      sh_err *err) {
   cleanup_paths struct ctr_paths p = {0};
   cleanup_json json_t *meta = NULL;
-  if (exec_load_meta(ex, id, &p, &meta, err) < 0)
-    return -1;
-  const char *k;
-  json_t *v;
-  json_object_foreach((json_t *)patch, k, v) {
-    if (strcmp(k, "Shoal") != 0 && strcmp(k, "Id") != 0)
-      json_object_set(meta, k, v);
+  pthread_mutex_lock(&ex->meta_mu);
+  int rc = exec_load_meta(ex, id, &p, &meta, err);
+  if (rc == 0) {
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)patch, k, v) {
+      if (strcmp(k, "Shoal") != 0 && strcmp(k, "Id") != 0)
+        json_object_set(meta, k, v);
+    }
+    rc = exec_write_json(p.meta, meta, err);
   }
-  return exec_write_json(p.meta, meta, err);
+  pthread_mutex_unlock(&ex->meta_mu);
+  return rc;
 }
 
 /* ---- top ---- */

@@ -315,8 +315,9 @@ static int crun_update(executor *ex, const char *id, const struct ctr_paths *p,
   return 0;
 }
 
-int exec_update(executor *ex, const char *id, const struct exec_update *u,
-                json_t *warnings, sh_err *err) {
+static int update_locked(executor *ex, const char *id,
+                         const struct exec_update *u, json_t *warnings,
+                         sh_err *err) {
   cleanup_paths struct ctr_paths p = {0};
   cleanup_json json_t *meta = NULL;
   if (exec_load_meta(ex, id, &p, &meta, err) < 0)
@@ -366,4 +367,12 @@ int exec_update(executor *ex, const char *id, const struct exec_update *u,
     return -1;
   json_object_set(meta, "HostConfig", hc);
   return exec_write_json(p.meta, meta, err);
+}
+
+int exec_update(executor *ex, const char *id, const struct exec_update *u,
+                json_t *warnings, sh_err *err) {
+  pthread_mutex_lock(&ex->meta_mu);
+  int rc = update_locked(ex, id, u, warnings, err);
+  pthread_mutex_unlock(&ex->meta_mu);
+  return rc;
 }
