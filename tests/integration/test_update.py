@@ -141,6 +141,23 @@ def test_update_resources_and_restart_policy():
                             "updated because AutoRemove is enabled for the "
                             "container" % cid) in err, err
         lab.docker("swarma", "rm", "-f", "u1", "u2", "u3")
+        # a task's container: resources as on dockerd, not a restart policy
+        lab.init("swarma")
+        lab.service("swarma", "create", "--detach", "--name", "svc", "busybox",
+                    "sleep", "1000")
+        def task_ctr():
+            return lab.docker("swarma", "ps", "-q", "--filter",
+                              "label=com.docker.swarm.service.name=svc")[1].strip()
+        tid = wait_until(task_ctr, 60, what="svc's task container")
+        wait_until(lambda: inspect(lab, tid, "{{.State.Status}}") == "running", 30,
+                   what="svc's task running")
+        lab.docker("swarma", "update", "--cpus", "0.5", tid)
+        tpid = lab.container_pid("swarma", tid)
+        assert cgroup_file(lab, tpid, "cpu", "cpu.cfs_quota_us") == "50000"
+        rc, _, err = lab.docker("swarma", "update", "--restart", "always", tid,
+                                check=False)
+        assert rc != 0 and "the restart policy of a swarm task's container is its " \
+            "service's" in err, err
         alive(lab)
 
 
