@@ -347,7 +347,7 @@ struct packer {
 
 static int pack_write(struct packer *pk, struct archive_entry *e,
                       const char *full) {
-  if (archive_write_header(pk->w, e) != ARCHIVE_OK)
+  if (archive_write_header(pk->w, e) < ARCHIVE_WARN)
     return sh_error(pk->err, 500, "commit: %s: %s", archive_entry_pathname(e),
                     archive_error_string(pk->w));
   pk->entries++;
@@ -405,6 +405,8 @@ static int pack_one(struct packer *pk, const char *rel, int depth) {
   struct stat st;
   if (lstat(full, &st) < 0)
     return errno == ENOENT ? 0 : sh_errno(pk->err, errno, "commit: %s", rel);
+  if (S_ISSOCK(st.st_mode))
+    return 0; /* tar has no sockets; dockerd's archive skips them too */
   const char *base = strrchr(rel, '/');
   base = base ? base + 1 : rel;
   if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) {

@@ -167,6 +167,9 @@ TEST(commit_layer_pack_whiteouts) {
   put(up, "var/only", "only\n");
   cleanup_free char *ln = xasprintf("%s/upper/link", dir);
   CHECK_INT_EQ(symlink("added", ln), 0);
+  /* a socket the container left: no tar entry, no failed commit */
+  cleanup_free char *sock = xasprintf("%s/upper/etc/s.sock", dir);
+  CHECK_INT_EQ(mknod(sock, S_IFSOCK | 0600, 0), 0);
   if (mknod(wh, S_IFCHR | 0, makedev(0, 0)) < 0 ||
       setxattr(opq, "trusted.overlay.opaque", "y", 1, 0) < 0) {
     cleanup_free char *rm = xasprintf("rm -rf %s", dir);
