@@ -1021,3 +1021,64 @@ void runspec_random_name(uint64_t r, char *out, size_t n) {
   snprintf(out, n, "%s_%s", adj[r % ARRAY_SIZE(adj)],
            fish[(r / ARRAY_SIZE(adj)) % ARRAY_SIZE(fish)]);
 }
+
+/* ---- docker update ---- */
+
+int runspec_update_parse(const json_t *body, struct exec_update *out,
+                         sh_err *err) {
+  static const char *const handled[] = {
+      "Memory",           "MemorySwap", "MemoryReservation", "NanoCpus",
+      "CpuShares",        "CpuPeriod",  "CpuQuota",          "CpusetCpus",
+      "CpusetMems",       "PidsLimit",  "BlkioWeight",       "RestartPolicy",
+      "MemorySwappiness", NULL};
+  memset(out, 0, sizeof *out);
+  if (want_type(body, JSON_OBJECT, "UpdateConfig", "container.UpdateConfig",
+                err) < 0 ||
+      only_zero_besides(body, "Resources", handled, err) < 0)
+    return -1;
+  const json_t *swp = json_object_get(body, "MemorySwappiness");
+  if (swp && !json_is_null(swp) && jx_int(body, "MemorySwappiness", -1) != -1)
+    return refuse("Resources", "MemorySwappiness", err);
+  struct {
+    const char *key;
+    int64_t *dst;
+  } ints[] = {
+      {"Memory", &out->memory},
+      {"MemorySwap", &out->memory_swap},
+      {"MemoryReservation", &out->memory_reservation},
+      {"NanoCpus", &out->nano_cpus},
+      {"CpuShares", &out->cpu_shares},
+      {"CpuPeriod", &out->cpu_period},
+      {"CpuQuota", &out->cpu_quota},
+      {"BlkioWeight", &out->blkio_weight},
+  };
+  for (size_t i = 0; i < ARRAY_SIZE(ints); i++) {
+    cleanup_free char *what =
+        xasprintf("UpdateConfig.Resources.%s", ints[i].key);
+    if (get_int(body, ints[i].key, what, ints[i].dst, err) < 0)
+      return -1;
+  }
+  if (get_str(body, "CpusetCpus", "UpdateConfig.Resources.CpusetCpus",
+              &out->cpuset_cpus, err) < 0 ||
+      get_str(body, "CpusetMems", "UpdateConfig.Resources.CpusetMems",
+              &out->cpuset_mems, err) < 0)
+    return -1;
+  const json_t *pids = json_object_get(body, "PidsLimit");
+  if (want_type(pids, JSON_INTEGER, "UpdateConfig.Resources.PidsLimit", "int64",
+                err) < 0)
+    return -1;
+  out->has_pids = json_is_integer(pids);
+  out->pids_limit = out->has_pids ? json_integer_value(pids) : 0;
+  const json_t *rp = json_object_get(body, "RestartPolicy");
+  if (want_type(rp, JSON_OBJECT, "UpdateConfig.RestartPolicy",
+                "container.RestartPolicy", err) < 0)
+    return -1;
+  if (*jx_str(rp, "Name", "")) {
+    enum runspec_restart r;
+    int max;
+    if (runspec_restart_parse(rp, &r, &max, err) < 0)
+      return -1;
+    out->restart_policy = rp;
+  }
+  return 0;
+}

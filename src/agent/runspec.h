@@ -68,6 +68,13 @@ void runspec_free(struct runspec *r);
 int runspec_restart_parse(const json_t *policy, enum runspec_restart *out,
                           int *max_retry, struct sh_err *err);
 
+/* POST /containers/{id}/update's body (UpdateConfig: the Resources
+ * fields and RestartPolicy) into out, strings and the policy borrowed
+ * from body: 400 for a malformed value or restart policy, 501 naming a
+ * field shoal cannot apply (--kernel-memory, --device-read-bps, ...). */
+int runspec_update_parse(const json_t *body, struct exec_update *out,
+                         struct sh_err *err);
+
 /* The ports to publish: port_bindings, plus with publish_all every port of
  * exposed ({"80/tcp": {}}: the image's and the request's) not bound yet,
  * on an ephemeral host port. Out: [{"Protocol", "TargetPort",

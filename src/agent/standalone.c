@@ -860,6 +860,15 @@ void standalone_stopping(struct standalone *sa, const char *id, bool stop_like,
     c->die_logged = true;
 }
 
+void standalone_updated(struct standalone *sa, const char *id,
+                        const json_t *info) {
+  struct sa_ctr *c = find(sa, id);
+  if (!c || !json_is_object(info))
+    return;
+  json_decref(c->info);
+  c->info = json_deep_copy(info);
+}
+
 void standalone_removed(struct standalone *sa, const char *id) {
   struct sa_ctr *c = find(sa, id);
   if (!c)

@@ -76,6 +76,10 @@ bool standalone_restart(struct standalone *sa, const char *id, int sig,
  * not logged twice. No-ops for containers that are not ours. */
 void standalone_stopping(struct standalone *sa, const char *id, bool stop_like,
                          bool die_logged, bool removing);
+/* After a docker update: info is the container's new inspect (its
+ * restart policy counts from the next exit). No-op if not ours. */
+void standalone_updated(struct standalone *sa, const char *id,
+                        const json_t *info);
 /* After a removal (rm, prune): the endpoint goes and the container is
  * forgotten. */
 void standalone_removed(struct standalone *sa, const char *id);

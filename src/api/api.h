@@ -40,6 +40,10 @@ int api_body(struct http_req *req, json_t **out, struct sh_err *err);
 /* Query flags "1"/"true" (Docker's boolValue). */
 bool api_query_bool(struct http_req *req, const char *name);
 
+/* Every value of key in the raw query (names=a&names=b), decoded;
+ * NULL-ended: free each, then the array. */
+char **api_query_all(const char *raw, const char *key);
+
 /* ?version=N as moby parses it ("invalid <what> version '...'"). */
 int api_query_version(struct http_req *req, const char *what, int64_t *out,
                       struct sh_err *err);
@@ -59,6 +63,8 @@ bool api_archive(struct api_call *c);
 /* Lifecycle and inspection of one container (ctl.c): stop, kill, restart,
  * wait, DELETE, pause, unpause, rename, top, stats, changes. */
 bool api_container_ctl(struct api_call *c);
+/* POST /containers/{id}/update and POST /commit (update.c). */
+bool api_update(struct api_call *c);
 /* POST /containers/create and /containers/{id}/start (run.c). */
 bool api_run(struct api_call *c);
 /* POST /containers/prune (prune.c). */

@@ -600,32 +600,6 @@ static void save_start(struct api_call *c, char **names) {
   }
 }
 
-/* Every names= of the raw query, decoded. */
-static char **query_all(const char *raw, const char *key) {
-  size_t kl = strlen(key), n = 0;
-  char **v = xcalloc(strlen(raw) / 2 + 2, sizeof *v);
-  for (const char *p = raw; *p;) {
-    size_t l = strcspn(p, "&");
-    if (l > kl && !strncmp(p, key, kl) && p[kl] == '=') {
-      char *d = xmalloc(l);
-      size_t k = 0;
-      for (size_t i = kl + 1; i < l; i++) {
-        unsigned x;
-        if (p[i] == '%' && i + 2 < l && sscanf(p + i + 1, "%2x", &x) == 1) {
-          d[k++] = (char)x;
-          i += 2;
-        } else {
-          d[k++] = p[i] == '+' ? ' ' : p[i];
-        }
-      }
-      d[k] = '\0';
-      v[n++] = d;
-    }
-    p += l + (p[l] == '&');
-  }
-  return v;
-}
-
 static void done(void *ud, int cancelled) {
   struct img_job *j = ud;
   if (cancelled && j->rc == 0)
@@ -839,7 +813,7 @@ bool api_images(struct api_call *c) {
     return true;
   }
   if (strcmp(p, "/images/get") == 0 && get) {
-    save_start(c, query_all(c->req->query, "names"));
+    save_start(c, api_query_all(c->req->query, "names"));
     return true;
   }
   if (str_has_prefix(p, "/distribution/") && str_has_suffix(p, "/json") &&

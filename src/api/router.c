@@ -36,6 +36,31 @@ int api_body(struct http_req *req, json_t **out, sh_err *err) {
   return jx_parse_object(req->body, req->body_len, out, err);
 }
 
+char **api_query_all(const char *raw, const char *key) {
+  size_t kl = strlen(key), n = 0;
+  char **v = xcalloc(strlen(raw) / 2 + 2, sizeof *v);
+  for (const char *p = raw; *p;) {
+    size_t l = strcspn(p, "&");
+    if (l > kl && !strncmp(p, key, kl) && p[kl] == '=') {
+      char *d = xmalloc(l);
+      size_t k = 0;
+      for (size_t i = kl + 1; i < l; i++) {
+        unsigned x;
+        if (p[i] == '%' && i + 2 < l && sscanf(p + i + 1, "%2x", &x) == 1) {
+          d[k++] = (char)x;
+          i += 2;
+        } else {
+          d[k++] = p[i] == '+' ? ' ' : p[i];
+        }
+      }
+      d[k] = '\0';
+      v[n++] = d;
+    }
+    p += l + (p[l] == '&');
+  }
+  return v;
+}
+
 bool api_query_bool(struct http_req *req, const char *name) {
   cleanup_free char *v = http_req_query(req, name);
   if (!v)
@@ -98,7 +123,7 @@ void api_handle(struct http_req *req, void *ud) {
   log_debug("%s %s", req->method, req->url);
   if (api_forward(&c) || api_system(&c) || api_swarm(&c) || api_nodes(&c) ||
       api_services(&c) || api_images(&c) || api_prune(&c) || api_run(&c) ||
-      api_exec(&c) || api_archive(&c) || api_containers(&c) ||
+      api_exec(&c) || api_archive(&c) || api_update(&c) || api_containers(&c) ||
       api_container_ctl(&c) || api_networks(&c) || api_volumes(&c) ||
       api_events(&c) || api_secrets(&c))
     return;

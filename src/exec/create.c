@@ -395,9 +395,8 @@ static int create_in(executor *ex, const struct exec_spec *s,
       (json_int_t)(s->res.memory_bytes && ex->swap_limit
                        ? 2 * s->res.memory_bytes
                        : 0),
-      "CpuPeriod", (json_int_t)(s->res.nano_cpus ? 100000 : 0), "CpuQuota",
-      (json_int_t)(s->res.nano_cpus ? s->res.nano_cpus / 10000 : 0),
-      "PidsLimit",
+      /* dockerd: --cpus is NanoCpus alone (update's conflict checks) */
+      "CpuPeriod", (json_int_t)0, "CpuQuota", (json_int_t)0, "PidsLimit",
       s->res.pids_limit ? json_integer(s->res.pids_limit) : json_null(),
       "RestartPolicy", "Name", "no", "MaximumRetryCount", 0, "LogConfig",
       "Type", "k8s-file", "Config", "ShmSize", (json_int_t)67108864,

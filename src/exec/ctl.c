@@ -89,26 +89,34 @@ int exec_resume(executor *ex, const char *id, sh_err *err) {
 int exec_rename(executor *ex, const char *id, const char *name, sh_err *err) {
   cleanup_paths struct ctr_paths p = {0};
   cleanup_json json_t *meta = NULL;
-  if (exec_load_meta(ex, id, &p, &meta, err) < 0)
-    return -1;
-  json_object_set_new(meta, "Name", json_sprintf("/%s", name));
-  jx_set(meta, "Shoal.Name", json_string(name));
-  return exec_write_json(p.meta, meta, err);
+  pthread_mutex_lock(&ex->meta_mu);
+  int rc = exec_load_meta(ex, id, &p, &meta, err);
+  if (rc == 0) {
+    json_object_set_new(meta, "Name", json_sprintf("/%s", name));
+    jx_set(meta, "Shoal.Name", json_string(name));
+    rc = exec_write_json(p.meta, meta, err);
+  }
+  pthread_mutex_unlock(&ex->meta_mu);
+  return rc;
 }
 
 int exec_meta_update(executor *ex, const char *id, const json_t *patch,
                      sh_err *err) {
   cleanup_paths struct ctr_paths p = {0};
   cleanup_json json_t *meta = NULL;
-  if (exec_load_meta(ex, id, &p, &meta, err) < 0)
-    return -1;
-  const char *k;
-  json_t *v;
-  json_object_foreach((json_t *)patch, k, v) {
-    if (strcmp(k, "Shoal") != 0 && strcmp(k, "Id") != 0)
-      json_object_set(meta, k, v);
+  pthread_mutex_lock(&ex->meta_mu);
+  int rc = exec_load_meta(ex, id, &p, &meta, err);
+  if (rc == 0) {
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)patch, k, v) {
+      if (strcmp(k, "Shoal") != 0 && strcmp(k, "Id") != 0)
+        json_object_set(meta, k, v);
+    }
+    rc = exec_write_json(p.meta, meta, err);
   }
-  return exec_write_json(p.meta, meta, err);
+  pthread_mutex_unlock(&ex->meta_mu);
+  return rc;
 }
 
 /* ---- top ---- */
@@ -409,9 +417,7 @@ int exec_stats(executor *ex, const char *id, json_t **out, sh_err *err) {
 
 /* ---- changes ---- */
 
-/* What dockerd's init layer holds (mount points and files the runtime
- * provides): never a change of the container's. */
-static bool init_layer_path(const char *path) {
+bool exec_init_layer_path(const char *path) {
   static const char *const paths[] = {"/dev",          "/proc",
                                       "/sys",          "/.dockerenv",
                                       "/etc/hosts",    "/etc/resolv.conf",
@@ -461,7 +467,7 @@ static void walk_upper(const char *upper, const char *rel, const json_t *layers,
     if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
       continue;
     cleanup_free char *path = xasprintf("%s/%s", rel, de->d_name);
-    if (init_layer_path(path))
+    if (exec_init_layer_path(path))
       continue;
     cleanup_free char *full = xasprintf("%s%s", upper, path);
     struct stat st;

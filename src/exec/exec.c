@@ -151,6 +151,7 @@ int exec_open(const char *data_root, const char *exec_root, executor **out,
                     "/unified): crun refuses them; exec_prepare_host_mounts "
                     "must run first");
   executor *ex = xcalloc(1, sizeof *ex);
+  pthread_mutex_init(&ex->meta_mu, NULL);
   ex->data_root = xstrdup(data_root);
   ex->exec_root = xstrdup(exec_root);
   ex->crun_root = xasprintf("%s/crun", exec_root);
@@ -203,6 +204,7 @@ void exec_close(executor *ex) {
   free(ex->conmon);
   free(ex->init);
   seccomp_bpf_cache_free(ex->bpf);
+  pthread_mutex_destroy(&ex->meta_mu);
   free(ex);
 }
 

@@ -389,6 +389,53 @@ int exec_rerun(executor *ex, const char *id, pid_t *pid, struct sh_err *err);
 int exec_meta_update(executor *ex, const char *id, const json_t *patch,
                      struct sh_err *err);
 
+/* ---- docker update (update.c) ---- */
+
+/* POST /containers/{id}/update's resources, as moby's UpdateContainer
+ * reads them: 0 (or "", or has_pids false) leaves a value as it is. */
+struct exec_update {
+  int64_t memory, memory_swap, memory_reservation;
+  int64_t nano_cpus, cpu_shares, cpu_period, cpu_quota;
+  const char *cpuset_cpus, *cpuset_mems; /* NULL or "": unchanged */
+  bool has_pids;
+  int64_t pids_limit; /* <= 0: unlimited */
+  int64_t blkio_weight;
+  /* HostConfig.RestartPolicy to record ({"Name", "MaximumRetryCount"},
+   * checked by the caller); NULL: unchanged. */
+  const json_t *restart_policy;
+};
+
+/* What the host offers, for the checks (exec_update_merge). */
+struct exec_update_host {
+  long ncpu;
+  bool swap_limit, blkio_weight;
+  const char *cpus, *mems; /* online lists, "0-3" */
+};
+
+/* Pure: hc (the container's HostConfig) with u applied as dockerd's
+ * verifyPlatformContainerResources and UpdateContainer do: 400 for a bad
+ * value, 409 for a conflict with what is set (messages without moby's
+ * "Cannot update container" prefix, which exec_update adds); a blkio
+ * weight the host cannot apply is a warning (appended to warnings) and
+ * discarded, as dockerd. *out is a new HostConfig. */
+int exec_update_merge(const json_t *hc, const struct exec_update *u,
+                      const struct exec_update_host *h, json_t *warnings,
+                      json_t **out, struct sh_err *err);
+/* Pure: OCI linux.resources (memory, cpu, pids, blockIO) for HostConfig
+ * hc, as moby's toContainerdResources. New object. */
+json_t *exec_update_resources(const json_t *hc);
+/* "0-2,4" within avail (same syntax): 400 in moby's words otherwise. */
+int exec_cpuset_check(const char *list, const char *avail, const char *what,
+                      struct sh_err *err);
+
+/* docker update: the new HostConfig is recorded (inspect shows it), the
+ * bundle's linux.resources too (the next start has them), and a running
+ * (or paused) container gets them now through `crun update --resources`;
+ * if crun refuses, nothing changes (500 with crun's words). Warnings
+ * (dockerd's) are appended to warnings. */
+int exec_update(executor *ex, const char *id, const struct exec_update *u,
+                json_t *warnings, struct sh_err *err);
+
 /* ---- control and inspection of one container (ctl.c) ---- */
 
 /* crun pause / resume (the freezer). 409 with dockerd's messages when not
@@ -416,6 +463,10 @@ int exec_stats(executor *ex, const char *id, json_t **out, struct sh_err *err);
  * [{"Path", "Kind": 0 modified, 1 added, 2 deleted}], sorted by path. */
 int exec_changes(executor *ex, const char *id, json_t **out,
                  struct sh_err *err);
+/* What dockerd's init layer holds ("/etc/hosts", "/dev", ...: mount
+ * points and files the runtime provides): no change of the container's
+ * for diff, nothing commit keeps. */
+bool exec_init_layer_path(const char *path);
 /* docker export: a tar of the container's filesystem (rootfs, mounted
  * again if it must be; no volumes) to write(), made by libarchive. */
 int exec_export(executor *ex, const char *id,

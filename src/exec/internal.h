@@ -6,6 +6,7 @@
 #include "exec/exec.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -27,6 +28,10 @@ struct executor {
                       not installed */
   /* Compiled seccomp programs, handed to crun (seccomp/bpf.h). */
   struct seccomp_bpf_cache *bpf;
+  /* shoal.json's read-modify-writes (rename, meta_update, update): a
+   * standalone container's RestartCount and a docker update at once must
+   * not lose either. */
+  pthread_mutex_t meta_mu;
 };
 
 /* Every path of one container (see exec.h). */

@@ -247,6 +247,40 @@ int image_distribution(struct image_store *s, const char *ref,
                        const struct image_auth *auth, json_t **out,
                        sh_err *err);
 
+/* ---- docker commit (commit.c) ---- */
+
+/* Applies `docker commit --change` lines (Dockerfile instructions, joined
+ * and parsed as one Dockerfile: a trailing backslash continues a line) to
+ * config (an image config's "config" object), as moby's BuildFromConfig:
+ * CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME,
+ * WORKDIR; another instruction is 400 "<instr> is not a valid change
+ * command" (moby's words, instruction lower-cased), HEALTHCHECK 501.
+ * Pure. changes: NULL-ended, may be NULL. */
+int image_config_changes(json_t *config, const char *const *changes,
+                         sh_err *err);
+/* moby's merge(): fields the commit request's config leaves empty come
+ * from the container's config ctr. Pure. */
+void image_config_merge(json_t *config, const json_t *ctr);
+
+struct image_commit_opts {
+  const char *parent;             /* the container's image, "sha256:.." */
+  const char *upper;              /* the container's overlay upper directory */
+  bool (*skip)(const char *path); /* paths ("/etc/hosts") never committed */
+  const json_t *config;           /* the new image's "config" */
+  const json_t *container_config; /* the container's Config: history's
+                                     created_by is its Cmd */
+  const char *container_id;
+  const char *author, *comment; /* NULL or "": none */
+  const char *ref;              /* "repo:tag" to tag it; NULL: untagged */
+};
+/* POST /commit: the upper directory becomes a layer (a gzip'd tar with
+ * OCI whiteouts kept as the layer's blob, unpacked beside it), the new
+ * image's config is the parent's platform, rootfs and history plus that
+ * layer and a history step (empty_layer when nothing changed), tagged
+ * with ref. *image_id "sha256:.." (caller frees). Blocking. */
+int image_commit(struct image_store *s, const struct image_commit_opts *o,
+                 char **image_id, sh_err *err);
+
 /* For the executor: the image's layers as overlayfs lower dirs, top-most
  * first (the order lowerdir= wants), each a short link "l/<26 chars>"
  * relative to image_store_root() so that a mount made from that directory

@@ -109,6 +109,16 @@ int layer_unpack(int fd, const char *dir, const char *expect_diffid,
                  char diffid[DIGEST_LEN + 1], int64_t *size,
                  layer_progress_fn progress, void *ud, sh_err *err);
 
+/* Writes dir (an overlay upper directory) as a gzip'd layer tar to fd:
+ * entries sorted by name, owners numeric, overlayfs whiteouts (0/0
+ * character devices) as ".wh.<name>" files and opaque directories
+ * (trusted.overlay.opaque=y) with a ".wh..wh..opq" file, as moby's
+ * overlay2 driver makes its diffs; paths ("/etc/hosts") for which skip
+ * (may be NULL) says true are left out. *entries (may be NULL): the tar's
+ * entries. */
+int layer_pack(const char *dir, bool (*skip)(const char *path), int fd,
+               size_t *entries, sh_err *err);
+
 /* "a/./b//c/" -> "a/b/c", leading '/' dropped; NULL if a component is
  * "..". Caller frees. */
 char *path_clean(const char *in);

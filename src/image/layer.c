@@ -5,6 +5,7 @@
  * layer's directory. */
 #include <archive.h>
 #include <archive_entry.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -330,5 +331,194 @@ out:
   archive_read_free(c->raw);
   EVP_MD_CTX_free(c->md);
   free(c);
+  return rc;
+}
+
+/* ---- packing: an overlay upper directory as a layer (docker commit) ---- */
+
+struct packer {
+  struct archive *w;
+  const char *root;
+  bool (*skip)(const char *path);
+  json_t *links; /* "dev:ino" -> first path, for hard links */
+  size_t entries;
+  sh_err *err;
+};
+
+static int pack_write(struct packer *pk, struct archive_entry *e,
+                      const char *full) {
+  if (archive_write_header(pk->w, e) < ARCHIVE_WARN)
+    return sh_error(pk->err, 500, "commit: %s: %s", archive_entry_pathname(e),
+                    archive_error_string(pk->w));
+  pk->entries++;
+  if (!full || archive_entry_size(e) == 0)
+    return 0;
+  cleanup_fd int fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0)
+    return sh_errno(pk->err, errno, "commit: open %s", full);
+  char buf[64 * 1024];
+  int64_t left = archive_entry_size(e);
+  while (left > 0) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) /* shrank while read: the header's size is padded */
+      break;
+    if (n > left)
+      n = (ssize_t)left;
+    if (archive_write_data(pk->w, buf, (size_t)n) < 0)
+      return sh_error(pk->err, 500, "commit: %s: %s", full,
+                      archive_error_string(pk->w));
+    left -= n;
+  }
+  return 0;
+}
+
+/* An empty regular file named name, with st's owner and times: what a
+ * whiteout is in a layer tar (moby's overlay whiteout converter). */
+static int pack_marker(struct packer *pk, const char *name,
+                       const struct stat *st, mode_t mode) {
+  struct archive_entry *e = archive_entry_new();
+  archive_entry_set_pathname(e, name);
+  archive_entry_set_filetype(e, AE_IFREG);
+  archive_entry_set_perm(e, mode);
+  archive_entry_set_uid(e, st->st_uid);
+  archive_entry_set_gid(e, st->st_gid);
+  archive_entry_set_mtime(e, st->st_mtim.tv_sec, st->st_mtim.tv_nsec);
+  archive_entry_set_size(e, 0);
+  int rc = pack_write(pk, e, NULL);
+  archive_entry_free(e);
+  return rc;
+}
+
+static int cmp_names(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int pack_dir(struct packer *pk, const char *rel, int depth);
+
+static int pack_one(struct packer *pk, const char *rel, int depth) {
+  cleanup_free char *full = xasprintf("%s/%s", pk->root, rel);
+  cleanup_free char *abs = xasprintf("/%s", rel);
+  if (pk->skip && pk->skip(abs))
+    return 0;
+  struct stat st;
+  if (lstat(full, &st) < 0)
+    return errno == ENOENT ? 0 : sh_errno(pk->err, errno, "commit: %s", rel);
+  if (S_ISSOCK(st.st_mode))
+    return 0; /* tar has no sockets; dockerd's archive skips them too */
+  const char *base = strrchr(rel, '/');
+  base = base ? base + 1 : rel;
+  if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) {
+    cleanup_free char *name =
+        xasprintf("%.*s" WH_PREFIX "%s", (int)(base - rel), rel, base);
+    return pack_marker(pk, name, &st, 0600);
+  }
+  struct archive_entry *e = archive_entry_new();
+  archive_entry_copy_stat(e, &st);
+  archive_entry_set_pathname(e, rel);
+  archive_entry_set_uname(e, "");
+  archive_entry_set_gname(e, "");
+  int rc = 0;
+  if (S_ISLNK(st.st_mode)) {
+    char target[4096];
+    ssize_t n = readlink(full, target, sizeof target - 1);
+    if (n < 0) {
+      archive_entry_free(e);
+      return sh_errno(pk->err, errno, "commit: readlink %s", rel);
+    }
+    target[n] = '\0';
+    archive_entry_set_symlink(e, target);
+    archive_entry_set_size(e, 0);
+  } else if (S_ISREG(st.st_mode) && st.st_nlink > 1) {
+    char key[64];
+    snprintf(key, sizeof key, "%llu:%llu", (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino);
+    const char *first = json_string_value(json_object_get(pk->links, key));
+    if (first) {
+      archive_entry_set_hardlink(e, first);
+      archive_entry_set_size(e, 0);
+    } else {
+      json_object_set_new(pk->links, key, json_string(rel));
+    }
+  } else if (!S_ISREG(st.st_mode)) {
+    archive_entry_set_size(e, 0);
+  }
+  /* File capabilities travel with the file, as in dockerd's tars. */
+  char cap[256];
+  ssize_t cl = lgetxattr(full, "security.capability", cap, sizeof cap);
+  if (cl > 0)
+    archive_entry_xattr_add_entry(e, "security.capability", cap, (size_t)cl);
+  bool content = S_ISREG(st.st_mode) && !archive_entry_hardlink(e);
+  rc = pack_write(pk, e, content ? full : NULL);
+  archive_entry_free(e);
+  if (rc < 0 || !S_ISDIR(st.st_mode))
+    return rc;
+  char opq[2];
+  if (lgetxattr(full, "trusted.overlay.opaque", opq, sizeof opq) == 1 &&
+      opq[0] == 'y') {
+    cleanup_free char *name = xasprintf("%s/" WH_OPAQUE, rel);
+    if (pack_marker(pk, name, &st, st.st_mode & 0777) < 0)
+      return -1;
+  }
+  return pack_dir(pk, rel, depth + 1);
+}
+
+static int pack_dir(struct packer *pk, const char *rel, int depth) {
+  if (depth > 256)
+    return sh_error(pk->err, 400, "commit: %s: too deep", rel);
+  cleanup_free char *dir =
+      *rel ? xasprintf("%s/%s", pk->root, rel) : xstrdup(pk->root);
+  DIR *d = opendir(dir);
+  if (!d)
+    return sh_errno(pk->err, errno, "commit: %s", dir);
+  char **names = NULL;
+  size_t n = 0, cap = 0;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+      continue;
+    if (n == cap) {
+      cap = cap ? cap * 2 : 16;
+      names = xrealloc(names, cap * sizeof *names);
+    }
+    names[n++] = xstrdup(de->d_name);
+  }
+  closedir(d);
+  if (n)
+    qsort(names, n, sizeof *names, cmp_names);
+  int rc = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (rc == 0) {
+      cleanup_free char *child =
+          *rel ? xasprintf("%s/%s", rel, names[i]) : xstrdup(names[i]);
+      rc = pack_one(pk, child, depth);
+    }
+    free(names[i]);
+  }
+  free(names);
+  return rc;
+}
+
+int layer_pack(const char *dir, bool (*skip)(const char *path), int fd,
+               size_t *entries, sh_err *err) {
+  struct packer pk = {.root = dir, .skip = skip, .err = err};
+  pk.w = archive_write_new();
+  pk.links = json_object();
+  int rc = -1;
+  if (archive_write_set_format_pax_restricted(pk.w) != ARCHIVE_OK ||
+      archive_write_add_filter_gzip(pk.w) != ARCHIVE_OK ||
+      archive_write_open_fd(pk.w, fd) != ARCHIVE_OK) {
+    sh_error(err, 500, "commit: %s", archive_error_string(pk.w));
+    goto out;
+  }
+  rc = pack_dir(&pk, "", 0);
+  if (archive_write_close(pk.w) != ARCHIVE_OK && rc == 0)
+    rc = sh_error(err, 500, "commit: %s", archive_error_string(pk.w));
+out:
+  if (entries)
+    *entries = pk.entries;
+  archive_write_free(pk.w);
+  json_decref(pk.links);
   return rc;
 }
