@@ -313,9 +313,9 @@ static void allocate_attachments(struct store *s, struct pool *pools,
       continue;
     }
     json_t *next = json_deep_copy(t);
-    json_object_set_new(next, "NetworksAttachments",
-                        json_pack("[{s:O, s:[s]}]", "Network", p->net,
-                                  "Addresses", addr));
+    json_object_set_new(
+        next, "NetworksAttachments",
+        json_pack("[{s:O, s:[s]}]", "Network", p->net, "Addresses", addr));
     jx_set(next, "Status.State", json_string("running"));
     jx_set(next, "Status.Message", json_string("attached"));
     struct store_tx *tx = store_tx_new();

@@ -76,17 +76,17 @@ void attachments_free(struct attachments *a) {
 }
 
 static bool allocated(const json_t *t) {
-  return json_array_size(
-             jx_get(json_array_get(json_object_get(t, "NetworksAttachments"),
-                                   0),
-                    "Addresses")) > 0;
+  return json_array_size(jx_get(
+             json_array_get(json_object_get(t, "NetworksAttachments"), 0),
+             "Addresses")) > 0;
 }
 
-static char *answer(const json_t *t) {
+static char *answer(struct manager *m, const json_t *t) {
   json_t *pub = store_public(t);
-  cleanup_json json_t *out =
-      json_pack("{s:s, s:O}", "ID", jx_str(t, "ID", ""), "NetworksAttachments",
-                json_object_get(pub, "NetworksAttachments"));
+  cleanup_json json_t *out = json_pack(
+      "{s:s, s:O, s:I}", "ID", jx_str(t, "ID", ""), "NetworksAttachments",
+      json_object_get(pub, "NetworksAttachments"), "DataPathPort",
+      (json_int_t)jx_int(store_cluster(m->store), "DataPathPort", 4789));
   json_decref(pub);
   return jx_dump(out);
 }
@@ -95,7 +95,7 @@ static void poll_tick(uv_timer_t *timer) {
   struct attach_wait *w = timer->data;
   json_t *t = store_get(w->a->m->store, STORE_TASK, w->task_id);
   if (t && allocated(t)) {
-    cleanup_free char *out = answer(t);
+    cleanup_free char *out = answer(w->a->m, t);
     return wait_end(w, 200, out, NULL);
   }
   if (!t || clock_mono_ns() > w->deadline_mono)
@@ -138,9 +138,9 @@ static json_t *existing(struct store *s, const char *node_id, const char *cid,
   json_array_foreach(tasks, i, t) {
     if (attachment_task(t) &&
         !strcmp(jx_str(t, "Spec.Attachment.ContainerID", ""), cid) &&
-        !strcmp(jx_str(json_array_get(jx_get(t, "Spec.Networks"), 0), "Target",
-                       ""),
-                net_id))
+        !strcmp(
+            jx_str(json_array_get(jx_get(t, "Spec.Networks"), 0), "Target", ""),
+            net_id))
       return t; /* the store keeps it */
   }
   return NULL;

@@ -7,7 +7,8 @@
  *     attachment task (no ServiceID; Spec.Attachment {ContainerID, Name};
  *     Spec.Networks [{Target}]; NodeID: the caller) and waits for the
  *     allocator to give it an address from the cluster's IPAM, then
- *     answers {"ID", "NetworksAttachments": [{Network, Addresses}]}.
+ *     answers {"ID", "NetworksAttachments": [{Network, Addresses}],
+ *     "DataPathPort"}.
  *     A container already attached gets its attachment again. 404
  *     "network X not found", 403 "network X not manually attachable"
  *     (swarmkit's gRPC words).
