@@ -950,9 +950,10 @@ int runspec_parse(const json_t *body, struct runspec *r, sh_err *err) {
     return -1;
   }
   json_object_set_new(r->host_config_extra, "NetworkMode",
-                      json_string(r->net == RUNSPEC_NET_HOST   ? "host"
-                                  : r->net == RUNSPEC_NET_NONE ? "none"
-                                                               : "bridge"));
+                      json_string(r->net == RUNSPEC_NET_HOST    ? "host"
+                                  : r->net == RUNSPEC_NET_NONE  ? "none"
+                                  : r->net == RUNSPEC_NET_SWARM ? r->network
+                                                                : "bridge"));
   return 0;
 }
 

@@ -70,7 +70,8 @@ struct standalone {
   bool closing;
 };
 
-enum job_kind { J_START, J_EXIT, J_RESTART, J_FORGET };
+/* J_REMOVE: --rm after a start that failed (dockerd's cleanup). */
+enum job_kind { J_START, J_EXIT, J_RESTART, J_FORGET, J_REMOVE };
 
 struct sa_job {
   enum job_kind kind;
@@ -145,6 +146,21 @@ static void publish(struct standalone *sa, const json_t *info, const char *id,
   if (key)
     json_object_set_new(attrs, key, json_string(value));
   events_publish(sa->cfg.events, "container", action, id, attrs, "local");
+}
+
+/* dockerd's network connect / disconnect of a container (the network's
+ * event: Actor the network, the container in the attributes). */
+static void publish_net(struct sa_ctr *c, const char *action) {
+  struct standalone *sa = c->sa;
+  const json_t *na =
+      json_array_get(json_object_get(c->attachment, "NetworksAttachments"), 0);
+  if (!sa->cfg.events || !na)
+    return;
+  json_t *attrs = json_pack("{s:s, s:s, s:s}", "container", c->id, "name",
+                            jx_str(na, "Network.Spec.Name", ""), "type",
+                            jx_str(na, "Network.DriverState.Name", "overlay"));
+  events_publish(sa->cfg.events, "network", action,
+                 jx_str(na, "Network.ID", ""), attrs, "swarm");
 }
 
 static struct sa_ctr *find(struct standalone *sa, const char *id) {
@@ -461,6 +477,16 @@ static void job_work(void *ud) {
     start_steps(j);
     break;
   }
+  case J_REMOVE: {
+    if (sa->cfg.overlay)
+      overlay_detach(sa->cfg.overlay, j->c->id, NULL);
+    if (exec_remove(sa->cfg.exec, j->c->id, true, &j->err) == 0) {
+      j->removed = true;
+      cleanup_free char *ap = attachment_path(sa, j->c->id);
+      unlink(ap);
+    }
+    break;
+  }
   case J_FORGET: {
     if (sa->cfg.overlay)
       overlay_detach(sa->cfg.overlay, j->c->id, NULL);
@@ -593,6 +619,16 @@ static void release_attachment(struct sa_ctr *c) {
   json_decref(att);
 }
 
+/* A failed start of a --rm container removes it, as dockerd does (the
+ * CLI waits for the removal). */
+static void remove_if_auto(struct sa_ctr *c) {
+  if (!jx_bool(c->info, "HostConfig.AutoRemove", false) || c->forgotten)
+    return;
+  struct sa_job *r = xcalloc(1, sizeof *r);
+  r->kind = J_REMOVE;
+  enqueue(c, r);
+}
+
 static void job_done(void *ud, int cancelled) {
   struct sa_job *j = ud;
   struct sa_ctr *c = j->c;
@@ -606,6 +642,7 @@ static void job_done(void *ud, int cancelled) {
   if ((j->kind == J_EXIT || j->kind == J_RESTART) && j->died) {
     c->running = false;
     dns_forget(c);
+    publish_net(c, "disconnect");
     if (!c->die_logged)
       publish(sa, c->info, c->id, "die", "exitCode", code);
     c->die_logged = false;
@@ -622,10 +659,17 @@ static void job_done(void *ud, int cancelled) {
     j->pidfd = -1;
     serve_dns(c, j->dns_fd);
     j->dns_fd = -1;
+    publish_net(c, "connect");
     publish(sa, c->info, c->id, "start", NULL, NULL);
   }
   if (j->kind == J_START && j->rc < 0 && j->automatic)
     log_warn("container %s: restart: %s", c->id, j->err.msg);
+  if (j->kind == J_START && j->rc < 0 && !j->gone)
+    remove_if_auto(c);
+  if (j->kind == J_REMOVE && j->removed) {
+    publish(sa, c->info, c->id, "destroy", NULL, NULL);
+    c->forgotten = true;
+  }
   if (j->kind == J_EXIT) {
     if (j->removed)
       publish(sa, c->info, c->id, "destroy", NULL, NULL);
@@ -665,9 +709,12 @@ static void attached(void *cbud, const json_t *answer, const sh_err *err) {
     /* moby's words: "Could not attach to network X: <the manager's>". */
     c->queue = j->next;
     sh_err e = {0};
-    if (err)
-      sh_error(&e, err->status, "Could not attach to network %s: %s",
-               jx_str(c->info, "HostConfig.NetworkMode", ""), err->msg);
+    const char *net = jx_str(c->info, "HostConfig.NetworkMode", "");
+    if (err && err->status == 404)
+      sh_error(&e, 404, "network %s not found", net); /* dockerd's lookup */
+    else if (err)
+      sh_error(&e, err->status, "Could not attach to network %s: %s", net,
+               err->msg);
     else
       sh_error(&e, 409, "container %s was removed", c->id);
     if (j->automatic)
@@ -675,6 +722,7 @@ static void attached(void *cbud, const json_t *answer, const sh_err *err) {
     if (j->done)
       j->done(j->ud, -1, c->id, &e);
     free(j);
+    remove_if_auto(c);
   }
   run_next(c);
   if (c->forgotten)
