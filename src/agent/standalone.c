@@ -1142,6 +1142,19 @@ void standalone_stopping(struct standalone *sa, const char *id, bool stop_like,
     c->die_logged = true;
 }
 
+json_t *standalone_network_view(struct standalone *sa) {
+  json_t *eps = json_object();
+  for (struct sa_ctr *c = sa->ctrs; c; c = c->next) {
+    if (c->forgotten || !c->running)
+      continue;
+    const char *name = jx_str(c->info, "Name", "");
+    json_object_set_new(eps, c->id,
+                        json_pack("{s:s, s:s}", "Container", c->id, "Name",
+                                  *name == '/' ? name + 1 : name));
+  }
+  return json_pack("{s:o}", "Endpoints", eps);
+}
+
 void standalone_removed(struct standalone *sa, const char *id) {
   struct sa_ctr *c = find(sa, id);
   if (!c)

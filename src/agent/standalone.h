@@ -93,6 +93,10 @@ bool standalone_restart(struct standalone *sa, const char *id, int sig,
  * not logged twice. No-ops for containers that are not ours. */
 void standalone_stopping(struct standalone *sa, const char *id, bool stop_like,
                          bool die_logged, bool removing);
+/* Who holds this owner's endpoints, for `network inspect` Containers:
+ * {"Endpoints": {container ID: {"Container", "Name"}}}. */
+json_t *standalone_network_view(struct standalone *sa);
+
 /* After a removal (rm, prune): the endpoint goes and the container is
  * forgotten. */
 void standalone_removed(struct standalone *sa, const char *id);
