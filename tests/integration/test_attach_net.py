@@ -5,6 +5,7 @@ words, a task reaches the container by its name, and the container keeps
 its address across a shoald restart; its address goes with it."""
 
 import json
+import time
 
 from lib import SEED, ServiceLab, timeout, wait_until
 from test_overlay import two_nodes
@@ -31,6 +32,7 @@ def net_of(lab, host, ctr, net):
 def test_run_on_attachable_overlay_from_manager_and_worker():
     with ServiceLab(TWO) as lab:
         two_nodes(lab)
+        t0 = time.time() - 1
         lab.docker("swarma", "network", "create", "-d", "overlay", "--attachable", "ovl")
         lab.docker("swarma", "network", "create", "-d", "overlay", "closed")
         lab.service("swarma", "create", "--detach", "--name", "web", "--replicas", "2",
@@ -79,6 +81,23 @@ def test_run_on_attachable_overlay_from_manager_and_worker():
                                         "peer", check=False, timeout=20)
                 return rc == 0 and addr in out
             wait_until(reaches, 30, what="%s's task pings peer" % host)
+
+        # `docker events --filter type=network` on the node: the container's
+        # connect (dockerd's: the network is the actor, the container an
+        # attribute), and the one-off containers' disconnect.
+        until = "%.9f" % time.time()
+        out = lab.docker("swarmb", "events", "--since", "%.9f" % t0, "--until", until,
+                         "--filter", "type=network", "--format", "{{json .}}",
+                         timeout=30)[1]
+        evs = [json.loads(l) for l in out.splitlines() if l.strip()]
+        peer_id = lab.docker("swarmb", "inspect", "--format", "{{.Id}}", "peer")[1].strip()
+        mine = [(e["Action"], e["Actor"]["Attributes"].get("name"))
+                for e in evs if e["Actor"]["Attributes"].get("container") == peer_id]
+        assert mine == [("connect", "ovl")], evs
+        assert ("disconnect", "ovl") in [(e["Action"], e["Actor"]["Attributes"].get("name"))
+                                         for e in evs], evs
+        assert all(e["Actor"]["ID"] == ep["NetworkID"] for e in evs
+                   if e["Actor"]["Attributes"].get("name") == "ovl"), evs
 
         # Across a shoald restart the container keeps its address, and the
         # path works again.
