@@ -119,6 +119,13 @@ def test_run_on_attachable_overlay_from_manager_and_worker():
         wait_until(lambda: lab.docker("swarma", "exec", task, "nslookup", "peer",
                                       check=False, timeout=20)[0] != 0,
                    30, what="peer gone from the DNS")
+        # `network inspect bridge` lists the node's standalone containers on
+        # it, as dockerd's Containers field.
+        cid = lab.docker("swarma", "run", "-d", "--name", "onbridge", "busybox",
+                         "sleep", "300")[1].strip()
+        got = json.loads(lab.docker("swarma", "network", "inspect", "--format",
+                                    "{{json .Containers}}", "bridge")[1])
+        assert got[cid]["Name"] == "onbridge" and got[cid]["IPv4Address"].startswith("172."), got
         # the tasks API lists container tasks only (no attachments)
         st, tasks = lab.api("swarma", "GET", "/tasks")
         assert st == 200 and all(t.get("ServiceID") for t in tasks), tasks
