@@ -13,6 +13,7 @@
 
 struct http_client;
 struct agent;
+struct sh_err;
 
 struct agent_config {
   uv_loop_t *loop;
@@ -70,7 +71,6 @@ void agent_stop(struct agent *a);
  * port: POST path with body; done on the loop once, with the answer's
  * JSON (borrowed) or err ({"message"} of a refusal, 503 when no manager
  * answers or the agent stops first). */
-struct sh_err;
 typedef void (*agent_call_fn)(void *ud, const json_t *answer,
                               const struct sh_err *err);
 void agent_call(struct agent *a, const char *path, const json_t *body,
