@@ -61,6 +61,7 @@ struct agent {
   bool connected;
   bool hb_again; /* TLSInfo changed while a heartbeat was in flight */
   bool stopping;
+  struct agent_rpc *rpcs; /* agent_call()s in flight */
   unsigned backoff_ms;
   uv_timer_t retry_timer;
   uv_timer_t hb_timer;
@@ -492,8 +493,11 @@ static void handle_closed(uv_handle_t *h) {
     done(ud);
 }
 
+static void rpcs_fail(struct agent *a);
+
 static void finish_stop(struct agent *a) {
   a->stopping = true;
+  rpcs_fail(a);
   if (a->session_call) {
     http_call_cancel(a->session_call);
     a->session_call = NULL;
@@ -688,4 +692,79 @@ void agent_send_logs(struct agent *a, const char *sub, const char *task_id,
     a->logs_head = p;
   a->logs_tail = p;
   send_next_log(a);
+}
+
+/* ---- one-off calls to the leader (agent_call) ---- */
+
+struct agent_rpc {
+  struct agent *a;
+  struct http_call *call;
+  agent_call_fn done;
+  void *ud;
+  struct agent_rpc *next;
+};
+
+static void rpc_unlink(struct agent_rpc *r) {
+  for (struct agent_rpc **pp = &r->a->rpcs; *pp; pp = &(*pp)->next)
+    if (*pp == r) {
+      *pp = r->next;
+      break;
+    }
+}
+
+static void rpc_done(const struct http_result *res, void *ud) {
+  struct agent_rpc *r = ud;
+  rpc_unlink(r);
+  cleanup_json json_t *body = NULL;
+  sh_err err = {0};
+  if (res->status == 0) {
+    sh_error(&err, 503, "the managers cannot be reached: %s",
+             res->error ? res->error : "no answer");
+  } else {
+    body = res->body_len ? json_loadb(res->body, res->body_len, 0, NULL) : NULL;
+    if (res->status >= 300)
+      sh_error(&err, res->status, "%s",
+               jx_str(body, "message", "the manager refused the call"));
+  }
+  r->done(r->ud, err.status ? NULL : body, err.status ? &err : NULL);
+  free(r);
+}
+
+static void rpcs_fail(struct agent *a) {
+  while (a->rpcs) {
+    struct agent_rpc *r = a->rpcs;
+    a->rpcs = r->next;
+    http_call_cancel(r->call);
+    sh_err err = {0};
+    sh_error(&err, 503, "this node is leaving the swarm");
+    r->done(r->ud, NULL, &err);
+    free(r);
+  }
+}
+
+void agent_call(struct agent *a, const char *path, const json_t *body,
+                agent_call_fn done, void *ud) {
+  const char *mgr = current_manager(a);
+  if (!mgr || a->stopping || !a->connected) {
+    sh_err err = {0};
+    sh_error(&err, 503,
+             "this node is not connected to the swarm's managers right now");
+    done(ud, NULL, &err);
+    return;
+  }
+  cleanup_free char *b = jx_dump(body);
+  cleanup_free char *url = xasprintf("https://%s%s", mgr, path);
+  struct http_call_opts o = {.method = "POST",
+                             .url = url,
+                             .body = b,
+                             .body_len = strlen(b),
+                             .timeout_ms = 25000};
+  fill_tls(a, &o);
+  struct agent_rpc *r = xcalloc(1, sizeof *r);
+  r->a = a;
+  r->done = done;
+  r->ud = ud;
+  r->next = a->rpcs;
+  a->rpcs = r;
+  r->call = http_client_call(a->client, &o, NULL, rpc_done, r);
 }

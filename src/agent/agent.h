@@ -13,6 +13,7 @@
 
 struct http_client;
 struct agent;
+struct sh_err;
 
 struct agent_config {
   uv_loop_t *loop;
@@ -66,6 +67,14 @@ json_t *agent_assignments_apply(json_t **assigned, json_t **files,
 void agent_leave(struct agent *a, void (*done)(void *ud), void *ud);
 /* Stops without telling anyone (daemon shutdown). */
 void agent_stop(struct agent *a);
+/* One call to the manager the session is with (the leader) on the swarm
+ * port: POST path with body; done on the loop once, with the answer's
+ * JSON (borrowed) or err ({"message"} of a refusal, 503 when no manager
+ * answers or the agent stops first). */
+typedef void (*agent_call_fn)(void *ud, const json_t *answer,
+                              const struct sh_err *err);
+void agent_call(struct agent *a, const char *path, const json_t *body,
+                agent_call_fn done, void *ud);
 bool agent_connected(const struct agent *a);
 /* The cluster's VXLAN UDP port, from the session (0 before one). */
 uint16_t agent_data_path_port(const struct agent *a);

@@ -733,11 +733,8 @@ static int parse_network(const json_t *hc, const json_t *nc, struct runspec *r,
                     "supported by shoal yet",
                     mode);
   else
-    return sh_error(err, 501,
-                    "--network %s: standalone containers on swarm networks "
-                    "(attachable overlays) are not supported by shoal yet; "
-                    "use bridge, host or none",
-                    mode);
+    r->net = RUNSPEC_NET_SWARM;
+  r->network = mode;
   static const char *const handled[] = {"EndpointsConfig", NULL};
   if (only_zero_besides(nc, "NetworkingConfig", handled, err) < 0)
     return -1;
@@ -964,9 +961,10 @@ int runspec_parse(const json_t *body, struct runspec *r, sh_err *err) {
     return -1;
   }
   json_object_set_new(r->host_config_extra, "NetworkMode",
-                      json_string(r->net == RUNSPEC_NET_HOST   ? "host"
-                                  : r->net == RUNSPEC_NET_NONE ? "none"
-                                                               : "bridge"));
+                      json_string(r->net == RUNSPEC_NET_HOST    ? "host"
+                                  : r->net == RUNSPEC_NET_NONE  ? "none"
+                                  : r->net == RUNSPEC_NET_SWARM ? r->network
+                                                                : "bridge"));
   return 0;
 }
 

@@ -16,7 +16,14 @@
 
 struct sh_err;
 
-enum runspec_net { RUNSPEC_NET_BRIDGE, RUNSPEC_NET_HOST, RUNSPEC_NET_NONE };
+/* SWARM: a swarm network by name or ID (an attachable overlay; the
+ * managers decide at start), in network. */
+enum runspec_net {
+  RUNSPEC_NET_BRIDGE,
+  RUNSPEC_NET_HOST,
+  RUNSPEC_NET_NONE,
+  RUNSPEC_NET_SWARM
+};
 
 enum runspec_restart {
   RUNSPEC_RESTART_NO,
@@ -39,6 +46,7 @@ struct runspec {
   char **bind_sources; /* HostConfig.Binds' host paths: made if missing */
   struct exec_resources res;
   enum runspec_net net;
+  const char *network; /* borrowed: HostConfig.NetworkMode */
   /* Ports to publish before the image's exposed ports are known:
    * {"80/tcp": [{"HostIp", "HostPort"}]} as given (checked). */
   json_t *port_bindings;

@@ -12,6 +12,8 @@
 #include "events/events.h"
 #include "exec/exec.h"
 #include "image/image.h"
+#include "ipam/ipam.h"
+#include "netdev/netdev.h"
 #include "overlay/overlay.h"
 
 #include <errno.h>
@@ -42,6 +44,12 @@ struct sa_ctr {
   bool forgotten;  /* removed: freed once idle */
   bool removing;   /* rm under way: its exit touches no file of it */
   bool running;
+  /* On a swarm network: the managers' attachment ({ID,
+   * NetworksAttachments, DataPathPort}), NULL until the first start has
+   * it; attaching: asked for. */
+  json_t *attachment;
+  bool attaching;
+  bool dns_served;
   int64_t started_mono;
   int64_t backoff_ms;
   int restart_count;
@@ -62,7 +70,8 @@ struct standalone {
   bool closing;
 };
 
-enum job_kind { J_START, J_EXIT, J_RESTART, J_FORGET };
+/* J_REMOVE: --rm after a start that failed (dockerd's cleanup). */
+enum job_kind { J_START, J_EXIT, J_RESTART, J_FORGET, J_REMOVE };
 
 struct sa_job {
   enum job_kind kind;
@@ -76,6 +85,7 @@ struct sa_job {
   int rc;
   sh_err err;
   int pidfd, stop_signal;
+  int dns_fd; /* the container's 127.0.0.11 socket, for the loop */
   int exit_code;
   bool gone, removed, died;
   json_t *info;
@@ -88,6 +98,24 @@ static void run_next(struct sa_ctr *c);
 
 static bool is_bridge(const json_t *info) {
   return strcmp(jx_str(info, "HostConfig.NetworkMode", ""), "bridge") == 0;
+}
+
+/* On a network of the swarm's (an attachable overlay), not a local one. */
+static bool is_swarm_net(const json_t *info) {
+  const char *m = jx_str(info, "HostConfig.NetworkMode", "");
+  return *m && strcmp(m, "bridge") && strcmp(m, "default") &&
+         strcmp(m, "host") && strcmp(m, "none") &&
+         !str_has_prefix(m, "container:");
+}
+
+static char *attachment_path(struct standalone *sa, const char *id) {
+  return xasprintf("%s/%s.attachment.json", sa->marker_dir, id);
+}
+
+/* Thread: the attachment kept for a container, or NULL. */
+static json_t *load_attachment(struct standalone *sa, const char *id) {
+  cleanup_free char *p = attachment_path(sa, id);
+  return json_load_file(p, 0, NULL);
 }
 
 static char *marker_path(struct standalone *sa, const char *id) {
@@ -120,6 +148,21 @@ static void publish(struct standalone *sa, const json_t *info, const char *id,
   events_publish(sa->cfg.events, "container", action, id, attrs, "local");
 }
 
+/* dockerd's network connect / disconnect of a container (the network's
+ * event: Actor the network, the container in the attributes). */
+static void publish_net(struct sa_ctr *c, const char *action) {
+  struct standalone *sa = c->sa;
+  const json_t *na =
+      json_array_get(json_object_get(c->attachment, "NetworksAttachments"), 0);
+  if (!sa->cfg.events || !na)
+    return;
+  json_t *attrs = json_pack("{s:s, s:s, s:s}", "container", c->id, "name",
+                            jx_str(na, "Network.Spec.Name", ""), "type",
+                            jx_str(na, "Network.DriverState.Name", "overlay"));
+  events_publish(sa->cfg.events, "network", action,
+                 jx_str(na, "Network.ID", ""), attrs, "swarm");
+}
+
 static struct sa_ctr *find(struct standalone *sa, const char *id) {
   for (struct sa_ctr *c = sa->ctrs; c; c = c->next)
     if (!c->forgotten && strcmp(c->id, id) == 0)
@@ -130,6 +173,7 @@ static struct sa_ctr *find(struct standalone *sa, const char *id) {
 static void ctr_closed(uv_handle_t *h) {
   struct sa_ctr *c = h->data;
   json_decref(c->info);
+  json_decref(c->attachment);
   free(c);
 }
 
@@ -166,6 +210,7 @@ static struct sa_ctr *ctr_new(struct standalone *sa, const char *id,
 static void enqueue(struct sa_ctr *c, struct sa_job *j) {
   j->c = c;
   j->pidfd = -1;
+  j->dns_fd = -1;
   struct sa_job **pp = &c->queue;
   while (*pp)
     pp = &(*pp)->next;
@@ -175,8 +220,12 @@ static void enqueue(struct sa_ctr *c, struct sa_job *j) {
 
 /* ---- the network: docker0 endpoint and what inspect shows ---- */
 
+/* ep: {IPAddress, IPPrefixLen, Gateway, MacAddress, EndpointID, Ports;
+ * NetworkID, DNSNames on a swarm network} or NULL (not attached). */
 static json_t *net_settings(const json_t *info, const json_t *ep) {
   const char *mode = jx_str(info, "HostConfig.NetworkMode", "none");
+  /* dockerd fills the top-level fields for the default bridge only. */
+  const json_t *top = is_bridge(info) ? ep : NULL;
   const char *sandbox = jx_str(info, "NetworkSettings.SandboxKey", "");
   json_t *published = ep ? json_object_get(ep, "Ports") : NULL;
   json_t *ports =
@@ -184,20 +233,24 @@ static json_t *net_settings(const json_t *info, const json_t *ep) {
   json_t *netobj = json_pack(
       "{s:n,s:n,s:n,s:s,s:s,s:s,s:i,s:s,s:s,s:s,s:i,s:s,s:n}", "IPAMConfig",
       "Links", "Aliases", "MacAddress", ep ? jx_str(ep, "MacAddress", "") : "",
-      "NetworkID", "", "EndpointID", ep ? jx_str(ep, "EndpointID", "") : "",
-      "IPPrefixLen", ep ? (int)jx_int(ep, "IPPrefixLen", 0) : 0, "Gateway",
+      "NetworkID", ep ? jx_str(ep, "NetworkID", "") : "", "EndpointID",
+      ep ? jx_str(ep, "EndpointID", "") : "", "IPPrefixLen",
+      ep ? (int)jx_int(ep, "IPPrefixLen", 0) : 0, "Gateway",
       ep ? jx_str(ep, "Gateway", "") : "", "IPAddress",
       ep ? jx_str(ep, "IPAddress", "") : "", "IPv6Gateway", "",
       "GlobalIPv6PrefixLen", 0, "GlobalIPv6Address", "", "DNSNames");
+  const json_t *dns_names = ep ? json_object_get(ep, "DNSNames") : NULL;
+  if (dns_names)
+    json_object_set(netobj, "DNSNames", (json_t *)dns_names);
   json_t *ns =
       json_pack("{s:s,s:o,s:{s:o},s:s,s:s,s:i,s:s,s:s,s:s,s:i,s:s}",
                 "SandboxKey", sandbox, "Ports", ports, "Networks", mode, netobj,
-                "IPAddress", ep ? jx_str(ep, "IPAddress", "") : "", "Gateway",
-                ep ? jx_str(ep, "Gateway", "") : "", "IPPrefixLen",
-                ep ? (int)jx_int(ep, "IPPrefixLen", 0) : 0, "MacAddress",
-                ep ? jx_str(ep, "MacAddress", "") : "", "EndpointID",
-                ep ? jx_str(ep, "EndpointID", "") : "", "GlobalIPv6Address", "",
-                "GlobalIPv6PrefixLen", 0, "IPv6Gateway", "");
+                "IPAddress", top ? jx_str(top, "IPAddress", "") : "", "Gateway",
+                top ? jx_str(top, "Gateway", "") : "", "IPPrefixLen",
+                top ? (int)jx_int(top, "IPPrefixLen", 0) : 0, "MacAddress",
+                top ? jx_str(top, "MacAddress", "") : "", "EndpointID",
+                top ? jx_str(top, "EndpointID", "") : "", "GlobalIPv6Address",
+                "", "GlobalIPv6PrefixLen", 0, "IPv6Gateway", "");
   return ns;
 }
 
@@ -208,9 +261,89 @@ static json_t *wanted_ports(const json_t *info) {
                        jx_get(info, "Config.ExposedPorts"));
 }
 
-/* Thread: the endpoint on docker0 before a start. */
+/* The endpoint of a swarm network's attachment, as net_settings takes
+ * it. */
+static json_t *swarm_endpoint(const json_t *info, const json_t *att) {
+  const json_t *na =
+      json_array_get(json_object_get(att, "NetworksAttachments"), 0);
+  const char *cidr =
+      json_string_value(json_array_get(json_object_get(na, "Addresses"), 0));
+  struct ipam_prefix pre;
+  uint32_t ip = 0;
+  if (!cidr || ipam_parse_cidr(cidr, &pre, &ip, NULL) < 0)
+    return NULL;
+  char b[20], mac[18];
+  snprintf(mac, sizeof mac, "02:42:%02x:%02x:%02x:%02x", (ip >> 24) & 0xff,
+           (ip >> 16) & 0xff, (ip >> 8) & 0xff, ip & 0xff);
+  const char *gw =
+      jx_str(json_array_get(jx_get(na, "Network.IPAMOptions.Configs"), 0),
+             "Gateway", "");
+  const char *name = jx_str(info, "Name", "");
+  if (*name == '/')
+    name++;
+  char shortid[13];
+  snprintf(shortid, sizeof shortid, "%s", jx_str(info, "Id", ""));
+  return json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:[s,s]}", "IPAddress",
+                   ipam_ip_str(ip, b), "IPPrefixLen", (int)pre.len, "Gateway",
+                   gw, "MacAddress", mac, "EndpointID", jx_str(att, "ID", ""),
+                   "NetworkID", jx_str(na, "Network.ID", ""), "DNSNames", name,
+                   shortid);
+}
+
+/* A socket on 127.0.0.11:53 in the namespace at path (-1: none). */
+static int dns_socket(const char *path) {
+  cleanup_fd int nfd = open(path, O_RDONLY | O_CLOEXEC);
+  int fd = -1;
+  sh_err err = {0};
+  if (nfd < 0 || netns_udp_bind(nfd, "127.0.0.11", 53, &fd, &err) < 0) {
+    log_warn("embedded DNS in %s: %s", path,
+             nfd < 0 ? strerror(errno) : err.msg);
+    return -1;
+  }
+  return fd;
+}
+
+/* Thread: the container's interface on its swarm network, from its
+ * attachment (kept on disk for the next starts and a restarted daemon). */
+static int net_up_swarm(struct standalone *sa, const char *id,
+                        const json_t *info, const json_t *att, int *dns_fd,
+                        sh_err *err) {
+  if (!sa->cfg.overlay)
+    return sh_error(err, 500,
+                    "swarm networks are not available on this node (no "
+                    "network data plane)");
+  if (!att)
+    return sh_error(err, 404, "network %s not found",
+                    jx_str(info, "HostConfig.NetworkMode", ""));
+  cleanup_free char *ap = attachment_path(sa, id);
+  cleanup_free char *data = jx_dump(att);
+  if (write_file_atomic(ap, data, strlen(data), 0600, err) < 0)
+    return -1;
+  struct overlay_task t = {
+      .task_id = id,
+      .attachments = json_object_get(att, "NetworksAttachments"),
+      .vxlan_port = (uint16_t)jx_int(att, "DataPathPort", 4789),
+      .standalone = true};
+  cleanup_free char *path = NULL;
+  if (overlay_attach(sa->cfg.overlay, &t, &path, err) < 0)
+    return -1;
+  cleanup_json json_t *ep = swarm_endpoint(info, att);
+  cleanup_json json_t *patch =
+      json_pack("{s:o}", "NetworkSettings", net_settings(info, ep));
+  if (exec_meta_update(sa->cfg.exec, id, patch, err) < 0) {
+    overlay_detach(sa->cfg.overlay, id, NULL);
+    return -1;
+  }
+  *dns_fd = dns_socket(path);
+  return 0;
+}
+
+/* Thread: the endpoint on docker0 (or a swarm network's) before a
+ * start. */
 static int net_up(struct standalone *sa, const char *id, const json_t *info,
-                  sh_err *err) {
+                  const json_t *att, int *dns_fd, sh_err *err) {
+  if (is_swarm_net(info))
+    return net_up_swarm(sa, id, info, att, dns_fd, err);
   if (!is_bridge(info))
     return 0;
   if (!sa->cfg.overlay)
@@ -235,7 +368,7 @@ static int net_up(struct standalone *sa, const char *id, const json_t *info,
 /* Thread: after the exit, the address and ports go (dockerd's release). */
 static void net_down(struct standalone *sa, const char *id,
                      const json_t *info) {
-  if (!is_bridge(info) || !sa->cfg.overlay)
+  if ((!is_bridge(info) && !is_swarm_net(info)) || !sa->cfg.overlay)
     return;
   overlay_detach(sa->cfg.overlay, id, NULL);
   cleanup_json json_t *patch =
@@ -261,13 +394,17 @@ static void start_steps(struct sa_job *j) {
   json_decref(j->info);
   j->info = NULL;
   if (exec_inspect_json(ex, j->c->id, &j->info, &j->err) < 0 ||
-      net_up(sa, j->c->id, j->info, &j->err) < 0) {
+      net_up(sa, j->c->id, j->info, j->c->attachment, &j->dns_fd, &j->err) <
+          0) {
     j->rc = -1;
     return;
   }
   pid_t pid;
   if (exec_rerun(ex, j->c->id, &pid, &j->err) < 0) {
     net_down(sa, j->c->id, j->info);
+    if (j->dns_fd >= 0)
+      close(j->dns_fd);
+    j->dns_fd = -1;
     j->rc = -1;
     return;
   }
@@ -304,9 +441,11 @@ static void exit_steps(struct sa_job *j) {
   if (j->c->manual)
     set_marker(sa, j->c->id, true);
   if (jx_bool(j->c->info, "HostConfig.AutoRemove", false)) {
-    if (exec_remove(ex, j->c->id, true, &j->err) == 0)
+    if (exec_remove(ex, j->c->id, true, &j->err) == 0) {
       j->removed = true;
-    else
+      cleanup_free char *ap = attachment_path(sa, j->c->id);
+      unlink(ap);
+    } else
       log_warn("container %s: --rm: %s", j->c->id, j->err.msg);
   }
 }
@@ -338,11 +477,24 @@ static void job_work(void *ud) {
     start_steps(j);
     break;
   }
-  case J_FORGET:
+  case J_REMOVE: {
+    if (sa->cfg.overlay)
+      overlay_detach(sa->cfg.overlay, j->c->id, NULL);
+    if (exec_remove(sa->cfg.exec, j->c->id, true, &j->err) == 0) {
+      j->removed = true;
+      cleanup_free char *ap = attachment_path(sa, j->c->id);
+      unlink(ap);
+    }
+    break;
+  }
+  case J_FORGET: {
     if (sa->cfg.overlay)
       overlay_detach(sa->cfg.overlay, j->c->id, NULL);
     set_marker(sa, j->c->id, false);
+    cleanup_free char *ap = attachment_path(sa, j->c->id);
+    unlink(ap);
     break;
+  }
   }
 }
 
@@ -419,6 +571,64 @@ static void schedule_restart(struct sa_ctr *c) {
   uv_timer_start(&c->timer, restart_tick, (uint64_t)c->backoff_ms, 0);
 }
 
+/* The container's DNS socket (taken) to the node's embedded server. */
+static void serve_dns(struct sa_ctr *c, int fd) {
+  struct standalone *sa = c->sa;
+  if (fd < 0)
+    return;
+  if (!sa->cfg.dns_add || !c->attachment) {
+    close(fd);
+    return;
+  }
+  cleanup_json json_t *nets = json_array();
+  size_t i;
+  json_t *na;
+  json_array_foreach(json_object_get(c->attachment, "NetworksAttachments"), i,
+                     na)
+      json_array_append_new(nets, json_string(jx_str(na, "Network.ID", "")));
+  sa->cfg.dns_add(sa->cfg.ud, c->id, fd, nets);
+  c->dns_served = true;
+}
+
+static void dns_forget(struct sa_ctr *c) {
+  struct standalone *sa = c->sa;
+  if (c->dns_served && sa->cfg.dns_remove)
+    sa->cfg.dns_remove(sa->cfg.ud, c->id);
+  c->dns_served = false;
+}
+
+static void detached(void *cbud, const json_t *answer, const sh_err *err) {
+  char *id = cbud;
+  (void)answer;
+  if (err && err->status != 404)
+    log_warn("network attachment %s: release: %s", id, err->msg);
+  free(id);
+}
+
+/* The container is gone: its address goes back to the cluster. */
+static void release_attachment(struct sa_ctr *c) {
+  struct standalone *sa = c->sa;
+  dns_forget(c);
+  json_t *att = c->attachment;
+  c->attachment = NULL;
+  if (att && sa->cfg.call) {
+    cleanup_json json_t *body = json_pack("{s:s}", "ID", jx_str(att, "ID", ""));
+    sa->cfg.call(sa->cfg.ud, "/swarm/v1/detach", body, detached,
+                 xstrdup(jx_str(att, "ID", "")));
+  }
+  json_decref(att);
+}
+
+/* A failed start of a --rm container removes it, as dockerd does (the
+ * CLI waits for the removal). */
+static void remove_if_auto(struct sa_ctr *c) {
+  if (!jx_bool(c->info, "HostConfig.AutoRemove", false) || c->forgotten)
+    return;
+  struct sa_job *r = xcalloc(1, sizeof *r);
+  r->kind = J_REMOVE;
+  enqueue(c, r);
+}
+
 static void job_done(void *ud, int cancelled) {
   struct sa_job *j = ud;
   struct sa_ctr *c = j->c;
@@ -431,6 +641,8 @@ static void job_done(void *ud, int cancelled) {
   snprintf(code, sizeof code, "%d", j->exit_code);
   if ((j->kind == J_EXIT || j->kind == J_RESTART) && j->died) {
     c->running = false;
+    dns_forget(c);
+    publish_net(c, "disconnect");
     if (!c->die_logged)
       publish(sa, c->info, c->id, "die", "exitCode", code);
     c->die_logged = false;
@@ -445,10 +657,19 @@ static void job_done(void *ud, int cancelled) {
     c->started_mono = clock_mono_ns();
     watch(c, j->pidfd);
     j->pidfd = -1;
+    serve_dns(c, j->dns_fd);
+    j->dns_fd = -1;
+    publish_net(c, "connect");
     publish(sa, c->info, c->id, "start", NULL, NULL);
   }
   if (j->kind == J_START && j->rc < 0 && j->automatic)
     log_warn("container %s: restart: %s", c->id, j->err.msg);
+  if (j->kind == J_START && j->rc < 0 && !j->gone)
+    remove_if_auto(c);
+  if (j->kind == J_REMOVE && j->removed) {
+    publish(sa, c->info, c->id, "destroy", NULL, NULL);
+    c->forgotten = true;
+  }
   if (j->kind == J_EXIT) {
     if (j->removed)
       publish(sa, c->info, c->id, "destroy", NULL, NULL);
@@ -462,10 +683,14 @@ static void job_done(void *ud, int cancelled) {
   }
   if (j->kind == J_FORGET || j->gone)
     c->forgotten = true;
+  if (c->forgotten)
+    release_attachment(c);
   if (j->done)
     j->done(j->ud, j->rc, c->id, &j->err);
   if (j->pidfd >= 0)
     close(j->pidfd);
+  if (j->dns_fd >= 0)
+    close(j->dns_fd);
   json_decref(j->info);
   free(j);
   run_next(c);
@@ -473,8 +698,57 @@ static void job_done(void *ud, int cancelled) {
     ctr_release(c);
 }
 
+static void attached(void *cbud, const json_t *answer, const sh_err *err) {
+  struct sa_ctr *c = cbud;
+  c->attaching = false;
+  struct sa_job *j = c->queue;
+  if (!err && !c->forgotten) {
+    json_decref(c->attachment);
+    c->attachment = json_deep_copy(answer);
+  } else if (j) {
+    /* moby's words: "Could not attach to network X: <the manager's>". */
+    c->queue = j->next;
+    sh_err e = {0};
+    const char *net = jx_str(c->info, "HostConfig.NetworkMode", "");
+    if (err && err->status == 404)
+      sh_error(&e, 404, "network %s not found", net); /* dockerd's lookup */
+    else if (err)
+      sh_error(&e, err->status, "Could not attach to network %s: %s", net,
+               err->msg);
+    else
+      sh_error(&e, 409, "container %s was removed", c->id);
+    if (j->automatic)
+      log_warn("container %s: restart: %s", c->id, e.msg);
+    if (j->done)
+      j->done(j->ud, -1, c->id, &e);
+    free(j);
+    remove_if_auto(c);
+  }
+  run_next(c);
+  if (c->forgotten)
+    ctr_release(c);
+}
+
+/* A start on a swarm network needs the managers' attachment first. */
+static bool wait_attachment(struct sa_ctr *c, struct sa_job *j) {
+  struct standalone *sa = c->sa;
+  if ((j->kind != J_START && j->kind != J_RESTART) || !is_swarm_net(c->info) ||
+      c->attachment || !sa->cfg.call)
+    return false;
+  if (c->attaching)
+    return true;
+  c->attaching = true;
+  const char *net = jx_str(c->info, "HostConfig.NetworkMode", "");
+  const char *name = jx_str(c->info, "Name", "");
+  cleanup_json json_t *body =
+      json_pack("{s:s, s:s, s:s}", "ContainerID", c->id, "Name",
+                *name == '/' ? name + 1 : name, "Target", net);
+  sa->cfg.call(sa->cfg.ud, "/swarm/v1/attach", body, attached, c);
+  return true;
+}
+
 static void run_next(struct sa_ctr *c) {
-  if (c->busy || !c->queue || c->sa->closing)
+  if (c->busy || !c->queue || c->sa->closing || wait_attachment(c, c->queue))
     return;
   struct sa_job *j = c->queue;
   c->queue = j->next;
@@ -611,6 +885,10 @@ static void create_work(void *ud) {
   } else if (rs->net == RUNSPEC_NET_HOST) {
     netns = xstrdup(sa->host_netns);
     mode = "host";
+  } else if (rs->net == RUNSPEC_NET_SWARM) {
+    /* The managers attach it at its start (they say whether it may). */
+    netns = xasprintf("%s/netns/%s", sa->cfg.exec_root, j->id);
+    mode = rs->network;
   }
   json_object_set_new(nets, mode, json_object());
   char **entry = rs->entrypoint;
@@ -662,6 +940,7 @@ static void create_work(void *ud) {
       .oom_score_adj = rs->oom_score_adj,
       .init = rs->init,
       .dns_servers = (const char *const *)rs->dns,
+      .embedded_dns = rs->net == RUNSPEC_NET_SWARM,
       .dns_search = (const char *const *)rs->dns_search,
       .dns_options = (const char *const *)rs->dns_options,
       .sysctls = rs->sysctls,
@@ -761,6 +1040,7 @@ struct find_job {
   char *ref;
   char id[65];
   json_t *info;
+  json_t *attachment; /* kept on disk, or NULL */
   int sig;
   int64_t grace_ns;
   standalone_done_fn done;
@@ -774,6 +1054,8 @@ static void find_work(void *ud) {
   f->rc = exec_find(f->sa->cfg.exec, f->ref, f->id, &f->err);
   if (f->rc == 0)
     f->rc = exec_inspect_json(f->sa->cfg.exec, f->id, &f->info, &f->err);
+  if (f->rc == 0)
+    f->attachment = load_attachment(f->sa, f->id);
 }
 
 static bool is_task(const json_t *info) {
@@ -796,8 +1078,10 @@ static void find_done(void *ud, int cancelled) {
     f->done(f->ud, -1, NULL, &f->err);
   } else {
     struct sa_ctr *c = find(sa, f->id);
-    if (!c)
+    if (!c) {
       c = ctr_new(sa, f->id, json_incref(f->info));
+      c->attachment = json_incref(f->attachment);
+    }
     struct sa_job *j = xcalloc(1, sizeof *j);
     j->kind = J_START;
     j->done = f->done;
@@ -809,6 +1093,7 @@ static void find_done(void *ud, int cancelled) {
     enqueue(c, j);
   }
   json_decref(f->info);
+  json_decref(f->attachment);
   free(f->ref);
   free(f);
 }
@@ -869,6 +1154,19 @@ void standalone_updated(struct standalone *sa, const char *id,
   c->info = json_deep_copy(info);
 }
 
+json_t *standalone_network_view(struct standalone *sa) {
+  json_t *eps = json_object();
+  for (struct sa_ctr *c = sa->ctrs; c; c = c->next) {
+    if (c->forgotten || !c->running)
+      continue;
+    const char *name = jx_str(c->info, "Name", "");
+    json_object_set_new(eps, c->id,
+                        json_pack("{s:s, s:s}", "Container", c->id, "Name",
+                                  *name == '/' ? name + 1 : name));
+  }
+  return json_pack("{s:o}", "Endpoints", eps);
+}
+
 void standalone_removed(struct standalone *sa, const char *id) {
   struct sa_ctr *c = find(sa, id);
   if (!c)
@@ -905,17 +1203,26 @@ static void adopt_work(void *ud) {
       json_decref(info);
       continue;
     }
-    int fd = -1;
-    if (st.status == EXEC_STATUS_RUNNING)
+    int fd = -1, dns_fd = -1;
+    json_t *att = load_attachment(sa, list[i].id);
+    if (st.status == EXEC_STATUS_RUNNING) {
       exec_pidfd(sa->cfg.exec, list[i].id, &fd, NULL, NULL);
-    else if (st.status == EXEC_STATUS_EXITED)
+      /* its DNS socket again (the old one died with the daemon) */
+      if (att && is_swarm_net(info)) {
+        cleanup_free char *ns =
+            xasprintf("%s/netns/%s", sa->cfg.exec_root, list[i].id);
+        dns_fd = dns_socket(ns);
+      }
+    } else if (st.status == EXEC_STATUS_EXITED)
       net_down(sa, list[i].id, info); /* ended while no daemon watched */
-    json_array_append_new(
-        a->found,
-        json_pack("{s:s,s:o,s:b,s:b,s:i,s:i,s:b}", "Id", list[i].id, "Info",
-                  info, "Running", st.status == EXEC_STATUS_RUNNING, "Exited",
-                  st.status == EXEC_STATUS_EXITED, "ExitCode", st.exit_code,
-                  "Pidfd", fd, "Manual", has_marker(sa, list[i].id)));
+    json_array_append_new(a->found,
+                          json_pack("{s:s,s:o,s:b,s:b,s:i,s:i,s:b,s:o?,s:i}",
+                                    "Id", list[i].id, "Info", info, "Running",
+                                    st.status == EXEC_STATUS_RUNNING, "Exited",
+                                    st.status == EXEC_STATUS_EXITED, "ExitCode",
+                                    st.exit_code, "Pidfd", fd, "Manual",
+                                    has_marker(sa, list[i].id), "Attachment",
+                                    att, "DnsFd", dns_fd));
   }
   exec_list_free(list, n);
 }
@@ -928,19 +1235,24 @@ static void adopt_done(void *ud, int cancelled) {
   json_t *f;
   json_array_foreach(a->found, i, f) {
     int fd = (int)jx_int(f, "Pidfd", -1);
+    int dns_fd = (int)jx_int(f, "DnsFd", -1);
     if (cancelled || find(sa, jx_str(f, "Id", ""))) {
       if (fd >= 0)
         close(fd);
+      if (dns_fd >= 0)
+        close(dns_fd);
       continue;
     }
     json_t *info = json_object_get(f, "Info");
     struct sa_ctr *c = ctr_new(sa, jx_str(f, "Id", ""), json_incref(info));
     c->manual = jx_bool(f, "Manual", false);
+    c->attachment = json_incref(json_object_get(f, "Attachment"));
     if (jx_bool(f, "Running", false)) {
       c->running = true;
       c->started_mono = clock_mono_ns();
       log_info("adopted container %s (%s)", c->id, jx_str(info, "Name", ""));
       watch(c, fd);
+      serve_dns(c, dns_fd);
       continue;
     }
     if (!jx_bool(f, "Exited", false))

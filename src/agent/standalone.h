@@ -3,9 +3,11 @@
  * executor's containers (one lifecycle, listed, inspected, logged,
  * stopped and removed by the same commands); what only a standalone one
  * has lives here: its network endpoint on the `bridge` network (docker0,
- * with published ports), its restart policy (dockerd's backoff: 100 ms
- * doubling to 1 min, reset after 10 s of running), --rm, and its
- * create/start/die/destroy events.
+ * with published ports) or on an attachable overlay (an attachment the
+ * managers allocate at its first start, kept in
+ * <data-root>/standalone/<id>.attachment.json until it is removed), its restart
+ * policy (dockerd's backoff: 100 ms doubling to 1 min, reset after 10 s of
+ * running), --rm, and its create/start/die/destroy events.
  *
  * Everything is on the loop; runtime calls run on the work queue, one at
  * a time per container. A container's settings are its inspect data
@@ -31,6 +33,10 @@ struct events;
 struct seccomp_profile;
 struct standalone;
 
+/* The managers' answer to a call (agent_call's shape). */
+typedef void (*standalone_call_done)(void *cbud, const json_t *answer,
+                                     const struct sh_err *err);
+
 struct standalone_config {
   uv_loop_t *loop;
   struct workq *work;
@@ -40,6 +46,17 @@ struct standalone_config {
   struct events *events;   /* NULL: none */
   const struct seccomp_profile *seccomp; /* the default profile, or NULL */
   const char *data_root, *exec_root;
+  /* Swarm networks (attachable overlays): a call to the managers,
+   * "/swarm/v1/attach" or "/swarm/v1/detach" (manager/attach.h); outside
+   * a swarm it fails ("network X not found"). The embedded DNS of the
+   * node's tasks: dns_add takes fd (a socket on 127.0.0.11:53 in the
+   * container's namespace) for a container on networks nets (IDs);
+   * dns_remove drops it. All on the loop; NULL: none. */
+  void (*call)(void *ud, const char *path, const json_t *body,
+               standalone_call_done done, void *cbud);
+  void (*dns_add)(void *ud, const char *id, int fd, const json_t *nets);
+  void (*dns_remove)(void *ud, const char *id);
+  void *ud;
 };
 
 struct standalone *standalone_new(const struct standalone_config *cfg);
@@ -80,6 +97,9 @@ void standalone_stopping(struct standalone *sa, const char *id, bool stop_like,
  * restart policy counts from the next exit). No-op if not ours. */
 void standalone_updated(struct standalone *sa, const char *id,
                         const json_t *info);
+/* Who holds this owner's endpoints, for `network inspect` Containers:
+ * {"Endpoints": {container ID: {"Container", "Name"}}}. */
+json_t *standalone_network_view(struct standalone *sa);
 /* After a removal (rm, prune): the endpoint goes and the container is
  * forgotten. */
 void standalone_removed(struct standalone *sa, const char *id);

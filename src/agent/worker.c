@@ -2156,3 +2156,19 @@ void worker_free(struct worker *w) {
   uv_close((uv_handle_t *)&w->report_timer, handle_closed);
   uv_close((uv_handle_t *)&w->monitor, handle_closed);
 }
+
+void worker_dns_add(struct worker *w, const char *id, int fd,
+                    const json_t *nets) {
+  sh_err err = {0};
+  if (!w->dns) {
+    close(fd);
+    return;
+  }
+  if (dnsd_add(w->dns, id, fd, nets, &err) < 0)
+    log_warn("container %s: embedded DNS: %s", id, err.msg);
+}
+
+void worker_dns_remove(struct worker *w, const char *id) {
+  if (w->dns)
+    dnsd_remove(w->dns, id);
+}

@@ -74,6 +74,11 @@ void worker_logs_cancel(struct worker *w, const char *sub);
  * ({Type "peers", Reset, Add, Del}; see manager/peers.h) or the routing
  * mesh ({Type "mesh", Ports}; see manager/mesh.h). */
 void worker_peers(struct worker *w, const json_t *msg);
+/* A standalone container on swarm networks served by the tasks' embedded
+ * DNS: fd its 127.0.0.11:53 socket (taken), nets its network IDs. */
+void worker_dns_add(struct worker *w, const char *id, int fd,
+                    const json_t *nets);
+void worker_dns_remove(struct worker *w, const char *id);
 /* This node's ingress attachment {Network, Addresses}: its ingress-sbox
  * is (re)built when it changes. */
 void worker_set_ingress(struct worker *w, const json_t *attachment);

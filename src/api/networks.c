@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "agent/agent.h"
+#include "agent/standalone.h"
 #include "agent/worker.h"
 #include "daemon/daemon.h"
 #include "http/server.h"
@@ -125,6 +126,14 @@ struct local_state {
 static void local_state_load(struct shoald *d, struct local_state *ls) {
   ls->overlay = d->overlay ? overlay_view(d->overlay) : NULL;
   ls->worker = d->worker ? worker_network_view(d->worker) : NULL;
+  /* standalone containers beside the tasks */
+  if (d->standalone) {
+    cleanup_json json_t *sv = standalone_network_view(d->standalone);
+    if (!ls->worker)
+      ls->worker = json_pack("{s:{}}", "Endpoints");
+    json_object_update(json_object_get(ls->worker, "Endpoints"),
+                       json_object_get(sv, "Endpoints"));
+  }
 }
 
 static void local_state_free(struct local_state *ls) {
@@ -181,9 +190,10 @@ static json_t *present_local(struct shoald *d, const json_t *view,
   jx_set(v, "IPAM.Config",
          json_pack("[{s:s, s:s}]", "Subnet", jx_str(gw, "Subnet", ""),
                    "Gateway", jx_str(gw, "Gateway", "")));
-  if (full && gwb)
-    json_object_set_new(v, "Containers",
-                        containers_on(ls, "docker_gwbridge", true));
+  if (full)
+    json_object_set_new(
+        v, "Containers",
+        containers_on(ls, gwb ? "docker_gwbridge" : "bridge", gwb));
   return v;
 }
 

@@ -9,6 +9,7 @@
 #include "core/util.h"
 #include "daemon/daemon.h"
 #include "http/server.h"
+#include "manager/attach.h"
 #include "manager/logbroker.h"
 #include "manager/manager.h"
 #include "manager/orchestrator.h"
@@ -214,7 +215,9 @@ static void list_tasks(struct api_call *c) {
   size_t i;
   json_t *t;
   json_array_foreach(all, i, t) {
-    if (task_matches(st, &f, t))
+    /* Container tasks only, as dockerd's default runtime filter: a
+     * standalone container's attachment is no task a user runs. */
+    if (!attachment_task(t) && task_matches(st, &f, t))
       json_array_append_new(out, store_public(t));
   }
   json_decref(all);

@@ -686,6 +686,62 @@ static void on_agent_logs_cancel(void *ud, const char *sub) {
     worker_logs_cancel(d->worker, sub);
 }
 
+/* ---- standalone containers on swarm networks ---- */
+
+struct sa_call {
+  standalone_call_done done;
+  void *cbud;
+};
+
+static void sa_called(void *ud, const json_t *answer, const sh_err *err) {
+  struct sa_call *c = ud;
+  c->done(c->cbud, answer, err);
+  free(c);
+}
+
+static void sa_call(void *ud, const char *path, const json_t *body,
+                    standalone_call_done done, void *cbud) {
+  struct shoald *d = ud;
+  if (!d->agent) {
+    /* Not in a swarm: only local networks exist (dockerd's 404). */
+    sh_err err = {0};
+    if (strcmp(path, "/swarm/v1/attach") == 0)
+      sh_error(&err, 404, "network %s not found", jx_str(body, "Target", ""));
+    else
+      sh_error(&err, 503, "this node is not in a swarm");
+    done(cbud, NULL, &err);
+    return;
+  }
+  struct sa_call *c = xcalloc(1, sizeof *c);
+  c->done = done;
+  c->cbud = cbud;
+  agent_call(d->agent, path, body, sa_called, c);
+}
+
+static void sa_dns_add(void *ud, const char *id, int fd, const json_t *nets) {
+  struct shoald *d = ud;
+  if (d->worker) {
+    worker_dns_add(d->worker, id, fd, nets);
+    return;
+  }
+  json_t *old = json_object_get(d->dns_waiting, id);
+  if (old)
+    close((int)jx_int(old, "Fd", -1));
+  json_object_set_new(d->dns_waiting, id,
+                      json_pack("{s:i, s:O}", "Fd", fd, "Nets", nets));
+}
+
+static void sa_dns_remove(void *ud, const char *id) {
+  struct shoald *d = ud;
+  json_t *old = json_object_get(d->dns_waiting, id);
+  if (old) {
+    close((int)jx_int(old, "Fd", -1));
+    json_object_del(d->dns_waiting, id);
+  }
+  if (d->worker)
+    worker_dns_remove(d->worker, id);
+}
+
 static void start_worker(struct shoald *d) {
   if (d->worker || !d->exec)
     return;
@@ -706,6 +762,11 @@ static void start_worker(struct shoald *d) {
   };
   d->worker = worker_new(&wc);
   worker_adopt(d->worker);
+  const char *id;
+  json_t *v;
+  json_object_foreach(d->dns_waiting, id, v) worker_dns_add(
+      d->worker, id, (int)jx_int(v, "Fd", -1), json_object_get(v, "Nets"));
+  json_object_clear(d->dns_waiting);
 }
 
 static void stop_worker(struct shoald *d) {
@@ -889,7 +950,12 @@ int shoald_init(struct shoald *d, uv_loop_t *loop, sh_err *err) {
         .seccomp = d->seccomp,
         .data_root = d->cfg.data_root,
         .exec_root = d->cfg.exec_root,
+        .call = sa_call,
+        .dns_add = sa_dns_add,
+        .dns_remove = sa_dns_remove,
+        .ud = d,
     };
+    d->dns_waiting = json_object();
     d->standalone = standalone_new(&sc);
     standalone_adopt(d->standalone);
   }
@@ -1660,6 +1726,11 @@ void shoald_shutdown(struct shoald *d) {
   }
   standalone_free(d->standalone);
   d->standalone = NULL;
+  const char *wid;
+  json_t *wv;
+  json_object_foreach(d->dns_waiting, wid, wv) close((int)jx_int(wv, "Fd", -1));
+  json_decref(d->dns_waiting);
+  d->dns_waiting = NULL;
   if (d->reads) {
     workq_close(d->reads);
     d->reads = NULL;

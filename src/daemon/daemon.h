@@ -86,6 +86,9 @@ struct shoald {
   struct worker *worker; /* runs this node's tasks (in a swarm) */
   /* owns the node's standalone containers (docker run), swarm or not */
   struct standalone *standalone;
+  /* Standalone containers' DNS sockets waiting for the worker (adopted
+   * before the node's session starts it): {id: {"Fd", "Nets"}}. */
+  json_t *dns_waiting;
   struct events *events;   /* the node's event log (GET /events) */
   struct api_execs *execs; /* docker exec instances (api/exec.c) */
   struct overlay *overlay; /* swarm networks' data plane; NULL: none */

@@ -4,6 +4,7 @@
 #include "core/jsonx.h"
 #include "core/util.h"
 #include "ipam/ipam.h"
+#include "manager/attach.h"
 #include "manager/networks.h"
 #include "manager/orchtask.h"
 #include "store/store.h"
@@ -292,10 +293,42 @@ static void allocate_nodes(struct store *s, struct pool *pools,
   json_decref(nodes);
 }
 
+/* Standalone containers' attachment tasks (attach.h): an address on
+ * their one network, and running from then on (the node runs the
+ * container; no scheduler places it). */
+static void allocate_attachments(struct store *s, struct pool *pools,
+                                 struct orch_out *out, size_t *short_of) {
+  cleanup_json json_t *tasks = store_list_by(s, STORE_TASKS_BY_STATE, "new");
+  size_t i;
+  json_t *t;
+  json_array_foreach(tasks, i, t) {
+    if (!attachment_task(t) || task_desired(t) > TS_RUNNING)
+      continue;
+    const char *nid =
+        jx_str(json_array_get(jx_get(t, "Spec.Networks"), 0), "Target", "");
+    struct pool *p = pool_of(pools, nid);
+    char addr[32];
+    if (!p || pool_alloc(p, addr, sizeof addr) < 0) {
+      (*short_of)++;
+      continue;
+    }
+    json_t *next = json_deep_copy(t);
+    json_object_set_new(
+        next, "NetworksAttachments",
+        json_pack("[{s:O, s:[s]}]", "Network", p->net, "Addresses", addr));
+    jx_set(next, "Status.State", json_string("running"));
+    jx_set(next, "Status.Message", json_string("attached"));
+    struct store_tx *tx = store_tx_new();
+    store_tx_put(tx, STORE_TASK, next, jx_int(t, "Version.Index", 0));
+    orch_out_add(out, tx);
+  }
+}
+
 int allocator_run(struct store *s, struct orch_out *out, size_t *exhausted) {
   size_t before = out->ntx, short_of = 0;
   struct pool *pools = pools_build(s);
   allocate_nodes(s, pools, out, &short_of);
+  allocate_attachments(s, pools, out, &short_of);
   json_t *svcs = store_list(s, STORE_SERVICE);
   size_t i;
   json_t *svc;

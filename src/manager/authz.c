@@ -23,6 +23,8 @@ static const struct authz_rule table[] = {
     {"POST", "/swarm/v1/heartbeat", AUTHZ_NODE, false},
     {"POST", "/swarm/v1/tasks", AUTHZ_NODE, false},
     {"POST", "/swarm/v1/leave", AUTHZ_NODE, false},
+    {"POST", "/swarm/v1/attach", AUTHZ_NODE, false},
+    {"POST", "/swarm/v1/detach", AUTHZ_NODE, false},
     {"POST", "/swarm/v1/logs/", AUTHZ_NODE, false},
     /* A certificate for the caller's own current role. */
     {"POST", "/swarm/v1/renew", AUTHZ_NODE, true},

@@ -9,6 +9,7 @@
 #include "core/util.h"
 #include "http/server.h"
 #include "manager/internal.h"
+#include "manager/attach.h"
 #include "manager/rootca.h"
 #include "manager/orchtask.h"
 #include "manager/mesh.h"
@@ -273,7 +274,7 @@ void dispatcher_drop(struct dispatcher *d, const char *node_id) {
 static bool task_for_agent(const json_t *t) {
   /* A global task names its node from the start; it is the node's only
    * once the scheduler assigned it (after the allocator). */
-  return task_state(t) >= TS_ASSIGNED;
+  return task_state(t) >= TS_ASSIGNED && !attachment_task(t);
 }
 
 /* The node's own object: its agent follows role changes (promote and

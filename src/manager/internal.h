@@ -27,6 +27,7 @@ struct manager {
   struct dispatcher *disp;
   struct reconciler *recon;
   struct logbroker *logs;
+  struct attachments *attach; /* standalone containers' attachments */
   struct http_client *client;
   char *cluster_id;
   bool leader;

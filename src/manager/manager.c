@@ -10,6 +10,7 @@
 #include "events/events.h"
 #include "http/client.h"
 #include "http/server.h"
+#include "manager/attach.h"
 #include "manager/dispatcher.h"
 #include "manager/internal.h"
 #include "manager/networks.h"
@@ -272,6 +273,7 @@ static int start_common(struct manager *m, const struct manager_config *cfg,
   m->disp = dispatcher_new(m);
   m->recon = reconciler_new(m);
   m->logs = logbroker_new(m);
+  m->attach = attachments_new(m);
 
   cleanup_free char *raftdir = xasprintf("%s/raft", cfg->state_dir);
   if (mkdir_p(raftdir, 0700, err) < 0)
@@ -599,6 +601,8 @@ void manager_close(struct manager *m, void (*done)(void *ud), void *ud) {
     logbroker_free(m->logs);
     m->logs = NULL;
   }
+  attachments_free(m->attach);
+  m->attach = NULL;
   if (m->disp) {
     dispatcher_free(m->disp);
     m->disp = NULL;

@@ -4,6 +4,7 @@
 #include "core/jsonx.h"
 #include "core/util.h"
 #include "ipam/ipam.h"
+#include "manager/attach.h"
 #include "manager/orchtask.h"
 #include "store/store.h"
 
@@ -274,6 +275,33 @@ json_t *mesh_names(struct store *s) {
               add_name(names, net, json_string_value(al), ip);
         }
       }
+    }
+  }
+  /* Standalone containers attached to a network: their name and short
+   * ID, as dockerd registers a container on a user network. */
+  cleanup_json json_t *running =
+      store_list_by(s, STORE_TASKS_BY_STATE, "running");
+  json_t *t;
+  json_array_foreach(running, i, t) {
+    if (!attachment_task(t) || task_desired(t) != TS_RUNNING ||
+        !json_object_get(ready, jx_str(t, "NodeID", "")))
+      continue;
+    size_t k;
+    json_t *att;
+    json_array_foreach(json_object_get(t, "NetworksAttachments"), k, att) {
+      const char *net = jx_str(att, "Network.ID", "");
+      char ip[64];
+      addr_on(t, net, ip);
+      if (!*ip)
+        continue;
+      const char *name = jx_str(t, "Spec.Attachment.Name", "");
+      if (*name)
+        add_name(names, net, name, ip);
+      char shortid[13];
+      snprintf(shortid, sizeof shortid, "%s",
+               jx_str(t, "Spec.Attachment.ContainerID", ""));
+      if (*shortid)
+        add_name(names, net, shortid, ip);
     }
   }
   return names;

@@ -9,6 +9,7 @@
 #include "core/util.h"
 #include "http/client.h"
 #include "http/server.h"
+#include "manager/attach.h"
 #include "manager/dispatcher.h"
 #include "manager/authz.h"
 #include "manager/internal.h"
@@ -358,6 +359,10 @@ void swarmapi_handle(struct http_req *req, void *ud) {
     return logbroker_publish(m->logs, req, who.node_id);
   if (strcmp(path, "/swarm/v1/tasks") == 0)
     return dispatcher_task_status(m->disp, req, who.node_id);
+  if (strcmp(path, "/swarm/v1/attach") == 0)
+    return attachments_attach(m->attach, req, who.node_id);
+  if (strcmp(path, "/swarm/v1/detach") == 0)
+    return attachments_detach(m->attach, req, who.node_id);
   if (strcmp(path, "/swarm/v1/leave") == 0)
     return dispatcher_leave(m->disp, req, who.node_id);
   http_respond_error(req, 404, "page not found");

@@ -601,6 +601,8 @@ static int attach_locked(struct overlay *ov, const struct overlay_task *task,
                                         : json_array());
   json_object_set_new(t, "Ports",
                       task->ports ? json_deep_copy(task->ports) : json_array());
+  if (task->standalone)
+    json_object_set_new(t, "Standalone", json_true());
   json_object_set_new(t, "VxlanPort",
                       json_integer(task->vxlan_port ? task->vxlan_port : 4789));
   json_object_set_new(ov->tasks, id, t);
@@ -950,8 +952,10 @@ static void sweep(struct overlay *ov, const char *const *live, bool all) {
   const char *k;
   json_t *t;
   json_object_foreach(ov->tasks, k, t) {
-    /* docker0's containers are the node's, owned by agent/standalone. */
-    if (!is_bridge(t) && (all || !in_list(live, k)))
+    /* docker0's containers and standalone ones on swarm networks are the
+     * node's, owned by agent/standalone. */
+    bool node_owned = is_bridge(t) || jx_bool(t, "Standalone", false);
+    if ((all && !is_bridge(t)) || (!node_owned && !in_list(live, k)))
       json_array_append_new(ids, json_string(k));
   }
   size_t i;

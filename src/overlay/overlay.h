@@ -71,6 +71,11 @@ struct overlay_task {
    * 32768-60999 (dockerd's ephemeral range). Such endpoints are the
    * node's: overlay_gc and overlay_leave leave them alone. */
   bool bridge;
+  /* A standalone container on attachable overlays (attachments set, its
+   * addresses from the managers' attachment): a task's endpoints, but
+   * the node's, so overlay_gc leaves them alone (overlay_leave does
+   * not). */
+  bool standalone;
 };
 
 /* Builds the task's namespace and interfaces; *netns_path (malloc'd)

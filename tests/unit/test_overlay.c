@@ -377,7 +377,7 @@ static void node_end(struct node *n) {
 
 static int attach(struct node *n, const char *task, json_t *atts, json_t *ports,
                   int *fd, sh_err *err) {
-  struct overlay_task t = {task, atts, ports, 0, false};
+  struct overlay_task t = {task, atts, ports, 0, false, false};
   char *path = NULL;
   int rc = overlay_attach(n->ov, &t, &path, err);
   json_decref(atts);
@@ -1049,7 +1049,7 @@ static void *worker(void *p) {
     snprintf(id, sizeof id, "w%dt%d", w->k, i);
     snprintf(addr, sizeof addr, "10.0.%d.%d/24", i + 1, 10 + w->k);
     json_t *a = atts1(i ? net2() : net1(), addr);
-    struct overlay_task t = {id, a, NULL, 0, false};
+    struct overlay_task t = {id, a, NULL, 0, false, false};
     char *path = NULL;
     w->rc = overlay_attach(w->ov, &t, &path, &w->err);
     free(path);

@@ -2,6 +2,7 @@
 
 #include "fixture.h"
 #include "manager/allocator.h"
+#include "manager/dispatcher.h"
 #include "manager/networks.h"
 #include "manager/mesh.h"
 #include "manager/peers.h"
@@ -304,4 +305,78 @@ TEST(mesh_diff_sends_only_what_changed) {
   CHECK(mesh_diff(now, now) == NULL);
   json_decref(old);
   json_decref(now);
+}
+
+/* A standalone container's attachment task (manager/attach.h): the
+ * allocator gives it an address of its network's pool, apart from the
+ * service's tasks and VIP, and makes it running; the network's names
+ * then carry the container's name and short ID; the node does not get
+ * it as an assignment. */
+TEST(attachment_tasks_get_addresses_and_dns_names) {
+  cleanup_fx struct fx f = {0};
+  fx_init(&f, 5);
+  fx_node(&f, "n1", NULL);
+  fx_network(&f, "netA", "10.0.1.0/24");
+  fx_service(&f, "a",
+             "{\"Name\":\"web\",\"TaskTemplate\":{\"ContainerSpec\":{\"Image\":"
+             "\"busybox\"},\"Networks\":[{\"Target\":\"netA\"}]},\"Mode\":{"
+             "\"Replicated\":{\"Replicas\":2}}}");
+  fx_put(&f, STORE_TASK,
+         json_pack("{s:s, s:s, s:{s:{s:s, s:s}, s:[{s:s}]}, s:{s:s}, s:s}",
+                   "ID", "att1", "NodeID", "n1", "Spec", "Attachment",
+                   "ContainerID",
+                   "0123456789abcdef0123456789abcdef0123456789abcdef0123456789"
+                   "abcdef",
+                   "Name", "peer", "Networks", "Target", "netA", "Status",
+                   "State", "new", "DesiredState", "running"),
+         STORE_MUST_CREATE);
+  fx_orch(&f);
+  alloc(&f);
+  fx_sched(&f);
+  fx_agent(&f);
+  json_t *att = store_get(f.s, STORE_TASK, "att1");
+  CHECK_STR_EQ(jx_str(att, "Status.State", ""), "running");
+  const char *mine = json_string_value(json_array_get(
+      jx_get(json_array_get(json_object_get(att, "NetworksAttachments"), 0),
+             "Addresses"),
+      0));
+  CHECK(mine && str_has_prefix(mine, "10.0.1."));
+  /* no other holder of that address: the VIP, the tasks */
+  json_t *svc = store_get(f.s, STORE_SERVICE, "a");
+  CHECK(strcmp(jx_str(json_array_get(jx_get(svc, "Endpoint.VirtualIPs"), 0),
+                      "Addr", ""),
+               mine) != 0);
+  json_t *tasks = fx_tasks(&f, "a", NULL, NULL);
+  size_t i;
+  json_t *t;
+  json_array_foreach(tasks, i, t) {
+    CHECK(strcmp(json_string_value(json_array_get(
+                     jx_get(json_array_get(
+                                json_object_get(t, "NetworksAttachments"), 0),
+                            "Addresses"),
+                     0)),
+                 mine) != 0);
+  }
+  json_decref(tasks);
+  json_t *n = mesh_names(f.s);
+  char ip[64];
+  snprintf(ip, sizeof ip, "%s", mine);
+  *strchr(ip, '/') = '\0';
+  const json_t *a = json_object_get(n, "netA");
+  CHECK_STR_EQ(json_string_value(json_array_get(json_object_get(a, "peer"), 0)),
+               ip);
+  CHECK_STR_EQ(
+      json_string_value(json_array_get(json_object_get(a, "0123456789ab"), 0)),
+      ip);
+  json_decref(n);
+  /* the node's assignments are its service tasks only */
+  json_t *sent = NULL, *files = NULL;
+  json_t *msg = dispatcher_assignments(f.s, "n1", &sent, &files);
+  json_array_foreach(json_object_get(msg, "Tasks"), i, t)
+      CHECK(strcmp(jx_str(t, "ID", ""), "att1") != 0);
+  CHECK_INT_EQ(json_array_size(json_object_get(msg, "Tasks")), 2);
+  json_decref(msg);
+  json_decref(sent);
+  json_decref(files);
+  fx_free(&f);
 }

@@ -154,10 +154,27 @@ TEST(runspec_refuses_what_it_does_not_apply) {
                           json_pack("{s:[s,s]}", "Test", "CMD", "true"), &err),
                -1);
   CHECK(strstr(err.msg, "--health-cmd") != NULL);
+  /* a swarm network: the managers decide at start (attachable or not);
+   * it has no ports to publish */
   CHECK_INT_EQ(parse_with("HostConfig.NetworkMode", json_string("front"), &err),
                -1);
+  CHECK_STR_EQ(err.msg, "published ports need the bridge network: --network "
+                        "front has none to publish");
+  {
+    cleanup_json json_t *b = body(cli_body);
+    jx_set(b, "HostConfig.NetworkMode", json_string("front"));
+    jx_set(b, "HostConfig.PortBindings", json_object());
+    jx_set(b, "NetworkingConfig.EndpointsConfig", json_pack("{s:{}}", "front"));
+    struct runspec r;
+    CHECK_INT_EQ(runspec_parse(b, &r, &err), 0);
+    CHECK_INT_EQ(r.net, RUNSPEC_NET_SWARM);
+    CHECK_STR_EQ(r.network, "front");
+    runspec_free(&r);
+  }
+  CHECK_INT_EQ(
+      parse_with("HostConfig.NetworkMode", json_string("container:web"), &err),
+      -1);
   CHECK_INT_EQ(err.status, 501);
-  CHECK(strstr(err.msg, "--network front") != NULL);
   CHECK_INT_EQ(parse_with("HostConfig.SecurityOpt",
                           json_pack("[s]", "label=disable"), &err),
                -1);
