@@ -1694,7 +1694,8 @@ def main_sim(args):
         if snap_line:
             m = re.search(r"raft snapshot: (\d+) bytes, encoded in ([\d.]+) ms", snap_line)
             rows.append(("raft snapshot (last, leader)", "%.1f MiB" % (int(m.group(1)) / 1048576.0),
-                         "encoded in %s ms on the loop" % m.group(2)))
+                         "encoded in %s ms%s" % (m.group(2), " on a worker thread, not the loop"
+                                                 if "worker thread" in snap_line else " on the loop")))
         else:
             rows.append(("raft snapshot (last, leader)", "none yet", "taken every 10,000 entries"))
         if snaps:

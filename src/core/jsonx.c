@@ -1,5 +1,7 @@
 #include "core/jsonx.h"
 
+#include <stdint.h>
+
 #include "core/err.h"
 #include "core/util.h"
 
@@ -9,9 +11,17 @@ json_t *jx_get(const json_t *root, const char *path) {
   while (cur && *p) {
     const char *dot = strchr(p, '.');
     size_t n = dot ? (size_t)(dot - p) : strlen(p);
-    if (!json_is_object(cur))
+    if (json_is_array(cur)) {
+      /* A segment of digits indexes an array ("Attachments.0.ID"). */
+      size_t i = 0, k = 0;
+      for (; k < n && p[k] >= '0' && p[k] <= '9' && i < SIZE_MAX / 10; k++)
+        i = i * 10 + (size_t)(p[k] - '0');
+      cur = n > 0 && k == n ? json_array_get(cur, i) : NULL;
+    } else if (json_is_object(cur)) {
+      cur = json_object_getn(cur, p, n);
+    } else {
       return NULL;
-    cur = json_object_getn(cur, p, n);
+    }
     p += n;
     if (*p == '.')
       p++;

@@ -14,8 +14,9 @@ static inline void sh_json_decrefp(json_t **j) {
 }
 #define cleanup_json __attribute__((cleanup(sh_json_decrefp)))
 
-/* Looks up a dotted path ("Spec.Dispatcher.HeartbeatPeriod"); NULL if any
- * step is missing or not an object. Borrowed reference. */
+/* Looks up a dotted path ("Spec.Dispatcher.HeartbeatPeriod"); a segment
+ * of digits indexes an array ("NetworksAttachments.0.Network.ID"). NULL if
+ * any step is missing. Borrowed reference. */
 json_t *jx_get(const json_t *root, const char *path);
 const char *jx_str(const json_t *root, const char *path, const char *dflt);
 int64_t jx_int(const json_t *root, const char *path, int64_t dflt);

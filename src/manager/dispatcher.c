@@ -59,8 +59,14 @@ struct dispatcher {
   /* The manager list the sessions were last sent; a change of manager
    * membership sends the new one to every node. */
   json_t *managers;
-  /* Tasks or nodes changed: peer sets are compared at the next flush. */
+  /* Tasks or nodes changed: peer sets are compared at the next peers
+   * flush, PEERS_DELAY_MS later, so a burst (nodes coming back after a
+   * failover) costs one computation, not one per change. */
   bool peers_dirty;
+  uv_timer_t peers_timer;
+  /* peers_by_node as last computed (NULL: not yet): a new session starts
+   * from it, and the next flush sends it what changed since. */
+  json_t *peers_all;
   /* The routing mesh's table as every session was last sent it. */
   json_t *mesh_sent;
 };
@@ -422,6 +428,8 @@ static void send_peers(struct session *s, const json_t *all, bool reset) {
   json_decref(empty);
 }
 
+#define PEERS_DELAY_MS 50
+
 static void flush_dirty(uv_timer_t *t) {
   struct dispatcher *d = t->data;
   const char *id;
@@ -432,32 +440,44 @@ static void flush_dirty(uv_timer_t *t) {
       send_assignments(d, s);
   }
   json_object_clear(d->dirty);
-  if (d->peers_dirty) {
-    d->peers_dirty = false;
-    json_t *all = peers_by_node(d->m->store);
+}
+
+/* peers_by_node, computed once per burst of changes. */
+static const json_t *peers_now(struct dispatcher *d) {
+  if (!d->peers_all)
+    d->peers_all = peers_by_node(d->m->store);
+  return d->peers_all;
+}
+
+static void flush_peers(uv_timer_t *t) {
+  struct dispatcher *d = t->data;
+  if (!d->peers_dirty)
+    return;
+  d->peers_dirty = false;
+  json_decref(d->peers_all);
+  d->peers_all = NULL;
+  const json_t *all = peers_now(d);
+  for (struct session *s = d->sessions; s; s = s->next)
+    if (s->req)
+      send_peers(s, all, false);
+  /* Every session holds d->mesh_sent (sent whole at its start, then
+   * each change): one diff serves them all. */
+  json_t *mesh = mesh_now(d);
+  json_t *diff = d->mesh_sent ? mesh_diff(d->mesh_sent, mesh) : NULL;
+  if (diff)
     for (struct session *s = d->sessions; s; s = s->next)
       if (s->req)
-        send_peers(s, all, false);
-    json_decref(all);
-    /* Every session holds d->mesh_sent (sent whole at its start, then
-     * each change): one diff serves them all. */
-    json_t *mesh = mesh_now(d);
-    json_t *diff = d->mesh_sent ? mesh_diff(d->mesh_sent, mesh) : NULL;
-    if (diff)
-      for (struct session *s = d->sessions; s; s = s->next)
-        if (s->req)
-          send_mesh(s->req, false, json_object_get(diff, "Set"),
-                    json_object_get(diff, "Del"));
-    json_decref(diff);
-    json_decref(d->mesh_sent);
-    d->mesh_sent = mesh;
-  }
+        send_mesh(s->req, false, json_object_get(diff, "Set"),
+                  json_object_get(diff, "Del"));
+  json_decref(diff);
+  json_decref(d->mesh_sent);
+  d->mesh_sent = mesh;
 }
 
 static void mark_peers(struct dispatcher *d) {
   d->peers_dirty = true;
-  if (!uv_is_active((uv_handle_t *)&d->flush))
-    uv_timer_start(&d->flush, flush_dirty, 0, 0);
+  if (!uv_is_active((uv_handle_t *)&d->peers_timer))
+    uv_timer_start(&d->peers_timer, flush_peers, PEERS_DELAY_MS, 0);
 }
 
 static void mark_dirty(struct dispatcher *d, const json_t *task) {
@@ -525,6 +545,10 @@ static bool in_peers(const json_t *t) {
 static bool task_moves_peers(const json_t *old, const json_t *cur) {
   if (!in_peers(old) && !in_peers(cur))
     return false;
+  /* No network, no endpoint: such a task is in no peer set or table. */
+  if (json_array_size(json_object_get(old, "NetworksAttachments")) == 0 &&
+      json_array_size(json_object_get(cur, "NetworksAttachments")) == 0)
+    return false;
   if (!in_peers(old) || !in_peers(cur))
     return true;
   return !same_at(old, cur, "NodeID") ||
@@ -534,13 +558,23 @@ static bool task_moves_peers(const json_t *old, const json_t *cur) {
          (task_state(old) == TS_RUNNING) != (task_state(cur) == TS_RUNNING);
 }
 
+/* Whether a node change can change a peer set or the mesh table: what
+ * they read of a node is its state, address, hostname and ingress
+ * sandbox (a heartbeat-only or label change reads none). */
+static bool node_moves_peers(const json_t *old, const json_t *cur) {
+  return !old || !cur || !same_at(old, cur, "Status.State") ||
+         !same_at(old, cur, "Status.Addr") ||
+         !same_at(old, cur, "Description.Hostname") ||
+         !same_at(old, cur, "_Ingress");
+}
+
 static void on_store_change(const struct store_change *ch, size_t n,
                             uint64_t index, void *ud) {
   struct dispatcher *d = ud;
   if (!d->leader)
     return;
   if (n == 0) { /* restore: everything may have changed */
-    d->peers_dirty = true;
+    mark_peers(d);
     for (struct session *s = d->sessions; s; s = s->next) {
       /* The whole list again: the node's view restarts from it. */
       json_decref(s->tasks_sent);
@@ -559,7 +593,9 @@ static void on_store_change(const struct store_change *ch, size_t n,
       resend_nodes(d);
     if (ch[i].kind == STORE_CLUSTER)
       nodes_changed = true; /* a rotation may be complete already */
-    if (ch[i].kind == STORE_NODE || ch[i].kind == STORE_SERVICE ||
+    if ((ch[i].kind == STORE_NODE &&
+         node_moves_peers(ch[i].old_obj, ch[i].new_obj)) ||
+        ch[i].kind == STORE_SERVICE ||
         (ch[i].kind == STORE_TASK &&
          task_moves_peers(ch[i].old_obj, ch[i].new_obj)))
       mark_peers(d);
@@ -730,9 +766,7 @@ void dispatcher_session(struct dispatcher *d, struct http_req *req,
   json_decref(hello);
   send_node(d, req, node);
   send_assignments(d, s);
-  json_t *all = peers_by_node(d->m->store);
-  send_peers(s, all, true);
-  json_decref(all);
+  send_peers(s, peers_now(d), true);
   if (!d->mesh_sent)
     d->mesh_sent = mesh_now(d);
   json_t *none = json_array();
@@ -889,6 +923,8 @@ struct dispatcher *dispatcher_new(struct manager *m) {
   d->timer.data = d;
   uv_timer_init(m->loop, &d->flush);
   d->flush.data = d;
+  uv_timer_init(m->loop, &d->peers_timer);
+  d->peers_timer.data = d;
   d->timer_init = true;
   d->watch_id = store_watch(m->store, on_store_change, d);
   return d;
@@ -905,6 +941,10 @@ void dispatcher_set_leader(struct dispatcher *d, bool leader) {
     json_object_clear(d->deadlines);
     json_decref(d->mesh_sent);
     d->mesh_sent = NULL;
+    uv_timer_stop(&d->peers_timer);
+    d->peers_dirty = false;
+    json_decref(d->peers_all);
+    d->peers_all = NULL;
     return;
   }
   /* Every node that is not down must open a session with this leader
@@ -933,6 +973,7 @@ static void timer_closed(uv_handle_t *h) {
   json_decref(d->dirty);
   json_decref(d->managers);
   json_decref(d->mesh_sent);
+  json_decref(d->peers_all);
   free(d);
 }
 
@@ -943,7 +984,8 @@ void dispatcher_free(struct dispatcher *d) {
     session_end(d, d->sessions);
   d->leader = false;
   store_unwatch(d->m->store, d->watch_id);
-  d->closing = 2;
+  d->closing = 3;
   uv_close((uv_handle_t *)&d->timer, timer_closed);
   uv_close((uv_handle_t *)&d->flush, timer_closed);
+  uv_close((uv_handle_t *)&d->peers_timer, timer_closed);
 }

@@ -59,6 +59,19 @@ static char *fsm_snapshot(void *ud, size_t *len) {
   return store_snapshot(m->store, len);
 }
 
+static void *fsm_snapshot_view(void *ud) {
+  struct manager *m = ud;
+  return store_snapshot_view(m->store);
+}
+
+static char *fsm_snapshot_encode(void *view, size_t *len) {
+  return store_snapshot_encode(view, len);
+}
+
+static void fsm_snapshot_view_free(void *view) {
+  json_decref(view);
+}
+
 static int fsm_restore(void *ud, const char *data, size_t len, sh_err *err) {
   struct manager *m = ud;
   int rc = store_restore(m->store, data, len, err);
@@ -295,7 +308,9 @@ static int start_common(struct manager *m, const struct manager_config *cfg,
       .keep_old_snapshots = 0,
       .log_entries_for_slow_followers = 500,
   };
-  struct raftnode_fsm fsm = {fsm_apply, fsm_snapshot, fsm_restore, m};
+  struct raftnode_fsm fsm = {
+      fsm_apply,         fsm_snapshot,        fsm_restore,           m,
+      fsm_snapshot_view, fsm_snapshot_encode, fsm_snapshot_view_free};
   if (raftnode_open(m->loop, &rc, &fsm, &m->raft, err) < 0)
     return -1;
   return 0;

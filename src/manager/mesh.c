@@ -119,35 +119,42 @@ json_t *mesh_vips(struct store *s) {
   return out;
 }
 
+/* Whether svc publishes a port in ingress mode. */
+static bool publishes_ingress(const json_t *svc) {
+  size_t k;
+  json_t *p;
+  json_array_foreach(jx_get(svc, "Endpoint.Ports"), k, p) {
+    if (strcmp(jx_str(p, "PublishMode", "ingress"), "ingress") == 0 &&
+        jx_int(p, "PublishedPort", 0) > 0)
+      return true;
+  }
+  return false;
+}
+
 json_t *mesh_table(struct store *s) {
   cleanup_json json_t *ready = ready_nodes(s);
   size_t i;
-  /* service ID -> [addresses] */
-  cleanup_json json_t *backends = json_object();
-  cleanup_json json_t *tasks = store_list(s, STORE_TASK);
-  json_t *t;
-  json_array_foreach(tasks, i, t) {
-    if (task_state(t) != TS_RUNNING || task_desired(t) != TS_RUNNING ||
-        !json_object_get(ready, jx_str(t, "NodeID", "")))
-      continue;
-    char ip[64];
-    ingress_addr(t, ip);
-    if (!*ip)
-      continue;
-    const char *sid = jx_str(t, "ServiceID", "");
-    json_t *l = json_object_get(backends, sid);
-    if (!l) {
-      l = json_array();
-      json_object_set_new(backends, sid, l);
-    }
-    json_array_append_new(l, json_string(ip));
-  }
   json_t *out = json_array();
   cleanup_json json_t *svcs = store_list(s, STORE_SERVICE);
   json_t *svc;
   json_array_foreach(svcs, i, svc) {
+    if (!publishes_ingress(svc))
+      continue;
     const char *sid = jx_str(svc, "ID", "");
-    json_t *l = json_object_get(backends, sid);
+    /* The backends: this service's tasks only (the ServiceID index). */
+    cleanup_json json_t *l = json_array();
+    cleanup_json json_t *tasks = store_list_by(s, STORE_TASKS_BY_SERVICE, sid);
+    size_t j;
+    json_t *t;
+    json_array_foreach(tasks, j, t) {
+      if (task_state(t) != TS_RUNNING || task_desired(t) != TS_RUNNING ||
+          !json_object_get(ready, jx_str(t, "NodeID", "")))
+        continue;
+      char ip[64];
+      ingress_addr(t, ip);
+      if (*ip)
+        json_array_append_new(l, json_string(ip));
+    }
     json_t *sorted = sort_strings(l);
     size_t k;
     json_t *p;

@@ -41,6 +41,31 @@ static void add_endpoint(json_t *on_node, const char *net, const char *cidr,
                                 ip, "Host", host, "Name", name));
 }
 
+struct collect {
+  json_t *by_net, *addr, *names;
+};
+
+/* A task's endpoints, when it is on a ready node and may have a
+ * container. */
+static void collect_task(json_t *t, void *ud) {
+  struct collect *c = ud;
+  const char *node = jx_str(t, "NodeID", "");
+  const char *host = jx_str(c->addr, node, NULL);
+  if (!host || !present(t))
+    return;
+  size_t k;
+  json_t *att;
+  json_array_foreach(json_object_get(t, "NetworksAttachments"), k, att) {
+    const char *net = jx_str(att, "Network.ID", "");
+    json_t *on_node = endpoints_of(c->by_net, net, node);
+    size_t a;
+    json_t *cidr;
+    json_array_foreach(json_object_get(att, "Addresses"), a, cidr)
+        add_endpoint(on_node, net, json_string_value(cidr), host,
+                     jx_str(c->names, node, ""));
+  }
+}
+
 json_t *peers_by_node(struct store *s) {
   /* Ready nodes' addresses. */
   cleanup_json json_t *nodes = store_list(s, STORE_NODE);
@@ -57,27 +82,15 @@ json_t *peers_by_node(struct store *s) {
                         json_string(jx_str(n, "Description.Hostname", "")));
   }
   /* network ID -> {node ID -> {key -> peer}}: each network's endpoints
-   * grouped by the node they are on. */
+   * grouped by the node they are on. Only tasks attached to a network
+   * (the index by their first one): the cost is theirs, not every
+   * task's. */
   cleanup_json json_t *by_net = json_object();
-  cleanup_json json_t *tasks = store_list(s, STORE_TASK);
-  json_t *t;
-  json_array_foreach(tasks, i, t) {
-    const char *node = jx_str(t, "NodeID", "");
-    const char *host = jx_str(addr, node, NULL);
-    if (!host || !present(t))
-      continue;
-    size_t k;
-    json_t *att;
-    json_array_foreach(json_object_get(t, "NetworksAttachments"), k, att) {
-      const char *net = jx_str(att, "Network.ID", "");
-      json_t *on_node = endpoints_of(by_net, net, node);
-      size_t a;
-      json_t *cidr;
-      json_array_foreach(json_object_get(att, "Addresses"), a, cidr)
-          add_endpoint(on_node, net, json_string_value(cidr), host,
-                       jx_str(names, node, ""));
-    }
-  }
+  struct collect c = {by_net, addr, names};
+  cleanup_json json_t *keys = store_index_keys(s, STORE_TASKS_BY_NETWORK);
+  json_t *key;
+  json_array_foreach(keys, i, key) store_each_by(
+      s, STORE_TASKS_BY_NETWORK, json_string_value(key), collect_task, &c);
   /* Each node's ingress-sbox is an endpoint on ingress: every node holds
    * ingress, and sees the others' sandboxes and ingress tasks. */
   json_array_foreach(nodes, i, n) {

@@ -128,6 +128,12 @@ struct raftnode {
     uint64_t at_ms;
   } heard[16];
   unsigned election_ms;
+
+  /* The snapshot being taken in two steps (fsm.snapshot_view): the view,
+   * and the encoding's time and size, set on the pool thread and logged
+   * on the loop. */
+  void *snap_view;
+  int64_t snap_t0, snap_encode_ns;
 };
 
 struct propose_req {
@@ -209,6 +215,97 @@ static int fsm_snapshot_cb(struct raft_fsm *f, struct raft_buffer *bufs[],
   b->len = len;
   *bufs = b;
   *n_bufs = 1;
+  return 0;
+}
+
+/* Version 3 (fsm.snapshot_view set): on the loop, only the view; the
+ * encoding runs on a pool thread (libraft's io->async_work), and the
+ * buffer is ours until finalize, after raft wrote it. */
+static int fsm_snapshot_view_cb(struct raft_fsm *f, struct raft_buffer *bufs[],
+                                unsigned *n_bufs) {
+  struct raftnode *rn = f->data;
+  if (rn->snap_view)
+    return RAFT_BUSY; /* one at a time; raft tries again later */
+  struct raft_buffer *b = raft_calloc(1, sizeof *b);
+  if (!b)
+    return RAFT_NOMEM;
+  rn->snap_t0 = clock_mono_ns();
+  rn->snap_view = rn->fsm.snapshot_view(rn->fsm.ud);
+  *bufs = b;
+  *n_bufs = 1;
+  return 0;
+}
+
+static int fsm_snapshot_async_cb(struct raft_fsm *f, struct raft_buffer *bufs[],
+                                 unsigned *n_bufs) {
+  struct raftnode *rn = f->data;
+  int64_t t0 = clock_mono_ns();
+  size_t len = 0;
+  char *data = rn->fsm.snapshot_encode(rn->snap_view, &len);
+  rn->snap_encode_ns = clock_mono_ns() - t0;
+  if (!data)
+    return RAFT_NOMEM;
+  (*bufs)[0].base = data;
+  (*bufs)[0].len = len;
+  (void)n_bufs;
+  return 0;
+}
+
+static int fsm_snapshot_finalize_cb(struct raft_fsm *f,
+                                    struct raft_buffer *bufs[],
+                                    unsigned *n_bufs) {
+  struct raftnode *rn = f->data;
+  if (*bufs && (*bufs)[0].base)
+    log_info("raft snapshot: %zu bytes, encoded in %.1f ms (on a worker "
+             "thread; %.1f ms from view to written)",
+             (*bufs)[0].len, (double)rn->snap_encode_ns / (double)NS_PER_MS,
+             (double)(clock_mono_ns() - rn->snap_t0) / (double)NS_PER_MS);
+  if (*bufs)
+    free((*bufs)[0].base);
+  raft_free(*bufs);
+  *bufs = NULL;
+  *n_bufs = 0;
+  if (rn->snap_view)
+    rn->fsm.snapshot_view_free(rn->snap_view);
+  rn->snap_view = NULL;
+  return 0;
+}
+
+/* libraft's uv io of this version has no async_work (io version 1): the
+ * snapshot's encoding runs on the libuv pool through this one. */
+struct async_job {
+  uv_work_t w;
+  struct raft_io_async_work *req;
+  raft_io_async_work_cb cb;
+  int status;
+};
+
+static void async_job_run(uv_work_t *w) {
+  struct async_job *j = w->data;
+  j->status = j->req->work(j->req);
+}
+
+static void async_job_done(uv_work_t *w, int status) {
+  struct async_job *j = w->data;
+  struct raft_io_async_work *req = j->req;
+  raft_io_async_work_cb cb = j->cb;
+  int st = status == UV_ECANCELED ? RAFT_CANCELED : j->status;
+  free(j);
+  cb(req, st);
+}
+
+static int io_async_work(struct raft_io *io, struct raft_io_async_work *req,
+                         raft_io_async_work_cb cb) {
+  struct raftnode *rn =
+      (struct raftnode *)((char *)io - offsetof(struct raftnode, io));
+  struct async_job *j = xcalloc(1, sizeof *j);
+  j->w.data = j;
+  j->req = req;
+  j->cb = cb;
+  if (uv_queue_work(rn->loop, &j->w, async_job_run, async_job_done) != 0) {
+    free(j);
+    return RAFT_IOERR;
+  }
   return 0;
 }
 
@@ -387,6 +484,12 @@ int raftnode_open(uv_loop_t *loop, const struct raftnode_config *cfg,
   rn->rfsm.apply = fsm_apply_cb;
   rn->rfsm.snapshot = fsm_snapshot_cb;
   rn->rfsm.restore = fsm_restore_cb;
+  if (fsm->snapshot_view && fsm->snapshot_encode && fsm->snapshot_view_free) {
+    rn->rfsm.version = 3;
+    rn->rfsm.snapshot = fsm_snapshot_view_cb;
+    rn->rfsm.snapshot_async = fsm_snapshot_async_cb;
+    rn->rfsm.snapshot_finalize = fsm_snapshot_finalize_cb;
+  }
 
   if (transport_init(rn, cfg, err) < 0) {
     node_free(rn);
@@ -401,6 +504,10 @@ int raftnode_open(uv_loop_t *loop, const struct raftnode_config *cfg,
   }
   raft_uv_set_segment_size(&rn->io, RAFT_SEGMENT_SIZE);
   raft_uv_set_auto_recovery(&rn->io, false);
+  if (rn->rfsm.version >= 3 && (rn->io.version < 2 || !rn->io.async_work)) {
+    rn->io.version = 2;
+    rn->io.async_work = io_async_work;
+  }
   rn->io_close = rn->io.close;
   rn->io.close = io_close_once;
   if (cfg->dek) {
@@ -419,6 +526,11 @@ int raftnode_open(uv_loop_t *loop, const struct raftnode_config *cfg,
   raft_set_heartbeat_timeout(&rn->raft, tick * hb);
   raft_set_election_timeout(&rn->raft, tick * el);
   rn->election_ms = tick * el;
+  /* Pre-vote: a manager whose loop stalled past the election timeout (a
+   * big pass, a slow disk) asks first whether it could win, and does not
+   * depose a leader the others still hear from. Without it, every stall
+   * of a follower cost an election and a new leader's takeover work. */
+  raft_set_pre_vote(&rn->raft, true);
   raft_set_snapshot_threshold(
       &rn->raft, cfg->snapshot_interval ? cfg->snapshot_interval : 10000);
   raft_set_snapshot_trailing(&rn->raft,

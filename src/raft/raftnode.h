@@ -28,6 +28,14 @@ struct raftnode_fsm {
   char *(*snapshot)(void *ud, size_t *len);
   int (*restore)(void *ud, const char *data, size_t len, struct sh_err *err);
   void *ud;
+  /* Optional, all three or none: a snapshot in two steps, so the loop
+   * never waits for the encoding. view runs on the loop and returns a
+   * frozen view of the state (cheap: references, no copies); encode runs
+   * on a libuv pool thread, must only read the view and returns what
+   * snapshot would have; view_free runs on the loop once raft wrote it. */
+  void *(*snapshot_view)(void *ud);
+  char *(*snapshot_encode)(void *view, size_t *len);
+  void (*snapshot_view_free)(void *view);
 };
 
 struct raftnode_config {

@@ -43,6 +43,7 @@ static const struct {
     [STORE_TASKS_BY_STATE] = {STORE_TASK, "Status.State"},
     [STORE_SERVICES_BY_NAME] = {STORE_SERVICE, "Spec.Name"},
     [STORE_NETWORKS_BY_NAME] = {STORE_NETWORK, "Spec.Name"},
+    [STORE_TASKS_BY_NETWORK] = {STORE_TASK, "NetworksAttachments.0.Network.ID"},
 };
 
 struct store {
@@ -689,7 +690,7 @@ int store_apply(struct store *s, const char *data, size_t len, uint64_t index,
 
 /* ---- snapshot ---- */
 
-char *store_snapshot(struct store *s, size_t *len) {
+json_t *store_snapshot_view(struct store *s) {
   json_t *objs = json_object();
   for (int k = 0; k < STORE_NKINDS; k++) {
     json_t *arr = json_array();
@@ -698,15 +699,22 @@ char *store_snapshot(struct store *s, size_t *len) {
     json_object_foreach(s->objs[k], id, v) json_array_append(arr, v);
     json_object_set_new(objs, kind_names[k], arr);
   }
-  json_t *doc =
-      json_pack("{s:I, s:o}", "index", (json_int_t)s->index, "objects", objs);
-  char *out = json_dumps(doc, JSON_COMPACT);
-  json_decref(doc);
+  return json_pack("{s:I, s:o}", "index", (json_int_t)s->index, "objects",
+                   objs);
+}
+
+char *store_snapshot_encode(const json_t *view, size_t *len) {
+  char *out = json_dumps(view, JSON_COMPACT);
   if (!out)
     out = xstrdup("{}");
   if (len)
     *len = strlen(out);
   return out;
+}
+
+char *store_snapshot(struct store *s, size_t *len) {
+  cleanup_json json_t *view = store_snapshot_view(s);
+  return store_snapshot_encode(view, len);
 }
 
 int store_restore(struct store *s, const char *data, size_t len, sh_err *err) {

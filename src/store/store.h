@@ -72,6 +72,9 @@ enum store_index {
   STORE_TASKS_BY_STATE,   /* task Status.State */
   STORE_SERVICES_BY_NAME, /* service Spec.Name */
   STORE_NETWORKS_BY_NAME, /* network Spec.Name */
+  /* task NetworksAttachments.0.Network.ID: every task attached to a
+   * network is in one bucket (peer sets and the mesh walk only these) */
+  STORE_TASKS_BY_NETWORK,
   STORE_NINDEXES
 };
 /* The kind an index is over. */
@@ -132,6 +135,13 @@ int store_apply(struct store *s, const char *data, size_t len, uint64_t index,
 /* Snapshot of every object and the applied index, and its restore (which
  * replaces the whole content). */
 char *store_snapshot(struct store *s, size_t *len);
+/* The same in two steps, so the encoding can leave the loop: the view
+ * holds references to the live objects (cheap), which are never changed
+ * in place (a put replaces them), so encoding it on another thread while
+ * the store goes on is safe (jansson's reference counts are atomic).
+ * json_decref the view on the store's thread. */
+json_t *store_snapshot_view(struct store *s);
+char *store_snapshot_encode(const json_t *view, size_t *len);
 int store_restore(struct store *s, const char *data, size_t len,
                   struct sh_err *err);
 

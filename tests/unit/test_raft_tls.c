@@ -237,7 +237,10 @@ static bool node_start(struct tnode *n, enum start_mode mode) {
       .tls_root_pem = n->root,
       .cluster_id = CLUSTER,
   };
-  struct raftnode_fsm fsm = {tfsm_apply, tfsm_snapshot, tfsm_restore, &n->fsm};
+  struct raftnode_fsm fsm = {.apply = tfsm_apply,
+                             .snapshot = tfsm_snapshot,
+                             .restore = tfsm_restore,
+                             .ud = &n->fsm};
   n->ls = (struct leader_seen){0};
   if (!n->srv && !node_listen(n))
     return false;

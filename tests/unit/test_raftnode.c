@@ -206,7 +206,10 @@ static struct raftnode *start_node(const char *dir, const char *addr,
                                    struct tfsm *f, unsigned snap_interval,
                                    const unsigned char *dek, bool boot,
                                    struct leader_seen *ls, sh_err *err) {
-  struct raftnode_fsm fsm = {tfsm_apply, tfsm_snapshot, tfsm_restore, f};
+  struct raftnode_fsm fsm = {.apply = tfsm_apply,
+                             .snapshot = tfsm_snapshot,
+                             .restore = tfsm_restore,
+                             .ud = f};
   struct raftnode *rn = open_node_dek(dir, addr, &fsm, snap_interval, dek, err);
   if (!rn)
     return NULL;
@@ -264,7 +267,10 @@ static int propose_n(struct raftnode *rn, const char *prefix, int n) {
 TEST(raftnode_single_node_leads_and_applies_in_order) {
   SETUP();
   struct tfsm f = {0};
-  struct raftnode_fsm fsm = {tfsm_apply, tfsm_snapshot, tfsm_restore, &f};
+  struct raftnode_fsm fsm = {.apply = tfsm_apply,
+                             .snapshot = tfsm_snapshot,
+                             .restore = tfsm_restore,
+                             .ud = &f};
   struct raftnode *rn = open_node(dir, addr, &fsm, 1000, &err);
   CHECK(rn != NULL);
   CHECK(!raftnode_has_state(rn));
@@ -299,7 +305,10 @@ TEST(raftnode_single_node_leads_and_applies_in_order) {
 TEST(raftnode_fsm_refusal_reaches_proposer) {
   SETUP();
   struct tfsm f = {0};
-  struct raftnode_fsm fsm = {tfsm_apply, tfsm_snapshot, tfsm_restore, &f};
+  struct raftnode_fsm fsm = {.apply = tfsm_apply,
+                             .snapshot = tfsm_snapshot,
+                             .restore = tfsm_restore,
+                             .ud = &f};
   struct raftnode *rn = open_node(dir, addr, &fsm, 1000, &err);
   CHECK(rn != NULL);
   CHECK_INT_EQ(raftnode_bootstrap(rn, &err), 0);
@@ -327,7 +336,10 @@ TEST(raftnode_fsm_refusal_reaches_proposer) {
 TEST(raftnode_snapshot_and_restart_restore_state) {
   SETUP();
   struct tfsm f = {0};
-  struct raftnode_fsm fsm = {tfsm_apply, tfsm_snapshot, tfsm_restore, &f};
+  struct raftnode_fsm fsm = {.apply = tfsm_apply,
+                             .snapshot = tfsm_snapshot,
+                             .restore = tfsm_restore,
+                             .ud = &f};
   struct raftnode *rn = open_node(dir, addr, &fsm, 8, &err);
   CHECK(rn != NULL);
   CHECK_INT_EQ(raftnode_bootstrap(rn, &err), 0);
@@ -377,7 +389,10 @@ TEST(raftnode_snapshot_and_restart_restore_state) {
 TEST(raftnode_propose_without_leadership_is_503) {
   SETUP();
   struct tfsm f = {0};
-  struct raftnode_fsm fsm = {tfsm_apply, tfsm_snapshot, tfsm_restore, &f};
+  struct raftnode_fsm fsm = {.apply = tfsm_apply,
+                             .snapshot = tfsm_snapshot,
+                             .restore = tfsm_restore,
+                             .ud = &f};
   struct raftnode *rn = open_node(dir, addr, &fsm, 1000, &err);
   CHECK(rn != NULL);
   struct done_rec d = {0};
@@ -407,7 +422,10 @@ TEST(raftnode_propose_without_leadership_is_503) {
 TEST(raftnode_close_fails_pending_proposals_with_503) {
   SETUP();
   struct tfsm f = {0};
-  struct raftnode_fsm fsm = {tfsm_apply, tfsm_snapshot, tfsm_restore, &f};
+  struct raftnode_fsm fsm = {.apply = tfsm_apply,
+                             .snapshot = tfsm_snapshot,
+                             .restore = tfsm_restore,
+                             .ud = &f};
   struct raftnode *rn = open_node(dir, addr, &fsm, 1000, &err);
   CHECK(rn != NULL);
   CHECK_INT_EQ(raftnode_bootstrap(rn, &err), 0);
@@ -428,7 +446,10 @@ TEST(raftnode_close_fails_pending_proposals_with_503) {
 TEST(raftnode_recover_single_keeps_log) {
   SETUP();
   struct tfsm f = {0};
-  struct raftnode_fsm fsm = {tfsm_apply, tfsm_snapshot, tfsm_restore, &f};
+  struct raftnode_fsm fsm = {.apply = tfsm_apply,
+                             .snapshot = tfsm_snapshot,
+                             .restore = tfsm_restore,
+                             .ud = &f};
   struct raftnode *rn = open_node(dir, addr, &fsm, 1000, &err);
   CHECK(rn != NULL);
   CHECK_INT_EQ(raftnode_bootstrap(rn, &err), 0);
@@ -493,13 +514,34 @@ static char *store_dump(struct store *s) {
   return out;
 }
 
-TEST(raftnode_store_survives_restart) {
+static void *st_view(void *ud) {
+  return store_snapshot_view(ud);
+}
+static char *st_encode(void *view, size_t *len) {
+  return store_snapshot_encode(view, len);
+}
+static void st_view_free(void *view) {
+  json_decref(view);
+}
+
+/* The store through raft, a snapshot and a restart; async: the snapshot
+ * is encoded on a pool thread (the daemon's way). */
+static void store_restart(int *failed_, bool async) {
   SETUP();
   struct store *s = store_new();
-  struct raftnode_fsm fsm = {st_apply, st_snapshot, st_restore, s};
+  struct raftnode_fsm fsm = {.apply = st_apply,
+                             .snapshot = st_snapshot,
+                             .restore = st_restore,
+                             .ud = s};
+  if (async) {
+    fsm.snapshot_view = st_view;
+    fsm.snapshot_encode = st_encode;
+    fsm.snapshot_view_free = st_view_free;
+  }
   /* Small interval: the restart goes through a snapshot and a log tail. */
   struct raftnode *rn = open_node(dir, addr, &fsm, 4, &err);
-  CHECK(rn != NULL);
+  if (!rn)
+    FAIL_("open: %d %s", err.status, err.msg);
   CHECK_INT_EQ(raftnode_bootstrap(rn, &err), 0);
   struct leader_seen ls = {0};
   CHECK_INT_EQ(raftnode_start(rn, on_leader, &ls, &err), 0);
@@ -574,6 +616,14 @@ TEST(raftnode_store_survives_restart) {
   TEARDOWN();
 }
 
+TEST(raftnode_store_survives_restart) {
+  store_restart(failed_, false);
+}
+
+TEST(raftnode_store_survives_restart_async_snapshot) {
+  store_restart(failed_, true);
+}
+
 /* ---- torn writes: segments cut or damaged on disk ----
  * Real libraft writes the files: a child process starts a node, commits
  * entries one batch each and dies without closing raft, which leaves them
@@ -616,7 +666,10 @@ static bool write_and_crash(const char *dir, const char *addr,
   if (pid == 0) {
     uv_loop_init(&loop); /* a loop of the child's own */
     struct tfsm f = {0};
-    struct raftnode_fsm fsm = {tfsm_apply, tfsm_snapshot, tfsm_restore, &f};
+    struct raftnode_fsm fsm = {.apply = tfsm_apply,
+                               .snapshot = tfsm_snapshot,
+                               .restore = tfsm_restore,
+                               .ud = &f};
     sh_err err = {0};
     struct raftnode *rn = open_node(dir, addr, &fsm, 1000, &err);
     if (!rn || raftnode_bootstrap(rn, &err) < 0)
@@ -1073,7 +1126,10 @@ TEST(raftnode_disk_full_names_cause_then_recovers) {
   CHECK_INT_EQ(mount("tmpfs", dir, "tmpfs", 0, "size=4m"), 0);
   char *rdir = xasprintf("%s/raft", dir);
   struct tfsm f = {0};
-  struct raftnode_fsm fsm = {tfsm_apply, tfsm_snapshot, tfsm_restore, &f};
+  struct raftnode_fsm fsm = {.apply = tfsm_apply,
+                             .snapshot = tfsm_snapshot,
+                             .restore = tfsm_restore,
+                             .ud = &f};
   struct raftnode *rn = open_node(rdir, addr, &fsm, 1000, &err);
   CHECK(rn != NULL);
   CHECK_INT_EQ(raftnode_bootstrap(rn, &err), 0);
@@ -1160,7 +1216,10 @@ TEST(raftnode_disk_full_names_cause_then_recovers) {
 TEST(raftnode_entry_larger_than_a_segment_survives_restart) {
   SETUP();
   struct tfsm f = {0};
-  struct raftnode_fsm fsm = {tfsm_apply, tfsm_snapshot, tfsm_restore, &f};
+  struct raftnode_fsm fsm = {.apply = tfsm_apply,
+                             .snapshot = tfsm_snapshot,
+                             .restore = tfsm_restore,
+                             .ud = &f};
   struct raftnode *rn = open_node(dir, addr, &fsm, 1000, &err);
   CHECK(rn != NULL);
   CHECK_INT_EQ(raftnode_bootstrap(rn, &err), 0);
@@ -1200,7 +1259,10 @@ TEST(raftnode_close_on_tmpfs_is_clean) {
   CHECK_INT_EQ(mount("tmpfs", dir, "tmpfs", 0, "size=64m"), 0);
   for (int k = 0; k < 10; k++) {
     struct tfsm f = {0};
-    struct raftnode_fsm fsm = {tfsm_apply, tfsm_snapshot, tfsm_restore, &f};
+    struct raftnode_fsm fsm = {.apply = tfsm_apply,
+                               .snapshot = tfsm_snapshot,
+                               .restore = tfsm_restore,
+                               .ud = &f};
     struct raftnode *rn = open_node(dir, addr, &fsm, 1000, &err);
     CHECK(rn != NULL);
     if (k == 0)
@@ -1227,7 +1289,10 @@ TEST(raftnode_disk_full_on_a_big_entry) {
   CHECK_INT_EQ(mount("tmpfs", dir, "tmpfs", 0, "size=8m"), 0);
   char *rdir = xasprintf("%s/raft", dir);
   struct tfsm f = {0};
-  struct raftnode_fsm fsm = {tfsm_apply, tfsm_snapshot, tfsm_restore, &f};
+  struct raftnode_fsm fsm = {.apply = tfsm_apply,
+                             .snapshot = tfsm_snapshot,
+                             .restore = tfsm_restore,
+                             .ud = &f};
   struct raftnode *rn = open_node(rdir, addr, &fsm, 1000, &err);
   CHECK(rn != NULL);
   CHECK_INT_EQ(raftnode_bootstrap(rn, &err), 0);

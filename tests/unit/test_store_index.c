@@ -19,6 +19,8 @@ static const char *const desired[] = {NULL, "running", "shutdown", "remove"};
 static const char *const states[] = {NULL, "new", "pending", "running",
                                      "failed"};
 static const char *const names[] = {NULL, "web", "db", "cache", "queue"};
+/* "" stands for an empty NetworksAttachments array. */
+static const char *const nets[] = {NULL, "", "net1", "net2"};
 #define PICK(st, a) (a)[test_rnd(st, sizeof(a) / sizeof *(a))]
 
 static void set_opt(json_t *o, const char *path, const char *v) {
@@ -33,6 +35,16 @@ static json_t *rand_obj(uint64_t *st, enum store_kind k, const char *id) {
     set_opt(o, "NodeID", PICK(st, nodes));
     set_opt(o, "DesiredState", PICK(st, desired));
     set_opt(o, "Status.State", PICK(st, states));
+    /* None, empty, or one or two networks (the first one is the key). */
+    const char *net = PICK(st, nets);
+    if (net && *net)
+      json_object_set_new(
+          o, "NetworksAttachments",
+          test_rnd(st, 2) ? json_pack("[{s:{s:s}}]", "Network", "ID", net)
+                          : json_pack("[{s:{s:s}}, {s:{s:s}}]", "Network", "ID",
+                                      net, "Network", "ID", "ingress"));
+    else if (net)
+      json_object_set_new(o, "NetworksAttachments", json_array());
   } else {
     set_opt(o, "Spec.Name", PICK(st, names));
   }
@@ -89,13 +101,28 @@ static int check_indexes(struct store *s, char *why, size_t n) {
       json_array_append(l, o);
     }
     /* The values used, present or not, and the scan's. */
-    const char *const *vals = k == STORE_TASK ? NULL : names;
-    const char *const *sets[] = {services, nodes, desired, states};
-    if (k == STORE_TASK)
-      vals = sets[ix - STORE_TASKS_BY_SERVICE];
-    for (size_t j = 0; j < 5; j++) {
-      if (vals == desired && j == 4)
-        break;
+    const char *const *vals = names;
+    size_t nvals = sizeof names / sizeof *names;
+    switch (ix) {
+    case STORE_TASKS_BY_SERVICE:
+      vals = services, nvals = sizeof services / sizeof *services;
+      break;
+    case STORE_TASKS_BY_NODE:
+      vals = nodes, nvals = sizeof nodes / sizeof *nodes;
+      break;
+    case STORE_TASKS_BY_DESIRED:
+      vals = desired, nvals = sizeof desired / sizeof *desired;
+      break;
+    case STORE_TASKS_BY_STATE:
+      vals = states, nvals = sizeof states / sizeof *states;
+      break;
+    case STORE_TASKS_BY_NETWORK:
+      vals = nets, nvals = sizeof nets / sizeof *nets;
+      break;
+    default:
+      break;
+    }
+    for (size_t j = 0; j < nvals; j++) {
       const char *key = vals[j];
       if (!key)
         continue;
