@@ -32,12 +32,13 @@
 
 /* ---- pure parts ---- */
 
-/* Go's path.Clean of an absolute path. */
-static char *clean_abs(const char *path) {
-  size_t n = strlen(path);
-  char *out = xmalloc(n + 2);
-  size_t o = 0;
-  out[o++] = '/';
+/* Go's path.Clean of path's elements into out (room for strlen + 2),
+ * after the root "/" if abs. false: a ".." went above the start (a
+ * relative path only; an absolute one stays at "/", as Go's). */
+static bool clean_into(const char *path, bool abs, char *out) {
+  size_t floor = abs ? 1 : 0, o = 0;
+  if (abs)
+    out[o++] = '/';
   const char *p = path;
   while (*p) {
     while (*p == '/')
@@ -48,12 +49,14 @@ static char *clean_abs(const char *path) {
     size_t len = e ? (size_t)(e - p) : strlen(p);
     if (len == 1 && p[0] == '.') {
     } else if (len == 2 && p[0] == '.' && p[1] == '.') {
-      while (o > 1 && out[o - 1] != '/')
+      if (o == floor && !abs)
+        return false;
+      while (o > floor && out[o - 1] != '/')
         o--;
-      if (o > 1)
+      if (o > floor)
         o--;
     } else {
-      if (o > 1)
+      if (o > floor)
         out[o++] = '/';
       memcpy(out + o, p, len);
       o += len;
@@ -61,6 +64,13 @@ static char *clean_abs(const char *path) {
     p += len;
   }
   out[o] = '\0';
+  return true;
+}
+
+/* Go's path.Clean of an absolute path. */
+static char *clean_abs(const char *path) {
+  char *out = xmalloc(strlen(path) + 2);
+  clean_into(path, true, out);
   return out;
 }
 
@@ -227,35 +237,10 @@ int exec_archive_writable(const json_t *mounts, bool read_only_rootfs,
 int exec_tar_entry_name(const char *name, char **out, sh_err *err) {
   /* moby's Unpack: the name cleaned and joined under the destination;
    * one that leaves it is a breakout. */
-  size_t n = strlen(name);
-  cleanup_free char *rel = xmalloc(n + 1);
-  size_t o = 0;
-  const char *p = name;
-  while (*p) {
-    while (*p == '/')
-      p++;
-    if (!*p)
-      break;
-    const char *e = strchr(p, '/');
-    size_t len = e ? (size_t)(e - p) : strlen(p);
-    if (len == 1 && p[0] == '.') {
-    } else if (len == 2 && p[0] == '.' && p[1] == '.') {
-      if (o == 0)
-        return sh_error(err, 400, "\"%s\" is outside of the destination", name);
-      while (o > 0 && rel[o - 1] != '/')
-        o--;
-      if (o > 0)
-        o--;
-    } else {
-      if (o > 0)
-        rel[o++] = '/';
-      memcpy(rel + o, p, len);
-      o += len;
-    }
-    p += len;
-  }
-  rel[o] = '\0';
-  *out = o ? STEAL_POINTER(&rel) : xstrdup(".");
+  cleanup_free char *rel = xmalloc(strlen(name) + 2);
+  if (!clean_into(name, false, rel))
+    return sh_error(err, 400, "\"%s\" is outside of the destination", name);
+  *out = rel[0] ? STEAL_POINTER(&rel) : xstrdup(".");
   return 0;
 }
 

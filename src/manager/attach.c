@@ -162,15 +162,27 @@ static void create_done(void *ud, int status, const sh_err *err) {
   free(c);
 }
 
+/* The leader's check and the request's JSON object; false when it
+ * answered already. */
+static bool leader_body(struct manager *m, struct http_req *req,
+                        json_t **body) {
+  sh_err err = {0};
+  if (!m->leader)
+    http_respond_error(req, 503, RAFTNODE_NO_LEADER_MSG);
+  else if (jx_parse_object(req->body, req->body_len, body, &err) < 0)
+    http_respond_error(req, 400, err.msg);
+  else
+    return true;
+  return false;
+}
+
 void attachments_attach(struct attachments *a, struct http_req *req,
                         const char *node_id) {
   struct manager *m = a->m;
-  if (!m->leader)
-    return http_respond_error(req, 503, RAFTNODE_NO_LEADER_MSG);
   cleanup_json json_t *body = NULL;
+  if (!leader_body(m, req, &body))
+    return;
   sh_err err = {0};
-  if (jx_parse_object(req->body, req->body_len, &body, &err) < 0)
-    return http_respond_error(req, 400, err.msg);
   const char *cid = jx_str(body, "ContainerID", "");
   const char *name = jx_str(body, "Name", "");
   const char *target = jx_str(body, "Target", "");
@@ -235,12 +247,10 @@ static void delete_done(void *ud, int status, const sh_err *err) {
 void attachments_detach(struct attachments *a, struct http_req *req,
                         const char *node_id) {
   struct manager *m = a->m;
-  if (!m->leader)
-    return http_respond_error(req, 503, RAFTNODE_NO_LEADER_MSG);
   cleanup_json json_t *body = NULL;
+  if (!leader_body(m, req, &body))
+    return;
   sh_err err = {0};
-  if (jx_parse_object(req->body, req->body_len, &body, &err) < 0)
-    return http_respond_error(req, 400, err.msg);
   const char *id = jx_str(body, "ID", "");
   if (!*id) {
     rpc_error(&err, 400, "invalid argument");
