@@ -58,6 +58,8 @@ def brief(exc):
     """The assertion message plus the test-side frames of the traceback."""
     tb = traceback.extract_tb(exc.__traceback__)
     frames = [f for f in tb if f.filename.startswith(HERE) and not f.filename.endswith("run.py")]
+    if not frames:  # raised outside the tests' files: show where anyway
+        frames = [f for f in tb if not f.filename.endswith("run.py")]
     lines = ["%s:%d in %s: %s" % (os.path.basename(f.filename), f.lineno, f.name, (f.line or "").strip())
              for f in frames[-4:]]
     msg = "".join(traceback.format_exception_only(type(exc), exc)).rstrip()

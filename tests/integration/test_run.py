@@ -187,7 +187,8 @@ def test_run_volumes_and_restart_policies():
         out = lab.docker("swarma", "run", "--rm", "-v", "data:/data", "busybox",
                          "cat", "/data/f")[1]
         assert out == "kept\n", repr(out)
-        assert "data" in lab.docker("swarma", "volume", "ls", "-q")[1].split()
+        vols = lab.docker("swarma", "volume", "ls", "-q")[1].split()
+        assert "data" in vols, vols
         # a bind mount, made if missing, read-only
         out = lab.docker("swarma", "run", "--rm", "-v", "/tmp/shoal-bind:/b:ro", "busybox",
                          "sh", "-c", "touch /b/x 2>&1; echo rc=$?")[1]
@@ -195,8 +196,8 @@ def test_run_volumes_and_restart_policies():
         # --restart always: back after its process is killed ...
         lab.docker("swarma", "run", "-d", "--name", "keeper", "--restart", "always",
                    "--memory", "64m", "--cpus", "0.5", "busybox", "sleep", "1000")
-        assert inspect(lab, "keeper", "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}") == \
-            "67108864 500000000"
+        got = inspect(lab, "keeper", "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}")
+        assert got == "67108864 500000000", got
         pid = lab.container_pid("swarma", "keeper")
         lab.exec("swarma", "kill", "-9", str(pid))
         def restarted(old):
@@ -225,7 +226,8 @@ def test_run_volumes_and_restart_policies():
         # docker stop is no exit to restart
         lab.docker("swarma", "stop", "-t", "1", "keeper")
         time.sleep(2)
-        assert inspect(lab, "keeper", "{{.State.Status}}") == "exited"
+        got = inspect(lab, "keeper", "{{.State.Status}}")
+        assert got == "exited", got
         # on-failure:1 restarts a failure once; unless-stopped stays stopped
         # across a daemon restart once stopped by the user
         lab.docker("swarma", "run", "-d", "--name", "flaky", "--restart", "on-failure:1",
@@ -237,8 +239,8 @@ def test_run_volumes_and_restart_policies():
         lab.docker("swarma", "stop", "-t", "1", "us")
         lab.restart("swarma")
         time.sleep(3)
-        assert inspect(lab, "us", "{{.State.Status}}") == "exited"
-        assert inspect(lab, "keeper", "{{.State.Status}}") == "running"  # always
+        got = inspect(lab, "us", "{{.State.Status}}"), inspect(lab, "keeper", "{{.State.Status}}")
+        assert got == ("exited", "running"), got  # keeper: always
         # events: create, start, die, destroy of a standalone container
         since = str(int(time.time()) - 1)
         lab.docker("swarma", "run", "--rm", "--name", "evt", "busybox", "true")
