@@ -929,7 +929,11 @@ static bool next_run(executor *ex, const char *cid, int64_t started0,
 
 static void *attach_thread(void *arg) {
   struct attach_job *j = arg;
-  if (j->stream && !j->was_running &&
+  /* Never started (docker run's attach before its start): the log follow
+   * waits for the run itself. Polling for the start instead lost a fast
+   * --rm container's whole output: run, exit and removal all fell between
+   * two polls. */
+  if (j->stream && !j->was_running && j->started0 != 0 &&
       !next_run(j->d->exec, j->cid, j->started0, attach_cancelled, j)) {
     shutdown(j->fd, SHUT_WR);
     attach_free(j);
