@@ -3,7 +3,7 @@
 module here, in file order. Prints "ok|FAIL|SKIP name" per test and a closing
 "N passed, M failed, K skipped". Usage: run.py [NAME_FILTER]
 Each test has a timeout (lib.timeout(seconds) decorator, else
-SHOAL_TEST_TIMEOUT, default 180 s); SHOAL_TEST_BUDGET (default 2100 s) caps
+SHOAL_TEST_TIMEOUT, default 180 s); SHOAL_TEST_BUDGET (default 2700 s) caps
 the whole run."""
 
 import importlib
@@ -20,8 +20,9 @@ import lib  # noqa: E402
 
 DEFAULT_TIMEOUT = int(os.environ.get("SHOAL_TEST_TIMEOUT", "180"))
 # Past this many seconds in all, the remaining tests fail without running,
-# so a hanging daemon cannot stall CI for hours.
-BUDGET = int(os.environ.get("SHOAL_TEST_BUDGET", "2100"))
+# so a hanging daemon cannot stall CI for hours. A guard, not a target: the
+# suite takes about 30 min on an idle two-core machine, and CI stops at 90.
+BUDGET = int(os.environ.get("SHOAL_TEST_BUDGET", "2700"))
 
 
 class TestTimeout(Exception):

@@ -14,15 +14,20 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 NPM_DIR = os.path.join(ROOT, "build", "npm")
 
 # dockerode's getEvents, as a Node.js program drives the Engine API: prints
-# READY once the stream is open, then what the daemon sends, for N seconds.
+# READY once the stream is open, then what the daemon sends, until a
+# service's remove event or N seconds.
 DOCKERODE_EVENTS = r"""
 const Docker = require('dockerode');
 const d = new Docker({socketPath: process.argv[1]});
 d.getEvents({filters: {type: ['service']}}, (err, stream) => {
   if (err) { console.error('ERR ' + err.message); process.exit(2); }
   console.log('READY');
-  stream.on('data', (b) => process.stdout.write(b.toString()));
-  setTimeout(() => { stream.destroy(); process.exit(0); }, parseInt(process.argv[2]) * 1000);
+  const end = () => { stream.destroy(); process.exit(0); };
+  stream.on('data', (b) => {
+    process.stdout.write(b.toString());
+    if (b.toString().includes('"Action":"remove"')) end();
+  });
+  setTimeout(end, parseInt(process.argv[2]) * 1000);
 });
 """
 

@@ -88,6 +88,19 @@ static bool dir_has_prefix(const char *dir, const char *prefix) {
   return found;
 }
 
+/* The snapshot is stored asynchronously after raft takes it; a close before
+ * that abandons it (the log still holds everything). Tests that restart
+ * through a snapshot wait for its file first: on a loaded machine the write
+ * can come after the last proposal. */
+static bool wait_snapshot_file(const char *dir, unsigned ms) {
+  for (unsigned waited = 0; waited < ms; waited += 10) {
+    if (dir_has_prefix(dir, "snapshot-"))
+      return true;
+    run_ms(10);
+  }
+  return dir_has_prefix(dir, "snapshot-");
+}
+
 /* ---- a test FSM: a text log of "data@index;" ---- */
 
 struct tfsm {
@@ -356,8 +369,8 @@ TEST(raftnode_snapshot_and_restart_restore_state) {
   uint64_t applied = raftnode_last_applied(rn);
   CHECK_INT_EQ(applied, 21);
   char *before = xstrdup(f.log.data);
+  CHECK(wait_snapshot_file(dir, 5000));
   CHECK(close_node(rn));
-  CHECK(dir_has_prefix(dir, "snapshot-"));
 
   /* Restart from the same directory with an empty FSM. */
   struct tfsm g = {0};
@@ -590,8 +603,8 @@ static void store_restart(int *failed_, bool async) {
   CHECK(v2 > v);
   char *before = store_dump(s);
   uint64_t idx = store_index(s);
+  CHECK(wait_snapshot_file(dir, 5000));
   CHECK(close_node(rn));
-  CHECK(dir_has_prefix(dir, "snapshot-"));
   store_free(s);
 
   s = store_new();
@@ -1378,6 +1391,8 @@ static char *run_node(const char *dir, const char *addr,
     snprintf(p, sizeof p, "%s%d-", prefix, i);
     propose_n(rn, p, 1);
   }
+  if (n > 8)
+    wait_snapshot_file(dir, 5000);
   close_node(rn);
   if (snapshots)
     *snapshots = f.snapshots;
