@@ -21,7 +21,10 @@ LIMIT_MSG = ("rpc error: code = InvalidArgument desc = replicas %d exceeds the "
              "limit of 5000 tasks per service")
 GO_MSG = ("invalid JSON: json: cannot unmarshal %s into Go struct field "
           "ReplicatedService.Mode.Replicated.Replicas of type uint64")
-PING_BUDGET_S = 0.100
+# A loop held for the whole create (seconds) fails this; a loaded CI
+# machine's scheduling hiccups (100-250 ms seen) must not. The figure itself
+# is printed, and make bench measures it.
+PING_BUDGET_S = 0.500
 
 
 def spec(name, replicas):

@@ -115,8 +115,10 @@ def test_service_rm_of_100_sigterm_ignoring_tasks_takes_one_grace_period():
         rows = [r for r in lab.ps("swarma", "-a") if r["NAMES"].startswith("stubborn.")]
         assert not rows, "docker ps -a still lists %d containers of stubborn" % len(rows)
         # Every stop at once: one grace period, then SIGKILL, plus the
-        # dispatcher's assignment and the exit reports (well under 1 s).
-        assert stopped_at is not None and stop_took < grace + 1.5, \
+        # dispatcher's assignment and the exit reports (well under 1 s
+        # idle; 2.9 s seen on a machine at load 14). Stops in turns would
+        # take several grace periods.
+        assert stopped_at is not None and stop_took < 2 * grace + 1, \
             "containers still running %.1f s after service rm" % stop_took
         # Then the removals: crun delete, unmount and rm -rf cost 60-150 ms
         # of CPU each here (2 cores shared with other builds), so 100 of them
