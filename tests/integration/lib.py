@@ -623,6 +623,25 @@ def _drop_registry_template():
         shutil.rmtree(_registry_template, ignore_errors=True)
 
 
+NPM_DIR = os.path.join(ROOT, "build", "npm")
+
+
+def dockerode():
+    """node_modules with dockerode, the Engine API client of Node.js
+    programs (Portainer's kind of tool): npm installs it once into
+    build/npm. Returns the node_modules path for NODE_PATH."""
+    mods = os.path.join(NPM_DIR, "node_modules")
+    if not os.path.isdir(os.path.join(mods, "dockerode")):
+        if not have("npm") or not have("node"):
+            raise Skip("node and npm missing")
+        os.makedirs(NPM_DIR, exist_ok=True)
+        rc, _, err = run(["npm", "install", "--prefix", NPM_DIR, "--no-audit", "--no-fund",
+                          "dockerode@4"], check=False, timeout=300)
+        if rc != 0:
+            raise Skip("npm could not install dockerode: %s" % err.strip()[-200:])
+    return mods
+
+
 class ServiceLab(Lab):
     """A Lab whose hosts pull from a registry inside the lab: an extra host
     `registry` (192.168.33.5) runs Debian's docker-registry holding the test

@@ -8,10 +8,8 @@ import os
 import subprocess
 import time
 
-from lib import LAB, ServiceLab, Skip, run, timeout, wait_until
+from lib import LAB, ServiceLab, dockerode, run, timeout, wait_until
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-NPM_DIR = os.path.join(ROOT, "build", "npm")
 
 # dockerode's getEvents, as a Node.js program drives the Engine API: prints
 # READY once the stream is open, then what the daemon sends, until a
@@ -31,17 +29,6 @@ d.getEvents({filters: {type: ['service']}}, (err, stream) => {
 });
 """
 
-
-def dockerode():
-    """node_modules with dockerode (npm install once into build/npm)."""
-    mods = os.path.join(NPM_DIR, "node_modules")
-    if not os.path.isdir(os.path.join(mods, "dockerode")):
-        os.makedirs(NPM_DIR, exist_ok=True)
-        rc, _, err = run(["npm", "install", "--prefix", NPM_DIR, "--no-audit", "--no-fund",
-                          "dockerode@4"], check=False, timeout=300)
-        if rc != 0:
-            raise Skip("npm could not install dockerode: %s" % err.strip()[-200:])
-    return mods
 
 HOSTS = {"swarma": "192.168.33.10", "swarmb": "192.168.33.11"}
 
