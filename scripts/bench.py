@@ -479,7 +479,10 @@ def svc_round(mgr, nodes, n, labdir, name, at_full=None, network=None, seccomp=N
     remains. Returns a dict of figures."""
     body = {"Name": name,
             "TaskTemplate": {"ContainerSpec": {"Image": "busybox", "Command": ["sleep", "3600"],
-                                               # sleep as PID 1 ignores SIGTERM
+                                               # sleep as PID 1 ignores SIGTERM: the
+                                               # removal is measured with SIGKILL
+                                               # (issue 13's goal), the grace unused
+                                               "StopSignal": "SIGKILL",
                                                "StopGracePeriod": 100000000}},
             "Mode": {"Replicated": {"Replicas": n}}}
     if network:
@@ -682,7 +685,8 @@ def main_services(args):
                                               "; ".join(notes)))
         if capped:
             print("%-*s   CAPPED (phase over %.0fs; sizes %s wanted)" % (w, label, SVC_PHASE_CAP, SVC_SIZES))
-    print("%-*s   %s" % (w, "", "removed = DELETE /services/<id> -> no container (API) and no conmon left"))
+    print("%-*s   %s" % (w, "", "removed = DELETE /services/<id> -> no container (API) and no conmon left; "
+                         "stop signal SIGKILL"))
     print()
     print("%-*s %6s %9s %9s %9s %9s" % (w, "task start latency (ms)", "n", "p50", "p99", "min", "max"))
     print("%-*s %6s %9s %9s %9s %9s" % (w, "-" * w, "-" * 6, "-" * 9, "-" * 9, "-" * 9, "-" * 9))

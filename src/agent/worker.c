@@ -161,6 +161,11 @@ struct job {
   int pidfd; /* J_START: for the watch, -1 if none */
   int stop_signal;
   struct exec_state st;
+  /* J_EXITED of a task on its way out: the container goes in the same job
+   * (rm_rc, rm_err: how its removal went) */
+  bool remove;
+  int rm_rc;
+  sh_err rm_err;
   /* J_ADOPT: [{Task, Container, Running, ExitCode, Pidfd, StopSignal}];
    * J_PEERS: the peer messages to apply, in order */
   json_t *adopted;
@@ -1004,6 +1009,10 @@ static void job_work_kind(struct job *j) {
   case J_STATE:
   case J_EXITED:
     j->rc = exec_state(ex, j->cid, &j->st, &j->err);
+    /* The container first: it leaves `docker ps` before its links are
+     * gone (release_exited), and the task is reported ended after both. */
+    if (j->remove)
+      j->rm_rc = exec_remove(ex, j->cid, true, &j->rm_err);
     if (j->kind == J_EXITED ||
         (j->rc == 0 && j->st.status == EXEC_STATUS_EXITED))
       release_exited(j);
@@ -1376,6 +1385,13 @@ static void job_done(void *ud, int cancelled) {
         stopped(t, code);
       else if (t->phase == P_RUNNING)
         exited(t, code);
+      if (j->remove && j->rm_rc < 0) {
+        log_warn("removing container %s of task %s: %s", j->cid, t->id,
+                 j->rm_err.msg);
+      } else if (j->remove) {
+        container_event(t, "destroy", -1);
+        t->cid[0] = '\0';
+      }
       break;
     }
     case J_STOP:
@@ -1418,6 +1434,13 @@ static void job_done(void *ud, int cancelled) {
 static void run_job_ctl(struct worker *w, struct tctl *t, enum job_kind kind,
                         struct ctlreq *ctl);
 
+/* The task's container is to go once it stopped: the leader removes the
+ * task (its service is gone) or no longer assigns it here. */
+static bool leaving(const struct tctl *t) {
+  return (!t->assigned && t->w->have_assignment) ||
+         strcmp(jx_str(t->task, "DesiredState", ""), "remove") == 0;
+}
+
 static void run_job(struct worker *w, struct tctl *t, enum job_kind kind) {
   run_job_ctl(w, t, kind, NULL);
 }
@@ -1440,6 +1463,10 @@ static void run_job_ctl(struct worker *w, struct tctl *t, enum job_kind kind,
   }
   if (t && kind == J_PREPARE)
     j->plan_rc = secretfs_plan(t->task, w->files, &j->plan, &j->plan_err);
+  /* Stopped because it leaves (what reconcile would remove next) and no
+   * command waits for the exit: one job instead of two in the queue. */
+  if (t && kind == J_EXITED)
+    j->remove = t->phase == P_STOPPING && !t->waiting && !t->ctls && leaving(t);
   if (t) {
     t->busy = true;
     j->task = json_deep_copy(t->task);

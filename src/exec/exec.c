@@ -850,6 +850,19 @@ static void reap_conmon(const struct ctr_paths *p, const char *id) {
   }
 }
 
+static bool cgroup_procs_empty(const char *root, const char *cg) {
+  cleanup_free char *path = xasprintf("%s%s/cgroup.procs", root, cg);
+  cleanup_free char *procs = NULL;
+  size_t len = 0;
+  sh_err e = {0};
+  if (read_file(path, &procs, &len, &e) < 0)
+    return e.status == 404;
+  for (size_t i = 0; i < len; i++)
+    if (!isspace((unsigned char)procs[i]))
+      return false;
+  return true;
+}
+
 static void remove_cgroups(const executor *ex, const char *cg) {
   if (ex->cgmode == EXEC_CGROUP_V2) {
     cleanup_free char *d = xasprintf(CGROUP_ROOT "%s", cg);
@@ -869,6 +882,31 @@ static void remove_cgroups(const executor *ex, const char *cg) {
   closedir(dir);
 }
 
+/* No process in any of the container's cgroups (a missing one is empty). */
+static bool cgroups_empty(const executor *ex, const char *cg) {
+  if (ex->cgmode == EXEC_CGROUP_V2)
+    return cgroup_procs_empty(CGROUP_ROOT, cg);
+  DIR *dir = opendir(CGROUP_ROOT);
+  if (!dir)
+    return false;
+  bool empty = true;
+  struct dirent *de;
+  while (empty && (de = readdir(dir))) {
+    if (de->d_name[0] == '.')
+      continue;
+    cleanup_free char *root = xasprintf(CGROUP_ROOT "/%s", de->d_name);
+    empty = cgroup_procs_empty(root, cg);
+  }
+  closedir(dir);
+  return empty;
+}
+
+/* An exited container whose cgroups hold no process needs no `crun
+ * delete` (a fork, exec and dynamic link per container: most of a mass
+ * removal's CPU): what that would do is remove crun's state directory
+ * under our --root and the cgroups, which remove_cgroups does. One with a
+ * process left in a cgroup (no PID namespace of its own) still goes
+ * through `crun delete --force`, which kills it. */
 int exec_remove(executor *ex, const char *id, bool force, sh_err *err) {
   cleanup_paths struct ctr_paths p = {0};
   cleanup_json json_t *meta = NULL;
@@ -885,14 +923,19 @@ int exec_remove(executor *ex, const char *id, bool force, sh_err *err) {
     if (exec_stop(ex, id, SIGKILL, 0, err) < 0)
       return -1;
   }
-  if (crun_delete(ex, &p, id, err) < 0)
+  const char *cg = jx_str(meta, "Shoal.Cgroup", "/shoal/none");
+  if (st.status == EXEC_STATUS_EXITED && cgroups_empty(ex, cg)) {
+    if (exec_rm_rf(p.crun_state, err) < 0)
+      return -1;
+  } else if (crun_delete(ex, &p, id, err) < 0) {
     return -1;
+  }
   reap_conmon(&p, id);
   /* Not mounted here (a daemon restarted in a new namespace) is fine: the
    * old namespace's mount goes away with its last process. */
   if (umount2(p.rootfs, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
     return sh_errno(err, errno, "unmount %s", p.rootfs);
-  remove_cgroups(ex, jx_str(meta, "Shoal.Cgroup", "/shoal/none"));
+  remove_cgroups(ex, cg);
   unlink(p.sock_link);
   if (exec_rm_rf(p.run, err) < 0 || exec_rm_rf(p.dir, err) < 0)
     return -1;

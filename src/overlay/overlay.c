@@ -822,9 +822,37 @@ done:
   return rc;
 }
 
+/* Deletes the task's links from inside its namespace, each veth with its
+ * host end, through a socket of this call's own: without the lock, so
+ * that the removals of many tasks overlap in the kernel (a deletion waits
+ * for RCU grace periods, ~100 ms on a busy node; under the lock 50 tasks
+ * waited for each other's). The state still names the task meanwhile, so
+ * its addresses are not given away, and a crash here leaves a namespace
+ * that detach_locked or the restart's sweep removes. A task's jobs never
+ * overlap, so no attach of the same ID can want these names now. */
+static void del_task_links(struct overlay *ov, const char *task_id) {
+  cleanup_free char *path = task_path(ov, task_id);
+  if (!is_netns(path))
+    return;
+  cleanup_fd int fd = open(path, O_RDONLY | O_CLOEXEC);
+  struct netdev *nd = NULL;
+  if (fd < 0 || netdev_open(fd, &nd, NULL) < 0)
+    return; /* detach_locked deletes them from the host side */
+  char **links = NULL;
+  size_t n = 0;
+  if (netdev_links(nd, &links, &n, NULL) == 0) {
+    for (size_t i = 0; i < n; i++)
+      if (strcmp(links[i], "lo") != 0)
+        netdev_del(nd, links[i], NULL);
+    netdev_names_free(links, n);
+  }
+  netdev_close(nd);
+}
+
 int overlay_detach(struct overlay *ov, const char *task_id, sh_err *err) {
   if (!ov_id_ok(task_id))
     return sh_error(err, 400, "invalid task ID");
+  del_task_links(ov, task_id);
   int nice = ov_lock(ov);
   detach_locked(ov, task_id);
   ov_unlock(ov, nice);

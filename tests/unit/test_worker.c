@@ -206,7 +206,10 @@ TEST(worker_adopted_containers_wait_for_an_assignment) {
       json_pack("[{s:s, s:s, s:{s:{s:s}}}]", "ID", "task-kept", "DesiredState",
                 "running", "Spec", "ContainerSpec", "Image", "busybox:test");
   worker_assign(f.w, tasks);
-  for (int i = 0; i < 100 && !(gone(&f, dropped) && gone(&f, done_id)); i++)
+  /* (the container may go before the stop's report is flushed) */
+  for (int i = 0; i < 100 && !(gone(&f, dropped) && gone(&f, done_id) &&
+                               *last_state(&f, "task-dropped"));
+       i++)
     run_for(&f, 100 * NS_PER_MS);
   CHECK(gone(&f, dropped));
   CHECK(gone(&f, done_id));
