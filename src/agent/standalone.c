@@ -145,6 +145,11 @@ static void publish(struct standalone *sa, const json_t *info, const char *id,
   json_t *attrs = exec_event_attrs(info);
   if (key)
     json_object_set_new(attrs, key, json_string(value));
+  /* dockerd mounts the volumes before the start, unmounts before the die */
+  bool start = strcmp(action, "start") == 0;
+  if (start || strcmp(action, "die") == 0)
+    events_volume_mounts(sa->cfg.events, json_object_get(info, "Mounts"), id,
+                         start);
   events_publish(sa->cfg.events, "container", action, id, attrs, "local");
 }
 
