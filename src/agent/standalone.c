@@ -1160,7 +1160,7 @@ void standalone_updated(struct standalone *sa, const char *id,
 }
 
 json_t *standalone_network_view(struct standalone *sa) {
-  json_t *eps = json_object();
+  json_t *eps = json_object(), *nets = json_object();
   for (struct sa_ctr *c = sa->ctrs; c; c = c->next) {
     if (c->forgotten || !c->running)
       continue;
@@ -1168,8 +1168,17 @@ json_t *standalone_network_view(struct standalone *sa) {
     json_object_set_new(eps, c->id,
                         json_pack("{s:s, s:s}", "Container", c->id, "Name",
                                   *name == '/' ? name + 1 : name));
+    /* The overlay it is attached to, as the managers gave it: a worker
+     * has no store, so this is how its `network inspect` knows it. */
+    const json_t *net = jx_get(
+        json_array_get(json_object_get(c->attachment, "NetworksAttachments"),
+                       0),
+        "Network");
+    const char *nid = jx_str(net, "ID", "");
+    if (*nid)
+      json_object_set(nets, nid, (json_t *)net);
   }
-  return json_pack("{s:o}", "Endpoints", eps);
+  return json_pack("{s:o, s:o}", "Endpoints", eps, "Networks", nets);
 }
 
 void standalone_removed(struct standalone *sa, const char *id) {
