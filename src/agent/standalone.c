@@ -1170,10 +1170,10 @@ json_t *standalone_network_view(struct standalone *sa) {
                                   *name == '/' ? name + 1 : name));
     /* The overlay it is attached to, as the managers gave it: a worker
      * has no store, so this is how its `network inspect` knows it. */
-    const json_t *net = jx_get(
-        json_array_get(json_object_get(c->attachment, "NetworksAttachments"),
-                       0),
-        "Network");
+    const json_t *net =
+        jx_get(json_array_get(
+                   json_object_get(c->attachment, "NetworksAttachments"), 0),
+               "Network");
     const char *nid = jx_str(net, "ID", "");
     if (*nid)
       json_object_set(nets, nid, (json_t *)net);

@@ -291,11 +291,11 @@ static void publish_event(struct tctl *t, const char *action, const char *key,
     json_array_foreach(jx_get(t->task, "Spec.ContainerSpec.Mounts"), i, m) {
       if (strcmp(jx_str(m, "Type", ""), "volume") == 0)
         json_array_append_new(
-            mounts, json_pack("{s:s, s:s, s:s, s:b, s:s}", "Type", "volume",
-                              "Name", jx_str(m, "Source", ""), "Destination",
-                              jx_str(m, "Target", ""), "RW",
-                              !jx_bool(m, "ReadOnly", false), "Propagation",
-                              ""));
+            mounts,
+            json_pack("{s:s, s:s, s:s, s:b, s:s}", "Type", "volume", "Name",
+                      jx_str(m, "Source", ""), "Destination",
+                      jx_str(m, "Target", ""), "RW",
+                      !jx_bool(m, "ReadOnly", false), "Propagation", ""));
     }
     events_volume_mounts(w->cfg.events, mounts, t->cid, start);
   }

@@ -57,8 +57,8 @@ struct ctl_job {
   int64_t grace_ns;
   bool force;
   bool was_running; /* rm -f: the container ran (dockerd: kill, die) */
-  bool volumes; /* rm -v */
-  char *arg;    /* rename: the new name; top: ps arguments */
+  bool volumes;     /* rm -v */
+  char *arg;        /* rename: the new name; top: ps arguments */
   json_t *result;
   sh_err err;
   int rc;

@@ -502,9 +502,10 @@ struct exec_extract_opts {
 /* Extracts a tar (plain, gzip, bzip2, xz, zstd) read from tar_fd as it
  * comes (a pipe fed by the API's streamed body; close_fd, when >= 0, is
  * its other end, closed in the extracting child) into the directory path;
- * a regular file cut short by the end of the stream is removed: 400 "extraction point is not a directory", "container rootfs is marked
- * read-only", "mounted volume is marked read-only", a bad tar, or an
- * entry leaving the destination. */
+ * a regular file cut short by the end of the stream is removed: 400 "extraction
+ * point is not a directory", "container rootfs is marked read-only", "mounted
+ * volume is marked read-only", a bad tar, or an entry leaving the destination.
+ */
 int exec_archive_put(executor *ex, const char *id, const char *path,
                      const char *ref, int tar_fd, int close_fd,
                      const struct exec_extract_opts *o, struct sh_err *err);

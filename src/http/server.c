@@ -105,8 +105,7 @@ struct req_priv {
   void (*drain_fn)(struct http_req *req, void *ud);
   void *drain_ud;
   size_t drain_low;
-  void (*on_data)(struct http_req *req, const char *data, size_t len,
-                  void *ud);
+  void (*on_data)(struct http_req *req, const char *data, size_t len, void *ud);
   void (*on_end)(struct http_req *req, bool complete, void *ud);
   void *body_ud;
 };
@@ -158,9 +157,9 @@ struct http_conn {
    * answered: the rest is dropped, body_discard). */
   struct req_priv *body_rp;
   bool body_msg, body_started, body_paused, body_done, body_discard;
-  bool pause_expected; /* the parser paused for a body, not a request */
-  bool in_parse;       /* inside http_parser_execute */
-  bool kick;           /* on the server's kick list */
+  bool pause_expected;  /* the parser paused for a body, not a request */
+  bool in_parse;        /* inside http_parser_execute */
+  bool kick;            /* on the server's kick list */
   bool notify_body_end; /* on_end(false) owed after an http_* call */
   size_t discarded;
   uv_shutdown_t shutdown;
@@ -791,8 +790,8 @@ static int on_headers_complete(http_parser *p) {
     /* The predicate sees the head as the handler will. */
     struct http_req *r = &c->cur->pub;
     r->method = http_method_str((enum http_method)p->method);
-    cleanup_free char *url = xstrndup(c->cur->url.data ? c->cur->url.data : "",
-                                      c->cur->url.len);
+    cleanup_free char *url =
+        xstrndup(c->cur->url.data ? c->cur->url.data : "", c->cur->url.len);
     const char *q = strchr(url, '?');
     r->path = pct_decode(url, q ? (size_t)(q - url) : strlen(url), false, NULL);
     r->query = xstrdup(q ? q + 1 : "");

@@ -109,8 +109,7 @@ static int check_strings(const char *what, const char *name, const json_t *o,
 static void (*hook_fn)(const char *name, const char *action, void *ud);
 static void *hook_ud;
 
-void volume_set_hook(void (*fn)(const char *name, const char *action,
-                                void *ud),
+void volume_set_hook(void (*fn)(const char *name, const char *action, void *ud),
                      void *ud) {
   hook_fn = fn;
   hook_ud = ud;

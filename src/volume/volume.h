@@ -33,8 +33,7 @@ bool volume_name_valid(const char *name);
 /* fn is told, from whichever thread made the change, of each volume
  * created ("create") or removed ("destroy") from now on: the node's
  * volume events. One hook per process (the daemon's); NULL: none. */
-void volume_set_hook(void (*fn)(const char *name, const char *action,
-                                void *ud),
+void volume_set_hook(void (*fn)(const char *name, const char *action, void *ud),
                      void *ud);
 
 int volume_create(const char *data_root, const char *name, const json_t *labels,

@@ -1757,12 +1757,14 @@ TEST(http_body_stream_abort_reject_plain_tcp) {
   /* answered before the body is read: the rest is dropped and the
    * connection goes on */
   fd = raw_unix(f.sock);
-  rq = "PUT /upload-reject HTTP/1.1\r\nHost: x\r\nContent-Length: 300000\r\n\r\n";
+  rq = "PUT /upload-reject HTTP/1.1\r\nHost: x\r\nContent-Length: "
+       "300000\r\n\r\n";
   raw_send(fd, rq, strlen(rq));
   part = pattern(300000);
   size_t sent = 0;
   for (int i = 0; i < 2000 && sent < 300000; i++) {
-    ssize_t k = send(fd, part + sent, 300000 - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t k =
+        send(fd, part + sent, 300000 - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (k > 0)
       sent += (size_t)k;
     run_for(&f, 1);
