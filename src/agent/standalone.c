@@ -145,6 +145,11 @@ static void publish(struct standalone *sa, const json_t *info, const char *id,
   json_t *attrs = exec_event_attrs(info);
   if (key)
     json_object_set_new(attrs, key, json_string(value));
+  /* dockerd mounts the volumes before the start, unmounts before the die */
+  bool start = strcmp(action, "start") == 0;
+  if (start || strcmp(action, "die") == 0)
+    events_volume_mounts(sa->cfg.events, json_object_get(info, "Mounts"), id,
+                         start);
   events_publish(sa->cfg.events, "container", action, id, attrs, "local");
 }
 
@@ -1155,7 +1160,7 @@ void standalone_updated(struct standalone *sa, const char *id,
 }
 
 json_t *standalone_network_view(struct standalone *sa) {
-  json_t *eps = json_object();
+  json_t *eps = json_object(), *nets = json_object();
   for (struct sa_ctr *c = sa->ctrs; c; c = c->next) {
     if (c->forgotten || !c->running)
       continue;
@@ -1163,8 +1168,17 @@ json_t *standalone_network_view(struct standalone *sa) {
     json_object_set_new(eps, c->id,
                         json_pack("{s:s, s:s}", "Container", c->id, "Name",
                                   *name == '/' ? name + 1 : name));
+    /* The overlay it is attached to, as the managers gave it: a worker
+     * has no store, so this is how its `network inspect` knows it. */
+    const json_t *net =
+        jx_get(json_array_get(
+                   json_object_get(c->attachment, "NetworksAttachments"), 0),
+               "Network");
+    const char *nid = jx_str(net, "ID", "");
+    if (*nid)
+      json_object_set(nets, nid, (json_t *)net);
   }
-  return json_pack("{s:o}", "Endpoints", eps);
+  return json_pack("{s:o, s:o}", "Endpoints", eps, "Networks", nets);
 }
 
 void standalone_removed(struct standalone *sa, const char *id) {

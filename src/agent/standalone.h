@@ -97,8 +97,10 @@ void standalone_stopping(struct standalone *sa, const char *id, bool stop_like,
  * restart policy counts from the next exit). No-op if not ours. */
 void standalone_updated(struct standalone *sa, const char *id,
                         const json_t *info);
-/* Who holds this owner's endpoints, for `network inspect` Containers:
- * {"Endpoints": {container ID: {"Container", "Name"}}}. */
+/* Who holds this owner's endpoints, for `network inspect` Containers,
+ * and the swarm networks they are attached to (a worker's only source):
+ * {"Endpoints": {container ID: {"Container", "Name"}},
+ *  "Networks": {network ID: the network object of the attachment}}. */
 json_t *standalone_network_view(struct standalone *sa);
 /* After a removal (rm, prune): the endpoint goes and the container is
  * forgotten. */

@@ -287,6 +287,23 @@ static void publish_event(struct tctl *t, const char *action, const char *key,
                     json_object_get(attrs, "com.docker.swarm.task.name"));
   if (key)
     json_object_set_new(attrs, key, json_sprintf("%d", value));
+  bool start = strcmp(action, "start") == 0;
+  if (start || strcmp(action, "die") == 0) {
+    /* The task's named volumes, as inspect's Mounts would show them. */
+    cleanup_json json_t *mounts = json_array();
+    size_t i;
+    json_t *m;
+    json_array_foreach(jx_get(t->task, "Spec.ContainerSpec.Mounts"), i, m) {
+      if (strcmp(jx_str(m, "Type", ""), "volume") == 0)
+        json_array_append_new(
+            mounts,
+            json_pack("{s:s, s:s, s:s, s:b, s:s}", "Type", "volume", "Name",
+                      jx_str(m, "Source", ""), "Destination",
+                      jx_str(m, "Target", ""), "RW",
+                      !jx_bool(m, "ReadOnly", false), "Propagation", ""));
+    }
+    events_volume_mounts(w->cfg.events, mounts, t->cid, start);
+  }
   events_publish(w->cfg.events, "container", action, t->cid, attrs, "local");
 }
 

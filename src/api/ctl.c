@@ -56,8 +56,9 @@ struct ctl_job {
   int sig;
   int64_t grace_ns;
   bool force;
-  bool volumes; /* rm -v */
-  char *arg;    /* rename: the new name; top: ps arguments */
+  bool was_running; /* rm -f: the container ran (dockerd: kill, die) */
+  bool volumes;     /* rm -v */
+  char *arg;        /* rename: the new name; top: ps arguments */
   json_t *result;
   sh_err err;
   int rc;
@@ -106,6 +107,10 @@ static void publish(struct ctl_job *j, const char *action, const char *key,
   json_t *attrs = exec_event_attrs(j->info);
   if (key)
     json_object_set_new(attrs, key, json_string(value));
+  bool start = strcmp(action, "start") == 0;
+  if (start || strcmp(action, "die") == 0)
+    events_volume_mounts(j->d->events, json_object_get(j->info, "Mounts"),
+                         j->id, start);
   events_publish(j->d->events, "container", action, j->id, attrs, "local");
 }
 
@@ -186,6 +191,8 @@ static void direct_work(void *ud) {
       j->rc = exec_rerun(ex, j->id, &pid, &j->err);
     break;
   case OP_REMOVE:
+    j->was_running = j->force && exec_state(ex, j->id, &st, NULL) == 0 &&
+                     st.status == EXEC_STATUS_RUNNING;
     j->rc = exec_remove(ex, j->id, j->force, &j->err);
     break;
   case OP_PAUSE:
@@ -295,6 +302,12 @@ static void direct_done(void *ud, int cancelled) {
       publish(j, "restart", NULL, NULL);
       break;
     case OP_REMOVE:
+      /* rm -f of a running container: dockerd's kill (SIGKILL) and die
+       * (137) come first; an attach or wait learns the exit code. */
+      if (j->was_running) {
+        publish(j, "kill", "signal", "9");
+        publish(j, "die", "exitCode", "137");
+      }
       publish(j, "destroy", NULL, NULL);
       break;
     case OP_PAUSE:
@@ -541,8 +554,8 @@ static bool standalone_ctl(struct ctl_job *j) {
     break;
   }
   case OP_REMOVE:
-    if (j->force)
-      standalone_stopping(sa, j->id, true, false, true);
+    if (j->force) /* its die event is ours (direct_done) */
+      standalone_stopping(sa, j->id, true, true, true);
     break;
   default:
     break;

@@ -712,32 +712,75 @@ static void pull(struct api_call *c) {
   start(j);
 }
 
+/* The archive streams into a file under the image store's tmp/ (the data
+ * root's disk, not /tmp's), written on the loop as each chunk comes (the
+ * page cache takes it); the loader starts once the body is complete. */
+struct load_body {
+  struct img_job *j;
+  int fd;
+  bool failed;
+};
+
+static void load_data(struct http_req *req, const char *data, size_t len,
+                      void *ud) {
+  struct load_body *lb = ud;
+  while (len && !lb->failed) {
+    ssize_t n = write(lb->fd, data, len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      lb->failed = true;
+      sh_errno(&lb->j->err, n < 0 ? errno : EIO, "write %s", lb->j->tmpfile);
+      break;
+    }
+    data += n;
+    len -= (size_t)n;
+  }
+}
+
+static void load_end(struct http_req *req, bool complete, void *ud) {
+  struct load_body *lb = ud;
+  struct img_job *j = lb->j;
+  close(lb->fd);
+  bool failed = lb->failed;
+  free(lb);
+  if (!complete) { /* the client went away: no image, no file */
+    job_free(j);
+    http_req_release(req);
+    return;
+  }
+  if (failed) {
+    api_reply_err(req, &j->err);
+    job_free(j);
+    return;
+  }
+  j->streaming = true;
+  http_stream_begin(req, 200, "application/json", NULL);
+  start(j);
+}
+
 static void load(struct api_call *c) {
   sh_err err = {0};
-  char path[] = "/tmp/shoal-load-XXXXXX";
-  int fd = mkstemp(path);
+  cleanup_free char *path =
+      c->d->images
+          ? xasprintf("%s/tmp/load-XXXXXX", image_store_root(c->d->images))
+          : xstrdup("/tmp/shoal-load-XXXXXX");
+  int fd = mkostemp(path, O_CLOEXEC);
   if (fd < 0) {
     sh_errno(&err, errno, "temporary file");
     return api_reply_err(c->req, &err);
   }
-  size_t off = 0;
-  while (off < c->req->body_len) {
-    ssize_t n = write(fd, c->req->body + off, c->req->body_len - off);
-    if (n <= 0)
-      break;
-    off += (size_t)n;
-  }
-  close(fd);
   struct img_job *j = new_job(c, OP_LOAD, NULL);
   j->tmpfile = xstrdup(path);
-  if (off < c->req->body_len) {
-    sh_error(&err, 500, "could not buffer the archive");
-    job_free(j);
-    return api_reply_err(c->req, &err);
+  struct load_body *lb = xcalloc(1, sizeof *lb);
+  lb->j = j;
+  lb->fd = fd;
+  if (!c->req->body_stream) { /* whole already (a plain TCP listener) */
+    load_data(c->req, c->req->body, c->req->body_len, lb);
+    load_end(c->req, true, lb);
+    return;
   }
-  j->streaming = true;
-  http_stream_begin(c->req, 200, "application/json", NULL);
-  start(j);
+  http_req_body_start(c->req, load_data, load_end, lb);
 }
 
 static bool start_filtered(struct api_call *c, enum img_op op,

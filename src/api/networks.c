@@ -130,9 +130,14 @@ static void local_state_load(struct shoald *d, struct local_state *ls) {
   if (d->standalone) {
     cleanup_json json_t *sv = standalone_network_view(d->standalone);
     if (!ls->worker)
-      ls->worker = json_pack("{s:{}}", "Endpoints");
+      ls->worker = json_pack("{s:{}, s:{}}", "Endpoints", "Networks");
+    if (!json_object_get(ls->worker, "Networks"))
+      json_object_set_new(ls->worker, "Networks", json_object());
     json_object_update(json_object_get(ls->worker, "Endpoints"),
                        json_object_get(sv, "Endpoints"));
+    /* a task's view of a network wins over an attachment's */
+    json_object_update_missing(json_object_get(ls->worker, "Networks"),
+                               json_object_get(sv, "Networks"));
   }
 }
 

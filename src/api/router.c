@@ -130,6 +130,19 @@ void api_handle(struct http_req *req, void *ud) {
   http_respond_error(req, 404, "page not found");
 }
 
+/* Routes that take bodies of any size as they arrive: docker cp into a
+ * container and docker load. */
+static bool api_body_streams(const struct http_req *head, void *ud) {
+  (void)ud;
+  int maj, min;
+  const char *p;
+  if (split_version(head->path, &maj, &min, &p) < 0)
+    return false;
+  if (strcmp(head->method, "PUT") == 0)
+    return str_has_prefix(p, "/containers/") && str_has_suffix(p, "/archive");
+  return strcmp(head->method, "POST") == 0 && strcmp(p, "/images/load") == 0;
+}
+
 static bool is_loopback(const char *h) {
   struct in6_addr a6;
   struct in_addr a4;
@@ -188,6 +201,7 @@ int api_listen(struct shoald *d, const char *host, sh_err *err) {
     lim.max_body_unauth = lim.max_body;
     http_limits_env(&lim);
     http_server_set_limits(d->api, &lim);
+    http_server_set_body_stream(d->api, api_body_streams, d);
   }
   if (str_has_prefix(host, "unix://")) {
     const char *path = host + strlen("unix://");

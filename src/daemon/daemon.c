@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "events/events.h"
+#include "volume/volume.h"
 #include "core/workq.h"
 #include "http/client.h"
 #include "http/server.h"
@@ -883,6 +884,31 @@ static void trim_tick(uv_timer_t *t) {
   malloc_trim(0);
 }
 
+struct vol_event {
+  struct shoald *d;
+  char action[16];
+  char name[];
+};
+
+static void vol_event_publish(void *ud, int cancelled) {
+  struct vol_event *v = ud;
+  if (!cancelled && v->d->events)
+    events_publish(v->d->events, "volume", v->action, v->name,
+                   json_pack("{s:s}", "driver", "local"), "local");
+  free(v);
+}
+
+/* dockerd's volume create and destroy events, whoever made the change
+ * (the volume API, docker run -v, a task, a prune), from any thread. */
+static void on_volume_change(const char *name, const char *action, void *ud) {
+  struct shoald *d = ud;
+  struct vol_event *v = xcalloc(1, sizeof *v + strlen(name) + 1);
+  v->d = d;
+  snprintf(v->action, sizeof v->action, "%s", action);
+  strcpy(v->name, name);
+  workq_post(d->work, vol_event_publish, v);
+}
+
 int shoald_init(struct shoald *d, uv_loop_t *loop, sh_err *err) {
   d->loop = loop;
   /* Up to 8 arenas per core by default, each keeping its own free pages;
@@ -904,6 +930,7 @@ int shoald_init(struct shoald *d, uv_loop_t *loop, sh_err *err) {
   d->client = http_client_new(loop);
   d->work = workq_new(loop, 4);
   d->reads = workq_new(loop, 2);
+  volume_set_hook(on_volume_change, d);
   cleanup_free char *imgroot = xasprintf("%s/image", d->cfg.data_root);
   struct image_opts io = {
       .mirrors = (const char *const *)d->cfg.mirrors,
@@ -1720,6 +1747,7 @@ void shoald_shutdown(struct shoald *d) {
   }
   if (d->standalone)
     standalone_stop(d->standalone);
+  volume_set_hook(NULL, NULL);
   if (d->work) {
     workq_close(d->work); /* waits for running pulls */
     d->work = NULL;

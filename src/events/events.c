@@ -224,3 +224,27 @@ void events_cluster_changes(struct events *e, const struct store_change *ch,
                       "swarm", at);
   }
 }
+
+void events_volume_mounts(struct events *e, const json_t *mounts,
+                          const char *cid, bool mount) {
+  size_t i;
+  json_t *m;
+  json_array_foreach(mounts, i, m) {
+    const char *name = jx_str(m, "Name", "");
+    if (strcmp(jx_str(m, "Type", ""), "volume") != 0 || !*name)
+      continue;
+    json_t *attrs = json_pack("{s:s, s:s}", "driver",
+                              jx_str(m, "Driver", "local"), "container", cid);
+    if (mount) {
+      json_object_set_new(attrs, "destination",
+                          json_string(jx_str(m, "Destination", "")));
+      json_object_set_new(
+          attrs, "read/write",
+          json_string(jx_bool(m, "RW", true) ? "true" : "false"));
+      json_object_set_new(attrs, "propagation",
+                          json_string(jx_str(m, "Propagation", "")));
+    }
+    events_publish(e, "volume", mount ? "mount" : "unmount", name, attrs,
+                   "local");
+  }
+}

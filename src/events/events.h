@@ -14,6 +14,7 @@
 #define SHOAL_EVENTS_EVENTS_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,6 +35,14 @@ void events_publish(struct events *e, const char *type, const char *action,
 void events_publish_at(struct events *e, const char *type, const char *action,
                        const char *id, json_t *attrs, const char *scope,
                        int64_t at_ns);
+
+/* dockerd's volume mount (mount true, at the container's start: driver,
+ * container, destination, read/write, propagation) or unmount (at its
+ * end: driver, container) events for the named volumes among mounts, an
+ * array shaped as inspect's Mounts (Type, Name, Destination, RW,
+ * Propagation). */
+void events_volume_mounts(struct events *e, const json_t *mounts,
+                          const char *cid, bool mount);
 
 /* fn gets each new event (borrowed for the call). Returns an id for
  * events_unsubscribe. fn may unsubscribe itself. */

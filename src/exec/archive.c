@@ -584,14 +584,16 @@ static int child_tar(const struct view *v, void *arg, int fd,
 
 struct put_arg {
   const char *path;
-  const void *tar;
-  size_t len;
+  int tar_fd, close_fd;
   const struct exec_extract_opts *o;
 };
 
 static int child_put(const struct view *v, void *arg, int fd,
                      struct exec_path_stat *st, sh_err *err) {
   struct put_arg *a = arg;
+  /* The feeding end, inherited: held here, the tar would never end. */
+  if (a->close_fd >= 0)
+    close(a->close_fd);
   cleanup_free char *abs = exec_archive_abs(a->path);
   /* moby: EvalSymlinks of the destination, the last part too. */
   cleanup_free char *dest = NULL;
@@ -617,8 +619,6 @@ static int child_put(const struct view *v, void *arg, int fd,
   }
   if (chdir(dest) < 0)
     return sh_errno(err, errno, "chdir %s", dest);
-  if (a->len == 0)
-    return 0;
   struct archive *rd = archive_read_new();
   struct archive *w = archive_write_disk_new();
   archive_read_support_format_tar(rd);
@@ -631,7 +631,7 @@ static int child_put(const struct view *v, void *arg, int fd,
              ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
              ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS | ARCHIVE_EXTRACT_UNLINK);
   int rc = 0;
-  if (archive_read_open_memory(rd, a->tar, a->len) != ARCHIVE_OK) {
+  if (archive_read_open_fd(rd, a->tar_fd, 64 * 1024) != ARCHIVE_OK) {
     rc = sh_error(err, 400, "Error processing tar file: %s",
                   archive_error_string(rd));
     goto out;
@@ -710,6 +710,10 @@ static int child_put(const struct view *v, void *arg, int fd,
       }
     }
     if (r != ARCHIVE_EOF) {
+      /* A body cut short (the client went away) leaves no partial
+       * file behind. */
+      if (archive_entry_filetype(e) == AE_IFREG)
+        unlink(name);
       rc = sh_error(err, archive_errno(w) ? 500 : 400, "extract %s: %s", name,
                     archive_error_string(w) ? archive_error_string(w)
                                             : archive_error_string(rd));
@@ -773,9 +777,10 @@ int exec_archive_get(executor *ex, const char *id, const char *path,
 }
 
 int exec_archive_put(executor *ex, const char *id, const char *path,
-                     const char *ref, const void *tar, size_t len,
+                     const char *ref, int tar_fd, int close_fd,
                      const struct exec_extract_opts *o, sh_err *err) {
-  struct put_arg a = {.path = path, .tar = tar, .len = len, .o = o};
+  struct put_arg a = {
+      .path = path, .tar_fd = tar_fd, .close_fd = close_fd, .o = o};
   return with_view(ex, id, path, ref, child_put, &a, NULL, NULL, NULL, NULL,
                    err);
 }

@@ -499,12 +499,15 @@ struct exec_extract_opts {
   bool no_overwrite_dir_non_dir; /* refuse a dir replaced by a file, or back */
   bool copy_uid_gid; /* files owned by the container's Config.User */
 };
-/* Extracts a tar (plain, gzip, bzip2, xz, zstd) into the directory path:
- * 400 "extraction point is not a directory", "container rootfs is marked
- * read-only", "mounted volume is marked read-only", a bad tar, or an
- * entry leaving the destination. */
+/* Extracts a tar (plain, gzip, bzip2, xz, zstd) read from tar_fd as it
+ * comes (a pipe fed by the API's streamed body; close_fd, when >= 0, is
+ * its other end, closed in the extracting child) into the directory path;
+ * a regular file cut short by the end of the stream is removed: 400 "extraction
+ * point is not a directory", "container rootfs is marked read-only", "mounted
+ * volume is marked read-only", a bad tar, or an entry leaving the destination.
+ */
 int exec_archive_put(executor *ex, const char *id, const char *path,
-                     const char *ref, const void *tar, size_t len,
+                     const char *ref, int tar_fd, int close_fd,
                      const struct exec_extract_opts *o, struct sh_err *err);
 /* X-Docker-Container-Path-Stat: base64 of {name,size,mode,mtime,
  * linkTarget}. New string. */

@@ -40,6 +40,10 @@
 /* A TLS memory BIO holding more than this while empty is replaced: one
  * large request must not leave an idle connection holding its buffer. */
 #define TLS_BIO_KEEP 4096
+/* The rest of a streamed body the handler answered before reading it
+ * all: read and dropped up to this much (the connection then stays in
+ * step for keep-alive), past it the connection is closed. */
+#define DISCARD_BYTES (4u << 20)
 
 /* Defaults, in the spirit of dockerd's Go server (see docs/architecture.md,
  * "Endpoint limits"): dockerd sets ReadHeaderTimeout 5 min and no cap; we
@@ -81,6 +85,11 @@ struct http_server {
   bool closing;
   struct http_limits lim;
   uv_timer_t sweep; /* closes connections past their deadline */
+  /* Streamed bodies resumed (or started) outside the parser: delivered
+   * from this idle callback, a later loop turn. */
+  uv_idle_t kick;
+  bool (*stream_fn)(const struct http_req *head, void *ud);
+  void *stream_ud;
   /* One read buffer for every connection: on_read consumes it at once
    * (copies into the parser's input or the TLS BIO), so an idle connection
    * holds none. */
@@ -96,6 +105,9 @@ struct req_priv {
   void (*drain_fn)(struct http_req *req, void *ud);
   void *drain_ud;
   size_t drain_low;
+  void (*on_data)(struct http_req *req, const char *data, size_t len, void *ud);
+  void (*on_end)(struct http_req *req, bool complete, void *ud);
+  void *body_ud;
 };
 
 struct http_conn {
@@ -139,6 +151,17 @@ struct http_conn {
   struct bridge *bridge;
   int api_depth; /* inside http_respond/http_stream_* for the active req */
   bool notify_on_closed; /* on_close still owed to the active request */
+  bool is_unix;          /* accepted on a unix socket listener */
+  /* A streamed request body. body_msg: the message being parsed streams
+   * its body; body_rp: its request while the handler reads it (NULL once
+   * answered: the rest is dropped, body_discard). */
+  struct req_priv *body_rp;
+  bool body_msg, body_started, body_paused, body_done, body_discard;
+  bool pause_expected;  /* the parser paused for a body, not a request */
+  bool in_parse;        /* inside http_parser_execute */
+  bool kick;            /* on the server's kick list */
+  bool notify_body_end; /* on_end(false) owed after an http_* call */
+  size_t discarded;
   uv_shutdown_t shutdown;
 };
 
@@ -150,6 +173,7 @@ struct wreq {
 
 static void conn_close(struct http_conn *c, bool graceful);
 static void conn_process(struct http_conn *c);
+static int stream_head(struct http_conn *c, http_parser *p);
 
 /* ---- limits ---- */
 
@@ -272,6 +296,12 @@ void http_limits_env(struct http_limits *l) {
 /* Arms (ms > 0) or clears the connection's deadline. */
 static void conn_deadline(struct http_conn *c, unsigned ms) {
   c->deadline = ms && c->srv ? uv_now(c->srv->loop) + ms : 0;
+}
+
+/* Streamed bodies only where the peer is authenticated. */
+static bool may_stream(const struct http_conn *c) {
+  return c->srv && c->srv->stream_fn &&
+         (c->is_unix || (c->tls_ctx && c->peer_verified));
 }
 
 static size_t body_limit(const struct http_conn *c) {
@@ -547,6 +577,21 @@ static void conn_free_state(struct http_conn *c) {
   buf_free(&c->in);
 }
 
+/* The active request's streamed body will not finish: on_end(false). */
+static bool body_owed(const struct http_conn *c) {
+  return c->active && c->body_rp == c->active && c->body_started &&
+         !c->body_done;
+}
+
+static void body_abort(struct http_conn *c) {
+  if (!body_owed(c))
+    return;
+  struct req_priv *rp = c->body_rp;
+  c->body_done = true;
+  if (rp->on_end)
+    rp->on_end(&rp->pub, false, rp->body_ud);
+}
+
 static void on_conn_closed(uv_handle_t *h) {
   struct http_conn *c = h->data;
   c->handle_closed = true;
@@ -570,6 +615,12 @@ static void on_conn_closed(uv_handle_t *h) {
   if (!c->active) {
     free(c);
     return;
+  }
+  if (c->notify_body_end) {
+    c->notify_body_end = false;
+    body_abort(c);
+    if (!c->active) /* released: c is gone with it */
+      return;
   }
   if (c->notify_on_closed && c->active->pub.on_close) {
     c->notify_on_closed = false;
@@ -608,10 +659,16 @@ static void conn_close(struct http_conn *c, bool graceful) {
   /* While the handler is inside one of our calls on this request, on_close
    * would pull the request from under it: tell it from the close callback
    * instead (a later loop turn). */
-  if (c->active && c->api_depth)
+  if (c->active && c->api_depth) {
     c->notify_on_closed = true;
-  else if (c->active && c->active->pub.on_close)
-    c->active->pub.on_close(&c->active->pub, c->active->pub.on_close_ud);
+    c->notify_body_end = body_owed(c);
+  } else if (c->active) {
+    struct req_priv *rp = c->active;
+    body_abort(c);
+    /* The handler may have released the request in on_end. */
+    if (c->active == rp && rp->pub.on_close)
+      rp->pub.on_close(&rp->pub, rp->pub.on_close_ud);
+  }
   if (uv_is_closing(&c->h.handle))
     return;
   if (graceful) {
@@ -625,6 +682,16 @@ static void conn_close(struct http_conn *c, bool graceful) {
 /* Ends the handler's ownership of the connection's current request. */
 static void req_finish(struct req_priv *rp, bool answered) {
   struct http_conn *c = rp->pub.conn_;
+  bool body_left = false;
+  if (c->body_rp == rp) {
+    /* Answered before the end of its streamed body: the rest is read
+     * and dropped so the connection stays in step. */
+    body_left = c->body_msg;
+    c->body_discard = body_left;
+    c->discarded = 0;
+    c->body_rp = NULL;
+    c->body_paused = false;
+  }
   req_free(rp);
   c->active = NULL;
   if (c->handle_closed) {
@@ -633,7 +700,7 @@ static void req_finish(struct req_priv *rp, bool answered) {
   }
   if (c->closing)
     return;
-  if (!answered || c->close_after || srv_closing(c)) {
+  if (!answered || (c->close_after && !body_left) || srv_closing(c)) {
     conn_close(c, true);
     return;
   }
@@ -718,7 +785,22 @@ static int on_headers_complete(http_parser *p) {
     c->err_status = 400;
     return -1;
   }
-  if (p->content_length != ULLONG_MAX && p->content_length > body_limit(c)) {
+  bool stream = false;
+  if (may_stream(c)) {
+    /* The predicate sees the head as the handler will. */
+    struct http_req *r = &c->cur->pub;
+    r->method = http_method_str((enum http_method)p->method);
+    cleanup_free char *url =
+        xstrndup(c->cur->url.data ? c->cur->url.data : "", c->cur->url.len);
+    const char *q = strchr(url, '?');
+    r->path = pct_decode(url, q ? (size_t)(q - url) : strlen(url), false, NULL);
+    r->query = xstrdup(q ? q + 1 : "");
+    stream = c->srv->stream_fn(r, c->srv->stream_ud);
+    free(STEAL_POINTER(&r->path));
+    free(STEAL_POINTER(&r->query));
+  }
+  if (!stream && p->content_length != ULLONG_MAX &&
+      p->content_length > body_limit(c)) {
     c->err_status = 413;
     return -1;
   }
@@ -731,11 +813,30 @@ static int on_headers_complete(http_parser *p) {
     buf_printf(&out, "HTTP/1.1 100 Continue\r\n\r\n");
     conn_send(c, &out);
   }
+  if (stream)
+    return stream_head(c, p);
   return 0;
 }
 
 static int on_body(http_parser *p, const char *at, size_t len) {
   struct http_conn *c = p->data;
+  if (c->closing)
+    return -1;
+  if (c->body_msg) {
+    conn_deadline(c, c->srv->lim.idle_timeout_ms);
+    if (c->body_discard || !c->body_rp) {
+      c->discarded += len;
+      if (c->discarded > DISCARD_BYTES) {
+        conn_close(c, true);
+        return -1;
+      }
+      return 0;
+    }
+    struct req_priv *rp = c->body_rp;
+    if (rp->on_data)
+      rp->on_data(&rp->pub, at, len, rp->body_ud);
+    return c->closing ? -1 : 0;
+  }
   if (c->cur->body.len + len > body_limit(c)) {
     c->err_status = 413;
     return -1;
@@ -745,8 +846,8 @@ static int on_body(http_parser *p, const char *at, size_t len) {
   return 0;
 }
 
-static int on_message_complete(http_parser *p) {
-  struct http_conn *c = p->data;
+/* The public part of the request being parsed, from its head. */
+static int fill_head(struct http_conn *c, http_parser *p) {
   struct req_priv *rp = c->cur;
   struct http_req *r = &rp->pub;
   if (!rp->url.data)
@@ -776,6 +877,51 @@ static int on_message_complete(http_parser *p) {
   memcpy(r->peer_o, c->peer_o, sizeof r->peer_o);
   memcpy(r->peer_addr, c->peer_addr, sizeof r->peer_addr);
   r->conn_ = c;
+  return 0;
+}
+
+/* Hands a streamed-body request to the handler after its head. */
+static int stream_head(struct http_conn *c, http_parser *p) {
+  if (fill_head(c, p) < 0)
+    return -1;
+  struct req_priv *rp = STEAL_POINTER(&c->cur);
+  rp->pub.body_stream = true;
+  c->ready = c->body_rp = rp;
+  c->body_msg = true;
+  c->body_started = c->body_paused = c->body_done = false;
+  c->body_discard = false;
+  buf_free(&c->hfield);
+  buf_free(&c->hvalue);
+  conn_deadline(c, 0); /* nothing is read until the handler asks */
+  http_parser_pause(p, 1);
+  return 0;
+}
+
+static int on_message_complete(http_parser *p) {
+  struct http_conn *c = p->data;
+  if (c->body_msg) {
+    /* A streamed body's end: the request is the handler's already. */
+    c->body_msg = false;
+    c->pause_expected = true;
+    http_parser_pause(p, 1);
+    if (c->body_discard) {
+      c->body_discard = false;
+      conn_deadline(c, c->srv->lim.idle_timeout_ms);
+      if (c->close_after)
+        conn_close(c, true);
+      return 0;
+    }
+    struct req_priv *rp = c->body_rp;
+    if (!rp)
+      return 0;
+    c->body_done = true;
+    conn_deadline(c, 0);
+    if (rp->on_end)
+      rp->on_end(&rp->pub, true, rp->body_ud);
+    return 0;
+  }
+  if (fill_head(c, p) < 0)
+    return -1;
   c->ready = STEAL_POINTER(&c->cur);
   buf_free(&c->hfield);
   buf_free(&c->hvalue);
@@ -871,6 +1017,15 @@ static void parse_failed(struct http_conn *c) {
   conn_fail(c, status, msg);
 }
 
+/* Whether the parser may go on while the handler owns a request: only
+ * through a streamed body the handler reads (or drops). */
+static bool body_flowing(const struct http_conn *c) {
+  if (c->body_discard)
+    return true;
+  return c->body_msg && c->body_rp && c->body_rp == c->active &&
+         c->body_started && !c->body_paused;
+}
+
 /* Parses buffered input and hands complete requests to the handler, one at
  * a time. Re-entrant calls (the handler answering at once) return early:
  * the outer loop goes on. */
@@ -878,8 +1033,10 @@ static void conn_process(struct http_conn *c) {
   if (c->in_process || c->upgraded)
     return;
   c->in_process = true;
-  while (!c->closing && !c->active && !c->upgraded && !srv_closing(c)) {
+  while (!c->closing && !c->upgraded && !srv_closing(c)) {
     if (c->ready) {
+      if (c->active)
+        break;
       struct req_priv *rp = STEAL_POINTER(&c->ready);
       if (rp->upgrade) /* not supported: answer, then close */
         rp->keep_alive = false;
@@ -888,17 +1045,25 @@ static void conn_process(struct http_conn *c) {
       srv->handler(&rp->pub, srv->ud);
       continue;
     }
+    if (c->active && !body_flowing(c))
+      break; /* the next request waits for the answer */
     size_t avail = c->in.len - c->in_off;
     if (avail == 0)
       break;
+    c->in_parse = true;
     size_t n = http_parser_execute(&c->parser, &parser_settings,
                                    c->in.data + c->in_off, avail);
+    c->in_parse = false;
     if (n > avail)
       n = avail;
     c->in_off += n;
     enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
     if (e == HPE_PAUSED) {
       http_parser_pause(&c->parser, 0);
+      bool expected = c->pause_expected;
+      c->pause_expected = false;
+      if (expected && !c->ready)
+        continue;
       if (!c->ready) {
         parse_failed(c);
         break;
@@ -1192,6 +1357,7 @@ static void on_connection(uv_stream_t *server, int status) {
     conn_close(c, false);
     return;
   }
+  c->is_unix = !l->is_tcp;
   if (l->is_tcp) {
     uv_tcp_nodelay(&c->h.tcp, 1);
     struct sockaddr_storage ss;
@@ -1230,6 +1396,9 @@ struct http_server *http_server_new(uv_loop_t *loop, http_handler_fn handler,
   http_limits_default(&srv->lim);
   uv_timer_init(loop, &srv->sweep);
   srv->sweep.data = srv;
+  srv->open_handles++;
+  uv_idle_init(loop, &srv->kick);
+  srv->kick.data = srv;
   srv->open_handles++;
   http_server_set_limits(srv, &srv->lim);
   return srv;
@@ -1384,6 +1553,7 @@ void http_server_close(struct http_server *srv) {
     return;
   srv->closing = true;
   uv_close((uv_handle_t *)&srv->sweep, on_sweep_closed);
+  uv_close((uv_handle_t *)&srv->kick, on_sweep_closed);
   while (srv->listeners)
     listener_drop(srv, srv->listeners);
   /* The list only shrinks in close callbacks, so walking it is safe. */
@@ -1606,4 +1776,72 @@ int http_req_hijack(struct http_req *req, int status,
   update_reading(c);
   *fd_out = fd;
   return 0;
+}
+
+/* ---- streamed request bodies ---- */
+
+void http_server_set_body_stream(struct http_server *srv,
+                                 bool (*fn)(const struct http_req *head,
+                                            void *ud),
+                                 void *ud) {
+  srv->stream_fn = fn;
+  srv->stream_ud = ud;
+}
+
+static void on_kick(uv_idle_t *h) {
+  struct http_server *srv = h->data;
+  uv_idle_stop(h);
+  /* conn_process only closes connections (a later callback unlinks
+   * them), so walking the list is safe. */
+  for (struct http_conn *c = srv->conns; c; c = c->next) {
+    if (!c->kick)
+      continue;
+    c->kick = false;
+    conn_process(c);
+  }
+}
+
+/* Parsing goes on from a later loop turn. */
+static void conn_kick(struct http_conn *c) {
+  if (c->closing || c->handle_closed || srv_closing(c) || c->kick)
+    return;
+  c->kick = true;
+  uv_idle_start(&c->srv->kick, on_kick);
+}
+
+void http_req_body_start(struct http_req *req,
+                         void (*on_data)(struct http_req *req, const char *data,
+                                         size_t len, void *ud),
+                         void (*on_end)(struct http_req *req, bool complete,
+                                        void *ud),
+                         void *ud) {
+  struct req_priv *rp = priv(req);
+  struct http_conn *c = req->conn_;
+  if (c->body_rp != rp || c->body_started)
+    return;
+  rp->on_data = on_data;
+  rp->on_end = on_end;
+  rp->body_ud = ud;
+  c->body_started = true;
+  conn_deadline(c, c->srv ? c->srv->lim.idle_timeout_ms : 0);
+  conn_kick(c);
+}
+
+void http_req_body_pause(struct http_req *req, bool paused) {
+  struct req_priv *rp = priv(req);
+  struct http_conn *c = req->conn_;
+  if (c->body_rp != rp || c->body_paused == paused || c->body_done)
+    return;
+  c->body_paused = paused;
+  if (paused) {
+    /* The consumer is behind, not the client: no idle deadline. */
+    conn_deadline(c, 0);
+    if (c->in_parse) {
+      c->pause_expected = true;
+      http_parser_pause(&c->parser, 1);
+    }
+    return;
+  }
+  conn_deadline(c, c->srv ? c->srv->lim.idle_timeout_ms : 0);
+  conn_kick(c);
 }

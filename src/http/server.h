@@ -9,7 +9,10 @@
  * either whole (http_respond) or streamed with chunked encoding
  * (http_stream_*), which the dispatcher session and `logs -f` use.
  *
- * A request is handed to the handler once its body is complete. The handler
+ * A request is handed to the handler once its body is complete, except on
+ * routes the server's body-stream predicate picks (http_server_set_body_
+ * stream): those come right after their headers and read the body in
+ * chunks, with backpressure (see http_req_body_start). The handler
  * owns the request until it answers, now or later from another callback
  * (raft commit, timer). If the peer goes away first, req->on_close is called
  * (when set) and the answer is dropped; the request stays valid until the
@@ -62,6 +65,8 @@ struct http_req {
   int nheaders;
   char *body; /* NUL-terminated; len in body_len */
   size_t body_len;
+  /* The body is not in body (""): it streams, see http_req_body_start. */
+  bool body_stream;
 
   /* Peer identity on a TLS listener when the client sent a certificate
    * that verified against the server's CA; empty strings otherwise. */
@@ -97,6 +102,15 @@ int http_server_listen_unix(struct http_server *srv, const char *path, int gid,
  * context's). */
 int http_server_listen_tcp(struct http_server *srv, const char *host, int port,
                            SSL_CTX *tls, struct sh_err *err);
+/* Which requests stream their body (any size, no body limit): fn sees
+ * the request head (method, path, query, headers; body empty) and returns
+ * true for those. Only connections that are authenticated ask it: unix
+ * sockets and TLS with a verified client certificate; plain TCP and
+ * unverified TLS peers keep the buffered body and its limits. */
+void http_server_set_body_stream(struct http_server *srv,
+                                 bool (*fn)(const struct http_req *head,
+                                            void *ud),
+                                 void *ud);
 /* Applies to connections accepted from now on. */
 void http_server_set_limits(struct http_server *srv,
                             const struct http_limits *l);
@@ -135,6 +149,28 @@ size_t http_req_queued(const struct http_req *req);
  * request ends or fn is set to NULL. Never from inside an http_* call. */
 void http_req_on_drain(struct http_req *req, size_t low,
                        void (*fn)(struct http_req *req, void *ud), void *ud);
+/* A streamed body (req->body_stream): nothing is read until the handler
+ * calls this. on_data then gets the body in order, in chunks of any size
+ * (chunked transfer encoding undone), from the loop; on_end follows once,
+ * with complete true after the last byte, or false when the body cannot
+ * finish (the peer went away or broke the framing, the body stalled past
+ * the idle timeout, the server closes); after an on_end(false) the
+ * connection is closed and the handler still answers (dropped) or
+ * releases the request. Answering before the body is complete detaches
+ * both callbacks and the server reads and drops the rest of the body (up
+ * to a limit, then closes). Never called from inside this call. */
+void http_req_body_start(struct http_req *req,
+                         void (*on_data)(struct http_req *req, const char *data,
+                                         size_t len, void *ud),
+                         void (*on_end)(struct http_req *req, bool complete,
+                                        void *ud),
+                         void *ud);
+/* Backpressure: while paused no on_data comes and the server stops
+ * reading the socket once about 1 MiB waits, whatever the body's size.
+ * Pausing from inside on_data takes effect after that chunk. Resuming
+ * delivers on a later loop turn, never from inside this call. */
+void http_req_body_pause(struct http_req *req, bool paused);
+
 /* Drops a request without answering (after on_close, or on shutdown). */
 void http_req_release(struct http_req *req);
 

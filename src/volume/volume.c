@@ -106,9 +106,19 @@ static int check_strings(const char *what, const char *name, const json_t *o,
   return 0;
 }
 
+static void (*hook_fn)(const char *name, const char *action, void *ud);
+static void *hook_ud;
+
+void volume_set_hook(void (*fn)(const char *name, const char *action, void *ud),
+                     void *ud) {
+  hook_fn = fn;
+  hook_ud = ud;
+}
+
 int volume_create(const char *root, const char *name, const json_t *labels,
                   const json_t *opts, json_t **out, sh_err *err) {
   char anon[65];
+  bool made = false;
   bool anonymous = !name || !*name;
   if (anonymous) {
     id_new_hex(anon);
@@ -154,10 +164,13 @@ int volume_create(const char *root, const char *name, const json_t *labels,
       return sh_err_wrap(err, "create %s", name);
     }
     v = load(root, name);
+    made = v != NULL;
   }
   pthread_mutex_unlock(&vol_lock);
   if (!v)
     return sh_error(err, 500, "create %s: volume vanished", name);
+  if (made && hook_fn)
+    hook_fn(jx_str(v, "Name", name), "create", hook_ud);
   if (out)
     *out = v;
   else
@@ -231,5 +244,7 @@ int volume_remove(const char *root, const char *name, const json_t *users,
   pthread_mutex_unlock(&vol_lock);
   if (rc != 0)
     return sh_error(err, 500, "remove %s: %s", name, strerror(errno));
+  if (hook_fn)
+    hook_fn(name, "destroy", hook_ud);
   return 0;
 }

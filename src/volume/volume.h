@@ -30,6 +30,12 @@ bool volume_name_valid(const char *name);
  * labels, opts: objects of strings or NULL. The local driver's options
  * (type, device, o) mount filesystems, which shoal does not do: any option
  * is refused with 400. *out (may be NULL) gets the Engine API's Volume. */
+/* fn is told, from whichever thread made the change, of each volume
+ * created ("create") or removed ("destroy") from now on: the node's
+ * volume events. One hook per process (the daemon's); NULL: none. */
+void volume_set_hook(void (*fn)(const char *name, const char *action, void *ud),
+                     void *ud);
+
 int volume_create(const char *data_root, const char *name, const json_t *labels,
                   const json_t *opts, json_t **out, struct sh_err *err);
 

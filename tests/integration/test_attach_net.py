@@ -82,6 +82,20 @@ def test_run_on_attachable_overlay_from_manager_and_worker():
                 return rc == 0 and addr in out
             wait_until(reaches, 30, what="%s's task pings peer" % host)
 
+        # An attachable overlay no task of the worker is on: once a
+        # container of the worker is attached, its `network inspect` answers
+        # as dockerd's on a worker (Scope swarm, the local containers).
+        lab.docker("swarma", "network", "create", "-d", "overlay", "--attachable", "solo")
+        lab.docker("swarmb", "run", "-d", "--name", "lonely", "--network", "solo", "busybox",
+                   "sleep", "3600", timeout=60)
+        lonely = lab.docker("swarmb", "inspect", "--format", "{{.Id}}", "lonely")[1].strip()
+        net = json.loads(lab.docker("swarmb", "network", "inspect", "solo")[1])[0]
+        assert net["Name"] == "solo" and net["Scope"] == "swarm", net
+        assert net["Driver"] == "overlay" and net["Attachable"] is True, net
+        assert list(net["Containers"]) == [lonely], net
+        assert net["Containers"][lonely]["Name"] == "lonely", net
+        lab.docker("swarmb", "rm", "-f", "lonely")
+
         # `docker events --filter type=network` on the node: the container's
         # connect (dockerd's: the network is the actor, the container an
         # attribute), and the one-off containers' disconnect.

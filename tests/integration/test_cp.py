@@ -237,18 +237,97 @@ def test_cp_diff_export():
         assert open(os.path.join(lab.dir, "task-hostname")).read().strip() == \
             docker("exec", task, "hostname")[1].strip()
 
-        # an archive past the request body limit (16 MiB): 413, nothing kept
-        big = os.path.join(lab.dir, "big")
-        with open(big, "wb") as f:
-            f.write(b"\0" * (17 << 20))
-        rc, _, err = docker("cp", big, "box:/tmp/big", check=False)
-        assert rc == 1 and "request body too large" in err, err
-        rc, _, _ = docker("exec", "box", "test", "-e", "/tmp/big", check=False)
-        assert rc == 1
-
         # the daemon is still up
         st, _ = lab.api("swarma", "GET", "/_ping")
         assert st == 200
+
+
+def vm_hwm_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmHWM for %d" % pid)
+
+
+@timeout(300)
+def test_cp_load_big_streamed():
+    """Bodies past the old 16 MiB limit stream: docker cp of 40 MiB both
+    ways (a file, a directory), docker load of a > 16 MiB archive, shoald's
+    peak RSS growing far less than the transfer, a client cut off mid-body
+    leaving no partial file."""
+    import socket
+    with one_node() as lab:
+        sock = lab.sock("swarma")
+        docker = lambda *a, check=True, timeout=120: lab.docker(
+            "swarma", *a, check=check, timeout=timeout)
+        docker("run", "-d", "--name", "box", "busybox", "sleep", "3600")
+        big = os.path.join(lab.dir, "big")
+        with open(big, "wb") as f:
+            f.write(os.urandom(40 << 20))
+        pid = lab.pid("swarma")
+        # warm up the path once with a small copy, then measure
+        docker("cp", __file__, "box:/tmp/warm")
+        hwm0 = vm_hwm_kib(pid)
+        docker("cp", big, "box:/tmp/big")
+        grew = vm_hwm_kib(pid) - hwm0
+        assert grew < 12 << 10, "shoald's VmHWM grew %d KiB for a 40 MiB copy" % grew
+        print("VmHWM growth for a 40 MiB cp: %d KiB (limit 12288)" % grew)
+        back = os.path.join(lab.dir, "back")
+        docker("cp", "box:/tmp/big", back)
+        assert subprocess.run(["cmp", big, back]).returncode == 0
+        # a directory holding the big file
+        d = os.path.join(lab.dir, "dir")
+        os.makedirs(d)
+        os.link(big, os.path.join(d, "inner"))
+        with open(os.path.join(d, "small"), "w") as f:
+            f.write("small\n")
+        docker("cp", d, "box:/tmp/")
+        back_dir = os.path.join(lab.dir, "back-dir")
+        docker("cp", "box:/tmp/dir", back_dir)
+        assert subprocess.run(["cmp", big, os.path.join(back_dir, "inner")]).returncode == 0
+        assert open(os.path.join(back_dir, "small")).read() == "small\n"
+
+        # a client that goes away mid-body: no partial file, daemon up
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as t:
+            ti = tarfile.TarInfo("cut")
+            ti.size = 40 << 20
+            t.addfile(ti, io.BytesIO(b"\1" * (40 << 20)))
+        data = buf.getvalue()
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(sock)
+        s.sendall(b"PUT /v1.47/containers/box/archive?path=/tmp HTTP/1.1\r\n"
+                  b"Host: docker\r\nContent-Type: application/x-tar\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(data))
+        s.sendall(data[:12 << 20])
+        # the file is being written in the container before the cut
+        wait_until(lambda: docker("exec", "box", "test", "-e", "/tmp/cut",
+                                  check=False)[0] == 0, 20, interval=0.2,
+                   what="the extraction to start")
+        s.close()
+        wait_until(lambda: docker("exec", "box", "test", "-e", "/tmp/cut",
+                                  check=False)[0] == 1, 20, interval=0.2,
+                   what="the partial file to go")
+        st, _ = lab.api("swarma", "GET", "/_ping")
+        assert st == 200
+
+        # docker load of an archive past 16 MiB
+        docker("run", "--name", "gen", "busybox", "sh", "-c",
+               "head -c 20971520 /dev/urandom > /blob")
+        docker("commit", "gen", "bigimg:1")
+        arch = os.path.join(lab.dir, "bigimg.tar")
+        docker("save", "-o", arch, "bigimg:1")
+        assert os.path.getsize(arch) > 16 << 20
+        _, iid, _ = docker("image", "inspect", "-f", "{{.Id}}", "bigimg:1")
+        docker("rm", "gen")
+        docker("rmi", "bigimg:1")
+        rc, out, err = docker("load", "-i", arch)
+        assert rc == 0 and "Loaded image: bigimg:1" in out, (out, err)
+        _, iid2, _ = docker("image", "inspect", "-f", "{{.Id}}", "bigimg:1")
+        assert iid2 == iid
+        rc, out, _ = docker("run", "--rm", "bigimg:1", "wc", "-c", "/blob")
+        assert out.split()[0] == "20971520", out
 
 
 def lab_api_raw(lab, method, path, body=None):

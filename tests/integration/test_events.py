@@ -124,3 +124,42 @@ def test_events_through_dockerode():
         acts = [(e["Action"], e["Actor"]["Attributes"].get("replicas.new")) for e in evs]
         assert acts[0] == ("create", None) and ("update", "2") in acts and acts[-1][0] == "remove", (acts, err)
         assert all(e["Type"] == "service" and e["Actor"]["Attributes"]["name"] == "dn" for e in evs), evs
+
+
+@timeout(180)
+def test_volume_events():
+    """dockerd's volume events: create and destroy (docker volume create/rm,
+    docker run -v, a task's mount), mount and unmount with their attributes."""
+    with ServiceLab({"swarma": HOSTS["swarma"]}) as lab:
+        lab.init("swarma")
+        docker = lambda *a: lab.docker("swarma", *a)
+        t0 = time.time()
+        docker("volume", "create", "v1")
+        docker("volume", "create", "v1")  # exists: no second create
+        _, cid, _ = docker("run", "-d", "-v", "v2:/x:ro", "busybox", "sleep", "300")
+        cid = cid.strip()
+        lab.service("swarma", "create", "-d", "--name", "withvol", "--mount",
+                    "type=volume,source=v3,target=/data", "busybox", "sleep", "300")
+        wait_until(lambda: [e for e in replay(lab, "swarma", t0, "--filter", "type=volume")
+                            if e["Action"] == "mount" and e["Actor"]["ID"] == "v3"] or None,
+                   60, interval=0.5, what="the task's mount event")
+        docker("rm", "-f", cid)
+        docker("volume", "rm", "v1", "v2")
+        evs = replay(lab, "swarma", t0, "--filter", "type=volume")
+        assert {e["Type"] for e in evs} == {"volume"}, kinds(evs)
+        seen = [(e["Action"], e["Actor"]["ID"]) for e in evs]
+        for want in [("create", "v1"), ("create", "v2"), ("mount", "v2"), ("unmount", "v2"),
+                     ("destroy", "v1"), ("destroy", "v2"), ("create", "v3"), ("mount", "v3")]:
+            assert want in seen, (want, seen)
+        assert seen.count(("create", "v1")) == 1, seen
+        assert seen.index(("create", "v2")) < seen.index(("mount", "v2")) < \
+            seen.index(("unmount", "v2")) < seen.index(("destroy", "v2")), seen
+        m = [e for e in evs if e["Action"] == "mount" and e["Actor"]["ID"] == "v2"][0]
+        assert m["Actor"]["Attributes"] == {
+            "driver": "local", "container": cid, "destination": "/x",
+            "read/write": "false", "propagation": ""}, m
+        assert m["scope"] == "local"
+        u = [e for e in evs if e["Action"] == "unmount"][0]
+        assert u["Actor"]["Attributes"] == {"driver": "local", "container": cid}, u
+        d = [e for e in evs if e["Action"] == "destroy"][0]
+        assert d["Actor"]["Attributes"] == {"driver": "local"}, d

@@ -12,10 +12,11 @@ import select
 import signal
 import socket
 import struct
+import subprocess
 import termios
 import time
 
-from lib import DOCKER, SEED, ServiceLab, run, timeout, wait_until
+from lib import DOCKER, SEED, ServiceLab, _cli_env, run, timeout, wait_until
 
 
 def task_container(lab, svc):
@@ -336,3 +337,38 @@ def test_exec_and_attach_with_the_docker_cli():
 
         # The daemon is fine after all of it.
         assert lab.docker("swarma", "exec", box, "echo", "still")[1] == "still\n"
+
+
+@timeout(180)
+def test_attach_ends_when_the_container_goes():
+    """A container removed under an attach: the attach ends at once with
+    the exit code (docker run --rm of a short container, docker attach to
+    one removed by docker rm -f from another client), and its thread goes."""
+    with ServiceLab({"swarma": SEED["swarma"]}) as lab:
+        docker = lambda *a, check=True: lab.docker("swarma", *a, check=check)
+        rc, out, err = docker("run", "--rm", "busybox", "sh", "-c", "echo hi; exit 3",
+                              check=False)
+        assert rc == 3 and out == "hi\n", (rc, out, err)
+        docker("run", "-d", "--name", "victim", "busybox", "sh", "-c",
+               "while true; do echo x; sleep 0.2; done")
+        pid = lab.pid("swarma")
+        threads = lambda: len(os.listdir("/proc/%d/task" % pid))
+        before = threads()
+        p = subprocess.Popen([DOCKER, "-H", "unix://" + lab.sock("swarma"), "attach",
+                              "--no-stdin", "victim"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=_cli_env())
+        try:
+            wait_until(lambda: p.stdout.read1(64) or None, 20, what="attach output")
+            t0 = time.monotonic()
+            docker("rm", "-f", "victim")
+            p.wait(timeout=15)
+        finally:
+            if p.poll() is None:
+                p.kill()
+        took = time.monotonic() - t0
+        assert p.returncode == 137, (p.returncode, p.stderr.read())
+        assert took < 10, took
+        wait_until(lambda: threads() <= before or None, 10,
+                   what="the attach thread to end (%d before)" % before)
+        st, _ = lab.api("swarma", "GET", "/_ping")
+        assert st == 200

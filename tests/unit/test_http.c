@@ -45,6 +45,11 @@ struct fx {
   struct http_req *stream_req;
   uv_timer_t delay_timer;
   struct http_req *delayed;
+  /* streamed bodies ("/upload...") */
+  struct http_req *up;
+  size_t up_bytes;
+  uint32_t up_sum;
+  bool up_end, up_complete, up_hold, up_stream_seen;
 };
 
 static void delay_fire(uv_timer_t *t) {
@@ -121,10 +126,59 @@ static void hijack(struct http_req *req, uv_loop_t *loop) {
   uv_read_start((uv_stream_t *)&e->p, echo_alloc, echo_read);
 }
 
+static void up_data(struct http_req *req, const char *data, size_t len,
+                    void *ud) {
+  struct fx *f = ud;
+  for (size_t i = 0; i < len; i++)
+    f->up_sum = f->up_sum * 31 + (unsigned char)data[i];
+  f->up_bytes += len;
+  if (f->up_hold) /* a consumer that is behind */
+    http_req_body_pause(req, true);
+}
+
+static void up_end(struct http_req *req, bool complete, void *ud) {
+  struct fx *f = ud;
+  f->up_end = true;
+  f->up_complete = complete;
+  f->up = NULL;
+  if (!complete) {
+    http_req_release(req);
+    return;
+  }
+  cleanup_free char *out = xasprintf("%zu %u", f->up_bytes, f->up_sum);
+  http_respond(req, 200, "text/plain", out, strlen(out), NULL);
+}
+
+static bool up_route(const struct http_req *head, void *ud) {
+  (void)ud;
+  return strcmp(head->method, "PUT") == 0 &&
+         str_has_prefix(head->path, "/upload");
+}
+
+static void upload(struct fx *f, struct http_req *req) {
+  f->up_stream_seen = req->body_stream;
+  if (!req->body_stream) { /* not offered: buffered as ever */
+    cleanup_free char *out = xasprintf("buffered %zu", req->body_len);
+    http_respond(req, 200, "text/plain", out, strlen(out), NULL);
+    return;
+  }
+  if (strcmp(req->path, "/upload-reject") == 0) {
+    http_respond_error(req, 400, "no thanks");
+    return;
+  }
+  f->up = req;
+  f->up_bytes = 0;
+  f->up_sum = 0;
+  f->up_end = f->up_complete = false;
+  http_req_body_start(req, up_data, up_end, f);
+}
+
 static void handler(struct http_req *req, void *ud) {
   struct fx *f = ud;
   if (strcmp(req->path, "/hijack") == 0)
     return hijack(req, &f->loop);
+  if (str_has_prefix(req->path, "/upload"))
+    return upload(f, req);
   f->nreq++;
   snprintf(f->method, sizeof f->method, "%s", req->method);
   snprintf(f->path, sizeof f->path, "%s", req->path);
@@ -1561,5 +1615,180 @@ TEST(http_hijack_half_close) {
     CHECK(body);
     CHECK_STR_EQ(body + 4, "got:in-the-head and-after");
   }
+  CHECK(fx_done(&f));
+}
+
+/* ---- streamed request bodies ---- */
+
+static uint32_t sum_of(const char *data, size_t len, uint32_t sum) {
+  for (size_t i = 0; i < len; i++)
+    sum = sum * 31 + (unsigned char)data[i];
+  return sum;
+}
+
+static char *pattern(size_t n) {
+  char *p = xmalloc(n);
+  for (size_t i = 0; i < n; i++)
+    p[i] = (char)((i * 7 + i / 4096) & 0xff);
+  return p;
+}
+
+TEST(http_body_stream_length_and_chunked) {
+  struct fx f;
+  fx_init(&f);
+  http_server_set_body_stream(f.srv, up_route, &f);
+  CHECK_INT_EQ(fx_listen_unix(&f), 0);
+  /* Content-Length, past the buffered limit */
+  size_t n = HTTP_MAX_BODY + 3 * 1024 * 1024 + 17;
+  char *big = pattern(n);
+  uint32_t want = sum_of(big, n, 0);
+  cleanup_free char *url = unix_url("/upload");
+  struct http_call_opts o = {.url = url,
+                             .unix_socket = f.sock,
+                             .method = "PUT",
+                             .body = big,
+                             .body_len = n};
+  struct res r;
+  CHECK(call(&f, &o, &r));
+  free(big);
+  CHECK_INT_EQ(r.status, 200);
+  cleanup_free char *expect = xasprintf("%zu %u", n, want);
+  CHECK_STR_EQ(r.body, expect);
+  CHECK(f.up_stream_seen && f.up_complete);
+  res_free(&r);
+
+  /* chunked, in odd pieces, then a pipelined request on the same
+   * connection */
+  int fd = raw_unix(f.sock);
+  const char *head = "PUT /upload HTTP/1.1\r\nHost: x\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n";
+  raw_send(fd, head, strlen(head));
+  uint32_t sum = 0;
+  size_t total = 0;
+  for (int i = 1; i <= 40; i++) {
+    size_t len = (size_t)i * 997;
+    char *part = pattern(len);
+    cleanup_free char *size = xasprintf("%zx\r\n", len);
+    raw_send(fd, size, strlen(size));
+    raw_send(fd, part, len);
+    raw_send(fd, "\r\n", 2);
+    sum = sum_of(part, len, sum);
+    total += len;
+    free(part);
+    run_for(&f, 1);
+  }
+  const char *tail = "0\r\n\r\nGET /echo HTTP/1.1\r\nHost: x\r\n\r\n";
+  raw_send(fd, tail, strlen(tail));
+  bool eof;
+  cleanup_free char *resp = raw_read(&f, fd, 2, 5000, &eof);
+  close(fd);
+  cleanup_free char *want2 = xasprintf("\r\n\r\n%zu %u", total, sum);
+  CHECK(strstr(resp, want2) != NULL);
+  CHECK(strstr(resp, "GET /echo") != NULL);
+  CHECK(fx_done(&f));
+}
+
+TEST(http_body_stream_backpressure) {
+  struct fx f;
+  fx_init(&f);
+  http_server_set_body_stream(f.srv, up_route, &f);
+  CHECK_INT_EQ(fx_listen_unix(&f), 0);
+  size_t n = 16 * 1024 * 1024;
+  char *big = pattern(n);
+  int fd = raw_unix(f.sock);
+  cleanup_free char *head = xasprintf(
+      "PUT /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n", n);
+  raw_send(fd, head, strlen(head));
+  /* The consumer pauses at its first chunk and stays behind: the client
+   * can only fill the server's input bound and the socket buffers. */
+  f.up_hold = true;
+  size_t sent = 0;
+  for (int i = 0; i < 2000 && sent < n; i++) {
+    ssize_t k = send(fd, big + sent, n - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (k > 0)
+      sent += (size_t)k;
+    run_for(&f, 1);
+  }
+  CHECK(f.up != NULL);
+  CHECK(f.up_bytes > 0);
+  CHECK(sent < 4 * 1024 * 1024);
+  CHECK(f.up_bytes < 2 * 1024 * 1024);
+  /* caught up: the rest flows, one chunk per resume */
+  for (int i = 0; i < 100000 && !f.up_end; i++) {
+    if (sent < n) {
+      ssize_t k = send(fd, big + sent, n - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (k > 0)
+        sent += (size_t)k;
+    }
+    if (f.up)
+      http_req_body_pause(f.up, false);
+    uv_run(&f.loop, UV_RUN_NOWAIT);
+  }
+  bool eof;
+  cleanup_free char *resp = raw_read(&f, fd, 1, 5000, &eof);
+  close(fd);
+  CHECK(f.up_end && f.up_complete);
+  cleanup_free char *want = xasprintf("%zu %u", n, sum_of(big, n, 0));
+  free(big);
+  CHECK(strstr(resp, want) != NULL);
+  CHECK(fx_done(&f));
+}
+
+TEST(http_body_stream_abort_reject_plain_tcp) {
+  struct fx f;
+  fx_init(&f);
+  http_server_set_body_stream(f.srv, up_route, &f);
+  CHECK_INT_EQ(fx_listen_unix(&f), 0);
+  /* the client goes away mid-body: on_end(false), the server lives on */
+  int fd = raw_unix(f.sock);
+  const char *rq = "PUT /upload HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                   "1000000\r\n\r\n";
+  raw_send(fd, rq, strlen(rq));
+  char *part = pattern(100000);
+  raw_send(fd, part, 100000);
+  free(part);
+  for (int i = 0; i < 200 && f.up_bytes < 100000; i++)
+    run_for(&f, 2);
+  close(fd);
+  CHECK(run_until(&f, &f.up_end, 5000));
+  CHECK(!f.up_complete);
+  CHECK_INT_EQ((int)f.up_bytes, 100000);
+
+  /* answered before the body is read: the rest is dropped and the
+   * connection goes on */
+  fd = raw_unix(f.sock);
+  rq = "PUT /upload-reject HTTP/1.1\r\nHost: x\r\nContent-Length: "
+       "300000\r\n\r\n";
+  raw_send(fd, rq, strlen(rq));
+  part = pattern(300000);
+  size_t sent = 0;
+  for (int i = 0; i < 2000 && sent < 300000; i++) {
+    ssize_t k =
+        send(fd, part + sent, 300000 - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (k > 0)
+      sent += (size_t)k;
+    run_for(&f, 1);
+  }
+  free(part);
+  rq = "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n";
+  raw_send(fd, rq, strlen(rq));
+  bool eof;
+  cleanup_free char *resp = raw_read(&f, fd, 2, 5000, &eof);
+  close(fd);
+  CHECK(str_has_prefix(resp, "HTTP/1.1 400 "));
+  CHECK(strstr(resp, "no thanks") != NULL);
+  CHECK(strstr(resp, "GET /echo") != NULL);
+
+  /* plain TCP is not authenticated: the body is buffered, limits hold */
+  CHECK(fx_listen_tcp(&f, NULL) > 0);
+  cleanup_free char *url = xasprintf("http://127.0.0.1:%d/upload", f.port);
+  struct http_call_opts o = {
+      .url = url, .method = "PUT", .body = "abc", .body_len = 3};
+  struct res r;
+  CHECK(call(&f, &o, &r));
+  CHECK_INT_EQ(r.status, 200);
+  CHECK_STR_EQ(r.body, "buffered 3");
+  CHECK(!f.up_stream_seen);
+  res_free(&r);
   CHECK(fx_done(&f));
 }
