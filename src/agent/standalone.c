@@ -355,7 +355,7 @@ static int net_up(struct standalone *sa, const char *id, const json_t *info,
   cleanup_free char *path = NULL;
   if (overlay_attach(sa->cfg.overlay, &t, &path, err) < 0)
     return -1;
-  cleanup_json json_t *ep = overlay_bridge_endpoint(sa->cfg.overlay, id);
+  cleanup_json json_t *ep = overlay_bridge_endpoint(sa->cfg.overlay, id, NULL);
   cleanup_json json_t *patch =
       json_pack("{s:o}", "NetworkSettings", net_settings(info, ep));
   if (exec_meta_update(sa->cfg.exec, id, patch, err) < 0) {
