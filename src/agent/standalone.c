@@ -1563,6 +1563,80 @@ void standalone_start(struct standalone *sa, const char *ref,
   workq_submit(sa->cfg.work, find_work, find_done, f);
 }
 
+/* docker network connect / disconnect: found like a start, then a job
+ * in the container's queue. */
+struct net_find {
+  struct standalone *sa;
+  char *ref;
+  char id[65];
+  json_t *info, *attachment;
+  int rc;
+  sh_err err;
+  struct sa_job *job;
+};
+
+static void net_find_work(void *ud) {
+  struct net_find *f = ud;
+  f->rc = exec_find(f->sa->cfg.exec, f->ref, f->id, &f->err);
+  if (f->rc == 0)
+    f->rc = exec_inspect_json(f->sa->cfg.exec, f->id, &f->info, &f->err);
+  if (f->rc == 0)
+    f->attachment = load_attachment(f->sa, f->id);
+}
+
+static void net_find_done(void *ud, int cancelled) {
+  struct net_find *f = ud;
+  struct standalone *sa = f->sa;
+  struct sa_job *j = f->job;
+  sa->inflight--;
+  if (cancelled && f->rc == 0)
+    f->rc = sh_error(&f->err, 503, "the daemon is shutting down");
+  if (f->rc == 0 && is_task(f->info))
+    f->rc = sh_error(&f->err, 501,
+                     "docker network %s of a swarm task's container is not "
+                     "supported by shoal",
+                     j->kind == J_CONNECT ? "connect" : "disconnect");
+  if (f->rc < 0) {
+    j->done(j->ud, -1, NULL, &f->err);
+    json_decref(j->epcfg);
+    free(j->net_id);
+    free(j->net_name);
+    free(j);
+  } else {
+    struct sa_ctr *c = find(sa, f->id);
+    if (!c) {
+      c = ctr_new(sa, f->id, json_incref(f->info));
+      c->attachment = json_incref(f->attachment);
+    }
+    enqueue(c, j);
+  }
+  json_decref(f->info);
+  json_decref(f->attachment);
+  free(f->ref);
+  free(f);
+}
+
+void standalone_network(struct standalone *sa, bool connect, const char *ref,
+                        const char *net_id, const char *net_name,
+                        const json_t *epcfg, standalone_done_fn done,
+                        void *ud) {
+  struct sa_job *j = xcalloc(1, sizeof *j);
+  j->kind = connect ? J_CONNECT : J_DISCONNECT;
+  j->net_id = xstrdup(net_id);
+  j->net_name = xstrdup(net_name);
+  j->epcfg = epcfg ? json_deep_copy(epcfg) : json_object();
+  j->dns_fd = -1;
+  j->pidfd = -1;
+  j->done = done;
+  j->ud = ud;
+  struct net_find *f = xcalloc(1, sizeof *f);
+  f->sa = sa;
+  f->ref = xstrdup(ref);
+  f->job = j;
+  sa->inflight++;
+  workq_submit(sa->cfg.work, net_find_work, net_find_done, f);
+}
+
 bool standalone_restart(struct standalone *sa, const char *id, int sig,
                         int64_t grace_ns, standalone_done_fn done, void *ud) {
   struct sa_ctr *c = find(sa, id);

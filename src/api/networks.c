@@ -711,6 +711,59 @@ static void remove_network(struct api_call *c, const char *ref) {
     api_reply_err(c->req, &err);
 }
 
+/* ---- connect / disconnect (standalone containers, bridge networks) ---- */
+
+static void connected(void *ud, int rc, const char *id, const sh_err *err) {
+  struct http_req *req = ud;
+  if (rc < 0)
+    return api_reply_err(req, err);
+  http_respond(req, 200, NULL, "", 0, NULL);
+}
+
+static void connect_network(struct api_call *c, const char *ref, bool connect) {
+  sh_err err = {0};
+  cleanup_json json_t *body = NULL;
+  if (api_body(c->req, &body, &err) < 0)
+    return api_reply_err(c->req, &err);
+  const char *ctr = jx_str(body, "Container", "");
+  if (!*ctr) {
+    sh_error(&err, 400, "invalid request: no container given");
+    return api_reply_err(c->req, &err);
+  }
+  cleanup_json json_t *n = find(c->d, ref, "", &err);
+  if (!n)
+    return api_reply_err(c->req, &err);
+  const char *name = jx_str(n, "Name", "");
+  if (strcmp(jx_str(n, "Scope", ""), "swarm") == 0) {
+    sh_error(&err, 501,
+             "docker network %s of a swarm network (%s) is not supported by "
+             "shoal yet: give it at docker run (--network)",
+             connect ? "connect" : "disconnect", name);
+    return api_reply_err(c->req, &err);
+  }
+  if (!strcmp(name, "host") || !strcmp(name, "none")) {
+    sh_error(&err, 400,
+             strcmp(name, "host") == 0
+                 ? "container cannot be disconnected from host network or "
+                   "connected to host network"
+                 : "container cannot be connected to multiple networks with "
+                   "one of the networks in private (none) mode");
+    return api_reply_err(c->req, &err);
+  }
+  if (strcmp(name, "bridge") != 0 && !is_user_bridge(n)) {
+    sh_error(&err, 403, "operation not permitted on network %s", name);
+    return api_reply_err(c->req, &err);
+  }
+  if (!c->d->standalone) {
+    sh_error(&err, 500, "no container executor on this node");
+    return api_reply_err(c->req, &err);
+  }
+  standalone_network(c->d->standalone, connect, ctr,
+                     strcmp(name, "bridge") == 0 ? "" : jx_str(n, "Id", ""),
+                     name, json_object_get(body, "EndpointConfig"), connected,
+                     c->req);
+}
+
 bool api_networks(struct api_call *c) {
   const char *p = c->path;
   if (strcmp(p, "/networks") != 0 && !str_has_prefix(p, "/networks/"))
@@ -757,10 +810,7 @@ bool api_networks(struct api_call *c) {
     if (strcmp(m, "POST") != 0 || (strcmp(slash + 1, "connect") != 0 &&
                                    strcmp(slash + 1, "disconnect") != 0))
       return false;
-    sh_error(&err, 501,
-             "connecting containers to networks is not supported by shoal "
-             "yet");
-    api_reply_err(c->req, &err);
+    connect_network(c, ref, strcmp(slash + 1, "connect") == 0);
     return true;
   }
   if (!*ref)
