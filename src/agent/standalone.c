@@ -1736,7 +1736,9 @@ static void adopt_work(void *ud) {
     if (st.status == EXEC_STATUS_RUNNING) {
       exec_pidfd(sa->cfg.exec, list[i].id, &fd, NULL, NULL);
       /* its DNS socket again (the old one died with the daemon) */
-      if (att && is_swarm_net(sa, info)) {
+      cleanup_json json_t *lids = local_net_ids(info);
+      if ((att && is_swarm_net(sa, info)) ||
+          (!is_swarm_net(sa, info) && json_array_size(lids))) {
         cleanup_free char *ns =
             xasprintf("%s/netns/%s", sa->cfg.exec_root, list[i].id);
         dns_fd = dns_socket(ns);

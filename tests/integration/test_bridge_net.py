@@ -5,6 +5,7 @@ embedded DNS, isolation from other networks), network connect and
 disconnect, and all of it across a shoald restart."""
 
 import json
+import time
 
 from lib import SEED, ServiceLab, timeout, wait_until
 
@@ -56,3 +57,74 @@ def test_bridge_networks_lifecycle():
         out = lab.docker("swarma", "network", "prune", "-f")[1]
         assert "front" in out, out
         assert "br-" + n["Id"][:12] not in lab.exec("swarma", "ip", "-o", "link")[1]
+
+
+def nets_of(lab, ctr):
+    return json.loads(lab.docker("swarma", "inspect", "--format",
+                                 "{{json .NetworkSettings.Networks}}", ctr)[1])
+
+
+@timeout(240)
+def test_containers_on_bridge_networks_connect_and_restart():
+    with one_host() as lab:
+        def d(*args, **kw):
+            return lab.docker("swarma", *args, **kw)
+
+        def pings(ctr, target):
+            return d("exec", ctr, "ping", "-c", "1", "-W", "2", target, check=False)[0] == 0
+
+        fid = d("network", "create", "front")[1].strip()
+        d("network", "create", "other")
+        t0 = d("version", "--format", "{{.Server.Version}}") and str(int(time.time()) - 1)
+        web = d("run", "-d", "--name", "web", "--network", "front", "--network-alias", "www",
+                "busybox", "sleep", "3600", timeout=120)[1].strip()
+        d("run", "-d", "--name", "cli", "--network", "front", "--ip", "172.19.0.50",
+          "busybox", "sleep", "3600")
+        d("run", "-d", "--name", "lone", "--network", "other", "--restart", "always",
+          "busybox", "sleep", "3600")
+        ep = nets_of(lab, "web")["front"]
+        assert ep["IPAddress"] == "172.19.0.2" and ep["NetworkID"] == fid, ep
+        assert ep["Aliases"] == ["www"] and ep["DNSNames"] == ["web", "www", web[:12]], ep
+        assert nets_of(lab, "cli")["front"]["IPAddress"] == "172.19.0.50"
+        # the embedded DNS: name, alias, short ID; not from another network
+        for target in ("web", "www", web[:12]):
+            assert pings("cli", target), target
+        rc, out, err = d("exec", "lone", "ping", "-c", "1", "-W", "1", "web", check=False)
+        assert rc != 0 and "bad address" in out + err, (rc, out, err)
+        assert not pings("lone", "172.19.0.2")  # isolation between bridges
+        n = net_inspect(lab, "front")
+        assert sorted(c["Name"] for c in n["Containers"].values()) == ["cli", "web"], n
+        e = err_of(lab, "network", "rm", "front").splitlines()[0]
+        assert e == ("Error response from daemon: error while removing network: network "
+                     "front id %s has active endpoints" % fid), e
+
+        # connect a running container: eth1 on front, names both ways
+        d("network", "connect", "--alias", "solo", "front", "lone")
+        out = d("exec", "lone", "ip", "-o", "-4", "addr", "show", "eth1")[1]
+        assert "172.19.0." in out, out
+        assert pings("lone", "web") and pings("cli", "solo")
+        assert set(nets_of(lab, "lone")) == {"other", "front"}
+        assert "endpoint with name lone already exists in network front" in err_of(
+            lab, "network", "connect", "front", "lone")
+        assert "network nosuch not found" in err_of(lab, "network", "connect", "nosuch", "lone")
+        ev = d("events", "--since", t0, "--until", str(int(time.time()) + 1),
+               "--filter", "type=network", "--format",
+               "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.container}}")[1]
+        lone = d("inspect", "--format", "{{.Id}}", "lone")[1].strip()
+        assert "connect %s %s" % (fid, lone) in ev.splitlines(), ev
+        d("network", "disconnect", "front", "lone")
+        rc, _, _ = d("exec", "lone", "ip", "link", "show", "eth1", check=False)
+        assert rc != 0 and set(nets_of(lab, "lone")) == {"other"}
+        assert not pings("cli", "solo")
+
+        # a shoald restart: the network, the endpoints and the names stay
+        lab.restart("swarma")
+        wait_until(lambda: pings("cli", "web"), 20, what="cli reaches web after the restart")
+        assert nets_of(lab, "lone")["other"]["IPAddress"].startswith("172.20."), nets_of(lab, "lone")
+        # a stopped container connected gets the endpoint at its start
+        d("stop", "-t", "1", "lone")
+        d("network", "connect", "front", "lone")
+        d("start", "lone")
+        assert pings("lone", "web")
+        d("rm", "-f", "web", "cli", "lone")
+        d("network", "rm", "front", "other")
