@@ -695,7 +695,7 @@ static void connect_steps(struct sa_job *j) {
       if (ep)
         json_object_set_new(eps, name, ep);
     }
-    if (local_dns) {
+    if (local_dns && !j->c->dns_local) {
       cleanup_free char *path =
           xasprintf("%s/netns/%s", sa->cfg.exec_root, id);
       j->dns_fd = dns_socket(path);
@@ -1044,8 +1044,11 @@ static void job_done(void *ud, int cancelled) {
       c->info = json_incref(j->info);
     }
     if (j->running) {
-      serve_dns(c, j->dns_fd);
-      j->dns_fd = -1;
+      cleanup_json json_t *ids = local_net_ids(c->info);
+      if (c->dns_local && sa->dns)
+        dnsd_set_nets(sa->dns, c->id, ids);
+      else
+        serve_dns(c, j->dns_fd);
       refresh_names(sa);
     }
     if (sa->cfg.events)
