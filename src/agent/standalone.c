@@ -293,17 +293,17 @@ static json_t *wanted_nets(const json_t *info) {
  * IPPrefixLen, Gateway, MacAddress, EndpointID, NetworkID, DNSNames}) or
  * NULL (not attached). */
 static json_t *net_entry(const json_t *w, const json_t *ep) {
-  json_t *o = json_pack(
-      "{s:n,s:n,s:n,s:s,s:s,s:s,s:i,s:s,s:s,s:s,s:i,s:s,s:n}", "IPAMConfig",
-      "Links", "Aliases", "MacAddress", ep ? jx_str(ep, "MacAddress", "") : "",
-      "NetworkID",
-      ep && *jx_str(ep, "NetworkID", "") ? jx_str(ep, "NetworkID", "")
-                                         : jx_str(w, "NetworkID", ""),
-      "EndpointID", ep ? jx_str(ep, "EndpointID", "") : "", "IPPrefixLen",
-      ep ? (int)jx_int(ep, "IPPrefixLen", 0) : 0, "Gateway",
-      ep ? jx_str(ep, "Gateway", "") : "", "IPAddress",
-      ep ? jx_str(ep, "IPAddress", "") : "", "IPv6Gateway", "",
-      "GlobalIPv6PrefixLen", 0, "GlobalIPv6Address", "", "DNSNames");
+  json_t *o =
+      json_pack("{s:n,s:n,s:n,s:s,s:s,s:s,s:i,s:s,s:s,s:s,s:i,s:s,s:n}",
+                "IPAMConfig", "Links", "Aliases", "MacAddress",
+                ep ? jx_str(ep, "MacAddress", "") : "", "NetworkID",
+                ep && *jx_str(ep, "NetworkID", "") ? jx_str(ep, "NetworkID", "")
+                                                   : jx_str(w, "NetworkID", ""),
+                "EndpointID", ep ? jx_str(ep, "EndpointID", "") : "",
+                "IPPrefixLen", ep ? (int)jx_int(ep, "IPPrefixLen", 0) : 0,
+                "Gateway", ep ? jx_str(ep, "Gateway", "") : "", "IPAddress",
+                ep ? jx_str(ep, "IPAddress", "") : "", "IPv6Gateway", "",
+                "GlobalIPv6PrefixLen", 0, "GlobalIPv6Address", "", "DNSNames");
   const char *keep[] = {"IPAMConfig", "Aliases"};
   for (size_t i = 0; i < ARRAY_SIZE(keep); i++) {
     const json_t *v = json_object_get(w, keep[i]);
@@ -330,12 +330,12 @@ static json_t *net_settings(const json_t *info, const json_t *eps) {
   json_t *nets = json_object();
   const char *name;
   json_t *w;
-  json_object_foreach(wanted, name, w) json_object_set_new(
-      nets, name, net_entry(w, json_object_get(eps, name)));
+  json_object_foreach(wanted, name, w)
+      json_object_set_new(nets, name, net_entry(w, json_object_get(eps, name)));
   json_t *ns =
-      json_pack("{s:s,s:o,s:o,s:s,s:s,s:i,s:s,s:s,s:s,s:i,s:s}",
-                "SandboxKey", sandbox, "Ports", ports, "Networks", nets,
-                "IPAddress", top ? jx_str(top, "IPAddress", "") : "", "Gateway",
+      json_pack("{s:s,s:o,s:o,s:s,s:s,s:i,s:s,s:s,s:s,s:i,s:s}", "SandboxKey",
+                sandbox, "Ports", ports, "Networks", nets, "IPAddress",
+                top ? jx_str(top, "IPAddress", "") : "", "Gateway",
                 top ? jx_str(top, "Gateway", "") : "", "IPPrefixLen",
                 top ? (int)jx_int(top, "IPPrefixLen", 0) : 0, "MacAddress",
                 top ? jx_str(top, "MacAddress", "") : "", "EndpointID",
@@ -466,11 +466,8 @@ static int bridge_up(struct standalone *sa, const char *id, const json_t *info,
   const char *ip = jx_str(w, "IPAMConfig.IPv4Address", "");
   if (primary) {
     cleanup_json json_t *ports = wanted_ports(info);
-    struct overlay_task t = {.task_id = id,
-                             .ports = ports,
-                             .bridge = true,
-                             .net_id = nid,
-                             .ip = ip};
+    struct overlay_task t = {
+        .task_id = id, .ports = ports, .bridge = true, .net_id = nid, .ip = ip};
     cleanup_free char *path = NULL;
     if (overlay_attach(sa->cfg.overlay, &t, &path, err) < 0)
       return -1;
@@ -519,8 +516,7 @@ static int net_up(struct standalone *sa, const char *id, const json_t *info,
   if (exec_meta_update(sa->cfg.exec, id, patch, err) < 0)
     goto fail;
   if (local_dns) {
-    cleanup_free char *path =
-        xasprintf("%s/netns/%s", sa->cfg.exec_root, id);
+    cleanup_free char *path = xasprintf("%s/netns/%s", sa->cfg.exec_root, id);
     *dns_fd = dns_socket(path);
   }
   return 0;
@@ -685,8 +681,8 @@ static void connect_steps(struct sa_job *j) {
     const char *name;
     json_t *n;
     json_object_foreach(jx_get(info, "NetworkSettings.Networks"), name, n) {
-      const char *nid = strcmp(name, "bridge") ? jx_str(n, "NetworkID", "")
-                                               : "";
+      const char *nid =
+          strcmp(name, "bridge") ? jx_str(n, "NetworkID", "") : "";
       json_t *ep = json_object_get(eps, name)
                        ? NULL
                        : overlay_bridge_endpoint(sa->cfg.overlay, id, nid);
@@ -696,8 +692,7 @@ static void connect_steps(struct sa_job *j) {
         json_object_set_new(eps, name, ep);
     }
     if (local_dns && !j->c->dns_local) {
-      cleanup_free char *path =
-          xasprintf("%s/netns/%s", sa->cfg.exec_root, id);
+      cleanup_free char *path = xasprintf("%s/netns/%s", sa->cfg.exec_root, id);
       j->dns_fd = dns_socket(path);
     }
   }
@@ -727,8 +722,8 @@ static void disconnect_steps(struct sa_job *j) {
     cname++;
   json_t *nets = jx_get(info, "NetworkSettings.Networks");
   if (!json_object_get(nets, j->net_name)) {
-    sh_error(&j->err, 500, "container %s is not connected to network %s",
-             cname, j->net_name);
+    sh_error(&j->err, 500, "container %s is not connected to network %s", cname,
+             j->net_name);
     return;
   }
   if (!strcmp(j->net_name, mode)) {
@@ -1132,8 +1127,8 @@ static void attached(void *cbud, const json_t *answer, const sh_err *err) {
 /* A start on a swarm network needs the managers' attachment first. */
 static bool wait_attachment(struct sa_ctr *c, struct sa_job *j) {
   struct standalone *sa = c->sa;
-  if ((j->kind != J_START && j->kind != J_RESTART) || !is_swarm_net(sa, c->info) ||
-      c->attachment || !sa->cfg.call)
+  if ((j->kind != J_START && j->kind != J_RESTART) ||
+      !is_swarm_net(sa, c->info) || c->attachment || !sa->cfg.call)
     return false;
   if (c->attaching)
     return true;
@@ -1396,8 +1391,8 @@ static void create_work(void *ud) {
       .oom_score_adj = rs->oom_score_adj,
       .init = rs->init,
       .dns_servers = (const char *const *)rs->dns,
-      .embedded_dns = rs->net == RUNSPEC_NET_SWARM ||
-                      json_object_size(rs->endpoints) > 1,
+      .embedded_dns =
+          rs->net == RUNSPEC_NET_SWARM || json_object_size(rs->endpoints) > 1,
       .dns_search = (const char *const *)rs->dns_search,
       .dns_options = (const char *const *)rs->dns_options,
       .sysctls = rs->sysctls,

@@ -105,8 +105,7 @@ void standalone_updated(struct standalone *sa, const char *id,
  * 403 dockerd's "endpoint with name C already exists in network N". */
 void standalone_network(struct standalone *sa, bool connect, const char *ref,
                         const char *net_id, const char *net_name,
-                        const json_t *epcfg, standalone_done_fn done,
-                        void *ud);
+                        const json_t *epcfg, standalone_done_fn done, void *ud);
 /* Who holds this owner's endpoints, for `network inspect` Containers:
  * {"Endpoints": {container ID: {"Container", "Name"}}}. */
 json_t *standalone_network_view(struct standalone *sa);

@@ -259,8 +259,8 @@ static json_t *swarm_networks(struct shoald *d, const struct local_state *ls,
 }
 
 /* A user bridge network (overlay_nets' record) as dockerd shows it. */
-static json_t *user_bridge_view(const json_t *rec,
-                                const struct local_state *ls, bool full) {
+static json_t *user_bridge_view(const json_t *rec, const struct local_state *ls,
+                                bool full) {
   json_t *v = local_view(jx_str(rec, "Name", ""), rec);
   json_object_set_new(v, "Driver", json_string("bridge"));
   json_t *cfg = json_pack("{s:s, s:s}", "Subnet", jx_str(rec, "Subnet", ""),
@@ -651,8 +651,7 @@ static void prune_done(void *ud, int cancelled) {
     json_array_foreach(j->deleted, k, d) gone |=
         strcmp(json_string_value(d), name) == 0;
     if (gone)
-      net_event(j->d, "destroy", json_string_value(json_array_get(v, 0)),
-                name);
+      net_event(j->d, "destroy", json_string_value(json_array_get(v, 0)), name);
   }
   if (json_array_size(j->deleted) == 0) {
     json_decref(j->deleted);
@@ -678,7 +677,8 @@ static void prune(struct api_call *c, const struct filters *f) {
   size_t i;
   json_t *v;
   json_array_foreach(views, i, v) {
-    if (!is_user_bridge(v) || json_object_size(json_object_get(v, "Containers")) ||
+    if (!is_user_bridge(v) ||
+        json_object_size(json_object_get(v, "Containers")) ||
         !filters_match_label_pair(f, json_object_get(v, "Labels")))
       continue;
     json_array_append_new(j->ids, json_pack("[s, s]", jx_str(v, "Id", ""),

@@ -182,13 +182,13 @@ void ov_vip_chain(sh_buf *b, const struct ov_vip *v, bool existed, bool keep);
 
 /* A user bridge network's settings, read from a create request. */
 struct ov_lnet_spec {
-  bool have_subnet;       /* IPAM.Config's Subnet given */
+  bool have_subnet; /* IPAM.Config's Subnet given */
   struct ipam_prefix subnet;
-  uint32_t gateway;       /* 0: the subnet's first address */
+  uint32_t gateway; /* 0: the subnet's first address */
   bool have_range;
   struct ipam_prefix range;
   bool internal;
-  char bridge[16];        /* com.docker.network.bridge.name; "": br-<id12> */
+  char bridge[16]; /* com.docker.network.bridge.name; "": br-<id12> */
 };
 /* Reads the create request's fields a local bridge applies ({Name,
  * Internal, Options, Labels, IPAM {Driver, Config, Options}, EnableIPv6,

@@ -496,7 +496,6 @@ int overlay_ensure_bridge(struct overlay *ov, sh_err *err) {
   return rc;
 }
 
-
 /* ---- user bridge networks ---- */
 
 /* One bridge network as endpoints need it: docker0 (id "") or a user's. */
@@ -689,8 +688,7 @@ int overlay_net_create(struct overlay *ov, const json_t *req, const char *id,
   }
   if (netdev_exists(ov->node, ifname) || !strcmp(ifname, OV_DEFAULT_BRIDGE) ||
       !strcmp(ifname, OV_GW_BRIDGE)) {
-    sh_error(err, 409, "bridge name %s is already in use on this node",
-             ifname);
+    sh_error(err, 409, "bridge name %s is already in use on this node", ifname);
     goto out;
   }
   /* The subnets of the node's own networks, which a new one must not
@@ -1114,12 +1112,12 @@ static json_t *bridge_ep(struct overlay *ov, const char *id, const json_t *t,
   cleanup_json json_t *ep =
       endpoint(id, *net ? l.ifname : OV_DEFAULT_BRIDGE, ip, l.subnet.len);
   char b[20], g[20];
-  json_t *out = json_pack(
-      "{s:s,s:i,s:s,s:O,s:O,s:s}", "IPAddress", ipam_ip_str(ip, b),
-      "IPPrefixLen", (int)l.subnet.len, "Gateway",
-      l.internal && *net ? "" : ipam_ip_str(l.gw, g), "MacAddress",
-      json_object_get(ep, "MacAddress"), "EndpointID",
-      json_object_get(ep, "EndpointID"), "NetworkID", net);
+  json_t *out =
+      json_pack("{s:s,s:i,s:s,s:O,s:O,s:s}", "IPAddress", ipam_ip_str(ip, b),
+                "IPPrefixLen", (int)l.subnet.len, "Gateway",
+                l.internal && *net ? "" : ipam_ip_str(l.gw, g), "MacAddress",
+                json_object_get(ep, "MacAddress"), "EndpointID",
+                json_object_get(ep, "EndpointID"), "NetworkID", net);
   json_object_set_new(out, "Ports",
                       ports ? json_deep_copy(ports) : json_array());
   return out;
@@ -1204,10 +1202,9 @@ int overlay_connect(struct overlay *ov, const char *id, const char *net_id,
     sh_err_wrap(err, "%s", l.ifname);
     goto out;
   }
-  json_array_append_new(more,
-                        json_pack("{s:s,s:s,s:s,s:s}", "Net", l.id, "IP",
-                                  ipam_ip_str(ip, b), "If", ifname, "Link",
-                                  host));
+  json_array_append_new(more, json_pack("{s:s,s:s,s:s,s:s}", "Net", l.id, "IP",
+                                        ipam_ip_str(ip, b), "If", ifname,
+                                        "Link", host));
   rc = save_state(ov, err);
 out:
   netdev_close(tnd);
@@ -1669,9 +1666,8 @@ json_t *overlay_view(struct overlay *ov) {
     uint32_t gw = task_gw_ip(t);
     if (is_bridge(t)) {
       json_t *m;
-      json_array_foreach(json_object_get(t, "More"), i, m)
-          bridge_view_ep(ov, nets, k, jx_str(m, "Net", ""),
-                         jx_str(m, "IP", ""));
+      json_array_foreach(json_object_get(t, "More"), i, m) bridge_view_ep(
+          ov, nets, k, jx_str(m, "Net", ""), jx_str(m, "IP", ""));
       char b[20];
       if (gw)
         bridge_view_ep(ov, nets, k, bridge_net(t), ipam_ip_str(gw, b));

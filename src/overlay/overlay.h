@@ -114,8 +114,7 @@ int overlay_net_create(struct overlay *ov, const json_t *req, const char *id,
  * "Internal", "Bridge", "Labels", "Options"}}, new reference. */
 json_t *overlay_nets(struct overlay *ov);
 /* 403 with dockerd's message while an endpoint is on it. */
-int overlay_net_remove(struct overlay *ov, const char *id,
-                       struct sh_err *err);
+int overlay_net_remove(struct overlay *ov, const char *id, struct sh_err *err);
 /* Another interface (eth1, ...) in a running bridge container's
  * namespace, on net_id ("" docker0), with ip when given (--ip). 409 when
  * it has no bridge endpoint or is on the network already. */

@@ -589,9 +589,8 @@ static int lnet_options(const json_t *opts, struct ov_lnet_spec *out,
                strcmp(s, "true") == 0) {
       /* the default */
     } else {
-      return sh_error(err, 501,
-                      "network option %s=%s is not supported by shoal yet", k,
-                      s);
+      return sh_error(
+          err, 501, "network option %s=%s is not supported by shoal yet", k, s);
     }
   }
   return 0;
@@ -704,7 +703,8 @@ uint32_t ov_lnet_next(struct ipam_prefix subnet,
                       const struct ipam_prefix *range, uint32_t gateway,
                       const uint32_t *taken, size_t ntaken) {
   struct ipam_prefix r = range ? *range : subnet;
-  uint32_t first = subnet.addr, last = subnet.addr + (uint32_t)(ipam_size(subnet) - 1);
+  uint32_t first = subnet.addr,
+           last = subnet.addr + (uint32_t)(ipam_size(subnet) - 1);
   uint64_t size = ipam_size(r);
   for (uint64_t k = 0; k < size; k++) {
     uint32_t ip = r.addr + (uint32_t)k;

@@ -1121,8 +1121,8 @@ TEST(overlay_user_bridge_requests_subnets_and_isolation) {
   struct ov_lnet_spec sp;
   sh_err err = {0};
   /* docker network create front: everything chosen by the daemon */
-  cleanup_json json_t *plain = json_pack("{s:s, s:s}", "Name", "front",
-                                         "Driver", "bridge");
+  cleanup_json json_t *plain =
+      json_pack("{s:s, s:s}", "Name", "front", "Driver", "bridge");
   CHECK_INT_EQ(ov_lnet_parse(plain, &sp, &err), 0);
   CHECK(!sp.have_subnet && !sp.internal && sp.bridge[0] == '\0');
   /* --subnet --ip-range --gateway --internal -o bridge name */
