@@ -1221,8 +1221,11 @@ static int container_nets(struct standalone *sa, const struct runspec *rs,
   json_t *ep;
   json_object_set_new(nets, mode, json_object());
   json_object_foreach((json_t *)rs->endpoints, k, ep) {
+    /* the CLI keys the first by NetworkMode as given ("default" too) */
     bool primary = !strcmp(k, mode) ||
-                   (rs->net == RUNSPEC_NET_BRIDGE && !strcmp(k, "bridge"));
+                   (rs->network && !strcmp(k, rs->network)) ||
+                   (rs->net == RUNSPEC_NET_BRIDGE &&
+                    (!strcmp(k, "bridge") || !strcmp(k, "default")));
     const char *key = primary ? mode : k;
     cleanup_json json_t *rec = NULL;
     if (!primary && strcmp(k, "bridge") && !(rec = user_net(sa, k)))
