@@ -613,18 +613,28 @@ static void exit_steps(struct sa_job *j) {
 
 /* Thread: docker network connect. A running container gets the
  * interface now, a stopped one at its next start (dockerd). */
+/* Thread: a network job's container as it is now: its inspect (new
+ * reference, NULL: failed with j->err) and name. */
+static json_t *net_job_info(struct sa_job *j, const char **cname) {
+  json_t *info = NULL;
+  j->rc = -1;
+  if (exec_inspect_json(j->c->sa->cfg.exec, j->c->id, &info, &j->err) < 0)
+    return NULL;
+  *cname = jx_str(info, "Name", "");
+  if (**cname == '/')
+    (*cname)++;
+  return info;
+}
+
 static void connect_steps(struct sa_job *j) {
   struct standalone *sa = j->c->sa;
   executor *ex = sa->cfg.exec;
   const char *id = j->c->id;
-  cleanup_json json_t *info = NULL;
-  j->rc = -1;
-  if (exec_inspect_json(ex, id, &info, &j->err) < 0)
+  const char *cname;
+  cleanup_json json_t *info = net_job_info(j, &cname);
+  if (!info)
     return;
   const char *mode = jx_str(info, "HostConfig.NetworkMode", "");
-  const char *cname = jx_str(info, "Name", "");
-  if (*cname == '/')
-    cname++;
   if (!strcmp(mode, "host")) {
     sh_error(&j->err, 400,
              "container sharing network namespace with another container or "
@@ -712,14 +722,11 @@ static void disconnect_steps(struct sa_job *j) {
   struct standalone *sa = j->c->sa;
   executor *ex = sa->cfg.exec;
   const char *id = j->c->id;
-  cleanup_json json_t *info = NULL;
-  j->rc = -1;
-  if (exec_inspect_json(ex, id, &info, &j->err) < 0)
+  const char *cname;
+  cleanup_json json_t *info = net_job_info(j, &cname);
+  if (!info)
     return;
   const char *mode = jx_str(info, "HostConfig.NetworkMode", "");
-  const char *cname = jx_str(info, "Name", "");
-  if (*cname == '/')
-    cname++;
   json_t *nets = jx_get(info, "NetworkSettings.Networks");
   if (!json_object_get(nets, j->net_name)) {
     sh_error(&j->err, 500, "container %s is not connected to network %s", cname,

@@ -517,16 +517,21 @@ static void bridge_create_work(void *ud) {
   j->rc = overlay_net_create(j->d->overlay, j->body, j->id, ts, &j->err);
 }
 
-static void bridge_create_done(void *ud, int cancelled) {
+/* create (201 {Id}) or remove (204), with its event. */
+static void bridge_job_done(void *ud, int cancelled) {
   struct bridge_job *j = ud;
+  bool create = j->body != NULL;
   if (cancelled)
     sh_error(&j->err, 503, "shutting down");
   if (cancelled || j->rc < 0) {
     api_reply_err(j->req, &j->err);
   } else {
-    net_event(j->d, "create", j->id, j->name);
-    api_reply_json(j->req, 201,
-                   json_pack("{s:s, s:s}", "Id", j->id, "Warning", ""));
+    net_event(j->d, create ? "create" : "destroy", j->id, j->name);
+    if (create)
+      api_reply_json(j->req, 201,
+                     json_pack("{s:s, s:s}", "Id", j->id, "Warning", ""));
+    else
+      http_respond(j->req, 204, NULL, "", 0, NULL);
   }
   bridge_job_free(j);
 }
@@ -552,7 +557,7 @@ static void create_bridge(struct api_call *c, json_t *body) {
   j->body = json_incref(body);
   id_new_hex(j->id);
   snprintf(j->name, sizeof j->name, "%s", name);
-  workq_submit(c->d->work, bridge_create_work, bridge_create_done, j);
+  workq_submit(c->d->work, bridge_create_work, bridge_job_done, j);
 }
 
 static void create(struct api_call *c) {
@@ -604,19 +609,6 @@ static void removed(void *ud, int status, const sh_err *err) {
 static void bridge_remove_work(void *ud) {
   struct bridge_job *j = ud;
   j->rc = overlay_net_remove(j->d->overlay, j->id, &j->err);
-}
-
-static void bridge_remove_done(void *ud, int cancelled) {
-  struct bridge_job *j = ud;
-  if (cancelled)
-    sh_error(&j->err, 503, "shutting down");
-  if (cancelled || j->rc < 0) {
-    api_reply_err(j->req, &j->err);
-  } else {
-    net_event(j->d, "destroy", j->id, j->name);
-    http_respond(j->req, 204, NULL, "", 0, NULL);
-  }
-  bridge_job_free(j);
 }
 
 /* ---- prune: the user bridge networks no container is on ---- */
@@ -698,7 +690,7 @@ static void remove_network(struct api_call *c, const char *ref) {
     j->req = c->req;
     snprintf(j->id, sizeof j->id, "%s", jx_str(n, "Id", ""));
     snprintf(j->name, sizeof j->name, "%s", jx_str(n, "Name", ""));
-    workq_submit(c->d->work, bridge_remove_work, bridge_remove_done, j);
+    workq_submit(c->d->work, bridge_remove_work, bridge_job_done, j);
     return;
   }
   if (strcmp(jx_str(n, "Scope", ""), "local") == 0) {
