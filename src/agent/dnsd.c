@@ -281,6 +281,17 @@ void dnsd_set_resolvers(struct dnsd *d, const json_t *resolvers) {
       json_is_array(resolvers) ? json_deep_copy(resolvers) : json_array();
 }
 
+bool dnsd_set_nets(struct dnsd *d, const char *task_id, const json_t *nets) {
+  for (struct dtask *t = d->tasks; t; t = t->next) {
+    if (strcmp(t->id, task_id) == 0) {
+      json_decref(t->nets);
+      t->nets = json_is_array(nets) ? json_deep_copy(nets) : json_array();
+      return true;
+    }
+  }
+  return false;
+}
+
 int dnsd_add(struct dnsd *d, const char *task_id, int fd, const json_t *nets,
              sh_err *err) {
   dnsd_remove(d, task_id);

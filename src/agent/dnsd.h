@@ -8,6 +8,7 @@
 #define SHOAL_AGENT_DNSD_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <uv.h>
 
 struct sh_err;
@@ -24,6 +25,9 @@ void dnsd_set_resolvers(struct dnsd *d, const json_t *resolvers);
 int dnsd_add(struct dnsd *d, const char *task_id, int fd, const json_t *nets,
              struct sh_err *err);
 void dnsd_remove(struct dnsd *d, const char *task_id);
+/* A served task's networks change (docker network connect); false: it
+ * is not served. */
+bool dnsd_set_nets(struct dnsd *d, const char *task_id, const json_t *nets);
 /* The task's own upstreams (its --dns servers, IPv4 strings), in place
  * of the node's; NULL or empty: the node's again. */
 void dnsd_set_task_resolvers(struct dnsd *d, const char *task_id,

@@ -4,6 +4,7 @@
 #include "core/err.h"
 #include "core/jsonx.h"
 #include "core/util.h"
+#include "ipam/ipam.h"
 #include "exec/caps.h"
 
 #include <ctype.h>
@@ -738,21 +739,49 @@ static int parse_network(const json_t *hc, const json_t *nc, struct runspec *r,
   static const char *const handled[] = {"EndpointsConfig", NULL};
   if (only_zero_besides(nc, "NetworkingConfig", handled, err) < 0)
     return -1;
+  static const char *const ep_fields[] = {"Aliases", "IPAMConfig", NULL};
+  static const char *const ipam_fields[] = {"IPv4Address", NULL};
   const char *k;
   json_t *ep;
+  r->endpoints = json_object_get(nc, "EndpointsConfig");
   json_object_foreach(json_object_get(nc, "EndpointsConfig"), k, ep) {
-    bool same = strcmp(k, mode) == 0 ||
-                (r->net == RUNSPEC_NET_BRIDGE && strcmp(k, "bridge") == 0);
-    if (!same)
-      return sh_error(err, 501,
-                      "connecting a container to more than one network (%s) "
-                      "is not supported by shoal yet",
-                      k);
-    if (only_zero_besides(ep, "NetworkingConfig.EndpointsConfig",
-                          (const char *const[]){NULL}, err) < 0)
+    if (only_zero_besides(ep, "NetworkingConfig.EndpointsConfig", ep_fields,
+                          err) < 0 ||
+        only_zero_besides(json_object_get(ep, "IPAMConfig"),
+                          "NetworkingConfig.EndpointsConfig.IPAMConfig",
+                          ipam_fields, err) < 0)
       return -1;
+    const json_t *al = json_object_get(ep, "Aliases");
+    size_t i;
+    json_t *a;
+    if (al && !json_is_null(al) && !json_is_array(al))
+      return sh_error(err, 400, "Aliases must be an array of strings");
+    json_array_foreach(al, i, a) {
+      if (!json_is_string(a))
+        return sh_error(err, 400, "Aliases must be an array of strings");
+    }
+    const char *ip = jx_str(ep, "IPAMConfig.IPv4Address", "");
+    uint32_t v4;
+    if (*ip && ipam_parse_ip(ip, &v4, NULL) < 0)
+      return sh_error(err, 400, "invalid IPv4 address: %s", ip);
+    bool on_bridge = r->net == RUNSPEC_NET_BRIDGE && strcmp(k, "bridge") == 0;
+    if ((on_bridge || (!strcmp(k, mode) && r->net == RUNSPEC_NET_BRIDGE)) &&
+        json_array_size(al))
+      return sh_error(err, 400,
+                      "network-scoped alias is supported only for containers "
+                      "in user defined networks");
+    if ((r->net == RUNSPEC_NET_HOST || r->net == RUNSPEC_NET_NONE) &&
+        strcmp(k, mode) != 0)
+      return sh_error(err, 400,
+                      r->net == RUNSPEC_NET_HOST
+                          ? "container sharing network namespace with another "
+                            "container or host cannot be connected to any "
+                            "other network"
+                          : "container cannot be connected to multiple "
+                            "networks with one of the networks in private "
+                            "(none) mode");
   }
-  if (r->net != RUNSPEC_NET_BRIDGE &&
+  if ((r->net == RUNSPEC_NET_HOST || r->net == RUNSPEC_NET_NONE) &&
       (json_object_size(r->port_bindings) || r->publish_all)) {
     /* dockerd publishes nothing then, with a warning; shoal says so. */
     return sh_error(err, 400,

@@ -47,6 +47,10 @@ struct runspec {
   struct exec_resources res;
   enum runspec_net net;
   const char *network; /* borrowed: HostConfig.NetworkMode */
+  /* NetworkingConfig.EndpointsConfig (borrowed, checked: Aliases and
+   * IPAMConfig.IPv4Address only): the network's settings (--ip,
+   * --network-alias) and more networks to join (API 1.44+). */
+  const json_t *endpoints;
   /* Ports to publish before the image's exposed ports are known:
    * {"80/tcp": [{"HostIp", "HostPort"}]} as given (checked). */
   json_t *port_bindings;

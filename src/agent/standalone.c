@@ -1,6 +1,7 @@
 /* Standalone containers' owner; see standalone.h. */
 #include "agent/standalone.h"
 
+#include "agent/dnsd.h"
 #include "agent/runspec.h"
 #include "core/clock.h"
 #include "core/err.h"
@@ -9,6 +10,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "core/workq.h"
+#include "dns/dns.h"
 #include "events/events.h"
 #include "exec/exec.h"
 #include "image/image.h"
@@ -50,6 +52,7 @@ struct sa_ctr {
   json_t *attachment;
   bool attaching;
   bool dns_served;
+  bool dns_local; /* served by the owner's DNS (user bridge networks) */
   int64_t started_mono;
   int64_t backoff_ms;
   int restart_count;
@@ -65,13 +68,25 @@ struct standalone {
    * come from another shoald process). */
   char *host_netns;
   struct sa_ctr *ctrs;
+  /* The embedded DNS of containers on user bridge networks (names of
+   * the node's containers on each, dockerd's). */
+  struct dnsd *dns;
   json_t *creating; /* names being created: {name: true} */
   int inflight;
   bool closing;
 };
 
-/* J_REMOVE: --rm after a start that failed (dockerd's cleanup). */
-enum job_kind { J_START, J_EXIT, J_RESTART, J_FORGET, J_REMOVE };
+/* J_REMOVE: --rm after a start that failed (dockerd's cleanup).
+ * J_CONNECT, J_DISCONNECT: docker network connect / disconnect. */
+enum job_kind {
+  J_START,
+  J_EXIT,
+  J_RESTART,
+  J_FORGET,
+  J_REMOVE,
+  J_CONNECT,
+  J_DISCONNECT
+};
 
 struct sa_job {
   enum job_kind kind;
@@ -89,6 +104,11 @@ struct sa_job {
   int exit_code;
   bool gone, removed, died;
   json_t *info;
+  /* J_CONNECT / J_DISCONNECT: the network ("" docker0) and its name, the
+   * request's EndpointConfig; running: the container is. */
+  char *net_id, *net_name;
+  json_t *epcfg;
+  bool running;
   struct sa_job *next;
 };
 
@@ -100,12 +120,48 @@ static bool is_bridge(const json_t *info) {
   return strcmp(jx_str(info, "HostConfig.NetworkMode", ""), "bridge") == 0;
 }
 
-/* On a network of the swarm's (an attachable overlay), not a local one. */
-static bool is_swarm_net(const json_t *info) {
-  const char *m = jx_str(info, "HostConfig.NetworkMode", "");
+/* Not one of the node's built-in modes: a user bridge or a swarm's. */
+static bool is_named_net(const char *m) {
   return *m && strcmp(m, "bridge") && strcmp(m, "default") &&
          strcmp(m, "host") && strcmp(m, "none") &&
          !str_has_prefix(m, "container:");
+}
+
+/* A user bridge network by ID, name or unique ID prefix (dockerd's
+ * lookup): its record (overlay_nets'), new reference, or NULL. */
+static json_t *user_net(struct standalone *sa, const char *ref) {
+  if (!sa->cfg.overlay || !ref || !*ref)
+    return NULL;
+  cleanup_json json_t *recs = overlay_nets(sa->cfg.overlay);
+  json_t *by_name = NULL, *by_prefix = NULL;
+  int prefixes = 0;
+  const char *id;
+  json_t *r;
+  json_object_foreach(recs, id, r) {
+    if (strcmp(id, ref) == 0)
+      return json_incref(r);
+    if (strcmp(jx_str(r, "Name", ""), ref) == 0)
+      by_name = r;
+    if (str_has_prefix(id, ref)) {
+      by_prefix = r;
+      prefixes++;
+    }
+  }
+  return json_incref(by_name ? by_name : prefixes == 1 ? by_prefix : NULL);
+}
+
+static bool is_user_net(struct standalone *sa, const json_t *info) {
+  const char *m = jx_str(info, "HostConfig.NetworkMode", "");
+  if (!is_named_net(m))
+    return false;
+  cleanup_json json_t *r = user_net(sa, m);
+  return r != NULL;
+}
+
+/* On a network of the swarm's (an attachable overlay), not a local one. */
+static bool is_swarm_net(struct standalone *sa, const json_t *info) {
+  return is_named_net(jx_str(info, "HostConfig.NetworkMode", "")) &&
+         !is_user_net(sa, info);
 }
 
 static char *attachment_path(struct standalone *sa, const char *id) {
@@ -225,38 +281,95 @@ static void enqueue(struct sa_ctr *c, struct sa_job *j) {
 
 /* ---- the network: docker0 endpoint and what inspect shows ---- */
 
-/* ep: {IPAddress, IPPrefixLen, Gateway, MacAddress, EndpointID, Ports;
- * NetworkID, DNSNames on a swarm network} or NULL (not attached). */
-static json_t *net_settings(const json_t *info, const json_t *ep) {
+/* The networks the container is to be on: NetworkSettings.Networks as
+ * create and connect wrote them ({name: {NetworkID, Aliases,
+ * IPAMConfig}}), or its NetworkMode alone. New reference. */
+static json_t *wanted_nets(const json_t *info) {
+  const json_t *n = jx_get(info, "NetworkSettings.Networks");
   const char *mode = jx_str(info, "HostConfig.NetworkMode", "none");
-  /* dockerd fills the top-level fields for the default bridge only. */
-  const json_t *top = is_bridge(info) ? ep : NULL;
-  const char *sandbox = jx_str(info, "NetworkSettings.SandboxKey", "");
-  json_t *published = ep ? json_object_get(ep, "Ports") : NULL;
-  json_t *ports =
-      runspec_port_map(published, jx_get(info, "Config.ExposedPorts"));
-  json_t *netobj = json_pack(
-      "{s:n,s:n,s:n,s:s,s:s,s:s,s:i,s:s,s:s,s:s,s:i,s:s,s:n}", "IPAMConfig",
-      "Links", "Aliases", "MacAddress", ep ? jx_str(ep, "MacAddress", "") : "",
-      "NetworkID", ep ? jx_str(ep, "NetworkID", "") : "", "EndpointID",
-      ep ? jx_str(ep, "EndpointID", "") : "", "IPPrefixLen",
-      ep ? (int)jx_int(ep, "IPPrefixLen", 0) : 0, "Gateway",
-      ep ? jx_str(ep, "Gateway", "") : "", "IPAddress",
-      ep ? jx_str(ep, "IPAddress", "") : "", "IPv6Gateway", "",
-      "GlobalIPv6PrefixLen", 0, "GlobalIPv6Address", "", "DNSNames");
+  json_t *out = json_is_object(n) ? json_deep_copy(n) : json_object();
+  if (!json_object_get(out, mode))
+    json_object_set_new(out, mode, json_object());
+  return out;
+}
+
+/* One network's entry of NetworkSettings.Networks: w is what was asked
+ * (Aliases, IPAMConfig, NetworkID), ep the endpoint ({IPAddress,
+ * IPPrefixLen, Gateway, MacAddress, EndpointID, NetworkID, DNSNames}) or
+ * NULL (not attached). */
+static json_t *net_entry(const json_t *w, const json_t *ep) {
+  json_t *o =
+      json_pack("{s:n,s:n,s:n,s:s,s:s,s:s,s:i,s:s,s:s,s:s,s:i,s:s,s:n}",
+                "IPAMConfig", "Links", "Aliases", "MacAddress",
+                ep ? jx_str(ep, "MacAddress", "") : "", "NetworkID",
+                ep && *jx_str(ep, "NetworkID", "") ? jx_str(ep, "NetworkID", "")
+                                                   : jx_str(w, "NetworkID", ""),
+                "EndpointID", ep ? jx_str(ep, "EndpointID", "") : "",
+                "IPPrefixLen", ep ? (int)jx_int(ep, "IPPrefixLen", 0) : 0,
+                "Gateway", ep ? jx_str(ep, "Gateway", "") : "", "IPAddress",
+                ep ? jx_str(ep, "IPAddress", "") : "", "IPv6Gateway", "",
+                "GlobalIPv6PrefixLen", 0, "GlobalIPv6Address", "", "DNSNames");
+  const char *keep[] = {"IPAMConfig", "Aliases"};
+  for (size_t i = 0; i < ARRAY_SIZE(keep); i++) {
+    const json_t *v = json_object_get(w, keep[i]);
+    if (v && !json_is_null(v))
+      json_object_set(o, keep[i], (json_t *)v);
+  }
   const json_t *dns_names = ep ? json_object_get(ep, "DNSNames") : NULL;
   if (dns_names)
-    json_object_set(netobj, "DNSNames", (json_t *)dns_names);
+    json_object_set(o, "DNSNames", (json_t *)dns_names);
+  return o;
+}
+
+/* eps: {network name: endpoint} of what is attached (NULL: nothing). */
+static json_t *net_settings(const json_t *info, const json_t *eps) {
+  const char *mode = jx_str(info, "HostConfig.NetworkMode", "none");
+  const json_t *pep = json_object_get(eps, mode);
+  /* dockerd fills the top-level fields for the default bridge only. */
+  const json_t *top = is_bridge(info) ? pep : NULL;
+  const char *sandbox = jx_str(info, "NetworkSettings.SandboxKey", "");
+  json_t *published = pep ? json_object_get(pep, "Ports") : NULL;
+  json_t *ports =
+      runspec_port_map(published, jx_get(info, "Config.ExposedPorts"));
+  cleanup_json json_t *wanted = wanted_nets(info);
+  json_t *nets = json_object();
+  const char *name;
+  json_t *w;
+  json_object_foreach(wanted, name, w)
+      json_object_set_new(nets, name, net_entry(w, json_object_get(eps, name)));
   json_t *ns =
-      json_pack("{s:s,s:o,s:{s:o},s:s,s:s,s:i,s:s,s:s,s:s,s:i,s:s}",
-                "SandboxKey", sandbox, "Ports", ports, "Networks", mode, netobj,
-                "IPAddress", top ? jx_str(top, "IPAddress", "") : "", "Gateway",
+      json_pack("{s:s,s:o,s:o,s:s,s:s,s:i,s:s,s:s,s:s,s:i,s:s}", "SandboxKey",
+                sandbox, "Ports", ports, "Networks", nets, "IPAddress",
+                top ? jx_str(top, "IPAddress", "") : "", "Gateway",
                 top ? jx_str(top, "Gateway", "") : "", "IPPrefixLen",
                 top ? (int)jx_int(top, "IPPrefixLen", 0) : 0, "MacAddress",
                 top ? jx_str(top, "MacAddress", "") : "", "EndpointID",
                 top ? jx_str(top, "EndpointID", "") : "", "GlobalIPv6Address",
                 "", "GlobalIPv6PrefixLen", 0, "IPv6Gateway", "");
   return ns;
+}
+
+/* One endpoint as net_settings takes it, keyed by network name. */
+static json_t *one_ep(const char *name, const json_t *ep) {
+  json_t *o = json_object();
+  if (ep)
+    json_object_set(o, name, (json_t *)ep);
+  return o;
+}
+
+/* dockerd's DNSNames on a user network: the container's name, its
+ * aliases, its short ID. */
+static json_t *dns_names(const json_t *info, const json_t *w) {
+  const char *name = jx_str(info, "Name", "");
+  char shortid[13];
+  snprintf(shortid, sizeof shortid, "%s", jx_str(info, "Id", ""));
+  json_t *out = json_pack("[s]", *name == '/' ? name + 1 : name);
+  size_t i;
+  json_t *a;
+  json_array_foreach(json_object_get(w, "Aliases"), i, a)
+      json_array_append(out, a);
+  json_array_append_new(out, json_string(shortid));
+  return out;
 }
 
 /* The ports this container publishes, from its settings. */
@@ -333,8 +446,10 @@ static int net_up_swarm(struct standalone *sa, const char *id,
   if (overlay_attach(sa->cfg.overlay, &t, &path, err) < 0)
     return -1;
   cleanup_json json_t *ep = swarm_endpoint(info, att);
+  cleanup_json json_t *eps =
+      one_ep(jx_str(info, "HostConfig.NetworkMode", ""), ep);
   cleanup_json json_t *patch =
-      json_pack("{s:o}", "NetworkSettings", net_settings(info, ep));
+      json_pack("{s:o}", "NetworkSettings", net_settings(info, eps));
   if (exec_meta_update(sa->cfg.exec, id, patch, err) < 0) {
     overlay_detach(sa->cfg.overlay, id, NULL);
     return -1;
@@ -343,37 +458,83 @@ static int net_up_swarm(struct standalone *sa, const char *id,
   return 0;
 }
 
-/* Thread: the endpoint on docker0 (or a swarm network's) before a
- * start. */
+/* Thread: the endpoint on a bridge network ("bridge" or a user's)
+ * named name, with what w asks (--ip, aliases) into eps; the first one
+ * makes the namespace (primary), the others are connected to it. */
+static int bridge_up(struct standalone *sa, const char *id, const json_t *info,
+                     const char *name, const json_t *w, bool primary,
+                     json_t *eps, bool *local_dns, sh_err *err) {
+  cleanup_json json_t *rec = NULL;
+  if (strcmp(name, "bridge") != 0 && !(rec = user_net(sa, name)))
+    return sh_error(err, 404, "network %s not found", name);
+  const char *nid = rec ? jx_str(rec, "Id", "") : "";
+  const char *ip = jx_str(w, "IPAMConfig.IPv4Address", "");
+  if (primary) {
+    cleanup_json json_t *ports = wanted_ports(info);
+    struct overlay_task t = {
+        .task_id = id, .ports = ports, .bridge = true, .net_id = nid, .ip = ip};
+    cleanup_free char *path = NULL;
+    if (overlay_attach(sa->cfg.overlay, &t, &path, err) < 0)
+      return -1;
+  } else if (overlay_connect(sa->cfg.overlay, id, nid, ip, err) < 0) {
+    return -1;
+  }
+  json_t *ep = overlay_bridge_endpoint(sa->cfg.overlay, id, nid);
+  if (!ep)
+    return sh_error(err, 500, "no endpoint on network %s", name);
+  if (rec) {
+    json_object_set_new(ep, "DNSNames", dns_names(info, w));
+    *local_dns = true;
+  }
+  json_object_set_new(eps, name, ep);
+  return 0;
+}
+
+/* Thread: the endpoints on docker0 or user bridge networks (or a swarm
+ * network's) before a start. */
 static int net_up(struct standalone *sa, const char *id, const json_t *info,
                   const json_t *att, int *dns_fd, sh_err *err) {
-  if (is_swarm_net(info))
+  if (is_swarm_net(sa, info))
     return net_up_swarm(sa, id, info, att, dns_fd, err);
-  if (!is_bridge(info))
+  const char *mode = jx_str(info, "HostConfig.NetworkMode", "");
+  if (!is_bridge(info) && !is_named_net(mode))
     return 0;
   if (!sa->cfg.overlay)
     return sh_error(err, 500,
                     "the bridge network is not available on this node (no "
                     "network data plane): use --network host or none");
-  cleanup_json json_t *ports = wanted_ports(info);
-  struct overlay_task t = {.task_id = id, .ports = ports, .bridge = true};
-  cleanup_free char *path = NULL;
-  if (overlay_attach(sa->cfg.overlay, &t, &path, err) < 0)
-    return -1;
-  cleanup_json json_t *ep = overlay_bridge_endpoint(sa->cfg.overlay, id);
-  cleanup_json json_t *patch =
-      json_pack("{s:o}", "NetworkSettings", net_settings(info, ep));
-  if (exec_meta_update(sa->cfg.exec, id, patch, err) < 0) {
-    overlay_detach(sa->cfg.overlay, id, NULL);
-    return -1;
+  cleanup_json json_t *wanted = wanted_nets(info);
+  cleanup_json json_t *eps = json_object();
+  cleanup_json json_t *patch = NULL;
+  bool local_dns = false;
+  if (bridge_up(sa, id, info, mode, json_object_get(wanted, mode), true, eps,
+                &local_dns, err) < 0)
+    goto fail;
+  const char *name;
+  json_t *w;
+  json_object_foreach(wanted, name, w) {
+    if (strcmp(name, mode) != 0 &&
+        bridge_up(sa, id, info, name, w, false, eps, &local_dns, err) < 0)
+      goto fail;
+  }
+  patch = json_pack("{s:o}", "NetworkSettings", net_settings(info, eps));
+  if (exec_meta_update(sa->cfg.exec, id, patch, err) < 0)
+    goto fail;
+  if (local_dns) {
+    cleanup_free char *path = xasprintf("%s/netns/%s", sa->cfg.exec_root, id);
+    *dns_fd = dns_socket(path);
   }
   return 0;
+fail:
+  overlay_detach(sa->cfg.overlay, id, NULL);
+  return -1;
 }
 
 /* Thread: after the exit, the address and ports go (dockerd's release). */
 static void net_down(struct standalone *sa, const char *id,
                      const json_t *info) {
-  if ((!is_bridge(info) && !is_swarm_net(info)) || !sa->cfg.overlay)
+  const char *mode = jx_str(info, "HostConfig.NetworkMode", "");
+  if ((!is_bridge(info) && !is_named_net(mode)) || !sa->cfg.overlay)
     return;
   overlay_detach(sa->cfg.overlay, id, NULL);
   cleanup_json json_t *patch =
@@ -455,6 +616,150 @@ static void exit_steps(struct sa_job *j) {
   }
 }
 
+/* Thread: docker network connect. A running container gets the
+ * interface now, a stopped one at its next start (dockerd). */
+/* Thread: a network job's container as it is now: its inspect (new
+ * reference, NULL: failed with j->err) and name. */
+static json_t *net_job_info(struct sa_job *j, const char **cname) {
+  json_t *info = NULL;
+  j->rc = -1;
+  if (exec_inspect_json(j->c->sa->cfg.exec, j->c->id, &info, &j->err) < 0)
+    return NULL;
+  *cname = jx_str(info, "Name", "");
+  if (**cname == '/')
+    (*cname)++;
+  return info;
+}
+
+static void connect_steps(struct sa_job *j) {
+  struct standalone *sa = j->c->sa;
+  executor *ex = sa->cfg.exec;
+  const char *id = j->c->id;
+  const char *cname;
+  cleanup_json json_t *info = net_job_info(j, &cname);
+  if (!info)
+    return;
+  const char *mode = jx_str(info, "HostConfig.NetworkMode", "");
+  if (!strcmp(mode, "host")) {
+    sh_error(&j->err, 400,
+             "container sharing network namespace with another container or "
+             "host cannot be connected to any other network");
+    return;
+  }
+  if (!strcmp(mode, "none")) {
+    sh_error(&j->err, 400,
+             "container cannot be connected to multiple networks with one of "
+             "the networks in private (none) mode");
+    return;
+  }
+  if (is_swarm_net(sa, info)) {
+    sh_error(&j->err, 501,
+             "docker network connect of a container on a swarm network is not "
+             "supported by shoal yet");
+    return;
+  }
+  cleanup_json json_t *wanted = wanted_nets(info);
+  if (json_object_get(wanted, j->net_name)) {
+    sh_error(&j->err, 403, "endpoint with name %s already exists in network %s",
+             cname, j->net_name);
+    return;
+  }
+  json_t *w = json_object();
+  json_object_set_new(wanted, j->net_name, w);
+  if (*j->net_id)
+    json_object_set_new(w, "NetworkID", json_string(j->net_id));
+  const json_t *al = json_object_get(j->epcfg, "Aliases");
+  if (json_array_size(al)) {
+    if (!*j->net_id) {
+      sh_error(&j->err, 400,
+               "network-scoped alias is supported only for containers in "
+               "user defined networks");
+      return;
+    }
+    json_object_set(w, "Aliases", (json_t *)al);
+  }
+  const char *ip = jx_str(j->epcfg, "IPAMConfig.IPv4Address", "");
+  if (*ip)
+    json_object_set_new(w, "IPAMConfig", json_pack("{s:s}", "IPv4Address", ip));
+  struct exec_state st;
+  j->running = exec_state(ex, id, &st, NULL) == 0 &&
+               st.status == EXEC_STATUS_RUNNING && sa->cfg.overlay;
+  /* The new settings first: net_settings reads them from info. */
+  jx_set(info, "NetworkSettings.Networks", json_incref(wanted));
+  cleanup_json json_t *eps = json_object();
+  if (j->running) {
+    bool local_dns = false;
+    if (bridge_up(sa, id, info, j->net_name, w, false, eps, &local_dns,
+                  &j->err) < 0)
+      return;
+    /* the others as they are */
+    const char *name;
+    json_t *n;
+    json_object_foreach(jx_get(info, "NetworkSettings.Networks"), name, n) {
+      const char *nid =
+          strcmp(name, "bridge") ? jx_str(n, "NetworkID", "") : "";
+      json_t *ep = json_object_get(eps, name)
+                       ? NULL
+                       : overlay_bridge_endpoint(sa->cfg.overlay, id, nid);
+      if (ep && *nid)
+        json_object_set_new(ep, "DNSNames", dns_names(info, n));
+      if (ep)
+        json_object_set_new(eps, name, ep);
+    }
+    if (local_dns && !j->c->dns_local) {
+      cleanup_free char *path = xasprintf("%s/netns/%s", sa->cfg.exec_root, id);
+      j->dns_fd = dns_socket(path);
+    }
+  }
+  cleanup_json json_t *patch = json_pack(
+      "{s:o}", "NetworkSettings", net_settings(info, j->running ? eps : NULL));
+  if (exec_meta_update(ex, id, patch, &j->err) < 0) {
+    if (j->running)
+      overlay_disconnect(sa->cfg.overlay, id, j->net_id, NULL);
+    return;
+  }
+  exec_inspect_json(ex, id, &j->info, NULL);
+  j->rc = 0;
+}
+
+/* Thread: docker network disconnect. */
+static void disconnect_steps(struct sa_job *j) {
+  struct standalone *sa = j->c->sa;
+  executor *ex = sa->cfg.exec;
+  const char *id = j->c->id;
+  const char *cname;
+  cleanup_json json_t *info = net_job_info(j, &cname);
+  if (!info)
+    return;
+  const char *mode = jx_str(info, "HostConfig.NetworkMode", "");
+  json_t *nets = jx_get(info, "NetworkSettings.Networks");
+  if (!json_object_get(nets, j->net_name)) {
+    sh_error(&j->err, 500, "container %s is not connected to network %s", cname,
+             j->net_name);
+    return;
+  }
+  if (!strcmp(j->net_name, mode)) {
+    sh_error(&j->err, 501,
+             "disconnecting a container from the network it was created on "
+             "(--network %s) is not supported by shoal yet",
+             mode);
+    return;
+  }
+  struct exec_state st;
+  j->running = exec_state(ex, id, &st, NULL) == 0 &&
+               st.status == EXEC_STATUS_RUNNING && sa->cfg.overlay;
+  if (j->running &&
+      overlay_disconnect(sa->cfg.overlay, id, j->net_id, &j->err) < 0)
+    return;
+  json_object_del(nets, j->net_name);
+  json_t *ns = jx_get(info, "NetworkSettings");
+  cleanup_json json_t *patch = json_pack("{s:O}", "NetworkSettings", ns);
+  if (exec_meta_update(ex, id, patch, &j->err) < 0)
+    return;
+  exec_inspect_json(ex, id, &j->info, NULL);
+  j->rc = 0;
+}
+
 static void job_work(void *ud) {
   struct sa_job *j = ud;
   struct standalone *sa = j->c->sa;
@@ -492,6 +797,12 @@ static void job_work(void *ud) {
     }
     break;
   }
+  case J_CONNECT:
+    connect_steps(j);
+    break;
+  case J_DISCONNECT:
+    disconnect_steps(j);
+    break;
   case J_FORGET: {
     if (sa->cfg.overlay)
       overlay_detach(sa->cfg.overlay, j->c->id, NULL);
@@ -577,10 +888,72 @@ static void schedule_restart(struct sa_ctr *c) {
 }
 
 /* The container's DNS socket (taken) to the node's embedded server. */
+/* The user bridge networks (IDs) a container's settings name. */
+static json_t *local_net_ids(const json_t *info) {
+  json_t *ids = json_array();
+  const char *name;
+  json_t *n;
+  json_object_foreach(jx_get(info, "NetworkSettings.Networks"), name, n) {
+    if (strcmp(name, "bridge") && *jx_str(n, "NetworkID", ""))
+      json_array_append_new(ids, json_string(jx_str(n, "NetworkID", "")));
+  }
+  return ids;
+}
+
+/* The names of the running containers on each user bridge network:
+ * {network ID: {DNS name: [address]}} for the owner's DNS. */
+static void refresh_names(struct standalone *sa) {
+  if (!sa->dns)
+    return;
+  cleanup_json json_t *names = json_object();
+  for (struct sa_ctr *c = sa->ctrs; c; c = c->next) {
+    if (c->forgotten || !c->running)
+      continue;
+    const char *name;
+    json_t *n;
+    json_object_foreach(jx_get(c->info, "NetworkSettings.Networks"), name, n) {
+      const char *nid = jx_str(n, "NetworkID", "");
+      const char *ip = jx_str(n, "IPAddress", "");
+      if (!strcmp(name, "bridge") || !*nid || !*ip)
+        continue;
+      json_t *tab = json_object_get(names, nid);
+      if (!tab) {
+        tab = json_object();
+        json_object_set_new(names, nid, tab);
+      }
+      size_t i;
+      json_t *dn;
+      json_array_foreach(json_object_get(n, "DNSNames"), i, dn) {
+        const char *k = json_string_value(dn);
+        if (!k)
+          continue;
+        json_t *addrs = json_object_get(tab, k);
+        if (!addrs) {
+          addrs = json_array();
+          json_object_set_new(tab, k, addrs);
+        }
+        json_array_append_new(addrs, json_string(ip));
+      }
+    }
+  }
+  dnsd_set_names(sa->dns, names);
+}
+
 static void serve_dns(struct sa_ctr *c, int fd) {
   struct standalone *sa = c->sa;
   if (fd < 0)
     return;
+  if (!is_swarm_net(sa, c->info) && sa->dns) {
+    /* on user bridge networks: the owner's own DNS */
+    cleanup_json json_t *ids = local_net_ids(c->info);
+    sh_err err = {0};
+    if (dnsd_add(sa->dns, c->id, fd, ids, &err) < 0)
+      log_warn("container %s: embedded DNS: %s", c->id, err.msg);
+    else
+      c->dns_local = true;
+    refresh_names(sa);
+    return;
+  }
   if (!sa->cfg.dns_add || !c->attachment) {
     close(fd);
     return;
@@ -597,6 +970,11 @@ static void serve_dns(struct sa_ctr *c, int fd) {
 
 static void dns_forget(struct sa_ctr *c) {
   struct standalone *sa = c->sa;
+  if (c->dns_local) {
+    dnsd_remove(sa->dns, c->id);
+    c->dns_local = false;
+    refresh_names(sa);
+  }
   if (c->dns_served && sa->cfg.dns_remove)
     sa->cfg.dns_remove(sa->cfg.ud, c->id);
   c->dns_served = false;
@@ -667,6 +1045,27 @@ static void job_done(void *ud, int cancelled) {
     publish_net(c, "connect");
     publish(sa, c->info, c->id, "start", NULL, NULL);
   }
+  if ((j->kind == J_CONNECT || j->kind == J_DISCONNECT) && j->rc == 0) {
+    if (j->info) {
+      json_decref(c->info);
+      c->info = json_incref(j->info);
+    }
+    if (j->running) {
+      cleanup_json json_t *ids = local_net_ids(c->info);
+      if (c->dns_local && sa->dns)
+        dnsd_set_nets(sa->dns, c->id, ids);
+      else
+        serve_dns(c, j->dns_fd);
+      refresh_names(sa);
+    }
+    if (sa->cfg.events)
+      events_publish(sa->cfg.events, "network",
+                     j->kind == J_CONNECT ? "connect" : "disconnect",
+                     *j->net_id ? j->net_id : jx_str(c->info, "Id", ""),
+                     json_pack("{s:s, s:s, s:s}", "container", c->id, "name",
+                               j->net_name, "type", "bridge"),
+                     "local");
+  }
   if (j->kind == J_START && j->rc < 0 && j->automatic)
     log_warn("container %s: restart: %s", c->id, j->err.msg);
   if (j->kind == J_START && j->rc < 0 && !j->gone)
@@ -697,6 +1096,9 @@ static void job_done(void *ud, int cancelled) {
   if (j->dns_fd >= 0)
     close(j->dns_fd);
   json_decref(j->info);
+  json_decref(j->epcfg);
+  free(j->net_id);
+  free(j->net_name);
   free(j);
   run_next(c);
   if (c->forgotten)
@@ -737,8 +1139,8 @@ static void attached(void *cbud, const json_t *answer, const sh_err *err) {
 /* A start on a swarm network needs the managers' attachment first. */
 static bool wait_attachment(struct sa_ctr *c, struct sa_job *j) {
   struct standalone *sa = c->sa;
-  if ((j->kind != J_START && j->kind != J_RESTART) || !is_swarm_net(c->info) ||
-      c->attachment || !sa->cfg.call)
+  if ((j->kind != J_START && j->kind != J_RESTART) ||
+      !is_swarm_net(sa, c->info) || c->attachment || !sa->cfg.call)
     return false;
   if (c->attaching)
     return true;
@@ -819,6 +1221,63 @@ static int resolve_image(struct image_store *is, const char *image,
   return sh_error(err, 404, "No such image: %s", fam);
 }
 
+/* NetworkSettings.Networks at create: the network of NetworkMode and
+ * the request's other EndpointsConfig entries (API 1.44+), each with its
+ * NetworkID (user bridges), Aliases and IPAMConfig, joined at start. */
+static int container_nets(struct standalone *sa, const struct runspec *rs,
+                          const char *mode, json_t *nets, sh_err *err) {
+  cleanup_json json_t *prec =
+      rs->net == RUNSPEC_NET_SWARM ? user_net(sa, mode) : NULL;
+  bool swarm = rs->net == RUNSPEC_NET_SWARM && !prec;
+  const char *k;
+  json_t *ep;
+  json_object_set_new(nets, mode, json_object());
+  json_object_foreach((json_t *)rs->endpoints, k, ep) {
+    /* the CLI keys the first by NetworkMode as given ("default" too) */
+    bool primary = !strcmp(k, mode) ||
+                   (rs->network && !strcmp(k, rs->network)) ||
+                   (rs->net == RUNSPEC_NET_BRIDGE &&
+                    (!strcmp(k, "bridge") || !strcmp(k, "default")));
+    const char *key = primary ? mode : k;
+    cleanup_json json_t *rec = NULL;
+    if (!primary && strcmp(k, "bridge") && !(rec = user_net(sa, k)))
+      return sh_error(err, 501,
+                      "connecting a container to more than one network (%s) "
+                      "is supported by shoal for bridge networks only",
+                      k);
+    if (swarm && !primary)
+      return sh_error(err, 501,
+                      "a container on a swarm network (%s) cannot join "
+                      "another network in shoal yet",
+                      mode);
+    const json_t *al = json_object_get(ep, "Aliases");
+    const char *ip = jx_str(ep, "IPAMConfig.IPv4Address", "");
+    if (swarm && (json_array_size(al) || *ip))
+      return sh_error(err, 501,
+                      "--network-alias and --ip on a swarm network are not "
+                      "supported by shoal yet");
+    json_t *w = json_object();
+    const json_t *r = primary ? prec : rec;
+    if (r)
+      json_object_set_new(w, "NetworkID", json_string(jx_str(r, "Id", "")));
+    if (json_array_size(al))
+      json_object_set(w, "Aliases", (json_t *)al);
+    if (*ip)
+      json_object_set_new(w, "IPAMConfig",
+                          json_pack("{s:s}", "IPv4Address", ip));
+    json_object_set_new(nets, r && !primary ? jx_str(r, "Name", key) : key, w);
+  }
+  if (prec && !json_object_size(json_object_get(nets, mode)))
+    json_object_set_new(json_object_get(nets, mode), "NetworkID",
+                        json_string(jx_str(prec, "Id", "")));
+  if (swarm && (json_object_size(rs->port_bindings) || rs->publish_all))
+    return sh_error(err, 400,
+                    "published ports need the bridge network: --network %s "
+                    "has none to publish",
+                    mode);
+  return 0;
+}
+
 static void create_work(void *ud) {
   struct create_job *j = ud;
   struct standalone *sa = j->sa;
@@ -891,11 +1350,13 @@ static void create_work(void *ud) {
     netns = xstrdup(sa->host_netns);
     mode = "host";
   } else if (rs->net == RUNSPEC_NET_SWARM) {
-    /* The managers attach it at its start (they say whether it may). */
+    /* The managers attach it at its start (they say whether it may);
+     * a user bridge network is the node's own. */
     netns = xasprintf("%s/netns/%s", sa->cfg.exec_root, j->id);
     mode = rs->network;
   }
-  json_object_set_new(nets, mode, json_object());
+  if (container_nets(sa, rs, mode, nets, &j->err) < 0)
+    goto out;
   char **entry = rs->entrypoint;
   char **cmd = rs->cmd;
   /* --entrypoint "": the request's Cmd (else the image's) is the whole
@@ -945,7 +1406,8 @@ static void create_work(void *ud) {
       .oom_score_adj = rs->oom_score_adj,
       .init = rs->init,
       .dns_servers = (const char *const *)rs->dns,
-      .embedded_dns = rs->net == RUNSPEC_NET_SWARM,
+      .embedded_dns =
+          rs->net == RUNSPEC_NET_SWARM || json_object_size(rs->endpoints) > 1,
       .dns_search = (const char *const *)rs->dns_search,
       .dns_options = (const char *const *)rs->dns_options,
       .sysctls = rs->sysctls,
@@ -1114,6 +1576,80 @@ void standalone_start(struct standalone *sa, const char *ref,
   workq_submit(sa->cfg.work, find_work, find_done, f);
 }
 
+/* docker network connect / disconnect: found like a start, then a job
+ * in the container's queue. */
+struct net_find {
+  struct standalone *sa;
+  char *ref;
+  char id[65];
+  json_t *info, *attachment;
+  int rc;
+  sh_err err;
+  struct sa_job *job;
+};
+
+static void net_find_work(void *ud) {
+  struct net_find *f = ud;
+  f->rc = exec_find(f->sa->cfg.exec, f->ref, f->id, &f->err);
+  if (f->rc == 0)
+    f->rc = exec_inspect_json(f->sa->cfg.exec, f->id, &f->info, &f->err);
+  if (f->rc == 0)
+    f->attachment = load_attachment(f->sa, f->id);
+}
+
+static void net_find_done(void *ud, int cancelled) {
+  struct net_find *f = ud;
+  struct standalone *sa = f->sa;
+  struct sa_job *j = f->job;
+  sa->inflight--;
+  if (cancelled && f->rc == 0)
+    f->rc = sh_error(&f->err, 503, "the daemon is shutting down");
+  if (f->rc == 0 && is_task(f->info))
+    f->rc = sh_error(&f->err, 501,
+                     "docker network %s of a swarm task's container is not "
+                     "supported by shoal",
+                     j->kind == J_CONNECT ? "connect" : "disconnect");
+  if (f->rc < 0) {
+    j->done(j->ud, -1, NULL, &f->err);
+    json_decref(j->epcfg);
+    free(j->net_id);
+    free(j->net_name);
+    free(j);
+  } else {
+    struct sa_ctr *c = find(sa, f->id);
+    if (!c) {
+      c = ctr_new(sa, f->id, json_incref(f->info));
+      c->attachment = json_incref(f->attachment);
+    }
+    enqueue(c, j);
+  }
+  json_decref(f->info);
+  json_decref(f->attachment);
+  free(f->ref);
+  free(f);
+}
+
+void standalone_network(struct standalone *sa, bool connect, const char *ref,
+                        const char *net_id, const char *net_name,
+                        const json_t *epcfg, standalone_done_fn done,
+                        void *ud) {
+  struct sa_job *j = xcalloc(1, sizeof *j);
+  j->kind = connect ? J_CONNECT : J_DISCONNECT;
+  j->net_id = xstrdup(net_id);
+  j->net_name = xstrdup(net_name);
+  j->epcfg = epcfg ? json_deep_copy(epcfg) : json_object();
+  j->dns_fd = -1;
+  j->pidfd = -1;
+  j->done = done;
+  j->ud = ud;
+  struct net_find *f = xcalloc(1, sizeof *f);
+  f->sa = sa;
+  f->ref = xstrdup(ref);
+  f->job = j;
+  sa->inflight++;
+  workq_submit(sa->cfg.work, net_find_work, net_find_done, f);
+}
+
 bool standalone_restart(struct standalone *sa, const char *id, int sig,
                         int64_t grace_ns, standalone_done_fn done, void *ud) {
   struct sa_ctr *c = find(sa, id);
@@ -1222,7 +1758,9 @@ static void adopt_work(void *ud) {
     if (st.status == EXEC_STATUS_RUNNING) {
       exec_pidfd(sa->cfg.exec, list[i].id, &fd, NULL, NULL);
       /* its DNS socket again (the old one died with the daemon) */
-      if (att && is_swarm_net(info)) {
+      cleanup_json json_t *lids = local_net_ids(info);
+      if ((att && is_swarm_net(sa, info)) ||
+          (!is_swarm_net(sa, info) && json_array_size(lids))) {
         cleanup_free char *ns =
             xasprintf("%s/netns/%s", sa->cfg.exec_root, list[i].id);
         dns_fd = dns_socket(ns);
@@ -1307,6 +1845,16 @@ struct standalone *standalone_new(const struct standalone_config *cfg) {
   if (mkdir_p(sa->marker_dir, 0700, &err) < 0)
     log_warn("standalone containers: %s", err.msg);
   sa->creating = json_object();
+  if (cfg->overlay && cfg->loop) {
+    sa->dns = dnsd_new(cfg->loop);
+    /* other names: the node's resolvers (not loopback ones) */
+    cleanup_free char *rc = NULL;
+    size_t len = 0;
+    if (read_file("/etc/resolv.conf", &rc, &len, NULL) == 0) {
+      cleanup_json json_t *rs = dns_resolvers(rc);
+      dnsd_set_resolvers(sa->dns, rs);
+    }
+  }
   sa->host_netns = xasprintf("%s/host-netns", cfg->exec_root);
   struct statfs fs;
   if (statfs(sa->host_netns, &fs) != 0 || fs.f_type != NSFS_MAGIC) {
@@ -1344,6 +1892,7 @@ void standalone_free(struct standalone *sa) {
     uv_close((uv_handle_t *)&c->timer, ctr_closed);
   }
   json_decref(sa->creating);
+  dnsd_free(sa->dns);
   free(sa->host_netns);
   free(sa->marker_dir);
   free(sa);

@@ -97,6 +97,15 @@ void standalone_stopping(struct standalone *sa, const char *id, bool stop_like,
  * restart policy counts from the next exit). No-op if not ours. */
 void standalone_updated(struct standalone *sa, const char *id,
                         const json_t *info);
+/* docker network connect (connect) or disconnect of container ref on a
+ * bridge network: net_id ("" for docker0, `bridge`) named net_name;
+ * epcfg: the request's EndpointConfig (Aliases, IPAMConfig.IPv4Address).
+ * A running container gets or loses its interface now, a stopped one at
+ * its next start; a network event (connect, disconnect) as dockerd's.
+ * 403 dockerd's "endpoint with name C already exists in network N". */
+void standalone_network(struct standalone *sa, bool connect, const char *ref,
+                        const char *net_id, const char *net_name,
+                        const json_t *epcfg, standalone_done_fn done, void *ud);
 /* Who holds this owner's endpoints, for `network inspect` Containers,
  * and the swarm networks they are attached to (a worker's only source):
  * {"Endpoints": {container ID: {"Container", "Name"}},

@@ -11,6 +11,8 @@
 #include "core/jsonx.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "core/workq.h"
+#include "events/events.h"
 #include "agent/agent.h"
 #include "agent/standalone.h"
 #include "agent/worker.h"
@@ -261,6 +263,30 @@ static json_t *swarm_networks(struct shoald *d, const struct local_state *ls,
   return out;
 }
 
+/* A user bridge network (overlay_nets' record) as dockerd shows it. */
+static json_t *user_bridge_view(const json_t *rec, const struct local_state *ls,
+                                bool full) {
+  json_t *v = local_view(jx_str(rec, "Name", ""), rec);
+  json_object_set_new(v, "Driver", json_string("bridge"));
+  json_t *cfg = json_pack("{s:s, s:s}", "Subnet", jx_str(rec, "Subnet", ""),
+                          "Gateway", jx_str(rec, "Gateway", ""));
+  if (*jx_str(rec, "IPRange", ""))
+    json_object_set_new(cfg, "IPRange",
+                        json_string(jx_str(rec, "IPRange", "")));
+  jx_set(v, "IPAM.Config", json_pack("[o]", cfg));
+  jx_set(v, "IPAM.Options", json_object());
+  json_object_set_new(v, "Internal",
+                      json_boolean(jx_bool(rec, "Internal", false)));
+  json_object_set_new(v, "Options",
+                      json_deep_copy(json_object_get(rec, "Options")));
+  json_object_set_new(v, "Labels",
+                      json_deep_copy(json_object_get(rec, "Labels")));
+  if (full)
+    json_object_set_new(v, "Containers",
+                        containers_on(ls, jx_str(rec, "Id", ""), false));
+  return v;
+}
+
 /* Local networks present on this node, new array of views. */
 static json_t *local_list(struct shoald *d, const struct local_state *ls,
                           bool full) {
@@ -272,7 +298,21 @@ static json_t *local_list(struct shoald *d, const struct local_state *ls,
     if (p)
       json_array_append_new(out, p);
   }
+  if (d->overlay) {
+    cleanup_json json_t *recs = overlay_nets(d->overlay);
+    const char *id;
+    json_object_foreach(recs, id, v)
+        json_array_append_new(out, user_bridge_view(v, ls, full));
+  }
   return out;
+}
+
+/* A user bridge network, not one of the node's own. */
+static bool is_user_bridge(const json_t *view) {
+  return strcmp(jx_str(view, "Scope", ""), "local") == 0 &&
+         strcmp(jx_str(view, "Driver", ""), "bridge") == 0 &&
+         !networks_is_predefined(jx_str(view, "Name", "")) &&
+         strcmp(jx_str(view, "Name", ""), "docker_gwbridge") != 0;
 }
 
 /* ---- list ---- */
@@ -289,6 +329,13 @@ static bool in_use(struct shoald *d, const json_t *view) {
     cleanup_json json_t *ov = overlay_view(d->overlay);
     return json_object_size(
                jx_get(json_object_get(ov, "Networks"), "docker_gwbridge")) > 0;
+  }
+  if (is_user_bridge(view)) {
+    struct local_state ls;
+    local_state_load(d, &ls);
+    cleanup_json json_t *on = containers_on(&ls, jx_str(view, "Id", ""), false);
+    local_state_free(&ls);
+    return json_object_size(on) > 0;
   }
   if (!d->mgr || strcmp(jx_str(view, "Scope", ""), "swarm") != 0)
     return false;
@@ -445,6 +492,79 @@ static void created(void *ud, int status, const sh_err *err) {
   free(c);
 }
 
+/* A user bridge network: made by the data plane on a work thread. */
+struct bridge_job {
+  struct shoald *d;
+  struct http_req *req;
+  json_t *body;
+  char id[65];
+  char name[256];
+  int rc;
+  sh_err err;
+};
+
+static void bridge_job_free(struct bridge_job *j) {
+  json_decref(j->body);
+  free(j);
+}
+
+static void net_event(struct shoald *d, const char *action, const char *id,
+                      const char *name) {
+  events_publish(d->events, "network", action, id,
+                 json_pack("{s:s, s:s}", "name", name, "type", "bridge"),
+                 "local");
+}
+
+static void bridge_create_work(void *ud) {
+  struct bridge_job *j = ud;
+  char ts[64];
+  clock_format_rfc3339(clock_wall_ns(), ts, sizeof ts);
+  j->rc = overlay_net_create(j->d->overlay, j->body, j->id, ts, &j->err);
+}
+
+/* create (201 {Id}) or remove (204), with its event. */
+static void bridge_job_done(void *ud, int cancelled) {
+  struct bridge_job *j = ud;
+  bool create = j->body != NULL;
+  if (cancelled)
+    sh_error(&j->err, 503, "shutting down");
+  if (cancelled || j->rc < 0) {
+    api_reply_err(j->req, &j->err);
+  } else {
+    net_event(j->d, create ? "create" : "destroy", j->id, j->name);
+    if (create)
+      api_reply_json(j->req, 201,
+                     json_pack("{s:s, s:s}", "Id", j->id, "Warning", ""));
+    else
+      http_respond(j->req, 204, NULL, "", 0, NULL);
+  }
+  bridge_job_free(j);
+}
+
+static void create_bridge(struct api_call *c, json_t *body) {
+  sh_err err = {0};
+  const char *name = jx_str(body, "Name", "");
+  if (!c->d->overlay) {
+    sh_error(&err, 500,
+             "bridge networks are not available on this node (no network data "
+             "plane)");
+    return api_reply_err(c->req, &err);
+  }
+  /* dockerd: one name per network among the local and the swarm's. */
+  cleanup_json json_t *same = find(c->d, name, "", &err);
+  if (same && strcmp(jx_str(same, "Name", ""), name) == 0) {
+    sh_error(&err, 409, "network with name %s already exists", name);
+    return api_reply_err(c->req, &err);
+  }
+  struct bridge_job *j = xcalloc(1, sizeof *j);
+  j->d = c->d;
+  j->req = c->req;
+  j->body = json_incref(body);
+  id_new_hex(j->id);
+  snprintf(j->name, sizeof j->name, "%s", name);
+  workq_submit(c->d->work, bridge_create_work, bridge_job_done, j);
+}
+
 static void create(struct api_call *c) {
   sh_err err = {0};
   cleanup_json json_t *body = NULL;
@@ -452,6 +572,17 @@ static void create(struct api_call *c) {
     return api_reply_err(c->req, &err);
   const char *name = jx_str(body, "Name", "");
   const char *driver = jx_str(body, "Driver", "");
+  if (!*name) {
+    sh_error(&err, 400, "network name cannot be empty");
+    return api_reply_err(c->req, &err);
+  }
+  if (networks_is_predefined(name)) {
+    sh_error(&err, 403, "operation is not permitted on predefined %s network ",
+             name);
+    return api_reply_err(c->req, &err);
+  }
+  if (!*driver || strcmp(driver, "bridge") == 0)
+    return create_bridge(c, body);
   if (!c->d->mgr) {
     /* dockerd's order without a cluster store: predefined names, then
      * overlay needs a manager. */
@@ -480,11 +611,93 @@ static void removed(void *ud, int status, const sh_err *err) {
   http_respond(req, 204, NULL, "", 0, NULL);
 }
 
+static void bridge_remove_work(void *ud) {
+  struct bridge_job *j = ud;
+  j->rc = overlay_net_remove(j->d->overlay, j->id, &j->err);
+}
+
+/* ---- prune: the user bridge networks no container is on ---- */
+
+struct prune_job {
+  struct shoald *d;
+  struct http_req *req;
+  json_t *ids;     /* [[id, name]] to remove */
+  json_t *deleted; /* names removed */
+};
+
+static void prune_work(void *ud) {
+  struct prune_job *j = ud;
+  size_t i;
+  json_t *v;
+  json_array_foreach(j->ids, i, v) {
+    if (overlay_net_remove(j->d->overlay,
+                           json_string_value(json_array_get(v, 0)), NULL) == 0)
+      json_array_append(j->deleted, json_array_get(v, 1));
+  }
+}
+
+static void prune_done(void *ud, int cancelled) {
+  struct prune_job *j = ud;
+  size_t i;
+  json_t *v;
+  json_array_foreach(j->ids, i, v) {
+    const char *name = json_string_value(json_array_get(v, 1));
+    bool gone = false;
+    size_t k;
+    json_t *d;
+    json_array_foreach(j->deleted, k, d) gone |=
+        strcmp(json_string_value(d), name) == 0;
+    if (gone)
+      net_event(j->d, "destroy", json_string_value(json_array_get(v, 0)), name);
+  }
+  if (json_array_size(j->deleted) == 0) {
+    json_decref(j->deleted);
+    j->deleted = json_null();
+  }
+  json_t *d = j->deleted;
+  j->deleted = NULL;
+  api_reply_json(j->req, 200, json_pack("{s:o}", "NetworksDeleted", d));
+  json_decref(j->ids);
+  free(j);
+}
+
+static void prune(struct api_call *c, const struct filters *f) {
+  struct local_state ls;
+  local_state_load(c->d, &ls);
+  cleanup_json json_t *views = local_list(c->d, &ls, true);
+  local_state_free(&ls);
+  struct prune_job *j = xcalloc(1, sizeof *j);
+  j->d = c->d;
+  j->req = c->req;
+  j->ids = json_array();
+  j->deleted = json_array();
+  size_t i;
+  json_t *v;
+  json_array_foreach(views, i, v) {
+    if (!is_user_bridge(v) ||
+        json_object_size(json_object_get(v, "Containers")) ||
+        !filters_match_label_pair(f, json_object_get(v, "Labels")))
+      continue;
+    json_array_append_new(j->ids, json_pack("[s, s]", jx_str(v, "Id", ""),
+                                            jx_str(v, "Name", "")));
+  }
+  workq_submit(c->d->work, prune_work, prune_done, j);
+}
+
 static void remove_network(struct api_call *c, const char *ref) {
   sh_err err = {0};
   cleanup_json json_t *n = find(c->d, ref, "", &err);
   if (!n)
     return api_reply_err(c->req, &err);
+  if (is_user_bridge(n)) {
+    struct bridge_job *j = xcalloc(1, sizeof *j);
+    j->d = c->d;
+    j->req = c->req;
+    snprintf(j->id, sizeof j->id, "%s", jx_str(n, "Id", ""));
+    snprintf(j->name, sizeof j->name, "%s", jx_str(n, "Name", ""));
+    workq_submit(c->d->work, bridge_remove_work, bridge_job_done, j);
+    return;
+  }
   if (strcmp(jx_str(n, "Scope", ""), "local") == 0) {
     sh_error(&err, 403, "%s is a pre-defined network and cannot be removed",
              jx_str(n, "Name", ""));
@@ -493,6 +706,59 @@ static void remove_network(struct api_call *c, const char *ref) {
   if (manager_remove_network(c->d->mgr, jx_str(n, "Id", ""), removed, c->req,
                              &err) < 0)
     api_reply_err(c->req, &err);
+}
+
+/* ---- connect / disconnect (standalone containers, bridge networks) ---- */
+
+static void connected(void *ud, int rc, const char *id, const sh_err *err) {
+  struct http_req *req = ud;
+  if (rc < 0)
+    return api_reply_err(req, err);
+  http_respond(req, 200, NULL, "", 0, NULL);
+}
+
+static void connect_network(struct api_call *c, const char *ref, bool connect) {
+  sh_err err = {0};
+  cleanup_json json_t *body = NULL;
+  if (api_body(c->req, &body, &err) < 0)
+    return api_reply_err(c->req, &err);
+  const char *ctr = jx_str(body, "Container", "");
+  if (!*ctr) {
+    sh_error(&err, 400, "invalid request: no container given");
+    return api_reply_err(c->req, &err);
+  }
+  cleanup_json json_t *n = find(c->d, ref, "", &err);
+  if (!n)
+    return api_reply_err(c->req, &err);
+  const char *name = jx_str(n, "Name", "");
+  if (strcmp(jx_str(n, "Scope", ""), "swarm") == 0) {
+    sh_error(&err, 501,
+             "docker network %s of a swarm network (%s) is not supported by "
+             "shoal yet: give it at docker run (--network)",
+             connect ? "connect" : "disconnect", name);
+    return api_reply_err(c->req, &err);
+  }
+  if (!strcmp(name, "host") || !strcmp(name, "none")) {
+    sh_error(&err, 400,
+             strcmp(name, "host") == 0
+                 ? "container cannot be disconnected from host network or "
+                   "connected to host network"
+                 : "container cannot be connected to multiple networks with "
+                   "one of the networks in private (none) mode");
+    return api_reply_err(c->req, &err);
+  }
+  if (strcmp(name, "bridge") != 0 && !is_user_bridge(n)) {
+    sh_error(&err, 403, "operation not permitted on network %s", name);
+    return api_reply_err(c->req, &err);
+  }
+  if (!c->d->standalone) {
+    sh_error(&err, 500, "no container executor on this node");
+    return api_reply_err(c->req, &err);
+  }
+  standalone_network(c->d->standalone, connect, ctr,
+                     strcmp(name, "bridge") == 0 ? "" : jx_str(n, "Id", ""),
+                     name, json_object_get(body, "EndpointConfig"), connected,
+                     c->req);
 }
 
 bool api_networks(struct api_call *c) {
@@ -522,8 +788,15 @@ bool api_networks(struct api_call *c) {
     struct filters f = {0};
     if (filters_parse(raw, prune_filters, &f, &err) < 0)
       api_reply_err(c->req, &err);
-    else /* prune removes unused local networks: shoal makes none */
+    else if (json_object_get(f.map, "until"))
+      api_reply_err(c->req, (sh_error(&err, 501,
+                                      "network prune --filter until is not "
+                                      "supported by shoal yet"),
+                             &err));
+    else if (!c->d->overlay)
       api_reply_json(c->req, 200, json_pack("{s:n}", "NetworksDeleted"));
+    else
+      prune(c, &f);
     filters_free(&f);
     return true;
   }
@@ -534,10 +807,7 @@ bool api_networks(struct api_call *c) {
     if (strcmp(m, "POST") != 0 || (strcmp(slash + 1, "connect") != 0 &&
                                    strcmp(slash + 1, "disconnect") != 0))
       return false;
-    sh_error(&err, 501,
-             "connecting containers to networks is not supported by shoal "
-             "yet");
-    api_reply_err(c->req, &err);
+    connect_network(c, ref, strcmp(slash + 1, "connect") == 0);
     return true;
   }
   if (!*ref)

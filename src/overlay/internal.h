@@ -178,4 +178,48 @@ struct ov_vip {
 void ov_vip_table(sh_buf *b);
 void ov_vip_chain(sh_buf *b, const struct ov_vip *v, bool existed, bool keep);
 
+/* ---- user-defined bridge networks (docker network create -d bridge) ---- */
+
+/* A user bridge network's settings, read from a create request. */
+struct ov_lnet_spec {
+  bool have_subnet; /* IPAM.Config's Subnet given */
+  struct ipam_prefix subnet;
+  uint32_t gateway; /* 0: the subnet's first address */
+  bool have_range;
+  struct ipam_prefix range;
+  bool internal;
+  char bridge[16]; /* com.docker.network.bridge.name; "": br-<id12> */
+};
+/* Reads the create request's fields a local bridge applies ({Name,
+ * Internal, Options, Labels, IPAM {Driver, Config, Options}, EnableIPv6,
+ * Attachable, Ingress, ConfigOnly, ConfigFrom, Scope}); 400 with
+ * dockerd's words for malformed ones, 501 for what shoal does not do. */
+int ov_lnet_parse(const json_t *req, struct ov_lnet_spec *out,
+                  struct sh_err *err);
+/* "br-" + the first 12 characters of the network ID. */
+void ov_lnet_bridge_name(const char *net_id, char out[16]);
+/* A subnet for a new bridge network: the first /16 of 172.17-31 that
+ * overlaps nothing used, then /20s of 192.168.0.0/16 (dockerd's local
+ * default pools); from pools instead when set. */
+int ov_lnet_pick(char *const *used, size_t nused, const json_t *pools,
+                 struct ipam_prefix *out, struct sh_err *err);
+/* `table ip shoal_isolation` (dockerd's DOCKER-ISOLATION chains): no
+ * forwarding between two of the node's bridges (docker0 and the user
+ * ones); an internal one forwards nothing in or out. Malloc'd. */
+char *ov_isolation_rules(const char *const *bridges, const bool *internal,
+                         size_t n);
+/* A standalone container's veth end on its ith extra bridge network
+ * (network connect): "vc<i hex>-<11 of the ID>". */
+void ov_extra_names(const char *id, unsigned i, char host[16]);
+/* The lowest address of subnet (inside range when given) that is not the
+ * network, broadcast or gateway address nor one of taken; 0: none. */
+uint32_t ov_lnet_next(struct ipam_prefix subnet,
+                      const struct ipam_prefix *range, uint32_t gateway,
+                      const uint32_t *taken, size_t ntaken);
+/* A user bridge network's NAT table, `ip shoal_br_<12 of its ID>`: as
+ * docker0's (masquerade, its containers' published ports). Malloc'd. */
+struct ov_dnat;
+char *ov_lnet_rules(const char *net_id, const char *bridge,
+                    struct ipam_prefix net, const struct ov_dnat *d, size_t n);
+
 #endif

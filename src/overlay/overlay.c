@@ -43,6 +43,10 @@ struct overlay {
   json_t *pools; /* default-address-pools; NULL: 172.x/16 */
   bool have_br;  /* docker0's subnet is chosen (persisted, kept by leave) */
   struct ipam_prefix br;
+  /* Persisted, kept by leave: user bridge networks, ID -> {"Id", "Name",
+   * "Created", "Subnet", "Gateway", "IPRange", "Internal", "Bridge",
+   * "Labels", "Options"}. */
+  json_t *lnets;
   /* In memory only: net ID -> {"<addr>": "<host>"}. */
   json_t *peers;
   /* In memory only: the mesh's keyed table (overlay_mesh), applied
@@ -146,6 +150,8 @@ static uint32_t task_gw_ip(const json_t *t) {
 static int save_state(struct overlay *ov, sh_err *err) {
   cleanup_json json_t *st = json_pack("{sO}", "Tasks", ov->tasks);
   char b[20];
+  if (json_object_size(ov->lnets))
+    json_object_set(st, "LocalNets", ov->lnets);
   if (ov->have_br)
     json_object_set_new(st, "BridgeSubnet",
                         json_string(ipam_prefix_str(ov->br, b)));
@@ -182,6 +188,11 @@ static int load_state(struct overlay *ov, sh_err *err) {
     json_decref(ov->pools);
     json_decref(ov->tasks);
     ov->tasks = json_incref(tasks);
+  }
+  json_t *lnets = json_object_get(st, "LocalNets");
+  if (json_is_object(lnets)) {
+    json_decref(ov->lnets);
+    ov->lnets = json_incref(lnets);
   }
   const char *brs = jx_str(st, "BridgeSubnet", NULL);
   ov->have_br = brs && ipam_parse_cidr(brs, &ov->br, NULL, NULL) == 0;
@@ -325,9 +336,18 @@ static bool is_bridge(const json_t *t) {
   return jx_bool(t, "Bridge", false);
 }
 
-/* The host ports of docker_gwbridge's tasks, or of docker0's containers. */
-static void host_dnats(struct overlay *ov, bool bridge, struct ov_dnat **out,
-                       size_t *nout) {
+/* The network ID of a standalone container's first bridge endpoint; ""
+ * for docker0. */
+static const char *bridge_net(const json_t *t) {
+  return jx_str(t, "Net", "");
+}
+
+/* The host ports of docker_gwbridge's tasks (net NULL), or of the
+ * containers whose first endpoint is on a bridge network (net: its ID, ""
+ * for docker0). */
+static void host_dnats(struct overlay *ov, const char *net,
+                       struct ov_dnat **out, size_t *nout) {
+  bool bridge = net != NULL;
   struct ov_dnat *d = NULL;
   size_t n = 0;
   const char *k;
@@ -337,6 +357,7 @@ static void host_dnats(struct overlay *ov, bool bridge, struct ov_dnat **out,
     struct ov_port *p = NULL;
     size_t np = 0;
     if (!ip || is_bridge(t) != bridge ||
+        (bridge && strcmp(bridge_net(t), net) != 0) ||
         ov_parse_ports(json_object_get(t, "Ports"), &p, &np, NULL) < 0)
       continue;
     d = xrealloc(d, (n + np + 1) * sizeof *d);
@@ -353,7 +374,7 @@ static void host_dnats(struct overlay *ov, bool bridge, struct ov_dnat **out,
 static int apply_dnat(struct overlay *ov, bool docker0, sh_err *err) {
   struct ov_dnat *d = NULL;
   size_t n = 0;
-  host_dnats(ov, docker0, &d, &n);
+  host_dnats(ov, docker0 ? "" : NULL, &d, &n);
   cleanup_free char *rules =
       docker0 ? ov_docker0_rules(ov->br, d, n) : ov_nat_rules(ov->gw, d, n);
   free(d);
@@ -380,11 +401,12 @@ static int pick_subnet(struct overlay *ov, unsigned first, const char *name,
   return rc;
 }
 
-/* A local bridge with the subnet's first address, up. */
-static int make_bridge(struct overlay *ov, const char *name,
-                       struct ipam_prefix p, sh_err *err) {
+/* A local bridge with the gateway address (0: the subnet's first), up. */
+static int make_bridge_gw(struct overlay *ov, const char *name,
+                          struct ipam_prefix p, uint32_t gw, sh_err *err) {
   char ip[20], cidr[24];
-  snprintf(cidr, sizeof cidr, "%s/%u", ipam_ip_str(p.addr + 1, ip), p.len);
+  snprintf(cidr, sizeof cidr, "%s/%u", ipam_ip_str(gw ? gw : p.addr + 1, ip),
+           p.len);
   if (netdev_bridge_add(ov->node, name, OV_GW_MTU, err) < 0 ||
       netdev_addr_add(ov->node, name, cidr, err) < 0 ||
       netdev_set_up(ov->node, name, err) < 0) {
@@ -392,6 +414,11 @@ static int make_bridge(struct overlay *ov, const char *name,
     return -1;
   }
   return 0;
+}
+
+static int make_bridge(struct overlay *ov, const char *name,
+                       struct ipam_prefix p, sh_err *err) {
+  return make_bridge_gw(ov, name, p, 0, err);
 }
 
 static int ensure_gw(struct overlay *ov, sh_err *err) {
@@ -469,6 +496,297 @@ int overlay_ensure_bridge(struct overlay *ov, sh_err *err) {
   return rc;
 }
 
+/* ---- user bridge networks ---- */
+
+/* One bridge network as endpoints need it: docker0 (id "") or a user's. */
+struct lnet {
+  const char *id;
+  struct ipam_prefix subnet, range;
+  uint32_t gw;
+  bool have_range, internal;
+  char ifname[16];
+};
+
+static int lnet_get(struct overlay *ov, const char *id, struct lnet *l,
+                    sh_err *err) {
+  memset(l, 0, sizeof *l);
+  if (!id || !*id) {
+    if (!ov->have_br && ensure_docker0(ov, err) < 0)
+      return -1;
+    l->id = "";
+    l->subnet = ov->br;
+    l->gw = ov->br.addr + 1;
+    snprintf(l->ifname, sizeof l->ifname, "%s", OV_DEFAULT_BRIDGE);
+    return 0;
+  }
+  const json_t *r = json_object_get(ov->lnets, id);
+  if (!r)
+    return sh_error(err, 404, "network %s not found", id);
+  l->id = jx_str(r, "Id", "");
+  if (ipam_parse_cidr(jx_str(r, "Subnet", ""), &l->subnet, NULL, err) < 0 ||
+      ipam_parse_ip(jx_str(r, "Gateway", ""), &l->gw, err) < 0)
+    return -1;
+  const char *rg = jx_str(r, "IPRange", "");
+  l->have_range = *rg && ipam_parse_cidr(rg, &l->range, NULL, NULL) == 0;
+  l->internal = jx_bool(r, "Internal", false);
+  snprintf(l->ifname, sizeof l->ifname, "%s", jx_str(r, "Bridge", ""));
+  return 0;
+}
+
+/* The addresses endpoints hold on a bridge network (net: "" docker0). */
+static size_t lnet_taken(struct overlay *ov, const char *net, uint32_t **out) {
+  size_t n = 0, cap = 8;
+  uint32_t *v = xcalloc(cap, sizeof *v);
+  const char *k;
+  json_t *t;
+  json_object_foreach(ov->tasks, k, t) {
+    if (!is_bridge(t))
+      continue;
+    uint32_t ip = task_gw_ip(t);
+    if (n + 1 + json_array_size(json_object_get(t, "More")) >= cap) {
+      cap = (cap + json_array_size(json_object_get(t, "More")) + 1) * 2;
+      v = xrealloc(v, cap * sizeof *v);
+    }
+    if (ip && strcmp(bridge_net(t), net) == 0)
+      v[n++] = ip;
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(t, "More"), i, m) {
+      if (strcmp(jx_str(m, "Net", ""), net) == 0 &&
+          ipam_parse_ip(jx_str(m, "IP", ""), &ip, NULL) == 0)
+        v[n++] = ip;
+    }
+  }
+  *out = v;
+  return n;
+}
+
+/* An address on l: the one asked for (--ip) when free, else the lowest
+ * free one (dockerd's). */
+static int lnet_addr(struct overlay *ov, const struct lnet *l, const char *want,
+                     uint32_t *ip, sh_err *err) {
+  cleanup_free uint32_t *taken = NULL;
+  size_t n = lnet_taken(ov, l->id, &taken);
+  if (want && *want) {
+    if (ipam_parse_ip(want, ip, err) < 0)
+      return -1;
+    if (!ipam_contains(l->subnet, *ip))
+      return sh_error(err, 400,
+                      "Invalid address %s: It does not belong to any of this "
+                      "network's subnets",
+                      want);
+    bool used = *ip == l->gw;
+    for (size_t i = 0; i < n && !used; i++)
+      used = taken[i] == *ip;
+    if (used)
+      return sh_error(err, 409, "Address already in use");
+    return 0;
+  }
+  *ip = ov_lnet_next(l->subnet, l->have_range ? &l->range : NULL, l->gw, taken,
+                     n);
+  if (!*ip)
+    return sh_error(err, 503, "no available IPv4 addresses on %s", l->ifname);
+  return 0;
+}
+
+static char *lnet_table(const char *id) {
+  return xasprintf("shoal_br_%.12s", id);
+}
+
+/* A bridge network's table: masquerade and the published ports of the
+ * containers whose first endpoint is on it; none for an internal one. */
+static int apply_lnet_nat(struct overlay *ov, const struct lnet *l,
+                          sh_err *err) {
+  if (!*l->id)
+    return apply_bridge_nat(ov, err);
+  if (ensure_nft(ov, err) < 0)
+    return -1;
+  if (l->internal)
+    return 0;
+  struct ov_dnat *d = NULL;
+  size_t n = 0;
+  host_dnats(ov, l->id, &d, &n);
+  cleanup_free char *rules = ov_lnet_rules(l->id, l->ifname, l->subnet, d, n);
+  free(d);
+  return nft_apply(ov->nft, rules, err);
+}
+
+/* dockerd's DOCKER-ISOLATION: no forwarding between two bridges. */
+static int apply_isolation(struct overlay *ov, sh_err *err) {
+  size_t cap = json_object_size(ov->lnets) + 1, n = 0;
+  cleanup_free const char **names = xcalloc(cap, sizeof *names);
+  cleanup_free bool *internal = xcalloc(cap, sizeof *internal);
+  if (ov->have_br)
+    names[n++] = OV_DEFAULT_BRIDGE;
+  const char *k;
+  json_t *r;
+  json_object_foreach(ov->lnets, k, r) {
+    internal[n] = jx_bool(r, "Internal", false);
+    names[n++] = jx_str(r, "Bridge", "");
+  }
+  if (ensure_nft(ov, err) < 0)
+    return -1;
+  cleanup_free char *rules = ov_isolation_rules(names, internal, n);
+  return nft_apply(ov->nft, rules, err);
+}
+
+/* The network's bridge, NAT and isolation as its record says. */
+static int ensure_lnet(struct overlay *ov, const char *id, sh_err *err) {
+  struct lnet l;
+  if (lnet_get(ov, id, &l, err) < 0)
+    return -1;
+  if (!netdev_exists(ov->node, l.ifname) &&
+      make_bridge_gw(ov, l.ifname, l.subnet, l.gw, err) < 0)
+    return -1;
+  if (netdev_sysctl_set(ov->node_fd, "net/ipv4/ip_forward", "1", err) < 0 ||
+      apply_lnet_nat(ov, &l, err) < 0 || apply_isolation(ov, err) < 0)
+    return -1;
+  return 0;
+}
+
+static void lnet_teardown(struct overlay *ov, const char *id,
+                          const char *ifname) {
+  if (netdev_exists(ov->node, ifname))
+    netdev_del(ov->node, ifname, NULL);
+  if (ensure_nft(ov, NULL) == 0) {
+    /* the table is absent for an internal network */
+    cleanup_free char *t = lnet_table(id);
+    cleanup_free char *del = xasprintf("delete table ip %s", t);
+    nft_apply(ov->nft, del, NULL);
+  }
+}
+
+static bool lnet_in_use(struct overlay *ov, const char *id) {
+  cleanup_free uint32_t *taken = NULL;
+  return lnet_taken(ov, id, &taken) > 0;
+}
+
+int overlay_net_create(struct overlay *ov, const json_t *req, const char *id,
+                       const char *created, sh_err *err) {
+  struct ov_lnet_spec sp;
+  if (!ov_id_ok(id))
+    return sh_error(err, 400, "invalid network ID");
+  if (ov_lnet_parse(req, &sp, err) < 0)
+    return -1;
+  const char *name = jx_str(req, "Name", "");
+  int nice = ov_lock(ov);
+  int rc = -1;
+  char **used = NULL;
+  size_t nused = 0;
+  const char *k;
+  json_t *r;
+  char ifname[16];
+  if (*sp.bridge)
+    snprintf(ifname, sizeof ifname, "%s", sp.bridge);
+  else
+    ov_lnet_bridge_name(id, ifname);
+  json_object_foreach(ov->lnets, k, r) {
+    if (strcmp(jx_str(r, "Name", ""), name) == 0) {
+      sh_error(err, 409, "network with name %s already exists", name);
+      goto out;
+    }
+  }
+  if (netdev_exists(ov->node, ifname) || !strcmp(ifname, OV_DEFAULT_BRIDGE) ||
+      !strcmp(ifname, OV_GW_BRIDGE)) {
+    sh_error(err, 409, "bridge name %s is already in use on this node", ifname);
+    goto out;
+  }
+  /* The subnets of the node's own networks, which a new one must not
+   * overlap. */
+  if (netdev_ipv4_nets(ov->node, &used, &nused, err) < 0)
+    goto out;
+  char b[20];
+  size_t extra = json_object_size(ov->lnets) + 3;
+  used = xrealloc(used, (nused + extra) * sizeof *used);
+  json_object_foreach(ov->lnets, k, r) used[nused++] =
+      xstrdup(jx_str(r, "Subnet", ""));
+  if (ov->have_br)
+    used[nused++] = xstrdup(ipam_prefix_str(ov->br, b));
+  if (ov->have_gw)
+    used[nused++] = xstrdup(ipam_prefix_str(ov->gw, b));
+  else if (!ov->pools) /* where docker_gwbridge goes on a swarm join */
+    used[nused++] = xstrdup("172.18.0.0/16");
+  struct ipam_prefix subnet = sp.subnet;
+  if (sp.have_subnet) {
+    /* Only the daemon's networks count (dockerd's address space), not
+     * the host's other routes. */
+    bool clash = false;
+    json_object_foreach(ov->lnets, k, r) {
+      struct ipam_prefix o;
+      clash |= ipam_parse_cidr(jx_str(r, "Subnet", ""), &o, NULL, NULL) == 0 &&
+               ipam_overlaps(o, subnet);
+    }
+    clash |= ov->have_br && ipam_overlaps(ov->br, subnet);
+    clash |= ov->have_gw && ipam_overlaps(ov->gw, subnet);
+    if (clash) {
+      sh_error(err, 403,
+               "invalid pool request: Pool overlaps with other one on this "
+               "address space");
+      goto out;
+    }
+  } else if (ov_lnet_pick(used, nused, ov->pools, &subnet, err) < 0) {
+    goto out;
+  }
+  uint32_t gw = sp.gateway ? sp.gateway : subnet.addr + 1;
+  char sb[20], gb[20];
+  json_t *rec = json_pack(
+      "{s:s,s:s,s:s,s:s,s:s,s:b,s:s,s:o,s:o}", "Id", id, "Name", name,
+      "Created", created, "Subnet", ipam_prefix_str(subnet, sb), "Gateway",
+      ipam_ip_str(gw, gb), "Internal", sp.internal, "Bridge", ifname, "Labels",
+      json_is_object(json_object_get(req, "Labels"))
+          ? json_deep_copy(json_object_get(req, "Labels"))
+          : json_object(),
+      "Options",
+      json_is_object(json_object_get(req, "Options"))
+          ? json_deep_copy(json_object_get(req, "Options"))
+          : json_object());
+  if (sp.have_range)
+    json_object_set_new(rec, "IPRange",
+                        json_string(ipam_prefix_str(sp.range, b)));
+  json_object_set_new(ov->lnets, id, rec);
+  if (ensure_lnet(ov, id, err) < 0 || save_state(ov, err) < 0) {
+    lnet_teardown(ov, id, ifname);
+    json_object_del(ov->lnets, id);
+    apply_isolation(ov, NULL);
+    goto out;
+  }
+  rc = 0;
+out:
+  if (used)
+    netdev_names_free(used, nused);
+  ov_unlock(ov, nice);
+  return rc;
+}
+
+json_t *overlay_nets(struct overlay *ov) {
+  int nice = ov_lock(ov);
+  json_t *out = json_deep_copy(ov->lnets);
+  ov_unlock(ov, nice);
+  return out;
+}
+
+int overlay_net_remove(struct overlay *ov, const char *id, sh_err *err) {
+  int nice = ov_lock(ov);
+  int rc = -1;
+  json_t *r = json_object_get(ov->lnets, id);
+  if (!r) {
+    sh_error(err, 404, "network %s not found", id);
+  } else if (lnet_in_use(ov, id)) {
+    sh_error(err, 403,
+             "error while removing network: network %s id %s has active "
+             "endpoints",
+             jx_str(r, "Name", ""), id);
+  } else {
+    char ifname[16];
+    snprintf(ifname, sizeof ifname, "%s", jx_str(r, "Bridge", ""));
+    json_object_del(ov->lnets, id);
+    lnet_teardown(ov, id, ifname);
+    rc = apply_isolation(ov, err) < 0 || save_state(ov, err) < 0 ? -1 : 0;
+  }
+  ov_unlock(ov, nice);
+  return rc;
+}
+
 /* ---- tasks ---- */
 
 static void detach_locked(struct overlay *ov, const char *id) {
@@ -493,12 +811,18 @@ static void detach_locked(struct overlay *ov, const char *id) {
     ov_gw_names(id, host, peer);
   if (netdev_exists(ov->node, host))
     netdev_del(ov->node, host, NULL);
+  json_array_foreach(json_object_get(t, "More"), i, a) {
+    const char *link = jx_str(a, "Link", "");
+    if (*link && netdev_exists(ov->node, link))
+      netdev_del(ov->node, link, NULL);
+  }
   netns_remove(path, NULL);
   if (!t)
     return;
   bool had_ports =
       task_gw_ip(t) && json_array_size(json_object_get(t, "Ports"));
   bool bridge = is_bridge(t);
+  cleanup_free char *net = xstrdup(bridge_net(t));
   json_t *atts = json_incref(json_object_get(t, "Attachments"));
   json_object_del(ov->tasks, id);
   json_array_foreach(atts, i, a) {
@@ -507,8 +831,9 @@ static void detach_locked(struct overlay *ov, const char *id) {
       net_remove(ov, n);
   }
   json_decref(atts);
-  if (had_ports && bridge)
-    apply_bridge_nat(ov, NULL);
+  struct lnet l;
+  if (had_ports && bridge && lnet_get(ov, net, &l, NULL) == 0)
+    apply_lnet_nat(ov, &l, NULL);
   else if (had_ports && ov->gw_ready)
     apply_nat(ov, NULL);
   save_state(ov, NULL);
@@ -715,7 +1040,8 @@ static int attach_bridge_locked(struct overlay *ov,
   const char *id = task->task_id;
   if (json_array_size(task->attachments))
     return sh_error(err, 400, "a bridge endpoint has no attachments");
-  if (!ov->have_br && ensure_docker0(ov, err) < 0)
+  struct lnet l;
+  if (lnet_get(ov, task->net_id, &l, err) < 0)
     return -1;
   cleanup_json json_t *ports =
       task->ports ? json_deep_copy(task->ports) : json_array();
@@ -725,26 +1051,19 @@ static int attach_bridge_locked(struct overlay *ov,
       ov_parse_ports(ports, &pp, &np, err) < 0 ||
       port_conflict(ov, pp, np, err) < 0)
     return -1;
+  /* dockerd gives the lowest free address. */
+  uint32_t ip;
+  if (lnet_addr(ov, &l, task->ip, &ip, err) < 0)
+    return -1;
   cleanup_fd int tfd = -1;
   if (fresh_netns(path, &tfd, err) < 0)
     return -1;
-  uint32_t *taken = xcalloc(json_object_size(ov->tasks) + 1, sizeof *taken);
-  size_t nt = 0;
-  const char *k;
-  json_t *o;
-  json_object_foreach(ov->tasks, k, o) {
-    if (is_bridge(o) && (taken[nt] = task_gw_ip(o)))
-      nt++;
-  }
-  /* dockerd gives the lowest free address. */
-  uint32_t ip = ov_gw_next(ov->br, 0, taken, nt);
-  free(taken);
-  if (!ip)
-    return sh_error(err, 503, "no free address on " OV_DEFAULT_BRIDGE);
   char b[20];
   json_t *t =
       json_pack("{s:[],s:O,s:i,s:b,s:s}", "Attachments", "Ports", ports,
                 "VxlanPort", 4789, "Bridge", 1, "GwIP", ipam_ip_str(ip, b));
+  if (*l.id)
+    json_object_set_new(t, "Net", json_string(l.id));
   /* Recorded first, so that a failure below undoes it all (detach). */
   json_object_set_new(ov->tasks, id, t);
   struct netdev *tnd = NULL;
@@ -753,14 +1072,16 @@ static int attach_bridge_locked(struct overlay *ov,
   int rc = -1;
   char host[16], peer[16];
   ov_br_names(id, host, peer);
-  if (link_task_iface(ov->node, host, peer, OV_GW_MTU, OV_DEFAULT_BRIDGE, tfd,
-                      tnd, "eth0", ip, ov->br.len, err) < 0 ||
-      netdev_route_default(tnd, ipam_ip_str(ov->br.addr + 1, b), err) < 0 ||
+  /* An internal network gives no way out: no default route. */
+  if (link_task_iface(ov->node, host, peer, OV_GW_MTU, l.ifname, tfd, tnd,
+                      "eth0", ip, l.subnet.len, err) < 0 ||
+      (!l.internal &&
+       netdev_route_default(tnd, ipam_ip_str(l.gw, b), err) < 0) ||
       netdev_set_up(tnd, "lo", err) < 0) {
-    sh_err_wrap(err, OV_DEFAULT_BRIDGE);
+    sh_err_wrap(err, "%s", l.ifname);
     goto out;
   }
-  if ((np && apply_bridge_nat(ov, err) < 0) || save_state(ov, err) < 0)
+  if ((np && apply_lnet_nat(ov, &l, err) < 0) || save_state(ov, err) < 0)
     goto out;
   rc = 0;
 out:
@@ -768,25 +1089,156 @@ out:
   return rc;
 }
 
-json_t *overlay_bridge_endpoint(struct overlay *ov, const char *id) {
-  pthread_mutex_lock(&ov->mu);
-  json_t *t = json_object_get(ov->tasks, id);
-  json_t *out = NULL;
-  uint32_t ip = task_gw_ip(t);
-  if (t && is_bridge(t) && ip) {
-    cleanup_json json_t *ep = endpoint(id, OV_DEFAULT_BRIDGE, ip, ov->br.len);
-    char b[20];
-    out =
-        json_pack("{s:s,s:i,s:s,s:O,s:O,s:O}", "IPAddress", ipam_ip_str(ip, b),
-                  "IPPrefixLen", (int)ov->br.len, "Gateway", "", "MacAddress",
-                  json_object_get(ep, "MacAddress"), "EndpointID",
-                  json_object_get(ep, "EndpointID"), "Ports",
-                  json_object_get(t, "Ports"));
-    json_object_set_new(out, "Gateway",
-                        json_string(ipam_ip_str(ov->br.addr + 1, b)));
+/* The endpoint on net ("" docker0) of a container's bridge endpoints. */
+static json_t *bridge_ep(struct overlay *ov, const char *id, const json_t *t,
+                         const char *net) {
+  struct lnet l;
+  uint32_t ip = 0;
+  const json_t *ports = NULL;
+  if (strcmp(bridge_net(t), net) == 0) {
+    ip = task_gw_ip(t);
+    ports = json_object_get(t, "Ports");
+  } else {
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(t, "More"), i, m) {
+      if (strcmp(jx_str(m, "Net", ""), net) == 0 &&
+          ipam_parse_ip(jx_str(m, "IP", ""), &ip, NULL) < 0)
+        ip = 0;
+    }
   }
-  pthread_mutex_unlock(&ov->mu);
+  if (!ip || lnet_get(ov, net, &l, NULL) < 0)
+    return NULL;
+  cleanup_json json_t *ep =
+      endpoint(id, *net ? l.ifname : OV_DEFAULT_BRIDGE, ip, l.subnet.len);
+  char b[20], g[20];
+  json_t *out =
+      json_pack("{s:s,s:i,s:s,s:O,s:O,s:s}", "IPAddress", ipam_ip_str(ip, b),
+                "IPPrefixLen", (int)l.subnet.len, "Gateway",
+                l.internal && *net ? "" : ipam_ip_str(l.gw, g), "MacAddress",
+                json_object_get(ep, "MacAddress"), "EndpointID",
+                json_object_get(ep, "EndpointID"), "NetworkID", net);
+  json_object_set_new(out, "Ports",
+                      ports ? json_deep_copy(ports) : json_array());
   return out;
+}
+
+json_t *overlay_bridge_endpoint(struct overlay *ov, const char *id,
+                                const char *net_id) {
+  int nice = ov_lock(ov);
+  json_t *t = json_object_get(ov->tasks, id);
+  json_t *out = t && is_bridge(t)
+                    ? bridge_ep(ov, id, t, net_id ? net_id : bridge_net(t))
+                    : NULL;
+  ov_unlock(ov, nice);
+  return out;
+}
+
+int overlay_connect(struct overlay *ov, const char *id, const char *net_id,
+                    const char *ip_want, sh_err *err) {
+  int nice = ov_lock(ov);
+  int rc = -1;
+  json_t *t = json_object_get(ov->tasks, id);
+  struct netdev *tnd = NULL;
+  cleanup_fd int tfd = -1;
+  cleanup_free char *path = task_path(ov, id);
+  struct lnet l;
+  if (!t || !is_bridge(t)) {
+    sh_error(err, 409, "container %s has no bridge endpoint to add to", id);
+    goto out;
+  }
+  if (lnet_get(ov, net_id, &l, err) < 0)
+    goto out;
+  json_t *more = json_object_get(t, "More");
+  if (!more) {
+    more = json_array();
+    json_object_set_new(t, "More", more);
+  }
+  /* The lowest free ethN and link slot. */
+  unsigned eth = 1, slot = 0;
+  for (bool clash = true; clash;) {
+    clash = false;
+    size_t i;
+    json_t *m;
+    json_array_foreach(more, i, m) {
+      char want[8], link[16];
+      snprintf(want, sizeof want, "eth%u", eth);
+      ov_extra_names(id, slot, link);
+      if (!strcmp(jx_str(m, "Net", ""), l.id)) {
+        sh_error(err, 409, "already connected");
+        goto out;
+      }
+      if (!strcmp(jx_str(m, "If", ""), want)) {
+        eth++;
+        clash = true;
+      }
+      if (!strcmp(jx_str(m, "Link", ""), link)) {
+        slot++;
+        clash = true;
+      }
+    }
+  }
+  if (json_array_size(more) >= MAX_ATTACH) {
+    sh_error(err, 400, "a container can join %d networks at most",
+             MAX_ATTACH + 1);
+    goto out;
+  }
+  uint32_t ip;
+  if (lnet_addr(ov, &l, ip_want, &ip, err) < 0)
+    goto out;
+  if ((tfd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+    sh_errno(err, errno, "open %s", path);
+    goto out;
+  }
+  if (netdev_open(tfd, &tnd, err) < 0)
+    goto out;
+  char host[16], ifname[8], b[20];
+  ov_extra_names(id, slot, host);
+  snprintf(ifname, sizeof ifname, "eth%u", eth);
+  if (link_task_iface(ov->node, host, host, OV_GW_MTU, l.ifname, tfd, tnd,
+                      ifname, ip, l.subnet.len, err) < 0) {
+    if (netdev_exists(ov->node, host))
+      netdev_del(ov->node, host, NULL);
+    sh_err_wrap(err, "%s", l.ifname);
+    goto out;
+  }
+  json_array_append_new(more, json_pack("{s:s,s:s,s:s,s:s}", "Net", l.id, "IP",
+                                        ipam_ip_str(ip, b), "If", ifname,
+                                        "Link", host));
+  rc = save_state(ov, err);
+out:
+  netdev_close(tnd);
+  ov_unlock(ov, nice);
+  return rc;
+}
+
+int overlay_disconnect(struct overlay *ov, const char *id, const char *net_id,
+                       sh_err *err) {
+  int nice = ov_lock(ov);
+  int rc = 0;
+  json_t *t = json_object_get(ov->tasks, id);
+  json_t *more = json_object_get(t, "More");
+  size_t i;
+  json_t *m;
+  if (t && is_bridge(t) && strcmp(bridge_net(t), net_id ? net_id : "") == 0) {
+    rc = sh_error(err, 501,
+                  "disconnecting a running container from its first network "
+                  "is not supported by shoal yet");
+    goto out;
+  }
+  json_array_foreach(more, i, m) {
+    if (strcmp(jx_str(m, "Net", ""), net_id ? net_id : "") != 0)
+      continue;
+    const char *link = jx_str(m, "Link", "");
+    if (*link && netdev_exists(ov->node, link))
+      netdev_del(ov->node, link, NULL);
+    json_array_remove(more, i);
+    rc = save_state(ov, err);
+    break;
+  }
+out:
+  ov_unlock(ov, nice);
+  return rc;
 }
 
 int overlay_attach(struct overlay *ov, const struct overlay_task *task,
@@ -1059,7 +1511,7 @@ int overlay_leave(struct overlay *ov, sh_err *err) {
   /* (sweep left only docker0's containers) */
   ov->have_gw = false;
   /* docker0 is the node's, not the swarm's: it stays, as with dockerd. */
-  if (ov->have_br) {
+  if (ov->have_br || json_object_size(ov->lnets)) {
     if (save_state(ov, rc < 0 ? NULL : err) < 0)
       rc = -1;
   } else if (unlink(ov->state_path) < 0 && errno != ENOENT && rc == 0) {
@@ -1111,6 +1563,10 @@ static int reconcile(struct overlay *ov, sh_err *err) {
   if (ov->have_gw && netdev_exists(ov->node, OV_GW_BRIDGE) &&
       ensure_gw(ov, err) < 0)
     return -1;
+  /* User bridge networks as their records say (a reboot emptied the
+   * kernel's side); one that fails stays listed and is tried again by
+   * its next endpoint. */
+  json_object_foreach(ov->lnets, k, t) ensure_lnet(ov, k, NULL);
   return save_state(ov, err);
 }
 
@@ -1123,6 +1579,7 @@ int overlay_open(const struct overlay_config *cfg, struct overlay **out,
   ov->node_fd = -1;
   ov->pools = json_array_size(cfg->pools) ? json_deep_copy(cfg->pools) : NULL;
   ov->tasks = json_object();
+  ov->lnets = json_object();
   ov->peers = json_object();
   ov->netns_dir = xasprintf("%s/netns", cfg->exec_root);
   cleanup_free char *dir = xasprintf("%s/network", cfg->data_root);
@@ -1159,6 +1616,7 @@ void overlay_close(struct overlay *ov) {
   if (ov->node_fd >= 0)
     close(ov->node_fd);
   json_decref(ov->tasks);
+  json_decref(ov->lnets);
   json_decref(ov->peers);
   forget_mesh(ov);
   free(ov->netns_dir);
@@ -1203,6 +1661,22 @@ static json_t *subnet_view(bool have, struct ipam_prefix p) {
   return g;
 }
 
+/* One bridge endpoint in overlay_view's Networks ("bridge" for docker0). */
+static void bridge_view_ep(struct overlay *ov, json_t *nets, const char *task,
+                           const char *net, const char *addr) {
+  uint32_t ip;
+  const json_t *r = json_object_get(ov->lnets, net);
+  struct ipam_prefix p;
+  if (ipam_parse_ip(addr, &ip, NULL) < 0)
+    return;
+  if (!*net && ov->have_br)
+    json_object_set_new(net_obj(nets, "bridge"), task,
+                        endpoint(task, OV_DEFAULT_BRIDGE, ip, ov->br.len));
+  else if (r && ipam_parse_cidr(jx_str(r, "Subnet", ""), &p, NULL, NULL) == 0)
+    json_object_set_new(net_obj(nets, net), task,
+                        endpoint(task, jx_str(r, "Bridge", ""), ip, p.len));
+}
+
 json_t *overlay_view(struct overlay *ov) {
   int nice = ov_lock(ov);
   json_t *nets = json_object();
@@ -1218,10 +1692,14 @@ json_t *overlay_view(struct overlay *ov) {
                             endpoint(k, p.net_id, p.ip, p.net.len));
     }
     uint32_t gw = task_gw_ip(t);
-    if (gw && is_bridge(t) && ov->have_br)
-      json_object_set_new(net_obj(nets, "bridge"), k,
-                          endpoint(k, OV_DEFAULT_BRIDGE, gw, ov->br.len));
-    else if (gw && ov->have_gw)
+    if (is_bridge(t)) {
+      json_t *m;
+      json_array_foreach(json_object_get(t, "More"), i, m) bridge_view_ep(
+          ov, nets, k, jx_str(m, "Net", ""), jx_str(m, "IP", ""));
+      char b[20];
+      if (gw)
+        bridge_view_ep(ov, nets, k, bridge_net(t), ipam_ip_str(gw, b));
+    } else if (gw && ov->have_gw)
       json_object_set_new(net_obj(nets, OV_GW_BRIDGE), k,
                           endpoint(k, OV_GW_BRIDGE, gw, ov->gw.len));
   }

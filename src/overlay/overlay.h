@@ -76,6 +76,11 @@ struct overlay_task {
    * the node's, so overlay_gc leaves them alone (overlay_leave does
    * not). */
   bool standalone;
+  /* With bridge: the user bridge network (overlay_net_create) to join
+   * instead of docker0, and the address asked for (--ip); NULL: docker0,
+   * the lowest free address. */
+  const char *net_id;
+  const char *ip;
 };
 
 /* Builds the task's namespace and interfaces; *netns_path (malloc'd)
@@ -84,9 +89,41 @@ struct overlay_task {
 int overlay_attach(struct overlay *ov, const struct overlay_task *task,
                    char **netns_path, struct sh_err *err);
 /* A bridge endpoint as attached: {"IPAddress", "IPPrefixLen", "Gateway",
- * "MacAddress", "EndpointID", "Ports": the ports with the published ones
- * chosen}; NULL if id has none. */
-json_t *overlay_bridge_endpoint(struct overlay *ov, const char *id);
+ * "MacAddress", "EndpointID", "NetworkID" ("" for docker0), "Ports": the
+ * ports with the published ones chosen ([] but on the first endpoint)};
+ * net_id: the network ("" docker0), NULL: the container's first. NULL if
+ * id has none there. */
+json_t *overlay_bridge_endpoint(struct overlay *ov, const char *id,
+                                const char *net_id);
+
+/* User-defined bridge networks (`docker network create -d bridge`), the
+ * node's like docker0: a Linux bridge (br-<12 of the ID> or the
+ * com.docker.network.bridge.name option) with the gateway address, a
+ * subnet of dockerd's local default pools (172.17-31.0.0/16 after
+ * docker0 and docker_gwbridge, then 192.168.x.0/20; default-address-pools
+ * when set) unless the request names one, masquerade and published ports
+ * in `ip shoal_br_<12 of the ID>` unless internal, and no forwarding
+ * between two bridges (`ip shoal_isolation`, dockerd's DOCKER-ISOLATION).
+ * Kept in the state file across restarts and swarm leave.
+ * req: the API's create body (Name, Internal, Labels, Options, IPAM);
+ * 409 for a name in use, 403 for a subnet overlapping another network's,
+ * 501 for what shoal does not do. */
+int overlay_net_create(struct overlay *ov, const json_t *req, const char *id,
+                       const char *created, struct sh_err *err);
+/* {ID: {"Id", "Name", "Created", "Subnet", "Gateway", "IPRange"?,
+ * "Internal", "Bridge", "Labels", "Options"}}, new reference. */
+json_t *overlay_nets(struct overlay *ov);
+/* 403 with dockerd's message while an endpoint is on it. */
+int overlay_net_remove(struct overlay *ov, const char *id, struct sh_err *err);
+/* Another interface (eth1, ...) in a running bridge container's
+ * namespace, on net_id ("" docker0), with ip when given (--ip). 409 when
+ * it has no bridge endpoint or is on the network already. */
+int overlay_connect(struct overlay *ov, const char *id, const char *net_id,
+                    const char *ip, struct sh_err *err);
+/* Removes that interface; 0 when there is none. 501 for the container's
+ * first network. */
+int overlay_disconnect(struct overlay *ov, const char *id, const char *net_id,
+                       struct sh_err *err);
 /* Removes the task's namespace, gateway address and host ports, and a
  * network's namespace with its last task. 0 for an unknown task. */
 int overlay_detach(struct overlay *ov, const char *task_id, struct sh_err *err);

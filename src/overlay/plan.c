@@ -526,3 +526,202 @@ void ov_vip_chain(sh_buf *b, const struct ov_vip *v, bool existed, bool keep) {
                ipam_ip_str(v->backends[k], ip));
   buf_printf(b, " }\n");
 }
+
+/* ---- user-defined bridge networks ---- */
+
+void ov_lnet_bridge_name(const char *net_id, char out[16]) {
+  snprintf(out, 16, "br-%.12s", net_id);
+}
+
+void ov_extra_names(const char *id, unsigned i, char host[16]) {
+  snprintf(host, 16, "vc%x-%.11s", i & 0xf, id);
+}
+
+/* Every field of a create request must be one shoal applies, or at the
+ * value that means "not asked for". */
+static int lnet_refuse(const json_t *req, sh_err *err) {
+  static const char *const flags[][2] = {
+      {"EnableIPv6", "--ipv6"},
+      {"Attachable", "--attachable"},
+      {"Ingress", "--ingress"},
+      {"ConfigOnly", "--config-only"},
+  };
+  for (size_t i = 0; i < ARRAY_SIZE(flags); i++)
+    if (jx_bool(req, flags[i][0], false))
+      return sh_error(err, 501,
+                      "%s (%s) is not supported by shoal on bridge networks",
+                      flags[i][1], flags[i][0]);
+  if (*jx_str(req, "ConfigFrom.Network", ""))
+    return sh_error(err, 501,
+                    "--config-from (ConfigFrom) is not supported by shoal on "
+                    "bridge networks");
+  const char *scope = jx_str(req, "Scope", "");
+  if (*scope && strcmp(scope, "local"))
+    return sh_error(err, 501,
+                    "--scope %s is not supported by shoal on bridge networks "
+                    "(they are local)",
+                    scope);
+  const char *drv = jx_str(req, "IPAM.Driver", "");
+  if (*drv && strcmp(drv, "default"))
+    return sh_error(err, 501,
+                    "--ipam-driver %s is not supported by shoal (only default)",
+                    drv);
+  if (json_object_size(jx_get(req, "IPAM.Options")))
+    return sh_error(err, 501,
+                    "--ipam-opt (IPAM.Options) is not supported by shoal");
+  return 0;
+}
+
+static int lnet_options(const json_t *opts, struct ov_lnet_spec *out,
+                        sh_err *err) {
+  const char *k;
+  const json_t *v;
+  json_object_foreach((json_t *)opts, k, v) {
+    const char *s = json_string_value(v);
+    if (!s)
+      return sh_error(err, 400, "option %s must be a string", k);
+    if (strcmp(k, "com.docker.network.bridge.name") == 0) {
+      if (!*s || strlen(s) > 15 || strchr(s, '/') || strchr(s, ' '))
+        return sh_error(err, 400, "invalid bridge name %s", s);
+      snprintf(out->bridge, sizeof out->bridge, "%s", s);
+    } else if (strcmp(k, "com.docker.network.bridge.enable_ip_masquerade") ==
+                   0 &&
+               strcmp(s, "true") == 0) {
+      /* the default */
+    } else {
+      return sh_error(
+          err, 501, "network option %s=%s is not supported by shoal yet", k, s);
+    }
+  }
+  return 0;
+}
+
+int ov_lnet_parse(const json_t *req, struct ov_lnet_spec *out, sh_err *err) {
+  memset(out, 0, sizeof *out);
+  if (lnet_refuse(req, err) < 0 ||
+      lnet_options(json_object_get(req, "Options"), out, err) < 0)
+    return -1;
+  out->internal = jx_bool(req, "Internal", false);
+  const json_t *cfgs = jx_get(req, "IPAM.Config");
+  if (json_array_size(cfgs) > 1)
+    return sh_error(err, 501,
+                    "more than one --subnet is not supported by shoal yet");
+  const json_t *c = json_array_get(cfgs, 0);
+  const char *subnet = jx_str(c, "Subnet", "");
+  const char *range = jx_str(c, "IPRange", "");
+  const char *gw = jx_str(c, "Gateway", "");
+  if (json_object_size(json_object_get(c, "AuxiliaryAddresses")))
+    return sh_error(err, 501,
+                    "--aux-address (AuxiliaryAddresses) is not supported by "
+                    "shoal yet");
+  if (!*subnet) {
+    if (*range || *gw)
+      return sh_error(err, 400, "%s requires --subnet",
+                      *range ? "--ip-range" : "--gateway");
+    return 0;
+  }
+  uint32_t host;
+  if (ipam_parse_cidr(subnet, &out->subnet, &host, err) < 0)
+    return -1;
+  if (strchr(subnet, ':'))
+    return sh_error(err, 501, "IPv6 subnets are not supported by shoal yet");
+  char b[20];
+  if (host != out->subnet.addr)
+    return sh_error(err, 400, "invalid subnet %s : it should be %s", subnet,
+                    ipam_prefix_str(out->subnet, b));
+  if (out->subnet.len > 30)
+    return sh_error(err, 400, "invalid subnet %s : too small for a network",
+                    subnet);
+  out->have_subnet = true;
+  if (*range) {
+    uint32_t rh;
+    if (ipam_parse_cidr(range, &out->range, &rh, err) < 0)
+      return -1;
+    if (out->range.len < out->subnet.len ||
+        !ipam_contains(out->subnet, out->range.addr))
+      return sh_error(err, 400,
+                      "invalid ip-range %s: it should be within subnet %s",
+                      range, subnet);
+    out->have_range = true;
+  }
+  if (*gw) {
+    if (ipam_parse_ip(gw, &out->gateway, err) < 0)
+      return -1;
+    if (!ipam_contains(out->subnet, out->gateway))
+      return sh_error(err, 400,
+                      "invalid gateway %s: it should be within subnet %s", gw,
+                      subnet);
+  }
+  return 0;
+}
+
+int ov_lnet_pick(char *const *used, size_t nused, const json_t *pools,
+                 struct ipam_prefix *out, sh_err *err) {
+  if (json_array_size(pools))
+    return ov_pool_pick(used, nused, pools, out, err);
+  if (ov_gw_pick(used, nused, 17, "a bridge network", out, NULL) == 0)
+    return 0;
+  cleanup_json json_t *p192 =
+      json_pack("[{s:s,s:i}]", "Base", "192.168.0.0/16", "Size", 20);
+  return ov_pool_pick(used, nused, p192, out, err);
+}
+
+char *ov_isolation_rules(const char *const *bridges, const bool *internal,
+                         size_t n) {
+  sh_buf b = {0};
+  buf_printf(&b, "table ip shoal_isolation {\n"
+                 "  chain forward {\n"
+                 "    type filter hook forward priority -1; policy accept;\n"
+                 "  }\n"
+                 "}\n"
+                 "flush chain ip shoal_isolation forward\n");
+  for (size_t i = 0; i < n; i++) {
+    if (internal[i]) {
+      buf_printf(&b,
+                 "add rule ip shoal_isolation forward iifname \"%s\" oifname "
+                 "!= \"%s\" drop\n"
+                 "add rule ip shoal_isolation forward oifname \"%s\" iifname "
+                 "!= \"%s\" drop\n",
+                 bridges[i], bridges[i], bridges[i], bridges[i]);
+      continue;
+    }
+    sh_buf others = {0};
+    for (size_t j = 0; j < n; j++)
+      if (j != i)
+        buf_printf(&others, "%s\"%s\"", others.len ? ", " : "", bridges[j]);
+    if (others.len)
+      buf_printf(&b,
+                 "add rule ip shoal_isolation forward iifname \"%s\" oifname "
+                 "{ %s } drop\n",
+                 bridges[i], others.data);
+    free(others.data);
+  }
+  return b.data;
+}
+
+uint32_t ov_lnet_next(struct ipam_prefix subnet,
+                      const struct ipam_prefix *range, uint32_t gateway,
+                      const uint32_t *taken, size_t ntaken) {
+  struct ipam_prefix r = range ? *range : subnet;
+  uint32_t first = subnet.addr,
+           last = subnet.addr + (uint32_t)(ipam_size(subnet) - 1);
+  uint64_t size = ipam_size(r);
+  for (uint64_t k = 0; k < size; k++) {
+    uint32_t ip = r.addr + (uint32_t)k;
+    if (ip == first || ip == last || ip == gateway)
+      continue;
+    bool used = false;
+    for (size_t i = 0; i < ntaken && !used; i++)
+      used = taken[i] == ip;
+    if (!used)
+      return ip;
+  }
+  return 0;
+}
+
+char *ov_lnet_rules(const char *net_id, const char *bridge,
+                    struct ipam_prefix net, const struct ov_dnat *d, size_t n) {
+  char table[32];
+  snprintf(table, sizeof table, "shoal_br_%.12s", net_id);
+  return dnat_rules(table, bridge, net, d, n);
+}

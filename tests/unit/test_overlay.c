@@ -377,7 +377,7 @@ static void node_end(struct node *n) {
 
 static int attach(struct node *n, const char *task, json_t *atts, json_t *ports,
                   int *fd, sh_err *err) {
-  struct overlay_task t = {task, atts, ports, 0, false, false};
+  struct overlay_task t = {task, atts, ports, 0, false, false, NULL, NULL};
   char *path = NULL;
   int rc = overlay_attach(n->ov, &t, &path, err);
   json_decref(atts);
@@ -902,10 +902,10 @@ TEST(overlay_bridge_containers_ports_and_icc) {
   CHECK_INT_EQ(err.status, 409);
   CHECK_STR_EQ(err.msg, "Bind for 0.0.0.0:8080 failed: port is already "
                         "allocated");
-  cleanup_json json_t *e1 = overlay_bridge_endpoint(a.ov, CID1);
-  cleanup_json json_t *e2 = overlay_bridge_endpoint(a.ov, CID2);
+  cleanup_json json_t *e1 = overlay_bridge_endpoint(a.ov, CID1, NULL);
+  cleanup_json json_t *e2 = overlay_bridge_endpoint(a.ov, CID2, NULL);
   CHECK(e1 && e2);
-  CHECK(overlay_bridge_endpoint(a.ov, CID3) == NULL);
+  CHECK(overlay_bridge_endpoint(a.ov, CID3, NULL) == NULL);
   CHECK_STR_EQ(jx_str(e1, "IPAddress", ""), "172.17.0.2");
   CHECK_STR_EQ(jx_str(e1, "Gateway", ""), "172.17.0.1");
   CHECK_INT_EQ(jx_int(e1, "IPPrefixLen", 0), 16);
@@ -949,7 +949,7 @@ TEST(overlay_bridge_containers_ports_and_icc) {
   const char *live[] = {NULL};
   CHECK_INT_EQ(overlay_gc(a.ov, live, &err), 0);
   CHECK_INT_EQ(overlay_leave(a.ov, &err), 0);
-  cleanup_json json_t *e1b = overlay_bridge_endpoint(a.ov, CID1);
+  cleanup_json json_t *e1b = overlay_bridge_endpoint(a.ov, CID1, NULL);
   CHECK(e1b != NULL);
   CHECK_INT_EQ(tcp_connect(b.ns, "192.168.77.1", 8080, l), 0);
 
@@ -1049,7 +1049,7 @@ static void *worker(void *p) {
     snprintf(id, sizeof id, "w%dt%d", w->k, i);
     snprintf(addr, sizeof addr, "10.0.%d.%d/24", i + 1, 10 + w->k);
     json_t *a = atts1(i ? net2() : net1(), addr);
-    struct overlay_task t = {id, a, NULL, 0, false, false};
+    struct overlay_task t = {id, a, NULL, 0, false, false, NULL, NULL};
     char *path = NULL;
     w->rc = overlay_attach(w->ov, &t, &path, &w->err);
     free(path);
@@ -1115,4 +1115,85 @@ TEST(overlay_threads_share_networks) {
   CHECK(!file_exists(p));
   node_end(&a);
   rm_tree(dir);
+}
+
+TEST(overlay_user_bridge_requests_subnets_and_isolation) {
+  struct ov_lnet_spec sp;
+  sh_err err = {0};
+  /* docker network create front: everything chosen by the daemon */
+  cleanup_json json_t *plain =
+      json_pack("{s:s, s:s}", "Name", "front", "Driver", "bridge");
+  CHECK_INT_EQ(ov_lnet_parse(plain, &sp, &err), 0);
+  CHECK(!sp.have_subnet && !sp.internal && sp.bridge[0] == '\0');
+  /* --subnet --ip-range --gateway --internal -o bridge name */
+  cleanup_json json_t *full = json_loads(
+      "{\"Name\": \"back\", \"Internal\": true, \"Options\": "
+      "{\"com.docker.network.bridge.name\": \"brback\"}, \"IPAM\": "
+      "{\"Driver\": \"default\", \"Config\": [{\"Subnet\": \"10.7.0.0/24\", "
+      "\"IPRange\": \"10.7.0.128/25\", \"Gateway\": \"10.7.0.254\"}]}}",
+      0, NULL);
+  CHECK_INT_EQ(ov_lnet_parse(full, &sp, &err), 0);
+  CHECK(sp.have_subnet && sp.have_range && sp.internal);
+  CHECK_INT_EQ(sp.subnet.addr, 0x0a070000);
+  CHECK_INT_EQ(sp.range.addr, 0x0a070080);
+  CHECK_INT_EQ(sp.gateway, 0x0a0700fe);
+  CHECK_STR_EQ(sp.bridge, "brback");
+  /* refusals: host bits in the subnet, a gateway outside, IPv6, options
+   * shoal does not apply */
+  const char *bad[][2] = {
+      {"{\"IPAM\": {\"Config\": [{\"Subnet\": \"10.7.0.1/24\"}]}}",
+       "invalid subnet 10.7.0.1/24 : it should be 10.7.0.0/24"},
+      {"{\"IPAM\": {\"Config\": [{\"Subnet\": \"10.7.0.0/24\", \"Gateway\": "
+       "\"10.8.0.1\"}]}}",
+       "invalid gateway 10.8.0.1: it should be within subnet 10.7.0.0/24"},
+      {"{\"IPAM\": {\"Config\": [{\"Subnet\": \"10.7.0.0/24\", \"IPRange\": "
+       "\"10.7.1.0/25\"}]}}",
+       "invalid ip-range 10.7.1.0/25: it should be within subnet 10.7.0.0/24"},
+      {"{\"EnableIPv6\": true}",
+       "--ipv6 (EnableIPv6) is not supported by shoal on bridge networks"},
+      {"{\"Options\": {\"com.docker.network.bridge.enable_icc\": \"false\"}}",
+       "network option com.docker.network.bridge.enable_icc=false is not "
+       "supported by shoal yet"},
+  };
+  for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+    cleanup_json json_t *req = json_loads(bad[i][0], 0, NULL);
+    sh_err e = {0};
+    CHECK(ov_lnet_parse(req, &sp, &e) < 0);
+    CHECK_STR_EQ(e.msg, bad[i][1]);
+  }
+
+  /* dockerd's local pools: 172.17.. /16s past what is used, then
+   * 192.168.x.0/20 */
+  struct ipam_prefix p;
+  char *used[] = {"172.17.0.0/16", "172.18.0.0/16"};
+  CHECK_INT_EQ(ov_lnet_pick(used, 2, NULL, &p, &err), 0);
+  CHECK_INT_EQ(p.addr, 0xac130000); /* 172.19.0.0/16 */
+  char *full172[] = {"172.16.0.0/12", "192.168.0.0/20"};
+  CHECK_INT_EQ(ov_lnet_pick(full172, 2, NULL, &p, &err), 0);
+  CHECK_INT_EQ(p.addr, 0xc0a81000); /* 192.168.16.0/20 */
+  CHECK_INT_EQ(p.len, 20);
+
+  /* the lowest free address, inside the range, never the gateway */
+  struct ipam_prefix s = {0x0a070000, 24}, r = {0x0a070080, 25};
+  uint32_t taken[] = {0x0a070081};
+  CHECK_INT_EQ(ov_lnet_next(s, NULL, 0x0a070001, NULL, 0), 0x0a070002);
+  CHECK_INT_EQ(ov_lnet_next(s, &r, 0x0a070080, taken, 1), 0x0a070082);
+  struct ipam_prefix tiny = {0x0a070000, 30};
+  uint32_t both[] = {0x0a070002};
+  CHECK_INT_EQ(ov_lnet_next(tiny, NULL, 0x0a070001, both, 1), 0);
+
+  /* isolation: each bridge drops what it forwards to the others; an
+   * internal one forwards nothing out or in */
+  const char *names[] = {"docker0", "br-aaa", "br-bbb"};
+  bool internal[] = {false, false, true};
+  cleanup_free char *rules = ov_isolation_rules(names, internal, 3);
+  CHECK(strstr(rules, "iifname \"docker0\" oifname { \"br-aaa\", \"br-bbb\" } "
+                      "drop") != NULL);
+  CHECK(strstr(rules, "iifname \"br-aaa\" oifname { \"docker0\", \"br-bbb\" } "
+                      "drop") != NULL);
+  CHECK(strstr(rules, "iifname \"br-bbb\" oifname != \"br-bbb\" drop") != NULL);
+  CHECK(strstr(rules, "oifname \"br-bbb\" iifname != \"br-bbb\" drop") != NULL);
+  char br[16];
+  ov_lnet_bridge_name("0123456789abcdef", br);
+  CHECK_STR_EQ(br, "br-0123456789ab");
 }

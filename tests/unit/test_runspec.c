@@ -154,12 +154,24 @@ TEST(runspec_refuses_what_it_does_not_apply) {
                           json_pack("{s:[s,s]}", "Test", "CMD", "true"), &err),
                -1);
   CHECK(strstr(err.msg, "--health-cmd") != NULL);
-  /* a swarm network: the managers decide at start (attachable or not);
-   * it has no ports to publish */
+  /* a named network: a user bridge publishes ports, a swarm network does
+   * not (the owner tells them apart at create); host has none */
   CHECK_INT_EQ(parse_with("HostConfig.NetworkMode", json_string("front"), &err),
+               0);
+  CHECK_INT_EQ(parse_with("HostConfig.NetworkMode", json_string("host"), &err),
                -1);
   CHECK_STR_EQ(err.msg, "published ports need the bridge network: --network "
-                        "front has none to publish");
+                        "host has none to publish");
+  /* aliases are for user networks only (dockerd's words) */
+  {
+    cleanup_json json_t *b = body(cli_body);
+    jx_set(b, "NetworkingConfig.EndpointsConfig",
+           json_pack("{s:{s:[s]}}", "default", "Aliases", "www"));
+    struct runspec r;
+    CHECK_INT_EQ(runspec_parse(b, &r, &err), -1);
+    CHECK_STR_EQ(err.msg, "network-scoped alias is supported only for "
+                          "containers in user defined networks");
+  }
   {
     cleanup_json json_t *b = body(cli_body);
     jx_set(b, "HostConfig.NetworkMode", json_string("front"));
