@@ -185,7 +185,6 @@ static int load_state(struct overlay *ov, sh_err *err) {
     return sh_error(err, 500, "%s: %s", ov->state_path, je.text);
   json_t *tasks = json_object_get(st, "Tasks");
   if (json_is_object(tasks)) {
-    json_decref(ov->pools);
     json_decref(ov->tasks);
     ov->tasks = json_incref(tasks);
   }
@@ -1616,6 +1615,7 @@ void overlay_close(struct overlay *ov) {
   if (ov->node_fd >= 0)
     close(ov->node_fd);
   json_decref(ov->tasks);
+  json_decref(ov->pools);
   json_decref(ov->lnets);
   json_decref(ov->peers);
   forget_mesh(ov);
