@@ -32,9 +32,9 @@ struct reconciler {
    * on becoming leader, on a cluster change). */
   json_t *touched;
   bool full;
-  json_t *wake;     /* services that asked for a wakeup */
-  int64_t wake_at;  /* when the wakeup timer fires (0: not set) */
-  bool alloc_dirty; /* something the allocator looks at changed */
+  json_t *wake;            /* services that asked for a wakeup */
+  int64_t wake_at;         /* when the wakeup timer fires (0: not set) */
+  bool alloc_dirty;        /* something the allocator looks at changed */
   struct sched_load *load; /* the scheduler's node loads (leader only) */
 };
 

@@ -67,7 +67,8 @@ static void load_task(struct sched_load *l, const json_t *t, int sign) {
                   (json_int_t)0, "Active", (json_int_t)0, "Svc", "Ports");
     json_object_set_new(l->nodes, nid, n);
   }
-  add_int(n, "CPU", sign * jx_int(t, "Spec.Resources.Reservations.NanoCPUs", 0));
+  add_int(n, "CPU",
+          sign * jx_int(t, "Spec.Resources.Reservations.NanoCPUs", 0));
   add_int(n, "Mem",
           sign * jx_int(t, "Spec.Resources.Reservations.MemoryBytes", 0));
   size_t i;
@@ -130,8 +131,7 @@ static void load_build(struct sched_load *l, struct store *s) {
   json_t *k;
   json_array_foreach(keys, i, k) {
     if (*json_string_value(k))
-      store_each_by(s, STORE_TASKS_BY_NODE, json_string_value(k), load_each,
-                    l);
+      store_each_by(s, STORE_TASKS_BY_NODE, json_string_value(k), load_each, l);
   }
   l->valid = true;
 }
@@ -378,9 +378,9 @@ static struct ninfo *choose(const json_t *t, struct ninfo *nis, size_t n,
       if (!in[i])
         continue;
       const char *v = label_value(nis[i].node, desc, &supported);
-      json_object_set_new(tasks, v,
-                          json_integer(jx_int(tasks, v, 0) +
-                                       svc_count(&nis[i], sid)));
+      json_object_set_new(
+          tasks, v,
+          json_integer(jx_int(tasks, v, 0) + svc_count(&nis[i], sid)));
       if (fit[i])
         json_object_set_new(usable, v, json_true());
     }
