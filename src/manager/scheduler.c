@@ -27,7 +27,7 @@ struct ninfo {
   json_t *base_svc, *base_ports;
 };
 
-static void port_key(char *out, size_t n, const json_t *p);
+static json_t *host_ports(const json_t *task);
 
 /* Active tasks of sid on the node, before and during this run. */
 static int64_t svc_count(const struct ninfo *ni, const char *sid) {
@@ -71,16 +71,11 @@ static void load_task(struct sched_load *l, const json_t *t, int sign) {
           sign * jx_int(t, "Spec.Resources.Reservations.NanoCPUs", 0));
   add_int(n, "Mem",
           sign * jx_int(t, "Spec.Resources.Reservations.MemoryBytes", 0));
+  cleanup_json json_t *ports = host_ports(t);
   size_t i;
   json_t *p;
-  json_array_foreach(jx_get(t, "_EndpointSpec.Ports"), i, p) {
-    if (strcmp(jx_str(p, "PublishMode", ""), "host") == 0 &&
-        jx_int(p, "PublishedPort", 0) != 0) {
-      char k[64];
-      port_key(k, sizeof k, p);
-      add_int(json_object_get(n, "Ports"), k, sign);
-    }
-  }
+  json_array_foreach(ports, i, p)
+      add_int(json_object_get(n, "Ports"), json_string_value(p), sign);
   if (task_desired(t) <= TS_COMPLETE) {
     add_int(n, "Active", sign);
     add_int(json_object_get(n, "Svc"), jx_str(t, "ServiceID", ""), sign);

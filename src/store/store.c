@@ -198,16 +198,6 @@ static int list_cmp(const void *a, const void *b) {
   return strcmp(x->id, y->id);
 }
 
-/* Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm). */
-static int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
-  y -= m <= 2;
-  int64_t era = (y >= 0 ? y : y - 399) / 400;
-  int64_t yoe = y - era * 400;
-  int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
 /* CreatedAt as the store writes it ("2006-01-02T15:04:05.999999999Z", UTC)
  * without strptime, which was most of a sort's cost over thousands of
  * tasks; any other form goes through clock_parse_rfc3339. */
@@ -243,8 +233,8 @@ static int64_t created_ns(const char *c) {
     return clock_parse_rfc3339(c, &ns, NULL) < 0 ? 0 : ns;
   while (digits++ < 9)
     frac *= 10;
-  int64_t secs = days_from_civil(f[0], f[1], f[2]) * 86400 + f[3] * 3600 +
-                 f[4] * 60 + f[5];
+  int64_t secs = clock_days_from_civil(f[0], (int)f[1], (int)f[2]) * 86400 +
+                 f[3] * 3600 + f[4] * 60 + f[5];
   return secs * 1000000000LL + frac;
 }
 
