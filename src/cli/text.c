@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/jsonx.h"
 
@@ -136,16 +137,6 @@ char *text_go_time(const char *rfc3339, char *out, size_t n) {
   return out;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date. */
-static int64_t days_from_civil(int64_t y, int m, int d) {
-  y -= m <= 2;
-  int64_t era = (y >= 0 ? y : y - 399) / 400;
-  int64_t yoe = y - era * 400;
-  int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
 char *text_ansic_time(const char *rfc3339, char *out, size_t n) {
   static const char *const wd[] = {"Sun", "Mon", "Tue", "Wed",
                                    "Thu", "Fri", "Sat"};
@@ -156,7 +147,7 @@ char *text_ansic_time(const char *rfc3339, char *out, size_t n) {
     snprintf(out, n, "%s", rfc3339 ? rfc3339 : "");
     return out;
   }
-  int64_t days = days_from_civil(c.year, c.mon, c.day);
+  int64_t days = clock_days_from_civil(c.year, c.mon, c.day);
   int w = (int)(((days % 7) + 7 + 4) % 7); /* 1970-01-01 was a Thursday */
   snprintf(out, n, "%s %s %2d %02d:%02d:%02d %d", wd[w], mo[c.mon - 1], c.day,
            c.hour, c.min, c.sec, c.year);

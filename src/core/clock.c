@@ -52,6 +52,15 @@ char *clock_format_rfc3339(int64_t wall_ns, char *out, size_t n) {
   return out;
 }
 
+int64_t clock_days_from_civil(int64_t y, int m, int d) {
+  y -= m <= 2;
+  int64_t era = (y >= 0 ? y : y - 399) / 400;
+  int64_t yoe = y - era * 400;
+  int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
 int clock_parse_rfc3339(const char *s, int64_t *wall_ns, sh_err *err) {
   struct tm tm = {0};
   const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);

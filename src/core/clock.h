@@ -24,6 +24,9 @@ extern const struct sh_clock clock_system;
 char *clock_format_rfc3339(int64_t wall_ns, char *out, size_t n);
 /* Parses RFC 3339 (fractional seconds and Z or +hh:mm offsets). */
 int clock_parse_rfc3339(const char *s, int64_t *wall_ns, struct sh_err *err);
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+ * days_from_civil). */
+int64_t clock_days_from_civil(int64_t y, int m, int d);
 /* Parses Go duration syntax ("2160h0m0s", "5s", "1m30s", "300ms"). */
 int clock_parse_duration(const char *s, int64_t *ns, struct sh_err *err);
 /* Formats like Go's time.Duration.String(): "2160h0m0s", "5s", "1.5s". */

@@ -1204,43 +1204,72 @@ static void work_free(struct work *w) {
   json_decref(w->deleted);
 }
 
+static bool update_under_way(const json_t *svc) {
+  const char *st = update_state(svc);
+  return json_object_get(svc, "_Update") || strcmp(st, "updating") == 0 ||
+         strcmp(st, "rollback_started") == 0;
+}
+
+/* The reaper's limit of tasks per slot (reap): the cluster's history
+ * limit, or MaxAttempts + 1 when the restart policy sets one; < 0: none. */
+static int64_t slot_limit(const json_t *svc, int64_t limit) {
+  int64_t max = jx_int(svc, "Spec.TaskTemplate.RestartPolicy.MaxAttempts", 0);
+  return max > 0 ? max + 1 : limit;
+}
+
 /* A replicated service at rest: no update under way, and each task desired
  * and observed running or on its way (not stopped, no delayed start), of
  * the current spec, on a usable node if placed, in its own slot within
- * 1..Replicas. The full run would change nothing but add tasks for the
- * free slots, so it is skipped: a large service costs one light scan per
- * run instead of a copy and regrouping of every task. */
+ * 1..Replicas; or history: desired shut down, in a slot that has such a
+ * task, no more per slot than the reaper keeps. The full run would change
+ * nothing but add tasks for the free slots, so it is skipped: a large
+ * service costs one light scan per run instead of a copy and regrouping
+ * of every task (and the history a rescheduling leaves keeps it so). */
 static bool replicated_at_rest(struct store *s, const json_t *svc,
-                               const json_t *tasks, int64_t want,
+                               const json_t *tasks, int64_t want, int64_t limit,
                                unsigned char *used) {
-  const char *st = update_state(svc);
-  if (json_object_get(svc, "_Update") || strcmp(st, "updating") == 0 ||
-      strcmp(st, "rollback_started") == 0 ||
-      json_array_size(tasks) > (size_t)want)
+  if (update_under_way(svc))
     return false;
   int64_t version = service_spec_version(svc);
+  limit = slot_limit(svc, limit);
+  uint32_t *hist = NULL; /* history tasks per slot, made when one is met */
+  bool ok = true;
   size_t i;
   json_t *t;
   json_array_foreach(tasks, i, t) {
     int64_t slot = jx_int(t, "Slot", 0);
+    if (slot < 1 || slot > want || json_object_get(t, "_Start")) {
+      ok = false;
+      break;
+    }
+    if (task_desired(t) == TS_SHUTDOWN) {
+      if (!hist)
+        hist = xcalloc((size_t)want + 1, sizeof *hist);
+      hist[slot]++;
+      continue;
+    }
     if (task_desired(t) != TS_RUNNING || task_state(t) > TS_RUNNING ||
-        json_object_get(t, "_Start") || slot < 1 || slot > want || used[slot] ||
-        jx_int(t, "_SpecVersion", -1) != version)
-      return false;
+        used[slot] || jx_int(t, "_SpecVersion", -1) != version) {
+      ok = false;
+      break;
+    }
     const char *nid = jx_str(t, "NodeID", "");
-    if (*nid && node_invalid(store_get(s, STORE_NODE, nid)))
-      return false;
+    if (*nid && node_invalid(store_get(s, STORE_NODE, nid))) {
+      ok = false;
+      break;
+    }
     used[slot] = 1;
   }
-  return true;
+  for (int64_t k = 1; ok && hist && k <= want; k++)
+    if (hist[k] && (!used[k] || (limit >= 0 && 1 + hist[k] > limit)))
+      ok = false;
+  free(hist);
+  return ok;
 }
 
 /* New tasks for the lowest free slots of a service at rest. */
 static void fill_free_slots(const json_t *svc, const unsigned char *used,
-                            int64_t want, size_t have, int64_t now,
-                            struct orch_out *out) {
-  if ((int64_t)have >= want)
-    return;
+                            int64_t want, int64_t now, struct orch_out *out) {
   struct store_tx *tx = store_tx_new();
   for (int64_t slot = 1; slot <= want; slot++) {
     if (used[slot])
@@ -1265,9 +1294,9 @@ static void run_service(struct store *s, int64_t now_ns, struct orch_out *out,
     if (want < 0)
       want = 0;
     unsigned char *used = xcalloc((size_t)want + 1, 1);
-    bool rest = replicated_at_rest(s, svc, tasks, want, used);
+    bool rest = replicated_at_rest(s, svc, tasks, want, limit, used);
     if (rest)
-      fill_free_slots(svc, used, want, json_array_size(tasks), now_ns, out);
+      fill_free_slots(svc, used, want, now_ns, out);
     free(used);
     if (rest)
       return;
@@ -1362,6 +1391,119 @@ int orchestrator_run(struct store *s, int64_t now_ns, struct orch_out *out) {
   return (int)(out->ntx - before);
 }
 
+/* ---- tasks of nodes that became unusable ---- */
+
+/* Task changes of one node pass (swarmkit's restartTasksByNodeID), and
+ * per raft entry: each task is one change (shut down) plus one (its
+ * replacement), far cheaper than a service's full run, so they go in
+ * larger batches than ORCH_BATCH. */
+#define NODE_BATCH 1000
+#define NODE_TX_MAX 400
+
+struct node_pass {
+  struct store *s;
+  int64_t now;
+  struct orch_out *out;
+  const json_t *node;
+  int64_t budget; /* changes this pass may still make */
+  bool more;      /* the budget ran out on this node */
+  struct store_tx *tx;
+  int64_t txn;     /* changes in tx */
+  json_t *touched; /* services left to their full run */
+  json_t *busy;    /* services changed here: their run waits a pass */
+  json_t *wake;    /* services with a delayed start (may be NULL) */
+};
+
+/* One task of the node: shut down and replaced in its slot, as
+ * restart_task would, when its service is replicated, at rest otherwise
+ * and the task plain (current spec, no delayed start, a slot in range);
+ * anything else goes to the service's full run. */
+static void node_task(json_t *t, void *ud) {
+  struct node_pass *np = ud;
+  const char *sid = jx_str(t, "ServiceID", "");
+  enum task_state want = task_desired(t);
+  if (np->more || (want > TS_RUNNING && task_state(t) > TS_RUNNING))
+    return; /* history: nothing waits for it */
+  const json_t *svc = store_get(np->s, STORE_SERVICE, sid);
+  int64_t slot = jx_int(t, "Slot", 0);
+  /* A delayed start, a job's task, one being stopped (a replacement may
+   * wait for it): its service's full run. */
+  if (want != TS_RUNNING || !svc || service_is_global(svc) ||
+      service_is_job(svc) || update_under_way(svc) ||
+      json_object_get(t, "_Start") || slot < 1 ||
+      slot > service_replicas(svc) ||
+      jx_int(t, "_SpecVersion", -1) != service_spec_version(svc)) {
+    if (*sid)
+      json_object_set_new(np->touched, sid, json_true());
+    return;
+  }
+  if (np->budget < 2) {
+    np->more = true;
+    return;
+  }
+  np->budget -= 2;
+  if (!np->tx || np->txn + 2 > NODE_TX_MAX) {
+    if (np->tx)
+      orch_out_add(np->out, np->tx);
+    np->tx = store_tx_new();
+    np->txn = 0;
+  }
+  json_t *old = json_copy(t);
+  set_desired(old, TS_SHUTDOWN);
+  store_tx_put(np->tx, STORE_TASK, old, jx_int(t, "Version.Index", 0));
+  np->txn++;
+  json_object_set_new(np->busy, sid, json_true());
+  if (!should_restart(t))
+    return;
+  struct work w = {.s = np->s, .now = np->now, .out = np->out};
+  json_t *nt = task_new(np->out, svc, slot, NULL, np->now);
+  record_restart(&w, t, nt);
+  int64_t delay =
+      node_is(np->node, "Spec.Availability", "drain") ? 0 : restart_delay(t);
+  json_t *wait_for = NULL;
+  if (!node_is(np->node, "Status.State", "down") && task_state(t) <= TS_RUNNING)
+    wait_for = json_pack("[s]", jx_str(t, "ID", ""));
+  delay_start(&w, nt, delay, wait_for);
+  if (json_object_get(nt, "_Start") && np->wake)
+    json_object_set_new(np->wake, sid, json_true());
+  store_tx_put(np->tx, STORE_TASK, nt, STORE_MUST_CREATE);
+  np->txn++;
+}
+
+/* The tasks of the nodes named in touched ("node:" + ID), one walk of each
+ * node's index bucket: the cost is that of the node's tasks, not of their
+ * services. A node done with leaves touched; one the budget ran out on
+ * stays (and out->more is set). */
+static void run_nodes(struct store *s, int64_t now_ns, struct orch_out *out,
+                      json_t *touched, json_t *busy, json_t *wake) {
+  struct node_pass np = {.s = s,
+                         .now = now_ns,
+                         .out = out,
+                         .budget = NODE_BATCH,
+                         .touched = touched,
+                         .busy = busy,
+                         .wake = wake};
+  const char *key;
+  json_t *v, *tmp;
+  json_object_foreach_safe(touched, tmp, key, v) {
+    if (strncmp(key, ORCH_NODE_KEY, strlen(ORCH_NODE_KEY)) != 0)
+      continue;
+    const char *nid = key + strlen(ORCH_NODE_KEY);
+    np.node = store_get(s, STORE_NODE, nid);
+    np.more = false;
+    /* Back in service before this pass: nothing to move. */
+    if (node_invalid(np.node))
+      store_each_by(s, STORE_TASKS_BY_NODE, nid, node_task, &np);
+    if (np.more) {
+      out->more = true;
+      break;
+    }
+    json_object_del(touched, key);
+  }
+  if (np.tx)
+    orch_out_add(out, np.tx);
+}
+
 /* Loop time one orchestrator pass may take (a tenth of the 600 ms
  * election timeout), checked between services. */
 #define ORCH_SLICE_NS (60 * NS_PER_MS)
@@ -1373,9 +1515,19 @@ int orchestrator_run_services(struct store *s, int64_t now_ns,
   int64_t limit = history_limit(s);
   int64_t wakeup = out->next_wakeup_ns;
   int64_t t0 = clock_mono_ns();
+  /* Nodes first; a service they changed runs in the next pass, on the
+   * store with those changes (now it would decide the same again). */
+  cleanup_json json_t *busy = json_object();
+  run_nodes(s, now_ns, out, service_ids, busy, wake);
+  wakeup = out->next_wakeup_ns;
   const char *sid;
   json_t *v, *tmp;
   json_object_foreach_safe(service_ids, tmp, sid, v) {
+    if (json_object_get(busy, sid) ||
+        strncmp(sid, ORCH_NODE_KEY, strlen(ORCH_NODE_KEY)) == 0) {
+      out->more = true; /* a node left for later, or a busy service */
+      continue;
+    }
     /* A time slice as well as the task budget: reconciling a 1,000-task
      * service that needs nothing still costs ~25 ms, and a new leader
      * looks at every service; the loop must answer raft well within the
@@ -1439,18 +1591,20 @@ static bool quiet_step(struct store *s, const struct store_change *c) {
   if (!o || !n)
     return false;
   enum task_state os = task_state(o), ns = task_state(n);
-  if (os < TS_ASSIGNED || ns > TS_RUNNING || ns < os ||
+  /* The scheduler placing a pending task on a usable node is such a step
+   * too: the orchestrator treats pending and assigned alike. */
+  bool placed =
+      os == TS_PENDING && ns == TS_ASSIGNED && !*jx_str(o, "NodeID", "") &&
+      *jx_str(n, "NodeID", "") &&
+      !node_invalid(store_get(s, STORE_NODE, jx_str(n, "NodeID", "")));
+  if ((os < TS_ASSIGNED && !placed) || ns > TS_RUNNING || ns < os ||
       task_desired(o) != TS_RUNNING || task_desired(n) != TS_RUNNING ||
-      !same_at(o, n, "ServiceID") || !same_at(o, n, "NodeID") ||
+      !same_at(o, n, "ServiceID") || (!placed && !same_at(o, n, "NodeID")) ||
       !same_at(o, n, "Slot") || !same_at(o, n, "_SpecVersion") ||
       !same_at(o, n, "_Start"))
     return false;
   const json_t *svc = store_get(s, STORE_SERVICE, jx_str(n, "ServiceID", ""));
-  if (!svc)
-    return false;
-  const char *st = update_state(svc);
-  return !json_object_get(svc, "_Update") && strcmp(st, "updating") != 0 &&
-         strcmp(st, "rollback_started") != 0;
+  return svc && !update_under_way(svc);
 }
 
 static bool node_relevant(const struct store_change *c) {
@@ -1484,9 +1638,17 @@ void orchestrator_touched(struct store *s, const struct store_change *ch,
     case STORE_NODE: {
       if (!node_relevant(c))
         break;
-      /* Its tasks' services, and every global one: a new or returning
-       * node gets their tasks. */
-      store_each_by(s, STORE_TASKS_BY_NODE, c->id, touch_each, touched);
+      /* A node that became unusable (down, drained, gone): its tasks,
+       * through the node's bucket (run_nodes); otherwise its tasks'
+       * services. And every global service: a new or returning node gets
+       * their tasks. */
+      if (node_invalid(c->new_obj) && c->old_obj && !node_invalid(c->old_obj)) {
+        char key[128];
+        snprintf(key, sizeof key, "%s%s", ORCH_NODE_KEY, c->id);
+        json_object_set_new(touched, key, json_true());
+      } else {
+        store_each_by(s, STORE_TASKS_BY_NODE, c->id, touch_each, touched);
+      }
       cleanup_json json_t *svcs = store_list(s, STORE_SERVICE);
       size_t j;
       json_t *svc;

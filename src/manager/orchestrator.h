@@ -37,7 +37,8 @@ struct store_change;
  * window ends. Returns the number of transactions. */
 int orchestrator_run(struct store *s, int64_t now_ns, struct orch_out *out);
 
-/* The same for the services in service_ids only (an object ID -> any):
+/* The same for the services in service_ids only (an object ID -> any;
+ * the ORCH_NODE_KEY entries are done first, see orchestrator_touched):
  * a service ID with no service runs that service's leftover tasks as
  * orphans. Each service done with is removed from service_ids; those the
  * budget ran out on stay (and out->more is set). The IDs of services that
@@ -47,10 +48,18 @@ int orchestrator_run_services(struct store *s, int64_t now_ns,
                               struct orch_out *out, json_t *service_ids,
                               json_t *wake);
 
+/* A key of touched that names a node, not a service: ORCH_NODE_KEY + ID. */
+#define ORCH_NODE_KEY "node:"
+
 /* What store changes mean for the next orchestrator_run_services: the
  * services they touch are added to touched (a task's service, a changed
- * service, for a node that came, went or changed its spec, description
- * or state: the services with tasks on it and every global one); *full
+ * service, for a node that came or changed its spec, description or
+ * state: the services with tasks on it and every global one). A node
+ * that became unusable (down, drained, removed) is added as
+ * ORCH_NODE_KEY + its ID instead of its tasks' services: run_services
+ * walks its tasks and replaces those of plain replicated services
+ * directly, in batches larger than ORCH_BATCH, leaving only the others'
+ * services to a full run; *full
  * is set when every service must be looked at (a restore: n == 0; a
  * cluster change). */
 void orchestrator_touched(struct store *s, const struct store_change *ch,

@@ -32,9 +32,10 @@ struct reconciler {
    * on becoming leader, on a cluster change). */
   json_t *touched;
   bool full;
-  json_t *wake;     /* services that asked for a wakeup */
-  int64_t wake_at;  /* when the wakeup timer fires (0: not set) */
-  bool alloc_dirty; /* something the allocator looks at changed */
+  json_t *wake;            /* services that asked for a wakeup */
+  int64_t wake_at;         /* when the wakeup timer fires (0: not set) */
+  bool alloc_dirty;        /* something the allocator looks at changed */
+  struct sched_load *load; /* the scheduler's node loads (leader only) */
 };
 
 /* Between the passes of a large change: idle loop turns after each pass
@@ -57,6 +58,7 @@ static void maybe_free(struct reconciler *r) {
   if (r->stopped && r->closing == 0 && r->inflight == 0) {
     json_decref(r->touched);
     json_decref(r->wake);
+    sched_load_free(r->load);
     free(r);
   }
 }
@@ -74,6 +76,7 @@ static void on_change(const struct store_change *ch, size_t n, uint64_t index,
     kick(r); /* sets dirty; becoming leader starts with a full pass */
     return;
   }
+  sched_load_changes(r->load, ch, n);
   orchestrator_touched(r->m->store, ch, n, r->touched, &r->full);
   if (n == 0)
     r->alloc_dirty = true;
@@ -186,7 +189,7 @@ static void run(struct reconciler *r) {
     break;
   }
   default:
-    scheduler_run(s, now, &out);
+    scheduler_run_load(s, now, &out, r->load);
     break;
   }
   r->pass = (r->pass + 1) % 3;
@@ -210,12 +213,15 @@ struct reconciler *reconciler_new(struct manager *m) {
   r->kick.data = r->wakeup.data = r;
   r->touched = json_object();
   r->wake = json_object();
+  r->load = sched_load_new();
   r->watch_id = store_watch(m->store, on_change, r);
   return r;
 }
 
 void reconciler_set_leader(struct reconciler *r, bool leader) {
   r->leader = leader;
+  /* Followers do not keep it: built again at the first run as leader. */
+  sched_load_invalidate(r->load);
   if (leader) {
     r->pass = 0;
     r->full = r->alloc_dirty = true;

@@ -19,9 +19,117 @@ struct ninfo {
   const char *id;
   int64_t cpu, mem;   /* available */
   int64_t active;     /* tasks desired to run (<= complete) */
-  json_t *by_service; /* service ID -> active tasks */
-  json_t *ports;      /* "tcp/8080" -> true, host-mode published ports */
+  json_t *by_service; /* service ID -> active tasks placed by this run */
+  json_t *ports;      /* "tcp/8080" -> true, placed by this run */
+  /* The node's entry in the load (borrowed, may be NULL): "Svc" (service
+   * ID -> active tasks) and "Ports" ("tcp/8080" -> tasks) of what was
+   * there before this run. */
+  json_t *base_svc, *base_ports;
 };
+
+static json_t *host_ports(const json_t *task);
+
+/* Active tasks of sid on the node, before and during this run. */
+static int64_t svc_count(const struct ninfo *ni, const char *sid) {
+  return jx_int(ni->by_service, sid, 0) + jx_int(ni->base_svc, sid, 0);
+}
+
+/* What runs (or is about to) on each node: node ID -> {"CPU", "Mem",
+ * "Active", "Svc", "Ports"}, the sums over its tasks in (pending,
+ * running]. Kept from store changes, so a run costs its pending tasks
+ * times the nodes, not a walk of every task. */
+struct sched_load {
+  json_t *nodes;
+  bool valid;
+};
+
+static void add_int(json_t *o, const char *k, int64_t d) {
+  int64_t v = jx_int(o, k, 0) + d;
+  if (v)
+    json_object_set_new(o, k, json_integer(v));
+  else
+    json_object_del(o, k);
+}
+
+static bool load_counts(const json_t *t) {
+  enum task_state st = task_state(t);
+  return st > TS_PENDING && st <= TS_RUNNING;
+}
+
+/* Adds (sign 1) or takes away (-1) one task's share. */
+static void load_task(struct sched_load *l, const json_t *t, int sign) {
+  const char *nid = jx_str(t, "NodeID", "");
+  if (!*nid || !load_counts(t))
+    return;
+  json_t *n = json_object_get(l->nodes, nid);
+  if (!n) {
+    n = json_pack("{s:I, s:I, s:I, s:{}, s:{}}", "CPU", (json_int_t)0, "Mem",
+                  (json_int_t)0, "Active", (json_int_t)0, "Svc", "Ports");
+    json_object_set_new(l->nodes, nid, n);
+  }
+  add_int(n, "CPU",
+          sign * jx_int(t, "Spec.Resources.Reservations.NanoCPUs", 0));
+  add_int(n, "Mem",
+          sign * jx_int(t, "Spec.Resources.Reservations.MemoryBytes", 0));
+  cleanup_json json_t *ports = host_ports(t);
+  size_t i;
+  json_t *p;
+  json_array_foreach(ports, i, p)
+      add_int(json_object_get(n, "Ports"), json_string_value(p), sign);
+  if (task_desired(t) <= TS_COMPLETE) {
+    add_int(n, "Active", sign);
+    add_int(json_object_get(n, "Svc"), jx_str(t, "ServiceID", ""), sign);
+  }
+}
+
+struct sched_load *sched_load_new(void) {
+  struct sched_load *l = xcalloc(1, sizeof *l);
+  l->nodes = json_object();
+  return l;
+}
+
+void sched_load_free(struct sched_load *l) {
+  if (!l)
+    return;
+  json_decref(l->nodes);
+  free(l);
+}
+
+void sched_load_invalidate(struct sched_load *l) {
+  l->valid = false;
+  json_object_clear(l->nodes);
+}
+
+void sched_load_changes(struct sched_load *l, const struct store_change *ch,
+                        size_t n) {
+  if (n == 0) /* a restore */
+    sched_load_invalidate(l);
+  for (size_t i = 0; i < n && l->valid; i++) {
+    if (ch[i].kind != STORE_TASK)
+      continue;
+    if (ch[i].old_obj)
+      load_task(l, ch[i].old_obj, -1);
+    if (ch[i].new_obj)
+      load_task(l, ch[i].new_obj, 1);
+  }
+}
+
+static void load_each(json_t *t, void *ud) {
+  load_task(ud, t, 1);
+}
+
+/* From the store: one walk of the NodeID index (no sort). */
+static void load_build(struct sched_load *l, struct store *s) {
+  json_object_clear(l->nodes);
+  cleanup_json json_t *keys = store_index_keys(s, STORE_TASKS_BY_NODE);
+  size_t i;
+  json_t *k;
+  json_array_foreach(keys, i, k) {
+    if (*json_string_value(k))
+      store_each_by(s, STORE_TASKS_BY_NODE, json_string_value(k), load_each, l);
+  }
+  l->valid = true;
+}
 
 enum filter {
   F_READY,
@@ -150,11 +258,11 @@ static int check(const struct tfilter *f, const struct ninfo *ni) {
   size_t i;
   json_t *p;
   json_array_foreach(f->ports, i, p) {
-    if (json_object_get(ni->ports, json_string_value(p)))
+    if (json_object_get(ni->ports, json_string_value(p)) ||
+        jx_int(ni->base_ports, json_string_value(p), 0) > 0)
       return F_HOSTPORT;
   }
-  if (f->max_replicas > 0 &&
-      jx_int(ni->by_service, f->service, 0) >= f->max_replicas)
+  if (f->max_replicas > 0 && svc_count(ni, f->service) >= f->max_replicas)
     return F_MAXREPLICAS;
   return -1;
 }
@@ -234,8 +342,7 @@ static const char *label_value(const json_t *node, const char *desc,
 /* nodeLess: fewer tasks of the service, then fewer tasks. */
 static bool node_less(const struct ninfo *a, const struct ninfo *b,
                       const char *sid) {
-  int64_t sa = jx_int(a->by_service, sid, 0),
-          sb = jx_int(b->by_service, sid, 0);
+  int64_t sa = svc_count(a, sid), sb = svc_count(b, sid);
   if (sa != sb)
     return sa < sb;
   return a->active < b->active;
@@ -266,9 +373,9 @@ static struct ninfo *choose(const json_t *t, struct ninfo *nis, size_t n,
       if (!in[i])
         continue;
       const char *v = label_value(nis[i].node, desc, &supported);
-      json_object_set_new(tasks, v,
-                          json_integer(jx_int(tasks, v, 0) +
-                                       jx_int(nis[i].by_service, sid, 0)));
+      json_object_set_new(
+          tasks, v,
+          json_integer(jx_int(tasks, v, 0) + svc_count(&nis[i], sid)));
       if (fit[i])
         json_object_set_new(usable, v, json_true());
     }
@@ -343,18 +450,23 @@ static json_t *with_status(const json_t *t, const char *state, const char *msg,
   return nt;
 }
 
-/* What already runs (or is about to) on a node. */
-static void ninfo_each(json_t *t, void *ud) {
-  enum task_state st = task_state(t);
-  if (st > TS_PENDING && st <= TS_RUNNING)
-    ninfo_add(ud, t);
+int scheduler_run(struct store *s, int64_t now_ns, struct orch_out *out) {
+  if (store_count_by(s, STORE_TASKS_BY_STATE, "pending") == 0)
+    return 0;
+  struct sched_load *l = sched_load_new();
+  int n = scheduler_run_load(s, now_ns, out, l);
+  sched_load_free(l);
+  return n;
 }
 
-int scheduler_run(struct store *s, int64_t now_ns, struct orch_out *out) {
+int scheduler_run_load(struct store *s, int64_t now_ns, struct orch_out *out,
+                       struct sched_load *l) {
   /* Only pending tasks are placed: none, nothing to do (the index answers
    * without a scan). */
   if (store_count_by(s, STORE_TASKS_BY_STATE, "pending") == 0)
     return 0;
+  if (!l->valid)
+    load_build(l, s);
   json_t *nodes = store_list(s, STORE_NODE);
   /* In store order, as a scan of every task would meet them. */
   json_t *tasks = store_list_by(s, STORE_TASKS_BY_STATE, "pending");
@@ -363,18 +475,20 @@ int scheduler_run(struct store *s, int64_t now_ns, struct orch_out *out) {
   size_t i;
   json_t *n, *t;
   json_array_foreach(nodes, i, n) {
+    json_t *base = json_object_get(l->nodes, jx_str(n, "ID", ""));
     nis[i] = (struct ninfo){
         n,
         jx_str(n, "ID", ""),
-        jx_int(n, "Description.Resources.NanoCPUs", 0),
-        jx_int(n, "Description.Resources.MemoryBytes", 0),
-        0,
+        jx_int(n, "Description.Resources.NanoCPUs", 0) - jx_int(base, "CPU", 0),
+        jx_int(n, "Description.Resources.MemoryBytes", 0) -
+            jx_int(base, "Mem", 0),
+        jx_int(base, "Active", 0),
         json_object(),
         json_object(),
+        json_object_get(base, "Svc"),
+        json_object_get(base, "Ports"),
     };
   }
-  for (size_t k = 0; k < nn; k++)
-    store_each_by(s, STORE_TASKS_BY_NODE, nis[k].id, ninfo_each, &nis[k]);
 
   struct txs x = {json_object(), NULL, 0};
   bool *fit = xcalloc(nn ? nn : 1, sizeof *fit);

@@ -16,6 +16,7 @@
 
 #include "manager/orchtask.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct store;
@@ -24,5 +25,21 @@ struct store;
  * version it was read at. now_ns stamps Status.Timestamp. Returns the
  * number of transactions. */
 int scheduler_run(struct store *s, int64_t now_ns, struct orch_out *out);
+
+/* The tasks each node holds as the scheduler counts them (reservations,
+ * host ports, tasks per service), kept from store changes so that a run
+ * does not walk every task: the leader's reconciler feeds it every change
+ * (sched_load_changes; a restore, n == 0, or a gap in the feed:
+ * sched_load_invalidate) and the next run rebuilds it from the store
+ * when invalid. scheduler_run uses a fresh one each time. */
+struct sched_load;
+struct store_change;
+struct sched_load *sched_load_new(void);
+void sched_load_free(struct sched_load *l);
+void sched_load_invalidate(struct sched_load *l);
+void sched_load_changes(struct sched_load *l, const struct store_change *ch,
+                        size_t n);
+int scheduler_run_load(struct store *s, int64_t now_ns, struct orch_out *out,
+                       struct sched_load *l);
 
 #endif

@@ -908,3 +908,92 @@ TEST(orch_global_job_once_per_eligible_node_and_new_nodes) {
   json_decref(l);
   fx_free(&f);
 }
+
+/* A node going down: its tasks are replaced straight from the node's
+ * index bucket, all in one pass (more than a service's full run could
+ * restart within ORCH_BATCH), its services are not reconciled for it, and
+ * the other nodes' tasks stay as they are. */
+TEST(orch_node_down_moves_only_its_tasks_in_one_pass) {
+  cleanup_fx struct fx f = {0};
+  fx_init(&f, 5);
+  three_nodes(&f);
+  char b[512];
+  fx_service(&f, "svc1",
+             web(b, sizeof b, 3 * ORCH_BATCH,
+                 ",\"RestartPolicy\":{\"Delay\":0}", NULL));
+  fx_service(&f, "svc2",
+             "{\"Name\":\"api\",\"TaskTemplate\":{\"ContainerSpec\":{"
+             "\"Image\":\"nginx\"}},\"Mode\":{\"Replicated\":{"
+             "\"Replicas\":30}}}");
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_on_node(&f, "svc1", "node2"), ORCH_BATCH);
+  CHECK_INT_EQ(fx_on_node(&f, "svc2", "node2"), 10);
+  f.now += NS_PER_SEC;
+  fx_set(&f, STORE_NODE, "node2", "Status.State", json_string("down"));
+  /* The node, not its services, is what the next pass looks at. */
+  CHECK(json_object_get(f.touched, ORCH_NODE_KEY "node2") != NULL);
+  CHECK(json_object_get(f.touched, "svc1") == NULL);
+  CHECK(json_object_get(f.touched, "svc2") == NULL);
+  fx_orch(&f);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "shutdown", "running"), ORCH_BATCH);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "running", "pending"), ORCH_BATCH);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "running", "running"), 2 * ORCH_BATCH);
+  /* Docker's default restart delay: the replacements wait 5 s. */
+  CHECK_INT_EQ(fx_count(&f, "svc2", "shutdown", "running"), 10);
+  CHECK_INT_EQ(fx_count(&f, "svc2", "ready", "pending"), 10);
+  CHECK_INT_EQ(f.wakeup, f.now + 5 * NS_PER_SEC);
+  /* Replacements keep the slots: each slot has one task desired running. */
+  json_t *l = fx_tasks(&f, "svc1", "running", NULL);
+  CHECK_INT_EQ(json_array_size(l), 3 * ORCH_BATCH);
+  char *seen = calloc(3 * ORCH_BATCH + 1, 1);
+  size_t i;
+  json_t *t;
+  json_array_foreach(l, i, t) {
+    int64_t slot = jx_int(t, "Slot", 0);
+    CHECK(slot >= 1 && slot <= 3 * ORCH_BATCH && !seen[slot]);
+    seen[slot] = 1;
+  }
+  free(seen);
+  json_decref(l);
+  /* The rest converges with the history kept (the fixture checks a full
+   * pass then finds nothing to do: the history leaves services at rest). */
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "running", "running"), 3 * ORCH_BATCH);
+  CHECK_INT_EQ(fx_on_node(&f, "svc1", "node2"), 0);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "shutdown", NULL), ORCH_BATCH);
+  f.now += 5 * NS_PER_SEC;
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_count(&f, "svc2", "running", "running"), 30);
+  fx_free(&f);
+}
+
+/* A service with an update under way is not the node pass's: its tasks on
+ * the down node go through the service's full run (the update supervisor
+ * decides), which still replaces them. */
+TEST(orch_node_down_during_update_uses_the_full_run) {
+  cleanup_fx struct fx f = {0};
+  fx_init(&f, 5);
+  three_nodes(&f);
+  char b[512];
+  fx_service(
+      &f, "svc1",
+      web(b, sizeof b, 6, ",\"RestartPolicy\":{\"Delay\":0}",
+          ",\"UpdateConfig\":{\"Parallelism\":1,\"Delay\":60000000000}"));
+  fx_converge(&f, true);
+  set_image(&f, "nginx:2", NULL);
+  fx_converge(&f, true); /* the first of six updated; the rest wait 60 s */
+  fx_set(&f, STORE_NODE, "node2", "Status.State", json_string("down"));
+  CHECK(json_object_get(f.touched, ORCH_NODE_KEY "node2") != NULL);
+  fx_orch(&f);
+  CHECK(json_object_get(f.touched, ORCH_NODE_KEY "node2") == NULL);
+  CHECK(json_object_get(f.touched, "svc1") != NULL ||
+        json_object_get(f.wake, "svc1") != NULL);
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "running", "running"), 6);
+  json_t *l = fx_tasks(&f, "svc1", "running", NULL);
+  size_t i;
+  json_t *t;
+  json_array_foreach(l, i, t) CHECK(strcmp(jx_str(t, "NodeID", ""), "node2"));
+  json_decref(l);
+  fx_free(&f);
+}

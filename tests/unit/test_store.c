@@ -292,15 +292,26 @@ TEST(store_list_sorted_by_created_then_id) {
   store_tx_put(tx, STORE_TASK, json_pack("{s:s}", "ID", "aa"),
                STORE_MUST_CREATE);
   CHECK_INT_EQ(apply_tx(s, tx, 2, T0, &err), 0);
+  /* A year later and a day earlier (the date part of the parse). */
+  tx = store_tx_new();
+  store_tx_put(tx, STORE_TASK, json_pack("{s:s}", "ID", "0year"),
+               STORE_MUST_CREATE);
+  CHECK_INT_EQ(apply_tx(s, tx, 3, T0 + 366 * 86400 * NS_PER_SEC, &err), 0);
+  tx = store_tx_new();
+  store_tx_put(tx, STORE_TASK, json_pack("{s:s}", "ID", "zday"),
+               STORE_MUST_CREATE);
+  CHECK_INT_EQ(apply_tx(s, tx, 4, T0 - 86400 * NS_PER_SEC, &err), 0);
   json_t *l = store_list(s, STORE_TASK);
-  CHECK_INT_EQ(json_array_size(l), 3);
-  CHECK_STR_EQ(jx_str(json_array_get(l, 0), "ID", NULL), "aa");
-  CHECK_STR_EQ(jx_str(json_array_get(l, 1), "ID", NULL), "zz");
-  CHECK_STR_EQ(jx_str(json_array_get(l, 2), "ID", NULL), "late");
+  CHECK_INT_EQ(json_array_size(l), 5);
+  CHECK_STR_EQ(jx_str(json_array_get(l, 0), "ID", NULL), "zday");
+  CHECK_STR_EQ(jx_str(json_array_get(l, 1), "ID", NULL), "aa");
+  CHECK_STR_EQ(jx_str(json_array_get(l, 2), "ID", NULL), "zz");
+  CHECK_STR_EQ(jx_str(json_array_get(l, 3), "ID", NULL), "late");
+  CHECK_STR_EQ(jx_str(json_array_get(l, 4), "ID", NULL), "0year");
   json_decref(l);
   CHECK(store_cluster(s) == NULL);
   CHECK_INT_EQ(put1(s, STORE_CLUSTER, json_pack("{s:s}", "ID", "c1"),
-                    STORE_MUST_CREATE, 3, &err),
+                    STORE_MUST_CREATE, 5, &err),
                0);
   CHECK_STR_EQ(jx_str(store_cluster(s), "ID", NULL), "c1");
   store_free(s);
