@@ -638,6 +638,7 @@ int main(int argc, char **argv) {
     log_warn("preparing mounts for containers: %s", err.msg);
   uv_loop_t *loop = uv_default_loop();
   d->api_forwarded = api_handle_forwarded;
+  d->local_network_id = api_local_network_id;
   if (shoald_init(d, loop, &err) < 0) {
     log_error("%s", err.msg);
     return 1;

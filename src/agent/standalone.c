@@ -209,19 +209,44 @@ static void publish(struct standalone *sa, const json_t *info, const char *id,
   events_publish(sa->cfg.events, "container", action, id, attrs, "local");
 }
 
-/* dockerd's network connect / disconnect of a container (the network's
- * event: Actor the network, the container in the attributes). */
+/* One network event of container id on a bridge network (dockerd's
+ * connect/disconnect: Actor the network, the container in the
+ * attributes). */
+static void publish_bridge_net(struct standalone *sa, const char *id,
+                               const char *action, const char *net_id,
+                               const char *net_name) {
+  events_publish(sa->cfg.events, "network", action, net_id,
+                 json_pack("{s:s, s:s, s:s}", "container", id, "name", net_name,
+                           "type", "bridge"),
+                 "local");
+}
+
+/* dockerd's network connect / disconnect of a container at its start and
+ * exit, one for each network it is on: the attachable overlay's, and its
+ * bridge networks' (docker0 and user bridges, from the endpoints inspect
+ * shows; host and none have no endpoint). */
 static void publish_net(struct sa_ctr *c, const char *action) {
   struct standalone *sa = c->sa;
+  if (!sa->cfg.events)
+    return;
   const json_t *na =
       json_array_get(json_object_get(c->attachment, "NetworksAttachments"), 0);
-  if (!sa->cfg.events || !na)
-    return;
-  json_t *attrs = json_pack("{s:s, s:s, s:s}", "container", c->id, "name",
-                            jx_str(na, "Network.Spec.Name", ""), "type",
-                            jx_str(na, "Network.DriverState.Name", "overlay"));
-  events_publish(sa->cfg.events, "network", action,
-                 jx_str(na, "Network.ID", ""), attrs, "swarm");
+  const char *overlay_id = na ? jx_str(na, "Network.ID", "") : "";
+  if (na) {
+    json_t *attrs =
+        json_pack("{s:s, s:s, s:s}", "container", c->id, "name",
+                  jx_str(na, "Network.Spec.Name", ""), "type",
+                  jx_str(na, "Network.DriverState.Name", "overlay"));
+    events_publish(sa->cfg.events, "network", action, overlay_id, attrs,
+                   "swarm");
+  }
+  const char *name;
+  json_t *ep;
+  json_object_foreach(jx_get(c->info, "NetworkSettings.Networks"), name, ep) {
+    const char *nid = jx_str(ep, "NetworkID", "");
+    if (*nid && strcmp(nid, overlay_id) && *jx_str(ep, "IPAddress", ""))
+      publish_bridge_net(sa, c->id, action, nid, name);
+  }
 }
 
 static struct sa_ctr *find(struct standalone *sa, const char *id) {
@@ -461,6 +486,16 @@ static int net_up_swarm(struct standalone *sa, const char *id,
 /* Thread: the endpoint on a bridge network ("bridge" or a user's)
  * named name, with what w asks (--ip, aliases) into eps; the first one
  * makes the namespace (primary), the others are connected to it. */
+
+/* The container's endpoint on a bridge network (nid "" for docker0, whose
+ * network ID the API keeps: inspect and events show it, as dockerd's). */
+static json_t *bridge_endpoint(struct standalone *sa, const char *id,
+                               const char *nid) {
+  json_t *ep = overlay_bridge_endpoint(sa->cfg.overlay, id, nid);
+  if (ep && !*nid && sa->cfg.bridge_id)
+    json_object_set_new(ep, "NetworkID", json_string(sa->cfg.bridge_id));
+  return ep;
+}
 static int bridge_up(struct standalone *sa, const char *id, const json_t *info,
                      const char *name, const json_t *w, bool primary,
                      json_t *eps, bool *local_dns, sh_err *err) {
@@ -479,7 +514,7 @@ static int bridge_up(struct standalone *sa, const char *id, const json_t *info,
   } else if (overlay_connect(sa->cfg.overlay, id, nid, ip, err) < 0) {
     return -1;
   }
-  json_t *ep = overlay_bridge_endpoint(sa->cfg.overlay, id, nid);
+  json_t *ep = bridge_endpoint(sa, id, nid);
   if (!ep)
     return sh_error(err, 500, "no endpoint on network %s", name);
   if (rec) {
@@ -698,9 +733,8 @@ static void connect_steps(struct sa_job *j) {
     json_object_foreach(jx_get(info, "NetworkSettings.Networks"), name, n) {
       const char *nid =
           strcmp(name, "bridge") ? jx_str(n, "NetworkID", "") : "";
-      json_t *ep = json_object_get(eps, name)
-                       ? NULL
-                       : overlay_bridge_endpoint(sa->cfg.overlay, id, nid);
+      json_t *ep =
+          json_object_get(eps, name) ? NULL : bridge_endpoint(sa, id, nid);
       if (ep && *nid)
         json_object_set_new(ep, "DNSNames", dns_names(info, n));
       if (ep)
@@ -1046,6 +1080,16 @@ static void job_done(void *ud, int cancelled) {
     publish(sa, c->info, c->id, "start", NULL, NULL);
   }
   if ((j->kind == J_CONNECT || j->kind == J_DISCONNECT) && j->rc == 0) {
+    /* docker0's ID (net_id is "" for it) is in its endpoint: the one
+     * made now, or for a disconnect the one there was. */
+    char nid[80];
+    const json_t *eps =
+        jx_get(j->kind == J_CONNECT && j->info ? j->info : c->info,
+               "NetworkSettings.Networks");
+    snprintf(nid, sizeof nid, "%s",
+             *j->net_id
+                 ? j->net_id
+                 : jx_str(json_object_get(eps, j->net_name), "NetworkID", ""));
     if (j->info) {
       json_decref(c->info);
       c->info = json_incref(j->info);
@@ -1058,13 +1102,10 @@ static void job_done(void *ud, int cancelled) {
         serve_dns(c, j->dns_fd);
       refresh_names(sa);
     }
-    if (sa->cfg.events)
-      events_publish(sa->cfg.events, "network",
-                     j->kind == J_CONNECT ? "connect" : "disconnect",
-                     *j->net_id ? j->net_id : jx_str(c->info, "Id", ""),
-                     json_pack("{s:s, s:s, s:s}", "container", c->id, "name",
-                               j->net_name, "type", "bridge"),
-                     "local");
+    if (sa->cfg.events && *nid)
+      publish_bridge_net(sa, c->id,
+                         j->kind == J_CONNECT ? "connect" : "disconnect", nid,
+                         j->net_name);
   }
   if (j->kind == J_START && j->rc < 0 && j->automatic)
     log_warn("container %s: restart: %s", c->id, j->err.msg);

@@ -46,6 +46,7 @@ struct standalone_config {
   struct events *events;   /* NULL: none */
   const struct seccomp_profile *seccomp; /* the default profile, or NULL */
   const char *data_root, *exec_root;
+  const char *bridge_id; /* the `bridge` network's ID, or NULL */
   /* Swarm networks (attachable overlays): a call to the managers,
    * "/swarm/v1/attach" or "/swarm/v1/detach" (manager/attach.h); outside
    * a swarm it fails ("network X not found"). The embedded DNS of the

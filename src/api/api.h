@@ -70,6 +70,10 @@ bool api_run(struct api_call *c);
 /* POST /containers/prune (prune.c). */
 bool api_prune(struct api_call *c);
 bool api_networks(struct api_call *c);
+/* The ID of this node's local network name (bridge, host, none,
+ * docker_gwbridge): made once, kept in <data-root>/network/local.json;
+ * valid while the daemon runs. NULL for another name. */
+const char *api_local_network_id(struct shoald *d, const char *name);
 bool api_events(struct api_call *c);
 bool api_volumes(struct api_call *c);
 /* /secrets and /configs (secrets.c). */

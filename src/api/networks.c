@@ -119,6 +119,16 @@ static const json_t *local_networks(struct shoald *d) {
   return views;
 }
 
+const char *api_local_network_id(struct shoald *d, const char *name) {
+  size_t i;
+  const json_t *v;
+  json_array_foreach(local_networks(d), i, v) {
+    if (strcmp(jx_str(v, "Name", ""), name) == 0)
+      return jx_str(v, "Id", NULL);
+  }
+  return NULL;
+}
+
 /* What this node's data plane and worker know, for the views below. */
 struct local_state {
   json_t *overlay; /* overlay_view, or NULL */

@@ -977,6 +977,8 @@ int shoald_init(struct shoald *d, uv_loop_t *loop, sh_err *err) {
         .seccomp = d->seccomp,
         .data_root = d->cfg.data_root,
         .exec_root = d->cfg.exec_root,
+        .bridge_id =
+            d->local_network_id ? d->local_network_id(d, "bridge") : NULL,
         .call = sa_call,
         .dns_add = sa_dns_add,
         .dns_remove = sa_dns_remove,

@@ -99,6 +99,10 @@ struct shoald {
   /* The Engine API handler for calls follower managers forward here (set
    * by the program: the API layer sits above this one). */
   void (*api_forwarded)(struct http_req *req, void *ud);
+  /* The API's IDs of the node's local networks (api_local_network_id),
+   * set before shoald_init: the `bridge` network's for standalone
+   * containers' endpoints. NULL: none. */
+  const char *(*local_network_id)(struct shoald *d, const char *name);
 
   /* Swarm membership of this node (persisted in state.json). */
   enum swarm_state swarm;

@@ -112,6 +112,8 @@ def test_containers_on_bridge_networks_connect_and_restart():
                "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.container}}")[1]
         lone = d("inspect", "--format", "{{.Id}}", "lone")[1].strip()
         assert "connect %s %s" % (fid, lone) in ev.splitlines(), ev
+        # as dockerd, a start connects the container to each of its networks
+        assert "connect %s %s" % (fid, web) in ev.splitlines(), ev
         d("network", "disconnect", "front", "lone")
         rc, _, _ = d("exec", "lone", "ip", "link", "show", "eth1", check=False)
         assert rc != 0 and set(nets_of(lab, "lone")) == {"other"}
@@ -121,8 +123,18 @@ def test_containers_on_bridge_networks_connect_and_restart():
         lab.restart("swarma")
         wait_until(lambda: pings("cli", "web"), 20, what="cli reaches web after the restart")
         assert nets_of(lab, "lone")["other"]["IPAddress"].startswith("172.20."), nets_of(lab, "lone")
-        # a stopped container connected gets the endpoint at its start
+        # a stopped container connected gets the endpoint at its start;
+        # the stop disconnects it (dockerd's event), docker0 likewise
+        t1 = str(int(time.time()) - 1)
         d("stop", "-t", "1", "lone")
+        d("run", "--rm", "busybox", "true")
+        bid = d("network", "inspect", "--format", "{{.Id}}", "bridge")[1].strip()
+        oid = d("network", "inspect", "--format", "{{.Id}}", "other")[1].strip()
+        ev = d("events", "--since", t1, "--until", str(int(time.time()) + 1),
+               "--filter", "type=network", "--format",
+               "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}")[1].splitlines()
+        assert "disconnect %s other" % oid in ev, ev
+        assert "connect %s bridge" % bid in ev and "disconnect %s bridge" % bid in ev, ev
         d("network", "connect", "front", "lone")
         d("start", "lone")
         assert pings("lone", "web")
