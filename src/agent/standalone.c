@@ -1098,8 +1098,10 @@ static void job_done(void *ud, int cancelled) {
       cleanup_json json_t *ids = local_net_ids(c->info);
       if (c->dns_local && sa->dns)
         dnsd_set_nets(sa->dns, c->id, ids);
-      else
-        serve_dns(c, j->dns_fd);
+      else {
+        serve_dns(c, j->dns_fd); /* takes the socket */
+        j->dns_fd = -1;
+      }
       refresh_names(sa);
     }
     if (sa->cfg.events && *nid)

@@ -145,7 +145,7 @@ static void feed_written(uv_write_t *w, int status) {
 static void put_data(struct http_req *req, const char *data, size_t len,
                      void *ud) {
   struct ar_job *j = ud;
-  if (j->feed_broken || uv_is_closing((uv_handle_t *)&j->feed))
+  if (len == 0 || j->feed_broken || uv_is_closing((uv_handle_t *)&j->feed))
     return; /* dropped: the child's answer comes */
   struct feed_write *fw = xmalloc(sizeof *fw + len);
   fw->j = j;
@@ -239,6 +239,11 @@ static void put_start(struct ar_job *j) {
   }
   j->req->on_close = put_gone;
   j->req->on_close_ud = j;
+  if (!j->req->body_stream) { /* whole already (a plain TCP listener) */
+    put_data(j->req, j->req->body, j->req->body_len, j);
+    put_end(j->req, true, j);
+    return;
+  }
   http_req_body_start(j->req, put_data, put_end, j);
 }
 

@@ -252,6 +252,7 @@ struct view {
   const json_t *mounts; /* inspect's Mounts */
   bool read_only;
   const char *user; /* Config.User */
+  int keep_fd;      /* > 2: a descriptor the child reads (PUT's tar) */
 };
 
 struct child_res {
@@ -332,6 +333,26 @@ static int write_all(int fd, const void *buf, size_t len) {
   return 0;
 }
 
+/* Closes every descriptor above stderr but those in keep (any order;
+ * entries below 3 ignored). */
+static void close_fds_except(int *keep, size_t n) {
+  for (size_t i = 1; i < n; i++) /* a few entries: insertion sort */
+    for (size_t k = i; k > 0 && keep[k - 1] > keep[k]; k--) {
+      int t = keep[k];
+      keep[k] = keep[k - 1];
+      keep[k - 1] = t;
+    }
+  unsigned from = 3;
+  for (size_t i = 0; i < n; i++) {
+    if (keep[i] < (int)from)
+      continue;
+    if ((unsigned)keep[i] > from)
+      close_range(from, (unsigned)keep[i] - 1, 0);
+    from = (unsigned)keep[i] + 1;
+  }
+  close_range(from, ~0U, 0);
+}
+
 /* Runs fn in a child inside the container's filesystem. fd (GET's tar)
  * is read here and given to write_fn; the child's result comes last. */
 static int run_child(const struct view *v, child_fn fn, void *arg,
@@ -357,9 +378,10 @@ static int run_child(const struct view *v, child_fn fn, void *arg,
     return sh_errno(err, errno, "fork");
   }
   if (pid == 0) {
-    close(res[0]);
-    if (data[0] >= 0)
-      close(data[0]);
+    /* Only what this child uses: a forked copy of another upload's pipe
+     * would keep that upload from ever seeing its end. */
+    int keep[] = {res[1], data[1], v->keep_fd};
+    close_fds_except(keep, ARRAY_SIZE(keep));
     signal(SIGPIPE, SIG_DFL);
     sigset_t all;
     sigemptyset(&all);
@@ -591,9 +613,8 @@ struct put_arg {
 static int child_put(const struct view *v, void *arg, int fd,
                      struct exec_path_stat *st, sh_err *err) {
   struct put_arg *a = arg;
-  /* The feeding end, inherited: held here, the tar would never end. */
-  if (a->close_fd >= 0)
-    close(a->close_fd);
+  /* The feeding end (close_fd) was closed with every other inherited
+   * descriptor by run_child: held here, the tar would never end. */
   cleanup_free char *abs = exec_archive_abs(a->path);
   /* moby: EvalSymlinks of the destination, the last part too. */
   cleanup_free char *dest = NULL;
@@ -622,6 +643,7 @@ static int child_put(const struct view *v, void *arg, int fd,
   struct archive *rd = archive_read_new();
   struct archive *w = archive_write_disk_new();
   archive_read_support_format_tar(rd);
+  archive_read_support_format_empty(rd); /* no body: nothing, as moby */
   archive_read_support_filter_gzip(rd);
   archive_read_support_filter_bzip2(rd);
   archive_read_support_filter_xz(rd);
@@ -735,7 +757,7 @@ out:
 /* ---- the executor's calls ---- */
 
 static int with_view(executor *ex, const char *id, const char *path,
-                     const char *ref, child_fn fn, void *arg,
+                     const char *ref, child_fn fn, void *arg, int keep_fd,
                      int (*write_fn)(void *, const void *, size_t),
                      bool (*cancelled)(void *), void *warg,
                      struct exec_path_stat *st, sh_err *err) {
@@ -752,6 +774,7 @@ static int with_view(executor *ex, const char *id, const char *path,
       .mounts = jx_get(meta, "Mounts"),
       .read_only = jx_bool(meta, "HostConfig.ReadonlyRootfs", false),
       .user = jx_str(meta, "Config.User", ""),
+      .keep_fd = keep_fd,
   };
   if (!v.pid && exec_ensure_rootfs(meta, &p, err) < 0)
     return -1;
@@ -764,7 +787,7 @@ static int with_view(executor *ex, const char *id, const char *path,
 int exec_archive_stat(executor *ex, const char *id, const char *path,
                       const char *ref, struct exec_path_stat *out,
                       sh_err *err) {
-  return with_view(ex, id, path, ref, child_stat, (void *)path, NULL, NULL,
+  return with_view(ex, id, path, ref, child_stat, (void *)path, -1, NULL, NULL,
                    NULL, out, err);
 }
 
@@ -772,7 +795,7 @@ int exec_archive_get(executor *ex, const char *id, const char *path,
                      const char *ref,
                      int (*write_fn)(void *arg, const void *buf, size_t len),
                      bool (*cancelled)(void *arg), void *arg, sh_err *err) {
-  return with_view(ex, id, path, ref, child_tar, (void *)path, write_fn,
+  return with_view(ex, id, path, ref, child_tar, (void *)path, -1, write_fn,
                    cancelled, arg, NULL, err);
 }
 
@@ -781,8 +804,8 @@ int exec_archive_put(executor *ex, const char *id, const char *path,
                      const struct exec_extract_opts *o, sh_err *err) {
   struct put_arg a = {
       .path = path, .tar_fd = tar_fd, .close_fd = close_fd, .o = o};
-  return with_view(ex, id, path, ref, child_put, &a, NULL, NULL, NULL, NULL,
-                   err);
+  return with_view(ex, id, path, ref, child_put, &a, tar_fd, NULL, NULL, NULL,
+                   NULL, err);
 }
 
 /* ---- export ---- */
@@ -810,6 +833,6 @@ int exec_export(executor *ex, const char *id,
    * written by a child so that a slow client never holds a descriptor
    * walk open in the daemon. */
   struct export_arg a = {.rootfs = p.rootfs};
-  struct view host = {.pid = -1};
+  struct view host = {.pid = -1, .keep_fd = -1};
   return run_child(&host, tar_rootfs, &a, write_fn, cancelled, arg, NULL, err);
 }

@@ -115,6 +115,8 @@ struct http_conn {
   struct http_server *srv; /* NULL once the handle is closed */
   struct http_listener *l; /* NULL once the listener is gone */
   struct http_conn *prev, *next;
+  /* Set while on_conn_closed calls out: told when a release frees c. */
+  bool *freed;
   /* uv_now() past which the connection is closed; 0: none. Set for the
    * request head (header timeout), keep-alive waits and bodies (idle). */
   uint64_t deadline;
@@ -618,8 +620,14 @@ static void on_conn_closed(uv_handle_t *h) {
   }
   if (c->notify_body_end) {
     c->notify_body_end = false;
+    /* on_end(false) may answer or release the request, which frees c */
+    bool freed = false;
+    c->freed = &freed;
     body_abort(c);
-    if (!c->active) /* released: c is gone with it */
+    if (freed)
+      return;
+    c->freed = NULL;
+    if (!c->active)
       return;
   }
   if (c->notify_on_closed && c->active->pub.on_close) {
@@ -695,6 +703,8 @@ static void req_finish(struct req_priv *rp, bool answered) {
   req_free(rp);
   c->active = NULL;
   if (c->handle_closed) {
+    if (c->freed)
+      *c->freed = true;
     free(c);
     return;
   }
@@ -1823,6 +1833,12 @@ void http_req_body_start(struct http_req *req,
   rp->on_end = on_end;
   rp->body_ud = ud;
   c->body_started = true;
+  if (c->closing || c->handle_closed || srv_closing(c)) {
+    /* Gone before the handler asked (it was looking the target up): no
+     * kick would ever come, so the end is told now. */
+    body_abort(c);
+    return;
+  }
   conn_deadline(c, c->srv ? c->srv->lim.idle_timeout_ms : 0);
   conn_kick(c);
 }

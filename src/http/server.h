@@ -158,7 +158,9 @@ void http_req_on_drain(struct http_req *req, size_t low,
  * connection is closed and the handler still answers (dropped) or
  * releases the request. Answering before the body is complete detaches
  * both callbacks and the server reads and drops the rest of the body (up
- * to a limit, then closes). Never called from inside this call. */
+ * to a limit, then closes). Never called from inside this call, but for
+ * a connection already gone when this is called: on_end(false) then comes
+ * from inside it. */
 void http_req_body_start(struct http_req *req,
                          void (*on_data)(struct http_req *req, const char *data,
                                          size_t len, void *ud),

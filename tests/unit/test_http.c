@@ -50,6 +50,7 @@ struct fx {
   size_t up_bytes;
   uint32_t up_sum;
   bool up_end, up_complete, up_hold, up_stream_seen;
+  struct http_req *up_later; /* "/upload-later": body_start comes later */
 };
 
 static void delay_fire(uv_timer_t *t) {
@@ -170,6 +171,10 @@ static void upload(struct fx *f, struct http_req *req) {
   f->up_bytes = 0;
   f->up_sum = 0;
   f->up_end = f->up_complete = false;
+  if (strcmp(req->path, "/upload-later") == 0) { /* a lookup first */
+    f->up_later = req;
+    return;
+  }
   http_req_body_start(req, up_data, up_end, f);
 }
 
@@ -1778,6 +1783,20 @@ TEST(http_body_stream_abort_reject_plain_tcp) {
   CHECK(str_has_prefix(resp, "HTTP/1.1 400 "));
   CHECK(strstr(resp, "no thanks") != NULL);
   CHECK(strstr(resp, "GET /echo") != NULL);
+
+  /* the client leaves while the handler is still looking its target up:
+   * asking for the body later still ends it (on_end(false)), and the
+   * connection goes when the request is released */
+  fd = raw_unix(f.sock);
+  rq = "PUT /upload-later HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n";
+  raw_send(fd, rq, strlen(rq));
+  for (int i = 0; i < 200 && !f.up_later; i++)
+    run_for(&f, 10);
+  CHECK(f.up_later != NULL);
+  close(fd);
+  run_for(&f, 50);
+  http_req_body_start(STEAL_POINTER(&f.up_later), up_data, up_end, &f);
+  CHECK(f.up_end && !f.up_complete);
 
   /* plain TCP is not authenticated: the body is buffered, limits hold */
   CHECK(fx_listen_tcp(&f, NULL) > 0);
