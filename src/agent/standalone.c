@@ -694,7 +694,15 @@ static void connect_steps(struct sa_job *j) {
     return;
   }
   cleanup_json json_t *wanted = wanted_nets(info);
-  if (json_object_get(wanted, j->net_name)) {
+  /* by name, or by ID (a container created with --network <ID>) */
+  bool on_it = json_object_get(wanted, j->net_name) != NULL;
+  const char *wname;
+  json_t *wn;
+  json_object_foreach(wanted, wname, wn) {
+    if (*j->net_id && !strcmp(jx_str(wn, "NetworkID", ""), j->net_id))
+      on_it = true;
+  }
+  if (on_it) {
     sh_error(&j->err, 403, "endpoint with name %s already exists in network %s",
              cname, j->net_name);
     return;

@@ -219,7 +219,9 @@ static int64_t created_ns(const char *c) {
       k++;
     }
   }
-  if (shape[i] || (c[i] != '.' && c[i] != 'Z'))
+  /* Outside int64 nanoseconds (years 1678-2261) or not the store's form:
+   * the general parser says what it is. */
+  if (shape[i] || (c[i] != '.' && c[i] != 'Z') || f[0] < 1678 || f[0] > 2261)
     return clock_parse_rfc3339(c, &ns, NULL) < 0 ? 0 : ns;
   int64_t frac = 0;
   int digits = 0;

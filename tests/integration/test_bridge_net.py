@@ -107,6 +107,11 @@ def test_containers_on_bridge_networks_connect_and_restart():
         assert "endpoint with name lone already exists in network front" in err_of(
             lab, "network", "connect", "front", "lone")
         assert "network nosuch not found" in err_of(lab, "network", "connect", "nosuch", "lone")
+        # created on the network by its ID: connecting by name is twice too
+        d("create", "--name", "byid", "--network", fid[:12], "busybox", "true")
+        assert "endpoint with name byid already exists in network front" in err_of(
+            lab, "network", "connect", "front", "byid")
+        d("rm", "byid")
         ev = d("events", "--since", t0, "--until", str(int(time.time()) + 1),
                "--filter", "type=network", "--format",
                "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.container}}")[1]
