@@ -768,8 +768,13 @@ static int parse_network(const json_t *hc, const json_t *nc, struct runspec *r,
     if ((on_bridge || (!strcmp(k, mode) && r->net == RUNSPEC_NET_BRIDGE)) &&
         json_array_size(al))
       return sh_error(err, 400,
-                      "network-scoped alias is supported only for containers "
-                      "in user defined networks");
+                      "network-scoped aliases are only supported for "
+                      "user-defined networks");
+    if ((on_bridge || (!strcmp(k, mode) && r->net == RUNSPEC_NET_BRIDGE)) &&
+        *ip)
+      return sh_error(err, 400,
+                      "user-specified IP address is supported on "
+                      "user-defined networks only");
     if ((r->net == RUNSPEC_NET_HOST || r->net == RUNSPEC_NET_NONE) &&
         strcmp(k, mode) != 0)
       return sh_error(err, 400,

@@ -715,13 +715,19 @@ static void connect_steps(struct sa_job *j) {
   if (json_array_size(al)) {
     if (!*j->net_id) {
       sh_error(&j->err, 400,
-               "network-scoped alias is supported only for containers in "
-               "user defined networks");
+               "network-scoped aliases are only supported for user-defined "
+               "networks");
       return;
     }
     json_object_set(w, "Aliases", (json_t *)al);
   }
   const char *ip = jx_str(j->epcfg, "IPAMConfig.IPv4Address", "");
+  if (*ip && !*j->net_id) { /* docker0 */
+    sh_error(&j->err, 400,
+             "user-specified IP address is supported on user-defined "
+             "networks only");
+    return;
+  }
   if (*ip)
     json_object_set_new(w, "IPAMConfig", json_pack("{s:s}", "IPv4Address", ip));
   struct exec_state st;

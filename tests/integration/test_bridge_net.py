@@ -107,6 +107,10 @@ def test_containers_on_bridge_networks_connect_and_restart():
         assert "endpoint with name lone already exists in network front" in err_of(
             lab, "network", "connect", "front", "lone")
         assert "network nosuch not found" in err_of(lab, "network", "connect", "nosuch", "lone")
+        # an address of one's choosing is for user networks (dockerd's words)
+        ip_err = "user-specified IP address is supported on user-defined networks only"
+        assert ip_err in err_of(lab, "run", "--ip", "172.17.0.9", "busybox", "true")
+        assert ip_err in err_of(lab, "network", "connect", "--ip", "172.17.0.9", "bridge", "lone")
         # created on the network by its ID: connecting by name is twice too
         d("create", "--name", "byid", "--network", fid[:12], "busybox", "true")
         assert "endpoint with name byid already exists in network front" in err_of(
