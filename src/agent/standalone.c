@@ -127,6 +127,14 @@ static bool is_named_net(const char *m) {
          !str_has_prefix(m, "container:");
 }
 
+/* dockerd takes --ip only on a network whose subnet the user chose. */
+#define NO_USER_SUBNET                                                         \
+  "invalid endpoint settings:\nuser specified IP address is supported only " \
+  "when connecting to networks with user configured subnets"
+static bool no_user_subnet(const json_t *rec) {
+  return rec && !jx_bool(rec, "UserSubnet", true);
+}
+
 /* A user bridge network by ID, name or unique ID prefix (dockerd's
  * lookup): its record (overlay_nets'), new reference, or NULL. */
 static json_t *user_net(struct standalone *sa, const char *ref) {
@@ -728,6 +736,13 @@ static void connect_steps(struct sa_job *j) {
              "networks only");
     return;
   }
+  if (*ip) {
+    cleanup_json json_t *rec = user_net(sa, j->net_id);
+    if (no_user_subnet(rec)) {
+      sh_error(&j->err, 400, "%s", NO_USER_SUBNET);
+      return;
+    }
+  }
   if (*ip)
     json_object_set_new(w, "IPAMConfig", json_pack("{s:s}", "IPv4Address", ip));
   struct exec_state st;
@@ -1313,8 +1328,10 @@ static int container_nets(struct standalone *sa, const struct runspec *rs,
       return sh_error(err, 501,
                       "--network-alias and --ip on a swarm network are not "
                       "supported by shoal yet");
-    json_t *w = json_object();
     const json_t *r = primary ? prec : rec;
+    if (*ip && no_user_subnet(r))
+      return sh_error(err, 400, "%s", NO_USER_SUBNET);
+    json_t *w = json_object();
     if (r)
       json_object_set_new(w, "NetworkID", json_string(jx_str(r, "Id", "")));
     if (json_array_size(al))

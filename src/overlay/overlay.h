@@ -111,7 +111,9 @@ json_t *overlay_bridge_endpoint(struct overlay *ov, const char *id,
 int overlay_net_create(struct overlay *ov, const json_t *req, const char *id,
                        const char *created, struct sh_err *err);
 /* {ID: {"Id", "Name", "Created", "Subnet", "Gateway", "IPRange"?,
- * "Internal", "Bridge", "Labels", "Options"}}, new reference. */
+ * "Internal", "UserSubnet", "Bridge", "Labels", "Options"}}, new reference.
+ * UserSubnet: the subnet came from the request (--ip needs it); absent in
+ * records older than the flag, which count as user-set. */
 json_t *overlay_nets(struct overlay *ov);
 /* 403 with dockerd's message while an endpoint is on it. */
 int overlay_net_remove(struct overlay *ov, const char *id, struct sh_err *err);

@@ -73,7 +73,8 @@ def test_containers_on_bridge_networks_connect_and_restart():
         def pings(ctr, target):
             return d("exec", ctr, "ping", "-c", "1", "-W", "2", target, check=False)[0] == 0
 
-        fid = d("network", "create", "front")[1].strip()
+        # --ip needs a subnet of the user's choosing (below)
+        fid = d("network", "create", "--subnet", "172.19.0.0/16", "front")[1].strip()
         d("network", "create", "other")
         t0 = d("version", "--format", "{{.Server.Version}}") and str(int(time.time()) - 1)
         web = d("run", "-d", "--name", "web", "--network", "front", "--network-alias", "www",
@@ -111,6 +112,12 @@ def test_containers_on_bridge_networks_connect_and_restart():
         ip_err = "user-specified IP address is supported on user-defined networks only"
         assert ip_err in err_of(lab, "run", "--ip", "172.17.0.9", "busybox", "true")
         assert ip_err in err_of(lab, "network", "connect", "--ip", "172.17.0.9", "bridge", "lone")
+        # and, on a user network, for one whose subnet the user chose
+        sub_err = ("invalid endpoint settings:\nuser specified IP address is supported only "
+                   "when connecting to networks with user configured subnets")
+        assert sub_err in err_of(lab, "run", "--network", "other", "--ip", "172.20.0.9",
+                                 "busybox", "true")
+        assert sub_err in err_of(lab, "network", "connect", "--ip", "172.20.0.9", "other", "web")
         # created on the network by its ID: connecting by name is twice too
         d("create", "--name", "byid", "--network", fid[:12], "busybox", "true")
         assert "endpoint with name byid already exists in network front" in err_of(
