@@ -766,15 +766,10 @@ static int parse_network(const json_t *hc, const json_t *nc, struct runspec *r,
       return sh_error(err, 400, "invalid IPv4 address: %s", ip);
     bool on_bridge = r->net == RUNSPEC_NET_BRIDGE && strcmp(k, "bridge") == 0;
     if ((on_bridge || (!strcmp(k, mode) && r->net == RUNSPEC_NET_BRIDGE)) &&
-        json_array_size(al))
-      return sh_error(err, 400,
-                      "network-scoped aliases are only supported for "
-                      "user-defined networks");
-    if ((on_bridge || (!strcmp(k, mode) && r->net == RUNSPEC_NET_BRIDGE)) &&
-        *ip)
-      return sh_error(err, 400,
-                      "user-specified IP address is supported on "
-                      "user-defined networks only");
+        (*ip || json_array_size(al)))
+      return runspec_endpoint_error(err, k,
+                                    *ip ? RUNSPEC_EP_IP_NOT_USER_NET : 0,
+                                    json_array_size(al) > 0);
     if ((r->net == RUNSPEC_NET_HOST || r->net == RUNSPEC_NET_NONE) &&
         strcmp(k, mode) != 0)
       return sh_error(err, 400,
@@ -1113,4 +1108,29 @@ int runspec_update_parse(const json_t *body, struct exec_update *out,
     out->restart_policy = rp;
   }
   return 0;
+}
+
+int runspec_endpoint_error(sh_err *err, const char *net, int ip_err,
+                           bool alias_err) {
+  static const char ip_user[] =
+      "user specified IP address is supported on user defined networks only";
+  static const char ip_subnet[] =
+      "user specified IP address is supported only when connecting to "
+      "networks with user configured subnets";
+  static const char alias[] = "network-scoped alias is supported only for "
+                              "containers in user defined networks";
+  const char *ip = ip_err == RUNSPEC_EP_IP_NOT_USER_NET ? ip_user
+                   : ip_err == RUNSPEC_EP_IP_NO_SUBNET  ? ip_subnet
+                                                        : NULL;
+  char what[512];
+  if (ip && alias_err) /* dockerd's multierror: a bullet each */
+    snprintf(what, sizeof what, "* %s\n* %s", ip, alias);
+  else
+    snprintf(what, sizeof what, "%s", ip ? ip : alias);
+  if (net)
+    return sh_error(err, 400,
+                    "invalid config for network %s: invalid endpoint "
+                    "settings:\n%s",
+                    net, what);
+  return sh_error(err, 400, "invalid endpoint settings:\n%s", what);
 }

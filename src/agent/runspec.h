@@ -103,6 +103,14 @@ json_t *runspec_port_map(const json_t *published, const json_t *exposed);
  * optional leading '/'. */
 bool runspec_name_ok(const char *name);
 
+/* dockerd's 400 for endpoint settings a network cannot take: a static
+ * address (ip_err, one of these) and/or aliases (alias_err). net: the
+ * network as the create request named it ("invalid config for network
+ * NET: ..."), or NULL for a network connect. Returns -1. */
+enum { RUNSPEC_EP_IP_NOT_USER_NET = 1, RUNSPEC_EP_IP_NO_SUBNET };
+int runspec_endpoint_error(struct sh_err *err, const char *net, int ip_err,
+                           bool alias_err);
+
 /* A name for a container created without one ("adjective_name"), from
  * r (any random value). */
 void runspec_random_name(uint64_t r, char *out, size_t n);

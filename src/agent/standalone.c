@@ -128,9 +128,6 @@ static bool is_named_net(const char *m) {
 }
 
 /* dockerd takes --ip only on a network whose subnet the user chose. */
-#define NO_USER_SUBNET                                                         \
-  "invalid endpoint settings:\nuser specified IP address is supported only " \
-  "when connecting to networks with user configured subnets"
 static bool no_user_subnet(const json_t *rec) {
   return rec && !jx_bool(rec, "UserSubnet", true);
 }
@@ -720,29 +717,21 @@ static void connect_steps(struct sa_job *j) {
   if (*j->net_id)
     json_object_set_new(w, "NetworkID", json_string(j->net_id));
   const json_t *al = json_object_get(j->epcfg, "Aliases");
-  if (json_array_size(al)) {
-    if (!*j->net_id) {
-      sh_error(&j->err, 400,
-               "network-scoped aliases are only supported for user-defined "
-               "networks");
-      return;
-    }
-    json_object_set(w, "Aliases", (json_t *)al);
-  }
   const char *ip = jx_str(j->epcfg, "IPAMConfig.IPv4Address", "");
-  if (*ip && !*j->net_id) { /* docker0 */
-    sh_error(&j->err, 400,
-             "user-specified IP address is supported on user-defined "
-             "networks only");
+  if (!*j->net_id && (*ip || json_array_size(al))) { /* docker0 */
+    runspec_endpoint_error(&j->err, NULL, *ip ? RUNSPEC_EP_IP_NOT_USER_NET : 0,
+                           json_array_size(al) > 0);
     return;
   }
   if (*ip) {
     cleanup_json json_t *rec = user_net(sa, j->net_id);
     if (no_user_subnet(rec)) {
-      sh_error(&j->err, 400, "%s", NO_USER_SUBNET);
+      runspec_endpoint_error(&j->err, NULL, RUNSPEC_EP_IP_NO_SUBNET, false);
       return;
     }
   }
+  if (json_array_size(al))
+    json_object_set(w, "Aliases", (json_t *)al);
   if (*ip)
     json_object_set_new(w, "IPAMConfig", json_pack("{s:s}", "IPv4Address", ip));
   struct exec_state st;
@@ -1330,7 +1319,7 @@ static int container_nets(struct standalone *sa, const struct runspec *rs,
                       "supported by shoal yet");
     const json_t *r = primary ? prec : rec;
     if (*ip && no_user_subnet(r))
-      return sh_error(err, 400, "%s", NO_USER_SUBNET);
+      return runspec_endpoint_error(err, k, RUNSPEC_EP_IP_NO_SUBNET, false);
     json_t *w = json_object();
     if (r)
       json_object_set_new(w, "NetworkID", json_string(jx_str(r, "Id", "")));

@@ -109,14 +109,17 @@ def test_containers_on_bridge_networks_connect_and_restart():
             lab, "network", "connect", "front", "lone")
         assert "network nosuch not found" in err_of(lab, "network", "connect", "nosuch", "lone")
         # an address of one's choosing is for user networks (dockerd's words)
-        ip_err = "user-specified IP address is supported on user-defined networks only"
-        assert ip_err in err_of(lab, "run", "--ip", "172.17.0.9", "busybox", "true")
-        assert ip_err in err_of(lab, "network", "connect", "--ip", "172.17.0.9", "bridge", "lone")
+        ip_err = ("invalid endpoint settings:\n"
+                  "user specified IP address is supported on user defined networks only")
+        assert ("invalid config for network default: " + ip_err) in err_of(
+            lab, "run", "--ip", "172.17.0.9", "busybox", "true")
+        assert ("Error response from daemon: " + ip_err) == err_of(
+            lab, "network", "connect", "--ip", "172.17.0.9", "bridge", "lone")
         # and, on a user network, for one whose subnet the user chose
         sub_err = ("invalid endpoint settings:\nuser specified IP address is supported only "
                    "when connecting to networks with user configured subnets")
-        assert sub_err in err_of(lab, "run", "--network", "other", "--ip", "172.20.0.9",
-                                 "busybox", "true")
+        assert ("invalid config for network other: " + sub_err) in err_of(
+            lab, "run", "--network", "other", "--ip", "172.20.0.9", "busybox", "true")
         assert sub_err in err_of(lab, "network", "connect", "--ip", "172.20.0.9", "other", "web")
         # created on the network by its ID: connecting by name is twice too
         d("create", "--name", "byid", "--network", fid[:12], "busybox", "true")

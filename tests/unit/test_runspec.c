@@ -169,15 +169,28 @@ TEST(runspec_refuses_what_it_does_not_apply) {
            json_pack("{s:{s:[s]}}", "default", "Aliases", "www"));
     struct runspec r;
     CHECK_INT_EQ(runspec_parse(b, &r, &err), -1);
-    CHECK_STR_EQ(err.msg, "network-scoped aliases are only supported for "
-                          "user-defined networks");
+    CHECK_STR_EQ(err.msg, "invalid config for network default: invalid "
+                          "endpoint settings:\nnetwork-scoped alias is "
+                          "supported only for containers in user defined "
+                          "networks");
     /* and so is an address of one's choosing */
     jx_set(b, "NetworkingConfig.EndpointsConfig",
            json_pack("{s:{s:{s:s}}}", "default", "IPAMConfig", "IPv4Address",
                      "172.17.0.9"));
     CHECK_INT_EQ(runspec_parse(b, &r, &err), -1);
-    CHECK_STR_EQ(err.msg, "user-specified IP address is supported on "
-                          "user-defined networks only");
+    CHECK_STR_EQ(err.msg, "invalid config for network default: invalid "
+                          "endpoint settings:\nuser specified IP address is "
+                          "supported on user defined networks only");
+    /* both: dockerd's multierror, a bullet each */
+    jx_set(b, "NetworkingConfig.EndpointsConfig",
+           json_pack("{s:{s:{s:s},s:[s]}}", "default", "IPAMConfig",
+                     "IPv4Address", "172.17.0.9", "Aliases", "www"));
+    CHECK_INT_EQ(runspec_parse(b, &r, &err), -1);
+    CHECK_STR_EQ(err.msg,
+                 "invalid config for network default: invalid endpoint "
+                 "settings:\n* user specified IP address is supported on "
+                 "user defined networks only\n* network-scoped alias is "
+                 "supported only for containers in user defined networks");
   }
   {
     cleanup_json json_t *b = body(cli_body);
