@@ -785,9 +785,13 @@ static void disconnect_steps(struct sa_job *j) {
     return;
   const char *mode = jx_str(info, "HostConfig.NetworkMode", "");
   json_t *nets = jx_get(info, "NetworkSettings.Networks");
+  struct exec_state st;
+  j->running = exec_state(ex, id, &st, NULL) == 0 &&
+               st.status == EXEC_STATUS_RUNNING && sa->cfg.overlay;
   if (!json_object_get(nets, j->net_name)) {
-    sh_error(&j->err, 500, "container %s is not connected to network %s", cname,
-             j->net_name);
+    /* dockerd's two wordings: the stopped path's and the sandbox's */
+    sh_error(&j->err, 500, "container %s is not connected to %snetwork %s", id,
+             j->running ? "" : "the ", j->net_name);
     return;
   }
   if (!strcmp(j->net_name, mode)) {
@@ -797,9 +801,6 @@ static void disconnect_steps(struct sa_job *j) {
              mode);
     return;
   }
-  struct exec_state st;
-  j->running = exec_state(ex, id, &st, NULL) == 0 &&
-               st.status == EXEC_STATUS_RUNNING && sa->cfg.overlay;
   if (j->running &&
       overlay_disconnect(sa->cfg.overlay, id, j->net_id, &j->err) < 0)
     return;
@@ -1122,7 +1123,9 @@ static void job_done(void *ud, int cancelled) {
       }
       refresh_names(sa);
     }
-    if (sa->cfg.events && *nid)
+    /* as dockerd: only a running container's endpoint comes or goes now;
+     * a stopped one's connect is published at its start */
+    if (sa->cfg.events && *nid && j->running)
       publish_bridge_net(sa, c->id,
                          j->kind == J_CONNECT ? "connect" : "disconnect", nid,
                          j->net_name);

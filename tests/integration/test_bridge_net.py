@@ -154,8 +154,26 @@ def test_containers_on_bridge_networks_connect_and_restart():
                "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}")[1].splitlines()
         assert "disconnect %s other" % oid in ev, ev
         assert "connect %s bridge" % bid in ev and "disconnect %s bridge" % bid in ev, ev
+        # connect and disconnect of a stopped container change its settings
+        # only: no event until its start (dockerd's)
+        lid = d("inspect", "--format", "{{.Id}}", "lone")[1].strip()
+        t2 = str(int(time.time()))
+        d("network", "connect", "bridge", "lone")
+        d("network", "disconnect", "bridge", "lone")
+        assert ("Error response from daemon: container %s is not connected to the network bridge"
+                % lid) == err_of(lab, "network", "disconnect", "bridge", "lone")
         d("network", "connect", "front", "lone")
+        time.sleep(1.1)
+        t3 = str(int(time.time()))
         d("start", "lone")
         assert pings("lone", "web")
+
+        def net_events(since):
+            out = d("events", "--since", since, "--until", str(int(time.time()) + 1),
+                    "--filter", "type=network", "--format",
+                    "{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.container}}")[1]
+            return [e.rsplit(" ", 1)[0] for e in out.splitlines() if e.endswith(" " + lid)]
+        assert net_events(t2) == net_events(t3), (net_events(t2), net_events(t3))
+        assert sorted(net_events(t3)) == ["connect front", "connect other"], net_events(t3)
         d("rm", "-f", "web", "cli", "lone")
         d("network", "rm", "front", "other")
