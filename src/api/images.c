@@ -713,36 +713,36 @@ static void pull(struct api_call *c) {
 }
 
 /* The archive streams into a file under the image store's tmp/ (the data
- * root's disk, not /tmp's), written on the loop as each chunk comes (the
- * page cache takes it); the loader starts once the body is complete. */
+ * root's disk, not /tmp's). Chunks are copied and written by the work
+ * queue, one batch at a time, so a slow disk never stalls the loop; the
+ * body is paused while more than LOAD_HIGH bytes wait. The loader starts
+ * once the body is complete and its last batch written. */
+#define LOAD_HIGH (4u << 20)
+struct load_chunk {
+  struct load_chunk *next;
+  size_t len;
+  char data[];
+};
 struct load_body {
   struct img_job *j;
+  struct http_req *req;
   int fd;
-  bool failed;
+  bool failed, writing, paused, ended, complete;
+  struct load_chunk *head, **tail; /* loop: waiting */
+  struct load_chunk *batch;         /* the write job's */
+  size_t waiting, batch_len;
+  int werrno; /* the write job's */
 };
 
-static void load_data(struct http_req *req, const char *data, size_t len,
-                      void *ud) {
-  struct load_body *lb = ud;
-  while (len && !lb->failed) {
-    ssize_t n = write(lb->fd, data, len);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      lb->failed = true;
-      sh_errno(&lb->j->err, n < 0 ? errno : EIO, "write %s", lb->j->tmpfile);
-      break;
-    }
-    data += n;
-    len -= (size_t)n;
-  }
-}
-
-static void load_end(struct http_req *req, bool complete, void *ud) {
-  struct load_body *lb = ud;
+static void load_finish(struct load_body *lb) {
   struct img_job *j = lb->j;
+  struct http_req *req = lb->req;
   close(lb->fd);
-  bool failed = lb->failed;
+  bool failed = lb->failed, complete = lb->complete;
+  for (struct load_chunk *c = lb->head, *n; c; c = n) {
+    n = c->next;
+    free(c);
+  }
   free(lb);
   if (!complete) { /* the client went away: no image, no file */
     job_free(j);
@@ -757,6 +757,96 @@ static void load_end(struct http_req *req, bool complete, void *ud) {
   j->streaming = true;
   http_stream_begin(req, 200, "application/json", NULL);
   start(j);
+}
+
+static void load_write_work(void *ud) {
+  struct load_body *lb = ud;
+  for (struct load_chunk *c = lb->batch; c && !lb->werrno; c = c->next) {
+    const char *p = c->data;
+    size_t len = c->len;
+    while (len) {
+      ssize_t n = write(lb->fd, p, len);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0) {
+        lb->werrno = n < 0 ? errno : EIO;
+        break;
+      }
+      p += n;
+      len -= (size_t)n;
+    }
+  }
+}
+
+static void load_kick(struct load_body *lb);
+
+static void load_write_done(void *ud, int cancelled) {
+  struct load_body *lb = ud;
+  for (struct load_chunk *c = lb->batch, *n; c; c = n) {
+    n = c->next;
+    free(c);
+  }
+  lb->batch = NULL;
+  lb->batch_len = 0;
+  lb->writing = false;
+  if ((lb->werrno || cancelled) && !lb->failed) {
+    lb->failed = true;
+    sh_errno(&lb->j->err, cancelled ? ECANCELED : lb->werrno, "write %s",
+             lb->j->tmpfile);
+  }
+  load_kick(lb);
+}
+
+/* Loop: hands what waits to a write job, resumes the body once little
+ * waits, and finishes after the body's end and the last write. */
+static void load_kick(struct load_body *lb) {
+  if (lb->failed) { /* what comes is dropped */
+    for (struct load_chunk *c = lb->head, *n; c; c = n) {
+      n = c->next;
+      free(c);
+    }
+    lb->head = NULL;
+    lb->tail = &lb->head;
+    lb->waiting = 0;
+  }
+  if (!lb->writing && lb->head) {
+    lb->batch = lb->head;
+    lb->batch_len = lb->waiting;
+    lb->head = NULL;
+    lb->tail = &lb->head;
+    lb->waiting = 0;
+    lb->writing = true;
+    workq_submit(lb->j->d->work, load_write_work, load_write_done, lb);
+  }
+  if (lb->ended && !lb->writing)
+    return load_finish(lb);
+  bool high = lb->waiting + lb->batch_len > LOAD_HIGH;
+  if (!lb->ended && lb->req->body_stream && lb->paused != high) {
+    lb->paused = high;
+    http_req_body_pause(lb->req, high);
+  }
+}
+
+static void load_data(struct http_req *req, const char *data, size_t len,
+                      void *ud) {
+  struct load_body *lb = ud;
+  if (!len || lb->failed)
+    return;
+  struct load_chunk *c = xmalloc(sizeof *c + len);
+  c->next = NULL;
+  c->len = len;
+  memcpy(c->data, data, len);
+  *lb->tail = c;
+  lb->tail = &c->next;
+  lb->waiting += len;
+  load_kick(lb);
+}
+
+static void load_end(struct http_req *req, bool complete, void *ud) {
+  struct load_body *lb = ud;
+  lb->ended = true;
+  lb->complete = complete;
+  load_kick(lb);
 }
 
 static void load(struct api_call *c) {
@@ -774,7 +864,9 @@ static void load(struct api_call *c) {
   j->tmpfile = xstrdup(path);
   struct load_body *lb = xcalloc(1, sizeof *lb);
   lb->j = j;
+  lb->req = c->req;
   lb->fd = fd;
+  lb->tail = &lb->head;
   if (!c->req->body_stream) { /* whole already (a plain TCP listener) */
     load_data(c->req, c->req->body, c->req->body_len, lb);
     load_end(c->req, true, lb);

@@ -329,6 +329,25 @@ def test_cp_load_big_streamed():
         rc, out, _ = docker("run", "--rm", "bigimg:1", "wc", "-c", "/blob")
         assert out.split()[0] == "20971520", out
 
+        # a load cut off mid-body: no image, no temporary file, daemon up
+        def load_tmp():
+            return [os.path.join(r, f) for r, _, fs in os.walk(os.path.join(lab.dir, "swarma"))
+                    for f in fs if f.startswith("load-")]
+        assert load_tmp() == []
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(sock)
+        s.sendall(b"POST /v1.47/images/load?quiet=1 HTTP/1.1\r\n"
+                  b"Host: docker\r\nContent-Type: application/x-tar\r\n"
+                  b"Content-Length: %d\r\n\r\n" % os.path.getsize(arch))
+        with open(arch, "rb") as f:
+            s.sendall(f.read(10 << 20))
+        wait_until(lambda: load_tmp() and os.path.getsize(load_tmp()[0]) >= 8 << 20, 20,
+                   interval=0.1, what="the upload to reach its file")
+        s.close()
+        wait_until(lambda: load_tmp() == [], 20, interval=0.1, what="the temporary file to go")
+        st, _ = lab.api("swarma", "GET", "/_ping")
+        assert st == 200
+
 
 def lab_api_raw(lab, method, path, body=None):
     from lib import api_raw
