@@ -47,6 +47,11 @@ struct overlay {
    * "Created", "Subnet", "Gateway", "IPRange", "Internal", "Bridge",
    * "Labels", "Options"}. */
   json_t *lnets;
+  /* A copy of lnets no one changes, swapped under lnets_mu after each
+   * change: the loop reads it (user_net) without waiting for ov_lock,
+   * which a task's network setup holds for long. */
+  json_t *lnets_pub;
+  pthread_mutex_t lnets_mu;
   /* In memory only: net ID -> {"<addr>": "<host>"}. */
   json_t *peers;
   /* In memory only: the mesh's keyed table (overlay_mesh), applied
@@ -660,6 +665,16 @@ static bool lnet_in_use(struct overlay *ov, const char *id) {
   return lnet_taken(ov, id, &taken) > 0;
 }
 
+/* Under ov_lock, after lnets changed. */
+static void lnets_publish(struct overlay *ov) {
+  json_t *copy = json_deep_copy(ov->lnets);
+  pthread_mutex_lock(&ov->lnets_mu);
+  json_t *old = ov->lnets_pub;
+  ov->lnets_pub = copy;
+  pthread_mutex_unlock(&ov->lnets_mu);
+  json_decref(old);
+}
+
 int overlay_net_create(struct overlay *ov, const json_t *req, const char *id,
                        const char *created, sh_err *err) {
   struct ov_lnet_spec sp;
@@ -750,6 +765,7 @@ int overlay_net_create(struct overlay *ov, const json_t *req, const char *id,
     apply_isolation(ov, NULL);
     goto out;
   }
+  lnets_publish(ov);
   rc = 0;
 out:
   if (used)
@@ -759,9 +775,12 @@ out:
 }
 
 json_t *overlay_nets(struct overlay *ov) {
-  int nice = ov_lock(ov);
-  json_t *out = json_deep_copy(ov->lnets);
-  ov_unlock(ov, nice);
+  pthread_mutex_lock(&ov->lnets_mu);
+  json_t *pub = json_incref(ov->lnets_pub);
+  pthread_mutex_unlock(&ov->lnets_mu);
+  /* read-only from here: copying it is safe beside other readers */
+  json_t *out = pub ? json_deep_copy(pub) : json_object();
+  json_decref(pub);
   return out;
 }
 
@@ -780,6 +799,7 @@ int overlay_net_remove(struct overlay *ov, const char *id, sh_err *err) {
     char ifname[16];
     snprintf(ifname, sizeof ifname, "%s", jx_str(r, "Bridge", ""));
     json_object_del(ov->lnets, id);
+    lnets_publish(ov);
     lnet_teardown(ov, id, ifname);
     rc = apply_isolation(ov, err) < 0 || save_state(ov, err) < 0 ? -1 : 0;
   }
@@ -1576,6 +1596,7 @@ int overlay_open(const struct overlay_config *cfg, struct overlay **out,
     return sh_error(err, 500, "overlay: exec root and data root are needed");
   struct overlay *ov = xcalloc(1, sizeof *ov);
   pthread_mutex_init(&ov->mu, NULL);
+  pthread_mutex_init(&ov->lnets_mu, NULL);
   ov->node_fd = -1;
   ov->pools = json_array_size(cfg->pools) ? json_deep_copy(cfg->pools) : NULL;
   ov->tasks = json_object();
@@ -1593,6 +1614,7 @@ int overlay_open(const struct overlay_config *cfg, struct overlay **out,
   }
   if (netdev_open(ov->node_fd, &ov->node, err) < 0 || load_state(ov, err) < 0)
     goto fail;
+  lnets_publish(ov);
   int nice = ov_lock(ov);
   int rc = reconcile(ov, err);
   ov_unlock(ov, nice);
@@ -1618,6 +1640,8 @@ void overlay_close(struct overlay *ov) {
   json_decref(ov->tasks);
   json_decref(ov->pools);
   json_decref(ov->lnets);
+  json_decref(ov->lnets_pub);
+  pthread_mutex_destroy(&ov->lnets_mu);
   json_decref(ov->peers);
   forget_mesh(ov);
   free(ov->netns_dir);

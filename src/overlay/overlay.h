@@ -113,7 +113,8 @@ int overlay_net_create(struct overlay *ov, const json_t *req, const char *id,
 /* {ID: {"Id", "Name", "Created", "Subnet", "Gateway", "IPRange"?,
  * "Internal", "UserSubnet", "Bridge", "Labels", "Options"}}, new reference.
  * UserSubnet: the subnet came from the request (--ip needs it); absent in
- * records older than the flag, which count as user-set. */
+ * records older than the flag, which count as user-set. Never waits for
+ * the overlay's lock (the loop calls it): a copy of the last change's. */
 json_t *overlay_nets(struct overlay *ov);
 /* 403 with dockerd's message while an endpoint is on it. */
 int overlay_net_remove(struct overlay *ov, const char *id, struct sh_err *err);
