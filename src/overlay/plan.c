@@ -572,6 +572,8 @@ static int lnet_refuse(const json_t *req, sh_err *err) {
   return 0;
 }
 
+#define IFNAME_CHARS                                                           \
+  "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-."
 static int lnet_options(const json_t *opts, struct ov_lnet_spec *out,
                         sh_err *err) {
   const char *k;
@@ -581,8 +583,14 @@ static int lnet_options(const json_t *opts, struct ov_lnet_spec *out,
     if (!s)
       return sh_error(err, 400, "option %s must be a string", k);
     if (strcmp(k, "com.docker.network.bridge.name") == 0) {
-      if (!*s || strlen(s) > 15 || strchr(s, '/') || strchr(s, ' '))
-        return sh_error(err, 400, "invalid bridge name %s", s);
+      /* An interface name, and a word in shoal's nft scripts: nothing
+       * that could end the word. */
+      if (!*s || strlen(s) > 15 || strspn(s, IFNAME_CHARS) != strlen(s) ||
+          !strcmp(s, ".") || !strcmp(s, ".."))
+        return sh_error(err, 400,
+                        "invalid bridge name %s: at most 15 letters, digits, "
+                        "'_', '-' or '.'",
+                        s);
       snprintf(out->bridge, sizeof out->bridge, "%s", s);
     } else if (strcmp(k, "com.docker.network.bridge.enable_ip_masquerade") ==
                    0 &&

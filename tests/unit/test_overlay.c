@@ -1154,6 +1154,14 @@ TEST(overlay_user_bridge_requests_subnets_and_isolation) {
       {"{\"Options\": {\"com.docker.network.bridge.enable_icc\": \"false\"}}",
        "network option com.docker.network.bridge.enable_icc=false is not "
        "supported by shoal yet"},
+      /* the name goes into nft scripts as a quoted word */
+      {"{\"Options\": {\"com.docker.network.bridge.name\": \"br\\\"x\"}}",
+       "invalid bridge name br\"x: at most 15 letters, digits, '_', '-' or "
+       "'.'"},
+      {"{\"Options\": {\"com.docker.network.bridge.name\": \"b;r\"}}",
+       "invalid bridge name b;r: at most 15 letters, digits, '_', '-' or '.'"},
+      {"{\"Options\": {\"com.docker.network.bridge.name\": \"..\"}}",
+       "invalid bridge name ..: at most 15 letters, digits, '_', '-' or '.'"},
   };
   for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
     cleanup_json json_t *req = json_loads(bad[i][0], 0, NULL);
