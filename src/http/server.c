@@ -159,6 +159,10 @@ struct http_conn {
    * answered: the rest is dropped, body_discard). */
   struct req_priv *body_rp;
   bool body_msg, body_started, body_paused, body_done, body_discard;
+  /* "Expect: 100-continue" on a streamed body: the 100 goes when the
+   * handler asks for the body; an answer before that closes the
+   * connection (the client may never send the body). */
+  bool continue_due;
   bool pause_expected;  /* the parser paused for a body, not a request */
   bool in_parse;        /* inside http_parser_execute */
   bool kick;            /* on the server's kick list */
@@ -710,7 +714,8 @@ static void req_finish(struct req_priv *rp, bool answered) {
   }
   if (c->closing)
     return;
-  if (!answered || (c->close_after && !body_left) || srv_closing(c)) {
+  if (!answered || (c->close_after && (!body_left || c->continue_due)) ||
+      srv_closing(c)) {
     conn_close(c, true);
     return;
   }
@@ -817,11 +822,16 @@ static int on_headers_complete(http_parser *p) {
   /* The body may take its time, but not stall. */
   conn_deadline(c, c->srv->lim.idle_timeout_ms);
   const char *expect = http_req_header(&c->cur->pub, "Expect");
+  c->continue_due = false;
   if (expect && strcasecmp(expect, "100-continue") == 0 && p->http_major == 1 &&
       p->http_minor >= 1) {
-    sh_buf out = {0};
-    buf_printf(&out, "HTTP/1.1 100 Continue\r\n\r\n");
-    conn_send(c, &out);
+    if (stream) {
+      c->continue_due = true;
+    } else {
+      sh_buf out = {0};
+      buf_printf(&out, "HTTP/1.1 100 Continue\r\n\r\n");
+      conn_send(c, &out);
+    }
   }
   if (stream)
     return stream_head(c, p);
@@ -1602,12 +1612,17 @@ char *http_req_query(const struct http_req *req, const char *name) {
 
 /* ---- responses ---- */
 
+/* The request's body was held back for a 100 Continue never sent. */
+static bool unasked_body(const struct http_conn *c, const struct req_priv *rp) {
+  return c->body_rp == rp && c->continue_due;
+}
+
 void http_respond(struct http_req *req, int status, const char *content_type,
                   const char *body, size_t len, const char *const *headers) {
   struct req_priv *rp = priv(req);
   struct http_conn *c = req->conn_;
   if (!c->closing && !rp->streaming) {
-    bool keep = rp->keep_alive && !srv_closing(c);
+    bool keep = rp->keep_alive && !srv_closing(c) && !unasked_body(c, rp);
     sh_buf out = {0};
     build_head(&out, status, content_type, (long long)len, false, keep,
                headers);
@@ -1649,7 +1664,7 @@ void http_stream_begin(struct http_req *req, int status,
     rp->keep_alive = false;
   if (c->closing)
     return;
-  bool keep = rp->keep_alive && !srv_closing(c);
+  bool keep = rp->keep_alive && !srv_closing(c) && !unasked_body(c, rp);
   sh_buf out = {0};
   build_head(&out, status, content_type, -1, !rp->http10, keep, headers);
   c->api_depth++;
@@ -1838,6 +1853,12 @@ void http_req_body_start(struct http_req *req,
      * kick would ever come, so the end is told now. */
     body_abort(c);
     return;
+  }
+  if (c->continue_due) {
+    c->continue_due = false;
+    sh_buf out = {0};
+    buf_printf(&out, "HTTP/1.1 100 Continue\r\n\r\n");
+    conn_send(c, &out);
   }
   conn_deadline(c, c->srv ? c->srv->lim.idle_timeout_ms : 0);
   conn_kick(c);

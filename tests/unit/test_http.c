@@ -1811,3 +1811,39 @@ TEST(http_body_stream_abort_reject_plain_tcp) {
   res_free(&r);
   CHECK(fx_done(&f));
 }
+
+/* "Expect: 100-continue" on a streamed body: the 100 comes only once the
+ * handler asks for the body; an answer before that closes the connection
+ * (the client may hold the body back for good). */
+TEST(http_body_stream_expect_continue) {
+  struct fx f;
+  fx_init(&f);
+  http_server_set_body_stream(f.srv, up_route, &f);
+  CHECK_INT_EQ(fx_listen_unix(&f), 0);
+  bool eof = false;
+  int fd = raw_unix(f.sock);
+  const char *rq = "PUT /upload-reject HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                   "5\r\nExpect: 100-continue\r\n\r\n";
+  raw_send(fd, rq, strlen(rq));
+  cleanup_free char *resp = raw_read(&f, fd, 0, 3000, &eof);
+  close(fd);
+  CHECK(str_has_prefix(resp, "HTTP/1.1 400 "));
+  CHECK(strstr(resp, "100 Continue") == NULL);
+  CHECK(strstr(resp, "Connection: close\r\n") != NULL);
+  CHECK(eof);
+
+  /* asked for: 100 first, then the body is read and answered */
+  fd = raw_unix(f.sock);
+  rq = "PUT /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+       "Expect: 100-continue\r\n\r\n";
+  raw_send(fd, rq, strlen(rq));
+  cleanup_free char *cont = raw_read(&f, fd, 1, 3000, &eof);
+  CHECK_STR_EQ(cont, "HTTP/1.1 100 Continue\r\n\r\n");
+  raw_send(fd, "hello", 5);
+  cleanup_free char *ok = raw_read(&f, fd, 1, 3000, &eof);
+  close(fd);
+  CHECK(str_has_prefix(ok, "HTTP/1.1 200 "));
+  cleanup_free char *want = xasprintf("5 %u", sum_of("hello", 5, 0));
+  CHECK(strstr(ok, want) != NULL);
+  CHECK(fx_done(&f));
+}
