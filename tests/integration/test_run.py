@@ -135,6 +135,19 @@ def test_run_publish_on_bridge_and_ps_with_tasks():
         wait_until(lambda: "Welcome to nginx" in lab.exec(
             "swarmb", "curl", "-s", "-m", "3", "http://%s:%d/" % (lab.ip("swarma"), hp),
             check=False)[1], 30, what="-P port")
+        # -p on a user bridge network: NAT'd as on docker0, from another host
+        lab.docker("swarma", "network", "create", "front")
+        lab.docker("swarma", "run", "-d", "--name", "web4", "--network", "front", "-p",
+                   "8081:80", "nginx")
+        assert inspect(lab, "web4", "{{json .NetworkSettings.Ports}}") == \
+            '{"80/tcp":[{"HostIp":"0.0.0.0","HostPort":"8081"}]}'
+        wait_until(lambda: "Welcome to nginx" in lab.exec(
+            "swarmb", "curl", "-s", "-m", "3", "http://%s:8081/" % lab.ip("swarma"),
+            check=False)[1], 30, what="nginx on a user bridge at swarma:8081")
+        lab.docker("swarma", "rm", "-f", "web4")
+        assert "Welcome to nginx" not in lab.exec(
+            "swarmb", "curl", "-s", "-m", "2", "http://%s:8081/" % lab.ip("swarma"),
+            check=False)[1]
         # bad input: a name in use, a port in use, a bad port spec
         rc, out, err = lab.docker("swarma", "run", "-d", "--name", "web", "nginx",
                                   check=False)
