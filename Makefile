@@ -9,6 +9,11 @@ PKGS := libuv raft jansson libcurl openssl libarchive libnl-route-3.0 libnftable
         libseccomp
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser
+# shoald opens these on first use (src/lazy/, issue 13: idle RSS), so it does
+# not link them; --as-needed drops any other library it makes no call to.
+LAZY_PKGS := libcurl libarchive libnftables
+SHOALD_LIBS := -Wl,--as-needed $(shell pkg-config --libs $(filter-out $(LAZY_PKGS),$(PKGS)) \
+               2>/dev/null) -lhttp_parser
 WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes \
         -Wmissing-prototypes -Wno-unused-parameter -Wno-format-truncation -Werror
 # As strict as Debian's package build (dpkg-buildflags): _FORTIFY_SOURCE
@@ -65,7 +70,7 @@ build/asan/libshoal.a: $(AOBJ)
 
 bin/shoald: $(SHOALD_SRC) build/rel/libshoal.a $(HDRS)
 	@mkdir -p bin
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -DSHOAL_GIT_COMMIT='"$(GIT_COMMIT)"' $(SHOALD_SRC) build/rel/libshoal.a $(PKG_LIBS) -lm -o $@
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -DSHOAL_GIT_COMMIT='"$(GIT_COMMIT)"' $(SHOALD_SRC) build/rel/libshoal.a $(SHOALD_LIBS) -lm -o $@
 
 bin/shoal: $(SHOAL_SRC) build/rel/libshoal.a $(HDRS)
 	@mkdir -p bin

@@ -16,9 +16,8 @@
 #include "core/err.h"
 #include "core/jsonx.h"
 #include "core/util.h"
+#include "lazy/archive.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>

@@ -10,8 +10,8 @@
 
 #include "core/util.h"
 #include "http/tlsconn.h"
+#include "lazy/curl.h"
 
-#include <curl/curl.h>
 #include <strings.h>
 
 struct sock_ctx {
@@ -159,26 +159,27 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
 }
 
 struct http_client *http_client_new(uv_loop_t *loop) {
-  static bool curl_ready;
-  if (!curl_ready) {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    curl_ready = true;
-  }
   struct http_client *c = xcalloc(1, sizeof *c);
   c->loop = loop;
-  c->multi = curl_multi_init();
-  if (!c->multi) {
-    free(c);
-    return NULL;
-  }
   uv_timer_init(loop, &c->timer);
   c->timer.data = c;
   c->open_handles = 1;
+  return c;
+}
+
+/* The multi handle (and so libcurl, lazy/curl.h) comes with the first call:
+ * a daemon that makes none never maps libcurl. */
+static bool client_multi(struct http_client *c) {
+  if (c->multi)
+    return true;
+  c->multi = curl_multi_init();
+  if (!c->multi)
+    return false;
   curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
   curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
   curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
   curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
-  return c;
+  return true;
 }
 
 static void call_unlink(struct http_call *call) {
@@ -348,6 +349,8 @@ struct http_call *http_client_call(struct http_client *c,
                                    void *ud) {
   if (!c || c->closing || c->close_deferred || !opts || !opts->url || !done)
     return NULL;
+  if (!client_multi(c))
+    return NULL;
   CURL *easy = curl_easy_init();
   if (!easy)
     return NULL;
@@ -477,7 +480,8 @@ void http_client_close(struct http_client *c) {
     }
     call_destroy(call);
   }
-  curl_multi_cleanup(c->multi);
+  if (c->multi)
+    curl_multi_cleanup(c->multi);
   c->multi = NULL;
   while (c->socks)
     sock_close(c->socks);

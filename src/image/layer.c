@@ -3,8 +3,6 @@
  * tar reader (chained through a read callback), whose entries are checked,
  * turned into overlayfs form and written by archive_write_disk under the
  * layer's directory. */
-#include <archive.h>
-#include <archive_entry.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +13,7 @@
 
 #include "core/util.h"
 #include "image/internal.h"
+#include "lazy/archive.h"
 
 #define WH_PREFIX ".wh."
 #define WH_OPAQUE ".wh..wh..opq"

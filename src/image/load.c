@@ -3,8 +3,6 @@
  * first spread into a private directory (regular files only; symlinks are
  * remembered and resolved by hand, so nothing can point outside), then each
  * image is stored like a pull would. */
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -13,6 +11,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "image/internal.h"
+#include "lazy/archive.h"
 
 struct unpacked {
   struct image_store *s;

@@ -4,7 +4,6 @@
  * bodies, and digest checks while streaming. */
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -12,6 +11,7 @@
 
 #include "core/util.h"
 #include "image/internal.h"
+#include "lazy/curl.h"
 
 struct reg {
   struct image_store *s;

@@ -3,8 +3,6 @@
  * the layers' own archives, kept since their pull or load), manifest.json
  * and repositories. Layers go as they came (gzip or plain tar): a loader
  * decompresses them and checks their diff IDs against the config. */
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -12,6 +10,7 @@
 
 #include "core/util.h"
 #include "image/internal.h"
+#include "lazy/archive.h"
 
 struct wctx {
   int (*write)(void *arg, const void *buf, size_t len);

@@ -2,7 +2,6 @@
  * links, and the local image operations (resolve, inspect, list, remove,
  * tag, layers). Metadata changes happen under one mutex and land on disk by
  * rename, so a crash leaves either the old or the new state. */
-#include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -123,7 +122,6 @@ int image_store_open(const char *root, const struct image_opts *opts,
     json_decref(s->refs);
     s->refs = json_object();
   }
-  curl_global_init(CURL_GLOBAL_DEFAULT);
   *out = s;
   return 0;
 }

@@ -3,10 +3,10 @@
 
 #include "core/err.h"
 #include "core/util.h"
+#include "lazy/nftables.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <nftables/libnftables.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,0 +1,18 @@
+/* lazy: libarchive.so.13's table (see lazy.h). */
+#include "lazy/archive.h"
+
+#include <dlfcn.h>
+
+struct lazy_archive_fns lazy_archive_fns;
+
+static const char *resolve(void *h) {
+#define X(fn)                                                                  \
+  if (!(lazy_archive_fns.fn = (__typeof__(lazy_archive_fns.fn))dlsym(h, #fn))) \
+    return #fn;
+  LAZY_ARCHIVE_FNS(X)
+#undef X
+  return NULL;
+}
+
+struct lazy_lib lazy_archive_lib = {.soname = "libarchive.so.13",
+                                    .resolve = resolve};

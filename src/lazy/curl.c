@@ -1,0 +1,20 @@
+/* lazy: libcurl.so.4's table (see lazy.h). */
+#include "lazy/curl.h"
+
+#include <dlfcn.h>
+
+struct lazy_curl_fns lazy_curl_fns;
+
+static const char *resolve(void *h) {
+#define X(fn)                                                                  \
+  if (!(lazy_curl_fns.fn = (__typeof__(lazy_curl_fns.fn))dlsym(h, #fn)))       \
+    return #fn;
+  LAZY_CURL_FNS(X)
+#undef X
+  /* Under lazy.c's lock, so before any other curl call, once. */
+  if (lazy_curl_fns.curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+    return "curl_global_init";
+  return NULL;
+}
+
+struct lazy_lib lazy_curl_lib = {.soname = "libcurl.so.4", .resolve = resolve};

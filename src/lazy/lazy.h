@@ -1,0 +1,38 @@
+/* Libraries loaded on first use: shoald maps only what an idle daemon
+ * needs (issue 13). libarchive (cp, image load/save, layers) and
+ * libnftables (routing mesh, gateway NAT) pull in big dependency trees
+ * (libxml2, ICU, libstdc++; libgmp, libxtables) that every request never
+ * touches; they are opened by SONAME with dlopen the first time a request
+ * needs them. The Debian package's Depends keep them installed.
+ *
+ * One header per library (lazy/archive.h, lazy/nftables.h) includes the
+ * library's own header and redirects each function shoal calls through a
+ * table resolved at load. Functions that make a library object (the
+ * constructors) answer NULL when the library cannot be loaded, so callers'
+ * existing NULL checks report the failure; the reason goes to stderr once.
+ * Any other function is only reachable with such an object, so the library
+ * is loaded by then; reaching one without it aborts with the reason. */
+#ifndef SHOAL_LAZY_LAZY_H
+#define SHOAL_LAZY_LAZY_H
+
+#include <stdbool.h>
+
+struct lazy_lib {
+  const char *soname; /* e.g. "libarchive.so.13": the runtime package's */
+  /* Fills the table from the handle; returns the first symbol missing. */
+  const char *(*resolve)(void *handle);
+  bool ok;    /* set (release) once the table is filled */
+  bool tried; /* under lazy.c's lock */
+};
+
+/* Loads lib once (thread-safe); false when it cannot be. */
+bool lazy_load(struct lazy_lib *lib);
+_Noreturn void lazy_missing(const struct lazy_lib *lib);
+
+static inline bool lazy_ready(struct lazy_lib *lib) {
+  return __atomic_load_n(&lib->ok, __ATOMIC_ACQUIRE) || lazy_load(lib);
+}
+
+#define LAZY_SLOT(fn) __typeof__(fn) *fn;
+
+#endif
