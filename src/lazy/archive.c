@@ -6,9 +6,7 @@
 struct lazy_archive_fns lazy_archive_fns;
 
 static const char *resolve(void *h) {
-#define X(fn)                                                                  \
-  if (!(lazy_archive_fns.fn = (__typeof__(lazy_archive_fns.fn))dlsym(h, #fn))) \
-    return #fn;
+#define X(fn) LAZY_RESOLVE(h, lazy_archive_fns.fn, #fn)
   LAZY_ARCHIVE_FNS(X)
 #undef X
   return NULL;

@@ -6,9 +6,7 @@
 struct lazy_curl_fns lazy_curl_fns;
 
 static const char *resolve(void *h) {
-#define X(fn)                                                                  \
-  if (!(lazy_curl_fns.fn = (__typeof__(lazy_curl_fns.fn))dlsym(h, #fn)))       \
-    return #fn;
+#define X(fn) LAZY_RESOLVE(h, lazy_curl_fns.fn, #fn)
   LAZY_CURL_FNS(X)
 #undef X
   /* Under lazy.c's lock, so before any other curl call, once. */

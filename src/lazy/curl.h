@@ -30,47 +30,35 @@
   X(curl_slist_append)                                                         \
   X(curl_slist_free_all)
 
-struct lazy_curl_fns {
-  LAZY_CURL_FNS(LAZY_SLOT)
-};
-extern struct lazy_curl_fns lazy_curl_fns;
-extern struct lazy_lib lazy_curl_lib;
-
-static inline const struct lazy_curl_fns *lazy_curl(void) {
-  if (!lazy_ready(&lazy_curl_lib))
-    lazy_missing(&lazy_curl_lib);
-  return &lazy_curl_fns;
-}
+LAZY_DECLARE(curl, LAZY_CURL_FNS)
 
 /* Constructors: NULL when libcurl.so.4 cannot be loaded. */
-#define curl_easy_init()                                                       \
-  (lazy_ready(&lazy_curl_lib) ? lazy_curl_fns.curl_easy_init() : NULL)
-#define curl_multi_init()                                                      \
-  (lazy_ready(&lazy_curl_lib) ? lazy_curl_fns.curl_multi_init() : NULL)
-#define curl_slist_append(list, s)                                             \
-  (lazy_ready(&lazy_curl_lib) ? lazy_curl_fns.curl_slist_append(list, s) : NULL)
+#define curl_easy_init() LAZY_NEW(curl, curl_easy_init)
+#define curl_multi_init() LAZY_NEW(curl, curl_multi_init)
+#define curl_slist_append(list, s) LAZY_NEW(curl, curl_slist_append, list, s)
 
-#define curl_easy_cleanup(...) (lazy_curl()->curl_easy_cleanup(__VA_ARGS__))
-#define curl_easy_escape(...) (lazy_curl()->curl_easy_escape(__VA_ARGS__))
+#define curl_easy_cleanup(...) LAZY_CALL(curl, curl_easy_cleanup, __VA_ARGS__)
+#define curl_easy_escape(...) LAZY_CALL(curl, curl_easy_escape, __VA_ARGS__)
 #undef curl_easy_getinfo /* curl.h's own pass-through macro */
-#define curl_easy_getinfo(...) (lazy_curl()->curl_easy_getinfo(__VA_ARGS__))
-#define curl_easy_perform(...) (lazy_curl()->curl_easy_perform(__VA_ARGS__))
+#define curl_easy_getinfo(...) LAZY_CALL(curl, curl_easy_getinfo, __VA_ARGS__)
+#define curl_easy_perform(...) LAZY_CALL(curl, curl_easy_perform, __VA_ARGS__)
 #undef curl_easy_setopt /* curl.h's own pass-through macro */
-#define curl_easy_setopt(...) (lazy_curl()->curl_easy_setopt(__VA_ARGS__))
-#define curl_easy_strerror(...) (lazy_curl()->curl_easy_strerror(__VA_ARGS__))
-#define curl_free(...) (lazy_curl()->curl_free(__VA_ARGS__))
+#define curl_easy_setopt(...) LAZY_CALL(curl, curl_easy_setopt, __VA_ARGS__)
+#define curl_easy_strerror(...) LAZY_CALL(curl, curl_easy_strerror, __VA_ARGS__)
+#define curl_free(...) LAZY_CALL(curl, curl_free, __VA_ARGS__)
 #define curl_multi_add_handle(...)                                             \
-  (lazy_curl()->curl_multi_add_handle(__VA_ARGS__))
-#define curl_multi_assign(...) (lazy_curl()->curl_multi_assign(__VA_ARGS__))
-#define curl_multi_cleanup(...) (lazy_curl()->curl_multi_cleanup(__VA_ARGS__))
+  LAZY_CALL(curl, curl_multi_add_handle, __VA_ARGS__)
+#define curl_multi_assign(...) LAZY_CALL(curl, curl_multi_assign, __VA_ARGS__)
+#define curl_multi_cleanup(...) LAZY_CALL(curl, curl_multi_cleanup, __VA_ARGS__)
 #define curl_multi_info_read(...)                                              \
-  (lazy_curl()->curl_multi_info_read(__VA_ARGS__))
+  LAZY_CALL(curl, curl_multi_info_read, __VA_ARGS__)
 #define curl_multi_remove_handle(...)                                          \
-  (lazy_curl()->curl_multi_remove_handle(__VA_ARGS__))
+  LAZY_CALL(curl, curl_multi_remove_handle, __VA_ARGS__)
 #undef curl_multi_setopt /* curl.h's own pass-through macro */
-#define curl_multi_setopt(...) (lazy_curl()->curl_multi_setopt(__VA_ARGS__))
+#define curl_multi_setopt(...) LAZY_CALL(curl, curl_multi_setopt, __VA_ARGS__)
 #define curl_multi_socket_action(...)                                          \
-  (lazy_curl()->curl_multi_socket_action(__VA_ARGS__))
-#define curl_slist_free_all(...) (lazy_curl()->curl_slist_free_all(__VA_ARGS__))
+  LAZY_CALL(curl, curl_multi_socket_action, __VA_ARGS__)
+#define curl_slist_free_all(...)                                               \
+  LAZY_CALL(curl, curl_slist_free_all, __VA_ARGS__)
 
 #endif

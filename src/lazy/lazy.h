@@ -35,4 +35,28 @@ static inline bool lazy_ready(struct lazy_lib *lib) {
 
 #define LAZY_SLOT(fn) __typeof__(fn) *fn;
 
+/* Declares the table of FNS (an X-macro list of names), its lazy_lib
+ * lazy_NAME_lib and lazy_NAME(): the loaded table, or abort. */
+#define LAZY_DECLARE(name, FNS)                                                \
+  struct lazy_##name##_fns {                                                   \
+    FNS(LAZY_SLOT)                                                             \
+  };                                                                           \
+  extern struct lazy_##name##_fns lazy_##name##_fns;                           \
+  extern struct lazy_lib lazy_##name##_lib;                                    \
+  static inline const struct lazy_##name##_fns *lazy_##name(void) {            \
+    if (!lazy_ready(&lazy_##name##_lib))                                       \
+      lazy_missing(&lazy_##name##_lib);                                        \
+    return &lazy_##name##_fns;                                                 \
+  }
+
+/* A constructor's call: NULL when the library cannot be loaded. */
+#define LAZY_NEW(name, fn, ...)                                                \
+  (lazy_ready(&lazy_##name##_lib) ? lazy_##name##_fns.fn(__VA_ARGS__) : NULL)
+/* Any other call. */
+#define LAZY_CALL(name, fn, ...) (lazy_##name()->fn(__VA_ARGS__))
+/* In a resolve function: fills slot from handle h, or returns the name. */
+#define LAZY_RESOLVE(h, slot, sym)                                             \
+  if (!((slot) = (__typeof__(slot))dlsym(h, sym)))                             \
+    return sym;
+
 #endif

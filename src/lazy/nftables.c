@@ -6,10 +6,7 @@
 struct lazy_nftables_fns lazy_nftables_fns;
 
 static const char *resolve(void *h) {
-#define X(fn)                                                                  \
-  if (!(lazy_nftables_fns.fn =                                                 \
-            (__typeof__(lazy_nftables_fns.fn))dlsym(h, #fn)))                  \
-    return #fn;
+#define X(fn) LAZY_RESOLVE(h, lazy_nftables_fns.fn, #fn)
   LAZY_NFTABLES_FNS(X)
 #undef X
   return NULL;
