@@ -1,6 +1,8 @@
 /* lazy: dlopen by SONAME on first use (see lazy.h). */
 #include "lazy/lazy.h"
 
+#include "core/err.h"
+
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -23,6 +25,12 @@ bool lazy_load(struct lazy_lib *lib) {
   }
   pthread_mutex_unlock(&mu);
   return __atomic_load_n(&lib->ok, __ATOMIC_ACQUIRE);
+}
+
+int lazy_need(struct lazy_lib *lib, sh_err *err) {
+  if (lazy_ready(lib))
+    return 0;
+  return sh_error(err, 500, "cannot load %s (is it installed?)", lib->soname);
 }
 
 void lazy_missing(const struct lazy_lib *lib) {

@@ -25,8 +25,12 @@ struct lazy_lib {
   bool tried; /* under lazy.c's lock */
 };
 
+struct sh_err;
+
 /* Loads lib once (thread-safe); false when it cannot be. */
 bool lazy_load(struct lazy_lib *lib);
+/* For a request's entry point: 0, or 500 "cannot load <soname>". */
+int lazy_need(struct lazy_lib *lib, struct sh_err *err);
 _Noreturn void lazy_missing(const struct lazy_lib *lib);
 
 static inline bool lazy_ready(struct lazy_lib *lib) {
