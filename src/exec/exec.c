@@ -368,21 +368,50 @@ static pid_t conmon_alive(const struct ctr_paths *p, const char *id) {
   return pid;
 }
 
+/* Waits up to timeout_ns for conmon (pid, checked by conmon_alive) to leave,
+ * woken by its pidfd rather than a sleep loop: a mass removal waits here
+ * once per container. True once it is gone. */
+static bool wait_conmon_exit(const struct ctr_paths *p, const char *id,
+                             pid_t pid, int64_t timeout_ns) {
+  int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+  if (fd < 0)
+    return errno == ESRCH;
+  /* Checked after the open: the pidfd is conmon's, not a reused PID's. */
+  if (conmon_alive(p, id) != pid) {
+    close(fd);
+    return true;
+  }
+  int64_t deadline = clock_mono_ns() + timeout_ns;
+  bool gone = false;
+  for (;;) {
+    int64_t left = deadline - clock_mono_ns();
+    if (left <= 0)
+      break;
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int r = poll(&pfd, 1, (int)(left / NS_PER_MS) + 1);
+    if (r > 0) {
+      gone = true;
+      break;
+    }
+    if (r < 0 && errno != EINTR)
+      break;
+  }
+  close(fd);
+  return gone;
+}
+
 /* Waits for conmon's exit file while the process is gone: conmon reaps and
  * writes it right after. */
 static bool exit_after_death(const struct ctr_paths *p, const char *id,
                              int *code, int64_t *when) {
   if (read_exit(p, code, when))
     return true;
-  if (!conmon_alive(p, id)) /* nobody left to write it */
+  pid_t pid = conmon_alive(p, id);
+  if (!pid) /* nobody left to write it */
     return false;
-  int64_t deadline = clock_mono_ns() + EXIT_FILE_WAIT_NS;
-  while (clock_mono_ns() < deadline) {
-    if (read_exit(p, code, when))
-      return true;
-    usleep(10000);
-  }
-  return false;
+  /* conmon writes the file and then leaves: its exit wakes us at once. */
+  wait_conmon_exit(p, id, pid, EXIT_FILE_WAIT_NS);
+  return read_exit(p, code, when);
 }
 
 /* wait: a process just gone whose exit conmon has not recorded yet waits
@@ -686,7 +715,10 @@ int exec_start(executor *ex, const char *id, pid_t *pid_out, sh_err *err) {
   cleanup_json json_t *state =
       json_pack("{s:I,s:i,s:I}", "StartedNs", (json_int_t)clock_wall_ns(),
                 "Pid", (int)pid, "PidStart", (json_int_t)pid_start);
-  if (exec_write_json(p.state, state, err) < 0)
+  /* The run state (PID, start time) is moot after a reboot: no fsync on
+   * the start path. */
+  cleanup_free char *js = json_dumps(state, JSON_COMPACT);
+  if (write_file_replace(p.state, js, strlen(js), 0600, err) < 0)
     return -1;
   if (pid_out)
     *pid_out = pid;
@@ -839,15 +871,11 @@ int exec_kill(executor *ex, const char *id, int sig, sh_err *err) {
 
 /* conmon normally leaves once the container is gone; make sure. */
 static void reap_conmon(const struct ctr_paths *p, const char *id) {
-  for (int i = 0; i < 200; i++) {
-    pid_t pid = conmon_alive(p, id);
-    if (!pid)
-      return;
-    if (i == 199)
-      kill(pid, SIGKILL);
-    else
-      usleep(10000);
-  }
+  pid_t pid = conmon_alive(p, id);
+  if (!pid || wait_conmon_exit(p, id, pid, 2 * NS_PER_SEC))
+    return;
+  if (conmon_alive(p, id) == pid)
+    kill(pid, SIGKILL);
 }
 
 static bool cgroup_procs_empty(const char *root, const char *cg) {
