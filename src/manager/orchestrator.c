@@ -1279,6 +1279,10 @@ static void fill_free_slots(const json_t *svc, const unsigned char *used,
       break;
     }
     out->budget--;
+    if (store_tx_ops(tx) >= ORCH_TX_MAX) {
+      orch_out_add(out, tx);
+      tx = store_tx_new();
+    }
     store_tx_put(tx, STORE_TASK, task_new(out, svc, slot, NULL, now),
                  STORE_MUST_CREATE);
   }
@@ -1397,7 +1401,7 @@ int orchestrator_run(struct store *s, int64_t now_ns, struct orch_out *out) {
  * per raft entry: each task is one change (shut down) plus one (its
  * replacement), far cheaper than a service's full run, so they go in
  * larger batches than ORCH_BATCH. */
-#define NODE_BATCH 1000
+#define NODE_BATCH (4 * ORCH_BATCH)
 #define NODE_TX_MAX 400
 
 struct node_pass {

@@ -38,10 +38,11 @@ struct reconciler {
   struct sched_load *load; /* the scheduler's node loads (leader only) */
 };
 
-/* Between the passes of a large change: idle loop turns after each pass
- * (up to tens of milliseconds over thousands of tasks), so _ping and other
- * requests are answered promptly while the batches go on. */
-#define BATCH_PAUSE_MS 25
+/* Between the passes of a large change: a few idle loop turns after each
+ * pass (up to tens of milliseconds over thousands of tasks), so _ping and
+ * other requests are answered promptly while the batches go on; longer
+ * only leaves the managers idle between batches. */
+#define BATCH_PAUSE_MS 5
 
 static uint64_t next_delay(const struct reconciler *r) {
   return r->batching ? BATCH_PAUSE_MS : 0;

@@ -406,7 +406,7 @@ static struct ninfo *choose(const json_t *t, struct ninfo *nis, size_t n,
   return pick;
 }
 
-/* One transaction per service. */
+/* One transaction per service (or several of ORCH_TX_MAX tasks). */
 struct txs {
   json_t *index; /* service ID -> position */
   struct store_tx **v;
@@ -415,7 +415,7 @@ struct txs {
 
 static struct store_tx *tx_for(struct txs *x, const char *sid) {
   json_t *pos = json_object_get(x->index, sid);
-  if (pos)
+  if (pos && store_tx_ops(x->v[json_integer_value(pos)]) < ORCH_TX_MAX)
     return x->v[json_integer_value(pos)];
   x->v = xrealloc(x->v, (x->n + 1) * sizeof *x->v);
   x->v[x->n] = store_tx_new();

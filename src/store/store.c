@@ -432,6 +432,10 @@ bool store_tx_empty(const struct store_tx *tx) {
   return !tx || json_array_size(tx->ops) == 0;
 }
 
+size_t store_tx_ops(const struct store_tx *tx) {
+  return tx ? json_array_size(tx->ops) : 0;
+}
+
 char *store_tx_encode(const struct store_tx *tx, int64_t now_ns, size_t *len) {
   json_t *doc =
       json_pack("{s:I, s:O}", "time", (json_int_t)now_ns, "ops", tx->ops);

@@ -121,6 +121,7 @@ void store_tx_delete(struct store_tx *tx, enum store_kind k, const char *id,
 void store_tx_node_removed(struct store_tx *tx, const char *node_id,
                            int64_t until_ns);
 bool store_tx_empty(const struct store_tx *tx);
+size_t store_tx_ops(const struct store_tx *tx); /* puts and deletes */
 /* The bytes raft replicates (JSON); now_ns stamps the objects. */
 char *store_tx_encode(const struct store_tx *tx, int64_t now_ns, size_t *len);
 
