@@ -632,10 +632,11 @@ def main_services(args):
     # time with and without shoal's seccomp section (its cost per task).
     bundles = crun_bundles(args, sc_section[0], sc_bpf[0])
     par = os.cpu_count() or 1
-    limit, limit_ro = {}, {}
+    limit, limit_ro, limit_starts = {}, {}, {}
     for n in SVC_SIZES[1:]:
         r = crun_par(args, m_host, bundles[:2], n, par, LIMIT_ROUNDS, LIMIT_CAP)
         limit[n] = min(x["wall"] for x in r["plain"])
+        limit_starts[n] = min(r["plain"], key=lambda x: x["wall"])["starts"]
         limit_ro[n] = min(x["wall"] for x in r["plain-ro"])
     seq = crun_par(args, m_host, bundles[:1] + bundles[2:], SEQ_N, 1, LIMIT_ROUNDS, LIMIT_CAP)
 
@@ -698,7 +699,18 @@ def main_services(args):
             continue
         print("%-*s %6d %9s %9s %9s %9s" % (w, label, len(xs), ms(statistics.median(xs)), ms(pct(xs, 99)),
                                             ms(min(xs)), ms(max(xs))))
-    print("%-*s   %s" % (w, "", "create sent -> the task's Status.Timestamp of state running"))
+    n_last = SVC_SIZES[-1]
+    xs = limit_starts.get(n_last) or []
+    if xs:
+        shoal_xs = one[-1]["starts"] if one and one[-1]["n"] == n_last else []
+        note = ("shoal 1 node / limit: p50 %.2fx, p99 %.2fx" %
+                (statistics.median(shoal_xs) / statistics.median(xs), pct(shoal_xs, 99) / pct(xs, 99))
+                if shoal_xs else "")
+        print("%-*s %6d %9s %9s %9s %9s   %s" % (w, "limit: bare crun run -d, %d at a time" % par, len(xs),
+                                                ms(statistics.median(xs)), ms(pct(xs, 99)), ms(min(xs)),
+                                                ms(max(xs)), note))
+    print("%-*s   %s" % (w, "", "create sent -> the task's Status.Timestamp of state running "
+                         "(limit: first crun started -> this crun run -d returned)"))
     for mode in ("default", "unconfined"):
         xs = sc.get(mode, [])
         label = "1 node, seccomp %s" % mode
@@ -795,13 +807,15 @@ if any(b.endswith("-ro") for b in sys.argv[5:]):
     subprocess.run(["mount", "--bind", shutil.which("crun"), ro], check=True)
     subprocess.run(["mount", "-o", "remount,bind,ro", ro], check=True)
     atexit.register(lambda: subprocess.run(["umount", ro]))
-def one(bundle, cid):
+def one(bundle, cid, t0=None, done=None):
     crun = ro if bundle.endswith("-ro") else "crun"
     with open(os.path.join(bundle, "crun.log"), "ab") as log:
         rc = subprocess.run([crun, "--root", root, "run", "-d", "--bundle", bundle, cid],
                             stdin=subprocess.DEVNULL, stdout=log, stderr=log, timeout=20).returncode
     if rc != 0:
         raise SystemExit("crun run %s: exit %d (see %s/crun.log)" % (cid, rc, bundle))
+    if done is not None:
+        done.append(time.perf_counter() - t0)
 def cg_cpu(cid):
     # CPU the container's process used before and after its exec (crun's
     # cgroup /<id>: the child half of crun runs in it): v1, else v2.
@@ -817,9 +831,10 @@ for r in range(rounds):
         ids = ["bench%s%d" % (tag, i) for i in range(n)]
         c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
+        done = []  # each container's start, from t0: the latency limit
         try:
             with cf.ThreadPoolExecutor(par) as ex:
-                list(ex.map(lambda cid: one(b, cid), ids))
+                list(ex.map(lambda cid: one(b, cid, t0, done), ids))
             wall = time.perf_counter() - t0
             c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
             inside = sum(cg_cpu(cid) for cid in ids) / n
@@ -828,7 +843,7 @@ for r in range(rounds):
                 subprocess.run(["crun", "--root", root, "delete", "--force", cid], stdin=subprocess.DEVNULL,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=20)
         cpu = (c1.ru_utime - c0.ru_utime + c1.ru_stime - c0.ru_stime) / n
-        res.setdefault(tag, []).append({"wall": wall, "cpu": cpu + inside})
+        res.setdefault(tag, []).append({"wall": wall, "cpu": cpu + inside, "starts": sorted(done)})
 print(json.dumps(res))
 """
 

@@ -5,6 +5,7 @@
 #include "core/err.h"
 #include "core/jsonx.h"
 #include "core/log.h"
+#include "core/lowfd.h"
 #include "core/util.h"
 #include "sim/sim.h"
 
@@ -13,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -327,11 +327,7 @@ int main(int argc, char **argv) {
   cfg.on_fatal = on_fatal;
 
   /* Two connections a node (its session, its heartbeats and reports). */
-  struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-  }
+  lowfd_raise_nofile();
   signal(SIGPIPE, SIG_IGN);
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);

@@ -3,6 +3,7 @@
 #include "core/err.h"
 #include "core/jsonx.h"
 #include "core/log.h"
+#include "core/lowfd.h"
 #include "core/util.h"
 #include "daemon/config.h"
 #include "daemon/daemon.h"
@@ -623,6 +624,8 @@ int main(int argc, char **argv) {
   }
   cfg->api_insecure_ok = tls.tls_set && !tls.tls;
 
+  lowfd_raise_nofile();
+  lowfd_reserve(LOWFD_MAX);
   signal(SIGPIPE, SIG_IGN);
   signal(SIGHUP, SIG_IGN); /* until the loop's reload hook takes it */
   umask(022);

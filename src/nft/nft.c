@@ -2,6 +2,7 @@
 #include "nft/nft.h"
 
 #include "core/err.h"
+#include "core/lowfd.h"
 #include "core/util.h"
 #include "lazy/nftables.h"
 
@@ -53,7 +54,11 @@ int nft_open(int netns_fd, struct nft **out, sh_err *err) {
     nft_close(n);
     return -1;
   }
+  /* The context's netlink socket, which libnftables waits on with
+   * select(2): below FD_SETSIZE however many connections are open. */
+  lowfd_begin();
   n->ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+  lowfd_end();
   leave(self);
   if (!n->ctx) {
     nft_close(n);

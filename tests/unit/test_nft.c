@@ -6,6 +6,7 @@
 #include "netns.h"
 
 #include "core/err.h"
+#include "core/lowfd.h"
 #include "core/util.h"
 #include "netdev/netdev.h"
 #include "nft/nft.h"
@@ -14,6 +15,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -160,5 +162,46 @@ TEST(nft_dnat_numgen_spreads_new_flows_over_backends) {
     snprintf(p, sizeof p, "%s/%s", dir, names[i]);
     netns_remove(p, NULL);
   }
+  rmdir(dir);
+}
+
+/* Descriptors at 1024 and above (a manager with a thousand nodes):
+ * libnftables waits on its netlink socket with select(2), which aborts
+ * on such a number; the context still opens, applies and queries, and
+ * the reserve of low descriptors is whole again after. */
+TEST(nft_with_more_than_fd_setsize_descriptors_open) {
+  NETNS_SANDBOX(dir);
+  struct rlimit rl, was;
+  CHECK_INT_EQ(getrlimit(RLIMIT_NOFILE, &was), 0);
+  rl = was;
+  if (rl.rlim_max < 1200)
+    SKIP("hard RLIMIT_NOFILE below 1200");
+  rl.rlim_cur = rl.rlim_max;
+  CHECK_INT_EQ(setrlimit(RLIMIT_NOFILE, &rl), 0);
+  lowfd_reserve(4);
+  CHECK_INT_EQ(lowfd_held(), 4);
+  int fds[1100];
+  int nfds = 0;
+  while (nfds < 1100) {
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    CHECK(fd >= 0);
+    fds[nfds++] = fd;
+  }
+  CHECK(fds[nfds - 1] >= 1024); /* the next number would be high */
+  struct nft *n = NULL;
+  sh_err err = {0};
+  CHECK_INT_EQ(nft_open(-1, &n, &err), 0);
+  CHECK_INT_EQ(nft_apply(n, "add table ip shoalfd", &err), 0);
+  char *out = NULL;
+  CHECK_INT_EQ(nft_query(n, "list table ip shoalfd", &out, &err), 0);
+  CHECK(strstr(out, "table ip shoalfd") != NULL);
+  free(out);
+  CHECK_INT_EQ(lowfd_held(), 3); /* one went to the context's socket */
+  nft_close(n);
+  for (int i = 0; i < nfds; i++)
+    close(fds[i]);
+  lowfd_reserve(0); /* back to none, as other tests expect */
+  CHECK_INT_EQ(lowfd_held(), 0);
+  setrlimit(RLIMIT_NOFILE, &was);
   rmdir(dir);
 }
