@@ -28,8 +28,9 @@ struct session {
   char sid[ID_LEN + 1];
   struct http_req *req; /* the open stream; NULL once closed */
   int64_t last_mono;
-  /* The peer set this node was last sent (see peers.h). */
-  json_t *peers_sent;
+  /* The peers snapshot this node's set was last made from (see peers.h):
+   * the next change is sent against it. */
+  json_t *peers_base;
   /* The assignments this node was last sent: task ID -> Version.Index
    * (a task's message is a function of the task, so an unchanged version
    * means nothing to send), and the secrets and configs with them. NULL
@@ -64,9 +65,9 @@ struct dispatcher {
    * failover) costs one computation, not one per change. */
   bool peers_dirty;
   uv_timer_t peers_timer;
-  /* peers_by_node as last computed (NULL: not yet): a new session starts
+  /* peers_snapshot as last computed (NULL: not yet): a new session starts
    * from it, and the next flush sends it what changed since. */
-  json_t *peers_all;
+  json_t *peers_snap;
   /* The routing mesh's table as every session was last sent it. */
   json_t *mesh_sent;
 };
@@ -226,7 +227,7 @@ static void session_end(struct dispatcher *d, struct session *s) {
     req->on_close = NULL;
     http_stream_end(req);
   }
-  json_decref(s->peers_sent);
+  json_decref(s->peers_base);
   json_decref(s->tasks_sent);
   json_decref(s->files_sent);
   free(s);
@@ -242,7 +243,7 @@ static void stream_closed(struct http_req *req, void *ud) {
   json_object_set_new(d->deadlines, s->node_id, json_integer(deadline));
   s->req = NULL;
   session_unlink(d, s);
-  json_decref(s->peers_sent);
+  json_decref(s->peers_base);
   json_decref(s->tasks_sent);
   json_decref(s->files_sent);
   free(s);
@@ -408,14 +409,14 @@ static void send_mesh(struct http_req *req, bool reset, const json_t *set,
   json_decref(msg);
 }
 
-/* Sends the node what changed in its peer set (all of it, with Reset,
- * on a new session: the node may hold entries from before). */
-static void send_peers(struct session *s, const json_t *all, bool reset) {
-  json_t *want = json_object_get(all, s->node_id);
-  if (!want)
-    want = json_object_get(all, ""); /* not ready yet: none */
-  json_t *empty = json_object();
-  json_t *diff = peers_diff(reset ? empty : s->peers_sent, want ? want : empty);
+/* Sends the node what changed in its peer set since its base (all of it,
+ * with Reset, on a new session: the node may hold entries from before).
+ * changed: peers_changed(prev, snap), used when the base is prev. */
+static void send_peers(struct session *s, json_t *snap, const json_t *prev,
+                       const json_t *changed, bool reset) {
+  const json_t *base = reset ? NULL : s->peers_base;
+  json_t *diff = peers_node_diff(base, snap, base && base == prev ? changed : NULL,
+                                 s->node_id);
   if (diff || reset) {
     json_t *msg = diff ? diff : json_pack("{s:[], s:[]}", "Add", "Del");
     json_object_set_new(msg, "Type", json_string("peers"));
@@ -423,9 +424,8 @@ static void send_peers(struct session *s, const json_t *all, bool reset) {
     send_line(s->req, msg);
     json_decref(msg);
   }
-  json_decref(s->peers_sent);
-  s->peers_sent = want ? json_deep_copy(want) : json_object();
-  json_decref(empty);
+  json_decref(s->peers_base);
+  s->peers_base = json_incref(snap);
 }
 
 #define PEERS_DELAY_MS 50
@@ -442,11 +442,11 @@ static void flush_dirty(uv_timer_t *t) {
   json_object_clear(d->dirty);
 }
 
-/* peers_by_node, computed once per burst of changes. */
-static const json_t *peers_now(struct dispatcher *d) {
-  if (!d->peers_all)
-    d->peers_all = peers_by_node(d->m->store);
-  return d->peers_all;
+/* peers_snapshot, computed once per burst of changes. */
+static json_t *peers_now(struct dispatcher *d) {
+  if (!d->peers_snap)
+    d->peers_snap = peers_snapshot(d->m->store);
+  return d->peers_snap;
 }
 
 static void flush_peers(uv_timer_t *t) {
@@ -454,12 +454,18 @@ static void flush_peers(uv_timer_t *t) {
   if (!d->peers_dirty)
     return;
   d->peers_dirty = false;
-  json_decref(d->peers_all);
-  d->peers_all = NULL;
-  const json_t *all = peers_now(d);
+  /* One comparison of the snapshots serves every session whose base is
+   * the last one: each looks only at the keys that changed on the
+   * networks it holds. */
+  json_t *prev = d->peers_snap;
+  d->peers_snap = NULL;
+  json_t *snap = peers_now(d);
+  json_t *changed = prev ? peers_changed(prev, snap) : NULL;
   for (struct session *s = d->sessions; s; s = s->next)
     if (s->req)
-      send_peers(s, all, false);
+      send_peers(s, snap, prev, changed, false);
+  json_decref(changed);
+  json_decref(prev);
   /* Every session holds d->mesh_sent (sent whole at its start, then
    * each change): one diff serves them all. */
   json_t *mesh = mesh_now(d);
@@ -766,7 +772,7 @@ void dispatcher_session(struct dispatcher *d, struct http_req *req,
   json_decref(hello);
   send_node(d, req, node);
   send_assignments(d, s);
-  send_peers(s, peers_now(d), true);
+  send_peers(s, peers_now(d), NULL, NULL, true);
   if (!d->mesh_sent)
     d->mesh_sent = mesh_now(d);
   json_t *none = json_array();
@@ -943,8 +949,8 @@ void dispatcher_set_leader(struct dispatcher *d, bool leader) {
     d->mesh_sent = NULL;
     uv_timer_stop(&d->peers_timer);
     d->peers_dirty = false;
-    json_decref(d->peers_all);
-    d->peers_all = NULL;
+    json_decref(d->peers_snap);
+    d->peers_snap = NULL;
     return;
   }
   /* Every node that is not down must open a session with this leader
@@ -973,7 +979,7 @@ static void timer_closed(uv_handle_t *h) {
   json_decref(d->dirty);
   json_decref(d->managers);
   json_decref(d->mesh_sent);
-  json_decref(d->peers_all);
+  json_decref(d->peers_snap);
   free(d);
 }
 

@@ -14,10 +14,30 @@
 
 struct store;
 
-/* Every ready node's peer set: node ID -> peer set. A node holds a network
- * while one of its tasks that may have a container (assigned..running)
- * attaches to it; its peers are the other ready nodes' such tasks on the
- * networks it holds. */
+/* Everything the peer sets are made of, at one time: {"Nets": {network ID
+ * -> {key -> {"Node": node ID, "Peer": peer}}}, "Held": {node ID ->
+ * {network ID -> true}}, "Ready": {node ID -> true}}. Linear in the
+ * endpoints; the sets themselves (each node: the others' endpoints on
+ * the networks it holds) are never all made, which at 1,000 nodes on
+ * ingress was a million entries per change. A node holds a network while
+ * one of its tasks that may have a container (assigned..running) attaches
+ * to it, and every ready node holds ingress (its ingress sandbox). */
+json_t *peers_snapshot(struct store *s);
+
+/* What differs between two snapshots: {network ID -> [key...]}. */
+json_t *peers_changed(const json_t *old, const json_t *cur);
+
+/* The change of node's peer set from old to cur: {"Add": [peer...],
+ * "Del": [peer...]}, or NULL when nothing changes. old NULL: from nothing
+ * (a new session). changed: peers_changed(old, cur) to look only at what
+ * changed, NULL to compare the node's networks whole. */
+json_t *peers_node_diff(const json_t *old, const json_t *cur,
+                        const json_t *changed, const char *node);
+
+/* node's whole peer set in snap (key -> peer). */
+json_t *peers_for(const json_t *snap, const char *node);
+
+/* Every ready node's peer set: node ID -> peer set (quadratic: tests). */
 json_t *peers_by_node(struct store *s);
 
 /* What turns the set sent into the set wanted: {"Add": [peer...], "Del":

@@ -125,6 +125,90 @@ TEST(peers_are_the_other_nodes_tasks_on_the_networks_a_node_holds) {
   fx_free(&f);
 }
 
+/* node's set after its diff from old to cur, applied as the agent does
+ * (deletions, then additions), starting from its set in old. */
+static json_t *applied(const json_t *old, const json_t *cur,
+                       const json_t *changed, const char *node) {
+  json_t *set = old ? peers_for(old, node) : json_object();
+  json_t *d = peers_node_diff(old, cur, changed, node);
+  const char *lists[] = {"Del", "Add"};
+  for (int l = 0; l < 2; l++) {
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(d, lists[l]), i, p) {
+      char key[128];
+      snprintf(key, sizeof key, "%s %s", jx_str(p, "Network", ""),
+               jx_str(p, "Addr", ""));
+      if (l == 0)
+        json_object_del(set, key);
+      else
+        json_object_set(set, key, p);
+    }
+  }
+  json_decref(d);
+  return set;
+}
+
+/* Property: over random node, scale and placement changes, each node's
+ * set moved by the per-node diffs (against the changed keys, against the
+ * whole networks, and from nothing) is exactly its set computed whole. */
+TEST(peers_node_diffs_match_the_whole_sets_over_random_changes) {
+  cleanup_fx struct fx f = {0};
+  fx_init(&f, 2);
+  const char *nodes[] = {"n1", "n2", "n3", "n4", "n5"};
+  for (int i = 0; i < 5; i++) {
+    char addr[32];
+    snprintf(addr, sizeof addr, "192.168.33.%d", 11 + i);
+    fx_node(&f, nodes[i], NULL);
+    fx_set(&f, STORE_NODE, nodes[i], "Status.Addr", json_string(addr));
+  }
+  fx_put(&f, STORE_NETWORK, networks_ingress("ing"), STORE_MUST_CREATE);
+  fx_network(&f, "netA", "10.0.1.0/24");
+  fx_network(&f, "netB", "10.0.2.0/24");
+  fx_service(&f, "a", SVC("a", "netA", 3));
+  fx_service(&f, "b", SVC("b", "netB", 2));
+  unsigned seed = 7;
+  json_t *old = peers_snapshot(f.s);
+  int checked = 0;
+  for (int step = 0; step < 40; step++) {
+    int r = rand_r(&seed) % 4;
+    const char *n = nodes[rand_r(&seed) % 5];
+    if (r == 0)
+      fx_set(&f, STORE_NODE, n, "Status.State", json_string("down"));
+    else if (r == 1)
+      fx_set(&f, STORE_NODE, n, "Status.State", json_string("ready"));
+    else
+      fx_scale(&f, r == 2 ? "a" : "b", rand_r(&seed) % 6);
+    for (int k = 0; k < 4; k++) {
+      fx_orch(&f);
+      alloc(&f);
+      fx_sched(&f);
+      fx_agent(&f);
+    }
+    json_t *cur = peers_snapshot(f.s);
+    json_t *changed = peers_changed(old, cur);
+    for (int i = 0; i < 5; i++) {
+      json_t *whole = peers_for(cur, nodes[i]);
+      json_t *a = applied(old, cur, changed, nodes[i]);
+      json_t *b = applied(old, cur, NULL, nodes[i]);
+      json_t *c = applied(NULL, cur, NULL, nodes[i]);
+      CHECK(json_equal(a, whole));
+      CHECK(json_equal(b, whole));
+      CHECK(json_equal(c, whole));
+      checked += json_object_size(whole) > 0;
+      json_decref(whole);
+      json_decref(a);
+      json_decref(b);
+      json_decref(c);
+    }
+    json_decref(changed);
+    json_decref(old);
+    old = cur;
+  }
+  json_decref(old);
+  CHECK(checked > 40); /* the sets were not all empty */
+}
+
 TEST(peers_diff_moves_a_changed_host_as_delete_then_add) {
   json_t *a = json_pack("{s:{s:s, s:s, s:s}}", "n 10.0.0.2", "Network", "n",
                         "Addr", "10.0.0.2", "Host", "192.168.33.11");
