@@ -45,6 +45,12 @@ void lowfd_end(void) {
   pthread_mutex_unlock(&mu);
 }
 
+void lowfd_refill(void) {
+  pthread_mutex_lock(&mu);
+  refill();
+  pthread_mutex_unlock(&mu);
+}
+
 unsigned lowfd_held(void) {
   pthread_mutex_lock(&mu);
   unsigned n = nheld;

@@ -20,6 +20,11 @@ void lowfd_reserve(unsigned n);
 void lowfd_begin(void);
 void lowfd_end(void);
 
+/* Takes back into the reserve what was let go since, e.g. right after a
+ * library closed such a descriptor (else the next connection takes it
+ * and the reserve shrinks with every context closed). */
+void lowfd_refill(void);
+
 /* Descriptors held now (tests). */
 unsigned lowfd_held(void);
 

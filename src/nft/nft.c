@@ -73,8 +73,10 @@ int nft_open(int netns_fd, struct nft **out, sh_err *err) {
 void nft_close(struct nft *n) {
   if (!n)
     return;
-  if (n->ctx)
+  if (n->ctx) {
     nft_ctx_free(n->ctx);
+    lowfd_refill(); /* its socket's number, before a connection takes it */
+  }
   if (n->netns_fd >= 0)
     close(n->netns_fd);
   free(n);

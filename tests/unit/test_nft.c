@@ -198,6 +198,19 @@ TEST(nft_with_more_than_fd_setsize_descriptors_open) {
   free(out);
   CHECK_INT_EQ(lowfd_held(), 3); /* one went to the context's socket */
   nft_close(n);
+  CHECK_INT_EQ(lowfd_held(), 4); /* and came back with its close */
+  /* Contexts opened and closed while connections arrive: each closed
+   * socket's number goes back to the reserve, not to the next one. */
+  int conns[20];
+  for (int i = 0; i < 20; i++) {
+    CHECK_INT_EQ(nft_open(-1, &n, &err), 0);
+    CHECK_INT_EQ(nft_apply(n, "add table ip shoalfd", &err), 0);
+    nft_close(n);
+    conns[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    CHECK(conns[i] >= 1024);
+  }
+  for (int i = 0; i < 20; i++)
+    close(conns[i]);
   for (int i = 0; i < nfds; i++)
     close(fds[i]);
   lowfd_reserve(0); /* back to none, as other tests expect */
