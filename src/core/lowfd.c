@@ -4,11 +4,16 @@
 #include <pthread.h>
 #include <sys/resource.h>
 #include <sys/select.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static int held[LOWFD_MAX];
 static unsigned nheld, want;
+static int released[LOWFD_MAX]; /* let go by the last lowfd_begin */
+static unsigned nreleased;
+static struct rlimit nofile_before;
+static bool raised;
 
 /* open(2) returns the lowest free number: what it gives below FD_SETSIZE
  * goes back into the reserve. */
@@ -36,13 +41,26 @@ void lowfd_reserve(unsigned n) {
 
 void lowfd_begin(void) {
   pthread_mutex_lock(&mu);
-  while (nheld > 0)
-    close(held[--nheld]);
+  nreleased = 0;
+  while (nheld > 0) {
+    released[nreleased++] = held[--nheld];
+    close(held[nheld]);
+  }
 }
 
-void lowfd_end(void) {
+bool lowfd_end(void) {
+  /* Another thread (an accepted connection, a file) may have taken the
+   * numbers first: then the library's socket got a high one. */
+  bool got = nreleased == 0;
+  for (unsigned i = 0; i < nreleased && !got; i++) {
+    int domain = 0;
+    socklen_t len = sizeof domain;
+    got = getsockopt(released[i], SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 &&
+          domain == AF_NETLINK;
+  }
   refill();
   pthread_mutex_unlock(&mu);
+  return got;
 }
 
 void lowfd_refill(void) {
@@ -60,8 +78,18 @@ unsigned lowfd_held(void) {
 
 void lowfd_raise_nofile(void) {
   struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+    return;
+  nofile_before = rl;
+  raised = true;
+  if (rl.rlim_cur < rl.rlim_max) {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
+}
+
+bool lowfd_nofile_before(struct rlimit *out) {
+  if (raised)
+    *out = nofile_before;
+  return raised;
 }

@@ -14,11 +14,13 @@
 #define LOWFD_MAX 16
 void lowfd_reserve(unsigned n);
 
-/* Around a call that opens descriptors a library passes to select(2):
- * begin lets the reserve go (under a lock, so one such call at a time),
- * end takes it back. Without a reserve they only lock. */
+/* Around a call that opens a netlink socket a library passes to
+ * select(2): begin lets the reserve go (under a lock, so one such call at
+ * a time), end takes it back and says whether one of the numbers let go
+ * now holds a netlink socket (false: another thread took them, so the
+ * call's socket got a high number; true also without a reserve). */
 void lowfd_begin(void);
-void lowfd_end(void);
+bool lowfd_end(void);
 
 /* Takes back into the reserve what was let go since, e.g. right after a
  * library closed such a descriptor (else the next connection takes it
@@ -31,5 +33,10 @@ unsigned lowfd_held(void);
 /* Raises the soft RLIMIT_NOFILE to the hard limit, as dockerd does (Go's
  * runtime does it at start): a manager holds two connections per node. */
 void lowfd_raise_nofile(void);
+
+/* The limit before lowfd_raise_nofile (false when it was not called):
+ * what containers get, as Go gives children back the original limit. */
+struct rlimit;
+bool lowfd_nofile_before(struct rlimit *out);
 
 #endif

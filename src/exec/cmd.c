@@ -72,6 +72,9 @@ int exec_cmd_process(executor *ex, const char *id,
   json_object_set_new(x, "args", json_deep_copy(o->cmd));
   json_object_set_new(x, "terminal", json_boolean(o->tty));
   json_object_del(x, "rlimits");
+  json_t *nofile = exec_nofile_default(); /* not shoald's raised one */
+  if (nofile)
+    json_object_set_new(x, "rlimits", json_pack("[o]", nofile));
   json_object_del(x, "oomScoreAdj");
   json_object_del(x, "consoleSize");
   if (o->tty && o->rows && o->cols)

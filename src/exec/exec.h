@@ -161,6 +161,10 @@ int exec_check_sysctl(const char *name, bool host_netns, struct sh_err *err);
  * array), with go-units' checks: 400 for an unknown name or soft > hard.
  * -1 means unlimited. */
 int exec_rlimits(const json_t *ulimits, json_t **out, struct sh_err *err);
+/* Without a nofile ulimit, containers and execs get the RLIMIT_NOFILE
+ * shoald started with, not the one it raised for itself (core/lowfd):
+ * the OCI rlimit for it, or NULL when it was not raised. */
+json_t *exec_nofile_default(void);
 
 /* exec_create builds the rootfs (overlayfs over the layers), the OCI bundle
  * and the container's files; nothing runs yet. 409 if the ID exists, 400

@@ -5,6 +5,7 @@
 #include "exec/caps.h"
 
 #include "core/err.h"
+#include "core/lowfd.h"
 #include "core/jsonx.h"
 #include "core/util.h"
 #include "seccomp/seccomp.h"
@@ -14,6 +15,7 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 
 /* ---- signals ---- */
@@ -725,8 +727,26 @@ int exec_rlimits(const json_t *ulimits, json_t **out, sh_err *err) {
                                     (json_int_t)(soft < 0 ? -1 : soft), "hard",
                                     (json_int_t)(hard < 0 ? -1 : hard)));
   }
+  json_t *nofile = exec_nofile_default();
+  bool given = false;
+  json_array_foreach(res, i, u) given =
+      given || strcmp(jx_str(u, "type", ""), "RLIMIT_NOFILE") == 0;
+  if (nofile && !given)
+    json_array_append(res, nofile);
+  json_decref(nofile);
   *out = res;
   return 0;
+}
+
+json_t *exec_nofile_default(void) {
+  struct rlimit rl;
+  if (!lowfd_nofile_before(&rl))
+    return NULL;
+  return json_pack(
+      "{s:s,s:I,s:I}", "type", "RLIMIT_NOFILE", "soft",
+      (json_int_t)(rl.rlim_cur == RLIM_INFINITY ? -1 : (int64_t)rl.rlim_cur),
+      "hard",
+      (json_int_t)(rl.rlim_max == RLIM_INFINITY ? -1 : (int64_t)rl.rlim_max));
 }
 
 int exec_resolve_groups(int rootfd, const char *const *groups,

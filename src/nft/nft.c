@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/select.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -55,14 +56,33 @@ int nft_open(int netns_fd, struct nft **out, sh_err *err) {
     return -1;
   }
   /* The context's netlink socket, which libnftables waits on with
-   * select(2): below FD_SETSIZE however many connections are open. */
-  lowfd_begin();
-  n->ctx = nft_ctx_new(NFT_CTX_DEFAULT);
-  lowfd_end();
+   * select(2): below FD_SETSIZE however many connections are open. A
+   * context whose socket got a high number (another thread took the low
+   * ones meanwhile) would abort the daemon at its first command: made
+   * again, or refused. */
+  bool low = false;
+  for (int tries = 0; tries < 3 && !low; tries++) {
+    if (n->ctx) {
+      nft_ctx_free(n->ctx);
+      lowfd_refill();
+    }
+    lowfd_begin();
+    n->ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+    low = lowfd_end();
+    if (!n->ctx)
+      break;
+  }
   leave(self);
   if (!n->ctx) {
     nft_close(n);
     return sh_error(err, 500, "nftables: cannot make a context");
+  }
+  if (!low) {
+    nft_close(n);
+    return sh_error(err, 500,
+                    "nftables: no descriptor below %d left for its netlink "
+                    "socket",
+                    FD_SETSIZE);
   }
   nft_ctx_buffer_output(n->ctx);
   nft_ctx_buffer_error(n->ctx);

@@ -8,6 +8,7 @@
 #include "core/err.h"
 #include "core/id.h"
 #include "core/jsonx.h"
+#include "core/lowfd.h"
 #include "core/util.h"
 #include "exec/exec.h"
 #include "exec/caps.h"
@@ -21,6 +22,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -412,6 +414,38 @@ TEST(exec_sysctl_and_ulimit_validation) {
   CHECK_INT_EQ(json_array_size(rl), 2);
   CHECK_STR_EQ(jx_str(json_array_get(rl, 1), "type", ""), "RLIMIT_STACK");
   json_decref(rl);
+}
+
+/* shoald raises its own soft RLIMIT_NOFILE (a manager holds two
+ * connections per node); containers without a nofile ulimit still get
+ * the limit it started with, as Go gives children the original back. */
+TEST(exec_containers_keep_the_nofile_limit_shoald_started_with) {
+  struct rlimit was, now;
+  CHECK_INT_EQ(getrlimit(RLIMIT_NOFILE, &was), 0);
+  if (was.rlim_max < 2048)
+    SKIP("hard RLIMIT_NOFILE below 2048");
+  struct rlimit low = {1024, was.rlim_max};
+  CHECK_INT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  CHECK(exec_nofile_default() == NULL); /* not raised: inherited as is */
+  lowfd_raise_nofile();
+  CHECK_INT_EQ(getrlimit(RLIMIT_NOFILE, &now), 0);
+  CHECK(now.rlim_cur == was.rlim_max);
+  sh_err err = {0};
+  json_t *rl = NULL;
+  cleanup_json json_t *none = json_array();
+  CHECK(exec_rlimits(none, &rl, &err) == 0);
+  CHECK_INT_EQ(json_array_size(rl), 1);
+  CHECK_STR_EQ(jx_str(json_array_get(rl, 0), "type", ""), "RLIMIT_NOFILE");
+  CHECK_INT_EQ(jx_int(json_array_get(rl, 0), "soft", 0), 1024);
+  json_decref(rl);
+  /* A nofile ulimit given is the only one. */
+  cleanup_json json_t *given =
+      json_pack("[{s:s,s:i,s:i}]", "Name", "nofile", "Soft", 50, "Hard", 60);
+  CHECK(exec_rlimits(given, &rl, &err) == 0);
+  CHECK_INT_EQ(json_array_size(rl), 1);
+  CHECK_INT_EQ(jx_int(json_array_get(rl, 0), "soft", 0), 50);
+  json_decref(rl);
+  setrlimit(RLIMIT_NOFILE, &was);
 }
 
 TEST(exec_resolv_conf_follows_docker) {
