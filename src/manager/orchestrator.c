@@ -1305,6 +1305,11 @@ static void run_service(struct store *s, int64_t now_ns, struct orch_out *out,
     if (rest)
       return;
   }
+  /* A full run's changes are one transaction (decided together): at most
+   * ORCH_TX_MAX of them, so its raft entry stays small; the rest in the
+   * next pass. */
+  int64_t spare = out->budget > ORCH_TX_MAX ? out->budget - ORCH_TX_MAX : 0;
+  out->budget -= spare;
   struct work w;
   work_init(&w, s, now_ns, out, svc);
   size_t j;
@@ -1321,6 +1326,7 @@ static void run_service(struct store *s, int64_t now_ns, struct orch_out *out,
   reap(&w, limit);
   work_emit(&w);
   work_free(&w);
+  out->budget += spare;
 }
 
 /* Tasks whose service is gone: desired "remove", or deleted at once when
@@ -1341,6 +1347,10 @@ static void run_orphans(const json_t *tasks, struct orch_out *out) {
       break;
     }
     out->budget--;
+    if (store_tx_ops(tx) >= ORCH_TX_MAX) { /* each change stands alone */
+      orch_out_add(out, tx);
+      tx = store_tx_new();
+    }
     int64_t v = jx_int(t, "Version.Index", 0);
     if (stopped) {
       store_tx_delete(tx, STORE_TASK, jx_str(t, "ID", ""), v);

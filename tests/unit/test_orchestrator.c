@@ -721,12 +721,54 @@ TEST(orch_large_service_in_batches) {
   struct store_tx *tx = store_tx_new();
   store_tx_delete(tx, STORE_SERVICE, "svc1", STORE_ANY_VERSION);
   fx_apply_tx(&f, tx, false);
-  fx_orch(&f);
+  /* in raft entries of at most ORCH_TX_MAX deletions */
+  orch_out_init(&o);
+  o.new_id = fx_new_id;
+  o.id_ud = &f;
+  orchestrator_run(f.s, f.now, &o);
+  CHECK_INT_EQ(o.ntx, (ORCH_BATCH + ORCH_TX_MAX - 1) / ORCH_TX_MAX);
+  for (size_t k = 0; k < o.ntx; k++)
+    CHECK(store_tx_ops(o.txs[k]) <= ORCH_TX_MAX);
+  fx_apply_out(&f, &o);
+  orch_out_free(&o);
   CHECK_INT_EQ(fx_count(&f, "svc1", NULL, NULL), n - ORCH_BATCH);
   for (runs = 0; runs < 20 && fx_orch(&f) > 0; runs++)
     ;
   CHECK_INT_EQ(fx_count(&f, "svc1", NULL, NULL), 0);
   fx_free(&f);
+}
+
+/* A rolling update of every task at once (Parallelism 0) is a service's
+ * full run: one transaction of at most ORCH_TX_MAX changes per pass, so
+ * its raft entry stays small, and it still converges. */
+TEST(orch_full_run_of_a_large_update_stays_within_an_entry) {
+  cleanup_fx struct fx f = {0};
+  fx_init(&f, 5);
+  three_nodes(&f);
+  char b[512];
+  fx_service(&f, "svc1", web(b, sizeof b, ORCH_BATCH, NULL, NULL));
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "running", "running"), ORCH_BATCH);
+  set_image(&f, "nginx:2", "{\"Parallelism\":0}");
+  struct orch_out o;
+  orch_out_init(&o);
+  o.new_id = fx_new_id;
+  o.id_ud = &f;
+  orchestrator_run(f.s, f.now, &o);
+  CHECK(o.ntx >= 1);
+  for (size_t k = 0; k < o.ntx; k++) /* + the service's UpdateStatus */
+    CHECK(store_tx_ops(o.txs[k]) <= ORCH_TX_MAX + 1);
+  CHECK(o.more); /* the rest in later passes */
+  fx_apply_out(&f, &o);
+  orch_out_free(&o);
+  fx_converge(&f, true);
+  json_t *l = fx_tasks(&f, "svc1", "running", "running");
+  CHECK_INT_EQ(json_array_size(l), ORCH_BATCH);
+  size_t i;
+  json_t *t;
+  json_array_foreach(l, i, t)
+      CHECK_STR_EQ(jx_str(t, "Spec.ContainerSpec.Image", ""), "nginx:2");
+  json_decref(l);
 }
 
 /* A spec already in raft from before the replica limit: the leader makes
