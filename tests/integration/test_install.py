@@ -391,7 +391,10 @@ def check_installed_service(host, debname):
     host.exec(["systemctl", "restart", "shoald"], timeout=90)
     assert systemctl("is-active", "shoald") == "active"
     assert systemctl("show", "-P", "MainPID", "shoald") != main_pid
-    info = wait_until(lambda: docker("info", check=False)[1], 30, what="docker info after restart")
+    # Type=simple: the restart returns before the daemon answers, and
+    # `docker info` prints its Client part even then: wait for the Server's.
+    info = wait_until(lambda: (lambda o: o if "Server Version:" in o else None)(
+        docker("info", check=False)[1]), 30, what="docker info after restart")
     assert "Swarm: active" in info, info
     if cname:
         # KillMode=process: the same process, adopted; the same task, running.
