@@ -58,6 +58,14 @@ bool lowfd_end(void) {
     got = getsockopt(released[i], SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 &&
           domain == AF_NETLINK;
   }
+  /* Or a low number other than ours was free (the socket took the lowest
+   * free one, which need not be ours): one still is. */
+  if (!got) {
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    got = fd >= 0 && fd < FD_SETSIZE;
+    if (fd >= 0)
+      close(fd);
+  }
   refill();
   pthread_mutex_unlock(&mu);
   return got;

@@ -16,9 +16,10 @@ void lowfd_reserve(unsigned n);
 
 /* Around a call that opens a netlink socket a library passes to
  * select(2): begin lets the reserve go (under a lock, so one such call at
- * a time), end takes it back and says whether one of the numbers let go
- * now holds a netlink socket (false: another thread took them, so the
- * call's socket got a high number; true also without a reserve). */
+ * a time), end takes it back and says whether the socket got a low
+ * number: one let go now holds a netlink socket, or a low number is still
+ * free (false: other threads took them all, so the call's socket got a
+ * high one; true also without a reserve). */
 void lowfd_begin(void);
 bool lowfd_end(void);
 
