@@ -1783,15 +1783,21 @@ json_t *standalone_network_view(struct standalone *sa) {
   return json_pack("{s:o, s:o}", "Endpoints", eps, "Networks", nets);
 }
 
-void standalone_removed(struct standalone *sa, const char *id) {
+void standalone_removed(struct standalone *sa, const char *id,
+                        standalone_done_fn done, void *ud) {
   struct sa_ctr *c = find(sa, id);
-  if (!c)
+  if (!c) {
+    if (done)
+      done(ud, 0, id, NULL);
     return;
+  }
   uv_timer_stop(&c->timer);
   exec_watch_free(c->watch);
   c->watch = NULL;
   struct sa_job *j = xcalloc(1, sizeof *j);
   j->kind = J_FORGET;
+  j->done = done;
+  j->ud = ud;
   enqueue(c, j);
 }
 

@@ -113,7 +113,10 @@ void standalone_network(struct standalone *sa, bool connect, const char *ref,
  *  "Networks": {network ID: the network object of the attachment}}. */
 json_t *standalone_network_view(struct standalone *sa);
 /* After a removal (rm, prune): the endpoint goes and the container is
- * forgotten. */
-void standalone_removed(struct standalone *sa, const char *id);
+ * forgotten; done (NULL: none) runs once the endpoint is released, as
+ * dockerd answers `rm` only then (a `network rm` right after finds no
+ * endpoint). */
+void standalone_removed(struct standalone *sa, const char *id,
+                        standalone_done_fn done, void *ud);
 
 #endif

@@ -261,20 +261,38 @@ static void remove_volumes_done(void *ud, int cancelled) {
   reply_status(j, 204);
 }
 
+static void removed(struct ctl_job *j);
+
+static void endpoint_released(void *ud, int rc, const char *id,
+                              const sh_err *err) {
+  removed(ud);
+}
+
 static void finished(struct ctl_job *j, int rc) {
   if (rc < 0) {
     word_error(j);
     reply_err(j);
     return;
   }
-  if (j->op == OP_REMOVE && j->d->standalone)
-    standalone_removed(j->d->standalone, j->id);
-  if (j->op == OP_REMOVE && j->volumes) {
-    workq_submit(j->d->work, remove_volumes_work, remove_volumes_done, j);
+  if (j->op == OP_REMOVE && j->d->standalone) {
+    /* The answer once its endpoints are gone, as dockerd's. */
+    standalone_removed(j->d->standalone, j->id, endpoint_released, j);
+    return;
+  }
+  if (j->op == OP_REMOVE) {
+    removed(j);
     return;
   }
   if (j->op == OP_STOP && rc == 1) {
     reply_status(j, 304);
+    return;
+  }
+  reply_status(j, 204);
+}
+
+static void removed(struct ctl_job *j) {
+  if (j->volumes) {
+    workq_submit(j->d->work, remove_volumes_work, remove_volumes_done, j);
     return;
   }
   reply_status(j, 204);

@@ -104,7 +104,7 @@ static void done(void *ud, int cancelled) {
     size_t k;
     json_t *e;
     json_array_foreach(j->destroyed, k, e)
-        standalone_removed(j->d->standalone, jx_str(e, "id", ""));
+        standalone_removed(j->d->standalone, jx_str(e, "id", ""), NULL, NULL);
   }
   if (j->rc < 0) {
     api_reply_err(j->req, &j->err);
