@@ -233,25 +233,3 @@ json_t *peers_by_node(struct store *s) {
       json_object_set_new(out, node, peers_for(snap, node));
   return out;
 }
-
-json_t *peers_diff(const json_t *sent, const json_t *want) {
-  json_t *add = json_array(), *del = json_array();
-  const char *key;
-  json_t *p;
-  json_object_foreach((json_t *)want, key, p) {
-    const json_t *had = json_object_get(sent, key);
-    if (!had || !json_equal(had, p))
-      json_array_append(add, p);
-  }
-  json_object_foreach((json_t *)sent, key, p) {
-    const json_t *now = json_object_get(want, key);
-    if (!now || !json_equal(now, p))
-      json_array_append(del, p);
-  }
-  if (json_array_size(add) == 0 && json_array_size(del) == 0) {
-    json_decref(add);
-    json_decref(del);
-    return NULL;
-  }
-  return json_pack("{s:o, s:o}", "Add", add, "Del", del);
-}

@@ -40,8 +40,4 @@ json_t *peers_for(const json_t *snap, const char *node);
 /* Every ready node's peer set: node ID -> peer set (quadratic: tests). */
 json_t *peers_by_node(struct store *s);
 
-/* What turns the set sent into the set wanted: {"Add": [peer...], "Del":
- * [peer...]}, or NULL when nothing changes. */
-json_t *peers_diff(const json_t *sent, const json_t *want);
-
 #endif

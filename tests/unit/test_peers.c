@@ -73,6 +73,7 @@ TEST(peers_are_the_other_nodes_tasks_on_the_networks_a_node_holds) {
   /* Spread: a's two tasks on two nodes, b's on the third. Each node
    * holding netA sees the other's task of a; the node of b sees none. */
   json_t *all = peers_by_node(f.s);
+  json_t *snap_all = peers_snapshot(f.s);
   int with_one = 0, with_none = 0;
   const char *node;
   json_t *set;
@@ -100,6 +101,7 @@ TEST(peers_are_the_other_nodes_tasks_on_the_networks_a_node_holds) {
   snprintf(down_id, sizeof down_id, "%s", down);
   fx_set(&f, STORE_NODE, down_id, "Status.State", json_string("down"));
   json_t *after = peers_by_node(f.s);
+  json_t *snap_after = peers_snapshot(f.s);
   CHECK(json_object_get(after, down_id) == NULL);
   json_object_foreach(after, node, set) CHECK_INT_EQ(json_object_size(set), 0);
 
@@ -110,15 +112,19 @@ TEST(peers_are_the_other_nodes_tasks_on_the_networks_a_node_holds) {
       other = node;
   }
   CHECK(other != NULL);
-  json_t *d =
-      peers_diff(json_object_get(all, other), json_object_get(after, other));
+  json_t *changed = peers_changed(snap_all, snap_after);
+  json_t *d = peers_node_diff(snap_all, snap_after, changed, other);
   CHECK(d != NULL);
   CHECK_INT_EQ(json_array_size(json_object_get(d, "Add")), 0);
   CHECK_INT_EQ(json_array_size(json_object_get(d, "Del")), 1);
   json_decref(d);
+  json_decref(changed);
   /* and nothing when nothing changed */
-  CHECK(peers_diff(json_object_get(after, other),
-                   json_object_get(after, other)) == NULL);
+  changed = peers_changed(snap_after, snap_after);
+  CHECK(peers_node_diff(snap_after, snap_after, changed, other) == NULL);
+  json_decref(changed);
+  json_decref(snap_all);
+  json_decref(snap_after);
   json_decref(as);
   json_decref(all);
   json_decref(after);
@@ -209,17 +215,33 @@ TEST(peers_node_diffs_match_the_whole_sets_over_random_changes) {
   CHECK(checked > 40); /* the sets were not all empty */
 }
 
-TEST(peers_diff_moves_a_changed_host_as_delete_then_add) {
-  json_t *a = json_pack("{s:{s:s, s:s, s:s}}", "n 10.0.0.2", "Network", "n",
-                        "Addr", "10.0.0.2", "Host", "192.168.33.11");
-  json_t *b = json_pack("{s:{s:s, s:s, s:s}}", "n 10.0.0.2", "Network", "n",
-                        "Addr", "10.0.0.2", "Host", "192.168.33.12");
-  json_t *d = peers_diff(a, b);
+/* An address that moves to another node (same key, another host) comes
+ * to a node holding the network as a deletion and an addition. */
+TEST(peers_node_diff_moves_a_changed_host_as_delete_then_add) {
+  json_t *a = json_pack(
+      "{s:{s:{s:{s:s, s:{s:s, s:s, s:s}}}}, s:{s:{s:b}}}", "Nets", "n",
+      "n 10.0.0.2", "Node", "n1", "Peer", "Network", "n", "Addr", "10.0.0.2",
+      "Host", "192.168.33.11", "Held", "n3", "n", 1);
+  json_t *b = json_pack(
+      "{s:{s:{s:{s:s, s:{s:s, s:s, s:s}}}}, s:{s:{s:b}}}", "Nets", "n",
+      "n 10.0.0.2", "Node", "n2", "Peer", "Network", "n", "Addr", "10.0.0.2",
+      "Host", "192.168.33.12", "Held", "n3", "n", 1);
+  json_t *changed = peers_changed(a, b);
+  json_t *d = peers_node_diff(a, b, changed, "n3");
   CHECK_STR_EQ(jx_str(json_array_get(json_object_get(d, "Del"), 0), "Host", ""),
                "192.168.33.11");
   CHECK_STR_EQ(jx_str(json_array_get(json_object_get(d, "Add"), 0), "Host", ""),
                "192.168.33.12");
   json_decref(d);
+  /* To the node it moved to, its own address is no peer: a deletion. */
+  json_t *held = json_pack("{s:b}", "n", 1);
+  json_object_set_new(json_object_get(b, "Held"), "n2", held);
+  json_object_set(json_object_get(a, "Held"), "n2", held);
+  d = peers_node_diff(a, b, changed, "n2");
+  CHECK_INT_EQ(json_array_size(json_object_get(d, "Add")), 0);
+  CHECK_INT_EQ(json_array_size(json_object_get(d, "Del")), 1);
+  json_decref(d);
+  json_decref(changed);
   json_decref(a);
   json_decref(b);
 }
