@@ -56,6 +56,18 @@ static bool task_holds_addresses(const json_t *t) {
   return task_state(t) <= TS_RUNNING;
 }
 
+static void reserve_task(json_t *t, void *ud) {
+  struct pool *pools = ud;
+  if (!task_holds_addresses(t))
+    return;
+  size_t k, a;
+  json_t *att, *addr;
+  json_array_foreach(json_object_get(t, "NetworksAttachments"), k, att)
+      json_array_foreach(json_object_get(att, "Addresses"), a, addr)
+          reserve(pools, jx_str(att, "Network.ID", ""),
+                  json_string_value(addr));
+}
+
 static struct pool *pools_build(struct store *s) {
   struct pool *pools = NULL;
   json_t *nets = store_list(s, STORE_NETWORK);
@@ -96,18 +108,31 @@ static struct pool *pools_build(struct store *s) {
     reserve(pools, jx_str(att, "Network", ""), jx_str(att, "Addr", ""));
   }
   json_decref(nodes);
-  json_t *tasks = store_list(s, STORE_TASK);
-  json_array_foreach(tasks, i, n) {
-    if (!task_holds_addresses(n))
-      continue;
-    size_t k, a;
-    json_t *att, *addr;
-    json_array_foreach(json_object_get(n, "NetworksAttachments"), k, att)
-        json_array_foreach(json_object_get(att, "Addresses"), a, addr) reserve(
-            pools, jx_str(att, "Network.ID", ""), json_string_value(addr));
-  }
-  json_decref(tasks);
+  /* Every task with an attachment is in one bucket of the network index
+   * (its first network's): the others hold no address. */
+  cleanup_json json_t *keys = store_index_keys(s, STORE_TASKS_BY_NETWORK);
+  json_t *key;
+  json_array_foreach(keys, i, key)
+      store_each_by(s, STORE_TASKS_BY_NETWORK, json_string_value(key),
+                    reserve_task, pools);
   return pools;
+}
+
+/* The pools, built on first need: a run that gives no address (the
+ * common one: tasks on no network, services with their VIPs) reads no
+ * task but its candidates. */
+struct lazy_pools {
+  struct store *s;
+  struct pool *pools;
+  bool built;
+};
+
+static struct pool *pools_get(struct lazy_pools *lp) {
+  if (!lp->built) {
+    lp->pools = pools_build(lp->s);
+    lp->built = true;
+  }
+  return lp->pools;
 }
 
 static int pool_alloc(struct pool *p, char *out, size_t n) {
@@ -190,7 +215,7 @@ static const json_t *vip_on(const json_t *svc, const char *net_id) {
 }
 
 /* The service's VIPs as they should be; NULL when they already are. */
-static json_t *service_vips(struct pool *pools, const json_t *svc,
+static json_t *service_vips(struct lazy_pools *lp, const json_t *svc,
                             const json_t *nets) {
   bool vip_mode = strcmp(jx_str(svc, "Spec.EndpointSpec.Mode", "vip"), "dnsrr");
   json_t *want = json_array();
@@ -200,7 +225,7 @@ static json_t *service_vips(struct pool *pools, const json_t *svc,
     json_array_foreach(nets, i, id) {
       const char *nid = json_string_value(id);
       const json_t *have = vip_on(svc, nid);
-      struct pool *p = pool_of(pools, nid);
+      struct pool *p = have ? NULL : pool_of(pools_get(lp), nid);
       char addr[32];
       if (have)
         json_array_append(want, (json_t *)have);
@@ -219,8 +244,9 @@ static json_t *service_vips(struct pool *pools, const json_t *svc,
 
 /* The task's attachments, in the service's network order; NULL when no
  * address is free on one of them (nothing is taken then). */
-static json_t *task_attachments(struct store *s, struct pool *pools,
+static json_t *task_attachments(struct store *s, struct lazy_pools *lp,
                                 const json_t *task, const json_t *nets) {
+  struct pool *pools = pools_get(lp);
   json_t *atts = json_array();
   size_t i;
   json_t *id;
@@ -263,11 +289,10 @@ static json_t *task_attachments(struct store *s, struct pool *pools,
 /* Every node's ingress endpoint (its ingress-sbox, the routing mesh's
  * way into the ingress network): one address each, as swarmkit gives
  * nodes their ingress attachment. */
-static void allocate_nodes(struct store *s, struct pool *pools,
+static void allocate_nodes(struct store *s, struct lazy_pools *lp,
                            struct orch_out *out, size_t *short_of) {
   const json_t *ing = ingress_network(s);
-  struct pool *p = ing ? pool_of(pools, jx_str(ing, "ID", "")) : NULL;
-  if (!p)
+  if (!ing)
     return;
   const char *ing_id = jx_str(ing, "ID", "");
   json_t *nodes = store_list(s, STORE_NODE);
@@ -277,6 +302,9 @@ static void allocate_nodes(struct store *s, struct pool *pools,
     const json_t *att = json_object_get(n, "_Ingress");
     if (strcmp(jx_str(att, "Network", ""), ing_id) == 0)
       continue;
+    struct pool *p = pool_of(pools_get(lp), ing_id);
+    if (!p)
+      break;
     char addr[32];
     if (pool_alloc(p, addr, sizeof addr) < 0) {
       (*short_of)++;
@@ -296,7 +324,7 @@ static void allocate_nodes(struct store *s, struct pool *pools,
 /* Standalone containers' attachment tasks (attach.h): an address on
  * their one network, and running from then on (the node runs the
  * container; no scheduler places it). */
-static void allocate_attachments(struct store *s, struct pool *pools,
+static void allocate_attachments(struct store *s, struct lazy_pools *lp,
                                  struct orch_out *out, size_t *short_of) {
   cleanup_json json_t *tasks = store_list_by(s, STORE_TASKS_BY_STATE, "new");
   size_t i;
@@ -306,7 +334,7 @@ static void allocate_attachments(struct store *s, struct pool *pools,
       continue;
     const char *nid =
         jx_str(json_array_get(jx_get(t, "Spec.Networks"), 0), "Target", "");
-    struct pool *p = pool_of(pools, nid);
+    struct pool *p = pool_of(pools_get(lp), nid);
     char addr[32];
     if (!p || pool_alloc(p, addr, sizeof addr) < 0) {
       (*short_of)++;
@@ -324,17 +352,42 @@ static void allocate_attachments(struct store *s, struct pool *pools,
   }
 }
 
+/* The tasks a run may give addresses (state new to pending, desired
+ * running or complete), by service: ID -> task maps, from the state
+ * index, so the run costs what is new, not every task. */
+static void add_candidate(json_t *t, void *ud) {
+  if (task_desired(t) > TS_COMPLETE)
+    return;
+  json_t *by = ud;
+  const char *sid = jx_str(t, "ServiceID", "");
+  json_t *m = json_object_get(by, sid);
+  if (!m) {
+    m = json_object();
+    json_object_set_new(by, sid, m);
+  }
+  json_object_set(m, jx_str(t, "ID", ""), t);
+}
+
+static json_t *candidates(struct store *s) {
+  json_t *by = json_object();
+  for (enum task_state st = TS_NEW; st <= TS_PENDING; st++)
+    store_each_by(s, STORE_TASKS_BY_STATE, task_state_name(st), add_candidate,
+                  by);
+  return by;
+}
+
 int allocator_run(struct store *s, struct orch_out *out, size_t *exhausted) {
   size_t before = out->ntx, short_of = 0;
-  struct pool *pools = pools_build(s);
-  allocate_nodes(s, pools, out, &short_of);
-  allocate_attachments(s, pools, out, &short_of);
+  struct lazy_pools lp = {.s = s};
+  allocate_nodes(s, &lp, out, &short_of);
+  allocate_attachments(s, &lp, out, &short_of);
+  cleanup_json json_t *by_service = candidates(s);
   json_t *svcs = store_list(s, STORE_SERVICE);
   size_t i;
   json_t *svc;
   json_array_foreach(svcs, i, svc) {
     json_t *nets = allocator_service_networks(s, svc);
-    json_t *vips = service_vips(pools, svc, nets);
+    json_t *vips = service_vips(&lp, svc, nets);
     if (vips) {
       json_t *next = json_deep_copy(svc);
       if (json_array_size(vips) > 0)
@@ -348,16 +401,21 @@ int allocator_run(struct store *s, struct orch_out *out, size_t *exhausted) {
       orch_out_add(out, tx);
     }
     const char *sid = jx_str(svc, "ID", "");
+    json_t *mine = json_object_get(by_service, sid);
+    if (!mine || json_array_size(nets) == 0) {
+      json_decref(nets); /* nothing new, or nothing to give (a task of a
+                            service on no network is allocated as it is) */
+      continue;
+    }
     struct store_tx *tx = NULL;
     int in_tx = 0;
     size_t k;
     json_t *t;
-    json_t *tasks = store_list_by(s, STORE_TASKS_BY_SERVICE, sid);
+    json_t *tasks = store_sorted(mine);
     json_array_foreach(tasks, k, t) {
-      if (task_state(t) > TS_PENDING || task_desired(t) > TS_COMPLETE ||
-          allocator_task_allocated(s, svc, t))
+      if (allocator_task_allocated(s, svc, t))
         continue;
-      json_t *atts = task_attachments(s, pools, t, nets);
+      json_t *atts = task_attachments(s, &lp, t, nets);
       if (!atts) {
         short_of++;
         continue;
@@ -379,7 +437,7 @@ int allocator_run(struct store *s, struct orch_out *out, size_t *exhausted) {
     json_decref(nets);
   }
   json_decref(svcs);
-  pools_free(pools);
+  pools_free(lp.pools);
   if (exhausted)
     *exhausted = short_of;
   return (int)(out->ntx - before);

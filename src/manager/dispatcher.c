@@ -37,19 +37,26 @@ struct session {
    * before the first (full) message, or after a reset. */
   json_t *tasks_sent;
   json_t *files_sent;
+  json_t *desc; /* the Description it opened with, until started */
+  /* Its first messages (node, assignments, peers, mesh) went out: until
+   * then the flushes leave it alone (see start_sessions). */
+  bool started;
   struct session *next;
 };
 
 struct dispatcher {
   struct manager *m;
   struct session *sessions;
+  json_t *by_node; /* node ID -> the session (a pointer as an integer) */
+  /* Sessions opened and not yet started: started a slice at a time. */
+  uv_timer_t starter;
   uv_timer_t timer;
   bool timer_init;
   bool leader;
   int watch_id;
-  /* Nodes whose assignments changed since the last flush (node ID ->
-   * true); flushed once per loop turn so a burst of commits sends one
-   * message per node. */
+  /* The tasks whose assignment changed since the last flush, by node
+   * (node ID -> {task ID -> true}); flushed once per loop turn so a burst
+   * of commits sends one message per node, made from those tasks only. */
   json_t *dirty;
   uv_timer_t flush;
   int closing;
@@ -57,8 +64,9 @@ struct dispatcher {
   /* Nodes that must open a session before a deadline (mono ns), set when
    * this manager becomes leader: node ID -> deadline. */
   json_t *deadlines;
-  /* The manager list the sessions were last sent; a change of manager
-   * membership sends the new one to every node. */
+  /* The manager list the sessions were last sent (and a new one starts
+   * with); a change of manager membership sends the new one to every
+   * node. */
   json_t *managers;
   /* Tasks or nodes changed: peer sets are compared at the next peers
    * flush, PEERS_DELAY_MS later, so a burst (nodes coming back after a
@@ -70,6 +78,10 @@ struct dispatcher {
   json_t *peers_snap;
   /* The routing mesh's table as every session was last sent it. */
   json_t *mesh_sent;
+  /* The CA facts every node message carries, for cluster version
+   * ca_facts_ver. */
+  json_t *ca_facts;
+  int64_t ca_facts_ver;
 };
 
 static int64_t period_ns(struct dispatcher *d) {
@@ -202,14 +214,23 @@ static void sync_reachability(struct dispatcher *d) {
   raftnode_members_free(mem, n);
 }
 
+/* A thousand nodes' sessions: found by node ID in a map, not a walk (a
+ * burst of changes looks up every node's). */
 static struct session *find_session(struct dispatcher *d, const char *node_id) {
-  for (struct session *s = d->sessions; s; s = s->next)
-    if (strcmp(s->node_id, node_id) == 0)
-      return s;
-  return NULL;
+  json_t *v = json_object_get(d->by_node, node_id);
+  return v ? (struct session *)(intptr_t)json_integer_value(v) : NULL;
+}
+
+static void session_link(struct dispatcher *d, struct session *s) {
+  s->next = d->sessions;
+  d->sessions = s;
+  json_object_set_new(d->by_node, s->node_id,
+                      json_integer((json_int_t)(intptr_t)s));
 }
 
 static void session_unlink(struct dispatcher *d, struct session *s) {
+  if (find_session(d, s->node_id) == s)
+    json_object_del(d->by_node, s->node_id);
   for (struct session **pp = &d->sessions; *pp; pp = &(*pp)->next) {
     if (*pp == s) {
       *pp = s->next;
@@ -230,6 +251,7 @@ static void session_end(struct dispatcher *d, struct session *s) {
   json_decref(s->peers_base);
   json_decref(s->tasks_sent);
   json_decref(s->files_sent);
+  json_decref(s->desc);
   free(s);
 }
 
@@ -246,6 +268,7 @@ static void stream_closed(struct http_req *req, void *ud) {
   json_decref(s->peers_base);
   json_decref(s->tasks_sent);
   json_decref(s->files_sent);
+  json_decref(s->desc);
   free(s);
   http_req_release(req);
 }
@@ -284,6 +307,19 @@ static bool task_for_agent(const json_t *t) {
   return task_state(t) >= TS_ASSIGNED && !attachment_task(t);
 }
 
+/* rootca_node_facts (certificates parsed) once per cluster version, not
+ * once per node message. */
+static const json_t *ca_facts(struct dispatcher *d) {
+  const json_t *cl = store_cluster(d->m->store);
+  int64_t ver = jx_int(cl, "Version.Index", -1);
+  if (!d->ca_facts || ver != d->ca_facts_ver) {
+    json_decref(d->ca_facts);
+    d->ca_facts = rootca_node_facts(cl);
+    d->ca_facts_ver = ver;
+  }
+  return d->ca_facts;
+}
+
 /* The node's own object: its agent follows role changes (promote and
  * demote) from it. */
 static void send_node(struct dispatcher *d, struct http_req *req,
@@ -291,8 +327,8 @@ static void send_node(struct dispatcher *d, struct http_req *req,
   /* CA: what makes a node renew now (ForceRotate, a certificate from
    * another issuer than the one wanted) and the root to trust. */
   json_t *msg =
-      json_pack("{s:s, s:o, s:o}", "Type", "node", "Node", store_public(node),
-                "CA", rootca_node_facts(store_cluster(d->m->store)));
+      json_pack("{s:s, s:o, s:O}", "Type", "node", "Node", store_public(node),
+                "CA", ca_facts(d));
   /* Its ingress-sbox's endpoint, in a task attachment's shape. */
   const json_t *att = json_object_get(node, "_Ingress");
   const json_t *net =
@@ -332,39 +368,94 @@ static json_t *task_message(const json_t *t) {
   return pub;
 }
 
-json_t *dispatcher_assignments(struct store *st, const char *node_id,
-                               json_t **tasks_sent, json_t **files_sent) {
-  bool full = *tasks_sent == NULL;
-  json_t *tasks = store_list_by(st, STORE_TASKS_BY_NODE, node_id);
-  json_t *mine = json_array(); /* store objects, for the secrets */
-  json_t *sent = json_object();
-  json_t *set = json_array();
+/* Whether the task names secrets or configs (secrets_for_tasks). */
+static bool names_files(const json_t *t) {
+  return json_array_size(jx_get(t, "Spec.ContainerSpec.Secrets")) > 0 ||
+         json_array_size(jx_get(t, "Spec.ContainerSpec.Configs")) > 0;
+}
+
+/* The secrets and configs the node's tasks need, from the whole list. */
+static json_t *node_files(struct store *st, const char *node_id) {
+  cleanup_json json_t *tasks = store_list_by(st, STORE_TASKS_BY_NODE, node_id);
+  cleanup_json json_t *mine = json_array();
   size_t i;
   json_t *t;
-  json_array_foreach(tasks, i, t) {
-    if (!task_for_agent(t))
-      continue;
-    const char *id = jx_str(t, "ID", "");
-    json_int_t v = jx_int(t, "Version.Index", 0);
-    json_array_append(mine, t);
-    json_object_set_new(sent, id, json_integer(v));
-    json_t *was = full ? NULL : json_object_get(*tasks_sent, id);
-    if (!was || json_integer_value(was) != v)
-      json_array_append_new(set, task_message(t));
-  }
-  json_decref(tasks);
-  json_t *del = json_array();
+  json_array_foreach(tasks, i, t) if (task_for_agent(t))
+      json_array_append(mine, t);
+  return secrets_for_tasks(st, mine);
+}
+
+/* Only the changed tasks: Set and Del, and whether the files may have
+ * changed. */
+static void changes_of(struct store *st, const char *node_id,
+                       const json_t *changed, json_t *sent, json_t *set,
+                       json_t *del, bool *files_dirty) {
   const char *id;
   json_t *v;
-  json_object_foreach(full ? NULL : *tasks_sent, id, v) {
-    if (!json_object_get(sent, id))
+  json_object_foreach((json_t *)changed, id, v) {
+    json_t *t = store_get(st, STORE_TASK, id);
+    bool mine = t && strcmp(jx_str(t, "NodeID", ""), node_id) == 0 &&
+                task_for_agent(t);
+    json_t *was = json_object_get(sent, id);
+    if (mine) {
+      json_int_t ver = jx_int(t, "Version.Index", 0);
+      if (!was || json_integer_value(was) != ver) {
+        json_array_append_new(set, task_message(t));
+        json_object_set_new(sent, id, json_integer(ver));
+      }
+      if (names_files(t))
+        *files_dirty = true;
+    } else if (was) {
       json_array_append_new(del, json_string(id));
+      json_object_del(sent, id);
+      *files_dirty = true; /* what it named is gone from the store */
+    }
   }
-  /* With the tasks, the secrets and configs they need (only those): the
-   * node keeps nothing else, so one that no task needs any more is gone
-   * from it with this message. */
-  json_t *files = secrets_for_tasks(st, mine);
-  json_decref(mine);
+}
+
+json_t *dispatcher_assignments(struct store *st, const char *node_id,
+                               const json_t *changed, json_t **tasks_sent,
+                               json_t **files_sent) {
+  bool full = *tasks_sent == NULL;
+  json_t *set = json_array();
+  json_t *del = json_array();
+  json_t *files = NULL;
+  if (!full && changed) {
+    bool files_dirty = false;
+    changes_of(st, node_id, changed, *tasks_sent, set, del, &files_dirty);
+    files = files_dirty ? node_files(st, node_id) : json_incref(*files_sent);
+  } else {
+    json_t *tasks = store_list_by(st, STORE_TASKS_BY_NODE, node_id);
+    json_t *mine = json_array(); /* store objects, for the secrets */
+    json_t *sent = json_object();
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t) {
+      if (!task_for_agent(t))
+        continue;
+      const char *id = jx_str(t, "ID", "");
+      json_int_t v = jx_int(t, "Version.Index", 0);
+      json_array_append(mine, t);
+      json_object_set_new(sent, id, json_integer(v));
+      json_t *was = full ? NULL : json_object_get(*tasks_sent, id);
+      if (!was || json_integer_value(was) != v)
+        json_array_append_new(set, task_message(t));
+    }
+    json_decref(tasks);
+    const char *id;
+    json_t *v;
+    json_object_foreach(full ? NULL : *tasks_sent, id, v) {
+      if (!json_object_get(sent, id))
+        json_array_append_new(del, json_string(id));
+    }
+    json_decref(*tasks_sent);
+    *tasks_sent = sent;
+    /* With the tasks, the secrets and configs they need (only those): the
+     * node keeps nothing else, so one that no task needs any more is gone
+     * from it with this message. */
+    files = secrets_for_tasks(st, mine);
+    json_decref(mine);
+  }
   bool files_changed = full || !json_equal(files, *files_sent);
   json_t *msg = NULL;
   if (full)
@@ -378,16 +469,15 @@ json_t *dispatcher_assignments(struct store *st, const char *node_id,
   }
   json_decref(set);
   json_decref(del);
-  json_decref(*tasks_sent);
-  *tasks_sent = sent;
   json_decref(*files_sent);
   *files_sent = files;
   return msg;
 }
 
-static void send_assignments(struct dispatcher *d, struct session *s) {
-  json_t *msg = dispatcher_assignments(d->m->store, s->node_id, &s->tasks_sent,
-                                       &s->files_sent);
+static void send_assignments(struct dispatcher *d, struct session *s,
+                             const json_t *changed) {
+  json_t *msg = dispatcher_assignments(d->m->store, s->node_id, changed,
+                                       &s->tasks_sent, &s->files_sent);
   if (msg)
     send_line(s->req, msg);
   json_decref(msg);
@@ -436,8 +526,8 @@ static void flush_dirty(uv_timer_t *t) {
   json_t *v;
   json_object_foreach(d->dirty, id, v) {
     struct session *s = find_session(d, id);
-    if (s && s->req)
-      send_assignments(d, s);
+    if (s && s->req && s->started)
+      send_assignments(d, s, v);
   }
   json_object_clear(d->dirty);
 }
@@ -462,7 +552,7 @@ static void flush_peers(uv_timer_t *t) {
   json_t *snap = peers_now(d);
   json_t *changed = prev ? peers_changed(prev, snap) : NULL;
   for (struct session *s = d->sessions; s; s = s->next)
-    if (s->req)
+    if (s->req && s->started)
       send_peers(s, snap, prev, changed, false);
   json_decref(changed);
   json_decref(prev);
@@ -472,7 +562,7 @@ static void flush_peers(uv_timer_t *t) {
   json_t *diff = d->mesh_sent ? mesh_diff(d->mesh_sent, mesh) : NULL;
   if (diff)
     for (struct session *s = d->sessions; s; s = s->next)
-      if (s->req)
+      if (s->req && s->started)
         send_mesh(s->req, false, json_object_get(diff, "Set"),
                   json_object_get(diff, "Del"));
   json_decref(diff);
@@ -490,7 +580,12 @@ static void mark_dirty(struct dispatcher *d, const json_t *task) {
   const char *node = jx_str(task, "NodeID", "");
   if (!*node)
     return;
-  json_object_set_new(d->dirty, node, json_true());
+  json_t *ids = json_object_get(d->dirty, node);
+  if (!ids) {
+    ids = json_object();
+    json_object_set_new(d->dirty, node, ids);
+  }
+  json_object_set_new(ids, jx_str(task, "ID", ""), json_true());
   if (!uv_is_active((uv_handle_t *)&d->flush))
     uv_timer_start(&d->flush, flush_dirty, 0, 0);
 }
@@ -533,7 +628,7 @@ static bool ca_changed(const struct store_change *ch) {
 static void resend_nodes(struct dispatcher *d) {
   for (struct session *s = d->sessions; s; s = s->next) {
     json_t *node = store_get(d->m->store, STORE_NODE, s->node_id);
-    if (s->req && node)
+    if (s->req && s->started && node)
       send_node(d, s->req, node);
   }
 }
@@ -585,20 +680,26 @@ static void on_store_change(const struct store_change *ch, size_t n,
       /* The whole list again: the node's view restarts from it. */
       json_decref(s->tasks_sent);
       s->tasks_sent = NULL;
-      json_object_set_new(d->dirty, s->node_id, json_true());
+      json_object_set_new(d->dirty, s->node_id, json_object());
     }
     if (!uv_is_active((uv_handle_t *)&d->flush))
       uv_timer_start(&d->flush, flush_dirty, 0, 0);
     return;
   }
-  bool nodes_changed = false;
+  bool nodes_changed = false, managers_changed = false;
   for (size_t i = 0; i < n; i++) {
     if (ch[i].kind == STORE_NODE)
       nodes_changed = true;
+    /* The manager list is made from the nodes' ManagerStatus: a status
+     * report or a heartbeat's certificate facts leave it as it was. */
+    if (ch[i].kind == STORE_NODE &&
+        !same_at(ch[i].old_obj, ch[i].new_obj, "ManagerStatus"))
+      managers_changed = true;
     if (ch[i].kind == STORE_CLUSTER && ca_changed(&ch[i]))
       resend_nodes(d);
     if (ch[i].kind == STORE_CLUSTER)
-      nodes_changed = true; /* a rotation may be complete already */
+      nodes_changed = managers_changed = true; /* a rotation may be complete
+                                                  already */
     if ((ch[i].kind == STORE_NODE &&
          node_moves_peers(ch[i].old_obj, ch[i].new_obj)) ||
         ch[i].kind == STORE_SERVICE ||
@@ -607,7 +708,7 @@ static void on_store_change(const struct store_change *ch, size_t n,
       mark_peers(d);
     if (ch[i].kind == STORE_NODE && ch[i].new_obj) {
       struct session *s = find_session(d, ch[i].id);
-      if (s && s->req)
+      if (s && s->req && s->started)
         send_node(d, s->req, ch[i].new_obj);
     }
     if (ch[i].kind != STORE_TASK)
@@ -617,10 +718,10 @@ static void on_store_change(const struct store_change *ch, size_t n,
     if (ch[i].new_obj)
       mark_dirty(d, ch[i].new_obj);
   }
-  if (nodes_changed) {
+  if (managers_changed)
     send_managers(d);
+  if (nodes_changed)
     rootca_reconcile(d->m);
-  }
 }
 
 /* Task status reports from an agent: batched into one transaction with a
@@ -711,6 +812,50 @@ void dispatcher_task_status(struct dispatcher *d, struct http_req *req,
   report_run(r);
 }
 
+/* The loop time a slice of session starts may take before the loop
+ * turns (heartbeats, raft) and the next slice. */
+#define START_SLICE_NS (20 * NS_PER_MS)
+
+static void start_session(struct dispatcher *d, struct session *s) {
+  s->started = true;
+  json_t *node = store_get(d->m->store, STORE_NODE, s->node_id);
+  if (node)
+    send_node(d, s->req, node);
+  send_assignments(d, s, NULL);
+  send_peers(s, peers_now(d), NULL, NULL, true);
+  if (!d->mesh_sent)
+    d->mesh_sent = mesh_now(d);
+  json_t *none = json_array();
+  send_mesh(s->req, true, d->mesh_sent, none);
+  json_decref(none);
+  /* A node that cannot run containers says why: its status message shows
+   * it, and the scheduler places nothing there. */
+  cleanup_json json_t *desc = STEAL_POINTER(&s->desc);
+  set_status(d, s->node_id, "ready", jx_str(desc, "_RuntimeError", ""),
+             s->req->peer_addr, desc);
+}
+
+static void start_sessions(uv_timer_t *t) {
+  struct dispatcher *d = t->data;
+  if (!d->leader)
+    return;
+  int64_t end = clock_mono_ns() + START_SLICE_NS;
+  bool more = false;
+  for (struct session *s = d->sessions; s; s = s->next) {
+    if (s->started || !s->req)
+      continue;
+    if (clock_mono_ns() > end) {
+      more = true;
+      break;
+    }
+    start_session(d, s);
+  }
+  /* Not 0: libuv (1.44) runs a timer re-armed with 0 from its own
+   * callback again in the same turn, which would undo the slicing. */
+  if (more)
+    uv_timer_start(&d->starter, start_sessions, 1, 0);
+}
+
 void dispatcher_session(struct dispatcher *d, struct http_req *req,
                         const char *node_id) {
   if (!d->leader) {
@@ -741,8 +886,7 @@ void dispatcher_session(struct dispatcher *d, struct http_req *req,
   id_new(s->sid);
   s->req = req;
   s->last_mono = clock_mono_ns();
-  s->next = d->sessions;
-  d->sessions = s;
+  session_link(d, s);
   json_object_del(d->deadlines, node_id);
   req->on_close = stream_closed;
   req->on_close_ud = s;
@@ -752,11 +896,13 @@ void dispatcher_session(struct dispatcher *d, struct http_req *req,
    * none (workers). */
   /* DataPathPort: the cluster's VXLAN port. */
   const json_t *cl = store_cluster(d->m->store);
+  if (!d->managers)
+    d->managers = manager_addresses(d->m);
   json_t *hello = json_pack(
-      "{s:s, s:s, s:s, s:I, s:o, s:s, s:I}", "Type", "session", "SessionID",
+      "{s:s, s:s, s:s, s:I, s:O, s:s, s:I}", "Type", "session", "SessionID",
       s->sid, "NodeID", node_id, "HeartbeatPeriod", (json_int_t)period_ns(d),
-      "Managers", manager_addresses(d->m), "Addr", req->peer_addr,
-      "DataPathPort", (json_int_t)jx_int(cl, "DataPathPort", 4789));
+      "Managers", d->managers, "Addr", req->peer_addr, "DataPathPort",
+      (json_int_t)jx_int(cl, "DataPathPort", 4789));
   /* Ingress: every node shows it in `network ls`, as on Docker. */
   json_t *nets = store_list(d->m->store, STORE_NETWORK);
   size_t ni;
@@ -766,24 +912,15 @@ void dispatcher_session(struct dispatcher *d, struct http_req *req,
       json_object_set_new(hello, "Ingress", store_public(net));
   }
   json_decref(nets);
-  if (!d->managers)
-    d->managers = json_deep_copy(json_object_get(hello, "Managers"));
   send_line(req, hello);
   json_decref(hello);
-  send_node(d, req, node);
-  send_assignments(d, s);
-  send_peers(s, peers_now(d), NULL, NULL, true);
-  if (!d->mesh_sent)
-    d->mesh_sent = mesh_now(d);
-  json_t *none = json_array();
-  send_mesh(req, true, d->mesh_sent, none);
-  json_decref(none);
-
+  /* The rest (its whole assignment list, peer set and mesh table: what a
+   * thousand nodes opening at once after a failover would spend seconds
+   * of one loop turn on, starving raft's heartbeats) in slices. */
   json_t *desc = body ? json_object_get(body, "Description") : NULL;
-  /* A node that cannot run containers says why: its status message shows
-   * it, and the scheduler places nothing there. */
-  set_status(d, node_id, "ready", jx_str(desc, "_RuntimeError", ""),
-             req->peer_addr, json_is_object(desc) ? desc : NULL);
+  s->desc = json_is_object(desc) ? json_incref(desc) : NULL;
+  if (!uv_is_active((uv_handle_t *)&d->starter))
+    uv_timer_start(&d->starter, start_sessions, 0, 0);
 }
 
 /* TLSInfo as a node reports it: three strings, nothing else. */
@@ -925,6 +1062,9 @@ struct dispatcher *dispatcher_new(struct manager *m) {
   d->m = m;
   d->deadlines = json_object();
   d->dirty = json_object();
+  d->by_node = json_object();
+  uv_timer_init(m->loop, &d->starter);
+  d->starter.data = d;
   uv_timer_init(m->loop, &d->timer);
   d->timer.data = d;
   uv_timer_init(m->loop, &d->flush);
@@ -942,6 +1082,7 @@ void dispatcher_set_leader(struct dispatcher *d, bool leader) {
   d->leader = leader;
   if (!leader) {
     uv_timer_stop(&d->timer);
+    uv_timer_stop(&d->starter);
     while (d->sessions)
       session_end(d, d->sessions);
     json_object_clear(d->deadlines);
@@ -966,6 +1107,9 @@ void dispatcher_set_leader(struct dispatcher *d, bool leader) {
   }
   json_decref(nodes);
   uv_timer_start(&d->timer, check_expiry, CHECK_INTERVAL_MS, CHECK_INTERVAL_MS);
+  /* Followers do not follow membership: the list as it is now. */
+  json_decref(d->managers);
+  d->managers = manager_addresses(d->m);
   /* A rotation the last leader did not get to finish. */
   d->m->rootca_finishing = false;
   rootca_reconcile(d->m);
@@ -977,6 +1121,8 @@ static void timer_closed(uv_handle_t *h) {
     return;
   json_decref(d->deadlines);
   json_decref(d->dirty);
+  json_decref(d->by_node);
+  json_decref(d->ca_facts);
   json_decref(d->managers);
   json_decref(d->mesh_sent);
   json_decref(d->peers_snap);
@@ -990,7 +1136,8 @@ void dispatcher_free(struct dispatcher *d) {
     session_end(d, d->sessions);
   d->leader = false;
   store_unwatch(d->m->store, d->watch_id);
-  d->closing = 3;
+  d->closing = 4;
+  uv_close((uv_handle_t *)&d->starter, timer_closed);
   uv_close((uv_handle_t *)&d->timer, timer_closed);
   uv_close((uv_handle_t *)&d->flush, timer_closed);
   uv_close((uv_handle_t *)&d->peers_timer, timer_closed);

@@ -44,13 +44,18 @@ struct store;
 /* The message that brings a node's view of its assignments up to date
  * (pure: the session's stream sends it). *tasks_sent (task ID ->
  * Version.Index) and *files_sent are what the node was sent before, NULL
- * on a new session or after a reset; both are replaced. With no
- * *tasks_sent: {"Type": "assignments", "Tasks", "Secrets", "Configs"},
+ * on a new session or after a reset; both are brought up to date. With
+ * no *tasks_sent: {"Type": "assignments", "Tasks", "Secrets", "Configs"},
  * the whole list; after that {"Type": "assignment_changes", "Set":
  * [task], "Del": [ID]}, with "Secrets" and "Configs" when those changed,
- * or NULL when nothing changed for the node. Its tasks come from the
- * NodeID index: the cost is the node's tasks, not the store's. */
+ * or NULL when nothing changed for the node.
+ * changed (task ID -> anything, may be NULL): the only tasks that changed
+ * since *tasks_sent, so the cost is theirs; the secrets and configs are
+ * looked at again only when one of them names some or left the node (a
+ * task's spec never changes once made: an update makes new tasks).
+ * Without it, the node's tasks come from the NodeID index. */
 json_t *dispatcher_assignments(struct store *st, const char *node_id,
-                               json_t **tasks_sent, json_t **files_sent);
+                               const json_t *changed, json_t **tasks_sent,
+                               json_t **files_sent);
 
 #endif

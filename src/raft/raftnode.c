@@ -134,6 +134,20 @@ struct raftnode {
    * on the loop. */
   void *snap_view;
   int64_t snap_t0, snap_encode_ns;
+
+  /* The loop's last turn (hrtime and uv_metrics_idle_time at its end): a
+   * turn busy past the election timeout delays heartbeats and costs an
+   * election, so a long one is logged. */
+  uint64_t turn_end_ns, turn_idle_ns;
+
+  /* libraft's tick, wrapped (see io_tick): its callback, its interval,
+   * when it last ran (loop ms), and a tick held for this turn's check. */
+  int (*io_start)(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
+                  raft_io_recv_cb recv);
+  raft_io_tick_cb tick_cb;
+  unsigned tick_ms;
+  uint64_t last_tick_ms;
+  bool tick_held;
 };
 
 struct propose_req {
@@ -312,8 +326,13 @@ static int io_async_work(struct raft_io *io, struct raft_io_async_work *req,
 static int fsm_restore_cb(struct raft_fsm *f, struct raft_buffer *buf) {
   struct raftnode *rn = f->data;
   sh_err_clear(&rn->restore_err);
+  int64_t t0 = clock_mono_ns();
   if (rn->fsm.restore(rn->fsm.ud, buf->base, buf->len, &rn->restore_err) < 0)
     return RAFT_CORRUPT;
+  /* At start, or sent by the leader to a follower that fell behind its
+   * log: either way a stretch of loop time worth seeing. */
+  log_info("raft: snapshot of %zu bytes restored in %.1f ms", buf->len,
+           (double)(clock_mono_ns() - t0) / (double)NS_PER_MS);
   raft_free(buf->base);
   return 0;
 }
@@ -354,8 +373,59 @@ static void check_leader(struct raftnode *rn) {
     rn->on_leader(rn->leader_ud, now);
 }
 
+/* Busy time of a turn above which the log says so: half the election
+ * timeout, where followers start to miss heartbeats. */
+static void measure_turn(struct raftnode *rn) {
+  uint64_t now = uv_hrtime(), idle = uv_metrics_idle_time(rn->loop);
+  if (rn->turn_end_ns && idle >= rn->turn_idle_ns) {
+    uint64_t busy = (now - rn->turn_end_ns) - (idle - rn->turn_idle_ns);
+    if (busy > (uint64_t)rn->election_ms * NS_PER_MS / 2)
+      log_warn("raft: the event loop was busy for %.0f ms in one turn (the "
+               "election timeout is %u ms)",
+               (double)busy / (double)NS_PER_MS, rn->election_ms);
+  }
+  rn->turn_end_ns = now;
+  rn->turn_idle_ns = idle;
+}
+
 static void check_cb(uv_check_t *h) {
-  check_leader(h->data);
+  struct raftnode *rn = h->data;
+  measure_turn(rn);
+  if (rn->tick_held && !rn->closing) {
+    rn->tick_held = false;
+    rn->last_tick_ms = uv_now(rn->loop);
+    rn->tick_cb(&rn->io);
+  }
+  check_leader(rn);
+}
+
+/* libuv runs timers before it reads sockets. After a turn busy past the
+ * election timeout, libraft's tick would judge by messages still unread:
+ * a leader would find no follower heard from (and step down), a follower
+ * no heartbeat (and stand for election), though the others were fine.
+ * A tick that comes that late waits for this turn's reads, and runs in
+ * its check phase; an on-time tick runs as it is. A leader that really
+ * stopped is still found out: its followers' ticks are on time. */
+static void io_tick(struct raft_io *io) {
+  struct raftnode *rn =
+      (struct raftnode *)((char *)io - offsetof(struct raftnode, io));
+  uint64_t now = uv_now(rn->loop);
+  if (rn->last_tick_ms && now - rn->last_tick_ms > rn->election_ms / 2) {
+    rn->tick_held = true;
+    return;
+  }
+  rn->last_tick_ms = now;
+  rn->tick_cb(io);
+}
+
+static int io_start_wrapped(struct raft_io *io, unsigned msecs,
+                            raft_io_tick_cb tick, raft_io_recv_cb recv) {
+  struct raftnode *rn =
+      (struct raftnode *)((char *)io - offsetof(struct raftnode, io));
+  rn->tick_cb = tick;
+  rn->tick_ms = msecs;
+  rn->last_tick_ms = 0;
+  return rn->io_start(io, msecs, io_tick, recv);
 }
 static void kick_cb(uv_timer_t *h) {
   check_leader(h->data);
@@ -510,6 +580,8 @@ int raftnode_open(uv_loop_t *loop, const struct raftnode_config *cfg,
   }
   rn->io_close = rn->io.close;
   rn->io.close = io_close_once;
+  rn->io_start = rn->io.start;
+  rn->io.start = io_start_wrapped;
   if (cfg->dek) {
     atrest_wrap(&rn->io, &rn->atrest, cfg->dek);
     rn->sealed = true;

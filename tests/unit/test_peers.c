@@ -477,7 +477,7 @@ TEST(attachment_tasks_get_addresses_and_dns_names) {
   json_decref(n);
   /* the node's assignments are its service tasks only */
   json_t *sent = NULL, *files = NULL;
-  json_t *msg = dispatcher_assignments(f.s, "n1", &sent, &files);
+  json_t *msg = dispatcher_assignments(f.s, "n1", NULL, &sent, &files);
   json_array_foreach(json_object_get(msg, "Tasks"), i, t)
       CHECK(strcmp(jx_str(t, "ID", ""), "att1") != 0);
   CHECK_INT_EQ(json_array_size(json_object_get(msg, "Tasks")), 2);
