@@ -71,6 +71,11 @@ struct http_listener {
   SSL_CTX *tls;
   bool is_tcp;
   unsigned nconns; /* open connections accepted here */
+  /* TLS accepts this loop turn (uv_now accept_ms), and one held back
+   * by the pace (see on_connection). */
+  uint64_t accept_ms;
+  unsigned accepted;
+  bool paced;
   struct http_listener *next;
 };
 
@@ -88,6 +93,8 @@ struct http_server {
   /* Streamed bodies resumed (or started) outside the parser: delivered
    * from this idle callback, a later loop turn. */
   uv_idle_t kick;
+  uv_timer_t pace; /* resumes paced listeners a turn later */
+  unsigned long paced; /* times a listener's queue was held back */
   bool (*stream_fn)(const struct http_req *head, void *ud);
   void *stream_ud;
   /* One read buffer for every connection: on_read consumes it at once
@@ -1346,11 +1353,46 @@ static void conn_refuse(struct http_listener *l, uv_stream_t *server) {
   uv_close(&u->handle, refused_closed);
 }
 
+/* TLS connections taken per loop turn and listener. libuv accepts every
+ * pending connection in one callback; a thousand nodes reconnecting to a
+ * new leader at once would put a thousand handshakes (about a ms of CPU
+ * each) in one turn, past raft's election timeout. A connection over the
+ * pace stays in libuv (which stops watching the socket until it is
+ * taken) and is taken a turn later. */
+#define TLS_ACCEPTS_PER_TURN 16
+
+static void on_connection(uv_stream_t *server, int status);
+
+static void on_pace(uv_timer_t *t) {
+  struct http_server *srv = t->data;
+  for (struct http_listener *l = srv->listeners; l; l = l->next) {
+    if (l->paced) {
+      l->paced = false;
+      on_connection(&l->h.stream, 0);
+    }
+  }
+}
+
 static void on_connection(uv_stream_t *server, int status) {
   struct http_listener *l = server->data;
   struct http_server *srv = l->srv;
   if (status < 0 || srv->closing)
     return;
+  if (l->tls) {
+    uint64_t now = uv_now(srv->loop);
+    if (now != l->accept_ms) {
+      l->accept_ms = now;
+      l->accepted = 0;
+    }
+    if (l->accepted >= TLS_ACCEPTS_PER_TURN) {
+      l->paced = true;
+      srv->paced++;
+      if (!uv_is_active((uv_handle_t *)&srv->pace))
+        uv_timer_start(&srv->pace, on_pace, 1, 0);
+      return;
+    }
+    l->accepted++;
+  }
   if (srv->lim.max_conns && l->nconns >= srv->lim.max_conns) {
     conn_refuse(l, server);
     return;
@@ -1419,6 +1461,9 @@ struct http_server *http_server_new(uv_loop_t *loop, http_handler_fn handler,
   srv->open_handles++;
   uv_idle_init(loop, &srv->kick);
   srv->kick.data = srv;
+  srv->open_handles++;
+  uv_timer_init(loop, &srv->pace);
+  srv->pace.data = srv;
   srv->open_handles++;
   http_server_set_limits(srv, &srv->lim);
   return srv;
@@ -1552,6 +1597,10 @@ int http_server_listen_tcp(struct http_server *srv, const char *host, int port,
   return 0;
 }
 
+unsigned long http_server_tls_paced(const struct http_server *srv) {
+  return srv->paced;
+}
+
 int http_server_port(struct http_server *srv) {
   return srv->port;
 }
@@ -1574,6 +1623,7 @@ void http_server_close(struct http_server *srv) {
   srv->closing = true;
   uv_close((uv_handle_t *)&srv->sweep, on_sweep_closed);
   uv_close((uv_handle_t *)&srv->kick, on_sweep_closed);
+  uv_close((uv_handle_t *)&srv->pace, on_sweep_closed);
   while (srv->listeners)
     listener_drop(srv, srv->listeners);
   /* The list only shrinks in close callbacks, so walking it is safe. */

@@ -119,6 +119,10 @@ void http_server_set_tls(struct http_server *srv, SSL_CTX *tls);
 /* Port of the last TCP listener (useful after listening on port 0); -1
  * when there is none. */
 int http_server_port(struct http_server *srv);
+/* How many times a TLS listener held its queue of connections back to a
+ * later loop turn (at most 16 are taken per turn: a thousand nodes
+ * reconnecting at once would put their handshakes in one turn). */
+unsigned long http_server_tls_paced(const struct http_server *srv);
 /* Stops listening and closes every connection; frees srv when done. */
 void http_server_close(struct http_server *srv);
 
