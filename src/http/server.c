@@ -1360,6 +1360,7 @@ static void conn_refuse(struct http_listener *l, uv_stream_t *server) {
  * pace stays in libuv (which stops watching the socket until it is
  * taken) and is taken a turn later. */
 #define TLS_ACCEPTS_PER_TURN 16
+#define TCP_BACKLOG 65535
 
 static void on_connection(uv_stream_t *server, int status);
 
@@ -1578,8 +1579,12 @@ int http_server_listen_tcp(struct http_server *srv, const char *host, int port,
     return sh_error(err, 400, "listen: invalid address %s", host);
   struct http_listener *l = listener_add(srv, true);
   r = uv_tcp_bind(&l->h.tcp, (struct sockaddr *)&ss, 0);
+  /* The kernel's queue holds what the TLS pace leaves for later turns;
+   * at 128 a thousand nodes' connects overflowed it and waited out SYN
+   * retries (seconds). As Go's listeners: the most the kernel allows
+   * (it clamps to net.core.somaxconn). */
   if (r == 0)
-    r = uv_listen(&l->h.stream, 128, on_connection);
+    r = uv_listen(&l->h.stream, TCP_BACKLOG, on_connection);
   if (r < 0) {
     listener_drop(srv, l);
     return sh_error(err, 500, "listen %s:%d: %s", host, port, uv_strerror(r));

@@ -413,6 +413,41 @@ static void changes_of(struct store *st, const char *node_id,
   }
 }
 
+/* Every task of the node: Set and Del against *tasks_sent (NULL: all of
+ * them, a whole list), which is replaced; returns the node's files. */
+static json_t *changes_by_walk(struct store *st, const char *node_id,
+                               json_t **tasks_sent, json_t *set, json_t *del) {
+  bool full = *tasks_sent == NULL;
+  cleanup_json json_t *tasks = store_list_by(st, STORE_TASKS_BY_NODE, node_id);
+  cleanup_json json_t *mine = json_array(); /* store objects, for the files */
+  json_t *sent = json_object();
+  size_t i;
+  json_t *t;
+  json_array_foreach(tasks, i, t) {
+    if (!task_for_agent(t))
+      continue;
+    const char *id = jx_str(t, "ID", "");
+    json_int_t v = jx_int(t, "Version.Index", 0);
+    json_array_append(mine, t);
+    json_object_set_new(sent, id, json_integer(v));
+    json_t *was = full ? NULL : json_object_get(*tasks_sent, id);
+    if (!was || json_integer_value(was) != v)
+      json_array_append_new(set, task_message(t));
+  }
+  const char *id;
+  json_t *v;
+  json_object_foreach(full ? NULL : *tasks_sent, id, v) {
+    if (!json_object_get(sent, id))
+      json_array_append_new(del, json_string(id));
+  }
+  json_decref(*tasks_sent);
+  *tasks_sent = sent;
+  /* With the tasks, the secrets and configs they need (only those): the
+   * node keeps nothing else, so one that no task needs any more is gone
+   * from it with this message. */
+  return secrets_for_tasks(st, mine);
+}
+
 json_t *dispatcher_assignments(struct store *st, const char *node_id,
                                const json_t *changed, json_t **tasks_sent,
                                json_t **files_sent) {
@@ -425,36 +460,7 @@ json_t *dispatcher_assignments(struct store *st, const char *node_id,
     changes_of(st, node_id, changed, *tasks_sent, set, del, &files_dirty);
     files = files_dirty ? node_files(st, node_id) : json_incref(*files_sent);
   } else {
-    json_t *tasks = store_list_by(st, STORE_TASKS_BY_NODE, node_id);
-    json_t *mine = json_array(); /* store objects, for the secrets */
-    json_t *sent = json_object();
-    size_t i;
-    json_t *t;
-    json_array_foreach(tasks, i, t) {
-      if (!task_for_agent(t))
-        continue;
-      const char *id = jx_str(t, "ID", "");
-      json_int_t v = jx_int(t, "Version.Index", 0);
-      json_array_append(mine, t);
-      json_object_set_new(sent, id, json_integer(v));
-      json_t *was = full ? NULL : json_object_get(*tasks_sent, id);
-      if (!was || json_integer_value(was) != v)
-        json_array_append_new(set, task_message(t));
-    }
-    json_decref(tasks);
-    const char *id;
-    json_t *v;
-    json_object_foreach(full ? NULL : *tasks_sent, id, v) {
-      if (!json_object_get(sent, id))
-        json_array_append_new(del, json_string(id));
-    }
-    json_decref(*tasks_sent);
-    *tasks_sent = sent;
-    /* With the tasks, the secrets and configs they need (only those): the
-     * node keeps nothing else, so one that no task needs any more is gone
-     * from it with this message. */
-    files = secrets_for_tasks(st, mine);
-    json_decref(mine);
+    files = changes_by_walk(st, node_id, tasks_sent, set, del);
   }
   bool files_changed = full || !json_equal(files, *files_sent);
   json_t *msg = NULL;

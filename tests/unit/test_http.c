@@ -1277,6 +1277,13 @@ TEST(http_tls_peer_identity) {
   pki_free(&p);
 }
 
+static void fx_header_timeout(struct fx *f, unsigned ms) {
+  struct http_limits l;
+  http_limits_default(&l);
+  l.header_timeout_ms = ms;
+  http_server_set_limits(f->srv, &l);
+}
+
 /* Connections queued at once on a TLS listener are taken a slice per
  * loop turn, and none is lost: each one's handshake times out (so the
  * server took it) and the connection is closed. */
@@ -1285,10 +1292,7 @@ TEST(http_tls_accepts_are_paced_and_all_taken) {
   pki_make(&p);
   struct fx f;
   fx_init(&f);
-  struct http_limits l;
-  http_limits_default(&l);
-  l.header_timeout_ms = 200;
-  http_server_set_limits(f.srv, &l);
+  fx_header_timeout(&f, 200);
   CHECK(listen_tls(&f, &p.srv, &p.ca, PEER_OPTIONAL) > 0);
   enum { N = 48 };
   int fds[N];
