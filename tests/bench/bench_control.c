@@ -212,7 +212,7 @@ int main(int argc, char **argv) {
 
   /* The dispatcher's state for that node, as after its session started. */
   json_t *sent = NULL, *files = NULL;
-  json_t *first = dispatcher_assignments(st, node, &sent, &files);
+  json_t *first = dispatcher_assignments(st, node, NULL, &sent, &files);
   size_t full_bytes = msg_bytes(first);
   json_decref(first);
 
@@ -368,7 +368,7 @@ int main(int argc, char **argv) {
   for (int i = 0; i < runs; i++) {
     json_t *s2 = json_deep_copy(sent), *f2 = json_deep_copy(files);
     t0 = cpu_ns();
-    json_t *msg = dispatcher_assignments(st, node, &s2, &f2);
+    json_t *msg = dispatcher_assignments(st, node, NULL, &s2, &f2);
     v[i] = cpu_ns() - t0;
     new_bytes = msg_bytes(msg);
     json_decref(msg);
