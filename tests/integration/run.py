@@ -74,6 +74,7 @@ def main():
     tests, broken = discover(flt)
     signal.signal(signal.SIGALRM, on_alarm)
     passed = failed = skipped = 0
+    recap = []  # repeated at the end: a long log dump must not hide a failure
     for modname, tb in broken:
         failed += 1
         print("FAIL %s (import)" % modname)
@@ -117,8 +118,13 @@ def main():
             print("FAIL %s (%.1fs)" % (name, dt))
             for l in detail:
                 print("    " + l)
+            recap.append((name, [l for l in detail if not l.lstrip().startswith("|")][:4]))
         sys.stdout.flush()
     print("integration: %.0f s" % (time.monotonic() - t_all))
+    for name, lines in recap:
+        print("failed: %s" % name)
+        for l in lines:
+            print("    " + l[:300])
     print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
     return 1 if failed else 0
 

@@ -126,8 +126,12 @@ def test_service_rm_of_100_sigterm_ignoring_tasks_takes_one_grace_period():
         # would take 100 * 2 s / 4 threads = 50 s.
         assert gone < 2 * grace + 8, "removing 100 tasks took %.1f s with a %.0f s grace" % (gone, grace)
         assert not sampler.errors, sampler.errors[:5]
+        # /_ping is answered on the loop: a stop held there would cost a
+        # whole grace period (2 s). 47 ms worst seen here, 123 ms on a
+        # busier machine while 100 crun deletes shared its two cores.
         n, median, worst = sampler.stats("/_ping", t0)
-        assert n >= 10 and worst < 0.1, "/_ping took up to %.0f ms during the stops" % (worst * 1e3)
+        assert n >= 10 and median < 0.02 and worst < 0.5, \
+            "/_ping during the stops: median %.0f ms, worst %.0f ms" % (median * 1e3, worst * 1e3)
         # The listing itself reads 100 containers' files: tens of ms of CPU,
         # more when the box is loaded. Queued behind a stop it would take a
         # whole grace period (2 s) or more.
