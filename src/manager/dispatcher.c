@@ -82,6 +82,12 @@ struct dispatcher {
    * ca_facts_ver. */
   json_t *ca_facts;
   int64_t ca_facts_ver;
+  /* Status reports not yet proposed ("node/task" -> {ID, Node, Status}),
+   * the requests waiting on them, and the batch in flight (see
+   * reports_flush). */
+  json_t *reports;
+  struct report_batch *reports_waiting;
+  struct report_batch *reports_busy;
 };
 
 static int64_t period_ns(struct dispatcher *d) {
@@ -326,9 +332,8 @@ static void send_node(struct dispatcher *d, struct http_req *req,
                       const json_t *node) {
   /* CA: what makes a node renew now (ForceRotate, a certificate from
    * another issuer than the one wanted) and the root to trust. */
-  json_t *msg =
-      json_pack("{s:s, s:o, s:O}", "Type", "node", "Node", store_public(node),
-                "CA", ca_facts(d));
+  json_t *msg = json_pack("{s:s, s:o, s:O}", "Type", "node", "Node",
+                          store_public(node), "CA", ca_facts(d));
   /* Its ingress-sbox's endpoint, in a task attachment's shape. */
   const json_t *att = json_object_get(node, "_Ingress");
   const json_t *net =
@@ -394,8 +399,8 @@ static void changes_of(struct store *st, const char *node_id,
   json_t *v;
   json_object_foreach((json_t *)changed, id, v) {
     json_t *t = store_get(st, STORE_TASK, id);
-    bool mine = t && strcmp(jx_str(t, "NodeID", ""), node_id) == 0 &&
-                task_for_agent(t);
+    bool mine =
+        t && strcmp(jx_str(t, "NodeID", ""), node_id) == 0 && task_for_agent(t);
     json_t *was = json_object_get(sent, id);
     if (mine) {
       json_int_t ver = jx_int(t, "Version.Index", 0);
@@ -511,8 +516,8 @@ static void send_mesh(struct http_req *req, bool reset, const json_t *set,
 static void send_peers(struct session *s, json_t *snap, const json_t *prev,
                        const json_t *changed, bool reset) {
   const json_t *base = reset ? NULL : s->peers_base;
-  json_t *diff = peers_node_diff(base, snap, base && base == prev ? changed : NULL,
-                                 s->node_id);
+  json_t *diff = peers_node_diff(
+      base, snap, base && base == prev ? changed : NULL, s->node_id);
   if (diff || reset) {
     json_t *msg = diff ? diff : json_pack("{s:[], s:[]}", "Add", "Del");
     json_object_set_new(msg, "Type", json_string("peers"));
@@ -619,6 +624,27 @@ static bool same_at(const json_t *a, const json_t *b, const char *path) {
   return (!x && !y) || (x && y && json_equal(x, y));
 }
 
+/* Sending the task back for each report was three whole tasks per task
+ * started, each made, sent and parsed by the node. A state at or before
+ * assigned is the managers' and is news. */
+bool dispatcher_task_news(const json_t *old, const json_t *cur) {
+  if (!old || !cur || task_state(cur) <= TS_ASSIGNED ||
+      task_state(old) < TS_ASSIGNED ||
+      json_object_size(old) != json_object_size(cur))
+    return true;
+  const char *k;
+  json_t *v;
+  json_object_foreach((json_t *)cur, k, v) {
+    if (!strcmp(k, "Status") || !strcmp(k, "Version") ||
+        !strcmp(k, "UpdatedAt"))
+      continue;
+    const json_t *o = json_object_get(old, k);
+    if (o != v && (!o || !json_equal(o, v)))
+      return true;
+  }
+  return false;
+}
+
 /* Whether the CA facts every node hears changed: ForceRotate, the root,
  * or the rotation under way. */
 static bool ca_changed(const struct store_change *ch) {
@@ -717,7 +743,8 @@ static void on_store_change(const struct store_change *ch, size_t n,
       if (s && s->req && s->started)
         send_node(d, s->req, ch[i].new_obj);
     }
-    if (ch[i].kind != STORE_TASK)
+    if (ch[i].kind != STORE_TASK ||
+        !dispatcher_task_news(ch[i].old_obj, ch[i].new_obj))
       continue;
     if (ch[i].old_obj)
       mark_dirty(d, ch[i].old_obj);
@@ -730,73 +757,84 @@ static void on_store_change(const struct store_change *ch, size_t n,
     rootca_reconcile(d->m);
 }
 
-/* Task status reports from an agent: batched into one transaction with a
- * version check per task; states only move forward (as swarmkit). */
-struct task_report {
-  struct dispatcher *d;
-  struct http_req *req;
-  char node_id[ID_LEN + 1];
-  json_t *updates;
-  int tries;
+/* Task status reports: every node's go into one raft entry of
+ * task_status ops (a merge each manager applies, so no report fails for
+ * another's change), proposed while none is in flight and otherwise
+ * gathered until the one in flight commits (a group commit). Each node
+ * has one report in flight and the reports are kept by node and task, so
+ * an entry holds at most one status per task. The requests are answered
+ * when their entry commits. Before, every node's report was an entry of
+ * whole tasks with a version check each: a thousand nodes starting tasks
+ * made thousands of entries a second, and retries on conflicts. */
+struct report_batch {
+  struct dispatcher *d; /* NULL once the dispatcher is gone */
+  struct http_req **reqs;
+  size_t n, cap;
 };
 
-static void report_run(struct task_report *r);
-
-static void report_done(void *ud, int status, const sh_err *err) {
-  struct task_report *r = ud;
-  if (status < 0 && err && strstr(err->msg, "update out of sequence") &&
-      ++r->tries < STATUS_RETRIES) {
-    report_run(r);
-    return;
+static void batch_answer(struct report_batch *b, int status,
+                         const sh_err *err) {
+  for (size_t i = 0; i < b->n; i++) {
+    if (status < 0)
+      http_respond_error(b->reqs[i], err && err->status ? err->status : 500,
+                         err ? err->msg : "task status update failed");
+    else
+      http_respond_json(b->reqs[i], 200, "{}");
   }
-  if (status < 0)
-    http_respond_error(r->req, err && err->status ? err->status : 500,
-                       err ? err->msg : "task status update failed");
-  else
-    http_respond_json(r->req, 200, "{}");
-  json_decref(r->updates);
-  free(r);
+  free(b->reqs);
+  free(b);
 }
 
-static void report_run(struct task_report *r) {
-  struct store *st = r->d->m->store;
+static void reports_flush(struct dispatcher *d);
+
+static void reports_done(void *ud, int status, const sh_err *err) {
+  struct report_batch *b = ud;
+  struct dispatcher *d = b->d;
+  batch_answer(b, status, err);
+  if (!d)
+    return;
+  d->reports_busy = NULL;
+  reports_flush(d);
+}
+
+static void reports_flush(struct dispatcher *d) {
+  struct report_batch *b = d->reports_waiting;
+  if (!b || d->reports_busy)
+    return;
+  d->reports_waiting = NULL;
   struct store_tx *tx = store_tx_new();
-  size_t i;
-  json_t *u;
-  json_array_foreach(r->updates, i, u) {
-    json_t *cur = store_get(st, STORE_TASK, jx_str(u, "ID", ""));
-    json_t *status = json_object_get(u, "Status");
-    if (!cur || !json_is_object(status) ||
-        strcmp(jx_str(cur, "NodeID", ""), r->node_id) != 0)
-      continue; /* deleted, or not this node's: nothing to record */
-    enum task_state now = task_state(cur);
-    enum task_state next = task_state_parse(jx_str(status, "State", ""));
-    /* No going back; and an end once recorded stays as it was (a node
-     * that restarts reports the exited containers it adopts again, which
-     * must not move the task's time in history). */
-    if (next < now || (now > TS_RUNNING && next == now))
-      continue;
-    json_t *t = json_deep_copy(cur);
-    json_t *ns = json_deep_copy(status);
-    json_t *ps = json_object_get(cur, "Status");
-    /* Keep what the agent does not know (e.g. PortStatus). */
-    if (json_is_object(ps)) {
-      const char *k;
-      json_t *v;
-      json_object_foreach(ps, k, v) if (!json_object_get(ns, k))
-          json_object_set(ns, k, v);
-    }
-    json_object_set_new(t, "Status", ns);
-    store_tx_put(tx, STORE_TASK, t, jx_int(cur, "Version.Index", 0));
+  const char *key;
+  json_t *v;
+  json_object_foreach(d->reports, key, v) {
+    store_tx_task_status(tx, jx_str(v, "ID", ""), jx_str(v, "Node", ""),
+                         json_incref(json_object_get(v, "Status")));
   }
+  json_object_clear(d->reports);
   if (store_tx_empty(tx)) {
     store_tx_free(tx);
-    report_done(r, 0, NULL);
+    batch_answer(b, 0, NULL);
     return;
   }
+  b->d = d;
+  d->reports_busy = b;
   sh_err err = {0};
-  if (manager_propose(r->d->m, tx, report_done, r, &err) < 0)
-    report_done(r, -1, &err);
+  if (manager_propose(d->m, tx, reports_done, b, &err) < 0) {
+    d->reports_busy = NULL;
+    batch_answer(b, -1, &err);
+  }
+}
+
+/* The reports not yet proposed are refused (the nodes send them again to
+ * the next leader); the entry in flight is answered when raft is done
+ * with it. */
+static void reports_drop(struct dispatcher *d, int status, const char *msg) {
+  json_object_clear(d->reports);
+  if (d->reports_waiting) {
+    sh_err err = {0};
+    sh_error(&err, status, "%s", msg);
+    batch_answer(d->reports_waiting, -1, &err);
+    d->reports_waiting = NULL;
+  }
 }
 
 void dispatcher_task_status(struct dispatcher *d, struct http_req *req,
@@ -810,12 +848,34 @@ void dispatcher_task_status(struct dispatcher *d, struct http_req *req,
   json_t *ups = json_object_get(body, "Updates");
   if (!json_is_array(ups))
     return http_respond_error(req, 400, "Updates must be an array");
-  struct task_report *r = xcalloc(1, sizeof *r);
-  r->d = d;
-  r->req = req;
-  snprintf(r->node_id, sizeof r->node_id, "%s", node_id);
-  r->updates = json_incref(ups);
-  report_run(r);
+  size_t i;
+  json_t *u;
+  json_array_foreach(ups, i, u) {
+    const char *id = jx_str(u, "ID", NULL);
+    json_t *status = json_object_get(u, "Status");
+    if (!id || !*id || !json_is_object(status))
+      continue; /* nothing a task could take */
+    /* What the store would not record now is left out (the entry's
+     * apply decides again, on the store as it is then). */
+    json_t *cur = store_get(d->m->store, STORE_TASK, id);
+    if (!cur || strcmp(jx_str(cur, "NodeID", ""), node_id) != 0 ||
+        !task_status_moves(cur, status))
+      continue;
+    char key[2 * ID_LEN + 160];
+    snprintf(key, sizeof key, "%s/%s", node_id, id);
+    json_object_set_new(d->reports, key,
+                        json_pack("{s:s, s:s, s:O}", "ID", id, "Node", node_id,
+                                  "Status", status));
+  }
+  struct report_batch *b = d->reports_waiting;
+  if (!b)
+    b = d->reports_waiting = xcalloc(1, sizeof *b);
+  if (b->n == b->cap) {
+    b->cap = b->cap ? 2 * b->cap : 16;
+    b->reqs = xrealloc(b->reqs, b->cap * sizeof *b->reqs);
+  }
+  b->reqs[b->n++] = req;
+  reports_flush(d);
 }
 
 /* The loop time a slice of session starts may take before the loop
@@ -1067,6 +1127,7 @@ struct dispatcher *dispatcher_new(struct manager *m) {
   struct dispatcher *d = xcalloc(1, sizeof *d);
   d->m = m;
   d->deadlines = json_object();
+  d->reports = json_object();
   d->dirty = json_object();
   d->by_node = json_object();
   uv_timer_init(m->loop, &d->starter);
@@ -1098,6 +1159,7 @@ void dispatcher_set_leader(struct dispatcher *d, bool leader) {
     d->peers_dirty = false;
     json_decref(d->peers_snap);
     d->peers_snap = NULL;
+    reports_drop(d, 503, RAFTNODE_NO_LEADER_MSG);
     return;
   }
   /* Every node that is not down must open a session with this leader
@@ -1132,6 +1194,7 @@ static void timer_closed(uv_handle_t *h) {
   json_decref(d->managers);
   json_decref(d->mesh_sent);
   json_decref(d->peers_snap);
+  json_decref(d->reports);
   free(d);
 }
 
@@ -1141,6 +1204,10 @@ void dispatcher_free(struct dispatcher *d) {
   while (d->sessions)
     session_end(d, d->sessions);
   d->leader = false;
+  reports_drop(d, 503, "the manager is shutting down");
+  if (d->reports_busy)
+    d->reports_busy->d = NULL;
+  d->reports_busy = NULL;
   store_unwatch(d->m->store, d->watch_id);
   d->closing = 4;
   uv_close((uv_handle_t *)&d->starter, timer_closed);

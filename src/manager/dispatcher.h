@@ -57,5 +57,11 @@ struct store;
 json_t *dispatcher_assignments(struct store *st, const char *node_id,
                                const json_t *changed, json_t **tasks_sent,
                                json_t **files_sent);
+/* Whether a store change of a task is news to its node (old or cur may be
+ * NULL): not when only its status (and the version stamps) moved past
+ * assigned, which is the node's own report coming back (swarmkit's
+ * TasksEqualStable). Such a change is left out of changed, and the node
+ * keeps the version it was sent until something else changes. */
+bool dispatcher_task_news(const json_t *old, const json_t *cur);
 
 #endif

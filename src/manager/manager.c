@@ -13,6 +13,7 @@
 #include "manager/attach.h"
 #include "manager/dispatcher.h"
 #include "manager/internal.h"
+#include "manager/orchtask.h"
 #include "manager/networks.h"
 #include "manager/logbroker.h"
 #include "manager/reconciler.h"
@@ -281,6 +282,7 @@ static int start_common(struct manager *m, const struct manager_config *cfg,
   m->unlock_key_changed = cfg->unlock_key_changed;
   m->unlock_key_ud = cfg->unlock_key_ud;
   m->store = store_new();
+  store_set_status_rule(m->store, task_status_rule);
   if (cfg->events)
     store_watch(m->store, cluster_events, cfg->events);
   m->disp = dispatcher_new(m);

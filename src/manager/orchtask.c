@@ -40,6 +40,25 @@ enum task_state task_desired(const json_t *t) {
   return task_state_parse(jx_str(t, "DesiredState", NULL));
 }
 
+bool task_status_moves(const json_t *task, const json_t *status) {
+  enum task_state now = task_state(task);
+  enum task_state next = task_state_parse(jx_str(status, "State", ""));
+  return !(next < now || (now > TS_RUNNING && next == now));
+}
+
+json_t *task_status_rule(const json_t *task, const json_t *status) {
+  if (!task_status_moves(task, status))
+    return NULL;
+  json_t *ns = json_deep_copy(status);
+  const char *k;
+  json_t *v;
+  json_object_foreach(json_object_get(task, "Status"), k, v) {
+    if (!json_object_get(ns, k))
+      json_object_set(ns, k, v);
+  }
+  return ns;
+}
+
 void orch_out_init(struct orch_out *o) {
   memset(o, 0, sizeof *o);
   o->budget = ORCH_BATCH;

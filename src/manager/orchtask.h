@@ -53,6 +53,15 @@ enum task_state task_state_parse(const char *s);
 const char *task_state_name(enum task_state s);
 enum task_state task_state(const json_t *task);   /* Status.State */
 enum task_state task_desired(const json_t *task); /* DesiredState */
+/* The store's rule for a node's status report (store_status_rule): the
+ * Status to record, or NULL. States only move forward, and an end once
+ * recorded stays as it was (a node that restarts reports the exited
+ * containers it adopts again, which must not move the task's time in
+ * history). Keys of the recorded status the report lacks (PortStatus)
+ * are kept. */
+json_t *task_status_rule(const json_t *task, const json_t *status);
+/* Whether the rule would record the report (its state test alone). */
+bool task_status_moves(const json_t *task, const json_t *status);
 
 /* What the orchestrator and the scheduler produce: transactions to
  * propose (one per service, so one conflict does not block the others)

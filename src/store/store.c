@@ -55,6 +55,7 @@ struct store {
   size_t nwatchers, capwatchers;
   int next_watch_id;
   int notifying; /* >0 while watchers run: unwatch only marks */
+  store_status_rule status_rule;
 };
 
 struct store_tx {
@@ -428,6 +429,18 @@ void store_tx_node_removed(struct store_tx *tx, const char *node_id,
                                   (json_int_t)until_ns));
 }
 
+void store_tx_task_status(struct store_tx *tx, const char *task_id,
+                          const char *node_id, json_t *status) {
+  json_array_append_new(
+      tx->ops, json_pack("{s:s, s:s, s:s, s:o}", "op", "task_status", "id",
+                         task_id ? task_id : "", "node", node_id ? node_id : "",
+                         "status", status ? status : json_null()));
+}
+
+void store_set_status_rule(struct store *s, store_status_rule rule) {
+  s->status_rule = rule;
+}
+
 bool store_tx_empty(const struct store_tx *tx) {
   return !tx || json_array_size(tx->ops) == 0;
 }
@@ -461,6 +474,9 @@ struct staged {
 struct stage {
   struct staged *v;
   size_t n, cap;
+  /* kind:ID -> position in v: a transaction of thousands of ops (a batch
+   * of status reports) must not look up each one in a list */
+  json_t *pos;
 };
 
 static void stage_free(struct stage *st) {
@@ -470,11 +486,26 @@ static void stage_free(struct stage *st) {
     free(st->v[i].id);
   }
   free(st->v);
+  json_decref(st->pos);
+}
+
+#define STAGE_KEY_MAX 160
+static void stage_key(enum store_kind k, const char *id, char *key,
+                      size_t size) {
+  snprintf(key, size, "%d:%s", (int)k, id);
 }
 
 static struct staged *stage_find(struct stage *st, enum store_kind k,
                                  const char *id) {
-  for (size_t i = 0; i < st->n; i++)
+  char key[STAGE_KEY_MAX];
+  stage_key(k, id, key, sizeof key);
+  json_t *at = json_object_get(st->pos, key);
+  if (at && st->v[json_integer_value(at)].kind == k &&
+      strcmp(st->v[json_integer_value(at)].id, id) == 0)
+    return &st->v[json_integer_value(at)];
+  if (strlen(id) < STAGE_KEY_MAX - 16)
+    return NULL;                     /* its key is whole: not staged */
+  for (size_t i = 0; i < st->n; i++) /* a key cut short may be shared */
     if (st->v[i].kind == k && strcmp(st->v[i].id, id) == 0)
       return &st->v[i];
   return NULL;
@@ -490,6 +521,11 @@ static struct staged *stage_get(struct store *s, struct stage *st,
     st->cap = st->cap ? st->cap * 2 : 8;
     st->v = xrealloc(st->v, st->cap * sizeof *st->v);
   }
+  if (!st->pos)
+    st->pos = json_object();
+  char key[STAGE_KEY_MAX];
+  stage_key(k, id, key, sizeof key);
+  json_object_set_new(st->pos, key, json_integer((json_int_t)st->n));
   e = &st->v[st->n++];
   e->kind = k;
   e->old = json_incref(json_object_get(s->objs[k], id));
@@ -565,12 +601,42 @@ static int stage_node_removed(struct store *s, struct stage *st,
   return 0;
 }
 
+/* A node's status report (store_tx_task_status). The new version is a
+ * shallow copy with its own Status: the store never changes an object in
+ * place, so the rest is shared with the old version, not copied. */
+static int stage_task_status(struct store *s, struct stage *st, json_t *op,
+                             const char *now, uint64_t index, sh_err *err) {
+  const char *id = jx_str(op, "id", NULL);
+  const char *node = jx_str(op, "node", NULL);
+  json_t *status = json_object_get(op, "status");
+  if (!id || !*id || !node || !json_is_object(status))
+    return sh_error(err, 400, "invalid transaction: malformed task_status");
+  if (!s->status_rule)
+    return sh_error(err, 400, "invalid transaction: no rule for task_status");
+  struct staged *e = stage_get(s, st, STORE_TASK, id);
+  if (!e->cur || strcmp(jx_str(e->cur, "NodeID", ""), node) != 0)
+    return 0; /* gone, or not that node's: nothing to record */
+  json_t *ns = s->status_rule(e->cur, status);
+  if (!ns)
+    return 0;
+  json_t *nv = json_copy(e->cur);
+  json_object_set_new(nv, "Status", ns);
+  json_object_set_new(nv, "UpdatedAt", json_string(now));
+  json_object_set_new(nv, "Version",
+                      json_pack("{s:I}", "Index", (json_int_t)index));
+  json_decref(e->cur);
+  e->cur = nv;
+  return 0;
+}
+
 /* Checks one op against the staged view and records its effect. */
 static int stage_op(struct store *s, struct stage *st, json_t *op,
                     int64_t tx_ns, const char *now, uint64_t index,
                     sh_err *err) {
   if (strcmp(jx_str(op, "op", ""), "node_removed") == 0)
     return stage_node_removed(s, st, op, tx_ns, now, index, err);
+  if (strcmp(jx_str(op, "op", ""), "task_status") == 0)
+    return stage_task_status(s, st, op, now, index, err);
   enum store_kind k = STORE_CLUSTER;
   bool is_put = false;
   int64_t expect = 0;
@@ -706,8 +772,9 @@ int store_apply(struct store *s, const char *data, size_t len, uint64_t index,
   size_t nch = 0;
   for (i = 0; i < st.n; i++) {
     struct staged *e = &st.v[i];
-    if (!e->old && !e->cur)
-      continue; /* created and deleted in the same transaction */
+    if (e->old == e->cur)
+      continue; /* created and deleted in the same transaction, or a
+                   report that recorded nothing */
     if (e->old)
       index_update(s->idx, e->kind, e->id, e->old, NULL);
     if (e->cur)

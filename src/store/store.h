@@ -120,6 +120,19 @@ void store_tx_delete(struct store_tx *tx, enum store_kind k, const char *id,
  * the cluster keeps the list (only this op changes it). */
 void store_tx_node_removed(struct store_tx *tx, const char *node_id,
                            int64_t until_ns);
+/* A node's report of its task's status, as a merge the managers apply:
+ * no version check, so reports from many nodes share one entry and none
+ * fails for another writer's change. At apply time, a task that is gone
+ * or not on node_id is left alone, and otherwise the store's status rule
+ * (store_set_status_rule) decides: the Status it returns is recorded, the
+ * rest of the task kept; NULL records nothing. Steals status. */
+void store_tx_task_status(struct store_tx *tx, const char *task_id,
+                          const char *node_id, json_t *status);
+/* The rule of task_status ops: a new Status from the task and the
+ * report, or NULL. It must be a function of its arguments (every manager
+ * applies the same entry). A store without one refuses those ops. */
+typedef json_t *(*store_status_rule)(const json_t *task, const json_t *status);
+void store_set_status_rule(struct store *s, store_status_rule rule);
 bool store_tx_empty(const struct store_tx *tx);
 size_t store_tx_ops(const struct store_tx *tx); /* puts and deletes */
 /* The bytes raft replicates (JSON); now_ns stamps the objects. */

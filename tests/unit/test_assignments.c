@@ -147,3 +147,44 @@ TEST(assignments_changes_rebuild_the_whole_list) {
 TEST(assignments_changes_from_the_changed_tasks_rebuild_the_whole_list) {
   changes_rebuild_the_whole_list(failed_, true);
 }
+
+/* A node's own report coming back is not sent to it; a manager's change
+ * (desired state, a step at or before assigned) is. */
+TEST(assignments_leave_out_the_nodes_own_reports) {
+  json_t *assigned = json_pack(
+      "{s:s, s:s, s:s, s:{s:s}, s:{s:s}, s:{s:i}, s:s}", "ID", "t1", "NodeID",
+      "n1", "DesiredState", "running", "Spec", "Image", "busybox", "Status",
+      "State", "assigned", "Version", "Index", 5, "UpdatedAt", "a");
+  json_t *running = json_copy(assigned);
+  json_object_set_new(
+      running, "Status",
+      json_pack("{s:s, s:s}", "State", "running", "Message", "started"));
+  json_object_set_new(running, "Version", json_pack("{s:i}", "Index", 6));
+  json_object_set_new(running, "UpdatedAt", json_string("b"));
+  CHECK(!dispatcher_task_news(assigned, running));
+  /* An equal copy of a part is as good as the same part. */
+  json_t *copied = json_deep_copy(running);
+  json_object_set_new(copied, "Status", json_pack("{s:s}", "State", "failed"));
+  CHECK(!dispatcher_task_news(running, copied));
+  /* Desired state moved: news, whatever the status did. */
+  json_t *stop = json_copy(copied);
+  json_object_set_new(stop, "DesiredState", json_string("shutdown"));
+  CHECK(dispatcher_task_news(copied, stop));
+  /* A field added (e.g. an endpoint) is news. */
+  json_t *more = json_copy(running);
+  json_object_set_new(more, "Endpoint", json_object());
+  CHECK(dispatcher_task_news(running, more));
+  /* Placement (pending -> assigned), creation and deletion are news. */
+  json_t *pending = json_copy(assigned);
+  json_object_set_new(pending, "Status",
+                      json_pack("{s:s}", "State", "pending"));
+  CHECK(dispatcher_task_news(pending, assigned));
+  CHECK(dispatcher_task_news(NULL, assigned));
+  CHECK(dispatcher_task_news(running, NULL));
+  json_decref(assigned);
+  json_decref(running);
+  json_decref(copied);
+  json_decref(stop);
+  json_decref(more);
+  json_decref(pending);
+}

@@ -4,6 +4,7 @@
 #include "core/err.h"
 #include "core/jsonx.h"
 #include "core/util.h"
+#include "manager/orchtask.h"
 #include "store/store.h"
 
 #define T0 (INT64_C(1700000000) * NS_PER_SEC)
@@ -621,5 +622,116 @@ TEST(store_removed_nodes_round_trip) {
   CHECK_INT_EQ(err.status, 404);
   store_free(e);
   store_free(r);
+  store_free(s);
+}
+
+/* One change seen by a watcher: how many, and the last batch's size. */
+static size_t status_watch_n;
+static void status_watch(const struct store_change *c, size_t n, uint64_t index,
+                         void *ud) {
+  (void)c;
+  (void)index;
+  (void)ud;
+  status_watch_n += n;
+}
+
+static json_t *placed(const char *id, const char *node, const char *state) {
+  return json_pack("{s:s, s:s, s:s, s:{s:s}, s:{s:s, s:{s:i}}}", "ID", id,
+                   "NodeID", node, "DesiredState", "running", "Spec", "Image",
+                   "busybox", "Status", "State", state, "PortStatus", "Ports",
+                   8080);
+}
+
+static json_t *report(const char *state, const char *msg) {
+  return json_pack("{s:s, s:s}", "State", state, "Message", msg);
+}
+
+TEST(store_task_status_reports_merge_forward_on_their_node_only) {
+  struct store *s = store_new();
+  sh_err err = {0};
+  struct store_tx *tx = store_tx_new();
+  for (int i = 0; i < 3000; i++) {
+    char id[32];
+    snprintf(id, sizeof id, "task%04d", i);
+    store_tx_put(tx, STORE_TASK,
+                 placed(id, i % 2 ? "nodeB" : "nodeA", "assigned"),
+                 STORE_MUST_CREATE);
+  }
+  CHECK_INT_EQ(apply_tx(s, tx, 10, T0, &err), 0);
+
+  /* Without the rule a store refuses the op (and changes nothing). */
+  tx = store_tx_new();
+  store_tx_task_status(tx, "task0000", "nodeA", report("running", "x"));
+  CHECK(apply_tx(s, tx, 11, T0, &err) < 0);
+  CHECK_INT_EQ(err.status, 400);
+  CHECK_STR_EQ(jx_str(store_get(s, STORE_TASK, "task0000"), "Status.State", ""),
+               "assigned");
+  store_set_status_rule(s, task_status_rule);
+  int wid = store_watch(s, status_watch, NULL);
+
+  /* Thousands of reports in one entry: each node's own apply; another
+   * node's, a missing task's and a step back record nothing, and fail
+   * nothing. */
+  json_t *before = json_incref(store_get(s, STORE_TASK, "task0000"));
+  tx = store_tx_new();
+  for (int i = 0; i < 3000; i++) {
+    char id[32];
+    snprintf(id, sizeof id, "task%04d", i);
+    store_tx_task_status(tx, id, i % 2 ? "nodeB" : "nodeA",
+                         report("running", "started"));
+  }
+  store_tx_task_status(tx, "task0000", "nodeB", report("failed", "not mine"));
+  store_tx_task_status(tx, "gone", "nodeA", report("running", "started"));
+  store_tx_task_status(tx, "task0001", "nodeB", report("starting", "late"));
+  CHECK_INT_EQ(apply_tx(s, tx, 12, T0 + 5, &err), 0);
+  CHECK_INT_EQ(status_watch_n, 3000);
+  json_t *t = store_get(s, STORE_TASK, "task0000");
+  CHECK_STR_EQ(jx_str(t, "Status.State", ""), "running");
+  CHECK_STR_EQ(jx_str(t, "Status.Message", ""), "started");
+  CHECK_INT_EQ(jx_int(t, "Status.PortStatus.Ports", 0), 8080); /* kept */
+  CHECK_INT_EQ(jx_int(t, "Version.Index", 0), 12);
+  CHECK_STR_EQ(jx_str(t, "Spec.Image", ""), "busybox");
+  /* The old version is as it was (the new one shares, never changes). */
+  CHECK_STR_EQ(jx_str(before, "Status.State", ""), "assigned");
+  CHECK_INT_EQ(jx_int(before, "Version.Index", 0), 10);
+  json_decref(before);
+  CHECK_STR_EQ(jx_str(store_get(s, STORE_TASK, "task0001"), "Status.State", ""),
+               "running");
+  CHECK(store_get(s, STORE_TASK, "gone") == NULL);
+  CHECK_INT_EQ(store_count_by(s, STORE_TASKS_BY_STATE, "running"), 3000);
+  CHECK_INT_EQ(store_count_by(s, STORE_TASKS_BY_STATE, "assigned"), 0);
+
+  /* An end once recorded stays: a second "failed" does not move it. */
+  tx = store_tx_new();
+  store_tx_task_status(tx, "task0002", "nodeA", report("failed", "exit 1"));
+  CHECK_INT_EQ(apply_tx(s, tx, 13, T0 + 6, &err), 0);
+  status_watch_n = 0;
+  tx = store_tx_new();
+  store_tx_task_status(tx, "task0002", "nodeA", report("failed", "again"));
+  CHECK_INT_EQ(apply_tx(s, tx, 14, T0 + 7, &err), 0);
+  CHECK_INT_EQ(status_watch_n, 0);
+  t = store_get(s, STORE_TASK, "task0002");
+  CHECK_STR_EQ(jx_str(t, "Status.Message", ""), "exit 1");
+  CHECK_INT_EQ(jx_int(t, "Version.Index", 0), 13);
+
+  /* A put and a report of the same task in one entry: staged in order. */
+  tx = store_tx_new();
+  store_tx_put(tx, STORE_TASK, placed("task0003", "nodeB", "assigned"), 12);
+  store_tx_task_status(tx, "task0003", "nodeB", report("preparing", "p"));
+  CHECK_INT_EQ(apply_tx(s, tx, 15, T0 + 8, &err), 0);
+  CHECK_STR_EQ(jx_str(store_get(s, STORE_TASK, "task0003"), "Status.State", ""),
+               "preparing");
+
+  /* Malformed: refused whole. */
+  tx = store_tx_new();
+  store_tx_task_status(tx, "task0004", "nodeA", report("running", "x"));
+  store_tx_task_status(tx, "", "nodeA", json_pack("{s:s}", "State", "x"));
+  CHECK(apply_tx(s, tx, 16, T0 + 9, &err) < 0);
+  CHECK_INT_EQ(err.status, 400);
+  CHECK_STR_EQ(jx_str(store_get(s, STORE_TASK, "task0004"), "Status.State", ""),
+               "running");
+  CHECK_INT_EQ(jx_int(store_get(s, STORE_TASK, "task0004"), "Version.Index", 0),
+               12);
+  store_unwatch(s, wid);
   store_free(s);
 }

@@ -7,6 +7,7 @@
 #include "core/err.h"
 #include "core/jsonx.h"
 #include "core/util.h"
+#include "manager/orchtask.h"
 #include "store/store.h"
 
 #define T0 (INT64_C(1700000000) * NS_PER_SEC)
@@ -71,6 +72,12 @@ static bool rand_op(uint64_t *st, struct store *s, struct store_tx *tx) {
     stale = true;
   } else if (what == 1) {
     v = STORE_ANY_VERSION;
+  }
+  if (k == STORE_TASK && what == 2) {
+    /* A node's report: records or not by the status rule, never stale. */
+    store_tx_task_status(tx, id, PICK(st, nodes) ? PICK(st, nodes) : "",
+                         json_pack("{s:s}", "State", PICK(st, states)));
+    return true;
   }
   if (cur && what >= 7)
     store_tx_delete(tx, k, id, v);
@@ -161,6 +168,7 @@ static char *dump_all(struct store *s) {
 
 static void run_seed(uint64_t seed, int steps, int *failed_) {
   struct store *s = store_new();
+  store_set_status_rule(s, task_status_rule);
   uint64_t st = seed;
   uint64_t index = 0;
   char why[256];
@@ -172,6 +180,7 @@ static void run_seed(uint64_t seed, int steps, int *failed_) {
       char *snap = store_snapshot(s, &len);
       sh_err err = {0};
       struct store *r = store_new();
+      store_set_status_rule(r, task_status_rule);
       int rc = store_restore(r, snap, len, &err);
       int rc2 = store_restore(s, snap, len, &err);
       free(snap);
