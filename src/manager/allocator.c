@@ -63,9 +63,8 @@ static void reserve_task(json_t *t, void *ud) {
   size_t k, a;
   json_t *att, *addr;
   json_array_foreach(json_object_get(t, "NetworksAttachments"), k, att)
-      json_array_foreach(json_object_get(att, "Addresses"), a, addr)
-          reserve(pools, jx_str(att, "Network.ID", ""),
-                  json_string_value(addr));
+      json_array_foreach(json_object_get(att, "Addresses"), a, addr) reserve(
+          pools, jx_str(att, "Network.ID", ""), json_string_value(addr));
 }
 
 static struct pool *pools_build(struct store *s) {
@@ -112,9 +111,8 @@ static struct pool *pools_build(struct store *s) {
    * (its first network's): the others hold no address. */
   cleanup_json json_t *keys = store_index_keys(s, STORE_TASKS_BY_NETWORK);
   json_t *key;
-  json_array_foreach(keys, i, key)
-      store_each_by(s, STORE_TASKS_BY_NETWORK, json_string_value(key),
-                    reserve_task, pools);
+  json_array_foreach(keys, i, key) store_each_by(
+      s, STORE_TASKS_BY_NETWORK, json_string_value(key), reserve_task, pools);
   return pools;
 }
 
@@ -347,7 +345,7 @@ static void allocate_attachments(struct store *s, struct lazy_pools *lp,
     jx_set(next, "Status.State", json_string("running"));
     jx_set(next, "Status.Message", json_string("attached"));
     struct store_tx *tx = store_tx_new();
-    store_tx_put(tx, STORE_TASK, next, jx_int(t, "Version.Index", 0));
+    store_tx_update(tx, STORE_TASK, next, t, jx_int(t, "Version.Index", 0));
     orch_out_add(out, tx);
   }
 }
@@ -424,7 +422,7 @@ int allocator_run(struct store *s, struct orch_out *out, size_t *exhausted) {
       json_object_set_new(next, "NetworksAttachments", atts);
       if (!tx)
         tx = store_tx_new();
-      store_tx_put(tx, STORE_TASK, next, jx_int(t, "Version.Index", 0));
+      store_tx_update(tx, STORE_TASK, next, t, jx_int(t, "Version.Index", 0));
       if (++in_tx == TASKS_PER_TX) {
         orch_out_add(out, tx);
         tx = NULL;

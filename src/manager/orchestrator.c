@@ -1186,8 +1186,8 @@ static void work_emit(struct work *w) {
     if (!o)
       store_tx_put(tx, STORE_TASK, json_incref(t), STORE_MUST_CREATE);
     else if (!json_equal(o, t))
-      store_tx_put(tx, STORE_TASK, json_incref(t),
-                   jx_int(o, "Version.Index", 0));
+      store_tx_update(tx, STORE_TASK, json_incref(t), o,
+                      jx_int(o, "Version.Index", 0));
   }
   const char *id;
   json_t *v;
@@ -1357,7 +1357,7 @@ static void run_orphans(const json_t *tasks, struct orch_out *out) {
     } else {
       json_t *nt = json_copy(t);
       set_desired(nt, TS_REMOVE);
-      store_tx_put(tx, STORE_TASK, nt, v);
+      store_tx_update(tx, STORE_TASK, nt, t, v);
     }
   }
   orch_out_add(out, tx);
@@ -1464,7 +1464,7 @@ static void node_task(json_t *t, void *ud) {
   }
   json_t *old = json_copy(t);
   set_desired(old, TS_SHUTDOWN);
-  store_tx_put(np->tx, STORE_TASK, old, jx_int(t, "Version.Index", 0));
+  store_tx_update(np->tx, STORE_TASK, old, t, jx_int(t, "Version.Index", 0));
   np->txn++;
   json_object_set_new(np->busy, sid, json_true());
   if (!should_restart(t))

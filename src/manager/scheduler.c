@@ -17,7 +17,7 @@
 struct ninfo {
   json_t *node; /* borrowed */
   const char *id;
-  bool usable; /* ready, active, with a runtime: read once per run */
+  bool usable;        /* ready, active, with a runtime: read once per run */
   int64_t cpu, mem;   /* available */
   int64_t active;     /* tasks desired to run (<= complete) */
   json_t *by_service; /* service ID -> active tasks placed by this run */
@@ -423,18 +423,19 @@ static struct store_tx *tx_for(struct txs *x, const char *sid) {
 }
 
 static void put_task(struct txs *x, const json_t *orig, json_t *nt) {
-  store_tx_put(tx_for(x, jx_str(orig, "ServiceID", "")), STORE_TASK, nt,
-               jx_int(orig, "Version.Index", 0));
+  store_tx_update(tx_for(x, jx_str(orig, "ServiceID", "")), STORE_TASK, nt,
+                  orig, jx_int(orig, "Version.Index", 0));
 }
 
 static json_t *with_status(const json_t *t, const char *state, const char *msg,
                            const char *errmsg, int64_t now) {
-  json_t *nt = json_deep_copy(t);
-  json_t *st = json_object_get(nt, "Status");
-  if (!json_is_object(st)) {
-    st = json_object();
-    json_object_set_new(nt, "Status", st);
-  }
+  /* A shallow copy with a status of its own: the rest is the store's,
+   * which never changes in place (the callers set top-level fields). */
+  json_t *nt = json_copy((json_t *)t);
+  json_t *st = json_is_object(json_object_get(t, "Status"))
+                   ? json_deep_copy(json_object_get(t, "Status"))
+                   : json_object();
+  json_object_set_new(nt, "Status", st);
   char ts[64];
   json_object_set_new(st, "Timestamp",
                       json_string(clock_format_rfc3339(now, ts, sizeof ts)));
@@ -576,9 +577,9 @@ int scheduler_run_load(struct store *s, int64_t now_ns, struct orch_out *out,
       pick = choose(t, nis, nn, fit);
     else if (nfit) /* nodeLess over the counts: the first of the fewest */
       for (size_t k = 0; k < nn; k++)
-        if (fit[k] && (!pick || cnt[k] < cnt[pick - nis] ||
-                       (cnt[k] == cnt[pick - nis] &&
-                        nis[k].active < pick->active)))
+        if (fit[k] &&
+            (!pick || cnt[k] < cnt[pick - nis] ||
+             (cnt[k] == cnt[pick - nis] && nis[k].active < pick->active)))
           pick = &nis[k];
     if (pick) {
       json_t *nt = with_status(t, "assigned", "scheduler assigned task to node",

@@ -421,6 +421,40 @@ void store_tx_delete(struct store_tx *tx, enum store_kind k, const char *id,
                                            (json_int_t)expect_version));
 }
 
+/* Fields a put or a patch never sets: the apply stamps them. */
+static bool stamped(const char *k) {
+  return !strcmp(k, "ID") || !strcmp(k, "CreatedAt") ||
+         !strcmp(k, "UpdatedAt") || !strcmp(k, "Version") ||
+         !strcmp(k, REMOVED_KEY);
+}
+
+void store_tx_update(struct store_tx *tx, enum store_kind k, json_t *obj,
+                     const json_t *cur, int64_t expect_version) {
+  if (!cur || !obj || k == STORE_CLUSTER || expect_version <= 0) {
+    store_tx_put(tx, k, obj, expect_version);
+    return;
+  }
+  json_t *set = json_object();
+  json_t *unset = json_array();
+  const char *key;
+  json_t *v;
+  json_object_foreach(obj, key, v) {
+    const json_t *was = json_object_get(cur, key);
+    if (!stamped(key) && was != v && (!was || !json_equal(was, v)))
+      json_object_set(set, key, v);
+  }
+  json_object_foreach((json_t *)cur, key, v) {
+    if (!stamped(key) && !json_object_get(obj, key))
+      json_array_append_new(unset, json_string(key));
+  }
+  json_array_append_new(
+      tx->ops,
+      json_pack("{s:s, s:s, s:s, s:I, s:o, s:o}", "op", "patch", "kind",
+                store_kind_name(k), "id", jx_str(obj, "ID", ""), "expect",
+                (json_int_t)expect_version, "set", set, "unset", unset));
+  json_decref(obj);
+}
+
 void store_tx_node_removed(struct store_tx *tx, const char *node_id,
                            int64_t until_ns) {
   json_array_append_new(tx->ops,
@@ -601,6 +635,45 @@ static int stage_node_removed(struct store *s, struct stage *st,
   return 0;
 }
 
+/* An update that carries only what changed (store_tx_update). */
+static int stage_patch(struct store *s, struct stage *st, json_t *op,
+                       const char *now, uint64_t index, sh_err *err) {
+  enum store_kind k;
+  const char *kn = jx_str(op, "kind", NULL);
+  const char *id = jx_str(op, "id", NULL);
+  json_t *ex = json_object_get(op, "expect");
+  json_t *set = json_object_get(op, "set");
+  json_t *unset = json_object_get(op, "unset");
+  if (!kn || !kind_from_name(kn, &k) || k == STORE_CLUSTER || !id || !*id ||
+      !json_is_integer(ex) || json_integer_value(ex) <= 0 ||
+      !json_is_object(set) || !json_is_array(unset))
+    return sh_error(err, 400, "invalid transaction: malformed patch");
+  struct staged *e = stage_get(s, st, k, id);
+  if (!e->cur)
+    return sh_error(err, 404, "%s %s not found", kn, id);
+  if (obj_version(e->cur) != json_integer_value(ex))
+    return sh_error(err, STORE_SEQ_STATUS, STORE_SEQ_MSG);
+  json_t *nv = json_copy(e->cur);
+  const char *key;
+  json_t *v;
+  json_object_foreach(set, key, v) {
+    if (!stamped(key))
+      json_object_set(nv, key, v);
+  }
+  size_t i;
+  json_array_foreach(unset, i, v) {
+    const char *u = json_string_value(v);
+    if (u && !stamped(u))
+      json_object_del(nv, u);
+  }
+  json_object_set_new(nv, "UpdatedAt", json_string(now));
+  json_object_set_new(nv, "Version",
+                      json_pack("{s:I}", "Index", (json_int_t)index));
+  json_decref(e->cur);
+  e->cur = nv;
+  return 0;
+}
+
 /* A node's status report (store_tx_task_status). The new version is a
  * shallow copy with its own Status: the store never changes an object in
  * place, so the rest is shared with the old version, not copied. */
@@ -637,6 +710,8 @@ static int stage_op(struct store *s, struct stage *st, json_t *op,
     return stage_node_removed(s, st, op, tx_ns, now, index, err);
   if (strcmp(jx_str(op, "op", ""), "task_status") == 0)
     return stage_task_status(s, st, op, now, index, err);
+  if (strcmp(jx_str(op, "op", ""), "patch") == 0)
+    return stage_patch(s, st, op, now, index, err);
   enum store_kind k = STORE_CLUSTER;
   bool is_put = false;
   int64_t expect = 0;

@@ -112,6 +112,14 @@ void store_tx_put(struct store_tx *tx, enum store_kind k, json_t *obj,
                   int64_t expect_version);
 void store_tx_delete(struct store_tx *tx, enum store_kind k, const char *id,
                      int64_t expect_version);
+/* As store_tx_put of obj over cur (the live object it was made from,
+ * borrowed), but the entry carries only the top-level fields that differ
+ * (a "patch" op), and the apply makes the new version a shallow copy of
+ * the old with those fields replaced or removed. Same checks and result
+ * as the put: the version must be expect_version, the object must exist.
+ * Without cur, or for the cluster object, it is a put. Steals obj. */
+void store_tx_update(struct store_tx *tx, enum store_kind k, json_t *obj,
+                     const json_t *cur, int64_t expect_version);
 /* Records that a node was removed from the swarm (node rm, or the node
  * left), as swarmkit's Cluster.BlacklistedCertificates: the cluster's
  * "_RemovedNodes" maps the node ID to until_ns, after which no

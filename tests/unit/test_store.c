@@ -735,3 +735,84 @@ TEST(store_task_status_reports_merge_forward_on_their_node_only) {
   store_unwatch(s, wid);
   store_free(s);
 }
+
+/* An update sent as what changed gives the store a put would: two
+ * stores, the same random changes, one by put and one by patch. */
+TEST(store_update_as_patch_equals_the_put) {
+  struct store *a = store_new(), *b = store_new();
+  sh_err err = {0};
+  uint64_t rs = 42;
+  for (int i = 0; i < 20; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "t%02d", i);
+    json_t *t = placed(id, "nodeA", "pending");
+    CHECK_INT_EQ(
+        put1(a, STORE_TASK, json_deep_copy(t), STORE_MUST_CREATE, 1, &err), 0);
+    CHECK_INT_EQ(put1(b, STORE_TASK, t, STORE_MUST_CREATE, 1, &err), 0);
+  }
+  size_t put_bytes = 0, patch_bytes = 0;
+  for (uint64_t index = 2; index < 400; index++) {
+    char id[16];
+    snprintf(id, sizeof id, "t%02u", test_rnd(&rs, 20));
+    json_t *cur = store_get(b, STORE_TASK, id);
+    json_t *next = json_deep_copy(cur);
+    switch (test_rnd(&rs, 5)) {
+    case 0:
+      jx_set(next, "Status.State", json_string("assigned"));
+      json_object_set_new(next, "NodeID", json_string("nodeB"));
+      break;
+    case 1:
+      json_object_del(next, "NodeID");
+      break;
+    case 2:
+      json_object_set_new(next, "Endpoint", json_pack("{s:i}", "n", index));
+      break;
+    case 3:
+      json_object_set_new(next, "CreatedAt", json_string("ignored"));
+      json_object_set_new(next, "Version", json_pack("{s:i}", "Index", 1));
+      break;
+    default:
+      break; /* nothing changed: an empty patch still stamps a version */
+    }
+    int64_t v = jx_int(cur, "Version.Index", 0);
+    struct store_tx *tp = store_tx_new(), *tu = store_tx_new();
+    store_tx_put(tp, STORE_TASK, json_deep_copy(next), v);
+    store_tx_update(tu, STORE_TASK, next, cur, v);
+    size_t lp, lu;
+    char *dp = store_tx_encode(tp, T0 + (int64_t)index, &lp);
+    char *du = store_tx_encode(tu, T0 + (int64_t)index, &lu);
+    store_tx_free(tp);
+    store_tx_free(tu);
+    put_bytes += lp;
+    patch_bytes += lu;
+    CHECK_INT_EQ(store_apply(a, dp, lp, index, &err), 0);
+    CHECK_INT_EQ(store_apply(b, du, lu, index, &err), 0);
+    free(dp);
+    free(du);
+  }
+  char *da = dump_all(a), *db = dump_all(b);
+  CHECK_STR_EQ(da, db);
+  free(da);
+  free(db);
+  CHECK(patch_bytes < put_bytes);
+
+  /* Stale and missing: refused as the put is, and nothing changes. */
+  json_t *cur = store_get(b, STORE_TASK, "t00");
+  json_t *next = json_deep_copy(cur);
+  json_object_set_new(next, "NodeID", json_string("nodeC"));
+  struct store_tx *tx = store_tx_new();
+  store_tx_update(tx, STORE_TASK, next, cur,
+                  jx_int(cur, "Version.Index", 0) - 1);
+  CHECK(apply_tx(b, tx, 500, T0, &err) < 0);
+  CHECK_STR_EQ(err.msg, "update out of sequence");
+  next = json_pack("{s:s, s:s}", "ID", "nope", "NodeID", "x");
+  json_t *ghost = json_pack("{s:s}", "ID", "nope");
+  tx = store_tx_new();
+  store_tx_update(tx, STORE_TASK, next, ghost, 7);
+  CHECK(apply_tx(b, tx, 501, T0, &err) < 0);
+  CHECK_INT_EQ(err.status, 404);
+  json_decref(ghost);
+  CHECK(store_index(b) < 500);
+  store_free(a);
+  store_free(b);
+}

@@ -79,6 +79,10 @@ static bool rand_op(uint64_t *st, struct store *s, struct store_tx *tx) {
                          json_pack("{s:s}", "State", PICK(st, states)));
     return true;
   }
+  if (cur && what == 3) { /* the same update, sent as what changed */
+    store_tx_update(tx, k, rand_obj(st, k, id), cur, v);
+    return !stale;
+  }
   if (cur && what >= 7)
     store_tx_delete(tx, k, id, v);
   else
