@@ -16,6 +16,11 @@
  *   writer only asserts it (compiled out in release builds) and otherwise
  *   writes segments it cannot load back. Entries are therefore framed as
  *   an 8-byte little-endian length, the payload, and zero padding.
+ * - a leader stepping down frees the followers' progress, then fails its
+ *   pending applies (RAFT_LEADERSHIPLOST) with raft_state() still
+ *   RAFT_LEADER; a raft_apply from such a callback passes the state check
+ *   and reads the freed progress (a segfault). raftnode_is_leader is false
+ *   while those callbacks run (stepping_down).
  * - raft_close fails pending applies with RAFT_LEADERSHIPLOST, closes the
  *   io (and through it the transport); the io and transport memory may be
  *   released only after the close callback, and not from inside it (libraft
@@ -95,6 +100,9 @@ struct raftnode {
   char *address;
   uint64_t id;
   bool tls; /* TLS transport (else libraft's TCP) */
+  /* >0 while libraft fails pending requests as it steps down (see
+   * apply_done): no leader for proposers then. */
+  unsigned stepping_down;
 
   /* Membership changes, oldest first; the head is the one running. */
   struct member_op *ops_head, *ops_tail;
@@ -731,7 +739,7 @@ int raftnode_join(struct raftnode *rn, raftnode_leader_fn on_leader, void *ud,
 }
 
 bool raftnode_is_leader(const struct raftnode *rn) {
-  return rn->started && !rn->closing &&
+  return rn->started && !rn->closing && !rn->stepping_down &&
          raft_state((struct raft *)&rn->raft) == RAFT_LEADER;
 }
 
@@ -805,8 +813,16 @@ static void apply_done(struct raft_apply *req, int status, void *result) {
   } else {
     rc = sh_error(&e, 500, "raft: %s", raft_strerror(status));
   }
+  /* libraft fails the pending applies while stepping down with its state
+   * still RAFT_LEADER and the followers' progress already freed: a
+   * raft_apply from a callback then (a proposer trying its next batch)
+   * dereferences that progress. Until the callbacks are done this node
+   * says it is no leader, so raftnode_propose refuses. */
+  bool lost = status == RAFT_LEADERSHIPLOST || status == RAFT_SHUTDOWN;
+  rn->stepping_down += lost;
   if (p->done)
     p->done(p->ud, rc, &e);
+  rn->stepping_down -= lost;
   free(p);
 }
 
@@ -942,7 +958,11 @@ static void op_change_cb(struct raft_change *req, int status) {
   struct member_op *op = req->data;
   op->in_raft = false;
   if (status != 0) {
-    op_fail_raft(op, status);
+    struct raftnode *rn = op->rn;
+    bool lost = status == RAFT_LEADERSHIPLOST; /* as in apply_done */
+    rn->stepping_down += lost;
+    op_fail_raft(op, status); /* may free op */
+    rn->stepping_down -= lost;
     return;
   }
   /* A new spare: promote it next, outside raft's callback. */
@@ -971,7 +991,7 @@ static const struct raft_server *conf_get(struct raftnode *rn, uint64_t id) {
 
 static void op_step(struct member_op *op) {
   struct raftnode *rn = op->rn;
-  if (rn->closing || !rn->started || raft_state(&rn->raft) != RAFT_LEADER) {
+  if (!raftnode_is_leader(rn)) { /* also while stepping down */
     op_fail(op, 503, "%s", RAFTNODE_NO_LEADER_MSG);
     return;
   }

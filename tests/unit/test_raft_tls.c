@@ -528,6 +528,52 @@ TEST(raft_tls_three_managers_failover_and_catch_up) {
   CHECK_INT_EQ(uv_loop_close(&loop), 0);
 }
 
+/* ---- a proposer that tries again from its failure callback ---- */
+
+struct again {
+  struct tnode *n;
+  volatile bool called;
+  int status, again_rc, again_status;
+};
+
+static void again_cb(void *ud, int status, const sh_err *err) {
+  struct again *a = ud;
+  a->called = true;
+  a->status = err ? err->status : 0;
+  if (status == 0)
+    return;
+  /* As the dispatcher's next batch of reports does. */
+  sh_err e = {0};
+  a->again_rc = raftnode_propose(a->n->rn, "again", 5, NULL, NULL, &e);
+  a->again_status = e.status;
+}
+
+/* libraft fails a stepping-down leader's pending entries while it still
+ * says it leads, with the followers' progress already gone: a proposal
+ * made from that callback crashed the manager (seen at 1,000 simulated
+ * nodes). It must be refused as "no leader". */
+TEST(raft_tls_proposal_from_a_lost_leaders_callback_is_refused) {
+  struct pki p = {0};
+  struct tnode n[2];
+  CHECK(managers_new(&p, n, 2));
+  CHECK(join_added(&n[0], &n[1]));
+  CHECK_INT_EQ(voters(&n[0]), 2);
+  node_stop(&n[1]);
+  struct again a = {.n = &n[0]};
+  sh_err err = {0};
+  CHECK_INT_EQ(raftnode_propose(n[0].rn, "stranded", 8, again_cb, &a, &err), 0);
+  CHECK(run_cond(flag_set, (void *)&a.called, 10000));
+  CHECK_INT_EQ(a.status, 503);
+  CHECK(a.again_rc < 0);
+  CHECK_INT_EQ(a.again_status, 503);
+  CHECK(!raftnode_is_leader(n[0].rn));
+  for (int i = 0; i < 2; i++)
+    node_free(&n[i]);
+  pki_free(&p);
+  run_ms(50);
+  CHECK_INT_EQ(uv_loop_close(&loop), 0);
+}
+
 /* ---- renewal: new dials present the new certificate ---- */
 
 /* Proposes on n; true when it commits within ms. */
