@@ -96,6 +96,13 @@ teardown() {
       echo "--- shoald log of ${hl%%=*} (last 30 lines) ---" >&2
       tail -n 30 "$mesh_dir/${hl%%=*}/shoald.log" >&2 || true
     done
+    # BENCH_KEEP_LOGS=DIR: the simulator run's whole logs outlive the lab.
+    if [ -n "${BENCH_KEEP_LOGS:-}" ] && [ -d "$sim_dir" ]; then
+      mkdir -p "$BENCH_KEEP_LOGS"
+      for f in "$sim_dir"/benchq*/shoald.log "$sim_dir/shoal-sim.log"; do
+        [ -f "$f" ] && cp "$f" "$BENCH_KEEP_LOGS/$(basename "$(dirname "$f")")-$(basename "$f")"
+      done
+    fi
     for f in "$sim_dir"/benchq*/shoald.log "$sim_dir/shoal-sim.log"; do
       [ -f "$f" ] || continue
       echo "--- $f (last 30 lines) ---" >&2
