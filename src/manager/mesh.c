@@ -218,6 +218,11 @@ static void add_name(json_t *names, const char *net, const char *name,
   json_array_append_new(l, json_string(ip));
 }
 
+static void running_attachment(json_t *t, void *ud) {
+  if (attachment_task(t) && task_state(t) == TS_RUNNING)
+    json_object_set(ud, jx_str(t, "ID", ""), t);
+}
+
 json_t *mesh_names(struct store *s) {
   cleanup_json json_t *ready = ready_nodes(s);
   cleanup_json json_t *svcs = store_list(s, STORE_SERVICE);
@@ -285,9 +290,17 @@ json_t *mesh_names(struct store *s) {
     }
   }
   /* Standalone containers attached to a network: their name and short
-   * ID, as dockerd registers a container on a user network. */
-  cleanup_json json_t *running =
-      store_list_by(s, STORE_TASKS_BY_STATE, "running");
+   * ID, as dockerd registers a container on a user network. Only tasks on
+   * a network are looked at (the network index), in store order: the
+   * sorted list of every running task was most of this at 100,000. */
+  cleanup_json json_t *on_nets = json_object();
+  cleanup_json json_t *netkeys = store_index_keys(s, STORE_TASKS_BY_NETWORK);
+  json_t *nk;
+  json_array_foreach(netkeys, i, nk) {
+    store_each_by(s, STORE_TASKS_BY_NETWORK, json_string_value(nk),
+                  running_attachment, on_nets);
+  }
+  cleanup_json json_t *running = store_sorted(on_nets);
   json_t *t;
   json_array_foreach(running, i, t) {
     if (!attachment_task(t) || task_desired(t) != TS_RUNNING ||
