@@ -73,11 +73,11 @@ static void kick(struct reconciler *r) {
 static void on_change(const struct store_change *ch, size_t n, uint64_t index,
                       void *ud) {
   struct reconciler *r = ud;
-  sched_load_follow(r->load, r->m->store, ch, n);
   if (!r->leader) {
     kick(r); /* sets dirty; becoming leader starts with a full pass */
     return;
   }
+  sched_load_changes(r->load, ch, n);
   orchestrator_touched(r->m->store, ch, n, r->touched, &r->full);
   if (n == 0)
     r->alloc_dirty = true;
@@ -220,7 +220,9 @@ struct reconciler *reconciler_new(struct manager *m) {
 }
 
 void reconciler_set_leader(struct reconciler *r, bool leader) {
-  r->leader = leader; /* the loads are kept: every manager follows them */
+  r->leader = leader;
+  /* Followers do not keep it: built again at the first run as leader. */
+  sched_load_invalidate(r->load);
   if (leader) {
     r->pass = 0;
     r->full = r->alloc_dirty = true;

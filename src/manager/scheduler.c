@@ -132,14 +132,6 @@ static void load_build(struct sched_load *l, struct store *s) {
   l->valid = true;
 }
 
-void sched_load_follow(struct sched_load *l, struct store *s,
-                       const struct store_change *ch, size_t n) {
-  if (n == 0 || !l->valid)
-    load_build(l, s);
-  else
-    sched_load_changes(l, ch, n);
-}
-
 enum filter {
   F_READY,
   F_RESOURCES,

@@ -41,7 +41,7 @@ struct fx {
 static inline void fx_on_change(const struct store_change *ch, size_t n,
                                 uint64_t index, void *ud) {
   struct fx *f = ud;
-  sched_load_follow(f->load, f->s, ch, n);
+  sched_load_changes(f->load, ch, n);
   orchestrator_touched(f->s, ch, n, f->touched, &f->full);
 }
 
