@@ -623,57 +623,12 @@ int manager_remove_secret(struct manager *m, int kind, const char *ref,
   return propose_pending(m, &m->rm_pending, item, tx, done, ud, err);
 }
 
-/* ServiceStatus counts, over one service's tasks (the index's bucket:
- * `service ls` costs the services' tasks, not every task per service). */
-struct svc_count {
-  struct store *s;
-  bool job, global;
-  int64_t iter, running, desired, completed;
-};
-
-static void count_task(json_t *t, void *ud) {
-  struct svc_count *c = ud;
-  if (c->job && jx_int(t, "JobIteration.Index", -1) != c->iter)
-    return;
-  enum task_state st = task_state(t);
-  enum task_state want = task_desired(t);
-  if (want <= TS_RUNNING && c->global)
-    c->desired++;
-  if (c->job && c->global && want == TS_COMPLETE && st != TS_COMPLETE)
-    c->desired++;
-  if ((want <= TS_RUNNING || c->job) && st == TS_RUNNING) {
-    const json_t *node = store_get(c->s, STORE_NODE, jx_str(t, "NodeID", ""));
-    if (node && strcmp(jx_str(node, "Status.State", ""), "down") != 0)
-      c->running++;
-  }
-  if (st == TS_COMPLETE)
-    c->completed++;
-}
-
 json_t *manager_service_view(struct manager *m, const json_t *svc,
                              bool insert_defaults, bool status) {
   json_t *v = services_view(svc, insert_defaults);
   if (!status)
     return v;
-  /* ServiceStatus, as `service ls` shows REPLICAS. Jobs as swarmkit
-   * counts them: the current iteration's tasks only; a global job desires
-   * each of its tasks not yet complete. */
-  struct svc_count c = {
-      .s = m->store,
-      .job = service_is_job(svc),
-      .global = service_is_global(svc) || jx_get(svc, "Spec.Mode.GlobalJob"),
-      .iter = service_job_iteration(svc),
-  };
-  store_each_by(m->store, STORE_TASKS_BY_SERVICE, jx_str(svc, "ID", ""),
-                count_task, &c);
-  if (jx_get(svc, "Spec.Mode.ReplicatedJob"))
-    c.desired = jx_int(svc, "Spec.Mode.ReplicatedJob.MaxConcurrent", 0);
-  else if (!c.global)
-    c.desired = service_replicas(svc);
   json_object_set_new(v, "ServiceStatus",
-                      json_pack("{s:I, s:I, s:I}", "RunningTasks",
-                                (json_int_t)c.running, "DesiredTasks",
-                                (json_int_t)c.desired, "CompletedTasks",
-                                (json_int_t)c.completed));
+                      services_status(m->store, svc, &m->lost));
   return v;
 }

@@ -5,6 +5,7 @@
 #define SHOAL_MANAGER_INTERNAL_H
 
 #include "manager/manager.h"
+#include "manager/services.h"
 
 #include <stddef.h>
 
@@ -46,6 +47,7 @@ struct manager {
    * ({Kind, ID, Name}) proposed but not applied: each checks the other
    * (secrets.h). */
   json_t *svc_pending;
+  struct services_lost lost; /* manager_service_view's */
   json_t *rm_pending;
   /* swarm init: the first transaction waits for leadership. */
   struct store_tx *init_tx;

@@ -593,6 +593,7 @@ static void free_manager(struct manager *m) {
   free(m->cluster_id);
   json_decref(m->net_pending);
   json_decref(m->svc_pending);
+  services_lost_free(&m->lost);
   json_decref(m->rm_pending);
   free(m);
 }

@@ -2,6 +2,7 @@
  * order moby's ServiceSpecToGRPC then swarmkit's validateServiceSpec run
  * them, so the first error a user sees is Docker's. */
 #include "manager/services.h"
+#include "manager/orchtask.h"
 #include "manager/secrets.h"
 #include "manager/mesh.h"
 #include "exec/caps.h"
@@ -934,4 +935,93 @@ json_t *services_view(const json_t *svc, bool insert_defaults) {
       json_object_set_new(v, "PreviousSpec", services_spec_with_defaults(prev));
   }
   return v;
+}
+
+/* ---- ServiceStatus ---- */
+
+struct svc_count {
+  struct store *s;
+  bool job, global;
+  int64_t iter, running, desired, completed;
+};
+
+static bool node_up(struct store *s, const char *id) {
+  const json_t *node = store_get(s, STORE_NODE, id);
+  return node && strcmp(jx_str(node, "Status.State", ""), "down") != 0;
+}
+
+static void count_task(json_t *t, void *ud) {
+  struct svc_count *c = ud;
+  if (c->job && jx_int(t, "JobIteration.Index", -1) != c->iter)
+    return;
+  enum task_state st = task_state(t);
+  enum task_state want = task_desired(t);
+  if (want <= TS_RUNNING && c->global)
+    c->desired++;
+  if (c->job && c->global && want == TS_COMPLETE && st != TS_COMPLETE)
+    c->desired++;
+  if ((want <= TS_RUNNING || c->job) && st == TS_RUNNING &&
+      node_up(c->s, jx_str(t, "NodeID", "")))
+    c->running++;
+  if (st == TS_COMPLETE)
+    c->completed++;
+}
+
+static void count_lost_task(json_t *t, void *ud) {
+  const char *svc = store_index_key(STORE_TASKS_UP_BY_SERVICE, t);
+  if (svc)
+    json_object_set_new(
+        ud, svc,
+        json_integer(json_integer_value(json_object_get(ud, svc)) + 1));
+}
+
+void services_lost_free(struct services_lost *l) {
+  json_decref(l->by_service);
+  l->by_service = NULL;
+}
+
+static int64_t lost_tasks(struct store *s, struct services_lost *l,
+                          const char *svc) {
+  uint64_t at = store_index(s);
+  if (!l->by_service || l->at != at) {
+    json_decref(l->by_service);
+    l->by_service = json_object();
+    l->at = at;
+    cleanup_json json_t *nodes = store_index_keys(s, STORE_TASKS_BY_NODE);
+    size_t i;
+    json_t *id;
+    json_array_foreach(nodes, i, id) {
+      const char *n = json_string_value(id);
+      /* "": tasks not placed yet, none of them running */
+      if (*n && !node_up(s, n))
+        store_each_by(s, STORE_TASKS_BY_NODE, n, count_lost_task,
+                      l->by_service);
+    }
+  }
+  return json_integer_value(json_object_get(l->by_service, svc));
+}
+
+json_t *services_status(struct store *s, const json_t *svc,
+                        struct services_lost *lost) {
+  struct svc_count c = {
+      .s = s,
+      .job = service_is_job(svc),
+      .global = service_is_global(svc) || jx_get(svc, "Spec.Mode.GlobalJob"),
+      .iter = service_job_iteration(svc),
+  };
+  const char *id = jx_str(svc, "ID", "");
+  if (c.job || c.global) {
+    store_each_by(s, STORE_TASKS_BY_SERVICE, id, count_task, &c);
+  } else {
+    c.running = (int64_t)store_count_by(s, STORE_TASKS_UP_BY_SERVICE, id) -
+                lost_tasks(s, lost, id);
+    c.completed = (int64_t)store_count_by(s, STORE_TASKS_DONE_BY_SERVICE, id);
+  }
+  if (jx_get(svc, "Spec.Mode.ReplicatedJob"))
+    c.desired = jx_int(svc, "Spec.Mode.ReplicatedJob.MaxConcurrent", 0);
+  else if (!c.global)
+    c.desired = service_replicas(svc);
+  return json_pack("{s:I, s:I, s:I}", "RunningTasks", (json_int_t)c.running,
+                   "DesiredTasks", (json_int_t)c.desired, "CompletedTasks",
+                   (json_int_t)c.completed);
 }

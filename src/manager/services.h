@@ -97,6 +97,22 @@ const char *services_remove(struct store *s, const char *ref,
  * Delay 5s, MaxAttempts 0}, StopGracePeriod 10s, EndpointSpec Mode vip.
  * New reference. */
 json_t *services_view(const json_t *svc, bool insert_defaults);
+/* The running tasks services want on nodes down or removed, which
+ * ServiceStatus does not count, for the store at one raft index. Nodes are
+ * rarely down, and then one walk of their tasks serves every service of a
+ * `service ls`. Zeroed to start; services_lost_free at the end. */
+struct services_lost {
+  json_t *by_service; /* service ID -> count */
+  uint64_t at;        /* store_index it was made at */
+};
+void services_lost_free(struct services_lost *l);
+/* ServiceStatus {RunningTasks, DesiredTasks, CompletedTasks} as swarmkit
+ * counts them: tasks running and desired at most running on a node not
+ * down; a job's current iteration only; a global job desires each task
+ * not yet complete. A replicated service costs two index counts, not a
+ * walk of its tasks. New reference. */
+json_t *services_status(struct store *s, const json_t *svc,
+                        struct services_lost *lost);
 /* The defaults alone, applied to a copy of a ServiceSpec. */
 json_t *services_spec_with_defaults(const json_t *spec);
 

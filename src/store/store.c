@@ -33,9 +33,36 @@ struct watcher {
   void *ud;
 };
 
+/* A task desired at most running (swarmkit's order: new ... running). */
+static bool wants_at_most_running(const char *d) {
+  static const char *const upto[] = {"new",      "allocated", "pending",
+                                     "assigned", "accepted",  "preparing",
+                                     "ready",    "starting",  "running"};
+  for (size_t i = 0; d && i < ARRAY_SIZE(upto); i++)
+    if (strcmp(d, upto[i]) == 0)
+      return true;
+  return false;
+}
+
+/* A running task its service still wants: what ServiceStatus counts as
+ * running (before the down-node check). */
+static const char *up_key(const json_t *t) {
+  if (strcmp(jx_str(t, "Status.State", ""), "running") != 0 ||
+      !wants_at_most_running(jx_str(t, "DesiredState", NULL)))
+    return NULL;
+  return jx_str(t, "ServiceID", NULL);
+}
+
+static const char *done_key(const json_t *t) {
+  if (strcmp(jx_str(t, "Status.State", ""), "complete") != 0)
+    return NULL;
+  return jx_str(t, "ServiceID", NULL);
+}
+
 static const struct {
   enum store_kind kind;
   const char *field;
+  const char *(*key)(const json_t *obj); /* instead of the field's value */
 } index_defs[STORE_NINDEXES] = {
     [STORE_TASKS_BY_SERVICE] = {STORE_TASK, "ServiceID"},
     [STORE_TASKS_BY_NODE] = {STORE_TASK, "NodeID"},
@@ -44,6 +71,9 @@ static const struct {
     [STORE_SERVICES_BY_NAME] = {STORE_SERVICE, "Spec.Name"},
     [STORE_NETWORKS_BY_NAME] = {STORE_NETWORK, "Spec.Name"},
     [STORE_TASKS_BY_NETWORK] = {STORE_TASK, "NetworksAttachments.0.Network.ID"},
+    [STORE_TASKS_UP_BY_SERVICE] = {STORE_TASK, "ServiceID", up_key},
+    [STORE_TASKS_DONE_BY_SERVICE] = {STORE_TASK, "ServiceID", done_key},
+    [STORE_NODES_BY_STATE] = {STORE_NODE, "Status.State"},
 };
 
 struct store {
@@ -282,6 +312,13 @@ const char *store_index_field(enum store_index ix) {
   return index_defs[ix].field;
 }
 
+const char *store_index_key(enum store_index ix, const json_t *obj) {
+  if ((int)ix < 0 || ix >= STORE_NINDEXES || !obj)
+    return NULL;
+  return index_defs[ix].key ? index_defs[ix].key(obj)
+                            : jx_str(obj, index_defs[ix].field, NULL);
+}
+
 static json_t *bucket(struct store *s, enum store_index ix, const char *key) {
   if ((int)ix < 0 || ix >= STORE_NINDEXES || !key)
     return NULL;
@@ -322,7 +359,7 @@ static void index_update(json_t **idx, enum store_kind k, const char *id,
   for (int i = 0; i < STORE_NINDEXES; i++) {
     if (index_defs[i].kind != k)
       continue;
-    const char *key = jx_str(from, index_defs[i].field, NULL);
+    const char *key = store_index_key((enum store_index)i, from);
     if (!key)
       continue;
     json_t *b = json_object_get(idx[i], key);

@@ -75,12 +75,20 @@ enum store_index {
   /* task NetworksAttachments.0.Network.ID: every task attached to a
    * network is in one bucket (peer sets and the mesh walk only these) */
   STORE_TASKS_BY_NETWORK,
+  /* ServiceID of the tasks running and desired at most running, and of
+   * those complete: a service's replica counts without its tasks */
+  STORE_TASKS_UP_BY_SERVICE,
+  STORE_TASKS_DONE_BY_SERVICE,
+  STORE_NODES_BY_STATE, /* node Status.State: the down ones */
   STORE_NINDEXES
 };
 /* The kind an index is over. */
 enum store_kind store_index_kind(enum store_index ix);
 /* The field (dotted path) an index is keyed by. */
 const char *store_index_field(enum store_index ix);
+/* The key obj is under in ix (borrowed from obj), or NULL: the field's
+ * value, or for the up/done indexes ServiceID when the state matches. */
+const char *store_index_key(enum store_index ix, const json_t *obj);
 /* As store_list, restricted to the objects whose index field equals key:
  * a new array of borrowed objects sorted by CreatedAt then ID. The cost
  * is that of the result, not of the kind. */

@@ -1,6 +1,7 @@
 /* Service control operations: validation messages, normalization,
  * conflicts, update/rollback bookkeeping, insertDefaults. */
 #include "fixture.h"
+#include "manager/orchtask.h"
 #include "test.h"
 
 static int create_err(struct fx *f, const char *spec_json, sh_err *err) {
@@ -345,4 +346,119 @@ TEST(services_jobs_validated_defaulted_and_iterated) {
   fx_service(&f, "r1", "{\"Name\":\"r1\"," IMG "}");
   CHECK(!jx_get(store_get(f.s, STORE_SERVICE, "r1"), "JobStatus"));
   fx_free(&f);
+}
+
+/* ServiceStatus from the indexes against a count over every task, as it
+ * was counted before: random tasks of a replicated, a global and a job
+ * service on nodes ready, down and removed, through random changes. */
+static const char *const st_states[] = {"pending", "running", "complete",
+                                        "failed", "shutdown"};
+static const char *const st_desired[] = {"running", "ready", "shutdown",
+                                         "complete"};
+static const char *const st_nodes[] = {"n1", "n2", "n3", "gone", ""};
+
+static json_t *brute_status(struct store *s, const json_t *svc) {
+  bool job = service_is_job(svc);
+  bool global = service_is_global(svc) || jx_get(svc, "Spec.Mode.GlobalJob");
+  int64_t iter = service_job_iteration(svc), running = 0, desired = 0,
+          completed = 0;
+  cleanup_json json_t *all = store_list(s, STORE_TASK);
+  size_t i;
+  json_t *t;
+  json_array_foreach(all, i, t) {
+    if (strcmp(jx_str(t, "ServiceID", ""), jx_str(svc, "ID", "")) != 0)
+      continue;
+    if (job && jx_int(t, "JobIteration.Index", -1) != iter)
+      continue;
+    enum task_state st = task_state(t), want = task_desired(t);
+    if (want <= TS_RUNNING && global)
+      desired++;
+    if (job && global && want == TS_COMPLETE && st != TS_COMPLETE)
+      desired++;
+    const json_t *node = store_get(s, STORE_NODE, jx_str(t, "NodeID", ""));
+    if ((want <= TS_RUNNING || job) && st == TS_RUNNING && node &&
+        strcmp(jx_str(node, "Status.State", ""), "down") != 0)
+      running++;
+    if (st == TS_COMPLETE)
+      completed++;
+  }
+  if (jx_get(svc, "Spec.Mode.ReplicatedJob"))
+    desired = jx_int(svc, "Spec.Mode.ReplicatedJob.MaxConcurrent", 0);
+  else if (!global)
+    desired = service_replicas(svc);
+  return json_pack("{s:I, s:I, s:I}", "RunningTasks", (json_int_t)running,
+                   "DesiredTasks", (json_int_t)desired, "CompletedTasks",
+                   (json_int_t)completed);
+}
+
+TEST(services_status_matches_a_count_of_every_task) {
+  cleanup_fx struct fx f;
+  fx_init(&f, 5);
+  fx_node(&f, "n1", NULL);
+  fx_node(&f, "n2", NULL);
+  fx_node(&f, "n3", NULL);
+  static const char *const modes[] = {
+      "{\"Replicated\":{\"Replicas\":7}}", "{\"Global\":{}}",
+      "{\"ReplicatedJob\":{\"MaxConcurrent\":2,\"TotalCompletions\":4}}"};
+  for (size_t m = 0; m < ARRAY_SIZE(modes); m++) {
+    char id[8];
+    snprintf(id, sizeof id, "svc%zu", m);
+    json_t *svc = json_pack("{s:s, s:{s:s, s:o}}", "ID", id, "Spec", "Name", id,
+                            "Mode", json_loads(modes[m], 0, NULL));
+    if (m == 2)
+      json_object_set_new(svc, "JobStatus",
+                          json_pack("{s:{s:i}}", "JobIteration", "Index", 0));
+    fx_put(&f, STORE_SERVICE, svc, STORE_MUST_CREATE);
+  }
+  struct services_lost lost = {0};
+  uint64_t rs = 42;
+  for (int step = 0; step < 400; step++) {
+    char id[8];
+    unsigned what = test_rnd(&rs, 10);
+    if (what == 0) { /* a node goes down, comes back, or is removed */
+      const char *n = st_nodes[test_rnd(&rs, 3)];
+      json_t *cur = store_get(f.s, STORE_NODE, n);
+      if (cur && test_rnd(&rs, 4) == 0) {
+        struct store_tx *tx = store_tx_new();
+        store_tx_delete(tx, STORE_NODE, n, STORE_ANY_VERSION);
+        fx_apply_tx(&f, tx, false);
+      } else if (cur) {
+        json_t *c = json_deep_copy(cur);
+        jx_set(c, "Status.State",
+               json_string(test_rnd(&rs, 2) ? "down" : "ready"));
+        fx_put(&f, STORE_NODE, c, STORE_ANY_VERSION);
+      } else {
+        fx_node(&f, n, NULL);
+      }
+    } else { /* a task made or changed */
+      snprintf(id, sizeof id, "t%02u", test_rnd(&rs, 40));
+      json_t *t = json_pack(
+          "{s:s, s:s, s:s, s:s, s:{s:s}, s:{s:i}}", "ID", id, "ServiceID",
+          (const char *[]){"svc0", "svc0", "svc1", "svc2"}[test_rnd(&rs, 4)],
+          "NodeID", st_nodes[test_rnd(&rs, ARRAY_SIZE(st_nodes))],
+          "DesiredState", st_desired[test_rnd(&rs, ARRAY_SIZE(st_desired))],
+          "Status", "State", st_states[test_rnd(&rs, ARRAY_SIZE(st_states))],
+          "JobIteration", "Index", (int)test_rnd(&rs, 2));
+      if (!*jx_str(t, "NodeID", "")) /* not placed: never ran */
+        jx_set(t, "Status.State", json_string("pending"));
+      fx_put(&f, STORE_TASK, t, STORE_ANY_VERSION);
+    }
+    for (size_t m = 0; m < ARRAY_SIZE(modes); m++) {
+      snprintf(id, sizeof id, "svc%zu", m);
+      json_t *svc = store_get(f.s, STORE_SERVICE, id);
+      cleanup_json json_t *got = services_status(f.s, svc, &lost);
+      cleanup_json json_t *want = brute_status(f.s, svc);
+      if (!json_equal(got, want)) {
+        char *g = json_dumps(got, JSON_COMPACT | JSON_SORT_KEYS);
+        char *w = json_dumps(want, JSON_COMPACT | JSON_SORT_KEYS);
+        fprintf(stderr, "    step %d %s: %s, a count of every task: %s\n", step,
+                id, g, w);
+        free(g);
+        free(w);
+        services_lost_free(&lost);
+        FAIL_("ServiceStatus differs");
+      }
+    }
+  }
+  services_lost_free(&lost);
 }

@@ -16,9 +16,10 @@
 /* Every value a field takes below; NULL leaves the field out. */
 static const char *const services[] = {NULL, "svcA", "svcB", "svcC", ""};
 static const char *const nodes[] = {NULL, "", "node1", "node2", "node3"};
-static const char *const desired[] = {NULL, "running", "shutdown", "remove"};
-static const char *const states[] = {NULL, "new", "pending", "running",
-                                     "failed"};
+static const char *const desired[] = {NULL, "running", "ready", "shutdown",
+                                      "remove"};
+static const char *const states[] = {NULL,       "new",    "pending", "running",
+                                     "complete", "failed", "down"};
 static const char *const names[] = {NULL, "web", "db", "cache", "queue"};
 /* "" stands for an empty NetworksAttachments array. */
 static const char *const nets[] = {NULL, "", "net1", "net2"};
@@ -46,6 +47,8 @@ static json_t *rand_obj(uint64_t *st, enum store_kind k, const char *id) {
                                       net, "Network", "ID", "ingress"));
     else if (net)
       json_object_set_new(o, "NetworksAttachments", json_array());
+  } else if (k == STORE_NODE) {
+    set_opt(o, "Status.State", PICK(st, states));
   } else {
     set_opt(o, "Spec.Name", PICK(st, names));
   }
@@ -53,8 +56,11 @@ static json_t *rand_obj(uint64_t *st, enum store_kind k, const char *id) {
 }
 
 static enum store_kind rand_kind(uint64_t *st) {
-  unsigned r = test_rnd(st, 4);
-  return r < 2 ? STORE_TASK : r == 2 ? STORE_SERVICE : STORE_NETWORK;
+  unsigned r = test_rnd(st, 5);
+  return r < 2    ? STORE_TASK
+         : r == 2 ? STORE_SERVICE
+         : r == 3 ? STORE_NETWORK
+                  : STORE_NODE;
 }
 
 /* One random op on tx: a create, an update (right version, any version,
@@ -91,7 +97,7 @@ static bool rand_op(uint64_t *st, struct store *s, struct store_tx *tx) {
 }
 
 /* Every index bucket equals the scan (same objects, same order), and the
- * buckets hold every object with the field and nothing else. */
+ * buckets hold every object with the key and nothing else. */
 static int check_indexes(struct store *s, char *why, size_t n) {
   for (int ix = 0; ix < STORE_NINDEXES; ix++) {
     enum store_kind k = store_index_kind((enum store_index)ix);
@@ -101,7 +107,7 @@ static int check_indexes(struct store *s, char *why, size_t n) {
     size_t i;
     json_t *o;
     json_array_foreach(all, i, o) {
-      const char *key = jx_str(o, field, NULL);
+      const char *key = store_index_key((enum store_index)ix, o);
       if (!key)
         continue;
       json_t *l = json_object_get(keys, key);
@@ -116,6 +122,8 @@ static int check_indexes(struct store *s, char *why, size_t n) {
     size_t nvals = sizeof names / sizeof *names;
     switch (ix) {
     case STORE_TASKS_BY_SERVICE:
+    case STORE_TASKS_UP_BY_SERVICE:
+    case STORE_TASKS_DONE_BY_SERVICE:
       vals = services, nvals = sizeof services / sizeof *services;
       break;
     case STORE_TASKS_BY_NODE:
@@ -125,6 +133,7 @@ static int check_indexes(struct store *s, char *why, size_t n) {
       vals = desired, nvals = sizeof desired / sizeof *desired;
       break;
     case STORE_TASKS_BY_STATE:
+    case STORE_NODES_BY_STATE:
       vals = states, nvals = sizeof states / sizeof *states;
       break;
     case STORE_TASKS_BY_NETWORK:
@@ -279,4 +288,33 @@ TEST(store_index_follows_field_changes) {
   CHECK_INT_EQ(store_count_by(s, STORE_TASKS_BY_NODE, "n1"), 0);
   CHECK_INT_EQ(store_count_by(s, STORE_TASKS_BY_SERVICE, "a"), 0);
   store_free(s);
+}
+
+/* The up and done indexes hold what ServiceStatus counts: a task running
+ * that its service still wants, and a task complete. */
+TEST(store_index_up_and_done_keys) {
+  static const struct {
+    const char *state, *desired;
+    bool up, done;
+  } cases[] = {
+      {"running", "running", true, false},
+      {"running", "ready", true, false},
+      {"running", "shutdown", false, false}, /* being stopped */
+      {"running", NULL, false, false},
+      {"starting", "running", false, false},
+      {"complete", "complete", false, true},
+      {"complete", "running", false, true},
+      {"failed", "running", false, false},
+  };
+  for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+    json_t *t = json_pack("{s:s, s:s, s:{s:s}}", "ID", "t1", "ServiceID", "svc",
+                          "Status", "State", cases[i].state);
+    if (cases[i].desired)
+      json_object_set_new(t, "DesiredState", json_string(cases[i].desired));
+    const char *up = store_index_key(STORE_TASKS_UP_BY_SERVICE, t);
+    const char *done = store_index_key(STORE_TASKS_DONE_BY_SERVICE, t);
+    CHECK(cases[i].up ? up && strcmp(up, "svc") == 0 : !up);
+    CHECK(cases[i].done ? done && strcmp(done, "svc") == 0 : !done);
+    json_decref(t);
+  }
 }
