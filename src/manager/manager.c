@@ -262,6 +262,23 @@ static void cluster_events(const struct store_change *ch, size_t n,
     events_cluster_changes(ud, ch, n);
 }
 
+/* Raft.SnapshotInterval and LogEntriesForSlowFollowers take effect as the
+ * cluster object changes (swarmkit reads them at each check), on every
+ * manager: each takes its own snapshots. */
+static void raft_policy(const struct store_change *ch, size_t n, uint64_t index,
+                        void *ud) {
+  struct manager *m = ud;
+  bool cluster = n == 0; /* a restore */
+  for (size_t i = 0; i < n && !cluster; i++)
+    cluster = ch[i].kind == STORE_CLUSTER;
+  json_t *c = store_cluster(m->store);
+  if (!cluster || !c || !m->raft)
+    return;
+  raftnode_set_snapshot_policy(
+      m->raft, (unsigned)jx_int(c, "Spec.Raft.SnapshotInterval", 0),
+      (unsigned)jx_int(c, "Spec.Raft.LogEntriesForSlowFollowers", 0));
+}
+
 static int start_common(struct manager *m, const struct manager_config *cfg,
                         sh_err *err) {
   m->loop = cfg->loop;
@@ -285,6 +302,7 @@ static int start_common(struct manager *m, const struct manager_config *cfg,
   store_set_status_rule(m->store, task_status_rule);
   if (cfg->events)
     store_watch(m->store, cluster_events, cfg->events);
+  store_watch(m->store, raft_policy, m);
   m->disp = dispatcher_new(m);
   m->recon = reconciler_new(m);
   m->logs = logbroker_new(m);
@@ -315,6 +333,7 @@ static int start_common(struct manager *m, const struct manager_config *cfg,
       fsm_snapshot_view, fsm_snapshot_encode, fsm_snapshot_view_free};
   if (raftnode_open(m->loop, &rc, &fsm, &m->raft, err) < 0)
     return -1;
+  raft_policy(NULL, 0, 0, m); /* a cluster restored before m->raft was set */
   return 0;
 }
 

@@ -626,18 +626,8 @@ int raftnode_open(uv_loop_t *loop, const struct raftnode_config *cfg,
    * depose a leader the others still hear from. Without it, every stall
    * of a follower cost an election and a new leader's takeover work. */
   raft_set_pre_vote(&rn->raft, true);
-  /* Managers apply the same entries at about the same time: with one
-   * threshold all of them would encode a snapshot at once, which at
-   * 60,000 tasks (38 MB, seconds of a core each) starved the loops of
-   * three managers on two cores into elections. Each manager's threshold
-   * is the interval plus up to a quarter more, from its raft ID. */
-  unsigned every = cfg->snapshot_interval ? cfg->snapshot_interval : 10000;
-  raft_set_snapshot_threshold(&rn->raft,
-                              every + (unsigned)(cfg->id % 8) * (every / 32));
-  raft_set_snapshot_trailing(&rn->raft,
-                             cfg->log_entries_for_slow_followers
-                                 ? cfg->log_entries_for_slow_followers
-                                 : 500);
+  raftnode_set_snapshot_policy(rn, cfg->snapshot_interval,
+                               cfg->log_entries_for_slow_followers);
 
   uv_check_init(loop, &rn->check);
   rn->check.data = rn;
@@ -1182,6 +1172,21 @@ void raftnode_accept_upgrade(struct raftnode *rn, struct http_req *req) {
     return;
   }
   tls_transport_accept(&rn->transport, req);
+}
+
+void raftnode_set_snapshot_policy(struct raftnode *rn, unsigned every,
+                                  unsigned trailing) {
+  /* Managers apply the same entries at about the same time: with one
+   * threshold all of them would encode a snapshot at once, which at
+   * 60,000 tasks (38 MB, seconds of a core each) starved the loops of
+   * three managers on two cores into elections. Each manager's threshold
+   * is the interval plus up to 7/32 more, from its raft ID. */
+  if (!every)
+    every = 10000;
+  every = every > (1u << 30) ? 1u << 30 : every;
+  raft_set_snapshot_threshold(&rn->raft,
+                              every + (unsigned)(rn->id % 8) * (every / 32));
+  raft_set_snapshot_trailing(&rn->raft, trailing ? trailing : 500);
 }
 
 int raftnode_set_identity(struct raftnode *rn, const char *cert_pem,

@@ -174,6 +174,10 @@ void raftnode_members_free(struct raftnode_member *m, size_t n);
  * nothing logged). rn may be NULL (503). */
 void raftnode_accept_upgrade(struct raftnode *rn, struct http_req *req);
 /* This node's renewed certificate for the connections raft dials next. */
+/* The cluster's Raft.SnapshotInterval and LogEntriesForSlowFollowers, as
+ * they change (0: the defaults, 10000 and 500); from the next entry. */
+void raftnode_set_snapshot_policy(struct raftnode *rn, unsigned every,
+                                  unsigned trailing);
 int raftnode_set_identity(struct raftnode *rn, const char *cert_pem,
                           const char *key_pem, const char *root_pem,
                           struct sh_err *err);

@@ -226,3 +226,36 @@ def test_cut_closed_segment_is_a_clean_error_naming_the_file():
         assert "could not rejoin the swarm: raft storage: %s" % seg in lab.logs("m1"), lab.logs("m1")
         assert os.path.getsize(seg) == size - 12
         assert lab.pid("m1") > 0
+
+
+@timeout(240)
+def test_snapshot_interval_takes_effect_and_a_restart_restores_from_it():
+    """`swarm update --snapshot-interval` changes when raft snapshots are
+    taken, at once and after a restart (swarmkit reads it at each check);
+    the daemon then starts from the snapshot with every write in it."""
+    with Lab(HOSTS, start=["m1"]) as lab:
+        lab.node = lab.init("m1")
+
+        def snapshots():
+            return [n for n in os.listdir(raft_dir(lab))
+                    if n.startswith("snapshot-") and not n.endswith(".meta")]
+
+        assert snapshots() == [], snapshots()
+        lab.docker("m1", "swarm", "update", "--snapshot-interval", "20")
+        _, out, _ = lab.docker("m1", "info", "--format", "{{.Swarm.Cluster.Spec.Raft.SnapshotInterval}}")
+        assert out.strip() == "20", out
+        for i in range(30):
+            label(lab, "s%d" % i)
+        wait_until(lambda: snapshots(), 20, what="a raft snapshot after 20 entries")
+        assert "raft snapshot:" in lab.logs("m1"), lab.logs("m1")
+        lab.stop("m1")
+        lab.start("m1")
+        wait_until(lambda: lab.docker("m1", "node", "ls", check=False)[0] == 0, 30,
+                   what="node ls after a restart")
+        got = labels(lab)
+        assert all(got.get("s%d" % i) == "1" for i in range(30)), got
+        # Still 20 after the restart: 30 more writes take another snapshot.
+        first = set(snapshots())
+        for i in range(30):
+            label(lab, "t%d" % i)
+        wait_until(lambda: set(snapshots()) - first, 20, what="a new snapshot after the restart")
