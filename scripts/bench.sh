@@ -64,6 +64,17 @@ mgr=benchmgr mgr_ip=192.168.33.10
 wkr=benchwkr wkr_ip=192.168.33.11
 export SHOALD=$root/bin/shoald
 
+# BENCH_KEEP_LOGS=DIR: the simulator run's whole logs outlive the lab,
+# whether it failed or not (the managers say which passes were long).
+keep_sim_logs() {
+  [ -n "${BENCH_KEEP_LOGS:-}" ] && [ -d "$sim_dir" ] || return 0
+  mkdir -p "$BENCH_KEEP_LOGS"
+  for f in "$sim_dir"/benchq*/shoald.log "$sim_dir/shoal-sim.log"; do
+    [ -f "$f" ] && cp "$f" "$BENCH_KEEP_LOGS/$(basename "$(dirname "$f")")-$(basename "$f")"
+  done
+  return 0
+}
+
 teardown() {
   local rc=$?
   if [ "$rc" -ne 0 ]; then
@@ -96,19 +107,13 @@ teardown() {
       echo "--- shoald log of ${hl%%=*} (last 30 lines) ---" >&2
       tail -n 30 "$mesh_dir/${hl%%=*}/shoald.log" >&2 || true
     done
-    # BENCH_KEEP_LOGS=DIR: the simulator run's whole logs outlive the lab.
-    if [ -n "${BENCH_KEEP_LOGS:-}" ] && [ -d "$sim_dir" ]; then
-      mkdir -p "$BENCH_KEEP_LOGS"
-      for f in "$sim_dir"/benchq*/shoald.log "$sim_dir/shoal-sim.log"; do
-        [ -f "$f" ] && cp "$f" "$BENCH_KEEP_LOGS/$(basename "$(dirname "$f")")-$(basename "$f")"
-      done
-    fi
     for f in "$sim_dir"/benchq*/shoald.log "$sim_dir/shoal-sim.log"; do
       [ -f "$f" ] || continue
       echo "--- $f (last 30 lines) ---" >&2
       tail -n 30 "$f" >&2 || true
     done
   fi
+  keep_sim_logs
   timeout 60 "$lab" --dir "$dir" down >/dev/null 2>&1 || echo "bench: lab down failed ($dir)" >&2
   timeout 60 "$lab" --dir "$ha_dir" down >/dev/null 2>&1 || echo "bench: lab down failed ($ha_dir)" >&2
   reg_lab_down "$svc_dir" || echo "bench: lab down failed ($svc_dir)" >&2
@@ -242,6 +247,7 @@ if want sim; then
     timeout -k 5 "${BENCH_SIM_TIMEOUT:-1200}" python3 scripts/bench.py --sim --lab "$lab" --dir "$sim_dir" \
       --managers "$(IFS=,; echo "${sim_hosts[*]}")" --simhost "$sim_host" --root "$root" \
       --sim-nodes "$n" --sim-services "$s" --sim-replicas "$r"
+    keep_sim_logs
     timeout 60 "$lab" --dir "$sim_dir" down >/dev/null 2>&1 || true
   done
 fi

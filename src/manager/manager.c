@@ -6,6 +6,7 @@
 #include "core/err.h"
 #include "core/id.h"
 #include "core/jsonx.h"
+#include "core/log.h"
 #include "core/util.h"
 #include "events/events.h"
 #include "http/client.h"
@@ -49,9 +50,16 @@ static void check_unlock_key(struct manager *m) {
 static int fsm_apply(void *ud, const char *data, size_t len, uint64_t index,
                      sh_err *err) {
   struct manager *m = ud;
+  int64_t t0 = clock_mono_ns();
   int rc = store_apply(m->store, data, len, index, err);
   if (rc == 0 && store_cluster(m->store))
     check_unlock_key(m);
+  /* The decode, the change and every watcher (dispatcher, mesh,
+   * reconciler, ...) run here, in the loop: a long one is said. */
+  int64_t took = (clock_mono_ns() - t0) / NS_PER_MS;
+  if (took >= 200)
+    log_info("raft: applying entry %" PRIu64 " (%zu bytes) took %lld ms", index,
+             len, (long long)took);
   return rc;
 }
 

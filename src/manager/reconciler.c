@@ -35,7 +35,7 @@ struct reconciler {
   json_t *wake;            /* services that asked for a wakeup */
   int64_t wake_at;         /* when the wakeup timer fires (0: not set) */
   bool alloc_dirty;        /* something the allocator looks at changed */
-  struct sched_load *load; /* the scheduler's node loads (leader only) */
+  struct sched_load *load; /* the scheduler's node loads (every manager) */
 };
 
 /* Between the passes of a large change: a few idle loop turns after each
@@ -73,11 +73,11 @@ static void kick(struct reconciler *r) {
 static void on_change(const struct store_change *ch, size_t n, uint64_t index,
                       void *ud) {
   struct reconciler *r = ud;
+  sched_load_follow(r->load, r->m->store, ch, n);
   if (!r->leader) {
     kick(r); /* sets dirty; becoming leader starts with a full pass */
     return;
   }
-  sched_load_changes(r->load, ch, n);
   orchestrator_touched(r->m->store, ch, n, r->touched, &r->full);
   if (n == 0)
     r->alloc_dirty = true;
@@ -153,7 +153,8 @@ static void run(struct reconciler *r) {
   if (!r->leader || r->inflight > 0)
     return;
   struct store *s = r->m->store;
-  int64_t now = clock_wall_ns();
+  int64_t now = clock_wall_ns(), t0 = clock_mono_ns();
+  int pass = r->pass;
   struct orch_out out;
   orch_out_init(&out);
   /* Pass 0: orchestrator; pass 1 (after its proposals are applied):
@@ -196,7 +197,17 @@ static void run(struct reconciler *r) {
   r->pass = (r->pass + 1) % 3;
   if (out.more)
     r->dirty = r->batching = true; /* run again for the rest */
+  size_t ntx = out.ntx;
   propose_all(r, &out);
+  /* A pass long enough to matter to raft's election timeout is said, so
+   * an operator (and the simulator bench's logs) see which one it was. */
+  int64_t took = (clock_mono_ns() - t0) / NS_PER_MS;
+  if (took >= 200)
+    log_info("reconcile: the %s pass took %lld ms (%zu proposals)",
+             pass == 0   ? "orchestrator"
+             : pass == 1 ? "allocator"
+                         : "scheduler",
+             (long long)took, ntx);
   orch_out_free(&out);
   if (r->inflight > 0)
     return; /* proposal_done runs the next pass */
@@ -220,9 +231,7 @@ struct reconciler *reconciler_new(struct manager *m) {
 }
 
 void reconciler_set_leader(struct reconciler *r, bool leader) {
-  r->leader = leader;
-  /* Followers do not keep it: built again at the first run as leader. */
-  sched_load_invalidate(r->load);
+  r->leader = leader; /* the loads are kept: every manager follows them */
   if (leader) {
     r->pass = 0;
     r->full = r->alloc_dirty = true;

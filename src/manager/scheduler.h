@@ -28,10 +28,10 @@ int scheduler_run(struct store *s, int64_t now_ns, struct orch_out *out);
 
 /* The tasks each node holds as the scheduler counts them (reservations,
  * host ports, tasks per service), kept from store changes so that a run
- * does not walk every task: the leader's reconciler feeds it every change
- * (sched_load_changes; a restore, n == 0, or a gap in the feed:
- * sched_load_invalidate) and the next run rebuilds it from the store
- * when invalid. scheduler_run uses a fresh one each time. */
+ * does not walk every task: every manager's reconciler feeds it every
+ * change (sched_load_follow; sched_load_invalidate after a gap in the
+ * feed, and the next run rebuilds it from the store). scheduler_run uses
+ * a fresh one each time. */
 struct sched_load;
 struct store_change;
 struct sched_load *sched_load_new(void);
@@ -39,6 +39,13 @@ void sched_load_free(struct sched_load *l);
 void sched_load_invalidate(struct sched_load *l);
 void sched_load_changes(struct sched_load *l, const struct store_change *ch,
                         size_t n);
+/* As a store watcher on every manager, leader or not: the changes are
+ * added in, and a restore (n == 0) or a load not yet made is made from
+ * the store s (which holds the changes already). So a new leader has the
+ * loads and its first run does not walk every task (about a second of
+ * its loop at 100,000 tasks). */
+void sched_load_follow(struct sched_load *l, struct store *s,
+                       const struct store_change *ch, size_t n);
 int scheduler_run_load(struct store *s, int64_t now_ns, struct orch_out *out,
                        struct sched_load *l);
 

@@ -36,12 +36,15 @@ struct fx {
   /* The scheduler's node loads, kept from the changes as the reconciler
    * keeps them; fx_sched checks each run against a fresh count. */
   struct sched_load *load;
+  /* The IDs fx_orch gives new tasks (fx_new_id unless set): the store
+   * lists tasks made at one time in ID order. */
+  void (*new_id)(char out[ID_LEN + 1], void *fx);
 };
 
 static inline void fx_on_change(const struct store_change *ch, size_t n,
                                 uint64_t index, void *ud) {
   struct fx *f = ud;
-  sched_load_changes(f->load, ch, n);
+  sched_load_follow(f->load, f->s, ch, n);
   orchestrator_touched(f->s, ch, n, f->touched, &f->full);
 }
 
@@ -211,7 +214,7 @@ static inline int fx_apply_out(struct fx *f, struct orch_out *o) {
 static inline int fx_orch(struct fx *f) {
   struct orch_out o;
   orch_out_init(&o);
-  o.new_id = fx_new_id;
+  o.new_id = f->new_id ? f->new_id : fx_new_id;
   o.id_ud = f;
   if (f->full)
     orchestrator_touch_all(f->s, f->touched);

@@ -285,3 +285,49 @@ TEST(sched_skips_nodes_without_a_runtime) {
                "no suitable node (1 node not available for new tasks; "
                "scheduling constraints not satisfied on 1 node)");
 }
+
+/* The orchestrator makes a's four tasks, then b's: IDs that put them
+ * a, b, a, b, ... in the store's order (by CreatedAt, then ID). */
+static void alternate_id(char out[ID_LEN + 1], void *ud) {
+  struct fx *f = ud;
+  int n = ++f->next_id;
+  snprintf(out, ID_LEN + 1, "t%024d", n <= 4 ? 2 * n : 2 * (n - 4) + 1);
+}
+
+/* Tasks of two services placed in one run, in an order that alternates
+ * between them (tasks made in one orchestrator pass): a placement for one
+ * service takes CPU that the other's next placement must see. */
+TEST(sched_interleaved_groups_see_each_others_placements) {
+  cleanup_fx struct fx f = {0};
+  fx_init(&f, 5);
+  fx_node(&f, "node1", NULL);
+  fx_node(&f, "node2", NULL);
+  fx_node(&f, "node3", NULL);
+  /* 2 of a node's 4 CPUs a task: two tasks per node, six in all. */
+  const char *two =
+      ",\"Resources\":{\"Reservations\":{\"NanoCPUs\":2000000000}}";
+  svc(&f, "a", 4, two);
+  svc(&f, "b", 4, two);
+  f.new_id = alternate_id;
+  fx_orch(&f); /* both services' tasks at once */
+  f.new_id = NULL;
+  json_t *pending = fx_tasks(&f, NULL, NULL, "pending");
+  size_t i, switches = 0;
+  json_t *t;
+  json_array_foreach(pending, i, t) if (i > 0) switches +=
+      strcmp(jx_str(t, "ServiceID", ""),
+             jx_str(json_array_get(pending, i - 1), "ServiceID", "")) != 0;
+  json_decref(pending);
+  CHECK_INT_EQ(switches, 7); /* a, b, a, b, ... */
+  fx_sched(&f);
+  CHECK_INT_EQ(fx_count(&f, NULL, NULL, "assigned"), 6);
+  static const char *const nodes[] = {"node1", "node2", "node3"};
+  for (size_t k = 0; k < 3; k++)
+    CHECK_INT_EQ(on(&f, "a", nodes[k]) + on(&f, "b", nodes[k]), 2);
+  char err[256];
+  CHECK_STR_EQ(first_err(&f, "a", err, sizeof err),
+               "no suitable node (insufficient resources on 3 nodes)");
+  CHECK_STR_EQ(first_err(&f, "b", err, sizeof err),
+               "no suitable node (insufficient resources on 3 nodes)");
+  fx_free(&f);
+}
