@@ -1711,6 +1711,24 @@ def main_sim(args):
                                                        "the limit for the two below" if cmd == ["version"]
                                                        else "goal <= 200 ms")))
 
+        # The daemon's part of node ls: GET /nodes read whole, no decode.
+        nbytes = [0]
+
+        def raw_nodes():
+            c = UnixConn(sock[leader], 60)
+            try:
+                t = time.monotonic()
+                c.request("GET", API + "/nodes")
+                nbytes[0] = len(c.getresponse().read())
+                return time.monotonic() - t
+            finally:
+                c.close()
+        xs, capped = timed_loop(SIM_LS_N, 20.0, raw_nodes)
+        rows.append(("GET /nodes, the daemon's part (p50, max)", "%s ms" % ms(pct(xs, 50)),
+                     "max %s ms over %d%s; %.1f MiB of JSON" % (ms(max(xs)), len(xs),
+                                                               ", CAPPED" if capped else "",
+                                                               nbytes[0] / 1048576)))
+
         # K nodes down: shown Down, then their tasks running elsewhere.
         k = max(1, n_nodes // 10)
         if t_sim_all is not None:
