@@ -195,12 +195,10 @@ static void sync_reachability(struct dispatcher *d) {
   size_t n = 0;
   if (raftnode_configuration(d->m->raft, &mem, &n, NULL) < 0)
     return;
-  json_t *nodes = store_list(d->m->store, STORE_NODE);
+  json_t *nodes = store_list_by(d->m->store, STORE_MANAGER_NODES, "manager");
   size_t j;
   json_t *node;
   json_array_foreach(nodes, j, node) {
-    if (!json_object_get(node, "ManagerStatus"))
-      continue;
     uint64_t rid = (uint64_t)jx_int(node, "_RaftID", 0);
     /* Managers outside the configuration (gone before a
      * force-new-cluster, or not yet added) are unreachable. */
@@ -1065,12 +1063,11 @@ static void leadership_handed(void *ud, int status, const sh_err *err) {
 static void reconcile_roles(struct dispatcher *d) {
   if (d->role_busy)
     return;
-  json_t *nodes = store_list(d->m->store, STORE_NODE);
+  json_t *nodes = store_list_by(d->m->store, STORE_MANAGER_NODES, "manager");
   size_t i;
   json_t *n;
   json_array_foreach(nodes, i, n) {
-    if (strcmp(jx_str(n, "Spec.Role", ""), "worker") != 0 ||
-        !json_object_get(n, "ManagerStatus"))
+    if (strcmp(jx_str(n, "Spec.Role", ""), "worker") != 0)
       continue;
     sh_err err = {0};
     const char *id = jx_str(n, "ID", "");

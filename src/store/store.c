@@ -59,6 +59,10 @@ static const char *done_key(const json_t *t) {
   return jx_str(t, "ServiceID", NULL);
 }
 
+static const char *manager_key(const json_t *n) {
+  return json_is_object(json_object_get(n, "ManagerStatus")) ? "manager" : NULL;
+}
+
 static const struct {
   enum store_kind kind;
   const char *field;
@@ -74,6 +78,7 @@ static const struct {
     [STORE_TASKS_UP_BY_SERVICE] = {STORE_TASK, "ServiceID", up_key},
     [STORE_TASKS_DONE_BY_SERVICE] = {STORE_TASK, "ServiceID", done_key},
     [STORE_NODES_BY_STATE] = {STORE_NODE, "Status.State"},
+    [STORE_MANAGER_NODES] = {STORE_NODE, "ManagerStatus", manager_key},
 };
 
 struct store {

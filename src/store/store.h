@@ -80,6 +80,10 @@ enum store_index {
   STORE_TASKS_UP_BY_SERVICE,
   STORE_TASKS_DONE_BY_SERVICE,
   STORE_NODES_BY_STATE, /* node Status.State: the down ones */
+  /* "manager" for nodes with a ManagerStatus (raft members, and managers
+   * being demoted): the dispatcher's 4-a-second checks walk these, not
+   * every node */
+  STORE_MANAGER_NODES,
   STORE_NINDEXES
 };
 /* The kind an index is over. */

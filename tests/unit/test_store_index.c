@@ -23,6 +23,7 @@ static const char *const states[] = {NULL,       "new",    "pending", "running",
 static const char *const names[] = {NULL, "web", "db", "cache", "queue"};
 /* "" stands for an empty NetworksAttachments array. */
 static const char *const nets[] = {NULL, "", "net1", "net2"};
+static const char *const managers[] = {"manager"};
 #define PICK(st, a) (a)[test_rnd(st, sizeof(a) / sizeof *(a))]
 
 static void set_opt(json_t *o, const char *path, const char *v) {
@@ -49,6 +50,12 @@ static json_t *rand_obj(uint64_t *st, enum store_kind k, const char *id) {
       json_object_set_new(o, "NetworksAttachments", json_array());
   } else if (k == STORE_NODE) {
     set_opt(o, "Status.State", PICK(st, states));
+    /* A manager, a worker, or a ManagerStatus of null (a demotion's). */
+    unsigned m = test_rnd(st, 3);
+    if (m < 2)
+      json_object_set_new(o, "ManagerStatus",
+                          m ? json_pack("{s:s}", "Addr", "10.0.0.1:2377")
+                            : json_null());
   } else {
     set_opt(o, "Spec.Name", PICK(st, names));
   }
@@ -138,6 +145,9 @@ static int check_indexes(struct store *s, char *why, size_t n) {
       break;
     case STORE_TASKS_BY_NETWORK:
       vals = nets, nvals = sizeof nets / sizeof *nets;
+      break;
+    case STORE_MANAGER_NODES:
+      vals = managers, nvals = sizeof managers / sizeof *managers;
       break;
     default:
       break;
