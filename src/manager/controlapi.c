@@ -84,6 +84,16 @@ int manager_check_supported(const json_t *spec, sh_err *err) {
     return sh_error(err, 501,
                     "external CAs (--external-ca) are not supported by shoal "
                     "yet");
+  /* libraft's store keeps the newest snapshot and the one before it and
+   * removes the rest; more old ones cannot be kept, so asking is refused
+   * rather than stored and ignored (0 and 1 are what it does). */
+  json_int_t keep = jx_int(spec, "Raft.KeepOldSnapshots", 0);
+  if (keep > 1)
+    return sh_error(err, 501,
+                    "keeping %lld old raft snapshots (Raft.KeepOldSnapshots) "
+                    "is not supported by shoal: its raft store keeps the "
+                    "newest snapshot and the one before it",
+                    (long long)keep);
   return 0;
 }
 

@@ -259,3 +259,16 @@ def test_snapshot_interval_takes_effect_and_a_restart_restores_from_it():
         for i in range(30):
             label(lab, "t%d" % i)
         wait_until(lambda: set(snapshots()) - first, 20, what="a new snapshot after the restart")
+        # The newest snapshot and the one before it stay (KeepOldSnapshots
+        # 0 or 1); asking to keep more is refused by name, the spec intact.
+        for i in range(45):
+            label(lab, "u%d" % i)
+        wait_until(lambda: len(set(snapshots()) - first) >= 2, 20, what="two more snapshots")
+        wait_until(lambda: len(snapshots()) <= 2, 10, what="at most two snapshots on disk")
+        st, sw = lab.api("m1", "GET", "/swarm")
+        spec = sw["Spec"]
+        spec["Raft"]["KeepOldSnapshots"] = 3
+        st, body = lab.api("m1", "POST", "/swarm/update?version=%d" % sw["Version"]["Index"], spec)
+        assert st == 501 and "KeepOldSnapshots" in body["message"], (st, body)
+        st, sw = lab.api("m1", "GET", "/swarm")
+        assert sw["Spec"]["Raft"].get("KeepOldSnapshots", 0) == 0, sw["Spec"]["Raft"]
