@@ -99,6 +99,24 @@ int manager_check_supported(const json_t *spec, sh_err *err) {
 
 #define UNLOCK_KEY_FIELD "_UnlockKey"
 
+/* Each manager's raft runs on these (times its 60 ms tick), applied as
+ * the cluster changes: a follower must hear from the leader (every
+ * HeartbeatTick) more often than it waits before an election. */
+static int check_ticks(int64_t election, int64_t heartbeat, sh_err *err) {
+  if (election > 1000 || heartbeat > 1000)
+    return rpc_error(err, 400,
+                     "raft ticks above 1000 (a minute at shoal's 60 ms tick) "
+                     "are not supported");
+  if (election <= heartbeat) {
+    char msg[128];
+    snprintf(msg, sizeof msg,
+             "ElectionTick (%lld) must be greater than HeartbeatTick (%lld)",
+             (long long)election, (long long)heartbeat);
+    return rpc_error(err, 400, msg);
+  }
+  return 0;
+}
+
 static int64_t pos_or(int64_t v, int64_t dflt) {
   return v > 0 ? v : dflt;
 }
@@ -130,6 +148,9 @@ json_t *cluster_object_new(const struct manager_init *in, sh_err *err) {
     rpc_error(err, 400, "minimum certificate expiry time is: 1h0m0s");
     return NULL;
   }
+  if (check_ticks(pos_or(in->election_tick, 10), pos_or(in->heartbeat_tick, 1),
+                  err) < 0)
+    return NULL;
   json_t *pool = in->default_addr_pool && json_array_size(in->default_addr_pool)
                      ? json_deep_copy(in->default_addr_pool)
                      : json_pack("[s]", "10.0.0.0/8");
@@ -142,7 +163,8 @@ json_t *cluster_object_new(const struct manager_init *in, sh_err *err) {
       (json_int_t)pos_or(in->snapshot_interval, 10000), "KeepOldSnapshots",
       (json_int_t)(in->keep_old_snapshots > 0 ? in->keep_old_snapshots : 0),
       "LogEntriesForSlowFollowers", (json_int_t)500, "ElectionTick",
-      (json_int_t)10, "HeartbeatTick", (json_int_t)1, "Dispatcher",
+      (json_int_t)pos_or(in->election_tick, 10), "HeartbeatTick",
+      (json_int_t)pos_or(in->heartbeat_tick, 1), "Dispatcher",
       "HeartbeatPeriod",
       (json_int_t)pos_or(in->heartbeat_period_ns, 5 * NS_PER_SEC), "CAConfig",
       "NodeCertExpiry",
@@ -242,6 +264,12 @@ int manager_update_swarm(struct manager *m, int64_t version, const json_t *spec,
       snprintf(path, sizeof path, "Spec.%s", keep[i]);
       jx_set(newspec, keep[i], json_integer(jx_int(cur, path, 0)));
     }
+  }
+  if (check_ticks(jx_int(newspec, "Raft.ElectionTick", 10),
+                  jx_int(newspec, "Raft.HeartbeatTick", 1), err) < 0) {
+    json_decref(newspec);
+    json_decref(next);
+    return -1;
   }
   if (!jx_get(newspec, "Raft.KeepOldSnapshots"))
     jx_set(newspec, "Raft.KeepOldSnapshots",

@@ -270,9 +270,9 @@ static void cluster_events(const struct store_change *ch, size_t n,
     events_cluster_changes(ud, ch, n);
 }
 
-/* Raft.SnapshotInterval and LogEntriesForSlowFollowers take effect as the
- * cluster object changes (swarmkit reads them at each check), on every
- * manager: each takes its own snapshots. */
+/* Raft.SnapshotInterval, LogEntriesForSlowFollowers, HeartbeatTick and
+ * ElectionTick take effect as the cluster object changes (swarmkit reads them
+ * at each check), on every manager: each takes its own snapshots. */
 static void raft_policy(const struct store_change *ch, size_t n, uint64_t index,
                         void *ud) {
   struct manager *m = ud;
@@ -285,6 +285,8 @@ static void raft_policy(const struct store_change *ch, size_t n, uint64_t index,
   raftnode_set_snapshot_policy(
       m->raft, (unsigned)jx_int(c, "Spec.Raft.SnapshotInterval", 0),
       (unsigned)jx_int(c, "Spec.Raft.LogEntriesForSlowFollowers", 0));
+  raftnode_set_ticks(m->raft, (unsigned)jx_int(c, "Spec.Raft.HeartbeatTick", 0),
+                     (unsigned)jx_int(c, "Spec.Raft.ElectionTick", 0));
 }
 
 static int start_common(struct manager *m, const struct manager_config *cfg,

@@ -61,6 +61,8 @@ struct manager_init {
   int64_t task_history_limit;  /* default 5; < 0 means unset */
   int64_t snapshot_interval;   /* default 10000 */
   int64_t keep_old_snapshots;  /* default 0 */
+  int64_t election_tick;       /* default 10 */
+  int64_t heartbeat_tick;      /* default 1 */
   json_t *default_addr_pool;   /* array of CIDR strings, borrowed */
   int64_t subnet_size;         /* default 24 */
   int64_t data_path_port;      /* default 4789 */

@@ -140,6 +140,7 @@ struct raftnode {
     uint64_t at_ms;
   } heard[16];
   unsigned election_ms;
+  unsigned raft_tick_ms, heartbeat_ticks, election_ticks; /* as configured */
 
   /* The snapshot being taken in two steps (fsm.snapshot_view): the view,
    * and the encoding's time and size, set on the pool thread and logged
@@ -621,6 +622,9 @@ int raftnode_open(uv_loop_t *loop, const struct raftnode_config *cfg,
   raft_set_heartbeat_timeout(&rn->raft, tick * hb);
   raft_set_election_timeout(&rn->raft, tick * el);
   rn->election_ms = tick * el;
+  rn->raft_tick_ms = tick;
+  rn->heartbeat_ticks = hb;
+  rn->election_ticks = el;
   /* Pre-vote: a manager whose loop stalled past the election timeout (a
    * big pass, a slow disk) asks first whether it could win, and does not
    * depose a leader the others still hear from. Without it, every stall
@@ -1187,6 +1191,26 @@ void raftnode_set_snapshot_policy(struct raftnode *rn, unsigned every,
   raft_set_snapshot_threshold(&rn->raft,
                               every + (unsigned)(rn->id % 8) * (every / 32));
   raft_set_snapshot_trailing(&rn->raft, trailing ? trailing : 500);
+}
+
+void raftnode_set_ticks(struct raftnode *rn, unsigned heartbeat,
+                        unsigned election) {
+  heartbeat = heartbeat ? heartbeat : 1;
+  election = election ? election : 10;
+  /* Unchanged: nothing (setting the election timeout restarts its timer,
+   * and this runs at every change of the cluster object). */
+  if (heartbeat >= election ||
+      (heartbeat == rn->heartbeat_ticks && election == rn->election_ticks))
+    return;
+  rn->heartbeat_ticks = heartbeat;
+  rn->election_ticks = election;
+  rn->election_ms = rn->raft_tick_ms * election;
+  raft_set_heartbeat_timeout(&rn->raft, rn->raft_tick_ms * heartbeat);
+  raft_set_election_timeout(&rn->raft, rn->election_ms);
+  log_info("raft: heartbeats every %u ms, election timeout %u ms (%u and %u "
+           "ticks of %u ms)",
+           rn->raft_tick_ms * heartbeat, rn->election_ms, heartbeat, election,
+           rn->raft_tick_ms);
 }
 
 int raftnode_set_identity(struct raftnode *rn, const char *cert_pem,

@@ -174,6 +174,11 @@ void raftnode_members_free(struct raftnode_member *m, size_t n);
  * nothing logged). rn may be NULL (503). */
 void raftnode_accept_upgrade(struct raftnode *rn, struct http_req *req);
 /* This node's renewed certificate for the connections raft dials next. */
+/* The cluster's Raft.HeartbeatTick and ElectionTick, as they change (0:
+ * Docker's 1 and 10), in ticks of the configured tick_ms; a heartbeat
+ * tick not below the election tick is ignored (refused at the API). */
+void raftnode_set_ticks(struct raftnode *rn, unsigned heartbeat,
+                        unsigned election);
 /* The cluster's Raft.SnapshotInterval and LogEntriesForSlowFollowers, as
  * they change (0: the defaults, 10000 and 500); from the next entry. */
 void raftnode_set_snapshot_policy(struct raftnode *rn, unsigned every,

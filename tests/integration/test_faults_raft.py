@@ -272,3 +272,23 @@ def test_snapshot_interval_takes_effect_and_a_restart_restores_from_it():
         assert st == 501 and "KeepOldSnapshots" in body["message"], (st, body)
         st, sw = lab.api("m1", "GET", "/swarm")
         assert sw["Spec"]["Raft"].get("KeepOldSnapshots", 0) == 0, sw["Spec"]["Raft"]
+        # ElectionTick and HeartbeatTick (API only, as in Docker) take effect
+        # at once and after a restart; an election tick not above the
+        # heartbeat tick is refused.
+        spec = sw["Spec"]
+        spec["Raft"].update(KeepOldSnapshots=0, ElectionTick=2, HeartbeatTick=2)
+        st, body = lab.api("m1", "POST", "/swarm/update?version=%d" % sw["Version"]["Index"], spec)
+        assert st == 400 and "must be greater than HeartbeatTick" in body["message"], (st, body)
+        spec["Raft"].update(ElectionTick=20, HeartbeatTick=2)
+        st, body = lab.api("m1", "POST", "/swarm/update?version=%d" % sw["Version"]["Index"], spec)
+        assert st == 200, (st, body)
+        applied = "raft: heartbeats every 120 ms, election timeout 1200 ms"
+        wait_until(lambda: applied in lab.logs("m1"), 10, what="the new ticks applied")
+        lab.stop("m1")
+        lab.start("m1")
+        wait_until(lambda: lab.logs("m1").count(applied) >= 2, 30,
+                   what="the ticks applied again after a restart")
+        _, out, _ = lab.docker("m1", "info", "--format",
+                               "{{.Swarm.Cluster.Spec.Raft.ElectionTick}} "
+                               "{{.Swarm.Cluster.Spec.Raft.HeartbeatTick}}")
+        assert out.split() == ["20", "2"], out
