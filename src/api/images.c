@@ -729,7 +729,7 @@ struct load_body {
   int fd;
   bool failed, writing, paused, ended, complete;
   struct load_chunk *head, **tail; /* loop: waiting */
-  struct load_chunk *batch;         /* the write job's */
+  struct load_chunk *batch;        /* the write job's */
   size_t waiting, batch_len;
   int werrno; /* the write job's */
 };

@@ -93,7 +93,7 @@ struct http_server {
   /* Streamed bodies resumed (or started) outside the parser: delivered
    * from this idle callback, a later loop turn. */
   uv_idle_t kick;
-  uv_timer_t pace; /* resumes paced listeners a turn later */
+  uv_timer_t pace;     /* resumes paced listeners a turn later */
   unsigned long paced; /* times a listener's queue was held back */
   bool (*stream_fn)(const struct http_req *head, void *ud);
   void *stream_ud;

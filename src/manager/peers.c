@@ -17,8 +17,7 @@ static bool present(const json_t *t) {
 
 /* One endpoint of node on net; cidr may carry a prefix length. */
 static void add_endpoint(json_t *snap, const char *net, const char *node,
-                         const char *cidr, const char *host,
-                         const char *name) {
+                         const char *cidr, const char *host, const char *name) {
   char ip[64];
   ipam_cidr_addr(cidr, ip);
   json_t *nets = json_object_get(snap, "Nets");
@@ -28,10 +27,10 @@ static void add_endpoint(json_t *snap, const char *net, const char *node,
     json_object_set_new(nets, net, on_net);
   }
   cleanup_free char *key = xasprintf("%s %s", net, ip);
-  json_object_set_new(
-      on_net, key,
-      json_pack("{s:s, s:{s:s, s:s, s:s, s:s}}", "Node", node, "Peer",
-                "Network", net, "Addr", ip, "Host", host, "Name", name));
+  json_object_set_new(on_net, key,
+                      json_pack("{s:s, s:{s:s, s:s, s:s, s:s}}", "Node", node,
+                                "Peer", "Network", net, "Addr", ip, "Host",
+                                host, "Name", name));
   json_t *held = json_object_get(json_object_get(snap, "Held"), node);
   if (!held) {
     held = json_object();

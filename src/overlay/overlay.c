@@ -743,18 +743,18 @@ int overlay_net_create(struct overlay *ov, const json_t *req, const char *id,
   }
   uint32_t gw = sp.gateway ? sp.gateway : subnet.addr + 1;
   char sb[20], gb[20];
-  json_t *rec = json_pack(
-      "{s:s,s:s,s:s,s:s,s:s,s:b,s:b,s:s,s:o,s:o}", "Id", id, "Name", name,
-      "Created", created, "Subnet", ipam_prefix_str(subnet, sb), "Gateway",
-      ipam_ip_str(gw, gb), "Internal", sp.internal, "UserSubnet",
-      sp.have_subnet, "Bridge", ifname, "Labels",
-      json_is_object(json_object_get(req, "Labels"))
-          ? json_deep_copy(json_object_get(req, "Labels"))
-          : json_object(),
-      "Options",
-      json_is_object(json_object_get(req, "Options"))
-          ? json_deep_copy(json_object_get(req, "Options"))
-          : json_object());
+  json_t *rec =
+      json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:b,s:s,s:o,s:o}", "Id", id, "Name",
+                name, "Created", created, "Subnet", ipam_prefix_str(subnet, sb),
+                "Gateway", ipam_ip_str(gw, gb), "Internal", sp.internal,
+                "UserSubnet", sp.have_subnet, "Bridge", ifname, "Labels",
+                json_is_object(json_object_get(req, "Labels"))
+                    ? json_deep_copy(json_object_get(req, "Labels"))
+                    : json_object(),
+                "Options",
+                json_is_object(json_object_get(req, "Options"))
+                    ? json_deep_copy(json_object_get(req, "Options"))
+                    : json_object());
   if (sp.have_range)
     json_object_set_new(rec, "IPRange",
                         json_string(ipam_prefix_str(sp.range, b)));

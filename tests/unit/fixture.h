@@ -122,6 +122,16 @@ static inline void fx_node(struct fx *f, const char *id, const char *labels) {
          STORE_MUST_CREATE);
 }
 
+/* fx_init with history limit 5 and n ready nodes <prefix>1..<prefix>n. */
+static inline void fx_init_nodes(struct fx *f, const char *prefix, int n) {
+  fx_init(f, 5);
+  for (int i = 1; i <= n; i++) {
+    char id[32];
+    snprintf(id, sizeof id, "%s%d", prefix, i);
+    fx_node(f, id, NULL);
+  }
+}
+
 /* Sets one field of a stored object (dotted path; value stolen). */
 /* An overlay network with ID and name id on subnet. */
 static inline void fx_network(struct fx *f, const char *id,

@@ -49,10 +49,7 @@ static char *render(const json_t *set) {
 
 TEST(peers_are_the_other_nodes_tasks_on_the_networks_a_node_holds) {
   cleanup_fx struct fx f = {0};
-  fx_init(&f, 5);
-  fx_node(&f, "n1", NULL);
-  fx_node(&f, "n2", NULL);
-  fx_node(&f, "n3", NULL);
+  fx_init_nodes(&f, "n", 3);
   fx_set(&f, STORE_NODE, "n1", "Status.Addr", json_string("192.168.33.11"));
   fx_set(&f, STORE_NODE, "n2", "Status.Addr", json_string("192.168.33.12"));
   fx_set(&f, STORE_NODE, "n3", "Status.Addr", json_string("192.168.33.13"));
@@ -218,14 +215,14 @@ TEST(peers_node_diffs_match_the_whole_sets_over_random_changes) {
 /* An address that moves to another node (same key, another host) comes
  * to a node holding the network as a deletion and an addition. */
 TEST(peers_node_diff_moves_a_changed_host_as_delete_then_add) {
-  json_t *a = json_pack(
-      "{s:{s:{s:{s:s, s:{s:s, s:s, s:s}}}}, s:{s:{s:b}}}", "Nets", "n",
-      "n 10.0.0.2", "Node", "n1", "Peer", "Network", "n", "Addr", "10.0.0.2",
-      "Host", "192.168.33.11", "Held", "n3", "n", 1);
-  json_t *b = json_pack(
-      "{s:{s:{s:{s:s, s:{s:s, s:s, s:s}}}}, s:{s:{s:b}}}", "Nets", "n",
-      "n 10.0.0.2", "Node", "n2", "Peer", "Network", "n", "Addr", "10.0.0.2",
-      "Host", "192.168.33.12", "Held", "n3", "n", 1);
+  json_t *a =
+      json_pack("{s:{s:{s:{s:s, s:{s:s, s:s, s:s}}}}, s:{s:{s:b}}}", "Nets",
+                "n", "n 10.0.0.2", "Node", "n1", "Peer", "Network", "n", "Addr",
+                "10.0.0.2", "Host", "192.168.33.11", "Held", "n3", "n", 1);
+  json_t *b =
+      json_pack("{s:{s:{s:{s:s, s:{s:s, s:s, s:s}}}}, s:{s:{s:b}}}", "Nets",
+                "n", "n 10.0.0.2", "Node", "n2", "Peer", "Network", "n", "Addr",
+                "10.0.0.2", "Host", "192.168.33.12", "Held", "n3", "n", 1);
   json_t *changed = peers_changed(a, b);
   json_t *d = peers_node_diff(a, b, changed, "n3");
   CHECK_STR_EQ(jx_str(json_array_get(json_object_get(d, "Del"), 0), "Host", ""),

@@ -31,10 +31,7 @@ static const char *first_err(struct fx *f, const char *service, char *buf,
 
 TEST(sched_assigns_with_message_and_spreads) {
   cleanup_fx struct fx f = {0};
-  fx_init(&f, 5);
-  fx_node(&f, "node1", NULL);
-  fx_node(&f, "node2", NULL);
-  fx_node(&f, "node3", NULL);
+  fx_init_nodes(&f, "node", 3);
   svc(&f, "web", 5, NULL);
   fx_orch(&f);
   CHECK_INT_EQ(fx_sched(&f), 1); /* one transaction for the service */
@@ -119,10 +116,7 @@ TEST(sched_reservations_exclude_nodes) {
 
 TEST(sched_max_replicas_per_node) {
   cleanup_fx struct fx f = {0};
-  fx_init(&f, 5);
-  fx_node(&f, "node1", NULL);
-  fx_node(&f, "node2", NULL);
-  fx_node(&f, "node3", NULL);
+  fx_init_nodes(&f, "node", 3);
   svc(&f, "web", 4, ",\"Placement\":{\"MaxReplicas\":1}");
   fx_orch(&f);
   fx_sched(&f);
@@ -135,10 +129,7 @@ TEST(sched_max_replicas_per_node) {
 
 TEST(sched_explains_several_filters) {
   cleanup_fx struct fx f = {0};
-  fx_init(&f, 5);
-  fx_node(&f, "node1", NULL);
-  fx_node(&f, "node2", NULL);
-  fx_node(&f, "node3", NULL);
+  fx_init_nodes(&f, "node", 3);
   fx_set(&f, STORE_NODE, "node1", "Status.State", json_string("down"));
   svc(&f, "web", 1, ",\"Placement\":{\"Constraints\":[\"node.labels.x==y\"]}");
   fx_orch(&f);
@@ -299,10 +290,7 @@ static void alternate_id(char out[ID_LEN + 1], void *ud) {
  * service takes CPU that the other's next placement must see. */
 TEST(sched_interleaved_groups_see_each_others_placements) {
   cleanup_fx struct fx f = {0};
-  fx_init(&f, 5);
-  fx_node(&f, "node1", NULL);
-  fx_node(&f, "node2", NULL);
-  fx_node(&f, "node3", NULL);
+  fx_init_nodes(&f, "node", 3);
   /* 2 of a node's 4 CPUs a task: two tasks per node, six in all. */
   const char *two =
       ",\"Resources\":{\"Reservations\":{\"NanoCPUs\":2000000000}}";
