@@ -57,7 +57,7 @@ static int cipher_update(EVP_CIPHER_CTX *c, unsigned char **w,
 }
 
 /* Seals the concatenation of bufs into a new raft_malloc'd buffer. */
-static int seal(const unsigned char *dek, const struct raft_buffer *bufs,
+int atrest_seal(const unsigned char *dek, const struct raft_buffer *bufs,
                 unsigned n, struct raft_buffer *out) {
   size_t len = 0;
   for (unsigned i = 0; i < n; i++)
@@ -222,7 +222,7 @@ static int ar_append(struct raft_io *io, struct raft_io_append *req,
   for (unsigned i = 0; i < n; i++) {
     s->ents[i].term = entries[i].term;
     s->ents[i].type = entries[i].type;
-    int rv = seal(ar->dek, &entries[i].buf, 1, &s->ents[i].buf);
+    int rv = atrest_seal(ar->dek, &entries[i].buf, 1, &s->ents[i].buf);
     if (rv != 0) {
       sealed_append_free(s);
       return rv;
@@ -263,7 +263,17 @@ static int ar_snapshot_put(struct raft_io *io, unsigned trailing,
   s->cb = cb;
   s->req.data = s;
   s->snap = *snapshot; /* the configuration stays the caller's */
-  int rv = seal(ar->dek, snapshot->bufs, snapshot->n_bufs, &s->buf);
+  /* Sealed already (raftnode seals a snapshot on the thread that encoded
+   * it, not on the loop: 60 MB at 100,000 tasks): passed on as it is. */
+  if (snapshot->n_bufs == 1 &&
+      atrest_is_sealed(snapshot->bufs[0].base, snapshot->bufs[0].len)) {
+    req->cb = cb;
+    int rv = ar->snapshot_put(io, trailing, &s->req, snapshot, ar_put_done);
+    if (rv != 0)
+      free(s);
+    return rv;
+  }
+  int rv = atrest_seal(ar->dek, snapshot->bufs, snapshot->n_bufs, &s->buf);
   if (rv != 0) {
     free(s);
     return rv;

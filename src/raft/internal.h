@@ -64,6 +64,10 @@ void atrest_wrap(struct raft_io *io, struct atrest *ar,
                  const unsigned char dek[ATREST_DEK_LEN]);
 /* The atrest of a wrapped io (raftnode.c owns both). */
 struct atrest *atrest_of(struct raft_io *io);
+/* Seals bufs into one new buffer (raft_malloc'ed) with dek; 0 or a raft
+ * error. Thread-safe: it reads only dek and its arguments. */
+int atrest_seal(const unsigned char *dek, const struct raft_buffer *bufs,
+                unsigned n, struct raft_buffer *out);
 /* True when buf starts with the sealed format's magic. */
 bool atrest_is_sealed(const void *buf, size_t len);
 /* Opens a sealed buffer in place; plain ones are left alone (0). -1 when

@@ -537,9 +537,12 @@ static void st_view_free(void *view) {
   json_decref(view);
 }
 
+static bool dir_contains(const char *dir, const char *needle);
+
 /* The store through raft, a snapshot and a restart; async: the snapshot
- * is encoded on a pool thread (the daemon's way). */
-static void store_restart(int *failed_, bool async) {
+ * is encoded on a pool thread (the daemon's way), and sealed there when
+ * dek is set (nothing of the store readable on disk). */
+static void store_restart(int *failed_, bool async, const unsigned char *dek) {
   SETUP();
   struct store *s = store_new();
   struct raftnode_fsm fsm = {.apply = st_apply,
@@ -552,7 +555,7 @@ static void store_restart(int *failed_, bool async) {
     fsm.snapshot_view_free = st_view_free;
   }
   /* Small interval: the restart goes through a snapshot and a log tail. */
-  struct raftnode *rn = open_node(dir, addr, &fsm, 4, &err);
+  struct raftnode *rn = open_node_dek(dir, addr, &fsm, 4, dek, &err);
   if (!rn)
     FAIL_("open: %d %s", err.status, err.msg);
   CHECK_INT_EQ(raftnode_bootstrap(rn, &err), 0);
@@ -606,10 +609,12 @@ static void store_restart(int *failed_, bool async) {
   CHECK(wait_snapshot_file(dir, 5000));
   CHECK(close_node(rn));
   store_free(s);
+  if (dek)
+    CHECK(!dir_contains(dir, "ServiceID"));
 
   s = store_new();
   fsm.ud = s;
-  rn = open_node(dir, addr, &fsm, 4, &err);
+  rn = open_node_dek(dir, addr, &fsm, 4, dek, &err);
   CHECK(rn != NULL);
   struct leader_seen ls2 = {0};
   if (raftnode_start(rn, on_leader, &ls2, &err) < 0)
@@ -630,11 +635,11 @@ static void store_restart(int *failed_, bool async) {
 }
 
 TEST(raftnode_store_survives_restart) {
-  store_restart(failed_, false);
+  store_restart(failed_, false, NULL);
 }
 
 TEST(raftnode_store_survives_restart_async_snapshot) {
-  store_restart(failed_, true);
+  store_restart(failed_, true, NULL);
 }
 
 /* ---- torn writes: segments cut or damaged on disk ----
@@ -1399,6 +1404,12 @@ static char *run_node(const char *dir, const char *addr,
   char *out = xstrdup(f.log.data ? f.log.data : "");
   buf_free(&f.log);
   return out;
+}
+
+/* The daemon's way with a key: encoded and sealed on a pool thread, the
+ * at-rest layer passing the sealed snapshot on; a restart opens it. */
+TEST(raftnode_store_survives_restart_async_sealed_snapshot) {
+  store_restart(failed_, true, test_dek);
 }
 
 TEST(raftnode_atrest_log_and_snapshots_sealed) {
