@@ -1958,6 +1958,21 @@ static void run_until(uv_loop_t *loop, const int *n, int want,
   uv_run(loop, UV_RUN_NOWAIT);
 }
 
+/* Whether process pid ignores SIGTERM yet (SigIgn in its status): a stop
+ * sent before its shell ran `trap` would end it early. */
+static bool term_ignored(pid_t pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *fp = fopen(path, "r");
+  bool yes = false;
+  while (fp && fgets(line, sizeof line, fp))
+    if (strncmp(line, "SigIgn:", 7) == 0)
+      yes = (strtoull(line + 7, NULL, 16) >> (SIGTERM - 1)) & 1;
+  if (fp)
+    fclose(fp);
+  return yes;
+}
+
 /* Stops on the loop hold no thread: 20 containers whose PID 1 ignores
  * SIGTERM, each with a 1 s grace, are all gone after about one grace
  * period (one at a time would take 20 s). */
@@ -1978,6 +1993,18 @@ TEST(exec_watch_stops_run_concurrently) {
         exec_pidfd(f.ex, ids[i], &fds[i], &sig, &err) != 0)
       FAIL_("container %d: %s", i, err.msg);
     CHECK_INT_EQ(sig, SIGTERM);
+  }
+  /* Each shell has set its trap (under load that takes a while). */
+  for (int i = 0; i < N; i++) {
+    struct exec_state st;
+    bool ready = false;
+    for (int k = 0; k < 500 && !ready; k++) {
+      ready = exec_state(f.ex, ids[i], &st, NULL) == 0 && st.pid > 0 &&
+              term_ignored(st.pid);
+      if (!ready)
+        usleep(10000);
+    }
+    CHECK(ready);
   }
   uv_loop_t loop;
   uv_loop_init(&loop);
