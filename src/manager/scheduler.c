@@ -650,9 +650,9 @@ int scheduler_run_load(struct store *s, int64_t now_ns, struct orch_out *out,
       }
       continue;
     }
-    struct tfilter f;
-    tfilter_load(&f, t);
     if (*nid) {
+      struct tfilter f;
+      tfilter_load(&f, t);
       struct ninfo *ni = NULL;
       for (size_t k = 0; k < nn; k++)
         if (strcmp(nis[k].id, nid) == 0)
@@ -680,6 +680,7 @@ int scheduler_run_load(struct store *s, int64_t now_ns, struct orch_out *out,
       tfilter_free(&f);
       continue;
     }
+    /* The group's filter stands for the task's: same service and spec. */
     struct gview *g = gview_get(&gv, group, t, nis, nn, changed, nchanged);
     bool *fit = g->fit;
     int64_t *cnt = g->cnt;
@@ -707,7 +708,7 @@ int scheduler_run_load(struct store *s, int64_t now_ns, struct orch_out *out,
       note_changed(&changed, &nchanged, &capchanged, (size_t)(pick - nis));
       gview_sync(g, nis, changed, nchanged); /* the one node that changed */
     } else {
-      char *why = explain_all(&f, nis, nn);
+      char *why = explain_all(&g->f, nis, nn);
       char *msg = *why ? xasprintf("no suitable node (%s)", why)
                        : xstrdup("no suitable node");
       if (strcmp(jx_str(t, "Status.Err", ""), msg) != 0) {
@@ -718,7 +719,6 @@ int scheduler_run_load(struct store *s, int64_t now_ns, struct orch_out *out,
       free(msg);
       free(why);
     }
-    tfilter_free(&f);
   }
   for (size_t k = 0; k < x.n; k++)
     orch_out_add(out, x.v[k]);
