@@ -470,11 +470,13 @@ static int dns_socket(const char *netns, sh_err *err) {
 
 /* The container is gone or no longer runs: its addresses may go to
  * another task now, so its endpoints must go first. */
-static void detach_networks(struct job *j) {
+/* ended: no process of the task is left (see overlay_detach_ended). */
+static void detach_networks(struct job *j, bool ended) {
   if (!j->w->cfg.overlay || !j->task_id[0])
     return;
   sh_err err = {0};
-  if (overlay_detach(j->w->cfg.overlay, j->task_id, &err) < 0)
+  if ((ended ? overlay_detach_ended : overlay_detach)(j->w->cfg.overlay,
+                                                      j->task_id, &err) < 0)
     log_warn("task %s: releasing its network endpoints: %s", j->task_id,
              err.msg);
 }
@@ -679,7 +681,7 @@ static int prepare(struct job *j) {
     snprintf(j->cid, sizeof j->cid, "%s", cid);
 done:
   if (rc < 0) {
-    detach_networks(j);
+    detach_networks(j, false);
     if (fdir)
       secretfs_teardown(w->cfg.exec_root, j->task_id, NULL);
   }
@@ -948,8 +950,9 @@ static void build_ingress(struct job *j) {
 /* What an exited container no longer needs: its network endpoints and
  * its secret files (dockerd too drops a container's secrets when it
  * stops; the exited container stays for ps -a, logs and inspect). */
-static void release_exited(struct job *j) {
-  detach_networks(j);
+/* ended: the container's processes are known to be gone. */
+static void release_exited(struct job *j, bool ended) {
+  detach_networks(j, ended);
   sh_err err = {0};
   if (j->w->cfg.exec_root && j->task_id[0] &&
       secretfs_teardown(j->w->cfg.exec_root, j->task_id, &err) < 0)
@@ -958,7 +961,7 @@ static void release_exited(struct job *j) {
 
 static void remove_container(struct job *j) {
   j->rc = exec_remove(j->w->cfg.exec, j->cid, true, &j->err);
-  detach_networks(j);
+  detach_networks(j, j->rc == 0);
   sh_err ferr = {0};
   if (j->rc == 0 && j->w->cfg.exec_root && j->task_id[0] &&
       secretfs_teardown(j->w->cfg.exec_root, j->task_id, &ferr) < 0)
@@ -988,7 +991,7 @@ static void ctl_work(struct job *j) {
     j->rc = exec_stop(ex, j->cid, c->signal, grace, &j->err);
     if (j->rc >= 0 && exec_state(ex, j->cid, &j->st, NULL) == 0 &&
         j->st.status == EXEC_STATUS_EXITED)
-      release_exited(j);
+      release_exited(j, true);
     break;
   }
   case WORKER_REMOVE:
@@ -1020,7 +1023,7 @@ static void job_work_kind(struct job *j) {
       if (exec_inspect_json(ex, j->cid, &info, NULL) == 0)
         j->probe = probe_setup(ex, j->cid, info);
     } else {
-      detach_networks(j);
+      detach_networks(j, false);
     }
     break;
   case J_STATE:
@@ -1032,7 +1035,7 @@ static void job_work_kind(struct job *j) {
       j->rm_rc = exec_remove(ex, j->cid, true, &j->rm_err);
     if (j->kind == J_EXITED ||
         (j->rc == 0 && j->st.status == EXEC_STATUS_EXITED))
-      release_exited(j);
+      release_exited(j, true);
     break;
   case J_STOP: {
     const json_t *cs = jx_get(j->task, "Spec.ContainerSpec");
@@ -1042,7 +1045,7 @@ static void job_work_kind(struct job *j) {
                       grace, &j->err);
     if (j->rc == 0)
       exec_state(ex, j->cid, &j->st, NULL);
-    release_exited(j);
+    release_exited(j, j->rc == 0);
     break;
   }
   case J_REMOVE:

@@ -181,6 +181,10 @@ int exec_open(const char *data_root, const char *exec_root, executor **out,
       exec_close(ex);
       return -1;
     }
+  if (exec_purger_open(ex, err) < 0) {
+    exec_close(ex);
+    return -1;
+  }
   ex->crun_bind = runtime_ro_bind(ex->crun, exec_root);
   if (ex->crun_bind) {
     free(ex->crun);
@@ -193,6 +197,7 @@ int exec_open(const char *data_root, const char *exec_root, executor **out,
 void exec_close(executor *ex) {
   if (!ex)
     return;
+  exec_purger_close(ex);
   free(ex->data_root);
   free(ex->exec_root);
   free(ex->crun_root);
@@ -953,7 +958,7 @@ int exec_remove(executor *ex, const char *id, bool force, sh_err *err) {
   }
   const char *cg = jx_str(meta, "Shoal.Cgroup", "/shoal/none");
   if (st.status == EXEC_STATUS_EXITED && cgroups_empty(ex, cg)) {
-    if (exec_rm_rf(p.crun_state, err) < 0)
+    if (exec_trash(ex, p.crun_state, false, err) < 0)
       return -1;
   } else if (crun_delete(ex, &p, id, err) < 0) {
     return -1;
@@ -965,7 +970,8 @@ int exec_remove(executor *ex, const char *id, bool force, sh_err *err) {
     return sh_errno(err, errno, "unmount %s", p.rootfs);
   remove_cgroups(ex, cg);
   unlink(p.sock_link);
-  if (exec_rm_rf(p.run, err) < 0 || exec_rm_rf(p.dir, err) < 0)
+  if (exec_trash(ex, p.run, false, err) < 0 ||
+      exec_trash(ex, p.dir, true, err) < 0)
     return -1;
   return 0;
 }

@@ -215,8 +215,13 @@ int exec_pidfd(executor *ex, const char *id, int *pidfd, int *stop_signal,
 int exec_kill(executor *ex, const char *id, int sig, struct sh_err *err);
 
 /* crun delete, unmount, remove the container's directories (volumes stay).
- * A running container needs force (then SIGKILL), else 409. */
+ * A running container needs force (then SIGKILL), else 409. The
+ * directories leave in a rename each; their files are deleted by the
+ * executor's purge thread, at idle priority, once removals pause. */
 int exec_remove(executor *ex, const char *id, bool force, struct sh_err *err);
+/* Waits up to timeout_ns until removed containers' files are deleted;
+ * false if some are still to go. */
+bool exec_purge_wait(executor *ex, int64_t timeout_ns);
 
 struct exec_entry {
   char id[65];

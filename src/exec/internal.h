@@ -32,7 +32,19 @@ struct executor {
    * standalone container's RestartCount and a docker update at once must
    * not lose either. */
   pthread_mutex_t meta_mu;
+  struct exec_purger *purger; /* purge.c */
 };
+
+/* purge.c: <data-root>/trash and <exec-root>/trash, and the thread that
+ * empties them (started by the first exec_trash, or at open for what a
+ * previous daemon left). */
+int exec_purger_open(executor *ex, struct sh_err *err);
+void exec_purger_close(executor *ex);
+/* Moves path (under the data root if on_data_root, else the exec root)
+ * into that root's trash for the purge thread; deletes it at once if it
+ * cannot be moved. */
+int exec_trash(executor *ex, const char *path, bool on_data_root,
+               struct sh_err *err);
 
 /* Every path of one container (see exec.h). */
 struct ctr_paths {

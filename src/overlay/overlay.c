@@ -809,7 +809,9 @@ int overlay_net_remove(struct overlay *ov, const char *id, sh_err *err) {
 
 /* ---- tasks ---- */
 
-static void detach_locked(struct overlay *ov, const char *id) {
+/* ended: nothing runs in the task's namespace any more, so its veth pairs
+ * go with it; else they are deleted here. */
+static void detach_locked(struct overlay *ov, const char *id, bool ended) {
   json_t *t = json_object_get(ov->tasks, id);
   if (strcmp(id, OVERLAY_INGRESS_SBOX) == 0)
     ov->lb_built = false; /* its tables go with its namespace */
@@ -817,6 +819,8 @@ static void detach_locked(struct overlay *ov, const char *id) {
   char host[16], peer[16];
   size_t i;
   json_t *a;
+  if (ended)
+    goto links_done;
   /* Deleting our veth ends now frees their names at once (the task's
    * namespace may linger while a container still holds it). */
   json_array_foreach(json_object_get(t, "Attachments"), i, a) {
@@ -836,6 +840,7 @@ static void detach_locked(struct overlay *ov, const char *id) {
     if (*link && netdev_exists(ov->node, link))
       netdev_del(ov->node, link, NULL);
   }
+links_done:
   netns_remove(path, NULL);
   if (!t)
     return;
@@ -901,8 +906,15 @@ static int link_task_iface(struct netdev *from, const char *host,
   /* The task's end is made in its namespace, named and addressed: no
    * move, which would cost several times the creation. */
   (void)peer;
-  if (netdev_veth_add_in(from, host, ifname, task_fd, mac, mtu, err) < 0)
-    return -1;
+  if (netdev_veth_add_in(from, host, ifname, task_fd, mac, mtu, err) < 0) {
+    /* The same task's previous end, which the kernel deletes with that
+     * namespace (overlay_detach_ended) and has not yet. */
+    if (!netdev_exists(from, host) || netdev_del(from, host, NULL) < 0)
+      return -1;
+    sh_err_clear(err);
+    if (netdev_veth_add_in(from, host, ifname, task_fd, mac, mtu, err) < 0)
+      return -1;
+  }
   if (netdev_set_master(from, host, master, err) < 0 ||
       netdev_set_up(from, host, err) < 0 ||
       netdev_addr_add(tnd, ifname, cidr, err) < 0 ||
@@ -1272,11 +1284,11 @@ int overlay_attach(struct overlay *ov, const struct overlay_task *task,
   int rc = 0;
   if (json_object_get(ov->tasks, task->task_id) && is_netns(path))
     goto done;
-  detach_locked(ov, task->task_id);
+  detach_locked(ov, task->task_id, false);
   rc = task->bridge ? attach_bridge_locked(ov, task, path, err)
                     : attach_locked(ov, task, path, err);
   if (rc < 0)
-    detach_locked(ov, task->task_id);
+    detach_locked(ov, task->task_id, false);
   else if (strcmp(task->task_id, OVERLAY_INGRESS_SBOX) == 0)
     rc = apply_mesh(ov, NULL, NULL, err); /* a new sandbox: all of it */
   else if (ov->mesh) {
@@ -1326,7 +1338,16 @@ int overlay_detach(struct overlay *ov, const char *task_id, sh_err *err) {
     return sh_error(err, 400, "invalid task ID");
   del_task_links(ov, task_id);
   int nice = ov_lock(ov);
-  detach_locked(ov, task_id);
+  detach_locked(ov, task_id, false);
+  ov_unlock(ov, nice);
+  return 0;
+}
+
+int overlay_detach_ended(struct overlay *ov, const char *task_id, sh_err *err) {
+  if (!ov_id_ok(task_id))
+    return sh_error(err, 400, "invalid task ID");
+  int nice = ov_lock(ov);
+  detach_locked(ov, task_id, true);
   ov_unlock(ov, nice);
   return 0;
 }
@@ -1460,7 +1481,7 @@ static void sweep(struct overlay *ov, const char *const *live, bool all) {
   }
   size_t i;
   json_t *v;
-  json_array_foreach(ids, i, v) detach_locked(ov, json_string_value(v));
+  json_array_foreach(ids, i, v) detach_locked(ov, json_string_value(v), false);
   DIR *d = opendir(ov->netns_dir);
   if (!d)
     return;
@@ -1476,7 +1497,7 @@ static void sweep(struct overlay *ov, const char *const *live, bool all) {
     } else if (ov_id_ok(e->d_name) &&
                !is_bridge(json_object_get(ov->tasks, e->d_name)) &&
                strlen(e->d_name) != 64 && (all || !in_list(live, e->d_name))) {
-      detach_locked(ov, e->d_name);
+      detach_locked(ov, e->d_name, false);
     }
   }
   closedir(d);
@@ -1568,7 +1589,7 @@ static int reconcile(struct overlay *ov, sh_err *err) {
   }
   size_t i;
   json_t *v;
-  json_array_foreach(gone, i, v) detach_locked(ov, json_string_value(v));
+  json_array_foreach(gone, i, v) detach_locked(ov, json_string_value(v), false);
   DIR *d = opendir(ov->netns_dir);
   if (d) {
     struct dirent *e;

@@ -130,6 +130,14 @@ int overlay_disconnect(struct overlay *ov, const char *id, const char *net_id,
 /* Removes the task's namespace, gateway address and host ports, and a
  * network's namespace with its last task. 0 for an unknown task. */
 int overlay_detach(struct overlay *ov, const char *task_id, struct sh_err *err);
+/* The same for a task of which no process is left (its container exited
+ * or was removed): its links go with its namespace, deleted by the kernel
+ * with other dying namespaces' in one batch. Deleting each link here
+ * waited ~25 ms for the kernel's RCU barrier, one task at a time, which
+ * made up most of a removal of many tasks. The host ends' names stay
+ * taken until then (task IDs are not reused). */
+int overlay_detach_ended(struct overlay *ov, const char *task_id,
+                         struct sh_err *err);
 
 /* The remote tasks of a network: add/del are [{"Addr": "10.0.1.5",
  * "Host": "192.168.33.12"}] (Host: the node running it). reset: the set

@@ -16,6 +16,7 @@
 #include "seccomp/bpf.h"
 #include "seccomp/seccomp.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -1537,6 +1538,18 @@ TEST(exec_start_errors_are_docker_like) {
   CHECK_STR_EQ(err.msg, want);
 }
 
+static bool dir_empty(const char *path) {
+  DIR *d = opendir(path);
+  if (!d)
+    return false;
+  struct dirent *de;
+  bool empty = true;
+  while (empty && (de = readdir(d)))
+    empty = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
+  closedir(d);
+  return empty;
+}
+
 static bool mounted_anywhere(const char *path) {
   char *mi = slurp("/proc/self/mountinfo");
   bool yes = mi && strstr(mi, path);
@@ -1574,6 +1587,31 @@ TEST(exec_remove_cleans_everything) {
   CHECK_INT_EQ(exec_list(f.ex, &v, &n, &err), 0);
   exec_list_free(v, n);
   CHECK_INT_EQ(n, 0);
+  /* Its files went to the trash in a rename; the purge deletes them. */
+  CHECK(exec_purge_wait(f.ex, 10 * NS_PER_SEC));
+  char trash[256];
+  snprintf(trash, sizeof trash, "%s/trash", f.data);
+  CHECK(dir_empty(trash));
+  snprintf(trash, sizeof trash, "%s/trash", f.run);
+  CHECK(dir_empty(trash));
+}
+
+/* A previous daemon's trash is purged by the next executor. */
+TEST(exec_open_purges_a_previous_trash) {
+  FX(f);
+  char p[256];
+  snprintf(p, sizeof p, "%s/trash/leftover.1/upper/d", f.data);
+  CHECK_INT_EQ(mkdir_p(p, 0700, NULL), 0);
+  snprintf(p, sizeof p, "%s/trash/leftover.1/upper/d/file", f.data);
+  CHECK_INT_EQ(write_str(p, "x"), 0);
+  executor *ex2 = NULL;
+  sh_err err = {0};
+  if (exec_open(f.data, f.run, &ex2, &err) < 0)
+    FAIL_("%s", err.msg);
+  CHECK(exec_purge_wait(ex2, 10 * NS_PER_SEC));
+  snprintf(p, sizeof p, "%s/trash", f.data);
+  CHECK(dir_empty(p));
+  exec_close(ex2);
 }
 
 /* conmon killed (or the exec-root lost in a reboot): the exit code is

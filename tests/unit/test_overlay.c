@@ -454,6 +454,12 @@ static int ns_at(struct node *n, const char *name) {
   return open(p, O_RDONLY | O_CLOEXEC);
 }
 
+static const char *ns_path(struct node *n, const char *name, char *buf,
+                           size_t len) {
+  snprintf(buf, len, "%s/exec/netns/%s", n->root, name);
+  return buf;
+}
+
 static bool has_str(char **v, size_t n, const char *s) {
   for (size_t i = 0; i < n; i++)
     if (!strcmp(v[i], s))
@@ -536,6 +542,65 @@ TEST(overlay_two_nodes_talk_over_vxlan_and_networks_are_isolated) {
   close(tb1);
   close(ta2);
   close(tb2);
+  node_end(&a);
+  node_end(&b);
+  rm_tree(dir);
+}
+
+/* A task of which no process is left: its namespace goes at once and the
+ * kernel deletes its links (both veth ends) with it; the same ID attaches
+ * again at once. */
+TEST(overlay_detach_ended_leaves_the_links_to_the_kernel) {
+  OV_SANDBOX(dir);
+  sh_err err = {0};
+  struct node a = {0}, b = {0};
+  if (two_nodes(dir, &a, &b, &err) < 0)
+    FAIL_("%s", err.msg);
+  int te1, te2;
+  if (attach(&a, "te1", atts1(net1(), "10.0.1.3/24"), NULL, &te1, &err) < 0 ||
+      attach(&a, "te2", atts1(net1(), "10.0.1.5/24"), NULL, &te2, &err) < 0)
+    FAIL_("%s", err.msg);
+  char vhost[16], gwhost[16], peer_[16], p[256];
+  ov_veth_names("te1", 0, vhost, peer_);
+  ov_gw_names("te1", gwhost, peer_);
+  int netfd = ns_at(&a, "1-n1aaaaaaaa");
+  struct netdev *netnd = NULL, *node = NULL;
+  CHECK_INT_EQ(netdev_open(netfd, &netnd, &err), 0);
+  CHECK_INT_EQ(netdev_open(a.ns, &node, &err), 0);
+  CHECK(netdev_exists(netnd, vhost) && netdev_exists(node, gwhost));
+  close(te1);
+  CHECK_INT_EQ(overlay_detach_ended(a.ov, "te1", &err), 0);
+  snprintf(p, sizeof p, "%s/exec/netns/te1", a.root);
+  CHECK(!file_exists(p));
+  bool gone = false;
+  for (int i = 0; i < 250 && !gone; i++) {
+    gone = !netdev_exists(netnd, vhost) && !netdev_exists(node, gwhost);
+    if (!gone)
+      usleep(20000);
+  }
+  CHECK(gone);
+  /* te2 keeps the network; te1 comes back on it. */
+  CHECK(file_exists(ns_path(&a, "1-n1aaaaaaaa", p, sizeof p)));
+  if (attach(&a, "te1", atts1(net1(), "10.0.1.3/24"), NULL, &te1, &err) < 0)
+    FAIL_("%s", err.msg);
+  CHECK(netdev_exists(netnd, vhost) && netdev_exists(node, gwhost));
+  /* And an ID detached while its namespace is still held (te2's fd)
+   * attaches again at once: the stale ends are replaced. */
+  CHECK_INT_EQ(overlay_detach_ended(a.ov, "te2", &err), 0);
+  if (attach(&a, "te2", atts1(net1(), "10.0.1.5/24"), NULL, NULL, &err) < 0)
+    FAIL_("%s", err.msg);
+  char rx_src[20] = "";
+  int te2b = ns_at(&a, "te2");
+  int rx = udp_listen(te2b, 5000);
+  CHECK_INT_EQ(udp_reach(te1, "10.0.1.5", 5000, rx, 25, rx_src), 0);
+  CHECK_STR_EQ(rx_src, "10.0.1.3");
+  close(rx);
+  close(te2b);
+  netdev_close(netnd);
+  netdev_close(node);
+  close(netfd);
+  close(te1);
+  close(te2);
   node_end(&a);
   node_end(&b);
   rm_tree(dir);
