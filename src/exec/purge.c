@@ -46,12 +46,14 @@ static struct timespec mono_ts(int64_t at) {
                            .tv_nsec = (long)(at % NS_PER_SEC)};
 }
 
-static void purge_dir(const char *trash) {
+/* Stops between entries when the executor closes (a shutdown does not
+ * wait for a big purge; the next start finishes it). */
+static void purge_dir(struct exec_purger *pg, const char *trash) {
   DIR *d = opendir(trash);
   if (!d)
     return;
   struct dirent *de;
-  while ((de = readdir(d))) {
+  while (!__atomic_load_n(&pg->stop, __ATOMIC_RELAXED) && (de = readdir(d))) {
     if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
       continue;
     cleanup_free char *path = xasprintf("%s/%s", trash, de->d_name);
@@ -86,7 +88,7 @@ static void *purger_main(void *arg) {
     pg->busy = true;
     pthread_mutex_unlock(&pg->mu);
     for (size_t i = 0; i < ARRAY_SIZE(pg->trash); i++)
-      purge_dir(pg->trash[i]);
+      purge_dir(pg, pg->trash[i]);
     pthread_mutex_lock(&pg->mu);
     pg->busy = false;
     pthread_cond_broadcast(&pg->cv);
@@ -156,7 +158,7 @@ void exec_purger_close(executor *ex) {
   if (!pg)
     return;
   pthread_mutex_lock(&pg->mu);
-  pg->stop = true;
+  __atomic_store_n(&pg->stop, true, __ATOMIC_RELAXED);
   pthread_cond_broadcast(&pg->cv);
   pthread_mutex_unlock(&pg->mu);
   if (pg->started)
