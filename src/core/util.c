@@ -2,6 +2,7 @@
 
 #include "core/err.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <fcntl.h>
@@ -217,4 +218,16 @@ long long util_tree_size(const char *dir) {
   if (dir && *dir)
     nftw(dir, add_size, 16, FTW_PHYS);
   return tree_bytes;
+}
+
+bool util_dir_empty(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d)
+    return false;
+  struct dirent *de;
+  bool empty = true;
+  while (empty && (de = readdir(d)))
+    empty = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
+  closedir(d);
+  return empty;
 }

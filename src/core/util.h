@@ -80,5 +80,7 @@ int mkdir_p(const char *path, int mode, struct sh_err *err);
 /* The sizes of the regular files under dir, links not followed (what
  * dockerd reports as a volume's or layer's size); 0 for NULL or "". */
 long long util_tree_size(const char *dir);
+/* Whether dir is a directory with nothing in it (false if unreadable). */
+bool util_dir_empty(const char *dir);
 
 #endif

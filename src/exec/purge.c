@@ -115,18 +115,6 @@ static void purger_kick(struct exec_purger *pg) {
   pthread_cond_broadcast(&pg->cv);
 }
 
-static bool dir_has_entries(const char *path) {
-  DIR *d = opendir(path);
-  if (!d)
-    return false;
-  struct dirent *de;
-  bool any = false;
-  while (!any && (de = readdir(d)))
-    any = strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
-  closedir(d);
-  return any;
-}
-
 int exec_purger_open(executor *ex, sh_err *err) {
   struct exec_purger *pg = xcalloc(1, sizeof *pg);
   pthread_mutex_init(&pg->mu, NULL);
@@ -142,7 +130,7 @@ int exec_purger_open(executor *ex, sh_err *err) {
   for (size_t i = 0; i < ARRAY_SIZE(pg->trash); i++) {
     if (mkdir_p(pg->trash[i], 0700, err) < 0)
       return -1;
-    leftovers = leftovers || dir_has_entries(pg->trash[i]);
+    leftovers = leftovers || !util_dir_empty(pg->trash[i]);
   }
   /* A daemon that stopped before its purge: finish it. */
   if (leftovers) {

@@ -16,7 +16,6 @@
 #include "seccomp/bpf.h"
 #include "seccomp/seccomp.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -1538,18 +1537,6 @@ TEST(exec_start_errors_are_docker_like) {
   CHECK_STR_EQ(err.msg, want);
 }
 
-static bool dir_empty(const char *path) {
-  DIR *d = opendir(path);
-  if (!d)
-    return false;
-  struct dirent *de;
-  bool empty = true;
-  while (empty && (de = readdir(d)))
-    empty = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
-  closedir(d);
-  return empty;
-}
-
 static bool mounted_anywhere(const char *path) {
   char *mi = slurp("/proc/self/mountinfo");
   bool yes = mi && strstr(mi, path);
@@ -1591,9 +1578,9 @@ TEST(exec_remove_cleans_everything) {
   CHECK(exec_purge_wait(f.ex, 10 * NS_PER_SEC));
   char trash[256];
   snprintf(trash, sizeof trash, "%s/trash", f.data);
-  CHECK(dir_empty(trash));
+  CHECK(util_dir_empty(trash));
   snprintf(trash, sizeof trash, "%s/trash", f.run);
-  CHECK(dir_empty(trash));
+  CHECK(util_dir_empty(trash));
 }
 
 /* A previous daemon's trash is purged by the next executor. */
@@ -1610,7 +1597,7 @@ TEST(exec_open_purges_a_previous_trash) {
     FAIL_("%s", err.msg);
   CHECK(exec_purge_wait(ex2, 10 * NS_PER_SEC));
   snprintf(p, sizeof p, "%s/trash", f.data);
-  CHECK(dir_empty(p));
+  CHECK(util_dir_empty(p));
   exec_close(ex2);
 }
 
