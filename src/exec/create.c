@@ -500,6 +500,7 @@ int exec_create(executor *ex, const struct exec_spec *s, sh_err *err) {
   if (!s->name || !*s->name || strchr(s->name, '/'))
     return sh_error(err, 400, "invalid container name \"%s\"",
                     s->name ? s->name : "");
+  exec_purger_busy(ex);
   cleanup_paths struct ctr_paths p = {0};
   exec_paths_init(ex, s->id, &p);
   if (mkdir(p.dir, 0700) < 0) {

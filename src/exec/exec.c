@@ -678,6 +678,7 @@ static int load_with_state(executor *ex, const char *id, struct ctr_paths *p,
 }
 
 int exec_start(executor *ex, const char *id, pid_t *pid_out, sh_err *err) {
+  exec_purger_busy(ex);
   cleanup_paths struct ctr_paths p = {0};
   cleanup_json json_t *meta = NULL;
   struct exec_state st;

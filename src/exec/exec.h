@@ -217,7 +217,8 @@ int exec_kill(executor *ex, const char *id, int sig, struct sh_err *err);
 /* crun delete, unmount, remove the container's directories (volumes stay).
  * A running container needs force (then SIGKILL), else 409. The
  * directories leave in a rename each; their files are deleted by the
- * executor's purge thread, at idle priority, once removals pause. */
+ * executor's purge thread, at idle priority, once removals and creates
+ * pause. */
 int exec_remove(executor *ex, const char *id, bool force, struct sh_err *err);
 /* Waits up to timeout_ns until removed containers' files are deleted;
  * false if some are still to go. */

@@ -45,6 +45,8 @@ void exec_purger_close(executor *ex);
  * cannot be moved. */
 int exec_trash(executor *ex, const char *path, bool on_data_root,
                struct sh_err *err);
+/* A container is being created: a due purge waits for a pause. */
+void exec_purger_busy(executor *ex);
 
 /* Every path of one container (see exec.h). */
 struct ctr_paths {

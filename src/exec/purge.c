@@ -21,10 +21,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* The purge waits for a pause in removals (a burst keeps the device for
- * itself), but never longer than PURGE_MAX_WAIT_NS after the first. */
-#define PURGE_QUIET_NS (500 * NS_PER_MS)
-#define PURGE_MAX_WAIT_NS (5 * NS_PER_SEC)
+/* The purge waits for a pause in the executor's removals and creates (a
+ * burst keeps the disk and the CPU for itself), but never longer than
+ * PURGE_MAX_WAIT_NS after the first removal. */
+#define PURGE_QUIET_NS (1000 * NS_PER_MS)
+#define PURGE_MAX_WAIT_NS (10 * NS_PER_SEC)
 
 #define IOPRIO_CLASS_IDLE 3
 #define IOPRIO_CLASS_SHIFT 13
@@ -157,6 +158,14 @@ void exec_purger_close(executor *ex) {
     free(pg->trash[i]);
   free(pg);
   ex->purger = NULL;
+}
+
+void exec_purger_busy(executor *ex) {
+  struct exec_purger *pg = ex->purger;
+  pthread_mutex_lock(&pg->mu);
+  if (pg->pending)
+    pg->last_ns = clock_mono_ns();
+  pthread_mutex_unlock(&pg->mu);
 }
 
 int exec_trash(executor *ex, const char *path, bool on_data_root, sh_err *err) {
