@@ -471,8 +471,8 @@ static int dns_socket(const char *netns, sh_err *err) {
 }
 
 /* The container is gone or no longer runs: its addresses may go to
- * another task now, so its endpoints must go first. */
-/* ended: no process of the task is left (see overlay_detach_ended). */
+ * another task now, so its endpoints must go first. ended: no process of
+ * the task is left (see overlay_detach_ended). */
 static void detach_networks(struct job *j, bool ended) {
   if (!j->w->cfg.overlay || !j->task_id[0])
     return;
@@ -952,7 +952,7 @@ static void build_ingress(struct job *j) {
 /* What an exited container no longer needs: its network endpoints and
  * its secret files (dockerd too drops a container's secrets when it
  * stops; the exited container stays for ps -a, logs and inspect). */
-/* ended: the container's processes are known to be gone. */
+/* ended: as for detach_networks. */
 static void release_exited(struct job *j, bool ended) {
   detach_networks(j, ended);
   sh_err err = {0};

@@ -875,8 +875,7 @@ static void fill_manager_config(struct shoald *d, struct manager_config *mc,
 
 /* Pulls, creates and starts: a start mostly waits for conmon and crun, so
  * two per core keep the cores busy (4 on the 2-core machines measured
- * here, where 50 starts took 1.5x a bare `crun run` 2 at a time); a big
- * host is not held to 4 at a time. */
+ * here); a big host is not held to 4 at a time. */
 static int work_threads(void) {
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   if (n < 2)

@@ -170,8 +170,6 @@ void exec_purger_busy(executor *ex) {
 
 int exec_trash(executor *ex, const char *path, bool on_data_root, sh_err *err) {
   struct exec_purger *pg = ex->purger;
-  if (access(path, F_OK) < 0 && errno == ENOENT)
-    return 0;
   const char *base = strrchr(path, '/');
   base = base ? base + 1 : path;
   pthread_mutex_lock(&pg->mu);
@@ -180,9 +178,9 @@ int exec_trash(executor *ex, const char *path, bool on_data_root, sh_err *err) {
   cleanup_free char *to =
       xasprintf("%s/%s.%lu", pg->trash[on_data_root ? 0 : 1], base, seq);
   if (rename(path, to) < 0) {
-    /* Another filesystem mounted in between (EXDEV): at once, then. */
-    if (errno == ENOENT)
+    if (errno == ENOENT) /* nothing to remove */
       return 0;
+    /* e.g. another filesystem mounted in between (EXDEV): at once, then */
     return exec_rm_rf(path, err);
   }
   pthread_mutex_lock(&pg->mu);

@@ -809,20 +809,13 @@ int overlay_net_remove(struct overlay *ov, const char *id, sh_err *err) {
 
 /* ---- tasks ---- */
 
-/* ended: nothing runs in the task's namespace any more, so its veth pairs
- * go with it; else they are deleted here. */
-static void detach_locked(struct overlay *ov, const char *id, bool ended) {
-  json_t *t = json_object_get(ov->tasks, id);
-  if (strcmp(id, OVERLAY_INGRESS_SBOX) == 0)
-    ov->lb_built = false; /* its tables go with its namespace */
-  cleanup_free char *path = task_path(ov, id);
+/* Deletes the host ends of task id's veths (record t, may be NULL): their
+ * names are free at once, even while something still holds the task's
+ * namespace. */
+static void del_host_ends(struct overlay *ov, const char *id, const json_t *t) {
   char host[16], peer[16];
   size_t i;
   json_t *a;
-  if (ended)
-    goto links_done;
-  /* Deleting our veth ends now frees their names at once (the task's
-   * namespace may linger while a container still holds it). */
   json_array_foreach(json_object_get(t, "Attachments"), i, a) {
     struct ov_net *n = find_net(ov, att_net_id(a));
     ov_veth_names(id, (unsigned)i, host, peer);
@@ -840,7 +833,19 @@ static void detach_locked(struct overlay *ov, const char *id, bool ended) {
     if (*link && netdev_exists(ov->node, link))
       netdev_del(ov->node, link, NULL);
   }
-links_done:
+}
+
+/* ended: nothing runs in the task's namespace any more, so its veth pairs
+ * go with it (overlay_detach_ended); else they are deleted here. */
+static void detach_locked(struct overlay *ov, const char *id, bool ended) {
+  json_t *t = json_object_get(ov->tasks, id);
+  if (strcmp(id, OVERLAY_INGRESS_SBOX) == 0)
+    ov->lb_built = false; /* its tables go with its namespace */
+  cleanup_free char *path = task_path(ov, id);
+  size_t i;
+  json_t *a;
+  if (!ended)
+    del_host_ends(ov, id, t);
   netns_remove(path, NULL);
   if (!t)
     return;

@@ -135,7 +135,7 @@ int overlay_detach(struct overlay *ov, const char *task_id, struct sh_err *err);
  * with other dying namespaces' in one batch. Deleting each link here
  * waited ~25 ms for the kernel's RCU barrier, one task at a time, which
  * made up most of a removal of many tasks. The host ends' names stay
- * taken until then (task IDs are not reused). */
+ * taken until then; an attach of the same ID replaces a stale end. */
 int overlay_detach_ended(struct overlay *ov, const char *task_id,
                          struct sh_err *err);
 
