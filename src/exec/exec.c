@@ -412,8 +412,8 @@ static bool exit_after_death(const struct ctr_paths *p, const char *id,
   if (read_exit(p, code, when))
     return true;
   pid_t pid = conmon_alive(p, id);
-  if (!pid) /* nobody left to write it */
-    return false;
+  if (!pid) /* gone: it may have written the file just before leaving */
+    return read_exit(p, code, when);
   /* conmon writes the file and then leaves: its exit wakes us at once. */
   wait_conmon_exit(p, id, pid, EXIT_FILE_WAIT_NS);
   return read_exit(p, code, when);
