@@ -233,18 +233,6 @@ static void follow_leader_hint(struct agent *a, const char *body) {
   a->backoff_ms = 0;
 }
 
-static int by_created(const void *x, const void *y) {
-  const json_t *a = *(json_t *const *)x, *b = *(json_t *const *)y;
-  int64_t ta = 0, tb = 0;
-  if (clock_parse_rfc3339(jx_str(a, "CreatedAt", ""), &ta, NULL) < 0)
-    ta = 0;
-  if (clock_parse_rfc3339(jx_str(b, "CreatedAt", ""), &tb, NULL) < 0)
-    tb = 0;
-  if (ta != tb)
-    return ta < tb ? -1 : 1;
-  return strcmp(jx_str(a, "ID", ""), jx_str(b, "ID", ""));
-}
-
 json_t *agent_assignments_apply(json_t **assigned, json_t **files,
                                 const json_t *msg) {
   bool full = strcmp(jx_str(msg, "Type", ""), "assignments") == 0;
@@ -274,16 +262,9 @@ json_t *agent_assignments_apply(json_t **assigned, json_t **files,
     *files = json_pack("{s:O, s:O}", "Secrets", sec ? sec : json_null(),
                        "Configs", conf ? conf : json_null());
   }
-  size_t n = json_object_size(*assigned);
-  json_t **v = xcalloc(n ? n : 1, sizeof *v);
-  const char *id;
-  n = 0;
-  json_object_foreach(*assigned, id, t) v[n++] = t;
-  qsort(v, n, sizeof *v, by_created);
-  json_t *list = json_array();
-  for (i = 0; i < n; i++)
-    json_array_append(list, v[i]);
-  free(v);
+  /* In the manager's order; each CreatedAt parsed once (the sort's
+   * comparisons parsed two per step: a quarter of the simulator's CPU). */
+  json_t *list = jx_sorted_by_created(*assigned);
   return json_pack("{s:s, s:o, s:O, s:O}", "Type", "assignments", "Tasks", list,
                    "Secrets", json_object_get(*files, "Secrets"), "Configs",
                    json_object_get(*files, "Configs"));

@@ -39,4 +39,12 @@ void jx_merge(json_t *dst, const json_t *src);
  * "object", "array", "string", "number", "bool", "null". */
 const char *jx_kind(const json_t *v);
 
+/* CreatedAt as nanoseconds since the epoch: the store's own form
+ * ("2006-01-02T15:04:05.999999999Z") read without strptime, any other
+ * RFC 3339 form through clock_parse_rfc3339; 0 when unreadable. */
+int64_t jx_created_ns(const char *created_at);
+/* The objects of an ID -> object map as an array sorted by CreatedAt,
+ * then ID (each time parsed once, not per comparison). New reference. */
+json_t *jx_sorted_by_created(json_t *map);
+
 #endif

@@ -699,6 +699,27 @@ static bool node_moves_peers(const json_t *old, const json_t *cur) {
          !same_at(old, cur, "_Ingress");
 }
 
+/* Whether a service has a part in the mesh table, VIPs or DNS names: an
+ * address, a published port or a network. */
+static bool service_in_mesh(const json_t *svc) {
+  return svc && (json_array_size(jx_get(svc, "Endpoint.VirtualIPs")) > 0 ||
+                 json_array_size(jx_get(svc, "Endpoint.Ports")) > 0 ||
+                 json_array_size(jx_get(svc, "Spec.TaskTemplate.Networks")) > 0);
+}
+
+/* Whether a service change can change the mesh: what mesh.c reads of a
+ * service. Creating a hundred services on no network recomputed the whole
+ * ingress peer set (an endpoint per node) once each; a scale reads none. */
+static bool service_moves_peers(const json_t *old, const json_t *cur) {
+  if (!service_in_mesh(old) && !service_in_mesh(cur))
+    return false;
+  return !old || !cur || !same_at(old, cur, "Endpoint") ||
+         !same_at(old, cur, "Spec.Name") ||
+         !same_at(old, cur, "Spec.Labels") ||
+         !same_at(old, cur, "Spec.EndpointSpec") ||
+         !same_at(old, cur, "Spec.TaskTemplate.Networks");
+}
+
 static void on_store_change(const struct store_change *ch, size_t n,
                             uint64_t index, void *ud) {
   struct dispatcher *d = ud;
@@ -732,7 +753,8 @@ static void on_store_change(const struct store_change *ch, size_t n,
                                                   already */
     if ((ch[i].kind == STORE_NODE &&
          node_moves_peers(ch[i].old_obj, ch[i].new_obj)) ||
-        ch[i].kind == STORE_SERVICE ||
+        (ch[i].kind == STORE_SERVICE &&
+         service_moves_peers(ch[i].old_obj, ch[i].new_obj)) ||
         (ch[i].kind == STORE_TASK &&
          task_moves_peers(ch[i].old_obj, ch[i].new_obj)))
       mark_peers(d);
