@@ -47,11 +47,34 @@ static void check_unlock_key(struct manager *m) {
       (uint64_t)jx_int(store_cluster(m->store), "Version.Index", 0));
 }
 
-static int fsm_apply(void *ud, const char *data, size_t len, uint64_t index,
-                     sh_err *err) {
+#ifdef SHOAL_CHECK_HINTS
+/* Sanitizer builds: the proposer's document must still be what it
+ * encoded (a proposer that changed an object after proposing it would
+ * have the leader apply other state than its followers). */
+static void check_hint(const char *data, size_t len, const json_t *hint) {
+  cleanup_json json_t *doc = json_loadb(data, len, 0, NULL);
+  if (!json_equal(doc, hint)) {
+    log_error("raft: a proposal's document changed after it was encoded");
+    abort();
+  }
+}
+#endif
+
+static int fsm_apply(void *ud, const char *data, size_t len, void *hint,
+                     uint64_t index, sh_err *err) {
   struct manager *m = ud;
   int64_t t0 = clock_mono_ns();
-  int rc = store_apply(m->store, data, len, index, err);
+  int rc;
+  /* The leader's own entries are applied from the document it encoded
+   * them from: parsing them again was a tenth of its CPU at 100,000 tasks. */
+  if (hint) {
+#ifdef SHOAL_CHECK_HINTS
+    check_hint(data, len, hint);
+#endif
+    rc = store_apply_doc(m->store, hint, true, index, err);
+  } else {
+    rc = store_apply(m->store, data, len, index, err);
+  }
   if (rc == 0 && store_cluster(m->store))
     check_unlock_key(m);
   /* The decode, the change and every watcher (dispatcher, mesh,
@@ -196,6 +219,7 @@ static void on_leader(void *ud, bool leader) {
 struct propose_ctx {
   manager_done_fn done;
   void *ud;
+  json_t *doc; /* what the entry was encoded from: the leader applies it */
 };
 
 const char *rpc_code_name(int status) {
@@ -245,18 +269,30 @@ static void propose_done(void *ud, int status, const sh_err *err) {
   }
   if (c->done)
     c->done(c->ud, status, err);
+  json_decref(c->doc);
   free(c);
 }
 
 int manager_propose(struct manager *m, struct store_tx *tx,
                     manager_done_fn done, void *ud, sh_err *err) {
   size_t len = 0;
-  cleanup_free char *data = store_tx_encode(tx, clock_wall_ns(), &len);
+  json_t *doc = store_tx_doc(tx, clock_wall_ns());
   store_tx_free(tx);
+  char *data = store_doc_encode(doc, &len);
+  if (!data) { /* every member refuses it the same way */
+    json_decref(doc);
+    doc = NULL;
+    data = xstrdup("{}");
+    len = 2;
+  }
   struct propose_ctx *c = xcalloc(1, sizeof *c);
   c->done = done;
   c->ud = ud;
-  if (raftnode_propose(m->raft, data, len, propose_done, c, err) < 0) {
+  c->doc = doc;
+  int rc = raftnode_propose_hinted(m->raft, data, len, doc, propose_done, c, err);
+  free(data);
+  if (rc < 0) {
+    json_decref(doc);
     free(c);
     return -1;
   }

@@ -96,6 +96,7 @@ struct raftnode {
   struct atrest atrest; /* sealing of entries and snapshots on disk */
   bool sealed;
   struct raftnode_fsm fsm;
+  struct propose_req *hinted; /* pending hinted proposals */
   char *dir;
   char *address;
   uint64_t id;
@@ -169,6 +170,10 @@ struct propose_req {
   struct raftnode *rn;
   raftnode_done_fn done;
   void *ud;
+  /* A hinted proposal while pending: its entry's buffer and the hint. */
+  const void *base;
+  void *hint;
+  struct propose_req *prev, *next;
 };
 
 /* ---- entry framing ---- */
@@ -195,6 +200,29 @@ static const char *frame_payload(const struct raft_buffer *b, size_t *len) {
 
 /* ---- FSM adapter ---- */
 
+/* The hint of a pending proposal of this node for this entry: the same
+ * index and the very buffer it handed raft (a failed or finished proposal
+ * has left the list, so a buffer freed and reused cannot match). */
+static void *hint_of(const struct raftnode *rn, const struct raft_buffer *buf,
+                     uint64_t index) {
+  for (const struct propose_req *p = rn->hinted; p; p = p->next)
+    if (p->req.index == index && p->base == buf->base)
+      return p->hint;
+  return NULL;
+}
+
+static void unlink_hinted(struct propose_req *p) {
+  if (!p->base)
+    return;
+  if (p->prev)
+    p->prev->next = p->next;
+  else
+    p->rn->hinted = p->next;
+  if (p->next)
+    p->next->prev = p->prev;
+  p->base = NULL;
+}
+
 static int fsm_apply_cb(struct raft_fsm *f, const struct raft_buffer *buf,
                         void **result) {
   struct raftnode *rn = f->data;
@@ -207,8 +235,8 @@ static int fsm_apply_cb(struct raft_fsm *f, const struct raft_buffer *buf,
         sh_error(&rn->verdict_err, 400, "raft entry %llu is malformed",
                  (unsigned long long)index);
   else
-    rn->verdict_rc =
-        rn->fsm.apply(rn->fsm.ud, data, len, index, &rn->verdict_err);
+    rn->verdict_rc = rn->fsm.apply(rn->fsm.ud, data, len, hint_of(rn, buf, index),
+                                   index, &rn->verdict_err);
   if (rn->verdict_rc < 0 && rn->verdict_err.status == 0)
     sh_error(&rn->verdict_err, 500, "entry %llu refused",
              (unsigned long long)index);
@@ -808,6 +836,7 @@ static void io_outcome(struct raftnode *rn, bool failed, const sh_err *e) {
 static void apply_done(struct raft_apply *req, int status, void *result) {
   struct propose_req *p = req->data;
   struct raftnode *rn = p->rn;
+  unlink_hinted(p);
   sh_err e = {0};
   int rc = 0;
   if (status == 0 && result == rn) {
@@ -839,6 +868,12 @@ static void apply_done(struct raft_apply *req, int status, void *result) {
 
 int raftnode_propose(struct raftnode *rn, const char *data, size_t len,
                      raftnode_done_fn done, void *ud, sh_err *err) {
+  return raftnode_propose_hinted(rn, data, len, NULL, done, ud, err);
+}
+
+int raftnode_propose_hinted(struct raftnode *rn, const char *data, size_t len,
+                            void *hint, raftnode_done_fn done, void *ud,
+                            sh_err *err) {
   if (!raftnode_is_leader(rn))
     return sh_error(err, 503, "%s", RAFTNODE_NO_LEADER_MSG);
   if (len == 0)
@@ -857,8 +892,17 @@ int raftnode_propose(struct raftnode *rn, const char *data, size_t len,
   p->done = done;
   p->ud = ud;
   p->req.data = p;
+  if (hint) { /* listed first: it must be there whenever raft applies */
+    p->base = buf.base;
+    p->hint = hint;
+    p->next = rn->hinted;
+    if (rn->hinted)
+      rn->hinted->prev = p;
+    rn->hinted = p;
+  }
   int rv = raft_apply(&rn->raft, &p->req, &buf, 1, apply_done);
   if (rv != 0) {
+    unlink_hinted(p);
     /* Not queued: the buffer is still ours. */
     raft_free(buf.base);
     free(p);

@@ -21,9 +21,11 @@ struct http_req;
 
 struct raftnode_fsm {
   /* Applies a committed entry. A failure is the entry's verdict (the state
-   * is unchanged), not a raft failure. */
-  int (*apply)(void *ud, const char *data, size_t len, uint64_t index,
-               struct sh_err *err);
+   * is unchanged), not a raft failure. hint is what the proposer gave
+   * raftnode_propose_hinted with these bytes, when this node proposed
+   * them and the entry is still pending here; else NULL. */
+  int (*apply)(void *ud, const char *data, size_t len, void *hint,
+               uint64_t index, struct sh_err *err);
   /* Serializes the whole state (malloc'd); restore replaces it. */
   char *(*snapshot)(void *ud, size_t *len);
   int (*restore)(void *ud, const char *data, size_t len, struct sh_err *err);
@@ -122,6 +124,13 @@ typedef void (*raftnode_done_fn)(void *ud, int status,
                                  const struct sh_err *err);
 int raftnode_propose(struct raftnode *rn, const char *data, size_t len,
                      raftnode_done_fn done, void *ud, struct sh_err *err);
+/* The same, and the leader's apply of this entry gets hint (the decoded
+ * form the bytes were made from, so the leader need not parse its own
+ * entries). The proposer keeps hint alive until done runs; the bytes
+ * stay what every other member applies. */
+int raftnode_propose_hinted(struct raftnode *rn, const char *data, size_t len,
+                            void *hint, raftnode_done_fn done, void *ud,
+                            struct sh_err *err);
 
 /* ---- membership (leader only) ----
  * Changes run one at a time in the order asked (raft allows one

@@ -347,7 +347,10 @@ static json_t *public_copy(const json_t *j) {
     json_array_foreach(j, i, v) json_array_append_new(out, public_copy(v));
     return out;
   }
-  return json_deep_copy(j);
+  /* Scalars are never changed in place: shared, not allocated again (most
+   * of a view's values; GET /nodes of 1,000 nodes copied each). Objects
+   * and arrays are new, so a caller may still edit its view. */
+  return json_incref((json_t *)j);
 }
 
 json_t *store_public(const json_t *obj) {
@@ -449,15 +452,25 @@ size_t store_tx_ops(const struct store_tx *tx) {
   return tx ? json_array_size(tx->ops) : 0;
 }
 
-char *store_tx_encode(const struct store_tx *tx, int64_t now_ns, size_t *len) {
-  json_t *doc =
-      json_pack("{s:I, s:O}", "time", (json_int_t)now_ns, "ops", tx->ops);
+json_t *store_tx_doc(const struct store_tx *tx, int64_t now_ns) {
+  return json_pack("{s:I, s:O}", "time", (json_int_t)now_ns, "ops", tx->ops);
+}
+
+char *store_doc_encode(const json_t *doc, size_t *len) {
   char *out = json_dumps(doc, JSON_COMPACT);
-  json_decref(doc);
-  if (!out)
-    out = xstrdup("{}");
   if (len)
-    *len = strlen(out);
+    *len = out ? strlen(out) : 0;
+  return out;
+}
+
+char *store_tx_encode(const struct store_tx *tx, int64_t now_ns, size_t *len) {
+  cleanup_json json_t *doc = store_tx_doc(tx, now_ns);
+  char *out = store_doc_encode(doc, len);
+  if (!out) {
+    out = xstrdup("{}");
+    if (len)
+      *len = 2;
+  }
   return out;
 }
 
@@ -477,6 +490,7 @@ struct stage {
   /* kind:ID -> position in v: a transaction of thousands of ops (a batch
    * of status reports) must not look up each one in a list */
   json_t *pos;
+  bool shared; /* the document is the proposer's, not parsed for us */
 };
 
 static void stage_free(struct stage *st) {
@@ -697,11 +711,12 @@ static int stage_op(struct store *s, struct stage *st, json_t *op,
       if (obj_version(e->cur) != expect)
         return sh_error(err, STORE_SEQ_STATUS, STORE_SEQ_MSG);
     }
-    /* The entry was parsed for this apply alone and is freed after it:
-     * its object becomes the new version as it is, stamped in place, not
-     * deep-copied (the put of a whole task was most of an apply's
-     * copying). A refused transaction frees it with the entry. */
-    json_t *nv = json_incref(obj);
+    /* An entry parsed for this apply alone is freed after it: its object
+     * becomes the new version as it is, stamped in place, not deep-copied
+     * (the put of a whole task was most of an apply's copying). The
+     * proposer's own document is shared: a shallow copy is stamped (the
+     * store never changes an object in place, so the rest can be shared). */
+    json_t *nv = st->shared ? json_copy(obj) : json_incref(obj);
     const char *created = e->cur ? jx_str(e->cur, "CreatedAt", NULL) : NULL;
     json_object_set_new(nv, "CreatedAt", json_string(created ? created : now));
     json_object_set_new(nv, "UpdatedAt", json_string(now));
@@ -779,6 +794,11 @@ int store_apply(struct store *s, const char *data, size_t len, uint64_t index,
   if (!json_is_object(doc))
     return sh_error(err, 400, "invalid transaction: %s",
                     doc ? "not an object" : je.text);
+  return store_apply_doc(s, doc, false, index, err);
+}
+
+int store_apply_doc(struct store *s, json_t *doc, bool shared, uint64_t index,
+                    sh_err *err) {
   json_t *t = json_object_get(doc, "time");
   json_t *ops = json_object_get(doc, "ops");
   if (!json_is_integer(t) || !json_is_array(ops))
@@ -786,7 +806,7 @@ int store_apply(struct store *s, const char *data, size_t len, uint64_t index,
   char now[64];
   clock_format_rfc3339(json_integer_value(t), now, sizeof now);
 
-  struct stage st = {0};
+  struct stage st = {.shared = shared};
   size_t i;
   json_t *op;
   json_array_foreach(ops, i, op) {

@@ -114,7 +114,8 @@ bool store_node_removed(struct store *s, const char *node_id);
 /* Raft index of the last applied transaction. */
 uint64_t store_index(struct store *s);
 
-/* A deep copy with '_'-prefixed keys removed at every level. */
+/* A copy with '_'-prefixed keys removed at every level: its objects and
+ * arrays are new (the caller may edit them), its scalars shared. */
 json_t *store_public(const json_t *obj);
 
 /* Transactions. put steals obj (which must have "ID"). */
@@ -157,6 +158,10 @@ bool store_tx_empty(const struct store_tx *tx);
 size_t store_tx_ops(const struct store_tx *tx); /* puts and deletes */
 /* The bytes raft replicates (JSON); now_ns stamps the objects. */
 char *store_tx_encode(const struct store_tx *tx, int64_t now_ns, size_t *len);
+/* The same in two steps: the entry's document (new reference, sharing the
+ * tx's objects), and its bytes (NULL when it cannot be encoded). */
+json_t *store_tx_doc(const struct store_tx *tx, int64_t now_ns);
+char *store_doc_encode(const json_t *doc, size_t *len);
 
 /* FSM apply: all-or-nothing. Errors: 500 "update out of sequence" for a
  * stale version (moby maps swarmkit's gRPC Unknown to 500), 409 "<kind> with
@@ -165,6 +170,12 @@ char *store_tx_encode(const struct store_tx *tx, int64_t now_ns, size_t *len);
  * run only on success. */
 int store_apply(struct store *s, const char *data, size_t len, uint64_t index,
                 struct sh_err *err);
+/* store_apply of an entry's document as store_tx_doc made it, which the
+ * proposing leader still holds (shared: its objects are not changed) or
+ * which was parsed for this call alone. The result is the same as
+ * store_apply of the document's encoding. */
+int store_apply_doc(struct store *s, json_t *doc, bool shared, uint64_t index,
+                    struct sh_err *err);
 
 /* Snapshot of every object and the applied index, and its restore (which
  * replaces the whole content). */

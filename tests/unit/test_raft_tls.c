@@ -101,9 +101,10 @@ struct tfsm {
   int applies;
 };
 
-static int tfsm_apply(void *ud, const char *data, size_t len, uint64_t index,
-                      sh_err *err) {
+static int tfsm_apply(void *ud, const char *data, size_t len, void *hint,
+                      uint64_t index, sh_err *err) {
   (void)err;
+  (void)hint;
   struct tfsm *f = ud;
   f->applies++;
   buf_append(&f->log, data, len);

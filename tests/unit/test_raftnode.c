@@ -108,12 +108,14 @@ struct tfsm {
   uint64_t last_index;
   int applies, snapshots, restores;
   bool out_of_order;
+  void *last_hint; /* what the last apply was given */
 };
 
-static int tfsm_apply(void *ud, const char *data, size_t len, uint64_t index,
-                      sh_err *err) {
+static int tfsm_apply(void *ud, const char *data, size_t len, void *hint,
+                      uint64_t index, sh_err *err) {
   struct tfsm *f = ud;
   f->applies++;
+  f->last_hint = hint;
   if (index <= f->last_index)
     f->out_of_order = true;
   f->last_index = index;
@@ -315,6 +317,38 @@ TEST(raftnode_single_node_leads_and_applies_in_order) {
   TEARDOWN();
 }
 
+/* The leader's apply of its own hinted entry gets the hint with the
+ * bytes; an entry proposed without one gets NULL. */
+TEST(raftnode_hint_reaches_the_leaders_apply) {
+  SETUP();
+  struct tfsm f = {0};
+  struct raftnode_fsm fsm = {.apply = tfsm_apply,
+                             .snapshot = tfsm_snapshot,
+                             .restore = tfsm_restore,
+                             .ud = &f};
+  struct raftnode *rn = open_node(dir, addr, &fsm, 1000, &err);
+  CHECK(rn != NULL);
+  CHECK_INT_EQ(raftnode_bootstrap(rn, &err), 0);
+  struct leader_seen ls = {0};
+  CHECK_INT_EQ(raftnode_start(rn, on_leader, &ls, &err), 0);
+  CHECK(run_until(&ls.leader, 5000));
+  int counter = 0, hint = 42;
+  struct done_rec d = {.counter = &counter};
+  CHECK_INT_EQ(
+      raftnode_propose_hinted(rn, "h1", 2, &hint, on_done, &d, &err), 0);
+  CHECK(run_until(&d.called, 5000));
+  CHECK_INT_EQ(d.status, 0);
+  CHECK(f.last_hint == &hint);
+  struct done_rec e = {.counter = &counter};
+  CHECK_INT_EQ(raftnode_propose(rn, "p2", 2, on_done, &e, &err), 0);
+  CHECK(run_until(&e.called, 5000));
+  CHECK(f.last_hint == NULL);
+  CHECK_STR_EQ(f.log.data, "h1@2;p2@3;");
+  CHECK(close_node(rn));
+  buf_free(&f.log);
+  TEARDOWN();
+}
+
 TEST(raftnode_fsm_refusal_reaches_proposer) {
   SETUP();
   struct tfsm f = {0};
@@ -494,8 +528,9 @@ TEST(raftnode_recover_single_keeps_log) {
 
 /* ---- the store as the FSM ---- */
 
-static int st_apply(void *ud, const char *data, size_t len, uint64_t index,
-                    sh_err *err) {
+static int st_apply(void *ud, const char *data, size_t len, void *hint,
+                    uint64_t index, sh_err *err) {
+  (void)hint;
   return store_apply(ud, data, len, index, err);
 }
 static char *st_snapshot(void *ud, size_t *len) {

@@ -816,3 +816,47 @@ TEST(store_update_as_patch_equals_the_put) {
   store_free(a);
   store_free(b);
 }
+
+/* The leader applies its own entry from the document it encoded: the
+ * same state as the bytes give a follower, and the document unchanged
+ * (the proposer's objects are shared, not stamped). */
+TEST(store_apply_doc_shared_equals_the_bytes) {
+  struct store *a = store_new(), *b = store_new();
+  sh_err err = {0};
+  for (int round = 0; round < 2; round++) {
+    struct store_tx *tx = store_tx_new();
+    json_t *s1 = svc("s1", round ? "web2" : "web");
+    store_tx_put(tx, STORE_SERVICE, s1, round ? 3 : STORE_MUST_CREATE);
+    if (round == 0) {
+      store_tx_put(tx, STORE_TASK, placed("t1", "n1", "new"),
+                   STORE_MUST_CREATE);
+    } else {
+      const json_t *t = store_get(a, STORE_TASK, "t1");
+      json_t *next = json_deep_copy(t);
+      json_object_set_new(next, "DesiredState", json_string("shutdown"));
+      store_tx_update(tx, STORE_TASK, next, t, 3);
+    }
+    json_t *doc = store_tx_doc(tx, T0 + 5 + round);
+    store_tx_free(tx);
+    size_t len;
+    char *d = store_doc_encode(doc, &len);
+    CHECK(d != NULL);
+    CHECK_INT_EQ(store_apply(a, d, len, (uint64_t)(3 + round), &err), 0);
+    CHECK_INT_EQ(store_apply_doc(b, doc, true, (uint64_t)(3 + round), &err), 0);
+    char *again = store_doc_encode(doc, NULL);
+    CHECK_STR_EQ(again, d);
+    free(again);
+    free(d);
+    json_decref(doc);
+    char *x = dump_all(a), *y = dump_all(b);
+    CHECK_STR_EQ(x, y);
+    free(x);
+    free(y);
+  }
+  CHECK_STR_EQ(jx_str(store_get(b, STORE_SERVICE, "s1"), "Spec.Name", ""),
+               "web2");
+  CHECK_STR_EQ(jx_str(store_get(b, STORE_TASK, "t1"), "DesiredState", ""),
+               "shutdown");
+  store_free(a);
+  store_free(b);
+}
