@@ -49,7 +49,9 @@ bool task_status_moves(const json_t *task, const json_t *status) {
 json_t *task_status_rule(const json_t *task, const json_t *status) {
   if (!task_status_moves(task, status))
     return NULL;
-  json_t *ns = json_deep_copy(status);
+  /* A new top level; what is nested is shared with the report (the store
+   * never changes an object in place), not copied for every report. */
+  json_t *ns = json_copy((json_t *)status);
   const char *k;
   json_t *v;
   json_object_foreach(json_object_get(task, "Status"), k, v) {

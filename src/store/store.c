@@ -487,9 +487,12 @@ struct staged {
 struct stage {
   struct staged *v;
   size_t n, cap;
-  /* kind:ID -> position in v: a transaction of thousands of ops (a batch
-   * of status reports) must not look up each one in a list */
-  json_t *pos;
+  /* (kind, ID) -> position in v + 1 (0: free), open addressing, a power
+   * of two at least twice n: a transaction of thousands of ops (a batch
+   * of status reports) must not look up each one in a list, nor pay a
+   * JSON object's allocations per op. */
+  size_t *slot;
+  size_t nslots;
   bool shared; /* the document is the proposer's, not parsed for us */
 };
 
@@ -500,29 +503,33 @@ static void stage_free(struct stage *st) {
     free(st->v[i].id);
   }
   free(st->v);
-  json_decref(st->pos);
+  free(st->slot);
 }
 
-#define STAGE_KEY_MAX 160
-static void stage_key(enum store_kind k, const char *id, char *key,
-                      size_t size) {
-  snprintf(key, size, "%d:%s", (int)k, id);
+static size_t stage_hash(enum store_kind k, const char *id) {
+  uint64_t h = 1469598103934665603ULL ^ (uint64_t)k; /* FNV-1a */
+  for (const unsigned char *c = (const unsigned char *)id; *c; c++)
+    h = (h ^ *c) * 1099511628211ULL;
+  return (size_t)(h ^ (h >> 29));
+}
+
+/* The slot of (k, id): its entry's, or the free one it would take. */
+static size_t *stage_slot(const struct stage *st, enum store_kind k,
+                          const char *id) {
+  size_t mask = st->nslots - 1;
+  for (size_t i = stage_hash(k, id) & mask;; i = (i + 1) & mask) {
+    size_t at = st->slot[i];
+    if (!at || (st->v[at - 1].kind == k && strcmp(st->v[at - 1].id, id) == 0))
+      return &st->slot[i];
+  }
 }
 
 static struct staged *stage_find(struct stage *st, enum store_kind k,
                                  const char *id) {
-  char key[STAGE_KEY_MAX];
-  stage_key(k, id, key, sizeof key);
-  json_t *at = json_object_get(st->pos, key);
-  if (at && st->v[json_integer_value(at)].kind == k &&
-      strcmp(st->v[json_integer_value(at)].id, id) == 0)
-    return &st->v[json_integer_value(at)];
-  if (strlen(id) < STAGE_KEY_MAX - 16)
-    return NULL;                     /* its key is whole: not staged */
-  for (size_t i = 0; i < st->n; i++) /* a key cut short may be shared */
-    if (st->v[i].kind == k && strcmp(st->v[i].id, id) == 0)
-      return &st->v[i];
-  return NULL;
+  if (!st->nslots)
+    return NULL;
+  size_t at = *stage_slot(st, k, id);
+  return at ? &st->v[at - 1] : NULL;
 }
 
 /* The staged entry for (k, id), created from the live store if needed. */
@@ -535,16 +542,19 @@ static struct staged *stage_get(struct store *s, struct stage *st,
     st->cap = st->cap ? st->cap * 2 : 8;
     st->v = xrealloc(st->v, st->cap * sizeof *st->v);
   }
-  if (!st->pos)
-    st->pos = json_object();
-  char key[STAGE_KEY_MAX];
-  stage_key(k, id, key, sizeof key);
-  json_object_set_new(st->pos, key, json_integer((json_int_t)st->n));
-  e = &st->v[st->n++];
+  if (2 * (st->n + 1) > st->nslots) { /* grow, and place everything again */
+    free(st->slot);
+    st->nslots = st->nslots ? 2 * st->nslots : 16;
+    st->slot = xcalloc(st->nslots, sizeof *st->slot);
+    for (size_t i = 0; i < st->n; i++)
+      *stage_slot(st, st->v[i].kind, st->v[i].id) = i + 1;
+  }
+  e = &st->v[st->n];
   e->kind = k;
   e->old = json_incref(json_object_get(s->objs[k], id));
   e->cur = json_incref(e->old);
   e->id = xstrdup(id);
+  *stage_slot(st, k, id) = ++st->n;
   return e;
 }
 
