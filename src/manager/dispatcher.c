@@ -702,9 +702,10 @@ static bool node_moves_peers(const json_t *old, const json_t *cur) {
 /* Whether a service has a part in the mesh table, VIPs or DNS names: an
  * address, a published port or a network. */
 static bool service_in_mesh(const json_t *svc) {
-  return svc && (json_array_size(jx_get(svc, "Endpoint.VirtualIPs")) > 0 ||
-                 json_array_size(jx_get(svc, "Endpoint.Ports")) > 0 ||
-                 json_array_size(jx_get(svc, "Spec.TaskTemplate.Networks")) > 0);
+  return svc &&
+         (json_array_size(jx_get(svc, "Endpoint.VirtualIPs")) > 0 ||
+          json_array_size(jx_get(svc, "Endpoint.Ports")) > 0 ||
+          json_array_size(jx_get(svc, "Spec.TaskTemplate.Networks")) > 0);
 }
 
 /* Whether a service change can change the mesh: what mesh.c reads of a
@@ -714,8 +715,7 @@ static bool service_moves_peers(const json_t *old, const json_t *cur) {
   if (!service_in_mesh(old) && !service_in_mesh(cur))
     return false;
   return !old || !cur || !same_at(old, cur, "Endpoint") ||
-         !same_at(old, cur, "Spec.Name") ||
-         !same_at(old, cur, "Spec.Labels") ||
+         !same_at(old, cur, "Spec.Name") || !same_at(old, cur, "Spec.Labels") ||
          !same_at(old, cur, "Spec.EndpointSpec") ||
          !same_at(old, cur, "Spec.TaskTemplate.Networks");
 }

@@ -289,7 +289,8 @@ int manager_propose(struct manager *m, struct store_tx *tx,
   c->done = done;
   c->ud = ud;
   c->doc = doc;
-  int rc = raftnode_propose_hinted(m->raft, data, len, doc, propose_done, c, err);
+  int rc =
+      raftnode_propose_hinted(m->raft, data, len, doc, propose_done, c, err);
   free(data);
   if (rc < 0) {
     json_decref(doc);

@@ -235,8 +235,9 @@ static int fsm_apply_cb(struct raft_fsm *f, const struct raft_buffer *buf,
         sh_error(&rn->verdict_err, 400, "raft entry %llu is malformed",
                  (unsigned long long)index);
   else
-    rn->verdict_rc = rn->fsm.apply(rn->fsm.ud, data, len, hint_of(rn, buf, index),
-                                   index, &rn->verdict_err);
+    rn->verdict_rc =
+        rn->fsm.apply(rn->fsm.ud, data, len, hint_of(rn, buf, index), index,
+                      &rn->verdict_err);
   if (rn->verdict_rc < 0 && rn->verdict_err.status == 0)
     sh_error(&rn->verdict_err, 500, "entry %llu refused",
              (unsigned long long)index);

@@ -334,8 +334,8 @@ TEST(raftnode_hint_reaches_the_leaders_apply) {
   CHECK(run_until(&ls.leader, 5000));
   int counter = 0, hint = 42;
   struct done_rec d = {.counter = &counter};
-  CHECK_INT_EQ(
-      raftnode_propose_hinted(rn, "h1", 2, &hint, on_done, &d, &err), 0);
+  CHECK_INT_EQ(raftnode_propose_hinted(rn, "h1", 2, &hint, on_done, &d, &err),
+               0);
   CHECK(run_until(&d.called, 5000));
   CHECK_INT_EQ(d.status, 0);
   CHECK(f.last_hint == &hint);
