@@ -96,7 +96,9 @@ struct raftnode {
   struct atrest atrest; /* sealing of entries and snapshots on disk */
   bool sealed;
   struct raftnode_fsm fsm;
-  struct propose_req *hinted; /* pending hinted proposals */
+  /* Pending hinted proposals, oldest first (they commit in that order,
+   * so hint_of finds an entry's at the head). */
+  struct propose_req *hinted, *hinted_tail;
   char *dir;
   char *address;
   uint64_t id;
@@ -220,6 +222,8 @@ static void unlink_hinted(struct propose_req *p) {
     p->rn->hinted = p->next;
   if (p->next)
     p->next->prev = p->prev;
+  else
+    p->rn->hinted_tail = p->prev;
   p->base = NULL;
 }
 
@@ -896,10 +900,12 @@ int raftnode_propose_hinted(struct raftnode *rn, const char *data, size_t len,
   if (hint) { /* listed first: it must be there whenever raft applies */
     p->base = buf.base;
     p->hint = hint;
-    p->next = rn->hinted;
-    if (rn->hinted)
-      rn->hinted->prev = p;
-    rn->hinted = p;
+    p->prev = rn->hinted_tail;
+    if (rn->hinted_tail)
+      rn->hinted_tail->next = p;
+    else
+      rn->hinted = p;
+    rn->hinted_tail = p;
   }
   int rv = raft_apply(&rn->raft, &p->req, &buf, 1, apply_done);
   if (rv != 0) {

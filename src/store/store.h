@@ -173,7 +173,10 @@ int store_apply(struct store *s, const char *data, size_t len, uint64_t index,
 /* store_apply of an entry's document as store_tx_doc made it, which the
  * proposing leader still holds (shared: its objects are not changed) or
  * which was parsed for this call alone. The result is the same as
- * store_apply of the document's encoding. */
+ * store_apply of the document's encoding. On the leader the store then
+ * shares the nested values of what was proposed: an object given to
+ * store_tx_put or store_tx_update is frozen from then on, as the
+ * store's own objects are (sanitizer builds check it at apply). */
 int store_apply_doc(struct store *s, json_t *doc, bool shared, uint64_t index,
                     struct sh_err *err);
 

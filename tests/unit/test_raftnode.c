@@ -109,6 +109,8 @@ struct tfsm {
   int applies, snapshots, restores;
   bool out_of_order;
   void *last_hint; /* what the last apply was given */
+  void *hints[8];  /* the first eight applies' */
+  int nhints;
 };
 
 static int tfsm_apply(void *ud, const char *data, size_t len, void *hint,
@@ -116,6 +118,8 @@ static int tfsm_apply(void *ud, const char *data, size_t len, void *hint,
   struct tfsm *f = ud;
   f->applies++;
   f->last_hint = hint;
+  if (f->nhints < 8)
+    f->hints[f->nhints++] = hint;
   if (index <= f->last_index)
     f->out_of_order = true;
   f->last_index = index;
@@ -332,18 +336,30 @@ TEST(raftnode_hint_reaches_the_leaders_apply) {
   struct leader_seen ls = {0};
   CHECK_INT_EQ(raftnode_start(rn, on_leader, &ls, &err), 0);
   CHECK(run_until(&ls.leader, 5000));
-  int counter = 0, hint = 42;
-  struct done_rec d = {.counter = &counter};
-  CHECK_INT_EQ(raftnode_propose_hinted(rn, "h1", 2, &hint, on_done, &d, &err),
-               0);
-  CHECK(run_until(&d.called, 5000));
-  CHECK_INT_EQ(d.status, 0);
-  CHECK(f.last_hint == &hint);
-  struct done_rec e = {.counter = &counter};
-  CHECK_INT_EQ(raftnode_propose(rn, "p2", 2, on_done, &e, &err), 0);
-  CHECK(run_until(&e.called, 5000));
-  CHECK(f.last_hint == NULL);
-  CHECK_STR_EQ(f.log.data, "h1@2;p2@3;");
+  f.nhints = 0;
+  /* Three pending at once, then one without a hint: each apply gets its
+   * own entry's hint, in order. */
+  int counter = 0, hint[3] = {1, 2, 3};
+  struct done_rec d[4] = {{.counter = &counter},
+                          {.counter = &counter},
+                          {.counter = &counter},
+                          {.counter = &counter}};
+  const char *data[3] = {"h1", "h2", "h3"};
+  for (int i = 0; i < 3; i++)
+    CHECK_INT_EQ(
+        raftnode_propose_hinted(rn, data[i], 2, &hint[i], on_done, &d[i], &err),
+        0);
+  CHECK_INT_EQ(raftnode_propose(rn, "p4", 2, on_done, &d[3], &err), 0);
+  CHECK(run_until(&d[3].called, 5000));
+  for (int i = 0; i < 4; i++) {
+    CHECK(d[i].called);
+    CHECK_INT_EQ(d[i].status, 0);
+  }
+  CHECK_INT_EQ(f.nhints, 4);
+  for (int i = 0; i < 3; i++)
+    CHECK(f.hints[i] == &hint[i]);
+  CHECK(f.hints[3] == NULL);
+  CHECK_STR_EQ(f.log.data, "h1@2;h2@3;h3@4;p4@5;");
   CHECK(close_node(rn));
   buf_free(&f.log);
   TEARDOWN();
