@@ -64,7 +64,7 @@ static json_t *service_candidates(struct store *st, const struct filters *f) {
         store_list_by(st, STORE_SERVICES_BY_NAME, json_string_value(k));
     json_array_foreach(l, j, o) json_object_set(found, jx_str(o, "ID", ""), o);
   }
-  return store_sorted(found);
+  return jx_sorted_by_created(found);
 }
 
 static void list_services(struct api_call *c) {
@@ -200,7 +200,7 @@ static json_t *task_candidates(struct store *st, const struct filters *f) {
     json_decref(found);
     return store_list(st, STORE_TASK);
   }
-  json_t *out = store_sorted(found);
+  json_t *out = jx_sorted_by_created(found);
   json_decref(found);
   return out;
 }

@@ -409,7 +409,7 @@ int allocator_run(struct store *s, struct orch_out *out, size_t *exhausted) {
     int in_tx = 0;
     size_t k;
     json_t *t;
-    json_t *tasks = store_sorted(mine);
+    json_t *tasks = jx_sorted_by_created(mine);
     json_array_foreach(tasks, k, t) {
       if (allocator_task_allocated(s, svc, t))
         continue;

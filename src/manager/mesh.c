@@ -300,7 +300,7 @@ json_t *mesh_names(struct store *s) {
     store_each_by(s, STORE_TASKS_BY_NETWORK, json_string_value(nk),
                   running_attachment, on_nets);
   }
-  cleanup_json json_t *running = store_sorted(on_nets);
+  cleanup_json json_t *running = jx_sorted_by_created(on_nets);
   json_t *t;
   json_array_foreach(running, i, t) {
     if (!attachment_task(t) || task_desired(t) != TS_RUNNING ||

@@ -221,10 +221,6 @@ json_t *store_find(struct store *s, enum store_kind k, const char *ref,
   return NULL;
 }
 
-json_t *store_sorted(json_t *map) {
-  return jx_sorted_by_created(map);
-}
-
 json_t *store_list(struct store *s, enum store_kind k) {
   if ((int)k < 0 || k >= STORE_NKINDS)
     return json_array();
@@ -532,16 +528,10 @@ static struct staged *stage_find(struct stage *st, enum store_kind k,
   return at ? &st->v[at - 1] : NULL;
 }
 
-/* The staged entry for (k, id), created from the live store if needed. */
+/* The staged entry for (k, id), created from the live store if needed:
+ * one probe finds it or the slot it takes. */
 static struct staged *stage_get(struct store *s, struct stage *st,
                                 enum store_kind k, const char *id) {
-  struct staged *e = stage_find(st, k, id);
-  if (e)
-    return e;
-  if (st->n == st->cap) {
-    st->cap = st->cap ? st->cap * 2 : 8;
-    st->v = xrealloc(st->v, st->cap * sizeof *st->v);
-  }
   if (2 * (st->n + 1) > st->nslots) { /* grow, and place everything again */
     free(st->slot);
     st->nslots = st->nslots ? 2 * st->nslots : 16;
@@ -549,12 +539,19 @@ static struct staged *stage_get(struct store *s, struct stage *st,
     for (size_t i = 0; i < st->n; i++)
       *stage_slot(st, st->v[i].kind, st->v[i].id) = i + 1;
   }
-  e = &st->v[st->n];
+  size_t *slot = stage_slot(st, k, id);
+  if (*slot)
+    return &st->v[*slot - 1];
+  if (st->n == st->cap) {
+    st->cap = st->cap ? st->cap * 2 : 8;
+    st->v = xrealloc(st->v, st->cap * sizeof *st->v);
+  }
+  struct staged *e = &st->v[st->n];
   e->kind = k;
   e->old = json_incref(json_object_get(s->objs[k], id));
   e->cur = json_incref(e->old);
   e->id = xstrdup(id);
-  *stage_slot(st, k, id) = ++st->n;
+  *slot = ++st->n;
   return e;
 }
 

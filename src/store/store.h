@@ -98,9 +98,8 @@ const char *store_index_key(enum store_index ix, const json_t *obj);
  * is that of the result, not of the kind. */
 json_t *store_list_by(struct store *s, enum store_index ix, const char *key);
 size_t store_count_by(struct store *s, enum store_index ix, const char *key);
-/* The objects of an ID -> object map (references, as store_list's) in
- * store_list's order: for a union of buckets. */
-json_t *store_sorted(json_t *map);
+/* A union of buckets in store_list's order: jx_sorted_by_created
+ * (core/jsonx.h), which store_list and store_list_by use. */
 /* The keys an index has now (a new array of strings, in no order). */
 json_t *store_index_keys(struct store *s, enum store_index ix);
 /* Calls fn on every object in the bucket, in no particular order (no
