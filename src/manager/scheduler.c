@@ -463,15 +463,10 @@ static void put_task(struct txs *x, const json_t *orig, json_t *nt) {
                   orig, jx_int(orig, "Version.Index", 0));
 }
 
-static json_t *with_status(const json_t *t, const char *state, const char *msg,
-                           const char *errmsg, int64_t now) {
-  /* A shallow copy with a status of its own: the rest is the store's,
-   * which never changes in place (the callers set top-level fields). */
-  json_t *nt = json_copy((json_t *)t);
-  json_t *st = json_is_object(json_object_get(t, "Status"))
-                   ? json_deep_copy(json_object_get(t, "Status"))
-                   : json_object();
-  json_object_set_new(nt, "Status", st);
+/* Sets st's time, and its state, message and error where given (no
+ * error: Err removed). */
+static void set_status(json_t *st, const char *state, const char *msg,
+                       const char *errmsg, int64_t now) {
   char ts[64];
   json_object_set_new(st, "Timestamp",
                       json_string(clock_format_rfc3339(now, ts, sizeof ts)));
@@ -483,6 +478,18 @@ static json_t *with_status(const json_t *t, const char *state, const char *msg,
     json_object_set_new(st, "Err", json_string(errmsg));
   else
     json_object_del(st, "Err");
+}
+
+static json_t *with_status(const json_t *t, const char *state, const char *msg,
+                           const char *errmsg, int64_t now) {
+  /* A shallow copy with a status of its own: the rest is the store's,
+   * which never changes in place (the callers set top-level fields). */
+  json_t *nt = json_copy((json_t *)t);
+  json_t *st = json_is_object(json_object_get(t, "Status"))
+                   ? json_deep_copy(json_object_get(t, "Status"))
+                   : json_object();
+  json_object_set_new(nt, "Status", st);
+  set_status(st, state, msg, errmsg, now);
   return nt;
 }
 
@@ -575,24 +582,43 @@ static struct gview *gview_get(struct gviews *gv, const char *group,
   return g;
 }
 
-int scheduler_run_load(struct store *s, int64_t now_ns, struct orch_out *out,
-                       struct sched_load *l) {
-  /* Only pending tasks are placed: none, nothing to do (the index answers
-   * without a scan). */
-  if (store_count_by(s, STORE_TASKS_BY_STATE, "pending") == 0)
-    return 0;
+/* One run: the nodes as the load and this run's placements leave them,
+ * and the task groups' views of them. */
+struct run {
+  struct store *s;
+  int64_t now;
+  json_t *nodes;
+  struct ninfo *nis;
+  size_t nn;
+  /* Tasks of one group see the same filters: each group's fit[] and count
+   * of its service on each node (cnt[]) are made once per run, and after
+   * that only the nodes a placement changed (changed[]) are looked at
+   * again when the group comes up, so a task costs a scan of small
+   * integers over the nodes, not every filter on every node. Groups come
+   * interleaved when one orchestrator pass replaces tasks of many services
+   * (a node down): with only the last group's view kept, a batch of
+   * 1,000 such tasks at 1,000 nodes held the loop for 0.75-1.4 s. */
+  struct gviews gv;
+  size_t *changed, nchanged, capchanged;
+  /* swarmkit's task groups: tasks of one service and spec version ask the
+   * same of a node, so once one fits nowhere the others get its answer
+   * without going through the nodes again (until a placement changes the
+   * nodes). "service/specversion" -> Status.Err. */
+  json_t *nofit;
+};
+
+static void run_begin(struct run *r, struct store *s, int64_t now,
+                      struct sched_load *l) {
   if (!l->valid)
     load_build(l, s);
-  json_t *nodes = store_list(s, STORE_NODE);
-  /* In store order, as a scan of every task would meet them. */
-  json_t *tasks = store_list_by(s, STORE_TASKS_BY_STATE, "pending");
-  size_t nn = json_array_size(nodes);
-  struct ninfo *nis = xcalloc(nn ? nn : 1, sizeof *nis);
+  *r = (struct run){.s = s, .now = now, .nodes = store_list(s, STORE_NODE)};
+  r->nn = json_array_size(r->nodes);
+  r->nis = xcalloc(r->nn ? r->nn : 1, sizeof *r->nis);
   size_t i;
-  json_t *n, *t;
-  json_array_foreach(nodes, i, n) {
+  json_t *n;
+  json_array_foreach(r->nodes, i, n) {
     json_t *base = json_object_get(l->nodes, jx_str(n, "ID", ""));
-    nis[i] = (struct ninfo){
+    r->nis[i] = (struct ninfo){
         n,
         jx_str(n, "ID", ""),
         strcmp(jx_str(n, "Status.State", ""), "ready") == 0 &&
@@ -608,132 +634,205 @@ int scheduler_run_load(struct store *s, int64_t now_ns, struct orch_out *out,
         json_object_get(base, "Ports"),
     };
   }
+  r->capchanged = r->nn + 1;
+  r->changed = xcalloc(r->capchanged, sizeof *r->changed);
+  r->nofit = json_object();
+}
 
+static void run_end(struct run *r) {
+  json_decref(r->nofit);
+  gviews_free(&r->gv);
+  free(r->changed);
+  for (size_t k = 0; k < r->nn; k++) {
+    json_decref(r->nis[k].by_service);
+    json_decref(r->nis[k].ports);
+  }
+  free(r->nis);
+  json_decref(r->nodes);
+}
+
+/* What to do with a pending task. */
+struct decision {
+  struct ninfo *node; /* assign to it (NULL: not) */
+  const char *msg;    /* its status message */
+  char *err;          /* or: it stays pending with this Status.Err */
+};
+
+/* Counts t on the node it goes to: the next tasks see it there. */
+static void run_place(struct run *r, struct ninfo *ni, const json_t *t) {
+  ninfo_add(ni, t);
+  json_object_clear(r->nofit);
+  note_changed(&r->changed, &r->nchanged, &r->capchanged,
+               (size_t)(ni - r->nis));
+}
+
+/* Decides t (pending, desired at most complete, allocated); both unset:
+ * nothing to do (its preassigned node is unknown). */
+static struct decision decide(struct run *r, const json_t *t) {
+  struct decision d = {0};
+  const char *nid = jx_str(t, "NodeID", "");
+  char group[128];
+  snprintf(group, sizeof group, "%s/%lld", jx_str(t, "ServiceID", ""),
+           (long long)jx_int(t, "_SpecVersion", 0));
+  const char *known = *nid ? NULL : jx_str(r->nofit, group, NULL);
+  if (known) {
+    d.err = xstrdup(known);
+    return d;
+  }
+  if (*nid) {
+    struct tfilter f;
+    tfilter_load(&f, t);
+    struct ninfo *ni = NULL;
+    for (size_t k = 0; k < r->nn; k++)
+      if (strcmp(r->nis[k].id, nid) == 0)
+        ni = &r->nis[k];
+    if (ni && check(&f, ni) < 0) {
+      d.node = ni;
+      d.msg = "scheduler confirmed task can run on preassigned node";
+      run_place(r, ni, t);
+    } else if (ni) {
+      d.err = explain_all(&f, ni, 1);
+    }
+    tfilter_free(&f);
+    return d;
+  }
+  /* The group's filter stands for the task's: same service and spec. */
+  struct gview *g =
+      gview_get(&r->gv, group, t, r->nis, r->nn, r->changed, r->nchanged);
+  bool *fit = g->fit;
+  int64_t *cnt = g->cnt;
+  struct ninfo *nis = r->nis, *pick = NULL;
+  if (g->nfit && json_array_size(jx_get(t, "Spec.Placement.Preferences")))
+    pick = choose(t, nis, r->nn, fit);
+  else if (g->nfit) /* nodeLess over the counts: the first of the fewest */
+    for (size_t k = 0; k < r->nn; k++)
+      if (fit[k] &&
+          (!pick || cnt[k] < cnt[pick - nis] ||
+           (cnt[k] == cnt[pick - nis] && nis[k].active < pick->active)))
+        pick = &nis[k];
+  if (pick) {
+    d.node = pick;
+    d.msg = "scheduler assigned task to node";
+    run_place(r, pick, t);
+    gview_sync(g, nis, r->changed, r->nchanged); /* the one node changed */
+    return d;
+  }
+  char *why = explain_all(&g->f, nis, r->nn);
+  d.err = *why ? xasprintf("no suitable node (%s)", why)
+               : xstrdup("no suitable node");
+  free(why);
+  json_object_set_new(r->nofit, group, json_string(d.err));
+  return d;
+}
+
+/* Whether the scheduler places t now: pending, meant to run, and with
+ * its network addresses (the allocator runs just before). */
+static bool placeable(struct store *s, const json_t *t) {
+  if (task_state(t) != TS_PENDING || task_desired(t) > TS_COMPLETE)
+    return false;
+  const json_t *svc = store_get(s, STORE_SERVICE, jx_str(t, "ServiceID", ""));
+  return !svc || allocator_task_allocated(s, svc, t);
+}
+
+/* A task assigned to d's node: its NodeID, and its name if it has none
+ * (a replicated job's first slot is named after its node). */
+static void name_for_node(struct store *s, json_t *nt, const struct ninfo *ni) {
+  json_object_set_new(nt, "NodeID", json_string(ni->id));
+  if (!json_object_get(nt, "Name")) {
+    const json_t *svc =
+        store_get(s, STORE_SERVICE, jx_str(nt, "ServiceID", ""));
+    json_object_set_new(
+        nt, "Name", json_sprintf("%s.%s", jx_str(svc, "Spec.Name", ""), ni->id));
+  }
+}
+
+int scheduler_run_load(struct store *s, int64_t now_ns, struct orch_out *out,
+                       struct sched_load *l) {
+  /* Only pending tasks are placed: none, nothing to do (the index answers
+   * without a scan). */
+  if (store_count_by(s, STORE_TASKS_BY_STATE, "pending") == 0)
+    return 0;
+  struct run r;
+  run_begin(&r, s, now_ns, l);
+  /* In store order, as a scan of every task would meet them. */
+  json_t *tasks = store_list_by(s, STORE_TASKS_BY_STATE, "pending");
   struct txs x = {json_object(), NULL, 0};
-  /* Tasks of one group see the same filters: each group's fit[] and count
-   * of its service on each node (cnt[]) are made once per run, and after
-   * that only the nodes a placement changed (changed[]) are looked at
-   * again when the group comes up, so a task costs a scan of small
-   * integers over the nodes, not every filter on every node. Groups come
-   * interleaved when one orchestrator pass replaces tasks of many services
-   * (a node down): with only the last group's view kept, a batch of
-   * 1,000 such tasks at 1,000 nodes held the loop for 0.75-1.4 s. */
-  struct gviews gv = {0};
-  size_t *changed = xcalloc(nn + 1, sizeof *changed), nchanged = 0,
-         capchanged = nn + 1;
-  /* swarmkit's task groups: tasks of one service and spec version ask the
-   * same of a node, so once one fits nowhere the others get its answer
-   * without going through the nodes again (until a placement changes the
-   * nodes). "service/specversion" -> Status.Err. */
-  json_t *nofit = json_object();
+  size_t i;
+  json_t *t;
   json_array_foreach(tasks, i, t) {
-    if (task_state(t) != TS_PENDING || task_desired(t) > TS_COMPLETE)
-      continue;
-    /* Only tasks with their network addresses go to a node (the
-     * allocator runs just before). */
-    const json_t *svc = store_get(s, STORE_SERVICE, jx_str(t, "ServiceID", ""));
-    if (svc && !allocator_task_allocated(s, svc, t))
+    if (!placeable(s, t))
       continue;
     if (out->budget <= 0) { /* the rest in a later run */
       out->more = true;
       break;
     }
-    const char *nid = jx_str(t, "NodeID", "");
-    char group[128];
-    snprintf(group, sizeof group, "%s/%lld", jx_str(t, "ServiceID", ""),
-             (long long)jx_int(t, "_SpecVersion", 0));
-    const char *known = *nid ? NULL : jx_str(nofit, group, NULL);
-    if (known) {
-      if (strcmp(jx_str(t, "Status.Err", ""), known) != 0) {
-        put_task(&x, t, with_status(t, NULL, NULL, known, now_ns));
-        out->budget--;
-      }
-      continue;
-    }
-    if (*nid) {
-      struct tfilter f;
-      tfilter_load(&f, t);
-      struct ninfo *ni = NULL;
-      for (size_t k = 0; k < nn; k++)
-        if (strcmp(nis[k].id, nid) == 0)
-          ni = &nis[k];
-      if (ni) {
-        if (check(&f, ni) < 0) {
-          put_task(&x, t,
-                   with_status(t, "assigned",
-                               "scheduler confirmed task can run on "
-                               "preassigned node",
-                               NULL, now_ns));
-          out->budget--;
-          json_object_clear(nofit);
-          ninfo_add(ni, t);
-          note_changed(&changed, &nchanged, &capchanged, (size_t)(ni - nis));
-        } else {
-          char *why = explain_all(&f, ni, 1);
-          if (strcmp(jx_str(t, "Status.Err", ""), why) != 0) {
-            put_task(&x, t, with_status(t, NULL, NULL, why, now_ns));
-            out->budget--;
-          }
-          free(why);
-        }
-      }
-      tfilter_free(&f);
-      continue;
-    }
-    /* The group's filter stands for the task's: same service and spec. */
-    struct gview *g = gview_get(&gv, group, t, nis, nn, changed, nchanged);
-    bool *fit = g->fit;
-    int64_t *cnt = g->cnt;
-    struct ninfo *pick = NULL;
-    if (g->nfit && json_array_size(jx_get(t, "Spec.Placement.Preferences")))
-      pick = choose(t, nis, nn, fit);
-    else if (g->nfit) /* nodeLess over the counts: the first of the fewest */
-      for (size_t k = 0; k < nn; k++)
-        if (fit[k] &&
-            (!pick || cnt[k] < cnt[pick - nis] ||
-             (cnt[k] == cnt[pick - nis] && nis[k].active < pick->active)))
-          pick = &nis[k];
-    if (pick) {
-      json_t *nt = with_status(t, "assigned", "scheduler assigned task to node",
-                               NULL, now_ns);
-      json_object_set_new(nt, "NodeID", json_string(pick->id));
-      if (!json_object_get(nt, "Name"))
-        json_object_set_new(
-            nt, "Name",
-            json_sprintf("%s.%s", jx_str(svc, "Spec.Name", ""), pick->id));
-      ninfo_add(pick, nt);
+    struct decision d = decide(&r, t);
+    if (d.node) {
+      json_t *nt = with_status(t, "assigned", d.msg, NULL, now_ns);
+      name_for_node(s, nt, d.node);
       put_task(&x, t, nt);
       out->budget--;
-      json_object_clear(nofit);
-      note_changed(&changed, &nchanged, &capchanged, (size_t)(pick - nis));
-      gview_sync(g, nis, changed, nchanged); /* the one node that changed */
-    } else {
-      char *why = explain_all(&g->f, nis, nn);
-      char *msg = *why ? xasprintf("no suitable node (%s)", why)
-                       : xstrdup("no suitable node");
-      if (strcmp(jx_str(t, "Status.Err", ""), msg) != 0) {
-        put_task(&x, t, with_status(t, NULL, NULL, msg, now_ns));
-        out->budget--;
-      }
-      json_object_set_new(nofit, group, json_string(msg));
-      free(msg);
-      free(why);
+    } else if (d.err && strcmp(jx_str(t, "Status.Err", ""), d.err) != 0) {
+      put_task(&x, t, with_status(t, NULL, NULL, d.err, now_ns));
+      out->budget--;
     }
+    free(d.err);
   }
   for (size_t k = 0; k < x.n; k++)
     orch_out_add(out, x.v[k]);
   int ret = (int)x.n;
   free(x.v);
   json_decref(x.index);
-  json_decref(nofit);
-  gviews_free(&gv);
-  free(changed);
-  for (size_t k = 0; k < nn; k++) {
-    json_decref(nis[k].by_service);
-    json_decref(nis[k].ports);
-  }
-  free(nis);
   json_decref(tasks);
-  json_decref(nodes);
+  run_end(&r);
   return ret;
+}
+
+struct place_new {
+  struct run r;
+  bool begun;
+  struct sched_load *l;
+  int64_t until; /* monotonic ns: the rest stay pending */
+  struct sched_placed *res;
+};
+
+static void place_one(json_t *t, void *ud) {
+  struct place_new *p = ud;
+  if (!placeable(p->r.s, t))
+    return;
+  if (!p->begun) {
+    run_begin(&p->r, p->r.s, p->r.now, p->l);
+    p->begun = true;
+  } else if (clock_mono_ns() > p->until) {
+    p->res->left++;
+    return;
+  }
+  struct decision d = decide(&p->r, t);
+  json_t *st = json_object_get(t, "Status");
+  if (!json_is_object(st)) {
+    st = json_object();
+    json_object_set_new(t, "Status", st);
+  }
+  if (d.node) {
+    set_status(st, "assigned", d.msg, NULL, p->r.now);
+    name_for_node(p->r.s, t, d.node);
+    p->res->placed++;
+  } else if (d.err) {
+    set_status(st, NULL, NULL, d.err, p->r.now);
+  }
+  free(d.err);
+}
+
+void scheduler_place_new(struct store *s, int64_t now_ns, struct orch_out *out,
+                         struct sched_load *l, int64_t budget_ns,
+                         struct sched_placed *res) {
+  int64_t t0 = clock_mono_ns();
+  *res = (struct sched_placed){0};
+  struct place_new p = {
+      .r = {.s = s, .now = now_ns}, .l = l, .until = t0 + budget_ns, .res = res};
+  for (size_t i = 0; i < out->ntx; i++)
+    store_tx_each_new(out->txs[i], STORE_TASK, place_one, &p);
+  if (p.begun)
+    run_end(&p.r);
+  res->took_ns = clock_mono_ns() - t0;
 }

@@ -48,5 +48,18 @@ void sched_load_follow(struct sched_load *l, struct store *s,
                        const struct store_change *ch, size_t n);
 int scheduler_run_load(struct store *s, int64_t now_ns, struct orch_out *out,
                        struct sched_load *l);
+/* The same decisions for the tasks out's transactions create (not yet
+ * proposed), made on them in place: a task goes into the store already
+ * assigned, or pending with the reason it fits nowhere, in the entry
+ * that creates it rather than one commit later. After budget_ns the rest
+ * are left pending for scheduler_run_load (the loop turn stays short
+ * when a pass makes thousands of tasks of many services). */
+struct sched_placed {
+  size_t placed, left;
+  int64_t took_ns;
+};
+void scheduler_place_new(struct store *s, int64_t now_ns, struct orch_out *out,
+                         struct sched_load *l, int64_t budget_ns,
+                         struct sched_placed *res);
 
 #endif

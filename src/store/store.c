@@ -448,6 +448,19 @@ size_t store_tx_ops(const struct store_tx *tx) {
   return tx ? json_array_size(tx->ops) : 0;
 }
 
+void store_tx_each_new(struct store_tx *tx, enum store_kind k,
+                       void (*fn)(json_t *obj, void *ud), void *ud) {
+  size_t i;
+  json_t *op;
+  json_array_foreach(tx->ops, i, op) {
+    json_t *obj = json_object_get(op, "obj");
+    if (json_is_object(obj) && jx_int(op, "expect", -1) == 0 &&
+        strcmp(jx_str(op, "op", ""), "put") == 0 &&
+        strcmp(jx_str(op, "kind", ""), store_kind_name(k)) == 0)
+      fn(obj, ud);
+  }
+}
+
 json_t *store_tx_doc(const struct store_tx *tx, int64_t now_ns) {
   return json_pack("{s:I, s:O}", "time", (json_int_t)now_ns, "ops", tx->ops);
 }

@@ -155,6 +155,10 @@ typedef json_t *(*store_status_rule)(const json_t *task, const json_t *status);
 void store_set_status_rule(struct store *s, store_status_rule rule);
 bool store_tx_empty(const struct store_tx *tx);
 size_t store_tx_ops(const struct store_tx *tx); /* puts and deletes */
+/* Calls fn on the object of every put of kind k that creates (expects
+ * version 0), in order. Until the tx is proposed, fn may change it. */
+void store_tx_each_new(struct store_tx *tx, enum store_kind k,
+                       void (*fn)(json_t *obj, void *ud), void *ud);
 /* The bytes raft replicates (JSON); now_ns stamps the objects. */
 char *store_tx_encode(const struct store_tx *tx, int64_t now_ns, size_t *len);
 /* The same in two steps: the entry's document (new reference, sharing the

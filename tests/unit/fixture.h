@@ -39,6 +39,9 @@ struct fx {
   /* The IDs fx_orch gives new tasks (fx_new_id unless set): the store
    * lists tasks made at one time in ID order. */
   void (*new_id)(char out[ID_LEN + 1], void *fx);
+  /* fx_orch leaves its new tasks pending for fx_sched (the reconciler
+   * places them in its orchestrator pass). */
+  bool no_place_new;
 };
 
 static inline void fx_on_change(const struct store_change *ch, size_t n,
@@ -233,6 +236,10 @@ static inline int fx_orch(struct fx *f) {
    * function of the store and the time): every run includes them. */
   json_object_update(f->touched, f->wake);
   orchestrator_run_services(f->s, f->now, &o, f->touched, f->wake);
+  /* As the reconciler: the new tasks go in placed. */
+  struct sched_placed placed;
+  if (!f->no_place_new)
+    scheduler_place_new(f->s, f->now, &o, f->load, INT64_MAX / 2, &placed);
   f->wakeup = o.next_wakeup_ns;
   int n = fx_apply_out(f, &o);
   orch_out_free(&o);

@@ -39,7 +39,7 @@ TEST(orch_two_replicas_spread_on_three_nodes) {
   char b[512];
   fx_service(&f, "svc1", web(b, sizeof b, 2, NULL, NULL));
   CHECK_INT_EQ(fx_orch(&f), 1);
-  json_t *l = fx_tasks(&f, "svc1", "running", "pending");
+  json_t *l = fx_tasks(&f, "svc1", "running", "assigned");
   CHECK_INT_EQ(json_array_size(l), 2);
   CHECK_INT_EQ(jx_int(json_array_get(l, 0), "Slot", 0), 1);
   CHECK_STR_EQ(jx_str(json_array_get(l, 1), "Name", ""), "web.2");
@@ -109,7 +109,7 @@ TEST(orch_global_one_per_node_and_joining_node) {
              "{\"Name\":\"mon\",\"TaskTemplate\":{\"ContainerSpec\":{"
              "\"Image\":\"busybox\"}},\"Mode\":{\"Global\":{}}}");
   fx_orch(&f);
-  json_t *l = fx_tasks(&f, "g1", "running", "pending");
+  json_t *l = fx_tasks(&f, "g1", "running", "assigned");
   CHECK_INT_EQ(json_array_size(l), 3);
   CHECK_STR_EQ(jx_str(json_array_get(l, 0), "NodeID", ""), "node1");
   CHECK_STR_EQ(jx_str(json_array_get(l, 0), "Name", ""), "mon.node1");
@@ -163,7 +163,7 @@ TEST(orch_drain_moves_tasks_and_keeps_history) {
   fx_orch(&f);
   /* Old task shut down; its replacement waits for it (no delay on drain). */
   CHECK_INT_EQ(fx_count(&f, "svc1", "shutdown", "running"), 1);
-  CHECK_INT_EQ(fx_count(&f, "svc1", "ready", "pending"), 1);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "ready", "assigned"), 1);
   fx_converge(&f, true);
   CHECK_INT_EQ(fx_count(&f, "svc1", "running", "running"), 3);
   CHECK_INT_EQ(fx_on_node(&f, "svc1", "node1"), 0);
@@ -983,11 +983,11 @@ TEST(orch_node_down_moves_only_its_tasks_in_one_pass) {
   CHECK(json_object_get(f.touched, "svc2") == NULL);
   fx_orch(&f);
   CHECK_INT_EQ(fx_count(&f, "svc1", "shutdown", "running"), ORCH_BATCH);
-  CHECK_INT_EQ(fx_count(&f, "svc1", "running", "pending"), ORCH_BATCH);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "running", "assigned"), ORCH_BATCH);
   CHECK_INT_EQ(fx_count(&f, "svc1", "running", "running"), 2 * ORCH_BATCH);
   /* Docker's default restart delay: the replacements wait 5 s. */
   CHECK_INT_EQ(fx_count(&f, "svc2", "shutdown", "running"), 10);
-  CHECK_INT_EQ(fx_count(&f, "svc2", "ready", "pending"), 10);
+  CHECK_INT_EQ(fx_count(&f, "svc2", "ready", "assigned"), 10);
   CHECK_INT_EQ(f.wakeup, f.now + 5 * NS_PER_SEC);
   /* Replacements keep the slots: each slot has one task desired running. */
   json_t *l = fx_tasks(&f, "svc1", "running", NULL);

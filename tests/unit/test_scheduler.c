@@ -32,6 +32,7 @@ static const char *first_err(struct fx *f, const char *service, char *buf,
 TEST(sched_assigns_with_message_and_spreads) {
   cleanup_fx struct fx f = {0};
   fx_init_nodes(&f, "node", 3);
+  f.no_place_new = true; /* the scheduler's own pass */
   svc(&f, "web", 5, NULL);
   fx_orch(&f);
   CHECK_INT_EQ(fx_sched(&f), 1); /* one transaction for the service */
@@ -291,6 +292,7 @@ static void alternate_id(char out[ID_LEN + 1], void *ud) {
 TEST(sched_interleaved_groups_see_each_others_placements) {
   cleanup_fx struct fx f = {0};
   fx_init_nodes(&f, "node", 3);
+  f.no_place_new = true; /* the scheduler's own pass */
   /* 2 of a node's 4 CPUs a task: two tasks per node, six in all. */
   const char *two =
       ",\"Resources\":{\"Reservations\":{\"NanoCPUs\":2000000000}}";
@@ -317,5 +319,98 @@ TEST(sched_interleaved_groups_see_each_others_placements) {
                "no suitable node (insufficient resources on 3 nodes)");
   CHECK_STR_EQ(first_err(&f, "b", err, sizeof err),
                "no suitable node (insufficient resources on 3 nodes)");
+  fx_free(&f);
+}
+
+/* The reconciler's orchestrator pass places the tasks it makes: they go
+ * into the store assigned, in the entry that creates them, on the nodes
+ * the scheduler's own pass would have chosen one commit later. */
+static void mixed_services(struct fx *f) {
+  fx_node(f, "node1", "{\"zone\":\"a\"}");
+  fx_node(f, "node2", "{\"zone\":\"b\"}");
+  fx_node(f, "node3", "{\"zone\":\"b\"}");
+  svc(f, "web", 7, NULL);
+  svc(f, "in_b", 3,
+      ",\"Placement\":{\"Constraints\":[\"node.labels.zone==b\"]}");
+  svc(f, "big", 3,
+      ",\"Resources\":{\"Reservations\":{\"NanoCPUs\":3000000000}}");
+  svc(f, "spread", 4,
+      ",\"Placement\":{\"Preferences\":[{\"Spread\":{\"SpreadDescriptor\":"
+      "\"node.labels.zone\"}}]}");
+  svc(f, "nowhere", 2,
+      ",\"Placement\":{\"Constraints\":[\"node.labels.zone==c\"]}");
+}
+
+TEST(sched_new_tasks_go_in_placed_as_the_pass_would) {
+  cleanup_fx struct fx a = {0}, b = {0};
+  fx_init(&a, 5);
+  fx_init(&b, 5);
+  b.no_place_new = true;
+  mixed_services(&a);
+  mixed_services(&b);
+  CHECK(fx_orch(&a) > 0);
+  /* Nothing left for the scheduler's pass: each task was decided. */
+  CHECK_INT_EQ(fx_sched(&a), 0);
+  fx_orch(&b);
+  CHECK(fx_sched(&b) > 0);
+  json_t *ta = store_list(a.s, STORE_TASK), *tb = store_list(b.s, STORE_TASK);
+  CHECK_INT_EQ(json_array_size(ta), 19);
+  CHECK_INT_EQ(json_array_size(tb), 19);
+  size_t i, assigned = 0;
+  json_t *t;
+  json_array_foreach(ta, i, t) {
+    const json_t *u = store_get(b.s, STORE_TASK, jx_str(t, "ID", ""));
+    CHECK(u != NULL);
+    CHECK_STR_EQ(jx_str(t, "NodeID", "-"), jx_str(u, "NodeID", "-"));
+    CHECK_STR_EQ(jx_str(t, "Name", "-"), jx_str(u, "Name", "-"));
+    CHECK_STR_EQ(jx_str(t, "Status.State", ""), jx_str(u, "Status.State", ""));
+    CHECK_STR_EQ(jx_str(t, "Status.Message", ""),
+                 jx_str(u, "Status.Message", ""));
+    CHECK_STR_EQ(jx_str(t, "Status.Err", "-"), jx_str(u, "Status.Err", "-"));
+    assigned += strcmp(jx_str(t, "Status.State", ""), "assigned") == 0;
+  }
+  /* All but "nowhere"'s two (the big ones take 3 of a node's 4 CPUs:
+   * one per node). */
+  CHECK_INT_EQ(assigned, 17);
+  CHECK_INT_EQ(on(&a, "big", "node1") + on(&a, "big", "node2"), 2);
+  char buf[256];
+  CHECK_STR_EQ(first_err(&a, "nowhere", buf, sizeof buf),
+               "no suitable node (scheduling constraints not satisfied on 3 "
+               "nodes)");
+  json_decref(ta);
+  json_decref(tb);
+  /* A later change (a fourth node) lets the pass place what waited. */
+  fx_node(&a, "node4", "{\"zone\":\"c\"}");
+  CHECK(fx_sched(&a) > 0);
+  CHECK_INT_EQ(on(&a, "nowhere", "node4"), 2);
+  fx_free(&a);
+  fx_free(&b);
+}
+
+/* Past its time budget the placement leaves the rest pending, and the
+ * scheduler's pass places them after the commit. */
+TEST(sched_new_tasks_left_pending_past_the_budget) {
+  cleanup_fx struct fx f = {0};
+  fx_init_nodes(&f, "node", 3);
+  f.no_place_new = true;
+  svc(&f, "web", 5, NULL);
+  struct orch_out o;
+  orch_out_init(&o);
+  o.new_id = fx_new_id;
+  o.id_ud = &f;
+  orchestrator_touch_all(f.s, f.touched);
+  orchestrator_run_services(f.s, f.now, &o, f.touched, f.wake);
+  struct sched_placed placed;
+  scheduler_place_new(f.s, f.now, &o, f.load, 0, &placed);
+  /* The first decides the run's start; none after it is within 0 ns. */
+  CHECK_INT_EQ(placed.placed, 1);
+  CHECK_INT_EQ(placed.left, 4);
+  fx_apply_out(&f, &o);
+  orch_out_free(&o);
+  CHECK_INT_EQ(fx_count(&f, "web", "running", "assigned"), 1);
+  CHECK_INT_EQ(fx_count(&f, "web", "running", "pending"), 4);
+  CHECK_INT_EQ(fx_sched(&f), 1);
+  CHECK_INT_EQ(fx_count(&f, "web", "running", "assigned"), 5);
+  CHECK_INT_EQ(on(&f, "web", "node1") + on(&f, "web", "node2"), 4);
   fx_free(&f);
 }
