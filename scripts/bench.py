@@ -1756,6 +1756,18 @@ def main_sim(args):
             rows.append(("%d nodes back -> Ready" % k, "%.1f s" % t_up, ""))
 
         # Failover with the full store: SIGKILL the leader, first write.
+        # The leader of now: an election under load may have moved it.
+        now_leader = None
+        for h in names:
+            now_leader = ha_view(sock[h])[0]
+            if now_leader:
+                break
+        moved = now_leader is not None and now_leader != leader
+        if moved:
+            rows.append(("leader at the failover step", now_leader,
+                         "was %s: an election during the run" % leader))
+            leader = now_leader
+            lpid = lab_pid(args, leader)
         rest = [h for h in names if h != leader]
         node_of = {n["Description"]["Hostname"]: n["ID"]
                    for n in wait_for(nodes_or_none, "a node list", cap=60.0, interval=0.5)[0]}

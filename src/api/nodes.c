@@ -62,6 +62,10 @@ static void list(struct api_call *c) {
       return api_reply_err(c->req, &err);
     }
   }
+  if (json_object_size(f.map) == 0) {
+    filters_free(&f);
+    return http_respond_json(c->req, 200, manager_nodes_json(c->d->mgr));
+  }
   struct store *st = manager_store(c->d->mgr);
   json_t *nodes = store_list(st, STORE_NODE);
   json_t *out = json_array();

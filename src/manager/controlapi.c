@@ -216,6 +216,27 @@ json_t *manager_node_view(struct manager *m, const json_t *node) {
   return v;
 }
 
+const char *manager_nodes_json(struct manager *m) {
+  const char *leader = manager_leader_id(m);
+  const char *was = m->nodes_json_leader;
+  if (m->nodes_json &&
+      (leader && was ? strcmp(leader, was) == 0 : leader == was))
+    return m->nodes_json;
+  free(m->nodes_json);
+  free(m->nodes_json_leader);
+  json_t *nodes = store_list(m->store, STORE_NODE);
+  json_t *out = json_array();
+  size_t i;
+  json_t *n;
+  json_array_foreach(nodes, i, n)
+      json_array_append_new(out, manager_node_view(m, n));
+  json_decref(nodes);
+  m->nodes_json = jx_dump(out);
+  m->nodes_json_leader = leader ? xstrdup(leader) : NULL;
+  json_decref(out);
+  return m->nodes_json;
+}
+
 json_t *manager_addresses(struct manager *m) {
   json_t *out = json_array();
   json_t *nodes = store_list(m->store, STORE_NODE);

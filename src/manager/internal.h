@@ -48,6 +48,9 @@ struct manager {
    * (secrets.h). */
   json_t *svc_pending;
   struct services_lost lost; /* manager_service_view's */
+  /* manager_nodes_json's: the body, and the leader it names (NULL: none
+   * made, or a node changed since). */
+  char *nodes_json, *nodes_json_leader;
   json_t *rm_pending;
   /* swarm init: the first transaction waits for leadership. */
   struct store_tx *init_tx;

@@ -147,8 +147,9 @@ const char *manager_leader_id(const struct manager *m) {
   raftnode_leader(m->raft, &id, &addr);
   if (id == 0)
     return NULL;
-  /* Raft ids map to node IDs through the nodes' stored RaftID. */
-  json_t *nodes = store_list(m->store, STORE_NODE);
+  /* Raft ids map to node IDs through the nodes' stored RaftID (only
+   * managers have one). */
+  json_t *nodes = store_list_by(m->store, STORE_MANAGER_NODES, "manager");
   const char *found = NULL;
   size_t i;
   json_t *n;
@@ -310,6 +311,20 @@ static void cluster_events(const struct store_change *ch, size_t n,
 /* Raft.SnapshotInterval, LogEntriesForSlowFollowers, HeartbeatTick and
  * ElectionTick take effect as the cluster object changes (swarmkit reads them
  * at each check), on every manager: each takes its own snapshots. */
+/* The cached GET /nodes body is made again after a node changed (or a
+ * restore). */
+static void nodes_json_drop(const struct store_change *ch, size_t n,
+                            uint64_t index, void *ud) {
+  struct manager *m = ud;
+  bool nodes = n == 0;
+  for (size_t i = 0; i < n && !nodes; i++)
+    nodes = ch[i].kind == STORE_NODE;
+  if (nodes) {
+    free(m->nodes_json);
+    m->nodes_json = NULL;
+  }
+}
+
 static void raft_policy(const struct store_change *ch, size_t n, uint64_t index,
                         void *ud) {
   struct manager *m = ud;
@@ -350,6 +365,7 @@ static int start_common(struct manager *m, const struct manager_config *cfg,
   if (cfg->events)
     store_watch(m->store, cluster_events, cfg->events);
   store_watch(m->store, raft_policy, m);
+  store_watch(m->store, nodes_json_drop, m);
   m->disp = dispatcher_new(m);
   m->recon = reconciler_new(m);
   m->logs = logbroker_new(m);
@@ -657,6 +673,8 @@ static void free_manager(struct manager *m) {
   free(m->hostname);
   free(m->engine_version);
   free(m->cluster_id);
+  free(m->nodes_json);
+  free(m->nodes_json_leader);
   json_decref(m->net_pending);
   json_decref(m->svc_pending);
   services_lost_free(&m->lost);

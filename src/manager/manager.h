@@ -129,6 +129,10 @@ int manager_propose(struct manager *m, struct store_tx *tx,
 /* A node object as the Engine API shows it: public fields plus computed
  * ManagerStatus.Leader. New reference. */
 json_t *manager_node_view(struct manager *m, const json_t *node);
+/* GET /nodes' body with no filter (every node's view, encoded): kept
+ * until a node changes or another manager leads, so `docker node ls` at
+ * 1,000 nodes does not copy and encode 1.2 MiB each time. Borrowed. */
+const char *manager_nodes_json(struct manager *m);
 /* The cluster as the Engine API's Swarm object (with JoinTokens). */
 json_t *manager_swarm_view(struct manager *m);
 

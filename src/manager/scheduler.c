@@ -742,7 +742,8 @@ static void name_for_node(struct store *s, json_t *nt, const struct ninfo *ni) {
     const json_t *svc =
         store_get(s, STORE_SERVICE, jx_str(nt, "ServiceID", ""));
     json_object_set_new(
-        nt, "Name", json_sprintf("%s.%s", jx_str(svc, "Spec.Name", ""), ni->id));
+        nt, "Name",
+        json_sprintf("%s.%s", jx_str(svc, "Spec.Name", ""), ni->id));
   }
 }
 
@@ -828,8 +829,10 @@ void scheduler_place_new(struct store *s, int64_t now_ns, struct orch_out *out,
                          struct sched_placed *res) {
   int64_t t0 = clock_mono_ns();
   *res = (struct sched_placed){0};
-  struct place_new p = {
-      .r = {.s = s, .now = now_ns}, .l = l, .until = t0 + budget_ns, .res = res};
+  struct place_new p = {.r = {.s = s, .now = now_ns},
+                        .l = l,
+                        .until = t0 + budget_ns,
+                        .res = res};
   for (size_t i = 0; i < out->ntx; i++)
     store_tx_each_new(out->txs[i], STORE_TASK, place_one, &p);
   if (p.begun)
