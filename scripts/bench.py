@@ -1788,14 +1788,20 @@ def main_sim(args):
             with open(os.path.join(args.dir, h, "shoald.log"), errors="replace") as f:
                 return [ln for ln in f if "raft snapshot:" in ln]
         before = {h: len(snap_lines(h)) for h in rest}
-        subprocess.run([DOCKER, "-H", "unix://" + sock[rest[0]], "swarm", "update",
-                        "--snapshot-interval", "20"], check=False, capture_output=True, timeout=60)
+
+        def lowered():
+            # Again while the managers elect (503) after the failover.
+            kk[0] += 1
+            return subprocess.run([DOCKER, "-H", "unix://" + sock[rest[kk[0] % 2]], "swarm", "update",
+                                   "--snapshot-interval", "20"], check=False, capture_output=True,
+                                  timeout=60).returncode == 0
 
         def snapped():
             kk[0] += 1
             try_write(sock[rest[kk[0] % 2]], node_of[rest[0]], "snap.%d" % kk[0])
             return all(len(snap_lines(h)) > before[h] for h in rest)
         try:
+            wait_for(lowered, "swarm update --snapshot-interval 20", cap=60.0, interval=0.5)
             wait_for(snapped, "a raft snapshot on both managers", cap=120.0, interval=0.2)
         except Exception as e:  # printed as a figure, not a failed bench
             print("bench: %s" % e)

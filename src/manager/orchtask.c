@@ -139,14 +139,18 @@ json_t *task_new(struct orch_out *o, const json_t *svc, int64_t slot,
   const char *sname = jx_str(svc, "Spec.Name", "");
   json_t *tmpl = jx_get(svc, "Spec.TaskTemplate");
   json_t *ep = jx_get(svc, "Spec.EndpointSpec");
+  /* The task's Spec and _EndpointSpec are svc's objects, not copies:
+   * nobody changes them in place (the orchestrator sets only top-level
+   * keys of its copy of a service, and what is proposed is frozen), so
+   * the tasks made from one copy share one template on the leader. */
   json_t *t = json_pack(
       "{s:s, s:{}, s:o, s:s, s:{s:s, s:s, s:s}, s:s, s:I}", "ID", id, "Labels",
-      "Spec", tmpl ? json_deep_copy(tmpl) : json_object(), "ServiceID",
+      "Spec", tmpl ? json_incref(tmpl) : json_object(), "ServiceID",
       jx_str(svc, "ID", ""), "Status", "Timestamp", ts, "State", "pending",
       "Message", "pending task scheduling", "DesiredState", "running",
       "_SpecVersion", (json_int_t)service_spec_version(svc));
   if (ep)
-    json_object_set_new(t, "_EndpointSpec", json_deep_copy(ep));
+    json_object_set(t, "_EndpointSpec", ep);
   if (service_is_job(svc)) {
     json_object_set_new(
         t, "JobIteration",
