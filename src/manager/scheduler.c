@@ -795,15 +795,47 @@ struct place_new {
   struct sched_load *l;
   int64_t until; /* monotonic ns: the rest stay pending */
   struct sched_placed *res;
+  const struct orch_out *out;
+  json_t *by_id; /* node ID -> index in r.nis */
 };
+
+/* A task the same transactions stop (desired past complete) no longer
+ * counts among its node's tasks of the service, as in the scheduler's
+ * pass after their commit; its resources and host ports stay taken until
+ * it ends, as there. */
+static void unplace_stopped(const char *id, const json_t *fields, void *ud) {
+  struct place_new *p = ud;
+  const json_t *old = store_get(p->r.s, STORE_TASK, id);
+  if (!old || !load_counts(old) || task_desired(old) > TS_COMPLETE ||
+      !json_object_get(fields, "DesiredState") ||
+      task_desired(fields) <= TS_COMPLETE)
+    return;
+  json_t *k = json_object_get(p->by_id, jx_str(old, "NodeID", ""));
+  if (!k)
+    return;
+  struct ninfo *ni = &p->r.nis[json_integer_value(k)];
+  const char *sid = jx_str(old, "ServiceID", "");
+  ni->active--;
+  json_object_set_new(ni->by_service, sid,
+                      json_integer(jx_int(ni->by_service, sid, 0) - 1));
+}
+
+static void place_begin(struct place_new *p) {
+  run_begin(&p->r, p->r.s, p->r.now, p->l);
+  p->by_id = json_object();
+  for (size_t k = 0; k < p->r.nn; k++)
+    json_object_set_new(p->by_id, p->r.nis[k].id, json_integer((json_int_t)k));
+  for (size_t i = 0; i < p->out->ntx; i++)
+    store_tx_each_update(p->out->txs[i], STORE_TASK, unplace_stopped, p);
+  p->begun = true;
+}
 
 static void place_one(json_t *t, void *ud) {
   struct place_new *p = ud;
   if (!placeable(p->r.s, t))
     return;
   if (!p->begun) {
-    run_begin(&p->r, p->r.s, p->r.now, p->l);
-    p->begun = true;
+    place_begin(p);
   } else if (clock_mono_ns() > p->until) {
     p->res->left++;
     return;
@@ -832,10 +864,12 @@ void scheduler_place_new(struct store *s, int64_t now_ns, struct orch_out *out,
   struct place_new p = {.r = {.s = s, .now = now_ns},
                         .l = l,
                         .until = t0 + budget_ns,
-                        .res = res};
+                        .res = res,
+                        .out = out};
   for (size_t i = 0; i < out->ntx; i++)
     store_tx_each_new(out->txs[i], STORE_TASK, place_one, &p);
   if (p.begun)
     run_end(&p.r);
+  json_decref(p.by_id);
   res->took_ns = clock_mono_ns() - t0;
 }

@@ -448,6 +448,25 @@ size_t store_tx_ops(const struct store_tx *tx) {
   return tx ? json_array_size(tx->ops) : 0;
 }
 
+void store_tx_each_update(const struct store_tx *tx, enum store_kind k,
+                          void (*fn)(const char *id, const json_t *fields,
+                                     void *ud),
+                          void *ud) {
+  size_t i;
+  json_t *op;
+  json_array_foreach(tx->ops, i, op) {
+    if (strcmp(jx_str(op, "kind", ""), store_kind_name(k)) != 0)
+      continue;
+    const char *what = jx_str(op, "op", "");
+    if (strcmp(what, "put") == 0 && jx_int(op, "expect", -1) != 0) {
+      const json_t *obj = json_object_get(op, "obj");
+      fn(jx_str(obj, "ID", ""), obj, ud);
+    } else if (strcmp(what, "patch") == 0) {
+      fn(jx_str(op, "id", ""), json_object_get(op, "set"), ud);
+    }
+  }
+}
+
 void store_tx_each_new(struct store_tx *tx, enum store_kind k,
                        void (*fn)(json_t *obj, void *ud), void *ud) {
   size_t i;

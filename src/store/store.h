@@ -159,6 +159,13 @@ size_t store_tx_ops(const struct store_tx *tx); /* puts and deletes */
  * version 0), in order. Until the tx is proposed, fn may change it. */
 void store_tx_each_new(struct store_tx *tx, enum store_kind k,
                        void (*fn)(json_t *obj, void *ud), void *ud);
+/* Calls fn for every other put or patch of kind k: the object's ID and
+ * the top-level fields the op sets (a put's whole object, a patch's
+ * changed fields). */
+void store_tx_each_update(const struct store_tx *tx, enum store_kind k,
+                          void (*fn)(const char *id, const json_t *fields,
+                                     void *ud),
+                          void *ud);
 /* The bytes raft replicates (JSON); now_ns stamps the objects. */
 char *store_tx_encode(const struct store_tx *tx, int64_t now_ns, size_t *len);
 /* The same in two steps: the entry's document (new reference, sharing the

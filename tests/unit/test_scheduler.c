@@ -414,3 +414,56 @@ TEST(sched_new_tasks_left_pending_past_the_budget) {
   CHECK_INT_EQ(on(&f, "web", "node1") + on(&f, "web", "node2"), 4);
   fx_free(&f);
 }
+
+/* A stop-first update stops a task and makes its successor in one
+ * transaction: the successor is placed as the scheduler's pass would
+ * place it after that commit, where the stopped task no longer counts
+ * (here: on the node it leaves, under Placement.MaxReplicas 1). */
+static const char *max1(char *b, size_t n, const char *image) {
+  snprintf(b, n,
+           "{\"Name\":\"web\",\"TaskTemplate\":{\"ContainerSpec\":{\"Image\":"
+           "\"%s\"},\"Placement\":{\"MaxReplicas\":1}},\"Mode\":{"
+           "\"Replicated\":{\"Replicas\":3}}}",
+           image);
+  return b;
+}
+
+TEST(sched_new_tasks_see_the_tasks_their_pass_stops) {
+  cleanup_fx struct fx a = {0}, b = {0};
+  char buf[512];
+  fx_init_nodes(&a, "node", 3);
+  fx_init_nodes(&b, "node", 3);
+  b.no_place_new = true;
+  fx_service(&a, "web", max1(buf, sizeof buf, "nginx"));
+  fx_service(&b, "web", max1(buf, sizeof buf, "nginx"));
+  fx_converge(&a, true);
+  fx_converge(&b, true);
+  CHECK_INT_EQ(fx_count(&a, "web", "running", "running"), 3);
+  a.now += NS_PER_SEC;
+  b.now += NS_PER_SEC;
+  fx_update(&a, "web", max1(buf, sizeof buf, "nginx:2"), NULL);
+  fx_update(&b, "web", max1(buf, sizeof buf, "nginx:2"), NULL);
+  fx_orch(&a);
+  fx_orch(&b);
+  fx_sched(&b);
+  /* One task stopped, its successor placed where it was, not refused. */
+  json_t *ta = store_list(a.s, STORE_TASK);
+  size_t i, successors = 0;
+  json_t *t;
+  json_array_foreach(ta, i, t) {
+    const json_t *u = store_get(b.s, STORE_TASK, jx_str(t, "ID", ""));
+    CHECK(u != NULL);
+    CHECK_STR_EQ(jx_str(t, "NodeID", "-"), jx_str(u, "NodeID", "-"));
+    CHECK_STR_EQ(jx_str(t, "Status.State", ""), jx_str(u, "Status.State", ""));
+    CHECK_STR_EQ(jx_str(t, "Status.Err", "-"), jx_str(u, "Status.Err", "-"));
+    if (strcmp(jx_str(t, "Spec.ContainerSpec.Image", ""), "nginx:2") == 0) {
+      successors++;
+      CHECK_STR_EQ(jx_str(t, "Status.State", ""), "assigned");
+    }
+  }
+  CHECK_INT_EQ(successors, 1);
+  CHECK_INT_EQ(json_array_size(ta), 4);
+  json_decref(ta);
+  fx_free(&a);
+  fx_free(&b);
+}
