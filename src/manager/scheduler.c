@@ -590,6 +590,7 @@ struct run {
   json_t *nodes;
   struct ninfo *nis;
   size_t nn;
+  json_t *by_id; /* node ID -> index in nis */
   /* Tasks of one group see the same filters: each group's fit[] and count
    * of its service on each node (cnt[]) are made once per run, and after
    * that only the nodes a placement changed (changed[]) are looked at
@@ -634,12 +635,16 @@ static void run_begin(struct run *r, struct store *s, int64_t now,
         json_object_get(base, "Ports"),
     };
   }
+  r->by_id = json_object();
+  for (size_t k = 0; k < r->nn; k++)
+    json_object_set_new(r->by_id, r->nis[k].id, json_integer((json_int_t)k));
   r->capchanged = r->nn + 1;
   r->changed = xcalloc(r->capchanged, sizeof *r->changed);
   r->nofit = json_object();
 }
 
 static void run_end(struct run *r) {
+  json_decref(r->by_id);
   json_decref(r->nofit);
   gviews_free(&r->gv);
   free(r->changed);
@@ -682,10 +687,8 @@ static struct decision decide(struct run *r, const json_t *t) {
   if (*nid) {
     struct tfilter f;
     tfilter_load(&f, t);
-    struct ninfo *ni = NULL;
-    for (size_t k = 0; k < r->nn; k++)
-      if (strcmp(r->nis[k].id, nid) == 0)
-        ni = &r->nis[k];
+    json_t *k = json_object_get(r->by_id, nid);
+    struct ninfo *ni = k ? &r->nis[json_integer_value(k)] : NULL;
     if (ni && check(&f, ni) < 0) {
       d.node = ni;
       d.msg = "scheduler confirmed task can run on preassigned node";
@@ -796,7 +799,6 @@ struct place_new {
   int64_t until; /* monotonic ns: the rest stay pending */
   struct sched_placed *res;
   const struct orch_out *out;
-  json_t *by_id; /* node ID -> index in r.nis */
 };
 
 /* A task the same transactions stop (desired past complete) no longer
@@ -810,7 +812,7 @@ static void unplace_stopped(const char *id, const json_t *fields, void *ud) {
       !json_object_get(fields, "DesiredState") ||
       task_desired(fields) <= TS_COMPLETE)
     return;
-  json_t *k = json_object_get(p->by_id, jx_str(old, "NodeID", ""));
+  json_t *k = json_object_get(p->r.by_id, jx_str(old, "NodeID", ""));
   if (!k)
     return;
   struct ninfo *ni = &p->r.nis[json_integer_value(k)];
@@ -822,9 +824,6 @@ static void unplace_stopped(const char *id, const json_t *fields, void *ud) {
 
 static void place_begin(struct place_new *p) {
   run_begin(&p->r, p->r.s, p->r.now, p->l);
-  p->by_id = json_object();
-  for (size_t k = 0; k < p->r.nn; k++)
-    json_object_set_new(p->by_id, p->r.nis[k].id, json_integer((json_int_t)k));
   for (size_t i = 0; i < p->out->ntx; i++)
     store_tx_each_update(p->out->txs[i], STORE_TASK, unplace_stopped, p);
   p->begun = true;
@@ -870,6 +869,5 @@ void scheduler_place_new(struct store *s, int64_t now_ns, struct orch_out *out,
     store_tx_each_new(out->txs[i], STORE_TASK, place_one, &p);
   if (p.begun)
     run_end(&p.r);
-  json_decref(p.by_id);
   res->took_ns = clock_mono_ns() - t0;
 }
