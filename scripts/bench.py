@@ -35,6 +35,7 @@ Every loop is bounded in count and in wall-clock time; a loop that hits its
 time cap reports what it measured and says so."""
 
 import argparse
+import calendar
 import http.client
 import glob
 import json
@@ -295,6 +296,31 @@ def try_write(sock, node_id, key):
     spec["Labels"] = dict(spec.get("Labels") or {}, **{key: "1"})
     st, _ = once(sock, "POST", "/nodes/%s/update?version=%d" % (node_id, node["Version"]["Index"]), spec)
     return st == 200
+
+
+def log_time(line):
+    """Unix time of a shoald log line (time="...Z"), or None."""
+    m = re.match(r'time="(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z"', line)
+    if not m:
+        return None
+    return calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")) + float(m.group(2) or 0)
+
+
+def first_log_after(lab_dir, hosts, text, since):
+    """(time, host) of the earliest line containing text logged after
+    since by any of hosts, or None."""
+    best = None
+    for h in hosts:
+        try:
+            with open(os.path.join(lab_dir, h, "shoald.log"), errors="replace") as f:
+                for ln in f:
+                    if text in ln:
+                        t = log_time(ln)
+                        if t is not None and t >= since and (best is None or t < best[0]):
+                            best = (t, h)
+        except OSError:
+            pass
+    return best
 
 
 def ha_view(sock):
@@ -1756,22 +1782,25 @@ def main_sim(args):
             rows.append(("%d nodes back -> Ready" % k, "%.1f s" % t_up, ""))
 
         # Failover with the full store: SIGKILL the leader, first write.
-        # The leader of now: an election under load may have moved it.
-        now_leader = None
-        for h in names:
-            now_leader = ha_view(sock[h])[0]
-            if now_leader:
-                break
-        moved = now_leader is not None and now_leader != leader
-        if moved:
+        # The leader of now, as it says itself (an election under load may
+        # have moved it, and another manager's view can lag), found just
+        # before the kill.
+        node_of = {n["Description"]["Hostname"]: n["ID"]
+                   for n in wait_for(nodes_or_none, "a node list", cap=60.0, interval=0.5)[0]}
+
+        def self_leader():
+            for h in names:
+                if ha_view(sock[h])[0] == h:
+                    return h
+            return None
+        now_leader = wait_for(self_leader, "a manager that says it leads", cap=60.0, interval=0.2)[0]
+        if now_leader != leader:
             rows.append(("leader at the failover step", now_leader,
                          "was %s: an election during the run" % leader))
             leader = now_leader
             lpid = lab_pid(args, leader)
         rest = [h for h in names if h != leader]
-        node_of = {n["Description"]["Hostname"]: n["ID"]
-                   for n in wait_for(nodes_or_none, "a node list", cap=60.0, interval=0.5)[0]}
-        t0 = time.monotonic()
+        t0, w0 = time.monotonic(), time.time()
         os.kill(lpid, 9)
         kk = [0]
 
@@ -1780,6 +1809,17 @@ def main_sim(args):
             return try_write(sock[rest[kk[0] % 2]], node_of[rest[0]], "failover.%d" % kk[0])
         _, t_fo = wait_for(accepted, "a write after killing the leader", cap=30.0, interval=0.005)
         rows.append(("failover with the full store (SIGKILL -> write)", "%.2f s" % t_fo, "goal < 2 s"))
+        # Its parts, from the survivors' logs: the election, then the new
+        # leader's first commit.
+        won = first_log_after(args.dir, rest, "this node is the leader", w0)
+        fc = first_log_after(args.dir, rest, "the first entry of term", w0)
+        if won:
+            rows.append(("  of which: SIGKILL -> a new leader", "%.2f s" % (won[0] - w0),
+                         "%s; its first commit %s" % (won[1], "%.2f s later" % (fc[0] - won[0])
+                                                       if fc else "not logged")))
+        else:
+            rows.append(("  of which: SIGKILL -> a new leader", "none logged",
+                         "the figure above is not a failover: %s no longer led" % leader))
 
         # A raft snapshot of the full store: the bench's entries are fewer
         # than the default interval (10,000), so it is lowered to 20 and

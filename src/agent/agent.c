@@ -233,12 +233,21 @@ static void follow_leader_hint(struct agent *a, const char *body) {
   a->backoff_ms = 0;
 }
 
+/* A session message's tasks: the whole list (*full) or the changes;
+ * false when malformed. */
+static bool assignment_parts(const json_t *msg, json_t **tasks, json_t **del,
+                             bool *full) {
+  *full = strcmp(jx_str(msg, "Type", ""), "assignments") == 0;
+  *tasks = json_object_get(msg, *full ? "Tasks" : "Set");
+  *del = *full ? NULL : json_object_get(msg, "Del");
+  return json_is_array(*tasks) && (*full || json_is_array(*del));
+}
+
 json_t *agent_assignments_apply(json_t **assigned, json_t **files,
                                 const json_t *msg) {
-  bool full = strcmp(jx_str(msg, "Type", ""), "assignments") == 0;
-  json_t *tasks = json_object_get(msg, full ? "Tasks" : "Set");
-  json_t *del = json_object_get(msg, "Del");
-  if (!json_is_array(tasks) || (!full && !json_is_array(del)))
+  bool full;
+  json_t *tasks, *del;
+  if (!assignment_parts(msg, &tasks, &del, &full))
     return NULL;
   if (full || !*assigned) {
     json_decref(*assigned);
@@ -273,6 +282,13 @@ json_t *agent_assignments_apply(json_t **assigned, json_t **files,
 /* The callback always gets the whole list, shaped as the full message; a
  * malformed message changes nothing. */
 static void apply_assignments(struct agent *a, const json_t *msg) {
+  if (a->cb.on_assignment_changes) {
+    bool full;
+    json_t *tasks, *del;
+    if (assignment_parts(msg, &tasks, &del, &full))
+      a->cb.on_assignment_changes(a->cb.ud, tasks, del, full);
+    return;
+  }
   json_t *whole = agent_assignments_apply(&a->assigned, &a->files, msg);
   if (whole && a->cb.on_assignments)
     a->cb.on_assignments(a->cb.ud, json_object_get(whole, "Tasks"), whole);

@@ -37,6 +37,15 @@ struct agent_config {
    * and configs they need ({"Secrets": [{ID, Name, Data}], "Configs": [...]}).
    */
   void (*on_assignments)(void *ud, const json_t *tasks, const json_t *files);
+  /* Instead of on_assignments, for an executor that keeps its own copy:
+   * each message's changes as they come. set: tasks new or changed; del:
+   * IDs no longer placed here; whole: set is the complete list (anything
+   * not in it is gone, del is NULL). No files: an executor that needs
+   * secrets or configs uses on_assignments. A node of 100 tasks gets ~100
+   * messages while they start; the whole list each time made the
+   * simulator's nodes quadratic. */
+  void (*on_assignment_changes)(void *ud, const json_t *set, const json_t *del,
+                                bool whole);
   /* This node's ingress endpoint: {Network, Addresses} (its
    * ingress-sbox's attachment). */
   void (*on_ingress)(void *ud, const json_t *attachment);

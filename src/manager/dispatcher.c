@@ -73,6 +73,7 @@ struct dispatcher {
    * failover) costs one computation, not one per change. */
   bool peers_dirty;
   uv_timer_t peers_timer;
+  int64_t peers_cost_ns; /* the last flush's loop time */
   /* peers_snapshot as last computed (NULL: not yet): a new session starts
    * from it, and the next flush sends it what changed since. */
   json_t *peers_snap;
@@ -277,13 +278,51 @@ static void stream_closed(struct http_req *req, void *ud) {
   http_req_release(req);
 }
 
-static void send_line(struct http_req *req, const json_t *msg) {
-  cleanup_free char *line = jx_dump(msg);
+/* msg as one line of the session stream (newly allocated, *len bytes). */
+static char *encode_line(const json_t *msg, size_t *len) {
+  char *line = jx_dump(msg);
   size_t n = strlen(line);
   line = xrealloc(line, n + 2);
   line[n] = '\n';
   line[n + 1] = '\0';
-  http_stream_write(req, line, n + 1);
+  *len = n + 1;
+  return line;
+}
+
+static void send_line(struct http_req *req, const json_t *msg) {
+  size_t n;
+  cleanup_free char *line = encode_line(msg, &n);
+  http_stream_write(req, line, n);
+}
+
+/* A flush sends most sessions the same message (every node that holds
+ * only ingress gets the same peer changes, every node the same mesh
+ * changes): the last message sent is kept encoded, and an equal one is
+ * not encoded again. Encoding was most of a flush's cost at 1,000
+ * nodes. */
+struct line_memo {
+  json_t *msg;
+  char *line;
+  size_t len;
+};
+
+static void send_memo(struct http_req *req, json_t *msg, struct line_memo *m) {
+  if (!m) {
+    send_line(req, msg);
+    return;
+  }
+  if (!m->msg || !json_equal(m->msg, msg)) {
+    free(m->line);
+    json_decref(m->msg);
+    m->msg = json_incref(msg);
+    m->line = encode_line(msg, &m->len);
+  }
+  http_stream_write(req, m->line, m->len);
+}
+
+static void memo_free(struct line_memo *m) {
+  free(m->line);
+  json_decref(m->msg);
 }
 
 void dispatcher_send(struct dispatcher *d, const char *node_id,
@@ -501,10 +540,10 @@ static json_t *mesh_now(struct dispatcher *d) {
 /* {"Type": "mesh", "Reset", "Set": {key: value}, "Del": [key]}: all of it
  * with Reset on a new session, then what changed. */
 static void send_mesh(struct http_req *req, bool reset, const json_t *set,
-                      const json_t *del) {
+                      const json_t *del, struct line_memo *memo) {
   json_t *msg = json_pack("{s:s, s:b, s:O, s:O}", "Type", "mesh", "Reset",
                           reset, "Set", set, "Del", del);
-  send_line(req, msg);
+  send_memo(req, msg, memo);
   json_decref(msg);
 }
 
@@ -512,7 +551,8 @@ static void send_mesh(struct http_req *req, bool reset, const json_t *set,
  * with Reset, on a new session: the node may hold entries from before).
  * changed: peers_changed(prev, snap), used when the base is prev. */
 static void send_peers(struct session *s, json_t *snap, const json_t *prev,
-                       const json_t *changed, bool reset) {
+                       const json_t *changed, bool reset,
+                       struct line_memo *memo) {
   const json_t *base = reset ? NULL : s->peers_base;
   json_t *diff = peers_node_diff(
       base, snap, base && base == prev ? changed : NULL, s->node_id);
@@ -520,7 +560,7 @@ static void send_peers(struct session *s, json_t *snap, const json_t *prev,
     json_t *msg = diff ? diff : json_pack("{s:[], s:[]}", "Add", "Del");
     json_object_set_new(msg, "Type", json_string("peers"));
     json_object_set_new(msg, "Reset", json_boolean(reset));
-    send_line(s->req, msg);
+    send_memo(s->req, msg, memo);
     json_decref(msg);
   }
   json_decref(s->peers_base);
@@ -528,6 +568,7 @@ static void send_peers(struct session *s, json_t *snap, const json_t *prev,
 }
 
 #define PEERS_DELAY_MS 50
+#define PEERS_DELAY_MAX_MS 1000
 
 static void flush_dirty(uv_timer_t *t) {
   struct dispatcher *d = t->data;
@@ -553,6 +594,7 @@ static void flush_peers(uv_timer_t *t) {
   if (!d->peers_dirty)
     return;
   d->peers_dirty = false;
+  int64_t t0 = clock_mono_ns();
   /* One comparison of the snapshots serves every session whose base is
    * the last one: each looks only at the keys that changed on the
    * networks it holds. */
@@ -560,29 +602,42 @@ static void flush_peers(uv_timer_t *t) {
   d->peers_snap = NULL;
   json_t *snap = peers_now(d);
   json_t *changed = prev ? peers_changed(prev, snap) : NULL;
+  struct line_memo memo = {0};
   for (struct session *s = d->sessions; s; s = s->next)
     if (s->req && s->started)
-      send_peers(s, snap, prev, changed, false);
+      send_peers(s, snap, prev, changed, false, &memo);
+  memo_free(&memo);
   json_decref(changed);
   json_decref(prev);
   /* Every session holds d->mesh_sent (sent whole at its start, then
    * each change): one diff serves them all. */
   json_t *mesh = mesh_now(d);
   json_t *diff = d->mesh_sent ? mesh_diff(d->mesh_sent, mesh) : NULL;
+  struct line_memo mesh_memo = {0};
   if (diff)
     for (struct session *s = d->sessions; s; s = s->next)
       if (s->req && s->started)
         send_mesh(s->req, false, json_object_get(diff, "Set"),
-                  json_object_get(diff, "Del"));
+                  json_object_get(diff, "Del"), &mesh_memo);
+  memo_free(&mesh_memo);
   json_decref(diff);
   json_decref(d->mesh_sent);
   d->mesh_sent = mesh;
+  d->peers_cost_ns = clock_mono_ns() - t0;
 }
 
 static void mark_peers(struct dispatcher *d) {
   d->peers_dirty = true;
+  /* A flush writes to every session: at 1,000 nodes coming back, one
+   * each PEERS_DELAY_MS was a third of the leader's loop. Waiting four
+   * times the last flush's cost keeps flushes to a fifth of it. */
+  int64_t wait_ms = 4 * d->peers_cost_ns / NS_PER_MS;
+  if (wait_ms < PEERS_DELAY_MS)
+    wait_ms = PEERS_DELAY_MS;
+  if (wait_ms > PEERS_DELAY_MAX_MS)
+    wait_ms = PEERS_DELAY_MAX_MS;
   if (!uv_is_active((uv_handle_t *)&d->peers_timer))
-    uv_timer_start(&d->peers_timer, flush_peers, PEERS_DELAY_MS, 0);
+    uv_timer_start(&d->peers_timer, flush_peers, (uint64_t)wait_ms, 0);
 }
 
 static void mark_dirty(struct dispatcher *d, const json_t *task) {
@@ -908,11 +963,11 @@ static void start_session(struct dispatcher *d, struct session *s) {
   if (node)
     send_node(d, s->req, node);
   send_assignments(d, s, NULL);
-  send_peers(s, peers_now(d), NULL, NULL, true);
+  send_peers(s, peers_now(d), NULL, NULL, true, NULL);
   if (!d->mesh_sent)
     d->mesh_sent = mesh_now(d);
   json_t *none = json_array();
-  send_mesh(s->req, true, d->mesh_sent, none);
+  send_mesh(s->req, true, d->mesh_sent, none, NULL);
   json_decref(none);
   /* A node that cannot run containers says why: its status message shows
    * it, and the scheduler places nothing there. */

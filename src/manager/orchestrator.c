@@ -1225,46 +1225,74 @@ static int64_t slot_limit(const json_t *svc, int64_t limit) {
  * nothing but add tasks for the free slots, so it is skipped: a large
  * service costs one light scan per run instead of a copy and regrouping
  * of every task (and the history a rescheduling leaves keeps it so). */
-static bool replicated_at_rest(struct store *s, const json_t *svc,
-                               const json_t *tasks, int64_t want, int64_t limit,
+/* replicated_at_rest's walk over a service's tasks. */
+struct rest {
+  struct store *s;
+  struct orch_out *out;
+  int64_t want, version;
+  unsigned char *used;
+  uint32_t *hist; /* history tasks per slot, made when one is met */
+  bool ok;
+};
+
+static void rest_check(json_t *t, void *ud) {
+  struct rest *r = ud;
+  if (!r->ok)
+    return;
+  int64_t slot = jx_int(t, "Slot", 0);
+  if (slot < 1 || slot > r->want || json_object_get(t, "_Start")) {
+    r->ok = false;
+    return;
+  }
+  enum task_state desired = task_desired(t);
+  if (desired == TS_SHUTDOWN) {
+    if (!r->hist)
+      r->hist = xcalloc((size_t)r->want + 1, sizeof *r->hist);
+    r->hist[slot]++;
+    return;
+  }
+  if (desired != TS_RUNNING || task_state(t) > TS_RUNNING || r->used[slot] ||
+      jx_int(t, "_SpecVersion", -1) != r->version) {
+    r->ok = false;
+    return;
+  }
+  const char *nid = jx_str(t, "NodeID", "");
+  if (*nid && orch_node_unfit(r->out, r->s, nid)) {
+    r->ok = false;
+    return;
+  }
+  r->used[slot] = 1;
+}
+
+/* tasks NULL: the service's tasks in the store, walked unsorted (order
+ * does not matter here, and a new leader's pass sorted 100,000 tasks to
+ * find most services at rest). */
+static bool replicated_at_rest(struct store *s, struct orch_out *out,
+                               const json_t *svc, const json_t *tasks,
+                               int64_t want, int64_t limit,
                                unsigned char *used) {
   if (update_under_way(svc))
     return false;
-  int64_t version = service_spec_version(svc);
+  struct rest r = {.s = s,
+                   .out = out,
+                   .want = want,
+                   .version = service_spec_version(svc),
+                   .used = used,
+                   .ok = true};
   limit = slot_limit(svc, limit);
-  uint32_t *hist = NULL; /* history tasks per slot, made when one is met */
-  bool ok = true;
-  size_t i;
-  json_t *t;
-  json_array_foreach(tasks, i, t) {
-    int64_t slot = jx_int(t, "Slot", 0);
-    if (slot < 1 || slot > want || json_object_get(t, "_Start")) {
-      ok = false;
-      break;
-    }
-    if (task_desired(t) == TS_SHUTDOWN) {
-      if (!hist)
-        hist = xcalloc((size_t)want + 1, sizeof *hist);
-      hist[slot]++;
-      continue;
-    }
-    if (task_desired(t) != TS_RUNNING || task_state(t) > TS_RUNNING ||
-        used[slot] || jx_int(t, "_SpecVersion", -1) != version) {
-      ok = false;
-      break;
-    }
-    const char *nid = jx_str(t, "NodeID", "");
-    if (*nid && node_invalid(store_get(s, STORE_NODE, nid))) {
-      ok = false;
-      break;
-    }
-    used[slot] = 1;
+  if (tasks) {
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t) rest_check(t, &r);
+  } else {
+    store_each_by(s, STORE_TASKS_BY_SERVICE, jx_str(svc, "ID", ""), rest_check,
+                  &r);
   }
-  for (int64_t k = 1; ok && hist && k <= want; k++)
-    if (hist[k] && (!used[k] || (limit >= 0 && 1 + hist[k] > limit)))
-      ok = false;
-  free(hist);
-  return ok;
+  for (int64_t k = 1; r.ok && r.hist && k <= want; k++)
+    if (r.hist[k] && (!used[k] || (limit >= 0 && 1 + r.hist[k] > limit)))
+      r.ok = false;
+  free(r.hist);
+  return r.ok;
 }
 
 /* New tasks for the lowest free slots of a service at rest. */
@@ -1289,6 +1317,7 @@ static void fill_free_slots(const json_t *svc, const unsigned char *used,
   orch_out_add(out, tx);
 }
 
+/* tasks: the service's in store order, or NULL to read them when needed. */
 static void run_service(struct store *s, int64_t now_ns, struct orch_out *out,
                         const json_t *svc, const json_t *tasks, int64_t limit) {
   bool replicated =
@@ -1298,7 +1327,7 @@ static void run_service(struct store *s, int64_t now_ns, struct orch_out *out,
     if (want < 0)
       want = 0;
     unsigned char *used = xcalloc((size_t)want + 1, 1);
-    bool rest = replicated_at_rest(s, svc, tasks, want, limit, used);
+    bool rest = replicated_at_rest(s, out, svc, tasks, want, limit, used);
     if (rest)
       fill_free_slots(svc, used, want, now_ns, out);
     free(used);
@@ -1310,6 +1339,11 @@ static void run_service(struct store *s, int64_t now_ns, struct orch_out *out,
    * next pass. */
   int64_t spare = out->budget > ORCH_TX_MAX ? out->budget - ORCH_TX_MAX : 0;
   out->budget -= spare;
+  cleanup_json json_t *listed =
+      tasks ? NULL
+            : store_list_by(s, STORE_TASKS_BY_SERVICE, jx_str(svc, "ID", ""));
+  if (!tasks)
+    tasks = listed;
   struct work w;
   work_init(&w, s, now_ns, out, svc);
   size_t j;
@@ -1551,15 +1585,16 @@ int orchestrator_run_services(struct store *s, int64_t now_ns,
       break;
     }
     json_t *svc = store_get(s, STORE_SERVICE, sid);
-    json_t *tasks = store_list_by(s, STORE_TASKS_BY_SERVICE, sid);
     bool more = out->more;
     out->more = false;
     out->next_wakeup_ns = 0;
-    if (svc)
-      run_service(s, now_ns, out, svc, tasks, limit);
-    else if (*sid)
+    if (svc) {
+      run_service(s, now_ns, out, svc, NULL, limit);
+    } else if (*sid) {
+      cleanup_json json_t *tasks =
+          store_list_by(s, STORE_TASKS_BY_SERVICE, sid);
       run_orphans(tasks, out);
-    json_decref(tasks);
+    }
     if (out->next_wakeup_ns > 0) {
       if (wake)
         json_object_set_new(wake, sid, json_true());

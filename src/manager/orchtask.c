@@ -18,10 +18,12 @@ static const char *const state_names[] = {
     [TS_ORPHANED] = "orphaned",
 };
 
+/* Called for every task in every pass and on every status report: the
+ * first letter rules out most names before a strcmp. */
 enum task_state task_state_parse(const char *s) {
-  if (s)
+  if (s && *s)
     for (size_t i = 0; i < ARRAY_SIZE(state_names); i++)
-      if (strcmp(s, state_names[i]) == 0)
+      if (state_names[i][0] == s[0] && strcmp(s, state_names[i]) == 0)
         return (enum task_state)i;
   return TS_NEW;
 }
@@ -67,6 +69,8 @@ void orch_out_init(struct orch_out *o) {
 }
 
 void orch_out_free(struct orch_out *o) {
+  json_decref(o->node_fit);
+  o->node_fit = NULL;
   for (size_t i = 0; i < o->ntx; i++)
     store_tx_free(o->txs[i]);
   free(o->txs);
@@ -169,6 +173,18 @@ json_t *task_new(struct orch_out *o, const json_t *svc, int64_t slot,
                           json_sprintf("%s.%lld", sname, (long long)slot));
   }
   return t;
+}
+
+bool orch_node_unfit(struct orch_out *o, struct store *s,
+                     const char *node_id) {
+  if (!o->node_fit)
+    o->node_fit = json_object();
+  json_t *fit = json_object_get(o->node_fit, node_id);
+  if (fit)
+    return !json_is_true(fit);
+  bool unfit = node_invalid(store_get(s, STORE_NODE, node_id));
+  json_object_set_new(o->node_fit, node_id, json_boolean(!unfit));
+  return unfit;
 }
 
 bool node_invalid(const json_t *node) {

@@ -106,7 +106,13 @@ static int run(struct nft *n, const char *cmd, sh_err *err) {
   int self;
   if (enter(n, &self, err) < 0)
     return -1;
+  /* libnftables makes its socket again when a dump is interrupted (the
+   * ruleset changed meanwhile), and that one too it waits on with
+   * select(2): the reserve's low numbers are free while it runs. One
+   * leader abort()ed in FD_SET with 1,000 sessions open. */
+  lowfd_begin();
   int rc = nft_run_cmd_from_buffer(n->ctx, cmd);
+  lowfd_end();
   leave(self);
   if (rc != 0) {
     const char *e = nft_ctx_get_error_buffer(n->ctx);

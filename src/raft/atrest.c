@@ -17,7 +17,9 @@
  * The first 32 bytes are the GCM additional data. */
 #include "raft/internal.h"
 
+#include "core/clock.h"
 #include "core/err.h"
+#include "core/log.h"
 #include "core/util.h"
 
 #include <openssl/evp.h>
@@ -27,6 +29,8 @@
 #include <string.h>
 
 #define SEAL_MAGIC "shoalAE1"
+/* Half the default election timeout. */
+#define SLOW_WRITE_MS 300.0
 #define SEAL_HDR 48
 #define SEAL_AAD 32
 #define SEAL_TAG_OFF 32
@@ -193,6 +197,8 @@ struct sealed_append {
   raft_io_append_cb cb;
   struct raft_entry *ents;
   unsigned n;
+  size_t bytes;
+  int64_t t0;
 };
 
 static void sealed_append_free(struct sealed_append *s) {
@@ -206,6 +212,12 @@ static void ar_append_done(struct raft_io_append *req, int status) {
   struct sealed_append *s = req->data;
   struct raft_io_append *orig = s->orig;
   raft_io_append_cb cb = s->cb;
+  /* A commit waits for its write: a slow disk shows as slow writes and
+   * missed heartbeats, and only this line says which. */
+  double ms = (double)(clock_mono_ns() - s->t0) / NS_PER_MS;
+  if (ms >= SLOW_WRITE_MS)
+    log_warn("raft: writing %u entries (%zu bytes) to the log took %.0f ms",
+             s->n, s->bytes, ms);
   sealed_append_free(s);
   cb(orig, status);
 }
@@ -219,7 +231,9 @@ static int ar_append(struct raft_io *io, struct raft_io_append *req,
   s->orig = req;
   s->cb = cb;
   s->req.data = s;
+  s->t0 = clock_mono_ns();
   for (unsigned i = 0; i < n; i++) {
+    s->bytes += entries[i].buf.len;
     s->ents[i].term = entries[i].term;
     s->ents[i].type = entries[i].type;
     int rv = atrest_seal(ar->dek, &entries[i].buf, 1, &s->ents[i].buf);

@@ -114,6 +114,9 @@ struct raftnode {
   uv_timer_t kick;  /* first poll right after start; close sequencing */
   bool started, closing, was_leader;
   raft_id known_leader; /* last leader seen, for the log */
+  /* When this node became leader, until its first entry commits: a
+   * failover's time is the election plus that (the log says both). */
+  int64_t led_since_ns;
   raftnode_leader_fn on_leader;
   void *leader_ud;
 
@@ -442,6 +445,7 @@ static void check_leader(struct raftnode *rn) {
   if (now == rn->was_leader)
     return;
   rn->was_leader = now;
+  rn->led_since_ns = now ? clock_mono_ns() : 0;
   memset(rn->heard, 0, sizeof rn->heard); /* a new term: hear afresh */
   if (rn->on_leader)
     rn->on_leader(rn->leader_ud, now);
@@ -846,6 +850,13 @@ static void apply_done(struct raft_apply *req, int status, void *result) {
   int rc = 0;
   if (status == 0 && result == rn) {
     io_outcome(rn, false, NULL);
+    if (rn->led_since_ns) {
+      log_info("raft: the first entry of term %llu committed %.0f ms after "
+               "this node became leader",
+               (unsigned long long)rn->raft.current_term,
+               (double)(clock_mono_ns() - rn->led_since_ns) / NS_PER_MS);
+      rn->led_since_ns = 0;
+    }
     rc = rn->verdict_rc < 0 ? -1 : 0;
     if (rc < 0)
       e = rn->verdict_err;

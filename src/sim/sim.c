@@ -51,10 +51,6 @@ struct sim_task {
   uint8_t phase;
   bool assigned, job;
   char id[ID_LEN + 1];
-  /* The task object last applied (a reference): the agent hands over its
-   * whole list on every change and keeps unchanged tasks' objects, so
-   * the same pointer means nothing new for this task. */
-  json_t *seen;
 };
 
 struct sim_node {
@@ -317,7 +313,6 @@ static void task_free(struct sim_task *t) {
   struct sim *s = t->n->s;
   heap_remove(s, t);
   s->count[t->phase]--;
-  json_decref(t->seen);
   free(t);
 }
 
@@ -369,29 +364,8 @@ static void apply(struct sim_task *t, const json_t *task, bool added) {
   report(t, "shutdown", "shutdown", NULL);
 }
 
-static void on_assignments(void *ud, const json_t *tasks, const json_t *files) {
-  struct sim_node *n = ud;
-  for (size_t i = 0; i < n->nt; i++)
-    n->tv[i]->assigned = false;
-  size_t i;
-  json_t *task;
-  json_array_foreach(tasks, i, task) {
-    const char *id = jx_str(task, "ID", "");
-    if (strlen(id) != ID_LEN)
-      continue;
-    bool found;
-    size_t pos = task_pos(n, id, &found);
-    struct sim_task *t = found ? n->tv[pos] : task_add(n, pos, id);
-    t->assigned = true;
-    /* A node of 100 tasks gets ~100 changes while they start: applying
-     * the whole list each time was a tenth of the simulator's CPU. */
-    if (found && t->seen == task)
-      continue;
-    json_decref(t->seen);
-    t->seen = json_incref((json_t *)task);
-    apply(t, task, !found);
-  }
-  /* Tasks no longer assigned are forgotten (their container is gone). */
+/* Forgets the tasks not marked assigned (their container is gone). */
+static void drop_unassigned(struct sim_node *n) {
   size_t k = 0;
   for (size_t j = 0; j < n->nt; j++) {
     if (n->tv[j]->assigned)
@@ -400,6 +374,34 @@ static void on_assignments(void *ud, const json_t *tasks, const json_t *files) {
       task_free(n->tv[j]);
   }
   n->nt = k;
+}
+
+static void on_assignment_changes(void *ud, const json_t *set,
+                                  const json_t *del, bool whole) {
+  struct sim_node *n = ud;
+  size_t i;
+  json_t *task;
+  bool found;
+  if (whole) {
+    for (size_t j = 0; j < n->nt; j++)
+      n->tv[j]->assigned = false;
+  }
+  json_array_foreach(del, i, task) {
+    size_t pos = task_pos(n, json_string_value(task) ?: "", &found);
+    if (found)
+      n->tv[pos]->assigned = false;
+  }
+  json_array_foreach(set, i, task) {
+    const char *id = jx_str(task, "ID", "");
+    if (strlen(id) != ID_LEN)
+      continue;
+    size_t pos = task_pos(n, id, &found);
+    struct sim_task *t = found ? n->tv[pos] : task_add(n, pos, id);
+    t->assigned = true;
+    apply(t, task, !found);
+  }
+  if (whole || json_array_size(del) > 0)
+    drop_unassigned(n);
 }
 
 /* ---- nodes ---- */
@@ -521,7 +523,7 @@ static void start_node(struct sim_node *n) {
       .description = desc,
       .on_ready = on_ready,
       .on_managers = on_managers,
-      .on_assignments = on_assignments,
+      .on_assignment_changes = on_assignment_changes,
       .on_logs = on_logs,
       .on_rejected = on_rejected,
       .ud = n,

@@ -277,27 +277,38 @@ void store_each_by(struct store *s, enum store_index ix, const char *key,
   json_object_foreach(bucket(s, ix, key), id, v) fn(v, ud);
 }
 
-/* Adds (obj) or removes (obj NULL) object id of kind k under the values
- * `from` has, in every index over k. */
-static void index_update(json_t **idx, enum store_kind k, const char *id,
-                         const json_t *from, json_t *obj) {
+/* Moves object id of kind k in every index over k from where old has it
+ * to where cur has it (old NULL: added; cur NULL: removed). An index whose
+ * key did not change gets the new version in place: a status report
+ * changes one or two of a task's eight keys, and taking it out of each
+ * bucket to put it back was a sixth of a follower's apply. */
+static void index_move(json_t **idx, enum store_kind k, const char *id,
+                       const json_t *old, json_t *cur) {
   for (int i = 0; i < STORE_NINDEXES; i++) {
     if (index_defs[i].kind != k)
       continue;
-    const char *key = store_index_key((enum store_index)i, from);
-    if (!key)
+    const char *ok = store_index_key((enum store_index)i, old);
+    const char *nk = store_index_key((enum store_index)i, cur);
+    json_t *same = ok && nk && strcmp(ok, nk) == 0
+                       ? json_object_get(idx[i], nk)
+                       : NULL;
+    if (same) {
+      json_object_set(same, id, cur);
       continue;
-    json_t *b = json_object_get(idx[i], key);
-    if (obj) {
-      if (!b) {
-        b = json_object();
-        json_object_set_new(idx[i], key, b);
-      }
-      json_object_set(b, id, obj);
-    } else if (b) {
+    }
+    json_t *b = ok ? json_object_get(idx[i], ok) : NULL;
+    if (b) {
       json_object_del(b, id);
       if (json_object_size(b) == 0)
-        json_object_del(idx[i], key); /* no empty buckets pile up */
+        json_object_del(idx[i], ok); /* no empty buckets pile up */
+    }
+    if (nk) {
+      b = json_object_get(idx[i], nk);
+      if (!b) {
+        b = json_object();
+        json_object_set_new(idx[i], nk, b);
+      }
+      json_object_set(b, id, cur);
     }
   }
 }
@@ -878,10 +889,7 @@ int store_apply_doc(struct store *s, json_t *doc, bool shared, uint64_t index,
     if (e->old == e->cur)
       continue; /* created and deleted in the same transaction, or a
                    report that recorded nothing */
-    if (e->old)
-      index_update(s->idx, e->kind, e->id, e->old, NULL);
-    if (e->cur)
-      index_update(s->idx, e->kind, e->id, e->cur, e->cur);
+    index_move(s->idx, e->kind, e->id, e->old, e->cur);
     if (e->cur) {
       json_object_set(s->objs[e->kind], e->id, e->cur);
       const char *n = unique_names(e->kind) ? obj_name(e->kind, e->cur) : NULL;
@@ -969,7 +977,7 @@ int store_restore(struct store *s, const char *data, size_t len, sh_err *err) {
         goto out;
       }
       json_object_set(nobjs[k], id, o);
-      index_update(nidx, k, id, o, o);
+      index_move(nidx, k, id, NULL, o);
       const char *n = unique_names(k) ? obj_name(k, o) : NULL;
       if (n)
         json_object_set_new(nnames[k], n, json_string(id));

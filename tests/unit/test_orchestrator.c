@@ -1044,3 +1044,16 @@ TEST(orch_node_down_during_update_uses_the_full_run) {
   json_decref(l);
   fx_free(&f);
 }
+
+TEST(orch_task_state_names_parse_back) {
+  for (int i = TS_NEW; i <= TS_ORPHANED; i++)
+    CHECK_INT_EQ(task_state_parse(task_state_name((enum task_state)i)), i);
+  /* Names sharing a first letter, and near misses, are not confused. */
+  CHECK_INT_EQ(task_state_parse("rejected"), TS_REJECTED);
+  CHECK_INT_EQ(task_state_parse("remove"), TS_REMOVE);
+  CHECK_INT_EQ(task_state_parse("runnin"), TS_NEW);
+  CHECK_INT_EQ(task_state_parse("runningx"), TS_NEW);
+  CHECK_INT_EQ(task_state_parse("Running"), TS_NEW);
+  CHECK_INT_EQ(task_state_parse(""), TS_NEW);
+  CHECK_INT_EQ(task_state_parse(NULL), TS_NEW);
+}
