@@ -43,10 +43,12 @@ int orchestrator_run(struct store *s, int64_t now_ns, struct orch_out *out);
  * orphans. Each service done with is removed from service_ids; those the
  * budget ran out on stay (and out->more is set). The IDs of services that
  * asked for a wakeup are added to wake (when not NULL). The cost is that
- * of the services named, not of the store. */
+ * of the services named, not of the store. rest (when not NULL) keeps
+ * which replicated services their last run found at rest (ID -> true),
+ * for orchestrator_touched. */
 int orchestrator_run_services(struct store *s, int64_t now_ns,
                               struct orch_out *out, json_t *service_ids,
-                              json_t *wake);
+                              json_t *wake, json_t *rest);
 
 /* A key of touched that names a node, not a service: ORCH_NODE_KEY + ID. */
 #define ORCH_NODE_KEY "node:"
@@ -61,9 +63,13 @@ int orchestrator_run_services(struct store *s, int64_t now_ns,
  * directly, in batches larger than ORCH_BATCH, leaving only the others'
  * services to a full run; *full
  * is set when every service must be looked at (a restore: n == 0; a
- * cluster change). */
+ * cluster change). Quiet changes touch nothing: a task stepping forward
+ * on its way to running, and (with rest, orchestrator_run_services') the
+ * status report of a history task of a service at rest: the verdict
+ * counts history tasks by slot whatever their state, so it stands. */
 void orchestrator_touched(struct store *s, const struct store_change *ch,
-                          size_t n, json_t *touched, bool *full);
+                          size_t n, json_t *touched, bool *full,
+                          const json_t *rest);
 /* Adds every service and every task's ServiceID (tasks of removed
  * services) to touched: a full pass. */
 void orchestrator_touch_all(struct store *s, json_t *touched);

@@ -33,6 +33,7 @@ struct reconciler {
   json_t *touched;
   bool full;
   json_t *wake;            /* services that asked for a wakeup */
+  json_t *rest; /* replicated services their last run found at rest */
   int64_t wake_at;         /* when the wakeup timer fires (0: not set) */
   bool alloc_dirty;        /* something the allocator looks at changed */
   struct sched_load *load; /* the scheduler's node loads (every manager) */
@@ -64,6 +65,7 @@ static void maybe_free(struct reconciler *r) {
   if (r->stopped && r->closing == 0 && r->inflight == 0) {
     json_decref(r->touched);
     json_decref(r->wake);
+    json_decref(r->rest);
     sched_load_free(r->load);
     free(r);
   }
@@ -83,7 +85,7 @@ static void on_change(const struct store_change *ch, size_t n, uint64_t index,
     kick(r); /* sets dirty; becoming leader starts with a full pass */
     return;
   }
-  orchestrator_touched(r->m->store, ch, n, r->touched, &r->full);
+  orchestrator_touched(r->m->store, ch, n, r->touched, &r->full, r->rest);
   if (n == 0)
     r->alloc_dirty = true;
   for (size_t i = 0; i < n && !r->alloc_dirty; i++) {
@@ -174,9 +176,10 @@ static void run(struct reconciler *r) {
     r->batching = false;
     if (r->full) {
       r->full = false;
+      json_object_clear(r->rest); /* every service runs again */
       orchestrator_touch_all(s, r->touched);
     }
-    orchestrator_run_services(s, now, &out, r->touched, r->wake);
+    orchestrator_run_services(s, now, &out, r->touched, r->wake, r->rest);
     /* The tasks it makes go in already placed: one commit for a batch
      * of new tasks, not one to create them and one to place them. */
     scheduler_place_new(s, now, &out, r->load, PLACE_NEW_MS * NS_PER_MS,
@@ -238,6 +241,7 @@ struct reconciler *reconciler_new(struct manager *m) {
   r->kick.data = r->wakeup.data = r;
   r->touched = json_object();
   r->wake = json_object();
+  r->rest = json_object();
   r->load = sched_load_new();
   r->watch_id = store_watch(m->store, on_change, r);
   return r;
@@ -255,6 +259,7 @@ void reconciler_set_leader(struct reconciler *r, bool leader) {
     r->wake_at = 0;
     json_object_clear(r->touched);
     json_object_clear(r->wake);
+    json_object_clear(r->rest);
   }
 }
 

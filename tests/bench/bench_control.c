@@ -336,8 +336,8 @@ int main(int argc, char **argv) {
     json_t *touched = json_object();
     bool full = false;
     t0 = cpu_ns();
-    orchestrator_touched(st, &ch, 1, touched, &full);
-    orchestrator_run_services(st, now, &o, touched, NULL);
+    orchestrator_touched(st, &ch, 1, touched, &full, NULL);
+    orchestrator_run_services(st, now, &o, touched, NULL, NULL);
     v[i] = cpu_ns() - t0;
     json_decref(touched);
     orch_out_free(&o);

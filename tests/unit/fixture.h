@@ -31,7 +31,7 @@ struct fx {
   /* The orchestrator runs as the leader's reconciler runs it: on the
    * services the changes since its last run touched (and those waiting
    * for a time); fx_converge then checks a full pass finds nothing left. */
-  json_t *touched, *wake;
+  json_t *touched, *wake, *rest;
   bool full;
   /* The scheduler's node loads, kept from the changes as the reconciler
    * keeps them; fx_sched checks each run against a fresh count. */
@@ -48,7 +48,7 @@ static inline void fx_on_change(const struct store_change *ch, size_t n,
                                 uint64_t index, void *ud) {
   struct fx *f = ud;
   sched_load_follow(f->load, f->s, ch, n);
-  orchestrator_touched(f->s, ch, n, f->touched, &f->full);
+  orchestrator_touched(f->s, ch, n, f->touched, &f->full, f->rest);
 }
 
 static inline void fx_new_id(char out[ID_LEN + 1], void *ud) {
@@ -88,6 +88,7 @@ static inline void fx_init(struct fx *f, int64_t history_limit) {
   f->now = FX_T0;
   f->touched = json_object();
   f->wake = json_object();
+  f->rest = json_object();
   f->load = sched_load_new();
   store_watch(f->s, fx_on_change, f);
   fx_put(f, STORE_CLUSTER,
@@ -105,7 +106,8 @@ static inline void fx_free(struct fx *f) {
   f->s = NULL;
   json_decref(f->touched);
   json_decref(f->wake);
-  f->touched = f->wake = NULL;
+  json_decref(f->rest);
+  f->touched = f->wake = f->rest = NULL;
   sched_load_free(f->load);
   f->load = NULL;
 }
@@ -229,13 +231,15 @@ static inline int fx_orch(struct fx *f) {
   orch_out_init(&o);
   o.new_id = f->new_id ? f->new_id : fx_new_id;
   o.id_ud = f;
-  if (f->full)
+  if (f->full) {
     orchestrator_touch_all(f->s, f->touched);
+    json_object_clear(f->rest);
+  }
   f->full = false;
   /* Running a waiting service before its time changes nothing (a pure
    * function of the store and the time): every run includes them. */
   json_object_update(f->touched, f->wake);
-  orchestrator_run_services(f->s, f->now, &o, f->touched, f->wake);
+  orchestrator_run_services(f->s, f->now, &o, f->touched, f->wake, f->rest);
   /* As the reconciler: the new tasks go in placed. */
   struct sched_placed placed;
   if (!f->no_place_new)

@@ -1057,3 +1057,58 @@ TEST(orch_task_state_names_parse_back) {
   CHECK_INT_EQ(task_state_parse(""), TS_NEW);
   CHECK_INT_EQ(task_state_parse(NULL), TS_NEW);
 }
+
+/* Slot 1's task desired shutdown, still running (a history task whose
+ * node has not stopped it yet); its ID in id. */
+static void stop_slot1(struct fx *f, char id[ID_LEN + 1]) {
+  json_t *l = fx_tasks(f, "svc1", "running", "running");
+  size_t i;
+  json_t *t;
+  json_array_foreach(l, i, t) {
+    if (jx_int(t, "Slot", 0) != 1)
+      continue;
+    snprintf(id, ID_LEN + 1, "%s", jx_str(t, "ID", ""));
+    json_t *next = json_deep_copy(t);
+    json_object_set_new(next, "DesiredState", json_string("shutdown"));
+    fx_put(f, STORE_TASK, next, jx_int(t, "Version.Index", 0));
+  }
+  json_decref(l);
+}
+
+TEST(orch_history_reports_touch_only_services_not_at_rest) {
+  char b[512], old[ID_LEN + 1] = "";
+  /* Within the history limit: the service is at rest with the stopped
+   * task in slot 1's history, and that task reporting its end cannot
+   * change it, so it touches nothing. */
+  cleanup_fx struct fx f = {0};
+  fx_init(&f, 5);
+  three_nodes(&f);
+  fx_service(&f, "svc1", web(b, sizeof b, 2, NULL, NULL));
+  fx_converge(&f, true);
+  stop_slot1(&f, old);
+  CHECK(*old);
+  fx_converge(&f, false);
+  CHECK(json_is_true(json_object_get(f.rest, "svc1")));
+  CHECK_INT_EQ(slot_count(&f, 1), 2);
+  json_object_clear(f.touched);
+  fx_task_state(&f, old, "shutdown");
+  CHECK(json_object_get(f.touched, "svc1") == NULL);
+  fx_free(&f);
+
+  /* Over it (a limit of 1 keeps no history): not at rest, so the report
+   * touches the service, and its run removes the ended task. */
+  fx_init(&f, 1);
+  three_nodes(&f);
+  fx_service(&f, "svc1", web(b, sizeof b, 2, NULL, NULL));
+  fx_converge(&f, true);
+  stop_slot1(&f, old);
+  fx_converge(&f, false);
+  CHECK(json_object_get(f.rest, "svc1") == NULL);
+  CHECK_INT_EQ(slot_count(&f, 1), 2);
+  json_object_clear(f.touched);
+  fx_task_state(&f, old, "shutdown");
+  CHECK(json_is_true(json_object_get(f.touched, "svc1")));
+  fx_converge(&f, false);
+  CHECK_INT_EQ(slot_count(&f, 1), 1);
+  CHECK(store_get(f.s, STORE_TASK, old) == NULL);
+}

@@ -407,7 +407,7 @@ TEST(sched_new_tasks_left_pending_past_the_budget) {
   o.new_id = fx_new_id;
   o.id_ud = &f;
   orchestrator_touch_all(f.s, f.touched);
-  orchestrator_run_services(f.s, f.now, &o, f.touched, f.wake);
+  orchestrator_run_services(f.s, f.now, &o, f.touched, f.wake, f.rest);
   struct sched_placed placed;
   scheduler_place_new(f.s, f.now, &o, f.load, 0, &placed);
   /* The first decides the run's start; none after it is within 0 ns. */
