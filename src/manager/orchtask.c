@@ -175,8 +175,7 @@ json_t *task_new(struct orch_out *o, const json_t *svc, int64_t slot,
   return t;
 }
 
-bool orch_node_unfit(struct orch_out *o, struct store *s,
-                     const char *node_id) {
+bool orch_node_unfit(struct orch_out *o, struct store *s, const char *node_id) {
   if (!o->node_fit)
     o->node_fit = json_object();
   json_t *fit = json_object_get(o->node_fit, node_id);

@@ -32,10 +32,10 @@ struct reconciler {
    * on becoming leader, on a cluster change). */
   json_t *touched;
   bool full;
-  json_t *wake;            /* services that asked for a wakeup */
-  json_t *rest; /* replicated services their last run found at rest */
-  int64_t wake_at;         /* when the wakeup timer fires (0: not set) */
-  bool alloc_dirty;        /* something the allocator looks at changed */
+  json_t *wake;     /* services that asked for a wakeup */
+  json_t *rest;     /* replicated services their last run found at rest */
+  int64_t wake_at;  /* when the wakeup timer fires (0: not set) */
+  bool alloc_dirty; /* something the allocator looks at changed */
   struct sched_load *load; /* the scheduler's node loads (every manager) */
 };
 

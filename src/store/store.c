@@ -289,9 +289,8 @@ static void index_move(json_t **idx, enum store_kind k, const char *id,
       continue;
     const char *ok = store_index_key((enum store_index)i, old);
     const char *nk = store_index_key((enum store_index)i, cur);
-    json_t *same = ok && nk && strcmp(ok, nk) == 0
-                       ? json_object_get(idx[i], nk)
-                       : NULL;
+    json_t *same =
+        ok && nk && strcmp(ok, nk) == 0 ? json_object_get(idx[i], nk) : NULL;
     if (same) {
       json_object_set(same, id, cur);
       continue;
