@@ -1685,6 +1685,16 @@ static bool quiet_history(struct store *s, const struct store_change *c,
   return svc && !update_under_way(svc);
 }
 
+/* A node usable again with nothing else changed (back from down): its
+ * tasks are history (replaced when it went) or ran on, which their
+ * services' verdicts already counted, so only global services care. 100
+ * nodes coming back each re-ran every service with a task there. */
+static bool node_returned(const struct store_change *c) {
+  return c->old_obj && c->new_obj && node_invalid(c->old_obj) &&
+         !node_invalid(c->new_obj) && same_at(c->old_obj, c->new_obj, "Spec") &&
+         same_at(c->old_obj, c->new_obj, "Description");
+}
+
 static bool node_relevant(const struct store_change *c) {
   return !c->old_obj || !c->new_obj ||
          !same_at(c->old_obj, c->new_obj, "Spec") ||
@@ -1725,7 +1735,7 @@ void orchestrator_touched(struct store *s, const struct store_change *ch,
         char key[128];
         snprintf(key, sizeof key, "%s%s", ORCH_NODE_KEY, c->id);
         json_object_set_new(touched, key, json_true());
-      } else {
+      } else if (!node_returned(c)) {
         store_each_by(s, STORE_TASKS_BY_NODE, c->id, touch_each, touched);
       }
       cleanup_json json_t *svcs = store_list(s, STORE_SERVICE);

@@ -1112,3 +1112,39 @@ TEST(orch_history_reports_touch_only_services_not_at_rest) {
   CHECK_INT_EQ(slot_count(&f, 1), 1);
   CHECK(store_get(f.s, STORE_TASK, old) == NULL);
 }
+
+TEST(orch_node_back_touches_only_global_services) {
+  cleanup_fx struct fx f = {0};
+  fx_init(&f, 5);
+  three_nodes(&f);
+  char b[512];
+  fx_service(&f, "svc1",
+             web(b, sizeof b, 3, ",\"RestartPolicy\":{\"Delay\":0}", NULL));
+  fx_service(&f, "glob",
+             "{\"Name\":\"glob\",\"TaskTemplate\":{\"ContainerSpec\":{"
+             "\"Image\":\"busybox\"}},\"Mode\":{\"Global\":{}}}");
+  fx_converge(&f, true);
+  fx_set(&f, STORE_NODE, "node2", "Status.State", json_string("down"));
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_on_node(&f, "svc1", "node2"), 0);
+  json_object_clear(f.touched);
+  fx_set(&f, STORE_NODE, "node2", "Status.State", json_string("ready"));
+  /* svc1's task there is history: nothing to decide. The global service
+   * gets its task back on the node. */
+  CHECK(json_object_get(f.touched, "svc1") == NULL);
+  CHECK(json_is_true(json_object_get(f.touched, "glob")));
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "running", "running"), 3);
+  CHECK_INT_EQ(fx_on_node(&f, "glob", "node2"), 1);
+
+  /* A node whose labels change while it comes back is looked at whole. */
+  fx_set(&f, STORE_NODE, "node2", "Status.State", json_string("down"));
+  fx_converge(&f, true);
+  json_object_clear(f.touched);
+  json_t *next = json_deep_copy(store_get(f.s, STORE_NODE, "node2"));
+  jx_set(next, "Status.State", json_string("ready"));
+  jx_set(next, "Spec.Labels", json_pack("{s:s}", "disk", "ssd"));
+  fx_put(&f, STORE_NODE, next,
+         jx_int(store_get(f.s, STORE_NODE, "node2"), "Version.Index", 0));
+  CHECK(json_is_true(json_object_get(f.touched, "svc1")));
+}
