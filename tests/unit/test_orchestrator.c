@@ -353,13 +353,19 @@ TEST(orch_restart_window) {
   fx_free(&f);
 }
 
+/* Three nodes and svc1 with replicas restarting at once. */
+static void svc1_no_delay(struct fx *f, int64_t history_limit, int replicas) {
+  char b[512];
+  fx_init(f, history_limit);
+  three_nodes(f);
+  fx_service(
+      f, "svc1",
+      web(b, sizeof b, replicas, ",\"RestartPolicy\":{\"Delay\":0}", NULL));
+}
+
 TEST(orch_history_bounded_by_retention_limit) {
   cleanup_fx struct fx f = {0};
-  fx_init(&f, 3);
-  three_nodes(&f);
-  char b[512];
-  fx_service(&f, "svc1",
-             web(b, sizeof b, 2, ",\"RestartPolicy\":{\"Delay\":0}", NULL));
+  svc1_no_delay(&f, 3, 2);
   fx_converge(&f, true);
   for (int i = 0; i < 6; i++) {
     f.now += NS_PER_SEC;
@@ -377,10 +383,7 @@ TEST(orch_history_bounded_by_retention_limit) {
   fx_free(&f);
 
   /* -1: never clean up. */
-  fx_init(&f, -1);
-  three_nodes(&f);
-  fx_service(&f, "svc1",
-             web(b, sizeof b, 1, ",\"RestartPolicy\":{\"Delay\":0}", NULL));
+  svc1_no_delay(&f, -1, 1);
   fx_converge(&f, true);
   for (int i = 0; i < 7; i++) {
     f.now += NS_PER_SEC;
@@ -1115,11 +1118,7 @@ TEST(orch_history_reports_touch_only_services_not_at_rest) {
 
 TEST(orch_node_back_touches_only_global_services) {
   cleanup_fx struct fx f = {0};
-  fx_init(&f, 5);
-  three_nodes(&f);
-  char b[512];
-  fx_service(&f, "svc1",
-             web(b, sizeof b, 3, ",\"RestartPolicy\":{\"Delay\":0}", NULL));
+  svc1_no_delay(&f, 5, 3);
   fx_service(&f, "glob",
              "{\"Name\":\"glob\",\"TaskTemplate\":{\"ContainerSpec\":{"
              "\"Image\":\"busybox\"}},\"Mode\":{\"Global\":{}}}");
