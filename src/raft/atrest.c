@@ -192,6 +192,7 @@ bad:
 }
 
 struct sealed_append {
+  struct atrest *ar;
   struct raft_io_append req;
   struct raft_io_append *orig;
   raft_io_append_cb cb;
@@ -214,10 +215,18 @@ static void ar_append_done(struct raft_io_append *req, int status) {
   raft_io_append_cb cb = s->cb;
   /* A commit waits for its write: a slow disk shows as slow writes and
    * missed heartbeats, and only this line says which. */
-  double ms = (double)(clock_mono_ns() - s->t0) / NS_PER_MS;
-  if (ms >= SLOW_WRITE_MS)
-    log_warn("raft: writing %u entries (%zu bytes) to the log took %.0f ms",
-             s->n, s->bytes, ms);
+  int64_t now = clock_mono_ns();
+  double ms = (double)(now - s->t0) / NS_PER_MS;
+  struct atrest *ar = s->ar;
+  if (ms >= SLOW_WRITE_MS && now - ar->slow_said_ns < NS_PER_SEC) {
+    ar->slow_unsaid++;
+  } else if (ms >= SLOW_WRITE_MS) {
+    log_warn("raft: writing %u entries (%zu bytes) to the log took %.0f ms "
+             "(%u more slow writes since the last such line)",
+             s->n, s->bytes, ms, ar->slow_unsaid);
+    ar->slow_said_ns = now;
+    ar->slow_unsaid = 0;
+  }
   sealed_append_free(s);
   cb(orig, status);
 }
@@ -231,6 +240,7 @@ static int ar_append(struct raft_io *io, struct raft_io_append *req,
   s->orig = req;
   s->cb = cb;
   s->req.data = s;
+  s->ar = ar;
   s->t0 = clock_mono_ns();
   for (unsigned i = 0; i < n; i++) {
     s->bytes += entries[i].buf.len;

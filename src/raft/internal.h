@@ -45,6 +45,9 @@ int tls_transport_reach(struct raft_uv_transport *t, raft_id id);
 #define ATREST_DEK_LEN 32
 struct atrest {
   unsigned char dek[ATREST_DEK_LEN];
+  /* Slow log writes: said at most once a second, with the count since. */
+  int64_t slow_said_ns;
+  unsigned slow_unsaid;
   int (*load)(struct raft_io *io, raft_term *term, raft_id *voted_for,
               struct raft_snapshot **snapshot, raft_index *start_index,
               struct raft_entry *entries[], size_t *n_entries);
