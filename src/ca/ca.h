@@ -112,7 +112,7 @@ bool ca_token_equal(const char *a, const char *b);
  * when sent; require_client_cert refuses clients without one (the
  * join/CA endpoints run on the same port, so the swarm port asks for but
  * does not require certificates, and handlers check req->peer_verified).
- * Client contexts are libcurl's business (see http/client.h). */
+ * Client contexts: tlsconn_client_ctx (http/tlsconn.h). */
 SSL_CTX *ca_tls_server_ctx(const char *cert_pem, const char *key_pem,
                            const char *root_pem, bool require_client_cert,
                            struct sh_err *err);

@@ -15,7 +15,6 @@
 #include <http_parser.h>
 #include <jansson.h>
 #include <limits.h>
-#include <openssl/buffer.h>
 #include <openssl/err.h>
 #include <openssl/x509.h>
 #include <stdint.h>
@@ -37,9 +36,6 @@
  * read and dropped so the client reads the answer rather than a reset. */
 #define LINGER_MS 2000
 #define LINGER_BYTES (4u << 20)
-/* A TLS memory BIO holding more than this while empty is replaced: one
- * large request must not leave an idle connection holding its buffer. */
-#define TLS_BIO_KEEP 4096
 /* The rest of a streamed body the handler answered before reading it
  * all: read and dropped up to this much (the connection then stays in
  * step for keep-alive), past it the connection is closed. */
@@ -51,7 +47,8 @@
 #define DEF_MAX_CONNS 1024
 #define DEF_HEADER_TIMEOUT_MS 30000
 /* Longer than the clients' own idle limits (Go's Transport 90 s, libcurl's
- * 118 s), so a client never reuses a connection the server just closed. */
+ * 118 s, http/client.c's 60 s), so a client never reuses a connection the
+ * server just closed. */
 #define DEF_IDLE_TIMEOUT_MS 180000
 #define DEF_MAX_BODY_UNAUTH (64u * 1024)
 
@@ -129,8 +126,7 @@ struct http_conn {
   uint64_t deadline;
 
   SSL_CTX *tls_ctx; /* TLS listener: SSL made at the first byte */
-  SSL *ssl;
-  BIO *rbio, *wbio; /* network -> SSL, SSL -> network */
+  SSL *ssl;         /* on memory BIOs (tlsconn_ssl_new) */
   bool handshake_done;
   bool peer_verified;
   char peer_cn[128], peer_ou[64], peer_o[128];
@@ -467,16 +463,10 @@ static void raw_write_owned(struct http_conn *c, char *data, size_t len) {
 
 /* Moves whatever OpenSSL produced for the network onto the socket. */
 static void tls_flush(struct http_conn *c) {
-  size_t pending;
-  while (c->wbio && (pending = BIO_ctrl_pending(c->wbio)) > 0) {
-    char *data = xmalloc(pending);
-    int got = BIO_read(c->wbio, data, (int)pending);
-    if (got <= 0) {
-      free(data);
-      break;
-    }
-    raw_write_owned(c, data, (size_t)got);
-  }
+  char *data;
+  size_t len;
+  while ((data = tlsconn_take_output(c->ssl, &len)) != NULL)
+    raw_write_owned(c, data, len);
 }
 
 /* Sends b's bytes on the connection (encrypting on TLS) and empties b. */
@@ -577,7 +567,6 @@ static void conn_free_state(struct http_conn *c) {
   if (c->ssl) {
     SSL_free(c->ssl); /* frees both BIOs */
     c->ssl = NULL;
-    c->rbio = c->wbio = NULL;
   }
   SSL_CTX_free(c->tls_ctx);
   c->tls_ctx = NULL;
@@ -1129,36 +1118,16 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   *buf = uv_buf_init(c->srv->rbuf, sizeof c->srv->rbuf);
 }
 
-/* Copies subject field nid into out; false when absent, too long or not
- * a plain string. */
-static bool name_field(X509_NAME *name, int nid, char *out, size_t n) {
-  out[0] = '\0';
-  int idx = X509_NAME_get_index_by_NID(name, nid, -1);
-  if (idx < 0)
-    return true; /* absent: stays empty */
-  X509_NAME_ENTRY *e = X509_NAME_get_entry(name, idx);
-  unsigned char *utf8 = NULL;
-  int len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(e));
-  if (len < 0)
-    return false;
-  bool ok = (size_t)len < n && memchr(utf8, '\0', (size_t)len) == NULL;
-  if (ok) {
-    memcpy(out, utf8, (size_t)len);
-    out[len] = '\0';
-  }
-  OPENSSL_free(utf8);
-  return ok;
-}
-
 static void tls_capture_peer(struct http_conn *c) {
   X509 *cert = SSL_get1_peer_certificate(c->ssl);
   if (cert && SSL_get_verify_result(c->ssl) == X509_V_OK) {
     X509_NAME *name = X509_get_subject_name(cert);
-    bool ok =
-        name_field(name, NID_commonName, c->peer_cn, sizeof c->peer_cn) &&
-        name_field(name, NID_organizationalUnitName, c->peer_ou,
-                   sizeof c->peer_ou) &&
-        name_field(name, NID_organizationName, c->peer_o, sizeof c->peer_o);
+    bool ok = tlsconn_subject_field(name, NID_commonName, c->peer_cn,
+                                    sizeof c->peer_cn) &&
+              tlsconn_subject_field(name, NID_organizationalUnitName,
+                                    c->peer_ou, sizeof c->peer_ou) &&
+              tlsconn_subject_field(name, NID_organizationName, c->peer_o,
+                                    sizeof c->peer_o);
     c->peer_verified = ok;
     if (!ok)
       c->peer_cn[0] = c->peer_ou[0] = c->peer_o[0] = '\0';
@@ -1169,52 +1138,21 @@ static void tls_capture_peer(struct http_conn *c) {
 /* The connection's SSL, made at its first byte: an idle or refused
  * connection costs no TLS state. */
 static int tls_start(struct http_conn *c) {
-  c->ssl = SSL_new(c->tls_ctx);
-  c->rbio = BIO_new(BIO_s_mem());
-  c->wbio = BIO_new(BIO_s_mem());
-  if (!c->ssl || !c->rbio || !c->wbio) {
-    SSL_free(c->ssl);
-    c->ssl = NULL;
-    BIO_free(c->rbio);
-    BIO_free(c->wbio);
-    c->rbio = c->wbio = NULL;
-    ERR_clear_error();
+  c->ssl = tlsconn_ssl_new(c->tls_ctx, false);
+  if (!c->ssl) {
     conn_close(c, false);
     return -1;
   }
-  SSL_set_bio(c->ssl, c->rbio, c->wbio);
-  SSL_set_options(c->ssl, SSL_OP_NO_RENEGOTIATION);
   /* OpenSSL's own record buffers (about 34 KiB) go back while idle. */
   SSL_set_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
-  SSL_set_accept_state(c->ssl);
   return 0;
-}
-
-static bool bio_oversized(BIO *b) {
-  BUF_MEM *bm = NULL;
-  return BIO_ctrl_pending(b) == 0 && BIO_get_mem_ptr(b, &bm) == 1 && bm &&
-         bm->max > TLS_BIO_KEEP;
-}
-
-/* Gives back the memory BIOs' buffers once a large transfer is over. */
-static void tls_trim(struct http_conn *c) {
-  BIO *nb;
-  if (bio_oversized(c->rbio) && (nb = BIO_new(BIO_s_mem()))) {
-    SSL_set0_rbio(c->ssl, nb); /* frees the old one */
-    c->rbio = nb;
-  }
-  if (bio_oversized(c->wbio) && (nb = BIO_new(BIO_s_mem()))) {
-    SSL_set0_wbio(c->ssl, nb);
-    c->wbio = nb;
-  }
-  ERR_clear_error();
 }
 
 /* Feeds ciphertext to OpenSSL and appends the plaintext to c->in.
  * Returns 0, 1 when the peer sent close_notify, -1 when the connection was
  * closed on a TLS error. */
 static int tls_feed(struct http_conn *c, const char *data, size_t len) {
-  if (BIO_write(c->rbio, data, (int)len) != (int)len) {
+  if (BIO_write(SSL_get_rbio(c->ssl), data, (int)len) != (int)len) {
     conn_close(c, false);
     return -1;
   }
@@ -1256,7 +1194,7 @@ static int tls_feed(struct http_conn *c, const char *data, size_t len) {
   ERR_clear_error();
   tls_flush(c); /* session tickets, key updates */
   if (!c->closing)
-    tls_trim(c);
+    tlsconn_trim(c->ssl);
   return c->closing ? -1 : ret;
 }
 

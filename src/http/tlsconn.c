@@ -7,6 +7,7 @@
 #include "core/util.h"
 
 #include <errno.h>
+#include <openssl/buffer.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -247,8 +248,6 @@ int tlsconn_ctx_restrict(SSL_CTX *ctx) {
   return 0;
 }
 
-static bool subject_field(X509_NAME *name, int nid, char *out, size_t n);
-
 int tlsconn_verify_manager(int preverify_ok, X509_STORE_CTX *x) {
   if (!preverify_ok || X509_STORE_CTX_get_error_depth(x) != 0)
     return preverify_ok;
@@ -259,11 +258,12 @@ int tlsconn_verify_manager(int preverify_ok, X509_STORE_CTX *x) {
   char ou[64], o[128], mine[128] = "";
   /* "swarm-manager": the CA's CA_ROLE_MANAGER (ca/ sits above http/). */
   bool ok = peer &&
-            subject_field(X509_get_subject_name(peer),
-                          NID_organizationalUnitName, ou, sizeof ou) &&
-            subject_field(X509_get_subject_name(peer), NID_organizationName, o,
-                          sizeof o) &&
-            (!own || subject_field(X509_get_subject_name(own),
+            tlsconn_subject_field(X509_get_subject_name(peer),
+                                  NID_organizationalUnitName, ou, sizeof ou) &&
+            tlsconn_subject_field(X509_get_subject_name(peer),
+                                  NID_organizationName, o, sizeof o) &&
+            (!own ||
+             tlsconn_subject_field(X509_get_subject_name(own),
                                    NID_organizationName, mine, sizeof mine)) &&
             strcmp(ou, "swarm-manager") == 0 && *o &&
             (!own || strcmp(o, mine) == 0);
@@ -280,6 +280,17 @@ SSL_CTX *tlsconn_client_ctx(const char *cert_pem, const char *key_pem,
     sh_error(err, 400, "TLS client: certificate, key and root CA required");
     return NULL;
   }
+  return tlsconn_client_ctx_with(cert_pem, key_pem, root_pem,
+                                 TLSCONN_CHECK_MANAGER, err);
+}
+
+SSL_CTX *tlsconn_client_ctx_with(const char *cert_pem, const char *key_pem,
+                                 const char *root_pem, enum tlsconn_check check,
+                                 sh_err *err) {
+  if (!cert_pem != !key_pem) {
+    sh_error(err, 400, "TLS client: a certificate needs its key");
+    return NULL;
+  }
   SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
   BIO *b = NULL;
   X509 *x = NULL;
@@ -288,53 +299,65 @@ SSL_CTX *tlsconn_client_ctx(const char *cert_pem, const char *key_pem,
     ossl_fail(err, "cannot create TLS context");
     goto fail;
   }
-  /* Leaf first, then any chain certificates. */
-  b = pem_bio(cert_pem);
-  x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
-  if (!x || SSL_CTX_use_certificate(ctx, x) != 1) {
-    ossl_fail(err, "invalid TLS certificate");
-    goto fail;
-  }
-  X509_free(x);
-  while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
-    if (SSL_CTX_add0_chain_cert(ctx, x) != 1) {
-      ossl_fail(err, "invalid TLS certificate chain");
+  if (cert_pem) {
+    /* Leaf first, then any chain certificates. */
+    b = pem_bio(cert_pem);
+    x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+    if (!x || SSL_CTX_use_certificate(ctx, x) != 1) {
+      ossl_fail(err, "invalid TLS certificate");
       goto fail;
     }
-  }
-  ERR_clear_error(); /* end of PEM data */
-  BIO_free(b);
-  b = pem_bio(key_pem);
-  key = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
-  if (!key || SSL_CTX_use_PrivateKey(ctx, key) != 1 ||
-      SSL_CTX_check_private_key(ctx) != 1) {
-    ossl_fail(err, "TLS certificate and key do not match");
-    goto fail;
-  }
-  EVP_PKEY_free(key);
-  key = NULL;
-  BIO_free(b);
-  b = pem_bio(root_pem);
-  int roots = 0;
-  while (b && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
-    int ok = X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), x);
     X509_free(x);
-    x = NULL;
-    if (ok != 1) {
-      ossl_fail(err, "cannot load root CA");
+    while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+      if (SSL_CTX_add0_chain_cert(ctx, x) != 1) {
+        ossl_fail(err, "invalid TLS certificate chain");
+        goto fail;
+      }
+    }
+    ERR_clear_error(); /* end of PEM data */
+    BIO_free(b);
+    b = pem_bio(key_pem);
+    key = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+    if (!key || SSL_CTX_use_PrivateKey(ctx, key) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+      ossl_fail(err, "TLS certificate and key do not match");
       goto fail;
     }
-    roots++;
+    EVP_PKEY_free(key);
+    key = NULL;
+    BIO_free(b);
+    b = NULL;
   }
-  ERR_clear_error();
-  if (roots == 0) {
-    sh_error(err, 400, "invalid root CA certificate");
-    goto fail;
+  if (root_pem) {
+    b = pem_bio(root_pem);
+    int roots = 0;
+    while (b && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+      int ok = X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), x);
+      X509_free(x);
+      x = NULL;
+      if (ok != 1) {
+        ossl_fail(err, "cannot load root CA");
+        goto fail;
+      }
+      roots++;
+    }
+    ERR_clear_error();
+    if (roots == 0) {
+      sh_error(err, 400, "invalid root CA certificate");
+      goto fail;
+    }
+    BIO_free(b);
+    b = NULL;
   }
-  BIO_free(b);
-  /* Any chain error, or a server that is not a manager of our cluster,
-   * fails the handshake; the caller's verify callback checks the rest. */
-  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, tlsconn_verify_manager);
+  /* Checked, any chain error (and for CHECK_MANAGER a server that is not
+   * a manager of our cluster) fails the handshake; the caller's verify
+   * callback, if any, checks the rest. */
+  if (check == TLSCONN_CHECK_NONE)
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+  else
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER,
+                       check == TLSCONN_CHECK_MANAGER ? tlsconn_verify_manager
+                                                      : NULL);
   SSL_CTX_set_verify_depth(ctx, 4);
   return ctx;
 fail:
@@ -345,8 +368,79 @@ fail:
   return NULL;
 }
 
-/* Copies subject field nid into out; false when too long or not text. */
-static bool subject_field(X509_NAME *name, int nid, char *out, size_t n) {
+/* ---- TLS over memory BIOs ---- */
+
+SSL *tlsconn_ssl_new(SSL_CTX *ctx, bool client) {
+  SSL *ssl = SSL_new(ctx);
+  BIO *rbio = BIO_new(BIO_s_mem());
+  BIO *wbio = BIO_new(BIO_s_mem());
+  if (!ssl || !rbio || !wbio) {
+    SSL_free(ssl);
+    BIO_free(rbio);
+    BIO_free(wbio);
+    ERR_clear_error();
+    return NULL;
+  }
+  SSL_set_bio(ssl, rbio, wbio);
+  SSL_set_options(ssl, SSL_OP_NO_RENEGOTIATION);
+  if (client)
+    SSL_set_connect_state(ssl);
+  else
+    SSL_set_accept_state(ssl);
+  return ssl;
+}
+
+char *tlsconn_take_output(SSL *ssl, size_t *len) {
+  BIO *wbio = ssl ? SSL_get_wbio(ssl) : NULL;
+  size_t pending = wbio ? BIO_ctrl_pending(wbio) : 0;
+  *len = 0;
+  if (pending == 0)
+    return NULL;
+  char *data = xmalloc(pending);
+  int got = BIO_read(wbio, data, (int)pending);
+  if (got <= 0) {
+    free(data);
+    return NULL;
+  }
+  *len = (size_t)got;
+  return data;
+}
+
+/* A memory BIO holding more than this while empty is replaced. */
+#define TLS_BIO_KEEP 4096
+
+static bool bio_oversized(BIO *b) {
+  BUF_MEM *bm = NULL;
+  return b && BIO_ctrl_pending(b) == 0 && BIO_get_mem_ptr(b, &bm) == 1 && bm &&
+         bm->max > TLS_BIO_KEEP;
+}
+
+void tlsconn_trim(SSL *ssl) {
+  BIO *nb;
+  if (bio_oversized(SSL_get_rbio(ssl)) && (nb = BIO_new(BIO_s_mem())))
+    SSL_set0_rbio(ssl, nb); /* frees the old one */
+  if (bio_oversized(SSL_get_wbio(ssl)) && (nb = BIO_new(BIO_s_mem())))
+    SSL_set0_wbio(ssl, nb);
+  ERR_clear_error();
+}
+
+char *tlsconn_peer_chain_pem(SSL *ssl) {
+  STACK_OF(X509) *chain = ssl ? SSL_get_peer_cert_chain(ssl) : NULL;
+  int n = chain ? sk_X509_num(chain) : 0;
+  if (n <= 0)
+    return NULL;
+  BIO *b = BIO_new(BIO_s_mem());
+  for (int i = 0; b && i < n; i++)
+    PEM_write_bio_X509(b, sk_X509_value(chain, i));
+  char *data = NULL;
+  long len = b ? BIO_get_mem_data(b, &data) : 0;
+  char *out = len > 0 ? xstrndup(data, (size_t)len) : NULL;
+  BIO_free(b);
+  ERR_clear_error();
+  return out;
+}
+
+bool tlsconn_subject_field(X509_NAME *name, int nid, char *out, size_t n) {
   out[0] = '\0';
   int idx = X509_NAME_get_index_by_NID(name, nid, -1);
   if (idx < 0)
@@ -378,8 +472,7 @@ struct tlsconn {
   int state;
   int handles;
   char *address;
-  SSL *ssl;
-  BIO *rbio, *wbio;
+  SSL *ssl; /* on memory BIOs */
   bool hs_done;
   char *request;
   char *protocol;
@@ -466,16 +559,10 @@ static void tc_raw_write(struct tlsconn *tc, char *owned, size_t len) {
 
 /* Moves what OpenSSL produced for the network onto the socket. */
 static void tc_flush(struct tlsconn *tc) {
-  size_t pending;
-  while (tc->wbio && (pending = BIO_ctrl_pending(tc->wbio)) > 0) {
-    char *data = xmalloc(pending);
-    int got = BIO_read(tc->wbio, data, (int)pending);
-    if (got <= 0) {
-      free(data);
-      break;
-    }
-    tc_raw_write(tc, data, (size_t)got);
-  }
+  char *data;
+  size_t len;
+  while ((data = tlsconn_take_output(tc->ssl, &len)) != NULL)
+    tc_raw_write(tc, data, len);
 }
 
 static void tc_send(struct tlsconn *tc, const char *data, size_t len) {
@@ -625,9 +712,10 @@ static bool tc_check_peer(struct tlsconn *tc) {
     return false;
   struct tlsconn_peer p;
   X509_NAME *name = X509_get_subject_name(cert);
-  if (!subject_field(name, NID_commonName, p.cn, sizeof p.cn) ||
-      !subject_field(name, NID_organizationalUnitName, p.ou, sizeof p.ou) ||
-      !subject_field(name, NID_organizationName, p.o, sizeof p.o))
+  if (!tlsconn_subject_field(name, NID_commonName, p.cn, sizeof p.cn) ||
+      !tlsconn_subject_field(name, NID_organizationalUnitName, p.ou,
+                             sizeof p.ou) ||
+      !tlsconn_subject_field(name, NID_organizationName, p.o, sizeof p.o))
     return false;
   return tc->verify(tc->verify_ud, &p);
 }
@@ -653,7 +741,7 @@ static void tc_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     tc_plain(tc, buf->base, (size_t)n);
     return;
   }
-  if (BIO_write(tc->rbio, buf->base, (int)n) != (int)n) {
+  if (BIO_write(SSL_get_rbio(tc->ssl), buf->base, (int)n) != (int)n) {
     tc_fail(tc, 500, "%s: TLS buffer", tc->address);
     return;
   }
@@ -763,22 +851,14 @@ int tlsconn_upgrade(uv_loop_t *loop, const struct tlsconn_upgrade_opts *o,
   buf_append(&req, "\r\n", 2);
   tc->request = STEAL_POINTER(&req.data);
   if (o->tls) {
-    tc->ssl = SSL_new(o->tls);
-    tc->rbio = BIO_new(BIO_s_mem());
-    tc->wbio = BIO_new(BIO_s_mem());
-    if (!tc->ssl || !tc->rbio || !tc->wbio) {
-      BIO_free(tc->rbio);
-      BIO_free(tc->wbio);
-      SSL_free(tc->ssl);
-      ERR_clear_error();
+    tc->ssl = tlsconn_ssl_new(o->tls, true);
+    if (!tc->ssl) {
       free(tc->request);
       free(tc->protocol);
       free(tc->address);
       free(tc);
       return sh_error(err, 500, "upgrade: cannot create TLS state");
     }
-    SSL_set_bio(tc->ssl, tc->rbio, tc->wbio);
-    SSL_set_connect_state(tc->ssl);
   }
   uv_tcp_init(loop, &tc->tcp);
   uv_timer_init(loop, &tc->timer);

@@ -55,7 +55,7 @@ struct tlsconn_peer {
   char o[128];  /* cluster ID */
 };
 
-/* The swarm's TLS floor, for every context (server, raft client, libcurl):
+/* The swarm's TLS floor, for every context (server, raft and HTTP clients):
  * TLS 1.3, or TLS 1.2 with ECDHE and an AEAD cipher (AES-GCM,
  * ChaCha20-Poly1305) only; no compression, no renegotiation. 0 or -1. */
 int tlsconn_ctx_restrict(SSL_CTX *ctx);
@@ -69,10 +69,42 @@ int tlsconn_verify_manager(int preverify_ok, X509_STORE_CTX *x);
 
 /* Client TLS context (TLS 1.2+): presents cert/key, trusts only root_pem
  * and fails the handshake on a server certificate that does not chain to
- * it. No host name check: node certificates name nodes, not hosts; the
- * caller's verify callback checks the subject. */
+ * it or is not a manager's (tlsconn_verify_manager). No host name check:
+ * node certificates name nodes, not hosts; the caller's verify callback
+ * checks the subject. */
 SSL_CTX *tlsconn_client_ctx(const char *cert_pem, const char *key_pem,
                             const char *root_pem, struct sh_err *err);
+
+/* How a client context checks the server. */
+enum tlsconn_check {
+  TLSCONN_CHECK_MANAGER, /* chain to the roots, and tlsconn_verify_manager */
+  TLSCONN_CHECK_CHAIN,   /* chain to the roots only */
+  TLSCONN_CHECK_NONE,    /* nothing (pre-join: the caller checks the chain) */
+};
+/* The same with each part optional: cert_pem and key_pem (both or
+ * neither) are presented when given; root_pem are the only roots trusted
+ * (none: no server passes a check). For http/client.c. */
+SSL_CTX *tlsconn_client_ctx_with(const char *cert_pem, const char *key_pem,
+                                 const char *root_pem, enum tlsconn_check check,
+                                 struct sh_err *err);
+
+/* ---- TLS over memory BIOs (server.c, client.c, the upgrade client) ---- */
+
+/* An SSL on two memory BIOs in client or server state, renegotiation
+ * off. NULL on failure (OpenSSL's error queue cleared). */
+SSL *tlsconn_ssl_new(SSL_CTX *ctx, bool client);
+/* What OpenSSL wrote for the network, in one malloc'd buffer and *len;
+ * NULL when there is nothing. */
+char *tlsconn_take_output(SSL *ssl, size_t *len);
+/* Gives back the memory BIOs' buffers once a large transfer is over: one
+ * big request must not leave an idle connection holding its size. */
+void tlsconn_trim(SSL *ssl);
+/* Copies subject field nid into out (empty when absent); false when too
+ * long or not a plain string. */
+bool tlsconn_subject_field(X509_NAME *name, int nid, char *out, size_t n);
+/* The certificates the peer presented, leaf first, as PEM text
+ * (malloc'd); NULL when it presented none. */
+char *tlsconn_peer_chain_pem(SSL *ssl);
 
 /* Called after the handshake with the server's verified subject; false
  * refuses the server (the request is never sent). */

@@ -19,14 +19,6 @@
   X(curl_easy_strerror)                                                        \
   X(curl_free)                                                                 \
   X(curl_global_init)                                                          \
-  X(curl_multi_add_handle)                                                     \
-  X(curl_multi_assign)                                                         \
-  X(curl_multi_cleanup)                                                        \
-  X(curl_multi_info_read)                                                      \
-  X(curl_multi_init)                                                           \
-  X(curl_multi_remove_handle)                                                  \
-  X(curl_multi_setopt)                                                         \
-  X(curl_multi_socket_action)                                                  \
   X(curl_slist_append)                                                         \
   X(curl_slist_free_all)
 
@@ -34,7 +26,6 @@ LAZY_DECLARE(curl, LAZY_CURL_FNS)
 
 /* Constructors: NULL when libcurl.so.4 cannot be loaded. */
 #define curl_easy_init() LAZY_NEW(curl, curl_easy_init)
-#define curl_multi_init() LAZY_NEW(curl, curl_multi_init)
 #define curl_slist_append(list, s) LAZY_NEW(curl, curl_slist_append, list, s)
 
 #define curl_easy_cleanup(...) LAZY_CALL(curl, curl_easy_cleanup, __VA_ARGS__)
@@ -46,18 +37,6 @@ LAZY_DECLARE(curl, LAZY_CURL_FNS)
 #define curl_easy_setopt(...) LAZY_CALL(curl, curl_easy_setopt, __VA_ARGS__)
 #define curl_easy_strerror(...) LAZY_CALL(curl, curl_easy_strerror, __VA_ARGS__)
 #define curl_free(...) LAZY_CALL(curl, curl_free, __VA_ARGS__)
-#define curl_multi_add_handle(...)                                             \
-  LAZY_CALL(curl, curl_multi_add_handle, __VA_ARGS__)
-#define curl_multi_assign(...) LAZY_CALL(curl, curl_multi_assign, __VA_ARGS__)
-#define curl_multi_cleanup(...) LAZY_CALL(curl, curl_multi_cleanup, __VA_ARGS__)
-#define curl_multi_info_read(...)                                              \
-  LAZY_CALL(curl, curl_multi_info_read, __VA_ARGS__)
-#define curl_multi_remove_handle(...)                                          \
-  LAZY_CALL(curl, curl_multi_remove_handle, __VA_ARGS__)
-#undef curl_multi_setopt /* curl.h's own pass-through macro */
-#define curl_multi_setopt(...) LAZY_CALL(curl, curl_multi_setopt, __VA_ARGS__)
-#define curl_multi_socket_action(...)                                          \
-  LAZY_CALL(curl, curl_multi_socket_action, __VA_ARGS__)
 #define curl_slist_free_all(...)                                               \
   LAZY_CALL(curl, curl_slist_free_all, __VA_ARGS__)
 

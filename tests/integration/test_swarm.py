@@ -161,6 +161,13 @@ def test_seed_walkthrough_join_node_ls_info():
         assert re.fullmatch(NODE_ID, info.get("ClusterID", "")), info
         assert info.get("Default Address Pool", "").split() == ["10.0.0.0/8"], info
         assert info.get("Manager Addresses") == ["192.168.33.10:2377"], info
+        # Node-to-node HTTP (join, sessions, heartbeats) is http/client.c on
+        # libuv and OpenSSL: no daemon has mapped libcurl (only registry
+        # pulls load it).
+        for h in ("swarma", "swarmb", "moby"):
+            with open("/proc/%d/maps" % lab.pid(h)) as f:
+                maps = f.read()
+            assert "libcurl" not in maps, "%s's shoald loaded libcurl" % h
 
         winfo = lab.swarm_info("swarmb")
         assert winfo["Swarm"] == "active" and winfo["Is Manager"] == "false", winfo

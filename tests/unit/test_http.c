@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -244,6 +245,7 @@ static void tick(uv_timer_t *t) {
 
 static void fx_init(struct fx *f) {
   memset(f, 0, sizeof *f);
+  signal(SIGPIPE, SIG_IGN); /* as shoald: a peer gone is an EPIPE */
   uv_loop_init(&f->loop);
   uv_timer_init(&f->loop, &f->ticker);
   uv_timer_start(&f->ticker, tick, 5, 5);
@@ -1535,6 +1537,702 @@ TEST(http_client_reentrant_done) {
   res_free(&ch.third);
   run_for(&f, 50); /* both held requests see their peers go */
   CHECK(f.held == NULL);
+  CHECK(fx_done(&f));
+}
+
+/* ---- the client's connections ---- */
+
+/* A scripted HTTP/1.1 server on raw libuv streams: it counts the
+ * connections and requests the client makes, and misbehaves on cue. The
+ * body of each answer names its connection and request: "c2r1" is the
+ * first request on the second connection. */
+enum raw_mode {
+  RAW_KEEP,        /* answers every request; connections stay */
+  RAW_DROP_SECOND, /* closes a connection on its second request, unread */
+  RAW_DROP_LATER,  /* answers the first request only; closes on others */
+  RAW_CLOSE_AFTER, /* answers (keep-alive), then closes the connection */
+  RAW_CHUNKED,     /* chunked answers, with an extension and a trailer */
+  RAW_TO_EOF,      /* no length: the body ends with the connection */
+  RAW_SILENT,      /* accepts and reads, never answers */
+};
+
+struct raw_conn;
+struct raw_srv {
+  uv_tcp_t tcp;
+  enum raw_mode mode;
+  int port, accepted, requests;
+  char last_body[64];
+  struct raw_conn *conns;
+};
+
+struct raw_conn {
+  uv_tcp_t tcp;
+  uv_shutdown_t sd;
+  struct raw_srv *s;
+  struct raw_conn *next;
+  sh_buf in;
+  int no, served;
+  bool closing;
+};
+
+static void raw_conn_closed(uv_handle_t *h) {
+  struct raw_conn *rc = h->data;
+  for (struct raw_conn **pp = &rc->s->conns; *pp; pp = &(*pp)->next)
+    if (*pp == rc) {
+      *pp = rc->next;
+      break;
+    }
+  buf_free(&rc->in);
+  free(rc);
+}
+
+static void raw_conn_close(struct raw_conn *rc) {
+  if (rc->closing)
+    return;
+  rc->closing = true;
+  uv_close((uv_handle_t *)&rc->tcp, raw_conn_closed);
+}
+
+static void raw_shut(uv_shutdown_t *sd, int status) {
+  (void)status;
+  raw_conn_close(sd->data);
+}
+
+static void raw_written(uv_write_t *w, int status) {
+  (void)status;
+  free(w->data);
+  free(w);
+}
+
+static void raw_write(struct raw_conn *rc, char *text) {
+  uv_write_t *w = xmalloc(sizeof *w);
+  w->data = text;
+  uv_buf_t b = uv_buf_init(text, (unsigned)strlen(text));
+  if (uv_write(w, (uv_stream_t *)&rc->tcp, &b, 1, raw_written) < 0)
+    raw_written(w, -1);
+}
+
+/* One complete request (head, Content-Length body) was read. */
+static void raw_answer(struct raw_conn *rc) {
+  struct raw_srv *s = rc->s;
+  s->requests++;
+  int nth = ++rc->served;
+  if ((s->mode == RAW_DROP_SECOND && nth == 2) ||
+      (s->mode == RAW_DROP_LATER && s->requests > 1)) {
+    raw_conn_close(rc);
+    return;
+  }
+  if (s->mode == RAW_SILENT)
+    return;
+  char body[32];
+  snprintf(body, sizeof body, "c%dr%d", rc->no, nth);
+  switch (s->mode) {
+  case RAW_CHUNKED:
+    raw_write(rc, xasprintf("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                            "\r\n%zx;ext=1\r\n%s\r\n3\r\n-ab\r\n0\r\n"
+                            "X-Trailer: t\r\n\r\n",
+                            strlen(body), body));
+    break;
+  case RAW_TO_EOF:
+    raw_write(rc, xasprintf("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                            "\r\n%s",
+                            body));
+    rc->sd.data = rc;
+    uv_shutdown(&rc->sd, (uv_stream_t *)&rc->tcp, raw_shut);
+    break;
+  default:
+    raw_write(rc, xasprintf("HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n%s",
+                            strlen(body), body));
+    if (s->mode == RAW_CLOSE_AFTER) {
+      rc->sd.data = rc;
+      uv_shutdown(&rc->sd, (uv_stream_t *)&rc->tcp, raw_shut);
+    }
+  }
+}
+
+static void raw_alloc(uv_handle_t *h, size_t n, uv_buf_t *b) {
+  (void)h;
+  *b = uv_buf_init(xmalloc(n), (unsigned)n);
+}
+
+static void raw_read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
+  struct raw_conn *rc = st->data;
+  if (n > 0 && !rc->closing)
+    buf_append(&rc->in, b->base, (size_t)n);
+  free(b->base);
+  if (n < 0) {
+    raw_conn_close(rc);
+    return;
+  }
+  char *end;
+  while (!rc->closing && rc->in.data &&
+         (end = strstr(rc->in.data, "\r\n\r\n")) != NULL) {
+    size_t head = (size_t)(end - rc->in.data) + 4, body = 0;
+    const char *cl = strcasestr(rc->in.data, "\r\nContent-Length:");
+    if (cl && cl < end)
+      body = strtoul(cl + 17, NULL, 10);
+    if (rc->in.len < head + body)
+      break;
+    snprintf(rc->s->last_body, sizeof rc->s->last_body, "%.*s", (int)body,
+             rc->in.data + head);
+    memmove(rc->in.data, rc->in.data + head + body,
+            rc->in.len - head - body + 1);
+    rc->in.len -= head + body;
+    raw_answer(rc);
+  }
+}
+
+static void raw_accept(uv_stream_t *server, int status) {
+  struct raw_srv *s = server->data;
+  if (status < 0)
+    return;
+  struct raw_conn *rc = xcalloc(1, sizeof *rc);
+  rc->s = s;
+  uv_tcp_init(server->loop, &rc->tcp);
+  rc->tcp.data = rc;
+  rc->next = s->conns;
+  s->conns = rc;
+  if (uv_accept(server, (uv_stream_t *)&rc->tcp) < 0) {
+    raw_conn_close(rc);
+    return;
+  }
+  rc->no = ++s->accepted;
+  uv_read_start((uv_stream_t *)&rc->tcp, raw_alloc, raw_read_cb);
+}
+
+static int raw_srv_start(struct fx *f, struct raw_srv *s, enum raw_mode mode) {
+  memset(s, 0, sizeof *s);
+  s->mode = mode;
+  uv_tcp_init(&f->loop, &s->tcp);
+  s->tcp.data = s;
+  struct sockaddr_in sa;
+  uv_ip4_addr("127.0.0.1", 0, &sa);
+  if (uv_tcp_bind(&s->tcp, (struct sockaddr *)&sa, 0) < 0 ||
+      uv_listen((uv_stream_t *)&s->tcp, 64, raw_accept) < 0)
+    return -1;
+  int len = sizeof sa;
+  uv_tcp_getsockname(&s->tcp, (struct sockaddr *)&sa, &len);
+  s->port = ntohs(sa.sin_port);
+  return s->port;
+}
+
+static void raw_srv_stop(struct raw_srv *s) {
+  for (struct raw_conn *rc = s->conns; rc; rc = rc->next)
+    raw_conn_close(rc);
+  uv_close((uv_handle_t *)&s->tcp, NULL);
+}
+
+static char *raw_url(const struct raw_srv *s, const char *path) {
+  return xasprintf("http://127.0.0.1:%d%s", s->port, path);
+}
+
+/* Keep-alive: calls one after the other share one TCP connection; calls
+ * at the same time get one each, and both are kept. */
+TEST(http_client_reuses_connections) {
+  struct fx f;
+  fx_init(&f);
+  struct raw_srv s;
+  CHECK(raw_srv_start(&f, &s, RAW_KEEP) > 0);
+  cleanup_free char *url = raw_url(&s, "/a");
+  struct http_call_opts o = {.url = url};
+  struct res r;
+  const char *want[] = {"c1r1", "c1r2", "c1r3"};
+  for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
+    CHECK(call(&f, &o, &r));
+    CHECK_INT_EQ(r.status, 200);
+    CHECK_STR_EQ(r.body, want[i]);
+    res_free(&r);
+  }
+  CHECK_INT_EQ(s.accepted, 1);
+
+  struct res r1 = {0}, r2 = {0};
+  CHECK(http_client_call(f.cli, &o, NULL, on_done, &r1));
+  CHECK(http_client_call(f.cli, &o, NULL, on_done, &r2));
+  CHECK(run_until(&f, &r1.done, 5000) && run_until(&f, &r2.done, 5000));
+  CHECK_INT_EQ(s.accepted, 2);
+  /* one on the kept connection, one on a new one */
+  CHECK((strcmp(r1.body, "c1r4") == 0 && strcmp(r2.body, "c2r1") == 0) ||
+        (strcmp(r1.body, "c2r1") == 0 && strcmp(r2.body, "c1r4") == 0));
+  res_free(&r1);
+  res_free(&r2);
+  for (int i = 0; i < 4; i++) {
+    CHECK(call(&f, &o, &r));
+    CHECK_INT_EQ(r.status, 200);
+    res_free(&r);
+  }
+  CHECK_INT_EQ(s.accepted, 2);
+  CHECK_INT_EQ(s.requests, 9);
+  raw_srv_stop(&s);
+  CHECK(fx_done(&f));
+}
+
+/* The server closes a kept connection just as the next request goes out:
+ * the call goes once more on a new connection, body and all, and the
+ * caller sees one answer. Only once; and a new connection that the
+ * server closes is a failure, not a retry. */
+TEST(http_client_retries_once_after_server_closed_kept_connection) {
+  struct fx f;
+  fx_init(&f);
+  struct raw_srv s;
+  CHECK(raw_srv_start(&f, &s, RAW_DROP_SECOND) > 0);
+  cleanup_free char *url = raw_url(&s, "/a");
+  struct http_call_opts o = {
+      .method = "POST", .url = url, .body = "one", .body_len = 3};
+  struct res r;
+  CHECK(call(&f, &o, &r));
+  CHECK_STR_EQ(r.body, "c1r1");
+  res_free(&r);
+  o.body = "two";
+  CHECK(call(&f, &o, &r));
+  CHECK_INT_EQ(r.status, 200);
+  CHECK(r.error == NULL);
+  CHECK_STR_EQ(r.body, "c2r1");
+  CHECK_STR_EQ(s.last_body, "two");
+  res_free(&r);
+  CHECK_INT_EQ(s.accepted, 2);
+  CHECK_INT_EQ(s.requests, 3);
+
+  /* Closed on the kept connection and on the new one: one retry, then
+   * the failure. */
+  s.mode = RAW_DROP_LATER;
+  CHECK(call(&f, &o, &r));
+  CHECK_INT_EQ(r.status, 0);
+  CHECK(r.error && strstr(r.error, "closed the connection"));
+  res_free(&r);
+  CHECK_INT_EQ(s.accepted, 3);
+  CHECK_INT_EQ(s.requests, 5);
+
+  /* Nothing kept now: a new connection closed is not retried. */
+  CHECK(call(&f, &o, &r));
+  CHECK_INT_EQ(r.status, 0);
+  res_free(&r);
+  CHECK_INT_EQ(s.accepted, 4);
+  CHECK_INT_EQ(s.requests, 6);
+  raw_srv_stop(&s);
+  CHECK(fx_done(&f));
+}
+
+/* A kept connection the server closed while idle is dropped, and the
+ * next call works on a new one. */
+TEST(http_client_drops_connection_server_closed_while_idle) {
+  struct fx f;
+  fx_init(&f);
+  struct raw_srv s;
+  CHECK(raw_srv_start(&f, &s, RAW_CLOSE_AFTER) > 0);
+  cleanup_free char *url = raw_url(&s, "/a");
+  struct http_call_opts o = {.url = url};
+  struct res r;
+  CHECK(call(&f, &o, &r));
+  CHECK_STR_EQ(r.body, "c1r1");
+  res_free(&r);
+  run_for(&f, 50);
+  CHECK(s.conns == NULL); /* the server's end is gone */
+  CHECK(call(&f, &o, &r));
+  CHECK_INT_EQ(r.status, 200);
+  CHECK_STR_EQ(r.body, "c2r1");
+  res_free(&r);
+  CHECK_INT_EQ(s.requests, 2);
+  raw_srv_stop(&s);
+  CHECK(fx_done(&f));
+}
+
+static bool collect(const char *data, size_t len, void *ud) {
+  struct stream_state *st = ud;
+  buf_append(&st->got, data, len);
+  st->pieces++;
+  return true;
+}
+
+/* Chunked answers (an extension, a trailer) buffered and streamed, the
+ * connection kept after them; an answer without a length ends with the
+ * connection. */
+TEST(http_client_chunked_and_unframed_answers) {
+  struct fx f;
+  fx_init(&f);
+  struct raw_srv s;
+  CHECK(raw_srv_start(&f, &s, RAW_CHUNKED) > 0);
+  cleanup_free char *url = raw_url(&s, "/a");
+  struct http_call_opts o = {.url = url};
+  struct res r;
+  CHECK(call(&f, &o, &r));
+  CHECK_INT_EQ(r.status, 200);
+  CHECK_STR_EQ(r.body, "c1r1-ab");
+  CHECK_INT_EQ(r.body_len, 7);
+  res_free(&r);
+  struct stream_state st = {.f = &f};
+  CHECK(http_client_call(f.cli, &o, collect, on_done, &st));
+  CHECK(run_until(&f, &st.r.done, 5000));
+  CHECK_INT_EQ(st.r.status, 200);
+  CHECK_STR_EQ(st.got.data, "c1r2-ab");
+  CHECK_INT_EQ(st.r.body_len, 0);
+  res_free(&st.r);
+  buf_free(&st.got);
+  CHECK_INT_EQ(s.accepted, 1);
+
+  s.mode = RAW_TO_EOF;
+  CHECK(call(&f, &o, &r));
+  CHECK_INT_EQ(r.status, 200);
+  CHECK_STR_EQ(r.body, "c1r3");
+  res_free(&r);
+  CHECK(call(&f, &o, &r)); /* that connection is gone: a new one */
+  CHECK_STR_EQ(r.body, "c2r1");
+  res_free(&r);
+  raw_srv_stop(&s);
+  CHECK(fx_done(&f));
+}
+
+/* The whole-call timeout ends a call the server never answers, on time;
+ * the connect timeout ends one whose TLS handshake never comes. */
+TEST(http_client_call_and_connect_timeouts) {
+  struct fx f;
+  fx_init(&f);
+  struct raw_srv s;
+  CHECK(raw_srv_start(&f, &s, RAW_SILENT) > 0);
+  cleanup_free char *url = raw_url(&s, "/a");
+  struct http_call_opts o = {.url = url, .timeout_ms = 150};
+  struct res r;
+  uv_update_time(&f.loop);
+  uint64_t t0 = uv_now(&f.loop);
+  CHECK(call(&f, &o, &r));
+  uint64_t took = uv_now(&f.loop) - t0;
+  CHECK_INT_EQ(r.status, 0);
+  CHECK(r.error && strstr(r.error, "timed out"));
+  CHECK(took >= 140 && took < 1000);
+  res_free(&r);
+  run_for(&f, 50);
+  CHECK(s.conns == NULL); /* the connection went with the call */
+
+  /* TLS to a server that never speaks: the connect timeout */
+  cleanup_free char *tls = xasprintf("https://127.0.0.1:%d/a", s.port);
+  struct http_call_opts ot = {
+      .url = tls, .insecure = true, .connect_timeout_ms = 150};
+  uv_update_time(&f.loop);
+  t0 = uv_now(&f.loop);
+  CHECK(call(&f, &ot, &r));
+  took = uv_now(&f.loop) - t0;
+  CHECK_INT_EQ(r.status, 0);
+  CHECK(r.error && strstr(r.error, "timed out"));
+  CHECK(took >= 140 && took < 1000);
+  res_free(&r);
+  raw_srv_stop(&s);
+  CHECK(fx_done(&f));
+}
+
+/* Callbacks that cancel, start and close: on_data cancels its own call,
+ * another call, and starts a third; then on_data closes the client with
+ * a call outstanding. */
+struct juggle {
+  struct fx *f;
+  struct http_call *self, *other;
+  struct http_call_opts next;
+  struct res next_res, other_res, self_res;
+  bool close_client;
+  int pieces;
+};
+
+static bool juggle_data(const char *data, size_t len, void *ud) {
+  (void)data;
+  (void)len;
+  struct juggle *j = ud;
+  j->pieces++;
+  if (j->close_client) {
+    http_client_close(j->f->cli);
+    j->f->cli = NULL;
+    return true;
+  }
+  http_call_cancel(j->self);
+  http_call_cancel(j->self); /* twice is harmless */
+  http_call_cancel(j->other);
+  if (!http_client_call(j->f->cli, &j->next, NULL, on_done, &j->next_res))
+    j->next_res.done = true; /* fails the status check below */
+  return true;
+}
+
+static void juggle_done(const struct http_result *hr, void *ud) {
+  struct juggle *j = ud;
+  on_done(hr, &j->self_res);
+}
+
+TEST(http_client_cancel_and_close_inside_on_data) {
+  struct fx f;
+  fx_init(&f);
+  f.hold_on_close = true;
+  CHECK(fx_listen_tcp(&f, NULL) > 0);
+  cleanup_free char *stream = xasprintf("http://127.0.0.1:%d/stream", f.port);
+  cleanup_free char *hold = xasprintf("http://127.0.0.1:%d/hold", f.port);
+  cleanup_free char *json = xasprintf("http://127.0.0.1:%d/json", f.port);
+  struct juggle j = {.f = &f};
+  j.next = (struct http_call_opts){.url = json};
+  struct http_call_opts oh = {.url = hold}, os = {.url = stream};
+  j.other = http_client_call(f.cli, &oh, NULL, on_done, &j.other_res);
+  CHECK(j.other);
+  for (int i = 0; i < 500 && !f.held; i++)
+    run_for(&f, 10);
+  CHECK(f.held);
+  j.self = http_client_call(f.cli, &os, juggle_data, juggle_done, &j);
+  CHECK(j.self);
+  CHECK(run_until(&f, &j.next_res.done, 5000));
+  CHECK_INT_EQ(j.next_res.status, 201);
+  CHECK_STR_EQ(j.next_res.body, "{\"Id\":\"abc\"}");
+  CHECK(run_until(&f, &f.on_close_called, 5000)); /* the held one's peer */
+  run_for(&f, 50);
+  CHECK_INT_EQ(j.pieces, 1);
+  CHECK(!j.self_res.done && !j.other_res.done);
+  res_free(&j.next_res);
+  if (f.stream_req) { /* the cancelled stream's request */
+    http_req_release(f.stream_req);
+    f.stream_req = NULL;
+  }
+
+  /* close from on_data, another call held: both told, status 0 */
+  f.on_close_called = false;
+  f.held = NULL;
+  struct juggle k = {.f = &f, .close_client = true};
+  k.other = http_client_call(f.cli, &oh, NULL, on_done, &k.other_res);
+  for (int i = 0; i < 500 && !f.held; i++)
+    run_for(&f, 10);
+  CHECK(f.held);
+  k.self = http_client_call(f.cli, &os, juggle_data, juggle_done, &k);
+  CHECK(run_until(&f, &k.self_res.done, 5000));
+  CHECK(f.cli == NULL);
+  CHECK_INT_EQ(k.self_res.status, 0);
+  CHECK_STR_EQ(k.self_res.error, "client closed");
+  CHECK(k.other_res.done);
+  CHECK_INT_EQ(k.other_res.status, 0);
+  CHECK_INT_EQ(k.pieces, 1);
+  res_free(&k.self_res);
+  res_free(&k.other_res);
+  CHECK(run_until(&f, &f.on_close_called, 5000));
+  if (f.stream_req) {
+    http_req_release(f.stream_req);
+    f.stream_req = NULL;
+  }
+  CHECK(fx_done(&f));
+}
+
+/* Closing the client with calls in every state: answered later, mid-TLS
+ * handshake, held by the server, failed inside http_client_call. Each
+ * done runs once, at the close, with status 0; nothing leaks. */
+TEST(http_client_close_with_calls_in_every_state) {
+  struct fx f;
+  fx_init(&f);
+  struct raw_srv s;
+  CHECK(raw_srv_start(&f, &s, RAW_SILENT) > 0);
+  cleanup_free char *plain = raw_url(&s, "/a");
+  cleanup_free char *tls = xasprintf("https://127.0.0.1:%d/a", s.port);
+  struct http_call_opts o1 = {.url = plain};
+  struct http_call_opts o2 = {.url = tls, .insecure = true};
+  struct http_call_opts o3 = {.url = "ftp://127.0.0.1/"};
+  struct http_call_opts o4 = {.url = "http://[::1/"};
+  struct res r[4] = {{0}};
+  CHECK(http_client_call(f.cli, &o1, NULL, on_done, &r[0]));
+  CHECK(http_client_call(f.cli, &o2, NULL, on_done, &r[1]));
+  CHECK(http_client_call(f.cli, &o3, NULL, on_done, &r[2]));
+  CHECK(http_client_call(f.cli, &o4, NULL, on_done, &r[3]));
+  for (int i = 0; i < 4; i++)
+    CHECK(!r[i].done); /* never from inside http_client_call */
+  for (int i = 0; i < 200 && s.requests < 1; i++)
+    run_for(&f, 5);
+  CHECK_INT_EQ(s.requests, 1);
+  CHECK_INT_EQ(s.accepted, 2);
+  http_client_close(f.cli);
+  f.cli = NULL;
+  for (int i = 0; i < 4; i++) {
+    CHECK(r[i].done);
+    CHECK_INT_EQ(r[i].status, 0);
+    CHECK(r[i].error != NULL);
+    res_free(&r[i]);
+  }
+  run_for(&f, 50);
+  CHECK(s.conns == NULL);
+  raw_srv_stop(&s);
+  CHECK(fx_done(&f));
+}
+
+/* Bad URLs and options fail through done, from the next loop turn. */
+TEST(http_client_bad_options_fail_later) {
+  struct fx f;
+  fx_init(&f);
+  const char *bad[] = {"ftp://127.0.0.1/", "http://", "127.0.0.1:80/x",
+                       "http://u:p@127.0.0.1:1/", "http://127.0.0.1:0/"};
+  for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+    struct http_call_opts o = {.url = bad[i]};
+    struct res r = {0};
+    CHECK(http_client_call(f.cli, &o, NULL, on_done, &r));
+    CHECK(!r.done);
+    CHECK(run_until(&f, &r.done, 1000));
+    CHECK_INT_EQ(r.status, 0);
+    CHECK(r.error && *r.error);
+    res_free(&r);
+  }
+  /* a certificate without its key; a root CA that is not PEM */
+  struct pki p;
+  pki_make(&p);
+  struct http_call_opts o = {.url = "https://127.0.0.1:1/",
+                             .cert_pem = p.cli.cert_pem};
+  struct res r = {0};
+  CHECK(http_client_call(f.cli, &o, NULL, on_done, &r));
+  CHECK(run_until(&f, &r.done, 1000));
+  CHECK_INT_EQ(r.status, 0);
+  CHECK(r.error && strstr(r.error, "key"));
+  res_free(&r);
+  o = (struct http_call_opts){.url = "https://127.0.0.1:1/", .ca_pem = "x"};
+  CHECK(http_client_call(f.cli, &o, NULL, on_done, &r));
+  CHECK(run_until(&f, &r.done, 1000));
+  CHECK_INT_EQ(r.status, 0);
+  CHECK(r.error && strstr(r.error, "root CA"));
+  res_free(&r);
+  /* cancelled before it could report: done never runs */
+  struct http_call_opts ob = {.url = "ftp://x/"};
+  struct http_call *c = http_client_call(f.cli, &ob, NULL, on_done, &r);
+  http_call_cancel(c);
+  run_for(&f, 30);
+  CHECK(!r.done);
+  CHECK(fx_done(&f));
+  pki_free(&p);
+}
+
+/* Extra header lines: one line each, never the framing headers; an empty
+ * value sends nothing; Content-Type given as a header replaces ours. */
+TEST(http_client_extra_headers) {
+  struct fx f;
+  fx_init(&f);
+  CHECK_INT_EQ(fx_listen_unix(&f), 0);
+  cleanup_free char *url = unix_url("/echo");
+  const char *hdrs[] = {"X-Test: 1",
+                        "X-Evil: a\r\nX-Test: 2",
+                        "Content-Length: 99",
+                        "Host: elsewhere",
+                        "Content-Type: text/x",
+                        "X-Empty:",
+                        NULL};
+  struct http_call_opts o = {.url = url,
+                             .unix_socket = f.sock,
+                             .method = "POST",
+                             .body = "abc",
+                             .body_len = 3,
+                             .headers = hdrs};
+  struct res r;
+  CHECK(call(&f, &o, &r));
+  CHECK_INT_EQ(r.status, 200);
+  CHECK_STR_EQ(r.body, "POST /echo abc");
+  CHECK_STR_EQ(f.xtest, "1");
+  CHECK_STR_EQ(f.ctype, "text/x");
+  res_free(&r);
+  /* a host name, resolved (whatever order its addresses come in) */
+  CHECK(fx_listen_tcp(&f, NULL) > 0);
+  cleanup_free char *named = xasprintf("http://localhost:%d/echo", f.port);
+  struct http_call_opts on = {.url = named};
+  CHECK(call(&f, &on, &r));
+  CHECK_INT_EQ(r.status, 200);
+  CHECK_STR_EQ(r.body, "GET /echo ");
+  res_free(&r);
+  CHECK(fx_done(&f));
+}
+
+/* TLS connections: verified calls with one identity share a connection;
+ * insecure calls (a joining node checks their chain) always make their
+ * own and never take a verified one; a new connection to a known server
+ * resumes the TLS session. */
+TEST(http_client_tls_reuse_insecure_and_resumption) {
+  struct pki p;
+  pki_make(&p);
+  struct fx f;
+  fx_init(&f);
+  SSL_CTX *ctx = server_ctx(&p.srv, &p.ca, PEER_OPTIONAL);
+  /* as ca_tls_server_ctx: resumption with client certificates needs it */
+  SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"t", 1);
+  CHECK(fx_listen_tcp(&f, ctx) > 0);
+  /* The server drops connections idle for 300 ms (see below). */
+  struct http_limits l;
+  http_limits_default(&l);
+  l.idle_timeout_ms = 300;
+  http_server_set_limits(f.srv, &l);
+  struct res r;
+  for (int i = 0; i < 3; i++) {
+    peer_call(&f, &p, &p.cli, &p.ca, false, &r);
+    CHECK_INT_EQ(r.status, 200);
+    CHECK_STR_EQ(r.body, "verified=1 cn=node2 ou=swarm-worker o=cluster1");
+    /* the chain comes with the call that made the connection */
+    CHECK(i == 0 ? r.chain != NULL : r.chain == NULL);
+    res_free(&r);
+  }
+  CHECK_INT_EQ(SSL_CTX_sess_accept(ctx), 1);
+  for (int i = 0; i < 2; i++) {
+    peer_call(&f, &p, NULL, NULL, true, &r);
+    CHECK_INT_EQ(r.status, 200);
+    CHECK(r.chain && strstr(r.chain, p.srv.cert_pem));
+    res_free(&r);
+  }
+  CHECK_INT_EQ(SSL_CTX_sess_accept(ctx), 3);
+  CHECK_INT_EQ(SSL_CTX_sess_hits(ctx), 0);
+  peer_call(&f, &p, &p.cli, &p.ca, false, &r); /* the kept one */
+  CHECK_INT_EQ(r.status, 200);
+  res_free(&r);
+  CHECK_INT_EQ(SSL_CTX_sess_accept(ctx), 3);
+
+  /* The server dropped the idle one: the next connection resumes. */
+  run_for(&f, 600);
+  peer_call(&f, &p, &p.cli, &p.ca, false, &r);
+  CHECK_INT_EQ(r.status, 200);
+  CHECK_STR_EQ(r.body, "verified=1 cn=node2 ou=swarm-worker o=cluster1");
+  res_free(&r);
+  CHECK_INT_EQ(SSL_CTX_sess_accept(ctx), 4);
+  CHECK_INT_EQ(SSL_CTX_sess_hits(ctx), 1);
+  CHECK(fx_done(&f));
+  SSL_CTX_free(ctx);
+  pki_free(&p);
+}
+
+/* A server that cannot resume (no session ID context while it verifies
+ * clients: OpenSSL fails such a handshake) still gets the call: the
+ * session is dropped and the call made again with a full handshake. */
+TEST(http_client_tls_session_refused_falls_back) {
+  struct pki p;
+  pki_make(&p);
+  struct fx f;
+  fx_init(&f);
+  SSL_CTX *ctx = server_ctx(&p.srv, &p.ca, PEER_OPTIONAL);
+  CHECK(fx_listen_tcp(&f, ctx) > 0);
+  struct http_limits l;
+  http_limits_default(&l);
+  l.idle_timeout_ms = 200;
+  http_server_set_limits(f.srv, &l);
+  struct res r;
+  for (int i = 0; i < 3; i++) {
+    peer_call(&f, &p, &p.cli, &p.ca, false, &r);
+    CHECK_INT_EQ(r.status, 200);
+    CHECK_STR_EQ(r.body, "verified=1 cn=node2 ou=swarm-worker o=cluster1");
+    res_free(&r);
+    run_for(&f, 500); /* the server closes it */
+  }
+  CHECK_INT_EQ(SSL_CTX_sess_hits(ctx), 0);
+  CHECK(fx_done(&f));
+  SSL_CTX_free(ctx);
+  pki_free(&p);
+}
+
+/* HEAD's answer says a length but has no body: the next answer on the
+ * same connection is read right. */
+TEST(http_client_head_then_get_on_one_connection) {
+  struct fx f;
+  fx_init(&f);
+  CHECK_INT_EQ(fx_listen_unix(&f), 0);
+  cleanup_free char *url = unix_url("/echo");
+  struct http_call_opts o = {
+      .url = url, .unix_socket = f.sock, .method = "HEAD"};
+  struct res r;
+  CHECK(call(&f, &o, &r));
+  CHECK_INT_EQ(r.status, 200);
+  CHECK_INT_EQ(r.body_len, 0);
+  void *first = f.conn;
+  res_free(&r);
+  o.method = NULL;
+  CHECK(call(&f, &o, &r));
+  CHECK_INT_EQ(r.status, 200);
+  CHECK_STR_EQ(r.body, "GET /echo ");
+  CHECK(f.conn == first);
+  res_free(&r);
   CHECK(fx_done(&f));
 }
 
