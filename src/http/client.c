@@ -43,8 +43,10 @@
 #define IDS_KEEP 4       /* unused TLS identities kept */
 #define DEF_CONNECT_MS 5000
 #define READ_BUF_SIZE 65536
-/* A Content-Length up to this is allocated at once, not grown into. */
-#define MAX_BODY_RESERVE (64u << 20)
+/* A Content-Length up to this is allocated at once, not grown into; a
+ * larger one grows with the bytes that come (a server's word is not
+ * memory: the pre-join CA fetch talks to any address it is given). */
+#define MAX_BODY_RESERVE (1u << 20)
 
 enum conn_state { CS_CONNECTING, CS_HANDSHAKE, CS_BUSY, CS_IDLE };
 
@@ -103,6 +105,9 @@ struct conn {
   enum conn_state state;
   bool closing, hs_done, offered_session;
   bool msg_done, keep_alive, extra, interim;
+  /* The server ended TLS with close_notify: only that, not a bare FIN an
+   * attacker can send, ends an answer that has no length. */
+  bool close_notify;
 };
 
 struct http_call {
@@ -801,7 +806,8 @@ static void conn_eof(struct conn *k, int err) {
     conn_close(k);
     return;
   }
-  if (err == UV_EOF && call->answered && !k->msg_done)
+  if (err == UV_EOF && call->answered && !k->msg_done &&
+      (!k->ssl || k->close_notify))
     /* An answer without a length ends with the connection. */
     http_parser_execute(&k->parser, &answer_settings, NULL, 0);
   if (k->msg_done) {
@@ -889,6 +895,7 @@ static bool conn_tls_input(struct conn *k, const char *data, size_t len) {
       break;
     if (e == SSL_ERROR_ZERO_RETURN) { /* close_notify */
       ERR_clear_error();
+      k->close_notify = true;
       conn_eof(k, UV_EOF);
       return false;
     }
@@ -919,7 +926,10 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
       conn_input(k, buf->base, (size_t)n);
     else if (!conn_tls_input(k, buf->base, (size_t)n))
       goto out;
-    if (!k->closing && k->msg_done)
+    /* An idle connection can read bytes that are no answer (a TLS 1.3
+     * ticket or key update after one, part of a record): only a call's
+     * answer completes. */
+    if (!k->closing && k->call && k->msg_done)
       conn_complete(k);
   }
 out:
