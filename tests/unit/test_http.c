@@ -349,6 +349,17 @@ static bool call(struct fx *f, struct http_call_opts *o, struct res *r) {
   return run_until(f, &r->done, 10000);
 }
 
+/* One call that must answer status. */
+static bool call_is(struct fx *f, struct http_call_opts *o, int status) {
+  struct res r;
+  bool ok = call(f, o, &r) && r.status == status;
+  if (!ok)
+    fprintf(stderr, "    call: status %d (%s), wanted %d\n", r.status,
+            r.error ? r.error : "no error", status);
+  res_free(&r);
+  return ok;
+}
+
 static char *unix_url(const char *path) {
   return xasprintf("http://localhost%s", path);
 }
@@ -1078,10 +1089,7 @@ TEST(http_malformed_request) {
 
   cleanup_free char *url = unix_url("/echo");
   struct http_call_opts o = {.url = url, .unix_socket = f.sock};
-  struct res r;
-  CHECK(call(&f, &o, &r));
-  CHECK_INT_EQ(r.status, 200);
-  res_free(&r);
+  CHECK(call_is(&f, &o, 200));
   CHECK(fx_done(&f));
 }
 
@@ -1210,10 +1218,7 @@ TEST(http_fuzz_garbage) {
   }
   cleanup_free char *url = unix_url("/echo");
   struct http_call_opts o = {.url = url, .unix_socket = f.sock};
-  struct res r;
-  CHECK(call(&f, &o, &r));
-  CHECK_INT_EQ(r.status, 200);
-  res_free(&r);
+  CHECK(call_is(&f, &o, 200));
   CHECK(fx_done(&f));
 }
 
@@ -1726,14 +1731,34 @@ static char *raw_url(const struct raw_srv *s, const char *path) {
   return xasprintf("http://127.0.0.1:%d%s", s->port, path);
 }
 
+/* The scripted server saw that many connections and requests. */
+static bool served(const struct raw_srv *s, int accepted, int requests) {
+  if (s->accepted == accepted && s->requests == requests)
+    return true;
+  fprintf(stderr, "    server: %d connections, %d requests; wanted %d, %d\n",
+          s->accepted, s->requests, accepted, requests);
+  return false;
+}
+
+/* A loop and a scripted server: the URL of its "/a", or NULL. */
+static char *raw_begin(struct fx *f, struct raw_srv *s, enum raw_mode mode) {
+  fx_init(f);
+  return raw_srv_start(f, s, mode) > 0 ? raw_url(s, "/a") : NULL;
+}
+
+/* Stops the server; true when the loop ended clean (fx_done). */
+static bool raw_end(struct fx *f, struct raw_srv *s) {
+  raw_srv_stop(s);
+  return fx_done(f);
+}
+
 /* Keep-alive: calls one after the other share one TCP connection; calls
  * at the same time get one each, and both are kept. */
 TEST(http_client_reuses_connections) {
   struct fx f;
-  fx_init(&f);
   struct raw_srv s;
-  CHECK(raw_srv_start(&f, &s, RAW_KEEP) > 0);
-  cleanup_free char *url = raw_url(&s, "/a");
+  cleanup_free char *url = raw_begin(&f, &s, RAW_KEEP);
+  CHECK(url);
   struct http_call_opts o = {.url = url};
   struct res r;
   const char *want[] = {"c1r1", "c1r2", "c1r3"};
@@ -1756,14 +1781,10 @@ TEST(http_client_reuses_connections) {
   res_free(&r1);
   res_free(&r2);
   for (int i = 0; i < 4; i++) {
-    CHECK(call(&f, &o, &r));
-    CHECK_INT_EQ(r.status, 200);
-    res_free(&r);
+    CHECK(call_is(&f, &o, 200));
   }
-  CHECK_INT_EQ(s.accepted, 2);
-  CHECK_INT_EQ(s.requests, 9);
-  raw_srv_stop(&s);
-  CHECK(fx_done(&f));
+  CHECK(served(&s, 2, 9));
+  CHECK(raw_end(&f, &s));
 }
 
 /* The server closes a kept connection just as the next request goes out:
@@ -1772,10 +1793,9 @@ TEST(http_client_reuses_connections) {
  * server closes is a failure, not a retry. */
 TEST(http_client_retries_once_after_server_closed_kept_connection) {
   struct fx f;
-  fx_init(&f);
   struct raw_srv s;
-  CHECK(raw_srv_start(&f, &s, RAW_DROP_SECOND) > 0);
-  cleanup_free char *url = raw_url(&s, "/a");
+  cleanup_free char *url = raw_begin(&f, &s, RAW_DROP_SECOND);
+  CHECK(url);
   struct http_call_opts o = {
       .method = "POST", .url = url, .body = "one", .body_len = 3};
   struct res r;
@@ -1789,8 +1809,7 @@ TEST(http_client_retries_once_after_server_closed_kept_connection) {
   CHECK_STR_EQ(r.body, "c2r1");
   CHECK_STR_EQ(s.last_body, "two");
   res_free(&r);
-  CHECK_INT_EQ(s.accepted, 2);
-  CHECK_INT_EQ(s.requests, 3);
+  CHECK(served(&s, 2, 3));
 
   /* Closed on the kept connection and on the new one: one retry, then
    * the failure. */
@@ -1799,27 +1818,21 @@ TEST(http_client_retries_once_after_server_closed_kept_connection) {
   CHECK_INT_EQ(r.status, 0);
   CHECK(r.error && strstr(r.error, "closed the connection"));
   res_free(&r);
-  CHECK_INT_EQ(s.accepted, 3);
-  CHECK_INT_EQ(s.requests, 5);
+  CHECK(served(&s, 3, 5));
 
   /* Nothing kept now: a new connection closed is not retried. */
-  CHECK(call(&f, &o, &r));
-  CHECK_INT_EQ(r.status, 0);
-  res_free(&r);
-  CHECK_INT_EQ(s.accepted, 4);
-  CHECK_INT_EQ(s.requests, 6);
-  raw_srv_stop(&s);
-  CHECK(fx_done(&f));
+  CHECK(call_is(&f, &o, 0));
+  CHECK(served(&s, 4, 6));
+  CHECK(raw_end(&f, &s));
 }
 
 /* A kept connection the server closed while idle is dropped, and the
  * next call works on a new one. */
 TEST(http_client_drops_connection_server_closed_while_idle) {
   struct fx f;
-  fx_init(&f);
   struct raw_srv s;
-  CHECK(raw_srv_start(&f, &s, RAW_CLOSE_AFTER) > 0);
-  cleanup_free char *url = raw_url(&s, "/a");
+  cleanup_free char *url = raw_begin(&f, &s, RAW_CLOSE_AFTER);
+  CHECK(url);
   struct http_call_opts o = {.url = url};
   struct res r;
   CHECK(call(&f, &o, &r));
@@ -1832,8 +1845,7 @@ TEST(http_client_drops_connection_server_closed_while_idle) {
   CHECK_STR_EQ(r.body, "c2r1");
   res_free(&r);
   CHECK_INT_EQ(s.requests, 2);
-  raw_srv_stop(&s);
-  CHECK(fx_done(&f));
+  CHECK(raw_end(&f, &s));
 }
 
 static bool collect(const char *data, size_t len, void *ud) {
@@ -1848,10 +1860,9 @@ static bool collect(const char *data, size_t len, void *ud) {
  * connection. */
 TEST(http_client_chunked_and_unframed_answers) {
   struct fx f;
-  fx_init(&f);
   struct raw_srv s;
-  CHECK(raw_srv_start(&f, &s, RAW_CHUNKED) > 0);
-  cleanup_free char *url = raw_url(&s, "/a");
+  cleanup_free char *url = raw_begin(&f, &s, RAW_CHUNKED);
+  CHECK(url);
   struct http_call_opts o = {.url = url};
   struct res r;
   CHECK(call(&f, &o, &r));
@@ -1877,18 +1888,16 @@ TEST(http_client_chunked_and_unframed_answers) {
   CHECK(call(&f, &o, &r)); /* that connection is gone: a new one */
   CHECK_STR_EQ(r.body, "c2r1");
   res_free(&r);
-  raw_srv_stop(&s);
-  CHECK(fx_done(&f));
+  CHECK(raw_end(&f, &s));
 }
 
 /* The whole-call timeout ends a call the server never answers, on time;
  * the connect timeout ends one whose TLS handshake never comes. */
 TEST(http_client_call_and_connect_timeouts) {
   struct fx f;
-  fx_init(&f);
   struct raw_srv s;
-  CHECK(raw_srv_start(&f, &s, RAW_SILENT) > 0);
-  cleanup_free char *url = raw_url(&s, "/a");
+  cleanup_free char *url = raw_begin(&f, &s, RAW_SILENT);
+  CHECK(url);
   struct http_call_opts o = {.url = url, .timeout_ms = 150};
   struct res r;
   uv_update_time(&f.loop);
@@ -1914,8 +1923,7 @@ TEST(http_client_call_and_connect_timeouts) {
   CHECK(r.error && strstr(r.error, "timed out"));
   CHECK(took >= 140 && took < 1000);
   res_free(&r);
-  raw_srv_stop(&s);
-  CHECK(fx_done(&f));
+  CHECK(raw_end(&f, &s));
 }
 
 /* Callbacks that cancel, start and close: on_data cancels its own call,
@@ -2015,10 +2023,9 @@ TEST(http_client_cancel_and_close_inside_on_data) {
  * done runs once, at the close, with status 0; nothing leaks. */
 TEST(http_client_close_with_calls_in_every_state) {
   struct fx f;
-  fx_init(&f);
   struct raw_srv s;
-  CHECK(raw_srv_start(&f, &s, RAW_SILENT) > 0);
-  cleanup_free char *plain = raw_url(&s, "/a");
+  cleanup_free char *plain = raw_begin(&f, &s, RAW_SILENT);
+  CHECK(plain);
   cleanup_free char *tls = xasprintf("https://127.0.0.1:%d/a", s.port);
   struct http_call_opts o1 = {.url = plain};
   struct http_call_opts o2 = {.url = tls, .insecure = true};
@@ -2045,8 +2052,7 @@ TEST(http_client_close_with_calls_in_every_state) {
   }
   run_for(&f, 50);
   CHECK(s.conns == NULL);
-  raw_srv_stop(&s);
-  CHECK(fx_done(&f));
+  CHECK(raw_end(&f, &s));
 }
 
 /* Bad URLs and options fail through done, from the next loop turn. */
