@@ -20,6 +20,7 @@
 #include "http/client.h"
 #include "http/server.h"
 #include "image/image.h"
+#include "lazy/lazy.h"
 #include "manager/manager.h"
 #include "raft/raftnode.h"
 #include "seccomp/seccomp.h"
@@ -872,6 +873,10 @@ static void fill_manager_config(struct shoald *d, struct manager_config *mc,
  * milliseconds, which must not land in the middle of serving a burst. */
 #define TRIM_INTERVAL_MS 10000
 #define TRIM_MAX_BUSY_PERMILLE 20 /* loop busy at most 2% of the interval */
+/* libcurl and libarchive (with ~150 libraries under them) are closed
+ * again this long after their last use: a burst of pulls keeps them,
+ * reloading costs ~10 ms. */
+#define LAZY_IDLE_MS 5000
 
 /* Pulls, creates and starts: a start mostly waits for conmon and crun, so
  * two per core keep the cores busy (4 on the 2-core machines measured
@@ -891,6 +896,7 @@ static void trim_tick(uv_timer_t *t) {
   d->trim_idle = idle;
   if (span > idled && (span - idled) * 1000 > span * TRIM_MAX_BUSY_PERMILLE)
     return;
+  lazy_unload_idle(LAZY_IDLE_MS);
   malloc_trim(0);
 }
 

@@ -358,6 +358,11 @@ static int run_child(const struct view *v, child_fn fn, void *arg,
                      int (*write_fn)(void *, const void *, size_t),
                      bool (*cancelled)(void *), void *warg,
                      struct exec_path_stat *st, sh_err *err) {
+  /* Loaded here and kept while the child uses it: loading it in a child
+   * of this threaded process could meet lazy.c's lock taken. */
+  cleanup_lazy struct lazy_lib *held = lazy_hold(&lazy_archive_lib, err);
+  if (!held)
+    return -1;
   int res[2], data[2] = {-1, -1};
   if (pipe2(res, O_CLOEXEC) < 0)
     return sh_errno(err, errno, "pipe");

@@ -252,7 +252,8 @@ static int unpack_entry(struct archive *rd, struct archive *w,
 int layer_unpack(int fd, const char *dir, const char *expect_diffid,
                  char diffid[DIGEST_LEN + 1], int64_t *size,
                  layer_progress_fn progress, void *ud, sh_err *err) {
-  if (lazy_need(&lazy_archive_lib, err) < 0)
+  cleanup_lazy struct lazy_lib *held = lazy_hold(&lazy_archive_lib, err);
+  if (!held)
     return -1;
   struct chain *c = xcalloc(1, sizeof *c);
   c->fd = fd;
@@ -503,7 +504,8 @@ static int pack_dir(struct packer *pk, const char *rel, int depth) {
 
 int layer_pack(const char *dir, bool (*skip)(const char *path), int fd,
                size_t *entries, sh_err *err) {
-  if (lazy_need(&lazy_archive_lib, err) < 0)
+  cleanup_lazy struct lazy_lib *held = lazy_hold(&lazy_archive_lib, err);
+  if (!held)
     return -1;
   struct packer pk = {.root = dir, .skip = skip, .err = err};
   pk.w = archive_write_new();

@@ -23,7 +23,8 @@ struct unpacked {
 };
 
 static int spread(struct unpacked *u, int fd, sh_err *err) {
-  if (lazy_need(&lazy_archive_lib, err) < 0)
+  cleanup_lazy struct lazy_lib *held = lazy_hold(&lazy_archive_lib, err);
+  if (!held)
     return -1;
   struct archive *a = archive_read_new();
   archive_read_support_filter_all(a);

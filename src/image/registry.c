@@ -219,7 +219,8 @@ static int fetch_token(struct reg *r, const char *challenge, sh_err *err) {
   if (!realm)
     return sh_error(err, 500, "registry %s: bearer challenge without realm",
                     r->base);
-  if (lazy_need(&lazy_curl_lib, err) < 0)
+  cleanup_lazy struct lazy_lib *held = lazy_hold(&lazy_curl_lib, err);
+  if (!held)
     return -1;
   CURL *h = curl_easy_init();
   sh_buf url = {0};
@@ -357,7 +358,8 @@ static int do_get(struct reg *r, const char *kind, const char *ref,
  * Fills err for transport errors only: the caller reads rs->status. */
 static int get_url(struct reg *r, const char *url, const char *accept,
                    long timeout, struct resp *rs, sh_err *err) {
-  if (lazy_need(&lazy_curl_lib, err) < 0)
+  cleanup_lazy struct lazy_lib *held = lazy_hold(&lazy_curl_lib, err);
+  if (!held)
     return -1;
   r->last_code[0] = '\0';
   r->answered = false;
@@ -597,7 +599,8 @@ static size_t send_header_cb(char *data, size_t sz, size_t nm, void *ud) {
 int reg_send(struct reg *r, const char *method, const char *url,
              const char *content_type, const void *body, size_t len,
              const char *file, long *status, char **location, sh_err *err) {
-  if (lazy_need(&lazy_curl_lib, err) < 0)
+  cleanup_lazy struct lazy_lib *held = lazy_hold(&lazy_curl_lib, err);
+  if (!held)
     return -1;
   cleanup_free char *full =
       url[0] == '/' ? xasprintf("%s%s", r->base, url) : xstrdup(url);

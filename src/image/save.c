@@ -154,7 +154,8 @@ static int put_file(struct archive *a, const char *name, const char *path,
 int image_save(struct image_store *s, const char *const *refs,
                int (*write)(void *arg, const void *buf, size_t len), void *arg,
                sh_err *err) {
-  if (lazy_need(&lazy_archive_lib, err) < 0)
+  cleanup_lazy struct lazy_lib *held = lazy_hold(&lazy_archive_lib, err);
+  if (!held)
     return -1;
   size_t nr = 0;
   while (refs && refs[nr])

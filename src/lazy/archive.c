@@ -12,5 +12,7 @@ static const char *resolve(void *h) {
   return NULL;
 }
 
-struct lazy_lib lazy_archive_lib = {.soname = "libarchive.so.13",
-                                    .resolve = resolve};
+static void unload(void) {} /* nothing global to end */
+
+struct lazy_lib lazy_archive_lib = {
+    .soname = "libarchive.so.13", .resolve = resolve, .unload = unload};

@@ -15,4 +15,8 @@ static const char *resolve(void *h) {
   return NULL;
 }
 
-struct lazy_lib lazy_curl_lib = {.soname = "libcurl.so.4", .resolve = resolve};
+/* Under lazy.c's lock, with no user left. */
+static void unload(void) { lazy_curl_fns.curl_global_cleanup(); }
+
+struct lazy_lib lazy_curl_lib = {
+    .soname = "libcurl.so.4", .resolve = resolve, .unload = unload};

@@ -1,5 +1,6 @@
 /* libcurl, loaded on first use (see lazy.h): include this instead of
- * <curl/curl.h>. curl_global_init runs once, at load; the lazy calls
+ * <curl/curl.h>. curl_global_init runs at load, curl_global_cleanup
+ * before an unload (shoald's, when idle); the lazy calls
  * give up curl's compile-time option type checks (typecheck-gcc.h). */
 #ifndef SHOAL_LAZY_CURL_H
 #define SHOAL_LAZY_CURL_H
@@ -18,6 +19,7 @@
   X(curl_easy_setopt)                                                          \
   X(curl_easy_strerror)                                                        \
   X(curl_free)                                                                 \
+  X(curl_global_cleanup)                                                       \
   X(curl_global_init)                                                          \
   X(curl_slist_append)                                                         \
   X(curl_slist_free_all)

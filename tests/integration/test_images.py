@@ -303,6 +303,17 @@ def test_image_commands():
                                "--format", "{{.Actor.ID}}", timeout=30)
         assert any(l.startswith(gone) for l in out.split()), out
 
+        # Idle again, the daemon closes what the pulls, saves and loads
+        # opened (libcurl, libarchive and the ~150 libraries under them),
+        # and the next pull opens them again.
+        def maps():
+            with open("/proc/%d/maps" % lab.pid("swarma")) as f:
+                return f.read()
+        wait_until(lambda: "libcurl" not in maps() and "libarchive" not in maps(), timeout=60,
+                   what="libcurl and libarchive closed once idle")
+        lab.docker("swarma", "pull", "busybox", timeout=120)
+        assert lab.docker("swarma", "image", "inspect", "-f", "{{.Id}}", "busybox")[1].strip() == img
+
 
 def relabel(src, dst, labels):
     """Copies a docker-archive with labels added to its image's config and
