@@ -16,7 +16,9 @@ static const char *resolve(void *h) {
 }
 
 /* Under lazy.c's lock, with no user left. */
-static void unload(void) { lazy_curl_fns.curl_global_cleanup(); }
+static void unload(void) {
+  lazy_curl_fns.curl_global_cleanup();
+}
 
 struct lazy_lib lazy_curl_lib = {
     .soname = "libcurl.so.4", .resolve = resolve, .unload = unload};
