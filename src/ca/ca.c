@@ -826,6 +826,14 @@ SSL_CTX *ca_tls_server_ctx(const char *cert_pem, const char *key_pem,
     ossl_error(err, 500, "cannot create TLS context");
     return NULL;
   }
+  /* Resumption from this server's cache (a ticket names the entry), not
+   * stateless tickets: a ticket is the whole session encrypted, and
+   * taking it back decodes the client's certificate (OpenSSL 3's decoders,
+   * ~1 ms); a thousand nodes reconnecting to a new leader did that on the
+   * loop that was holding the election. 8,192 entries of ~3 KB. */
+  SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+  SSL_CTX_sess_set_cache_size(ctx, 8192);
   /* The default verify callback fails the handshake on any chain error,
    * so a client certificate from another CA is refused even when
    * certificates are optional. */
