@@ -32,6 +32,7 @@ struct manager {
   struct http_client *client;
   char *cluster_id;
   bool leader;
+  uint64_t lead_epoch;   /* counts leadership changes (lead_ready) */
   bool forced_new;       /* force-new-cluster: drop departed managers' status */
   bool rootca_finishing; /* a root rotation's completion is proposed */
   void (*forwarded)(struct http_req *req, void *ud);

@@ -199,6 +199,31 @@ static void drop_departed_managers(struct manager *m) {
     manager_propose(m, tx, NULL, NULL, &err);
 }
 
+struct lead_ctx {
+  struct manager *m;
+  uint64_t epoch;
+};
+
+/* The dispatcher and the orchestrators start once this term's barrier is
+ * applied: before, the store may lack what the last leader committed (a
+ * service removed, a node drained), and they would act on that. It also
+ * keeps a failover's first commit ahead of a thousand nodes' session
+ * starts and the first full reconcile. */
+static void lead_ready(void *ud, int status) {
+  struct lead_ctx *c = ud;
+  struct manager *m = c->m;
+  /* Still this term's leader but the barrier failed (a disk error):
+   * start anyway, as without it, rather than lead with neither. */
+  if (m->leader && m->lead_epoch == c->epoch && m->disp && m->recon) {
+    if (status < 0)
+      log_warn("raft: this term's barrier failed; the dispatcher and the "
+               "orchestrators start without it");
+    dispatcher_set_leader(m->disp, true);
+    reconciler_set_leader(m->recon, true);
+  }
+  free(c);
+}
+
 static void on_leader(void *ud, bool leader) {
   struct manager *m = ud;
   if (leader && m->forced_new) {
@@ -206,8 +231,18 @@ static void on_leader(void *ud, bool leader) {
     drop_departed_managers(m);
   }
   m->leader = leader;
-  dispatcher_set_leader(m->disp, leader);
-  reconciler_set_leader(m->recon, leader);
+  m->lead_epoch++;
+  if (leader) {
+    struct lead_ctx *c = xcalloc(1, sizeof *c);
+    c->m = m;
+    c->epoch = m->lead_epoch;
+    sh_err err = {0};
+    if (raftnode_barrier(m->raft, lead_ready, c, &err) < 0)
+      lead_ready(c, -1);
+  } else {
+    dispatcher_set_leader(m->disp, false);
+    reconciler_set_leader(m->recon, false);
+  }
   if (leader && m->init_tx) {
     sh_err err = {0};
     struct store_tx *tx = STEAL_POINTER(&m->init_tx);

@@ -882,6 +882,48 @@ static void apply_done(struct raft_apply *req, int status, void *result) {
   free(p);
 }
 
+struct barrier_req {
+  struct raft_barrier req;
+  struct raftnode *rn;
+  raftnode_barrier_fn done;
+  void *ud;
+};
+
+static void barrier_done(struct raft_barrier *req, int status) {
+  struct barrier_req *b = req->data;
+  struct raftnode *rn = b->rn;
+  if (status == 0 && rn->led_since_ns) {
+    log_info("raft: the first entry of term %llu committed %.0f ms after "
+             "this node became leader",
+             (unsigned long long)rn->raft.current_term,
+             (double)(clock_mono_ns() - rn->led_since_ns) / NS_PER_MS);
+    rn->led_since_ns = 0;
+  }
+  /* as apply_done: no raft call from the callback while stepping down */
+  bool lost = status == RAFT_LEADERSHIPLOST || status == RAFT_SHUTDOWN;
+  rn->stepping_down += lost;
+  b->done(b->ud, status == 0 ? 0 : -1);
+  rn->stepping_down -= lost;
+  free(b);
+}
+
+int raftnode_barrier(struct raftnode *rn, raftnode_barrier_fn done, void *ud,
+                     sh_err *err) {
+  if (!raftnode_is_leader(rn))
+    return sh_error(err, 503, "%s", RAFTNODE_NO_LEADER_MSG);
+  struct barrier_req *b = xcalloc(1, sizeof *b);
+  b->rn = rn;
+  b->done = done;
+  b->ud = ud;
+  b->req.data = b;
+  int rv = raft_barrier(&rn->raft, &b->req, barrier_done);
+  if (rv != 0) {
+    free(b);
+    return sh_error(err, 503, "raft: %s", raft_strerror(rv));
+  }
+  return 0;
+}
+
 int raftnode_propose(struct raftnode *rn, const char *data, size_t len,
                      raftnode_done_fn done, void *ud, sh_err *err) {
   return raftnode_propose_hinted(rn, data, len, NULL, done, ud, err);

@@ -132,6 +132,15 @@ int raftnode_propose_hinted(struct raftnode *rn, const char *data, size_t len,
                             void *hint, raftnode_done_fn done, void *ud,
                             struct sh_err *err);
 
+/* Leader only: done runs once every entry before this call is applied
+ * here (a raft barrier: an entry of this term committed), status 0; or
+ * < 0 when leadership was lost first or the node closes. A new leader's
+ * store may lack entries the last leader committed until then. Returns
+ * < 0 without calling done when it could not be queued. */
+typedef void (*raftnode_barrier_fn)(void *ud, int status);
+int raftnode_barrier(struct raftnode *rn, raftnode_barrier_fn done, void *ud,
+                     struct sh_err *err);
+
 /* ---- membership (leader only) ----
  * Changes run one at a time in the order asked (raft allows one
  * configuration change in flight); each calls done exactly once, on a

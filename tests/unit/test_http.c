@@ -2190,6 +2190,141 @@ TEST(http_client_tls_reuse_insecure_and_resumption) {
   pki_free(&p);
 }
 
+/* ---- a TCP relay that can put bytes of its own toward the client ---- */
+
+struct relay_side {
+  uv_tcp_t tcp;
+  struct relay *r;
+  struct relay_side *other;
+};
+
+struct relay {
+  uv_tcp_t lis;
+  uv_connect_t conn_req;
+  struct relay_side down, up; /* one relayed connection: client, server */
+  int port, backend, accepted;
+  bool up_ready;
+  sh_buf pending; /* client bytes before the server side connected */
+};
+
+static void relay_written(uv_write_t *w, int status) {
+  (void)status;
+  free(w->data);
+  free(w);
+}
+
+static void relay_send(struct relay_side *to, const void *data, size_t len) {
+  uv_write_t *w = xmalloc(sizeof *w);
+  w->data = xmalloc(len);
+  memcpy(w->data, data, len);
+  uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
+  if (uv_write(w, (uv_stream_t *)&to->tcp, &b, 1, relay_written) < 0)
+    relay_written(w, -1);
+}
+
+static void relay_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
+  struct relay_side *side = st->data;
+  struct relay *r = side->r;
+  if (n > 0) {
+    if (side == &r->down && !r->up_ready)
+      buf_append(&r->pending, b->base, (size_t)n);
+    else
+      relay_send(side->other, b->base, (size_t)n);
+  } else if (n < 0) {
+    uv_read_stop(st);
+  }
+  free(b->base);
+}
+
+static void relay_up_connected(uv_connect_t *req, int status) {
+  struct relay *r = req->data;
+  if (status < 0)
+    return;
+  r->up_ready = true;
+  if (r->pending.len)
+    relay_send(&r->up, r->pending.data, r->pending.len);
+  buf_free(&r->pending);
+  uv_read_start((uv_stream_t *)&r->up.tcp, raw_alloc, relay_read);
+}
+
+static void relay_accept(uv_stream_t *server, int status) {
+  struct relay *r = server->data;
+  if (status < 0 || r->accepted++) /* one connection is all it relays */
+    return;
+  uv_tcp_init(server->loop, &r->down.tcp);
+  uv_tcp_init(server->loop, &r->up.tcp);
+  r->down = (struct relay_side){r->down.tcp, r, &r->up};
+  r->up = (struct relay_side){r->up.tcp, r, &r->down};
+  r->down.tcp.data = &r->down;
+  r->up.tcp.data = &r->up;
+  uv_accept(server, (uv_stream_t *)&r->down.tcp);
+  uv_read_start((uv_stream_t *)&r->down.tcp, raw_alloc, relay_read);
+  struct sockaddr_in sa;
+  uv_ip4_addr("127.0.0.1", r->backend, &sa);
+  r->conn_req.data = r;
+  uv_tcp_connect(&r->conn_req, &r->up.tcp, (struct sockaddr *)&sa,
+                 relay_up_connected);
+}
+
+static int relay_start(uv_loop_t *loop, struct relay *r, int backend) {
+  memset(r, 0, sizeof *r);
+  r->backend = backend;
+  uv_tcp_init(loop, &r->lis);
+  r->lis.data = r;
+  struct sockaddr_in sa;
+  uv_ip4_addr("127.0.0.1", 0, &sa);
+  if (uv_tcp_bind(&r->lis, (struct sockaddr *)&sa, 0) < 0 ||
+      uv_listen((uv_stream_t *)&r->lis, 8, relay_accept) < 0)
+    return -1;
+  int len = sizeof sa;
+  uv_tcp_getsockname(&r->lis, (struct sockaddr *)&sa, &len);
+  return r->port = ntohs(sa.sin_port);
+}
+
+static void relay_stop(struct relay *r) {
+  if (r->accepted) {
+    uv_close((uv_handle_t *)&r->down.tcp, NULL);
+    uv_close((uv_handle_t *)&r->up.tcp, NULL);
+  }
+  uv_close((uv_handle_t *)&r->lis, NULL);
+  buf_free(&r->pending);
+}
+
+/* An idle kept TLS connection that reads bytes which decrypt to nothing
+ * (here the start of a record, as an on-path attacker or a split ticket
+ * would give it) has no call to complete: once it did, through NULL.
+ * The client goes on serving calls. */
+TEST(http_client_idle_tls_connection_reading_no_answer) {
+  struct pki p;
+  pki_make(&p);
+  struct fx f;
+  fx_init(&f);
+  SSL_CTX *ctx = server_ctx(&p.srv, &p.ca, PEER_OPTIONAL);
+  int backend = fx_listen_tcp(&f, ctx);
+  CHECK(backend > 0);
+  struct relay r;
+  CHECK(relay_start(&f.loop, &r, backend) > 0);
+  f.port = r.port; /* the calls go through the relay */
+  struct res res;
+  peer_call(&f, &p, &p.cli, &p.ca, false, &res);
+  CHECK_INT_EQ(res.status, 200);
+  res_free(&res);
+  CHECK_INT_EQ(r.accepted, 1);
+  /* an application-data record header, and nothing after it */
+  static const unsigned char part[] = {0x17, 0x03, 0x03};
+  relay_send(&r.down, part, sizeof part);
+  run_for(&f, 100);
+  f.port = backend;
+  peer_call(&f, &p, &p.cli, &p.ca, false, &res);
+  CHECK_INT_EQ(res.status, 200);
+  CHECK_STR_EQ(res.body, "verified=1 cn=node2 ou=swarm-worker o=cluster1");
+  res_free(&res);
+  relay_stop(&r);
+  CHECK(fx_done(&f));
+  SSL_CTX_free(ctx);
+  pki_free(&p);
+}
+
 /* A server that cannot resume (no session ID context while it verifies
  * clients: OpenSSL fails such a handshake) still gets the call: the
  * session is dropped and the call made again with a full handshake. */

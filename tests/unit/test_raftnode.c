@@ -506,6 +506,55 @@ TEST(raftnode_close_fails_pending_proposals_with_503) {
   TEARDOWN();
 }
 
+struct barrier_rec {
+  bool called;
+  int status;
+  int applies_then; /* what the FSM had applied when done ran */
+  struct tfsm *f;
+};
+
+static void on_barrier(void *ud, int status) {
+  struct barrier_rec *b = ud;
+  b->called = true;
+  b->status = status;
+  b->applies_then = b->f->applies;
+}
+
+/* A barrier's done runs once every entry proposed before it is applied
+ * (what a new leader waits for before it orchestrates); refused without
+ * leadership; failed, not lost, when the node closes first. */
+TEST(raftnode_barrier_runs_after_earlier_entries_apply) {
+  SETUP();
+  struct tfsm f = {0};
+  struct leader_seen ls = {0};
+  /* no configuration: a follower */
+  struct raftnode *rn = start_node(dir, addr, &f, 1000, NULL, false, &ls, &err);
+  CHECK(rn != NULL);
+  struct barrier_rec b = {.f = &f};
+  CHECK(raftnode_barrier(rn, on_barrier, &b, &err) < 0);
+  CHECK_INT_EQ(err.status, 503);
+  CHECK(close_node(rn));
+  rn = start_node(dir, addr, &f, 1000, NULL, true, &ls, &err);
+  CHECK(rn != NULL);
+  CHECK(run_until(&ls.leader, 5000));
+  struct done_rec d[3] = {{0}};
+  for (int i = 0; i < 3; i++)
+    CHECK_INT_EQ(raftnode_propose(rn, "x", 1, on_done, &d[i], &err), 0);
+  CHECK_INT_EQ(raftnode_barrier(rn, on_barrier, &b, &err), 0);
+  CHECK_INT_EQ(f.applies, 0); /* nothing applied yet: the writes are async */
+  CHECK(run_until(&b.called, 5000));
+  CHECK_INT_EQ(b.status, 0);
+  CHECK_INT_EQ(b.applies_then, 3);
+  CHECK(d[0].called && d[1].called && d[2].called);
+  struct barrier_rec late = {.f = &f};
+  CHECK_INT_EQ(raftnode_barrier(rn, on_barrier, &late, &err), 0);
+  CHECK(close_node(rn));
+  CHECK(late.called);
+  CHECK(late.status < 0);
+  buf_free(&f.log);
+  TEARDOWN();
+}
+
 TEST(raftnode_recover_single_keeps_log) {
   SETUP();
   struct tfsm f = {0};
