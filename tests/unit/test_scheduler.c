@@ -286,9 +286,10 @@ static void alternate_id(char out[ID_LEN + 1], void *ud) {
   snprintf(out, ID_LEN + 1, "t%024d", n <= 4 ? 2 * n : 2 * (n - 4) + 1);
 }
 
-/* Tasks of two services placed in one run, in an order that alternates
- * between them (tasks made in one orchestrator pass): a placement for one
- * service takes CPU that the other's next placement must see. */
+/* Tasks of two services placed in one run, made in an order that
+ * alternates between them (one orchestrator pass): the run places them a
+ * group after the other (as swarmkit's task groups), in the order of each
+ * group's first task, and the second group sees the CPU the first took. */
 TEST(sched_interleaved_groups_see_each_others_placements) {
   cleanup_fx struct fx f = {0};
   fx_init_nodes(&f, "node", 3);
@@ -312,11 +313,15 @@ TEST(sched_interleaved_groups_see_each_others_placements) {
   fx_sched(&f);
   CHECK_INT_EQ(fx_count(&f, NULL, NULL, "assigned"), 6);
   static const char *const nodes[] = {"node1", "node2", "node3"};
-  for (size_t k = 0; k < 3; k++)
+  int on_a = 0, on_b = 0;
+  for (size_t k = 0; k < 3; k++) {
     CHECK_INT_EQ(on(&f, "a", nodes[k]) + on(&f, "b", nodes[k]), 2);
+    on_a += on(&f, "a", nodes[k]);
+    on_b += on(&f, "b", nodes[k]);
+  }
+  CHECK_INT_EQ(on_a, 4); /* a's group first: its first task came first */
+  CHECK_INT_EQ(on_b, 2);
   char err[256];
-  CHECK_STR_EQ(first_err(&f, "a", err, sizeof err),
-               "no suitable node (insufficient resources on 3 nodes)");
   CHECK_STR_EQ(first_err(&f, "b", err, sizeof err),
                "no suitable node (insufficient resources on 3 nodes)");
   fx_free(&f);
