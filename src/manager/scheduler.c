@@ -770,8 +770,7 @@ static json_t *grouped(json_t *list) {
     json_array_append(g, t);
   }
   json_t *out = json_array();
-  json_array_foreach(order, i, t)
-    json_array_extend(out, t);
+  json_array_foreach(order, i, t) json_array_extend(out, t);
   json_decref(order);
   json_decref(groups);
   json_decref(list);
