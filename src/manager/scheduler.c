@@ -502,6 +502,12 @@ int scheduler_run(struct store *s, int64_t now_ns, struct orch_out *out) {
   return n;
 }
 
+/* A task's group, "service/specversion": its tasks share every filter. */
+static void task_group(const json_t *t, char *out, size_t len) {
+  snprintf(out, len, "%s/%lld", jx_str(t, "ServiceID", ""),
+           (long long)jx_int(t, "_SpecVersion", 0));
+}
+
 /* One task group's view of the nodes in a run: which fit its filters and
  * how many of its service each holds, up to date with the first `seen`
  * entries of the run's list of changed nodes. */
@@ -677,8 +683,7 @@ static struct decision decide(struct run *r, const json_t *t) {
   struct decision d = {0};
   const char *nid = jx_str(t, "NodeID", "");
   char group[128];
-  snprintf(group, sizeof group, "%s/%lld", jx_str(t, "ServiceID", ""),
-           (long long)jx_int(t, "_SpecVersion", 0));
+  task_group(t, group, sizeof group);
   const char *known = *nid ? NULL : jx_str(r->nofit, group, NULL);
   if (known) {
     d.err = xstrdup(known);
@@ -759,8 +764,7 @@ static json_t *grouped(json_t *list) {
   json_t *t;
   json_array_foreach(list, i, t) {
     char group[128];
-    snprintf(group, sizeof group, "%s/%lld", jx_str(t, "ServiceID", ""),
-             (long long)jx_int(t, "_SpecVersion", 0));
+    task_group(t, group, sizeof group);
     json_t *g = json_object_get(groups, group);
     if (!g) {
       g = json_array();

@@ -842,6 +842,17 @@ static void io_outcome(struct raftnode *rn, bool failed, const sh_err *e) {
   }
 }
 
+/* A failover's second part, after the election: logged once a term. */
+static void note_first_commit(struct raftnode *rn) {
+  if (!rn->led_since_ns)
+    return;
+  log_info("raft: the first entry of term %llu committed %.0f ms after "
+           "this node became leader",
+           (unsigned long long)rn->raft.current_term,
+           (double)(clock_mono_ns() - rn->led_since_ns) / NS_PER_MS);
+  rn->led_since_ns = 0;
+}
+
 static void apply_done(struct raft_apply *req, int status, void *result) {
   struct propose_req *p = req->data;
   struct raftnode *rn = p->rn;
@@ -850,13 +861,7 @@ static void apply_done(struct raft_apply *req, int status, void *result) {
   int rc = 0;
   if (status == 0 && result == rn) {
     io_outcome(rn, false, NULL);
-    if (rn->led_since_ns) {
-      log_info("raft: the first entry of term %llu committed %.0f ms after "
-               "this node became leader",
-               (unsigned long long)rn->raft.current_term,
-               (double)(clock_mono_ns() - rn->led_since_ns) / NS_PER_MS);
-      rn->led_since_ns = 0;
-    }
+    note_first_commit(rn);
     rc = rn->verdict_rc < 0 ? -1 : 0;
     if (rc < 0)
       e = rn->verdict_err;
@@ -892,13 +897,8 @@ struct barrier_req {
 static void barrier_done(struct raft_barrier *req, int status) {
   struct barrier_req *b = req->data;
   struct raftnode *rn = b->rn;
-  if (status == 0 && rn->led_since_ns) {
-    log_info("raft: the first entry of term %llu committed %.0f ms after "
-             "this node became leader",
-             (unsigned long long)rn->raft.current_term,
-             (double)(clock_mono_ns() - rn->led_since_ns) / NS_PER_MS);
-    rn->led_since_ns = 0;
-  }
+  if (status == 0)
+    note_first_commit(rn);
   /* as apply_done: no raft call from the callback while stepping down */
   bool lost = status == RAFT_LEADERSHIPLOST || status == RAFT_SHUTDOWN;
   rn->stepping_down += lost;
