@@ -36,6 +36,11 @@ void tls_transport_free(struct raft_uv_transport *t);
 /* Serves POST /swarm/v1/raft (always answers or upgrades req). */
 void tls_transport_accept(struct raft_uv_transport *t, struct http_req *req);
 
+/* Keeps one idle connection open to each other member of c, for raft's
+ * next connect to it (called on raft's tick; looks every 500 ms). */
+void tls_transport_warm(struct raft_uv_transport *t,
+                        const struct raft_configuration *c);
+
 /* What the transport last saw of a peer: 1 reachable (connection made or
  * accepted), -1 unreachable (last dial failed), 0 never tried. */
 int tls_transport_reach(struct raft_uv_transport *t, raft_id id);

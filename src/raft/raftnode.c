@@ -488,6 +488,8 @@ static void io_tick(struct raft_io *io) {
   struct raftnode *rn =
       (struct raftnode *)((char *)io - offsetof(struct raftnode, io));
   uint64_t now = uv_now(rn->loop);
+  if (rn->tls && !rn->closing)
+    tls_transport_warm(&rn->transport, &rn->raft.configuration);
   if (rn->last_tick_ms && now - rn->last_tick_ms > rn->election_ms / 2) {
     rn->tick_held = true;
     return;

@@ -15,6 +15,17 @@
  * custom transport nothing does, so the identity travels in the upgrade
  * request and the certificate vouches for it.
  *
+ * Spares: raft dials a peer only when it first has a message for it, so
+ * a follower meets another follower first at an election, when its
+ * RequestVote would wait for a TLS handshake behind every agent that
+ * reconnects to that peer's swarm port at the same moment. So the
+ * transport keeps one idle, upgraded connection to each other member of
+ * the configuration (tls_transport_warm, on raft's tick) and hands it to
+ * raft's next connect to that peer; a new spare is dialed behind it. The
+ * accepting side hands its end to raft at once, which reads it like any
+ * other (raft streams carry messages one way, so an idle spare that
+ * becomes readable has been closed).
+ *
  * libraft facts (v0.15.0): raft owns t->data (it points at its io); the
  * streams we hand over are released by raft with uv_close + raft_free, so
  * they are bare raft_malloc'd handles; connect callbacks must fire for
@@ -31,7 +42,13 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <strings.h>
+
+/* How often the spares are looked at, and the wait after a spare's dial
+ * failed (raft's own retries to a dead peer come every second too). */
+#define WARM_CHECK_MS 500
+#define WARM_RETRY_MS 1000
 
 struct peer_seen {
   raft_id id;
@@ -39,6 +56,16 @@ struct peer_seen {
 };
 
 struct dial;
+
+/* The idle connection kept for one peer (see "Spares" above). */
+struct spare {
+  raft_id id;
+  char address[128];
+  int fd; /* the upgraded connection's end, or -1 */
+  bool dialing;
+  bool seen;         /* in the configuration at the last check */
+  uint64_t next_try; /* loop ms, after a failed dial */
+};
 
 struct tt {
   uv_loop_t *loop;
@@ -50,18 +77,28 @@ struct tt {
   bool closing, close_handle_done, close_fired;
   raft_uv_transport_close_cb close_cb;
   struct raft_uv_transport *t;
-  uv_timer_t close_handle; /* only to come back from close() on the loop */
+  /* Hands spares to raft's connects on the next turn (libraft's connect
+   * callback must not run inside its connect call), then closes with the
+   * transport. */
+  uv_timer_t timer;
+  bool timer_inited;
   struct dial *dials;
   struct peer_seen *peers;
   size_t npeers;
+  struct spare *spares;
+  size_t nspares;
+  uint64_t warm_next; /* loop ms */
 };
 
+/* A connection on its way to raft: dialing (tc), a spare waiting for the
+ * timer (ready_fd), or a spare being dialed (req NULL). */
 struct dial {
   struct tt *tt;
   struct raft_uv_connect *req;
   raft_uv_connect_cb cb;
   raft_id id;
   struct tlsconn *tc;
+  int ready_fd;
   struct dial *prev, *next;
 };
 
@@ -132,8 +169,27 @@ static bool verify_server(void *ud, const struct tlsconn_peer *p) {
          raftnode_id_for(p->cn) == d->id;
 }
 
-static void dial_done(void *ud, int fd, const sh_err *err) {
-  struct dial *d = ud;
+static struct spare *spare_of(struct tt *tt, raft_id id) {
+  for (size_t i = 0; i < tt->nspares; i++)
+    if (tt->spares[i].id == id)
+      return &tt->spares[i];
+  return NULL;
+}
+
+/* An idle raft connection has nothing to read: data or a hangup on it
+ * means the other end is gone. */
+static bool idle_alive(int fd) {
+  struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+  return poll(&p, 1, 0) == 0;
+}
+
+static void spare_drop_fd(struct spare *sp) {
+  if (sp->fd >= 0)
+    close(sp->fd);
+  sp->fd = -1;
+}
+
+static void dial_unlink(struct dial *d) {
   struct tt *tt = d->tt;
   if (d->prev)
     d->prev->next = d->next;
@@ -141,12 +197,49 @@ static void dial_done(void *ud, int fd, const sh_err *err) {
     tt->dials = d->next;
   if (d->next)
     d->next->prev = d->prev;
+}
+
+static void dial_link(struct dial *d) {
+  struct tt *tt = d->tt;
+  d->prev = NULL;
+  d->next = tt->dials;
+  if (tt->dials)
+    tt->dials->prev = d;
+  tt->dials = d;
+}
+
+/* A spare's dial ended: keep the connection for raft's next connect. */
+static void warm_done(struct tt *tt, raft_id id, int fd, bool canceled) {
+  struct spare *sp = spare_of(tt, id);
+  if (sp)
+    sp->dialing = false;
+  if (fd < 0) {
+    if (sp)
+      sp->next_try = uv_now(tt->loop) + WARM_RETRY_MS;
+    if (!canceled)
+      set_reach(tt, id, -1);
+    return;
+  }
+  set_reach(tt, id, 1);
+  if (tt->closing || !sp || sp->fd >= 0) {
+    close(fd);
+    return;
+  }
+  sp->fd = fd;
+}
+
+static void dial_done(void *ud, int fd, const sh_err *err) {
+  struct dial *d = ud;
+  struct tt *tt = d->tt;
+  dial_unlink(d);
   struct raft_uv_connect *req = d->req;
   raft_uv_connect_cb cb = d->cb;
   raft_id id = d->id;
   free(d);
-  if (fd < 0) {
-    bool canceled = err && err->status == 499;
+  bool canceled = fd < 0 && err && err->status == 499;
+  if (!req) {
+    warm_done(tt, id, fd, canceled);
+  } else if (fd < 0) {
     if (!canceled)
       set_reach(tt, id, -1);
     cb(req, NULL, canceled ? RAFT_CANCELED : RAFT_NOCONNECTION);
@@ -162,17 +255,49 @@ static void dial_done(void *ud, int fd, const sh_err *err) {
   maybe_fire_close(tt);
 }
 
-static int tt_connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
-                      raft_id id, const char *address, raft_uv_connect_cb cb) {
-  struct tt *tt = t->impl;
-  if (tt->closing)
-    return RAFT_CANCELED;
+/* Hands the spares taken by connects to raft, each with its callback. */
+static void handover_cb(uv_timer_t *h) {
+  struct tt *tt = h->data;
+  struct dial *next;
+  for (struct dial *d = tt->dials; d; d = next) {
+    next = d->next;
+    if (!d->tc)
+      dial_done(d, d->ready_fd, NULL);
+  }
+}
+
+static void timer_ensure(struct tt *tt) {
+  if (tt->timer_inited)
+    return;
+  uv_timer_init(tt->loop, &tt->timer);
+  tt->timer.data = tt;
+  tt->timer_inited = true;
+}
+
+/* The spare for id at address, if it is still open (-1 if none). */
+static int spare_take(struct tt *tt, raft_id id, const char *address) {
+  struct spare *sp = spare_of(tt, id);
+  if (!sp || sp->fd < 0)
+    return -1;
+  int fd = sp->fd;
+  sp->fd = -1;
+  if (strcmp(sp->address, address) != 0 || !idle_alive(fd)) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/* Dials peer id for raft (req) or for a spare (req NULL). */
+static int dial_start(struct tt *tt, struct raft_uv_connect *req,
+                      raft_uv_connect_cb cb, raft_id id, const char *address,
+                      sh_err *err) {
   struct dial *d = xcalloc(1, sizeof *d);
   d->tt = tt;
   d->req = req;
   d->cb = cb;
   d->id = id;
-  req->cb = cb;
+  d->ready_fd = -1;
   cleanup_free char *hdr_id =
       xasprintf(RAFT_HDR_ID ": %" PRIu64, (uint64_t)tt->id);
   cleanup_free char *hdr_addr = xasprintf(RAFT_HDR_ADDRESS ": %s", tt->address);
@@ -187,24 +312,95 @@ static int tt_connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
       .verify = verify_server,
       .verify_ud = d,
   };
-  sh_err err = {0};
-  if (tlsconn_upgrade(tt->loop, &o, dial_done, d, &d->tc, &err) < 0) {
+  if (tlsconn_upgrade(tt->loop, &o, dial_done, d, &d->tc, err) < 0) {
     free(d);
-    snprintf(t->errmsg, sizeof t->errmsg, "%.200s", err.msg);
     set_reach(tt, id, -1);
+    return -1;
+  }
+  dial_link(d);
+  return 0;
+}
+
+static int tt_connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
+                      raft_id id, const char *address, raft_uv_connect_cb cb) {
+  struct tt *tt = t->impl;
+  if (tt->closing)
+    return RAFT_CANCELED;
+  req->cb = cb;
+  int fd = spare_take(tt, id, address);
+  if (fd >= 0) {
+    struct dial *d = xcalloc(1, sizeof *d);
+    *d =
+        (struct dial){.tt = tt, .req = req, .cb = cb, .id = id, .ready_fd = fd};
+    dial_link(d);
+    timer_ensure(tt);
+    uv_timer_start(&tt->timer, handover_cb, 0, 0);
+    return 0;
+  }
+  sh_err err = {0};
+  if (dial_start(tt, req, cb, id, address, &err) < 0) {
+    snprintf(t->errmsg, sizeof t->errmsg, "%.200s", err.msg);
     return RAFT_NOCONNECTION;
   }
-  d->next = tt->dials;
-  if (tt->dials)
-    tt->dials->prev = d;
-  tt->dials = d;
   return 0;
+}
+
+void tls_transport_warm(struct raft_uv_transport *t,
+                        const struct raft_configuration *c) {
+  struct tt *tt = t->impl;
+  if (!tt || tt->closing || !tt->address)
+    return;
+  uint64_t now = uv_now(tt->loop);
+  if (now < tt->warm_next)
+    return;
+  tt->warm_next = now + WARM_CHECK_MS;
+  for (size_t i = 0; i < tt->nspares; i++)
+    tt->spares[i].seen = false;
+  for (unsigned i = 0; i < c->n; i++) {
+    const struct raft_server *s = &c->servers[i];
+    if (s->id == tt->id || !s->address || strlen(s->address) >= 128)
+      continue;
+    struct spare *sp = spare_of(tt, s->id);
+    if (!sp) {
+      tt->spares = xrealloc(tt->spares, (tt->nspares + 1) * sizeof *tt->spares);
+      sp = &tt->spares[tt->nspares++];
+      *sp = (struct spare){.id = s->id, .fd = -1};
+    }
+    sp->seen = true;
+    if (strcmp(sp->address, s->address) != 0) {
+      snprintf(sp->address, sizeof sp->address, "%s", s->address);
+      spare_drop_fd(sp);
+    }
+    if (sp->fd >= 0 && !idle_alive(sp->fd))
+      spare_drop_fd(sp);
+    if (sp->fd >= 0 || sp->dialing || now < sp->next_try)
+      continue;
+    sh_err err = {0};
+    if (dial_start(tt, NULL, NULL, s->id, s->address, &err) < 0)
+      sp->next_try = now + WARM_RETRY_MS;
+    else
+      sp->dialing = true;
+  }
+  /* Members that left: their spares go (a dial under way ends alone). */
+  size_t kept = 0;
+  for (size_t i = 0; i < tt->nspares; i++) {
+    if (tt->spares[i].seen || tt->spares[i].dialing)
+      tt->spares[kept++] = tt->spares[i];
+    else
+      spare_drop_fd(&tt->spares[i]);
+  }
+  tt->nspares = kept;
 }
 
 static void close_handle_closed(uv_handle_t *h) {
   struct tt *tt = h->data;
   tt->close_handle_done = true;
-  maybe_fire_close(tt);
+  /* Spares still waiting for the timer are canceled (dial_done); the
+   * last dial to end fires the close. */
+  if (tt->dials)
+    handover_cb(&tt->timer);
+  else
+    maybe_fire_close(tt);
 }
 
 static void tt_close(struct raft_uv_transport *t,
@@ -215,12 +411,14 @@ static void tt_close(struct raft_uv_transport *t,
   tt->closing = true;
   tt->accept_cb = NULL;
   tt->close_cb = cb;
+  for (size_t i = 0; i < tt->nspares; i++)
+    spare_drop_fd(&tt->spares[i]);
   /* Each canceled dial calls back later (dial_done unlinks it). */
   for (struct dial *d = tt->dials; d; d = d->next)
-    tlsconn_cancel(d->tc);
-  uv_timer_init(tt->loop, &tt->close_handle);
-  tt->close_handle.data = tt;
-  uv_close((uv_handle_t *)&tt->close_handle, close_handle_closed);
+    if (d->tc)
+      tlsconn_cancel(d->tc);
+  timer_ensure(tt);
+  uv_close((uv_handle_t *)&tt->timer, close_handle_closed);
 }
 
 int tls_transport_init(struct raft_uv_transport *t, uv_loop_t *loop,
@@ -267,6 +465,9 @@ void tls_transport_free(struct raft_uv_transport *t) {
   free(tt->cluster_id);
   free(tt->address);
   free(tt->peers);
+  for (size_t i = 0; i < tt->nspares; i++)
+    spare_drop_fd(&tt->spares[i]);
+  free(tt->spares);
   free(tt);
   t->impl = NULL;
 }

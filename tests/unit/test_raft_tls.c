@@ -177,6 +177,11 @@ struct tnode {
   struct tfsm fsm;
   struct leader_seen ls;
   int accepts_seen; /* raft upgrade requests that reached the handler */
+  /* Raft upgrades from each other node's raft id (by index in the test's
+   * array, up to 3), and whether new ones are refused (503). */
+  uint64_t peer_rid[3];
+  int accepts_from[3];
+  bool refuse_raft;
 };
 
 static void on_leader(void *ud, bool leader) {
@@ -189,6 +194,14 @@ static void swarm_handler(struct http_req *req, void *ud) {
   struct tnode *n = ud;
   if (strcmp(req->path, "/swarm/v1/raft") == 0) {
     n->accepts_seen++;
+    if (n->refuse_raft) {
+      http_respond_error(req, 503, "refused by the test");
+      return;
+    }
+    const char *id = http_req_header(req, "Shoal-Raft-Id");
+    for (int i = 0; id && i < 3; i++)
+      if (n->peer_rid[i] && strtoull(id, NULL, 10) == n->peer_rid[i])
+        n->accepts_from[i]++;
     raftnode_accept_upgrade(n->rn, req);
     return;
   }
@@ -521,6 +534,70 @@ TEST(raft_tls_three_managers_failover_and_catch_up) {
     run_ms(300);
     CHECK(!fsm_has(&other->fsm, "after-remove"));
   }
+
+  for (int i = 0; i < 3; i++)
+    node_free(&n[i]);
+  pki_free(&p);
+  run_ms(50);
+  CHECK_INT_EQ(uv_loop_close(&loop), 0);
+}
+
+/* ---- spares: an election needs no new connection ---- */
+
+static bool followers_paired_cb(void *arg) {
+  struct tnode *n = arg;
+  return n[1].accepts_from[2] > 0 && n[2].accepts_from[1] > 0;
+}
+
+/* Followers never send each other a message until an election. Each keeps
+ * an idle connection to the other, so the election goes through even when
+ * neither takes a new raft connection any more (as when a flood of agents
+ * fills their swarm ports' accept queues). */
+TEST(raft_tls_election_uses_the_kept_connections) {
+  struct pki p = {0};
+  struct tnode n[3];
+  CHECK(managers_new(&p, n, 3));
+  for (int i = 0; i < 3; i++)
+    for (int j = 0; j < 3; j++)
+      n[i].peer_rid[j] = i == j ? 0 : n[j].rid;
+  for (int i = 1; i < 3; i++)
+    CHECK(join_added(&n[0], &n[i]));
+  CHECK_INT_EQ(propose_wait(&n[0], "before", 3000), 0);
+  struct tnode *all[] = {&n[0], &n[1], &n[2]};
+  CHECK(wait_all_have(all, 3, "before@", 5000));
+  CHECK(run_cond(followers_paired_cb, n, 5000));
+  {
+    /* The followers see each other reachable, though raft sent nothing. */
+    struct raftnode_member *m = NULL;
+    size_t cnt = 0;
+    sh_err err = {0};
+    CHECK_INT_EQ(raftnode_configuration(n[1].rn, &m, &cnt, &err), 0);
+    int reachable = 0;
+    for (size_t i = 0; i < cnt; i++)
+      reachable += m[i].id == n[2].rid && m[i].reach == RAFTNODE_REACHABLE;
+    raftnode_members_free(m, cnt);
+    CHECK_INT_EQ(reachable, 1);
+  }
+
+  n[1].refuse_raft = n[2].refuse_raft = true;
+  int seen1 = n[1].accepts_seen, seen2 = n[2].accepts_seen;
+  node_stop(&n[0]);
+  struct tnode *next = NULL;
+  uint64_t t0 = uv_hrtime();
+  while (!next && uv_hrtime() - t0 < 8000000000ULL) {
+    run_ms(10);
+    for (int i = 1; i < 3 && !next; i++)
+      if (raftnode_is_leader(n[i].rn))
+        next = &n[i];
+  }
+  CHECK(next != NULL);
+  CHECK_INT_EQ(propose_wait(next, "after", 3000), 0);
+  struct tnode *two[] = {&n[1], &n[2]};
+  CHECK(wait_all_have(two, 2, "after@", 5000));
+  /* The vote came over the kept connection: the refused dials, if any,
+   * were new spares behind it. */
+  fprintf(stderr, "    new raft dials refused during the election: %d, %d\n",
+          n[1].accepts_seen - seen1, n[2].accepts_seen - seen2);
 
   for (int i = 0; i < 3; i++)
     node_free(&n[i]);
