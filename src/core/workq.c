@@ -19,6 +19,7 @@ struct workq {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   struct job *queue, *queue_tail; /* waiting for a thread */
+  struct job *first, *first_tail; /* the same, taken before queue */
   struct job *finished;           /* waiting for the loop */
   bool stopping;
   int nice;
@@ -38,14 +39,16 @@ static void *thread_main(void *arg) {
     (void)setpriority(PRIO_PROCESS, (id_t)gettid(), q->nice);
   pthread_mutex_lock(&q->mu);
   for (;;) {
-    while (!q->queue && !q->stopping)
+    while (!q->first && !q->queue && !q->stopping)
       pthread_cond_wait(&q->cv, &q->mu);
-    if (!q->queue)
+    struct job **head = q->first ? &q->first : &q->queue;
+    struct job **tail = q->first ? &q->first_tail : &q->queue_tail;
+    if (!*head)
       break;
-    struct job *j = q->queue;
-    q->queue = j->next;
-    if (!q->queue)
-      q->queue_tail = NULL;
+    struct job *j = *head;
+    *head = j->next;
+    if (!*head)
+      *tail = NULL;
     pthread_mutex_unlock(&q->mu);
     j->work(j->ud);
     pthread_mutex_lock(&q->mu);
@@ -98,8 +101,8 @@ struct workq *workq_new_nice(uv_loop_t *loop, int nthreads, int nice) {
   return q;
 }
 
-void workq_submit(struct workq *q, workq_work_fn work, workq_done_fn done,
-                  void *ud) {
+static void submit(struct workq *q, bool first, workq_work_fn work,
+                   workq_done_fn done, void *ud) {
   struct job *j = xcalloc(1, sizeof *j);
   j->work = work;
   j->done = done;
@@ -110,14 +113,26 @@ void workq_submit(struct workq *q, workq_work_fn work, workq_done_fn done,
     push_finished(q, j);
     uv_async_send(&q->async);
   } else {
-    if (q->queue_tail)
-      q->queue_tail->next = j;
+    struct job **head = first ? &q->first : &q->queue;
+    struct job **tail = first ? &q->first_tail : &q->queue_tail;
+    if (*tail)
+      (*tail)->next = j;
     else
-      q->queue = j;
-    q->queue_tail = j;
+      *head = j;
+    *tail = j;
     pthread_cond_signal(&q->cv);
   }
   pthread_mutex_unlock(&q->mu);
+}
+
+void workq_submit(struct workq *q, workq_work_fn work, workq_done_fn done,
+                  void *ud) {
+  submit(q, false, work, done, ud);
+}
+
+void workq_submit_first(struct workq *q, workq_work_fn work, workq_done_fn done,
+                        void *ud) {
+  submit(q, true, work, done, ud);
 }
 
 void workq_post(struct workq *q, workq_done_fn fn, void *ud) {
@@ -138,16 +153,21 @@ static void closed(uv_handle_t *h) {
   free(q);
 }
 
-void workq_close(struct workq *q) {
-  pthread_mutex_lock(&q->mu);
-  q->stopping = true;
-  while (q->queue) {
-    struct job *j = q->queue;
-    q->queue = j->next;
+static void cancel_queued(struct workq *q, struct job **head) {
+  while (*head) {
+    struct job *j = *head;
+    *head = j->next;
     j->cancelled = 1;
     push_finished(q, j);
   }
-  q->queue_tail = NULL;
+}
+
+void workq_close(struct workq *q) {
+  pthread_mutex_lock(&q->mu);
+  q->stopping = true;
+  cancel_queued(q, &q->first);
+  cancel_queued(q, &q->queue);
+  q->first_tail = q->queue_tail = NULL;
   pthread_cond_broadcast(&q->cv);
   pthread_mutex_unlock(&q->mu);
   for (int i = 0; i < q->nthreads; i++)

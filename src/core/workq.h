@@ -21,6 +21,11 @@ struct workq *workq_new(uv_loop_t *loop, int nthreads);
 struct workq *workq_new_nice(uv_loop_t *loop, int nthreads, int nice);
 void workq_submit(struct workq *q, workq_work_fn work, workq_done_fn done,
                   void *ud);
+/* As workq_submit, ahead of everything workq_submit queued (in order
+ * among themselves): the next step of work already begun, which should
+ * finish before new work starts. */
+void workq_submit_first(struct workq *q, workq_work_fn work, workq_done_fn done,
+                        void *ud);
 /* From any thread: runs fn(ud, 0) on the loop thread soon (progress
  * reports from work in flight). After workq_close it is not called. */
 void workq_post(struct workq *q, workq_done_fn fn, void *ud);

@@ -169,7 +169,7 @@ TEST(workq_close_cancels_queued_work) {
   struct workq *q = workq_new(&loop, 1);
   struct wq_case cases[50] = {{0}};
   for (int i = 0; i < 50; i++)
-    workq_submit(q, wq_work, wq_done, &cases[i]);
+    (i % 2 ? workq_submit_first : workq_submit)(q, wq_work, wq_done, &cases[i]);
   workq_close(q);
   int done = 0, ran = 0, cancelled = 0;
   for (int i = 0; i < 50; i++) {
@@ -181,6 +181,55 @@ TEST(workq_close_cancels_queued_work) {
   CHECK_INT_EQ(done, 50);
   CHECK_INT_EQ(ran + cancelled, 50);
   CHECK(cancelled > 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK_INT_EQ(uv_loop_close(&loop), 0);
+}
+
+/* The order jobs ran in, on a one-thread queue held by a first job. */
+static int wq_seq;
+static volatile int wq_hold;
+
+struct wq_ordered {
+  int ran_at;
+};
+
+static void wq_hold_work(void *ud) {
+  (void)ud;
+  while (__atomic_load_n(&wq_hold, __ATOMIC_SEQ_CST))
+    usleep(500);
+}
+
+static void wq_ordered_work(void *ud) {
+  struct wq_ordered *o = ud;
+  o->ran_at = __atomic_add_fetch(&wq_seq, 1, __ATOMIC_SEQ_CST);
+}
+
+static void wq_nothing(void *ud, int cancelled) {
+  (void)ud;
+  (void)cancelled;
+}
+
+TEST(workq_submit_first_runs_ahead_of_queued_work) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  struct workq *q = workq_new(&loop, 1);
+  wq_seq = 0;
+  wq_hold = 1;
+  workq_submit(q, wq_hold_work, wq_nothing, NULL);
+  struct wq_ordered later[4] = {{0}}, first[2] = {{0}};
+  for (int i = 0; i < 4; i++)
+    workq_submit(q, wq_ordered_work, wq_nothing, &later[i]);
+  for (int i = 0; i < 2; i++)
+    workq_submit_first(q, wq_ordered_work, wq_nothing, &first[i]);
+  __atomic_store_n(&wq_hold, 0, __ATOMIC_SEQ_CST);
+  for (int spins = 0; spins < 5000 && later[3].ran_at == 0; spins++)
+    usleep(200);
+  /* The two submitted first ran next, in their order; then the rest. */
+  CHECK_INT_EQ(first[0].ran_at, 1);
+  CHECK_INT_EQ(first[1].ran_at, 2);
+  for (int i = 0; i < 4; i++)
+    CHECK_INT_EQ(later[i].ran_at, 3 + i);
+  workq_close(q);
   uv_run(&loop, UV_RUN_DEFAULT);
   CHECK_INT_EQ(uv_loop_close(&loop), 0);
 }
