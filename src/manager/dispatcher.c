@@ -79,6 +79,13 @@ struct dispatcher {
   json_t *peers_snap;
   /* The routing mesh's table as every session was last sent it. */
   json_t *mesh_sent;
+  /* What a session start sends whole, encoded once for all of them (1,000
+   * start at a new leader): the peers of peers_snap, and the mesh Reset
+   * line of mesh_sent (mesh_line_of, held). */
+  struct peers_text *peers_text;
+  json_t *mesh_line_of;
+  char *mesh_line;
+  size_t mesh_line_len;
   /* The CA facts every node message carries, for cluster version
    * ca_facts_ver. */
   json_t *ca_facts;
@@ -547,21 +554,19 @@ static void send_mesh(struct http_req *req, bool reset, const json_t *set,
   json_decref(msg);
 }
 
-/* Sends the node what changed in its peer set since its base (all of it,
- * with Reset, on a new session: the node may hold entries from before).
- * changed: peers_changed(prev, snap), used when the base is prev. */
+/* Sends the node what changed in its peer set since its base (a session
+ * starts with the whole set: send_reset_lines). changed:
+ * peers_changed(prev, snap), used when the base is prev. */
 static void send_peers(struct session *s, json_t *snap, const json_t *prev,
-                       const json_t *changed, bool reset,
-                       struct line_memo *memo) {
-  const json_t *base = reset ? NULL : s->peers_base;
+                       const json_t *changed, struct line_memo *memo) {
+  const json_t *base = s->peers_base;
   json_t *diff = peers_node_diff(
       base, snap, base && base == prev ? changed : NULL, s->node_id);
-  if (diff || reset) {
-    json_t *msg = diff ? diff : json_pack("{s:[], s:[]}", "Add", "Del");
-    json_object_set_new(msg, "Type", json_string("peers"));
-    json_object_set_new(msg, "Reset", json_boolean(reset));
-    send_memo(s->req, msg, memo);
-    json_decref(msg);
+  if (diff) {
+    json_object_set_new(diff, "Type", json_string("peers"));
+    json_object_set_new(diff, "Reset", json_false());
+    send_memo(s->req, diff, memo);
+    json_decref(diff);
   }
   json_decref(s->peers_base);
   s->peers_base = json_incref(snap);
@@ -605,7 +610,7 @@ static void flush_peers(uv_timer_t *t) {
   struct line_memo memo = {0};
   for (struct session *s = d->sessions; s; s = s->next)
     if (s->req && s->started)
-      send_peers(s, snap, prev, changed, false, &memo);
+      send_peers(s, snap, prev, changed, &memo);
   memo_free(&memo);
   json_decref(changed);
   json_decref(prev);
@@ -845,7 +850,15 @@ struct report_batch {
   struct dispatcher *d; /* NULL once the dispatcher is gone */
   struct http_req **reqs;
   size_t n, cap;
+  bool part; /* some of the waiting reports: their requests wait on */
 };
+
+/* A status entry carries at most this many reports; the others wait for
+ * the next entry, and their requests for the last one. When 100 nodes came
+ * back, the reports on their 10,000 old tasks made entries of 600 KB whose
+ * apply held every manager's loop for 250-530 ms, and followers stood
+ * for election. */
+#define REPORTS_PER_ENTRY 2000
 
 static void batch_answer(struct report_batch *b, int status,
                          const sh_err *err) {
@@ -862,29 +875,49 @@ static void batch_answer(struct report_batch *b, int status,
 
 static void reports_flush(struct dispatcher *d);
 
+/* A part of the reports failed: every request waiting is refused (the
+ * nodes send their reports again), with the reports not yet proposed. */
+static void reports_part_failed(struct dispatcher *d, const sh_err *err) {
+  json_object_clear(d->reports);
+  if (d->reports_waiting)
+    batch_answer(STEAL_POINTER(&d->reports_waiting), -1, err);
+}
+
 static void reports_done(void *ud, int status, const sh_err *err) {
   struct report_batch *b = ud;
   struct dispatcher *d = b->d;
+  bool part = b->part;
   batch_answer(b, status, err);
   if (!d)
     return;
   d->reports_busy = NULL;
+  if (part && status < 0)
+    reports_part_failed(d, err);
   reports_flush(d);
 }
 
 static void reports_flush(struct dispatcher *d) {
-  struct report_batch *b = d->reports_waiting;
-  if (!b || d->reports_busy)
+  if (!d->reports_waiting || d->reports_busy)
     return;
-  d->reports_waiting = NULL;
   struct store_tx *tx = store_tx_new();
+  size_t taken = 0;
   const char *key;
   json_t *v;
-  json_object_foreach(d->reports, key, v) {
+  void *tmp;
+  json_object_foreach_safe(d->reports, tmp, key, v) {
+    if (taken++ == REPORTS_PER_ENTRY)
+      break;
     store_tx_task_status(tx, jx_str(v, "ID", ""), jx_str(v, "Node", ""),
                          json_incref(json_object_get(v, "Status")));
+    json_object_del(d->reports, key);
   }
-  json_object_clear(d->reports);
+  struct report_batch *b;
+  if (json_object_size(d->reports)) {
+    b = xcalloc(1, sizeof *b);
+    b->part = true;
+  } else {
+    b = STEAL_POINTER(&d->reports_waiting);
+  }
   if (store_tx_empty(tx)) {
     store_tx_free(tx);
     batch_answer(b, 0, NULL);
@@ -893,9 +926,12 @@ static void reports_flush(struct dispatcher *d) {
   b->d = d;
   d->reports_busy = b;
   sh_err err = {0};
+  bool part = b->part;
   if (manager_propose(d->m, tx, reports_done, b, &err) < 0) {
     d->reports_busy = NULL;
     batch_answer(b, -1, &err);
+    if (part)
+      reports_part_failed(d, &err);
   }
 }
 
@@ -957,18 +993,46 @@ void dispatcher_task_status(struct dispatcher *d, struct http_req *req,
  * turns (heartbeats, raft) and the next slice. */
 #define START_SLICE_NS (20 * NS_PER_MS)
 
+static void reset_lines_drop(struct dispatcher *d) {
+  peers_text_free(STEAL_POINTER(&d->peers_text));
+  json_decref(STEAL_POINTER(&d->mesh_line_of));
+  free(STEAL_POINTER(&d->mesh_line));
+}
+
+/* The node's whole peer set and the whole mesh, each with Reset (the node
+ * may hold entries from before), from the lines every start shares. */
+static void send_reset_lines(struct dispatcher *d, struct session *s) {
+  json_t *snap = peers_now(d);
+  if (!peers_text_of(d->peers_text, snap)) {
+    peers_text_free(d->peers_text);
+    d->peers_text = peers_text_new(snap);
+  }
+  size_t n;
+  cleanup_free char *line = peers_text_reset(d->peers_text, s->node_id, &n);
+  http_stream_write(s->req, line, n);
+  json_decref(s->peers_base);
+  s->peers_base = json_incref(snap);
+  if (!d->mesh_sent)
+    d->mesh_sent = mesh_now(d);
+  if (d->mesh_line_of != d->mesh_sent) {
+    free(d->mesh_line);
+    json_decref(d->mesh_line_of);
+    cleanup_json json_t *msg =
+        json_pack("{s:s, s:b, s:O, s:[]}", "Type", "mesh", "Reset", true, "Set",
+                  d->mesh_sent, "Del");
+    d->mesh_line = encode_line(msg, &d->mesh_line_len);
+    d->mesh_line_of = json_incref(d->mesh_sent);
+  }
+  http_stream_write(s->req, d->mesh_line, d->mesh_line_len);
+}
+
 static void start_session(struct dispatcher *d, struct session *s) {
   s->started = true;
   json_t *node = store_get(d->m->store, STORE_NODE, s->node_id);
   if (node)
     send_node(d, s->req, node);
   send_assignments(d, s, NULL);
-  send_peers(s, peers_now(d), NULL, NULL, true, NULL);
-  if (!d->mesh_sent)
-    d->mesh_sent = mesh_now(d);
-  json_t *none = json_array();
-  send_mesh(s->req, true, d->mesh_sent, none, NULL);
-  json_decref(none);
+  send_reset_lines(d, s);
   /* A node that cannot run containers says why: its status message shows
    * it, and the scheduler places nothing there. */
   cleanup_json json_t *desc = STEAL_POINTER(&s->desc);
@@ -1233,6 +1297,7 @@ void dispatcher_set_leader(struct dispatcher *d, bool leader) {
     d->peers_dirty = false;
     json_decref(d->peers_snap);
     d->peers_snap = NULL;
+    reset_lines_drop(d);
     reports_drop(d, 503, RAFTNODE_NO_LEADER_MSG);
     return;
   }
@@ -1268,6 +1333,7 @@ static void timer_closed(uv_handle_t *h) {
   json_decref(d->managers);
   json_decref(d->mesh_sent);
   json_decref(d->peers_snap);
+  reset_lines_drop(d);
   json_decref(d->reports);
   free(d);
 }

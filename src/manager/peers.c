@@ -232,3 +232,94 @@ json_t *peers_by_node(struct store *s) {
       json_object_set_new(out, node, peers_for(snap, node));
   return out;
 }
+
+/* ---- the whole sets, encoded once per snapshot ---- */
+
+struct span {
+  size_t off, len;
+  const char *node; /* borrowed from the snapshot */
+};
+
+struct net_text {
+  sh_buf text; /* each peer encoded, back to back */
+  struct span *spans;
+  size_t n;
+};
+
+struct peers_text {
+  json_t *snap;
+  json_t *index; /* network ID -> index into nets */
+  struct net_text *nets;
+  size_t nnets;
+};
+
+struct peers_text *peers_text_new(json_t *snap) {
+  struct peers_text *pt = xcalloc(1, sizeof *pt);
+  pt->snap = json_incref(snap);
+  pt->index = json_object();
+  json_t *all = json_object_get(snap, "Nets");
+  pt->nets = xcalloc(json_object_size(all) + 1, sizeof *pt->nets);
+  const char *net;
+  json_t *on_net;
+  json_object_foreach(all, net, on_net) {
+    struct net_text *nt = &pt->nets[pt->nnets];
+    json_object_set_new(pt->index, net, json_integer((json_int_t)pt->nnets++));
+    nt->spans = xcalloc(json_object_size(on_net) + 1, sizeof *nt->spans);
+    const char *key;
+    json_t *e;
+    json_object_foreach(on_net, key, e) {
+      cleanup_free char *enc = jx_dump(json_object_get(e, "Peer"));
+      size_t len = strlen(enc);
+      nt->spans[nt->n++] =
+          (struct span){nt->text.len, len, jx_str(e, "Node", "")};
+      buf_append(&nt->text, enc, len);
+    }
+  }
+  return pt;
+}
+
+void peers_text_free(struct peers_text *pt) {
+  if (!pt)
+    return;
+  for (size_t i = 0; i < pt->nnets; i++) {
+    buf_free(&pt->nets[i].text);
+    free(pt->nets[i].spans);
+  }
+  free(pt->nets);
+  json_decref(pt->index);
+  json_decref(pt->snap);
+  free(pt);
+}
+
+bool peers_text_of(const struct peers_text *pt, const json_t *snap) {
+  return pt && pt->snap == snap;
+}
+
+char *peers_text_reset(const struct peers_text *pt, const char *node,
+                       size_t *len) {
+  static const char head[] =
+      "{\"Type\":\"peers\",\"Reset\":true,\"Del\":[],\"Add\":[";
+  sh_buf b = {0};
+  buf_append(&b, head, sizeof head - 1);
+  bool first = true;
+  const char *net;
+  json_t *v;
+  json_object_foreach((json_t *)held_by(pt->snap, node), net, v) {
+    json_t *at = json_object_get(pt->index, net);
+    if (!at)
+      continue;
+    const struct net_text *nt = &pt->nets[json_integer_value(at)];
+    for (size_t i = 0; i < nt->n; i++) {
+      const struct span *sp = &nt->spans[i];
+      if (strcmp(sp->node, node) == 0) /* its own endpoints */
+        continue;
+      if (!first)
+        buf_append(&b, ",", 1);
+      buf_append(&b, nt->text.data + sp->off, sp->len);
+      first = false;
+    }
+  }
+  buf_append(&b, "]}\n", 3);
+  *len = b.len;
+  return b.data;
+}

@@ -152,9 +152,34 @@ static json_t *applied(const json_t *old, const json_t *cur,
   return set;
 }
 
+/* node's set from the shared Reset line, applied to nothing as the agent
+ * does; checks the line is one "peers" message with Reset. */
+static json_t *from_reset_line(const struct peers_text *pt, const char *node) {
+  size_t len = 0;
+  cleanup_free char *line = peers_text_reset(pt, node, &len);
+  if (len == 0 || line[len - 1] != '\n' || strlen(line) != len)
+    return NULL;
+  cleanup_json json_t *msg = json_loadb(line, len - 1, 0, NULL);
+  if (!msg || strcmp(jx_str(msg, "Type", ""), "peers") != 0 ||
+      !json_is_true(json_object_get(msg, "Reset")) ||
+      json_array_size(json_object_get(msg, "Del")) != 0)
+    return NULL;
+  json_t *set = json_object();
+  size_t i;
+  json_t *p;
+  json_array_foreach(json_object_get(msg, "Add"), i, p) {
+    char key[128];
+    snprintf(key, sizeof key, "%s %s", jx_str(p, "Network", ""),
+             jx_str(p, "Addr", ""));
+    json_object_set(set, key, p);
+  }
+  return set;
+}
+
 /* Property: over random node, scale and placement changes, each node's
  * set moved by the per-node diffs (against the changed keys, against the
- * whole networks, and from nothing) is exactly its set computed whole. */
+ * whole networks, and from nothing) and its set from the shared Reset line
+ * are exactly its set computed whole. */
 TEST(peers_node_diffs_match_the_whole_sets_over_random_changes) {
   cleanup_fx struct fx f = {0};
   fx_init(&f, 2);
@@ -190,20 +215,30 @@ TEST(peers_node_diffs_match_the_whole_sets_over_random_changes) {
     }
     json_t *cur = peers_snapshot(f.s);
     json_t *changed = peers_changed(old, cur);
+    struct peers_text *pt = peers_text_new(cur);
+    CHECK(peers_text_of(pt, cur) && !peers_text_of(pt, old));
     for (int i = 0; i < 5; i++) {
       json_t *whole = peers_for(cur, nodes[i]);
       json_t *a = applied(old, cur, changed, nodes[i]);
       json_t *b = applied(old, cur, NULL, nodes[i]);
       json_t *c = applied(NULL, cur, NULL, nodes[i]);
+      json_t *e = from_reset_line(pt, nodes[i]);
       CHECK(json_equal(a, whole));
       CHECK(json_equal(b, whole));
       CHECK(json_equal(c, whole));
+      CHECK(e && json_equal(e, whole));
       checked += json_object_size(whole) > 0;
       json_decref(whole);
       json_decref(a);
       json_decref(b);
       json_decref(c);
+      json_decref(e);
     }
+    /* A node that holds nothing gets an empty set. */
+    json_t *none = from_reset_line(pt, "nobody");
+    CHECK(none && json_object_size(none) == 0);
+    json_decref(none);
+    peers_text_free(pt);
     json_decref(changed);
     json_decref(old);
     old = cur;
