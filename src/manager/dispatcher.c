@@ -96,6 +96,7 @@ struct dispatcher {
   json_t *reports;
   struct report_batch *reports_waiting;
   struct report_batch *reports_busy;
+  size_t reports_per_entry;
 };
 
 static int64_t period_ns(struct dispatcher *d) {
@@ -860,6 +861,15 @@ struct report_batch {
  * for election. */
 #define REPORTS_PER_ENTRY 2000
 
+/* REPORTS_PER_ENTRY, or SHOAL_REPORTS_PER_ENTRY from the environment (a
+ * test's small cluster makes many parts with a small one). */
+static size_t reports_per_entry(void) {
+  const char *v = getenv("SHOAL_REPORTS_PER_ENTRY");
+  char *end = NULL;
+  long n = v ? strtol(v, &end, 10) : 0;
+  return v && *v && !*end && n > 0 ? (size_t)n : REPORTS_PER_ENTRY;
+}
+
 static void batch_answer(struct report_batch *b, int status,
                          const sh_err *err) {
   for (size_t i = 0; i < b->n; i++) {
@@ -905,7 +915,7 @@ static void reports_flush(struct dispatcher *d) {
   json_t *v;
   void *tmp;
   json_object_foreach_safe(d->reports, tmp, key, v) {
-    if (taken++ == REPORTS_PER_ENTRY)
+    if (taken++ == d->reports_per_entry)
       break;
     store_tx_task_status(tx, jx_str(v, "ID", ""), jx_str(v, "Node", ""),
                          json_incref(json_object_get(v, "Status")));
@@ -1266,6 +1276,7 @@ struct dispatcher *dispatcher_new(struct manager *m) {
   d->m = m;
   d->deadlines = json_object();
   d->reports = json_object();
+  d->reports_per_entry = reports_per_entry();
   d->dirty = json_object();
   d->by_node = json_object();
   uv_timer_init(m->loop, &d->starter);

@@ -231,7 +231,7 @@ class Lab:
     list of hosts); on exit dumps every shoald log if the test failed, then
     tears the lab down."""
 
-    def __init__(self, hosts=None, start=True, shoald_args=None):
+    def __init__(self, hosts=None, start=True, shoald_args=None, shoald_env=None):
         global _lab_seq
         if os.geteuid() != 0:
             raise Skip("needs root for network namespaces")
@@ -240,6 +240,7 @@ class Lab:
         self.dir = "/tmp/shoal-it-%d-%d" % (os.getpid(), _lab_seq)
         self.start_hosts = list(self.hosts) if start is True else list(start or [])
         self.shoald_args = shoald_args
+        self.shoald_env = dict(shoald_env or {})  # shoald's environment, added
 
     # -- lifecycle --
     def lab(self, *args, check=True, timeout=60, env=None):
@@ -279,7 +280,7 @@ class Lab:
                 print("    | " + l.rstrip("\n"))
 
     def start(self, host):
-        env = {"SHOALD": SHOALD}
+        env = dict(self.shoald_env, SHOALD=SHOALD)
         if self.shoald_args is not None:
             env["SHOALD_ARGS"] = self.shoald_args
         self.lab("start", host, timeout=30, env=env)
@@ -649,7 +650,7 @@ class ServiceLab(Lab):
     --registry-mirror http://192.168.33.5:5000. On exit the registry is
     stopped by PID and task containers left on the hosts are ended."""
 
-    def __init__(self, hosts=None, start=True, shoald_args=None):
+    def __init__(self, hosts=None, start=True, shoald_args=None, shoald_env=None):
         hosts = dict(hosts or SEED)
         start_hosts = list(hosts) if start is True else list(start or [])
         hosts[REGISTRY_HOST] = REGISTRY_IP

@@ -3,7 +3,10 @@ the stock docker CLI: ten simulated nodes join with the worker token and
 show Ready, marked by the engine label sim=true; a service of 1,000
 replicas reaches 1000/1000 on them (no container anywhere: the manager is
 drained); two nodes taken down go Down and their tasks run elsewhere;
-brought back, they are Ready again. Nothing here claims real containers."""
+brought back, they are Ready again. The manager puts at most 50 status
+reports in a raft entry here (2,000 by default), so the reports of the
+ramp go over many entries and each node's request is answered once all
+of its reports are in. Nothing here claims real containers."""
 
 import json
 import os
@@ -64,7 +67,7 @@ def running_by_node(lab, name):
 @timeout(150)
 def test_simulated_nodes_take_tasks_go_down_and_come_back():
     assert os.access(SIM, os.X_OK), "bin/shoal-sim missing (make)"
-    with Lab(HOSTS, start=["simm1"]) as lab:
+    with Lab(HOSTS, start=["simm1"], shoald_env={"SHOAL_REPORTS_PER_ENTRY": "50"}) as lab:
         mgr_id = lab.init("simm1")
         # Down within 3 heartbeats: 1 s keeps the test short.
         lab.docker("simm1", "swarm", "update", "--dispatcher-heartbeat", "1s")
