@@ -546,13 +546,10 @@ static json_t *mesh_now(struct dispatcher *d) {
 }
 
 /* {"Type": "mesh", "Reset", "Set": {key: value}, "Del": [key]}: all of it
- * with Reset on a new session, then what changed. */
-static void send_mesh(struct http_req *req, bool reset, const json_t *set,
-                      const json_t *del, struct line_memo *memo) {
-  json_t *msg = json_pack("{s:s, s:b, s:O, s:O}", "Type", "mesh", "Reset",
-                          reset, "Set", set, "Del", del);
-  send_memo(req, msg, memo);
-  json_decref(msg);
+ * with Reset on a new session (send_reset_lines), then what changed. */
+static json_t *mesh_msg(bool reset, const json_t *set, const json_t *del) {
+  return json_pack("{s:s, s:b, s:O, s:O}", "Type", "mesh", "Reset", reset,
+                   "Set", set, "Del", del);
 }
 
 /* Sends the node what changed in its peer set since its base (a session
@@ -619,13 +616,15 @@ static void flush_peers(uv_timer_t *t) {
    * each change): one diff serves them all. */
   json_t *mesh = mesh_now(d);
   json_t *diff = d->mesh_sent ? mesh_diff(d->mesh_sent, mesh) : NULL;
-  struct line_memo mesh_memo = {0};
-  if (diff)
+  if (diff) {
+    cleanup_json json_t *msg = mesh_msg(false, json_object_get(diff, "Set"),
+                                        json_object_get(diff, "Del"));
+    struct line_memo mesh_memo = {0};
     for (struct session *s = d->sessions; s; s = s->next)
       if (s->req && s->started)
-        send_mesh(s->req, false, json_object_get(diff, "Set"),
-                  json_object_get(diff, "Del"), &mesh_memo);
-  memo_free(&mesh_memo);
+        send_memo(s->req, msg, &mesh_memo);
+    memo_free(&mesh_memo);
+  }
   json_decref(diff);
   json_decref(d->mesh_sent);
   d->mesh_sent = mesh;
@@ -1027,9 +1026,8 @@ static void send_reset_lines(struct dispatcher *d, struct session *s) {
   if (d->mesh_line_of != d->mesh_sent) {
     free(d->mesh_line);
     json_decref(d->mesh_line_of);
-    cleanup_json json_t *msg =
-        json_pack("{s:s, s:b, s:O, s:[]}", "Type", "mesh", "Reset", true, "Set",
-                  d->mesh_sent, "Del");
+    cleanup_json json_t *none = json_array();
+    cleanup_json json_t *msg = mesh_msg(true, d->mesh_sent, none);
     d->mesh_line = encode_line(msg, &d->mesh_line_len);
     d->mesh_line_of = json_incref(d->mesh_sent);
   }
