@@ -97,6 +97,7 @@ struct dispatcher {
   struct report_batch *reports_waiting;
   struct report_batch *reports_busy;
   size_t reports_per_entry;
+  bool reports_split; /* the last entry proposed was a part */
 };
 
 static int64_t period_ns(struct dispatcher *d) {
@@ -914,18 +915,25 @@ static void reports_flush(struct dispatcher *d) {
   json_t *v;
   void *tmp;
   json_object_foreach_safe(d->reports, tmp, key, v) {
-    if (taken++ == d->reports_per_entry)
+    if (taken == d->reports_per_entry)
       break;
     store_tx_task_status(tx, jx_str(v, "ID", ""), jx_str(v, "Node", ""),
                          json_incref(json_object_get(v, "Status")));
     json_object_del(d->reports, key);
+    taken++;
   }
   struct report_batch *b;
   if (json_object_size(d->reports)) {
     b = xcalloc(1, sizeof *b);
     b->part = true;
+    if (!d->reports_split) /* once per burst */
+      log_info("task status: %zu reports waiting, proposed in entries of "
+               "at most %zu",
+               json_object_size(d->reports) + taken, d->reports_per_entry);
+    d->reports_split = true;
   } else {
     b = STEAL_POINTER(&d->reports_waiting);
+    d->reports_split = false;
   }
   if (store_tx_empty(tx)) {
     store_tx_free(tx);

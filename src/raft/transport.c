@@ -91,7 +91,7 @@ struct tt {
 };
 
 /* A connection on its way to raft: dialing (tc), a spare waiting for the
- * timer (ready_fd), or a spare being dialed (req NULL). */
+ * timer (ready_fd), or a spare being dialed (req NULL, to address). */
 struct dial {
   struct tt *tt;
   struct raft_uv_connect *req;
@@ -99,6 +99,7 @@ struct dial {
   raft_id id;
   struct tlsconn *tc;
   int ready_fd;
+  char address[128];
   struct dial *prev, *next;
 };
 
@@ -208,20 +209,21 @@ static void dial_link(struct dial *d) {
   tt->dials = d;
 }
 
-/* A spare's dial ended: keep the connection for raft's next connect. */
-static void warm_done(struct tt *tt, raft_id id, int fd, bool canceled) {
+/* A spare's dial ended: keep the connection for raft's next connect (if
+ * the peer is still at the address dialed). A failure says nothing of
+ * raft's own connection to the peer, which may be up: only raft's dials
+ * mark a peer unreachable. */
+static void warm_done(struct tt *tt, raft_id id, const char *address, int fd) {
   struct spare *sp = spare_of(tt, id);
   if (sp)
     sp->dialing = false;
   if (fd < 0) {
     if (sp)
       sp->next_try = uv_now(tt->loop) + WARM_RETRY_MS;
-    if (!canceled)
-      set_reach(tt, id, -1);
     return;
   }
   set_reach(tt, id, 1);
-  if (tt->closing || !sp || sp->fd >= 0) {
+  if (tt->closing || !sp || sp->fd >= 0 || strcmp(sp->address, address)) {
     close(fd);
     return;
   }
@@ -235,10 +237,12 @@ static void dial_done(void *ud, int fd, const sh_err *err) {
   struct raft_uv_connect *req = d->req;
   raft_uv_connect_cb cb = d->cb;
   raft_id id = d->id;
+  char address[sizeof d->address];
+  memcpy(address, d->address, sizeof address);
   free(d);
   bool canceled = fd < 0 && err && err->status == 499;
   if (!req) {
-    warm_done(tt, id, fd, canceled);
+    warm_done(tt, id, address, fd);
   } else if (fd < 0) {
     if (!canceled)
       set_reach(tt, id, -1);
@@ -298,6 +302,7 @@ static int dial_start(struct tt *tt, struct raft_uv_connect *req,
   d->cb = cb;
   d->id = id;
   d->ready_fd = -1;
+  snprintf(d->address, sizeof d->address, "%s", address);
   cleanup_free char *hdr_id =
       xasprintf(RAFT_HDR_ID ": %" PRIu64, (uint64_t)tt->id);
   cleanup_free char *hdr_addr = xasprintf(RAFT_HDR_ADDRESS ": %s", tt->address);
@@ -314,7 +319,8 @@ static int dial_start(struct tt *tt, struct raft_uv_connect *req,
   };
   if (tlsconn_upgrade(tt->loop, &o, dial_done, d, &d->tc, err) < 0) {
     free(d);
-    set_reach(tt, id, -1);
+    if (req)
+      set_reach(tt, id, -1);
     return -1;
   }
   dial_link(d);

@@ -657,7 +657,7 @@ class ServiceLab(Lab):
         args = "--registry-mirror http://" + REGISTRY_ADDR
         if shoald_args:
             args += " " + shoald_args
-        super().__init__(hosts, start=[], shoald_args=args)
+        super().__init__(hosts, start=[], shoald_args=args, shoald_env=shoald_env)
         self.later = start_hosts
         self.registry_dir = None
 

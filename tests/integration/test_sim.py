@@ -5,8 +5,8 @@ replicas reaches 1000/1000 on them (no container anywhere: the manager is
 drained); two nodes taken down go Down and their tasks run elsewhere;
 brought back, they are Ready again. The manager puts at most 50 status
 reports in a raft entry here (2,000 by default), so the reports of the
-ramp go over many entries and each node's request is answered once all
-of its reports are in. Nothing here claims real containers."""
+ramp go over many entries (the manager says so in its log) and each
+node's request is answered once all of its reports are in. Nothing here claims real containers."""
 
 import json
 import os
@@ -110,6 +110,10 @@ def test_simulated_nodes_take_tasks_go_down_and_come_back():
             spread = running_by_node(lab, "big")
             assert set(spread) == set(hosts) and sum(spread.values()) == REPLICAS, spread
             assert control(ctl, "status")["Tasks"]["Running"] == REPLICAS
+            # The ramp's reports went over entries of 50 at most.
+            split = re.findall(r"task status: (\d+) reports waiting, proposed in entries "
+                               r"of at most 50", lab.logs("simm1"))
+            assert split and max(int(n) for n in split) > 50, split
 
             down = control(ctl, "down 2")["Down"]
             assert down == ["sim-0010", "sim-0009"], down
