@@ -241,6 +241,7 @@ struct span {
 };
 
 struct net_text {
+  bool made;
   sh_buf text; /* each peer encoded, back to back */
   struct span *spans;
   size_t n;
@@ -262,20 +263,33 @@ struct peers_text *peers_text_new(json_t *snap) {
   const char *net;
   json_t *on_net;
   json_object_foreach(all, net, on_net) {
-    struct net_text *nt = &pt->nets[pt->nnets];
-    json_object_set_new(pt->index, net, json_integer((json_int_t)pt->nnets++));
-    nt->spans = xcalloc(json_object_size(on_net) + 1, sizeof *nt->spans);
-    const char *key;
-    json_t *e;
-    json_object_foreach(on_net, key, e) {
-      cleanup_free char *enc = jx_dump(json_object_get(e, "Peer"));
-      size_t len = strlen(enc);
-      nt->spans[nt->n++] =
-          (struct span){nt->text.len, len, jx_str(e, "Node", "")};
-      buf_append(&nt->text, enc, len);
-    }
+    json_object_set_new(pt->index, net, json_integer((json_int_t)pt->nnets));
+    pt->nnets++;
   }
   return pt;
+}
+
+/* A network's peers, encoded when a node holding it first needs them. */
+static const struct net_text *net_text(struct peers_text *pt, const char *net) {
+  json_t *at = json_object_get(pt->index, net);
+  if (!at)
+    return NULL;
+  struct net_text *nt = &pt->nets[json_integer_value(at)];
+  if (nt->made)
+    return nt;
+  nt->made = true;
+  const json_t *on_net = net_of(pt->snap, net);
+  nt->spans = xcalloc(json_object_size(on_net) + 1, sizeof *nt->spans);
+  const char *key;
+  json_t *e;
+  json_object_foreach((json_t *)on_net, key, e) {
+    cleanup_free char *enc = jx_dump(json_object_get(e, "Peer"));
+    size_t len = strlen(enc);
+    nt->spans[nt->n++] =
+        (struct span){nt->text.len, len, jx_str(e, "Node", "")};
+    buf_append(&nt->text, enc, len);
+  }
+  return nt;
 }
 
 void peers_text_free(struct peers_text *pt) {
@@ -295,8 +309,7 @@ bool peers_text_of(const struct peers_text *pt, const json_t *snap) {
   return pt && pt->snap == snap;
 }
 
-char *peers_text_reset(const struct peers_text *pt, const char *node,
-                       size_t *len) {
+char *peers_text_reset(struct peers_text *pt, const char *node, size_t *len) {
   static const char head[] =
       "{\"Type\":\"peers\",\"Reset\":true,\"Del\":[],\"Add\":[";
   sh_buf b = {0};
@@ -305,11 +318,8 @@ char *peers_text_reset(const struct peers_text *pt, const char *node,
   const char *net;
   json_t *v;
   json_object_foreach((json_t *)held_by(pt->snap, node), net, v) {
-    json_t *at = json_object_get(pt->index, net);
-    if (!at)
-      continue;
-    const struct net_text *nt = &pt->nets[json_integer_value(at)];
-    for (size_t i = 0; i < nt->n; i++) {
+    const struct net_text *nt = net_text(pt, net);
+    for (size_t i = 0; nt && i < nt->n; i++) {
       const struct span *sp = &nt->spans[i];
       if (strcmp(sp->node, node) == 0) /* its own endpoints */
         continue;

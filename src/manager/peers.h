@@ -36,9 +36,10 @@ json_t *peers_changed(const json_t *old, const json_t *cur);
 json_t *peers_node_diff(const json_t *old, const json_t *cur,
                         const json_t *changed, const char *node);
 
-/* A snapshot's peers encoded once, for the session starts that each send
- * their node its whole set: at a new leader, 1,000 nodes each sent the
- * other 999 ingress sandboxes, which were encoded a million times. */
+/* A snapshot's peers encoded once (each network when a node holding it
+ * first needs it), for the session starts that each send their node its
+ * whole set: at a new leader, 1,000 nodes each sent the other 999
+ * ingress sandboxes, which were encoded a million times. */
 struct peers_text;
 struct peers_text *peers_text_new(json_t *snap); /* holds a reference */
 void peers_text_free(struct peers_text *pt);
@@ -47,8 +48,7 @@ bool peers_text_of(const struct peers_text *pt, const json_t *snap);
 /* node's whole set as the line of a "peers" message with Reset (JSON and
  * '\n'): what peers_node_diff(NULL, snap, NULL, node) adds. Freed by the
  * caller. */
-char *peers_text_reset(const struct peers_text *pt, const char *node,
-                       size_t *len);
+char *peers_text_reset(struct peers_text *pt, const char *node, size_t *len);
 
 /* node's whole peer set in snap (key -> peer). */
 json_t *peers_for(const json_t *snap, const char *node);

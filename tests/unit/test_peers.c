@@ -154,7 +154,7 @@ static json_t *applied(const json_t *old, const json_t *cur,
 
 /* node's set from the shared Reset line, applied to nothing as the agent
  * does; checks the line is one "peers" message with Reset. */
-static json_t *from_reset_line(const struct peers_text *pt, const char *node) {
+static json_t *from_reset_line(struct peers_text *pt, const char *node) {
   size_t len = 0;
   cleanup_free char *line = peers_text_reset(pt, node, &len);
   if (len == 0 || line[len - 1] != '\n' || strlen(line) != len)
