@@ -1500,12 +1500,12 @@ static void run_job_ctl(struct worker *w, struct tctl *t, enum job_kind kind,
    * queue. A start goes ahead of the prepares queued there: tasks begun
    * finish first (each start's latency), rather than all starts waiting
    * behind every create of a burst. */
-  bool slow = kind == J_PREPARE || kind == J_START;
   j->queued_ns = clock_mono_ns();
   if (kind == J_START)
     workq_submit_first(w->cfg.work, job_work, job_done, j);
   else
-    workq_submit(slow ? w->cfg.work : w->local, job_work, job_done, j);
+    workq_submit(kind == J_PREPARE ? w->cfg.work : w->local, job_work, job_done,
+                 j);
 }
 
 /* ---- the node's container commands (worker_ctl) ---- */

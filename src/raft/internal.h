@@ -41,8 +41,9 @@ void tls_transport_accept(struct raft_uv_transport *t, struct http_req *req);
 void tls_transport_warm(struct raft_uv_transport *t,
                         const struct raft_configuration *c);
 
-/* What the transport last saw of a peer: 1 reachable (connection made or
- * accepted), -1 unreachable (last dial failed), 0 never tried. */
+/* What the transport last saw of a peer: 1 reachable (a connection made,
+ * a spare's included, or accepted), -1 unreachable (raft's last dial
+ * failed; a spare's failed dial says nothing), 0 never tried. */
 int tls_transport_reach(struct raft_uv_transport *t, raft_id id);
 
 /* Encryption at rest (atrest.c): libraft's io functions that touch entry
