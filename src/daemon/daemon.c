@@ -873,9 +873,9 @@ static void fill_manager_config(struct shoald *d, struct manager_config *mc,
  * milliseconds, which must not land in the middle of serving a burst. */
 #define TRIM_INTERVAL_MS 10000
 #define TRIM_MAX_BUSY_PERMILLE 20 /* loop busy at most 2% of the interval */
-/* libcurl and libarchive (with ~150 libraries under them) are closed
- * again this long after their last use: a burst of pulls keeps them,
- * reloading costs ~10 ms. */
+/* libcurl and libarchive (with ~150 libraries under them) and
+ * libnftables are closed again this long after their last use: a burst
+ * of pulls or of rule changes keeps them, reloading costs ~10 ms. */
 #define LAZY_IDLE_MS 5000
 
 /* Pulls, creates and starts: a start mostly waits for conmon and crun, so

@@ -432,7 +432,7 @@ static int run_child(const struct view *v, child_fn fn, void *arg,
     got += (size_t)k;
   }
   close(res[0]);
-  exec_proc_wait(pid);
+  spawn_wait(pid);
   int rc = 0;
   if (stopped)
     rc = sh_error(err, 499, "the client went away");

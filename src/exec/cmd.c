@@ -335,12 +335,12 @@ int exec_cmd_start(executor *ex, const char *id, const struct exec_cmd_opts *o,
   argv[k] = NULL;
   /* With a terminal the process's stdio is the pty; crun's own stdout is
    * unused and its stderr carries its errors (e.g. no such executable). */
-  struct proc_opts po = {.argv = argv,
+  struct spawn_opts po = {.argv = argv,
                          .fd_in = in[0],
                          .fd_out = o->tty ? errp[1] : out[1],
                          .fd_err = errp[1],
                          .fd3 = -1};
-  int rc = exec_proc_spawn(&po, &c->pid, err);
+  int rc = spawn_proc(&po, &c->pid, err);
   close_fd(&in[0]);
   close_fd(&out[1]);
   close_fd(&errp[1]);
@@ -356,7 +356,7 @@ int exec_cmd_start(executor *ex, const char *id, const struct exec_cmd_opts *o,
     /* Cannot happen for our own unreaped child; never leave it behind. */
     sh_errno(err, errno, "pidfd_open");
     kill(c->pid, SIGKILL);
-    exec_proc_wait(c->pid);
+    spawn_wait(c->pid);
     c->pid = -1;
     goto fail;
   }
@@ -376,7 +376,7 @@ int exec_cmd_start(executor *ex, const char *id, const struct exec_cmd_opts *o,
         }
       }
       kill(c->pid, SIGKILL);
-      exec_proc_wait(c->pid);
+      spawn_wait(c->pid);
       c->pid = -1;
       goto fail;
     }

@@ -264,9 +264,9 @@ static int run_split(const char *const *argv, char **out, char **errline,
     return sh_errno(err, errno, "pipe");
   }
   pid_t pid;
-  struct proc_opts o = {
+  struct spawn_opts o = {
       .argv = argv, .fd_out = po[1], .fd_err = pe[1], .fd3 = -1};
-  int rc = exec_proc_spawn(&o, &pid, err);
+  int rc = spawn_proc(&o, &pid, err);
   close(po[1]);
   close(pe[1]);
   if (rc < 0) {
@@ -285,7 +285,7 @@ static int run_split(const char *const *argv, char **out, char **errline,
       buf_append(&e, tmp, (size_t)k);
   close(po[0]);
   close(pe[0]);
-  int st = exec_proc_wait(pid);
+  int st = spawn_wait(pid);
   *out = xstrdup(b.data ? b.data : "");
   const char *es = e.data ? e.data : "";
   *errline = xstrndup(es, strcspn(es, "\n"));

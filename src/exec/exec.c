@@ -618,19 +618,19 @@ static int start_conmon(executor *ex, const char *id, const json_t *meta,
   const char *envp[] = {
       "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
       "_OCI_SYNCPIPE=3", NULL};
-  struct proc_opts o = {.argv = argv,
+  struct spawn_opts o = {.argv = argv,
                         .envp = envp,
                         .fd_out = logfd,
                         .fd_err = logfd,
                         .fd3 = wr,
                         .cwd = p->dir};
   pid_t cpid;
-  if (exec_proc_spawn(&o, &cpid, err) < 0)
+  if (spawn_proc(&o, &cpid, err) < 0)
     return -1;
   close(wr);
   wr = -1;
   /* conmon forks at once; the first process only hands over. */
-  int st = exec_proc_wait(cpid);
+  int st = spawn_wait(cpid);
   if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
     cleanup_free char *why = tail_of_file(p->conmon_log);
     return sh_error(err, 500, "conmon failed: %s", *why ? why : "no output");

@@ -3,6 +3,7 @@
 #ifndef SHOAL_EXEC_INTERNAL_H
 #define SHOAL_EXEC_INTERNAL_H
 
+#include "core/spawn.h"
 #include "exec/exec.h"
 
 #include <jansson.h>
@@ -189,19 +190,6 @@ int exec_logs_file(const char *log_path, const char *exit_file,
 
 /* ---- proc.c: processes and files ---- */
 
-struct proc_opts {
-  const char *const *argv;
-  const char *const *envp; /* NULL: a minimal PATH */
-  int fd_in;               /* <= 0: /dev/null (never the daemon's own 0) */
-  int fd_out, fd_err;      /* -1: /dev/null */
-  int fd3;                 /* -1: none; else becomes fd 3 in the child */
-  const char *cwd;         /* NULL: inherit */
-};
-/* posix_spawn with default signal dispositions, an empty signal mask and
- * every other descriptor closed. */
-int exec_proc_spawn(const struct proc_opts *o, pid_t *pid, struct sh_err *err);
-/* waitpid that survives EINTR; returns the raw status or -1. */
-int exec_proc_wait(pid_t pid);
 /* Runs argv to completion; *output gets stdout+stderr (trimmed). Returns
  * the exit status (>= 0) or < 0 if it could not run. */
 int exec_proc_run(const char *const *argv, char **output, struct sh_err *err);

@@ -1,5 +1,5 @@
-/* Child processes (crun, conmon) and file helpers. posix_spawn because the
- * daemon is threaded: nothing but exec happens in the child. */
+/* Running a program to completion and file helpers (spawning is
+ * core/spawn.c's). */
 #include "exec/internal.h"
 
 #include "core/err.h"
@@ -13,74 +13,15 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-static const char *const default_env[] = {
-    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL};
-
-int exec_proc_spawn(const struct proc_opts *o, pid_t *pid, sh_err *err) {
-  cleanup_fd int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (devnull < 0)
-    return sh_errno(err, errno, "open /dev/null");
-  /* dup2 onto the same number would keep FD_CLOEXEC: move sources above 3. */
-  cleanup_fd int fd3 = o->fd3 >= 0 ? fcntl(o->fd3, F_DUPFD_CLOEXEC, 10) : -1;
-  if (o->fd3 >= 0 && fd3 < 0)
-    return sh_errno(err, errno, "dup");
-
-  posix_spawn_file_actions_t fa;
-  posix_spawnattr_t attr;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawnattr_init(&attr);
-  posix_spawn_file_actions_adddup2(&fa, o->fd_in > 0 ? o->fd_in : devnull, 0);
-  posix_spawn_file_actions_adddup2(&fa, o->fd_out >= 0 ? o->fd_out : devnull,
-                                   1);
-  posix_spawn_file_actions_adddup2(&fa, o->fd_err >= 0 ? o->fd_err : devnull,
-                                   2);
-  if (fd3 >= 0)
-    posix_spawn_file_actions_adddup2(&fa, fd3, 3);
-  posix_spawn_file_actions_addclosefrom_np(&fa, fd3 >= 0 ? 4 : 3);
-  if (o->cwd)
-    posix_spawn_file_actions_addchdir_np(&fa, o->cwd);
-
-  /* Worker threads may block signals and the daemon may catch some: the
-   * child starts clean. */
-  sigset_t empty, all;
-  sigemptyset(&empty);
-  sigfillset(&all);
-  sigdelset(&all, SIGKILL);
-  sigdelset(&all, SIGSTOP);
-  posix_spawnattr_setsigmask(&attr, &empty);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
-                                      POSIX_SPAWN_SETSIGDEF |
-                                      POSIX_SPAWN_SETSID);
-
-  int rc = posix_spawn(pid, o->argv[0], &fa, &attr, (char *const *)o->argv,
-                       (char *const *)(o->envp ? o->envp : default_env));
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0)
-    return sh_errno(err, rc, "run %s", o->argv[0]);
-  return 0;
-}
-
-int exec_proc_wait(pid_t pid) {
-  int st;
-  for (;;) {
-    if (waitpid(pid, &st, 0) == pid)
-      return st;
-    if (errno != EINTR)
-      return -1;
-  }
-}
-
 int exec_proc_run(const char *const *argv, char **output, sh_err *err) {
   int p[2];
   if (pipe2(p, O_CLOEXEC) < 0)
     return sh_errno(err, errno, "pipe");
   cleanup_fd int rd = p[0];
   pid_t pid;
-  struct proc_opts o = {
+  struct spawn_opts o = {
       .argv = argv, .fd_out = p[1], .fd_err = p[1], .fd3 = -1};
-  int rc = exec_proc_spawn(&o, &pid, err);
+  int rc = spawn_proc(&o, &pid, err);
   close(p[1]);
   if (rc < 0)
     return rc;
@@ -95,7 +36,7 @@ int exec_proc_run(const char *const *argv, char **output, sh_err *err) {
     if (out.len < 65536)
       buf_append(&out, tmp, (size_t)n);
   }
-  int st = exec_proc_wait(pid);
+  int st = spawn_wait(pid);
   if (output) {
     while (out.len > 0 &&
            (out.data[out.len - 1] == '\n' || out.data[out.len - 1] == ' '))

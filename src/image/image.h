@@ -29,6 +29,17 @@
 
 #include "core/err.h"
 
+/* ---- helper processes --------------------------------------------- */
+
+/* A layer is unpacked by the running program re-executed from
+ * /proc/self/exe under this argv[0] (as dockerd's docker-untar), so every
+ * program that pulls, loads or commits images calls image_child_main
+ * first thing in main. */
+#define IMAGE_UNPACK_ARGV0 "shoal-layer-unpack"
+/* When argv[0] is IMAGE_UNPACK_ARGV0: does the child's work and returns
+ * its exit code. Otherwise -1 (carry on with main). */
+int image_child_main(int argc, char **argv);
+
 /* ---- references ---------------------------------------------------- */
 
 /* A normalized reference, as Docker's distribution/reference makes it:

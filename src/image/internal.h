@@ -108,6 +108,12 @@ typedef void (*layer_progress_fn)(int64_t done, void *ud);
 int layer_unpack(int fd, const char *dir, const char *expect_diffid,
                  char diffid[DIGEST_LEN + 1], int64_t *size,
                  layer_progress_fn progress, void *ud, sh_err *err);
+/* layer_unpack's work in this process: what the child runs (and the
+ * fuzzer, which wants no process per input). layer_unpack itself runs it
+ * in a child (see image_child_main). */
+int layer_unpack_here(int fd, const char *dir, const char *expect_diffid,
+                      char diffid[DIGEST_LEN + 1], int64_t *size,
+                      layer_progress_fn progress, void *ud, sh_err *err);
 
 /* Writes dir (an overlay upper directory) as a gzip'd layer tar to fd:
  * entries sorted by name, owners numeric, overlayfs whiteouts (0/0

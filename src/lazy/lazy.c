@@ -11,7 +11,7 @@
 #include <time.h>
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-/* The libraries with an unload hook, once loaded (there are two). */
+/* The libraries with an unload hook, once loaded (there are three). */
 static struct lazy_lib *loaded[8];
 static size_t n_loaded;
 

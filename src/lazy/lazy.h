@@ -13,9 +13,11 @@
  * Any other function is only reachable with such an object, so the library
  * is loaded by then; reaching one without it aborts with the reason.
  *
- * A library with an unload hook (libcurl, libarchive) is closed again
- * when nothing has held it for a while: a pull maps ~150 libraries (6 MB
- * of an idle daemon's RSS) that the next hours may never need. Every path
+ * A library with an unload hook (libcurl, libarchive, libnftables) is
+ * closed again when nothing has held it for a while: a pull maps ~150
+ * libraries (6 MB of an idle daemon's RSS) that the next hours may never
+ * need. Some stay mapped all the same: libp11-kit is NODELETE and
+ * libstdc++ (under ICU, under libxml2) has unique symbols. Every path
  * that calls into such a library holds it throughout (lazy_hold, released
  * by cleanup_lazy), and a forked child that calls it is forked while the
  * parent holds it. */

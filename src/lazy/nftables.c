@@ -12,5 +12,10 @@ static const char *resolve(void *h) {
   return NULL;
 }
 
-struct lazy_lib lazy_nftables_lib = {.soname = "libnftables.so.1",
-                                     .resolve = resolve};
+/* Nothing of libnftables outlives a command (nft.c makes a context per
+ * command), so it can be closed when idle: with libgmp, libnftnl and
+ * libxtables it is ~1.5 MB of an idle daemon's RSS. */
+static void unload(void) {}
+
+struct lazy_lib lazy_nftables_lib = {
+    .soname = "libnftables.so.1", .resolve = resolve, .unload = unload};

@@ -107,6 +107,9 @@ static struct nft_ctx *ctx_new(sh_err *err) {
  * idle daemon's 3.7 MB of heap. It reads the cache again anyway after
  * a change, and each of our commands is one. */
 static int run(struct nft *n, const char *cmd, char **out, sh_err *err) {
+  cleanup_lazy struct lazy_lib *held = lazy_hold(&lazy_nftables_lib, err);
+  if (!held)
+    return -1;
   int self;
   if (enter(n, &self, err) < 0)
     return -1;

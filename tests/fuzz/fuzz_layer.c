@@ -1,4 +1,4 @@
-/* libFuzzer target over layer extraction (image/layer.c layer_unpack):
+/* libFuzzer target over layer extraction (image/layer.c layer_unpack_here):
  * the bytes are a layer blob (tar, or tar compressed any way libarchive
  * reads) unpacked into an empty directory, as a pull or load does.
  *
@@ -138,7 +138,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char diffid[DIGEST_LEN + 1];
   int64_t bytes = 0;
   sh_err err = {0};
-  int r = layer_unpack(fd, layer, NULL, diffid, &bytes, NULL, NULL, &err);
+  int r = layer_unpack_here(fd, layer, NULL, diffid, &bytes, NULL, NULL, &err);
   close(fd);
   if (r < 0 && (!err.status || !err.msg[0]))
     abort(); /* a failure says why */

@@ -1663,7 +1663,7 @@ TEST(exec_cmd_records_outlive_their_parent) {
   cleanup_json json_t *info =
       json_pack("{s:{s:s}}", "ProcessConfig", "entrypoint", "sh");
   CHECK_INT_EQ(exec_cmd_record(f.ex, id, rec, info, &c, &err), 0);
-  CHECK_INT_EQ(exec_cmd_exit_code(exec_proc_wait(c.pid)), 7);
+  CHECK_INT_EQ(exec_cmd_exit_code(spawn_wait(c.pid)), 7);
   exec_cmd_release(&c);
   int code = -1;
   CHECK_INT_EQ(exec_cmd_record_exit(f.ex, id, rec, &code), 1);
@@ -1697,7 +1697,7 @@ TEST(exec_cmd_records_outlive_their_parent) {
   CHECK_INT_EQ(seen, 2);
   /* The waiting shell killed: no status, and it does not run. */
   kill(c.pid, SIGKILL);
-  exec_proc_wait(c.pid);
+  spawn_wait(c.pid);
   if (c.proc_pid > 0)
     kill(c.proc_pid, SIGKILL);
   exec_cmd_release(&c);

@@ -7,12 +7,14 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -308,6 +310,118 @@ TEST(image_layer_diffid_mismatch) {
                     "000000000000000000000000",
                     &err) < 0);
   CHECK(strstr(err.msg, "does not match"));
+}
+
+struct progress_seen {
+  int calls;
+  int64_t last;
+};
+static void on_progress(int64_t done, void *ud) {
+  struct progress_seen *ps = ud;
+  ps->calls++;
+  ps->last = done;
+}
+
+struct unpack_call {
+  int fd;
+  const char *dir;
+  sh_err err;
+  int rc;
+};
+static void *unpack_thread(void *arg) {
+  struct unpack_call *u = arg;
+  char got[DIGEST_LEN + 1];
+  int64_t size;
+  u->rc = layer_unpack(u->fd, u->dir, NULL, got, &size, NULL, NULL, &u->err);
+  return NULL;
+}
+
+/* This process's unpacking child (argv[0] IMAGE_UNPACK_ARGV0), or 0. */
+static pid_t unpack_child(void) {
+  DIR *d = opendir("/proc");
+  struct dirent *de;
+  pid_t found = 0;
+  while (d && !found && (de = readdir(d))) {
+    pid_t pid = (pid_t)atoi(de->d_name);
+    if (pid <= 0)
+      continue;
+    char path[64], cmd[64] = {0}, stat[512] = {0};
+    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+    cleanup_fd int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || read(fd, cmd, sizeof cmd - 1) <= 0 ||
+        strcmp(cmd, IMAGE_UNPACK_ARGV0))
+      continue;
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    cleanup_fd int sfd = open(path, O_RDONLY | O_CLOEXEC);
+    if (sfd < 0 || read(sfd, stat, sizeof stat - 1) <= 0)
+      continue;
+    const char *p = strrchr(stat, ')');
+    int ppid = 0;
+    if (p && sscanf(p + 2, "%*c %d", &ppid) == 1 && ppid == getpid())
+      found = pid;
+  }
+  if (d)
+    closedir(d);
+  return found;
+}
+
+/* A layer unpacks in a child process: its progress (bytes of the blob
+ * read) and verdict come back over a pipe, and a child that dies is an
+ * error naming the signal, not a hang. */
+TEST(image_layer_unpacks_in_a_child_process) {
+  cleanup_tmpdir struct tmpdir t = {0};
+  tmpdir_make(&t);
+  enum { BIG = 600 * 1000 };
+  cleanup_free char *big = xmalloc(BIG + 1);
+  for (size_t i = 0; i < BIG; i++)
+    big[i] = (char)('a' + (i * 7919 % 26));
+  big[BIG] = '\0';
+  const struct ent ents[] = {{F, "big", big, 0, 0}, {F, "small", "x", 0, 0}};
+  char diffid[DIGEST_LEN + 1], got[DIGEST_LEN + 1];
+  cleanup_free char *tar = xasprintf("%s/l.tar", t.path);
+  cleanup_free char *dir = xasprintf("%s/diff", t.path);
+  make_tar(tar, ents, 2, false, diffid);
+  struct stat st;
+  CHECK(stat(tar, &st) == 0);
+  mkdir(dir, 0755);
+  struct progress_seen ps = {0};
+  int64_t size = 0;
+  sh_err err = {0};
+  cleanup_fd int fd = open(tar, O_RDONLY | O_CLOEXEC);
+  CHECK(layer_unpack(fd, dir, diffid, got, &size, on_progress, &ps, &err) == 0);
+  CHECK_STR_EQ(got, diffid);
+  CHECK_INT_EQ(size, BIG + 1);
+  CHECK(ps.calls >= 2); /* every 256 KiB and the last count */
+  CHECK_INT_EQ(ps.last, st.st_size);
+  cleanup_free char *f = xasprintf("%s/big", dir);
+  CHECK(stat(f, &st) == 0 && st.st_size == BIG);
+  CHECK(unpack_child() == 0);
+
+  /* A child killed midway: half a tar on a pipe kept open. */
+  cleanup_free char *dir2 = xasprintf("%s/diff2", t.path);
+  mkdir(dir2, 0755);
+  int p[2];
+  CHECK(pipe2(p, O_CLOEXEC) == 0);
+  char head[4096];
+  int tfd = open(tar, O_RDONLY | O_CLOEXEC);
+  CHECK(read(tfd, head, sizeof head) == (ssize_t)sizeof head);
+  close(tfd);
+  CHECK(write(p[1], head, sizeof head) == (ssize_t)sizeof head);
+  struct unpack_call u = {.fd = p[0], .dir = dir2};
+  pthread_t th;
+  CHECK(pthread_create(&th, NULL, unpack_thread, &u) == 0);
+  pid_t child = 0;
+  for (int i = 0; i < 500 && !(child = unpack_child()); i++)
+    usleep(10000);
+  CHECK(child > 0);
+  if (child > 0)
+    kill(child, SIGKILL);
+  close(p[1]); /* EOF for an unpacking that is not a child's */
+  pthread_join(th, NULL);
+  close(p[0]);
+  CHECK_INT_EQ(u.rc, -1);
+  CHECK_INT_EQ(u.err.status, 500);
+  CHECK(strstr(u.err.msg, "killed by signal 9") != NULL);
 }
 
 /* ---- a real registry ---- */
