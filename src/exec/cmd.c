@@ -336,10 +336,10 @@ int exec_cmd_start(executor *ex, const char *id, const struct exec_cmd_opts *o,
   /* With a terminal the process's stdio is the pty; crun's own stdout is
    * unused and its stderr carries its errors (e.g. no such executable). */
   struct spawn_opts po = {.argv = argv,
-                         .fd_in = in[0],
-                         .fd_out = o->tty ? errp[1] : out[1],
-                         .fd_err = errp[1],
-                         .fd3 = -1};
+                          .fd_in = in[0],
+                          .fd_out = o->tty ? errp[1] : out[1],
+                          .fd_err = errp[1],
+                          .fd3 = -1};
   int rc = spawn_proc(&po, &c->pid, err);
   close_fd(&in[0]);
   close_fd(&out[1]);

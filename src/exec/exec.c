@@ -619,11 +619,11 @@ static int start_conmon(executor *ex, const char *id, const json_t *meta,
       "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
       "_OCI_SYNCPIPE=3", NULL};
   struct spawn_opts o = {.argv = argv,
-                        .envp = envp,
-                        .fd_out = logfd,
-                        .fd_err = logfd,
-                        .fd3 = wr,
-                        .cwd = p->dir};
+                         .envp = envp,
+                         .fd_out = logfd,
+                         .fd_err = logfd,
+                         .fd3 = wr,
+                         .cwd = p->dir};
   pid_t cpid;
   if (spawn_proc(&o, &cpid, err) < 0)
     return -1;
