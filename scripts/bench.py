@@ -177,6 +177,20 @@ def pss_kib(pid):
     raise BenchError("no Pss for pid %d" % pid)
 
 
+def pids_named(comm):
+    """PIDs whose /proc/<pid>/comm is comm."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/comm" % d) as f:
+                    if f.read().strip() == comm:
+                        out.append(int(d))
+            except OSError:
+                pass
+    return out
+
+
 def cpu_s(pid):
     """User + system CPU seconds of pid and its reaped children (the crun
     processes shoald and conmon ran and waited for)."""
@@ -1667,6 +1681,10 @@ def main_sim(args):
         rss_nodes = rss_kib(lpid)
 
         # N services x R replicas, created back to back on the leader.
+        # Where the CPU goes over the ramp: each manager and the simulator.
+        cpu_pids = [(h, lab_pid(args, h)) for h in names]
+        cpu_pids += [("shoal-sim", p) for p in pids_named("shoal-sim")]
+        cpu0 = {h: cpu_s(p) for h, p in cpu_pids}
         t0 = time.monotonic()
         for i in range(n_svc):
             # Restart delay 0 (`--restart-delay 0s`): the rescheduling
@@ -1694,6 +1712,8 @@ def main_sim(args):
                 t_sim_all = time.monotonic() - t0
                 break
             time.sleep(SIM_POLL_S)
+        cpu_ramp = {h: cpu_s(p) - cpu0[h] for h, p in cpu_pids}
+        t_ramp = time.monotonic() - t0
 
         def api_running():
             st, b = once(sock[leader], "GET", "/services?status=true", timeout=60)
@@ -1708,6 +1728,11 @@ def main_sim(args):
                 time.sleep(SIM_POLL_S)
         rows.append(("create %d services x %d replicas (API calls)" % (n_svc, n_rep),
                      "%.1f s" % t_created, ""))
+        rows.append(("CPU over the ramp, all processes", "%.1f s" % sum(cpu_ramp.values()),
+                     "of %.1f s on %d cores: %s" % (
+                         t_ramp * (os.cpu_count() or 1), os.cpu_count() or 1,
+                         ", ".join("%s%s %.1f" % (h, " (leader)" if h == leader else "", v)
+                                   for h, v in cpu_ramp.items()))))
         if t_sim_all is not None:
             rows.append(("create -> all %d running (sim reports)" % total, "%.1f s" % t_sim_all,
                          "goal <= 10 s"))
