@@ -390,8 +390,9 @@ int image_child_main(int argc, char **argv) {
   return 1;
 }
 
-/* One line of the child's; false on a line that is none of its. */
-static bool child_line(char *line, layer_progress_fn progress, void *ud,
+/* One line of the child's (others are ignored); *done on its verdict,
+ * err filled when that is an error. */
+static void child_line(char *line, layer_progress_fn progress, void *ud,
                        char diffid[DIGEST_LEN + 1], int64_t *size, bool *done,
                        sh_err *err) {
   long long n;
@@ -408,10 +409,7 @@ static bool child_line(char *line, layer_progress_fn progress, void *ud,
     sh_error(err, status >= 400 && status < 600 ? status : 500, "%s",
              line + off);
     *done = true;
-  } else {
-    return false;
   }
-  return true;
 }
 
 int layer_unpack(int fd, const char *dir, const char *expect_diffid,
@@ -436,7 +434,7 @@ int layer_unpack(int fd, const char *dir, const char *expect_diffid,
   if (rc < 0)
     return sh_err_wrap(err, "layer: unpacking process");
   *size = 0;
-  bool done = false, ok = false;
+  bool done = false; /* the verdict line came; nothing after it counts */
   sh_err said = {0};
   char buf[4096];
   size_t len = 0;
@@ -451,9 +449,8 @@ int layer_unpack(int fd, const char *dir, const char *expect_diffid,
     char *line = buf, *nl;
     while ((nl = strchr(line, '\n'))) {
       *nl = '\0';
-      bool was = done;
-      if (!done && child_line(line, progress, ud, diffid, size, &done, &said))
-        ok = done && !was && !said.status;
+      if (!done)
+        child_line(line, progress, ud, diffid, size, &done, &said);
       line = nl + 1;
     }
     len = strlen(line);
@@ -466,7 +463,7 @@ int layer_unpack(int fd, const char *dir, const char *expect_diffid,
     *err = said;
     return -1;
   }
-  if (ok && st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0)
+  if (done && st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0)
     return 0;
   if (st >= 0 && WIFSIGNALED(st))
     return sh_error(err, 500,

@@ -256,6 +256,14 @@ def test_task_container_in_docker_ps_inspect_logs():
         # dockerd lists exposed, unpublished ports of the container: the seed shows 80/tcp.
         assert c["PORTS"] == "80/tcp", "docker ps PORTS of the task container: %r, want '80/tcp'" % c["PORTS"]
 
+        # The task's pull unpacked nginx's layers in child processes: the
+        # daemon never mapped libarchive nor the libstdc++ under it (which
+        # could not be unmapped again).
+        with open("/proc/%d/maps" % lab.pid("swarma")) as f:
+            maps = f.read()
+        for lib in ("libarchive", "libstdc++"):
+            assert lib not in maps, "%s mapped in shoald after a task's pull" % lib
+
 
 @timeout(120)
 def test_killed_container_is_replaced():
