@@ -1686,6 +1686,10 @@ def main_sim(args):
         cpu_pids += [("shoal-sim", p) for p in pids_named("shoal-sim")]
         cpu0 = {h: cpu_s(p) for h, p in cpu_pids}
         t0 = time.monotonic()
+        # Each create's answer time: the creates are answered one
+        # service's cycle apart (orchestrate, commit, apply, send to the
+        # nodes), which is what paces the ramp.
+        create_s = []
         for i in range(n_svc):
             # Restart delay 0 (`--restart-delay 0s`): the rescheduling
             # figure is the managers' work, not Docker's default 5 s wait.
@@ -1694,8 +1698,10 @@ def main_sim(args):
                                      "RestartPolicy": {"Delay": 0}},
                     "Mode": {"Replicated": {"Replicas": n_rep}}}
             for _ in range(60):  # a 503 while an election runs: again
+                tc = time.monotonic()
                 st, b = once(sock[leader], "POST", "/services/create", spec, timeout=120)
                 if st in (200, 201) or (st == 409 and "already exists" in str(b)):
+                    create_s.append(time.monotonic() - tc)
                     break
                 time.sleep(1.0)
             else:
@@ -1728,6 +1734,10 @@ def main_sim(args):
                 time.sleep(SIM_POLL_S)
         rows.append(("create %d services x %d replicas (API calls)" % (n_svc, n_rep),
                      "%.1f s" % t_created, ""))
+        rows.append(("service create answered during the ramp (p50, max)",
+                     "%s ms" % ms(statistics.median(create_s)),
+                     "max %s ms over %d: one service's cycle on the leader each" % (
+                         ms(max(create_s)), len(create_s))))
         rows.append(("CPU over the ramp, all processes", "%.1f s" % sum(cpu_ramp.values()),
                      "of %.1f s on %d cores: %s" % (
                          t_ramp * (os.cpu_count() or 1), os.cpu_count() or 1,
