@@ -29,8 +29,11 @@ struct bridge {
   bool eof_pending; /* that shutdown has not completed yet */
   bool close_after_eof;
   uv_shutdown_t sreq, ereq;
+  struct bridge *prev, *next; /* every bridge until its handle closes */
   char rbuf[RBUF_SIZE];
 };
+
+static struct bridge *bridges;
 
 struct bwrite {
   uv_write_t w;
@@ -39,7 +42,14 @@ struct bwrite {
 };
 
 static void bridge_handle_closed(uv_handle_t *h) {
-  free(h->data);
+  struct bridge *br = h->data;
+  if (br->prev)
+    br->prev->next = br->next;
+  else if (bridges == br)
+    bridges = br->next;
+  if (br->next)
+    br->next->prev = br->prev;
+  free(br);
 }
 
 static void bridge_shutdown_cb(uv_shutdown_t *sr, int status) {
@@ -109,9 +119,31 @@ int bridge_new(uv_loop_t *loop, const struct bridge_ops *ops, void *ud,
     uv_close((uv_handle_t *)&br->pipe, bridge_handle_closed);
     return sh_error(err, 500, "bridge: %s", uv_strerror(r));
   }
+  br->next = bridges;
+  if (bridges)
+    bridges->prev = br;
+  bridges = br;
   *out = br;
   *fd_out = sv[0];
   return 0;
+}
+
+void bridge_pump_all(uv_loop_t *loop) {
+  /* Entries leave the list only in close callbacks, never during this. */
+  for (struct bridge *br = bridges; br; br = br->next) {
+    uv_os_fd_t fd;
+    if (br->pipe.loop != loop || br->closing || br->detached ||
+        uv_fileno((uv_handle_t *)&br->pipe, &fd) != 0)
+      continue;
+    for (;;) {
+      ssize_t n = read(fd, br->rbuf, sizeof br->rbuf);
+      if (n <= 0) /* nothing more, EOF or an error: the loop's read sees it */
+        break;
+      br->ops.to_net(br->ud, br->rbuf, (size_t)n);
+      if (br->closing || br->detached)
+        break;
+    }
+  }
 }
 
 static void bridge_write_cb(uv_write_t *w, int status) {

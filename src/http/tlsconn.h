@@ -45,6 +45,10 @@ void bridge_eof(struct bridge *br);
 /* The network side is gone: the fd's reader gets what was pushed, then
  * EOF. The bridge frees itself; no callback follows. */
 void bridge_close(struct bridge *br);
+/* Sends what the owners of loop's bridges have written so far at once,
+ * rather than when the loop next polls their fds: a message written from
+ * a check callback would otherwise wait for the next turn's timers. */
+void bridge_pump_all(uv_loop_t *loop);
 
 /* ---- TLS client with HTTP upgrade ---- */
 

@@ -7,6 +7,7 @@
 #include "core/util.h"
 #include "http/client.h"
 #include "http/server.h"
+#include "http/tlsconn.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1448,6 +1449,58 @@ TEST(http_tls_client_requires_manager_server) {
   CHECK(fx_done(&f));
   tcert_free(&other_cluster);
   pki_free(&p);
+}
+
+struct pumped {
+  sh_buf got;
+  int closed;
+};
+
+static void pumped_to_net(void *ud, const char *data, size_t len) {
+  buf_append(&((struct pumped *)ud)->got, data, len);
+}
+
+static void pumped_closed(void *ud) {
+  ((struct pumped *)ud)->closed++;
+}
+
+/* raft's leader pumps its bridges from a check callback so a heartbeat
+ * leaves before the next turn's timers: what the owner wrote reaches
+ * to_net at once, in order with what the loop reads later. */
+TEST(bridge_pump_sends_what_was_written_without_a_loop_turn) {
+  uv_loop_t loop, other;
+  CHECK_INT_EQ(uv_loop_init(&loop), 0);
+  CHECK_INT_EQ(uv_loop_init(&other), 0);
+  struct pumped p = {0}, q = {0};
+  struct bridge_ops ops = {pumped_to_net, pumped_closed};
+  struct bridge *br, *br2;
+  int fd, fd2;
+  sh_err err = {0};
+  CHECK_INT_EQ(bridge_new(&loop, &ops, &p, &br, &fd, &err), 0);
+  CHECK_INT_EQ(bridge_new(&other, &ops, &q, &br2, &fd2, &err), 0);
+  CHECK(write(fd, "heartbeat", 9) == 9);
+  CHECK(write(fd2, "elsewhere", 9) == 9);
+  bridge_pump_all(&loop);
+  CHECK(p.got.len == 9 && memcmp(p.got.data, "heartbeat", 9) == 0);
+  CHECK(q.got.len == 0); /* another loop's bridge waits for its loop */
+  CHECK(write(fd, ", then more", 11) == 11);
+  uv_run(&loop, UV_RUN_NOWAIT);
+  CHECK(p.got.len == 20 && memcmp(p.got.data, "heartbeat, then more", 20) == 0);
+  uv_run(&other, UV_RUN_NOWAIT);
+  CHECK(q.got.len == 9);
+  close(fd); /* the owner's end goes: the bridge says so and frees itself */
+  close(fd2);
+  for (int i = 0; i < 100 && (p.closed == 0 || q.closed == 0); i++) {
+    uv_run(&loop, UV_RUN_NOWAIT);
+    uv_run(&other, UV_RUN_NOWAIT);
+  }
+  CHECK(p.closed == 1 && q.closed == 1);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_run(&other, UV_RUN_DEFAULT);
+  CHECK_INT_EQ(uv_loop_close(&loop), 0);
+  CHECK_INT_EQ(uv_loop_close(&other), 0);
+  buf_free(&p.got);
+  buf_free(&q.got);
 }
 
 TEST(http_tls_stream_and_keepalive) {
