@@ -47,7 +47,9 @@ void bridge_eof(struct bridge *br);
 void bridge_close(struct bridge *br);
 /* Sends what the owners of loop's bridges have written so far at once,
  * rather than when the loop next polls their fds: a message written from
- * a check callback would otherwise wait for the next turn's timers. */
+ * a check callback would otherwise wait for the next turn's timers.
+ * Bridges are kept in one list per process: make, close and pump them
+ * from one thread (shoald's loop thread). */
 void bridge_pump_all(uv_loop_t *loop);
 
 /* ---- TLS client with HTTP upgrade ---- */
