@@ -179,8 +179,9 @@ int64_t jx_created_ns(const char *c) {
   return secs * 1000000000LL + frac;
 }
 
-/* The objects of an ID -> object map, sorted by CreatedAt then ID. */
-json_t *jx_sorted_by_created(json_t *map) {
+/* The objects of an ID -> object map (or -> box holding the object),
+ * sorted by CreatedAt then ID. */
+static json_t *sorted_by_created(json_t *map, bool boxed) {
   json_t *arr = json_array();
   size_t n = json_object_size(map);
   if (n == 0)
@@ -190,12 +191,21 @@ json_t *jx_sorted_by_created(json_t *map) {
   const char *id;
   json_t *v;
   json_object_foreach(map, id, v) {
+    json_t *o = boxed ? json_array_get(v, 0) : v;
     items[i++] =
-        (struct list_item){jx_created_ns(jx_str(v, "CreatedAt", NULL)), id, v};
+        (struct list_item){jx_created_ns(jx_str(o, "CreatedAt", NULL)), id, o};
   }
   qsort(items, n, sizeof *items, list_cmp);
   for (i = 0; i < n; i++)
     json_array_append(arr, items[i].obj);
   free(items);
   return arr;
+}
+
+json_t *jx_sorted_by_created(json_t *map) {
+  return sorted_by_created(map, false);
+}
+
+json_t *jx_sorted_boxes_by_created(json_t *map) {
+  return sorted_by_created(map, true);
 }

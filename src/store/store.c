@@ -81,10 +81,16 @@ static const struct {
     [STORE_MANAGER_NODES] = {STORE_NODE, "ManagerStatus", manager_key},
 };
 
+/* Every object lives in a box, a one-element array that the kind's map
+ * and the object's index buckets share: a new version goes into the box,
+ * so the indexes whose key it keeps are not touched. A status report
+ * keeps five of a task's seven keys, and setting the new version into
+ * each of those buckets (of up to 100,000) was a sixth of a follower's
+ * apply. A box lives as long as its object's ID does. */
 struct store {
-  json_t *objs[STORE_NKINDS];  /* ID -> object */
+  json_t *objs[STORE_NKINDS];  /* ID -> box */
   json_t *names[STORE_NKINDS]; /* Spec.Name -> ID, unique-name kinds only */
-  json_t *idx[STORE_NINDEXES]; /* field value -> {ID -> object} */
+  json_t *idx[STORE_NINDEXES]; /* field value -> {ID -> box} */
   uint64_t index;
   struct watcher *watchers;
   size_t nwatchers, capwatchers;
@@ -96,6 +102,10 @@ struct store {
 struct store_tx {
   json_t *ops; /* array, encoded as-is */
 };
+
+static json_t *unbox(const json_t *box) {
+  return json_array_get(box, 0);
+}
 
 const char *store_kind_name(enum store_kind k) {
   if ((int)k < 0 || k >= STORE_NKINDS)
@@ -161,7 +171,7 @@ void store_free(struct store *s) {
 json_t *store_get(struct store *s, enum store_kind k, const char *id) {
   if (!id || (int)k < 0 || k >= STORE_NKINDS)
     return NULL;
-  return json_object_get(s->objs[k], id);
+  return unbox(json_object_get(s->objs[k], id));
 }
 
 json_t *store_find(struct store *s, enum store_kind k, const char *ref,
@@ -171,7 +181,7 @@ json_t *store_find(struct store *s, enum store_kind k, const char *ref,
     sh_error(err, 404, "%s %s not found", kn, ref ? ref : "");
     return NULL;
   }
-  json_t *o = json_object_get(s->objs[k], ref);
+  json_t *o = unbox(json_object_get(s->objs[k], ref));
   if (o)
     return o;
 
@@ -181,14 +191,14 @@ json_t *store_find(struct store *s, enum store_kind k, const char *ref,
   if (unique_names(k)) {
     const char *id = json_string_value(json_object_get(s->names[k], ref));
     if (id)
-      return json_object_get(s->objs[k], id);
+      return unbox(json_object_get(s->objs[k], id));
   } else {
     const char *id;
     json_t *v;
     json_object_foreach(s->objs[k], id, v) {
-      const char *n = obj_name(k, v);
+      const char *n = obj_name(k, unbox(v));
       if (n && strcmp(n, ref) == 0) {
-        found = v;
+        found = unbox(v);
         matches++;
       }
     }
@@ -206,7 +216,7 @@ json_t *store_find(struct store *s, enum store_kind k, const char *ref,
   json_t *v;
   json_object_foreach(s->objs[k], id, v) {
     if (str_has_prefix(id, ref)) {
-      found = v;
+      found = unbox(v);
       matches++;
     }
   }
@@ -224,7 +234,7 @@ json_t *store_find(struct store *s, enum store_kind k, const char *ref,
 json_t *store_list(struct store *s, enum store_kind k) {
   if ((int)k < 0 || k >= STORE_NKINDS)
     return json_array();
-  return jx_sorted_by_created(s->objs[k]);
+  return jx_sorted_boxes_by_created(s->objs[k]);
 }
 
 /* ---- secondary indexes ---- */
@@ -252,7 +262,7 @@ static json_t *bucket(struct store *s, enum store_index ix, const char *key) {
 
 json_t *store_list_by(struct store *s, enum store_index ix, const char *key) {
   json_t *b = bucket(s, ix, key);
-  return b ? jx_sorted_by_created(b) : json_array();
+  return b ? jx_sorted_boxes_by_created(b) : json_array();
 }
 
 size_t store_count_by(struct store *s, enum store_index ix, const char *key) {
@@ -274,27 +284,21 @@ void store_each_by(struct store *s, enum store_index ix, const char *key,
                    void (*fn)(json_t *obj, void *ud), void *ud) {
   const char *id;
   json_t *v;
-  json_object_foreach(bucket(s, ix, key), id, v) fn(v, ud);
+  json_object_foreach(bucket(s, ix, key), id, v) fn(unbox(v), ud);
 }
 
-/* Moves object id of kind k in every index over k from where old has it
- * to where cur has it (old NULL: added; cur NULL: removed). An index whose
- * key did not change gets the new version in place: a status report
- * changes one or two of a task's eight keys, and taking it out of each
- * bucket to put it back was a sixth of a follower's apply. */
+/* Moves the box of object id of kind k in every index over k from where
+ * old has it to where cur has it (old NULL: added; cur NULL: removed). An
+ * index whose key did not change has the box already, which holds cur. */
 static void index_move(json_t **idx, enum store_kind k, const char *id,
-                       const json_t *old, json_t *cur) {
+                       const json_t *old, const json_t *cur, json_t *box) {
   for (int i = 0; i < STORE_NINDEXES; i++) {
     if (index_defs[i].kind != k)
       continue;
     const char *ok = store_index_key((enum store_index)i, old);
     const char *nk = store_index_key((enum store_index)i, cur);
-    json_t *same =
-        ok && nk && strcmp(ok, nk) == 0 ? json_object_get(idx[i], nk) : NULL;
-    if (same) {
-      json_object_set(same, id, cur);
+    if (ok && nk && strcmp(ok, nk) == 0)
       continue;
-    }
     json_t *b = ok ? json_object_get(idx[i], ok) : NULL;
     if (b) {
       json_object_del(b, id);
@@ -307,7 +311,7 @@ static void index_move(json_t **idx, enum store_kind k, const char *id,
         b = json_object();
         json_object_set_new(idx[i], nk, b);
       }
-      json_object_set(b, id, cur);
+      json_object_set(b, id, box);
     }
   }
 }
@@ -321,7 +325,7 @@ size_t store_count(struct store *s, enum store_kind k) {
 json_t *store_cluster(struct store *s) {
   const char *id;
   json_t *v;
-  json_object_foreach(s->objs[STORE_CLUSTER], id, v) return v;
+  json_object_foreach(s->objs[STORE_CLUSTER], id, v) return unbox(v);
   return NULL;
 }
 
@@ -590,7 +594,7 @@ static struct staged *stage_get(struct store *s, struct stage *st,
   }
   struct staged *e = &st->v[st->n];
   e->kind = k;
-  e->old = json_incref(json_object_get(s->objs[k], id));
+  e->old = json_incref(store_get(s, k, id));
   e->cur = json_incref(e->old);
   e->id = xstrdup(id);
   *slot = ++st->n;
@@ -888,9 +892,16 @@ int store_apply_doc(struct store *s, json_t *doc, bool shared, uint64_t index,
     if (e->old == e->cur)
       continue; /* created and deleted in the same transaction, or a
                    report that recorded nothing */
-    index_move(s->idx, e->kind, e->id, e->old, e->cur);
+    json_t *box = json_object_get(s->objs[e->kind], e->id);
+    if (e->cur && box) {
+      json_array_set(box, 0, e->cur);
+    } else if (e->cur) {
+      box = json_array();
+      json_array_append(box, e->cur);
+      json_object_set_new(s->objs[e->kind], e->id, box);
+    }
+    index_move(s->idx, e->kind, e->id, e->old, e->cur, box);
     if (e->cur) {
-      json_object_set(s->objs[e->kind], e->id, e->cur);
       const char *n = unique_names(e->kind) ? obj_name(e->kind, e->cur) : NULL;
       if (n)
         json_object_set_new(s->names[e->kind], n, json_string(e->id));
@@ -916,7 +927,7 @@ json_t *store_snapshot_view(struct store *s) {
     json_t *arr = json_array();
     const char *id;
     json_t *v;
-    json_object_foreach(s->objs[k], id, v) json_array_append(arr, v);
+    json_object_foreach(s->objs[k], id, v) json_array_append(arr, unbox(v));
     json_object_set_new(objs, kind_names[k], arr);
   }
   return json_pack("{s:I, s:o}", "index", (json_int_t)s->index, "objects",
@@ -975,8 +986,10 @@ int store_restore(struct store *s, const char *data, size_t len, sh_err *err) {
         rc = sh_error(err, 400, "invalid snapshot: bad %s object", kn);
         goto out;
       }
-      json_object_set(nobjs[k], id, o);
-      index_move(nidx, k, id, NULL, o);
+      json_t *box = json_array();
+      json_array_append(box, o);
+      json_object_set_new(nobjs[k], id, box);
+      index_move(nidx, k, id, NULL, o, box);
       const char *n = unique_names(k) ? obj_name(k, o) : NULL;
       if (n)
         json_object_set_new(nnames[k], n, json_string(id));

@@ -103,8 +103,13 @@ static bool rand_op(uint64_t *st, struct store *s, struct store_tx *tx) {
   return !stale;
 }
 
+static void collect(json_t *obj, void *ud) {
+  json_array_append(ud, obj);
+}
+
 /* Every index bucket equals the scan (same objects, same order), and the
- * buckets hold every object with the key and nothing else. */
+ * buckets hold every object with the key and nothing else; walked with
+ * store_each_by, a bucket yields the live version of each of them. */
 static int check_indexes(struct store *s, char *why, size_t n) {
   for (int ix = 0; ix < STORE_NINDEXES; ix++) {
     enum store_kind k = store_index_kind((enum store_index)ix);
@@ -164,6 +169,21 @@ static int check_indexes(struct store *s, char *why, size_t n) {
         snprintf(why, n, "%s=%s: %zu listed, %zu counted, %zu in the scan",
                  field, key, json_array_size(got),
                  store_count_by(s, (enum store_index)ix, key), wn);
+        return -1;
+      }
+      cleanup_json json_t *walked = json_array();
+      store_each_by(s, (enum store_index)ix, key, collect, walked);
+      json_t *w;
+      json_array_foreach(walked, i, w) {
+        if (w != store_get(s, k, jx_str(w, "ID", ""))) {
+          snprintf(why, n, "%s=%s: the walk gave %s, not its live version",
+                   field, key, jx_str(w, "ID", "?"));
+          return -1;
+        }
+      }
+      if (json_array_size(walked) != wn) {
+        snprintf(why, n, "%s=%s: %zu walked, %zu in the scan", field, key,
+                 json_array_size(walked), wn);
         return -1;
       }
       for (i = 0; i < wn; i++) {
