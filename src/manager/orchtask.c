@@ -147,12 +147,21 @@ json_t *task_new(struct orch_out *o, const json_t *svc, int64_t slot,
    * nobody changes them in place (the orchestrator sets only top-level
    * keys of its copy of a service, and what is proposed is frozen), so
    * the tasks made from one copy share one template on the leader. */
-  json_t *t = json_pack(
-      "{s:s, s:{}, s:o, s:s, s:{s:s, s:s, s:s}, s:s, s:I}", "ID", id, "Labels",
-      "Spec", tmpl ? json_incref(tmpl) : json_object(), "ServiceID",
-      jx_str(svc, "ID", ""), "Status", "Timestamp", ts, "State", "pending",
-      "Message", "pending task scheduling", "DesiredState", "running",
-      "_SpecVersion", (json_int_t)service_spec_version(svc));
+  /* Built field by field: json_pack parses its format for each of the
+   * thousand tasks of a service. */
+  json_t *st = json_object();
+  json_object_set_new(st, "Timestamp", json_string(ts));
+  json_object_set_new(st, "State", json_string("pending"));
+  json_object_set_new(st, "Message", json_string("pending task scheduling"));
+  json_t *t = json_object();
+  json_object_set_new(t, "ID", json_string(id));
+  json_object_set_new(t, "Labels", json_object());
+  json_object_set_new(t, "Spec", tmpl ? json_incref(tmpl) : json_object());
+  json_object_set_new(t, "ServiceID", json_string(jx_str(svc, "ID", "")));
+  json_object_set_new(t, "Status", st);
+  json_object_set_new(t, "DesiredState", json_string("running"));
+  json_object_set_new(t, "_SpecVersion",
+                      json_integer((json_int_t)service_spec_version(svc)));
   if (ep)
     json_object_set(t, "_EndpointSpec", ep);
   if (service_is_job(svc)) {

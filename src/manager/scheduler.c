@@ -17,9 +17,11 @@
 struct ninfo {
   json_t *node; /* borrowed */
   const char *id;
-  bool usable;        /* ready, active, with a runtime: read once per run */
-  int64_t cpu, mem;   /* available */
-  int64_t active;     /* tasks desired to run (<= complete) */
+  bool usable;      /* ready, active, with a runtime: read once per run */
+  int64_t cpu, mem; /* available */
+  int64_t active;   /* tasks desired to run (<= complete) */
+  /* Made on the run's first placement on the node (a run looks at every
+   * node, and places on few of them when a service scales by one) */
   json_t *by_service; /* service ID -> active tasks placed by this run */
   json_t *ports;      /* "tcp/8080" -> true, placed by this run */
   /* The node's entry in the load (borrowed, may be NULL): "Svc" (service
@@ -244,12 +246,16 @@ static void ninfo_add(struct ninfo *ni, const json_t *t) {
   json_t *ports = host_ports(t);
   size_t i;
   json_t *p;
+  if (json_array_size(ports) && !ni->ports)
+    ni->ports = json_object();
   json_array_foreach(ports, i, p)
       json_object_set_new(ni->ports, json_string_value(p), json_true());
   json_decref(ports);
   if (task_desired(t) <= TS_COMPLETE) {
     const char *sid = jx_str(t, "ServiceID", "");
     ni->active++;
+    if (!ni->by_service)
+      ni->by_service = json_object();
     json_object_set_new(ni->by_service, sid,
                         json_integer(jx_int(ni->by_service, sid, 0) + 1));
   }
@@ -635,8 +641,8 @@ static void run_begin(struct run *r, struct store *s, int64_t now,
         jx_int(n, "Description.Resources.MemoryBytes", 0) -
             jx_int(base, "Mem", 0),
         jx_int(base, "Active", 0),
-        json_object(),
-        json_object(),
+        NULL,
+        NULL,
         json_object_get(base, "Svc"),
         json_object_get(base, "Ports"),
     };
@@ -854,6 +860,8 @@ static void unplace_stopped(const char *id, const json_t *fields, void *ud) {
   struct ninfo *ni = &p->r.nis[json_integer_value(k)];
   const char *sid = jx_str(old, "ServiceID", "");
   ni->active--;
+  if (!ni->by_service)
+    ni->by_service = json_object();
   json_object_set_new(ni->by_service, sid,
                       json_integer(jx_int(ni->by_service, sid, 0) - 1));
 }
