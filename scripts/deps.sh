@@ -10,6 +10,8 @@ pkgs=(
   libldns-dev
   # shoald compiles the tasks' seccomp filters once (src/seccomp/bpf.c)
   libseccomp-dev
+  # shoal-sim's heap (not shoald's)
+  libmimalloc-dev
   busybox-static nginx-light docker-registry skopeo umoci
   crun conmon
   # --init: tini-static as PID 1 inside any image
