@@ -240,6 +240,16 @@ static json_t *host_ports(const json_t *task) {
   return out;
 }
 
+/* Counts d more active tasks of t's service on the node in this run. */
+static void ninfo_count(struct ninfo *ni, const json_t *t, int d) {
+  const char *sid = jx_str(t, "ServiceID", "");
+  ni->active += d;
+  if (!ni->by_service)
+    ni->by_service = json_object();
+  json_object_set_new(ni->by_service, sid,
+                      json_integer(jx_int(ni->by_service, sid, 0) + d));
+}
+
 static void ninfo_add(struct ninfo *ni, const json_t *t) {
   ni->cpu -= jx_int(t, "Spec.Resources.Reservations.NanoCPUs", 0);
   ni->mem -= jx_int(t, "Spec.Resources.Reservations.MemoryBytes", 0);
@@ -251,14 +261,8 @@ static void ninfo_add(struct ninfo *ni, const json_t *t) {
   json_array_foreach(ports, i, p)
       json_object_set_new(ni->ports, json_string_value(p), json_true());
   json_decref(ports);
-  if (task_desired(t) <= TS_COMPLETE) {
-    const char *sid = jx_str(t, "ServiceID", "");
-    ni->active++;
-    if (!ni->by_service)
-      ni->by_service = json_object();
-    json_object_set_new(ni->by_service, sid,
-                        json_integer(jx_int(ni->by_service, sid, 0) + 1));
-  }
+  if (task_desired(t) <= TS_COMPLETE)
+    ninfo_count(ni, t, 1);
 }
 
 static const char *norm_arch(const char *a) {
@@ -857,13 +861,7 @@ static void unplace_stopped(const char *id, const json_t *fields, void *ud) {
   json_t *k = json_object_get(p->r.by_id, jx_str(old, "NodeID", ""));
   if (!k)
     return;
-  struct ninfo *ni = &p->r.nis[json_integer_value(k)];
-  const char *sid = jx_str(old, "ServiceID", "");
-  ni->active--;
-  if (!ni->by_service)
-    ni->by_service = json_object();
-  json_object_set_new(ni->by_service, sid,
-                      json_integer(jx_int(ni->by_service, sid, 0) - 1));
+  ninfo_count(&p->r.nis[json_integer_value(k)], old, -1);
 }
 
 static void place_begin(struct place_new *p) {
