@@ -26,6 +26,11 @@
  * connection waited behind them: 3.3-3.7 s failovers instead of ~1.2.
  * Until the election ends (~1 s) a retry only hears "no leader" anyway. */
 #define LOST_SPREAD_MS 1500
+/* Each heartbeat carried the node's TLSInfo (~1 KB: the root certificate
+ * among it), parsed and compared by the leader 200 times a second at
+ * 1,000 nodes; now only a change, the first of a session and every
+ * twelfth (a minute at the default period). */
+#define HB_TLS_REFRESH 12
 
 struct log_post {
   char *url;
@@ -68,6 +73,11 @@ struct agent {
   int64_t period_ns;
   bool connected;
   bool hb_again; /* TLSInfo changed while a heartbeat was in flight */
+  /* The TLSInfo this session's manager answered a heartbeat carrying, and
+   * the one in flight: a heartbeat carries it only when it changed, and
+   * every HB_TLS_REFRESH-th in case the manager's write of it was lost. */
+  json_t *tls_told, *tls_sending;
+  unsigned hb_count;
   bool stopping;
   struct agent_rpc *rpcs; /* agent_call()s in flight */
   unsigned backoff_ms;
@@ -160,10 +170,15 @@ static void tls_info_changed(struct agent *a) {
 static void hb_done(const struct http_result *res, void *ud) {
   struct agent *a = ud;
   a->hb_call = NULL;
+  cleanup_json json_t *sent = STEAL_POINTER(&a->tls_sending);
   if (a->stopping)
     return;
   bool again = a->hb_again;
   a->hb_again = false;
+  if (res->status == 200 && sent) {
+    json_decref(a->tls_told);
+    a->tls_told = json_incref(sent);
+  }
   if (res->status == 200) {
     cleanup_json json_t *j = json_loads(res->body, 0, NULL);
     int64_t p = jx_int(j, "Period", 0);
@@ -194,8 +209,13 @@ static void hb_send(uv_timer_t *t) {
     return;
   const char *mgr = current_manager(a);
   cleanup_free char *url = xasprintf("https://%s/swarm/v1/heartbeat", mgr);
-  json_t *hb = json_pack("{s:s, s:O}", "SessionID", a->sid, "TLSInfo",
-                         json_object_get(a->description, "TLSInfo"));
+  json_t *hb = json_pack("{s:s}", "SessionID", a->sid);
+  json_t *tls = json_object_get(a->description, "TLSInfo");
+  if (tls &&
+      (!json_equal(tls, a->tls_told) || ++a->hb_count % HB_TLS_REFRESH == 0)) {
+    json_object_set(hb, "TLSInfo", tls);
+    a->tls_sending = json_incref(tls);
+  }
   cleanup_free char *body = jx_dump(hb);
   json_decref(hb);
   struct http_call_opts o = {.method = "POST",
@@ -363,6 +383,7 @@ static void handle_message(struct agent *a, json_t *msg) {
     int64_t p = jx_int(msg, "HeartbeatPeriod", 0);
     a->period_ns = p > 0 ? p : 5 * NS_PER_SEC;
     set_managers(a, json_object_get(msg, "Managers"));
+    json_decref(STEAL_POINTER(&a->tls_told)); /* a new session: tell it */
     a->connected = true;
     a->backoff_ms = 0;
     uv_timer_start(&a->hb_timer, hb_send, (uint64_t)(a->period_ns / NS_PER_MS),
@@ -486,6 +507,8 @@ static void handle_closed(uv_handle_t *h) {
   free(a->root_pem);
   json_decref(a->managers);
   json_decref(a->description);
+  json_decref(a->tls_told);
+  json_decref(a->tls_sending);
   json_decref(a->unsent);
   json_decref(a->in_flight);
   json_decref(a->ingress);
