@@ -76,6 +76,13 @@ bool task_status_moves(const json_t *task, const json_t *status);
  * from ~460 to ~1,400 tasks/s with the machine no longer idle half the
  * time waiting for commits. */
 #define ORCH_BATCH 1000
+/* Placements per scheduler pass: as many as a pass over nodes that went
+ * down makes replacements (4 x ORCH_BATCH changes, two a task). At
+ * ORCH_BATCH, 100 nodes down got 2,000 replacements a cycle and 1,000
+ * placements: half of the 10,000 waited for five more cycles after the
+ * last replacement was made. A pass's cost is mostly its task groups'
+ * views of the nodes, not the placements. */
+#define PLACE_BATCH (2 * ORCH_BATCH)
 /* Task creations and placements (each independent of the others) go in
  * raft entries of at most this many, so no one entry's apply holds a
  * manager's loop for long. */

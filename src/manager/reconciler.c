@@ -205,6 +205,7 @@ static void run(struct reconciler *r) {
     break;
   }
   default:
+    out.budget = PLACE_BATCH;
     scheduler_run_load(s, now, &out, r->load);
     break;
   }

@@ -451,26 +451,28 @@ static struct ninfo *choose(const json_t *t, struct ninfo *nis, size_t n,
   return pick;
 }
 
-/* One transaction per service (or several of ORCH_TX_MAX tasks). */
+/* Transactions of up to ORCH_TX_MAX tasks, whatever their services: one
+ * per service made a raft entry per service, and placing the
+ * replacements of 100 nodes' tasks (one per service on each) was 100
+ * entries of a few tasks each, every one applied, watched and answered
+ * on its own. A conflict (rare: the passes take turns) costs its tasks
+ * this pass; the next places them. */
 struct txs {
-  json_t *index; /* service ID -> position */
   struct store_tx **v;
   size_t n;
 };
 
-static struct store_tx *tx_for(struct txs *x, const char *sid) {
-  json_t *pos = json_object_get(x->index, sid);
-  if (pos && store_tx_ops(x->v[json_integer_value(pos)]) < ORCH_TX_MAX)
-    return x->v[json_integer_value(pos)];
+static struct store_tx *tx_for(struct txs *x) {
+  if (x->n > 0 && store_tx_ops(x->v[x->n - 1]) < ORCH_TX_MAX)
+    return x->v[x->n - 1];
   x->v = xrealloc(x->v, (x->n + 1) * sizeof *x->v);
   x->v[x->n] = store_tx_new();
-  json_object_set_new(x->index, sid, json_integer((json_int_t)x->n));
   return x->v[x->n++];
 }
 
 static void put_task(struct txs *x, const json_t *orig, json_t *nt) {
-  store_tx_update(tx_for(x, jx_str(orig, "ServiceID", "")), STORE_TASK, nt,
-                  orig, jx_int(orig, "Version.Index", 0));
+  store_tx_update(tx_for(x), STORE_TASK, nt, orig,
+                  jx_int(orig, "Version.Index", 0));
 }
 
 /* Sets st's time, and its state, message and error where given (no
@@ -806,7 +808,7 @@ int scheduler_run_load(struct store *s, int64_t now_ns, struct orch_out *out,
    * interleaved with the 99 others' (10,000 tasks x 100 groups of
    * catch-up, a quarter of the leader's loop). */
   json_t *tasks = grouped(store_list_by(s, STORE_TASKS_BY_STATE, "pending"));
-  struct txs x = {json_object(), NULL, 0};
+  struct txs x = {NULL, 0};
   size_t i;
   json_t *t;
   json_array_foreach(tasks, i, t) {
@@ -832,7 +834,6 @@ int scheduler_run_load(struct store *s, int64_t now_ns, struct orch_out *out,
     orch_out_add(out, x.v[k]);
   int ret = (int)x.n;
   free(x.v);
-  json_decref(x.index);
   json_decref(tasks);
   run_end(&r);
   return ret;
