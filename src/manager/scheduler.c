@@ -451,28 +451,20 @@ static struct ninfo *choose(const json_t *t, struct ninfo *nis, size_t n,
   return pick;
 }
 
-/* Transactions of up to ORCH_TX_MAX tasks, whatever their services: one
- * per service made a raft entry per service, and placing the
+/* Adds t's new version nt to the run's transaction, full ones going to
+ * out: transactions of up to ORCH_TX_MAX tasks, whatever their services.
+ * One per service made a raft entry per service, and placing the
  * replacements of 100 nodes' tasks (one per service on each) was 100
  * entries of a few tasks each, every one applied, watched and answered
  * on its own. A conflict (rare: the passes take turns) costs its tasks
  * this pass; the next places them. */
-struct txs {
-  struct store_tx **v;
-  size_t n;
-};
-
-static struct store_tx *tx_for(struct txs *x) {
-  if (x->n > 0 && store_tx_ops(x->v[x->n - 1]) < ORCH_TX_MAX)
-    return x->v[x->n - 1];
-  x->v = xrealloc(x->v, (x->n + 1) * sizeof *x->v);
-  x->v[x->n] = store_tx_new();
-  return x->v[x->n++];
-}
-
-static void put_task(struct txs *x, const json_t *orig, json_t *nt) {
-  store_tx_update(tx_for(x), STORE_TASK, nt, orig,
-                  jx_int(orig, "Version.Index", 0));
+static void put_task(struct orch_out *out, struct store_tx **tx,
+                     const json_t *orig, json_t *nt) {
+  if (*tx && store_tx_ops(*tx) >= ORCH_TX_MAX)
+    orch_out_add(out, STEAL_POINTER(tx));
+  if (!*tx)
+    *tx = store_tx_new();
+  store_tx_update(*tx, STORE_TASK, nt, orig, jx_int(orig, "Version.Index", 0));
 }
 
 /* Sets st's time, and its state, message and error where given (no
@@ -808,7 +800,8 @@ int scheduler_run_load(struct store *s, int64_t now_ns, struct orch_out *out,
    * interleaved with the 99 others' (10,000 tasks x 100 groups of
    * catch-up, a quarter of the leader's loop). */
   json_t *tasks = grouped(store_list_by(s, STORE_TASKS_BY_STATE, "pending"));
-  struct txs x = {NULL, 0};
+  size_t before = out->ntx;
+  struct store_tx *tx = NULL;
   size_t i;
   json_t *t;
   json_array_foreach(tasks, i, t) {
@@ -822,21 +815,19 @@ int scheduler_run_load(struct store *s, int64_t now_ns, struct orch_out *out,
     if (d.node) {
       json_t *nt = with_status(t, "assigned", d.msg, NULL, now_ns);
       name_for_node(s, nt, d.node);
-      put_task(&x, t, nt);
+      put_task(out, &tx, t, nt);
       out->budget--;
     } else if (d.err && strcmp(jx_str(t, "Status.Err", ""), d.err) != 0) {
-      put_task(&x, t, with_status(t, NULL, NULL, d.err, now_ns));
+      put_task(out, &tx, t, with_status(t, NULL, NULL, d.err, now_ns));
       out->budget--;
     }
     free(d.err);
   }
-  for (size_t k = 0; k < x.n; k++)
-    orch_out_add(out, x.v[k]);
-  int ret = (int)x.n;
-  free(x.v);
+  if (tx)
+    orch_out_add(out, tx);
   json_decref(tasks);
   run_end(&r);
-  return ret;
+  return (int)(out->ntx - before);
 }
 
 struct place_new {
