@@ -72,12 +72,19 @@ struct agent {
   json_t *files;
   int64_t period_ns;
   bool connected;
-  bool hb_again; /* TLSInfo changed while a heartbeat was in flight */
+  /* Another heartbeat at once when the one in flight returns (TLSInfo
+   * changed meanwhile, or agent_heartbeat_then). */
+  bool hb_again;
   /* The TLSInfo this session's manager answered a heartbeat carrying, and
    * the one in flight: a heartbeat carries it only when it changed, and
    * every HB_TLS_REFRESH-th in case the manager's write of it was lost. */
   json_t *tls_told, *tls_sending;
   unsigned hb_count;
+  /* agent_heartbeat_then: called once the heartbeat sent after the ask
+   * (armed) is answered. */
+  void (*hb_then)(void *);
+  void *hb_then_ud;
+  bool hb_then_armed;
   bool stopping;
   struct agent_rpc *rpcs; /* agent_call()s in flight */
   unsigned backoff_ms;
@@ -167,9 +174,7 @@ static void tls_info_changed(struct agent *a) {
     uv_timer_start(&a->hb_timer, hb_send, 0, 0);
 }
 
-static void hb_done(const struct http_result *res, void *ud) {
-  struct agent *a = ud;
-  a->hb_call = NULL;
+static void hb_answered(struct agent *a, const struct http_result *res) {
   cleanup_json json_t *sent = STEAL_POINTER(&a->tls_sending);
   if (a->stopping)
     return;
@@ -203,6 +208,31 @@ static void hb_done(const struct http_result *res, void *ud) {
                  0);
 }
 
+static void hb_done(const struct http_result *res, void *ud) {
+  struct agent *a = ud;
+  a->hb_call = NULL;
+  void (*then)(void *) = a->hb_then_armed ? a->hb_then : NULL;
+  if (then)
+    a->hb_then = NULL;
+  a->hb_then_armed = false;
+  hb_answered(a, res);
+  if (then && !a->stopping)
+    then(a->hb_then_ud);
+}
+
+void agent_heartbeat_then(struct agent *a, void (*done)(void *ud), void *ud) {
+  if (!a->connected || a->hb_then) {
+    done(ud);
+    return;
+  }
+  a->hb_then = done;
+  a->hb_then_ud = ud;
+  if (a->hb_call)
+    a->hb_again = true; /* the one in flight was sent before the ask */
+  else
+    uv_timer_start(&a->hb_timer, hb_send, 0, 0);
+}
+
 static void hb_send(uv_timer_t *t) {
   struct agent *a = t->data;
   if (!a->connected || a->hb_call)
@@ -225,6 +255,7 @@ static void hb_send(uv_timer_t *t) {
                              .timeout_ms = a->period_ns / NS_PER_MS + 1000};
   fill_tls(a, &o);
   a->hb_call = http_client_call(a->client, &o, NULL, hb_done, a);
+  a->hb_then_armed = a->hb_then != NULL;
 }
 
 /* The managers the swarm has now (from the session's first message and

@@ -98,6 +98,11 @@ void agent_report(struct agent *a, const json_t *updates);
 void agent_send_logs(struct agent *a, const char *sub, const char *task_id,
                      const void *data, size_t len, bool last,
                      void (*sent)(void *arg), void *sent_arg);
+/* Sends a heartbeat now (after the one in flight, if any) and calls done
+ * once it is answered or failed; at once when not connected. The
+ * simulator stops a node right after one, so the nodes it takes down
+ * together are marked down together. */
+void agent_heartbeat_then(struct agent *a, void (*done)(void *ud), void *ud);
 /* The manager the agent talks to now ("ip:port"), NULL if none. */
 const char *agent_manager(const struct agent *a);
 /* A new certificate (role change, renewal) for the next connections, and

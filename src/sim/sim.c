@@ -68,6 +68,7 @@ struct sim_node {
   json_t *pending; /* status updates for the next flush */
   struct sim_node *next_dirty;
   bool dirty, rejected;
+  bool halt_due; /* taken down: halted by halt_timer */
   int tries;
   uint64_t not_before_ms;
 };
@@ -86,7 +87,7 @@ struct sim {
   struct sim_task **heap;
   size_t hn, hcap;
   uint64_t armed_ms; /* UINT64_MAX: step timer not armed */
-  uv_timer_t step_timer, flush_timer, join_timer;
+  uv_timer_t step_timer, flush_timer, join_timer, halt_timer;
   struct sim_node *dirty;
   uint64_t count[T_PHASES];
   uint64_t reports, started, failed, shut, completed, joins, sessions;
@@ -790,8 +791,10 @@ int sim_start(const struct sim_config *cfg, struct sim **out, sh_err *err) {
   uv_timer_init(s->loop, &s->step_timer);
   uv_timer_init(s->loop, &s->flush_timer);
   uv_timer_init(s->loop, &s->join_timer);
-  s->step_timer.data = s->flush_timer.data = s->join_timer.data = s;
-  s->handles_open = 3;
+  uv_timer_init(s->loop, &s->halt_timer);
+  s->step_timer.data = s->flush_timer.data = s->join_timer.data =
+      s->halt_timer.data = s;
+  s->handles_open = 4;
   s->t0_ms = uv_now(s->loop);
   fetch_ca(s);
   *out = s;
@@ -840,16 +843,42 @@ void sim_stop(struct sim *s, void (*done)(void *ud), void *ud) {
   uv_close((uv_handle_t *)&s->step_timer, timer_closed);
   uv_close((uv_handle_t *)&s->flush_timer, timer_closed);
   uv_close((uv_handle_t *)&s->join_timer, timer_closed);
+  uv_close((uv_handle_t *)&s->halt_timer, timer_closed);
 }
 
+static void halt_due(uv_timer_t *t) {
+  struct sim *s = t->data;
+  for (int i = 0; i < s->cfg.nodes; i++) {
+    struct sim_node *n = &s->nodes[i];
+    if (n->halt_due && n->state == N_DOWN)
+      node_halt(n);
+    n->halt_due = false;
+  }
+}
+
+/* Its last heartbeat answered: the node stops (from a timer, not within
+ * its agent's callback). */
+static void last_heartbeat_done(void *ud) {
+  struct sim_node *n = ud;
+  n->halt_due = true;
+  uv_timer_start(&n->s->halt_timer, halt_due, 0, 0);
+}
+
+/* Each node sends a heartbeat and stops once it is answered: nodes taken
+ * down together are marked down within one of the managers' checks, the
+ * worst case for what their tasks' rescheduling takes (stopped at once,
+ * their heartbeats' phases spread them over a period, up to 5 s). */
 json_t *sim_down(struct sim *s, int k) {
   json_t *names = json_array();
   for (int i = s->cfg.nodes - 1; i >= 0 && k > 0; i--) {
     struct sim_node *n = &s->nodes[i];
     if (n->state != N_UP)
       continue;
-    node_halt(n);
     n->state = N_DOWN;
+    if (n->agent)
+      agent_heartbeat_then(n->agent, last_heartbeat_done, n);
+    else
+      node_halt(n);
     json_array_append_new(names, json_string(n->host));
     k--;
   }
@@ -864,6 +893,8 @@ json_t *sim_up(struct sim *s, int k) {
     struct sim_node *n = &s->nodes[i];
     if (n->state != N_DOWN)
       continue;
+    node_halt(n); /* if its last heartbeat is still out */
+    n->halt_due = false;
     start_node(n);
     json_array_append_new(names, json_string(n->host));
     k--;
