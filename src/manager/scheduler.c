@@ -14,6 +14,8 @@
 
 #include <strings.h>
 
+struct sched_load;
+
 struct ninfo {
   json_t *node; /* borrowed */
   const char *id;
@@ -24,27 +26,107 @@ struct ninfo {
    * node, and places on few of them when a service scales by one) */
   json_t *by_service; /* service ID -> active tasks placed by this run */
   json_t *ports;      /* "tcp/8080" -> true, placed by this run */
-  /* The node's entry in the load (borrowed, may be NULL): "Svc" (service
-   * ID -> active tasks) and "Ports" ("tcp/8080" -> tasks) of what was
-   * there before this run. */
-  json_t *base_svc, *base_ports;
+  /* What was there before this run: the node's slot in the load (-1:
+   * nothing counted there) and its host ports ("tcp/8080" -> tasks,
+   * borrowed, may be NULL). */
+  const struct sched_load *load;
+  long slot;
+  json_t *base_ports;
 };
 
 static json_t *host_ports(const json_t *task);
 
-/* Active tasks of sid on the node, before and during this run. */
-static int64_t svc_count(const struct ninfo *ni, const char *sid) {
-  return jx_int(ni->by_service, sid, 0) + jx_int(ni->base_svc, sid, 0);
+/* Dense slots for string keys (node and service IDs), a freed slot taken
+ * again first. */
+struct slots {
+  json_t *ids; /* key -> slot */
+  size_t n;    /* slots ever made */
+  size_t *free, nfree, capfree;
+};
+
+static long slot_find(const struct slots *sl, const char *id) {
+  json_t *k = json_object_get(sl->ids, id);
+  return k ? (long)json_integer_value(k) : -1;
 }
 
-/* What runs (or is about to) on each node: node ID -> {"CPU", "Mem",
- * "Active", "Svc", "Ports"}, the sums over its tasks in (pending,
- * running]. Kept from store changes, so a run costs its pending tasks
- * times the nodes, not a walk of every task. */
+static size_t slot_take(struct slots *sl, const char *id) {
+  size_t k = sl->nfree ? sl->free[--sl->nfree] : sl->n++;
+  json_object_set_new(sl->ids, id, json_integer((json_int_t)k));
+  return k;
+}
+
+static void slot_drop(struct slots *sl, const char *id, size_t k) {
+  json_object_del(sl->ids, id);
+  if (sl->nfree == sl->capfree) {
+    sl->capfree = sl->capfree ? 2 * sl->capfree : 16;
+    sl->free = xrealloc(sl->free, sl->capfree * sizeof *sl->free);
+  }
+  sl->free[sl->nfree++] = k;
+}
+
+static void slots_clear(struct slots *sl) {
+  json_object_clear(sl->ids);
+  sl->n = sl->nfree = 0;
+}
+
+/* Grows *arr (of elem-sized items, *cap of them) to hold index k, the new
+ * items zeroed. */
+static void grow_to(void **arr, size_t *cap, size_t k, size_t elem) {
+  if (k < *cap)
+    return;
+  size_t n = *cap ? *cap : 16;
+  while (n <= k)
+    n *= 2;
+  *arr = xrealloc(*arr, n * elem);
+  memset((char *)*arr + *cap * elem, 0, (n - *cap) * elem);
+  *cap = n;
+}
+
+/* One node's share: the sums over its tasks in (pending, running]. */
+struct lnode {
+  int64_t tasks; /* counted here: the slot is freed at 0 */
+  int64_t cpu, mem;
+  int64_t active; /* of them desired at most complete */
+  json_t *ports;  /* "tcp/8080" -> tasks, or NULL */
+};
+
+/* One service's active tasks on each node, by the node's slot. */
+struct lsvc {
+  int32_t *cnt;
+  size_t len; /* slots cnt covers (0 beyond) */
+  int64_t total;
+};
+
+/* What runs (or is about to) on each node, kept from store changes, so a
+ * run costs its pending tasks times the nodes, not a walk of every task.
+ * In C arrays, not JSON: a task group's view reads its service's count on
+ * every node, and at 1,000 nodes the lookups by service ID in each node's
+ * object were most of a scheduler pass (~1 ms a group, 100 groups after
+ * 100 nodes went down). */
 struct sched_load {
-  json_t *nodes;
+  struct slots node_slots, svc_slots;
+  struct lnode *nodes;
+  size_t capnodes;
+  struct lsvc *svcs;
+  size_t capsvcs;
   bool valid;
 };
+
+static int32_t lsvc_at(const struct lsvc *ls, long slot) {
+  return ls && slot >= 0 && (size_t)slot < ls->len ? ls->cnt[slot] : 0;
+}
+
+static const struct lsvc *load_svc(const struct sched_load *l,
+                                   const char *sid) {
+  long k = l ? slot_find(&l->svc_slots, sid) : -1;
+  return k >= 0 ? &l->svcs[k] : NULL;
+}
+
+/* Active tasks of sid on the node, before and during this run. */
+static int64_t svc_count(const struct ninfo *ni, const char *sid) {
+  return jx_int(ni->by_service, sid, 0) +
+         lsvc_at(load_svc(ni->load, sid), ni->slot);
+}
 
 /* k has no dots (IDs, "tcp/80", the fixed keys): read and changed in place,
  * no path parse and no new integer per change. */
@@ -64,51 +146,98 @@ static bool load_counts(const json_t *t) {
   return st > TS_PENDING && st <= TS_RUNNING;
 }
 
+/* One active task more (d 1) or less (-1) of sid on the node in slot. */
+static void load_svc_add(struct sched_load *l, const char *sid, size_t slot,
+                         int d) {
+  long k = slot_find(&l->svc_slots, sid);
+  if (k < 0) {
+    k = (long)slot_take(&l->svc_slots, sid);
+    grow_to((void **)&l->svcs, &l->capsvcs, (size_t)k, sizeof *l->svcs);
+  }
+  struct lsvc *ls = &l->svcs[k];
+  grow_to((void **)&ls->cnt, &ls->len, slot, sizeof *ls->cnt);
+  ls->cnt[slot] += d;
+  ls->total += d;
+  if (ls->total == 0) {
+    free(ls->cnt);
+    *ls = (struct lsvc){0};
+    slot_drop(&l->svc_slots, sid, (size_t)k);
+  }
+}
+
 /* Adds (sign 1) or takes away (-1) one task's share. */
 static void load_task(struct sched_load *l, const json_t *t, int sign) {
   const char *nid = jx_str(t, "NodeID", "");
   if (!*nid || !load_counts(t))
     return;
-  json_t *n = json_object_get(l->nodes, nid);
-  if (!n) {
-    n = json_pack("{s:I, s:I, s:I, s:{}, s:{}}", "CPU", (json_int_t)0, "Mem",
-                  (json_int_t)0, "Active", (json_int_t)0, "Svc", "Ports");
-    json_object_set_new(l->nodes, nid, n);
+  long k = slot_find(&l->node_slots, nid);
+  if (k < 0) {
+    k = (long)slot_take(&l->node_slots, nid);
+    grow_to((void **)&l->nodes, &l->capnodes, (size_t)k, sizeof *l->nodes);
   }
+  struct lnode *n = &l->nodes[k];
+  n->tasks += sign;
   const json_t *res = jx_get(t, "Spec.Resources.Reservations");
   if (res) {
-    add_int(n, "CPU", sign * jx_int(res, "NanoCPUs", 0));
-    add_int(n, "Mem", sign * jx_int(res, "MemoryBytes", 0));
+    n->cpu += sign * jx_int(res, "NanoCPUs", 0);
+    n->mem += sign * jx_int(res, "MemoryBytes", 0);
   }
   if (jx_get(t, "_EndpointSpec.Ports")) {
     cleanup_json json_t *ports = host_ports(t);
     size_t i;
     json_t *p;
+    if (json_array_size(ports) && !n->ports)
+      n->ports = json_object();
     json_array_foreach(ports, i, p)
-        add_int(json_object_get(n, "Ports"), json_string_value(p), sign);
+        add_int(n->ports, json_string_value(p), sign);
   }
   if (task_desired(t) <= TS_COMPLETE) {
-    add_int(n, "Active", sign);
-    add_int(json_object_get(n, "Svc"), jx_str(t, "ServiceID", ""), sign);
+    n->active += sign;
+    load_svc_add(l, jx_str(t, "ServiceID", ""), (size_t)k, sign);
+  }
+  if (n->tasks == 0) { /* so are its active tasks and each service's */
+    json_decref(n->ports);
+    *n = (struct lnode){0};
+    slot_drop(&l->node_slots, nid, (size_t)k);
   }
 }
 
 struct sched_load *sched_load_new(void) {
   struct sched_load *l = xcalloc(1, sizeof *l);
-  l->nodes = json_object();
+  l->node_slots.ids = json_object();
+  l->svc_slots.ids = json_object();
   return l;
+}
+
+static void load_clear(struct sched_load *l) {
+  for (size_t k = 0; k < l->node_slots.n; k++)
+    json_decref(l->nodes[k].ports);
+  for (size_t k = 0; k < l->svc_slots.n; k++)
+    free(l->svcs[k].cnt);
+  if (l->capnodes)
+    memset(l->nodes, 0, l->capnodes * sizeof *l->nodes);
+  if (l->capsvcs)
+    memset(l->svcs, 0, l->capsvcs * sizeof *l->svcs);
+  slots_clear(&l->node_slots);
+  slots_clear(&l->svc_slots);
 }
 
 void sched_load_free(struct sched_load *l) {
   if (!l)
     return;
-  json_decref(l->nodes);
+  load_clear(l);
+  json_decref(l->node_slots.ids);
+  json_decref(l->svc_slots.ids);
+  free(l->node_slots.free);
+  free(l->svc_slots.free);
+  free(l->nodes);
+  free(l->svcs);
   free(l);
 }
 
 void sched_load_invalidate(struct sched_load *l) {
   l->valid = false;
-  json_object_clear(l->nodes);
+  load_clear(l);
 }
 
 /* Whether a task's two versions add the same to the load: a status report
@@ -151,7 +280,7 @@ static void load_each(json_t *t, void *ud) {
 
 /* From the store: one walk of the NodeID index (no sort). */
 static void load_build(struct sched_load *l, struct store *s) {
-  json_object_clear(l->nodes);
+  load_clear(l);
   cleanup_json json_t *keys = store_index_keys(s, STORE_TASKS_BY_NODE);
   size_t i;
   json_t *k;
@@ -584,9 +713,14 @@ static struct gview *gview_get(struct gviews *gv, const char *group,
   tfilter_load(&g->f, t);
   g->fit = xcalloc(nn ? nn : 1, sizeof *g->fit);
   g->cnt = xcalloc(nn ? nn : 1, sizeof *g->cnt);
+  /* The service's counts looked up once, not on each node. */
+  const struct lsvc *ls = nn ? load_svc(nis[0].load, g->f.service) : NULL;
   for (size_t k = 0; k < nn; k++) {
     g->fit[k] = check(&g->f, &nis[k]) < 0;
-    g->cnt[k] = svc_count(&nis[k], g->f.service);
+    g->cnt[k] = lsvc_at(ls, nis[k].slot) +
+                (nis[k].by_service ? json_integer_value(json_object_get(
+                                         nis[k].by_service, g->f.service))
+                                   : 0);
     g->nfit += g->fit[k];
   }
   return g;
@@ -628,21 +762,23 @@ static void run_begin(struct run *r, struct store *s, int64_t now,
   size_t i;
   json_t *n;
   json_array_foreach(r->nodes, i, n) {
-    json_t *base = json_object_get(l->nodes, jx_str(n, "ID", ""));
+    long slot = slot_find(&l->node_slots, jx_str(n, "ID", ""));
+    const struct lnode *base = slot >= 0 ? &l->nodes[slot] : NULL;
     r->nis[i] = (struct ninfo){
-        n,
-        jx_str(n, "ID", ""),
-        strcmp(jx_str(n, "Status.State", ""), "ready") == 0 &&
+        .node = n,
+        .id = jx_str(n, "ID", ""),
+        .usable =
+            strcmp(jx_str(n, "Status.State", ""), "ready") == 0 &&
             strcmp(jx_str(n, "Spec.Availability", "active"), "active") == 0 &&
             !*jx_str(n, "Description._RuntimeError", ""), /* a runtime */
-        jx_int(n, "Description.Resources.NanoCPUs", 0) - jx_int(base, "CPU", 0),
-        jx_int(n, "Description.Resources.MemoryBytes", 0) -
-            jx_int(base, "Mem", 0),
-        jx_int(base, "Active", 0),
-        NULL,
-        NULL,
-        json_object_get(base, "Svc"),
-        json_object_get(base, "Ports"),
+        .cpu = jx_int(n, "Description.Resources.NanoCPUs", 0) -
+               (base ? base->cpu : 0),
+        .mem = jx_int(n, "Description.Resources.MemoryBytes", 0) -
+               (base ? base->mem : 0),
+        .active = base ? base->active : 0,
+        .load = l,
+        .slot = slot,
+        .base_ports = base ? base->ports : NULL,
     };
   }
   r->by_id = json_object();

@@ -469,3 +469,40 @@ TEST(sched_new_tasks_see_the_tasks_their_pass_stops) {
   fx_free(&a);
   fx_free(&b);
 }
+
+/* The kept loads number nodes and services densely: a node whose tasks
+ * all ended, and a service with none left, give their slots up, and the
+ * next ones to come take them; what they count there starts from zero.
+ * (fx_sched checks every run against a fresh count.) */
+TEST(sched_load_slots_given_up_and_taken_again) {
+  cleanup_fx struct fx f = {0};
+  fx_init_nodes(&f, "node", 3);
+  svc(&f, "a", 6, NULL);
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_on_node(&f, "a", "node3"), 2);
+  fx_scale(&f, "a", 0);
+  fx_converge(&f, true); /* every node empty again */
+  CHECK_INT_EQ(fx_count(&f, "a", "running", NULL), 0);
+  svc(&f, "b", 1, NULL);
+  fx_node(&f, "node4", NULL);
+  fx_converge(&f, true);
+  svc(&f, "c", 7, NULL);
+  fx_converge(&f, true);
+  /* Fewest of c, then fewest in all: b's node gets one c, the rest two. */
+  size_t total = 0;
+  static const char *const nodes[] = {"node1", "node2", "node3", "node4"};
+  for (size_t k = 0; k < 4; k++) {
+    size_t b = fx_on_node(&f, "b", nodes[k]), c = fx_on_node(&f, "c", nodes[k]);
+    CHECK_INT_EQ(c, b ? 1 : 2);
+    total += b + c;
+  }
+  CHECK_INT_EQ(total, 8);
+  /* Placed on those counts, kept from the changes: two more for b's
+   * node, one more for each of the others. */
+  fx_scale(&f, "c", 11);
+  fx_converge(&f, true);
+  for (size_t k = 0; k < 4; k++)
+    CHECK_INT_EQ(fx_on_node(&f, "c", nodes[k]),
+                 fx_on_node(&f, "b", nodes[k]) ? 2 : 3);
+  fx_free(&f);
+}
