@@ -1269,8 +1269,8 @@ static void rest_check(json_t *t, void *ud) {
  * find most services at rest). */
 static bool replicated_at_rest(struct store *s, struct orch_out *out,
                                const json_t *svc, const json_t *tasks,
-                               int64_t want, int64_t limit,
-                               unsigned char *used) {
+                               int64_t want, int64_t limit, unsigned char *used,
+                               int64_t *most_history) {
   if (update_under_way(svc))
     return false;
   struct rest r = {.s = s,
@@ -1288,9 +1288,13 @@ static bool replicated_at_rest(struct store *s, struct orch_out *out,
     store_each_by(s, STORE_TASKS_BY_SERVICE, jx_str(svc, "ID", ""), rest_check,
                   &r);
   }
-  for (int64_t k = 1; r.ok && r.hist && k <= want; k++)
+  *most_history = 0;
+  for (int64_t k = 1; r.ok && r.hist && k <= want; k++) {
     if (r.hist[k] && (!used[k] || (limit >= 0 && 1 + r.hist[k] > limit)))
       r.ok = false;
+    if (r.hist[k] > *most_history)
+      *most_history = r.hist[k];
+  }
   free(r.hist);
   return r.ok;
 }
@@ -1317,6 +1321,15 @@ static void fill_free_slots(const json_t *svc, const unsigned char *used,
   orch_out_add(out, tx);
 }
 
+/* A service's verdict at rest as orchestrator_touched keeps it: the most
+ * history tasks a slot had ("Most") and, made later, the history each
+ * slot gained since from node passes ("Slots": slot -> count). */
+static json_t *rest_verdict(int64_t most) {
+  json_t *v = json_object();
+  json_object_set_new(v, "Most", json_integer(most));
+  return v;
+}
+
 /* tasks: the service's in store order, or NULL to read them when needed. */
 static void run_service(struct store *s, int64_t now_ns, struct orch_out *out,
                         const json_t *svc, const json_t *tasks, int64_t limit,
@@ -1328,13 +1341,16 @@ static void run_service(struct store *s, int64_t now_ns, struct orch_out *out,
     if (want < 0)
       want = 0;
     unsigned char *used = xcalloc((size_t)want + 1, 1);
-    bool rest = replicated_at_rest(s, out, svc, tasks, want, limit, used);
+    int64_t most = 0;
+    bool rest =
+        replicated_at_rest(s, out, svc, tasks, want, limit, used, &most);
     if (rest)
       fill_free_slots(svc, used, want, now_ns, out);
     free(used);
     if (rest) {
       if (rest_kept)
-        json_object_set_new(rest_kept, jx_str(svc, "ID", ""), json_true());
+        json_object_set_new(rest_kept, jx_str(svc, "ID", ""),
+                            rest_verdict(most));
       return;
     }
   }
@@ -1679,10 +1695,79 @@ static bool quiet_history(struct store *s, const struct store_change *c,
       !same_at(o, n, "Slot") || !same_at(o, n, "_SpecVersion"))
     return false;
   const char *sid = jx_str(n, "ServiceID", "");
-  if (!json_is_true(json_object_get(rest, sid)))
+  if (!json_object_get(rest, sid))
     return false;
   const json_t *svc = store_get(s, STORE_SERVICE, sid);
   return svc && !update_under_way(svc);
+}
+
+/* A creation that can stand for a replacement in its slot as
+ * replicated_at_rest counts it: desired running, not started late, of
+ * the service's spec, on a usable node or none yet. */
+static bool counts_at_rest(struct store *s, const json_t *t,
+                           const json_t *svc) {
+  const char *nid = jx_str(t, "NodeID", "");
+  int64_t slot = jx_int(t, "Slot", 0);
+  return task_desired(t) == TS_RUNNING && task_state(t) <= TS_RUNNING &&
+         !json_object_get(t, "_Start") && slot >= 1 &&
+         slot <= service_replicas(svc) &&
+         jx_int(t, "_SpecVersion", -1) == service_spec_version(svc) &&
+         (!*nid || !node_invalid(store_get(s, STORE_NODE, nid)));
+}
+
+/* A node pass's replacement (node_task): in one entry, a task desired
+ * running is shut down and a new one made for its slot. For a service
+ * its last run found at rest, the pair keeps that verdict when the new
+ * task counts at rest and the slot's history stays within the limit
+ * (at most "Most" before, plus what the slot gained since). With 100
+ * nodes down, every service's check ran again after the node passes (a
+ * walk of its 1,000 tasks each, half a second of the leader's loop while
+ * the replacements' reports came in). Marks both changes in quiet. */
+static void quiet_replacements(struct store *s, const struct store_change *ch,
+                               size_t n, json_t *rest, bool *quiet) {
+  cleanup_json json_t *made = json_object(); /* "sid/slot" -> index */
+  char key[160];
+  for (size_t i = 0; i < n; i++) {
+    const json_t *t = ch[i].new_obj;
+    if (ch[i].kind != STORE_TASK || ch[i].old_obj || !t ||
+        !json_object_get(rest, jx_str(t, "ServiceID", "")))
+      continue;
+    snprintf(key, sizeof key, "%s/%lld", jx_str(t, "ServiceID", ""),
+             (long long)jx_int(t, "Slot", 0));
+    json_object_set_new(made, key, json_integer((json_int_t)i));
+  }
+  if (!json_object_size(made))
+    return;
+  int64_t limit = history_limit(s);
+  for (size_t i = 0; i < n; i++) {
+    const json_t *o = ch[i].old_obj, *t = ch[i].new_obj;
+    if (ch[i].kind != STORE_TASK || !o || !t || task_desired(o) != TS_RUNNING ||
+        task_desired(t) != TS_SHUTDOWN || task_state(o) != task_state(t) ||
+        !same_at(o, t, "ServiceID") || !same_at(o, t, "Slot") ||
+        !same_at(o, t, "NodeID") || !same_at(o, t, "_SpecVersion"))
+      continue;
+    const char *sid = jx_str(t, "ServiceID", "");
+    int64_t slot = jx_int(t, "Slot", 0);
+    snprintf(key, sizeof key, "%s/%lld", sid, (long long)slot);
+    json_t *j = json_object_get(made, key);
+    json_t *verdict = json_object_get(rest, sid);
+    const json_t *svc = store_get(s, STORE_SERVICE, sid);
+    if (!j || !verdict || !svc || update_under_way(svc) ||
+        !counts_at_rest(s, ch[json_integer_value(j)].new_obj, svc))
+      continue;
+    json_t *slots = json_object_get(verdict, "Slots");
+    if (!slots) {
+      slots = json_object();
+      json_object_set_new(verdict, "Slots", slots);
+    }
+    snprintf(key, sizeof key, "%lld", (long long)slot);
+    int64_t gained = jx_int(slots, key, 0) + 1;
+    int64_t lim = slot_limit(svc, limit);
+    if (lim >= 0 && 1 + jx_int(verdict, "Most", 0) + gained > lim)
+      continue; /* the reaper's: the service's full run */
+    json_object_set_new(slots, key, json_integer(gained));
+    quiet[i] = quiet[json_integer_value(j)] = true;
+  }
 }
 
 /* A node usable again with nothing else changed (back from down): its
@@ -1706,15 +1791,20 @@ static bool node_relevant(const struct store_change *c) {
 }
 
 void orchestrator_touched(struct store *s, const struct store_change *ch,
-                          size_t n, json_t *touched, bool *full,
-                          const json_t *rest) {
+                          size_t n, json_t *touched, bool *full, json_t *rest) {
   if (n == 0)
     *full = true;
+  cleanup_free bool *paired = NULL;
+  if (rest && json_object_size(rest) && n > 1 && !*full) {
+    paired = xcalloc(n, sizeof *paired);
+    quiet_replacements(s, ch, n, rest, paired);
+  }
   for (size_t i = 0; i < n && !*full; i++) {
     const struct store_change *c = &ch[i];
     switch (c->kind) {
     case STORE_TASK:
-      if (quiet_step(s, c) || quiet_history(s, c, rest))
+      if ((paired && paired[i]) || quiet_step(s, c) ||
+          quiet_history(s, c, rest))
         break;
       if (c->old_obj)
         touch(touched, c->old_obj);

@@ -44,8 +44,8 @@ int orchestrator_run(struct store *s, int64_t now_ns, struct orch_out *out);
  * budget ran out on stay (and out->more is set). The IDs of services that
  * asked for a wakeup are added to wake (when not NULL). The cost is that
  * of the services named, not of the store. rest (when not NULL) keeps
- * which replicated services their last run found at rest (ID -> true),
- * for orchestrator_touched. */
+ * which replicated services their last run found at rest (ID -> its
+ * verdict, an object), for orchestrator_touched. */
 int orchestrator_run_services(struct store *s, int64_t now_ns,
                               struct orch_out *out, json_t *service_ids,
                               json_t *wake, json_t *rest);
@@ -66,10 +66,12 @@ int orchestrator_run_services(struct store *s, int64_t now_ns,
  * cluster change). Quiet changes touch nothing: a task stepping forward
  * on its way to running, and (with rest, orchestrator_run_services') the
  * status report of a history task of a service at rest: the verdict
- * counts history tasks by slot whatever their state, so it stands. */
+ * counts history tasks by slot whatever their state, so it stands; and a
+ * node pass's replacement of a task of a service at rest in its slot,
+ * while the slot's history stays within the limit (what each slot
+ * gained is kept in the service's verdict in rest). */
 void orchestrator_touched(struct store *s, const struct store_change *ch,
-                          size_t n, json_t *touched, bool *full,
-                          const json_t *rest);
+                          size_t n, json_t *touched, bool *full, json_t *rest);
 /* Adds every service and every task's ServiceID (tasks of removed
  * services) to touched: a full pass. */
 void orchestrator_touch_all(struct store *s, json_t *touched);
