@@ -406,7 +406,6 @@ int allocator_run(struct store *s, struct orch_out *out, size_t *exhausted) {
       continue;
     }
     struct store_tx *tx = NULL;
-    int in_tx = 0;
     size_t k;
     json_t *t;
     json_t *tasks = jx_sorted_by_created(mine);
@@ -420,14 +419,8 @@ int allocator_run(struct store *s, struct orch_out *out, size_t *exhausted) {
       }
       json_t *next = json_deep_copy(t);
       json_object_set_new(next, "NetworksAttachments", atts);
-      if (!tx)
-        tx = store_tx_new();
-      store_tx_update(tx, STORE_TASK, next, t, jx_int(t, "Version.Index", 0));
-      if (++in_tx == TASKS_PER_TX) {
-        orch_out_add(out, tx);
-        tx = NULL;
-        in_tx = 0;
-      }
+      store_tx_update(orch_tx_room(out, &tx, 1, TASKS_PER_TX), STORE_TASK, next,
+                      t, jx_int(t, "Version.Index", 0));
     }
     if (tx)
       orch_out_add(out, tx);

@@ -1302,7 +1302,7 @@ static bool replicated_at_rest(struct store *s, struct orch_out *out,
 /* New tasks for the lowest free slots of a service at rest. */
 static void fill_free_slots(const json_t *svc, const unsigned char *used,
                             int64_t want, int64_t now, struct orch_out *out) {
-  struct store_tx *tx = store_tx_new();
+  struct store_tx *tx = NULL;
   for (int64_t slot = 1; slot <= want; slot++) {
     if (used[slot])
       continue;
@@ -1311,14 +1311,11 @@ static void fill_free_slots(const json_t *svc, const unsigned char *used,
       break;
     }
     out->budget--;
-    if (store_tx_ops(tx) >= ORCH_TX_MAX) {
-      orch_out_add(out, tx);
-      tx = store_tx_new();
-    }
-    store_tx_put(tx, STORE_TASK, task_new(out, svc, slot, NULL, now),
-                 STORE_MUST_CREATE);
+    store_tx_put(orch_tx_room(out, &tx, 1, ORCH_TX_MAX), STORE_TASK,
+                 task_new(out, svc, slot, NULL, now), STORE_MUST_CREATE);
   }
-  orch_out_add(out, tx);
+  if (tx)
+    orch_out_add(out, tx);
 }
 
 /* A service's verdict at rest as orchestrator_touched keeps it: the most
@@ -1389,7 +1386,7 @@ static void run_service(struct store *s, int64_t now_ns, struct orch_out *out,
  * never started or already stopped. Straight over the store's objects:
  * a removed service of any size costs one scan per run. */
 static void run_orphans(const json_t *tasks, struct orch_out *out) {
-  struct store_tx *tx = store_tx_new();
+  struct store_tx *tx = NULL;
   size_t i;
   json_t *t;
   json_array_foreach(tasks, i, t) {
@@ -1403,10 +1400,7 @@ static void run_orphans(const json_t *tasks, struct orch_out *out) {
       break;
     }
     out->budget--;
-    if (store_tx_ops(tx) >= ORCH_TX_MAX) { /* each change stands alone */
-      orch_out_add(out, tx);
-      tx = store_tx_new();
-    }
+    orch_tx_room(out, &tx, 1, ORCH_TX_MAX); /* each change stands alone */
     int64_t v = jx_int(t, "Version.Index", 0);
     if (stopped) {
       store_tx_delete(tx, STORE_TASK, jx_str(t, "ID", ""), v);
@@ -1416,7 +1410,8 @@ static void run_orphans(const json_t *tasks, struct orch_out *out) {
       store_tx_update(tx, STORE_TASK, nt, t, v);
     }
   }
-  orch_out_add(out, tx);
+  if (tx)
+    orch_out_add(out, tx);
 }
 
 static int64_t history_limit(struct store *s) {
@@ -1478,7 +1473,6 @@ struct node_pass {
   int64_t budget; /* changes this pass may still make */
   bool more;      /* the budget ran out on this node */
   struct store_tx *tx;
-  int64_t txn;     /* changes in tx */
   json_t *touched; /* services left to their full run */
   json_t *busy;    /* services changed here: their run waits a pass */
   json_t *wake;    /* services with a delayed start (may be NULL) */
@@ -1512,16 +1506,10 @@ static void node_task(json_t *t, void *ud) {
     return;
   }
   np->budget -= 2;
-  if (!np->tx || np->txn + 2 > NODE_TX_MAX) {
-    if (np->tx)
-      orch_out_add(np->out, np->tx);
-    np->tx = store_tx_new();
-    np->txn = 0;
-  }
+  orch_tx_room(np->out, &np->tx, 2, NODE_TX_MAX); /* the pair in one */
   json_t *old = json_copy(t);
   set_desired(old, TS_SHUTDOWN);
   store_tx_update(np->tx, STORE_TASK, old, t, jx_int(t, "Version.Index", 0));
-  np->txn++;
   json_object_set_new(np->busy, sid, json_true());
   if (!should_restart(t))
     return;
@@ -1537,7 +1525,6 @@ static void node_task(json_t *t, void *ud) {
   if (json_object_get(nt, "_Start") && np->wake)
     json_object_set_new(np->wake, sid, json_true());
   store_tx_put(np->tx, STORE_TASK, nt, STORE_MUST_CREATE);
-  np->txn++;
 }
 
 /* The tasks of the nodes named in touched ("node:" + ID), one walk of each

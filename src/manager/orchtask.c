@@ -90,6 +90,15 @@ void orch_out_add(struct orch_out *o, struct store_tx *tx) {
   o->txs[o->ntx++] = tx;
 }
 
+struct store_tx *orch_tx_room(struct orch_out *o, struct store_tx **tx,
+                              size_t need, size_t max) {
+  if (*tx && store_tx_ops(*tx) + need > max)
+    orch_out_add(o, STEAL_POINTER(tx));
+  if (!*tx)
+    *tx = store_tx_new();
+  return *tx;
+}
+
 void orch_out_wake(struct orch_out *o, int64_t at_ns) {
   if (at_ns > 0 && (o->next_wakeup_ns == 0 || at_ns < o->next_wakeup_ns))
     o->next_wakeup_ns = at_ns;

@@ -110,6 +110,12 @@ void orch_out_init(struct orch_out *o);
 void orch_out_free(struct orch_out *o);
 /* Takes ownership of tx (freed at once when empty). */
 void orch_out_add(struct orch_out *o, struct store_tx *tx);
+/* The transaction to put `need` more changes in: *tx while it has room
+ * for them within max, else a new one (*tx handed to o first), so raft
+ * entries stay small and changes decided together (a replacement's two)
+ * stay in one. Callers hand the last one to o themselves. */
+struct store_tx *orch_tx_room(struct orch_out *o, struct store_tx **tx,
+                              size_t need, size_t max);
 void orch_out_wake(struct orch_out *o, int64_t at_ns);
 
 bool service_is_global(const json_t *svc);

@@ -589,11 +589,8 @@ static struct ninfo *choose(const json_t *t, struct ninfo *nis, size_t n,
  * this pass; the next places them. */
 static void put_task(struct orch_out *out, struct store_tx **tx,
                      const json_t *orig, json_t *nt) {
-  if (*tx && store_tx_ops(*tx) >= ORCH_TX_MAX)
-    orch_out_add(out, STEAL_POINTER(tx));
-  if (!*tx)
-    *tx = store_tx_new();
-  store_tx_update(*tx, STORE_TASK, nt, orig, jx_int(orig, "Version.Index", 0));
+  store_tx_update(orch_tx_room(out, tx, 1, ORCH_TX_MAX), STORE_TASK, nt, orig,
+                  jx_int(orig, "Version.Index", 0));
 }
 
 /* Sets st's time, and its state, message and error where given (no

@@ -254,6 +254,7 @@ static inline int fx_sched(struct fx *f) {
   struct orch_out o, fresh;
   orch_out_init(&o);
   orch_out_init(&fresh);
+  o.budget = fresh.budget = PLACE_BATCH; /* as the reconciler's pass */
   scheduler_run_load(f->s, f->now, &o, f->load);
   /* The loads kept from the changes decide as a count from the store. */
   scheduler_run(f->s, f->now, &fresh);

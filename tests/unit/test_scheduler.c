@@ -506,3 +506,20 @@ TEST(sched_load_slots_given_up_and_taken_again) {
                  fx_on_node(&f, "b", nodes[k]) ? 2 : 3);
   fx_free(&f);
 }
+
+/* A pass places up to PLACE_BATCH (what a node pass may replace), the
+ * rest in the next; the fixture runs it with the reconciler's budget. */
+TEST(sched_pass_places_up_to_its_batch) {
+  cleanup_fx struct fx f = {0};
+  fx_init_nodes(&f, "node", 3);
+  f.no_place_new = true;
+  svc(&f, "web", PLACE_BATCH + 10, NULL);
+  while (fx_count(&f, "web", NULL, "pending") < PLACE_BATCH + 10)
+    CHECK(fx_orch(&f) > 0);
+  fx_sched(&f);
+  CHECK_INT_EQ(fx_count(&f, "web", NULL, "assigned"), PLACE_BATCH);
+  CHECK_INT_EQ(fx_count(&f, "web", NULL, "pending"), 10);
+  fx_sched(&f);
+  CHECK_INT_EQ(fx_count(&f, "web", NULL, "assigned"), PLACE_BATCH + 10);
+  fx_free(&f);
+}
