@@ -208,16 +208,23 @@ static void hb_answered(struct agent *a, const struct http_result *res) {
                  0);
 }
 
+static void hb_then_fire(struct agent *a) {
+  void (*then)(void *) = a->hb_then;
+  a->hb_then = NULL;
+  a->hb_then_armed = false;
+  if (then)
+    then(a->hb_then_ud);
+}
+
+/* agent_heartbeat_then's callback goes after the heartbeat sent after the
+ * ask, or after any failure (the session may not come back). */
 static void hb_done(const struct http_result *res, void *ud) {
   struct agent *a = ud;
   a->hb_call = NULL;
-  void (*then)(void *) = a->hb_then_armed ? a->hb_then : NULL;
-  if (then)
-    a->hb_then = NULL;
-  a->hb_then_armed = false;
+  bool fire = a->hb_then && (a->hb_then_armed || res->status != 200);
   hb_answered(a, res);
-  if (then && !a->stopping)
-    then(a->hb_then_ud);
+  if (fire && !a->stopping)
+    hb_then_fire(a);
 }
 
 void agent_heartbeat_then(struct agent *a, void (*done)(void *ud), void *ud) {
@@ -235,6 +242,8 @@ void agent_heartbeat_then(struct agent *a, void (*done)(void *ud), void *ud) {
 
 static void hb_send(uv_timer_t *t) {
   struct agent *a = t->data;
+  if (!a->connected)
+    hb_then_fire(a); /* no heartbeat to wait for */
   if (!a->connected || a->hb_call)
     return;
   const char *mgr = current_manager(a);
