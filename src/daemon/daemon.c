@@ -24,6 +24,7 @@
 #include "manager/manager.h"
 #include "raft/raftnode.h"
 #include "seccomp/seccomp.h"
+#include "store/store.h"
 
 #include <malloc.h>
 #include <errno.h>
@@ -603,6 +604,9 @@ static void on_agent_node(void *ud, const json_t *node) {
  * places no task here. */
 static json_t *node_description(const struct shoald *d) {
   json_t *desc = agent_local_description(d->hostname, SHOAL_VERSION);
+  /* What raft entries this build applies (store.h): the leader waits for
+   * every manager before it uses a newer form. */
+  json_object_set_new(desc, STORE_ENTRIES_KEY, json_integer(STORE_ENTRIES));
   if (d->runtime_error)
     json_object_set_new(desc, "_RuntimeError", json_string(d->runtime_error));
   return desc;

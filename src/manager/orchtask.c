@@ -155,7 +155,10 @@ json_t *task_new(struct orch_out *o, const json_t *svc, int64_t slot,
   /* The task's Spec and _EndpointSpec are svc's objects, not copies:
    * nobody changes them in place (the orchestrator sets only top-level
    * keys of its copy of a service, and what is proposed is frozen), so
-   * the tasks made from one copy share one template on the leader. */
+   * the tasks made from one copy share one template on the leader; and
+   * when they are the store's own, the entry names the service instead
+   * of carrying them (store_tx_name_templates), so the followers share
+   * them too. */
   /* Built field by field: json_pack parses its format for each of the
    * thousand tasks of a service. */
   json_t *st = json_object();

@@ -17,6 +17,8 @@
  * Unknown) to HTTP 500 (api/server/httpstatus statusCodeFromGRPCError). */
 #define STORE_SEQ_STATUS 500
 #define STORE_SEQ_MSG "update out of sequence"
+/* A service's spec version (the orchestrator's bookkeeping, orchtask.h) */
+#define SPEC_VERSION_KEY "_SpecVersion"
 /* The cluster's removed-node list: node ID -> until (ns). */
 #define REMOVED_KEY "_RemovedNodes"
 
@@ -498,6 +500,93 @@ json_t *store_tx_doc(const struct store_tx *tx, int64_t now_ns) {
   return json_pack("{s:I, s:O}", "time", (json_int_t)now_ns, "ops", tx->ops);
 }
 
+/* What store_tx_name_templates learned of each service a transaction's
+ * new tasks name (service ID -> ...): the template to name (one object,
+ * shared by the ops; null: none), and the service's task template and
+ * endpoint spec (null: none) the tasks' own must be. */
+struct names {
+  json_t *changed, *tm, *spec, *ep;
+};
+
+static json_t *or_null(json_t *v) {
+  return v ? v : json_null();
+}
+
+static json_t *service_template(struct store *s, struct names *n,
+                                const char *sid) {
+  json_t *tm = json_object_get(n->tm, sid);
+  if (tm)
+    return tm;
+  json_t *svc = store_get(s, STORE_SERVICE, sid);
+  json_t *tmpl = jx_get(svc, "Spec.TaskTemplate");
+  if (!tmpl || json_object_get(n->changed, sid)) {
+    tm = json_null();
+  } else {
+    tm = json_object();
+    json_object_set_new(tm, "service", json_string(sid));
+    json_object_set_new(tm, "spec_version",
+                        json_integer(jx_int(svc, SPEC_VERSION_KEY, 0)));
+    json_object_set(n->spec, sid, tmpl);
+    json_object_set(n->ep, sid, or_null(jx_get(svc, "Spec.EndpointSpec")));
+  }
+  json_object_set_new(n->tm, sid, tm);
+  return tm;
+}
+
+/* A task put that can name its template: a creation whose Spec and
+ * _EndpointSpec are its service's own objects in s (task_new shares
+ * them), of a service the transaction does not change. The op then
+ * carries the task without them, and the service's ID and spec version. */
+static void name_template(struct store *s, json_t *op, struct names *n) {
+  if (strcmp(jx_str(op, "op", ""), "put") != 0 ||
+      strcmp(jx_str(op, "kind", ""), "task") != 0 ||
+      jx_int(op, "expect", -1) != STORE_MUST_CREATE)
+    return;
+  json_t *obj = json_object_get(op, "obj");
+  const char *sid = jx_str(obj, "ServiceID", NULL);
+  const json_t *spec = json_object_get(obj, "Spec");
+  if (!sid || !spec)
+    return;
+  json_t *tm = service_template(s, n, sid);
+  if (json_is_null(tm) || spec != json_object_get(n->spec, sid) ||
+      or_null(json_object_get(obj, "_EndpointSpec")) !=
+          json_object_get(n->ep, sid))
+    return;
+  json_object_set(op, "template", tm);
+  json_object_del(obj, "Spec");
+  json_object_del(obj, "_EndpointSpec");
+}
+
+void store_tx_name_templates(struct store *s, struct store_tx *tx) {
+  struct names n = {json_object(), json_object(), json_object(), json_object()};
+  size_t i;
+  json_t *op;
+  json_array_foreach(tx->ops, i, op) {
+    if (strcmp(jx_str(op, "kind", ""), "service") == 0)
+      json_object_set_new(n.changed, jx_str(op, "id", jx_str(op, "obj.ID", "")),
+                          json_true());
+  }
+  json_array_foreach(tx->ops, i, op) name_template(s, op, &n);
+  json_decref(n.changed);
+  json_decref(n.tm);
+  json_decref(n.spec);
+  json_decref(n.ep);
+}
+
+static void entries_of(json_t *node, void *ud) {
+  int64_t *least = ud;
+  json_t *desc = json_object_get(node, "Description");
+  int64_t v = jx_int(desc, STORE_ENTRIES_KEY, 0);
+  if (v < *least)
+    *least = v;
+}
+
+bool store_managers_take_templates(struct store *s) {
+  int64_t least = STORE_ENTRIES;
+  store_each_by(s, STORE_MANAGER_NODES, "manager", entries_of, &least);
+  return least >= 1;
+}
+
 char *store_doc_encode(const json_t *doc, size_t *len) {
   char *out = json_dumps(doc, JSON_COMPACT);
   if (len)
@@ -735,6 +824,40 @@ static int stage_task_status(struct store *s, struct stage *st, json_t *op,
   return 0;
 }
 
+/* A task put naming its template (store_tx_name_templates): the
+ * service, as the transaction stages it, must have the spec version
+ * named (a spec version is always the same spec: an update sets a new
+ * one, a rollback the previous spec's); its task template and endpoint
+ * spec become the task's Spec and _EndpointSpec, shared, as the
+ * proposer's task had them. */
+static int fill_template(struct store *s, struct stage *st, enum store_kind k,
+                         json_t *nv, const json_t *tm, sh_err *err) {
+  const char *sid = jx_str(tm, "service", NULL);
+  json_t *ver = json_object_get(tm, "spec_version");
+  if (k != STORE_TASK || !sid || !*sid || !json_is_integer(ver) ||
+      json_object_get(nv, "Spec") || json_object_get(nv, "_EndpointSpec"))
+    return sh_error(err, 400, "invalid transaction: malformed template");
+  /* Read, not staged: a staged service would go through the name checks
+   * of every transaction that names it. */
+  struct staged *e = stage_find(st, STORE_SERVICE, sid);
+  json_t *svc = e ? e->cur : store_get(s, STORE_SERVICE, sid);
+  if (!svc)
+    return sh_error(err, 404, "service %s not found", sid);
+  if (jx_int(svc, SPEC_VERSION_KEY, 0) != json_integer_value(ver))
+    return sh_error(err, STORE_SEQ_STATUS, STORE_SEQ_MSG);
+  json_t *tmpl = jx_get(svc, "Spec.TaskTemplate");
+  json_t *ep = jx_get(svc, "Spec.EndpointSpec");
+  if (!json_is_object(tmpl))
+    return sh_error(err, 400,
+                    "invalid transaction: service %s has no "
+                    "task template",
+                    sid);
+  json_object_set(nv, "Spec", tmpl);
+  if (ep)
+    json_object_set(nv, "_EndpointSpec", ep);
+  return 0;
+}
+
 /* Checks one op against the staged view and records its effect. */
 static int stage_op(struct store *s, struct stage *st, json_t *op,
                     int64_t tx_ns, const char *now, uint64_t index,
@@ -770,6 +893,11 @@ static int stage_op(struct store *s, struct stage *st, json_t *op,
      * proposer's own document is shared: a shallow copy is stamped (the
      * store never changes an object in place, so the rest can be shared). */
     json_t *nv = st->shared ? json_copy(obj) : json_incref(obj);
+    json_t *tm = json_object_get(op, "template");
+    if (tm && fill_template(s, st, k, nv, tm, err) < 0) {
+      json_decref(nv);
+      return -1;
+    }
     const char *created = e->cur ? jx_str(e->cur, "CreatedAt", NULL) : NULL;
     json_object_set_new(nv, "CreatedAt", json_string(created ? created : now));
     json_object_set_new(nv, "UpdatedAt", json_string(now));

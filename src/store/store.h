@@ -172,6 +172,24 @@ char *store_tx_encode(const struct store_tx *tx, int64_t now_ns, size_t *len);
  * tx's objects), and its bytes (NULL when it cannot be encoded). */
 json_t *store_tx_doc(const struct store_tx *tx, int64_t now_ns);
 char *store_doc_encode(const json_t *doc, size_t *len);
+/* For a proposer whose store is s, just before encoding: a new task
+ * whose Spec and _EndpointSpec are its service's own objects in s
+ * (task_new shares them) goes in naming the service and its spec version
+ * ("_SpecVersion") instead of carrying them, unless the transaction
+ * changes that service. They are taken out of the tx's objects: the tx
+ * is then only good for encoding. Every manager's apply takes them from
+ * the service as the entry finds it, and refuses the transaction
+ * ("update out of sequence") if its spec moved on in between. A thousand
+ * tasks of a service no longer carry a thousand copies of its template,
+ * to parse, and to keep, on every follower. */
+void store_tx_name_templates(struct store *s, struct store_tx *tx);
+/* The entries this build's apply understands, which a node publishes as
+ * its Description._Entries: 1, tasks naming their template. A proposer
+ * names templates only once every manager says 1 or more (an older one,
+ * in a rolling upgrade, would store such tasks without their Spec). */
+#define STORE_ENTRIES 1
+#define STORE_ENTRIES_KEY "_Entries"
+bool store_managers_take_templates(struct store *s);
 
 /* FSM apply: all-or-nothing. Errors: 500 "update out of sequence" for a
  * stale version (moby maps swarmkit's gRPC Unknown to 500), 409 "<kind> with

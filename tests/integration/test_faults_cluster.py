@@ -183,6 +183,15 @@ def test_leader_sigkill_rounds_nodes_follow_and_slots_run_once():
                 return True
             wait_until(settled, 90, interval=1,
                        what="round %d: each service's running containers == its replicas" % rnd)
+        # Every task, as the leader of now (once a follower that applied
+        # the entries from their bytes) keeps it, has its service's template
+        # (new tasks' entries name it rather than carry it).
+        st, tasks = lab.api(lab.wait_leader(MANAGERS, 30), "GET", "/tasks", timeout=30)
+        assert st == 200, tasks
+        bad = [(t["ID"], t.get("Spec")) for t in tasks
+               if not (t.get("Spec") or {}).get("ContainerSpec", {}).get("Image", "").startswith(
+                   "busybox") or t["Spec"]["ContainerSpec"].get("Args") != ["sleep", "3600"]]
+        assert tasks and not bad, bad[:3]
         # Settled means settled: nothing more starts or stops.
         snap = {s: all_containers(lab, HOSTS, s) for s in services}
         time.sleep(3 * HEARTBEAT)

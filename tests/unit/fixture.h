@@ -61,6 +61,8 @@ static inline void fx_new_id(char out[ID_LEN + 1], void *ud) {
 static inline int fx_apply_tx(struct fx *f, struct store_tx *tx,
                               bool allow_fail) {
   size_t len = 0;
+  /* As manager_propose encodes: new tasks name their service's template. */
+  store_tx_name_templates(f->s, tx);
   char *data = store_tx_encode(tx, f->now, &len);
   store_tx_free(tx);
   sh_err err = {0};

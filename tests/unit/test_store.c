@@ -860,3 +860,196 @@ TEST(store_apply_doc_shared_equals_the_bytes) {
   store_free(a);
   store_free(b);
 }
+
+/* A service with a task template and an endpoint spec, at index 2. */
+static struct store *store_with_template(void) {
+  struct store *s = store_new();
+  sh_err err = {0};
+  json_t *o =
+      json_pack("{s:s, s:{s:s, s:{s:{s:s, s:[s]}}, s:{s:[{s:i, s:s}]}}}", "ID",
+                "svc1", "Spec", "Name", "web", "TaskTemplate", "ContainerSpec",
+                "Image", "nginx", "Args", "sleep", "EndpointSpec", "Ports",
+                "TargetPort", 80, "PublishMode", "host");
+  if (put1(s, STORE_SERVICE, o, STORE_MUST_CREATE, 2, &err) < 0)
+    abort();
+  return s;
+}
+
+/* A new task of svc1 as task_new makes it: the service's template and
+ * endpoint spec, shared. */
+static json_t *task_of(struct store *s, const char *id) {
+  const json_t *svc = store_get(s, STORE_SERVICE, "svc1");
+  return json_pack("{s:s, s:s, s:O, s:O, s:{s:s}, s:s, s:i, s:I}", "ID", id,
+                   "ServiceID", "svc1", "Spec",
+                   jx_get(svc, "Spec.TaskTemplate"), "_EndpointSpec",
+                   jx_get(svc, "Spec.EndpointSpec"), "Status", "State",
+                   "pending", "DesiredState", "running", "Slot", 1,
+                   "_SpecVersion", jx_int(svc, "_SpecVersion", 0));
+}
+
+static char *encode_from(struct store *s, struct store_tx *tx, int64_t now,
+                         size_t *len) {
+  store_tx_name_templates(s, tx);
+  return store_tx_encode(tx, now, len);
+}
+
+/* A new task whose template is its service's goes into the entry naming
+ * the service instead of carrying the template: the bytes are smaller,
+ * the apply gives the same task as the whole put (on a store that
+ * applied the whole one), and the task shares the service's objects. */
+TEST(store_task_by_template_applies_as_the_whole_put) {
+  struct store *a = store_with_template(), *b = store_with_template();
+  sh_err err = {0};
+  struct store_tx *tx = store_tx_new();
+  store_tx_put(tx, STORE_TASK, task_of(a, "t1"), STORE_MUST_CREATE);
+  size_t whole_len = 0, short_len = 0;
+  char *whole = store_tx_encode(tx, T0 + 3, &whole_len);
+  char *shrt = encode_from(a, tx, T0 + 3, &short_len);
+  store_tx_free(tx);
+  CHECK(strstr(whole, "ContainerSpec") != NULL);
+  CHECK(strstr(shrt, "ContainerSpec") == NULL);
+  CHECK(strstr(shrt, "\"template\"") != NULL);
+  CHECK(short_len + 60 < whole_len);
+  CHECK_INT_EQ(store_apply(a, shrt, short_len, 3, &err), 0);
+  CHECK_INT_EQ(store_apply(b, whole, whole_len, 3, &err), 0);
+  char *da = dump_all(a), *db = dump_all(b);
+  CHECK_STR_EQ(da, db);
+  const json_t *t = store_get(a, STORE_TASK, "t1");
+  const json_t *svc = store_get(a, STORE_SERVICE, "svc1");
+  CHECK(json_object_get(t, "Spec") == jx_get(svc, "Spec.TaskTemplate"));
+  CHECK(json_object_get(t, "_EndpointSpec") ==
+        jx_get(svc, "Spec.EndpointSpec"));
+  /* A proposer applying its own document gets the same. */
+  struct store *c = store_with_template();
+  tx = store_tx_new();
+  store_tx_put(tx, STORE_TASK, task_of(c, "t1"), STORE_MUST_CREATE);
+  store_tx_name_templates(c, tx);
+  json_t *doc = store_tx_doc(tx, T0 + 3);
+  store_tx_free(tx);
+  CHECK_INT_EQ(store_apply_doc(c, doc, true, 3, &err), 0);
+  json_decref(doc);
+  char *dc = dump_all(c);
+  CHECK_STR_EQ(dc, da);
+  free(da);
+  free(db);
+  free(dc);
+  free(whole);
+  free(shrt);
+  store_free(a);
+  store_free(b);
+  store_free(c);
+}
+
+/* The service's spec moved on between the proposal and the apply: the
+ * entry is refused whole, as a stale version is; a change that leaves
+ * the spec (the update supervisor's progress) does not matter. A
+ * transaction that changes the service itself carries its tasks'
+ * templates; so does a task whose template is not its service's own
+ * object. */
+TEST(store_task_by_template_refused_once_the_service_moved) {
+  struct store *s = store_with_template();
+  sh_err err = {0};
+  struct store_tx *tx = store_tx_new();
+  store_tx_put(tx, STORE_TASK, task_of(s, "t0"), STORE_MUST_CREATE);
+  size_t len = 0;
+  char *fine = encode_from(s, tx, T0 + 2, &len);
+  store_tx_free(tx);
+  json_t *next = json_deep_copy(store_get(s, STORE_SERVICE, "svc1"));
+  json_object_set_new(next, "UpdateStatus", json_pack("{s:s}", "State", "x"));
+  CHECK_INT_EQ(put1(s, STORE_SERVICE, next, 2, 3, &err), 0);
+  CHECK_INT_EQ(store_apply(s, fine, len, 4, &err), 0);
+  free(fine);
+  CHECK_STR_EQ(
+      jx_str(store_get(s, STORE_TASK, "t0"), "Spec.ContainerSpec.Image", ""),
+      "nginx");
+  tx = store_tx_new();
+  store_tx_put(tx, STORE_TASK, task_of(s, "t1"), STORE_MUST_CREATE);
+  store_tx_put(tx, STORE_TASK, task_of(s, "t2"), STORE_MUST_CREATE);
+  char *stale = encode_from(s, tx, T0 + 4, &len);
+  store_tx_free(tx);
+  next = json_deep_copy(store_get(s, STORE_SERVICE, "svc1"));
+  jx_set(next, "Spec.TaskTemplate.ContainerSpec.Image", json_string("redis"));
+  json_object_set_new(next, "_SpecVersion", json_integer(3));
+  CHECK_INT_EQ(put1(s, STORE_SERVICE, next, 3, 5, &err), 0);
+  CHECK_INT_EQ(store_apply(s, stale, len, 6, &err), -1);
+  CHECK_INT_EQ(err.status, 500);
+  CHECK_STR_EQ(err.msg, "update out of sequence");
+  CHECK(store_get(s, STORE_TASK, "t1") == NULL);
+  CHECK_INT_EQ(store_count(s, STORE_TASK), 1);
+  free(stale);
+
+  tx = store_tx_new();
+  json_t *cur = store_get(s, STORE_SERVICE, "svc1");
+  json_t *upd = json_copy(cur);
+  json_object_set_new(upd, "UpdateStatus", json_pack("{s:s}", "State", "y"));
+  json_t *t = task_of(s, "t3");
+  store_tx_update(tx, STORE_SERVICE, upd, cur, 5);
+  store_tx_put(tx, STORE_TASK, t, STORE_MUST_CREATE);
+  json_t *t4 = task_of(s, "t4");
+  json_object_set_new(t4, "Spec", json_deep_copy(json_object_get(t4, "Spec")));
+  store_tx_put(tx, STORE_TASK, t4, STORE_MUST_CREATE);
+  char *whole = encode_from(s, tx, T0 + 7, &len);
+  store_tx_free(tx);
+  CHECK(strstr(whole, "\"template\"") == NULL);
+  CHECK_INT_EQ(store_apply(s, whole, len, 7, &err), 0);
+  CHECK_INT_EQ(store_count(s, STORE_TASK), 3);
+  free(whole);
+
+  /* Malformed: a template on another kind, or with a Spec as well. */
+  static const char *const bad[] = {
+      "{\"time\":1,\"ops\":[{\"op\":\"put\",\"kind\":\"service\",\"expect\":0,"
+      "\"obj\":{\"ID\":\"x\"},\"template\":{\"service\":\"svc1\","
+      "\"spec_version\":4}}]}",
+      "{\"time\":1,\"ops\":[{\"op\":\"put\",\"kind\":\"task\",\"expect\":0,"
+      "\"obj\":{\"ID\":\"x\",\"Spec\":{}},\"template\":{\"service\":\"svc1\","
+      "\"spec_version\":4}}]}",
+      "{\"time\":1,\"ops\":[{\"op\":\"put\",\"kind\":\"task\",\"expect\":0,"
+      "\"obj\":{\"ID\":\"x\"},\"template\":{\"service\":\"svc1\"}}]}",
+      "{\"time\":1,\"ops\":[{\"op\":\"put\",\"kind\":\"task\",\"expect\":0,"
+      "\"obj\":{\"ID\":\"x\"},\"template\":{\"service\":\"nope\","
+      "\"spec_version\":4}}]}",
+  };
+  static const int status[] = {400, 400, 400, 404};
+  for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+    sh_err e = {0};
+    CHECK_INT_EQ(store_apply(s, bad[i], strlen(bad[i]), 8, &e), -1);
+    CHECK_INT_EQ(e.status, status[i]);
+  }
+  CHECK_INT_EQ(store_count(s, STORE_TASK), 3);
+  CHECK_INT_EQ(store_index(s), 7);
+  store_free(s);
+}
+
+/* Templates are named once every manager says its apply knows them
+ * (Description._Entries): a manager of an older build, in a rolling
+ * upgrade, would store such tasks without their Spec. Workers do not
+ * apply entries and do not count. */
+TEST(store_templates_wait_for_every_manager) {
+  struct store *s = store_new();
+  sh_err err = {0};
+  CHECK(store_managers_take_templates(s));
+  CHECK_INT_EQ(
+      put1(s, STORE_NODE,
+           json_pack("{s:s, s:{s:s}, s:{s:b}}", "ID", "m1", "Description",
+                     "Hostname", "m1", "ManagerStatus", "Leader", 1),
+           STORE_MUST_CREATE, 1, &err),
+      0);
+  CHECK(!store_managers_take_templates(s));
+  json_t *m1 = json_deep_copy(store_get(s, STORE_NODE, "m1"));
+  jx_set(m1, "Description." STORE_ENTRIES_KEY, json_integer(STORE_ENTRIES));
+  CHECK_INT_EQ(put1(s, STORE_NODE, m1, 1, 2, &err), 0);
+  CHECK(store_managers_take_templates(s));
+  CHECK_INT_EQ(put1(s, STORE_NODE,
+                    json_pack("{s:s, s:{s:s}}", "ID", "w1", "Description",
+                              "Hostname", "w1"),
+                    STORE_MUST_CREATE, 3, &err),
+               0);
+  CHECK(store_managers_take_templates(s));
+  CHECK_INT_EQ(put1(s, STORE_NODE,
+                    json_pack("{s:s, s:{s:s}, s:{}}", "ID", "m2", "Description",
+                              "Hostname", "m2", "ManagerStatus"),
+                    STORE_MUST_CREATE, 4, &err),
+               0);
+  CHECK(!store_managers_take_templates(s));
+  store_free(s);
+}
