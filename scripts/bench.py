@@ -1776,6 +1776,11 @@ def main_sim(args):
         rows.append(("leader RSS: swarm only / %d nodes / all tasks" % n_nodes,
                      "%d MiB" % (rss_full // 1024),
                      "%d / %d / %d MiB; goal <= 1024" % (rss_empty // 1024, rss_nodes // 1024, rss_full // 1024)))
+        # The followers keep the same store, applied from the entries'
+        # bytes (the leader shares what it proposed): a new leader's start.
+        frss = [(h, rss_kib(lab_pid(args, h))) for h in names if h != leader]
+        rows.append(("followers' RSS, all tasks", "%d MiB" % (max(v for _, v in frss) // 1024),
+                     ", ".join("%s %d MiB" % (h, v // 1024) for h, v in frss)))
         rows.append(("leader CPU idle (heartbeats), all tasks", "%.1f %%" % idle_full,
                      "of a core over %.0f s; %.1f %% with no tasks; goal <= 5 %%" % (SIM_IDLE_S, idle_nodes)))
         rows.append(("shoal-sim RSS", "%d MiB" % (st["RSSKiB"] // 1024),
