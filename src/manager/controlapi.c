@@ -363,6 +363,11 @@ int manager_update_node(struct manager *m, const char *ref, int64_t version,
         err, 400, "label %s: value must be a string", k);
   }
   const char *cur_role = jx_str(cur, "Spec.Role", "worker");
+  if (role && strcmp(role, "manager") == 0 &&
+      strcmp(cur_role, "manager") != 0 &&
+      store_check_new_manager(m->store, json_object_get(cur, "Description"),
+                              err) < 0)
+    return -1;
   if (role && strcmp(role, "worker") == 0 && strcmp(cur_role, "manager") == 0) {
     /* swarmkit refuses to demote the last manager; the leader's role loop
      * (dispatcher) takes a demoted node out of raft. */

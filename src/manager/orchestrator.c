@@ -1540,6 +1540,7 @@ static void run_nodes(struct store *s, int64_t now_ns, struct orch_out *out,
                          .touched = touched,
                          .busy = busy,
                          .wake = wake};
+  size_t first = out->ntx;
   const char *key;
   json_t *v, *tmp;
   json_object_foreach_safe(touched, tmp, key, v) {
@@ -1559,6 +1560,8 @@ static void run_nodes(struct store *s, int64_t now_ns, struct orch_out *out,
   }
   if (np.tx)
     orch_out_add(out, np.tx);
+  if (first == 0)
+    out->node_ntx = out->ntx;
 }
 
 /* Loop time one orchestrator pass may take (a tenth of the 600 ms

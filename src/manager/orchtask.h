@@ -97,6 +97,10 @@ struct orch_out {
    * waits for a later run and `more` is set so the caller runs again. */
   int64_t budget;
   bool more;
+  /* How many transactions at the front of txs are a node pass's, made
+   * when out was empty: each holds several services' tasks, so one
+   * refused leaves tasks that no service's run was told of. */
+  size_t node_ntx;
   /* New object IDs; NULL means id_new(). Tests make them predictable. */
   void (*new_id)(char out[ID_LEN + 1], void *ud);
   void *id_ud;

@@ -148,13 +148,27 @@ static void proposal_done(void *ud, int status, const sh_err *err) {
     uv_timer_start(&r->kick, on_timer, next_delay(r), 0);
 }
 
+/* A node pass's transaction refused (a stale version, a service whose
+ * spec moved on): it held several services' replacements, and only the
+ * change that beat it is known to have touched its own service, so
+ * every service is looked at again. Rare: nodes' tasks rarely change
+ * under a node pass. */
+static void node_proposal_done(void *ud, int status, const sh_err *err) {
+  struct reconciler *r = ud;
+  if (status < 0 && !r->stopped)
+    r->full = true;
+  proposal_done(ud, status, err);
+}
+
 static void propose_all(struct reconciler *r, struct orch_out *out) {
   for (size_t i = 0; i < out->ntx; i++) {
     struct store_tx *tx = out->txs[i];
     out->txs[i] = NULL;
     sh_err err = {0};
     r->inflight++;
-    if (manager_propose(r->m, tx, proposal_done, r, &err) < 0)
+    if (manager_propose(r->m, tx,
+                        i < out->node_ntx ? node_proposal_done : proposal_done,
+                        r, &err) < 0)
       r->inflight--;
   }
   out->ntx = 0;

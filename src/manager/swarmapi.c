@@ -243,6 +243,9 @@ static void handle_join(struct manager *m, struct http_req *req,
   if (!m->leader)
     return proxy_to_leader(m, req, who);
   bool manager = strcmp(role, "manager") == 0;
+  if (manager && store_check_new_manager(
+                     m->store, json_object_get(body, "Description"), &err) < 0)
+    return respond_err(req, &err);
   /* A manager's address for raft and the dispatcher: the one it advertises,
    * else how we see it, on its listen port. */
   char adv[128];

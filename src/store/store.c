@@ -519,7 +519,7 @@ static json_t *service_template(struct store *s, struct names *n,
     return tm;
   json_t *svc = store_get(s, STORE_SERVICE, sid);
   json_t *tmpl = jx_get(svc, "Spec.TaskTemplate");
-  if (!tmpl || json_object_get(n->changed, sid)) {
+  if (!json_is_object(tmpl) || json_object_get(n->changed, sid)) {
     tm = json_null();
   } else {
     tm = json_object();
@@ -558,6 +558,14 @@ static void name_template(struct store *s, json_t *op, struct names *n) {
 }
 
 void store_tx_name_templates(struct store *s, struct store_tx *tx) {
+  size_t k;
+  json_t *o;
+  bool creates = false;
+  json_array_foreach(tx->ops, k, o) creates |=
+      jx_int(o, "expect", -1) == STORE_MUST_CREATE &&
+      strcmp(jx_str(o, "kind", ""), "task") == 0;
+  if (!creates)
+    return; /* status reports, updates: nothing to name */
   struct names n = {json_object(), json_object(), json_object(), json_object()};
   size_t i;
   json_t *op;
@@ -585,6 +593,17 @@ bool store_managers_take_templates(struct store *s) {
   int64_t least = STORE_ENTRIES;
   store_each_by(s, STORE_MANAGER_NODES, "manager", entries_of, &least);
   return least >= 1;
+}
+
+int store_check_new_manager(struct store *s, const json_t *desc, sh_err *err) {
+  int64_t v = jx_int(desc, STORE_ENTRIES_KEY, 0);
+  if (v >= 1 || !store_managers_take_templates(s))
+    return 0;
+  return sh_error(err, 400,
+                  "this node's shoal cannot read the raft log of this "
+                  "swarm's managers (it applies entries of form %lld, they "
+                  "write form %d): upgrade it before it becomes a manager",
+                  (long long)v, STORE_ENTRIES);
 }
 
 char *store_doc_encode(const json_t *doc, size_t *len) {

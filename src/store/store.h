@@ -190,6 +190,11 @@ void store_tx_name_templates(struct store *s, struct store_tx *tx);
 #define STORE_ENTRIES 1
 #define STORE_ENTRIES_KEY "_Entries"
 bool store_managers_take_templates(struct store *s);
+/* Whether a node (its Description) may become a manager of the swarm in
+ * s: once the managers write the newer form, only a build that applies
+ * it. A refusal's words go to err (400). */
+int store_check_new_manager(struct store *s, const json_t *desc,
+                            struct sh_err *err);
 
 /* FSM apply: all-or-nothing. Errors: 500 "update out of sequence" for a
  * stale version (moby maps swarmkit's gRPC Unknown to 500), 409 "<kind> with

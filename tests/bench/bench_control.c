@@ -245,8 +245,7 @@ static int64_t commit_all(struct store *st, struct orch_out *o, int64_t now,
                           int64_t *encode_ns) {
   int64_t apply = 0;
   for (size_t i = 0; i < o->ntx; i++)
-    encode_apply(st, o->txs[i], now, true, encode_ns, &apply,
-                 &committed_bytes);
+    encode_apply(st, o->txs[i], now, true, encode_ns, &apply, &committed_bytes);
   return apply;
 }
 

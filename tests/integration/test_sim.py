@@ -95,6 +95,10 @@ def test_simulated_nodes_take_tasks_go_down_and_come_back():
             assert version.endswith("-sim"), out
             _, out, _ = lab.docker("simm1", "node", "ls")
             assert len(re.findall(r"\bsim-\d{4}\b", out)) == NODES, out
+            # A simulated node cannot become a manager: its agent does not
+            # say it applies the raft entries the managers write.
+            rc, _, err = lab.docker("simm1", "node", "promote", "sim-0001", check=False)
+            assert rc != 0 and "cannot read the raft log" in err, (rc, err)
             # Each has its own certificate from the swarm's CA: ten node IDs.
             _, out, _ = lab.docker("simm1", "node", "ls", "-q", "--filter", "label=sim=true")
             assert len(set(out.split())) == NODES, out

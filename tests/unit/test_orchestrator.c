@@ -984,6 +984,17 @@ TEST(orch_node_down_moves_only_its_tasks_in_one_pass) {
   CHECK(json_object_get(f.touched, ORCH_NODE_KEY "node2") != NULL);
   CHECK(json_object_get(f.touched, "svc1") == NULL);
   CHECK(json_object_get(f.touched, "svc2") == NULL);
+  /* The pass's output says how many of its transactions are the node
+   * pass's (a refused one makes the reconciler look at every service). */
+  {
+    cleanup_json json_t *t = json_deep_copy(f.touched);
+    struct orch_out o;
+    orch_out_init(&o);
+    orchestrator_run_services(f.s, f.now, &o, t, NULL, NULL);
+    CHECK(o.node_ntx >= 2);          /* 2,020 changes in entries of 400 */
+    CHECK_INT_EQ(o.node_ntx, o.ntx); /* nothing but the node's tasks */
+    orch_out_free(&o);
+  }
   fx_orch(&f);
   CHECK_INT_EQ(fx_count(&f, "svc1", "shutdown", "running"), ORCH_BATCH);
   CHECK_INT_EQ(fx_count(&f, "svc1", "running", "assigned"), ORCH_BATCH);

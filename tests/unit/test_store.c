@@ -1053,3 +1053,32 @@ TEST(store_templates_wait_for_every_manager) {
   CHECK(!store_managers_take_templates(s));
   store_free(s);
 }
+
+/* Once the managers write the newer form, a node whose build does not
+ * say it applies it cannot become a manager (join or promotion). */
+TEST(store_new_manager_must_read_the_log) {
+  struct store *s = store_new();
+  sh_err err = {0};
+  cleanup_json json_t *old = json_pack("{s:s}", "Hostname", "old");
+  cleanup_json json_t *cur =
+      json_pack("{s:s, s:i}", "Hostname", "new", STORE_ENTRIES_KEY, 1);
+  CHECK_INT_EQ(store_check_new_manager(s, old, &err), -1); /* no manager */
+  CHECK_INT_EQ(put1(s, STORE_NODE,
+                    json_pack("{s:s, s:O, s:{s:b}}", "ID", "m1", "Description",
+                              cur, "ManagerStatus", "Leader", 1),
+                    STORE_MUST_CREATE, 1, &err),
+               0);
+  sh_err e = {0};
+  CHECK_INT_EQ(store_check_new_manager(s, old, &e), -1);
+  CHECK_INT_EQ(e.status, 400);
+  CHECK(strstr(e.msg, "cannot read the raft log") != NULL);
+  CHECK_INT_EQ(store_check_new_manager(s, cur, &err), 0);
+  /* An older manager among them: nothing newer is written yet. */
+  CHECK_INT_EQ(put1(s, STORE_NODE,
+                    json_pack("{s:s, s:O, s:{}}", "ID", "m2", "Description",
+                              old, "ManagerStatus"),
+                    STORE_MUST_CREATE, 2, &err),
+               0);
+  CHECK_INT_EQ(store_check_new_manager(s, old, &err), 0);
+  store_free(s);
+}
