@@ -592,12 +592,12 @@ static void entries_of(json_t *node, void *ud) {
 bool store_managers_take_templates(struct store *s) {
   int64_t least = STORE_ENTRIES;
   store_each_by(s, STORE_MANAGER_NODES, "manager", entries_of, &least);
-  return least >= 1;
+  return least >= STORE_ENTRIES_TEMPLATES;
 }
 
 int store_check_new_manager(struct store *s, const json_t *desc, sh_err *err) {
   int64_t v = jx_int(desc, STORE_ENTRIES_KEY, 0);
-  if (v >= 1 || !store_managers_take_templates(s))
+  if (v >= STORE_ENTRIES_TEMPLATES || !store_managers_take_templates(s))
     return 0;
   return sh_error(err, 400,
                   "this node's shoal cannot read the raft log of this "

@@ -187,7 +187,8 @@ void store_tx_name_templates(struct store *s, struct store_tx *tx);
  * its Description._Entries: 1, tasks naming their template. A proposer
  * names templates only once every manager says 1 or more (an older one,
  * in a rolling upgrade, would store such tasks without their Spec). */
-#define STORE_ENTRIES 1
+#define STORE_ENTRIES_TEMPLATES 1
+#define STORE_ENTRIES STORE_ENTRIES_TEMPLATES /* the newest */
 #define STORE_ENTRIES_KEY "_Entries"
 bool store_managers_take_templates(struct store *s);
 /* Whether a node (its Description) may become a manager of the swarm in

@@ -214,8 +214,6 @@ static void on_change(const struct store_change *ch, size_t n, uint64_t index,
   orchestrator_touched(f->s, ch, n, f->touched, &f->full, f->rest);
 }
 
-/* The CPU a pass's entries cost: encoded (the leader) and applied from
- * the bytes (a follower's path, watchers included). */
 static size_t committed_bytes; /* the entries commit_all encoded */
 
 /* One transaction encoded (its new tasks naming their template, as
@@ -241,6 +239,8 @@ static void encode_apply(struct store *st, struct store_tx *tx, int64_t now,
   free(data);
 }
 
+/* The CPU a pass's entries cost: encoded (the leader) and applied from
+ * the bytes (a follower's path, watchers included). */
 static int64_t commit_all(struct store *st, struct orch_out *o, int64_t now,
                           int64_t *encode_ns) {
   int64_t apply = 0;
@@ -251,15 +251,11 @@ static int64_t commit_all(struct store *st, struct orch_out *o, int64_t now,
 
 /* Applies the bytes of tx (freed) at the next index; exits on refusal. */
 static void apply_or_exit(struct store *st, struct store_tx *tx) {
-  size_t len;
-  char *data = store_tx_encode(tx, T0 + 20 * NS_PER_SEC, &len);
+  int64_t unused_ns = 0;
+  size_t unused_bytes = 0;
+  encode_apply(st, tx, T0 + 20 * NS_PER_SEC, false, &unused_ns, &unused_ns,
+               &unused_bytes);
   store_tx_free(tx);
-  sh_err err = {0};
-  if (store_apply(st, data, len, store_index(st) + 1, &err) < 0) {
-    fprintf(stderr, "bench: apply: %s\n", err.msg);
-    exit(1);
-  }
-  free(data);
 }
 
 /* A new service's tasks as the orchestrator's pass makes and places
@@ -460,7 +456,6 @@ int main(int argc, char **argv) {
   struct store *st = build(nodes, services, replicas);
   printf("  %-58s %25.1f MiB\n", "RSS with the store",
          (double)rss_kib() / 1024);
-
   printf("  %-58s %12s %12s\n", "", "full scan", "indexed");
 
   /* One task of service 42 (or the last) fails on its node. */
