@@ -312,7 +312,7 @@ static void propose_done(void *ud, int status, const sh_err *err) {
 int manager_propose(struct manager *m, struct store_tx *tx,
                     manager_done_fn done, void *ud, sh_err *err) {
   size_t len = 0;
-  if (store_managers_take_templates(m->store))
+  if (store_managers_read(m->store, STORE_ENTRIES_TEMPLATES))
     store_tx_name_templates(m->store, tx);
   json_t *doc = store_tx_doc(tx, clock_wall_ns());
   store_tx_free(tx);

@@ -589,21 +589,23 @@ static void entries_of(json_t *node, void *ud) {
     *least = v;
 }
 
-bool store_managers_take_templates(struct store *s) {
+bool store_managers_read(struct store *s, int form) {
   int64_t least = STORE_ENTRIES;
   store_each_by(s, STORE_MANAGER_NODES, "manager", entries_of, &least);
-  return least >= STORE_ENTRIES_TEMPLATES;
+  return least >= form;
 }
 
 int store_check_new_manager(struct store *s, const json_t *desc, sh_err *err) {
   int64_t v = jx_int(desc, STORE_ENTRIES_KEY, 0);
-  if (v >= STORE_ENTRIES_TEMPLATES || !store_managers_take_templates(s))
+  int64_t least = STORE_ENTRIES;
+  store_each_by(s, STORE_MANAGER_NODES, "manager", entries_of, &least);
+  if (v >= least)
     return 0;
   return sh_error(err, 400,
                   "this node's shoal cannot read the raft log of this "
                   "swarm's managers (it applies entries of form %lld, they "
-                  "write form %d): upgrade it before it becomes a manager",
-                  (long long)v, STORE_ENTRIES);
+                  "write form %lld): upgrade it before it becomes a manager",
+                  (long long)v, (long long)least);
 }
 
 char *store_doc_encode(const json_t *doc, size_t *len) {
@@ -777,6 +779,34 @@ static int stage_node_removed(struct store *s, struct stage *st,
 }
 
 /* An update that carries only what changed (store_tx_update). */
+/* A new version of a service whose spec, task template or endpoint spec
+ * equals its previous version's keeps the previous object: its tasks
+ * share those (task_new, named templates), and a put parsed from an
+ * entry (a follower's, or any update's) would otherwise leave them
+ * holding an equal copy, which a snapshot could no longer name. The new
+ * Spec may be the proposer's own (shared): it is copied, not changed. */
+static void keep_spec_objects(const json_t *cur, json_t *nv) {
+  json_t *cs = json_object_get(cur, "Spec"), *ns = json_object_get(nv, "Spec");
+  if (!json_is_object(cs) || !json_is_object(ns) || cs == ns)
+    return;
+  if (json_equal(cs, ns)) {
+    json_object_set(nv, "Spec", cs);
+    return;
+  }
+  static const char *const keys[] = {"TaskTemplate", "EndpointSpec"};
+  json_t *spec = NULL;
+  for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+    json_t *c = json_object_get(cs, keys[i]), *n = json_object_get(ns, keys[i]);
+    if (!c || !n || c == n || !json_equal(c, n))
+      continue;
+    if (!spec)
+      spec = json_copy(ns);
+    json_object_set(spec, keys[i], c);
+  }
+  if (spec)
+    json_object_set_new(nv, "Spec", spec);
+}
+
 static int stage_patch(struct store *s, struct stage *st, json_t *op,
                        const char *now, uint64_t index, sh_err *err) {
   enum store_kind k;
@@ -807,6 +837,8 @@ static int stage_patch(struct store *s, struct stage *st, json_t *op,
     if (u && !stamped(u))
       json_object_del(nv, u);
   }
+  if (k == STORE_SERVICE)
+    keep_spec_objects(e->cur, nv);
   json_object_set_new(nv, "UpdatedAt", json_string(now));
   json_object_set_new(nv, "Version",
                       json_pack("{s:I}", "Index", (json_int_t)index));
@@ -929,6 +961,8 @@ static int stage_op(struct store *s, struct stage *st, json_t *op,
       json_object_set(nv, REMOVED_KEY, removed);
     else if (k == STORE_CLUSTER)
       json_object_del(nv, REMOVED_KEY);
+    if (k == STORE_SERVICE && e->cur)
+      keep_spec_objects(e->cur, nv);
     json_decref(e->cur);
     e->cur = nv;
   } else {
@@ -1077,22 +1111,165 @@ json_t *store_snapshot_view(struct store *s) {
     json_object_foreach(s->objs[k], id, v) json_array_append(arr, unbox(v));
     json_object_set_new(objs, kind_names[k], arr);
   }
-  return json_pack("{s:I, s:o}", "index", (json_int_t)s->index, "objects",
-                   objs);
+  return json_pack("{s:I, s:o, s:b}", "index", (json_int_t)s->index, "objects",
+                   objs, "templates",
+                   store_managers_read(s, STORE_ENTRIES_SNAPSHOT_TEMPLATES));
+}
+
+/* s (n bytes) as a JSON string (jansson's escapes; UTF-8 as it is). */
+static void put_string(sh_buf *b, const char *s, size_t n) {
+  buf_append(b, "\"", 1);
+  const char *run = s, *end = s + n;
+  for (; s < end; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c >= 0x20 && c != '"' && c != '\\')
+      continue;
+    buf_append(b, run, (size_t)(s - run));
+    if (c == '"' || c == '\\')
+      buf_printf(b, "\\%c", c);
+    else
+      buf_printf(b, "\\u%04x", c);
+    run = s + 1;
+  }
+  buf_append(b, run, (size_t)(s - run));
+  buf_append(b, "\"", 1);
+}
+
+static int put_cb(const char *data, size_t n, void *ud) {
+  buf_append(ud, data, n);
+  return 0;
+}
+
+static void put_value(sh_buf *b, const json_t *v) {
+  if (json_is_string(v))
+    put_string(b, json_string_value(v), json_string_length(v));
+  else if (json_is_integer(v))
+    buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+  else
+    json_dump_callback(v, put_cb, b, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+/* A service's task template and endpoint spec as the snapshot's tasks
+ * may name them (store_tx_name_templates' rule: the same objects). */
+struct snap_tmpl {
+  const json_t *spec, *ep;
+  const char *sid;
+  json_int_t version;
+};
+
+static const struct snap_tmpl *snap_tmpl_of(const struct snap_tmpl *tm,
+                                            const json_t *by_sid,
+                                            const json_t *task) {
+  const json_t *at = json_object_get(by_sid, jx_str(task, "ServiceID", ""));
+  if (!at)
+    return NULL;
+  const struct snap_tmpl *t = &tm[json_integer_value(at)];
+  return json_object_get(task, "Spec") == t->spec &&
+                 json_object_get(task, "_EndpointSpec") == t->ep
+             ? t
+             : NULL;
+}
+
+/* A task that shares its service's template, written without it: its
+ * other keys, then TEMPLATE_KEY naming the service and spec version. */
+static void put_named(sh_buf *b, const json_t *task,
+                      const struct snap_tmpl *tm) {
+  buf_append(b, "{", 1);
+  const char *k;
+  json_t *v;
+  json_object_foreach((json_t *)task, k, v) {
+    if (!strcmp(k, "Spec") || !strcmp(k, "_EndpointSpec"))
+      continue;
+    put_string(b, k, strlen(k));
+    buf_append(b, ":", 1);
+    put_value(b, v);
+    buf_append(b, ",", 1);
+  }
+  buf_printf(b, "\"" TEMPLATE_KEY "\":{\"service\":");
+  put_string(b, tm->sid, strlen(tm->sid));
+  buf_printf(b, ",\"spec_version\":%" JSON_INTEGER_FORMAT "}}", tm->version);
+}
+
+/* The view's services' templates, when it may name them; *by_sid maps a
+ * service's ID to its place in them. */
+static struct snap_tmpl *snap_tmpls(const json_t *view, json_t **by_sid) {
+  *by_sid = json_object();
+  const json_t *svcs = jx_get(view, "objects.service");
+  if (!jx_bool(view, "templates", false) || !json_array_size(svcs))
+    return NULL;
+  struct snap_tmpl *tm = xcalloc(json_array_size(svcs), sizeof *tm);
+  size_t i, n = 0;
+  json_t *svc;
+  json_array_foreach(svcs, i, svc) {
+    const json_t *spec = jx_get(svc, "Spec.TaskTemplate");
+    const char *sid = jx_str(svc, "ID", NULL);
+    if (!json_is_object(spec) || !sid)
+      continue;
+    tm[n] = (struct snap_tmpl){spec, jx_get(svc, "Spec.EndpointSpec"), sid,
+                               jx_int(svc, SPEC_VERSION_KEY, 0)};
+    json_object_set_new(*by_sid, sid, json_integer((json_int_t)n++));
+  }
+  return tm;
 }
 
 char *store_snapshot_encode(const json_t *view, size_t *len) {
-  char *out = json_dumps(view, JSON_COMPACT);
-  if (!out)
-    out = xstrdup("{}");
+  sh_buf b = {0};
+  cleanup_json json_t *by_sid = NULL;
+  cleanup_free struct snap_tmpl *tm = snap_tmpls(view, &by_sid);
+  buf_printf(&b, "{\"index\":%" JSON_INTEGER_FORMAT ",\"objects\":{",
+             json_integer_value(json_object_get(view, "index")));
+  const char *kn;
+  json_t *arr;
+  bool first_kind = true;
+  json_object_foreach(json_object_get(view, "objects"), kn, arr) {
+    buf_printf(&b, "%s\"%s\":[", first_kind ? "" : ",", kn);
+    first_kind = false;
+    bool tasks = strcmp(kn, kind_names[STORE_TASK]) == 0;
+    size_t i;
+    json_t *o;
+    json_array_foreach(arr, i, o) {
+      if (i)
+        buf_append(&b, ",", 1);
+      const struct snap_tmpl *t =
+          tasks && tm ? snap_tmpl_of(tm, by_sid, o) : NULL;
+      if (t)
+        put_named(&b, o, t);
+      else
+        json_dump_callback(o, put_cb, &b, JSON_COMPACT);
+    }
+    buf_append(&b, "]", 1);
+  }
+  buf_append(&b, "}}", 2);
   if (len)
-    *len = strlen(out);
-  return out;
+    *len = b.len;
+  return b.data;
 }
 
 char *store_snapshot(struct store *s, size_t *len) {
   cleanup_json json_t *view = store_snapshot_view(s);
   return store_snapshot_encode(view, len);
+}
+
+/* A restored task naming its template (store_snapshot_view) gets its
+ * service's objects; the snapshot's own spec version must be the
+ * service's, since both come from one view. */
+static int restore_template(json_t **nobjs, json_t *t, sh_err *err) {
+  json_t *tm = json_object_get(t, TEMPLATE_KEY);
+  const char *sid = jx_str(tm, "service", NULL);
+  json_t *ver = json_object_get(tm, "spec_version");
+  json_t *svc = sid ? unbox(json_object_get(nobjs[STORE_SERVICE], sid)) : NULL;
+  if (json_object_get(nobjs[STORE_TASK], jx_str(t, "ID", "")) == NULL || !svc ||
+      !json_is_integer(ver) ||
+      jx_int(svc, SPEC_VERSION_KEY, 0) != json_integer_value(ver) ||
+      !json_is_object(jx_get(svc, "Spec.TaskTemplate")) ||
+      json_object_get(t, "Spec") || json_object_get(t, "_EndpointSpec"))
+    return sh_error(err, 400, "invalid snapshot: bad task template");
+  json_object_set(t, "Spec", jx_get(svc, "Spec.TaskTemplate"));
+  json_t *ep = jx_get(svc, "Spec.EndpointSpec");
+  if (ep)
+    json_object_set(t, "_EndpointSpec", ep);
+  json_object_del(t, TEMPLATE_KEY);
+  return 0;
 }
 
 int store_restore(struct store *s, const char *data, size_t len, sh_err *err) {
@@ -1117,6 +1294,7 @@ int store_restore(struct store *s, const char *data, size_t len, sh_err *err) {
   for (int i = 0; i < STORE_NINDEXES; i++)
     nidx[i] = json_object();
   int rc = 0;
+  cleanup_json json_t *named = json_array(); /* tasks naming a template */
   const char *kn;
   json_t *arr;
   json_object_foreach(objs, kn, arr) {
@@ -1133,6 +1311,8 @@ int store_restore(struct store *s, const char *data, size_t len, sh_err *err) {
         rc = sh_error(err, 400, "invalid snapshot: bad %s object", kn);
         goto out;
       }
+      if (json_object_get(o, TEMPLATE_KEY))
+        json_array_append(named, o);
       json_t *box = json_array();
       json_array_append(box, o);
       json_object_set_new(nobjs[k], id, box);
@@ -1141,6 +1321,13 @@ int store_restore(struct store *s, const char *data, size_t len, sh_err *err) {
       if (n)
         json_object_set_new(nnames[k], n, json_string(id));
     }
+  }
+  size_t ni;
+  json_t *t;
+  json_array_foreach(named, ni, t) {
+    rc = restore_template(nobjs, t, err);
+    if (rc < 0)
+      goto out;
   }
   for (int k = 0; k < STORE_NKINDS; k++) {
     json_t *tmp = s->objs[k];

@@ -183,17 +183,20 @@ char *store_doc_encode(const json_t *doc, size_t *len);
  * tasks of a service no longer carry a thousand copies of its template,
  * to parse, and to keep, on every follower. */
 void store_tx_name_templates(struct store *s, struct store_tx *tx);
-/* The entries this build's apply understands, which a node publishes as
- * its Description._Entries: 1, tasks naming their template. A proposer
- * names templates only once every manager says 1 or more (an older one,
- * in a rolling upgrade, would store such tasks without their Spec). */
+/* The entries and snapshots this build's apply and restore understand,
+ * which a node publishes as its Description._Entries: 1, tasks naming
+ * their template in entries; 2, in snapshots too (TEMPLATE_KEY). A
+ * manager writes a form only once every manager says it reads it (an
+ * older one, in a rolling upgrade, would store such tasks without their
+ * Spec). */
 #define STORE_ENTRIES_TEMPLATES 1
-#define STORE_ENTRIES STORE_ENTRIES_TEMPLATES /* the newest */
+#define STORE_ENTRIES_SNAPSHOT_TEMPLATES 2
+#define STORE_ENTRIES STORE_ENTRIES_SNAPSHOT_TEMPLATES /* the newest */
 #define STORE_ENTRIES_KEY "_Entries"
-bool store_managers_take_templates(struct store *s);
+bool store_managers_read(struct store *s, int form);
 /* Whether a node (its Description) may become a manager of the swarm in
- * s: once the managers write the newer form, only a build that applies
- * it. A refusal's words go to err (400). */
+ * s: only a build that reads every form the managers may write. A
+ * refusal's words go to err (400). */
 int store_check_new_manager(struct store *s, const json_t *desc,
                             struct sh_err *err);
 
@@ -221,7 +224,13 @@ char *store_snapshot(struct store *s, size_t *len);
  * holds references to the live objects (cheap), which are never changed
  * in place (a put replaces them), so encoding it on another thread while
  * the store goes on is safe (jansson's reference counts are atomic).
- * json_decref the view on the store's thread. */
+ * json_decref the view on the store's thread. Once every manager reads
+ * them (STORE_ENTRIES_SNAPSHOT_TEMPLATES), a task whose Spec and
+ * _EndpointSpec are its service's own objects is written without them,
+ * naming the service and its spec version in TEMPLATE_KEY, as an entry
+ * names them; the restore takes the service's objects, shared (a
+ * restarted manager keeps one template per service, not one per task). */
+#define TEMPLATE_KEY "_Template"
 json_t *store_snapshot_view(struct store *s);
 char *store_snapshot_encode(const json_t *view, size_t *len);
 int store_restore(struct store *s, const char *data, size_t len,

@@ -9,9 +9,11 @@
 #include "ca/ca.h"
 #include "core/err.h"
 #include "core/id.h"
+#include "core/jsonx.h"
 #include "core/util.h"
 #include "manager/internal.h"
 #include "manager/networks.h"
+#include "manager/orchtask.h"
 #include "store/store.h"
 
 #include <stdio.h>
@@ -64,6 +66,8 @@ int main(int argc, char **argv) {
   const char *mgr = "mgrnode000000000000000001";
   json_t *node = manager_new_node_object(NULL, mgr, "manager", "active",
                                          "mgr-1", "10.0.0.1", NULL, NULL, NULL);
+  /* Its build reads every form: snapshots name templates. */
+  jx_set(node, "Description." STORE_ENTRIES_KEY, json_integer(STORE_ENTRIES));
   json_object_set_new(node, "ManagerStatus",
                       json_pack("{s:s, s:s}", "Reachability", "reachable",
                                 "Addr", "10.0.0.1:2377"));
@@ -137,6 +141,26 @@ int main(int argc, char **argv) {
                STORE_ANY_VERSION);
   apply(s, tx);
   dump(s, dir, "cluster-updated");
+
+  /* Tasks made as the orchestrator makes them (their service's template
+   * and endpoint spec, shared): the entry and the snapshot name it. */
+  tx = store_tx_new();
+  store_tx_put(tx, STORE_SERVICE,
+               json_pack("{s:s, s:{s:s, s:{s:{s:s}}, s:{s:[{s:i}]}}}", "ID",
+                         "apisvc0000000000000000001", "Spec", "Name", "api",
+                         "TaskTemplate", "ContainerSpec", "Image", "redis",
+                         "EndpointSpec", "Ports", "TargetPort", 6379),
+               STORE_MUST_CREATE);
+  apply(s, tx);
+  tx = store_tx_new();
+  json_t *api = store_get(s, STORE_SERVICE, "apisvc0000000000000000001");
+  for (int i = 1; i <= 2; i++)
+    store_tx_put(tx, STORE_TASK,
+                 task_new(NULL, api, i, mgr, 1700000000000000000),
+                 STORE_MUST_CREATE);
+  store_tx_name_templates(s, tx);
+  apply(s, tx);
+  dump(s, dir, "tasks-named-template");
   store_free(s);
   free(root_pem);
   free(root_key);

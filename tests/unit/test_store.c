@@ -1020,6 +1020,164 @@ TEST(store_task_by_template_refused_once_the_service_moved) {
   store_free(s);
 }
 
+static size_t count_of(const char *hay, const char *needle) {
+  size_t n = 0;
+  for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
+    n++;
+  return n;
+}
+
+/* A snapshot names a task's template as an entry does: only a task whose
+ * Spec and _EndpointSpec are its service's own objects; the restore
+ * gives the same store, the tasks sharing the service's objects again,
+ * and a snapshot of it is the same document. With a manager that does
+ * not read the form, every task carries its spec. */
+TEST(store_snapshot_names_templates) {
+  struct store *s = store_with_template();
+  sh_err err = {0};
+  struct store_tx *tx = store_tx_new();
+  json_t *t1 = task_of(s, "t1");
+  /* The named form writes top-level keys and strings itself. */
+  json_object_set_new(t1, "Odd \"key\"\n",
+                      json_string("q\"b\\s\t\x01\xc3\xa9"));
+  json_object_set_new(t1, "Big", json_integer(INT64_MIN));
+  json_object_set_new(t1, "Real", json_real(0.5));
+  store_tx_put(tx, STORE_TASK, t1, STORE_MUST_CREATE);
+  json_t *t2 = task_of(s, "t2"); /* equal, not the same object */
+  json_object_set_new(t2, "Spec", json_deep_copy(json_object_get(t2, "Spec")));
+  store_tx_put(tx, STORE_TASK, t2, STORE_MUST_CREATE);
+  json_t *t3 = task_of(s, "t3"); /* the service's spec, no endpoint */
+  json_object_del(t3, "_EndpointSpec");
+  store_tx_put(tx, STORE_TASK, t3, STORE_MUST_CREATE);
+  size_t len = 0;
+  char *enc = encode_from(s, tx, T0 + 3, &len);
+  store_tx_free(tx);
+  CHECK_INT_EQ(store_apply(s, enc, len, 3, &err), 0);
+  free(enc);
+
+  char *snap = store_snapshot(s, &len);
+  CHECK(len == strlen(snap));
+  /* The service's template, t2's and t3's; t1 names it. */
+  CHECK_INT_EQ(count_of(snap, "ContainerSpec"), 3);
+  CHECK_INT_EQ(count_of(snap, "\"" TEMPLATE_KEY "\""), 1);
+  struct store *r = store_new();
+  CHECK_INT_EQ(store_restore(r, snap, len, &err), 0);
+  char *da = dump_all(s), *dr = dump_all(r);
+  CHECK_STR_EQ(da, dr);
+  const json_t *svc = store_get(r, STORE_SERVICE, "svc1");
+  const json_t *rt1 = store_get(r, STORE_TASK, "t1");
+  CHECK(json_object_get(rt1, "Spec") == jx_get(svc, "Spec.TaskTemplate"));
+  CHECK(json_object_get(rt1, "_EndpointSpec") ==
+        jx_get(svc, "Spec.EndpointSpec"));
+  CHECK(json_object_get(rt1, TEMPLATE_KEY) == NULL);
+  CHECK(json_object_get(store_get(r, STORE_TASK, "t2"), "Spec") !=
+        jx_get(svc, "Spec.TaskTemplate"));
+  char *snap2 = store_snapshot(r, NULL);
+  json_t *j1 = json_loads(snap, 0, NULL), *j2 = json_loads(snap2, 0, NULL);
+  CHECK(j1 != NULL);
+  CHECK(json_equal(j1, j2));
+  json_decref(j1);
+  json_decref(j2);
+  free(snap2);
+
+  /* A manager of the entries-only form: whole tasks. */
+  CHECK_INT_EQ(
+      put1(s, STORE_NODE,
+           json_pack("{s:s, s:{s:s, s:i}, s:{}}", "ID", "m1", "Description",
+                     "Hostname", "m1", STORE_ENTRIES_KEY,
+                     STORE_ENTRIES_TEMPLATES, "ManagerStatus"),
+           STORE_MUST_CREATE, 4, &err),
+      0);
+  char *whole = store_snapshot(s, NULL);
+  CHECK_INT_EQ(count_of(whole, "ContainerSpec"), 4);
+  CHECK_INT_EQ(count_of(whole, TEMPLATE_KEY), 0);
+  free(whole);
+
+  /* Malformed names: refused whole, the store left as it was. */
+  static const char *const bad[] = {
+      /* on another kind */
+      "{\"index\":9,\"objects\":{\"node\":[{\"ID\":\"n\",\"_Template\":{"
+      "\"service\":\"s\",\"spec_version\":0}}],\"service\":[{\"ID\":\"s\","
+      "\"Spec\":{\"TaskTemplate\":{}}}]}}",
+      /* an unknown service */
+      "{\"index\":9,\"objects\":{\"task\":[{\"ID\":\"t\",\"_Template\":{"
+      "\"service\":\"x\",\"spec_version\":0}}],\"service\":[{\"ID\":\"s\","
+      "\"Spec\":{\"TaskTemplate\":{}}}]}}",
+      /* another spec version */
+      "{\"index\":9,\"objects\":{\"task\":[{\"ID\":\"t\",\"_Template\":{"
+      "\"service\":\"s\",\"spec_version\":2}}],\"service\":[{\"ID\":\"s\","
+      "\"Spec\":{\"TaskTemplate\":{}}}]}}",
+      /* a Spec as well */
+      "{\"index\":9,\"objects\":{\"task\":[{\"ID\":\"t\",\"Spec\":{},"
+      "\"_Template\":{\"service\":\"s\",\"spec_version\":0}}],\"service\":[{"
+      "\"ID\":\"s\",\"Spec\":{\"TaskTemplate\":{}}}]}}",
+      /* not an object */
+      "{\"index\":9,\"objects\":{\"task\":[{\"ID\":\"t\",\"_Template\":1}],"
+      "\"service\":[{\"ID\":\"s\",\"Spec\":{\"TaskTemplate\":{}}}]}}",
+      /* a service without a template */
+      "{\"index\":9,\"objects\":{\"task\":[{\"ID\":\"t\",\"_Template\":{"
+      "\"service\":\"s\",\"spec_version\":0}}],\"service\":[{\"ID\":\"s\","
+      "\"Spec\":{}}]}}",
+  };
+  for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+    sh_err e = {0};
+    CHECK_INT_EQ(store_restore(r, bad[i], strlen(bad[i]), &e), -1);
+    CHECK_INT_EQ(e.status, 400);
+  }
+  /* The well-formed one of them restores (services come after tasks). */
+  static const char good[] =
+      "{\"index\":9,\"objects\":{\"task\":[{\"ID\":\"t\",\"_Template\":{"
+      "\"service\":\"s\",\"spec_version\":0}}],\"service\":[{\"ID\":\"s\","
+      "\"Spec\":{\"TaskTemplate\":{\"A\":1}}}]}}";
+  free(dr);
+  dr = dump_all(r);
+  CHECK_STR_EQ(da, dr);
+  CHECK_INT_EQ(store_restore(r, good, strlen(good), &err), 0);
+  CHECK_INT_EQ(jx_int(store_get(r, STORE_TASK, "t"), "Spec.A", 0), 1);
+  free(da);
+  free(dr);
+  free(snap);
+  store_free(r);
+  store_free(s);
+}
+
+/* A service's new version from the bytes (a follower's apply, or any
+ * update's) keeps the previous version's spec objects where they are
+ * equal, so its tasks go on sharing them and a snapshot names them: the
+ * whole Spec when nothing in it changed, the task template and endpoint
+ * spec when only the replicas did; a changed template is the new one. */
+TEST(store_service_put_keeps_equal_spec_objects) {
+  struct store *s = store_with_template();
+  sh_err err = {0};
+  json_t *spec0 = jx_get(store_get(s, STORE_SERVICE, "svc1"), "Spec");
+  json_t *tmpl0 = json_incref(json_object_get(spec0, "TaskTemplate"));
+  json_t *ep0 = json_object_get(spec0, "EndpointSpec");
+  json_t *next = json_deep_copy(store_get(s, STORE_SERVICE, "svc1"));
+  json_object_set_new(next, "UpdateStatus", json_pack("{s:s}", "State", "x"));
+  CHECK_INT_EQ(put1(s, STORE_SERVICE, next, 2, 3, &err), 0);
+  CHECK(jx_get(store_get(s, STORE_SERVICE, "svc1"), "Spec") == spec0);
+  next = json_deep_copy(store_get(s, STORE_SERVICE, "svc1"));
+  jx_set(next, "Spec.Mode.Replicated.Replicas", json_integer(3));
+  struct store_tx *tx = store_tx_new();
+  store_tx_update(tx, STORE_SERVICE, next, store_get(s, STORE_SERVICE, "svc1"),
+                  3);
+  CHECK_INT_EQ(apply_tx(s, tx, 4, T0 + 4, &err), 0);
+  json_t *spec1 = jx_get(store_get(s, STORE_SERVICE, "svc1"), "Spec");
+  CHECK(spec1 != spec0);
+  CHECK_INT_EQ(jx_int(spec1, "Mode.Replicated.Replicas", 0), 3);
+  CHECK(json_object_get(spec1, "TaskTemplate") == tmpl0);
+  CHECK(json_object_get(spec1, "EndpointSpec") == ep0);
+  next = json_deep_copy(store_get(s, STORE_SERVICE, "svc1"));
+  jx_set(next, "Spec.TaskTemplate.ContainerSpec.Image", json_string("redis"));
+  CHECK_INT_EQ(put1(s, STORE_SERVICE, next, 4, 5, &err), 0);
+  json_t *spec2 = jx_get(store_get(s, STORE_SERVICE, "svc1"), "Spec");
+  CHECK_STR_EQ(jx_str(spec2, "TaskTemplate.ContainerSpec.Image", ""), "redis");
+  CHECK(json_object_get(spec2, "EndpointSpec") == ep0);
+  CHECK_STR_EQ(jx_str(tmpl0, "ContainerSpec.Image", ""), "nginx");
+  json_decref(tmpl0);
+  store_free(s);
+}
+
 /* Templates are named once every manager says its apply knows them
  * (Description._Entries): a manager of an older build, in a rolling
  * upgrade, would store such tasks without their Spec. Workers do not
@@ -1027,30 +1185,30 @@ TEST(store_task_by_template_refused_once_the_service_moved) {
 TEST(store_templates_wait_for_every_manager) {
   struct store *s = store_new();
   sh_err err = {0};
-  CHECK(store_managers_take_templates(s));
+  CHECK(store_managers_read(s, STORE_ENTRIES_TEMPLATES));
   CHECK_INT_EQ(
       put1(s, STORE_NODE,
            json_pack("{s:s, s:{s:s}, s:{s:b}}", "ID", "m1", "Description",
                      "Hostname", "m1", "ManagerStatus", "Leader", 1),
            STORE_MUST_CREATE, 1, &err),
       0);
-  CHECK(!store_managers_take_templates(s));
+  CHECK(!store_managers_read(s, STORE_ENTRIES_TEMPLATES));
   json_t *m1 = json_deep_copy(store_get(s, STORE_NODE, "m1"));
   jx_set(m1, "Description." STORE_ENTRIES_KEY, json_integer(STORE_ENTRIES));
   CHECK_INT_EQ(put1(s, STORE_NODE, m1, 1, 2, &err), 0);
-  CHECK(store_managers_take_templates(s));
+  CHECK(store_managers_read(s, STORE_ENTRIES_TEMPLATES));
   CHECK_INT_EQ(put1(s, STORE_NODE,
                     json_pack("{s:s, s:{s:s}}", "ID", "w1", "Description",
                               "Hostname", "w1"),
                     STORE_MUST_CREATE, 3, &err),
                0);
-  CHECK(store_managers_take_templates(s));
+  CHECK(store_managers_read(s, STORE_ENTRIES_TEMPLATES));
   CHECK_INT_EQ(put1(s, STORE_NODE,
                     json_pack("{s:s, s:{s:s}, s:{}}", "ID", "m2", "Description",
                               "Hostname", "m2", "ManagerStatus"),
                     STORE_MUST_CREATE, 4, &err),
                0);
-  CHECK(!store_managers_take_templates(s));
+  CHECK(!store_managers_read(s, STORE_ENTRIES_TEMPLATES));
   store_free(s);
 }
 
@@ -1080,5 +1238,20 @@ TEST(store_new_manager_must_read_the_log) {
                     STORE_MUST_CREATE, 2, &err),
                0);
   CHECK_INT_EQ(store_check_new_manager(s, old, &err), 0);
+  /* Managers all of the newest form: one of the entries-only form is
+   * refused too (it cannot restore their snapshots). */
+  struct store *s2 = store_new();
+  cleanup_json json_t *newest = json_pack("{s:s, s:i}", "Hostname", "newest",
+                                          STORE_ENTRIES_KEY, STORE_ENTRIES);
+  CHECK_INT_EQ(put1(s2, STORE_NODE,
+                    json_pack("{s:s, s:O, s:{s:b}}", "ID", "m1", "Description",
+                              newest, "ManagerStatus", "Leader", 1),
+                    STORE_MUST_CREATE, 1, &err),
+               0);
+  sh_err e2 = {0};
+  CHECK_INT_EQ(store_check_new_manager(s2, cur, &e2), -1);
+  CHECK(strstr(e2.msg, "entries of form 1, they write form 2") != NULL);
+  CHECK_INT_EQ(store_check_new_manager(s2, newest, &err), 0);
+  store_free(s2);
   store_free(s);
 }
