@@ -1151,6 +1151,22 @@ static void reap(struct work *w, int64_t limit) {
 
 /* ---- driver ---- */
 
+/* The run's copy of a service: the steps change _Update and
+ * UpdateStatus in place, so those (and the rest) are copies; Spec and
+ * PreviousSpec are only read or replaced whole, so they stay the store's
+ * objects, and the tasks made from them share the store's template
+ * (named in entries and snapshots, store_tx_name_templates). */
+static json_t *svc_copy(const json_t *svc) {
+  json_t *c = json_object();
+  const char *k;
+  json_t *v;
+  json_object_foreach((json_t *)svc, k, v) {
+    bool shared = !strcmp(k, "Spec") || !strcmp(k, "PreviousSpec");
+    json_object_set_new(c, k, shared ? json_incref(v) : json_deep_copy(v));
+  }
+  return c;
+}
+
 static void work_init(struct work *w, struct store *s, int64_t now,
                       struct orch_out *out, const json_t *svc) {
   memset(w, 0, sizeof *w);
@@ -1158,7 +1174,7 @@ static void work_init(struct work *w, struct store *s, int64_t now,
   w->now = now;
   w->out = out;
   w->svc0 = svc;
-  w->svc = svc ? json_deep_copy(svc) : NULL;
+  w->svc = svc ? svc_copy(svc) : NULL;
   w->tasks = json_array();
   w->orig = json_object();
   w->byid = json_object();

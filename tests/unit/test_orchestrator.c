@@ -276,6 +276,56 @@ TEST(orch_restart_on_failure_ignores_success) {
   fx_free(&f);
 }
 
+/* How many of the service's tasks share its template object in the
+ * store: the fixture applies entries from their bytes, so a new task
+ * shares it only if its entry named the template (the fixture's agent
+ * then puts whole copies). */
+static size_t sharing_template(struct fx *f, const char *sid) {
+  const json_t *tmpl =
+      jx_get(store_get(f->s, STORE_SERVICE, sid), "Spec.TaskTemplate");
+  json_t *l = store_list_by(f->s, STORE_TASKS_BY_SERVICE, sid);
+  size_t n = 0, i;
+  json_t *t;
+  json_array_foreach(l, i, t) n += json_object_get(t, "Spec") == tmpl;
+  json_decref(l);
+  return n;
+}
+
+/* Tasks made by a service's full run (a global service's, a restart's)
+ * name its template as a new replicated service's do, not a copy each. */
+TEST(orch_full_run_tasks_name_the_template) {
+  cleanup_fx struct fx f = {0};
+  fx_init(&f, 5);
+  three_nodes(&f);
+  fx_service(&f, "g1",
+             "{\"Name\":\"mon\",\"TaskTemplate\":{\"ContainerSpec\":{"
+             "\"Image\":\"busybox\"}},\"Mode\":{\"Global\":{}}}");
+  fx_orch(&f);
+  CHECK_INT_EQ(sharing_template(&f, "g1"), 3);
+  char b[512];
+  fx_service(
+      &f, "svc1",
+      web(b, sizeof b, 2, ",\"RestartPolicy\":{\"Condition\":\"any\"}", NULL));
+  fx_converge(&f, true);
+  f.now += NS_PER_SEC;
+  fx_node(&f, "node4", NULL);
+  fx_orch(&f);
+  CHECK_INT_EQ(fx_on_node(&f, "g1", "node4"), 1);
+  CHECK_INT_EQ(sharing_template(&f, "g1"), 1);
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_count(&f, "g1", "running", "running"), 4);
+  CHECK_INT_EQ(sharing_template(&f, "svc1"), 0);
+  f.now += NS_PER_SEC;
+  fail_slot1(&f, "failed");
+  fx_orch(&f);
+  CHECK_INT_EQ(sharing_template(&f, "svc1"), 1);
+  f.now += 10 * NS_PER_SEC; /* the restart delay */
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "running", "running"), 2);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "shutdown", "failed"), 1);
+  fx_free(&f);
+}
+
 TEST(orch_restart_any_delay_and_max_attempts) {
   cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
