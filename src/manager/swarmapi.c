@@ -193,13 +193,19 @@ static void handle_renew(struct manager *m, struct http_req *req,
   const char *csr = jx_str(body, "CSR", NULL);
   if (!node || !csr)
     return http_respond_error(req, 404, "node not found");
+  /* Checked at the promotion too, but the managers may have moved to a
+   * newer form since: a manager's log and snapshots must be readable. */
+  bool becoming = strcmp(jx_str(node, "Spec.Role", ""), "manager") == 0 &&
+                  !json_object_get(node, "ManagerStatus");
+  if (becoming && store_check_new_manager(
+                      m->store, json_object_get(node, "Description"), &err) < 0)
+    return respond_err(req, &err);
   struct renew_ctx *c = xcalloc(1, sizeof *c);
   c->m = m;
   c->req = req;
   snprintf(c->node_id, sizeof c->node_id, "%s", node_id);
   c->csr = xstrdup(csr);
-  if (strcmp(jx_str(node, "Spec.Role", ""), "manager") == 0 &&
-      !json_object_get(node, "ManagerStatus")) {
+  if (becoming) {
     char adv[128];
     const char *want = jx_str(body, "Addr", "");
     if (*want)

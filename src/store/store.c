@@ -886,6 +886,7 @@ static int fill_template(struct store *s, struct stage *st, enum store_kind k,
   const char *sid = jx_str(tm, "service", NULL);
   json_t *ver = json_object_get(tm, "spec_version");
   if (k != STORE_TASK || !sid || !*sid || !json_is_integer(ver) ||
+      strcmp(sid, jx_str(nv, "ServiceID", "")) != 0 ||
       json_object_get(nv, "Spec") || json_object_get(nv, "_EndpointSpec"))
     return sh_error(err, 400, "invalid transaction: malformed template");
   /* Read, not staged: a staged service would go through the name checks
@@ -1140,13 +1141,15 @@ static int put_cb(const char *data, size_t n, void *ud) {
   return 0;
 }
 
-static void put_value(sh_buf *b, const json_t *v) {
+/* 0, or -1 if jansson could not encode v (too deep). */
+static int put_value(sh_buf *b, const json_t *v) {
   if (json_is_string(v))
     put_string(b, json_string_value(v), json_string_length(v));
   else if (json_is_integer(v))
     buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
   else
-    json_dump_callback(v, put_cb, b, JSON_COMPACT | JSON_ENCODE_ANY);
+    return json_dump_callback(v, put_cb, b, JSON_COMPACT | JSON_ENCODE_ANY);
+  return 0;
 }
 
 /* A service's task template and endpoint spec as the snapshot's tasks
@@ -1172,8 +1175,8 @@ static const struct snap_tmpl *snap_tmpl_of(const struct snap_tmpl *tm,
 
 /* A task that shares its service's template, written without it: its
  * other keys, then TEMPLATE_KEY naming the service and spec version. */
-static void put_named(sh_buf *b, const json_t *task,
-                      const struct snap_tmpl *tm) {
+static int put_named(sh_buf *b, const json_t *task,
+                     const struct snap_tmpl *tm) {
   buf_append(b, "{", 1);
   const char *k;
   json_t *v;
@@ -1182,12 +1185,14 @@ static void put_named(sh_buf *b, const json_t *task,
       continue;
     put_string(b, k, strlen(k));
     buf_append(b, ":", 1);
-    put_value(b, v);
+    if (put_value(b, v) < 0)
+      return -1;
     buf_append(b, ",", 1);
   }
   buf_printf(b, "\"" TEMPLATE_KEY "\":{\"service\":");
   put_string(b, tm->sid, strlen(tm->sid));
   buf_printf(b, ",\"spec_version\":%" JSON_INTEGER_FORMAT "}}", tm->version);
+  return 0;
 }
 
 /* The view's services' templates, when it may name them; *by_sid maps a
@@ -1232,10 +1237,11 @@ char *store_snapshot_encode(const json_t *view, size_t *len) {
         buf_append(&b, ",", 1);
       const struct snap_tmpl *t =
           tasks && tm ? snap_tmpl_of(tm, by_sid, o) : NULL;
-      if (t)
-        put_named(&b, o, t);
-      else
-        json_dump_callback(o, put_cb, &b, JSON_COMPACT);
+      if (t ? put_named(&b, o, t) < 0
+            : json_dump_callback(o, put_cb, &b, JSON_COMPACT) < 0) {
+        buf_free(&b);
+        return NULL; /* too deep for jansson: no snapshot this time */
+      }
     }
     buf_append(&b, "]", 1);
   }
@@ -1258,7 +1264,7 @@ static int restore_template(json_t **nobjs, json_t *t, sh_err *err) {
   const char *sid = jx_str(tm, "service", NULL);
   json_t *ver = json_object_get(tm, "spec_version");
   json_t *svc = sid ? unbox(json_object_get(nobjs[STORE_SERVICE], sid)) : NULL;
-  if (json_object_get(nobjs[STORE_TASK], jx_str(t, "ID", "")) == NULL || !svc ||
+  if (!svc || strcmp(sid, jx_str(t, "ServiceID", "")) != 0 ||
       !json_is_integer(ver) ||
       jx_int(svc, SPEC_VERSION_KEY, 0) != json_integer_value(ver) ||
       !json_is_object(jx_get(svc, "Spec.TaskTemplate")) ||
@@ -1309,6 +1315,10 @@ int store_restore(struct store *s, const char *data, size_t len, sh_err *err) {
       const char *id = jx_str(o, "ID", NULL);
       if (!json_is_object(o) || !id || !*id || json_object_get(nobjs[k], id)) {
         rc = sh_error(err, 400, "invalid snapshot: bad %s object", kn);
+        goto out;
+      }
+      if (json_object_get(o, TEMPLATE_KEY) && k != STORE_TASK) {
+        rc = sh_error(err, 400, "invalid snapshot: a %s names a template", kn);
         goto out;
       }
       if (json_object_get(o, TEMPLATE_KEY))

@@ -232,6 +232,7 @@ char *store_snapshot(struct store *s, size_t *len);
  * restarted manager keeps one template per service, not one per task). */
 #define TEMPLATE_KEY "_Template"
 json_t *store_snapshot_view(struct store *s);
+/* NULL if an object is nested too deep for jansson to encode. */
 char *store_snapshot_encode(const json_t *view, size_t *len);
 int store_restore(struct store *s, const char *data, size_t len,
                   struct sh_err *err);

@@ -70,6 +70,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   size_t l1 = 0, l2 = 0;
   char *s1 = store_snapshot(s, &l1);
+  if (!s1)
+    abort(); /* what restored must encode again */
   struct store *t = store_new();
   if (store_restore(t, s1, l1, &err) < 0) {
     fprintf(stderr, "own snapshot does not restore: %s\n", err.msg);

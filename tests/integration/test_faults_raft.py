@@ -10,6 +10,7 @@ import json
 import os
 import re
 import struct
+import urllib.parse
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -241,6 +242,16 @@ def test_snapshot_interval_takes_effect_and_a_restart_restores_from_it():
                     if n.startswith("snapshot-") and not n.endswith(".meta")]
 
         assert snapshots() == [], snapshots()
+        # Tasks that stay pending (no node fits): in the snapshot they name
+        # their service's template, and come back from it with their spec.
+        lab.docker("m1", "service", "create", "--detach", "--no-resolve-image", "--name", "snapsvc",
+                   "--replicas", "3", "--constraint", "node.labels.nowhere==1",
+                   "--publish", "published=8089,target=80,mode=host", "busybox", "sleep", "1d")
+
+        def task_specs():
+            st, tasks = lab.api("m1", "GET", "/v1.47/tasks?filters=%s" % urllib.parse.quote(json.dumps({"service": ["snapsvc"]})))
+            return [t["Spec"] for t in tasks] if st == 200 else []
+        wait_until(lambda: len(task_specs()) == 3, 20, what="3 tasks of snapsvc")
         lab.docker("m1", "swarm", "update", "--snapshot-interval", "20")
         _, out, _ = lab.docker("m1", "info", "--format", "{{.Swarm.Cluster.Spec.Raft.SnapshotInterval}}")
         assert out.strip() == "20", out
@@ -254,6 +265,18 @@ def test_snapshot_interval_takes_effect_and_a_restart_restores_from_it():
                    what="node ls after a restart")
         got = labels(lab)
         assert all(got.get("s%d" % i) == "1" for i in range(30)), got
+        template = lab.api("m1", "GET", "/v1.47/services/snapsvc")[1]["Spec"]["TaskTemplate"]
+        specs = task_specs()
+        assert len(specs) == 3 and all(sp == template for sp in specs), (template, specs)
+        assert template["ContainerSpec"]["Args"] == ["sleep", "1d"], template
+        snap = max(snapshots(), key=lambda n: os.path.getmtime(os.path.join(raft_dir(lab), n)))
+        with open(os.path.join(raft_dir(lab), snap), "rb") as f:
+            raw = f.read()
+        raw = raw[raw.find(b"shoalAE1"):]  # after libraft's own header
+        (ln,) = struct.unpack_from("<Q", raw, 24)
+        text = AESGCM(raft_dek(lab)).decrypt(raw[8:20], raw[48:48 + ln] + raw[32:48],
+                                             raw[:32]).decode(errors="replace")
+        assert text.count('"_Template"') == 3 and text.count('"sleep"') == 1, text[:2000]
         # Still 20 after the restart: 30 more writes take another snapshot.
         first = set(snapshots())
         for i in range(30):
