@@ -7,6 +7,11 @@
   "{\"Name\":\"web\",\"TaskTemplate\":{\"ContainerSpec\":{\"Image\":"          \
   "\"nginx\"}%s},\"Mode\":{\"Replicated\":{\"Replicas\":%d}}%s}"
 
+/* A global service. */
+#define MON                                                                    \
+  "{\"Name\":\"mon\",\"TaskTemplate\":{\"ContainerSpec\":{\"Image\":"          \
+  "\"busybox\"}},\"Mode\":{\"Global\":{}}}"
+
 static const char *web(char *buf, size_t n, int replicas, const char *tmpl,
                        const char *rest) {
   snprintf(buf, n, WEB, tmpl ? tmpl : "", replicas, rest ? rest : "");
@@ -105,9 +110,7 @@ TEST(orch_global_one_per_node_and_joining_node) {
   cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   three_nodes(&f);
-  fx_service(&f, "g1",
-             "{\"Name\":\"mon\",\"TaskTemplate\":{\"ContainerSpec\":{"
-             "\"Image\":\"busybox\"}},\"Mode\":{\"Global\":{}}}");
+  fx_service(&f, "g1", MON);
   fx_orch(&f);
   json_t *l = fx_tasks(&f, "g1", "running", "assigned");
   CHECK_INT_EQ(json_array_size(l), 3);
@@ -280,15 +283,21 @@ TEST(orch_restart_on_failure_ignores_success) {
  * store: the fixture applies entries from their bytes, so a new task
  * shares it only if its entry named the template (the fixture's agent
  * then puts whole copies). */
+struct sharing {
+  const json_t *tmpl;
+  size_t n;
+};
+
+static void count_sharing(json_t *t, void *ud) {
+  struct sharing *c = ud;
+  c->n += json_object_get(t, "Spec") == c->tmpl;
+}
+
 static size_t sharing_template(struct fx *f, const char *sid) {
-  const json_t *tmpl =
-      jx_get(store_get(f->s, STORE_SERVICE, sid), "Spec.TaskTemplate");
-  json_t *l = store_list_by(f->s, STORE_TASKS_BY_SERVICE, sid);
-  size_t n = 0, i;
-  json_t *t;
-  json_array_foreach(l, i, t) n += json_object_get(t, "Spec") == tmpl;
-  json_decref(l);
-  return n;
+  struct sharing c = {
+      jx_get(store_get(f->s, STORE_SERVICE, sid), "Spec.TaskTemplate"), 0};
+  store_each_by(f->s, STORE_TASKS_BY_SERVICE, sid, count_sharing, &c);
+  return c.n;
 }
 
 /* Tasks made by a service's full run (a global service's, a restart's)
@@ -297,9 +306,7 @@ TEST(orch_full_run_tasks_name_the_template) {
   cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   three_nodes(&f);
-  fx_service(&f, "g1",
-             "{\"Name\":\"mon\",\"TaskTemplate\":{\"ContainerSpec\":{"
-             "\"Image\":\"busybox\"}},\"Mode\":{\"Global\":{}}}");
+  fx_service(&f, "g1", MON);
   fx_orch(&f);
   CHECK_INT_EQ(sharing_template(&f, "g1"), 3);
   char b[512];
