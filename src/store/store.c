@@ -501,15 +501,28 @@ json_t *store_tx_doc(const struct store_tx *tx, int64_t now_ns) {
 }
 
 /* What store_tx_name_templates learned of each service a transaction's
- * new tasks name (service ID -> ...): the template to name (one object,
- * shared by the ops; null: none), and the service's task template and
- * endpoint spec (null: none) the tasks' own must be. */
+ * new tasks name (service ID -> the template to name, one object shared
+ * by the ops; null: none), and the services it changes. */
 struct names {
-  json_t *changed, *tm, *spec, *ep;
+  json_t *changed, *tm;
 };
 
-static json_t *or_null(json_t *v) {
-  return v ? v : json_null();
+/* Whether the task's Spec and _EndpointSpec are svc's own objects
+ * (task_new shares them): the tasks an entry or a snapshot writes naming
+ * their service's template instead of carrying it. */
+static bool shares_template(const json_t *task, const json_t *svc) {
+  const json_t *spec = json_object_get(task, "Spec");
+  return spec && spec == jx_get(svc, "Spec.TaskTemplate") &&
+         json_object_get(task, "_EndpointSpec") ==
+             jx_get(svc, "Spec.EndpointSpec");
+}
+
+/* A task named by its template gets its service's objects, shared. */
+static void take_template(json_t *task, const json_t *svc) {
+  json_object_set(task, "Spec", jx_get(svc, "Spec.TaskTemplate"));
+  json_t *ep = jx_get(svc, "Spec.EndpointSpec");
+  if (ep)
+    json_object_set(task, "_EndpointSpec", ep);
 }
 
 static json_t *service_template(struct store *s, struct names *n,
@@ -526,8 +539,6 @@ static json_t *service_template(struct store *s, struct names *n,
     json_object_set_new(tm, "service", json_string(sid));
     json_object_set_new(tm, "spec_version",
                         json_integer(jx_int(svc, SPEC_VERSION_KEY, 0)));
-    json_object_set(n->spec, sid, tmpl);
-    json_object_set(n->ep, sid, or_null(jx_get(svc, "Spec.EndpointSpec")));
   }
   json_object_set_new(n->tm, sid, tm);
   return tm;
@@ -544,13 +555,11 @@ static void name_template(struct store *s, json_t *op, struct names *n) {
     return;
   json_t *obj = json_object_get(op, "obj");
   const char *sid = jx_str(obj, "ServiceID", NULL);
-  const json_t *spec = json_object_get(obj, "Spec");
-  if (!sid || !spec)
+  if (!sid)
     return;
   json_t *tm = service_template(s, n, sid);
-  if (json_is_null(tm) || spec != json_object_get(n->spec, sid) ||
-      or_null(json_object_get(obj, "_EndpointSpec")) !=
-          json_object_get(n->ep, sid))
+  if (json_is_null(tm) ||
+      !shares_template(obj, store_get(s, STORE_SERVICE, sid)))
     return;
   json_object_set(op, "template", tm);
   json_object_del(obj, "Spec");
@@ -566,7 +575,7 @@ void store_tx_name_templates(struct store *s, struct store_tx *tx) {
       strcmp(jx_str(o, "kind", ""), "task") == 0;
   if (!creates)
     return; /* status reports, updates: nothing to name */
-  struct names n = {json_object(), json_object(), json_object(), json_object()};
+  struct names n = {json_object(), json_object()};
   size_t i;
   json_t *op;
   json_array_foreach(tx->ops, i, op) {
@@ -577,8 +586,6 @@ void store_tx_name_templates(struct store *s, struct store_tx *tx) {
   json_array_foreach(tx->ops, i, op) name_template(s, op, &n);
   json_decref(n.changed);
   json_decref(n.tm);
-  json_decref(n.spec);
-  json_decref(n.ep);
 }
 
 static void entries_of(json_t *node, void *ud) {
@@ -589,16 +596,20 @@ static void entries_of(json_t *node, void *ud) {
     *least = v;
 }
 
-bool store_managers_read(struct store *s, int form) {
+/* The least form every manager reads. */
+static int64_t managers_form(struct store *s) {
   int64_t least = STORE_ENTRIES;
   store_each_by(s, STORE_MANAGER_NODES, "manager", entries_of, &least);
-  return least >= form;
+  return least;
+}
+
+bool store_managers_read(struct store *s, int form) {
+  return managers_form(s) >= form;
 }
 
 int store_check_new_manager(struct store *s, const json_t *desc, sh_err *err) {
   int64_t v = jx_int(desc, STORE_ENTRIES_KEY, 0);
-  int64_t least = STORE_ENTRIES;
-  store_each_by(s, STORE_MANAGER_NODES, "manager", entries_of, &least);
+  int64_t least = managers_form(s);
   if (v >= least)
     return 0;
   return sh_error(err, 400,
@@ -778,7 +789,6 @@ static int stage_node_removed(struct store *s, struct stage *st,
   return 0;
 }
 
-/* An update that carries only what changed (store_tx_update). */
 /* A new version of a service whose spec, task template or endpoint spec
  * equals its previous version's keeps the previous object: its tasks
  * share those (task_new, named templates), and a put parsed from an
@@ -807,6 +817,7 @@ static void keep_spec_objects(const json_t *cur, json_t *nv) {
     json_object_set_new(nv, "Spec", spec);
 }
 
+/* An update that carries only what changed (store_tx_update). */
 static int stage_patch(struct store *s, struct stage *st, json_t *op,
                        const char *now, uint64_t index, sh_err *err) {
   enum store_kind k;
@@ -897,16 +908,12 @@ static int fill_template(struct store *s, struct stage *st, enum store_kind k,
     return sh_error(err, 404, "service %s not found", sid);
   if (jx_int(svc, SPEC_VERSION_KEY, 0) != json_integer_value(ver))
     return sh_error(err, STORE_SEQ_STATUS, STORE_SEQ_MSG);
-  json_t *tmpl = jx_get(svc, "Spec.TaskTemplate");
-  json_t *ep = jx_get(svc, "Spec.EndpointSpec");
-  if (!json_is_object(tmpl))
+  if (!json_is_object(jx_get(svc, "Spec.TaskTemplate")))
     return sh_error(err, 400,
                     "invalid transaction: service %s has no "
                     "task template",
                     sid);
-  json_object_set(nv, "Spec", tmpl);
-  if (ep)
-    json_object_set(nv, "_EndpointSpec", ep);
+  take_template(nv, svc);
   return 0;
 }
 
@@ -1152,10 +1159,10 @@ static int put_value(sh_buf *b, const json_t *v) {
   return 0;
 }
 
-/* A service's task template and endpoint spec as the snapshot's tasks
- * may name them (store_tx_name_templates' rule: the same objects). */
+/* A service whose template the snapshot's tasks may name
+ * (shares_template, the entries' rule). */
 struct snap_tmpl {
-  const json_t *spec, *ep;
+  const json_t *svc;
   const char *sid;
   json_int_t version;
 };
@@ -1167,10 +1174,7 @@ static const struct snap_tmpl *snap_tmpl_of(const struct snap_tmpl *tm,
   if (!at)
     return NULL;
   const struct snap_tmpl *t = &tm[json_integer_value(at)];
-  return json_object_get(task, "Spec") == t->spec &&
-                 json_object_get(task, "_EndpointSpec") == t->ep
-             ? t
-             : NULL;
+  return shares_template(task, t->svc) ? t : NULL;
 }
 
 /* A task that shares its service's template, written without it: its
@@ -1206,12 +1210,10 @@ static struct snap_tmpl *snap_tmpls(const json_t *view, json_t **by_sid) {
   size_t i, n = 0;
   json_t *svc;
   json_array_foreach(svcs, i, svc) {
-    const json_t *spec = jx_get(svc, "Spec.TaskTemplate");
     const char *sid = jx_str(svc, "ID", NULL);
-    if (!json_is_object(spec) || !sid)
+    if (!json_is_object(jx_get(svc, "Spec.TaskTemplate")) || !sid)
       continue;
-    tm[n] = (struct snap_tmpl){spec, jx_get(svc, "Spec.EndpointSpec"), sid,
-                               jx_int(svc, SPEC_VERSION_KEY, 0)};
+    tm[n] = (struct snap_tmpl){svc, sid, jx_int(svc, SPEC_VERSION_KEY, 0)};
     json_object_set_new(*by_sid, sid, json_integer((json_int_t)n++));
   }
   return tm;
@@ -1270,10 +1272,7 @@ static int restore_template(json_t **nobjs, json_t *t, sh_err *err) {
       !json_is_object(jx_get(svc, "Spec.TaskTemplate")) ||
       json_object_get(t, "Spec") || json_object_get(t, "_EndpointSpec"))
     return sh_error(err, 400, "invalid snapshot: bad task template");
-  json_object_set(t, "Spec", jx_get(svc, "Spec.TaskTemplate"));
-  json_t *ep = jx_get(svc, "Spec.EndpointSpec");
-  if (ep)
-    json_object_set(t, "_EndpointSpec", ep);
+  take_template(t, svc);
   json_object_del(t, TEMPLATE_KEY);
   return 0;
 }
