@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define CLUSTER "clusteraaaaaaaaaaaaaaaaaa"
 #define TICK_MS 100
@@ -99,6 +100,9 @@ static void rmdir_all(const char *dir) {
 struct tfsm {
   sh_buf log;
   int applies;
+  uint64_t last_index;
+  bool out_of_order;
+  unsigned apply_ms; /* a slow apply (a big store entry's) */
 };
 
 static int tfsm_apply(void *ud, const char *data, size_t len, void *hint,
@@ -107,6 +111,11 @@ static int tfsm_apply(void *ud, const char *data, size_t len, void *hint,
   (void)hint;
   struct tfsm *f = ud;
   f->applies++;
+  if (index <= f->last_index)
+    f->out_of_order = true;
+  f->last_index = index;
+  if (f->apply_ms)
+    usleep(f->apply_ms * 1000);
   buf_append(&f->log, data, len);
   buf_printf(&f->log, "@%llu;", (unsigned long long)index);
   return 0;
@@ -124,7 +133,20 @@ static int tfsm_restore(void *ud, const char *data, size_t len, sh_err *err) {
   struct tfsm *f = ud;
   buf_reset(&f->log);
   buf_append(&f->log, data, len);
+  f->last_index = 0; /* what follows the snapshot is all this test checks */
   return 0;
+}
+
+/* The snapshot in two steps (fsm version 3): the view is a copy of the
+ * log, encoded on a pool thread. */
+static void *tfsm_view(void *ud) {
+  struct tfsm *f = ud;
+  return xstrdup(f->log.data ? f->log.data : "");
+}
+
+static char *tfsm_encode(void *view, size_t *len) {
+  *len = strlen(view);
+  return xstrdup(view);
 }
 
 static bool fsm_has(const struct tfsm *f, const char *entry) {
@@ -162,6 +184,8 @@ static void pki_free(struct pki *p) {
 struct leader_seen {
   bool leader;
   int changes;
+  const struct tfsm *fsm;
+  uint64_t fsm_index_at_lead; /* what the FSM had applied when it led */
 };
 
 struct tnode {
@@ -182,12 +206,15 @@ struct tnode {
   uint64_t peer_rid[3];
   int accepts_from[3];
   bool refuse_raft;
+  bool async_snap; /* snapshots in two steps (tfsm_view) */
 };
 
 static void on_leader(void *ud, bool leader) {
   struct leader_seen *l = ud;
   l->leader = leader;
   l->changes++;
+  if (leader && l->fsm)
+    l->fsm_index_at_lead = l->fsm->last_index;
 }
 
 static void swarm_handler(struct http_req *req, void *ud) {
@@ -255,7 +282,12 @@ static bool node_start(struct tnode *n, enum start_mode mode) {
                              .snapshot = tfsm_snapshot,
                              .restore = tfsm_restore,
                              .ud = &n->fsm};
-  n->ls = (struct leader_seen){0};
+  if (n->async_snap) {
+    fsm.snapshot_view = tfsm_view;
+    fsm.snapshot_encode = tfsm_encode;
+    fsm.snapshot_view_free = free;
+  }
+  n->ls = (struct leader_seen){.fsm = &n->fsm};
   if (!n->srv && !node_listen(n))
     return false;
   int r = raftnode_open(&loop, &cfg, &fsm, &n->rn, &err);
@@ -536,6 +568,134 @@ TEST(raft_tls_three_managers_failover_and_catch_up) {
   }
 
   for (int i = 0; i < 3; i++)
+    node_free(&n[i]);
+  pki_free(&p);
+  run_ms(50);
+  CHECK_INT_EQ(uv_loop_close(&loop), 0);
+}
+
+/* ---- a follower's applies do not hold the leader's commits ---- */
+
+struct proposals {
+  int n, done, failed;
+  struct done_rec *d;
+};
+
+static void count_cb(void *ud, int status, const sh_err *err) {
+  (void)err;
+  struct proposals *p = ud;
+  p->done++;
+  p->failed += status != 0;
+}
+
+static bool all_done_cb(void *arg) {
+  struct proposals *p = arg;
+  return p->done == p->n;
+}
+
+/* Proposes "<prefix><i>" for i < n without waiting between them, then
+ * waits for every verdict; true when all committed. */
+static bool propose_wave(struct tnode *n, const char *prefix, int cnt) {
+  struct proposals p = {.n = cnt};
+  for (int i = 0; i < cnt; i++) {
+    char e[32];
+    snprintf(e, sizeof e, "%s%d", prefix, i);
+    sh_err err = {0};
+    if (raftnode_propose(n->rn, e, strlen(e), count_cb, &p, &err) < 0)
+      return false;
+  }
+  return run_cond(all_done_cb, &p, 10000) && p.failed == 0;
+}
+
+static bool applied_all_cb(void *arg) {
+  struct tnode **pair = arg;
+  return pair[1]->fsm.last_index >= pair[0]->fsm.last_index;
+}
+
+TEST(raft_tls_follower_applies_later_and_commits_do_not_wait) {
+  struct pki p = {0};
+  struct tnode n[2];
+  CHECK(managers_new(&p, n, 2));
+  CHECK(join_added(&n[0], &n[1]));
+  CHECK_INT_EQ(voters(&n[0]), 2); /* each commit needs the follower */
+  CHECK_INT_EQ(propose_wait(&n[0], "first", 3000), 0);
+  struct tnode *pair[] = {&n[0], &n[1]};
+  CHECK(wait_all_have(pair, 2, "first@", 5000));
+
+  /* Each apply on the follower takes 40 ms (a big entry on a loaded
+   * manager). Ten entries commit; while the follower works through them,
+   * one more is proposed: it commits before the follower is done (the
+   * follower acknowledged it between its applies), and the follower's
+   * applied index says how far its reads are, not raft's. */
+  n[1].fsm.apply_ms = 40;
+  int before = n[1].fsm.applies;
+  CHECK(propose_wave(&n[0], "wave", 10));
+  uint64_t wave_end = n[0].fsm.last_index;
+  struct done_rec d = {0};
+  sh_err err = {0};
+  CHECK_INT_EQ(raftnode_propose(n[0].rn, "probe", 5, done_cb, &d, &err), 0);
+  CHECK(run_cond(flag_set, (void *)&d.called, 5000));
+  CHECK_INT_EQ(d.status, 0);
+  int applied_at_probe = n[1].fsm.applies - before;
+  fprintf(stderr,
+          "    the probe committed with %d of 10 applied on the follower\n",
+          applied_at_probe);
+  CHECK(applied_at_probe < 10);
+  CHECK(n[1].fsm.last_index < wave_end);
+  CHECK(raftnode_last_applied(n[1].rn) == n[1].fsm.last_index);
+
+  /* It catches up: every entry, once, in order, as the leader has them. */
+  CHECK(run_cond(applied_all_cb, pair, 10000));
+  CHECK(!n[1].fsm.out_of_order);
+  CHECK_STR_EQ(n[1].fsm.log.data, n[0].fsm.log.data);
+  CHECK(raftnode_last_applied(n[1].rn) == raftnode_last_applied(n[0].rn));
+
+  /* With entries still queued (100 ms each now), the follower is made
+   * leader once heartbeats told it they are committed: it leads only with
+   * all of them applied. */
+  n[1].fsm.apply_ms = 100;
+  CHECK(propose_wave(&n[0], "late", 25));
+  uint64_t late_end = n[0].fsm.last_index;
+  run_ms(3 * TICK_MS);
+  CHECK(n[1].fsm.last_index < late_end);
+  d = (struct done_rec){0};
+  CHECK_INT_EQ(
+      raftnode_transfer_leadership(n[0].rn, n[1].rid, done_cb, &d, &err), 0);
+  CHECK(run_cond(flag_set, (void *)&d.called, 10000));
+  CHECK(run_cond(flag_set, &n[1].ls.leader, 10000));
+  CHECK(raftnode_is_leader(n[1].rn));
+  CHECK(n[1].ls.fsm_index_at_lead >= late_end);
+  n[1].fsm.apply_ms = 0;
+  CHECK_INT_EQ(propose_wait(&n[1], "led", 3000), 0);
+  CHECK(wait_all_have(pair, 2, "led@", 5000));
+  CHECK(!n[1].fsm.out_of_order);
+  CHECK(!n[0].fsm.out_of_order);
+  CHECK_STR_EQ(n[1].fsm.log.data, n[0].fsm.log.data);
+
+  /* The old leader, a follower now, snapshots every 4 entries while its
+   * queue holds some (in one step, then in two): each snapshot has what
+   * raft counts as applied, so a restart from it (and the log after it)
+   * gives the leader's state. */
+  struct tnode *rev[] = {&n[1], &n[0]};
+  for (int async = 0; async < 2; async++) {
+    char prefix[16], last[32];
+    snprintf(prefix, sizeof prefix, "snap%d-", async);
+    snprintf(last, sizeof last, "restarted%d", async);
+    raftnode_set_snapshot_policy(n[0].rn, 4, 2);
+    n[0].fsm.apply_ms = 20;
+    CHECK(propose_wave(&n[1], prefix, 20));
+    CHECK(run_cond(applied_all_cb, rev, 10000));
+    run_ms(200); /* a snapshot's encoding on the pool */
+    node_stop(&n[0]);
+    n[0].fsm.apply_ms = 0;
+    n[0].async_snap = !async; /* the next round's kind */
+    CHECK(node_start(&n[0], RESTART));
+    CHECK_INT_EQ(propose_wait(&n[1], last, 5000), 0);
+    CHECK(wait_all_have(pair, 2, last, 5000));
+    CHECK_STR_EQ(n[0].fsm.log.data, n[1].fsm.log.data);
+  }
+
+  for (int i = 0; i < 2; i++)
     node_free(&n[i]);
   pki_free(&p);
   run_ms(50);
