@@ -263,8 +263,8 @@ struct deferred {
   char data[];
 };
 
-/* What a queue may hold before entries apply as they come again (the
- * old pacing, which slows the leader down to the follower): a new leader
+/* What a queue may hold; past it, entries apply as they come (the old
+ * pacing, which slows the leader down to the follower). A new leader
  * applies it all before it leads, ~0.2-0.35 s for 1 MiB on a loaded
  * 2-core machine (a status entry of ~360 KB took 75-115 ms there), and a
  * snapshot waits for it. Entries of 250 new tasks are ~100 KB. */
@@ -324,11 +324,17 @@ static void drain_cb(uv_idle_t *h) {
 }
 
 /* Whether this entry may wait in the queue: a follower's (no proposer of
- * this node waits for it), while the queue has room. */
+ * this node waits for it) that fits in it. A full queue first applies its
+ * oldest entries until the new one fits: a follower that falls behind by
+ * more than the queue applies about an entry per entry it receives, not
+ * the whole queue in one turn. */
 static bool may_defer(struct raftnode *rn, void *hint, size_t len) {
-  return rn->started && !rn->closing && !hint &&
-         raft_state(&rn->raft) != RAFT_LEADER &&
-         rn->dq_bytes + len <= DEFER_MAX_BYTES;
+  if (!rn->started || rn->closing || hint ||
+      raft_state(&rn->raft) == RAFT_LEADER || len > DEFER_MAX_BYTES)
+    return false;
+  while (rn->dq_head && rn->dq_bytes + len > DEFER_MAX_BYTES)
+    apply_queued(rn);
+  return true;
 }
 
 static void defer_entry(struct raftnode *rn, const char *data, size_t len,

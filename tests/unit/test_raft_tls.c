@@ -650,6 +650,27 @@ TEST(raft_tls_follower_applies_later_and_commits_do_not_wait) {
   CHECK_STR_EQ(n[1].fsm.log.data, n[0].fsm.log.data);
   CHECK(raftnode_last_applied(n[1].rn) == raftnode_last_applied(n[0].rn));
 
+  /* Past the queue's 1 MiB (24 entries of 100 KB): the oldest apply as
+   * new ones come in; still every entry once, in order. */
+  {
+    enum { BIG = 100 * 1024, NBIG = 24 };
+    char *big = xmalloc(BIG);
+    struct proposals bp = {.n = NBIG};
+    for (int i = 0; i < NBIG; i++) {
+      memset(big, 'x', BIG);
+      int k = snprintf(big, 32, "big%d-", i);
+      big[k] = 'x';
+      CHECK_INT_EQ(raftnode_propose(n[0].rn, big, BIG, count_cb, &bp, &err), 0);
+    }
+    free(big);
+    CHECK(run_cond(all_done_cb, &bp, 20000));
+    CHECK_INT_EQ(bp.failed, 0);
+    CHECK(run_cond(applied_all_cb, pair, 20000));
+    CHECK(!n[1].fsm.out_of_order);
+    CHECK_INT_EQ(n[1].fsm.log.len, n[0].fsm.log.len);
+    CHECK(memcmp(n[1].fsm.log.data, n[0].fsm.log.data, n[0].fsm.log.len) == 0);
+  }
+
   /* With entries still queued (100 ms each now), the follower is made
    * leader once heartbeats told it they are committed: it leads only with
    * all of them applied. */
