@@ -11,10 +11,11 @@
  * - fsm->restore takes ownership of the buffer on success (raft_free it);
  *   on failure raft frees it.
  * - a follower applies every entry the leader's commit index covers in
- *   one go, inside the receive callback, and acknowledges newer entries
- *   only from a later loop turn (after their disk write): its applies held
- *   the leader's commits back. Followers therefore queue entries and apply
- *   them in slices (see "deferred applies").
+ *   one go, in the callback of a batch's disk write right before it
+ *   acknowledges that batch (in the receive callback for an empty
+ *   append): its applies held the leader's commits back. Followers
+ *   therefore queue entries and apply them in slices ("deferred
+ *   applies"). A barrier calls no fsm->apply.
  * - a single voter elects itself inside raft_start and applies its whole log
  *   there; leadership changes have no callback, hence the uv_check poll.
  * - entry payloads must be a multiple of 8 bytes: the on-disk segment
@@ -129,7 +130,7 @@ struct raftnode {
   /* Deferred applies (a follower's): entries raft counts as applied,
    * not yet given to the FSM, oldest first, and their bytes. */
   struct deferred *dq_head, *dq_tail;
-  size_t dq_bytes;
+  size_t dq_bytes, dq_n;
   uv_idle_t drain; /* applies a slice of the queue each loop turn */
 
   /* The FSM's verdict on the entry being applied right now. */
@@ -263,6 +264,10 @@ struct deferred {
   char data[];
 };
 
+/* Entries a queue may hold: each costs a decode and the watchers' work
+ * however small it is (a report's entry, a heartbeat's). */
+#define DEFER_MAX_ENTRIES 64
+
 /* What a queue may hold; past it, entries apply as they come (the old
  * pacing, which slows the leader down to the follower). A new leader
  * applies it all before it leads, ~0.2-0.35 s for 1 MiB on a loaded
@@ -289,6 +294,7 @@ static void apply_queued(struct raftnode *rn) {
   if (!rn->dq_head)
     rn->dq_tail = NULL;
   rn->dq_bytes -= d->len;
+  rn->dq_n--;
   apply_now(rn, d->data, d->len, NULL, d->index);
   free(d);
 }
@@ -310,7 +316,7 @@ static void drop_queue(struct raftnode *rn) {
     free(d);
   }
   rn->dq_tail = NULL;
-  rn->dq_bytes = 0;
+  rn->dq_bytes = rn->dq_n = 0;
 }
 
 static void drain_cb(uv_idle_t *h) {
@@ -332,7 +338,8 @@ static bool may_defer(struct raftnode *rn, void *hint, size_t len) {
   if (!rn->started || rn->closing || hint ||
       raft_state(&rn->raft) == RAFT_LEADER || len > DEFER_MAX_BYTES)
     return false;
-  while (rn->dq_head && rn->dq_bytes + len > DEFER_MAX_BYTES)
+  while (rn->dq_head && (rn->dq_bytes + len > DEFER_MAX_BYTES ||
+                         rn->dq_n >= DEFER_MAX_ENTRIES))
     apply_queued(rn);
   return true;
 }
@@ -350,6 +357,7 @@ static void defer_entry(struct raftnode *rn, const char *data, size_t len,
     rn->dq_head = d;
   rn->dq_tail = d;
   rn->dq_bytes += len;
+  rn->dq_n++;
   uv_idle_start(&rn->drain, drain_cb);
 }
 
@@ -529,14 +537,14 @@ static int io_async_work(struct raft_io *io, struct raft_io_async_work *req,
 
 static int fsm_restore_cb(struct raft_fsm *f, struct raft_buffer *buf) {
   struct raftnode *rn = f->data;
-  /* Raft restores only a snapshot past its last applied index, so past
-   * every queued entry. */
-  drop_queue(rn);
-  uv_idle_stop(&rn->drain);
   sh_err_clear(&rn->restore_err);
   int64_t t0 = clock_mono_ns();
   if (rn->fsm.restore(rn->fsm.ud, buf->base, buf->len, &rn->restore_err) < 0)
     return RAFT_CORRUPT;
+  /* Raft restores only a snapshot past its last applied index, so past
+   * every queued entry. */
+  drop_queue(rn);
+  uv_idle_stop(&rn->drain);
   /* At start, or sent by the leader to a follower that fell behind its
    * log: either way a stretch of loop time worth seeing. */
   log_info("raft: snapshot of %zu bytes restored in %.1f ms", buf->len,
@@ -1061,8 +1069,10 @@ struct barrier_req {
 static void barrier_done(struct raft_barrier *req, int status) {
   struct barrier_req *b = req->data;
   struct raftnode *rn = b->rn;
-  if (status == 0)
+  if (status == 0) {
     note_first_commit(rn);
+    drain_all(rn); /* a barrier means every earlier entry is in the FSM */
+  }
   /* as apply_done: no raft call from the callback while stepping down */
   bool lost = status == RAFT_LEADERSHIPLOST || status == RAFT_SHUTDOWN;
   rn->stepping_down += lost;
