@@ -291,8 +291,10 @@ static void apply_now(struct raftnode *rn, const char *data, size_t len,
 static void apply_queued(struct raftnode *rn) {
   struct deferred *d = rn->dq_head;
   rn->dq_head = d->next;
-  if (!rn->dq_head)
+  if (!rn->dq_head) {
     rn->dq_tail = NULL;
+    uv_idle_stop(&rn->drain);
+  }
   rn->dq_bytes -= d->len;
   rn->dq_n--;
   apply_now(rn, d->data, d->len, NULL, d->index);
@@ -304,7 +306,6 @@ static void apply_queued(struct raftnode *rn) {
 static void drain_all(struct raftnode *rn) {
   while (rn->dq_head)
     apply_queued(rn);
-  uv_idle_stop(&rn->drain);
 }
 
 /* The queue's entries are covered by a snapshot being restored, or the
@@ -317,6 +318,7 @@ static void drop_queue(struct raftnode *rn) {
   }
   rn->dq_tail = NULL;
   rn->dq_bytes = rn->dq_n = 0;
+  uv_idle_stop(&rn->drain);
 }
 
 static void drain_cb(uv_idle_t *h) {
@@ -325,27 +327,23 @@ static void drain_cb(uv_idle_t *h) {
   do
     apply_queued(rn);
   while (rn->dq_head && clock_mono_ns() - t0 < DRAIN_SLICE_NS);
-  if (!rn->dq_head)
-    uv_idle_stop(&rn->drain);
 }
 
 /* Whether this entry may wait in the queue: a follower's (no proposer of
- * this node waits for it) that fits in it. A full queue first applies its
- * oldest entries until the new one fits: a follower that falls behind by
- * more than the queue applies about an entry per entry it receives, not
- * the whole queue in one turn. */
+ * this node waits for it) that fits in an empty one. */
 static bool may_defer(struct raftnode *rn, void *hint, size_t len) {
-  if (!rn->started || rn->closing || hint ||
-      raft_state(&rn->raft) == RAFT_LEADER || len > DEFER_MAX_BYTES)
-    return false;
+  return rn->started && !rn->closing && !hint &&
+         raft_state(&rn->raft) != RAFT_LEADER && len <= DEFER_MAX_BYTES;
+}
+
+/* A full queue first applies its oldest entries until the new one fits:
+ * a follower that falls behind by more than the queue applies about an
+ * entry per entry it receives, not the whole queue in one turn. */
+static void defer_entry(struct raftnode *rn, const char *data, size_t len,
+                        uint64_t index) {
   while (rn->dq_head && (rn->dq_bytes + len > DEFER_MAX_BYTES ||
                          rn->dq_n >= DEFER_MAX_ENTRIES))
     apply_queued(rn);
-  return true;
-}
-
-static void defer_entry(struct raftnode *rn, const char *data, size_t len,
-                        uint64_t index) {
   struct deferred *d = xmalloc(sizeof *d + (len ? len : 1));
   d->next = NULL;
   d->index = index;
@@ -544,7 +542,6 @@ static int fsm_restore_cb(struct raft_fsm *f, struct raft_buffer *buf) {
   /* Raft restores only a snapshot past its last applied index, so past
    * every queued entry. */
   drop_queue(rn);
-  uv_idle_stop(&rn->drain);
   /* At start, or sent by the leader to a follower that fell behind its
    * log: either way a stretch of loop time worth seeing. */
   log_info("raft: snapshot of %zu bytes restored in %.1f ms", buf->len,
