@@ -143,6 +143,10 @@ struct raftnode {
   unsigned io_failures;
 
   int pending_closes;
+  /* Work on the libuv pool (a snapshot's encoding) not yet done: the
+   * close waits for it, since the pool thread reads the FSM's view and
+   * libraft's callback touches the raft struct. */
+  struct async_job *jobs;
   void (*close_done)(void *ud);
   void *close_ud;
   /* libraft's io close, wrapped to pass its callback on once. */
@@ -488,6 +492,8 @@ static int fsm_snapshot_finalize_cb(struct raft_fsm *f,
  * snapshot's encoding runs on the libuv pool through this one. */
 struct async_job {
   uv_work_t w;
+  struct raftnode *rn;
+  struct async_job *next;
   struct raft_io_async_work *req;
   raft_io_async_work_cb cb;
   int status;
@@ -509,13 +515,26 @@ static void async_job_run(uv_work_t *w) {
     (void)setpriority(PRIO_PROCESS, (id_t)tid, was);
 }
 
+static void close_step(struct raftnode *rn);
+
+/* A node closing ends the work as canceled: libraft then frees the
+ * encoding through the FSM's finalize (it would otherwise hand it to the
+ * closed io), and the close goes on once no job is left. */
 static void async_job_done(uv_work_t *w, int status) {
   struct async_job *j = w->data;
+  struct raftnode *rn = j->rn;
   struct raft_io_async_work *req = j->req;
   raft_io_async_work_cb cb = j->cb;
-  int st = status == UV_ECANCELED ? RAFT_CANCELED : j->status;
+  int st = status == UV_ECANCELED || rn->closing ? RAFT_CANCELED : j->status;
+  for (struct async_job **p = &rn->jobs; *p; p = &(*p)->next)
+    if (*p == j) {
+      *p = j->next;
+      break;
+    }
   free(j);
   cb(req, st);
+  if (rn->closing)
+    close_step(rn);
 }
 
 static int io_async_work(struct raft_io *io, struct raft_io_async_work *req,
@@ -524,12 +543,15 @@ static int io_async_work(struct raft_io *io, struct raft_io_async_work *req,
       (struct raftnode *)((char *)io - offsetof(struct raftnode, io));
   struct async_job *j = xcalloc(1, sizeof *j);
   j->w.data = j;
+  j->rn = rn;
   j->req = req;
   j->cb = cb;
   if (uv_queue_work(rn->loop, &j->w, async_job_run, async_job_done) != 0) {
     free(j);
     return RAFT_IOERR;
   }
+  j->next = rn->jobs;
+  rn->jobs = j;
   return 0;
 }
 
@@ -1568,6 +1590,12 @@ void raftnode_close(struct raftnode *rn, void (*done)(void *ud), void *ud) {
   rn->close_done = done;
   rn->close_ud = ud;
   rn->pending_closes = 3; /* check, drain, then the kick timer */
+  /* And each job on the pool: one not started yet is canceled, one under
+   * way is waited for (the FSM and libraft's struct stay until then). */
+  for (struct async_job *j = rn->jobs; j; j = j->next) {
+    rn->pending_closes++;
+    uv_cancel((uv_req_t *)&j->w);
+  }
   uv_timer_stop(&rn->kick);
   uv_close((uv_handle_t *)&rn->check, handle_closed);
   /* The FSM goes with the node; raft replays the queue's entries from the
