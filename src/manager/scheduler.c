@@ -1022,6 +1022,10 @@ static void place_one(json_t *t, void *ud) {
   free(d.err);
 }
 
+static void collect_new(json_t *t, void *ud) {
+  json_array_append(ud, t);
+}
+
 void scheduler_place_new(struct store *s, int64_t now_ns, struct orch_out *out,
                          struct sched_load *l, int64_t budget_ns,
                          struct sched_placed *res) {
@@ -1032,8 +1036,19 @@ void scheduler_place_new(struct store *s, int64_t now_ns, struct orch_out *out,
                         .until = t0 + budget_ns,
                         .res = res,
                         .out = out};
+  /* One task group after the other, as the scheduler's pass takes them:
+   * a node pass makes its tasks node by node, each node's of every
+   * service, and a group's view was brought up to date with every other
+   * group's placements since its last task (2,000 tasks of 100 services:
+   * 100 nodes looked at again for each). The tasks are the transactions'
+   * own, decided in place. */
+  json_t *made = json_array();
   for (size_t i = 0; i < out->ntx; i++)
-    store_tx_each_new(out->txs[i], STORE_TASK, place_one, &p);
+    store_tx_each_new(out->txs[i], STORE_TASK, collect_new, made);
+  cleanup_json json_t *order = grouped(made);
+  size_t i;
+  json_t *t;
+  json_array_foreach(order, i, t) place_one(t, &p);
   if (p.begun)
     run_end(&p.r);
   res->took_ns = clock_mono_ns() - t0;

@@ -65,23 +65,57 @@ static const char *manager_key(const json_t *n) {
   return json_is_object(json_object_get(n, "ManagerStatus")) ? "manager" : NULL;
 }
 
+/* deps: the top-level keys an index's key is made from. A new version
+ * that shares each of their values with the old one (the store's
+ * patches and status reports share what they keep) has the same key, so
+ * index_move skips it unread: a status report reads two of a task's
+ * seven keys, not seven of them twice. */
 static const struct {
   enum store_kind kind;
   const char *field;
   const char *(*key)(const json_t *obj); /* instead of the field's value */
+  const char *deps[3];
 } index_defs[STORE_NINDEXES] = {
-    [STORE_TASKS_BY_SERVICE] = {STORE_TASK, "ServiceID"},
-    [STORE_TASKS_BY_NODE] = {STORE_TASK, "NodeID"},
-    [STORE_TASKS_BY_DESIRED] = {STORE_TASK, "DesiredState"},
-    [STORE_TASKS_BY_STATE] = {STORE_TASK, "Status.State"},
-    [STORE_SERVICES_BY_NAME] = {STORE_SERVICE, "Spec.Name"},
-    [STORE_NETWORKS_BY_NAME] = {STORE_NETWORK, "Spec.Name"},
-    [STORE_TASKS_BY_NETWORK] = {STORE_TASK, "NetworksAttachments.0.Network.ID"},
-    [STORE_TASKS_UP_BY_SERVICE] = {STORE_TASK, "ServiceID", up_key},
-    [STORE_TASKS_DONE_BY_SERVICE] = {STORE_TASK, "ServiceID", done_key},
-    [STORE_NODES_BY_STATE] = {STORE_NODE, "Status.State"},
-    [STORE_MANAGER_NODES] = {STORE_NODE, "ManagerStatus", manager_key},
+    [STORE_TASKS_BY_SERVICE] = {STORE_TASK, "ServiceID", NULL, {"ServiceID"}},
+    [STORE_TASKS_BY_NODE] = {STORE_TASK, "NodeID", NULL, {"NodeID"}},
+    [STORE_TASKS_BY_DESIRED] = {STORE_TASK,
+                                "DesiredState",
+                                NULL,
+                                {"DesiredState"}},
+    [STORE_TASKS_BY_STATE] = {STORE_TASK, "Status.State", NULL, {"Status"}},
+    [STORE_SERVICES_BY_NAME] = {STORE_SERVICE, "Spec.Name", NULL, {"Spec"}},
+    [STORE_NETWORKS_BY_NAME] = {STORE_NETWORK, "Spec.Name", NULL, {"Spec"}},
+    [STORE_TASKS_BY_NETWORK] = {STORE_TASK,
+                                "NetworksAttachments.0.Network.ID",
+                                NULL,
+                                {"NetworksAttachments"}},
+    [STORE_TASKS_UP_BY_SERVICE] = {STORE_TASK,
+                                   "ServiceID",
+                                   up_key,
+                                   {"ServiceID", "Status", "DesiredState"}},
+    [STORE_TASKS_DONE_BY_SERVICE] = {STORE_TASK,
+                                     "ServiceID",
+                                     done_key,
+                                     {"ServiceID", "Status"}},
+    [STORE_NODES_BY_STATE] = {STORE_NODE, "Status.State", NULL, {"Status"}},
+    [STORE_MANAGER_NODES] = {STORE_NODE,
+                             "ManagerStatus",
+                             manager_key,
+                             {"ManagerStatus"}},
 };
+
+/* Whether old and cur share every value ix's key is made from. */
+static bool same_deps(enum store_index ix, const json_t *old,
+                      const json_t *cur) {
+  for (size_t d = 0; d < ARRAY_SIZE(index_defs[ix].deps); d++) {
+    const char *k = index_defs[ix].deps[d];
+    if (!k)
+      break;
+    if (json_object_get(old, k) != json_object_get(cur, k))
+      return false;
+  }
+  return true;
+}
 
 /* Every object lives in a box, a one-element array that the kind's map
  * and the object's index buckets share: a new version goes into the box,
@@ -295,7 +329,8 @@ void store_each_by(struct store *s, enum store_index ix, const char *key,
 static void index_move(json_t **idx, enum store_kind k, const char *id,
                        const json_t *old, const json_t *cur, json_t *box) {
   for (int i = 0; i < STORE_NINDEXES; i++) {
-    if (index_defs[i].kind != k)
+    if (index_defs[i].kind != k ||
+        (old && cur && same_deps((enum store_index)i, old, cur)))
       continue;
     const char *ok = store_index_key((enum store_index)i, old);
     const char *nk = store_index_key((enum store_index)i, cur);

@@ -96,6 +96,24 @@ static bool rand_op(uint64_t *st, struct store *s, struct store_tx *tx) {
     store_tx_update(tx, k, rand_obj(st, k, id), cur, v);
     return !stale;
   }
+  if (cur && what == 4) {
+    /* One top-level field changed (or dropped), the others the store's
+     * own values: the applied version shares them with the old one, as
+     * the orchestrator's and the dispatcher's changes do. */
+    static const char *const fields[] = {
+        "ServiceID", "NodeID",        "DesiredState",       "Status",
+        "Spec",      "ManagerStatus", "NetworksAttachments"};
+    const char *f = PICK(st, fields);
+    json_t *next = json_copy(cur);
+    cleanup_json json_t *src = rand_obj(st, k, id);
+    json_t *val = json_object_get(src, f);
+    if (val)
+      json_object_set(next, f, val);
+    else
+      json_object_del(next, f);
+    store_tx_update(tx, k, next, cur, v);
+    return !stale;
+  }
   if (cur && what >= 7)
     store_tx_delete(tx, k, id, v);
   else
