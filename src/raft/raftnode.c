@@ -541,6 +541,8 @@ static int io_async_work(struct raft_io *io, struct raft_io_async_work *req,
                          raft_io_async_work_cb cb) {
   struct raftnode *rn =
       (struct raftnode *)((char *)io - offsetof(struct raftnode, io));
+  if (rn->closing)
+    return RAFT_CANCELED; /* the close counted the jobs it waits for */
   struct async_job *j = xcalloc(1, sizeof *j);
   j->w.data = j;
   j->rn = rn;

@@ -68,8 +68,8 @@ static const char *manager_key(const json_t *n) {
 /* deps: the top-level keys an index's key is made from. A new version
  * that shares each of their values with the old one (the store's
  * patches and status reports share what they keep) has the same key, so
- * index_move skips it unread: a status report reads two of a task's
- * seven keys, not seven of them twice. */
+ * index_move skips it unread: a status report computes the three of a
+ * task's seven keys made from its Status, not all seven twice. */
 static const struct {
   enum store_kind kind;
   const char *field;
