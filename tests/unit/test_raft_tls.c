@@ -797,10 +797,6 @@ static bool followers_paired_cb(void *arg) {
   return n[1].accepts_from[2] > 0 && n[2].accepts_from[1] > 0;
 }
 
-/* Followers never send each other a message until an election. Each keeps
- * an idle connection to the other, so the election goes through even when
- * neither takes a new raft connection any more (as when a flood of agents
- * fills their swarm ports' accept queues). */
 /* A manager closed while its snapshot is being encoded on the pool: the
  * close completes only once the encoding is done and libraft has freed
  * it (the pool thread reads the FSM's view, libraft's callback touches
@@ -839,6 +835,10 @@ TEST(raft_tls_close_waits_for_the_snapshot_encoding) {
   CHECK_INT_EQ(uv_loop_close(&loop), 0);
 }
 
+/* Followers never send each other a message until an election. Each keeps
+ * an idle connection to the other, so the election goes through even when
+ * neither takes a new raft connection any more (as when a flood of agents
+ * fills their swarm ports' accept queues). */
 TEST(raft_tls_election_uses_the_kept_connections) {
   struct pki p = {0};
   struct tnode n[3];
