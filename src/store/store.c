@@ -65,30 +65,25 @@ static const char *manager_key(const json_t *n) {
   return json_is_object(json_object_get(n, "ManagerStatus")) ? "manager" : NULL;
 }
 
-/* deps: the top-level keys an index's key is made from. A new version
- * that shares each of their values with the old one (the store's
- * patches and status reports share what they keep) has the same key, so
+/* An index's key is made from top-level values: its field's first
+ * segment, or for a key function the keys in deps. A new version that
+ * shares each of them with the old one by pointer (the store's patches
+ * and status reports share what they keep) has the same key, so
  * index_move skips it unread: a status report computes the three of a
  * task's seven keys made from its Status, not all seven twice. */
 static const struct {
   enum store_kind kind;
   const char *field;
   const char *(*key)(const json_t *obj); /* instead of the field's value */
-  const char *deps[3];
+  const char *deps[3];                   /* what key reads */
 } index_defs[STORE_NINDEXES] = {
-    [STORE_TASKS_BY_SERVICE] = {STORE_TASK, "ServiceID", NULL, {"ServiceID"}},
-    [STORE_TASKS_BY_NODE] = {STORE_TASK, "NodeID", NULL, {"NodeID"}},
-    [STORE_TASKS_BY_DESIRED] = {STORE_TASK,
-                                "DesiredState",
-                                NULL,
-                                {"DesiredState"}},
-    [STORE_TASKS_BY_STATE] = {STORE_TASK, "Status.State", NULL, {"Status"}},
-    [STORE_SERVICES_BY_NAME] = {STORE_SERVICE, "Spec.Name", NULL, {"Spec"}},
-    [STORE_NETWORKS_BY_NAME] = {STORE_NETWORK, "Spec.Name", NULL, {"Spec"}},
-    [STORE_TASKS_BY_NETWORK] = {STORE_TASK,
-                                "NetworksAttachments.0.Network.ID",
-                                NULL,
-                                {"NetworksAttachments"}},
+    [STORE_TASKS_BY_SERVICE] = {STORE_TASK, "ServiceID"},
+    [STORE_TASKS_BY_NODE] = {STORE_TASK, "NodeID"},
+    [STORE_TASKS_BY_DESIRED] = {STORE_TASK, "DesiredState"},
+    [STORE_TASKS_BY_STATE] = {STORE_TASK, "Status.State"},
+    [STORE_SERVICES_BY_NAME] = {STORE_SERVICE, "Spec.Name"},
+    [STORE_NETWORKS_BY_NAME] = {STORE_NETWORK, "Spec.Name"},
+    [STORE_TASKS_BY_NETWORK] = {STORE_TASK, "NetworksAttachments.0.Network.ID"},
     [STORE_TASKS_UP_BY_SERVICE] = {STORE_TASK,
                                    "ServiceID",
                                    up_key,
@@ -97,7 +92,7 @@ static const struct {
                                      "ServiceID",
                                      done_key,
                                      {"ServiceID", "Status"}},
-    [STORE_NODES_BY_STATE] = {STORE_NODE, "Status.State", NULL, {"Status"}},
+    [STORE_NODES_BY_STATE] = {STORE_NODE, "Status.State"},
     [STORE_MANAGER_NODES] = {STORE_NODE,
                              "ManagerStatus",
                              manager_key,
@@ -107,6 +102,11 @@ static const struct {
 /* Whether old and cur share every value ix's key is made from. */
 static bool same_deps(enum store_index ix, const json_t *old,
                       const json_t *cur) {
+  if (!index_defs[ix].key) {
+    const char *f = index_defs[ix].field;
+    size_t n = strcspn(f, ".");
+    return json_object_getn(old, f, n) == json_object_getn(cur, f, n);
+  }
   for (size_t d = 0; d < ARRAY_SIZE(index_defs[ix].deps); d++) {
     const char *k = index_defs[ix].deps[d];
     if (!k)
