@@ -121,7 +121,7 @@ static char *filters_query(struct cli_flag *f) {
     }
     json_object_set_new(vals, eq + 1, json_true());
   }
-  cleanup_free char *txt = json_dumps(j, JSON_COMPACT);
+  cleanup_free char *txt = jx_dumps(j, JSON_COMPACT, NULL);
   cleanup_free char *esc = cli_escape(txt);
   return xasprintf("?filters=%s", esc);
 }

@@ -36,7 +36,7 @@ char *shoal_filters_query(struct cli_flag *f, const char *sep) {
     }
     json_object_set_new(vals, eq + 1, json_true());
   }
-  cleanup_free char *txt = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+  cleanup_free char *txt = jx_dumps(j, JSON_COMPACT | JSON_SORT_KEYS, NULL);
   cleanup_free char *esc = cli_escape(txt);
   return xasprintf("%sfilters=%s", sep ? sep : "", esc);
 }
@@ -695,7 +695,7 @@ static int service_ps(struct shoal *s, int argc, char **argv) {
     }
     json_object_set_new(vals, eq + 1, json_true());
   }
-  cleanup_free char *ftxt = json_dumps(filt, JSON_COMPACT | JSON_SORT_KEYS);
+  cleanup_free char *ftxt = jx_dumps(filt, JSON_COMPACT | JSON_SORT_KEYS, NULL);
   json_decref(filt);
   cleanup_free char *ef = cli_escape(ftxt);
   cleanup_free char *path = xasprintf("/tasks?filters=%s", ef);

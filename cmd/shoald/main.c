@@ -11,6 +11,7 @@
 #include "events/events.h"
 #include "exec/exec.h"
 #include "http/server.h"
+#include "lazy/heap.h"
 
 #include <errno.h>
 #include <arpa/inet.h>
@@ -343,7 +344,7 @@ static char *reload_summary(const struct shoald_config *cfg) {
   json_object_set_new(
       j, "max-concurrent-downloads",
       json_integer(cfg->max_downloads > 0 ? cfg->max_downloads : 3));
-  char *s = json_dumps(j, JSON_COMPACT);
+  char *s = jx_dumps(j, JSON_COMPACT, NULL);
   json_decref(j);
   return s;
 }
@@ -388,6 +389,7 @@ static int bad_flag(const char *flag, const char *value, const char *why) {
 }
 
 int main(int argc, char **argv) {
+  heap_json_init();
   int child = image_child_main(argc, argv);
   if (child >= 0)
     return child;

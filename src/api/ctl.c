@@ -420,7 +420,7 @@ static void sample_done(void *ud, int cancelled) {
   }
   with_prev(cur, j->prev);
   if (http_req_queued(j->req) < STATS_QUEUE_MAX) {
-    char *s = json_dumps(cur, JSON_COMPACT);
+    char *s = jx_dumps(cur, JSON_COMPACT, NULL);
     size_t n = strlen(s);
     s = xrealloc(s, n + 2);
     s[n] = '\n';

@@ -322,7 +322,7 @@ int cli_call(cli_client *c, const char *method, const char *path,
     return -1;
   cleanup_free char *url = xasprintf("%s/v%s%s", c->base_url, c->version, path);
   cleanup_free char *data =
-      body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+      body ? jx_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY, NULL) : NULL;
   struct exchange x = {0};
   long status = 0;
   if (perform(c, method, url, data, data ? strlen(data) : 0, &x, &status, err) <

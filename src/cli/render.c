@@ -333,7 +333,7 @@ int render_inspect(const char *const *raws, const size_t *lens, size_t n,
       if (j) {
         /* json.Compact keeps the daemon's key order */
         cleanup_free char *s =
-            json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            jx_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER, NULL);
         buf_printf(out, "%s", s);
         json_decref(j);
       }

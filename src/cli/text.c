@@ -270,7 +270,7 @@ void text_go_json(const json_t *j, bool sort_keys, sh_buf *out) {
   size_t flags = JSON_COMPACT | JSON_ENCODE_ANY;
   if (sort_keys)
     flags |= JSON_SORT_KEYS;
-  cleanup_free char *s = json_dumps(j, flags);
+  cleanup_free char *s = jx_dumps(j, flags, NULL);
   if (!s) {
     buf_printf(out, "null");
     return;

@@ -84,8 +84,26 @@ int jx_parse_object(const char *data, size_t len, json_t **out, sh_err *err) {
   return 0;
 }
 
+static int dump_to_buf(const char *data, size_t n, void *ud) {
+  buf_append(ud, data, n);
+  return 0;
+}
+
+char *jx_dumps(const json_t *j, size_t flags, size_t *len) {
+  sh_buf b = {0};
+  if (!j || json_dump_callback(j, dump_to_buf, &b, flags) < 0) {
+    buf_free(&b);
+    return NULL;
+  }
+  if (!b.data)
+    buf_append(&b, "", 0);
+  if (len)
+    *len = b.len;
+  return b.data;
+}
+
 char *jx_dump(const json_t *j) {
-  char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+  char *s = jx_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY, NULL);
   if (!s)
     return xstrdup("null");
   return s;

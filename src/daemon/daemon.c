@@ -20,6 +20,7 @@
 #include "http/client.h"
 #include "http/server.h"
 #include "image/image.h"
+#include "lazy/heap.h"
 #include "lazy/lazy.h"
 #include "manager/manager.h"
 #include "raft/raftnode.h"
@@ -122,7 +123,7 @@ static int save_state(struct shoald *d, sh_err *err) {
   if (d->renewal.force_known)
     json_object_set_new(st, "ForceRotate",
                         json_integer((json_int_t)d->renewal.force_done));
-  cleanup_free char *body = json_dumps(st, JSON_INDENT(2));
+  cleanup_free char *body = jx_dumps(st, JSON_INDENT(2), NULL);
   json_decref(st);
   cleanup_free char *path = swarm_path(d, "state.json");
   return write_file_atomic(path, body, strlen(body), 0600, err);
@@ -902,6 +903,7 @@ static void trim_tick(uv_timer_t *t) {
     return;
   lazy_unload_idle(LAZY_IDLE_MS);
   malloc_trim(0);
+  heap_json_collect();
 }
 
 struct vol_event {

@@ -152,7 +152,7 @@ char *exec_path_stat_header(const struct exec_path_stat *st) {
       json_pack("{s:s, s:I, s:I, s:s, s:s}", "name", st->name, "size",
                 (json_int_t)st->size, "mode", (json_int_t)st->mode, "mtime", mt,
                 "linkTarget", st->link_target);
-  cleanup_free char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  cleanup_free char *s = jx_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER, NULL);
   return b64_encode(s, strlen(s));
 }
 

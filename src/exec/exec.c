@@ -279,7 +279,7 @@ bool exec_valid_id(const char *id) {
 }
 
 int exec_write_json(const char *path, const json_t *j, sh_err *err) {
-  char *s = json_dumps(j, JSON_INDENT(1) | JSON_SORT_KEYS);
+  char *s = jx_dumps(j, JSON_INDENT(1) | JSON_SORT_KEYS, NULL);
   int rc = write_file_atomic(path, s, strlen(s), 0600, err);
   free(s);
   return rc;
@@ -723,7 +723,7 @@ int exec_start(executor *ex, const char *id, pid_t *pid_out, sh_err *err) {
                 "Pid", (int)pid, "PidStart", (json_int_t)pid_start);
   /* The run state (PID, start time) is moot after a reboot: no fsync on
    * the start path. */
-  cleanup_free char *js = json_dumps(state, JSON_COMPACT);
+  cleanup_free char *js = jx_dumps(state, JSON_COMPACT, NULL);
   if (write_file_replace(p.state, js, strlen(js), 0600, err) < 0)
     return -1;
   if (pid_out)
@@ -1239,7 +1239,7 @@ int exec_set_health(executor *ex, const char *id, const json_t *health,
     return sh_error(err, 404, "No such container: %s", id);
   cleanup_free char *path =
       xasprintf("%s/containers/%s/health.json", ex->data_root, id);
-  cleanup_free char *s = json_dumps(health, JSON_COMPACT);
+  cleanup_free char *s = jx_dumps(health, JSON_COMPACT, NULL);
   if (!s)
     return sh_error(err, 500, "health of %s: cannot encode", id);
   return write_file_replace(path, s, strlen(s), 0600, err);

@@ -8,6 +8,7 @@
 #include "http/tlsconn.h"
 
 #include "core/err.h"
+#include "core/jsonx.h"
 #include "core/util.h"
 
 #include <ctype.h>
@@ -536,7 +537,7 @@ static char *error_json(const char *msg) {
   }
   json_t *o = json_object();
   json_object_set_new(o, "message", s ? s : json_string(""));
-  char *text = json_dumps(o, JSON_COMPACT);
+  char *text = jx_dumps(o, JSON_COMPACT, NULL);
   json_decref(o);
   char *out = xasprintf("%s\n", text ? text : "{}");
   free(text);

@@ -4,6 +4,7 @@
 #include "core/clock.h"
 #include "core/util.h"
 #include "image/internal.h"
+#include "core/jsonx.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -480,7 +481,7 @@ int image_commit(struct image_store *s, const struct image_commit_opts *o,
   json_object_set_new(
       cfg, "rootfs",
       json_pack("{s:s, s:O}", "type", "layers", "diff_ids", diffids));
-  cleanup_free char *bytes = json_dumps(cfg, JSON_COMPACT | JSON_SORT_KEYS);
+  cleanup_free char *bytes = jx_dumps(cfg, JSON_COMPACT | JSON_SORT_KEYS, NULL);
   char id[DIGEST_LEN + 1];
   digest_of(bytes, strlen(bytes), id);
 

@@ -10,6 +10,7 @@
 
 #include "core/util.h"
 #include "image/internal.h"
+#include "core/jsonx.h"
 
 #define MT_DOCKER_CONFIG "application/vnd.docker.container.image.v1+json"
 #define MT_DOCKER_GZIP "application/vnd.docker.image.rootfs.diff.tar.gzip"
@@ -163,7 +164,7 @@ static int push_one(struct pusher *p, const char *repo, const char *tag,
       mmt, "config", "mediaType", all_gzip ? MT_DOCKER_CONFIG : MT_OCI_CONFIG,
       "size", (json_int_t)clen, "digest", id, "layers", layers);
   cleanup_free char *body =
-      json_dumps(man, JSON_INDENT(3) | JSON_PRESERVE_ORDER);
+      jx_dumps(man, JSON_INDENT(3) | JSON_PRESERVE_ORDER, NULL);
   size_t blen = strlen(body);
   char mdg[DIGEST_LEN + 1];
   digest_of(body, blen, mdg);

@@ -11,6 +11,7 @@
 #include "core/util.h"
 #include "image/internal.h"
 #include "lazy/archive.h"
+#include "core/jsonx.h"
 
 struct wctx {
   int (*write)(void *arg, const void *buf, size_t len);
@@ -258,8 +259,8 @@ int image_save(struct image_store *s, const char *const *refs,
     }
   }
   if (rc == 0) {
-    cleanup_free char *mj = json_dumps(manifest, JSON_COMPACT);
-    cleanup_free char *rj = json_dumps(repos, JSON_COMPACT);
+    cleanup_free char *mj = jx_dumps(manifest, JSON_COMPACT, NULL);
+    cleanup_free char *rj = jx_dumps(repos, JSON_COMPACT, NULL);
     if (put_mem(a, "manifest.json", mj, strlen(mj), err) < 0 ||
         put_mem(a, "repositories", rj, strlen(rj), err) < 0)
       rc = -1;

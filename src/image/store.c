@@ -14,6 +14,7 @@
 #include "core/id.h"
 #include "core/util.h"
 #include "image/internal.h"
+#include "core/jsonx.h"
 
 #define SHORT_LINK_LEN 26
 
@@ -80,7 +81,7 @@ int store_tmpdir(struct image_store *s, const char *prefix, char **out,
 
 static int save_refs(struct image_store *s, sh_err *err) {
   cleanup_free char *data =
-      json_dumps(s->refs, JSON_SORT_KEYS | JSON_INDENT(1));
+      jx_dumps(s->refs, JSON_SORT_KEYS | JSON_INDENT(1), NULL);
   cleanup_free char *path = path_of(s, "%s", "repositories.json");
   return write_file_atomic(path, data, strlen(data), 0600, err);
 }
@@ -373,7 +374,7 @@ int store_image_commit(struct image_store *s, const char *id,
     cleanup_json json_t *meta =
         json_pack("{s:s, s:O, s:I, s:s}", "id", id, "layers", diffids, "size",
                   (json_int_t)size, "pulled", now);
-    cleanup_free char *m = json_dumps(meta, JSON_COMPACT);
+    cleanup_free char *m = jx_dumps(meta, JSON_COMPACT, NULL);
     cleanup_free char *cf = xasprintf("%s/config.json", tmp);
     cleanup_free char *mf = xasprintf("%s/meta.json", tmp);
     cleanup_free char *dest = path_of(s, "images/%s", id + 7);
@@ -398,7 +399,7 @@ int store_image_commit(struct image_store *s, const char *id,
     json_t *meta = load_meta(s, id);
     if (meta) {
       json_object_set_new(meta, "last_tag_time", json_string(now));
-      cleanup_free char *m = json_dumps(meta, JSON_COMPACT);
+      cleanup_free char *m = jx_dumps(meta, JSON_COMPACT, NULL);
       cleanup_free char *mf = path_of(s, "images/%s/meta.json", id + 7);
       write_file_atomic(mf, m, strlen(m), 0600, NULL);
       json_decref(meta);

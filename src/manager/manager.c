@@ -11,6 +11,7 @@
 #include "events/events.h"
 #include "http/client.h"
 #include "http/server.h"
+#include "lazy/heap.h"
 #include "manager/attach.h"
 #include "manager/dispatcher.h"
 #include "manager/internal.h"
@@ -60,6 +61,17 @@ static void check_hint(const char *data, size_t len, const json_t *hint) {
 }
 #endif
 
+/* The loop's JSON on mimalloc while the store is large (lazy/heap.h). */
+static void heap_follow(struct manager *m) {
+  size_t n =
+      store_count(m->store, STORE_TASK) + store_count(m->store, STORE_NODE);
+  int moved = heap_json_follow(n);
+  if (moved)
+    log_info("the store holds %zu tasks and nodes: its JSON is made on %s "
+             "from now on",
+             n, moved > 0 ? "mimalloc's heap" : "glibc's heap");
+}
+
 static int fsm_apply(void *ud, const char *data, size_t len, void *hint,
                      uint64_t index, sh_err *err) {
   struct manager *m = ud;
@@ -77,6 +89,7 @@ static int fsm_apply(void *ud, const char *data, size_t len, void *hint,
   }
   if (rc == 0 && store_cluster(m->store))
     check_unlock_key(m);
+  heap_follow(m);
   /* The decode, the change and every watcher (dispatcher, mesh,
    * reconciler, ...) run here, in the loop: a long one is said. */
   int64_t took = (clock_mono_ns() - t0) / NS_PER_MS;
@@ -104,9 +117,16 @@ static void fsm_snapshot_view_free(void *view) {
   json_decref(view);
 }
 
+/* A snapshot's objects take ~500 bytes each: one of a store past the mark
+ * is decoded into mimalloc's heap already. */
+#define SNAPSHOT_BYTES_PER_OBJECT 512
+
 static int fsm_restore(void *ud, const char *data, size_t len, sh_err *err) {
   struct manager *m = ud;
+  if (len / SNAPSHOT_BYTES_PER_OBJECT >= heap_json_mark())
+    heap_json_fast(true);
   int rc = store_restore(m->store, data, len, err);
+  heap_follow(m);
   if (rc == 0 && store_cluster(m->store))
     check_unlock_key(m);
   return rc;
@@ -696,6 +716,7 @@ struct close_ctx {
 
 static void free_manager(struct manager *m) {
   store_free(m->store);
+  heap_json_follow(0); /* no store: the loop's JSON on glibc's heap again */
   store_tx_free(m->init_tx);
   free(m->node_id);
   free(m->state_dir);

@@ -179,7 +179,7 @@ static int check_size(const json_t *spec, sh_err *err) {
   const char *parts[] = {"TaskTemplate", "EndpointSpec"};
   for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
     json_t *p = json_object_get(spec, parts[i]);
-    cleanup_free char *text = p ? json_dumps(p, JSON_COMPACT) : NULL;
+    cleanup_free char *text = p ? jx_dumps(p, JSON_COMPACT, NULL) : NULL;
     per_task += text ? strlen(text) : 0;
   }
   if ((uint64_t)n * per_task > SERVICES_MAX_TASK_BYTES)

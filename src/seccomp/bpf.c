@@ -9,6 +9,7 @@
 #include "core/b64.h"
 #include "core/err.h"
 #include "core/util.h"
+#include "core/jsonx.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -295,7 +296,7 @@ void seccomp_bpf_cache_free(seccomp_bpf_cache *c) {
 
 /* SHA-256 of the canonical JSON (sorted keys, compact). */
 static void key_of(const json_t *oci, unsigned char key[32]) {
-  cleanup_free char *s = json_dumps(oci, JSON_COMPACT | JSON_SORT_KEYS);
+  cleanup_free char *s = jx_dumps(oci, JSON_COMPACT | JSON_SORT_KEYS, NULL);
   unsigned int n = 0;
   EVP_Digest(s ? s : "", s ? strlen(s) : 0, key, &n, EVP_sha256(), NULL);
 }

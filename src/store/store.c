@@ -655,9 +655,10 @@ int store_check_new_manager(struct store *s, const json_t *desc, sh_err *err) {
 }
 
 char *store_doc_encode(const json_t *doc, size_t *len) {
-  char *out = json_dumps(doc, JSON_COMPACT);
+  size_t n = 0;
+  char *out = jx_dumps(doc, JSON_COMPACT, &n);
   if (len)
-    *len = out ? strlen(out) : 0;
+    *len = n;
   return out;
 }
 

@@ -565,7 +565,7 @@ int main(int argc, char **argv) {
     size_t whole_bytes = 0;
     for (size_t i = 0; i < nb; i++) {
       json_t *t = json_array_get(batch, i);
-      char *one = json_dumps(t, JSON_COMPACT);
+      char *one = jx_dumps(t, JSON_COMPACT, NULL);
       whole_bytes += strlen(one);
       free(one);
       store_tx_task_status(btx, jx_str(t, "ID", ""), jx_str(t, "NodeID", ""),

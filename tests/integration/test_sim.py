@@ -6,7 +6,10 @@ drained); two nodes taken down go Down and their tasks run elsewhere;
 brought back, they are Ready again. The manager puts at most 50 status
 reports in a raft entry here (2,000 by default), so the reports of the
 ramp go over many entries (the manager says so in its log) and each
-node's request is answered once all of its reports are in. Nothing here claims real containers."""
+node's request is answered once all of its reports are in. The manager's
+JSON moves to mimalloc's heap at 500 tasks and nodes here (2,000 by
+default), so the ramp, the rescheduling and the return run with the store
+on both heaps. Nothing here claims real containers."""
 
 import json
 import os
@@ -67,7 +70,8 @@ def running_by_node(lab, name):
 @timeout(150)
 def test_simulated_nodes_take_tasks_go_down_and_come_back():
     assert os.access(SIM, os.X_OK), "bin/shoal-sim missing (make)"
-    with Lab(HOSTS, start=["simm1"], shoald_env={"SHOAL_REPORTS_PER_ENTRY": "50"}) as lab:
+    with Lab(HOSTS, start=["simm1"], shoald_env={"SHOAL_REPORTS_PER_ENTRY": "50",
+                                                "SHOAL_JSON_HEAP_AT": "500"}) as lab:
         mgr_id = lab.init("simm1")
         # Down within 3 heartbeats: 1 s keeps the test short.
         lab.docker("simm1", "swarm", "update", "--dispatcher-heartbeat", "1s")
@@ -103,6 +107,9 @@ def test_simulated_nodes_take_tasks_go_down_and_come_back():
             _, out, _ = lab.docker("simm1", "node", "ls", "-q", "--filter", "label=sim=true")
             assert len(set(out.split())) == NODES, out
 
+            # Eleven nodes and no task: the manager has not mapped mimalloc.
+            with open("/proc/%d/maps" % lab.pid("simm1")) as f:
+                assert "libmimalloc" not in f.read()
             t0 = time.monotonic()
             lab.docker("simm1", "service", "create", "-d", "--no-resolve-image", "--name", "big",
                        "--replicas", str(REPLICAS), "busybox", "sleep", "1d")
@@ -118,6 +125,13 @@ def test_simulated_nodes_take_tasks_go_down_and_come_back():
             split = re.findall(r"task status: (\d+) reports waiting, proposed in entries "
                                r"of at most 50", lab.logs("simm1"))
             assert split and max(int(n) for n in split) > 50, split
+            # Past the mark the manager's loop made its JSON on mimalloc,
+            # loaded then (not before: the first ten nodes did not need it).
+            moved = re.findall(r"the store holds (\d+) tasks and nodes: its JSON is made on "
+                               r"mimalloc's heap", lab.logs("simm1"))
+            assert len(moved) == 1 and 500 <= int(moved[0]) <= NODES + 1 + REPLICAS, moved
+            with open("/proc/%d/maps" % lab.pid("simm1")) as f:
+                assert "libmimalloc" in f.read()
 
             down = control(ctl, "down 2")["Down"]
             assert down == ["sim-0010", "sim-0009"], down

@@ -46,9 +46,9 @@ TEST(commit_changes_apply) {
                      "ENV OLD value with spaces",
                      NULL};
   CHECK_INT_EQ(image_config_changes(cfg, v, &err), 0);
-  cleanup_free char *cmd = json_dumps(json_object_get(cfg, "Cmd"), 0);
+  cleanup_free char *cmd = jx_dumps(json_object_get(cfg, "Cmd"), 0, NULL);
   CHECK_STR_EQ(cmd, "[\"cat\", \"/added\"]");
-  cleanup_free char *env = json_dumps(json_object_get(cfg, "Env"), 0);
+  cleanup_free char *env = jx_dumps(json_object_get(cfg, "Env"), 0, NULL);
   CHECK_STR_EQ(env, "[\"PATH=/usr/bin\", \"FOO=bar\", \"B=x y\", \"OLD=value "
                     "with spaces\"]");
   CHECK_STR_EQ(jx_str(cfg, "Labels.team", ""), "blue");
@@ -74,13 +74,13 @@ TEST(commit_changes_shell_form_and_entrypoint) {
   sh_err err = {0};
   /* ENTRYPOINT without a CMD before it clears Cmd, as the builder does */
   CHECK_INT_EQ(changes(cfg, "ENTRYPOINT echo hi", NULL, &err), 0);
-  cleanup_free char *ep = json_dumps(json_object_get(cfg, "Entrypoint"), 0);
+  cleanup_free char *ep = jx_dumps(json_object_get(cfg, "Entrypoint"), 0, NULL);
   CHECK_STR_EQ(ep, "[\"/bin/bash\", \"echo hi\"]");
   CHECK(json_is_null(json_object_get(cfg, "Cmd")));
   /* CMD first: it stays; a line ending in a backslash goes on */
   CHECK_INT_EQ(changes(cfg, "CMD a \\", "b", &err), 0);
   CHECK_INT_EQ(changes(cfg, "CMD [\"x\"]", "ENTRYPOINT [\"y\"]", &err), 0);
-  cleanup_free char *cmd = json_dumps(json_object_get(cfg, "Cmd"), 0);
+  cleanup_free char *cmd = jx_dumps(json_object_get(cfg, "Cmd"), 0, NULL);
   CHECK_STR_EQ(cmd, "[\"x\"]");
 }
 
@@ -124,7 +124,7 @@ TEST(commit_config_merge) {
   cleanup_json json_t *user =
       json_pack("{s:[s], s:{s:s}}", "Env", "A=9", "Labels", "y", "2");
   image_config_merge(user, ctr);
-  cleanup_free char *env = json_dumps(json_object_get(user, "Env"), 0);
+  cleanup_free char *env = jx_dumps(json_object_get(user, "Env"), 0, NULL);
   CHECK_STR_EQ(env, "[\"A=9\", \"B=2\"]");
   CHECK_STR_EQ(jx_str(user, "User", ""), "nobody");
   CHECK_STR_EQ(jx_str(user, "Labels.x", ""), "1");

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "dns/dns.h"
+#include "core/jsonx.h"
 
 static json_t *names_fixture(void) {
   return json_pack("{s:[s], s:[s,s,s,s], s:[s], s:[]}", "web", "10.0.1.2",
@@ -380,7 +381,7 @@ TEST(dns_resolvers_parse_resolv_conf) {
                      "nameserver 8.8.4.4";
   json_t *ns = dns_resolvers(conf);
   CHECK(json_is_array(ns));
-  char *s = json_dumps(ns, JSON_COMPACT);
+  char *s = jx_dumps(ns, JSON_COMPACT, NULL);
   CHECK_STR_EQ(s, "[\"10.0.0.2\",\"192.168.1.1\",\"8.8.4.4\"]");
   free(s);
   json_decref(ns);

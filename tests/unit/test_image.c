@@ -506,7 +506,7 @@ static int registry_start(struct registry *r, const char *extra_config,
 
 static void collect(const json_t *ev, void *ud) {
   sh_buf *b = ud;
-  char *s = json_dumps(ev, JSON_COMPACT);
+  char *s = jx_dumps(ev, JSON_COMPACT, NULL);
   buf_printf(b, "%s\n", s);
   free(s);
 }
@@ -881,8 +881,8 @@ static char *make_jwt(struct token_server *ts) {
       (json_int_t)now - 60, "jti", "1", "access", "type", "repository", "name",
       "library/busybox", "actions", "pull", "push", "type", "repository",
       "name", "library/nginx", "actions", "pull", "push");
-  cleanup_free char *h = json_dumps(hdr, JSON_COMPACT);
-  cleanup_free char *c = json_dumps(claims, JSON_COMPACT);
+  cleanup_free char *h = jx_dumps(hdr, JSON_COMPACT, NULL);
+  cleanup_free char *c = jx_dumps(claims, JSON_COMPACT, NULL);
   cleanup_free char *hb = b64url((unsigned char *)h, strlen(h));
   cleanup_free char *cb = b64url((unsigned char *)c, strlen(c));
   cleanup_free char *input = xasprintf("%s.%s", hb, cb);

@@ -80,7 +80,7 @@ static int make_image(struct image_store *s, const char *layers,
                 "history", "created_by", "/bin/sh -c #(nop) ADD x", "created",
                 "2024-01-02T03:04:05Z", "config", "Labels", "built", layers);
   json_decref(diffids);
-  cleanup_free char *c = json_dumps(cfg, JSON_COMPACT | JSON_SORT_KEYS);
+  cleanup_free char *c = jx_dumps(cfg, JSON_COMPACT | JSON_SORT_KEYS, NULL);
   digest_of(c, strlen(c), id);
   sh_err err = {0};
   return store_image_commit(

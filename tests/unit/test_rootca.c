@@ -62,7 +62,7 @@ static json_t *node_with(const char *id, const char *state,
 }
 
 static bool has_text(const json_t *j, const char *needle) {
-  cleanup_free char *s = json_dumps(j, JSON_COMPACT);
+  cleanup_free char *s = jx_dumps(j, JSON_COMPACT, NULL);
   return s && strstr(s, needle) != NULL;
 }
 

@@ -3,6 +3,7 @@
 #include "fixture.h"
 #include "manager/orchtask.h"
 #include "test.h"
+#include "core/jsonx.h"
 
 static int create_err(struct fx *f, const char *spec_json, sh_err *err) {
   json_t *spec = json_loads(spec_json, 0, NULL);
@@ -449,8 +450,8 @@ TEST(services_status_matches_a_count_of_every_task) {
       cleanup_json json_t *got = services_status(f.s, svc, &lost);
       cleanup_json json_t *want = brute_status(f.s, svc);
       if (!json_equal(got, want)) {
-        char *g = json_dumps(got, JSON_COMPACT | JSON_SORT_KEYS);
-        char *w = json_dumps(want, JSON_COMPACT | JSON_SORT_KEYS);
+        char *g = jx_dumps(got, JSON_COMPACT | JSON_SORT_KEYS, NULL);
+        char *w = jx_dumps(want, JSON_COMPACT | JSON_SORT_KEYS, NULL);
         fprintf(stderr, "    step %d %s: %s, a count of every task: %s\n", step,
                 id, g, w);
         free(g);

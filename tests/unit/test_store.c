@@ -39,7 +39,7 @@ static char *dump_all(struct store *s) {
     json_object_set_new(all, store_kind_name(k),
                         store_list(s, (enum store_kind)k));
   json_object_set_new(all, "index", json_integer((json_int_t)store_index(s)));
-  char *out = json_dumps(all, JSON_COMPACT | JSON_SORT_KEYS);
+  char *out = jx_dumps(all, JSON_COMPACT | JSON_SORT_KEYS, NULL);
   json_decref(all);
   return out;
 }
@@ -323,7 +323,7 @@ TEST(store_public_strips_underscore_keys_deeply) {
                         "x", "_Key", "secret", "Spec", "_Token", "t", "A", 1,
                         "L", "_p", 1, "q", 2, 3);
   json_t *p = store_public(o);
-  char *d = json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS);
+  char *d = jx_dumps(p, JSON_COMPACT | JSON_SORT_KEYS, NULL);
   CHECK_STR_EQ(d, "{\"ID\":\"x\",\"L\":[{\"q\":2},3],\"Spec\":{\"A\":1}}");
   /* The original is untouched. */
   CHECK_STR_EQ(jx_str(o, "_Key", NULL), "secret");

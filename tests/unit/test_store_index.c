@@ -222,7 +222,7 @@ static char *dump_all(struct store *s) {
   for (int k = 0; k < STORE_NKINDS; k++)
     json_object_set_new(all, store_kind_name(k),
                         store_list(s, (enum store_kind)k));
-  char *out = json_dumps(all, JSON_COMPACT | JSON_SORT_KEYS);
+  char *out = jx_dumps(all, JSON_COMPACT | JSON_SORT_KEYS, NULL);
   json_decref(all);
   return out;
 }
