@@ -123,8 +123,12 @@ static void fsm_snapshot_view_free(void *view) {
 
 static int fsm_restore(void *ud, const char *data, size_t len, sh_err *err) {
   struct manager *m = ud;
-  if (len / SNAPSHOT_BYTES_PER_OBJECT >= heap_json_mark())
-    heap_json_fast(true);
+  if (!heap_json_is_fast() &&
+      len / SNAPSHOT_BYTES_PER_OBJECT >= heap_json_mark() &&
+      heap_json_fast(true))
+    log_info("a snapshot of %zu bytes: its JSON is made on mimalloc's heap "
+             "from now on",
+             len);
   int rc = store_restore(m->store, data, len, err);
   heap_follow(m);
   if (rc == 0 && store_cluster(m->store))
