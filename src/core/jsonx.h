@@ -30,7 +30,7 @@ int jx_parse_object(const char *data, size_t len, json_t **out,
                     struct sh_err *err);
 /* json_dumps with json_dumps' flags, into memory the caller frees with
  * free(): json_dumps returns memory from jansson's allocator, which is
- * not glibc's on a thread that uses mimalloc for JSON (core/heap.h). NULL
+ * not glibc's on a thread that uses mimalloc for JSON (lazy/heap.h). NULL
  * where json_dumps fails; len (optional) is the text's length. */
 char *jx_dumps(const json_t *j, size_t flags, size_t *len);
 #pragma GCC poison json_dumps
