@@ -61,15 +61,17 @@ static void check_hint(const char *data, size_t len, const json_t *hint) {
 }
 #endif
 
-/* The loop's JSON on mimalloc while the store is large (lazy/heap.h). */
-static void heap_follow(struct manager *m) {
-  size_t n =
-      store_count(m->store, STORE_TASK) + store_count(m->store, STORE_NODE);
-  int moved = heap_json_follow(n);
+/* The loop's JSON on mimalloc while the store is large (lazy/heap.h);
+ * `whose` says where the count comes from. */
+static void heap_follow(const char *whose, size_t objects) {
+  int moved = heap_json_follow(objects);
   if (moved)
-    log_info("the store holds %zu tasks and nodes: its JSON is made on %s "
-             "from now on",
-             n, moved > 0 ? "mimalloc's heap" : "glibc's heap");
+    log_info("%s %zu tasks and nodes: its JSON is made on %s from now on",
+             whose, objects, moved > 0 ? "mimalloc's heap" : "glibc's heap");
+}
+
+static size_t store_objects(struct manager *m) {
+  return store_count(m->store, STORE_TASK) + store_count(m->store, STORE_NODE);
 }
 
 static int fsm_apply(void *ud, const char *data, size_t len, void *hint,
@@ -89,7 +91,7 @@ static int fsm_apply(void *ud, const char *data, size_t len, void *hint,
   }
   if (rc == 0 && store_cluster(m->store))
     check_unlock_key(m);
-  heap_follow(m);
+  heap_follow("the store holds", store_objects(m));
   /* The decode, the change and every watcher (dispatcher, mesh,
    * reconciler, ...) run here, in the loop: a long one is said. */
   int64_t took = (clock_mono_ns() - t0) / NS_PER_MS;
@@ -123,14 +125,9 @@ static void fsm_snapshot_view_free(void *view) {
 
 static int fsm_restore(void *ud, const char *data, size_t len, sh_err *err) {
   struct manager *m = ud;
-  if (!heap_json_is_fast() &&
-      len / SNAPSHOT_BYTES_PER_OBJECT >= heap_json_mark() &&
-      heap_json_fast(true))
-    log_info("a snapshot of %zu bytes: its JSON is made on mimalloc's heap "
-             "from now on",
-             len);
+  heap_follow("a snapshot of about", len / SNAPSHOT_BYTES_PER_OBJECT);
   int rc = store_restore(m->store, data, len, err);
-  heap_follow(m);
+  heap_follow("the store holds", store_objects(m));
   if (rc == 0 && store_cluster(m->store))
     check_unlock_key(m);
   return rc;
