@@ -1136,7 +1136,11 @@ int store_apply_doc(struct store *s, json_t *doc, bool shared, uint64_t index,
     changes[nch++] = (struct store_change){e->kind, e->id, e->old, e->cur};
   }
   s->index = index;
-  notify(s, changes, nch);
+  /* A transaction that changed nothing (reports that recorded nothing)
+   * is no news: the watchers take n == 0 for a restore, after which
+   * they look at everything again. */
+  if (nch > 0)
+    notify(s, changes, nch);
   free(changes);
   stage_free(&st);
   if (err)

@@ -247,8 +247,9 @@ struct store_change {
 };
 typedef void (*store_watch_fn)(const struct store_change *changes, size_t n,
                                uint64_t index, void *ud);
-/* Returns a watch id for store_unwatch. Also called after restore with
- * n == 0 (everything may have changed). */
+/* Returns a watch id for store_unwatch. Called after each applied
+ * transaction that changed something (one that changed nothing is not
+ * said), and after a restore with n == 0 (everything may have changed). */
 int store_watch(struct store *s, store_watch_fn fn, void *ud);
 void store_unwatch(struct store *s, int watch_id);
 

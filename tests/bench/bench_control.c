@@ -13,6 +13,7 @@
 #include "core/err.h"
 #include "core/jsonx.h"
 #include "core/util.h"
+#include "lazy/heap.h"
 #include "manager/allocator.h"
 #include "manager/dispatcher.h"
 #include "manager/orchestrator.h"
@@ -391,7 +392,9 @@ static void nodes_down(struct store *st, int nodes) {
   int64_t now = T0 + 10 * NS_PER_SEC;
   int64_t orch = 0, place = 0, sched = 0, encode = 0, apply = 0, settle = 0;
   /* A new leader's first passes: every service looked at once (its
-   * verdicts at rest kept), and the loads made. */
+   * verdicts at rest kept), and the loads made (as every manager's
+   * reconciler has them from its store's restore). */
+  sched_load_follow(f.load, st, NULL, 0);
   orchestrator_touch_all(st, f.touched);
   while (json_object_size(f.touched)) {
     struct orch_out o;
@@ -501,6 +504,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: bench-control [NODES [SERVICES [REPLICAS]]]\n");
     return 2;
   }
+  /* JSON on the heap a manager's loop takes at this size (shoald). */
+  heap_json_init();
+  heap_json_follow((size_t)nodes + (size_t)services * (size_t)replicas);
   printf("control plane, in memory: %d nodes, %d services x %d replicas "
          "(%d tasks)\n",
          nodes, services, replicas, services * replicas);

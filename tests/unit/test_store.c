@@ -626,13 +626,14 @@ TEST(store_removed_nodes_round_trip) {
 }
 
 /* One change seen by a watcher: how many, and the last batch's size. */
-static size_t status_watch_n;
+static size_t status_watch_n, status_watch_calls;
 static void status_watch(const struct store_change *c, size_t n, uint64_t index,
                          void *ud) {
   (void)c;
   (void)index;
   (void)ud;
   status_watch_n += n;
+  status_watch_calls++;
 }
 
 static json_t *placed(const char *id, const char *node, const char *state) {
@@ -705,11 +706,16 @@ TEST(store_task_status_reports_merge_forward_on_their_node_only) {
   tx = store_tx_new();
   store_tx_task_status(tx, "task0002", "nodeA", report("failed", "exit 1"));
   CHECK_INT_EQ(apply_tx(s, tx, 13, T0 + 6, &err), 0);
-  status_watch_n = 0;
+  status_watch_n = status_watch_calls = 0;
   tx = store_tx_new();
   store_tx_task_status(tx, "task0002", "nodeA", report("failed", "again"));
   CHECK_INT_EQ(apply_tx(s, tx, 14, T0 + 7, &err), 0);
   CHECK_INT_EQ(status_watch_n, 0);
+  /* An entry that recorded nothing is no news: watchers are not called
+   * (with n == 0 they would take it for a restore and look at
+   * everything again: every node's whole task list resent). */
+  CHECK_INT_EQ(status_watch_calls, 0);
+  CHECK_INT_EQ(store_index(s), 14);
   t = store_get(s, STORE_TASK, "task0002");
   CHECK_STR_EQ(jx_str(t, "Status.Message", ""), "exit 1");
   CHECK_INT_EQ(jx_int(t, "Version.Index", 0), 13);
