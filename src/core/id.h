@@ -9,11 +9,13 @@
 
 #define ID_LEN 25
 
-/* Fills out[ID_LEN + 1]. */
+/* Fills out[ID_LEN + 1]. IDs (and hex IDs) come from a per-thread pool
+ * of getrandom() bits, started again in a forked child. */
 void id_new(char out[ID_LEN + 1]);
 /* Fills out[65] with 64 lowercase hex characters. */
 void id_new_hex(char out[65]);
-/* Random bytes from getrandom(); aborts if the kernel cannot give them. */
+/* Random bytes from getrandom() (one call each: for secrets); aborts if
+ * the kernel cannot give them. */
 void id_random(void *buf, size_t n);
 /* Writes the big-endian number in `in` (n bytes) in base 36, lowercase,
  * left-padded with '0' to width characters; returns out. */

@@ -6,6 +6,9 @@
 #include "core/jsonx.h"
 #include "core/util.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 TEST(id_is_25_base36_chars) {
   char a[ID_LEN + 1], b[ID_LEN + 1];
   id_new(a);
@@ -14,6 +17,51 @@ TEST(id_is_25_base36_chars) {
   CHECK(strcmp(a, b) != 0);
   for (int i = 0; i < 25; i++)
     CHECK((a[i] >= '0' && a[i] <= '9') || (a[i] >= 'a' && a[i] <= 'z'));
+}
+
+/* IDs come from a per-thread pool of random bits: none repeats across
+ * its refills, and a forked child's next IDs are not its parent's. */
+TEST(ids_from_the_pool_never_repeat_nor_follow_a_fork) {
+  cleanup_json json_t *seen = json_object();
+  char id[ID_LEN + 1], hex[65];
+  for (int i = 0; i < 5000; i++) {
+    id_new(id);
+    CHECK(json_object_get(seen, id) == NULL);
+    json_object_set_new(seen, id, json_true());
+    if (i % 7 == 0) { /* hex IDs take 32 bytes: the pool's edges move */
+      id_new_hex(hex);
+      CHECK_INT_EQ(strlen(hex), 64);
+      CHECK(json_object_get(seen, hex) == NULL);
+      json_object_set_new(seen, hex, json_true());
+    }
+  }
+  int fds[2];
+  CHECK_INT_EQ(pipe(fds), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    char mine[2][ID_LEN + 1];
+    id_new(mine[0]);
+    id_new(mine[1]);
+    ssize_t w = write(fds[1], mine, sizeof mine);
+    _exit(w == (ssize_t)sizeof mine ? 0 : 1);
+  }
+  CHECK(pid > 0);
+  close(fds[1]);
+  char theirs[2][ID_LEN + 1];
+  CHECK_INT_EQ(read(fds[0], theirs, sizeof theirs), (ssize_t)sizeof theirs);
+  close(fds[0]);
+  int status = 0;
+  CHECK_INT_EQ(waitpid(pid, &status, 0), pid);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  char ours[2][ID_LEN + 1];
+  id_new(ours[0]);
+  id_new(ours[1]);
+  for (int i = 0; i < 2; i++) {
+    CHECK_INT_EQ(strlen(theirs[i]), ID_LEN);
+    CHECK(json_object_get(seen, theirs[i]) == NULL);
+    for (int j = 0; j < 2; j++)
+      CHECK(strcmp(theirs[i], ours[j]) != 0);
+  }
 }
 
 TEST(base36_known_values) {
