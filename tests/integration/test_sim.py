@@ -74,7 +74,9 @@ def test_simulated_nodes_take_tasks_go_down_and_come_back():
                                                 "SHOAL_JSON_HEAP_AT": "500"}) as lab:
         mgr_id = lab.init("simm1")
         # Down within 3 heartbeats: 1 s keeps the test short.
-        lab.docker("simm1", "swarm", "update", "--dispatcher-heartbeat", "1s")
+        # Raft snapshots during the ramp: the restart below restores one.
+        lab.docker("simm1", "swarm", "update", "--dispatcher-heartbeat", "1s",
+                   "--snapshot-interval", "50")
         # Nothing for the real node: every task goes to simulated ones.
         lab.docker("simm1", "node", "update", "--availability", "drain", mgr_id)
         token = lab.token("simm1")
@@ -153,6 +155,19 @@ def test_simulated_nodes_take_tasks_go_down_and_come_back():
             _, out, _ = lab.docker("simm1", "node", "ls", "-q", "--filter", "label=sim=true")
             assert len(out.split()) == NODES, out
             assert replicas(lab, "big") == want
+
+            # A manager restarted from a snapshot past the mark decodes it
+            # on mimalloc's heap already (its size says how many objects).
+            lab.restart("simm1")
+            restored = re.findall(r"a snapshot of about (\d+) tasks and nodes: its JSON is "
+                                  r"made on mimalloc's heap", lab.logs("simm1"))
+            assert len(restored) == 1 and int(restored[0]) >= 500, restored
+            with open("/proc/%d/maps" % lab.pid("simm1")) as f:
+                assert "libmimalloc" in f.read()
+            wait_until(lambda: sim_rows(lab) == {h: "Ready" for h in hosts}, 30,
+                       what="the simulated nodes Ready with the restarted manager")
+            wait_until(lambda: replicas(lab, "big") == want, 30, interval=0.5,
+                       what="service big %s after the restart" % want)
             assert sim.poll() is None, "shoal-sim exited"
         except BaseException:
             with open(log_path, errors="replace") as f:
