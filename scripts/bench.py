@@ -177,6 +177,28 @@ def pss_kib(pid):
     raise BenchError("no Pss for pid %d" % pid)
 
 
+def rss_split_kib(pid):
+    """RSS as anonymous memory (heap, stacks: the process's own) and pages
+    of mapped files (the program's and its libraries' code and data), with
+    the largest file's share: (anon, files, (name, kib))."""
+    anon, files, per = 0, 0, {}
+    name = None
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            parts = line.split()
+            if "-" in parts[0] and len(parts) >= 5 and ":" in parts[3]:
+                name = parts[5] if len(parts) > 5 and parts[5].startswith("/") else None
+            elif parts[0] == "Rss:":
+                kib = int(parts[1])
+                if name:
+                    files += kib
+                    per[name] = per.get(name, 0) + kib
+                else:
+                    anon += kib
+    top = max(per.items(), key=lambda kv: kv[1]) if per else ("-", 0)
+    return anon, files, (os.path.basename(top[0]), top[1])
+
+
 def pids_named(comm):
     """PIDs whose /proc/<pid>/comm is comm."""
     out = []
@@ -634,7 +656,8 @@ def main_services(args):
         return "libcurl" not in maps and "libnftables" not in maps
     wait_for(settled, "the pull's libraries closed", cap=SETTLED_CAP, interval=0.5)
     time.sleep(0.5)
-    rss = {"first": mem_kib(m_pid), "first_s": time.monotonic() - t_pulled}
+    rss = {"first": mem_kib(m_pid), "first_s": time.monotonic() - t_pulled,
+           "first_split": rss_split_kib(m_pid)}
 
     def at_full(res):
         time.sleep(1.0)  # let the last status reports and their raft writes land
@@ -810,6 +833,11 @@ def main_services(args):
     row("shoald, idle after init+pull", rss["first"],
         "%.0fs after the pull (heap returned, libraries closed); goal RSS <= %d" %
         (rss["first_s"], RSS_GOAL_KIB))
+    anon, files, (big, big_kib) = rss["first_split"]
+    row("  its RSS: anonymous", [anon, "-"], "heap and stacks: the daemon's own")
+    row("  its RSS: files' pages", [files, "-"],
+        "shoald's and its libraries' code and data (%s %d): as many pages of them as "
+        "the kernel mapped (it maps cached pages around each fault), shared with other processes" % (big, big_kib))
     if "idle" in rss:
         row("shoald, idle before N=%d" % SVC_SIZES[-1], rss["idle"], "after the 1 and 10 rounds, 1 s settle")
     if "full" in rss:
