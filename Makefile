@@ -79,7 +79,8 @@ bin/shoal: $(SHOAL_SRC) build/rel/libshoal.a $(HDRS)
 # The cluster simulator (src/sim): a tool to measure managers, not shipped.
 # It runs on mimalloc (linked first, it takes malloc over): glibc's malloc
 # was ~22 % of its CPU, which the managers it measures share a machine
-# with. shoald stays on glibc's heap (idle RSS; see docs/architecture.md).
+# with; main() puts it on huge pages. shoald's JSON moves to mimalloc only
+# while its store is large (lazy/heap.h: idle RSS).
 SIM_HEAP := -Wl,--push-state,--no-as-needed -lmimalloc -Wl,--pop-state
 bin/shoal-sim: $(SIM_SRC) build/rel/libshoal.a $(HDRS)
 	@mkdir -p bin

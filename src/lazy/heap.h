@@ -26,6 +26,12 @@ bool heap_json_init(void);
  * cannot be, then glibc's) or glibc's malloc (off). */
 bool heap_json_fast(bool on);
 bool heap_json_is_fast(void);
+/* Whether mimalloc (once loaded) asks for huge pages for its segments: on
+ * unless MIMALLOC_LARGE_OS_PAGES says otherwise. A large store faults and
+ * misses the TLB less; the memory it holds stays its own (mimalloc does
+ * not give huge pages back), which a manager whose store is large keeps
+ * anyway. */
+bool heap_json_huge_pages(void);
 /* The policy: a thread whose store holds `objects` (tasks and nodes)
  * takes mimalloc from HEAP_JSON_FAST_AT on and glibc's malloc again below
  * half of it (no flapping around the mark). Below it the store is a few

@@ -67,7 +67,10 @@ static void heap_follow(const char *whose, size_t objects) {
   int moved = heap_json_follow(objects);
   if (moved)
     log_info("%s %zu tasks and nodes: its JSON is made on %s from now on",
-             whose, objects, moved > 0 ? "mimalloc's heap" : "glibc's heap");
+             whose, objects,
+             moved < 0                ? "glibc's heap"
+             : heap_json_huge_pages() ? "mimalloc's heap (huge pages)"
+                                      : "mimalloc's heap");
 }
 
 static size_t store_objects(struct manager *m) {

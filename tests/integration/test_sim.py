@@ -130,10 +130,18 @@ def test_simulated_nodes_take_tasks_go_down_and_come_back():
             # Past the mark the manager's loop made its JSON on mimalloc,
             # loaded then (not before: the first ten nodes did not need it).
             moved = re.findall(r"the store holds (\d+) tasks and nodes: its JSON is made on "
-                               r"mimalloc's heap", lab.logs("simm1"))
+                               r"mimalloc's heap \(huge pages\)", lab.logs("simm1"))
             assert len(moved) == 1 and 500 <= int(moved[0]) <= NODES + 1 + REPLICAS, moved
             with open("/proc/%d/maps" % lab.pid("simm1")) as f:
                 assert "libmimalloc" in f.read()
+            # Where the kernel gives transparent huge pages on request, the
+            # store has some (mimalloc asked with MADV_HUGEPAGE).
+            with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+                thp = f.read()
+            if "[never]" not in thp:
+                with open("/proc/%d/smaps_rollup" % lab.pid("simm1")) as f:
+                    huge = re.search(r"^AnonHugePages:\s+(\d+) kB", f.read(), re.M)
+                assert huge and int(huge.group(1)) >= 2048, (thp, huge and huge.group(0))
 
             down = control(ctl, "down 2")["Down"]
             assert down == ["sim-0010", "sim-0009"], down
@@ -160,7 +168,7 @@ def test_simulated_nodes_take_tasks_go_down_and_come_back():
             # on mimalloc's heap already (its size says how many objects).
             lab.restart("simm1")
             restored = re.findall(r"a snapshot of about (\d+) tasks and nodes: its JSON is "
-                                  r"made on mimalloc's heap", lab.logs("simm1"))
+                                  r"made on mimalloc's heap \(huge pages\)", lab.logs("simm1"))
             assert len(restored) == 1 and int(restored[0]) >= 500, restored
             with open("/proc/%d/maps" % lab.pid("simm1")) as f:
                 assert "libmimalloc" in f.read()

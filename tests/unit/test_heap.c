@@ -26,6 +26,8 @@ TEST(heap_json_follows_the_store_and_frees_by_owner) {
   CHECK(!heap_json_owns(small));
   CHECK_INT_EQ(heap_json_follow(heap_json_mark()), 1);
   CHECK(heap_json_is_fast());
+  /* On huge pages unless the environment says otherwise. */
+  CHECK(heap_json_huge_pages() == !getenv("MIMALLOC_LARGE_OS_PAGES"));
   json_t *o = json_pack("{s:s, s:[i,i]}", "Name", "web", "Ports", 80, 443);
   CHECK(heap_json_owns(o));
   CHECK(heap_json_owns(json_object_get(o, "Name")));
