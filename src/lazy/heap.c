@@ -62,9 +62,10 @@ static const char *resolve(void *h) {
   /* Its segments on huge pages (madvise MADV_HUGEPAGE, or a hugetlbfs
    * pool if the host has one) before its first block: a store of
    * 100,000 tasks grows by page faults and is walked through hash tables
-   * that miss the TLB. At 1,000 simulated nodes every manager took ~12 %
-   * less CPU with them and the same RSS (heap.h). An operator's
-   * MIMALLOC_LARGE_OS_PAGES decides instead. */
+   * that miss the TLB. At 1,000 simulated nodes the followers took
+   * 12-18 % less CPU with them, the leader ~5 %, and the same RSS
+   * (docs/architecture.md). An operator's MIMALLOC_LARGE_OS_PAGES
+   * decides instead. */
   if (!getenv("MIMALLOC_LARGE_OS_PAGES"))
     lazy_mimalloc_fns.mi_option_set(mi_option_large_os_pages, 1);
   return NULL;

@@ -135,13 +135,16 @@ def test_simulated_nodes_take_tasks_go_down_and_come_back():
             with open("/proc/%d/maps" % lab.pid("simm1")) as f:
                 assert "libmimalloc" in f.read()
             # Where the kernel gives transparent huge pages on request, the
-            # store has some (mimalloc asked with MADV_HUGEPAGE).
+            # store has some (mimalloc asked with MADV_HUGEPAGE, or took a
+            # host's hugetlbfs pool if it has one).
             with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
                 thp = f.read()
             if "[never]" not in thp:
                 with open("/proc/%d/smaps_rollup" % lab.pid("simm1")) as f:
-                    huge = re.search(r"^AnonHugePages:\s+(\d+) kB", f.read(), re.M)
-                assert huge and int(huge.group(1)) >= 2048, (thp, huge and huge.group(0))
+                    rollup = f.read()
+                huge = sum(int(n) for n in re.findall(
+                    r"^(?:AnonHugePages|Shared_Hugetlb|Private_Hugetlb):\s+(\d+) kB", rollup, re.M))
+                assert huge >= 2048, (thp, rollup)
 
             down = control(ctl, "down 2")["Down"]
             assert down == ["sim-0010", "sim-0009"], down
