@@ -134,17 +134,12 @@ def test_simulated_nodes_take_tasks_go_down_and_come_back():
             assert len(moved) == 1 and 500 <= int(moved[0]) <= NODES + 1 + REPLICAS, moved
             with open("/proc/%d/maps" % lab.pid("simm1")) as f:
                 assert "libmimalloc" in f.read()
-            # Where the kernel gives transparent huge pages on request, the
-            # store has some (mimalloc asked with MADV_HUGEPAGE, or took a
-            # host's hugetlbfs pool if it has one).
-            with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
-                thp = f.read()
-            if "[never]" not in thp:
-                with open("/proc/%d/smaps_rollup" % lab.pid("simm1")) as f:
-                    rollup = f.read()
-                huge = sum(int(n) for n in re.findall(
-                    r"^(?:AnonHugePages|Shared_Hugetlb|Private_Hugetlb):\s+(\d+) kB", rollup, re.M))
-                assert huge >= 2048, (thp, rollup)
+            # mimalloc asked for huge pages for the store: some mapping is
+            # advised MADV_HUGEPAGE ("hg") or from a hugetlbfs pool ("ht").
+            # Whether the kernel then gave them is its own choice.
+            with open("/proc/%d/smaps" % lab.pid("simm1")) as f:
+                flags = re.findall(r"^VmFlags:(.*)$", f.read(), re.M)
+            assert any({"hg", "ht"} & set(v.split()) for v in flags), flags[:3]
 
             down = control(ctl, "down 2")["Down"]
             assert down == ["sim-0010", "sim-0009"], down
