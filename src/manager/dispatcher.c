@@ -410,18 +410,23 @@ static void send_node(struct dispatcher *d, struct http_req *req,
  * started), as swarmkit's ContainerSpec.PullOptions. */
 static void add_pull_auth(json_t *pub, const json_t *t) {
   const char *auth = services_pull_auth(jx_get(t, "Spec.ContainerSpec"));
-  json_t *cs = jx_get(pub, "Spec.ContainerSpec");
+  const json_t *spec = json_object_get(pub, "Spec");
   enum task_state want = task_desired(t);
-  if (!auth || !json_is_object(cs) || task_state(t) >= TS_RUNNING ||
-      (want > TS_RUNNING && want != TS_COMPLETE))
+  if (!auth || !json_is_object(json_object_get(spec, "ContainerSpec")) ||
+      task_state(t) >= TS_RUNNING || (want > TS_RUNNING && want != TS_COMPLETE))
     return;
+  /* The view's Spec may be the store's (store_view): copied on write. */
+  json_t *nspec = json_copy((json_t *)spec);
+  json_t *cs = json_copy(json_object_get(spec, "ContainerSpec"));
   json_object_set_new(cs, "PullOptions",
                       json_pack("{s:s}", "RegistryAuth", auth));
+  json_object_set_new(nspec, "ContainerSpec", cs);
+  json_object_set_new(pub, "Spec", nspec);
 }
 
-/* A task as its node gets it. */
+/* A task as its node gets it: read only, encoded and let go. */
 static json_t *task_message(const json_t *t) {
-  json_t *pub = store_public(t);
+  json_t *pub = store_view(t);
   /* The node publishes host-mode ports itself (swarmkit's
    * Task.Endpoint). */
   const json_t *ep = json_object_get(t, "_EndpointSpec");

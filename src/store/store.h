@@ -116,6 +116,11 @@ uint64_t store_index(struct store *s);
 /* A copy with '_'-prefixed keys removed at every level: its objects and
  * arrays are new (the caller may edit them), its scalars shared. */
 json_t *store_public(const json_t *obj);
+/* The same view for a caller that only reads it (encodes it): a new
+ * top-level object, whose values are the store's own wherever no
+ * '_'-prefixed key is below them. Edit its top level only; a value
+ * below must be copied before it is changed. */
+json_t *store_view(const json_t *obj);
 
 /* Transactions. put steals obj (which must have "ID"). */
 struct store_tx *store_tx_new(void);

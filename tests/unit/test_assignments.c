@@ -188,3 +188,70 @@ TEST(assignments_leave_out_the_nodes_own_reports) {
   json_decref(more);
   json_decref(pending);
 }
+
+/* The message's task for one with its id, or NULL. */
+static json_t *sent_task(const json_t *msg, const char *id) {
+  size_t i;
+  json_t *t;
+  json_array_foreach(json_object_get(msg, "Tasks"), i, t) {
+    if (strcmp(jx_str(t, "ID", ""), id) == 0)
+      return t;
+  }
+  return NULL;
+}
+
+/* A task goes to its node as a view that shares the store's values
+ * (its Spec is its service's template) and leaves out every '_' key;
+ * the registry credentials go in a copy of the Spec, never into the
+ * store's. */
+TEST(assignments_share_the_store_and_never_edit_it) {
+  struct store *s = store_new();
+  struct store_tx *tx = store_tx_new();
+  store_tx_put(tx, STORE_TASK,
+               json_pack("{s:s, s:s, s:s, s:s, s:{s:s}, s:{s:{s:s}}, s:i}",
+                         "ID", "t1", "ServiceID", "svc1", "NodeID", "n1",
+                         "DesiredState", "running", "Status", "State",
+                         "assigned", "Spec", "ContainerSpec", "Image",
+                         "busybox", "_SpecVersion", 1),
+               STORE_MUST_CREATE);
+  store_tx_put(tx, STORE_TASK,
+               json_pack("{s:s, s:s, s:s, s:s, s:{s:s}, s:{s:{s:s, s:{s:s}}}}",
+                         "ID", "t2", "ServiceID", "svc2", "NodeID", "n1",
+                         "DesiredState", "running", "Status", "State",
+                         "assigned", "Spec", "ContainerSpec", "Image",
+                         "r:5001/img", "_PullOptions", "RegistryAuth",
+                         "c2VjcmV0"),
+               STORE_MUST_CREATE);
+  CHECK_INT_EQ(apply(s, tx, T0), 0);
+  json_t *sent = NULL, *files = NULL;
+  json_t *msg = dispatcher_assignments(s, "n1", NULL, &sent, &files);
+  cleanup_free char *dump = jx_dump(msg);
+  CHECK(!strstr(dump, "\"_"));
+  const json_t *st1 = store_get(s, STORE_TASK, "t1");
+  const json_t *m1 = sent_task(msg, "t1");
+  CHECK(m1 != NULL &&
+        json_object_get(m1, "Spec") == json_object_get(st1, "Spec"));
+  const json_t *m2 = sent_task(msg, "t2");
+  CHECK_STR_EQ(jx_str(m2, "Spec.ContainerSpec.PullOptions.RegistryAuth", ""),
+               "c2VjcmV0");
+  const json_t *st2 = store_get(s, STORE_TASK, "t2");
+  CHECK(!jx_get(st2, "Spec.ContainerSpec.PullOptions"));
+  CHECK(jx_get(st2, "Spec.ContainerSpec._PullOptions") != NULL);
+  json_decref(msg);
+  /* Running: pulled already, no credentials sent any more. */
+  json_t *run = json_copy((json_t *)st2);
+  json_object_set_new(run, "Status", json_pack("{s:s}", "State", "running"));
+  tx = store_tx_new();
+  store_tx_put(tx, STORE_TASK, run, jx_int(st2, "Version.Index", 0));
+  CHECK_INT_EQ(apply(s, tx, T0 + NS_PER_SEC), 0);
+  json_decref(sent);
+  json_decref(files);
+  sent = files = NULL;
+  msg = dispatcher_assignments(s, "n1", NULL, &sent, &files);
+  CHECK(sent_task(msg, "t2") != NULL);
+  CHECK(!jx_get(sent_task(msg, "t2"), "Spec.ContainerSpec.PullOptions"));
+  json_decref(msg);
+  json_decref(sent);
+  json_decref(files);
+  store_free(s);
+}
