@@ -451,6 +451,13 @@ static int resolve_locked(struct image_store *s, const char *ref, char **id,
   struct image_ref r;
   sh_err perr = {0};
   if (image_ref_parse(ref, &r, &perr) == 0) {
+    /* "name:tag@digest" is found by its digest, the tag aside, as
+     * dockerd's reference store does: a service pins its image so, and
+     * its tasks found no local image and asked the registry each start. */
+    if (r.tag && r.digest) {
+      free(r.tag);
+      r.tag = NULL;
+    }
     cleanup_free char *full = image_ref_full(&r);
     const char *v = json_string_value(json_object_get(s->refs, full));
     if (v && store_has_image(s, v)) {

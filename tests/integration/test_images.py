@@ -15,7 +15,8 @@ import tempfile
 import time
 import warnings
 
-from lib import REGISTRY_HOST, REGISTRY_IP, ServiceLab, run, timeout, wait_until
+from lib import (REGISTRY_ADDR, REGISTRY_HOST, REGISTRY_IP, REGISTRY_SH, ServiceLab, run, timeout,
+                 wait_until)
 
 AUTH_ADDR = REGISTRY_IP + ":5001"
 HOSTS = {"swarma": "192.168.33.10"}
@@ -90,6 +91,24 @@ def test_image_commands():
         img = lab.docker("swarma", "image", "inspect", "-f", "{{.Id}}", "busybox")[1].strip()
         assert re.fullmatch(r"sha256:[0-9a-f]{64}", img), img
         short = img[7:19]
+
+        # A task's image pinned as a service pins it (name:tag@digest) and
+        # on the node already starts with the registry away: found by its
+        # digest, nothing pulled (dockerd's executor skips the pull so).
+        pinned = lab.service("swarma", "inspect", "-f", "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+                             "web")[1].strip()
+        assert re.fullmatch(r"busybox:latest@sha256:[0-9a-f]{64}", pinned), pinned
+        assert lab.docker("swarma", "image", "inspect", "-f", "{{.Id}}", pinned)[1].strip() == img
+        run([REGISTRY_SH, "stop", lab.registry_dir], check=False)
+        try:
+            lab.service("swarma", "create", "--detach", "--name", "pinned", "--no-resolve-image",
+                        pinned, "sleep", "3600")
+            running_container(lab, "pinned")
+        finally:
+            lab.exec(REGISTRY_HOST, REGISTRY_SH, "start", lab.registry_dir, REGISTRY_ADDR, timeout=30)
+        lab.service("swarma", "rm", "pinned")
+        wait_until(lambda: not lab.ps("swarma", "-a", "--filter", "label=com.docker.swarm.service.name=pinned"),
+                   timeout=60, what="the pinned service's container gone")
 
         # rmi of the only name of a running task's image: Docker's refusal.
         rc, _, err = lab.docker("swarma", "rmi", "busybox", check=False)

@@ -614,6 +614,25 @@ TEST(image_pull_busybox) {
   CHECK(image_resolve(s, "nope", &rid, &err) < 0);
   CHECK_INT_EQ(err.status, 404);
   CHECK_STR_EQ(err.msg, "No such image: nope");
+  /* As a service pins it, "name:tag@digest": found by the digest, the
+   * tag aside (whatever it says), so a task starts with no registry. */
+  const char *dg = strchr(
+      json_string_value(json_array_get(json_object_get(ins, "RepoDigests"), 0)),
+      '@');
+  CHECK(dg != NULL);
+  cleanup_free char *pinned = xasprintf("%s:latest%s", ref, dg);
+  cleanup_free char *other = xasprintf("%s:other%s", ref, dg);
+  free(rid);
+  rid = NULL;
+  CHECK(image_resolve(s, pinned, &rid, &err) == 0);
+  CHECK_STR_EQ(rid, id);
+  free(rid);
+  rid = NULL;
+  CHECK(image_resolve(s, other, &rid, &err) == 0);
+  CHECK_STR_EQ(rid, id);
+  cleanup_free char *wrong = xasprintf("%s:latest@sha256:%064d", ref, 0);
+  CHECK(image_resolve(s, wrong, &rid, &err) < 0);
+  CHECK_INT_EQ(err.status, 404);
 
   /* remove: untag, then the image and its layer go once unreferenced */
   cleanup_json json_t *res = NULL;
