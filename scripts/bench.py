@@ -545,6 +545,18 @@ def mem_kib_or_none(pid):
         return None  # ended while we looked
 
 
+_pinned = {}
+
+
+def pinned_image(mgr, image="busybox", tag="latest"):
+    """The image as `docker service create` sends it: name:tag@digest, the
+    digest from GET /distribution (the CLI's --resolve-image default)."""
+    if image not in _pinned:
+        d = mgr.json("GET", "/distribution/%s:%s/json" % (image, tag))
+        _pinned[image] = "%s:%s@%s" % (image, tag, d["Descriptor"]["digest"])
+    return _pinned[image]
+
+
 def svc_round(mgr, nodes, n, labdir, name, at_full=None, network=None, seccomp=None):
     """One round: create busybox `sleep 3600` replicated n (attached to the
     network ID `network` if given; Privileges.Seccomp.Mode `seccomp` if
@@ -553,7 +565,7 @@ def svc_round(mgr, nodes, n, labdir, name, at_full=None, network=None, seccomp=N
     no container of it is left on any node (API) and no conmon of the lab
     remains. Returns a dict of figures."""
     body = {"Name": name,
-            "TaskTemplate": {"ContainerSpec": {"Image": "busybox", "Command": ["sleep", "3600"],
+            "TaskTemplate": {"ContainerSpec": {"Image": pinned_image(mgr), "Command": ["sleep", "3600"],
                                                # sleep as PID 1 ignores SIGTERM: the
                                                # removal is measured with SIGKILL
                                                # (issue 13's goal), the grace unused
@@ -655,6 +667,7 @@ def main_services(args):
     mgr_id = mgr.json("POST", "/swarm/init", {"ListenAddr": "0.0.0.0:2377", "AdvertiseAddr": m_ip})
     wait_for(lambda: node_state(mgr, mgr_id) == "ready", "manager Ready")
     pull(mgr)
+    pinned_image(mgr)  # the CLI's digest query too, before the idle figure
     t_pulled = time.monotonic()
     time.sleep(IDLE_S)
     m_pid = lab_pid(args, m_host)
@@ -737,7 +750,8 @@ def main_services(args):
     # ---- report ----
     print()
     print("shoal bench: services  (busybox sleep 3600 as crun containers; image pulled beforehand on "
-          "every node; lab: %s; times in ms)" % ", ".join("%s=%s" % tuple(h) for h in hosts))
+          "every node, named name:tag@digest as the docker CLI pins it; lab: %s; times in ms)"
+          % ", ".join("%s=%s" % tuple(h) for h in hosts))
     print()
     w = 36
     print("%-*s %6s %11s %11s   %s" % (w, "create -> N/N running (ms)", "N", "running", "removed",
