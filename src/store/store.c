@@ -732,6 +732,8 @@ struct stage {
   size_t *slot;
   size_t nslots;
   bool shared; /* the document is the proposer's, not parsed for us */
+  /* The entry's UpdatedAt and Version, made on first use (stamp). */
+  json_t *now, *version;
 };
 
 static void stage_free(struct stage *st) {
@@ -742,6 +744,23 @@ static void stage_free(struct stage *st) {
   }
   free(st->v);
   free(st->slot);
+  json_decref(st->now);
+  json_decref(st->version);
+}
+
+/* Every object an entry changes has the same UpdatedAt and Version: one
+ * value of each, shared by them all (the store never changes a value in
+ * place), not a string and an object per op. A Version object is 336
+ * bytes of jansson's, a string 80, of a running task's ~4 KB; an entry
+ * of 1,000 new tasks made 2,000 of them. */
+static void stamp(struct stage *st, json_t *nv, const char *now,
+                  uint64_t index) {
+  if (!st->version) {
+    st->now = json_string(now);
+    st->version = json_pack("{s:I}", "Index", (json_int_t)index);
+  }
+  json_object_set(nv, "UpdatedAt", st->now);
+  json_object_set(nv, "Version", st->version);
 }
 
 static size_t stage_hash(enum store_kind k, const char *id) {
@@ -856,9 +875,7 @@ static int stage_node_removed(struct store *s, struct stage *st,
       json_object_del(list, k);
   }
   json_object_set_new(list, id, json_integer(json_integer_value(until)));
-  json_object_set_new(nv, "UpdatedAt", json_string(now));
-  json_object_set_new(nv, "Version",
-                      json_pack("{s:I}", "Index", (json_int_t)index));
+  stamp(st, nv, now, index);
   json_decref(e->cur);
   e->cur = nv;
   return 0;
@@ -925,9 +942,7 @@ static int stage_patch(struct store *s, struct stage *st, json_t *op,
   }
   if (k == STORE_SERVICE)
     keep_spec_objects(e->cur, nv);
-  json_object_set_new(nv, "UpdatedAt", json_string(now));
-  json_object_set_new(nv, "Version",
-                      json_pack("{s:I}", "Index", (json_int_t)index));
+  stamp(st, nv, now, index);
   json_decref(e->cur);
   e->cur = nv;
   return 0;
@@ -953,9 +968,7 @@ static int stage_task_status(struct store *s, struct stage *st, json_t *op,
     return 0;
   json_t *nv = json_copy(e->cur);
   json_object_set_new(nv, "Status", ns);
-  json_object_set_new(nv, "UpdatedAt", json_string(now));
-  json_object_set_new(nv, "Version",
-                      json_pack("{s:I}", "Index", (json_int_t)index));
+  stamp(st, nv, now, index);
   json_decref(e->cur);
   e->cur = nv;
   return 0;
@@ -1032,11 +1045,10 @@ static int stage_op(struct store *s, struct stage *st, json_t *op,
       json_decref(nv);
       return -1;
     }
-    const char *created = e->cur ? jx_str(e->cur, "CreatedAt", NULL) : NULL;
-    json_object_set_new(nv, "CreatedAt", json_string(created ? created : now));
-    json_object_set_new(nv, "UpdatedAt", json_string(now));
-    json_object_set_new(nv, "Version",
-                        json_pack("{s:I}", "Index", (json_int_t)index));
+    json_t *created = e->cur ? json_object_get(e->cur, "CreatedAt") : NULL;
+    stamp(st, nv, now, index);
+    json_object_set(nv, "CreatedAt",
+                    json_is_string(created) ? created : st->now);
     /* Only node_removed changes the removed list: a put made from an
      * older copy of the cluster must not bring a removed node back. */
     json_t *removed = json_object_get(e->cur, REMOVED_KEY);

@@ -333,6 +333,53 @@ TEST(store_public_strips_underscore_keys_deeply) {
   json_decref(o);
 }
 
+/* A read-only view: the same keys as store_public, its top level new,
+ * a value without '_' keys below it the store's own. */
+TEST(store_view_shares_what_has_no_private_keys) {
+  json_t *o = json_pack("{s:s, s:s, s:{s:s, s:i}, s:[{s:i, s:i}, i], s:{s:i}}",
+                        "ID", "x", "_Key", "secret", "Spec", "_Token", "t",
+                        "A", 1, "L", "_p", 1, "q", 2, 3, "Plain", "B", 2);
+  json_t *v = store_view(o);
+  char *d = jx_dumps(v, JSON_COMPACT | JSON_SORT_KEYS, NULL);
+  CHECK_STR_EQ(d, "{\"ID\":\"x\",\"L\":[{\"q\":2},3],\"Plain\":{\"B\":2},"
+                  "\"Spec\":{\"A\":1}}");
+  CHECK(v != o);
+  CHECK(json_object_get(v, "Plain") == json_object_get(o, "Plain"));
+  CHECK(json_object_get(v, "Spec") != json_object_get(o, "Spec"));
+  CHECK_STR_EQ(jx_str(o, "Spec._Token", NULL), "t");
+  free(d);
+  json_decref(v);
+  json_decref(o);
+}
+
+/* The objects one entry changes share its UpdatedAt and Version values;
+ * the next entry's are new, the earlier versions keep theirs. */
+TEST(store_entry_stamps_are_shared_and_never_changed) {
+  struct store *s = store_new();
+  sh_err err = {0};
+  struct store_tx *tx = store_tx_new();
+  store_tx_put(tx, STORE_SERVICE, svc("s1", "web"), STORE_MUST_CREATE);
+  store_tx_put(tx, STORE_SERVICE, svc("s2", "db"), STORE_MUST_CREATE);
+  CHECK_INT_EQ(apply_tx(s, tx, 7, T0, &err), 0);
+  json_t *a = json_incref(store_get(s, STORE_SERVICE, "s1"));
+  json_t *b = store_get(s, STORE_SERVICE, "s2");
+  CHECK(json_object_get(a, "Version") == json_object_get(b, "Version"));
+  CHECK(json_object_get(a, "UpdatedAt") == json_object_get(b, "UpdatedAt"));
+  CHECK(json_object_get(a, "CreatedAt") == json_object_get(a, "UpdatedAt"));
+  CHECK_INT_EQ(jx_int(a, "Version.Index", 0), 7);
+  json_t *next = svc("s1", "web");
+  json_object_set_new(next, "X", json_true());
+  CHECK_INT_EQ(put1(s, STORE_SERVICE, next, 7, 9, &err), 0);
+  json_t *a2 = store_get(s, STORE_SERVICE, "s1");
+  CHECK_INT_EQ(jx_int(a2, "Version.Index", 0), 9);
+  CHECK_INT_EQ(jx_int(a, "Version.Index", 0), 7);
+  CHECK_INT_EQ(jx_int(b, "Version.Index", 0), 7);
+  CHECK_STR_EQ(jx_str(a2, "CreatedAt", ""), jx_str(a, "CreatedAt", "-"));
+  CHECK(strcmp(jx_str(a2, "UpdatedAt", ""), jx_str(a, "UpdatedAt", "")) != 0);
+  json_decref(a);
+  store_free(s);
+}
+
 TEST(store_snapshot_restore_round_trip) {
   struct store *s = store_new();
   sh_err err = {0};
