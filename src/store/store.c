@@ -316,6 +316,19 @@ json_t *store_index_keys(struct store *s, enum store_index ix) {
   return keys;
 }
 
+bool store_any(struct store *s, enum store_kind k,
+               bool (*fn)(const json_t *obj, void *ud), void *ud) {
+  if ((int)k < 0 || k >= STORE_NKINDS)
+    return false;
+  const char *id;
+  json_t *v;
+  json_object_foreach(s->objs[k], id, v) {
+    if (fn(unbox(v), ud))
+      return true;
+  }
+  return false;
+}
+
 void store_each_by(struct store *s, enum store_index ix, const char *key,
                    void (*fn)(json_t *obj, void *ud), void *ud) {
   const char *id;

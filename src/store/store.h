@@ -60,6 +60,10 @@ json_t *store_find(struct store *s, enum store_kind k, const char *ref,
  * sorted by CreatedAt then ID. */
 json_t *store_list(struct store *s, enum store_kind k);
 size_t store_count(struct store *s, enum store_kind k);
+/* Whether fn says true of any object of kind k, asked in no particular
+ * order (no sort) until one does. fn must not change the store. */
+bool store_any(struct store *s, enum store_kind k,
+               bool (*fn)(const json_t *obj, void *ud), void *ud);
 
 /* Secondary indexes, kept by store_apply and store_restore: the objects of
  * one kind whose field equals a key. An object without the field (a task

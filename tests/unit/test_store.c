@@ -337,8 +337,8 @@ TEST(store_public_strips_underscore_keys_deeply) {
  * a value without '_' keys below it the store's own. */
 TEST(store_view_shares_what_has_no_private_keys) {
   json_t *o = json_pack("{s:s, s:s, s:{s:s, s:i}, s:[{s:i, s:i}, i], s:{s:i}}",
-                        "ID", "x", "_Key", "secret", "Spec", "_Token", "t",
-                        "A", 1, "L", "_p", 1, "q", 2, 3, "Plain", "B", 2);
+                        "ID", "x", "_Key", "secret", "Spec", "_Token", "t", "A",
+                        1, "L", "_p", 1, "q", 2, 3, "Plain", "B", 2);
   json_t *v = store_view(o);
   char *d = jx_dumps(v, JSON_COMPACT | JSON_SORT_KEYS, NULL);
   CHECK_STR_EQ(d, "{\"ID\":\"x\",\"L\":[{\"q\":2},3],\"Plain\":{\"B\":2},"
@@ -377,6 +377,25 @@ TEST(store_entry_stamps_are_shared_and_never_changed) {
   CHECK_STR_EQ(jx_str(a2, "CreatedAt", ""), jx_str(a, "CreatedAt", "-"));
   CHECK(strcmp(jx_str(a2, "UpdatedAt", ""), jx_str(a, "UpdatedAt", "")) != 0);
   json_decref(a);
+  store_free(s);
+}
+
+static bool named(const json_t *o, void *name) {
+  return strcmp(jx_str(o, "Spec.Name", ""), name) == 0;
+}
+
+TEST(store_any_asks_until_one_says_so) {
+  struct store *s = store_new();
+  sh_err err = {0};
+  CHECK(!store_any(s, STORE_SERVICE, named, "web"));
+  CHECK_INT_EQ(
+      put1(s, STORE_SERVICE, svc("s1", "web"), STORE_MUST_CREATE, 2, &err), 0);
+  CHECK_INT_EQ(
+      put1(s, STORE_SERVICE, svc("s2", "db"), STORE_MUST_CREATE, 3, &err), 0);
+  CHECK(store_any(s, STORE_SERVICE, named, "web"));
+  CHECK(store_any(s, STORE_SERVICE, named, "db"));
+  CHECK(!store_any(s, STORE_SERVICE, named, "cache"));
+  CHECK(!store_any(s, STORE_NODE, named, "web"));
   store_free(s);
 }
 
