@@ -35,6 +35,16 @@ const char *jx_str(const json_t *root, const char *path, const char *dflt) {
   return json_is_string(v) ? json_string_value(v) : dflt;
 }
 
+json_t *jx_find(const json_t *arr, const char *key, const char *value) {
+  size_t i;
+  json_t *v;
+  json_array_foreach(arr, i, v) {
+    if (strcmp(jx_str(v, key, ""), value) == 0)
+      return v;
+  }
+  return NULL;
+}
+
 int64_t jx_int(const json_t *root, const char *path, int64_t dflt) {
   json_t *v = jx_get(root, path);
   if (json_is_integer(v))

@@ -21,6 +21,10 @@ json_t *jx_get(const json_t *root, const char *path);
 const char *jx_str(const json_t *root, const char *path, const char *dflt);
 int64_t jx_int(const json_t *root, const char *path, int64_t dflt);
 bool jx_bool(const json_t *root, const char *path, bool dflt);
+/* The first element of the array arr whose string at key equals value
+ * (a service's network by Target, a VIP by NetworkID); borrowed, or
+ * NULL. */
+json_t *jx_find(const json_t *arr, const char *key, const char *value);
 /* Sets a dotted path, creating intermediate objects; steals `value`. */
 void jx_set(json_t *root, const char *path, json_t *value);
 

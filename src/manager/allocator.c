@@ -203,13 +203,7 @@ bool allocator_task_allocated(struct store *s, const json_t *svc,
 /* ---- the run ---- */
 
 static const json_t *vip_on(const json_t *svc, const char *net_id) {
-  size_t i;
-  json_t *v;
-  json_array_foreach(jx_get(svc, "Endpoint.VirtualIPs"), i, v) {
-    if (strcmp(jx_str(v, "NetworkID", ""), net_id) == 0)
-      return v;
-  }
-  return NULL;
+  return jx_find(jx_get(svc, "Endpoint.VirtualIPs"), "NetworkID", net_id);
 }
 
 /* The service's VIPs as they should be; NULL when they already are. */

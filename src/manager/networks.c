@@ -487,13 +487,8 @@ bool networks_publishes_ingress(const json_t *svc) {
 }
 
 static bool service_uses(const json_t *svc, const char *net_id) {
-  size_t i;
-  json_t *a;
-  json_array_foreach(jx_get(svc, "Spec.TaskTemplate.Networks"), i, a) {
-    if (strcmp(jx_str(a, "Target", ""), net_id) == 0)
-      return true;
-  }
-  return false;
+  return jx_find(jx_get(svc, "Spec.TaskTemplate.Networks"), "Target", net_id) !=
+         NULL;
 }
 
 bool networks_in_use(struct store *s, const json_t *net) {

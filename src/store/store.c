@@ -388,18 +388,27 @@ uint64_t store_index(struct store *s) {
   return s->index;
 }
 
-static json_t *public_copy(const json_t *j) {
-  if (json_is_object(j)) {
-    json_t *out = json_object();
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)j, k, v) {
-      if (k[0] == '_')
-        continue;
-      json_object_set_new(out, k, public_copy(v));
-    }
-    return out;
+static bool has_private(const json_t *j);
+static json_t *public_copy(const json_t *j);
+
+/* A new object with j's keys but the '_' ones; each value a public copy,
+ * or (share) the value itself where no '_' key is below it. */
+static json_t *public_top(const json_t *j, bool share) {
+  json_t *out = json_object();
+  const char *k;
+  json_t *v;
+  json_object_foreach((json_t *)j, k, v) {
+    if (k[0] == '_')
+      continue;
+    json_object_set_new(
+        out, k, share && !has_private(v) ? json_incref(v) : public_copy(v));
   }
+  return out;
+}
+
+static json_t *public_copy(const json_t *j) {
+  if (json_is_object(j))
+    return public_top(j, false);
   if (json_is_array(j)) {
     json_t *out = json_array();
     size_t i;
@@ -446,16 +455,7 @@ static bool has_private(const json_t *j) {
 json_t *store_view(const json_t *obj) {
   if (!json_is_object(obj))
     return store_public(obj);
-  json_t *out = json_object();
-  const char *k;
-  json_t *v;
-  json_object_foreach((json_t *)obj, k, v) {
-    if (k[0] == '_')
-      continue;
-    json_object_set_new(out, k,
-                        has_private(v) ? public_copy(v) : json_incref(v));
-  }
-  return out;
+  return public_top(obj, true);
 }
 
 /* ---- transactions ---- */

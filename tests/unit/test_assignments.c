@@ -191,13 +191,7 @@ TEST(assignments_leave_out_the_nodes_own_reports) {
 
 /* The message's task for one with its id, or NULL. */
 static json_t *sent_task(const json_t *msg, const char *id) {
-  size_t i;
-  json_t *t;
-  json_array_foreach(json_object_get(msg, "Tasks"), i, t) {
-    if (strcmp(jx_str(t, "ID", ""), id) == 0)
-      return t;
-  }
-  return NULL;
+  return jx_find(json_object_get(msg, "Tasks"), "ID", id);
 }
 
 /* A task goes to its node as a view that shares the store's values
