@@ -97,12 +97,6 @@ struct lsvc {
   int64_t total;
 };
 
-/* What runs (or is about to) on each node, kept from store changes, so a
- * run costs its pending tasks times the nodes, not a walk of every task.
- * In C arrays, not JSON: a task group's view reads its service's count on
- * every node, and at 1,000 nodes the lookups by service ID in each node's
- * object were most of a scheduler pass (~1 ms a group, 100 groups after
- * 100 nodes went down). */
 /* What a run reads of each node, kept until a node changes: the store's
  * sorted node list and, per node, its usability and resources. Made for
  * every run, it was the sort and six lookups in each of 1,000 cold node
@@ -119,6 +113,12 @@ struct ntable {
   json_t *by_id; /* node ID -> index in nodes */
 };
 
+/* What runs (or is about to) on each node, kept from store changes, so a
+ * run costs its pending tasks times the nodes, not a walk of every task.
+ * In C arrays, not JSON: a task group's view reads its service's count on
+ * every node, and at 1,000 nodes the lookups by service ID in each node's
+ * object were most of a scheduler pass (~1 ms a group, 100 groups after
+ * 100 nodes went down). */
 struct sched_load {
   struct slots node_slots, svc_slots;
   struct lnode *nodes;
