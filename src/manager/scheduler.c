@@ -357,11 +357,12 @@ static void load_build(struct sched_load *l, struct store *s) {
 
 void sched_load_follow(struct sched_load *l, struct store *s,
                        const struct store_change *ch, size_t n) {
-  ntable_follow(l, ch, n);
-  if (n == 0 || !l->valid)
+  if (n == 0 || !l->valid) {
+    ntable_follow(l, ch, n);
     load_build(l, s);
-  else
-    sched_load_changes(l, ch, n);
+  } else {
+    sched_load_changes(l, ch, n); /* which follows the nodes too */
+  }
 }
 
 enum filter {

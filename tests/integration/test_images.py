@@ -99,7 +99,7 @@ def test_image_commands():
                              "web")[1].strip()
         assert re.fullmatch(r"busybox:latest@sha256:[0-9a-f]{64}", pinned), pinned
         assert lab.docker("swarma", "image", "inspect", "-f", "{{.Id}}", pinned)[1].strip() == img
-        run([REGISTRY_SH, "stop", lab.registry_dir], check=False)
+        run([REGISTRY_SH, "stop", lab.registry_dir])
         try:
             lab.service("swarma", "create", "--detach", "--name", "pinned", "--no-resolve-image",
                         pinned, "sleep", "3600")
