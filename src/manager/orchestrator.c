@@ -1315,9 +1315,11 @@ static bool replicated_at_rest(struct store *s, struct orch_out *out,
   return r.ok;
 }
 
-/* New tasks for the lowest free slots of a service at rest. */
+/* New tasks for the lowest free slots of a service at rest; their IDs
+ * go into made (ID -> true) when it is not NULL. */
 static void fill_free_slots(const json_t *svc, const unsigned char *used,
-                            int64_t want, int64_t now, struct orch_out *out) {
+                            int64_t want, int64_t now, struct orch_out *out,
+                            json_t *made) {
   struct store_tx *tx = NULL;
   for (int64_t slot = 1; slot <= want; slot++) {
     if (used[slot])
@@ -1327,19 +1329,25 @@ static void fill_free_slots(const json_t *svc, const unsigned char *used,
       break;
     }
     out->budget--;
-    store_tx_put(orch_tx_room(out, &tx, 1, ORCH_TX_MAX), STORE_TASK,
-                 task_new(out, svc, slot, NULL, now), STORE_MUST_CREATE);
+    json_t *t = task_new(out, svc, slot, NULL, now);
+    if (made)
+      json_object_set_new(made, jx_str(t, "ID", ""), json_true());
+    store_tx_put(orch_tx_room(out, &tx, 1, ORCH_TX_MAX), STORE_TASK, t,
+                 STORE_MUST_CREATE);
   }
   if (tx)
     orch_out_add(out, tx);
 }
 
 /* A service's verdict at rest as orchestrator_touched keeps it: the most
- * history tasks a slot had ("Most") and, made later, the history each
- * slot gained since from node passes ("Slots": slot -> count). */
+ * history tasks a slot had ("Most"), made later, the history each slot
+ * gained since from node passes ("Slots": slot -> count), and the tasks
+ * the run made for its free slots, until they exist ("New": ID -> true,
+ * see quiet_fill). */
 static json_t *rest_verdict(int64_t most) {
   json_t *v = json_object();
   json_object_set_new(v, "Most", json_integer(most));
+  json_object_set_new(v, "New", json_object());
   return v;
 }
 
@@ -1357,15 +1365,18 @@ static void run_service(struct store *s, int64_t now_ns, struct orch_out *out,
     int64_t most = 0;
     bool rest =
         replicated_at_rest(s, out, svc, tasks, want, limit, used, &most);
-    if (rest)
-      fill_free_slots(svc, used, want, now_ns, out);
-    free(used);
     if (rest) {
+      json_t *verdict = rest_verdict(most);
+      fill_free_slots(svc, used, want, now_ns, out,
+                      json_object_get(verdict, "New"));
       if (rest_kept)
-        json_object_set_new(rest_kept, jx_str(svc, "ID", ""),
-                            rest_verdict(most));
-      return;
+        json_object_set_new(rest_kept, jx_str(svc, "ID", ""), verdict);
+      else
+        json_decref(verdict);
     }
+    free(used);
+    if (rest)
+      return;
   }
   if (rest_kept)
     json_object_del(rest_kept, jx_str(svc, "ID", ""));
@@ -1776,6 +1787,24 @@ static void quiet_replacements(struct store *s, const struct store_change *ch,
   }
 }
 
+/* The creation of a task that a run made for a free slot of its service
+ * at rest (in the verdict's "New"): the slot is now filled as that run
+ * decided, with no history added, so the verdict stands. Before, each
+ * service's new tasks, once created, made the service run again to find
+ * nothing: a scan of its tasks, ~6 ms for 1,000 at 100,000 tasks, after
+ * every service created or scaled up. */
+static bool quiet_fill(const struct store_change *c, json_t *rest) {
+  if (!rest || c->old_obj || !c->new_obj)
+    return false;
+  json_t *verdict = json_object_get(rest, jx_str(c->new_obj, "ServiceID", ""));
+  json_t *made = json_object_get(verdict, "New");
+  const char *id = jx_str(c->new_obj, "ID", "");
+  if (!json_object_get(made, id))
+    return false;
+  json_object_del(made, id);
+  return true;
+}
+
 /* A node usable again with nothing else changed (back from down): its
  * tasks are history (replaced when it went) or ran on, which their
  * services' verdicts already counted, so only global services care. 100
@@ -1810,7 +1839,7 @@ void orchestrator_touched(struct store *s, const struct store_change *ch,
     switch (c->kind) {
     case STORE_TASK:
       if ((paired && paired[i]) || quiet_step(s, c) ||
-          quiet_history(s, c, rest))
+          quiet_history(s, c, rest) || quiet_fill(c, rest))
         break;
       if (c->old_obj)
         touch(touched, c->old_obj);

@@ -1263,3 +1263,51 @@ TEST(orch_node_pass_replacement_keeps_the_verdict_within_the_limit) {
   CHECK_INT_EQ(slot_count(&f, 1), 2);
   fx_free(&f);
 }
+
+/* The tasks a run makes for the free slots of a service at rest touch
+ * nothing once created (the service would run again to find nothing: a
+ * scan of all its tasks); a task of the service that no run of it made
+ * touches it as before, and its run puts the slot right. */
+TEST(orch_fills_of_a_service_at_rest_touch_nothing) {
+  cleanup_fx struct fx f = {0};
+  fx_init(&f, 5);
+  three_nodes(&f);
+  char b[512];
+  fx_service(&f, "svc1", web(b, sizeof b, 3, NULL, NULL));
+  fx_orch(&f);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "running", NULL), 3);
+  CHECK(json_object_get(f.touched, "svc1") == NULL);
+  json_t *verdict = json_object_get(f.rest, "svc1");
+  CHECK(verdict != NULL);
+  CHECK_INT_EQ(json_object_size(json_object_get(verdict, "New")), 0);
+  fx_converge(&f, true);
+
+  /* Scaled up: the two new slots' tasks, the same. */
+  fx_set(&f, STORE_SERVICE, "svc1", "Spec.Mode.Replicated.Replicas",
+         json_integer(5));
+  fx_orch(&f);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "running", NULL), 5);
+  CHECK(json_object_get(f.touched, "svc1") == NULL);
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "running", "running"), 5);
+
+  /* A second task in slot 1 that no run made: the service runs, and
+   * slot 1 keeps one task desired running. */
+  CHECK_INT_EQ(slot_count(&f, 1), 1);
+  json_t *l = fx_tasks(&f, "svc1", "running", "running");
+  json_t *dup = NULL;
+  size_t i;
+  json_t *t;
+  json_array_foreach(l, i, t) {
+    if (jx_int(t, "Slot", 0) == 1)
+      dup = json_deep_copy(t);
+  }
+  json_decref(l);
+  CHECK(dup != NULL);
+  json_object_set_new(dup, "ID", json_string("dupslot1"));
+  json_object_del(dup, "Version");
+  fx_put(&f, STORE_TASK, dup, 0);
+  CHECK(json_is_true(json_object_get(f.touched, "svc1")));
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_count(&f, "svc1", "running", NULL), 5);
+}
