@@ -327,7 +327,7 @@ static void allocate_nodes(struct store *s, struct lazy_pools *lp,
  * container; no scheduler places it). */
 static void allocate_attachments(struct store *s, struct lazy_pools *lp,
                                  struct orch_out *out, size_t *short_of) {
-  cleanup_json json_t *tasks = store_list_by(s, STORE_TASKS_BY_STATE, "new");
+  cleanup_json json_t *tasks = store_list_by(s, STORE_TASKS_WAITING, "new");
   size_t i;
   json_t *t;
   json_array_foreach(tasks, i, t) {
@@ -372,7 +372,7 @@ static void add_candidate(json_t *t, void *ud) {
 static json_t *candidates(struct store *s) {
   json_t *by = json_object();
   for (enum task_state st = TS_NEW; st <= TS_PENDING; st++)
-    store_each_by(s, STORE_TASKS_BY_STATE, task_state_name(st), add_candidate,
+    store_each_by(s, STORE_TASKS_WAITING, task_state_name(st), add_candidate,
                   by);
   return by;
 }

@@ -690,7 +690,7 @@ static json_t *with_status(const json_t *t, const char *state, const char *msg,
 }
 
 int scheduler_run(struct store *s, int64_t now_ns, struct orch_out *out) {
-  if (store_count_by(s, STORE_TASKS_BY_STATE, "pending") == 0)
+  if (store_count_by(s, STORE_TASKS_WAITING, "pending") == 0)
     return 0;
   struct sched_load *l = sched_load_new();
   int n = scheduler_run_load(s, now_ns, out, l);
@@ -981,7 +981,7 @@ int scheduler_run_load(struct store *s, int64_t now_ns, struct orch_out *out,
                        struct sched_load *l) {
   /* Only pending tasks are placed: none, nothing to do (the index answers
    * without a scan). */
-  if (store_count_by(s, STORE_TASKS_BY_STATE, "pending") == 0)
+  if (store_count_by(s, STORE_TASKS_WAITING, "pending") == 0)
     return 0;
   struct run r;
   run_begin(&r, s, now_ns, l);
@@ -991,7 +991,7 @@ int scheduler_run_load(struct store *s, int64_t now_ns, struct orch_out *out,
    * task, and 100 nodes down gave each service's replacements
    * interleaved with the 99 others' (10,000 tasks x 100 groups of
    * catch-up, a quarter of the leader's loop). */
-  json_t *tasks = grouped(store_list_by(s, STORE_TASKS_BY_STATE, "pending"));
+  json_t *tasks = grouped(store_list_by(s, STORE_TASKS_WAITING, "pending"));
   size_t before = out->ntx;
   struct store_tx *tx = NULL;
   size_t i;

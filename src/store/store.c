@@ -55,6 +55,17 @@ static const char *up_key(const json_t *t) {
   return jx_str(t, "ServiceID", NULL);
 }
 
+/* The state of a task waiting for an address or a node. The later
+ * states were buckets of up to 100,000 tasks that nothing read, and every
+ * status report moved its task between two of them on every manager. */
+static const char *waiting_key(const json_t *t) {
+  const char *st = jx_str(t, "Status.State", NULL);
+  return st && (strcmp(st, "new") == 0 || strcmp(st, "allocated") == 0 ||
+                strcmp(st, "pending") == 0)
+             ? st
+             : NULL;
+}
+
 static const char *done_key(const json_t *t) {
   if (strcmp(jx_str(t, "Status.State", ""), "complete") != 0)
     return NULL;
@@ -80,7 +91,10 @@ static const struct {
     [STORE_TASKS_BY_SERVICE] = {STORE_TASK, "ServiceID"},
     [STORE_TASKS_BY_NODE] = {STORE_TASK, "NodeID"},
     [STORE_TASKS_BY_DESIRED] = {STORE_TASK, "DesiredState"},
-    [STORE_TASKS_BY_STATE] = {STORE_TASK, "Status.State"},
+    [STORE_TASKS_WAITING] = {STORE_TASK,
+                             "Status.State",
+                             waiting_key,
+                             {"Status"}},
     [STORE_SERVICES_BY_NAME] = {STORE_SERVICE, "Spec.Name"},
     [STORE_NETWORKS_BY_NAME] = {STORE_NETWORK, "Spec.Name"},
     [STORE_TASKS_BY_NETWORK] = {STORE_TASK, "NetworksAttachments.0.Network.ID"},

@@ -73,7 +73,10 @@ enum store_index {
   STORE_TASKS_BY_SERVICE, /* task ServiceID */
   STORE_TASKS_BY_NODE,    /* task NodeID */
   STORE_TASKS_BY_DESIRED, /* task DesiredState */
-  STORE_TASKS_BY_STATE,   /* task Status.State */
+  /* task Status.State of the tasks not yet on a node (new, allocated,
+   * pending): the allocator's and the scheduler's work; the states after
+   * have no bucket (a status report moves nothing) */
+  STORE_TASKS_WAITING,
   STORE_SERVICES_BY_NAME, /* service Spec.Name */
   STORE_NETWORKS_BY_NAME, /* network Spec.Name */
   /* task NetworksAttachments.0.Network.ID: every task attached to a

@@ -383,6 +383,26 @@ static void new_tasks(struct store *st) {
  * replaced task for each step, one run (it changes the store). Applying
  * from the bytes is a follower's path; the leader applies from the
  * document it encoded, a little cheaper. */
+static void count_state(json_t *t, void *ud) {
+  struct {
+    const char *state;
+    size_t n;
+  } *c = ud;
+  c->n += strcmp(jx_str(t, "Status.State", ""), c->state) == 0;
+}
+
+/* Tasks in a state, counted through the DesiredState index (the state
+ * index keeps only tasks not yet on a node). */
+static size_t tasks_in(struct store *st, const char *state) {
+  struct {
+    const char *state;
+    size_t n;
+  } c = {state, 0};
+  store_each_by(st, STORE_TASKS_BY_DESIRED, "running", count_state, &c);
+  store_each_by(st, STORE_TASKS_BY_DESIRED, "shutdown", count_state, &c);
+  return c.n;
+}
+
 static void nodes_down(struct store *st, int nodes) {
   struct follow f = {.s = st,
                      .load = sched_load_new(),
@@ -428,7 +448,7 @@ static void nodes_down(struct store *st, int nodes) {
     snprintf(id, sizeof id, "node%021d", i);
     down_tasks += store_count_by(st, STORE_TASKS_BY_NODE, id);
   }
-  size_t assigned0 = store_count_by(st, STORE_TASKS_BY_STATE, "assigned");
+  size_t assigned0 = tasks_in(st, "assigned");
   committed_bytes = 0;
   int passes = 0, settling = 0;
   for (int guard = 0; guard < 1000; guard++) {
@@ -466,8 +486,7 @@ static void nodes_down(struct store *st, int nodes) {
     if (ntx == 0 && json_object_size(f.touched) == 0)
       break;
   }
-  size_t placed =
-      store_count_by(st, STORE_TASKS_BY_STATE, "assigned") - assigned0;
+  size_t placed = tasks_in(st, "assigned") - assigned0;
   /* Per task replaced (the rows before also left one failed task for
    * these passes to replace: placed is one more). */
   double per = down_tasks ? 1e3 * (double)down_tasks : 1;

@@ -388,7 +388,7 @@ TEST(sched_new_tasks_go_in_placed_as_the_pass_would) {
   CHECK_INT_EQ(store_count(a.s, STORE_TASK), 19);
   /* All but "nowhere"'s two (the big ones take 3 of a node's 4 CPUs:
    * one per node). */
-  CHECK_INT_EQ(store_count_by(a.s, STORE_TASKS_BY_STATE, "assigned"), 17);
+  CHECK_INT_EQ(fx_count(&a, NULL, NULL, "assigned"), 17);
   CHECK_INT_EQ(on(&a, "big", "node1") + on(&a, "big", "node2"), 2);
   char buf[256];
   CHECK_STR_EQ(first_err(&a, "nowhere", buf, sizeof buf),

@@ -162,7 +162,7 @@ static int check_indexes(struct store *s, char *why, size_t n) {
     case STORE_TASKS_BY_DESIRED:
       vals = desired, nvals = sizeof desired / sizeof *desired;
       break;
-    case STORE_TASKS_BY_STATE:
+    case STORE_TASKS_WAITING:
     case STORE_NODES_BY_STATE:
       vals = states, nvals = sizeof states / sizeof *states;
       break;
