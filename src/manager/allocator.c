@@ -377,10 +377,12 @@ static json_t *candidates(struct store *s) {
   return by;
 }
 
-int allocator_run(struct store *s, struct orch_out *out, size_t *exhausted) {
+int allocator_run(struct store *s, struct orch_out *out, bool nodes,
+                  size_t *exhausted) {
   size_t before = out->ntx, short_of = 0;
   struct lazy_pools lp = {.s = s};
-  allocate_nodes(s, &lp, out, &short_of);
+  if (nodes)
+    allocate_nodes(s, &lp, out, &short_of);
   allocate_attachments(s, &lp, out, &short_of);
   cleanup_json json_t *by_service = candidates(s);
   json_t *svcs = store_list(s, STORE_SERVICE);

@@ -25,10 +25,12 @@
 struct store;
 struct orch_out;
 
-/* One transaction per changed service and per batch of tasks. Returns
- * the number of transactions; *exhausted (may be NULL) counts tasks left
+/* One transaction per changed service and per batch of tasks, and with
+ * nodes, for the nodes without their ingress address. Returns the number
+ * of transactions; *exhausted (may be NULL) counts tasks and nodes left
  * without an address. */
-int allocator_run(struct store *s, struct orch_out *out, size_t *exhausted);
+int allocator_run(struct store *s, struct orch_out *out, bool nodes,
+                  size_t *exhausted);
 
 /* The network IDs a service's tasks attach to, in order (ingress first
  * when it publishes in ingress mode). New array of strings. */

@@ -36,6 +36,11 @@ struct reconciler {
   json_t *rest;     /* replicated services their last run found at rest */
   int64_t wake_at;  /* when the wakeup timer fires (0: not set) */
   bool alloc_dirty; /* something the allocator looks at changed */
+  /* A node came, went or changed its ingress address, or a network
+   * changed: the allocator looks for nodes without their address. Its
+   * walk of 1,000 nodes was most of every allocator pass, one per
+   * service created. */
+  bool alloc_nodes;
   struct sched_load *load; /* the scheduler's node loads (every manager) */
 };
 
@@ -91,7 +96,15 @@ static void on_change(const struct store_change *ch, size_t n, uint64_t index,
   }
   orchestrator_touched(r->m->store, ch, n, r->touched, &r->full, r->rest);
   if (n == 0)
-    r->alloc_dirty = true;
+    r->alloc_dirty = r->alloc_nodes = true;
+  for (size_t i = 0; i < n && !r->alloc_nodes; i++) {
+    const struct store_change *c = &ch[i];
+    r->alloc_nodes = c->kind == STORE_NETWORK ||
+                     (c->kind == STORE_NODE &&
+                      (!c->old_obj || !c->new_obj ||
+                       json_object_get(c->old_obj, "_Ingress") !=
+                           json_object_get(c->new_obj, "_Ingress")));
+  }
   for (size_t i = 0; i < n && !r->alloc_dirty; i++) {
     const struct store_change *c = &ch[i];
     switch (c->kind) {
@@ -215,7 +228,11 @@ static void run(struct reconciler *r) {
       break; /* nothing it looks at changed: its scan would find nothing */
     r->alloc_dirty = false;
     size_t exhausted = 0;
-    allocator_run(s, &out, &exhausted);
+    bool nodes = r->alloc_nodes;
+    r->alloc_nodes = false;
+    allocator_run(s, &out, nodes, &exhausted);
+    if (exhausted)
+      r->alloc_nodes = nodes; /* again once addresses are freed */
     if (exhausted && !r->exhausted_said)
       log_warn("%zu tasks wait for a free address on their networks",
                exhausted);
@@ -270,7 +287,7 @@ void reconciler_set_leader(struct reconciler *r, bool leader) {
   r->leader = leader; /* the loads are kept: every manager follows them */
   if (leader) {
     r->pass = 0;
-    r->full = r->alloc_dirty = true;
+    r->full = r->alloc_dirty = r->alloc_nodes = true;
     kick(r);
   } else {
     uv_timer_stop(&r->kick);

@@ -699,7 +699,7 @@ int main(int argc, char **argv) {
     orch_out_init(&o);
     size_t ex = 0;
     t0 = cpu_ns();
-    allocator_run(st, &o, &ex);
+    allocator_run(st, &o, true, &ex);
     v[i] = cpu_ns() - t0;
     orch_out_free(&o);
   }

@@ -7,7 +7,7 @@
 static int fx_alloc(struct fx *f, size_t *exhausted) {
   struct orch_out o;
   orch_out_init(&o);
-  allocator_run(f->s, &o, exhausted);
+  allocator_run(f->s, &o, true, exhausted);
   int n = fx_apply_out(f, &o);
   orch_out_free(&o);
   return n;

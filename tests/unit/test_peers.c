@@ -10,7 +10,7 @@
 static void alloc(struct fx *f) {
   struct orch_out o;
   orch_out_init(&o);
-  allocator_run(f->s, &o, NULL);
+  allocator_run(f->s, &o, true, NULL);
   fx_apply_out(f, &o);
   orch_out_free(&o);
 }
