@@ -36,6 +36,7 @@ time cap reports what it measured and says so."""
 
 import argparse
 import calendar
+import concurrent.futures
 import http.client
 import glob
 import json
@@ -1608,6 +1609,9 @@ SIM_UP_CAP = 60.0        # brought back -> Ready
 SIM_IDLE_S = 10.0        # CPU of the leader while idle
 SIM_LS_N = 5             # docker service ls / node ls runs (and a 20 s cap)
 SIM_POLL_S = 0.25
+# API clients creating the services at once (1: one after the other, as
+# `docker stack deploy` does).
+SIM_CLIENTS = max(1, int(os.environ.get("BENCH_SIM_CLIENTS", "1")))
 SIM_RESTART_CAP = 120.0  # a restarted manager back reachable
 DOCKER = os.environ.get("SHOAL_TEST_DOCKER", "/usr/local/bin/docker")
 
@@ -1750,7 +1754,8 @@ def main_sim(args):
         # service's cycle apart (orchestrate, commit, apply, send to the
         # nodes), which is what paces the ramp.
         create_s = []
-        for i in range(n_svc):
+
+        def create(i):
             # Restart delay 0 (`--restart-delay 0s`): the rescheduling
             # figure is the managers' work, not Docker's default 5 s wait.
             spec = {"Name": "sim%03d" % i,
@@ -1766,6 +1771,8 @@ def main_sim(args):
                 time.sleep(1.0)
             else:
                 raise BenchError("service create sim%03d: HTTP %d %r" % (i, st, b))
+        with concurrent.futures.ThreadPoolExecutor(SIM_CLIENTS) as pool:
+            list(pool.map(create, range(n_svc)))
         t_created = time.monotonic() - t0
         t_sim_all = None
         last = (0, 0.0)
@@ -1792,7 +1799,8 @@ def main_sim(args):
                     t_api_all = time.monotonic() - t0
                     break
                 time.sleep(SIM_POLL_S)
-        rows.append(("create %d services x %d replicas (API calls)" % (n_svc, n_rep),
+        rows.append(("create %d services x %d replicas (API calls%s)" % (
+                         n_svc, n_rep, ", %d clients at once" % SIM_CLIENTS if SIM_CLIENTS > 1 else ""),
                      "%.1f s" % t_created, ""))
         rows.append(("service create answered during the ramp (p50, max)",
                      "%s ms" % ms(statistics.median(create_s)),

@@ -58,6 +58,16 @@ struct reconciler {
  * rescheduling places all it made, which spares a commit per pass (40
  * placed 600-1,500 of them). */
 #define PLACE_NEW_MS 100
+/* Task changes one orchestrator pass may make: several services' worth
+ * of ORCH_BATCH (each service's full run stays within its own cap), so
+ * services created at about the same time go out together: a node then
+ * gets its tasks of all of them in one message, and reports them in one
+ * request. With one service per pass, 100 services of 1,000 created by 4
+ * clients at once took as long as one after the other (22.5 s at 1,000
+ * simulated nodes: each node one message and one report per task); four
+ * per pass: 16.1 s, the leader's CPU 15.4 -> 10.4 s, the simulator's
+ * 7.8 -> 4.5 s. Its placements stay within PLACE_NEW_MS. */
+#define PASS_BATCH (4 * ORCH_BATCH)
 
 static uint64_t next_delay(const struct reconciler *r) {
   return r->batching ? BATCH_PAUSE_MS : 0;
@@ -203,6 +213,7 @@ static void run(struct reconciler *r) {
    * task from creation to a node. */
   switch (r->pass) {
   case 0:
+    out.budget = PASS_BATCH;
     r->dirty = false;
     r->batching = false;
     if (r->full) {
