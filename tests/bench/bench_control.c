@@ -377,32 +377,31 @@ static void new_tasks(struct store *st) {
          median_us(app[1], TURNS / 2) / per);
 }
 
-/* A tenth of the nodes go down: the reconciler's passes replace their
- * tasks and place the new ones, as on the leader (every pass's entries
- * applied before the next), until nothing is left to do. CPU per
- * replaced task for each step, one run (it changes the store). Applying
- * from the bytes is a follower's path; the leader applies from the
- * document it encoded, a little cheaper. */
+struct state_count {
+  const char *state;
+  size_t n;
+};
+
 static void count_state(json_t *t, void *ud) {
-  struct {
-    const char *state;
-    size_t n;
-  } *c = ud;
+  struct state_count *c = ud;
   c->n += strcmp(jx_str(t, "Status.State", ""), c->state) == 0;
 }
 
 /* Tasks in a state, counted through the DesiredState index (the state
  * index keeps only tasks not yet on a node). */
 static size_t tasks_in(struct store *st, const char *state) {
-  struct {
-    const char *state;
-    size_t n;
-  } c = {state, 0};
+  struct state_count c = {state, 0};
   store_each_by(st, STORE_TASKS_BY_DESIRED, "running", count_state, &c);
   store_each_by(st, STORE_TASKS_BY_DESIRED, "shutdown", count_state, &c);
   return c.n;
 }
 
+/* A tenth of the nodes go down: the reconciler's passes replace their
+ * tasks and place the new ones, as on the leader (every pass's entries
+ * applied before the next), until nothing is left to do. CPU per
+ * replaced task for each step, one run (it changes the store). Applying
+ * from the bytes is a follower's path; the leader applies from the
+ * document it encoded, a little cheaper. */
 static void nodes_down(struct store *st, int nodes) {
   struct follow f = {.s = st,
                      .load = sched_load_new(),
