@@ -24,7 +24,9 @@
 # on a lab of three managers plus a host running bin/shoal-sim, the
 # simulator figures at two scales, 100 nodes x 10 services x 1,000
 # replicas and 1,000 nodes x 100 x 1,000 (BENCH_SIM_SCALES, N:S:R,...;
-# BENCH_SIM_RUN_CAP, default 600 s, caps the wait for all tasks running).
+# BENCH_SIM_RUN_CAP, default 600 s, caps the wait for all tasks running;
+# BENCH_SIM_CLIENTS, default 1, creates the services from that many
+# clients at once).
 # Builds nothing (make bench builds first; test images are built if stale).
 # Its own labs in $SHOAL_BENCH_DIR (default /tmp/shoal-bench),
 # $SHOAL_BENCH_DIR-ha, $SHOAL_BENCH_DIR-svc, $SHOAL_BENCH_DIR-net and
