@@ -1804,8 +1804,10 @@ def main_sim(args):
                      "%.1f s" % t_created, ""))
         rows.append(("service create answered during the ramp (p50, max)",
                      "%s ms" % ms(statistics.median(create_s)),
-                     "max %s ms over %d (idle cluster: %s ms): a service's cycle on the leader each" % (
-                         ms(max(create_s)), len(create_s), ms(statistics.median(ref_s)))))
+                     "max %s ms over %d (idle cluster: %s ms): %s" % (
+                         ms(max(create_s)), len(create_s), ms(statistics.median(ref_s)),
+                         "a service's cycle on the leader each" if SIM_CLIENTS == 1 else
+                         "%d clients: each waits for the passes ahead of it" % SIM_CLIENTS)))
         rows.append(("CPU over the ramp, all processes", "%.1f s" % sum(cpu_ramp.values()),
                      "of %.1f s on %d cores: %s" % (
                          t_ramp * (os.cpu_count() or 1), os.cpu_count() or 1,
