@@ -107,13 +107,16 @@ static void on_change(const struct store_change *ch, size_t n, uint64_t index,
   orchestrator_touched(r->m->store, ch, n, r->touched, &r->full, r->rest);
   if (n == 0)
     r->alloc_dirty = r->alloc_nodes = true;
+  /* Such a change runs the allocator too (a node whose address went
+   * gets one). */
   for (size_t i = 0; i < n && !r->alloc_nodes; i++) {
     const struct store_change *c = &ch[i];
-    r->alloc_nodes = c->kind == STORE_NETWORK ||
-                     (c->kind == STORE_NODE &&
-                      (!c->old_obj || !c->new_obj ||
-                       json_object_get(c->old_obj, "_Ingress") !=
-                           json_object_get(c->new_obj, "_Ingress")));
+    if (c->kind == STORE_NETWORK ||
+        (c->kind == STORE_NODE &&
+         (!c->old_obj || !c->new_obj ||
+          json_object_get(c->old_obj, "_Ingress") !=
+              json_object_get(c->new_obj, "_Ingress"))))
+      r->alloc_nodes = r->alloc_dirty = true;
   }
   for (size_t i = 0; i < n && !r->alloc_dirty; i++) {
     const struct store_change *c = &ch[i];
