@@ -1756,6 +1756,7 @@ def main_sim(args):
         cpu_pids = [(h, lab_pid(args, h)) for h in names]
         cpu_pids += [("shoal-sim", p) for p in pids_named("shoal-sim")]
         cpu0 = {h: cpu_s(p) for h, p in cpu_pids}
+        msgs0 = sim_status()["Messages"]
         t0 = time.monotonic()
         # Each create's answer time: the creates are answered one
         # service's cycle apart (orchestrate, commit, apply, send to the
@@ -1794,6 +1795,7 @@ def main_sim(args):
             time.sleep(SIM_POLL_S)
         cpu_ramp = {h: cpu_s(p) - cpu0[h] for h, p in cpu_pids}
         t_ramp = time.monotonic() - t0
+        msgs = {k: v - msgs0[k] for k, v in sim_status()["Messages"].items()}
 
         def api_running():
             st, b = once(sock[leader], "GET", "/services?status=true", timeout=60)
@@ -1827,6 +1829,14 @@ def main_sim(args):
                          "goal >= 10,000/s"))
             rows.append(("create -> all running (service ls counts)",
                          "%.1f s" % t_api_all if t_api_all else "not within 30 s more", ""))
+            # What the leader's CPU per task mostly pays for: one write
+            # per assignment message, a read and an answer per request.
+            rows.append(("messages per task over the ramp",
+                         "%.2f" % ((msgs["Assignments"] + msgs["ReportRequests"]) / total),
+                         "assignment messages to the nodes %d (%.2f a task), status report "
+                         "requests from them %d (%.2f)" % (
+                             msgs["Assignments"], msgs["Assignments"] / total,
+                             msgs["ReportRequests"], msgs["ReportRequests"] / total)))
         else:
             rows.append(("create -> all %d running" % total, "CAPPED at %.0f s" % SIM_RUN_CAP,
                          "%d running after %.1f s: %.0f tasks/s" % (last[0], last[1],

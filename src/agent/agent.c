@@ -53,6 +53,7 @@ struct agent {
   struct http_call *session_call;
   struct http_call *hb_call;
   struct http_call *report_call;
+  uint64_t report_requests;
   json_t *unsent;    /* task status updates waiting for delivery */
   json_t *in_flight; /* the batch being sent, NULL when none */
   struct log_post *logs_head, *logs_tail; /* queued, sent one at a time */
@@ -533,6 +534,10 @@ bool agent_connected(const struct agent *a) {
   return a && a->connected;
 }
 
+uint64_t agent_report_requests(const struct agent *a) {
+  return a ? a->report_requests : 0;
+}
+
 const char *agent_node_addr(const struct agent *a) {
   return a && a->addr[0] ? a->addr : NULL;
 }
@@ -709,6 +714,7 @@ void agent_report(struct agent *a, const json_t *updates) {
                              .timeout_ms = 15000};
   fill_tls(a, &o);
   a->report_call = http_client_call(a->client, &o, NULL, report_sent, a);
+  a->report_requests++;
 }
 
 static void send_next_log(struct agent *a);

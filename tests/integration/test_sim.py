@@ -122,7 +122,15 @@ def test_simulated_nodes_take_tasks_go_down_and_come_back():
                   % (time.monotonic() - t0))
             spread = running_by_node(lab, "big")
             assert set(spread) == set(hosts) and sum(spread.values()) == REPLICAS, spread
-            assert control(ctl, "status")["Tasks"]["Running"] == REPLICAS
+            st = control(ctl, "status")
+            assert st["Tasks"]["Running"] == REPLICAS
+            # Its message counts: every node had a message with its tasks;
+            # the reports (3 updates a task at least) went in fewer
+            # requests, several updates each.
+            msgs = st["Messages"]
+            assert msgs["Assignments"] >= NODES, msgs
+            assert NODES <= msgs["ReportRequests"] < st["Reported"]["Updates"], (msgs, st["Reported"])
+            assert st["Reported"]["Updates"] >= 3 * REPLICAS, st["Reported"]
             # The ramp's reports went over entries of 50 at most.
             split = re.findall(r"task status: (\d+) reports waiting, proposed in entries "
                                r"of at most 50", lab.logs("simm1"))
