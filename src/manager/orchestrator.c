@@ -1606,6 +1606,8 @@ int orchestrator_run_services(struct store *s, int64_t now_ns,
    * store with those changes (now it would decide the same again). */
   cleanup_json json_t *busy = json_object();
   run_nodes(s, now_ns, out, service_ids, busy, wake);
+  if (out->ran)
+    json_object_update(out->ran, busy);
   wakeup = out->next_wakeup_ns;
   const char *sid;
   json_t *v, *tmp;
@@ -1624,6 +1626,8 @@ int orchestrator_run_services(struct store *s, int64_t now_ns,
       break;
     }
     json_t *svc = store_get(s, STORE_SERVICE, sid);
+    if (out->ran)
+      json_object_set_new(out->ran, sid, json_true());
     bool more = out->more;
     out->more = false;
     out->next_wakeup_ns = 0;

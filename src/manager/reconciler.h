@@ -2,8 +2,11 @@
  * whenever the store changes (coalesced: at most one run per loop turn)
  * and when a delay they asked for ends. A run's transactions are all
  * proposed before the next run starts, so no decision is taken twice over
- * a store that does not show the previous one yet. Runs on the leader
- * only (reconciler_set_leader). */
+ * a store that does not show the previous one yet; the exception is an
+ * orchestrator pass pipelined behind the last one (while its proposals
+ * commit), which works only on services no pass in flight worked on and
+ * places its tasks on loads that count the placements in flight. Runs on
+ * the leader only (reconciler_set_leader). */
 #ifndef SHOAL_MANAGER_RECONCILER_H
 #define SHOAL_MANAGER_RECONCILER_H
 

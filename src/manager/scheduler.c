@@ -127,6 +127,7 @@ struct sched_load {
   size_t capsvcs;
   bool valid;
   struct ntable nt;
+  json_t *expected; /* task ID -> the task as proposed (sched_load_expect) */
 };
 
 static void ntable_clear(struct ntable *t) {
@@ -267,6 +268,7 @@ struct sched_load *sched_load_new(void) {
   struct sched_load *l = xcalloc(1, sizeof *l);
   l->node_slots.ids = json_object();
   l->svc_slots.ids = json_object();
+  l->expected = json_object();
   return l;
 }
 
@@ -290,6 +292,7 @@ void sched_load_free(struct sched_load *l) {
   ntable_clear(&l->nt);
   json_decref(l->node_slots.ids);
   json_decref(l->svc_slots.ids);
+  json_decref(l->expected);
   free(l->node_slots.free);
   free(l->svc_slots.free);
   free(l->nodes);
@@ -320,9 +323,44 @@ static bool same_share(const json_t *a, const json_t *b) {
              json_object_get(b, "_EndpointSpec");
 }
 
+/* A new task's apply: an expectation of it gives way to it. */
+static void settle_expected(struct sched_load *l, const struct store_change *ch,
+                            size_t n) {
+  for (size_t i = 0; i < n && json_object_size(l->expected); i++) {
+    if (ch[i].kind != STORE_TASK || ch[i].old_obj || !ch[i].new_obj)
+      continue;
+    json_t *t = json_object_get(l->expected, ch[i].id);
+    if (!t)
+      continue;
+    if (l->valid)
+      load_task(l, t, -1);
+    json_object_del(l->expected, ch[i].id);
+  }
+}
+
+void sched_load_expect(struct sched_load *l, json_t *task) {
+  const char *id = jx_str(task, "ID", "");
+  if (!*id || !*jx_str(task, "NodeID", ""))
+    return;
+  sched_load_unexpect(l, id);
+  if (l->valid)
+    load_task(l, task, 1);
+  json_object_set(l->expected, id, task);
+}
+
+void sched_load_unexpect(struct sched_load *l, const char *task_id) {
+  json_t *t = json_object_get(l->expected, task_id);
+  if (!t)
+    return;
+  if (l->valid)
+    load_task(l, t, -1);
+  json_object_del(l->expected, task_id);
+}
+
 void sched_load_changes(struct sched_load *l, const struct store_change *ch,
                         size_t n) {
   ntable_follow(l, ch, n);
+  settle_expected(l, ch, n);
   if (n == 0) /* a restore */
     sched_load_invalidate(l);
   for (size_t i = 0; i < n && l->valid; i++) {
@@ -351,6 +389,17 @@ static void load_build(struct sched_load *l, struct store *s) {
   json_array_foreach(keys, i, k) {
     if (*json_string_value(k))
       store_each_by(s, STORE_TASKS_BY_NODE, json_string_value(k), load_each, l);
+  }
+  /* Expectations still unapplied count on top; one whose task is in the
+   * store now (applied while the loads were not kept) is counted. */
+  const char *id;
+  json_t *t;
+  void *tmp;
+  json_object_foreach_safe(l->expected, tmp, id, t) {
+    if (store_get(s, STORE_TASK, id))
+      json_object_del(l->expected, id);
+    else
+      load_task(l, t, 1);
   }
   l->valid = true;
 }

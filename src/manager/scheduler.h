@@ -48,6 +48,14 @@ void sched_load_follow(struct sched_load *l, struct store *s,
                        const struct store_change *ch, size_t n);
 int scheduler_run_load(struct store *s, int64_t now_ns, struct orch_out *out,
                        struct sched_load *l);
+/* A task placed by a proposal not yet applied (the leader's pipelined
+ * passes: a pass runs while the previous one's entry commits) counts in
+ * l from now, so the next placements see it; its apply (the new task of
+ * that ID) takes the expectation's place, and sched_load_unexpect drops
+ * one whose entry did not apply (a no-op once applied). A task without
+ * a NodeID is not counted. */
+void sched_load_expect(struct sched_load *l, json_t *task);
+void sched_load_unexpect(struct sched_load *l, const char *task_id);
 /* The same decisions for the tasks out's transactions create (not yet
  * proposed), made on them in place: a task goes into the store already
  * assigned, or pending with the reason it fits nowhere, in the entry

@@ -16,6 +16,7 @@ import os
 import re
 import socket
 import subprocess
+import threading
 import time
 
 from lib import LAB, ROOT, Lab, timeout, wait_until
@@ -24,6 +25,7 @@ SIM = os.path.join(ROOT, "bin", "shoal-sim")
 HOSTS = {"simm1": "192.168.33.10", "simhost": "192.168.33.20"}
 NODES = 10
 REPLICAS = 1000
+SPREAD_REPLICAS = 999
 
 
 def control(path, line, timeout_s=10):
@@ -67,6 +69,46 @@ def running_by_node(lab, name):
     return res
 
 
+def start_sim(lab):
+    """shoal-sim with NODES nodes on simhost, joined to simm1, once they
+    show Ready: (its process, its control socket, its log's path, the
+    nodes' hostnames)."""
+    ctl = os.path.join(lab.dir, "sim.sock")
+    log_path = os.path.join(lab.dir, "shoal-sim.log")
+    with open(log_path, "wb") as log:
+        sim = subprocess.Popen(
+            [LAB, "--dir", lab.dir, "exec", "simhost", SIM, "--join-token", lab.token("simm1"),
+             "--manager", lab.ip("simm1"), "--nodes", str(NODES), "--start-delay", "50ms",
+             "--control", ctl, "--stats", "2s", "--data", os.path.join(lab.dir, "sim-data")],
+            stdout=log, stderr=subprocess.STDOUT)
+    hosts = ["sim-%04d" % (i + 1) for i in range(NODES)]
+    try:
+        wait_until(lambda: sim_rows(lab) == {h: "Ready" for h in hosts}, 30,
+                   what="10 simulated nodes Ready")
+    except BaseException:
+        stop_sim(sim, log_path, True)
+        raise
+    return sim, ctl, log_path, hosts
+
+
+def stop_sim(sim, log_path, failed):
+    """Ends shoal-sim (SIGTERM, then SIGKILL after 10 s); after a failure
+    prints the end of its log first."""
+    if failed:
+        with open(log_path, errors="replace") as f:
+            tail = f.readlines()[-40:]
+        print("    --- shoal-sim log (last %d lines) ---" % len(tail))
+        for l in tail:
+            print("    | " + l.rstrip("\n"))
+    sim.terminate()
+    for _ in range(2):  # SIGTERM, then SIGKILL
+        try:
+            sim.wait(timeout=10)
+            return
+        except subprocess.TimeoutExpired:
+            sim.kill()
+
+
 @timeout(150)
 def test_simulated_nodes_take_tasks_go_down_and_come_back():
     assert os.access(SIM, os.X_OK), "bin/shoal-sim missing (make)"
@@ -79,19 +121,8 @@ def test_simulated_nodes_take_tasks_go_down_and_come_back():
                    "--snapshot-interval", "50")
         # Nothing for the real node: every task goes to simulated ones.
         lab.docker("simm1", "node", "update", "--availability", "drain", mgr_id)
-        token = lab.token("simm1")
-        ctl = os.path.join(lab.dir, "sim.sock")
-        log_path = os.path.join(lab.dir, "shoal-sim.log")
-        with open(log_path, "wb") as log:
-            sim = subprocess.Popen(
-                [LAB, "--dir", lab.dir, "exec", "simhost", SIM, "--join-token", token,
-                 "--manager", lab.ip("simm1"), "--nodes", str(NODES), "--start-delay", "50ms",
-                 "--control", ctl, "--stats", "2s", "--data", os.path.join(lab.dir, "sim-data")],
-                stdout=log, stderr=subprocess.STDOUT)
+        sim, ctl, log_path, hosts = start_sim(lab)
         try:
-            hosts = ["sim-%04d" % (i + 1) for i in range(NODES)]
-            wait_until(lambda: sim_rows(lab) == {h: "Ready" for h in hosts}, 30,
-                       what="10 simulated nodes Ready")
             # Marked as simulated wherever a node is shown.
             _, out, _ = lab.docker("simm1", "node", "inspect", "sim-0001", "--format",
                                    "{{json .Description.Engine.Labels}} "
@@ -184,16 +215,50 @@ def test_simulated_nodes_take_tasks_go_down_and_come_back():
                        what="service big %s after the restart" % want)
             assert sim.poll() is None, "shoal-sim exited"
         except BaseException:
-            with open(log_path, errors="replace") as f:
-                tail = f.readlines()[-40:]
-            print("    --- shoal-sim log (last %d lines) ---" % len(tail))
-            for l in tail:
-                print("    | " + l.rstrip("\n"))
+            stop_sim(sim, log_path, True)
             raise
-        finally:
-            sim.terminate()
-            try:
-                sim.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                sim.kill()
-                sim.wait(timeout=10)
+        stop_sim(sim, log_path, False)
+
+
+@timeout(150)
+def test_services_created_at_once_spread_evenly():
+    """Eight services of 999 replicas created at once by eight clients:
+    more than one orchestrator pass takes (4,000 task changes), so the
+    leader makes the rest in a pass that runs while the first one's
+    entries commit, and that pass places its tasks around those still in
+    flight. Each service has 99 tasks on every node and 9 more on nine
+    of them; the ten nodes end with 799 or 800 in all (with the loads of
+    the store alone, the second pass put its extras where the first had:
+    798 on some)."""
+    assert os.access(SIM, os.X_OK), "bin/shoal-sim missing (make)"
+    with Lab(HOSTS, start=["simm1"]) as lab:
+        mgr_id = lab.init("simm1")
+        lab.docker("simm1", "node", "update", "--availability", "drain", mgr_id)
+        sim, ctl, log_path, hosts = start_sim(lab)
+        try:
+            names = ["at%d" % i for i in range(8)]
+            threads = [threading.Thread(target=lab.docker, args=(
+                "simm1", "service", "create", "-d", "--no-resolve-image", "--name", n,
+                "--replicas", str(SPREAD_REPLICAS), "busybox", "sleep", "1d")) for n in names]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            want = "%d/%d" % (SPREAD_REPLICAS, SPREAD_REPLICAS)
+            for n in names:
+                wait_until(lambda: replicas(lab, n) == want, 60, interval=0.5,
+                           what="service %s %s" % (n, want))
+            total = {h: 0 for h in hosts}
+            for n in names:
+                spread = running_by_node(lab, n)
+                assert set(spread) == set(hosts) and set(spread.values()) <= {99, 100}, \
+                    (n, spread)
+                for h, k in spread.items():
+                    total[h] += k
+            assert sum(total.values()) == 8 * SPREAD_REPLICAS, total
+            assert set(total.values()) <= {799, 800}, total
+            assert control(ctl, "status")["Tasks"]["Running"] == 8 * SPREAD_REPLICAS
+        except BaseException:
+            stop_sim(sim, log_path, True)
+            raise
+        stop_sim(sim, log_path, False)

@@ -523,3 +523,103 @@ TEST(sched_pass_places_up_to_its_batch) {
   CHECK_INT_EQ(fx_count(&f, "web", NULL, "assigned"), PLACE_BATCH + 10);
   fx_free(&f);
 }
+
+/* The orchestrator's pass for a's tasks and the one after it for b's,
+ * both before a's entry applies (the reconciler's pipelined passes). */
+static void pass_for(struct fx *f, const char *service, struct orch_out *o) {
+  orch_out_init(o);
+  o->new_id = fx_new_id;
+  o->id_ud = f;
+  json_object_clear(f->touched);
+  json_object_set_new(f->touched, service, json_true());
+  orchestrator_run_services(f->s, f->now, o, f->touched, f->wake, f->rest);
+  struct sched_placed placed;
+  scheduler_place_new(f->s, f->now, o, f->load, INT64_MAX / 2, &placed);
+}
+
+static void expect_new(json_t *t, void *ud) {
+  sched_load_expect(ud, t);
+}
+
+static void collect(json_t *t, void *ud) {
+  json_array_append(ud, t);
+}
+
+static const char *only_node(struct orch_out *o, char *buf, size_t n) {
+  json_t *made = json_array();
+  for (size_t i = 0; i < o->ntx; i++)
+    store_tx_each_new(o->txs[i], STORE_TASK, collect, made);
+  snprintf(buf, n, "%s",
+           json_array_size(made) == 1
+               ? jx_str(json_array_get(made, 0), "NodeID", "")
+               : "");
+  json_decref(made);
+  return buf;
+}
+
+/* Placements a pass proposed count in the kept loads before their entry
+ * applies: the next pass spreads around them. Their apply takes the
+ * expectation's place (the loads then match a fresh count), and an
+ * expectation whose entry did not apply is dropped. */
+TEST(sched_expected_placements_count_before_their_apply) {
+  cleanup_fx struct fx f = {0};
+  fx_init_nodes(&f, "node", 3);
+  svc(&f, "a", 2, NULL);
+  svc(&f, "b", 1, NULL);
+  svc(&f, "c", 1, NULL);
+  struct orch_out oa, ob, oc;
+  pass_for(&f, "a", &oa);
+  for (size_t i = 0; i < oa.ntx; i++)
+    store_tx_each_new(oa.txs[i], STORE_TASK, expect_new, f.load);
+  json_t *a_tasks = json_array();
+  for (size_t i = 0; i < oa.ntx; i++)
+    store_tx_each_new(oa.txs[i], STORE_TASK, collect, a_tasks);
+  CHECK_INT_EQ(json_array_size(a_tasks), 2);
+  char a1[64], a2[64], bn[64], cn[64];
+  snprintf(a1, sizeof a1, "%s",
+           jx_str(json_array_get(a_tasks, 0), "NodeID", ""));
+  snprintf(a2, sizeof a2, "%s",
+           jx_str(json_array_get(a_tasks, 1), "NodeID", ""));
+  CHECK(strcmp(a1, a2) != 0);
+  /* b's one task goes to the node a left empty. */
+  pass_for(&f, "b", &ob);
+  only_node(&ob, bn, sizeof bn);
+  CHECK(*bn && strcmp(bn, a1) != 0 && strcmp(bn, a2) != 0);
+  /* A proposal refused: its expectations go, and the loads are as
+   * before it (c goes where b would have gone). */
+  for (size_t i = 0; i < json_array_size(a_tasks); i++)
+    sched_load_unexpect(f.load, jx_str(json_array_get(a_tasks, i), "ID", ""));
+  orch_out_free(&ob);
+  json_object_clear(f.touched);
+  pass_for(&f, "c", &oc);
+  only_node(&oc, cn, sizeof cn);
+  CHECK(strcmp(cn, a1) == 0 || strcmp(cn, a2) == 0);
+  orch_out_free(&oc);
+  /* Expected again and applied: no double count (fx_sched compares the
+   * kept loads with a fresh count), and the unexpect that follows a
+   * decided proposal changes nothing. */
+  for (size_t i = 0; i < oa.ntx; i++)
+    store_tx_each_new(oa.txs[i], STORE_TASK, expect_new, f.load);
+  fx_apply_out(&f, &oa);
+  orch_out_free(&oa);
+  for (size_t i = 0; i < json_array_size(a_tasks); i++)
+    sched_load_unexpect(f.load, jx_str(json_array_get(a_tasks, i), "ID", ""));
+  json_decref(a_tasks);
+  svc(&f, "d", 1, NULL);
+  fx_converge(&f, true);
+  CHECK_INT_EQ(fx_count(&f, "a", "running", "running"), 2);
+  /* a's two, then b, c and d: 2, 2, 1. */
+  size_t lo = 99, hi = 0;
+  static const char *const nodes[] = {"node1", "node2", "node3"};
+  static const char *const svcs[] = {"a", "b", "c", "d"};
+  for (size_t k = 0; k < 3; k++) {
+    size_t n = 0;
+    for (size_t j = 0; j < 4; j++)
+      n += fx_on_node(&f, svcs[j], nodes[k]);
+    lo = n < lo ? n : lo;
+    hi = n > hi ? n : hi;
+  }
+  CHECK_INT_EQ(lo, 1);
+  CHECK_INT_EQ(hi, 2);
+  fx_free(&f);
+}
