@@ -57,7 +57,15 @@ struct sa_ctr {
   int64_t backoff_ms;
   int restart_count;
   struct sa_job *queue, *busy; /* runtime calls, one at a time */
+  bool exit_pending;           /* its exit seen, the J_EXIT job not done yet */
+  struct sa_waiter *exit_waiters; /* standalone_stopped */
   struct sa_ctr *next;
+};
+
+struct sa_waiter {
+  standalone_done_fn done;
+  void *ud;
+  struct sa_waiter *next;
 };
 
 struct standalone {
@@ -261,8 +269,29 @@ static struct sa_ctr *find(struct standalone *sa, const char *id) {
   return NULL;
 }
 
+static void waiters_free(struct sa_ctr *c) {
+  for (struct sa_waiter *w = c->exit_waiters, *nx; w; w = nx) {
+    nx = w->next;
+    free(w);
+  }
+  c->exit_waiters = NULL;
+}
+
+/* The exit a stop waited for is handled (or the container is gone). */
+static void waiters_run(struct sa_ctr *c) {
+  struct sa_waiter *w = c->exit_waiters;
+  c->exit_waiters = NULL;
+  while (w) {
+    struct sa_waiter *nx = w->next;
+    w->done(w->ud, 0, c->id, NULL);
+    free(w);
+    w = nx;
+  }
+}
+
 static void ctr_closed(uv_handle_t *h) {
   struct sa_ctr *c = h->data;
+  waiters_free(c);
   json_decref(c->info);
   json_decref(c->attachment);
   free(c);
@@ -870,6 +899,7 @@ static void job_work(void *ud) {
 static void on_exit_watch(struct exec_watch *wa, void *ud);
 
 static void exited(struct sa_ctr *c) {
+  c->exit_pending = true;
   struct sa_job *j = xcalloc(1, sizeof *j);
   j->kind = J_EXIT;
   enqueue(c, j);
@@ -1151,6 +1181,10 @@ static void job_done(void *ud, int cancelled) {
   }
   if (j->kind == J_FORGET || j->gone)
     c->forgotten = true;
+  if (j->kind == J_EXIT)
+    c->exit_pending = false;
+  if (j->kind == J_EXIT || c->forgotten)
+    waiters_run(c);
   if (c->forgotten)
     release_attachment(c);
   if (j->done)
@@ -1752,6 +1786,20 @@ void standalone_stopping(struct standalone *sa, const char *id, bool stop_like,
     c->die_logged = true;
 }
 
+void standalone_stopped(struct standalone *sa, const char *id,
+                        standalone_done_fn done, void *ud) {
+  struct sa_ctr *c = find(sa, id);
+  if (!c || c->forgotten || !c->running || (!c->watch && !c->exit_pending)) {
+    done(ud, 0, id, NULL);
+    return;
+  }
+  struct sa_waiter *w = xcalloc(1, sizeof *w);
+  w->done = done;
+  w->ud = ud;
+  w->next = c->exit_waiters;
+  c->exit_waiters = w;
+}
+
 void standalone_updated(struct standalone *sa, const char *id,
                         const json_t *info) {
   struct sa_ctr *c = find(sa, id);
@@ -1961,7 +2009,7 @@ void standalone_free(struct standalone *sa) {
     }
     exec_watch_free(c->watch);
     uv_timer_stop(&c->timer);
-    uv_close((uv_handle_t *)&c->timer, ctr_closed);
+    uv_close((uv_handle_t *)&c->timer, ctr_closed); /* drops its waiters */
   }
   json_decref(sa->creating);
   dnsd_free(sa->dns);

@@ -112,6 +112,13 @@ void standalone_network(struct standalone *sa, bool connect, const char *ref,
  * {"Endpoints": {container ID: {"Container", "Name"}},
  *  "Networks": {network ID: the network object of the attachment}}. */
 json_t *standalone_network_view(struct standalone *sa);
+/* After a stop that ended a run: done runs once the daemon has handled
+ * that exit (the address and ports released, as inspect then shows), at
+ * once when no exit of it is pending (not ours, not running, or not
+ * watched); dockerd answers a stop only once the container is cleaned
+ * up, and a `docker inspect` right after shows no address. */
+void standalone_stopped(struct standalone *sa, const char *id,
+                        standalone_done_fn done, void *ud);
 /* After a removal (rm, prune): the endpoint goes and the container is
  * forgotten; done (NULL: none) runs once the endpoint is released, as
  * dockerd answers `rm` only then (a `network rm` right after finds no

@@ -53,6 +53,9 @@ struct tctl {
   struct worker *w;
   char id[ID_LEN + 1];
   json_t *task;
+  /* An adopted container's labels and image ({Labels, Image}), for its
+   * events until its task's assignment arrives (NULL otherwise). */
+  json_t *adopted_attrs;
   char cid[65];
   enum phase phase;
   bool busy;
@@ -276,12 +279,20 @@ static void worker_name(struct tctl *t, const char *name) {
 static void publish_event(struct tctl *t, const char *action, const char *key,
                           int value) {
   struct worker *w = t->w;
-  if (!w->cfg.events || !t->cid[0] || !t->task)
+  if (!w->cfg.events || !t->cid[0] || (!t->task && !t->adopted_attrs))
     return;
-  json_t *attrs = task_labels(w, t->task, t->id);
-  json_object_set_new(
-      attrs, "image",
-      json_string(jx_str(t->task, "Spec.ContainerSpec.Image", "")));
+  json_t *attrs;
+  if (t->task) {
+    attrs = task_labels(w, t->task, t->id);
+    json_object_set_new(
+        attrs, "image",
+        json_string(jx_str(t->task, "Spec.ContainerSpec.Image", "")));
+  } else { /* adopted, its assignment not here yet: its own labels */
+    json_t *l = json_object_get(t->adopted_attrs, "Labels");
+    attrs = json_is_object(l) ? json_deep_copy(l) : json_object();
+    json_object_set_new(attrs, "image",
+                        json_string(jx_str(t->adopted_attrs, "Image", "")));
+  }
   if (t->name[0])
     json_object_set_new(attrs, "name", json_string(t->name));
   else
@@ -791,6 +802,10 @@ static void adopt(struct job *j) {
           list[i].id, "Running", st.status == EXEC_STATUS_RUNNING, "Paused",
           st.paused, "ExitCode", st.exit_code, "Pidfd", fd, "StopSignal", sig,
           "Name", name[0] == '/' ? name + 1 : name);
+      json_object_set_new(a, "Attrs",
+                          json_pack("{s:O?, s:s}", "Labels",
+                                    jx_get(info, "Config.Labels"), "Image",
+                                    jx_str(info, "Config.Image", "")));
       adopt_dns(j, a, info);
       json_t *probe = st.status == EXEC_STATUS_RUNNING
                           ? probe_setup(w->cfg.exec, list[i].id, info)
@@ -1100,6 +1115,7 @@ static void tctl_free(struct tctl *t) {
   exec_watch_free(t->watch);
   health_stop(t->health);
   json_decref(t->task);
+  json_decref(t->adopted_attrs);
   free(t);
 }
 
@@ -1270,6 +1286,10 @@ static void adopted(struct worker *w, const json_t *list) {
     bool running = jx_bool(a, "Running", false);
     /* Still frozen from before the restart: a stop thaws it first. */
     at->paused = running && jx_bool(a, "Paused", false);
+    if (!at->task) {
+      json_decref(at->adopted_attrs);
+      at->adopted_attrs = json_incref(json_object_get(a, "Attrs"));
+    }
     worker_name(at, jx_str(a, "Name", ""));
     log_info("adopted container %s of task %s (%s)", at->cid, tid,
              running ? "running" : "exited");
@@ -1621,8 +1641,10 @@ static void ctl_pump(struct tctl *t) {
   t->health = NULL;
   bool kill9 = r->c.op == WORKER_REMOVE;
   int sig = kill9 ? SIGKILL : r->c.signal > 0 ? r->c.signal : t->stop_signal;
+  /* The signal goes either way: watched, or by the blocking stop (a
+   * container adopted without a pidfd, e.g. one frozen at the restart). */
+  kill_event(t, sig);
   if (t->watch) {
-    kill_event(t, sig);
     if (exec_watch_stop(t->watch, sig, kill9 ? 0 : ctl_grace(t, r), &err) >= 0)
       return;
     log_warn("stopping container %s: %s; stopping it on a thread", t->cid,

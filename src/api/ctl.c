@@ -268,10 +268,20 @@ static void endpoint_released(void *ud, int rc, const char *id,
   removed(ud);
 }
 
+static void stop_settled(void *ud, int rc, const char *id, const sh_err *err) {
+  reply_status(ud, 204);
+}
+
 static void finished(struct ctl_job *j, int rc) {
   if (rc < 0) {
     word_error(j);
     reply_err(j);
+    return;
+  }
+  if (j->op == OP_STOP && rc == 0 && j->d->standalone) {
+    /* The answer once the exit is handled (its address released), as
+     * dockerd's. */
+    standalone_stopped(j->d->standalone, j->id, stop_settled, j);
     return;
   }
   if (j->op == OP_REMOVE && j->d->standalone) {
