@@ -1641,8 +1641,9 @@ static void ctl_pump(struct tctl *t) {
   t->health = NULL;
   bool kill9 = r->c.op == WORKER_REMOVE;
   int sig = kill9 ? SIGKILL : r->c.signal > 0 ? r->c.signal : t->stop_signal;
-  /* The signal goes either way: watched, or by the blocking stop (a
-   * container adopted without a pidfd, e.g. one frozen at the restart). */
+  /* dockerd's kill event whichever way the signal goes: through the
+   * watch, or by the blocking stop of a container not watched (no pidfd,
+   * or the watch's stop failed), which said nothing before. */
   kill_event(t, sig);
   if (t->watch) {
     if (exec_watch_stop(t->watch, sig, kill9 ? 0 : ctl_grace(t, r), &err) >= 0)
