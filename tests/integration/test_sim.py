@@ -112,7 +112,10 @@ def stop_sim(sim, log_path, failed):
 @timeout(150)
 def test_simulated_nodes_take_tasks_go_down_and_come_back():
     assert os.access(SIM, os.X_OK), "bin/shoal-sim missing (make)"
+    # Small report entries and one assignment message a loop turn: the
+    # paths a large cluster takes (entries in parts, flushes in slices).
     with Lab(HOSTS, start=["simm1"], shoald_env={"SHOAL_REPORTS_PER_ENTRY": "50",
+                                                "SHOAL_FLUSH_SLICE_US": "0",
                                                 "SHOAL_JSON_HEAP_AT": "500"}) as lab:
         mgr_id = lab.init("simm1")
         # Down within 3 heartbeats: 1 s keeps the test short.
