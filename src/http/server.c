@@ -20,6 +20,7 @@
 #include <openssl/x509.h>
 #include <stdint.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -88,9 +89,13 @@ struct http_server {
   bool closing;
   struct http_limits lim;
   uv_timer_t sweep; /* closes connections past their deadline */
-  /* Streamed bodies resumed (or started) outside the parser: delivered
+  /* Streamed bodies resumed (or started) outside the parser, and the
+   * requests that waited for a later turn (handlers_spent): delivered
    * from this idle callback, a later loop turn. */
   uv_idle_t kick;
+  TAILQ_HEAD(http_conn_list, http_conn) waiting; /* oldest first */
+  uint64_t turn_ms;    /* uv_now() of the turn handlers_spent saw */
+  uint64_t turn_t0;    /* uv_hrtime() of its first handler */
   uv_timer_t pace;     /* resumes paced listeners a turn later */
   unsigned long paced; /* times a listener's queue was held back */
   bool (*stream_fn)(const struct http_req *head, void *ud);
@@ -167,9 +172,11 @@ struct http_conn {
    * handler asks for the body; an answer before that closes the
    * connection (the client may never send the body). */
   bool continue_due;
-  bool pause_expected;  /* the parser paused for a body, not a request */
-  bool in_parse;        /* inside http_parser_execute */
-  bool kick;            /* on the server's kick list */
+  bool pause_expected; /* the parser paused for a body, not a request */
+  bool in_parse;       /* inside http_parser_execute */
+  bool kick;           /* on the server's kick list */
+  bool waiting;        /* on the server's waiting list */
+  TAILQ_ENTRY(http_conn) wait_link;
   bool notify_body_end; /* on_end(false) owed after an http_* call */
   size_t discarded;
   uv_shutdown_t shutdown;
@@ -600,6 +607,10 @@ static void on_conn_closed(uv_handle_t *h) {
   c->handle_closed = true;
   conn_free_state(c);
   struct http_server *srv = c->srv;
+  if (srv && c->waiting) {
+    TAILQ_REMOVE(&srv->waiting, c, wait_link);
+    c->waiting = false;
+  }
   if (c->l) {
     c->l->nconns--;
     c->l = NULL;
@@ -1043,6 +1054,39 @@ static bool body_flowing(const struct http_conn *c) {
          c->body_started && !c->body_paused;
 }
 
+/* Loop time the handlers of one turn may take before the other requests
+ * wait for a later turn. libuv reads every ready connection in one turn:
+ * right after a flush of assignments to 1,000 nodes, their status reports
+ * (34,000 of them in ~1,000 requests) were parsed and merged in one turn
+ * of 620 ms, which with the flush held a leader's loop 987 ms, past the
+ * election timeout (600 ms): the followers elected another leader
+ * mid-ramp. Raft's own traffic is not an HTTP request and never waits. */
+#define HANDLERS_TURN_NS (50 * 1000000ull)
+
+/* Whether this turn's handlers have had their time. A turn is known by
+ * uv_now(), which libuv updates once per turn (and after its poll). */
+static bool handlers_spent(struct http_server *srv) {
+  uint64_t now = uv_now(srv->loop);
+  if (now != srv->turn_ms) {
+    srv->turn_ms = now;
+    srv->turn_t0 = uv_hrtime();
+    return false;
+  }
+  return uv_hrtime() - srv->turn_t0 > HANDLERS_TURN_NS;
+}
+
+static void on_kick(uv_idle_t *h);
+
+/* c's next request waits for a later turn, behind those already waiting. */
+static void conn_wait(struct http_conn *c) {
+  struct http_server *srv = c->srv;
+  if (!c->waiting) {
+    TAILQ_INSERT_TAIL(&srv->waiting, c, wait_link);
+    c->waiting = true;
+  }
+  uv_idle_start(&srv->kick, on_kick);
+}
+
 /* Parses buffered input and hands complete requests to the handler, one at
  * a time. Re-entrant calls (the handler answering at once) return early:
  * the outer loop goes on. */
@@ -1054,6 +1098,10 @@ static void conn_process(struct http_conn *c) {
     if (c->ready) {
       if (c->active)
         break;
+      if (handlers_spent(c->srv)) {
+        conn_wait(c);
+        break;
+      }
       struct req_priv *rp = STEAL_POINTER(&c->ready);
       if (rp->upgrade) /* not supported: answer, then close */
         rp->keep_alive = false;
@@ -1401,6 +1449,7 @@ struct http_server *http_server_new(uv_loop_t *loop, http_handler_fn handler,
   srv->open_handles++;
   uv_idle_init(loop, &srv->kick);
   srv->kick.data = srv;
+  TAILQ_INIT(&srv->waiting);
   srv->open_handles++;
   uv_timer_init(loop, &srv->pace);
   srv->pace.data = srv;
@@ -1810,6 +1859,18 @@ void http_server_set_body_stream(struct http_server *srv,
 static void on_kick(uv_idle_t *h) {
   struct http_server *srv = h->data;
   uv_idle_stop(h);
+  /* The waiting requests in their order, until this turn's time is spent
+   * (conn_process puts the one it stops at back at the end; only the
+   * connections waiting now are taken, so that ends the walk). */
+  struct http_conn *last = TAILQ_LAST(&srv->waiting, http_conn_list);
+  while (!TAILQ_EMPTY(&srv->waiting)) {
+    struct http_conn *c = TAILQ_FIRST(&srv->waiting);
+    TAILQ_REMOVE(&srv->waiting, c, wait_link);
+    c->waiting = false;
+    conn_process(c);
+    if (c == last)
+      break;
+  }
   /* conn_process only closes connections (a later callback unlinks
    * them), so walking the list is safe. */
   for (struct http_conn *c = srv->conns; c; c = c->next) {

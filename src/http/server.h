@@ -16,7 +16,10 @@
  * owns the request until it answers, now or later from another callback
  * (raft commit, timer). If the peer goes away first, req->on_close is called
  * (when set) and the answer is dropped; the request stays valid until the
- * handler answers or calls http_req_release(). */
+ * handler answers or calls http_req_release(). The handlers of one loop
+ * turn share ~50 ms of it: a request ready after that waits for a later
+ * turn, in the order they came, so a flood of requests cannot hold the
+ * loop (and raft on it) past an election timeout. */
 #ifndef SHOAL_HTTP_SERVER_H
 #define SHOAL_HTTP_SERVER_H
 

@@ -53,6 +53,9 @@ struct fx {
   uint32_t up_sum;
   bool up_end, up_complete, up_hold, up_stream_seen;
   struct http_req *up_later; /* "/upload-later": body_start comes later */
+  /* "/busy": handlers that take 60 ms each, and the loop turn (the
+   * test's count of uv_run calls) each ran in. */
+  int turn, nbusy, busy_turn[8];
 };
 
 static void delay_fire(uv_timer_t *t) {
@@ -232,6 +235,13 @@ static void handler(struct http_req *req, void *ud) {
     }
     http_respond(req, 200, "text/plain", out.data, out.len, NULL);
     buf_free(&out);
+  } else if (strcmp(req->path, "/busy") == 0) {
+    if (f->nbusy < (int)ARRAY_SIZE(f->busy_turn))
+      f->busy_turn[f->nbusy++] = f->turn;
+    uint64_t end = uv_hrtime() + 60 * 1000000ull;
+    while (uv_hrtime() < end)
+      ;
+    http_respond(req, 200, "text/plain", "busy", 4, NULL);
   } else if (strcmp(req->path, "/nocontent") == 0) {
     const char *hdrs[] = {"X-Extra: 1", "Bad: a\r\nInjected: 1", NULL};
     http_respond(req, 204, NULL, NULL, 0, hdrs);
@@ -1136,6 +1146,47 @@ TEST(http_disconnect_pending) {
   CHECK(f.on_close_called);
   run_for(&f, 20);
   close(fd);
+  CHECK(fx_done(&f));
+}
+
+/* Requests that come together while each handler takes longer than a
+ * turn's share (50 ms): one is handled per turn, the others wait for later
+ * turns, and every one is answered. Without the share all three ran in
+ * the turn that read them (a thousand nodes' reports held a leader's loop
+ * past the election timeout). */
+TEST(http_handlers_share_a_turn_and_the_rest_wait) {
+  struct fx f;
+  fx_init(&f);
+  CHECK_INT_EQ(fx_listen_unix(&f), 0);
+  enum { N = 3 };
+  int fds[N];
+  const char *rq = "GET /busy HTTP/1.1\r\nHost: x\r\n\r\n";
+  for (int i = 0; i < N; i++) {
+    fds[i] = raw_unix(f.sock);
+    CHECK(fds[i] >= 0);
+  }
+  /* Accepted first (one turn), then all three requests at once. */
+  for (int i = 0; i < 20; i++)
+    uv_run(&f.loop, UV_RUN_NOWAIT);
+  for (int i = 0; i < N; i++)
+    raw_send(fds[i], rq, strlen(rq));
+  uv_update_time(&f.loop);
+  uint64_t end = uv_now(&f.loop) + 5000;
+  while (f.nbusy < N && uv_now(&f.loop) < end) {
+    f.turn++;
+    uv_run(&f.loop, UV_RUN_ONCE);
+    uv_update_time(&f.loop);
+  }
+  CHECK_INT_EQ(f.nbusy, N);
+  for (int i = 1; i < f.nbusy; i++)
+    CHECK(f.busy_turn[i] > f.busy_turn[i - 1]);
+  for (int i = 0; i < N; i++) {
+    bool eof;
+    cleanup_free char *got = raw_read(&f, fds[i], 1, 5000, &eof);
+    CHECK(strstr(got, "HTTP/1.1 200 OK") != NULL);
+    CHECK(strstr(got, "busy") != NULL);
+    close(fds[i]);
+  }
   CHECK(fx_done(&f));
 }
 
