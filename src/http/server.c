@@ -1060,7 +1060,8 @@ static bool body_flowing(const struct http_conn *c) {
  * (34,000 of them in ~1,000 requests) were parsed and merged in one turn
  * of 620 ms, which with the flush held a leader's loop 987 ms, past the
  * election timeout (600 ms): the followers elected another leader
- * mid-ramp. Raft's own traffic is not an HTTP request and never waits. */
+ * mid-ramp. Raft's own traffic is not an HTTP request (and its
+ * connections' upgrade requests never wait: conn_never_waits). */
 #define HANDLERS_TURN_NS (50 * 1000000ull)
 
 /* Whether this turn's handlers have had their time. A turn is known by
@@ -1073,6 +1074,16 @@ static bool handlers_spent(struct http_server *srv) {
     return false;
   }
   return uv_hrtime() - srv->turn_t0 > HANDLERS_TURN_NS;
+}
+
+/* Whose requests never wait: the local Engine API (an operator's) and
+ * other managers (raft's connections start as an upgrade request, and
+ * followers forward API calls): the floods are the nodes' agents'. At a
+ * failover a thousand nodes' sessions and reports queued ahead of them.
+ * "swarm-manager": the CA's CA_ROLE_MANAGER (ca/ sits above http/). */
+static bool conn_never_waits(const struct http_conn *c) {
+  return c->is_unix ||
+         (c->peer_verified && strcmp(c->peer_ou, "swarm-manager") == 0);
 }
 
 static void on_kick(uv_idle_t *h);
@@ -1098,7 +1109,7 @@ static void conn_process(struct http_conn *c) {
     if (c->ready) {
       if (c->active)
         break;
-      if (handlers_spent(c->srv)) {
+      if (handlers_spent(c->srv) && !conn_never_waits(c)) {
         conn_wait(c);
         break;
       }

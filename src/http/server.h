@@ -19,7 +19,8 @@
  * handler answers or calls http_req_release(). The handlers of one loop
  * turn share ~50 ms of it: a request ready after that waits for a later
  * turn, in the order they came, so a flood of requests cannot hold the
- * loop (and raft on it) past an election timeout. */
+ * loop (and raft on it) past an election timeout. Requests on a unix
+ * socket or from a peer with a manager's certificate never wait. */
 #ifndef SHOAL_HTTP_SERVER_H
 #define SHOAL_HTTP_SERVER_H
 

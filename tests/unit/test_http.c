@@ -56,6 +56,7 @@ struct fx {
   /* "/busy": handlers that take 60 ms each, and the loop turn (the
    * test's count of uv_run calls) each ran in. */
   int turn, nbusy, busy_turn[8];
+  bool busy_local[8];
 };
 
 static void delay_fire(uv_timer_t *t) {
@@ -236,8 +237,10 @@ static void handler(struct http_req *req, void *ud) {
     http_respond(req, 200, "text/plain", out.data, out.len, NULL);
     buf_free(&out);
   } else if (strcmp(req->path, "/busy") == 0) {
-    if (f->nbusy < (int)ARRAY_SIZE(f->busy_turn))
+    if (f->nbusy < (int)ARRAY_SIZE(f->busy_turn)) {
+      f->busy_local[f->nbusy] = strstr(req->query, "local") != NULL;
       f->busy_turn[f->nbusy++] = f->turn;
+    }
     uint64_t end = uv_hrtime() + 60 * 1000000ull;
     while (uv_hrtime() < end)
       ;
@@ -1153,23 +1156,35 @@ TEST(http_disconnect_pending) {
  * turn's share (50 ms): one is handled per turn, the others wait for later
  * turns, and every one is answered. Without the share all three ran in
  * the turn that read them (a thousand nodes' reports held a leader's loop
- * past the election timeout). */
+ * past the election timeout). A request on the local API socket never
+ * waits: it runs in the first turn that runs any. */
 TEST(http_handlers_share_a_turn_and_the_rest_wait) {
   struct fx f;
   fx_init(&f);
   CHECK_INT_EQ(fx_listen_unix(&f), 0);
-  enum { N = 3 };
+  CHECK(fx_listen_tcp(&f, NULL) > 0);
+  enum { N = 4 }; /* three on TCP, the last on the unix socket */
   int fds[N];
   const char *rq = "GET /busy HTTP/1.1\r\nHost: x\r\n\r\n";
-  for (int i = 0; i < N; i++) {
-    fds[i] = raw_unix(f.sock);
-    CHECK(fds[i] >= 0);
+  const char *rq_local = "GET /busy?local=1 HTTP/1.1\r\nHost: x\r\n\r\n";
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_port = htons((uint16_t)f.port),
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  for (int i = 0; i < N - 1; i++) {
+    fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(fds[i] >= 0 &&
+          connect(fds[i], (struct sockaddr *)&sa, sizeof sa) == 0);
+    fcntl(fds[i], F_SETFL, O_NONBLOCK);
   }
+  fds[N - 1] = raw_unix(f.sock);
+  CHECK(fds[N - 1] >= 0);
   /* Accepted first (one turn), then all three requests at once. */
   for (int i = 0; i < 20; i++)
     uv_run(&f.loop, UV_RUN_NOWAIT);
-  for (int i = 0; i < N; i++)
-    raw_send(fds[i], rq, strlen(rq));
+  for (int i = 0; i < N; i++) {
+    const char *r = i == N - 1 ? rq_local : rq;
+    raw_send(fds[i], r, strlen(r));
+  }
   uv_update_time(&f.loop);
   uint64_t end = uv_now(&f.loop) + 5000;
   while (f.nbusy < N && uv_now(&f.loop) < end) {
@@ -1178,8 +1193,18 @@ TEST(http_handlers_share_a_turn_and_the_rest_wait) {
     uv_update_time(&f.loop);
   }
   CHECK_INT_EQ(f.nbusy, N);
-  for (int i = 1; i < f.nbusy; i++)
-    CHECK(f.busy_turn[i] > f.busy_turn[i - 1]);
+  /* The TCP ones in turns of their own; the local one in the first. */
+  int tcp_turns[N], ntcp = 0, local_turn = -1;
+  for (int i = 0; i < f.nbusy; i++) {
+    if (f.busy_local[i])
+      local_turn = f.busy_turn[i];
+    else
+      tcp_turns[ntcp++] = f.busy_turn[i];
+  }
+  CHECK_INT_EQ(ntcp, N - 1);
+  for (int i = 1; i < ntcp; i++)
+    CHECK(tcp_turns[i] > tcp_turns[i - 1]);
+  CHECK_INT_EQ(local_turn, f.busy_turn[0]);
   for (int i = 0; i < N; i++) {
     bool eof;
     cleanup_free char *got = raw_read(&f, fds[i], 1, 5000, &eof);
