@@ -1833,6 +1833,7 @@ void worker_assign(struct worker *w, const json_t *tasks) {
     json_decref(t->task);
     t->task = json_deep_copy(task);
     t->assigned = true;
+    json_decref(STEAL_POINTER(&t->adopted_attrs)); /* its task says now */
   }
   for (struct tctl *t = w->tasks, *next; t; t = next) {
     next = t->next;

@@ -602,11 +602,17 @@ static void send_peers(struct session *s, json_t *snap, const json_t *prev,
  * cluster takes several turns with 0: one message a turn). */
 #define FLUSH_SLICE_NS (20 * NS_PER_MS)
 
-static int64_t flush_slice_ns(void) {
-  const char *v = getenv("SHOAL_FLUSH_SLICE_US");
+/* A whole number of at least min from the environment, or dflt. */
+static long long env_number(const char *name, long long min, long long dflt) {
+  const char *v = getenv(name);
   char *end = NULL;
-  long long us = v ? strtoll(v, &end, 10) : -1;
-  return v && *v && !*end && us >= 0 ? us * 1000 : FLUSH_SLICE_NS;
+  long long n = v ? strtoll(v, &end, 10) : 0;
+  return v && *v && !*end && n >= min ? n : dflt;
+}
+
+static int64_t flush_slice_ns(void) {
+  long long us = env_number("SHOAL_FLUSH_SLICE_US", 0, -1);
+  return us >= 0 ? us * 1000 : FLUSH_SLICE_NS;
 }
 
 static void flush_dirty(uv_timer_t *t) {
@@ -910,10 +916,7 @@ struct report_batch {
 /* REPORTS_PER_ENTRY, or SHOAL_REPORTS_PER_ENTRY from the environment (a
  * test's small cluster makes many parts with a small one). */
 static size_t reports_per_entry(void) {
-  const char *v = getenv("SHOAL_REPORTS_PER_ENTRY");
-  char *end = NULL;
-  long n = v ? strtol(v, &end, 10) : 0;
-  return v && *v && !*end && n > 0 ? (size_t)n : REPORTS_PER_ENTRY;
+  return (size_t)env_number("SHOAL_REPORTS_PER_ENTRY", 1, REPORTS_PER_ENTRY);
 }
 
 static void batch_answer(struct report_batch *b, int status,

@@ -298,8 +298,6 @@ static void orchestrate(struct reconciler *r, int64_t now, int slot,
     r->wake_at = out->next_wakeup_ns;
     uv_timer_start(&r->wakeup, on_wakeup, ms > 0 ? (uint64_t)ms : 1, 0);
   }
-  if (out->more)
-    r->dirty = r->batching = true; /* run again for the rest */
 }
 
 /* Another orchestrator pass while the last one's proposals commit, on
@@ -328,6 +326,8 @@ static void run_piped(struct reconciler *r) {
     orch_out_init(&out);
     struct sched_placed placed = {0};
     orchestrate(r, clock_wall_ns(), slot, &out, &placed);
+    if (out.more)
+      r->dirty = r->batching = true; /* run again for the rest */
     propose_all(r, &out, slot);
     orch_out_free(&out);
   }
