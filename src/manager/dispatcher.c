@@ -40,6 +40,9 @@ struct session {
   json_t *tasks_sent;
   json_t *files_sent;
   json_t *desc; /* the Description it opened with, until started */
+  /* The peers flush (dispatcher.peers_gen) that last sent it its peer and
+   * mesh changes, or the one under way when it started. */
+  uint64_t peers_gen;
   /* Its first messages (node, assignments, peers, mesh) went out: until
    * then the flushes leave it alone (see start_sessions). */
   bool started;
@@ -84,7 +87,11 @@ struct dispatcher {
    * failover) costs one computation, not one per change. */
   bool peers_dirty;
   uv_timer_t peers_timer;
-  int64_t peers_cost_ns; /* the last flush's loop time */
+  int64_t peers_cost_ns; /* the last flush's loop time, all its slices */
+  /* The flush under way (NULL: none), a slice of sessions a turn, and
+   * its number: a session that has it is done. */
+  struct peers_flush *pf;
+  uint64_t peers_gen;
   /* peers_snapshot as last computed (NULL: not yet): a new session starts
    * from it, and the next flush sends it what changed since. */
   json_t *peers_snap;
@@ -598,8 +605,9 @@ static void send_peers(struct session *s, json_t *snap, const json_t *prev,
  * placed at once made a flush of 450 ms in one callback, which with the
  * commits applied in the same turn held the leader's loop 712 ms, past
  * the election timeout: the followers elected another leader mid-ramp.
- * SHOAL_FLUSH_SLICE_US from the environment sets it (a test's small
- * cluster takes several turns with 0: one message a turn). */
+ * The peers flush goes in slices of the same length. SHOAL_FLUSH_SLICE_US
+ * from the environment sets it (a test's small cluster takes several
+ * turns with 0: one node a turn). */
 #define FLUSH_SLICE_NS (20 * NS_PER_MS)
 
 /* A whole number of at least min from the environment, or dflt. */
@@ -642,52 +650,57 @@ static json_t *peers_now(struct dispatcher *d) {
   return d->peers_snap;
 }
 
-static void flush_peers(uv_timer_t *t) {
-  struct dispatcher *d = t->data;
-  if (!d->peers_dirty)
-    return;
-  d->peers_dirty = false;
-  int64_t t0 = clock_mono_ns();
+/* What one peers flush's slices share: the snapshots and their
+ * comparison, the mesh's change, and the last lines encoded. */
+struct peers_flush {
+  json_t *snap, *prev, *changed; /* prev, changed: NULL on the first */
+  json_t *mesh_msg;              /* NULL: the mesh did not change */
+  struct line_memo memo, mesh_memo;
+  int64_t cost_ns; /* the loop time of the slices so far */
+};
+
+static void peers_flush_begin(struct dispatcher *d) {
+  struct peers_flush *pf = xcalloc(1, sizeof *pf);
+  d->pf = pf;
+  d->peers_gen++;
   /* One comparison of the snapshots serves every session whose base is
    * the last one: each looks only at the keys that changed on the
    * networks it holds. */
-  json_t *prev = d->peers_snap;
-  d->peers_snap = NULL;
-  json_t *snap = peers_now(d);
-  json_t *changed = prev ? peers_changed(prev, snap) : NULL;
-  struct line_memo memo = {0};
-  EACH_SESSION(s, d) {
-    if (s->req && s->started)
-      send_peers(s, snap, prev, changed, &memo);
-  }
-  memo_free(&memo);
-  json_decref(changed);
-  json_decref(prev);
+  pf->prev = STEAL_POINTER(&d->peers_snap);
+  pf->snap = json_incref(peers_now(d));
+  pf->changed = pf->prev ? peers_changed(pf->prev, pf->snap) : NULL;
   /* Every session holds d->mesh_sent (sent whole at its start, then
-   * each change): one diff serves them all. */
+   * each change): one diff serves them all. A session that starts
+   * before the flush reaches it gets the new table whole. */
   json_t *mesh = mesh_now(d);
-  json_t *diff = d->mesh_sent ? mesh_diff(d->mesh_sent, mesh) : NULL;
-  if (diff) {
-    cleanup_json json_t *msg = mesh_msg(false, json_object_get(diff, "Set"),
-                                        json_object_get(diff, "Del"));
-    struct line_memo mesh_memo = {0};
-    EACH_SESSION(s, d) {
-      if (s->req && s->started)
-        send_memo(s->req, msg, &mesh_memo);
-    }
-    memo_free(&mesh_memo);
-  }
-  json_decref(diff);
+  cleanup_json json_t *diff =
+      d->mesh_sent ? mesh_diff(d->mesh_sent, mesh) : NULL;
+  if (diff)
+    pf->mesh_msg = mesh_msg(false, json_object_get(diff, "Set"),
+                            json_object_get(diff, "Del"));
   json_decref(d->mesh_sent);
   d->mesh_sent = mesh;
-  d->peers_cost_ns = clock_mono_ns() - t0;
 }
 
-static void mark_peers(struct dispatcher *d) {
-  d->peers_dirty = true;
-  /* A flush writes to every session: at 1,000 nodes coming back, one
-   * each PEERS_DELAY_MS was a third of the leader's loop. Waiting four
-   * times the last flush's cost keeps flushes to a fifth of it. */
+static void peers_flush_end(struct dispatcher *d) {
+  struct peers_flush *pf = STEAL_POINTER(&d->pf);
+  if (!pf)
+    return;
+  memo_free(&pf->memo);
+  memo_free(&pf->mesh_memo);
+  json_decref(pf->snap);
+  json_decref(pf->prev);
+  json_decref(pf->changed);
+  json_decref(pf->mesh_msg);
+  free(pf);
+}
+
+static void flush_peers(uv_timer_t *t);
+
+/* A flush writes to every session: at 1,000 nodes coming back, one each
+ * PEERS_DELAY_MS was a third of the leader's loop. Waiting four times the
+ * last flush's cost keeps flushes to a fifth of it. */
+static void schedule_peers(struct dispatcher *d) {
   int64_t wait_ms = 4 * d->peers_cost_ns / NS_PER_MS;
   if (wait_ms < PEERS_DELAY_MS)
     wait_ms = PEERS_DELAY_MS;
@@ -695,6 +708,49 @@ static void mark_peers(struct dispatcher *d) {
     wait_ms = PEERS_DELAY_MAX_MS;
   if (!uv_is_active((uv_handle_t *)&d->peers_timer))
     uv_timer_start(&d->peers_timer, flush_peers, (uint64_t)wait_ms, 0);
+}
+
+/* Each session's peer and mesh changes, a slice of sessions a loop turn
+ * as flush_dirty does: while 1,000 nodes joined, one flush to all of
+ * them took 60-270 ms of a turn, growing with the sessions. A session is
+ * done once it has the flush's number; the list is walked again from
+ * its head each slice (heartbeats reorder it, sessions come and go). */
+static void flush_peers(uv_timer_t *t) {
+  struct dispatcher *d = t->data;
+  if (!d->pf) {
+    if (!d->peers_dirty)
+      return;
+    d->peers_dirty = false;
+    peers_flush_begin(d);
+  }
+  struct peers_flush *pf = d->pf;
+  int64_t t0 = clock_mono_ns();
+  bool sent = false;
+  EACH_SESSION(s, d) {
+    if (!s->req || !s->started || s->peers_gen == d->peers_gen)
+      continue;
+    if (sent && clock_mono_ns() - t0 > d->flush_slice_ns) {
+      /* The rest in a later turn (not 0 ms: see start_sessions). */
+      pf->cost_ns += clock_mono_ns() - t0;
+      uv_timer_start(&d->peers_timer, flush_peers, 1, 0);
+      return;
+    }
+    send_peers(s, pf->snap, pf->prev, pf->changed, &pf->memo);
+    if (pf->mesh_msg)
+      send_memo(s->req, pf->mesh_msg, &pf->mesh_memo);
+    s->peers_gen = d->peers_gen;
+    sent = true;
+  }
+  d->peers_cost_ns = pf->cost_ns + clock_mono_ns() - t0;
+  peers_flush_end(d);
+  if (d->peers_dirty)
+    schedule_peers(d);
+}
+
+static void mark_peers(struct dispatcher *d) {
+  d->peers_dirty = true;
+  if (!d->pf) /* else the flush under way schedules the next at its end */
+    schedule_peers(d);
 }
 
 static void mark_dirty(struct dispatcher *d, const json_t *task) {
@@ -1078,6 +1134,7 @@ static void send_reset_lines(struct dispatcher *d, struct session *s) {
   http_stream_write(s->req, line, n);
   json_decref(s->peers_base);
   s->peers_base = json_incref(snap);
+  s->peers_gen = d->peers_gen; /* a flush under way has nothing for it */
   if (!d->mesh_sent)
     d->mesh_sent = mesh_now(d);
   if (d->mesh_line_of != d->mesh_sent) {
@@ -1363,6 +1420,7 @@ void dispatcher_set_leader(struct dispatcher *d, bool leader) {
     d->mesh_sent = NULL;
     uv_timer_stop(&d->peers_timer);
     d->peers_dirty = false;
+    peers_flush_end(d);
     json_decref(d->peers_snap);
     d->peers_snap = NULL;
     reset_lines_drop(d);
@@ -1401,6 +1459,7 @@ static void timer_closed(uv_handle_t *h) {
   json_decref(d->managers);
   json_decref(d->mesh_sent);
   json_decref(d->peers_snap);
+  peers_flush_end(d);
   reset_lines_drop(d);
   json_decref(d->reports);
   free(d);

@@ -189,7 +189,9 @@ def links(lab, host):
 
 @timeout(360)
 def test_restart_keeps_traffic_leave_cleans_up_and_peers_follow():
-    with ServiceLab(TWO) as lab:
+    # One session a loop turn in each flush: the peer and mesh changes
+    # reach every node across the flush's slices.
+    with ServiceLab(TWO, shoald_env={"SHOAL_FLUSH_SLICE_US": "0"}) as lab:
         before = links(lab, "swarmb")
         two_nodes(lab, "--default-addr-pool", "10.20.0.0/16", "--default-addr-pool-mask-length", "26",
                   "--data-path-port", "7789")
