@@ -138,6 +138,11 @@ struct worker {
   /* The secrets and configs the assigned tasks need, as the last
    * assignment carried them (memory only). */
   json_t *files;
+  /* Tags this node pulled for a task start: ref -> mono ns (task_image),
+   * under pulls_lock (prepares run on the daemon's threads). */
+  json_t *pulls;
+  pthread_mutex_t pulls_lock;
+  bool prefer_offline; /* DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1 */
 };
 
 enum job_kind {
@@ -509,6 +514,55 @@ static int pull(struct worker *w, const json_t *cs, const char *image,
   return rc;
 }
 
+/* A tag pulled for a task start this recently is not pulled again for
+ * the next: a service's tasks starting together on a node share a
+ * check of the registry (the first few threads pull, the rest find it). */
+#define PULL_FRESH_NS (5 * NS_PER_SEC)
+
+static bool pulled_lately(struct worker *w, const char *image) {
+  pthread_mutex_lock(&w->pulls_lock);
+  json_t *at = json_object_get(w->pulls, image);
+  bool fresh = at && clock_mono_ns() - json_integer_value(at) < PULL_FRESH_NS;
+  pthread_mutex_unlock(&w->pulls_lock);
+  return fresh;
+}
+
+static void note_pulled(struct worker *w, const char *image) {
+  pthread_mutex_lock(&w->pulls_lock);
+  json_object_set_new(w->pulls, image, json_integer(clock_mono_ns()));
+  pthread_mutex_unlock(&w->pulls_lock);
+}
+
+/* The task's image, as swarmkit's executor finds it: a tag may have
+ * moved on its registry since this node pulled it, so a task start pulls
+ * it again (only its manifest when nothing changed) and runs what the
+ * node has if that fails; an image ID or a digest is pulled only when
+ * missing. DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1 in the daemon's
+ * environment (dockerd's switch) pulls only what is missing. */
+static int task_image(struct worker *w, const json_t *cs, const char *image,
+                      char **image_id, sh_err *err) {
+  bool have = image_resolve(w->cfg.images, image, image_id, NULL) == 0;
+  if (have &&
+      (w->prefer_offline || image_ref_pinned(image) || pulled_lately(w, image)))
+    return 0;
+  sh_err perr = {0};
+  char *pulled = NULL;
+  if (pull(w, cs, image, &pulled, &perr) == 0) {
+    free(*image_id);
+    *image_id = pulled;
+    note_pulled(w, image);
+    return 0;
+  }
+  if (!have) {
+    *err = perr;
+    return -1;
+  }
+  log_warn("pulling image %s failed, the task runs the image this node has "
+           "(%.19s): %s",
+           image, *image_id, perr.msg);
+  return 0;
+}
+
 static int prepare(struct job *j) {
   struct worker *w = j->w;
   if (j->plan_rc < 0) {
@@ -531,8 +585,7 @@ static int prepare(struct job *j) {
                 json_object_get(cs, "CapabilityDrop"), &caps, &j->err) < 0)
     return -1;
   cleanup_free char *image_id = NULL;
-  if (image_resolve(w->cfg.images, image, &image_id, NULL) < 0 &&
-      pull(w, cs, image, &image_id, &j->err) < 0)
+  if (task_image(w, cs, image, &image_id, &j->err) < 0)
     return -1;
   /* Until the container is on disk, an image removal keeps its layers. */
   cleanup_image_pin struct image_pin *pin = NULL;
@@ -1997,6 +2050,10 @@ struct worker *worker_new(const struct worker_config *cfg) {
   w->pending = json_array();
   w->peer_queue = json_array();
   w->peer_sets = json_object();
+  w->pulls = json_object();
+  pthread_mutex_init(&w->pulls_lock, NULL);
+  const char *offline = getenv("DOCKER_SERVICE_PREFER_OFFLINE_IMAGE");
+  w->prefer_offline = offline && strcmp(offline, "1") == 0;
   if (cfg->overlay) {
     w->dns = dnsd_new(cfg->loop);
     /* Other names go to --dns, else the node's own resolvers (not
@@ -2200,6 +2257,8 @@ static void maybe_free(struct worker *w) {
   json_decref(w->peer_sets);
   json_decref(w->ingress);
   json_decref(w->mesh);
+  json_decref(w->pulls);
+  pthread_mutex_destroy(&w->pulls_lock);
   free(w->node_id);
   free(w);
 }

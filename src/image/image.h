@@ -61,6 +61,9 @@ char *image_ref_full(const struct image_ref *r);
 /* The short form Docker shows: "nginx:latest", "host:5000/a/b@sha256:..".
  * with_tag false leaves the tag and digest off ("nginx"). Caller frees. */
 char *image_ref_familiar(const struct image_ref *r, bool with_tag);
+/* Whether ref names one image for good: an image ID ("sha256:<hex>") or
+ * a reference with a digest. A tag may move on its registry. */
+bool image_ref_pinned(const char *ref);
 
 /* ---- store -------------------------------------------------------- */
 

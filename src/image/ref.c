@@ -112,6 +112,15 @@ void image_ref_free(struct image_ref *r) {
   memset(r, 0, sizeof *r);
 }
 
+bool image_ref_pinned(const char *ref) {
+  if (digest_valid(ref))
+    return true;
+  struct image_ref r = {0};
+  bool pinned = image_ref_parse(ref, &r, NULL) == 0 && r.digest;
+  image_ref_free(&r);
+  return pinned;
+}
+
 static int invalid(sh_err *err) {
   return sh_error(err, 400, "invalid reference format");
 }

@@ -265,6 +265,61 @@ def test_task_container_in_docker_ps_inspect_logs():
             assert lib not in maps, "%s mapped in shoald after a task's pull" % lib
 
 
+@timeout(180)
+def test_task_start_pulls_a_moved_tag_and_falls_back_to_the_local_image():
+    """As on dockerd: a task of a tag-only image (`--no-resolve-image`)
+    pulls the tag again when it starts, so a tag moved on the registry
+    runs what it names now; an image the registry does not have runs as
+    the node has it; DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1 in the daemon's
+    environment runs what the node has without asking."""
+    def image_id(ref):
+        return lab.docker("swarma", "image", "inspect", "-f", "{{.Id}}", ref)[1].strip()
+
+    def task_image(svc):
+        t = wait_running(lab, svc, 1)[0]
+        _, name = container_of(lab, t)
+        return lab.docker("swarma", "inspect", "-f", "{{.Image}}", name)[1].strip()
+
+    with ServiceLab({"swarma": SEED["swarma"]}) as lab:
+        lab.init("swarma")
+        lab.docker("swarma", "pull", "-q", "busybox", timeout=120)
+        # Another image with busybox's tools: a container's commit.
+        lab.docker("swarma", "run", "-d", "--name", "mk", "busybox", "sh", "-c",
+                   "echo other > /other; sleep 1d")
+        wait_until(lambda: lab.docker("swarma", "exec", "mk", "cat", "/other",
+                                      check=False)[1].strip() == "other", 20, what="/other in mk")
+        lab.docker("swarma", "commit", "mk", "other:v1")
+        lab.docker("swarma", "rm", "-f", "mk")
+        busybox, other = image_id("busybox"), image_id("other:v1")
+        assert busybox != other
+        # This node's busybox:latest names the other image; the registry's
+        # still names busybox.
+        lab.docker("swarma", "tag", "other:v1", "busybox:latest")
+        assert image_id("busybox") == other
+        lab.service("swarma", "create", "-d", "--no-resolve-image", "--name", "moved",
+                    "busybox", "sleep", "1d")
+        assert task_image("moved") == busybox
+        assert image_id("busybox") == busybox  # the pull moved the tag back
+
+        # Only here: the pull fails (the mirror has no such repository),
+        # and the task runs the local image; the log says why.
+        lab.docker("swarma", "tag", "other:v1", "onlyhere:v1")
+        lab.service("swarma", "create", "-d", "--no-resolve-image", "--name", "local",
+                    "onlyhere:v1", "sleep", "1d")
+        assert task_image("local") == other
+        assert re.search(r"pulling image onlyhere:v1 failed, the task runs the image this "
+                         r"node has \(sha256:[0-9a-f]{12}\)", lab.logs("swarma")), lab.logs("swarma")
+
+        # dockerd's switch: no pull when the node has the image.
+        lab.shoald_env = dict(lab.shoald_env, DOCKER_SERVICE_PREFER_OFFLINE_IMAGE="1")
+        lab.restart("swarma")
+        lab.docker("swarma", "tag", "other:v1", "busybox:latest")
+        lab.service("swarma", "update", "-d", "--force", "--no-resolve-image", "moved")
+        wait_until(lambda: task_image("moved") == other, 60, interval=0.5,
+                   what="the moved service's new task on the local busybox:latest")
+        assert image_id("busybox") == other
+
+
 @timeout(120)
 def test_killed_container_is_replaced():
     with ServiceLab() as lab:

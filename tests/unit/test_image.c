@@ -93,6 +93,24 @@ TEST(image_ref_table) {
   }
 }
 
+/* What a task start pulls again (a tag) and what it need not (an ID, a
+ * digest). */
+TEST(image_ref_pinned_by_id_or_digest) {
+  static const char hex[] =
+      "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+  cleanup_free char *id = xasprintf("sha256:%s", hex);
+  cleanup_free char *canon = xasprintf("nginx:1.25@sha256:%s", hex);
+  cleanup_free char *bare = xasprintf("host:5000/a/b@sha256:%s", hex);
+  CHECK(image_ref_pinned(id));
+  CHECK(image_ref_pinned(canon));
+  CHECK(image_ref_pinned(bare));
+  CHECK(!image_ref_pinned("nginx"));
+  CHECK(!image_ref_pinned("nginx:latest"));
+  CHECK(!image_ref_pinned("host:5000/a/b:v1"));
+  CHECK(!image_ref_pinned("nginx@sha256:123")); /* not a reference at all */
+  CHECK(!image_ref_pinned(""));
+}
+
 TEST(image_auth_header) {
   /* {"username":"u","password":"p?>","serveraddress":"r"} in base64url */
   const char *json = "{\"username\":\"u\",\"password\":\"p?>\","
