@@ -147,6 +147,10 @@ struct store {
   int next_watch_id;
   int notifying; /* >0 while watchers run: unwatch only marks */
   store_status_rule status_rule;
+  /* The strings many tasks repeat, one of each (share_values). */
+  json_t *interned;
+  size_t interned_mark; /* its size after the last sweep */
+  json_t *no_labels;    /* the empty Labels every task has */
 };
 
 struct store_tx {
@@ -201,6 +205,8 @@ struct store *store_new(void) {
   }
   for (int i = 0; i < STORE_NINDEXES; i++)
     s->idx[i] = json_object();
+  s->interned = json_object();
+  s->no_labels = json_object();
   s->next_watch_id = 1;
   return s;
 }
@@ -214,8 +220,54 @@ void store_free(struct store *s) {
   }
   for (int i = 0; i < STORE_NINDEXES; i++)
     json_decref(s->idx[i]);
+  json_decref(s->interned);
+  json_decref(s->no_labels);
   free(s->watchers);
   free(s);
+}
+
+/* The store's one string of v's value (v itself the first time). */
+static json_t *intern(struct store *s, json_t *v) {
+  json_t *have = json_object_get(s->interned, json_string_value(v));
+  if (have)
+    return have;
+  json_object_set(s->interned, json_string_value(v), v);
+  /* Values no object holds any more (services and nodes gone) leave
+   * once the table has doubled. */
+  if (json_object_size(s->interned) > 2 * s->interned_mark + 64) {
+    const char *k;
+    json_t *x;
+    void *tmp;
+    json_object_foreach_safe(s->interned, tmp, k, x) {
+      if (x->refcount == 1 && x != v)
+        json_object_del(s->interned, k);
+    }
+    s->interned_mark = json_object_size(s->interned);
+  }
+  return v;
+}
+
+/* A new version of a task, before it enters the store: the values that
+ * 100,000 tasks repeat (their service's and node's IDs, the desired
+ * state, the empty Labels) become the store's one copy of each. Each was
+ * a string of 48-64 bytes of jansson's, Labels an object of ~190, about
+ * a tenth of a running task. Only the version's own top level changes,
+ * to equal values: what it shares with the old version or another
+ * object (the store never changes a value in place) is left alone. */
+static void share_values(struct store *s, json_t *cur, const json_t *old) {
+  static const char *const keys[] = {"ServiceID", "NodeID", "DesiredState"};
+  for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+    json_t *v = json_object_get(cur, keys[i]);
+    if (!json_is_string(v) || (old && json_object_get(old, keys[i]) == v))
+      continue;
+    json_t *one = intern(s, v);
+    if (one != v)
+      json_object_set(cur, keys[i], one);
+  }
+  json_t *labels = json_object_get(cur, "Labels");
+  if (json_is_object(labels) && labels != s->no_labels &&
+      json_object_size(labels) == 0)
+    json_object_set(cur, "Labels", s->no_labels);
 }
 
 json_t *store_get(struct store *s, enum store_kind k, const char *id) {
@@ -1195,6 +1247,8 @@ int store_apply_doc(struct store *s, json_t *doc, bool shared, uint64_t index,
     if (e->old == e->cur)
       continue; /* created and deleted in the same transaction, or a
                    report that recorded nothing */
+    if (e->cur && e->kind == STORE_TASK)
+      share_values(s, e->cur, e->old);
     json_t *box = json_object_get(s->objs[e->kind], e->id);
     if (e->cur && box) {
       json_array_set(box, 0, e->cur);
@@ -1440,6 +1494,8 @@ int store_restore(struct store *s, const char *data, size_t len, sh_err *err) {
       }
       if (json_object_get(o, TEMPLATE_KEY))
         json_array_append(named, o);
+      if (k == STORE_TASK)
+        share_values(s, o, NULL);
       json_t *box = json_array();
       json_array_append(box, o);
       json_object_set_new(nobjs[k], id, box);
