@@ -228,10 +228,13 @@ void store_free(struct store *s) {
 
 /* The store's one string of v's value (v itself the first time). */
 static json_t *intern(struct store *s, json_t *v) {
-  json_t *have = json_object_get(s->interned, json_string_value(v));
+  /* By length: a value holding a NUL is not another's prefix. */
+  const char *str = json_string_value(v);
+  size_t n = json_string_length(v);
+  json_t *have = json_object_getn(s->interned, str, n);
   if (have)
     return have;
-  json_object_set(s->interned, json_string_value(v), v);
+  json_object_setn(s->interned, str, n, v);
   /* Values no object holds any more (services and nodes gone) leave
    * once the table has doubled. */
   if (json_object_size(s->interned) > 2 * s->interned_mark + 64) {
@@ -239,8 +242,9 @@ static json_t *intern(struct store *s, json_t *v) {
     json_t *x;
     void *tmp;
     json_object_foreach_safe(s->interned, tmp, k, x) {
-      if (x->refcount == 1 && x != v)
-        json_object_del(s->interned, k);
+      if (x->refcount == 1 && x != v) /* a value is its own key */
+        json_object_deln(s->interned, json_string_value(x),
+                         json_string_length(x));
     }
     s->interned_mark = json_object_size(s->interned);
   }
