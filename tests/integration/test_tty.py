@@ -82,8 +82,8 @@ def test_tty_run_attach_resize_logs_restart_and_services():
         t = Pty(cli + ["start", "-ai", "it"], 24, 80)
         t.send("\n")
         t.expect("/ # ")
-        t.send("stty size; exit 2\n")
-        t.expect("24 80")
+        stty_shows(t, "24 80")  # the CLI resizes after the start: a moment later
+        t.send("exit 2\n")
         assert t.wait() == 2, t.buf
         assert inspect(lab, "it", "{{.State.ExitCode}} {{.Config.Tty}}") == "2 true"
 
