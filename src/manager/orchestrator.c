@@ -1625,9 +1625,16 @@ int orchestrator_run_services(struct store *s, int64_t now_ns,
       out->more = true;
       break;
     }
+    /* With the budget spent, the rest wait in service_ids, not in ran: a
+     * pass piped behind this one takes them while its entries commit
+     * (marked as run, the other 96 of 100 services created at once kept
+     * every piped pass idle). */
+    if (out->budget < 1) {
+      out->more = true;
+      break;
+    }
     json_t *svc = store_get(s, STORE_SERVICE, sid);
-    if (out->ran)
-      json_object_set_new(out->ran, sid, json_true());
+    size_t ntx = out->ntx;
     bool more = out->more;
     out->more = false;
     out->next_wakeup_ns = 0;
@@ -1648,6 +1655,10 @@ int orchestrator_run_services(struct store *s, int64_t now_ns,
     } else if (wake) {
       json_object_del(wake, sid);
     }
+    /* Its changes are in flight: no piped pass runs it before they are
+     * applied. */
+    if (out->ran && out->ntx != ntx)
+      json_object_set_new(out->ran, sid, json_true());
     /* Done with it unless the budget ran out on the way. */
     if (!out->more)
       json_object_del(service_ids, sid);

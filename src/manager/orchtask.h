@@ -105,9 +105,11 @@ struct orch_out {
   void (*new_id)(char out[ID_LEN + 1], void *ud);
   void *id_ud;
   /* When set (an object, the caller's), orchestrator_run_services adds
-   * the IDs of the services it worked on: each it ran, done or cut short
-   * by the budget, and those a node pass changed. The reconciler's
-   * pipelined pass leaves them alone until those entries apply. */
+   * the IDs of the services whose changes it made: each run that made a
+   * transaction, done or cut short by the budget, and those a node pass
+   * changed. The reconciler's pipelined pass leaves them alone until
+   * those entries apply; a service the budget never reached is not in
+   * it. */
   json_t *ran;
   /* node ID -> fit (bool), made as asked (orch_node_unfit): the store
    * does not change during a run, and a run over 100 services of 1,000

@@ -132,6 +132,10 @@ struct raftnode {
   struct deferred *dq_head, *dq_tail;
   size_t dq_bytes, dq_n;
   uv_idle_t drain; /* applies a slice of the queue each loop turn */
+  /* SHOAL_RAFT_APPLY_HOLD_MS, a test's: queued entries wait that long
+   * before the drain starts, so a follower holds a backlog when its
+   * leader is killed. 0: drained from the next turn on. */
+  int64_t hold_ns, hold_until_ns;
 
   /* The FSM's verdict on the entry being applied right now. */
   int verdict_rc;
@@ -270,14 +274,21 @@ struct deferred {
 
 /* Entries a queue may hold: each costs a decode and the watchers' work
  * however small it is (a report's entry, a heartbeat's). */
-#define DEFER_MAX_ENTRIES 64
+#define DEFER_MAX_ENTRIES 256
 
 /* What a queue may hold; past it, entries apply as they come (the old
- * pacing, which slows the leader down to the follower). A new leader
- * applies it all before it leads, ~0.2-0.35 s for 1 MiB on a loaded
- * 2-core machine (a status entry of ~360 KB took 75-115 ms there), and a
- * snapshot waits for it. Entries of 250 new tasks are ~100 KB. */
-#define DEFER_MAX_BYTES (1024u * 1024)
+ * pacing, which slows the leader down to the follower). Two orchestrator
+ * passes in flight are 3.4 MB of entries (16 of ~107 KB each): with 1 MiB
+ * a follower applied the excess in one turn, 300-500 ms, and the leader
+ * changed mid-ramp in 2 of 5 runs (session 39). Draining 4 MiB takes
+ * ~0.5-1.4 s on a loaded 2-core machine (a status entry of ~360 KB took
+ * 75-115 ms there). A new leader drains it in slices before the manager
+ * hears of its leadership (check_leader): a failover amid a burst waits
+ * for it. A snapshot waits until at most DEFER_SNAPSHOT_BYTES are left
+ * (RAFT_BUSY: raft takes it at a later apply), so its drain stays one
+ * turn of ~0.2-0.35 s at most. Entries of 250 new tasks are ~100 KB. */
+#define DEFER_MAX_BYTES (4u << 20)
+#define DEFER_SNAPSHOT_BYTES (1u << 20)
 /* Loop time one turn's slice may take (at least one entry). */
 #define DRAIN_SLICE_NS (10 * NS_PER_MS)
 
@@ -360,7 +371,10 @@ static void defer_entry(struct raftnode *rn, const char *data, size_t len,
   rn->dq_tail = d;
   rn->dq_bytes += len;
   rn->dq_n++;
-  uv_idle_start(&rn->drain, drain_cb);
+  if (!rn->hold_ns)
+    uv_idle_start(&rn->drain, drain_cb);
+  else if (rn->dq_n == 1) /* check_cb starts the drain once it is over */
+    rn->hold_until_ns = clock_mono_ns() + rn->hold_ns;
 }
 
 static int fsm_apply_cb(struct raft_fsm *f, const struct raft_buffer *buf,
@@ -390,7 +404,9 @@ static int fsm_apply_cb(struct raft_fsm *f, const struct raft_buffer *buf,
 static int fsm_snapshot_cb(struct raft_fsm *f, struct raft_buffer *bufs[],
                            unsigned *n_bufs) {
   struct raftnode *rn = f->data;
-  drain_all(rn); /* raft records the snapshot at its last applied index */
+  if (rn->dq_bytes > DEFER_SNAPSHOT_BYTES)
+    return RAFT_BUSY; /* not a long turn: raft tries at a later apply */
+  drain_all(rn);      /* raft records the snapshot at its last applied index */
   size_t len = 0;
   int64_t t0 = clock_mono_ns();
   char *data = rn->fsm.snapshot(rn->fsm.ud, &len);
@@ -424,8 +440,8 @@ static int fsm_snapshot_cb(struct raft_fsm *f, struct raft_buffer *bufs[],
 static int fsm_snapshot_view_cb(struct raft_fsm *f, struct raft_buffer *bufs[],
                                 unsigned *n_bufs) {
   struct raftnode *rn = f->data;
-  if (rn->snap_view)
-    return RAFT_BUSY; /* one at a time; raft tries again later */
+  if (rn->snap_view || rn->dq_bytes > DEFER_SNAPSHOT_BYTES)
+    return RAFT_BUSY; /* one at a time, no long drain; raft tries later */
   struct raft_buffer *b = raft_calloc(1, sizeof *b);
   if (!b)
     return RAFT_NOMEM;
@@ -654,6 +670,10 @@ static void tick_if_due(struct raftnode *rn) {
 static void check_cb(uv_check_t *h) {
   struct raftnode *rn = h->data;
   measure_turn(rn);
+  if (rn->hold_ns && rn->dq_head && !uv_is_active((uv_handle_t *)&rn->drain) &&
+      clock_mono_ns() >= rn->hold_until_ns)
+    uv_idle_start(&rn->drain, drain_cb);
+
   if (rn->tick_held && !rn->closing) {
     rn->tick_held = false;
     rn->last_tick_ms = uv_now(rn->loop);
@@ -883,6 +903,9 @@ int raftnode_open(uv_loop_t *loop, const struct raftnode_config *cfg,
   rn->kick.data = rn;
   uv_idle_init(loop, &rn->drain);
   rn->drain.data = rn;
+  const char *hold = getenv("SHOAL_RAFT_APPLY_HOLD_MS");
+  if (hold && atoll(hold) > 0)
+    rn->hold_ns = atoll(hold) * NS_PER_MS;
   *out = rn;
   return 0;
 }
