@@ -343,9 +343,14 @@ void sched_load_expect(struct sched_load *l, json_t *task) {
   if (!*id || !*jx_str(task, "NodeID", ""))
     return;
   sched_load_unexpect(l, id);
+  /* A copy of its top level: the proposal's object loses its Spec and
+   * _EndpointSpec when it names its template (store_tx_name_templates),
+   * and what is taken off at the apply must be what was added here, the
+   * reservations and host ports too. */
+  json_t *t = json_copy(task);
   if (l->valid)
-    load_task(l, task, 1);
-  json_object_set(l->expected, id, task);
+    load_task(l, t, 1);
+  json_object_set_new(l->expected, id, t);
 }
 
 void sched_load_unexpect(struct sched_load *l, const char *task_id) {

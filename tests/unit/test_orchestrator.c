@@ -1019,13 +1019,16 @@ TEST(orch_global_job_once_per_eligible_node_and_new_nodes) {
 /* A pass whose budget runs out names as run only the services it made
  * changes for: the reconciler pipes the next pass onto the others while
  * this one's entries commit (all 100 of 100 services created at once
- * used to be named, and no piped pass ever ran). */
+ * used to be named, and no piped pass ever ran). And a service does not
+ * begin after another with less than a whole run's budget left: its
+ * first tasks would be placed in this pass, the rest in a later one
+ * around other services' placements (uneven totals per node). */
 TEST(orch_budget_names_only_the_services_it_changed) {
   cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
   three_nodes(&f);
   char b[512];
-  int part = ORCH_BATCH * 3 / 5; /* two services' worth exceed the budget */
+  int part = ORCH_BATCH * 3 / 5;
   static const char *const ids[] = {"svc1", "svc2", "svc3"};
   static const char *const names[] = {"web", "api", "db"};
   cleanup_json json_t *touched = json_object();
@@ -1034,7 +1037,7 @@ TEST(orch_budget_names_only_the_services_it_changed) {
              "{\"Name\":\"%s\",\"TaskTemplate\":{\"ContainerSpec\":{"
              "\"Image\":\"nginx\"}},\"Mode\":{\"Replicated\":{"
              "\"Replicas\":%d}}}",
-             names[i], part);
+             names[i], i == 0 ? ORCH_BATCH + part : part);
     fx_service(&f, ids[i], b);
     json_object_set_new(touched, ids[i], json_true());
   }
@@ -1048,36 +1051,37 @@ TEST(orch_budget_names_only_the_services_it_changed) {
   CHECK(fx_apply_out(&f, &o) > 0);
   CHECK_INT_EQ(f.failed_txs, 0);
   orch_out_free(&o);
-  /* One service whole, one in part (in flight and still to do), one the
-   * budget never reached: neither run nor done. */
-  int whole = 0, cut = 0, untouched = 0;
-  for (int i = 0; i < 3; i++) {
-    size_t made = fx_count(&f, ids[i], NULL, NULL);
-    bool in_ran = json_object_get(ran, ids[i]) != NULL;
-    bool left = json_object_get(touched, ids[i]) != NULL;
-    if (made == (size_t)part && in_ran && !left)
-      whole++;
-    else if (made == (size_t)(ORCH_BATCH - part) && in_ran && left)
-      cut++;
-    else if (made == 0 && !in_ran && left)
-      untouched++;
+  /* The first in part (in flight and still to do), the others the budget
+   * never reached: neither run nor done. */
+  CHECK_INT_EQ(fx_count(&f, "svc1", NULL, NULL), ORCH_BATCH);
+  CHECK(json_object_get(ran, "svc1") && json_object_get(touched, "svc1"));
+  for (int i = 1; i < 3; i++) {
+    CHECK_INT_EQ(fx_count(&f, ids[i], NULL, NULL), 0);
+    CHECK(!json_object_get(ran, ids[i]) && json_object_get(touched, ids[i]));
   }
-  CHECK_INT_EQ(whole, 1);
-  CHECK_INT_EQ(cut, 1);
-  CHECK_INT_EQ(untouched, 1);
-  /* The piped pass: what is not in flight, so the untouched one whole. */
+  /* The piped pass: what is not in flight. The second whole; the third
+   * waits, its run would not fit in what the second left. */
   const char *k;
   json_t *v;
   json_object_foreach(ran, k, v) json_object_del(touched, k);
-  CHECK_INT_EQ(json_object_size(touched), 1);
+  CHECK_INT_EQ(json_object_size(touched), 2);
   orch_out_init(&o);
   orchestrator_run_services(f.s, f.now, &o, touched, NULL, NULL);
+  CHECK(o.more);
+  CHECK_INT_EQ(o.budget, ORCH_BATCH - part);
   CHECK(fx_apply_out(&f, &o) > 0);
   CHECK_INT_EQ(f.failed_txs, 0);
   orch_out_free(&o);
+  CHECK_INT_EQ(fx_count(&f, "svc2", NULL, NULL), part);
+  CHECK_INT_EQ(fx_count(&f, "svc3", NULL, NULL), 0);
+  CHECK(!json_object_get(touched, "svc2") && json_object_get(touched, "svc3"));
+  /* Then on its own pass, whole. */
+  orch_out_init(&o);
+  orchestrator_run_services(f.s, f.now, &o, touched, NULL, NULL);
+  CHECK(fx_apply_out(&f, &o) > 0);
+  orch_out_free(&o);
+  CHECK_INT_EQ(fx_count(&f, "svc3", NULL, NULL), part);
   CHECK_INT_EQ(json_object_size(touched), 0);
-  /* The cut one's rest waits for its entries: not run again here. */
-  CHECK_INT_EQ(fx_count(&f, NULL, NULL, NULL), (size_t)(ORCH_BATCH + part));
 }
 
 /* A node going down: its tasks are replaced straight from the node's

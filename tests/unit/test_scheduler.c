@@ -623,3 +623,33 @@ TEST(sched_expected_placements_count_before_their_apply) {
   CHECK_INT_EQ(hi, 2);
   fx_free(&f);
 }
+
+/* The reconciler counts a pass's placements in the loads until their
+ * entry applies (sched_load_expect), and the proposal's tasks then lose
+ * their Spec to the named template (store_tx_name_templates): what the
+ * expectation added must still come off at the apply, reservations and
+ * host ports included, or each such task counted twice on its node. */
+TEST(sched_expected_placement_gives_way_whole_to_its_apply) {
+  cleanup_fx struct fx f = {0};
+  fx_init_nodes(&f, "node", 1); /* 4 CPUs */
+  svc(&f, "other", 1, NULL);    /* the node's load is never empty below */
+  fx_orch(&f);
+  CHECK_INT_EQ(on(&f, "other", "node1"), 1);
+  const char *res =
+      ",\"Resources\":{\"Reservations\":{\"NanoCPUs\":1000000000}}";
+  svc(&f, "first", 2, res);
+  struct orch_out o;
+  pass_for(&f, "first", &o);
+  for (size_t i = 0; i < o.ntx; i++)
+    store_tx_each_new(o.txs[i], STORE_TASK, expect_new, f.load);
+  CHECK(fx_apply_out(&f, &o) > 0); /* names the template, as proposed */
+  CHECK_INT_EQ(f.failed_txs, 0);
+  orch_out_free(&o);
+  CHECK_INT_EQ(on(&f, "first", "node1"), 2);
+  /* Two CPUs are free: both of another service's tasks fit. */
+  svc(&f, "second", 2, res);
+  fx_orch(&f);
+  CHECK_INT_EQ(on(&f, "second", "node1"), 2);
+  char err[256];
+  CHECK_STR_EQ(first_err(&f, "second", err, sizeof err), "");
+}
