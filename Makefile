@@ -5,7 +5,7 @@
 # make bench      prints figures (build/rel/bench-control first: the
 #                 control plane's cost per change, in memory); make fuzz FUZZ_RUNS=N runs the fuzzers
 CC ?= gcc
-PKGS := libuv raft jansson libcurl openssl libarchive libnl-route-3.0 libnftables ldns \
+PKGS := libuv raft jansson libcbor libcurl openssl libarchive libnl-route-3.0 libnftables ldns \
         libseccomp
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser
@@ -120,9 +120,10 @@ build/asan/fuzz-dns-replay: $(FUZZ_DNS_SRC) tests/fuzz/replay.c build/asan/libsh
 	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) $(FUZZ_DNS_SRC) tests/fuzz/replay.c build/asan/libshoal.a $(PKG_LIBS) -lm -o $@
 
 # The swarm port before authentication, image manifests/indexes/configs,
-# layer tarballs and the raft snapshot decoder: fuzz_<name>.c with its seeds
+# layer tarballs, the raft snapshot decoder and raft entries (CBOR or JSON)
+# through the store's apply: fuzz_<name>.c with its seeds
 # in tests/fuzz/corpus-<name>, the same way.
-FUZZ_MORE := swarm manifest layer snapshot
+FUZZ_MORE := swarm manifest layer snapshot entry
 build/fuzz/fuzz-%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(HDRS)
 	@mkdir -p build/fuzz
 	clang -std=gnu11 -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) -g -O1 \

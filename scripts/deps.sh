@@ -5,7 +5,7 @@
 set -euo pipefail
 pkgs=(
   build-essential pkg-config clang libclang-rt-14-dev clang-format
-  libuv1-dev libraft-dev libjansson-dev libhttp-parser-dev
+  libuv1-dev libraft-dev libjansson-dev libcbor-dev libhttp-parser-dev
   libcurl4-openssl-dev libssl-dev libarchive-dev libnl-route-3-dev libnftables-dev
   libldns-dev
   # shoald compiles the tasks' seccomp filters once (src/seccomp/bpf.c)

@@ -54,8 +54,11 @@ struct agent {
   struct http_call *hb_call;
   struct http_call *report_call;
   uint64_t report_requests;
-  json_t *unsent;    /* task status updates waiting for delivery */
-  json_t *in_flight; /* the batch being sent, NULL when none */
+  /* Task status updates waiting for delivery, by task ID: a node that
+   * reports a hundred tasks at once merged each into a list it scanned
+   * (a fifth of the simulator's CPU at 1,000 nodes). */
+  json_t *unsent;
+  json_t *in_flight; /* the batch being sent (an array), NULL when none */
   struct log_post *logs_head, *logs_tail; /* queued, sent one at a time */
   void (*log_sent)(void *arg);            /* of the post in flight */
   void *log_sent_arg;
@@ -512,7 +515,7 @@ struct agent *agent_start(const struct agent_config *cfg) {
   update_tls_info(a);
   a->cb = *cfg;
   a->period_ns = 5 * NS_PER_SEC;
-  a->unsent = json_array();
+  a->unsent = json_object();
 
   uv_timer_init(a->loop, &a->retry_timer);
   uv_timer_init(a->loop, &a->hb_timer);
@@ -663,23 +666,17 @@ static void report_sent(const struct http_result *res, void *ud) {
     return;
   if (res->status != 200) {
     /* Not delivered: keep the batch (minus tasks updated since). */
-    json_t *batch = a->in_flight;
     size_t i;
     json_t *u;
-    json_array_foreach(batch, i, u) {
-      bool newer = false;
-      size_t k;
-      json_t *v;
-      json_array_foreach(a->unsent, k, v) if (strcmp(jx_str(v, "ID", ""),
-                                                     jx_str(u, "ID", "")) == 0)
-          newer = true;
-      if (!newer)
-        json_array_append(a->unsent, u);
+    json_array_foreach(a->in_flight, i, u) {
+      const char *id = jx_str(u, "ID", "");
+      if (!json_object_get(a->unsent, id))
+        json_object_set(a->unsent, id, u);
     }
   }
   json_decref(a->in_flight);
   a->in_flight = NULL;
-  if (a->connected && json_array_size(a->unsent) > 0)
+  if (a->connected && json_object_size(a->unsent) > 0)
     agent_report(a, NULL);
 }
 
@@ -687,23 +684,17 @@ void agent_report(struct agent *a, const json_t *updates) {
   size_t i;
   json_t *u;
   json_array_foreach(updates, i, u) {
-    size_t k;
-    json_t *v;
-    json_array_foreach(a->unsent, k, v) {
-      if (strcmp(jx_str(v, "ID", ""), jx_str(u, "ID", "")) == 0) {
-        json_array_remove(a->unsent, k);
-        break;
-      }
-    }
-    json_array_append(a->unsent, u);
+    json_object_set(a->unsent, jx_str(u, "ID", ""), u);
   }
   const char *mgr = current_manager(a);
   if (a->report_call || !a->connected || !mgr ||
-      json_array_size(a->unsent) == 0)
+      json_object_size(a->unsent) == 0)
     return;
-  json_t *body = json_pack("{s:O}", "Updates", a->unsent);
-  a->in_flight = a->unsent;
-  a->unsent = json_array();
+  a->in_flight = json_array();
+  const char *id;
+  json_object_foreach(a->unsent, id, u) json_array_append(a->in_flight, u);
+  json_object_clear(a->unsent);
+  json_t *body = json_pack("{s:O}", "Updates", a->in_flight);
   cleanup_free char *b = jx_dump(body);
   json_decref(body);
   cleanup_free char *url = xasprintf("https://%s/swarm/v1/tasks", mgr);

@@ -53,7 +53,8 @@ static void check_unlock_key(struct manager *m) {
  * encoded (a proposer that changed an object after proposing it would
  * have the leader apply other state than its followers). */
 static void check_hint(const char *data, size_t len, const json_t *hint) {
-  cleanup_json json_t *doc = json_loadb(data, len, 0, NULL);
+  cleanup_json json_t *doc = NULL;
+  store_entry_decode(data, len, &doc, NULL);
   if (!json_equal(doc, hint)) {
     log_error("raft: a proposal's document changed after it was encoded");
     abort();
@@ -340,12 +341,12 @@ int manager_propose(struct manager *m, struct store_tx *tx,
     store_tx_name_templates(m->store, tx);
   json_t *doc = store_tx_doc(tx, clock_wall_ns());
   store_tx_free(tx);
-  char *data = store_doc_encode(doc, &len);
-  if (!data) { /* every member refuses it the same way */
+  char *data = store_entry_encode(m->store, doc, &len);
+  if (len == 2 && memcmp(data, "{}", 2) == 0) {
+    /* JSON that could not be encoded: every member refuses it the same
+     * way, the leader too (no document to apply instead) */
     json_decref(doc);
     doc = NULL;
-    data = xstrdup("{}");
-    len = 2;
   }
   struct propose_ctx *c = xcalloc(1, sizeof *c);
   c->done = done;

@@ -9,6 +9,7 @@
 #include "store/store.h"
 
 #include "core/clock.h"
+#include "core/jcbor.h"
 #include "core/err.h"
 #include "core/jsonx.h"
 #include "core/util.h"
@@ -784,6 +785,18 @@ char *store_doc_encode(const json_t *doc, size_t *len) {
   return out;
 }
 
+char *store_entry_encode(struct store *s, const json_t *doc, size_t *len) {
+  if (store_managers_read(s, STORE_ENTRIES_CBOR))
+    return jcbor_encode(doc, len);
+  char *out = store_doc_encode(doc, len);
+  if (!out) { /* every member refuses it the same way */
+    out = xstrdup("{}");
+    if (len)
+      *len = 2;
+  }
+  return out;
+}
+
 char *store_tx_encode(const struct store_tx *tx, int64_t now_ns, size_t *len) {
   cleanup_json json_t *doc = store_tx_doc(tx, now_ns);
   char *out = store_doc_encode(doc, len);
@@ -1197,15 +1210,35 @@ static void notify(struct store *s, const struct store_change *ch, size_t n) {
   }
 }
 
-int store_apply(struct store *s, const char *data, size_t len, uint64_t index,
-                sh_err *err) {
-  json_error_t je;
+int store_entry_decode(const char *data, size_t len, json_t **out,
+                       sh_err *err) {
+  *out = NULL;
   if (!data || len == 0)
     return sh_error(err, 400, "invalid transaction: empty");
-  cleanup_json json_t *doc = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
-  if (!json_is_object(doc))
-    return sh_error(err, 400, "invalid transaction: %s",
-                    doc ? "not an object" : je.text);
+  json_t *doc = NULL;
+  if (jcbor_is_map(data, len)) {
+    sh_err e = {0};
+    if (jcbor_decode(data, len, &doc, &e) < 0)
+      return sh_error(err, 400, "invalid transaction: %s", e.msg);
+  } else {
+    json_error_t je;
+    doc = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
+    if (!doc)
+      return sh_error(err, 400, "invalid transaction: %s", je.text);
+  }
+  if (!json_is_object(doc)) {
+    json_decref(doc);
+    return sh_error(err, 400, "invalid transaction: not an object");
+  }
+  *out = doc;
+  return 0;
+}
+
+int store_apply(struct store *s, const char *data, size_t len, uint64_t index,
+                sh_err *err) {
+  cleanup_json json_t *doc = NULL;
+  if (store_entry_decode(data, len, &doc, err) < 0)
+    return -1;
   return store_apply_doc(s, doc, false, index, err);
 }
 

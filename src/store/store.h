@@ -178,12 +178,20 @@ void store_tx_each_update(const struct store_tx *tx, enum store_kind k,
                           void (*fn)(const char *id, const json_t *fields,
                                      void *ud),
                           void *ud);
-/* The bytes raft replicates (JSON); now_ns stamps the objects. */
+/* An entry's bytes as JSON text (store_entry_encode picks the form raft
+ * replicates); now_ns stamps the objects. */
 char *store_tx_encode(const struct store_tx *tx, int64_t now_ns, size_t *len);
 /* The same in two steps: the entry's document (new reference, sharing the
  * tx's objects), and its bytes (NULL when it cannot be encoded). */
 json_t *store_tx_doc(const struct store_tx *tx, int64_t now_ns);
 char *store_doc_encode(const json_t *doc, size_t *len);
+/* An entry's bytes in the newest form every manager of s reads: CBOR once
+ * they all read STORE_ENTRIES_CBOR, JSON text before. Never NULL. */
+char *store_entry_encode(struct store *s, const json_t *doc, size_t *len);
+/* An entry's document from its bytes, in either form (a CBOR map or JSON
+ * text): 0 and a new reference in *out, or 400 "invalid transaction: ...". */
+int store_entry_decode(const char *data, size_t len, json_t **out,
+                       struct sh_err *err);
 /* For a proposer whose store is s, just before encoding: a new task
  * whose Spec and _EndpointSpec are its service's own objects in s
  * (task_new shares them) goes in naming the service and its spec version
@@ -203,7 +211,9 @@ void store_tx_name_templates(struct store *s, struct store_tx *tx);
  * Spec). */
 #define STORE_ENTRIES_TEMPLATES 1
 #define STORE_ENTRIES_SNAPSHOT_TEMPLATES 2
-#define STORE_ENTRIES STORE_ENTRIES_SNAPSHOT_TEMPLATES /* the newest */
+/* 3: entries in CBOR (core/jcbor.h) instead of JSON text. */
+#define STORE_ENTRIES_CBOR 3
+#define STORE_ENTRIES STORE_ENTRIES_CBOR /* the newest */
 #define STORE_ENTRIES_KEY "_Entries"
 bool store_managers_read(struct store *s, int form);
 /* Whether a node (its Description) may become a manager of the swarm in

@@ -11,6 +11,7 @@
  *   build/rel/bench-control [NODES [SERVICES [REPLICAS]]] */
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/jcbor.h"
 #include "core/jsonx.h"
 #include "core/util.h"
 #include "lazy/heap.h"
@@ -268,17 +269,34 @@ static void on_change(const struct store_change *ch, size_t n, uint64_t index,
 
 static size_t committed_bytes; /* the entries commit_all encoded */
 
-/* One transaction encoded (its new tasks naming their template, as
- * manager_propose does, when named) and applied from the bytes; the CPU
- * of each step and the bytes are added up. Exits on refusal. */
+/* How an entry is written: each new task carrying its template, naming
+ * it (store_tx_name_templates) in JSON text, or naming it in CBOR, the
+ * form raft replicates once every manager reads it (store_entry_encode). */
+enum entry_form { FORM_TEMPLATE, FORM_NAMED_JSON, FORM_NAMED_CBOR, NFORMS };
+
+/* tx's entry as raft replicates it once every manager reads CBOR. */
+static char *raft_bytes(const struct store_tx *tx, int64_t now, size_t *len) {
+  json_t *doc = store_tx_doc(tx, now);
+  char *data = jcbor_encode(doc, len);
+  json_decref(doc);
+  return data;
+}
+
+/* One transaction encoded in form and applied from the bytes; the CPU of
+ * each step and the bytes are added up. Exits on refusal. */
 static void encode_apply(struct store *st, struct store_tx *tx, int64_t now,
-                         bool named, int64_t *encode_ns, int64_t *apply_ns,
-                         size_t *bytes) {
+                         enum entry_form form, int64_t *encode_ns,
+                         int64_t *apply_ns, size_t *bytes) {
   size_t len;
   int64_t t0 = cpu_ns();
-  if (named)
+  if (form != FORM_TEMPLATE)
     store_tx_name_templates(st, tx);
-  char *data = store_tx_encode(tx, now, &len);
+  char *data;
+  if (form == FORM_NAMED_CBOR) {
+    data = raft_bytes(tx, now, &len);
+  } else {
+    data = store_tx_encode(tx, now, &len);
+  }
   int64_t t1 = cpu_ns();
   sh_err err = {0};
   if (store_apply(st, data, len, store_index(st) + 1, &err) < 0) {
@@ -297,7 +315,8 @@ static int64_t commit_all(struct store *st, struct orch_out *o, int64_t now,
                           int64_t *encode_ns) {
   int64_t apply = 0;
   for (size_t i = 0; i < o->ntx; i++)
-    encode_apply(st, o->txs[i], now, true, encode_ns, &apply, &committed_bytes);
+    encode_apply(st, o->txs[i], now, FORM_NAMED_CBOR, encode_ns, &apply,
+                 &committed_bytes);
   return apply;
 }
 
@@ -305,15 +324,15 @@ static int64_t commit_all(struct store *st, struct orch_out *o, int64_t now,
 static void apply_or_exit(struct store *st, struct store_tx *tx) {
   int64_t unused_ns = 0;
   size_t unused_bytes = 0;
-  encode_apply(st, tx, T0 + 20 * NS_PER_SEC, false, &unused_ns, &unused_ns,
-               &unused_bytes);
+  encode_apply(st, tx, T0 + 20 * NS_PER_SEC, FORM_TEMPLATE, &unused_ns,
+               &unused_ns, &unused_bytes);
   store_tx_free(tx);
 }
 
 /* A new service's tasks as the orchestrator's pass makes and places
- * them, in its entries, each carrying its template (before) or naming
- * its service's (store_tx_name_templates), in turns: the bytes, the
- * encoding and the apply from the bytes (a follower's path, no
+ * them, in its entries, each carrying its template (before), naming its
+ * service's (store_tx_name_templates) in JSON, or in CBOR, in turns: the
+ * bytes, the encoding and the apply from the bytes (a follower's path, no
  * watchers), per task. Each turn's tasks are removed before the next. */
 static void new_tasks(struct store *st) {
   char sid0[32];
@@ -327,11 +346,11 @@ static void new_tasks(struct store *st) {
   apply_or_exit(st, tx);
   struct sched_load *load = sched_load_new();
   sched_load_follow(load, st, NULL, 0);
-  enum { TURNS = 6 };
-  int64_t enc[2][TURNS / 2], app[2][TURNS / 2];
-  size_t bytes[2] = {0, 0}, made = 0;
+  enum { ROUNDS = 3, TURNS = ROUNDS * NFORMS };
+  int64_t enc[NFORMS][ROUNDS], app[NFORMS][ROUNDS];
+  size_t bytes[NFORMS] = {0}, made = 0;
   for (int turn = 0; turn < TURNS; turn++) {
-    int named = turn % 2;
+    enum entry_form form = (enum entry_form)(turn % NFORMS);
     json_t *touched = json_pack("{s:b}", id, 1);
     struct orch_out o;
     orch_out_init(&o);
@@ -344,13 +363,13 @@ static void new_tasks(struct store *st) {
     int64_t e = 0, a = 0;
     size_t b = 0;
     for (size_t i = 0; i < o.ntx; i++)
-      encode_apply(st, o.txs[i], T0 + 20 * NS_PER_SEC, named, &e, &a, &b);
+      encode_apply(st, o.txs[i], T0 + 20 * NS_PER_SEC, form, &e, &a, &b);
     orch_out_free(&o);
     json_t *l = store_list_by(st, STORE_TASKS_BY_SERVICE, id);
     made = json_array_size(l);
-    enc[named][turn / 2] = e;
-    app[named][turn / 2] = a;
-    bytes[named] = b;
+    enc[form][turn / NFORMS] = e;
+    app[form][turn / NFORMS] = a;
+    bytes[form] = b;
     tx = store_tx_new();
     size_t i;
     json_t *t;
@@ -364,17 +383,18 @@ static void new_tasks(struct store *st) {
   store_tx_delete(tx, STORE_SERVICE, id, STORE_ANY_VERSION);
   apply_or_exit(st, tx);
   double per = made ? (double)made : 1;
-  printf("  a new service's %zu tasks in their entries: %-13s %9s %9s\n", made,
-         "", "template", "named");
-  printf("  %-58s %9.0f %9.0f bytes a task\n", "  their bytes",
-         (double)bytes[0] / per, (double)bytes[1] / per);
-  printf("  %-58s %9.1f %9.1f us a task\n", "  encoded (the leader)",
-         median_us(enc[0], TURNS / 2) / per,
-         median_us(enc[1], TURNS / 2) / per);
-  printf("  %-58s %9.1f %9.1f us a task\n",
+  printf("  a new service's %zu tasks in their entries: %-3s %9s %9s %9s\n",
+         made, "", "template", "named", "CBOR");
+  printf("  %-58s %9.0f %9.0f %9.0f bytes a task\n", "  their bytes",
+         (double)bytes[0] / per, (double)bytes[1] / per,
+         (double)bytes[2] / per);
+  printf("  %-58s %9.1f %9.1f %9.1f us a task\n", "  encoded (the leader)",
+         median_us(enc[0], ROUNDS) / per, median_us(enc[1], ROUNDS) / per,
+         median_us(enc[2], ROUNDS) / per);
+  printf("  %-58s %9.1f %9.1f %9.1f us a task\n",
          "  applied from the bytes (a follower)",
-         median_us(app[0], TURNS / 2) / per,
-         median_us(app[1], TURNS / 2) / per);
+         median_us(app[0], ROUNDS) / per, median_us(app[1], ROUNDS) / per,
+         median_us(app[2], ROUNDS) / per);
 }
 
 struct state_count {
@@ -562,7 +582,7 @@ int main(int argc, char **argv) {
     struct store_tx *otx = store_tx_new();
     store_tx_put(otx, STORE_TASK, nt, jx_int(t, "Version.Index", 0));
     size_t olen;
-    char *od = store_tx_encode(otx, T0 + NS_PER_SEC, &olen);
+    char *od = raft_bytes(otx, T0 + NS_PER_SEC, &olen);
     store_tx_free(otx);
     sh_err oerr = {0};
     int64_t a0 = cpu_ns();
@@ -598,7 +618,7 @@ int main(int argc, char **argv) {
     }
     int64_t b0 = cpu_ns();
     size_t blen;
-    char *bd = store_tx_encode(btx, T0 + 2 * NS_PER_SEC, &blen);
+    char *bd = raft_bytes(btx, T0 + 2 * NS_PER_SEC, &blen);
     store_tx_free(btx);
     sh_err berr = {0};
     if (nb && store_apply(st, bd, blen, store_index(st) + 1, &berr) < 0) {
@@ -613,7 +633,7 @@ int main(int argc, char **argv) {
              "store_apply of a status report in a batch, per report", "",
              (double)b1 / 1e3 / (double)nb, nb);
       printf("  %-62s %9zu %9zu bytes\n",
-             "  its bytes in the raft entry (a whole task before)",
+             "  its bytes in the raft entry (a whole task's JSON before)",
              whole_bytes / nb, blen / nb);
     }
   }
@@ -624,7 +644,7 @@ int main(int argc, char **argv) {
   struct store_tx *tx = store_tx_new();
   store_tx_put(tx, STORE_TASK, next, jx_int(victim, "Version.Index", 0));
   size_t len;
-  char *data = store_tx_encode(tx, T0 + NS_PER_SEC, &len);
+  char *data = raft_bytes(tx, T0 + NS_PER_SEC, &len);
   store_tx_free(tx);
   sh_err err = {0};
   if (store_apply(st, data, len, store_index(st) + 1, &err) < 0) {

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora of the swarm, manifest and layer fuzz targets
-(tests/fuzz/corpus-{swarm,manifest,layer}); corpus-snapshot comes from the
+"""Writes the seed corpora of the swarm, manifest, layer and entry fuzz
+targets (tests/fuzz/corpus-{swarm,manifest,layer,entry}); corpus-snapshot comes from the
 store code itself (tests/fuzz/gen_snapshot.c). Run from the repository root;
 needs the openssl command (for a real CSR). Files are rewritten, so the
 output is the committed corpus (except the CSR's key, which is random)."""
@@ -8,6 +8,7 @@ import gzip
 import io
 import json
 import os
+import struct
 import subprocess
 import tarfile
 
@@ -316,8 +317,75 @@ def swarm_seeds():
     out("swarm", "http10", b"GET /swarm/v1/ca HTTP/1.0\r\n\r\n")
     out("swarm", "garbage", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
 
+# ---- raft entries ----------------------------------------------------------
+
+def cbor(v):
+    """JSON's data model as CBOR, as core/jcbor.c writes it."""
+    def head(major, n):
+        if n < 24:
+            return bytes([major << 5 | n])
+        for ai, fmt in ((24, ">B"), (25, ">H"), (26, ">I"), (27, ">Q")):
+            if n < 1 << (8 * struct.calcsize(fmt)):
+                return bytes([major << 5 | ai]) + struct.pack(fmt, n)
+        raise ValueError(n)
+    if v is None:
+        return b"\xf6"
+    if v is True or v is False:
+        return b"\xf5" if v else b"\xf4"
+    if isinstance(v, int):
+        return head(0, v) if v >= 0 else head(1, -1 - v)
+    if isinstance(v, float):
+        return b"\xfb" + struct.pack(">d", v)
+    if isinstance(v, str):
+        b = v.encode()
+        return head(3, len(b)) + b
+    if isinstance(v, list):
+        return head(4, len(v)) + b"".join(cbor(x) for x in v)
+    return head(5, len(v)) + b"".join(cbor(k) + cbor(x) for k, x in v.items())
+
+
+def entry_seeds():
+    t = 1700000000000000000
+    svc = {"op": "put", "kind": "service", "expect": 0,
+           "obj": {"ID": "svc2", "Spec": {"Name": "api", "Labels": {},
+                   "TaskTemplate": {"ContainerSpec": {"Image": "redis"}}},
+                   "_SpecVersion": 0}}
+    task = {"op": "put", "kind": "task", "expect": 0,
+            "obj": {"ID": "task2", "Labels": {}, "ServiceID": "svc1",
+                    "Status": {"Timestamp": "2023-11-14T22:13:20Z",
+                               "State": "assigned", "Message": "assigned"},
+                    "DesiredState": "running", "_SpecVersion": 0, "Slot": 2,
+                    "Name": "web.2", "NodeID": "node1"},
+            "template": {"service": "svc1", "spec_version": 0}}
+    status = {"op": "task_status", "id": "task1", "node": "node1",
+              "status": {"Timestamp": "2023-11-14T22:13:21Z",
+                         "State": "running", "Message": "started"}}
+    patch = {"op": "patch", "kind": "task", "id": "task1", "expect": 1,
+             "set": {"DesiredState": "shutdown"}, "unset": []}
+    delete = {"op": "delete", "kind": "service", "id": "svc1", "expect": -1}
+    docs = {"service": [svc], "task-template": [task], "status": [status],
+            "patch": [patch], "delete": [delete],
+            "mixed": [svc, task, status, patch], "empty": []}
+    for name, ops in docs.items():
+        doc = {"time": t, "ops": ops}
+        out("entry", name + ".cbor", cbor(doc))
+        out("entry", name + ".json", json.dumps(doc, separators=(",", ":")))
+    whole = cbor({"time": t, "ops": [svc, status]})
+    out("entry", "bad-torn.cbor", whole[:len(whole) // 2])
+    out("entry", "bad-trailing.cbor", whole + b"\x00")
+    out("entry", "bad-dup-key.cbor", b"\xa2" + cbor("time") + cbor(1) +
+        cbor("time") + cbor(2))
+    out("entry", "bad-indefinite.cbor", b"\xbf" + cbor("time") + cbor(t) +
+        b"\xff")
+    out("entry", "bad-no-ops.cbor", cbor({"time": t}))
+    out("entry", "bad-time-real.cbor", cbor({"time": 1.5, "ops": []}))
+    out("entry", "bad-op.cbor", cbor({"time": t, "ops": [{"op": "explode"}]}))
+    out("entry", "bad-bytes.cbor", b"\xa1" + cbor("time") + b"\x41x")
+    out("entry", "bad-deep.cbor", b"\xa1" + cbor("ops") + b"\x81" * 600)
+
 
 if __name__ == "__main__":
     layer_seeds()
     manifest_seeds()
     swarm_seeds()
+    entry_seeds()

@@ -60,7 +60,7 @@ def test_make_deb_builds_a_lintian_clean_package_with_its_files():
               "/etc/shoal/daemon.json", "/usr/share/doc/shoal/copyright"):
         assert p in paths, "%s not in the package:\n%s" % (p, listing)
     fields = run(["dpkg-deb", "-f", deb, "Package", "Depends"])[1]
-    for dep in ("crun", "conmon", "libuv1", "libraft", "libjansson4", "libnftables1", "libmimalloc2.0", "libseccomp2"):
+    for dep in ("crun", "conmon", "libuv1", "libraft", "libjansson4", "libcbor0.8", "libnftables1", "libmimalloc2.0", "libseccomp2"):
         assert dep in fields, "Depends lacks %s: %s" % (dep, fields)
     ctl = tempfile.mkdtemp(prefix="shoal-deb-")
     try:

@@ -2,6 +2,7 @@
 
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/jcbor.h"
 #include "core/jsonx.h"
 #include "core/util.h"
 #include "manager/orchtask.h"
@@ -1422,8 +1423,73 @@ TEST(store_new_manager_must_read_the_log) {
                0);
   sh_err e2 = {0};
   CHECK_INT_EQ(store_check_new_manager(s2, cur, &e2), -1);
-  CHECK(strstr(e2.msg, "entries of form 1, they write form 2") != NULL);
+  char want[64];
+  snprintf(want, sizeof want, "entries of form 1, they write form %d",
+           STORE_ENTRIES);
+  CHECK(strstr(e2.msg, want) != NULL);
   CHECK_INT_EQ(store_check_new_manager(s2, newest, &err), 0);
   store_free(s2);
+  store_free(s);
+}
+
+/* Entries go to raft as CBOR once every manager reads it, as JSON text
+ * before (a rolling upgrade's older manager could not apply them); both
+ * forms apply to the same store, and a torn CBOR entry is refused with the
+ * store left as it was. */
+TEST(store_entries_are_cbor_once_every_manager_reads_them) {
+  struct store *s = store_new();
+  sh_err err = {0};
+  CHECK_INT_EQ(
+      put1(s, STORE_NODE,
+           json_pack("{s:s, s:{s:s, s:i}, s:{s:b}}", "ID", "m1", "Description",
+                     "Hostname", "m1", STORE_ENTRIES_KEY,
+                     STORE_ENTRIES_SNAPSHOT_TEMPLATES, "ManagerStatus",
+                     "Leader", 1),
+           STORE_MUST_CREATE, 1, &err),
+      0);
+  struct store_tx *tx = store_tx_new();
+  store_tx_put(tx, STORE_SERVICE, svc("s1", "web"), STORE_MUST_CREATE);
+  store_tx_put(tx, STORE_SERVICE, svc("s2", "db \"\xc3\xa9\x01"),
+               STORE_MUST_CREATE);
+  cleanup_json json_t *doc = store_tx_doc(tx, T0 + 7);
+  store_tx_free(tx);
+
+  size_t jlen = 0, clen = 0;
+  char *json = store_entry_encode(s, doc, &jlen);
+  CHECK(json[0] == '{' && !jcbor_is_map(json, jlen));
+  json_t *m1 = json_deep_copy(store_get(s, STORE_NODE, "m1"));
+  jx_set(m1, "Description." STORE_ENTRIES_KEY,
+         json_integer(STORE_ENTRIES_CBOR));
+  CHECK_INT_EQ(put1(s, STORE_NODE, m1, 1, 2, &err), 0);
+  char *cbor = store_entry_encode(s, doc, &clen);
+  CHECK(jcbor_is_map(cbor, clen));
+  CHECK(clen < jlen);
+
+  cleanup_json json_t *from_json = NULL, *from_cbor = NULL;
+  CHECK_INT_EQ(store_entry_decode(json, jlen, &from_json, &err), 0);
+  CHECK_INT_EQ(store_entry_decode(cbor, clen, &from_cbor, &err), 0);
+  CHECK(json_equal(from_json, doc));
+  CHECK(json_equal(from_cbor, doc));
+
+  struct store *a = store_new(), *b = store_new();
+  sh_err e = {0};
+  for (size_t cut = 1; cut < clen; cut += 7) {
+    CHECK_INT_EQ(store_apply(b, cbor, cut, 3, &e), -1);
+    CHECK_INT_EQ(e.status, 400);
+    CHECK(strstr(e.msg, "invalid transaction: invalid CBOR") != NULL);
+  }
+  CHECK_INT_EQ(store_count(b, STORE_SERVICE), 0);
+  CHECK_INT_EQ(store_apply(a, json, jlen, 3, &err), 0);
+  CHECK_INT_EQ(store_apply(b, cbor, clen, 3, &err), 0);
+  char *sa = store_snapshot(a, NULL), *sb = store_snapshot(b, NULL);
+  CHECK_STR_EQ(sa, sb);
+  CHECK_STR_EQ(jx_str(store_get(b, STORE_SERVICE, "s2"), "Spec.Name", ""),
+               "db \"\xc3\xa9\x01");
+  free(sa);
+  free(sb);
+  free(json);
+  free(cbor);
+  store_free(a);
+  store_free(b);
   store_free(s);
 }
