@@ -124,6 +124,9 @@ struct raftnode {
   /* When this node became leader, until its first entry commits: a
    * failover's time is the election plus that (the log says both). */
   int64_t led_since_ns;
+  /* Elected with entries still queued to apply (0: not, or said): when,
+   * so the log says how long the manager waited for them. */
+  int64_t elected_queued_ns;
   raftnode_leader_fn on_leader;
   void *leader_ud;
 
@@ -621,9 +624,24 @@ static void check_leader(struct raftnode *rn) {
    * queued, the manager hears of its leadership once the slices applied
    * them (at once, they could hold the loop past the election timeout;
    * raft commits nothing meanwhile, as nothing is proposed). */
-  bool now = raft_state(&rn->raft) == RAFT_LEADER && !rn->dq_head;
+  bool elected = raft_state(&rn->raft) == RAFT_LEADER;
+  bool now = elected && !rn->dq_head;
+  if (elected && rn->dq_head && !rn->elected_queued_ns && !rn->was_leader) {
+    rn->elected_queued_ns = clock_mono_ns();
+    log_info("raft: elected with %zu entries (%zu bytes) still to apply: "
+             "this node leads once they are",
+             rn->dq_n, rn->dq_bytes);
+  }
+  if (!elected)
+    rn->elected_queued_ns = 0;
   if (now == rn->was_leader)
     return;
+  if (now && rn->elected_queued_ns) {
+    log_info("raft: the queued entries applied %.0f ms after the election: "
+             "this node leads",
+             (double)(clock_mono_ns() - rn->elected_queued_ns) / NS_PER_MS);
+    rn->elected_queued_ns = 0;
+  }
   rn->was_leader = now;
   rn->led_since_ns = now ? clock_mono_ns() : 0;
   memset(rn->heard, 0, sizeof rn->heard); /* a new term: hear afresh */
