@@ -13,6 +13,7 @@
 #define SHOAL_CORE_JCBOR_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 struct sh_err;
@@ -32,7 +33,7 @@ int jcbor_decode(const void *data, size_t len, json_t **out,
 
 /* Whether data starts like a CBOR map (major type 5), which a JSON text
  * never does: how a reader tells the two forms of an entry apart. */
-static inline int jcbor_is_map(const void *data, size_t len) {
+static inline bool jcbor_is_map(const void *data, size_t len) {
   return len > 0 && (((const unsigned char *)data)[0] >> 5) == 5;
 }
 

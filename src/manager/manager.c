@@ -342,11 +342,11 @@ int manager_propose(struct manager *m, struct store_tx *tx,
   json_t *doc = store_tx_doc(tx, clock_wall_ns());
   store_tx_free(tx);
   char *data = store_entry_encode(m->store, doc, &len);
-  if (len == 2 && memcmp(data, "{}", 2) == 0) {
-    /* JSON that could not be encoded: every member refuses it the same
-     * way, the leader too (no document to apply instead) */
+  if (!data) { /* every member refuses it the same way */
     json_decref(doc);
     doc = NULL;
+    data = xstrdup("{}");
+    len = 2;
   }
   struct propose_ctx *c = xcalloc(1, sizeof *c);
   c->done = done;

@@ -1680,9 +1680,10 @@ int orchestrator_run_services(struct store *s, int64_t now_ns,
     }
     /* Its changes are in flight: no piped pass runs it before they are
      * applied. */
-    if (out->ran && out->ntx != ntx)
+    bool changed = out->ntx != ntx;
+    if (out->ran && changed)
       json_object_set_new(out->ran, sid, json_true());
-    made = made || out->ntx != ntx;
+    made = made || changed;
     /* Done with it unless the budget ran out on the way. */
     if (!out->more)
       json_object_del(service_ids, sid);

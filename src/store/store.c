@@ -788,13 +788,7 @@ char *store_doc_encode(const json_t *doc, size_t *len) {
 char *store_entry_encode(struct store *s, const json_t *doc, size_t *len) {
   if (store_managers_read(s, STORE_ENTRIES_CBOR))
     return jcbor_encode(doc, len);
-  char *out = store_doc_encode(doc, len);
-  if (!out) { /* every member refuses it the same way */
-    out = xstrdup("{}");
-    if (len)
-      *len = 2;
-  }
-  return out;
+  return store_doc_encode(doc, len);
 }
 
 char *store_tx_encode(const struct store_tx *tx, int64_t now_ns, size_t *len) {

@@ -186,7 +186,8 @@ char *store_tx_encode(const struct store_tx *tx, int64_t now_ns, size_t *len);
 json_t *store_tx_doc(const struct store_tx *tx, int64_t now_ns);
 char *store_doc_encode(const json_t *doc, size_t *len);
 /* An entry's bytes in the newest form every manager of s reads: CBOR once
- * they all read STORE_ENTRIES_CBOR, JSON text before. Never NULL. */
+ * they all read STORE_ENTRIES_CBOR (never NULL), JSON text before (NULL
+ * when it cannot be encoded, as store_doc_encode). */
 char *store_entry_encode(struct store *s, const json_t *doc, size_t *len);
 /* An entry's document from its bytes, in either form (a CBOR map or JSON
  * text): 0 and a new reference in *out, or 400 "invalid transaction: ...". */

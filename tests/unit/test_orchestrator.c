@@ -1020,9 +1020,9 @@ TEST(orch_global_job_once_per_eligible_node_and_new_nodes) {
  * changes for: the reconciler pipes the next pass onto the others while
  * this one's entries commit (all 100 of 100 services created at once
  * used to be named, and no piped pass ever ran). And a service does not
- * begin after another with less than a whole run's budget left: its
- * first tasks would be placed in this pass, the rest in a later one
- * around other services' placements (uneven totals per node). */
+ * begin after another when the budget left is less than the tasks it
+ * lacks: its first tasks would be placed in this pass, the rest in a
+ * later one around other services' placements (uneven totals per node). */
 TEST(orch_budget_names_only_the_services_it_changed) {
   cleanup_fx struct fx f = {0};
   fx_init(&f, 5);
