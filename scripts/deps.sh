@@ -24,6 +24,8 @@ pkgs=(
   # throughput with (iperf3, wrk for HTTP through the routing mesh); the
   # product speaks netlink itself
   nftables iperf3 wrk
+  # tests only: test_session.py plays an agent that speaks CBOR
+  python3-cbor2
   # make deb and its checks: debhelper builds the package, lintian judges
   # it; systemd-analyze (systemd) verifies the unit, man (man-db) renders
   # the man pages and the unit's Documentation=

@@ -5,7 +5,9 @@
 
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/jcbor.h"
 #include "core/jsonx.h"
+#include "core/log.h"
 #include "core/util.h"
 #include "http/client.h"
 
@@ -76,6 +78,10 @@ struct agent {
   json_t *files;
   int64_t period_ns;
   bool connected;
+  /* The session's manager speaks CBOR (its hello said "Encoding":
+   * "cbor"): its assignments come as CBOR frames and the status reports
+   * go to it as CBOR. An older manager's session stays JSON. */
+  bool cbor;
   /* Another heartbeat at once when the one in flight returns (TLSInfo
    * changed meanwhile, or agent_heartbeat_then). */
   bool hb_again;
@@ -426,6 +432,7 @@ static void handle_message(struct agent *a, json_t *msg) {
     a->data_path_port = dpp > 0 && dpp < 65536 ? (uint16_t)dpp : 0;
     int64_t p = jx_int(msg, "HeartbeatPeriod", 0);
     a->period_ns = p > 0 ? p : 5 * NS_PER_SEC;
+    a->cbor = strcmp(jx_str(msg, "Encoding", ""), "cbor") == 0;
     set_managers(a, json_object_get(msg, "Managers"));
     json_decref(STEAL_POINTER(&a->tls_told)); /* a new session: tell it */
     a->connected = true;
@@ -443,12 +450,30 @@ static bool session_data(const char *data, size_t len, void *ud) {
   buf_append(&a->linebuf, data, len);
   if (a->linebuf.len > 16 * 1024 * 1024)
     return false; /* a manager never sends lines this long */
-  char *nl;
-  while ((nl = memchr(a->linebuf.data, '\n', a->linebuf.len))) {
-    size_t n = (size_t)(nl - a->linebuf.data);
-    json_t *msg = json_loadb(a->linebuf.data, n, 0, NULL);
-    memmove(a->linebuf.data, nl + 1, a->linebuf.len - n - 1);
-    a->linebuf.len -= n + 1;
+  /* Lines of JSON, and the assignments as CBOR frames once asked for
+   * (a frame starts with a byte no JSON text starts with). */
+  while (a->linebuf.len > 0) {
+    json_t *msg = NULL;
+    size_t used = 0;
+    if ((unsigned char)a->linebuf.data[0] <= 0x1b) {
+      sh_err err = {0};
+      int r = jcbor_unframe(a->linebuf.data, a->linebuf.len, 16 * 1024 * 1024,
+                            &msg, &used, &err);
+      if (r > 0)
+        break;
+      if (r < 0) {
+        log_warn("session: %s", err.msg);
+        return false;
+      }
+    } else {
+      char *nl = memchr(a->linebuf.data, '\n', a->linebuf.len);
+      if (!nl)
+        break;
+      used = (size_t)(nl - a->linebuf.data) + 1;
+      msg = json_loadb(a->linebuf.data, used - 1, 0, NULL);
+    }
+    memmove(a->linebuf.data, a->linebuf.data + used, a->linebuf.len - used);
+    a->linebuf.len -= used;
     a->linebuf.data[a->linebuf.len] = '\0';
     if (msg) {
       handle_message(a, msg);
@@ -490,7 +515,8 @@ static void start_session(struct agent *a) {
     return;
   buf_reset(&a->linebuf);
   cleanup_free char *url = xasprintf("https://%s/swarm/v1/session", mgr);
-  json_t *body = json_pack("{s:O}", "Description", a->description);
+  json_t *body = json_pack("{s:O, s:s}", "Description", a->description,
+                           "Encoding", "cbor");
   cleanup_free char *b = jx_dump(body);
   json_decref(body);
   struct http_call_opts o = {
@@ -695,13 +721,18 @@ void agent_report(struct agent *a, const json_t *updates) {
   json_object_foreach(a->unsent, id, u) json_array_append(a->in_flight, u);
   json_object_clear(a->unsent);
   json_t *body = json_pack("{s:O}", "Updates", a->in_flight);
-  cleanup_free char *b = jx_dump(body);
+  size_t n = 0;
+  cleanup_free char *b = a->cbor ? jcbor_encode(body, &n) : jx_dump(body);
+  if (!a->cbor)
+    n = strlen(b);
   json_decref(body);
   cleanup_free char *url = xasprintf("https://%s/swarm/v1/tasks", mgr);
   struct http_call_opts o = {.method = "POST",
                              .url = url,
                              .body = b,
-                             .body_len = strlen(b),
+                             .body_len = n,
+                             .content_type =
+                                 a->cbor ? "application/cbor" : NULL,
                              .timeout_ms = 15000};
   fill_tls(a, &o);
   a->report_call = http_client_call(a->client, &o, NULL, report_sent, a);

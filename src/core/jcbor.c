@@ -77,6 +77,19 @@ char *jcbor_encode(const json_t *v, size_t *len) {
   return b.data ? b.data : xcalloc(1, 1);
 }
 
+char *jcbor_frame(const json_t *v, size_t *len) {
+  sh_buf b = {0};
+  encode(&b, v);
+  unsigned char h[HEAD_MAX];
+  size_t hn = cbor_encode_uint(b.len, h, sizeof h);
+  char *out = xmalloc(hn + b.len);
+  memcpy(out, h, hn);
+  memcpy(out + hn, b.data, b.len);
+  *len = hn + b.len;
+  free(b.data);
+  return out;
+}
+
 /* ---- decode ---- */
 
 /* An open array or map: how many items (pairs) it still takes, and a
@@ -292,5 +305,32 @@ int jcbor_decode(const void *data, size_t len, json_t **out, sh_err *err) {
     return sh_error(err, 400, "invalid CBOR: %s", d.fail);
   }
   *out = d.root;
+  return 0;
+}
+
+int jcbor_unframe(const void *data, size_t len, size_t max, json_t **out,
+                  size_t *used, sh_err *err) {
+  const unsigned char *p = data;
+  *out = NULL;
+  *used = 0;
+  if (len == 0)
+    return 1;
+  if (p[0] > 0x1b)
+    return sh_error(err, 400, "invalid CBOR frame: no length first");
+  /* The head: its value, or 1, 2, 4 or 8 bytes of it after the first. */
+  size_t hn = p[0] < 24 ? 1 : (size_t)1 + ((size_t)1 << (p[0] - 24));
+  if (len < hn)
+    return 1;
+  uint64_t n = p[0] < 24 ? p[0] : 0;
+  for (size_t i = 1; i < hn; i++)
+    n = n << 8 | p[i];
+  if (n > max)
+    return sh_error(err, 400, "invalid CBOR frame: %llu bytes (at most %zu)",
+                    (unsigned long long)n, max);
+  if (len - hn < n)
+    return 1;
+  if (jcbor_decode(p + hn, (size_t)n, out, err) < 0)
+    return -1;
+  *used = hn + (size_t)n;
   return 0;
 }

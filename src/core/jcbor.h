@@ -31,6 +31,17 @@ char *jcbor_encode(const json_t *v, size_t *len);
 int jcbor_decode(const void *data, size_t len, json_t **out,
                  struct sh_err *err);
 
+/* A stream of messages (the dispatcher's assignments to a node): each
+ * framed as a CBOR unsigned integer, the item's length, then the item. A
+ * frame starts with a byte below 0x1c, which a JSON text never does, so
+ * one stream may mix frames and JSON lines. */
+char *jcbor_frame(const json_t *v, size_t *len);
+/* The first frame of data: 0 with *out (new reference) and *used (its
+ * bytes); 1 when data holds only part of it (wait for more); -1 and err
+ * (400) when it is not a frame of a JSON value, or is longer than max. */
+int jcbor_unframe(const void *data, size_t len, size_t max, json_t **out,
+                  size_t *used, struct sh_err *err);
+
 /* Whether data starts like a CBOR map (major type 5), which a JSON text
  * never does: how a reader tells the two forms of an entry apart. */
 static inline bool jcbor_is_map(const void *data, size_t len) {

@@ -4,6 +4,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/id.h"
+#include "core/jcbor.h"
 #include "core/jsonx.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -46,6 +47,10 @@ struct session {
   /* Its first messages (node, assignments, peers, mesh) went out: until
    * then the flushes leave it alone (see start_sessions). */
   bool started;
+  /* Its agent speaks CBOR (it asked, "Encoding": "cbor", and the hello
+   * says yes): its assignments go as CBOR frames (core/jcbor.h), its other
+   * messages stay JSON lines, and its reports may come as CBOR. */
+  bool cbor;
   TAILQ_ENTRY(session) link;
 };
 
@@ -561,8 +566,13 @@ static void send_assignments(struct dispatcher *d, struct session *s,
                              const json_t *changed) {
   json_t *msg = dispatcher_assignments(d->m->store, s->node_id, changed,
                                        &s->tasks_sent, &s->files_sent);
-  if (msg)
+  if (msg && s->cbor) {
+    size_t n;
+    cleanup_free char *frame = jcbor_frame(msg, &n);
+    http_stream_write(s->req, frame, n);
+  } else if (msg) {
     send_line(s->req, msg);
+  }
   json_decref(msg);
 }
 
@@ -1076,7 +1086,11 @@ void dispatcher_task_status(struct dispatcher *d, struct http_req *req,
     return http_respond_error(req, 503, RAFTNODE_NO_LEADER_MSG);
   cleanup_json json_t *body = NULL;
   sh_err err = {0};
-  if (jx_parse_object(req->body, req->body_len, &body, &err) < 0)
+  /* CBOR from an agent whose session said so (a JSON text never starts
+   * like a CBOR map), JSON from the others. */
+  if (jcbor_is_map(req->body, req->body_len)
+          ? jcbor_decode(req->body, req->body_len, &body, &err) < 0
+          : jx_parse_object(req->body, req->body_len, &body, &err) < 0)
     return http_respond_error(req, 400, err.msg);
   json_t *ups = json_object_get(body, "Updates");
   if (!json_is_array(ups))
@@ -1212,6 +1226,7 @@ void dispatcher_session(struct dispatcher *d, struct http_req *req,
   snprintf(s->node_id, sizeof s->node_id, "%s", node_id);
   id_new(s->sid);
   s->req = req;
+  s->cbor = strcmp(jx_str(body, "Encoding", ""), "cbor") == 0;
   s->last_mono = clock_mono_ns();
   session_link(d, s);
   json_object_del(d->deadlines, node_id);
@@ -1230,6 +1245,8 @@ void dispatcher_session(struct dispatcher *d, struct http_req *req,
       s->sid, "NodeID", node_id, "HeartbeatPeriod", (json_int_t)period_ns(d),
       "Managers", d->managers, "Addr", req->peer_addr, "DataPathPort",
       (json_int_t)jx_int(cl, "DataPathPort", 4789));
+  if (s->cbor)
+    json_object_set_new(hello, "Encoding", json_string("cbor"));
   /* Ingress: every node shows it in `network ls`, as on Docker. */
   json_t *nets = store_list(d->m->store, STORE_NETWORK);
   size_t ni;

@@ -196,3 +196,51 @@ TEST(jcbor_bounds_nesting) {
   CHECK(strstr(err.msg, "nesting too deep") != NULL);
   CHECK(v == NULL);
 }
+
+/* A stream of frames, read as it arrives: a frame in part waits, a
+ * whole one is taken with its exact size, a line of JSON is not a frame,
+ * and a length past the reader's limit is refused before its bytes
+ * come. */
+TEST(jcbor_frames_split_anywhere) {
+  cleanup_json json_t *a =
+      json_pack("{s:s, s:[i, i]}", "Type", "tasks", "Set", 1, 2);
+  char big[300];
+  memset(big, 'y', sizeof big - 1);
+  big[sizeof big - 1] = 0;
+  cleanup_json json_t *b = json_pack("{s:s}", "big", big);
+  size_t na, nb;
+  char *fa = jcbor_frame(a, &na), *fb = jcbor_frame(b, &nb);
+  char *both = xmalloc(na + nb);
+  memcpy(both, fa, na);
+  memcpy(both + na, fb, nb);
+  for (size_t cut = 0; cut < na + nb; cut++) {
+    json_t *v = NULL;
+    size_t used = 0;
+    sh_err err = {0};
+    int r = jcbor_unframe(both, cut, 1 << 20, &v, &used, &err);
+    CHECK_INT_EQ(r, cut < na ? 1 : 0);
+    if (r == 0) {
+      CHECK_INT_EQ(used, na);
+      CHECK(json_equal(v, a));
+      json_decref(v);
+      r = jcbor_unframe(both + na, cut - na, 1 << 20, &v, &used, &err);
+      CHECK_INT_EQ(r, 1);
+    }
+  }
+  json_t *v = NULL;
+  size_t used = 0;
+  sh_err err = {0};
+  CHECK_INT_EQ(jcbor_unframe(both + na, nb, 1 << 20, &v, &used, &err), 0);
+  CHECK(json_equal(v, b) && used == nb);
+  json_decref(v);
+  CHECK_INT_EQ(jcbor_unframe("{\"Type\":1}\n", 11, 1 << 20, &v, &used, &err),
+               -1);
+  CHECK_INT_EQ(jcbor_unframe(fb, 3, 100, &v, &used, &err), -1);
+  CHECK(strstr(err.msg, "at most 100") != NULL);
+  /* A frame whose item is not a JSON value is refused whole. */
+  CHECK_INT_EQ(jcbor_unframe("\x02\x41x", 3, 100, &v, &used, &err), -1);
+  CHECK(v == NULL);
+  free(fa);
+  free(fb);
+  free(both);
+}
