@@ -25,53 +25,86 @@ static void text(sh_buf *b, const char *s, size_t n) {
   buf_append(b, s, n);
 }
 
-static void encode(sh_buf *b, const json_t *v) {
+/* -1 when v nests deeper than a decoder takes (JCBOR_MAX_DEPTH containers,
+ * depth of them already open around v); b then holds part of it. */
+static int encode(sh_buf *b, const json_t *v, size_t depth) {
   unsigned char h[HEAD_MAX];
   switch (json_typeof(v)) {
   case JSON_OBJECT: {
+    if (depth >= JCBOR_MAX_DEPTH)
+      return -1;
     head(b, cbor_encode_map_start, json_object_size(v));
     const char *k;
     json_t *x;
     json_object_foreach((json_t *)v, k, x) {
       text(b, k, strlen(k));
-      encode(b, x);
+      if (encode(b, x, depth + 1) < 0)
+        return -1;
     }
-    return;
+    return 0;
   }
   case JSON_ARRAY: {
+    if (depth >= JCBOR_MAX_DEPTH)
+      return -1;
     head(b, cbor_encode_array_start, json_array_size(v));
     size_t i;
     json_t *x;
-    json_array_foreach(v, i, x) encode(b, x);
-    return;
+    json_array_foreach(v, i, x) {
+      if (encode(b, x, depth + 1) < 0)
+        return -1;
+    }
+    return 0;
   }
   case JSON_STRING:
     text(b, json_string_value(v), json_string_length(v));
-    return;
-  case JSON_INTEGER: {
-    json_int_t i = json_integer_value(v);
-    /* -1 - i for a negative i cannot overflow, unlike -i. */
-    size_t n = i >= 0 ? cbor_encode_uint((uint64_t)i, h, sizeof h)
-                      : cbor_encode_negint((uint64_t)(-1 - i), h, sizeof h);
-    buf_append(b, h, n);
-    return;
-  }
+    return 0;
+  case JSON_INTEGER:
+    jcbor_put_int(b, json_integer_value(v));
+    return 0;
   case JSON_REAL:
     buf_append(b, h, cbor_encode_double(json_real_value(v), h, sizeof h));
-    return;
+    return 0;
   case JSON_TRUE:
   case JSON_FALSE:
     buf_append(b, h, cbor_encode_bool(json_is_true(v), h, sizeof h));
-    return;
+    return 0;
   case JSON_NULL:
     break;
   }
   buf_append(b, h, cbor_encode_null(h, sizeof h));
+  return 0;
+}
+
+void jcbor_put_map(sh_buf *b, size_t n) {
+  head(b, cbor_encode_map_start, n);
+}
+
+void jcbor_put_array(sh_buf *b, size_t n) {
+  head(b, cbor_encode_array_start, n);
+}
+
+void jcbor_put_text(sh_buf *b, const char *s, size_t n) {
+  text(b, s, n);
+}
+
+void jcbor_put_int(sh_buf *b, json_int_t i) {
+  unsigned char h[HEAD_MAX];
+  /* -1 - i for a negative i cannot overflow, unlike -i. */
+  size_t n = i >= 0 ? cbor_encode_uint((uint64_t)i, h, sizeof h)
+                    : cbor_encode_negint((uint64_t)(-1 - i), h, sizeof h);
+  buf_append(b, h, n);
+}
+
+int jcbor_put(sh_buf *b, const json_t *v, size_t depth) {
+  return encode(b, v, depth);
 }
 
 char *jcbor_encode(const json_t *v, size_t *len) {
   sh_buf b = {0};
-  encode(&b, v);
+  if (encode(&b, v, 0) < 0) {
+    buf_free(&b);
+    return NULL;
+  }
   if (len)
     *len = b.len;
   return b.data ? b.data : xcalloc(1, 1);
@@ -79,7 +112,10 @@ char *jcbor_encode(const json_t *v, size_t *len) {
 
 char *jcbor_frame(const json_t *v, size_t *len) {
   sh_buf b = {0};
-  encode(&b, v);
+  if (encode(&b, v, 0) < 0) {
+    buf_free(&b);
+    return NULL;
+  }
   unsigned char h[HEAD_MAX];
   size_t hn = cbor_encode_uint(b.len, h, sizeof h);
   char *out = xmalloc(hn + b.len);

@@ -17,8 +17,11 @@
 #include <stddef.h>
 
 struct sh_err;
+struct sh_buf;
 
-/* The CBOR of v, malloc'd (free()), *len its size. Never fails. */
+/* The CBOR of v, malloc'd (free()), *len its size; NULL when v nests
+ * deeper than jcbor_decode takes (JCBOR_MAX_DEPTH), so that no reader
+ * refuses what a writer wrote. */
 char *jcbor_encode(const json_t *v, size_t *len);
 
 /* One CBOR data item that is a JSON value, and nothing after it: *out a
@@ -30,6 +33,16 @@ char *jcbor_encode(const json_t *v, size_t *len);
 #define JCBOR_MAX_DEPTH 512
 int jcbor_decode(const void *data, size_t len, json_t **out,
                  struct sh_err *err);
+
+/* A document written piece by piece (a raft snapshot): heads of a map of
+ * n pairs or an array of n items, a text string, an integer, and a whole
+ * value inside depth containers already open (-1 when too deep, as
+ * jcbor_encode's NULL; b then holds part of it). */
+void jcbor_put_map(struct sh_buf *b, size_t n);
+void jcbor_put_array(struct sh_buf *b, size_t n);
+void jcbor_put_text(struct sh_buf *b, const char *s, size_t n);
+void jcbor_put_int(struct sh_buf *b, json_int_t i);
+int jcbor_put(struct sh_buf *b, const json_t *v, size_t depth);
 
 /* A stream of messages (the dispatcher's assignments to a node): each
  * framed as a CBOR unsigned integer, the item's length, then the item. A

@@ -566,13 +566,12 @@ static void send_assignments(struct dispatcher *d, struct session *s,
                              const json_t *changed) {
   json_t *msg = dispatcher_assignments(d->m->store, s->node_id, changed,
                                        &s->tasks_sent, &s->files_sent);
-  if (msg && s->cbor) {
-    size_t n;
-    cleanup_free char *frame = jcbor_frame(msg, &n);
+  size_t n = 0;
+  cleanup_free char *frame = msg && s->cbor ? jcbor_frame(msg, &n) : NULL;
+  if (frame)
     http_stream_write(s->req, frame, n);
-  } else if (msg) {
+  else if (msg)
     send_line(s->req, msg);
-  }
   json_decref(msg);
 }
 

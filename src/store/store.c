@@ -1322,9 +1322,10 @@ json_t *store_snapshot_view(struct store *s) {
     json_object_foreach(s->objs[k], id, v) json_array_append(arr, unbox(v));
     json_object_set_new(objs, kind_names[k], arr);
   }
-  return json_pack("{s:I, s:o, s:b}", "index", (json_int_t)s->index, "objects",
-                   objs, "templates",
-                   store_managers_read(s, STORE_ENTRIES_SNAPSHOT_TEMPLATES));
+  return json_pack("{s:I, s:o, s:b, s:b}", "index", (json_int_t)s->index,
+                   "objects", objs, "templates",
+                   store_managers_read(s, STORE_ENTRIES_SNAPSHOT_TEMPLATES),
+                   "cbor", store_managers_read(s, STORE_ENTRIES_SNAPSHOT_CBOR));
 }
 
 /* s (n bytes) as a JSON string (jansson's escapes; UTF-8 as it is). */
@@ -1422,10 +1423,71 @@ static struct snap_tmpl *snap_tmpls(const json_t *view, json_t **by_sid) {
   return tm;
 }
 
+/* The CBOR form of put_named: the same keys, inside depth containers. */
+static int put_named_cbor(sh_buf *b, const json_t *task,
+                          const struct snap_tmpl *tm, size_t depth) {
+  size_t n = json_object_size(task) + 1;
+  n -= json_object_get(task, "Spec") != NULL;
+  n -= json_object_get(task, "_EndpointSpec") != NULL;
+  jcbor_put_map(b, n);
+  const char *k;
+  json_t *v;
+  json_object_foreach((json_t *)task, k, v) {
+    if (!strcmp(k, "Spec") || !strcmp(k, "_EndpointSpec"))
+      continue;
+    jcbor_put_text(b, k, strlen(k));
+    if (jcbor_put(b, v, depth + 1) < 0)
+      return -1;
+  }
+  jcbor_put_text(b, TEMPLATE_KEY, strlen(TEMPLATE_KEY));
+  jcbor_put_map(b, 2);
+  jcbor_put_text(b, "service", strlen("service"));
+  jcbor_put_text(b, tm->sid, strlen(tm->sid));
+  jcbor_put_text(b, "spec_version", strlen("spec_version"));
+  jcbor_put_int(b, tm->version);
+  return 0;
+}
+
+/* {"index": n, "objects": {kind: [object, ...]}} as CBOR: decoded 4-5x
+ * faster than the same as JSON text (a manager's restart, a follower's
+ * install). An object sits inside three containers. */
+static char *snapshot_cbor(const json_t *view, const struct snap_tmpl *tm,
+                           const json_t *by_sid, size_t *len) {
+  sh_buf b = {0};
+  const json_t *objs = json_object_get(view, "objects");
+  jcbor_put_map(&b, 2);
+  jcbor_put_text(&b, "index", strlen("index"));
+  jcbor_put_int(&b, json_integer_value(json_object_get(view, "index")));
+  jcbor_put_text(&b, "objects", strlen("objects"));
+  jcbor_put_map(&b, json_object_size(objs));
+  const char *kn;
+  json_t *arr;
+  json_object_foreach((json_t *)objs, kn, arr) {
+    jcbor_put_text(&b, kn, strlen(kn));
+    jcbor_put_array(&b, json_array_size(arr));
+    bool tasks = strcmp(kn, kind_names[STORE_TASK]) == 0;
+    size_t i;
+    json_t *o;
+    json_array_foreach(arr, i, o) {
+      const struct snap_tmpl *t =
+          tasks && tm ? snap_tmpl_of(tm, by_sid, o) : NULL;
+      if (t ? put_named_cbor(&b, o, t, 3) < 0 : jcbor_put(&b, o, 3) < 0) {
+        buf_free(&b);
+        return NULL;
+      }
+    }
+  }
+  if (len)
+    *len = b.len;
+  return b.data;
+}
+
 char *store_snapshot_encode(const json_t *view, size_t *len) {
   sh_buf b = {0};
   cleanup_json json_t *by_sid = NULL;
   cleanup_free struct snap_tmpl *tm = snap_tmpls(view, &by_sid);
+  if (jx_bool(view, "cbor", false))
+    return snapshot_cbor(view, tm, by_sid, len);
   buf_printf(&b, "{\"index\":%" JSON_INTEGER_FORMAT ",\"objects\":{",
              json_integer_value(json_object_get(view, "index")));
   const char *kn;
@@ -1484,7 +1546,14 @@ int store_restore(struct store *s, const char *data, size_t len, sh_err *err) {
   json_error_t je;
   if (!data || len == 0)
     return sh_error(err, 400, "invalid snapshot: empty");
-  cleanup_json json_t *doc = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
+  cleanup_json json_t *doc = NULL;
+  if (jcbor_is_map(data, len)) {
+    sh_err cerr = {0};
+    if (jcbor_decode(data, len, &doc, &cerr) < 0)
+      return sh_error(err, 400, "invalid snapshot: %s", cerr.msg);
+  } else {
+    doc = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
+  }
   if (!json_is_object(doc))
     return sh_error(err, 400, "invalid snapshot: %s",
                     doc ? "not an object" : je.text);

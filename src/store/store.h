@@ -214,7 +214,9 @@ void store_tx_name_templates(struct store *s, struct store_tx *tx);
 #define STORE_ENTRIES_SNAPSHOT_TEMPLATES 2
 /* 3: entries in CBOR (core/jcbor.h) instead of JSON text. */
 #define STORE_ENTRIES_CBOR 3
-#define STORE_ENTRIES STORE_ENTRIES_CBOR /* the newest */
+/* 4: snapshots in CBOR too. */
+#define STORE_ENTRIES_SNAPSHOT_CBOR 4
+#define STORE_ENTRIES STORE_ENTRIES_SNAPSHOT_CBOR /* the newest */
 #define STORE_ENTRIES_KEY "_Entries"
 bool store_managers_read(struct store *s, int form);
 /* Whether a node (its Description) may become a manager of the swarm in
@@ -255,8 +257,11 @@ char *store_snapshot(struct store *s, size_t *len);
  * restarted manager keeps one template per service, not one per task). */
 #define TEMPLATE_KEY "_Template"
 json_t *store_snapshot_view(struct store *s);
-/* NULL if an object is nested too deep for jansson to encode. */
+/* CBOR once every manager reads it (STORE_ENTRIES_SNAPSHOT_CBOR), JSON
+ * text before; NULL if an object is nested too deep to encode (deeper
+ * than a reader takes). */
 char *store_snapshot_encode(const json_t *view, size_t *len);
+/* Either form (a CBOR map or JSON text). */
 int store_restore(struct store *s, const char *data, size_t len,
                   struct sh_err *err);
 

@@ -195,6 +195,22 @@ TEST(jcbor_bounds_nesting) {
   CHECK_INT_EQ(jcbor_decode(b, JCBOR_MAX_DEPTH + 2, &v, &err), -1);
   CHECK(strstr(err.msg, "nesting too deep") != NULL);
   CHECK(v == NULL);
+  /* The encoder writes what the decoder takes and nothing deeper: a
+   * leader must not commit an entry its followers refuse. */
+  json_t *deep = json_integer(1);
+  for (int i = 0; i < JCBOR_MAX_DEPTH; i++)
+    deep = json_pack("[o]", deep);
+  size_t n = 0;
+  char *enc = jcbor_encode(deep, &n);
+  CHECK(enc != NULL);
+  CHECK_INT_EQ(jcbor_decode(enc, n, &v, &err), 0);
+  CHECK(json_equal(v, deep));
+  json_decref(v);
+  free(enc);
+  deep = json_pack("[o]", deep);
+  CHECK(jcbor_encode(deep, &n) == NULL);
+  CHECK(jcbor_frame(deep, &n) == NULL);
+  json_decref(deep);
 }
 
 /* A stream of frames, read as it arrives: a frame in part waits, a

@@ -477,7 +477,7 @@ TEST(store_snapshot_restore_round_trip) {
       put1(s, STORE_SECRET, svc("sec", "pw"), STORE_MUST_CREATE, 4, &err), 0);
   size_t len;
   char *snap = store_snapshot(s, &len);
-  CHECK(len == strlen(snap));
+  CHECK(jcbor_is_map(snap, len)); /* no manager reads less than CBOR */
 
   struct store *r = store_new();
   store_watch(r, count_watch, NULL);
@@ -496,12 +496,10 @@ TEST(store_snapshot_restore_round_trip) {
         0);
   CHECK_INT_EQ(err.status, 409);
   CHECK(store_find(r, STORE_SERVICE, "web", &err) != NULL);
-  /* Snapshot of the restored store is the same document. */
-  char *snap2 = store_snapshot(r, NULL);
-  json_t *j1 = json_loads(snap, 0, NULL), *j2 = json_loads(snap2, 0, NULL);
-  CHECK(json_equal(j1, j2));
-  json_decref(j1);
-  json_decref(j2);
+  /* Snapshot of the restored store is the same, byte for byte. */
+  size_t len2 = 0;
+  char *snap2 = store_snapshot(r, &len2);
+  CHECK(len2 == len && memcmp(snap, snap2, len) == 0);
 
   /* Bad snapshots leave the store alone. */
   CHECK(store_restore(r, "{\"index\":1}", 11, &err) < 0);
@@ -1167,9 +1165,11 @@ TEST(store_task_by_template_refused_once_the_service_moved) {
   store_free(s);
 }
 
-static size_t count_of(const char *hay, const char *needle) {
-  size_t n = 0;
-  for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
+/* How many times needle is in hay's len bytes (CBOR holds NULs). */
+static size_t count_of(const char *hay, size_t len, const char *needle) {
+  size_t n = 0, nl = strlen(needle);
+  const char *end = hay + len;
+  for (const char *p = hay; (p = memmem(p, (size_t)(end - p), needle, nl)); p++)
     n++;
   return n;
 }
@@ -1179,10 +1179,16 @@ static size_t count_of(const char *hay, const char *needle) {
  * gives the same store, the tasks sharing the service's objects again,
  * and a snapshot of it is the same document. With a manager that does
  * not read the form, every task carries its spec. */
-TEST(store_snapshot_names_templates) {
+static void snapshot_names_templates(int *failed_, int form) {
   struct store *s = store_with_template();
   sh_err err = {0};
   struct store_tx *tx = store_tx_new();
+  /* A manager that reads snapshots of this form and none newer. */
+  store_tx_put(tx, STORE_NODE,
+               json_pack("{s:s, s:{s:s, s:i}, s:{}}", "ID", "m0", "Description",
+                         "Hostname", "m0", STORE_ENTRIES_KEY, form,
+                         "ManagerStatus"),
+               STORE_MUST_CREATE);
   json_t *t1 = task_of(s, "t1");
   /* The named form writes top-level keys and strings itself. */
   json_object_set_new(t1, "Odd \"key\"\n",
@@ -1203,10 +1209,13 @@ TEST(store_snapshot_names_templates) {
   free(enc);
 
   char *snap = store_snapshot(s, &len);
-  CHECK(len == strlen(snap));
+  if (form >= STORE_ENTRIES_SNAPSHOT_CBOR)
+    CHECK(jcbor_is_map(snap, len));
+  else
+    CHECK(len == strlen(snap) && snap[0] == '{');
   /* The service's template, t2's and t3's; t1 names it. */
-  CHECK_INT_EQ(count_of(snap, "ContainerSpec"), 3);
-  CHECK_INT_EQ(count_of(snap, "\"" TEMPLATE_KEY "\""), 1);
+  CHECK_INT_EQ(count_of(snap, len, "ContainerSpec"), 3);
+  CHECK_INT_EQ(count_of(snap, len, TEMPLATE_KEY), 1);
   struct store *r = store_new();
   CHECK_INT_EQ(store_restore(r, snap, len, &err), 0);
   char *da = dump_all(s), *dr = dump_all(r);
@@ -1219,9 +1228,21 @@ TEST(store_snapshot_names_templates) {
   CHECK(json_object_get(rt1, TEMPLATE_KEY) == NULL);
   CHECK(json_object_get(store_get(r, STORE_TASK, "t2"), "Spec") !=
         jx_get(svc, "Spec.TaskTemplate"));
-  char *snap2 = store_snapshot(r, NULL);
-  CHECK_STR_EQ(snap, snap2); /* byte for byte, as fuzz_snapshot asks */
+  size_t len2 = 0;
+  char *snap2 = store_snapshot(r, &len2);
+  /* byte for byte, as fuzz_snapshot asks */
+  CHECK(len2 == len && memcmp(snap, snap2, len) == 0);
   free(snap2);
+  /* Cut anywhere, either form is refused whole: the store stays. */
+  for (size_t cut = 1; cut < len; cut += 1 + cut / 8) {
+    sh_err e = {0};
+    CHECK_INT_EQ(store_restore(r, snap, cut, &e), -1);
+    CHECK_INT_EQ(e.status, 400);
+    CHECK(strstr(e.msg, "invalid snapshot: ") == e.msg);
+  }
+  char *dcut = dump_all(r);
+  CHECK_STR_EQ(da, dcut);
+  free(dcut);
 
   /* A manager of the entries-only form: whole tasks. */
   CHECK_INT_EQ(
@@ -1231,9 +1252,11 @@ TEST(store_snapshot_names_templates) {
                      STORE_ENTRIES_TEMPLATES, "ManagerStatus"),
            STORE_MUST_CREATE, 4, &err),
       0);
-  char *whole = store_snapshot(s, NULL);
-  CHECK_INT_EQ(count_of(whole, "ContainerSpec"), 4);
-  CHECK_INT_EQ(count_of(whole, TEMPLATE_KEY), 0);
+  size_t wlen = 0;
+  char *whole = store_snapshot(s, &wlen);
+  CHECK(wlen == strlen(whole) && whole[0] == '{');
+  CHECK_INT_EQ(count_of(whole, wlen, "ContainerSpec"), 4);
+  CHECK_INT_EQ(count_of(whole, wlen, TEMPLATE_KEY), 0);
   free(whole);
 
   /* Malformed names: refused whole, the store left as it was. */
@@ -1292,6 +1315,14 @@ TEST(store_snapshot_names_templates) {
   free(snap);
   store_free(r);
   store_free(s);
+}
+
+TEST(store_snapshot_names_templates) {
+  snapshot_names_templates(failed_, STORE_ENTRIES_CBOR); /* JSON text */
+}
+
+TEST(store_snapshot_in_cbor_names_templates) {
+  snapshot_names_templates(failed_, STORE_ENTRIES_SNAPSHOT_CBOR);
 }
 
 /* A service's new version from the bytes (a follower's apply, or any
@@ -1481,8 +1512,9 @@ TEST(store_entries_are_cbor_once_every_manager_reads_them) {
   CHECK_INT_EQ(store_count(b, STORE_SERVICE), 0);
   CHECK_INT_EQ(store_apply(a, json, jlen, 3, &err), 0);
   CHECK_INT_EQ(store_apply(b, cbor, clen, 3, &err), 0);
-  char *sa = store_snapshot(a, NULL), *sb = store_snapshot(b, NULL);
-  CHECK_STR_EQ(sa, sb);
+  size_t la = 0, lb = 0;
+  char *sa = store_snapshot(a, &la), *sb = store_snapshot(b, &lb);
+  CHECK(la == lb && memcmp(sa, sb, la) == 0);
   CHECK_STR_EQ(jx_str(store_get(b, STORE_SERVICE, "s2"), "Spec.Name", ""),
                "db \"\xc3\xa9\x01");
   free(sa);
