@@ -44,6 +44,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 /* How often the spares are looked at, and the wait after a spare's dial
  * failed (raft's own retries to a dead peer come every second too). */
@@ -123,7 +124,24 @@ int tls_transport_reach(struct raft_uv_transport *t, raft_id id) {
 }
 
 /* A bare pipe handle on fd for raft, which frees it with raft_free. */
+/* What raft's side of a bridge may queue unread: 1 MiB (the kernel
+ * doubles it). With the default (~208 KiB), an orchestrator pass's
+ * entries (~1.5 MB for each follower) left the leader ~200 KB a loop
+ * turn, and its turns run to a few hundred ms under load: each cycle's
+ * entries committed 500-800 ms after their proposal, and the piped
+ * passes, which wait for a slot to free, ran one a cycle instead of four
+ * (session 41's trace). Without CAP_NET_ADMIN the kernel's wmem_max
+ * caps it. */
+#define RAFT_SNDBUF (1 << 20)
+
+static void raft_sndbuf(int fd) {
+  int sz = RAFT_SNDBUF;
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof sz) < 0)
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+}
+
 static uv_stream_t *raft_stream(uv_loop_t *loop, int fd) {
+  raft_sndbuf(fd);
   uv_pipe_t *p = raft_malloc(sizeof *p);
   if (!p) {
     close(fd);

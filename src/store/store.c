@@ -1381,6 +1381,11 @@ static const struct snap_tmpl *snap_tmpl_of(const struct snap_tmpl *tm,
   return shares_template(task, t->svc) ? t : NULL;
 }
 
+/* The keys a task naming its template is written without. */
+static bool template_key(const char *k) {
+  return !strcmp(k, "Spec") || !strcmp(k, "_EndpointSpec");
+}
+
 /* A task that shares its service's template, written without it: its
  * other keys, then TEMPLATE_KEY naming the service and spec version. */
 static int put_named(sh_buf *b, const json_t *task,
@@ -1389,7 +1394,7 @@ static int put_named(sh_buf *b, const json_t *task,
   const char *k;
   json_t *v;
   json_object_foreach((json_t *)task, k, v) {
-    if (!strcmp(k, "Spec") || !strcmp(k, "_EndpointSpec"))
+    if (template_key(k))
       continue;
     put_string(b, k, strlen(k));
     buf_append(b, ":", 1);
@@ -1426,14 +1431,13 @@ static struct snap_tmpl *snap_tmpls(const json_t *view, json_t **by_sid) {
 /* The CBOR form of put_named: the same keys, inside depth containers. */
 static int put_named_cbor(sh_buf *b, const json_t *task,
                           const struct snap_tmpl *tm, size_t depth) {
-  size_t n = json_object_size(task) + 1;
-  n -= json_object_get(task, "Spec") != NULL;
-  n -= json_object_get(task, "_EndpointSpec") != NULL;
-  jcbor_put_map(b, n);
+  size_t n = 1; /* TEMPLATE_KEY */
   const char *k;
   json_t *v;
+  json_object_foreach((json_t *)task, k, v) n += !template_key(k);
+  jcbor_put_map(b, n);
   json_object_foreach((json_t *)task, k, v) {
-    if (!strcmp(k, "Spec") || !strcmp(k, "_EndpointSpec"))
+    if (template_key(k))
       continue;
     jcbor_put_text(b, k, strlen(k));
     if (jcbor_put(b, v, depth + 1) < 0)
