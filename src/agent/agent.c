@@ -722,17 +722,20 @@ void agent_report(struct agent *a, const json_t *updates) {
   json_object_clear(a->unsent);
   json_t *body = json_pack("{s:O}", "Updates", a->in_flight);
   size_t n = 0;
-  cleanup_free char *b = a->cbor ? jcbor_encode(body, &n) : jx_dump(body);
-  if (!a->cbor)
+  /* JSON if the manager reads no CBOR, or the batch nests too deep for it. */
+  cleanup_free char *b = a->cbor ? jcbor_encode(body, &n) : NULL;
+  bool cbor = b != NULL;
+  if (!cbor) {
+    b = jx_dump(body);
     n = strlen(b);
+  }
   json_decref(body);
   cleanup_free char *url = xasprintf("https://%s/swarm/v1/tasks", mgr);
   struct http_call_opts o = {.method = "POST",
                              .url = url,
                              .body = b,
                              .body_len = n,
-                             .content_type =
-                                 a->cbor ? "application/cbor" : NULL,
+                             .content_type = cbor ? "application/cbor" : NULL,
                              .timeout_ms = 15000};
   fill_tls(a, &o);
   a->report_call = http_client_call(a->client, &o, NULL, report_sent, a);
