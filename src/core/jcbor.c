@@ -1,6 +1,7 @@
 #include "core/jcbor.h"
 
 #include "core/err.h"
+#include "core/jsonx.h"
 #include "core/util.h"
 
 #include <cbor.h>
@@ -369,4 +370,12 @@ int jcbor_unframe(const void *data, size_t len, size_t max, json_t **out,
     return -1;
   *used = hn + (size_t)n;
   return 0;
+}
+
+int jcbor_parse_object(const void *data, size_t len, json_t **out,
+                       sh_err *err) {
+  *out = NULL;
+  if (jcbor_is_map(data, len))
+    return jcbor_decode(data, len, out, err);
+  return jx_parse_object(data, len, out, err);
 }

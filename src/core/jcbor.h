@@ -55,6 +55,12 @@ char *jcbor_frame(const json_t *v, size_t *len);
 int jcbor_unframe(const void *data, size_t len, size_t max, json_t **out,
                   size_t *used, struct sh_err *err);
 
+/* A JSON object from bytes in either form: a CBOR map (jcbor_decode) or
+ * JSON text (jx_parse_object, repeated keys refused). 0 and *out (a new
+ * reference), or 400 naming what was wrong. */
+int jcbor_parse_object(const void *data, size_t len, json_t **out,
+                       struct sh_err *err);
+
 /* Whether data starts like a CBOR map (major type 5), which a JSON text
  * never does: how a reader tells the two forms of an entry apart. */
 static inline bool jcbor_is_map(const void *data, size_t len) {

@@ -1085,11 +1085,8 @@ void dispatcher_task_status(struct dispatcher *d, struct http_req *req,
     return http_respond_error(req, 503, RAFTNODE_NO_LEADER_MSG);
   cleanup_json json_t *body = NULL;
   sh_err err = {0};
-  /* CBOR from an agent whose session said so (a JSON text never starts
-   * like a CBOR map), JSON from the others. */
-  if (jcbor_is_map(req->body, req->body_len)
-          ? jcbor_decode(req->body, req->body_len, &body, &err) < 0
-          : jx_parse_object(req->body, req->body_len, &body, &err) < 0)
+  /* CBOR from an agent whose session said so, JSON from the others. */
+  if (jcbor_parse_object(req->body, req->body_len, &body, &err) < 0)
     return http_respond_error(req, 400, err.msg);
   json_t *ups = json_object_get(body, "Updates");
   if (!json_is_array(ups))

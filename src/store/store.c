@@ -1209,22 +1209,9 @@ int store_entry_decode(const char *data, size_t len, json_t **out,
   *out = NULL;
   if (!data || len == 0)
     return sh_error(err, 400, "invalid transaction: empty");
-  json_t *doc = NULL;
-  if (jcbor_is_map(data, len)) {
-    sh_err e = {0};
-    if (jcbor_decode(data, len, &doc, &e) < 0)
-      return sh_error(err, 400, "invalid transaction: %s", e.msg);
-  } else {
-    json_error_t je;
-    doc = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
-    if (!doc)
-      return sh_error(err, 400, "invalid transaction: %s", je.text);
-  }
-  if (!json_is_object(doc)) {
-    json_decref(doc);
-    return sh_error(err, 400, "invalid transaction: not an object");
-  }
-  *out = doc;
+  sh_err e = {0};
+  if (jcbor_parse_object(data, len, out, &e) < 0)
+    return sh_error(err, 400, "invalid transaction: %s", e.msg);
   return 0;
 }
 
@@ -1547,20 +1534,12 @@ static int restore_template(json_t **nobjs, json_t *t, sh_err *err) {
 }
 
 int store_restore(struct store *s, const char *data, size_t len, sh_err *err) {
-  json_error_t je;
   if (!data || len == 0)
     return sh_error(err, 400, "invalid snapshot: empty");
   cleanup_json json_t *doc = NULL;
-  if (jcbor_is_map(data, len)) {
-    sh_err cerr = {0};
-    if (jcbor_decode(data, len, &doc, &cerr) < 0)
-      return sh_error(err, 400, "invalid snapshot: %s", cerr.msg);
-  } else {
-    doc = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
-  }
-  if (!json_is_object(doc))
-    return sh_error(err, 400, "invalid snapshot: %s",
-                    doc ? "not an object" : je.text);
+  sh_err e = {0};
+  if (jcbor_parse_object(data, len, &doc, &e) < 0)
+    return sh_error(err, 400, "invalid snapshot: %s", e.msg);
   json_t *idx = json_object_get(doc, "index");
   json_t *objs = json_object_get(doc, "objects");
   if (!json_is_integer(idx) || json_integer_value(idx) < 0 ||
