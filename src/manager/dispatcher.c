@@ -15,6 +15,7 @@
 #include "manager/orchtask.h"
 #include "manager/mesh.h"
 #include "manager/peers.h"
+#include "manager/reports.h"
 #include "manager/secrets.h"
 #include "manager/services.h"
 #include "raft/raftnode.h"
@@ -113,14 +114,7 @@ struct dispatcher {
    * ca_facts_ver. */
   json_t *ca_facts;
   int64_t ca_facts_ver;
-  /* Status reports not yet proposed ("node/task" -> {ID, Node, Status}),
-   * the requests waiting on them, and the batch in flight (see
-   * reports_flush). */
-  json_t *reports;
-  struct report_batch *reports_waiting;
-  struct report_batch *reports_busy;
-  size_t reports_per_entry;
-  bool reports_split; /* the last entry proposed was a part */
+  struct reports *reports; /* the nodes' status reports (reports.h) */
 };
 
 static int64_t period_ns(struct dispatcher *d) {
@@ -955,21 +949,10 @@ static void on_store_change(const struct store_change *ch, size_t n,
     rootca_reconcile(d->m);
 }
 
-/* Task status reports: every node's go into one raft entry of
- * task_status ops (a merge each manager applies, so no report fails for
- * another's change), proposed while none is in flight and otherwise
- * gathered until the one in flight commits (a group commit). Each node
- * has one report in flight and the reports are kept by node and task, so
- * an entry holds at most one status per task. The requests are answered
- * when their entry commits. Before, every node's report was an entry of
- * whole tasks with a version check each: a thousand nodes starting tasks
- * made thousands of entries a second, and retries on conflicts. */
-struct report_batch {
-  struct dispatcher *d; /* NULL once the dispatcher is gone */
-  struct http_req **reqs;
-  size_t n, cap;
-  bool part; /* some of the waiting reports: their requests wait on */
-};
+/* Task status reports go through the queue in reports.c. Before it,
+ * every node's report was an entry of whole tasks with a version check
+ * each: a thousand nodes starting tasks made thousands of entries a
+ * second, and retries on conflicts. */
 
 /* A status entry carries at most this many reports; the others wait for
  * the next entry, and their requests for the last one. When 100 nodes came
@@ -978,105 +961,36 @@ struct report_batch {
  * for election. */
 #define REPORTS_PER_ENTRY 2000
 
+/* Status entries in flight at once, the ones beside the first only
+ * while a backlog of this many entries' worth waits (reports.h). On
+ * 1,000 simulated nodes starting 100,000 tasks, one at a time let the
+ * backlog reach 18,000-46,000 reports and `service ls` counted the last
+ * tasks running 5.0-5.3 s after the nodes reported them (four runs);
+ * this way 3.3-5.0 s (four runs interleaved with those), the ramp
+ * itself within its noise. Several in flight whenever a slot was free
+ * was worse: the reports stopped waiting together, so a task's
+ * preparing, starting and running went in separate ops (141,000-160,000
+ * ops for the ramp against 122,000), every manager applied them all, and
+ * the ramp took 15.2-16.3 s against 12.2-13.6. */
+#define REPORT_ENTRIES_IN_FLIGHT 4
+
 /* REPORTS_PER_ENTRY, or SHOAL_REPORTS_PER_ENTRY from the environment (a
  * test's small cluster makes many parts with a small one). */
 static size_t reports_per_entry(void) {
   return (size_t)env_number("SHOAL_REPORTS_PER_ENTRY", 1, REPORTS_PER_ENTRY);
 }
 
-static void batch_answer(struct report_batch *b, int status,
-                         const sh_err *err) {
-  for (size_t i = 0; i < b->n; i++) {
-    if (status < 0)
-      http_respond_error(b->reqs[i], err && err->status ? err->status : 500,
-                         err ? err->msg : "task status update failed");
-    else
-      http_respond_json(b->reqs[i], 200, "{}");
-  }
-  free(b->reqs);
-  free(b);
+static int reports_propose(void *ud, struct store_tx *tx, reports_done_fn done,
+                           void *done_ud, sh_err *err) {
+  return manager_propose(ud, tx, done, done_ud, err);
 }
 
-static void reports_flush(struct dispatcher *d);
-
-/* A part of the reports failed: every request waiting is refused (the
- * nodes send their reports again), with the reports not yet proposed. */
-static void reports_part_failed(struct dispatcher *d, const sh_err *err) {
-  json_object_clear(d->reports);
-  if (d->reports_waiting)
-    batch_answer(STEAL_POINTER(&d->reports_waiting), -1, err);
-}
-
-static void reports_done(void *ud, int status, const sh_err *err) {
-  struct report_batch *b = ud;
-  struct dispatcher *d = b->d;
-  bool part = b->part;
-  batch_answer(b, status, err);
-  if (!d)
-    return;
-  d->reports_busy = NULL;
-  if (part && status < 0)
-    reports_part_failed(d, err);
-  reports_flush(d);
-}
-
-static void reports_flush(struct dispatcher *d) {
-  if (!d->reports_waiting || d->reports_busy)
-    return;
-  struct store_tx *tx = store_tx_new();
-  size_t taken = 0;
-  const char *key;
-  json_t *v;
-  void *tmp;
-  json_object_foreach_safe(d->reports, tmp, key, v) {
-    if (taken == d->reports_per_entry)
-      break;
-    store_tx_task_status(tx, jx_str(v, "ID", ""), jx_str(v, "Node", ""),
-                         json_incref(json_object_get(v, "Status")));
-    json_object_del(d->reports, key);
-    taken++;
-  }
-  struct report_batch *b;
-  if (json_object_size(d->reports)) {
-    b = xcalloc(1, sizeof *b);
-    b->part = true;
-    if (!d->reports_split) /* once per burst */
-      log_info("task status: %zu reports waiting, proposed in entries of "
-               "at most %zu",
-               json_object_size(d->reports) + taken, d->reports_per_entry);
-    d->reports_split = true;
-  } else {
-    b = STEAL_POINTER(&d->reports_waiting);
-    d->reports_split = false;
-  }
-  if (store_tx_empty(tx)) {
-    store_tx_free(tx);
-    batch_answer(b, 0, NULL);
-    return;
-  }
-  b->d = d;
-  d->reports_busy = b;
-  sh_err err = {0};
-  bool part = b->part;
-  if (manager_propose(d->m, tx, reports_done, b, &err) < 0) {
-    d->reports_busy = NULL;
-    batch_answer(b, -1, &err);
-    if (part)
-      reports_part_failed(d, &err);
-  }
-}
-
-/* The reports not yet proposed are refused (the nodes send them again to
- * the next leader); the entry in flight is answered when raft is done
- * with it. */
-static void reports_drop(struct dispatcher *d, int status, const char *msg) {
-  json_object_clear(d->reports);
-  if (d->reports_waiting) {
-    sh_err err = {0};
-    sh_error(&err, status, "%s", msg);
-    batch_answer(d->reports_waiting, -1, &err);
-    d->reports_waiting = NULL;
-  }
+static void reports_answer(void *waiter, int status, const sh_err *err) {
+  if (status < 0)
+    http_respond_error(waiter, err && err->status ? err->status : 500,
+                       err ? err->msg : "task status update failed");
+  else
+    http_respond_json(waiter, 200, "{}");
 }
 
 void dispatcher_task_status(struct dispatcher *d, struct http_req *req,
@@ -1104,21 +1018,9 @@ void dispatcher_task_status(struct dispatcher *d, struct http_req *req,
     if (!cur || strcmp(jx_str(cur, "NodeID", ""), node_id) != 0 ||
         !task_status_moves(cur, status))
       continue;
-    char key[2 * ID_LEN + 160];
-    snprintf(key, sizeof key, "%s/%s", node_id, id);
-    json_object_set_new(d->reports, key,
-                        json_pack("{s:s, s:s, s:O}", "ID", id, "Node", node_id,
-                                  "Status", status));
+    reports_put(d->reports, node_id, id, json_incref(status));
   }
-  struct report_batch *b = d->reports_waiting;
-  if (!b)
-    b = d->reports_waiting = xcalloc(1, sizeof *b);
-  if (b->n == b->cap) {
-    b->cap = b->cap ? 2 * b->cap : 16;
-    b->reqs = xrealloc(b->reqs, b->cap * sizeof *b->reqs);
-  }
-  b->reqs[b->n++] = req;
-  reports_flush(d);
+  reports_wait(d->reports, req);
 }
 
 /* The loop time a slice of session starts may take before the loop
@@ -1399,8 +1301,10 @@ struct dispatcher *dispatcher_new(struct manager *m) {
   d->m = m;
   TAILQ_INIT(&d->sessions);
   d->deadlines = json_object();
-  d->reports = json_object();
-  d->reports_per_entry = reports_per_entry();
+  struct reports_ops rops = {
+      .propose = reports_propose, .answer = reports_answer, .ud = m};
+  d->reports =
+      reports_new(&rops, reports_per_entry(), REPORT_ENTRIES_IN_FLIGHT);
   d->flush_slice_ns = flush_slice_ns();
   d->dirty = json_object();
   d->by_node = json_object();
@@ -1437,7 +1341,7 @@ void dispatcher_set_leader(struct dispatcher *d, bool leader) {
     json_decref(d->peers_snap);
     d->peers_snap = NULL;
     reset_lines_drop(d);
-    reports_drop(d, 503, RAFTNODE_NO_LEADER_MSG);
+    reports_drop(d->reports, 503, RAFTNODE_NO_LEADER_MSG);
     return;
   }
   /* Every node that is not down must open a session with this leader
@@ -1474,7 +1378,6 @@ static void timer_closed(uv_handle_t *h) {
   json_decref(d->peers_snap);
   peers_flush_end(d);
   reset_lines_drop(d);
-  json_decref(d->reports);
   free(d);
 }
 
@@ -1484,10 +1387,7 @@ void dispatcher_free(struct dispatcher *d) {
   while (!TAILQ_EMPTY(&d->sessions))
     session_end(d, TAILQ_FIRST(&d->sessions));
   d->leader = false;
-  reports_drop(d, 503, "the manager is shutting down");
-  if (d->reports_busy)
-    d->reports_busy->d = NULL;
-  d->reports_busy = NULL;
+  reports_free(STEAL_POINTER(&d->reports), "the manager is shutting down");
   store_unwatch(d->m->store, d->watch_id);
   d->closing = 4;
   uv_close((uv_handle_t *)&d->starter, timer_closed);
