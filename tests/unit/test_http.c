@@ -2899,9 +2899,9 @@ TEST(http_body_stream_expect_continue) {
 
 /* ---- the agent's connections ---- */
 
-/* A node's heartbeats keep a connection of their own: a status report the
- * manager holds (its entry commits behind a large create's) does not make
- * the next heartbeat open a connection, which on a manager busy with
+/* A node's heartbeats keep their connection: a status report the manager
+ * holds (its entry commits behind a large create's) goes on another, so
+ * the next heartbeat opens no connection, which on a manager busy with
  * 1,000 nodes took over 5 s and had healthy nodes marked down. */
 TEST(agent_heartbeats_keep_their_own_connection) {
   struct fx f;
