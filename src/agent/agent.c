@@ -749,8 +749,7 @@ void agent_report(struct agent *a, const json_t *updates) {
                              .content_type = cbor ? "application/cbor" : NULL,
                              .timeout_ms = 15000};
   fill_tls(a, &o);
-  a->report_call =
-      http_client_call(a->report_client, &o, NULL, report_sent, a);
+  a->report_call = http_client_call(a->report_client, &o, NULL, report_sent, a);
   a->report_requests++;
 }
 
