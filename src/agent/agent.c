@@ -460,14 +460,18 @@ static bool session_data(const char *data, size_t len, void *ud) {
   if (a->linebuf.len > 16 * 1024 * 1024)
     return false; /* a manager never sends lines this long */
   /* Lines of JSON, and the assignments as CBOR frames once asked for
-   * (a frame starts with a byte no JSON text starts with). */
-  while (a->linebuf.len > 0) {
+   * (a frame starts with a byte no JSON text starts with). The messages
+   * read at once are taken from an offset and the rest moved down once:
+   * moved after each, a burst of n messages was n moves of the buffer. */
+  size_t off = 0;
+  while (off < a->linebuf.len) {
+    const char *p = a->linebuf.data + off;
+    size_t avail = a->linebuf.len - off;
     json_t *msg = NULL;
     size_t used = 0;
-    if ((unsigned char)a->linebuf.data[0] <= 0x1b) {
+    if ((unsigned char)p[0] <= 0x1b) {
       sh_err err = {0};
-      int r = jcbor_unframe(a->linebuf.data, a->linebuf.len, 16 * 1024 * 1024,
-                            &msg, &used, &err);
+      int r = jcbor_unframe(p, avail, 16 * 1024 * 1024, &msg, &used, &err);
       if (r > 0)
         break;
       if (r < 0) {
@@ -475,19 +479,22 @@ static bool session_data(const char *data, size_t len, void *ud) {
         return false;
       }
     } else {
-      char *nl = memchr(a->linebuf.data, '\n', a->linebuf.len);
+      const char *nl = memchr(p, '\n', avail);
       if (!nl)
         break;
-      used = (size_t)(nl - a->linebuf.data) + 1;
-      msg = json_loadb(a->linebuf.data, used - 1, 0, NULL);
+      used = (size_t)(nl - p) + 1;
+      msg = json_loadb(p, used - 1, 0, NULL);
     }
-    memmove(a->linebuf.data, a->linebuf.data + used, a->linebuf.len - used);
-    a->linebuf.len -= used;
-    a->linebuf.data[a->linebuf.len] = '\0';
+    off += used;
     if (msg) {
       handle_message(a, msg);
       json_decref(msg);
     }
+  }
+  if (off) {
+    memmove(a->linebuf.data, a->linebuf.data + off, a->linebuf.len - off);
+    a->linebuf.len -= off;
+    a->linebuf.data[a->linebuf.len] = '\0';
   }
   /* A long message (a node's whole task list) leaves a big buffer: give
    * it back once consumed, or each of a thousand simulated nodes keeps

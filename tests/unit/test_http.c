@@ -6,6 +6,8 @@
 #include "agent/agent.h"
 
 #include "core/err.h"
+#include "core/jcbor.h"
+#include "core/jsonx.h"
 #include "core/util.h"
 #include "http/client.h"
 #include "http/server.h"
@@ -65,6 +67,7 @@ struct fx {
   struct http_req *session, *report;
   void *hb_conns[32], *report_conn;
   int nhb;
+  char nodes_seen[128]; /* the agent's on_node: each node ID and ' ' */
 };
 
 static void delay_fire(uv_timer_t *t) {
@@ -2945,6 +2948,71 @@ TEST(agent_heartbeats_keep_their_own_connection) {
   }
   /* The server's side answered before the agent goes. */
   http_respond_json(STEAL_POINTER(&f.report), 200, "{}");
+  http_stream_end(STEAL_POINTER(&f.session));
+  run_for(&f, 20); /* under the agent's 75 ms before it reconnects */
+  agent_stop(a);
+  json_decref(mgrs);
+  pki_free(&p);
+  CHECK(fx_done(&f));
+}
+
+static void node_seen(void *ud, const json_t *node) {
+  struct fx *f = ud;
+  size_t n = strlen(f->nodes_seen);
+  snprintf(f->nodes_seen + n, sizeof f->nodes_seen - n, "%s ",
+           jx_str(node, "ID", "?"));
+}
+
+/* The session stream's messages as they come off the socket: several in
+ * one read, a line and a CBOR frame each cut across two reads. */
+TEST(agent_session_reads_messages_however_they_are_cut) {
+  struct fx f;
+  fx_init(&f);
+  struct pki p;
+  pki_make(&p);
+  int port = listen_tls(&f, &p.srv, &p.ca, PEER_REQUIRED);
+  CHECK(port > 0);
+  char mgr[64];
+  snprintf(mgr, sizeof mgr, "127.0.0.1:%d", port);
+  json_t *mgrs = json_pack("[s]", mgr);
+  struct agent_config cfg = {.loop = &f.loop,
+                             .client = f.cli,
+                             .node_id = "node2",
+                             .cert_pem = p.cli.cert_pem,
+                             .key_pem = p.cli.key_pem,
+                             .root_pem = p.ca.cert_pem,
+                             .managers = mgrs,
+                             .on_node = node_seen,
+                             .ud = &f};
+  struct agent *a = agent_start(&cfg);
+  uv_update_time(&f.loop);
+  uint64_t end = uv_now(&f.loop) + 5000;
+  while (f.nhb < 1 && uv_now(&f.loop) < end)
+    run_for(&f, 10);
+  CHECK(f.session != NULL);
+  static const char lines[] = "{\"Type\":\"node\",\"Node\":{\"ID\":\"n1\"}}\n"
+                              "{\"Type\":\"node\",\"Node\":{\"ID\":\"n2\"}}\n"
+                              "{\"Type\":\"node\",\"No";
+  http_stream_write(f.session, lines, strlen(lines));
+  run_for(&f, 30);
+  CHECK_STR_EQ(f.nodes_seen, "n1 n2 ");
+  json_t *n4 = json_pack("{s:s, s:{s:s}}", "Type", "node", "Node", "ID", "n4");
+  size_t flen = 0;
+  char *frame = jcbor_frame(n4, &flen);
+  json_decref(n4);
+  CHECK(frame && flen > 8);
+  static const char rest[] = "de\":{\"ID\":\"n3\"}}\n";
+  sh_buf b = {0};
+  buf_append(&b, rest, strlen(rest));
+  buf_append(&b, frame, 5);
+  http_stream_write(f.session, b.data, b.len);
+  run_for(&f, 30);
+  CHECK_STR_EQ(f.nodes_seen, "n1 n2 n3 ");
+  http_stream_write(f.session, frame + 5, flen - 5);
+  run_for(&f, 30);
+  CHECK_STR_EQ(f.nodes_seen, "n1 n2 n3 n4 ");
+  buf_free(&b);
+  free(frame);
   http_stream_end(STEAL_POINTER(&f.session));
   run_for(&f, 20); /* under the agent's 75 ms before it reconnects */
   agent_stop(a);
