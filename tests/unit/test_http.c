@@ -2902,6 +2902,41 @@ TEST(http_body_stream_expect_continue) {
 
 /* ---- the agent's connections ---- */
 
+static void node_seen(void *ud, const json_t *node) {
+  struct fx *f = ud;
+  size_t n = strlen(f->nodes_seen);
+  snprintf(f->nodes_seen + n, sizeof f->nodes_seen - n, "%s ",
+           jx_str(node, "ID", "?"));
+}
+
+/* An agent of a node ("node2") whose manager is f's TLS server (the
+ * "/swarm/v1/" handler), once its first heartbeat is in; on_node goes
+ * to the agent's callbacks with f. */
+static struct agent *agent_fx_start(struct fx *f, const struct pki *p,
+                                    void (*on_node)(void *, const json_t *)) {
+  if (listen_tls(f, &p->srv, &p->ca, PEER_REQUIRED) <= 0)
+    return NULL;
+  char mgr[64];
+  snprintf(mgr, sizeof mgr, "127.0.0.1:%d", f->port);
+  json_t *mgrs = json_pack("[s]", mgr);
+  struct agent_config cfg = {.loop = &f->loop,
+                             .client = f->cli,
+                             .node_id = "node2",
+                             .cert_pem = p->cli.cert_pem,
+                             .key_pem = p->cli.key_pem,
+                             .root_pem = p->ca.cert_pem,
+                             .managers = mgrs,
+                             .on_node = on_node,
+                             .ud = f};
+  struct agent *a = agent_start(&cfg);
+  json_decref(mgrs); /* the agent keeps a copy */
+  uv_update_time(&f->loop);
+  uint64_t end = uv_now(&f->loop) + 5000;
+  while (f->nhb < 1 && uv_now(&f->loop) < end)
+    run_for(f, 10);
+  return a;
+}
+
 /* A node's heartbeats keep their connection: a status report the manager
  * holds (its entry commits behind a large create's) goes on another, so
  * the next heartbeat opens no connection, which on a manager busy with
@@ -2911,23 +2946,8 @@ TEST(agent_heartbeats_keep_their_own_connection) {
   fx_init(&f);
   struct pki p;
   pki_make(&p);
-  int port = listen_tls(&f, &p.srv, &p.ca, PEER_REQUIRED);
-  CHECK(port > 0);
-  char mgr[64];
-  snprintf(mgr, sizeof mgr, "127.0.0.1:%d", port);
-  json_t *mgrs = json_pack("[s]", mgr);
-  struct agent_config cfg = {.loop = &f.loop,
-                             .client = f.cli,
-                             .node_id = "node2",
-                             .cert_pem = p.cli.cert_pem,
-                             .key_pem = p.cli.key_pem,
-                             .root_pem = p.ca.cert_pem,
-                             .managers = mgrs};
-  struct agent *a = agent_start(&cfg);
-  uv_update_time(&f.loop);
-  uint64_t end = uv_now(&f.loop) + 5000;
-  while (f.nhb < 1 && uv_now(&f.loop) < end)
-    run_for(&f, 10);
+  struct agent *a = agent_fx_start(&f, &p, NULL);
+  CHECK(a != NULL);
   CHECK_INT_EQ(f.nhb, 1);
   run_for(&f, 50); /* its answer in: the connection is idle */
   CHECK_INT_EQ(f.nhb, 1);
@@ -2935,7 +2955,8 @@ TEST(agent_heartbeats_keep_their_own_connection) {
                           "running");
   agent_report(a, ups);
   json_decref(ups);
-  end = uv_now(&f.loop) + 5000;
+  uv_update_time(&f.loop);
+  uint64_t end = uv_now(&f.loop) + 5000;
   while ((!f.report || f.nhb < 4) && uv_now(&f.loop) < end)
     run_for(&f, 10);
   CHECK(f.report != NULL);
@@ -2951,16 +2972,8 @@ TEST(agent_heartbeats_keep_their_own_connection) {
   http_stream_end(STEAL_POINTER(&f.session));
   run_for(&f, 20); /* under the agent's 75 ms before it reconnects */
   agent_stop(a);
-  json_decref(mgrs);
   pki_free(&p);
   CHECK(fx_done(&f));
-}
-
-static void node_seen(void *ud, const json_t *node) {
-  struct fx *f = ud;
-  size_t n = strlen(f->nodes_seen);
-  snprintf(f->nodes_seen + n, sizeof f->nodes_seen - n, "%s ",
-           jx_str(node, "ID", "?"));
 }
 
 /* The session stream's messages as they come off the socket: several in
@@ -2970,25 +2983,8 @@ TEST(agent_session_reads_messages_however_they_are_cut) {
   fx_init(&f);
   struct pki p;
   pki_make(&p);
-  int port = listen_tls(&f, &p.srv, &p.ca, PEER_REQUIRED);
-  CHECK(port > 0);
-  char mgr[64];
-  snprintf(mgr, sizeof mgr, "127.0.0.1:%d", port);
-  json_t *mgrs = json_pack("[s]", mgr);
-  struct agent_config cfg = {.loop = &f.loop,
-                             .client = f.cli,
-                             .node_id = "node2",
-                             .cert_pem = p.cli.cert_pem,
-                             .key_pem = p.cli.key_pem,
-                             .root_pem = p.ca.cert_pem,
-                             .managers = mgrs,
-                             .on_node = node_seen,
-                             .ud = &f};
-  struct agent *a = agent_start(&cfg);
-  uv_update_time(&f.loop);
-  uint64_t end = uv_now(&f.loop) + 5000;
-  while (f.nhb < 1 && uv_now(&f.loop) < end)
-    run_for(&f, 10);
+  struct agent *a = agent_fx_start(&f, &p, node_seen);
+  CHECK(a != NULL);
   CHECK(f.session != NULL);
   static const char lines[] = "{\"Type\":\"node\",\"Node\":{\"ID\":\"n1\"}}\n"
                               "{\"Type\":\"node\",\"Node\":{\"ID\":\"n2\"}}\n"
@@ -3016,7 +3012,6 @@ TEST(agent_session_reads_messages_however_they_are_cut) {
   http_stream_end(STEAL_POINTER(&f.session));
   run_for(&f, 20); /* under the agent's 75 ms before it reconnects */
   agent_stop(a);
-  json_decref(mgrs);
   pki_free(&p);
   CHECK(fx_done(&f));
 }
