@@ -44,6 +44,7 @@ import math
 import mmap
 import os
 import re
+import signal
 import socket
 import statistics
 import subprocess
@@ -1641,6 +1642,12 @@ SIM_POLL_S = 0.25
 # `docker stack deploy` does).
 SIM_CLIENTS = max(1, int(os.environ.get("BENCH_SIM_CLIENTS", "1")))
 SIM_RESTART_CAP = 120.0  # a restarted manager back reachable
+# BENCH_SIM_PERF=DIR: `perf record` of each manager and the simulator over
+# the ramp, into DIR/<host>.data; call graphs by BENCH_SIM_PERF_CG (perf's
+# --call-graph: fp, the default, or dwarf for libraries built without
+# frame pointers).
+SIM_PERF = os.environ.get("BENCH_SIM_PERF", "")
+SIM_PERF_CG = os.environ.get("BENCH_SIM_PERF_CG", "fp")
 DOCKER = os.environ.get("SHOAL_TEST_DOCKER", "/usr/local/bin/docker")
 
 
@@ -1779,6 +1786,16 @@ def main_sim(args):
         cpu0 = {h: cpu_s(p) for h, p in cpu_pids}
         rss0 = {h: rss_kib(p) for h, p in cpu_pids}
         msgs0 = sim_status()["Messages"]
+        perfs = []
+        if SIM_PERF:
+            os.makedirs(SIM_PERF, exist_ok=True)
+            for h, p in cpu_pids:
+                perfs.append(subprocess.Popen(
+                    ["perf", "record", "-q", "-F", "499" if SIM_PERF_CG == "fp" else "97",
+                     "--call-graph", SIM_PERF_CG, "-p", str(p),
+                     "-o", os.path.join(SIM_PERF, h + ".data")],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            time.sleep(0.5)  # perf attached before the first create
         t0 = time.monotonic()
         # Each create's answer time: the creates are answered one
         # service's cycle apart (orchestrate, commit, apply, send to the
@@ -1816,6 +1833,13 @@ def main_sim(args):
                 break
             time.sleep(SIM_POLL_S)
         cpu_ramp = {h: cpu_s(p) - cpu0[h] for h, p in cpu_pids}
+        for pr in perfs:
+            pr.send_signal(signal.SIGINT)
+        for pr in perfs:
+            try:
+                pr.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                pr.kill()
         grew_mib = sum(max(0, rss_kib(p) - rss0[h]) for h, p in cpu_pids) / 1024
         t_ramp = time.monotonic() - t0
         msgs = {k: v - msgs0[k] for k, v in sim_status()["Messages"].items()}

@@ -33,6 +33,18 @@
  * 1,000 nodes; now only a change, the first of a session and every
  * twelfth (a minute at the default period). */
 #define HB_TLS_REFRESH 12
+/* The status reports' lane of the client (http_call_opts.lane): a report
+ * waits for its raft entry (seconds behind a large create's), and on the
+ * heartbeats' lane it took the node's kept connection, so the next
+ * heartbeat opened a new one, 1,000 nodes at once on a manager busy with
+ * the create: that took over 5 s, and healthy nodes were marked down
+ * mid-ramp. Heartbeats keep the connection made while the node joined
+ * (a lane of their own cost every node a connection more then); the
+ * reports' first connection resumes the TLS session of the join's (a
+ * client of their own made a full handshake and parsed the node's PEMs
+ * again: ~13 % of the leader's and ~25 % of the simulator's CPU over a
+ * 1,000-node ramp). */
+#define REPORT_LANE 1
 
 struct log_post {
   char *url;
@@ -46,15 +58,6 @@ struct log_post {
 struct agent {
   uv_loop_t *loop;
   struct http_client *client;
-  /* The status reports' own client: a report waits for its raft entry
-   * (seconds behind a large create's), and on the shared client it took
-   * the node's kept connection, so the next heartbeat opened a new one,
-   * 1,000 nodes at once on a manager busy with the create: that took
-   * over 5 s, and healthy nodes were marked down mid-ramp. Heartbeats
-   * keep the shared client's connection (made while the node joined; a
-   * client of their own cost every node a handshake more then, and the
-   * join of 1,000 nodes ~3 s). */
-  struct http_client *report_client;
   char *node_id, *cert_pem, *key_pem, *root_pem;
   json_t *managers;
   json_t *description;
@@ -546,7 +549,6 @@ struct agent *agent_start(const struct agent_config *cfg) {
   struct agent *a = xcalloc(1, sizeof *a);
   a->loop = cfg->loop;
   a->client = cfg->client;
-  a->report_client = http_client_new(cfg->loop);
   a->node_id = xstrdup(cfg->node_id);
   a->cert_pem = xstrdup(cfg->cert_pem);
   a->key_pem = xstrdup(cfg->key_pem);
@@ -643,7 +645,6 @@ static void finish_stop(struct agent *a) {
     http_call_cancel(a->log_call);
     a->log_call = NULL;
   }
-  http_client_close(STEAL_POINTER(&a->report_client));
   uv_close((uv_handle_t *)&a->retry_timer, handle_closed);
   uv_close((uv_handle_t *)&a->hb_timer, handle_closed);
 }
@@ -754,9 +755,10 @@ void agent_report(struct agent *a, const json_t *updates) {
                              .body = b,
                              .body_len = n,
                              .content_type = cbor ? "application/cbor" : NULL,
+                             .lane = REPORT_LANE,
                              .timeout_ms = 15000};
   fill_tls(a, &o);
-  a->report_call = http_client_call(a->report_client, &o, NULL, report_sent, a);
+  a->report_call = http_client_call(a->client, &o, NULL, report_sent, a);
   a->report_requests++;
 }
 

@@ -15,6 +15,8 @@
  * Each client keeps one SSL_CTX per identity (certificate, key, roots,
  * check) and each route its last TLS session, so a call parses no PEM and
  * a new connection to a known server resumes instead of a full handshake.
+ * A lane is part of the route: a new lane's route starts with the
+ * session of another lane's route to the same server.
  *
  * Callbacks may start, cancel and close anything. A call is freed only
  * outside its own on_data; connections and the client only from close
@@ -73,6 +75,7 @@ struct route {
   char *port;
   char *unix_path;   /* or NULL */
   struct tls_id *id; /* NULL: plain HTTP */
+  unsigned lane;
   struct sockaddr_storage addr;
   bool addr_known;   /* an IP literal: nothing to resolve */
   struct conn *idle; /* most recently used first */
@@ -294,15 +297,20 @@ static void route_unref(struct http_client *c, struct route *r) {
 }
 
 static struct route *route_get(struct http_client *c, struct tls_id *id,
-                               const char *host, const char *port,
-                               const char *unix_path) {
+                               unsigned lane, const char *host,
+                               const char *port, const char *unix_path) {
   bool v6 = strchr(host, ':') != NULL;
   cleanup_free char *authority =
       xasprintf(v6 ? "[%s]:%s" : "%s:%s", host, port);
+  SSL_SESSION *sibling = NULL; /* another lane's to the same server */
   for (struct route **pp = &c->routes; *pp; pp = &(*pp)->next) {
     struct route *r = *pp;
     if (r->id == id && strcmp(r->authority, authority) == 0 &&
         same_str(r->unix_path, unix_path)) {
+      if (r->lane != lane) {
+        sibling = sibling ? sibling : r->session;
+        continue;
+      }
       *pp = r->next; /* to the front */
       r->next = c->routes;
       c->routes = r;
@@ -310,6 +318,9 @@ static struct route *route_get(struct http_client *c, struct tls_id *id,
     }
   }
   struct route *r = xcalloc(1, sizeof *r);
+  r->lane = lane;
+  if (sibling) /* a copy, as on_new_session keeps */
+    r->session = SSL_SESSION_dup(sibling);
   r->authority = STEAL_POINTER(&authority);
   r->host = xstrdup(host);
   r->port = xstrdup(port);
@@ -1172,7 +1183,7 @@ static int call_prepare(struct http_call *call, const struct http_call_opts *o,
     if (!id)
       return -1;
   }
-  call->route = route_get(call->c, id, host, port, o->unix_socket);
+  call->route = route_get(call->c, id, o->lane, host, port, o->unix_socket);
   call->route->refs++;
   call->is_head = strcasecmp(method, "HEAD") == 0;
 

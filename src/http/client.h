@@ -40,12 +40,18 @@ struct http_call_opts {
    * Content-Length, Transfer-Encoding and Connection, are not sent; an
    * empty value sends nothing; Content-Type here replaces content_type. */
   const char *const *headers;
-  const char *cert_pem;    /* client certificate (PEM text), optional */
-  const char *key_pem;     /* its key (PEM text) */
-  const char *ca_pem;      /* the only trusted root(s) (PEM text); without
-                              them no server passes verification */
-  bool insecure;           /* skip server verification (pre-join only); such
-                              calls never share a connection */
+  const char *cert_pem; /* client certificate (PEM text), optional */
+  const char *key_pem;  /* its key (PEM text) */
+  const char *ca_pem;   /* the only trusted root(s) (PEM text); without
+                           them no server passes verification */
+  bool insecure;        /* skip server verification (pre-join only); such
+                           calls never share a connection */
+  /* Calls on different lanes never share a connection, so a call the
+   * server holds on one (a node's status report, answered when its raft
+   * entry commits) never makes another's (a heartbeat) dial a new one.
+   * Lanes share the identity's TLS context and the server's last
+   * session: a lane's first connection resumes. Default 0. */
+  unsigned lane;
   long timeout_ms;         /* whole call; 0 = none (streams) */
   long connect_timeout_ms; /* connect and TLS handshake; default 5000 */
 };

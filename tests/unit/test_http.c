@@ -2351,6 +2351,39 @@ TEST(http_client_tls_reuse_insecure_and_resumption) {
   pki_free(&p);
 }
 
+/* Lanes: calls on two lanes never share a connection, each lane keeps its
+ * own, and a lane's first connection resumes the session another lane's
+ * handshake got (the server still sees the client's certificate). */
+TEST(http_client_lanes_keep_apart_and_resume) {
+  struct pki p;
+  pki_make(&p);
+  struct fx f;
+  fx_init(&f);
+  SSL_CTX *ctx = server_ctx(&p.srv, &p.ca, PEER_OPTIONAL);
+  SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"t", 1);
+  CHECK(fx_listen_tcp(&f, ctx) > 0);
+  cleanup_free char *url = xasprintf("https://127.0.0.1:%d/peer", f.port);
+  struct res r;
+  const unsigned lanes[] = {0, 1, 0, 1, 1, 0};
+  const int accepts[] = {1, 2, 2, 2, 2, 2};
+  for (size_t i = 0; i < sizeof lanes / sizeof *lanes; i++) {
+    struct http_call_opts o = {.url = url,
+                               .cert_pem = p.cli.cert_pem,
+                               .key_pem = p.cli.key_pem,
+                               .ca_pem = p.ca.cert_pem,
+                               .lane = lanes[i]};
+    CHECK(call(&f, &o, &r));
+    CHECK_INT_EQ(r.status, 200);
+    CHECK_STR_EQ(r.body, "verified=1 cn=node2 ou=swarm-worker o=cluster1");
+    res_free(&r);
+    CHECK_INT_EQ(SSL_CTX_sess_accept(ctx), accepts[i]);
+  }
+  CHECK_INT_EQ(SSL_CTX_sess_hits(ctx), 1); /* lane 1's first, resumed */
+  CHECK(fx_done(&f));
+  SSL_CTX_free(ctx);
+  pki_free(&p);
+}
+
 /* ---- a TCP relay that can put bytes of its own toward the client ---- */
 
 struct relay_side {
