@@ -1645,9 +1645,11 @@ SIM_RESTART_CAP = 120.0  # a restarted manager back reachable
 # BENCH_SIM_PERF=DIR: `perf record` of each manager and the simulator over
 # the ramp, into DIR/<host>.data; call graphs by BENCH_SIM_PERF_CG (perf's
 # --call-graph: fp, the default, or dwarf for libraries built without
-# frame pointers).
+# frame pointers) at BENCH_SIM_PERF_HZ samples a second (499 with fp, 97
+# with dwarf).
 SIM_PERF = os.environ.get("BENCH_SIM_PERF", "")
 SIM_PERF_CG = os.environ.get("BENCH_SIM_PERF_CG", "fp")
+SIM_PERF_HZ = os.environ.get("BENCH_SIM_PERF_HZ", "499" if SIM_PERF_CG == "fp" else "97")
 DOCKER = os.environ.get("SHOAL_TEST_DOCKER", "/usr/local/bin/docker")
 
 
@@ -1791,7 +1793,7 @@ def main_sim(args):
             os.makedirs(SIM_PERF, exist_ok=True)
             for h, p in cpu_pids:
                 perfs.append(subprocess.Popen(
-                    ["perf", "record", "-q", "-F", "499" if SIM_PERF_CG == "fp" else "97",
+                    ["perf", "record", "-q", "-F", SIM_PERF_HZ,
                      "--call-graph", SIM_PERF_CG, "-p", str(p),
                      "-o", os.path.join(SIM_PERF, h + ".data")],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))

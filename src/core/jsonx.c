@@ -207,21 +207,31 @@ int64_t jx_created_ns(const char *c) {
   return secs * 1000000000LL + frac;
 }
 
-/* The objects of an ID -> object map (or -> box holding the object),
- * sorted by CreatedAt then ID. */
+/* The objects of an ID -> object map (or -> box holding the object, or
+ * an array of boxes: their IDs are the objects'), sorted by CreatedAt
+ * then ID. */
 static json_t *sorted_by_created(json_t *map, bool boxed) {
   json_t *arr = json_array();
-  size_t n = json_object_size(map);
+  size_t n = json_is_array(map) ? json_array_size(map) : json_object_size(map);
   if (n == 0)
     return arr;
   struct list_item *items = xcalloc(n, sizeof *items);
   size_t i = 0;
   const char *id;
   json_t *v;
-  json_object_foreach(map, id, v) {
-    json_t *o = boxed ? json_array_get(v, 0) : v;
-    items[i++] =
-        (struct list_item){jx_created_ns(jx_str(o, "CreatedAt", NULL)), id, o};
+  if (json_is_array(map)) {
+    json_array_foreach(map, i, v) {
+      json_t *o = json_array_get(v, 0);
+      items[i] = (struct list_item){jx_created_ns(jx_str(o, "CreatedAt", NULL)),
+                                    jx_str(o, "ID", ""), o};
+    }
+    i = n;
+  } else {
+    json_object_foreach(map, id, v) {
+      json_t *o = boxed ? json_array_get(v, 0) : v;
+      items[i++] = (struct list_item){
+          jx_created_ns(jx_str(o, "CreatedAt", NULL)), id, o};
+    }
   }
   qsort(items, n, sizeof *items, list_cmp);
   for (i = 0; i < n; i++)

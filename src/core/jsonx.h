@@ -56,8 +56,9 @@ int64_t jx_created_ns(const char *created_at);
 /* The objects of an ID -> object map as an array sorted by CreatedAt,
  * then ID (each time parsed once, not per comparison). New reference. */
 json_t *jx_sorted_by_created(json_t *map);
-/* The same for a map whose values each hold the object as the only
- * element of an array (the store's boxes). */
+/* The same for a map whose values each hold the object as the first
+ * element of an array (the store's boxes), or for an array of such
+ * boxes (a store index's bucket; the IDs are the objects'). */
 json_t *jx_sorted_boxes_by_created(json_t *map);
 
 #endif
