@@ -323,31 +323,62 @@ static bool same_share(const json_t *a, const json_t *b) {
              json_object_get(b, "_EndpointSpec");
 }
 
-/* A new task's apply: an expectation of it gives way to it. */
+/* Whether a task applied adds to the load what its expectation added:
+ * as same_share, but the applied task's strings are the store's (shared
+ * by share_values), not the proposal's: compared by value. */
+static bool same_expected(const json_t *exp, const json_t *t) {
+  bool ce = load_counts(exp), ct = load_counts(t);
+  if (!ce || !ct)
+    return !ce && !ct;
+  return strcmp(jx_str(exp, "NodeID", ""), jx_str(t, "NodeID", "")) == 0 &&
+         (task_desired(exp) <= TS_COMPLETE) ==
+             (task_desired(t) <= TS_COMPLETE) &&
+         strcmp(jx_str(exp, "ServiceID", ""), jx_str(t, "ServiceID", "")) ==
+             0 &&
+         json_object_get(exp, "Spec") == json_object_get(t, "Spec") &&
+         json_object_get(exp, "_EndpointSpec") ==
+             json_object_get(t, "_EndpointSpec");
+}
+
+/* A new task's apply: an expectation of it gives way to it. Most apply
+ * as proposed (the same share): nothing moves in the loads then, and
+ * the change is not counted again (*counted). */
 static void settle_expected(struct sched_load *l, const struct store_change *ch,
-                            size_t n) {
+                            size_t n, bool *counted) {
   for (size_t i = 0; i < n && json_object_size(l->expected); i++) {
     if (ch[i].kind != STORE_TASK || ch[i].old_obj || !ch[i].new_obj)
       continue;
     json_t *t = json_object_get(l->expected, ch[i].id);
     if (!t)
       continue;
-    if (l->valid)
+    if (l->valid && same_expected(t, ch[i].new_obj))
+      counted[i] = true;
+    else if (l->valid)
       load_task(l, t, -1);
     json_object_del(l->expected, ch[i].id);
   }
 }
+
+/* The keys load_task and same_share read, of the task as proposed. */
+static const char *const expect_keys[] = {
+    "NodeID", "Status", "DesiredState", "ServiceID", "Spec", "_EndpointSpec"};
 
 void sched_load_expect(struct sched_load *l, json_t *task) {
   const char *id = jx_str(task, "ID", "");
   if (!*id || !*jx_str(task, "NodeID", ""))
     return;
   sched_load_unexpect(l, id);
-  /* A copy of its top level: the proposal's object loses its Spec and
-   * _EndpointSpec when it names its template (store_tx_name_templates),
-   * and what is taken off at the apply must be what was added here, the
-   * reservations and host ports too. */
-  json_t *t = json_copy(task);
+  /* A copy of what the load reads: the proposal's object loses its Spec
+   * and _EndpointSpec when it names its template
+   * (store_tx_name_templates), and what is taken off at the apply must be
+   * what was added here, the reservations and host ports too. Not the
+   * whole top level: half the keys, and this runs for every task placed. */
+  json_t *t = json_object();
+  for (size_t i = 0; i < ARRAY_SIZE(expect_keys); i++) {
+    json_t *v = json_object_get(task, expect_keys[i]);
+    if (v)
+      json_object_set_new_nocheck(t, expect_keys[i], json_incref(v));
+  }
   if (l->valid)
     load_task(l, t, 1);
   json_object_set_new(l->expected, id, t);
@@ -365,11 +396,12 @@ void sched_load_unexpect(struct sched_load *l, const char *task_id) {
 void sched_load_changes(struct sched_load *l, const struct store_change *ch,
                         size_t n) {
   ntable_follow(l, ch, n);
-  settle_expected(l, ch, n);
+  cleanup_free bool *counted = xcalloc(n ? n : 1, sizeof *counted);
+  settle_expected(l, ch, n, counted);
   if (n == 0) /* a restore */
     sched_load_invalidate(l);
   for (size_t i = 0; i < n && l->valid; i++) {
-    if (ch[i].kind != STORE_TASK)
+    if (ch[i].kind != STORE_TASK || counted[i])
       continue;
     if (ch[i].old_obj && ch[i].new_obj &&
         same_share(ch[i].old_obj, ch[i].new_obj))

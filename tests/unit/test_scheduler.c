@@ -652,4 +652,10 @@ TEST(sched_expected_placement_gives_way_whole_to_its_apply) {
   CHECK_INT_EQ(on(&f, "second", "node1"), 2);
   char err[256];
   CHECK_STR_EQ(first_err(&f, "second", err, sizeof err), "");
+  /* And none is free now: each placed task counted once, not zero times
+   * (an apply as proposed moves nothing in the loads). */
+  svc(&f, "third", 1, res);
+  fx_orch(&f);
+  CHECK_INT_EQ(on(&f, "third", "node1"), 0);
+  CHECK(strstr(first_err(&f, "third", err, sizeof err), "insufficient"));
 }
