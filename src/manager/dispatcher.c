@@ -987,8 +987,7 @@ static int reports_propose(void *ud, struct store_tx *tx, reports_done_fn done,
 
 static void reports_answer(void *waiter, int status, const sh_err *err) {
   if (status < 0)
-    http_respond_error(waiter, err && err->status ? err->status : 500,
-                       err ? err->msg : "task status update failed");
+    http_respond_error(waiter, err->status, err->msg);
   else
     http_respond_json(waiter, 200, "{}");
 }

@@ -28,7 +28,8 @@ struct reports_ops {
    * called once with the verdict; or -1 and err, and done never is. */
   int (*propose)(void *ud, struct store_tx *tx, reports_done_fn done,
                  void *done_ud, struct sh_err *err);
-  /* Answers a waiter: status 0, or -1 and err (the node sends again). */
+  /* Answers a waiter: status 0, or -1 and err, its status set (the node
+   * sends again). */
   void (*answer)(void *waiter, int status, const struct sh_err *err);
   void *ud;
 };
