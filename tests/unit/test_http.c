@@ -2297,18 +2297,25 @@ TEST(http_client_extra_headers) {
   CHECK(fx_done(&f));
 }
 
+/* A fixture, its PKI and a server context that resumes sessions with
+ * client certificates: as ca_tls_server_ctx, it needs a session ID
+ * context for that. */
+static SSL_CTX *fx_resuming_tls(struct fx *f, struct pki *p) {
+  pki_make(p);
+  fx_init(f);
+  SSL_CTX *ctx = server_ctx(&p->srv, &p->ca, PEER_OPTIONAL);
+  SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"t", 1);
+  return ctx;
+}
+
 /* TLS connections: verified calls with one identity share a connection;
  * insecure calls (a joining node checks their chain) always make their
  * own and never take a verified one; a new connection to a known server
  * resumes the TLS session. */
 TEST(http_client_tls_reuse_insecure_and_resumption) {
   struct pki p;
-  pki_make(&p);
   struct fx f;
-  fx_init(&f);
-  SSL_CTX *ctx = server_ctx(&p.srv, &p.ca, PEER_OPTIONAL);
-  /* as ca_tls_server_ctx: resumption with client certificates needs it */
-  SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"t", 1);
+  SSL_CTX *ctx = fx_resuming_tls(&f, &p);
   CHECK(fx_listen_tcp(&f, ctx) > 0);
   /* The server drops connections idle for 300 ms (see below). */
   struct http_limits l;
@@ -2356,11 +2363,8 @@ TEST(http_client_tls_reuse_insecure_and_resumption) {
  * handshake got (the server still sees the client's certificate). */
 TEST(http_client_lanes_keep_apart_and_resume) {
   struct pki p;
-  pki_make(&p);
   struct fx f;
-  fx_init(&f);
-  SSL_CTX *ctx = server_ctx(&p.srv, &p.ca, PEER_OPTIONAL);
-  SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"t", 1);
+  SSL_CTX *ctx = fx_resuming_tls(&f, &p);
   CHECK(fx_listen_tcp(&f, ctx) > 0);
   cleanup_free char *url = xasprintf("https://127.0.0.1:%d/peer", f.port);
   struct res r;
