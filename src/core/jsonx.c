@@ -225,7 +225,6 @@ static json_t *sorted_by_created(json_t *map, bool boxed) {
       items[i] = (struct list_item){jx_created_ns(jx_str(o, "CreatedAt", NULL)),
                                     jx_str(o, "ID", ""), o};
     }
-    i = n;
   } else {
     json_object_foreach(map, id, v) {
       json_t *o = boxed ? json_array_get(v, 0) : v;

@@ -306,38 +306,23 @@ void sched_load_invalidate(struct sched_load *l) {
   ntable_clear(&l->nt);
 }
 
-/* Whether a task's two versions add the same to the load: a status report
- * moving it within (pending, running], or any change of a task that counts
- * in neither. Most changes are such reports; the store's status and patch
- * updates share Spec and _EndpointSpec with the old version, so a pointer
- * compare stands for the reservations and ports. */
+/* Whether two versions of a task add the same to the load: a status
+ * report moving it within (pending, running], any change of a task that
+ * counts in neither, or a new task applied as its expectation had it.
+ * The store's status and patch updates share Spec and _EndpointSpec with
+ * the old version, and an applied task its proposal's (the template), so
+ * a pointer compare stands for the reservations and ports; the IDs are
+ * compared by value (an applied task's are the store's, share_values). */
 static bool same_share(const json_t *a, const json_t *b) {
   bool ca = load_counts(a), cb = load_counts(b);
   if (!ca || !cb)
     return !ca && !cb;
   return strcmp(jx_str(a, "NodeID", ""), jx_str(b, "NodeID", "")) == 0 &&
          (task_desired(a) <= TS_COMPLETE) == (task_desired(b) <= TS_COMPLETE) &&
-         json_object_get(a, "ServiceID") == json_object_get(b, "ServiceID") &&
+         strcmp(jx_str(a, "ServiceID", ""), jx_str(b, "ServiceID", "")) == 0 &&
          json_object_get(a, "Spec") == json_object_get(b, "Spec") &&
          json_object_get(a, "_EndpointSpec") ==
              json_object_get(b, "_EndpointSpec");
-}
-
-/* Whether a task applied adds to the load what its expectation added:
- * as same_share, but the applied task's strings are the store's (shared
- * by share_values), not the proposal's: compared by value. */
-static bool same_expected(const json_t *exp, const json_t *t) {
-  bool ce = load_counts(exp), ct = load_counts(t);
-  if (!ce || !ct)
-    return !ce && !ct;
-  return strcmp(jx_str(exp, "NodeID", ""), jx_str(t, "NodeID", "")) == 0 &&
-         (task_desired(exp) <= TS_COMPLETE) ==
-             (task_desired(t) <= TS_COMPLETE) &&
-         strcmp(jx_str(exp, "ServiceID", ""), jx_str(t, "ServiceID", "")) ==
-             0 &&
-         json_object_get(exp, "Spec") == json_object_get(t, "Spec") &&
-         json_object_get(exp, "_EndpointSpec") ==
-             json_object_get(t, "_EndpointSpec");
 }
 
 /* A new task's apply: an expectation of it gives way to it. Most apply
@@ -351,7 +336,7 @@ static void settle_expected(struct sched_load *l, const struct store_change *ch,
     json_t *t = json_object_get(l->expected, ch[i].id);
     if (!t)
       continue;
-    if (l->valid && same_expected(t, ch[i].new_obj))
+    if (l->valid && same_share(t, ch[i].new_obj))
       counted[i] = true;
     else if (l->valid)
       load_task(l, t, -1);

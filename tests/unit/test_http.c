@@ -2946,11 +2946,13 @@ static void node_seen(void *ud, const json_t *node) {
            jx_str(node, "ID", "?"));
 }
 
-/* An agent of a node ("node2") whose manager is f's TLS server (the
- * "/swarm/v1/" handler), once its first heartbeat is in; on_node goes
- * to the agent's callbacks with f. */
-static struct agent *agent_fx_start(struct fx *f, const struct pki *p,
+/* A new fixture f and PKI p, and an agent of a node ("node2") whose
+ * manager is f's TLS server (the "/swarm/v1/" handler), once its first
+ * heartbeat is in; on_node goes to the agent's callbacks with f. */
+static struct agent *agent_fx_start(struct fx *f, struct pki *p,
                                     void (*on_node)(void *, const json_t *)) {
+  fx_init(f);
+  pki_make(p);
   if (listen_tls(f, &p->srv, &p->ca, PEER_REQUIRED) <= 0)
     return NULL;
   char mgr[64];
@@ -2980,9 +2982,7 @@ static struct agent *agent_fx_start(struct fx *f, const struct pki *p,
  * 1,000 nodes took over 5 s and had healthy nodes marked down. */
 TEST(agent_heartbeats_keep_their_own_connection) {
   struct fx f;
-  fx_init(&f);
   struct pki p;
-  pki_make(&p);
   struct agent *a = agent_fx_start(&f, &p, NULL);
   CHECK(a != NULL);
   CHECK_INT_EQ(f.nhb, 1);
@@ -3017,9 +3017,7 @@ TEST(agent_heartbeats_keep_their_own_connection) {
  * one read, a line and a CBOR frame each cut across two reads. */
 TEST(agent_session_reads_messages_however_they_are_cut) {
   struct fx f;
-  fx_init(&f);
   struct pki p;
-  pki_make(&p);
   struct agent *a = agent_fx_start(&f, &p, node_seen);
   CHECK(a != NULL);
   CHECK(f.session != NULL);
