@@ -27,7 +27,8 @@
 # BENCH_SIM_RUN_CAP, default 600 s, caps the wait for all tasks running;
 # BENCH_SIM_CLIENTS, default 1, creates the services from that many
 # clients at once; BENCH_SIM_PERF=DIR records `perf` profiles of each
-# manager and the simulator over the ramp, see scripts/bench.py).
+# manager and the simulator over the ramp, and of the two managers left
+# over the failover, see scripts/bench.py).
 # Builds nothing (make bench builds first; test images are built if stale).
 # Its own labs in $SHOAL_BENCH_DIR (default /tmp/shoal-bench),
 # $SHOAL_BENCH_DIR-ha, $SHOAL_BENCH_DIR-svc, $SHOAL_BENCH_DIR-net and

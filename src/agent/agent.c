@@ -68,6 +68,7 @@ struct agent {
   struct http_call *hb_call;
   struct http_call *report_call;
   uint64_t report_requests;
+  uint64_t report_updates;
   /* Task status updates waiting for delivery, by task ID: a node that
    * reports a hundred tasks at once merged each into a list it scanned
    * (a fifth of the simulator's CPU at 1,000 nodes). */
@@ -586,6 +587,10 @@ uint64_t agent_report_requests(const struct agent *a) {
   return a ? a->report_requests : 0;
 }
 
+uint64_t agent_report_updates(const struct agent *a) {
+  return a ? a->report_updates : 0;
+}
+
 const char *agent_node_addr(const struct agent *a) {
   return a && a->addr[0] ? a->addr : NULL;
 }
@@ -760,6 +765,7 @@ void agent_report(struct agent *a, const json_t *updates) {
   fill_tls(a, &o);
   a->report_call = http_client_call(a->client, &o, NULL, report_sent, a);
   a->report_requests++;
+  a->report_updates += json_array_size(a->in_flight);
 }
 
 static void send_next_log(struct agent *a);

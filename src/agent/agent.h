@@ -85,8 +85,11 @@ typedef void (*agent_call_fn)(void *ud, const json_t *answer,
 void agent_call(struct agent *a, const char *path, const json_t *body,
                 agent_call_fn done, void *ud);
 bool agent_connected(const struct agent *a);
-/* Status report requests sent so far (each may carry several updates). */
+/* Status report requests sent so far (each may carry several updates),
+ * and the updates they carried (a task's statuses merged while a request
+ * was in flight count once). */
 uint64_t agent_report_requests(const struct agent *a);
+uint64_t agent_report_updates(const struct agent *a);
 /* The cluster's VXLAN UDP port, from the session (0 before one). */
 uint16_t agent_data_path_port(const struct agent *a);
 /* The swarm's ingress network object (borrowed; NULL before a session). */

@@ -92,7 +92,8 @@ struct sim {
   uint64_t count[T_PHASES];
   uint64_t reports, started, failed, shut, completed, joins, sessions;
   uint64_t assignments;     /* assignment messages the nodes received */
-  uint64_t report_requests; /* of the nodes' agents already stopped */
+  /* of the nodes' agents already stopped */
+  uint64_t report_requests, report_updates;
   uint64_t t0_ms, all_joined_ms;
   char *fatal; /* why the simulation cannot go on */
   int handles_open;
@@ -540,6 +541,7 @@ static void start_node(struct sim_node *n) {
 static void node_halt(struct sim_node *n) {
   if (n->agent) {
     n->s->report_requests += agent_report_requests(n->agent);
+    n->s->report_updates += agent_report_updates(n->agent);
     agent_stop(n->agent);
     n->agent = NULL;
   }
@@ -929,21 +931,25 @@ json_t *sim_figures(const struct sim *s) {
       json_pack("{s:i, s:i}", "Total", s->cfg.nodes, "Ready", ready);
   for (int i = 0; i < N_STATES; i++)
     json_object_set_new(nodes, node_state_names[i], json_integer(ns[i]));
-  uint64_t requests = s->report_requests;
-  for (int i = 0; i < s->cfg.nodes; i++)
+  uint64_t requests = s->report_requests, updates = s->report_updates;
+  for (int i = 0; i < s->cfg.nodes; i++) {
     requests += agent_report_requests(s->nodes[i].agent);
+    updates += agent_report_updates(s->nodes[i].agent);
+  }
   json_t *tasks = json_object();
   for (int i = 0; i < T_PHASES; i++)
     json_object_set_new(tasks, phase_names[i],
                         json_integer((json_int_t)s->count[i]));
   return json_pack(
-      "{s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I}, s:I, s:I, s:f, "
+      "{s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I}, s:I, s:I, "
+      "s:f, "
       "s:I}",
       "Nodes", nodes, "Tasks", tasks, "Reported", "Updates",
       (json_int_t)s->reports, "Running", (json_int_t)s->started, "Failed",
       (json_int_t)s->failed, "Shutdown", (json_int_t)s->shut, "Complete",
       (json_int_t)s->completed, "Messages", "Assignments",
       (json_int_t)s->assignments, "ReportRequests", (json_int_t)requests,
+      "ReportUpdates", (json_int_t)updates,
       "Joins", (json_int_t)s->joins, "Sessions", (json_int_t)s->sessions,
       "AllJoinedSeconds",
       s->all_joined_ms ? (double)(s->all_joined_ms - s->t0_ms) / 1000.0 : -1.0,

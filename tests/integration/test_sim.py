@@ -164,6 +164,9 @@ def test_simulated_nodes_take_tasks_go_down_and_come_back():
             msgs = st["Messages"]
             assert msgs["Assignments"] >= NODES, msgs
             assert NODES <= msgs["ReportRequests"] < st["Reported"]["Updates"], (msgs, st["Reported"])
+            # Every task's last status went out at least (running), none
+            # more often than made.
+            assert REPLICAS <= msgs["ReportUpdates"] <= st["Reported"]["Updates"], (msgs, st["Reported"])
             assert st["Reported"]["Updates"] >= 3 * REPLICAS, st["Reported"]
             # The ramp's reports went over entries of 50 at most.
             split = re.findall(r"task status: (\d+) reports waiting, proposed in entries "
