@@ -91,7 +91,7 @@ struct sim {
   struct sim_node *dirty;
   uint64_t count[T_PHASES];
   uint64_t reports, started, failed, shut, completed, joins, sessions;
-  uint64_t assignments;     /* assignment messages the nodes received */
+  uint64_t assignments; /* assignment messages the nodes received */
   /* of the nodes' agents already stopped */
   uint64_t report_requests, report_updates;
   uint64_t t0_ms, all_joined_ms;
@@ -949,9 +949,8 @@ json_t *sim_figures(const struct sim *s) {
       (json_int_t)s->failed, "Shutdown", (json_int_t)s->shut, "Complete",
       (json_int_t)s->completed, "Messages", "Assignments",
       (json_int_t)s->assignments, "ReportRequests", (json_int_t)requests,
-      "ReportUpdates", (json_int_t)updates,
-      "Joins", (json_int_t)s->joins, "Sessions", (json_int_t)s->sessions,
-      "AllJoinedSeconds",
+      "ReportUpdates", (json_int_t)updates, "Joins", (json_int_t)s->joins,
+      "Sessions", (json_int_t)s->sessions, "AllJoinedSeconds",
       s->all_joined_ms ? (double)(s->all_joined_ms - s->t0_ms) / 1000.0 : -1.0,
       "RSSKiB", (json_int_t)rss_kib());
 }
