@@ -815,6 +815,16 @@ bool dispatcher_task_news(const json_t *old, const json_t *cur) {
   return false;
 }
 
+bool dispatcher_change_news(const struct store_change *c) {
+  if (!c->status_only ||
+      json_object_size(c->old_obj) != json_object_size(c->new_obj))
+    return dispatcher_task_news(c->old_obj, c->new_obj);
+  /* What dispatcher_task_news decides before its walk, which would find
+   * every other value the old version's. */
+  return task_state(c->new_obj) <= TS_ASSIGNED ||
+         task_state(c->old_obj) < TS_ASSIGNED;
+}
+
 /* Whether the CA facts every node hears changed: ForceRotate, the root,
  * or the rotation under way. */
 static bool ca_changed(const struct store_change *ch) {
@@ -859,6 +869,21 @@ static bool task_moves_peers(const json_t *old, const json_t *cur) {
          !same_at(old, cur, "ServiceID") || !same_at(old, cur, "Name") ||
          !same_at(old, cur, "DesiredState") ||
          (task_state(old) == TS_RUNNING) != (task_state(cur) == TS_RUNNING);
+}
+
+/* task_moves_peers of a change; a status report's (status_only) moves
+ * one only as its task enters or leaves the sets or running: the rest of
+ * the task is the old version's, the same objects. */
+static bool change_moves_peers(const struct store_change *c) {
+  if (!c->status_only)
+    return task_moves_peers(c->old_obj, c->new_obj);
+  bool was = in_peers(c->old_obj), is = in_peers(c->new_obj);
+  if (!was && !is)
+    return false;
+  if (json_array_size(json_object_get(c->new_obj, "NetworksAttachments")) == 0)
+    return false;
+  return was != is || (task_state(c->old_obj) == TS_RUNNING) !=
+                          (task_state(c->new_obj) == TS_RUNNING);
 }
 
 /* Whether a node change can change a peer set or the mesh table: what
@@ -927,16 +952,14 @@ static void on_store_change(const struct store_change *ch, size_t n,
          node_moves_peers(ch[i].old_obj, ch[i].new_obj)) ||
         (ch[i].kind == STORE_SERVICE &&
          service_moves_peers(ch[i].old_obj, ch[i].new_obj)) ||
-        (ch[i].kind == STORE_TASK &&
-         task_moves_peers(ch[i].old_obj, ch[i].new_obj)))
+        (ch[i].kind == STORE_TASK && change_moves_peers(&ch[i])))
       mark_peers(d);
     if (ch[i].kind == STORE_NODE && ch[i].new_obj) {
       struct session *s = find_session(d, ch[i].id);
       if (s && s->req && s->started)
         send_node(d, s->req, ch[i].new_obj);
     }
-    if (ch[i].kind != STORE_TASK ||
-        !dispatcher_task_news(ch[i].old_obj, ch[i].new_obj))
+    if (ch[i].kind != STORE_TASK || !dispatcher_change_news(&ch[i]))
       continue;
     if (ch[i].old_obj)
       mark_dirty(d, ch[i].old_obj);

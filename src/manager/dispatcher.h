@@ -63,5 +63,9 @@ json_t *dispatcher_assignments(struct store *st, const char *node_id,
  * TasksEqualStable). Such a change is left out of changed, and the node
  * keeps the version it was sent until something else changes. */
 bool dispatcher_task_news(const json_t *old, const json_t *cur);
+/* The same of a store change of a task, without comparing the two
+ * versions' values when the change is a status report's (status_only). */
+struct store_change;
+bool dispatcher_change_news(const struct store_change *c);
 
 #endif

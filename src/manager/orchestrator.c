@@ -1727,11 +1727,13 @@ static bool quiet_step(struct store *s, const struct store_change *c) {
       os == TS_PENDING && ns == TS_ASSIGNED && !*jx_str(o, "NodeID", "") &&
       *jx_str(n, "NodeID", "") &&
       !node_invalid(store_get(s, STORE_NODE, jx_str(n, "NodeID", "")));
+  /* A status report's version keeps every value but its Status. */
+  bool kept = c->status_only ||
+              (same_at(o, n, "ServiceID") &&
+               (placed || same_at(o, n, "NodeID")) && same_at(o, n, "Slot") &&
+               same_at(o, n, "_SpecVersion") && same_at(o, n, "_Start"));
   if ((os < TS_ASSIGNED && !placed) || ns > TS_RUNNING || ns < os ||
-      task_desired(o) != TS_RUNNING || task_desired(n) != TS_RUNNING ||
-      !same_at(o, n, "ServiceID") || (!placed && !same_at(o, n, "NodeID")) ||
-      !same_at(o, n, "Slot") || !same_at(o, n, "_SpecVersion") ||
-      !same_at(o, n, "_Start"))
+      task_desired(o) != TS_RUNNING || task_desired(n) != TS_RUNNING || !kept)
     return false;
   const json_t *svc = store_get(s, STORE_SERVICE, jx_str(n, "ServiceID", ""));
   return svc && !update_under_way(svc);

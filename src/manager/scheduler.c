@@ -388,8 +388,12 @@ void sched_load_changes(struct sched_load *l, const struct store_change *ch,
   for (size_t i = 0; i < n && l->valid; i++) {
     if (ch[i].kind != STORE_TASK || counted[i])
       continue;
+    /* A status report's version differs only in its Status: whether it
+     * counts is all that can move. */
     if (ch[i].old_obj && ch[i].new_obj &&
-        same_share(ch[i].old_obj, ch[i].new_obj))
+        (ch[i].status_only
+             ? load_counts(ch[i].old_obj) == load_counts(ch[i].new_obj)
+             : same_share(ch[i].old_obj, ch[i].new_obj)))
       continue;
     if (ch[i].old_obj)
       load_task(l, ch[i].old_obj, -1);

@@ -114,6 +114,18 @@ static const struct {
                              {"ManagerStatus"}},
 };
 
+/* Whether ix's key is made from the object's Status. */
+static bool reads_status(enum store_index ix) {
+  const char *f = index_defs[ix].field;
+  if (!index_defs[ix].key)
+    return strcspn(f, ".") == strlen("Status") &&
+           strncmp(f, "Status", strlen("Status")) == 0;
+  for (size_t d = 0; d < ARRAY_SIZE(index_defs[ix].deps); d++)
+    if (index_defs[ix].deps[d] && strcmp(index_defs[ix].deps[d], "Status") == 0)
+      return true;
+  return false;
+}
+
 /* Whether old and cur share every value ix's key is made from. */
 static bool same_deps(enum store_index ix, const json_t *old,
                       const json_t *cur) {
@@ -460,10 +472,13 @@ void store_each_by(struct store *s, enum store_index ix, const char *key,
 /* Moves the box of object id of kind k in every index over k from where
  * old has it to where cur has it (old NULL: added; cur NULL: removed). An
  * index whose key did not change has the box already, which holds cur. */
+/* status_only: cur is old with another Status (store_change), so only
+ * the indexes made from the Status can move. */
 static void index_move(json_t **idx, enum store_kind k, const json_t *old,
-                       const json_t *cur, json_t *box) {
+                       const json_t *cur, json_t *box, bool status_only) {
   for (int i = 0; i < STORE_NINDEXES; i++) {
     if (index_defs[i].kind != k ||
+        (status_only && !reads_status((enum store_index)i)) ||
         (old && cur && same_deps((enum store_index)i, old, cur)))
       continue;
     const char *ok = store_index_key((enum store_index)i, old);
@@ -861,6 +876,7 @@ struct staged {
   char *id;
   json_t *old; /* live value before the tx (ref), or NULL */
   json_t *cur; /* value after the ops so far (ref), NULL when deleted */
+  bool others; /* an op other than task_status changed it */
 };
 
 struct stage {
@@ -949,10 +965,11 @@ static struct staged *stage_get(struct store *s, struct stage *st,
     st->v = xrealloc(st->v, st->cap * sizeof *st->v);
   }
   struct staged *e = &st->v[st->n];
-  e->kind = k;
-  e->old = json_incref(store_get(s, k, id));
-  e->cur = json_incref(e->old);
-  e->id = xstrdup(id);
+  json_t *live = store_get(s, k, id);
+  *e = (struct staged){.kind = k,
+                       .old = json_incref(live),
+                       .cur = json_incref(live),
+                       .id = xstrdup(id)};
   *slot = ++st->n;
   return e;
 }
@@ -1019,6 +1036,7 @@ static int stage_node_removed(struct store *s, struct stage *st,
   stamp(st, nv, now, index);
   json_decref(e->cur);
   e->cur = nv;
+  e->others = true;
   return 0;
 }
 
@@ -1086,6 +1104,7 @@ static int stage_patch(struct store *s, struct stage *st, json_t *op,
   stamp(st, nv, now, index);
   json_decref(e->cur);
   e->cur = nv;
+  e->others = true;
   return 0;
 }
 
@@ -1201,6 +1220,7 @@ static int stage_op(struct store *s, struct stage *st, json_t *op,
       keep_spec_objects(e->cur, nv);
     json_decref(e->cur);
     e->cur = nv;
+    e->others = true;
   } else {
     if (!e->cur)
       return sh_error(err, 404, "%s %s not found", kn, id);
@@ -1208,6 +1228,7 @@ static int stage_op(struct store *s, struct stage *st, json_t *op,
       return sh_error(err, STORE_SEQ_STATUS, STORE_SEQ_MSG);
     json_decref(e->cur);
     e->cur = NULL;
+    e->others = true;
   }
   return 0;
 }
@@ -1316,7 +1337,10 @@ int store_apply_doc(struct store *s, json_t *doc, bool shared, uint64_t index,
     if (e->old == e->cur)
       continue; /* created and deleted in the same transaction, or a
                    report that recorded nothing */
-    if (e->cur && e->kind == STORE_TASK)
+    bool status_only = e->kind == STORE_TASK && e->old && e->cur && !e->others;
+    /* A status report's version shares every other value with the old
+     * one, whose values are shared already. */
+    if (e->cur && e->kind == STORE_TASK && !status_only)
       share_values(s, e->cur, e->old);
     json_t *box = json_object_get(s->objs[e->kind], e->id);
     if (e->cur && box) {
@@ -1325,7 +1349,7 @@ int store_apply_doc(struct store *s, json_t *doc, bool shared, uint64_t index,
       box = box_new(e->kind, e->cur);
       json_object_set_new(s->objs[e->kind], e->id, box);
     }
-    index_move(s->idx, e->kind, e->old, e->cur, box);
+    index_move(s->idx, e->kind, e->old, e->cur, box, status_only);
     if (e->cur) {
       const char *n = unique_names(e->kind) ? obj_name(e->kind, e->cur) : NULL;
       if (n)
@@ -1333,7 +1357,8 @@ int store_apply_doc(struct store *s, json_t *doc, bool shared, uint64_t index,
     } else {
       json_object_del(s->objs[e->kind], e->id);
     }
-    changes[nch++] = (struct store_change){e->kind, e->id, e->old, e->cur};
+    changes[nch++] =
+        (struct store_change){e->kind, e->id, e->old, e->cur, status_only};
   }
   s->index = index;
   /* A transaction that changed nothing (reports that recorded nothing)
@@ -1631,7 +1656,7 @@ int store_restore(struct store *s, const char *data, size_t len, sh_err *err) {
         share_values(s, o, NULL);
       json_t *box = box_new(k, o);
       json_object_set_new(nobjs[k], id, box);
-      index_move(nidx, k, NULL, o, box);
+      index_move(nidx, k, NULL, o, box, false);
       const char *n = unique_names(k) ? obj_name(k, o) : NULL;
       if (n)
         json_object_set_new(nnames[k], n, json_string(id));

@@ -272,6 +272,12 @@ struct store_change {
   const char *id;
   const json_t *old_obj;
   const json_t *new_obj;
+  /* A task whose transaction only recorded status reports on it
+   * (task_status ops): new_obj is old_obj with another Status and its
+   * stamps (Version, UpdatedAt), every other value the same object. Most
+   * changes of a large deployment are these; a watcher can look at the
+   * Status alone. */
+  bool status_only;
 };
 typedef void (*store_watch_fn)(const struct store_change *changes, size_t n,
                                uint64_t index, void *ud);

@@ -249,3 +249,84 @@ TEST(assignments_share_the_store_and_never_edit_it) {
   json_decref(files);
   store_free(s);
 }
+
+/* What the store's watchers get for a status report (status_only): the
+ * news is what dispatcher_task_news says of the two versions, without
+ * their walk. Each step through the store's own apply; the versions are
+ * looked at in the watcher, while they live. */
+struct seen_change {
+  int n;
+  bool status_only, news, whole_news;
+};
+
+static void keep_change(const struct store_change *ch, size_t n, uint64_t index,
+                        void *ud) {
+  struct seen_change *s = ud;
+  s->n = (int)n;
+  if (n != 1)
+    return;
+  s->status_only = ch[0].status_only;
+  s->news = dispatcher_change_news(&ch[0]);
+  s->whole_news = dispatcher_task_news(ch[0].old_obj, ch[0].new_obj);
+}
+
+static json_t *status_rule_any(const json_t *task, const json_t *status) {
+  return json_copy((json_t *)status);
+}
+
+static int apply_tx(struct store *st, struct store_tx *tx, uint64_t index) {
+  size_t len;
+  char *data = store_tx_encode(tx, 1, &len);
+  store_tx_free(tx);
+  sh_err err = {0};
+  int rc = store_apply(st, data, len, index, &err);
+  free(data);
+  return rc;
+}
+
+TEST(assignments_status_report_changes_are_news_as_the_whole_compare) {
+  struct store *st = store_new();
+  store_set_status_rule(st, status_rule_any);
+  struct seen_change seen = {0};
+  store_watch(st, keep_change, &seen);
+  uint64_t index = 1;
+  struct store_tx *tx = store_tx_new();
+  store_tx_put(tx, STORE_TASK,
+               json_pack("{s:s, s:s, s:s, s:{s:s}, s:{s:s}}", "ID", "t1",
+                         "NodeID", "n1", "DesiredState", "running", "Spec",
+                         "Image", "busybox", "Status", "State", "pending"),
+               STORE_MUST_CREATE);
+  CHECK_INT_EQ(apply_tx(st, tx, index++), 0);
+  CHECK(!seen.status_only); /* a creation */
+  /* pending -> assigned (the managers' step: news), then the node's own
+   * steps (not news), then back to a state before assigned (news). */
+  static const struct {
+    const char *state;
+    bool news;
+  } steps[] = {{"assigned", true},
+               {"accepted", false},
+               {"running", false},
+               {"pending", true}};
+  for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
+    tx = store_tx_new();
+    store_tx_task_status(tx, "t1", "n1",
+                         json_pack("{s:s}", "State", steps[i].state));
+    seen.n = 0;
+    CHECK_INT_EQ(apply_tx(st, tx, index++), 0);
+    CHECK_INT_EQ(seen.n, 1);
+    CHECK(seen.status_only);
+    CHECK(seen.news == steps[i].news);
+    CHECK(seen.whole_news == steps[i].news);
+  }
+  /* A report and another change of the task in one transaction: not a
+   * status report's alone. */
+  tx = store_tx_new();
+  store_tx_task_status(tx, "t1", "n1", json_pack("{s:s}", "State", "running"));
+  json_t *t = json_copy(store_get(st, STORE_TASK, "t1"));
+  json_object_set_new(t, "DesiredState", json_string("shutdown"));
+  store_tx_put(tx, STORE_TASK, t, STORE_ANY_VERSION);
+  CHECK_INT_EQ(apply_tx(st, tx, index++), 0);
+  CHECK(!seen.status_only);
+  CHECK(seen.news);
+  store_free(st);
+}

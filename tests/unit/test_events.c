@@ -91,10 +91,10 @@ TEST(events_from_store_changes_as_moby) {
   jx_set(sn, "UpdateStatus", json_pack("{s:s}", "State", "updating"));
   json_t *task = json_pack("{s:s}", "ID", "t1");
   struct store_change ch[] = {
-      {STORE_NODE, "n1", o, n},
-      {STORE_SERVICE, "s1", so, sn},
-      {STORE_SERVICE, "s1", sn, NULL},
-      {STORE_TASK, "t1", NULL, task}, /* tasks make no event */
+      {STORE_NODE, "n1", o, n, false},
+      {STORE_SERVICE, "s1", so, sn, false},
+      {STORE_SERVICE, "s1", sn, NULL, false},
+      {STORE_TASK, "t1", NULL, task, false}, /* tasks make no event */
   };
   events_cluster_changes(e, ch, 4);
   CHECK_INT_EQ(json_array_size(s.list), 3);

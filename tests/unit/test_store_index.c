@@ -87,8 +87,11 @@ static bool rand_op(uint64_t *st, struct store *s, struct store_tx *tx) {
     v = STORE_ANY_VERSION;
   }
   if (k == STORE_TASK && what == 2) {
-    /* A node's report: records or not by the status rule, never stale. */
-    store_tx_task_status(tx, id, PICK(st, nodes) ? PICK(st, nodes) : "",
+    /* A node's report: records or not by the status rule, never stale;
+     * mostly from the task's own node, as reports are. */
+    const char *node =
+        cur && test_rnd(st, 4) ? jx_str(cur, "NodeID", NULL) : PICK(st, nodes);
+    store_tx_task_status(tx, id, node ? node : "",
                          json_pack("{s:s}", "State", PICK(st, states)));
     return true;
   }
@@ -227,9 +230,48 @@ static char *dump_all(struct store *s) {
   return out;
 }
 
+/* What a change marked status_only promises its watchers (store.h): a
+ * task's two versions, every value but the Status and the stamps the same
+ * object. Checked on every change of a sequence, and counted, so that a
+ * sequence without any says so. */
+struct status_only_check {
+  int seen;
+  char why[256];
+};
+
+static void check_status_only(const struct store_change *ch, size_t n,
+                              uint64_t index, void *ud) {
+  struct status_only_check *p = ud;
+  for (size_t i = 0; i < n && !p->why[0]; i++) {
+    const struct store_change *c = &ch[i];
+    if (!c->status_only)
+      continue;
+    p->seen++;
+    if (c->kind != STORE_TASK || !c->old_obj || !c->new_obj) {
+      snprintf(p->why, sizeof p->why, "%s %s: status_only, not two versions",
+               store_kind_name(c->kind), c->id);
+      continue;
+    }
+    const json_t *both[2] = {c->new_obj, c->old_obj};
+    for (int b = 0; b < 2; b++) {
+      const char *k;
+      json_t *v;
+      json_object_foreach((json_t *)both[b], k, v) {
+        if (strcmp(k, "Status") && strcmp(k, "Version") &&
+            strcmp(k, "UpdatedAt") && json_object_get(both[1 - b], k) != v)
+          snprintf(p->why, sizeof p->why,
+                   "task %s: status_only, but its %s is another value", c->id,
+                   k);
+      }
+    }
+  }
+}
+
 static void run_seed(uint64_t seed, int steps, int *failed_) {
   struct store *s = store_new();
   store_set_status_rule(s, task_status_rule);
+  struct status_only_check so = {0};
+  store_watch(s, check_status_only, &so);
   uint64_t st = seed;
   uint64_t index = 0;
   char why[256];
@@ -281,8 +323,14 @@ static void run_seed(uint64_t seed, int steps, int *failed_) {
       store_free(s);
       FAIL_("seed %" PRIu64 " step %d: %s", seed, step, why);
     }
+    if (so.why[0]) {
+      store_free(s);
+      FAIL_("seed %" PRIu64 " step %d: %s", seed, step, so.why);
+    }
   }
   store_free(s);
+  if (so.seen == 0)
+    FAIL_("seed %" PRIu64 ": no change was a status report's alone", seed);
 }
 
 TEST(store_index_matches_scan) {
