@@ -119,11 +119,11 @@ build/fuzz/fuzz-dns: $(FUZZ_DNS_SRC) $(LIB_SRC) $(HDRS)
 build/asan/fuzz-dns-replay: $(FUZZ_DNS_SRC) tests/fuzz/replay.c build/asan/libshoal.a
 	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) $(FUZZ_DNS_SRC) tests/fuzz/replay.c build/asan/libshoal.a $(PKG_LIBS) -lm -o $@
 
-# The swarm port before authentication, image manifests/indexes/configs,
-# layer tarballs, the raft snapshot decoder and raft entries (CBOR or JSON)
-# through the store's apply: fuzz_<name>.c with its seeds
-# in tests/fuzz/corpus-<name>, the same way.
-FUZZ_MORE := swarm manifest layer snapshot entry
+# The swarm port before authentication and with a worker's certificate,
+# image manifests/indexes/configs, layer tarballs, the raft snapshot
+# decoder and raft entries (CBOR or JSON) through the store's apply:
+# fuzz_<name>.c with its seeds in tests/fuzz/corpus-<name>, the same way.
+FUZZ_MORE := swarm node manifest layer snapshot entry
 build/fuzz/fuzz-%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(HDRS)
 	@mkdir -p build/fuzz
 	clang -std=gnu11 -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) -g -O1 \

@@ -4,7 +4,8 @@
 # exits non-zero with no failure counted (e.g. a sanitizer report at exit),
 # counts as one failure. Full output of each suite: build/test-logs/<suite>.log.
 #   scripts/test.sh [SUITE...]    suites: unit unit-asan fuzz-replay fuzz-dns
-#     fuzz-swarm fuzz-manifest fuzz-layer fuzz-snapshot fuzz-entry integration
+#     fuzz-swarm fuzz-node fuzz-manifest fuzz-layer fuzz-snapshot fuzz-entry
+#     integration
 # Expects the binaries built (make test builds them first).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
@@ -14,8 +15,8 @@ cd "$(dirname "$0")/.." || exit 2
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 
-suites=(unit unit-asan fuzz-replay fuzz-dns fuzz-swarm fuzz-manifest fuzz-layer
-  fuzz-snapshot fuzz-entry integration)
+suites=(unit unit-asan fuzz-replay fuzz-dns fuzz-swarm fuzz-node fuzz-manifest
+  fuzz-layer fuzz-snapshot fuzz-entry integration)
 [ $# -gt 0 ] && suites=("$@")
 
 suite_cmd() {
@@ -24,7 +25,8 @@ suite_cmd() {
     unit-asan) echo ./build/asan/unit-tests ;;
     fuzz-replay) echo ./build/asan/fuzz-replay tests/fuzz/corpus ;;
     fuzz-dns) echo ./build/asan/fuzz-dns-replay tests/fuzz/corpus-dns ;;
-    fuzz-swarm | fuzz-manifest | fuzz-layer | fuzz-snapshot | fuzz-entry)
+    fuzz-swarm | fuzz-node | fuzz-manifest | fuzz-layer | fuzz-snapshot | \
+      fuzz-entry)
       echo "./build/asan/$1-replay tests/fuzz/corpus-${1#fuzz-}" ;;
     integration) echo python3 tests/integration/run.py ;;
     *) return 1 ;;

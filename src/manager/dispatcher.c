@@ -1015,6 +1015,25 @@ static void reports_answer(void *waiter, int status, const sh_err *err) {
     http_respond_json(waiter, 200, "{}");
 }
 
+int dispatcher_report_check(const json_t *body, sh_err *err) {
+  json_t *ups = json_object_get(body, "Updates");
+  if (!json_is_array(ups))
+    return sh_error(err, 400, "Updates must be an array");
+  size_t i;
+  json_t *u;
+  /* A status nested deeper than a snapshot holds would go through raft
+   * and then stop every manager's snapshots while its task lives. */
+  json_array_foreach(ups, i, u) {
+    json_t *status = json_object_get(u, "Status");
+    if (json_is_object(status) && !store_field_fits(status))
+      return sh_error(err, 400,
+                      "invalid status of task %.64s: nested too deep for "
+                      "the store",
+                      jx_str(u, "ID", ""));
+  }
+  return 0;
+}
+
 void dispatcher_task_status(struct dispatcher *d, struct http_req *req,
                             const char *node_id) {
   if (!d->leader)
@@ -1022,11 +1041,10 @@ void dispatcher_task_status(struct dispatcher *d, struct http_req *req,
   cleanup_json json_t *body = NULL;
   sh_err err = {0};
   /* CBOR from an agent whose session said so, JSON from the others. */
-  if (jcbor_parse_object(req->body, req->body_len, &body, &err) < 0)
+  if (jcbor_parse_object(req->body, req->body_len, &body, &err) < 0 ||
+      dispatcher_report_check(body, &err) < 0)
     return http_respond_error(req, 400, err.msg);
   json_t *ups = json_object_get(body, "Updates");
-  if (!json_is_array(ups))
-    return http_respond_error(req, 400, "Updates must be an array");
   size_t i;
   json_t *u;
   json_array_foreach(ups, i, u) {

@@ -14,6 +14,7 @@
 struct manager;
 struct http_req;
 struct dispatcher;
+struct sh_err;
 
 /* Missed periods before a node is declared down (swarmkit uses 3). */
 #define HEARTBEAT_GRACE 3
@@ -31,6 +32,10 @@ void dispatcher_heartbeat(struct dispatcher *d, struct http_req *req,
 /* POST /swarm/v1/tasks: task status reports from the node's agent. */
 void dispatcher_task_status(struct dispatcher *d, struct http_req *req,
                             const char *node_id);
+/* The checks of a status report's body before any of it is queued: 0,
+ * or 400 naming what is wrong (Updates not an array, a Status the store
+ * could not keep: store_field_fits). */
+int dispatcher_report_check(const json_t *body, struct sh_err *err);
 /* A node said it leaves the swarm: end its session, mark it down now. */
 void dispatcher_leave(struct dispatcher *d, struct http_req *req,
                       const char *node_id);

@@ -868,6 +868,35 @@ char *store_tx_encode(const struct store_tx *tx, int64_t now_ns, size_t *len) {
   return out;
 }
 
+/* Whether v nests at most max containers (v itself the first). */
+static bool nests_within(const json_t *v, size_t max) {
+  if (!json_is_object(v) && !json_is_array(v))
+    return true;
+  if (max == 0)
+    return false;
+  const char *k;
+  json_t *x;
+  size_t i;
+  if (json_is_object(v)) {
+    json_object_foreach((json_t *)v, k, x) {
+      if (!nests_within(x, max - 1))
+        return false;
+    }
+  } else {
+    json_array_foreach(v, i, x) {
+      if (!nests_within(x, max - 1))
+        return false;
+    }
+  }
+  return true;
+}
+
+/* A snapshot's object sits inside three containers (snapshot_cbor), its
+ * fields' values inside four. */
+bool store_field_fits(const json_t *v) {
+  return nests_within(v, JCBOR_MAX_DEPTH - 4);
+}
+
 /* ---- apply ---- */
 
 /* One touched object in a transaction being applied. */

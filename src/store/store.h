@@ -160,6 +160,14 @@ void store_tx_node_removed(struct store_tx *tx, const char *node_id,
  * rest of the task kept; NULL records nothing. Steals status. */
 void store_tx_task_status(struct store_tx *tx, const char *task_id,
                           const char *node_id, json_t *status);
+/* Whether v, as the value of a field of a stored object, nests shallowly
+ * enough for a snapshot to hold the object (in CBOR, inside three
+ * containers, it may nest JCBOR_MAX_DEPTH - 4). A task_status op carries
+ * its status one container higher than a snapshot does, so the entry of
+ * a status one level deeper still encodes and applies, and then no
+ * snapshot can be taken while its task lives: the leader checks what
+ * nodes report before it proposes it. */
+bool store_field_fits(const json_t *v);
 /* The rule of task_status ops: a new Status from the task and the
  * report, or NULL. It must be a function of its arguments (every manager
  * applies the same entry). A store without one refuses those ops. */

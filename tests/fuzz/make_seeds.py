@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora of the swarm, manifest, layer and entry fuzz
-targets (tests/fuzz/corpus-{swarm,manifest,layer,entry}); corpus-snapshot comes from the
-store code itself (tests/fuzz/gen_snapshot.c). Run from the repository root;
-needs the openssl command (for a real CSR). Files are rewritten, so the
-output is the committed corpus (except the CSR's key, which is random)."""
+"""Writes the seed corpora of the swarm, node, manifest, layer and entry fuzz
+targets (tests/fuzz/corpus-{swarm,node,manifest,layer,entry}); corpus-snapshot
+comes from the store code itself (tests/fuzz/gen_snapshot.c). Run from the
+repository root; needs the openssl command (for a real CSR). Files are
+rewritten, so the output is the committed corpus (except the CSR's key, which
+is random)."""
 import gzip
 import io
 import json
@@ -235,7 +236,20 @@ def manifest_seeds():
 
 # ---- the swarm port ---------------------------------------------------------
 
-TOKEN_LEN = 85  # "@WORKER@"/"@MANAGER@" become tokens of this length
+# What a placeholder of the swarm and node targets becomes: "@WORKER@" and
+# "@MANAGER@" join tokens, the others IDs (fuzz_swarm.c, fuzz_node.c).
+TOKEN_LEN = 85
+ID_LEN = 25
+PLACEHOLDERS = {"@WORKER@": TOKEN_LEN, "@MANAGER@": TOKEN_LEN,
+                "@NODE@": ID_LEN, "@MNODE@": ID_LEN, "@TASK@": ID_LEN,
+                "@MTASK@": ID_LEN, "@ATT@": ID_LEN, "@SID@": ID_LEN,
+                "@SUB@": ID_LEN}
+
+
+def sent_len(b):
+    """The length of b once its placeholders are filled in."""
+    return len(b) + sum(b.count(k.encode()) * (n - len(k))
+                        for k, n in PLACEHOLDERS.items())
 
 
 def csr():
@@ -247,22 +261,22 @@ def csr():
         input=key, check=True, capture_output=True).stdout.decode()
 
 
-def request(method, path, body=None, headers=(), chunked=False):
+def request(method, path, body=None, headers=(), chunked=False,
+            ctype="application/json"):
     lines = ["%s %s HTTP/1.1" % (method, path), "Host: 127.0.0.1:2377"]
     lines += list(headers)
     b = b""
     if body is not None:
         b = body.encode() if isinstance(body, str) else body
-        lines.append("Content-Type: application/json")
+        if ctype:
+            lines.append("Content-Type: " + ctype)
         if chunked:
             lines.append("Transfer-Encoding: chunked")
             half = len(b) // 2
             b = b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (
                 half, b[:half], len(b) - half, b[half:])
         else:
-            n = len(b) + b.count(b"@WORKER@") * (TOKEN_LEN - 8) + \
-                b.count(b"@MANAGER@") * (TOKEN_LEN - 9)
-            lines.append("Content-Length: %d" % n)
+            lines.append("Content-Length: %d" % sent_len(b))
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + b
 
 
@@ -338,7 +352,7 @@ def cbor(v):
         return b"\xfb" + struct.pack(">d", v)
     if isinstance(v, str):
         b = v.encode()
-        return head(3, len(b)) + b
+        return head(3, sent_len(b)) + b  # as long as it is once filled in
     if isinstance(v, list):
         return head(4, len(v)) + b"".join(cbor(x) for x in v)
     return head(5, len(v)) + b"".join(cbor(k) + cbor(x) for k, x in v.items())
@@ -384,8 +398,165 @@ def entry_seeds():
     out("entry", "bad-deep.cbor", b"\xa1" + cbor("ops") + b"\x81" * 600)
 
 
+# ---- the swarm port as a worker ---------------------------------------------
+
+def frame(stream, payload):
+    """A log frame as an agent posts it: stream, 3 zero bytes, length."""
+    return struct.pack(">BxxxI", stream, len(payload)) + payload
+
+
+def node_seeds():
+    c = csr()
+    ts = "2024-01-01T00:00:00.000000000Z"
+    ctr = {"ContainerID": "c" * 64, "PID": 42, "ExitCode": 0}
+    desc = {"Hostname": "fuzz-worker",
+            "Platform": {"Architecture": "x86_64", "OS": "linux"},
+            "Resources": {"NanoCPUs": 4000000000, "MemoryBytes": 4 << 30},
+            "Engine": {"EngineVersion": "0.1.0", "Labels": {"a": "b"},
+                       "Plugins": [{"Type": "Network", "Name": "overlay"},
+                                   {"Type": "Volume", "Name": "local"}]}}
+    running = {"ID": "@TASK@", "Status": {
+        "Timestamp": ts, "State": "running", "Message": "started",
+        "ContainerStatus": ctr, "PortStatus": {}}}
+    failed = {"ID": "@TASK@", "Status": {
+        "Timestamp": ts, "State": "failed", "Message": "started",
+        "Err": "task: non-zero exit (1)",
+        "ContainerStatus": dict(ctr, ExitCode=1)}}
+    other = {"ID": "@MTASK@", "Status": {"Timestamp": ts, "State": "running",
+                                         "Message": "started"}}
+
+    def tasks(body, ctype="application/json"):
+        return request("POST", "/swarm/v1/tasks", body, ctype=ctype)
+
+    # Status reports: as agents send them (CBOR once the session said so).
+    out("node", "tasks-json", tasks(json.dumps({"Updates": [running]})))
+    whole = cbor({"Updates": [running]})
+    out("node", "tasks-cbor", tasks(whole, "application/cbor"))
+    out("node", "tasks-cbor-failed", tasks(cbor({"Updates": [failed]}),
+                                           "application/cbor"))
+    out("node", "tasks-cbor-types", tasks(cbor({"Updates": [{
+        "ID": "@TASK@", "Status": {
+            "Timestamp": ts, "State": "running", "Message": None,
+            "Err": False, "AppliedBy": True, "Progress": 0.5,
+            "ContainerStatus": {"ContainerID": "c" * 64, "PID": 1 << 40,
+                                "ExitCode": -(1 << 33)},
+            "PortStatus": {"Ports": [{"TargetPort": 70000,
+                                      "PublishedPort": -1}]}}}]}),
+        "application/cbor"))
+    out("node", "tasks-other-node", tasks(cbor({"Updates": [other]}),
+                                          "application/cbor"))
+    out("node", "tasks-odd", tasks(json.dumps({"Updates": [
+        {"ID": "@TASK@", "Status": {
+            "State": "complete", "Timestamp": "not a time",
+            "PortStatus": {"Ports": [{"Protocol": "tcp", "TargetPort": 80,
+                                      "PublishedPort": "x"}]},
+            "ContainerStatus": {"ContainerID": 7}}},
+        {"ID": "@TASK@"}, {"ID": 7, "Status": {}}, "x",
+        {"ID": "", "Status": {"State": "running"}},
+        {"ID": "@TASK@", "Status": {"State": "exploded"}},
+        {"ID": "no-such-task", "Status": {"State": "running"}}]})))
+    out("node", "tasks-truncated-cbor", tasks(whole[:len(whole) // 2],
+                                              "application/cbor"))
+    out("node", "tasks-wrong-ctype", tasks(whole, "text/plain"))
+    out("node", "tasks-json-as-cbor", tasks(json.dumps({"Updates": []}),
+                                            "application/cbor"))
+    out("node", "tasks-huge-length",
+        b"POST /swarm/v1/tasks HTTP/1.1\r\nHost: 127.0.0.1:2377\r\n"
+        b"Content-Type: application/cbor\r\nContent-Length: 99999999\r\n"
+        b"\r\n\xa1")
+    out("node", "tasks-huge-array", tasks(
+        b"\xa1" + cbor("Updates") + b"\x9b" + b"\xff" * 8, "application/cbor"))
+    out("node", "tasks-huge-text", tasks(
+        b"\xa1" + cbor("Updates") + b"\x81\xa1" + cbor("ID") + b"\x7a" +
+        b"\xff" * 4, "application/cbor"))
+    out("node", "tasks-deep", tasks(
+        b"\xa1" + cbor("Updates") + b"\x81" * 600, "application/cbor"))
+    # A Status of 509 containers: its raft entry encodes (the status sits
+    # one container higher there than in a snapshot), and then no snapshot
+    # could hold the task (was taken; now a 400).
+    out("node", "tasks-too-deep-for-snapshot", tasks(
+        '{"Updates":[{"ID":"@TASK@","Status":{"State":"running","Deep":' +
+        "[" * 508 + "]" * 508 + "}}]}"))
+
+    # The dispatcher session (a stream) and heartbeats on the worker's own.
+    out("node", "session", request("POST", "/swarm/v1/session", json.dumps(
+        {"Description": desc, "Encoding": "cbor"})))
+    out("node", "session-json", request("POST", "/swarm/v1/session", "{}"))
+    out("node", "session-odd", request("POST", "/swarm/v1/session", json.dumps(
+        {"Description": {"Hostname": 7, "Platform": [],
+                         "Resources": {"NanoCPUs": "lots", "MemoryBytes": -1},
+                         "Engine": {"Plugins": {"Type": 1}},
+                         "TLSInfo": {"TrustRoot": 1},
+                         "_RuntimeError": "no runtime"},
+         "Encoding": ["cbor"]})))
+    out("node", "heartbeat", request("POST", "/swarm/v1/heartbeat",
+                                     json.dumps({"SessionID": "@SID@"})))
+    out("node", "heartbeat-tls", request("POST", "/swarm/v1/heartbeat",
+                                         json.dumps({"SessionID": "@SID@",
+                                                     "TLSInfo": {
+        "TrustRoot": "-----BEGIN CERTIFICATE-----\nMIIB\n"
+                     "-----END CERTIFICATE-----\n",
+        "CertIssuerSubject": "MBMxETAPBgNVBAMTCHN3YXJtLWNh",
+        "CertIssuerPublicKey": "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE"}})))
+    out("node", "heartbeat-bad", request("POST", "/swarm/v1/heartbeat",
+                                         json.dumps({"SessionID": 1,
+                                                     "TLSInfo": "x"})))
+
+    # Log posts to the subscription of `service logs -f`.
+    logs = (frame(1, b"2024-01-01T00:00:00.000000000Z hello\n") +
+            frame(2, b"2024-01-01T00:00:01.000000000Z oops\n") +
+            frame(1, b"no-timestamp"))
+    out("node", "logs", request("POST", "/swarm/v1/logs/@SUB@?task=@TASK@",
+                                logs, ctype="application/octet-stream"))
+    out("node", "logs-last", request(
+        "POST", "/swarm/v1/logs/@SUB@?task=@TASK@&last=1", frame(1, b"bye\n"),
+        ctype="application/octet-stream"))
+    out("node", "logs-bad-frames", request(
+        "POST", "/swarm/v1/logs/@SUB@?task=@TASK@",
+        frame(1, b"ok") + b"\x02\0\0\0\xff\xff\xff\xffshort" + b"\x01\0\0",
+        ctype="application/octet-stream"))
+    out("node", "logs-other-task", request(
+        "POST", "/swarm/v1/logs/@SUB@?task=@MTASK@", frame(1, b"x"),
+        ctype="application/octet-stream"))
+
+    # Attachments of standalone containers to swarm networks.
+    out("node", "attach", request("POST", "/swarm/v1/attach", json.dumps(
+        {"ContainerID": "a" * 64, "Name": "web", "Target": "fuzz-net"})))
+    out("node", "attach-bad", request("POST", "/swarm/v1/attach", json.dumps(
+        {"ContainerID": "b" * 64, "Target": "ingress"})) +
+        request("POST", "/swarm/v1/attach", json.dumps(
+            {"ContainerID": "", "Target": "no-such-net"})))
+    out("node", "detach", request("POST", "/swarm/v1/detach",
+                                  json.dumps({"ID": "@ATT@"})))
+    out("node", "detach-other", request("POST", "/swarm/v1/detach",
+                                        json.dumps({"ID": "@MTASK@"})))
+
+    # Leaving, renewing, and what a worker may not call.
+    out("node", "leave", request("POST", "/swarm/v1/leave", "{}"))
+    out("node", "renew", request("POST", "/swarm/v1/renew", json.dumps(
+        {"CSR": c, "Addr": ""})))
+    out("node", "renew-bad", request("POST", "/swarm/v1/renew", json.dumps(
+        {"CSR": "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n"
+                "-----END CERTIFICATE REQUEST-----\n", "Addr": "1.2.3.4:1"})))
+    out("node", "renew-for-node", request(
+        "POST", "/swarm/v1/renew", json.dumps({"CSR": c}),
+        ["Shoal-For-Node: @MNODE@"]))
+    out("node", "forbidden", request("GET", "/swarm/v1/index") +
+        request("POST", "/swarm/v1/raft/join", "{}") +
+        request("GET", "/swarm/v1/forward/v1.47/nodes/@NODE@") +
+        request("POST", "/swarm/v1/raft", None,
+                ["Connection: Upgrade", "Upgrade: shoal-raft",
+                 "Content-Length: 0"]) +
+        request("POST", "/swarm/v1/join", "{}", ["Shoal-For-Node: @NODE@"]))
+    out("node", "pipelined", request("POST", "/swarm/v1/heartbeat", json.dumps(
+        {"SessionID": "@SID@"})) + tasks(whole, "application/cbor") +
+        request("POST", "/swarm/v1/logs/@SUB@?task=@TASK@", frame(1, b"hi\n"),
+                ctype="application/octet-stream"))
+
+
 if __name__ == "__main__":
     layer_seeds()
     manifest_seeds()
     swarm_seeds()
     entry_seeds()
+    node_seeds()

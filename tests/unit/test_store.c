@@ -877,6 +877,83 @@ TEST(store_task_status_reports_merge_forward_on_their_node_only) {
   store_free(s);
 }
 
+/* A status n containers deep (the status itself the first). */
+static json_t *deep_status(size_t n) {
+  json_t *v = json_array();
+  for (size_t i = 2; i < n; i++) {
+    json_t *outer = json_array();
+    json_array_append_new(outer, v);
+    v = outer;
+  }
+  return json_pack("{s:s, s:o}", "State", "running", "Deep", v);
+}
+
+/* A node's status report sits one container higher in its raft entry
+ * (ops, the op) than its task's Status in a snapshot (objects, kind, the
+ * task): a status nested one level short of what CBOR takes still goes
+ * through raft, and then no snapshot can hold its task while it lives.
+ * store_field_fits draws the line where snapshots do; what it passes
+ * snapshots and restores. */
+TEST(store_task_status_deeper_than_a_snapshot_holds) {
+  struct store *s = store_new();
+  store_set_status_rule(s, task_status_rule);
+  sh_err err = {0};
+  /* A manager that reads CBOR entries and snapshots, as shoald's do. */
+  CHECK_INT_EQ(
+      put1(s, STORE_NODE,
+           json_pack("{s:s, s:{s:s, s:i}, s:{s:b}}", "ID", "m1", "Description",
+                     "Hostname", "m1", STORE_ENTRIES_KEY, STORE_ENTRIES,
+                     "ManagerStatus", "Leader", 1),
+           STORE_MUST_CREATE, 1, &err),
+      0);
+  CHECK(store_managers_read(s, STORE_ENTRIES_SNAPSHOT_CBOR));
+  CHECK_INT_EQ(put1(s, STORE_TASK, placed("t1", "n1", "assigned"),
+                    STORE_MUST_CREATE, 2, &err),
+               0);
+  cleanup_json json_t *fits = deep_status(JCBOR_MAX_DEPTH - 4);
+  cleanup_json json_t *deep = deep_status(JCBOR_MAX_DEPTH - 3);
+  CHECK(store_field_fits(fits));
+  CHECK(!store_field_fits(deep));
+  CHECK(store_field_fits(json_array_get(json_object_get(fits, "Deep"), 0)));
+  cleanup_json json_t *scalar = json_string("x");
+  CHECK(store_field_fits(scalar));
+
+  /* The one refused encodes as an entry and applies... */
+  struct store_tx *tx = store_tx_new();
+  store_tx_task_status(tx, "t1", "n1", json_incref(deep));
+  cleanup_json json_t *doc = store_tx_doc(tx, T0);
+  store_tx_free(tx);
+  size_t len = 0;
+  cleanup_free char *entry = store_entry_encode(s, doc, &len);
+  CHECK(entry && jcbor_is_map(entry, len));
+  struct store *d = store_new();
+  store_set_status_rule(d, task_status_rule);
+  size_t n = 0;
+  cleanup_free char *snap = store_snapshot(s, &n);
+  CHECK(snap != NULL);
+  CHECK_INT_EQ(store_restore(d, snap, n, &err), 0);
+  CHECK_INT_EQ(store_apply(d, entry, len, 3, &err), 0);
+  CHECK(json_equal(jx_get(store_get(d, STORE_TASK, "t1"), "Status.Deep"),
+                   json_object_get(deep, "Deep")));
+  /* ...and then no snapshot can be taken. */
+  CHECK(store_snapshot(d, &n) == NULL);
+  store_free(d);
+
+  /* The deepest it passes: snapshotted and restored as it was. */
+  tx = store_tx_new();
+  store_tx_task_status(tx, "t1", "n1", json_incref(fits));
+  CHECK_INT_EQ(apply_tx(s, tx, 3, T0, &err), 0);
+  free(snap);
+  snap = store_snapshot(s, &n);
+  CHECK(snap && jcbor_is_map(snap, n));
+  struct store *r = store_new();
+  CHECK_INT_EQ(store_restore(r, snap, n, &err), 0);
+  CHECK(json_equal(jx_get(store_get(r, STORE_TASK, "t1"), "Status.Deep"),
+                   json_object_get(fits, "Deep")));
+  store_free(r);
+  store_free(s);
+}
+
 /* An update sent as what changed gives the store a put would: two
  * stores, the same random changes, one by put and one by patch. */
 TEST(store_update_as_patch_equals_the_put) {
