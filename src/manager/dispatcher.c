@@ -855,35 +855,25 @@ static bool in_peers(const json_t *t) {
 /* Whether a task change can change a peer set or the mesh table (both
  * are computed over every task): most status steps (accepted,
  * preparing, starting) cannot. */
-static bool task_moves_peers(const json_t *old, const json_t *cur) {
-  if (!in_peers(old) && !in_peers(cur))
+static bool task_moves_peers(const struct store_change *c) {
+  const json_t *old = c->old_obj, *cur = c->new_obj;
+  bool was = in_peers(old), is = in_peers(cur);
+  if (!was && !is)
     return false;
   /* No network, no endpoint: such a task is in no peer set or table. */
   if (json_array_size(json_object_get(old, "NetworksAttachments")) == 0 &&
       json_array_size(json_object_get(cur, "NetworksAttachments")) == 0)
     return false;
-  if (!in_peers(old) || !in_peers(cur))
+  if (was != is)
     return true;
-  return !same_at(old, cur, "NodeID") ||
-         !same_at(old, cur, "NetworksAttachments") ||
-         !same_at(old, cur, "ServiceID") || !same_at(old, cur, "Name") ||
-         !same_at(old, cur, "DesiredState") ||
+  /* A status report's version keeps every other value (status_only). */
+  bool kept = c->status_only ||
+              (same_at(old, cur, "NodeID") &&
+               same_at(old, cur, "NetworksAttachments") &&
+               same_at(old, cur, "ServiceID") && same_at(old, cur, "Name") &&
+               same_at(old, cur, "DesiredState"));
+  return !kept ||
          (task_state(old) == TS_RUNNING) != (task_state(cur) == TS_RUNNING);
-}
-
-/* task_moves_peers of a change; a status report's (status_only) moves
- * one only as its task enters or leaves the sets or running: the rest of
- * the task is the old version's, the same objects. */
-static bool change_moves_peers(const struct store_change *c) {
-  if (!c->status_only)
-    return task_moves_peers(c->old_obj, c->new_obj);
-  bool was = in_peers(c->old_obj), is = in_peers(c->new_obj);
-  if (!was && !is)
-    return false;
-  if (json_array_size(json_object_get(c->new_obj, "NetworksAttachments")) == 0)
-    return false;
-  return was != is || (task_state(c->old_obj) == TS_RUNNING) !=
-                          (task_state(c->new_obj) == TS_RUNNING);
 }
 
 /* Whether a node change can change a peer set or the mesh table: what
@@ -952,7 +942,7 @@ static void on_store_change(const struct store_change *ch, size_t n,
          node_moves_peers(ch[i].old_obj, ch[i].new_obj)) ||
         (ch[i].kind == STORE_SERVICE &&
          service_moves_peers(ch[i].old_obj, ch[i].new_obj)) ||
-        (ch[i].kind == STORE_TASK && change_moves_peers(&ch[i])))
+        (ch[i].kind == STORE_TASK && task_moves_peers(&ch[i])))
       mark_peers(d);
     if (ch[i].kind == STORE_NODE && ch[i].new_obj) {
       struct session *s = find_session(d, ch[i].id);
